@@ -1,0 +1,112 @@
+//! `chaintrace ingest ...`
+
+use anyhow::anyhow;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::args::{ChainSelectionArg, IngestBitcoinArgs};
+use super::{Cli, CliError, show_progress};
+use crate::ingest::bitcoin::{BlocksDirOptions, ChainSelection, IngestError, Summary, ingest_blocks_dir};
+
+pub(crate) fn bitcoin(cli: &Cli, a: &IngestBitcoinArgs) -> Result<(), CliError> {
+    if a.rpc.is_some() || a.esplora.is_some() {
+        return Err(CliError::user(anyhow!(
+            "--rpc and --esplora ingest are not built yet in this version; use --blocks-dir with Bitcoin Core's blocks directory"
+        )));
+    }
+    let Some(blocks_dir) = a.blocks_dir.clone() else {
+        return Err(CliError::user(anyhow!(
+            "no source given; pass --blocks-dir DIR (Bitcoin Core's blocks directory, e.g. ~/.bitcoin/blocks)"
+        )));
+    };
+    if a.part_blocks == 0 {
+        return Err(CliError::user(anyhow!("--part-blocks must be at least 1")));
+    }
+    if let (Some(f), Some(t)) = (a.from, a.to)
+        && f > t
+    {
+        return Err(CliError::user(anyhow!("--from {f} is above --to {t}")));
+    }
+    if let Some(n) = a.threads {
+        // Ignore the error of a pool already built (the library may be used twice in-process).
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global();
+    }
+    let chain_selection = match (a.no_index, a.chain) {
+        (true, _) | (_, ChainSelectionArg::Headers) => ChainSelection::HeaderLinks,
+        (false, ChainSelectionArg::Index) => ChainSelection::Index,
+        (false, ChainSelectionArg::Auto) => ChainSelection::Auto,
+    };
+    let opts = BlocksDirOptions {
+        blocks_dir,
+        data_dir: a.data.clone(),
+        from: a.from,
+        to: a.to,
+        chain_selection,
+        part_blocks: a.part_blocks,
+    };
+    let pb = if show_progress(cli) {
+        let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        pb.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} blocks ({per_sec}, ETA {eta}) {msg}",
+            )
+            .expect("the template is valid")
+            .progress_chars("=> "),
+        );
+        pb
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut summary = ingest_blocks_dir(&opts, &pb).map_err(classify)?;
+    let error = summary.error.take();
+    print_summary(cli, &summary, error.as_ref());
+    match error {
+        None => Ok(()),
+        Some(e) => Err(CliError::user(e)),
+    }
+}
+
+fn classify(e: IngestError) -> CliError {
+    match e {
+        IngestError::Interrupted => CliError { code: 130, error: e.into() },
+        e => CliError::user(e),
+    }
+}
+
+fn print_summary(cli: &Cli, s: &Summary, error: Option<&IngestError>) {
+    if cli.json {
+        let mut v = serde_json::to_value(s).expect("summaries serialise");
+        v["error"] = error.map(|e| e.to_string()).into();
+        println!("{}", serde_json::to_string_pretty(&v).expect("values serialise"));
+        return;
+    }
+    let w = &s.written;
+    println!(
+        "{}: wrote {} blocks, {} transactions, {} inputs, {} outputs in {} part(s) ({} kept, {} replaced) in {:.1}s",
+        s.dataset.display(),
+        w.blocks,
+        w.txs,
+        w.inputs,
+        w.outputs,
+        s.parts_written,
+        s.parts_kept,
+        s.parts_removed,
+        s.elapsed_secs
+    );
+    match &s.tip {
+        Some(t) => println!(
+            "tip {} {} (chain tip {}, chosen by {}, {} stale block(s) skipped)",
+            t.height, t.hash, s.chain_tip_height, s.chain_selection, s.stale_blocks_skipped
+        ),
+        None => println!("dataset is empty"),
+    }
+    if s.written.blocks > 0 && s.elapsed_secs > 0.0 {
+        eprintln!(
+            "chaintrace: {:.0} tx/s, {:.0} inputs/s, {} unspent outputs ({:.1} bytes each), peak memory {} MiB",
+            w.txs as f64 / s.elapsed_secs,
+            w.inputs as f64 / s.elapsed_secs,
+            s.utxo_outputs,
+            s.utxo_heap_bytes as f64 / s.utxo_outputs.max(1) as f64,
+            s.peak_rss_bytes.unwrap_or(0) / (1 << 20)
+        );
+    }
+}

@@ -1,0 +1,379 @@
+//! Bitcoin ingest: a Bitcoin Core blocks directory into the Parquet dataset.
+//!
+//! Stages: choose the best chain ([`chain`]), read raw blocks in chain order, decode them in
+//! parallel ([`decode`], rayon), then resolve inputs against the UTXO set in chain order
+//! ([`rows`], [`utxo`]) and write height-aligned parts ([`crate::store`]).
+
+pub mod blkfile;
+pub mod chain;
+pub mod decode;
+pub mod error;
+pub mod leveldb;
+pub mod rows;
+pub mod script;
+pub mod utxo;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use indicatif::ProgressBar;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use self::blkfile::BlocksDir;
+use self::chain::{BestChain, ChainBlock};
+use self::decode::{DecodedBlock, decode_block};
+pub use self::error::IngestError;
+use self::rows::{Counts, Rows};
+use self::utxo::UtxoSet;
+use crate::store::manifest::{Manifest, Part, PartFile, Source};
+use crate::store::{StoreError, schema, sink};
+use crate::types::Network;
+
+/// How to find the best chain in a blocks directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ChainSelection {
+    /// The block index if `blocks/index` exists, header links otherwise.
+    #[default]
+    Auto,
+    /// Bitcoin Core's LevelDB block index.
+    Index,
+    /// Scan every record and link headers by previous hash (most work wins).
+    HeaderLinks,
+}
+
+/// Options of a blocks-directory ingest.
+#[derive(Clone, Debug)]
+pub struct BlocksDirOptions {
+    pub blocks_dir: PathBuf,
+    pub data_dir: PathBuf,
+    /// Re-ingest from this height (rounded down to its part's start), replacing what exists.
+    pub from: Option<u32>,
+    /// Stop at this height.
+    pub to: Option<u32>,
+    pub chain_selection: ChainSelection,
+    /// Blocks per part for a new dataset (an existing dataset keeps its own).
+    pub part_blocks: u32,
+}
+
+/// Default blocks per part.
+pub const DEFAULT_PART_BLOCKS: u32 = 1000;
+
+/// What an ingest did.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub network: Network,
+    pub dataset: PathBuf,
+    pub chain_selection: &'static str,
+    pub chain_tip_height: u32,
+    pub stale_blocks_skipped: usize,
+    pub tip: Option<crate::store::manifest::Tip>,
+    pub written: Counts,
+    pub parts_written: usize,
+    pub parts_kept: usize,
+    pub parts_removed: usize,
+    pub blocks_replayed: u64,
+    pub elapsed_secs: f64,
+    pub utxo_outputs: u64,
+    pub utxo_heap_bytes: u64,
+    pub peak_rss_bytes: Option<u64>,
+    /// An input problem found after the complete blocks before it were ingested.
+    #[serde(serialize_with = "ser_err")]
+    pub error: Option<IngestError>,
+}
+
+fn ser_err<S: serde::Serializer>(e: &Option<IngestError>, s: S) -> Result<S::Ok, S::Error> {
+    match e {
+        Some(e) => s.serialize_some(&e.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+impl serde::Serialize for Counts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Counts", 4)?;
+        st.serialize_field("blocks", &self.blocks)?;
+        st.serialize_field("transactions", &self.txs)?;
+        st.serialize_field("inputs", &self.inputs)?;
+        st.serialize_field("outputs", &self.outputs)?;
+        st.end()
+    }
+}
+
+/// Peak resident memory of this process (Linux `VmHWM`), in bytes.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Test hook: abort the process at a named point of the `n`-th part commit, to prove that
+/// a kill at that point loses nothing. `CHAINTRACE_CRASH_AT=after-stage:2` etc.
+fn crash_point(point: &str, part_no: usize) {
+    if let Ok(spec) = std::env::var("CHAINTRACE_CRASH_AT")
+        && let Some((p, n)) = spec.split_once(':')
+        && p == point
+        && n.parse() == Ok(part_no)
+    {
+        std::process::abort();
+    }
+}
+
+/// Chooses the best chain of an opened blocks directory.
+///
+/// # Errors
+/// See [`chain::from_index`] and [`chain::from_scan`].
+pub fn select_chain(
+    dir: &BlocksDir,
+    how: ChainSelection,
+    pb: &ProgressBar,
+) -> Result<(BestChain, &'static str), IngestError> {
+    let index_dir = dir.dir.join("index");
+    let use_index = match how {
+        ChainSelection::Auto => chain::index_present(&index_dir),
+        ChainSelection::Index => true,
+        ChainSelection::HeaderLinks => false,
+    };
+    if use_index {
+        pb.set_message("reading block index");
+        Ok((chain::from_index(dir, &index_dir)?, "block-index"))
+    } else {
+        pb.set_length(dir.files.len() as u64);
+        pb.set_message("scanning blk files for headers");
+        let c = chain::from_scan(dir, |n| pb.set_position(n as u64))?;
+        Ok((c, "header-links"))
+    }
+}
+
+/// Ingests a Bitcoin Core blocks directory into `data_dir/<network>/`.
+///
+/// Parts already in the dataset whose blocks are still on the best chain are kept; the
+/// rest up to the tip (or `to`) is written. Every block from genesis is still read to
+/// rebuild the UTXO set, because input resolution needs it.
+///
+/// # Errors
+/// Fatal problems (unreadable directory, damaged dataset, unwritable output). Problems of
+/// the input found after a complete prefix of the chain was ingested are returned in
+/// [`Summary::error`] instead, with that prefix written.
+pub fn ingest_blocks_dir(opts: &BlocksDirOptions, pb: &ProgressBar) -> Result<Summary, IngestError> {
+    let started = Instant::now();
+    let dir = BlocksDir::open(&opts.blocks_dir)?;
+    let network = dir.network;
+    let chain_dir = opts.data_dir.join(network.as_str());
+    let (best, selection) = select_chain(&dir, opts.chain_selection, pb)?;
+    let chain: &[ChainBlock] = &best.blocks;
+    let chain_tip = chain.last().expect("a chain holds at least genesis").height;
+
+    let source = Source {
+        kind: "blocks-dir".into(),
+        location: opts.blocks_dir.display().to_string(),
+        chain_selection: Some(selection.into()),
+    };
+    let mut manifest = match Manifest::load(&chain_dir)? {
+        Some(m) => {
+            if m.chain != "bitcoin" || m.network != network.as_str() {
+                return Err(IngestError::NetworkMismatch {
+                    dir: chain_dir,
+                    found: format!("{}/{}", m.chain, m.network),
+                    expected: network,
+                });
+            }
+            m
+        }
+        None => Manifest::new("bitcoin", network.as_str(), source.clone(), opts.part_blocks.max(1)),
+    };
+    manifest.source = source;
+    if manifest.parts.is_empty() {
+        manifest.part_blocks = opts.part_blocks.max(1);
+    }
+    let part_blocks = manifest.part_blocks;
+
+    // Leftovers of a killed run go; what the manifest lists must be intact.
+    for table in schema::BITCOIN_TABLES {
+        sink::clean_dir(&chain_dir.join(table), &|name| manifest.lists(table, name))?;
+    }
+    for p in &manifest.parts {
+        for (table, f) in &p.files {
+            let path = chain_dir.join(table).join(&f.file);
+            let ok = std::fs::metadata(&path).map(|m| m.len() == f.bytes).unwrap_or(false);
+            if !ok {
+                return Err(StoreError::PartDamaged { path, dir: chain_dir.clone() }.into());
+            }
+        }
+    }
+
+    let hash_at = |h: u32| chain.get(h as usize).map(|b| b.hash.to_string());
+    let on_chain = |p: &Part| hash_at(p.from).as_ref() == Some(&p.first_hash) && hash_at(p.to).as_ref() == Some(&p.last_hash);
+
+    // The height-aligned grid of parts up to the tip.
+    let last = opts.to.map_or(chain_tip, |t| t.min(chain_tip));
+    let grid: Vec<(u32, u32)> = (0..=last / part_blocks)
+        .map(|k| (k * part_blocks, ((k + 1) * part_blocks - 1).min(last)))
+        .collect();
+    let forced = |f: u32, t: u32| match (opts.from, opts.to) {
+        (None, None) => false,
+        (from, to) => t >= from.unwrap_or(0) && f <= to.unwrap_or(u32::MAX),
+    };
+    let to_write: Vec<(u32, u32)> = grid
+        .iter()
+        .copied()
+        .filter(|&(f, t)| forced(f, t) || !manifest.parts.iter().any(|p| p.from == f && p.to == t && on_chain(p)))
+        .collect();
+    let overlaps = |p: &Part| to_write.iter().any(|&(f, t)| p.from <= t && f <= p.to);
+    let (removed, kept): (Vec<Part>, Vec<Part>) =
+        manifest.parts.drain(..).partition(|p| !on_chain(p) || overlaps(p));
+    manifest.parts = kept;
+    let parts_kept = manifest.parts.len();
+    if !removed.is_empty() {
+        manifest.save(&chain_dir)?;
+        for p in &removed {
+            for (table, f) in &p.files {
+                let path = chain_dir.join(table).join(&f.file);
+                std::fs::remove_file(&path).map_err(|source| StoreError::Io { path, source })?;
+            }
+        }
+    }
+
+    let mut summary = Summary {
+        network,
+        dataset: chain_dir.clone(),
+        chain_selection: selection,
+        chain_tip_height: chain_tip,
+        stale_blocks_skipped: best.stale,
+        tip: None,
+        written: Counts::default(),
+        parts_written: 0,
+        parts_kept,
+        parts_removed: removed.len(),
+        blocks_replayed: 0,
+        elapsed_secs: 0.0,
+        utxo_outputs: 0,
+        utxo_heap_bytes: 0,
+        peak_rss_bytes: None,
+        error: best.deferred,
+    };
+
+    if let Some(&(_, end)) = to_write.last() {
+        let todo = &chain[..=end as usize];
+        pb.set_length(todo.len() as u64);
+        pb.set_position(0);
+        pb.reset_eta();
+        let mut utxo = UtxoSet::new();
+        let mut rows = Rows::new(network);
+        let mut next_part = 0usize;
+        let mut tx_total = 0u64;
+        let mut failure: Option<IngestError> = None;
+        std::thread::scope(|s| -> Result<(), IngestError> {
+            let (send, recv) = mpsc::sync_channel::<Result<Vec<DecodedBlock>, IngestError>>(2);
+            let dir = &dir;
+            s.spawn(move || {
+                for chunk in todo.chunks(64) {
+                    let decoded = read_and_decode(dir, chunk, network);
+                    let failed = decoded.is_err();
+                    if send.send(decoded).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            for chunk in recv {
+                let blocks = match chunk {
+                    Ok(b) => b,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                };
+                for block in &blocks {
+                    let part = to_write.get(next_part).copied();
+                    let writing = part.is_some_and(|(f, t)| block.height >= f && block.height <= t);
+                    let c = Rows::apply(block, &mut utxo, writing.then_some(&mut rows))?;
+                    tx_total += c.txs;
+                    if !writing {
+                        summary.blocks_replayed += 1;
+                    }
+                    if let Some((f, t)) = part
+                        && block.height == t
+                    {
+                        next_part += 1;
+                        summary.written += rows.counts;
+                        write_part(&chain_dir, &mut manifest, &mut rows, chain, f, t, next_part)?;
+                        summary.parts_written += 1;
+                    }
+                    pb.inc(1);
+                }
+                let secs = started.elapsed().as_secs_f64().max(1e-9);
+                pb.set_message(format!("{tx_total} tx ({:.0} tx/s), {} unspent", tx_total as f64 / secs, utxo.len()));
+            }
+            Ok(())
+        })?;
+        summary.utxo_outputs = utxo.len();
+        summary.utxo_heap_bytes = utxo.heap_bytes();
+        if let Some(e) = failure {
+            // A corrupt block: what came before it is written; report the block.
+            summary.error = Some(e);
+        }
+    }
+    summary.tip = manifest.tip.clone();
+    summary.elapsed_secs = started.elapsed().as_secs_f64();
+    summary.peak_rss_bytes = peak_rss_bytes();
+    pb.finish_and_clear();
+    Ok(summary)
+}
+
+fn read_and_decode(dir: &BlocksDir, chunk: &[ChainBlock], network: Network) -> Result<Vec<DecodedBlock>, IngestError> {
+    let raws: Vec<Vec<u8>> = chunk.iter().map(|b| dir.read_block(b.pos)).collect::<Result<_, _>>()?;
+    chunk
+        .par_iter()
+        .zip(raws.par_iter())
+        .map(|(b, raw)| {
+            decode_block(raw, b.height, Some(b.hash), network).map_err(|p| IngestError::CorruptBlock {
+                hash: b.hash.to_string(),
+                height: b.height,
+                path: dir.display_path(b.pos.file),
+                offset: b.pos.data_pos - 8,
+                what: p.to_string(),
+            })
+        })
+        .collect()
+}
+
+fn write_part(
+    chain_dir: &Path,
+    manifest: &mut Manifest,
+    rows: &mut Rows,
+    chain: &[ChainBlock],
+    from: u32,
+    to: u32,
+    part_no: usize,
+) -> Result<(), IngestError> {
+    let batches = rows.finish()?;
+    let name = sink::part_name(from, to);
+    let mut staged = Vec::with_capacity(4);
+    for (table, batch) in schema::BITCOIN_TABLES.iter().zip(batches.iter()) {
+        staged.push(sink::stage(&chain_dir.join(table).join(&name), batch)?);
+    }
+    crash_point("after-stage", part_no);
+    sink::commit(&staged)?;
+    crash_point("after-commit", part_no);
+    let files: BTreeMap<String, PartFile> = schema::BITCOIN_TABLES
+        .iter()
+        .zip(staged)
+        .map(|(t, s)| {
+            (t.to_string(), PartFile { file: name.clone(), rows: s.rows, bytes: s.bytes, sha256: s.sha256 })
+        })
+        .collect();
+    manifest.parts.push(Part {
+        from,
+        to,
+        first_hash: chain[from as usize].hash.to_string(),
+        last_hash: chain[to as usize].hash.to_string(),
+        files,
+    });
+    manifest.save(chain_dir)?;
+    crash_point("after-manifest", part_no);
+    Ok(())
+}

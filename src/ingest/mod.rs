@@ -1,0 +1,3 @@
+//! Public chain data into the Parquet dataset.
+
+pub mod bitcoin;

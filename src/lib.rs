@@ -1,0 +1,12 @@
+//! chaintrace: follow cryptocurrency through public blockchains.
+//!
+//! The pipeline (see `DESIGN.md`): **ingest** public chain data into a partitioned Parquet
+//! dataset ([`ingest`], [`store`]), then cluster, trace and report on it. The command line
+//! lives in [`cli`]; everything it does is available as a library.
+
+#![warn(missing_debug_implementations)]
+
+pub mod cli;
+pub mod ingest;
+pub mod store;
+pub mod types;

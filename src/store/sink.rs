@@ -1,0 +1,133 @@
+//! Writing Parquet part files atomically.
+//!
+//! A part is written to a hidden temporary name in the same directory (`.part-….tmp`, which
+//! `*.parquet` globs and Spark ignore), synced, and only renamed to its final name by
+//! [`commit`] once every table of the part is complete. The manifest is updated after the
+//! renames, so a part file not listed in the manifest is a leftover of a killed run and is
+//! deleted by [`clean_dir`].
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use arrow_array::RecordBatch;
+use bitcoin::hashes::{Hash, sha256};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use super::StoreError;
+
+/// A written, not yet committed, part file.
+#[derive(Debug)]
+pub struct Staged {
+    pub tmp: PathBuf,
+    pub path: PathBuf,
+    pub rows: u64,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// The file name of the part covering heights `from..=to`.
+pub fn part_name(from: u32, to: u32) -> String {
+    format!("part-{from:010}-{to:010}.parquet")
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io { path: path.to_path_buf(), source }
+}
+
+/// Writes `batch` to a temporary file beside `path` and returns it staged.
+///
+/// # Errors
+/// I/O or Parquet encoding errors, naming the file.
+pub fn stage(path: &Path, batch: &RecordBatch) -> Result<Staged, StoreError> {
+    let dir = path.parent().expect("part paths have a directory");
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let name = path.file_name().expect("part paths have a name").to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let props = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_created_by(format!("chaintrace {}", env!("CARGO_PKG_VERSION")))
+        .build();
+    let mut buf = Vec::new();
+    let pq = |source| StoreError::Parquet { path: path.to_path_buf(), source };
+    let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).map_err(pq)?;
+    w.write(batch).map_err(pq)?;
+    w.close().map_err(pq)?;
+    let mut f = File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(&buf).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    Ok(Staged {
+        tmp,
+        path: path.to_path_buf(),
+        rows: batch.num_rows() as u64,
+        bytes: buf.len() as u64,
+        sha256: sha256::Hash::hash(&buf).to_string(),
+    })
+}
+
+/// Renames staged files to their final names and syncs their directories.
+///
+/// # Errors
+/// I/O errors, naming the file.
+pub fn commit(staged: &[Staged]) -> Result<(), StoreError> {
+    for s in staged {
+        std::fs::rename(&s.tmp, &s.path).map_err(io(&s.path))?;
+    }
+    for s in staged {
+        let dir = s.path.parent().expect("part paths have a directory");
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, sync, rename).
+///
+/// # Errors
+/// I/O errors, naming the file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = path.parent().expect("paths have a directory");
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let name = path.file_name().expect("paths have a name").to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = File::create(&tmp).map_err(io(&tmp))?;
+    f.write_all(bytes).map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    Ok(())
+}
+
+/// Removes temporary files and part files that `keep` does not list from `dir`.
+///
+/// # Errors
+/// I/O errors, naming the file.
+pub fn clean_dir(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(io(dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stray_tmp = name.starts_with('.') && name.ends_with(".tmp");
+        let stray_part = name.starts_with("part-") && name.ends_with(".parquet") && !keep(&name);
+        if stray_tmp || stray_part {
+            std::fs::remove_file(entry.path()).map_err(io(&entry.path()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// The sha256 of a file, hex.
+///
+/// # Errors
+/// I/O errors, naming the file.
+pub fn sha256_file(path: &Path) -> Result<String, StoreError> {
+    let bytes = std::fs::read(path).map_err(io(path))?;
+    Ok(sha256::Hash::hash(&bytes).to_string())
+}
