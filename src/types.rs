@@ -81,7 +81,11 @@ impl Network {
 
     /// Block subsidy halving interval (regtest halves every 150 blocks).
     pub fn halving_interval(self) -> u32 {
-        if self == Network::Regtest { 150 } else { 210_000 }
+        if self == Network::Regtest {
+            150
+        } else {
+            210_000
+        }
     }
 }
 

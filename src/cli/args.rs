@@ -10,7 +10,12 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// addresses into entities, traces funds from flagged wallets under named taint models and
 /// writes flow charts and reproducible evidence reports. Amounts are integer satoshi/wei.
 #[derive(Debug, Parser)]
-#[command(name = "chaintrace", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "chaintrace",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     /// Print results as JSON on stdout (progress and messages stay on stderr).
     #[arg(long, global = true)]
@@ -116,7 +121,12 @@ pub struct IngestBitcoinArgs {
     pub blocks_dir: Option<PathBuf>,
 
     /// Bitcoin Core JSON-RPC URL. [not built yet]
-    #[arg(long, value_name = "URL", help_heading = "Source", conflicts_with = "blocks_dir")]
+    #[arg(
+        long,
+        value_name = "URL",
+        help_heading = "Source",
+        conflicts_with = "blocks_dir"
+    )]
     pub rpc: Option<String>,
 
     /// Esplora REST base URL. [not built yet]
@@ -132,7 +142,12 @@ pub struct IngestBitcoinArgs {
     pub no_index: bool,
 
     /// Dataset directory; data goes to DATA/<network>/.
-    #[arg(long, value_name = "DIR", default_value = "data", help_heading = "Dataset")]
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "data",
+        help_heading = "Dataset"
+    )]
     pub data: PathBuf,
 
     /// Re-ingest from this height, replacing the parts it touches (rounded down to a part start).
@@ -165,27 +180,59 @@ mod tests {
     #[test]
     fn ingest_bitcoin_flags_parse() {
         let cli = Cli::try_parse_from([
-            "chaintrace", "ingest", "bitcoin", "--blocks-dir", "b", "--data", "d", "--from", "5", "--to", "9",
-            "--part-blocks", "10", "--no-index", "--json",
+            "chaintrace",
+            "ingest",
+            "bitcoin",
+            "--blocks-dir",
+            "b",
+            "--data",
+            "d",
+            "--from",
+            "5",
+            "--to",
+            "9",
+            "--part-blocks",
+            "10",
+            "--no-index",
+            "--json",
         ])
         .unwrap();
         assert!(cli.json);
-        let Command::Ingest(IngestCommand::Bitcoin(a)) = cli.command else { panic!("wrong command") };
+        let Command::Ingest(IngestCommand::Bitcoin(a)) = cli.command else {
+            panic!("wrong command")
+        };
         assert_eq!(a.blocks_dir.as_deref(), Some(std::path::Path::new("b")));
-        assert_eq!((a.from, a.to, a.part_blocks, a.no_index), (Some(5), Some(9), 10, true));
+        assert_eq!(
+            (a.from, a.to, a.part_blocks, a.no_index),
+            (Some(5), Some(9), 10, true)
+        );
         assert_eq!(a.chain, ChainSelectionArg::Auto);
     }
 
     #[test]
     fn data_defaults_to_data() {
-        let cli = Cli::try_parse_from(["chaintrace", "ingest", "bitcoin", "--blocks-dir", "b"]).unwrap();
-        let Command::Ingest(IngestCommand::Bitcoin(a)) = cli.command else { panic!("wrong command") };
+        let cli =
+            Cli::try_parse_from(["chaintrace", "ingest", "bitcoin", "--blocks-dir", "b"]).unwrap();
+        let Command::Ingest(IngestCommand::Bitcoin(a)) = cli.command else {
+            panic!("wrong command")
+        };
         assert_eq!(a.data, PathBuf::from("data"));
         assert_eq!(a.part_blocks, crate::ingest::bitcoin::DEFAULT_PART_BLOCKS);
     }
 
     #[test]
     fn rpc_and_blocks_dir_conflict() {
-        assert!(Cli::try_parse_from(["chaintrace", "ingest", "bitcoin", "--blocks-dir", "b", "--rpc", "http://x"]).is_err());
+        assert!(
+            Cli::try_parse_from([
+                "chaintrace",
+                "ingest",
+                "bitcoin",
+                "--blocks-dir",
+                "b",
+                "--rpc",
+                "http://x"
+            ])
+            .is_err()
+        );
     }
 }

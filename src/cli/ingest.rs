@@ -5,7 +5,9 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::args::{ChainSelectionArg, IngestBitcoinArgs};
 use super::{Cli, CliError, show_progress};
-use crate::ingest::bitcoin::{BlocksDirOptions, ChainSelection, IngestError, Summary, ingest_blocks_dir};
+use crate::ingest::bitcoin::{
+    BlocksDirOptions, ChainSelection, IngestError, Summary, ingest_blocks_dir,
+};
 
 pub(crate) fn bitcoin(cli: &Cli, a: &IngestBitcoinArgs) -> Result<(), CliError> {
     if a.rpc.is_some() || a.esplora.is_some() {
@@ -28,7 +30,9 @@ pub(crate) fn bitcoin(cli: &Cli, a: &IngestBitcoinArgs) -> Result<(), CliError> 
     }
     if let Some(n) = a.threads {
         // Ignore the error of a pool already built (the library may be used twice in-process).
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global();
     }
     let chain_selection = match (a.no_index, a.chain) {
         (true, _) | (_, ChainSelectionArg::Headers) => ChainSelection::HeaderLinks,
@@ -67,7 +71,10 @@ pub(crate) fn bitcoin(cli: &Cli, a: &IngestBitcoinArgs) -> Result<(), CliError> 
 
 fn classify(e: IngestError) -> CliError {
     match e {
-        IngestError::Interrupted => CliError { code: 130, error: e.into() },
+        IngestError::Interrupted => CliError {
+            code: 130,
+            error: e.into(),
+        },
         e => CliError::user(e),
     }
 }
@@ -76,7 +83,10 @@ fn print_summary(cli: &Cli, s: &Summary, error: Option<&IngestError>) {
     if cli.json {
         let mut v = serde_json::to_value(s).expect("summaries serialise");
         v["error"] = error.map(|e| e.to_string()).into();
-        println!("{}", serde_json::to_string_pretty(&v).expect("values serialise"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).expect("values serialise")
+        );
         return;
     }
     let w = &s.written;

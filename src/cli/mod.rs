@@ -21,7 +21,10 @@ pub struct CliError {
 impl CliError {
     /// A user error (exit 1).
     pub fn user(error: impl Into<anyhow::Error>) -> CliError {
-        CliError { code: 1, error: error.into() }
+        CliError {
+            code: 1,
+            error: error.into(),
+        }
     }
 }
 
@@ -33,7 +36,8 @@ pub fn main() -> ExitCode {
         Err(e) => {
             // A closed stdout (`chaintrace ... | head`) is not an error.
             if e.error.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
             }) {
                 return ExitCode::SUCCESS;
             }

@@ -114,9 +114,16 @@ impl Manifest {
             Err(source) => return Err(StoreError::Io { path, source }),
         };
         let m: Manifest =
-            serde_json::from_slice(&bytes).map_err(|source| StoreError::ManifestParse { path: path.clone(), source })?;
+            serde_json::from_slice(&bytes).map_err(|source| StoreError::ManifestParse {
+                path: path.clone(),
+                source,
+            })?;
         if m.format_version != FORMAT_VERSION {
-            return Err(StoreError::ManifestFormat { path, found: m.format_version, expected: FORMAT_VERSION });
+            return Err(StoreError::ManifestFormat {
+                path,
+                found: m.format_version,
+                expected: FORMAT_VERSION,
+            });
         }
         Ok(Some(m))
     }
@@ -134,7 +141,10 @@ impl Manifest {
                 _ => self.ranges.push([p.from, p.to]),
             }
         }
-        self.tip = self.parts.last().map(|p| Tip { height: p.to, hash: p.last_hash.clone() });
+        self.tip = self.parts.last().map(|p| Tip {
+            height: p.to,
+            hash: p.last_hash.clone(),
+        });
         let mut bytes = serde_json::to_vec_pretty(self).expect("manifests always serialise");
         bytes.push(b'\n');
         sink::write_atomic(&Self::path(chain_dir), &bytes)
@@ -142,6 +152,8 @@ impl Manifest {
 
     /// Whether `file` (a part file name) is listed for `table`.
     pub fn lists(&self, table: &str, file: &str) -> bool {
-        self.parts.iter().any(|p| p.files.get(table).is_some_and(|f| f.file == file))
+        self.parts
+            .iter()
+            .any(|p| p.files.get(table).is_some_and(|f| f.file == file))
     }
 }

@@ -39,7 +39,13 @@ pub enum StoreError {
     #[error(
         "{path} has dataset format {found}, this chaintrace writes format {expected}; ingest into a new --data directory"
     )]
-    ManifestFormat { path: PathBuf, found: u32, expected: u32 },
-    #[error("{path} is listed in the manifest but missing or changed; the dataset was modified by hand. Remove the {dir} directory and ingest again")]
+    ManifestFormat {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
+    #[error(
+        "{path} is listed in the manifest but missing or changed; the dataset was modified by hand. Remove the {dir} directory and ingest again"
+    )]
     PartDamaged { path: PathBuf, dir: PathBuf },
 }

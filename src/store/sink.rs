@@ -34,7 +34,10 @@ pub fn part_name(from: u32, to: u32) -> String {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io { path: path.to_path_buf(), source }
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Writes `batch` to a temporary file beside `path` and returns it staged.
@@ -44,14 +47,20 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 pub fn stage(path: &Path, batch: &RecordBatch) -> Result<Staged, StoreError> {
     let dir = path.parent().expect("part paths have a directory");
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let name = path.file_name().expect("part paths have a name").to_string_lossy();
+    let name = path
+        .file_name()
+        .expect("part paths have a name")
+        .to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp"));
     let props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_created_by(format!("chaintrace {}", env!("CARGO_PKG_VERSION")))
         .build();
     let mut buf = Vec::new();
-    let pq = |source| StoreError::Parquet { path: path.to_path_buf(), source };
+    let pq = |source| StoreError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).map_err(pq)?;
     w.write(batch).map_err(pq)?;
     w.close().map_err(pq)?;
@@ -77,7 +86,9 @@ pub fn commit(staged: &[Staged]) -> Result<(), StoreError> {
     }
     for s in staged {
         let dir = s.path.parent().expect("part paths have a directory");
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))?;
     }
     Ok(())
 }
@@ -89,13 +100,18 @@ pub fn commit(staged: &[Staged]) -> Result<(), StoreError> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let dir = path.parent().expect("paths have a directory");
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let name = path.file_name().expect("paths have a name").to_string_lossy();
+    let name = path
+        .file_name()
+        .expect("paths have a name")
+        .to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp"));
     let mut f = File::create(&tmp).map_err(io(&tmp))?;
     f.write_all(bytes).map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io(dir))?;
     Ok(())
 }
 

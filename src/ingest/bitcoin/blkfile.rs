@@ -62,7 +62,10 @@ impl BlocksDir {
         let key = match std::fs::read(dir.join("xor.dat")) {
             Ok(k) if k.len() == 8 => k.try_into().expect("length checked"),
             Ok(k) => {
-                return Err(IngestError::BadXorKey { path: dir.join("xor.dat"), len: k.len() });
+                return Err(IngestError::BadXorKey {
+                    path: dir.join("xor.dat"),
+                    len: k.len(),
+                });
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => [0u8; 8],
             Err(e) => return Err(io(&dir.join("xor.dat"))(e)),
@@ -82,7 +85,9 @@ impl BlocksDir {
         }
         files.sort();
         let Some((_, first)) = files.first() else {
-            return Err(IngestError::NoBlkFiles { dir: dir.to_path_buf() });
+            return Err(IngestError::NoBlkFiles {
+                dir: dir.to_path_buf(),
+            });
         };
         let mut head = [0u8; 4];
         File::open(first)
@@ -94,7 +99,12 @@ impl BlocksDir {
             offset: 0,
             found: head,
         })?;
-        Ok(BlocksDir { dir: dir.to_path_buf(), key, network, files })
+        Ok(BlocksDir {
+            dir: dir.to_path_buf(),
+            key,
+            network,
+            files,
+        })
     }
 
     fn path_of(&self, file: u32) -> Result<&Path, IngestError> {
@@ -102,7 +112,10 @@ impl BlocksDir {
             .iter()
             .find(|(n, _)| *n == file)
             .map(|(_, p)| p.as_path())
-            .ok_or_else(|| IngestError::MissingBlkFile { dir: self.dir.clone(), file })
+            .ok_or_else(|| IngestError::MissingBlkFile {
+                dir: self.dir.clone(),
+                file,
+            })
     }
 
     /// Path of a file, for messages.
@@ -118,16 +131,25 @@ impl BlocksDir {
     /// The file is missing or shorter than the record, or the record's magic is wrong.
     pub fn read_block(&self, pos: BlockPos) -> Result<Vec<u8>, IngestError> {
         let path = self.path_of(pos.file)?;
-        let f = File::open(path).map_err(|source| IngestError::Io { path: path.to_path_buf(), source })?;
+        let f = File::open(path).map_err(|source| IngestError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let file_len = f
             .metadata()
-            .map_err(|source| IngestError::Io { path: path.to_path_buf(), source })?
+            .map_err(|source| IngestError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?
             .len();
-        let header_at = pos.data_pos.checked_sub(8).ok_or_else(|| IngestError::Corrupt {
-            path: path.to_path_buf(),
-            offset: pos.data_pos,
-            what: "block position is inside the file header".into(),
-        })?;
+        let header_at = pos
+            .data_pos
+            .checked_sub(8)
+            .ok_or_else(|| IngestError::Corrupt {
+                path: path.to_path_buf(),
+                offset: pos.data_pos,
+                what: "block position is inside the file header".into(),
+            })?;
         let mut hdr = [0u8; 8];
         read_exact_at(&f, path, &mut hdr, header_at, file_len)?;
         xor(&mut hdr, &self.key, header_at);
@@ -154,7 +176,10 @@ impl BlocksDir {
     /// [`Scan::stopped_by`], with the complete records before them.
     pub fn scan(&self, file: u32) -> Result<Scan, IngestError> {
         let path = self.path_of(file)?;
-        let mut bytes = std::fs::read(path).map_err(|source| IngestError::Io { path: path.to_path_buf(), source })?;
+        let mut bytes = std::fs::read(path).map_err(|source| IngestError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let len = bytes.len();
         let mut records = Vec::new();
         let mut pos = 0usize;
@@ -188,7 +213,11 @@ impl BlocksDir {
                     None => IngestError::Corrupt {
                         path: path.to_path_buf(),
                         offset: pos as u64,
-                        what: format!("expected network magic {}, found {}", hex4(self.network.magic()), hex4(magic)),
+                        what: format!(
+                            "expected network magic {}, found {}",
+                            hex4(self.network.magic()),
+                            hex4(magic)
+                        ),
                     },
                 });
             }
@@ -211,22 +240,45 @@ impl BlocksDir {
             let mut header = [0u8; 80];
             header.copy_from_slice(&bytes[data..data + 80]);
             xor(&mut header, &self.key, data as u64);
-            records.push(Record { pos: BlockPos { file, data_pos: data as u64 }, size, header });
+            records.push(Record {
+                pos: BlockPos {
+                    file,
+                    data_pos: data as u64,
+                },
+                size,
+                header,
+            });
             pos = data + size as usize;
         };
-        Ok(Scan { records, stopped_by })
+        Ok(Scan {
+            records,
+            stopped_by,
+        })
     }
 }
 
-fn read_exact_at(f: &File, path: &Path, buf: &mut [u8], at: u64, file_len: u64) -> Result<(), IngestError> {
+fn read_exact_at(
+    f: &File,
+    path: &Path,
+    buf: &mut [u8],
+    at: u64,
+    file_len: u64,
+) -> Result<(), IngestError> {
     if at + buf.len() as u64 > file_len {
         return Err(IngestError::Truncated {
             path: path.to_path_buf(),
             offset: at,
-            what: format!("needs {} bytes, file has {}", buf.len(), file_len.saturating_sub(at)),
+            what: format!(
+                "needs {} bytes, file has {}",
+                buf.len(),
+                file_len.saturating_sub(at)
+            ),
         });
     }
-    f.read_exact_at(buf, at).map_err(|source| IngestError::Io { path: path.to_path_buf(), source })
+    f.read_exact_at(buf, at).map_err(|source| IngestError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// XORs `buf`, which starts at `offset` in its file, with the obfuscation key.

@@ -12,11 +12,11 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use bitcoin::BlockHash;
 use bitcoin::block::Header;
 use bitcoin::consensus::deserialize;
 use bitcoin::hashes::Hash;
 use bitcoin::pow::Work;
-use bitcoin::BlockHash;
 
 use super::blkfile::{BlockPos, BlocksDir};
 use super::error::IngestError;
@@ -81,7 +81,11 @@ fn parse_index_entry(v: &[u8]) -> Option<IndexEntry> {
     } else {
         None
     };
-    let data_pos = if status & BLOCK_HAVE_DATA != 0 { Some(core_varint(v, &mut p)?) } else { None };
+    let data_pos = if status & BLOCK_HAVE_DATA != 0 {
+        Some(core_varint(v, &mut p)?)
+    } else {
+        None
+    };
     if status & BLOCK_HAVE_UNDO != 0 {
         core_varint(v, &mut p)?;
     }
@@ -90,7 +94,12 @@ fn parse_index_entry(v: &[u8]) -> Option<IndexEntry> {
         (Some(file), Some(data_pos)) => Some(BlockPos { file, data_pos }),
         _ => None,
     };
-    Some(IndexEntry { height, status, pos, header })
+    Some(IndexEntry {
+        height,
+        status,
+        pos,
+        header,
+    })
 }
 
 /// Picks the best chain from Bitcoin Core's block index in `index_dir`.
@@ -122,7 +131,10 @@ pub fn from_index(dir: &BlocksDir, index_dir: &Path) -> Result<BestChain, Ingest
     }
     let genesis = dir.network.genesis_hash();
     if !entries.contains_key(&genesis) {
-        return Err(IngestError::NoGenesis { dir: dir.dir.clone(), network: dir.network });
+        return Err(IngestError::NoGenesis {
+            dir: dir.dir.clone(),
+            network: dir.network,
+        });
     }
     // Cumulative work, in height order so parents come first.
     let mut order: Vec<(&BlockHash, &IndexEntry)> = entries.iter().collect();
@@ -131,13 +143,17 @@ pub fn from_index(dir: &BlocksDir, index_dir: &Path) -> Result<BestChain, Ingest
     let mut best: Option<(Work, BlockPos, BlockHash)> = None;
     for (hash, e) in &order {
         let usable = e.status & BLOCK_FAILED_MASK == 0 && e.status & BLOCK_HAVE_DATA != 0;
-        let Some(pos) = e.pos.filter(|_| usable) else { continue };
+        let Some(pos) = e.pos.filter(|_| usable) else {
+            continue;
+        };
         let parent_work = if **hash == genesis {
             Some(Work::from_be_bytes([0; 32]))
         } else {
             work.get(&e.header.prev_blockhash).copied()
         };
-        let Some(parent_work) = parent_work else { continue };
+        let Some(parent_work) = parent_work else {
+            continue;
+        };
         let w = parent_work + e.header.work();
         work.insert(**hash, w);
         let better = match &best {
@@ -149,13 +165,20 @@ pub fn from_index(dir: &BlocksDir, index_dir: &Path) -> Result<BestChain, Ingest
         }
     }
     let Some((_, _, tip)) = best else {
-        return Err(IngestError::MissingData { height: 0, hash: genesis.to_string() });
+        return Err(IngestError::MissingData {
+            height: 0,
+            hash: genesis.to_string(),
+        });
     };
     let mut blocks = Vec::new();
     let mut cur = tip;
     loop {
         let e = &entries[&cur];
-        blocks.push(ChainBlock { height: e.height, hash: cur, pos: e.pos.expect("usable blocks have a position") });
+        blocks.push(ChainBlock {
+            height: e.height,
+            hash: cur,
+            pos: e.pos.expect("usable blocks have a position"),
+        });
         if cur == genesis {
             break;
         }
@@ -163,7 +186,11 @@ pub fn from_index(dir: &BlocksDir, index_dir: &Path) -> Result<BestChain, Ingest
     }
     blocks.reverse();
     let stale = entries.values().filter(|e| e.pos.is_some()).count() - blocks.len();
-    Ok(BestChain { blocks, stale, deferred: None })
+    Ok(BestChain {
+        blocks,
+        stale,
+        deferred: None,
+    })
 }
 
 /// Whether the index in `index_dir` can give a chain (genesis has data).
@@ -177,7 +204,10 @@ pub fn index_present(index_dir: &Path) -> bool {
 /// I/O errors, or no genesis block of the network in the files. A truncated file, garbage
 /// in a file, or blocks whose parent is missing are returned in [`BestChain::deferred`]
 /// so the caller can ingest the chain before them first.
-pub fn from_scan(dir: &BlocksDir, mut on_file: impl FnMut(usize)) -> Result<BestChain, IngestError> {
+pub fn from_scan(
+    dir: &BlocksDir,
+    mut on_file: impl FnMut(usize),
+) -> Result<BestChain, IngestError> {
     struct Node {
         prev: BlockHash,
         pos: BlockPos,
@@ -188,7 +218,8 @@ pub fn from_scan(dir: &BlocksDir, mut on_file: impl FnMut(usize)) -> Result<Best
     for (i, (file, _)) in dir.files.iter().enumerate() {
         let scan = dir.scan(*file)?;
         for r in scan.records {
-            let header: Header = deserialize(&r.header).expect("80 bytes always decode as a header");
+            let header: Header =
+                deserialize(&r.header).expect("80 bytes always decode as a header");
             nodes.entry(header.block_hash()).or_insert(Node {
                 prev: header.prev_blockhash,
                 pos: r.pos,
@@ -202,7 +233,10 @@ pub fn from_scan(dir: &BlocksDir, mut on_file: impl FnMut(usize)) -> Result<Best
     }
     let genesis = dir.network.genesis_hash();
     if !nodes.contains_key(&genesis) {
-        return Err(IngestError::NoGenesis { dir: dir.dir.clone(), network: dir.network });
+        return Err(IngestError::NoGenesis {
+            dir: dir.dir.clone(),
+            network: dir.network,
+        });
     }
     // Children lists, then a walk from genesis assigning height and cumulative work.
     let mut children: HashMap<BlockHash, Vec<BlockHash>> = HashMap::new();
@@ -228,7 +262,11 @@ pub fn from_scan(dir: &BlocksDir, mut on_file: impl FnMut(usize)) -> Result<Best
     let mut cur = best.2;
     loop {
         let n = &nodes[&cur];
-        blocks.push(ChainBlock { height: reached[&cur].0, hash: cur, pos: n.pos });
+        blocks.push(ChainBlock {
+            height: reached[&cur].0,
+            hash: cur,
+            pos: n.pos,
+        });
         if cur == genesis {
             break;
         }
@@ -236,11 +274,17 @@ pub fn from_scan(dir: &BlocksDir, mut on_file: impl FnMut(usize)) -> Result<Best
     }
     blocks.reverse();
     // A block not reachable from genesis has a parent missing from the files.
-    let mut orphans: Vec<(&BlockHash, &Node)> = nodes.iter().filter(|(h, _)| !reached.contains_key(*h)).collect();
+    let mut orphans: Vec<(&BlockHash, &Node)> = nodes
+        .iter()
+        .filter(|(h, _)| !reached.contains_key(*h))
+        .collect();
     orphans.sort_by_key(|(_, n)| n.pos);
     if let Some(first) = orphans.first() {
         // Report the one whose parent is missing (the root of its detached subtree).
-        let root = orphans.iter().find(|(_, o)| !nodes.contains_key(&o.prev)).unwrap_or(first);
+        let root = orphans
+            .iter()
+            .find(|(_, o)| !nodes.contains_key(&o.prev))
+            .unwrap_or(first);
         let err = IngestError::MissingParent {
             hash: root.0.to_string(),
             parent: root.1.prev.to_string(),
@@ -254,7 +298,11 @@ pub fn from_scan(dir: &BlocksDir, mut on_file: impl FnMut(usize)) -> Result<Best
         }
     }
     let stale = reached.len() - blocks.len();
-    Ok(BestChain { blocks, stale, deferred })
+    Ok(BestChain {
+        blocks,
+        stale,
+        deferred,
+    })
 }
 
 #[cfg(test)]

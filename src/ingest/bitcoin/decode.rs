@@ -69,7 +69,9 @@ impl std::fmt::Display for DecodeProblem {
         match self {
             DecodeProblem::Malformed(e) => write!(f, "does not decode: {e}"),
             DecodeProblem::WrongHash(h) => write!(f, "bytes hash to {h}, not the indexed block"),
-            DecodeProblem::BadMerkleRoot => f.write_str("transactions do not match the merkle root"),
+            DecodeProblem::BadMerkleRoot => {
+                f.write_str("transactions do not match the merkle root")
+            }
         }
     }
 }
@@ -83,7 +85,12 @@ fn u32_of(n: usize) -> u32 {
 ///
 /// # Errors
 /// The bytes are not a block, not the expected block, or fail the merkle root check.
-pub fn decode_block(raw: &[u8], height: u32, expected: Option<BlockHash>, network: Network) -> Result<DecodedBlock, DecodeProblem> {
+pub fn decode_block(
+    raw: &[u8],
+    height: u32,
+    expected: Option<BlockHash>,
+    network: Network,
+) -> Result<DecodedBlock, DecodeProblem> {
     let block: Block = deserialize(raw).map_err(|e| DecodeProblem::Malformed(e.to_string()))?;
     let hash = block.block_hash();
     if let Some(exp) = expected
@@ -129,7 +136,11 @@ pub fn decode_block(raw: &[u8], height: u32, expected: Option<BlockHash>, networ
                     .map(|o| {
                         let class = classify(&o.script_pubkey);
                         let address = class.address(network);
-                        DecodedOutput { value: o.value.to_sat(), class, address }
+                        DecodedOutput {
+                            value: o.value.to_sat(),
+                            class,
+                            address,
+                        }
                     })
                     .collect(),
             }

@@ -19,28 +19,61 @@ pub enum IngestError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{dir} holds no blk*.dat files; pass Bitcoin Core's blocks directory (e.g. ~/.bitcoin/blocks)")]
+    #[error(
+        "{dir} holds no blk*.dat files; pass Bitcoin Core's blocks directory (e.g. ~/.bitcoin/blocks)"
+    )]
     NoBlkFiles { dir: PathBuf },
-    #[error("{dir}/blk{file:05}.dat is missing but the block index points into it; copy the whole blocks directory")]
+    #[error(
+        "{dir}/blk{file:05}.dat is missing but the block index points into it; copy the whole blocks directory"
+    )]
     MissingBlkFile { dir: PathBuf, file: u32 },
-    #[error("{path} is {len} bytes, an obfuscation key must be 8; restore xor.dat from the node's blocks directory")]
+    #[error(
+        "{path} is {len} bytes, an obfuscation key must be 8; restore xor.dat from the node's blocks directory"
+    )]
     BadXorKey { path: PathBuf, len: usize },
     #[error(
         "{path} offset {offset}: magic {} is no known network; is this a blocks directory, and is its xor.dat the one the node wrote?",
         super::blkfile::hex4(*found)
     )]
-    UnknownMagic { path: PathBuf, offset: u64, found: [u8; 4] },
+    UnknownMagic {
+        path: PathBuf,
+        offset: u64,
+        found: [u8; 4],
+    },
     #[error(
         "{path} offset {offset}: network magic {} differs from the directory's network {expected}; blocks of two networks are mixed",
         super::blkfile::hex4(*found)
     )]
-    WrongMagic { path: PathBuf, offset: u64, found: [u8; 4], expected: Network },
-    #[error("{path} offset {offset}: truncated: {what}; the blocks before it are complete (copy the file again if the node was still writing)")]
-    Truncated { path: PathBuf, offset: u64, what: String },
+    WrongMagic {
+        path: PathBuf,
+        offset: u64,
+        found: [u8; 4],
+        expected: Network,
+    },
+    #[error(
+        "{path} offset {offset}: truncated: {what}; the blocks before it are complete (copy the file again if the node was still writing)"
+    )]
+    Truncated {
+        path: PathBuf,
+        offset: u64,
+        what: String,
+    },
     #[error("{path} offset {offset}: corrupt: {what}")]
-    Corrupt { path: PathBuf, offset: u64, what: String },
-    #[error("block {hash} at height {height} ({path} offset {offset}) is corrupt: {what}; re-copy the blocks directory")]
-    CorruptBlock { hash: String, height: u32, path: PathBuf, offset: u64, what: String },
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        what: String,
+    },
+    #[error(
+        "block {hash} at height {height} ({path} offset {offset}) is corrupt: {what}; re-copy the blocks directory"
+    )]
+    CorruptBlock {
+        hash: String,
+        height: u32,
+        path: PathBuf,
+        offset: u64,
+        what: String,
+    },
     #[error("block index unreadable: {0}; rerun with --no-index to link block headers instead")]
     Index(#[from] LevelDbError),
     #[error("block index entry {key}: {what}; rerun with --no-index to link block headers instead")]
@@ -48,17 +81,39 @@ pub enum IngestError {
     #[error(
         "block {hash} ({path} offset {offset}) has parent {parent}, which is not in the blocks directory; the dataset stops at height {reached}. Copy the missing blk files, or use the node's block index"
     )]
-    MissingParent { hash: String, parent: String, path: PathBuf, offset: u64, reached: i64 },
-    #[error("no block of the best chain has its data on disk at height {height} ({hash}); is this a pruned node? chaintrace needs every block from genesis")]
+    MissingParent {
+        hash: String,
+        parent: String,
+        path: PathBuf,
+        offset: u64,
+        reached: i64,
+    },
+    #[error(
+        "no block of the best chain has its data on disk at height {height} ({hash}); is this a pruned node? chaintrace needs every block from genesis"
+    )]
     MissingData { height: u32, hash: String },
-    #[error("{dir}: no {network} genesis block found; the directory holds no chain that starts at genesis")]
+    #[error(
+        "{dir}: no {network} genesis block found; the directory holds no chain that starts at genesis"
+    )]
     NoGenesis { dir: PathBuf, network: Network },
     #[error(
         "block {height} tx {txid} input {vin} spends {prev_txid}:{prev_vout}, which is not an unspent output of the chain so far; the blocks directory is inconsistent"
     )]
-    UnknownPrevout { height: u32, txid: String, vin: u32, prev_txid: String, prev_vout: u32 },
-    #[error("dataset {dir} holds network {found}, the source is {expected}; use another --data directory")]
-    NetworkMismatch { dir: PathBuf, found: String, expected: Network },
+    UnknownPrevout {
+        height: u32,
+        txid: String,
+        vin: u32,
+        prev_txid: String,
+        prev_vout: u32,
+    },
+    #[error(
+        "dataset {dir} holds network {found}, the source is {expected}; use another --data directory"
+    )]
+    NetworkMismatch {
+        dir: PathBuf,
+        found: String,
+        expected: Network,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("interrupted")]

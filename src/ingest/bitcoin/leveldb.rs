@@ -37,7 +37,11 @@ pub enum LevelDbError {
         source: std::io::Error,
     },
     #[error("{path} at offset {offset}: {what}")]
-    Corrupt { path: PathBuf, offset: u64, what: String },
+    Corrupt {
+        path: PathBuf,
+        offset: u64,
+        what: String,
+    },
     #[error("{path} holds no LevelDB table or log files")]
     Empty { path: PathBuf },
 }
@@ -47,15 +51,25 @@ const TABLE_MAGIC: u64 = 0xdb47_7524_8b80_fb57;
 
 /// Reads every live key/value pair of the LevelDB database in `dir`.
 pub fn read_all(dir: &Path) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, LevelDbError> {
-    let io = |source| LevelDbError::Io { path: dir.to_path_buf(), source };
+    let io = |source| LevelDbError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(io)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("log" | "ldb" | "sst")))
+        .filter(|p| {
+            matches!(
+                p.extension().and_then(|e| e.to_str()),
+                Some("log" | "ldb" | "sst")
+            )
+        })
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(LevelDbError::Empty { path: dir.to_path_buf() });
+        return Err(LevelDbError::Empty {
+            path: dir.to_path_buf(),
+        });
     }
     // key -> (sequence, value or deletion)
     let mut latest: BTreeMap<Vec<u8>, (u64, Option<Vec<u8>>)> = BTreeMap::new();
@@ -66,18 +80,28 @@ pub fn read_all(dir: &Path) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, LevelDbError> 
         }
     };
     for path in &files {
-        let bytes = std::fs::read(path).map_err(|source| LevelDbError::Io { path: path.clone(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| LevelDbError::Io {
+            path: path.clone(),
+            source,
+        })?;
         if path.extension().and_then(|e| e.to_str()) == Some("log") {
             read_log(path, &bytes, &mut put)?;
         } else {
             read_table(path, &bytes, &mut put)?;
         }
     }
-    Ok(latest.into_iter().filter_map(|(k, (_, v))| v.map(|v| (k, v))).collect())
+    Ok(latest
+        .into_iter()
+        .filter_map(|(k, (_, v))| v.map(|v| (k, v)))
+        .collect())
 }
 
 fn corrupt(path: &Path, offset: usize, what: impl Into<String>) -> LevelDbError {
-    LevelDbError::Corrupt { path: path.to_path_buf(), offset: offset as u64, what: what.into() }
+    LevelDbError::Corrupt {
+        path: path.to_path_buf(),
+        offset: offset as u64,
+        what: what.into(),
+    }
 }
 
 fn read_log(
@@ -129,7 +153,13 @@ fn read_log(
                     in_fragment = false;
                 }
             }
-            _ => return Err(corrupt(path, pos, format!("unexpected log record type {kind}"))),
+            _ => {
+                return Err(corrupt(
+                    path,
+                    pos,
+                    format!("unexpected log record type {kind}"),
+                ));
+            }
         }
         pos += 7 + len;
     }
@@ -179,8 +209,14 @@ fn read_table(
     }
     let mut f = Cursor { b: footer, pos: 0 };
     let bad_footer = || corrupt(path, bytes.len() - 48, "bad table footer");
-    let _meta = (f.varint().ok_or_else(bad_footer)?, f.varint().ok_or_else(bad_footer)?);
-    let index = (f.varint().ok_or_else(bad_footer)?, f.varint().ok_or_else(bad_footer)?);
+    let _meta = (
+        f.varint().ok_or_else(bad_footer)?,
+        f.varint().ok_or_else(bad_footer)?,
+    );
+    let index = (
+        f.varint().ok_or_else(bad_footer)?,
+        f.varint().ok_or_else(bad_footer)?,
+    );
     let index_block = read_block(path, bytes, index)?;
     let mut handles = Vec::new();
     for_each_entry(path, index.0, &index_block, |_, v| {
@@ -196,7 +232,11 @@ fn read_table(
         let mut result = Ok(());
         for_each_entry(path, off, &block, |k, v| {
             if k.len() < 8 {
-                result = Err(corrupt(path, off as usize, "internal key shorter than 8 bytes"));
+                result = Err(corrupt(
+                    path,
+                    off as usize,
+                    "internal key shorter than 8 bytes",
+                ));
                 return;
             }
             let (user, trailer) = k.split_at(k.len() - 8);
@@ -214,7 +254,11 @@ fn read_block(path: &Path, bytes: &[u8], (off, size): (u64, u64)) -> Result<Vec<
     let len = usize::try_from(size).map_err(|_| corrupt(path, start, "block size overflows"))?;
     let end = start.checked_add(len).filter(|e| e + 5 <= bytes.len());
     let Some(end) = end else {
-        return Err(corrupt(path, start, "block extends past the end of the table"));
+        return Err(corrupt(
+            path,
+            start,
+            "block extends past the end of the table",
+        ));
     };
     let contents = &bytes[start..end];
     let kind = bytes[end];
@@ -226,8 +270,18 @@ fn read_block(path: &Path, bytes: &[u8], (off, size): (u64, u64)) -> Result<Vec<
         0 => Ok(contents.to_vec()),
         1 => snap::raw::Decoder::new()
             .decompress_vec(contents)
-            .map_err(|e| corrupt(path, start, format!("snappy block does not decompress: {e}"))),
-        k => Err(corrupt(path, start, format!("unknown block compression {k}"))),
+            .map_err(|e| {
+                corrupt(
+                    path,
+                    start,
+                    format!("snappy block does not decompress: {e}"),
+                )
+            }),
+        k => Err(corrupt(
+            path,
+            start,
+            format!("unknown block compression {k}"),
+        )),
     }
 }
 
@@ -241,12 +295,16 @@ fn for_each_entry(
     if block.len() < 4 {
         return Err(bad());
     }
-    let n_restarts = u32::from_le_bytes(block[block.len() - 4..].try_into().expect("4 bytes")) as usize;
+    let n_restarts =
+        u32::from_le_bytes(block[block.len() - 4..].try_into().expect("4 bytes")) as usize;
     let data_end = block
         .len()
         .checked_sub(4 + 4 * n_restarts)
         .ok_or_else(bad)?;
-    let mut c = Cursor { b: &block[..data_end], pos: 0 };
+    let mut c = Cursor {
+        b: &block[..data_end],
+        pos: 0,
+    };
     let mut key: Vec<u8> = Vec::new();
     while c.pos < data_end {
         let shared = c.varint().ok_or_else(bad)? as usize;
@@ -314,7 +372,11 @@ fn crc32c(parts: &[&[u8]]) -> u32 {
             let mut c = i as u32;
             let mut k = 0;
             while k < 8 {
-                c = if c & 1 != 0 { (c >> 1) ^ 0x82f6_3b78 } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    (c >> 1) ^ 0x82f6_3b78
+                } else {
+                    c >> 1
+                };
                 k += 1;
             }
             t[i] = c;

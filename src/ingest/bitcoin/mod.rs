@@ -159,7 +159,10 @@ pub fn select_chain(
 /// Fatal problems (unreadable directory, damaged dataset, unwritable output). Problems of
 /// the input found after a complete prefix of the chain was ingested are returned in
 /// [`Summary::error`] instead, with that prefix written.
-pub fn ingest_blocks_dir(opts: &BlocksDirOptions, pb: &ProgressBar) -> Result<Summary, IngestError> {
+pub fn ingest_blocks_dir(
+    opts: &BlocksDirOptions,
+    pb: &ProgressBar,
+) -> Result<Summary, IngestError> {
     let started = Instant::now();
     let dir = BlocksDir::open(&opts.blocks_dir)?;
     let network = dir.network;
@@ -184,7 +187,12 @@ pub fn ingest_blocks_dir(opts: &BlocksDirOptions, pb: &ProgressBar) -> Result<Su
             }
             m
         }
-        None => Manifest::new("bitcoin", network.as_str(), source.clone(), opts.part_blocks.max(1)),
+        None => Manifest::new(
+            "bitcoin",
+            network.as_str(),
+            source.clone(),
+            opts.part_blocks.max(1),
+        ),
     };
     manifest.source = source;
     if manifest.parts.is_empty() {
@@ -199,33 +207,58 @@ pub fn ingest_blocks_dir(opts: &BlocksDirOptions, pb: &ProgressBar) -> Result<Su
     for p in &manifest.parts {
         for (table, f) in &p.files {
             let path = chain_dir.join(table).join(&f.file);
-            let ok = std::fs::metadata(&path).map(|m| m.len() == f.bytes).unwrap_or(false);
+            let ok = std::fs::metadata(&path)
+                .map(|m| m.len() == f.bytes)
+                .unwrap_or(false);
             if !ok {
-                return Err(StoreError::PartDamaged { path, dir: chain_dir.clone() }.into());
+                return Err(StoreError::PartDamaged {
+                    path,
+                    dir: chain_dir.clone(),
+                }
+                .into());
             }
         }
     }
 
     let hash_at = |h: u32| chain.get(h as usize).map(|b| b.hash.to_string());
-    let on_chain = |p: &Part| hash_at(p.from).as_ref() == Some(&p.first_hash) && hash_at(p.to).as_ref() == Some(&p.last_hash);
+    let on_chain = |p: &Part| {
+        hash_at(p.from).as_ref() == Some(&p.first_hash)
+            && hash_at(p.to).as_ref() == Some(&p.last_hash)
+    };
 
     // The height-aligned grid of parts up to the tip.
-    let last = opts.to.map_or(chain_tip, |t| t.min(chain_tip));
+    // A re-ingested range extends to the end of the existing parts it touches, so
+    // replacing a range never loses the heights after it.
+    let req_from = opts.from.unwrap_or(0);
+    let req_to = opts.to.unwrap_or(chain_tip).min(chain_tip);
+    let last = manifest
+        .parts
+        .iter()
+        .filter(|p| on_chain(p) && p.from <= req_to && req_from <= p.to)
+        .map(|p| p.to)
+        .fold(req_to, u32::max)
+        .min(chain_tip);
     let grid: Vec<(u32, u32)> = (0..=last / part_blocks)
         .map(|k| (k * part_blocks, ((k + 1) * part_blocks - 1).min(last)))
         .collect();
-    let forced = |f: u32, t: u32| match (opts.from, opts.to) {
-        (None, None) => false,
-        (from, to) => t >= from.unwrap_or(0) && f <= to.unwrap_or(u32::MAX),
-    };
+    // `--from` re-ingests (replaces) what it covers; `--to` alone only limits the range.
+    let forced = |f: u32, t: u32| opts.from.is_some() && t >= req_from && f <= req_to;
     let to_write: Vec<(u32, u32)> = grid
         .iter()
         .copied()
-        .filter(|&(f, t)| forced(f, t) || !manifest.parts.iter().any(|p| p.from == f && p.to == t && on_chain(p)))
+        .filter(|&(f, t)| {
+            forced(f, t)
+                || !manifest
+                    .parts
+                    .iter()
+                    .any(|p| p.from == f && p.to == t && on_chain(p))
+        })
         .collect();
     let overlaps = |p: &Part| to_write.iter().any(|&(f, t)| p.from <= t && f <= p.to);
-    let (removed, kept): (Vec<Part>, Vec<Part>) =
-        manifest.parts.drain(..).partition(|p| !on_chain(p) || overlaps(p));
+    let (removed, kept): (Vec<Part>, Vec<Part>) = manifest
+        .parts
+        .drain(..)
+        .partition(|p| !on_chain(p) || overlaps(p));
     manifest.parts = kept;
     let parts_kept = manifest.parts.len();
     if !removed.is_empty() {
@@ -272,9 +305,12 @@ pub fn ingest_blocks_dir(opts: &BlocksDirOptions, pb: &ProgressBar) -> Result<Su
             let dir = &dir;
             s.spawn(move || {
                 for chunk in todo.chunks(64) {
-                    let decoded = read_and_decode(dir, chunk, network);
-                    let failed = decoded.is_err();
-                    if send.send(decoded).is_err() || failed {
+                    let (decoded, failed) = read_and_decode(dir, chunk, network);
+                    if send.send(Ok(decoded)).is_err() {
+                        return;
+                    }
+                    if let Some(e) = failed {
+                        let _ = send.send(Err(e));
                         return;
                     }
                 }
@@ -306,7 +342,11 @@ pub fn ingest_blocks_dir(opts: &BlocksDirOptions, pb: &ProgressBar) -> Result<Su
                     pb.inc(1);
                 }
                 let secs = started.elapsed().as_secs_f64().max(1e-9);
-                pb.set_message(format!("{tx_total} tx ({:.0} tx/s), {} unspent", tx_total as f64 / secs, utxo.len()));
+                pb.set_message(format!(
+                    "{tx_total} tx ({:.0} tx/s), {} unspent",
+                    tx_total as f64 / secs,
+                    utxo.len()
+                ));
             }
             Ok(())
         })?;
@@ -324,21 +364,47 @@ pub fn ingest_blocks_dir(opts: &BlocksDirOptions, pb: &ProgressBar) -> Result<Su
     Ok(summary)
 }
 
-fn read_and_decode(dir: &BlocksDir, chunk: &[ChainBlock], network: Network) -> Result<Vec<DecodedBlock>, IngestError> {
-    let raws: Vec<Vec<u8>> = chunk.iter().map(|b| dir.read_block(b.pos)).collect::<Result<_, _>>()?;
-    chunk
+/// Reads and decodes a chunk of the chain; on a bad block, returns the blocks before it
+/// and the error.
+fn read_and_decode(
+    dir: &BlocksDir,
+    chunk: &[ChainBlock],
+    network: Network,
+) -> (Vec<DecodedBlock>, Option<IngestError>) {
+    let mut raws = Vec::with_capacity(chunk.len());
+    let mut failed = None;
+    for b in chunk {
+        match dir.read_block(b.pos) {
+            Ok(raw) => raws.push(raw),
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    let results: Vec<Result<DecodedBlock, IngestError>> = chunk[..raws.len()]
         .par_iter()
         .zip(raws.par_iter())
         .map(|(b, raw)| {
-            decode_block(raw, b.height, Some(b.hash), network).map_err(|p| IngestError::CorruptBlock {
-                hash: b.hash.to_string(),
-                height: b.height,
-                path: dir.display_path(b.pos.file),
-                offset: b.pos.data_pos - 8,
-                what: p.to_string(),
+            decode_block(raw, b.height, Some(b.hash), network).map_err(|p| {
+                IngestError::CorruptBlock {
+                    hash: b.hash.to_string(),
+                    height: b.height,
+                    path: dir.display_path(b.pos.file),
+                    offset: b.pos.data_pos - 8,
+                    what: p.to_string(),
+                }
             })
         })
-        .collect()
+        .collect();
+    let mut decoded = Vec::with_capacity(results.len());
+    for r in results {
+        match r {
+            Ok(d) => decoded.push(d),
+            Err(e) => return (decoded, Some(e)),
+        }
+    }
+    (decoded, failed)
 }
 
 fn write_part(
@@ -363,7 +429,15 @@ fn write_part(
         .iter()
         .zip(staged)
         .map(|(t, s)| {
-            (t.to_string(), PartFile { file: name.clone(), rows: s.rows, bytes: s.bytes, sha256: s.sha256 })
+            (
+                t.to_string(),
+                PartFile {
+                    file: name.clone(),
+                    rows: s.rows,
+                    bytes: s.bytes,
+                    sha256: s.sha256,
+                },
+            )
         })
         .collect();
     manifest.parts.push(Part {

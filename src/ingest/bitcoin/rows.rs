@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BooleanBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampSecondBuilder, UInt32Builder,
+    BooleanBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampSecondBuilder,
+    UInt32Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
 
@@ -95,7 +96,9 @@ pub struct Rows {
 
 impl std::fmt::Debug for Rows {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Rows").field("counts", &self.counts).finish_non_exhaustive()
+        f.debug_struct("Rows")
+            .field("counts", &self.counts)
+            .finish_non_exhaustive()
     }
 }
 
@@ -157,23 +160,30 @@ impl Rows {
     ///
     /// # Errors
     /// An input spends an output that is not unspent.
-    pub fn apply(block: &DecodedBlock, utxo: &mut UtxoSet, mut rows: Option<&mut Rows>) -> Result<Counts, IngestError> {
-        let mut counts = Counts { blocks: 1, ..Counts::default() };
+    pub fn apply(
+        block: &DecodedBlock,
+        utxo: &mut UtxoSet,
+        mut rows: Option<&mut Rows>,
+    ) -> Result<Counts, IngestError> {
+        let mut counts = Counts {
+            blocks: 1,
+            ..Counts::default()
+        };
         let mut spent: Vec<Option<Coin>> = Vec::new();
         for (tx_index, tx) in block.txs.iter().enumerate() {
             spent.clear();
             let mut input_value: u64 = 0;
             if !tx.is_coinbase {
                 for (vin, input) in tx.inputs.iter().enumerate() {
-                    let coin = utxo.spend(&input.prev_txid, input.prev_vout).ok_or_else(|| {
-                        IngestError::UnknownPrevout {
+                    let coin = utxo
+                        .spend(&input.prev_txid, input.prev_vout)
+                        .ok_or_else(|| IngestError::UnknownPrevout {
                             height: block.height,
                             txid: tx.txid.to_string(),
                             vin: vin as u32,
                             prev_txid: input.prev_txid.to_string(),
                             prev_vout: input.prev_vout,
-                        }
-                    })?;
+                        })?;
                     input_value += coin.value;
                     spent.push(Some(coin));
                 }
@@ -183,7 +193,11 @@ impl Rows {
                 tx.outputs.iter().enumerate().map(|(vout, o)| {
                     (
                         vout as u32,
-                        Coin { value: o.value, script_type: o.class.script_type, payload: o.class.payload.clone() },
+                        Coin {
+                            value: o.value,
+                            script_type: o.class.script_type,
+                            payload: o.class.payload.clone(),
+                        },
                     )
                 }),
             );
@@ -245,7 +259,8 @@ impl Rows {
         } else {
             self.t_in_value.append_value(sat(input_value));
             // Consensus guarantees inputs >= outputs for non-coinbase transactions.
-            self.t_fee.append_value(sat(input_value) - sat(output_value));
+            self.t_fee
+                .append_value(sat(input_value) - sat(output_value));
         }
         for (vin, input) in tx.inputs.iter().enumerate() {
             self.i_height.append_value(b.height);
@@ -257,7 +272,11 @@ impl Rows {
                     self.i_prev_txid.append_value(input.prev_txid.to_string());
                     self.i_prev_vout.append_value(input.prev_vout);
                     self.i_value.append_value(sat(coin.value));
-                    self.i_address.append_option(address_of(coin.script_type, &coin.payload, self.network));
+                    self.i_address.append_option(address_of(
+                        coin.script_type,
+                        &coin.payload,
+                        self.network,
+                    ));
                     self.i_script_type.append_value(coin.script_type.as_str());
                 }
                 None => {
@@ -275,7 +294,8 @@ impl Rows {
             self.o_txid.append_value(&txid);
             self.o_vout.append_value(vout as u32);
             self.o_value.append_value(sat(o.value));
-            self.o_script_type.append_value(o.class.script_type.as_str());
+            self.o_script_type
+                .append_value(o.class.script_type.as_str());
             self.o_address.append_option(o.address.as_deref());
         }
     }

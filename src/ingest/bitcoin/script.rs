@@ -6,9 +6,13 @@
 //! because that is how block explorers and investigators refer to those coins.
 
 use bitcoin::hashes::{Hash, hash160};
-use bitcoin::opcodes::all::{OP_CHECKMULTISIG, OP_CHECKSIG, OP_PUSHNUM_1, OP_PUSHNUM_16, OP_RETURN};
+use bitcoin::opcodes::all::{
+    OP_CHECKMULTISIG, OP_CHECKSIG, OP_PUSHNUM_1, OP_PUSHNUM_16, OP_RETURN,
+};
 use bitcoin::script::Instruction;
-use bitcoin::{Address, KnownHrp, NetworkKind, PubkeyHash, Script, ScriptHash, WitnessProgram, WitnessVersion};
+use bitcoin::{
+    Address, KnownHrp, NetworkKind, PubkeyHash, Script, ScriptHash, WitnessProgram, WitnessVersion,
+};
 
 use crate::types::Network;
 
@@ -120,7 +124,10 @@ pub fn classify(script: &Script) -> Classified {
             (1, 32) => (ScriptType::P2tr, Payload::Hash32(arr32(program))),
             _ => (
                 ScriptType::WitnessUnknown,
-                Payload::Witness { version, program: program.to_vec() },
+                Payload::Witness {
+                    version,
+                    program: program.to_vec(),
+                },
             ),
         }
     } else if let Some(key) = p2pk_key(b) {
@@ -133,7 +140,10 @@ pub fn classify(script: &Script) -> Classified {
     } else {
         (ScriptType::Nonstandard, Payload::None)
     };
-    Classified { script_type, payload }
+    Classified {
+        script_type,
+        payload,
+    }
 }
 
 /// Rebuilds the address string of a classified script.
@@ -149,9 +159,15 @@ pub fn address_of(script_type: ScriptType, payload: &Payload, network: Network) 
             Address::p2sh_from_hash(ScriptHash::from_byte_array(*h), kind)
         }
         (ScriptType::P2wpkh, Payload::Hash20(h)) => segwit(0, h, hrp)?,
-        (ScriptType::P2wsh | ScriptType::P2tr, Payload::Hash32(h)) => {
-            segwit(if script_type == ScriptType::P2tr { 1 } else { 0 }, h, hrp)?
-        }
+        (ScriptType::P2wsh | ScriptType::P2tr, Payload::Hash32(h)) => segwit(
+            if script_type == ScriptType::P2tr {
+                1
+            } else {
+                0
+            },
+            h,
+            hrp,
+        )?,
         (ScriptType::WitnessUnknown, Payload::Witness { version, program }) => {
             segwit(*version, program, hrp)?
         }
@@ -220,11 +236,13 @@ fn is_null_data(b: &[u8]) -> bool {
     if b.first() != Some(&OP_RETURN.to_u8()) {
         return false;
     }
-    Script::from_bytes(&b[1..]).instructions().all(|ins| match ins {
-        Ok(Instruction::PushBytes(_)) => true,
-        Ok(Instruction::Op(op)) => op.to_u8() <= OP_PUSHNUM_16.to_u8(),
-        Err(_) => false,
-    })
+    Script::from_bytes(&b[1..])
+        .instructions()
+        .all(|ins| match ins {
+            Ok(Instruction::PushBytes(_)) => true,
+            Ok(Instruction::Op(op)) => op.to_u8() <= OP_PUSHNUM_16.to_u8(),
+            Err(_) => false,
+        })
 }
 
 /// Core's `MatchMultisig`: `OP_m <key>... OP_n OP_CHECKMULTISIG` with 1 <= m <= n <= 16.
@@ -294,7 +312,10 @@ mod tests {
         );
         let c = class("a914ad9249ed405d29a59516332021e7f2f4f30d5bca87");
         assert_eq!(c.script_type, ScriptType::P2sh);
-        assert_eq!(c.address(Network::Regtest).as_deref(), Some("2N94z8nwt84Pc9caPfTBKec8qddG5bvt9Da"));
+        assert_eq!(
+            c.address(Network::Regtest).as_deref(),
+            Some("2N94z8nwt84Pc9caPfTBKec8qddG5bvt9Da")
+        );
     }
 
     #[test]
@@ -310,12 +331,18 @@ mod tests {
         // Pay-to-anchor (BIP 433 style `OP_1 <4e73>`): Core >= 28 calls it "anchor".
         let c = class("51024e73");
         assert_eq!(c.script_type, ScriptType::WitnessUnknown);
-        assert_eq!(c.address(Network::Bitcoin).as_deref(), Some("bc1pfeessrawgf"));
+        assert_eq!(
+            c.address(Network::Bitcoin).as_deref(),
+            Some("bc1pfeessrawgf")
+        );
         let c = class("5210000102030405060708090a0b0c0d0e0f");
         assert_eq!(c.script_type, ScriptType::WitnessUnknown);
         assert!(c.address(Network::Bitcoin).unwrap().starts_with("bc1z"));
         // v0 with a 16-byte program is not a valid v0 program.
-        assert_eq!(class("0010000102030405060708090a0b0c0d0e0f").script_type, ScriptType::Nonstandard);
+        assert_eq!(
+            class("0010000102030405060708090a0b0c0d0e0f").script_type,
+            ScriptType::Nonstandard
+        );
     }
 
     #[test]
@@ -326,7 +353,10 @@ mod tests {
         assert_eq!(c.script_type, ScriptType::Multisig);
         assert_eq!(c.address(Network::Bitcoin), None);
         // n must match the key count.
-        assert_eq!(class(&format!("5121{k}21{k}53ae")).script_type, ScriptType::Nonstandard);
+        assert_eq!(
+            class(&format!("5121{k}21{k}53ae")).script_type,
+            ScriptType::Nonstandard
+        );
     }
 
     #[test]

@@ -19,8 +19,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use bitcoin::hashes::Hash;
 use bitcoin::Txid;
+use bitcoin::hashes::Hash;
 
 use super::script::{Payload, ScriptType};
 
@@ -68,7 +68,10 @@ pub struct UtxoSet {
 
 impl std::fmt::Debug for UtxoSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UtxoSet").field("outputs", &self.outputs).field("txs", &self.map.len()).finish()
+        f.debug_struct("UtxoSet")
+            .field("outputs", &self.outputs)
+            .field("txs", &self.map.len())
+            .finish()
     }
 }
 
@@ -99,7 +102,11 @@ impl UtxoSet {
         let buckets = self.map.capacity() as u64 * 8 / 7;
         let slot = (std::mem::size_of::<Key>() + std::mem::size_of::<Box<[u8]>>() + 1) as u64;
         // glibc malloc: 8 bytes of header, 16-byte alignment, 32-byte minimum chunk.
-        let records: u64 = self.map.values().map(|b| ((b.len() as u64 + 8).div_ceil(16) * 16).max(32)).sum();
+        let records: u64 = self
+            .map
+            .values()
+            .map(|b| ((b.len() as u64 + 8).div_ceil(16) * 16).max(32))
+            .sum();
         buckets * slot + records
     }
 
@@ -127,7 +134,9 @@ impl UtxoSet {
                 Payload::Hash32(h) => buf.extend_from_slice(h),
                 Payload::Witness { version, program } => {
                     buf.push(*version);
-                    buf.push(u8::try_from(program.len()).expect("witness programs are at most 40 bytes"));
+                    buf.push(
+                        u8::try_from(program.len()).expect("witness programs are at most 40 bytes"),
+                    );
                     buf.extend_from_slice(program);
                 }
             }
@@ -138,7 +147,10 @@ impl UtxoSet {
         }
         self.packed_bytes += buf.len() as u64;
         self.outputs += n;
-        if let Some(old) = self.map.insert(Key(txid.to_byte_array()), buf.into_boxed_slice()) {
+        if let Some(old) = self
+            .map
+            .insert(Key(txid.to_byte_array()), buf.into_boxed_slice())
+        {
             self.packed_bytes -= old.len() as u64;
             self.outputs -= count_records(&old);
         }
@@ -222,7 +234,14 @@ fn read_record(b: &[u8], pos: &mut usize) -> (u64, Coin) {
         }
         ScriptType::Multisig | ScriptType::OpReturn | ScriptType::Nonstandard => Payload::None,
     };
-    (vout, Coin { value, script_type, payload })
+    (
+        vout,
+        Coin {
+            value,
+            script_type,
+            payload,
+        },
+    )
 }
 
 fn count_records(b: &[u8]) -> u64 {
@@ -247,17 +266,41 @@ mod tests {
     fn spend_removes_exactly_one_output_and_drops_empty_entries() {
         let mut s = UtxoSet::new();
         let coins = vec![
-            (0, Coin { value: 5_000_000_000, script_type: ScriptType::P2pkh, payload: Payload::Hash20([1; 20]) }),
-            (1, Coin { value: 0, script_type: ScriptType::OpReturn, payload: Payload::None }),
+            (
+                0,
+                Coin {
+                    value: 5_000_000_000,
+                    script_type: ScriptType::P2pkh,
+                    payload: Payload::Hash20([1; 20]),
+                },
+            ),
+            (
+                1,
+                Coin {
+                    value: 0,
+                    script_type: ScriptType::OpReturn,
+                    payload: Payload::None,
+                },
+            ),
             (
                 300,
                 Coin {
                     value: 330,
                     script_type: ScriptType::WitnessUnknown,
-                    payload: Payload::Witness { version: 1, program: vec![0x4e, 0x73] },
+                    payload: Payload::Witness {
+                        version: 1,
+                        program: vec![0x4e, 0x73],
+                    },
                 },
             ),
-            (2, Coin { value: 7, script_type: ScriptType::P2tr, payload: Payload::Hash32([9; 32]) }),
+            (
+                2,
+                Coin {
+                    value: 7,
+                    script_type: ScriptType::P2tr,
+                    payload: Payload::Hash32([9; 32]),
+                },
+            ),
         ];
         s.add_tx(&txid(1), coins.clone().into_iter());
         assert_eq!(s.len(), 3, "OP_RETURN never enters the set");
@@ -275,7 +318,11 @@ mod tests {
     #[test]
     fn duplicate_txid_replaces_like_bip30() {
         let mut s = UtxoSet::new();
-        let c = |v| Coin { value: v, script_type: ScriptType::P2pk, payload: Payload::Hash20([2; 20]) };
+        let c = |v| Coin {
+            value: v,
+            script_type: ScriptType::P2pk,
+            payload: Payload::Hash20([2; 20]),
+        };
         s.add_tx(&txid(3), [(0, c(1))].into_iter());
         s.add_tx(&txid(3), [(0, c(2))].into_iter());
         assert_eq!(s.len(), 1);

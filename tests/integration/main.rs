@@ -1,0 +1,8 @@
+//! End-to-end tests on real chain data from `../shared/datasets`.
+
+mod util;
+
+mod ingest_errors;
+mod ingest_mainnet;
+mod ingest_regtest;
+mod resume;

@@ -1,0 +1,238 @@
+//! Test harness: paths to the shared datasets, running the binary, reading Parquet back.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use arrow_array::Array;
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Int32Type, Int64Type, TimestampSecondType, UInt32Type};
+use arrow_schema::{DataType, TimeUnit};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// `../shared/datasets`, which the tests read real data from. Fails loudly if absent:
+/// a test that cannot find its input must not pass.
+pub fn datasets() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets");
+    assert!(
+        p.is_dir(),
+        "{} is missing: the tests need the shared real datasets",
+        p.display()
+    );
+    p
+}
+
+pub fn bitcoin_data(rel: &str) -> PathBuf {
+    datasets().join("bitcoin").join(rel)
+}
+
+/// The regtest chain bundled in the repository (a copy of the shared one).
+pub fn bundled_regtest() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/regtest-world-a")
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_chaintrace"))
+}
+
+/// Runs the binary with `args`.
+pub fn run(args: &[&str]) -> Output {
+    run_env(args, &[])
+}
+
+pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(bin());
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("the chaintrace binary runs")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Asserts success, printing stderr otherwise.
+pub fn ok(o: &Output) {
+    assert!(
+        o.status.success(),
+        "chaintrace failed ({:?}):\n{}\n{}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// Ingests `blocks_dir` into `data` with extra args.
+pub fn ingest(blocks_dir: &Path, data: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "ingest",
+        "bitcoin",
+        "--quiet",
+        "--blocks-dir",
+        blocks_dir.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// A cell of a table read back from Parquet.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Str(String),
+    Bool(bool),
+}
+
+impl Cell {
+    pub fn int(&self) -> i64 {
+        match self {
+            Cell::Int(i) => *i,
+            c => panic!("not an integer: {c:?}"),
+        }
+    }
+    pub fn str(&self) -> &str {
+        match self {
+            Cell::Str(s) => s,
+            c => panic!("not a string: {c:?}"),
+        }
+    }
+    pub fn opt_str(&self) -> Option<&str> {
+        match self {
+            Cell::Str(s) => Some(s),
+            Cell::Null => None,
+            c => panic!("not a string: {c:?}"),
+        }
+    }
+    pub fn opt_int(&self) -> Option<i64> {
+        match self {
+            Cell::Int(i) => Some(*i),
+            Cell::Null => None,
+            c => panic!("not an integer: {c:?}"),
+        }
+    }
+}
+
+pub type Row = BTreeMap<String, Cell>;
+
+/// Reads every part of `table` under `chain_dir`, in file-name (height) order.
+pub fn read_table(chain_dir: &Path, table: &str) -> Vec<Row> {
+    let dir = chain_dir.join(table);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort();
+    let mut rows = Vec::new();
+    for f in files {
+        let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&f).unwrap())
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let schema = batch.schema();
+            for i in 0..batch.num_rows() {
+                let mut row = Row::new();
+                for (c, field) in schema.fields().iter().enumerate() {
+                    let col = batch.column(c);
+                    let cell = if col.is_null(i) {
+                        Cell::Null
+                    } else {
+                        match field.data_type() {
+                            DataType::UInt32 => {
+                                Cell::Int(i64::from(col.as_primitive::<UInt32Type>().value(i)))
+                            }
+                            DataType::Int32 => {
+                                Cell::Int(i64::from(col.as_primitive::<Int32Type>().value(i)))
+                            }
+                            DataType::Int64 => Cell::Int(col.as_primitive::<Int64Type>().value(i)),
+                            DataType::Timestamp(TimeUnit::Second, _) => {
+                                Cell::Int(col.as_primitive::<TimestampSecondType>().value(i))
+                            }
+                            DataType::Utf8 => {
+                                Cell::Str(col.as_string::<i32>().value(i).to_string())
+                            }
+                            DataType::Boolean => Cell::Bool(col.as_boolean().value(i)),
+                            t => panic!("unexpected column type {t}"),
+                        }
+                    };
+                    row.insert(field.name().clone(), cell);
+                }
+                rows.push(row);
+            }
+        }
+    }
+    rows
+}
+
+/// Every file under `dir`, relative path -> bytes.
+pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.insert(
+                    p.strip_prefix(base).unwrap().display().to_string(),
+                    std::fs::read(&p).unwrap(),
+                );
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// BTC amount as Bitcoin Core prints it (8 decimals) to satoshi. Amounts up to 21e6 BTC
+/// are within f64's exact range after scaling, so rounding recovers the exact integer.
+pub fn btc_to_sat(v: &serde_json::Value) -> i64 {
+    (v.as_f64().expect("amount is a number") * 1e8).round() as i64
+}
+
+/// Copies a directory tree (files only, following the layout), making files writable.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+            let mut perm = std::fs::metadata(&dest).unwrap().permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perm.set_readonly(false);
+            std::fs::set_permissions(&dest, perm).unwrap();
+        }
+    }
+}
+
+/// Decompresses with an external tool (`zstd`, `bzip2`), installed by `.ci/run`.
+pub fn decompress(tool: &str, path: &Path) -> Vec<u8> {
+    let o = Command::new(tool)
+        .args(["-dc", path.to_str().unwrap()])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "`{tool}` is needed to read {} ({e}); .ci/run installs it",
+                path.display()
+            )
+        });
+    assert!(o.status.success(), "{tool} -dc {} failed", path.display());
+    o.stdout
+}
