@@ -14,7 +14,7 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const BITCOIN_TABLES: [&str; 4] = ["blocks", "transactions", "inputs", "outputs"];
 
 fn time() -> DataType {
-    DataType::Timestamp(TimeUnit::Second, Some("UTC".into()))
+    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
 }
 
 /// `blocks`: one row per block of the best chain.

@@ -5,4 +5,5 @@ mod util;
 mod ingest_errors;
 mod ingest_mainnet;
 mod ingest_regtest;
+mod python_readers;
 mod resume;

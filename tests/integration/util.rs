@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use arrow_array::Array;
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Int32Type, Int64Type, TimestampSecondType, UInt32Type};
+use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType, UInt32Type};
 use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -159,8 +159,11 @@ pub fn read_table(chain_dir: &Path, table: &str) -> Vec<Row> {
                                 Cell::Int(i64::from(col.as_primitive::<Int32Type>().value(i)))
                             }
                             DataType::Int64 => Cell::Int(col.as_primitive::<Int64Type>().value(i)),
-                            DataType::Timestamp(TimeUnit::Second, _) => {
-                                Cell::Int(col.as_primitive::<TimestampSecondType>().value(i))
+                            DataType::Timestamp(TimeUnit::Millisecond, _) => {
+                                // Block times are whole seconds: read them back as seconds.
+                                let ms = col.as_primitive::<TimestampMillisecondType>().value(i);
+                                assert_eq!(ms % 1000, 0, "a block time with sub-second part");
+                                Cell::Int(ms / 1000)
                             }
                             DataType::Utf8 => {
                                 Cell::Str(col.as_string::<i32>().value(i).to_string())

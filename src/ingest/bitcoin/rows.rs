@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use arrow_array::builder::{
-    BooleanBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampSecondBuilder,
+    BooleanBuilder, Int32Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
     UInt32Builder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
@@ -38,8 +38,13 @@ fn sat(v: u64) -> i64 {
     i64::try_from(v).expect("satoshi amounts fit in i64")
 }
 
-fn ts() -> TimestampSecondBuilder {
-    TimestampSecondBuilder::new().with_timezone("UTC")
+/// Block time (seconds) as the stored timestamp (milliseconds, which Parquet can type).
+fn millis(secs: u32) -> i64 {
+    i64::from(secs) * 1000
+}
+
+fn ts() -> TimestampMillisecondBuilder {
+    TimestampMillisecondBuilder::new().with_timezone("UTC")
 }
 
 /// Column builders for the four Bitcoin tables of one part.
@@ -48,7 +53,7 @@ pub struct Rows {
     b_height: UInt32Builder,
     b_hash: StringBuilder,
     b_prev: StringBuilder,
-    b_time: TimestampSecondBuilder,
+    b_time: TimestampMillisecondBuilder,
     b_version: Int32Builder,
     b_merkle: StringBuilder,
     b_bits: UInt32Builder,
@@ -61,7 +66,7 @@ pub struct Rows {
     t_height: UInt32Builder,
     t_index: UInt32Builder,
     t_txid: StringBuilder,
-    t_time: TimestampSecondBuilder,
+    t_time: TimestampMillisecondBuilder,
     t_version: Int32Builder,
     t_locktime: UInt32Builder,
     t_size: UInt32Builder,
@@ -219,7 +224,7 @@ impl Rows {
         self.b_height.append_value(b.height);
         self.b_hash.append_value(b.hash.to_string());
         self.b_prev.append_value(b.prev_hash.to_string());
-        self.b_time.append_value(i64::from(b.time));
+        self.b_time.append_value(millis(b.time));
         self.b_version.append_value(b.version);
         self.b_merkle.append_value(&b.merkle_root);
         self.b_bits.append_value(b.bits);
@@ -243,7 +248,7 @@ impl Rows {
         self.t_height.append_value(b.height);
         self.t_index.append_value(tx_index as u32);
         self.t_txid.append_value(&txid);
-        self.t_time.append_value(i64::from(b.time));
+        self.t_time.append_value(millis(b.time));
         self.t_version.append_value(tx.version);
         self.t_locktime.append_value(tx.locktime);
         self.t_size.append_value(tx.size);
