@@ -22,12 +22,22 @@ fn child(blocks: &Path) {
         part_blocks: chaintrace::ingest::bitcoin::DEFAULT_PART_BLOCKS,
     };
     let t = Instant::now();
-    let s = ingest_blocks_dir(&opts, &indicatif::ProgressBar::hidden()).expect("the benchmark chain ingests");
+    let s = ingest_blocks_dir(&opts, &indicatif::ProgressBar::hidden())
+        .expect("the benchmark chain ingests");
     let secs = t.elapsed().as_secs_f64();
     let w = &s.written;
     println!(
         "{:<44} {:>9} {:>10} {:>10} {:>8.2} {:>10.0} {:>10.0} {:>9.1} {:>10.1}",
-        blocks.display().to_string().chars().rev().take(44).collect::<String>().chars().rev().collect::<String>(),
+        blocks
+            .display()
+            .to_string()
+            .chars()
+            .rev()
+            .take(44)
+            .collect::<String>()
+            .chars()
+            .rev()
+            .collect::<String>(),
         w.blocks,
         w.txs,
         w.inputs,
@@ -40,7 +50,10 @@ fn child(blocks: &Path) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if args.first().map(String::as_str) == Some("--child") {
         child(Path::new(&args[1]));
         return;
@@ -52,8 +65,10 @@ fn main() {
         bare.path().join("blk00000.dat"),
     )
     .expect("../shared/datasets holds the mainnet blk file");
-    let mut chains: Vec<PathBuf> =
-        vec![root.join("datasets/regtest-world-a/blocks"), bare.path().to_path_buf()];
+    let mut chains: Vec<PathBuf> = vec![
+        root.join("datasets/regtest-world-a/blocks"),
+        bare.path().to_path_buf(),
+    ];
     chains.extend(args.iter().map(PathBuf::from));
     println!(
         "{:<44} {:>9} {:>10} {:>10} {:>8} {:>10} {:>10} {:>9} {:>10}",
@@ -61,7 +76,11 @@ fn main() {
     );
     let me = std::env::current_exe().expect("the bench knows its path");
     for c in chains {
-        let st = Command::new(&me).arg("--child").arg(&c).status().expect("the child runs");
+        let st = Command::new(&me)
+            .arg("--child")
+            .arg(&c)
+            .status()
+            .expect("the child runs");
         assert!(st.success(), "benchmark of {} failed", c.display());
     }
 }

@@ -8,5 +8,6 @@
 
 pub mod cli;
 pub mod ingest;
+pub mod simulate;
 pub mod store;
 pub mod types;

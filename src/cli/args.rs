@@ -48,8 +48,14 @@ pub enum Command {
     Stats(PlannedArgs),
     /// Evaluate clustering against ground truth. [not built yet]
     Eval(PlannedArgs),
-    /// Generate a synthetic economy in Bitcoin Core's file format with ground truth. [not built yet]
-    Simulate(PlannedArgs),
+    /// Generate a synthetic economy in Bitcoin Core's file format with ground truth.
+    ///
+    /// Writes OUT/blocks/blk*.dat (regtest framing, with xor.dat), readable by
+    /// `chaintrace ingest bitcoin --blocks-dir OUT/blocks`, and OUT/truth/*.parquet: who owns
+    /// every address (addresses), every entity and its category (entities), the kind of every
+    /// transaction (transactions), the flagged entities (flagged) and the true transfers of
+    /// the flagged entities' coins to others (flows). Same seed and options, same bytes.
+    Simulate(SimulateArgs),
     /// Run the whole pipeline on built-in data. [not built yet]
     Demo(PlannedArgs),
 }
@@ -78,6 +84,37 @@ impl Command {
 pub struct PlannedArgs {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     pub rest: Vec<String>,
+}
+
+/// Simulator presets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PresetArg {
+    /// Few actors and 40-transaction blocks: for tests and the demo.
+    Small,
+    /// Realistic shares of behaviour, 1000-transaction blocks.
+    Default,
+    /// Hard for heuristics: many CoinJoins, change that mimics payments, reused exchange addresses.
+    Adversarial,
+}
+
+/// `chaintrace simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Random seed: the same seed and options give byte-identical output.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+
+    /// Number of transactions to generate (coinbases included).
+    #[arg(long, default_value_t = 100_000)]
+    pub txs: u64,
+
+    /// Behaviour preset.
+    #[arg(long, value_enum, default_value = "default")]
+    pub preset: PresetArg,
+
+    /// Output directory (blocks/ and truth/ inside are replaced).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// Sources to ingest.

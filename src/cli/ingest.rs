@@ -1,10 +1,9 @@
 //! `chaintrace ingest ...`
 
 use anyhow::anyhow;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::args::{ChainSelectionArg, IngestBitcoinArgs};
-use super::{Cli, CliError, show_progress};
+use super::{Cli, CliError, progress_bar};
 use crate::ingest::bitcoin::{
     BlocksDirOptions, ChainSelection, IngestError, Summary, ingest_blocks_dir,
 };
@@ -47,19 +46,7 @@ pub(crate) fn bitcoin(cli: &Cli, a: &IngestBitcoinArgs) -> Result<(), CliError> 
         chain_selection,
         part_blocks: a.part_blocks,
     };
-    let pb = if show_progress(cli) {
-        let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-        pb.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} blocks ({per_sec}, ETA {eta}) {msg}",
-            )
-            .expect("the template is valid")
-            .progress_chars("=> "),
-        );
-        pb
-    } else {
-        ProgressBar::hidden()
-    };
+    let pb = progress_bar(cli, "blocks");
     let mut summary = ingest_blocks_dir(&opts, &pb).map_err(classify)?;
     let error = summary.error.take();
     print_summary(cli, &summary, error.as_ref());

@@ -2,6 +2,7 @@
 
 mod args;
 mod ingest;
+mod simulate;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -54,12 +55,30 @@ pub fn main() -> ExitCode {
 pub fn run(cli: &Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Ingest(args::IngestCommand::Bitcoin(a)) => ingest::bitcoin(cli, a),
+        Command::Simulate(a) => simulate::run(cli, a),
         other => Err(CliError::user(anyhow::anyhow!(
             "`chaintrace {}` is not built yet in this version ({}); see the issues of the project for its status",
             other.name(),
             env!("CARGO_PKG_VERSION")
         ))),
     }
+}
+
+/// A progress bar on stderr, or a hidden one when stderr is not a terminal or `--quiet`.
+pub(crate) fn progress_bar(cli: &Cli, unit: &str) -> indicatif::ProgressBar {
+    if !show_progress(cli) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let pb =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{{spinner}} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {unit} ({{per_sec}}, ETA {{eta}}) {{msg}}"
+        ))
+        .expect("the template is valid")
+        .progress_chars("=> "),
+    );
+    pb
 }
 
 /// Whether progress bars should be drawn.

@@ -7,3 +7,4 @@ mod ingest_mainnet;
 mod ingest_regtest;
 mod python_readers;
 mod resume;
+mod simulate;

@@ -6,7 +6,11 @@ use crate::util::*;
 #[test]
 fn polars_and_duckdb_read_the_dataset_with_the_same_figures() {
     let d = tempfile::tempdir().unwrap();
-    ok(&ingest(&bitcoin_data("regtest-world-a/blocks"), d.path(), &["--part-blocks", "100"]));
+    ok(&ingest(
+        &bitcoin_data("regtest-world-a/blocks"),
+        d.path(),
+        &["--part-blocks", "100"],
+    ));
     let chain = d.path().join("regtest");
     let txs = read_table(&chain, "transactions");
     let fees: i64 = txs.iter().filter_map(|r| r["fee"].opt_int()).sum();
@@ -37,6 +41,20 @@ print(t[0], t[1], t[2], o, q[0], q[1], q[2])
         "python polars/duckdb failed (run `pip install -r notebooks/requirements.txt`): {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let got: Vec<i64> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(|x| x.parse().unwrap()).collect();
-    assert_eq!(got, vec![fees, txs.len() as i64, max_time, received, fees, txs.len() as i64, max_time]);
+    let got: Vec<i64> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|x| x.parse().unwrap())
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            fees,
+            txs.len() as i64,
+            max_time,
+            received,
+            fees,
+            txs.len() as i64,
+            max_time
+        ]
+    );
 }

@@ -1,0 +1,290 @@
+//! Output of the simulator: `blk*.dat` in Bitcoin Core's framing with `xor.dat`, and the
+//! ground-truth Parquet tables, all written under temporary names and renamed at the end.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use crate::ingest::bitcoin::blkfile::xor;
+use crate::store::StoreError;
+use crate::types::Network;
+
+/// Bitcoin Core's maximum blk file size.
+pub const MAX_BLOCKFILE_SIZE: u64 = 128 * 1024 * 1024;
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes blocks as `blk00000.dat`, `blk00001.dat`, … with XOR obfuscation.
+#[derive(Debug)]
+pub struct BlkWriter {
+    dir: PathBuf,
+    key: [u8; 8],
+    max_file: u64,
+    file_no: u32,
+    offset: u64,
+    out: Option<BufWriter<File>>,
+    pub files: Vec<PathBuf>,
+    buf: Vec<u8>,
+}
+
+impl BlkWriter {
+    /// Starts writing into `dir` with obfuscation `key` (written to `xor.dat`).
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn create(dir: &Path, key: [u8; 8], max_file: u64) -> Result<BlkWriter, StoreError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let x = dir.join("xor.dat");
+        std::fs::write(&x, key).map_err(io(&x))?;
+        Ok(BlkWriter {
+            dir: dir.to_path_buf(),
+            key,
+            max_file,
+            file_no: 0,
+            offset: 0,
+            out: None,
+            files: Vec::new(),
+            buf: Vec::new(),
+        })
+    }
+
+    /// Appends one serialized block record.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn write_block(&mut self, block: &[u8]) -> Result<(), StoreError> {
+        let rec = 8 + block.len() as u64;
+        if self.out.is_some() && self.offset + rec > self.max_file {
+            self.finish_file()?;
+            self.file_no += 1;
+        }
+        if self.out.is_none() {
+            let path = self.dir.join(format!("blk{:05}.dat", self.file_no));
+            let f = File::create(&path).map_err(io(&path))?;
+            self.out = Some(BufWriter::with_capacity(1 << 20, f));
+            self.files.push(path);
+            self.offset = 0;
+        }
+        self.buf.clear();
+        self.buf.extend_from_slice(&Network::Regtest.magic());
+        self.buf
+            .extend_from_slice(&(block.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(block);
+        xor(&mut self.buf, &self.key, self.offset);
+        let path = self.files.last().expect("a file is open").clone();
+        self.out
+            .as_mut()
+            .expect("a file is open")
+            .write_all(&self.buf)
+            .map_err(io(&path))?;
+        self.offset += rec;
+        Ok(())
+    }
+
+    fn finish_file(&mut self) -> Result<(), StoreError> {
+        if let Some(mut w) = self.out.take() {
+            let path = self.files.last().expect("a file is open").clone();
+            w.flush().map_err(io(&path))?;
+            w.get_ref().sync_all().map_err(io(&path))?;
+        }
+        Ok(())
+    }
+
+    /// Flushes and closes the last file.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn finish(mut self) -> Result<Vec<PathBuf>, StoreError> {
+        self.finish_file()?;
+        Ok(self.files)
+    }
+}
+
+/// A column of a truth table being collected.
+#[derive(Debug)]
+pub enum Col {
+    Str(Vec<Option<String>>),
+    U32(Vec<u32>),
+    U64(Vec<u64>),
+    Bool(Vec<bool>),
+}
+
+/// A streaming Parquet table: rows are buffered and written in batches.
+pub struct TableWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    schema: SchemaRef,
+    cols: Vec<Col>,
+    writer: ArrowWriter<File>,
+    pub rows: u64,
+}
+
+impl std::fmt::Debug for TableWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableWriter")
+            .field("path", &self.path)
+            .field("rows", &self.rows)
+            .finish()
+    }
+}
+
+const BATCH: usize = 65_536;
+
+impl TableWriter {
+    /// A new table at `path` with `fields`.
+    ///
+    /// # Errors
+    /// I/O or Parquet errors.
+    pub fn create(path: &Path, fields: Vec<Field>) -> Result<TableWriter, StoreError> {
+        let dir = path.parent().expect("tables have a directory");
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let tmp = dir.join(format!(
+            ".{}.tmp",
+            path.file_name().expect("a name").to_string_lossy()
+        ));
+        let cols = fields
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 => Col::Str(Vec::new()),
+                DataType::UInt32 => Col::U32(Vec::new()),
+                DataType::UInt64 => Col::U64(Vec::new()),
+                DataType::Boolean => Col::Bool(Vec::new()),
+                t => unreachable!("truth tables use no {t} columns"),
+            })
+            .collect();
+        let schema: SchemaRef = Arc::new(Schema::new(fields));
+        let f = File::create(&tmp).map_err(io(&tmp))?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_created_by(format!("chaintrace {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let writer = ArrowWriter::try_new(f, schema.clone(), Some(props)).map_err(|source| {
+            StoreError::Parquet {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        Ok(TableWriter {
+            path: path.to_path_buf(),
+            tmp,
+            schema,
+            cols,
+            writer,
+            rows: 0,
+        })
+    }
+
+    /// Mutable access to the columns, to push one row; call [`TableWriter::row_done`] after.
+    pub fn cols(&mut self) -> &mut [Col] {
+        &mut self.cols
+    }
+
+    /// Counts the row pushed and flushes a full batch.
+    ///
+    /// # Errors
+    /// Parquet errors.
+    pub fn row_done(&mut self) -> Result<(), StoreError> {
+        self.rows += 1;
+        if self.rows.is_multiple_of(BATCH as u64) {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        let arrays: Vec<ArrayRef> = self
+            .cols
+            .iter_mut()
+            .map(|c| -> ArrayRef {
+                match c {
+                    Col::Str(v) => Arc::new(StringArray::from(std::mem::take(v))),
+                    Col::U32(v) => Arc::new(UInt32Array::from(std::mem::take(v))),
+                    Col::U64(v) => Arc::new(UInt64Array::from(std::mem::take(v))),
+                    Col::Bool(v) => Arc::new(BooleanArray::from(std::mem::take(v))),
+                }
+            })
+            .collect();
+        if arrays.first().is_some_and(|a| a.is_empty()) {
+            return Ok(());
+        }
+        let batch = RecordBatch::try_new(self.schema.clone(), arrays).map_err(|source| {
+            StoreError::Arrow {
+                table: "ground truth",
+                source,
+            }
+        })?;
+        self.writer
+            .write(&batch)
+            .map_err(|source| StoreError::Parquet {
+                path: self.path.clone(),
+                source,
+            })
+    }
+
+    /// Writes the rest and renames the file into place.
+    ///
+    /// # Errors
+    /// I/O or Parquet errors.
+    pub fn finish(mut self) -> Result<u64, StoreError> {
+        self.flush()?;
+        let f = self
+            .writer
+            .into_inner()
+            .map_err(|source| StoreError::Parquet {
+                path: self.path.clone(),
+                source,
+            })?;
+        f.sync_all().map_err(io(&self.tmp))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(io(&self.path))?;
+        Ok(self.rows)
+    }
+}
+
+/// Shorthands for pushing values.
+pub fn s(c: &mut Col, v: impl Into<String>) {
+    if let Col::Str(x) = c {
+        x.push(Some(v.into()));
+    } else {
+        unreachable!("column type mismatch")
+    }
+}
+pub fn s_opt(c: &mut Col, v: Option<String>) {
+    if let Col::Str(x) = c {
+        x.push(v);
+    } else {
+        unreachable!("column type mismatch")
+    }
+}
+pub fn u32c(c: &mut Col, v: u32) {
+    if let Col::U32(x) = c {
+        x.push(v);
+    } else {
+        unreachable!("column type mismatch")
+    }
+}
+pub fn u64c(c: &mut Col, v: u64) {
+    if let Col::U64(x) = c {
+        x.push(v);
+    } else {
+        unreachable!("column type mismatch")
+    }
+}
+pub fn boolc(c: &mut Col, v: bool) {
+    if let Col::Bool(x) = c {
+        x.push(v);
+    } else {
+        unreachable!("column type mismatch")
+    }
+}
