@@ -7,11 +7,11 @@
 //! deleted by [`clean_dir`].
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
-use bitcoin::hashes::{Hash, sha256};
+use bitcoin::hashes::{Hash, HashEngine, sha256};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -45,35 +45,96 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 /// # Errors
 /// I/O or Parquet encoding errors, naming the file.
 pub fn stage(path: &Path, batch: &RecordBatch) -> Result<Staged, StoreError> {
-    let dir = path.parent().expect("part paths have a directory");
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let name = path
-        .file_name()
-        .expect("part paths have a name")
-        .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_created_by(format!("chaintrace {}", env!("CARGO_PKG_VERSION")))
-        .build();
-    let mut buf = Vec::new();
-    let pq = |source| StoreError::Parquet {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props)).map_err(pq)?;
-    w.write(batch).map_err(pq)?;
-    w.close().map_err(pq)?;
-    let mut f = File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(&buf).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    Ok(Staged {
-        tmp,
-        path: path.to_path_buf(),
-        rows: batch.num_rows() as u64,
-        bytes: buf.len() as u64,
-        sha256: sha256::Hash::hash(&buf).to_string(),
-    })
+    let mut w = PartWriter::create(path, batch.schema())?;
+    w.write(batch)?;
+    w.finish()
+}
+
+/// Rows per Parquet row group: bounds the writer's memory for big parts.
+const ROW_GROUP_ROWS: usize = 256 * 1024;
+
+/// Hashes and counts bytes on their way to the file.
+struct HashingWriter {
+    inner: BufWriter<File>,
+    engine: sha256::HashEngine,
+    bytes: u64,
+}
+
+impl Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.engine.input(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A Parquet file written batch by batch under a temporary name, staged by
+/// [`PartWriter::finish`].
+pub struct PartWriter {
+    path: PathBuf,
+    tmp: PathBuf,
+    writer: ArrowWriter<HashingWriter>,
+    rows: u64,
+}
+
+impl std::fmt::Debug for PartWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartWriter").field("path", &self.path).field("rows", &self.rows).finish()
+    }
+}
+
+impl PartWriter {
+    /// Starts writing the file that will be `path`, with `schema`.
+    ///
+    /// # Errors
+    /// I/O or Parquet errors, naming the file.
+    pub fn create(path: &Path, schema: arrow_schema::SchemaRef) -> Result<PartWriter, StoreError> {
+        let dir = path.parent().expect("part paths have a directory");
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let name = path.file_name().expect("part paths have a name").to_string_lossy();
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .set_created_by(format!("chaintrace {}", env!("CARGO_PKG_VERSION")))
+            .build();
+        let f = File::create(&tmp).map_err(io(&tmp))?;
+        let out = HashingWriter { inner: BufWriter::with_capacity(1 << 20, f), engine: sha256::Hash::engine(), bytes: 0 };
+        let writer = ArrowWriter::try_new(out, schema, Some(props))
+            .map_err(|source| StoreError::Parquet { path: path.to_path_buf(), source })?;
+        Ok(PartWriter { path: path.to_path_buf(), tmp, writer, rows: 0 })
+    }
+
+    /// Appends a batch.
+    ///
+    /// # Errors
+    /// Parquet errors, naming the file.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
+        self.rows += batch.num_rows() as u64;
+        self.writer.write(batch).map_err(|source| StoreError::Parquet { path: self.path.clone(), source })
+    }
+
+    /// Writes the footer, syncs the temporary file and returns it staged.
+    ///
+    /// # Errors
+    /// I/O or Parquet errors, naming the file.
+    pub fn finish(self) -> Result<Staged, StoreError> {
+        let out = self.writer.into_inner().map_err(|source| StoreError::Parquet { path: self.path.clone(), source })?;
+        let HashingWriter { inner, engine, bytes } = out;
+        let f = inner.into_inner().map_err(|e| StoreError::Io { path: self.tmp.clone(), source: e.into_error() })?;
+        f.sync_all().map_err(io(&self.tmp))?;
+        Ok(Staged {
+            tmp: self.tmp,
+            path: self.path,
+            rows: self.rows,
+            bytes,
+            sha256: sha256::Hash::from_engine(engine).to_string(),
+        })
+    }
 }
 
 /// Renames staged files to their final names and syncs their directories.

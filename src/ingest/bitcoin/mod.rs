@@ -300,6 +300,7 @@ pub fn ingest_blocks_dir(
         let mut next_part = 0usize;
         let mut tx_total = 0u64;
         let mut failure: Option<IngestError> = None;
+        let mut open: Option<Vec<sink::PartWriter>> = None;
         std::thread::scope(|s| -> Result<(), IngestError> {
             let (send, recv) = mpsc::sync_channel::<Result<Vec<DecodedBlock>, IngestError>>(2);
             let dir = &dir;
@@ -332,12 +333,25 @@ pub fn ingest_blocks_dir(
                         summary.blocks_replayed += 1;
                     }
                     if let Some((f, t)) = part
-                        && block.height == t
+                        && writing
                     {
-                        next_part += 1;
-                        summary.written += rows.counts;
-                        write_part(&chain_dir, &mut manifest, &mut rows, chain, f, t, next_part)?;
-                        summary.parts_written += 1;
+                        let name = sink::part_name(f, t);
+                        if open.is_none() {
+                            open = Some(open_part(&chain_dir, &name)?);
+                        }
+                        let writers = open.as_mut().expect("opened above");
+                        if rows.buffered_rows() >= FLUSH_ROWS || block.height == t {
+                            for (w, batch) in writers.iter_mut().zip(rows.finish()?.iter()) {
+                                w.write(batch)?;
+                            }
+                        }
+                        if block.height == t {
+                            next_part += 1;
+                            summary.written += rows.take_counts();
+                            let writers = open.take().expect("opened above");
+                            commit_part(&chain_dir, &mut manifest, writers, chain, f, t, next_part)?;
+                            summary.parts_written += 1;
+                        }
                     }
                     pb.inc(1);
                 }
@@ -407,21 +421,29 @@ fn read_and_decode(
     (decoded, failed)
 }
 
-fn write_part(
+/// Input + output rows buffered before they are written to the open part's files.
+const FLUSH_ROWS: usize = 200_000;
+
+fn open_part(chain_dir: &Path, name: &str) -> Result<Vec<sink::PartWriter>, IngestError> {
+    let schemas = [schema::blocks(), schema::transactions(), schema::inputs(), schema::outputs()];
+    let mut writers = Vec::with_capacity(4);
+    for (table, schema) in schema::BITCOIN_TABLES.iter().zip(schemas) {
+        writers.push(sink::PartWriter::create(&chain_dir.join(table).join(name), schema)?);
+    }
+    Ok(writers)
+}
+
+fn commit_part(
     chain_dir: &Path,
     manifest: &mut Manifest,
-    rows: &mut Rows,
+    writers: Vec<sink::PartWriter>,
     chain: &[ChainBlock],
     from: u32,
     to: u32,
     part_no: usize,
 ) -> Result<(), IngestError> {
-    let batches = rows.finish()?;
     let name = sink::part_name(from, to);
-    let mut staged = Vec::with_capacity(4);
-    for (table, batch) in schema::BITCOIN_TABLES.iter().zip(batches.iter()) {
-        staged.push(sink::stage(&chain_dir.join(table).join(&name), batch)?);
-    }
+    let staged = writers.into_iter().map(sink::PartWriter::finish).collect::<Result<Vec<_>, _>>()?;
     crash_point("after-stage", part_no);
     sink::commit(&staged)?;
     crash_point("after-commit", part_no);

@@ -305,6 +305,17 @@ impl Rows {
         }
     }
 
+    /// Rows buffered in the builders (inputs + outputs, the big tables).
+    pub fn buffered_rows(&self) -> usize {
+        use arrow_array::builder::ArrayBuilder;
+        self.i_height.len() + self.o_height.len()
+    }
+
+    /// Returns the counts since the last call and resets them.
+    pub fn take_counts(&mut self) -> Counts {
+        std::mem::take(&mut self.counts)
+    }
+
     /// Finishes the builders into one record batch per table, in [`schema::BITCOIN_TABLES`]
     /// order, and resets them.
     ///
@@ -383,7 +394,6 @@ impl Rows {
                 a(self.o_address.finish()),
             ],
         )?;
-        self.counts = Counts::default();
         Ok([blocks, transactions, inputs, outputs])
     }
 }
