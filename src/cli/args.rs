@@ -34,7 +34,7 @@ pub struct Cli {
 pub enum Command {
     /// Ingest chain data into the Parquet dataset.
     #[command(subcommand)]
-    Ingest(IngestCommand),
+    Ingest(Box<IngestCommand>),
     /// Import labels (GraphSense TagPacks, OFAC lists, CSV). [not built yet]
     #[command(subcommand)]
     Labels(LabelsCommand),
@@ -64,8 +64,8 @@ impl Command {
     /// The command's name, for messages.
     pub fn name(&self) -> &'static str {
         match self {
-            Command::Ingest(IngestCommand::Bitcoin(_)) => "ingest bitcoin",
-            Command::Ingest(IngestCommand::Ethereum(_)) => "ingest ethereum",
+            Command::Ingest(i) if matches!(**i, IngestCommand::Bitcoin(_)) => "ingest bitcoin",
+            Command::Ingest(_) => "ingest ethereum",
             Command::Labels(_) => "labels",
             Command::Cluster(_) => "cluster",
             Command::Trace(_) => "trace",
@@ -127,7 +127,7 @@ pub enum IngestCommand {
     /// proof of work, resolves every input against the UTXO set and writes
     /// DATA/<network>/{blocks,transactions,inputs,outputs}/part-*.parquet and _manifest.json.
     /// Rerunning continues where the last run stopped; a killed run loses nothing.
-    Bitcoin(IngestBitcoinArgs),
+    Bitcoin(Box<IngestBitcoinArgs>),
     /// Ingest Ethereum from a JSON-RPC node. [not built yet]
     Ethereum(PlannedArgs),
 }
@@ -157,7 +157,7 @@ pub struct IngestBitcoinArgs {
     #[arg(long, value_name = "DIR", help_heading = "Source")]
     pub blocks_dir: Option<PathBuf>,
 
-    /// Bitcoin Core JSON-RPC URL. [not built yet]
+    /// Bitcoin Core JSON-RPC URL, e.g. http://127.0.0.1:8332 (uses getblock verbosity 3).
     #[arg(
         long,
         value_name = "URL",
@@ -165,6 +165,71 @@ pub struct IngestBitcoinArgs {
         conflicts_with = "blocks_dir"
     )]
     pub rpc: Option<String>,
+
+    /// The node's cookie file (e.g. ~/.bitcoin/.cookie) for RPC authentication.
+    #[arg(long, value_name = "FILE", help_heading = "RPC", conflicts_with_all = ["rpc_user", "rpc_password"])]
+    pub rpc_cookie: Option<PathBuf>,
+
+    /// RPC user name (with --rpc-password), instead of the cookie.
+    #[arg(
+        long,
+        value_name = "USER",
+        help_heading = "RPC",
+        requires = "rpc_password"
+    )]
+    pub rpc_user: Option<String>,
+
+    /// RPC password (with --rpc-user).
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        help_heading = "RPC",
+        requires = "rpc_user"
+    )]
+    pub rpc_password: Option<String>,
+
+    /// Requests in flight to the node.
+    #[arg(long, value_name = "K", default_value_t = 4, help_heading = "RPC")]
+    pub concurrency: usize,
+
+    /// After catching up, keep polling for new blocks; reorganisations are rolled back.
+    #[arg(long, help_heading = "RPC")]
+    pub follow: bool,
+
+    /// Seconds between polls with --follow.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10.0,
+        help_heading = "RPC"
+    )]
+    pub poll_secs: f64,
+
+    /// Seconds to wait for one RPC reply.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 60.0,
+        help_heading = "RPC"
+    )]
+    pub rpc_timeout_secs: f64,
+
+    /// Attempts per RPC call before giving up (transient failures are retried).
+    #[arg(long, value_name = "N", default_value_t = 8, help_heading = "RPC")]
+    pub rpc_attempts: u32,
+
+    /// Upper bound of the exponential backoff between attempts, in milliseconds.
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 10_000,
+        help_heading = "RPC"
+    )]
+    pub rpc_backoff_max_ms: u64,
+
+    /// Stop --follow after this many polls (for scripts and tests; default: forever).
+    #[arg(long, value_name = "N", help_heading = "RPC")]
+    pub polls: Option<u64>,
 
     /// Esplora REST base URL. [not built yet]
     #[arg(long, value_name = "URL", help_heading = "Source", conflicts_with_all = ["blocks_dir", "rpc"])]
@@ -235,9 +300,7 @@ mod tests {
         ])
         .unwrap();
         assert!(cli.json);
-        let Command::Ingest(IngestCommand::Bitcoin(a)) = cli.command else {
-            panic!("wrong command")
-        };
+        let a = bitcoin_args(cli);
         assert_eq!(a.blocks_dir.as_deref(), Some(std::path::Path::new("b")));
         assert_eq!(
             (a.from, a.to, a.part_blocks, a.no_index),
@@ -246,13 +309,105 @@ mod tests {
         assert_eq!(a.chain, ChainSelectionArg::Auto);
     }
 
+    fn bitcoin_args(cli: Cli) -> IngestBitcoinArgs {
+        let Command::Ingest(i) = cli.command else {
+            panic!("wrong command")
+        };
+        let IngestCommand::Bitcoin(a) = *i else {
+            panic!("wrong command")
+        };
+        *a
+    }
+
+    #[test]
+    fn rpc_flags_parse() {
+        let a = bitcoin_args(
+            Cli::try_parse_from([
+                "chaintrace",
+                "ingest",
+                "bitcoin",
+                "--rpc",
+                "http://127.0.0.1:8332",
+                "--rpc-user",
+                "u",
+                "--rpc-password",
+                "p",
+                "--follow",
+                "--concurrency",
+                "8",
+                "--poll-secs",
+                "2.5",
+            ])
+            .unwrap(),
+        );
+        assert_eq!(a.rpc.as_deref(), Some("http://127.0.0.1:8332"));
+        assert_eq!(
+            (a.rpc_user.as_deref(), a.rpc_password.as_deref()),
+            (Some("u"), Some("p"))
+        );
+        assert!(a.follow);
+        assert_eq!((a.concurrency, a.poll_secs, a.rpc_attempts), (8, 2.5, 8));
+        // A user needs a password, and the cookie excludes both.
+        assert!(
+            Cli::try_parse_from([
+                "chaintrace",
+                "ingest",
+                "bitcoin",
+                "--rpc",
+                "http://x:1",
+                "--rpc-user",
+                "u"
+            ])
+            .is_err()
+        );
+        assert!(
+            Cli::try_parse_from([
+                "chaintrace",
+                "ingest",
+                "bitcoin",
+                "--rpc",
+                "http://x:1",
+                "--rpc-cookie",
+                "c",
+                "--rpc-user",
+                "u",
+                "--rpc-password",
+                "p",
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn simulate_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "chaintrace",
+            "simulate",
+            "--seed",
+            "3",
+            "--txs",
+            "500",
+            "--preset",
+            "small",
+            "--out",
+            "w",
+        ])
+        .unwrap();
+        let Command::Simulate(a) = cli.command else {
+            panic!("wrong command")
+        };
+        assert_eq!((a.seed, a.txs, a.preset), (3, 500, PresetArg::Small));
+        assert!(
+            Cli::try_parse_from(["chaintrace", "simulate", "--preset", "huge", "--out", "w"])
+                .is_err()
+        );
+    }
+
     #[test]
     fn data_defaults_to_data() {
         let cli =
             Cli::try_parse_from(["chaintrace", "ingest", "bitcoin", "--blocks-dir", "b"]).unwrap();
-        let Command::Ingest(IngestCommand::Bitcoin(a)) = cli.command else {
-            panic!("wrong command")
-        };
+        let a = bitcoin_args(cli);
         assert_eq!(a.data, PathBuf::from("data"));
         assert_eq!(a.part_blocks, crate::ingest::bitcoin::DEFAULT_PART_BLOCKS);
     }

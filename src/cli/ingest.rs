@@ -9,10 +9,13 @@ use crate::ingest::bitcoin::{
 };
 
 pub(crate) fn bitcoin(cli: &Cli, a: &IngestBitcoinArgs) -> Result<(), CliError> {
-    if a.rpc.is_some() || a.esplora.is_some() {
+    if a.esplora.is_some() {
         return Err(CliError::user(anyhow!(
-            "--rpc and --esplora ingest are not built yet in this version; use --blocks-dir with Bitcoin Core's blocks directory"
+            "--esplora ingest is not built yet in this version; use --rpc with a Bitcoin Core node or --blocks-dir"
         )));
+    }
+    if let Some(url) = &a.rpc {
+        return rpc(cli, a, url);
     }
     let Some(blocks_dir) = a.blocks_dir.clone() else {
         return Err(CliError::user(anyhow!(
@@ -105,5 +108,74 @@ fn print_summary(cli: &Cli, s: &Summary, error: Option<&IngestError>) {
             s.utxo_heap_bytes as f64 / s.utxo_outputs.max(1) as f64,
             s.peak_rss_bytes.unwrap_or(0) / (1 << 20)
         );
+    }
+}
+
+fn rpc(cli: &Cli, a: &IngestBitcoinArgs, url: &str) -> Result<(), CliError> {
+    use crate::ingest::bitcoin::rpc::{RpcClient, RpcConfig};
+    use crate::ingest::bitcoin::rpc_source::RpcSource;
+    use crate::ingest::bitcoin::{RangeOptions, ingest_chain};
+    use std::time::Duration;
+
+    let auth = match (&a.rpc_cookie, &a.rpc_user, &a.rpc_password) {
+        (Some(cookie), _, _) => {
+            let text = std::fs::read_to_string(cookie).map_err(|e| {
+                CliError::user(anyhow!(
+                    "cannot read the cookie file {}: {e}; the node writes it into its data directory while it runs (e.g. ~/.bitcoin/.cookie, ~/.bitcoin/regtest/.cookie)",
+                    cookie.display()
+                ))
+            })?;
+            Some(text.trim().to_string())
+        }
+        (None, Some(u), Some(p)) => Some(format!("{u}:{p}")),
+        _ => None,
+    };
+    if a.part_blocks == 0 {
+        return Err(CliError::user(anyhow!("--part-blocks must be at least 1")));
+    }
+    let secs = |s: f64, what: &str| {
+        if s.is_finite() && s > 0.0 {
+            Ok(Duration::from_secs_f64(s))
+        } else {
+            Err(CliError::user(anyhow!(
+                "{what} must be a positive number of seconds"
+            )))
+        }
+    };
+    let backoff_max = Duration::from_millis(a.rpc_backoff_max_ms);
+    let cfg = RpcConfig {
+        url: url.to_string(),
+        auth,
+        timeout: secs(a.rpc_timeout_secs, "--rpc-timeout-secs")?,
+        attempts: a.rpc_attempts.max(1),
+        backoff_base: Duration::from_millis(100).min(backoff_max),
+        backoff_max,
+    };
+    let poll = secs(a.poll_secs, "--poll-secs")?;
+    let client = RpcClient::new(cfg).map_err(CliError::user)?;
+    let source = RpcSource::connect(client, a.concurrency).map_err(classify)?;
+    let opts = RangeOptions {
+        data_dir: a.data.clone(),
+        from: a.from,
+        to: a.to,
+        part_blocks: a.part_blocks,
+    };
+    let mut polls = 0u64;
+    loop {
+        let pb = progress_bar(cli, "blocks");
+        let best = source.best_chain(a.to, &pb).map_err(classify)?;
+        let mut summary = ingest_chain(&source, best, &opts, &pb).map_err(classify)?;
+        let error = summary.error.take();
+        if summary.parts_written > 0 || summary.parts_removed > 0 || !a.follow || error.is_some() {
+            print_summary(cli, &summary, error.as_ref());
+        }
+        if let Some(e) = error {
+            return Err(CliError::user(e));
+        }
+        polls += 1;
+        if !a.follow || a.polls.is_some_and(|n| polls >= n) {
+            return Ok(());
+        }
+        std::thread::sleep(poll);
     }
 }

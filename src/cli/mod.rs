@@ -54,7 +54,12 @@ pub fn main() -> ExitCode {
 /// What the command failed with, classified by exit code.
 pub fn run(cli: &Cli) -> Result<(), CliError> {
     match &cli.command {
-        Command::Ingest(args::IngestCommand::Bitcoin(a)) => ingest::bitcoin(cli, a),
+        Command::Ingest(i) if matches!(**i, args::IngestCommand::Bitcoin(_)) => {
+            let args::IngestCommand::Bitcoin(a) = &**i else {
+                unreachable!("matched above")
+            };
+            ingest::bitcoin(cli, a)
+        }
         Command::Simulate(a) => simulate::run(cli, a),
         other => Err(CliError::user(anyhow::anyhow!(
             "`chaintrace {}` is not built yet in this version ({}); see the issues of the project for its status",

@@ -437,7 +437,7 @@ impl World {
             for _ in n..=i {
                 self.next_addr += 1;
                 let a = Addr {
-                    kind: if i % 2 == 0 {
+                    kind: if i.is_multiple_of(2) {
                         AddrKind::P2wpkh
                     } else {
                         AddrKind::P2pkh

@@ -1,6 +1,7 @@
 //! The Parquet dataset on disk (DESIGN.md §3): schemas, atomic part files, the manifest.
 
 pub mod manifest;
+pub mod reader;
 pub mod schema;
 pub mod sink;
 

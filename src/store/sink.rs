@@ -83,7 +83,10 @@ pub struct PartWriter {
 
 impl std::fmt::Debug for PartWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PartWriter").field("path", &self.path).field("rows", &self.rows).finish()
+        f.debug_struct("PartWriter")
+            .field("path", &self.path)
+            .field("rows", &self.rows)
+            .finish()
     }
 }
 
@@ -95,7 +98,10 @@ impl PartWriter {
     pub fn create(path: &Path, schema: arrow_schema::SchemaRef) -> Result<PartWriter, StoreError> {
         let dir = path.parent().expect("part paths have a directory");
         std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let name = path.file_name().expect("part paths have a name").to_string_lossy();
+        let name = path
+            .file_name()
+            .expect("part paths have a name")
+            .to_string_lossy();
         let tmp = dir.join(format!(".{name}.tmp"));
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
@@ -103,10 +109,23 @@ impl PartWriter {
             .set_created_by(format!("chaintrace {}", env!("CARGO_PKG_VERSION")))
             .build();
         let f = File::create(&tmp).map_err(io(&tmp))?;
-        let out = HashingWriter { inner: BufWriter::with_capacity(1 << 20, f), engine: sha256::Hash::engine(), bytes: 0 };
-        let writer = ArrowWriter::try_new(out, schema, Some(props))
-            .map_err(|source| StoreError::Parquet { path: path.to_path_buf(), source })?;
-        Ok(PartWriter { path: path.to_path_buf(), tmp, writer, rows: 0 })
+        let out = HashingWriter {
+            inner: BufWriter::with_capacity(1 << 20, f),
+            engine: sha256::Hash::engine(),
+            bytes: 0,
+        };
+        let writer = ArrowWriter::try_new(out, schema, Some(props)).map_err(|source| {
+            StoreError::Parquet {
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
+        Ok(PartWriter {
+            path: path.to_path_buf(),
+            tmp,
+            writer,
+            rows: 0,
+        })
     }
 
     /// Appends a batch.
@@ -115,7 +134,12 @@ impl PartWriter {
     /// Parquet errors, naming the file.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
         self.rows += batch.num_rows() as u64;
-        self.writer.write(batch).map_err(|source| StoreError::Parquet { path: self.path.clone(), source })
+        self.writer
+            .write(batch)
+            .map_err(|source| StoreError::Parquet {
+                path: self.path.clone(),
+                source,
+            })
     }
 
     /// Writes the footer, syncs the temporary file and returns it staged.
@@ -123,9 +147,22 @@ impl PartWriter {
     /// # Errors
     /// I/O or Parquet errors, naming the file.
     pub fn finish(self) -> Result<Staged, StoreError> {
-        let out = self.writer.into_inner().map_err(|source| StoreError::Parquet { path: self.path.clone(), source })?;
-        let HashingWriter { inner, engine, bytes } = out;
-        let f = inner.into_inner().map_err(|e| StoreError::Io { path: self.tmp.clone(), source: e.into_error() })?;
+        let out = self
+            .writer
+            .into_inner()
+            .map_err(|source| StoreError::Parquet {
+                path: self.path.clone(),
+                source,
+            })?;
+        let HashingWriter {
+            inner,
+            engine,
+            bytes,
+        } = out;
+        let f = inner.into_inner().map_err(|e| StoreError::Io {
+            path: self.tmp.clone(),
+            source: e.into_error(),
+        })?;
         f.sync_all().map_err(io(&self.tmp))?;
         Ok(Staged {
             tmp: self.tmp,

@@ -5,6 +5,8 @@ mod util;
 mod ingest_errors;
 mod ingest_mainnet;
 mod ingest_regtest;
+mod ingest_rpc;
 mod python_readers;
 mod resume;
+mod rpc_node;
 mod simulate;

@@ -27,7 +27,8 @@ use super::leveldb;
 pub struct ChainBlock {
     pub height: u32,
     pub hash: BlockHash,
-    pub pos: BlockPos,
+    /// Where the block is stored, for a blocks-directory chain.
+    pub pos: Option<BlockPos>,
 }
 
 /// The chosen chain and what was left out.
@@ -177,7 +178,7 @@ pub fn from_index(dir: &BlocksDir, index_dir: &Path) -> Result<BestChain, Ingest
         blocks.push(ChainBlock {
             height: e.height,
             hash: cur,
-            pos: e.pos.expect("usable blocks have a position"),
+            pos: e.pos,
         });
         if cur == genesis {
             break;
@@ -265,7 +266,7 @@ pub fn from_scan(
         blocks.push(ChainBlock {
             height: reached[&cur].0,
             hash: cur,
-            pos: n.pos,
+            pos: Some(n.pos),
         });
         if cur == genesis {
             break;

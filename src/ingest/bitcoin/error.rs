@@ -116,6 +116,23 @@ pub enum IngestError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("RPC: {0}")]
+    RpcCall(#[from] super::rpc::RpcError),
+    #[error(
+        "block {hash} at height {height}: {source}; everything before it is written, rerun to resume"
+    )]
+    Rpc {
+        height: u32,
+        hash: String,
+        #[source]
+        source: super::rpc::RpcError,
+    },
+    #[error("node reply for block {hash} at height {height} is malformed: {what}")]
+    RpcReply {
+        height: u32,
+        hash: String,
+        what: String,
+    },
     #[error("interrupted")]
     Interrupted,
 }

@@ -10,6 +10,8 @@ pub mod decode;
 pub mod error;
 pub mod leveldb;
 pub mod rows;
+pub mod rpc;
+pub mod rpc_source;
 pub mod script;
 pub mod utxo;
 
@@ -28,9 +30,10 @@ use self::decode::{DecodedBlock, decode_block};
 pub use self::error::IngestError;
 use self::rows::{Counts, Rows};
 use self::utxo::UtxoSet;
-use crate::store::manifest::{Manifest, Part, PartFile, Source};
-use crate::store::{StoreError, schema, sink};
+use crate::store::manifest::{Manifest, Part, PartFile, Reorg, Source};
+use crate::store::{StoreError, reader, schema, sink};
 use crate::types::Network;
+use bitcoin::Txid;
 
 /// How to find the best chain in a blocks directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -163,19 +166,126 @@ pub fn ingest_blocks_dir(
     opts: &BlocksDirOptions,
     pb: &ProgressBar,
 ) -> Result<Summary, IngestError> {
-    let started = Instant::now();
     let dir = BlocksDir::open(&opts.blocks_dir)?;
-    let network = dir.network;
-    let chain_dir = opts.data_dir.join(network.as_str());
     let (best, selection) = select_chain(&dir, opts.chain_selection, pb)?;
+    let source = BlocksDirSource {
+        dir,
+        location: opts.blocks_dir.display().to_string(),
+        selection,
+    };
+    let range = RangeOptions {
+        data_dir: opts.data_dir.clone(),
+        from: opts.from,
+        to: opts.to,
+        part_blocks: opts.part_blocks,
+    };
+    ingest_chain(&source, best, &range, pb)
+}
+
+/// Where to write and which heights.
+#[derive(Clone, Debug)]
+pub struct RangeOptions {
+    pub data_dir: PathBuf,
+    /// Re-ingest from this height (rounded down to its part's start), replacing what exists.
+    pub from: Option<u32>,
+    /// Stop at this height.
+    pub to: Option<u32>,
+    /// Blocks per part for a new dataset (an existing dataset keeps its own).
+    pub part_blocks: u32,
+}
+
+/// The outputs of one earlier transaction that a block spends: `(txid, [(vout, coin)])`.
+pub type Prevouts = (Txid, Vec<(u32, utxo::Coin)>);
+
+/// A decoded block with, where the source gives them, the outputs its inputs spend.
+#[derive(Debug)]
+pub struct Fetched {
+    pub block: DecodedBlock,
+    /// `(txid, [(vout, coin)])` of every output spent by this block that it did not create
+    /// itself; `None` if the source does not give prevouts (resolve against the UTXO set).
+    pub prevouts: Option<Vec<Prevouts>>,
+}
+
+/// A source of best-chain blocks.
+pub trait BlockSource: Sync {
+    /// The network the blocks belong to.
+    fn network(&self) -> Network;
+    /// How the manifest records the source.
+    fn manifest_source(&self) -> Source;
+    /// Whether blocks come with their prevouts, so no UTXO set needs replaying from genesis.
+    fn has_prevouts(&self) -> bool;
+    /// Reads and decodes consecutive chain blocks. On a failure, returns the blocks before
+    /// it and the error.
+    fn fetch(&self, blocks: &[ChainBlock]) -> (Vec<Fetched>, Option<IngestError>);
+}
+
+/// Bitcoin Core's blocks directory as a [`BlockSource`].
+#[derive(Debug)]
+pub struct BlocksDirSource {
+    pub dir: BlocksDir,
+    pub location: String,
+    pub selection: &'static str,
+}
+
+impl BlockSource for BlocksDirSource {
+    fn network(&self) -> Network {
+        self.dir.network
+    }
+    fn manifest_source(&self) -> Source {
+        Source {
+            kind: "blocks-dir".into(),
+            location: self.location.clone(),
+            chain_selection: Some(self.selection.into()),
+        }
+    }
+    fn has_prevouts(&self) -> bool {
+        false
+    }
+    fn fetch(&self, blocks: &[ChainBlock]) -> (Vec<Fetched>, Option<IngestError>) {
+        let (decoded, err) = read_and_decode(&self.dir, blocks, self.dir.network);
+        (
+            decoded
+                .into_iter()
+                .map(|block| Fetched {
+                    block,
+                    prevouts: None,
+                })
+                .collect(),
+            err,
+        )
+    }
+}
+
+fn selection_static(kind: &str) -> &'static str {
+    match kind {
+        "rpc" => "node",
+        "esplora" => "esplora",
+        _ => "unknown",
+    }
+}
+
+/// Ingests the chain `best` from `source` into the dataset (shared by every Bitcoin source).
+///
+/// # Errors
+/// As [`ingest_blocks_dir`].
+pub fn ingest_chain(
+    source: &dyn BlockSource,
+    best: BestChain,
+    opts: &RangeOptions,
+    pb: &ProgressBar,
+) -> Result<Summary, IngestError> {
+    let started = Instant::now();
+    let network = source.network();
+    let chain_dir = opts.data_dir.join(network.as_str());
     let chain: &[ChainBlock] = &best.blocks;
     let chain_tip = chain.last().expect("a chain holds at least genesis").height;
-
-    let source = Source {
-        kind: "blocks-dir".into(),
-        location: opts.blocks_dir.display().to_string(),
-        chain_selection: Some(selection.into()),
+    let source_desc = source.manifest_source();
+    let selection = match source_desc.chain_selection.as_deref() {
+        Some("block-index") => "block-index",
+        Some("header-links") => "header-links",
+        _ => selection_static(&source_desc.kind),
     };
+    let source_m = source_desc;
     let mut manifest = match Manifest::load(&chain_dir)? {
         Some(m) => {
             if m.chain != "bitcoin" || m.network != network.as_str() {
@@ -190,15 +300,16 @@ pub fn ingest_blocks_dir(
         None => Manifest::new(
             "bitcoin",
             network.as_str(),
-            source.clone(),
+            source_m.clone(),
             opts.part_blocks.max(1),
         ),
     };
-    manifest.source = source;
+    manifest.source = source_m;
     if manifest.parts.is_empty() {
         manifest.part_blocks = opts.part_blocks.max(1);
     }
     let part_blocks = manifest.part_blocks;
+    let old_tip = manifest.tip.clone();
 
     // Leftovers of a killed run go; what the manifest lists must be intact.
     for table in schema::BITCOIN_TABLES {
@@ -261,6 +372,28 @@ pub fn ingest_blocks_dir(
         .partition(|p| !on_chain(p) || overlaps(p));
     manifest.parts = kept;
     let parts_kept = manifest.parts.len();
+    // Parts whose blocks left the best chain: record the reorganisation they roll back.
+    let mut reorged: Vec<&Part> = removed.iter().filter(|p| !on_chain(p)).collect();
+    reorged.sort_by_key(|p| p.from);
+    if let (Some(first), Some(old_tip)) = (reorged.first(), old_tip) {
+        let mut fork = first.from.checked_sub(1);
+        for p in &reorged {
+            let path = chain_dir.join("blocks").join(&p.files["blocks"].file);
+            for (h, hash) in reader::block_hashes(&path)? {
+                if hash_at(h).as_deref() == Some(hash.as_str()) {
+                    fork = Some(fork.map_or(h, |f| f.max(h)));
+                }
+            }
+        }
+        manifest.reorgs.push(Reorg {
+            fork_height: fork.unwrap_or(0),
+            old_tip,
+            removed_parts: reorged
+                .iter()
+                .map(|p| sink::part_name(p.from, p.to))
+                .collect(),
+        });
+    }
     if !removed.is_empty() {
         manifest.save(&chain_dir)?;
         for p in &removed {
@@ -291,8 +424,17 @@ pub fn ingest_blocks_dir(
     };
 
     if let Some(&(_, end)) = to_write.last() {
-        let todo = &chain[..=end as usize];
-        pb.set_length(todo.len() as u64);
+        // Without prevouts, every block from genesis is replayed through the UTXO set;
+        // with them, only the blocks to write are fetched.
+        let todo: Vec<&[ChainBlock]> = if source.has_prevouts() {
+            to_write
+                .iter()
+                .map(|&(f, t)| &chain[f as usize..=t as usize])
+                .collect()
+        } else {
+            vec![&chain[..=end as usize]]
+        };
+        pb.set_length(todo.iter().map(|c| c.len() as u64).sum());
         pb.set_position(0);
         pb.reset_eta();
         let mut utxo = UtxoSet::new();
@@ -302,11 +444,10 @@ pub fn ingest_blocks_dir(
         let mut failure: Option<IngestError> = None;
         let mut open: Option<Vec<sink::PartWriter>> = None;
         std::thread::scope(|s| -> Result<(), IngestError> {
-            let (send, recv) = mpsc::sync_channel::<Result<Vec<DecodedBlock>, IngestError>>(2);
-            let dir = &dir;
+            let (send, recv) = mpsc::sync_channel::<Result<Vec<Fetched>, IngestError>>(2);
             s.spawn(move || {
-                for chunk in todo.chunks(64) {
-                    let (decoded, failed) = read_and_decode(dir, chunk, network);
+                for chunk in todo.iter().flat_map(|range| range.chunks(64)) {
+                    let (decoded, failed) = source.fetch(chunk);
                     if send.send(Ok(decoded)).is_err() {
                         return;
                     }
@@ -317,17 +458,27 @@ pub fn ingest_blocks_dir(
                 }
             });
             for chunk in recv {
-                let blocks = match chunk {
+                let fetched = match chunk {
                     Ok(b) => b,
                     Err(e) => {
                         failure = Some(e);
                         break;
                     }
                 };
-                for block in &blocks {
+                for Fetched { block, prevouts } in &fetched {
                     let part = to_write.get(next_part).copied();
                     let writing = part.is_some_and(|(f, t)| block.height >= f && block.height <= t);
-                    let c = Rows::apply(block, &mut utxo, writing.then_some(&mut rows))?;
+                    let c = match prevouts {
+                        None => Rows::apply(block, &mut utxo, writing.then_some(&mut rows))?,
+                        Some(prev) => {
+                            // The block's own prevouts stand in for the UTXO set.
+                            let mut local = UtxoSet::new();
+                            for (txid, coins) in prev {
+                                local.add_tx(txid, coins.iter().cloned());
+                            }
+                            Rows::apply(block, &mut local, writing.then_some(&mut rows))?
+                        }
+                    };
                     tx_total += c.txs;
                     if !writing {
                         summary.blocks_replayed += 1;
@@ -349,7 +500,15 @@ pub fn ingest_blocks_dir(
                             next_part += 1;
                             summary.written += rows.take_counts();
                             let writers = open.take().expect("opened above");
-                            commit_part(&chain_dir, &mut manifest, writers, chain, f, t, next_part)?;
+                            commit_part(
+                                &chain_dir,
+                                &mut manifest,
+                                writers,
+                                chain,
+                                f,
+                                t,
+                                next_part,
+                            )?;
                             summary.parts_written += 1;
                         }
                     }
@@ -388,7 +547,7 @@ fn read_and_decode(
     let mut raws = Vec::with_capacity(chunk.len());
     let mut failed = None;
     for b in chunk {
-        match dir.read_block(b.pos) {
+        match dir.read_block(b.pos.expect("blocks-directory chains record positions")) {
             Ok(raw) => raws.push(raw),
             Err(e) => {
                 failed = Some(e);
@@ -404,8 +563,8 @@ fn read_and_decode(
                 IngestError::CorruptBlock {
                     hash: b.hash.to_string(),
                     height: b.height,
-                    path: dir.display_path(b.pos.file),
-                    offset: b.pos.data_pos - 8,
+                    path: dir.display_path(b.pos.map_or(0, |p| p.file)),
+                    offset: b.pos.map_or(0, |p| p.data_pos - 8),
                     what: p.to_string(),
                 }
             })
@@ -425,10 +584,18 @@ fn read_and_decode(
 const FLUSH_ROWS: usize = 200_000;
 
 fn open_part(chain_dir: &Path, name: &str) -> Result<Vec<sink::PartWriter>, IngestError> {
-    let schemas = [schema::blocks(), schema::transactions(), schema::inputs(), schema::outputs()];
+    let schemas = [
+        schema::blocks(),
+        schema::transactions(),
+        schema::inputs(),
+        schema::outputs(),
+    ];
     let mut writers = Vec::with_capacity(4);
     for (table, schema) in schema::BITCOIN_TABLES.iter().zip(schemas) {
-        writers.push(sink::PartWriter::create(&chain_dir.join(table).join(name), schema)?);
+        writers.push(sink::PartWriter::create(
+            &chain_dir.join(table).join(name),
+            schema,
+        )?);
     }
     Ok(writers)
 }
@@ -443,7 +610,10 @@ fn commit_part(
     part_no: usize,
 ) -> Result<(), IngestError> {
     let name = sink::part_name(from, to);
-    let staged = writers.into_iter().map(sink::PartWriter::finish).collect::<Result<Vec<_>, _>>()?;
+    let staged = writers
+        .into_iter()
+        .map(sink::PartWriter::finish)
+        .collect::<Result<Vec<_>, _>>()?;
     crash_point("after-stage", part_no);
     sink::commit(&staged)?;
     crash_point("after-commit", part_no);
