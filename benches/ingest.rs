@@ -1,9 +1,10 @@
 //! Ingest benchmark: `cargo bench --bench ingest` prints, per chain, transactions/s,
-//! inputs resolved/s, peak memory and UTXO bytes per unspent output.
+//! inputs resolved/s, peak memory and UTXO bytes per unspent output, for the bundled
+//! regtest chain, mainnet 0..438 and a simulated world of `CHAINTRACE_BENCH_TXS`
+//! transactions (default 1,000,000; 0 skips it).
 //!
 //! Each chain runs in a child process so that its peak memory (VmHWM) is its own.
-//! Extra chains: `cargo bench --bench ingest -- /path/to/blocks ...` (e.g. a simulated
-//! world's `blocks/`).
+//! Extra chains: `cargo bench --bench ingest -- /path/to/blocks ...`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -69,6 +70,19 @@ fn main() {
         root.join("datasets/regtest-world-a/blocks"),
         bare.path().to_path_buf(),
     ];
+    let txs: u64 = std::env::var("CHAINTRACE_BENCH_TXS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let world = tempfile::tempdir().expect("a temp dir");
+    if txs > 0 {
+        eprintln!("simulating a {txs}-transaction world (seed 7, default preset)...");
+        let opts = chaintrace::simulate::SimOptions {
+            seed: 7,
+            txs,
+            preset: chaintrace::simulate::Preset::Default,
+            out: world.path().to_path_buf(),
+        };
+        chaintrace::simulate::simulate(&opts, &indicatif::ProgressBar::hidden()).expect("the world simulates");
+        chains.push(world.path().join("blocks"));
+    }
     chains.extend(args.iter().map(PathBuf::from));
     println!(
         "{:<44} {:>9} {:>10} {:>10} {:>8} {:>10} {:>10} {:>9} {:>10}",
