@@ -70,7 +70,10 @@ fn main() {
         root.join("datasets/regtest-world-a/blocks"),
         bare.path().to_path_buf(),
     ];
-    let txs: u64 = std::env::var("CHAINTRACE_BENCH_TXS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let txs: u64 = std::env::var("CHAINTRACE_BENCH_TXS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
     let world = tempfile::tempdir().expect("a temp dir");
     if txs > 0 {
         eprintln!("simulating a {txs}-transaction world (seed 7, default preset)...");
@@ -80,7 +83,8 @@ fn main() {
             preset: chaintrace::simulate::Preset::Default,
             out: world.path().to_path_buf(),
         };
-        chaintrace::simulate::simulate(&opts, &indicatif::ProgressBar::hidden()).expect("the world simulates");
+        chaintrace::simulate::simulate(&opts, &indicatif::ProgressBar::hidden())
+            .expect("the world simulates");
         chains.push(world.path().join("blocks"));
     }
     chains.extend(args.iter().map(PathBuf::from));

@@ -13,9 +13,13 @@ use chaintrace::ingest::bitcoin::{RangeOptions, ingest_chain};
 
 fn main() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join("datasets/regtest-world-a/blocks.jsonl")).expect("the bundled chain");
+    let text = std::fs::read_to_string(root.join("datasets/regtest-world-a/blocks.jsonl"))
+        .expect("the bundled chain");
     let node = rpc_node::Node::start(rpc_node::Chain::from_jsonl(&text));
-    println!("{:>11} {:>6} {:>8} {:>9} {:>10} {:>10}", "concurrency", "runs", "blocks", "secs", "blocks/s", "tx/s");
+    println!(
+        "{:>11} {:>6} {:>8} {:>9} {:>10} {:>10}",
+        "concurrency", "runs", "blocks", "secs", "blocks/s", "tx/s"
+    );
     for concurrency in [1usize, 4, 8] {
         let runs = 5;
         let (mut blocks, mut txs, mut secs) = (0u64, 0u64, 0f64);
@@ -30,10 +34,16 @@ fn main() {
                 backoff_max: std::time::Duration::from_millis(500),
             };
             let t = Instant::now();
-            let source = RpcSource::connect(RpcClient::new(cfg).expect("a valid URL"), concurrency).expect("the node answers");
+            let source = RpcSource::connect(RpcClient::new(cfg).expect("a valid URL"), concurrency)
+                .expect("the node answers");
             let pb = indicatif::ProgressBar::hidden();
             let best = source.best_chain(None, &pb).expect("hashes");
-            let opts = RangeOptions { data_dir: data.path().to_path_buf(), from: None, to: None, part_blocks: 1000 };
+            let opts = RangeOptions {
+                data_dir: data.path().to_path_buf(),
+                from: None,
+                to: None,
+                part_blocks: 1000,
+            };
             let s = ingest_chain(&source, best, &opts, &pb).expect("the ingest runs");
             secs += t.elapsed().as_secs_f64();
             blocks += s.written.blocks;

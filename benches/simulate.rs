@@ -9,7 +9,12 @@ use chaintrace::simulate::{Preset, SimOptions, simulate};
 
 fn child(txs: u64) {
     let out = tempfile::tempdir().expect("a temp dir");
-    let opts = SimOptions { seed: 7, txs, preset: Preset::Default, out: out.path().to_path_buf() };
+    let opts = SimOptions {
+        seed: 7,
+        txs,
+        preset: Preset::Default,
+        out: out.path().to_path_buf(),
+    };
     let s = simulate(&opts, &indicatif::ProgressBar::hidden()).expect("the world simulates");
     let bytes: u64 = walk(out.path());
     println!(
@@ -28,23 +33,45 @@ fn walk(p: &std::path::Path) -> u64 {
     std::fs::read_dir(p)
         .map(|d| {
             d.filter_map(Result::ok)
-                .map(|e| if e.path().is_dir() { walk(&e.path()) } else { e.metadata().map_or(0, |m| m.len()) })
+                .map(|e| {
+                    if e.path().is_dir() {
+                        walk(&e.path())
+                    } else {
+                        e.metadata().map_or(0, |m| m.len())
+                    }
+                })
                 .sum()
         })
         .unwrap_or(0)
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if args.first().map(String::as_str) == Some("--child") {
         child(args[1].parse().expect("a transaction count"));
         return;
     }
-    let sizes: Vec<u64> = if args.is_empty() { vec![1_000_000] } else { args.iter().map(|a| a.parse().expect("sizes are integers")).collect() };
-    println!("{:>12} {:>8} {:>10} {:>10} {:>10} {:>12} {:>10}", "txs", "blocks", "secs", "tx/s", "peak MiB", "live coins", "GB out");
+    let sizes: Vec<u64> = if args.is_empty() {
+        vec![1_000_000]
+    } else {
+        args.iter()
+            .map(|a| a.parse().expect("sizes are integers"))
+            .collect()
+    };
+    println!(
+        "{:>12} {:>8} {:>10} {:>10} {:>10} {:>12} {:>10}",
+        "txs", "blocks", "secs", "tx/s", "peak MiB", "live coins", "GB out"
+    );
     let me = std::env::current_exe().expect("the bench knows its path");
     for n in sizes {
-        let st = Command::new(&me).arg("--child").arg(n.to_string()).status().expect("the child runs");
+        let st = Command::new(&me)
+            .arg("--child")
+            .arg(n.to_string())
+            .status()
+            .expect("the child runs");
         assert!(st.success(), "simulating {n} transactions failed");
     }
 }

@@ -40,9 +40,7 @@ fn rpc_ingest(node: &Node, data: &Path, extra: &[&str]) -> std::process::Output 
 }
 
 fn parts(data: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut t = tree(&data.join("regtest"));
-    t.remove("_manifest.json");
-    t
+    part_files(&data.join("regtest"))
 }
 
 fn blocks_dir_reference() -> (tempfile::TempDir, BTreeMap<String, Vec<u8>>) {

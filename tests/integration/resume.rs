@@ -14,7 +14,11 @@ fn clean_reference() -> (tempfile::TempDir, BTreeMap<String, Vec<u8>>) {
     let d = tempfile::tempdir().unwrap();
     ok(&ingest(&blocks(), d.path(), &["--part-blocks", "50"]));
     let t = tree(&d.path().join("regtest"));
-    assert_eq!(t.len(), 9 * 4 + 1, "9 parts x 4 tables + manifest");
+    assert_eq!(
+        t.len(),
+        9 * 4 + 2,
+        "9 parts x 4 tables + manifest + UTXO snapshot"
+    );
     (d, t)
 }
 
@@ -132,8 +136,28 @@ fn a_shorter_first_run_is_extended_to_the_clean_layout() {
         serde_json::from_slice(&std::fs::read(d.path().join("regtest/_manifest.json")).unwrap())
             .unwrap();
     assert_eq!(m["ranges"], serde_json::json!([[0, 130]]));
-    // The partial part 100-130 becomes 100-149 when the rest is ingested.
-    ok(&ingest(&blocks(), d.path(), &[]));
+    // The partial part 100-130 becomes 100-149 when the rest is ingested, and the UTXO
+    // snapshot the first run left at height 99 spares replaying blocks 0..=99.
+    let o = ingest(&blocks(), d.path(), &["--json"]);
+    ok(&o);
+    let s: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        (s["snapshot_height"].as_u64(), s["blocks_replayed"].as_u64()),
+        (Some(99), Some(0))
+    );
+    assert_same(d.path(), &reference);
+    // A damaged snapshot is ignored (the replay starts from genesis) and rewritten.
+    let snap = d.path().join("regtest/_utxo-snapshot.bin");
+    let mut bytes = std::fs::read(&snap).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&snap, bytes).unwrap();
+    let o = ingest(&blocks(), d.path(), &["--from", "400", "--json"]);
+    ok(&o);
+    let s: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        (s["snapshot_height"].as_u64(), s["blocks_replayed"].as_u64()),
+        (None, Some(400))
+    );
     assert_same(d.path(), &reference);
 }
 

@@ -204,6 +204,13 @@ pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// The part files of a chain directory (no manifest, no UTXO snapshot), path -> bytes.
+pub fn part_files(chain_dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut t = tree(chain_dir);
+    t.retain(|k, _| !k.starts_with('_'));
+    t
+}
+
 /// BTC amount as Bitcoin Core prints it (8 decimals) to satoshi. Amounts up to 21e6 BTC
 /// are within f64's exact range after scaling, so rounding recovers the exact integer.
 pub fn btc_to_sat(v: &serde_json::Value) -> i64 {

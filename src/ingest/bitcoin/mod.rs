@@ -34,6 +34,7 @@ use crate::store::manifest::{Manifest, Part, PartFile, Reorg, Source};
 use crate::store::{StoreError, reader, schema, sink};
 use crate::types::Network;
 use bitcoin::Txid;
+use bitcoin::hashes::Hash;
 
 /// How to find the best chain in a blocks directory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -78,6 +79,8 @@ pub struct Summary {
     pub parts_kept: usize,
     pub parts_removed: usize,
     pub blocks_replayed: u64,
+    /// Height of the UTXO snapshot the replay started from, if one was used.
+    pub snapshot_height: Option<u32>,
     pub elapsed_secs: f64,
     pub utxo_outputs: u64,
     pub utxo_heap_bytes: u64,
@@ -315,6 +318,7 @@ pub fn ingest_chain(
     for table in schema::BITCOIN_TABLES {
         sink::clean_dir(&chain_dir.join(table), &|name| manifest.lists(table, name))?;
     }
+    sink::clean_dir(&chain_dir, &|_| true)?; // temporary manifest or snapshot files
     for p in &manifest.parts {
         for (table, f) in &p.files {
             let path = chain_dir.join(table).join(&f.file);
@@ -416,6 +420,7 @@ pub fn ingest_chain(
         parts_kept,
         parts_removed: removed.len(),
         blocks_replayed: 0,
+        snapshot_height: None,
         elapsed_secs: 0.0,
         utxo_outputs: 0,
         utxo_heap_bytes: 0,
@@ -426,18 +431,40 @@ pub fn ingest_chain(
     if let Some(&(_, end)) = to_write.last() {
         // Without prevouts, every block from genesis is replayed through the UTXO set;
         // with them, only the blocks to write are fetched.
+        // A UTXO snapshot left by an earlier run saves replaying from genesis.
+        let first = to_write[0].0;
+        let mut utxo = UtxoSet::new();
+        let mut replay_from = 0u32;
+        if !source.has_prevouts()
+            && let Some((set, h)) = load_snapshot(&chain_dir, chain, first)
+        {
+            utxo = set;
+            replay_from = h + 1;
+            summary.snapshot_height = Some(h);
+        }
+        // The next run rewrites the partial part at the tip: snapshot the state before it.
+        let (last_from, last_to) = *to_write.last().expect("checked non-empty");
+        // Only a run that extends the dataset's end moves the snapshot (a re-ingested
+        // range in the middle leaves it where it is).
+        let dataset_end = manifest.parts.iter().map(|p| p.to).max();
+        let snapshot_at = if dataset_end.is_some_and(|e| e > last_to) {
+            None
+        } else if last_to - last_from + 1 < part_blocks {
+            last_from.checked_sub(1)
+        } else {
+            Some(last_to)
+        };
         let todo: Vec<&[ChainBlock]> = if source.has_prevouts() {
             to_write
                 .iter()
                 .map(|&(f, t)| &chain[f as usize..=t as usize])
                 .collect()
         } else {
-            vec![&chain[..=end as usize]]
+            vec![&chain[replay_from as usize..=end as usize]]
         };
         pb.set_length(todo.iter().map(|c| c.len() as u64).sum());
         pb.set_position(0);
         pb.reset_eta();
-        let mut utxo = UtxoSet::new();
         let mut rows = Rows::new(network);
         let mut next_part = 0usize;
         let mut tx_total = 0u64;
@@ -482,6 +509,9 @@ pub fn ingest_chain(
                     tx_total += c.txs;
                     if !writing {
                         summary.blocks_replayed += 1;
+                    }
+                    if prevouts.is_none() && Some(block.height) == snapshot_at {
+                        save_snapshot(&chain_dir, &utxo, block.height, &block.hash)?;
                     }
                     if let Some((f, t)) = part
                         && writing
@@ -578,6 +608,30 @@ fn read_and_decode(
         }
     }
     (decoded, failed)
+}
+
+/// The UTXO snapshot beside the dataset (not part of it: a cache that saves replaying
+/// the chain from genesis on the next run of a blocks-directory ingest).
+const SNAPSHOT_FILE: &str = "_utxo-snapshot.bin";
+
+/// Loads the snapshot if it is intact, on the current chain and below `first`.
+fn load_snapshot(chain_dir: &Path, chain: &[ChainBlock], first: u32) -> Option<(UtxoSet, u32)> {
+    let bytes = std::fs::read(chain_dir.join(SNAPSHOT_FILE)).ok()?;
+    let (set, h, hash) = UtxoSet::from_snapshot(&bytes)?;
+    let on_chain = chain
+        .get(h as usize)
+        .is_some_and(|b| b.hash.to_byte_array() == hash);
+    (on_chain && h < first).then_some((set, h))
+}
+
+fn save_snapshot(
+    chain_dir: &Path,
+    utxo: &UtxoSet,
+    height: u32,
+    hash: &bitcoin::BlockHash,
+) -> Result<(), IngestError> {
+    let bytes = utxo.snapshot_bytes(height, &hash.to_byte_array());
+    Ok(sink::write_atomic(&chain_dir.join(SNAPSHOT_FILE), &bytes)?)
 }
 
 /// Input + output rows buffered before they are written to the open part's files.

@@ -183,6 +183,60 @@ impl UtxoSet {
     }
 }
 
+/// Magic and version of the snapshot format.
+const SNAPSHOT_MAGIC: &[u8; 8] = b"CTUTXO01";
+
+impl UtxoSet {
+    /// Serialises the set, entries sorted by txid (the same set always gives the same
+    /// bytes), followed by the sha256 of everything before it.
+    pub fn snapshot_bytes(&self, height: u32, hash: &[u8; 32]) -> Vec<u8> {
+        let mut keys: Vec<&Key> = self.map.keys().collect();
+        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out = Vec::with_capacity(self.packed_bytes as usize + 40 * keys.len() + 64);
+        out.extend_from_slice(SNAPSHOT_MAGIC);
+        out.extend_from_slice(&height.to_le_bytes());
+        out.extend_from_slice(hash);
+        out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+        for k in keys {
+            let rec = &self.map[k];
+            out.extend_from_slice(&k.0);
+            out.extend_from_slice(&(rec.len() as u32).to_le_bytes());
+            out.extend_from_slice(rec);
+        }
+        let digest = bitcoin::hashes::sha256::Hash::hash(&out);
+        out.extend_from_slice(digest.as_byte_array());
+        out
+    }
+
+    /// Reads a snapshot written by [`UtxoSet::snapshot_bytes`]: the set, its height and
+    /// block hash, or `None` if the bytes are damaged or of another format.
+    pub fn from_snapshot(bytes: &[u8]) -> Option<(UtxoSet, u32, [u8; 32])> {
+        let body_len = bytes.len().checked_sub(32)?;
+        let (body, digest) = bytes.split_at(body_len);
+        if bitcoin::hashes::sha256::Hash::hash(body).as_byte_array() != digest
+            || !body.starts_with(SNAPSHOT_MAGIC)
+        {
+            return None;
+        }
+        let height = u32::from_le_bytes(body.get(8..12)?.try_into().ok()?);
+        let hash: [u8; 32] = body.get(12..44)?.try_into().ok()?;
+        let n = u64::from_le_bytes(body.get(44..52)?.try_into().ok()?);
+        let mut set = UtxoSet::new();
+        set.map.reserve(usize::try_from(n).ok()?);
+        let mut pos = 52;
+        for _ in 0..n {
+            let key: [u8; 32] = body.get(pos..pos + 32)?.try_into().ok()?;
+            let len = u32::from_le_bytes(body.get(pos + 32..pos + 36)?.try_into().ok()?) as usize;
+            let rec = body.get(pos + 36..pos + 36 + len)?;
+            pos += 36 + len;
+            set.outputs += count_records(rec);
+            set.packed_bytes += len as u64;
+            set.map.insert(Key(key), rec.to_vec().into_boxed_slice());
+        }
+        (pos == body.len()).then_some((set, height, hash))
+    }
+}
+
 fn leb(buf: &mut Vec<u8>, mut v: u64) {
     loop {
         let b = (v & 0x7f) as u8;
@@ -313,6 +367,39 @@ mod tests {
         assert_eq!(s.tx_count(), 0);
         assert!(s.is_empty());
         assert_eq!(s.packed_bytes(), 0);
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_detect_damage() {
+        let mut s = UtxoSet::new();
+        for n in 0..50u8 {
+            let c = Coin {
+                value: u64::from(n) * 1000,
+                script_type: ScriptType::P2wpkh,
+                payload: Payload::Hash20([n; 20]),
+            };
+            s.add_tx(
+                &txid(n),
+                [(0, c.clone()), (u32::from(n) + 1, c)].into_iter(),
+            );
+        }
+        s.spend(&txid(7), 0);
+        let bytes = s.snapshot_bytes(42, &[9; 32]);
+        let (back, h, hash) = UtxoSet::from_snapshot(&bytes).unwrap();
+        assert_eq!(
+            (h, hash, back.len(), back.tx_count()),
+            (42, [9; 32], s.len(), s.tx_count())
+        );
+        assert_eq!(
+            back.snapshot_bytes(42, &[9; 32]),
+            bytes,
+            "the same set gives the same bytes"
+        );
+        let mut back = back;
+        assert_eq!(back.spend(&txid(7), 8).map(|c| c.value), Some(7000));
+        let mut bad = bytes.clone();
+        bad[60] ^= 1;
+        assert!(UtxoSet::from_snapshot(&bad).is_none());
     }
 
     #[test]
