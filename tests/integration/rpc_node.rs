@@ -138,15 +138,17 @@ fn respond(w: &mut TcpStream, status: u16, body: &str) -> std::io::Result<()> {
         500 => "Internal Server Error",
         _ => "Error",
     };
-    write!(
-        w,
+    // One write: several small writes would meet Nagle's algorithm and delayed ACKs.
+    let msg = format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
-    )?;
+    );
+    w.write_all(msg.as_bytes())?;
     w.flush()
 }
 
 fn handle(conn: TcpStream, st: Arc<Mutex<State>>) {
+    let _ = conn.set_nodelay(true);
     let mut w = conn.try_clone().unwrap();
     let mut r = BufReader::new(conn);
     loop {

@@ -369,8 +369,9 @@ impl RpcClient {
             head.push_str(&format!("Authorization: {a}\r\n"));
         }
         head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).await.map_err(t)?;
-        stream.write_all(body).await.map_err(t)?;
+        let mut msg = head.into_bytes();
+        msg.extend_from_slice(body);
+        stream.write_all(&msg).await.map_err(t)?;
         let mut r = BufReader::new(stream);
         let mut line = String::new();
         if r.read_line(&mut line).await.map_err(t)? == 0 {

@@ -191,7 +191,7 @@ impl UtxoSet {
     /// bytes), followed by the sha256 of everything before it.
     pub fn snapshot_bytes(&self, height: u32, hash: &[u8; 32]) -> Vec<u8> {
         let mut keys: Vec<&Key> = self.map.keys().collect();
-        keys.sort_by(|a, b| a.0.cmp(&b.0));
+        keys.sort_by_key(|k| k.0);
         let mut out = Vec::with_capacity(self.packed_bytes as usize + 40 * keys.len() + 64);
         out.extend_from_slice(SNAPSHOT_MAGIC);
         out.extend_from_slice(&height.to_le_bytes());
