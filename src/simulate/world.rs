@@ -624,6 +624,29 @@ impl World {
         Ok(())
     }
 
+    /// Spends `inputs` entirely into the single output `out`, the fee taken from it
+    /// (a sweep, a consolidation, `sendall`).
+    fn send_all(
+        &mut self,
+        kind: &'static str,
+        from: EntityId,
+        inputs: Vec<Utxo>,
+        out: Out,
+        feerate: u64,
+        path: &'static str,
+    ) -> Result<(), StoreError> {
+        self.finish(Draft {
+            kind,
+            from,
+            inputs,
+            outs: vec![out],
+            change: None,
+            fee_from_out: Some(0),
+            feerate,
+            path,
+        })
+    }
+
     fn record_tx(&mut self, txid: Txid, kind: &str, from: EntityId) -> Result<(), StoreError> {
         let name = self.names[from as usize].0.clone();
         let t = &mut self.truth.transactions;
@@ -1163,16 +1186,7 @@ impl World {
         }
         let a = self.fresh(e, AddrKind::P2wpkh, "exchange_hot", false)?;
         let out = self.out(a, total, Owner::Wallet(e), e);
-        self.finish(Draft {
-            kind: "sweep",
-            from: e,
-            inputs,
-            outs: vec![out],
-            change: None,
-            fee_from_out: Some(0),
-            feerate,
-            path: "direct",
-        })?;
+        self.send_all("sweep", e, inputs, out, feerate, "direct")?;
         Ok(true)
     }
 
@@ -1236,16 +1250,7 @@ impl World {
             },
             hops,
         ));
-        self.finish(Draft {
-            kind: "vendor_consolidation",
-            from: v,
-            inputs,
-            outs: vec![out],
-            change: None,
-            fee_from_out: Some(0),
-            feerate,
-            path: "direct",
-        })?;
+        self.send_all("vendor_consolidation", v, inputs, out, feerate, "direct")?;
         Ok(true)
     }
 
@@ -1441,16 +1446,7 @@ impl World {
         let k = self.wallets[u as usize].kind;
         let a = self.fresh(u, k, "consolidation", true)?;
         let out = self.out(a, total, Owner::Wallet(u), u);
-        self.finish(Draft {
-            kind: "self_transfer",
-            from: u,
-            inputs,
-            outs: vec![out],
-            change: None,
-            fee_from_out: Some(0),
-            feerate,
-            path: "direct",
-        })?;
+        self.send_all("self_transfer", u, inputs, out, feerate, "direct")?;
         Ok(true)
     }
 

@@ -8,12 +8,10 @@ use std::sync::Arc;
 
 use arrow_array::{ArrayRef, BooleanArray, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
 
 use crate::ingest::bitcoin::blkfile::xor;
 use crate::store::StoreError;
+use crate::store::sink::{self, PartWriter};
 use crate::types::Network;
 
 /// Bitcoin Core's maximum blk file size.
@@ -121,20 +119,19 @@ pub enum Col {
     Bool(Vec<bool>),
 }
 
-/// A streaming Parquet table: rows are buffered and written in batches.
+/// A streaming Parquet table: rows are buffered and written in batches through the
+/// dataset's [`PartWriter`] (temporary name, renamed when finished).
 pub struct TableWriter {
-    path: PathBuf,
-    tmp: PathBuf,
     schema: SchemaRef,
     cols: Vec<Col>,
-    writer: ArrowWriter<File>,
+    writer: PartWriter,
     pub rows: u64,
 }
 
 impl std::fmt::Debug for TableWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TableWriter")
-            .field("path", &self.path)
+            .field("writer", &self.writer)
             .field("rows", &self.rows)
             .finish()
     }
@@ -148,12 +145,6 @@ impl TableWriter {
     /// # Errors
     /// I/O or Parquet errors.
     pub fn create(path: &Path, fields: Vec<Field>) -> Result<TableWriter, StoreError> {
-        let dir = path.parent().expect("tables have a directory");
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
-        let tmp = dir.join(format!(
-            ".{}.tmp",
-            path.file_name().expect("a name").to_string_lossy()
-        ));
         let cols = fields
             .iter()
             .map(|f| match f.data_type() {
@@ -165,20 +156,8 @@ impl TableWriter {
             })
             .collect();
         let schema: SchemaRef = Arc::new(Schema::new(fields));
-        let f = File::create(&tmp).map_err(io(&tmp))?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::SNAPPY)
-            .set_created_by(format!("chaintrace {}", env!("CARGO_PKG_VERSION")))
-            .build();
-        let writer = ArrowWriter::try_new(f, schema.clone(), Some(props)).map_err(|source| {
-            StoreError::Parquet {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
+        let writer = PartWriter::create(path, schema.clone())?;
         Ok(TableWriter {
-            path: path.to_path_buf(),
-            tmp,
             schema,
             cols,
             writer,
@@ -225,12 +204,7 @@ impl TableWriter {
                 source,
             }
         })?;
-        self.writer
-            .write(&batch)
-            .map_err(|source| StoreError::Parquet {
-                path: self.path.clone(),
-                source,
-            })
+        self.writer.write(&batch)
     }
 
     /// Writes the rest and renames the file into place.
@@ -239,15 +213,8 @@ impl TableWriter {
     /// I/O or Parquet errors.
     pub fn finish(mut self) -> Result<u64, StoreError> {
         self.flush()?;
-        let f = self
-            .writer
-            .into_inner()
-            .map_err(|source| StoreError::Parquet {
-                path: self.path.clone(),
-                source,
-            })?;
-        f.sync_all().map_err(io(&self.tmp))?;
-        std::fs::rename(&self.tmp, &self.path).map_err(io(&self.path))?;
+        let staged = self.writer.finish()?;
+        sink::commit(std::slice::from_ref(&staged))?;
         Ok(self.rows)
     }
 }

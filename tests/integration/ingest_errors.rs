@@ -91,6 +91,15 @@ fn record_offsets(blk: &[u8], key: &[u8]) -> Vec<usize> {
     out
 }
 
+/// The 861,569 bytes of records of the regtest blk file, without the XOR obfuscation.
+fn deobfuscated(blk: &[u8], key: &[u8]) -> Vec<u8> {
+    blk[..861_569]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| b ^ key[i % 8])
+        .collect()
+}
+
 #[test]
 fn corrupt_block_is_named_by_height_and_earlier_parts_stay() {
     let work = tempfile::tempdir().unwrap();
@@ -122,11 +131,7 @@ fn wrong_magic_in_a_second_file_is_named() {
     let (blk, key) = regtest_blk();
     let offs = record_offsets(&blk, &key);
     // Unobfuscate the regtest blocks into file 0, and a mainnet-magic record into file 1.
-    let plain: Vec<u8> = blk[..861_569]
-        .iter()
-        .enumerate()
-        .map(|(i, b)| b ^ key[i % 8])
-        .collect();
+    let plain = deobfuscated(&blk, &key);
     let cut = offs[300];
     std::fs::write(work.path().join("blk00000.dat"), &plain[..cut]).unwrap();
     let mut second = plain[cut..offs[301]].to_vec();
@@ -199,11 +204,7 @@ fn block_with_missing_parent_is_named_after_ingesting_the_chain_before_it() {
     let work = tempfile::tempdir().unwrap();
     let (blk, key) = regtest_blk();
     let offs = record_offsets(&blk, &key);
-    let plain: Vec<u8> = blk[..861_569]
-        .iter()
-        .enumerate()
-        .map(|(i, b)| b ^ key[i % 8])
-        .collect();
+    let plain = deobfuscated(&blk, &key);
     let size_of = |h: usize| {
         8 + u32::from_le_bytes(plain[offs[h] + 4..offs[h] + 8].try_into().unwrap()) as usize
     };

@@ -142,16 +142,23 @@ impl RpcClient {
         &self.cfg.url
     }
 
+    /// A JSON-RPC 1.0 request body for one call, and its description for messages.
+    fn request(&self, method: &str, params: &Value) -> (Vec<u8>, String) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let body =
+            serde_json::json!({"jsonrpc": "1.0", "id": id, "method": method, "params": params});
+        (
+            serde_json::to_vec(&body).expect("requests serialise"),
+            describe(method, params),
+        )
+    }
+
     /// Calls `method` with `params`, retrying transient failures.
     ///
     /// # Errors
     /// Credentials rejected, a node error other than warming up, or the retry budget spent.
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let body =
-            serde_json::json!({"jsonrpc": "1.0", "id": id, "method": method, "params": params});
-        let body = serde_json::to_vec(&body).expect("requests serialise");
-        let what = describe(method, &params);
+        let (body, what) = self.request(method, &params);
         self.retrying(&what, || async {
             let reply = self.exchange(&body).await?;
             take_result(method, reply)
@@ -165,11 +172,7 @@ impl RpcClient {
     /// # Errors
     /// As [`RpcClient::call`].
     pub async fn call_raw(&self, method: &str, params: Value) -> Result<String, RpcError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let body =
-            serde_json::json!({"jsonrpc": "1.0", "id": id, "method": method, "params": params});
-        let body = serde_json::to_vec(&body).expect("requests serialise");
-        let what = describe(method, &params);
+        let (body, what) = self.request(method, &params);
         self.retrying(&what, || async {
             let (status, bytes) = self.exchange_bytes(&body).await?;
             #[derive(serde::Deserialize)]
