@@ -7,6 +7,8 @@
 #![warn(missing_debug_implementations)]
 
 pub mod cli;
+pub mod cluster;
+pub mod index;
 pub mod ingest;
 pub mod simulate;
 pub mod store;

@@ -38,16 +38,18 @@ pub enum Command {
     /// Import labels (GraphSense TagPacks, OFAC lists, CSV). [not built yet]
     #[command(subcommand)]
     Labels(LabelsCommand),
-    /// Cluster addresses into entities. [not built yet]
-    Cluster(PlannedArgs),
+    /// Cluster addresses into entities; explain and show clusters.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Trace funds from seeds under a taint model. [not built yet]
     Trace(PlannedArgs),
     /// Render a trace as charts, an evidence report and exports. [not built yet]
     Report(PlannedArgs),
     /// Research aggregates over labelled entities and time. [not built yet]
     Stats(PlannedArgs),
-    /// Evaluate clustering against ground truth. [not built yet]
-    Eval(PlannedArgs),
+    /// Measure clustering accuracy against ground truth.
+    #[command(subcommand)]
+    Eval(EvalCommand),
     /// Generate a synthetic economy in Bitcoin Core's file format with ground truth.
     ///
     /// Writes OUT/blocks/blk*.dat (regtest framing, with xor.dat), readable by
@@ -67,6 +69,7 @@ impl Command {
             Command::Ingest(i) if matches!(**i, IngestCommand::Bitcoin(_)) => "ingest bitcoin",
             Command::Ingest(_) => "ingest ethereum",
             Command::Labels(_) => "labels",
+            Command::Cluster(ClusterCommand::Ethereum(_)) => "cluster ethereum",
             Command::Cluster(_) => "cluster",
             Command::Trace(_) => "trace",
             Command::Report(_) => "report",
@@ -84,6 +87,102 @@ impl Command {
 pub struct PlannedArgs {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     pub rest: Vec<String>,
+}
+
+/// Options shared by commands that read a dataset.
+#[derive(Debug, Args)]
+pub struct DatasetArgs {
+    /// Dataset directory.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+
+    /// Network (bitcoin, testnet, testnet4, signet, regtest); default: the only one in DATA.
+    #[arg(long, value_name = "NET")]
+    pub network: Option<String>,
+}
+
+/// `chaintrace cluster ...`
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Cluster Bitcoin addresses: builds or loads the address index, applies the
+    /// heuristics with union-find and writes DATA/clusters/<network>/{address_cluster,
+    /// clusters,merges}.parquet.
+    Bitcoin(ClusterBitcoinArgs),
+    /// Cluster Ethereum accounts (deposit-address reuse). [not built yet]
+    Ethereum(PlannedArgs),
+    /// Why are these two addresses one entity? The shortest chain of merges, each with its
+    /// transaction and heuristic.
+    Explain(ExplainArgs),
+    /// An address's cluster: size, balance, first/last seen, top counterparties, warnings.
+    Show(ShowArgs),
+}
+
+/// `chaintrace cluster bitcoin`.
+#[derive(Debug, Args)]
+pub struct ClusterBitcoinArgs {
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+
+    /// Heuristics, comma-separated: multi-input, change-one-time, change-type,
+    /// change-optimal, change-round, change-fresh. CoinJoins are always detected and
+    /// excluded.
+    #[arg(
+        long,
+        value_name = "LIST",
+        default_value = "multi-input",
+        value_delimiter = ','
+    )]
+    pub heuristics: Vec<String>,
+
+    /// Warn about clusters holding more than this share of all addresses.
+    #[arg(long, value_name = "SHARE", default_value_t = 0.05)]
+    pub max_share: f64,
+}
+
+/// `chaintrace cluster explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    /// First address.
+    pub address_a: String,
+    /// Second address.
+    pub address_b: String,
+}
+
+/// `chaintrace cluster show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    /// An address of the cluster.
+    pub address: String,
+    /// How many counterparties to list.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+}
+
+/// `chaintrace eval ...`
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Pairwise precision/recall/F1 and homogeneity/completeness of clusterings against
+    /// ground truth (address -> entity), one row per heuristic set.
+    Clusters(EvalClustersArgs),
+}
+
+/// `chaintrace eval clusters`.
+#[derive(Debug, Args)]
+pub struct EvalClustersArgs {
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    /// Ground truth: a simulator truth directory, its addresses.parquet, or a CSV with
+    /// address and entity columns (e.g. regtest-world-a/ground_truth/addresses.csv).
+    #[arg(long, value_name = "PATH")]
+    pub truth: PathBuf,
+    /// Heuristic sets to score, each a '+'-joined list; default: multi-input, then each
+    /// change heuristic added to it, then all.
+    #[arg(long = "set", value_name = "SET")]
+    pub sets: Vec<String>,
 }
 
 /// Simulator presets.

@@ -1,6 +1,7 @@
 //! The `chaintrace` command line (DESIGN.md §2).
 
 mod args;
+mod cluster;
 mod ingest;
 mod simulate;
 
@@ -61,6 +62,10 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
             ingest::bitcoin(cli, a)
         }
         Command::Simulate(a) => simulate::run(cli, a),
+        Command::Cluster(args::ClusterCommand::Bitcoin(a)) => cluster::bitcoin(cli, a),
+        Command::Cluster(args::ClusterCommand::Explain(a)) => cluster::explain(cli, a),
+        Command::Cluster(args::ClusterCommand::Show(a)) => cluster::show(cli, a),
+        Command::Eval(args::EvalCommand::Clusters(a)) => cluster::eval_clusters(cli, a),
         other => Err(CliError::user(anyhow::anyhow!(
             "`chaintrace {}` is not built yet in this version ({}); see the issues of the project for its status",
             other.name(),

@@ -2,6 +2,7 @@
 
 mod util;
 
+mod cluster;
 mod ingest_errors;
 mod ingest_mainnet;
 mod ingest_regtest;

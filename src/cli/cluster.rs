@@ -1,0 +1,260 @@
+//! `chaintrace cluster ...` and `chaintrace eval clusters`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::anyhow;
+
+use super::args::{ClusterBitcoinArgs, DatasetArgs, EvalClustersArgs, ExplainArgs, ShowArgs};
+use super::{Cli, CliError};
+use crate::cluster::heuristics::Heuristic;
+use crate::cluster::{self, eval};
+use crate::index::{Index, Provenance};
+use crate::types::Network;
+
+/// The chain directory of the dataset: `--network`, or the only network present.
+pub(crate) fn chain_dir(d: &DatasetArgs) -> Result<(PathBuf, String), CliError> {
+    if let Some(n) = &d.network {
+        let net = Network::from_name(n).ok_or_else(|| {
+            CliError::user(anyhow!(
+                "unknown network {n:?}; use bitcoin, testnet, testnet4, signet or regtest"
+            ))
+        })?;
+        return Ok((d.data.join(net.as_str()), net.as_str().to_string()));
+    }
+    let present: Vec<&str> = Network::ALL
+        .iter()
+        .map(|n| n.as_str())
+        .filter(|n| d.data.join(n).join("_manifest.json").is_file())
+        .collect();
+    match present.as_slice() {
+        [one] => Ok((d.data.join(one), one.to_string())),
+        [] => Err(CliError::user(anyhow!(
+            "{} holds no Bitcoin dataset; run `chaintrace ingest bitcoin --data {}` first",
+            d.data.display(),
+            d.data.display()
+        ))),
+        many => Err(CliError::user(anyhow!(
+            "{} holds several networks ({}); choose one with --network",
+            d.data.display(),
+            many.join(", ")
+        ))),
+    }
+}
+
+fn open_index(chain: &Path) -> Result<Index, CliError> {
+    let (idx, prov) = Index::open_or_build(chain).map_err(CliError::user)?;
+    if let Provenance::Built { reason } = prov {
+        eprintln!(
+            "chaintrace: built the address index ({reason}): {} transactions, {} addresses",
+            idx.meta.txs, idx.meta.addresses
+        );
+    }
+    Ok(idx)
+}
+
+pub(crate) fn parse_heuristics(list: &[String]) -> Result<Vec<Heuristic>, CliError> {
+    let mut out = Vec::new();
+    for name in list
+        .iter()
+        .flat_map(|s| s.split(['+', ',']))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let h = Heuristic::from_name(name).ok_or_else(|| {
+            let all: Vec<&str> = Heuristic::ALL.iter().map(|h| h.name()).collect();
+            CliError::user(anyhow!(
+                "unknown heuristic {name:?}; choose from {}",
+                all.join(", ")
+            ))
+        })?;
+        if !out.contains(&h) {
+            out.push(h);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+pub(crate) fn bitcoin(cli: &Cli, a: &ClusterBitcoinArgs) -> Result<(), CliError> {
+    let heuristics = parse_heuristics(&a.heuristics)?;
+    if !(a.max_share > 0.0 && a.max_share <= 1.0) {
+        return Err(CliError::user(anyhow!("--max-share must be in (0, 1]")));
+    }
+    let (chain, network) = chain_dir(&a.dataset)?;
+    let idx = open_index(&chain)?;
+    let t = std::time::Instant::now();
+    let c = cluster::cluster(&idx, &heuristics, None);
+    let stats = cluster::stats(&idx, &c.cluster_of);
+    let warnings = cluster::collapse_warnings(&idx, &stats, a.max_share);
+    let out = cluster::clusters_dir(&a.dataset.data, &network);
+    let meta = cluster::write(&idx, &c, &stats, a.max_share, &out).map_err(CliError::user)?;
+    for w in &warnings {
+        eprintln!("chaintrace: warning: {}", w.message);
+    }
+    let secs = t.elapsed().as_secs_f64();
+    if cli.json {
+        let v =
+            serde_json::json!({"meta": meta, "warnings": warnings, "dir": out, "seconds": secs});
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).expect("values serialise")
+        );
+    } else {
+        let largest = stats.values().map(|s| s.size).max().unwrap_or(0);
+        println!(
+            "{}: {} addresses in {} clusters (largest {}), {} merges under {}; {} CoinJoin(s) excluded {:?}",
+            out.display(),
+            meta.addresses,
+            meta.clusters,
+            largest,
+            meta.merges,
+            meta.heuristics.join(","),
+            meta.coinjoins.values().sum::<u64>(),
+            meta.coinjoins
+        );
+    }
+    Ok(())
+}
+
+fn stored(d: &DatasetArgs) -> Result<(Index, cluster::Stored), CliError> {
+    let (chain, network) = chain_dir(d)?;
+    let idx = open_index(&chain)?;
+    let s =
+        cluster::load(&idx, &cluster::clusters_dir(&d.data, &network)).map_err(CliError::user)?;
+    Ok((idx, s))
+}
+
+pub(crate) fn explain(cli: &Cli, a: &ExplainArgs) -> Result<(), CliError> {
+    let (idx, s) = stored(&a.dataset)?;
+    let steps = cluster::explain(&idx, &s, &a.address_a, &a.address_b).map_err(CliError::user)?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&steps).expect("steps serialise")
+        );
+        return Ok(());
+    }
+    println!(
+        "{} and {} are one entity in {} step(s):",
+        a.address_a,
+        a.address_b,
+        steps.len()
+    );
+    for (i, st) in steps.iter().enumerate() {
+        println!(
+            "  {}. {} -- {} --> {}  (tx {})",
+            i + 1,
+            st.from,
+            st.heuristic,
+            st.to,
+            st.txid
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn show(cli: &Cli, a: &ShowArgs) -> Result<(), CliError> {
+    let (idx, s) = stored(&a.dataset)?;
+    let shown = cluster::show(&idx, &s, &a.address, a.top).map_err(CliError::user)?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&shown).expect("values serialise")
+        );
+        return Ok(());
+    }
+    let st = &shown.stats;
+    println!("address        {}", shown.address);
+    println!(
+        "cluster        {} ({})",
+        st.cluster_id, shown.representative
+    );
+    println!("heuristics     {}", s.meta.heuristics.join(","));
+    println!("addresses      {}", st.size);
+    println!("received       {} sat", st.total_received);
+    println!("balance        {} sat", st.balance);
+    println!(
+        "first/last     height {} / {}",
+        st.first_height, st.last_height
+    );
+    println!("labels         (none: `chaintrace labels import` is not built yet)");
+    println!(
+        "members        {}{}",
+        shown.sample_addresses.join(" "),
+        if st.size > 10 { " ..." } else { "" }
+    );
+    println!("top counterparties (sat sent to / received from):");
+    for c in &shown.top_counterparties {
+        println!(
+            "  {:>10} {:<64} {:>16} {:>16}",
+            c.cluster_id, c.representative, c.sent_to_it, c.received_from_it
+        );
+    }
+    for w in &shown.warnings {
+        println!("warning        {}", w.message);
+    }
+    Ok(())
+}
+
+pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliError> {
+    let (chain, _) = chain_dir(&a.dataset)?;
+    let truth = eval::read_truth(&a.truth).map_err(CliError::user)?;
+    let idx = open_index(&chain)?;
+    let sets: Vec<Vec<Heuristic>> = if a.sets.is_empty() {
+        let mut v = vec![vec![Heuristic::MultiInput]];
+        for h in Heuristic::ALL.iter().filter(|h| h.is_change()) {
+            v.push(vec![Heuristic::MultiInput, *h]);
+        }
+        v.push(Heuristic::ALL.to_vec());
+        v
+    } else {
+        a.sets
+            .iter()
+            .map(|s| parse_heuristics(std::slice::from_ref(s)))
+            .collect::<Result<_, _>>()?
+    };
+    let mut rows = Vec::new();
+    for set in &sets {
+        let c = cluster::cluster(&idx, set, None);
+        let name: Vec<&str> = set.iter().map(|h| h.name()).collect();
+        rows.push(eval::score(&idx, &c.cluster_of, &truth, &name.join("+")));
+    }
+    if rows.first().is_some_and(|r| r.addresses == 0) {
+        return Err(CliError::user(anyhow!(
+            "no address of {} appears in the dataset; is it the truth of this chain?",
+            a.truth.display()
+        )));
+    }
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).expect("scores serialise")
+        );
+        return Ok(());
+    }
+    println!(
+        "{:<44} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12}",
+        "heuristics",
+        "addresses",
+        "clusters",
+        "precision",
+        "recall",
+        "F1",
+        "homogeneity",
+        "completeness"
+    );
+    for r in rows {
+        println!(
+            "{:<44} {:>9} {:>9} {:>9.4} {:>9.4} {:>9.4} {:>12.4} {:>12.4}",
+            r.heuristics,
+            r.addresses,
+            r.clusters,
+            r.precision,
+            r.recall,
+            r.f1,
+            r.homogeneity,
+            r.completeness
+        );
+    }
+    Ok(())
+}

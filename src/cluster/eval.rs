@@ -1,0 +1,220 @@
+//! Accuracy of a clustering against ground truth (`address → entity`).
+//!
+//! Pairwise precision, recall and F1 (over pairs of addresses: a pair is predicted when
+//! both are in one cluster, true when both belong to one entity), and homogeneity /
+//! completeness (Rosenberg & Hirschberg 2007, the V-measure's parts), computed from the
+//! contingency table of clusters × entities over the addresses present in both.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use arrow_array::cast::AsArray;
+use serde::Serialize;
+
+use crate::index::Index;
+use crate::store::StoreError;
+
+/// Scores of one clustering.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Scores {
+    pub heuristics: String,
+    pub addresses: u64,
+    pub clusters: u64,
+    pub entities: u64,
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub homogeneity: f64,
+    pub completeness: f64,
+}
+
+fn pairs(n: u64) -> u128 {
+    u128::from(n) * u128::from(n.saturating_sub(1)) / 2
+}
+
+fn entropy(counts: impl Iterator<Item = u64>, total: f64) -> f64 {
+    counts
+        .filter(|&c| c > 0)
+        .map(|c| c as f64 / total)
+        .map(|p| -p * p.ln())
+        .sum()
+}
+
+/// Scores `cluster_of` (per address id of `idx`) against `truth` (address string → entity).
+pub fn score(
+    idx: &Index,
+    cluster_of: &[u32],
+    truth: &HashMap<String, String>,
+    heuristics: &str,
+) -> Scores {
+    let pairs = (0..idx.addresses()).filter_map(|a| {
+        truth
+            .get(idx.address(a))
+            .map(|e| (cluster_of[a as usize], e.as_str()))
+    });
+    score_assignments(pairs, heuristics)
+}
+
+/// Scores `(cluster, entity)` assignments, one per address.
+pub fn score_assignments<'a>(
+    assignments: impl Iterator<Item = (u32, &'a str)>,
+    heuristics: &str,
+) -> Scores {
+    let mut entity_ids: HashMap<&str, u32> = HashMap::new();
+    let mut joint: HashMap<(u32, u32), u64> = HashMap::new();
+    let mut by_cluster: HashMap<u32, u64> = HashMap::new();
+    let mut by_entity: HashMap<u32, u64> = HashMap::new();
+    let mut n = 0u64;
+    for (c, e) in assignments {
+        let next = entity_ids.len() as u32;
+        let e = *entity_ids.entry(e).or_insert(next);
+        *joint.entry((c, e)).or_default() += 1;
+        *by_cluster.entry(c).or_default() += 1;
+        *by_entity.entry(e).or_default() += 1;
+        n += 1;
+    }
+    let tp: u128 = joint.values().map(|&x| pairs(x)).sum();
+    let pred: u128 = by_cluster.values().map(|&x| pairs(x)).sum();
+    let real: u128 = by_entity.values().map(|&x| pairs(x)).sum();
+    let ratio = |a: u128, b: u128| if b == 0 { 1.0 } else { a as f64 / b as f64 };
+    let (precision, recall) = (ratio(tp, pred), ratio(tp, real));
+    let f1 = if precision + recall == 0.0 {
+        0.0
+    } else {
+        2.0 * precision * recall / (precision + recall)
+    };
+    let total = n.max(1) as f64;
+    let h_e = entropy(by_entity.values().copied(), total);
+    let h_c = entropy(by_cluster.values().copied(), total);
+    // Conditional entropies H(E|C) and H(C|E).
+    let mut h_e_given_c = 0.0;
+    let mut h_c_given_e = 0.0;
+    for (&(c, e), &x) in &joint {
+        let p = x as f64 / total;
+        h_e_given_c -= p * (x as f64 / by_cluster[&c] as f64).ln();
+        h_c_given_e -= p * (x as f64 / by_entity[&e] as f64).ln();
+    }
+    let homogeneity = if h_e == 0.0 {
+        1.0
+    } else {
+        1.0 - h_e_given_c / h_e
+    };
+    let completeness = if h_c == 0.0 {
+        1.0
+    } else {
+        1.0 - h_c_given_e / h_c
+    };
+    Scores {
+        heuristics: heuristics.to_string(),
+        addresses: n,
+        clusters: by_cluster.len() as u64,
+        entities: by_entity.len() as u64,
+        precision,
+        recall,
+        f1,
+        homogeneity,
+        completeness,
+    }
+}
+
+/// Errors reading ground truth.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TruthError {
+    #[error(
+        "{path}: {what}; expected the simulator's truth/addresses.parquet or a CSV with address and entity columns"
+    )]
+    Format { path: String, what: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Reads `address → entity` from a simulator truth directory (`addresses.parquet`), a
+/// Parquet file, or a CSV with a header naming `address` and `entity` columns (the regtest
+/// world's `ground_truth/addresses.csv`).
+///
+/// # Errors
+/// Unreadable file or missing columns.
+pub fn read_truth(path: &Path) -> Result<HashMap<String, String>, TruthError> {
+    let path = if path.is_dir() {
+        let p = path.join("addresses.parquet");
+        if p.is_file() {
+            p
+        } else {
+            path.join("addresses.csv")
+        }
+    } else {
+        path.to_path_buf()
+    };
+    let fmt = |what: String| TruthError::Format {
+        path: path.display().to_string(),
+        what,
+    };
+    let mut out = HashMap::new();
+    if path.extension().is_some_and(|e| e == "parquet") {
+        let f = std::fs::File::open(&path).map_err(|e| fmt(e.to_string()))?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .and_then(|b| b.build())
+            .map_err(|e| fmt(e.to_string()))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| fmt(e.to_string()))?;
+            let (Some(a), Some(e)) = (
+                batch.column_by_name("address"),
+                batch.column_by_name("entity"),
+            ) else {
+                return Err(fmt("no address/entity columns".into()));
+            };
+            let (a, e) = (a.as_string::<i32>(), e.as_string::<i32>());
+            for i in 0..batch.num_rows() {
+                out.insert(a.value(i).to_string(), e.value(i).to_string());
+            }
+        }
+        return Ok(out);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| fmt(e.to_string()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let (Some(ai), Some(ei)) = (col("address"), col("entity")) else {
+        return Err(fmt("the header has no address and entity columns".into()));
+    };
+    for (n, line) in lines.enumerate() {
+        let f: Vec<&str> = line.split(',').collect();
+        let (Some(a), Some(e)) = (f.get(ai), f.get(ei)) else {
+            return Err(fmt(format!("line {} has too few fields", n + 2)));
+        };
+        out.insert(a.trim().to_string(), e.trim().to_string());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_match_a_hand_computation() {
+        // Clusters {a,b,c} and {d}; entities X = {a,b}, Y = {c,d}.
+        // Predicted pairs 3 (ab, ac, bc), true pairs 2 (ab, cd), correct 1 (ab).
+        let s = score_assignments([(0, "X"), (0, "X"), (0, "Y"), (1, "Y")].into_iter(), "t");
+        assert!((s.precision - 1.0 / 3.0).abs() < 1e-12);
+        assert!((s.recall - 0.5).abs() < 1e-12);
+        assert!((s.f1 - 0.4).abs() < 1e-12);
+        assert_eq!((s.clusters, s.entities, s.addresses), (2, 2, 4));
+        // A perfect clustering scores 1 everywhere; singletons are homogeneous but not complete.
+        let p = score_assignments([(0, "X"), (0, "X"), (1, "Y")].into_iter(), "p");
+        assert_eq!(
+            (p.precision, p.recall, p.homogeneity, p.completeness),
+            (1.0, 1.0, 1.0, 1.0)
+        );
+        let single = score_assignments([(0, "X"), (1, "X"), (2, "Y")].into_iter(), "s");
+        assert_eq!(single.homogeneity, 1.0);
+        assert!(single.completeness < 1.0);
+        assert_eq!(single.recall, 0.0);
+    }
+}

@@ -1,0 +1,606 @@
+//! Address clustering (DESIGN.md §4): union-find over address ids, with each heuristic a
+//! separate, switchable unit ([`heuristics`]) that proposes merges per transaction, every
+//! merge recorded so that it can be explained.
+//!
+//! Cluster ids are the smallest address id of the cluster. Address ids follow first
+//! appearance on the chain, so ids depend only on the dataset and the heuristic set, not on
+//! the order merges are applied (the property tests shuffle it).
+
+pub mod eval;
+pub mod heuristics;
+pub mod union_find;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
+use arrow_schema::{DataType, Field, Schema};
+use serde::Serialize;
+
+use self::heuristics::{Heuristic, change_output, detect_coinjoin};
+use self::union_find::UnionFind;
+use crate::index::{Index, IndexError};
+use crate::store::{StoreError, sink};
+
+/// One proposed merge: two addresses, the transaction and the heuristic behind it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Merge {
+    pub a: u32,
+    pub b: u32,
+    pub tx: u32,
+    pub heuristic: Heuristic,
+}
+
+/// The result of clustering.
+#[derive(Debug)]
+pub struct Clustering {
+    pub heuristics: Vec<Heuristic>,
+    /// Cluster id of every address id.
+    pub cluster_of: Vec<u32>,
+    /// Every merge proposed (self-merges dropped), in transaction order.
+    pub merges: Vec<Merge>,
+    /// Transactions recognised as CoinJoins, by pattern.
+    pub coinjoins: BTreeMap<&'static str, u64>,
+}
+
+/// Clusters the addresses of `idx` with `heuristics`. `order` optionally permutes the
+/// transactions (for property tests; the result must not depend on it).
+pub fn cluster(idx: &Index, heuristics: &[Heuristic], order: Option<&[u32]>) -> Clustering {
+    let mut uf = UnionFind::new(idx.addresses());
+    let mut merges = Vec::new();
+    let mut coinjoins: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let all: Vec<u32>;
+    let order = match order {
+        Some(o) => o,
+        None => {
+            all = (0..idx.txs()).collect();
+            &all
+        }
+    };
+    let mut tx_merges: Vec<Merge> = Vec::new();
+    for &t in order {
+        if idx.is_coinbase(t) {
+            continue;
+        }
+        if let Some(kind) = detect_coinjoin(idx, t) {
+            *coinjoins.entry(kind).or_default() += 1;
+            continue;
+        }
+        tx_merges.clear();
+        let in_addrs: Vec<u32> = idx
+            .inputs_of(t)
+            .filter_map(|i| idx.prev_output(i))
+            .filter_map(|o| idx.out_address(o))
+            .collect();
+        let Some(&first) = in_addrs.first() else {
+            continue;
+        };
+        for h in heuristics {
+            match h {
+                Heuristic::MultiInput => {
+                    for &a in &in_addrs[1..] {
+                        if a != first {
+                            tx_merges.push(Merge {
+                                a: first,
+                                b: a,
+                                tx: t,
+                                heuristic: *h,
+                            });
+                        }
+                    }
+                }
+                h => {
+                    if let Some(c) = change_output(idx, t, *h).and_then(|o| idx.out_address(o)) {
+                        tx_merges.push(Merge {
+                            a: first,
+                            b: c,
+                            tx: t,
+                            heuristic: *h,
+                        });
+                    }
+                }
+            }
+        }
+        for m in &tx_merges {
+            uf.union(m.a, m.b);
+        }
+        merges.extend_from_slice(&tx_merges);
+    }
+    merges.sort_by_key(|m| (m.tx, m.heuristic, m.a, m.b));
+    merges.dedup();
+    Clustering {
+        heuristics: heuristics.to_vec(),
+        cluster_of: uf.min_labels(),
+        merges,
+        coinjoins,
+    }
+}
+
+/// Per-cluster figures.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct ClusterStats {
+    pub cluster_id: u32,
+    pub size: u64,
+    pub total_received: u64,
+    pub balance: u64,
+    pub first_height: u32,
+    pub last_height: u32,
+}
+
+/// Size, received value, unspent balance and first/last activity of every cluster.
+pub fn stats(idx: &Index, cluster_of: &[u32]) -> BTreeMap<u32, ClusterStats> {
+    let mut out: BTreeMap<u32, ClusterStats> = BTreeMap::new();
+    for &c in cluster_of {
+        let s = out.entry(c).or_insert_with(|| ClusterStats {
+            cluster_id: c,
+            first_height: u32::MAX,
+            ..Default::default()
+        });
+        s.size += 1;
+    }
+    for o in 0..idx.meta.outputs {
+        let Some(a) = idx.out_address(o) else {
+            continue;
+        };
+        let s = out
+            .get_mut(&cluster_of[a as usize])
+            .expect("every address has a cluster");
+        let v = idx.out_value.get(o as usize);
+        s.total_received += v;
+        let h = idx.tx_height.get(idx.out_tx.get(o as usize) as usize) as u32;
+        s.first_height = s.first_height.min(h);
+        s.last_height = s.last_height.max(h);
+        let spent = idx.out_spent_by.get(o as usize);
+        if spent == crate::index::NONE64 {
+            s.balance += v;
+        } else {
+            let h = idx.tx_height.get(idx.in_tx.get(spent as usize) as usize) as u32;
+            s.last_height = s.last_height.max(h);
+        }
+    }
+    out
+}
+
+/// A warning about a suspicious cluster.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Warning {
+    pub cluster_id: u32,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+/// Clusters larger than `max_share` of all addresses: the usual sign that a heuristic
+/// merged through a service or a CoinJoin that was not recognised ("collapse").
+pub fn collapse_warnings(
+    idx: &Index,
+    stats: &BTreeMap<u32, ClusterStats>,
+    max_share: f64,
+) -> Vec<Warning> {
+    let n = f64::from(idx.addresses().max(1));
+    stats
+        .values()
+        .filter(|s| s.size as f64 / n > max_share && s.size > 1)
+        .map(|s| Warning {
+            cluster_id: s.cluster_id,
+            kind: "collapse",
+            message: format!(
+                "cluster {} ({}) holds {} addresses, {:.1}% of all, above --max-share {:.1}%",
+                s.cluster_id,
+                idx.address(s.cluster_id),
+                s.size,
+                100.0 * s.size as f64 / n,
+                100.0 * max_share
+            ),
+        })
+        .collect()
+}
+
+/// `clusters/<network>/_meta.json`.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
+pub struct ClusterMeta {
+    pub heuristics: Vec<String>,
+    pub manifest_sha256: String,
+    pub addresses: u64,
+    pub clusters: u64,
+    pub merges: u64,
+    pub coinjoins: BTreeMap<String, u64>,
+    pub max_share: f64,
+}
+
+fn write_table(path: &Path, fields: Vec<Field>, cols: Vec<ArrayRef>) -> Result<(), StoreError> {
+    let schema = Arc::new(Schema::new(fields));
+    let batch = RecordBatch::try_new(schema, cols).map_err(|source| StoreError::Arrow {
+        table: "clusters",
+        source,
+    })?;
+    let staged = sink::stage(path, &batch)?;
+    sink::commit(std::slice::from_ref(&staged))
+}
+
+/// Writes `address_cluster.parquet`, `clusters.parquet`, `merges.parquet`, `cluster_of.bin`
+/// and `_meta.json` into `out_dir`.
+///
+/// # Errors
+/// I/O or Parquet errors.
+pub fn write(
+    idx: &Index,
+    c: &Clustering,
+    stats: &BTreeMap<u32, ClusterStats>,
+    max_share: f64,
+    out_dir: &Path,
+) -> Result<ClusterMeta, StoreError> {
+    let n = idx.addresses() as usize;
+    let addrs: Vec<&str> = (0..n as u32).map(|a| idx.address(a)).collect();
+    write_table(
+        &out_dir.join("address_cluster.parquet"),
+        vec![
+            Field::new("address", DataType::Utf8, false),
+            Field::new("cluster_id", DataType::UInt32, false),
+        ],
+        vec![
+            Arc::new(StringArray::from(addrs.clone())),
+            Arc::new(UInt32Array::from(c.cluster_of.clone())),
+        ],
+    )?;
+    let s: Vec<&ClusterStats> = stats.values().collect();
+    write_table(
+        &out_dir.join("clusters.parquet"),
+        vec![
+            Field::new("cluster_id", DataType::UInt32, false),
+            Field::new("representative", DataType::Utf8, false),
+            Field::new("size", DataType::UInt64, false),
+            Field::new("total_received", DataType::Int64, false),
+            Field::new("balance", DataType::Int64, false),
+            Field::new("first_height", DataType::UInt32, false),
+            Field::new("last_height", DataType::UInt32, false),
+        ],
+        vec![
+            Arc::new(UInt32Array::from(
+                s.iter().map(|x| x.cluster_id).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                s.iter()
+                    .map(|x| idx.address(x.cluster_id))
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(UInt64Array::from(
+                s.iter().map(|x| x.size).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                s.iter()
+                    .map(|x| x.total_received as i64)
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                s.iter().map(|x| x.balance as i64).collect::<Vec<_>>(),
+            )),
+            Arc::new(UInt32Array::from(
+                s.iter().map(|x| x.first_height).collect::<Vec<_>>(),
+            )),
+            Arc::new(UInt32Array::from(
+                s.iter().map(|x| x.last_height).collect::<Vec<_>>(),
+            )),
+        ],
+    )?;
+    write_table(
+        &out_dir.join("merges.parquet"),
+        vec![
+            Field::new("address_a", DataType::Utf8, false),
+            Field::new("address_b", DataType::Utf8, false),
+            Field::new("txid", DataType::Utf8, false),
+            Field::new("heuristic", DataType::Utf8, false),
+        ],
+        vec![
+            Arc::new(StringArray::from(
+                c.merges
+                    .iter()
+                    .map(|m| idx.address(m.a))
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                c.merges
+                    .iter()
+                    .map(|m| idx.address(m.b))
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                c.merges.iter().map(|m| idx.txid(m.tx)).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                c.merges
+                    .iter()
+                    .map(|m| m.heuristic.name())
+                    .collect::<Vec<_>>(),
+            )),
+        ],
+    )?;
+    let mut bin = Vec::with_capacity(n * 4);
+    for x in &c.cluster_of {
+        bin.extend_from_slice(&x.to_le_bytes());
+    }
+    sink::write_atomic(&out_dir.join("cluster_of.bin"), &bin)?;
+    let meta = ClusterMeta {
+        heuristics: c.heuristics.iter().map(|h| h.name().to_string()).collect(),
+        manifest_sha256: idx.meta.manifest_sha256.clone(),
+        addresses: n as u64,
+        clusters: stats.len() as u64,
+        merges: c.merges.len() as u64,
+        coinjoins: c
+            .coinjoins
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
+        max_share,
+    };
+    let mut bytes = serde_json::to_vec_pretty(&meta).expect("meta serialises");
+    bytes.push(b'\n');
+    sink::write_atomic(&out_dir.join("_meta.json"), &bytes)?;
+    Ok(meta)
+}
+
+/// The clusters directory of a network.
+pub fn clusters_dir(data_dir: &Path, network: &str) -> PathBuf {
+    data_dir.join("clusters").join(network)
+}
+
+/// Errors of explain/show.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("address {0} does not appear in the dataset")]
+    UnknownAddress(String),
+    #[error(
+        "no clustering for {dir} (or it was made from another dataset); run `chaintrace cluster bitcoin` first"
+    )]
+    NoClustering { dir: PathBuf },
+    #[error(
+        "{a} and {b} are in different clusters ({ca} and {cb}): nothing links them under {heuristics}"
+    )]
+    NotLinked {
+        a: String,
+        b: String,
+        ca: u32,
+        cb: u32,
+        heuristics: String,
+    },
+}
+
+/// A stored clustering, loaded for explain/show.
+#[derive(Debug)]
+pub struct Stored {
+    pub meta: ClusterMeta,
+    pub cluster_of: Vec<u32>,
+    pub merges: Vec<(u32, u32, String, String)>,
+}
+
+/// Loads the clustering in `dir`, checking it was made from the dataset of `idx`.
+///
+/// # Errors
+/// Missing or stale clustering.
+pub fn load(idx: &Index, dir: &Path) -> Result<Stored, ClusterError> {
+    let no = || ClusterError::NoClustering {
+        dir: dir.to_path_buf(),
+    };
+    let meta: ClusterMeta =
+        serde_json::from_slice(&std::fs::read(dir.join("_meta.json")).map_err(|_| no())?)
+            .map_err(|_| no())?;
+    if meta.manifest_sha256 != idx.meta.manifest_sha256 {
+        return Err(no());
+    }
+    let bin = std::fs::read(dir.join("cluster_of.bin")).map_err(|_| no())?;
+    let cluster_of: Vec<u32> = bin
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect();
+    if cluster_of.len() != idx.addresses() as usize {
+        return Err(no());
+    }
+    let mut merges = Vec::new();
+    let path = dir.join("merges.parquet");
+    let f = std::fs::File::open(&path).map_err(|source| StoreError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+        .and_then(|b| b.build())
+        .map_err(|source| StoreError::Parquet {
+            path: path.clone(),
+            source,
+        })?;
+    use arrow_array::cast::AsArray;
+    for batch in reader {
+        let batch = batch.map_err(|source| StoreError::Arrow {
+            table: "merges",
+            source,
+        })?;
+        let col = |i: usize| batch.column(i).as_string::<i32>().clone();
+        let (a, b, t, h) = (col(0), col(1), col(2), col(3));
+        for i in 0..batch.num_rows() {
+            let ia = idx
+                .address_id(a.value(i))
+                .ok_or_else(|| ClusterError::UnknownAddress(a.value(i).into()))?;
+            let ib = idx
+                .address_id(b.value(i))
+                .ok_or_else(|| ClusterError::UnknownAddress(b.value(i).into()))?;
+            merges.push((ia, ib, t.value(i).to_string(), h.value(i).to_string()));
+        }
+    }
+    Ok(Stored {
+        meta,
+        cluster_of,
+        merges,
+    })
+}
+
+/// One step of an explanation.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Step {
+    pub from: String,
+    pub to: String,
+    pub txid: String,
+    pub heuristic: String,
+}
+
+/// The shortest chain of merges linking `a` to `b` (breadth-first search over the
+/// recorded merges of their cluster).
+///
+/// # Complexity
+/// O(merges of the cluster) time and memory.
+///
+/// # Errors
+/// Unknown addresses, or addresses in different clusters.
+pub fn explain(idx: &Index, s: &Stored, a: &str, b: &str) -> Result<Vec<Step>, ClusterError> {
+    let ia = idx
+        .address_id(a)
+        .ok_or_else(|| ClusterError::UnknownAddress(a.into()))?;
+    let ib = idx
+        .address_id(b)
+        .ok_or_else(|| ClusterError::UnknownAddress(b.into()))?;
+    let (ca, cb) = (s.cluster_of[ia as usize], s.cluster_of[ib as usize]);
+    if ca != cb {
+        return Err(ClusterError::NotLinked {
+            a: a.into(),
+            b: b.into(),
+            ca,
+            cb,
+            heuristics: s.meta.heuristics.join(","),
+        });
+    }
+    if ia == ib {
+        return Ok(Vec::new());
+    }
+    let mut adj: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (i, m) in s.merges.iter().enumerate() {
+        if s.cluster_of[m.0 as usize] == ca {
+            adj.entry(m.0).or_default().push(i);
+            adj.entry(m.1).or_default().push(i);
+        }
+    }
+    let mut prev: HashMap<u32, usize> = HashMap::new();
+    let mut q = VecDeque::from([ia]);
+    while let Some(x) = q.pop_front() {
+        if x == ib {
+            break;
+        }
+        for &e in adj.get(&x).map(Vec::as_slice).unwrap_or(&[]) {
+            let m = &s.merges[e];
+            let y = if m.0 == x { m.1 } else { m.0 };
+            if y != ia && !prev.contains_key(&y) {
+                prev.insert(y, e);
+                q.push_back(y);
+            }
+        }
+    }
+    let mut steps = Vec::new();
+    let mut x = ib;
+    while x != ia {
+        let e = prev[&x];
+        let m = &s.merges[e];
+        let y = if m.0 == x { m.1 } else { m.0 };
+        steps.push(Step {
+            from: idx.address(y).into(),
+            to: idx.address(x).into(),
+            txid: m.2.clone(),
+            heuristic: m.3.clone(),
+        });
+        x = y;
+    }
+    steps.reverse();
+    Ok(steps)
+}
+
+/// A counterparty of a cluster.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Counterparty {
+    pub cluster_id: u32,
+    pub representative: String,
+    pub sent_to_it: u64,
+    pub received_from_it: u64,
+}
+
+/// What `cluster show` reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct Shown {
+    pub address: String,
+    pub stats: ClusterStats,
+    pub representative: String,
+    pub sample_addresses: Vec<String>,
+    pub top_counterparties: Vec<Counterparty>,
+    pub warnings: Vec<Warning>,
+}
+
+/// Describes the cluster of `address`.
+///
+/// # Errors
+/// Unknown address.
+pub fn show(idx: &Index, s: &Stored, address: &str, top: usize) -> Result<Shown, ClusterError> {
+    let ia = idx
+        .address_id(address)
+        .ok_or_else(|| ClusterError::UnknownAddress(address.into()))?;
+    let c = s.cluster_of[ia as usize];
+    let all = stats(idx, &s.cluster_of);
+    let st = all[&c].clone();
+    let members: Vec<u32> = (0..idx.addresses())
+        .filter(|&a| s.cluster_of[a as usize] == c)
+        .collect();
+    // Counterparties: clusters that paid this one, and clusters this one paid.
+    let mut cp: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    for t in 0..idx.txs() {
+        let ins: Vec<u32> = idx
+            .inputs_of(t)
+            .filter_map(|i| idx.prev_output(i))
+            .filter_map(|o| idx.out_address(o))
+            .collect();
+        let from_us = ins.iter().any(|&a| s.cluster_of[a as usize] == c);
+        let sender = ins.first().map(|&a| s.cluster_of[a as usize]);
+        for o in idx.outputs_of(t) {
+            let Some(a) = idx.out_address(o) else {
+                continue;
+            };
+            let oc = s.cluster_of[a as usize];
+            let v = idx.out_value.get(o as usize);
+            if from_us && oc != c {
+                cp.entry(oc).or_default().0 += v;
+            } else if !from_us
+                && oc == c
+                && let Some(sc) = sender
+            {
+                cp.entry(sc).or_default().1 += v;
+            }
+        }
+    }
+    let mut tops: Vec<Counterparty> = cp
+        .into_iter()
+        .map(|(k, (sent, recv))| Counterparty {
+            cluster_id: k,
+            representative: idx.address(k).into(),
+            sent_to_it: sent,
+            received_from_it: recv,
+        })
+        .collect();
+    tops.sort_by_key(|x| {
+        (
+            std::cmp::Reverse(x.sent_to_it + x.received_from_it),
+            x.cluster_id,
+        )
+    });
+    tops.truncate(top);
+    let warnings = collapse_warnings(idx, &BTreeMap::from([(c, st.clone())]), s.meta.max_share);
+    Ok(Shown {
+        address: address.into(),
+        representative: idx.address(c).into(),
+        stats: st,
+        sample_addresses: members
+            .iter()
+            .take(10)
+            .map(|&a| idx.address(a).to_string())
+            .collect(),
+        top_counterparties: tops,
+        warnings,
+    })
+}

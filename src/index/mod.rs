@@ -1,0 +1,783 @@
+//! The address index (DESIGN.md §4): dense ids for transactions, outputs, inputs and
+//! addresses, and the spend graph as flat adjacency arrays, built once from the Parquet
+//! dataset and memory-mapped on later loads.
+//!
+//! On disk, `data/<network>/index/` holds one little-endian array per file (below) and
+//! `meta.json` with [`INDEX_FORMAT`] and the sha256 of the dataset manifest it was built
+//! from: a different manifest or format version makes [`Index::open_or_build`] rebuild it.
+//!
+//! | file | element | meaning |
+//! |---|---|---|
+//! | `tx_txid` | 32 bytes | txid (display order) of transaction id `t` |
+//! | `tx_height` | u32 | block height |
+//! | `tx_out_start`, `tx_in_start` | u64 × (txs + 1) | CSR offsets into outputs / inputs |
+//! | `out_value` | u64 | satoshi |
+//! | `out_addr` | u32 | address id, `u32::MAX` for none |
+//! | `out_type` | u8 | script type code |
+//! | `out_tx` | u32 | transaction of the output |
+//! | `out_spent_by` | u64 | input that spends it, `u64::MAX` if unspent |
+//! | `in_prev` | u64 | output an input spends, `u64::MAX` for coinbase |
+//! | `in_tx` | u32 | transaction of the input |
+//! | `addr_str_start` + `addr_str` | u64 × (addrs + 1), bytes | address strings |
+//! | `addr_first_tx` | u32 | transaction where the address first receives |
+//! | `addr_n_recv` | u32 | outputs it receives in the whole chain |
+//! | `addr_sorted`, `txid_sorted` | u32 | ids sorted by string / txid, for lookups |
+//!
+//! Output, input and byte offsets are 64-bit (mainnet has more than 2^32 outputs);
+//! transaction and address ids are 32-bit, checked at build time (mainnet has about 1.1 G
+//! transactions and 1.5 G addresses, below the 4.29 G limit; a larger chain fails the
+//! build with a message rather than wrapping).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::UInt32Type;
+use arrow_array::{Array, RecordBatch};
+use memmap2::Mmap;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::ingest::bitcoin::script::ScriptType;
+use crate::store::manifest::Manifest;
+use crate::store::sink;
+
+/// Version of the on-disk index. Bump on any change of the files above.
+pub const INDEX_FORMAT: u32 = 1;
+
+/// "None" in `u32` and `u64` columns.
+pub const NONE32: u32 = u32::MAX;
+pub const NONE64: u64 = u64::MAX;
+
+/// An error building or loading the index.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum IndexError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parquet {
+        path: PathBuf,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    #[error("{dir} has no dataset (no _manifest.json); run `chaintrace ingest bitcoin` first")]
+    NoDataset { dir: PathBuf },
+    #[error("dataset {dir} is inconsistent: {what}; re-ingest it")]
+    Inconsistent { dir: PathBuf, what: String },
+    #[error(
+        "the chain has more than 4,294,967,294 {what}: index format {INDEX_FORMAT} cannot hold it"
+    )]
+    TooMany { what: &'static str },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// `meta.json`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IndexMeta {
+    pub format_version: u32,
+    pub manifest_sha256: String,
+    pub network: String,
+    pub txs: u64,
+    pub outputs: u64,
+    pub inputs: u64,
+    pub addresses: u64,
+}
+
+/// A memory-mapped little-endian array.
+#[derive(Debug)]
+pub struct Col {
+    map: Option<Mmap>,
+    width: usize,
+}
+
+impl Col {
+    fn open(path: &Path, width: usize) -> Result<Col, IndexError> {
+        let f = File::open(path).map_err(|source| IndexError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let len = f
+            .metadata()
+            .map_err(|source| IndexError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .len();
+        // An empty file cannot be mapped.
+        let map = if len == 0 {
+            None
+        } else {
+            // SAFETY: the index files are written once (renamed into place) and never
+            // modified while mapped; a rebuild writes a new directory.
+            Some(unsafe { Mmap::map(&f) }.map_err(|source| IndexError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?)
+        };
+        Ok(Col { map, width })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.bytes().len() / self.width
+    }
+
+    /// Whether the array is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Element `i` as u64 (for 1-, 4- and 8-byte columns).
+    pub fn get(&self, i: usize) -> u64 {
+        let b = &self.bytes()[i * self.width..(i + 1) * self.width];
+        match self.width {
+            1 => u64::from(b[0]),
+            4 => u64::from(u32::from_le_bytes(b.try_into().expect("4 bytes"))),
+            8 => u64::from_le_bytes(b.try_into().expect("8 bytes")),
+            w => panic!("no integer column is {w} bytes wide"),
+        }
+    }
+
+    /// Element `i` as raw bytes.
+    pub fn raw(&self, i: usize) -> &[u8] {
+        &self.bytes()[i * self.width..(i + 1) * self.width]
+    }
+}
+
+/// The loaded index.
+#[derive(Debug)]
+pub struct Index {
+    pub dir: PathBuf,
+    pub meta: IndexMeta,
+    pub tx_txid: Col,
+    pub tx_height: Col,
+    pub tx_out_start: Col,
+    pub tx_in_start: Col,
+    pub out_value: Col,
+    pub out_addr: Col,
+    pub out_type: Col,
+    pub out_tx: Col,
+    pub out_spent_by: Col,
+    pub in_prev: Col,
+    pub in_tx: Col,
+    pub addr_str_start: Col,
+    pub addr_str: Col,
+    pub addr_first_tx: Col,
+    pub addr_n_recv: Col,
+    pub addr_sorted: Col,
+    pub txid_sorted: Col,
+}
+
+const FILES: [(&str, usize); 17] = [
+    ("tx_txid", 32),
+    ("tx_height", 4),
+    ("tx_out_start", 8),
+    ("tx_in_start", 8),
+    ("out_value", 8),
+    ("out_addr", 4),
+    ("out_type", 1),
+    ("out_tx", 4),
+    ("out_spent_by", 8),
+    ("in_prev", 8),
+    ("in_tx", 4),
+    ("addr_str_start", 8),
+    ("addr_str", 1),
+    ("addr_first_tx", 4),
+    ("addr_n_recv", 4),
+    ("addr_sorted", 4),
+    ("txid_sorted", 4),
+];
+
+/// Whether the index was loaded or (re)built, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum Provenance {
+    Loaded,
+    Built { reason: String },
+}
+
+impl Index {
+    /// Opens the index of `chain_dir`, building it first if it is missing, was built
+    /// from another dataset (manifest hash) or has another format version.
+    ///
+    /// # Errors
+    /// No dataset, unreadable Parquet, an inconsistent dataset, or I/O errors.
+    pub fn open_or_build(chain_dir: &Path) -> Result<(Index, Provenance), IndexError> {
+        let manifest_path = Manifest::path(chain_dir);
+        if !manifest_path.is_file() {
+            return Err(IndexError::NoDataset {
+                dir: chain_dir.to_path_buf(),
+            });
+        }
+        let manifest_sha = sink::sha256_file(&manifest_path)?;
+        let dir = chain_dir.join("index");
+        let reason = match std::fs::read(dir.join("meta.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<IndexMeta>(&b).ok())
+        {
+            None => "no index yet".to_string(),
+            Some(m) if m.format_version != INDEX_FORMAT => {
+                format!(
+                    "index format {} is not this version's {INDEX_FORMAT}",
+                    m.format_version
+                )
+            }
+            Some(m) if m.manifest_sha256 != manifest_sha => {
+                "the dataset changed since the index was built".to_string()
+            }
+            Some(_) => return Ok((Index::load(&dir)?, Provenance::Loaded)),
+        };
+        build(chain_dir, &manifest_sha)?;
+        Ok((Index::load(&dir)?, Provenance::Built { reason }))
+    }
+
+    /// Loads an index directory by memory-mapping its files.
+    ///
+    /// # Errors
+    /// Missing or unreadable files.
+    pub fn load(dir: &Path) -> Result<Index, IndexError> {
+        let meta_path = dir.join("meta.json");
+        let bytes = std::fs::read(&meta_path).map_err(|source| IndexError::Io {
+            path: meta_path.clone(),
+            source,
+        })?;
+        let meta: IndexMeta =
+            serde_json::from_slice(&bytes).map_err(|e| IndexError::Inconsistent {
+                dir: dir.to_path_buf(),
+                what: format!("meta.json: {e}"),
+            })?;
+        let mut cols: Vec<Col> = Vec::with_capacity(FILES.len());
+        for (name, width) in FILES {
+            cols.push(Col::open(&dir.join(name), width)?);
+        }
+        let mut it = cols.into_iter();
+        let mut next = || it.next().expect("one column per file");
+        Ok(Index {
+            dir: dir.to_path_buf(),
+            meta,
+            tx_txid: next(),
+            tx_height: next(),
+            tx_out_start: next(),
+            tx_in_start: next(),
+            out_value: next(),
+            out_addr: next(),
+            out_type: next(),
+            out_tx: next(),
+            out_spent_by: next(),
+            in_prev: next(),
+            in_tx: next(),
+            addr_str_start: next(),
+            addr_str: next(),
+            addr_first_tx: next(),
+            addr_n_recv: next(),
+            addr_sorted: next(),
+            txid_sorted: next(),
+        })
+    }
+
+    /// Number of transactions.
+    pub fn txs(&self) -> u32 {
+        self.meta.txs as u32
+    }
+
+    /// Number of addresses.
+    pub fn addresses(&self) -> u32 {
+        self.meta.addresses as u32
+    }
+
+    /// The address string of id `a`.
+    pub fn address(&self, a: u32) -> &str {
+        let s = self.addr_str_start.get(a as usize) as usize;
+        let e = self.addr_str_start.get(a as usize + 1) as usize;
+        std::str::from_utf8(&self.addr_str.bytes()[s..e]).expect("addresses are stored as UTF-8")
+    }
+
+    /// The id of an address string, by binary search.
+    pub fn address_id(&self, s: &str) -> Option<u32> {
+        let n = self.addr_sorted.len();
+        let (mut lo, mut hi) = (0usize, n);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let id = self.addr_sorted.get(mid) as u32;
+            match self.address(id).cmp(s) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(id),
+            }
+        }
+        None
+    }
+
+    /// The txid (display hex) of transaction `t`.
+    pub fn txid(&self, t: u32) -> String {
+        self.tx_txid
+            .raw(t as usize)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The transaction id of a txid (display hex), by binary search.
+    pub fn tx_id(&self, txid: &str) -> Option<u32> {
+        let want = hex32(txid)?;
+        let (mut lo, mut hi) = (0usize, self.txid_sorted.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let t = self.txid_sorted.get(mid) as usize;
+            match self.tx_txid.raw(t).cmp(&want[..]) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(t as u32),
+            }
+        }
+        None
+    }
+
+    /// Output index range of transaction `t`.
+    pub fn outputs_of(&self, t: u32) -> std::ops::Range<u64> {
+        self.tx_out_start.get(t as usize)..self.tx_out_start.get(t as usize + 1)
+    }
+
+    /// Input index range of transaction `t`.
+    pub fn inputs_of(&self, t: u32) -> std::ops::Range<u64> {
+        self.tx_in_start.get(t as usize)..self.tx_in_start.get(t as usize + 1)
+    }
+
+    /// Address id of output `o`, if it has one.
+    pub fn out_address(&self, o: u64) -> Option<u32> {
+        let a = self.out_addr.get(o as usize) as u32;
+        (a != NONE32).then_some(a)
+    }
+
+    /// Script type of output `o`.
+    pub fn out_script_type(&self, o: u64) -> ScriptType {
+        ScriptType::from_code(self.out_type.get(o as usize) as u8)
+            .expect("only valid codes are stored")
+    }
+
+    /// The output spent by input `i`, or `None` for a coinbase input.
+    pub fn prev_output(&self, i: u64) -> Option<u64> {
+        let p = self.in_prev.get(i as usize);
+        (p != NONE64).then_some(p)
+    }
+
+    /// Whether transaction `t` is a coinbase (its only input spends nothing).
+    pub fn is_coinbase(&self, t: u32) -> bool {
+        let r = self.inputs_of(t);
+        r.end - r.start == 1 && self.prev_output(r.start).is_none()
+    }
+}
+
+fn hex32(s: &str) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Calls `f` with every batch of `columns` of `table`, in part (height) order.
+///
+/// # Errors
+/// Unreadable files.
+pub fn scan_table(
+    chain_dir: &Path,
+    table: &str,
+    columns: &[&str],
+    mut f: impl FnMut(&RecordBatch) -> Result<(), IndexError>,
+) -> Result<(), IndexError> {
+    let dir = chain_dir.join(table);
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
+            })
+            .collect(),
+        Err(source) => return Err(IndexError::Io { path: dir, source }),
+    };
+    files.sort();
+    for path in files {
+        let pq = |source| IndexError::Parquet {
+            path: path.clone(),
+            source,
+        };
+        let file = File::open(&path).map_err(|source| IndexError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq)?;
+        let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
+        let reader = builder
+            .with_projection(mask)
+            .with_batch_size(65_536)
+            .build()
+            .map_err(pq)?;
+        for batch in reader {
+            let batch = batch.map_err(|e| IndexError::Parquet {
+                path: path.clone(),
+                source: e.into(),
+            })?;
+            f(&batch)?;
+        }
+    }
+    Ok(())
+}
+
+fn hex_txid(s: &str, dir: &Path) -> Result<[u8; 32], IndexError> {
+    hex32(s).ok_or_else(|| IndexError::Inconsistent {
+        dir: dir.to_path_buf(),
+        what: format!("{s:?} is not a txid"),
+    })
+}
+
+struct Writer {
+    path: PathBuf,
+    w: BufWriter<File>,
+}
+
+impl Writer {
+    fn create(dir: &Path, name: &str) -> Result<Writer, IndexError> {
+        let path = dir.join(name);
+        let f = File::create(&path).map_err(|source| IndexError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Writer {
+            path,
+            w: BufWriter::with_capacity(1 << 20, f),
+        })
+    }
+    fn put(&mut self, b: &[u8]) -> Result<(), IndexError> {
+        self.w.write_all(b).map_err(|source| IndexError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+    fn finish(self) -> Result<(), IndexError> {
+        let path = self.path.clone();
+        let f = self.w.into_inner().map_err(|e| IndexError::Io {
+            path: path.clone(),
+            source: e.into_error(),
+        })?;
+        f.sync_all()
+            .map_err(|source| IndexError::Io { path, source })
+    }
+}
+
+fn write_u32s(dir: &Path, name: &str, v: &[u32]) -> Result<(), IndexError> {
+    let mut w = Writer::create(dir, name)?;
+    for x in v {
+        w.put(&x.to_le_bytes())?;
+    }
+    w.finish()
+}
+
+fn write_u64s(dir: &Path, name: &str, v: &[u64]) -> Result<(), IndexError> {
+    let mut w = Writer::create(dir, name)?;
+    for x in v {
+        w.put(&x.to_le_bytes())?;
+    }
+    w.finish()
+}
+
+fn checked_u32(n: usize, what: &'static str) -> Result<u32, IndexError> {
+    u32::try_from(n)
+        .ok()
+        .filter(|&v| v != NONE32)
+        .ok_or(IndexError::TooMany { what })
+}
+
+/// Builds the index of `chain_dir` into `index/` (via a temporary directory renamed into
+/// place, so a killed build leaves the old index or none).
+fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
+    let network = serde_json::from_slice::<Manifest>(
+        &std::fs::read(Manifest::path(chain_dir)).map_err(|source| IndexError::Io {
+            path: Manifest::path(chain_dir),
+            source,
+        })?,
+    )
+    .map(|m| m.network)
+    .unwrap_or_default();
+    let incons = |what: String| IndexError::Inconsistent {
+        dir: chain_dir.to_path_buf(),
+        what,
+    };
+
+    // Transactions: txid, height and counts, in chain order.
+    let mut txids: Vec<[u8; 32]> = Vec::new();
+    let mut heights: Vec<u32> = Vec::new();
+    let mut out_start: Vec<u64> = vec![0];
+    let mut in_start: Vec<u64> = vec![0];
+    scan_table(
+        chain_dir,
+        "transactions",
+        &["height", "txid", "n_inputs", "n_outputs"],
+        |b| {
+            let h = b
+                .column_by_name("height")
+                .expect("projected")
+                .as_primitive::<UInt32Type>();
+            let t = b
+                .column_by_name("txid")
+                .expect("projected")
+                .as_string::<i32>();
+            let ni = b
+                .column_by_name("n_inputs")
+                .expect("projected")
+                .as_primitive::<UInt32Type>();
+            let no = b
+                .column_by_name("n_outputs")
+                .expect("projected")
+                .as_primitive::<UInt32Type>();
+            for i in 0..b.num_rows() {
+                txids.push(hex_txid(t.value(i), chain_dir)?);
+                heights.push(h.value(i));
+                out_start.push(out_start.last().expect("non-empty") + u64::from(no.value(i)));
+                in_start.push(in_start.last().expect("non-empty") + u64::from(ni.value(i)));
+            }
+            Ok(())
+        },
+    )?;
+    let n_tx = checked_u32(txids.len(), "transactions")?;
+    let mut tx_of: HashMap<[u8; 32], u32> = HashMap::with_capacity(txids.len());
+    for (i, t) in txids.iter().enumerate() {
+        // BIP 30: a later duplicate txid replaces the earlier one, as in the UTXO set.
+        tx_of.insert(*t, i as u32);
+    }
+
+    // Outputs: address interning in first-appearance order.
+    let n_out = *out_start.last().expect("non-empty") as usize;
+    let mut out_value: Vec<u64> = Vec::with_capacity(n_out);
+    let mut out_addr: Vec<u32> = Vec::with_capacity(n_out);
+    let mut out_type: Vec<u8> = Vec::with_capacity(n_out);
+    let mut out_tx: Vec<u32> = Vec::with_capacity(n_out);
+    let mut addr_id: HashMap<String, u32> = HashMap::new();
+    let mut addr_strings: Vec<u8> = Vec::new();
+    let mut addr_start: Vec<u64> = vec![0];
+    let mut addr_first_tx: Vec<u32> = Vec::new();
+    let mut addr_n_recv: Vec<u32> = Vec::new();
+    let mut cur_tx: usize = 0;
+    scan_table(
+        chain_dir,
+        "outputs",
+        &["txid", "vout", "value", "script_type", "address"],
+        |b| {
+            let t = b
+                .column_by_name("txid")
+                .expect("projected")
+                .as_string::<i32>();
+            let vout = b
+                .column_by_name("vout")
+                .expect("projected")
+                .as_primitive::<UInt32Type>();
+            let v = b
+                .column_by_name("value")
+                .expect("projected")
+                .as_primitive::<arrow_array::types::Int64Type>();
+            let st = b
+                .column_by_name("script_type")
+                .expect("projected")
+                .as_string::<i32>();
+            let a = b
+                .column_by_name("address")
+                .expect("projected")
+                .as_string::<i32>();
+            for i in 0..b.num_rows() {
+                let o = out_value.len() as u64;
+                while cur_tx < txids.len() && out_start[cur_tx + 1] <= o {
+                    cur_tx += 1;
+                }
+                if cur_tx >= txids.len() || o - out_start[cur_tx] != u64::from(vout.value(i)) {
+                    return Err(incons(format!(
+                        "output {} of {} is out of order",
+                        vout.value(i),
+                        t.value(i)
+                    )));
+                }
+                let tx = cur_tx as u32;
+                out_value.push(
+                    u64::try_from(v.value(i))
+                        .map_err(|_| incons("a negative output value".into()))?,
+                );
+                let code = ScriptType::from_name(st.value(i))
+                    .ok_or_else(|| incons(format!("unknown script type {:?}", st.value(i))))?;
+                out_type.push(code as u8);
+                out_tx.push(tx);
+                if a.is_null(i) {
+                    out_addr.push(NONE32);
+                } else {
+                    let s = a.value(i);
+                    let id = match addr_id.get(s) {
+                        Some(&id) => id,
+                        None => {
+                            let id = checked_u32(addr_first_tx.len(), "addresses")?;
+                            addr_id.insert(s.to_string(), id);
+                            addr_strings.extend_from_slice(s.as_bytes());
+                            addr_start.push(addr_strings.len() as u64);
+                            addr_first_tx.push(tx);
+                            addr_n_recv.push(0);
+                            id
+                        }
+                    };
+                    addr_n_recv[id as usize] += 1;
+                    out_addr.push(id);
+                }
+            }
+            Ok(())
+        },
+    )?;
+    if out_value.len() != n_out {
+        return Err(incons(format!(
+            "transactions count {n_out} outputs, the outputs table has {}",
+            out_value.len()
+        )));
+    }
+
+    // Inputs: link each to the output it spends.
+    let n_in = *in_start.last().expect("non-empty") as usize;
+    let mut in_prev: Vec<u64> = Vec::with_capacity(n_in);
+    let mut in_tx: Vec<u32> = Vec::with_capacity(n_in);
+    let mut out_spent_by: Vec<u64> = vec![NONE64; n_out];
+    let mut cur_tx: usize = 0;
+    scan_table(
+        chain_dir,
+        "inputs",
+        &["txid", "prev_txid", "prev_vout"],
+        |b| {
+            let pt = b
+                .column_by_name("prev_txid")
+                .expect("projected")
+                .as_string::<i32>();
+            let pv = b
+                .column_by_name("prev_vout")
+                .expect("projected")
+                .as_primitive::<UInt32Type>();
+            for i in 0..b.num_rows() {
+                let idx = in_prev.len() as u64;
+                while cur_tx < txids.len() && in_start[cur_tx + 1] <= idx {
+                    cur_tx += 1;
+                }
+                in_tx.push(cur_tx as u32);
+                if pt.is_null(i) {
+                    in_prev.push(NONE64);
+                    continue;
+                }
+                let prev = hex_txid(pt.value(i), chain_dir)?;
+                let Some(&pt_id) = tx_of.get(&prev) else {
+                    return Err(incons(format!(
+                        "input spends {} which is not in the dataset (ingest from genesis)",
+                        pt.value(i)
+                    )));
+                };
+                let o = out_start[pt_id as usize] + u64::from(pv.value(i));
+                if o >= out_start[pt_id as usize + 1] {
+                    return Err(incons(format!(
+                        "input spends {}:{} which does not exist",
+                        pt.value(i),
+                        pv.value(i)
+                    )));
+                }
+                out_spent_by[o as usize] = idx;
+                in_prev.push(o);
+            }
+            Ok(())
+        },
+    )?;
+    if in_prev.len() != n_in {
+        return Err(incons(format!(
+            "transactions count {n_in} inputs, the inputs table has {}",
+            in_prev.len()
+        )));
+    }
+    drop(tx_of);
+
+    let mut addr_sorted: Vec<u32> = (0..addr_first_tx.len() as u32).collect();
+    let addr_of = |id: u32| {
+        &addr_strings[addr_start[id as usize] as usize..addr_start[id as usize + 1] as usize]
+    };
+    addr_sorted.sort_unstable_by(|a, b| addr_of(*a).cmp(addr_of(*b)));
+    let mut txid_sorted: Vec<u32> = (0..n_tx).collect();
+    txid_sorted.sort_unstable_by(|a, b| txids[*a as usize].cmp(&txids[*b as usize]));
+
+    let final_dir = chain_dir.join("index");
+    let tmp = chain_dir.join(".index.building");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|source| IndexError::Io {
+            path: tmp.clone(),
+            source,
+        })?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|source| IndexError::Io {
+        path: tmp.clone(),
+        source,
+    })?;
+    let mut w = Writer::create(&tmp, "tx_txid")?;
+    for t in &txids {
+        w.put(t)?;
+    }
+    w.finish()?;
+    write_u32s(&tmp, "tx_height", &heights)?;
+    write_u64s(&tmp, "tx_out_start", &out_start)?;
+    write_u64s(&tmp, "tx_in_start", &in_start)?;
+    write_u64s(&tmp, "out_value", &out_value)?;
+    write_u32s(&tmp, "out_addr", &out_addr)?;
+    let mut w = Writer::create(&tmp, "out_type")?;
+    w.put(&out_type)?;
+    w.finish()?;
+    write_u32s(&tmp, "out_tx", &out_tx)?;
+    write_u64s(&tmp, "out_spent_by", &out_spent_by)?;
+    write_u64s(&tmp, "in_prev", &in_prev)?;
+    write_u32s(&tmp, "in_tx", &in_tx)?;
+    write_u64s(&tmp, "addr_str_start", &addr_start)?;
+    let mut w = Writer::create(&tmp, "addr_str")?;
+    w.put(&addr_strings)?;
+    w.finish()?;
+    write_u32s(&tmp, "addr_first_tx", &addr_first_tx)?;
+    write_u32s(&tmp, "addr_n_recv", &addr_n_recv)?;
+    write_u32s(&tmp, "addr_sorted", &addr_sorted)?;
+    write_u32s(&tmp, "txid_sorted", &txid_sorted)?;
+    let meta = IndexMeta {
+        format_version: INDEX_FORMAT,
+        manifest_sha256: manifest_sha.to_string(),
+        network,
+        txs: u64::from(n_tx),
+        outputs: n_out as u64,
+        inputs: n_in as u64,
+        addresses: addr_first_tx.len() as u64,
+    };
+    let meta_bytes = serde_json::to_vec_pretty(&meta).expect("meta serialises");
+    std::fs::write(tmp.join("meta.json"), meta_bytes).map_err(|source| IndexError::Io {
+        path: tmp.join("meta.json"),
+        source,
+    })?;
+    if final_dir.exists() {
+        std::fs::remove_dir_all(&final_dir).map_err(|source| IndexError::Io {
+            path: final_dir.clone(),
+            source,
+        })?;
+    }
+    std::fs::rename(&tmp, &final_dir).map_err(|source| IndexError::Io {
+        path: final_dir.clone(),
+        source,
+    })?;
+    Ok(())
+}

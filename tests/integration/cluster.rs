@@ -1,0 +1,324 @@
+//! Clustering on real and simulated chains: the index, the heuristics, determinism,
+//! order independence, explanations and accuracy against ground truth.
+
+use std::collections::{HashMap, HashSet};
+
+use chaintrace::cluster::heuristics::Heuristic;
+use chaintrace::cluster::{self, eval};
+use chaintrace::index::{Index, Provenance};
+use serde_json::Value;
+
+use crate::util::*;
+
+fn regtest_dataset() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    ok(&ingest(
+        &bitcoin_data("regtest-world-a/blocks"),
+        d.path(),
+        &["--part-blocks", "100"],
+    ));
+    d
+}
+
+fn truth_csv() -> std::path::PathBuf {
+    bitcoin_data("regtest-world-a/ground_truth/addresses.csv")
+}
+
+#[test]
+fn index_is_built_once_then_loaded_and_rebuilt_when_the_dataset_or_format_changes() {
+    let d = regtest_dataset();
+    let chain = d.path().join("regtest");
+    let (idx, p) = Index::open_or_build(&chain).unwrap();
+    assert!(matches!(p, Provenance::Built { .. }));
+    assert_eq!(
+        (idx.meta.txs, idx.meta.outputs, idx.meta.inputs),
+        (2894, 6045, 4208)
+    );
+    // Every input links to the output it spends, and back.
+    let mut spent = 0;
+    for i in 0..idx.meta.inputs {
+        if let Some(o) = idx.prev_output(i) {
+            assert_eq!(idx.out_spent_by.get(o as usize), i);
+            spent += 1;
+        }
+    }
+    assert_eq!(spent, 4208 - 401);
+    // Lookups by txid and address.
+    let txs = read_table(&chain, "transactions");
+    for (i, row) in txs.iter().enumerate().step_by(97) {
+        assert_eq!(idx.tx_id(row["txid"].str()), Some(i as u32));
+        assert_eq!(idx.txid(i as u32), row["txid"].str());
+    }
+    let a = "bcrt1q9fs8w3mauaf2wcrzj64np6vtr465gf6kh4x663";
+    assert_eq!(idx.address(idx.address_id(a).unwrap()), a);
+    assert_eq!(idx.address_id("bcrt1qnotthere"), None);
+    drop(idx);
+
+    let (_, p) = Index::open_or_build(&chain).unwrap();
+    assert_eq!(p, Provenance::Loaded);
+    // Another format version forces a rebuild.
+    let meta_path = chain.join("index/meta.json");
+    let mut meta: Value = serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    meta["format_version"] = Value::from(0);
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    let (_, p) = Index::open_or_build(&chain).unwrap();
+    assert!(matches!(p, Provenance::Built { reason } if reason.contains("format")));
+    // A changed dataset (a re-ingested range changes nothing but is a new manifest write;
+    // a shorter dataset is a real change) forces a rebuild.
+    let short = tempfile::tempdir().unwrap();
+    ok(&ingest(
+        &bitcoin_data("regtest-world-a/blocks"),
+        short.path(),
+        &["--to", "200"],
+    ));
+    let (idx, _) = Index::open_or_build(&short.path().join("regtest")).unwrap();
+    copy_dir(&short.path().join("regtest"), &chain);
+    std::fs::remove_dir_all(chain.join("index")).ok();
+    copy_dir(&short.path().join("regtest/index"), &chain.join("index"));
+    let (_, p) = Index::open_or_build(&chain).unwrap();
+    assert_eq!(p, Provenance::Loaded, "same manifest bytes, same index");
+    assert!(idx.meta.txs < 2894);
+}
+
+#[test]
+fn regtest_world_clusters_are_pure_and_the_coinjoin_is_not_merged() {
+    let d = regtest_dataset();
+    let (idx, _) = Index::open_or_build(&d.path().join("regtest")).unwrap();
+    let truth = eval::read_truth(&truth_csv()).unwrap();
+    let c = cluster::cluster(&idx, &[Heuristic::MultiInput], None);
+    assert_eq!(
+        c.coinjoins.values().sum::<u64>(),
+        1,
+        "the world has one CoinJoin"
+    );
+    // Multi-input never merges two entities here (the CoinJoin is excluded).
+    let mut entities_of: HashMap<u32, HashSet<&str>> = HashMap::new();
+    for a in 0..idx.addresses() {
+        if let Some(e) = truth.get(idx.address(a)) {
+            entities_of
+                .entry(c.cluster_of[a as usize])
+                .or_default()
+                .insert(e);
+        }
+    }
+    assert!(
+        entities_of.values().all(|e| e.len() == 1),
+        "a cluster mixes entities"
+    );
+    // The CoinJoin's five participants stay apart.
+    let text = std::fs::read_to_string(truth_csv()).unwrap();
+    let participants: HashSet<u32> = text
+        .lines()
+        .filter(|l| l.contains(",coinjoin_participant,"))
+        .filter_map(|l| idx.address_id(l.split(',').next().unwrap()))
+        .map(|a| c.cluster_of[a as usize])
+        .collect();
+    assert!(participants.len() >= 5);
+    // It is the detector that keeps them apart: the CoinJoin's inputs span several clusters.
+    let cj = (0..idx.txs())
+        .find(|&t| chaintrace::cluster::heuristics::detect_coinjoin(&idx, t).is_some())
+        .expect("the CoinJoin is detected");
+    let input_clusters: HashSet<u32> = idx
+        .inputs_of(cj)
+        .filter_map(|i| idx.prev_output(i))
+        .filter_map(|o| idx.out_address(o))
+        .map(|a| c.cluster_of[a as usize])
+        .collect();
+    assert!(
+        input_clusters.len() >= 5,
+        "the CoinJoin's inputs were merged"
+    );
+    let deposits: HashSet<u32> = text
+        .lines()
+        .filter(|l| l.contains(",exchange_deposit,"))
+        .filter_map(|l| idx.address_id(l.split(',').next().unwrap()))
+        .map(|a| c.cluster_of[a as usize])
+        .collect();
+    assert_eq!(
+        deposits.len(),
+        1,
+        "the sweeps prove all 54 deposit addresses are the exchange's"
+    );
+    let s = eval::score(&idx, &c.cluster_of, &truth, "multi-input");
+    assert_eq!(s.precision, 1.0);
+    assert!(s.recall > 0.0 && s.recall < 1.0);
+}
+
+#[test]
+fn clustering_is_order_independent_and_adding_a_heuristic_never_splits() {
+    let w = tempfile::tempdir().unwrap();
+    ok(&run(&[
+        "simulate",
+        "--quiet",
+        "--seed",
+        "3",
+        "--txs",
+        "4000",
+        "--preset",
+        "adversarial",
+        "--out",
+        w.path().to_str().unwrap(),
+    ]));
+    let d = tempfile::tempdir().unwrap();
+    ok(&ingest(&w.path().join("blocks"), d.path(), &[]));
+    let (idx, _) = Index::open_or_build(&d.path().join("regtest")).unwrap();
+    let base = cluster::cluster(&idx, &[Heuristic::MultiInput, Heuristic::ChangeType], None);
+    // Several deterministic shuffles of the transaction order.
+    for seed in 1..4u64 {
+        let mut order: Vec<u32> = (0..idx.txs()).collect();
+        let mut x = seed;
+        for i in (1..order.len()).rev() {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            order.swap(i, (x >> 33) as usize % (i + 1));
+        }
+        let shuffled = cluster::cluster(
+            &idx,
+            &[Heuristic::MultiInput, Heuristic::ChangeType],
+            Some(&order),
+        );
+        assert_eq!(
+            shuffled.cluster_of, base.cluster_of,
+            "order {seed} changed the clusters"
+        );
+        assert_eq!(shuffled.merges, base.merges);
+    }
+    // Monotonicity: every heuristic added keeps every pair that was together, together.
+    let mut prev = cluster::cluster(&idx, &[Heuristic::MultiInput], None).cluster_of;
+    let mut set = vec![Heuristic::MultiInput];
+    for h in Heuristic::ALL.iter().filter(|h| h.is_change()) {
+        set.push(*h);
+        let next = cluster::cluster(&idx, &set, None).cluster_of;
+        let mut map: HashMap<u32, u32> = HashMap::new();
+        for (a, &c) in prev.iter().enumerate() {
+            let n = *map.entry(c).or_insert(next[a]);
+            assert_eq!(n, next[a], "adding {} split cluster {c}", h.name());
+        }
+        prev = next;
+    }
+}
+
+#[test]
+fn cli_cluster_is_deterministic_and_explains_and_shows() {
+    let d = regtest_dataset();
+    let data = d.path().to_str().unwrap();
+    ok(&run(&[
+        "cluster",
+        "bitcoin",
+        "--data",
+        data,
+        "--heuristics",
+        "multi-input,change-one-time",
+    ]));
+    let first = tree(&d.path().join("clusters/regtest"));
+    assert!(
+        first.contains_key("address_cluster.parquet") && first.contains_key("clusters.parquet")
+    );
+    ok(&run(&[
+        "cluster",
+        "bitcoin",
+        "--data",
+        data,
+        "--heuristics",
+        "change-one-time,multi-input",
+    ]));
+    assert!(
+        tree(&d.path().join("clusters/regtest")) == first,
+        "a rerun changed the cluster files"
+    );
+
+    // Two deposit addresses of the exchange: explained through sweep transactions.
+    let text = std::fs::read_to_string(truth_csv()).unwrap();
+    let deposits: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(",exchange_deposit,"))
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    let (a, b) = (deposits[0], deposits[deposits.len() - 1]);
+    let o = run(&["cluster", "explain", "--data", data, "--json", a, b]);
+    ok(&o);
+    let steps: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(!steps.is_empty());
+    assert_eq!(steps[0]["from"], a);
+    assert_eq!(steps.last().unwrap()["to"], b);
+    // Each step is a transaction that co-spends both addresses (multi-input) or pays the
+    // second as change: check the inputs of every multi-input step on the dataset.
+    let inputs = read_table(&d.path().join("regtest"), "inputs");
+    for s in &steps {
+        for w in s
+            .as_object()
+            .unwrap()
+            .get("from")
+            .into_iter()
+            .chain(s.get("to"))
+        {
+            if s["heuristic"] == "multi-input" {
+                assert!(
+                    inputs
+                        .iter()
+                        .any(|r| r["txid"].str() == s["txid"].as_str().unwrap()
+                            && r["address"].opt_str() == w.as_str()),
+                    "step {s} does not spend from {w}"
+                );
+            }
+        }
+    }
+    // Unrelated addresses: exit 1 with a reason.
+    let miner = "bcrt1q9fs8w3mauaf2wcrzj64np6vtr465gf6kh4x663";
+    let o = run(&["cluster", "explain", "--data", data, a, miner]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("different clusters"));
+
+    let o = run(&["cluster", "show", "--data", data, "--json", a]);
+    ok(&o);
+    let shown: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(shown["stats"]["size"].as_u64().unwrap() as usize >= deposits.len());
+    assert!(!shown["top_counterparties"].as_array().unwrap().is_empty());
+    let o = run(&["cluster", "show", "--data", data, "bcrt1qunknownaddress"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("does not appear"));
+}
+
+#[test]
+fn eval_scores_every_set_and_reports_bad_truth() {
+    let d = regtest_dataset();
+    let data = d.path().to_str().unwrap();
+    let o = run(&[
+        "eval",
+        "clusters",
+        "--data",
+        data,
+        "--truth",
+        truth_csv().to_str().unwrap(),
+        "--json",
+    ]);
+    ok(&o);
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(rows.len(), 7);
+    for r in &rows {
+        let (p, rc) = (
+            r["precision"].as_f64().unwrap(),
+            r["recall"].as_f64().unwrap(),
+        );
+        assert!((0.0..=1.0).contains(&p) && (0.0..=1.0).contains(&rc));
+        assert_eq!(r["addresses"], 4462);
+    }
+    let recall = |i: usize| rows[i]["recall"].as_f64().unwrap();
+    assert!(
+        recall(6) >= recall(0),
+        "all heuristics merge at least what multi-input merges"
+    );
+    let bad = d.path().join("bad.csv");
+    std::fs::write(&bad, "addr,owner\nx,y\n").unwrap();
+    let o = run(&[
+        "eval",
+        "clusters",
+        "--data",
+        data,
+        "--truth",
+        bad.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("address and entity"));
+}
