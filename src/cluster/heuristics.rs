@@ -116,8 +116,8 @@ fn is_round(v: u64) -> bool {
 }
 
 /// The change output of transaction `t` under change heuristic `h`, if exactly one
-/// output qualifies. Coinbases, single-output transactions and detected CoinJoins have
-/// none.
+/// output qualifies. Coinbases and single-output transactions have none, and so has a
+/// transaction that pays back to one of its input addresses (its change is that output).
 pub fn change_output(idx: &Index, t: u32, h: Heuristic) -> Option<u64> {
     let outs = idx.outputs_of(t);
     if outs.end - outs.start < 2 || idx.is_coinbase(t) {
@@ -131,9 +131,17 @@ pub fn change_output(idx: &Index, t: u32, h: Heuristic) -> Option<u64> {
         return None;
     }
     let in_addrs: Vec<u32> = ins.iter().filter_map(|&o| idx.out_address(o)).collect();
+    // Change paid back to an input address is already known (and merging it is moot):
+    // no other output may then be called change.
+    if outs
+        .clone()
+        .any(|o| idx.out_address(o).is_some_and(|a| in_addrs.contains(&a)))
+    {
+        return None;
+    }
     let candidates: Vec<u64> = outs
         .clone()
-        .filter(|&o| idx.out_address(o).is_some_and(|a| !in_addrs.contains(&a)))
+        .filter(|&o| idx.out_address(o).is_some())
         .collect();
     let fresh = |o: u64| {
         idx.out_address(o)

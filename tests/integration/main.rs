@@ -3,6 +3,7 @@
 mod util;
 
 mod cluster;
+mod heuristics;
 mod ingest_errors;
 mod ingest_mainnet;
 mod ingest_regtest;
