@@ -1,0 +1,169 @@
+//! Clustering benchmark: `cargo bench --bench cluster [-- DATA_DIR TRUTH_DIR]`.
+//!
+//! Without arguments it simulates a world of `CHAINTRACE_BENCH_TXS` transactions (default
+//! 1,000,000) for each of the `default` and `adversarial` presets and ingests it. It then
+//! prints, per world: index build rate and peak memory, clustering rate (inputs/s), the
+//! same multi-input sets clustered by `graphsense-clustering` (PyPI, a Rust union-find;
+//! skipped with a notice if `python3 -c 'import gs_clustering'` fails) with a check that
+//! both give the same partition, and precision/recall per heuristic against the truth.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow_array::{Array, RecordBatch};
+use arrow_array::builder::{ListBuilder, UInt32Builder};
+use arrow_schema::{DataType, Field, Schema};
+use chaintrace::cluster::heuristics::{Heuristic, detect_coinjoin};
+use chaintrace::cluster::{self, eval};
+use chaintrace::index::Index;
+
+fn rss() -> f64 {
+    chaintrace::ingest::bitcoin::peak_rss_bytes().unwrap_or(0) as f64 / (1 << 20) as f64
+}
+
+/// Child: build the index and cluster, printing figures.
+fn child(data: &Path, truth: &Path, label: &str) {
+    let chain = data.join("regtest");
+    let _ = std::fs::remove_dir_all(chain.join("index"));
+    let t = Instant::now();
+    let (idx, _) = Index::open_or_build(&chain).expect("the index builds");
+    let build = t.elapsed().as_secs_f64();
+    let mem_index = rss();
+    let t = Instant::now();
+    let c = cluster::cluster(&idx, &[Heuristic::MultiInput], None);
+    let secs = t.elapsed().as_secs_f64();
+    let clusters = {
+        let mut v = c.cluster_of.clone();
+        v.sort_unstable();
+        v.dedup();
+        v.len()
+    };
+    println!("\n== {label}: {} txs, {} inputs, {} addresses", idx.meta.txs, idx.meta.inputs, idx.meta.addresses);
+    println!(
+        "index build   {:>8.2} s  {:>10.0} tx/s  {:>10.0} inputs/s  peak {:>7.1} MiB",
+        build,
+        idx.meta.txs as f64 / build,
+        idx.meta.inputs as f64 / build,
+        mem_index
+    );
+    println!(
+        "chaintrace    {:>8.2} s  {:>10.0} inputs/s (multi-input, CoinJoin detection)  {} clusters  peak {:>7.1} MiB",
+        secs,
+        idx.meta.inputs as f64 / secs,
+        clusters,
+        rss()
+    );
+
+    // The same multi-input sets for graphsense-clustering (address ids + 1: it reserves 0).
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let sets_path = dir.path().join("sets.parquet");
+    let mut b = ListBuilder::new(UInt32Builder::new()).with_field(Arc::new(Field::new("item", DataType::UInt32, false)));
+    for t in 0..idx.txs() {
+        if idx.is_coinbase(t) || detect_coinjoin(&idx, t).is_some() {
+            continue;
+        }
+        let ins: Vec<u32> = idx.inputs_of(t).filter_map(|i| idx.prev_output(i)).filter_map(|o| idx.out_address(o)).collect();
+        if ins.len() < 2 {
+            continue;
+        }
+        for a in ins {
+            b.values().append_value(a + 1);
+        }
+        b.append(true);
+    }
+    let list = b.finish();
+    let schema = Arc::new(Schema::new(vec![Field::new("inputs", list.data_type().clone(), false)]));
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(list)]).expect("one list column");
+    let staged = chaintrace::store::sink::stage(&sets_path, &batch).expect("the sets write");
+    chaintrace::store::sink::commit(std::slice::from_ref(&staged)).expect("the sets commit");
+    // Our fingerprint in graphsense's form: non-singleton rows, ids + 1, ascending.
+    let mut size = std::collections::HashMap::new();
+    for &x in &c.cluster_of {
+        *size.entry(x).or_insert(0u32) += 1;
+    }
+    let (mut ids, mut cls) = (Vec::new(), Vec::new());
+    for (a, &x) in c.cluster_of.iter().enumerate() {
+        if size[&x] > 1 {
+            ids.extend_from_slice(&(a as u32 + 1).to_le_bytes());
+            cls.extend_from_slice(&(x + 1).to_le_bytes());
+        }
+    }
+    ids.extend_from_slice(&cls);
+    use bitcoin::hashes::{Hash, sha256};
+    let ours = sha256::Hash::hash(&ids).to_string();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/graphsense_compare.py");
+    let out = Command::new("python3").arg(&script).arg(&sets_path).arg((idx.addresses() + 1).to_string()).output();
+    match out {
+        Ok(o) if o.status.success() => {
+            let text = String::from_utf8_lossy(&o.stdout);
+            let f: Vec<&str> = text.split_whitespace().collect();
+            let secs: f64 = f[0].parse().unwrap_or(f64::NAN);
+            println!(
+                "graphsense    {:>8.2} s  {:>10.0} inputs/s (the same sets, union-find only)  peak {:>7.1} MiB (python process)  partition {}",
+                secs,
+                idx.meta.inputs as f64 / secs,
+                f[3].parse::<f64>().unwrap_or(0.0) / (1 << 20) as f64,
+                if f[2] == ours { "identical" } else { "DIFFERS" }
+            );
+        }
+        _ => println!("graphsense    skipped: `pip install graphsense-clustering pyarrow` to compare"),
+    }
+
+    let truth = eval::read_truth(truth).expect("the truth reads");
+    println!("{:<44} {:>9} {:>9} {:>9} {:>12} {:>12}", "heuristics", "precision", "recall", "F1", "homogeneity", "completeness");
+    let mut sets = vec![vec![Heuristic::MultiInput]];
+    for h in Heuristic::ALL.iter().filter(|h| h.is_change()) {
+        sets.push(vec![Heuristic::MultiInput, *h]);
+    }
+    sets.push(Heuristic::ALL.to_vec());
+    for set in sets {
+        let c = cluster::cluster(&idx, &set, None);
+        let name: Vec<&str> = set.iter().map(|h| h.name()).collect();
+        let s = eval::score(&idx, &c.cluster_of, &truth, &name.join("+"));
+        println!(
+            "{:<44} {:>9.4} {:>9.4} {:>9.4} {:>12.4} {:>12.4}",
+            if name.len() > 3 { "all".to_string() } else { s.heuristics.clone() },
+            s.precision,
+            s.recall,
+            s.f1,
+            s.homogeneity,
+            s.completeness
+        );
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    if args.first().map(String::as_str) == Some("--child") {
+        child(Path::new(&args[1]), Path::new(&args[2]), &args[3]);
+        return;
+    }
+    let me = std::env::current_exe().expect("the bench knows its path");
+    let run = |data: &Path, truth: &Path, label: &str| {
+        let st = Command::new(&me).arg("--child").arg(data).arg(truth).arg(label).status().expect("the child runs");
+        assert!(st.success(), "the benchmark of {label} failed");
+    };
+    if args.len() >= 2 {
+        run(Path::new(&args[0]), Path::new(&args[1]), &args[0]);
+        return;
+    }
+    let txs: u64 = std::env::var("CHAINTRACE_BENCH_TXS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    for preset in [chaintrace::simulate::Preset::Default, chaintrace::simulate::Preset::Adversarial] {
+        let world = tempfile::tempdir().expect("a temp dir");
+        let opts = chaintrace::simulate::SimOptions { seed: 7, txs, preset, out: world.path().to_path_buf() };
+        chaintrace::simulate::simulate(&opts, &indicatif::ProgressBar::hidden()).expect("the world simulates");
+        let data: PathBuf = world.path().join("data");
+        let o = chaintrace::ingest::bitcoin::BlocksDirOptions {
+            blocks_dir: world.path().join("blocks"),
+            data_dir: data.clone(),
+            from: None,
+            to: None,
+            chain_selection: chaintrace::ingest::bitcoin::ChainSelection::Auto,
+            part_blocks: chaintrace::ingest::bitcoin::DEFAULT_PART_BLOCKS,
+        };
+        chaintrace::ingest::bitcoin::ingest_blocks_dir(&o, &indicatif::ProgressBar::hidden()).expect("the world ingests");
+        run(&data, &world.path().join("truth"), &format!("{txs} tx, {preset:?} preset"));
+    }
+}
