@@ -12,8 +12,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow_array::{Array, RecordBatch};
 use arrow_array::builder::{ListBuilder, UInt32Builder};
+use arrow_array::{Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use chaintrace::cluster::heuristics::{Heuristic, detect_coinjoin};
 use chaintrace::cluster::{self, eval};
@@ -40,7 +40,10 @@ fn child(data: &Path, truth: &Path, label: &str) {
         v.dedup();
         v.len()
     };
-    println!("\n== {label}: {} txs, {} inputs, {} addresses", idx.meta.txs, idx.meta.inputs, idx.meta.addresses);
+    println!(
+        "\n== {label}: {} txs, {} inputs, {} addresses",
+        idx.meta.txs, idx.meta.inputs, idx.meta.addresses
+    );
     println!(
         "index build   {:>8.2} s  {:>10.0} tx/s  {:>10.0} inputs/s  peak {:>7.1} MiB",
         build,
@@ -59,12 +62,20 @@ fn child(data: &Path, truth: &Path, label: &str) {
     // The same multi-input sets for graphsense-clustering (address ids + 1: it reserves 0).
     let dir = tempfile::tempdir().expect("a temp dir");
     let sets_path = dir.path().join("sets.parquet");
-    let mut b = ListBuilder::new(UInt32Builder::new()).with_field(Arc::new(Field::new("item", DataType::UInt32, false)));
+    let mut b = ListBuilder::new(UInt32Builder::new()).with_field(Arc::new(Field::new(
+        "item",
+        DataType::UInt32,
+        false,
+    )));
     for t in 0..idx.txs() {
         if idx.is_coinbase(t) || detect_coinjoin(&idx, t).is_some() {
             continue;
         }
-        let ins: Vec<u32> = idx.inputs_of(t).filter_map(|i| idx.prev_output(i)).filter_map(|o| idx.out_address(o)).collect();
+        let ins: Vec<u32> = idx
+            .inputs_of(t)
+            .filter_map(|i| idx.prev_output(i))
+            .filter_map(|o| idx.out_address(o))
+            .collect();
         if ins.len() < 2 {
             continue;
         }
@@ -74,7 +85,11 @@ fn child(data: &Path, truth: &Path, label: &str) {
         b.append(true);
     }
     let list = b.finish();
-    let schema = Arc::new(Schema::new(vec![Field::new("inputs", list.data_type().clone(), false)]));
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "inputs",
+        list.data_type().clone(),
+        false,
+    )]));
     let batch = RecordBatch::try_new(schema, vec![Arc::new(list)]).expect("one list column");
     let staged = chaintrace::store::sink::stage(&sets_path, &batch).expect("the sets write");
     chaintrace::store::sink::commit(std::slice::from_ref(&staged)).expect("the sets commit");
@@ -94,7 +109,11 @@ fn child(data: &Path, truth: &Path, label: &str) {
     use bitcoin::hashes::{Hash, sha256};
     let ours = sha256::Hash::hash(&ids).to_string();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/graphsense_compare.py");
-    let out = Command::new("python3").arg(&script).arg(&sets_path).arg((idx.addresses() + 1).to_string()).output();
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&sets_path)
+        .arg((idx.addresses() + 1).to_string())
+        .output();
     match out {
         Ok(o) if o.status.success() => {
             let text = String::from_utf8_lossy(&o.stdout);
@@ -108,11 +127,16 @@ fn child(data: &Path, truth: &Path, label: &str) {
                 if f[2] == ours { "identical" } else { "DIFFERS" }
             );
         }
-        _ => println!("graphsense    skipped: `pip install graphsense-clustering pyarrow` to compare"),
+        _ => println!(
+            "graphsense    skipped: `pip install graphsense-clustering pyarrow` to compare"
+        ),
     }
 
     let truth = eval::read_truth(truth).expect("the truth reads");
-    println!("{:<44} {:>9} {:>9} {:>9} {:>12} {:>12}", "heuristics", "precision", "recall", "F1", "homogeneity", "completeness");
+    println!(
+        "{:<44} {:>9} {:>9} {:>9} {:>12} {:>12}",
+        "heuristics", "precision", "recall", "F1", "homogeneity", "completeness"
+    );
     let mut sets = vec![vec![Heuristic::MultiInput]];
     for h in Heuristic::ALL.iter().filter(|h| h.is_change()) {
         sets.push(vec![Heuristic::MultiInput, *h]);
@@ -124,7 +148,11 @@ fn child(data: &Path, truth: &Path, label: &str) {
         let s = eval::score(&idx, &c.cluster_of, &truth, &name.join("+"));
         println!(
             "{:<44} {:>9.4} {:>9.4} {:>9.4} {:>12.4} {:>12.4}",
-            if name.len() > 3 { "all".to_string() } else { s.heuristics.clone() },
+            if name.len() > 3 {
+                "all".to_string()
+            } else {
+                s.heuristics.clone()
+            },
             s.precision,
             s.recall,
             s.f1,
@@ -135,25 +163,46 @@ fn child(data: &Path, truth: &Path, label: &str) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if args.first().map(String::as_str) == Some("--child") {
         child(Path::new(&args[1]), Path::new(&args[2]), &args[3]);
         return;
     }
     let me = std::env::current_exe().expect("the bench knows its path");
     let run = |data: &Path, truth: &Path, label: &str| {
-        let st = Command::new(&me).arg("--child").arg(data).arg(truth).arg(label).status().expect("the child runs");
+        let st = Command::new(&me)
+            .arg("--child")
+            .arg(data)
+            .arg(truth)
+            .arg(label)
+            .status()
+            .expect("the child runs");
         assert!(st.success(), "the benchmark of {label} failed");
     };
     if args.len() >= 2 {
         run(Path::new(&args[0]), Path::new(&args[1]), &args[0]);
         return;
     }
-    let txs: u64 = std::env::var("CHAINTRACE_BENCH_TXS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-    for preset in [chaintrace::simulate::Preset::Default, chaintrace::simulate::Preset::Adversarial] {
+    let txs: u64 = std::env::var("CHAINTRACE_BENCH_TXS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    for preset in [
+        chaintrace::simulate::Preset::Default,
+        chaintrace::simulate::Preset::Adversarial,
+    ] {
         let world = tempfile::tempdir().expect("a temp dir");
-        let opts = chaintrace::simulate::SimOptions { seed: 7, txs, preset, out: world.path().to_path_buf() };
-        chaintrace::simulate::simulate(&opts, &indicatif::ProgressBar::hidden()).expect("the world simulates");
+        let opts = chaintrace::simulate::SimOptions {
+            seed: 7,
+            txs,
+            preset,
+            out: world.path().to_path_buf(),
+        };
+        chaintrace::simulate::simulate(&opts, &indicatif::ProgressBar::hidden())
+            .expect("the world simulates");
         let data: PathBuf = world.path().join("data");
         let o = chaintrace::ingest::bitcoin::BlocksDirOptions {
             blocks_dir: world.path().join("blocks"),
@@ -163,7 +212,12 @@ fn main() {
             chain_selection: chaintrace::ingest::bitcoin::ChainSelection::Auto,
             part_blocks: chaintrace::ingest::bitcoin::DEFAULT_PART_BLOCKS,
         };
-        chaintrace::ingest::bitcoin::ingest_blocks_dir(&o, &indicatif::ProgressBar::hidden()).expect("the world ingests");
-        run(&data, &world.path().join("truth"), &format!("{txs} tx, {preset:?} preset"));
+        chaintrace::ingest::bitcoin::ingest_blocks_dir(&o, &indicatif::ProgressBar::hidden())
+            .expect("the world ingests");
+        run(
+            &data,
+            &world.path().join("truth"),
+            &format!("{txs} tx, {preset:?} preset"),
+        );
     }
 }

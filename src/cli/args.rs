@@ -137,6 +137,12 @@ pub struct ClusterBitcoinArgs {
     /// Warn about clusters holding more than this share of all addresses.
     #[arg(long, value_name = "SHARE", default_value_t = 0.05)]
     pub max_share: f64,
+
+    /// Labels to check merges against (CSV or Parquet with `address` and `actor`, `entity`
+    /// or `label` columns): a cluster joining two actors is reported as a conflict.
+    /// DATA/labels/tags.parquet is used when present.
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
 }
 
 /// `chaintrace cluster explain`.

@@ -85,9 +85,21 @@ pub(crate) fn bitcoin(cli: &Cli, a: &ClusterBitcoinArgs) -> Result<(), CliError>
     let t = std::time::Instant::now();
     let c = cluster::cluster(&idx, &heuristics, None);
     let stats = cluster::stats(&idx, &c.cluster_of);
-    let warnings = cluster::collapse_warnings(&idx, &stats, a.max_share);
+    let mut warnings = cluster::collapse_warnings(&idx, &stats, a.max_share);
+    let tags = a.dataset.data.join("labels/tags.parquet");
+    let labels_file = a.labels.clone().or_else(|| tags.is_file().then_some(tags));
+    if let Some(f) = labels_file {
+        let by_address =
+            eval::read_mapping(&f, &["actor", "entity", "label"]).map_err(CliError::user)?;
+        let by_id: std::collections::HashMap<u32, String> = by_address
+            .into_iter()
+            .filter_map(|(addr, l)| idx.address_id(&addr).map(|id| (id, l)))
+            .collect();
+        warnings.extend(cluster::conflicts(&idx, &c, &by_id));
+    }
     let out = cluster::clusters_dir(&a.dataset.data, &network);
-    let meta = cluster::write(&idx, &c, &stats, a.max_share, &out).map_err(CliError::user)?;
+    let meta =
+        cluster::write(&idx, &c, &stats, a.max_share, &warnings, &out).map_err(CliError::user)?;
     for w in &warnings {
         eprintln!("chaintrace: warning: {}", w.message);
     }
@@ -177,7 +189,6 @@ pub(crate) fn show(cli: &Cli, a: &ShowArgs) -> Result<(), CliError> {
         "first/last     height {} / {}",
         st.first_height, st.last_height
     );
-    println!("labels         (none: `chaintrace labels import` is not built yet)");
     println!(
         "members        {}{}",
         shown.sample_addresses.join(" "),

@@ -136,6 +136,18 @@ pub enum TruthError {
 /// # Errors
 /// Unreadable file or missing columns.
 pub fn read_truth(path: &Path) -> Result<HashMap<String, String>, TruthError> {
+    read_mapping(path, &["entity"])
+}
+
+/// Reads `address → value` where value is the first of `value_columns` present: from a
+/// directory (its `addresses.parquet` or `addresses.csv`), a Parquet file or a CSV file.
+///
+/// # Errors
+/// Unreadable file or missing columns.
+pub fn read_mapping(
+    path: &Path,
+    value_columns: &[&str],
+) -> Result<HashMap<String, String>, TruthError> {
     let path = if path.is_dir() {
         let p = path.join("addresses.parquet");
         if p.is_file() {
@@ -180,8 +192,11 @@ pub fn read_truth(path: &Path) -> Result<HashMap<String, String>, TruthError> {
         .map(str::trim)
         .collect();
     let col = |name: &str| header.iter().position(|h| *h == name);
-    let (Some(ai), Some(ei)) = (col("address"), col("entity")) else {
-        return Err(fmt("the header has no address and entity columns".into()));
+    let (Some(ai), Some(ei)) = (col("address"), value_columns.iter().find_map(|c| col(c))) else {
+        return Err(fmt(format!(
+            "the header has no address and {} columns",
+            value_columns.join("/")
+        )));
     };
     for (n, line) in lines.enumerate() {
         let f: Vec<&str> = line.split(',').collect();

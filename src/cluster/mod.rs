@@ -163,10 +163,10 @@ pub fn stats(idx: &Index, cluster_of: &[u32]) -> BTreeMap<u32, ClusterStats> {
 }
 
 /// A warning about a suspicious cluster.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
 pub struct Warning {
     pub cluster_id: u32,
-    pub kind: &'static str,
+    pub kind: String,
     pub message: String,
 }
 
@@ -183,7 +183,7 @@ pub fn collapse_warnings(
         .filter(|s| s.size as f64 / n > max_share && s.size > 1)
         .map(|s| Warning {
             cluster_id: s.cluster_id,
-            kind: "collapse",
+            kind: "collapse".into(),
             message: format!(
                 "cluster {} ({}) holds {} addresses, {:.1}% of all, above --max-share {:.1}%",
                 s.cluster_id,
@@ -196,6 +196,56 @@ pub fn collapse_warnings(
         .collect()
 }
 
+/// Clusters that join addresses labelled with different actors ("conflicts"): for each,
+/// the first merge (in chain order) that joined two parts carrying different labels.
+///
+/// `labels` maps address ids to an actor. Merges are replayed in transaction order with a
+/// union-find that carries each part's actors, so the culprit is well defined and does not
+/// depend on the order clustering applied them.
+pub fn conflicts(idx: &Index, c: &Clustering, labels: &HashMap<u32, String>) -> Vec<Warning> {
+    let mut uf = UnionFind::new(idx.addresses());
+    let mut actors: HashMap<u32, std::collections::BTreeSet<&str>> = HashMap::new();
+    for (a, l) in labels {
+        actors.entry(*a).or_default().insert(l.as_str());
+    }
+    let mut out: BTreeMap<u32, Warning> = BTreeMap::new();
+    for m in &c.merges {
+        let (ra, rb) = (uf.find(m.a), uf.find(m.b));
+        if ra == rb {
+            continue;
+        }
+        let la = actors.remove(&ra).unwrap_or_default();
+        let lb = actors.remove(&rb).unwrap_or_default();
+        let cluster_id = c.cluster_of[m.a as usize];
+        if !la.is_empty() && !lb.is_empty() && la != lb && !out.contains_key(&cluster_id) {
+            out.insert(
+                cluster_id,
+                Warning {
+                    cluster_id,
+                    kind: "conflict".into(),
+                    message: format!(
+                        "cluster {cluster_id} joins addresses labelled {} with addresses labelled {}: first by {} in tx {} ({} + {})",
+                        la.iter().copied().collect::<Vec<_>>().join("/"),
+                        lb.iter().copied().collect::<Vec<_>>().join("/"),
+                        m.heuristic.name(),
+                        idx.txid(m.tx),
+                        idx.address(m.a),
+                        idx.address(m.b)
+                    ),
+                },
+            );
+        }
+        uf.union(m.a, m.b);
+        let r = uf.find(m.a);
+        let mut merged = la;
+        merged.extend(lb);
+        if !merged.is_empty() {
+            actors.insert(r, merged);
+        }
+    }
+    out.into_values().collect()
+}
+
 /// `clusters/<network>/_meta.json`.
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
 pub struct ClusterMeta {
@@ -206,6 +256,9 @@ pub struct ClusterMeta {
     pub merges: u64,
     pub coinjoins: BTreeMap<String, u64>,
     pub max_share: f64,
+    /// Collapse and conflict warnings.
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
 }
 
 fn write_table(path: &Path, fields: Vec<Field>, cols: Vec<ArrayRef>) -> Result<(), StoreError> {
@@ -228,6 +281,7 @@ pub fn write(
     c: &Clustering,
     stats: &BTreeMap<u32, ClusterStats>,
     max_share: f64,
+    warnings: &[Warning],
     out_dir: &Path,
 ) -> Result<ClusterMeta, StoreError> {
     let n = idx.addresses() as usize;
@@ -332,6 +386,7 @@ pub fn write(
             .map(|(k, v)| (k.to_string(), *v))
             .collect(),
         max_share,
+        warnings: warnings.to_vec(),
     };
     let mut bytes = serde_json::to_vec_pretty(&meta).expect("meta serialises");
     bytes.push(b'\n');
@@ -590,7 +645,13 @@ pub fn show(idx: &Index, s: &Stored, address: &str, top: usize) -> Result<Shown,
         )
     });
     tops.truncate(top);
-    let warnings = collapse_warnings(idx, &BTreeMap::from([(c, st.clone())]), s.meta.max_share);
+    let warnings = s
+        .meta
+        .warnings
+        .iter()
+        .filter(|w| w.cluster_id == c)
+        .cloned()
+        .collect();
     Ok(Shown {
         address: address.into(),
         representative: idx.address(c).into(),

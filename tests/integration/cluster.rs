@@ -322,3 +322,73 @@ fn eval_scores_every_set_and_reports_bad_truth() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("address and entity"));
 }
+
+#[test]
+fn collapse_and_conflicting_labels_are_warned_and_shown() {
+    let d = regtest_dataset();
+    let data = d.path().to_str().unwrap();
+    let text = std::fs::read_to_string(truth_csv()).unwrap();
+    let deposits: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(",exchange_deposit,"))
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    // Two of the exchange's deposit addresses labelled as different actors: the sweeps
+    // that merge them must be reported.
+    let labels = d.path().join("labels.csv");
+    std::fs::write(
+        &labels,
+        format!(
+            "address,actor\n{},Alpha Exchange\n{},Beta Market\n",
+            deposits[0], deposits[5]
+        ),
+    )
+    .unwrap();
+    let o = run(&[
+        "cluster",
+        "bitcoin",
+        "--data",
+        data,
+        "--labels",
+        labels.to_str().unwrap(),
+        "--max-share",
+        "0.005",
+        "--json",
+    ]);
+    ok(&o);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let warnings = v["warnings"].as_array().unwrap();
+    let conflict = warnings
+        .iter()
+        .find(|w| w["kind"] == "conflict")
+        .expect("a conflict warning");
+    let msg = conflict["message"].as_str().unwrap();
+    assert!(
+        msg.contains("Alpha Exchange")
+            && msg.contains("Beta Market")
+            && msg.contains("multi-input"),
+        "{msg}"
+    );
+    // The txid named is a transaction that co-spends addresses of the cluster.
+    let txid = msg
+        .split("in tx ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let inputs = read_table(&d.path().join("regtest"), "inputs");
+    assert!(inputs.iter().filter(|r| r["txid"].str() == txid).count() >= 2);
+    assert!(
+        warnings.iter().any(|w| w["kind"] == "collapse"),
+        "54 of 4463 addresses exceed 0.5%"
+    );
+    assert!(stderr(&o).contains("warning"));
+    let o = run(&["cluster", "show", "--data", data, deposits[3]]);
+    ok(&o);
+    let out = stdout(&o);
+    assert!(
+        out.contains("Alpha Exchange") && out.contains("holds 54 addresses"),
+        "{out}"
+    );
+}
