@@ -70,7 +70,7 @@ pub const DEFAULT_PART_BLOCKS: u32 = 1000;
 pub struct Summary {
     pub network: Network,
     pub dataset: PathBuf,
-    pub chain_selection: &'static str,
+    pub chain_selection: String,
     pub chain_tip_height: u32,
     pub stale_blocks_skipped: usize,
     pub tip: Option<crate::store::manifest::Tip>,
@@ -259,14 +259,6 @@ impl BlockSource for BlocksDirSource {
     }
 }
 
-fn selection_static(kind: &str) -> &'static str {
-    match kind {
-        "rpc" => "node",
-        "esplora" => "esplora",
-        _ => "unknown",
-    }
-}
-
 /// Ingests the chain `best` from `source` into the dataset (shared by every Bitcoin source).
 ///
 /// # Errors
@@ -282,13 +274,9 @@ pub fn ingest_chain(
     let chain_dir = opts.data_dir.join(network.as_str());
     let chain: &[ChainBlock] = &best.blocks;
     let chain_tip = chain.last().expect("a chain holds at least genesis").height;
-    let source_desc = source.manifest_source();
-    let selection = match source_desc.chain_selection.as_deref() {
-        Some("block-index") => "block-index",
-        Some("header-links") => "header-links",
-        _ => selection_static(&source_desc.kind),
-    };
-    let source_m = source_desc;
+    let source_m = source.manifest_source();
+    // How the chain was chosen: the blocks directory says; a node's chain is the node's.
+    let selection = source_m.chain_selection.clone().unwrap_or_else(|| "node".into());
     let mut manifest = match Manifest::load(&chain_dir)? {
         Some(m) => {
             if m.chain != "bitcoin" || m.network != network.as_str() {
