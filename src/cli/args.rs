@@ -225,13 +225,16 @@ pub struct SimulateArgs {
 /// Sources to ingest.
 #[derive(Debug, Subcommand)]
 pub enum IngestCommand {
-    /// Ingest Bitcoin from Bitcoin Core's blocks directory.
+    /// Ingest Bitcoin from Bitcoin Core's blocks directory or its JSON-RPC.
     ///
-    /// Reads blk*.dat (with Bitcoin Core >= 28's xor.dat obfuscation), picks the best chain
-    /// from the block index (blocks/index) or, without one, by linking headers and summing
-    /// proof of work, resolves every input against the UTXO set and writes
-    /// DATA/<network>/{blocks,transactions,inputs,outputs}/part-*.parquet and _manifest.json.
-    /// Rerunning continues where the last run stopped; a killed run loses nothing.
+    /// --blocks-dir reads blk*.dat (with Bitcoin Core >= 28's xor.dat obfuscation), picks the
+    /// best chain from the block index (blocks/index) or, without one, by linking headers and
+    /// summing proof of work, and resolves every input against the UTXO set. --rpc asks a
+    /// node (getblock verbosity 3 carries each input's prevout) and, with --follow, keeps the
+    /// dataset at the tip, rolling back reorganisations. Both write
+    /// DATA/<network>/{blocks,transactions,inputs,outputs}/part-*.parquet and _manifest.json,
+    /// byte-identical for the same chain. Rerunning continues where the last run stopped; a
+    /// killed run loses nothing.
     Bitcoin(Box<IngestBitcoinArgs>),
     /// Ingest Ethereum from a JSON-RPC node. [not built yet]
     Ethereum(PlannedArgs),
