@@ -10,6 +10,7 @@ pub mod cli;
 pub mod cluster;
 pub mod index;
 pub mod ingest;
+pub mod labels;
 pub mod simulate;
 pub mod store;
 pub mod types;

@@ -35,7 +35,7 @@ pub enum Command {
     /// Ingest chain data into the Parquet dataset.
     #[command(subcommand)]
     Ingest(Box<IngestCommand>),
-    /// Import labels (GraphSense TagPacks, OFAC lists, CSV). [not built yet]
+    /// Import labels: GraphSense TagPacks, OFAC lists, CSV.
     #[command(subcommand)]
     Labels(LabelsCommand),
     /// Cluster addresses into entities; explain and show clusters.
@@ -243,8 +243,36 @@ pub enum IngestCommand {
 /// Labels subcommands.
 #[derive(Debug, Subcommand)]
 pub enum LabelsCommand {
-    /// Import label files. [not built yet]
-    Import(PlannedArgs),
+    /// Import label files into DATA/labels/tags.parquet.
+    ///
+    /// GraphSense TagPack YAML (header fields inherited by each tag: label, category, actor,
+    /// confidence, is_public, currency), OFAC sanctioned_addresses_<ASSET>.txt lists (XBT,
+    /// ETH) and CSV (address,label,category[,source][,actor][,currency]). Addresses are
+    /// validated and normalised per chain; invalid ones are reported with file and line and
+    /// left out; the zero address is dropped. Importing a file again replaces its rows.
+    Import(LabelsImportArgs),
+}
+
+/// Label file formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LabelFormatArg {
+    Tagpack,
+    Ofac,
+    Csv,
+}
+
+/// `chaintrace labels import`.
+#[derive(Debug, Args)]
+pub struct LabelsImportArgs {
+    /// Label files.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Format of all files (default: from each file name).
+    #[arg(long, value_enum)]
+    pub format: Option<LabelFormatArg>,
+    /// Dataset directory.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
 }
 
 /// How to choose the best chain.

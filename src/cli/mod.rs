@@ -3,6 +3,7 @@
 mod args;
 mod cluster;
 mod ingest;
+mod labels;
 mod simulate;
 
 use std::io::{IsTerminal, Write};
@@ -62,6 +63,7 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
             ingest::bitcoin(cli, a)
         }
         Command::Simulate(a) => simulate::run(cli, a),
+        Command::Labels(args::LabelsCommand::Import(a)) => labels::import(cli, a),
         Command::Cluster(args::ClusterCommand::Bitcoin(a)) => cluster::bitcoin(cli, a),
         Command::Cluster(args::ClusterCommand::Explain(a)) => cluster::explain(cli, a),
         Command::Cluster(args::ClusterCommand::Show(a)) => cluster::show(cli, a),

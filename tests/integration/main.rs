@@ -8,6 +8,7 @@ mod ingest_errors;
 mod ingest_mainnet;
 mod ingest_regtest;
 mod ingest_rpc;
+mod labels;
 mod python_readers;
 mod resume;
 mod rpc_node;

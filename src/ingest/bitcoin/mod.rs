@@ -276,7 +276,10 @@ pub fn ingest_chain(
     let chain_tip = chain.last().expect("a chain holds at least genesis").height;
     let source_m = source.manifest_source();
     // How the chain was chosen: the blocks directory says; a node's chain is the node's.
-    let selection = source_m.chain_selection.clone().unwrap_or_else(|| "node".into());
+    let selection = source_m
+        .chain_selection
+        .clone()
+        .unwrap_or_else(|| "node".into());
     let mut manifest = match Manifest::load(&chain_dir)? {
         Some(m) => {
             if m.chain != "bitcoin" || m.network != network.as_str() {

@@ -1,0 +1,182 @@
+//! Label import: TagPacks, OFAC lists and CSV into tags.parquet.
+
+use chaintrace::labels::{read_tags, tags_path};
+
+use crate::util::*;
+
+fn labels_data(rel: &str) -> std::path::PathBuf {
+    datasets().join("labels").join(rel)
+}
+
+#[test]
+fn ofac_list_flags_the_address_paid_in_block_574200() {
+    let d = tempfile::tempdir().unwrap();
+    let list = labels_data("ofac/sanctioned_addresses_XBT.txt");
+    let o = run(&[
+        "labels",
+        "import",
+        list.to_str().unwrap(),
+        "--data",
+        d.path().to_str().unwrap(),
+        "--json",
+    ]);
+    ok(&o);
+    // The list holds one Tron address under XBT: rejected with its line.
+    assert!(
+        stderr(&o).contains("sanctioned_addresses_XBT.txt:355"),
+        "{}",
+        stderr(&o)
+    );
+    let tags = read_tags(&tags_path(d.path())).unwrap();
+    assert_eq!(tags.len(), 434);
+    let flagged: std::collections::HashSet<&str> =
+        tags.iter().map(|(t, _)| t.address.as_str()).collect();
+    assert!(flagged.contains("1NpHuti9NSM9fVTXLkvSDU4AnhqGQ5N53d"));
+    // Block 574,200 pays it: decode the real block and intersect its outputs with the list.
+    let raw = std::fs::read(bitcoin_data(
+        "mainnet-blocks/block-0000000000000000001602407ac49862a7bca9d00f7f402db20b7be2f5de59d2.blk",
+    ))
+    .unwrap();
+    let b = chaintrace::ingest::bitcoin::decode::decode_block(
+        &raw,
+        574_200,
+        None,
+        chaintrace::types::Network::Bitcoin,
+    )
+    .unwrap();
+    let hits: Vec<&str> = b
+        .txs
+        .iter()
+        .flat_map(|t| &t.outputs)
+        .filter_map(|o| o.address.as_deref())
+        .filter(|a| flagged.contains(a))
+        .collect();
+    assert!(
+        hits.contains(&"1NpHuti9NSM9fVTXLkvSDU4AnhqGQ5N53d"),
+        "{hits:?}"
+    );
+}
+
+#[test]
+fn tagpacks_inherit_header_fields_and_drop_the_zero_address() {
+    let d = tempfile::tempdir().unwrap();
+    let packs = labels_data("graphsense-tagpacks/packs");
+    let files = [
+        packs.join("ofac.yaml"),
+        packs.join("exchange-wallets-bitfinexcom.yaml"),
+        packs.join("usdt_blacklist.yaml"),
+    ];
+    let mut args = vec![
+        "labels",
+        "import",
+        "--data",
+        d.path().to_str().unwrap(),
+        "--json",
+    ];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    let o = run(&args);
+    ok(&o);
+    let reports: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(reports[2]["zero_address_dropped"], 1);
+    assert!(
+        reports[1]["unsupported"].as_object().unwrap().len() > 0,
+        "Theta/Algorand/... tags are not ours"
+    );
+    let tags = read_tags(&tags_path(d.path())).unwrap();
+    assert!(
+        tags.iter()
+            .all(|(t, _)| t.address != "0x0000000000000000000000000000000000000000")
+    );
+    let ofac = tags
+        .iter()
+        .find(|(t, _)| t.address == "3K35dyL85fR9ht7UgzPfd1gLRRXQtNTqE3")
+        .unwrap();
+    assert_eq!(
+        ofac.0.label,
+        "Asset listed under US Treasury OFAC Sanctions List"
+    );
+    assert_eq!(ofac.0.category, "user");
+    assert_eq!(
+        ofac.0.source,
+        "https://www.treasury.gov/ofac/downloads/sdnlist.txt"
+    );
+    assert_eq!(ofac.0.line, 9, "the line of the tag in the file");
+    let bfx = tags
+        .iter()
+        .find(|(t, _)| t.address == "1Kr6QSydW9bFQG1mXiPNNu6WpJGmUa9i1g")
+        .unwrap();
+    assert_eq!(
+        (
+            bfx.0.entity.as_str(),
+            bfx.0.category.as_str(),
+            bfx.0.confidence.as_str()
+        ),
+        ("bitfinex", "exchange", "service_data")
+    );
+    assert_eq!(
+        bfx.0.label, "bitfinex BTC hot wallet",
+        "a tag's own field wins over the header"
+    );
+    let eth = tags
+        .iter()
+        .find(|(t, _)| t.address == "0x77134cbc06cb00b66f4c7e623d5fdbf6777635ec")
+        .unwrap();
+    assert_eq!(eth.0.chain, "ethereum");
+
+    // Importing the same files again replaces their rows.
+    let n = tags.len();
+    ok(&run(&args));
+    assert_eq!(read_tags(&tags_path(d.path())).unwrap().len(), n);
+}
+
+#[test]
+fn bad_label_files_are_reported_with_lines() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().to_str().unwrap();
+    let yaml = d.path().join("broken.yaml");
+    std::fs::write(&yaml, "title: x\nlabel: y\ntags:\n- address: 1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa\n  currency: [BTC\n").unwrap();
+    let o = run(&["labels", "import", yaml.to_str().unwrap(), "--data", data]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("broken.yaml:") && stderr(&o).contains("not valid YAML"),
+        "{}",
+        stderr(&o)
+    );
+
+    let csv = d.path().join("list.csv");
+    std::fs::write(&csv, "address,label,category,source\n1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa,genesis,miner,lore\nnot-an-address,x,y,z\n0x8589427373D6D84E98730D7795D8f6f8731FDA16,dex,exchange,\n").unwrap();
+    let o = run(&["labels", "import", csv.to_str().unwrap(), "--data", data]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("list.csv:3: rejected \"not-an-address\""),
+        "{}",
+        stderr(&o)
+    );
+    let tags = read_tags(&tags_path(d.path())).unwrap();
+    assert_eq!(tags.len(), 2);
+    assert!(
+        tags.iter()
+            .any(|(t, _)| t.address == "0x8589427373d6d84e98730d7795d8f6f8731fda16")
+    );
+
+    let bad = d.path().join("bad.csv");
+    std::fs::write(&bad, "addr,name\n1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa,x\n").unwrap();
+    let o = run(&["labels", "import", bad.to_str().unwrap(), "--data", data]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("bad.csv:1:"), "{}", stderr(&o));
+
+    let private = d.path().join("private.yaml");
+    std::fs::write(&private, "title: p\ncreator: me\nlabel: informant\ncategory: user\ncurrency: BTC\nis_public: false\nsource: case file\ntags:\n- address: 1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa\n").unwrap();
+    ok(&run(&[
+        "labels",
+        "import",
+        private.to_str().unwrap(),
+        "--data",
+        data,
+    ]));
+    let tags = read_tags(&tags_path(d.path())).unwrap();
+    assert!(
+        tags.iter()
+            .any(|(t, _)| t.label == "informant" && !t.is_public)
+    );
+}
