@@ -79,7 +79,7 @@ fn tagpacks_inherit_header_fields_and_drop_the_zero_address() {
     let reports: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(reports[2]["zero_address_dropped"], 1);
     assert!(
-        reports[1]["unsupported"].as_object().unwrap().len() > 0,
+        !reports[1]["unsupported"].as_object().unwrap().is_empty(),
         "Theta/Algorand/... tags are not ours"
     );
     let tags = read_tags(&tags_path(d.path())).unwrap();
