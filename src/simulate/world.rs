@@ -303,6 +303,12 @@ impl World {
                 fixed_hot: None,
             })
             .collect();
+        // Someone must buy from the vendor, even in a tiny world.
+        let customers = if customers.is_empty() {
+            vec![users[0]]
+        } else {
+            customers
+        };
         World {
             params,
             keys: Keys::new(seed),
@@ -319,11 +325,7 @@ impl World {
             coordinator,
             vendor,
             ransomware,
-            customers: if customers.is_empty() {
-                vec![0]
-            } else {
-                customers
-            },
+            customers,
             pool_addrs: HashMap::new(),
             next_addr: 0,
             seen_pool: Default::default(),
