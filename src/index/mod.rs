@@ -442,6 +442,16 @@ pub fn scan_table(
     Ok(())
 }
 
+/// FNV-1a, 64 bits.
+fn fnv1a(b: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &x in b {
+        h ^= u64::from(x);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
 fn hex_txid(s: &str, dir: &Path) -> Result<[u8; 32], IndexError> {
     hex32(s).ok_or_else(|| IndexError::Inconsistent {
         dir: dir.to_path_buf(),
@@ -558,11 +568,22 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
         },
     )?;
     let n_tx = checked_u32(txids.len(), "transactions")?;
-    let mut tx_of: HashMap<[u8; 32], u32> = HashMap::with_capacity(txids.len());
-    for (i, t) in txids.iter().enumerate() {
-        // BIP 30: a later duplicate txid replaces the earlier one, as in the UTXO set.
-        tx_of.insert(*t, i as u32);
-    }
+    // Transaction ids sorted by txid: the lookup structure (4 bytes per transaction, no
+    // hash map) and a file of the index.
+    let mut txid_sorted: Vec<u32> = (0..n_tx).collect();
+    txid_sorted.sort_unstable_by(|a, b| txids[*a as usize].cmp(&txids[*b as usize]).then(a.cmp(b)));
+    // The transaction a spend of `txid` by transaction `spender` refers to. With BIP 30
+    // duplicates, the latest one before the spender (the earlier one's outputs were
+    // overwritten, as in the UTXO set).
+    let tx_of = |txid: &[u8; 32], spender: u32| -> Option<u32> {
+        let lo = txid_sorted.partition_point(|&t| txids[t as usize] < *txid);
+        let hi = txid_sorted.partition_point(|&t| txids[t as usize] <= *txid);
+        txid_sorted[lo..hi]
+            .iter()
+            .copied()
+            .filter(|&t| t < spender)
+            .max()
+    };
 
     // Outputs: address interning in first-appearance order.
     let n_out = *out_start.last().expect("non-empty") as usize;
@@ -570,7 +591,11 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
     let mut out_addr: Vec<u32> = Vec::with_capacity(n_out);
     let mut out_type: Vec<u8> = Vec::with_capacity(n_out);
     let mut out_tx: Vec<u32> = Vec::with_capacity(n_out);
-    let mut addr_id: HashMap<String, u32> = HashMap::new();
+    // Interning by a 64-bit hash of the address (12 bytes per entry instead of a String
+    // key); the string itself lives once, in `addr_strings`, and every hit is compared
+    // with it, so a hash collision can never merge two addresses.
+    let mut addr_id: HashMap<u64, u32> = HashMap::new();
+    let mut collided: HashMap<String, u32> = HashMap::new();
     let mut addr_strings: Vec<u8> = Vec::new();
     let mut addr_start: Vec<u64> = vec![0];
     let mut addr_first_tx: Vec<u32> = Vec::new();
@@ -626,11 +651,26 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                     out_addr.push(NONE32);
                 } else {
                     let s = a.value(i);
-                    let id = match addr_id.get(s) {
-                        Some(&id) => id,
+                    let h = fnv1a(s.as_bytes());
+                    let stored = |id: u32| {
+                        &addr_strings
+                            [addr_start[id as usize] as usize..addr_start[id as usize + 1] as usize]
+                    };
+                    let found = match addr_id.get(&h) {
+                        Some(&id) if stored(id) == s.as_bytes() => Some(id),
+                        Some(_) => collided.get(s).copied(),
+                        None => None,
+                    };
+                    let id = match found {
+                        Some(id) => id,
                         None => {
                             let id = checked_u32(addr_first_tx.len(), "addresses")?;
-                            addr_id.insert(s.to_string(), id);
+                            if addr_id.contains_key(&h) {
+                                // Two addresses with one 64-bit hash: keep the second by string.
+                                collided.insert(s.to_string(), id);
+                            } else {
+                                addr_id.insert(h, id);
+                            }
                             addr_strings.extend_from_slice(s.as_bytes());
                             addr_start.push(addr_strings.len() as u64);
                             addr_first_tx.push(tx);
@@ -682,7 +722,7 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                     continue;
                 }
                 let prev = hex_txid(pt.value(i), chain_dir)?;
-                let Some(&pt_id) = tx_of.get(&prev) else {
+                let Some(pt_id) = tx_of(&prev, cur_tx as u32) else {
                     return Err(incons(format!(
                         "input spends {} which is not in the dataset (ingest from genesis)",
                         pt.value(i)
@@ -708,15 +748,12 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
             in_prev.len()
         )));
     }
-    drop(tx_of);
 
     let mut addr_sorted: Vec<u32> = (0..addr_first_tx.len() as u32).collect();
     let addr_of = |id: u32| {
         &addr_strings[addr_start[id as usize] as usize..addr_start[id as usize + 1] as usize]
     };
     addr_sorted.sort_unstable_by(|a, b| addr_of(*a).cmp(addr_of(*b)));
-    let mut txid_sorted: Vec<u32> = (0..n_tx).collect();
-    txid_sorted.sort_unstable_by(|a, b| txids[*a as usize].cmp(&txids[*b as usize]));
 
     let final_dir = chain_dir.join("index");
     let tmp = chain_dir.join(".index.building");
