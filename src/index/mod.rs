@@ -665,11 +665,14 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                         Some(id) => id,
                         None => {
                             let id = checked_u32(addr_first_tx.len(), "addresses")?;
-                            if addr_id.contains_key(&h) {
-                                // Two addresses with one 64-bit hash: keep the second by string.
-                                collided.insert(s.to_string(), id);
-                            } else {
-                                addr_id.insert(h, id);
+                            match addr_id.entry(h) {
+                                std::collections::hash_map::Entry::Occupied(_) => {
+                                    // Two addresses with one 64-bit hash: keep the second by string.
+                                    collided.insert(s.to_string(), id);
+                                }
+                                std::collections::hash_map::Entry::Vacant(v) => {
+                                    v.insert(id);
+                                }
                             }
                             addr_strings.extend_from_slice(s.as_bytes());
                             addr_start.push(addr_strings.len() as u64);
