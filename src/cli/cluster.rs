@@ -168,10 +168,24 @@ pub(crate) fn explain(cli: &Cli, a: &ExplainArgs) -> Result<(), CliError> {
 pub(crate) fn show(cli: &Cli, a: &ShowArgs) -> Result<(), CliError> {
     let (idx, s) = stored(&a.dataset)?;
     let shown = cluster::show(&idx, &s, &a.address, a.top).map_err(CliError::user)?;
+    // Labels of the cluster's addresses, from DATA/labels/tags.parquet.
+    let tags = crate::labels::read_tags(&crate::labels::tags_path(&a.dataset.data))
+        .map_err(CliError::user)?;
+    let labels: Vec<serde_json::Value> = tags
+        .iter()
+        .filter(|(t, _)| t.chain == "bitcoin")
+        .filter(|(t, _)| idx.address_id(&t.address).is_some_and(|id| s.cluster_of[id as usize] == shown.stats.cluster_id))
+        .map(|(t, _)| {
+            serde_json::json!({"address": t.address, "label": t.label, "entity": t.entity, "category": t.category,
+                "is_public": t.is_public, "source": t.source})
+        })
+        .collect();
     if cli.json {
+        let mut v = serde_json::to_value(&shown).expect("values serialise");
+        v["labels"] = serde_json::Value::Array(labels);
         println!(
             "{}",
-            serde_json::to_string_pretty(&shown).expect("values serialise")
+            serde_json::to_string_pretty(&v).expect("values serialise")
         );
         return Ok(());
     }
@@ -185,6 +199,26 @@ pub(crate) fn show(cli: &Cli, a: &ShowArgs) -> Result<(), CliError> {
     println!("addresses      {}", st.size);
     println!("received       {} sat", st.total_received);
     println!("balance        {} sat", st.balance);
+    if labels.is_empty() {
+        println!("labels         none (import some with `chaintrace labels import`)");
+    }
+    for l in &labels {
+        println!(
+            "label          {} {} [{}] on {}{}",
+            l["entity"].as_str().unwrap_or(""),
+            l["label"]
+                .as_str()
+                .map(|x| format!("({x})"))
+                .unwrap_or_default(),
+            l["category"].as_str().unwrap_or(""),
+            l["address"].as_str().unwrap_or(""),
+            if l["is_public"] == false {
+                " (private)"
+            } else {
+                ""
+            }
+        );
+    }
     println!(
         "first/last     height {} / {}",
         st.first_height, st.last_height

@@ -339,7 +339,7 @@ fn collapse_and_conflicting_labels_are_warned_and_shown() {
     std::fs::write(
         &labels,
         format!(
-            "address,actor\n{},Alpha Exchange\n{},Beta Market\n",
+            "address,label,category,actor\n{},deposit,exchange,Alpha Exchange\n{},deposit,market,Beta Market\n",
             deposits[0], deposits[5]
         ),
     )
@@ -391,4 +391,23 @@ fn collapse_and_conflicting_labels_are_warned_and_shown() {
         out.contains("Alpha Exchange") && out.contains("holds 54 addresses"),
         "{out}"
     );
+    // Imported labels appear in `show`.
+    ok(&run(&[
+        "labels",
+        "import",
+        labels.to_str().unwrap(),
+        "--data",
+        data,
+    ]));
+    let o = run(&["cluster", "show", "--data", data, "--json", deposits[3]]);
+    ok(&o);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let entities: Vec<&str> = v["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["entity"].as_str().unwrap())
+        .collect();
+    assert_eq!(entities.len(), 2, "{v}");
+    assert!(entities.contains(&"Alpha Exchange") && entities.contains(&"Beta Market"));
 }
