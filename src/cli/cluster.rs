@@ -42,6 +42,12 @@ pub(crate) fn chain_dir(d: &DatasetArgs) -> Result<(PathBuf, String), CliError> 
 }
 
 fn open_index(chain: &Path) -> Result<Index, CliError> {
+    if let Some(reason) = Index::needs_build(chain).map_err(CliError::user)? {
+        eprintln!(
+            "chaintrace: building the address index of {} ({reason})...",
+            chain.display()
+        );
+    }
     let (idx, prov) = Index::open_or_build(chain).map_err(CliError::user)?;
     if let Provenance::Built { reason } = prov {
         eprintln!(

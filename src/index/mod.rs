@@ -216,6 +216,21 @@ impl Index {
     /// # Errors
     /// No dataset, unreadable Parquet, an inconsistent dataset, or I/O errors.
     pub fn open_or_build(chain_dir: &Path) -> Result<(Index, Provenance), IndexError> {
+        let dir = chain_dir.join("index");
+        match Index::needs_build(chain_dir)? {
+            None => Ok((Index::load(&dir)?, Provenance::Loaded)),
+            Some(reason) => {
+                build(chain_dir, &sink::sha256_file(&Manifest::path(chain_dir))?)?;
+                Ok((Index::load(&dir)?, Provenance::Built { reason }))
+            }
+        }
+    }
+
+    /// Why the index of `chain_dir` must be (re)built, or `None` if it is current.
+    ///
+    /// # Errors
+    /// No dataset, or an unreadable manifest.
+    pub fn needs_build(chain_dir: &Path) -> Result<Option<String>, IndexError> {
         let manifest_path = Manifest::path(chain_dir);
         if !manifest_path.is_file() {
             return Err(IndexError::NoDataset {
@@ -223,25 +238,20 @@ impl Index {
             });
         }
         let manifest_sha = sink::sha256_file(&manifest_path)?;
-        let dir = chain_dir.join("index");
-        let reason = match std::fs::read(dir.join("meta.json"))
+        let meta = std::fs::read(chain_dir.join("index").join("meta.json"))
             .ok()
-            .and_then(|b| serde_json::from_slice::<IndexMeta>(&b).ok())
-        {
-            None => "no index yet".to_string(),
-            Some(m) if m.format_version != INDEX_FORMAT => {
-                format!(
-                    "index format {} is not this version's {INDEX_FORMAT}",
-                    m.format_version
-                )
-            }
+            .and_then(|b| serde_json::from_slice::<IndexMeta>(&b).ok());
+        Ok(match meta {
+            None => Some("no index yet".to_string()),
+            Some(m) if m.format_version != INDEX_FORMAT => Some(format!(
+                "index format {} is not this version's {INDEX_FORMAT}",
+                m.format_version
+            )),
             Some(m) if m.manifest_sha256 != manifest_sha => {
-                "the dataset changed since the index was built".to_string()
+                Some("the dataset changed since the index was built".to_string())
             }
-            Some(_) => return Ok((Index::load(&dir)?, Provenance::Loaded)),
-        };
-        build(chain_dir, &manifest_sha)?;
-        Ok((Index::load(&dir)?, Provenance::Built { reason }))
+            Some(_) => None,
+        })
     }
 
     /// Loads an index directory by memory-mapping its files.
