@@ -24,6 +24,16 @@ fn truth_csv() -> std::path::PathBuf {
     bitcoin_data("regtest-world-a/ground_truth/addresses.csv")
 }
 
+/// The regtest world's addresses with `role` in the ground truth.
+fn with_role(role: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(truth_csv()).unwrap();
+    let tag = format!(",{role},");
+    text.lines()
+        .filter(|l| l.contains(&tag))
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn index_is_built_once_then_loaded_and_rebuilt_when_the_dataset_or_format_changes() {
     let d = regtest_dataset();
@@ -106,11 +116,9 @@ fn regtest_world_clusters_are_pure_and_the_coinjoin_is_not_merged() {
         "a cluster mixes entities"
     );
     // The CoinJoin's five participants stay apart.
-    let text = std::fs::read_to_string(truth_csv()).unwrap();
-    let participants: HashSet<u32> = text
-        .lines()
-        .filter(|l| l.contains(",coinjoin_participant,"))
-        .filter_map(|l| idx.address_id(l.split(',').next().unwrap()))
+    let participants: HashSet<u32> = with_role("coinjoin_participant")
+        .iter()
+        .filter_map(|a| idx.address_id(a))
         .map(|a| c.cluster_of[a as usize])
         .collect();
     assert!(participants.len() >= 5);
@@ -128,10 +136,9 @@ fn regtest_world_clusters_are_pure_and_the_coinjoin_is_not_merged() {
         input_clusters.len() >= 5,
         "the CoinJoin's inputs were merged"
     );
-    let deposits: HashSet<u32> = text
-        .lines()
-        .filter(|l| l.contains(",exchange_deposit,"))
-        .filter_map(|l| idx.address_id(l.split(',').next().unwrap()))
+    let deposits: HashSet<u32> = with_role("exchange_deposit")
+        .iter()
+        .filter_map(|a| idx.address_id(a))
         .map(|a| c.cluster_of[a as usize])
         .collect();
     assert_eq!(
@@ -229,12 +236,8 @@ fn cli_cluster_is_deterministic_and_explains_and_shows() {
     );
 
     // Two deposit addresses of the exchange: explained through sweep transactions.
-    let text = std::fs::read_to_string(truth_csv()).unwrap();
-    let deposits: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains(",exchange_deposit,"))
-        .map(|l| l.split(',').next().unwrap())
-        .collect();
+    let deposits = with_role("exchange_deposit");
+    let deposits: Vec<&str> = deposits.iter().map(String::as_str).collect();
     let (a, b) = (deposits[0], deposits[deposits.len() - 1]);
     let o = run(&["cluster", "explain", "--data", data, "--json", a, b]);
     ok(&o);
@@ -327,12 +330,8 @@ fn eval_scores_every_set_and_reports_bad_truth() {
 fn collapse_and_conflicting_labels_are_warned_and_shown() {
     let d = regtest_dataset();
     let data = d.path().to_str().unwrap();
-    let text = std::fs::read_to_string(truth_csv()).unwrap();
-    let deposits: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains(",exchange_deposit,"))
-        .map(|l| l.split(',').next().unwrap())
-        .collect();
+    let deposits = with_role("exchange_deposit");
+    let deposits: Vec<&str> = deposits.iter().map(String::as_str).collect();
     // Two of the exchange's deposit addresses labelled as different actors: the sweeps
     // that merge them must be reported.
     let labels = d.path().join("labels.csv");
