@@ -649,6 +649,29 @@ impl World {
         })
     }
 
+    /// A payment: `outs`, and change back to `from` at `change`, fee at `feerate`.
+    fn pay_with_change(
+        &mut self,
+        kind: &'static str,
+        from: EntityId,
+        inputs: Vec<Utxo>,
+        outs: Vec<Out>,
+        change: Addr,
+        feerate: u64,
+    ) -> Result<(), StoreError> {
+        let change = Some((from, change, Owner::Wallet(from)));
+        self.finish(Draft {
+            kind,
+            from,
+            inputs,
+            outs,
+            change,
+            fee_from_out: None,
+            feerate,
+            path: "direct",
+        })
+    }
+
     fn record_tx(&mut self, txid: Txid, kind: &str, from: EntityId) -> Result<(), StoreError> {
         let name = self.names[from as usize].0.clone();
         let t = &mut self.truth.transactions;
@@ -911,16 +934,7 @@ impl World {
         }
         let change = self.pool_addr(m, 0, "miner")?;
         let feerate = self.feerate();
-        self.finish(Draft {
-            kind: "mining_payout",
-            from: m,
-            inputs,
-            outs,
-            change: Some((m, change, Owner::Wallet(m))),
-            fee_from_out: None,
-            feerate,
-            path: "direct",
-        })?;
+        self.pay_with_change("mining_payout", m, inputs, outs, change, feerate)?;
         Ok(true)
     }
 
@@ -991,16 +1005,14 @@ impl World {
             });
         }
         let change = self.change_addr(payer, &inputs, Some(to.kind))?;
-        self.finish(Draft {
-            kind: if memo { "op_return" } else { kind_name },
-            from: payer,
+        self.pay_with_change(
+            if memo { "op_return" } else { kind_name },
+            payer,
             inputs,
             outs,
-            change: Some((payer, change, Owner::Wallet(payer))),
-            fee_from_out: None,
+            change,
             feerate,
-            path: "direct",
-        })?;
+        )?;
         Ok(true)
     }
 
@@ -1156,16 +1168,7 @@ impl World {
         } else {
             self.fresh(e, AddrKind::P2wpkh, "exchange_hot", true)?
         };
-        self.finish(Draft {
-            kind: "withdrawal",
-            from: e,
-            inputs,
-            outs,
-            change: Some((e, change, Owner::Wallet(e))),
-            fee_from_out: None,
-            feerate,
-            path: "direct",
-        })?;
+        self.pay_with_change("withdrawal", e, inputs, outs, change, feerate)?;
         Ok(true)
     }
 
@@ -1374,16 +1377,7 @@ impl World {
         let ch = self.change_addr(u, &inputs, Some(a.kind))?;
         let due = self.height + self.rng.range(5, 30) as u32;
         self.mixer_queue.push_back((due, u, amount / 100 * 98));
-        self.finish(Draft {
-            kind: "mixer_deposit",
-            from: u,
-            inputs,
-            outs,
-            change: Some((u, ch, Owner::Wallet(u))),
-            fee_from_out: None,
-            feerate,
-            path: "direct",
-        })?;
+        self.pay_with_change("mixer_deposit", u, inputs, outs, ch, feerate)?;
         Ok(true)
     }
 
@@ -1413,16 +1407,7 @@ impl World {
             out.tag = Tag::ViaMixer;
         }
         let ch = self.fresh(mx, AddrKind::P2wpkh, "mixer_pool", true)?;
-        self.finish(Draft {
-            kind: "mixer_payout",
-            from: mx,
-            inputs,
-            outs: vec![out],
-            change: Some((mx, ch, Owner::Wallet(mx))),
-            fee_from_out: None,
-            feerate,
-            path: "direct",
-        })?;
+        self.pay_with_change("mixer_payout", mx, inputs, vec![out], ch, feerate)?;
         Ok(true)
     }
 
@@ -1529,16 +1514,7 @@ impl World {
         let fee_addr = self.pool_addr(c, 0, "coordinator")?;
         outs.push(self.out(fee_addr, denom / 20, Owner::Wallet(c), c));
         let ch = self.change_addr(u, &inputs, None)?;
-        self.finish(Draft {
-            kind: "whirlpool_tx0",
-            from: u,
-            inputs,
-            outs,
-            change: Some((u, ch, Owner::Wallet(u))),
-            fee_from_out: None,
-            feerate,
-            path: "direct",
-        })?;
+        self.pay_with_change("whirlpool_tx0", u, inputs, outs, ch, feerate)?;
         Ok(true)
     }
 
