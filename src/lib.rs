@@ -13,4 +13,5 @@ pub mod ingest;
 pub mod labels;
 pub mod simulate;
 pub mod store;
+pub mod trace;
 pub mod types;

@@ -5,6 +5,7 @@ mod cluster;
 mod ingest;
 mod labels;
 mod simulate;
+mod trace;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -63,6 +64,7 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
             ingest::bitcoin(cli, a)
         }
         Command::Simulate(a) => simulate::run(cli, a),
+        Command::Trace(a) => trace::run(cli, a),
         Command::Labels(args::LabelsCommand::Import(a)) => labels::import(cli, a),
         Command::Cluster(args::ClusterCommand::Bitcoin(a)) => cluster::bitcoin(cli, a),
         Command::Cluster(args::ClusterCommand::Explain(a)) => cluster::explain(cli, a),

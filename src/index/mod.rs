@@ -22,6 +22,7 @@
 //! | `addr_first_tx` | u32 | transaction where the address first receives |
 //! | `addr_n_recv` | u32 | outputs it receives in the whole chain |
 //! | `addr_sorted`, `txid_sorted` | u32 | ids sorted by string / txid, for lookups |
+//! | `block_time` | u32 | header time (seconds) of each height |
 //!
 //! Output, input and byte offsets are 64-bit (mainnet has more than 2^32 outputs);
 //! transaction and address ids are 32-bit, checked at build time (mainnet has about 1.1 G
@@ -47,7 +48,7 @@ use crate::store::manifest::Manifest;
 use crate::store::sink;
 
 /// Version of the on-disk index. Bump on any change of the files above.
-pub const INDEX_FORMAT: u32 = 1;
+pub const INDEX_FORMAT: u32 = 2;
 
 /// "None" in `u32` and `u64` columns.
 pub const NONE32: u32 = u32::MAX;
@@ -180,9 +181,10 @@ pub struct Index {
     pub addr_n_recv: Col,
     pub addr_sorted: Col,
     pub txid_sorted: Col,
+    pub block_time: Col,
 }
 
-const FILES: [(&str, usize); 17] = [
+const FILES: [(&str, usize); 18] = [
     ("tx_txid", 32),
     ("tx_height", 4),
     ("tx_out_start", 8),
@@ -200,6 +202,7 @@ const FILES: [(&str, usize); 17] = [
     ("addr_n_recv", 4),
     ("addr_sorted", 4),
     ("txid_sorted", 4),
+    ("block_time", 4),
 ];
 
 /// Whether the index was loaded or (re)built, and why.
@@ -295,6 +298,7 @@ impl Index {
             addr_n_recv: next(),
             addr_sorted: next(),
             txid_sorted: next(),
+            block_time: next(),
         })
     }
 
@@ -354,6 +358,16 @@ impl Index {
             }
         }
         None
+    }
+
+    /// Block time (seconds since 1970) of transaction `t`.
+    pub fn tx_time(&self, t: u32) -> u32 {
+        let h = self.tx_height.get(t as usize) as usize;
+        if h < self.block_time.len() {
+            self.block_time.get(h) as u32
+        } else {
+            0
+        }
     }
 
     /// Output index range of transaction `t`.
@@ -805,6 +819,27 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
     write_u32s(&tmp, "addr_n_recv", &addr_n_recv)?;
     write_u32s(&tmp, "addr_sorted", &addr_sorted)?;
     write_u32s(&tmp, "txid_sorted", &txid_sorted)?;
+    // Block times by height (0 for heights the dataset lacks).
+    let mut block_time: Vec<u32> = Vec::new();
+    scan_table(chain_dir, "blocks", &["height", "time"], |b| {
+        let h = b
+            .column_by_name("height")
+            .expect("projected")
+            .as_primitive::<UInt32Type>();
+        let t = b
+            .column_by_name("time")
+            .expect("projected")
+            .as_primitive::<arrow_array::types::TimestampMillisecondType>();
+        for i in 0..b.num_rows() {
+            let hi = h.value(i) as usize;
+            if block_time.len() <= hi {
+                block_time.resize(hi + 1, 0);
+            }
+            block_time[hi] = u32::try_from(t.value(i) / 1000).unwrap_or(0);
+        }
+        Ok(())
+    })?;
+    write_u32s(&tmp, "block_time", &block_time)?;
     let meta = IndexMeta {
         format_version: INDEX_FORMAT,
         manifest_sha256: manifest_sha.to_string(),

@@ -13,3 +13,4 @@ mod python_readers;
 mod resume;
 mod rpc_node;
 mod simulate;
+mod trace;

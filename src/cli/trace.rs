@@ -1,0 +1,337 @@
+//! `chaintrace trace`.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array};
+use arrow_schema::{DataType, Field, Schema};
+
+use super::args::TraceArgs;
+use super::cluster::chain_dir;
+use super::{Cli, CliError};
+use crate::index::Index;
+use crate::store::sink;
+use crate::trace::policy::Policy;
+use crate::trace::{Direction, Label, Params, PolicyResult, run as run_policy};
+
+fn seed_outputs(
+    idx: &Index,
+    seeds: &[String],
+    data: &std::path::Path,
+    network: &str,
+) -> Result<Vec<u64>, CliError> {
+    let mut items: Vec<String> = Vec::new();
+    for s in seeds {
+        if let Some(file) = s.strip_prefix('@') {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| CliError::user(anyhow!("cannot read the seed file {file}: {e}")))?;
+            for (n, line) in text.lines().enumerate() {
+                let first = line.split(',').next().unwrap_or("").trim();
+                if first.is_empty() || first.starts_with('#') || (n == 0 && first == "address") {
+                    continue;
+                }
+                items.push(first.to_string());
+            }
+        } else {
+            items.push(s.trim().to_string());
+        }
+    }
+    let mut outputs: BTreeSet<u64> = BTreeSet::new();
+    let mut addresses: HashSet<u32> = HashSet::new();
+    for it in &items {
+        if let Some(a) = it.strip_prefix("cluster:") {
+            let stored = crate::cluster::load(idx, &crate::cluster::clusters_dir(data, network))
+                .map_err(CliError::user)?;
+            let id = idx.address_id(a).ok_or_else(|| {
+                CliError::user(anyhow!("seed address {a} does not appear in the dataset"))
+            })?;
+            let c = stored.cluster_of[id as usize];
+            addresses.extend((0..idx.addresses()).filter(|&x| stored.cluster_of[x as usize] == c));
+        } else if let Some((txid, vout)) = it.split_once(':') {
+            let t = idx.tx_id(txid).ok_or_else(|| {
+                CliError::user(anyhow!("seed transaction {txid} is not in the dataset"))
+            })?;
+            let r = idx.outputs_of(t);
+            let v: u64 = vout
+                .parse()
+                .map_err(|_| CliError::user(anyhow!("seed {it}: {vout} is not an output index")))?;
+            if v >= r.end - r.start {
+                return Err(CliError::user(anyhow!(
+                    "seed {it}: transaction {txid} has {} outputs",
+                    r.end - r.start
+                )));
+            }
+            outputs.insert(r.start + v);
+        } else if it.len() == 64 && it.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let t = idx.tx_id(it).ok_or_else(|| {
+                CliError::user(anyhow!("seed transaction {it} is not in the dataset"))
+            })?;
+            outputs.extend(idx.outputs_of(t));
+        } else {
+            let id = idx.address_id(it).ok_or_else(|| {
+                CliError::user(anyhow!("seed address {it} does not appear in the dataset (wrong network, or not ingested yet?)"))
+            })?;
+            addresses.insert(id);
+        }
+    }
+    if !addresses.is_empty() {
+        for o in 0..idx.meta.outputs {
+            if idx.out_address(o).is_some_and(|a| addresses.contains(&a)) {
+                outputs.insert(o);
+            }
+        }
+    }
+    if outputs.is_empty() {
+        return Err(CliError::user(anyhow!("the seeds select no output")));
+    }
+    Ok(outputs.into_iter().collect())
+}
+
+fn policies(names: &[String]) -> Result<Vec<Policy>, CliError> {
+    let mut out = Vec::new();
+    for n in names.iter().map(|s| s.trim()) {
+        if n == "all" {
+            out.extend(Policy::ALL);
+            continue;
+        }
+        out.push(Policy::from_name(n).ok_or_else(|| {
+            CliError::user(anyhow!(
+                "unknown policy {n:?}; choose poison, haircut, fifo, lifo, tiho or all"
+            ))
+        })?);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn write_parquet(
+    path: &std::path::Path,
+    fields: Vec<Field>,
+    cols: Vec<ArrayRef>,
+) -> Result<(), CliError> {
+    let batch =
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).map_err(|e| CliError {
+            code: 2,
+            error: e.into(),
+        })?;
+    let staged = sink::stage(path, &batch).map_err(CliError::user)?;
+    sink::commit(std::slice::from_ref(&staged)).map_err(CliError::user)
+}
+
+pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
+    if a.chain != "bitcoin" {
+        return Err(CliError::user(anyhow!(
+            "tracing {} is not built yet; use --chain bitcoin",
+            a.chain
+        )));
+    }
+    let pols = policies(&a.policy)?;
+    let (chain, network) = chain_dir(&a.dataset)?;
+    let (idx, _) = Index::open_or_build(&chain).map_err(CliError::user)?;
+    let seeds = seed_outputs(&idx, &a.seeds, &a.dataset.data, &network)?;
+    let mut labels: HashMap<u32, Label> = HashMap::new();
+    for (t, _) in crate::labels::read_tags(&crate::labels::tags_path(&a.dataset.data))
+        .map_err(CliError::user)?
+    {
+        if t.chain != "bitcoin" || (!t.is_public && !a.include_private) {
+            continue;
+        }
+        if let Some(id) = idx.address_id(&t.address) {
+            labels.entry(id).or_insert(Label {
+                entity: t.entity,
+                category: t.category,
+            });
+        }
+    }
+    let params = Params {
+        direction: if a.direction == "backward" {
+            Direction::Backward
+        } else {
+            Direction::Forward
+        },
+        max_hops: a.max_hops,
+        min_value: a.min_value,
+        from_height: a.from_height,
+        to_height: a.to_height,
+        stop_at: a.stop_at.clone(),
+    };
+    let results: Vec<PolicyResult> = pols
+        .iter()
+        .map(|&p| run_policy(&idx, &seeds, &labels, &params, p))
+        .collect();
+    for r in &results {
+        if r.policy.conserves() && !r.totals.balanced() {
+            return Err(CliError {
+                code: 2,
+                error: anyhow!(
+                    "internal error: the {} trace does not balance: {:?}",
+                    r.policy.name(),
+                    r.totals
+                ),
+            });
+        }
+    }
+    std::fs::create_dir_all(&a.out)
+        .map_err(|e| CliError::user(anyhow!("cannot create {}: {e}", a.out.display())))?;
+    let doc = serde_json::json!({
+        "tool": format!("chaintrace {}", env!("CARGO_PKG_VERSION")),
+        "chain": "bitcoin",
+        "network": network,
+        "dataset_manifest_sha256": idx.meta.manifest_sha256,
+        "parameters": {
+            "seeds": a.seeds,
+            "seed_outputs": seeds.len(),
+            "direction": a.direction,
+            "policies": pols.iter().map(|p| p.name()).collect::<Vec<_>>(),
+            "max_hops": a.max_hops,
+            "min_value": a.min_value,
+            "from_height": a.from_height,
+            "to_height": a.to_height,
+            "stop_at": a.stop_at,
+            "include_private": a.include_private,
+            "labels": labels.len(),
+        },
+        "results": results,
+    });
+    let mut bytes = serde_json::to_vec_pretty(&doc).expect("traces serialise");
+    bytes.push(b'\n');
+    sink::write_atomic(&a.out.join("trace.json"), &bytes).map_err(CliError::user)?;
+    let edges: Vec<(&str, &crate::trace::Edge)> = results
+        .iter()
+        .flat_map(|r| r.edges.iter().map(move |e| (r.policy.name(), e)))
+        .collect();
+    let s = |n: &str| Field::new(n, DataType::Utf8, false);
+    let u = |n: &str| Field::new(n, DataType::UInt32, false);
+    write_parquet(
+        &a.out.join("edges.parquet"),
+        vec![
+            s("policy"),
+            s("txid"),
+            u("height"),
+            u("time"),
+            s("from"),
+            s("to"),
+            Field::new("amount", DataType::Int64, false),
+            u("hop"),
+        ],
+        vec![
+            Arc::new(StringArray::from(
+                edges.iter().map(|e| e.0).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                edges.iter().map(|e| e.1.txid.as_str()).collect::<Vec<_>>(),
+            )),
+            Arc::new(UInt32Array::from(
+                edges.iter().map(|e| e.1.height).collect::<Vec<_>>(),
+            )),
+            Arc::new(UInt32Array::from(
+                edges.iter().map(|e| e.1.time).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                edges.iter().map(|e| e.1.from.as_str()).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                edges.iter().map(|e| e.1.to.as_str()).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                edges.iter().map(|e| e.1.amount as i64).collect::<Vec<_>>(),
+            )),
+            Arc::new(UInt32Array::from(
+                edges.iter().map(|e| e.1.hop).collect::<Vec<_>>(),
+            )),
+        ],
+    )?;
+    let ends: Vec<(&str, &crate::trace::End)> = results
+        .iter()
+        .flat_map(|r| r.ends.iter().map(move |e| (r.policy.name(), e)))
+        .collect();
+    let n = |name: &str| Field::new(name, DataType::Utf8, true);
+    write_parquet(
+        &a.out.join("ends.parquet"),
+        vec![
+            s("policy"),
+            s("kind"),
+            s("txid"),
+            u("vout"),
+            s("address"),
+            Field::new("amount", DataType::Int64, false),
+            u("hop"),
+            n("entity"),
+            n("category"),
+        ],
+        vec![
+            Arc::new(StringArray::from(
+                ends.iter().map(|e| e.0).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                ends.iter().map(|e| e.1.kind).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                ends.iter().map(|e| e.1.txid.as_str()).collect::<Vec<_>>(),
+            )),
+            Arc::new(UInt32Array::from(
+                ends.iter().map(|e| e.1.vout).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                ends.iter()
+                    .map(|e| e.1.address.as_str())
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                ends.iter().map(|e| e.1.amount as i64).collect::<Vec<_>>(),
+            )),
+            Arc::new(UInt32Array::from(
+                ends.iter().map(|e| e.1.hop).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                ends.iter()
+                    .map(|e| e.1.entity.as_deref())
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                ends.iter()
+                    .map(|e| e.1.category.as_deref())
+                    .collect::<Vec<_>>(),
+            )),
+        ],
+    )?;
+    if cli.json {
+        let v: Vec<serde_json::Value> = results
+            .iter()
+            .map(|r| serde_json::json!({"policy": r.policy, "totals": r.totals, "exposure_category": r.exposure_category, "exposure_entity": r.exposure_entity}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).expect("values serialise")
+        );
+        return Ok(());
+    }
+    println!(
+        "{}: {} trace of {} seed output(s), {} label(s) on this chain",
+        a.out.display(),
+        a.direction,
+        seeds.len(),
+        labels.len()
+    );
+    for r in &results {
+        let t = &r.totals;
+        println!(
+            "{:<8} seeded {} sat -> exits {}, fees {}, held {}, below min {}, hop limit {}, mined {}, back into seeds {}",
+            r.policy.name(),
+            t.seeded,
+            t.exits,
+            t.fees,
+            t.holdings,
+            t.below_min,
+            t.hop_limit,
+            t.mined,
+            t.returned_to_seeds
+        );
+        for (c, v) in &r.exposure_category {
+            println!("         {v} sat reached {c}");
+        }
+    }
+    Ok(())
+}

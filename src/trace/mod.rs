@@ -1,0 +1,373 @@
+//! Flow tracing from seeds over the memory-mapped index, under the taint models of
+//! [`policy`], forward (where did the money go?) or backward (where did it come from?).
+//!
+//! Transactions are visited in chain order (forward) or reverse chain order (backward), so
+//! every transaction sees all the taint that reaches it before passing it on, whatever the
+//! paths. Every satoshi of the seeds ends in exactly one place: an **exit** (an output at
+//! an address labelled with a `--stop-at` category), a **fee**, a **holding** (unspent),
+//! **below minimum** (an output with less than `--min-value` taint, not followed), or the
+//! **hop limit** (taint that would need more than `--max-hops` transactions). Backward, coins
+//! that came from **mining** (coinbase inputs) end the walk too; taint that flows back into
+//! a seed output is **returned to seeds** (the seed is counted in full already). For the conserving models
+//! the five add up to the seeded amount exactly; this is checked on every trace.
+
+pub mod policy;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
+
+use self::policy::{Intervals, Policy, backward, forward, split, total};
+use crate::index::{Index, NONE64};
+
+/// Trace direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    Forward,
+    Backward,
+}
+
+/// What to trace.
+#[derive(Clone, Debug, Serialize)]
+pub struct Params {
+    pub direction: Direction,
+    pub max_hops: u32,
+    pub min_value: u64,
+    /// Heights outside this window are not followed.
+    pub from_height: u32,
+    pub to_height: u32,
+    /// Label categories where the walk stops (exits).
+    pub stop_at: Vec<String>,
+}
+
+/// A label, as the trace sees it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Label {
+    pub entity: String,
+    pub category: String,
+}
+
+/// One value transfer of the trace.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Edge {
+    pub txid: String,
+    pub height: u32,
+    pub time: u32,
+    pub from: String,
+    pub to: String,
+    pub amount: u64,
+    pub hop: u32,
+}
+
+/// Where the traced satoshi ended.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Totals {
+    pub seeded: u64,
+    pub exits: u64,
+    pub fees: u64,
+    pub holdings: u64,
+    pub below_min: u64,
+    pub hop_limit: u64,
+    pub mined: u64,
+    /// Taint that flowed back into seed outputs (already counted as seeded in full).
+    pub returned_to_seeds: u64,
+}
+
+impl Totals {
+    /// Whether the ends add up to the seeded amount.
+    pub fn balanced(&self) -> bool {
+        self.exits
+            + self.fees
+            + self.holdings
+            + self.below_min
+            + self.hop_limit
+            + self.mined
+            + self.returned_to_seeds
+            == self.seeded
+    }
+}
+
+/// An output where the walk ended at a labelled address, or a holding.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct End {
+    pub kind: &'static str,
+    pub txid: String,
+    pub vout: u32,
+    pub address: String,
+    pub amount: u64,
+    pub hop: u32,
+    pub entity: Option<String>,
+    pub category: Option<String>,
+}
+
+/// The result of one policy.
+#[derive(Clone, Debug, Serialize)]
+pub struct PolicyResult {
+    pub policy: Policy,
+    pub totals: Totals,
+    pub edges: Vec<Edge>,
+    pub ends: Vec<End>,
+    /// Amount reaching each labelled entity, and each category.
+    pub exposure_entity: BTreeMap<String, u64>,
+    pub exposure_category: BTreeMap<String, u64>,
+}
+
+/// Runs one policy from seed outputs.
+///
+/// # Complexity
+/// O(transactions reached × their inputs and outputs), plus the taint intervals that FIFO
+/// and LIFO carry.
+pub fn run(
+    idx: &Index,
+    seeds: &[u64],
+    labels: &HashMap<u32, Label>,
+    p: &Params,
+    policy: Policy,
+) -> PolicyResult {
+    let mut taint: HashMap<u64, Intervals> = HashMap::new();
+    let mut hop: HashMap<u64, u32> = HashMap::new();
+    let mut totals = Totals::default();
+    let mut ends = Vec::new();
+    let mut edges = Vec::new();
+    let mut queue: BTreeSet<u32> = BTreeSet::new();
+    let seed_set: std::collections::HashSet<u64> = seeds.iter().copied().collect();
+    let height_of = |t: u32| idx.tx_height.get(t as usize) as u32;
+    let label_of = |o: u64| idx.out_address(o).and_then(|a| labels.get(&a));
+    let stops = |o: u64| label_of(o).is_some_and(|l| p.stop_at.contains(&l.category));
+    let end = |kind: &'static str, o: u64, amount: u64, h: u32| {
+        let l = label_of(o);
+        End {
+            kind,
+            txid: idx.txid(idx.out_tx.get(o as usize) as u32),
+            vout: (o - idx.tx_out_start.get(idx.out_tx.get(o as usize) as usize)) as u32,
+            address: idx
+                .out_address(o)
+                .map(|a| idx.address(a).to_string())
+                .unwrap_or_default(),
+            amount,
+            hop: h,
+            entity: l.map(|l| l.entity.clone()),
+            category: l.map(|l| l.category.clone()),
+        }
+    };
+    // The next transaction an output leads to, or what it ends as.
+    let route = |o: u64,
+                 amount: u64,
+                 h: u32,
+                 queue: &mut BTreeSet<u32>,
+                 totals: &mut Totals,
+                 ends: &mut Vec<End>,
+                 seed: bool| {
+        if !seed && stops(o) {
+            totals.exits += amount;
+            ends.push(end("exit", o, amount, h));
+            return;
+        }
+        let next = match p.direction {
+            Direction::Forward => {
+                let s = idx.out_spent_by.get(o as usize);
+                (s != NONE64).then(|| idx.in_tx.get(s as usize) as u32)
+            }
+            Direction::Backward => Some(idx.out_tx.get(o as usize) as u32),
+        };
+        match next {
+            Some(t) if (p.from_height..=p.to_height).contains(&height_of(t)) => {
+                queue.insert(t);
+            }
+            _ => {
+                totals.holdings += amount;
+                ends.push(end("holding", o, amount, h));
+            }
+        }
+    };
+    for &o in seeds {
+        let v = idx.out_value.get(o as usize);
+        totals.seeded += v;
+        taint.insert(o, vec![(0, v)]);
+        hop.insert(o, 0);
+        route(o, v, 0, &mut queue, &mut totals, &mut ends, true);
+    }
+    while let Some(t) = match p.direction {
+        Direction::Forward => queue.pop_first(),
+        Direction::Backward => queue.pop_last(),
+    } {
+        let ins: Vec<u64> = idx.inputs_of(t).collect();
+        let outs: Vec<u64> = idx.outputs_of(t).collect();
+        let info = (idx.txid(t), height_of(t), idx.tx_time(t));
+        match p.direction {
+            Direction::Forward => {
+                let prev: Vec<Option<u64>> = ins.iter().map(|&i| idx.prev_output(i)).collect();
+                let tainted: Vec<u64> = prev
+                    .iter()
+                    .flatten()
+                    .copied()
+                    .filter(|o| taint.contains_key(o))
+                    .collect();
+                let h = 1 + tainted.iter().map(|o| hop[o]).max().unwrap_or(0);
+                let amount_in: u64 = tainted.iter().map(|o| total(&taint[o])).sum();
+                if h > p.max_hops {
+                    totals.hop_limit += amount_in;
+                    continue;
+                }
+                let empty = Vec::new();
+                let in_parts: Vec<(u64, &Intervals)> = prev
+                    .iter()
+                    .map(|o| match o {
+                        Some(o) => (
+                            idx.out_value.get(*o as usize),
+                            taint.get(o).unwrap_or(&empty),
+                        ),
+                        None => (0, &empty),
+                    })
+                    .collect();
+                let out_values: Vec<u64> = outs
+                    .iter()
+                    .map(|&o| idx.out_value.get(o as usize))
+                    .collect();
+                let (out_taint, fee) = forward(policy, &in_parts, &out_values);
+                totals.fees += fee;
+                let weights: Vec<u64> = tainted.iter().map(|o| total(&taint[o])).collect();
+                for (k, iv) in out_taint.into_iter().enumerate() {
+                    let amount = total(&iv);
+                    if amount == 0 {
+                        continue;
+                    }
+                    let o = outs[k];
+                    // Edges from each tainted input address, in proportion to its taint.
+                    for (j, share) in split(amount, &weights).into_iter().enumerate() {
+                        if share > 0 {
+                            edges.push(Edge {
+                                txid: info.0.clone(),
+                                height: info.1,
+                                time: info.2,
+                                from: addr(idx, tainted[j]),
+                                to: addr(idx, o),
+                                amount: share,
+                                hop: h,
+                            });
+                        }
+                    }
+                    if seed_set.contains(&o) {
+                        totals.returned_to_seeds += amount;
+                        continue;
+                    }
+                    if amount < p.min_value {
+                        totals.below_min += amount;
+                        continue;
+                    }
+                    taint.insert(o, iv);
+                    hop.insert(o, h);
+                    route(o, amount, h, &mut queue, &mut totals, &mut ends, false);
+                }
+            }
+            Direction::Backward => {
+                let tainted: Vec<u64> = outs
+                    .iter()
+                    .copied()
+                    .filter(|o| taint.contains_key(o))
+                    .collect();
+                let h = 1 + tainted.iter().map(|o| hop[o]).max().unwrap_or(0);
+                let amount_out: u64 = tainted.iter().map(|o| total(&taint[o])).sum();
+                if h > p.max_hops {
+                    totals.hop_limit += amount_out;
+                    continue;
+                }
+                let empty = Vec::new();
+                let out_parts: Vec<(u64, &Intervals)> = outs
+                    .iter()
+                    .map(|o| {
+                        (
+                            idx.out_value.get(*o as usize),
+                            taint.get(o).unwrap_or(&empty),
+                        )
+                    })
+                    .collect();
+                let prev: Vec<Option<u64>> = ins.iter().map(|&i| idx.prev_output(i)).collect();
+                if prev.iter().all(Option::is_none) {
+                    totals.mined += amount_out; // a coinbase: newly mined coins
+                    continue;
+                }
+                let in_values: Vec<u64> = prev
+                    .iter()
+                    .map(|o| o.map_or(0, |o| idx.out_value.get(o as usize)))
+                    .collect();
+                let in_taint = backward(policy, &out_parts, &in_values);
+                let weights: Vec<u64> = tainted.iter().map(|o| total(&taint[o])).collect();
+                for (j, iv) in in_taint.into_iter().enumerate() {
+                    let amount = total(&iv);
+                    let Some(o) = prev[j].filter(|_| amount > 0) else {
+                        continue;
+                    };
+                    for (k, share) in split(amount, &weights).into_iter().enumerate() {
+                        if share > 0 {
+                            edges.push(Edge {
+                                txid: info.0.clone(),
+                                height: info.1,
+                                time: info.2,
+                                from: addr(idx, o),
+                                to: addr(idx, tainted[k]),
+                                amount: share,
+                                hop: h,
+                            });
+                        }
+                    }
+                    if seed_set.contains(&o) {
+                        totals.returned_to_seeds += amount;
+                        continue;
+                    }
+                    if amount < p.min_value {
+                        totals.below_min += amount;
+                        continue;
+                    }
+                    // An output can fund only one spend: merge if reached twice (poison).
+                    let merged = match taint.remove(&o) {
+                        Some(mut old) => {
+                            old.extend(iv);
+                            normalise(old)
+                        }
+                        None => iv,
+                    };
+                    taint.insert(o, merged);
+                    hop.insert(o, h);
+                    route(o, amount, h, &mut queue, &mut totals, &mut ends, false);
+                }
+            }
+        }
+    }
+    let mut exposure_entity = BTreeMap::new();
+    let mut exposure_category = BTreeMap::new();
+    for e in ends.iter().filter(|e| e.kind == "exit") {
+        if let (Some(en), Some(c)) = (&e.entity, &e.category) {
+            *exposure_entity.entry(en.clone()).or_insert(0) += e.amount;
+            *exposure_category.entry(c.clone()).or_insert(0) += e.amount;
+        }
+    }
+    PolicyResult {
+        policy,
+        totals,
+        edges,
+        ends,
+        exposure_entity,
+        exposure_category,
+    }
+}
+
+fn addr(idx: &Index, o: u64) -> String {
+    idx.out_address(o)
+        .map(|a| idx.address(a).to_string())
+        .unwrap_or_else(|| "(no address)".into())
+}
+
+/// Sorts and merges overlapping intervals.
+fn normalise(mut iv: Intervals) -> Intervals {
+    iv.sort_unstable();
+    let mut out: Intervals = Vec::with_capacity(iv.len());
+    for (a, b) in iv {
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}

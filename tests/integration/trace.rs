@@ -1,0 +1,248 @@
+//! Tracing on the regtest world: the vendor's peel chain reaches the exchange with the
+//! ground truth's amounts under every model; traces balance and are reproducible.
+
+use serde_json::Value;
+
+use crate::util::*;
+
+fn gt(name: &str) -> std::path::PathBuf {
+    bitcoin_data(&format!("regtest-world-a/ground_truth/{name}"))
+}
+
+/// The regtest dataset with the exchange's addresses labelled (from the ground truth).
+fn labelled_world() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    ok(&ingest(
+        &bitcoin_data("regtest-world-a/blocks"),
+        d.path(),
+        &[],
+    ));
+    let text = std::fs::read_to_string(gt("addresses.csv")).unwrap();
+    let mut csv = String::from("address,label,category,actor\n");
+    for l in text.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        if f[1] == "exchange" {
+            csv.push_str(&format!("{},{},exchange,exchange\n", f[0], f[2]));
+        }
+    }
+    let labels = d.path().join("exchange.csv");
+    std::fs::write(&labels, csv).unwrap();
+    ok(&run(&[
+        "labels",
+        "import",
+        labels.to_str().unwrap(),
+        "--data",
+        d.path().to_str().unwrap(),
+    ]));
+    d
+}
+
+fn trace(d: &Path, out: &Path, extra: &[&str]) -> Value {
+    let seeds = format!("@{}", gt("flagged.csv").display());
+    let mut args = vec![
+        "trace",
+        "--quiet",
+        "--data",
+        d.to_str().unwrap(),
+        "--seed",
+        &seeds,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    ok(&o);
+    serde_json::from_slice(&std::fs::read(out.join("trace.json")).unwrap()).unwrap()
+}
+
+use std::path::Path;
+
+#[test]
+fn the_peel_chain_reaches_the_exchange_with_the_true_amounts_under_every_model() {
+    let d = labelled_world();
+    let case = tempfile::tempdir().unwrap();
+    let t = trace(
+        d.path(),
+        case.path(),
+        &["--policy", "all", "--stop-at", "exchange"],
+    );
+    let peel = std::fs::read_to_string(gt("peel_chain.csv")).unwrap();
+    // (txid, address, sats) the vendor's peel chain paid to the exchange, per the truth.
+    let mut expected: Vec<(String, String, i64)> = Vec::new();
+    for l in peel.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        if f[4] == "exchange" {
+            expected.push((f[1].into(), f[3].into(), f[5].parse().unwrap()));
+        }
+        if f[7] == "exchange" {
+            expected.push((f[1].into(), f[6].into(), f[9].parse().unwrap()));
+        }
+    }
+    assert!(
+        expected.len() >= 5,
+        "the truth records payouts to the exchange"
+    );
+    let results = t["results"].as_array().unwrap();
+    assert_eq!(results.len(), 5);
+    for r in results {
+        let policy = r["policy"].as_str().unwrap();
+        let exits: Vec<(&str, &str, i64)> = r["ends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "exit")
+            .map(|e| {
+                (
+                    e["txid"].as_str().unwrap(),
+                    e["address"].as_str().unwrap(),
+                    e["amount"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        for (txid, addr, sats) in &expected {
+            assert!(
+                exits
+                    .iter()
+                    .any(|(t, a, s)| t == txid && a == addr && s == sats),
+                "{policy}: no exit of {sats} sat to {addr} in {txid}"
+            );
+        }
+        let tot = &r["totals"];
+        let sum: i64 = [
+            "exits",
+            "fees",
+            "holdings",
+            "below_min",
+            "hop_limit",
+            "mined",
+            "returned_to_seeds",
+        ]
+        .iter()
+        .map(|k| tot[k].as_i64().unwrap())
+        .sum();
+        if policy != "poison" {
+            assert_eq!(
+                sum,
+                tot["seeded"].as_i64().unwrap(),
+                "{policy} does not conserve"
+            );
+        } else {
+            assert!(
+                sum >= tot["seeded"].as_i64().unwrap(),
+                "poison never undercounts"
+            );
+        }
+        assert!(r["exposure_category"]["exchange"].as_i64().unwrap() > 0);
+    }
+    assert!(t["dataset_manifest_sha256"].as_str().unwrap().len() == 64);
+}
+
+#[test]
+fn traces_are_reproducible_and_backward_traces_balance() {
+    let d = labelled_world();
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    trace(
+        d.path(),
+        a.path(),
+        &[
+            "--policy",
+            "fifo,haircut",
+            "--stop-at",
+            "exchange",
+            "--max-hops",
+            "5",
+        ],
+    );
+    trace(
+        d.path(),
+        b.path(),
+        &[
+            "--policy",
+            "haircut,fifo",
+            "--stop-at",
+            "exchange",
+            "--max-hops",
+            "5",
+        ],
+    );
+    assert!(
+        tree(a.path()) == tree(b.path()),
+        "the same trace gave different bytes"
+    );
+    // Backward from the exchange deposit the peel chain ended in: where did it come from?
+    let peel = std::fs::read_to_string(gt("peel_chain.csv")).unwrap();
+    let last: Vec<&str> = peel.lines().last().unwrap().split(',').collect();
+    let seed = format!("{}:{}", last[1], last[8]);
+    let c = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "trace",
+        "--quiet",
+        "--data",
+        d.path().to_str().unwrap(),
+        "--seed",
+        &seed,
+        "--direction",
+        "backward",
+        "--policy",
+        "all",
+        "--out",
+        c.path().to_str().unwrap(),
+    ]);
+    ok(&o);
+    let t: Value =
+        serde_json::from_slice(&std::fs::read(c.path().join("trace.json")).unwrap()).unwrap();
+    for r in t["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["policy"] != "poison")
+    {
+        let tot = &r["totals"];
+        let sum: i64 = [
+            "exits",
+            "fees",
+            "holdings",
+            "below_min",
+            "hop_limit",
+            "mined",
+            "returned_to_seeds",
+        ]
+        .iter()
+        .map(|k| tot[k].as_i64().unwrap())
+        .sum();
+        assert_eq!(
+            sum,
+            tot["seeded"].as_i64().unwrap(),
+            "{} backward does not conserve",
+            r["policy"]
+        );
+        // The 8 hops of the peel chain and the consolidation are all on the way back.
+        let txids: std::collections::HashSet<&str> = r["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["txid"].as_str().unwrap())
+            .collect();
+        for l in peel.lines().skip(1) {
+            let txid = l.split(',').nth(1).unwrap();
+            assert!(
+                txids.contains(txid),
+                "{}: {txid} not on the way back",
+                r["policy"]
+            );
+        }
+    }
+    // Bad seeds are named.
+    let o = run(&[
+        "trace",
+        "--data",
+        d.path().to_str().unwrap(),
+        "--seed",
+        "bcrt1qnothere",
+        "--out",
+        c.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("bcrt1qnothere"));
+}
