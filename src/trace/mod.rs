@@ -99,6 +99,9 @@ pub struct End {
     pub hop: u32,
     pub entity: Option<String>,
     pub category: Option<String>,
+    /// Transactions from a seed to this output (forward) or from this output to a seed
+    /// (backward), following at each step the input (output) that carried the most taint.
+    pub path: Vec<String>,
 }
 
 /// The result of one policy.
@@ -132,6 +135,8 @@ pub fn run(
     let mut edges = Vec::new();
     let mut queue: BTreeSet<u32> = BTreeSet::new();
     let seed_set: std::collections::HashSet<u64> = seeds.iter().copied().collect();
+    // For each tainted output: the output it got most of its taint from, and the transaction.
+    let mut pred: HashMap<u64, (u64, u32)> = HashMap::new();
     let height_of = |t: u32| idx.tx_height.get(t as usize) as u32;
     let label_of = |o: u64| idx.out_address(o).and_then(|a| labels.get(&a));
     let stops = |o: u64| label_of(o).is_some_and(|l| p.stop_at.contains(&l.category));
@@ -149,6 +154,7 @@ pub fn run(
             hop: h,
             entity: l.map(|l| l.entity.clone()),
             category: l.map(|l| l.category.clone()),
+            path: Vec::new(),
         }
     };
     // The next transaction an output leads to, or what it ends as.
@@ -256,6 +262,11 @@ pub fn run(
                         totals.below_min += amount;
                         continue;
                     }
+                    if let Some(j) =
+                        (0..tainted.len()).max_by_key(|&j| (weights[j], std::cmp::Reverse(j)))
+                    {
+                        pred.insert(o, (tainted[j], t));
+                    }
                     taint.insert(o, iv);
                     hop.insert(o, h);
                     route(o, amount, h, &mut queue, &mut totals, &mut ends, false);
@@ -320,6 +331,11 @@ pub fn run(
                         totals.below_min += amount;
                         continue;
                     }
+                    if let Some(k) =
+                        (0..tainted.len()).max_by_key(|&k| (weights[k], std::cmp::Reverse(k)))
+                    {
+                        pred.entry(o).or_insert((tainted[k], t));
+                    }
                     // An output can fund only one spend: merge if reached twice (poison).
                     let merged = match taint.remove(&o) {
                         Some(mut old) => {
@@ -334,6 +350,18 @@ pub fn run(
                 }
             }
         }
+    }
+    for e in &mut ends {
+        let mut o = out_of(idx, &e.txid, e.vout);
+        let mut path = Vec::new();
+        while let Some(&(prev, t)) = o.and_then(|o| pred.get(&o)) {
+            path.push(idx.txid(t));
+            o = Some(prev);
+        }
+        if p.direction == Direction::Forward {
+            path.reverse();
+        }
+        e.path = path;
     }
     let mut exposure_entity = BTreeMap::new();
     let mut exposure_category = BTreeMap::new();
@@ -351,6 +379,11 @@ pub fn run(
         exposure_entity,
         exposure_category,
     }
+}
+
+fn out_of(idx: &Index, txid: &str, vout: u32) -> Option<u64> {
+    idx.tx_id(txid)
+        .map(|t| idx.tx_out_start.get(t as usize) + u64::from(vout))
 }
 
 fn addr(idx: &Index, o: u64) -> String {

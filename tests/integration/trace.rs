@@ -133,8 +133,67 @@ fn the_peel_chain_reaches_the_exchange_with_the_true_amounts_under_every_model()
             );
         }
         assert!(r["exposure_category"]["exchange"].as_i64().unwrap() > 0);
+        // Every exit has a path back to a seed.
+        assert!(
+            r["ends"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["kind"] == "exit")
+                .all(|e| !e["path"].as_array().unwrap().is_empty())
+        );
     }
     assert!(t["dataset_manifest_sha256"].as_str().unwrap().len() == 64);
+}
+
+#[test]
+fn the_path_from_the_consolidated_coin_runs_through_every_peel_hop() {
+    let d = labelled_world();
+    let peel = std::fs::read_to_string(gt("peel_chain.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = peel
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    // Seed: the consolidated UTXO the chain starts from (hop 0's onward output).
+    let seed = format!("{}:{}", rows[0][1], rows[0][8]);
+    let case = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "trace",
+        "--quiet",
+        "--data",
+        d.path().to_str().unwrap(),
+        "--seed",
+        &seed,
+        "--policy",
+        "fifo",
+        "--stop-at",
+        "exchange",
+        "--out",
+        case.path().to_str().unwrap(),
+    ]);
+    ok(&o);
+    let t: Value =
+        serde_json::from_slice(&std::fs::read(case.path().join("trace.json")).unwrap()).unwrap();
+    let last = rows.last().unwrap();
+    let end = t["results"][0]["ends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["txid"] == last[1] && e["address"] == last[6])
+        .expect("the last hop's output is an exit");
+    assert_eq!(
+        end["amount"].as_i64().unwrap(),
+        last[9].parse::<i64>().unwrap()
+    );
+    let path: Vec<&str> = end["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    let hops: Vec<&str> = rows[1..].iter().map(|r| r[1]).collect();
+    assert_eq!(path, hops, "the path is hops 1..8 in order");
 }
 
 #[test]
