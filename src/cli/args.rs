@@ -233,6 +233,10 @@ pub struct TraceArgs {
     /// Use tags marked non-public (TagPack is_public: false) too.
     #[arg(long)]
     pub include_private: bool,
+    /// Nodes of the result: addresses, or clusters (named by their representative address;
+    /// transfers inside a cluster are left out). Needs `chaintrace cluster bitcoin` first.
+    #[arg(long, default_value = "address", value_parser = ["address", "cluster"])]
+    pub level: String,
     /// Case directory to write.
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,

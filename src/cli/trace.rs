@@ -88,6 +88,45 @@ fn seed_outputs(
     Ok(outputs.into_iter().collect())
 }
 
+/// Names nodes by cluster (representative address) and drops transfers inside a cluster.
+fn to_clusters(
+    idx: &Index,
+    results: &mut [PolicyResult],
+    data: &std::path::Path,
+    network: &str,
+) -> Result<(), CliError> {
+    let stored = crate::cluster::load(idx, &crate::cluster::clusters_dir(data, network))
+        .map_err(CliError::user)?;
+    let rep = |addr: &str| match idx.address_id(addr) {
+        Some(id) => idx.address(stored.cluster_of[id as usize]).to_string(),
+        None => addr.to_string(),
+    };
+    for r in results {
+        let mut merged: Vec<crate::trace::Edge> = Vec::new();
+        let mut at: HashMap<(String, String, String, u32), usize> = HashMap::new();
+        for mut e in std::mem::take(&mut r.edges) {
+            e.from = rep(&e.from);
+            e.to = rep(&e.to);
+            if e.from == e.to {
+                continue; // inside one cluster
+            }
+            let key = (e.txid.clone(), e.from.clone(), e.to.clone(), e.hop);
+            match at.get(&key) {
+                Some(&i) => merged[i].amount += e.amount,
+                None => {
+                    at.insert(key, merged.len());
+                    merged.push(e);
+                }
+            }
+        }
+        r.edges = merged;
+        for e in &mut r.ends {
+            e.address = rep(&e.address);
+        }
+    }
+    Ok(())
+}
+
 fn policies(names: &[String]) -> Result<Vec<Policy>, CliError> {
     let mut out = Vec::new();
     for n in names.iter().map(|s| s.trim()) {
@@ -157,7 +196,7 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         to_height: a.to_height,
         stop_at: a.stop_at.clone(),
     };
-    let results: Vec<PolicyResult> = pols
+    let mut results: Vec<PolicyResult> = pols
         .iter()
         .map(|&p| run_policy(&idx, &seeds, &labels, &params, p))
         .collect();
@@ -172,6 +211,9 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
                 ),
             });
         }
+    }
+    if a.level == "cluster" {
+        to_clusters(&idx, &mut results, &a.dataset.data, &network)?;
     }
     std::fs::create_dir_all(&a.out)
         .map_err(|e| CliError::user(anyhow!("cannot create {}: {e}", a.out.display())))?;
@@ -191,6 +233,7 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             "to_height": a.to_height,
             "stop_at": a.stop_at,
             "include_private": a.include_private,
+            "level": a.level,
             "labels": labels.len(),
         },
         "results": results,

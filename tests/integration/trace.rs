@@ -292,6 +292,49 @@ fn traces_are_reproducible_and_backward_traces_balance() {
             );
         }
     }
+    // Cluster level: nodes are clusters; transfers inside a cluster disappear.
+    ok(&run(&[
+        "cluster",
+        "bitcoin",
+        "--quiet",
+        "--data",
+        d.path().to_str().unwrap(),
+    ]));
+    let seeds = format!("@{}", gt("flagged.csv").display());
+    let e = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "trace",
+        "--quiet",
+        "--data",
+        d.path().to_str().unwrap(),
+        "--seed",
+        &seeds,
+        "--level",
+        "cluster",
+        "--policy",
+        "fifo",
+        "--out",
+        e.path().to_str().unwrap(),
+    ]);
+    ok(&o);
+    let t: Value =
+        serde_json::from_slice(&std::fs::read(e.path().join("trace.json")).unwrap()).unwrap();
+    let edges = t["results"][0]["edges"].as_array().unwrap();
+    assert!(!edges.is_empty() && edges.iter().all(|e| e["from"] != e["to"]));
+    // Seeding by cluster works too.
+    let flagged = std::fs::read_to_string(gt("flagged.csv")).unwrap();
+    let one = flagged.lines().nth(1).unwrap().split(',').next().unwrap();
+    let seed = format!("cluster:{one}");
+    ok(&run(&[
+        "trace",
+        "--quiet",
+        "--data",
+        d.path().to_str().unwrap(),
+        "--seed",
+        &seed,
+        "--out",
+        e.path().to_str().unwrap(),
+    ]));
     // Bad seeds are named.
     let o = run(&[
         "trace",
