@@ -127,6 +127,17 @@ fn to_clusters(
     Ok(())
 }
 
+/// The trace's nodes (addresses, or clusters with `--level cluster`): the satoshi each sent
+/// and received along the edges, in name order.
+fn nodes(r: &PolicyResult) -> Vec<serde_json::Value> {
+    let mut n: std::collections::BTreeMap<&str, (u64, u64)> = std::collections::BTreeMap::new();
+    for e in &r.edges {
+        n.entry(e.from.as_str()).or_default().0 += e.amount;
+        n.entry(e.to.as_str()).or_default().1 += e.amount;
+    }
+    n.into_iter().map(|(a, (sent, received))| serde_json::json!({"node": a, "sent": sent, "received": received})).collect()
+}
+
 fn policies(names: &[String]) -> Result<Vec<Policy>, CliError> {
     let mut out = Vec::new();
     for n in names.iter().map(|s| s.trim()) {
@@ -236,6 +247,7 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             "level": a.level,
             "labels": labels.len(),
         },
+        "nodes": results.iter().map(|r| serde_json::json!({"policy": r.policy, "nodes": nodes(r)})).collect::<Vec<_>>(),
         "results": results,
     });
     let mut bytes = serde_json::to_vec_pretty(&doc).expect("traces serialise");

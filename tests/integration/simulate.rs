@@ -25,15 +25,7 @@ fn simulate(out: &Path, seed: &str, txs: &str, preset: &str) {
 }
 
 fn read_truth(world: &Path, table: &str) -> Vec<Row> {
-    // The truth tables are single files; reuse the part reader on a one-file directory.
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::create_dir(tmp.path().join(table)).unwrap();
-    std::fs::copy(
-        world.join("truth").join(format!("{table}.parquet")),
-        tmp.path().join(table).join("x.parquet"),
-    )
-    .unwrap();
-    read_table(tmp.path(), table)
+    read_parquet_file(&world.join("truth").join(format!("{table}.parquet")))
 }
 
 #[test]

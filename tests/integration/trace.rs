@@ -144,6 +144,15 @@ fn the_peel_chain_reaches_the_exchange_with_the_true_amounts_under_every_model()
         );
     }
     assert!(t["dataset_manifest_sha256"].as_str().unwrap().len() == 64);
+    let nodes = t["nodes"][0]["nodes"].as_array().unwrap();
+    assert!(nodes.iter().any(|n| n["received"].as_i64().unwrap() > 0));
+    // Parquet of the same rows.
+    let edges = read_parquet_file(&case.path().join("edges.parquet"));
+    let json_edges: usize = results
+        .iter()
+        .map(|r| r["edges"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(edges.len(), json_edges);
 }
 
 #[test]

@@ -184,6 +184,14 @@ pub fn read_table(chain_dir: &Path, table: &str) -> Vec<Row> {
     rows
 }
 
+/// Reads one Parquet file (not a partitioned table).
+pub fn read_parquet_file(path: &Path) -> Vec<Row> {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("t")).unwrap();
+    std::fs::copy(path, tmp.path().join("t").join("x.parquet")).unwrap();
+    read_table(tmp.path(), "t")
+}
+
 /// Every file under `dir`, relative path -> bytes.
 pub fn tree(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
