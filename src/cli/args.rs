@@ -230,6 +230,12 @@ pub struct TraceArgs {
     /// Follow transactions up to this height.
     #[arg(long, default_value_t = u32::MAX)]
     pub to_height: u32,
+    /// Follow transactions from this time on (YYYY-MM-DD or unix seconds, UTC).
+    #[arg(long, value_name = "TIME")]
+    pub from_time: Option<String>,
+    /// Follow transactions up to this time (YYYY-MM-DD, inclusive, or unix seconds, UTC).
+    #[arg(long, value_name = "TIME")]
+    pub to_time: Option<String>,
     /// Use tags marked non-public (TagPack is_public: false) too.
     #[arg(long)]
     pub include_private: bool,

@@ -138,6 +138,40 @@ fn nodes(r: &PolicyResult) -> Vec<serde_json::Value> {
     n.into_iter().map(|(a, (sent, received))| serde_json::json!({"node": a, "sent": sent, "received": received})).collect()
 }
 
+/// Unix seconds from `YYYY-MM-DD` (start of the day, or its end with `end_of_day`) or a
+/// plain number of seconds.
+fn parse_time(s: &str, end_of_day: bool) -> Result<u64, CliError> {
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(secs);
+    }
+    let bad = || {
+        CliError::user(anyhow!(
+            "{s:?} is not a time: use YYYY-MM-DD or unix seconds"
+        ))
+    };
+    let f: Vec<&str> = s.split('-').collect();
+    let [y, m, d] = f.as_slice() else {
+        return Err(bad());
+    };
+    let (y, m, d): (i64, i64, i64) = (
+        y.parse().map_err(|_| bad())?,
+        m.parse().map_err(|_| bad())?,
+        d.parse().map_err(|_| bad())?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || y < 1970 {
+        return Err(bad());
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y2, m2) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * m2 + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + if end_of_day { 86_399 } else { 0 };
+    u64::try_from(secs).map_err(|_| bad())
+}
+
 fn policies(names: &[String]) -> Result<Vec<Policy>, CliError> {
     let mut out = Vec::new();
     for n in names.iter().map(|s| s.trim()) {
@@ -195,6 +229,29 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             });
         }
     }
+    // A time window becomes a height window through the blocks' header times.
+    let (mut from_height, mut to_height) = (a.from_height, a.to_height);
+    let heights = idx.block_time.len() as u32;
+    if let Some(t) = &a.from_time {
+        let from = parse_time(t, false)?;
+        from_height = from_height.max(
+            (0..heights)
+                .find(|&h| idx.block_time.get(h as usize) >= from)
+                .unwrap_or(u32::MAX),
+        );
+    }
+    if let Some(t) = &a.to_time {
+        let to = parse_time(t, true)?;
+        let last = (0..heights)
+            .rev()
+            .find(|&h| idx.block_time.get(h as usize) <= to);
+        to_height = to_height.min(last.unwrap_or(0));
+        if last.is_none() {
+            return Err(CliError::user(anyhow!(
+                "--to-time {t} is before the first block of the dataset"
+            )));
+        }
+    }
     let params = Params {
         direction: if a.direction == "backward" {
             Direction::Backward
@@ -203,8 +260,8 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         },
         max_hops: a.max_hops,
         min_value: a.min_value,
-        from_height: a.from_height,
-        to_height: a.to_height,
+        from_height,
+        to_height,
         stop_at: a.stop_at.clone(),
     };
     let mut results: Vec<PolicyResult> = pols
@@ -242,6 +299,9 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             "min_value": a.min_value,
             "from_height": a.from_height,
             "to_height": a.to_height,
+            "from_time": a.from_time,
+            "to_time": a.to_time,
+            "followed_heights": [from_height, to_height],
             "stop_at": a.stop_at,
             "include_private": a.include_private,
             "level": a.level,

@@ -344,6 +344,39 @@ fn traces_are_reproducible_and_backward_traces_balance() {
         "--out",
         e.path().to_str().unwrap(),
     ]));
+    // Time windows: before the world's activity nothing is followed (all is held); a window
+    // before the first block is an error; a window of one day follows part of the way.
+    let window = |from: &str, to: &str| {
+        run(&[
+            "trace",
+            "--quiet",
+            "--json",
+            "--data",
+            d.path().to_str().unwrap(),
+            "--seed",
+            &seeds,
+            "--policy",
+            "haircut",
+            "--from-time",
+            from,
+            "--to-time",
+            to,
+            "--out",
+            e.path().to_str().unwrap(),
+        ])
+    };
+    let o = window("2000-01-01", "2026-11-24");
+    ok(&o);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v[0]["totals"]["holdings"], v[0]["totals"]["seeded"]);
+    let o = window("1999-01-01", "2000-01-01");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("before the first block"));
+    let o = window("2026-11-25", "2026-11-27");
+    ok(&o);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let held = v[0]["totals"]["holdings"].as_i64().unwrap();
+    assert!(held > 0 && held < v[0]["totals"]["seeded"].as_i64().unwrap());
     // Bad seeds are named.
     let o = run(&[
         "trace",
