@@ -267,7 +267,11 @@ pub fn run(
                     {
                         pred.insert(o, (tainted[j], t));
                     }
-                    taint.insert(o, iv);
+                    // An exit keeps no taint: a later transaction spending it (a sweep
+                    // with other tainted coins) must not pass the exited satoshi on again.
+                    if !stops(o) {
+                        taint.insert(o, iv);
+                    }
                     hop.insert(o, h);
                     route(o, amount, h, &mut queue, &mut totals, &mut ends, false);
                 }
@@ -344,7 +348,9 @@ pub fn run(
                         }
                         None => iv,
                     };
-                    taint.insert(o, merged);
+                    if !stops(o) {
+                        taint.insert(o, merged);
+                    }
                     hop.insert(o, h);
                     route(o, amount, h, &mut queue, &mut totals, &mut ends, false);
                 }

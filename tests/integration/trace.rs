@@ -390,3 +390,70 @@ fn traces_are_reproducible_and_backward_traces_balance() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("bcrt1qnothere"));
 }
+
+#[test]
+fn private_tags_count_only_with_include_private() {
+    let d = tempfile::tempdir().unwrap();
+    ok(&ingest(
+        &bitcoin_data("regtest-world-a/blocks"),
+        d.path(),
+        &[],
+    ));
+    let peel = std::fs::read_to_string(gt("peel_chain.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = peel
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let last = rows.last().unwrap();
+    // A private TagPack labels the chain's last exchange deposit address.
+    let pack = d.path().join("private.yaml");
+    std::fs::write(
+        &pack,
+        format!(
+            "title: case notes\ncreator: analyst\nlabel: informant exchange\ncategory: exchange\ncurrency: BTC\nis_public: false\nsource: case file\ntags:\n- address: {}\n",
+            last[6]
+        ),
+    )
+    .unwrap();
+    ok(&run(&[
+        "labels",
+        "import",
+        pack.to_str().unwrap(),
+        "--data",
+        d.path().to_str().unwrap(),
+    ]));
+    let seed = format!("{}:{}", rows[0][1], rows[0][8]);
+    let case = tempfile::tempdir().unwrap();
+    let exits = |extra: &[&str]| -> i64 {
+        let mut args = vec![
+            "trace",
+            "--quiet",
+            "--json",
+            "--data",
+            d.path().to_str().unwrap(),
+            "--seed",
+            &seed,
+            "--stop-at",
+            "exchange",
+            "--out",
+            case.path().to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        ok(&o);
+        let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        v[0]["totals"]["exits"].as_i64().unwrap()
+    };
+    assert_eq!(
+        exits(&[]),
+        0,
+        "a private tag was used without --include-private"
+    );
+    assert_eq!(
+        exits(&["--include-private"]),
+        last[9].parse::<i64>().unwrap()
+    );
+    let json = std::fs::read_to_string(case.path().join("trace.json")).unwrap();
+    assert!(json.contains("informant exchange") || json.contains("\"include_private\": true"));
+}
