@@ -57,6 +57,22 @@ fn trace(d: &Path, out: &Path, extra: &[&str]) -> Value {
 
 use std::path::Path;
 
+/// Where the traced satoshi ended, summed (equal to `seeded` for conserving models).
+fn ends_total(tot: &Value) -> i64 {
+    [
+        "exits",
+        "fees",
+        "holdings",
+        "below_min",
+        "hop_limit",
+        "mined",
+        "returned_to_seeds",
+    ]
+    .iter()
+    .map(|k| tot[k].as_i64().unwrap())
+    .sum()
+}
+
 #[test]
 fn the_peel_chain_reaches_the_exchange_with_the_true_amounts_under_every_model() {
     let d = labelled_world();
@@ -108,18 +124,7 @@ fn the_peel_chain_reaches_the_exchange_with_the_true_amounts_under_every_model()
             );
         }
         let tot = &r["totals"];
-        let sum: i64 = [
-            "exits",
-            "fees",
-            "holdings",
-            "below_min",
-            "hop_limit",
-            "mined",
-            "returned_to_seeds",
-        ]
-        .iter()
-        .map(|k| tot[k].as_i64().unwrap())
-        .sum();
+        let sum = ends_total(tot);
         if policy != "poison" {
             assert_eq!(
                 sum,
@@ -267,18 +272,7 @@ fn traces_are_reproducible_and_backward_traces_balance() {
         .filter(|r| r["policy"] != "poison")
     {
         let tot = &r["totals"];
-        let sum: i64 = [
-            "exits",
-            "fees",
-            "holdings",
-            "below_min",
-            "hop_limit",
-            "mined",
-            "returned_to_seeds",
-        ]
-        .iter()
-        .map(|k| tot[k].as_i64().unwrap())
-        .sum();
+        let sum = ends_total(tot);
         assert_eq!(
             sum,
             tot["seeded"].as_i64().unwrap(),
