@@ -200,161 +200,117 @@ pub fn run(
     } {
         let ins: Vec<u64> = idx.inputs_of(t).collect();
         let outs: Vec<u64> = idx.outputs_of(t).collect();
-        let info = (idx.txid(t), height_of(t), idx.tx_time(t));
-        match p.direction {
+        let prev: Vec<Option<u64>> = ins.iter().map(|&i| idx.prev_output(i)).collect();
+        let empty = Vec::new();
+        let part = |o: u64| {
+            (
+                idx.out_value.get(o as usize),
+                taint.get(&o).unwrap_or(&empty),
+            )
+        };
+        // `known`: the tainted outputs on the side the taint comes from; `fresh`: the
+        // outputs on the other side with the taint the model gives them.
+        let (known, fresh): (Vec<u64>, Vec<(u64, Intervals)>) = match p.direction {
             Direction::Forward => {
-                let prev: Vec<Option<u64>> = ins.iter().map(|&i| idx.prev_output(i)).collect();
-                let tainted: Vec<u64> = prev
+                let known: Vec<u64> = prev
                     .iter()
                     .flatten()
                     .copied()
                     .filter(|o| taint.contains_key(o))
                     .collect();
-                let h = 1 + tainted.iter().map(|o| hop[o]).max().unwrap_or(0);
-                let amount_in: u64 = tainted.iter().map(|o| total(&taint[o])).sum();
-                if h > p.max_hops {
-                    totals.hop_limit += amount_in;
+                if hop_exceeded(&known, &hop, &taint, p, &mut totals) {
                     continue;
                 }
-                let empty = Vec::new();
-                let in_parts: Vec<(u64, &Intervals)> = prev
-                    .iter()
-                    .map(|o| match o {
-                        Some(o) => (
-                            idx.out_value.get(*o as usize),
-                            taint.get(o).unwrap_or(&empty),
-                        ),
-                        None => (0, &empty),
-                    })
-                    .collect();
+                let in_parts: Vec<(u64, &Intervals)> =
+                    prev.iter().map(|o| o.map_or((0, &empty), part)).collect();
                 let out_values: Vec<u64> = outs
                     .iter()
                     .map(|&o| idx.out_value.get(o as usize))
                     .collect();
                 let (out_taint, fee) = forward(policy, &in_parts, &out_values);
                 totals.fees += fee;
-                let weights: Vec<u64> = tainted.iter().map(|o| total(&taint[o])).collect();
-                for (k, iv) in out_taint.into_iter().enumerate() {
-                    let amount = total(&iv);
-                    if amount == 0 {
-                        continue;
-                    }
-                    let o = outs[k];
-                    // Edges from each tainted input address, in proportion to its taint.
-                    for (j, share) in split(amount, &weights).into_iter().enumerate() {
-                        if share > 0 {
-                            edges.push(Edge {
-                                txid: info.0.clone(),
-                                height: info.1,
-                                time: info.2,
-                                from: addr(idx, tainted[j]),
-                                to: addr(idx, o),
-                                amount: share,
-                                hop: h,
-                            });
-                        }
-                    }
-                    if seed_set.contains(&o) {
-                        totals.returned_to_seeds += amount;
-                        continue;
-                    }
-                    if amount < p.min_value {
-                        totals.below_min += amount;
-                        continue;
-                    }
-                    if let Some(j) =
-                        (0..tainted.len()).max_by_key(|&j| (weights[j], std::cmp::Reverse(j)))
-                    {
-                        pred.insert(o, (tainted[j], t));
-                    }
-                    // An exit keeps no taint: a later transaction spending it (a sweep
-                    // with other tainted coins) must not pass the exited satoshi on again.
-                    if !stops(o) {
-                        taint.insert(o, iv);
-                    }
-                    hop.insert(o, h);
-                    route(o, amount, h, &mut queue, &mut totals, &mut ends, false);
-                }
+                (known, outs.iter().copied().zip(out_taint).collect())
             }
             Direction::Backward => {
-                let tainted: Vec<u64> = outs
+                let known: Vec<u64> = outs
                     .iter()
                     .copied()
                     .filter(|o| taint.contains_key(o))
                     .collect();
-                let h = 1 + tainted.iter().map(|o| hop[o]).max().unwrap_or(0);
-                let amount_out: u64 = tainted.iter().map(|o| total(&taint[o])).sum();
-                if h > p.max_hops {
-                    totals.hop_limit += amount_out;
+                if hop_exceeded(&known, &hop, &taint, p, &mut totals) {
                     continue;
                 }
-                let empty = Vec::new();
-                let out_parts: Vec<(u64, &Intervals)> = outs
-                    .iter()
-                    .map(|o| {
-                        (
-                            idx.out_value.get(*o as usize),
-                            taint.get(o).unwrap_or(&empty),
-                        )
-                    })
-                    .collect();
-                let prev: Vec<Option<u64>> = ins.iter().map(|&i| idx.prev_output(i)).collect();
                 if prev.iter().all(Option::is_none) {
-                    totals.mined += amount_out; // a coinbase: newly mined coins
+                    totals.mined += known.iter().map(|o| total(&taint[o])).sum::<u64>(); // a coinbase
                     continue;
                 }
+                let out_parts: Vec<(u64, &Intervals)> = outs.iter().map(|&o| part(o)).collect();
                 let in_values: Vec<u64> = prev
                     .iter()
                     .map(|o| o.map_or(0, |o| idx.out_value.get(o as usize)))
                     .collect();
                 let in_taint = backward(policy, &out_parts, &in_values);
-                let weights: Vec<u64> = tainted.iter().map(|o| total(&taint[o])).collect();
-                for (j, iv) in in_taint.into_iter().enumerate() {
-                    let amount = total(&iv);
-                    let Some(o) = prev[j].filter(|_| amount > 0) else {
-                        continue;
+                (
+                    known,
+                    prev.iter()
+                        .zip(in_taint)
+                        .filter_map(|(o, iv)| o.map(|o| (o, iv)))
+                        .collect(),
+                )
+            }
+        };
+        let h = 1 + known.iter().map(|o| hop[o]).max().unwrap_or(0);
+        let info = (idx.txid(t), height_of(t), idx.tx_time(t));
+        let weights: Vec<u64> = known.iter().map(|o| total(&taint[o])).collect();
+        for (o, iv) in fresh {
+            let amount = total(&iv);
+            if amount == 0 {
+                continue;
+            }
+            // Edges between `o` and each tainted counterpart, in proportion to its taint.
+            for (j, share) in split(amount, &weights).into_iter().enumerate() {
+                if share > 0 {
+                    let (from, to) = match p.direction {
+                        Direction::Forward => (known[j], o),
+                        Direction::Backward => (o, known[j]),
                     };
-                    for (k, share) in split(amount, &weights).into_iter().enumerate() {
-                        if share > 0 {
-                            edges.push(Edge {
-                                txid: info.0.clone(),
-                                height: info.1,
-                                time: info.2,
-                                from: addr(idx, o),
-                                to: addr(idx, tainted[k]),
-                                amount: share,
-                                hop: h,
-                            });
-                        }
-                    }
-                    if seed_set.contains(&o) {
-                        totals.returned_to_seeds += amount;
-                        continue;
-                    }
-                    if amount < p.min_value {
-                        totals.below_min += amount;
-                        continue;
-                    }
-                    if let Some(k) =
-                        (0..tainted.len()).max_by_key(|&k| (weights[k], std::cmp::Reverse(k)))
-                    {
-                        pred.entry(o).or_insert((tainted[k], t));
-                    }
-                    // An output can fund only one spend: merge if reached twice (poison).
-                    let merged = match taint.remove(&o) {
-                        Some(mut old) => {
-                            old.extend(iv);
-                            normalise(old)
-                        }
-                        None => iv,
-                    };
-                    if !stops(o) {
-                        taint.insert(o, merged);
-                    }
-                    hop.insert(o, h);
-                    route(o, amount, h, &mut queue, &mut totals, &mut ends, false);
+                    edges.push(Edge {
+                        txid: info.0.clone(),
+                        height: info.1,
+                        time: info.2,
+                        from: addr(idx, from),
+                        to: addr(idx, to),
+                        amount: share,
+                        hop: h,
+                    });
                 }
             }
+            if seed_set.contains(&o) {
+                totals.returned_to_seeds += amount;
+                continue;
+            }
+            if amount < p.min_value {
+                totals.below_min += amount;
+                continue;
+            }
+            if let Some(j) = (0..known.len()).max_by_key(|&j| (weights[j], std::cmp::Reverse(j))) {
+                pred.entry(o).or_insert((known[j], t));
+            }
+            // An exit keeps no taint: a later transaction spending it (a sweep with other
+            // tainted coins) must not pass the exited satoshi on again. Backward, poison can
+            // reach one output twice: its taint merges.
+            if !stops(o) {
+                let merged = match taint.remove(&o) {
+                    Some(mut old) => {
+                        old.extend(iv);
+                        normalise(old)
+                    }
+                    None => iv,
+                };
+                taint.insert(o, merged);
+            }
+            hop.insert(o, h);
+            route(o, amount, h, &mut queue, &mut totals, &mut ends, false);
         }
     }
     for e in &mut ends {
@@ -385,6 +341,22 @@ pub fn run(
         exposure_entity,
         exposure_category,
     }
+}
+
+/// Counts the taint of `known` as stopped by the hop limit if going on would exceed it.
+fn hop_exceeded(
+    known: &[u64],
+    hop: &HashMap<u64, u32>,
+    taint: &HashMap<u64, Intervals>,
+    p: &Params,
+    totals: &mut Totals,
+) -> bool {
+    let h = 1 + known.iter().map(|o| hop[o]).max().unwrap_or(0);
+    if h > p.max_hops {
+        totals.hop_limit += known.iter().map(|o| total(&taint[o])).sum::<u64>();
+        return true;
+    }
+    false
 }
 
 fn out_of(idx: &Index, txid: &str, vout: u32) -> Option<u64> {
