@@ -7,7 +7,9 @@
 //! skipped with a notice if `python3 -c 'import gs_clustering'` fails) with a check that
 //! both give the same partition, and precision/recall per heuristic against the truth.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
@@ -163,10 +165,7 @@ fn child(data: &Path, truth: &Path, label: &str) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args = common::args();
     if args.first().map(String::as_str) == Some("--child") {
         child(Path::new(&args[1]), Path::new(&args[2]), &args[3]);
         return;
@@ -186,38 +185,12 @@ fn main() {
         run(Path::new(&args[0]), Path::new(&args[1]), &args[0]);
         return;
     }
-    let txs: u64 = std::env::var("CHAINTRACE_BENCH_TXS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let txs = common::world_size();
     for preset in [
         chaintrace::simulate::Preset::Default,
         chaintrace::simulate::Preset::Adversarial,
     ] {
-        let world = tempfile::tempdir().expect("a temp dir");
-        let opts = chaintrace::simulate::SimOptions {
-            seed: 7,
-            txs,
-            preset,
-            out: world.path().to_path_buf(),
-        };
-        chaintrace::simulate::simulate(&opts, &indicatif::ProgressBar::hidden())
-            .expect("the world simulates");
-        let data: PathBuf = world.path().join("data");
-        let o = chaintrace::ingest::bitcoin::BlocksDirOptions {
-            blocks_dir: world.path().join("blocks"),
-            data_dir: data.clone(),
-            from: None,
-            to: None,
-            chain_selection: chaintrace::ingest::bitcoin::ChainSelection::Auto,
-            part_blocks: chaintrace::ingest::bitcoin::DEFAULT_PART_BLOCKS,
-        };
-        chaintrace::ingest::bitcoin::ingest_blocks_dir(&o, &indicatif::ProgressBar::hidden())
-            .expect("the world ingests");
-        run(
-            &data,
-            &world.path().join("truth"),
-            &format!("{txs} tx, {preset:?} preset"),
-        );
+        let (_world, data, truth) = common::ingested_world(txs, preset);
+        run(&data, &truth, &format!("{txs} tx, {preset:?} preset"));
     }
 }

@@ -6,22 +6,17 @@
 //! Each chain runs in a child process so that its peak memory (VmHWM) is its own.
 //! Extra chains: `cargo bench --bench ingest -- /path/to/blocks ...`.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use chaintrace::ingest::bitcoin::{BlocksDirOptions, ChainSelection, ingest_blocks_dir};
+use chaintrace::ingest::bitcoin::{BlocksDirOptions, ingest_blocks_dir};
 
 fn child(blocks: &Path) {
     let data = tempfile::tempdir().expect("a temp dir");
-    let opts = BlocksDirOptions {
-        blocks_dir: blocks.to_path_buf(),
-        data_dir: data.path().to_path_buf(),
-        from: None,
-        to: None,
-        chain_selection: ChainSelection::Auto,
-        part_blocks: chaintrace::ingest::bitcoin::DEFAULT_PART_BLOCKS,
-    };
+    let opts = BlocksDirOptions::new(blocks, data.path());
     let t = Instant::now();
     let s = ingest_blocks_dir(&opts, &indicatif::ProgressBar::hidden())
         .expect("the benchmark chain ingests");
@@ -51,10 +46,7 @@ fn child(blocks: &Path) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args = common::args();
     if args.first().map(String::as_str) == Some("--child") {
         child(Path::new(&args[1]));
         return;
@@ -70,10 +62,7 @@ fn main() {
         root.join("datasets/regtest-world-a/blocks"),
         bare.path().to_path_buf(),
     ];
-    let txs: u64 = std::env::var("CHAINTRACE_BENCH_TXS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+    let txs = common::world_size();
     let world = tempfile::tempdir().expect("a temp dir");
     if txs > 0 {
         eprintln!("simulating a {txs}-transaction world (seed 7, default preset)...");

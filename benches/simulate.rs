@@ -3,6 +3,8 @@
 //! `-- 1000000 10000000` for both sizes of the issue). Each size runs in a child process
 //! so that its peak memory (VmHWM) is its own.
 
+mod common;
+
 use std::process::Command;
 
 use chaintrace::simulate::{Preset, SimOptions, simulate};
@@ -46,10 +48,7 @@ fn walk(p: &std::path::Path) -> u64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args = common::args();
     if args.first().map(String::as_str) == Some("--child") {
         child(args[1].parse().expect("a transaction count"));
         return;

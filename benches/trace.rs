@@ -7,7 +7,9 @@
 //! exposure to each exchange compares with the simulator's true flows.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::time::Instant;
 
 use arrow_array::cast::AsArray;
@@ -144,37 +146,12 @@ fn bench(data: &Path, truth: &Path) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| a != "--bench")
-        .collect();
+    let args = common::args();
     if args.len() >= 2 {
         bench(Path::new(&args[0]), Path::new(&args[1]));
         return;
     }
-    let txs: u64 = std::env::var("CHAINTRACE_BENCH_TXS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let world = tempfile::tempdir().expect("a temp dir");
-    let opts = chaintrace::simulate::SimOptions {
-        seed: 7,
-        txs,
-        preset: chaintrace::simulate::Preset::Default,
-        out: world.path().to_path_buf(),
-    };
-    chaintrace::simulate::simulate(&opts, &indicatif::ProgressBar::hidden())
-        .expect("the world simulates");
-    let data: PathBuf = world.path().join("data");
-    let o = chaintrace::ingest::bitcoin::BlocksDirOptions {
-        blocks_dir: world.path().join("blocks"),
-        data_dir: data.clone(),
-        from: None,
-        to: None,
-        chain_selection: chaintrace::ingest::bitcoin::ChainSelection::Auto,
-        part_blocks: chaintrace::ingest::bitcoin::DEFAULT_PART_BLOCKS,
-    };
-    chaintrace::ingest::bitcoin::ingest_blocks_dir(&o, &indicatif::ProgressBar::hidden())
-        .expect("the world ingests");
-    bench(&data, &world.path().join("truth"));
+    let (_world, data, truth) =
+        common::ingested_world(common::world_size(), chaintrace::simulate::Preset::Default);
+    bench(&data, &truth);
 }

@@ -43,11 +43,8 @@ pub(crate) fn bitcoin(cli: &Cli, a: &IngestBitcoinArgs) -> Result<(), CliError> 
     };
     let opts = BlocksDirOptions {
         blocks_dir,
-        data_dir: a.data.clone(),
-        from: a.from,
-        to: a.to,
         chain_selection,
-        part_blocks: a.part_blocks,
+        range: range_options(a),
     };
     let pb = progress_bar(cli, "blocks");
     let mut summary = ingest_blocks_dir(&opts, &pb).map_err(classify)?;
@@ -56,6 +53,15 @@ pub(crate) fn bitcoin(cli: &Cli, a: &IngestBitcoinArgs) -> Result<(), CliError> 
     match error {
         None => Ok(()),
         Some(e) => Err(CliError::user(e)),
+    }
+}
+
+fn range_options(a: &IngestBitcoinArgs) -> crate::ingest::bitcoin::RangeOptions {
+    crate::ingest::bitcoin::RangeOptions {
+        data_dir: a.data.clone(),
+        from: a.from,
+        to: a.to,
+        part_blocks: a.part_blocks,
     }
 }
 
@@ -112,9 +118,9 @@ fn print_summary(cli: &Cli, s: &Summary, error: Option<&IngestError>) {
 }
 
 fn rpc(cli: &Cli, a: &IngestBitcoinArgs, url: &str) -> Result<(), CliError> {
+    use crate::ingest::bitcoin::ingest_chain;
     use crate::ingest::bitcoin::rpc::{RpcClient, RpcConfig};
     use crate::ingest::bitcoin::rpc_source::RpcSource;
-    use crate::ingest::bitcoin::{RangeOptions, ingest_chain};
     use std::time::Duration;
 
     let auth = match (&a.rpc_cookie, &a.rpc_user, &a.rpc_password) {
@@ -154,12 +160,7 @@ fn rpc(cli: &Cli, a: &IngestBitcoinArgs, url: &str) -> Result<(), CliError> {
     let poll = secs(a.poll_secs, "--poll-secs")?;
     let client = RpcClient::new(cfg).map_err(CliError::user)?;
     let source = RpcSource::connect(client, a.concurrency).map_err(classify)?;
-    let opts = RangeOptions {
-        data_dir: a.data.clone(),
-        from: a.from,
-        to: a.to,
-        part_blocks: a.part_blocks,
-    };
+    let opts = range_options(a);
     let mut polls = 0u64;
     loop {
         let pb = progress_bar(cli, "blocks");

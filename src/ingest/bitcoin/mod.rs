@@ -52,14 +52,20 @@ pub enum ChainSelection {
 #[derive(Clone, Debug)]
 pub struct BlocksDirOptions {
     pub blocks_dir: PathBuf,
-    pub data_dir: PathBuf,
-    /// Re-ingest from this height (rounded down to its part's start), replacing what exists.
-    pub from: Option<u32>,
-    /// Stop at this height.
-    pub to: Option<u32>,
     pub chain_selection: ChainSelection,
-    /// Blocks per part for a new dataset (an existing dataset keeps its own).
-    pub part_blocks: u32,
+    /// Where to write and which heights.
+    pub range: RangeOptions,
+}
+
+impl BlocksDirOptions {
+    /// The whole chain of `blocks_dir` into `data_dir`, choosing the chain automatically.
+    pub fn new(blocks_dir: impl Into<PathBuf>, data_dir: impl Into<PathBuf>) -> BlocksDirOptions {
+        BlocksDirOptions {
+            blocks_dir: blocks_dir.into(),
+            chain_selection: ChainSelection::Auto,
+            range: RangeOptions::new(data_dir),
+        }
+    }
 }
 
 /// Default blocks per part.
@@ -176,16 +182,10 @@ pub fn ingest_blocks_dir(
         location: opts.blocks_dir.display().to_string(),
         selection,
     };
-    let range = RangeOptions {
-        data_dir: opts.data_dir.clone(),
-        from: opts.from,
-        to: opts.to,
-        part_blocks: opts.part_blocks,
-    };
-    ingest_chain(&source, best, &range, pb)
+    ingest_chain(&source, best, &opts.range, pb)
 }
 
-/// Where to write and which heights.
+/// Where to write and which heights (shared by every Bitcoin source).
 #[derive(Clone, Debug)]
 pub struct RangeOptions {
     pub data_dir: PathBuf,
@@ -195,6 +195,18 @@ pub struct RangeOptions {
     pub to: Option<u32>,
     /// Blocks per part for a new dataset (an existing dataset keeps its own).
     pub part_blocks: u32,
+}
+
+impl RangeOptions {
+    /// Every height up to the tip, into `data_dir`, with the default part size.
+    pub fn new(data_dir: impl Into<PathBuf>) -> RangeOptions {
+        RangeOptions {
+            data_dir: data_dir.into(),
+            from: None,
+            to: None,
+            part_blocks: DEFAULT_PART_BLOCKS,
+        }
+    }
 }
 
 /// The outputs of one earlier transaction that a block spends: `(txid, [(vout, coin)])`.

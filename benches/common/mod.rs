@@ -1,0 +1,46 @@
+//! Helpers shared by the benchmarks.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use chaintrace::ingest::bitcoin::{BlocksDirOptions, ingest_blocks_dir};
+use chaintrace::simulate::{Preset, SimOptions, simulate};
+use indicatif::ProgressBar;
+
+/// The benchmark's arguments (cargo adds `--bench`).
+pub fn args() -> Vec<String> {
+    std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect()
+}
+
+/// `CHAINTRACE_BENCH_TXS`, or 1,000,000.
+pub fn world_size() -> u64 {
+    std::env::var("CHAINTRACE_BENCH_TXS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000)
+}
+
+/// A simulated world (seed 7), ingested: the temp dir holding it, the dataset directory
+/// and the ground truth directory.
+pub fn ingested_world(txs: u64, preset: Preset) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let world = tempfile::tempdir().expect("a temp dir");
+    let opts = SimOptions {
+        seed: 7,
+        txs,
+        preset,
+        out: world.path().to_path_buf(),
+    };
+    simulate(&opts, &ProgressBar::hidden()).expect("the world simulates");
+    let data = world.path().join("data");
+    ingest_blocks_dir(
+        &BlocksDirOptions::new(world.path().join("blocks"), &data),
+        &ProgressBar::hidden(),
+    )
+    .expect("the world ingests");
+    let truth = world.path().join("truth");
+    (world, data, truth)
+}
