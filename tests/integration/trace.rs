@@ -1,22 +1,55 @@
 //! Tracing on the regtest world: the vendor's peel chain reaches the exchange with the
 //! ground truth's amounts under every model; traces balance and are reproducible.
 
+use std::path::{Path, PathBuf};
+
 use serde_json::Value;
 
 use crate::util::*;
 
-fn gt(name: &str) -> std::path::PathBuf {
+fn gt(name: &str) -> PathBuf {
     bitcoin_data(&format!("regtest-world-a/ground_truth/{name}"))
 }
 
-/// The regtest dataset with the exchange's addresses labelled (from the ground truth).
-fn labelled_world() -> tempfile::TempDir {
+/// `@flagged.csv`: the vendor's 227 addresses as seeds.
+fn flagged() -> String {
+    format!("@{}", gt("flagged.csv").display())
+}
+
+/// The rows of `peel_chain.csv` (hop, txid, in_address, payout_address, payout_entity,
+/// payout_sats, onward_address, onward_entity, onward_vout, onward_sats, fee_sats).
+fn peel_rows() -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(gt("peel_chain.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+/// The regtest dataset, with `labels` (CSV text) imported if given.
+fn world_with_labels(labels: Option<String>) -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     ok(&ingest(
         &bitcoin_data("regtest-world-a/blocks"),
         d.path(),
         &[],
     ));
+    if let Some(csv) = labels {
+        let f = d.path().join("labels.csv");
+        std::fs::write(&f, csv).unwrap();
+        ok(&run(&[
+            "labels",
+            "import",
+            f.to_str().unwrap(),
+            "--data",
+            d.path().to_str().unwrap(),
+        ]));
+    }
+    d
+}
+
+/// The regtest dataset with the exchange's addresses labelled (from the ground truth).
+fn labelled_world() -> tempfile::TempDir {
     let text = std::fs::read_to_string(gt("addresses.csv")).unwrap();
     let mut csv = String::from("address,label,category,actor\n");
     for l in text.lines().skip(1) {
@@ -25,37 +58,30 @@ fn labelled_world() -> tempfile::TempDir {
             csv.push_str(&format!("{},{},exchange,exchange\n", f[0], f[2]));
         }
     }
-    let labels = d.path().join("exchange.csv");
-    std::fs::write(&labels, csv).unwrap();
-    ok(&run(&[
-        "labels",
-        "import",
-        labels.to_str().unwrap(),
-        "--data",
-        d.path().to_str().unwrap(),
-    ]));
-    d
+    world_with_labels(Some(csv))
 }
 
-fn trace(d: &Path, out: &Path, extra: &[&str]) -> Value {
-    let seeds = format!("@{}", gt("flagged.csv").display());
+/// Runs `chaintrace trace` from `seed` into `out` and returns the process output.
+fn run_trace(d: &Path, seed: &str, out: &Path, extra: &[&str]) -> std::process::Output {
     let mut args = vec![
         "trace",
         "--quiet",
         "--data",
         d.to_str().unwrap(),
         "--seed",
-        &seeds,
+        seed,
         "--out",
         out.to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let o = run(&args);
-    ok(&o);
-    serde_json::from_slice(&std::fs::read(out.join("trace.json")).unwrap()).unwrap()
+    run(&args)
 }
 
-use std::path::Path;
+/// Runs a trace that must succeed and returns its `trace.json`.
+fn trace(d: &Path, seed: &str, out: &Path, extra: &[&str]) -> Value {
+    ok(&run_trace(d, seed, out, extra));
+    serde_json::from_slice(&std::fs::read(out.join("trace.json")).unwrap()).unwrap()
+}
 
 /// Where the traced satoshi ended, summed (equal to `seeded` for conserving models).
 fn ends_total(tot: &Value) -> i64 {
@@ -73,25 +99,41 @@ fn ends_total(tot: &Value) -> i64 {
     .sum()
 }
 
+fn assert_conserves(r: &Value) {
+    let tot = &r["totals"];
+    if r["policy"] == "poison" {
+        assert!(
+            ends_total(tot) >= tot["seeded"].as_i64().unwrap(),
+            "poison never undercounts"
+        );
+    } else {
+        assert_eq!(
+            ends_total(tot),
+            tot["seeded"].as_i64().unwrap(),
+            "{} does not conserve",
+            r["policy"]
+        );
+    }
+}
+
 #[test]
 fn the_peel_chain_reaches_the_exchange_with_the_true_amounts_under_every_model() {
     let d = labelled_world();
     let case = tempfile::tempdir().unwrap();
     let t = trace(
         d.path(),
+        &flagged(),
         case.path(),
         &["--policy", "all", "--stop-at", "exchange"],
     );
-    let peel = std::fs::read_to_string(gt("peel_chain.csv")).unwrap();
     // (txid, address, sats) the vendor's peel chain paid to the exchange, per the truth.
     let mut expected: Vec<(String, String, i64)> = Vec::new();
-    for l in peel.lines().skip(1) {
-        let f: Vec<&str> = l.split(',').collect();
+    for f in peel_rows() {
         if f[4] == "exchange" {
-            expected.push((f[1].into(), f[3].into(), f[5].parse().unwrap()));
+            expected.push((f[1].clone(), f[3].clone(), f[5].parse().unwrap()));
         }
         if f[7] == "exchange" {
-            expected.push((f[1].into(), f[6].into(), f[9].parse().unwrap()));
+            expected.push((f[1].clone(), f[6].clone(), f[9].parse().unwrap()));
         }
     }
     assert!(
@@ -123,20 +165,7 @@ fn the_peel_chain_reaches_the_exchange_with_the_true_amounts_under_every_model()
                 "{policy}: no exit of {sats} sat to {addr} in {txid}"
             );
         }
-        let tot = &r["totals"];
-        let sum = ends_total(tot);
-        if policy != "poison" {
-            assert_eq!(
-                sum,
-                tot["seeded"].as_i64().unwrap(),
-                "{policy} does not conserve"
-            );
-        } else {
-            assert!(
-                sum >= tot["seeded"].as_i64().unwrap(),
-                "poison never undercounts"
-            );
-        }
+        assert_conserves(r);
         assert!(r["exposure_category"]["exchange"].as_i64().unwrap() > 0);
         // Every exit has a path back to a seed.
         assert!(
@@ -148,7 +177,7 @@ fn the_peel_chain_reaches_the_exchange_with_the_true_amounts_under_every_model()
                 .all(|e| !e["path"].as_array().unwrap().is_empty())
         );
     }
-    assert!(t["dataset_manifest_sha256"].as_str().unwrap().len() == 64);
+    assert_eq!(t["dataset_manifest_sha256"].as_str().unwrap().len(), 64);
     let nodes = t["nodes"][0]["nodes"].as_array().unwrap();
     assert!(nodes.iter().any(|n| n["received"].as_i64().unwrap() > 0));
     // Parquet of the same rows.
@@ -163,38 +192,22 @@ fn the_peel_chain_reaches_the_exchange_with_the_true_amounts_under_every_model()
 #[test]
 fn the_path_from_the_consolidated_coin_runs_through_every_peel_hop() {
     let d = labelled_world();
-    let peel = std::fs::read_to_string(gt("peel_chain.csv")).unwrap();
-    let rows: Vec<Vec<&str>> = peel
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').collect())
-        .collect();
+    let rows = peel_rows();
     // Seed: the consolidated UTXO the chain starts from (hop 0's onward output).
     let seed = format!("{}:{}", rows[0][1], rows[0][8]);
     let case = tempfile::tempdir().unwrap();
-    let o = run(&[
-        "trace",
-        "--quiet",
-        "--data",
-        d.path().to_str().unwrap(),
-        "--seed",
+    let t = trace(
+        d.path(),
         &seed,
-        "--policy",
-        "fifo",
-        "--stop-at",
-        "exchange",
-        "--out",
-        case.path().to_str().unwrap(),
-    ]);
-    ok(&o);
-    let t: Value =
-        serde_json::from_slice(&std::fs::read(case.path().join("trace.json")).unwrap()).unwrap();
+        case.path(),
+        &["--policy", "fifo", "--stop-at", "exchange"],
+    );
     let last = rows.last().unwrap();
     let end = t["results"][0]["ends"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["txid"] == last[1] && e["address"] == last[6])
+        .find(|e| e["txid"] == last[1].as_str() && e["address"] == last[6].as_str())
         .expect("the last hop's output is an exit");
     assert_eq!(
         end["amount"].as_i64().unwrap(),
@@ -206,17 +219,17 @@ fn the_path_from_the_consolidated_coin_runs_through_every_peel_hop() {
         .iter()
         .map(|x| x.as_str().unwrap())
         .collect();
-    let hops: Vec<&str> = rows[1..].iter().map(|r| r[1]).collect();
+    let hops: Vec<&str> = rows[1..].iter().map(|r| r[1].as_str()).collect();
     assert_eq!(path, hops, "the path is hops 1..8 in order");
 }
 
 #[test]
 fn traces_are_reproducible_and_backward_traces_balance() {
     let d = labelled_world();
-    let a = tempfile::tempdir().unwrap();
-    let b = tempfile::tempdir().unwrap();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     trace(
         d.path(),
+        &flagged(),
         a.path(),
         &[
             "--policy",
@@ -229,6 +242,7 @@ fn traces_are_reproducible_and_backward_traces_balance() {
     );
     trace(
         d.path(),
+        &flagged(),
         b.path(),
         &[
             "--policy",
@@ -243,42 +257,22 @@ fn traces_are_reproducible_and_backward_traces_balance() {
         tree(a.path()) == tree(b.path()),
         "the same trace gave different bytes"
     );
+
     // Backward from the exchange deposit the peel chain ended in: where did it come from?
-    let peel = std::fs::read_to_string(gt("peel_chain.csv")).unwrap();
-    let last: Vec<&str> = peel.lines().last().unwrap().split(',').collect();
-    let seed = format!("{}:{}", last[1], last[8]);
+    let rows = peel_rows();
+    let last = rows.last().unwrap();
     let c = tempfile::tempdir().unwrap();
-    let o = run(&[
-        "trace",
-        "--quiet",
-        "--data",
-        d.path().to_str().unwrap(),
-        "--seed",
-        &seed,
-        "--direction",
-        "backward",
-        "--policy",
-        "all",
-        "--out",
-        c.path().to_str().unwrap(),
-    ]);
-    ok(&o);
-    let t: Value =
-        serde_json::from_slice(&std::fs::read(c.path().join("trace.json")).unwrap()).unwrap();
-    for r in t["results"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["policy"] != "poison")
-    {
-        let tot = &r["totals"];
-        let sum = ends_total(tot);
-        assert_eq!(
-            sum,
-            tot["seeded"].as_i64().unwrap(),
-            "{} backward does not conserve",
-            r["policy"]
-        );
+    let t = trace(
+        d.path(),
+        &format!("{}:{}", last[1], last[8]),
+        c.path(),
+        &["--direction", "backward", "--policy", "all"],
+    );
+    for r in t["results"].as_array().unwrap() {
+        assert_conserves(r);
+        if r["policy"] == "poison" {
+            continue;
+        }
         // The 8 hops of the peel chain and the consolidation are all on the way back.
         let txids: std::collections::HashSet<&str> = r["edges"]
             .as_array()
@@ -286,15 +280,16 @@ fn traces_are_reproducible_and_backward_traces_balance() {
             .iter()
             .map(|e| e["txid"].as_str().unwrap())
             .collect();
-        for l in peel.lines().skip(1) {
-            let txid = l.split(',').nth(1).unwrap();
+        for row in &rows {
             assert!(
-                txids.contains(txid),
-                "{}: {txid} not on the way back",
-                r["policy"]
+                txids.contains(row[1].as_str()),
+                "{}: {} not on the way back",
+                r["policy"],
+                row[1]
             );
         }
     }
+
     // Cluster level: nodes are clusters; transfers inside a cluster disappear.
     ok(&run(&[
         "cluster",
@@ -303,61 +298,43 @@ fn traces_are_reproducible_and_backward_traces_balance() {
         "--data",
         d.path().to_str().unwrap(),
     ]));
-    let seeds = format!("@{}", gt("flagged.csv").display());
     let e = tempfile::tempdir().unwrap();
-    let o = run(&[
-        "trace",
-        "--quiet",
-        "--data",
-        d.path().to_str().unwrap(),
-        "--seed",
-        &seeds,
-        "--level",
-        "cluster",
-        "--policy",
-        "fifo",
-        "--out",
-        e.path().to_str().unwrap(),
-    ]);
-    ok(&o);
-    let t: Value =
-        serde_json::from_slice(&std::fs::read(e.path().join("trace.json")).unwrap()).unwrap();
+    let t = trace(
+        d.path(),
+        &flagged(),
+        e.path(),
+        &["--level", "cluster", "--policy", "fifo"],
+    );
     let edges = t["results"][0]["edges"].as_array().unwrap();
     assert!(!edges.is_empty() && edges.iter().all(|e| e["from"] != e["to"]));
     // Seeding by cluster works too.
-    let flagged = std::fs::read_to_string(gt("flagged.csv")).unwrap();
-    let one = flagged.lines().nth(1).unwrap().split(',').next().unwrap();
-    let seed = format!("cluster:{one}");
-    ok(&run(&[
-        "trace",
-        "--quiet",
-        "--data",
-        d.path().to_str().unwrap(),
-        "--seed",
-        &seed,
-        "--out",
-        e.path().to_str().unwrap(),
-    ]));
+    let flagged_text = std::fs::read_to_string(gt("flagged.csv")).unwrap();
+    let one = flagged_text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap();
+    trace(d.path(), &format!("cluster:{one}"), e.path(), &[]);
+
     // Time windows: before the world's activity nothing is followed (all is held); a window
-    // before the first block is an error; a window of one day follows part of the way.
+    // before the first block is an error; a window of two days follows part of the way.
     let window = |from: &str, to: &str| {
-        run(&[
-            "trace",
-            "--quiet",
-            "--json",
-            "--data",
-            d.path().to_str().unwrap(),
-            "--seed",
-            &seeds,
-            "--policy",
-            "haircut",
-            "--from-time",
-            from,
-            "--to-time",
-            to,
-            "--out",
-            e.path().to_str().unwrap(),
-        ])
+        run_trace(
+            d.path(),
+            &flagged(),
+            e.path(),
+            &[
+                "--json",
+                "--policy",
+                "haircut",
+                "--from-time",
+                from,
+                "--to-time",
+                to,
+            ],
+        )
     };
     let o = window("2000-01-01", "2026-11-24");
     ok(&o);
@@ -371,35 +348,18 @@ fn traces_are_reproducible_and_backward_traces_balance() {
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
     let held = v[0]["totals"]["holdings"].as_i64().unwrap();
     assert!(held > 0 && held < v[0]["totals"]["seeded"].as_i64().unwrap());
+
     // Bad seeds are named.
-    let o = run(&[
-        "trace",
-        "--data",
-        d.path().to_str().unwrap(),
-        "--seed",
-        "bcrt1qnothere",
-        "--out",
-        c.path().to_str().unwrap(),
-    ]);
+    let o = run_trace(d.path(), "bcrt1qnothere", c.path(), &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("bcrt1qnothere"));
 }
 
 #[test]
 fn private_tags_count_only_with_include_private() {
-    let d = tempfile::tempdir().unwrap();
-    ok(&ingest(
-        &bitcoin_data("regtest-world-a/blocks"),
-        d.path(),
-        &[],
-    ));
-    let peel = std::fs::read_to_string(gt("peel_chain.csv")).unwrap();
-    let rows: Vec<Vec<&str>> = peel
-        .lines()
-        .skip(1)
-        .map(|l| l.split(',').collect())
-        .collect();
+    let rows = peel_rows();
     let last = rows.last().unwrap();
+    let d = world_with_labels(None);
     // A private TagPack labels the chain's last exchange deposit address.
     let pack = d.path().join("private.yaml");
     std::fs::write(
@@ -420,23 +380,12 @@ fn private_tags_count_only_with_include_private() {
     let seed = format!("{}:{}", rows[0][1], rows[0][8]);
     let case = tempfile::tempdir().unwrap();
     let exits = |extra: &[&str]| -> i64 {
-        let mut args = vec![
-            "trace",
-            "--quiet",
-            "--json",
-            "--data",
-            d.path().to_str().unwrap(),
-            "--seed",
-            &seed,
-            "--stop-at",
-            "exchange",
-            "--out",
-            case.path().to_str().unwrap(),
-        ];
+        let mut args = vec!["--json", "--stop-at", "exchange"];
         args.extend_from_slice(extra);
-        let o = run(&args);
+        let o = run_trace(d.path(), &seed, case.path(), &args);
         ok(&o);
         let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_conserves(&v[0]);
         v[0]["totals"]["exits"].as_i64().unwrap()
     };
     assert_eq!(
@@ -448,6 +397,4 @@ fn private_tags_count_only_with_include_private() {
         exits(&["--include-private"]),
         last[9].parse::<i64>().unwrap()
     );
-    let json = std::fs::read_to_string(case.path().join("trace.json")).unwrap();
-    assert!(json.contains("informant exchange") || json.contains("\"include_private\": true"));
 }
