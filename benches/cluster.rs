@@ -73,11 +73,7 @@ fn child(data: &Path, truth: &Path, label: &str) {
         if idx.is_coinbase(t) || detect_coinjoin(&idx, t).is_some() {
             continue;
         }
-        let ins: Vec<u32> = idx
-            .inputs_of(t)
-            .filter_map(|i| idx.prev_output(i))
-            .filter_map(|o| idx.out_address(o))
-            .collect();
+        let ins: Vec<u32> = idx.input_addresses(t).collect();
         if ins.len() < 2 {
             continue;
         }

@@ -123,10 +123,7 @@ pub fn change_output(idx: &Index, t: u32, h: Heuristic) -> Option<u64> {
     if outs.end - outs.start < 2 || idx.is_coinbase(t) {
         return None;
     }
-    let ins: Vec<u64> = idx
-        .inputs_of(t)
-        .filter_map(|i| idx.prev_output(i))
-        .collect();
+    let ins: Vec<u64> = idx.spent_outputs(t).collect();
     if ins.is_empty() {
         return None;
     }

@@ -68,11 +68,7 @@ pub fn cluster(idx: &Index, heuristics: &[Heuristic], order: Option<&[u32]>) -> 
             continue;
         }
         tx_merges.clear();
-        let in_addrs: Vec<u32> = idx
-            .inputs_of(t)
-            .filter_map(|i| idx.prev_output(i))
-            .filter_map(|o| idx.out_address(o))
-            .collect();
+        let in_addrs: Vec<u32> = idx.input_addresses(t).collect();
         let Some(&first) = in_addrs.first() else {
             continue;
         };
@@ -130,8 +126,17 @@ pub struct ClusterStats {
 
 /// Size, received value, unspent balance and first/last activity of every cluster.
 pub fn stats(idx: &Index, cluster_of: &[u32]) -> BTreeMap<u32, ClusterStats> {
+    stats_where(idx, cluster_of, |_| true)
+}
+
+/// [`stats`] of the clusters `keep` accepts only (one pass over the outputs either way).
+pub fn stats_where(
+    idx: &Index,
+    cluster_of: &[u32],
+    keep: impl Fn(u32) -> bool,
+) -> BTreeMap<u32, ClusterStats> {
     let mut out: BTreeMap<u32, ClusterStats> = BTreeMap::new();
-    for &c in cluster_of {
+    for &c in cluster_of.iter().filter(|&&c| keep(c)) {
         let s = out.entry(c).or_insert_with(|| ClusterStats {
             cluster_id: c,
             first_height: u32::MAX,
@@ -143,9 +148,9 @@ pub fn stats(idx: &Index, cluster_of: &[u32]) -> BTreeMap<u32, ClusterStats> {
         let Some(a) = idx.out_address(o) else {
             continue;
         };
-        let s = out
-            .get_mut(&cluster_of[a as usize])
-            .expect("every address has a cluster");
+        let Some(s) = out.get_mut(&cluster_of[a as usize]) else {
+            continue;
+        };
         let v = idx.out_value.get(o as usize);
         s.total_received += v;
         let h = idx.tx_height.get(idx.out_tx.get(o as usize) as usize) as u32;
@@ -598,19 +603,16 @@ pub fn show(idx: &Index, s: &Stored, address: &str, top: usize) -> Result<Shown,
         .address_id(address)
         .ok_or_else(|| ClusterError::UnknownAddress(address.into()))?;
     let c = s.cluster_of[ia as usize];
-    let all = stats(idx, &s.cluster_of);
-    let st = all[&c].clone();
+    let st = stats_where(idx, &s.cluster_of, |x| x == c)
+        .remove(&c)
+        .expect("the address's cluster");
     let members: Vec<u32> = (0..idx.addresses())
         .filter(|&a| s.cluster_of[a as usize] == c)
         .collect();
     // Counterparties: clusters that paid this one, and clusters this one paid.
     let mut cp: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
     for t in 0..idx.txs() {
-        let ins: Vec<u32> = idx
-            .inputs_of(t)
-            .filter_map(|i| idx.prev_output(i))
-            .filter_map(|o| idx.out_address(o))
-            .collect();
+        let ins: Vec<u32> = idx.input_addresses(t).collect();
         let from_us = ins.iter().any(|&a| s.cluster_of[a as usize] == c);
         let sender = ins.first().map(|&a| s.cluster_of[a as usize]);
         for o in idx.outputs_of(t) {

@@ -398,6 +398,17 @@ impl Index {
         (p != NONE64).then_some(p)
     }
 
+    /// The outputs spent by transaction `t` (none for a coinbase).
+    pub fn spent_outputs(&self, t: u32) -> impl Iterator<Item = u64> + '_ {
+        self.inputs_of(t).filter_map(|i| self.prev_output(i))
+    }
+
+    /// The addresses of the outputs transaction `t` spends, in input order (multi-input
+    /// clustering's input set; outputs without an address are skipped).
+    pub fn input_addresses(&self, t: u32) -> impl Iterator<Item = u32> + '_ {
+        self.spent_outputs(t).filter_map(|o| self.out_address(o))
+    }
+
     /// Whether transaction `t` is a coinbase (its only input spends nothing).
     pub fn is_coinbase(&self, t: u32) -> bool {
         let r = self.inputs_of(t);

@@ -127,9 +127,7 @@ fn regtest_world_clusters_are_pure_and_the_coinjoin_is_not_merged() {
         .find(|&t| chaintrace::cluster::heuristics::detect_coinjoin(&idx, t).is_some())
         .expect("the CoinJoin is detected");
     let input_clusters: HashSet<u32> = idx
-        .inputs_of(cj)
-        .filter_map(|i| idx.prev_output(i))
-        .filter_map(|o| idx.out_address(o))
+        .input_addresses(cj)
         .map(|a| c.cluster_of[a as usize])
         .collect();
     assert!(

@@ -285,11 +285,7 @@ fn mainnet_block_170_change_back_to_the_sender_is_not_mistaken() {
         .iter()
         .filter(|m| m.heuristic == Heuristic::MultiInput)
     {
-        let ins: Vec<u32> = idx
-            .inputs_of(m.tx)
-            .filter_map(|i| idx.prev_output(i))
-            .filter_map(|o| idx.out_address(o))
-            .collect();
+        let ins: Vec<u32> = idx.input_addresses(m.tx).collect();
         assert!(ins.contains(&m.a) && ins.contains(&m.b));
     }
     // No CoinJoins in 2009.
