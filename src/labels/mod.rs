@@ -391,19 +391,17 @@ pub fn read_file(
                 };
                 let line = addr_lines.get(next_line).copied().unwrap_or(0);
                 next_line += 1;
-                let Some(label) = field("label") else {
+                let (Some(label), Some(currency)) = (field("label"), field("currency")) else {
+                    let missing = if field("label").is_none() {
+                        "label"
+                    } else {
+                        "currency"
+                    };
+                    let reason = format!("no {missing} (mandatory in a TagPack)");
                     c.report.rejected.push(Rejected {
                         line,
                         address,
-                        reason: "no label (mandatory in a TagPack)".into(),
-                    });
-                    continue;
-                };
-                let Some(currency) = field("currency") else {
-                    c.report.rejected.push(Rejected {
-                        line,
-                        address,
-                        reason: "no currency (mandatory in a TagPack)".into(),
+                        reason,
                     });
                     continue;
                 };

@@ -165,6 +165,21 @@ fn bad_label_files_are_reported_with_lines() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("bad.csv:1:"), "{}", stderr(&o));
 
+    // A tag without a currency (none in the header either) is rejected with its line.
+    let nocur = d.path().join("nocurrency.yaml");
+    std::fs::write(
+        &nocur,
+        "title: t\ncreator: c\nlabel: l\ntags:\n- address: 1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa\n",
+    )
+    .unwrap();
+    let o = run(&["labels", "import", nocur.to_str().unwrap(), "--data", data]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("nocurrency.yaml:5: rejected") && stderr(&o).contains("no currency"),
+        "{}",
+        stderr(&o)
+    );
+
     let private = d.path().join("private.yaml");
     std::fs::write(&private, "title: p\ncreator: me\nlabel: informant\ncategory: user\ncurrency: BTC\nis_public: false\nsource: case file\ntags:\n- address: 1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa\n").unwrap();
     ok(&run(&[
