@@ -528,6 +528,12 @@ impl Writer {
     }
 }
 
+fn write_bytes(dir: &Path, name: &str, b: &[u8]) -> Result<(), IndexError> {
+    let mut w = Writer::create(dir, name)?;
+    w.put(b)?;
+    w.finish()
+}
+
 fn write_u32s(dir: &Path, name: &str, v: &[u32]) -> Result<(), IndexError> {
     let mut w = Writer::create(dir, name)?;
     for x in v {
@@ -805,27 +811,19 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
         path: tmp.clone(),
         source,
     })?;
-    let mut w = Writer::create(&tmp, "tx_txid")?;
-    for t in &txids {
-        w.put(t)?;
-    }
-    w.finish()?;
+    write_bytes(&tmp, "tx_txid", txids.as_flattened())?;
     write_u32s(&tmp, "tx_height", &heights)?;
     write_u64s(&tmp, "tx_out_start", &out_start)?;
     write_u64s(&tmp, "tx_in_start", &in_start)?;
     write_u64s(&tmp, "out_value", &out_value)?;
     write_u32s(&tmp, "out_addr", &out_addr)?;
-    let mut w = Writer::create(&tmp, "out_type")?;
-    w.put(&out_type)?;
-    w.finish()?;
+    write_bytes(&tmp, "out_type", &out_type)?;
     write_u32s(&tmp, "out_tx", &out_tx)?;
     write_u64s(&tmp, "out_spent_by", &out_spent_by)?;
     write_u64s(&tmp, "in_prev", &in_prev)?;
     write_u32s(&tmp, "in_tx", &in_tx)?;
     write_u64s(&tmp, "addr_str_start", &addr_start)?;
-    let mut w = Writer::create(&tmp, "addr_str")?;
-    w.put(&addr_strings)?;
-    w.finish()?;
+    write_bytes(&tmp, "addr_str", &addr_strings)?;
     write_u32s(&tmp, "addr_first_tx", &addr_first_tx)?;
     write_u32s(&tmp, "addr_n_recv", &addr_n_recv)?;
     write_u32s(&tmp, "addr_sorted", &addr_sorted)?;

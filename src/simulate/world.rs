@@ -672,6 +672,31 @@ impl World {
         })
     }
 
+    /// A CoinJoin round: the coordinator shuffles the outputs; the fee is whatever the
+    /// participants' inputs exceed the outputs by.
+    fn finish_round(
+        &mut self,
+        kind: &'static str,
+        inputs: Vec<Utxo>,
+        mut outs: Vec<Out>,
+    ) -> Result<(), StoreError> {
+        for i in (1..outs.len()).rev() {
+            let j = self.rng.index(i + 1);
+            outs.swap(i, j);
+        }
+        let from = self.coordinator;
+        self.finish(Draft {
+            kind,
+            from,
+            inputs,
+            outs,
+            change: None,
+            fee_from_out: None,
+            feerate: 0,
+            path: "direct",
+        })
+    }
+
     fn record_tx(&mut self, txid: Txid, kind: &str, from: EntityId) -> Result<(), StoreError> {
         let name = self.names[from as usize].0.clone();
         let t = &mut self.truth.transactions;
@@ -1472,21 +1497,7 @@ impl World {
                 let a = self.fresh(*u, AddrKind::P2wpkh, "postmix", false)?;
                 outs.push(self.out(a, denom, Owner::Wallet(*u), *u));
             }
-            // Shuffle outputs (the coordinator orders them randomly).
-            for i in (1..outs.len()).rev() {
-                let j = self.rng.index(i + 1);
-                outs.swap(i, j);
-            }
-            self.finish(Draft {
-                kind: "coinjoin_whirlpool",
-                from: self.coordinator,
-                inputs,
-                outs,
-                change: None,
-                fee_from_out: None,
-                feerate: 0,
-                path: "direct",
-            })?;
+            self.finish_round("coinjoin_whirlpool", inputs, outs)?;
             return Ok(true);
         }
         // Otherwise a tx0 from a user who can afford a few premix outputs.
@@ -1610,25 +1621,12 @@ impl World {
             changes.push(self.out(fa, coord_fee, Owner::Wallet(c), c));
         }
         outs.append(&mut changes);
-        for i in (1..outs.len()).rev() {
-            let j = self.rng.index(i + 1);
-            outs.swap(i, j);
-        }
         let kind = if joinmarket {
             "coinjoin_joinmarket"
         } else {
             "coinjoin_wasabi"
         };
-        self.finish(Draft {
-            kind,
-            from: c,
-            inputs,
-            outs,
-            change: None,
-            fee_from_out: None,
-            feerate: 0,
-            path: "direct",
-        })?;
+        self.finish_round(kind, inputs, outs)?;
         Ok(true)
     }
 
