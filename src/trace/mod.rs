@@ -210,7 +210,7 @@ pub fn run(
         };
         // `known`: the tainted outputs on the side the taint comes from; `fresh`: the
         // outputs on the other side with the taint the model gives them.
-        let (known, fresh): (Vec<u64>, Vec<(u64, Intervals)>) = match p.direction {
+        let (known, fresh, h): (Vec<u64>, Vec<(u64, Intervals)>, u32) = match p.direction {
             Direction::Forward => {
                 let known: Vec<u64> = prev
                     .iter()
@@ -218,9 +218,9 @@ pub fn run(
                     .copied()
                     .filter(|o| taint.contains_key(o))
                     .collect();
-                if hop_exceeded(&known, &hop, &taint, p, &mut totals) {
+                let Some(h) = next_hop(&known, &hop, &taint, p, &mut totals) else {
                     continue;
-                }
+                };
                 let in_parts: Vec<(u64, &Intervals)> =
                     prev.iter().map(|o| o.map_or((0, &empty), part)).collect();
                 let out_values: Vec<u64> = outs
@@ -229,7 +229,7 @@ pub fn run(
                     .collect();
                 let (out_taint, fee) = forward(policy, &in_parts, &out_values);
                 totals.fees += fee;
-                (known, outs.iter().copied().zip(out_taint).collect())
+                (known, outs.iter().copied().zip(out_taint).collect(), h)
             }
             Direction::Backward => {
                 let known: Vec<u64> = outs
@@ -237,9 +237,9 @@ pub fn run(
                     .copied()
                     .filter(|o| taint.contains_key(o))
                     .collect();
-                if hop_exceeded(&known, &hop, &taint, p, &mut totals) {
+                let Some(h) = next_hop(&known, &hop, &taint, p, &mut totals) else {
                     continue;
-                }
+                };
                 if prev.iter().all(Option::is_none) {
                     totals.mined += known.iter().map(|o| total(&taint[o])).sum::<u64>(); // a coinbase
                     continue;
@@ -256,10 +256,10 @@ pub fn run(
                         .zip(in_taint)
                         .filter_map(|(o, iv)| o.map(|o| (o, iv)))
                         .collect(),
+                    h,
                 )
             }
         };
-        let h = 1 + known.iter().map(|o| hop[o]).max().unwrap_or(0);
         let info = (idx.txid(t), height_of(t), idx.tx_time(t));
         let weights: Vec<u64> = known.iter().map(|o| total(&taint[o])).collect();
         for (o, iv) in fresh {
@@ -343,20 +343,21 @@ pub fn run(
     }
 }
 
-/// Counts the taint of `known` as stopped by the hop limit if going on would exceed it.
-fn hop_exceeded(
+/// The hop of a transaction whose tainted side is `known`, or `None` (with the taint
+/// counted as stopped) if it lies beyond the hop limit.
+fn next_hop(
     known: &[u64],
     hop: &HashMap<u64, u32>,
     taint: &HashMap<u64, Intervals>,
     p: &Params,
     totals: &mut Totals,
-) -> bool {
+) -> Option<u32> {
     let h = 1 + known.iter().map(|o| hop[o]).max().unwrap_or(0);
     if h > p.max_hops {
         totals.hop_limit += known.iter().map(|o| total(&taint[o])).sum::<u64>();
-        return true;
+        return None;
     }
-    false
+    Some(h)
 }
 
 fn out_of(idx: &Index, txid: &str, vout: u32) -> Option<u64> {
