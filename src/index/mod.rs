@@ -58,13 +58,13 @@ pub const NONE64: u64 = u64::MAX;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum IndexError {
-    #[error("{path}: {source}")]
+    #[error("cannot read or write {path}: {source}; delete the index directory to rebuild it")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: {source}")]
+    #[error("{path} is not readable Parquet: {source}; re-ingest the range it covers (--from)")]
     Parquet {
         path: PathBuf,
         #[source]
