@@ -412,7 +412,9 @@ pub enum ClusterError {
     Index(#[from] IndexError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("address {0} does not appear in the dataset: check the network (--network) and that the blocks paying it are ingested")]
+    #[error(
+        "address {0} does not appear in the dataset: check the network (--network) and that the blocks paying it are ingested"
+    )]
     UnknownAddress(String),
     #[error(
         "no clustering for {dir} (or it was made from another dataset); run `chaintrace cluster bitcoin` first"
