@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod index;
 pub mod ingest;
 pub mod labels;
+pub mod report;
 pub mod simulate;
 pub mod store;
 pub mod trace;

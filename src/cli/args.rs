@@ -49,8 +49,16 @@ pub enum Command {
     /// CASE/edges.parquet and CASE/ends.parquet: the same trace on the same dataset gives the
     /// same bytes.
     Trace(TraceArgs),
-    /// Render a trace as charts, an evidence report and exports. [not built yet]
-    Report(PlannedArgs),
+    /// Render a trace as charts, an evidence report and exports.
+    ///
+    /// Reads CASE/trace.json (from `chaintrace trace --out CASE`) and writes into
+    /// CASE/report (or --out): flow.svg/png (a layered flow chart: seeds left, exits right),
+    /// sankey.svg/png (where the value ended), timeline.svg/png (amounts per day or month),
+    /// report.html (self-contained evidence report: question, answer, every transfer,
+    /// methodology, provenance with the sha256 of every file), nodes.csv, edges.csv,
+    /// graph.graphml, graph.dot, report.json and SHA256SUMS. Same case and options, same
+    /// bytes (pin the generation time with --timestamp).
+    Report(ReportArgs),
     /// Research aggregates over labelled entities and time. [not built yet]
     Stats(PlannedArgs),
     /// Measure clustering accuracy against ground truth.
@@ -64,8 +72,13 @@ pub enum Command {
     /// transaction (transactions), the flagged entities (flagged) and the true transfers of
     /// the flagged entities' coins to others (flows). Same seed and options, same bytes.
     Simulate(SimulateArgs),
-    /// Run the whole pipeline on built-in data. [not built yet]
-    Demo(PlannedArgs),
+    /// Run the whole pipeline on built-in data.
+    ///
+    /// Generates a small simulated world (seeded), ingests it and the bundled real regtest
+    /// chain (datasets/regtest-world-a), clusters both, labels the flagged vendor and the
+    /// exchanges from the ground truth, traces the vendor's funds forward under all five
+    /// taint models and writes the charts and evidence reports into OUT.
+    Demo(DemoArgs),
 }
 
 impl Command {
@@ -93,6 +106,77 @@ impl Command {
 pub struct PlannedArgs {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     pub rest: Vec<String>,
+}
+
+/// `chaintrace report`
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The case folder written by `chaintrace trace --out`.
+    #[arg(value_name = "CASE")]
+    pub case: PathBuf,
+    /// Output folder (default: CASE/report).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Formats to write (comma-separated): svg, png, html, csv, graphml, dot, json.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "svg,png,html,csv,graphml,dot,json"
+    )]
+    pub format: Vec<String>,
+    /// The taint model the charts and graph exports show (default: haircut if traced).
+    #[arg(long, value_name = "MODEL")]
+    pub policy: Option<String>,
+    /// Collapse peel chains (unlabelled one-in, pass-on addresses) into one node each.
+    #[arg(long)]
+    pub collapse_peel_chains: bool,
+    /// Shortest chain collapsed by --collapse-peel-chains.
+    #[arg(long, default_value_t = 3, value_name = "HOPS")]
+    pub min_peel_hops: usize,
+    /// At most this many boxes on the flow chart; the smallest unlabelled flows are merged
+    /// per column beyond it.
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub max_nodes: usize,
+    /// Flow chart columns: hop (first hop reaching the node) or time (its first day).
+    #[arg(long, default_value = "hop", value_parser = ["hop", "time"])]
+    pub columns: String,
+    /// Fiat currency of --prices (a label for the values).
+    #[arg(long, value_name = "CUR", default_value = "usd")]
+    pub fiat: String,
+    /// Daily price CSV (Date, ..., Close columns, as BTC-USD.csv) for fiat values beside
+    /// the exact amounts.
+    #[arg(long, value_name = "CSV")]
+    pub prices: Option<PathBuf>,
+    /// Generation time to print (YYYY-MM-DDTHH:MM:SSZ or unix seconds), for byte-identical
+    /// reruns; default: now.
+    #[arg(long, value_name = "TIME")]
+    pub timestamp: Option<String>,
+    /// At most this many rows in the HTML report's transfer table (edges.csv has all).
+    #[arg(long, default_value_t = 20_000, value_name = "N")]
+    pub max_table_rows: usize,
+}
+
+/// `chaintrace demo`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Output folder.
+    #[arg(long, value_name = "DIR", default_value = "demo-out")]
+    pub out: PathBuf,
+    /// The bundled regtest world (a Bitcoin Core blocks directory and its ground truth).
+    #[arg(long, value_name = "DIR", default_value = "datasets/regtest-world-a")]
+    pub regtest: PathBuf,
+    /// Transactions of the simulated world.
+    #[arg(long, default_value_t = 20_000)]
+    pub txs: u64,
+    /// Seed of the simulated world.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Daily price CSV for fiat values in the reports (optional).
+    #[arg(long, value_name = "CSV")]
+    pub prices: Option<PathBuf>,
+    /// Generation time printed in the reports (default: now).
+    #[arg(long, value_name = "TIME")]
+    pub timestamp: Option<String>,
 }
 
 /// Options shared by commands that read a dataset.

@@ -248,7 +248,7 @@ pub(crate) fn show(cli: &Cli, a: &ShowArgs) -> Result<(), CliError> {
 }
 
 pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliError> {
-    let (chain, _) = chain_dir(&a.dataset)?;
+    let (chain, network) = chain_dir(&a.dataset)?;
     let truth = eval::read_truth(&a.truth).map_err(CliError::user)?;
     let idx = open_index(&chain)?;
     let sets: Vec<Vec<Heuristic>> = if a.sets.is_empty() {
@@ -275,6 +275,19 @@ pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliEr
             "no address of {} appears in the dataset; is it the truth of this chain?",
             a.truth.display()
         )));
+    }
+    // Kept beside the clusters, so that traces and reports can state the measured accuracy.
+    let dir = cluster::clusters_dir(&a.dataset.data, &network);
+    if dir.is_dir() {
+        let doc = serde_json::json!({
+            "truth": a.truth.file_name().map(|f| f.to_string_lossy().to_string()),
+            "manifest_sha256": idx.meta.manifest_sha256,
+            "scores": rows,
+        });
+        let mut bytes = serde_json::to_vec_pretty(&doc).expect("scores serialise");
+        bytes.push(b'\n');
+        crate::store::sink::write_atomic(&dir.join("_eval.json"), &bytes)
+            .map_err(CliError::user)?;
     }
     if cli.json {
         println!(

@@ -2,8 +2,10 @@
 
 mod args;
 mod cluster;
+mod demo;
 mod ingest;
 mod labels;
+mod report;
 mod simulate;
 mod trace;
 
@@ -65,6 +67,8 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
         }
         Command::Simulate(a) => simulate::run(cli, a),
         Command::Trace(a) => trace::run(cli, a),
+        Command::Report(a) => report::run(cli, a),
+        Command::Demo(a) => demo::run(cli, a),
         Command::Labels(args::LabelsCommand::Import(a)) => labels::import(cli, a),
         Command::Cluster(args::ClusterCommand::Bitcoin(a)) => cluster::bitcoin(cli, a),
         Command::Cluster(args::ClusterCommand::Explain(a)) => cluster::explain(cli, a),

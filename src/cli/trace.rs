@@ -89,14 +89,7 @@ fn seed_outputs(
 }
 
 /// Names nodes by cluster (representative address) and drops transfers inside a cluster.
-fn to_clusters(
-    idx: &Index,
-    results: &mut [PolicyResult],
-    data: &std::path::Path,
-    network: &str,
-) -> Result<(), CliError> {
-    let stored = crate::cluster::load(idx, &crate::cluster::clusters_dir(data, network))
-        .map_err(CliError::user)?;
+fn to_clusters(idx: &Index, results: &mut [PolicyResult], stored: &crate::cluster::Stored) {
     let rep = |addr: &str| match idx.address_id(addr) {
         Some(id) => idx.address(stored.cluster_of[id as usize]).to_string(),
         None => addr.to_string(),
@@ -124,7 +117,6 @@ fn to_clusters(
             e.address = rep(&e.address);
         }
     }
-    Ok(())
 }
 
 /// The trace's nodes (addresses, or clusters with `--level cluster`): the satoshi each sent
@@ -280,9 +272,59 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             });
         }
     }
-    if a.level == "cluster" {
-        to_clusters(&idx, &mut results, &a.dataset.data, &network)?;
+    let uses_clusters = a.level == "cluster" || a.seeds.iter().any(|s| s.starts_with("cluster:"));
+    let clusters_dir = crate::cluster::clusters_dir(&a.dataset.data, &network);
+    let stored = if uses_clusters {
+        Some(crate::cluster::load(&idx, &clusters_dir).map_err(CliError::user)?)
+    } else {
+        None
+    };
+    let name_of = |id: u32| -> String {
+        match (&stored, a.level.as_str()) {
+            (Some(s), "cluster") => idx.address(s.cluster_of[id as usize]).to_string(),
+            _ => idx.address(id).to_string(),
+        }
+    };
+    if let (true, Some(s)) = (a.level == "cluster", &stored) {
+        to_clusters(&idx, &mut results, s);
     }
+    // What the report needs to draw the nodes: which hold the seeds, and their labels.
+    let seed_nodes: BTreeSet<String> = seeds
+        .iter()
+        .filter_map(|&o| idx.out_address(o))
+        .map(name_of)
+        .collect();
+    let mut node_labels: std::collections::BTreeMap<String, &Label> =
+        std::collections::BTreeMap::new();
+    let mut labelled: Vec<(&u32, &Label)> = labels.iter().collect();
+    labelled.sort_by_key(|(id, _)| **id);
+    let in_trace: HashSet<&str> = results
+        .iter()
+        .flat_map(|r| {
+            r.edges
+                .iter()
+                .flat_map(|e| [e.from.as_str(), e.to.as_str()])
+        })
+        .chain(seed_nodes.iter().map(String::as_str))
+        .collect();
+    for (&id, l) in labelled {
+        let n = name_of(id);
+        if in_trace.contains(n.as_str()) {
+            node_labels.entry(n).or_insert(l);
+        }
+    }
+    let clustering = match &stored {
+        Some(s) => serde_json::json!({
+            "heuristics": s.meta.heuristics,
+            "clusters": s.meta.clusters,
+            "addresses": s.meta.addresses,
+            "coinjoins": s.meta.coinjoins,
+            "evaluation": std::fs::read(clusters_dir.join("_eval.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()),
+        }),
+        None => serde_json::Value::Null,
+    };
     std::fs::create_dir_all(&a.out)
         .map_err(|e| CliError::user(anyhow!("cannot create {}: {e}", a.out.display())))?;
     let doc = serde_json::json!({
@@ -290,6 +332,11 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         "chain": "bitcoin",
         "network": network,
         "dataset_manifest_sha256": idx.meta.manifest_sha256,
+        "command": std::env::args().collect::<Vec<_>>(),
+        "data": a.dataset.data,
+        "seed_nodes": seed_nodes,
+        "node_labels": node_labels,
+        "clustering": clustering,
         "parameters": {
             "seeds": a.seeds,
             "seed_outputs": seeds.len(),
@@ -301,7 +348,7 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             "to_height": a.to_height,
             "from_time": a.from_time,
             "to_time": a.to_time,
-            "followed_heights": [from_height, to_height],
+            "followed_heights": [from_height, to_height.min(heights.saturating_sub(1))],
             "stop_at": a.stop_at,
             "include_private": a.include_private,
             "level": a.level,

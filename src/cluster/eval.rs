@@ -172,9 +172,12 @@ pub fn read_mapping(
             let batch = batch.map_err(|e| fmt(e.to_string()))?;
             let (Some(a), Some(e)) = (
                 batch.column_by_name("address"),
-                batch.column_by_name("entity"),
+                value_columns.iter().find_map(|c| batch.column_by_name(c)),
             ) else {
-                return Err(fmt("no address/entity columns".into()));
+                return Err(fmt(format!(
+                    "no address and {} columns",
+                    value_columns.join("/")
+                )));
             };
             let (a, e) = (a.as_string::<i32>(), e.as_string::<i32>());
             for i in 0..batch.num_rows() {

@@ -43,6 +43,31 @@ impl Heuristic {
     ];
 
     /// The name used on the command line and in files.
+    /// What the rule says and where it comes from (for reports).
+    pub fn description(self) -> &'static str {
+        match self {
+            Heuristic::MultiInput => {
+                "Common-input ownership: all input addresses of a transaction belong to one entity; skipped on detected CoinJoins. Source: Meiklejohn et al., \"A Fistful of Bitcoins\", IMC 2013 (heuristic 1); Nakamoto 2008 §10."
+            }
+            Heuristic::ChangeOneTime => {
+                "One-time change: the only output address that appears for the first time and never receives again is change. Source: Androulaki et al. 2013, as used by GraphSense."
+            }
+            Heuristic::ChangeType => {
+                "Same script type: the only output whose script type equals that of all inputs is change. Source: Möser & Narayanan 2022, \"Resurrecting address clustering\"; BlockSci."
+            }
+            Heuristic::ChangeOptimal => {
+                "Optimal change: the only output smaller than every input is change. Source: Nick 2015; BlockSci optimalChange."
+            }
+            Heuristic::ChangeRound => {
+                "Round payment: when exactly one output is not a round amount, it is change. Source: Meiklejohn et al. 2013 follow-ups; BlockSci."
+            }
+            Heuristic::ChangeFresh => {
+                "Fresh address: the only never-seen output address, when the others are reused, is change. Source: Meiklejohn et al. 2013 (heuristic 2, relaxed); BlockSci."
+            }
+        }
+    }
+
+    /// The command-line name.
     pub fn name(self) -> &'static str {
         match self {
             Heuristic::MultiInput => "multi-input",

@@ -55,6 +55,27 @@ impl Policy {
         }
     }
 
+    /// The model's definition and source (for reports).
+    pub fn definition(self) -> &'static str {
+        match self {
+            Policy::Poison => {
+                "Any tainted input taints every output of the transaction entirely. It does not conserve value: its figures are an upper bound of exposure. Source: Möser, Böhme & Breuker 2014, \"Towards risk scoring of Bitcoin transactions\"."
+            }
+            Policy::Haircut => {
+                "Each output carries the transaction's taint in proportion to its value; the fee takes its share. Integer satoshi, split by the largest-remainder rule. Source: Möser, Böhme & Breuker 2014."
+            }
+            Policy::Fifo => {
+                "First in, first out: the transaction's satoshis flow in order, first input to first output, the fee last. Source: Anderson et al. 2018, \"Bitcoin redux\", after Clayton's Case (1816)."
+            }
+            Policy::Lifo => {
+                "Last in, first out, read per transaction: as FIFO with the inputs taken last first. Source: Anderson et al. 2018."
+            }
+            Policy::Tiho => {
+                "Taint in, highest out: the tainted amount goes to the highest-value outputs first, the fee last. Source: Anderson et al. 2018."
+            }
+        }
+    }
+
     /// Parses a name.
     pub fn from_name(s: &str) -> Option<Policy> {
         Policy::ALL.into_iter().find(|p| p.name() == s)

@@ -1,0 +1,146 @@
+//! A trace's case folder (`trace.json`), as the report reads it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, anyhow};
+use serde::Deserialize;
+
+/// A label of a node.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct NodeLabel {
+    pub entity: String,
+    pub category: String,
+}
+
+/// One transfer of the trace.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Transfer {
+    pub txid: String,
+    pub height: u32,
+    pub time: u32,
+    pub from: String,
+    pub to: String,
+    pub amount: u64,
+    pub hop: u32,
+}
+
+/// Where traced value ended (an exit or a holding).
+#[derive(Clone, Debug, Deserialize)]
+pub struct End {
+    pub kind: String,
+    pub txid: String,
+    pub vout: u32,
+    pub address: String,
+    pub amount: u64,
+    pub hop: u32,
+    pub entity: Option<String>,
+    pub category: Option<String>,
+    #[serde(default)]
+    pub path: Vec<String>,
+}
+
+/// Where all the seeded value ended.
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
+pub struct Totals {
+    pub seeded: u64,
+    pub exits: u64,
+    pub fees: u64,
+    pub holdings: u64,
+    pub below_min: u64,
+    pub hop_limit: u64,
+    pub mined: u64,
+    pub returned_to_seeds: u64,
+}
+
+/// One policy's result.
+#[derive(Clone, Debug, Deserialize)]
+pub struct PolicyResult {
+    pub policy: String,
+    pub totals: Totals,
+    pub edges: Vec<Transfer>,
+    pub ends: Vec<End>,
+    pub exposure_entity: BTreeMap<String, u64>,
+    pub exposure_category: BTreeMap<String, u64>,
+}
+
+/// A case: the trace's question and answers.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Case {
+    pub tool: String,
+    pub chain: String,
+    pub network: String,
+    pub dataset_manifest_sha256: String,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub data: Option<String>,
+    #[serde(default)]
+    pub seed_nodes: Vec<String>,
+    #[serde(default)]
+    pub node_labels: BTreeMap<String, NodeLabel>,
+    #[serde(default)]
+    pub clustering: Option<serde_json::Value>,
+    pub parameters: serde_json::Value,
+    pub results: Vec<PolicyResult>,
+    /// sha256 of `trace.json` (filled in when loading).
+    #[serde(skip)]
+    pub trace_sha256: String,
+}
+
+impl Case {
+    /// Reads `dir/trace.json`.
+    ///
+    /// # Errors
+    /// A missing or malformed file, or a trace with no result.
+    pub fn load(dir: &Path) -> anyhow::Result<Case> {
+        let path = dir.join("trace.json");
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!(
+                "cannot read {}: is {} a case folder written by `chaintrace trace --out`?",
+                path.display(),
+                dir.display()
+            )
+        })?;
+        let mut case: Case = serde_json::from_slice(&bytes).with_context(|| {
+            format!(
+                "{} is not a trace written by this version of chaintrace; run the trace again",
+                path.display()
+            )
+        })?;
+        if case.results.is_empty() {
+            return Err(anyhow!("{} holds no policy result", path.display()));
+        }
+        use bitcoin::hashes::Hash;
+        case.trace_sha256 = bitcoin::hashes::sha256::Hash::hash(&bytes).to_string();
+        Ok(case)
+    }
+
+    /// A parameter as text ("" when absent or null).
+    pub fn param(&self, key: &str) -> String {
+        match self.parameters.get(key) {
+            None | Some(serde_json::Value::Null) => String::new(),
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join(", "),
+            Some(v) => v.to_string(),
+        }
+    }
+
+    /// The unit of amounts (BTC for bitcoin, ETH for ethereum).
+    pub fn unit(&self) -> &'static str {
+        if self.chain == "ethereum" {
+            "ETH"
+        } else {
+            "BTC"
+        }
+    }
+
+    /// The number of base units (satoshi, wei) per coin, as decimal places.
+    pub fn decimals(&self) -> u32 {
+        if self.chain == "ethereum" { 18 } else { 8 }
+    }
+}

@@ -1,0 +1,390 @@
+//! The self-contained HTML evidence report: the question, the answer, the charts (inline
+//! SVG), every transfer, the methodology and the provenance. No script, no stylesheet
+//! link, no image fetch: the file is the whole report.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use super::case::Case;
+use super::export::xml;
+use super::fmt;
+
+/// What the HTML report needs besides the case.
+#[derive(Debug)]
+pub struct HtmlInput<'a> {
+    pub case: &'a Case,
+    pub policy: &'a str,
+    pub headline: &'a str,
+    pub generated: &'a str,
+    pub command: &'a [String],
+    pub prices: Option<&'a fmt::Prices>,
+    pub prices_sha256: Option<&'a str>,
+    /// (title, inline SVG) of each chart.
+    pub charts: Vec<(&'a str, &'a str)>,
+    /// (file, sha256, bytes) of every other file produced.
+    pub files: &'a [(String, String, u64)],
+    pub chart_notes: &'a str,
+    /// At most this many rows in the transfers table.
+    pub max_rows: usize,
+}
+
+const STYLE: &str = "body{font-family:'DejaVu Sans',Verdana,sans-serif;margin:24px auto;max-width:1280px;color:#212121;line-height:1.45}\
+h1{font-size:24px}h2{font-size:19px;border-bottom:2px solid #c62828;padding-bottom:3px;margin-top:34px}\
+table{border-collapse:collapse;margin:8px 0;font-size:13px}th,td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}\
+th{background:#f5f5f5}td.n{text-align:right;font-family:'DejaVu Sans Mono',monospace;white-space:nowrap}\
+code,.mono{font-family:'DejaVu Sans Mono',monospace;font-size:12px;word-break:break-all}.chart{overflow-x:auto;border:1px solid #eee;margin:10px 0}\
+.chart svg{display:block}.headline{font-size:17px;background:#fff8e1;border-left:5px solid #ff8f00;padding:8px 12px}\
+small{color:#616161}details{margin:6px 0}";
+
+fn money(case: &Case, units: u64) -> String {
+    format!("{} {}", fmt::amount(units, case.decimals()), case.unit())
+}
+
+fn num_cell(s: &mut String, text: &str) {
+    let _ = write!(s, "<td class=\"n\">{}</td>", xml(text));
+}
+
+/// The HTML text.
+pub fn render(h: &HtmlInput) -> String {
+    let c = h.case;
+    let mut s = String::with_capacity(1 << 20);
+    let title = format!(
+        "chaintrace evidence report — {} trace on {} {}",
+        c.param("direction"),
+        c.chain,
+        c.network
+    );
+    let _ = write!(
+        s,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>\n<p class=\"headline\">{}</p>\n",
+        xml(&title),
+        xml(&title),
+        xml(h.headline)
+    );
+    // 1. The question.
+    s.push_str("<h2>1. The question asked</h2>\n<table>\n");
+    let rows = [
+        ("Seeds (as given)", c.param("seeds")),
+        ("Seed outputs", c.param("seed_outputs")),
+        ("Seed addresses or clusters", c.seed_nodes.len().to_string()),
+        ("Direction", c.param("direction")),
+        ("Taint models", c.param("policies")),
+        ("Maximum hops", c.param("max_hops")),
+        ("Minimum value followed (base units)", c.param("min_value")),
+        ("Heights followed", c.param("followed_heights")),
+        (
+            "Time window",
+            format!("{} – {}", c.param("from_time"), c.param("to_time")),
+        ),
+        ("Stop at categories (exits)", c.param("stop_at")),
+        ("Level", c.param("level")),
+        ("Labels on this chain used", c.param("labels")),
+        ("Private labels included", c.param("include_private")),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(s, "<tr><th>{}</th><td>{}</td></tr>", xml(k), xml(&v));
+    }
+    s.push_str(
+        "</table>\n<details><summary>Seed addresses or clusters</summary><p class=\"mono\">",
+    );
+    for n in &c.seed_nodes {
+        let _ = write!(s, "{}<br>", xml(n));
+    }
+    s.push_str("</p></details>\n");
+    // 2. The answer.
+    s.push_str("<h2>2. The answer</h2>\n<h3>Where the traced value ended, per taint model</h3>\n<table>\n<tr><th>model</th><th>seeded</th><th>reached exits</th><th>fees</th><th>held</th><th>below minimum</th><th>beyond hop limit</th><th>mined</th><th>back into seeds</th></tr>\n");
+    for r in &c.results {
+        let t = &r.totals;
+        let _ = write!(s, "<tr><th>{}</th>", xml(&r.policy));
+        for v in [
+            t.seeded,
+            t.exits,
+            t.fees,
+            t.holdings,
+            t.below_min,
+            t.hop_limit,
+            t.mined,
+            t.returned_to_seeds,
+        ] {
+            num_cell(&mut s, &money(c, v));
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</table>\n<p><small>Poison does not conserve value: its figures are an upper bound. For the other models the columns add up to the seeded amount exactly (checked when the trace ran).</small></p>\n");
+    let entities: BTreeSet<&String> = c
+        .results
+        .iter()
+        .flat_map(|r| r.exposure_entity.keys())
+        .collect();
+    let cat_of: BTreeMap<&str, &str> = c
+        .results
+        .iter()
+        .flat_map(|r| r.ends.iter())
+        .filter_map(|e| Some((e.entity.as_deref()?, e.category.as_deref()?)))
+        .collect();
+    let times: BTreeMap<(&str, &str), u32> = c
+        .results
+        .iter()
+        .flat_map(|r| r.edges.iter())
+        .map(|e| ((e.txid.as_str(), e.to.as_str()), e.time))
+        .collect();
+    s.push_str("<h3>Exposure per entity</h3>\n");
+    if entities.is_empty() {
+        s.push_str("<p>No traced value reached a labelled entity.</p>\n");
+    } else {
+        s.push_str("<table>\n<tr><th>entity</th><th>category</th>");
+        for r in &c.results {
+            let _ = write!(s, "<th>{}</th>", xml(&r.policy));
+        }
+        s.push_str("</tr>\n");
+        for ent in &entities {
+            let _ = write!(
+                s,
+                "<tr><td>{}</td><td>{}</td>",
+                xml(ent),
+                xml(cat_of.get(ent.as_str()).copied().unwrap_or(""))
+            );
+            for r in &c.results {
+                let v = r.exposure_entity.get(*ent).copied().unwrap_or(0);
+                let mut cell = money(c, v);
+                if let Some(p) = h.prices {
+                    // Each arrival valued at its day's price, then summed.
+                    let mut total = 0u128;
+                    let mut missing = 0;
+                    for e in r
+                        .ends
+                        .iter()
+                        .filter(|e| e.entity.as_deref() == Some(ent.as_str()))
+                    {
+                        let t = times.get(&(e.txid.as_str(), e.address.as_str())).copied();
+                        match t.and_then(|t| p.cents(e.amount, c.decimals(), i64::from(t))) {
+                            Some(v) => total += v,
+                            None => missing += 1,
+                        }
+                    }
+                    let _ = write!(
+                        cell,
+                        " ({} {}{})",
+                        fmt::cents(total),
+                        p.currency,
+                        if missing > 0 {
+                            format!(", {missing} arrival(s) without a price")
+                        } else {
+                            String::new()
+                        }
+                    );
+                }
+                num_cell(&mut s, &cell);
+            }
+            s.push_str("</tr>\n");
+        }
+        s.push_str("</table>\n");
+        if let Some(p) = h.prices {
+            let _ = writeln!(
+                s,
+                "<p><small>Fiat values: each arrival at the daily close of its block's UTC day from <code>{}</code> (sha256 <code>{}</code>), computed in integers and rounded half up to the cent.</small></p>",
+                xml(&p.file),
+                h.prices_sha256.unwrap_or("")
+            );
+        }
+    }
+    // 3. Charts.
+    s.push_str("<h2>3. Charts</h2>\n");
+    let _ = writeln!(s, "<p><small>{}</small></p>", xml(h.chart_notes));
+    for (t, svg) in &h.charts {
+        let body = svg
+            .trim_start_matches("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
+            .trim();
+        let _ = writeln!(s, "<h3>{}</h3>\n<div class=\"chart\">{body}</div>", xml(t));
+    }
+    // 4. Transfers.
+    transfers(&mut s, h);
+    // 5. Exits.
+    let _ = writeln!(
+        s,
+        "<h2>5. Where the {} trace ended at labelled addresses</h2>",
+        xml(h.policy)
+    );
+    if let Some(r) = c.results.iter().find(|r| r.policy == h.policy) {
+        s.push_str("<table>\n<tr><th>output</th><th>address</th><th>entity</th><th>category</th><th>amount</th><th>hop</th><th>path (transactions from a seed)</th></tr>\n");
+        for e in r.ends.iter().filter(|e| e.entity.is_some()) {
+            let _ = write!(
+                s,
+                "<tr><td class=\"mono\">{}:{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td>",
+                e.txid,
+                e.vout,
+                xml(&e.address),
+                xml(e.entity.as_deref().unwrap_or("")),
+                xml(e.category.as_deref().unwrap_or(""))
+            );
+            num_cell(&mut s, &money(c, e.amount));
+            let _ = writeln!(
+                s,
+                "<td class=\"n\">{}</td><td class=\"mono\">{}</td></tr>",
+                e.hop,
+                e.path.join(" → ")
+            );
+        }
+        s.push_str("</table>\n");
+    }
+    methodology(&mut s, h);
+    provenance(&mut s, h);
+    s.push_str("</body>\n</html>\n");
+    s
+}
+
+/// (height, txid, from, to) of a transfer row.
+type TransferKey<'a> = (u32, &'a str, &'a str, &'a str);
+
+fn transfers(s: &mut String, h: &HtmlInput) {
+    let c = h.case;
+    let mut rows: BTreeMap<TransferKey, (u32, BTreeMap<&str, u64>)> = BTreeMap::new();
+    for r in &c.results {
+        for e in &r.edges {
+            let row = rows
+                .entry((e.height, e.txid.as_str(), e.from.as_str(), e.to.as_str()))
+                .or_insert((e.time, BTreeMap::new()));
+            *row.1.entry(r.policy.as_str()).or_default() += e.amount;
+        }
+    }
+    let total = rows.len();
+    let _ = writeln!(
+        s,
+        "<h2>4. Every transfer of the trace ({total} rows)</h2>\n<p><small>Amount of traced value each model assigns to the transfer (its share of the transaction's value), in {} with all decimals; — when the model does not follow it.{}</small></p>",
+        c.unit(),
+        if total > h.max_rows {
+            format!(
+                " <b>This table shows the first {} rows in chain order; all {total} are in edges.csv</b> (its sha256 is in section 7).",
+                h.max_rows
+            )
+        } else {
+            String::new()
+        }
+    );
+    s.push_str("<table>\n<tr><th>txid</th><th>height</th><th>block time (UTC)</th><th>from</th><th>to</th>");
+    for r in &c.results {
+        let _ = write!(s, "<th>{}</th>", xml(&r.policy));
+    }
+    if let Some(p) = h.prices {
+        let _ = write!(s, "<th>{} value ({})</th>", xml(h.policy), p.currency);
+    }
+    s.push_str("</tr>\n");
+    for ((height, txid, from, to), (time, amounts)) in rows.iter().take(h.max_rows) {
+        let lf = |a: &str| match c.node_labels.get(a) {
+            Some(l) => format!(
+                "{}<br><small>{} ({})</small>",
+                xml(a),
+                xml(&l.entity),
+                xml(&l.category)
+            ),
+            None => xml(a),
+        };
+        let _ = write!(
+            s,
+            "<tr><td class=\"mono\">{txid}</td><td class=\"n\">{height}</td><td class=\"n\">{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td>",
+            fmt::datetime(i64::from(*time)),
+            lf(from),
+            lf(to)
+        );
+        for r in &c.results {
+            match amounts.get(r.policy.as_str()) {
+                Some(v) => num_cell(s, &fmt::amount(*v, c.decimals())),
+                None => num_cell(s, "—"),
+            }
+        }
+        if let Some(p) = h.prices {
+            let v = amounts
+                .get(h.policy)
+                .and_then(|v| p.cents(*v, c.decimals(), i64::from(*time)));
+            num_cell(s, &v.map_or_else(|| "no price".to_string(), fmt::cents));
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</table>\n");
+}
+
+fn methodology(s: &mut String, h: &HtmlInput) {
+    let c = h.case;
+    s.push_str("<h2>6. Methodology</h2>\n<h3>Taint models</h3>\n<table>\n<tr><th>model</th><th>definition and source</th></tr>\n");
+    for r in &c.results {
+        let def = crate::trace::policy::Policy::from_name(&r.policy).map_or("", |p| p.definition());
+        let _ = writeln!(
+            s,
+            "<tr><th>{}</th><td>{}</td></tr>",
+            xml(&r.policy),
+            xml(def)
+        );
+    }
+    s.push_str("</table>\n<p>Transactions are visited in chain order (forward) or reverse chain order (backward), so each sees all the taint that reaches it before passing it on. Amounts are integers in base units; proportional splits use the largest-remainder rule. Every traced unit ends as an exit (an output at an address whose label category is a stop category), a fee, a holding (unspent, or spent outside the window), below the minimum value, beyond the hop limit, mined, or back in a seed.</p>\n<h3>Address clustering</h3>\n");
+    match c.clustering.as_ref().filter(|v| !v.is_null()) {
+        None => s.push_str("<p>No address clustering was used: every node of this trace is a single address.</p>\n"),
+        Some(cl) => {
+            let hs: Vec<String> = cl["heuristics"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "<p>Clusters: {} over {} addresses; CoinJoins detected and excluded from merging: {}.</p>\n<table>\n<tr><th>heuristic</th><th>rule and source</th></tr>",
+                cl["clusters"],
+                cl["addresses"],
+                xml(&cl["coinjoins"].to_string())
+            );
+            for name in &hs {
+                let d = crate::cluster::heuristics::Heuristic::ALL
+                    .iter()
+                    .find(|x| x.name() == name)
+                    .map_or("", |x| x.description());
+                let _ = writeln!(s, "<tr><th>{}</th><td>{}</td></tr>", xml(name), xml(d));
+            }
+            s.push_str("</table>\n");
+            match cl.get("evaluation").filter(|v| !v.is_null()) {
+                None => s.push_str("<p>No accuracy measurement is stored for these clusters (run <code>chaintrace eval clusters</code> against a ground truth to add one).</p>\n"),
+                Some(ev) => {
+                    let _ = writeln!(s, "<p>Measured accuracy (<code>chaintrace eval clusters</code> against <code>{}</code>; pairwise precision and recall):</p>\n<table>\n<tr><th>heuristics</th><th>addresses</th><th>precision</th><th>recall</th><th>F1</th></tr>", xml(ev["truth"].as_str().unwrap_or("")));
+                    for row in ev["scores"].as_array().into_iter().flatten() {
+                        let f = |k: &str| row[k].as_f64().map_or_else(String::new, |v| format!("{v:.4}"));
+                        let _ = writeln!(s, "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>", xml(row["heuristics"].as_str().unwrap_or("")), row["addresses"], f("precision"), f("recall"), f("f1"));
+                    }
+                    s.push_str("</table>\n");
+                }
+            }
+        }
+    }
+    s.push_str("<h3>Labels</h3>\n<p>Entity labels come from the tags imported with <code>chaintrace labels import</code> (TagPacks, OFAC lists, CSV); each tag keeps its source file and line in <code>labels/tags.parquet</code> of the dataset.</p>\n");
+}
+
+fn provenance(s: &mut String, h: &HtmlInput) {
+    let c = h.case;
+    s.push_str("<h2>7. Provenance</h2>\n<table>\n");
+    let rows = [
+        (
+            "Report written by",
+            format!("chaintrace {}", env!("CARGO_PKG_VERSION")),
+        ),
+        ("Trace written by", c.tool.clone()),
+        ("Trace command", c.command.join(" ")),
+        ("Report command", h.command.join(" ")),
+        ("Dataset", c.data.clone().unwrap_or_default()),
+        ("Dataset manifest sha256", c.dataset_manifest_sha256.clone()),
+        ("trace.json sha256", c.trace_sha256.clone()),
+        ("Generated", h.generated.to_string()),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(
+            s,
+            "<tr><th>{}</th><td class=\"mono\">{}</td></tr>",
+            xml(k),
+            xml(&v)
+        );
+    }
+    s.push_str("</table>\n<h3>Files produced with this report</h3>\n<table>\n<tr><th>file</th><th>bytes</th><th>sha256</th></tr>\n");
+    for (f, h2, n) in h.files {
+        let _ = writeln!(
+            s,
+            "<tr><td class=\"mono\">{}</td><td class=\"n\">{n}</td><td class=\"mono\">{h2}</td></tr>",
+            xml(f)
+        );
+    }
+    s.push_str("</table>\n<p><small>This file's own hash is in <code>SHA256SUMS</code> beside it. Running the same report command on the same case gives byte-identical files; only the generation time differs unless it is pinned with <code>--timestamp</code>.</small></p>\n");
+}

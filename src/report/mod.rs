@@ -1,0 +1,541 @@
+//! `chaintrace report`: a trace's case folder → flow chart, Sankey chart and time series
+//! (SVG and PNG, drawn with plotters), a self-contained HTML evidence report, and exports
+//! (CSV, GraphML, DOT, JSON). Every amount in a table or export is an exact integer (or its
+//! exact decimal text); the same case and options give byte-identical files, the
+//! generation time aside (pin it with `timestamp`).
+
+pub mod case;
+pub mod draw;
+pub mod export;
+pub mod fmt;
+pub mod graph;
+pub mod html;
+pub mod layout;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow};
+use serde::Serialize;
+
+use self::case::{Case, PolicyResult};
+use self::draw::{Flow, FlowText, Frame};
+use self::graph::{FlowGraph, GraphOptions};
+use crate::store::sink;
+
+/// Every output format.
+pub const FORMATS: [&str; 7] = ["svg", "png", "html", "csv", "graphml", "dot", "json"];
+
+/// What to produce.
+#[derive(Clone, Debug)]
+pub struct ReportOptions {
+    pub out: PathBuf,
+    pub formats: BTreeSet<String>,
+    /// The model the charts show (default: haircut if traced, else the first).
+    pub policy: Option<String>,
+    pub graph: GraphOptions,
+    pub prices: Option<PathBuf>,
+    pub currency: String,
+    /// Unix seconds of the generation time; `None`: now.
+    pub timestamp: Option<i64>,
+    /// The command line, for the provenance section.
+    pub command: Vec<String>,
+    /// At most this many rows in the HTML transfers table (all are in edges.csv).
+    pub max_table_rows: usize,
+}
+
+/// What was produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReportSummary {
+    pub out: PathBuf,
+    pub policy: String,
+    pub headline: String,
+    /// (file, sha256, bytes), in write order, `SHA256SUMS` excluded.
+    pub files: Vec<(String, String, u64)>,
+    pub transfers: usize,
+    pub chart_nodes: usize,
+    pub chart_edges: usize,
+    pub crossings: usize,
+    pub peel_chains: Vec<usize>,
+    pub merged_small: usize,
+    pub generated: String,
+}
+
+/// One sentence on what the trace shows, under `r`.
+pub fn headline(case: &Case, r: &PolicyResult) -> String {
+    let unit = case.unit();
+    let amt = |v: u64| format!("{} {unit}", graph::trim(v, case.decimals()));
+    let mut per_cat: BTreeMap<&str, (u64, BTreeSet<&str>)> = BTreeMap::new();
+    for e in r.ends.iter().filter(|e| e.kind == "exit") {
+        if let (Some(c), Some(ent)) = (&e.category, &e.entity) {
+            let x = per_cat.entry(c).or_default();
+            x.0 += e.amount;
+            x.1.insert(ent);
+        }
+    }
+    let who = if case.seed_nodes.len() == 1 {
+        "the seed's".to_string()
+    } else {
+        format!("the {} seeds'", case.seed_nodes.len())
+    };
+    let dir = case.param("direction");
+    let mut parts: Vec<(u64, String)> = per_cat
+        .iter()
+        .map(|(c, (v, ents))| {
+            let n = ents.len();
+            let noun = if n == 1 {
+                (*c).to_string()
+            } else {
+                format!("{c} entities")
+            };
+            (*v, format!("{} reached {n} {noun}", amt(*v)))
+        })
+        .collect();
+    parts.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let t = &r.totals;
+    let tail = format!(
+        "{} seeded; {} still held, {} in fees",
+        amt(t.seeded),
+        amt(t.holdings),
+        amt(t.fees)
+    );
+    if parts.is_empty() {
+        return format!(
+            "{}: none of {who} funds reached a labelled exit ({dir} trace); {tail}.",
+            r.policy
+        );
+    }
+    let body: Vec<String> = parts.into_iter().map(|p| p.1).collect();
+    let subject = if dir == "backward" { "came into" } else { "of" };
+    format!(
+        "{}: {} {who} funds: {} ({tail}).",
+        r.policy,
+        subject.replace("of", "Of"),
+        body.join("; ")
+    )
+    .replace(": Of ", ": of ")
+}
+
+/// Frame texts of the charts.
+fn frame(case: &Case, r: &PolicyResult, fg: &FlowGraph, generated: &str, what: &str) -> Frame {
+    let mut sub = vec![
+        format!("max hops {}", case.param("max_hops")),
+        format!(
+            "heights {}",
+            case.param("followed_heights").replace(", ", "–")
+        ),
+    ];
+    let stop = case.param("stop_at");
+    if !stop.is_empty() {
+        sub.push(format!("exits: {stop}"));
+    }
+    sub.push(format!("{} transfers", r.edges.len()));
+    if !fg.peel_chains.is_empty() {
+        sub.push(format!("{} peel chain(s) collapsed", fg.peel_chains.len()));
+    }
+    if fg.merged_small > 0 {
+        sub.push(format!("{} smaller nodes merged", fg.merged_small));
+    }
+    Frame {
+        title: format!(
+            "{what} — {} trace from {} seed node(s), {} model, {} {}",
+            case.param("direction"),
+            case.seed_nodes.len(),
+            r.policy,
+            case.chain,
+            case.network
+        ),
+        subtitle: sub.join(" · "),
+        footer: format!(
+            "dataset manifest sha256 {} · trace.json sha256 {} · generated {generated} · chaintrace {}",
+            case.dataset_manifest_sha256,
+            &case.trace_sha256,
+            env!("CARGO_PKG_VERSION")
+        ),
+    }
+}
+
+/// The Sankey chart's columns and bands.
+type SankeyData = ([Vec<(String, u64, String)>; 3], Vec<Flow>);
+
+fn sankey_data(case: &Case, r: &PolicyResult) -> SankeyData {
+    let mut mid: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for e in &r.ends {
+        let key = match (&e.entity, &e.category) {
+            (Some(ent), Some(c)) => (ent.clone(), c.clone()),
+            _ => ("held at unlabelled addresses".into(), "unlabelled".into()),
+        };
+        *mid.entry(key).or_default() += e.amount;
+    }
+    let t = &r.totals;
+    for (name, v, cat) in [
+        ("fees", t.fees, "not followed"),
+        ("below minimum", t.below_min, "not followed"),
+        ("beyond hop limit", t.hop_limit, "not followed"),
+        ("mined", t.mined, "not followed"),
+        ("back into seeds", t.returned_to_seeds, "seed"),
+    ] {
+        if v > 0 {
+            *mid.entry((name.into(), cat.into())).or_default() += v;
+        }
+    }
+    let mut mids: Vec<((String, String), u64)> = mid.into_iter().filter(|m| m.1 > 0).collect();
+    mids.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    if mids.len() > 12 {
+        let rest: Vec<_> = mids.split_off(11);
+        let mut by_cat: BTreeMap<String, (u64, usize)> = BTreeMap::new();
+        for ((_, c), v) in rest {
+            let x = by_cat.entry(c).or_default();
+            x.0 += v;
+            x.1 += 1;
+        }
+        for (c, (v, n)) in by_cat {
+            mids.push(((format!("{n} other {c}"), c), v));
+        }
+    }
+    let total: u64 = mids.iter().map(|m| m.1).sum();
+    let seeds_name = format!("{} seed node(s)", case.seed_nodes.len());
+    let col0 = vec![(seeds_name.clone(), total, "seed".to_string())];
+    let col1: Vec<(String, u64, String)> = mids
+        .iter()
+        .map(|((n, c), v)| (n.clone(), *v, c.clone()))
+        .collect();
+    let mut cats: BTreeMap<String, u64> = BTreeMap::new();
+    for ((_, c), v) in &mids {
+        *cats.entry(c.clone()).or_default() += v;
+    }
+    let mut col2: Vec<(String, u64, String)> =
+        cats.into_iter().map(|(c, v)| (c.clone(), v, c)).collect();
+    col2.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let mut flows: Vec<Flow> = Vec::new();
+    for ((n, c), v) in &mids {
+        flows.push(Flow {
+            col: 0,
+            from: seeds_name.clone(),
+            to: n.clone(),
+            amount: *v,
+            category: c.clone(),
+        });
+    }
+    // Bands into each category in the order of the middle column.
+    for ((n, c), v) in &mids {
+        flows.push(Flow {
+            col: 1,
+            from: n.clone(),
+            to: c.clone(),
+            amount: *v,
+            category: c.clone(),
+        });
+    }
+    ([col0, col1, col2], flows)
+}
+
+/// Time buckets (day, or month when the trace spans more than 92 days): amount moved and
+/// the cumulative amount reaching exits.
+fn timeline_data(r: &PolicyResult) -> Vec<(String, u64, u64)> {
+    let Some(min) = r.edges.iter().map(|e| e.time).min() else {
+        return Vec::new();
+    };
+    let max = r.edges.iter().map(|e| e.time).max().unwrap_or(min);
+    let monthly = u64::from(max - min) > 92 * 86_400;
+    let bucket = |t: u32| {
+        if monthly {
+            fmt::month(i64::from(t))
+        } else {
+            fmt::date(i64::from(t))
+        }
+    };
+    let mut names: Vec<String> = Vec::new();
+    let mut day = i64::from(min).div_euclid(86_400);
+    while day <= i64::from(max).div_euclid(86_400) {
+        let n = bucket((day * 86_400) as u32);
+        if names.last() != Some(&n) {
+            names.push(n);
+        }
+        day += 1;
+    }
+    let at: BTreeMap<&String, usize> = names.iter().enumerate().map(|(i, n)| (n, i)).collect();
+    let mut moved = vec![0u64; names.len()];
+    let mut exits = vec![0u64; names.len()];
+    let mut time_of: BTreeMap<(&str, &str), u32> = BTreeMap::new();
+    for e in &r.edges {
+        moved[at[&bucket(e.time)]] += e.amount;
+        time_of.insert((e.txid.as_str(), e.to.as_str()), e.time);
+    }
+    for e in r.ends.iter().filter(|e| e.kind == "exit") {
+        if let Some(&t) = time_of.get(&(e.txid.as_str(), e.address.as_str())) {
+            exits[at[&bucket(t)]] += e.amount;
+        }
+    }
+    let mut cum = 0;
+    names
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| {
+            cum += exits[i];
+            (n, moved[i], cum)
+        })
+        .collect()
+}
+
+/// Writes `bytes` to `out/name` atomically and records its hash.
+fn put(
+    out: &Path,
+    name: &str,
+    bytes: &[u8],
+    files: &mut Vec<(String, String, u64)>,
+) -> anyhow::Result<()> {
+    sink::write_atomic(&out.join(name), bytes)?;
+    use bitcoin::hashes::Hash;
+    files.push((
+        name.to_string(),
+        bitcoin::hashes::sha256::Hash::hash(bytes).to_string(),
+        bytes.len() as u64,
+    ));
+    Ok(())
+}
+
+/// Produces the report of the case in `case_dir`.
+///
+/// # Errors
+/// An unreadable case, an unknown policy or format, an unreadable price file, or a
+/// failure to write.
+pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummary> {
+    for f in &o.formats {
+        if !FORMATS.contains(&f.as_str()) {
+            return Err(anyhow!(
+                "unknown format {f:?}; choose from {}",
+                FORMATS.join(",")
+            ));
+        }
+    }
+    let case = Case::load(case_dir)?;
+    let policy = match &o.policy {
+        Some(p) => p.clone(),
+        None if case.results.iter().any(|r| r.policy == "haircut") => "haircut".into(),
+        None => case.results[0].policy.clone(),
+    };
+    let r = case
+        .results
+        .iter()
+        .find(|r| r.policy == policy)
+        .ok_or_else(|| {
+            let have: Vec<&str> = case.results.iter().map(|r| r.policy.as_str()).collect();
+            anyhow!(
+                "the case has no {policy} result; it has {}",
+                have.join(", ")
+            )
+        })?;
+    let prices = o
+        .prices
+        .as_ref()
+        .map(|p| fmt::Prices::load(p, &o.currency))
+        .transpose()?;
+    let prices_sha = o
+        .prices
+        .as_ref()
+        .map(|p| sink::sha256_file(p))
+        .transpose()?;
+    let generated = fmt::datetime(o.timestamp.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    }));
+    std::fs::create_dir_all(&o.out)
+        .with_context(|| format!("cannot create {}", o.out.display()))?;
+    let want = |f: &str| o.formats.contains(f);
+    let text = FlowText {
+        unit: case.unit(),
+        decimals: case.decimals(),
+    };
+    let fg = graph::build(&case, r, &o.graph);
+    let label = |ei: usize| {
+        let e = &fg.edges[ei];
+        let mut s = format!("{} {}", graph::trim(e.amount, case.decimals()), case.unit());
+        if e.transfers > 1 {
+            s.push_str(&format!(" · {} tx", e.transfers));
+        }
+        s.push_str(&format!(" · {}", fmt::date(i64::from(e.first_time))));
+        s
+    };
+    let lay = layout::layout(&fg, &draw::measure, &label);
+    let flow_frame = frame(&case, r, &fg, &generated, "Flow of funds");
+    let (cols, flows) = sankey_data(&case, r);
+    let sankey_size = (1300, (cols[1].len() as i32 * 44 + 200).max(560));
+    let sankey_frame = frame(&case, r, &fg, &generated, "Where the traced value ended");
+    let buckets = timeline_data(r);
+    let timeline_size = (1300, 760);
+    let timeline_frame = frame(&case, r, &fg, &generated, "Traced amounts over time");
+    let charts = [
+        (
+            "flow",
+            draw::Chart::Flow {
+                graph: &fg,
+                layout: &lay,
+                frame: &flow_frame,
+                text: &text,
+            },
+        ),
+        (
+            "sankey",
+            draw::Chart::Sankey {
+                size: sankey_size,
+                columns: &cols,
+                flows: &flows,
+                frame: &sankey_frame,
+                text: &text,
+            },
+        ),
+        (
+            "timeline",
+            draw::Chart::Timeline {
+                size: timeline_size,
+                buckets: &buckets,
+                frame: &timeline_frame,
+                text: &text,
+            },
+        ),
+    ];
+    let mut files = Vec::new();
+    let mut svgs = Vec::new();
+    for (name, chart) in &charts {
+        let svg = chart.svg()?;
+        if want("svg") {
+            put(&o.out, &format!("{name}.svg"), svg.as_bytes(), &mut files)?;
+        }
+        svgs.push(svg);
+    }
+    if want("png") {
+        for (name, chart) in &charts {
+            put(
+                &o.out,
+                &format!("{name}.png"),
+                &chart.png(&o.out)?,
+                &mut files,
+            )?;
+        }
+    }
+    let nodes = export::nodes(&case);
+    if want("csv") {
+        put(
+            &o.out,
+            "nodes.csv",
+            export::nodes_csv(&case, &nodes).as_bytes(),
+            &mut files,
+        )?;
+        put(
+            &o.out,
+            "edges.csv",
+            export::edges_csv(&case, prices.as_ref()).as_bytes(),
+            &mut files,
+        )?;
+    }
+    if want("graphml") {
+        put(
+            &o.out,
+            "graph.graphml",
+            export::graphml(&case, r, &nodes).as_bytes(),
+            &mut files,
+        )?;
+    }
+    if want("dot") {
+        put(
+            &o.out,
+            "graph.dot",
+            export::dot(&case, r, &nodes).as_bytes(),
+            &mut files,
+        )?;
+    }
+    let headline = headline(&case, r);
+    if want("json") {
+        let doc = serde_json::json!({
+            "tool": format!("chaintrace {}", env!("CARGO_PKG_VERSION")),
+            "generated": generated,
+            "dataset_manifest_sha256": case.dataset_manifest_sha256,
+            "trace_sha256": case.trace_sha256,
+            "chart_policy": policy,
+            "headline": headline,
+            "unit": case.unit(),
+            "decimals": case.decimals(),
+            "totals": case.results.iter().map(|r| (r.policy.clone(), r.totals.clone())).collect::<BTreeMap<_, _>>(),
+            "exposure_entity": case.results.iter().map(|r| (r.policy.clone(), r.exposure_entity.clone())).collect::<BTreeMap<_, _>>(),
+            "exposure_category": case.results.iter().map(|r| (r.policy.clone(), r.exposure_category.clone())).collect::<BTreeMap<_, _>>(),
+            "chart": {
+                "width": lay.width,
+                "height": lay.height,
+                "crossings": lay.crossings,
+                "nodes": fg.nodes.iter().zip(&lay.boxes).map(|(n, b)| serde_json::json!({"key": n.key, "title": n.title, "detail": n.detail, "category": n.category, "seed": n.seed, "members": n.members.len(), "received": n.received, "sent": n.sent, "column": n.layer, "box": [b.x, b.y, b.w, b.h]})).collect::<Vec<_>>(),
+                "edges": fg.edges.iter().map(|e| serde_json::json!({"from": fg.nodes[e.from].key, "to": fg.nodes[e.to].key, "amount": e.amount, "transfers": e.transfers})).collect::<Vec<_>>(),
+            },
+            "nodes": nodes,
+            "edges": r.edges.iter().map(|e| serde_json::json!({"txid": e.txid, "height": e.height, "time": fmt::datetime(i64::from(e.time)), "from": e.from, "to": e.to, "amount": e.amount, "hop": e.hop})).collect::<Vec<_>>(),
+        });
+        let mut b = serde_json::to_vec_pretty(&doc).expect("reports serialise");
+        b.push(b'\n');
+        put(&o.out, "report.json", &b, &mut files)?;
+    }
+    let notes = format!(
+        "The flow chart groups addresses by labelled entity{}{}; edge labels give the amount under the {policy} model and the date of the first transfer. The exports keep every transfer at address level.",
+        if fg.peel_chains.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", collapses {} peel chain(s) of {} hops",
+                fg.peel_chains.len(),
+                fg.peel_chains
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
+        if fg.merged_small > 0 {
+            format!(
+                ", and merges the {} smallest flows per column to stay legible",
+                fg.merged_small
+            )
+        } else {
+            String::new()
+        }
+    );
+    if want("html") {
+        let doc = html::render(&html::HtmlInput {
+            case: &case,
+            policy: &policy,
+            headline: &headline,
+            generated: &generated,
+            command: &o.command,
+            prices: prices.as_ref(),
+            prices_sha256: prices_sha.as_deref(),
+            charts: vec![
+                ("Flow of funds", &svgs[0]),
+                ("Where the traced value ended", &svgs[1]),
+                ("Traced amounts over time", &svgs[2]),
+            ],
+            files: &files,
+            chart_notes: &notes,
+            max_rows: o.max_table_rows,
+        });
+        let mut with_html = files.clone();
+        put(&o.out, "report.html", doc.as_bytes(), &mut with_html)?;
+        files = with_html;
+    }
+    let mut sums = String::new();
+    for (f, h, _) in &files {
+        sums.push_str(&format!("{h}  {f}\n"));
+    }
+    sink::write_atomic(&o.out.join("SHA256SUMS"), sums.as_bytes())?;
+    Ok(ReportSummary {
+        out: o.out.clone(),
+        policy,
+        headline,
+        transfers: r.edges.len(),
+        chart_nodes: fg.nodes.len(),
+        chart_edges: fg.edges.len(),
+        crossings: lay.crossings,
+        peel_chains: fg.peel_chains.clone(),
+        merged_small: fg.merged_small,
+        files,
+        generated,
+    })
+}
