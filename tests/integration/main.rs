@@ -10,6 +10,7 @@ mod ingest_regtest;
 mod ingest_rpc;
 mod labels;
 mod python_readers;
+mod report;
 mod resume;
 mod rpc_node;
 mod simulate;

@@ -1,0 +1,461 @@
+//! `chaintrace report` and `chaintrace demo` on the regtest world: charts that parse and
+//! decode, an evidence report that holds every transfer and loads nothing from outside,
+//! exports with the trace's counts, exact fiat values, byte-identical reruns.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::util::*;
+
+fn gt(name: &str) -> PathBuf {
+    bitcoin_data(&format!("regtest-world-a/ground_truth/{name}"))
+}
+
+/// The regtest dataset with the exchange labelled, and the vendor's forward trace under all
+/// five models in `case/`.
+fn traced_case() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    ok(&ingest(&bitcoin_data("regtest-world-a/blocks"), &data, &[]));
+    let text = std::fs::read_to_string(gt("addresses.csv")).unwrap();
+    let mut csv = String::from("address,label,category,actor\n");
+    for l in text.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        if f[1] == "exchange" {
+            csv.push_str(&format!("{},exchange,exchange,exchange\n", f[0]));
+        }
+    }
+    let labels = d.path().join("labels.csv");
+    std::fs::write(&labels, csv).unwrap();
+    ok(&run(&[
+        "labels",
+        "import",
+        labels.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]));
+    let seeds = format!("@{}", gt("flagged.csv").display());
+    ok(&run(&[
+        "trace",
+        "--quiet",
+        "--data",
+        data.to_str().unwrap(),
+        "--seed",
+        &seeds,
+        "--policy",
+        "all",
+        "--stop-at",
+        "exchange",
+        "--max-hops",
+        "20",
+        "--out",
+        d.path().join("case").to_str().unwrap(),
+    ]));
+    d
+}
+
+fn report(case: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec![
+        "report",
+        case.to_str().unwrap(),
+        "--timestamp",
+        "2026-11-29T12:00:00Z",
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Width and height attributes of an SVG's root.
+fn svg_size(doc: &roxmltree::Document) -> (u32, u32) {
+    let root = doc.root_element();
+    assert_eq!(root.tag_name().name(), "svg");
+    let n = |a: &str| root.attribute(a).unwrap().parse::<u32>().unwrap();
+    (n("width"), n("height"))
+}
+
+#[test]
+fn charts_parse_decode_and_show_every_node() {
+    let d = traced_case();
+    let case = d.path().join("case");
+    ok(&report(&case, &[]));
+    let out = case.join("report");
+    let rep = json(&out.join("report.json"));
+    let chart_nodes = rep["chart"]["nodes"].as_array().unwrap();
+    assert!(chart_nodes.len() > 20, "{}", chart_nodes.len());
+    for name in ["flow", "sankey", "timeline"] {
+        let text = std::fs::read_to_string(out.join(format!("{name}.svg"))).unwrap();
+        let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{name}.svg: {e}"));
+        let texts: String = doc
+            .descendants()
+            .filter(|n| n.is_text())
+            .map(|n| n.text().unwrap())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let (w, h) = svg_size(&doc);
+        // The PNG is the same picture at the same size, and not blank.
+        let dec = png::Decoder::new(std::fs::File::open(out.join(format!("{name}.png"))).unwrap());
+        let mut reader = dec.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!((info.width, info.height), (w, h), "{name}.png");
+        let dark = buf.chunks(3).filter(|p| p.iter().all(|&c| c < 100)).count();
+        assert!(
+            dark > 1000,
+            "{name}.png has almost nothing drawn ({dark} dark pixels)"
+        );
+        if name == "flow" {
+            assert_eq!(
+                (w as i64, h as i64),
+                (
+                    rep["chart"]["width"].as_i64().unwrap(),
+                    rep["chart"]["height"].as_i64().unwrap()
+                )
+            );
+            for n in chart_nodes {
+                let title = n["title"].as_str().unwrap();
+                assert!(
+                    texts.contains(title),
+                    "flow.svg lacks the node label {title}"
+                );
+            }
+            assert!(texts.contains("exchange"));
+            assert!(texts.contains(rep["dataset_manifest_sha256"].as_str().unwrap()));
+            assert!(texts.contains("2026-11-29T12:00:00Z"));
+        }
+        if name == "sankey" {
+            assert!(
+                texts.contains("back into seeds") && texts.contains("exchange"),
+                "{texts}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_html_report_holds_every_transfer_and_nothing_external() {
+    let d = traced_case();
+    let case = d.path().join("case");
+    let o = report(&case, &[]);
+    ok(&o);
+    let trace = json(&case.join("trace.json"));
+    let html = std::fs::read_to_string(case.join("report/report.html")).unwrap();
+    let txids: BTreeSet<&str> = trace["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r["edges"].as_array().unwrap())
+        .map(|e| e["txid"].as_str().unwrap())
+        .collect();
+    assert!(txids.len() > 50, "{}", txids.len());
+    for t in &txids {
+        assert!(html.contains(t), "the report lacks transaction {t}");
+    }
+    assert!(html.contains(trace["dataset_manifest_sha256"].as_str().unwrap()));
+    // Every produced file's hash is in the report, and SHA256SUMS covers the report too.
+    let sums = std::fs::read_to_string(case.join("report/SHA256SUMS")).unwrap();
+    for line in sums.lines() {
+        let (hash, file) = line.split_once("  ").unwrap();
+        let bytes = std::fs::read(case.join("report").join(file)).unwrap();
+        use std::io::Write;
+        let mut p = std::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        p.stdin.take().unwrap().write_all(&bytes).unwrap();
+        let got = String::from_utf8(p.wait_with_output().unwrap().stdout).unwrap();
+        assert!(got.starts_with(hash), "{file}: {got} != {hash}");
+        if file != "report.html" {
+            assert!(html.contains(hash), "the report lacks the hash of {file}");
+        }
+    }
+    assert_eq!(sums.lines().count(), 12);
+    // Self-contained: no script, stylesheet, image or frame from anywhere.
+    let lower = html.to_ascii_lowercase();
+    for bad in [
+        "<script", "<link", "<img", "<iframe", "src=", "href=", "url(", "@import",
+    ] {
+        assert!(!lower.contains(bad), "the report contains {bad}");
+    }
+    for (i, _) in lower.match_indices("http") {
+        let before = &lower[i.saturating_sub(7)..i];
+        assert!(
+            before.ends_with("xmlns=\""),
+            "a URL outside an XML namespace at {i}: {}",
+            &lower[i..i + 40]
+        );
+    }
+    // Methodology and question.
+    for p in [
+        "poison",
+        "haircut",
+        "fifo",
+        "lifo",
+        "tiho",
+        "Möser",
+        "Anderson",
+        "No address clustering",
+    ] {
+        assert!(html.contains(p), "the report lacks {p}");
+    }
+}
+
+#[test]
+fn exports_match_the_trace() {
+    let d = traced_case();
+    let case = d.path().join("case");
+    ok(&report(
+        &case,
+        &["--policy", "fifo", "--format", "graphml,dot,csv,json"],
+    ));
+    let out = case.join("report");
+    assert!(!out.join("flow.svg").exists() && !out.join("report.html").exists());
+    let trace = json(&case.join("trace.json"));
+    let fifo = trace["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["policy"] == "fifo")
+        .unwrap();
+    let edges = fifo["edges"].as_array().unwrap();
+    let mut nodes: BTreeSet<&str> = edges
+        .iter()
+        .flat_map(|e| [e["from"].as_str().unwrap(), e["to"].as_str().unwrap()])
+        .collect();
+    nodes.extend(
+        trace["seed_nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap()),
+    );
+    let text = std::fs::read_to_string(out.join("graph.graphml")).unwrap();
+    let doc = roxmltree::Document::parse(&text).unwrap();
+    let count = |tag: &str| {
+        doc.descendants()
+            .filter(|n| n.tag_name().name() == tag)
+            .count()
+    };
+    assert_eq!(count("node"), nodes.len());
+    assert_eq!(count("edge"), edges.len());
+    // Edge amounts in the GraphML add up to the trace's.
+    let total: u64 = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "data" && n.attribute("key") == Some("amount"))
+        .map(|n| n.text().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(
+        total,
+        edges
+            .iter()
+            .map(|e| e["amount"].as_u64().unwrap())
+            .sum::<u64>()
+    );
+    let dot = std::fs::read_to_string(out.join("graph.dot")).unwrap();
+    assert!(dot.starts_with("digraph"));
+    assert_eq!(dot.matches(" -> ").count(), edges.len());
+    // edges.csv: every transfer of every model, exact.
+    let csv = std::fs::read_to_string(out.join("edges.csv")).unwrap();
+    let all: usize = trace["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["edges"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(csv.lines().count(), all + 1);
+    let rep = json(&out.join("report.json"));
+    assert_eq!(rep["chart_policy"], "fifo");
+    assert_eq!(rep["edges"].as_array().unwrap().len(), edges.len());
+}
+
+#[test]
+fn reruns_are_byte_identical_and_fiat_is_exact() {
+    let d = traced_case();
+    let case = d.path().join("case");
+    // A price file covering the regtest days: 60,000.123456 per BTC on every day.
+    let prices = d.path().join("prices.csv");
+    let mut p = String::from("Date,Open,High,Low,Close,Adj Close,Volume\n");
+    for day in 20..=30 {
+        p.push_str(&format!(
+            "2026-11-{day},1,1,1,60000.123456,60000.123456,1\n"
+        ));
+    }
+    std::fs::write(&prices, p).unwrap();
+    let args = [
+        "--prices",
+        prices.to_str().unwrap(),
+        "--fiat",
+        "usd",
+        "--collapse-peel-chains",
+    ];
+    ok(&report(&case, &args));
+    let first = tree(&case.join("report"));
+    ok(&report(&case, &args));
+    assert_eq!(
+        first,
+        tree(&case.join("report")),
+        "a rerun changed the report"
+    );
+    // Without a pinned time only the files that print the generation time may differ.
+    ok(&run(&[
+        "report",
+        case.to_str().unwrap(),
+        "--prices",
+        prices.to_str().unwrap(),
+        "--fiat",
+        "usd",
+        "--collapse-peel-chains",
+    ]));
+    let now = tree(&case.join("report"));
+    assert_eq!(
+        now.keys().collect::<Vec<_>>(),
+        first.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &first {
+        let stamped = [".svg", ".png", ".html", ".json", "SHA256SUMS"]
+            .iter()
+            .any(|x| name.ends_with(x));
+        assert!(
+            stamped || &now[name] == bytes,
+            "{name} changed without the timestamp changing"
+        );
+        if name.ends_with(".html") {
+            let a = String::from_utf8_lossy(bytes).replace("2026-11-29T12:00:00Z", "");
+            assert_ne!(
+                a,
+                String::from_utf8_lossy(bytes),
+                "the pinned time is printed"
+            );
+        }
+    }
+    let csv = std::fs::read_to_string(case.join("report/edges.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header.last(), Some(&"value_usd"));
+    let ai = header.iter().position(|h| *h == "amount_units").unwrap();
+    let mut checked = 0;
+    for l in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        let sat: u128 = f[ai].parse().unwrap();
+        // sat / 1e8 BTC * 60,000.123456 USD, in cents (1e8 sat * 1e6 micro-USD / 1e2),
+        // half up: integer arithmetic only.
+        let cents = (sat * 60_000_123_456 + 500_000_000_000) / 1_000_000_000_000;
+        let want = format!("{}.{:02}", cents / 100, cents % 100);
+        assert_eq!(f.last().unwrap(), &want, "{l}");
+        checked += 1;
+    }
+    assert!(checked > 100);
+    let html = std::fs::read_to_string(case.join("report/report.html")).unwrap();
+    assert!(html.contains("USD") && html.contains("peel chain"));
+    let rep = json(&case.join("report/report.json"));
+    assert!(
+        rep["chart"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["category"] == "peel chain")
+    );
+}
+
+#[test]
+fn bad_report_arguments_say_what_to_do() {
+    let d = tempfile::tempdir().unwrap();
+    let o = run(&["report", d.path().join("nowhere").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("chaintrace trace --out"),
+        "{}",
+        stderr(&o)
+    );
+    let c = traced_case();
+    let case = c.path().join("case");
+    let o = report(&case, &["--format", "pdf"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("unknown format \"pdf\""),
+        "{}",
+        stderr(&o)
+    );
+    let o = report(&case, &["--policy", "lifo2"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no lifo2 result"), "{}", stderr(&o));
+    let bad = c.path().join("bad.csv");
+    std::fs::write(&bad, "Date,Close\n2026-11-25,abc\n").unwrap();
+    let o = report(&case, &["--prices", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("bad.csv:2: bad price"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(case.join("trace.json"), "{\"tool\": 1}").unwrap();
+    let o = report(&case, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("run the trace again"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_demo_runs_end_to_end() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("demo-out");
+    let o = run(&[
+        "demo",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--regtest",
+        bundled_regtest().to_str().unwrap(),
+        "--txs",
+        "4000",
+        "--timestamp",
+        "2026-11-29T12:00:00Z",
+    ]);
+    ok(&o);
+    let text = stdout(&o);
+    assert!(
+        text.contains("reached") && text.contains("exchange"),
+        "{text}"
+    );
+    for world in ["simulated", "regtest"] {
+        let rep = out.join(world).join("case/report");
+        for f in [
+            "report.html",
+            "flow.svg",
+            "flow.png",
+            "sankey.png",
+            "timeline.png",
+            "graph.graphml",
+            "SHA256SUMS",
+        ] {
+            assert!(rep.join(f).is_file(), "{world}: no {f}");
+        }
+        let r = json(&rep.join("report.json"));
+        // The vendor's funds reach at least one exchange under haircut.
+        let exch = r["exposure_category"]["haircut"]["exchange"]
+            .as_u64()
+            .unwrap_or(0);
+        assert!(exch > 0, "{world}: nothing reached an exchange");
+        assert!(
+            text.contains(r["headline"].as_str().unwrap()),
+            "{world}: headline not printed"
+        );
+        let html = std::fs::read_to_string(rep.join("report.html")).unwrap();
+        // Clustering was used (cluster level) and its accuracy was measured by the demo.
+        assert!(
+            html.contains("Measured accuracy") && html.contains("multi-input"),
+            "{world}"
+        );
+    }
+    // The regtest trace is the real chain's: its seeds are the ground truth's flagged addresses.
+    let trace = json(&out.join("regtest/case/trace.json"));
+    assert_eq!(
+        trace["parameters"]["seed_outputs"].as_u64().unwrap() > 0,
+        true
+    );
+}
