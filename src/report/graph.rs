@@ -306,13 +306,7 @@ pub fn build(case: &Case, r: &PolicyResult, opts: &GraphOptions) -> FlowGraph {
             fg = aggregate(case, r, &g, opts);
         }
     }
-    let unit = case.unit();
-    for (key, hops, amount) in &peel {
-        if let Some(n) = fg.nodes.iter_mut().find(|n| &n.key == key) {
-            n.detail = format!("{hops} hops, {} {unit}", trim(*amount, case.decimals()));
-        }
-    }
-    fg.peel_chains = peel.iter().map(|p| p.1).collect();
+    describe_peel(&mut fg, &peel, case);
     if fg.nodes.len() > opts.max_nodes {
         // Keep the seeds, labelled nodes and the largest flows; merge the rest per column.
         let mut rank: Vec<usize> = (0..fg.nodes.len()).collect();
@@ -342,18 +336,24 @@ pub fn build(case: &Case, r: &PolicyResult, opts: &GraphOptions) -> FlowGraph {
             }
         }
         fg = aggregate(case, r, &g, opts);
-        fg.peel_chains = peel.iter().map(|p| p.1).collect();
         fg.merged_small = merged;
-        for n in fg.nodes.iter_mut().filter(|n| n.key.starts_with("other:")) {
-            n.detail = format!("{} addresses", n.members.len());
-        }
-        for (key, hops, amount) in &peel {
-            if let Some(n) = fg.nodes.iter_mut().find(|n| &n.key == key) {
-                n.detail = format!("{hops} hops, {} {unit}", trim(*amount, case.decimals()));
-            }
-        }
+        describe_peel(&mut fg, &peel, case);
     }
     fg
+}
+
+/// Names the collapsed peel chains: "N hops, X BTC" (the amount entering the chain).
+fn describe_peel(fg: &mut FlowGraph, peel: &[(String, usize, u64)], case: &Case) {
+    for (key, hops, amount) in peel {
+        if let Some(n) = fg.nodes.iter_mut().find(|n| &n.key == key) {
+            n.detail = format!(
+                "{hops} hops, {} {}",
+                trim(*amount, case.decimals()),
+                case.unit()
+            );
+        }
+    }
+    fg.peel_chains = peel.iter().map(|p| p.1).collect();
 }
 
 /// An exact amount without trailing zeros (`150000000` → `1.5`).

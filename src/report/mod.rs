@@ -73,47 +73,54 @@ pub fn headline(case: &Case, r: &PolicyResult) -> String {
             x.1.insert(ent);
         }
     }
-    let who = if case.seed_nodes.len() == 1 {
-        "the seed's".to_string()
+    let noun = if case.param("level") == "cluster" {
+        "cluster"
     } else {
-        format!("the {} seeds'", case.seed_nodes.len())
+        "address"
     };
-    let dir = case.param("direction");
+    let n = case.seed_nodes.len();
+    let seeds = match (n, noun) {
+        (1, _) => format!("1 seed {noun}"),
+        (_, "cluster") => format!("{n} seed clusters"),
+        _ => format!("{n} seed addresses"),
+    };
+    let backward = case.param("direction") == "backward";
     let mut parts: Vec<(u64, String)> = per_cat
         .iter()
         .map(|(c, (v, ents))| {
-            let n = ents.len();
-            let noun = if n == 1 {
+            let k = ents.len();
+            let what = if k == 1 {
                 (*c).to_string()
             } else {
-                format!("{c} entities")
+                format!("{k} {c} entities")
             };
-            (*v, format!("{} reached {n} {noun}", amt(*v)))
+            let verb = if backward { "came from" } else { "reached" };
+            let one = if k == 1 { "1 " } else { "" };
+            (*v, format!("{} {verb} {one}{what}", amt(*v)))
         })
         .collect();
     parts.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     let t = &r.totals;
-    let tail = format!(
-        "{} seeded; {} still held, {} in fees",
+    let context = format!(
+        "of {} {} {seeds}; {} unspent, {} in fees",
         amt(t.seeded),
+        if backward {
+            "traced back from"
+        } else {
+            "seeded from"
+        },
         amt(t.holdings),
         amt(t.fees)
     );
     if parts.is_empty() {
+        let where_ = if backward { "came from" } else { "reached" };
         return format!(
-            "{}: none of {who} funds reached a labelled exit ({dir} trace); {tail}.",
+            "{}: no traced value {where_} a labelled entity ({context}).",
             r.policy
         );
     }
     let body: Vec<String> = parts.into_iter().map(|p| p.1).collect();
-    let subject = if dir == "backward" { "came into" } else { "of" };
-    format!(
-        "{}: {} {who} funds: {} ({tail}).",
-        r.policy,
-        subject.replace("of", "Of"),
-        body.join("; ")
-    )
-    .replace(": Of ", ": of ")
+    format!("{}: {} ({context}).", r.policy, body.join("; "))
 }
 
 /// Frame texts of the charts.
