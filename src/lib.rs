@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod labels;
 pub mod report;
 pub mod simulate;
+pub mod stats;
 pub mod store;
 pub mod trace;
 pub mod types;

@@ -59,8 +59,14 @@ pub enum Command {
     /// graph.graphml, graph.dot, report.json and SHA256SUMS. Same case and options, same
     /// bytes (pin the generation time with --timestamp).
     Report(ReportArgs),
-    /// Research aggregates over labelled entities and time. [not built yet]
-    Stats(PlannedArgs),
+    /// Research aggregates over labelled entities and time (polars over the dataset).
+    ///
+    /// An entity's addresses are those tagged with it (with --via-clusters, every address
+    /// of a cluster holding a tagged one). A receipt is an output paid to the entity by a
+    /// transaction with none of its inputs (change is not income); a sending is an output of
+    /// a transaction the entity funded, paid to someone else. Amounts are integer satoshi.
+    #[command(subcommand)]
+    Stats(StatsCommand),
     /// Measure clustering accuracy against ground truth.
     #[command(subcommand)]
     Eval(EvalCommand),
@@ -106,6 +112,90 @@ impl Command {
 pub struct PlannedArgs {
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
     pub rest: Vec<String>,
+}
+
+/// `chaintrace stats ...`
+#[derive(Debug, Subcommand)]
+pub enum StatsCommand {
+    /// Money in and out of the entities of some categories, per period: revenue, payments,
+    /// distinct payers, where the money went. Writes OUT/inflows, OUT/outflows,
+    /// OUT/top_counterparties (.csv, .parquet) and charts (monthly flows, payment sizes,
+    /// top counterparties).
+    Flows(StatsFlowsArgs),
+    /// One entity (by label) or address: revenue, spending, balance, counterparties and
+    /// activity over time.
+    Entity(StatsEntityArgs),
+    /// For each entity of a category (e.g. exchanges): its inflow from others and the share
+    /// that is illicit, directly (one hop, haircut) or as traced by a case (--case).
+    Exposure(StatsExposureArgs),
+}
+
+/// Options shared by the stats commands.
+#[derive(Debug, Args)]
+pub struct StatsCommon {
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    /// Give a tag to every address of its cluster (needs `chaintrace cluster bitcoin`).
+    #[arg(long)]
+    pub via_clusters: bool,
+    /// Use tags marked non-public too.
+    #[arg(long)]
+    pub include_private: bool,
+    /// Output folder.
+    #[arg(long, value_name = "DIR", default_value = "stats")]
+    pub out: PathBuf,
+    /// Time buckets: day, week, month or year.
+    #[arg(long, default_value = "month", value_parser = ["day", "week", "month", "year"])]
+    pub by: String,
+}
+
+/// `chaintrace stats flows`
+#[derive(Debug, Args)]
+pub struct StatsFlowsArgs {
+    #[command(flatten)]
+    pub common: StatsCommon,
+    /// Label categories (comma-separated), e.g. illicit_vendor,ransomware.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub category: Vec<String>,
+    /// Fiat currency of --prices.
+    #[arg(long, value_name = "CUR", default_value = "usd")]
+    pub fiat: String,
+    /// Daily price CSV (Date and Close columns) for fiat columns beside the satoshi.
+    #[arg(long, value_name = "CSV")]
+    pub prices: Option<PathBuf>,
+}
+
+/// `chaintrace stats entity`
+#[derive(Debug, Args)]
+pub struct StatsEntityArgs {
+    #[command(flatten)]
+    pub common: StatsCommon,
+    /// An entity name of the labels, or an address.
+    #[arg(value_name = "ENTITY_OR_ADDRESS")]
+    pub target: String,
+}
+
+/// `chaintrace stats exposure`
+#[derive(Debug, Args)]
+pub struct StatsExposureArgs {
+    #[command(flatten)]
+    pub common: StatsCommon,
+    /// The category whose entities' inflow is examined.
+    #[arg(long, default_value = "exchange")]
+    pub category: String,
+    /// Categories counted as illicit (comma-separated), for the direct measure.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "illicit_vendor,ransomware"
+    )]
+    pub illicit: Vec<String>,
+    /// Use the exits of this trace case instead of the direct measure.
+    #[arg(long, value_name = "CASE")]
+    pub case: Option<PathBuf>,
+    /// The case's taint model.
+    #[arg(long, default_value = "haircut")]
+    pub policy: String,
 }
 
 /// `chaintrace report`

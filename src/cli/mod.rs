@@ -7,6 +7,7 @@ mod ingest;
 mod labels;
 mod report;
 mod simulate;
+mod stats;
 mod trace;
 
 use std::io::{IsTerminal, Write};
@@ -14,7 +15,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-pub use args::{Cli, Command};
+pub use args::{Cli, Command, StatsCommand};
 
 /// An error at the command-line edge, with its exit code.
 #[derive(Debug)]
@@ -69,6 +70,7 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Trace(a) => trace::run(cli, a),
         Command::Report(a) => report::run(cli, a),
         Command::Demo(a) => demo::run(cli, a),
+        Command::Stats(s) => stats::run(cli, s),
         Command::Labels(args::LabelsCommand::Import(a)) => labels::import(cli, a),
         Command::Cluster(args::ClusterCommand::Bitcoin(a)) => cluster::bitcoin(cli, a),
         Command::Cluster(args::ClusterCommand::Explain(a)) => cluster::explain(cli, a),

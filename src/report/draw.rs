@@ -502,6 +502,103 @@ pub fn timeline<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Grouped bars; each series is (name, category for its colour, values per x).
+fn bars<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    (w, h): (i32, i32),
+    f: &Frame,
+    x: &[String],
+    series: &[(String, String, Vec<f64>)],
+    y_desc: &str,
+) -> R<DB> {
+    frame(area, f, w, h)?;
+    let inner = area.margin(64, FOOTER, 10, 20);
+    let n = x.len().max(1);
+    let max = series
+        .iter()
+        .flat_map(|s| s.2.iter().copied())
+        .fold(0.0, f64::max)
+        .max(1e-8)
+        * 1.1;
+    // Group i is centred on x = i; its bars share 80 % of the unit width.
+    let fmt_x = |v: &f64| {
+        let r = v.round();
+        if (v - r).abs() < 1e-6 && r >= 0.0 {
+            x.get(r as usize).cloned().unwrap_or_default()
+        } else {
+            String::new()
+        }
+    };
+    let mut c = ChartBuilder::on(&inner)
+        .x_label_area_size(34)
+        .y_label_area_size(90)
+        .build_cartesian_2d(-0.5f64..n as f64 - 0.5, 0f64..max)?;
+    c.configure_mesh()
+        .x_labels(n.clamp(1, 24))
+        .x_label_formatter(&fmt_x)
+        .y_desc(y_desc)
+        .label_style((FONT, 10))
+        .light_line_style(TRANSPARENT)
+        .disable_x_mesh()
+        .draw()?;
+    let k = series.len().max(1) as f64;
+    let bar = 0.8 / k;
+    for (si, (name, cat, vals)) in series.iter().enumerate() {
+        let col = colour(cat);
+        let left = -0.4 + si as f64 * bar;
+        c.draw_series(vals.iter().enumerate().map(|(i, v)| {
+            let x0 = i as f64 + left;
+            Rectangle::new([(x0, 0.0), (x0 + bar * 0.95, *v)], col.mix(0.8).filled())
+        }))?
+        .label(name.clone())
+        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], col.filled()));
+    }
+    c.configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FONT, 11))
+        .background_style(WHITE.mix(0.9))
+        .border_style(RGBColor(200, 200, 200))
+        .draw()?;
+    Ok(())
+}
+
+/// Horizontal bars with their names and values.
+fn hbars<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    (w, h): (i32, i32),
+    f: &Frame,
+    items: &[(String, u64, String)],
+    unit: &str,
+) -> R<DB> {
+    frame(area, f, w, h)?;
+    let top = 72;
+    let row = ((h - top - FOOTER - 10) / items.len().max(1) as i32).clamp(12, 30);
+    let name_w = 330;
+    let max = items.iter().map(|i| i.1).max().unwrap_or(1).max(1) as f64;
+    let bar_max = f64::from(w - MARGIN * 2 - name_w - 220);
+    let dark = RGBColor(33, 33, 33);
+    for (k, (name, v, cat)) in items.iter().enumerate() {
+        let y = top + k as i32 * row;
+        area.draw(&Text::new(
+            fit(name, 11.0, name_w - 10),
+            (MARGIN, y + row / 2),
+            text_style(11.0, &dark, HPos::Left),
+        ))?;
+        let len = (*v as f64 / max * bar_max).round().max(1.0) as i32;
+        let x0 = MARGIN + name_w;
+        area.draw(&Rectangle::new(
+            [(x0, y + 2), (x0 + len, y + row - 2)],
+            colour(cat).mix(0.8).filled(),
+        ))?;
+        area.draw(&Text::new(
+            format!("{} {unit} · {cat}", super::graph::trim(*v, 8)),
+            (x0 + len + 6, y + row / 2),
+            text_style(10.0, &RGBColor(66, 66, 66), HPos::Left),
+        ))?;
+    }
+    Ok(())
+}
+
 /// A chart to draw.
 #[derive(Debug)]
 pub enum Chart<'a> {
@@ -524,6 +621,21 @@ pub enum Chart<'a> {
         frame: &'a Frame,
         text: &'a FlowText,
     },
+    /// Grouped vertical bars: one group per x name, one bar per series.
+    Bars {
+        size: (i32, i32),
+        frame: &'a Frame,
+        x: &'a [String],
+        series: &'a [(String, String, Vec<f64>)],
+        y_desc: &'a str,
+    },
+    /// Horizontal bars, largest first: (name, amount in base units, category).
+    HBars {
+        size: (i32, i32),
+        frame: &'a Frame,
+        items: &'a [(String, u64, String)],
+        unit: &'a str,
+    },
 }
 
 impl Chart<'_> {
@@ -531,7 +643,10 @@ impl Chart<'_> {
     pub fn size(&self) -> (i32, i32) {
         match self {
             Chart::Flow { layout, .. } => (layout.width, layout.height),
-            Chart::Sankey { size, .. } | Chart::Timeline { size, .. } => *size,
+            Chart::Sankey { size, .. }
+            | Chart::Timeline { size, .. }
+            | Chart::Bars { size, .. }
+            | Chart::HBars { size, .. } => *size,
         }
     }
 
@@ -556,6 +671,19 @@ impl Chart<'_> {
                 frame,
                 text,
             } => timeline(a, size, buckets, frame, text),
+            Chart::Bars {
+                size,
+                frame,
+                x,
+                series,
+                y_desc,
+            } => bars(a, size, frame, x, series, y_desc),
+            Chart::HBars {
+                size,
+                frame,
+                items,
+                unit,
+            } => hbars(a, size, frame, items, unit),
         }
     }
 

@@ -14,4 +14,5 @@ mod report;
 mod resume;
 mod rpc_node;
 mod simulate;
+mod stats;
 mod trace;

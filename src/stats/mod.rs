@@ -1,0 +1,912 @@
+//! Research aggregates (`chaintrace stats`), computed with polars' lazy API directly over
+//! the Parquet dataset, the labels and the clusters: only the columns a query needs are read
+//! (projection pushdown) and filters run in the scan (predicate pushdown). Amounts stay
+//! exact integers (Int64 satoshi); fiat values are computed per payment from daily prices in
+//! integer arithmetic.
+//!
+//! Definitions (the same in every table):
+//! - An **entity**'s addresses are the addresses tagged with it (`labels import`); with
+//!   `via_clusters`, every address of a cluster holding a tagged address (after
+//!   `cluster bitcoin`).
+//! - A **receipt** is an output paid to one of the entity's addresses by a transaction none of
+//!   whose inputs is the entity's (change and internal moves are not income). Its **payer** is
+//!   the address of the transaction's first input; its label category (`from_category`)
+//!   tells customer payments (unlabelled payers) from, e.g., exchange withdrawals.
+//! - A **sending** is an output of a transaction all of whose inputs are the entity's, paid
+//!   to an address that is not the entity's (CoinJoins and other transactions shared with
+//!   others are not counted as the entity's spending).
+
+pub mod charts;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow};
+use polars::prelude::*;
+
+use crate::report::fmt;
+
+/// Where a query reads from.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// `data/<network>`.
+    pub chain_dir: PathBuf,
+    pub network: String,
+    /// `data`.
+    pub data: PathBuf,
+    /// Propagate tags to whole clusters.
+    pub via_clusters: bool,
+    pub include_private: bool,
+}
+
+/// Time buckets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Period {
+    Day,
+    Week,
+    Month,
+    Year,
+}
+
+impl Period {
+    /// Parses `day`, `week`, `month`, `year`.
+    pub fn parse(s: &str) -> Option<Period> {
+        Some(match s {
+            "day" => Period::Day,
+            "week" => Period::Week,
+            "month" => Period::Month,
+            "year" => Period::Year,
+            _ => return None,
+        })
+    }
+
+    fn every(self) -> &'static str {
+        match self {
+            Period::Day => "1d",
+            Period::Week => "1w",
+            Period::Month => "1mo",
+            Period::Year => "1y",
+        }
+    }
+
+    /// The bucket's name from its start (unix ms).
+    pub fn name(self, ms: i64) -> String {
+        let s = ms.div_euclid(1000);
+        match self {
+            Period::Day | Period::Week => fmt::date(s),
+            Period::Month => fmt::month(s),
+            Period::Year => fmt::date(s)[..4].to_string(),
+        }
+    }
+}
+
+fn pe(e: PolarsError) -> anyhow::Error {
+    anyhow!("{e}")
+}
+
+impl Source {
+    fn table(&self, table: &str) -> anyhow::Result<LazyFrame> {
+        let dir = self.chain_dir.join(table);
+        let any = std::fs::read_dir(&dir)
+            .map(|mut r| {
+                r.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "parquet")))
+            })
+            .unwrap_or(false);
+        if !any {
+            return Err(anyhow!(
+                "{} has no Parquet parts: the dataset is empty; ingest a chain first (chaintrace ingest bitcoin ... --data {})",
+                dir.display(),
+                self.data.display()
+            ));
+        }
+        let pattern = dir.join("*.parquet").display().to_string();
+        LazyFrame::scan_parquet(PlRefPath::new(pattern), ScanArgsParquet::default()).map_err(pe)
+    }
+
+    fn file(path: &Path, what: &str) -> anyhow::Result<LazyFrame> {
+        if !path.is_file() {
+            return Err(anyhow!("{} is missing: {what}", path.display()));
+        }
+        LazyFrame::scan_parquet(
+            PlRefPath::new(path.display().to_string()),
+            ScanArgsParquet::default(),
+        )
+        .map_err(pe)
+    }
+
+    /// `address, entity, category` of every tagged (or cluster-tagged) address, one row
+    /// per address (the first entity in name order when tags disagree).
+    pub fn entities(&self) -> anyhow::Result<LazyFrame> {
+        let tags = Self::file(
+            &crate::labels::tags_path(&self.data),
+            "no labels yet; import some with chaintrace labels import",
+        )?;
+        let mut tags = tags.filter(col("chain").eq(lit("bitcoin")));
+        if !self.include_private {
+            tags = tags.filter(col("is_public"));
+        }
+        let tags = tags
+            .select([col("address"), col("entity"), col("category")])
+            .sort(["address", "entity"], SortMultipleOptions::default())
+            .group_by([col("address")])
+            .agg([col("entity").first(), col("category").first()]);
+        if !self.via_clusters {
+            return Ok(tags);
+        }
+        let ac = Self::file(
+            &crate::cluster::clusters_dir(&self.data, &self.network)
+                .join("address_cluster.parquet"),
+            "no clusters yet; run chaintrace cluster bitcoin first (or leave out --via-clusters)",
+        )?;
+        let cluster_label = tags
+            .inner_join(ac.clone(), col("address"), col("address"))
+            .sort(["cluster_id", "entity"], SortMultipleOptions::default())
+            .group_by([col("cluster_id")])
+            .agg([col("entity").first(), col("category").first()]);
+        Ok(ac
+            .inner_join(cluster_label, col("cluster_id"), col("cluster_id"))
+            .select([col("address"), col("entity"), col("category")]))
+    }
+
+    fn blocks(&self) -> anyhow::Result<LazyFrame> {
+        Ok(self.table("blocks")?.select([col("height"), col("time")]))
+    }
+
+    fn outputs(&self) -> anyhow::Result<LazyFrame> {
+        Ok(self
+            .table("outputs")?
+            .select([
+                col("height"),
+                col("txid"),
+                col("vout"),
+                col("value"),
+                col("address"),
+            ])
+            .filter(col("address").is_not_null()))
+    }
+
+    fn inputs(&self) -> anyhow::Result<LazyFrame> {
+        Ok(self
+            .table("inputs")?
+            .select([col("txid"), col("vin"), col("value"), col("address")])
+            .filter(col("address").is_not_null()))
+    }
+}
+
+/// The distinct categories of the labels (for error messages).
+fn categories(ents: LazyFrame) -> anyhow::Result<Vec<String>> {
+    let df = ents
+        .select([col("category")])
+        .unique(None, UniqueKeepStrategy::Any)
+        .sort(["category"], SortMultipleOptions::default())
+        .collect()
+        .map_err(pe)?;
+    Ok(strings(&df, "category")?.into_iter().flatten().collect())
+}
+
+/// A string column.
+pub fn strings(df: &DataFrame, name: &str) -> anyhow::Result<Vec<Option<String>>> {
+    let c = df.column(name).map_err(pe)?;
+    let s = c.str().map_err(pe)?;
+    Ok(s.iter().map(|v| v.map(str::to_string)).collect())
+}
+
+/// An integer column (any integer type) as i64.
+pub fn ints(df: &DataFrame, name: &str) -> anyhow::Result<Vec<Option<i64>>> {
+    let c = df.column(name).map_err(pe)?;
+    let c = c.cast(&DataType::Int64).map_err(pe)?;
+    let s = c.i64().map_err(pe)?;
+    Ok(s.iter().collect())
+}
+
+/// `entities` restricted to `cats`, or a clear error naming the categories there are.
+fn in_categories(src: &Source, cats: &[String]) -> anyhow::Result<LazyFrame> {
+    let ents = src.entities()?;
+    let have = categories(ents.clone())?;
+    for c in cats {
+        if !have.contains(c) {
+            return Err(anyhow!(
+                "no label has the category {c:?}; the labels have: {}",
+                if have.is_empty() {
+                    "none".to_string()
+                } else {
+                    have.join(", ")
+                }
+            ));
+        }
+    }
+    let wanted = df!("category" => cats.to_vec()).map_err(pe)?.lazy();
+    Ok(ents.inner_join(wanted, col("category"), col("category")))
+}
+
+/// `txid, entity` of every transaction with an input of one of `ents`' addresses.
+fn funded(src: &Source, ents: LazyFrame) -> anyhow::Result<LazyFrame> {
+    Ok(src
+        .inputs()?
+        .inner_join(ents, col("address"), col("address"))
+        .select([col("txid"), col("entity")])
+        .unique(None, UniqueKeepStrategy::Any))
+}
+
+fn period_col(p: Period) -> Expr {
+    col("time").dt().truncate(lit(p.every())).alias("period")
+}
+
+/// Receipts of `ents` (see the module doc): `height, txid, value, entity, category, payer,
+/// time, period`.
+fn receipts(src: &Source, ents: LazyFrame, p: Period) -> anyhow::Result<LazyFrame> {
+    let internal = funded(src, ents.clone())?.with_column(lit(true).alias("internal"));
+    let payer = src
+        .inputs()?
+        .filter(col("vin").eq(lit(0u32)))
+        .select([col("txid"), col("address").alias("payer")]);
+    Ok(src
+        .outputs()?
+        .inner_join(ents, col("address"), col("address"))
+        .join(
+            internal,
+            [col("txid"), col("entity")],
+            [col("txid"), col("entity")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .filter(col("internal").is_null())
+        .left_join(payer, col("txid"), col("txid"))
+        .left_join(
+            src.entities()?.select([
+                col("address").alias("payer"),
+                col("category").alias("from_category"),
+            ]),
+            col("payer"),
+            col("payer"),
+        )
+        .with_column(col("from_category").fill_null(lit("unlabelled")))
+        .inner_join(src.blocks()?, col("height"), col("height"))
+        .with_column(period_col(p)))
+}
+
+/// `txid, entity` of every transaction all of whose inputs are one of `ents`' (CoinJoins and
+/// other shared transactions are left out: their outputs are not one entity's spending).
+fn funded_alone(src: &Source, ents: LazyFrame) -> anyhow::Result<LazyFrame> {
+    let per_tx = src
+        .inputs()?
+        .group_by([col("txid")])
+        .agg([len().alias("n_in")]);
+    Ok(src
+        .inputs()?
+        .inner_join(ents, col("address"), col("address"))
+        .group_by([col("txid"), col("entity")])
+        .agg([len().alias("k_in")])
+        .inner_join(per_tx, col("txid"), col("txid"))
+        .filter(col("k_in").eq(col("n_in")))
+        .select([col("txid"), col("entity")]))
+}
+
+/// Sendings of `ents`: `height, txid, value, address, entity, category, to_entity,
+/// to_category, time, period`.
+fn sendings(src: &Source, ents: LazyFrame, p: Period) -> anyhow::Result<LazyFrame> {
+    let all = src.entities()?.select([
+        col("address"),
+        col("entity").alias("to_entity"),
+        col("category").alias("to_category"),
+    ]);
+    let ent_cat = ents
+        .clone()
+        .select([col("entity"), col("category")])
+        .unique(None, UniqueKeepStrategy::Any);
+    Ok(src
+        .outputs()?
+        .inner_join(funded_alone(src, ents)?, col("txid"), col("txid"))
+        .left_join(all, col("address"), col("address"))
+        .filter(
+            col("to_entity")
+                .is_null()
+                .or(col("to_entity").neq(col("entity"))),
+        )
+        .with_column(col("to_category").fill_null(lit("unlabelled")))
+        .inner_join(ent_cat, col("entity"), col("entity"))
+        .inner_join(src.blocks()?, col("height"), col("height"))
+        .with_column(period_col(p)))
+}
+
+/// The `keys` columns of `df` as text (group keys).
+fn key_columns(df: &DataFrame, keys: &[&str]) -> anyhow::Result<Vec<Vec<String>>> {
+    keys.iter()
+        .map(|k| {
+            let c = df.column(k).map_err(pe)?;
+            Ok(match c.dtype() {
+                DataType::String => strings(df, k)?
+                    .into_iter()
+                    .map(Option::unwrap_or_default)
+                    .collect(),
+                _ => ints(df, k)?
+                    .into_iter()
+                    .map(|v| v.unwrap_or_default().to_string())
+                    .collect(),
+            })
+        })
+        .collect()
+}
+
+/// Sums `amount_col` in cents per group key, each row valued at its own day's price.
+fn fiat_by(
+    df: &DataFrame,
+    keys: &[&str],
+    amount_col: &str,
+    prices: &fmt::Prices,
+) -> anyhow::Result<std::collections::BTreeMap<Vec<String>, (u128, usize)>> {
+    let amounts = ints(df, amount_col)?;
+    let time = df
+        .column("time")
+        .map_err(pe)?
+        .cast(&DataType::Int64)
+        .map_err(pe)?;
+    let time: Vec<Option<i64>> = time.i64().map_err(pe)?.iter().collect();
+    let key_cols = key_columns(df, keys)?;
+    let mut out = std::collections::BTreeMap::new();
+    for i in 0..df.height() {
+        let key: Vec<String> = key_cols.iter().map(|c| c[i].clone()).collect();
+        let e: &mut (u128, usize) = out.entry(key).or_default();
+        let v = amounts[i].unwrap_or(0).max(0) as u64;
+        match time[i].and_then(|t| prices.cents(v, 8, t.div_euclid(1000))) {
+            Some(c) => e.0 += c,
+            None => e.1 += 1,
+        }
+    }
+    Ok(out)
+}
+
+/// Adds `<name>_<currency>` (cents as a decimal text) and `<name>_unpriced` columns.
+fn add_fiat(
+    table: &mut DataFrame,
+    keys: &[&str],
+    sums: &std::collections::BTreeMap<Vec<String>, (u128, usize)>,
+    name: &str,
+    cur: &str,
+) -> anyhow::Result<()> {
+    let key_cols = key_columns(table, keys)?;
+    let mut val = Vec::with_capacity(table.height());
+    let mut missing = Vec::with_capacity(table.height());
+    for i in 0..table.height() {
+        let key: Vec<String> = key_cols.iter().map(|c| c[i].clone()).collect();
+        let (c, m) = sums.get(&key).copied().unwrap_or_default();
+        val.push(fmt::cents(c).replace(',', ""));
+        missing.push(m as u32);
+    }
+    table
+        .with_column(Column::new(
+            format!("{name}_{}", cur.to_ascii_lowercase()).into(),
+            val,
+        ))
+        .map_err(pe)?;
+    table
+        .with_column(Column::new(format!("{name}_unpriced").into(), missing))
+        .map_err(pe)?;
+    Ok(())
+}
+
+/// The tables of `stats flows`.
+#[derive(Debug)]
+pub struct Flows {
+    /// period, entity, category, from_category (the payer's label category, or
+    /// unlabelled), received, payments, payers (+ fiat).
+    pub inflows: DataFrame,
+    /// period, entity, category, to_category, sent, transfers (+ fiat).
+    pub outflows: DataFrame,
+    /// Every receipt's value with its entity's category (for the size histogram).
+    pub payment_values: Vec<(String, u64)>,
+    /// entity, counterparty, to_category, sent (top by amount).
+    pub top_counterparties: DataFrame,
+}
+
+/// `stats flows`: money in and out of the entities of `cats`, per period.
+///
+/// # Errors
+/// Unknown categories, a missing dataset or labels, or a polars error.
+pub fn flows(
+    src: &Source,
+    cats: &[String],
+    p: Period,
+    prices: Option<&fmt::Prices>,
+) -> anyhow::Result<Flows> {
+    let ents = in_categories(src, cats)?;
+    let rec = receipts(src, ents.clone(), p)?;
+    let mut inflows = rec
+        .clone()
+        .group_by([
+            col("period"),
+            col("entity"),
+            col("category"),
+            col("from_category"),
+        ])
+        .agg([
+            col("value").sum().alias("received"),
+            len().alias("payments"),
+            col("payer").n_unique().alias("payers"),
+        ])
+        .sort(
+            ["period", "entity", "from_category"],
+            SortMultipleOptions::default(),
+        )
+        .collect()
+        .map_err(pe)?;
+    let send = sendings(src, ents, p)?;
+    let mut outflows = send
+        .clone()
+        .group_by([
+            col("period"),
+            col("entity"),
+            col("category"),
+            col("to_category"),
+        ])
+        .agg([col("value").sum().alias("sent"), len().alias("transfers")])
+        .sort(
+            ["period", "entity", "to_category"],
+            SortMultipleOptions::default(),
+        )
+        .collect()
+        .map_err(pe)?;
+    if let Some(pr) = prices {
+        let keys = ["period", "entity", "from_category"];
+        let rows = rec
+            .clone()
+            .select([
+                col("period"),
+                col("entity"),
+                col("from_category"),
+                col("value"),
+                col("time"),
+            ])
+            .collect()
+            .map_err(pe)?;
+        let sums = fiat_by(&rows, &keys, "value", pr)?;
+        add_fiat(&mut inflows, &keys, &sums, "received", &pr.currency)?;
+        let rows = send
+            .clone()
+            .select([
+                col("period"),
+                col("entity"),
+                col("to_category"),
+                col("value"),
+                col("time"),
+            ])
+            .collect()
+            .map_err(pe)?;
+        let sums = fiat_by(&rows, &["period", "entity", "to_category"], "value", pr)?;
+        add_fiat(
+            &mut outflows,
+            &["period", "entity", "to_category"],
+            &sums,
+            "sent",
+            &pr.currency,
+        )?;
+    }
+    let values = rec
+        .filter(col("from_category").eq(lit("unlabelled")))
+        .select([col("category"), col("value")])
+        .collect()
+        .map_err(pe)?;
+    let payment_values = strings(&values, "category")?
+        .into_iter()
+        .zip(ints(&values, "value")?)
+        .map(|(c, v)| (c.unwrap_or_default(), v.unwrap_or(0).max(0) as u64))
+        .collect();
+    let top_counterparties = send
+        .with_column(
+            col("to_entity")
+                .fill_null(col("address"))
+                .alias("counterparty"),
+        )
+        .group_by([col("entity"), col("counterparty"), col("to_category")])
+        .agg([col("value").sum().alias("sent"), len().alias("transfers")])
+        .sort(
+            ["sent", "counterparty"],
+            SortMultipleOptions::default().with_order_descending_multi([true, false]),
+        )
+        .limit(50)
+        .collect()
+        .map_err(pe)?;
+    Ok(Flows {
+        inflows,
+        outflows,
+        payment_values,
+        top_counterparties,
+    })
+}
+
+/// The tables of `stats exposure`.
+#[derive(Debug)]
+pub struct Exposure {
+    /// entity, category, inflow, payments, illicit, share_ppm.
+    pub table: DataFrame,
+    /// What "illicit" means in this table.
+    pub basis: String,
+}
+
+/// `stats exposure`: for each entity of `category`, its inflow from others and the part of
+/// it that is illicit: directly (each receipt × the paying transaction's share of input
+/// value from addresses of the `illicit` categories, floor — the haircut reading of one hop),
+/// or as traced (`case`: the exits of a trace under `policy`).
+///
+/// # Errors
+/// Unknown categories, missing inputs, or a polars error.
+pub fn exposure(
+    src: &Source,
+    category: &str,
+    illicit: &[String],
+    case: Option<(&Path, &str)>,
+) -> anyhow::Result<Exposure> {
+    let ents = in_categories(src, &[category.to_string()])?;
+    let rec = receipts(src, ents, Period::Month)?;
+    let inflow = rec
+        .clone()
+        .group_by([col("entity"), col("category")])
+        .agg([col("value").sum().alias("inflow"), len().alias("payments")]);
+    let (illicit_by_entity, basis): (Vec<(String, u128)>, String) = match case {
+        None => {
+            let ill = in_categories(src, illicit)?;
+            let tx_in = src
+                .inputs()?
+                .group_by([col("txid")])
+                .agg([col("value").sum().alias("total_in")]);
+            let tx_ill = src
+                .inputs()?
+                .inner_join(ill, col("address"), col("address"))
+                .group_by([col("txid")])
+                .agg([col("value").sum().alias("illicit_in")]);
+            let rows = rec
+                .select([col("txid"), col("entity"), col("value")])
+                .inner_join(tx_ill, col("txid"), col("txid"))
+                .inner_join(tx_in, col("txid"), col("txid"))
+                .collect()
+                .map_err(pe)?;
+            let (e, v, i, t) = (
+                strings(&rows, "entity")?,
+                ints(&rows, "value")?,
+                ints(&rows, "illicit_in")?,
+                ints(&rows, "total_in")?,
+            );
+            let mut m: std::collections::BTreeMap<String, u128> = std::collections::BTreeMap::new();
+            for k in 0..rows.height() {
+                let (v, i, t) = (
+                    v[k].unwrap_or(0) as u128,
+                    i[k].unwrap_or(0) as u128,
+                    t[k].unwrap_or(0) as u128,
+                );
+                if let Some(part) = (v * i.min(t)).checked_div(t) {
+                    *m.entry(e[k].clone().unwrap_or_default()).or_default() += part;
+                }
+            }
+            (
+                m.into_iter().collect(),
+                format!(
+                    "direct (one hop): each receipt times the paying transaction's share of input value from {} addresses, rounded down",
+                    illicit.join("/")
+                ),
+            )
+        }
+        Some((dir, policy)) => {
+            let ends = Source::file(
+                &dir.join("ends.parquet"),
+                "not a trace case folder (chaintrace trace --out)",
+            )?;
+            let df = ends
+                .filter(
+                    col("kind")
+                        .eq(lit("exit"))
+                        .and(col("policy").eq(lit(policy)))
+                        .and(col("category").eq(lit(category))),
+                )
+                .group_by([col("entity")])
+                .agg([col("amount").sum().alias("traced")])
+                .collect()
+                .map_err(pe)?;
+            let rows = strings(&df, "entity")?
+                .into_iter()
+                .zip(ints(&df, "traced")?)
+                .map(|(e, v)| (e.unwrap_or_default(), v.unwrap_or(0) as u128))
+                .collect();
+            (
+                rows,
+                format!("traced: exits of the {policy} trace in {}", dir.display()),
+            )
+        }
+    };
+    let mut table = inflow
+        .sort(["entity"], SortMultipleOptions::default())
+        .collect()
+        .map_err(pe)?;
+    let names = strings(&table, "entity")?;
+    let inflows = ints(&table, "inflow")?;
+    let m: std::collections::BTreeMap<String, u128> = illicit_by_entity.into_iter().collect();
+    let ill: Vec<i64> = names
+        .iter()
+        .map(|n| m.get(n.as_deref().unwrap_or("")).copied().unwrap_or(0) as i64)
+        .collect();
+    let ppm: Vec<i64> = ill
+        .iter()
+        .zip(&inflows)
+        .map(|(&i, f)| match f {
+            Some(f) if *f > 0 => (i as i128 * 1_000_000 / i128::from(*f)) as i64,
+            _ => 0,
+        })
+        .collect();
+    table
+        .with_column(Column::new("illicit".into(), ill))
+        .map_err(pe)?;
+    table
+        .with_column(Column::new("share_ppm".into(), ppm))
+        .map_err(pe)?;
+    Ok(Exposure { table, basis })
+}
+
+/// The tables of `stats entity`.
+#[derive(Debug)]
+pub struct EntityStats {
+    pub name: String,
+    pub addresses: usize,
+    /// Totals: received from others, sent to others, all received, all spent, balance,
+    /// first and last block time (unix seconds).
+    pub summary: serde_json::Value,
+    /// period, received, payments_in, sent, payments_out.
+    pub activity: DataFrame,
+    /// direction, counterparty, category, amount, transfers.
+    pub counterparties: DataFrame,
+    pub payment_values: Vec<(String, u64)>,
+}
+
+/// `stats entity`: an entity (by label) or an address (with its cluster when
+/// `via_clusters`).
+///
+/// # Errors
+/// An unknown entity or address, or a polars error.
+pub fn entity(src: &Source, target: &str, p: Period) -> anyhow::Result<EntityStats> {
+    let ents = src.entities().ok();
+    let named = match &ents {
+        Some(e) => e
+            .clone()
+            .filter(col("entity").eq(lit(target)))
+            .select([col("address")])
+            .collect()
+            .map_err(pe)?,
+        None => DataFrame::empty(),
+    };
+    let addresses: Vec<String> = if named.height() > 0 {
+        strings(&named, "address")?.into_iter().flatten().collect()
+    } else if src.via_clusters {
+        let ac = Source::file(
+            &crate::cluster::clusters_dir(&src.data, &src.network).join("address_cluster.parquet"),
+            "no clusters yet; run chaintrace cluster bitcoin first (or leave out --via-clusters)",
+        )?;
+        let id = ac
+            .clone()
+            .filter(col("address").eq(lit(target)))
+            .select([col("cluster_id")]);
+        let df = ac
+            .inner_join(id, col("cluster_id"), col("cluster_id"))
+            .select([col("address")])
+            .collect()
+            .map_err(pe)?;
+        strings(&df, "address")?.into_iter().flatten().collect()
+    } else {
+        vec![target.to_string()]
+    };
+    let set = df!("address" => addresses.clone(), "entity" => vec![target.to_string(); addresses.len()], "category" => vec!["target".to_string(); addresses.len()])
+        .map_err(pe)?
+        .lazy();
+    let all_in = src
+        .outputs()?
+        .inner_join(set.clone(), col("address"), col("address"));
+    let all_out = src
+        .inputs()?
+        .inner_join(set.clone(), col("address"), col("address"));
+    let totals = all_in
+        .clone()
+        .select([
+            col("value").sum().alias("received_all"),
+            len().alias("outputs"),
+        ])
+        .collect()
+        .map_err(pe)?;
+    let outputs = ints(&totals, "outputs")?[0].unwrap_or(0);
+    if outputs == 0 {
+        return Err(anyhow!(
+            "{target:?} is neither a labelled entity nor an address that received anything in {} (check --network, the labels, or the ingest)",
+            src.chain_dir.display()
+        ));
+    }
+    let spent = all_out
+        .select([col("value").sum().alias("spent_all")])
+        .collect()
+        .map_err(pe)?;
+    let rec = receipts(src, set.clone(), p)?;
+    let send = sendings(src, set, p)?;
+    let r_tot = rec
+        .clone()
+        .select([
+            col("value").sum().alias("v"),
+            len().alias("n"),
+            col("time").min().alias("first"),
+            col("time").max().alias("last"),
+        ])
+        .collect()
+        .map_err(pe)?;
+    let s_tot = send
+        .clone()
+        .select([
+            col("value").sum().alias("v"),
+            len().alias("n"),
+            col("time").min().alias("first"),
+            col("time").max().alias("last"),
+        ])
+        .collect()
+        .map_err(pe)?;
+    let received_all = ints(&totals, "received_all")?[0].unwrap_or(0);
+    let spent_all = ints(&spent, "spent_all")?[0].unwrap_or(0);
+    let t = |df: &DataFrame, c: &str| -> anyhow::Result<Option<i64>> {
+        Ok(ints(df, c)?[0].map(|ms| ms / 1000))
+    };
+    let first = [t(&r_tot, "first")?, t(&s_tot, "first")?]
+        .into_iter()
+        .flatten()
+        .min();
+    let last = [t(&r_tot, "last")?, t(&s_tot, "last")?]
+        .into_iter()
+        .flatten()
+        .max();
+    let summary = serde_json::json!({
+        "entity": target,
+        "addresses": addresses.len(),
+        "received_from_others": ints(&r_tot, "v")?[0].unwrap_or(0),
+        "receipts": ints(&r_tot, "n")?[0].unwrap_or(0),
+        "sent_to_others": ints(&s_tot, "v")?[0].unwrap_or(0),
+        "sendings": ints(&s_tot, "n")?[0].unwrap_or(0),
+        "received_all": received_all,
+        "spent_all": spent_all,
+        "balance": received_all - spent_all,
+        "first_activity": first.map(fmt::datetime),
+        "last_activity": last.map(fmt::datetime),
+    });
+    let a_in = rec.clone().group_by([col("period")]).agg([
+        col("value").sum().alias("received"),
+        len().alias("payments_in"),
+    ]);
+    let a_out = send.clone().group_by([col("period")]).agg([
+        col("value").sum().alias("sent"),
+        len().alias("payments_out"),
+    ]);
+    let activity = a_in
+        .join(
+            a_out,
+            [col("period")],
+            [col("period")],
+            JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
+        )
+        .with_columns([
+            col("received").fill_null(lit(0i64)),
+            col("payments_in").fill_null(lit(0u32)),
+            col("sent").fill_null(lit(0i64)),
+            col("payments_out").fill_null(lit(0u32)),
+        ])
+        .sort(["period"], SortMultipleOptions::default())
+        .collect()
+        .map_err(pe)?;
+    let labels = src.entities().ok();
+    let label_cols = |lf: LazyFrame, key: &str| -> LazyFrame {
+        match &labels {
+            Some(l) => lf.left_join(
+                l.clone().select([
+                    col("address").alias(key),
+                    col("entity").alias("cp_entity"),
+                    col("category").alias("cp_category"),
+                ]),
+                col(key),
+                col(key),
+            ),
+            None => lf.with_columns([
+                lit(NULL).cast(DataType::String).alias("cp_entity"),
+                lit(NULL).cast(DataType::String).alias("cp_category"),
+            ]),
+        }
+    };
+    let cp_in = label_cols(rec.clone().filter(col("payer").is_not_null()), "payer")
+        .with_columns([
+            lit("from").alias("direction"),
+            col("cp_entity")
+                .fill_null(col("payer"))
+                .alias("counterparty"),
+            col("cp_category")
+                .fill_null(lit("unlabelled"))
+                .alias("category"),
+        ])
+        .group_by([col("direction"), col("counterparty"), col("category")])
+        .agg([col("value").sum().alias("amount"), len().alias("transfers")]);
+    let cp_out = send
+        .with_columns([
+            lit("to").alias("direction"),
+            col("to_entity")
+                .fill_null(col("address"))
+                .alias("counterparty"),
+            col("to_category").alias("category"),
+        ])
+        .group_by([col("direction"), col("counterparty"), col("category")])
+        .agg([col("value").sum().alias("amount"), len().alias("transfers")]);
+    let counterparties = concat([cp_in, cp_out], UnionArgs::default())
+        .map_err(pe)?
+        .sort(
+            ["direction", "amount", "counterparty"],
+            SortMultipleOptions::default().with_order_descending_multi([false, true, false]),
+        )
+        .collect()
+        .map_err(pe)?;
+    let values = rec.select([col("value")]).collect().map_err(pe)?;
+    let payment_values = ints(&values, "value")?
+        .into_iter()
+        .map(|v| (target.to_string(), v.unwrap_or(0).max(0) as u64))
+        .collect();
+    Ok(EntityStats {
+        name: target.to_string(),
+        addresses: addresses.len(),
+        summary,
+        activity,
+        counterparties,
+        payment_values,
+    })
+}
+
+/// Writes `df` as CSV (periods as dates, integers exact) and Parquet, atomically.
+///
+/// # Errors
+/// A write failure.
+pub fn write_table(
+    df: &mut DataFrame,
+    dir: &Path,
+    name: &str,
+    p: Period,
+) -> anyhow::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut csv = String::new();
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    csv.push_str(&names.join(","));
+    csv.push('\n');
+    let cols: Vec<Vec<String>> = names
+        .iter()
+        .map(|n| {
+            let c = df.column(n).map_err(pe)?;
+            Ok(match c.dtype() {
+                DataType::String => strings(df, n)?
+                    .into_iter()
+                    .map(|v| crate::report::export::csv_field(&v.unwrap_or_default()))
+                    .collect(),
+                DataType::Boolean => c
+                    .bool()
+                    .map_err(pe)?
+                    .iter()
+                    .map(|v| v.map_or(String::new(), |b| b.to_string()))
+                    .collect(),
+                _ if n == "period" => ints(df, n)?
+                    .into_iter()
+                    .map(|v| v.map_or(String::new(), |ms| p.name(ms)))
+                    .collect(),
+                _ => ints(df, n)?
+                    .into_iter()
+                    .map(|v| v.map_or(String::new(), |x| x.to_string()))
+                    .collect(),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    for i in 0..df.height() {
+        let row: Vec<&str> = cols.iter().map(|c| c[i].as_str()).collect();
+        csv.push_str(&row.join(","));
+        csv.push('\n');
+    }
+    let csv_path = dir.join(format!("{name}.csv"));
+    crate::store::sink::write_atomic(&csv_path, csv.as_bytes())?;
+    let mut buf = Vec::new();
+    ParquetWriter::new(&mut buf).finish(df).map_err(pe)?;
+    let pq_path = dir.join(format!("{name}.parquet"));
+    crate::store::sink::write_atomic(&pq_path, &buf)?;
+    Ok(vec![csv_path, pq_path])
+}

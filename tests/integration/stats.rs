@@ -1,0 +1,362 @@
+//! `chaintrace stats` on a small simulated world: the aggregates equal the ground truth
+//! computed here independently from the dataset and the simulator's truth tables; bad
+//! arguments give clear errors; the notebooks run headless against the same world.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::util::*;
+
+struct World {
+    dir: tempfile::TempDir,
+}
+
+impl World {
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+    fn chain(&self) -> PathBuf {
+        self.data().join("regtest")
+    }
+    fn truth(&self, t: &str) -> Vec<Row> {
+        read_parquet_file(
+            &self
+                .dir
+                .path()
+                .join("world/truth")
+                .join(format!("{t}.parquet")),
+        )
+    }
+    /// The truth's addresses of `category`.
+    fn addresses_of(&self, category: &str) -> BTreeSet<String> {
+        self.truth("addresses")
+            .into_iter()
+            .filter(|r| r["category"].str() == category)
+            .map(|r| r["address"].str().to_string())
+            .collect()
+    }
+    fn stats(&self, args: &[&str]) -> std::process::Output {
+        let mut v = vec!["--json", "stats"];
+        v.extend_from_slice(&args[..1]);
+        let (data, out) = (self.data(), self.dir.path().join("stats"));
+        v.extend_from_slice(&[
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        v.extend_from_slice(&args[1..]);
+        run(&v)
+    }
+}
+
+/// A 20,000-transaction world, ingested, with the truth's exchanges, mixer, vendor and
+/// ransomware crew imported as labels.
+fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let w = World { dir };
+    let out = w.dir.path().join("world");
+    ok(&run(&[
+        "simulate",
+        "--quiet",
+        "--seed",
+        "11",
+        "--txs",
+        "20000",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    ok(&ingest(&out.join("blocks"), &w.data(), &[]));
+    let mut csv = String::from("address,label,category,actor\n");
+    for r in w.truth("addresses") {
+        let cat = r["category"].str();
+        if matches!(cat, "exchange" | "mixer" | "illicit_vendor" | "ransomware") {
+            csv.push_str(&format!(
+                "{},{},{cat},{}\n",
+                r["address"].str(),
+                r["entity"].str(),
+                r["entity"].str()
+            ));
+        }
+    }
+    let labels = w.dir.path().join("labels.csv");
+    std::fs::write(&labels, csv).unwrap();
+    ok(&run(&[
+        "labels",
+        "import",
+        labels.to_str().unwrap(),
+        "--data",
+        w.data().to_str().unwrap(),
+    ]));
+    w
+}
+
+fn json(o: &std::process::Output) -> Value {
+    ok(o);
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+fn month(secs: i64) -> String {
+    chaintrace::report::fmt::month(secs)
+}
+
+#[test]
+fn vendor_revenue_per_month_equals_the_truth() {
+    let w = world();
+    // Truth: outputs of the customers' purchase transactions paid to the vendor's addresses.
+    let purchases: HashSet<String> = w
+        .truth("transactions")
+        .into_iter()
+        .filter(|r| r["kind"].str() == "purchase")
+        .map(|r| r["txid"].str().to_string())
+        .collect();
+    let vendor = w.addresses_of("illicit_vendor");
+    let time: BTreeMap<i64, i64> = read_table(&w.chain(), "blocks")
+        .iter()
+        .map(|r| (r["height"].int(), r["time"].int()))
+        .collect();
+    let mut truth: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for o in read_table(&w.chain(), "outputs") {
+        if purchases.contains(o["txid"].str())
+            && o["address"].opt_str().is_some_and(|a| vendor.contains(a))
+        {
+            let e = truth.entry(month(time[&o["height"].int()])).or_default();
+            e.0 += o["value"].int();
+            e.1 += 1;
+        }
+    }
+    assert!(truth.values().map(|v| v.1).sum::<i64>() > 100, "{truth:?}");
+    let v = json(&w.stats(&["flows", "--category", "illicit_vendor", "--by", "month"]));
+    let mut got: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    // Customer payments come from unlabelled payers; the vendor's withdrawals from the
+    // exchanges it deposited at come from exchange addresses and are kept apart.
+    let from: BTreeSet<&str> = v["inflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["from_category"].as_str().unwrap())
+        .collect();
+    assert!(from.contains("unlabelled"), "{from:?}");
+    for r in v["inflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["from_category"] == "unlabelled")
+    {
+        assert_eq!(r["category"], "illicit_vendor");
+        let e = got
+            .entry(r["period"].as_str().unwrap().to_string())
+            .or_default();
+        e.0 += r["received"].as_i64().unwrap();
+        e.1 += r["payments"].as_i64().unwrap();
+        assert!(r["payers"].as_i64().unwrap() <= r["payments"].as_i64().unwrap());
+    }
+    assert_eq!(got, truth, "revenue and payments per month");
+    // The files: CSV with exact integers, Parquet polars can read, charts.
+    let dir = w.dir.path().join("stats/flows");
+    for f in [
+        "inflows.csv",
+        "inflows.parquet",
+        "outflows.csv",
+        "outflows.parquet",
+        "monthly_flows.svg",
+        "monthly_flows.png",
+        "payment_sizes.png",
+        "top_counterparties.png",
+    ] {
+        assert!(dir.join(f).is_file(), "no {f}");
+    }
+    let csv = std::fs::read_to_string(dir.join("inflows.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(
+        header,
+        [
+            "period",
+            "entity",
+            "category",
+            "from_category",
+            "received",
+            "payments",
+            "payers"
+        ]
+    );
+    let (mut customers, mut all) = (0i64, 0i64);
+    for l in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        let v: i64 = f[4].parse().unwrap();
+        all += v;
+        if f[3] == "unlabelled" {
+            customers += v;
+        }
+    }
+    assert_eq!(customers, truth.values().map(|v| v.0).sum::<i64>());
+    // The entity view of the vendor agrees with all its receipts.
+    let e = json(&w.stats(&["entity", "vendor"]));
+    assert_eq!(e["summary"]["received_from_others"].as_i64().unwrap(), all);
+    assert_eq!(
+        e["summary"]["addresses"].as_u64().unwrap() as usize,
+        vendor.len()
+    );
+}
+
+#[test]
+fn direct_exposure_of_exchanges_and_mixer_equals_the_true_flows() {
+    let w = world();
+    let flows = w.truth("flows");
+    let truth = |cat: &str, paths: &[&str]| -> BTreeMap<String, i64> {
+        let mut m = BTreeMap::new();
+        for f in flows
+            .iter()
+            .filter(|f| f["to_category"].str() == cat && paths.contains(&f["path"].str()))
+        {
+            *m.entry(f["to_entity"].str().to_string()).or_default() += f["amount"].int();
+        }
+        m
+    };
+    let got = |v: &Value| -> BTreeMap<String, i64> {
+        v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["illicit"].as_i64().unwrap() > 0)
+            .map(|r| {
+                (
+                    r["entity"].as_str().unwrap().to_string(),
+                    r["illicit"].as_i64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    // The vendor pays exchanges straight from its peel chains; the ransomware crew cashes out
+    // there from the addresses the mixer paid it back to.
+    let v = json(&w.stats(&["exposure", "--category", "exchange"]));
+    let want = truth("exchange", &["peel_chain", "peel_chain_end", "via_mixer"]);
+    assert!(!want.is_empty());
+    assert_eq!(got(&v), want);
+    for r in v["rows"].as_array().unwrap() {
+        let (i, f) = (
+            r["illicit"].as_i64().unwrap(),
+            r["inflow"].as_i64().unwrap(),
+        );
+        assert!(i <= f);
+        assert_eq!(
+            r["share_ppm"].as_i64().unwrap(),
+            if f > 0 { i * 1_000_000 / f } else { 0 }
+        );
+    }
+    // The ransomware crew pays the mixer.
+    let v = json(&w.stats(&["exposure", "--category", "mixer", "--illicit", "ransomware"]));
+    assert_eq!(got(&v), truth("mixer", &["to_mixer"]));
+}
+
+#[test]
+fn bad_stats_arguments_say_what_to_do() {
+    let w = world();
+    let o = w.stats(&["flows", "--category", "darknet_market"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("no label has the category \"darknet_market\"") && e.contains("illicit_vendor"),
+        "{e}"
+    );
+    let o = w.stats(&["entity", "nobody-at-all"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("neither a labelled entity nor an address"),
+        "{}",
+        stderr(&o)
+    );
+    let o = w.stats(&["flows", "--category", "exchange", "--via-clusters"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("chaintrace cluster bitcoin"),
+        "{}",
+        stderr(&o)
+    );
+    // An empty dataset.
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(empty.path().join("regtest/outputs")).unwrap();
+    std::fs::write(empty.path().join("regtest/_manifest.json"), "{}").unwrap();
+    let o = run(&[
+        "stats",
+        "flows",
+        "--data",
+        empty.path().to_str().unwrap(),
+        "--category",
+        "exchange",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!stderr(&o).is_empty());
+}
+
+/// Runs a notebook headless with nbconvert; fails (never skips) when jupyter is missing.
+fn execute_notebook(name: &str, env: &[(&str, &Path)]) {
+    let nb = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("notebooks")
+        .join(name);
+    let out = tempfile::tempdir().unwrap();
+    let mut c = std::process::Command::new("jupyter");
+    c.args([
+        "nbconvert",
+        "--to",
+        "notebook",
+        "--execute",
+        "--ExecutePreprocessor.timeout=600",
+        "--output-dir",
+    ])
+    .arg(out.path())
+    .arg(&nb);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().unwrap_or_else(|e| {
+        panic!("cannot run jupyter ({e}): pip install -r notebooks/requirements.txt")
+    });
+    assert!(
+        o.status.success(),
+        "{name} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let executed = std::fs::read_to_string(out.path().join(name)).unwrap();
+    assert!(
+        !executed.contains("\"output_type\": \"error\""),
+        "{name} has an error cell"
+    );
+}
+
+#[test]
+fn notebooks_run_headless_on_a_small_world() {
+    let w = world();
+    let seeds = w.addresses_of("illicit_vendor");
+    let seed_file = w.dir.path().join("seeds.csv");
+    std::fs::write(&seed_file, seeds.into_iter().collect::<Vec<_>>().join("\n")).unwrap();
+    let case = w.dir.path().join("case");
+    ok(&run(&[
+        "trace",
+        "--quiet",
+        "--data",
+        w.data().to_str().unwrap(),
+        "--seed",
+        &format!("@{}", seed_file.display()),
+        "--policy",
+        "haircut,fifo",
+        "--stop-at",
+        "exchange",
+        "--max-hops",
+        "6",
+        "--out",
+        case.to_str().unwrap(),
+    ]));
+    let truth = w.dir.path().join("world/truth");
+    let data = w.data();
+    let env = [
+        ("CHAINTRACE_DATA", data.as_path()),
+        ("CHAINTRACE_TRUTH", truth.as_path()),
+        ("CHAINTRACE_CASE", case.as_path()),
+    ];
+    execute_notebook("market_study.ipynb", &env);
+    execute_notebook("dataset_tour.ipynb", &env);
+}
