@@ -229,7 +229,10 @@ pub(crate) fn run(cli: &Cli, a: &DemoArgs) -> Result<(), CliError> {
     let mut sim_seeds = Vec::new();
     for (addr, ent) in &entity {
         let cat = category.get(addr).map_or("", String::as_str);
-        if matches!(cat, "exchange" | "mixer" | "merchant" | "illicit_vendor") {
+        if matches!(
+            cat,
+            "exchange" | "mixer" | "merchant" | "illicit_vendor" | "ransomware"
+        ) {
             sim_labels.insert(addr.clone(), (ent.clone(), cat.to_string()));
         }
         if cat == "illicit_vendor" {

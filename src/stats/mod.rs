@@ -542,6 +542,25 @@ pub fn exposure(
         .agg([col("value").sum().alias("inflow"), len().alias("payments")]);
     let (illicit_by_entity, basis): (Vec<(String, u128)>, String) = match case {
         None => {
+            // Categories the labels lack are left out (and said so); none at all is an error.
+            let have = categories(src.entities()?)?;
+            let (known, missing): (Vec<String>, Vec<String>) =
+                illicit.iter().cloned().partition(|c| have.contains(c));
+            if known.is_empty() {
+                return Err(anyhow!(
+                    "no label has any of the illicit categories {}; the labels have: {} (choose with --illicit)",
+                    illicit.join(", "),
+                    have.join(", ")
+                ));
+            }
+            if !missing.is_empty() {
+                eprintln!(
+                    "chaintrace: no label has the categories {}; counting {} as illicit",
+                    missing.join(", "),
+                    known.join(", ")
+                );
+            }
+            let illicit = &known;
             let ill = in_categories(src, illicit)?;
             let tx_in = src
                 .inputs()?

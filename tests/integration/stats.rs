@@ -262,6 +262,13 @@ fn bad_stats_arguments_say_what_to_do() {
         e.contains("no label has the category \"darknet_market\"") && e.contains("illicit_vendor"),
         "{e}"
     );
+    let o = w.stats(&["exposure", "--illicit", "darknet_market,scam"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("no label has any of the illicit categories"),
+        "{}",
+        stderr(&o)
+    );
     let o = w.stats(&["entity", "nobody-at-all"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
