@@ -3,6 +3,7 @@
 mod util;
 
 mod cluster;
+mod ethereum_decode;
 mod heuristics;
 mod ingest_errors;
 mod ingest_mainnet;
