@@ -171,3 +171,161 @@ fn golden_blocks_equal_ethereum_etl() {
     }
     assert!(checked.0 >= 3 && checked.1 >= 4, "{checked:?}");
 }
+
+#[test]
+fn golden_receipts_and_token_transfers_equal_ethereum_etl() {
+    use chaintrace::ingest::ethereum::decode::{decode_receipt, token_transfers};
+    let d = eth("ethereum-etl-golden/test_export_receipts_job/receipts_with_logs");
+    let mut receipts = BTreeMap::new();
+    for e in std::fs::read_dir(&d).unwrap() {
+        let p = e.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("web3_response")
+        {
+            let v: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+            let r = decode_receipt(&v["result"]).unwrap();
+            receipts.insert(r.tx_hash.clone(), r);
+        }
+    }
+    let rows = csv(&d.join("expected_receipts.csv"));
+    assert_eq!(rows.len(), receipts.len());
+    for row in rows {
+        let r = &receipts[&row["transaction_hash"]];
+        assert_eq!(r.tx_index.to_string(), row["transaction_index"]);
+        assert_eq!(r.block_number.to_string(), row["block_number"]);
+        assert_eq!(r.gas_used.to_string(), row["gas_used"]);
+        assert_eq!(
+            r.cumulative_gas_used.to_string(),
+            row["cumulative_gas_used"]
+        );
+        assert_eq!(
+            r.contract_address.clone().unwrap_or_default(),
+            row["contract_address"]
+        );
+        assert_eq!(
+            r.status.map(|s| s.to_string()).unwrap_or_default(),
+            row["status"]
+        );
+        assert_eq!(
+            r.effective_gas_price.clone().unwrap_or_default(),
+            row["effective_gas_price"]
+        );
+    }
+    let logs: usize = receipts.values().map(|r| r.logs.len()).sum();
+    assert_eq!(logs, csv(&d.join("expected_logs.csv")).len());
+    // Token transfers from the logs of ethereum-etl's extraction test.
+    let t = eth("ethereum-etl-golden/test_extract_token_transfers_job/logs");
+    let mut by_tx: BTreeMap<String, Vec<chaintrace::ingest::ethereum::decode::Log>> =
+        BTreeMap::new();
+    let text = std::fs::read_to_string(t.join("logs.csv")).unwrap();
+    for line in text.lines().skip(1) {
+        // The topics column is quoted (it holds commas).
+        let (head, topics) = line
+            .split_once(",\"")
+            .map_or((line, ""), |(h, t)| (h, t.trim_end_matches('"')));
+        let f: Vec<&str> = head.split(',').collect();
+        let topics: Vec<String> = if topics.is_empty() {
+            f.get(7)
+                .filter(|s| !s.is_empty())
+                .map(|s| vec![s.to_string()])
+                .unwrap_or_default()
+        } else {
+            topics.split(',').map(str::to_string).collect()
+        };
+        by_tx.entry(f[1].to_string()).or_default().push(
+            chaintrace::ingest::ethereum::decode::Log {
+                log_index: f[0].parse().unwrap(),
+                address: f[5].to_string(),
+                topics,
+                data: f[6].to_string(),
+            },
+        );
+    }
+    let ours: Vec<_> = by_tx
+        .iter()
+        .flat_map(|(tx, l)| token_transfers(tx, l))
+        .collect();
+    let want = csv(&t.join("expected_token_transfers.csv"));
+    assert_eq!(ours.len(), want.len());
+    for w in want {
+        let o = ours
+            .iter()
+            .find(|o| {
+                o.tx_hash == w["transaction_hash"] && o.log_index.to_string() == w["log_index"]
+            })
+            .unwrap_or_else(|| panic!("missing {w:?}"));
+        assert_eq!(
+            (
+                o.token.as_str(),
+                o.from.as_str(),
+                o.to.as_str(),
+                o.value.as_str()
+            ),
+            (
+                w["token_address"].as_str(),
+                w["from_address"].as_str(),
+                w["to_address"].as_str(),
+                w["value"].as_str()
+            )
+        );
+        assert_eq!(o.standard, "erc20");
+    }
+}
+
+#[test]
+fn golden_call_traces_flatten_like_ethereum_etl() {
+    use chaintrace::ingest::ethereum::decode::flatten_call_traces;
+    let dir = eth("ethereum-etl-golden/test_extract_geth_traces_job");
+    let mut checked = 0;
+    for case in [
+        "block_with_create",
+        "block_with_error",
+        "block_with_subtraces",
+        "block_with_suicide",
+    ] {
+        let d = dir.join(case);
+        let file = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("web3_response")
+            })
+            .unwrap();
+        let v: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        let block: u64 = v["id"].as_u64().unwrap();
+        let frames = flatten_call_traces(block, &v["result"]).unwrap();
+        let want = csv(&d.join("expected_traces.csv"));
+        assert_eq!(frames.len(), want.len(), "{case}");
+        for (f, w) in frames.iter().zip(&want) {
+            let ta: Vec<String> = f.trace_address.iter().map(u32::to_string).collect();
+            assert_eq!(f.tx_index.to_string(), w["transaction_index"], "{case}");
+            assert_eq!(f.kind, w["trace_type"], "{case}");
+            assert_eq!(ta.join(","), w["trace_address"].replace('"', ""), "{case}");
+            assert_eq!(f.subtraces.to_string(), w["subtraces"], "{case}");
+            assert_eq!(f.error.clone().unwrap_or_default(), w["error"], "{case}");
+            if f.kind != "suicide" {
+                assert_eq!(
+                    f.from.clone().unwrap_or_default(),
+                    w["from_address"],
+                    "{case}"
+                );
+                assert_eq!(f.to.clone().unwrap_or_default(), w["to_address"], "{case}");
+                assert_eq!(f.value, w["value"], "{case}");
+                assert_eq!(
+                    f.call_type.clone().unwrap_or_default(),
+                    w["call_type"],
+                    "{case}"
+                );
+                assert_eq!(f.gas.to_string(), w["gas"], "{case}");
+                assert_eq!(f.gas_used.to_string(), w["gas_used"], "{case}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 6, "{checked}");
+}

@@ -259,3 +259,215 @@ mod tests {
         assert!(e.to_string().contains("full transactions"), "{e}");
     }
 }
+
+/// A log of a receipt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Log {
+    pub log_index: u64,
+    pub address: String,
+    pub topics: Vec<String>,
+    pub data: String,
+}
+
+/// A receipt row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt {
+    pub tx_hash: String,
+    pub tx_index: u32,
+    pub block_number: u64,
+    /// 1 success, 0 failure; `None` before Byzantium (a state root instead).
+    pub status: Option<u8>,
+    pub gas_used: u64,
+    pub cumulative_gas_used: u64,
+    pub effective_gas_price: Option<String>,
+    pub contract_address: Option<String>,
+    pub logs: Vec<Log>,
+}
+
+/// Decodes one `eth_getTransactionReceipt` result (or one element of
+/// `eth_getBlockReceipts`).
+///
+/// # Errors
+/// A missing or malformed field.
+pub fn decode_receipt(v: &Value) -> Result<Receipt, DecodeError> {
+    let f = Fields {
+        v,
+        block: format!(
+            "{} receipt of {}",
+            v.get("blockNumber").and_then(Value::as_str).unwrap_or("?"),
+            v.get("transactionHash")
+                .and_then(Value::as_str)
+                .unwrap_or("?")
+        ),
+    };
+    let mut logs = Vec::new();
+    for l in v
+        .get("logs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let lf = Fields {
+            v: l,
+            block: f.block.clone(),
+        };
+        logs.push(Log {
+            log_index: lf.u64("logIndex")?,
+            address: lf.str("address")?,
+            topics: l
+                .get("topics")
+                .and_then(Value::as_array)
+                .ok_or_else(|| lf.err("a log has no topics array".into()))?
+                .iter()
+                .map(|t| {
+                    t.as_str()
+                        .map(str::to_ascii_lowercase)
+                        .ok_or_else(|| lf.err("a topic is not a string".into()))
+                })
+                .collect::<Result<_, _>>()?,
+            data: lf.str_opt("data")?.unwrap_or_else(|| "0x".into()),
+        });
+    }
+    Ok(Receipt {
+        tx_hash: f.str("transactionHash")?,
+        tx_index: f.u64("transactionIndex")? as u32,
+        block_number: f.u64("blockNumber")?,
+        status: f.u64_opt("status")?.map(|s| s as u8),
+        gas_used: f.u64("gasUsed")?,
+        cumulative_gas_used: f.u64("cumulativeGasUsed")?,
+        effective_gas_price: f.dec_opt("effectiveGasPrice")?,
+        contract_address: f.str_opt("contractAddress")?,
+        logs,
+    })
+}
+
+/// `keccak256("Transfer(address,address,uint256)")`, the topic of ERC-20 and ERC-721
+/// transfers.
+pub const TRANSFER_TOPIC: &str =
+    "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef";
+
+/// A token transfer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenTransfer {
+    pub tx_hash: String,
+    pub log_index: u64,
+    pub token: String,
+    pub from: String,
+    pub to: String,
+    /// ERC-20: the amount; ERC-721: the token id (decimal).
+    pub value: String,
+    /// `erc20` (3 topics, the amount in the data) or `erc721` (4 topics, the id indexed).
+    pub standard: &'static str,
+}
+
+fn topic_address(t: &str) -> Option<String> {
+    let h = t.strip_prefix("0x")?;
+    (h.len() == 64 && h[..24].bytes().all(|b| b == b'0')).then(|| format!("0x{}", &h[24..]))
+}
+
+/// The ERC-20 and ERC-721 `Transfer` events among `logs` of transaction `tx_hash`, told apart
+/// by their topic count. Other events, and `Transfer` events of other shapes, are skipped.
+pub fn token_transfers(tx_hash: &str, logs: &[Log]) -> Vec<TokenTransfer> {
+    logs.iter()
+        .filter(|l| l.topics.first().is_some_and(|t| t == TRANSFER_TOPIC))
+        .filter_map(|l| {
+            let from = topic_address(l.topics.get(1)?)?;
+            let to = topic_address(l.topics.get(2)?)?;
+            let (value, standard) = match l.topics.len() {
+                3 if l.data.len() == 66 => (hex_to_decimal(&l.data).ok()?, "erc20"),
+                4 if l.data == "0x" => (hex_to_decimal(&l.topics[3]).ok()?, "erc721"),
+                _ => return None,
+            };
+            Some(TokenTransfer {
+                tx_hash: tx_hash.to_string(),
+                log_index: l.log_index,
+                token: l.address.clone(),
+                from,
+                to,
+                value,
+                standard,
+            })
+        })
+        .collect()
+}
+
+/// A call frame of a transaction (geth `callTracer`), flattened: an internal value transfer
+/// when `value` is not zero.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    pub tx_index: u32,
+    /// Position in the call tree (parity style): empty for the top call, `[0, 1]` for the
+    /// second call made by the first sub-call.
+    pub trace_address: Vec<u32>,
+    /// `call`, `create` or `suicide`.
+    pub kind: &'static str,
+    /// `call`, `callcode`, `delegatecall`, `staticcall` for calls.
+    pub call_type: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub value: String,
+    pub gas: u64,
+    pub gas_used: u64,
+    pub subtraces: u32,
+    pub error: Option<String>,
+}
+
+/// Flattens a `debug_traceBlockByNumber(N, {tracer: "callTracer"})` result (one element per
+/// transaction, in block order) into frames, depth first.
+///
+/// # Errors
+/// A malformed frame, named with the block and transaction.
+pub fn flatten_call_traces(block: u64, result: &Value) -> Result<Vec<Frame>, DecodeError> {
+    let txs = result.as_array().ok_or_else(|| DecodeError {
+        block: block.to_string(),
+        what: "the trace reply is not an array".into(),
+    })?;
+    let mut out = Vec::new();
+    for (i, t) in txs.iter().enumerate() {
+        let root = t.get("result").unwrap_or(t);
+        walk(block, i as u32, root, &mut Vec::new(), &mut out)?;
+    }
+    Ok(out)
+}
+
+fn walk(
+    block: u64,
+    tx: u32,
+    f: &Value,
+    at: &mut Vec<u32>,
+    out: &mut Vec<Frame>,
+) -> Result<(), DecodeError> {
+    let fl = Fields {
+        v: f,
+        block: format!("{block} transaction {tx} trace {at:?}"),
+    };
+    let ty = fl.str("type")?;
+    let calls: &[Value] = f
+        .get("calls")
+        .and_then(Value::as_array)
+        .map_or(&[], Vec::as_slice);
+    let (kind, call_type) = match ty.as_str() {
+        "create" | "create2" => ("create", None),
+        "selfdestruct" | "suicide" => ("suicide", None),
+        c => ("call", Some(c.to_string())),
+    };
+    out.push(Frame {
+        tx_index: tx,
+        trace_address: at.clone(),
+        kind,
+        call_type,
+        from: fl.str_opt("from")?,
+        to: fl.str_opt("to")?,
+        value: fl.dec_opt("value")?.unwrap_or_else(|| "0".into()),
+        gas: fl.u64_opt("gas")?.unwrap_or(0),
+        gas_used: fl.u64_opt("gasUsed")?.unwrap_or(0),
+        subtraces: calls.len() as u32,
+        error: f.get("error").and_then(Value::as_str).map(str::to_string),
+    });
+    for (k, c) in calls.iter().enumerate() {
+        at.push(k as u32);
+        walk(block, tx, c, at, out)?;
+        at.pop();
+    }
+    Ok(())
+}
