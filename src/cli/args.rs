@@ -467,8 +467,48 @@ pub enum IngestCommand {
     /// byte-identical for the same chain. Rerunning continues where the last run stopped; a
     /// killed run loses nothing.
     Bitcoin(Box<IngestBitcoinArgs>),
-    /// Ingest Ethereum from a JSON-RPC node. [not built yet]
-    Ethereum(PlannedArgs),
+    /// Ingest Ethereum from a JSON-RPC node.
+    ///
+    /// Writes DATA/ethereum/{blocks,transactions,token_transfers,internal_transfers} (wei and
+    /// token amounts as exact decimal text) on a height-aligned part grid with a manifest:
+    /// rerunning skips complete parts, a killed run loses nothing.
+    Ethereum(IngestEthereumArgs),
+}
+
+/// `chaintrace ingest ethereum`
+#[derive(Debug, Args)]
+pub struct IngestEthereumArgs {
+    /// The node's JSON-RPC URL (http://host:port[/path]).
+    #[arg(long, value_name = "URL")]
+    pub rpc: String,
+    /// First block (rounded down to its part's start).
+    #[arg(long, default_value_t = 0)]
+    pub from: u64,
+    /// Last block (default: the node's tip).
+    #[arg(long)]
+    pub to: Option<u64>,
+    /// Dataset directory.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+    /// Requests in flight to the node.
+    #[arg(long, value_name = "K", default_value_t = 4)]
+    pub concurrency: usize,
+    /// At most this many requests per second (0: no limit), for rate-limited providers.
+    #[arg(long, value_name = "RPS", default_value_t = 0.0)]
+    pub max_rps: f64,
+    /// Internal transfers from call traces: geth (debug_traceBlockByNumber, callTracer) or
+    /// none.
+    #[arg(long, default_value = "geth", value_parser = ["geth", "none"])]
+    pub traces: String,
+    /// Blocks per part file.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub part_blocks: u32,
+    /// Seconds to wait for one RPC reply.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub rpc_timeout_secs: f64,
+    /// Attempts per RPC call before giving up (transient failures are retried).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub rpc_attempts: u32,
 }
 
 /// Labels subcommands.

@@ -180,3 +180,64 @@ fn rpc(cli: &Cli, a: &IngestBitcoinArgs, url: &str) -> Result<(), CliError> {
         std::thread::sleep(poll);
     }
 }
+
+/// `chaintrace ingest ethereum`.
+pub(crate) fn ethereum(cli: &Cli, a: &super::args::IngestEthereumArgs) -> Result<(), CliError> {
+    use crate::ingest::bitcoin::rpc::{RpcClient, RpcConfig};
+    use crate::ingest::ethereum::ingest::{EthOptions, Traces, ingest};
+    use std::time::Duration;
+    if a.part_blocks == 0 {
+        return Err(CliError::user(anyhow!("--part-blocks must be at least 1")));
+    }
+    if !(a.rpc_timeout_secs.is_finite() && a.rpc_timeout_secs > 0.0) {
+        return Err(CliError::user(anyhow!(
+            "--rpc-timeout-secs must be a positive number"
+        )));
+    }
+    let cfg = RpcConfig {
+        url: a.rpc.clone(),
+        auth: None,
+        timeout: Duration::from_secs_f64(a.rpc_timeout_secs),
+        attempts: a.rpc_attempts.max(1),
+        backoff_base: Duration::from_millis(100),
+        backoff_max: Duration::from_secs(10),
+    };
+    let client = RpcClient::new(cfg).map_err(CliError::user)?.jsonrpc2();
+    let opts = EthOptions {
+        data: a.data.clone(),
+        from: a.from,
+        to: a.to,
+        concurrency: a.concurrency.max(1),
+        traces: if a.traces == "none" {
+            Traces::None
+        } else {
+            Traces::Geth
+        },
+        part_blocks: a.part_blocks,
+        max_rps: a.max_rps.max(0.0),
+    };
+    let pb = progress_bar(cli, "blocks");
+    let s = ingest(client, &opts, &pb).map_err(CliError::user)?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&s).expect("summaries serialise")
+        );
+    } else {
+        println!(
+            "{}: blocks {}..={} of chain {}: {} blocks, {} transactions, {} token transfers, {} internal transfers in {} part(s) ({} kept) in {:.1}s",
+            s.chain_dir.display(),
+            s.from,
+            s.to,
+            s.chain_id,
+            s.blocks,
+            s.transactions,
+            s.token_transfers,
+            s.internal_transfers,
+            s.parts_written,
+            s.parts_kept,
+            s.seconds
+        );
+    }
+    Ok(())
+}

@@ -66,6 +66,12 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
             };
             ingest::bitcoin(cli, a)
         }
+        Command::Ingest(i) if matches!(**i, args::IngestCommand::Ethereum(_)) => {
+            let args::IngestCommand::Ethereum(a) = &**i else {
+                unreachable!("matched above")
+            };
+            ingest::ethereum(cli, a)
+        }
         Command::Simulate(a) => simulate::run(cli, a),
         Command::Trace(a) => trace::run(cli, a),
         Command::Report(a) => report::run(cli, a),

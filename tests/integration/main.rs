@@ -4,6 +4,7 @@ mod util;
 
 mod cluster;
 mod ethereum_decode;
+mod ethereum_node;
 mod heuristics;
 mod ingest_errors;
 mod ingest_mainnet;

@@ -9,7 +9,9 @@ use std::process::{Command, Output};
 
 use arrow_array::Array;
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Int32Type, Int64Type, TimestampMillisecondType, UInt32Type, UInt64Type};
+use arrow_array::types::{
+    Int32Type, Int64Type, TimestampMillisecondType, UInt8Type, UInt32Type, UInt64Type,
+};
 use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
@@ -154,6 +156,9 @@ pub fn read_table(chain_dir: &Path, table: &str) -> Vec<Row> {
                         match field.data_type() {
                             DataType::UInt32 => {
                                 Cell::Int(i64::from(col.as_primitive::<UInt32Type>().value(i)))
+                            }
+                            DataType::UInt8 => {
+                                Cell::Int(i64::from(col.as_primitive::<UInt8Type>().value(i)))
                             }
                             DataType::UInt64 => Cell::Int(
                                 i64::try_from(col.as_primitive::<UInt64Type>().value(i)).unwrap(),

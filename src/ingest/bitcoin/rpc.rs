@@ -73,6 +73,8 @@ pub struct RpcClient {
     next_id: AtomicU64,
     /// Called with a one-line message before each retry.
     warn: fn(&str),
+    /// The `jsonrpc` member of requests.
+    version: &'static str,
 }
 
 fn base64(input: &[u8]) -> String {
@@ -129,7 +131,14 @@ impl RpcClient {
             idle: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
             warn: default_warn,
+            version: "1.0",
         })
+    }
+
+    /// Speaks JSON-RPC 2.0 (Ethereum nodes require it; Bitcoin Core takes 1.0).
+    pub fn jsonrpc2(mut self) -> RpcClient {
+        self.version = "2.0";
+        self
     }
 
     /// Replaces the retry-warning printer (the CLI routes it around the progress bar).
@@ -142,11 +151,10 @@ impl RpcClient {
         &self.cfg.url
     }
 
-    /// A JSON-RPC 1.0 request body for one call, and its description for messages.
+    /// A JSON-RPC request body for one call, and its description for messages.
     fn request(&self, method: &str, params: &Value) -> (Vec<u8>, String) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let body =
-            serde_json::json!({"jsonrpc": "1.0", "id": id, "method": method, "params": params});
+        let body = serde_json::json!({"jsonrpc": self.version, "id": id, "method": method, "params": params});
         (
             serde_json::to_vec(&body).expect("requests serialise"),
             describe(method, params),

@@ -1,4 +1,5 @@
-//! Ethereum (issue #8, in progress): decoding of JSON-RPC replies into exact rows. The
-//! ingest over a node (`chaintrace ingest ethereum`) is not built yet.
+//! Ethereum (issue #8, in progress): decoding of JSON-RPC replies into exact rows, and the
+//! ingest from a node (`chaintrace ingest ethereum`).
 
 pub mod decode;
+pub mod ingest;

@@ -1,0 +1,676 @@
+//! `chaintrace ingest ethereum`: any Ethereum JSON-RPC node → `data/ethereum/` Parquet
+//! (blocks, transactions with their receipt fields, token_transfers, internal_transfers), on
+//! the same height-aligned part grid, atomic part files and manifest as the Bitcoin ingest.
+//!
+//! The node is read with chaintrace's own JSON-RPC client (the one the Bitcoin RPC ingest
+//! uses: pooled keep-alive connections, timeouts, retries with capped backoff) rather than
+//! alloy: the ingest needs only five methods, reads every quantity digit-exact from the JSON
+//! text, and keeps the build lean (see the closing note of issue #8).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use arrow_array::builder::{StringBuilder, UInt8Builder, UInt32Builder, UInt64Builder};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use serde_json::{Value, json};
+
+use super::decode::{self, Frame, Receipt, TokenTransfer, Transaction};
+use crate::ingest::bitcoin::rpc::{RpcClient, RpcError};
+use crate::store::manifest::{Manifest, Part, PartFile, Source};
+use crate::store::sink;
+
+/// How internal transfers are read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Traces {
+    /// `debug_traceBlockByNumber` with geth's `callTracer`.
+    Geth,
+    /// No internal transfers.
+    None,
+}
+
+/// What to ingest.
+#[derive(Clone, Debug)]
+pub struct EthOptions {
+    pub data: PathBuf,
+    pub from: u64,
+    pub to: Option<u64>,
+    pub concurrency: usize,
+    pub traces: Traces,
+    pub part_blocks: u32,
+    /// At most this many requests per second (0: no limit).
+    pub max_rps: f64,
+}
+
+/// What an ingest did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EthSummary {
+    pub chain_dir: PathBuf,
+    pub chain_id: u64,
+    pub from: u64,
+    pub to: u64,
+    pub blocks: u64,
+    pub transactions: u64,
+    pub token_transfers: u64,
+    pub internal_transfers: u64,
+    pub parts_written: usize,
+    pub parts_kept: usize,
+    pub seconds: f64,
+    pub receipts_per_tx_fallback: bool,
+}
+
+/// The rows of a part.
+#[derive(Default)]
+struct Rows {
+    blocks: Vec<decode::Block>,
+    txs: Vec<(Transaction, Receipt)>,
+    tokens: Vec<(u64, u32, TokenTransfer)>,
+    internal: Vec<(u64, String, Frame)>,
+}
+
+/// A simple request pacer for `--max-rps`.
+struct Pacer {
+    every: Duration,
+    next: tokio::sync::Mutex<Instant>,
+}
+
+impl Pacer {
+    async fn wait(&self) {
+        if self.every.is_zero() {
+            return;
+        }
+        let mut next = self.next.lock().await;
+        let now = Instant::now();
+        if *next > now {
+            tokio::time::sleep(*next - now).await;
+        }
+        *next = (*next).max(now) + self.every;
+    }
+}
+
+struct Node {
+    client: Arc<RpcClient>,
+    pacer: Arc<Pacer>,
+    concurrency: usize,
+}
+
+impl Node {
+    async fn call(&self, method: &str, params: Value) -> Result<Value, RpcError> {
+        self.pacer.wait().await;
+        self.client.call(method, params).await
+    }
+
+    /// Calls `method` once per params, `concurrency` at a time, results in order.
+    async fn many(&self, method: &str, params: Vec<Value>) -> Vec<Result<Value, RpcError>> {
+        let sem = Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1)));
+        let mut set = tokio::task::JoinSet::new();
+        for (i, p) in params.into_iter().enumerate() {
+            let (client, pacer, sem, method) = (
+                self.client.clone(),
+                self.pacer.clone(),
+                sem.clone(),
+                method.to_string(),
+            );
+            set.spawn(async move {
+                let _permit = sem
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                pacer.wait().await;
+                (i, client.call(&method, p).await)
+            });
+        }
+        let mut out: Vec<Option<Result<Value, RpcError>>> = Vec::new();
+        while let Some(r) = set.join_next().await {
+            let (i, r) = r.expect("RPC tasks do not panic");
+            if out.len() <= i {
+                out.resize_with(i + 1, || None);
+            }
+            out[i] = Some(r);
+        }
+        out.into_iter()
+            .map(|r| r.expect("every task reports"))
+            .collect()
+    }
+}
+
+fn hex(n: u64) -> String {
+    format!("{n:#x}")
+}
+
+fn is_missing_method(e: &RpcError) -> bool {
+    matches!(e, RpcError::Node { code, .. } if *code == -32601 || *code == -32600)
+        || matches!(e, RpcError::Node { message, .. } if message.to_ascii_lowercase().contains("not supported") || message.to_ascii_lowercase().contains("does not exist"))
+}
+
+/// Fetches and decodes blocks `from..=to`.
+async fn fetch(
+    node: &Node,
+    from: u64,
+    to: u64,
+    traces: Traces,
+    per_tx: &mut bool,
+) -> anyhow::Result<Rows> {
+    let nums: Vec<u64> = (from..=to).collect();
+    let replies = node
+        .many(
+            "eth_getBlockByNumber",
+            nums.iter().map(|&n| json!([hex(n), true])).collect(),
+        )
+        .await;
+    let mut rows = Rows::default();
+    let mut txs_of: Vec<Vec<Transaction>> = Vec::new();
+    for (n, r) in nums.iter().zip(replies) {
+        let v = r.with_context(|| format!("block {n}"))?;
+        if v.is_null() {
+            return Err(anyhow!(
+                "block {n}: the node does not have it (is --to beyond its tip?)"
+            ));
+        }
+        let (b, t) = decode::decode_block(&v)?;
+        if b.number != *n {
+            return Err(anyhow!(
+                "block {n}: the node answered with block {}",
+                b.number
+            ));
+        }
+        rows.blocks.push(b);
+        txs_of.push(t);
+    }
+    // Receipts: one call per block, or per transaction on nodes without eth_getBlockReceipts.
+    let mut receipts: Vec<Vec<Receipt>> = Vec::new();
+    if !*per_tx {
+        let replies = node
+            .many(
+                "eth_getBlockReceipts",
+                nums.iter().map(|&n| json!([hex(n)])).collect(),
+            )
+            .await;
+        let mut ok = Vec::new();
+        for (n, r) in nums.iter().zip(replies) {
+            match r {
+                Ok(v) => {
+                    let a = v.as_array().ok_or_else(|| {
+                        anyhow!("block {n}: eth_getBlockReceipts returned {v}, not a list")
+                    })?;
+                    ok.push(
+                        a.iter()
+                            .map(decode::decode_receipt)
+                            .collect::<Result<Vec<_>, _>>()?,
+                    );
+                }
+                Err(e) if is_missing_method(&e) => {
+                    *per_tx = true;
+                    eprintln!(
+                        "chaintrace: the node has no eth_getBlockReceipts ({e}); reading receipts one transaction at a time"
+                    );
+                    break;
+                }
+                Err(e) => return Err(anyhow!(e).context(format!("receipts of block {n}"))),
+            }
+        }
+        if !*per_tx {
+            receipts = ok;
+        }
+    }
+    if *per_tx {
+        receipts.clear();
+        for t in &txs_of {
+            let replies = node
+                .many(
+                    "eth_getTransactionReceipt",
+                    t.iter().map(|x| json!([x.hash])).collect(),
+                )
+                .await;
+            let mut rs = Vec::new();
+            for (x, r) in t.iter().zip(replies) {
+                let v = r.with_context(|| format!("receipt of {}", x.hash))?;
+                rs.push(decode::decode_receipt(&v)?);
+            }
+            receipts.push(rs);
+        }
+    }
+    for ((n, t), rs) in nums.iter().zip(&txs_of).zip(&receipts) {
+        if t.len() != rs.len() {
+            return Err(anyhow!(
+                "block {n}: {} transactions but {} receipts",
+                t.len(),
+                rs.len()
+            ));
+        }
+        for (tx, rc) in t.iter().zip(rs) {
+            if tx.hash != rc.tx_hash {
+                return Err(anyhow!(
+                    "block {n}: receipt of {} where {} was expected",
+                    rc.tx_hash,
+                    tx.hash
+                ));
+            }
+            for tt in decode::token_transfers(&tx.hash, &rc.logs) {
+                rows.tokens.push((*n, tx.tx_index, tt));
+            }
+            rows.txs.push((tx.clone(), rc.clone()));
+        }
+    }
+    if traces == Traces::Geth {
+        let replies = node
+            .many(
+                "debug_traceBlockByNumber",
+                nums.iter()
+                    .map(|&n| json!([hex(n), {"tracer": "callTracer"}]))
+                    .collect(),
+            )
+            .await;
+        for ((n, t), r) in nums.iter().zip(&txs_of).zip(replies) {
+            let v = r.map_err(|e| {
+                anyhow!(e).context(format!("call traces of block {n} (use --traces none on a node without debug_traceBlockByNumber)"))
+            })?;
+            let frames = decode::flatten_call_traces(*n, &v)?;
+            for f in frames {
+                // Internal transfers: value moved by a sub-call or creation, or a self-destruct.
+                if f.trace_address.is_empty() || f.value == "0" {
+                    continue;
+                }
+                let hash = t
+                    .get(f.tx_index as usize)
+                    .map(|x| x.hash.clone())
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "block {n}: a trace for transaction {} of {}",
+                            f.tx_index,
+                            t.len()
+                        )
+                    })?;
+                rows.internal.push((*n, hash, f));
+            }
+        }
+    }
+    Ok(rows)
+}
+
+fn s(n: &str, null: bool) -> Field {
+    Field::new(n, DataType::Utf8, null)
+}
+fn u64f(n: &str, null: bool) -> Field {
+    Field::new(n, DataType::UInt64, null)
+}
+
+fn batch(fields: Vec<Field>, cols: Vec<ArrayRef>) -> anyhow::Result<RecordBatch> {
+    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+}
+
+fn strings<'a>(it: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
+    let mut b = StringBuilder::new();
+    for v in it {
+        b.append_option(v);
+    }
+    Arc::new(b.finish())
+}
+fn u64s(it: impl Iterator<Item = Option<u64>>) -> ArrayRef {
+    let mut b = UInt64Builder::new();
+    for v in it {
+        b.append_option(v);
+    }
+    Arc::new(b.finish())
+}
+fn u32s(it: impl Iterator<Item = Option<u32>>) -> ArrayRef {
+    let mut b = UInt32Builder::new();
+    for v in it {
+        b.append_option(v);
+    }
+    Arc::new(b.finish())
+}
+
+/// The four tables of a part as record batches.
+fn batches(r: &Rows) -> anyhow::Result<Vec<(&'static str, RecordBatch)>> {
+    let b = &r.blocks;
+    let blocks = batch(
+        vec![
+            u64f("number", false),
+            s("hash", false),
+            s("parent_hash", false),
+            u64f("timestamp", false),
+            s("miner", false),
+            u64f("gas_limit", false),
+            u64f("gas_used", false),
+            s("base_fee_per_gas", true),
+            u64f("size", true),
+            s("difficulty", false),
+            Field::new("tx_count", DataType::UInt32, false),
+            Field::new("withdrawal_count", DataType::UInt32, true),
+        ],
+        vec![
+            u64s(b.iter().map(|x| Some(x.number))),
+            strings(b.iter().map(|x| Some(x.hash.as_str()))),
+            strings(b.iter().map(|x| Some(x.parent_hash.as_str()))),
+            u64s(b.iter().map(|x| Some(x.timestamp))),
+            strings(b.iter().map(|x| Some(x.miner.as_str()))),
+            u64s(b.iter().map(|x| Some(x.gas_limit))),
+            u64s(b.iter().map(|x| Some(x.gas_used))),
+            strings(b.iter().map(|x| x.base_fee_per_gas.as_deref())),
+            u64s(b.iter().map(|x| x.size)),
+            strings(b.iter().map(|x| Some(x.difficulty.as_str()))),
+            u32s(b.iter().map(|x| Some(x.tx_count))),
+            u32s(b.iter().map(|x| x.withdrawal_count)),
+        ],
+    )?;
+    let t = &r.txs;
+    let mut ty = UInt8Builder::new();
+    let mut status = UInt8Builder::new();
+    for (x, rc) in t {
+        ty.append_value(x.tx_type);
+        status.append_option(rc.status);
+    }
+    let txs = batch(
+        vec![
+            u64f("block_number", false),
+            Field::new("tx_index", DataType::UInt32, false),
+            s("hash", false),
+            u64f("timestamp", false),
+            s("from", false),
+            s("to", true),
+            s("value", false),
+            u64f("nonce", false),
+            Field::new("type", DataType::UInt8, false),
+            Field::new("status", DataType::UInt8, true),
+            u64f("gas", false),
+            u64f("gas_used", false),
+            s("gas_price", true),
+            s("effective_gas_price", true),
+            s("max_fee_per_gas", true),
+            s("max_priority_fee_per_gas", true),
+            s("contract_address", true),
+            s("input_selector", true),
+            Field::new("input_bytes", DataType::UInt32, false),
+            Field::new("logs", DataType::UInt32, false),
+        ],
+        vec![
+            u64s(t.iter().map(|x| Some(x.0.block_number))),
+            u32s(t.iter().map(|x| Some(x.0.tx_index))),
+            strings(t.iter().map(|x| Some(x.0.hash.as_str()))),
+            u64s(t.iter().map(|x| Some(x.0.timestamp))),
+            strings(t.iter().map(|x| Some(x.0.from.as_str()))),
+            strings(t.iter().map(|x| x.0.to.as_deref())),
+            strings(t.iter().map(|x| Some(x.0.value.as_str()))),
+            u64s(t.iter().map(|x| Some(x.0.nonce))),
+            Arc::new(ty.finish()),
+            Arc::new(status.finish()),
+            u64s(t.iter().map(|x| Some(x.0.gas))),
+            u64s(t.iter().map(|x| Some(x.1.gas_used))),
+            strings(t.iter().map(|x| x.0.gas_price.as_deref())),
+            strings(t.iter().map(|x| x.1.effective_gas_price.as_deref())),
+            strings(t.iter().map(|x| x.0.max_fee_per_gas.as_deref())),
+            strings(t.iter().map(|x| x.0.max_priority_fee_per_gas.as_deref())),
+            strings(t.iter().map(|x| x.1.contract_address.as_deref())),
+            strings(t.iter().map(|x| x.0.input_selector.as_deref())),
+            u32s(t.iter().map(|x| Some(x.0.input_bytes))),
+            u32s(t.iter().map(|x| Some(x.1.logs.len() as u32))),
+        ],
+    )?;
+    let k = &r.tokens;
+    let tokens = batch(
+        vec![
+            u64f("block_number", false),
+            Field::new("tx_index", DataType::UInt32, false),
+            s("tx_hash", false),
+            u64f("log_index", false),
+            s("token", false),
+            s("from", false),
+            s("to", false),
+            s("value", false),
+            s("standard", false),
+        ],
+        vec![
+            u64s(k.iter().map(|x| Some(x.0))),
+            u32s(k.iter().map(|x| Some(x.1))),
+            strings(k.iter().map(|x| Some(x.2.tx_hash.as_str()))),
+            u64s(k.iter().map(|x| Some(x.2.log_index))),
+            strings(k.iter().map(|x| Some(x.2.token.as_str()))),
+            strings(k.iter().map(|x| Some(x.2.from.as_str()))),
+            strings(k.iter().map(|x| Some(x.2.to.as_str()))),
+            strings(k.iter().map(|x| Some(x.2.value.as_str()))),
+            strings(k.iter().map(|x| Some(x.2.standard))),
+        ],
+    )?;
+    let i = &r.internal;
+    let ta: Vec<String> = i
+        .iter()
+        .map(|x| {
+            x.2.trace_address
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect();
+    let internal = batch(
+        vec![
+            u64f("block_number", false),
+            Field::new("tx_index", DataType::UInt32, false),
+            s("tx_hash", false),
+            s("trace_address", false),
+            s("kind", false),
+            s("call_type", true),
+            s("from", true),
+            s("to", true),
+            s("value", false),
+            s("error", true),
+        ],
+        vec![
+            u64s(i.iter().map(|x| Some(x.0))),
+            u32s(i.iter().map(|x| Some(x.2.tx_index))),
+            strings(i.iter().map(|x| Some(x.1.as_str()))),
+            strings(ta.iter().map(|x| Some(x.as_str()))),
+            strings(i.iter().map(|x| Some(x.2.kind))),
+            strings(i.iter().map(|x| x.2.call_type.as_deref())),
+            strings(i.iter().map(|x| x.2.from.as_deref())),
+            strings(i.iter().map(|x| x.2.to.as_deref())),
+            strings(i.iter().map(|x| Some(x.2.value.as_str()))),
+            strings(i.iter().map(|x| x.2.error.as_deref())),
+        ],
+    )?;
+    Ok(vec![
+        ("blocks", blocks),
+        ("transactions", txs),
+        ("token_transfers", tokens),
+        ("internal_transfers", internal),
+    ])
+}
+
+/// The tables of an Ethereum dataset.
+pub const TABLES: [&str; 4] = [
+    "blocks",
+    "transactions",
+    "token_transfers",
+    "internal_transfers",
+];
+
+/// Ingests blocks from `client` into `opts.data/ethereum`.
+///
+/// # Errors
+/// The node fails beyond the retry budget, a reply does not decode (named by block), another
+/// chain's dataset is already there, or a write fails. Parts already committed stay.
+pub fn ingest(
+    client: RpcClient,
+    opts: &EthOptions,
+    pb: &indicatif::ProgressBar,
+) -> anyhow::Result<EthSummary> {
+    let started = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let node = Node {
+        client: Arc::new(client),
+        pacer: Arc::new(Pacer {
+            every: if opts.max_rps > 0.0 {
+                Duration::from_secs_f64(1.0 / opts.max_rps)
+            } else {
+                Duration::ZERO
+            },
+            next: tokio::sync::Mutex::new(Instant::now()),
+        }),
+        concurrency: opts.concurrency,
+    };
+    let q = |v: &Value, what: &str| -> anyhow::Result<u64> {
+        v.as_str()
+            .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+            .ok_or_else(|| anyhow!("{what} returned {v}, not a quantity"))
+    };
+    let chain_id = q(
+        &rt.block_on(node.call("eth_chainId", json!([])))?,
+        "eth_chainId",
+    )?;
+    let tip = q(
+        &rt.block_on(node.call("eth_blockNumber", json!([])))?,
+        "eth_blockNumber",
+    )?;
+    let to = opts.to.unwrap_or(tip);
+    if to > tip {
+        return Err(anyhow!("--to {to} is beyond the node's tip {tip}"));
+    }
+    if opts.from > to {
+        return Err(anyhow!("--from {} is after --to {to}", opts.from));
+    }
+    let network = if chain_id == 1 {
+        "mainnet".to_string()
+    } else {
+        format!("chain-{chain_id}")
+    };
+    let chain_dir = opts.data.join("ethereum");
+    let mut manifest = match Manifest::load(&chain_dir)? {
+        Some(m) if m.network != network => {
+            return Err(anyhow!(
+                "{} holds {} data, and the node serves {network}; use another --data",
+                chain_dir.display(),
+                m.network
+            ));
+        }
+        Some(m) => m,
+        None => Manifest::new(
+            "ethereum",
+            &network,
+            Source {
+                kind: "rpc".into(),
+                location: node.client.url().to_string(),
+                chain_selection: None,
+            },
+            opts.part_blocks,
+        ),
+    };
+    for t in TABLES {
+        std::fs::create_dir_all(chain_dir.join(t))
+            .with_context(|| format!("cannot create {}", chain_dir.join(t).display()))?;
+        // Leftovers of a killed run: files the manifest does not list.
+        let listed = |f: &str| manifest.lists(t, f);
+        sink::clean_dir(&chain_dir.join(t), &listed)?;
+    }
+    let n = u64::from(manifest.part_blocks);
+    let first = opts.from / n * n;
+    pb.set_length(to + 1 - first);
+    let mut per_tx = false;
+    let mut summary = EthSummary {
+        chain_dir: chain_dir.clone(),
+        chain_id,
+        from: first,
+        to,
+        blocks: 0,
+        transactions: 0,
+        token_transfers: 0,
+        internal_transfers: 0,
+        parts_written: 0,
+        parts_kept: 0,
+        seconds: 0.0,
+        receipts_per_tx_fallback: false,
+    };
+    let mut start = first;
+    while start <= to {
+        let end = (start + n - 1).min(to);
+        let (pf, pt) = (start as u32, end as u32);
+        if manifest.parts.iter().any(|p| p.from == pf && p.to >= pt) {
+            summary.parts_kept += 1;
+            pb.inc(end - start + 1);
+            start += n;
+            continue;
+        }
+        let mut rows = Rows::default();
+        // Fetch in chunks so that a big part does not hold every reply at once.
+        let mut at = start;
+        while at <= end {
+            let e = (at + 99).min(end);
+            let r = rt.block_on(fetch(&node, at, e, opts.traces, &mut per_tx))?;
+            rows.blocks.extend(r.blocks);
+            rows.txs.extend(r.txs);
+            rows.tokens.extend(r.tokens);
+            rows.internal.extend(r.internal);
+            pb.inc(e - at + 1);
+            at = e + 1;
+        }
+        let name = sink::part_name(pf, pt);
+        let mut staged = Vec::new();
+        let mut files = BTreeMap::new();
+        for (table, b) in batches(&rows)? {
+            let st = sink::stage(&chain_dir.join(table).join(&name), &b)?;
+            files.insert(
+                table.to_string(),
+                PartFile {
+                    file: name.clone(),
+                    rows: st.rows,
+                    bytes: st.bytes,
+                    sha256: st.sha256.clone(),
+                },
+            );
+            staged.push(st);
+        }
+        sink::commit(&staged)?;
+        // A part replacing a shorter one at the same start (the tip part grew).
+        let replaced: Vec<Part> = manifest
+            .parts
+            .iter()
+            .filter(|p| p.from == pf)
+            .cloned()
+            .collect();
+        manifest.parts.retain(|p| p.from != pf);
+        manifest.parts.push(Part {
+            from: pf,
+            to: pt,
+            first_hash: rows
+                .blocks
+                .first()
+                .map(|b| b.hash.clone())
+                .unwrap_or_default(),
+            last_hash: rows
+                .blocks
+                .last()
+                .map(|b| b.hash.clone())
+                .unwrap_or_default(),
+            files,
+        });
+        manifest.save(&chain_dir)?;
+        for old in replaced {
+            for (t, f) in &old.files {
+                if f.file != name {
+                    let _ = std::fs::remove_file(chain_dir.join(t).join(&f.file));
+                }
+            }
+        }
+        summary.parts_written += 1;
+        summary.blocks += rows.blocks.len() as u64;
+        summary.transactions += rows.txs.len() as u64;
+        summary.token_transfers += rows.tokens.len() as u64;
+        summary.internal_transfers += rows.internal.len() as u64;
+        start += n;
+    }
+    pb.finish_and_clear();
+    summary.seconds = started.elapsed().as_secs_f64();
+    summary.receipts_per_tx_fallback = per_tx;
+    Ok(summary)
+}
+
+/// The chain directory of an Ethereum dataset.
+pub fn chain_dir(data: &Path) -> PathBuf {
+    data.join("ethereum")
+}

@@ -1,0 +1,302 @@
+//! `chaintrace ingest ethereum` against a real node: anvil (npm
+//! `@foundry-rs/anvil-linux-amd64`), started here on 127.0.0.1 and stopped after, with
+//! transactions this test creates — ETH transfers, contract creations, a contract that
+//! forwards ETH internally, a failed transaction — then every ingested row is compared with
+//! what the node reports.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::util::*;
+
+/// The anvil binary: `CHAINTRACE_ANVIL`, `anvil` on PATH, or the npm install `.ci/run` makes.
+fn anvil_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("CHAINTRACE_ANVIL") {
+        return p.into();
+    }
+    let npm = PathBuf::from(std::env::var("HOME").unwrap())
+        .join(".cache/chaintrace-npm/node_modules/.bin/anvil");
+    if npm.is_file() {
+        return npm;
+    }
+    if Command::new("anvil")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return "anvil".into();
+    }
+    panic!(
+        "anvil is missing: npm install --prefix ~/.cache/chaintrace-npm @foundry-rs/anvil-linux-amd64 (what .ci/run does), or set CHAINTRACE_ANVIL"
+    );
+}
+
+struct Anvil {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Anvil {
+    fn start() -> Anvil {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(anvil_bin())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("anvil starts");
+        let out = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(out).lines();
+        let ready = lines
+            .by_ref()
+            .take(200)
+            .any(|l| l.is_ok_and(|l| l.contains("Listening on")));
+        assert!(ready, "anvil did not start");
+        // Keep draining its output so that it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Anvil { child, port }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// One JSON-RPC call over a plain HTTP/1.1 socket.
+    fn call(&self, method: &str, params: Value) -> Value {
+        let body =
+            json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+        let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(
+            s,
+            "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        let json_start = reply.find("\r\n\r\n").unwrap() + 4;
+        let v: Value =
+            serde_json::from_str(&reply[json_start..]).unwrap_or_else(|e| panic!("{e}: {reply}"));
+        assert!(v.get("error").is_none(), "{method}: {v}");
+        v["result"].clone()
+    }
+
+    fn send(&self, tx: Value) -> String {
+        self.call("eth_sendTransaction", json!([tx]))
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn receipt(&self, hash: &str) -> Value {
+        self.call("eth_getTransactionReceipt", json!([hash]))
+    }
+}
+
+fn dec(v: &Value) -> String {
+    let h = v.as_str().unwrap().trim_start_matches("0x");
+    u128::from_str_radix(if h.is_empty() { "0" } else { h }, 16)
+        .unwrap()
+        .to_string()
+}
+
+const A: &str = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266";
+const B: &str = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
+const C: &str = "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc";
+
+/// Init code returning `runtime`.
+fn deployable(runtime: &str) -> String {
+    let n = runtime.len() / 2;
+    assert!(n < 256);
+    format!("0x60{n:02x}80600b6000396000f3{runtime}")
+}
+
+#[test]
+fn ingested_rows_equal_what_the_node_reports() {
+    let node = Anvil::start();
+    // 1. A plain transfer.
+    let t1 = node.send(json!({"from": A, "to": B, "value": "0xde0b6b3a7640000"}));
+    // 2. A contract that forwards what it receives to C (CALL with CALLVALUE, then STOP).
+    let forwarder = format!("600060006000600034 73{} 5af15000", &C[2..]).replace(' ', "");
+    let t2 = node.send(json!({"from": A, "data": deployable(&forwarder)}));
+    let fwd = node.receipt(&t2)["contractAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // 3. Through it, 0.5 ETH: an internal transfer forwarder -> C.
+    let t3 =
+        node.send(json!({"from": B, "to": fwd, "value": "0x6f05b59d3b20000", "gas": "0x30000"}));
+    // 4. A contract that always reverts, and a call to it that fails on chain.
+    let t4 = node.send(json!({"from": A, "data": deployable("60006000fd")}));
+    let rev = node.receipt(&t4)["contractAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t5 = node.send(json!({"from": C, "to": rev, "value": "0x1", "gas": "0x20000"}));
+    assert_eq!(node.receipt(&t5)["status"], "0x0");
+    let tip = u64::from_str_radix(
+        node.call("eth_blockNumber", json!([]))
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    assert!(tip >= 5);
+
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    let o = run(&[
+        "ingest",
+        "ethereum",
+        "--rpc",
+        &node.url(),
+        "--data",
+        data.to_str().unwrap(),
+        "--part-blocks",
+        "2",
+        "--concurrency",
+        "3",
+    ]);
+    ok(&o);
+    let chain = data.join("ethereum");
+    let blocks = read_table(&chain, "blocks");
+    assert_eq!(blocks.len() as u64, tip + 1);
+    let txs = read_table(&chain, "transactions");
+    let mut seen = 0;
+    for b in &blocks {
+        let n = b["number"].int() as u64;
+        let v = node.call("eth_getBlockByNumber", json!([format!("{n:#x}"), true]));
+        assert_eq!(b["hash"].str(), v["hash"].as_str().unwrap());
+        assert_eq!(b["parent_hash"].str(), v["parentHash"].as_str().unwrap());
+        assert_eq!(b["timestamp"].int().to_string(), dec(&v["timestamp"]));
+        assert_eq!(b["gas_used"].int().to_string(), dec(&v["gasUsed"]));
+        assert_eq!(
+            b["base_fee_per_gas"].opt_str().map(str::to_string),
+            v.get("baseFeePerGas").map(dec)
+        );
+        for t in v["transactions"].as_array().unwrap() {
+            let row = txs
+                .iter()
+                .find(|r| r["hash"].str() == t["hash"].as_str().unwrap())
+                .expect("every transaction is ingested");
+            let rc = node.receipt(t["hash"].as_str().unwrap());
+            assert_eq!(row["block_number"].int() as u64, n);
+            assert_eq!(row["from"].str(), t["from"].as_str().unwrap());
+            assert_eq!(row["to"].opt_str(), t["to"].as_str());
+            assert_eq!(row["value"].str(), dec(&t["value"]));
+            assert_eq!(row["nonce"].int().to_string(), dec(&t["nonce"]));
+            assert_eq!(row["type"].int().to_string(), dec(&t["type"]));
+            assert_eq!(row["status"].int().to_string(), dec(&rc["status"]));
+            assert_eq!(row["gas_used"].int().to_string(), dec(&rc["gasUsed"]));
+            assert_eq!(
+                row["effective_gas_price"].opt_str().map(str::to_string),
+                Some(dec(&rc["effectiveGasPrice"]))
+            );
+            assert_eq!(
+                row["contract_address"].opt_str(),
+                rc["contractAddress"].as_str()
+            );
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, txs.len());
+    assert_eq!(seen, 5);
+    let by_hash = |h: &str| txs.iter().find(|r| r["hash"].str() == h).unwrap().clone();
+    assert_eq!(by_hash(&t1)["value"].str(), "1000000000000000000");
+    assert!(
+        by_hash(&t2)["to"].opt_str().is_none(),
+        "a contract creation has no to"
+    );
+    assert_eq!(by_hash(&t5)["status"].int(), 0);
+    // The forwarder's internal transfer, exactly; the failed call moved nothing internally.
+    let internal = read_table(&chain, "internal_transfers");
+    assert_eq!(internal.len(), 1, "{internal:?}");
+    let i = &internal[0];
+    assert_eq!(
+        (i["tx_hash"].str(), i["from"].opt_str(), i["to"].opt_str()),
+        (t3.as_str(), Some(fwd.as_str()), Some(C))
+    );
+    assert_eq!(i["value"].str(), "500000000000000000");
+    assert_eq!(
+        (
+            i["trace_address"].str(),
+            i["kind"].str(),
+            i["call_type"].opt_str()
+        ),
+        ("0", "call", Some("call"))
+    );
+    // Rerunning keeps every complete part and changes no byte.
+    let before = tree(&chain);
+    let o = run(&[
+        "ingest",
+        "ethereum",
+        "--rpc",
+        &node.url(),
+        "--data",
+        data.to_str().unwrap(),
+        "--part-blocks",
+        "2",
+        "--json",
+    ]);
+    ok(&o);
+    let s: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(s["parts_kept"].as_u64().unwrap() >= tip / 2, "{s}");
+    assert_eq!(before, tree(&chain));
+}
+
+#[test]
+fn a_node_that_is_not_there_or_wrong_gives_clear_errors() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let d = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "ingest",
+        "ethereum",
+        "--rpc",
+        &format!("http://127.0.0.1:{port}"),
+        "--data",
+        d.path().to_str().unwrap(),
+        "--rpc-attempts",
+        "2",
+        "--rpc-timeout-secs",
+        "2",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("eth_chainId"), "{}", stderr(&o));
+    let node = Anvil::start();
+    let o = run(&[
+        "ingest",
+        "ethereum",
+        "--rpc",
+        &node.url(),
+        "--data",
+        d.path().to_str().unwrap(),
+        "--to",
+        "99",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("beyond the node's tip"),
+        "{}",
+        stderr(&o)
+    );
+}
