@@ -198,6 +198,17 @@ pub struct StatsExposureArgs {
     pub policy: String,
 }
 
+/// `chaintrace cluster ethereum`
+#[derive(Debug, Args)]
+pub struct ClusterEthereumArgs {
+    /// Dataset directory.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+    /// Deposit addresses a hot wallet needs to count as one.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub min_deposits: u32,
+}
+
 /// `chaintrace report`
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -288,8 +299,10 @@ pub enum ClusterCommand {
     /// heuristics with union-find and writes DATA/clusters/<network>/{address_cluster,
     /// clusters,merges}.parquet.
     Bitcoin(ClusterBitcoinArgs),
-    /// Cluster Ethereum accounts (deposit-address reuse). [not built yet]
-    Ethereum(PlannedArgs),
+    /// Cluster Ethereum accounts by deposit-address reuse (Victor 2020): senders to one
+    /// exchange deposit address are one entity; deposit addresses join their hot wallet.
+    /// Writes DATA/clusters/ethereum/{address_cluster,merges}.parquet and _meta.json.
+    Ethereum(ClusterEthereumArgs),
     /// Why are these two addresses one entity? The shortest chain of merges, each with its
     /// transaction and heuristic.
     Explain(ExplainArgs),

@@ -322,3 +322,30 @@ pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliEr
     }
     Ok(())
 }
+
+/// `chaintrace cluster ethereum`.
+pub(crate) fn ethereum(cli: &Cli, a: &super::args::ClusterEthereumArgs) -> Result<(), CliError> {
+    use crate::cluster::ethereum as eth;
+    let chain = crate::ingest::ethereum::ingest::chain_dir(&a.data);
+    let c = eth::cluster(&chain, a.min_deposits.max(1)).map_err(CliError::user)?;
+    let out = cluster::clusters_dir(&a.data, "ethereum");
+    let files = eth::write(&c, a.min_deposits, &out).map_err(CliError::user)?;
+    if cli.json {
+        let v = serde_json::json!({"addresses": c.assignments.len(), "clusters": c.clusters, "deposits": c.deposits, "hot_wallets": c.hot_wallets, "merges": c.merges, "files": files});
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).expect("values serialise")
+        );
+        return Ok(());
+    }
+    println!(
+        "{}: {} deposit address(es) of {} hot wallet(s); {} addresses in {} clusters after {} merges (deposit-address-reuse)",
+        out.display(),
+        c.deposits,
+        c.hot_wallets,
+        c.assignments.len(),
+        c.clusters,
+        c.merges.len()
+    );
+    Ok(())
+}

@@ -79,6 +79,7 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Stats(s) => stats::run(cli, s),
         Command::Labels(args::LabelsCommand::Import(a)) => labels::import(cli, a),
         Command::Cluster(args::ClusterCommand::Bitcoin(a)) => cluster::bitcoin(cli, a),
+        Command::Cluster(args::ClusterCommand::Ethereum(a)) => cluster::ethereum(cli, a),
         Command::Cluster(args::ClusterCommand::Explain(a)) => cluster::explain(cli, a),
         Command::Cluster(args::ClusterCommand::Show(a)) => cluster::show(cli, a),
         Command::Eval(args::EvalCommand::Clusters(a)) => cluster::eval_clusters(cli, a),

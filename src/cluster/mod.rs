@@ -6,6 +6,7 @@
 //! appearance on the chain, so ids depend only on the dataset and the heuristic set, not on
 //! the order merges are applied (the property tests shuffle it).
 
+pub mod ethereum;
 pub mod eval;
 pub mod heuristics;
 pub mod union_find;

@@ -103,8 +103,17 @@ impl Anvil {
             .to_string()
     }
 
+    /// The receipt, once the transaction is mined (anvil mines each at once, but its reply
+    /// can come before the receipt is visible on a busy machine).
     fn receipt(&self, hash: &str) -> Value {
-        self.call("eth_getTransactionReceipt", json!([hash]))
+        for _ in 0..200 {
+            let r = self.call("eth_getTransactionReceipt", json!([hash]));
+            if !r.is_null() {
+                return r;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("{hash} was not mined within 10 s");
     }
 }
 
@@ -149,6 +158,9 @@ fn ingested_rows_equal_what_the_node_reports() {
         .to_string();
     let t5 = node.send(json!({"from": C, "to": rev, "value": "0x1", "gas": "0x20000"}));
     assert_eq!(node.receipt(&t5)["status"], "0x0");
+    for t in [&t1, &t3] {
+        node.receipt(t);
+    }
     let tip = u64::from_str_radix(
         node.call("eth_blockNumber", json!([]))
             .as_str()
@@ -299,4 +311,80 @@ fn a_node_that_is_not_there_or_wrong_gives_clear_errors() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn senders_to_one_deposit_address_cluster_together() {
+    let node = Anvil::start();
+    let acc: Vec<String> = node
+        .call("eth_accounts", json!([]))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let (u1, u2, u3, d1, d2, hot, noise) = (
+        &acc[1], &acc[2], &acc[3], &acc[4], &acc[5], &acc[6], &acc[7],
+    );
+    let pay =
+        |from: &str, to: &str, wei: &str| node.send(json!({"from": from, "to": to, "value": wei}));
+    // Two customers pay into deposit address d1, a third into d2; both sweep to the hot wallet.
+    pay(u1, d1, "0x1000000");
+    pay(u2, d1, "0x2000000");
+    pay(u3, d2, "0x3000000");
+    pay(d1, hot, "0x2ffffff");
+    pay(d2, hot, "0x2ffffff");
+    // An account paying two different addresses is no deposit address.
+    pay(noise, &acc[8], "0x10");
+    let last = pay(noise, &acc[9], "0x10");
+    node.receipt(&last);
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    ok(&run(&[
+        "ingest",
+        "ethereum",
+        "--rpc",
+        &node.url(),
+        "--data",
+        data.to_str().unwrap(),
+    ]));
+    let o = run(&[
+        "--json",
+        "cluster",
+        "ethereum",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    ok(&o);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["deposits"].as_u64(), v["hot_wallets"].as_u64()),
+        (Some(2), Some(1)),
+        "{v}"
+    );
+    let rows = read_parquet_file(&data.join("clusters/ethereum/address_cluster.parquet"));
+    let of = |a: &str| {
+        rows.iter()
+            .find(|r| r["address"].str() == a)
+            .map(|r| r["cluster_id"].int())
+    };
+    assert!(
+        of(u1).is_some() && of(u1) == of(u2),
+        "the customers of one deposit address are one entity"
+    );
+    assert_ne!(of(u1), of(u3));
+    assert!(
+        of(d1) == of(d2) && of(d1) == of(hot),
+        "deposit addresses join their hot wallet"
+    );
+    assert_ne!(of(u1), of(d1));
+    assert_eq!(of(noise), None);
+    // Every merge says why.
+    let merges = read_parquet_file(&data.join("clusters/ethereum/merges.parquet"));
+    assert!(
+        merges
+            .iter()
+            .any(|m| m["reason"].str() == "same-deposit-address" && m["deposit"].str() == d1)
+    );
+    assert_eq!(merges.len(), 3);
 }

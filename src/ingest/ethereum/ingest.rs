@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
-use arrow_array::builder::{StringBuilder, UInt8Builder, UInt32Builder, UInt64Builder};
+use arrow_array::builder::{StringBuilder, UInt32Builder, UInt64Builder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use serde_json::{Value, json};
@@ -358,11 +358,13 @@ fn batches(r: &Rows) -> anyhow::Result<Vec<(&'static str, RecordBatch)>> {
         ],
     )?;
     let t = &r.txs;
-    let mut ty = UInt8Builder::new();
-    let mut status = UInt8Builder::new();
+    // UInt32 rather than UInt8: every reader (polars without its u8 dtype, DuckDB, Spark)
+    // takes it.
+    let mut ty = UInt32Builder::new();
+    let mut status = UInt32Builder::new();
     for (x, rc) in t {
-        ty.append_value(x.tx_type);
-        status.append_option(rc.status);
+        ty.append_value(u32::from(x.tx_type));
+        status.append_option(rc.status.map(u32::from));
     }
     let txs = batch(
         vec![
@@ -374,8 +376,8 @@ fn batches(r: &Rows) -> anyhow::Result<Vec<(&'static str, RecordBatch)>> {
             s("to", true),
             s("value", false),
             u64f("nonce", false),
-            Field::new("type", DataType::UInt8, false),
-            Field::new("status", DataType::UInt8, true),
+            Field::new("type", DataType::UInt32, false),
+            Field::new("status", DataType::UInt32, true),
             u64f("gas", false),
             u64f("gas_used", false),
             s("gas_price", true),

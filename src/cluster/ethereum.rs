@@ -1,0 +1,256 @@
+//! Ethereum account clustering by **deposit-address reuse** (Victor, "Address clustering
+//! heuristics for Ethereum", Financial Cryptography 2020, §4.1): an exchange gives each
+//! customer a deposit address that forwards ("sweeps") what it receives to the exchange's
+//! hot wallet. So
+//! - a *deposit address* is an account whose successful value transfers all go to one
+//!   address, its *hot wallet*, which receives such sweeps from at least `min_deposits`
+//!   deposit addresses;
+//! - the accounts that sent to the same deposit address are one entity (the customer), and
+//!   the deposit addresses of one hot wallet belong with it (the exchange).
+//!
+//! Computed with polars over `data/ethereum/transactions` (ETH value transfers, status 1).
+//! Every merge is kept with its reason (`merges.parquet`). Simplification stated: the paper
+//! also bounds the forwarding delay and amount difference; this version does not.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::anyhow;
+use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt32Array};
+use arrow_schema::{DataType, Field, Schema};
+use polars::prelude::*;
+
+use super::union_find::UnionFind;
+use crate::store::sink;
+
+/// One merge and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Merge {
+    pub a: String,
+    pub b: String,
+    /// `same-deposit-address` (two senders) or `sweeps-to-hot-wallet` (deposit, hot wallet).
+    pub reason: &'static str,
+    pub deposit: String,
+    pub hot_wallet: String,
+}
+
+/// The result.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EthClusters {
+    /// (address, cluster id), addresses in name order; the id is the index of the cluster's
+    /// first address in that order.
+    pub assignments: Vec<(String, u32)>,
+    pub merges: Vec<Merge>,
+    pub deposits: usize,
+    pub hot_wallets: usize,
+    pub clusters: usize,
+}
+
+fn pe(e: PolarsError) -> anyhow::Error {
+    anyhow!("{e}")
+}
+
+fn column(df: &DataFrame, n: &str) -> anyhow::Result<Vec<String>> {
+    Ok(df
+        .column(n)
+        .map_err(pe)?
+        .str()
+        .map_err(pe)?
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect())
+}
+
+/// Runs the heuristic over `chain_dir` (`data/ethereum`).
+///
+/// # Errors
+/// No transactions ingested, or a polars error.
+pub fn cluster(chain_dir: &Path, min_deposits: u32) -> anyhow::Result<EthClusters> {
+    let dir = chain_dir.join("transactions");
+    if !std::fs::read_dir(&dir).is_ok_and(|mut r| {
+        r.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "parquet")))
+    }) {
+        return Err(anyhow!(
+            "{} has no transactions: ingest first (chaintrace ingest ethereum --rpc URL --data ...)",
+            dir.display()
+        ));
+    }
+    let tx = LazyFrame::scan_parquet(
+        PlRefPath::new(dir.join("*.parquet").display().to_string()),
+        ScanArgsParquet::default(),
+    )
+    .map_err(pe)?
+    .filter(
+        col("status")
+            .eq(lit(1u8))
+            .and(col("to").is_not_null())
+            .and(col("value").neq(lit("0"))),
+    )
+    .select([col("from"), col("to")]);
+    // Accounts whose value transfers all go to one address.
+    let single = tx
+        .clone()
+        .group_by([col("from")])
+        .agg([
+            col("to").n_unique().alias("n_to"),
+            col("to").first().alias("hot"),
+        ])
+        .filter(col("n_to").eq(lit(1u32)).and(col("from").neq(col("hot"))))
+        .select([col("from").alias("deposit"), col("hot")]);
+    // ... that received from someone else, and whose destination gathers enough of them.
+    let funded = tx
+        .clone()
+        .select([col("to").alias("deposit")])
+        .unique(None, UniqueKeepStrategy::Any);
+    let candidates = single.inner_join(funded, col("deposit"), col("deposit"));
+    let hubs = candidates
+        .clone()
+        .group_by([col("hot")])
+        .agg([len().alias("deposits")])
+        .filter(col("deposits").gt_eq(lit(min_deposits)))
+        .select([col("hot")]);
+    let deposits = candidates
+        .inner_join(hubs, col("hot"), col("hot"))
+        .sort(["deposit"], SortMultipleOptions::default())
+        .collect()
+        .map_err(pe)?;
+    let senders = tx
+        .inner_join(deposits.clone().lazy(), col("to"), col("deposit"))
+        .filter(col("from").neq(col("hot")))
+        .select([col("from"), col("to").alias("deposit"), col("hot")])
+        .unique(None, UniqueKeepStrategy::Any)
+        .sort(["deposit", "from"], SortMultipleOptions::default())
+        .collect()
+        .map_err(pe)?;
+    let (dep, hot) = (column(&deposits, "deposit")?, column(&deposits, "hot")?);
+    let (sf, sd, sh) = (
+        column(&senders, "from")?,
+        column(&senders, "deposit")?,
+        column(&senders, "hot")?,
+    );
+    let mut names: Vec<String> = dep.iter().chain(&hot).chain(&sf).cloned().collect();
+    names.sort();
+    names.dedup();
+    let id: BTreeMap<&str, u32> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i as u32))
+        .collect();
+    let mut uf = UnionFind::new(names.len() as u32);
+    let mut merges = Vec::new();
+    for (d, h) in dep.iter().zip(&hot) {
+        if uf.union(id[d.as_str()], id[h.as_str()]) {
+            merges.push(Merge {
+                a: d.clone(),
+                b: h.clone(),
+                reason: "sweeps-to-hot-wallet",
+                deposit: d.clone(),
+                hot_wallet: h.clone(),
+            });
+        }
+    }
+    // Senders of one deposit address: each joined to the first.
+    let mut first_of: BTreeMap<&str, &str> = BTreeMap::new();
+    for ((f, d), h) in sf.iter().zip(&sd).zip(&sh) {
+        match first_of.get(d.as_str()) {
+            None => {
+                first_of.insert(d, f);
+            }
+            Some(&first) => {
+                if uf.union(id[first], id[f.as_str()]) {
+                    merges.push(Merge {
+                        a: first.to_string(),
+                        b: f.clone(),
+                        reason: "same-deposit-address",
+                        deposit: d.clone(),
+                        hot_wallet: h.clone(),
+                    });
+                }
+            }
+        }
+    }
+    let labels = uf.min_labels();
+    let assignments: Vec<(String, u32)> =
+        names.iter().cloned().zip(labels.iter().copied()).collect();
+    let clusters = {
+        let mut l = labels.clone();
+        l.sort_unstable();
+        l.dedup();
+        l.len()
+    };
+    let mut hubs: Vec<&String> = hot.iter().collect();
+    hubs.sort();
+    hubs.dedup();
+    Ok(EthClusters {
+        assignments,
+        merges,
+        deposits: dep.len(),
+        hot_wallets: hubs.len(),
+        clusters,
+    })
+}
+
+/// Writes `address_cluster.parquet`, `merges.parquet` and `_meta.json` into `out`.
+///
+/// # Errors
+/// A write failure.
+pub fn write(c: &EthClusters, min_deposits: u32, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let stage = |name: &str, fields: Vec<Field>, cols: Vec<ArrayRef>| -> anyhow::Result<PathBuf> {
+        let b = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
+        let path = out.join(name);
+        let st = sink::stage(&path, &b)?;
+        sink::commit(std::slice::from_ref(&st))?;
+        Ok(path)
+    };
+    std::fs::create_dir_all(out)?;
+    let s = |n: &str| Field::new(n, DataType::Utf8, false);
+    let a = stage(
+        "address_cluster.parquet",
+        vec![
+            s("address"),
+            Field::new("cluster_id", DataType::UInt32, false),
+        ],
+        vec![
+            Arc::new(StringArray::from(
+                c.assignments
+                    .iter()
+                    .map(|x| x.0.as_str())
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(UInt32Array::from(
+                c.assignments.iter().map(|x| x.1).collect::<Vec<_>>(),
+            )),
+        ],
+    )?;
+    let m = &c.merges;
+    let col = |f: fn(&Merge) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from(m.iter().map(f).collect::<Vec<_>>()))
+    };
+    let b = stage(
+        "merges.parquet",
+        vec![s("a"), s("b"), s("reason"), s("deposit"), s("hot_wallet")],
+        vec![
+            col(|x| &x.a),
+            col(|x| &x.b),
+            col(|x| x.reason),
+            col(|x| &x.deposit),
+            col(|x| &x.hot_wallet),
+        ],
+    )?;
+    let meta = serde_json::json!({
+        "heuristics": ["deposit-address-reuse"],
+        "source": "Victor, Address clustering heuristics for Ethereum, FC 2020",
+        "min_deposits": min_deposits,
+        "addresses": c.assignments.len(),
+        "clusters": c.clusters,
+        "deposits": c.deposits,
+        "hot_wallets": c.hot_wallets,
+        "merges": c.merges.len(),
+    });
+    let mut bytes = serde_json::to_vec_pretty(&meta)?;
+    bytes.push(b'\n');
+    let p = out.join("_meta.json");
+    sink::write_atomic(&p, &bytes)?;
+    Ok(vec![a, b, p])
+}
