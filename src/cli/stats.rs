@@ -146,22 +146,6 @@ fn flows(cli: &Cli, a: &super::args::StatsFlowsArgs) -> Result<(), CliError> {
         )
         .map_err(CliError::user)?,
     );
-    let (bx, bseries) = charts::size_buckets(&f.payment_values);
-    let fr = title("Payment sizes (receipts)");
-    files.extend(
-        charts::write(
-            &Chart::Bars {
-                size: (1300, 620),
-                frame: &fr,
-                x: &bx,
-                series: &bseries,
-                y_desc: "payments",
-            },
-            &dir,
-            "payment_sizes",
-        )
-        .map_err(CliError::user)?,
-    );
     let names = stats::strings(&f.top_counterparties, "counterparty").map_err(CliError::user)?;
     let tcat = stats::strings(&f.top_counterparties, "to_category").map_err(CliError::user)?;
     let sent = stats::ints(&f.top_counterparties, "sent").map_err(CliError::user)?;
@@ -174,19 +158,11 @@ fn flows(cli: &Cli, a: &super::args::StatsFlowsArgs) -> Result<(), CliError> {
             )
         })
         .collect();
-    let fr = title("Top counterparties (where the money went)");
+    let sizes = title("Payment sizes (receipts)");
+    let cps = title("Top counterparties (where the money went)");
     files.extend(
-        charts::write(
-            &Chart::HBars {
-                size: (1300, 760),
-                frame: &fr,
-                items: &items,
-                unit: "BTC",
-            },
-            &dir,
-            "top_counterparties",
-        )
-        .map_err(CliError::user)?,
+        charts::sizes_and_counterparties(&dir, &f.payment_values, &sizes, &items, &cps)
+            .map_err(CliError::user)?,
     );
     if cli.json {
         let v = serde_json::json!({"inflows": rows_json(&f.inflows, p)?, "outflows": rows_json(&f.outflows, p)?, "files": files});
@@ -328,26 +304,6 @@ fn entity(cli: &Cli, a: &super::args::StatsEntityArgs) -> Result<(), CliError> {
         )
         .map_err(CliError::user)?,
     );
-    let (bx, bs) = charts::size_buckets(&e.payment_values);
-    let fr = charts::frame(
-        format!("Payment sizes received by {}", e.name),
-        String::new(),
-        foot.clone(),
-    );
-    files.extend(
-        charts::write(
-            &Chart::Bars {
-                size: (1300, 620),
-                frame: &fr,
-                x: &bx,
-                series: &bs,
-                y_desc: "payments",
-            },
-            &dir,
-            "payment_sizes",
-        )
-        .map_err(CliError::user)?,
-    );
     let names = stats::strings(&e.counterparties, "counterparty").map_err(CliError::user)?;
     let dirn = stats::strings(&e.counterparties, "direction").map_err(CliError::user)?;
     let cat = stats::strings(&e.counterparties, "category").map_err(CliError::user)?;
@@ -367,23 +323,19 @@ fn entity(cli: &Cli, a: &super::args::StatsEntityArgs) -> Result<(), CliError> {
         .collect();
     items.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     items.truncate(20);
-    let fr = charts::frame(
+    let sizes = charts::frame(
+        format!("Payment sizes received by {}", e.name),
+        String::new(),
+        foot.clone(),
+    );
+    let cps = charts::frame(
         format!("Top counterparties of {}", e.name),
         "from: payers (first input) · to: recipients".into(),
         foot,
     );
     files.extend(
-        charts::write(
-            &Chart::HBars {
-                size: (1300, 760),
-                frame: &fr,
-                items: &items,
-                unit: "BTC",
-            },
-            &dir,
-            "top_counterparties",
-        )
-        .map_err(CliError::user)?,
+        charts::sizes_and_counterparties(&dir, &e.payment_values, &sizes, &items, &cps)
+            .map_err(CliError::user)?,
     );
     if cli.json {
         let v = serde_json::json!({"summary": e.summary, "activity": rows_json(&e.activity, p)?, "files": files});

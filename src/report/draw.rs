@@ -448,14 +448,24 @@ pub fn timeline<DB: DrawingBackend>(
         format!("moved in traced transfers per {per} ({})", t.unit),
         max_moved,
     )?;
-    c.configure_mesh()
-        .x_labels(labels)
-        .x_label_formatter(&fmt_x)
-        .y_desc(t.unit)
-        .label_style((FONT, 10))
-        .light_line_style(TRANSPARENT)
-        .disable_x_mesh()
-        .draw()?;
+    let mesh = |c: &mut ChartContext<
+        '_,
+        DB,
+        Cartesian2d<
+            plotters::coord::ranged1d::SegmentedCoord<plotters::coord::types::RangedCoordi32>,
+            plotters::coord::types::RangedCoordf64,
+        >,
+    >| {
+        c.configure_mesh()
+            .x_labels(labels)
+            .x_label_formatter(&fmt_x)
+            .y_desc(t.unit)
+            .label_style((FONT, 10))
+            .light_line_style(TRANSPARENT)
+            .disable_x_mesh()
+            .draw()
+    };
+    mesh(&mut c)?;
     c.draw_series(buckets.iter().enumerate().map(|(i, b)| {
         let i = i as i32;
         let mut r = Rectangle::new(
@@ -479,14 +489,7 @@ pub fn timeline<DB: DrawingBackend>(
         format!("cumulative amount reaching exits ({})", t.unit),
         max_cum,
     )?;
-    c2.configure_mesh()
-        .x_labels(labels)
-        .x_label_formatter(&fmt_x)
-        .y_desc(t.unit)
-        .label_style((FONT, 10))
-        .light_line_style(TRANSPARENT)
-        .disable_x_mesh()
-        .draw()?;
+    mesh(&mut c2)?;
     let blue = colour("exchange");
     let at = |i: usize| SegmentValue::CenterOf(i as i32);
     c2.draw_series(LineSeries::new(

@@ -53,3 +53,40 @@ pub fn frame(title: String, subtitle: String, footer: String) -> Frame {
         footer,
     }
 }
+
+/// Writes the payment-size histogram and the top-counterparty bars (the charts `stats flows`
+/// and `stats entity` share) into `dir`.
+///
+/// # Errors
+/// A drawing or write failure.
+pub fn sizes_and_counterparties(
+    dir: &Path,
+    values: &[(String, u64)],
+    sizes: &Frame,
+    items: &[(String, u64, String)],
+    counterparties: &Frame,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let (x, series) = size_buckets(values);
+    let mut files = write(
+        &Chart::Bars {
+            size: (1300, 620),
+            frame: sizes,
+            x: &x,
+            series: &series,
+            y_desc: "payments",
+        },
+        dir,
+        "payment_sizes",
+    )?;
+    files.extend(write(
+        &Chart::HBars {
+            size: (1300, 760),
+            frame: counterparties,
+            items,
+            unit: "BTC",
+        },
+        dir,
+        "top_counterparties",
+    )?);
+    Ok(files)
+}

@@ -232,7 +232,9 @@ fn block_with_missing_parent_is_named_after_ingesting_the_chain_before_it() {
 
 #[test]
 fn unknown_command_parts_say_not_built_and_exit_1() {
-    let o = run(&["trace", "--chain", "ethereum", "--seed", "0x00", "--out", "case"]);
+    let o = run(&[
+        "trace", "--chain", "ethereum", "--seed", "0x00", "--out", "case",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(error_line(&o).contains("not built yet"));
     let help = stdout(&run(&["--help"]));
