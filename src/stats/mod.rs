@@ -408,7 +408,12 @@ pub fn flows(
     prices: Option<&fmt::Prices>,
 ) -> anyhow::Result<Flows> {
     let ents = in_categories(src, cats)?;
-    let rec = receipts(src, ents.clone(), p)?;
+    // Receipts and sendings are small next to the tables they come from: computed once,
+    // then every aggregate reads them from memory instead of scanning the dataset again.
+    let rec = receipts(src, ents.clone(), p)?
+        .collect()
+        .map_err(pe)?
+        .lazy();
     let mut inflows = rec
         .clone()
         .group_by([
@@ -428,7 +433,7 @@ pub fn flows(
         )
         .collect()
         .map_err(pe)?;
-    let send = sendings(src, ents, p)?;
+    let send = sendings(src, ents, p)?.collect().map_err(pe)?.lazy();
     let mut outflows = send
         .clone()
         .group_by([
@@ -736,8 +741,8 @@ pub fn entity(src: &Source, target: &str, p: Period) -> anyhow::Result<EntitySta
         .select([col("value").sum().alias("spent_all")])
         .collect()
         .map_err(pe)?;
-    let rec = receipts(src, set.clone(), p)?;
-    let send = sendings(src, set, p)?;
+    let rec = receipts(src, set.clone(), p)?.collect().map_err(pe)?.lazy();
+    let send = sendings(src, set, p)?.collect().map_err(pe)?.lazy();
     let r_tot = rec
         .clone()
         .select([
