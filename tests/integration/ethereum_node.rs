@@ -388,3 +388,92 @@ fn senders_to_one_deposit_address_cluster_together() {
     );
     assert_eq!(merges.len(), 3);
 }
+
+/// `transfer(address,uint256)` call data.
+fn erc20_transfer(to: &str, amount: u128) -> String {
+    format!("0xa9059cbb{:0>64}{amount:064x}", &to[2..])
+}
+
+#[test]
+fn erc20_transfers_equal_the_nodes_logs() {
+    let node = Anvil::start();
+    // The token is compiled from tests/contracts/Token.sol by solc-js (tests/contracts/build.js).
+    let bin = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/contracts/Token.bin"),
+    )
+    .unwrap();
+    let supply: u128 = 10u128.pow(30); // beyond 64 bits: amounts must stay exact
+    let deploy = node.send(json!({"from": A, "data": format!("0x{}{supply:064x}", bin.trim())}));
+    let token = node.receipt(&deploy)["contractAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t1 = node.send(json!({"from": A, "to": token, "data": erc20_transfer(B, 250_000_000)}));
+    let t2 = node.send(json!({"from": B, "to": token, "data": erc20_transfer(C, 100)}));
+    // More than the balance: the call reverts and emits nothing.
+    let t3 = node
+        .send(json!({"from": C, "to": token, "data": erc20_transfer(A, 10_000), "gas": "0x20000"}));
+    for t in [&t1, &t2] {
+        assert_eq!(node.receipt(t)["status"], "0x1");
+    }
+    assert_eq!(node.receipt(&t3)["status"], "0x0");
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    ok(&run(&[
+        "ingest",
+        "ethereum",
+        "--rpc",
+        &node.url(),
+        "--data",
+        data.to_str().unwrap(),
+    ]));
+    let rows = read_table(&data.join("ethereum"), "token_transfers");
+    let logs = node.call(
+        "eth_getLogs",
+        json!([{"fromBlock": "0x0", "toBlock": "latest", "address": token}]),
+    );
+    let logs = logs.as_array().unwrap();
+    assert_eq!(rows.len(), logs.len());
+    assert_eq!(rows.len(), 3, "mint + two transfers");
+    for (r, l) in rows.iter().zip(logs) {
+        let topics = l["topics"].as_array().unwrap();
+        assert_eq!(r["tx_hash"].str(), l["transactionHash"].as_str().unwrap());
+        assert_eq!(r["log_index"].int().to_string(), dec(&l["logIndex"]));
+        assert_eq!(r["token"].str(), token);
+        assert_eq!(
+            r["from"].str(),
+            format!("0x{}", &topics[1].as_str().unwrap()[26..])
+        );
+        assert_eq!(
+            r["to"].str(),
+            format!("0x{}", &topics[2].as_str().unwrap()[26..])
+        );
+        assert_eq!(r["value"].str(), dec(&l["data"]));
+        assert_eq!(r["standard"].str(), "erc20");
+    }
+    assert_eq!(rows[0]["value"].str(), "1000000000000000000000000000000");
+    assert_eq!(
+        rows[0]["from"].str(),
+        "0x0000000000000000000000000000000000000000"
+    );
+    assert_eq!(
+        (rows[1]["to"].str(), rows[1]["value"].str()),
+        (B, "250000000")
+    );
+    assert_eq!(
+        (
+            rows[2]["from"].str(),
+            rows[2]["to"].str(),
+            rows[2]["value"].str()
+        ),
+        (B, C, "100")
+    );
+    // The token's transactions: created, two calls and the failed one.
+    let txs = read_table(&data.join("ethereum"), "transactions");
+    let failed = txs.iter().find(|r| r["hash"].str() == t3).unwrap();
+    assert_eq!((failed["status"].int(), failed["logs"].int()), (0, 0));
+    assert_eq!(
+        txs.iter().find(|r| r["hash"].str() == t1).unwrap()["input_selector"].str(),
+        "0xa9059cbb"
+    );
+}
