@@ -13,8 +13,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use arrow_array::cast::AsArray;
-
 const CATS: &str = "illicit_vendor,ransomware";
 
 /// Peak resident memory (MiB) and wall seconds of a child, from `/usr/bin/time`.
@@ -47,29 +45,16 @@ fn import_labels(data: &Path, truth: &Path) {
     if chaintrace::labels::tags_path(data).is_file() {
         return;
     }
-    let f = std::fs::File::open(truth.join("addresses.parquet")).expect("truth addresses");
     let mut csv = String::from("address,label,category,actor\n");
-    for b in parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-        .unwrap()
-        .build()
-        .unwrap()
-    {
-        let b = b.unwrap();
-        let col = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
-        let (a, e, c) = (col("address"), col("entity"), col("category"));
-        for i in 0..b.num_rows() {
-            if matches!(
-                c.value(i),
-                "exchange" | "mixer" | "illicit_vendor" | "ransomware"
-            ) {
-                csv.push_str(&format!(
-                    "{},{},{},{}\n",
-                    a.value(i),
-                    e.value(i),
-                    c.value(i),
-                    e.value(i)
-                ));
-            }
+    let mut owners: Vec<(String, (String, String))> =
+        common::truth_owners(truth).into_iter().collect();
+    owners.sort();
+    for (a, (e, c)) in owners {
+        if matches!(
+            c.as_str(),
+            "exchange" | "mixer" | "illicit_vendor" | "ransomware"
+        ) {
+            csv.push_str(&format!("{a},{e},{c},{e}\n"));
         }
     }
     let path = data.join("bench-labels.csv");

@@ -18,23 +18,7 @@ use chaintrace::trace::policy::Policy;
 use chaintrace::trace::{Direction, Label, Params, run};
 
 fn read_truth(truth: &Path) -> (HashMap<String, (String, String)>, BTreeMap<String, u64>) {
-    let mut owner = HashMap::new();
-    let f = std::fs::File::open(truth.join("addresses.parquet")).expect("truth addresses");
-    for b in parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-        .unwrap()
-        .build()
-        .unwrap()
-    {
-        let b = b.unwrap();
-        let col = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
-        let (a, e, c) = (col("address"), col("entity"), col("category"));
-        for i in 0..b.num_rows() {
-            owner.insert(
-                a.value(i).to_string(),
-                (e.value(i).to_string(), c.value(i).to_string()),
-            );
-        }
-    }
+    let owner = common::truth_owners(truth);
     let mut flows = BTreeMap::new();
     let f = std::fs::File::open(truth.join("flows.parquet")).expect("truth flows");
     for b in parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)

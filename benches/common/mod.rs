@@ -44,3 +44,28 @@ pub fn ingested_world(txs: u64, preset: Preset) -> (tempfile::TempDir, PathBuf, 
     let truth = world.path().join("truth");
     (world, data, truth)
 }
+
+/// `address -> (entity, category)` from the simulator's `truth/addresses.parquet`.
+pub fn truth_owners(
+    truth: &std::path::Path,
+) -> std::collections::HashMap<String, (String, String)> {
+    use arrow_array::cast::AsArray;
+    let mut owner = std::collections::HashMap::new();
+    let f = std::fs::File::open(truth.join("addresses.parquet")).expect("truth addresses");
+    for b in parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+        .unwrap()
+        .build()
+        .unwrap()
+    {
+        let b = b.unwrap();
+        let col = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
+        let (a, e, c) = (col("address"), col("entity"), col("category"));
+        for i in 0..b.num_rows() {
+            owner.insert(
+                a.value(i).to_string(),
+                (e.value(i).to_string(), c.value(i).to_string()),
+            );
+        }
+    }
+    owner
+}

@@ -40,18 +40,8 @@ pub struct End {
     pub path: Vec<String>,
 }
 
-/// Where all the seeded value ended.
-#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
-pub struct Totals {
-    pub seeded: u64,
-    pub exits: u64,
-    pub fees: u64,
-    pub holdings: u64,
-    pub below_min: u64,
-    pub hop_limit: u64,
-    pub mined: u64,
-    pub returned_to_seeds: u64,
-}
+/// Where all the seeded value ended (the trace's own type).
+pub use crate::trace::Totals;
 
 /// One policy's result.
 #[derive(Clone, Debug, Deserialize)]

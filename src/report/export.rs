@@ -146,6 +146,21 @@ pub fn xml(s: &str) -> String {
     o
 }
 
+/// The nodes that take part in `r`: an end of one of its transfers, or a seed.
+fn in_result<'a>(
+    case: &'a Case,
+    r: &'a PolicyResult,
+    nodes: &'a [ExportNode],
+) -> impl Iterator<Item = &'a ExportNode> {
+    let used: std::collections::BTreeSet<&str> = r
+        .edges
+        .iter()
+        .flat_map(|e| [e.from.as_str(), e.to.as_str()])
+        .chain(case.seed_nodes.iter().map(String::as_str))
+        .collect();
+    nodes.iter().filter(move |n| used.contains(n.id.as_str()))
+}
+
 /// GraphML of one policy's transfers (one edge per transfer).
 pub fn graphml(case: &Case, r: &PolicyResult, nodes: &[ExportNode]) -> String {
     let mut s = String::from(concat!(
@@ -170,13 +185,7 @@ pub fn graphml(case: &Case, r: &PolicyResult, nodes: &[ExportNode]) -> String {
         "  <graph id=\"{}\" edgedefault=\"directed\">",
         xml(&format!("{} {}", case.network, r.policy))
     );
-    let used: std::collections::BTreeSet<&str> = r
-        .edges
-        .iter()
-        .flat_map(|e| [e.from.as_str(), e.to.as_str()])
-        .chain(case.seed_nodes.iter().map(String::as_str))
-        .collect();
-    for n in nodes.iter().filter(|n| used.contains(n.id.as_str())) {
+    for n in in_result(case, r, nodes) {
         let (sent, rec) = n.flows.get(&r.policy).copied().unwrap_or_default();
         let _ = writeln!(s, "    <node id=\"{}\">", xml(&n.id));
         let label = n.entity.clone().unwrap_or_else(|| n.id.clone());
@@ -221,13 +230,7 @@ pub fn dot(case: &Case, r: &PolicyResult, nodes: &[ExportNode]) -> String {
         "digraph {} {{\n  rankdir=LR;\n  node [shape=box, fontname=\"DejaVu Sans\"];\n",
         q(&format!("{} {}", case.network, r.policy))
     );
-    let used: std::collections::BTreeSet<&str> = r
-        .edges
-        .iter()
-        .flat_map(|e| [e.from.as_str(), e.to.as_str()])
-        .chain(case.seed_nodes.iter().map(String::as_str))
-        .collect();
-    for n in nodes.iter().filter(|n| used.contains(n.id.as_str())) {
+    for n in in_result(case, r, nodes) {
         let label = match (&n.entity, &n.category) {
             (Some(e), Some(c)) => format!("{e}\n{c}\n{}", n.id),
             _ => n.id.clone(),

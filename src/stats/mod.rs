@@ -743,26 +743,18 @@ pub fn entity(src: &Source, target: &str, p: Period) -> anyhow::Result<EntitySta
         .map_err(pe)?;
     let rec = receipts(src, set.clone(), p)?.collect().map_err(pe)?.lazy();
     let send = sendings(src, set, p)?.collect().map_err(pe)?.lazy();
-    let r_tot = rec
-        .clone()
-        .select([
-            col("value").sum().alias("v"),
-            len().alias("n"),
-            col("time").min().alias("first"),
-            col("time").max().alias("last"),
-        ])
-        .collect()
-        .map_err(pe)?;
-    let s_tot = send
-        .clone()
-        .select([
-            col("value").sum().alias("v"),
-            len().alias("n"),
-            col("time").min().alias("first"),
-            col("time").max().alias("last"),
-        ])
-        .collect()
-        .map_err(pe)?;
+    let totals_of = |lf: &LazyFrame| {
+        lf.clone()
+            .select([
+                col("value").sum().alias("v"),
+                len().alias("n"),
+                col("time").min().alias("first"),
+                col("time").max().alias("last"),
+            ])
+            .collect()
+            .map_err(pe)
+    };
+    let (r_tot, s_tot) = (totals_of(&rec)?, totals_of(&send)?);
     let received_all = ints(&totals, "received_all")?[0].unwrap_or(0);
     let spent_all = ints(&spent, "spent_all")?[0].unwrap_or(0);
     let t = |df: &DataFrame, c: &str| -> anyhow::Result<Option<i64>> {

@@ -61,7 +61,7 @@ pub struct Edge {
 }
 
 /// Where the traced satoshi ended.
-#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Totals {
     pub seeded: u64,
     pub exits: u64,

@@ -117,6 +117,21 @@ impl Anvil {
     }
 }
 
+/// Runs `chaintrace ingest ethereum` from `node` into `data` with `extra` options.
+fn ingest_eth(node: &Anvil, data: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let url = node.url();
+    let mut args = vec![
+        "ingest",
+        "ethereum",
+        "--rpc",
+        &url,
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
 fn dec(v: &Value) -> String {
     let h = v.as_str().unwrap().trim_start_matches("0x");
     u128::from_str_radix(if h.is_empty() { "0" } else { h }, 16)
@@ -173,18 +188,7 @@ fn ingested_rows_equal_what_the_node_reports() {
 
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
-    let o = run(&[
-        "ingest",
-        "ethereum",
-        "--rpc",
-        &node.url(),
-        "--data",
-        data.to_str().unwrap(),
-        "--part-blocks",
-        "2",
-        "--concurrency",
-        "3",
-    ]);
+    let o = ingest_eth(&node, &data, &["--part-blocks", "2", "--concurrency", "3"]);
     ok(&o);
     let chain = data.join("ethereum");
     let blocks = read_table(&chain, "blocks");
@@ -255,17 +259,7 @@ fn ingested_rows_equal_what_the_node_reports() {
     );
     // Rerunning keeps every complete part and changes no byte.
     let before = tree(&chain);
-    let o = run(&[
-        "ingest",
-        "ethereum",
-        "--rpc",
-        &node.url(),
-        "--data",
-        data.to_str().unwrap(),
-        "--part-blocks",
-        "2",
-        "--json",
-    ]);
+    let o = ingest_eth(&node, &data, &["--part-blocks", "2", "--json"]);
     ok(&o);
     let s: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(s["parts_kept"].as_u64().unwrap() >= tip / 2, "{s}");
@@ -340,14 +334,7 @@ fn senders_to_one_deposit_address_cluster_together() {
     node.receipt(&last);
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
-    ok(&run(&[
-        "ingest",
-        "ethereum",
-        "--rpc",
-        &node.url(),
-        "--data",
-        data.to_str().unwrap(),
-    ]));
+    ok(&ingest_eth(&node, &data, &[]));
     let o = run(&[
         "--json",
         "cluster",
@@ -419,14 +406,7 @@ fn erc20_transfers_equal_the_nodes_logs() {
     assert_eq!(node.receipt(&t3)["status"], "0x0");
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
-    ok(&run(&[
-        "ingest",
-        "ethereum",
-        "--rpc",
-        &node.url(),
-        "--data",
-        data.to_str().unwrap(),
-    ]));
+    ok(&ingest_eth(&node, &data, &[]));
     let rows = read_table(&data.join("ethereum"), "token_transfers");
     let logs = node.call(
         "eth_getLogs",
