@@ -1,0 +1,156 @@
+//! Ethereum ingest benchmark: `cargo bench --bench ethereum` (needs anvil, see README, and
+//! `pip install cryo==0.3.2` for the side-by-side run).
+//!
+//! Starts anvil, fills it with `CHAINTRACE_BENCH_ETH_TXS` ETH transfers (default 3,000, 50 per
+//! block), then times, on the same node and block range, `chaintrace ingest ethereum`
+//! (release binary, child process: blocks, transactions with receipts, token transfers;
+//! with and without call traces) and cryo (`blocks`, `transactions`, `logs`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use serde_json::{Value, json};
+
+fn call(port: u16, method: &str, params: Value) -> Value {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    let v: Value = serde_json::from_str(&reply[reply.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    assert!(v.get("error").is_none(), "{method}: {v}");
+    v["result"].clone()
+}
+
+/// Wall seconds and peak memory (MiB, from /usr/bin/time) of a command.
+fn timed(cmd: &mut Command) -> (f64, f64) {
+    let t = Instant::now();
+    let out = cmd.output().expect("the command runs");
+    let secs = t.elapsed().as_secs_f64();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    let kb = err
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    (secs, kb / 1024.0)
+}
+
+fn main() {
+    let n: u64 = std::env::var("CHAINTRACE_BENCH_ETH_TXS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3000);
+    let anvil = std::env::var("CHAINTRACE_ANVIL").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/chaintrace-npm/node_modules/.bin/anvil",
+            std::env::var("HOME").unwrap()
+        )
+    });
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(&anvil)
+        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("anvil starts (set CHAINTRACE_ANVIL)");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    assert!(
+        lines
+            .by_ref()
+            .take(200)
+            .any(|l| l.is_ok_and(|l| l.contains("Listening on")))
+    );
+    std::thread::spawn(move || for _ in lines {});
+    let acc: Vec<String> = call(port, "eth_accounts", json!([]))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    call(port, "evm_setAutomine", json!([false]));
+    let t = Instant::now();
+    for i in 0..n {
+        let (from, to) = (&acc[(i % 10) as usize], &acc[((i * 7 + 3) % 10) as usize]);
+        call(
+            port,
+            "eth_sendTransaction",
+            json!([{"from": from, "to": to, "value": format!("{:#x}", 1_000_000 + i)}]),
+        );
+        if (i + 1) % 50 == 0 {
+            call(port, "evm_mine", json!([]));
+        }
+    }
+    call(port, "evm_mine", json!([]));
+    let tip = u64::from_str_radix(
+        call(port, "eth_blockNumber", json!([]))
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    eprintln!(
+        "{n} transactions in {tip} blocks made in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    println!(
+        "{:<34} {:>8} {:>10} {:>10} {:>9}",
+        "tool", "seconds", "blocks/s", "tx/s", "peak MiB"
+    );
+    let row = |name: &str, (s, m): (f64, f64)| {
+        println!(
+            "{name:<34} {s:>8.2} {:>10.0} {:>10.0} {m:>9.1}",
+            (tip + 1) as f64 / s,
+            n as f64 / s
+        );
+    };
+    for traces in ["none", "geth"] {
+        let d = tempfile::tempdir().unwrap();
+        let r = timed(
+            Command::new("/usr/bin/time")
+                .arg("-v")
+                .arg(env!("CARGO_BIN_EXE_chaintrace"))
+                .args([
+                    "--quiet",
+                    "ingest",
+                    "ethereum",
+                    "--rpc",
+                    &url,
+                    "--concurrency",
+                    "8",
+                    "--traces",
+                    traces,
+                    "--data",
+                ])
+                .arg(d.path()),
+        );
+        row(&format!("chaintrace (--traces {traces})"), r);
+    }
+    let d = tempfile::tempdir().unwrap();
+    let script = format!(
+        "import cryo; cryo.freeze(['blocks', 'transactions', 'logs'], rpc='{url}', blocks=['0:{}'], output_dir='{}', max_concurrent_requests=8, no_verbose=True)",
+        tip + 1,
+        d.path().display()
+    );
+    let r = timed(Command::new("/usr/bin/time").args(["-v", "python3", "-c", &script]));
+    row("cryo 0.3.2 (blocks, txs, logs)", r);
+    let _ = child.kill();
+    let _ = child.wait();
+}
