@@ -6,6 +6,8 @@
 //! (release binary, child process: blocks, transactions with receipts, token transfers;
 //! with and without call traces) and cryo (`blocks`, `transactions`, `logs`).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
@@ -27,24 +29,6 @@ fn call(port: u16, method: &str, params: Value) -> Value {
     let v: Value = serde_json::from_str(&reply[reply.find("\r\n\r\n").unwrap() + 4..]).unwrap();
     assert!(v.get("error").is_none(), "{method}: {v}");
     v["result"].clone()
-}
-
-/// Wall seconds and peak memory (MiB, from /usr/bin/time) of a command.
-fn timed(cmd: &mut Command) -> (f64, f64) {
-    let t = Instant::now();
-    let out = cmd.output().expect("the command runs");
-    let secs = t.elapsed().as_secs_f64();
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "{err}");
-    let kb = err
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("Maximum resident set size (kbytes): ")
-        })
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or(0.0);
-    (secs, kb / 1024.0)
 }
 
 fn main() {
@@ -114,7 +98,7 @@ fn main() {
         "{:<34} {:>8} {:>10} {:>10} {:>9}",
         "tool", "seconds", "blocks/s", "tx/s", "peak MiB"
     );
-    let row = |name: &str, (s, m): (f64, f64)| {
+    let row = |name: &str, (s, m, _): (f64, f64, String)| {
         println!(
             "{name:<34} {s:>8.2} {:>10.0} {:>10.0} {m:>9.1}",
             (tip + 1) as f64 / s,
@@ -123,7 +107,7 @@ fn main() {
     };
     for traces in ["none", "geth"] {
         let d = tempfile::tempdir().unwrap();
-        let r = timed(
+        let r = common::timed(
             Command::new("/usr/bin/time")
                 .arg("-v")
                 .arg(env!("CARGO_BIN_EXE_chaintrace"))
@@ -149,7 +133,7 @@ fn main() {
         tip + 1,
         d.path().display()
     );
-    let r = timed(Command::new("/usr/bin/time").args(["-v", "python3", "-c", &script]));
+    let r = common::timed(Command::new("/usr/bin/time").args(["-v", "python3", "-c", &script]));
     row("cryo 0.3.2 (blocks, txs, logs)", r);
     let _ = child.kill();
     let _ = child.wait();

@@ -11,35 +11,8 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
 
 const CATS: &str = "illicit_vendor,ransomware";
-
-/// Peak resident memory (MiB) and wall seconds of a child, from `/usr/bin/time`.
-fn timed(cmd: &mut Command) -> (f64, f64, String) {
-    let t = Instant::now();
-    let out = cmd.output().expect("the child runs");
-    let secs = t.elapsed().as_secs_f64();
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(
-        out.status.success(),
-        "{err}\n{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let kb = err
-        .lines()
-        .find_map(|l| {
-            l.trim()
-                .strip_prefix("Maximum resident set size (kbytes): ")
-        })
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .unwrap_or(0.0);
-    (
-        secs,
-        kb / 1024.0,
-        String::from_utf8_lossy(&out.stdout).to_string(),
-    )
-}
 
 fn import_labels(data: &Path, truth: &Path) {
     if chaintrace::labels::tags_path(data).is_file() {
@@ -87,7 +60,7 @@ fn main() {
     let truth: std::path::PathBuf = truth;
     import_labels(&data, &truth);
     let out = tempfile::tempdir().unwrap();
-    let (secs, mib, stdout) = timed(
+    let (secs, mib, stdout) = common::timed(
         Command::new("/usr/bin/time")
             .arg("-v")
             .arg(env!("CARGO_BIN_EXE_chaintrace"))
@@ -129,7 +102,7 @@ fn main() {
         "chaintrace", secs, mib
     );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/stats_duckdb.py");
-    let (dsecs, _, dout) = timed(
+    let (dsecs, _, dout) = common::timed(
         Command::new("/usr/bin/time")
             .arg("-v")
             .arg("python3")

@@ -69,3 +69,30 @@ pub fn truth_owners(
     }
     owner
 }
+
+/// Runs `cmd` (a `/usr/bin/time -v ...` command line), asserts success, and returns wall
+/// seconds, peak resident memory in MiB (from `/usr/bin/time`) and stdout.
+pub fn timed(cmd: &mut std::process::Command) -> (f64, f64, String) {
+    let t = std::time::Instant::now();
+    let out = cmd.output().expect("the child runs");
+    let secs = t.elapsed().as_secs_f64();
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        out.status.success(),
+        "{err}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let kb = err
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("Maximum resident set size (kbytes): ")
+        })
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    (
+        secs,
+        kb / 1024.0,
+        String::from_utf8_lossy(&out.stdout).to_string(),
+    )
+}
