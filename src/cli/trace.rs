@@ -479,17 +479,12 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     );
     for r in &results {
         let t = &r.totals;
+        let ends: Vec<String> = t.ends().iter().map(|(n, v)| format!("{n} {v}")).collect();
         println!(
-            "{:<8} seeded {} sat -> exits {}, fees {}, held {}, below min {}, hop limit {}, mined {}, back into seeds {}",
+            "{:<8} seeded {} sat -> {}",
             r.policy.name(),
             t.seeded,
-            t.exits,
-            t.fees,
-            t.holdings,
-            t.below_min,
-            t.hop_limit,
-            t.mined,
-            t.returned_to_seeds
+            ends.join(", ")
         );
         for (c, v) in &r.exposure_category {
             println!("         {v} sat reached {c}");

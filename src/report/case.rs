@@ -13,17 +13,8 @@ pub struct NodeLabel {
     pub category: String,
 }
 
-/// One transfer of the trace.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Transfer {
-    pub txid: String,
-    pub height: u32,
-    pub time: u32,
-    pub from: String,
-    pub to: String,
-    pub amount: u64,
-    pub hop: u32,
-}
+/// One transfer of the trace (the trace's own type).
+pub use crate::trace::Edge as Transfer;
 
 /// Where traced value ended (an exit or a holding).
 #[derive(Clone, Debug, Deserialize)]

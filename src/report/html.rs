@@ -92,20 +92,16 @@ pub fn render(h: &HtmlInput) -> String {
     }
     s.push_str("</p></details>\n");
     // 2. The answer.
-    s.push_str("<h2>2. The answer</h2>\n<h3>Where the traced value ended, per taint model</h3>\n<table>\n<tr><th>model</th><th>seeded</th><th>reached exits</th><th>fees</th><th>held</th><th>below minimum</th><th>beyond hop limit</th><th>mined</th><th>back into seeds</th></tr>\n");
+    s.push_str("<h2>2. The answer</h2>\n<h3>Where the traced value ended, per taint model</h3>\n<table>\n<tr><th>model</th><th>seeded</th>");
+    for (name, _) in crate::trace::Totals::default().ends() {
+        let _ = write!(s, "<th>{name}</th>");
+    }
+    s.push_str("</tr>\n");
     for r in &c.results {
         let t = &r.totals;
         let _ = write!(s, "<tr><th>{}</th>", xml(&r.policy));
-        for v in [
-            t.seeded,
-            t.exits,
-            t.fees,
-            t.holdings,
-            t.below_min,
-            t.hop_limit,
-            t.mined,
-            t.returned_to_seeds,
-        ] {
+        num_cell(&mut s, &money(c, t.seeded));
+        for (_, v) in t.ends() {
             num_cell(&mut s, &money(c, v));
         }
         s.push_str("</tr>\n");

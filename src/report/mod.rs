@@ -174,14 +174,13 @@ fn sankey_data(case: &Case, r: &PolicyResult) -> SankeyData {
         };
         *mid.entry(key).or_default() += e.amount;
     }
-    let t = &r.totals;
-    for (name, v, cat) in [
-        ("fees", t.fees, "not followed"),
-        ("below minimum", t.below_min, "not followed"),
-        ("beyond hop limit", t.hop_limit, "not followed"),
-        ("mined", t.mined, "not followed"),
-        ("back into seeds", t.returned_to_seeds, "seed"),
-    ] {
+    // The ends that are not outputs (exits and holdings came from `r.ends` above).
+    for (name, v) in r.totals.ends() {
+        let cat = match name {
+            "reached exits" | "held" => continue,
+            "back into seeds" => "seed",
+            _ => "not followed",
+        };
         if v > 0 {
             *mid.entry((name.into(), cat.into())).or_default() += v;
         }

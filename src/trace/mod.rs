@@ -49,7 +49,7 @@ pub struct Label {
 }
 
 /// One value transfer of the trace.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Edge {
     pub txid: String,
     pub height: u32,
@@ -75,16 +75,23 @@ pub struct Totals {
 }
 
 impl Totals {
+    /// Where the seeded amount ended, named, in report order (the seeded amount itself is
+    /// not among them).
+    pub fn ends(&self) -> [(&'static str, u64); 7] {
+        [
+            ("reached exits", self.exits),
+            ("fees", self.fees),
+            ("held", self.holdings),
+            ("below minimum", self.below_min),
+            ("beyond hop limit", self.hop_limit),
+            ("mined", self.mined),
+            ("back into seeds", self.returned_to_seeds),
+        ]
+    }
+
     /// Whether the ends add up to the seeded amount.
     pub fn balanced(&self) -> bool {
-        self.exits
-            + self.fees
-            + self.holdings
-            + self.below_min
-            + self.hop_limit
-            + self.mined
-            + self.returned_to_seeds
-            == self.seeded
+        self.ends().iter().map(|e| e.1).sum::<u64>() == self.seeded
     }
 }
 
