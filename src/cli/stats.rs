@@ -7,7 +7,6 @@ use anyhow::anyhow;
 use super::args::{StatsCommand, StatsCommon};
 use super::cluster::chain_dir;
 use super::{Cli, CliError};
-use crate::report::draw::Chart;
 use crate::report::fmt;
 use crate::stats::{self, Period, Source, charts};
 
@@ -133,18 +132,7 @@ fn flows(cli: &Cli, a: &super::args::StatsFlowsArgs) -> Result<(), CliError> {
     };
     let fr = title("Money received and sent");
     files.extend(
-        charts::write(
-            &Chart::Bars {
-                size: (1300, 620),
-                frame: &fr,
-                x: &x,
-                series: &series,
-                y_desc: "BTC",
-            },
-            &dir,
-            "monthly_flows",
-        )
-        .map_err(CliError::user)?,
+        charts::bars(&dir, "monthly_flows", &fr, &x, &series, "BTC").map_err(CliError::user)?,
     );
     let names = stats::strings(&f.top_counterparties, "counterparty").map_err(CliError::user)?;
     let tcat = stats::strings(&f.top_counterparties, "to_category").map_err(CliError::user)?;
@@ -290,20 +278,7 @@ fn entity(cli: &Cli, a: &super::args::StatsEntityArgs) -> Result<(), CliError> {
         ),
         foot.clone(),
     );
-    files.extend(
-        charts::write(
-            &Chart::Bars {
-                size: (1300, 620),
-                frame: &fr,
-                x: &x,
-                series: &series,
-                y_desc: "BTC",
-            },
-            &dir,
-            "activity",
-        )
-        .map_err(CliError::user)?,
-    );
+    files.extend(charts::bars(&dir, "activity", &fr, &x, &series, "BTC").map_err(CliError::user)?);
     let names = stats::strings(&e.counterparties, "counterparty").map_err(CliError::user)?;
     let dirn = stats::strings(&e.counterparties, "direction").map_err(CliError::user)?;
     let cat = stats::strings(&e.counterparties, "category").map_err(CliError::user)?;

@@ -54,6 +54,31 @@ pub fn frame(title: String, subtitle: String, footer: String) -> Frame {
     }
 }
 
+/// Writes grouped bars (1300×620) as `dir/name.svg` and `.png`.
+///
+/// # Errors
+/// A drawing or write failure.
+pub fn bars(
+    dir: &Path,
+    name: &str,
+    frame: &Frame,
+    x: &[String],
+    series: &Series,
+    y_desc: &str,
+) -> anyhow::Result<Vec<PathBuf>> {
+    write(
+        &Chart::Bars {
+            size: (1300, 620),
+            frame,
+            x,
+            series,
+            y_desc,
+        },
+        dir,
+        name,
+    )
+}
+
 /// Writes the payment-size histogram and the top-counterparty bars (the charts `stats flows`
 /// and `stats entity` share) into `dir`.
 ///
@@ -67,17 +92,7 @@ pub fn sizes_and_counterparties(
     counterparties: &Frame,
 ) -> anyhow::Result<Vec<PathBuf>> {
     let (x, series) = size_buckets(values);
-    let mut files = write(
-        &Chart::Bars {
-            size: (1300, 620),
-            frame: sizes,
-            x: &x,
-            series: &series,
-            y_desc: "payments",
-        },
-        dir,
-        "payment_sizes",
-    )?;
+    let mut files = bars(dir, "payment_sizes", sizes, &x, &series, "payments")?;
     files.extend(write(
         &Chart::HBars {
             size: (1300, 760),
