@@ -516,12 +516,34 @@ pub struct IngestEthereumArgs {
     /// Blocks per part file.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub part_blocks: u32,
+    #[command(flatten)]
+    pub retry: RpcRetryArgs,
+}
+
+/// How long to wait for a node and how often to retry (both ingest commands).
+#[derive(Debug, Args)]
+pub struct RpcRetryArgs {
     /// Seconds to wait for one RPC reply.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 60.0,
+        help_heading = "RPC"
+    )]
     pub rpc_timeout_secs: f64,
+
     /// Attempts per RPC call before giving up (transient failures are retried).
-    #[arg(long, value_name = "N", default_value_t = 8)]
+    #[arg(long, value_name = "N", default_value_t = 8, help_heading = "RPC")]
     pub rpc_attempts: u32,
+
+    /// Upper bound of the exponential backoff between attempts, in milliseconds.
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 10_000,
+        help_heading = "RPC"
+    )]
+    pub rpc_backoff_max_ms: u64,
 }
 
 /// Labels subcommands.
@@ -625,27 +647,8 @@ pub struct IngestBitcoinArgs {
     )]
     pub poll_secs: f64,
 
-    /// Seconds to wait for one RPC reply.
-    #[arg(
-        long,
-        value_name = "SECS",
-        default_value_t = 60.0,
-        help_heading = "RPC"
-    )]
-    pub rpc_timeout_secs: f64,
-
-    /// Attempts per RPC call before giving up (transient failures are retried).
-    #[arg(long, value_name = "N", default_value_t = 8, help_heading = "RPC")]
-    pub rpc_attempts: u32,
-
-    /// Upper bound of the exponential backoff between attempts, in milliseconds.
-    #[arg(
-        long,
-        value_name = "MS",
-        default_value_t = 10_000,
-        help_heading = "RPC"
-    )]
-    pub rpc_backoff_max_ms: u64,
+    #[command(flatten)]
+    pub retry: RpcRetryArgs,
 
     /// Stop --follow after this many polls (for scripts and tests; default: forever).
     #[arg(long, value_name = "N", help_heading = "RPC")]
@@ -766,7 +769,10 @@ mod tests {
             (Some("u"), Some("p"))
         );
         assert!(a.follow);
-        assert_eq!((a.concurrency, a.poll_secs, a.rpc_attempts), (8, 2.5, 8));
+        assert_eq!(
+            (a.concurrency, a.poll_secs, a.retry.rpc_attempts),
+            (8, 2.5, 8)
+        );
         // A user needs a password, and the cookie excludes both.
         assert!(
             Cli::try_parse_from([

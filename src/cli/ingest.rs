@@ -1,9 +1,12 @@
 //! `chaintrace ingest ...`
 
+use std::time::Duration;
+
 use anyhow::anyhow;
 
 use super::args::{ChainSelectionArg, IngestBitcoinArgs};
 use super::{Cli, CliError, progress_bar};
+use crate::ingest::bitcoin::rpc::RpcConfig;
 use crate::ingest::bitcoin::{
     BlocksDirOptions, ChainSelection, IngestError, Summary, ingest_blocks_dir,
 };
@@ -119,9 +122,8 @@ fn print_summary(cli: &Cli, s: &Summary, error: Option<&IngestError>) {
 
 fn rpc(cli: &Cli, a: &IngestBitcoinArgs, url: &str) -> Result<(), CliError> {
     use crate::ingest::bitcoin::ingest_chain;
-    use crate::ingest::bitcoin::rpc::{RpcClient, RpcConfig};
+    use crate::ingest::bitcoin::rpc::RpcClient;
     use crate::ingest::bitcoin::rpc_source::RpcSource;
-    use std::time::Duration;
 
     let auth = match (&a.rpc_cookie, &a.rpc_user, &a.rpc_password) {
         (Some(cookie), _, _) => {
@@ -148,15 +150,7 @@ fn rpc(cli: &Cli, a: &IngestBitcoinArgs, url: &str) -> Result<(), CliError> {
             )))
         }
     };
-    let backoff_max = Duration::from_millis(a.rpc_backoff_max_ms);
-    let cfg = RpcConfig {
-        url: url.to_string(),
-        auth,
-        timeout: secs(a.rpc_timeout_secs, "--rpc-timeout-secs")?,
-        attempts: a.rpc_attempts.max(1),
-        backoff_base: Duration::from_millis(100).min(backoff_max),
-        backoff_max,
-    };
+    let cfg = rpc_config(url, auth, &a.retry)?;
     let poll = secs(a.poll_secs, "--poll-secs")?;
     let client = RpcClient::new(cfg).map_err(CliError::user)?;
     let source = RpcSource::connect(client, a.concurrency).map_err(classify)?;
@@ -183,25 +177,12 @@ fn rpc(cli: &Cli, a: &IngestBitcoinArgs, url: &str) -> Result<(), CliError> {
 
 /// `chaintrace ingest ethereum`.
 pub(crate) fn ethereum(cli: &Cli, a: &super::args::IngestEthereumArgs) -> Result<(), CliError> {
-    use crate::ingest::bitcoin::rpc::{RpcClient, RpcConfig};
+    use crate::ingest::bitcoin::rpc::RpcClient;
     use crate::ingest::ethereum::ingest::{EthOptions, Traces, ingest};
-    use std::time::Duration;
     if a.part_blocks == 0 {
         return Err(CliError::user(anyhow!("--part-blocks must be at least 1")));
     }
-    if !(a.rpc_timeout_secs.is_finite() && a.rpc_timeout_secs > 0.0) {
-        return Err(CliError::user(anyhow!(
-            "--rpc-timeout-secs must be a positive number"
-        )));
-    }
-    let cfg = RpcConfig {
-        url: a.rpc.clone(),
-        auth: None,
-        timeout: Duration::from_secs_f64(a.rpc_timeout_secs),
-        attempts: a.rpc_attempts.max(1),
-        backoff_base: Duration::from_millis(100),
-        backoff_max: Duration::from_secs(10),
-    };
+    let cfg = rpc_config(&a.rpc, None, &a.retry)?;
     let client = RpcClient::new(cfg).map_err(CliError::user)?.jsonrpc2();
     let opts = EthOptions {
         data: a.data.clone(),
@@ -240,4 +221,27 @@ pub(crate) fn ethereum(cli: &Cli, a: &super::args::IngestEthereumArgs) -> Result
         );
     }
     Ok(())
+}
+
+/// The RPC client settings of `--rpc-timeout-secs`, `--rpc-attempts` and
+/// `--rpc-backoff-max-ms`.
+fn rpc_config(
+    url: &str,
+    auth: Option<String>,
+    r: &super::args::RpcRetryArgs,
+) -> Result<RpcConfig, CliError> {
+    if !(r.rpc_timeout_secs.is_finite() && r.rpc_timeout_secs > 0.0) {
+        return Err(CliError::user(anyhow!(
+            "--rpc-timeout-secs must be a positive number of seconds"
+        )));
+    }
+    let backoff_max = Duration::from_millis(r.rpc_backoff_max_ms);
+    Ok(RpcConfig {
+        url: url.to_string(),
+        auth,
+        timeout: Duration::from_secs_f64(r.rpc_timeout_secs),
+        attempts: r.rpc_attempts.max(1),
+        backoff_base: Duration::from_millis(100).min(backoff_max),
+        backoff_max,
+    })
 }
