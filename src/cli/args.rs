@@ -389,10 +389,20 @@ pub struct EvalClustersArgs {
 pub struct TraceArgs {
     #[command(flatten)]
     pub dataset: DatasetArgs,
-    /// Chain (bitcoin; ethereum is not built yet).
-    #[arg(long, default_value = "bitcoin")]
+    /// Chain: bitcoin (UTXO model) or ethereum (account model: one asset at a time, see
+    /// --token; forward only; poison, haircut, fifo, lifo).
+    #[arg(long, default_value = "bitcoin", value_parser = ["bitcoin", "ethereum"])]
     pub chain: String,
-    /// Seeds (repeatable): ADDRESS, TXID, TXID:VOUT, cluster:ADDRESS or @FILE.
+    /// Ethereum: the asset to trace: eth, a token symbol (USDT, USDC, DAI, WETH, WBTC: their
+    /// mainnet contracts) or an ERC-20 contract address.
+    #[arg(long, default_value = "eth", value_name = "ASSET")]
+    pub token: String,
+    /// Ethereum: decimal places of a token given by address (for display; amounts stay exact
+    /// integers). Without it such a token is shown in raw units.
+    #[arg(long, value_name = "N")]
+    pub token_decimals: Option<u32>,
+    /// Seeds (repeatable): ADDRESS, TXID, TXID:VOUT, cluster:ADDRESS or @FILE (Bitcoin); an
+    /// 0x account, an 0x transaction hash, cluster:0xADDRESS or @FILE (Ethereum).
     #[arg(long = "seed", required = true, value_name = "SEED")]
     pub seeds: Vec<String>,
     /// forward: where the money went; backward: where it came from.
@@ -404,9 +414,10 @@ pub struct TraceArgs {
     /// Transactions to follow from the seeds at most.
     #[arg(long, default_value_t = 20)]
     pub max_hops: u32,
-    /// Stop following outputs carrying less taint than this (satoshi).
+    /// Stop following outputs (transfers) carrying less taint than this (satoshi; wei or
+    /// token base units on Ethereum).
     #[arg(long, default_value_t = 0)]
-    pub min_value: u64,
+    pub min_value: u128,
     /// Label categories where the trace stops (e.g. exchange): the points where a subpoena
     /// can reveal a person.
     #[arg(long, value_delimiter = ',', value_name = "CATEGORY")]
@@ -427,7 +438,7 @@ pub struct TraceArgs {
     #[arg(long)]
     pub include_private: bool,
     /// Nodes of the result: addresses, or clusters (named by their representative address;
-    /// transfers inside a cluster are left out). Needs `chaintrace cluster bitcoin` first.
+    /// transfers inside a cluster are left out). Needs `chaintrace cluster bitcoin|ethereum` first.
     #[arg(long, default_value = "address", value_parser = ["address", "cluster"])]
     pub level: String,
     /// Case directory to write.

@@ -178,7 +178,7 @@ fn flows(cli: &Cli, a: &super::args::StatsFlowsArgs) -> Result<(), CliError> {
     for (e, (r, n, k)) in &totals {
         println!(
             "{e}: received {} BTC in {n} payments over {} {}(s)",
-            fmt::amount(*r as u64, 8),
+            fmt::amount(*r as u128, 8),
             k.len(),
             a.common.by
         );

@@ -1,11 +1,15 @@
 //! `chaintrace trace`.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+mod ethereum;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::anyhow;
-use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array};
+use arrow_array::{ArrayRef, Decimal128Array, Int64Array, RecordBatch, StringArray, UInt32Array};
 use arrow_schema::{DataType, Field, Schema};
+use serde::Serialize;
 
 use super::args::TraceArgs;
 use super::cluster::chain_dir;
@@ -13,14 +17,11 @@ use super::{Cli, CliError};
 use crate::index::Index;
 use crate::store::sink;
 use crate::trace::policy::Policy;
-use crate::trace::{Direction, Label, Params, PolicyResult, run as run_policy};
+use crate::trace::{Amount, Direction, Label, Params, PolicyResult, run as run_policy};
 
-fn seed_outputs(
-    idx: &Index,
-    seeds: &[String],
-    data: &std::path::Path,
-    network: &str,
-) -> Result<Vec<u64>, CliError> {
+/// The seeds, with @FILE expanded (first CSV column; `#` comments and an `address` header
+/// skipped).
+fn seed_items(seeds: &[String]) -> Result<Vec<String>, CliError> {
     let mut items: Vec<String> = Vec::new();
     for s in seeds {
         if let Some(file) = s.strip_prefix('@') {
@@ -37,6 +38,16 @@ fn seed_outputs(
             items.push(s.trim().to_string());
         }
     }
+    Ok(items)
+}
+
+fn seed_outputs(
+    idx: &Index,
+    seeds: &[String],
+    data: &std::path::Path,
+    network: &str,
+) -> Result<Vec<u64>, CliError> {
+    let items = seed_items(seeds)?;
     let mut outputs: BTreeSet<u64> = BTreeSet::new();
     let mut addresses: HashSet<u32> = HashSet::new();
     for it in &items {
@@ -88,12 +99,9 @@ fn seed_outputs(
     Ok(outputs.into_iter().collect())
 }
 
-/// Names nodes by cluster (representative address) and drops transfers inside a cluster.
-fn to_clusters(idx: &Index, results: &mut [PolicyResult], stored: &crate::cluster::Stored) {
-    let rep = |addr: &str| match idx.address_id(addr) {
-        Some(id) => idx.address(stored.cluster_of[id as usize]).to_string(),
-        None => addr.to_string(),
-    };
+/// Names nodes by cluster (`rep` gives a node's cluster name) and drops transfers inside a
+/// cluster.
+fn to_clusters(results: &mut [PolicyResult], rep: &dyn Fn(&str) -> String) {
     for r in results {
         let mut merged: Vec<crate::trace::Edge> = Vec::new();
         let mut at: HashMap<(String, String, String, u32), usize> = HashMap::new();
@@ -119,15 +127,28 @@ fn to_clusters(idx: &Index, results: &mut [PolicyResult], stored: &crate::cluste
     }
 }
 
-/// The trace's nodes (addresses, or clusters with `--level cluster`): the satoshi each sent
-/// and received along the edges, in name order.
-fn nodes(r: &PolicyResult) -> Vec<serde_json::Value> {
-    let mut n: std::collections::BTreeMap<&str, (u64, u64)> = std::collections::BTreeMap::new();
+/// A node of the trace and what it sent and received along the edges.
+#[derive(Serialize)]
+struct NodeFlow<'a> {
+    node: &'a str,
+    sent: Amount,
+    received: Amount,
+}
+
+/// The trace's nodes (addresses, or clusters with `--level cluster`) in name order.
+fn nodes(r: &PolicyResult) -> Vec<NodeFlow<'_>> {
+    let mut n: BTreeMap<&str, (Amount, Amount)> = BTreeMap::new();
     for e in &r.edges {
         n.entry(e.from.as_str()).or_default().0 += e.amount;
         n.entry(e.to.as_str()).or_default().1 += e.amount;
     }
-    n.into_iter().map(|(a, (sent, received))| serde_json::json!({"node": a, "sent": sent, "received": received})).collect()
+    n.into_iter()
+        .map(|(node, (sent, received))| NodeFlow {
+            node,
+            sent,
+            received,
+        })
+        .collect()
 }
 
 /// Unix seconds from `YYYY-MM-DD` (start of the day, or its end with `end_of_day`) or a
@@ -197,11 +218,8 @@ fn write_parquet(
 }
 
 pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
-    if a.chain != "bitcoin" {
-        return Err(CliError::user(anyhow!(
-            "tracing {} is not built yet; use --chain bitcoin",
-            a.chain
-        )));
+    if a.chain == "ethereum" {
+        return ethereum::run(cli, a);
     }
     let pols = policies(&a.policy)?;
     let (chain, network) = chain_dir(&a.dataset)?;
@@ -286,7 +304,11 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         }
     };
     if let (true, Some(s)) = (a.level == "cluster", &stored) {
-        to_clusters(&idx, &mut results, s);
+        let rep = |addr: &str| match idx.address_id(addr) {
+            Some(id) => idx.address(s.cluster_of[id as usize]).to_string(),
+            None => addr.to_string(),
+        };
+        to_clusters(&mut results, &rep);
     }
     // What the report needs to draw the nodes: which hold the seeds, and their labels.
     let seed_nodes: BTreeSet<String> = seeds
@@ -294,25 +316,13 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         .filter_map(|&o| idx.out_address(o))
         .map(name_of)
         .collect();
-    let mut node_labels: std::collections::BTreeMap<String, &Label> =
-        std::collections::BTreeMap::new();
     let mut labelled: Vec<(&u32, &Label)> = labels.iter().collect();
     labelled.sort_by_key(|(id, _)| **id);
-    let in_trace: HashSet<&str> = results
-        .iter()
-        .flat_map(|r| {
-            r.edges
-                .iter()
-                .flat_map(|e| [e.from.as_str(), e.to.as_str()])
-        })
-        .chain(seed_nodes.iter().map(String::as_str))
-        .collect();
-    for (&id, l) in labelled {
-        let n = name_of(id);
-        if in_trace.contains(n.as_str()) {
-            node_labels.entry(n).or_insert(l);
-        }
-    }
+    let node_labels = labels_in_trace(
+        &results,
+        &seed_nodes,
+        labelled.into_iter().map(|(&id, l)| (name_of(id), l)),
+    );
     let clustering = match &stored {
         Some(s) => serde_json::json!({
             "heuristics": s.meta.heuristics,
@@ -325,38 +335,186 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         }),
         None => serde_json::Value::Null,
     };
+    let parameters = serde_json::json!({
+        "seeds": a.seeds,
+        "seed_outputs": seeds.len(),
+        "direction": a.direction,
+        "policies": pols.iter().map(|p| p.name()).collect::<Vec<_>>(),
+        "max_hops": a.max_hops,
+        "min_value": json_amount(a.min_value),
+        "from_height": a.from_height,
+        "to_height": a.to_height,
+        "from_time": a.from_time,
+        "to_time": a.to_time,
+        "followed_heights": [from_height, to_height.min(heights.saturating_sub(1))],
+        "stop_at": a.stop_at,
+        "include_private": a.include_private,
+        "level": a.level,
+        "labels": labels.len(),
+    });
+    write_case(
+        cli,
+        a,
+        &CaseInfo {
+            chain: "bitcoin",
+            network: &network,
+            manifest_sha256: &idx.meta.manifest_sha256,
+            asset: None,
+            seed_nodes: &seed_nodes,
+            node_labels: &node_labels,
+            clustering: &clustering,
+            parameters: &parameters,
+            seeds: format!("{} seed output(s)", seeds.len()),
+            labels: labels.len(),
+        },
+        &results,
+    )
+}
+
+/// An amount in a JSON `Value`: a number while it fits u64, else its decimal text (a
+/// `Value` holds no larger integer).
+fn json_amount(v: Amount) -> serde_json::Value {
+    u64::try_from(v).map_or_else(|_| v.to_string().into(), Into::into)
+}
+
+/// The labels of the nodes that appear in the trace (edges or seeds), first label per node.
+fn labels_in_trace<'a>(
+    results: &[PolicyResult],
+    seed_nodes: &BTreeSet<String>,
+    labelled: impl Iterator<Item = (String, &'a Label)>,
+) -> BTreeMap<String, &'a Label> {
+    let in_trace: HashSet<&str> = results
+        .iter()
+        .flat_map(|r| {
+            r.edges
+                .iter()
+                .flat_map(|e| [e.from.as_str(), e.to.as_str()])
+        })
+        .chain(seed_nodes.iter().map(String::as_str))
+        .collect();
+    let mut out = BTreeMap::new();
+    for (n, l) in labelled {
+        if in_trace.contains(n.as_str()) {
+            out.entry(n).or_insert(l);
+        }
+    }
+    out
+}
+
+/// What a case records besides the results.
+struct CaseInfo<'a> {
+    chain: &'a str,
+    network: &'a str,
+    manifest_sha256: &'a str,
+    asset: Option<serde_json::Value>,
+    seed_nodes: &'a BTreeSet<String>,
+    node_labels: &'a BTreeMap<String, &'a Label>,
+    clustering: &'a serde_json::Value,
+    parameters: &'a serde_json::Value,
+    /// "N seed output(s)" and the like, for the summary line.
+    seeds: String,
+    labels: usize,
+}
+
+/// `trace.json`, written straight from these types (a `serde_json::Value` cannot hold the
+/// u128 amounts of wei).
+#[derive(Serialize)]
+struct TraceDoc<'a> {
+    tool: String,
+    chain: &'a str,
+    network: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asset: Option<&'a serde_json::Value>,
+    dataset_manifest_sha256: &'a str,
+    command: Vec<String>,
+    data: &'a Path,
+    seed_nodes: &'a BTreeSet<String>,
+    node_labels: &'a BTreeMap<String, &'a Label>,
+    clustering: &'a serde_json::Value,
+    parameters: &'a serde_json::Value,
+    nodes: Vec<PolicyNodes<'a>>,
+    results: &'a [PolicyResult],
+}
+
+#[derive(Serialize)]
+struct PolicyNodes<'a> {
+    policy: Policy,
+    nodes: Vec<NodeFlow<'a>>,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    policy: Policy,
+    totals: &'a crate::trace::Totals,
+    exposure_category: &'a BTreeMap<String, Amount>,
+    exposure_entity: &'a BTreeMap<String, Amount>,
+}
+
+/// The amount column: Int64 satoshi on Bitcoin, Decimal128(38, 0) base units elsewhere.
+fn amount_column(
+    chain: &str,
+    values: impl Iterator<Item = Amount>,
+) -> Result<(Field, ArrayRef), CliError> {
+    let internal = |e: anyhow::Error| CliError { code: 2, error: e };
+    if chain == "bitcoin" {
+        let v: Vec<i64> = values.map(|v| v as i64).collect();
+        return Ok((
+            Field::new("amount", DataType::Int64, false),
+            Arc::new(Int64Array::from(v)),
+        ));
+    }
+    let max = 10i128.pow(38) - 1;
+    let mut v = Vec::new();
+    for x in values {
+        match i128::try_from(x) {
+            Ok(x) if x <= max => v.push(x),
+            _ => {
+                return Err(CliError::user(anyhow!(
+                    "an amount of {x} base units does not fit Decimal128(38, 0)"
+                )));
+            }
+        }
+    }
+    let a = Decimal128Array::from(v)
+        .with_precision_and_scale(38, 0)
+        .map_err(|e| internal(e.into()))?;
+    Ok((
+        Field::new("amount", DataType::Decimal128(38, 0), false),
+        Arc::new(a),
+    ))
+}
+
+/// Writes `trace.json`, `edges.parquet` and `ends.parquet` into `--out`, then prints the
+/// summary (or `--json`).
+fn write_case(
+    cli: &Cli,
+    a: &TraceArgs,
+    info: &CaseInfo,
+    results: &[PolicyResult],
+) -> Result<(), CliError> {
     std::fs::create_dir_all(&a.out)
         .map_err(|e| CliError::user(anyhow!("cannot create {}: {e}", a.out.display())))?;
-    let doc = serde_json::json!({
-        "tool": format!("chaintrace {}", env!("CARGO_PKG_VERSION")),
-        "chain": "bitcoin",
-        "network": network,
-        "dataset_manifest_sha256": idx.meta.manifest_sha256,
-        "command": std::env::args().collect::<Vec<_>>(),
-        "data": a.dataset.data,
-        "seed_nodes": seed_nodes,
-        "node_labels": node_labels,
-        "clustering": clustering,
-        "parameters": {
-            "seeds": a.seeds,
-            "seed_outputs": seeds.len(),
-            "direction": a.direction,
-            "policies": pols.iter().map(|p| p.name()).collect::<Vec<_>>(),
-            "max_hops": a.max_hops,
-            "min_value": a.min_value,
-            "from_height": a.from_height,
-            "to_height": a.to_height,
-            "from_time": a.from_time,
-            "to_time": a.to_time,
-            "followed_heights": [from_height, to_height.min(heights.saturating_sub(1))],
-            "stop_at": a.stop_at,
-            "include_private": a.include_private,
-            "level": a.level,
-            "labels": labels.len(),
-        },
-        "nodes": results.iter().map(|r| serde_json::json!({"policy": r.policy, "nodes": nodes(r)})).collect::<Vec<_>>(),
-        "results": results,
-    });
+    let doc = TraceDoc {
+        tool: format!("chaintrace {}", env!("CARGO_PKG_VERSION")),
+        chain: info.chain,
+        network: info.network,
+        asset: info.asset.as_ref(),
+        dataset_manifest_sha256: info.manifest_sha256,
+        command: std::env::args().collect(),
+        data: &a.dataset.data,
+        seed_nodes: info.seed_nodes,
+        node_labels: info.node_labels,
+        clustering: info.clustering,
+        parameters: info.parameters,
+        nodes: results
+            .iter()
+            .map(|r| PolicyNodes {
+                policy: r.policy,
+                nodes: nodes(r),
+            })
+            .collect(),
+        results,
+    };
     let mut bytes = serde_json::to_vec_pretty(&doc).expect("traces serialise");
     bytes.push(b'\n');
     sink::write_atomic(&a.out.join("trace.json"), &bytes).map_err(CliError::user)?;
@@ -364,6 +522,7 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         .iter()
         .flat_map(|r| r.edges.iter().map(move |e| (r.policy.name(), e)))
         .collect();
+    let edge_amount = amount_column(info.chain, edges.iter().map(|e| e.1.amount))?;
     let s = |n: &str| Field::new(n, DataType::Utf8, false);
     let u = |n: &str| Field::new(n, DataType::UInt32, false);
     write_parquet(
@@ -375,7 +534,7 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             u("time"),
             s("from"),
             s("to"),
-            Field::new("amount", DataType::Int64, false),
+            edge_amount.0,
             u("hop"),
         ],
         vec![
@@ -397,9 +556,7 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             Arc::new(StringArray::from(
                 edges.iter().map(|e| e.1.to.as_str()).collect::<Vec<_>>(),
             )),
-            Arc::new(Int64Array::from(
-                edges.iter().map(|e| e.1.amount as i64).collect::<Vec<_>>(),
-            )),
+            edge_amount.1,
             Arc::new(UInt32Array::from(
                 edges.iter().map(|e| e.1.hop).collect::<Vec<_>>(),
             )),
@@ -409,6 +566,7 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         .iter()
         .flat_map(|r| r.ends.iter().map(move |e| (r.policy.name(), e)))
         .collect();
+    let end_amount = amount_column(info.chain, ends.iter().map(|e| e.1.amount))?;
     let n = |name: &str| Field::new(name, DataType::Utf8, true);
     write_parquet(
         &a.out.join("ends.parquet"),
@@ -418,7 +576,7 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             s("txid"),
             u("vout"),
             s("address"),
-            Field::new("amount", DataType::Int64, false),
+            end_amount.0,
             u("hop"),
             n("entity"),
             n("category"),
@@ -441,9 +599,7 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
                     .map(|e| e.1.address.as_str())
                     .collect::<Vec<_>>(),
             )),
-            Arc::new(Int64Array::from(
-                ends.iter().map(|e| e.1.amount as i64).collect::<Vec<_>>(),
-            )),
+            end_amount.1,
             Arc::new(UInt32Array::from(
                 ends.iter().map(|e| e.1.hop).collect::<Vec<_>>(),
             )),
@@ -460,9 +616,14 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         ],
     )?;
     if cli.json {
-        let v: Vec<serde_json::Value> = results
+        let v: Vec<Summary> = results
             .iter()
-            .map(|r| serde_json::json!({"policy": r.policy, "totals": r.totals, "exposure_category": r.exposure_category, "exposure_entity": r.exposure_entity}))
+            .map(|r| Summary {
+                policy: r.policy,
+                totals: &r.totals,
+                exposure_category: &r.exposure_category,
+                exposure_entity: &r.exposure_entity,
+            })
             .collect();
         println!(
             "{}",
@@ -470,24 +631,30 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         );
         return Ok(());
     }
+    let unit = info
+        .asset
+        .as_ref()
+        .and_then(|x| x.get("unit"))
+        .and_then(serde_json::Value::as_str)
+        .map_or("sat", |_| "base units");
     println!(
-        "{}: {} trace of {} seed output(s), {} label(s) on this chain",
+        "{}: {} trace of {}, {} label(s) on this chain",
         a.out.display(),
         a.direction,
-        seeds.len(),
-        labels.len()
+        info.seeds,
+        info.labels
     );
-    for r in &results {
+    for r in results {
         let t = &r.totals;
         let ends: Vec<String> = t.ends().iter().map(|(n, v)| format!("{n} {v}")).collect();
         println!(
-            "{:<8} seeded {} sat -> {}",
+            "{:<8} seeded {} {unit} -> {}",
             r.policy.name(),
             t.seeded,
             ends.join(", ")
         );
         for (c, v) in &r.exposure_category {
-            println!("         {v} sat reached {c}");
+            println!("         {v} {unit} reached {c}");
         }
     }
     Ok(())

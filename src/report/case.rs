@@ -23,7 +23,7 @@ pub struct End {
     pub txid: String,
     pub vout: u32,
     pub address: String,
-    pub amount: u64,
+    pub amount: crate::trace::Amount,
     pub hop: u32,
     pub entity: Option<String>,
     pub category: Option<String>,
@@ -41,8 +41,16 @@ pub struct PolicyResult {
     pub totals: Totals,
     pub edges: Vec<Transfer>,
     pub ends: Vec<End>,
-    pub exposure_entity: BTreeMap<String, u64>,
-    pub exposure_category: BTreeMap<String, u64>,
+    pub exposure_entity: BTreeMap<String, crate::trace::Amount>,
+    pub exposure_category: BTreeMap<String, crate::trace::Amount>,
+}
+
+/// The traced asset of an account-model trace.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Asset {
+    pub unit: String,
+    pub decimals: u32,
+    pub contract: Option<String>,
 }
 
 /// A case: the trace's question and answers.
@@ -51,6 +59,9 @@ pub struct Case {
     pub tool: String,
     pub chain: String,
     pub network: String,
+    /// The traced asset on account chains (ETH, or a token with its decimals).
+    #[serde(default)]
+    pub asset: Option<Asset>,
     pub dataset_manifest_sha256: String,
     #[serde(default)]
     pub command: Vec<String>,
@@ -111,17 +122,21 @@ impl Case {
         }
     }
 
-    /// The unit of amounts (BTC for bitcoin, ETH for ethereum).
-    pub fn unit(&self) -> &'static str {
-        if self.chain == "ethereum" {
-            "ETH"
-        } else {
-            "BTC"
+    /// The unit of amounts (BTC; ETH or the token's symbol on Ethereum).
+    pub fn unit(&self) -> &str {
+        match &self.asset {
+            Some(a) => &a.unit,
+            None if self.chain == "ethereum" => "ETH",
+            None => "BTC",
         }
     }
 
-    /// The number of base units (satoshi, wei) per coin, as decimal places.
+    /// The number of base units (satoshi, wei, token units) per coin, as decimal places.
     pub fn decimals(&self) -> u32 {
-        if self.chain == "ethereum" { 18 } else { 8 }
+        match &self.asset {
+            Some(a) => a.decimals,
+            None if self.chain == "ethereum" => 18,
+            None => 8,
+        }
     }
 }

@@ -11,6 +11,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::graph::FlowGraph;
 use super::layout::{BOX_H, FOOTER, Layout, MARGIN, Rect};
+use crate::trace::Amount;
 
 const FONT: &str = "sans-serif";
 static FONT_DATA: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
@@ -157,7 +158,7 @@ fn curve(a: (i32, i32), b: (i32, i32)) -> Vec<(i32, i32)> {
 /// Facts the flow chart writes in its boxes.
 #[derive(Clone, Debug)]
 pub struct FlowText {
-    pub unit: &'static str,
+    pub unit: String,
     pub decimals: u32,
 }
 
@@ -312,7 +313,7 @@ pub struct Flow {
     pub col: usize,
     pub from: String,
     pub to: String,
-    pub amount: u64,
+    pub amount: Amount,
     pub category: String,
 }
 
@@ -320,7 +321,7 @@ pub struct Flow {
 pub fn sankey<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     (w, h): (i32, i32),
-    columns: &[Vec<(String, u64, String)>; 3],
+    columns: &[Vec<(String, Amount, String)>; 3],
     flows: &[Flow],
     f: &Frame,
     t: &FlowText,
@@ -333,11 +334,11 @@ pub fn sankey<DB: DrawingBackend>(
     let gap = 12;
     let total = columns
         .iter()
-        .map(|c| (c.iter().map(|x| x.1).sum::<u64>(), c.len() as i32))
+        .map(|c| (c.iter().map(|x| x.1).sum::<Amount>(), c.len() as i32))
         .map(|(s, n)| s as f64 / f64::from((plot_h - gap * (n - 1).max(0)).max(1)))
         .fold(0.0f64, f64::max)
         .max(1e-12);
-    let scale = |v: u64| (v as f64 / total).max(1.0);
+    let scale = |v: Amount| (v as f64 / total).max(1.0);
     // Node rectangles; each node keeps (top, used by incoming bands, used by outgoing bands).
     let mut spans: Vec<std::collections::BTreeMap<String, (f64, f64, f64)>> = Vec::new();
     for (ci, col) in columns.iter().enumerate() {
@@ -408,14 +409,14 @@ pub fn sankey<DB: DrawingBackend>(
 pub fn timeline<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     (w, h): (i32, i32),
-    buckets: &[(String, u64, u64)],
+    buckets: &[(String, Amount, Amount)],
     f: &Frame,
     t: &FlowText,
 ) -> R<DB> {
     frame(area, f, w, h)?;
     let inner = area.margin(70, FOOTER, 10, 20);
     let (upper, lower) = inner.split_vertically((h - 70 - FOOTER) / 2);
-    let coin = |v: u64| v as f64 / 10f64.powi(t.decimals as i32);
+    let coin = |v: Amount| v as f64 / 10f64.powi(t.decimals as i32);
     let n = buckets.len().max(1) as i32;
     let names: Vec<String> = buckets.iter().map(|b| b.0.clone()).collect();
     let fmt_x = |x: &SegmentValue<i32>| match x {
@@ -459,7 +460,7 @@ pub fn timeline<DB: DrawingBackend>(
         c.configure_mesh()
             .x_labels(labels)
             .x_label_formatter(&fmt_x)
-            .y_desc(t.unit)
+            .y_desc(t.unit.as_str())
             .label_style((FONT, 10))
             .light_line_style(TRANSPARENT)
             .disable_x_mesh()
@@ -594,7 +595,7 @@ fn hbars<DB: DrawingBackend>(
             colour(cat).mix(0.8).filled(),
         ))?;
         area.draw(&Text::new(
-            format!("{} {unit} · {cat}", super::graph::trim(*v, 8)),
+            format!("{} {unit} · {cat}", super::graph::trim(u128::from(*v), 8)),
             (x0 + len + 6, y + row / 2),
             text_style(10.0, &RGBColor(66, 66, 66), HPos::Left),
         ))?;
@@ -613,14 +614,14 @@ pub enum Chart<'a> {
     },
     Sankey {
         size: (i32, i32),
-        columns: &'a [Vec<(String, u64, String)>; 3],
+        columns: &'a [Vec<(String, Amount, String)>; 3],
         flows: &'a [Flow],
         frame: &'a Frame,
         text: &'a FlowText,
     },
     Timeline {
         size: (i32, i32),
-        buckets: &'a [(String, u64, u64)],
+        buckets: &'a [(String, Amount, Amount)],
         frame: &'a Frame,
         text: &'a FlowText,
     },

@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use super::case::{Case, PolicyResult};
 use super::fmt;
+use crate::trace::Amount;
 
 /// A node of the exports: an address or cluster of the trace.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -15,7 +16,7 @@ pub struct ExportNode {
     pub category: Option<String>,
     pub seed: bool,
     /// Per policy: (sent, received).
-    pub flows: BTreeMap<String, (u64, u64)>,
+    pub flows: BTreeMap<String, (Amount, Amount)>,
 }
 
 /// The nodes of all policies, in id order.

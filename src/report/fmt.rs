@@ -6,10 +6,15 @@ use std::path::Path;
 
 use anyhow::{Context, anyhow};
 
+use crate::trace::Amount;
+
 /// `amount` base units as a decimal coin amount with all `decimals` places
 /// (`123456789, 8` → `1.23456789`).
-pub fn amount(units: u64, decimals: u32) -> String {
-    let scale = 10u64.pow(decimals);
+pub fn amount(units: Amount, decimals: u32) -> String {
+    if decimals == 0 {
+        return units.to_string();
+    }
+    let scale = 10u128.pow(decimals);
     format!(
         "{}.{:0width$}",
         units / scale,
@@ -20,10 +25,10 @@ pub fn amount(units: u64, decimals: u32) -> String {
 
 /// A shorter amount for charts: at most `places` decimals, trailing zeros kept so columns
 /// align (`123456789, 8, 4` → `1.2346`, rounded half up).
-pub fn amount_short(units: u64, decimals: u32, places: u32) -> String {
-    let drop = 10u64.pow(decimals - places.min(decimals));
-    let rounded = (units + drop / 2) / drop;
-    let scale = 10u64.pow(places.min(decimals));
+pub fn amount_short(units: Amount, decimals: u32, places: u32) -> String {
+    let drop = 10u128.pow(decimals - places.min(decimals));
+    let rounded = units / drop + Amount::from(units % drop >= drop.div_ceil(2) && drop > 1);
+    let scale = 10u128.pow(places.min(decimals));
     if places == 0 {
         return rounded.to_string();
     }
@@ -203,11 +208,11 @@ impl Prices {
 
     /// The value of `units` (10^-`decimals` coin) on the day of `secs`, in cents, rounded
     /// half up; `None` when the file has no price for that day.
-    pub fn cents(&self, units: u64, decimals: u32, secs: i64) -> Option<u128> {
+    pub fn cents(&self, units: Amount, decimals: u32, secs: i64) -> Option<u128> {
         let p = self.by_day.get(&secs.div_euclid(86_400))?;
         // units * micro / 10^decimals / 10^4 (micro → cents).
         let den = 10u128.pow(decimals) * 10_000;
-        Some((u128::from(units) * p + den / 2) / den)
+        Some((units.saturating_mul(*p) + den / 2) / den)
     }
 }
 

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::case::{Case, PolicyResult};
+use crate::trace::Amount;
 
 /// How columns are chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,8 +27,8 @@ pub struct Node {
     pub category: String,
     pub members: Vec<String>,
     pub seed: bool,
-    pub received: u64,
-    pub sent: u64,
+    pub received: Amount,
+    pub sent: Amount,
     pub layer: usize,
     /// The earliest time value reached it (or left it, for seeds).
     pub first_time: u32,
@@ -38,7 +39,7 @@ pub struct Node {
 pub struct Edge {
     pub from: usize,
     pub to: usize,
-    pub amount: u64,
+    pub amount: Amount,
     pub first_time: u32,
     pub last_time: u32,
     pub transfers: usize,
@@ -343,7 +344,7 @@ pub fn build(case: &Case, r: &PolicyResult, opts: &GraphOptions) -> FlowGraph {
 }
 
 /// Names the collapsed peel chains: "N hops, X BTC" (the amount entering the chain).
-fn describe_peel(fg: &mut FlowGraph, peel: &[(String, usize, u64)], case: &Case) {
+fn describe_peel(fg: &mut FlowGraph, peel: &[(String, usize, Amount)], case: &Case) {
     for (key, hops, amount) in peel {
         if let Some(n) = fg.nodes.iter_mut().find(|n| &n.key == key) {
             n.detail = format!(
@@ -357,7 +358,7 @@ fn describe_peel(fg: &mut FlowGraph, peel: &[(String, usize, u64)], case: &Case)
 }
 
 /// An exact amount without trailing zeros (`150000000` → `1.5`).
-pub fn trim(units: u64, decimals: u32) -> String {
+pub fn trim(units: Amount, decimals: u32) -> String {
     let s = super::fmt::amount(units, decimals);
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }

@@ -8,6 +8,7 @@ use std::fmt::Write;
 use super::case::Case;
 use super::export::xml;
 use super::fmt;
+use crate::trace::Amount;
 
 /// What the HTML report needs besides the case.
 #[derive(Debug)]
@@ -36,7 +37,7 @@ code,.mono{font-family:'DejaVu Sans Mono',monospace;font-size:12px;word-break:br
 .chart svg{display:block}.headline{font-size:17px;background:#fff8e1;border-left:5px solid #ff8f00;padding:8px 12px}\
 small{color:#616161}details{margin:6px 0}";
 
-fn money(case: &Case, units: u64) -> String {
+fn money(case: &Case, units: Amount) -> String {
     format!("{} {}", fmt::amount(units, case.decimals()), case.unit())
 }
 
@@ -234,7 +235,7 @@ type TransferKey<'a> = (u32, &'a str, &'a str, &'a str);
 
 fn transfers(s: &mut String, h: &HtmlInput) {
     let c = h.case;
-    let mut rows: BTreeMap<TransferKey, (u32, BTreeMap<&str, u64>)> = BTreeMap::new();
+    let mut rows: BTreeMap<TransferKey, (u32, BTreeMap<&str, Amount>)> = BTreeMap::new();
     for r in &c.results {
         for e in &r.edges {
             let row = rows

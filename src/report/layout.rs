@@ -411,7 +411,7 @@ mod tests {
                 edges.push(Edge {
                     from: a,
                     to: b,
-                    amount: 1 + rnd(1000) as u64,
+                    amount: 1 + rnd(1000) as u128,
                     first_time: 0,
                     last_time: 0,
                     transfers: 1,

@@ -22,6 +22,7 @@ use self::case::{Case, PolicyResult};
 use self::draw::{Flow, FlowText, Frame};
 use self::graph::{FlowGraph, GraphOptions};
 use crate::store::sink;
+use crate::trace::Amount;
 
 /// Every output format.
 pub const FORMATS: [&str; 7] = ["svg", "png", "html", "csv", "graphml", "dot", "json"];
@@ -64,8 +65,8 @@ pub struct ReportSummary {
 /// One sentence on what the trace shows, under `r`.
 pub fn headline(case: &Case, r: &PolicyResult) -> String {
     let unit = case.unit();
-    let amt = |v: u64| format!("{} {unit}", graph::trim(v, case.decimals()));
-    let mut per_cat: BTreeMap<&str, (u64, BTreeSet<&str>)> = BTreeMap::new();
+    let amt = |v: Amount| format!("{} {unit}", graph::trim(v, case.decimals()));
+    let mut per_cat: BTreeMap<&str, (Amount, BTreeSet<&str>)> = BTreeMap::new();
     for e in r.ends.iter().filter(|e| e.kind == "exit") {
         if let (Some(c), Some(ent)) = (&e.category, &e.entity) {
             let x = per_cat.entry(c).or_default();
@@ -85,7 +86,7 @@ pub fn headline(case: &Case, r: &PolicyResult) -> String {
         _ => format!("{n} seed addresses"),
     };
     let backward = case.param("direction") == "backward";
-    let mut parts: Vec<(u64, String)> = per_cat
+    let mut parts: Vec<(Amount, String)> = per_cat
         .iter()
         .map(|(c, (v, ents))| {
             let k = ents.len();
@@ -163,10 +164,10 @@ fn frame(case: &Case, r: &PolicyResult, fg: &FlowGraph, generated: &str, what: &
 }
 
 /// The Sankey chart's columns and bands.
-type SankeyData = ([Vec<(String, u64, String)>; 3], Vec<Flow>);
+type SankeyData = ([Vec<(String, Amount, String)>; 3], Vec<Flow>);
 
 fn sankey_data(case: &Case, r: &PolicyResult) -> SankeyData {
-    let mut mid: BTreeMap<(String, String), u64> = BTreeMap::new();
+    let mut mid: BTreeMap<(String, String), Amount> = BTreeMap::new();
     for e in &r.ends {
         let key = match (&e.entity, &e.category) {
             (Some(ent), Some(c)) => (ent.clone(), c.clone()),
@@ -185,11 +186,11 @@ fn sankey_data(case: &Case, r: &PolicyResult) -> SankeyData {
             *mid.entry((name.into(), cat.into())).or_default() += v;
         }
     }
-    let mut mids: Vec<((String, String), u64)> = mid.into_iter().filter(|m| m.1 > 0).collect();
+    let mut mids: Vec<((String, String), Amount)> = mid.into_iter().filter(|m| m.1 > 0).collect();
     mids.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     if mids.len() > 12 {
         let rest: Vec<_> = mids.split_off(11);
-        let mut by_cat: BTreeMap<String, (u64, usize)> = BTreeMap::new();
+        let mut by_cat: BTreeMap<String, (Amount, usize)> = BTreeMap::new();
         for ((_, c), v) in rest {
             let x = by_cat.entry(c).or_default();
             x.0 += v;
@@ -199,18 +200,18 @@ fn sankey_data(case: &Case, r: &PolicyResult) -> SankeyData {
             mids.push(((format!("{n} other {c}"), c), v));
         }
     }
-    let total: u64 = mids.iter().map(|m| m.1).sum();
+    let total: Amount = mids.iter().map(|m| m.1).sum();
     let seeds_name = format!("{} seed node(s)", case.seed_nodes.len());
     let col0 = vec![(seeds_name.clone(), total, "seed".to_string())];
-    let col1: Vec<(String, u64, String)> = mids
+    let col1: Vec<(String, Amount, String)> = mids
         .iter()
         .map(|((n, c), v)| (n.clone(), *v, c.clone()))
         .collect();
-    let mut cats: BTreeMap<String, u64> = BTreeMap::new();
+    let mut cats: BTreeMap<String, Amount> = BTreeMap::new();
     for ((_, c), v) in &mids {
         *cats.entry(c.clone()).or_default() += v;
     }
-    let mut col2: Vec<(String, u64, String)> =
+    let mut col2: Vec<(String, Amount, String)> =
         cats.into_iter().map(|(c, v)| (c.clone(), v, c)).collect();
     col2.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let mut flows: Vec<Flow> = Vec::new();
@@ -238,7 +239,7 @@ fn sankey_data(case: &Case, r: &PolicyResult) -> SankeyData {
 
 /// Time buckets (day, or month when the trace spans more than 92 days): amount moved and
 /// the cumulative amount reaching exits.
-fn timeline_data(r: &PolicyResult) -> Vec<(String, u64, u64)> {
+fn timeline_data(r: &PolicyResult) -> Vec<(String, Amount, Amount)> {
     let Some(min) = r.edges.iter().map(|e| e.time).min() else {
         return Vec::new();
     };
@@ -261,8 +262,8 @@ fn timeline_data(r: &PolicyResult) -> Vec<(String, u64, u64)> {
         day += 1;
     }
     let at: BTreeMap<&String, usize> = names.iter().enumerate().map(|(i, n)| (n, i)).collect();
-    let mut moved = vec![0u64; names.len()];
-    let mut exits = vec![0u64; names.len()];
+    let mut moved = vec![0 as Amount; names.len()];
+    let mut exits = vec![0 as Amount; names.len()];
     let mut time_of: BTreeMap<(&str, &str), u32> = BTreeMap::new();
     for e in &r.edges {
         moved[at[&bucket(e.time)]] += e.amount;
@@ -351,7 +352,7 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
         .with_context(|| format!("cannot create {}", o.out.display()))?;
     let want = |f: &str| o.formats.contains(f);
     let text = FlowText {
-        unit: case.unit(),
+        unit: case.unit().to_string(),
         decimals: case.decimals(),
     };
     let fg = graph::build(&case, r, &o.graph);

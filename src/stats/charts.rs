@@ -15,8 +15,8 @@ pub fn size_buckets(values: &[(String, u64)]) -> (Vec<String>, Series) {
     let hi = values.iter().map(|v| digits(v.1)).max().unwrap_or(0);
     let names: Vec<String> = (lo..=hi)
         .map(|d| {
-            let a = crate::report::graph::trim(10u64.pow(d as u32), 8);
-            let b = crate::report::graph::trim(10u64.pow(d as u32 + 1), 8);
+            let a = crate::report::graph::trim(10u128.pow(d as u32), 8);
+            let b = crate::report::graph::trim(10u128.pow(d as u32 + 1), 8);
             format!("{a}–{b} BTC")
         })
         .collect();

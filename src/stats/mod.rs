@@ -346,7 +346,7 @@ fn fiat_by(
         let key: Vec<String> = key_cols.iter().map(|c| c[i].clone()).collect();
         let e: &mut (u128, usize) = out.entry(key).or_default();
         let v = amounts[i].unwrap_or(0).max(0) as u64;
-        match time[i].and_then(|t| prices.cents(v, 8, t.div_euclid(1000))) {
+        match time[i].and_then(|t| prices.cents(v.into(), 8, t.div_euclid(1000))) {
             Some(c) => e.0 += c,
             None => e.1 += 1,
         }

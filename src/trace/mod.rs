@@ -11,6 +11,8 @@
 //! a seed output is **returned to seeds** (the seed is counted in full already). For the conserving models
 //! the five add up to the seeded amount exactly; this is checked on every trace.
 
+pub mod account;
+pub mod ethereum;
 pub mod policy;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -19,6 +21,10 @@ use serde::Serialize;
 
 use self::policy::{Intervals, Policy, backward, forward, split, total};
 use crate::index::{Index, NONE64};
+
+/// An amount of the traced asset in its base unit (satoshi, wei, token units): u128, as
+/// wei balances pass u64 at 18.4 ETH.
+pub type Amount = u128;
 
 /// Trace direction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -33,7 +39,7 @@ pub enum Direction {
 pub struct Params {
     pub direction: Direction,
     pub max_hops: u32,
-    pub min_value: u64,
+    pub min_value: Amount,
     /// Heights outside this window are not followed.
     pub from_height: u32,
     pub to_height: u32,
@@ -56,28 +62,28 @@ pub struct Edge {
     pub time: u32,
     pub from: String,
     pub to: String,
-    pub amount: u64,
+    pub amount: Amount,
     pub hop: u32,
 }
 
 /// Where the traced satoshi ended.
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Totals {
-    pub seeded: u64,
-    pub exits: u64,
-    pub fees: u64,
-    pub holdings: u64,
-    pub below_min: u64,
-    pub hop_limit: u64,
-    pub mined: u64,
-    /// Taint that flowed back into seed outputs (already counted as seeded in full).
-    pub returned_to_seeds: u64,
+    pub seeded: Amount,
+    pub exits: Amount,
+    pub fees: Amount,
+    pub holdings: Amount,
+    pub below_min: Amount,
+    pub hop_limit: Amount,
+    pub mined: Amount,
+    /// Taint that flowed back into seeds (already counted as seeded in full).
+    pub returned_to_seeds: Amount,
 }
 
 impl Totals {
     /// Where the seeded amount ended, named, in report order (the seeded amount itself is
     /// not among them).
-    pub fn ends(&self) -> [(&'static str, u64); 7] {
+    pub fn ends(&self) -> [(&'static str, Amount); 7] {
         [
             ("reached exits", self.exits),
             ("fees", self.fees),
@@ -91,7 +97,7 @@ impl Totals {
 
     /// Whether the ends add up to the seeded amount.
     pub fn balanced(&self) -> bool {
-        self.ends().iter().map(|e| e.1).sum::<u64>() == self.seeded
+        self.ends().iter().map(|e| e.1).sum::<Amount>() == self.seeded
     }
 }
 
@@ -102,7 +108,7 @@ pub struct End {
     pub txid: String,
     pub vout: u32,
     pub address: String,
-    pub amount: u64,
+    pub amount: Amount,
     pub hop: u32,
     pub entity: Option<String>,
     pub category: Option<String>,
@@ -119,8 +125,8 @@ pub struct PolicyResult {
     pub edges: Vec<Edge>,
     pub ends: Vec<End>,
     /// Amount reaching each labelled entity, and each category.
-    pub exposure_entity: BTreeMap<String, u64>,
-    pub exposure_category: BTreeMap<String, u64>,
+    pub exposure_entity: BTreeMap<String, Amount>,
+    pub exposure_category: BTreeMap<String, Amount>,
 }
 
 /// Runs one policy from seed outputs.
@@ -157,7 +163,7 @@ pub fn run(
                 .out_address(o)
                 .map(|a| idx.address(a).to_string())
                 .unwrap_or_default(),
-            amount,
+            amount: amount.into(),
             hop: h,
             entity: l.map(|l| l.entity.clone()),
             category: l.map(|l| l.category.clone()),
@@ -173,7 +179,7 @@ pub fn run(
                  ends: &mut Vec<End>,
                  seed: bool| {
         if !seed && stops(o) {
-            totals.exits += amount;
+            totals.exits += Amount::from(amount);
             ends.push(end("exit", o, amount, h));
             return;
         }
@@ -189,14 +195,14 @@ pub fn run(
                 queue.insert(t);
             }
             _ => {
-                totals.holdings += amount;
+                totals.holdings += Amount::from(amount);
                 ends.push(end("holding", o, amount, h));
             }
         }
     };
     for &o in seeds {
         let v = idx.out_value.get(o as usize);
-        totals.seeded += v;
+        totals.seeded += Amount::from(v);
         taint.insert(o, vec![(0, v)]);
         hop.insert(o, 0);
         route(o, v, 0, &mut queue, &mut totals, &mut ends, true);
@@ -235,7 +241,7 @@ pub fn run(
                     .map(|&o| idx.out_value.get(o as usize))
                     .collect();
                 let (out_taint, fee) = forward(policy, &in_parts, &out_values);
-                totals.fees += fee;
+                totals.fees += Amount::from(fee);
                 (known, outs.iter().copied().zip(out_taint).collect(), h)
             }
             Direction::Backward => {
@@ -248,7 +254,10 @@ pub fn run(
                     continue;
                 };
                 if prev.iter().all(Option::is_none) {
-                    totals.mined += known.iter().map(|o| total(&taint[o])).sum::<u64>(); // a coinbase
+                    totals.mined += known
+                        .iter()
+                        .map(|o| Amount::from(total(&taint[o])))
+                        .sum::<Amount>(); // a coinbase
                     continue;
                 }
                 let out_parts: Vec<(u64, &Intervals)> = outs.iter().map(|&o| part(o)).collect();
@@ -287,17 +296,17 @@ pub fn run(
                         time: info.2,
                         from: addr(idx, from),
                         to: addr(idx, to),
-                        amount: share,
+                        amount: share.into(),
                         hop: h,
                     });
                 }
             }
             if seed_set.contains(&o) {
-                totals.returned_to_seeds += amount;
+                totals.returned_to_seeds += Amount::from(amount);
                 continue;
             }
-            if amount < p.min_value {
-                totals.below_min += amount;
+            if Amount::from(amount) < p.min_value {
+                totals.below_min += Amount::from(amount);
                 continue;
             }
             if let Some(j) = (0..known.len()).max_by_key(|&j| (weights[j], std::cmp::Reverse(j))) {
@@ -361,7 +370,10 @@ fn next_hop(
 ) -> Option<u32> {
     let h = 1 + known.iter().map(|o| hop[o]).max().unwrap_or(0);
     if h > p.max_hops {
-        totals.hop_limit += known.iter().map(|o| total(&taint[o])).sum::<u64>();
+        totals.hop_limit += known
+            .iter()
+            .map(|o| Amount::from(total(&taint[o])))
+            .sum::<Amount>();
         return None;
     }
     Some(h)

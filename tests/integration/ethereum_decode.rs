@@ -308,6 +308,9 @@ fn golden_call_traces_flatten_like_ethereum_etl() {
             assert_eq!(ta.join(","), w["trace_address"].replace('"', ""), "{case}");
             assert_eq!(f.subtraces.to_string(), w["subtraces"], "{case}");
             assert_eq!(f.error.clone().unwrap_or_default(), w["error"], "{case}");
+            if !w["error"].is_empty() {
+                assert_eq!(f.status, 0, "{case}: a failed frame has status 0");
+            }
             if f.kind != "suicide" {
                 assert_eq!(
                     f.from.clone().unwrap_or_default(),

@@ -409,7 +409,10 @@ pub struct Frame {
     pub gas: u64,
     pub gas_used: u64,
     pub subtraces: u32,
+    /// The frame's own error.
     pub error: Option<String>,
+    /// 1, or 0 when the frame or one enclosing it failed: its value did not move.
+    pub status: u32,
 }
 
 /// Flattens a `debug_traceBlockByNumber(N, {tracer: "callTracer"})` result (one element per
@@ -425,16 +428,18 @@ pub fn flatten_call_traces(block: u64, result: &Value) -> Result<Vec<Frame>, Dec
     let mut out = Vec::new();
     for (i, t) in txs.iter().enumerate() {
         let root = t.get("result").unwrap_or(t);
-        walk(block, i as u32, root, &mut Vec::new(), &mut out)?;
+        walk(block, i as u32, root, &mut Vec::new(), false, &mut out)?;
     }
     Ok(out)
 }
 
+/// `reverted`: an enclosing frame failed, so this one's effects were undone too.
 fn walk(
     block: u64,
     tx: u32,
     f: &Value,
     at: &mut Vec<u32>,
+    reverted: bool,
     out: &mut Vec<Frame>,
 ) -> Result<(), DecodeError> {
     let fl = Fields {
@@ -451,6 +456,8 @@ fn walk(
         "selfdestruct" | "suicide" => ("suicide", None),
         c => ("call", Some(c.to_string())),
     };
+    let error = f.get("error").and_then(Value::as_str).map(str::to_string);
+    let failed = reverted || error.is_some();
     out.push(Frame {
         tx_index: tx,
         trace_address: at.clone(),
@@ -462,11 +469,12 @@ fn walk(
         gas: fl.u64_opt("gas")?.unwrap_or(0),
         gas_used: fl.u64_opt("gasUsed")?.unwrap_or(0),
         subtraces: calls.len() as u32,
-        error: f.get("error").and_then(Value::as_str).map(str::to_string),
+        error,
+        status: u32::from(!failed),
     });
     for (k, c) in calls.iter().enumerate() {
         at.push(k as u32);
-        walk(block, tx, c, at, out)?;
+        walk(block, tx, c, at, failed, out)?;
         at.pop();
     }
     Ok(())

@@ -460,6 +460,7 @@ fn batches(r: &Rows) -> anyhow::Result<Vec<(&'static str, RecordBatch)>> {
             s("to", true),
             s("value", false),
             s("error", true),
+            Field::new("status", DataType::UInt32, false),
         ],
         vec![
             u64s(i.iter().map(|x| Some(x.0))),
@@ -472,6 +473,7 @@ fn batches(r: &Rows) -> anyhow::Result<Vec<(&'static str, RecordBatch)>> {
             strings(i.iter().map(|x| x.2.to.as_deref())),
             strings(i.iter().map(|x| Some(x.2.value.as_str()))),
             strings(i.iter().map(|x| x.2.error.as_deref())),
+            u32s(i.iter().map(|x| Some(x.2.status))),
         ],
     )?;
     Ok(vec![

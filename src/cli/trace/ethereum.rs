@@ -1,0 +1,276 @@
+//! `chaintrace trace --chain ethereum`: the account model of [`crate::trace::account`].
+
+use std::collections::{BTreeSet, HashMap};
+
+use anyhow::anyhow;
+
+use super::super::{Cli, CliError};
+use super::{
+    CaseInfo, TraceArgs, json_amount, labels_in_trace, parse_time, policies, seed_items,
+    to_clusters, write_case,
+};
+use crate::trace::account::{self, FEE, Seeds};
+use crate::trace::ethereum::{self as eth, Asset};
+use crate::trace::{Direction, Label, Params, PolicyResult};
+
+/// address → the cluster's name (its first address), from `cluster ethereum`.
+fn cluster_names(data: &std::path::Path) -> Result<HashMap<String, String>, CliError> {
+    let dir = crate::cluster::clusters_dir(data, "ethereum");
+    let rows = eth::address_clusters(&dir).map_err(|e| {
+        CliError::user(e.context(format!(
+            "no Ethereum clusters in {}: run `chaintrace cluster ethereum --data {}` first",
+            dir.display(),
+            data.display()
+        )))
+    })?;
+    // Cluster ids are the index of the cluster's first address in name order.
+    let mut sorted: Vec<&(String, u32)> = rows.iter().collect();
+    sorted.sort();
+    let first: HashMap<u32, &str> = sorted
+        .iter()
+        .enumerate()
+        .filter(|(i, (_, c))| *i as u32 == *c)
+        .map(|(_, (a, c))| (*c, a.as_str()))
+        .collect();
+    Ok(rows
+        .iter()
+        .map(|(a, c)| (a.clone(), first.get(c).copied().unwrap_or(a).to_string()))
+        .collect())
+}
+
+pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
+    let pols = policies(&a.policy)?;
+    for &p in &pols {
+        if let Some(why) = account::unsupported(p) {
+            return Err(CliError::user(anyhow!("{why}")));
+        }
+    }
+    if a.direction == "backward" {
+        return Err(CliError::user(anyhow!(
+            "Ethereum traces run forward only: on accounts, where a balance came from under FIFO depends on all of its later spending; trace the suspected sources forward instead"
+        )));
+    }
+    let chain = crate::ingest::ethereum::ingest::chain_dir(&a.dataset.data);
+    let manifest = chain.join("_manifest.json");
+    if !manifest.is_file() {
+        return Err(CliError::user(anyhow!(
+            "{} holds no Ethereum dataset; run `chaintrace ingest ethereum --rpc URL --data {}` first",
+            a.dataset.data.display(),
+            a.dataset.data.display()
+        )));
+    }
+    let network = crate::store::manifest::Manifest::load(&chain)
+        .map_err(CliError::user)?
+        .map_or_else(|| "mainnet".to_string(), |m| m.network);
+    let manifest_sha256 = crate::store::sink::sha256_file(&manifest).map_err(CliError::user)?;
+    let asset = Asset::parse(&a.token, a.token_decimals).map_err(CliError::user)?;
+    let ledger = eth::ledger(&chain, &asset).map_err(CliError::user)?;
+    let ids: HashMap<&str, u32> = ledger
+        .accounts
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (x.as_str(), i as u32))
+        .collect();
+    let tx_ids: HashMap<&str, u32> = ledger
+        .txids
+        .iter()
+        .enumerate()
+        .map(|(i, x)| (x.as_str(), i as u32))
+        .collect();
+    let unit = asset.unit();
+    let uses_clusters = a.level == "cluster" || a.seeds.iter().any(|s| s.starts_with("cluster:"));
+    let clusters = if uses_clusters {
+        Some(cluster_names(&a.dataset.data)?)
+    } else {
+        None
+    };
+    let mut seeds = Seeds::default();
+    for it in seed_items(&a.seeds)? {
+        let lower = it.to_ascii_lowercase();
+        if let Some(x) = lower.strip_prefix("cluster:") {
+            let names = clusters.as_ref().expect("loaded for cluster seeds");
+            let name = names.get(x).ok_or_else(|| {
+                CliError::user(anyhow!("seed {it}: {x} is in no Ethereum cluster"))
+            })?;
+            seeds.accounts.extend(
+                names
+                    .iter()
+                    .filter(|(_, n)| *n == name)
+                    .filter_map(|(acc, _)| ids.get(acc.as_str())),
+            );
+        } else if lower.len() == 66
+            && lower.starts_with("0x")
+            && lower[2..].bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            let t = tx_ids.get(lower.as_str()).ok_or_else(|| {
+                CliError::user(anyhow!(
+                    "seed transaction {it} moved no {unit} in the dataset (wrong --token, or not ingested yet?)"
+                ))
+            })?;
+            seeds.txs.insert(*t);
+        } else if eth::is_address(&lower) {
+            let id = ids.get(lower.as_str()).ok_or_else(|| {
+                CliError::user(anyhow!(
+                    "seed account {it} has no {unit} transfer in the dataset (wrong --token, or not ingested yet?)"
+                ))
+            })?;
+            seeds.accounts.insert(*id);
+        } else {
+            return Err(CliError::user(anyhow!(
+                "seed {it:?} is not an Ethereum account (0x + 40 hex), transaction hash (0x + 64 hex) or cluster:0x…"
+            )));
+        }
+    }
+    if seeds.accounts.is_empty() && seeds.txs.is_empty() {
+        return Err(CliError::user(anyhow!("the seeds select no account")));
+    }
+    let mut labels: HashMap<u32, Label> = HashMap::new();
+    for (t, _) in crate::labels::read_tags(&crate::labels::tags_path(&a.dataset.data))
+        .map_err(CliError::user)?
+    {
+        if t.chain != "ethereum" || (!t.is_public && !a.include_private) {
+            continue;
+        }
+        if let Some(&id) = ids.get(t.address.as_str()) {
+            labels.entry(id).or_insert(Label {
+                entity: t.entity,
+                category: t.category,
+            });
+        }
+    }
+    let times = eth::block_times(&chain).map_err(CliError::user)?;
+    let (mut from_height, mut to_height) = (a.from_height, a.to_height);
+    if let Some(t) = &a.from_time {
+        let from = parse_time(t, false)?;
+        from_height = from_height.max(
+            times
+                .iter()
+                .find(|b| u64::from(b.1) >= from)
+                .map_or(u32::MAX, |b| b.0),
+        );
+    }
+    if let Some(t) = &a.to_time {
+        let to = parse_time(t, true)?;
+        let last = times.iter().rev().find(|b| u64::from(b.1) <= to);
+        to_height = to_height.min(last.map_or(0, |b| b.0));
+        if last.is_none() {
+            return Err(CliError::user(anyhow!(
+                "--to-time {t} is before the first block of the dataset"
+            )));
+        }
+    }
+    let params = Params {
+        direction: Direction::Forward,
+        max_hops: a.max_hops,
+        min_value: a.min_value,
+        from_height,
+        to_height,
+        stop_at: a.stop_at.clone(),
+    };
+    let opening = account::opening_balances(&ledger);
+    let mut results: Vec<PolicyResult> = pols
+        .iter()
+        .map(|&p| account::run(&ledger, &opening, &seeds, &labels, &params, p))
+        .collect();
+    for r in &results {
+        if r.policy.conserves() && !r.totals.balanced() {
+            return Err(CliError {
+                code: 2,
+                error: anyhow!(
+                    "internal error: the {} trace does not balance: {:?}",
+                    r.policy.name(),
+                    r.totals
+                ),
+            });
+        }
+    }
+    let name_of = |acc: &str| -> String {
+        match (&clusters, a.level.as_str()) {
+            (Some(c), "cluster") => c.get(acc).cloned().unwrap_or_else(|| acc.to_string()),
+            _ => acc.to_string(),
+        }
+    };
+    if a.level == "cluster" {
+        to_clusters(&mut results, &name_of);
+    }
+    let mut seed_nodes: BTreeSet<String> = seeds
+        .accounts
+        .iter()
+        .map(|&s| name_of(&ledger.accounts[s as usize]))
+        .collect();
+    seed_nodes.extend(
+        ledger
+            .transfers
+            .iter()
+            .filter(|t| t.to != FEE && seeds.txs.contains(&t.tx))
+            .map(|t| name_of(&ledger.accounts[t.to as usize])),
+    );
+    let mut labelled: Vec<(&u32, &Label)> = labels.iter().collect();
+    labelled.sort_by_key(|(id, _)| **id);
+    let node_labels = labels_in_trace(
+        &results,
+        &seed_nodes,
+        labelled
+            .into_iter()
+            .map(|(&id, l)| (name_of(&ledger.accounts[id as usize]), l)),
+    );
+    let clustering = if uses_clusters {
+        let dir = crate::cluster::clusters_dir(&a.dataset.data, "ethereum");
+        std::fs::read(dir.join("_meta.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(serde_json::Value::Null)
+    } else {
+        serde_json::Value::Null
+    };
+    let last_block = ledger.transfers.last().map_or(0, |t| t.block);
+    let asset_doc = match &asset {
+        Asset::Eth => serde_json::json!({"unit": unit, "decimals": 18, "contract": null}),
+        Asset::Token {
+            contract, decimals, ..
+        } => {
+            serde_json::json!({"unit": unit, "decimals": decimals.unwrap_or(0), "contract": contract})
+        }
+    };
+    let parameters = serde_json::json!({
+        "seeds": a.seeds,
+        "seed_accounts": seeds.accounts.len(),
+        "seed_transactions": seeds.txs.len(),
+        "asset": unit,
+        "direction": a.direction,
+        "policies": pols.iter().map(|p| p.name()).collect::<Vec<_>>(),
+        "max_hops": a.max_hops,
+        "min_value": json_amount(a.min_value),
+        "from_height": a.from_height,
+        "to_height": a.to_height,
+        "from_time": a.from_time,
+        "to_time": a.to_time,
+        "followed_heights": [from_height, to_height.min(last_block)],
+        "stop_at": a.stop_at,
+        "include_private": a.include_private,
+        "level": a.level,
+        "labels": labels.len(),
+        "transfers": ledger.transfers.len(),
+    });
+    write_case(
+        cli,
+        a,
+        &CaseInfo {
+            chain: "ethereum",
+            network: &network,
+            manifest_sha256: &manifest_sha256,
+            asset: Some(asset_doc),
+            seed_nodes: &seed_nodes,
+            node_labels: &node_labels,
+            clustering: &clustering,
+            parameters: &parameters,
+            seeds: format!(
+                "{} seed account(s) and {} seed transaction(s), {unit}",
+                seeds.accounts.len(),
+                seeds.txs.len()
+            ),
+            labels: labels.len(),
+        },
+        &results,
+    )
+}

@@ -1,0 +1,481 @@
+//! Builds the [`Ledger`] of one asset from an Ethereum dataset (`data/ethereum`).
+//!
+//! - **ETH**: per transaction, in block and index order: its fee (gas used × effective gas
+//!   price, or gas price where the receipt has none), paid by the sender even when it failed;
+//!   its value to `to` (or to the contract it created) when it succeeded (status 1, or no
+//!   status before Byzantium); then its internal transfers in call order (trace address),
+//!   those that moved value: calls (not delegatecall, staticcall or callcode, which move
+//!   none between accounts), creations and self-destructs, with status 1 (neither the frame
+//!   nor one enclosing it failed).
+//! - **A token** (ERC-20): its `Transfer` events in block and log order. Mints come from and
+//!   burns go to the zero address, which is an account like any other here.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{UInt32Type, UInt64Type};
+use arrow_array::{Array, RecordBatch};
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::Amount;
+use super::account::{FEE, Ledger, Transfer};
+
+/// What to trace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Asset {
+    Eth,
+    /// An ERC-20 contract (lowercase 0x address).
+    Token {
+        contract: String,
+        symbol: String,
+        decimals: Option<u32>,
+    },
+}
+
+/// Well-known Ethereum mainnet tokens: symbol, contract, decimals.
+pub const KNOWN_TOKENS: [(&str, &str, u32); 5] = [
+    ("USDT", "0xdac17f958d2ee523a2206206994597c13d831ec7", 6),
+    ("USDC", "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48", 6),
+    ("DAI", "0x6b175474e89094c44da98b954eedeac495271d0f", 18),
+    ("WETH", "0xc02aaa39b223fe8d0a0e5c4f27ead9083c756cc2", 18),
+    ("WBTC", "0x2260fac5e5542a773aa44fbb8fedb9e09f3a3e3c", 8),
+];
+
+impl Asset {
+    /// Parses `--token`: `eth`, a known symbol, or a contract address.
+    ///
+    /// # Errors
+    /// Anything else.
+    pub fn parse(s: &str, decimals: Option<u32>) -> anyhow::Result<Asset> {
+        let t = s.trim();
+        if t.eq_ignore_ascii_case("eth") {
+            return Ok(Asset::Eth);
+        }
+        if let Some(k) = KNOWN_TOKENS.iter().find(|k| k.0.eq_ignore_ascii_case(t)) {
+            return Ok(Asset::Token {
+                contract: k.1.to_string(),
+                symbol: k.0.to_string(),
+                decimals: Some(decimals.unwrap_or(k.2)),
+            });
+        }
+        if let Some(k) = KNOWN_TOKENS.iter().find(|k| k.1.eq_ignore_ascii_case(t)) {
+            return Ok(Asset::Token {
+                contract: k.1.to_string(),
+                symbol: k.0.to_string(),
+                decimals: Some(decimals.unwrap_or(k.2)),
+            });
+        }
+        if is_address(t) {
+            return Ok(Asset::Token {
+                contract: t.to_ascii_lowercase(),
+                symbol: String::new(),
+                decimals,
+            });
+        }
+        Err(anyhow!(
+            "--token {s:?}: use eth, a token symbol ({}) or the token contract's 0x address",
+            KNOWN_TOKENS.map(|k| k.0).join(", ")
+        ))
+    }
+
+    /// The unit shown with amounts (ETH, USDT, or the contract's short address).
+    pub fn unit(&self) -> String {
+        match self {
+            Asset::Eth => "ETH".into(),
+            Asset::Token { symbol, .. } if !symbol.is_empty() => symbol.clone(),
+            Asset::Token { contract, .. } => format!("{}…", &contract[..10]),
+        }
+    }
+
+    /// Decimal places of the unit (18 for ETH; a token's own, or 0 when unknown: raw units).
+    pub fn decimals(&self) -> u32 {
+        match self {
+            Asset::Eth => 18,
+            Asset::Token { decimals, .. } => decimals.unwrap_or(0),
+        }
+    }
+}
+
+/// Whether `s` is a 0x address (20 bytes of hex).
+pub fn is_address(s: &str) -> bool {
+    s.len() == 42 && s.starts_with("0x") && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Calls `f` on each batch of every part of `dir`, in part order, with `columns` only.
+fn each_batch(
+    dir: &Path,
+    columns: &[&str],
+    mut f: impl FnMut(&RecordBatch) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}: ingest first", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
+        })
+        .collect();
+    files.sort();
+    for path in files {
+        let ctx = || format!("reading {}", path.display());
+        let builder =
+            ParquetRecordBatchReaderBuilder::try_new(File::open(&path).with_context(ctx)?)
+                .with_context(ctx)?;
+        let present: Vec<&str> = columns
+            .iter()
+            .copied()
+            .filter(|c| builder.schema().column_with_name(c).is_some())
+            .collect();
+        let mask = ProjectionMask::columns(builder.parquet_schema(), present);
+        for batch in builder
+            .with_projection(mask)
+            .with_batch_size(65_536)
+            .build()
+            .with_context(ctx)?
+        {
+            f(&batch.with_context(ctx)?).with_context(ctx)?;
+        }
+    }
+    Ok(())
+}
+
+/// Typed column access by name.
+struct Cols<'a>(&'a RecordBatch);
+
+impl<'a> Cols<'a> {
+    fn get(&self, n: &str) -> anyhow::Result<&'a dyn Array> {
+        self.0
+            .column_by_name(n)
+            .map(|c| c.as_ref())
+            .ok_or_else(|| anyhow!("column {n} is missing: re-ingest with this version"))
+    }
+    fn str(&self, n: &str) -> anyhow::Result<&'a arrow_array::StringArray> {
+        self.get(n)?
+            .as_string_opt::<i32>()
+            .ok_or_else(|| anyhow!("column {n} is not text"))
+    }
+    fn u64(&self, n: &str) -> anyhow::Result<&'a arrow_array::UInt64Array> {
+        self.get(n)?
+            .as_primitive_opt::<UInt64Type>()
+            .ok_or_else(|| anyhow!("column {n} is not UInt64"))
+    }
+    fn u32(&self, n: &str) -> anyhow::Result<&'a arrow_array::UInt32Array> {
+        self.get(n)?
+            .as_primitive_opt::<UInt32Type>()
+            .ok_or_else(|| anyhow!("column {n} is not UInt32"))
+    }
+}
+
+fn text(a: &arrow_array::StringArray, i: usize) -> Option<&str> {
+    (!a.is_null(i)).then(|| a.value(i))
+}
+
+fn amount(s: &str, what: &dyn Fn() -> String) -> anyhow::Result<Amount> {
+    s.parse::<Amount>().map_err(|_| {
+        anyhow!(
+            "{}: amount {s} is not an integer below 2^128, which tracing needs",
+            what()
+        )
+    })
+}
+
+/// Interns accounts and transaction hashes; collects transfers with their sort key.
+#[derive(Default)]
+struct Builder {
+    accounts: HashMap<String, u32>,
+    txids: HashMap<String, u32>,
+    ledger: Ledger,
+    /// (block, tx_index, step, position within the step) per transfer.
+    keys: Vec<(u32, u32, u32, Vec<u32>)>,
+}
+
+impl Builder {
+    fn account(&mut self, a: &str) -> u32 {
+        if let Some(&i) = self.accounts.get(a) {
+            return i;
+        }
+        let i = self.ledger.accounts.len() as u32;
+        self.ledger.accounts.push(a.to_string());
+        self.accounts.insert(a.to_string(), i);
+        i
+    }
+    fn tx(&mut self, h: &str) -> u32 {
+        if let Some(&i) = self.txids.get(h) {
+            return i;
+        }
+        let i = self.ledger.txids.len() as u32;
+        self.ledger.txids.push(h.to_string());
+        self.txids.insert(h.to_string(), i);
+        i
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        key: (u32, u32, u32, Vec<u32>),
+        time: u32,
+        tx: &str,
+        from: &str,
+        to: Option<&str>,
+        value: Amount,
+    ) {
+        let tx = self.tx(tx);
+        let from = self.account(from);
+        let to = to.map_or(FEE, |t| self.account(t));
+        self.ledger.transfers.push(Transfer {
+            block: key.0,
+            time,
+            tx,
+            from,
+            to,
+            value,
+        });
+        self.keys.push(key);
+    }
+    fn finish(mut self) -> Ledger {
+        let mut order: Vec<usize> = (0..self.keys.len()).collect();
+        order.sort_by(|&a, &b| self.keys[a].cmp(&self.keys[b]).then(a.cmp(&b)));
+        let t = std::mem::take(&mut self.ledger.transfers);
+        self.ledger.transfers = order.into_iter().map(|i| t[i].clone()).collect();
+        self.ledger
+    }
+}
+
+fn block_u32(n: u64) -> anyhow::Result<u32> {
+    u32::try_from(n).map_err(|_| anyhow!("block {n} is beyond what tracing indexes (2^32)"))
+}
+
+/// Block timestamps, by number.
+///
+/// # Errors
+/// Unreadable parts.
+pub fn block_times(chain_dir: &Path) -> anyhow::Result<Vec<(u32, u32)>> {
+    let mut out = Vec::new();
+    each_batch(&chain_dir.join("blocks"), &["number", "timestamp"], |b| {
+        let c = Cols(b);
+        let (n, t) = (c.u64("number")?, c.u64("timestamp")?);
+        for i in 0..b.num_rows() {
+            out.push((block_u32(n.value(i))?, t.value(i) as u32));
+        }
+        Ok(())
+    })?;
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// The rows of `address_cluster.parquet` in `dir` (`cluster ethereum`'s output).
+///
+/// # Errors
+/// A missing or damaged file.
+pub fn address_clusters(dir: &Path) -> anyhow::Result<Vec<(String, u32)>> {
+    let path = dir.join("address_cluster.parquet");
+    let file = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .with_context(|| format!("reading {}", path.display()))?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.with_context(|| format!("reading {}", path.display()))?;
+        let c = Cols(&batch);
+        let (a, id) = (c.str("address")?, c.u32("cluster_id")?);
+        for i in 0..batch.num_rows() {
+            out.push((a.value(i).to_string(), id.value(i)));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads every transfer of `asset` from `chain_dir`, in chain order.
+///
+/// # Errors
+/// Missing tables, damaged parts, amounts beyond u128, or a token with no ERC-20 transfer.
+pub fn ledger(chain_dir: &Path, asset: &Asset) -> anyhow::Result<Ledger> {
+    let times: HashMap<u32, u32> = block_times(chain_dir)?.into_iter().collect();
+    let time = |b: u32| times.get(&b).copied().unwrap_or(0);
+    let mut l = Builder::default();
+    match asset {
+        Asset::Eth => {
+            // Which transactions failed, for their internal transfers.
+            let mut failed: std::collections::HashSet<String> = Default::default();
+            each_batch(
+                &chain_dir.join("transactions"),
+                &[
+                    "block_number",
+                    "tx_index",
+                    "hash",
+                    "from",
+                    "to",
+                    "value",
+                    "status",
+                    "gas_used",
+                    "gas_price",
+                    "effective_gas_price",
+                    "contract_address",
+                ],
+                |b| {
+                    let c = Cols(b);
+                    let (num, idx, hash) =
+                        (c.u64("block_number")?, c.u32("tx_index")?, c.str("hash")?);
+                    let (from, to, value) = (c.str("from")?, c.str("to")?, c.str("value")?);
+                    let (status, gas_used) = (c.u32("status")?, c.u64("gas_used")?);
+                    let (gp, egp, created) = (
+                        c.str("gas_price")?,
+                        c.str("effective_gas_price")?,
+                        c.str("contract_address")?,
+                    );
+                    for i in 0..b.num_rows() {
+                        let block = block_u32(num.value(i))?;
+                        let h = hash.value(i);
+                        let what = || format!("transaction {h} (block {block})");
+                        let price = text(egp, i).or_else(|| text(gp, i)).unwrap_or("0");
+                        let fee = amount(price, &what)?
+                            .checked_mul(Amount::from(gas_used.value(i)))
+                            .ok_or_else(|| anyhow!("{}: the fee overflows", what()))?;
+                        let key = |step| (block, idx.value(i), step, Vec::new());
+                        if fee > 0 {
+                            l.push(key(0), time(block), h, from.value(i), None, fee);
+                        }
+                        let ok = status.is_null(i) || status.value(i) == 1;
+                        if !ok {
+                            failed.insert(h.to_string());
+                            continue;
+                        }
+                        let v = amount(value.value(i), &what)?;
+                        if let (true, Some(dest)) = (v > 0, text(to, i).or(text(created, i))) {
+                            l.push(key(1), time(block), h, from.value(i), Some(dest), v);
+                        }
+                    }
+                    Ok(())
+                },
+            )?;
+            let dir = chain_dir.join("internal_transfers");
+            if dir.is_dir() {
+                each_batch(
+                    &dir,
+                    &[
+                        "block_number",
+                        "tx_index",
+                        "tx_hash",
+                        "trace_address",
+                        "kind",
+                        "call_type",
+                        "from",
+                        "to",
+                        "value",
+                        "error",
+                        "status",
+                    ],
+                    |b| {
+                        let c = Cols(b);
+                        let (num, idx, hash) = (
+                            c.u64("block_number")?,
+                            c.u32("tx_index")?,
+                            c.str("tx_hash")?,
+                        );
+                        let (ta, kind, ct) =
+                            (c.str("trace_address")?, c.str("kind")?, c.str("call_type")?);
+                        let (from, to, value) = (c.str("from")?, c.str("to")?, c.str("value")?);
+                        // Datasets from before the status column: a frame's own error only.
+                        let status = c.u32("status").ok();
+                        let error = c.str("error")?;
+                        for i in 0..b.num_rows() {
+                            let h = hash.value(i);
+                            let ok = match status {
+                                Some(s) => s.value(i) == 1,
+                                None => error.is_null(i),
+                            };
+                            let moves = match kind.value(i) {
+                                "call" => text(ct, i) == Some("call"),
+                                _ => true,
+                            };
+                            if !ok || !moves || failed.contains(h) {
+                                continue;
+                            }
+                            let (Some(f), Some(t)) = (text(from, i), text(to, i)) else {
+                                continue;
+                            };
+                            let block = block_u32(num.value(i))?;
+                            let what = || format!("internal transfer of {h} (block {block})");
+                            let v = amount(value.value(i), &what)?;
+                            let at: Vec<u32> = ta
+                                .value(i)
+                                .split(',')
+                                .filter(|x| !x.is_empty())
+                                .map(|x| x.parse().unwrap_or(u32::MAX))
+                                .collect();
+                            if v > 0 {
+                                l.push((block, idx.value(i), 2, at), time(block), h, f, Some(t), v);
+                            }
+                        }
+                        Ok(())
+                    },
+                )?;
+            }
+        }
+        Asset::Token { contract, .. } => {
+            let mut nft = 0usize;
+            each_batch(
+                &chain_dir.join("token_transfers"),
+                &[
+                    "block_number",
+                    "tx_index",
+                    "tx_hash",
+                    "log_index",
+                    "token",
+                    "from",
+                    "to",
+                    "value",
+                    "standard",
+                ],
+                |b| {
+                    let c = Cols(b);
+                    let (num, idx, hash, li) = (
+                        c.u64("block_number")?,
+                        c.u32("tx_index")?,
+                        c.str("tx_hash")?,
+                        c.u64("log_index")?,
+                    );
+                    let (token, from, to, value, std) = (
+                        c.str("token")?,
+                        c.str("from")?,
+                        c.str("to")?,
+                        c.str("value")?,
+                        c.str("standard")?,
+                    );
+                    for i in 0..b.num_rows() {
+                        if token.value(i) != contract {
+                            continue;
+                        }
+                        if std.value(i) != "erc20" {
+                            nft += 1;
+                            continue;
+                        }
+                        let block = block_u32(num.value(i))?;
+                        let h = hash.value(i);
+                        let what = || format!("token transfer in {h} (block {block})");
+                        let v = amount(value.value(i), &what)?;
+                        let key = (block, idx.value(i), 0, vec![li.value(i) as u32]);
+                        l.push(key, time(block), h, from.value(i), Some(to.value(i)), v);
+                    }
+                    Ok(())
+                },
+            )?;
+            if l.ledger.transfers.is_empty() {
+                return Err(if nft > 0 {
+                    anyhow!(
+                        "{contract} is an ERC-721 (NFT) contract: its transfers move token ids, not amounts, so taint models do not apply"
+                    )
+                } else {
+                    anyhow!(
+                        "the dataset holds no transfer of token {contract}: check the address, or ingest the blocks where it moves"
+                    )
+                });
+            }
+        }
+    }
+    Ok(l.finish())
+}
