@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::util::*;
 
 /// The anvil binary: `CHAINTRACE_ANVIL`, `anvil` on PATH, or the npm install `.ci/run` makes.
-fn anvil_bin() -> PathBuf {
+pub fn anvil_bin() -> PathBuf {
     if let Ok(p) = std::env::var("CHAINTRACE_ANVIL") {
         return p.into();
     }
@@ -35,7 +35,7 @@ fn anvil_bin() -> PathBuf {
     );
 }
 
-struct Anvil {
+pub struct Anvil {
     child: Child,
     port: u16,
 }
@@ -48,7 +48,7 @@ impl Drop for Anvil {
 }
 
 impl Anvil {
-    fn start() -> Anvil {
+    pub fn start() -> Anvil {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -72,12 +72,12 @@ impl Anvil {
         Anvil { child, port }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 
     /// One JSON-RPC call over a plain HTTP/1.1 socket.
-    fn call(&self, method: &str, params: Value) -> Value {
+    pub fn call(&self, method: &str, params: Value) -> Value {
         let body =
             json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
         let mut s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
@@ -96,7 +96,7 @@ impl Anvil {
         v["result"].clone()
     }
 
-    fn send(&self, tx: Value) -> String {
+    pub fn send(&self, tx: Value) -> String {
         self.call("eth_sendTransaction", json!([tx]))
             .as_str()
             .unwrap()
@@ -105,7 +105,7 @@ impl Anvil {
 
     /// The receipt, once the transaction is mined (anvil mines each at once, but its reply
     /// can come before the receipt is visible on a busy machine).
-    fn receipt(&self, hash: &str) -> Value {
+    pub fn receipt(&self, hash: &str) -> Value {
         for _ in 0..200 {
             let r = self.call("eth_getTransactionReceipt", json!([hash]));
             if !r.is_null() {
@@ -118,7 +118,7 @@ impl Anvil {
 }
 
 /// Runs `chaintrace ingest ethereum` from `node` into `data` with `extra` options.
-fn ingest_eth(node: &Anvil, data: &std::path::Path, extra: &[&str]) -> std::process::Output {
+pub fn ingest_eth(node: &Anvil, data: &std::path::Path, extra: &[&str]) -> std::process::Output {
     let url = node.url();
     let mut args = vec![
         "ingest",
@@ -132,19 +132,19 @@ fn ingest_eth(node: &Anvil, data: &std::path::Path, extra: &[&str]) -> std::proc
     run(&args)
 }
 
-fn dec(v: &Value) -> String {
+pub fn dec(v: &Value) -> String {
     let h = v.as_str().unwrap().trim_start_matches("0x");
     u128::from_str_radix(if h.is_empty() { "0" } else { h }, 16)
         .unwrap()
         .to_string()
 }
 
-const A: &str = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266";
-const B: &str = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
-const C: &str = "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc";
+pub const A: &str = "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266";
+pub const B: &str = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8";
+pub const C: &str = "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc";
 
 /// Init code returning `runtime`.
-fn deployable(runtime: &str) -> String {
+pub fn deployable(runtime: &str) -> String {
     let n = runtime.len() / 2;
     assert!(n < 256);
     format!("0x60{n:02x}80600b6000396000f3{runtime}")
@@ -377,7 +377,7 @@ fn senders_to_one_deposit_address_cluster_together() {
 }
 
 /// `transfer(address,uint256)` call data.
-fn erc20_transfer(to: &str, amount: u128) -> String {
+pub fn erc20_transfer(to: &str, amount: u128) -> String {
     format!("0xa9059cbb{:0>64}{amount:064x}", &to[2..])
 }
 

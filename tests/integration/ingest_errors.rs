@@ -233,10 +233,32 @@ fn block_with_missing_parent_is_named_after_ingesting_the_chain_before_it() {
 #[test]
 fn unknown_command_parts_say_not_built_and_exit_1() {
     let o = run(&[
-        "trace", "--chain", "ethereum", "--seed", "0x00", "--out", "case",
+        "ingest",
+        "bitcoin",
+        "--esplora",
+        "https://blockstream.info/api",
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(error_line(&o).contains("not built yet"));
+    // A seed that is no Ethereum account, hash or cluster is refused by name.
+    let d = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "trace",
+        "--chain",
+        "ethereum",
+        "--seed",
+        "0x00",
+        "--out",
+        "case",
+        "--data",
+        d.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        error_line(&o).contains("no Ethereum dataset"),
+        "{}",
+        error_line(&o)
+    );
     let help = stdout(&run(&["--help"]));
     for cmd in [
         "ingest", "labels", "cluster", "trace", "report", "stats", "simulate", "demo",

@@ -5,6 +5,7 @@ mod util;
 mod cluster;
 mod ethereum_decode;
 mod ethereum_node;
+mod ethereum_trace;
 mod heuristics;
 mod ingest_errors;
 mod ingest_mainnet;

@@ -10,7 +10,8 @@ use std::process::{Command, Output};
 use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Int32Type, Int64Type, TimestampMillisecondType, UInt8Type, UInt32Type, UInt64Type,
+    Decimal128Type, Int32Type, Int64Type, TimestampMillisecondType, UInt8Type, UInt32Type,
+    UInt64Type,
 };
 use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -167,6 +168,10 @@ pub fn read_table(chain_dir: &Path, table: &str) -> Vec<Row> {
                                 Cell::Int(i64::from(col.as_primitive::<Int32Type>().value(i)))
                             }
                             DataType::Int64 => Cell::Int(col.as_primitive::<Int64Type>().value(i)),
+                            // Exact integers beyond i64 (wei): their decimal text.
+                            DataType::Decimal128(_, 0) => {
+                                Cell::Str(col.as_primitive::<Decimal128Type>().value(i).to_string())
+                            }
                             DataType::Timestamp(TimeUnit::Millisecond, _) => {
                                 // Block times are whole seconds: read them back as seconds.
                                 let ms = col.as_primitive::<TimestampMillisecondType>().value(i);

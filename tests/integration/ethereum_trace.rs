@@ -1,0 +1,360 @@
+//! `chaintrace trace --chain ethereum` on chains built here on anvil: an ERC-20 token traced
+//! under haircut, FIFO and LIFO (amounts computed by hand), and ETH through an internal
+//! transfer, a failed transaction and a reverted sub-call; then `chaintrace report` on the
+//! result.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::ethereum_node::{A, Anvil, deployable, erc20_transfer, ingest_eth};
+use crate::util::*;
+
+fn accounts(node: &Anvil) -> Vec<String> {
+    node.call("eth_accounts", json!([]))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn label_exchange(data: &Path, address: &str) {
+    let csv = data.parent().unwrap().join("labels.csv");
+    std::fs::write(
+        &csv,
+        format!("address,label,category,source\n{address},Exchange X,exchange,test\n"),
+    )
+    .unwrap();
+    ok(&run(&[
+        "labels",
+        "import",
+        csv.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]));
+}
+
+/// `trace --chain ethereum ... --json`: the summary per policy.
+fn trace(data: &Path, out: &Path, args: &[&str]) -> Vec<Value> {
+    let mut all = vec![
+        "--json",
+        "trace",
+        "--chain",
+        "ethereum",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--stop-at",
+        "exchange",
+    ];
+    all.extend_from_slice(args);
+    let o = run(&all);
+    ok(&o);
+    serde_json::from_slice::<Vec<Value>>(&o.stdout).unwrap()
+}
+
+fn totals(v: &Value) -> [u128; 5] {
+    let t = &v["totals"];
+    let n = |k: &str| {
+        t[k].as_u64()
+            .map(u128::from)
+            .unwrap_or_else(|| panic!("{k}: {t}"))
+    };
+    [
+        n("seeded"),
+        n("exits"),
+        n("fees"),
+        n("holdings"),
+        n("returned_to_seeds"),
+    ]
+}
+
+#[test]
+fn token_trace_haircut_fifo_lifo_match_hand_computation_and_report() {
+    let node = Anvil::start();
+    let acc = accounts(&node);
+    let (seed, hub, exchange, other, funder) = (&acc[1], &acc[2], &acc[3], &acc[4], &acc[5]);
+    let bin = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/contracts/Token.bin"),
+    )
+    .unwrap();
+    let supply: u128 = 10u128.pow(30);
+    let deploy = node.send(json!({"from": A, "data": format!("0x{}{supply:064x}", bin.trim())}));
+    let token = node.receipt(&deploy)["contractAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let u = 1_000_000u128; // one token (6 decimals)
+    let pay = |from: &str, to: &str, amount: u128| {
+        node.send(json!({"from": from, "to": token, "data": erc20_transfer(to, amount)}))
+    };
+    // The funder's clean 600 reach the hub before the seed's 300; the hub then pays 450 to
+    // the exchange and 450 to another account.
+    pay(A, funder, 1000 * u);
+    pay(A, seed, 400 * u);
+    pay(funder, hub, 600 * u);
+    pay(seed, hub, 300 * u);
+    pay(hub, exchange, 450 * u);
+    let last = pay(hub, other, 450 * u);
+    assert_eq!(node.receipt(&last)["status"], "0x1");
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    ok(&ingest_eth(&node, &data, &["--traces", "none"]));
+    label_exchange(&data, exchange);
+    let case = d.path().join("case");
+    let r = trace(
+        &data,
+        &case,
+        &[
+            "--seed",
+            seed,
+            "--token",
+            &token,
+            "--token-decimals",
+            "6",
+            "--policy",
+            "haircut,fifo,lifo",
+        ],
+    );
+    let by: std::collections::BTreeMap<&str, [u128; 5]> = r
+        .iter()
+        .map(|x| (x["policy"].as_str().unwrap(), totals(x)))
+        .collect();
+    // Seeded: the 400 the seed received. It keeps 100.
+    // Haircut: the hub holds 900, 300 tainted; 450 out carry 450·300/900 = 150 each.
+    assert_eq!(by["haircut"], [400 * u, 150 * u, 0, 250 * u, 0]);
+    // FIFO: the funder's 600 are older: the exchange gets 450 clean; other gets 150 clean
+    // then the 300 tainted.
+    assert_eq!(by["fifo"], [400 * u, 0, 0, 400 * u, 0]);
+    // LIFO: the seed's 300 are newest: all go to the exchange.
+    assert_eq!(by["lifo"], [400 * u, 300 * u, 0, 100 * u, 0]);
+    let haircut = r.iter().find(|x| x["policy"] == "haircut").unwrap();
+    assert_eq!(
+        haircut["exposure_entity"]["Exchange X"].as_u64(),
+        Some(150_000_000)
+    );
+    // The edges, exact, in Decimal128 base units.
+    let edges = read_parquet_file(&case.join("edges.parquet"));
+    let hc: Vec<(&str, &str, &str, i64)> = edges
+        .iter()
+        .filter(|e| e["policy"].str() == "haircut")
+        .map(|e| {
+            (
+                e["from"].str(),
+                e["to"].str(),
+                e["amount"].str(),
+                e["hop"].int(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        hc,
+        vec![
+            (seed.as_str(), hub.as_str(), "300000000", 1),
+            (hub.as_str(), exchange.as_str(), "150000000", 2),
+            (hub.as_str(), other.as_str(), "150000000", 2),
+        ]
+    );
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(case.join("trace.json")).unwrap()).unwrap();
+    assert_eq!(doc["chain"], "ethereum");
+    assert_eq!(doc["asset"]["contract"], token.as_str());
+    assert_eq!(doc["asset"]["decimals"], 6);
+    assert_eq!(doc["node_labels"][exchange]["category"], "exchange");
+    // The exit's path: seed -> hub, hub -> exchange.
+    let exit = doc["results"][0]["ends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "exit")
+        .unwrap()
+        .clone();
+    assert_eq!(exit["path"].as_array().unwrap().len(), 2);
+    // The report reads it unchanged, in the token's unit with its decimals.
+    let o = run(&["report", case.to_str().unwrap(), "--timestamp", "0"]);
+    ok(&o);
+    let html = std::fs::read_to_string(case.join("report/report.html")).unwrap();
+    assert!(html.contains("150.000000"), "the haircut exit, exactly");
+    let csv = std::fs::read_to_string(case.join("report/edges.csv")).unwrap();
+    assert!(csv.contains("300.000000"), "{csv}");
+    // Same inputs, same bytes.
+    let again = d.path().join("again");
+    trace(
+        &data,
+        &again,
+        &[
+            "--seed",
+            seed,
+            "--token",
+            &token,
+            "--token-decimals",
+            "6",
+            "--policy",
+            "haircut,fifo,lifo",
+        ],
+    );
+    let strip = |p: &Path| {
+        let mut v: Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+        v["command"] = Value::Null;
+        v
+    };
+    assert_eq!(
+        strip(&case.join("trace.json")),
+        strip(&again.join("trace.json"))
+    );
+    assert_eq!(
+        std::fs::read(case.join("edges.parquet")).unwrap(),
+        std::fs::read(again.join("edges.parquet")).unwrap()
+    );
+    // TIHO and backward do not apply to accounts: said so, exit 1.
+    for extra in [&["--policy", "tiho"][..], &["--direction", "backward"][..]] {
+        let mut args = vec![
+            "trace",
+            "--chain",
+            "ethereum",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            case.to_str().unwrap(),
+            "--seed",
+            seed,
+            "--token",
+            &token,
+        ];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("tiho (taint in, highest out)")
+                || stderr(&o).contains("forward only"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    // An account that never held the token is named.
+    let o = run(&[
+        "trace",
+        "--chain",
+        "ethereum",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        case.to_str().unwrap(),
+        "--seed",
+        &acc[9],
+        "--token",
+        &token,
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains(&acc[9]), "{}", stderr(&o));
+}
+
+/// CALL(gas, target, callvalue, 0, 0, 0, 0); POP; then `tail`.
+fn call_with_value(target: &str, tail: &str) -> String {
+    format!("600060006000600034 73{} 5af150{tail}", &target[2..]).replace(' ', "")
+}
+
+fn fee(node: &Anvil, tx: &str) -> u128 {
+    let r = node.receipt(tx);
+    let h = |v: &Value| u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16);
+    h(&r["gasUsed"]).unwrap() * h(&r["effectiveGasPrice"]).unwrap()
+}
+
+#[test]
+fn eth_trace_follows_internal_transfers_and_skips_failed_and_reverted_value() {
+    let node = Anvil::start();
+    let acc = accounts(&node);
+    let (seed, exchange, other) = (&acc[1], &acc[3], &acc[4]);
+    let created = |code: String| {
+        let t = node.send(json!({"from": A, "data": deployable(&code)}));
+        node.receipt(&t)["contractAddress"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // fwd passes what it gets to the exchange; p calls fwd with the value, then reverts;
+    // q calls p and carries on (so q's transaction succeeds, p's sub-calls are undone);
+    // r always reverts.
+    let fwd = created(call_with_value(exchange, "00"));
+    let p = created(call_with_value(&fwd, "60006000fd"));
+    let q = created(call_with_value(&p, "00"));
+    let rev = created("60006000fd".into());
+    let eth = 10u128.pow(18);
+    let send = |to: &str, wei: u128, gas: Option<&str>| {
+        let mut tx = json!({"from": seed, "to": to, "value": format!("{wei:#x}")});
+        if let Some(g) = gas {
+            tx["gas"] = json!(g);
+        }
+        node.send(tx)
+    };
+    let t1 = send(&fwd, eth, None);
+    let t2 = send(&rev, 5 * eth, Some("0x20000"));
+    let t3 = send(&q, eth / 4, Some("0x100000"));
+    let t4 = send(other, 2 * eth, None);
+    assert_eq!(node.receipt(&t2)["status"], "0x0");
+    assert_eq!(node.receipt(&t3)["status"], "0x1");
+    let fees: u128 = [&t1, &t2, &t3, &t4].iter().map(|t| fee(&node, t)).sum();
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    ok(&ingest_eth(&node, &data, &["--traces", "geth"]));
+    // The reverted sub-calls were ingested with status 0 (p's own frame has the error, the
+    // frames inside it succeeded themselves but were undone with it).
+    let internal = read_table(&data.join("ethereum"), "internal_transfers");
+    let of_t3: Vec<(&str, i64, Option<&str>)> = internal
+        .iter()
+        .filter(|x| x["tx_hash"].str() == t3)
+        .map(|x| (x["to"].str(), x["status"].int(), x["error"].opt_str()))
+        .collect();
+    assert_eq!(of_t3.len(), 3, "{of_t3:?}");
+    assert_eq!((of_t3[0].0, of_t3[0].1), (p.as_str(), 0));
+    assert!(of_t3[0].2.is_some());
+    assert_eq!(of_t3[1], (fwd.as_str(), 0, None));
+    assert_eq!(of_t3[2], (exchange.as_str(), 0, None));
+    label_exchange(&data, exchange);
+    let case = d.path().join("case");
+    let r = trace(&data, &case, &["--seed", seed, "--policy", "haircut,fifo"]);
+    for x in &r {
+        // The seed needed at least what it sent and paid: that is what is seeded. One ETH
+        // reached the exchange through fwd's internal transfer; the failed 5 ETH and q's
+        // reverted sub-calls moved nothing; q keeps its 0.25 ETH, other its 2.
+        assert_eq!(
+            totals(x)[..4],
+            [eth + eth / 4 + 2 * eth + fees, eth, fees, eth / 4 + 2 * eth],
+            "{x}"
+        );
+    }
+    let edges = read_parquet_file(&case.join("edges.parquet"));
+    let hops: Vec<(&str, &str, &str, i64)> = edges
+        .iter()
+        .filter(|e| e["policy"].str() == "haircut")
+        .map(|e| {
+            (
+                e["from"].str(),
+                e["to"].str(),
+                e["amount"].str(),
+                e["hop"].int(),
+            )
+        })
+        .collect();
+    let one = eth.to_string();
+    assert!(hops.contains(&(seed.as_str(), fwd.as_str(), one.as_str(), 1)));
+    assert!(hops.contains(&(fwd.as_str(), exchange.as_str(), one.as_str(), 2)));
+    assert!(!hops.iter().any(|h| h.1 == p || h.1 == rev), "{hops:?}");
+    // A seed transaction taints only what it moved: t4's 2 ETH, held by other.
+    let case2 = d.path().join("case2");
+    let r = trace(&data, &case2, &["--seed", &t4, "--policy", "fifo"]);
+    assert_eq!(totals(&r[0]), [2 * eth, 0, 0, 2 * eth, 0]);
+    ok(&run(&[
+        "report",
+        case.to_str().unwrap(),
+        "--timestamp",
+        "0",
+    ]));
+    let html = std::fs::read_to_string(case.join("report/report.html")).unwrap();
+    assert!(
+        html.contains("1.000000000000000000 ETH"),
+        "exact wei in ETH"
+    );
+}
