@@ -401,6 +401,9 @@ pub struct TraceArgs {
     /// integers). Without it such a token is shown in raw units.
     #[arg(long, value_name = "N")]
     pub token_decimals: Option<u32>,
+    /// Ethereum: the symbol to show for a token given by address (e.g. TUSD).
+    #[arg(long, value_name = "SYMBOL")]
+    pub token_symbol: Option<String>,
     /// Seeds (repeatable): ADDRESS, TXID, TXID:VOUT, cluster:ADDRESS or @FILE (Bitcoin); an
     /// 0x account, an 0x transaction hash, cluster:0xADDRESS or @FILE (Ethereum).
     #[arg(long = "seed", required = true, value_name = "SEED")]

@@ -24,6 +24,12 @@ use polars::prelude::*;
 use super::union_find::UnionFind;
 use crate::store::sink;
 
+/// The heuristic's name, as `_meta.json` and reports give it.
+pub const NAME: &str = "deposit-address-reuse";
+
+/// What the heuristic does and where it comes from (for reports).
+pub const DESCRIPTION: &str = "An exchange deposit address forwards all it receives to one hot wallet that gathers such sweeps from at least min-deposits addresses; the accounts that paid into one deposit address are one entity (the customer), and the deposit addresses join their hot wallet (the exchange). Source: Victor 2020, \"Address clustering heuristics for Ethereum\", Financial Cryptography, section 4.1. Not applied: the paper's bounds on forwarding delay and amount.";
+
 /// One merge and why.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Merge {
@@ -239,7 +245,7 @@ pub fn write(c: &EthClusters, min_deposits: u32, out: &Path) -> anyhow::Result<V
         ],
     )?;
     let meta = serde_json::json!({
-        "heuristics": ["deposit-address-reuse"],
+        "heuristics": [NAME],
         "source": "Victor, Address clustering heuristics for Ethereum, FC 2020",
         "min_deposits": min_deposits,
         "addresses": c.assignments.len(),

@@ -64,9 +64,34 @@ pub fn render(h: &HtmlInput) -> String {
     );
     // 1. The question.
     s.push_str("<h2>1. The question asked</h2>\n<table>\n");
+    let account = c.asset.is_some();
+    let seeded = if account {
+        (
+            "Seed accounts and transactions",
+            format!(
+                "{} account(s), {} transaction(s)",
+                c.param("seed_accounts"),
+                c.param("seed_transactions")
+            ),
+        )
+    } else {
+        ("Seed outputs", c.param("seed_outputs"))
+    };
+    let asset = match &c.asset {
+        Some(a) => format!(
+            "{} ({}; {} decimals)",
+            a.unit,
+            a.contract
+                .as_deref()
+                .unwrap_or("ether, the chain's own coin"),
+            a.decimals
+        ),
+        None => c.unit().to_string(),
+    };
     let rows = [
+        ("Asset traced", asset),
         ("Seeds (as given)", c.param("seeds")),
-        ("Seed outputs", c.param("seed_outputs")),
+        seeded,
         ("Seed addresses or clusters", c.seed_nodes.len().to_string()),
         ("Direction", c.param("direction")),
         ("Taint models", c.param("policies")),
@@ -304,7 +329,13 @@ fn methodology(s: &mut String, h: &HtmlInput) {
     let c = h.case;
     s.push_str("<h2>6. Methodology</h2>\n<h3>Taint models</h3>\n<table>\n<tr><th>model</th><th>definition and source</th></tr>\n");
     for r in &c.results {
-        let def = crate::trace::policy::Policy::from_name(&r.policy).map_or("", |p| p.definition());
+        let def = crate::trace::policy::Policy::from_name(&r.policy).map_or("", |p| {
+            if c.asset.is_some() {
+                p.account_definition()
+            } else {
+                p.definition()
+            }
+        });
         let _ = writeln!(
             s,
             "<tr><th>{}</th><td>{}</td></tr>",
@@ -312,7 +343,11 @@ fn methodology(s: &mut String, h: &HtmlInput) {
             xml(def)
         );
     }
-    s.push_str("</table>\n<p>Transactions are visited in chain order (forward) or reverse chain order (backward), so each sees all the taint that reaches it before passing it on. Amounts are integers in base units; proportional splits use the largest-remainder rule. Every traced unit ends as an exit (an output at an address whose label category is a stop category), a fee, a holding (unspent, or spent outside the window), below the minimum value, beyond the hop limit, mined, or back in a seed.</p>\n<h3>Address clustering</h3>\n");
+    if c.asset.is_some() {
+        s.push_str("</table>\n<p>Account model: an account has one balance, not coins, so the models act on that balance. The transfers of the traced asset are replayed in chain order (block, transaction, then inside the transaction: the fee, the transaction's value, its internal transfers in call order; token events in log order), and each account keeps how much of its balance is tainted. Value the dataset does not show an account receiving (genesis allocations, block rewards, withdrawals, anything before the first ingested block) is counted as clean balance held from the start, the least that explains what the account sent. Fees (gas used × effective gas price) are paid by the sender even when the transaction failed. Failed transactions and reverted calls move no value. A seed account's whole balance is tainted: what it held when the window opened and everything it received after are seeded. Every traced unit ends as an exit (a transfer into an account whose label category is a stop category), a fee, a holding (still in an account), below the minimum value, beyond the hop limit, or back in a seed.</p>\n<h3>Address clustering</h3>\n");
+    } else {
+        s.push_str("</table>\n<p>Transactions are visited in chain order (forward) or reverse chain order (backward), so each sees all the taint that reaches it before passing it on. Amounts are integers in base units; proportional splits use the largest-remainder rule. Every traced unit ends as an exit (an output at an address whose label category is a stop category), a fee, a holding (unspent, or spent outside the window), below the minimum value, beyond the hop limit, mined, or back in a seed.</p>\n<h3>Address clustering</h3>\n");
+    }
     match c.clustering.as_ref().filter(|v| !v.is_null()) {
         None => s.push_str("<p>No address clustering was used: every node of this trace is a single address.</p>\n"),
         Some(cl) => {
@@ -320,18 +355,31 @@ fn methodology(s: &mut String, h: &HtmlInput) {
                 .as_array()
                 .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
                 .unwrap_or_default();
+            let coinjoins = match cl.get("coinjoins").filter(|v| !v.is_null()) {
+                Some(n) => format!("; CoinJoins detected and excluded from merging: {n}"),
+                None => String::new(),
+            };
             let _ = writeln!(
                 s,
-                "<p>Clusters: {} over {} addresses; CoinJoins detected and excluded from merging: {}.</p>\n<table>\n<tr><th>heuristic</th><th>rule and source</th></tr>",
+                "<p>Clusters: {} over {} addresses{}.</p>\n<table>\n<tr><th>heuristic</th><th>rule and source</th></tr>",
                 cl["clusters"],
                 cl["addresses"],
-                xml(&cl["coinjoins"].to_string())
+                xml(&coinjoins)
             );
             for name in &hs {
                 let d = crate::cluster::heuristics::Heuristic::ALL
                     .iter()
                     .find(|x| x.name() == name)
-                    .map_or("", |x| x.description());
+                    .map_or_else(
+                        || {
+                            if name == crate::cluster::ethereum::NAME {
+                                crate::cluster::ethereum::DESCRIPTION
+                            } else {
+                                ""
+                            }
+                        },
+                        |x| x.description(),
+                    );
                 let _ = writeln!(s, "<tr><th>{}</th><td>{}</td></tr>", xml(name), xml(d));
             }
             s.push_str("</table>\n");

@@ -50,7 +50,7 @@ impl Asset {
     ///
     /// # Errors
     /// Anything else.
-    pub fn parse(s: &str, decimals: Option<u32>) -> anyhow::Result<Asset> {
+    pub fn parse(s: &str, decimals: Option<u32>, symbol: Option<&str>) -> anyhow::Result<Asset> {
         let t = s.trim();
         if t.eq_ignore_ascii_case("eth") {
             return Ok(Asset::Eth);
@@ -72,7 +72,7 @@ impl Asset {
         if is_address(t) {
             return Ok(Asset::Token {
                 contract: t.to_ascii_lowercase(),
-                symbol: String::new(),
+                symbol: symbol.unwrap_or_default().to_string(),
                 decimals,
             });
         }
@@ -87,7 +87,7 @@ impl Asset {
         match self {
             Asset::Eth => "ETH".into(),
             Asset::Token { symbol, .. } if !symbol.is_empty() => symbol.clone(),
-            Asset::Token { contract, .. } => format!("{}…", &contract[..10]),
+            Asset::Token { contract, .. } => format!("{}…{}", &contract[..6], &contract[38..]),
         }
     }
 

@@ -76,6 +76,27 @@ impl Policy {
         }
     }
 
+    /// The model's definition on the account model (Ethereum), for reports.
+    pub fn account_definition(self) -> &'static str {
+        match self {
+            Policy::Poison => {
+                "Once an account receives any taint, its whole balance and all it receives later are tainted, and every transfer out of it carries taint in full. It does not conserve value: its figures are an upper bound of exposure. Source: Möser, Böhme & Breuker 2014, read for accounts."
+            }
+            Policy::Haircut => {
+                "Every transfer out of an account carries the account's tainted share of its balance at that moment (tainted × value ÷ balance, rounded half up; a transfer that empties the account takes all its taint). Source: Möser, Böhme & Breuker 2014, read for accounts."
+            }
+            Policy::Fifo => {
+                "An account's balance is a queue of the amounts it received, in order; a transfer out takes the oldest units first. Source: Clayton's Case (1816), as Anderson et al. 2018 apply it."
+            }
+            Policy::Lifo => {
+                "As FIFO, with the newest units taken first (the balance is a stack). Source: Anderson et al. 2018."
+            }
+            Policy::Tiho => {
+                "Does not apply to accounts: it chooses among a transaction's outputs, and an account transfer has one recipient."
+            }
+        }
+    }
+
     /// Parses a name.
     pub fn from_name(s: &str) -> Option<Policy> {
         Policy::ALL.into_iter().find(|p| p.name() == s)

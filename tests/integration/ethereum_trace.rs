@@ -114,6 +114,8 @@ fn token_trace_haircut_fifo_lifo_match_hand_computation_and_report() {
             &token,
             "--token-decimals",
             "6",
+            "--token-symbol",
+            "TUSD",
             "--policy",
             "haircut,fifo,lifo",
         ],
@@ -176,7 +178,11 @@ fn token_trace_haircut_fifo_lifo_match_hand_computation_and_report() {
     let o = run(&["report", case.to_str().unwrap(), "--timestamp", "0"]);
     ok(&o);
     let html = std::fs::read_to_string(case.join("report/report.html")).unwrap();
-    assert!(html.contains("150.000000"), "the haircut exit, exactly");
+    assert!(
+        html.contains("150.000000 TUSD"),
+        "the haircut exit, exactly"
+    );
+    assert!(html.contains(&format!("TUSD ({token}; 6 decimals)")));
     let csv = std::fs::read_to_string(case.join("report/edges.csv")).unwrap();
     assert!(csv.contains("300.000000"), "{csv}");
     // Same inputs, same bytes.
@@ -191,6 +197,8 @@ fn token_trace_haircut_fifo_lifo_match_hand_computation_and_report() {
             &token,
             "--token-decimals",
             "6",
+            "--token-symbol",
+            "TUSD",
             "--policy",
             "haircut,fifo,lifo",
         ],

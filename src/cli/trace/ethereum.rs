@@ -63,7 +63,8 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         .map_err(CliError::user)?
         .map_or_else(|| "mainnet".to_string(), |m| m.network);
     let manifest_sha256 = crate::store::sink::sha256_file(&manifest).map_err(CliError::user)?;
-    let asset = Asset::parse(&a.token, a.token_decimals).map_err(CliError::user)?;
+    let asset = Asset::parse(&a.token, a.token_decimals, a.token_symbol.as_deref())
+        .map_err(CliError::user)?;
     let ledger = eth::ledger(&chain, &asset).map_err(CliError::user)?;
     let ids: HashMap<&str, u32> = ledger
         .accounts
