@@ -523,9 +523,10 @@ pub struct IngestEthereumArgs {
     /// At most this many requests per second (0: no limit), for rate-limited providers.
     #[arg(long, value_name = "RPS", default_value_t = 0.0)]
     pub max_rps: f64,
-    /// Internal transfers from call traces: geth (debug_traceBlockByNumber, callTracer) or
+    /// Internal transfers from call traces: geth (debug_traceBlockByNumber with callTracer:
+    /// geth, reth, anvil), parity (trace_block: Erigon, Nethermind, OpenEthereum, anvil) or
     /// none.
-    #[arg(long, default_value = "geth", value_parser = ["geth", "none"])]
+    #[arg(long, default_value = "geth", value_parser = ["geth", "parity", "none"])]
     pub traces: String,
     /// Blocks per part file.
     #[arg(long, value_name = "N", default_value_t = 1000)]

@@ -189,10 +189,10 @@ pub(crate) fn ethereum(cli: &Cli, a: &super::args::IngestEthereumArgs) -> Result
         from: a.from,
         to: a.to,
         concurrency: a.concurrency.max(1),
-        traces: if a.traces == "none" {
-            Traces::None
-        } else {
-            Traces::Geth
+        traces: match a.traces.as_str() {
+            "none" => Traces::None,
+            "parity" => Traces::Parity,
+            _ => Traces::Geth,
         },
         part_blocks: a.part_blocks,
         max_rps: a.max_rps.max(0.0),

@@ -332,3 +332,67 @@ fn golden_call_traces_flatten_like_ethereum_etl() {
     }
     assert!(checked >= 6, "{checked}");
 }
+
+#[test]
+fn golden_parity_traces_flatten_like_ethereum_etl() {
+    use chaintrace::ingest::ethereum::decode::flatten_parity_traces;
+    let dir = eth("ethereum-etl-golden/test_export_traces_job");
+    let mut checked = 0;
+    for case in [
+        "block_with_create",
+        "block_with_error",
+        "block_with_subtraces",
+        "block_with_suicide",
+        "block_without_transactions",
+    ] {
+        let d = dir.join(case);
+        let file = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("web3_response")
+            })
+            .unwrap();
+        let v: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        // web3_response.trace_block_0x<number>.json
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        let hex = name.rsplit("0x").next().unwrap().trim_end_matches(".json");
+        let block = u64::from_str_radix(hex, 16).unwrap();
+        let frames = flatten_parity_traces(block, &v["result"]).unwrap();
+        // ethereum-etl also lists block rewards, which are no internal transfer.
+        let want: Vec<_> = csv(&d.join("expected_traces.csv"))
+            .into_iter()
+            .filter(|w| w["trace_type"] != "reward")
+            .collect();
+        assert_eq!(frames.len(), want.len(), "{case}");
+        for (f, w) in frames.iter().zip(&want) {
+            let ta: Vec<String> = f.trace_address.iter().map(u32::to_string).collect();
+            assert_eq!(f.tx_index.to_string(), w["transaction_index"], "{case}");
+            assert_eq!(f.kind, w["trace_type"], "{case}");
+            assert_eq!(ta.join(","), w["trace_address"].replace('"', ""), "{case}");
+            assert_eq!(f.subtraces.to_string(), w["subtraces"], "{case}");
+            assert_eq!(f.error.clone().unwrap_or_default(), w["error"], "{case}");
+            assert_eq!(f.status.to_string(), w["status"], "{case}");
+            assert_eq!(
+                f.from.clone().unwrap_or_default(),
+                w["from_address"],
+                "{case}"
+            );
+            assert_eq!(f.to.clone().unwrap_or_default(), w["to_address"], "{case}");
+            assert_eq!(f.value, w["value"], "{case}");
+            assert_eq!(
+                f.call_type.clone().unwrap_or_default(),
+                w["call_type"],
+                "{case}"
+            );
+            if !w["gas_used"].is_empty() {
+                assert_eq!(f.gas_used.to_string(), w["gas_used"], "{case}");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 6, "{checked}");
+}

@@ -374,6 +374,54 @@ fn senders_to_one_deposit_address_cluster_together() {
             .any(|m| m["reason"].str() == "same-deposit-address" && m["deposit"].str() == d1)
     );
     assert_eq!(merges.len(), 3);
+    // A trace from the customer's cluster, drawn at cluster level: both customers are seeds,
+    // nodes are named by their cluster's first address, and the sweeps inside the exchange's
+    // cluster are not transfers.
+    let case = d.path().join("case");
+    let o = run(&[
+        "trace",
+        "--chain",
+        "ethereum",
+        "--data",
+        data.to_str().unwrap(),
+        "--seed",
+        &format!("cluster:{u2}"),
+        "--level",
+        "cluster",
+        "--policy",
+        "fifo",
+        "--out",
+        case.to_str().unwrap(),
+    ]);
+    ok(&o);
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(case.join("trace.json")).unwrap()).unwrap();
+    assert_eq!(doc["parameters"]["seed_accounts"], 2);
+    let name = |a: &str| {
+        let c = of(a).unwrap();
+        rows.iter()
+            .filter(|r| r["cluster_id"].int() == c)
+            .map(|r| r["address"].str().to_string())
+            .min()
+            .unwrap()
+    };
+    assert_eq!(doc["seed_nodes"], json!([name(u1)]));
+    let edges: Vec<(String, String)> = doc["results"][0]["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["from"].as_str().unwrap().into(),
+                e["to"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(edges, vec![(name(u1), name(hot)); 2], "{edges:?}");
+    assert_eq!(
+        doc["clustering"]["heuristics"],
+        json!(["deposit-address-reuse"])
+    );
 }
 
 /// `transfer(address,uint256)` call data.

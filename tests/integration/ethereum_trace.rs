@@ -320,6 +320,32 @@ fn eth_trace_follows_internal_transfers_and_skips_failed_and_reverted_value() {
     assert!(of_t3[0].2.is_some());
     assert_eq!(of_t3[1], (fwd.as_str(), 0, None));
     assert_eq!(of_t3[2], (exchange.as_str(), 0, None));
+    // trace_block (parity) gives the same internal transfers as geth's callTracer.
+    let parity = d.path().join("parity");
+    ok(&ingest_eth(&node, &parity, &["--traces", "parity"]));
+    let key = |rows: &[Row]| -> Vec<Vec<Cell>> {
+        rows.iter()
+            .map(|x| {
+                [
+                    "tx_hash",
+                    "trace_address",
+                    "kind",
+                    "call_type",
+                    "from",
+                    "to",
+                    "value",
+                    "status",
+                ]
+                .iter()
+                .map(|k| x[*k].clone())
+                .collect()
+            })
+            .collect()
+    };
+    assert_eq!(
+        key(&read_table(&parity.join("ethereum"), "internal_transfers")),
+        key(&internal)
+    );
     label_exchange(&data, exchange);
     let case = d.path().join("case");
     let r = trace(&data, &case, &["--seed", seed, "--policy", "haircut,fifo"]);

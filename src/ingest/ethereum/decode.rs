@@ -433,6 +433,97 @@ pub fn flatten_call_traces(block: u64, result: &Value) -> Result<Vec<Frame>, Dec
     Ok(out)
 }
 
+/// Flattens a `trace_block` (Parity/OpenEthereum/Erigon/anvil) result into the same frames
+/// as [`flatten_call_traces`]. Block and uncle rewards (no transaction) are left out.
+///
+/// # Errors
+/// A malformed trace, named with the block and its position.
+pub fn flatten_parity_traces(block: u64, result: &Value) -> Result<Vec<Frame>, DecodeError> {
+    let traces = result.as_array().ok_or_else(|| DecodeError {
+        block: block.to_string(),
+        what: "the trace reply is not an array".into(),
+    })?;
+    let mut out = Vec::new();
+    // Whether each frame failed, by (transaction, trace address): a frame inside a failed
+    // one failed too. Parents come before their children.
+    let mut failed: std::collections::HashMap<(u32, Vec<u32>), bool> = Default::default();
+    for (n, t) in traces.iter().enumerate() {
+        let fl = Fields {
+            v: t,
+            block: format!("{block} trace {n}"),
+        };
+        let ty = fl.str("type")?;
+        if ty == "reward" {
+            continue;
+        }
+        let Some(tx) = t.get("transactionPosition").and_then(Value::as_u64) else {
+            return Err(fl.err("transactionPosition is missing".into()));
+        };
+        let tx = tx as u32;
+        let at: Vec<u32> = t
+            .get("traceAddress")
+            .and_then(Value::as_array)
+            .ok_or_else(|| fl.err("traceAddress is missing".into()))?
+            .iter()
+            .map(|x| x.as_u64().map(|x| x as u32))
+            .collect::<Option<_>>()
+            .ok_or_else(|| fl.err("traceAddress holds a non-number".into()))?;
+        let action = Fields {
+            v: t.get("action").unwrap_or(&Value::Null),
+            block: fl.block.clone(),
+        };
+        let res = Fields {
+            v: t.get("result").unwrap_or(&Value::Null),
+            block: fl.block.clone(),
+        };
+        let (kind, call_type, from, to, value) = match ty.as_str() {
+            "call" => (
+                "call",
+                action.str_opt("callType")?,
+                action.str_opt("from")?,
+                action.str_opt("to")?,
+                action.dec_opt("value")?,
+            ),
+            "create" => (
+                "create",
+                None,
+                action.str_opt("from")?,
+                res.str_opt("address")?,
+                action.dec_opt("value")?,
+            ),
+            "suicide" | "selfdestruct" => (
+                "suicide",
+                None,
+                action.str_opt("address")?,
+                action.str_opt("refundAddress")?,
+                action.dec_opt("balance")?,
+            ),
+            other => return Err(fl.err(format!("unknown trace type {other:?}"))),
+        };
+        let error = t.get("error").and_then(Value::as_str).map(str::to_string);
+        let parent = at
+            .split_last()
+            .is_some_and(|(_, p)| failed.get(&(tx, p.to_vec())).copied().unwrap_or(false));
+        let fail = parent || error.is_some();
+        failed.insert((tx, at.clone()), fail);
+        out.push(Frame {
+            tx_index: tx,
+            trace_address: at,
+            kind,
+            call_type,
+            from,
+            to,
+            value: value.unwrap_or_else(|| "0".into()),
+            gas: action.u64_opt("gas")?.unwrap_or(0),
+            gas_used: res.u64_opt("gasUsed")?.unwrap_or(0),
+            subtraces: t.get("subtraces").and_then(Value::as_u64).unwrap_or(0) as u32,
+            error,
+            status: u32::from(!fail),
+        });
+    }
+    Ok(out)
+}
+
 /// `reverted`: an enclosing frame failed, so this one's effects were undone too.
 fn walk(
     block: u64,

@@ -28,6 +28,8 @@ use crate::store::sink;
 pub enum Traces {
     /// `debug_traceBlockByNumber` with geth's `callTracer`.
     Geth,
+    /// `trace_block` (Parity/OpenEthereum, Erigon, Nethermind, anvil).
+    Parity,
     /// No internal transfers.
     None,
 }
@@ -255,20 +257,30 @@ async fn fetch(
             rows.txs.push((tx.clone(), rc.clone()));
         }
     }
-    if traces == Traces::Geth {
-        let replies = node
-            .many(
+    if traces != Traces::None {
+        let (method, params): (&str, Vec<Value>) = if traces == Traces::Geth {
+            (
                 "debug_traceBlockByNumber",
                 nums.iter()
                     .map(|&n| json!([hex(n), {"tracer": "callTracer"}]))
                     .collect(),
             )
-            .await;
+        } else {
+            (
+                "trace_block",
+                nums.iter().map(|&n| json!([hex(n)])).collect(),
+            )
+        };
+        let replies = node.many(method, params).await;
         for ((n, t), r) in nums.iter().zip(&txs_of).zip(replies) {
             let v = r.map_err(|e| {
-                anyhow!(e).context(format!("call traces of block {n} (use --traces none on a node without debug_traceBlockByNumber)"))
+                anyhow!(e).context(format!("call traces of block {n} ({method}; use --traces geth, parity or none to match what the node offers)"))
             })?;
-            let frames = decode::flatten_call_traces(*n, &v)?;
+            let frames = if traces == Traces::Geth {
+                decode::flatten_call_traces(*n, &v)?
+            } else {
+                decode::flatten_parity_traces(*n, &v)?
+            };
             for f in frames {
                 // Internal transfers: value moved by a sub-call or creation, or a self-destruct.
                 if f.trace_address.is_empty() || f.value == "0" {
