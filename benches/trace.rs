@@ -114,9 +114,15 @@ fn bench(data: &Path, truth: &Path) {
             );
             if hops == 20 {
                 // Per exchange: how far each policy's attribution is from the true flows.
-                let err: u64 = true_flows
+                let err: u128 = true_flows
                     .iter()
-                    .map(|(e, &v)| r.exposure_entity.get(e).copied().unwrap_or(0).abs_diff(v))
+                    .map(|(e, &v)| {
+                        r.exposure_entity
+                            .get(e)
+                            .copied()
+                            .unwrap_or(0)
+                            .abs_diff(u128::from(v))
+                    })
                     .sum();
                 println!(
                     "{:<8} {:>5} per-exchange L1 error {:.1}% of the true total",

@@ -213,6 +213,10 @@ impl Pool {
 
 /// `tainted × v ÷ held`, rounded half up, exact for all u128 inputs (`v < held`).
 fn share(tainted: Amount, v: Amount, held: Amount) -> Amount {
+    if let Some(p) = tainted.checked_mul(v) {
+        let (q, r) = (p / held, p % held);
+        return q + Amount::from(r >= held - r);
+    }
     let (hi, lo) = mul_wide(tainted, v);
     let (q, r) = div_wide(hi, lo, held);
     // Round half up: r ≥ held - r.
@@ -289,7 +293,9 @@ pub fn run(
 ) -> PolicyResult {
     assert!(unsupported(policy).is_none(), "{policy:?} on accounts");
     let poison = policy == Policy::Poison;
-    let mut pools: HashMap<u32, Pool> = HashMap::new();
+    let mut pools: Vec<Option<Pool>> = std::iter::repeat_with(|| None)
+        .take(ledger.accounts.len())
+        .collect();
     let mut hop: HashMap<u32, u32> = HashMap::new();
     // For each tainted account: where its first taint came from, and the transaction.
     let mut pred: HashMap<u32, (u32, u32)> = HashMap::new();
@@ -322,8 +328,8 @@ pub fn run(
     };
     let mut seed_accounts: Vec<u32> = seeds.accounts.iter().copied().collect();
     seed_accounts.sort_unstable();
-    let pool_of = |pools: &mut HashMap<u32, Pool>, a: u32| -> Pool {
-        pools.remove(&a).unwrap_or_else(|| {
+    let pool_of = |pools: &mut Vec<Option<Pool>>, a: u32| -> Pool {
+        pools[a as usize].take().unwrap_or_else(|| {
             let mut pool = Pool::new(policy);
             pool.put(&[(opening[a as usize], false)], false);
             pool
@@ -339,13 +345,13 @@ pub fn run(
                 let mut pool = pool_of(&mut pools, a);
                 totals.seeded += pool.held();
                 pool.taint_all();
-                pools.insert(a, pool);
+                pools[a as usize] = Some(pool);
                 hop.insert(a, 0);
             }
         }
         let mut from = pool_of(&mut pools, t.from);
         let pieces = from.take(t.value, policy);
-        pools.insert(t.from, from);
+        pools[t.from as usize] = Some(from);
         let mut carried: Amount = pieces.iter().filter(|x| x.1).map(|x| x.0).sum();
         let seed_tx = opened && t.to != FEE && seeds.txs.contains(&t.tx);
         if !opened || (carried == 0 && !seed_tx) {
@@ -356,7 +362,7 @@ pub fn run(
                     totals.seeded += t.value;
                     to.taint_all();
                 }
-                pools.insert(t.to, to);
+                pools[t.to as usize] = Some(to);
             }
             continue;
         }
@@ -408,7 +414,7 @@ pub fn run(
             }
             last_tx.insert(t.to, t.tx);
         }
-        pools.insert(t.to, to);
+        pools[t.to as usize] = Some(to);
     }
     if !opened {
         for &a in &seed_accounts {
@@ -416,15 +422,15 @@ pub fn run(
             totals.seeded += held;
             let mut pool = Pool::new(policy);
             pool.put(&[(held, true)], poison);
-            pools.insert(a, pool);
+            pools[a as usize] = Some(pool);
         }
     }
-    let mut held: Vec<(u32, Amount)> = pools
+    let held: Vec<(u32, Amount)> = pools
         .iter()
-        .map(|(&a, pool)| (a, pool.tainted()))
+        .enumerate()
+        .filter_map(|(a, pool)| Some((a as u32, pool.as_ref()?.tainted())))
         .filter(|x| x.1 > 0)
         .collect();
-    held.sort_unstable();
     for (a, v) in held {
         totals.holdings += v;
         let h = hop.get(&a).copied().unwrap_or(0);
