@@ -105,7 +105,8 @@ fn main() {
             n as f64 / s
         );
     };
-    for traces in ["none", "geth"] {
+    let mut kept = Vec::new();
+    for traces in ["none", "geth", "parity"] {
         let d = tempfile::tempdir().unwrap();
         let r = common::timed(
             Command::new("/usr/bin/time")
@@ -126,7 +127,23 @@ fn main() {
                 .arg(d.path()),
         );
         row(&format!("chaintrace (--traces {traces})"), r);
+        kept.push(d);
     }
+    // The account-model trace over what was ingested (ETH, with internal transfers): the
+    // busiest sender as the seed, four models.
+    let d = &kept[1];
+    let case = d.path().join("case");
+    let r = common::timed(
+        Command::new("/usr/bin/time")
+            .arg("-v")
+            .arg(env!("CARGO_BIN_EXE_chaintrace"))
+            .args(["--quiet", "trace", "--chain", "ethereum", "--seed", &acc[0]])
+            .args(["--policy", "poison,haircut,fifo,lifo", "--data"])
+            .arg(d.path())
+            .arg("--out")
+            .arg(&case),
+    );
+    row("chaintrace trace (4 models, ETH)", r);
     let d = tempfile::tempdir().unwrap();
     let script = format!(
         "import cryo; cryo.freeze(['blocks', 'transactions', 'logs'], rpc='{url}', blocks=['0:{}'], output_dir='{}', max_concurrent_requests=8, no_verbose=True)",
