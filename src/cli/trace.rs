@@ -239,29 +239,11 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             });
         }
     }
-    // A time window becomes a height window through the blocks' header times.
-    let (mut from_height, mut to_height) = (a.from_height, a.to_height);
     let heights = idx.block_time.len() as u32;
-    if let Some(t) = &a.from_time {
-        let from = parse_time(t, false)?;
-        from_height = from_height.max(
-            (0..heights)
-                .find(|&h| idx.block_time.get(h as usize) >= from)
-                .unwrap_or(u32::MAX),
-        );
-    }
-    if let Some(t) = &a.to_time {
-        let to = parse_time(t, true)?;
-        let last = (0..heights)
-            .rev()
-            .find(|&h| idx.block_time.get(h as usize) <= to);
-        to_height = to_height.min(last.unwrap_or(0));
-        if last.is_none() {
-            return Err(CliError::user(anyhow!(
-                "--to-time {t} is before the first block of the dataset"
-            )));
-        }
-    }
+    let times: Vec<(u32, u64)> = (0..heights)
+        .map(|h| (h, idx.block_time.get(h as usize)))
+        .collect();
+    let (from_height, to_height) = height_window(a, &times)?;
     let params = Params {
         direction: if a.direction == "backward" {
             Direction::Backward
@@ -278,18 +260,7 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         .iter()
         .map(|&p| run_policy(&idx, &seeds, &labels, &params, p))
         .collect();
-    for r in &results {
-        if r.policy.conserves() && !r.totals.balanced() {
-            return Err(CliError {
-                code: 2,
-                error: anyhow!(
-                    "internal error: the {} trace does not balance: {:?}",
-                    r.policy.name(),
-                    r.totals
-                ),
-            });
-        }
-    }
+    check_balanced(&results)?;
     let uses_clusters = a.level == "cluster" || a.seeds.iter().any(|s| s.starts_with("cluster:"));
     let clusters_dir = crate::cluster::clusters_dir(&a.dataset.data, &network);
     let stored = if uses_clusters {
@@ -335,23 +306,13 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         }),
         None => serde_json::Value::Null,
     };
-    let parameters = serde_json::json!({
-        "seeds": a.seeds,
-        "seed_outputs": seeds.len(),
-        "direction": a.direction,
-        "policies": pols.iter().map(|p| p.name()).collect::<Vec<_>>(),
-        "max_hops": a.max_hops,
-        "min_value": json_amount(a.min_value),
-        "from_height": a.from_height,
-        "to_height": a.to_height,
-        "from_time": a.from_time,
-        "to_time": a.to_time,
-        "followed_heights": [from_height, to_height.min(heights.saturating_sub(1))],
-        "stop_at": a.stop_at,
-        "include_private": a.include_private,
-        "level": a.level,
-        "labels": labels.len(),
-    });
+    let mut parameters = parameters(
+        a,
+        &pols,
+        [from_height, to_height.min(heights.saturating_sub(1))],
+        labels.len(),
+    );
+    parameters["seed_outputs"] = seeds.len().into();
     write_case(
         cli,
         a,
@@ -369,6 +330,69 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         },
         &results,
     )
+}
+
+/// The `--from-time`/`--to-time` window as heights (with `--from-height`/`--to-height`),
+/// through the blocks' `(height, time)` in height order.
+fn height_window(a: &TraceArgs, times: &[(u32, u64)]) -> Result<(u32, u32), CliError> {
+    let (mut from_height, mut to_height) = (a.from_height, a.to_height);
+    if let Some(t) = &a.from_time {
+        let from = parse_time(t, false)?;
+        from_height = from_height.max(times.iter().find(|b| b.1 >= from).map_or(u32::MAX, |b| b.0));
+    }
+    if let Some(t) = &a.to_time {
+        let to = parse_time(t, true)?;
+        let Some(last) = times.iter().rev().find(|b| b.1 <= to) else {
+            return Err(CliError::user(anyhow!(
+                "--to-time {t} is before the first block of the dataset"
+            )));
+        };
+        to_height = to_height.min(last.0);
+    }
+    Ok((from_height, to_height))
+}
+
+/// Refuses results of a conserving model whose ends do not add up to what was seeded.
+fn check_balanced(results: &[PolicyResult]) -> Result<(), CliError> {
+    match results
+        .iter()
+        .find(|r| r.policy.conserves() && !r.totals.balanced())
+    {
+        Some(r) => Err(CliError {
+            code: 2,
+            error: anyhow!(
+                "internal error: the {} trace does not balance: {:?}",
+                r.policy.name(),
+                r.totals
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The parameters every trace records (the chain's own are added by the caller).
+fn parameters(
+    a: &TraceArgs,
+    pols: &[Policy],
+    followed: [u32; 2],
+    labels: usize,
+) -> serde_json::Value {
+    serde_json::json!({
+        "seeds": a.seeds,
+        "direction": a.direction,
+        "policies": pols.iter().map(|p| p.name()).collect::<Vec<_>>(),
+        "max_hops": a.max_hops,
+        "min_value": json_amount(a.min_value),
+        "from_height": a.from_height,
+        "to_height": a.to_height,
+        "from_time": a.from_time,
+        "to_time": a.to_time,
+        "followed_heights": followed,
+        "stop_at": a.stop_at,
+        "include_private": a.include_private,
+        "level": a.level,
+        "labels": labels,
+    })
 }
 
 /// An amount in a JSON `Value`: a number while it fits u64, else its decimal text (a

@@ -34,7 +34,7 @@
 //! Only forward tracing is built: on accounts, "where did it come from" under FIFO needs the
 //! whole future of each balance, which the forward replay does not give.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::policy::Policy;
 use super::{Amount, Edge, End, Label, Params, PolicyResult, Totals};
@@ -455,22 +455,7 @@ pub fn run(
         path.reverse();
         e.path = path;
     }
-    let mut exposure_entity = BTreeMap::new();
-    let mut exposure_category = BTreeMap::new();
-    for e in ends.iter().filter(|e| e.kind == "exit") {
-        if let (Some(en), Some(c)) = (&e.entity, &e.category) {
-            *exposure_entity.entry(en.clone()).or_insert(0) += e.amount;
-            *exposure_category.entry(c.clone()).or_insert(0) += e.amount;
-        }
-    }
-    PolicyResult {
-        policy,
-        totals,
-        edges,
-        ends,
-        exposure_entity,
-        exposure_category,
-    }
+    PolicyResult::new(policy, totals, edges, ends)
 }
 
 fn edge(ledger: &Ledger, t: &Transfer, amount: Amount, hop: u32) -> Edge {

@@ -129,6 +129,28 @@ pub struct PolicyResult {
     pub exposure_category: BTreeMap<String, Amount>,
 }
 
+impl PolicyResult {
+    /// The result, with the exposure per entity and category summed from the exits.
+    pub fn new(policy: Policy, totals: Totals, edges: Vec<Edge>, ends: Vec<End>) -> PolicyResult {
+        let mut exposure_entity = BTreeMap::new();
+        let mut exposure_category = BTreeMap::new();
+        for e in ends.iter().filter(|e| e.kind == "exit") {
+            if let (Some(en), Some(c)) = (&e.entity, &e.category) {
+                *exposure_entity.entry(en.clone()).or_insert(0) += e.amount;
+                *exposure_category.entry(c.clone()).or_insert(0) += e.amount;
+            }
+        }
+        PolicyResult {
+            policy,
+            totals,
+            edges,
+            ends,
+            exposure_entity,
+            exposure_category,
+        }
+    }
+}
+
 /// Runs one policy from seed outputs.
 ///
 /// # Complexity
@@ -341,22 +363,7 @@ pub fn run(
         }
         e.path = path;
     }
-    let mut exposure_entity = BTreeMap::new();
-    let mut exposure_category = BTreeMap::new();
-    for e in ends.iter().filter(|e| e.kind == "exit") {
-        if let (Some(en), Some(c)) = (&e.entity, &e.category) {
-            *exposure_entity.entry(en.clone()).or_insert(0) += e.amount;
-            *exposure_category.entry(c.clone()).or_insert(0) += e.amount;
-        }
-    }
-    PolicyResult {
-        policy,
-        totals,
-        edges,
-        ends,
-        exposure_entity,
-        exposure_category,
-    }
+    PolicyResult::new(policy, totals, edges, ends)
 }
 
 /// The hop of a transaction whose tainted side is `known`, or `None` (with the taint

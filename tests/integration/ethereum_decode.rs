@@ -274,6 +274,36 @@ fn golden_receipts_and_token_transfers_equal_ethereum_etl() {
     }
 }
 
+/// The `web3_response*` file of an ethereum-etl golden case, parsed.
+fn web3_response(d: &std::path::Path) -> (std::path::PathBuf, Value) {
+    let file = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("web3_response")
+        })
+        .unwrap();
+    let v = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    (file, v)
+}
+
+/// A frame's position and outcome equal ethereum-etl's row.
+fn same_place(
+    f: &chaintrace::ingest::ethereum::decode::Frame,
+    w: &BTreeMap<String, String>,
+    case: &str,
+) {
+    let ta: Vec<String> = f.trace_address.iter().map(u32::to_string).collect();
+    assert_eq!(f.tx_index.to_string(), w["transaction_index"], "{case}");
+    assert_eq!(f.kind, w["trace_type"], "{case}");
+    assert_eq!(ta.join(","), w["trace_address"].replace('"', ""), "{case}");
+    assert_eq!(f.subtraces.to_string(), w["subtraces"], "{case}");
+    assert_eq!(f.error.clone().unwrap_or_default(), w["error"], "{case}");
+}
+
 #[test]
 fn golden_call_traces_flatten_like_ethereum_etl() {
     use chaintrace::ingest::ethereum::decode::flatten_call_traces;
@@ -286,28 +316,13 @@ fn golden_call_traces_flatten_like_ethereum_etl() {
         "block_with_suicide",
     ] {
         let d = dir.join(case);
-        let file = std::fs::read_dir(&d)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("web3_response")
-            })
-            .unwrap();
-        let v: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        let (_, v) = web3_response(&d);
         let block: u64 = v["id"].as_u64().unwrap();
         let frames = flatten_call_traces(block, &v["result"]).unwrap();
         let want = csv(&d.join("expected_traces.csv"));
         assert_eq!(frames.len(), want.len(), "{case}");
         for (f, w) in frames.iter().zip(&want) {
-            let ta: Vec<String> = f.trace_address.iter().map(u32::to_string).collect();
-            assert_eq!(f.tx_index.to_string(), w["transaction_index"], "{case}");
-            assert_eq!(f.kind, w["trace_type"], "{case}");
-            assert_eq!(ta.join(","), w["trace_address"].replace('"', ""), "{case}");
-            assert_eq!(f.subtraces.to_string(), w["subtraces"], "{case}");
-            assert_eq!(f.error.clone().unwrap_or_default(), w["error"], "{case}");
+            same_place(f, w, case);
             if !w["error"].is_empty() {
                 assert_eq!(f.status, 0, "{case}: a failed frame has status 0");
             }
@@ -346,17 +361,7 @@ fn golden_parity_traces_flatten_like_ethereum_etl() {
         "block_without_transactions",
     ] {
         let d = dir.join(case);
-        let file = std::fs::read_dir(&d)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("web3_response")
-            })
-            .unwrap();
-        let v: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        let (file, v) = web3_response(&d);
         // web3_response.trace_block_0x<number>.json
         let name = file.file_name().unwrap().to_string_lossy().to_string();
         let hex = name.rsplit("0x").next().unwrap().trim_end_matches(".json");
@@ -369,12 +374,7 @@ fn golden_parity_traces_flatten_like_ethereum_etl() {
             .collect();
         assert_eq!(frames.len(), want.len(), "{case}");
         for (f, w) in frames.iter().zip(&want) {
-            let ta: Vec<String> = f.trace_address.iter().map(u32::to_string).collect();
-            assert_eq!(f.tx_index.to_string(), w["transaction_index"], "{case}");
-            assert_eq!(f.kind, w["trace_type"], "{case}");
-            assert_eq!(ta.join(","), w["trace_address"].replace('"', ""), "{case}");
-            assert_eq!(f.subtraces.to_string(), w["subtraces"], "{case}");
-            assert_eq!(f.error.clone().unwrap_or_default(), w["error"], "{case}");
+            same_place(f, w, case);
             assert_eq!(f.status.to_string(), w["status"], "{case}");
             assert_eq!(
                 f.from.clone().unwrap_or_default(),

@@ -6,8 +6,8 @@ use anyhow::anyhow;
 
 use super::super::{Cli, CliError};
 use super::{
-    CaseInfo, TraceArgs, json_amount, labels_in_trace, parse_time, policies, seed_items,
-    to_clusters, write_case,
+    CaseInfo, TraceArgs, check_balanced, height_window, labels_in_trace, parameters, policies,
+    seed_items, to_clusters, write_case,
 };
 use crate::trace::account::{self, FEE, Seeds};
 use crate::trace::ethereum::{self as eth, Asset};
@@ -139,27 +139,12 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             });
         }
     }
-    let times = eth::block_times(&chain).map_err(CliError::user)?;
-    let (mut from_height, mut to_height) = (a.from_height, a.to_height);
-    if let Some(t) = &a.from_time {
-        let from = parse_time(t, false)?;
-        from_height = from_height.max(
-            times
-                .iter()
-                .find(|b| u64::from(b.1) >= from)
-                .map_or(u32::MAX, |b| b.0),
-        );
-    }
-    if let Some(t) = &a.to_time {
-        let to = parse_time(t, true)?;
-        let last = times.iter().rev().find(|b| u64::from(b.1) <= to);
-        to_height = to_height.min(last.map_or(0, |b| b.0));
-        if last.is_none() {
-            return Err(CliError::user(anyhow!(
-                "--to-time {t} is before the first block of the dataset"
-            )));
-        }
-    }
+    let times: Vec<(u32, u64)> = eth::block_times(&chain)
+        .map_err(CliError::user)?
+        .into_iter()
+        .map(|(b, t)| (b, u64::from(t)))
+        .collect();
+    let (from_height, to_height) = height_window(a, &times)?;
     let params = Params {
         direction: Direction::Forward,
         max_hops: a.max_hops,
@@ -173,18 +158,7 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         .iter()
         .map(|&p| account::run(&ledger, &opening, &seeds, &labels, &params, p))
         .collect();
-    for r in &results {
-        if r.policy.conserves() && !r.totals.balanced() {
-            return Err(CliError {
-                code: 2,
-                error: anyhow!(
-                    "internal error: the {} trace does not balance: {:?}",
-                    r.policy.name(),
-                    r.totals
-                ),
-            });
-        }
-    }
+    check_balanced(&results)?;
     let name_of = |acc: &str| -> String {
         match (&clusters, a.level.as_str()) {
             (Some(c), "cluster") => c.get(acc).cloned().unwrap_or_else(|| acc.to_string()),
@@ -233,26 +207,16 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             serde_json::json!({"unit": unit, "decimals": decimals.unwrap_or(0), "contract": contract})
         }
     };
-    let parameters = serde_json::json!({
-        "seeds": a.seeds,
-        "seed_accounts": seeds.accounts.len(),
-        "seed_transactions": seeds.txs.len(),
-        "asset": unit,
-        "direction": a.direction,
-        "policies": pols.iter().map(|p| p.name()).collect::<Vec<_>>(),
-        "max_hops": a.max_hops,
-        "min_value": json_amount(a.min_value),
-        "from_height": a.from_height,
-        "to_height": a.to_height,
-        "from_time": a.from_time,
-        "to_time": a.to_time,
-        "followed_heights": [from_height, to_height.min(last_block)],
-        "stop_at": a.stop_at,
-        "include_private": a.include_private,
-        "level": a.level,
-        "labels": labels.len(),
-        "transfers": ledger.transfers.len(),
-    });
+    let mut parameters = parameters(
+        a,
+        &pols,
+        [from_height, to_height.min(last_block)],
+        labels.len(),
+    );
+    parameters["seed_accounts"] = seeds.accounts.len().into();
+    parameters["seed_transactions"] = seeds.txs.len().into();
+    parameters["asset"] = unit.clone().into();
+    parameters["transfers"] = ledger.transfers.len().into();
     write_case(
         cli,
         a,
