@@ -35,6 +35,22 @@ fn label_exchange(data: &Path, address: &str) {
     ]));
 }
 
+/// The haircut edges of a case: (from, to, amount, hop).
+fn haircut_edges(case: &Path) -> Vec<(String, String, String, i64)> {
+    read_parquet_file(&case.join("edges.parquet"))
+        .iter()
+        .filter(|e| e["policy"].str() == "haircut")
+        .map(|e| {
+            (
+                e["from"].str().to_string(),
+                e["to"].str().to_string(),
+                e["amount"].str().to_string(),
+                e["hop"].int(),
+            )
+        })
+        .collect()
+}
+
 /// `trace --chain ethereum ... --json`: the summary per policy.
 fn trace(data: &Path, out: &Path, args: &[&str]) -> Vec<Value> {
     let mut all = vec![
@@ -135,25 +151,13 @@ fn token_trace_haircut_fifo_lifo_match_hand_computation_and_report() {
         Some(150_000_000)
     );
     // The edges, exact, in Decimal128 base units.
-    let edges = read_parquet_file(&case.join("edges.parquet"));
-    let hc: Vec<(&str, &str, &str, i64)> = edges
-        .iter()
-        .filter(|e| e["policy"].str() == "haircut")
-        .map(|e| {
-            (
-                e["from"].str(),
-                e["to"].str(),
-                e["amount"].str(),
-                e["hop"].int(),
-            )
-        })
-        .collect();
+    let e = |a: &str, b: &str, v: &str, h| (a.to_string(), b.to_string(), v.to_string(), h);
     assert_eq!(
-        hc,
+        haircut_edges(&case),
         vec![
-            (seed.as_str(), hub.as_str(), "300000000", 1),
-            (hub.as_str(), exchange.as_str(), "150000000", 2),
-            (hub.as_str(), other.as_str(), "150000000", 2),
+            e(seed, hub, "300000000", 1),
+            e(hub, exchange, "150000000", 2),
+            e(hub, other, "150000000", 2),
         ]
     );
     let doc: Value =
@@ -333,22 +337,10 @@ fn eth_trace_follows_internal_transfers_and_skips_failed_and_reverted_value() {
             "{x}"
         );
     }
-    let edges = read_parquet_file(&case.join("edges.parquet"));
-    let hops: Vec<(&str, &str, &str, i64)> = edges
-        .iter()
-        .filter(|e| e["policy"].str() == "haircut")
-        .map(|e| {
-            (
-                e["from"].str(),
-                e["to"].str(),
-                e["amount"].str(),
-                e["hop"].int(),
-            )
-        })
-        .collect();
+    let hops = haircut_edges(&case);
     let one = eth.to_string();
-    assert!(hops.contains(&(seed.as_str(), fwd.as_str(), one.as_str(), 1)));
-    assert!(hops.contains(&(fwd.as_str(), exchange.as_str(), one.as_str(), 2)));
+    assert!(hops.contains(&(seed.clone(), fwd.clone(), one.clone(), 1)));
+    assert!(hops.contains(&(fwd.clone(), exchange.clone(), one, 2)));
     assert!(!hops.iter().any(|h| h.1 == p || h.1 == rev), "{hops:?}");
     // A seed transaction taints only what it moved: t4's 2 ETH, held by other.
     let case2 = d.path().join("case2");
