@@ -10,7 +10,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use chaintrace::trace::account::{FEE, Ledger, Seeds, Transfer, opening_balances, run};
+use chaintrace::trace::account::{
+    FEE, Ledger, Seeds, Transfer, opening_balances, run, run_backward,
+};
 use chaintrace::trace::policy::Policy;
 use chaintrace::trace::{Direction, Params};
 
@@ -102,17 +104,37 @@ fn main() {
         stop_at: Vec::new(),
     };
     println!(
-        "{:<8} {:>8} {:>12} {:>10} {:>9} {:>10}",
+        "{:<13} {:>8} {:>12} {:>10} {:>9} {:>10}",
         "policy", "seconds", "transfers/s", "edges", "holding", "peak MiB"
     );
-    for policy in [Policy::Poison, Policy::Haircut, Policy::Fifo, Policy::Lifo] {
+    let runs = [Policy::Poison, Policy::Haircut, Policy::Fifo, Policy::Lifo]
+        .map(|x| (x, Direction::Forward))
+        .into_iter()
+        .chain([
+            (Policy::Haircut, Direction::Backward),
+            (Policy::Fifo, Direction::Backward),
+        ]);
+    for (policy, direction) in runs {
         let t = Instant::now();
-        let r = run(&ledger, &opening, &seeds, &HashMap::new(), &p, policy);
+        let p = Params {
+            direction,
+            ..p.clone()
+        };
+        let r = match direction {
+            Direction::Forward => run(&ledger, &opening, &seeds, &HashMap::new(), &p, policy),
+            Direction::Backward => {
+                run_backward(&ledger, &opening, &seeds, &HashMap::new(), &p, policy)
+            }
+        };
         let s = t.elapsed().as_secs_f64();
         assert!(!policy.conserves() || r.totals.balanced());
+        let name = match direction {
+            Direction::Forward => policy.name().to_string(),
+            Direction::Backward => format!("{} back", policy.name()),
+        };
         println!(
-            "{:<8} {s:>8.2} {:>12.0} {:>10} {:>9} {:>10.0}",
-            policy.name(),
+            "{:<13} {s:>8.2} {:>12.0} {:>10} {:>9} {:>10.0}",
+            name,
             ledger.transfers.len() as f64 / s,
             r.edges.len(),
             r.ends.len(),

@@ -390,7 +390,7 @@ pub struct TraceArgs {
     #[command(flatten)]
     pub dataset: DatasetArgs,
     /// Chain: bitcoin (UTXO model) or ethereum (account model: one asset at a time, see
-    /// --token; forward only; poison, haircut, fifo, lifo).
+    /// --token; poison, haircut, fifo, lifo).
     #[arg(long, default_value = "bitcoin", value_parser = ["bitcoin", "ethereum"])]
     pub chain: String,
     /// Ethereum: the asset to trace: eth, a token symbol (USDT, USDC, DAI, WETH, WBTC: their

@@ -31,13 +31,14 @@
 //! the hop limit, or back into a seed: for the conserving models these add up exactly, and
 //! the caller checks it.
 //!
-//! Only forward tracing is built: on accounts, "where did it come from" under FIFO needs the
-//! whole future of each balance, which the forward replay does not give.
+//! Backward ([`run_backward`]) undoes the transfers newest first from the balances at the
+//! end of the window: FIFO and LIFO exactly invert their forward replay; haircut shares an
+//! account's tainted units among its earlier receipts by the balance each arrived to.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::policy::Policy;
-use super::{Amount, Edge, End, Label, Params, PolicyResult, Totals};
+use super::{Amount, Direction, Edge, End, Label, Params, PolicyResult, Totals};
 
 /// The recipient of a fee.
 pub const FEE: u32 = u32::MAX;
@@ -161,6 +162,41 @@ impl Pool {
         }
     }
 
+    /// Backward: undoes the receipt of the last `v` units (they are at the back of a queue):
+    /// the pieces, front to back.
+    fn take_back(&mut self, v: Amount, policy: Policy) -> Vec<(Amount, bool)> {
+        match self {
+            Pool::Sum { .. } => self.take(v, policy),
+            Pool::Queue(_) => {
+                let mut seg = self.take(v, Policy::Lifo);
+                seg.reverse();
+                seg
+            }
+        }
+    }
+
+    /// Backward: undoes a transfer out, putting `segment` (front to back, as the receiver
+    /// got it) back where FIFO (the front) or LIFO (the back) took it from.
+    fn restore(&mut self, segment: &[(Amount, bool)], policy: Policy) {
+        match self {
+            Pool::Sum { .. } => self.put(segment, policy == Policy::Poison),
+            Pool::Queue(q) => {
+                for &(v, t) in segment.iter().rev().filter(|p| p.0 > 0) {
+                    let end = if policy == Policy::Lifo {
+                        q.back_mut()
+                    } else {
+                        q.front_mut()
+                    };
+                    match end {
+                        Some(e) if e.1 == t => e.0 += v,
+                        _ if policy == Policy::Lifo => q.push_back((v, t)),
+                        _ => q.push_front((v, t)),
+                    }
+                }
+            }
+        }
+    }
+
     /// Takes `v` out (the balance holds at least `v`): the pieces that leave, in order.
     fn take(&mut self, v: Amount, policy: Policy) -> Vec<(Amount, bool)> {
         match self {
@@ -275,7 +311,7 @@ pub fn opening_balances(ledger: &Ledger) -> Vec<Amount> {
     need
 }
 
-/// Runs one policy forward over `ledger`. `opening` comes from [`opening_balances`];
+/// Runs one policy forward over `ledger` (the caller picks [`run_backward`] for backward). `opening` comes from [`opening_balances`];
 /// `labels` are by account id.
 ///
 /// # Panics
@@ -436,13 +472,25 @@ pub fn run(
         let h = hop.get(&a).copied().unwrap_or(0);
         ends.push(end("holding", a, last_tx.get(&a).copied(), v, h));
     }
+    set_paths(ledger, &mut ends, &pred, Direction::Forward);
+    PolicyResult::new(policy, totals, edges, ends)
+}
+
+/// Each end's transactions from a seed (forward) or to a seed (backward), following the
+/// first taint each account got.
+fn set_paths(
+    ledger: &Ledger,
+    ends: &mut [End],
+    pred: &HashMap<u32, (u32, u32)>,
+    direction: Direction,
+) {
     let index: HashMap<&str, u32> = ledger
         .accounts
         .iter()
         .enumerate()
         .map(|(i, a)| (a.as_str(), i as u32))
         .collect();
-    for e in &mut ends {
+    for e in ends {
         let mut at = index.get(e.address.as_str()).copied();
         let mut path = Vec::new();
         while let Some(&(prev, tx)) = at.and_then(|a| pred.get(&a)) {
@@ -452,9 +500,180 @@ pub fn run(
                 break;
             }
         }
-        path.reverse();
+        if direction == Direction::Forward {
+            path.reverse();
+        }
         e.path = path;
     }
+}
+
+/// The zero address: token mints come from it.
+pub const ZERO: &str = "0x0000000000000000000000000000000000000000";
+
+/// Runs one policy **backward** over `ledger`: where the seeds' money came from.
+///
+/// The balances at the end of the window are rebuilt by replaying forward, then the
+/// transfers are undone newest first. Undoing a transfer into a seed taints it in full
+/// (**seeded**); undoing a transfer into a tainted account hands the sender the part of it
+/// that the model says the account's tainted units came from: FIFO and LIFO restore the
+/// exact queue the forward replay had, so their answer is the exact inverse of the forward
+/// models; haircut gives each earlier receipt its share of the account's tainted units in
+/// proportion to the balance right after it arrived; poison taints a sender in full. Taint
+/// still in an account when the window's first block is undone came from before the window
+/// or from value the dataset does not show (**holding**; for tokens, the zero address's is
+/// **mined**: minted).
+///
+/// # Panics
+/// On [`Policy::Tiho`] (see [`unsupported`]).
+pub fn run_backward(
+    ledger: &Ledger,
+    opening: &[Amount],
+    seeds: &Seeds,
+    labels: &HashMap<u32, Label>,
+    p: &Params,
+    policy: Policy,
+) -> PolicyResult {
+    assert!(unsupported(policy).is_none(), "{policy:?} on accounts");
+    let end = ledger
+        .transfers
+        .iter()
+        .position(|t| t.block > p.to_height)
+        .unwrap_or(ledger.transfers.len());
+    let mut held: Vec<Amount> = opening.to_vec();
+    for t in &ledger.transfers[..end] {
+        held[t.from as usize] = held[t.from as usize].saturating_sub(t.value);
+        if t.to != FEE {
+            held[t.to as usize] += t.value;
+        }
+    }
+    let mut pools: Vec<Pool> = held
+        .iter()
+        .map(|&v| {
+            let mut pool = Pool::new(policy);
+            pool.put(&[(v, false)], false);
+            pool
+        })
+        .collect();
+    let clean = |seg: &[(Amount, bool)]| -> Vec<(Amount, bool)> {
+        seg.iter().map(|x| (x.0, false)).collect()
+    };
+    let stops = |a: u32| {
+        labels
+            .get(&a)
+            .is_some_and(|l| p.stop_at.contains(&l.category))
+    };
+    let mut hop: HashMap<u32, u32> = HashMap::new();
+    let mut pred: HashMap<u32, (u32, u32)> = HashMap::new();
+    let mut last_tx: HashMap<u32, u32> = HashMap::new();
+    let mut totals = Totals::default();
+    let mut edges = Vec::new();
+    let mut ends = Vec::new();
+    for t in ledger.transfers[..end].iter().rev() {
+        if t.block < p.from_height {
+            break;
+        }
+        let (f, to) = (t.from as usize, t.to as usize);
+        let seed_tx = t.to != FEE && seeds.txs.contains(&t.tx);
+        let to_seed = t.to != FEE && seeds.accounts.contains(&t.to);
+        let mut seg = if t.to == FEE {
+            vec![(t.value, false)]
+        } else {
+            pools[to].take_back(t.value, policy)
+        };
+        let mut carried: Amount = seg.iter().filter(|x| x.1).map(|x| x.0).sum();
+        if to_seed || seed_tx {
+            totals.seeded += t.value - carried;
+            carried = t.value;
+            seg = vec![(t.value, true)];
+        }
+        if carried == 0 {
+            pools[f].restore(&seg, policy);
+            continue;
+        }
+        let h = if seed_tx {
+            0
+        } else if to_seed {
+            1
+        } else {
+            1 + hop.get(&t.to).copied().unwrap_or(0)
+        };
+        let keep = if seeds.accounts.contains(&t.from) {
+            totals.returned_to_seeds += carried;
+            edges.push(edge(ledger, t, carried, h));
+            false
+        } else if h > p.max_hops {
+            totals.hop_limit += carried;
+            false
+        } else {
+            if !seed_tx {
+                edges.push(edge(ledger, t, carried, h));
+            }
+            if carried < p.min_value {
+                totals.below_min += carried;
+                false
+            } else if !seed_tx && stops(t.from) {
+                totals.exits += carried;
+                let l = &labels[&t.from];
+                ends.push(End {
+                    kind: "exit",
+                    txid: ledger.txids[t.tx as usize].clone(),
+                    vout: 0,
+                    address: ledger.accounts[f].clone(),
+                    amount: carried,
+                    hop: h,
+                    entity: Some(l.entity.clone()),
+                    category: Some(l.category.clone()),
+                    path: Vec::new(),
+                });
+                if t.to != FEE {
+                    pred.entry(t.from).or_insert((t.to, t.tx));
+                }
+                false
+            } else {
+                true
+            }
+        };
+        if keep {
+            pools[f].restore(&seg, policy);
+            if !seed_tx {
+                pred.entry(t.from).or_insert((t.to, t.tx));
+            }
+            let e = hop.entry(t.from).or_insert(h);
+            *e = (*e).min(h);
+            last_tx.insert(t.from, t.tx);
+        } else {
+            pools[f].restore(&clean(&seg), policy);
+        }
+    }
+    for (a, pool) in pools.iter().enumerate() {
+        let v = pool.tainted();
+        if v == 0 {
+            continue;
+        }
+        let a32 = a as u32;
+        let minted = ledger.accounts[a] == ZERO;
+        if minted {
+            totals.mined += v;
+        } else {
+            totals.holdings += v;
+        }
+        let l = labels.get(&a32);
+        ends.push(End {
+            kind: if minted { "mined" } else { "holding" },
+            txid: last_tx
+                .get(&a32)
+                .map(|&t| ledger.txids[t as usize].clone())
+                .unwrap_or_default(),
+            vout: 0,
+            address: ledger.accounts[a].clone(),
+            amount: v,
+            hop: hop.get(&a32).copied().unwrap_or(0),
+            entity: l.map(|l| l.entity.clone()),
+            category: l.map(|l| l.category.clone()),
+            path: Vec::new(),
+        });
+    }
+    set_paths(ledger, &mut ends, &pred, Direction::Backward);
     PolicyResult::new(policy, totals, edges, ends)
 }
 
@@ -576,6 +795,43 @@ mod tests {
         assert_eq!(
             (p.totals.fees, p.totals.exits, p.totals.holdings),
             (10, 150, 240)
+        );
+    }
+
+    #[test]
+    fn backward_inverts_fifo_and_lifo_and_shares_haircut_by_balance() {
+        let l = ledger();
+        let seeds = Seeds {
+            accounts: [4].into(),
+            txs: HashSet::new(),
+        };
+        let back = |policy| {
+            let mut p = params();
+            p.direction = Direction::Backward;
+            let r = run_backward(
+                &l,
+                &opening_balances(&l),
+                &seeds,
+                &HashMap::new(),
+                &p,
+                policy,
+            );
+            assert!(r.totals.balanced(), "{policy:?} {:?}", r.totals);
+            r.ends
+                .iter()
+                .map(|e| (e.address.clone(), e.amount))
+                .collect::<Vec<_>>()
+        };
+        let at = |a: &str, v: Amount| (a.to_string(), v);
+        // Other's 240: FIFO forward gave it the funder's last 140 and the seed's 100.
+        assert_eq!(back(Policy::Fifo), vec![at("seed", 100), at("funder", 140)]);
+        // LIFO forward sent the seed's 100 out first (fee, exchange): other got the funder's.
+        assert_eq!(back(Policy::Lifo), vec![at("funder", 240)]);
+        // Haircut: the hub held 400 after the seed's 100 arrived, 240 of them bound for
+        // other: 100·240/400 = 60 from the seed, the remaining 180 from the funder.
+        assert_eq!(
+            back(Policy::Haircut),
+            vec![at("seed", 60), at("funder", 180)]
         );
     }
 

@@ -222,16 +222,48 @@ fn token_trace_haircut_fifo_lifo_match_hand_computation_and_report() {
         assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
         o
     };
-    // TIHO and backward do not apply to accounts: said so, exit 1.
-    for extra in [&["--policy", "tiho"][..], &["--direction", "backward"][..]] {
-        let o = refused(seed, extra);
-        assert!(
-            stderr(&o).contains("tiho (taint in, highest out)")
-                || stderr(&o).contains("forward only"),
-            "{}",
-            stderr(&o)
-        );
+    // TIHO does not apply to accounts: said so, exit 1.
+    let o = refused(seed, &["--policy", "tiho"]);
+    assert!(
+        stderr(&o).contains("tiho (taint in, highest out)"),
+        "{}",
+        stderr(&o)
+    );
+    // Backward from other: where its 450 came from. FIFO: the funder's last 150 and the
+    // seed's 300 (the exact inverse of the forward replay); haircut: the hub held 900 when
+    // the seed's 300 arrived, 450 bound for other, so 150 from the seed and 300 from the
+    // funder. Both were funded by the deployer, whose tokens were minted: all 450 "mined".
+    let back = d.path().join("back");
+    let r = trace(
+        &data,
+        &back,
+        &[
+            "--seed",
+            other,
+            "--token",
+            &token,
+            "--direction",
+            "backward",
+            "--policy",
+            "haircut,fifo",
+        ],
+    );
+    for x in &r {
+        assert_eq!(x["totals"]["seeded"].as_u64(), Some(450_000_000), "{x}");
+        assert_eq!(x["totals"]["mined"].as_u64(), Some(450_000_000), "{x}");
     }
+    let hc = haircut_edges(&back);
+    assert!(hc.contains(&e(seed, hub, "150000000", 2)), "{hc:?}");
+    assert!(hc.contains(&e(funder, hub, "300000000", 2)), "{hc:?}");
+    assert!(hc.contains(&e(hub, other, "450000000", 1)), "{hc:?}");
+    ok(&run(&[
+        "report",
+        back.to_str().unwrap(),
+        "--timestamp",
+        "0",
+    ]));
+    let html = std::fs::read_to_string(back.join("report/report.html")).unwrap();
+    assert!(html.contains("backward"), "the report states the direction");
     // An account that never held the token is named.
     let o = refused(&acc[9], &[]);
     assert!(stderr(&o).contains(&acc[9]), "{}", stderr(&o));

@@ -45,11 +45,6 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             return Err(CliError::user(anyhow!("{why}")));
         }
     }
-    if a.direction == "backward" {
-        return Err(CliError::user(anyhow!(
-            "Ethereum traces run forward only: on accounts, where a balance came from under FIFO depends on all of its later spending; trace the suspected sources forward instead"
-        )));
-    }
     let chain = crate::ingest::ethereum::ingest::chain_dir(&a.dataset.data);
     let manifest = chain.join("_manifest.json");
     if !manifest.is_file() {
@@ -145,8 +140,13 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         .map(|(b, t)| (b, u64::from(t)))
         .collect();
     let (from_height, to_height) = height_window(a, &times)?;
+    let direction = if a.direction == "backward" {
+        Direction::Backward
+    } else {
+        Direction::Forward
+    };
     let params = Params {
-        direction: Direction::Forward,
+        direction,
         max_hops: a.max_hops,
         min_value: a.min_value,
         from_height,
@@ -156,7 +156,12 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     let opening = account::opening_balances(&ledger);
     let mut results: Vec<PolicyResult> = pols
         .iter()
-        .map(|&p| account::run(&ledger, &opening, &seeds, &labels, &params, p))
+        .map(|&p| match direction {
+            Direction::Forward => account::run(&ledger, &opening, &seeds, &labels, &params, p),
+            Direction::Backward => {
+                account::run_backward(&ledger, &opening, &seeds, &labels, &params, p)
+            }
+        })
         .collect();
     check_balanced(&results)?;
     let name_of = |acc: &str| -> String {
