@@ -505,3 +505,67 @@ fn erc20_transfers_equal_the_nodes_logs() {
         "0xa9059cbb"
     );
 }
+
+#[test]
+fn a_reorganised_tip_is_removed_recorded_and_fetched_again() {
+    let node = Anvil::start();
+    let pay = |wei: u64| node.send(json!({"from": A, "to": B, "value": format!("{wei:#x}")}));
+    let t1 = pay(1);
+    node.receipt(&t1);
+    let snap = node.call("evm_snapshot", json!([]));
+    let (t2, t3) = (pay(2), pay(3));
+    node.receipt(&t3);
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    ok(&ingest_eth(&node, &data, &["--part-blocks", "2"]));
+    let chain = data.join("ethereum");
+    let old_tip = read_table(&chain, "blocks").last().unwrap()["hash"]
+        .str()
+        .to_string();
+    // Blocks 2 and 3 are replaced by a longer branch: 2, 3 and 4 with other transactions.
+    assert_eq!(node.call("evm_revert", json!([snap])), json!(true));
+    let new: Vec<String> = (10..13).map(pay).collect();
+    node.receipt(new.last().unwrap());
+    let o = ingest_eth(&node, &data, &["--part-blocks", "2"]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("reorganised above block 1"),
+        "{}",
+        stderr(&o)
+    );
+    let blocks = read_table(&chain, "blocks");
+    assert_eq!(
+        blocks.iter().map(|b| b["number"].int()).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4]
+    );
+    for b in &blocks {
+        let n = b["number"].int();
+        let on_node = node.call("eth_getBlockByNumber", json!([format!("{n:#x}"), false]));
+        assert_eq!(
+            b["hash"].str(),
+            on_node["hash"].as_str().unwrap(),
+            "block {n}"
+        );
+    }
+    let txs: Vec<String> = read_table(&chain, "transactions")
+        .iter()
+        .map(|t| t["hash"].str().to_string())
+        .collect();
+    let mut want = vec![t1];
+    want.extend(new);
+    assert_eq!(
+        txs, want,
+        "no row of the abandoned branch remains ({t2}, {t3})"
+    );
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(chain.join("_manifest.json")).unwrap()).unwrap();
+    let r = &m["reorgs"][0];
+    assert_eq!(r["fork_height"], 1);
+    assert_eq!(r["old_tip"]["height"], 3);
+    assert_eq!(r["old_tip"]["hash"], old_tip.as_str());
+    assert_eq!(
+        r["removed_parts"],
+        json!(["part-0000000002-0000000003.parquet"])
+    );
+    assert_eq!(m["tip"]["height"], 4);
+}

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::decode::{self, Frame, Receipt, TokenTransfer, Transaction};
 use crate::ingest::bitcoin::rpc::{RpcClient, RpcError};
-use crate::store::manifest::{Manifest, Part, PartFile, Source};
+use crate::store::manifest::{Manifest, Part, PartFile, Reorg, Source, Tip};
 use crate::store::sink;
 
 /// How internal transfers are read.
@@ -584,8 +584,75 @@ pub fn ingest(
         let listed = |f: &str| manifest.lists(t, f);
         sink::clean_dir(&chain_dir.join(t), &listed)?;
     }
+    // Parts whose blocks left the node's chain (a reorganisation at the tip): checked from
+    // the top down until one still matches, removed, recorded, and fetched again.
+    let hash_of = |h: u64| -> anyhow::Result<Option<String>> {
+        let b = rt.block_on(node.call("eth_getBlockByNumber", json!([hex(h), false])))?;
+        Ok(b.get("hash")
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase))
+    };
+    let mut stale: Vec<Part> = Vec::new();
+    let mut tops: Vec<Part> = manifest.parts.clone();
+    tops.sort_by_key(|p| std::cmp::Reverse(p.from));
+    for p in tops {
+        let ok = hash_of(u64::from(p.to))?.as_deref() == Some(p.last_hash.as_str())
+            && hash_of(u64::from(p.from))?.as_deref() == Some(p.first_hash.as_str());
+        if ok {
+            break;
+        }
+        stale.push(p);
+    }
+    let mut refetch_from: Option<u64> = None;
+    if let Some(lowest) = stale.last() {
+        // The fork: the highest stored block still on the chain (hashes match below it).
+        let stored = block_hashes(&chain_dir.join("blocks").join(&lowest.files["blocks"].file))?;
+        let (mut lo, mut hi) = (0usize, stored.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if hash_of(stored[mid].0)?.as_deref() == Some(stored[mid].1.as_str()) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        let fork = if lo == 0 {
+            u64::from(lowest.from).saturating_sub(1)
+        } else {
+            stored[lo - 1].0
+        };
+        let old_tip = manifest.tip.clone().unwrap_or(Tip {
+            height: stale[0].to,
+            hash: stale[0].last_hash.clone(),
+        });
+        let mut names: Vec<String> = stale
+            .iter()
+            .map(|p| sink::part_name(p.from, p.to))
+            .collect();
+        names.sort();
+        manifest.reorgs.push(Reorg {
+            fork_height: fork as u32,
+            old_tip,
+            removed_parts: names,
+        });
+        manifest
+            .parts
+            .retain(|p| !stale.iter().any(|x| x.from == p.from));
+        manifest.tip = None;
+        manifest.save(&chain_dir)?;
+        for p in &stale {
+            for (t, f) in &p.files {
+                let _ = std::fs::remove_file(chain_dir.join(t).join(&f.file));
+            }
+        }
+        refetch_from = Some(u64::from(lowest.from));
+        eprintln!(
+            "the chain reorganised above block {fork}: {} stored part(s) removed and fetched again",
+            stale.len()
+        );
+    }
     let n = u64::from(manifest.part_blocks);
-    let first = opts.from / n * n;
+    let first = (opts.from / n * n).min(refetch_from.unwrap_or(u64::MAX));
     pb.set_length(to + 1 - first);
     let mut per_tx = false;
     let mut summary = EthSummary {
@@ -624,6 +691,26 @@ pub fn ingest(
             rows.internal.extend(r.internal);
             pb.inc(e - at + 1);
             at = e + 1;
+        }
+        // Every block must link to the one before it (a reorganisation during the fetch
+        // breaks the chain), the first to the part below when that is stored.
+        let below = manifest
+            .parts
+            .iter()
+            .find(|p| p.to.checked_add(1) == Some(pf))
+            .map(|p| p.last_hash.clone());
+        let mut prev = below;
+        for b in &rows.blocks {
+            if let Some(h) = &prev
+                && &b.parent_hash != h
+            {
+                return Err(anyhow!(
+                    "block {}: its parent is {}, not the stored block {h} below it: the chain reorganised during this ingest; run it again (nothing of this part was written)",
+                    b.number,
+                    b.parent_hash
+                ));
+            }
+            prev = Some(b.hash.clone());
         }
         let name = sink::part_name(pf, pt);
         let mut staged = Vec::new();
@@ -665,6 +752,15 @@ pub fn ingest(
                 .unwrap_or_default(),
             files,
         });
+        let top = manifest.parts.iter().map(|p| p.to).max();
+        if top == Some(pt)
+            && let Some(b) = rows.blocks.last()
+        {
+            manifest.tip = Some(Tip {
+                height: pt,
+                hash: b.hash.clone(),
+            });
+        }
         manifest.save(&chain_dir)?;
         for old in replaced {
             for (t, f) in &old.files {
@@ -684,6 +780,32 @@ pub fn ingest(
     summary.seconds = started.elapsed().as_secs_f64();
     summary.receipts_per_tx_fallback = per_tx;
     Ok(summary)
+}
+
+/// `(number, hash)` of every row of an Ethereum `blocks` part, in number order.
+fn block_hashes(path: &Path) -> anyhow::Result<Vec<(u64, String)>> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::UInt64Type;
+    let ctx = || format!("reading {}", path.display());
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        std::fs::File::open(path).with_context(ctx)?,
+    )
+    .and_then(|b| b.build())
+    .with_context(ctx)?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.with_context(ctx)?;
+        let (Some(n), Some(h)) = (batch.column_by_name("number"), batch.column_by_name("hash"))
+        else {
+            return Err(anyhow!("{} is not a blocks part", path.display()));
+        };
+        let (n, h) = (n.as_primitive::<UInt64Type>(), h.as_string::<i32>());
+        for i in 0..batch.num_rows() {
+            out.push((n.value(i), h.value(i).to_string()));
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// The chain directory of an Ethereum dataset.
