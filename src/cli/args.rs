@@ -207,6 +207,14 @@ pub struct ClusterEthereumArgs {
     /// Deposit addresses a hot wallet needs to count as one.
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub min_deposits: u32,
+    /// A sweep must leave within this many blocks of the last deposit it forwards (Victor's
+    /// t_max).
+    #[arg(long, value_name = "BLOCKS", default_value_t = 3200)]
+    pub max_delay_blocks: u64,
+    /// A sweep may forward this much less than the deposits since the previous sweep, in wei
+    /// (the gas it pays; Victor's a_max, 0.01 ETH).
+    #[arg(long, value_name = "WEI", default_value_t = 10_000_000_000_000_000)]
+    pub max_amount_diff: u128,
 }
 
 /// `chaintrace report`

@@ -327,9 +327,14 @@ pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliEr
 pub(crate) fn ethereum(cli: &Cli, a: &super::args::ClusterEthereumArgs) -> Result<(), CliError> {
     use crate::cluster::ethereum as eth;
     let chain = crate::ingest::ethereum::ingest::chain_dir(&a.data);
-    let c = eth::cluster(&chain, a.min_deposits.max(1)).map_err(CliError::user)?;
+    let bounds = eth::Bounds {
+        min_deposits: a.min_deposits.max(1),
+        max_delay_blocks: a.max_delay_blocks,
+        max_amount_diff: a.max_amount_diff,
+    };
+    let c = eth::cluster(&chain, &bounds).map_err(CliError::user)?;
     let out = cluster::clusters_dir(&a.data, "ethereum");
-    let files = eth::write(&c, a.min_deposits, &out).map_err(CliError::user)?;
+    let files = eth::write(&c, &bounds, &out).map_err(CliError::user)?;
     if cli.json {
         let v = serde_json::json!({"addresses": c.assignments.len(), "clusters": c.clusters, "deposits": c.deposits, "hot_wallets": c.hot_wallets, "merges": c.merges, "files": files});
         println!(

@@ -4,13 +4,16 @@
 //! hot wallet. So
 //! - a *deposit address* is an account whose successful value transfers all go to one
 //!   address, its *hot wallet*, which receives such sweeps from at least `min_deposits`
-//!   deposit addresses;
+//!   deposit addresses, and at least one of whose sweeps forwards what arrived since the
+//!   previous one, less at most `max_amount_diff` (the paper's a_max = 0.01 ETH: the gas),
+//!   within `max_delay_blocks` of the last deposit (t_max = 3200 blocks);
 //! - the accounts that sent to the same deposit address are one entity (the customer), and
 //!   the deposit addresses of one hot wallet belong with it (the exchange).
 //!
 //! Computed with polars over `data/ethereum/transactions` (ETH value transfers, status 1).
-//! Every merge is kept with its reason (`merges.parquet`). Simplification stated: the paper
-//! also bounds the forwarding delay and amount difference; this version does not.
+//! Every merge is kept with its reason (`merges.parquet`). The paper matches a sweep with one
+//! deposit; matching it with everything received since the previous sweep also catches
+//! exchanges that sweep several deposits at once.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,7 +31,7 @@ use crate::store::sink;
 pub const NAME: &str = "deposit-address-reuse";
 
 /// What the heuristic does and where it comes from (for reports).
-pub const DESCRIPTION: &str = "An exchange deposit address forwards all it receives to one hot wallet that gathers such sweeps from at least min-deposits addresses; the accounts that paid into one deposit address are one entity (the customer), and the deposit addresses join their hot wallet (the exchange). Source: Victor 2020, \"Address clustering heuristics for Ethereum\", Financial Cryptography, section 4.1. Not applied: the paper's bounds on forwarding delay and amount.";
+pub const DESCRIPTION: &str = "An exchange deposit address forwards all it receives to one hot wallet that gathers such sweeps from at least min-deposits addresses, a sweep forwarding what arrived since the previous one less at most 0.01 ETH (the gas) within 3200 blocks (both settable); the accounts that paid into one deposit address are one entity (the customer), and the deposit addresses join their hot wallet (the exchange). Source: Victor 2020, \"Address clustering heuristics for Ethereum\", Financial Cryptography, section 4.1 and Algorithm 1.";
 
 /// One merge and why.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -39,6 +42,29 @@ pub struct Merge {
     pub reason: &'static str,
     pub deposit: String,
     pub hot_wallet: String,
+}
+
+/// The heuristic's parameters.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Bounds {
+    /// Deposit addresses a hot wallet needs to count as one.
+    pub min_deposits: u32,
+    /// A sweep must leave within this many blocks of the last deposit it forwards (Victor's
+    /// t_max, 3200).
+    pub max_delay_blocks: u64,
+    /// A sweep may forward this much less than the deposits since the last sweep (the gas
+    /// the deposit address pays; Victor's a_max, 0.01 ETH), in wei.
+    pub max_amount_diff: u128,
+}
+
+impl Default for Bounds {
+    fn default() -> Bounds {
+        Bounds {
+            min_deposits: 2,
+            max_delay_blocks: 3200,
+            max_amount_diff: 10u128.pow(16),
+        }
+    }
 }
 
 /// The result.
@@ -72,7 +98,7 @@ fn column(df: &DataFrame, n: &str) -> anyhow::Result<Vec<String>> {
 ///
 /// # Errors
 /// No transactions ingested, or a polars error.
-pub fn cluster(chain_dir: &Path, min_deposits: u32) -> anyhow::Result<EthClusters> {
+pub fn cluster(chain_dir: &Path, b: &Bounds) -> anyhow::Result<EthClusters> {
     let dir = chain_dir.join("transactions");
     if !std::fs::read_dir(&dir).is_ok_and(|mut r| {
         r.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "parquet")))
@@ -92,8 +118,15 @@ pub fn cluster(chain_dir: &Path, min_deposits: u32) -> anyhow::Result<EthCluster
             .eq(lit(1u8))
             .and(col("to").is_not_null())
             .and(col("value").neq(lit("0"))),
-    )
-    .select([col("from"), col("to")]);
+    );
+    let tx_all = tx.clone().select([
+        col("block_number"),
+        col("tx_index"),
+        col("from"),
+        col("to"),
+        col("value"),
+    ]);
+    let tx = tx.select([col("from"), col("to")]);
     // Accounts whose value transfers all go to one address.
     let single = tx
         .clone()
@@ -109,32 +142,90 @@ pub fn cluster(chain_dir: &Path, min_deposits: u32) -> anyhow::Result<EthCluster
         .clone()
         .select([col("to").alias("deposit")])
         .unique(None, UniqueKeepStrategy::Any);
-    let candidates = single.inner_join(funded, col("deposit"), col("deposit"));
-    let hubs = candidates
-        .clone()
-        .group_by([col("hot")])
-        .agg([len().alias("deposits")])
-        .filter(col("deposits").gt_eq(lit(min_deposits)))
-        .select([col("hot")]);
-    let deposits = candidates
-        .inner_join(hubs, col("hot"), col("hot"))
+    let candidates = single
+        .inner_join(funded, col("deposit"), col("deposit"))
         .sort(["deposit"], SortMultipleOptions::default())
         .collect()
         .map_err(pe)?;
-    let senders = tx
-        .inner_join(deposits.clone().lazy(), col("to"), col("deposit"))
-        .filter(col("from").neq(col("hot")))
-        .select([col("from"), col("to").alias("deposit"), col("hot")])
-        .unique(None, UniqueKeepStrategy::Any)
-        .sort(["deposit", "from"], SortMultipleOptions::default())
+    let (cand, cand_hot) = (column(&candidates, "deposit")?, column(&candidates, "hot")?);
+    // The value transfers into and out of the candidates, in chain order.
+    let names = Series::new("c".into(), cand.clone());
+    let events = tx_all
+        .filter(
+            col("to")
+                .is_in(lit(names.clone()).implode(false), false)
+                .or(col("from").is_in(lit(names).implode(false), false)),
+        )
+        .sort(["block_number", "tx_index"], SortMultipleOptions::default())
         .collect()
         .map_err(pe)?;
-    let (dep, hot) = (column(&deposits, "deposit")?, column(&deposits, "hot")?);
-    let (sf, sd, sh) = (
-        column(&senders, "from")?,
-        column(&senders, "deposit")?,
-        column(&senders, "hot")?,
+    let (ev_from, ev_to, ev_value) = (
+        column(&events, "from")?,
+        column(&events, "to")?,
+        column(&events, "value")?,
     );
+    let ev_block: Vec<u64> = events
+        .column("block_number")
+        .map_err(pe)?
+        .u64()
+        .map_err(pe)?
+        .iter()
+        .map(|v| v.unwrap_or(0))
+        .collect();
+    // Victor's bounds: a sweep forwards what arrived since the last one, less at most
+    // `max_amount_diff` (the gas it pays), within `max_delay_blocks` of the last deposit.
+    let hot_of: BTreeMap<&str, &str> = cand
+        .iter()
+        .map(String::as_str)
+        .zip(cand_hot.iter().map(String::as_str))
+        .collect();
+    let mut pending: BTreeMap<&str, (u128, u64)> = BTreeMap::new();
+    let mut matched: std::collections::BTreeSet<&str> = Default::default();
+    for i in 0..ev_from.len() {
+        let v: u128 = ev_value[i].parse().unwrap_or(u128::MAX);
+        if let Some(&hot) = hot_of.get(ev_from[i].as_str())
+            && ev_to[i] == hot
+        {
+            let d = ev_from[i].as_str();
+            let (got, last) = pending.remove(d).unwrap_or((0, 0));
+            let in_time = ev_block[i].saturating_sub(last) <= b.max_delay_blocks;
+            if got > 0 && v <= got && got - v <= b.max_amount_diff && in_time {
+                matched.insert(d);
+            }
+        }
+        if hot_of.contains_key(ev_to[i].as_str()) {
+            let e = pending.entry(ev_to[i].as_str()).or_insert((0, 0));
+            e.0 = e.0.saturating_add(v);
+            e.1 = ev_block[i];
+        }
+    }
+    let mut per_hot: BTreeMap<&str, u32> = BTreeMap::new();
+    for d in &matched {
+        *per_hot.entry(hot_of[d]).or_insert(0) += 1;
+    }
+    let (dep, hot): (Vec<String>, Vec<String>) = cand
+        .iter()
+        .zip(&cand_hot)
+        .filter(|(d, h)| matched.contains(d.as_str()) && per_hot[h.as_str()] >= b.min_deposits)
+        .map(|(d, h)| (d.clone(), h.clone()))
+        .unzip();
+    // The senders to each deposit address (not its own hot wallet), by deposit then sender.
+    let is_dep: BTreeMap<&str, &str> = dep
+        .iter()
+        .map(String::as_str)
+        .zip(hot.iter().map(String::as_str))
+        .collect();
+    let mut sent: std::collections::BTreeSet<(&str, &str)> = Default::default();
+    for (f, t) in ev_from.iter().zip(&ev_to) {
+        if let Some(&h) = is_dep.get(t.as_str())
+            && f != h
+        {
+            sent.insert((t.as_str(), f.as_str()));
+        }
+    }
+    let sd: Vec<String> = sent.iter().map(|x| x.0.to_string()).collect();
+    let sf: Vec<String> = sent.iter().map(|x| x.1.to_string()).collect();
+    let sh: Vec<String> = sent.iter().map(|x| is_dep[x.0].to_string()).collect();
     let mut names: Vec<String> = dep.iter().chain(&hot).chain(&sf).cloned().collect();
     names.sort();
     names.dedup();
@@ -201,7 +292,7 @@ pub fn cluster(chain_dir: &Path, min_deposits: u32) -> anyhow::Result<EthCluster
 ///
 /// # Errors
 /// A write failure.
-pub fn write(c: &EthClusters, min_deposits: u32, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub fn write(c: &EthClusters, bounds: &Bounds, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let stage = |name: &str, fields: Vec<Field>, cols: Vec<ArrayRef>| -> anyhow::Result<PathBuf> {
         let b = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
         let path = out.join(name);
@@ -247,7 +338,9 @@ pub fn write(c: &EthClusters, min_deposits: u32, out: &Path) -> anyhow::Result<V
     let meta = serde_json::json!({
         "heuristics": [NAME],
         "source": "Victor, Address clustering heuristics for Ethereum, FC 2020",
-        "min_deposits": min_deposits,
+        "min_deposits": bounds.min_deposits,
+        "max_delay_blocks": bounds.max_delay_blocks,
+        "max_amount_diff_wei": bounds.max_amount_diff.to_string(),
         "addresses": c.assignments.len(),
         "clusters": c.clusters,
         "deposits": c.deposits,

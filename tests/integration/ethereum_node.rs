@@ -330,7 +330,11 @@ fn senders_to_one_deposit_address_cluster_together() {
     pay(d2, hot, "0x2ffffff");
     // An account paying two different addresses is no deposit address.
     pay(noise, &acc[8], "0x10");
-    let last = pay(noise, &acc[9], "0x10");
+    pay(noise, &acc[9], "0x10");
+    // Nor one that keeps most of what it got: 1 ETH in, 16 wei on to the hot wallet (more
+    // than Victor's 0.01 ETH of gas short).
+    pay(u3, A, "0xde0b6b3a7640000");
+    let last = pay(A, hot, "0x10");
     node.receipt(&last);
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
@@ -349,6 +353,32 @@ fn senders_to_one_deposit_address_cluster_together() {
         (Some(2), Some(1)),
         "{v}"
     );
+    // The bounds decide: without the amount bound A is a deposit address too; with a
+    // one-block delay bound no sweep qualifies (each left two blocks after its deposit).
+    let deposits = |extra: &[&str]| {
+        let mut args = vec![
+            "--json",
+            "cluster",
+            "ethereum",
+            "--data",
+            data.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        ok(&o);
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()["deposits"].as_u64()
+    };
+    assert_eq!(
+        deposits(&["--max-amount-diff", "10000000000000000000"]),
+        Some(3)
+    );
+    assert_eq!(deposits(&["--max-delay-blocks", "1"]), Some(0));
+    ok(&run(&[
+        "cluster",
+        "ethereum",
+        "--data",
+        data.to_str().unwrap(),
+    ]));
     let rows = read_parquet_file(&data.join("clusters/ethereum/address_cluster.parquet"));
     let of = |a: &str| {
         rows.iter()
