@@ -164,6 +164,68 @@ fn frame(case: &Case, r: &PolicyResult, fg: &FlowGraph, generated: &str, what: &
 }
 
 /// The Sankey chart's columns and bands.
+/// `report.json`, written straight from these types (a `serde_json::Value` cannot hold
+/// amounts beyond u64, and wei pass it at 18.4 ETH).
+#[derive(Serialize)]
+struct ReportDoc<'a> {
+    tool: String,
+    generated: &'a str,
+    dataset_manifest_sha256: &'a str,
+    trace_sha256: &'a str,
+    chart_policy: &'a str,
+    headline: &'a str,
+    unit: &'a str,
+    decimals: u32,
+    totals: BTreeMap<&'a str, &'a case::Totals>,
+    exposure_entity: BTreeMap<&'a str, &'a BTreeMap<String, Amount>>,
+    exposure_category: BTreeMap<&'a str, &'a BTreeMap<String, Amount>>,
+    chart: ChartDoc<'a>,
+    nodes: &'a [export::ExportNode],
+    edges: Vec<EdgeDoc<'a>>,
+}
+
+#[derive(Serialize)]
+struct ChartDoc<'a> {
+    width: i32,
+    height: i32,
+    crossings: usize,
+    nodes: Vec<ChartNode<'a>>,
+    edges: Vec<ChartEdge<'a>>,
+}
+
+#[derive(Serialize)]
+struct ChartNode<'a> {
+    key: &'a str,
+    title: &'a str,
+    detail: &'a str,
+    category: &'a str,
+    seed: bool,
+    members: usize,
+    received: Amount,
+    sent: Amount,
+    column: usize,
+    r#box: [i32; 4],
+}
+
+#[derive(Serialize)]
+struct ChartEdge<'a> {
+    from: &'a str,
+    to: &'a str,
+    amount: Amount,
+    transfers: usize,
+}
+
+#[derive(Serialize)]
+struct EdgeDoc<'a> {
+    txid: &'a str,
+    height: u32,
+    time: String,
+    from: &'a str,
+    to: &'a str,
+    amount: Amount,
+    hop: u32,
+}
+
 type SankeyData = ([Vec<(String, Amount, String)>; 3], Vec<Flow>);
 
 fn sankey_data(case: &Case, r: &PolicyResult) -> SankeyData {
@@ -455,28 +517,75 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
     }
     let headline = headline(&case, r);
     if want("json") {
-        let doc = serde_json::json!({
-            "tool": format!("chaintrace {}", env!("CARGO_PKG_VERSION")),
-            "generated": generated,
-            "dataset_manifest_sha256": case.dataset_manifest_sha256,
-            "trace_sha256": case.trace_sha256,
-            "chart_policy": policy,
-            "headline": headline,
-            "unit": case.unit(),
-            "decimals": case.decimals(),
-            "totals": case.results.iter().map(|r| (r.policy.clone(), r.totals.clone())).collect::<BTreeMap<_, _>>(),
-            "exposure_entity": case.results.iter().map(|r| (r.policy.clone(), r.exposure_entity.clone())).collect::<BTreeMap<_, _>>(),
-            "exposure_category": case.results.iter().map(|r| (r.policy.clone(), r.exposure_category.clone())).collect::<BTreeMap<_, _>>(),
-            "chart": {
-                "width": lay.width,
-                "height": lay.height,
-                "crossings": lay.crossings,
-                "nodes": fg.nodes.iter().zip(&lay.boxes).map(|(n, b)| serde_json::json!({"key": n.key, "title": n.title, "detail": n.detail, "category": n.category, "seed": n.seed, "members": n.members.len(), "received": n.received, "sent": n.sent, "column": n.layer, "box": [b.x, b.y, b.w, b.h]})).collect::<Vec<_>>(),
-                "edges": fg.edges.iter().map(|e| serde_json::json!({"from": fg.nodes[e.from].key, "to": fg.nodes[e.to].key, "amount": e.amount, "transfers": e.transfers})).collect::<Vec<_>>(),
+        let by_policy = |f: &dyn Fn(&PolicyResult) -> &BTreeMap<String, Amount>| {
+            case.results
+                .iter()
+                .map(|r| (r.policy.as_str(), f(r)))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let doc = ReportDoc {
+            tool: format!("chaintrace {}", env!("CARGO_PKG_VERSION")),
+            generated: &generated,
+            dataset_manifest_sha256: &case.dataset_manifest_sha256,
+            trace_sha256: &case.trace_sha256,
+            chart_policy: &policy,
+            headline: &headline,
+            unit: case.unit(),
+            decimals: case.decimals(),
+            totals: case
+                .results
+                .iter()
+                .map(|r| (r.policy.as_str(), &r.totals))
+                .collect(),
+            exposure_entity: by_policy(&|r| &r.exposure_entity),
+            exposure_category: by_policy(&|r| &r.exposure_category),
+            chart: ChartDoc {
+                width: lay.width,
+                height: lay.height,
+                crossings: lay.crossings,
+                nodes: fg
+                    .nodes
+                    .iter()
+                    .zip(&lay.boxes)
+                    .map(|(n, b)| ChartNode {
+                        key: &n.key,
+                        title: &n.title,
+                        detail: &n.detail,
+                        category: &n.category,
+                        seed: n.seed,
+                        members: n.members.len(),
+                        received: n.received,
+                        sent: n.sent,
+                        column: n.layer,
+                        r#box: [b.x, b.y, b.w, b.h],
+                    })
+                    .collect(),
+                edges: fg
+                    .edges
+                    .iter()
+                    .map(|e| ChartEdge {
+                        from: &fg.nodes[e.from].key,
+                        to: &fg.nodes[e.to].key,
+                        amount: e.amount,
+                        transfers: e.transfers,
+                    })
+                    .collect(),
             },
-            "nodes": nodes,
-            "edges": r.edges.iter().map(|e| serde_json::json!({"txid": e.txid, "height": e.height, "time": fmt::datetime(i64::from(e.time)), "from": e.from, "to": e.to, "amount": e.amount, "hop": e.hop})).collect::<Vec<_>>(),
-        });
+            nodes: &nodes,
+            edges: r
+                .edges
+                .iter()
+                .map(|e| EdgeDoc {
+                    txid: &e.txid,
+                    height: e.height,
+                    time: fmt::datetime(i64::from(e.time)),
+                    from: &e.from,
+                    to: &e.to,
+                    amount: e.amount,
+                    hop: e.hop,
+                })
+                .collect(),
+        };
         let mut b = serde_json::to_vec_pretty(&doc).expect("reports serialise");
         b.push(b'\n');
         put(&o.out, "report.json", &b, &mut files)?;

@@ -289,11 +289,11 @@ pub fn address_clusters(dir: &Path) -> anyhow::Result<Vec<(String, u32)>> {
     Ok(out)
 }
 
-/// Reads every transfer of `asset` from `chain_dir`, in chain order.
+/// Reads every transfer of `asset` from `chain_dir` up to block `last`, in chain order.
 ///
 /// # Errors
 /// Missing tables, damaged parts, amounts beyond u128, or a token with no ERC-20 transfer.
-pub fn ledger(chain_dir: &Path, asset: &Asset) -> anyhow::Result<Ledger> {
+pub fn ledger(chain_dir: &Path, asset: &Asset, last: u32) -> anyhow::Result<Ledger> {
     let times: HashMap<u32, u32> = block_times(chain_dir)?.into_iter().collect();
     let time = |b: u32| times.get(&b).copied().unwrap_or(0);
     let mut l = Builder::default();
@@ -329,6 +329,9 @@ pub fn ledger(chain_dir: &Path, asset: &Asset) -> anyhow::Result<Ledger> {
                     );
                     for i in 0..b.num_rows() {
                         let block = block_u32(num.value(i))?;
+                        if block > last {
+                            continue;
+                        }
                         let h = hash.value(i);
                         let what = || format!("transaction {h} (block {block})");
                         let price = text(egp, i).or_else(|| text(gp, i)).unwrap_or("0");
@@ -399,6 +402,9 @@ pub fn ledger(chain_dir: &Path, asset: &Asset) -> anyhow::Result<Ledger> {
                                 continue;
                             };
                             let block = block_u32(num.value(i))?;
+                            if block > last {
+                                continue;
+                            }
                             let what = || format!("internal transfer of {h} (block {block})");
                             let v = amount(value.value(i), &what)?;
                             let at: Vec<u32> = ta
@@ -455,6 +461,9 @@ pub fn ledger(chain_dir: &Path, asset: &Asset) -> anyhow::Result<Ledger> {
                             continue;
                         }
                         let block = block_u32(num.value(i))?;
+                        if block > last {
+                            continue;
+                        }
                         let h = hash.value(i);
                         let what = || format!("token transfer in {h} (block {block})");
                         let v = amount(value.value(i), &what)?;

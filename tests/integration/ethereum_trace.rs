@@ -52,7 +52,7 @@ fn haircut_edges(case: &Path) -> Vec<(String, String, String, i64)> {
 }
 
 /// `trace --chain ethereum ... --json`: the summary per policy.
-fn trace(data: &Path, out: &Path, args: &[&str]) -> Vec<Value> {
+fn trace(data: &Path, out: &Path, args: &[&str]) -> Vec<Summary> {
     let mut all = vec![
         "--json",
         "trace",
@@ -68,23 +68,21 @@ fn trace(data: &Path, out: &Path, args: &[&str]) -> Vec<Value> {
     all.extend_from_slice(args);
     let o = run(&all);
     ok(&o);
-    serde_json::from_slice::<Vec<Value>>(&o.stdout).unwrap()
+    // Typed, so that amounts beyond u64 stay exact (a serde_json Value would round them).
+    serde_json::from_slice::<Vec<Summary>>(&o.stdout).unwrap()
 }
 
-fn totals(v: &Value) -> [u128; 5] {
-    let t = &v["totals"];
-    let n = |k: &str| {
-        t[k].as_u64()
-            .map(u128::from)
-            .unwrap_or_else(|| panic!("{k}: {t}"))
-    };
-    [
-        n("seeded"),
-        n("exits"),
-        n("fees"),
-        n("holdings"),
-        n("returned_to_seeds"),
-    ]
+/// One policy of `trace --json`.
+#[derive(Debug, serde::Deserialize)]
+struct Summary {
+    policy: String,
+    totals: chaintrace::trace::Totals,
+    exposure_entity: std::collections::BTreeMap<String, u128>,
+}
+
+fn totals(v: &Summary) -> [u128; 5] {
+    let t = &v.totals;
+    [t.seeded, t.exits, t.fees, t.holdings, t.returned_to_seeds]
 }
 
 #[test]
@@ -102,7 +100,9 @@ fn token_trace_haircut_fifo_lifo_match_hand_computation_and_report() {
         .as_str()
         .unwrap()
         .to_string();
-    let u = 1_000_000u128; // one token (6 decimals)
+    // The token has 6 decimals; the unit is 10^12 tokens so that every figure passes u64
+    // (as wei amounts do past 18.4 ETH) and must stay exact through JSON, Parquet and HTML.
+    let u = 10u128.pow(18);
     let pay = |from: &str, to: &str, amount: u128| {
         node.send(json!({"from": from, "to": token, "data": erc20_transfer(to, amount)}))
     };
@@ -112,7 +112,7 @@ fn token_trace_haircut_fifo_lifo_match_hand_computation_and_report() {
     pay(A, seed, 400 * u);
     pay(funder, hub, 600 * u);
     pay(seed, hub, 300 * u);
-    pay(hub, exchange, 450 * u);
+    let to_exchange = pay(hub, exchange, 450 * u);
     let last = pay(hub, other, 450 * u);
     assert_eq!(node.receipt(&last)["status"], "0x1");
     let d = tempfile::tempdir().unwrap();
@@ -133,10 +133,8 @@ fn token_trace_haircut_fifo_lifo_match_hand_computation_and_report() {
         "haircut,fifo,lifo",
     ];
     let r = trace(&data, &case, &args);
-    let by: std::collections::BTreeMap<&str, [u128; 5]> = r
-        .iter()
-        .map(|x| (x["policy"].as_str().unwrap(), totals(x)))
-        .collect();
+    let by: std::collections::BTreeMap<&str, [u128; 5]> =
+        r.iter().map(|x| (x.policy.as_str(), totals(x))).collect();
     // Seeded: the 400 the seed received. It keeps 100.
     // Haircut: the hub holds 900, 300 tainted; 450 out carry 450·300/900 = 150 each.
     assert_eq!(by["haircut"], [400 * u, 150 * u, 0, 250 * u, 0]);
@@ -145,19 +143,16 @@ fn token_trace_haircut_fifo_lifo_match_hand_computation_and_report() {
     assert_eq!(by["fifo"], [400 * u, 0, 0, 400 * u, 0]);
     // LIFO: the seed's 300 are newest: all go to the exchange.
     assert_eq!(by["lifo"], [400 * u, 300 * u, 0, 100 * u, 0]);
-    let haircut = r.iter().find(|x| x["policy"] == "haircut").unwrap();
-    assert_eq!(
-        haircut["exposure_entity"]["Exchange X"].as_u64(),
-        Some(150_000_000)
-    );
+    let haircut = r.iter().find(|x| x.policy == "haircut").unwrap();
+    assert_eq!(haircut.exposure_entity["Exchange X"], 150 * u);
     // The edges, exact, in Decimal128 base units.
     let e = |a: &str, b: &str, v: &str, h| (a.to_string(), b.to_string(), v.to_string(), h);
     assert_eq!(
         haircut_edges(&case),
         vec![
-            e(seed, hub, "300000000", 1),
-            e(hub, exchange, "150000000", 2),
-            e(hub, other, "150000000", 2),
+            e(seed, hub, &(300 * u).to_string(), 1),
+            e(hub, exchange, &(150 * u).to_string(), 2),
+            e(hub, other, &(150 * u).to_string(), 2),
         ]
     );
     let doc: Value =
@@ -180,12 +175,42 @@ fn token_trace_haircut_fifo_lifo_match_hand_computation_and_report() {
     ok(&o);
     let html = std::fs::read_to_string(case.join("report/report.html")).unwrap();
     assert!(
-        html.contains("150.000000 TUSD"),
+        html.contains(&format!("{}.000000 TUSD", 150 * u / 1_000_000)),
         "the haircut exit, exactly"
     );
     assert!(html.contains(&format!("TUSD ({token}; 6 decimals)")));
     let csv = std::fs::read_to_string(case.join("report/edges.csv")).unwrap();
-    assert!(csv.contains("300.000000"), "{csv}");
+    assert!(
+        csv.contains(&format!("{}.000000", 300 * u / 1_000_000)),
+        "{csv}"
+    );
+    // polars and DuckDB read the Decimal128 amounts exactly (600·10^18 passes i64).
+    let script = format!(
+        r#"
+import polars as pl, duckdb
+e = "{}"
+p = pl.read_parquet(e).filter(pl.col("policy") == "haircut").select(pl.col("amount").sum()).item()
+d = duckdb.sql(f"select sum(amount) from '{{e}}' where policy = 'haircut'").fetchall()[0][0]
+print(p, d)
+"#,
+        case.join("edges.parquet").display()
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = (600 * u).to_string();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+        vec![want.as_str(), want.as_str()]
+    );
     // Same inputs, same bytes.
     let again = d.path().join("again");
     trace(&data, &again, &args);
@@ -222,6 +247,29 @@ fn token_trace_haircut_fifo_lifo_match_hand_computation_and_report() {
         assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
         o
     };
+    // A window that ends before the hub pays other: the rest stays at the hub.
+    let block = node.receipt(&to_exchange)["blockNumber"]
+        .as_str()
+        .map(|h| u64::from_str_radix(&h[2..], 16).unwrap())
+        .unwrap()
+        .to_string();
+    let early = d.path().join("early");
+    let mut w = args.to_vec();
+    w.extend(["--policy", "haircut", "--to-height", &block]);
+    let r = trace(&data, &early, &w);
+    assert_eq!(totals(&r[0]), [400 * u, 150 * u, 0, 250 * u, 0]);
+    // Read as the report reads it: typed, exact.
+    let doc = chaintrace::report::case::Case::load(&early).unwrap();
+    let held: Vec<(&str, u128)> = doc.results[0]
+        .ends
+        .iter()
+        .filter(|e| e.kind == "holding")
+        .map(|e| (e.address.as_str(), e.amount))
+        .collect();
+    assert_eq!(
+        held,
+        vec![(seed.as_str(), 100 * u), (hub.as_str(), 150 * u)]
+    );
     // TIHO does not apply to accounts: said so, exit 1.
     let o = refused(seed, &["--policy", "tiho"]);
     assert!(
@@ -249,13 +297,25 @@ fn token_trace_haircut_fifo_lifo_match_hand_computation_and_report() {
         ],
     );
     for x in &r {
-        assert_eq!(x["totals"]["seeded"].as_u64(), Some(450_000_000), "{x}");
-        assert_eq!(x["totals"]["mined"].as_u64(), Some(450_000_000), "{x}");
+        assert_eq!(
+            (x.totals.seeded, x.totals.mined),
+            (450 * u, 450 * u),
+            "{x:?}"
+        );
     }
     let hc = haircut_edges(&back);
-    assert!(hc.contains(&e(seed, hub, "150000000", 2)), "{hc:?}");
-    assert!(hc.contains(&e(funder, hub, "300000000", 2)), "{hc:?}");
-    assert!(hc.contains(&e(hub, other, "450000000", 1)), "{hc:?}");
+    assert!(
+        hc.contains(&e(seed, hub, &(150 * u).to_string(), 2)),
+        "{hc:?}"
+    );
+    assert!(
+        hc.contains(&e(funder, hub, &(300 * u).to_string(), 2)),
+        "{hc:?}"
+    );
+    assert!(
+        hc.contains(&e(hub, other, &(450 * u).to_string(), 1)),
+        "{hc:?}"
+    );
     ok(&run(&[
         "report",
         back.to_str().unwrap(),
@@ -366,7 +426,7 @@ fn eth_trace_follows_internal_transfers_and_skips_failed_and_reverted_value() {
         assert_eq!(
             totals(x)[..4],
             [eth + eth / 4 + 2 * eth + fees, eth, fees, eth / 4 + 2 * eth],
-            "{x}"
+            "{x:?}"
         );
     }
     let hops = haircut_edges(&case);

@@ -60,7 +60,15 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     let manifest_sha256 = crate::store::sink::sha256_file(&manifest).map_err(CliError::user)?;
     let asset = Asset::parse(&a.token, a.token_decimals, a.token_symbol.as_deref())
         .map_err(CliError::user)?;
-    let ledger = eth::ledger(&chain, &asset).map_err(CliError::user)?;
+    let times: Vec<(u32, u64)> = eth::block_times(&chain)
+        .map_err(CliError::user)?
+        .into_iter()
+        .map(|(b, t)| (b, u64::from(t)))
+        .collect();
+    let (from_height, to_height) = height_window(a, &times)?;
+    // Transfers after the window change nothing (backward rebuilds the balances at its end
+    // from those before).
+    let ledger = eth::ledger(&chain, &asset, to_height).map_err(CliError::user)?;
     let ids: HashMap<&str, u32> = ledger
         .accounts
         .iter()
@@ -134,12 +142,6 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             });
         }
     }
-    let times: Vec<(u32, u64)> = eth::block_times(&chain)
-        .map_err(CliError::user)?
-        .into_iter()
-        .map(|(b, t)| (b, u64::from(t)))
-        .collect();
-    let (from_height, to_height) = height_window(a, &times)?;
     let direction = if a.direction == "backward" {
         Direction::Backward
     } else {
