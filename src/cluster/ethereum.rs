@@ -10,7 +10,10 @@
 //! - the accounts that sent to the same deposit address are one entity (the customer), and
 //!   the deposit addresses of one hot wallet belong with it (the exchange).
 //!
-//! Computed with polars over `data/ethereum/transactions` (ETH value transfers, status 1).
+//! Computed with polars over `data/ethereum/transactions` (ETH value transfers, status 1)
+//! and `token_transfers` (ERC-20, the paper's token variant): a sweep forwards the asset it
+//! received, matched per asset; a token sweep forwards exactly what arrived (its gas is paid
+//! in ETH).
 //! Every merge is kept with its reason (`merges.parquet`). The paper matches a sweep with one
 //! deposit; matching it with everything received since the previous sweep also catches
 //! exchanges that sweep several deposits at once.
@@ -31,7 +34,7 @@ use crate::store::sink;
 pub const NAME: &str = "deposit-address-reuse";
 
 /// What the heuristic does and where it comes from (for reports).
-pub const DESCRIPTION: &str = "An exchange deposit address forwards all it receives to one hot wallet that gathers such sweeps from at least min-deposits addresses, a sweep forwarding what arrived since the previous one less at most 0.01 ETH (the gas) within 3200 blocks (both settable); the accounts that paid into one deposit address are one entity (the customer), and the deposit addresses join their hot wallet (the exchange). Source: Victor 2020, \"Address clustering heuristics for Ethereum\", Financial Cryptography, section 4.1 and Algorithm 1.";
+pub const DESCRIPTION: &str = "An exchange deposit address forwards all it receives to one hot wallet that gathers such sweeps from at least min-deposits addresses, a sweep forwarding what arrived since the previous one less at most 0.01 ETH (the gas) within 3200 blocks (both settable; ERC-20 deposits too, per token, swept exactly); the accounts that paid into one deposit address are one entity (the customer), and the deposit addresses join their hot wallet (the exchange). Source: Victor 2020, \"Address clustering heuristics for Ethereum\", Financial Cryptography, section 4.1 and Algorithm 1.";
 
 /// One merge and why.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -108,25 +111,58 @@ pub fn cluster(chain_dir: &Path, b: &Bounds) -> anyhow::Result<EthClusters> {
             dir.display()
         ));
     }
-    let tx = LazyFrame::scan_parquet(
-        PlRefPath::new(dir.join("*.parquet").display().to_string()),
-        ScanArgsParquet::default(),
-    )
-    .map_err(pe)?
-    .filter(
-        col("status")
-            .eq(lit(1u8))
-            .and(col("to").is_not_null())
-            .and(col("value").neq(lit("0"))),
-    );
-    let tx_all = tx.clone().select([
-        col("block_number"),
-        col("tx_index"),
-        col("from"),
-        col("to"),
-        col("value"),
-    ]);
-    let tx = tx.select([col("from"), col("to")]);
+    let scan = |table: &str| {
+        LazyFrame::scan_parquet(
+            PlRefPath::new(
+                chain_dir
+                    .join(table)
+                    .join("*.parquet")
+                    .display()
+                    .to_string(),
+            ),
+            ScanArgsParquet::default(),
+        )
+        .map_err(pe)
+    };
+    let columns = |asset: Expr| {
+        [
+            col("block_number"),
+            col("tx_index"),
+            col("from"),
+            col("to"),
+            col("value"),
+            asset.alias("asset"),
+        ]
+    };
+    // ETH value transfers of successful transactions, and ERC-20 transfers (mints and burns
+    // left out: they are no payment between accounts), each with its asset.
+    let eth = scan("transactions")?
+        .filter(
+            col("status")
+                .eq(lit(1u8))
+                .and(col("to").is_not_null())
+                .and(col("value").neq(lit("0"))),
+        )
+        .select(columns(lit("eth")));
+    let has_tokens = std::fs::read_dir(chain_dir.join("token_transfers")).is_ok_and(|mut r| {
+        r.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "parquet")))
+    });
+    let tx_all = if has_tokens {
+        let zero = lit("0x0000000000000000000000000000000000000000");
+        let tokens = scan("token_transfers")?
+            .filter(
+                col("standard")
+                    .eq(lit("erc20"))
+                    .and(col("value").neq(lit("0")))
+                    .and(col("from").neq(zero.clone()))
+                    .and(col("to").neq(zero)),
+            )
+            .select(columns(col("token")));
+        concat([eth, tokens], UnionArgs::default()).map_err(pe)?
+    } else {
+        eth
+    };
+    let tx = tx_all.clone().select([col("from"), col("to")]);
     // Accounts whose value transfers all go to one address.
     let single = tx
         .clone()
@@ -159,10 +195,11 @@ pub fn cluster(chain_dir: &Path, b: &Bounds) -> anyhow::Result<EthClusters> {
         .sort(["block_number", "tx_index"], SortMultipleOptions::default())
         .collect()
         .map_err(pe)?;
-    let (ev_from, ev_to, ev_value) = (
+    let (ev_from, ev_to, ev_value, ev_asset) = (
         column(&events, "from")?,
         column(&events, "to")?,
         column(&events, "value")?,
+        column(&events, "asset")?,
     );
     let ev_block: Vec<u64> = events
         .column("block_number")
@@ -179,7 +216,8 @@ pub fn cluster(chain_dir: &Path, b: &Bounds) -> anyhow::Result<EthClusters> {
         .map(String::as_str)
         .zip(cand_hot.iter().map(String::as_str))
         .collect();
-    let mut pending: BTreeMap<&str, (u128, u64)> = BTreeMap::new();
+    // Per (deposit address, asset): received since the last sweep, and the last block.
+    let mut pending: BTreeMap<(&str, &str), (u128, u64)> = BTreeMap::new();
     let mut matched: std::collections::BTreeSet<&str> = Default::default();
     for i in 0..ev_from.len() {
         let v: u128 = ev_value[i].parse().unwrap_or(u128::MAX);
@@ -187,14 +225,22 @@ pub fn cluster(chain_dir: &Path, b: &Bounds) -> anyhow::Result<EthClusters> {
             && ev_to[i] == hot
         {
             let d = ev_from[i].as_str();
-            let (got, last) = pending.remove(d).unwrap_or((0, 0));
+            let (got, last) = pending.remove(&(d, ev_asset[i].as_str())).unwrap_or((0, 0));
             let in_time = ev_block[i].saturating_sub(last) <= b.max_delay_blocks;
-            if got > 0 && v <= got && got - v <= b.max_amount_diff && in_time {
+            // A token sweep moves what arrived exactly (the gas is paid in ETH).
+            let slack = if ev_asset[i] == "eth" {
+                b.max_amount_diff
+            } else {
+                0
+            };
+            if got > 0 && v <= got && got - v <= slack && in_time {
                 matched.insert(d);
             }
         }
         if hot_of.contains_key(ev_to[i].as_str()) {
-            let e = pending.entry(ev_to[i].as_str()).or_insert((0, 0));
+            let e = pending
+                .entry((ev_to[i].as_str(), ev_asset[i].as_str()))
+                .or_insert((0, 0));
             e.0 = e.0.saturating_add(v);
             e.1 = ev_block[i];
         }

@@ -599,3 +599,74 @@ fn a_reorganised_tip_is_removed_recorded_and_fetched_again() {
     );
     assert_eq!(m["tip"]["height"], 4);
 }
+
+#[test]
+fn token_deposit_addresses_cluster_their_customers() {
+    let node = Anvil::start();
+    let acc: Vec<String> = node
+        .call("eth_accounts", json!([]))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    let bin = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/contracts/Token.bin"),
+    )
+    .unwrap();
+    let deploy =
+        node.send(json!({"from": A, "data": format!("0x{}{:064x}", bin.trim(), 10u128.pow(24))}));
+    let token = node.receipt(&deploy)["contractAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pay = |from: &str, to: &str, amount: u128| {
+        node.send(json!({"from": from, "to": token, "data": erc20_transfer(to, amount)}))
+    };
+    let (u1, u2, u3, d1, d2, hot, other) = (
+        &acc[1], &acc[2], &acc[3], &acc[4], &acc[5], &acc[6], &acc[7],
+    );
+    // Customers hold more than they deposit (so they are no deposit addresses themselves).
+    for u in [u1, u2, u3] {
+        pay(A, u, 1_000_000);
+    }
+    pay(A, other, 50);
+    pay(u1, d1, 100);
+    pay(u2, d1, 200);
+    pay(u3, d2, 300);
+    // The deposit addresses sweep exactly what arrived; `other` forwards less than it got.
+    pay(d1, hot, 300);
+    pay(d2, hot, 300);
+    let last = pay(other, hot, 49);
+    assert_eq!(node.receipt(&last)["status"], "0x1");
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    ok(&ingest_eth(&node, &data, &["--traces", "none"]));
+    let o = run(&[
+        "--json",
+        "cluster",
+        "ethereum",
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    ok(&o);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["deposits"].as_u64(), v["hot_wallets"].as_u64()),
+        (Some(2), Some(1)),
+        "{v}"
+    );
+    let rows = read_parquet_file(&data.join("clusters/ethereum/address_cluster.parquet"));
+    let of = |a: &str| {
+        rows.iter()
+            .find(|r| r["address"].str() == a)
+            .map(|r| r["cluster_id"].int())
+    };
+    assert!(
+        of(u1).is_some() && of(u1) == of(u2),
+        "one deposit address, one customer"
+    );
+    assert_ne!(of(u1), of(u3));
+    assert!(of(d1) == of(d2) && of(d1) == of(hot));
+    assert_eq!(of(other), None);
+}
