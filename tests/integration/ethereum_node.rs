@@ -96,6 +96,16 @@ impl Anvil {
         v["result"].clone()
     }
 
+    /// The node's unlocked accounts.
+    pub fn accounts(&self) -> Vec<String> {
+        self.call("eth_accounts", json!([]))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    }
+
     pub fn send(&self, tx: Value) -> String {
         self.call("eth_sendTransaction", json!([tx]))
             .as_str()
@@ -310,13 +320,7 @@ fn a_node_that_is_not_there_or_wrong_gives_clear_errors() {
 #[test]
 fn senders_to_one_deposit_address_cluster_together() {
     let node = Anvil::start();
-    let acc: Vec<String> = node
-        .call("eth_accounts", json!([]))
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap().to_string())
-        .collect();
+    let acc = node.accounts();
     let (u1, u2, u3, d1, d2, hot, noise) = (
         &acc[1], &acc[2], &acc[3], &acc[4], &acc[5], &acc[6], &acc[7],
     );
@@ -339,15 +343,7 @@ fn senders_to_one_deposit_address_cluster_together() {
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
     ok(&ingest_eth(&node, &data, &[]));
-    let o = run(&[
-        "--json",
-        "cluster",
-        "ethereum",
-        "--data",
-        data.to_str().unwrap(),
-    ]);
-    ok(&o);
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = cluster_eth(&data, &[]);
     assert_eq!(
         (v["deposits"].as_u64(), v["hot_wallets"].as_u64()),
         (Some(2), Some(1)),
@@ -355,19 +351,7 @@ fn senders_to_one_deposit_address_cluster_together() {
     );
     // The bounds decide: without the amount bound A is a deposit address too; with a
     // one-block delay bound no sweep qualifies (each left two blocks after its deposit).
-    let deposits = |extra: &[&str]| {
-        let mut args = vec![
-            "--json",
-            "cluster",
-            "ethereum",
-            "--data",
-            data.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        let o = run(&args);
-        ok(&o);
-        serde_json::from_slice::<Value>(&o.stdout).unwrap()["deposits"].as_u64()
-    };
+    let deposits = |extra: &[&str]| cluster_eth(&data, extra)["deposits"].as_u64();
     assert_eq!(
         deposits(&["--max-amount-diff", "10000000000000000000"]),
         Some(3)
@@ -380,11 +364,7 @@ fn senders_to_one_deposit_address_cluster_together() {
         data.to_str().unwrap(),
     ]));
     let rows = read_parquet_file(&data.join("clusters/ethereum/address_cluster.parquet"));
-    let of = |a: &str| {
-        rows.iter()
-            .find(|r| r["address"].str() == a)
-            .map(|r| r["cluster_id"].int())
-    };
+    let of = |a: &str| cluster_of(&rows, a);
     assert!(
         of(u1).is_some() && of(u1) == of(u2),
         "the customers of one deposit address are one entity"
@@ -452,6 +432,28 @@ fn senders_to_one_deposit_address_cluster_together() {
         doc["clustering"]["heuristics"],
         json!(["deposit-address-reuse"])
     );
+}
+
+/// `chaintrace --json cluster ethereum --data DATA EXTRA...`, its summary.
+fn cluster_eth(data: &std::path::Path, extra: &[&str]) -> Value {
+    let mut args = vec![
+        "--json",
+        "cluster",
+        "ethereum",
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    ok(&o);
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// The cluster id of `a` in `address_cluster.parquet` rows.
+fn cluster_of(rows: &[Row], a: &str) -> Option<i64> {
+    rows.iter()
+        .find(|r| r["address"].str() == a)
+        .map(|r| r["cluster_id"].int())
 }
 
 /// `transfer(address,uint256)` call data.
@@ -603,13 +605,7 @@ fn a_reorganised_tip_is_removed_recorded_and_fetched_again() {
 #[test]
 fn token_deposit_addresses_cluster_their_customers() {
     let node = Anvil::start();
-    let acc: Vec<String> = node
-        .call("eth_accounts", json!([]))
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap().to_string())
-        .collect();
+    let acc = node.accounts();
     let bin = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/contracts/Token.bin"),
     )
@@ -642,26 +638,14 @@ fn token_deposit_addresses_cluster_their_customers() {
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
     ok(&ingest_eth(&node, &data, &["--traces", "none"]));
-    let o = run(&[
-        "--json",
-        "cluster",
-        "ethereum",
-        "--data",
-        data.to_str().unwrap(),
-    ]);
-    ok(&o);
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = cluster_eth(&data, &[]);
     assert_eq!(
         (v["deposits"].as_u64(), v["hot_wallets"].as_u64()),
         (Some(2), Some(1)),
         "{v}"
     );
     let rows = read_parquet_file(&data.join("clusters/ethereum/address_cluster.parquet"));
-    let of = |a: &str| {
-        rows.iter()
-            .find(|r| r["address"].str() == a)
-            .map(|r| r["cluster_id"].int())
-    };
+    let of = |a: &str| cluster_of(&rows, a);
     assert!(
         of(u1).is_some() && of(u1) == of(u2),
         "one deposit address, one customer"

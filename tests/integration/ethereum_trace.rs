@@ -10,15 +10,6 @@ use serde_json::{Value, json};
 use crate::ethereum_node::{A, Anvil, deployable, erc20_transfer, ingest_eth};
 use crate::util::*;
 
-fn accounts(node: &Anvil) -> Vec<String> {
-    node.call("eth_accounts", json!([]))
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap().to_string())
-        .collect()
-}
-
 fn label_exchange(data: &Path, address: &str) {
     let csv = data.parent().unwrap().join("labels.csv");
     std::fs::write(
@@ -88,7 +79,7 @@ fn totals(v: &Summary) -> [u128; 5] {
 #[test]
 fn token_trace_haircut_fifo_lifo_match_hand_computation_and_report() {
     let node = Anvil::start();
-    let acc = accounts(&node);
+    let acc = node.accounts();
     let (seed, hub, exchange, other, funder) = (&acc[1], &acc[2], &acc[3], &acc[4], &acc[5]);
     let bin = std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/contracts/Token.bin"),
@@ -343,7 +334,7 @@ fn fee(node: &Anvil, tx: &str) -> u128 {
 #[test]
 fn eth_trace_follows_internal_transfers_and_skips_failed_and_reverted_value() {
     let node = Anvil::start();
-    let acc = accounts(&node);
+    let acc = node.accounts();
     let (seed, exchange, other) = (&acc[1], &acc[3], &acc[4]);
     let created = |code: String| {
         let t = node.send(json!({"from": A, "data": deployable(&code)}));
