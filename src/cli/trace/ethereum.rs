@@ -68,7 +68,11 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     let (from_height, to_height) = height_window(a, &times)?;
     // Transfers after the window change nothing (backward rebuilds the balances at its end
     // from those before).
+    let pb = super::super::progress_bar(cli, "models");
+    pb.set_length(pols.len() as u64);
+    pb.set_message(format!("reading the {} transfers", asset.unit()));
     let ledger = eth::ledger(&chain, &asset, to_height).map_err(CliError::user)?;
+    pb.set_message(format!("replaying {} transfers", ledger.transfers.len()));
     let ids: HashMap<&str, u32> = ledger
         .accounts
         .iter()
@@ -158,13 +162,18 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     let opening = account::opening_balances(&ledger);
     let mut results: Vec<PolicyResult> = pols
         .iter()
-        .map(|&p| match direction {
-            Direction::Forward => account::run(&ledger, &opening, &seeds, &labels, &params, p),
-            Direction::Backward => {
-                account::run_backward(&ledger, &opening, &seeds, &labels, &params, p)
-            }
+        .map(|&p| {
+            let r = match direction {
+                Direction::Forward => account::run(&ledger, &opening, &seeds, &labels, &params, p),
+                Direction::Backward => {
+                    account::run_backward(&ledger, &opening, &seeds, &labels, &params, p)
+                }
+            };
+            pb.inc(1);
+            r
         })
         .collect();
+    pb.finish_and_clear();
     check_balanced(&results)?;
     let name_of = |acc: &str| -> String {
         match (&clusters, a.level.as_str()) {
