@@ -241,6 +241,19 @@ mod tests {
         assert_eq!(amount_short(123_456_789, 8, 4), "1.2346");
         assert_eq!(amount_short(4_999, 8, 4), "0.0000");
         assert_eq!(amount_short(5_000, 8, 4), "0.0001");
+        // Wei beyond u64, and raw token units (no decimals): every digit kept.
+        let wei = 123_456_789_012_345_678_901_234u128;
+        assert_eq!(amount(wei, 18), "123456.789012345678901234");
+        assert_eq!(amount(450 * 10u128.pow(18), 0), "450000000000000000000");
+        assert_eq!(
+            crate::report::graph::trim(450 * 10u128.pow(18), 0),
+            "450000000000000000000"
+        );
+        assert_eq!(
+            crate::report::graph::trim(1_500_000_000_000_000_000, 18),
+            "1.5"
+        );
+        assert_eq!(amount_short(wei, 18, 4), "123456.7890");
     }
 
     #[test]

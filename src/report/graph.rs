@@ -360,5 +360,8 @@ fn describe_peel(fg: &mut FlowGraph, peel: &[(String, usize, Amount)], case: &Ca
 /// An exact amount without trailing zeros (`150000000` → `1.5`).
 pub fn trim(units: Amount, decimals: u32) -> String {
     let s = super::fmt::amount(units, decimals);
+    if decimals == 0 {
+        return s; // an integer: its zeros are digits
+    }
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }

@@ -230,10 +230,20 @@ type SankeyData = ([Vec<(String, Amount, String)>; 3], Vec<Flow>);
 
 fn sankey_data(case: &Case, r: &PolicyResult) -> SankeyData {
     let mut mid: BTreeMap<(String, String), Amount> = BTreeMap::new();
-    for e in &r.ends {
+    let unlabelled = if case.param("direction") == "backward" {
+        "unlabelled sources before the window"
+    } else {
+        "held at unlabelled addresses"
+    };
+    // Exits and holdings by entity; the other ends (mined, ...) come from the totals below.
+    for e in r
+        .ends
+        .iter()
+        .filter(|e| e.kind == "exit" || e.kind == "holding")
+    {
         let key = match (&e.entity, &e.category) {
             (Some(ent), Some(c)) => (ent.clone(), c.clone()),
-            _ => ("held at unlabelled addresses".into(), "unlabelled".into()),
+            _ => (unlabelled.into(), "unlabelled".into()),
         };
         *mid.entry(key).or_default() += e.amount;
     }

@@ -315,6 +315,11 @@ print(p, d)
     ]));
     let html = std::fs::read_to_string(back.join("report/report.html")).unwrap();
     assert!(html.contains("backward"), "the report states the direction");
+    // The Sankey counts the minted 450 once, as mined (the token has no decimals given:
+    // raw units, every digit), and nothing as held.
+    let sankey = std::fs::read_to_string(back.join("report/sankey.svg")).unwrap();
+    assert!(sankey.contains(&format!("mined · {}", 450 * u)), "{sankey}");
+    assert!(!sankey.contains("before the window"), "{sankey}");
     // An account that never held the token is named.
     let o = refused(&acc[9], &[]);
     assert!(stderr(&o).contains(&acc[9]), "{}", stderr(&o));
