@@ -64,17 +64,6 @@ pub struct Ledger {
     pub transfers: Vec<Transfer>,
 }
 
-impl Ledger {
-    /// The id of `account`, if it appears.
-    pub fn account(&self, account: &str) -> Option<u32> {
-        // Small ledgers are searched linearly only in tests; callers keep a map.
-        self.accounts
-            .iter()
-            .position(|a| a == account)
-            .map(|i| i as u32)
-    }
-}
-
 /// What the trace starts from.
 #[derive(Clone, Debug, Default)]
 pub struct Seeds {

@@ -184,35 +184,38 @@ fn amount(s: &str, what: &dyn Fn() -> String) -> anyhow::Result<Amount> {
     })
 }
 
-/// Interns accounts and transaction hashes; collects transfers with their sort key.
+/// Interns accounts and transaction hashes (each text held once, by its map until the
+/// end); collects transfers with their sort key.
 #[derive(Default)]
 struct Builder {
     accounts: HashMap<String, u32>,
     txids: HashMap<String, u32>,
-    ledger: Ledger,
-    /// (block, tx_index, step, position within the step) per transfer.
+    transfers: Vec<Transfer>,
+    /// (block, tx_index, step, trace address) per transfer: the step is 0 for the fee, 1 for
+    /// the value, 2 for internal transfers (ordered by trace address), or a token's log index.
     keys: Vec<(u32, u32, u32, Vec<u32>)>,
 }
 
+/// The id of `key` in `map`, a new one if it is not there yet.
+fn intern(map: &mut HashMap<String, u32>, key: &str) -> u32 {
+    if let Some(&i) = map.get(key) {
+        return i;
+    }
+    let i = map.len() as u32;
+    map.insert(key.to_string(), i);
+    i
+}
+
+/// The keys of `map` in id order.
+fn by_id(map: HashMap<String, u32>) -> Vec<String> {
+    let mut out = vec![String::new(); map.len()];
+    for (k, i) in map {
+        out[i as usize] = k;
+    }
+    out
+}
+
 impl Builder {
-    fn account(&mut self, a: &str) -> u32 {
-        if let Some(&i) = self.accounts.get(a) {
-            return i;
-        }
-        let i = self.ledger.accounts.len() as u32;
-        self.ledger.accounts.push(a.to_string());
-        self.accounts.insert(a.to_string(), i);
-        i
-    }
-    fn tx(&mut self, h: &str) -> u32 {
-        if let Some(&i) = self.txids.get(h) {
-            return i;
-        }
-        let i = self.ledger.txids.len() as u32;
-        self.ledger.txids.push(h.to_string());
-        self.txids.insert(h.to_string(), i);
-        i
-    }
     #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
@@ -223,10 +226,10 @@ impl Builder {
         to: Option<&str>,
         value: Amount,
     ) {
-        let tx = self.tx(tx);
-        let from = self.account(from);
-        let to = to.map_or(FEE, |t| self.account(t));
-        self.ledger.transfers.push(Transfer {
+        let tx = intern(&mut self.txids, tx);
+        let from = intern(&mut self.accounts, from);
+        let to = to.map_or(FEE, |t| intern(&mut self.accounts, t));
+        self.transfers.push(Transfer {
             block: key.0,
             time,
             tx,
@@ -236,12 +239,17 @@ impl Builder {
         });
         self.keys.push(key);
     }
-    fn finish(mut self) -> Ledger {
+    fn finish(self) -> Ledger {
         let mut order: Vec<usize> = (0..self.keys.len()).collect();
         order.sort_by(|&a, &b| self.keys[a].cmp(&self.keys[b]).then(a.cmp(&b)));
-        let t = std::mem::take(&mut self.ledger.transfers);
-        self.ledger.transfers = order.into_iter().map(|i| t[i].clone()).collect();
-        self.ledger
+        Ledger {
+            accounts: by_id(self.accounts),
+            txids: by_id(self.txids),
+            transfers: order
+                .into_iter()
+                .map(|i| self.transfers[i].clone())
+                .collect(),
+        }
     }
 }
 
@@ -467,13 +475,13 @@ pub fn ledger(chain_dir: &Path, asset: &Asset, last: u32) -> anyhow::Result<Ledg
                         let h = hash.value(i);
                         let what = || format!("token transfer in {h} (block {block})");
                         let v = amount(value.value(i), &what)?;
-                        let key = (block, idx.value(i), 0, vec![li.value(i) as u32]);
+                        let key = (block, idx.value(i), li.value(i) as u32, Vec::new());
                         l.push(key, time(block), h, from.value(i), Some(to.value(i)), v);
                     }
                     Ok(())
                 },
             )?;
-            if l.ledger.transfers.is_empty() {
+            if l.transfers.is_empty() {
                 return Err(if nft > 0 {
                     anyhow!(
                         "{contract} is an ERC-721 (NFT) contract: its transfers move token ids, not amounts, so taint models do not apply"

@@ -79,12 +79,6 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         .enumerate()
         .map(|(i, x)| (x.as_str(), i as u32))
         .collect();
-    let tx_ids: HashMap<&str, u32> = ledger
-        .txids
-        .iter()
-        .enumerate()
-        .map(|(i, x)| (x.as_str(), i as u32))
-        .collect();
     let unit = asset.unit();
     let uses_clusters = a.level == "cluster" || a.seeds.iter().any(|s| s.starts_with("cluster:"));
     let clusters = if uses_clusters {
@@ -110,12 +104,12 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             && lower.starts_with("0x")
             && lower[2..].bytes().all(|b| b.is_ascii_hexdigit())
         {
-            let t = tx_ids.get(lower.as_str()).ok_or_else(|| {
+            let t = ledger.txids.iter().position(|x| *x == lower).ok_or_else(|| {
                 CliError::user(anyhow!(
                     "seed transaction {it} moved no {unit} in the dataset (wrong --token, or not ingested yet?)"
                 ))
             })?;
-            seeds.txs.insert(*t);
+            seeds.txs.insert(t as u32);
         } else if eth::is_address(&lower) {
             let id = ids.get(lower.as_str()).ok_or_else(|| {
                 CliError::user(anyhow!(
