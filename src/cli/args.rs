@@ -48,6 +48,11 @@ pub enum Command {
     /// (a CSV's first column; a header line is skipped). Writes CASE/trace.json,
     /// CASE/edges.parquet and CASE/ends.parquet: the same trace on the same dataset gives the
     /// same bytes.
+    ///
+    /// With --chain ethereum: one asset (--token eth, USDT, ... or a contract) traced through
+    /// account balances in chain order; seeds are accounts (their whole balance), transaction
+    /// hashes (what they moved) or cluster:0x... (after `chaintrace cluster ethereum`); fees,
+    /// failed transactions and reverted calls are accounted for; tiho does not apply.
     Trace(TraceArgs),
     /// Render a trace as charts, an evidence report and exports.
     ///
@@ -419,7 +424,8 @@ pub struct TraceArgs {
     /// forward: where the money went; backward: where it came from.
     #[arg(long, default_value = "forward", value_parser = ["forward", "backward"])]
     pub direction: String,
-    /// Taint model: poison, haircut, fifo, lifo, tiho, or all (comma-separated list allowed).
+    /// Taint model: poison, haircut, fifo, lifo, tiho, or all (comma-separated list allowed;
+    /// on Ethereum, all means the four that apply to accounts).
     #[arg(long, default_value = "haircut", value_delimiter = ',')]
     pub policy: Vec<String>,
     /// Transactions to follow from the seeds at most.

@@ -432,8 +432,15 @@ fn eth_trace_follows_internal_transfers_and_skips_failed_and_reverted_value() {
     assert!(!hops.iter().any(|h| h.1 == p || h.1 == rev), "{hops:?}");
     // A seed transaction taints only what it moved: t4's 2 ETH, held by other.
     let case2 = d.path().join("case2");
-    let r = trace(&data, &case2, &["--seed", &t4, "--policy", "fifo"]);
-    assert_eq!(totals(&r[0]), [2 * eth, 0, 0, 2 * eth, 0]);
+    let r = trace(&data, &case2, &["--seed", &t4, "--policy", "all"]);
+    // "all" on accounts: the four models that apply, each holding exactly t4's 2 ETH.
+    assert_eq!(
+        r.iter().map(|x| x.policy.as_str()).collect::<Vec<_>>(),
+        ["poison", "haircut", "fifo", "lifo"]
+    );
+    for x in &r {
+        assert_eq!(totals(x), [2 * eth, 0, 0, 2 * eth, 0], "{x:?}");
+    }
     ok(&run(&[
         "report",
         case.to_str().unwrap(),

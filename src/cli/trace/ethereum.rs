@@ -39,7 +39,10 @@ fn cluster_names(data: &std::path::Path) -> Result<HashMap<String, String>, CliE
 }
 
 pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
-    let pols = policies(&a.policy)?;
+    let mut pols = policies(&a.policy)?;
+    if a.policy.iter().any(|p| p.trim() == "all") {
+        pols.retain(|&p| account::unsupported(p).is_none());
+    }
     for &p in &pols {
         if let Some(why) = account::unsupported(p) {
             return Err(CliError::user(anyhow!("{why}")));
