@@ -300,8 +300,8 @@ pub fn opening_balances(ledger: &Ledger) -> Vec<Amount> {
     need
 }
 
-/// Runs one policy forward over `ledger` (the caller picks [`run_backward`] for backward). `opening` comes from [`opening_balances`];
-/// `labels` are by account id.
+/// Runs one policy forward over `ledger` (the caller picks [`run_backward`] for backward).
+/// `opening` comes from [`opening_balances`]; `labels` are by account id.
 ///
 /// # Panics
 /// On [`Policy::Tiho`] (see [`unsupported`]).
@@ -334,22 +334,6 @@ pub fn run(
         labels
             .get(&a)
             .is_some_and(|l| p.stop_at.contains(&l.category))
-    };
-    let end = |kind: &'static str, a: u32, tx: Option<u32>, amount: Amount, h: u32| {
-        let l = labels.get(&a);
-        End {
-            kind,
-            txid: tx
-                .map(|t| ledger.txids[t as usize].clone())
-                .unwrap_or_default(),
-            vout: 0,
-            address: ledger.accounts[a as usize].clone(),
-            amount,
-            hop: h,
-            entity: l.map(|l| l.entity.clone()),
-            category: l.map(|l| l.category.clone()),
-            path: Vec::new(),
-        }
     };
     let mut seed_accounts: Vec<u32> = seeds.accounts.iter().copied().collect();
     seed_accounts.sort_unstable();
@@ -423,7 +407,7 @@ pub fn run(
             } else if stops(t.to) {
                 // An exit keeps no taint.
                 totals.exits += carried;
-                ends.push(end("exit", t.to, Some(t.tx), carried, h));
+                ends.push(end(ledger, labels, "exit", t.to, Some(t.tx), carried, h));
                 pred.entry(t.to).or_insert((t.from, t.tx));
                 (vec![(t.value, false)], false)
             } else {
@@ -459,7 +443,15 @@ pub fn run(
     for (a, v) in held {
         totals.holdings += v;
         let h = hop.get(&a).copied().unwrap_or(0);
-        ends.push(end("holding", a, last_tx.get(&a).copied(), v, h));
+        ends.push(end(
+            ledger,
+            labels,
+            "holding",
+            a,
+            last_tx.get(&a).copied(),
+            v,
+            h,
+        ));
     }
     set_paths(ledger, &mut ends, &pred, Direction::Forward);
     PolicyResult::new(policy, totals, edges, ends)
@@ -523,13 +515,13 @@ pub fn run_backward(
     policy: Policy,
 ) -> PolicyResult {
     assert!(unsupported(policy).is_none(), "{policy:?} on accounts");
-    let end = ledger
+    let last = ledger
         .transfers
         .iter()
         .position(|t| t.block > p.to_height)
         .unwrap_or(ledger.transfers.len());
     let mut held: Vec<Amount> = opening.to_vec();
-    for t in &ledger.transfers[..end] {
+    for t in &ledger.transfers[..last] {
         held[t.from as usize] = held[t.from as usize].saturating_sub(t.value);
         if t.to != FEE {
             held[t.to as usize] += t.value;
@@ -557,7 +549,7 @@ pub fn run_backward(
     let mut totals = Totals::default();
     let mut edges = Vec::new();
     let mut ends = Vec::new();
-    for t in ledger.transfers[..end].iter().rev() {
+    for t in ledger.transfers[..last].iter().rev() {
         if t.block < p.from_height {
             break;
         }
@@ -602,18 +594,7 @@ pub fn run_backward(
                 false
             } else if !seed_tx && stops(t.from) {
                 totals.exits += carried;
-                let l = &labels[&t.from];
-                ends.push(End {
-                    kind: "exit",
-                    txid: ledger.txids[t.tx as usize].clone(),
-                    vout: 0,
-                    address: ledger.accounts[f].clone(),
-                    amount: carried,
-                    hop: h,
-                    entity: Some(l.entity.clone()),
-                    category: Some(l.category.clone()),
-                    path: Vec::new(),
-                });
+                ends.push(end(ledger, labels, "exit", t.from, Some(t.tx), carried, h));
                 if t.to != FEE {
                     pred.entry(t.from).or_insert((t.to, t.tx));
                 }
@@ -646,24 +627,44 @@ pub fn run_backward(
         } else {
             totals.holdings += v;
         }
-        let l = labels.get(&a32);
-        ends.push(End {
-            kind: if minted { "mined" } else { "holding" },
-            txid: last_tx
-                .get(&a32)
-                .map(|&t| ledger.txids[t as usize].clone())
-                .unwrap_or_default(),
-            vout: 0,
-            address: ledger.accounts[a].clone(),
-            amount: v,
-            hop: hop.get(&a32).copied().unwrap_or(0),
-            entity: l.map(|l| l.entity.clone()),
-            category: l.map(|l| l.category.clone()),
-            path: Vec::new(),
-        });
+        ends.push(end(
+            ledger,
+            labels,
+            if minted { "mined" } else { "holding" },
+            a32,
+            last_tx.get(&a32).copied(),
+            v,
+            hop.get(&a32).copied().unwrap_or(0),
+        ));
     }
     set_paths(ledger, &mut ends, &pred, Direction::Backward);
     PolicyResult::new(policy, totals, edges, ends)
+}
+
+/// Where traced value ended: at account `a`, brought by transaction `tx`.
+fn end(
+    ledger: &Ledger,
+    labels: &HashMap<u32, Label>,
+    kind: &'static str,
+    a: u32,
+    tx: Option<u32>,
+    amount: Amount,
+    hop: u32,
+) -> End {
+    let l = labels.get(&a);
+    End {
+        kind,
+        txid: tx
+            .map(|t| ledger.txids[t as usize].clone())
+            .unwrap_or_default(),
+        vout: 0,
+        address: ledger.accounts[a as usize].clone(),
+        amount,
+        hop,
+        entity: l.map(|l| l.entity.clone()),
+        category: l.map(|l| l.category.clone()),
+        path: Vec::new(),
+    }
 }
 
 fn edge(ledger: &Ledger, t: &Transfer, amount: Amount, hop: u32) -> Edge {
