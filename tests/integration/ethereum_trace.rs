@@ -452,4 +452,13 @@ fn eth_trace_follows_internal_transfers_and_skips_failed_and_reverted_value() {
         html.contains("1.000000000000000000 ETH"),
         "exact wei in ETH"
     );
+    // The Ethereum notebook runs on this dataset and case (its last cell checks that the
+    // Parquet holdings equal trace.json's, exactly).
+    execute_notebook(
+        "ethereum_tour.ipynb",
+        &[
+            ("CHAINTRACE_DATA", data.as_path()),
+            ("CHAINTRACE_CASE", case.as_path()),
+        ],
+    );
 }

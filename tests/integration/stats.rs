@@ -3,7 +3,7 @@
 //! arguments give clear errors; the notebooks run headless against the same world.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value;
 
@@ -297,41 +297,6 @@ fn bad_stats_arguments_say_what_to_do() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(!stderr(&o).is_empty());
-}
-
-/// Runs a notebook headless with nbconvert; fails (never skips) when jupyter is missing.
-fn execute_notebook(name: &str, env: &[(&str, &Path)]) {
-    let nb = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("notebooks")
-        .join(name);
-    let out = tempfile::tempdir().unwrap();
-    let mut c = std::process::Command::new("jupyter");
-    c.args([
-        "nbconvert",
-        "--to",
-        "notebook",
-        "--execute",
-        "--ExecutePreprocessor.timeout=600",
-        "--output-dir",
-    ])
-    .arg(out.path())
-    .arg(&nb);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    let o = c.output().unwrap_or_else(|e| {
-        panic!("cannot run jupyter ({e}): pip install -r notebooks/requirements.txt")
-    });
-    assert!(
-        o.status.success(),
-        "{name} failed:\n{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let executed = std::fs::read_to_string(out.path().join(name)).unwrap();
-    assert!(
-        !executed.contains("\"output_type\": \"error\""),
-        "{name} has an error cell"
-    );
 }
 
 #[test]

@@ -267,3 +267,38 @@ pub fn decompress(tool: &str, path: &Path) -> Vec<u8> {
     assert!(o.status.success(), "{tool} -dc {} failed", path.display());
     o.stdout
 }
+
+/// Runs a notebook headless with nbconvert; fails (never skips) when jupyter is missing.
+pub fn execute_notebook(name: &str, env: &[(&str, &Path)]) {
+    let nb = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("notebooks")
+        .join(name);
+    let out = tempfile::tempdir().unwrap();
+    let mut c = std::process::Command::new("jupyter");
+    c.args([
+        "nbconvert",
+        "--to",
+        "notebook",
+        "--execute",
+        "--ExecutePreprocessor.timeout=600",
+        "--output-dir",
+    ])
+    .arg(out.path())
+    .arg(&nb);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().unwrap_or_else(|e| {
+        panic!("cannot run jupyter ({e}): pip install -r notebooks/requirements.txt")
+    });
+    assert!(
+        o.status.success(),
+        "{name} failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let executed = std::fs::read_to_string(out.path().join(name)).unwrap();
+    assert!(
+        !executed.contains("\"output_type\": \"error\""),
+        "{name} has an error cell"
+    );
+}
