@@ -655,12 +655,19 @@ fn write_case(
         );
         return Ok(());
     }
-    let unit = info
-        .asset
-        .as_ref()
+    // Bitcoin in satoshi; an account-model asset in its own unit, exact (all decimals kept).
+    let asset = info.asset.as_ref();
+    let unit = asset
         .and_then(|x| x.get("unit"))
-        .and_then(serde_json::Value::as_str)
-        .map_or("sat", |_| "base units");
+        .and_then(serde_json::Value::as_str);
+    let decimals = asset
+        .and_then(|x| x.get("decimals"))
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0) as u32;
+    let show = |v: Amount| match unit {
+        Some(u) => format!("{} {u}", crate::report::graph::trim(v, decimals)),
+        None => format!("{v} sat"),
+    };
     println!(
         "{}: {} trace of {}, {} label(s) on this chain",
         a.out.display(),
@@ -670,15 +677,19 @@ fn write_case(
     );
     for r in results {
         let t = &r.totals;
-        let ends: Vec<String> = t.ends().iter().map(|(n, v)| format!("{n} {v}")).collect();
+        let ends: Vec<String> = t
+            .ends()
+            .iter()
+            .map(|(n, v)| format!("{n} {}", show(*v)))
+            .collect();
         println!(
-            "{:<8} seeded {} {unit} -> {}",
+            "{:<8} seeded {} -> {}",
             r.policy.name(),
-            t.seeded,
+            show(t.seeded),
             ends.join(", ")
         );
         for (c, v) in &r.exposure_category {
-            println!("         {v} {unit} reached {c}");
+            println!("         {} reached {c}", show(*v));
         }
     }
     Ok(())
