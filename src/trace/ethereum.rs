@@ -9,6 +9,9 @@
 //!   nor one enclosing it failed).
 //! - **A token** (ERC-20): its `Transfer` events in block and log order. Mints come from and
 //!   burns go to the zero address, which is an account like any other here.
+//!
+//! A transfer from an account to itself moves nothing and is left out (under FIFO it would
+//! otherwise requeue the account's oldest units as its newest); its fee stays.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -226,6 +229,9 @@ impl Builder {
         to: Option<&str>,
         value: Amount,
     ) {
+        if to == Some(from) {
+            return;
+        }
         let tx = intern(&mut self.txids, tx);
         let from = intern(&mut self.accounts, from);
         let to = to.map_or(FEE, |t| intern(&mut self.accounts, t));

@@ -367,9 +367,14 @@ fn eth_trace_follows_internal_transfers_and_skips_failed_and_reverted_value() {
     let t2 = send(&rev, 5 * eth, Some("0x20000"));
     let t3 = send(&q, eth / 4, Some("0x100000"));
     let t4 = send(other, 2 * eth, None);
+    // To itself: moves nothing (its fee is paid).
+    let t5 = send(seed, eth / 2, None);
     assert_eq!(node.receipt(&t2)["status"], "0x0");
     assert_eq!(node.receipt(&t3)["status"], "0x1");
-    let fees: u128 = [&t1, &t2, &t3, &t4].iter().map(|t| fee(&node, t)).sum();
+    let fees: u128 = [&t1, &t2, &t3, &t4, &t5]
+        .iter()
+        .map(|t| fee(&node, t))
+        .sum();
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
     ok(&ingest_eth(&node, &data, &["--traces", "geth"]));
@@ -430,6 +435,10 @@ fn eth_trace_follows_internal_transfers_and_skips_failed_and_reverted_value() {
     assert!(hops.contains(&(seed.clone(), fwd.clone(), one.clone(), 1)));
     assert!(hops.contains(&(fwd.clone(), exchange.clone(), one, 2)));
     assert!(!hops.iter().any(|h| h.1 == p || h.1 == rev), "{hops:?}");
+    assert!(
+        !hops.iter().any(|h| h.0 == h.1),
+        "no transfer to oneself: {hops:?}"
+    );
     // A seed transaction taints only what it moved: t4's 2 ETH, held by other.
     let case2 = d.path().join("case2");
     let r = trace(&data, &case2, &["--seed", &t4, "--policy", "all"]);
