@@ -64,11 +64,11 @@ pub struct Ledger {
     pub transfers: Vec<Transfer>,
 }
 
-/// What the trace starts from.
+/// What the trace starts from: account ids, and transaction hashes.
 #[derive(Clone, Debug, Default)]
 pub struct Seeds {
     pub accounts: HashSet<u32>,
-    pub txs: HashSet<u32>,
+    pub txs: HashSet<String>,
 }
 
 /// Why a policy cannot run on accounts.
@@ -280,34 +280,347 @@ fn div_wide(hi: u128, lo: u128, d: u128) -> (u128, u128) {
     (q, rem)
 }
 
-/// The clean balance each account must have held before its first transfer in `ledger`
-/// (the most it ever sent beyond what it had received).
-pub fn opening_balances(ledger: &Ledger) -> Vec<Amount> {
-    let mut net: Vec<i128> = vec![0; ledger.accounts.len()];
-    let mut need: Vec<Amount> = vec![0; ledger.accounts.len()];
-    for t in &ledger.transfers {
-        let f = t.from as usize;
-        let v = i128::try_from(t.value).unwrap_or(i128::MAX);
-        net[f] = net[f].saturating_sub(v);
-        if net[f] < 0 {
-            need[f] = need[f].max(net[f].unsigned_abs());
-        }
-        if t.to != FEE {
-            let to = t.to as usize;
-            net[to] = net[to].saturating_add(v);
-        }
-    }
-    need
+/// The clean balance each account must have held before its first transfer (the most it
+/// ever sent beyond what it had received), found in one pass fed chunk by chunk in chain
+/// order; and the balances at the end.
+#[derive(Clone, Debug, Default)]
+pub struct Opening {
+    net: Vec<i128>,
+    need: Vec<Amount>,
 }
 
-/// Runs one policy forward over `ledger` (the caller picks [`run_backward`] for backward).
-/// `opening` comes from [`opening_balances`]; `labels` are by account id.
+impl Opening {
+    /// Takes the next `transfers` in chain order, among `accounts` accounts so far.
+    pub fn feed(&mut self, transfers: &[Transfer], accounts: usize) {
+        self.net.resize(accounts, 0);
+        self.need.resize(accounts, 0);
+        for t in transfers {
+            let f = t.from as usize;
+            let v = i128::try_from(t.value).unwrap_or(i128::MAX);
+            self.net[f] = self.net[f].saturating_sub(v);
+            if self.net[f] < 0 {
+                self.need[f] = self.need[f].max(self.net[f].unsigned_abs());
+            }
+            if t.to != FEE {
+                let to = t.to as usize;
+                self.net[to] = self.net[to].saturating_add(v);
+            }
+        }
+    }
+
+    /// The opening balances, by account id.
+    pub fn balances(&self) -> &[Amount] {
+        &self.need
+    }
+
+    /// The balances after the last transfer fed.
+    pub fn closing(&self) -> Vec<Amount> {
+        self.need
+            .iter()
+            .zip(&self.net)
+            .map(|(&n, &d)| n.saturating_add_signed(d))
+            .collect()
+    }
+}
+
+/// The opening balances of a whole ledger (see [`Opening`]).
+pub fn opening_balances(ledger: &Ledger) -> Vec<Amount> {
+    let mut o = Opening::default();
+    o.feed(&ledger.transfers, ledger.accounts.len());
+    o.need
+}
+
+/// What a forward and a backward run share: the question, and what is found so far.
+#[derive(Debug)]
+struct Walk<'a> {
+    policy: Policy,
+    p: &'a Params,
+    seeds: &'a Seeds,
+    labels: &'a HashMap<u32, Label>,
+    hop: HashMap<u32, u32>,
+    /// For each tainted account: where its first taint came from, and the transaction.
+    pred: HashMap<u32, (u32, String)>,
+    /// The last transaction that brought taint to each account.
+    last_tx: HashMap<u32, String>,
+    totals: Totals,
+    edges: Vec<Edge>,
+    ends: Vec<End>,
+}
+
+impl<'a> Walk<'a> {
+    fn new(
+        policy: Policy,
+        p: &'a Params,
+        seeds: &'a Seeds,
+        labels: &'a HashMap<u32, Label>,
+    ) -> Walk<'a> {
+        assert!(unsupported(policy).is_none(), "{policy:?} on accounts");
+        Walk {
+            policy,
+            p,
+            seeds,
+            labels,
+            hop: HashMap::new(),
+            pred: HashMap::new(),
+            last_tx: HashMap::new(),
+            totals: Totals::default(),
+            edges: Vec::new(),
+            ends: Vec::new(),
+        }
+    }
+
+    fn stops(&self, a: u32) -> bool {
+        self.labels
+            .get(&a)
+            .is_some_and(|l| self.p.stop_at.contains(&l.category))
+    }
+
+    /// The ids (in `txids`) of the seed transactions in this chunk.
+    fn seed_txs(&self, txids: &[String]) -> HashSet<u32> {
+        if self.seeds.txs.is_empty() {
+            return HashSet::new();
+        }
+        txids
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| self.seeds.txs.contains(*h))
+            .map(|(i, _)| i as u32)
+            .collect()
+    }
+
+    /// Where traced value ended: at account `a`, brought by transaction `tx`.
+    fn end(
+        &self,
+        accounts: &[String],
+        kind: &'static str,
+        a: u32,
+        tx: Option<&str>,
+        amount: Amount,
+        hop: u32,
+    ) -> End {
+        let l = self.labels.get(&a);
+        End {
+            kind,
+            txid: tx.unwrap_or_default().to_string(),
+            vout: 0,
+            address: accounts[a as usize].clone(),
+            amount,
+            hop,
+            entity: l.map(|l| l.entity.clone()),
+            category: l.map(|l| l.category.clone()),
+            path: Vec::new(),
+        }
+    }
+
+    /// The result: each end's transactions from a seed (forward) or to a seed (backward),
+    /// following the first taint each account got.
+    fn finish(mut self, accounts: &[String], direction: Direction) -> PolicyResult {
+        let index: HashMap<&str, u32> = accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.as_str(), i as u32))
+            .collect();
+        for e in &mut self.ends {
+            let mut at = index.get(e.address.as_str()).copied();
+            let mut path = Vec::new();
+            while let Some((prev, tx)) = at.and_then(|a| self.pred.get(&a)) {
+                path.push(tx.clone());
+                at = Some(*prev);
+                if path.len() > self.pred.len() {
+                    break;
+                }
+            }
+            if direction == Direction::Forward {
+                path.reverse();
+            }
+            e.path = path;
+        }
+        PolicyResult::new(self.policy, self.totals, self.edges, self.ends)
+    }
+}
+
+fn edge(accounts: &[String], txids: &[String], t: &Transfer, amount: Amount, hop: u32) -> Edge {
+    Edge {
+        txid: txids[t.tx as usize].clone(),
+        height: t.block,
+        time: t.time,
+        from: accounts[t.from as usize].clone(),
+        to: accounts[t.to as usize].clone(),
+        amount,
+        hop,
+    }
+}
+
+/// One policy run **forward**, fed chunk by chunk in chain order (a chunk's transfers index
+/// its own `txids` and the shared `accounts`).
+#[derive(Debug)]
+pub struct Forward<'a> {
+    w: Walk<'a>,
+    opening: &'a [Amount],
+    pools: Vec<Option<Pool>>,
+    opened: bool,
+}
+
+impl<'a> Forward<'a> {
+    /// `opening` comes from [`Opening`] over all the chunks; `labels` are by account id.
+    ///
+    /// # Panics
+    /// On [`Policy::Tiho`] (see [`unsupported`]).
+    pub fn new(
+        policy: Policy,
+        p: &'a Params,
+        seeds: &'a Seeds,
+        labels: &'a HashMap<u32, Label>,
+        opening: &'a [Amount],
+    ) -> Forward<'a> {
+        Forward {
+            w: Walk::new(policy, p, seeds, labels),
+            opening,
+            pools: Vec::new(),
+            opened: false,
+        }
+    }
+
+    fn pool(&mut self, a: u32) -> Pool {
+        let a = a as usize;
+        if self.pools.len() <= a {
+            self.pools.resize_with(a + 1, || None);
+        }
+        self.pools[a].take().unwrap_or_else(|| {
+            let mut pool = Pool::new(self.w.policy);
+            pool.put(&[(self.opening[a], false)], false);
+            pool
+        })
+    }
+
+    fn keep(&mut self, a: u32, pool: Pool) {
+        self.pools[a as usize] = Some(pool);
+    }
+
+    /// Taints the seed accounts' whole balances: the window opens.
+    fn open(&mut self) {
+        self.opened = true;
+        let mut seeds: Vec<u32> = self.w.seeds.accounts.iter().copied().collect();
+        seeds.sort_unstable();
+        for a in seeds {
+            let mut pool = self.pool(a);
+            self.w.totals.seeded += pool.held();
+            pool.taint_all();
+            self.keep(a, pool);
+            self.w.hop.insert(a, 0);
+        }
+    }
+
+    /// Replays the next chunk.
+    pub fn feed(&mut self, accounts: &[String], txids: &[String], transfers: &[Transfer]) {
+        let seed_txs = self.w.seed_txs(txids);
+        let (policy, poison) = (self.w.policy, self.w.policy == Policy::Poison);
+        for t in transfers {
+            if t.block > self.w.p.to_height {
+                return;
+            }
+            if !self.opened && t.block >= self.w.p.from_height {
+                self.open();
+            }
+            let mut from = self.pool(t.from);
+            let pieces = from.take(t.value, policy);
+            self.keep(t.from, from);
+            let mut carried: Amount = pieces.iter().filter(|x| x.1).map(|x| x.0).sum();
+            let seed_tx = self.opened && t.to != FEE && seed_txs.contains(&t.tx);
+            if !self.opened || (carried == 0 && !seed_tx) {
+                if t.to != FEE {
+                    let mut to = self.pool(t.to);
+                    to.put(&[(t.value, false)], poison);
+                    if self.opened && self.w.seeds.accounts.contains(&t.to) {
+                        self.w.totals.seeded += t.value;
+                        to.taint_all();
+                    }
+                    self.keep(t.to, to);
+                }
+                continue;
+            }
+            if t.to == FEE {
+                self.w.totals.fees += carried;
+                continue;
+            }
+            let w = &mut self.w;
+            let h = if seed_tx {
+                0
+            } else {
+                1 + w.hop.get(&t.from).copied().unwrap_or(0)
+            };
+            let (piece_list, keep) = if w.seeds.accounts.contains(&t.to) {
+                // Back into a seed: all it receives is seeded; the taint it brings ends here.
+                w.totals.returned_to_seeds += carried;
+                w.totals.seeded += t.value;
+                w.edges.push(edge(accounts, txids, t, carried, h));
+                (vec![(t.value, true)], false)
+            } else if seed_tx {
+                w.totals.seeded += t.value - carried;
+                carried = t.value;
+                w.hop.insert(t.to, 0);
+                (vec![(t.value, true)], true)
+            } else if h > w.p.max_hops {
+                w.totals.hop_limit += carried;
+                (vec![(t.value, false)], false)
+            } else {
+                w.edges.push(edge(accounts, txids, t, carried, h));
+                if carried < w.p.min_value {
+                    w.totals.below_min += carried;
+                    (vec![(t.value, false)], false)
+                } else if w.stops(t.to) {
+                    // An exit keeps no taint.
+                    w.totals.exits += carried;
+                    let txid = txids[t.tx as usize].as_str();
+                    let e = w.end(accounts, "exit", t.to, Some(txid), carried, h);
+                    w.ends.push(e);
+                    w.pred
+                        .entry(t.to)
+                        .or_insert_with(|| (t.from, txid.to_string()));
+                    (vec![(t.value, false)], false)
+                } else {
+                    (pieces, true)
+                }
+            };
+            if keep {
+                let txid = &txids[t.tx as usize];
+                if !seed_tx {
+                    w.pred.entry(t.to).or_insert_with(|| (t.from, txid.clone()));
+                    let e = w.hop.entry(t.to).or_insert(h);
+                    *e = (*e).min(h);
+                }
+                w.last_tx.insert(t.to, txid.clone());
+            }
+            let mut to = self.pool(t.to);
+            to.put(&piece_list, poison);
+            self.keep(t.to, to);
+        }
+    }
+
+    /// What is still tainted is held; the result.
+    pub fn finish(mut self, accounts: &[String]) -> PolicyResult {
+        if !self.opened {
+            self.open();
+        }
+        for (a, pool) in self.pools.iter().enumerate() {
+            let Some(v) = pool.as_ref().map(Pool::tainted).filter(|&v| v > 0) else {
+                continue;
+            };
+            let a = a as u32;
+            self.w.totals.holdings += v;
+            let h = self.w.hop.get(&a).copied().unwrap_or(0);
+            let tx = self.w.last_tx.get(&a).map(String::as_str);
+            let e = self.w.end(accounts, "holding", a, tx, v, h);
+            self.w.ends.push(e);
+        }
+        self.w.finish(accounts, Direction::Forward)
+    }
+}
+
+/// Runs one policy forward over a whole `ledger` (see [`Forward`]).
 ///
 /// # Panics
 /// On [`Policy::Tiho`] (see [`unsupported`]).
-///
-/// # Complexity
-/// O(transfers) for poison and haircut; FIFO and LIFO add the pieces each balance holds.
 pub fn run(
     ledger: &Ledger,
     opening: &[Amount],
@@ -316,193 +629,169 @@ pub fn run(
     p: &Params,
     policy: Policy,
 ) -> PolicyResult {
-    assert!(unsupported(policy).is_none(), "{policy:?} on accounts");
-    let poison = policy == Policy::Poison;
-    let mut pools: Vec<Option<Pool>> = std::iter::repeat_with(|| None)
-        .take(ledger.accounts.len())
-        .collect();
-    let mut hop: HashMap<u32, u32> = HashMap::new();
-    // For each tainted account: where its first taint came from, and the transaction.
-    let mut pred: HashMap<u32, (u32, u32)> = HashMap::new();
-    // The last transaction that brought taint to each account.
-    let mut last_tx: HashMap<u32, u32> = HashMap::new();
-    let mut totals = Totals::default();
-    let mut edges = Vec::new();
-    let mut ends = Vec::new();
-    let mut opened = false;
-    let stops = |a: u32| {
-        labels
-            .get(&a)
-            .is_some_and(|l| p.stop_at.contains(&l.category))
-    };
-    let mut seed_accounts: Vec<u32> = seeds.accounts.iter().copied().collect();
-    seed_accounts.sort_unstable();
-    let pool_of = |pools: &mut Vec<Option<Pool>>, a: u32| -> Pool {
-        pools[a as usize].take().unwrap_or_else(|| {
-            let mut pool = Pool::new(policy);
-            pool.put(&[(opening[a as usize], false)], false);
-            pool
-        })
-    };
-    for t in &ledger.transfers {
-        if t.block > p.to_height {
-            break;
-        }
-        if !opened && t.block >= p.from_height {
-            opened = true;
-            for &a in &seed_accounts {
-                let mut pool = pool_of(&mut pools, a);
-                totals.seeded += pool.held();
-                pool.taint_all();
-                pools[a as usize] = Some(pool);
-                hop.insert(a, 0);
-            }
-        }
-        let mut from = pool_of(&mut pools, t.from);
-        let pieces = from.take(t.value, policy);
-        pools[t.from as usize] = Some(from);
-        let mut carried: Amount = pieces.iter().filter(|x| x.1).map(|x| x.0).sum();
-        let seed_tx = opened && t.to != FEE && seeds.txs.contains(&t.tx);
-        if !opened || (carried == 0 && !seed_tx) {
-            if t.to != FEE {
-                let mut to = pool_of(&mut pools, t.to);
-                to.put(&[(t.value, false)], poison);
-                if opened && seeds.accounts.contains(&t.to) {
-                    totals.seeded += t.value;
-                    to.taint_all();
-                }
-                pools[t.to as usize] = Some(to);
-            }
-            continue;
-        }
-        if t.to == FEE {
-            totals.fees += carried;
-            continue;
-        }
-        let h = if seed_tx {
-            0
-        } else {
-            1 + hop.get(&t.from).copied().unwrap_or(0)
-        };
-        let mut to = pool_of(&mut pools, t.to);
-        let (piece_list, keep) = if seeds.accounts.contains(&t.to) {
-            // Back into a seed: all it receives is seeded; the taint it brings ends here.
-            totals.returned_to_seeds += carried;
-            totals.seeded += t.value;
-            edges.push(edge(ledger, t, carried, h));
-            (vec![(t.value, true)], false)
-        } else if seed_tx {
-            totals.seeded += t.value - carried;
-            carried = t.value;
-            hop.insert(t.to, 0);
-            (vec![(t.value, true)], true)
-        } else if h > p.max_hops {
-            totals.hop_limit += carried;
-            (vec![(t.value, false)], false)
-        } else {
-            edges.push(edge(ledger, t, carried, h));
-            if carried < p.min_value {
-                totals.below_min += carried;
-                (vec![(t.value, false)], false)
-            } else if stops(t.to) {
-                // An exit keeps no taint.
-                totals.exits += carried;
-                ends.push(end(ledger, labels, "exit", t.to, Some(t.tx), carried, h));
-                pred.entry(t.to).or_insert((t.from, t.tx));
-                (vec![(t.value, false)], false)
-            } else {
-                (pieces, true)
-            }
-        };
-        to.put(&piece_list, poison);
-        if keep {
-            if !seed_tx {
-                pred.entry(t.to).or_insert((t.from, t.tx));
-                let e = hop.entry(t.to).or_insert(h);
-                *e = (*e).min(h);
-            }
-            last_tx.insert(t.to, t.tx);
-        }
-        pools[t.to as usize] = Some(to);
-    }
-    if !opened {
-        for &a in &seed_accounts {
-            let held = opening[a as usize];
-            totals.seeded += held;
-            let mut pool = Pool::new(policy);
-            pool.put(&[(held, true)], poison);
-            pools[a as usize] = Some(pool);
-        }
-    }
-    let held: Vec<(u32, Amount)> = pools
-        .iter()
-        .enumerate()
-        .filter_map(|(a, pool)| Some((a as u32, pool.as_ref()?.tainted())))
-        .filter(|x| x.1 > 0)
-        .collect();
-    for (a, v) in held {
-        totals.holdings += v;
-        let h = hop.get(&a).copied().unwrap_or(0);
-        ends.push(end(
-            ledger,
-            labels,
-            "holding",
-            a,
-            last_tx.get(&a).copied(),
-            v,
-            h,
-        ));
-    }
-    set_paths(ledger, &mut ends, &pred, Direction::Forward);
-    PolicyResult::new(policy, totals, edges, ends)
-}
-
-/// Each end's transactions from a seed (forward) or to a seed (backward), following the
-/// first taint each account got.
-fn set_paths(
-    ledger: &Ledger,
-    ends: &mut [End],
-    pred: &HashMap<u32, (u32, u32)>,
-    direction: Direction,
-) {
-    let index: HashMap<&str, u32> = ledger
-        .accounts
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (a.as_str(), i as u32))
-        .collect();
-    for e in ends {
-        let mut at = index.get(e.address.as_str()).copied();
-        let mut path = Vec::new();
-        while let Some(&(prev, tx)) = at.and_then(|a| pred.get(&a)) {
-            path.push(ledger.txids[tx as usize].clone());
-            at = Some(prev);
-            if path.len() > ledger.transfers.len() {
-                break;
-            }
-        }
-        if direction == Direction::Forward {
-            path.reverse();
-        }
-        e.path = path;
-    }
+    let mut f = Forward::new(policy, p, seeds, labels, opening);
+    f.feed(&ledger.accounts, &ledger.txids, &ledger.transfers);
+    f.finish(&ledger.accounts)
 }
 
 /// The zero address: token mints come from it.
 pub const ZERO: &str = "0x0000000000000000000000000000000000000000";
 
-/// Runs one policy **backward** over `ledger`: where the seeds' money came from.
+/// One policy run **backward**: where the seeds' money came from. Fed chunk by chunk in
+/// reverse chain order (each chunk's transfers are undone newest first) from the balances
+/// at the end of the window ([`Opening::closing`] over all the chunks).
 ///
-/// The balances at the end of the window are rebuilt by replaying forward, then the
-/// transfers are undone newest first. Undoing a transfer into a seed taints it in full
-/// (**seeded**); undoing a transfer into a tainted account hands the sender the part of it
-/// that the model says the account's tainted units came from: FIFO and LIFO restore the
-/// exact queue the forward replay had, so their answer is the exact inverse of the forward
-/// models; haircut gives each earlier receipt its share of the account's tainted units in
-/// proportion to the balance right after it arrived; poison taints a sender in full. Taint
-/// still in an account when the window's first block is undone came from before the window
-/// or from value the dataset does not show (**holding**; for tokens, the zero address's is
-/// **mined**: minted).
+/// Undoing a transfer into a seed taints it in full (**seeded**); undoing a transfer into a
+/// tainted account hands the sender the part of it that the model says the account's
+/// tainted units came from: FIFO and LIFO restore the exact queue the forward replay had,
+/// so their answer is the exact inverse of the forward models; haircut gives each earlier
+/// receipt its share of the account's tainted units in proportion to the balance right
+/// after it arrived; poison taints a sender in full. Taint still in an account when the
+/// window's first block is undone came from before the window or from value the dataset
+/// does not show (**holding**; for tokens, the zero address's is **mined**: minted).
+#[derive(Debug)]
+pub struct Backward<'a> {
+    w: Walk<'a>,
+    pools: Vec<Pool>,
+    done: bool,
+}
+
+impl<'a> Backward<'a> {
+    /// # Panics
+    /// On [`Policy::Tiho`] (see [`unsupported`]).
+    pub fn new(
+        policy: Policy,
+        p: &'a Params,
+        seeds: &'a Seeds,
+        labels: &'a HashMap<u32, Label>,
+        closing: &[Amount],
+    ) -> Backward<'a> {
+        let pools = closing
+            .iter()
+            .map(|&v| {
+                let mut pool = Pool::new(policy);
+                pool.put(&[(v, false)], false);
+                pool
+            })
+            .collect();
+        Backward {
+            w: Walk::new(policy, p, seeds, labels),
+            pools,
+            done: false,
+        }
+    }
+
+    /// Undoes the chunk before the last one fed, newest transfer first.
+    pub fn feed(&mut self, accounts: &[String], txids: &[String], transfers: &[Transfer]) {
+        let seed_txs = self.w.seed_txs(txids);
+        let policy = self.w.policy;
+        let clean = |seg: &[(Amount, bool)]| -> Vec<(Amount, bool)> {
+            seg.iter().map(|x| (x.0, false)).collect()
+        };
+        for t in transfers.iter().rev() {
+            if self.done || t.block < self.w.p.from_height {
+                self.done = true;
+                return;
+            }
+            if t.block > self.w.p.to_height {
+                continue;
+            }
+            let w = &mut self.w;
+            let (f, to) = (t.from as usize, t.to as usize);
+            let seed_tx = t.to != FEE && seed_txs.contains(&t.tx);
+            let to_seed = t.to != FEE && w.seeds.accounts.contains(&t.to);
+            let mut seg = if t.to == FEE {
+                vec![(t.value, false)]
+            } else {
+                self.pools[to].take_back(t.value, policy)
+            };
+            let mut carried: Amount = seg.iter().filter(|x| x.1).map(|x| x.0).sum();
+            if to_seed || seed_tx {
+                w.totals.seeded += t.value - carried;
+                carried = t.value;
+                seg = vec![(t.value, true)];
+            }
+            if carried == 0 {
+                self.pools[f].restore(&seg, policy);
+                continue;
+            }
+            let h = if seed_tx {
+                0
+            } else if to_seed {
+                1
+            } else {
+                1 + w.hop.get(&t.to).copied().unwrap_or(0)
+            };
+            let txid = txids[t.tx as usize].as_str();
+            let keep = if w.seeds.accounts.contains(&t.from) {
+                w.totals.returned_to_seeds += carried;
+                w.edges.push(edge(accounts, txids, t, carried, h));
+                false
+            } else if h > w.p.max_hops {
+                w.totals.hop_limit += carried;
+                false
+            } else {
+                if !seed_tx {
+                    w.edges.push(edge(accounts, txids, t, carried, h));
+                }
+                if carried < w.p.min_value {
+                    w.totals.below_min += carried;
+                    false
+                } else if !seed_tx && w.stops(t.from) {
+                    w.totals.exits += carried;
+                    let e = w.end(accounts, "exit", t.from, Some(txid), carried, h);
+                    w.ends.push(e);
+                    if t.to != FEE {
+                        w.pred
+                            .entry(t.from)
+                            .or_insert_with(|| (t.to, txid.to_string()));
+                    }
+                    false
+                } else {
+                    true
+                }
+            };
+            if keep {
+                self.pools[f].restore(&seg, policy);
+                if !seed_tx {
+                    w.pred
+                        .entry(t.from)
+                        .or_insert_with(|| (t.to, txid.to_string()));
+                }
+                let e = w.hop.entry(t.from).or_insert(h);
+                *e = (*e).min(h);
+                w.last_tx.insert(t.from, txid.to_string());
+            } else {
+                self.pools[f].restore(&clean(&seg), policy);
+            }
+        }
+    }
+
+    /// What is still tainted came from before the window (or was minted); the result.
+    pub fn finish(mut self, accounts: &[String]) -> PolicyResult {
+        for (a, pool) in self.pools.iter().enumerate() {
+            let v = pool.tainted();
+            if v == 0 {
+                continue;
+            }
+            let minted = accounts[a] == ZERO;
+            if minted {
+                self.w.totals.mined += v;
+            } else {
+                self.w.totals.holdings += v;
+            }
+            let a = a as u32;
+            let h = self.w.hop.get(&a).copied().unwrap_or(0);
+            let tx = self.w.last_tx.get(&a).map(String::as_str);
+            let kind = if minted { "mined" } else { "holding" };
+            let e = self.w.end(accounts, kind, a, tx, v, h);
+            self.w.ends.push(e);
+        }
+        self.w.finish(accounts, Direction::Backward)
+    }
+}
+
+/// Runs one policy backward over a whole `ledger` (see [`Backward`]).
 ///
 /// # Panics
 /// On [`Policy::Tiho`] (see [`unsupported`]).
@@ -514,169 +803,25 @@ pub fn run_backward(
     p: &Params,
     policy: Policy,
 ) -> PolicyResult {
-    assert!(unsupported(policy).is_none(), "{policy:?} on accounts");
     let last = ledger
         .transfers
         .iter()
         .position(|t| t.block > p.to_height)
         .unwrap_or(ledger.transfers.len());
-    let mut held: Vec<Amount> = opening.to_vec();
+    let mut o = Opening {
+        net: vec![0; ledger.accounts.len()],
+        need: opening.to_vec(),
+    };
+    // The opening balances are given; only the net flows are needed for the closing ones.
     for t in &ledger.transfers[..last] {
-        held[t.from as usize] = held[t.from as usize].saturating_sub(t.value);
+        o.net[t.from as usize] -= i128::try_from(t.value).unwrap_or(i128::MAX);
         if t.to != FEE {
-            held[t.to as usize] += t.value;
+            o.net[t.to as usize] += i128::try_from(t.value).unwrap_or(i128::MAX);
         }
     }
-    let mut pools: Vec<Pool> = held
-        .iter()
-        .map(|&v| {
-            let mut pool = Pool::new(policy);
-            pool.put(&[(v, false)], false);
-            pool
-        })
-        .collect();
-    let clean = |seg: &[(Amount, bool)]| -> Vec<(Amount, bool)> {
-        seg.iter().map(|x| (x.0, false)).collect()
-    };
-    let stops = |a: u32| {
-        labels
-            .get(&a)
-            .is_some_and(|l| p.stop_at.contains(&l.category))
-    };
-    let mut hop: HashMap<u32, u32> = HashMap::new();
-    let mut pred: HashMap<u32, (u32, u32)> = HashMap::new();
-    let mut last_tx: HashMap<u32, u32> = HashMap::new();
-    let mut totals = Totals::default();
-    let mut edges = Vec::new();
-    let mut ends = Vec::new();
-    for t in ledger.transfers[..last].iter().rev() {
-        if t.block < p.from_height {
-            break;
-        }
-        let (f, to) = (t.from as usize, t.to as usize);
-        let seed_tx = t.to != FEE && seeds.txs.contains(&t.tx);
-        let to_seed = t.to != FEE && seeds.accounts.contains(&t.to);
-        let mut seg = if t.to == FEE {
-            vec![(t.value, false)]
-        } else {
-            pools[to].take_back(t.value, policy)
-        };
-        let mut carried: Amount = seg.iter().filter(|x| x.1).map(|x| x.0).sum();
-        if to_seed || seed_tx {
-            totals.seeded += t.value - carried;
-            carried = t.value;
-            seg = vec![(t.value, true)];
-        }
-        if carried == 0 {
-            pools[f].restore(&seg, policy);
-            continue;
-        }
-        let h = if seed_tx {
-            0
-        } else if to_seed {
-            1
-        } else {
-            1 + hop.get(&t.to).copied().unwrap_or(0)
-        };
-        let keep = if seeds.accounts.contains(&t.from) {
-            totals.returned_to_seeds += carried;
-            edges.push(edge(ledger, t, carried, h));
-            false
-        } else if h > p.max_hops {
-            totals.hop_limit += carried;
-            false
-        } else {
-            if !seed_tx {
-                edges.push(edge(ledger, t, carried, h));
-            }
-            if carried < p.min_value {
-                totals.below_min += carried;
-                false
-            } else if !seed_tx && stops(t.from) {
-                totals.exits += carried;
-                ends.push(end(ledger, labels, "exit", t.from, Some(t.tx), carried, h));
-                if t.to != FEE {
-                    pred.entry(t.from).or_insert((t.to, t.tx));
-                }
-                false
-            } else {
-                true
-            }
-        };
-        if keep {
-            pools[f].restore(&seg, policy);
-            if !seed_tx {
-                pred.entry(t.from).or_insert((t.to, t.tx));
-            }
-            let e = hop.entry(t.from).or_insert(h);
-            *e = (*e).min(h);
-            last_tx.insert(t.from, t.tx);
-        } else {
-            pools[f].restore(&clean(&seg), policy);
-        }
-    }
-    for (a, pool) in pools.iter().enumerate() {
-        let v = pool.tainted();
-        if v == 0 {
-            continue;
-        }
-        let a32 = a as u32;
-        let minted = ledger.accounts[a] == ZERO;
-        if minted {
-            totals.mined += v;
-        } else {
-            totals.holdings += v;
-        }
-        ends.push(end(
-            ledger,
-            labels,
-            if minted { "mined" } else { "holding" },
-            a32,
-            last_tx.get(&a32).copied(),
-            v,
-            hop.get(&a32).copied().unwrap_or(0),
-        ));
-    }
-    set_paths(ledger, &mut ends, &pred, Direction::Backward);
-    PolicyResult::new(policy, totals, edges, ends)
-}
-
-/// Where traced value ended: at account `a`, brought by transaction `tx`.
-fn end(
-    ledger: &Ledger,
-    labels: &HashMap<u32, Label>,
-    kind: &'static str,
-    a: u32,
-    tx: Option<u32>,
-    amount: Amount,
-    hop: u32,
-) -> End {
-    let l = labels.get(&a);
-    End {
-        kind,
-        txid: tx
-            .map(|t| ledger.txids[t as usize].clone())
-            .unwrap_or_default(),
-        vout: 0,
-        address: ledger.accounts[a as usize].clone(),
-        amount,
-        hop,
-        entity: l.map(|l| l.entity.clone()),
-        category: l.map(|l| l.category.clone()),
-        path: Vec::new(),
-    }
-}
-
-fn edge(ledger: &Ledger, t: &Transfer, amount: Amount, hop: u32) -> Edge {
-    Edge {
-        txid: ledger.txids[t.tx as usize].clone(),
-        height: t.block,
-        time: t.time,
-        from: ledger.accounts[t.from as usize].clone(),
-        to: ledger.accounts[t.to as usize].clone(),
-        amount,
-        hop,
-    }
+    let mut b = Backward::new(policy, p, seeds, labels, &o.closing());
+    b.feed(&ledger.accounts, &ledger.txids, &ledger.transfers[..last]);
+    b.finish(&ledger.accounts)
 }
 
 #[cfg(test)]
@@ -830,7 +975,7 @@ mod tests {
         let l = ledger();
         let seeds = Seeds {
             accounts: HashSet::new(),
-            txs: [0].into(),
+            txs: ["0x00".to_string()].into(),
         };
         let r = run(
             &l,

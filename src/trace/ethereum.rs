@@ -108,12 +108,8 @@ pub fn is_address(s: &str) -> bool {
     s.len() == 42 && s.starts_with("0x") && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Calls `f` on each batch of every part of `dir`, in part order, with `columns` only.
-fn each_batch(
-    dir: &Path,
-    columns: &[&str],
-    mut f: impl FnMut(&RecordBatch) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+/// The part files of `dir`, in part (block) order.
+fn part_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {}: ingest first", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -124,11 +120,28 @@ fn each_batch(
         })
         .collect();
     files.sort();
+    Ok(files)
+}
+
+/// Calls `f` on each batch of every part of `dir`, in part order, with `columns` only.
+fn each_batch(
+    dir: &Path,
+    columns: &[&str],
+    f: impl FnMut(&RecordBatch) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    each_batch_of(&part_files(dir)?, columns, f)
+}
+
+/// Calls `f` on each batch of `files`, in order, with `columns` only (those present).
+fn each_batch_of(
+    files: &[PathBuf],
+    columns: &[&str],
+    mut f: impl FnMut(&RecordBatch) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     for path in files {
         let ctx = || format!("reading {}", path.display());
-        let builder =
-            ParquetRecordBatchReaderBuilder::try_new(File::open(&path).with_context(ctx)?)
-                .with_context(ctx)?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).with_context(ctx)?)
+            .with_context(ctx)?;
         let present: Vec<&str> = columns
             .iter()
             .copied()
@@ -187,11 +200,44 @@ fn amount(s: &str, what: &dyn Fn() -> String) -> anyhow::Result<Amount> {
     })
 }
 
-/// Interns accounts and transaction hashes (each text held once, by its map until the
-/// end); collects transfers with their sort key.
-#[derive(Default)]
-struct Builder {
-    accounts: HashMap<String, u32>,
+/// Account ids shared by every chunk of one trace.
+#[derive(Clone, Debug, Default)]
+pub struct Accounts {
+    ids: HashMap<String, u32>,
+    /// Each account's address, by id.
+    pub names: Vec<String>,
+}
+
+impl Accounts {
+    fn intern(&mut self, a: &str) -> u32 {
+        if let Some(&i) = self.ids.get(a) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(a.to_string());
+        self.ids.insert(a.to_string(), i);
+        i
+    }
+
+    /// The id of `a`, if it has appeared.
+    pub fn id(&self, a: &str) -> Option<u32> {
+        self.ids.get(a).copied()
+    }
+}
+
+/// Some consecutive transfers of one asset, in chain order: their transaction hashes (which
+/// `Transfer::tx` indexes) and the ERC-721 transfers of the token that were passed over.
+#[derive(Clone, Debug, Default)]
+pub struct Chunk {
+    pub txids: Vec<String>,
+    pub transfers: Vec<Transfer>,
+    pub nft: usize,
+}
+
+/// Interns transaction hashes (each text held once, by its map until the end); collects
+/// transfers with their sort key.
+struct Builder<'a> {
+    accounts: &'a mut Accounts,
     txids: HashMap<String, u32>,
     transfers: Vec<Transfer>,
     /// (block, tx_index, step, trace address) per transfer: the step is 0 for the fee, 1 for
@@ -218,7 +264,7 @@ fn by_id(map: HashMap<String, u32>) -> Vec<String> {
     out
 }
 
-impl Builder {
+impl Builder<'_> {
     #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
@@ -233,8 +279,8 @@ impl Builder {
             return;
         }
         let tx = intern(&mut self.txids, tx);
-        let from = intern(&mut self.accounts, from);
-        let to = to.map_or(FEE, |t| intern(&mut self.accounts, t));
+        let from = self.accounts.intern(from);
+        let to = to.map_or(FEE, |t| self.accounts.intern(t));
         self.transfers.push(Transfer {
             block: key.0,
             time,
@@ -245,16 +291,16 @@ impl Builder {
         });
         self.keys.push(key);
     }
-    fn finish(self) -> Ledger {
+    fn finish(self, nft: usize) -> Chunk {
         let mut order: Vec<usize> = (0..self.keys.len()).collect();
         order.sort_by(|&a, &b| self.keys[a].cmp(&self.keys[b]).then(a.cmp(&b)));
-        Ledger {
-            accounts: by_id(self.accounts),
+        Chunk {
             txids: by_id(self.txids),
             transfers: order
                 .into_iter()
                 .map(|i| self.transfers[i].clone())
                 .collect(),
+            nft,
         }
     }
 }
@@ -303,20 +349,56 @@ pub fn address_clusters(dir: &Path) -> anyhow::Result<Vec<(String, u32)>> {
     Ok(out)
 }
 
-/// Reads every transfer of `asset` from `chain_dir` up to block `last`, in chain order.
+/// The part files (names) holding `asset`'s transfers, in block order: a trace reads them
+/// one [`chunk`] at a time.
 ///
 /// # Errors
-/// Missing tables, damaged parts, amounts beyond u128, or a token with no ERC-20 transfer.
-pub fn ledger(chain_dir: &Path, asset: &Asset, last: u32) -> anyhow::Result<Ledger> {
-    let times: HashMap<u32, u32> = block_times(chain_dir)?.into_iter().collect();
+/// The table is missing.
+pub fn parts(chain_dir: &Path, asset: &Asset) -> anyhow::Result<Vec<String>> {
+    let table = match asset {
+        Asset::Eth => "transactions",
+        Asset::Token { .. } => "token_transfers",
+    };
+    Ok(part_files(&chain_dir.join(table))?
+        .iter()
+        .filter_map(|p| p.file_name()?.to_str().map(str::to_string))
+        .collect())
+}
+
+/// Reads the transfers of `asset` in the part files named `parts` (see [`parts`]) up to
+/// block `last`, in chain order; block times come from `times`.
+///
+/// # Errors
+/// Damaged parts, or amounts beyond u128 (named by transaction and block).
+pub fn chunk(
+    chain_dir: &Path,
+    asset: &Asset,
+    parts: &[String],
+    last: u32,
+    times: &HashMap<u32, u32>,
+    accounts: &mut Accounts,
+) -> anyhow::Result<Chunk> {
     let time = |b: u32| times.get(&b).copied().unwrap_or(0);
-    let mut l = Builder::default();
+    let files = |table: &str| -> Vec<PathBuf> {
+        parts
+            .iter()
+            .map(|p| chain_dir.join(table).join(p))
+            .filter(|p| p.is_file())
+            .collect()
+    };
+    let mut l = Builder {
+        accounts,
+        txids: HashMap::new(),
+        transfers: Vec::new(),
+        keys: Vec::new(),
+    };
+    let mut nft = 0usize;
     match asset {
         Asset::Eth => {
             // Which transactions failed, for their internal transfers.
             let mut failed: std::collections::HashSet<String> = Default::default();
-            each_batch(
-                &chain_dir.join("transactions"),
+            each_batch_of(
+                &files("transactions"),
                 &[
                     "block_number",
                     "tx_index",
@@ -369,10 +451,9 @@ pub fn ledger(chain_dir: &Path, asset: &Asset, last: u32) -> anyhow::Result<Ledg
                     Ok(())
                 },
             )?;
-            let dir = chain_dir.join("internal_transfers");
-            if dir.is_dir() {
-                each_batch(
-                    &dir,
+            {
+                each_batch_of(
+                    &files("internal_transfers"),
                     &[
                         "block_number",
                         "tx_index",
@@ -437,9 +518,8 @@ pub fn ledger(chain_dir: &Path, asset: &Asset, last: u32) -> anyhow::Result<Ledg
             }
         }
         Asset::Token { contract, .. } => {
-            let mut nft = 0usize;
-            each_batch(
-                &chain_dir.join("token_transfers"),
+            each_batch_of(
+                &files("token_transfers"),
                 &[
                     "block_number",
                     "tx_index",
@@ -487,18 +567,45 @@ pub fn ledger(chain_dir: &Path, asset: &Asset, last: u32) -> anyhow::Result<Ledg
                     Ok(())
                 },
             )?;
-            if l.transfers.is_empty() {
-                return Err(if nft > 0 {
-                    anyhow!(
-                        "{contract} is an ERC-721 (NFT) contract: its transfers move token ids, not amounts, so taint models do not apply"
-                    )
-                } else {
-                    anyhow!(
-                        "the dataset holds no transfer of token {contract}: check the address, or ingest the blocks where it moves"
-                    )
-                });
-            }
         }
     }
-    Ok(l.finish())
+    Ok(l.finish(nft))
+}
+
+/// Why a dataset gives `asset` nothing to trace (no ERC-20 transfer of the token).
+pub fn nothing_to_trace(asset: &Asset, nft: usize) -> anyhow::Error {
+    match asset {
+        Asset::Token { contract, .. } if nft > 0 => anyhow!(
+            "{contract} is an ERC-721 (NFT) contract: its transfers move token ids, not amounts, so taint models do not apply"
+        ),
+        Asset::Token { contract, .. } => anyhow!(
+            "the dataset holds no transfer of token {contract}: check the address, or ingest the blocks where it moves"
+        ),
+        Asset::Eth => anyhow!("the dataset holds no ETH transfer: ingest blocks first"),
+    }
+}
+
+/// Every transfer of `asset` up to block `last` as one [`Ledger`].
+///
+/// # Errors
+/// As [`chunk`], and a dataset with nothing to trace.
+pub fn ledger(chain_dir: &Path, asset: &Asset, last: u32) -> anyhow::Result<Ledger> {
+    let times: HashMap<u32, u32> = block_times(chain_dir)?.into_iter().collect();
+    let mut accounts = Accounts::default();
+    let c = chunk(
+        chain_dir,
+        asset,
+        &parts(chain_dir, asset)?,
+        last,
+        &times,
+        &mut accounts,
+    )?;
+    if c.transfers.is_empty() {
+        return Err(nothing_to_trace(asset, c.nft));
+    }
+    Ok(Ledger {
+        accounts: accounts.names,
+        txids: c.txids,
+        transfers: c.transfers,
+    })
 }

@@ -1,6 +1,6 @@
 //! `chaintrace trace --chain ethereum`: the account model of [`crate::trace::account`].
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use anyhow::anyhow;
 
@@ -69,19 +69,7 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         .map(|(b, t)| (b, u64::from(t)))
         .collect();
     let (from_height, to_height) = height_window(a, &times)?;
-    // Transfers after the window change nothing (backward rebuilds the balances at its end
-    // from those before).
-    let pb = super::super::progress_bar(cli, "models");
-    pb.set_length(pols.len() as u64);
-    pb.set_message(format!("reading the {} transfers", asset.unit()));
-    let ledger = eth::ledger(&chain, &asset, to_height).map_err(CliError::user)?;
-    pb.set_message(format!("replaying {} transfers", ledger.transfers.len()));
-    let ids: HashMap<&str, u32> = ledger
-        .accounts
-        .iter()
-        .enumerate()
-        .map(|(i, x)| (x.as_str(), i as u32))
-        .collect();
+    // Seeds as given: accounts (resolved to ids once every account is known) and hashes.
     let unit = asset.unit();
     let uses_clusters = a.level == "cluster" || a.seeds.iter().any(|s| s.starts_with("cluster:"));
     let clusters = if uses_clusters {
@@ -89,7 +77,8 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     } else {
         None
     };
-    let mut seeds = Seeds::default();
+    let mut seed_accounts: Vec<(String, String)> = Vec::new(); // (as given, address)
+    let mut seed_txs: HashSet<String> = HashSet::new();
     for it in seed_items(&a.seeds)? {
         let lower = it.to_ascii_lowercase();
         if let Some(x) = lower.strip_prefix("cluster:") {
@@ -97,33 +86,88 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             let name = names.get(x).ok_or_else(|| {
                 CliError::user(anyhow!("seed {it}: {x} is in no Ethereum cluster"))
             })?;
-            seeds.accounts.extend(
+            seed_accounts.extend(
                 names
                     .iter()
                     .filter(|(_, n)| *n == name)
-                    .filter_map(|(acc, _)| ids.get(acc.as_str())),
+                    .map(|(acc, _)| (String::new(), acc.clone())),
             );
         } else if lower.len() == 66
             && lower.starts_with("0x")
             && lower[2..].bytes().all(|b| b.is_ascii_hexdigit())
         {
-            let t = ledger.txids.iter().position(|x| *x == lower).ok_or_else(|| {
-                CliError::user(anyhow!(
-                    "seed transaction {it} moved no {unit} in the dataset (wrong --token, or not ingested yet?)"
-                ))
-            })?;
-            seeds.txs.insert(t as u32);
+            seed_txs.insert(lower);
         } else if eth::is_address(&lower) {
-            let id = ids.get(lower.as_str()).ok_or_else(|| {
-                CliError::user(anyhow!(
-                    "seed account {it} has no {unit} transfer in the dataset (wrong --token, or not ingested yet?)"
-                ))
-            })?;
-            seeds.accounts.insert(*id);
+            seed_accounts.push((it.clone(), lower));
         } else {
             return Err(CliError::user(anyhow!(
                 "seed {it:?} is not an Ethereum account (0x + 40 hex), transaction hash (0x + 64 hex) or cluster:0x…"
             )));
+        }
+    }
+    // Pass 1, part by part: every account, the opening balances, where the seed
+    // transactions paid. Transfers after the window change nothing (backward rebuilds the
+    // balances at its end from those before), so they are not read.
+    let parts = eth::parts(&chain, &asset).map_err(CliError::user)?;
+    let times: HashMap<u32, u32> = times.iter().map(|&(b, t)| (b, t as u32)).collect();
+    let pb = super::super::progress_bar(cli, "parts");
+    pb.set_length(2 * parts.len() as u64);
+    pb.set_message(format!("{unit}: balances"));
+    let mut accounts = eth::Accounts::default();
+    let mut opening = account::Opening::default();
+    let (mut transfers, mut nft, mut last_block) = (0usize, 0usize, 0u32);
+    let mut seed_tx_found: HashSet<String> = HashSet::new();
+    let mut tx_recipients: BTreeSet<u32> = BTreeSet::new();
+    let read = |part: &String, accounts: &mut eth::Accounts| {
+        eth::chunk(
+            &chain,
+            &asset,
+            std::slice::from_ref(part),
+            to_height,
+            &times,
+            accounts,
+        )
+        .map_err(CliError::user)
+    };
+    for part in &parts {
+        let c = read(part, &mut accounts)?;
+        opening.feed(&c.transfers, accounts.names.len());
+        transfers += c.transfers.len();
+        nft += c.nft;
+        last_block = last_block.max(c.transfers.last().map_or(0, |t| t.block));
+        for t in &c.transfers {
+            let h = &c.txids[t.tx as usize];
+            if t.to != FEE && seed_txs.contains(h) {
+                seed_tx_found.insert(h.clone());
+                tx_recipients.insert(t.to);
+            }
+        }
+        pb.inc(1);
+    }
+    if transfers == 0 {
+        return Err(CliError::user(eth::nothing_to_trace(&asset, nft)));
+    }
+    if let Some(h) = seed_txs.iter().find(|h| !seed_tx_found.contains(*h)) {
+        return Err(CliError::user(anyhow!(
+            "seed transaction {h} moved no {unit} in the dataset (wrong --token, or not ingested yet?)"
+        )));
+    }
+    let mut seeds = Seeds {
+        accounts: HashSet::new(),
+        txs: seed_txs,
+    };
+    for (given, addr) in &seed_accounts {
+        match accounts.id(addr) {
+            Some(id) => {
+                seeds.accounts.insert(id);
+            }
+            // A cluster member that never moved this asset has nothing to seed.
+            None if given.is_empty() => {}
+            None => {
+                return Err(CliError::user(anyhow!(
+                    "seed account {given} has no {unit} transfer in the dataset (wrong --token, or not ingested yet?)"
+                )));
+            }
         }
     }
     if seeds.accounts.is_empty() && seeds.txs.is_empty() {
@@ -136,7 +180,7 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         if t.chain != "ethereum" || (!t.is_public && !a.include_private) {
             continue;
         }
-        if let Some(&id) = ids.get(t.address.as_str()) {
+        if let Some(id) = accounts.id(&t.address) {
             labels.entry(id).or_insert(Label {
                 entity: t.entity,
                 category: t.category,
@@ -156,20 +200,43 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         to_height,
         stop_at: a.stop_at.clone(),
     };
-    let opening = account::opening_balances(&ledger);
-    let mut results: Vec<PolicyResult> = pols
-        .iter()
-        .map(|&p| {
-            let r = match direction {
-                Direction::Forward => account::run(&ledger, &opening, &seeds, &labels, &params, p),
-                Direction::Backward => {
-                    account::run_backward(&ledger, &opening, &seeds, &labels, &params, p)
+    // Pass 2: every model replays the parts (backward: newest first).
+    pb.set_message(format!("{unit}: {} transfers, replaying", transfers));
+    let mut results: Vec<PolicyResult> = match direction {
+        Direction::Forward => {
+            let mut runs: Vec<account::Forward> = pols
+                .iter()
+                .map(|&p| account::Forward::new(p, &params, &seeds, &labels, opening.balances()))
+                .collect();
+            for part in &parts {
+                let c = read(part, &mut accounts)?;
+                for r in &mut runs {
+                    r.feed(&accounts.names, &c.txids, &c.transfers);
                 }
-            };
-            pb.inc(1);
-            r
-        })
-        .collect();
+                pb.inc(1);
+            }
+            runs.into_iter()
+                .map(|r| r.finish(&accounts.names))
+                .collect()
+        }
+        Direction::Backward => {
+            let closing = opening.closing();
+            let mut runs: Vec<account::Backward> = pols
+                .iter()
+                .map(|&p| account::Backward::new(p, &params, &seeds, &labels, &closing))
+                .collect();
+            for part in parts.iter().rev() {
+                let c = read(part, &mut accounts)?;
+                for r in &mut runs {
+                    r.feed(&accounts.names, &c.txids, &c.transfers);
+                }
+                pb.inc(1);
+            }
+            runs.into_iter()
+                .map(|r| r.finish(&accounts.names))
+                .collect()
+        }
+    };
     pb.finish_and_clear();
     check_balanced(&results)?;
     let name_of = |acc: &str| -> String {
@@ -184,14 +251,12 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     let mut seed_nodes: BTreeSet<String> = seeds
         .accounts
         .iter()
-        .map(|&s| name_of(&ledger.accounts[s as usize]))
+        .map(|&s| name_of(&accounts.names[s as usize]))
         .collect();
     seed_nodes.extend(
-        ledger
-            .transfers
+        tx_recipients
             .iter()
-            .filter(|t| t.to != FEE && seeds.txs.contains(&t.tx))
-            .map(|t| name_of(&ledger.accounts[t.to as usize])),
+            .map(|&t| name_of(&accounts.names[t as usize])),
     );
     let mut labelled: Vec<(&u32, &Label)> = labels.iter().collect();
     labelled.sort_by_key(|(id, _)| **id);
@@ -200,7 +265,7 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         &seed_nodes,
         labelled
             .into_iter()
-            .map(|(&id, l)| (name_of(&ledger.accounts[id as usize]), l)),
+            .map(|(&id, l)| (name_of(&accounts.names[id as usize]), l)),
     );
     let clustering = if uses_clusters {
         let dir = crate::cluster::clusters_dir(&a.dataset.data, "ethereum");
@@ -211,7 +276,6 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     } else {
         serde_json::Value::Null
     };
-    let last_block = ledger.transfers.last().map_or(0, |t| t.block);
     let asset_doc = match &asset {
         Asset::Eth => serde_json::json!({"unit": unit, "decimals": 18, "contract": null}),
         Asset::Token {
@@ -229,7 +293,7 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     parameters["seed_accounts"] = seeds.accounts.len().into();
     parameters["seed_transactions"] = seeds.txs.len().into();
     parameters["asset"] = unit.clone().into();
-    parameters["transfers"] = ledger.transfers.len().into();
+    parameters["transfers"] = transfers.into();
     write_case(
         cli,
         a,
