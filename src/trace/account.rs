@@ -617,6 +617,54 @@ impl<'a> Forward<'a> {
     }
 }
 
+/// One policy run in either direction: chunks go in chain order forward, in reverse chain
+/// order backward.
+#[derive(Debug)]
+pub enum Run<'a> {
+    Forward(Forward<'a>),
+    Backward(Backward<'a>),
+}
+
+impl<'a> Run<'a> {
+    /// A run of `policy` in `p.direction`, with the balances `opening` found over every
+    /// chunk.
+    ///
+    /// # Panics
+    /// On [`Policy::Tiho`] (see [`unsupported`]).
+    pub fn new(
+        policy: Policy,
+        p: &'a Params,
+        seeds: &'a Seeds,
+        labels: &'a HashMap<u32, Label>,
+        opening: &'a Opening,
+    ) -> Run<'a> {
+        match p.direction {
+            Direction::Forward => {
+                Run::Forward(Forward::new(policy, p, seeds, labels, opening.balances()))
+            }
+            Direction::Backward => {
+                Run::Backward(Backward::new(policy, p, seeds, labels, &opening.closing()))
+            }
+        }
+    }
+
+    /// The next chunk (in the run's order).
+    pub fn feed(&mut self, accounts: &[String], txids: &[String], transfers: &[Transfer]) {
+        match self {
+            Run::Forward(f) => f.feed(accounts, txids, transfers),
+            Run::Backward(b) => b.feed(accounts, txids, transfers),
+        }
+    }
+
+    /// The result.
+    pub fn finish(self, accounts: &[String]) -> PolicyResult {
+        match self {
+            Run::Forward(f) => f.finish(accounts),
+            Run::Backward(b) => b.finish(accounts),
+        }
+    }
+}
+
 /// Runs one policy forward over a whole `ledger` (see [`Forward`]).
 ///
 /// # Panics
@@ -808,17 +856,10 @@ pub fn run_backward(
         .iter()
         .position(|t| t.block > p.to_height)
         .unwrap_or(ledger.transfers.len());
-    let mut o = Opening {
-        net: vec![0; ledger.accounts.len()],
-        need: opening.to_vec(),
-    };
-    // The opening balances are given; only the net flows are needed for the closing ones.
-    for t in &ledger.transfers[..last] {
-        o.net[t.from as usize] -= i128::try_from(t.value).unwrap_or(i128::MAX);
-        if t.to != FEE {
-            o.net[t.to as usize] += i128::try_from(t.value).unwrap_or(i128::MAX);
-        }
-    }
+    let mut o = Opening::default();
+    o.feed(&ledger.transfers[..last], ledger.accounts.len());
+    // The given opening balances, with the net flows of the window.
+    o.need = opening.to_vec();
     let mut b = Backward::new(policy, p, seeds, labels, &o.closing());
     b.feed(&ledger.accounts, &ledger.txids, &ledger.transfers[..last]);
     b.finish(&ledger.accounts)

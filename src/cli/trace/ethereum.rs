@@ -202,41 +202,25 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     };
     // Pass 2: every model replays the parts (backward: newest first).
     pb.set_message(format!("{unit}: {} transfers, replaying", transfers));
-    let mut results: Vec<PolicyResult> = match direction {
-        Direction::Forward => {
-            let mut runs: Vec<account::Forward> = pols
-                .iter()
-                .map(|&p| account::Forward::new(p, &params, &seeds, &labels, opening.balances()))
-                .collect();
-            for part in &parts {
-                let c = read(part, &mut accounts)?;
-                for r in &mut runs {
-                    r.feed(&accounts.names, &c.txids, &c.transfers);
-                }
-                pb.inc(1);
-            }
-            runs.into_iter()
-                .map(|r| r.finish(&accounts.names))
-                .collect()
-        }
-        Direction::Backward => {
-            let closing = opening.closing();
-            let mut runs: Vec<account::Backward> = pols
-                .iter()
-                .map(|&p| account::Backward::new(p, &params, &seeds, &labels, &closing))
-                .collect();
-            for part in parts.iter().rev() {
-                let c = read(part, &mut accounts)?;
-                for r in &mut runs {
-                    r.feed(&accounts.names, &c.txids, &c.transfers);
-                }
-                pb.inc(1);
-            }
-            runs.into_iter()
-                .map(|r| r.finish(&accounts.names))
-                .collect()
-        }
+    let mut runs: Vec<account::Run> = pols
+        .iter()
+        .map(|&p| account::Run::new(p, &params, &seeds, &labels, &opening))
+        .collect();
+    let order: Vec<&String> = match direction {
+        Direction::Forward => parts.iter().collect(),
+        Direction::Backward => parts.iter().rev().collect(),
     };
+    for part in order {
+        let c = read(part, &mut accounts)?;
+        for r in &mut runs {
+            r.feed(&accounts.names, &c.txids, &c.transfers);
+        }
+        pb.inc(1);
+    }
+    let mut results: Vec<PolicyResult> = runs
+        .into_iter()
+        .map(|r| r.finish(&accounts.names))
+        .collect();
     pb.finish_and_clear();
     check_balanced(&results)?;
     let name_of = |acc: &str| -> String {
