@@ -135,7 +135,7 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         transfers += c.transfers.len();
         nft += c.nft;
         last_block = last_block.max(c.transfers.last().map_or(0, |t| t.block));
-        for t in &c.transfers {
+        for t in c.transfers.iter().filter(|_| !seed_txs.is_empty()) {
             let h = &c.txids[t.tx as usize];
             if t.to != FEE && seed_txs.contains(h) {
                 seed_tx_found.insert(h.clone());
