@@ -135,11 +135,13 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         transfers += c.transfers.len();
         nft += c.nft;
         last_block = last_block.max(c.transfers.last().map_or(0, |t| t.block));
-        for t in c.transfers.iter().filter(|_| !seed_txs.is_empty()) {
-            let h = &c.txids[t.tx as usize];
-            if t.to != FEE && seed_txs.contains(h) {
-                seed_tx_found.insert(h.clone());
-                tx_recipients.insert(t.to);
+        if !seed_txs.is_empty() {
+            for t in c.transfers.iter().filter(|t| t.to != FEE) {
+                let h = &c.txids[t.tx as usize];
+                if seed_txs.contains(h) {
+                    seed_tx_found.insert(h.clone());
+                    tx_recipients.insert(t.to);
+                }
             }
         }
         pb.inc(1);
