@@ -14,18 +14,14 @@
 //! otherwise requeue the account's oldest units as its newest); its fee stays.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, anyhow};
-use arrow_array::cast::AsArray;
-use arrow_array::types::{UInt32Type, UInt64Type};
-use arrow_array::{Array, RecordBatch};
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use anyhow::anyhow;
+use arrow_array::Array;
 
 use super::Amount;
 use super::account::{FEE, Ledger, Transfer};
+use crate::store::reader::{Cols, each_batch, each_batch_of, part_files};
 
 /// What to trace.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,85 +102,6 @@ impl Asset {
 /// Whether `s` is a 0x address (20 bytes of hex).
 pub fn is_address(s: &str) -> bool {
     s.len() == 42 && s.starts_with("0x") && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// The part files of `dir`, in part (block) order.
-fn part_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}: ingest first", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
-        })
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
-/// Calls `f` on each batch of every part of `dir`, in part order, with `columns` only.
-fn each_batch(
-    dir: &Path,
-    columns: &[&str],
-    f: impl FnMut(&RecordBatch) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    each_batch_of(&part_files(dir)?, columns, f)
-}
-
-/// Calls `f` on each batch of `files`, in order, with `columns` only (those present).
-fn each_batch_of(
-    files: &[PathBuf],
-    columns: &[&str],
-    mut f: impl FnMut(&RecordBatch) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
-    for path in files {
-        let ctx = || format!("reading {}", path.display());
-        let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).with_context(ctx)?)
-            .with_context(ctx)?;
-        let present: Vec<&str> = columns
-            .iter()
-            .copied()
-            .filter(|c| builder.schema().column_with_name(c).is_some())
-            .collect();
-        let mask = ProjectionMask::columns(builder.parquet_schema(), present);
-        for batch in builder
-            .with_projection(mask)
-            .with_batch_size(65_536)
-            .build()
-            .with_context(ctx)?
-        {
-            f(&batch.with_context(ctx)?).with_context(ctx)?;
-        }
-    }
-    Ok(())
-}
-
-/// Typed column access by name.
-struct Cols<'a>(&'a RecordBatch);
-
-impl<'a> Cols<'a> {
-    fn get(&self, n: &str) -> anyhow::Result<&'a dyn Array> {
-        self.0
-            .column_by_name(n)
-            .map(|c| c.as_ref())
-            .ok_or_else(|| anyhow!("column {n} is missing: re-ingest with this version"))
-    }
-    fn str(&self, n: &str) -> anyhow::Result<&'a arrow_array::StringArray> {
-        self.get(n)?
-            .as_string_opt::<i32>()
-            .ok_or_else(|| anyhow!("column {n} is not text"))
-    }
-    fn u64(&self, n: &str) -> anyhow::Result<&'a arrow_array::UInt64Array> {
-        self.get(n)?
-            .as_primitive_opt::<UInt64Type>()
-            .ok_or_else(|| anyhow!("column {n} is not UInt64"))
-    }
-    fn u32(&self, n: &str) -> anyhow::Result<&'a arrow_array::UInt32Array> {
-        self.get(n)?
-            .as_primitive_opt::<UInt32Type>()
-            .ok_or_else(|| anyhow!("column {n} is not UInt32"))
-    }
 }
 
 fn text(a: &arrow_array::StringArray, i: usize) -> Option<&str> {
@@ -332,20 +249,19 @@ pub fn block_times(chain_dir: &Path) -> anyhow::Result<Vec<(u32, u32)>> {
 /// # Errors
 /// A missing or damaged file.
 pub fn address_clusters(dir: &Path) -> anyhow::Result<Vec<(String, u32)>> {
-    let path = dir.join("address_cluster.parquet");
-    let file = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.build())
-        .with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
-    for batch in reader {
-        let batch = batch.with_context(|| format!("reading {}", path.display()))?;
-        let c = Cols(&batch);
-        let (a, id) = (c.str("address")?, c.u32("cluster_id")?);
-        for i in 0..batch.num_rows() {
-            out.push((a.value(i).to_string(), id.value(i)));
-        }
-    }
+    each_batch_of(
+        &[dir.join("address_cluster.parquet")],
+        &["address", "cluster_id"],
+        |b| {
+            let c = Cols(b);
+            let (a, id) = (c.str("address")?, c.u32("cluster_id")?);
+            for i in 0..b.num_rows() {
+                out.push((a.value(i).to_string(), id.value(i)));
+            }
+            Ok(())
+        },
+    )?;
     Ok(out)
 }
 

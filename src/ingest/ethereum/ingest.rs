@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use super::decode::{self, Frame, Receipt, TokenTransfer, Transaction};
 use crate::ingest::bitcoin::rpc::{RpcClient, RpcError};
 use crate::store::manifest::{Manifest, Part, PartFile, Reorg, Source, Tip};
-use crate::store::sink;
+use crate::store::{reader, sink};
 
 /// How internal transfers are read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -784,26 +784,15 @@ pub fn ingest(
 
 /// `(number, hash)` of every row of an Ethereum `blocks` part, in number order.
 fn block_hashes(path: &Path) -> anyhow::Result<Vec<(u64, String)>> {
-    use arrow_array::cast::AsArray;
-    use arrow_array::types::UInt64Type;
-    let ctx = || format!("reading {}", path.display());
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-        std::fs::File::open(path).with_context(ctx)?,
-    )
-    .and_then(|b| b.build())
-    .with_context(ctx)?;
     let mut out = Vec::new();
-    for batch in reader {
-        let batch = batch.with_context(ctx)?;
-        let (Some(n), Some(h)) = (batch.column_by_name("number"), batch.column_by_name("hash"))
-        else {
-            return Err(anyhow!("{} is not a blocks part", path.display()));
-        };
-        let (n, h) = (n.as_primitive::<UInt64Type>(), h.as_string::<i32>());
-        for i in 0..batch.num_rows() {
+    reader::each_batch_of(&[path.to_path_buf()], &["number", "hash"], |b| {
+        let c = reader::Cols(b);
+        let (n, h) = (c.u64("number")?, c.str("hash")?);
+        for i in 0..b.num_rows() {
             out.push((n.value(i), h.value(i).to_string()));
         }
-    }
+        Ok(())
+    })?;
     out.sort();
     Ok(out)
 }
