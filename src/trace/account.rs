@@ -31,7 +31,7 @@
 //! the hop limit, or back into a seed: for the conserving models these add up exactly, and
 //! the caller checks it.
 //!
-//! Backward ([`run_backward`]) undoes the transfers newest first from the balances at the
+//! Backward ([`Backward`]) undoes the transfers newest first from the balances at the
 //! end of the window: FIFO and LIFO exactly invert their forward replay; haircut shares an
 //! account's tainted units among its earlier receipts by the balance each arrived to.
 
@@ -323,13 +323,6 @@ impl Opening {
     }
 }
 
-/// The opening balances of a whole ledger (see [`Opening`]).
-pub fn opening_balances(ledger: &Ledger) -> Vec<Amount> {
-    let mut o = Opening::default();
-    o.feed(&ledger.transfers, ledger.accounts.len());
-    o.need
-}
-
 /// What a forward and a backward run share: the question, and what is found so far.
 #[derive(Debug)]
 struct Walk<'a> {
@@ -345,6 +338,8 @@ struct Walk<'a> {
     totals: Totals,
     edges: Vec<Edge>,
     ends: Vec<End>,
+    /// The account of each end.
+    end_accounts: Vec<u32>,
 }
 
 impl<'a> Walk<'a> {
@@ -366,6 +361,7 @@ impl<'a> Walk<'a> {
             totals: Totals::default(),
             edges: Vec::new(),
             ends: Vec::new(),
+            end_accounts: Vec::new(),
         }
     }
 
@@ -388,18 +384,18 @@ impl<'a> Walk<'a> {
             .collect()
     }
 
-    /// Where traced value ended: at account `a`, brought by transaction `tx`.
+    /// Records where traced value ended: at account `a`, brought by transaction `tx`.
     fn end(
-        &self,
+        &mut self,
         accounts: &[String],
         kind: &'static str,
         a: u32,
         tx: Option<&str>,
         amount: Amount,
         hop: u32,
-    ) -> End {
+    ) {
         let l = self.labels.get(&a);
-        End {
+        self.ends.push(End {
             kind,
             txid: tx.unwrap_or_default().to_string(),
             vout: 0,
@@ -409,23 +405,19 @@ impl<'a> Walk<'a> {
             entity: l.map(|l| l.entity.clone()),
             category: l.map(|l| l.category.clone()),
             path: Vec::new(),
-        }
+        });
+        self.end_accounts.push(a);
     }
 
     /// The result: each end's transactions from a seed (forward) or to a seed (backward),
     /// following the first taint each account got.
-    fn finish(mut self, accounts: &[String], direction: Direction) -> PolicyResult {
-        let index: HashMap<&str, u32> = accounts
-            .iter()
-            .enumerate()
-            .map(|(i, a)| (a.as_str(), i as u32))
-            .collect();
-        for e in &mut self.ends {
-            let mut at = index.get(e.address.as_str()).copied();
+    fn finish(mut self, direction: Direction) -> PolicyResult {
+        for (e, &a) in self.ends.iter_mut().zip(&self.end_accounts) {
+            let mut at = a;
             let mut path = Vec::new();
-            while let Some((prev, tx)) = at.and_then(|a| self.pred.get(&a)) {
+            while let Some((prev, tx)) = self.pred.get(&at) {
                 path.push(tx.clone());
-                at = Some(*prev);
+                at = *prev;
                 if path.len() > self.pred.len() {
                     break;
                 }
@@ -572,8 +564,7 @@ impl<'a> Forward<'a> {
                     // An exit keeps no taint.
                     w.totals.exits += carried;
                     let txid = txids[t.tx as usize].as_str();
-                    let e = w.end(accounts, "exit", t.to, Some(txid), carried, h);
-                    w.ends.push(e);
+                    w.end(accounts, "exit", t.to, Some(txid), carried, h);
                     w.pred
                         .entry(t.to)
                         .or_insert_with(|| (t.from, txid.to_string()));
@@ -609,11 +600,10 @@ impl<'a> Forward<'a> {
             let a = a as u32;
             self.w.totals.holdings += v;
             let h = self.w.hop.get(&a).copied().unwrap_or(0);
-            let tx = self.w.last_tx.get(&a).map(String::as_str);
-            let e = self.w.end(accounts, "holding", a, tx, v, h);
-            self.w.ends.push(e);
+            let tx = self.w.last_tx.get(&a).cloned();
+            self.w.end(accounts, "holding", a, tx.as_deref(), v, h);
         }
-        self.w.finish(accounts, Direction::Forward)
+        self.w.finish(Direction::Forward)
     }
 }
 
@@ -665,21 +655,29 @@ impl<'a> Run<'a> {
     }
 }
 
-/// Runs one policy forward over a whole `ledger` (see [`Forward`]).
+/// Runs one policy over a whole `ledger`, in `p.direction`, with the opening balances of
+/// its transfers up to `p.to_height` (see [`Run`]).
 ///
 /// # Panics
 /// On [`Policy::Tiho`] (see [`unsupported`]).
 pub fn run(
     ledger: &Ledger,
-    opening: &[Amount],
     seeds: &Seeds,
     labels: &HashMap<u32, Label>,
     p: &Params,
     policy: Policy,
 ) -> PolicyResult {
-    let mut f = Forward::new(policy, p, seeds, labels, opening);
-    f.feed(&ledger.accounts, &ledger.txids, &ledger.transfers);
-    f.finish(&ledger.accounts)
+    let last = ledger
+        .transfers
+        .iter()
+        .position(|t| t.block > p.to_height)
+        .unwrap_or(ledger.transfers.len());
+    let transfers = &ledger.transfers[..last];
+    let mut opening = Opening::default();
+    opening.feed(transfers, ledger.accounts.len());
+    let mut r = Run::new(policy, p, seeds, labels, &opening);
+    r.feed(&ledger.accounts, &ledger.txids, transfers);
+    r.finish(&ledger.accounts)
 }
 
 /// The zero address: token mints come from it.
@@ -787,8 +785,7 @@ impl<'a> Backward<'a> {
                     false
                 } else if !seed_tx && w.stops(t.from) {
                     w.totals.exits += carried;
-                    let e = w.end(accounts, "exit", t.from, Some(txid), carried, h);
-                    w.ends.push(e);
+                    w.end(accounts, "exit", t.from, Some(txid), carried, h);
                     if t.to != FEE {
                         w.pred
                             .entry(t.from)
@@ -830,39 +827,12 @@ impl<'a> Backward<'a> {
             }
             let a = a as u32;
             let h = self.w.hop.get(&a).copied().unwrap_or(0);
-            let tx = self.w.last_tx.get(&a).map(String::as_str);
+            let tx = self.w.last_tx.get(&a).cloned();
             let kind = if minted { "mined" } else { "holding" };
-            let e = self.w.end(accounts, kind, a, tx, v, h);
-            self.w.ends.push(e);
+            self.w.end(accounts, kind, a, tx.as_deref(), v, h);
         }
-        self.w.finish(accounts, Direction::Backward)
+        self.w.finish(Direction::Backward)
     }
-}
-
-/// Runs one policy backward over a whole `ledger` (see [`Backward`]).
-///
-/// # Panics
-/// On [`Policy::Tiho`] (see [`unsupported`]).
-pub fn run_backward(
-    ledger: &Ledger,
-    opening: &[Amount],
-    seeds: &Seeds,
-    labels: &HashMap<u32, Label>,
-    p: &Params,
-    policy: Policy,
-) -> PolicyResult {
-    let last = ledger
-        .transfers
-        .iter()
-        .position(|t| t.block > p.to_height)
-        .unwrap_or(ledger.transfers.len());
-    let mut o = Opening::default();
-    o.feed(&ledger.transfers[..last], ledger.accounts.len());
-    // The given opening balances, with the net flows of the window.
-    o.need = opening.to_vec();
-    let mut b = Backward::new(policy, p, seeds, labels, &o.closing());
-    b.feed(&ledger.accounts, &ledger.txids, &ledger.transfers[..last]);
-    b.finish(&ledger.accounts)
 }
 
 #[cfg(test)]
@@ -922,14 +892,7 @@ mod tests {
             accounts: [0].into(),
             txs: HashSet::new(),
         };
-        run(
-            &l,
-            &opening_balances(&l),
-            &seeds,
-            &labels,
-            &params(),
-            policy,
-        )
+        run(&l, &seeds, &labels, &params(), policy)
     }
 
     #[test]
@@ -984,14 +947,7 @@ mod tests {
         let back = |policy| {
             let mut p = params();
             p.direction = Direction::Backward;
-            let r = run_backward(
-                &l,
-                &opening_balances(&l),
-                &seeds,
-                &HashMap::new(),
-                &p,
-                policy,
-            );
+            let r = run(&l, &seeds, &HashMap::new(), &p, policy);
             assert!(r.totals.balanced(), "{policy:?} {:?}", r.totals);
             r.ends
                 .iter()
@@ -1018,14 +974,7 @@ mod tests {
             accounts: HashSet::new(),
             txs: ["0x00".to_string()].into(),
         };
-        let r = run(
-            &l,
-            &opening_balances(&l),
-            &seeds,
-            &HashMap::new(),
-            &params(),
-            Policy::Fifo,
-        );
+        let r = run(&l, &seeds, &HashMap::new(), &params(), Policy::Fifo);
         // The funder's 300 are the hub's oldest: the fee, then 150 to the (unlabelled)
         // exchange, then 140 of the 240 to other.
         assert_eq!(r.totals.seeded, 300);
