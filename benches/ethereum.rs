@@ -6,83 +6,39 @@
 //! (release binary, child process: blocks, transactions with receipts, token transfers;
 //! with and without call traces) and cryo (`blocks`, `transactions`, `logs`).
 
+#[path = "../tests/support/anvil.rs"]
+mod anvil;
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-fn call(port: u16, method: &str, params: Value) -> Value {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).to_string();
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut reply = String::new();
-    s.read_to_string(&mut reply).unwrap();
-    let v: Value = serde_json::from_str(&reply[reply.find("\r\n\r\n").unwrap() + 4..]).unwrap();
-    assert!(v.get("error").is_none(), "{method}: {v}");
-    v["result"].clone()
-}
+use anvil::Anvil;
 
 fn main() {
     let n: u64 = std::env::var("CHAINTRACE_BENCH_ETH_TXS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3000);
-    let anvil = std::env::var("CHAINTRACE_ANVIL").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/chaintrace-npm/node_modules/.bin/anvil",
-            std::env::var("HOME").unwrap()
-        )
-    });
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(&anvil)
-        .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("anvil starts (set CHAINTRACE_ANVIL)");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    assert!(
-        lines
-            .by_ref()
-            .take(200)
-            .any(|l| l.is_ok_and(|l| l.contains("Listening on")))
-    );
-    std::thread::spawn(move || for _ in lines {});
-    let acc: Vec<String> = call(port, "eth_accounts", json!([]))
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a.as_str().unwrap().to_string())
-        .collect();
-    call(port, "evm_setAutomine", json!([false]));
+    let node = Anvil::start();
+    let acc = node.accounts();
+    node.call("evm_setAutomine", json!([false]));
     let t = Instant::now();
     for i in 0..n {
         let (from, to) = (&acc[(i % 10) as usize], &acc[((i * 7 + 3) % 10) as usize]);
-        call(
-            port,
+        node.call(
             "eth_sendTransaction",
             json!([{"from": from, "to": to, "value": format!("{:#x}", 1_000_000 + i)}]),
         );
         if (i + 1) % 50 == 0 {
-            call(port, "evm_mine", json!([]));
+            node.call("evm_mine", json!([]));
         }
     }
-    call(port, "evm_mine", json!([]));
+    node.call("evm_mine", json!([]));
     let tip = u64::from_str_radix(
-        call(port, "eth_blockNumber", json!([]))
+        node.call("eth_blockNumber", json!([]))
             .as_str()
             .unwrap()
             .trim_start_matches("0x"),
@@ -93,7 +49,7 @@ fn main() {
         "{n} transactions in {tip} blocks made in {:.1} s",
         t.elapsed().as_secs_f64()
     );
-    let url = format!("http://127.0.0.1:{port}");
+    let url = node.url();
     println!(
         "{:<34} {:>8} {:>10} {:>10} {:>9}",
         "tool", "seconds", "blocks/s", "tx/s", "peak MiB"
@@ -152,6 +108,4 @@ fn main() {
     );
     let r = common::timed(Command::new("/usr/bin/time").args(["-v", "python3", "-c", &script]));
     row("cryo 0.3.2 (blocks, txs, logs)", r);
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -2,6 +2,9 @@
 
 mod util;
 
+#[path = "../support/anvil.rs"]
+mod anvil;
+
 mod cluster;
 mod ethereum_decode;
 mod ethereum_node;
