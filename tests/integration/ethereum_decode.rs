@@ -304,6 +304,26 @@ fn same_place(
     assert_eq!(f.error.clone().unwrap_or_default(), w["error"], "{case}");
 }
 
+/// A frame's value transfer equals ethereum-etl's row.
+fn same_transfer(
+    f: &chaintrace::ingest::ethereum::decode::Frame,
+    w: &BTreeMap<String, String>,
+    case: &str,
+) {
+    assert_eq!(
+        f.from.clone().unwrap_or_default(),
+        w["from_address"],
+        "{case}"
+    );
+    assert_eq!(f.to.clone().unwrap_or_default(), w["to_address"], "{case}");
+    assert_eq!(f.value, w["value"], "{case}");
+    assert_eq!(
+        f.call_type.clone().unwrap_or_default(),
+        w["call_type"],
+        "{case}"
+    );
+}
+
 #[test]
 fn golden_call_traces_flatten_like_ethereum_etl() {
     use chaintrace::ingest::ethereum::decode::flatten_call_traces;
@@ -327,18 +347,7 @@ fn golden_call_traces_flatten_like_ethereum_etl() {
                 assert_eq!(f.status, 0, "{case}: a failed frame has status 0");
             }
             if f.kind != "suicide" {
-                assert_eq!(
-                    f.from.clone().unwrap_or_default(),
-                    w["from_address"],
-                    "{case}"
-                );
-                assert_eq!(f.to.clone().unwrap_or_default(), w["to_address"], "{case}");
-                assert_eq!(f.value, w["value"], "{case}");
-                assert_eq!(
-                    f.call_type.clone().unwrap_or_default(),
-                    w["call_type"],
-                    "{case}"
-                );
+                same_transfer(f, w, case);
                 assert_eq!(f.gas.to_string(), w["gas"], "{case}");
                 assert_eq!(f.gas_used.to_string(), w["gas_used"], "{case}");
             }
@@ -376,18 +385,7 @@ fn golden_parity_traces_flatten_like_ethereum_etl() {
         for (f, w) in frames.iter().zip(&want) {
             same_place(f, w, case);
             assert_eq!(f.status.to_string(), w["status"], "{case}");
-            assert_eq!(
-                f.from.clone().unwrap_or_default(),
-                w["from_address"],
-                "{case}"
-            );
-            assert_eq!(f.to.clone().unwrap_or_default(), w["to_address"], "{case}");
-            assert_eq!(f.value, w["value"], "{case}");
-            assert_eq!(
-                f.call_type.clone().unwrap_or_default(),
-                w["call_type"],
-                "{case}"
-            );
+            same_transfer(f, w, case);
             if !w["gas_used"].is_empty() {
                 assert_eq!(f.gas_used.to_string(), w["gas_used"], "{case}");
             }

@@ -42,10 +42,9 @@ fn haircut_edges(case: &Path) -> Vec<(String, String, String, i64)> {
         .collect()
 }
 
-/// `trace --chain ethereum ... --json`: the summary per policy.
-fn trace(data: &Path, out: &Path, args: &[&str]) -> Vec<Summary> {
+/// `trace --chain ethereum --data DATA --out OUT --stop-at exchange ARGS...`.
+fn trace_cmd<'a>(data: &'a Path, out: &'a Path, args: &[&'a str]) -> Vec<&'a str> {
     let mut all = vec![
-        "--json",
         "trace",
         "--chain",
         "ethereum",
@@ -57,6 +56,13 @@ fn trace(data: &Path, out: &Path, args: &[&str]) -> Vec<Summary> {
         "exchange",
     ];
     all.extend_from_slice(args);
+    all
+}
+
+/// `trace_cmd` with `--json`: the summary per policy.
+fn trace(data: &Path, out: &Path, args: &[&str]) -> Vec<Summary> {
+    let mut all = vec!["--json"];
+    all.extend(trace_cmd(data, out, args));
     let o = run(&all);
     ok(&o);
     // Typed, so that amounts beyond u64 stay exact (a serde_json Value would round them).
@@ -220,19 +226,7 @@ print(p, d)
     );
     // A trace that must fail with exit 1.
     let refused = |seed: &str, extra: &[&str]| {
-        let mut args = vec![
-            "trace",
-            "--chain",
-            "ethereum",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            case.to_str().unwrap(),
-            "--seed",
-            seed,
-            "--token",
-            &token,
-        ];
+        let mut args = trace_cmd(&data, &case, &["--seed", seed, "--token", &token]);
         args.extend_from_slice(extra);
         let o = run(&args);
         assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
