@@ -173,7 +173,11 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         }
     }
     if seeds.accounts.is_empty() && seeds.txs.is_empty() {
-        return Err(CliError::user(anyhow!("the seeds select no account")));
+        // Only cluster seeds can select nothing: none of their accounts moved this asset.
+        return Err(CliError::user(anyhow!(
+            "no account of the seed cluster(s) {} moved {unit} in the dataset: trace another asset (--token) or seed with accounts or transactions",
+            a.seeds.join(", ")
+        )));
     }
     let mut labels: HashMap<u32, Label> = HashMap::new();
     for (t, _) in crate::labels::read_tags(&crate::labels::tags_path(&a.dataset.data))
