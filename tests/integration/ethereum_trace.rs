@@ -11,19 +11,10 @@ use crate::ethereum_node::{A, Anvil, deployable, erc20_transfer, ingest_eth};
 use crate::util::*;
 
 fn label_exchange(data: &Path, address: &str) {
-    let csv = data.parent().unwrap().join("labels.csv");
-    std::fs::write(
-        &csv,
-        format!("address,label,category,source\n{address},Exchange X,exchange,test\n"),
-    )
-    .unwrap();
-    ok(&run(&[
-        "labels",
-        "import",
-        csv.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-    ]));
+    import_labels(
+        data,
+        &format!("address,label,category,source\n{address},Exchange X,exchange,test\n"),
+    );
 }
 
 /// The haircut edges of a case: (from, to, amount, hop).

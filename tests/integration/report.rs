@@ -27,15 +27,7 @@ fn traced_case() -> tempfile::TempDir {
             csv.push_str(&format!("{},exchange,exchange,exchange\n", f[0]));
         }
     }
-    let labels = d.path().join("labels.csv");
-    std::fs::write(&labels, csv).unwrap();
-    ok(&run(&[
-        "labels",
-        "import",
-        labels.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-    ]));
+    import_labels(&data, &csv);
     let seeds = format!("@{}", gt("flagged.csv").display());
     ok(&run(&[
         "trace",

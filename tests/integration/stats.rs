@@ -81,15 +81,7 @@ fn world() -> World {
             ));
         }
     }
-    let labels = w.dir.path().join("labels.csv");
-    std::fs::write(&labels, csv).unwrap();
-    ok(&run(&[
-        "labels",
-        "import",
-        labels.to_str().unwrap(),
-        "--data",
-        w.data().to_str().unwrap(),
-    ]));
+    import_labels(&w.data(), &csv);
     w
 }
 

@@ -302,3 +302,17 @@ pub fn execute_notebook(name: &str, env: &[(&str, &Path)]) {
         "{name} has an error cell"
     );
 }
+
+/// `chaintrace labels import` of `csv` (a CSV label list: address,label,category,source)
+/// into `data`.
+pub fn import_labels(data: &Path, csv: &str) {
+    let file = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
+    std::fs::write(file.path(), csv).unwrap();
+    ok(&run(&[
+        "labels",
+        "import",
+        file.path().to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]));
+}
