@@ -43,6 +43,7 @@ fn main() {
                 from: None,
                 to: None,
                 part_blocks: 1000,
+                replace: false,
             };
             let s = ingest_chain(&source, best, &opts, &pb).expect("the ingest runs");
             secs += t.elapsed().as_secs_f64();

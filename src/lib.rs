@@ -6,6 +6,11 @@
 
 #![warn(missing_debug_implementations)]
 
+/// The version, git commit and whether the source tree was modified, e.g.
+/// `0.1.0 (2cd0205a1b2c, modified)`: what `--version` prints and every case and report
+/// records.
+pub const VERSION: &str = env!("CHAINTRACE_VERSION");
+
 pub mod cli;
 pub mod cluster;
 pub mod index;

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(
     name = "chaintrace",
-    version,
+    version = crate::VERSION,
     propagate_version = true,
     max_term_width = 100
 )]
@@ -146,6 +146,12 @@ pub struct StatsCommon {
     /// Use tags marked non-public too.
     #[arg(long)]
     pub include_private: bool,
+    /// Which tag wins when an address carries disagreeing tags: sources or label files
+    /// (path, file name or TagPack/CSV source) to prefer, strongest first. Without it, the
+    /// higher GraphSense confidence wins, then the more recent lastmod (or import day), then
+    /// content order; `chaintrace labels conflicts` shows every decision.
+    #[arg(long, value_delimiter = ',', value_name = "SOURCE|FILE")]
+    pub prefer: Vec<String>,
     /// Output folder.
     #[arg(long, value_name = "DIR", default_value = "stats")]
     pub out: PathBuf,
@@ -431,12 +437,15 @@ pub struct TraceArgs {
     /// Transactions to follow from the seeds at most.
     #[arg(long, default_value_t = 20)]
     pub max_hops: u32,
-    /// Stop following outputs (transfers) carrying less taint than this (satoshi; wei or
-    /// token base units on Ethereum).
-    #[arg(long, default_value_t = 0)]
-    pub min_value: u128,
-    /// Label categories where the trace stops (e.g. exchange): the points where a subpoena
-    /// can reveal a person.
+    /// Stop following outputs (transfers) carrying less taint than this: a unit-suffixed
+    /// amount (Bitcoin: 0.001btc, 100000sat; Ethereum: 0.5eth, 20gwei, 1000wei) or a bare
+    /// integer of base units (satoshi, wei, token base units). Exact: more decimals than the
+    /// unit has are refused.
+    #[arg(long, default_value = "0", value_name = "AMOUNT", value_parser = super::trace::parse_min_value)]
+    pub min_value: super::trace::MinValue,
+    /// Label categories where the trace stops (default: exchange, when a loaded label has
+    /// it; `none`: nowhere): the points where a subpoena can reveal a person. A category that
+    /// no loaded label of the chain has is an error naming the categories present.
     #[arg(long, value_delimiter = ',', value_name = "CATEGORY")]
     pub stop_at: Vec<String>,
     /// Follow transactions from this height on.
@@ -454,13 +463,32 @@ pub struct TraceArgs {
     /// Use tags marked non-public (TagPack is_public: false) too.
     #[arg(long)]
     pub include_private: bool,
+    /// Seed with a cluster:ADDRESS even when `chaintrace cluster` flagged that cluster (a
+    /// merge joining differently labelled actors, or a collapse beyond --max-share) or it
+    /// is larger than --max-seed-cluster.
+    #[arg(long)]
+    pub allow_conflicted_cluster: bool,
+    /// A cluster:ADDRESS seed of more addresses than this is refused (a service or a
+    /// collapse, not one actor) unless --allow-conflicted-cluster.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_seed_cluster: usize,
+    /// Which tag wins when an address carries disagreeing tags: sources or label files
+    /// (path, file name or TagPack/CSV source) to prefer, strongest first. Without it, the
+    /// higher GraphSense confidence wins, then the more recent lastmod (or import day), then
+    /// content order; `chaintrace labels conflicts` shows every decision.
+    #[arg(long, value_delimiter = ',', value_name = "SOURCE|FILE")]
+    pub prefer: Vec<String>,
     /// Nodes of the result: addresses, or clusters (named by their representative address;
     /// transfers inside a cluster are left out). Needs `chaintrace cluster bitcoin|ethereum` first.
     #[arg(long, default_value = "address", value_parser = ["address", "cluster"])]
     pub level: String,
-    /// Case directory to write.
+    /// Case directory to write: new, empty, or a case of this same command (rerunning it
+    /// reproduces the case).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+    /// Replace a case of another command in --out (its report/ is removed too).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Simulator presets.
@@ -581,11 +609,30 @@ pub enum LabelsCommand {
     /// Import label files into DATA/labels/tags.parquet.
     ///
     /// GraphSense TagPack YAML (header fields inherited by each tag: label, category, actor,
-    /// confidence, is_public, currency), OFAC sanctioned_addresses_<ASSET>.txt lists (XBT,
-    /// ETH) and CSV (address,label,category[,source][,actor][,currency]). Addresses are
-    /// validated and normalised per chain; invalid ones are reported with file and line and
-    /// left out; the zero address is dropped. Importing a file again replaces its rows.
+    /// confidence, lastmod, is_public, currency), OFAC sanctioned_addresses_<ASSET>.txt lists
+    /// (XBT, ETH) and CSV with a header naming address, label and category, optionally
+    /// source, actor (or entity), currency, confidence (a GraphSense confidence id; default
+    /// unknown), lastmod (YYYY-MM-DD) and is_public (true/false). CSV may come from a
+    /// spreadsheet: quoted values, a UTF-8 byte-order mark, and comma, semicolon or tab as
+    /// the delimiter are understood; a row whose field count differs from the header is
+    /// rejected with its line. Addresses are validated and normalised per chain; invalid ones
+    /// are reported with file and line and left out; the zero address is dropped. A file is
+    /// known by its canonical path and its sha256: importing it again (under any path)
+    /// replaces its rows. An import that imports nothing exits 1 and writes nothing.
     Import(LabelsImportArgs),
+    /// The imported label files, their tags per category, and the conflicts.
+    List(LabelsListArgs),
+    /// Tags whose address, label, entity, category or source contains TEXT (any case),
+    /// marking the tag in use where an address has several.
+    Search(LabelsSearchArgs),
+    /// Remove the tags of imported files, named by path, file name or sha256 prefix.
+    Remove(LabelsRemoveArgs),
+    /// Addresses whose tags disagree: the tag in use, the rule that chose it, the others.
+    ///
+    /// Precedence: --prefer (sources or files, strongest first), then the higher GraphSense
+    /// confidence level, then the more recent lastmod (or import day), then content order.
+    /// trace, stats, cluster and report apply the same rule.
+    Conflicts(LabelsConflictsArgs),
 }
 
 /// Label file formats.
@@ -608,6 +655,77 @@ pub struct LabelsImportArgs {
     /// Dataset directory.
     #[arg(long, value_name = "DIR", default_value = "data")]
     pub data: PathBuf,
+}
+
+/// Chains of labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LabelChainArg {
+    Bitcoin,
+    Ethereum,
+}
+
+impl LabelChainArg {
+    /// The chain's name in tags.parquet.
+    pub fn name(self) -> &'static str {
+        match self {
+            LabelChainArg::Bitcoin => "bitcoin",
+            LabelChainArg::Ethereum => "ethereum",
+        }
+    }
+}
+
+/// `chaintrace labels list`.
+#[derive(Debug, Args)]
+pub struct LabelsListArgs {
+    /// Dataset directory.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+}
+
+/// `chaintrace labels search`.
+#[derive(Debug, Args)]
+pub struct LabelsSearchArgs {
+    /// Text to look for.
+    #[arg(value_name = "TEXT")]
+    pub text: String,
+    /// Dataset directory.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+    /// Show at most this many tags.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+}
+
+/// `chaintrace labels remove`.
+#[derive(Debug, Args)]
+pub struct LabelsRemoveArgs {
+    /// Imported files: path, file name, or sha256 prefix (8+ hex digits), as `labels list`
+    /// shows them.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<String>,
+    /// Dataset directory.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+}
+
+/// `chaintrace labels conflicts`.
+#[derive(Debug, Args)]
+pub struct LabelsConflictsArgs {
+    /// Dataset directory.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+    /// Only this chain's addresses.
+    #[arg(long, value_enum)]
+    pub chain: Option<LabelChainArg>,
+    /// Use tags marked non-public too.
+    #[arg(long)]
+    pub include_private: bool,
+    /// Sources or label files to prefer, strongest first (as for trace).
+    #[arg(long, value_delimiter = ',', value_name = "SOURCE|FILE")]
+    pub prefer: Vec<String>,
+    /// Show at most this many conflicts (all are counted).
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
 }
 
 /// How to choose the best chain.
@@ -703,6 +821,12 @@ pub struct IngestBitcoinArgs {
         help_heading = "Dataset"
     )]
     pub data: PathBuf,
+
+    /// Delete DATA/<network>/ first when it holds another chain (one the source's best chain
+    /// leaves more than 100 blocks below its tip: another regtest or simulated world); without
+    /// it such an ingest is refused and nothing is changed.
+    #[arg(long, help_heading = "Dataset")]
+    pub replace: bool,
 
     /// Re-ingest from this height, replacing the parts it touches (rounded down to a part start).
     #[arg(long, value_name = "HEIGHT", help_heading = "Range")]

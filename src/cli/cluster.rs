@@ -92,11 +92,30 @@ pub(crate) fn bitcoin(cli: &Cli, a: &ClusterBitcoinArgs) -> Result<(), CliError>
     let c = cluster::cluster(&idx, &heuristics, None);
     let stats = cluster::stats(&idx, &c.cluster_of);
     let mut warnings = cluster::collapse_warnings(&idx, &stats, a.max_share);
-    let tags = a.dataset.data.join("labels/tags.parquet");
-    let labels_file = a.labels.clone().or_else(|| tags.is_file().then_some(tags));
-    if let Some(f) = labels_file {
-        let by_address =
-            eval::read_mapping(&f, &["actor", "entity", "label"]).map_err(CliError::user)?;
+    let tags = crate::labels::tags_path(&a.dataset.data);
+    let by_address = match &a.labels {
+        Some(f) => {
+            Some(eval::read_mapping(f, &["actor", "entity", "label"]).map_err(CliError::user)?)
+        }
+        // The dataset's own labels: the tag in use per address, as a trace would use it.
+        None if tags.is_file() => Some(
+            crate::labels::load(
+                &a.dataset.data,
+                Some("bitcoin"),
+                &crate::labels::Selection {
+                    include_private: true,
+                    prefer: Vec::new(),
+                },
+            )
+            .map_err(CliError::user)?
+            .chosen
+            .into_iter()
+            .map(|t| (t.address, t.entity))
+            .collect::<std::collections::HashMap<_, _>>(),
+        ),
+        None => None,
+    };
+    if let Some(by_address) = by_address {
         let by_id: std::collections::HashMap<u32, String> = by_address
             .into_iter()
             .filter_map(|(addr, l)| idx.address_id(&addr).map(|id| (id, l)))

@@ -14,6 +14,44 @@ use super::{Cli, CliError};
 use crate::cluster::eval::read_mapping;
 use crate::simulate::{Preset, SimOptions, simulate};
 
+/// While alive, what the process writes to stdout goes to stderr: `demo --json` keeps
+/// its steps' human output off stdout, which then holds only the demo's JSON document.
+struct StdoutToStderr {
+    saved: libc::c_int,
+}
+
+impl StdoutToStderr {
+    fn new() -> std::io::Result<StdoutToStderr> {
+        use std::io::Write;
+        std::io::stdout().flush()?;
+        // SAFETY: dup/dup2 on the process's own standard descriptors; the saved copy is
+        // restored and closed in Drop.
+        let saved = unsafe { libc::dup(libc::STDOUT_FILENO) };
+        if saved < 0 || unsafe { libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(StdoutToStderr { saved })
+    }
+}
+
+impl Drop for StdoutToStderr {
+    fn drop(&mut self) {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        // SAFETY: `saved` is the descriptor duplicated in `new`, still open.
+        unsafe {
+            libc::dup2(self.saved, libc::STDOUT_FILENO);
+            libc::close(self.saved);
+        }
+    }
+}
+
+impl std::fmt::Debug for StdoutToStderr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StdoutToStderr")
+    }
+}
+
 /// Runs one command as `chaintrace ARGS`.
 fn step(cli: &Cli, what: &str, args: &[&str]) -> Result<(), CliError> {
     let mut argv = vec!["chaintrace"];
@@ -28,7 +66,16 @@ fn step(cli: &Cli, what: &str, args: &[&str]) -> Result<(), CliError> {
         code: 2,
         error: anyhow!("internal error: the demo's {what} step does not parse: {e}"),
     })?;
-    // Sub-steps print their own lines; with --json only the demo's summary is printed.
+    // Sub-steps print their own lines; with --json they go to stderr, and stdout holds only
+    // the demo's summary.
+    let _redirect = if cli.json {
+        Some(
+            StdoutToStderr::new()
+                .map_err(|e| CliError::user(anyhow!("cannot redirect stdout: {e}")))?,
+        )
+    } else {
+        None
+    };
     let sub = Cli {
         json: false,
         quiet: true,
@@ -132,6 +179,7 @@ fn world(
             "8",
             "--min-value",
             "100000",
+            "--force",
             "--level",
             "cluster",
             "--out",

@@ -11,12 +11,64 @@ use crate::ingest::bitcoin::{
     BlocksDirOptions, ChainSelection, IngestError, Summary, ingest_blocks_dir,
 };
 
+/// The lock file of a dataset directory: held (an OS file lock) by the one process writing
+/// the dataset; it names that process. The OS releases it when the process ends, however.
+pub(crate) const LOCK_FILE: &str = ".chaintrace.lock";
+
+/// Takes the dataset's write lock, or says who holds it. Keep the file open while writing.
+///
+/// # Errors
+/// Another process holds the lock (exit 1, naming it), or the directory cannot be created.
+pub(crate) fn lock_dataset(data: &std::path::Path) -> Result<std::fs::File, CliError> {
+    use std::io::{Read, Seek, Write};
+    std::fs::create_dir_all(data)
+        .map_err(|e| CliError::user(anyhow!("cannot create {}: {e}", data.display())))?;
+    let path = data.join(LOCK_FILE);
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| CliError::user(anyhow!("cannot open {}: {e}", path.display())))?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = f.read_to_string(&mut holder);
+            return Err(CliError::user(anyhow!(
+                "another chaintrace is writing the dataset {} ({}); wait for it to finish or stop it, then run this again",
+                data.display(),
+                holder.trim()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(CliError::user(anyhow!(
+                "cannot lock {}: {e}",
+                path.display()
+            )));
+        }
+    }
+    let me = format!(
+        "pid {}: {}",
+        std::process::id(),
+        std::env::args().collect::<Vec<_>>().join(" ")
+    );
+    let _ = f.set_len(0);
+    let _ = f.rewind();
+    let _ = f.write_all(me.as_bytes());
+    Ok(f)
+}
+
 pub(crate) fn bitcoin(cli: &Cli, a: &IngestBitcoinArgs) -> Result<(), CliError> {
     if a.esplora.is_some() {
         return Err(CliError::user(anyhow!(
             "--esplora ingest is not built yet in this version; use --rpc with a Bitcoin Core node or --blocks-dir"
         )));
     }
+    let _lock = lock_dataset(&a.data)?;
+    crate::ingest::stop_on_ctrl_c()
+        .map_err(|e| CliError::user(anyhow!("cannot install the Ctrl-C handler: {e}")))?;
     if let Some(url) = &a.rpc {
         return rpc(cli, a, url);
     }
@@ -52,10 +104,32 @@ pub(crate) fn bitcoin(cli: &Cli, a: &IngestBitcoinArgs) -> Result<(), CliError> 
     let pb = progress_bar(cli, "blocks");
     let mut summary = ingest_blocks_dir(&opts, &pb).map_err(classify)?;
     let error = summary.error.take();
-    print_summary(cli, &summary, error.as_ref());
+    if error.is_none() || !cli.json {
+        print_summary(cli, &summary, error.as_ref());
+    }
+    finish(&summary, error)
+}
+
+/// The exit of an ingest that stopped: 130 with what was saved and how to resume after
+/// Ctrl-C; 1 for a bad block (what came before it is saved).
+fn finish(summary: &Summary, error: Option<IngestError>) -> Result<(), CliError> {
+    let saved = match &summary.tip {
+        Some(t) => format!(
+            "{} part(s) written by this run; the dataset {} now ends at height {} ({})",
+            summary.parts_written,
+            summary.dataset.display(),
+            t.height,
+            t.hash
+        ),
+        None => format!("the dataset {} is still empty", summary.dataset.display()),
+    };
     match error {
         None => Ok(()),
-        Some(e) => Err(CliError::user(e)),
+        Some(IngestError::Interrupted) => Err(CliError {
+            code: 130,
+            error: anyhow!("interrupted: {saved}; run the same command again to resume from there"),
+        }),
+        Some(e) => Err(CliError::user(anyhow::Error::new(e).context(saved))),
     }
 }
 
@@ -65,6 +139,7 @@ fn range_options(a: &IngestBitcoinArgs) -> crate::ingest::bitcoin::RangeOptions 
         from: a.from,
         to: a.to,
         part_blocks: a.part_blocks,
+        replace: a.replace,
     }
 }
 
@@ -161,17 +236,25 @@ fn rpc(cli: &Cli, a: &IngestBitcoinArgs, url: &str) -> Result<(), CliError> {
         let best = source.best_chain(a.to, &pb).map_err(classify)?;
         let mut summary = ingest_chain(&source, best, &opts, &pb).map_err(classify)?;
         let error = summary.error.take();
-        if summary.parts_written > 0 || summary.parts_removed > 0 || !a.follow || error.is_some() {
+        if (summary.parts_written > 0 || summary.parts_removed > 0 || !a.follow || error.is_some())
+            && (error.is_none() || !cli.json)
+        {
             print_summary(cli, &summary, error.as_ref());
         }
-        if let Some(e) = error {
-            return Err(CliError::user(e));
+        if error.is_some() {
+            return finish(&summary, error);
         }
         polls += 1;
         if !a.follow || a.polls.is_some_and(|n| polls >= n) {
             return Ok(());
         }
-        std::thread::sleep(poll);
+        let until = std::time::Instant::now() + poll;
+        while std::time::Instant::now() < until {
+            if crate::ingest::interrupted() {
+                return finish(&summary, Some(IngestError::Interrupted));
+            }
+            std::thread::sleep(Duration::from_millis(100).min(poll));
+        }
     }
 }
 
@@ -179,6 +262,7 @@ fn rpc(cli: &Cli, a: &IngestBitcoinArgs, url: &str) -> Result<(), CliError> {
 pub(crate) fn ethereum(cli: &Cli, a: &super::args::IngestEthereumArgs) -> Result<(), CliError> {
     use crate::ingest::bitcoin::rpc::RpcClient;
     use crate::ingest::ethereum::ingest::{EthOptions, Traces, ingest};
+    let _lock = lock_dataset(&a.data)?;
     if a.part_blocks == 0 {
         return Err(CliError::user(anyhow!("--part-blocks must be at least 1")));
     }

@@ -2,6 +2,7 @@
 
 mod args;
 mod cluster;
+pub mod data_dir;
 mod demo;
 mod ingest;
 mod labels;
@@ -35,9 +36,50 @@ impl CliError {
     }
 }
 
-/// Parses the command line, runs it, prints errors and returns the exit code.
+/// Prints an error: on stderr, or with `--json` as the one JSON document on stdout:
+/// `{"error": {"kind", "message", "hint"}}` (kind: usage, input, internal).
+fn report_error(json: bool, kind: &str, message: &str, hint: &str) {
+    if json {
+        let v = serde_json::json!({"error": {"kind": kind, "message": message, "hint": hint}});
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).expect("errors serialise")
+        );
+    } else {
+        let _ = writeln!(std::io::stderr(), "chaintrace: error: {message}");
+    }
+}
+
+/// Parses the command line, runs it, prints errors and returns the exit code: 0 ok, 1 bad
+/// input or usage (clap's usage errors included), 2 internal error.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let json = std::env::args_os().any(|a| a == "--json");
+    let mut cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            if json {
+                let text = e.render().to_string();
+                let message = text
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ");
+                report_error(true, "usage", message, "see chaintrace --help");
+            } else {
+                let _ = e.print();
+            }
+            return ExitCode::from(1);
+        }
+    };
+    if let Err(e) = data_dir::resolve_command(&mut cli.command) {
+        report_error(cli.json, "input", &format!("{:#}", e.error), "");
+        return ExitCode::from(e.code);
+    }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -48,7 +90,16 @@ pub fn main() -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
-            let _ = writeln!(std::io::stderr(), "chaintrace: error: {:#}", e.error);
+            let message = format!("{:#}", e.error);
+            let (kind, hint) = if e.code == 2 {
+                (
+                    "internal",
+                    "this is a bug in chaintrace; please report it with the command line",
+                )
+            } else {
+                ("input", "")
+            };
+            report_error(cli.json, kind, &message, hint);
             ExitCode::from(e.code)
         }
     }
@@ -78,6 +129,10 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Demo(a) => demo::run(cli, a),
         Command::Stats(s) => stats::run(cli, s),
         Command::Labels(args::LabelsCommand::Import(a)) => labels::import(cli, a),
+        Command::Labels(args::LabelsCommand::List(a)) => labels::list(cli, a),
+        Command::Labels(args::LabelsCommand::Search(a)) => labels::search(cli, a),
+        Command::Labels(args::LabelsCommand::Remove(a)) => labels::remove(cli, a),
+        Command::Labels(args::LabelsCommand::Conflicts(a)) => labels::conflicts(cli, a),
         Command::Cluster(args::ClusterCommand::Bitcoin(a)) => cluster::bitcoin(cli, a),
         Command::Cluster(args::ClusterCommand::Ethereum(a)) => cluster::ethereum(cli, a),
         Command::Cluster(args::ClusterCommand::Explain(a)) => cluster::explain(cli, a),
@@ -86,7 +141,7 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
         other => Err(CliError::user(anyhow::anyhow!(
             "`chaintrace {}` is not built yet in this version ({}); see the issues of the project for its status",
             other.name(),
-            env!("CARGO_PKG_VERSION")
+            crate::VERSION
         ))),
     }
 }

@@ -47,6 +47,9 @@ pub(crate) fn options(a: &ReportArgs) -> Result<ReportOptions, CliError> {
 
 /// Prints what a report wrote.
 pub(crate) fn print_summary(s: &ReportSummary) {
+    for w in &s.warnings {
+        eprintln!("chaintrace: warning: {w}");
+    }
     println!("{}", s.headline);
     println!(
         "flow chart ({} model): {} nodes, {} edges, {} crossings{}{}",

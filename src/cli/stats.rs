@@ -21,6 +21,7 @@ fn source(c: &StatsCommon) -> Result<(Source, Period), CliError> {
             data: c.dataset.data.clone(),
             via_clusters: c.via_clusters,
             include_private: c.include_private,
+            prefer: c.prefer.clone(),
         },
         p,
     ))
@@ -32,7 +33,7 @@ fn footer(src: &Source) -> String {
     format!(
         "dataset {} (manifest sha256 {manifest}) · chaintrace {}",
         src.chain_dir.display(),
-        env!("CARGO_PKG_VERSION")
+        crate::VERSION
     )
 }
 

@@ -4,6 +4,7 @@ mod ethereum;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use anyhow::anyhow;
@@ -27,6 +28,7 @@ fn seed_items(seeds: &[String]) -> Result<Vec<String>, CliError> {
         if let Some(file) = s.strip_prefix('@') {
             let text = std::fs::read_to_string(file)
                 .map_err(|e| CliError::user(anyhow!("cannot read the seed file {file}: {e}")))?;
+            let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
             for (n, line) in text.lines().enumerate() {
                 let first = line.split(',').next().unwrap_or("").trim();
                 if first.is_empty() || first.starts_with('#') || (n == 0 && first == "address") {
@@ -46,6 +48,8 @@ fn seed_outputs(
     seeds: &[String],
     data: &std::path::Path,
     network: &str,
+    allow_flagged_cluster: bool,
+    max_seed_cluster: usize,
 ) -> Result<Vec<u64>, CliError> {
     let items = seed_items(seeds)?;
     let mut outputs: BTreeSet<u64> = BTreeSet::new();
@@ -54,11 +58,27 @@ fn seed_outputs(
         if let Some(a) = it.strip_prefix("cluster:") {
             let stored = crate::cluster::load(idx, &crate::cluster::clusters_dir(data, network))
                 .map_err(CliError::user)?;
-            let id = idx.address_id(a).ok_or_else(|| {
-                CliError::user(anyhow!("seed address {a} does not appear in the dataset"))
-            })?;
+            let id = seed_address(idx, a, network)?;
             let c = stored.cluster_of[id as usize];
-            addresses.extend((0..idx.addresses()).filter(|&x| stored.cluster_of[x as usize] == c));
+            if let Some(w) = stored.meta.warnings.iter().find(|w| w.cluster_id == c)
+                && !allow_flagged_cluster
+            {
+                return Err(CliError::user(anyhow!(
+                    "seed cluster:{a} is flagged by `chaintrace cluster` ({}): {}. Seeding with it would taint every address it joined; seed with the addresses you know, or add --allow-conflicted-cluster to seed with the whole cluster anyway",
+                    w.kind,
+                    w.message
+                )));
+            }
+            let members: Vec<u32> = (0..idx.addresses())
+                .filter(|&x| stored.cluster_of[x as usize] == c)
+                .collect();
+            if members.len() > max_seed_cluster && !allow_flagged_cluster {
+                return Err(CliError::user(anyhow!(
+                    "seed cluster:{a} holds {} addresses, more than --max-seed-cluster {max_seed_cluster}: a cluster that large is usually a service or a collapse, not one actor. Seed with the addresses you know, raise --max-seed-cluster, or add --allow-conflicted-cluster",
+                    members.len()
+                )));
+            }
+            addresses.extend(members);
         } else if let Some((txid, vout)) = it.split_once(':') {
             let t = idx.tx_id(txid).ok_or_else(|| {
                 CliError::user(anyhow!("seed transaction {txid} is not in the dataset"))
@@ -80,10 +100,7 @@ fn seed_outputs(
             })?;
             outputs.extend(idx.outputs_of(t));
         } else {
-            let id = idx.address_id(it).ok_or_else(|| {
-                CliError::user(anyhow!("seed address {it} does not appear in the dataset (wrong network, or not ingested yet?)"))
-            })?;
-            addresses.insert(id);
+            addresses.insert(seed_address(idx, it, network)?);
         }
     }
     if !addresses.is_empty() {
@@ -97,6 +114,47 @@ fn seed_outputs(
         return Err(CliError::user(anyhow!("the seeds select no output")));
     }
     Ok(outputs.into_iter().collect())
+}
+
+/// The id of a seed address on a Bitcoin dataset of `network`, after checking what it is:
+/// an Ethereum address, a checksum typo, another network's address and an address the
+/// dataset never saw each get their own message. Bech32 is matched in lower case.
+fn seed_address(idx: &Index, it: &str, network: &str) -> Result<u32, CliError> {
+    if let Some(id) = idx.address_id(it) {
+        return Ok(id);
+    }
+    if it.starts_with("0x") || it.starts_with("0X") {
+        return Err(CliError::user(anyhow!(
+            "seed {it} is an Ethereum address, and this dataset is Bitcoin ({network}); add --chain ethereum to trace on an Ethereum dataset"
+        )));
+    }
+    let parsed = bitcoin::Address::from_str(it).map_err(|e| {
+        CliError::user(anyhow!(
+            "seed {it} is not a valid Bitcoin address: {e} (a mistyped character fails the checksum; copy the address again)"
+        ))
+    })?;
+    let ours = crate::types::Network::from_name(network).map(crate::types::Network::to_bitcoin);
+    if let Some(n) = ours
+        && !parsed.is_valid_for_network(n)
+    {
+        let theirs = [
+            (bitcoin::Network::Bitcoin, "mainnet"),
+            (bitcoin::Network::Testnet, "testnet/signet/testnet4"),
+            (bitcoin::Network::Regtest, "regtest"),
+        ]
+        .into_iter()
+        .find(|(n, _)| parsed.is_valid_for_network(*n))
+        .map_or("another network", |(_, name)| name);
+        return Err(CliError::user(anyhow!(
+            "seed {it} is a {theirs} address, and this dataset is {network}; trace it on a {theirs} dataset (--data)"
+        )));
+    }
+    let normalised = parsed.assume_checked().to_string();
+    idx.address_id(&normalised).ok_or_else(|| {
+        CliError::user(anyhow!(
+            "seed address {it} is valid for {network} but never appears in the dataset (not ingested yet, or outside its heights?)"
+        ))
+    })
 }
 
 /// Names nodes by cluster (`rep` gives a node's cluster name) and drops transfers inside a
@@ -152,37 +210,200 @@ fn nodes(r: &PolicyResult) -> Vec<NodeFlow<'_>> {
 }
 
 /// Unix seconds from `YYYY-MM-DD` (start of the day, or its end with `end_of_day`) or a
-/// plain number of seconds.
+/// plain number of seconds. Dates are calendar-checked (2024-02-31 is refused).
 fn parse_time(s: &str, end_of_day: bool) -> Result<u64, CliError> {
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(secs);
     }
-    let bad = || {
+    let day = chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|e| {
         CliError::user(anyhow!(
-            "{s:?} is not a time: use YYYY-MM-DD or unix seconds"
+            "{s:?} is not a time ({e}): use YYYY-MM-DD or unix seconds"
         ))
-    };
-    let f: Vec<&str> = s.split('-').collect();
-    let [y, m, d] = f.as_slice() else {
-        return Err(bad());
-    };
-    let (y, m, d): (i64, i64, i64) = (
-        y.parse().map_err(|_| bad())?,
-        m.parse().map_err(|_| bad())?,
-        d.parse().map_err(|_| bad())?,
-    );
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || y < 1970 {
-        return Err(bad());
+    })?;
+    let t = if end_of_day {
+        day.and_hms_opt(23, 59, 59)
+    } else {
+        day.and_hms_opt(0, 0, 0)
     }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let (y2, m2) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * m2 + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + if end_of_day { 86_399 } else { 0 };
-    u64::try_from(secs).map_err(|_| bad())
+    .expect("a valid time of day");
+    u64::try_from(t.and_utc().timestamp())
+        .map_err(|_| CliError::user(anyhow!("{s:?} is before 1970")))
+}
+
+/// The unit a `--min-value` was given in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MinValueUnit {
+    /// A bare integer: the asset's base units.
+    Base,
+    /// `sat`/`btc`.
+    Satoshi,
+    /// `wei`/`gwei`/`eth`.
+    Wei,
+}
+
+/// `--min-value`, in base units, with the unit family it was written in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MinValue {
+    pub amount: Amount,
+    pub unit: MinValueUnit,
+    pub text: String,
+}
+
+/// Parses `0.001btc`, `100000sat`, `1.5eth`, `20gwei`, `1000wei` or a bare integer into
+/// base units, exactly (no floats): `1.5eth` is 1500000000000000000 wei.
+///
+/// # Errors
+/// An unknown unit, a malformed number, more decimals than the unit has, or an overflow.
+pub fn parse_min_value(s: &str) -> Result<MinValue, String> {
+    let t = s.trim().to_ascii_lowercase().replace('_', "");
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = (&t[..split], t[split..].trim());
+    let (decimals, family) = match unit {
+        "" => (0, MinValueUnit::Base),
+        "sat" | "sats" | "satoshi" => (0, MinValueUnit::Satoshi),
+        "btc" => (8, MinValueUnit::Satoshi),
+        "wei" => (0, MinValueUnit::Wei),
+        "gwei" => (9, MinValueUnit::Wei),
+        "eth" | "ether" => (18, MinValueUnit::Wei),
+        other => {
+            return Err(format!(
+                "unknown unit {other:?} in {s:?}: use btc or sat (Bitcoin), eth, gwei or wei (Ethereum), or a bare integer of base units"
+            ));
+        }
+    };
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
+        return Err(format!("{s:?} is not an amount"));
+    }
+    if frac.len() > decimals {
+        return Err(format!(
+            "{s:?} has {} decimals; {} has {decimals}",
+            frac.len(),
+            if unit.is_empty() {
+                "a bare amount of base units"
+            } else {
+                unit
+            }
+        ));
+    }
+    let digits = format!("{int}{frac:0<decimals$}");
+    let amount = digits
+        .trim_start_matches('0')
+        .parse::<Amount>()
+        .or_else(|e| {
+            if digits.bytes().all(|b| b == b'0') {
+                Ok(0)
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|e| format!("{s:?} is not an amount: {e}"))?;
+    Ok(MinValue {
+        amount,
+        unit: family,
+        text: s.trim().to_string(),
+    })
+}
+
+/// `--min-value` in the traced asset's base units; a unit of the other chain (or any unit
+/// on a token, whose decimals vary) is refused.
+fn min_value(a: &TraceArgs, asset_is_eth: bool) -> Result<Amount, CliError> {
+    let m = &a.min_value;
+    let fits = match (a.chain.as_str(), m.unit) {
+        (_, MinValueUnit::Base) => true,
+        ("bitcoin", u) => u == MinValueUnit::Satoshi,
+        (_, u) => u == MinValueUnit::Wei && asset_is_eth,
+    };
+    if fits {
+        Ok(m.amount)
+    } else {
+        Err(CliError::user(anyhow!(
+            "--min-value {}: the unit does not fit {} ({}); give {} or a bare integer of base units",
+            m.text,
+            if a.chain == "bitcoin" {
+                "a Bitcoin trace"
+            } else if asset_is_eth {
+                "an ETH trace"
+            } else {
+                "a token trace"
+            },
+            a.chain,
+            if a.chain == "bitcoin" {
+                "btc or sat"
+            } else if asset_is_eth {
+                "eth, gwei or wei"
+            } else {
+                "no unit"
+            }
+        )))
+    }
+}
+
+/// The categories where the trace stops: `--stop-at` as given (`none`: nowhere), or, when
+/// it is not given, `exchange` if a loaded label of the chain has it. A category that no
+/// label of the chain in use has is refused: a typo (`exchnage`) would otherwise stop
+/// nowhere and report nothing reached.
+fn check_stop_at(
+    a: &TraceArgs,
+    resolved: &crate::labels::Resolved,
+) -> Result<Vec<String>, CliError> {
+    let present: BTreeSet<&str> = resolved
+        .chosen
+        .iter()
+        .map(|t| t.category.as_str())
+        .collect();
+    let given: Vec<&str> = a
+        .stop_at
+        .iter()
+        .map(|c| c.trim())
+        .filter(|c| !c.is_empty())
+        .collect();
+    if given.is_empty() {
+        return Ok(if present.contains("exchange") {
+            vec!["exchange".to_string()]
+        } else {
+            Vec::new()
+        });
+    }
+    if given == ["none"] {
+        return Ok(Vec::new());
+    }
+    let missing: Vec<&str> = given
+        .iter()
+        .copied()
+        .filter(|c| !present.contains(c))
+        .collect();
+    if missing.is_empty() {
+        return Ok(given.iter().map(|c| c.to_string()).collect());
+    }
+    Err(CliError::user(anyhow!(
+        "--stop-at {}: no label of this {} dataset has {}; the categories present are: {}{}",
+        missing.join(","),
+        a.chain,
+        if missing.len() == 1 {
+            "this category"
+        } else {
+            "these categories"
+        },
+        if present.is_empty() {
+            format!(
+                "none (no labels imported; run chaintrace labels import FILE --data {}, or leave out --stop-at)",
+                a.dataset.data.display()
+            )
+        } else {
+            present.into_iter().collect::<Vec<_>>().join(", ")
+        },
+        if resolved.private_ignored > 0 {
+            format!(
+                " ({} non-public tag(s) left out; add --include-private to use them)",
+                resolved.private_ignored
+            )
+        } else {
+            String::new()
+        }
+    )))
 }
 
 fn policies(names: &[String]) -> Result<Vec<Policy>, CliError> {
@@ -217,28 +438,103 @@ fn write_parquet(
     sink::commit(std::slice::from_ref(&staged)).map_err(CliError::user)
 }
 
+/// The files a trace writes into its case folder (besides `report/`, which `report` adds).
+const CASE_FILES: [&str; 4] = ["trace.json", "edges.parquet", "ends.parquet", "SHA256SUMS"];
+
+/// Checks `--out` before tracing: it must be new, empty, or a case written by this same
+/// command (a rerun reproduces it). Another case is replaced only with `--force`, which
+/// also removes its report (it would describe the old trace); a folder holding anything
+/// else is never written into.
+fn prepare_out(a: &TraceArgs) -> Result<(), CliError> {
+    let out = &a.out;
+    let entries: Vec<String> = match std::fs::read_dir(out) {
+        Ok(rd) => rd
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(CliError::user(anyhow!(
+                "cannot read --out {}: {e}",
+                out.display()
+            )));
+        }
+    };
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let foreign: Vec<&String> = entries
+        .iter()
+        .filter(|e| !CASE_FILES.contains(&e.as_str()) && e.as_str() != "report")
+        .collect();
+    if !foreign.is_empty() || !entries.iter().any(|e| e == "trace.json") {
+        return Err(CliError::user(anyhow!(
+            "--out {} is not empty and is not a case folder (it holds {}); choose a new or empty folder",
+            out.display(),
+            entries
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let old: Option<Vec<String>> = std::fs::read(out.join("trace.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| serde_json::from_value(v["command"].clone()).ok());
+    let now: Vec<String> = std::env::args().skip(1).collect();
+    let same = old
+        .as_ref()
+        .is_some_and(|o| o.iter().skip(1).eq(now.iter()));
+    if same && !a.force {
+        return Ok(());
+    }
+    if !a.force {
+        return Err(CliError::user(anyhow!(
+            "--out {} holds a case of another command ({}); choose a new folder, or add --force to replace it (its report/ is removed too)",
+            out.display(),
+            old.map_or_else(|| "unreadable trace.json".to_string(), |o| o.join(" "))
+        )));
+    }
+    for f in CASE_FILES {
+        match std::fs::remove_file(out.join(f)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(CliError::user(anyhow!(
+                    "cannot remove {}: {e}",
+                    out.join(f).display()
+                )));
+            }
+        }
+    }
+    let report = out.join("report");
+    if report.exists() {
+        std::fs::remove_dir_all(&report)
+            .map_err(|e| CliError::user(anyhow!("cannot remove {}: {e}", report.display())))?;
+    }
+    Ok(())
+}
+
 pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
+    prepare_out(a)?;
     if a.chain == "ethereum" {
         return ethereum::run(cli, a);
     }
     let pols = policies(&a.policy)?;
     let (chain, network) = chain_dir(&a.dataset)?;
     let (idx, _) = Index::open_or_build(&chain).map_err(CliError::user)?;
-    let seeds = seed_outputs(&idx, &a.seeds, &a.dataset.data, &network)?;
-    let mut labels: HashMap<u32, Label> = HashMap::new();
-    for (t, _) in crate::labels::read_tags(&crate::labels::tags_path(&a.dataset.data))
-        .map_err(CliError::user)?
-    {
-        if t.chain != "bitcoin" || (!t.is_public && !a.include_private) {
-            continue;
-        }
-        if let Some(id) = idx.address_id(&t.address) {
-            labels.entry(id).or_insert(Label {
-                entity: t.entity,
-                category: t.category,
-            });
-        }
-    }
+    let seeds = seed_outputs(
+        &idx,
+        &a.seeds,
+        &a.dataset.data,
+        &network,
+        a.allow_conflicted_cluster,
+        a.max_seed_cluster,
+    )?;
+    let (labels, resolved) = load_labels(a, "bitcoin", |addr| idx.address_id(addr))?;
+    let stop_at = check_stop_at(a, &resolved)?;
     let heights = idx.block_time.len() as u32;
     let times: Vec<(u32, u64)> = (0..heights)
         .map(|h| (h, idx.block_time.get(h as usize)))
@@ -251,10 +547,10 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             Direction::Forward
         },
         max_hops: a.max_hops,
-        min_value: a.min_value,
+        min_value: min_value(a, false)?,
         from_height,
         to_height,
-        stop_at: a.stop_at.clone(),
+        stop_at: stop_at.clone(),
     };
     let mut results: Vec<PolicyResult> = pols
         .iter()
@@ -294,12 +590,16 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         &seed_nodes,
         labelled.into_iter().map(|(&id, l)| (name_of(id), l)),
     );
+    let label_conflicts = conflicts_in_trace(&results, &seed_nodes, &resolved, |addr| {
+        idx.address_id(addr).map(name_of)
+    });
     let clustering = match &stored {
         Some(s) => serde_json::json!({
             "heuristics": s.meta.heuristics,
             "clusters": s.meta.clusters,
             "addresses": s.meta.addresses,
             "coinjoins": s.meta.coinjoins,
+            "warnings": s.meta.warnings,
             "evaluation": std::fs::read(clusters_dir.join("_eval.json"))
                 .ok()
                 .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()),
@@ -313,6 +613,8 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         labels.len(),
     );
     parameters["seed_outputs"] = seeds.len().into();
+    parameters["stop_at"] = stop_at.clone().into();
+    parameters["labels_private_ignored"] = resolved.private_ignored.into();
     write_case(
         cli,
         a,
@@ -327,6 +629,8 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             parameters: &parameters,
             seeds: format!("{} seed output(s)", seeds.len()),
             labels: labels.len(),
+            label_conflicts: &label_conflicts,
+            private_ignored: resolved.private_ignored,
         },
         &results,
     )
@@ -382,7 +686,7 @@ fn parameters(
         "direction": a.direction,
         "policies": pols.iter().map(|p| p.name()).collect::<Vec<_>>(),
         "max_hops": a.max_hops,
-        "min_value": json_amount(a.min_value),
+        "min_value": json_amount(a.min_value.amount),
         "from_height": a.from_height,
         "to_height": a.to_height,
         "from_time": a.from_time,
@@ -390,6 +694,7 @@ fn parameters(
         "followed_heights": followed,
         "stop_at": a.stop_at,
         "include_private": a.include_private,
+        "prefer": a.prefer,
         "level": a.level,
         "labels": labels,
     })
@@ -401,13 +706,44 @@ fn json_amount(v: Amount) -> serde_json::Value {
     u64::try_from(v).map_or_else(|_| v.to_string().into(), Into::into)
 }
 
-/// The labels of the nodes that appear in the trace (edges or seeds), first label per node.
-fn labels_in_trace<'a>(
-    results: &[PolicyResult],
-    seed_nodes: &BTreeSet<String>,
-    labelled: impl Iterator<Item = (String, &'a Label)>,
-) -> BTreeMap<String, &'a Label> {
-    let in_trace: HashSet<&str> = results
+/// The labels in use on `chain` (DATA/labels/tags.parquet after the documented precedence,
+/// `--prefer` and `--include-private` applied), by node id (`id_of` maps an address to
+/// it), with the whole resolution (its conflicts and the private tags left out).
+fn load_labels(
+    a: &TraceArgs,
+    chain: &str,
+    id_of: impl Fn(&str) -> Option<u32>,
+) -> Result<(HashMap<u32, Label>, crate::labels::Resolved), CliError> {
+    let selection = crate::labels::Selection {
+        include_private: a.include_private,
+        prefer: a.prefer.clone(),
+    };
+    let resolved =
+        crate::labels::load(&a.dataset.data, Some(chain), &selection).map_err(CliError::user)?;
+    let labels = resolved
+        .chosen
+        .iter()
+        .filter_map(|t| {
+            id_of(&t.address).map(|id| {
+                (
+                    id,
+                    Label {
+                        entity: t.entity.clone(),
+                        category: t.category.clone(),
+                    },
+                )
+            })
+        })
+        .collect();
+    Ok((labels, resolved))
+}
+
+/// The nodes of a trace: both ends of every edge, and the seeds.
+fn nodes_in_trace<'a>(
+    results: &'a [PolicyResult],
+    seed_nodes: &'a BTreeSet<String>,
+) -> HashSet<&'a str> {
+    results
         .iter()
         .flat_map(|r| {
             r.edges
@@ -415,7 +751,31 @@ fn labels_in_trace<'a>(
                 .flat_map(|e| [e.from.as_str(), e.to.as_str()])
         })
         .chain(seed_nodes.iter().map(String::as_str))
-        .collect();
+        .collect()
+}
+
+/// The label conflicts of addresses whose node (`node_of`) is in the trace.
+fn conflicts_in_trace<'a>(
+    results: &[PolicyResult],
+    seed_nodes: &BTreeSet<String>,
+    resolved: &'a crate::labels::Resolved,
+    node_of: impl Fn(&str) -> Option<String>,
+) -> Vec<&'a crate::labels::Conflict> {
+    let in_trace = nodes_in_trace(results, seed_nodes);
+    resolved
+        .conflicts
+        .iter()
+        .filter(|c| node_of(&c.address).is_some_and(|n| in_trace.contains(n.as_str())))
+        .collect()
+}
+
+/// The labels of the nodes that appear in the trace (edges or seeds), first label per node.
+fn labels_in_trace<'a>(
+    results: &[PolicyResult],
+    seed_nodes: &BTreeSet<String>,
+    labelled: impl Iterator<Item = (String, &'a Label)>,
+) -> BTreeMap<String, &'a Label> {
+    let in_trace = nodes_in_trace(results, seed_nodes);
     let mut out = BTreeMap::new();
     for (n, l) in labelled {
         if in_trace.contains(n.as_str()) {
@@ -438,6 +798,10 @@ struct CaseInfo<'a> {
     /// "N seed output(s)" and the like, for the summary line.
     seeds: String,
     labels: usize,
+    /// Label conflicts of addresses in the trace (which tag was used, and why).
+    label_conflicts: &'a [&'a crate::labels::Conflict],
+    /// Non-public tags left out (no `--include-private`).
+    private_ignored: usize,
 }
 
 /// `trace.json`, written straight from these types (a `serde_json::Value` cannot hold the
@@ -454,6 +818,9 @@ struct TraceDoc<'a> {
     data: &'a Path,
     seed_nodes: &'a BTreeSet<String>,
     node_labels: &'a BTreeMap<String, &'a Label>,
+    /// Addresses in the trace whose tags disagree: the tag used, the rule that chose it
+    /// and the others (see `labels::precedence`).
+    label_conflicts: &'a [&'a crate::labels::Conflict],
     clustering: &'a serde_json::Value,
     parameters: &'a serde_json::Value,
     nodes: Vec<PolicyNodes<'a>>,
@@ -519,7 +886,7 @@ fn write_case(
     std::fs::create_dir_all(&a.out)
         .map_err(|e| CliError::user(anyhow!("cannot create {}: {e}", a.out.display())))?;
     let doc = TraceDoc {
-        tool: format!("chaintrace {}", env!("CARGO_PKG_VERSION")),
+        tool: format!("chaintrace {}", crate::VERSION),
         chain: info.chain,
         network: info.network,
         asset: info.asset.as_ref(),
@@ -528,6 +895,7 @@ fn write_case(
         data: &a.dataset.data,
         seed_nodes: info.seed_nodes,
         node_labels: info.node_labels,
+        label_conflicts: info.label_conflicts,
         clustering: info.clustering,
         parameters: info.parameters,
         nodes: results
@@ -639,6 +1007,12 @@ fn write_case(
             )),
         ],
     )?;
+    let mut sums = String::new();
+    for f in &CASE_FILES[..3] {
+        let h = sink::sha256_file(&a.out.join(f)).map_err(CliError::user)?;
+        sums.push_str(&format!("{h}  {f}\n"));
+    }
+    sink::write_atomic(&a.out.join("SHA256SUMS"), sums.as_bytes()).map_err(CliError::user)?;
     if cli.json {
         let v: Vec<Summary> = results
             .iter()
@@ -655,7 +1029,7 @@ fn write_case(
         );
         return Ok(());
     }
-    // Bitcoin in satoshi; an account-model asset in its own unit, exact (all decimals kept).
+    // Amounts in BTC (or the account-model asset's unit), exact, with the integer beside.
     let asset = info.asset.as_ref();
     let unit = asset
         .and_then(|x| x.get("unit"))
@@ -663,11 +1037,17 @@ fn write_case(
     let decimals = asset
         .and_then(|x| x.get("decimals"))
         .and_then(serde_json::Value::as_u64)
-        .unwrap_or(0) as u32;
+        .map_or(0, |d| u32::try_from(d).unwrap_or(0));
     let show = |v: Amount| match unit {
-        Some(u) => format!("{} {u}", crate::report::graph::trim(v, decimals)),
-        None => format!("{v} sat"),
+        Some(u) if decimals > 0 => format!(
+            "{} {u} ({v} {})",
+            crate::report::graph::trim(v, decimals),
+            if u == "ETH" { "wei" } else { "base units" }
+        ),
+        Some(u) => format!("{v} {u}"),
+        None => format!("{} BTC ({v} sat)", crate::report::fmt::amount(v, 8)),
     };
+    let backward = a.direction == "backward";
     println!(
         "{}: {} trace of {}, {} label(s) on this chain",
         a.out.display(),
@@ -677,20 +1057,151 @@ fn write_case(
     );
     for r in results {
         let t = &r.totals;
+        if backward {
+            println!("{}: traced back {}", r.policy.name(), show(t.seeded));
+        } else {
+            println!(
+                "{}: {} entered the seeds from outside{}",
+                r.policy.name(),
+                show(t.entered_seeds),
+                if t.returned_to_seeds > 0 {
+                    format!(
+                        "; {} more only moved between seed addresses (not counted again)",
+                        show(t.returned_to_seeds)
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+        let share = |v: Amount| -> String {
+            let base = if backward { t.seeded } else { t.entered_seeds };
+            if base == 0 {
+                return String::new();
+            }
+            // Per mille in integers, rounded half up: a display figure, not evidence.
+            let pm = (v.saturating_mul(1000) + base / 2) / base;
+            format!(", {}.{} % of it", pm / 10, pm % 10)
+        };
+        if r.policy == Policy::Poison {
+            println!(
+                "  (poison is an upper bound: the whole value of every output the taint touched, not an amount that moved)"
+            );
+        }
+        let verb = if backward { "came from" } else { "reached" };
+        let mut by_entity: Vec<(&String, &Amount)> = r.exposure_entity.iter().collect();
+        by_entity.sort_by(|x, y| y.1.cmp(x.1).then(x.0.cmp(y.0)));
+        if by_entity.is_empty() {
+            println!(
+                "  {verb} no labelled {}",
+                match info.parameters["stop_at"].as_array() {
+                    Some(c) if !c.is_empty() => c
+                        .iter()
+                        .filter_map(serde_json::Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join("/"),
+                    _ => "exit (the trace stops at no category: no exchange label is loaded and no --stop-at was given)".to_string(),
+                }
+            );
+        }
+        for (entity, v) in by_entity {
+            let exits: Vec<&crate::trace::End> = r
+                .ends
+                .iter()
+                .filter(|e| e.kind == "exit" && e.entity.as_ref() == Some(entity))
+                .collect();
+            let addresses: BTreeSet<&str> = exits.iter().map(|e| e.address.as_str()).collect();
+            let category = exits
+                .first()
+                .and_then(|e| e.category.as_deref())
+                .unwrap_or("");
+            println!(
+                "  {verb} {entity} [{category}]: {}{} through {} address(es)",
+                show(*v),
+                share(*v),
+                addresses.len()
+            );
+        }
+        // Labelled entities the value went through without the trace stopping there.
+        let received: HashSet<&str> = r.edges.iter().map(|e| e.to.as_str()).collect();
+        let mut through: BTreeMap<String, Amount> = BTreeMap::new();
+        for e in &r.edges {
+            if let Some(l) = info.node_labels.get(&e.from)
+                && received.contains(e.from.as_str())
+                && !info.seed_nodes.contains(&e.from)
+            {
+                *through
+                    .entry(format!("{} [{}]", l.entity, l.category))
+                    .or_default() += e.amount;
+            }
+        }
+        for (name, v) in &through {
+            println!(
+                "  passed through {name} without stopping ({} moved on; add its category to --stop-at to end the trace there)",
+                show(*v)
+            );
+        }
+        let unresolved = [
+            ("held (unspent)", t.holdings),
+            ("beyond the hop limit", t.hop_limit),
+            ("below --min-value", t.below_min),
+        ];
+        if let Some((what, v)) = unresolved.iter().filter(|u| u.1 > 0).max_by_key(|u| u.1) {
+            println!("  largest unresolved: {} {what}", show(*v));
+        }
         let ends: Vec<String> = t
             .ends()
             .iter()
+            .filter(|(_, v)| *v > 0)
             .map(|(n, v)| format!("{n} {}", show(*v)))
             .collect();
+        println!("  all ends: {}", ends.join(", "));
+    }
+    if info.private_ignored > 0 {
         println!(
-            "{:<8} seeded {} -> {}",
-            r.policy.name(),
-            show(t.seeded),
-            ends.join(", ")
+            "note: {} non-public tag(s) left out; add --include-private to use them",
+            info.private_ignored
         );
-        for (c, v) in &r.exposure_category {
-            println!("         {} reached {c}", show(*v));
-        }
+    }
+    if !info.label_conflicts.is_empty() {
+        println!(
+            "note: {} address(es) in this trace carry disagreeing tags; the tag used and why are in trace.json (label_conflicts) and the report; `chaintrace labels conflicts` lists all",
+            info.label_conflicts.len()
+        );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_values_parse_exactly_in_their_units() {
+        let base = |s: &str| parse_min_value(s).map(|m| (m.amount, m.unit));
+        assert_eq!(base("0.001btc"), Ok((100_000, MinValueUnit::Satoshi)));
+        assert_eq!(base("100000sat"), Ok((100_000, MinValueUnit::Satoshi)));
+        assert_eq!(base("1 BTC"), Ok((100_000_000, MinValueUnit::Satoshi)));
+        assert_eq!(
+            base("1.5eth"),
+            Ok((1_500_000_000_000_000_000, MinValueUnit::Wei))
+        );
+        assert_eq!(base("20gwei"), Ok((20_000_000_000, MinValueUnit::Wei)));
+        assert_eq!(base("0"), Ok((0, MinValueUnit::Base)));
+        assert_eq!(base("12345"), Ok((12_345, MinValueUnit::Base)));
+        assert!(base("0.000000001btc").unwrap_err().contains("9 decimals"));
+        assert!(base("1.5").unwrap_err().contains("decimals"));
+        assert!(base("5 usd").unwrap_err().contains("unknown unit"));
+        assert!(base("btc").is_err());
+        assert!(base("1.2.3eth").is_err());
+    }
+
+    #[test]
+    fn dates_are_calendar_checked() {
+        assert_eq!(parse_time("2024-02-29", false).unwrap(), 1_709_164_800);
+        assert_eq!(parse_time("2024-02-29", true).unwrap(), 1_709_251_199);
+        assert!(parse_time("2023-02-29", false).is_err());
+        assert!(parse_time("2024-02-31", false).is_err());
+        assert_eq!(parse_time("1700000000", false).unwrap(), 1_700_000_000);
+    }
 }

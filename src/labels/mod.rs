@@ -3,8 +3,11 @@
 //!
 //! Every address is validated and normalised for its chain (Bitcoin: parsed and re-encoded,
 //! bech32 in lower case; Ethereum: `0x` + 40 hex digits, lower case; the zero address is
-//! dropped). Invalid ones are rejected with file and line; the rest is imported. Importing a
-//! file again replaces the rows that came from it, so nothing is doubled.
+//! dropped). Invalid ones are rejected with file and line; the rest is imported. A file is
+//! known by its canonical path and by the sha256 of its content: importing it again, under
+//! any spelling of its path or as a copy elsewhere, replaces the rows that came from it, so
+//! nothing is doubled. When one address carries disagreeing tags, [`precedence`] decides
+//! which is used, the same way in every stage.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,11 +20,24 @@ use arrow_array::{
     ArrayRef, BooleanArray, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array,
 };
 use arrow_schema::{DataType, Field, Schema, TimeUnit};
-use serde::Serialize;
+use bitcoin::hashes::Hash as _;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use yaml_rust2::{Yaml, YamlLoader};
 
 use crate::store::{StoreError, sink};
+
+mod csv_list;
+pub mod precedence;
+
+pub use precedence::{Conflict, Resolved, Rule, Selection, confidence_level, resolve};
+
+/// The format version of `tags.parquet`, kept in its metadata under [`FORMAT_KEY`].
+/// 2: `lastmod` and `file_sha256` columns; files are canonical paths. Version 1 files (no
+/// key) are still read.
+pub const TAGS_FORMAT: &str = "2";
+/// The Parquet/Arrow metadata key holding [`TAGS_FORMAT`].
+pub const FORMAT_KEY: &str = "chaintrace.tags.format";
 
 /// An error that stops an import.
 #[derive(Debug, Error)]
@@ -43,6 +59,35 @@ pub enum LabelError {
         "{path}: cannot tell the format; name it *.yaml (TagPack), sanctioned_addresses_<ASSET>.txt (OFAC) or *.csv, or pass --format"
     )]
     UnknownFormat { path: PathBuf },
+    #[error(
+        "nothing imported from {files}: {why}; check the currency column (BTC, ETH and Ethereum tokens are supported) and the rejected rows above"
+    )]
+    NothingImported {
+        files: String,
+        why: String,
+        /// What reading each file found (its rejected rows).
+        reports: Vec<FileReport>,
+    },
+    #[error(
+        "{path} was written by a newer chaintrace (tags format {found}, this one reads up to {TAGS_FORMAT}); upgrade chaintrace"
+    )]
+    TagsFormat { path: PathBuf, found: String },
+    #[error(
+        "{path}: column {column} is missing or has the wrong type; import the label files again into a new --data, or remove {path}"
+    )]
+    TagsColumn { path: PathBuf, column: &'static str },
+    #[error(
+        "no imported label file matches {what:?}; `chaintrace labels list` shows the files (path, name or sha256 prefix)"
+    )]
+    NoSuchFile { what: String },
+    #[error(
+        "{what:?} matches {n} imported label files ({names}); give the full path or a longer sha256 prefix"
+    )]
+    Ambiguous {
+        what: String,
+        n: usize,
+        names: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -73,7 +118,7 @@ impl Format {
 }
 
 /// One tag.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tag {
     pub address: String,
     /// `bitcoin` or `ethereum`.
@@ -88,9 +133,14 @@ pub struct Tag {
     pub is_public: bool,
     /// Where the tag's information comes from (TagPack `source`, or the file).
     pub source: String,
-    /// The file imported, and the line of the tag in it.
+    /// The file imported (its canonical path), and the line of the tag in it.
     pub file: String,
     pub line: u32,
+    /// When the tag's information was last checked, `YYYY-MM-DD` (TagPack `lastmod`, CSV
+    /// `lastmod` column), if given.
+    pub lastmod: Option<String>,
+    /// sha256 of the imported file's bytes, hex (empty in format-1 files).
+    pub file_sha256: String,
 }
 
 /// A rejected entry.
@@ -102,15 +152,43 @@ pub struct Rejected {
 }
 
 /// What importing one file did.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct FileReport {
+    /// The file as given.
     pub file: String,
-    pub format: Format,
+    /// Its canonical path: the `file` of its tags.
+    pub path: String,
+    pub sha256: String,
+    pub format: Option<Format>,
+    /// CSV only: the delimiter found (`comma`, `semicolon`, `tab`).
+    pub delimiter: Option<String>,
     pub imported: usize,
+    /// Imported tags per category.
+    pub categories: BTreeMap<String, usize>,
+    /// Imported tags that are not public (used only with `--include-private`).
+    pub private: usize,
+    /// CSV rows without a confidence column value, recorded as `unknown`.
+    pub without_confidence: usize,
+    /// Rows of an earlier import of the same file (same path or same content) replaced.
+    pub replaced: usize,
     pub rejected: Vec<Rejected>,
     /// Tags of currencies chaintrace does not handle (e.g. TRX, LTC), by currency.
     pub unsupported: BTreeMap<String, usize>,
     pub zero_address_dropped: usize,
+}
+
+/// What an import did, and what is loaded afterwards.
+#[derive(Clone, Debug, Serialize)]
+pub struct ImportReport {
+    pub files: Vec<FileReport>,
+    /// `tags.parquet`.
+    pub tags_file: String,
+    /// All tags loaded after the import.
+    pub loaded: usize,
+    /// All tags loaded, per category.
+    pub loaded_by_category: BTreeMap<String, usize>,
+    /// Addresses whose loaded tags disagree (private tags included), per chain.
+    pub conflicts: BTreeMap<String, usize>,
 }
 
 /// Normalises `address` for `currency` (BTC, ETH and Ethereum tokens).
@@ -170,6 +248,35 @@ pub enum Normalise {
     Unsupported(String),
 }
 
+/// `YYYY-MM-DD` (or a date-time starting with one) as `YYYY-MM-DD`; empty is `None`.
+///
+/// # Errors
+/// The reason the text is not a real calendar date (31 February is refused).
+pub fn parse_date(s: &str) -> Result<Option<String>, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let day = s.get(..10).unwrap_or(s);
+    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .map(|d| Some(d.format("%Y-%m-%d").to_string()))
+        .map_err(|e| format!("lastmod {s:?} is not a YYYY-MM-DD date: {e}"))
+}
+
+/// One tag as read, before its address is normalised.
+struct Entry<'a> {
+    line: usize,
+    address: &'a str,
+    currency: &'a str,
+    label: &'a str,
+    actor: Option<&'a str>,
+    category: &'a str,
+    confidence: &'a str,
+    is_public: bool,
+    source: &'a str,
+    lastmod: Option<String>,
+}
+
 struct Collect<'a> {
     report: FileReport,
     tags: Vec<Tag>,
@@ -177,37 +284,36 @@ struct Collect<'a> {
 }
 
 impl Collect<'_> {
-    #[allow(clippy::too_many_arguments)]
-    fn add(
-        &mut self,
-        line: usize,
-        address: &str,
-        currency: &str,
-        label: &str,
-        actor: Option<&str>,
-        category: &str,
-        confidence: &str,
-        is_public: bool,
-        source: &str,
-    ) {
-        match normalise(address, currency) {
+    fn add(&mut self, e: Entry<'_>) {
+        let (line, address) = (e.line, e.address);
+        match normalise(address, e.currency) {
             Ok((address, chain, network)) => {
+                *self
+                    .report
+                    .categories
+                    .entry(e.category.to_string())
+                    .or_default() += 1;
+                if !e.is_public {
+                    self.report.private += 1;
+                }
                 self.tags.push(Tag {
                     address,
                     chain,
                     network,
-                    label: label.to_string(),
-                    entity: actor.unwrap_or(label).to_string(),
-                    category: category.to_string(),
-                    confidence: confidence.to_string(),
-                    is_public,
-                    source: if source.is_empty() {
+                    label: e.label.to_string(),
+                    entity: e.actor.unwrap_or(e.label).to_string(),
+                    category: e.category.to_string(),
+                    confidence: e.confidence.to_string(),
+                    is_public: e.is_public,
+                    source: if e.source.is_empty() {
                         self.file.to_string()
                     } else {
-                        source.to_string()
+                        e.source.to_string()
                     },
                     file: self.file.to_string(),
-                    line: line as u32,
+                    line: u32::try_from(line).unwrap_or(u32::MAX),
+                    lastmod: e.lastmod,
+                    file_sha256: self.report.sha256.clone(),
                 });
                 self.report.imported += 1;
             }
@@ -244,11 +350,21 @@ pub fn read_file(
         .ok_or_else(|| LabelError::UnknownFormat {
             path: path.to_path_buf(),
         })?;
-    let text = std::fs::read_to_string(path).map_err(|source| LabelError::Io {
+    let io = |source| LabelError::Io {
         path: path.to_path_buf(),
         source,
+    };
+    let bytes = std::fs::read(path).map_err(io)?;
+    let text = String::from_utf8(bytes).map_err(|e| LabelError::Format {
+        path: path.to_path_buf(),
+        line: 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count(),
+        what: "not UTF-8 text; save the file as UTF-8 (in a spreadsheet: CSV UTF-8)".into(),
     })?;
-    let file = path.display().to_string();
+    let canonical = std::fs::canonicalize(path).map_err(io)?;
+    let file = canonical.display().to_string();
     let fmt = |line: usize, what: String| LabelError::Format {
         path: path.to_path_buf(),
         line,
@@ -256,12 +372,11 @@ pub fn read_file(
     };
     let mut c = Collect {
         report: FileReport {
-            file: file.clone(),
-            format,
-            imported: 0,
-            rejected: Vec::new(),
-            unsupported: BTreeMap::new(),
-            zero_address_dropped: 0,
+            file: path.display().to_string(),
+            path: file.clone(),
+            sha256: bitcoin::hashes::sha256::Hash::hash(text.as_bytes()).to_string(),
+            format: Some(format),
+            ..FileReport::default()
         },
         tags: Vec::new(),
         file: &file,
@@ -273,73 +388,28 @@ pub fn read_file(
                 .trim_start_matches("sanctioned_addresses_")
                 .trim_end_matches(".txt");
             for (i, line) in text.lines().enumerate() {
-                let a = line.trim();
+                let a = line.trim().trim_start_matches('\u{feff}');
                 if a.is_empty() || a.starts_with('#') {
                     continue;
                 }
-                c.add(
-                    i + 1,
-                    a,
-                    asset,
-                    "OFAC SDN list",
-                    Some("OFAC sanctioned"),
-                    "sanctioned",
-                    "authority_data",
-                    true,
-                    "https://www.treasury.gov/ofac/downloads/sdnlist.txt",
-                );
+                c.add(Entry {
+                    line: i + 1,
+                    address: a,
+                    currency: asset,
+                    label: "OFAC SDN list",
+                    actor: Some("OFAC sanctioned"),
+                    category: "sanctioned",
+                    confidence: "authority_data",
+                    is_public: true,
+                    source: "https://www.treasury.gov/ofac/downloads/sdnlist.txt",
+                    lastmod: None,
+                });
             }
         }
-        Format::Csv => {
-            let mut lines = text.lines().enumerate();
-            let header: Vec<String> = lines
-                .next()
-                .map(|(_, h)| {
-                    h.split(',')
-                        .map(|x| x.trim().to_ascii_lowercase())
-                        .collect()
-                })
-                .unwrap_or_default();
-            let col = |n: &str| header.iter().position(|h| h == n);
-            let (Some(ai), Some(li), Some(ci)) = (col("address"), col("label"), col("category"))
-            else {
-                return Err(fmt(1, "the header must name address, label and category (and optionally source, actor, currency)".into()));
-            };
-            let (si, acti, curi) = (col("source"), col("actor"), col("currency"));
-            for (i, line) in lines {
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let f: Vec<&str> = line.split(',').map(str::trim).collect();
-                let get = |ix: Option<usize>| ix.and_then(|x| f.get(x)).copied().unwrap_or("");
-                if f.len() < header.len().min(3) {
-                    return Err(fmt(
-                        i + 1,
-                        format!("{} fields, the header has {}", f.len(), header.len()),
-                    ));
-                }
-                let address = get(Some(ai));
-                let currency = match get(curi) {
-                    "" if address.starts_with("0x") => "ETH",
-                    "" => "BTC",
-                    c => c,
-                };
-                let actor = Some(get(acti)).filter(|a| !a.is_empty());
-                c.add(
-                    i + 1,
-                    address,
-                    currency,
-                    get(Some(li)),
-                    actor,
-                    get(Some(ci)),
-                    "user_import",
-                    true,
-                    get(si),
-                );
-            }
-        }
+        Format::Csv => csv_list::read(path, &text, &mut c)?,
         Format::Tagpack => {
-            let docs = YamlLoader::load_from_str(&text).map_err(|e| {
+            let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+            let docs = YamlLoader::load_from_str(text).map_err(|e| {
                 fmt(
                     e.marker().line() + 1,
                     format!("not valid YAML: {}", e.info()),
@@ -415,17 +485,29 @@ pub fn read_file(
                 let confidence = field("confidence").unwrap_or_default();
                 let source = field("source").unwrap_or_default();
                 let actor = field("actor");
-                c.add(
+                let lastmod = match parse_date(&field("lastmod").unwrap_or_default()) {
+                    Ok(d) => d,
+                    Err(reason) => {
+                        c.report.rejected.push(Rejected {
+                            line,
+                            address,
+                            reason,
+                        });
+                        continue;
+                    }
+                };
+                c.add(Entry {
                     line,
-                    &address,
-                    &currency,
-                    &label,
-                    actor.as_deref(),
-                    &category,
-                    &confidence,
+                    address: &address,
+                    currency: &currency,
+                    label: &label,
+                    actor: actor.as_deref(),
+                    category: &category,
+                    confidence: &confidence,
                     is_public,
-                    &source,
-                );
+                    source: &source,
+                    lastmod,
+                });
             }
         }
     }
@@ -439,36 +521,42 @@ pub fn tags_path(data_dir: &Path) -> PathBuf {
 
 fn schema() -> Arc<Schema> {
     let s = |n: &str| Field::new(n, DataType::Utf8, false);
-    Arc::new(Schema::new(vec![
-        s("address"),
-        s("chain"),
-        s("network"),
-        s("label"),
-        s("entity"),
-        s("category"),
-        s("confidence"),
-        Field::new("is_public", DataType::Boolean, false),
-        s("source"),
-        s("file"),
-        Field::new("line", DataType::UInt32, false),
-        Field::new(
-            "imported_at",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-            false,
-        ),
-    ]))
+    Arc::new(Schema::new_with_metadata(
+        vec![
+            s("address"),
+            s("chain"),
+            s("network"),
+            s("label"),
+            s("entity"),
+            s("category"),
+            s("confidence"),
+            Field::new("is_public", DataType::Boolean, false),
+            s("source"),
+            s("file"),
+            Field::new("line", DataType::UInt32, false),
+            Field::new(
+                "imported_at",
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new("lastmod", DataType::Utf8, true),
+            s("file_sha256"),
+        ],
+        std::collections::HashMap::from([(FORMAT_KEY.to_string(), TAGS_FORMAT.to_string())]),
+    ))
 }
 
-/// Reads `tags.parquet` (empty if absent), with each row's import time.
+/// Reads `tags.parquet` (empty if absent), with each row's import time (ms since the
+/// epoch). Format-1 files (without `lastmod` and `file_sha256`) are read too.
 ///
 /// # Errors
-/// An unreadable file.
-pub fn read_tags(path: &Path) -> Result<Vec<(Tag, i64)>, StoreError> {
+/// An unreadable file, a newer format, or a missing column (each naming the file).
+pub fn read_tags(path: &Path) -> Result<Vec<(Tag, i64)>, LabelError> {
     let f = match std::fs::File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(source) => {
-            return Err(StoreError::Io {
+            return Err(LabelError::Io {
                 path: path.to_path_buf(),
                 source,
             });
@@ -478,47 +566,61 @@ pub fn read_tags(path: &Path) -> Result<Vec<(Tag, i64)>, StoreError> {
         path: path.to_path_buf(),
         source,
     };
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-        .and_then(|b| b.build())
-        .map_err(pq)?;
+    let builder =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f).map_err(pq)?;
+    if let Some(found) = builder.schema().metadata().get(FORMAT_KEY)
+        && found.parse::<u32>().map_or(true, |v| v > 2)
+    {
+        return Err(LabelError::TagsFormat {
+            path: path.to_path_buf(),
+            found: found.clone(),
+        });
+    }
+    let reader = builder.build().map_err(pq)?;
+    let missing = |column: &'static str| LabelError::TagsColumn {
+        path: path.to_path_buf(),
+        column,
+    };
     let mut out = Vec::new();
     for batch in reader {
         let b = batch.map_err(|source| StoreError::Arrow {
             table: "tags",
             source,
         })?;
-        let s = |n: &str| {
+        let s = |n: &'static str| {
             b.column_by_name(n)
-                .expect("tags columns")
-                .as_string::<i32>()
-                .clone()
+                .and_then(|c| c.as_string_opt::<i32>())
+                .cloned()
+                .ok_or_else(|| missing(n))
         };
         let (addr, chain, net, label, ent, cat, conf, src, file) = (
-            s("address"),
-            s("chain"),
-            s("network"),
-            s("label"),
-            s("entity"),
-            s("category"),
-            s("confidence"),
-            s("source"),
-            s("file"),
+            s("address")?,
+            s("chain")?,
+            s("network")?,
+            s("label")?,
+            s("entity")?,
+            s("category")?,
+            s("confidence")?,
+            s("source")?,
+            s("file")?,
         );
+        // Format 2 columns: absent in format-1 files.
+        let (lastmod, sha) = (s("lastmod").ok(), s("file_sha256").ok());
         let public = b
             .column_by_name("is_public")
-            .expect("tags columns")
-            .as_boolean()
-            .clone();
+            .and_then(|c| c.as_boolean_opt())
+            .cloned()
+            .ok_or_else(|| missing("is_public"))?;
         let line = b
             .column_by_name("line")
-            .expect("tags columns")
-            .as_primitive::<UInt32Type>()
-            .clone();
+            .and_then(|c| c.as_primitive_opt::<UInt32Type>())
+            .cloned()
+            .ok_or_else(|| missing("line"))?;
         let at = b
             .column_by_name("imported_at")
-            .expect("tags columns")
-            .as_primitive::<TimestampMillisecondType>()
-            .clone();
+            .and_then(|c| c.as_primitive_opt::<TimestampMillisecondType>())
+            .cloned()
+            .ok_or_else(|| missing("imported_at"))?;
         for i in 0..b.num_rows() {
             out.push((
                 Tag {
@@ -533,6 +635,11 @@ pub fn read_tags(path: &Path) -> Result<Vec<(Tag, i64)>, StoreError> {
                     source: src.value(i).into(),
                     file: file.value(i).into(),
                     line: line.value(i),
+                    lastmod: lastmod
+                        .as_ref()
+                        .filter(|c| arrow_array::Array::is_valid(*c, i))
+                        .map(|c| c.value(i).to_string()),
+                    file_sha256: sha.as_ref().map_or(String::new(), |c| c.value(i).into()),
                 },
                 at.value(i),
             ));
@@ -541,31 +648,22 @@ pub fn read_tags(path: &Path) -> Result<Vec<(Tag, i64)>, StoreError> {
     Ok(out)
 }
 
-/// Imports `files` into `data_dir/labels/tags.parquet`, replacing earlier imports of the
-/// same files. `now_ms` is the import time recorded.
+/// The tags in use in `data_dir` for `chain` (`None`: both chains), one per address,
+/// after [`precedence`], with the conflicts found.
 ///
 /// # Errors
-/// A file that cannot be read as a whole; nothing is written then.
-pub fn import(
-    files: &[PathBuf],
-    format: Option<Format>,
+/// As [`read_tags`].
+pub fn load(
     data_dir: &Path,
-    now_ms: i64,
-) -> Result<Vec<FileReport>, LabelError> {
-    let mut new: Vec<(Tag, i64)> = Vec::new();
-    let mut reports = Vec::new();
-    for f in files {
-        let (tags, report) = read_file(f, format)?;
-        new.extend(tags.into_iter().map(|t| (t, now_ms)));
-        reports.push(report);
-    }
-    let path = tags_path(data_dir);
-    let replaced: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-    let mut all: Vec<(Tag, i64)> = read_tags(&path)?
-        .into_iter()
-        .filter(|(t, _)| !replaced.contains(&t.file))
-        .collect();
-    all.extend(new);
+    chain: Option<&str>,
+    selection: &Selection,
+) -> Result<Resolved, LabelError> {
+    let tags = read_tags(&tags_path(data_dir))?;
+    Ok(resolve(&tags, chain, selection))
+}
+
+/// Writes `all` (sorted here) as `tags.parquet`, atomically.
+fn write_tags(path: &Path, mut all: Vec<(Tag, i64)>) -> Result<(), LabelError> {
     all.sort_by(|a, b| {
         (&a.0.chain, &a.0.address, &a.0.file, a.0.line).cmp(&(
             &b.0.chain,
@@ -601,15 +699,196 @@ pub fn import(
                 TimestampMillisecondArray::from(all.iter().map(|(_, at)| *at).collect::<Vec<_>>())
                     .with_timezone("UTC"),
             ),
+            Arc::new(StringArray::from(
+                all.iter()
+                    .map(|(t, _)| t.lastmod.as_deref())
+                    .collect::<Vec<_>>(),
+            )),
+            col(|t| &t.file_sha256),
         ],
     )
     .map_err(|source| StoreError::Arrow {
         table: "tags",
         source,
     })?;
-    let staged = sink::stage(&path, &batch)?;
+    let staged = sink::stage(path, &batch)?;
     sink::commit(std::slice::from_ref(&staged))?;
-    Ok(reports)
+    Ok(())
+}
+
+fn count_by_category<'a>(tags: impl Iterator<Item = &'a Tag>) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for t in tags {
+        *out.entry(t.category.clone()).or_default() += 1;
+    }
+    out
+}
+
+/// Imports `files` into `data_dir/labels/tags.parquet`, replacing earlier imports of the
+/// same files (same canonical path, or same content under another path). `now_ms` is the
+/// import time recorded.
+///
+/// # Errors
+/// A file that cannot be read as a whole, or an import that would import no tag at all;
+/// nothing is written then.
+pub fn import(
+    files: &[PathBuf],
+    format: Option<Format>,
+    data_dir: &Path,
+    now_ms: i64,
+) -> Result<ImportReport, LabelError> {
+    let mut new: Vec<(Tag, i64)> = Vec::new();
+    let mut reports = Vec::new();
+    for f in files {
+        let (tags, report) = read_file(f, format)?;
+        // The same file twice in one import (another spelling, or a copy): once.
+        if reports
+            .iter()
+            .any(|r: &FileReport| r.path == report.path || r.sha256 == report.sha256)
+        {
+            continue;
+        }
+        new.extend(tags.into_iter().map(|t| (t, now_ms)));
+        reports.push(report);
+    }
+    if new.is_empty() {
+        let rejected: usize = reports.iter().map(|r| r.rejected.len()).sum();
+        let unsupported: usize = reports.iter().flat_map(|r| r.unsupported.values()).sum();
+        let zero: usize = reports.iter().map(|r| r.zero_address_dropped).sum();
+        return Err(LabelError::NothingImported {
+            files: reports
+                .iter()
+                .map(|r| r.file.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            why: format!(
+                "{rejected} row(s) rejected, {unsupported} of unsupported currencies, {zero} zero address(es)"
+            ),
+            reports,
+        });
+    }
+    let path = tags_path(data_dir);
+    let mut all: Vec<(Tag, i64)> = Vec::new();
+    for (t, at) in read_tags(&path)? {
+        match reports
+            .iter_mut()
+            .find(|r| r.path == t.file || (!t.file_sha256.is_empty() && r.sha256 == t.file_sha256))
+        {
+            Some(r) => r.replaced += 1,
+            None => all.push((t, at)),
+        }
+    }
+    all.extend(new);
+    let conflicts = resolve(
+        &all,
+        None,
+        &Selection {
+            include_private: true,
+            prefer: Vec::new(),
+        },
+    )
+    .conflicts
+    .iter()
+    .fold(BTreeMap::new(), |mut m, c| {
+        *m.entry(c.chain.clone()).or_default() += 1;
+        m
+    });
+    let loaded_by_category = count_by_category(all.iter().map(|(t, _)| t));
+    let loaded = all.len();
+    write_tags(&path, all)?;
+    Ok(ImportReport {
+        files: reports,
+        tags_file: path.display().to_string(),
+        loaded,
+        loaded_by_category,
+        conflicts,
+    })
+}
+
+/// One imported label file, as `tags.parquet` records it.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadedFile {
+    /// Canonical path at import.
+    pub file: String,
+    pub sha256: String,
+    pub tags: usize,
+    pub private: usize,
+    /// Import time, ms since the epoch.
+    pub imported_at: i64,
+    pub categories: BTreeMap<String, usize>,
+    pub chains: BTreeMap<String, usize>,
+}
+
+/// The label files loaded in `data_dir`, by path.
+///
+/// # Errors
+/// As [`read_tags`].
+pub fn files(data_dir: &Path) -> Result<Vec<LoadedFile>, LabelError> {
+    let mut by_file: BTreeMap<String, LoadedFile> = BTreeMap::new();
+    for (t, at) in read_tags(&tags_path(data_dir))? {
+        let f = by_file.entry(t.file.clone()).or_insert_with(|| LoadedFile {
+            file: t.file.clone(),
+            sha256: t.file_sha256.clone(),
+            tags: 0,
+            private: 0,
+            imported_at: at,
+            categories: BTreeMap::new(),
+            chains: BTreeMap::new(),
+        });
+        f.tags += 1;
+        f.private += usize::from(!t.is_public);
+        f.imported_at = f.imported_at.max(at);
+        *f.categories.entry(t.category).or_default() += 1;
+        *f.chains.entry(t.chain).or_default() += 1;
+    }
+    Ok(by_file.into_values().collect())
+}
+
+/// Removes the tags of one imported file, named by its path as stored, its path as given
+/// now (canonicalised), its file name, or a prefix of its sha256 (at least 8 digits).
+/// Returns the file removed and how many tags.
+///
+/// # Errors
+/// No file or several files match; or as [`read_tags`].
+pub fn remove(data_dir: &Path, what: &str) -> Result<(String, usize), LabelError> {
+    let loaded = files(data_dir)?;
+    let canonical = std::fs::canonicalize(what)
+        .ok()
+        .map(|p| p.display().to_string());
+    let matches: Vec<&LoadedFile> = loaded
+        .iter()
+        .filter(|f| {
+            f.file == what
+                || canonical.as_deref() == Some(f.file.as_str())
+                || Path::new(&f.file).file_name().and_then(|n| n.to_str()) == Some(what)
+                || (what.len() >= 8 && !f.sha256.is_empty() && f.sha256.starts_with(what))
+        })
+        .collect();
+    let file = match matches.as_slice() {
+        [] => {
+            return Err(LabelError::NoSuchFile {
+                what: what.to_string(),
+            });
+        }
+        [one] => one.file.clone(),
+        many => {
+            return Err(LabelError::Ambiguous {
+                what: what.to_string(),
+                n: many.len(),
+                names: many
+                    .iter()
+                    .map(|f| f.file.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    };
+    let path = tags_path(data_dir);
+    let (gone, kept): (Vec<_>, Vec<_>) = read_tags(&path)?
+        .into_iter()
+        .partition(|(t, _)| t.file == file);
+    write_tags(&path, kept)?;
+    Ok((file, gone.len()))
 }
 
 #[cfg(test)]

@@ -71,6 +71,9 @@ pub struct Case {
     pub seed_nodes: Vec<String>,
     #[serde(default)]
     pub node_labels: BTreeMap<String, NodeLabel>,
+    /// Addresses of the trace whose tags disagree (the tag used and why).
+    #[serde(default)]
+    pub label_conflicts: Vec<crate::labels::Conflict>,
     #[serde(default)]
     pub clustering: Option<serde_json::Value>,
     pub parameters: serde_json::Value,

@@ -25,6 +25,8 @@ pub struct HtmlInput<'a> {
     /// (file, sha256, bytes) of every other file produced.
     pub files: &'a [(String, String, u64)],
     pub chart_notes: &'a str,
+    /// Warnings on the figures (fiat on a test network, price gaps), shown with the answer.
+    pub warnings: &'a [String],
     /// At most this many rows in the transfers table.
     pub max_rows: usize,
 }
@@ -106,6 +108,15 @@ pub fn render(h: &HtmlInput) -> String {
         ("Level", c.param("level")),
         ("Labels on this chain used", c.param("labels")),
         ("Private labels included", c.param("include_private")),
+        (
+            "Non-public tags left out",
+            c.param("labels_private_ignored"),
+        ),
+        ("Sources preferred on conflicts", c.param("prefer")),
+        (
+            "Addresses with disagreeing tags",
+            c.label_conflicts.len().to_string(),
+        ),
     ];
     for (k, v) in rows {
         let _ = writeln!(s, "<tr><th>{}</th><td>{}</td></tr>", xml(k), xml(&v));
@@ -118,7 +129,7 @@ pub fn render(h: &HtmlInput) -> String {
     }
     s.push_str("</p></details>\n");
     // 2. The answer.
-    s.push_str("<h2>2. The answer</h2>\n<h3>Where the traced value ended, per taint model</h3>\n<table>\n<tr><th>model</th><th>seeded</th>");
+    s.push_str("<h2>2. The answer</h2>\n<h3>Where the traced value ended, per taint model</h3>\n<table>\n<tr><th>model</th><th>entered the seeds from outside</th><th>seeded (all seed outputs)</th>");
     for (name, _) in crate::trace::Totals::default().ends() {
         let _ = write!(s, "<th>{name}</th>");
     }
@@ -126,13 +137,14 @@ pub fn render(h: &HtmlInput) -> String {
     for r in &c.results {
         let t = &r.totals;
         let _ = write!(s, "<tr><th>{}</th>", xml(&r.policy));
+        num_cell(&mut s, &money(c, t.entered_seeds));
         num_cell(&mut s, &money(c, t.seeded));
         for (_, v) in t.ends() {
             num_cell(&mut s, &money(c, v));
         }
         s.push_str("</tr>\n");
     }
-    s.push_str("</table>\n<p><small>Poison does not conserve value: its figures are an upper bound. For the other models the columns add up to the seeded amount exactly (checked when the trace ran).</small></p>\n");
+    s.push_str("</table>\n<p><small>Poison does not conserve value: its figures are an upper bound. For the other models the columns after \"seeded\" add up to the seeded amount exactly (checked when the trace ran). \"Seeded\" counts every seed output in full, so value that moved from one seed address to another is in it twice; \"entered the seeds from outside\" counts it once (seeded minus what went back into seeds), and every share is of that amount.</small></p>\n");
     let entities: BTreeSet<&String> = c
         .results
         .iter()
@@ -184,12 +196,21 @@ pub fn render(h: &HtmlInput) -> String {
                             None => missing += 1,
                         }
                     }
+                    let priced = r
+                        .ends
+                        .iter()
+                        .filter(|e| e.entity.as_deref() == Some(ent.as_str()))
+                        .count()
+                        > missing;
                     let _ = write!(
                         cell,
-                        " ({} {}{})",
-                        fmt::cents(total),
-                        p.currency,
-                        if missing > 0 {
+                        " ({}{})",
+                        if priced {
+                            format!("{} {}", fmt::cents(total), p.currency)
+                        } else {
+                            "no price".to_string()
+                        },
+                        if missing > 0 && priced {
                             format!(", {missing} arrival(s) without a price")
                         } else {
                             String::new()
@@ -208,6 +229,9 @@ pub fn render(h: &HtmlInput) -> String {
                 xml(&p.file),
                 h.prices_sha256.unwrap_or("")
             );
+            for w in h.warnings {
+                let _ = writeln!(s, "<p class=\"warn\"><b>Note:</b> {}</p>", xml(w));
+            }
         }
     }
     // 3. Charts.
@@ -397,6 +421,43 @@ fn methodology(s: &mut String, h: &HtmlInput) {
         }
     }
     s.push_str("<h3>Labels</h3>\n<p>Entity labels come from the tags imported with <code>chaintrace labels import</code> (TagPacks, OFAC lists, CSV); each tag keeps its source file and line in <code>labels/tags.parquet</code> of the dataset.</p>\n");
+    let prefer = c.param("prefer");
+    let _ = writeln!(
+        s,
+        "<p>Where an address carries disagreeing tags, one tag is used, chosen by this precedence: the analyst's <code>--prefer</code> list ({}), then the higher GraphSense TagPack confidence level, then the more recent <code>lastmod</code> (or import day), then the tags' content in byte order (never file names or import order).</p>",
+        xml(if prefer.is_empty() || prefer == "[]" {
+            "none given"
+        } else {
+            &prefer
+        })
+    );
+    if c.label_conflicts.is_empty() {
+        s.push_str("<p>No address of this trace carries disagreeing tags.</p>\n");
+    } else {
+        let _ = writeln!(
+            s,
+            "<p>{} address(es) of this trace carry disagreeing tags:</p>\n<table>\n<tr><th>address</th><th>tag used</th><th>decided by</th><th>other tags</th></tr>",
+            c.label_conflicts.len()
+        );
+        let tag = |t: &crate::labels::Tag| {
+            format!(
+                "{} [{}], confidence {}, {}:{}",
+                t.entity, t.category, t.confidence, t.file, t.line
+            )
+        };
+        for k in &c.label_conflicts {
+            let others: Vec<String> = k.others.iter().map(tag).collect();
+            let _ = writeln!(
+                s,
+                "<tr><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                xml(&k.address),
+                xml(&tag(&k.chosen)),
+                xml(k.decided_by.describe()),
+                xml(&others.join("; "))
+            );
+        }
+        s.push_str("</table>\n");
+    }
 }
 
 fn provenance(s: &mut String, h: &HtmlInput) {
@@ -405,7 +466,7 @@ fn provenance(s: &mut String, h: &HtmlInput) {
     let rows = [
         (
             "Report written by",
-            format!("chaintrace {}", env!("CARGO_PKG_VERSION")),
+            format!("chaintrace {}", crate::VERSION),
         ),
         ("Trace written by", c.tool.clone()),
         ("Trace command", c.command.join(" ")),

@@ -60,6 +60,36 @@ pub struct ReportSummary {
     pub peel_chains: Vec<usize>,
     pub merged_small: usize,
     pub generated: String,
+    /// What the reader must know about the figures (fiat on a test network, price gaps).
+    pub warnings: Vec<String>,
+}
+
+/// Warnings about fiat values of `r`: a network whose coins have no market price (regtest,
+/// testnets, simulated worlds), and days the case moves value on that `p` has no price for.
+pub fn fiat_warnings(case: &Case, r: &PolicyResult, p: &fmt::Prices) -> Vec<String> {
+    let mut out = Vec::new();
+    if !matches!(case.network.as_str(), "bitcoin" | "mainnet") {
+        out.push(format!(
+            "fiat values are illustrative: {} coins have no market price; the {} prices of {} are applied only to show the method",
+            case.network, p.currency, p.file
+        ));
+    }
+    let missing: BTreeSet<i64> = r
+        .edges
+        .iter()
+        .map(|e| i64::from(e.time).div_euclid(86_400))
+        .filter(|d| !p.by_day.contains_key(d))
+        .collect();
+    if let (Some(first), Some(last)) = (missing.first(), missing.last()) {
+        out.push(format!(
+            "{} has no price for {} day(s) this case moves value on ({} to {}); those amounts show \"no price\", not 0",
+            p.file,
+            missing.len(),
+            fmt::date(first * 86_400),
+            fmt::date(last * 86_400)
+        ));
+    }
+    out
 }
 
 /// One sentence on what the trace shows, under `r`.
@@ -102,17 +132,29 @@ pub fn headline(case: &Case, r: &PolicyResult) -> String {
         .collect();
     parts.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     let t = &r.totals;
-    let context = format!(
-        "of {} {} {seeds}; {} unspent, {} in fees",
-        amt(t.seeded),
-        if backward {
-            "traced back from"
-        } else {
-            "seeded from"
-        },
-        amt(t.holdings),
-        amt(t.fees)
-    );
+    let context = if backward {
+        format!(
+            "of {} traced back from {seeds}; {} unspent, {} in fees",
+            amt(t.seeded),
+            amt(t.holdings),
+            amt(t.fees)
+        )
+    } else {
+        format!(
+            "of {} that entered {seeds} from outside{}; {} unspent, {} in fees",
+            amt(t.entered_seeds),
+            if t.returned_to_seeds > 0 {
+                format!(
+                    " ({} more only moved between them)",
+                    amt(t.returned_to_seeds)
+                )
+            } else {
+                String::new()
+            },
+            amt(t.holdings),
+            amt(t.fees)
+        )
+    };
     if parts.is_empty() {
         let where_ = if backward { "came from" } else { "reached" };
         return format!(
@@ -158,7 +200,7 @@ fn frame(case: &Case, r: &PolicyResult, fg: &FlowGraph, generated: &str, what: &
             "dataset manifest sha256 {} · trace.json sha256 {} · generated {generated} · chaintrace {}",
             case.dataset_manifest_sha256,
             &case.trace_sha256,
-            env!("CARGO_PKG_VERSION")
+            crate::VERSION
         ),
     }
 }
@@ -410,6 +452,10 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
         .as_ref()
         .map(|p| fmt::Prices::load(p, &o.currency))
         .transpose()?;
+    let warnings = prices
+        .as_ref()
+        .map(|p| fiat_warnings(&case, r, p))
+        .unwrap_or_default();
     let prices_sha = o
         .prices
         .as_ref()
@@ -534,7 +580,7 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
                 .collect::<BTreeMap<_, _>>()
         };
         let doc = ReportDoc {
-            tool: format!("chaintrace {}", env!("CARGO_PKG_VERSION")),
+            tool: format!("chaintrace {}", crate::VERSION),
             generated: &generated,
             dataset_manifest_sha256: &case.dataset_manifest_sha256,
             trace_sha256: &case.trace_sha256,
@@ -640,13 +686,28 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
             ],
             files: &files,
             chart_notes: &notes,
+            warnings: &warnings,
             max_rows: o.max_table_rows,
         });
         let mut with_html = files.clone();
         put(&o.out, "report.html", doc.as_bytes(), &mut with_html)?;
         files = with_html;
     }
+    // The case's own files too (`sha256sum -c` from report/), so a report left beside a
+    // re-traced case cannot verify.
     let mut sums = String::new();
+    for f in ["trace.json", "edges.parquet", "ends.parquet"] {
+        let p = case_dir.join(f);
+        if p.is_file() {
+            let h = sink::sha256_file(&p)?;
+            let name = if o.out == case_dir.join("report") {
+                format!("../{f}")
+            } else {
+                p.display().to_string()
+            };
+            sums.push_str(&format!("{h}  {name}\n"));
+        }
+    }
     for (f, h, _) in &files {
         sums.push_str(&format!("{h}  {f}\n"));
     }
@@ -663,5 +724,6 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
         merged_small: fg.merged_small,
         files,
         generated,
+        warnings,
     })
 }

@@ -36,6 +36,8 @@ pub struct Source {
     /// Propagate tags to whole clusters.
     pub via_clusters: bool,
     pub include_private: bool,
+    /// Sources or label files to prefer when tags disagree (`labels::precedence`).
+    pub prefer: Vec<String>,
 }
 
 /// Time buckets.
@@ -114,21 +116,39 @@ impl Source {
     }
 
     /// `address, entity, category` of every tagged (or cluster-tagged) address, one row
-    /// per address (the first entity in name order when tags disagree).
+    /// per address: the tag in use after `labels::precedence` (the same one a trace uses).
     pub fn entities(&self) -> anyhow::Result<LazyFrame> {
-        let tags = Self::file(
-            &crate::labels::tags_path(&self.data),
-            "no labels yet; import some with chaintrace labels import",
-        )?;
-        let mut tags = tags.filter(col("chain").eq(lit("bitcoin")));
-        if !self.include_private {
-            tags = tags.filter(col("is_public"));
+        let path = crate::labels::tags_path(&self.data);
+        if !path.is_file() {
+            return Err(anyhow!(
+                "{} is missing: no labels yet; import some with chaintrace labels import",
+                path.display()
+            ));
         }
-        let tags = tags
-            .select([col("address"), col("entity"), col("category")])
-            .sort(["address", "entity"], SortMultipleOptions::default())
-            .group_by([col("address")])
-            .agg([col("entity").first(), col("category").first()]);
+        let resolved = crate::labels::load(
+            &self.data,
+            Some("bitcoin"),
+            &crate::labels::Selection {
+                include_private: self.include_private,
+                prefer: self.prefer.clone(),
+            },
+        )?;
+        let column = |f: fn(&crate::labels::Tag) -> &str| -> Column {
+            Column::new(
+                "".into(),
+                resolved.chosen.iter().map(f).collect::<Vec<&str>>(),
+            )
+        };
+        let tags = DataFrame::new(
+            resolved.chosen.len(),
+            vec![
+                column(|t| &t.address).with_name("address".into()),
+                column(|t| &t.entity).with_name("entity".into()),
+                column(|t| &t.category).with_name("category".into()),
+            ],
+        )
+        .map_err(pe)?
+        .lazy();
         if !self.via_clusters {
             return Ok(tags);
         }

@@ -69,7 +69,14 @@ pub struct Edge {
 /// Where the traced satoshi ended.
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Totals {
+    /// Everything the seeds held: each seed output (account receipt) in full, including
+    /// value that only moved from one seed to another.
     pub seeded: Amount,
+    /// Of `seeded`, the value that entered the seed set from outside, counted once:
+    /// `seeded` − `returned_to_seeds` (what the model says moved between seeds). Shares
+    /// and "how much of it" statements are based on this.
+    #[serde(default)]
+    pub entered_seeds: Amount,
     pub exits: Amount,
     pub fees: Amount,
     pub holdings: Amount,
@@ -131,7 +138,13 @@ pub struct PolicyResult {
 
 impl PolicyResult {
     /// The result, with the exposure per entity and category summed from the exits.
-    pub fn new(policy: Policy, totals: Totals, edges: Vec<Edge>, ends: Vec<End>) -> PolicyResult {
+    pub fn new(
+        policy: Policy,
+        mut totals: Totals,
+        edges: Vec<Edge>,
+        ends: Vec<End>,
+    ) -> PolicyResult {
+        totals.entered_seeds = totals.seeded.saturating_sub(totals.returned_to_seeds);
         let mut exposure_entity = BTreeMap::new();
         let mut exposure_category = BTreeMap::new();
         for e in ends.iter().filter(|e| e.kind == "exit") {

@@ -43,6 +43,7 @@ fn trace_cmd<'a>(data: &'a Path, out: &'a Path, args: &[&'a str]) -> Vec<&'a str
         data.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
+        "--force",
         "--stop-at",
         "exchange",
     ];

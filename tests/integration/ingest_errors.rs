@@ -266,3 +266,110 @@ fn unknown_command_parts_say_not_built_and_exit_1() {
         assert!(help.contains(cmd), "--help lacks {cmd}");
     }
 }
+
+/// A simulated world (regtest framing) of `txs` transactions in `out`; its blocks dir.
+fn simulated(out: &Path, seed: &str, txs: &str) -> std::path::PathBuf {
+    ok(&run(&[
+        "simulate",
+        "--quiet",
+        "--seed",
+        seed,
+        "--txs",
+        txs,
+        "--preset",
+        "small",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    out.join("blocks")
+}
+
+#[test]
+fn another_chain_is_refused_unless_replace_and_a_second_ingest_waits_its_turn() {
+    let w = tempfile::tempdir().unwrap();
+    let sim = simulated(w.path(), "7", "3000");
+    let data = tempfile::tempdir().unwrap();
+    ok(&ingest(
+        &bitcoin_data("regtest-world-a/blocks"),
+        data.path(),
+        &[],
+    ));
+    let chain = data.path().join("regtest");
+    let before = tree(&chain);
+    // Another regtest world into the same dataset: refused, nothing changed.
+    let o = ingest(&sim, data.path(), &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let line = error_line(&o);
+    assert!(
+        line.contains("holds another chain")
+            && line.contains("--replace")
+            && line.contains("regtest-world-a"),
+        "{line}"
+    );
+    assert!(tree(&chain) == before, "a refused ingest changes nothing");
+    ok(&ingest(&sim, data.path(), &["--replace"]));
+    let m = manifest(&chain);
+    assert!(
+        m["source"]["location"]
+            .as_str()
+            .unwrap()
+            .contains(w.path().file_name().unwrap().to_str().unwrap())
+    );
+
+    // One writer per dataset: while another process holds the lock, an ingest exits 1
+    // naming it.
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(data.path().join(".chaintrace.lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    std::fs::write(
+        data.path().join(".chaintrace.lock"),
+        "pid 4242: chaintrace ingest bitcoin",
+    )
+    .unwrap();
+    let o = ingest(&sim, data.path(), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(error_line(&o).contains("pid 4242"), "{}", stderr(&o));
+    drop(lock);
+    ok(&ingest(&sim, data.path(), &[]));
+}
+
+#[test]
+fn ctrl_c_keeps_the_committed_parts_says_how_to_resume_and_exits_130() {
+    let data = tempfile::tempdir().unwrap();
+    let blocks = bitcoin_data("regtest-world-a/blocks");
+    let args = [
+        "ingest",
+        "bitcoin",
+        "--quiet",
+        "--blocks-dir",
+        blocks.to_str().unwrap(),
+        "--data",
+        data.path().to_str().unwrap(),
+        "--part-blocks",
+        "50",
+    ];
+    // A real SIGINT, raised by the process itself after its 3rd part commit.
+    let o = run_env(&args, &[("CHAINTRACE_SIGINT_AFTER_PART", "3")]);
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("interrupted")
+            && e.contains("height 149")
+            && e.contains("run the same command again"),
+        "{e}"
+    );
+    assert_eq!(manifest(&data.path().join("regtest"))["tip"]["height"], 149);
+    // Resuming ends with the bytes of a clean run.
+    ok(&run(&args));
+    let clean = tempfile::tempdir().unwrap();
+    ok(&ingest(&blocks, clean.path(), &["--part-blocks", "50"]));
+    assert_eq!(
+        part_files(&data.path().join("regtest")),
+        part_files(&clean.path().join("regtest"))
+    );
+}

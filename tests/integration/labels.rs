@@ -76,7 +76,8 @@ fn tagpacks_inherit_header_fields_and_drop_the_zero_address() {
     args.extend(files.iter().map(|f| f.to_str().unwrap()));
     let o = run(&args);
     ok(&o);
-    let reports: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let reports = &report["files"];
     assert_eq!(reports[2]["zero_address_dropped"], 1);
     assert!(
         !reports[1]["unsupported"].as_object().unwrap().is_empty(),
@@ -172,10 +173,13 @@ fn bad_label_files_are_reported_with_lines() {
         "title: t\ncreator: c\nlabel: l\ntags:\n- address: 1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa\n",
     )
     .unwrap();
+    // ... and a file that imports nothing fails (exit 1) and writes nothing.
     let o = run(&["labels", "import", nocur.to_str().unwrap(), "--data", data]);
-    ok(&o);
+    assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("nocurrency.yaml:5: rejected") && stderr(&o).contains("no currency"),
+        stderr(&o).contains("nocurrency.yaml:5: rejected")
+            && stderr(&o).contains("no currency")
+            && stderr(&o).contains("nothing imported"),
         "{}",
         stderr(&o)
     );
@@ -194,4 +198,177 @@ fn bad_label_files_are_reported_with_lines() {
         tags.iter()
             .any(|(t, _)| t.label == "informant" && !t.is_public)
     );
+}
+
+#[test]
+fn spreadsheet_csv_quirks_are_read_or_named() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().to_str().unwrap();
+    // A byte-order mark, a quoted comma, and a row with one field too many.
+    let csv = d.path().join("exchanges.csv");
+    std::fs::write(
+        &csv,
+        "\u{feff}address,label,actor,category\n\
+         1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa,\"ExampleExchange, Inc.\",\"ExampleExchange, Inc.\",exchange\n\
+         1NpHuti9NSM9fVTXLkvSDU4AnhqGQ5N53d,ExampleExchange, Inc.,ExampleExchange,exchange\n",
+    )
+    .unwrap();
+    let o = run(&["labels", "import", csv.to_str().unwrap(), "--data", data]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("exchanges.csv:3: rejected")
+            && stderr(&o).contains("5 fields, the header has 4"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stdout(&o).contains("by category: exchange 1"),
+        "{}",
+        stdout(&o)
+    );
+    let tags = read_tags(&tags_path(d.path())).unwrap();
+    assert_eq!(tags.len(), 1);
+    assert_eq!(
+        (tags[0].0.category.as_str(), tags[0].0.entity.as_str()),
+        ("exchange", "ExampleExchange, Inc.")
+    );
+
+    // Semicolons and tabs, as spreadsheets export them.
+    for (name, sep, word) in [("semi.csv", ";", "semicolon"), ("tab.csv", "\t", "tab")] {
+        let f = d.path().join(name);
+        std::fs::write(
+            &f,
+            format!("address{sep}label{sep}category\n3K35dyL85fR9ht7UgzPfd1gLRRXQtNTqE3{sep}mixer X{sep}mixer\n"),
+        )
+        .unwrap();
+        let o = run(&[
+            "labels",
+            "import",
+            f.to_str().unwrap(),
+            "--data",
+            data,
+            "--json",
+        ]);
+        ok(&o);
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(v["files"][0]["delimiter"], word);
+        assert_eq!(v["files"][0]["categories"]["mixer"], 1);
+    }
+
+    // Missing columns: the error shows the header that was read.
+    let bad = d.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        "Adresse;Bezeichnung\n1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa;x\n",
+    )
+    .unwrap();
+    let o = run(&["labels", "import", bad.to_str().unwrap(), "--data", data]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("\"adresse\", \"bezeichnung\"") && stderr(&o).contains("semicolon"),
+        "{}",
+        stderr(&o)
+    );
+    // An unknown confidence id and an impossible date are rejected with their line.
+    let conf = d.path().join("conf.csv");
+    std::fs::write(
+        &conf,
+        "address,label,category,confidence,lastmod\n\
+         1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa,a,exchange,high,\n\
+         1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa,a,exchange,service_data,2024-02-31\n\
+         1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa,a,exchange,service_data,2024-02-29\n",
+    )
+    .unwrap();
+    let o = run(&["labels", "import", conf.to_str().unwrap(), "--data", data]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("conf.csv:2: rejected")
+            && stderr(&o).contains("not a GraphSense confidence id")
+    );
+    assert!(stderr(&o).contains("conf.csv:3: rejected") && stderr(&o).contains("2024-02-31"));
+}
+
+#[test]
+fn an_import_of_nothing_fails_and_a_file_is_known_by_content() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().to_str().unwrap();
+    let trx = d.path().join("tron.csv");
+    std::fs::write(
+        &trx,
+        "address,label,category,currency\nTXYZ,x,exchange,TRX\nbad,y,exchange,BTC\n",
+    )
+    .unwrap();
+    let o = run(&["labels", "import", trx.to_str().unwrap(), "--data", data]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("nothing imported"), "{}", stderr(&o));
+    assert!(!tags_path(d.path()).exists(), "nothing is written");
+
+    let dir = d.path().join("lists");
+    std::fs::create_dir(&dir).unwrap();
+    let f = dir.join("vendors.csv");
+    std::fs::write(
+        &f,
+        "address,label,category\n1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa,v,illicit_vendor\n",
+    )
+    .unwrap();
+    let copy = d.path().join("copy-of-vendors.csv");
+    std::fs::copy(&f, &copy).unwrap();
+    let spellings = [
+        f.clone(),
+        dir.join(".").join("vendors.csv"),
+        dir.join("..").join("lists").join("vendors.csv"),
+        copy,
+    ];
+    for p in &spellings {
+        ok(&run(&[
+            "labels",
+            "import",
+            p.to_str().unwrap(),
+            "--data",
+            data,
+        ]));
+    }
+    assert_eq!(
+        read_tags(&tags_path(d.path())).unwrap().len(),
+        1,
+        "imported once"
+    );
+
+    // list, search, remove.
+    let o = run(&["labels", "list", "--data", data, "--json"]);
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["files"].as_array().unwrap().len(), 1);
+    assert_eq!(v["by_category"]["illicit_vendor"], 1);
+    let sha = v["files"][0]["sha256"].as_str().unwrap().to_string();
+    let o = run(&["labels", "search", "VENDOR", "--data", data, "--json"]);
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["matches"], 1);
+    assert_eq!(v["tags"][0]["in_use"], true);
+    let o = run(&["labels", "remove", "deadbeefdead", "--data", data]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("labels list"), "{}", stderr(&o));
+    ok(&run(&["labels", "remove", &sha[..12], "--data", data]));
+    assert!(read_tags(&tags_path(d.path())).unwrap().is_empty());
+}
+
+#[test]
+fn the_confidence_table_is_graphsenses() {
+    let text =
+        std::fs::read_to_string(labels_data("graphsense-tagpacks/schema/confidence.csv")).unwrap();
+    let mut rdr = csv::Reader::from_reader(text.as_bytes());
+    let mut n = 0;
+    for r in rdr.records() {
+        let r = r.unwrap();
+        let level: u8 = r[3].trim().parse().unwrap();
+        assert_eq!(
+            chaintrace::labels::confidence_level(&r[0]),
+            Some(level),
+            "{}",
+            &r[0]
+        );
+        n += 1;
+    }
+    assert_eq!(n, chaintrace::labels::precedence::CONFIDENCE.len());
 }

@@ -163,11 +163,14 @@ fn the_html_report_holds_every_transfer_and_nothing_external() {
         p.stdin.take().unwrap().write_all(&bytes).unwrap();
         let got = String::from_utf8(p.wait_with_output().unwrap().stdout).unwrap();
         assert!(got.starts_with(hash), "{file}: {got} != {hash}");
-        if file != "report.html" {
+        // The report names the hash of every file it wrote and of trace.json (not of
+        // itself, nor of the case's Parquet, which trace.json's hash pins).
+        if file == "../trace.json" || (file != "report.html" && !file.starts_with("../")) {
             assert!(html.contains(hash), "the report lacks the hash of {file}");
         }
     }
-    assert_eq!(sums.lines().count(), 12);
+    // The report's 12 files and the case's trace.json, edges.parquet and ends.parquet.
+    assert_eq!(sums.lines().count(), 15);
     // Self-contained: no script, stylesheet, image or frame from anywhere.
     let lower = html.to_ascii_lowercase();
     for bad in [
@@ -407,9 +410,18 @@ fn the_demo_runs_end_to_end() {
         "4000",
         "--timestamp",
         "2026-11-29T12:00:00Z",
+        "--json",
     ]);
     ok(&o);
-    let text = stdout(&o);
+    // --json: stdout is the demo's one JSON document; the steps' lines went to stderr.
+    let v: Value = serde_json::from_str(&stdout(&o)).expect("one JSON document");
+    for world in ["simulated", "regtest"] {
+        assert!(
+            v[world]["headline"].as_str().unwrap().contains("exchange"),
+            "{v}"
+        );
+    }
+    let text = stderr(&o);
     assert!(
         text.contains("reached") && text.contains("exchange"),
         "{text}"
@@ -433,9 +445,9 @@ fn the_demo_runs_end_to_end() {
             .as_u64()
             .unwrap_or(0);
         assert!(exch > 0, "{world}: nothing reached an exchange");
-        assert!(
-            text.contains(r["headline"].as_str().unwrap()),
-            "{world}: headline not printed"
+        assert_eq!(
+            v[world]["headline"], r["headline"],
+            "{world}: the headline printed is the report's"
         );
         let html = std::fs::read_to_string(rep.join("report.html")).unwrap();
         // Clustering was used (cluster level) and its accuracy was measured by the demo.
@@ -447,4 +459,31 @@ fn the_demo_runs_end_to_end() {
     // The regtest trace is the real chain's: its seeds are the ground truth's flagged addresses.
     let trace = json(&out.join("regtest/case/trace.json"));
     assert!(trace["parameters"]["seed_outputs"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn fiat_without_a_price_says_so_and_test_networks_are_illustrative() {
+    let d = traced_case();
+    let case = d.path().join("case");
+    let prices = d.path().join("prices.csv");
+    std::fs::write(
+        &prices,
+        "Date,Open,High,Low,Close,Adj Close,Volume\n2020-01-01,1,1,1,7200.17,7200.17,1\n",
+    )
+    .unwrap();
+    let o = report(
+        &case,
+        &["--prices", prices.to_str().unwrap(), "--fiat", "usd"],
+    );
+    ok(&o);
+    let e = stderr(&o);
+    assert!(e.contains("has no price for") && e.contains("not 0"), "{e}");
+    assert!(e.contains("illustrative") && e.contains("regtest"), "{e}");
+    let html = std::fs::read_to_string(case.join("report/report.html")).unwrap();
+    assert!(html.contains("no price"));
+    assert!(
+        !html.contains("0.00 USD"),
+        "a day without a price is not worth 0.00"
+    );
+    assert!(html.contains("illustrative"));
 }

@@ -244,12 +244,19 @@ fn direct_exposure_of_exchanges_and_mixer_equals_the_true_flows() {
     assert_eq!(got(&v), truth("mixer", &["to_mixer"]));
 }
 
+/// The message of a `--json` command's error document (stdout).
+fn error_of(o: &std::process::Output) -> String {
+    let v: serde_json::Value = serde_json::from_str(&stdout(o))
+        .unwrap_or_else(|e| panic!("not one JSON document ({e}): {}", stdout(o)));
+    v["error"]["message"].as_str().unwrap().to_string()
+}
+
 #[test]
 fn bad_stats_arguments_say_what_to_do() {
     let w = world();
     let o = w.stats(&["flows", "--category", "darknet_market"]);
     assert_eq!(o.status.code(), Some(1));
-    let e = stderr(&o);
+    let e = error_of(&o);
     assert!(
         e.contains("no label has the category \"darknet_market\"") && e.contains("illicit_vendor"),
         "{e}"
@@ -257,23 +264,23 @@ fn bad_stats_arguments_say_what_to_do() {
     let o = w.stats(&["exposure", "--illicit", "darknet_market,scam"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("no label has any of the illicit categories"),
+        error_of(&o).contains("no label has any of the illicit categories"),
         "{}",
-        stderr(&o)
+        error_of(&o)
     );
     let o = w.stats(&["entity", "nobody-at-all"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("neither a labelled entity nor an address"),
+        error_of(&o).contains("neither a labelled entity nor an address"),
         "{}",
-        stderr(&o)
+        error_of(&o)
     );
     let o = w.stats(&["flows", "--category", "exchange", "--via-clusters"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("chaintrace cluster bitcoin"),
+        error_of(&o).contains("chaintrace cluster bitcoin"),
         "{}",
-        stderr(&o)
+        error_of(&o)
     );
     // An empty dataset.
     let empty = tempfile::tempdir().unwrap();

@@ -6,8 +6,9 @@ use anyhow::anyhow;
 
 use super::super::{Cli, CliError};
 use super::{
-    CaseInfo, TraceArgs, check_balanced, height_window, labels_in_trace, parameters, policies,
-    seed_items, to_clusters, write_case,
+    CaseInfo, TraceArgs, check_balanced, check_stop_at, conflicts_in_trace, height_window,
+    labels_in_trace, load_labels, min_value, parameters, policies, seed_items, to_clusters,
+    write_case,
 };
 use crate::trace::account::{self, FEE, Seeds};
 use crate::trace::ethereum::{self as eth, Asset};
@@ -179,20 +180,8 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             a.seeds.join(", ")
         )));
     }
-    let mut labels: HashMap<u32, Label> = HashMap::new();
-    for (t, _) in crate::labels::read_tags(&crate::labels::tags_path(&a.dataset.data))
-        .map_err(CliError::user)?
-    {
-        if t.chain != "ethereum" || (!t.is_public && !a.include_private) {
-            continue;
-        }
-        if let Some(id) = accounts.id(&t.address) {
-            labels.entry(id).or_insert(Label {
-                entity: t.entity,
-                category: t.category,
-            });
-        }
-    }
+    let (labels, resolved) = load_labels(a, "ethereum", |addr| accounts.id(addr))?;
+    let stop_at = check_stop_at(a, &resolved)?;
     let direction = if a.direction == "backward" {
         Direction::Backward
     } else {
@@ -201,10 +190,10 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     let params = Params {
         direction,
         max_hops: a.max_hops,
-        min_value: a.min_value,
+        min_value: min_value(a, matches!(asset, Asset::Eth))?,
         from_height,
         to_height,
-        stop_at: a.stop_at.clone(),
+        stop_at: stop_at.clone(),
     };
     // Pass 2: every model replays the parts (backward: newest first).
     pb.set_message(format!("{unit}: {} transfers, replaying", transfers));
@@ -257,6 +246,9 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             .into_iter()
             .map(|(&id, l)| (name_of(&accounts.names[id as usize]), l)),
     );
+    let label_conflicts = conflicts_in_trace(&results, &seed_nodes, &resolved, |addr| {
+        accounts.id(addr).map(|_| name_of(addr))
+    });
     let clustering = if uses_clusters {
         let dir = crate::cluster::clusters_dir(&a.dataset.data, "ethereum");
         std::fs::read(dir.join("_meta.json"))
@@ -281,6 +273,8 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         labels.len(),
     );
     parameters["seed_accounts"] = seeds.accounts.len().into();
+    parameters["stop_at"] = stop_at.clone().into();
+    parameters["labels_private_ignored"] = resolved.private_ignored.into();
     parameters["seed_transactions"] = seeds.txs.len().into();
     parameters["asset"] = unit.clone().into();
     parameters["transfers"] = transfers.into();
@@ -302,6 +296,8 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
                 seeds.txs.len()
             ),
             labels: labels.len(),
+            label_conflicts: &label_conflicts,
+            private_ignored: resolved.private_ignored,
         },
         &results,
     )

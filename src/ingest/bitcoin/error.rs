@@ -114,6 +114,18 @@ pub enum IngestError {
         found: String,
         expected: Network,
     },
+    #[error(
+        "dataset {dir} holds another chain: its tip {old_tip_hash} at height {old_tip_height} (ingested from {recorded_source}) is not on the source's best chain, which leaves it {} — deeper than a reorganisation ({max} blocks). Ingest into another --data, or add --replace to delete this dataset and ingest the source",
+        fork_height.map_or("at genesis".to_string(), |f| format!("after height {f}")),
+        max = super::MAX_REORG_DEPTH
+    )]
+    OtherChain {
+        dir: PathBuf,
+        fork_height: Option<u32>,
+        old_tip_height: u32,
+        old_tip_hash: String,
+        recorded_source: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("RPC: {0}")]

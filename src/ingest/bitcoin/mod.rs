@@ -195,12 +195,21 @@ pub struct RangeOptions {
     pub to: Option<u32>,
     /// Blocks per part for a new dataset (an existing dataset keeps its own).
     pub part_blocks: u32,
+    /// Replace a dataset of another chain (one that diverges from the source more than
+    /// [`MAX_REORG_DEPTH`] blocks below its tip) instead of refusing.
+    pub replace: bool,
 }
+
+/// The deepest reorganisation an ingest rolls back by itself. A stored chain that leaves
+/// the source's best chain deeper than this is another chain (another regtest or simulated
+/// world, another node's fork), and the ingest refuses it without `replace`.
+pub const MAX_REORG_DEPTH: u32 = 100;
 
 impl RangeOptions {
     /// Every height up to the tip, into `data_dir`, with the default part size.
     pub fn new(data_dir: impl Into<PathBuf>) -> RangeOptions {
         RangeOptions {
+            replace: false,
             data_dir: data_dir.into(),
             from: None,
             to: None,
@@ -292,6 +301,12 @@ pub fn ingest_chain(
         .chain_selection
         .clone()
         .unwrap_or_else(|| "node".into());
+    if opts.replace && chain_dir.exists() {
+        std::fs::remove_dir_all(&chain_dir).map_err(|source| StoreError::Io {
+            path: chain_dir.clone(),
+            source,
+        })?;
+    }
     let mut manifest = match Manifest::load(&chain_dir)? {
         Some(m) => {
             if m.chain != "bitcoin" || m.network != network.as_str() {
@@ -310,7 +325,7 @@ pub fn ingest_chain(
             opts.part_blocks.max(1),
         ),
     };
-    manifest.source = source_m;
+    let old_source = std::mem::replace(&mut manifest.source, source_m);
     if manifest.parts.is_empty() {
         manifest.part_blocks = opts.part_blocks.max(1);
     }
@@ -391,6 +406,16 @@ pub fn ingest_chain(
                     fork = Some(fork.map_or(h, |f| f.max(h)));
                 }
             }
+        }
+        let depth = old_tip.height.saturating_sub(fork.unwrap_or(0));
+        if depth > MAX_REORG_DEPTH {
+            return Err(IngestError::OtherChain {
+                dir: chain_dir.clone(),
+                fork_height: fork,
+                old_tip_height: old_tip.height,
+                old_tip_hash: old_tip.hash.clone(),
+                recorded_source: format!("{} {}", old_source.kind, old_source.location),
+            });
         }
         manifest.reorgs.push(Reorg {
             fork_height: fork.unwrap_or(0),
@@ -496,6 +521,10 @@ pub fn ingest_chain(
                     }
                 };
                 for Fetched { block, prevouts } in &fetched {
+                    if crate::ingest::interrupted() {
+                        failure = Some(IngestError::Interrupted);
+                        break;
+                    }
                     let part = to_write.get(next_part).copied();
                     let writing = part.is_some_and(|(f, t)| block.height >= f && block.height <= t);
                     let c = match prevouts {
@@ -546,6 +575,9 @@ pub fn ingest_chain(
                         }
                     }
                     pb.inc(1);
+                }
+                if failure.is_some() {
+                    break;
                 }
                 let secs = started.elapsed().as_secs_f64().max(1e-9);
                 pb.set_message(format!(
@@ -698,5 +730,9 @@ fn commit_part(
     });
     manifest.save(chain_dir)?;
     crash_point("after-manifest", part_no);
+    // Test hook: a real SIGINT to this process after the `n`-th commit.
+    if std::env::var("CHAINTRACE_SIGINT_AFTER_PART").is_ok_and(|n| n.parse() == Ok(part_no)) {
+        let _ = signal_hook::low_level::raise(signal_hook::consts::SIGINT);
+    }
     Ok(())
 }
