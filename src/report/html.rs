@@ -37,7 +37,7 @@ table{border-collapse:collapse;margin:8px 0;font-size:13px}th,td{border:1px soli
 th{background:#f5f5f5}td.n{text-align:right;font-family:'DejaVu Sans Mono',monospace;white-space:nowrap}\
 code,.mono{font-family:'DejaVu Sans Mono',monospace;font-size:12px;word-break:break-all}.chart{overflow-x:auto;border:1px solid #eee;margin:10px 0}\
 .chart svg{display:block}.headline{font-size:17px;background:#fff8e1;border-left:5px solid #ff8f00;padding:8px 12px}\
-small{color:#616161}details{margin:6px 0}";
+small{color:#616161}details{margin:6px 0}.warn{background:#ffebee;border-left:5px solid #c62828;padding:6px 10px}";
 
 fn money(case: &Case, units: Amount) -> String {
     format!("{} {}", fmt::amount(units, case.decimals()), case.unit())
@@ -407,6 +407,25 @@ fn methodology(s: &mut String, h: &HtmlInput) {
                 let _ = writeln!(s, "<tr><th>{}</th><td>{}</td></tr>", xml(name), xml(d));
             }
             s.push_str("</table>\n");
+            // Conflicts (a merge joining differently labelled actors) and collapses that
+            // `chaintrace cluster` found: a defence expert's first question about a cluster.
+            let warnings = cl["warnings"].as_array().map_or(&[][..], Vec::as_slice);
+            if !warnings.is_empty() {
+                let _ = writeln!(
+                    s,
+                    "<p class=\"warn\"><b>{} cluster warning(s)</b> from <code>chaintrace cluster</code>:</p>\n<ul>",
+                    warnings.len()
+                );
+                for w in warnings {
+                    let _ = writeln!(
+                        s,
+                        "<li>{}: {}</li>",
+                        xml(w["kind"].as_str().unwrap_or("")),
+                        xml(w["message"].as_str().unwrap_or(""))
+                    );
+                }
+                s.push_str("</ul>\n");
+            }
             match cl.get("evaluation").filter(|v| !v.is_null()) {
                 None => s.push_str("<p>No accuracy measurement is stored for these clusters (run <code>chaintrace eval clusters</code> against a ground truth to add one).</p>\n"),
                 Some(ev) => {

@@ -408,3 +408,73 @@ fn collapse_and_conflicting_labels_are_warned_and_shown() {
     assert_eq!(entities.len(), 2, "{v}");
     assert!(entities.contains(&"Alpha Exchange") && entities.contains(&"Beta Market"));
 }
+
+#[test]
+fn a_conflicted_cluster_is_refused_as_a_seed_and_named_in_the_case() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path();
+    ok(&ingest(&bitcoin_data("regtest-world-a/blocks"), data, &[]));
+    let cluster = || {
+        ok(&run(&[
+            "cluster",
+            "bitcoin",
+            "--quiet",
+            "--data",
+            data.to_str().unwrap(),
+        ]))
+    };
+    cluster();
+    // Two addresses a multi-input merge joins, tagged as two different actors.
+    let merges = read_parquet_file(&data.join("clusters/regtest/merges.parquet"));
+    let (a, b) = (merges[0]["address_a"].str(), merges[0]["address_b"].str());
+    assert_ne!(a, b);
+    import_labels(
+        data,
+        &format!(
+            "address,label,category,actor\n{a},Alpha,exchange,Alpha\n{b},Beta,merchant,Beta\n"
+        ),
+    );
+    cluster();
+    let seed = format!("cluster:{a}");
+    let case = d.path().join("case");
+    let args = |extra: &[&str]| {
+        let mut v = vec![
+            "trace",
+            "--quiet",
+            "--data",
+            data.to_str().unwrap(),
+            "--seed",
+            &seed,
+            "--max-hops",
+            "2",
+            "--out",
+            case.to_str().unwrap(),
+        ];
+        v.extend_from_slice(extra);
+        run(&v)
+    };
+    let o = args(&[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("flagged by `chaintrace cluster` (conflict)")
+            && stderr(&o).contains("--allow-conflicted-cluster"),
+        "{}",
+        stderr(&o)
+    );
+    ok(&args(&["--allow-conflicted-cluster"]));
+    let t: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(case.join("trace.json")).unwrap()).unwrap();
+    let warnings = t["clustering"]["warnings"].as_array().unwrap();
+    assert!(
+        warnings.iter().any(|w| w["kind"] == "conflict"),
+        "{warnings:?}"
+    );
+    ok(&run(&[
+        "report",
+        case.to_str().unwrap(),
+        "--format",
+        "html",
+    ]));
+    let html = std::fs::read_to_string(case.join("report/report.html")).unwrap();
+    assert!(html.contains("cluster warning(s)") && html.contains("Alpha"));
+}

@@ -5,6 +5,7 @@ mod util;
 #[path = "../support/anvil.rs"]
 mod anvil;
 
+mod cli;
 mod cluster;
 mod ethereum_decode;
 mod ethereum_node;
