@@ -162,14 +162,16 @@ fn seed_address(idx: &Index, it: &str, network: &str) -> Result<u32, CliError> {
 fn to_clusters(results: &mut [PolicyResult], rep: &dyn Fn(&str) -> String) {
     for r in results {
         let mut merged: Vec<crate::trace::Edge> = Vec::new();
-        let mut at: HashMap<(String, String, String, u32), usize> = HashMap::new();
+        let mut at: HashMap<(String, String, String, u32, u32), usize> = HashMap::new();
         for mut e in std::mem::take(&mut r.edges) {
             e.from = rep(&e.from);
             e.to = rep(&e.to);
             if e.from == e.to {
                 continue; // inside one cluster
             }
-            let key = (e.txid.clone(), e.from.clone(), e.to.clone(), e.hop);
+            // One edge per paid output (its address stays in `to_address`); the shares of
+            // several inputs of one cluster are summed.
+            let key = (e.txid.clone(), e.from.clone(), e.to.clone(), e.hop, e.vout);
             match at.get(&key) {
                 Some(&i) => merged[i].amount += e.amount,
                 None => {
@@ -179,8 +181,9 @@ fn to_clusters(results: &mut [PolicyResult], rep: &dyn Fn(&str) -> String) {
             }
         }
         r.edges = merged;
+        // An end keeps the address that was paid; its cluster is a column of its own.
         for e in &mut r.ends {
-            e.address = rep(&e.address);
+            e.cluster = Some(rep(&e.address));
         }
     }
 }
@@ -928,6 +931,9 @@ fn write_case(
             s("to"),
             edge_amount.0,
             u("hop"),
+            u("vout"),
+            s("from_address"),
+            s("to_address"),
         ],
         vec![
             Arc::new(StringArray::from(
@@ -952,6 +958,21 @@ fn write_case(
             Arc::new(UInt32Array::from(
                 edges.iter().map(|e| e.1.hop).collect::<Vec<_>>(),
             )),
+            Arc::new(UInt32Array::from(
+                edges.iter().map(|e| e.1.vout).collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                edges
+                    .iter()
+                    .map(|e| e.1.from_address.as_str())
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                edges
+                    .iter()
+                    .map(|e| e.1.to_address.as_str())
+                    .collect::<Vec<_>>(),
+            )),
         ],
     )?;
     let ends: Vec<(&str, &crate::trace::End)> = results
@@ -972,6 +993,7 @@ fn write_case(
             u("hop"),
             n("entity"),
             n("category"),
+            n("cluster"),
         ],
         vec![
             Arc::new(StringArray::from(
@@ -1003,6 +1025,11 @@ fn write_case(
             Arc::new(StringArray::from(
                 ends.iter()
                     .map(|e| e.1.category.as_deref())
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from(
+                ends.iter()
+                    .map(|e| e.1.cluster.as_deref())
                     .collect::<Vec<_>>(),
             )),
         ],

@@ -16,6 +16,15 @@ pub struct NodeLabel {
 /// One transfer of the trace (the trace's own type).
 pub use crate::trace::Edge as Transfer;
 
+/// The address a transfer paid: `to_address`, or `to` in cases written before it existed.
+pub fn paid_address(e: &Transfer) -> &str {
+    if e.to_address.is_empty() {
+        &e.to
+    } else {
+        &e.to_address
+    }
+}
+
 /// Where traced value ended (an exit or a holding).
 #[derive(Clone, Debug, Deserialize)]
 pub struct End {
@@ -27,6 +36,9 @@ pub struct End {
     pub hop: u32,
     pub entity: Option<String>,
     pub category: Option<String>,
+    /// The cluster holding `address` (`--level cluster`).
+    #[serde(default)]
+    pub cluster: Option<String>,
     #[serde(default)]
     pub path: Vec<String>,
 }

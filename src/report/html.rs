@@ -160,7 +160,7 @@ pub fn render(h: &HtmlInput) -> String {
         .results
         .iter()
         .flat_map(|r| r.edges.iter())
-        .map(|e| ((e.txid.as_str(), e.to.as_str()), e.time))
+        .map(|e| ((e.txid.as_str(), super::case::paid_address(e)), e.time))
         .collect();
     s.push_str("<h3>Exposure per entity</h3>\n");
     if entities.is_empty() {
@@ -252,14 +252,16 @@ pub fn render(h: &HtmlInput) -> String {
         xml(h.policy)
     );
     if let Some(r) = c.results.iter().find(|r| r.policy == h.policy) {
-        s.push_str("<table>\n<tr><th>output</th><th>address</th><th>entity</th><th>category</th><th>amount</th><th>hop</th><th>path (transactions from a seed)</th></tr>\n");
+        deposit_addresses(&mut s, h, r);
+        s.push_str("<h3>Every exit</h3>\n<table>\n<tr><th>output</th><th>address paid</th><th>its cluster</th><th>entity</th><th>category</th><th>amount</th><th>hop</th><th>path (transactions from a seed)</th></tr>\n");
         for e in r.ends.iter().filter(|e| e.entity.is_some()) {
             let _ = write!(
                 s,
-                "<tr><td class=\"mono\">{}:{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td>",
+                "<tr><td class=\"mono\">{}:{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td>",
                 e.txid,
                 e.vout,
                 xml(&e.address),
+                xml(e.cluster.as_deref().unwrap_or("—")),
                 xml(e.entity.as_deref().unwrap_or("")),
                 xml(e.category.as_deref().unwrap_or(""))
             );
@@ -473,6 +475,66 @@ fn methodology(s: &mut String, h: &HtmlInput) {
                 xml(&tag(&k.chosen)),
                 xml(k.decided_by.describe()),
                 xml(&others.join("; "))
+            );
+        }
+        s.push_str("</table>\n");
+    }
+}
+
+/// Per receiving entity, the addresses it was paid at (deposit addresses: where a
+/// records request to the service names a customer), with the traced amount, the number of
+/// payments and the first and last day.
+fn deposit_addresses(s: &mut String, h: &HtmlInput, r: &super::case::PolicyResult) {
+    let c = h.case;
+    let times: BTreeMap<(&str, &str), u32> = r
+        .edges
+        .iter()
+        .map(|e| ((e.txid.as_str(), super::case::paid_address(e)), e.time))
+        .collect();
+    // entity -> address -> (amount, payments, first, last)
+    let mut by: BTreeMap<(&str, &str), BTreeMap<&str, (Amount, usize, u32, u32)>> = BTreeMap::new();
+    for e in r.ends.iter().filter(|e| e.kind == "exit") {
+        let (Some(ent), Some(cat)) = (e.entity.as_deref(), e.category.as_deref()) else {
+            continue;
+        };
+        let t = times
+            .get(&(e.txid.as_str(), e.address.as_str()))
+            .copied()
+            .unwrap_or(0);
+        let x = by
+            .entry((ent, cat))
+            .or_default()
+            .entry(e.address.as_str())
+            .or_insert((0, 0, u32::MAX, 0));
+        x.0 += e.amount;
+        x.1 += 1;
+        x.2 = x.2.min(t);
+        x.3 = x.3.max(t);
+    }
+    if by.is_empty() {
+        return;
+    }
+    s.push_str("<h3>Deposit addresses to request records for</h3>\n<p><small>Each address the traced value was paid to at a labelled entity (on-chain fact: these transactions paid these addresses; the entity is the label's attribution). A records request to the entity for an address names the customer it belongs to.</small></p>\n");
+    for ((ent, cat), addrs) in &by {
+        let total: Amount = addrs.values().map(|x| x.0).sum();
+        let _ = writeln!(
+            s,
+            "<h4>{} ({}) — {} to {} address(es)</h4>\n<table>\n<tr><th>address</th><th>traced amount</th><th>payments</th><th>first (UTC)</th><th>last (UTC)</th></tr>",
+            xml(ent),
+            xml(cat),
+            xml(&money(c, total)),
+            addrs.len()
+        );
+        let mut rows: Vec<(&&str, &(Amount, usize, u32, u32))> = addrs.iter().collect();
+        rows.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(b.0)));
+        for (a, (amount, n, first, last)) in rows {
+            let _ = write!(s, "<tr><td class=\"mono\">{}</td>", xml(a));
+            num_cell(s, &money(c, *amount));
+            let _ = writeln!(
+                s,
+                "<td class=\"n\">{n}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                fmt::datetime(i64::from(*first)),
+                fmt::datetime(i64::from(*last))
             );
         }
         s.push_str("</table>\n");

@@ -381,7 +381,7 @@ fn timeline_data(r: &PolicyResult) -> Vec<(String, Amount, Amount)> {
     let mut time_of: BTreeMap<(&str, &str), u32> = BTreeMap::new();
     for e in &r.edges {
         moved[at[&bucket(e.time)]] += e.amount;
-        time_of.insert((e.txid.as_str(), e.to.as_str()), e.time);
+        time_of.insert((e.txid.as_str(), case::paid_address(e)), e.time);
     }
     for e in r.ends.iter().filter(|e| e.kind == "exit") {
         if let Some(&t) = time_of.get(&(e.txid.as_str(), e.address.as_str())) {

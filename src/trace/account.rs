@@ -404,6 +404,7 @@ impl<'a> Walk<'a> {
             hop,
             entity: l.map(|l| l.entity.clone()),
             category: l.map(|l| l.category.clone()),
+            cluster: None,
             path: Vec::new(),
         });
         self.end_accounts.push(a);
@@ -440,6 +441,9 @@ fn edge(accounts: &[String], txids: &[String], t: &Transfer, amount: Amount, hop
         to: accounts[t.to as usize].clone(),
         amount,
         hop,
+        vout: 0,
+        from_address: accounts[t.from as usize].clone(),
+        to_address: accounts[t.to as usize].clone(),
     }
 }
 
@@ -557,7 +561,8 @@ impl<'a> Forward<'a> {
                 (vec![(t.value, false)], false)
             } else {
                 w.edges.push(edge(accounts, txids, t, carried, h));
-                if carried < w.p.min_value {
+                // Stop categories first: a deposit at an exchange is an exit however small.
+                if carried < w.p.min_value && !w.stops(t.to) {
                     w.totals.below_min += carried;
                     (vec![(t.value, false)], false)
                 } else if w.stops(t.to) {
@@ -780,7 +785,7 @@ impl<'a> Backward<'a> {
                 if !seed_tx {
                     w.edges.push(edge(accounts, txids, t, carried, h));
                 }
-                if carried < w.p.min_value {
+                if carried < w.p.min_value && (seed_tx || !w.stops(t.from)) {
                     w.totals.below_min += carried;
                     false
                 } else if !seed_tx && w.stops(t.from) {

@@ -64,6 +64,16 @@ pub struct Edge {
     pub to: String,
     pub amount: Amount,
     pub hop: u32,
+    /// The output of `txid` this transfer paid (forward: the receiving output; backward:
+    /// the output the taint was traced back from); 0 on the account model.
+    #[serde(default)]
+    pub vout: u32,
+    /// The addresses (accounts) of both ends, also when `from`/`to` name clusters
+    /// (`--level cluster`): a subpoena goes to an address, not to a cluster.
+    #[serde(default)]
+    pub from_address: String,
+    #[serde(default)]
+    pub to_address: String,
 }
 
 /// Where the traced satoshi ended.
@@ -119,6 +129,9 @@ pub struct End {
     pub hop: u32,
     pub entity: Option<String>,
     pub category: Option<String>,
+    /// With `--level cluster`: the cluster (named by its representative address) that
+    /// holds `address`; `address` stays the address that was paid.
+    pub cluster: Option<String>,
     /// Transactions from a seed to this output (forward) or from this output to a seed
     /// (backward), following at each step the input (output) that carried the most taint.
     pub path: Vec<String>,
@@ -202,6 +215,7 @@ pub fn run(
             hop: h,
             entity: l.map(|l| l.entity.clone()),
             category: l.map(|l| l.category.clone()),
+            cluster: None,
             path: Vec::new(),
         }
     };
@@ -321,18 +335,23 @@ pub fn run(
             // Edges between `o` and each tainted counterpart, in proportion to its taint.
             for (j, share) in split(amount, &weights).into_iter().enumerate() {
                 if share > 0 {
-                    let (from, to) = match p.direction {
-                        Direction::Forward => (known[j], o),
-                        Direction::Backward => (o, known[j]),
+                    let (from, to, paid) = match p.direction {
+                        Direction::Forward => (known[j], o, o),
+                        Direction::Backward => (o, known[j], known[j]),
                     };
+                    let (from, to) = (addr(idx, from), addr(idx, to));
                     edges.push(Edge {
                         txid: info.0.clone(),
                         height: info.1,
                         time: info.2,
-                        from: addr(idx, from),
-                        to: addr(idx, to),
+                        from_address: from.clone(),
+                        to_address: to.clone(),
+                        from,
+                        to,
                         amount: share.into(),
                         hop: h,
+                        vout: u32::try_from(paid - idx.tx_out_start.get(t as usize))
+                            .expect("an output index fits u32"),
                     });
                 }
             }
@@ -340,7 +359,8 @@ pub fn run(
                 totals.returned_to_seeds += Amount::from(amount);
                 continue;
             }
-            if Amount::from(amount) < p.min_value {
+            // Stop categories first: a deposit at an exchange is an exit however small.
+            if Amount::from(amount) < p.min_value && !stops(o) {
                 totals.below_min += Amount::from(amount);
                 continue;
             }

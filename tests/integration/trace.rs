@@ -712,3 +712,94 @@ fn value_moved_between_seed_addresses_is_not_seeded_twice() {
         assert_conserves(r);
     }
 }
+
+/// (txid, address, sat) of every payout of the vendor's peel chain to the exchange.
+fn exchange_payouts() -> Vec<(String, String, i64)> {
+    let mut expected = Vec::new();
+    for f in peel_rows() {
+        if f[4] == "exchange" {
+            expected.push((f[1].clone(), f[3].clone(), f[5].parse().unwrap()));
+        }
+        if f[7] == "exchange" {
+            expected.push((f[1].clone(), f[6].clone(), f[9].parse().unwrap()));
+        }
+    }
+    expected
+}
+
+#[test]
+fn cluster_level_exits_name_the_address_paid_and_small_deposits_still_exit() {
+    let d = labelled_world();
+    ok(&run(&[
+        "cluster",
+        "bitcoin",
+        "--quiet",
+        "--data",
+        d.path().to_str().unwrap(),
+    ]));
+    let expected = exchange_payouts();
+    let smallest = expected.iter().map(|e| e.2).min().unwrap();
+    let case = tempfile::tempdir().unwrap();
+    // A minimum above the smallest deposit: stop categories are decided first, so that
+    // deposit is still an exit, not "below minimum".
+    let min = (smallest + 1).to_string();
+    let t = trace(
+        d.path(),
+        &flagged(),
+        case.path(),
+        &[
+            "--level",
+            "cluster",
+            "--policy",
+            "lifo",
+            "--min-value",
+            &min,
+        ],
+    );
+    let exits: Vec<&Value> = t["results"][0]["ends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "exit")
+        .collect();
+    for (txid, addr, sats) in &expected {
+        let e = exits
+            .iter()
+            .find(|e| e["txid"] == txid.as_str() && e["address"] == addr.as_str())
+            .unwrap_or_else(|| panic!("no exit to {addr} in {txid}: {exits:?}"));
+        assert_eq!(
+            e["amount"].as_i64(),
+            Some(*sats),
+            "LIFO pays the truth exactly"
+        );
+        assert!(e["cluster"].is_string(), "the cluster is its own column");
+    }
+    let distinct: std::collections::HashSet<&str> = exits
+        .iter()
+        .map(|e| e["address"].as_str().unwrap())
+        .collect();
+    assert!(distinct.len() > 1, "every exit named one representative");
+    // The Parquet and the report carry the same addresses.
+    let ends = read_parquet_file(&case.path().join("ends.parquet"));
+    assert!(
+        ends.iter()
+            .any(|r| r["address"].str() == expected[0].1.as_str())
+    );
+    let edges = read_parquet_file(&case.path().join("edges.parquet"));
+    assert!(
+        edges
+            .iter()
+            .any(|r| r["to_address"].str() == expected[0].1.as_str())
+    );
+    ok(&run(&[
+        "report",
+        case.path().to_str().unwrap(),
+        "--format",
+        "html",
+    ]));
+    let html = std::fs::read_to_string(case.path().join("report/report.html")).unwrap();
+    assert!(html.contains("Deposit addresses to request records for"));
+    for (_, addr, _) in &expected {
+        assert!(html.contains(addr.as_str()), "{addr} not in the report");
+    }
+}
