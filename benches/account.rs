@@ -100,6 +100,7 @@ fn main() {
         from_height: 0,
         to_height: u32::MAX,
         stop_at: Vec::new(),
+        through_coinjoins: false,
     };
     println!(
         "{:<13} {:>8} {:>12} {:>10} {:>9} {:>10}",

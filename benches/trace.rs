@@ -93,6 +93,7 @@ fn bench(data: &Path, truth: &Path) {
                 from_height: 0,
                 to_height: u32::MAX,
                 stop_at: vec!["exchange".into()],
+                through_coinjoins: false,
             };
             let t = Instant::now();
             let r = run(&idx, &seeds, &labels, &p, policy);

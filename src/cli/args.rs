@@ -463,6 +463,12 @@ pub struct TraceArgs {
     /// Use tags marked non-public (TagPack is_public: false) too.
     #[arg(long)]
     pub include_private: bool,
+    /// Follow taint through transactions chaintrace detects as CoinJoins (JoinMarket,
+    /// Whirlpool, equal-output), splitting them by the model like any other. Without it,
+    /// taint that reaches a CoinJoin ends there as "entered a CoinJoin" (with its amount and
+    /// the CoinJoin's txid): a model's split of a CoinJoin would taint innocent participants.
+    #[arg(long)]
+    pub through_coinjoins: bool,
     /// Seed with a cluster:ADDRESS even when `chaintrace cluster` flagged that cluster (a
     /// merge joining differently labelled actors, or a collapse beyond --max-share) or it
     /// is larger than --max-seed-cluster.

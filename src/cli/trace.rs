@@ -554,6 +554,7 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         from_height,
         to_height,
         stop_at: stop_at.clone(),
+        through_coinjoins: a.through_coinjoins,
     };
     let mut results: Vec<PolicyResult> = pols
         .iter()
@@ -697,6 +698,7 @@ fn parameters(
         "followed_heights": followed,
         "stop_at": a.stop_at,
         "include_private": a.include_private,
+        "through_coinjoins": a.through_coinjoins,
         "prefer": a.prefer,
         "level": a.level,
         "labels": labels,

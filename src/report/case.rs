@@ -39,6 +39,9 @@ pub struct End {
     /// The cluster holding `address` (`--level cluster`).
     #[serde(default)]
     pub cluster: Option<String>,
+    /// For a `coinjoin` end: `TXID (pattern)` of the CoinJoin.
+    #[serde(default)]
+    pub coinjoin: Option<String>,
     #[serde(default)]
     pub path: Vec<String>,
 }

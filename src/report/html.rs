@@ -114,6 +114,14 @@ pub fn render(h: &HtmlInput) -> String {
         ),
         ("Sources preferred on conflicts", c.param("prefer")),
         (
+            "CoinJoins",
+            if c.param("through_coinjoins") == "true" {
+                "followed through like any transaction (--through-coinjoins)".to_string()
+            } else {
+                "not followed: taint ends where it enters a detected CoinJoin".to_string()
+            },
+        ),
+        (
             "Addresses with disagreeing tags",
             c.label_conflicts.len().to_string(),
         ),
@@ -253,6 +261,27 @@ pub fn render(h: &HtmlInput) -> String {
     );
     if let Some(r) = c.results.iter().find(|r| r.policy == h.policy) {
         deposit_addresses(&mut s, h, r);
+        let joins: Vec<&super::case::End> =
+            r.ends.iter().filter(|e| e.kind == "coinjoin").collect();
+        if !joins.is_empty() {
+            s.push_str("<h3>Taint that entered a CoinJoin (not followed)</h3>\n<table>\n<tr><th>output</th><th>address</th><th>amount</th><th>CoinJoin</th></tr>\n");
+            for e in joins {
+                let _ = write!(
+                    s,
+                    "<tr><td class=\"mono\">{}:{}</td><td class=\"mono\">{}</td>",
+                    e.txid,
+                    e.vout,
+                    xml(&e.address)
+                );
+                num_cell(&mut s, &money(c, e.amount));
+                let _ = writeln!(
+                    s,
+                    "<td class=\"mono\">{}</td></tr>",
+                    xml(e.coinjoin.as_deref().unwrap_or(""))
+                );
+            }
+            s.push_str("</table>\n");
+        }
         s.push_str("<h3>Every exit</h3>\n<table>\n<tr><th>output</th><th>address paid</th><th>its cluster</th><th>entity</th><th>category</th><th>amount</th><th>hop</th><th>path (transactions from a seed)</th></tr>\n");
         for e in r.ends.iter().filter(|e| e.entity.is_some()) {
             let _ = write!(

@@ -405,6 +405,7 @@ impl<'a> Walk<'a> {
             entity: l.map(|l| l.entity.clone()),
             category: l.map(|l| l.category.clone()),
             cluster: None,
+            coinjoin: None,
             path: Vec::new(),
         });
         self.end_accounts.push(a);
@@ -853,6 +854,7 @@ mod tests {
             from_height: 0,
             to_height: u32::MAX,
             stop_at: vec!["exchange".into()],
+            through_coinjoins: false,
         }
     }
 

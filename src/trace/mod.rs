@@ -45,6 +45,11 @@ pub struct Params {
     pub to_height: u32,
     /// Label categories where the walk stops (exits).
     pub stop_at: Vec<String>,
+    /// Follow taint through transactions detected as CoinJoins
+    /// ([`crate::cluster::heuristics::detect_coinjoin`]) as through any other. Off: taint
+    /// that reaches a CoinJoin ends there ("entered a CoinJoin"), because a model's split
+    /// of a CoinJoin assigns the seeds' coins to innocent participants.
+    pub through_coinjoins: bool,
 }
 
 /// A label, as the trace sees it.
@@ -95,12 +100,15 @@ pub struct Totals {
     pub mined: Amount,
     /// Taint that flowed back into seeds (already counted as seeded in full).
     pub returned_to_seeds: Amount,
+    /// Taint that reached a detected CoinJoin and was not followed through it.
+    #[serde(default)]
+    pub coinjoins: Amount,
 }
 
 impl Totals {
     /// Where the seeded amount ended, named, in report order (the seeded amount itself is
     /// not among them).
-    pub fn ends(&self) -> [(&'static str, Amount); 7] {
+    pub fn ends(&self) -> [(&'static str, Amount); 8] {
         [
             ("reached exits", self.exits),
             ("fees", self.fees),
@@ -109,6 +117,7 @@ impl Totals {
             ("beyond hop limit", self.hop_limit),
             ("mined", self.mined),
             ("back into seeds", self.returned_to_seeds),
+            ("entered a CoinJoin", self.coinjoins),
         ]
     }
 
@@ -132,6 +141,9 @@ pub struct End {
     /// With `--level cluster`: the cluster (named by its representative address) that
     /// holds `address`; `address` stays the address that was paid.
     pub cluster: Option<String>,
+    /// For a `coinjoin` end: the CoinJoin transaction the tainted output entered (forward)
+    /// or came from (backward), and the pattern detected, as `TXID (pattern)`.
+    pub coinjoin: Option<String>,
     /// Transactions from a seed to this output (forward) or from this output to a seed
     /// (backward), following at each step the input (output) that carried the most taint.
     pub path: Vec<String>,
@@ -216,6 +228,7 @@ pub fn run(
             entity: l.map(|l| l.entity.clone()),
             category: l.map(|l| l.category.clone()),
             cluster: None,
+            coinjoin: None,
             path: Vec::new(),
         }
     };
@@ -283,6 +296,19 @@ pub fn run(
                 let Some(h) = next_hop(&known, &hop, &taint, p, &mut totals) else {
                     continue;
                 };
+                if stop_at_coinjoin(
+                    idx,
+                    t,
+                    &known,
+                    &taint,
+                    &hop,
+                    p,
+                    &mut totals,
+                    &mut ends,
+                    &end,
+                ) {
+                    continue;
+                }
                 let in_parts: Vec<(u64, &Intervals)> =
                     prev.iter().map(|o| o.map_or((0, &empty), part)).collect();
                 let out_values: Vec<u64> = outs
@@ -302,6 +328,19 @@ pub fn run(
                 let Some(h) = next_hop(&known, &hop, &taint, p, &mut totals) else {
                     continue;
                 };
+                if stop_at_coinjoin(
+                    idx,
+                    t,
+                    &known,
+                    &taint,
+                    &hop,
+                    p,
+                    &mut totals,
+                    &mut ends,
+                    &end,
+                ) {
+                    continue;
+                }
                 if prev.iter().all(Option::is_none) {
                     totals.mined += known
                         .iter()
@@ -397,6 +436,37 @@ pub fn run(
         e.path = path;
     }
     PolicyResult::new(policy, totals, edges, ends)
+}
+
+/// Ends the taint of `known` (the tainted side of transaction `t`) as "entered a
+/// CoinJoin" when `t` is a detected CoinJoin and the trace does not follow through them.
+/// Returns whether it did.
+#[allow(clippy::too_many_arguments)]
+fn stop_at_coinjoin(
+    idx: &Index,
+    t: u32,
+    known: &[u64],
+    taint: &HashMap<u64, Intervals>,
+    hop: &HashMap<u64, u32>,
+    p: &Params,
+    totals: &mut Totals,
+    ends: &mut Vec<End>,
+    end: &dyn Fn(&'static str, u64, u64, u32) -> End,
+) -> bool {
+    if p.through_coinjoins {
+        return false;
+    }
+    let Some(pattern) = crate::cluster::heuristics::detect_coinjoin(idx, t) else {
+        return false;
+    };
+    for &o in known {
+        let amount = total(&taint[&o]);
+        totals.coinjoins += Amount::from(amount);
+        let mut e = end("coinjoin", o, amount, hop[&o]);
+        e.coinjoin = Some(format!("{} ({pattern})", idx.txid(t)));
+        ends.push(e);
+    }
+    true
 }
 
 /// The hop of a transaction whose tainted side is `known`, or `None` (with the taint

@@ -42,6 +42,9 @@ fn traced_case() -> tempfile::TempDir {
         "exchange",
         "--max-hops",
         "20",
+        // Through the vendor's CoinJoin too: its dust spreads the trace over many
+        // transactions, which is what these chart and table tests need.
+        "--through-coinjoins",
         "--out",
         d.path().join("case").to_str().unwrap(),
     ]));

@@ -95,6 +95,7 @@ fn ends_total(tot: &Value) -> i64 {
         "hop_limit",
         "mined",
         "returned_to_seeds",
+        "coinjoins",
     ]
     .iter()
     .map(|k| tot[k].as_i64().unwrap())
@@ -802,4 +803,70 @@ fn cluster_level_exits_name_the_address_paid_and_small_deposits_still_exit() {
     for (_, addr, _) in &expected {
         assert!(html.contains(addr.as_str()), "{addr} not in the report");
     }
+}
+
+#[test]
+fn taint_stops_where_it_enters_a_coinjoin_unless_asked_to_follow() {
+    let d = labelled_world();
+    let txs = std::fs::read_to_string(gt("txs.csv")).unwrap();
+    let coinjoin = txs
+        .lines()
+        .find(|l| l.split(',').nth(1) == Some("coinjoin"))
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .to_string();
+    let case = tempfile::tempdir().unwrap();
+    let t = trace(
+        d.path(),
+        &flagged(),
+        case.path(),
+        &["--policy", "haircut,fifo"],
+    );
+    for r in t["results"].as_array().unwrap() {
+        let joins: Vec<&Value> = r["ends"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "coinjoin")
+            .collect();
+        assert!(
+            !joins.is_empty(),
+            "{}: the vendor's CoinJoin is an end",
+            r["policy"]
+        );
+        assert!(
+            joins
+                .iter()
+                .all(|e| e["coinjoin"].as_str().unwrap().starts_with(&coinjoin))
+        );
+        let amount: i64 = joins.iter().map(|e| e["amount"].as_i64().unwrap()).sum();
+        assert_eq!(r["totals"]["coinjoins"].as_i64(), Some(amount));
+        assert!(
+            r["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|e| e["txid"] != coinjoin.as_str()),
+            "nothing is followed through the CoinJoin"
+        );
+        assert_conserves(r);
+    }
+    let t = trace(
+        d.path(),
+        &flagged(),
+        case.path(),
+        &["--policy", "haircut", "--through-coinjoins"],
+    );
+    let r = &t["results"][0];
+    assert_eq!(r["totals"]["coinjoins"], 0);
+    assert!(
+        r["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["txid"] == coinjoin.as_str()),
+        "--through-coinjoins follows it"
+    );
 }

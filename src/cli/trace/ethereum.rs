@@ -194,6 +194,7 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         from_height,
         to_height,
         stop_at: stop_at.clone(),
+        through_coinjoins: a.through_coinjoins,
     };
     // Pass 2: every model replays the parts (backward: newest first).
     pb.set_message(format!("{unit}: {} transfers, replaying", transfers));
