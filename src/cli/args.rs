@@ -53,7 +53,7 @@ pub enum Command {
     /// account balances in chain order; seeds are accounts (their whole balance), transaction
     /// hashes (what they moved) or cluster:0x... (after `chaintrace cluster ethereum`); fees,
     /// failed transactions and reverted calls are accounted for; tiho does not apply.
-    Trace(TraceArgs),
+    Trace(Box<TraceArgs>),
     /// Render a trace as charts, an evidence report and exports.
     ///
     /// Reads CASE/trace.json (from `chaintrace trace --out CASE`) and writes into
@@ -463,6 +463,10 @@ pub struct TraceArgs {
     /// Use tags marked non-public (TagPack is_public: false) too.
     #[arg(long)]
     pub include_private: bool,
+    /// Leave exits carrying less than this percentage of their deposit out of the answer's
+    /// lists (they stay in the totals and the case files); e.g. 1 or 0.5.
+    #[arg(long, value_name = "PERCENT", default_value = "0", value_parser = super::trace::parse_min_share)]
+    pub min_share: super::trace::MinShare,
     /// Follow taint through transactions chaintrace detects as CoinJoins (JoinMarket,
     /// Whirlpool, equal-output), splitting them by the model like any other. Without it,
     /// taint that reaches a CoinJoin ends there as "entered a CoinJoin" (with its amount and

@@ -102,6 +102,7 @@ pub(crate) fn bitcoin(cli: &Cli, a: &ClusterBitcoinArgs) -> Result<(), CliError>
             crate::labels::load(
                 &a.dataset.data,
                 Some("bitcoin"),
+                Some(&network),
                 &crate::labels::Selection {
                     include_private: true,
                     prefer: Vec::new(),

@@ -25,6 +25,7 @@ const CHAIN_DIRS: [&str; 6] = [
 pub const CONFIG_FILE: &str = "chaintrace.toml";
 
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Config {
     data: Option<PathBuf>,
 }
@@ -42,7 +43,7 @@ enum Need {
 
 /// The `data = ...` of the nearest `chaintrace.toml` at or above `start`, resolved against
 /// the file's directory.
-fn from_config(start: &Path) -> Result<Option<PathBuf>, CliError> {
+fn from_config(start: &Path) -> Result<Option<(PathBuf, PathBuf)>, CliError> {
     for dir in start.ancestors() {
         let file = dir.join(CONFIG_FILE);
         if !file.is_file() {
@@ -52,7 +53,7 @@ fn from_config(start: &Path) -> Result<Option<PathBuf>, CliError> {
             .map_err(|e| CliError::user(anyhow!("cannot read {}: {e}", file.display())))?;
         let cfg: Config = toml::from_str(&text)
             .map_err(|e| CliError::user(anyhow!("{} is not valid: {e}", file.display())))?;
-        return Ok(cfg.data.map(|d| dir.join(d)));
+        return Ok(cfg.data.map(|d| (dir.join(d), file)));
     }
     Ok(None)
 }
@@ -70,14 +71,17 @@ fn resolve(
     network: Option<&mut Option<String>>,
     need: Need,
 ) -> Result<(), CliError> {
+    let mut from = "--data".to_string();
     if data.as_os_str() == "data" {
         if let Some(env) = std::env::var_os("CHAINTRACE_DATA").filter(|v| !v.is_empty()) {
             *data = PathBuf::from(env);
+            from = "CHAINTRACE_DATA".into();
         } else if !Path::new("data").exists() {
             let cwd = std::env::current_dir()
                 .map_err(|e| CliError::user(anyhow!("cannot read the working directory: {e}")))?;
-            if let Some(d) = from_config(&cwd)? {
+            if let Some((d, file)) = from_config(&cwd)? {
                 *data = d;
+                from = format!("the data of {}:", file.display());
             }
         }
     }
@@ -107,12 +111,12 @@ fn resolve(
         Need::Nothing => Ok(()),
         Need::Directory if data.is_dir() => Ok(()),
         Need::Directory => Err(CliError::user(anyhow!(
-            "--data {} does not exist; give the dataset directory (ingest creates it), or set CHAINTRACE_DATA or a {CONFIG_FILE} with data = \"DIR\"",
+            "{from} {} does not exist; give the dataset directory (ingest creates it), or set CHAINTRACE_DATA or a {CONFIG_FILE} with data = \"DIR\"",
             data.display()
         ))),
         Need::Dataset if holds_dataset(data) => Ok(()),
         Need::Dataset => Err(CliError::user(anyhow!(
-            "--data {} holds no dataset: no Bitcoin dataset and no Ethereum dataset (no <chain>/_manifest.json in it); ingest one first (chaintrace ingest bitcoin|ethereum ... --data {}), or point --data, CHAINTRACE_DATA or {CONFIG_FILE} at an existing dataset",
+            "{from} {} holds no dataset: no Bitcoin dataset and no Ethereum dataset (no <chain>/_manifest.json in it); ingest one first (chaintrace ingest bitcoin|ethereum ... --data {}), or point --data, CHAINTRACE_DATA or {CONFIG_FILE} at an existing dataset",
             data.display(),
             data.display()
         ))),

@@ -134,6 +134,7 @@ pub(crate) fn list(cli: &Cli, a: &LabelsListArgs) -> Result<(), CliError> {
     let all = labels::load(
         &a.data,
         None,
+        None,
         &Selection {
             include_private: true,
             prefer: Vec::new(),
@@ -287,7 +288,8 @@ pub(crate) fn conflicts(cli: &Cli, a: &LabelsConflictsArgs) -> Result<(), CliErr
         include_private: a.include_private,
         prefer: a.prefer.clone(),
     };
-    let r = labels::load(&a.data, a.chain.map(|c| c.name()), &selection).map_err(CliError::user)?;
+    let r = labels::load(&a.data, a.chain.map(|c| c.name()), None, &selection)
+        .map_err(CliError::user)?;
     if cli.json {
         print_json(&serde_json::json!({
             "precedence": ["prefer", "confidence", "recency", "tie"],

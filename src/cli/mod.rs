@@ -53,23 +53,37 @@ fn report_error(json: bool, kind: &str, message: &str, hint: &str) {
 /// Parses the command line, runs it, prints errors and returns the exit code: 0 ok, 1 bad
 /// input or usage (clap's usage errors included), 2 internal error.
 pub fn main() -> ExitCode {
+    // `chaintrace ... | head` ends quietly, as other command-line tools do, instead of
+    // panicking on the closed pipe.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let json = std::env::args_os().any(|a| a == "--json");
     let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             use clap::error::ErrorKind;
+            if json && e.kind() == ErrorKind::DisplayVersion {
+                println!("{}", serde_json::json!({"version": crate::VERSION}));
+                return ExitCode::SUCCESS;
+            }
             if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
                 let _ = e.print();
                 return ExitCode::SUCCESS;
             }
             if json {
+                // The message up to the usage lines, on one line.
                 let text = e.render().to_string();
                 let message = text
-                    .lines()
+                    .split("\n\nUsage:")
                     .next()
                     .unwrap_or("")
-                    .trim_start_matches("error: ");
-                report_error(true, "usage", message, "see chaintrace --help");
+                    .trim_start_matches("error: ")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                report_error(true, "usage", &message, "see chaintrace --help");
             } else {
                 let _ = e.print();
             }
@@ -91,14 +105,19 @@ pub fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             let message = format!("{:#}", e.error);
-            let (kind, hint) = if e.code == 2 {
-                (
+            let (kind, hint) = match e.code {
+                2 => (
                     "internal",
                     "this is a bug in chaintrace; please report it with the command line",
-                )
-            } else {
-                ("input", "")
+                ),
+                130 => (
+                    "interrupted",
+                    "what was saved is kept; run the same command again to go on",
+                ),
+                _ => ("input", ""),
             };
+            let help = format!("see chaintrace {} --help", cli.command.name());
+            let hint = if hint.is_empty() { help.as_str() } else { hint };
             report_error(cli.json, kind, &message, hint);
             ExitCode::from(e.code)
         }

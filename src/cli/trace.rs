@@ -23,21 +23,50 @@ use crate::trace::{Amount, Direction, Label, Params, PolicyResult, run as run_po
 /// The seeds, with @FILE expanded (first CSV column; `#` comments and an `address` header
 /// skipped).
 fn seed_items(seeds: &[String]) -> Result<Vec<String>, CliError> {
-    let mut items: Vec<String> = Vec::new();
+    Ok(seed_items_from(seeds)?.into_iter().map(|s| s.0).collect())
+}
+
+/// The seeds, each with where it came from (`FILE:LINE` for a seed file): @FILE is read as
+/// a spreadsheet writes it (a byte-order mark, comma, semicolon or tab delimiters, quotes; a
+/// header naming `address` is skipped).
+fn seed_items_from(seeds: &[String]) -> Result<Vec<(String, Option<String>)>, CliError> {
+    let mut items = Vec::new();
     for s in seeds {
-        if let Some(file) = s.strip_prefix('@') {
-            let text = std::fs::read_to_string(file)
-                .map_err(|e| CliError::user(anyhow!("cannot read the seed file {file}: {e}")))?;
-            let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-            for (n, line) in text.lines().enumerate() {
-                let first = line.split(',').next().unwrap_or("").trim();
-                if first.is_empty() || first.starts_with('#') || (n == 0 && first == "address") {
-                    continue;
-                }
-                items.push(first.to_string());
+        let Some(file) = s.strip_prefix('@') else {
+            items.push((s.trim().to_string(), None));
+            continue;
+        };
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| CliError::user(anyhow!("cannot read the seed file {file}: {e}")))?;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let delimiter = crate::labels::sniff_delimiter(text.lines().next().unwrap_or(""));
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .comment(Some(b'#'))
+            .delimiter(delimiter)
+            .trim(csv::Trim::All)
+            .from_reader(text.as_bytes());
+        for (n, record) in reader.records().enumerate() {
+            let record = record.map_err(|e| {
+                CliError::user(anyhow!("seed file {file}: not readable as CSV: {e}"))
+            })?;
+            let line = record.position().map_or(0, |p| {
+                // On CRLF files the reader places a record at the `\n` ending the line before.
+                let at = usize::try_from(p.byte())
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(1)
+                    .min(text.len());
+                1 + text.as_bytes()[..at]
+                    .iter()
+                    .filter(|&&b| b == b'\n')
+                    .count()
+            });
+            let first = record.get(0).unwrap_or("").trim();
+            if first.is_empty() || (n == 0 && first.eq_ignore_ascii_case("address")) {
+                continue;
             }
-        } else {
-            items.push(s.trim().to_string());
+            items.push((first.to_string(), Some(format!("{file}:{line}"))));
         }
     }
     Ok(items)
@@ -51,10 +80,54 @@ fn seed_outputs(
     allow_flagged_cluster: bool,
     max_seed_cluster: usize,
 ) -> Result<Vec<u64>, CliError> {
-    let items = seed_items(seeds)?;
+    let items = seed_items_from(seeds)?;
     let mut outputs: BTreeSet<u64> = BTreeSet::new();
     let mut addresses: HashSet<u32> = HashSet::new();
-    for it in &items {
+    for (it, origin) in &items {
+        let named = |mut e: CliError| {
+            if let Some(o) = origin {
+                e.error = e.error.context(format!("seed at {o}"));
+            }
+            e
+        };
+        seed_one(
+            idx,
+            it,
+            data,
+            network,
+            allow_flagged_cluster,
+            max_seed_cluster,
+            &mut outputs,
+            &mut addresses,
+        )
+        .map_err(named)?;
+    }
+    if !addresses.is_empty() {
+        for o in 0..idx.meta.outputs {
+            if idx.out_address(o).is_some_and(|a| addresses.contains(&a)) {
+                outputs.insert(o);
+            }
+        }
+    }
+    if outputs.is_empty() {
+        return Err(CliError::user(anyhow!("the seeds select no output")));
+    }
+    Ok(outputs.into_iter().collect())
+}
+
+/// Resolves one seed into outputs (TXID, TXID:VOUT) or addresses (ADDRESS, cluster:).
+#[allow(clippy::too_many_arguments)]
+fn seed_one(
+    idx: &Index,
+    it: &str,
+    data: &std::path::Path,
+    network: &str,
+    allow_flagged_cluster: bool,
+    max_seed_cluster: usize,
+    outputs: &mut BTreeSet<u64>,
+    addresses: &mut HashSet<u32>,
+) -> Result<(), CliError> {
+    {
         if let Some(a) = it.strip_prefix("cluster:") {
             let stored = crate::cluster::load(idx, &crate::cluster::clusters_dir(data, network))
                 .map_err(CliError::user)?;
@@ -103,17 +176,7 @@ fn seed_outputs(
             addresses.insert(seed_address(idx, it, network)?);
         }
     }
-    if !addresses.is_empty() {
-        for o in 0..idx.meta.outputs {
-            if idx.out_address(o).is_some_and(|a| addresses.contains(&a)) {
-                outputs.insert(o);
-            }
-        }
-    }
-    if outputs.is_empty() {
-        return Err(CliError::user(anyhow!("the seeds select no output")));
-    }
-    Ok(outputs.into_iter().collect())
+    Ok(())
 }
 
 /// The id of a seed address on a Bitcoin dataset of `network`, after checking what it is:
@@ -128,9 +191,21 @@ fn seed_address(idx: &Index, it: &str, network: &str) -> Result<u32, CliError> {
             "seed {it} is an Ethereum address, and this dataset is Bitcoin ({network}); add --chain ethereum to trace on an Ethereum dataset"
         )));
     }
+    let lower = it.to_ascii_lowercase();
+    let bech32 = ["bc1", "tb1", "bcrt1"].iter().any(|p| lower.starts_with(p));
     let parsed = bitcoin::Address::from_str(it).map_err(|e| {
+        // A bech32 address fails as bech32 (checksum, mixed case), not as base58.
+        let why = if bech32 {
+            bitcoin::bech32::segwit::decode(it)
+                .err()
+                .map_or_else(|| e.to_string(), |b| format!("bech32: {b}"))
+        } else if it.len() == 64 && it.bytes().all(|b| b.is_ascii_hexdigit()) {
+            "it is a transaction id that is not in the dataset".to_string()
+        } else {
+            e.to_string()
+        };
         CliError::user(anyhow!(
-            "seed {it} is not a valid Bitcoin address: {e} (a mistyped character fails the checksum; copy the address again)"
+            "seed {it} is not a valid Bitcoin address ({why}); a mistyped character fails the checksum: copy the address again"
         ))
     })?;
     let ours = crate::types::Network::from_name(network).map(crate::types::Network::to_bitcoin);
@@ -218,9 +293,13 @@ fn parse_time(s: &str, end_of_day: bool) -> Result<u64, CliError> {
     if let Ok(secs) = s.parse::<u64>() {
         return Ok(secs);
     }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s.trim()) {
+        return u64::try_from(t.timestamp())
+            .map_err(|_| CliError::user(anyhow!("{s:?} is before 1970")));
+    }
     let day = chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d").map_err(|e| {
         CliError::user(anyhow!(
-            "{s:?} is not a time ({e}): use YYYY-MM-DD or unix seconds"
+            "{s:?} is not a time ({e}): use YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or unix seconds"
         ))
     })?;
     let t = if end_of_day {
@@ -357,12 +436,13 @@ fn check_stop_at(
         .iter()
         .map(|t| t.category.as_str())
         .collect();
-    let given: Vec<&str> = a
+    let lowered: Vec<String> = a
         .stop_at
         .iter()
-        .map(|c| c.trim())
+        .map(|c| c.trim().to_lowercase())
         .filter(|c| !c.is_empty())
         .collect();
+    let given: Vec<&str> = lowered.iter().map(String::as_str).collect();
     if given.is_empty() {
         return Ok(if present.contains("exchange") {
             vec!["exchange".to_string()]
@@ -381,6 +461,30 @@ fn check_stop_at(
     if missing.is_empty() {
         return Ok(given.iter().map(|c| c.to_string()).collect());
     }
+    // A category carried only by tags that lost a conflict: say so, never "none".
+    if let Some(c) = resolved.conflicts.iter().find(|c| {
+        c.others
+            .iter()
+            .any(|o| missing.contains(&o.category.as_str()))
+    }) {
+        let shadowed = resolved
+            .conflicts
+            .iter()
+            .filter(|c| {
+                c.others
+                    .iter()
+                    .any(|o| missing.contains(&o.category.as_str()))
+            })
+            .count();
+        return Err(CliError::user(anyhow!(
+            "--stop-at {}: only tags that lost a conflict carry it, at {shadowed} address(es) (e.g. {} uses {} [{}] by {}); `chaintrace labels conflicts` shows them; add --prefer SOURCE|FILE to use those tags",
+            missing.join(","),
+            c.address,
+            c.chosen.entity,
+            c.chosen.category,
+            c.decided_by.describe()
+        )));
+    }
     Err(CliError::user(anyhow!(
         "--stop-at {}: no label of this {} dataset has {}; the categories present are: {}{}",
         missing.join(","),
@@ -396,7 +500,11 @@ fn check_stop_at(
                 a.dataset.data.display()
             )
         } else {
-            present.into_iter().collect::<Vec<_>>().join(", ")
+            present
+                .into_iter()
+                .map(|c| if c.is_empty() { "(none)" } else { c })
+                .collect::<Vec<_>>()
+                .join(", ")
         },
         if resolved.private_ignored > 0 {
             format!(
@@ -439,6 +547,45 @@ fn write_parquet(
         })?;
     let staged = sink::stage(path, &batch).map_err(CliError::user)?;
     sink::commit(std::slice::from_ref(&staged)).map_err(CliError::user)
+}
+
+/// The traced share of an end's output, in basis points (10000 = all of it).
+fn share_bp(e: &crate::trace::End) -> u128 {
+    match e.output_value {
+        Some(w) if w > 0 => e.amount.saturating_mul(10_000) / w,
+        _ => 10_000,
+    }
+}
+
+/// `--min-share`: a percentage with at most two decimals, as basis points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MinShare {
+    pub basis_points: u128,
+    pub text: String,
+}
+
+/// Parses `--min-share` (`1`, `0.5`, `12.25`: percent of the deposit).
+///
+/// # Errors
+/// Not a number from 0 to 100 with at most two decimals.
+pub fn parse_min_share(s: &str) -> Result<MinShare, String> {
+    let t = s.trim().trim_end_matches('%');
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+    let ok = !int.is_empty()
+        && frac.len() <= 2
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit());
+    let bp = ok
+        .then(|| format!("{int}{frac:0<2}").parse::<u128>().ok())
+        .flatten()
+        .filter(|bp| *bp <= 10_000)
+        .ok_or_else(|| {
+            format!("{s:?} is not a percentage from 0 to 100 with at most two decimals")
+        })?;
+    Ok(MinShare {
+        basis_points: bp,
+        text: t.to_string(),
+    })
 }
 
 /// The files a trace writes into its case folder (besides `report/`, which `report` adds).
@@ -486,16 +633,20 @@ fn prepare_out(a: &TraceArgs) -> Result<(), CliError> {
         .ok()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         .and_then(|v| serde_json::from_value(v["command"].clone()).ok());
-    let now: Vec<String> = std::env::args().skip(1).collect();
-    let same = old
-        .as_ref()
-        .is_some_and(|o| o.iter().skip(1).eq(now.iter()));
-    if same && !a.force {
-        return Ok(());
-    }
-    if !a.force {
+    // The same question: the old command parses to the same trace request (flag order,
+    // spelling of paths, --quiet/--json/--force do not matter).
+    let same =
+        old.as_ref()
+            .is_some_and(|o| match <super::Cli as clap::Parser>::try_parse_from(o) {
+                Ok(super::Cli {
+                    command: super::Command::Trace(old_a),
+                    ..
+                }) => request_key(&old_a) == request_key(a),
+                _ => false,
+            });
+    if !same && !a.force {
         return Err(CliError::user(anyhow!(
-            "--out {} holds a case of another command ({}); choose a new folder, or add --force to replace it (its report/ is removed too)",
+            "--out {} holds a case of another trace ({}); choose a new folder, or add --force to replace it (its report/ is removed too)",
             out.display(),
             old.map_or_else(|| "unreadable trace.json".to_string(), |o| o.join(" "))
         )));
@@ -512,12 +663,39 @@ fn prepare_out(a: &TraceArgs) -> Result<(), CliError> {
             }
         }
     }
+    // The report described the old run (labels or the dataset may have changed since).
     let report = out.join("report");
     if report.exists() {
         std::fs::remove_dir_all(&report)
             .map_err(|e| CliError::user(anyhow!("cannot remove {}: {e}", report.display())))?;
+        eprintln!(
+            "chaintrace: removed {}: it described the earlier run; run chaintrace report again",
+            report.display()
+        );
     }
     Ok(())
+}
+
+/// What a trace asks, independent of how the command line was written: the request with
+/// paths made absolute and output-only flags left out.
+fn request_key(a: &TraceArgs) -> String {
+    let abs = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    format!(
+        "{:?}",
+        (
+            (abs(&a.dataset.data), &a.dataset.network, &a.chain, &a.token),
+            (&a.seeds, &a.direction, &a.policy),
+            (a.max_hops, a.min_value.amount, &a.stop_at),
+            (a.from_height, a.to_height, &a.from_time, &a.to_time),
+            (a.include_private, &a.prefer, &a.level),
+            (
+                a.allow_conflicted_cluster,
+                a.max_seed_cluster,
+                a.through_coinjoins
+            ),
+            abs(&a.out),
+        )
+    )
 }
 
 pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
@@ -536,7 +714,7 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         a.allow_conflicted_cluster,
         a.max_seed_cluster,
     )?;
-    let (labels, resolved) = load_labels(a, "bitcoin", |addr| idx.address_id(addr))?;
+    let (labels, resolved) = load_labels(a, "bitcoin", &network, |addr| idx.address_id(addr))?;
     let stop_at = check_stop_at(a, &resolved)?;
     let heights = idx.block_time.len() as u32;
     let times: Vec<(u32, u64)> = (0..heights)
@@ -643,6 +821,20 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
 /// The `--from-time`/`--to-time` window as heights (with `--from-height`/`--to-height`),
 /// through the blocks' `(height, time)` in height order.
 fn height_window(a: &TraceArgs, times: &[(u32, u64)]) -> Result<(u32, u32), CliError> {
+    if let (Some(f), Some(t)) = (&a.from_time, &a.to_time)
+        && parse_time(f, false)? > parse_time(t, true)?
+    {
+        return Err(CliError::user(anyhow!(
+            "--from-time {f} is after --to-time {t}: the window is empty"
+        )));
+    }
+    if a.from_height > a.to_height {
+        return Err(CliError::user(anyhow!(
+            "--from-height {} is above --to-height {}: the window is empty",
+            a.from_height,
+            a.to_height
+        )));
+    }
     let (mut from_height, mut to_height) = (a.from_height, a.to_height);
     if let Some(t) = &a.from_time {
         let from = parse_time(t, false)?;
@@ -699,6 +891,7 @@ fn parameters(
         "stop_at": a.stop_at,
         "include_private": a.include_private,
         "through_coinjoins": a.through_coinjoins,
+        "min_share_percent": a.min_share.text,
         "prefer": a.prefer,
         "level": a.level,
         "labels": labels,
@@ -717,14 +910,15 @@ fn json_amount(v: Amount) -> serde_json::Value {
 fn load_labels(
     a: &TraceArgs,
     chain: &str,
+    network: &str,
     id_of: impl Fn(&str) -> Option<u32>,
 ) -> Result<(HashMap<u32, Label>, crate::labels::Resolved), CliError> {
     let selection = crate::labels::Selection {
         include_private: a.include_private,
         prefer: a.prefer.clone(),
     };
-    let resolved =
-        crate::labels::load(&a.dataset.data, Some(chain), &selection).map_err(CliError::user)?;
+    let resolved = crate::labels::load(&a.dataset.data, Some(chain), Some(network), &selection)
+        .map_err(CliError::user)?;
     let labels = resolved
         .chosen
         .iter()
@@ -846,36 +1040,47 @@ struct Summary<'a> {
     exposure_entity: &'a BTreeMap<String, Amount>,
 }
 
-/// The amount column: Int64 satoshi on Bitcoin, Decimal128(38, 0) base units elsewhere.
+/// An amount column named `name`: Int64 satoshi on Bitcoin, Decimal128(38, 0) base units
+/// elsewhere; `None` values are nulls (the field is nullable when `nullable`).
 fn amount_column(
     chain: &str,
-    values: impl Iterator<Item = Amount>,
+    name: &str,
+    nullable: bool,
+    values: impl Iterator<Item = Option<Amount>>,
 ) -> Result<(Field, ArrayRef), CliError> {
     let internal = |e: anyhow::Error| CliError { code: 2, error: e };
+    let too_big = |x: Amount, to: &str| {
+        CliError::user(anyhow!("an amount of {x} base units does not fit {to}"))
+    };
     if chain == "bitcoin" {
-        let v: Vec<i64> = values.map(|v| v as i64).collect();
+        let mut v: Vec<Option<i64>> = Vec::new();
+        for x in values {
+            v.push(
+                x.map(|x| i64::try_from(x).map_err(|_| too_big(x, "Int64")))
+                    .transpose()?,
+            );
+        }
         return Ok((
-            Field::new("amount", DataType::Int64, false),
+            Field::new(name, DataType::Int64, nullable),
             Arc::new(Int64Array::from(v)),
         ));
     }
     let max = 10i128.pow(38) - 1;
-    let mut v = Vec::new();
+    let mut v: Vec<Option<i128>> = Vec::new();
     for x in values {
-        match i128::try_from(x) {
-            Ok(x) if x <= max => v.push(x),
-            _ => {
-                return Err(CliError::user(anyhow!(
-                    "an amount of {x} base units does not fit Decimal128(38, 0)"
-                )));
-            }
-        }
+        v.push(match x {
+            None => None,
+            Some(x) => match i128::try_from(x) {
+                Ok(y) if y <= max => Some(y),
+                _ => return Err(too_big(x, "Decimal128(38, 0)")),
+            },
+        });
     }
     let a = Decimal128Array::from(v)
         .with_precision_and_scale(38, 0)
         .map_err(|e| internal(e.into()))?;
     Ok((
-        Field::new("amount", DataType::Decimal128(38, 0), false),
+        Field::new(name, DataType::Decimal128(38, 0), nullable),
         Arc::new(a),
     ))
 }
@@ -919,7 +1124,18 @@ fn write_case(
         .iter()
         .flat_map(|r| r.edges.iter().map(move |e| (r.policy.name(), e)))
         .collect();
-    let edge_amount = amount_column(info.chain, edges.iter().map(|e| e.1.amount))?;
+    let edge_amount = amount_column(
+        info.chain,
+        "amount",
+        false,
+        edges.iter().map(|e| Some(e.1.amount)),
+    )?;
+    let edge_whole = amount_column(
+        info.chain,
+        "output_value",
+        true,
+        edges.iter().map(|e| e.1.output_value),
+    )?;
     let s = |n: &str| Field::new(n, DataType::Utf8, false);
     let u = |n: &str| Field::new(n, DataType::UInt32, false);
     write_parquet(
@@ -936,6 +1152,7 @@ fn write_case(
             u("vout"),
             s("from_address"),
             s("to_address"),
+            edge_whole.0,
         ],
         vec![
             Arc::new(StringArray::from(
@@ -975,13 +1192,25 @@ fn write_case(
                     .map(|e| e.1.to_address.as_str())
                     .collect::<Vec<_>>(),
             )),
+            edge_whole.1,
         ],
     )?;
     let ends: Vec<(&str, &crate::trace::End)> = results
         .iter()
         .flat_map(|r| r.ends.iter().map(move |e| (r.policy.name(), e)))
         .collect();
-    let end_amount = amount_column(info.chain, ends.iter().map(|e| e.1.amount))?;
+    let end_amount = amount_column(
+        info.chain,
+        "amount",
+        false,
+        ends.iter().map(|e| Some(e.1.amount)),
+    )?;
+    let end_whole = amount_column(
+        info.chain,
+        "output_value",
+        true,
+        ends.iter().map(|e| e.1.output_value),
+    )?;
     let n = |name: &str| Field::new(name, DataType::Utf8, true);
     write_parquet(
         &a.out.join("ends.parquet"),
@@ -996,6 +1225,7 @@ fn write_case(
             n("entity"),
             n("category"),
             n("cluster"),
+            end_whole.0,
         ],
         vec![
             Arc::new(StringArray::from(
@@ -1034,6 +1264,7 @@ fn write_case(
                     .map(|e| e.1.cluster.as_deref())
                     .collect::<Vec<_>>(),
             )),
+            end_whole.1,
         ],
     )?;
     let mut sums = String::new();
@@ -1086,11 +1317,16 @@ fn write_case(
     );
     for r in results {
         let t = &r.totals;
-        if backward {
-            println!("{}: traced back {}", r.policy.name(), show(t.seeded));
+        if backward || r.policy == Policy::Poison {
+            println!(
+                "{}: {} {}",
+                r.policy.name(),
+                if backward { "traced back" } else { "seeded" },
+                show(t.seeded)
+            );
         } else {
             println!(
-                "{}: {} entered the seeds from outside{}",
+                "{}: {} entered the seeds from outside (as this model attributes mixed transactions){}",
                 r.policy.name(),
                 show(t.entered_seeds),
                 if t.returned_to_seeds > 0 {
@@ -1117,7 +1353,29 @@ fn write_case(
                 "  (poison is an upper bound: the whole value of every output the taint touched, not an amount that moved)"
             );
         }
-        let verb = if backward { "came from" } else { "reached" };
+        let poison = r.policy == Policy::Poison;
+        let verb = match (backward, poison) {
+            (_, true) => "touched outputs at",
+            (true, false) => "came from",
+            (false, false) => "reached",
+        };
+        if poison {
+            let touched: BTreeSet<(&str, u32)> =
+                r.edges.iter().map(|e| (e.txid.as_str(), e.vout)).collect();
+            println!(
+                "  outputs touched: {} worth {} in all (not an amount that moved)",
+                touched.len(),
+                show(
+                    r.edges
+                        .iter()
+                        .map(|e| (e.txid.as_str(), e.vout, e.output_value.unwrap_or(e.amount)))
+                        .collect::<BTreeSet<_>>()
+                        .iter()
+                        .map(|x| x.2)
+                        .sum()
+                )
+            );
+        }
         let mut by_entity: Vec<(&String, &Amount)> = r.exposure_entity.iter().collect();
         by_entity.sort_by(|x, y| y.1.cmp(x.1).then(x.0.cmp(y.0)));
         if by_entity.is_empty() {
@@ -1144,11 +1402,41 @@ fn write_case(
                 .first()
                 .and_then(|e| e.category.as_deref())
                 .unwrap_or("");
+            let deposits: Amount = exits.iter().filter_map(|e| e.output_value).sum();
+            let hidden: Vec<&&crate::trace::End> = exits
+                .iter()
+                .filter(|e| share_bp(e) < a.min_share.basis_points)
+                .collect();
             println!(
-                "  {verb} {entity} [{category}]: {}{} through {} address(es)",
+                "  {verb} {entity} [{category}]: {}{} through {} address(es), {} deposit(s) worth {}{}",
                 show(*v),
-                share(*v),
-                addresses.len()
+                if poison { String::new() } else { share(*v) },
+                addresses.len(),
+                exits.len(),
+                show(deposits),
+                if hidden.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; {} deposit(s) below --min-share {} % not listed ({})",
+                        hidden.len(),
+                        a.min_share.text,
+                        show(hidden.iter().map(|e| e.amount).sum())
+                    )
+                }
+            );
+        }
+        // Dilution: exits that are a sliver of the deposit they sit in.
+        let diluted: Vec<&crate::trace::End> = r
+            .ends
+            .iter()
+            .filter(|e| e.kind == "exit" && share_bp(e) < 100)
+            .collect();
+        if !diluted.is_empty() && !poison {
+            println!(
+                "  {} exit(s) carry under 1 % of their deposit ({} in all): the model spread the seeds' value thinly, read them with care",
+                diluted.len(),
+                show(diluted.iter().map(|e| e.amount).sum())
             );
         }
         // Labelled entities the value went through without the trace stopping there.
@@ -1172,6 +1460,7 @@ fn write_case(
         }
         let unresolved = [
             ("held (unspent)", t.holdings),
+            ("spent outside the height/time window", t.outside_window),
             ("beyond the hop limit", t.hop_limit),
             ("below --min-value", t.below_min),
         ];

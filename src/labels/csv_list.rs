@@ -105,9 +105,22 @@ pub(super) fn read(path: &Path, text: &str, c: &mut Collect<'_>) -> Result<(), L
                 return Err(fmt(line, format!("not valid CSV: {e}")));
             }
         };
-        let line = record
-            .position()
-            .map_or(0, |p| usize::try_from(p.line()).unwrap_or(usize::MAX));
+        // The line in the file, counted from the record's byte offset (the reader's own line
+        // count is off by one on CRLF files). The offset is past the BOM stripped above.
+        let line = record.position().map_or(0, |p| {
+            // On CRLF files the reader places a record at the `\n` ending the line before.
+            let at = usize::try_from(p.byte())
+                .unwrap_or(usize::MAX)
+                .saturating_add(1)
+                .min(text.len());
+            1 + text.as_bytes()[..at]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+        });
+        if record.iter().all(str::is_empty) {
+            continue; // an empty spreadsheet row (";;;")
+        }
         let get = |ix: Option<usize>| ix.and_then(|x| record.get(x)).unwrap_or("");
         let address = get(Some(ai));
         let mut reject = |reason: String| {
@@ -119,10 +132,17 @@ pub(super) fn read(path: &Path, text: &str, c: &mut Collect<'_>) -> Result<(), L
         };
         if record.len() != header.len() {
             reject(format!(
-                "{} fields, the header has {}: quote a value that holds the {} delimiter",
+                "{} fields, the header has {}: {}",
                 record.len(),
                 header.len(),
-                delimiter_name(delimiter)
+                if record.len() > header.len() {
+                    format!(
+                        "quote a value that holds the {} delimiter",
+                        delimiter_name(delimiter)
+                    )
+                } else {
+                    "a value is missing (an empty value still needs its delimiter)".to_string()
+                }
             ));
             continue;
         }
@@ -159,9 +179,7 @@ pub(super) fn read(path: &Path, text: &str, c: &mut Collect<'_>) -> Result<(), L
         let actor = [get(opt["actor"]), get(opt["entity"])]
             .into_iter()
             .find(|a| !a.is_empty());
-        if get(opt["confidence"]).is_empty() {
-            c.report.without_confidence += 1;
-        }
+        let imported = c.report.imported;
         c.add(super::Entry {
             line,
             address,
@@ -174,6 +192,9 @@ pub(super) fn read(path: &Path, text: &str, c: &mut Collect<'_>) -> Result<(), L
             source: get(opt["source"]),
             lastmod,
         });
+        if c.report.imported > imported && get(opt["confidence"]).is_empty() {
+            c.report.without_confidence += 1;
+        }
     }
     Ok(())
 }

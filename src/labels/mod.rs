@@ -30,6 +30,7 @@ use crate::store::{StoreError, sink};
 mod csv_list;
 pub mod precedence;
 
+pub use csv_list::sniff_delimiter;
 pub use precedence::{Conflict, Resolved, Rule, Selection, confidence_level, resolve};
 
 /// The format version of `tags.parquet`, kept in its metadata under [`FORMAT_KEY`].
@@ -60,7 +61,7 @@ pub enum LabelError {
     )]
     UnknownFormat { path: PathBuf },
     #[error(
-        "nothing imported from {files}: {why}; check the currency column (BTC, ETH and Ethereum tokens are supported) and the rejected rows above"
+        "nothing imported from {files}: {why}; see the rejected rows above (only BTC, ETH and Ethereum tokens are supported)"
     )]
     NothingImported {
         files: String,
@@ -77,7 +78,11 @@ pub enum LabelError {
     )]
     TagsColumn { path: PathBuf, column: &'static str },
     #[error(
-        "no imported label file matches {what:?}; `chaintrace labels list` shows the files (path, name or sha256 prefix)"
+        "--prefer {what:?} is no source or label file of the imported tags; `chaintrace labels list` shows the files and `chaintrace labels search` the sources"
+    )]
+    PreferUnknown { what: String },
+    #[error(
+        "no imported label file matches {what:?}; `chaintrace labels list` shows the files (give the path, the file name or at least 8 hex digits of its sha256)"
     )]
     NoSuchFile { what: String },
     #[error(
@@ -288,11 +293,9 @@ impl Collect<'_> {
         let (line, address) = (e.line, e.address);
         match normalise(address, e.currency) {
             Ok((address, chain, network)) => {
-                *self
-                    .report
-                    .categories
-                    .entry(e.category.to_string())
-                    .or_default() += 1;
+                // Categories are one vocabulary: "Exchange " and "exchange" are one.
+                let category = e.category.trim().to_lowercase();
+                *self.report.categories.entry(category.clone()).or_default() += 1;
                 if !e.is_public {
                     self.report.private += 1;
                 }
@@ -302,7 +305,7 @@ impl Collect<'_> {
                     network,
                     label: e.label.to_string(),
                     entity: e.actor.unwrap_or(e.label).to_string(),
-                    category: e.category.to_string(),
+                    category,
                     confidence: e.confidence.to_string(),
                     is_public: e.is_public,
                     source: if e.source.is_empty() {
@@ -656,10 +659,43 @@ pub fn read_tags(path: &Path) -> Result<Vec<(Tag, i64)>, LabelError> {
 pub fn load(
     data_dir: &Path,
     chain: Option<&str>,
+    network: Option<&str>,
     selection: &Selection,
 ) -> Result<Resolved, LabelError> {
-    let tags = read_tags(&tags_path(data_dir))?;
+    let mut tags = read_tags(&tags_path(data_dir))?;
+    for p in &selection.prefer {
+        let matches = |t: &Tag| {
+            *p == t.source
+                || *p == t.file
+                || Path::new(&t.file).file_name().and_then(|n| n.to_str()) == Some(p.as_str())
+        };
+        if !tags.iter().any(|(t, _)| matches(t)) {
+            return Err(LabelError::PreferUnknown { what: p.clone() });
+        }
+    }
+    if let Some(n) = network {
+        tags.retain(|(t, _)| on_network(t, n));
+    }
     Ok(resolve(&tags, chain, selection))
+}
+
+/// Whether a tag applies to a dataset of Bitcoin network `network` (`bitcoin`, `testnet`,
+/// `testnet4`, `signet`, `regtest`; any other name, e.g. Ethereum's, matches all). Base58
+/// addresses of the test networks and regtest look alike: such a tag matches both.
+pub fn on_network(t: &Tag, network: &str) -> bool {
+    if t.chain != "bitcoin" {
+        return true;
+    }
+    let bech32_regtest = t.address.starts_with("bcrt1");
+    let bech32_testnet = t.address.starts_with("tb1");
+    match network {
+        "bitcoin" => t.network == "bitcoin",
+        "regtest" => t.network == "regtest" || (t.network == "testnet" && !bech32_testnet),
+        "testnet" | "testnet4" | "signet" => {
+            t.network == "testnet" || (t.network == "regtest" && !bech32_regtest)
+        }
+        _ => true,
+    }
 }
 
 /// Writes `all` (sorted here) as `tags.parquet`, atomically.

@@ -7,8 +7,9 @@
 //!    or its file's name. Tags matching no entry rank after all that match one.
 //! 2. Confidence level: the GraphSense TagPack confidence id's level
 //!    ([`CONFIDENCE`], 14 ids on 9 levels); an id outside the table ranks lowest (0).
-//! 3. Recency: the tag's `lastmod` date (TagPack `lastmod`, CSV `lastmod` column), else the
-//!    day it was imported; newer first.
+//! 3. Recency: the tag's `lastmod` date (TagPack `lastmod`, CSV `lastmod` column), newer
+//!    first; a tag without one ranks after every dated tag (when or in which order files
+//!    were imported never decides).
 //! 4. A tie on all three is broken by the tag's own content — category, entity, label,
 //!    source in byte order — never by file name or import order, so renaming or reordering
 //!    files cannot change an answer. Such ties are reported as conflicts "decided by tie".
@@ -119,8 +120,6 @@ impl Resolved {
     }
 }
 
-const DAY_MS: i64 = 86_400_000;
-
 /// Days since 1970-01-01 of a `YYYY-MM-DD` date.
 fn days(date: &str) -> Option<i64> {
     let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
@@ -138,7 +137,7 @@ type Rank<'a> = (
     (&'a str, &'a str, &'a str, &'a str),
 );
 
-fn rank<'a>(t: &'a Tag, imported_at_ms: i64, prefer: &[String]) -> Rank<'a> {
+fn rank<'a>(t: &'a Tag, prefer: &[String]) -> Rank<'a> {
     let file_name = std::path::Path::new(&t.file)
         .file_name()
         .and_then(|n| n.to_str())
@@ -147,11 +146,7 @@ fn rank<'a>(t: &'a Tag, imported_at_ms: i64, prefer: &[String]) -> Rank<'a> {
         .iter()
         .position(|p| *p == t.source || *p == t.file || (!file_name.is_empty() && p == file_name))
         .unwrap_or(prefer.len());
-    let recency = t
-        .lastmod
-        .as_deref()
-        .and_then(days)
-        .unwrap_or(imported_at_ms.div_euclid(DAY_MS));
+    let recency = t.lastmod.as_deref().and_then(days).unwrap_or(i64::MIN);
     (
         preferred,
         Reverse(confidence_level(&t.confidence).unwrap_or(0)),
@@ -165,12 +160,14 @@ fn same_attribution(a: &Tag, b: &Tag) -> bool {
         && a.category.trim().eq_ignore_ascii_case(b.category.trim())
 }
 
-/// Applies the precedence to stored tags (`(tag, imported_at_ms)`, any order) of `chain`
+/// Applies the precedence to stored tags (`(tag, imported_at_ms)`, any order; the import
+/// time is not used) of `chain`
 /// (`bitcoin` or `ethereum`; `None`: both).
 pub fn resolve(tags: &[(Tag, i64)], chain: Option<&str>, selection: &Selection) -> Resolved {
     let mut by_address: BTreeMap<(&str, &str), Vec<(Rank<'_>, &Tag)>> = BTreeMap::new();
     let mut private_ignored = 0;
-    for (t, at) in tags {
+    // The import time is never a rank: when or in which order files came must not decide.
+    for (t, _imported_at) in tags {
         if chain.is_some_and(|c| c != t.chain) {
             continue;
         }
@@ -181,7 +178,7 @@ pub fn resolve(tags: &[(Tag, i64)], chain: Option<&str>, selection: &Selection) 
         by_address
             .entry((&t.chain, &t.address))
             .or_default()
-            .push((rank(t, *at, &selection.prefer), t));
+            .push((rank(t, &selection.prefer), t));
     }
     let mut out = Resolved {
         private_ignored,
@@ -219,6 +216,8 @@ pub fn resolve(tags: &[(Tag, i64)], chain: Option<&str>, selection: &Selection) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const DAY_MS: i64 = 86_400_000;
 
     fn tag(file: &str, entity: &str, category: &str, confidence: &str) -> Tag {
         Tag {
@@ -298,9 +297,13 @@ mod tests {
         old.lastmod = Some("2021-01-01".into());
         let mut new = tag("b.yaml", "New", "exchange", "service_data");
         new.lastmod = Some("2023-06-30".into());
-        let r = resolve(&[(new, 0), (old, DAY_MS * 30_000)], None, &sel);
+        let r = resolve(&[(new, 0), (old.clone(), DAY_MS * 30_000)], None, &sel);
         assert_eq!(r.chosen[0].entity, "New");
         assert_eq!(r.conflicts[0].decided_by, Rule::Recency);
+        // An undated tag never wins by being imported later.
+        let undated = tag("c.csv", "Undated", "darknet", "service_data");
+        let r = resolve(&[(undated, DAY_MS * 40_000), (old, 0)], None, &sel);
+        assert_eq!(r.chosen[0].entity, "Old");
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct End {
     /// The cluster holding `address` (`--level cluster`).
     #[serde(default)]
     pub cluster: Option<String>,
+    /// The whole value of the output (transfer) `amount` is part of.
+    #[serde(default)]
+    pub output_value: Option<crate::trace::Amount>,
     /// For a `coinjoin` end: `TXID (pattern)` of the CoinJoin.
     #[serde(default)]
     pub coinjoin: Option<String>,

@@ -521,7 +521,8 @@ fn deposit_addresses(s: &mut String, h: &HtmlInput, r: &super::case::PolicyResul
         .map(|e| ((e.txid.as_str(), super::case::paid_address(e)), e.time))
         .collect();
     // entity -> address -> (amount, payments, first, last)
-    let mut by: BTreeMap<(&str, &str), BTreeMap<&str, (Amount, usize, u32, u32)>> = BTreeMap::new();
+    type Deposits<'a> = BTreeMap<&'a str, (Amount, usize, u32, u32)>;
+    let mut by: BTreeMap<(&str, &str), Deposits> = BTreeMap::new();
     for e in r.ends.iter().filter(|e| e.kind == "exit") {
         let (Some(ent), Some(cat)) = (e.entity.as_deref(), e.category.as_deref()) else {
             continue;
@@ -554,7 +555,7 @@ fn deposit_addresses(s: &mut String, h: &HtmlInput, r: &super::case::PolicyResul
             xml(&money(c, total)),
             addrs.len()
         );
-        let mut rows: Vec<(&&str, &(Amount, usize, u32, u32))> = addrs.iter().collect();
+        let mut rows: Vec<_> = addrs.iter().collect();
         rows.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(b.0)));
         for (a, (amount, n, first, last)) in rows {
             let _ = write!(s, "<tr><td class=\"mono\">{}</td>", xml(a));

@@ -95,7 +95,15 @@ pub fn fiat_warnings(case: &Case, r: &PolicyResult, p: &fmt::Prices) -> Vec<Stri
 /// One sentence on what the trace shows, under `r`.
 pub fn headline(case: &Case, r: &PolicyResult) -> String {
     let unit = case.unit();
-    let amt = |v: Amount| format!("{} {unit}", graph::trim(v, case.decimals()));
+    // Every decimal kept (0.01800000 BTC, not 0.018), and satoshi beside BTC.
+    let amt = |v: Amount| {
+        let text = format!("{} {unit}", fmt::amount(v, case.decimals()));
+        if case.asset.is_none() {
+            format!("{text} ({v} sat)")
+        } else {
+            text
+        }
+    };
     let mut per_cat: BTreeMap<&str, (Amount, BTreeSet<&str>)> = BTreeMap::new();
     for e in r.ends.iter().filter(|e| e.kind == "exit") {
         if let (Some(c), Some(ent)) = (&e.category, &e.entity) {
@@ -132,16 +140,39 @@ pub fn headline(case: &Case, r: &PolicyResult) -> String {
         .collect();
     parts.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     let t = &r.totals;
+    // The other ends that hold value, largest first (zeros left out).
+    let mut rest: Vec<(Amount, &str)> = [
+        (t.holdings, "unspent"),
+        (t.fees, "in fees"),
+        (t.hop_limit, "beyond the hop limit"),
+        (t.outside_window, "outside the window"),
+        (t.below_min, "below the minimum"),
+        (t.coinjoins, "into CoinJoins"),
+        (t.mined, "mined"),
+    ]
+    .into_iter()
+    .filter(|x| x.0 > 0)
+    .collect();
+    rest.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    let rest: Vec<String> = rest
+        .into_iter()
+        .map(|(v, what)| format!("{} {what}", amt(v)))
+        .collect();
+    let rest = if rest.is_empty() {
+        String::new()
+    } else {
+        format!("; {}", rest.join(", "))
+    };
     let context = if backward {
+        format!("of {} traced back from {seeds}{rest}", amt(t.seeded))
+    } else if r.policy == "poison" {
         format!(
-            "of {} traced back from {seeds}; {} unspent, {} in fees",
-            amt(t.seeded),
-            amt(t.holdings),
-            amt(t.fees)
+            "an upper bound: whole outputs touched, of {} seeded in {seeds}{rest}",
+            amt(t.seeded)
         )
     } else {
         format!(
-            "of {} that entered {seeds} from outside{}; {} unspent, {} in fees",
+            "of {} that entered {seeds} from outside{}{rest}",
             amt(t.entered_seeds),
             if t.returned_to_seeds > 0 {
                 format!(
@@ -150,9 +181,7 @@ pub fn headline(case: &Case, r: &PolicyResult) -> String {
                 )
             } else {
                 String::new()
-            },
-            amt(t.holdings),
-            amt(t.fees)
+            }
         )
     };
     if parts.is_empty() {
@@ -292,7 +321,7 @@ fn sankey_data(case: &Case, r: &PolicyResult) -> SankeyData {
     // The ends that are not outputs (exits and holdings came from `r.ends` above).
     for (name, v) in r.totals.ends() {
         let cat = match name {
-            "reached exits" | "held" => continue,
+            "reached exits" | "held (unspent)" => continue,
             "back into seeds" => "seed",
             _ => "not followed",
         };

@@ -128,6 +128,7 @@ impl Source {
         let resolved = crate::labels::load(
             &self.data,
             Some("bitcoin"),
+            Some(&self.network),
             &crate::labels::Selection {
                 include_private: self.include_private,
                 prefer: self.prefer.clone(),

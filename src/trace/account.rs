@@ -384,7 +384,9 @@ impl<'a> Walk<'a> {
             .collect()
     }
 
-    /// Records where traced value ended: at account `a`, brought by transaction `tx`.
+    /// Records where traced value ended: at account `a`, brought by transaction `tx`
+    /// (`whole`: the value of that transfer, of which `amount` is traced).
+    #[allow(clippy::too_many_arguments)]
     fn end(
         &mut self,
         accounts: &[String],
@@ -392,6 +394,7 @@ impl<'a> Walk<'a> {
         a: u32,
         tx: Option<&str>,
         amount: Amount,
+        whole: Option<Amount>,
         hop: u32,
     ) {
         let l = self.labels.get(&a);
@@ -405,6 +408,7 @@ impl<'a> Walk<'a> {
             entity: l.map(|l| l.entity.clone()),
             category: l.map(|l| l.category.clone()),
             cluster: None,
+            output_value: whole,
             coinjoin: None,
             path: Vec::new(),
         });
@@ -445,6 +449,7 @@ fn edge(accounts: &[String], txids: &[String], t: &Transfer, amount: Amount, hop
         vout: 0,
         from_address: accounts[t.from as usize].clone(),
         to_address: accounts[t.to as usize].clone(),
+        output_value: Some(t.value),
     }
 }
 
@@ -570,7 +575,15 @@ impl<'a> Forward<'a> {
                     // An exit keeps no taint.
                     w.totals.exits += carried;
                     let txid = txids[t.tx as usize].as_str();
-                    w.end(accounts, "exit", t.to, Some(txid), carried, h);
+                    w.end(
+                        accounts,
+                        "exit",
+                        t.to,
+                        Some(txid),
+                        carried,
+                        Some(t.value),
+                        h,
+                    );
                     w.pred
                         .entry(t.to)
                         .or_insert_with(|| (t.from, txid.to_string()));
@@ -607,7 +620,8 @@ impl<'a> Forward<'a> {
             self.w.totals.holdings += v;
             let h = self.w.hop.get(&a).copied().unwrap_or(0);
             let tx = self.w.last_tx.get(&a).cloned();
-            self.w.end(accounts, "holding", a, tx.as_deref(), v, h);
+            self.w
+                .end(accounts, "holding", a, tx.as_deref(), v, None, h);
         }
         self.w.finish(Direction::Forward)
     }
@@ -791,7 +805,15 @@ impl<'a> Backward<'a> {
                     false
                 } else if !seed_tx && w.stops(t.from) {
                     w.totals.exits += carried;
-                    w.end(accounts, "exit", t.from, Some(txid), carried, h);
+                    w.end(
+                        accounts,
+                        "exit",
+                        t.from,
+                        Some(txid),
+                        carried,
+                        Some(t.value),
+                        h,
+                    );
                     if t.to != FEE {
                         w.pred
                             .entry(t.from)
@@ -835,7 +857,7 @@ impl<'a> Backward<'a> {
             let h = self.w.hop.get(&a).copied().unwrap_or(0);
             let tx = self.w.last_tx.get(&a).cloned();
             let kind = if minted { "mined" } else { "holding" };
-            self.w.end(accounts, kind, a, tx.as_deref(), v, h);
+            self.w.end(accounts, kind, a, tx.as_deref(), v, None, h);
         }
         self.w.finish(Direction::Backward)
     }

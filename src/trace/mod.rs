@@ -79,6 +79,10 @@ pub struct Edge {
     pub from_address: String,
     #[serde(default)]
     pub to_address: String,
+    /// The whole value of the paid output (account model: of the transfer), of which
+    /// `amount` is the traced part: "amount of a output_value deposit".
+    #[serde(default)]
+    pub output_value: Option<Amount>,
 }
 
 /// Where the traced satoshi ended.
@@ -103,16 +107,21 @@ pub struct Totals {
     /// Taint that reached a detected CoinJoin and was not followed through it.
     #[serde(default)]
     pub coinjoins: Amount,
+    /// Taint in outputs spent after the height/time window (backward: created before it):
+    /// not followed, and not "held" either.
+    #[serde(default)]
+    pub outside_window: Amount,
 }
 
 impl Totals {
     /// Where the seeded amount ended, named, in report order (the seeded amount itself is
     /// not among them).
-    pub fn ends(&self) -> [(&'static str, Amount); 8] {
+    pub fn ends(&self) -> [(&'static str, Amount); 9] {
         [
             ("reached exits", self.exits),
             ("fees", self.fees),
-            ("held", self.holdings),
+            ("held (unspent)", self.holdings),
+            ("spent outside the window", self.outside_window),
             ("below minimum", self.below_min),
             ("beyond hop limit", self.hop_limit),
             ("mined", self.mined),
@@ -141,6 +150,9 @@ pub struct End {
     /// With `--level cluster`: the cluster (named by its representative address) that
     /// holds `address`; `address` stays the address that was paid.
     pub cluster: Option<String>,
+    /// The whole value of the output (account model: of the transfer) of which `amount` is
+    /// the traced part; `None` for an account's holding.
+    pub output_value: Option<Amount>,
     /// For a `coinjoin` end: the CoinJoin transaction the tainted output entered (forward)
     /// or came from (backward), and the pattern detected, as `TXID (pattern)`.
     pub coinjoin: Option<String>,
@@ -228,6 +240,7 @@ pub fn run(
             entity: l.map(|l| l.entity.clone()),
             category: l.map(|l| l.category.clone()),
             cluster: None,
+            output_value: Some(idx.out_value.get(o as usize).into()),
             coinjoin: None,
             path: Vec::new(),
         }
@@ -256,7 +269,12 @@ pub fn run(
             Some(t) if (p.from_height..=p.to_height).contains(&height_of(t)) => {
                 queue.insert(t);
             }
-            _ => {
+            // Spent (forward) or created (backward) outside the height window: not held.
+            Some(_) => {
+                totals.outside_window += Amount::from(amount);
+                ends.push(end("outside_window", o, amount, h));
+            }
+            None => {
                 totals.holdings += Amount::from(amount);
                 ends.push(end("holding", o, amount, h));
             }
@@ -391,6 +409,7 @@ pub fn run(
                         hop: h,
                         vout: u32::try_from(paid - idx.tx_out_start.get(t as usize))
                             .expect("an output index fits u32"),
+                        output_value: Some(idx.out_value.get(paid as usize).into()),
                     });
                 }
             }
@@ -433,6 +452,8 @@ pub fn run(
         if p.direction == Direction::Forward {
             path.reverse();
         }
+        // The hop shown is the number of transactions on the path shown.
+        e.hop = u32::try_from(path.len()).unwrap_or(u32::MAX);
         e.path = path;
     }
     PolicyResult::new(policy, totals, edges, ends)

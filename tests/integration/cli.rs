@@ -96,3 +96,31 @@ fn the_dataset_is_found_from_env_config_or_inside_paths_and_typos_create_nothing
     assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
     assert!(!typo.exists(), "a typo created a folder");
 }
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    // `chaintrace --help | head -1`: the reader goes away; no panic, no exit code 101.
+    let mut child = Command::new(bin())
+        .arg("--help")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_ne!(
+        o.status.code(),
+        Some(101),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
+    let o = run(&["--json", "--version"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(
+        v["version"]
+            .as_str()
+            .unwrap()
+            .starts_with(env!("CARGO_PKG_VERSION"))
+    );
+}

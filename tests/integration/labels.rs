@@ -233,6 +233,33 @@ fn spreadsheet_csv_quirks_are_read_or_named() {
         ("exchange", "ExampleExchange, Inc.")
     );
 
+    // Windows line ends: the rejected row is named by its line in the file; categories are
+    // one vocabulary whatever their case.
+    let crlf = d.path().join("crlf.csv");
+    std::fs::write(
+        &crlf,
+        "address,label,category\r\n3K35dyL85fR9ht7UgzPfd1gLRRXQtNTqE3,x, Exchange \r\n,,\r\nbad,y,exchange\r\n",
+    )
+    .unwrap();
+    let o = run(&["labels", "import", crlf.to_str().unwrap(), "--data", data]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("crlf.csv:4: rejected \"bad\""),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !stderr(&o).contains("crlf.csv:3"),
+        "an empty row is skipped: {}",
+        stderr(&o)
+    );
+    let tags = read_tags(&tags_path(d.path())).unwrap();
+    let t = tags
+        .iter()
+        .find(|(t, _)| t.file.ends_with("crlf.csv"))
+        .unwrap();
+    assert_eq!((t.0.category.as_str(), t.0.line), ("exchange", 2));
+
     // Semicolons and tabs, as spreadsheets export them.
     for (name, sep, word) in [("semi.csv", ";", "semicolon"), ("tab.csv", "\t", "tab")] {
         let f = d.path().join(name);

@@ -96,6 +96,7 @@ fn ends_total(tot: &Value) -> i64 {
         "mined",
         "returned_to_seeds",
         "coinjoins",
+        "outside_window",
     ]
     .iter()
     .map(|k| tot[k].as_i64().unwrap())
@@ -350,7 +351,11 @@ fn traces_are_reproducible_and_backward_traces_balance() {
     let o = window("2000-01-01", "2026-11-24");
     ok(&o);
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(v[0]["totals"]["holdings"], v[0]["totals"]["seeded"]);
+    // Spent after the window is not "held": its own end; only what is still unspent is.
+    let tot = &v[0]["totals"];
+    let n = |k: &str| tot[k].as_i64().unwrap();
+    assert_eq!(n("outside_window") + n("holdings"), n("seeded"));
+    assert!(n("outside_window") > n("holdings"));
     let o = window("1999-01-01", "2000-01-01");
     assert_eq!(o.status.code(), Some(1));
     // --json: the error is the JSON document on stdout.
@@ -364,7 +369,7 @@ fn traces_are_reproducible_and_backward_traces_balance() {
     let o = window("2026-11-25", "2026-11-27");
     ok(&o);
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    let held = v[0]["totals"]["holdings"].as_i64().unwrap();
+    let held = v[0]["totals"]["outside_window"].as_i64().unwrap();
     assert!(held > 0 && held < v[0]["totals"]["seeded"].as_i64().unwrap());
 
     // Bad seeds are named.
@@ -510,7 +515,8 @@ fn conflicting_tags_give_the_same_answer_whatever_the_file_names() {
     let o = run_trace(d.path(), &flagged(), case.path(), &args);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("the categories present are: merchant"),
+        stderr(&o).contains("only tags that lost a conflict carry it, at 185 address(es)")
+            && stderr(&o).contains("--prefer"),
         "{}",
         stderr(&o)
     );
@@ -535,6 +541,19 @@ fn conflicting_tags_give_the_same_answer_whatever_the_file_names() {
     );
     assert_eq!(t["label_conflicts"][0]["decided_by"], "confidence");
     assert!(t["parameters"]["labels_private_ignored"].as_u64().unwrap() > 0);
+    // A --prefer naming nothing imported is an error, not silently ignored.
+    let o = run_trace(
+        d.path(),
+        &flagged(),
+        case.path(),
+        &["--prefer", "no_such_list.csv"],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("is no source or label file"),
+        "{}",
+        stderr(&o)
+    );
     let mut preferred: Vec<&str> = args.to_vec();
     preferred.extend(["--prefer", "aa_list.csv"]);
     let case = tempfile::tempdir().unwrap();
@@ -625,7 +644,12 @@ fn seeds_and_options_are_checked_with_their_own_messages() {
     assert_eq!(upper["parameters"]["min_value"], 1000);
     let lists = tempfile::tempdir().unwrap();
     let file = lists.path().join("seeds.csv");
-    std::fs::write(&file, format!("\u{feff}address\n{vendor}\n")).unwrap();
+    // As a spreadsheet saves it: BOM, semicolons, a header, CRLF.
+    std::fs::write(
+        &file,
+        format!("\u{feff}address;entity\r\n{vendor};vendor\r\n"),
+    )
+    .unwrap();
     let from_file = trace(
         d.path(),
         &format!("@{}", file.display()),
@@ -637,6 +661,52 @@ fn seeds_and_options_are_checked_with_their_own_messages() {
         upper["results"][0]["totals"]
     );
 
+    // A bad seed in a file is named by file and line.
+    let bad = lists.path().join("bad-seeds.csv");
+    std::fs::write(&bad, format!("address\n{vendor}\n0xabc\n")).unwrap();
+    fails(&format!("@{}", bad.display()), &[], "bad-seeds.csv:3");
+
+    // The same trace written another way reproduces its case; the old report goes.
+    let again = tempfile::tempdir().unwrap();
+    let first = [
+        "trace",
+        "--data",
+        d.path().to_str().unwrap(),
+        "--seed",
+        &vendor,
+        "--policy",
+        "fifo",
+        "--out",
+        again.path().to_str().unwrap(),
+    ];
+    ok(&run(&first));
+    ok(&run(&[
+        "report",
+        again.path().to_str().unwrap(),
+        "--format",
+        "json",
+    ]));
+    let dotted = format!("{}/.", d.path().display());
+    let o = run(&[
+        "trace",
+        "-q",
+        "--policy",
+        "fifo",
+        "--seed",
+        &vendor,
+        "--out",
+        again.path().to_str().unwrap(),
+        "--data",
+        &dotted,
+    ]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("described the earlier run"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!again.path().join("report").exists());
+
     // --json: one JSON document on stdout, errors and usage errors included.
     let o = run_trace(d.path(), "0xabc", case.path(), &["--json"]);
     assert_eq!(o.status.code(), Some(1));
@@ -647,6 +717,12 @@ fn seeds_and_options_are_checked_with_their_own_messages() {
     assert_eq!(o.status.code(), Some(1));
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["error"]["kind"], "usage");
+    let o = run(&["--json", "trace", "--seed", &vendor]);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("--out"),
+        "the missing argument is named: {v}"
+    );
 }
 
 #[test]

@@ -180,7 +180,7 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             a.seeds.join(", ")
         )));
     }
-    let (labels, resolved) = load_labels(a, "ethereum", |addr| accounts.id(addr))?;
+    let (labels, resolved) = load_labels(a, "ethereum", "mainnet", |addr| accounts.id(addr))?;
     let stop_at = check_stop_at(a, &resolved)?;
     let direction = if a.direction == "backward" {
         Direction::Backward
