@@ -282,7 +282,7 @@ pub fn render(h: &HtmlInput) -> String {
             }
             s.push_str("</table>\n");
         }
-        s.push_str("<h3>Every exit</h3>\n<table>\n<tr><th>output</th><th>address paid</th><th>its cluster</th><th>entity</th><th>category</th><th>amount</th><th>hop</th><th>path (transactions from a seed)</th></tr>\n");
+        s.push_str("<h3>Every exit</h3>\n<table>\n<tr><th>output</th><th>address paid</th><th>its cluster</th><th>entity</th><th>category</th><th>traced amount, of the deposit (share)</th><th>hop (transactions on the path)</th><th>path (transactions from a seed)</th></tr>\n");
         for e in r.ends.iter().filter(|e| e.entity.is_some()) {
             let _ = write!(
                 s,
@@ -294,7 +294,20 @@ pub fn render(h: &HtmlInput) -> String {
                 xml(e.entity.as_deref().unwrap_or("")),
                 xml(e.category.as_deref().unwrap_or(""))
             );
-            num_cell(&mut s, &money(c, e.amount));
+            let of = match e.output_value {
+                Some(w) if w > 0 => {
+                    let bp = (e.amount.saturating_mul(10_000) + w / 2) / w;
+                    format!(
+                        "{} of a {} deposit ({}.{:02} %)",
+                        money(c, e.amount),
+                        money(c, w),
+                        bp / 100,
+                        bp % 100
+                    )
+                }
+                _ => money(c, e.amount),
+            };
+            num_cell(&mut s, &of);
             let _ = writeln!(
                 s,
                 "<td class=\"n\">{}</td><td class=\"mono\">{}</td></tr>",

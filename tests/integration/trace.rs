@@ -946,3 +946,44 @@ fn taint_stops_where_it_enters_a_coinjoin_unless_asked_to_follow() {
         "--through-coinjoins follows it"
     );
 }
+
+#[test]
+fn thin_exits_are_shown_as_shares_of_their_deposits_and_poison_as_outputs_touched() {
+    let d = labelled_world();
+    let case = tempfile::tempdir().unwrap();
+    // Through the CoinJoin, haircut spreads the vendor's coins thinly over many deposits.
+    let args = [
+        "--policy",
+        "haircut,poison",
+        "--through-coinjoins",
+        "--min-share",
+        "50",
+    ];
+    let o = run_trace(d.path(), &flagged(), case.path(), &args);
+    ok(&o);
+    let text = stdout(&o);
+    assert!(text.contains("carry under 1 % of their deposit"), "{text}");
+    assert!(text.contains("below --min-share 50 % not listed"), "{text}");
+    assert!(text.contains("outputs touched:"), "{text}");
+    let t: Value =
+        serde_json::from_slice(&std::fs::read(case.path().join("trace.json")).unwrap()).unwrap();
+    for r in t["results"].as_array().unwrap() {
+        for e in r["ends"].as_array().unwrap() {
+            let whole = e["output_value"].as_i64().unwrap();
+            assert!(e["amount"].as_i64().unwrap() <= whole || r["policy"] == "poison");
+            // The hop shown counts the transactions of the path shown.
+            assert_eq!(
+                e["hop"].as_u64().unwrap() as usize,
+                e["path"].as_array().unwrap().len()
+            );
+        }
+    }
+    ok(&run(&[
+        "report",
+        case.path().to_str().unwrap(),
+        "--format",
+        "html",
+    ]));
+    let html = std::fs::read_to_string(case.path().join("report/report.html")).unwrap();
+    assert!(html.contains(" deposit (") && html.contains(" %)"));
+}
