@@ -569,6 +569,10 @@ pub struct IngestEthereumArgs {
     /// Dataset directory.
     #[arg(long, value_name = "DIR", default_value = "data")]
     pub data: PathBuf,
+    /// Delete DATA/ethereum/ first when it holds another chain (the node's chain leaves it
+    /// more than 100 blocks below its tip); without it such an ingest is refused.
+    #[arg(long)]
+    pub replace: bool,
     /// Requests in flight to the node.
     #[arg(long, value_name = "K", default_value_t = 4)]
     pub concurrency: usize,

@@ -263,6 +263,8 @@ pub(crate) fn ethereum(cli: &Cli, a: &super::args::IngestEthereumArgs) -> Result
     use crate::ingest::bitcoin::rpc::RpcClient;
     use crate::ingest::ethereum::ingest::{EthOptions, Traces, ingest};
     let _lock = lock_dataset(&a.data)?;
+    crate::ingest::stop_on_ctrl_c()
+        .map_err(|e| CliError::user(anyhow!("cannot install the Ctrl-C handler: {e}")))?;
     if a.part_blocks == 0 {
         return Err(CliError::user(anyhow!("--part-blocks must be at least 1")));
     }
@@ -280,9 +282,13 @@ pub(crate) fn ethereum(cli: &Cli, a: &super::args::IngestEthereumArgs) -> Result
         },
         part_blocks: a.part_blocks,
         max_rps: a.max_rps.max(0.0),
+        replace: a.replace,
     };
     let pb = progress_bar(cli, "blocks");
-    let s = ingest(client, &opts, &pb).map_err(CliError::user)?;
+    let s = ingest(client, &opts, &pb).map_err(|e| CliError {
+        code: if crate::ingest::interrupted() { 130 } else { 1 },
+        error: e,
+    })?;
     if cli.json {
         println!(
             "{}",

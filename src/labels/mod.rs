@@ -235,6 +235,12 @@ pub fn normalise(address: &str, currency: &str) -> Result<(String, String, Strin
                     "an Ethereum address has 40 hex digits after 0x".into(),
                 ));
             }
+            if !eip55_ok(hex) {
+                return Err(Normalise::Invalid(
+                    "the EIP-55 checksum of this mixed-case address fails: a character is mistyped"
+                        .into(),
+                ));
+            }
             let lower = format!("0x{}", hex.to_ascii_lowercase());
             if lower == "0x0000000000000000000000000000000000000000" {
                 return Err(Normalise::ZeroAddress);
@@ -243,6 +249,25 @@ pub fn normalise(address: &str, currency: &str) -> Result<(String, String, Strin
         }
         other => Err(Normalise::Unsupported(other.to_string())),
     }
+}
+
+/// Whether the 40 hex digits of an Ethereum address pass the EIP-55 mixed-case checksum
+/// (all lower or all upper case carries no checksum and passes). Source: EIP-55.
+pub fn eip55_ok(hex40: &str) -> bool {
+    let has_lower = hex40.bytes().any(|b| b.is_ascii_lowercase());
+    let has_upper = hex40.bytes().any(|b| b.is_ascii_uppercase());
+    if !(has_lower && has_upper) {
+        return true;
+    }
+    let lower = hex40.to_ascii_lowercase();
+    let mut hash = [0u8; 32];
+    let mut k = tiny_keccak::Keccak::v256();
+    tiny_keccak::Hasher::update(&mut k, lower.as_bytes());
+    tiny_keccak::Hasher::finalize(k, &mut hash);
+    hex40.bytes().enumerate().all(|(i, c)| {
+        let nibble = (hash[i / 2] >> if i % 2 == 0 { 4 } else { 0 }) & 0x0f;
+        !c.is_ascii_alphabetic() || (nibble >= 8) == c.is_ascii_uppercase()
+    })
 }
 
 /// Why an address was not normalised.
@@ -964,6 +989,14 @@ mod tests {
         );
         assert!(matches!(
             normalise("0x123", "ETH"),
+            Err(Normalise::Invalid(_))
+        ));
+        // EIP-55's own example, and the same address with one letter's case flipped.
+        assert!(eip55_ok("5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"));
+        assert!(!eip55_ok("5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD"));
+        assert!(eip55_ok("5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"));
+        assert!(matches!(
+            normalise("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeD", "ETH"),
             Err(Normalise::Invalid(_))
         ));
         assert_eq!(

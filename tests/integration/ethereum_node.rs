@@ -538,3 +538,31 @@ fn token_deposit_addresses_cluster_their_customers() {
     assert!(of(d1) == of(d2) && of(d1) == of(hot));
     assert_eq!(of(other), None);
 }
+
+#[test]
+fn another_ethereum_chain_is_refused_unless_replace() {
+    // Two anvil chains of the same chain id: the second is another chain, not a reorg.
+    let a = Anvil::start();
+    a.call("anvil_mine", serde_json::json!(["0x96"])); // 150 blocks
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    ok(&ingest_eth(&a, &data, &["--traces", "none"]));
+    drop(a);
+    let b = Anvil::start();
+    b.call(
+        "evm_setNextBlockTimestamp",
+        serde_json::json!([4_000_000_000u64]),
+    );
+    b.call("anvil_mine", serde_json::json!(["0x96"]));
+    let chain = data.join("ethereum");
+    let before = tree(&chain);
+    let o = ingest_eth(&b, &data, &["--traces", "none"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("holds another chain") && stderr(&o).contains("--replace"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(tree(&chain) == before, "a refused ingest changes nothing");
+    ok(&ingest_eth(&b, &data, &["--traces", "none", "--replace"]));
+}

@@ -99,6 +99,11 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         {
             seed_txs.insert(lower);
         } else if eth::is_address(&lower) {
+            if !crate::labels::eip55_ok(&it[2..]) {
+                return Err(CliError::user(anyhow!(
+                    "seed {it}: the EIP-55 checksum of this mixed-case address fails: a character is mistyped; copy the address again"
+                )));
+            }
             seed_accounts.push((it.clone(), lower));
         } else {
             return Err(CliError::user(anyhow!(

@@ -45,6 +45,9 @@ pub struct EthOptions {
     pub part_blocks: u32,
     /// At most this many requests per second (0: no limit).
     pub max_rps: f64,
+    /// Replace a dataset of another chain (one the node's chain leaves more than
+    /// [`crate::ingest::bitcoin::MAX_REORG_DEPTH`] blocks below its tip) instead of refusing.
+    pub replace: bool,
 }
 
 /// What an ingest did.
@@ -557,6 +560,10 @@ pub fn ingest(
         format!("chain-{chain_id}")
     };
     let chain_dir = opts.data.join("ethereum");
+    if opts.replace && chain_dir.exists() {
+        std::fs::remove_dir_all(&chain_dir)
+            .with_context(|| format!("cannot remove {}", chain_dir.display()))?;
+    }
     let mut manifest = match Manifest::load(&chain_dir)? {
         Some(m) if m.network != network => {
             return Err(anyhow!(
@@ -625,6 +632,18 @@ pub fn ingest(
             height: stale[0].to,
             hash: stale[0].last_hash.clone(),
         });
+        let depth = u64::from(old_tip.height).saturating_sub(fork);
+        if depth > u64::from(crate::ingest::bitcoin::MAX_REORG_DEPTH) {
+            return Err(anyhow!(
+                "{} holds another chain: its tip {} at block {} (ingested from {} {}) leaves the node's chain {depth} blocks deep, deeper than a reorganisation ({} blocks). Ingest into another --data, or add --replace to delete this dataset and ingest the node's chain",
+                chain_dir.display(),
+                old_tip.hash,
+                old_tip.height,
+                manifest.source.kind,
+                manifest.source.location,
+                crate::ingest::bitcoin::MAX_REORG_DEPTH
+            ));
+        }
         let mut names: Vec<String> = stale
             .iter()
             .map(|p| sink::part_name(p.from, p.to))
@@ -671,6 +690,17 @@ pub fn ingest(
     };
     let mut start = first;
     while start <= to {
+        if crate::ingest::interrupted() {
+            return Err(anyhow!(
+                "interrupted: {} part(s) written by this run; the dataset {} now ends at block {}; run the same command again to resume from there",
+                summary.parts_written,
+                chain_dir.display(),
+                manifest
+                    .tip
+                    .as_ref()
+                    .map_or_else(|| "(none)".to_string(), |t| t.height.to_string())
+            ));
+        }
         let end = (start + n - 1).min(to);
         let (pf, pt) = (start as u32, end as u32);
         if manifest.parts.iter().any(|p| p.from == pf && p.to >= pt) {
