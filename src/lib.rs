@@ -11,6 +11,7 @@
 /// records.
 pub const VERSION: &str = env!("CHAINTRACE_VERSION");
 
+pub mod case;
 pub mod cli;
 pub mod cluster;
 pub mod index;

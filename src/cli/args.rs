@@ -38,6 +38,13 @@ pub enum Command {
     /// Import labels: GraphSense TagPacks, OFAC lists, CSV.
     #[command(subcommand)]
     Labels(LabelsCommand),
+    /// A case folder as evidence: metadata, notes, its audit trail and its verification.
+    ///
+    /// Every trace and report run on a case appends to CASE/audit.jsonl, an append-only,
+    /// hash-chained log (each entry holds the sha256 of the line before it) with the time,
+    /// tool version and commit, the command as typed and the sha256 of every input and output.
+    #[command(subcommand)]
+    Case(CaseCommand),
     /// Cluster addresses into entities; explain and show clusters.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -99,6 +106,7 @@ impl Command {
             Command::Ingest(i) if matches!(**i, IngestCommand::Bitcoin(_)) => "ingest bitcoin",
             Command::Ingest(_) => "ingest ethereum",
             Command::Labels(_) => "labels",
+            Command::Case(_) => "case",
             Command::Cluster(ClusterCommand::Ethereum(_)) => "cluster ethereum",
             Command::Cluster(_) => "cluster",
             Command::Trace(_) => "trace",
@@ -647,6 +655,70 @@ pub enum LabelsCommand {
     /// confidence level, then the more recent lastmod (or import day), then content order.
     /// trace, stats, cluster and report apply the same rule.
     Conflicts(LabelsConflictsArgs),
+}
+
+/// `chaintrace case ...`
+#[derive(Debug, Subcommand)]
+pub enum CaseCommand {
+    /// Write CASE/case.toml: the case number, examiner, agency and question (shown in the
+    /// report and the log). The folder may be new; trace into it afterwards.
+    Init(CaseInitArgs),
+    /// Append a note to the case's audit trail (shown in the report).
+    Note(CaseNoteArgs),
+    /// Print the case's audit trail.
+    Log(CaseDirArgs),
+    /// Check the case: the audit trail's hash chain, the hashes of the files the last trace
+    /// and report wrote, and (unless --no-rerun) run the recorded trace again on the recorded
+    /// dataset to confirm the same bytes. Prints what differs; exits 1 if anything does.
+    Verify(CaseVerifyArgs),
+}
+
+/// `chaintrace case init`.
+#[derive(Debug, Args)]
+pub struct CaseInitArgs {
+    /// Case folder.
+    #[arg(value_name = "CASE")]
+    pub case: PathBuf,
+    /// The agency's case or file number.
+    #[arg(long)]
+    pub number: Option<String>,
+    #[arg(long)]
+    pub examiner: Option<String>,
+    #[arg(long)]
+    pub agency: Option<String>,
+    /// The question the case answers.
+    #[arg(long)]
+    pub question: Option<String>,
+}
+
+/// `chaintrace case note`.
+#[derive(Debug, Args)]
+pub struct CaseNoteArgs {
+    /// Case folder.
+    #[arg(value_name = "CASE")]
+    pub case: PathBuf,
+    /// The note.
+    #[arg(value_name = "TEXT")]
+    pub text: String,
+}
+
+/// `chaintrace case log`.
+#[derive(Debug, Args)]
+pub struct CaseDirArgs {
+    /// Case folder.
+    #[arg(value_name = "CASE")]
+    pub case: PathBuf,
+}
+
+/// `chaintrace case verify`.
+#[derive(Debug, Args)]
+pub struct CaseVerifyArgs {
+    /// Case folder.
+    #[arg(value_name = "CASE")]
+    pub case: PathBuf,
+    /// Check the hashes only; do not run the trace again.
+    #[arg(long)]
+    pub no_rerun: bool,
 }
 
 /// Label file formats.

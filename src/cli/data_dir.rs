@@ -161,6 +161,6 @@ pub fn resolve_command(command: &mut Command) -> Result<(), CliError> {
             StatsCommand::Exposure(a) => dataset(&mut a.common.dataset),
         },
         Command::Eval(EvalCommand::Clusters(a)) => dataset(&mut a.dataset),
-        Command::Report(_) | Command::Simulate(_) | Command::Demo(_) => Ok(()),
+        Command::Report(_) | Command::Simulate(_) | Command::Demo(_) | Command::Case(_) => Ok(()),
     }
 }

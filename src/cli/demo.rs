@@ -81,7 +81,11 @@ fn step(cli: &Cli, what: &str, args: &[&str]) -> Result<(), CliError> {
         quiet: true,
         command: parsed.command,
     };
-    super::run(&sub).map_err(|e| CliError {
+    // The case records the step as a user would type it, not `chaintrace demo`.
+    super::set_command_line(Some(argv.iter().map(|s| s.to_string()).collect()));
+    let result = super::run(&sub);
+    super::set_command_line(None);
+    result.map_err(|e| CliError {
         code: e.code,
         error: e.error.context(format!("demo step {what} failed")),
     })

@@ -1,6 +1,7 @@
 //! The `chaintrace` command line (DESIGN.md §2).
 
 mod args;
+mod case;
 mod cluster;
 pub mod data_dir;
 mod demo;
@@ -104,6 +105,9 @@ pub fn main() -> ExitCode {
             }) {
                 return ExitCode::SUCCESS;
             }
+            if e.error.downcast_ref::<Reported>().is_some() {
+                return ExitCode::from(e.code);
+            }
             let message = format!("{:#}", e.error);
             let (kind, hint) = match e.code {
                 2 => (
@@ -147,6 +151,7 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Report(a) => report::run(cli, a),
         Command::Demo(a) => demo::run(cli, a),
         Command::Stats(s) => stats::run(cli, s),
+        Command::Case(c) => case::run(cli, c),
         Command::Labels(args::LabelsCommand::Import(a)) => labels::import(cli, a),
         Command::Labels(args::LabelsCommand::List(a)) => labels::list(cli, a),
         Command::Labels(args::LabelsCommand::Search(a)) => labels::search(cli, a),
@@ -162,6 +167,38 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
             other.name(),
             crate::VERSION
         ))),
+    }
+}
+
+/// An error already reported on stdout (as the command's JSON document): exit with its code,
+/// print nothing more.
+#[derive(Debug)]
+pub(crate) struct Reported;
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("reported above")
+    }
+}
+
+impl std::error::Error for Reported {}
+
+/// The command line a case records: the one typed, or the step the demo runs.
+static COMMAND_LINE: std::sync::Mutex<Option<Vec<String>>> = std::sync::Mutex::new(None);
+
+/// The command line being run (see [`COMMAND_LINE`]).
+pub(crate) fn command_line() -> Vec<String> {
+    COMMAND_LINE
+        .lock()
+        .ok()
+        .and_then(|c| c.clone())
+        .unwrap_or_else(|| std::env::args().collect())
+}
+
+/// Records `argv` as the command line being run, until `None` is set again.
+pub(crate) fn set_command_line(argv: Option<Vec<String>>) {
+    if let Ok(mut c) = COMMAND_LINE.lock() {
+        *c = argv;
     }
 }
 

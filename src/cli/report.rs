@@ -40,7 +40,7 @@ pub(crate) fn options(a: &ReportArgs) -> Result<ReportOptions, CliError> {
         prices: a.prices.clone(),
         currency: a.fiat.clone(),
         timestamp,
-        command: std::env::args().collect(),
+        command: super::command_line(),
         max_table_rows: a.max_table_rows,
     })
 }

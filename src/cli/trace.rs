@@ -610,6 +610,12 @@ fn prepare_out(a: &TraceArgs) -> Result<(), CliError> {
             )));
         }
     };
+    // The case's metadata and audit trail belong to it and are never removed.
+    let kept = [crate::case::META_FILE, crate::case::AUDIT_FILE];
+    let entries: Vec<String> = entries
+        .into_iter()
+        .filter(|e| !kept.contains(&e.as_str()))
+        .collect();
     if entries.is_empty() {
         return Ok(());
     }
@@ -1003,11 +1009,62 @@ struct CaseInfo<'a> {
     private_ignored: usize,
 }
 
+/// Seconds since the epoch, now.
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The sha256 of everything a trace read besides the dataset's parts (which the manifest's
+/// hash pins): the manifest, the labels, the seed files and the clustering used.
+fn trace_inputs(
+    a: &TraceArgs,
+    info: &CaseInfo,
+) -> Result<BTreeMap<String, String>, crate::case::CaseError> {
+    let data = &a.dataset.data;
+    let mut files: Vec<(String, std::path::PathBuf)> = vec![(
+        "labels/tags.parquet".to_string(),
+        crate::labels::tags_path(data),
+    )];
+    for s in &a.seeds {
+        if let Some(f) = s.strip_prefix('@') {
+            files.push((format!("seeds {f}"), std::path::PathBuf::from(f)));
+        }
+    }
+    if a.level == "cluster" || a.seeds.iter().any(|s| s.starts_with("cluster:")) {
+        let dir = crate::cluster::clusters_dir(data, info.network);
+        let dir = if info.chain == "ethereum" {
+            crate::cluster::clusters_dir(data, "ethereum")
+        } else {
+            dir
+        };
+        for f in ["_meta.json", "address_cluster.parquet", "cluster_of.bin"] {
+            files.push((
+                format!(
+                    "clusters/{}/{f}",
+                    dir.file_name().and_then(|n| n.to_str()).unwrap_or("")
+                ),
+                dir.join(f),
+            ));
+        }
+    }
+    let mut out = crate::case::hashes(files.iter().map(|(n, p)| (n.clone(), p.as_path())))?;
+    out.insert(
+        format!("{}/_manifest.json", info.network),
+        info.manifest_sha256.to_string(),
+    );
+    Ok(out)
+}
+
 /// `trace.json`, written straight from these types (a `serde_json::Value` cannot hold the
 /// u128 amounts of wei).
 #[derive(Serialize)]
 struct TraceDoc<'a> {
     tool: String,
+    /// sha256 of every input besides the dataset's parts: the manifest (which lists the
+    /// parts' hashes), the labels, seed files and clustering.
+    inputs: &'a BTreeMap<String, String>,
     chain: &'a str,
     network: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1095,13 +1152,15 @@ fn write_case(
 ) -> Result<(), CliError> {
     std::fs::create_dir_all(&a.out)
         .map_err(|e| CliError::user(anyhow!("cannot create {}: {e}", a.out.display())))?;
+    let inputs = trace_inputs(a, info).map_err(CliError::user)?;
     let doc = TraceDoc {
         tool: format!("chaintrace {}", crate::VERSION),
+        inputs: &inputs,
         chain: info.chain,
         network: info.network,
         asset: info.asset.as_ref(),
         dataset_manifest_sha256: info.manifest_sha256,
-        command: std::env::args().collect(),
+        command: super::command_line(),
         data: &a.dataset.data,
         seed_nodes: info.seed_nodes,
         node_labels: info.node_labels,
@@ -1273,6 +1332,27 @@ fn write_case(
         sums.push_str(&format!("{h}  {f}\n"));
     }
     sink::write_atomic(&a.out.join("SHA256SUMS"), sums.as_bytes()).map_err(CliError::user)?;
+    let outputs = crate::case::hashes(
+        CASE_FILES
+            .iter()
+            .map(|f| (f.to_string(), a.out.join(f)))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|(n, p)| (n.clone(), p.as_path())),
+    )
+    .map_err(CliError::user)?;
+    crate::case::append(
+        &a.out,
+        crate::case::Action {
+            action: "trace",
+            command: super::command_line(),
+            inputs,
+            outputs,
+            note: None,
+            time: now_secs(),
+        },
+    )
+    .map_err(CliError::user)?;
     if cli.json {
         let v: Vec<Summary> = results
             .iter()

@@ -14,6 +14,10 @@ use crate::trace::Amount;
 #[derive(Debug)]
 pub struct HtmlInput<'a> {
     pub case: &'a Case,
+    /// `case.toml`: case number, examiner, agency, question.
+    pub meta: Option<&'a crate::case::Meta>,
+    /// The case's audit trail (the traces and notes are shown).
+    pub audit: &'a [crate::case::Entry],
     pub policy: &'a str,
     pub headline: &'a str,
     pub generated: &'a str,
@@ -64,6 +68,33 @@ pub fn render(h: &HtmlInput) -> String {
         xml(&title),
         xml(h.headline)
     );
+    // A test network's coins are not money: say so at the top.
+    if !matches!(c.network.as_str(), "bitcoin" | "mainnet") {
+        let _ = writeln!(
+            s,
+            "<p class=\"warn\"><b>Test data:</b> this case is on the {} network{}: its coins have no market value and its entities are simulated or made for testing.</p>",
+            xml(&c.network),
+            if c.network == "regtest" {
+                " (a private regression-test chain, or a simulated world)"
+            } else {
+                ""
+            }
+        );
+    }
+    if let Some(m) = h.meta {
+        s.push_str("<table>\n");
+        for (k, v) in [
+            ("Case number", &m.number),
+            ("Examiner", &m.examiner),
+            ("Agency", &m.agency),
+            ("Question", &m.question),
+        ] {
+            if let Some(v) = v {
+                let _ = writeln!(s, "<tr><th>{k}</th><td>{}</td></tr>", xml(v));
+            }
+        }
+        s.push_str("</table>\n");
+    }
     // 1. The question.
     s.push_str("<h2>1. The question asked</h2>\n<table>\n");
     let account = c.asset.is_some();
@@ -586,6 +617,26 @@ fn deposit_addresses(s: &mut String, h: &HtmlInput, r: &super::case::PolicyResul
 
 fn provenance(s: &mut String, h: &HtmlInput) {
     let c = h.case;
+    let shown: Vec<&crate::case::Entry> = h.audit.iter().filter(|e| e.action != "report").collect();
+    if !shown.is_empty() {
+        s.push_str("<h2>Audit trail</h2>\n<p><small>From the case's <code>audit.jsonl</code>, an append-only log in which each entry holds the sha256 of the one before it (<code>chaintrace case verify</code> checks the chain, the files' hashes, and runs the trace again). Reports are logged there too.</small></p>\n<table>\n<tr><th>#</th><th>time (UTC)</th><th>action</th><th>command or note</th><th>tool</th></tr>\n");
+        for e in shown {
+            let what = match &e.note {
+                Some(n) => n.clone(),
+                None => e.command.join(" "),
+            };
+            let _ = writeln!(
+                s,
+                "<tr><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td class=\"mono\">{}</td><td>{}</td></tr>",
+                e.seq,
+                xml(&e.time),
+                xml(&e.action),
+                xml(&what),
+                xml(&e.tool)
+            );
+        }
+        s.push_str("</table>\n");
+    }
     s.push_str("<h2>7. Provenance</h2>\n<table>\n");
     let rows = [
         (

@@ -700,7 +700,14 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
         }
     );
     if want("html") {
+        let meta = crate::case::Meta::load(case_dir)?;
+        let audit: Vec<crate::case::Entry> = crate::case::read(case_dir)?
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect();
         let doc = html::render(&html::HtmlInput {
+            meta: meta.as_ref(),
+            audit: &audit,
             case: &case,
             policy: &policy,
             headline: &headline,
@@ -741,6 +748,43 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
         sums.push_str(&format!("{h}  {f}\n"));
     }
     sink::write_atomic(&o.out.join("SHA256SUMS"), sums.as_bytes())?;
+    // The case's audit trail: what the report read and wrote.
+    let rel = |f: &str| -> String {
+        match o.out.strip_prefix(case_dir) {
+            Ok(r) => r.join(f).display().to_string(),
+            Err(_) => o.out.join(f).display().to_string(),
+        }
+    };
+    let mut inputs = crate::case::hashes(
+        ["trace.json", "edges.parquet", "ends.parquet"]
+            .iter()
+            .map(|f| (f.to_string(), case_dir.join(f)))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|(n, p)| (n.clone(), p.as_path())),
+    )?;
+    if let (Some(p), Some(h)) = (&o.prices, &prices_sha) {
+        inputs.insert(format!("prices {}", p.display()), h.clone());
+    }
+    let mut outputs: BTreeMap<String, String> =
+        files.iter().map(|(f, h, _)| (rel(f), h.clone())).collect();
+    outputs.insert(
+        rel("SHA256SUMS"),
+        sink::sha256_file(&o.out.join("SHA256SUMS"))?,
+    );
+    crate::case::append(
+        case_dir,
+        crate::case::Action {
+            action: "report",
+            command: o.command.clone(),
+            inputs,
+            outputs,
+            note: None,
+            time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
+        },
+    )?;
     Ok(ReportSummary {
         out: o.out.clone(),
         policy,

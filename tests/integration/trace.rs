@@ -260,8 +260,10 @@ fn traces_are_reproducible_and_backward_traces_balance() {
     // The same trace gives the same bytes; trace.json also records the command line, which
     // differs here (another --out, the models in another order).
     let (mut ta, mut tb) = (tree(a.path()), tree(b.path()));
-    // SHA256SUMS covers trace.json, so it differs with it.
+    // SHA256SUMS covers trace.json, so it differs with it; the audit logs record when and
+    // how each ran.
     assert!(ta.remove("SHA256SUMS").is_some() && tb.remove("SHA256SUMS").is_some());
+    assert!(ta.remove("audit.jsonl").is_some() && tb.remove("audit.jsonl").is_some());
     let mut ja: Value = serde_json::from_slice(&ta.remove("trace.json").unwrap()).unwrap();
     let mut jb: Value = serde_json::from_slice(&tb.remove("trace.json").unwrap()).unwrap();
     assert_ne!(ja["command"], jb["command"]);
@@ -986,4 +988,92 @@ fn thin_exits_are_shown_as_shares_of_their_deposits_and_poison_as_outputs_touche
     ]));
     let html = std::fs::read_to_string(case.path().join("report/report.html")).unwrap();
     assert!(html.contains(" deposit (") && html.contains(" %)"));
+}
+
+#[test]
+fn a_case_keeps_an_audit_trail_that_verify_replays() {
+    let d = labelled_world();
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("case-2026-117");
+    let c = case.to_str().unwrap();
+    ok(&run(&[
+        "case",
+        "init",
+        c,
+        "--number",
+        "2026-117",
+        "--examiner",
+        "A. Analyst",
+        "--question",
+        "Where did the vendor's income go?",
+    ]));
+    // A case folder holding only case.toml is traced into.
+    ok(&run_trace(
+        d.path(),
+        &flagged(),
+        &case,
+        &["--policy", "lifo"],
+    ));
+    ok(&run(&[
+        "case",
+        "note",
+        c,
+        "exit addresses sent to the exchange's compliance desk",
+    ]));
+    ok(&run(&["report", c, "--format", "html"]));
+    let html = std::fs::read_to_string(case.join("report/report.html")).unwrap();
+    for want in [
+        "2026-117",
+        "A. Analyst",
+        "compliance desk",
+        "Audit trail",
+        "Test data",
+    ] {
+        assert!(html.contains(want), "the report lacks {want:?}");
+    }
+    let o = run(&["--json", "case", "log", c]);
+    let log: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let actions: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["init", "trace", "note", "report"]);
+    let trace_entry = &log[1];
+    assert!(trace_entry["command"][1] == "trace" || trace_entry["command"][2] == "trace");
+    assert!(trace_entry["inputs"]["labels/tags.parquet"].is_string());
+    assert!(trace_entry["outputs"]["edges.parquet"].is_string());
+
+    // verify: hashes, chain and a re-run all agree.
+    let o = run(&["case", "verify", c]);
+    ok(&o);
+    assert!(stdout(&o).contains("verified"), "{}", stdout(&o));
+    // One changed byte in edges.parquet is found.
+    let edges = case.join("edges.parquet");
+    let mut b = std::fs::read(&edges).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 1;
+    std::fs::write(&edges, &b).unwrap();
+    let o = run(&["--json", "case", "verify", c]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["ok"], false);
+    let problems = v["problems"].to_string();
+    assert!(problems.contains("edges.parquet changed"), "{problems}");
+    assert!(
+        problems.contains("edges.parquet: the trace run again gives other bytes"),
+        "{problems}"
+    );
+    // An edited log line breaks the chain.
+    let log_path = case.join("audit.jsonl");
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    std::fs::write(
+        &log_path,
+        text.replace("compliance desk", "compliance team"),
+    )
+    .unwrap();
+    let o = run(&["case", "verify", c, "--no-rerun"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("BROKEN"), "{}", stdout(&o));
 }

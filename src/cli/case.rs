@@ -1,0 +1,277 @@
+//! `chaintrace case init|note|log|verify`.
+
+use anyhow::anyhow;
+
+use super::args::{CaseCommand, CaseDirArgs, CaseInitArgs, CaseNoteArgs, CaseVerifyArgs};
+use super::{Cli, CliError};
+use crate::case::{self, Action, Entry, Meta};
+
+pub(crate) fn run(cli: &Cli, c: &CaseCommand) -> Result<(), CliError> {
+    match c {
+        CaseCommand::Init(a) => init(cli, a),
+        CaseCommand::Note(a) => note(cli, a),
+        CaseCommand::Log(a) => log(cli, a),
+        CaseCommand::Verify(a) => verify(cli, a),
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn init(cli: &Cli, a: &CaseInitArgs) -> Result<(), CliError> {
+    let mut meta = Meta::load(&a.case)
+        .map_err(CliError::user)?
+        .unwrap_or_default();
+    for (field, value) in [
+        (&mut meta.number, &a.number),
+        (&mut meta.examiner, &a.examiner),
+        (&mut meta.agency, &a.agency),
+        (&mut meta.question, &a.question),
+    ] {
+        if value.is_some() {
+            field.clone_from(value);
+        }
+    }
+    meta.save(&a.case).map_err(CliError::user)?;
+    let path = a.case.join(case::META_FILE);
+    let outputs =
+        case::hashes([(case::META_FILE.to_string(), path.as_path())]).map_err(CliError::user)?;
+    case::append(
+        &a.case,
+        Action {
+            action: "init",
+            command: super::command_line(),
+            outputs,
+            time: now(),
+            ..Action::default()
+        },
+    )
+    .map_err(CliError::user)?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&meta).expect("metadata serialises")
+        );
+    } else {
+        println!("{} written", path.display());
+    }
+    Ok(())
+}
+
+fn note(cli: &Cli, a: &CaseNoteArgs) -> Result<(), CliError> {
+    if !a.case.is_dir() {
+        return Err(CliError::user(anyhow!(
+            "{} is no case folder (it does not exist); give the folder of `chaintrace trace --out` or `case init`",
+            a.case.display()
+        )));
+    }
+    let e = case::append(
+        &a.case,
+        Action {
+            action: "note",
+            command: super::command_line(),
+            note: Some(a.text.clone()),
+            time: now(),
+            ..Action::default()
+        },
+    )
+    .map_err(CliError::user)?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&e).expect("entries serialise")
+        );
+    } else {
+        println!(
+            "note {} added to {}",
+            e.seq,
+            a.case.join(case::AUDIT_FILE).display()
+        );
+    }
+    Ok(())
+}
+
+fn log(cli: &Cli, a: &CaseDirArgs) -> Result<(), CliError> {
+    let entries = case::read(&a.case).map_err(CliError::user)?;
+    if cli.json {
+        let v: Vec<&Entry> = entries.iter().map(|(e, _)| e).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).expect("entries serialise")
+        );
+        return Ok(());
+    }
+    if entries.is_empty() {
+        println!("{} has no audit trail yet", a.case.display());
+    }
+    for (e, _) in &entries {
+        println!(
+            "{:>3} {} {:<6} {}{}",
+            e.seq,
+            e.time,
+            e.action,
+            e.command.join(" "),
+            e.note
+                .as_deref()
+                .map(|n| format!(" \"{n}\""))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// The last entry of an action.
+fn last<'a>(entries: &'a [(Entry, String)], action: &str) -> Option<&'a Entry> {
+    entries
+        .iter()
+        .rev()
+        .map(|(e, _)| e)
+        .find(|e| e.action == action)
+}
+
+/// The recorded trace command with its `--out` pointed at `out` (and `--quiet`).
+fn rerun_args(command: &[String], out: &std::path::Path) -> Option<Vec<String>> {
+    let mut args: Vec<String> = Vec::new();
+    let mut it = command.iter().skip(1);
+    let mut replaced = false;
+    while let Some(x) = it.next() {
+        if x == "--out" {
+            it.next()?;
+            replaced = true;
+            args.extend(["--out".to_string(), out.display().to_string()]);
+        } else if x.starts_with("--out=") {
+            replaced = true;
+            args.push(format!("--out={}", out.display()));
+        } else if !["--force", "--json", "--quiet", "-q"].contains(&x.as_str()) {
+            args.push(x.clone());
+        }
+    }
+    args.insert(0, "--quiet".into());
+    replaced.then_some(args)
+}
+
+/// `trace.json` without what differs between two runs of one trace (the command line and
+/// the tool string are provenance, not results).
+fn trace_without_command(bytes: &[u8]) -> Option<serde_json::Value> {
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    v.as_object_mut()?.remove("command");
+    Some(v)
+}
+
+fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
+    let entries = case::read(&a.case).map_err(CliError::user)?;
+    if entries.is_empty() {
+        return Err(CliError::user(anyhow!(
+            "{} has no audit trail ({}): it was not written by this chaintrace, or the file was removed",
+            a.case.display(),
+            case::AUDIT_FILE
+        )));
+    }
+    let mut problems = case::verify_chain(&a.case).map_err(CliError::user)?;
+    let trace = last(&entries, "trace");
+    if let Some(t) = trace {
+        problems.extend(case::verify_outputs(&a.case, t));
+    } else {
+        problems.push("the audit trail records no trace".into());
+    }
+    if let Some(r) = last(&entries, "report") {
+        problems.extend(case::verify_outputs(&a.case, r));
+    }
+    let mut rerun = "not run (--no-rerun)".to_string();
+    if let (Some(t), false) = (trace, a.no_rerun) {
+        let out = std::env::temp_dir().join(format!(
+            "chaintrace-verify-{}-{}",
+            std::process::id(),
+            now()
+        ));
+        let Some(args) = rerun_args(&t.command, &out) else {
+            return Err(CliError::user(anyhow!(
+                "the recorded trace command has no --out: {}",
+                t.command.join(" ")
+            )));
+        };
+        let exe = std::env::current_exe()
+            .map_err(|e| CliError::user(anyhow!("cannot find this program: {e}")))?;
+        let o = std::process::Command::new(exe)
+            .args(&args)
+            .current_dir(&t.cwd)
+            .output()
+            .map_err(|e| CliError::user(anyhow!("cannot run the trace again: {e}")))?;
+        if o.status.success() {
+            let mut same = Vec::new();
+            for f in ["edges.parquet", "ends.parquet"] {
+                let (x, y) = (std::fs::read(a.case.join(f)), std::fs::read(out.join(f)));
+                match (x, y) {
+                    (Ok(x), Ok(y)) if x == y => same.push(f),
+                    _ => problems.push(format!("{f}: the trace run again gives other bytes")),
+                }
+            }
+            let old = std::fs::read(a.case.join("trace.json"))
+                .ok()
+                .and_then(|b| trace_without_command(&b));
+            let new = std::fs::read(out.join("trace.json"))
+                .ok()
+                .and_then(|b| trace_without_command(&b));
+            if old.is_some() && old == new {
+                same.push("trace.json (but its command line)");
+            } else {
+                problems.push("trace.json: the trace run again gives other results".into());
+            }
+            rerun = format!("ran again ({}): {}", args.join(" "), same.join(", "));
+        } else {
+            problems.push(format!(
+                "the recorded trace failed when run again in {}: {}",
+                t.cwd,
+                String::from_utf8_lossy(&o.stderr).trim()
+            ));
+            rerun = "failed".into();
+        }
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    if cli.json {
+        let v = serde_json::json!({
+            "case": a.case,
+            "entries": entries.len(),
+            "ok": problems.is_empty(),
+            "problems": problems,
+            "rerun": rerun,
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).expect("values serialise")
+        );
+    } else {
+        println!(
+            "{}: {} audit entries, hash chain {}",
+            a.case.display(),
+            entries.len(),
+            if problems.iter().any(|p| p.starts_with(case::AUDIT_FILE)) {
+                "BROKEN"
+            } else {
+                "intact"
+            }
+        );
+        println!("rerun: {rerun}");
+        for p in &problems {
+            println!("DIFFERS: {p}");
+        }
+    }
+    if problems.is_empty() {
+        if !cli.json {
+            println!("verified: every recorded hash matches and the trace reproduces");
+        }
+        Ok(())
+    } else if cli.json {
+        // The document above is the answer; exit 1 without a second one.
+        Err(CliError::user(super::Reported))
+    } else {
+        Err(CliError::user(anyhow!(
+            "{} check(s) failed for {}",
+            problems.len(),
+            a.case.display()
+        )))
+    }
+}
