@@ -818,6 +818,7 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             seeds: format!("{} seed output(s)", seeds.len()),
             labels: labels.len(),
             label_conflicts: &label_conflicts,
+            attributions: &attributions_in_trace(&results, &resolved),
             private_ignored: resolved.private_ignored,
         },
         &results,
@@ -943,6 +944,53 @@ fn load_labels(
     Ok((labels, resolved))
 }
 
+/// Where an attribution comes from: the tag in use for an address.
+#[derive(Clone, Debug, Serialize)]
+struct Attribution {
+    entity: String,
+    category: String,
+    label: String,
+    source: String,
+    confidence: String,
+    /// `FILE:LINE` of the tag as imported.
+    tag: String,
+}
+
+/// The tag in use for every address of the trace's ends and edges that has one.
+fn attributions_in_trace(
+    results: &[PolicyResult],
+    resolved: &crate::labels::Resolved,
+) -> BTreeMap<String, Attribution> {
+    let used: HashSet<&str> = results
+        .iter()
+        .flat_map(|r| {
+            r.ends.iter().map(|e| e.address.as_str()).chain(
+                r.edges
+                    .iter()
+                    .flat_map(|e| [e.from_address.as_str(), e.to_address.as_str()]),
+            )
+        })
+        .collect();
+    resolved
+        .chosen
+        .iter()
+        .filter(|t| used.contains(t.address.as_str()))
+        .map(|t| {
+            (
+                t.address.clone(),
+                Attribution {
+                    entity: t.entity.clone(),
+                    category: t.category.clone(),
+                    label: t.label.clone(),
+                    source: t.source.clone(),
+                    confidence: t.confidence.clone(),
+                    tag: format!("{}:{}", t.file, t.line),
+                },
+            )
+        })
+        .collect()
+}
+
 /// The nodes of a trace: both ends of every edge, and the seeds.
 fn nodes_in_trace<'a>(
     results: &'a [PolicyResult],
@@ -1005,6 +1053,8 @@ struct CaseInfo<'a> {
     labels: usize,
     /// Label conflicts of addresses in the trace (which tag was used, and why).
     label_conflicts: &'a [&'a crate::labels::Conflict],
+    /// The tag behind every labelled address of the trace.
+    attributions: &'a BTreeMap<String, Attribution>,
     /// Non-public tags left out (no `--include-private`).
     private_ignored: usize,
 }
@@ -1077,6 +1127,8 @@ struct TraceDoc<'a> {
     /// Addresses in the trace whose tags disagree: the tag used, the rule that chose it
     /// and the others (see `labels::precedence`).
     label_conflicts: &'a [&'a crate::labels::Conflict],
+    /// Address → the tag that names it: an inference from a source, not an on-chain fact.
+    attributions: &'a BTreeMap<String, Attribution>,
     clustering: &'a serde_json::Value,
     parameters: &'a serde_json::Value,
     nodes: Vec<PolicyNodes<'a>>,
@@ -1165,6 +1217,7 @@ fn write_case(
         seed_nodes: info.seed_nodes,
         node_labels: info.node_labels,
         label_conflicts: info.label_conflicts,
+        attributions: info.attributions,
         clustering: info.clustering,
         parameters: info.parameters,
         nodes: results

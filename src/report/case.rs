@@ -6,6 +6,18 @@ use std::path::Path;
 use anyhow::{Context, anyhow};
 use serde::Deserialize;
 
+/// The tag behind an address's name in a case.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Attribution {
+    pub entity: String,
+    pub category: String,
+    #[serde(default)]
+    pub label: String,
+    pub source: String,
+    pub confidence: String,
+    pub tag: String,
+}
+
 /// A label of a node.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 pub struct NodeLabel {
@@ -89,6 +101,10 @@ pub struct Case {
     pub seed_nodes: Vec<String>,
     #[serde(default)]
     pub node_labels: BTreeMap<String, NodeLabel>,
+    /// Address → the tag that names it (entity, category, label, source, confidence, tag =
+    /// FILE:LINE).
+    #[serde(default)]
+    pub attributions: BTreeMap<String, Attribution>,
     /// Addresses of the trace whose tags disagree (the tag used and why).
     #[serde(default)]
     pub label_conflicts: Vec<crate::labels::Conflict>,

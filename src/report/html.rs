@@ -313,7 +313,7 @@ pub fn render(h: &HtmlInput) -> String {
             }
             s.push_str("</table>\n");
         }
-        s.push_str("<h3>Every exit</h3>\n<table>\n<tr><th>output</th><th>address paid</th><th>its cluster</th><th>entity</th><th>category</th><th>traced amount, of the deposit (share)</th><th>hop (transactions on the path)</th><th>path (transactions from a seed)</th></tr>\n");
+        s.push_str("<h3>Every exit</h3>\n<table>\n<tr><th>output</th><th>address paid</th><th>its cluster</th><th>attribution (inference: the tag, its source, confidence and file:line)</th><th>category</th><th>traced amount, of the deposit (share): on-chain, the deposit; per the model, the traced part</th><th>hop (transactions on the path)</th><th>path (transactions from a seed)</th></tr>\n");
         for e in r.ends.iter().filter(|e| e.entity.is_some()) {
             let _ = write!(
                 s,
@@ -322,7 +322,13 @@ pub fn render(h: &HtmlInput) -> String {
                 e.vout,
                 xml(&e.address),
                 xml(e.cluster.as_deref().unwrap_or("—")),
-                xml(e.entity.as_deref().unwrap_or("")),
+                xml(&match c.attributions.get(&e.address) {
+                    Some(t) => format!(
+                        "tag: {} ({}, confidence {}, {})",
+                        t.entity, t.source, t.confidence, t.tag
+                    ),
+                    None => e.entity.clone().unwrap_or_default(),
+                }),
                 xml(e.category.as_deref().unwrap_or(""))
             );
             let of = match e.output_value {
@@ -348,6 +354,7 @@ pub fn render(h: &HtmlInput) -> String {
         }
         s.push_str("</table>\n");
     }
+    limitations(&mut s, h);
     methodology(&mut s, h);
     provenance(&mut s, h);
     s.push_str("</body>\n</html>\n");
@@ -552,6 +559,65 @@ fn methodology(s: &mut String, h: &HtmlInput) {
         }
         s.push_str("</table>\n");
     }
+}
+
+/// What the case cannot show, in one list a reader sees before the methodology.
+fn limitations(s: &mut String, h: &HtmlInput) {
+    let c = h.case;
+    let mut items: Vec<String> = Vec::new();
+    items.push(format!(
+        "Only the chain data in the dataset was read (heights followed: {}; dataset manifest sha256 {}): transactions outside it, and anything off-chain, are not seen.",
+        c.param("followed_heights"),
+        c.dataset_manifest_sha256
+    ));
+    items.push("On-chain facts (which transaction paid which address how much) are exact. Attributions (which entity an address belongs to) are inferences from the tags' sources, each with its confidence; clusters are inferences from heuristics. Amounts per model are attributions of a model, not facts: the models disagree where the money was mixed.".to_string());
+    match c.clustering.as_ref().filter(|v| !v.is_null()) {
+        Some(cl) if cl.get("evaluation").is_some_and(|e| !e.is_null()) => items.push(
+            "Clustering's error was measured against a ground truth (see Methodology); on other data it may differ.".into(),
+        ),
+        Some(_) => items.push(
+            "Clustering was used but its error rate was not measured on this data (run chaintrace eval clusters against a ground truth).".into(),
+        ),
+        None => {}
+    }
+    if let Some(r) = c.results.iter().find(|r| r.policy == h.policy) {
+        let t = &r.totals;
+        let open: Vec<String> = [
+            ("still held", t.holdings),
+            ("spent outside the window", t.outside_window),
+            ("beyond the hop limit", t.hop_limit),
+            ("below the minimum value", t.below_min),
+            ("entered CoinJoins", t.coinjoins),
+        ]
+        .iter()
+        .filter(|x| x.1 > 0)
+        .map(|(w, v)| format!("{} {w}", money(c, *v)))
+        .collect();
+        if !open.is_empty() {
+            items.push(format!(
+                "Under {}, value the trace did not follow to an end: {}.",
+                h.policy,
+                open.join("; ")
+            ));
+        }
+    }
+    if c.param("include_private") != "true" && c.param("labels_private_ignored") != "0" {
+        items.push(format!(
+            "{} non-public tag(s) were left out.",
+            c.param("labels_private_ignored")
+        ));
+    }
+    if !c.label_conflicts.is_empty() {
+        items.push(format!(
+            "{} address(es) of the trace carry disagreeing tags; one was used by the stated precedence (see Labels).",
+            c.label_conflicts.len()
+        ));
+    }
+    s.push_str("<h2>Limitations</h2>\n<ul>\n");
+    for i in items {
+        let _ = writeln!(s, "<li>{}</li>", xml(&i));
+    }
+    s.push_str("</ul>\n");
 }
 
 /// Per receiving entity, the addresses it was paid at (deposit addresses: where a

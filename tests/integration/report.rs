@@ -490,3 +490,19 @@ fn fiat_without_a_price_says_so_and_test_networks_are_illustrative() {
     );
     assert!(html.contains("illustrative"));
 }
+
+#[test]
+fn attributions_name_their_tag_and_the_report_lists_its_limitations() {
+    let d = traced_case();
+    let case = d.path().join("case");
+    let t = json(&case.join("trace.json"));
+    let atts = t["attributions"].as_object().unwrap();
+    assert!(!atts.is_empty());
+    let (addr, a) = atts.iter().next().unwrap();
+    assert_eq!(a["category"], "exchange");
+    assert!(a["tag"].as_str().unwrap().contains(".csv:"), "{a}");
+    ok(&report(&case, &[]));
+    let html = std::fs::read_to_string(case.join("report/report.html")).unwrap();
+    assert!(html.contains("Limitations") && html.contains("inferences"));
+    assert!(html.contains(addr.as_str()) && html.contains("tag: exchange ("));
+}

@@ -6,9 +6,9 @@ use anyhow::anyhow;
 
 use super::super::{Cli, CliError};
 use super::{
-    CaseInfo, TraceArgs, check_balanced, check_stop_at, conflicts_in_trace, height_window,
-    labels_in_trace, load_labels, min_value, parameters, policies, seed_items, to_clusters,
-    write_case,
+    CaseInfo, TraceArgs, attributions_in_trace, check_balanced, check_stop_at, conflicts_in_trace,
+    height_window, labels_in_trace, load_labels, min_value, parameters, policies, seed_items,
+    to_clusters, write_case,
 };
 use crate::trace::account::{self, FEE, Seeds};
 use crate::trace::ethereum::{self as eth, Asset};
@@ -303,6 +303,7 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             ),
             labels: labels.len(),
             label_conflicts: &label_conflicts,
+            attributions: &attributions_in_trace(&results, &resolved),
             private_ignored: resolved.private_ignored,
         },
         &results,
