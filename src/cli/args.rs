@@ -394,6 +394,29 @@ pub enum EvalCommand {
     /// Pairwise precision/recall/F1 and homogeneity/completeness of clusterings against
     /// ground truth (address -> entity), one row per heuristic set.
     Clusters(EvalClustersArgs),
+    /// The measured error of a trace: each model's exposure to a category (default:
+    /// exchange) against ground truth — a simulator truth folder (flows.parquet) or a
+    /// regtest world's peel_chain.csv — in total and per receiving entity, with the true
+    /// flows found. Writes CASE/eval_trace.json, which the report shows.
+    Trace(EvalTraceArgs),
+}
+
+/// `chaintrace eval trace`.
+#[derive(Debug, Args)]
+pub struct EvalTraceArgs {
+    /// Case folder (from `chaintrace trace --out`).
+    #[arg(value_name = "CASE")]
+    pub case: PathBuf,
+    /// Ground truth: a simulator truth folder or flows.parquet, or a regtest world's
+    /// ground_truth folder or peel_chain.csv.
+    #[arg(long, value_name = "PATH")]
+    pub truth: PathBuf,
+    /// The category whose exposure is measured.
+    #[arg(long, default_value = "exchange")]
+    pub category: String,
+    /// The flagged entity whose flows the seeds are (when the truth has several).
+    #[arg(long, value_name = "ENTITY")]
+    pub flagged: Option<String>,
 }
 
 /// `chaintrace eval clusters`.

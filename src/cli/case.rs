@@ -2,7 +2,9 @@
 
 use anyhow::anyhow;
 
-use super::args::{CaseCommand, CaseDirArgs, CaseInitArgs, CaseNoteArgs, CaseVerifyArgs};
+use super::args::{
+    CaseCommand, CaseDirArgs, CaseInitArgs, CaseNoteArgs, CaseVerifyArgs, EvalTraceArgs,
+};
 use super::{Cli, CliError};
 use crate::case::{self, Action, Entry, Meta};
 
@@ -274,4 +276,106 @@ fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
             a.case.display()
         )))
     }
+}
+
+/// The percentage of a signed error in ppm, one decimal.
+fn percent(ppm: Option<i128>) -> String {
+    match ppm {
+        None => "n/a (nothing true)".into(),
+        Some(p) => {
+            let tenths = (p.abs() + 500) / 1000;
+            format!(
+                "{}{}.{} %",
+                if p < 0 { "-" } else { "+" },
+                tenths / 10,
+                tenths % 10
+            )
+        }
+    }
+}
+
+/// `chaintrace eval trace CASE --truth T`.
+pub(crate) fn eval_trace(cli: &Cli, a: &EvalTraceArgs) -> Result<(), CliError> {
+    let case = crate::report::case::Case::load(&a.case).map_err(CliError::user)?;
+    let truth =
+        crate::trace::eval::read_truth(&a.truth, a.flagged.as_deref()).map_err(CliError::user)?;
+    let models = crate::trace::eval::evaluate(&case, &truth, &a.category);
+    let truth_file = if a.truth.is_dir() {
+        [
+            a.truth.join("flows.parquet"),
+            a.truth.join("peel_chain.csv"),
+        ]
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| a.truth.clone())
+    } else {
+        a.truth.clone()
+    };
+    let truth_sha = crate::store::sink::sha256_file(&truth_file).map_err(CliError::user)?;
+    let measured_at = chrono::DateTime::from_timestamp(now(), 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let doc = serde_json::json!({
+        "truth": truth_file,
+        "truth_sha256": truth_sha,
+        "measured_at": measured_at,
+        "category": a.category,
+        "trace_sha256": case.trace_sha256,
+        "models": models,
+    });
+    let out = a.case.join("eval_trace.json");
+    let mut bytes = serde_json::to_vec_pretty(&doc).expect("evaluations serialise");
+    bytes.push(b'\n');
+    crate::store::sink::write_atomic(&out, &bytes).map_err(CliError::user)?;
+    let outputs =
+        case::hashes([("eval_trace.json".to_string(), out.as_path())]).map_err(CliError::user)?;
+    let mut inputs = std::collections::BTreeMap::new();
+    inputs.insert(format!("truth {}", truth_file.display()), truth_sha);
+    inputs.insert("trace.json".to_string(), case.trace_sha256.clone());
+    case::append(
+        &a.case,
+        Action {
+            action: "eval",
+            command: super::command_line(),
+            inputs,
+            outputs,
+            time: now(),
+            ..Action::default()
+        },
+    )
+    .map_err(CliError::user)?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).expect("evaluations serialise")
+        );
+        return Ok(());
+    }
+    println!(
+        "{}: exposure to {} against {} (sha256 {})",
+        a.case.display(),
+        a.category,
+        truth_file.display(),
+        doc["truth_sha256"].as_str().unwrap_or("")
+    );
+    println!(
+        "{:<8} {:>16} {:>16} {:>10} {:>12} {:>12} {:>10}",
+        "model", "traced (sat)", "true (sat)", "error", "flows found", "exact", "unmatched"
+    );
+    for m in &models {
+        println!(
+            "{:<8} {:>16} {:>16} {:>10} {:>6}/{:<5} {:>6}/{:<5} {:>10}",
+            m.policy,
+            m.traced,
+            m.truth,
+            percent(m.signed_error_ppm),
+            m.flows_found,
+            m.flows_true,
+            m.flows_exact,
+            m.flows_true,
+            m.exits_unmatched
+        );
+    }
+    println!("written to {}", out.display());
+    Ok(())
 }

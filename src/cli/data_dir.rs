@@ -161,6 +161,7 @@ pub fn resolve_command(command: &mut Command) -> Result<(), CliError> {
             StatsCommand::Exposure(a) => dataset(&mut a.common.dataset),
         },
         Command::Eval(EvalCommand::Clusters(a)) => dataset(&mut a.dataset),
+        Command::Eval(EvalCommand::Trace(_)) => Ok(()),
         Command::Report(_) | Command::Simulate(_) | Command::Demo(_) | Command::Case(_) => Ok(()),
     }
 }

@@ -162,6 +162,7 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Cluster(args::ClusterCommand::Explain(a)) => cluster::explain(cli, a),
         Command::Cluster(args::ClusterCommand::Show(a)) => cluster::show(cli, a),
         Command::Eval(args::EvalCommand::Clusters(a)) => cluster::eval_clusters(cli, a),
+        Command::Eval(args::EvalCommand::Trace(a)) => case::eval_trace(cli, a),
         other => Err(CliError::user(anyhow::anyhow!(
             "`chaintrace {}` is not built yet in this version ({}); see the issues of the project for its status",
             other.name(),

@@ -14,6 +14,8 @@ use crate::trace::Amount;
 #[derive(Debug)]
 pub struct HtmlInput<'a> {
     pub case: &'a Case,
+    /// `eval_trace.json` of this very trace (`chaintrace eval trace`), if measured.
+    pub measured: Option<&'a serde_json::Value>,
     /// `case.toml`: case number, examiner, agency, question.
     pub meta: Option<&'a crate::case::Meta>,
     /// The case's audit trail (the traces and notes are shown).
@@ -272,6 +274,41 @@ pub fn render(h: &HtmlInput) -> String {
                 let _ = writeln!(s, "<p class=\"warn\"><b>Note:</b> {}</p>", xml(w));
             }
         }
+    }
+    if let Some(m) = h.measured {
+        let _ = writeln!(
+            s,
+            "<h3>Measured error of this trace</h3>\n<p><small>Each model's exposure to {} against the ground truth <code>{}</code> (sha256 <code>{}</code>), measured {} with <code>chaintrace eval trace</code>. Positive: the model overstates what reached them.</small></p>\n<table>\n<tr><th>model</th><th>traced</th><th>true</th><th>signed error</th><th>true flows found</th><th>exits matching no true flow</th></tr>",
+            xml(m["category"].as_str().unwrap_or("")),
+            xml(m["truth"].as_str().unwrap_or("")),
+            xml(m["truth_sha256"].as_str().unwrap_or("")),
+            xml(m["measured_at"].as_str().unwrap_or(""))
+        );
+        for r in m["models"].as_array().into_iter().flatten() {
+            let amount = |k: &str| {
+                r[k].as_u64()
+                    .map_or_else(|| r[k].to_string(), |v| money(c, Amount::from(v)))
+            };
+            let err = r["signed_error_ppm"].as_i64().map_or_else(
+                || "n/a".to_string(),
+                |p| {
+                    let t = (p.abs() + 500) / 1000;
+                    format!("{}{}.{} %", if p < 0 { "-" } else { "+" }, t / 10, t % 10)
+                },
+            );
+            let _ = writeln!(
+                s,
+                "<tr><th>{}</th><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{} of {}</td><td class=\"n\">{}</td></tr>",
+                xml(r["policy"].as_str().unwrap_or("")),
+                amount("traced"),
+                amount("truth"),
+                err,
+                r["flows_found"],
+                r["flows_true"],
+                r["exits_unmatched"]
+            );
+        }
+        s.push_str("</table>\n");
     }
     // 3. Charts.
     s.push_str("<h2>3. Charts</h2>\n");

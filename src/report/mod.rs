@@ -705,7 +705,12 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
             .into_iter()
             .map(|(e, _)| e)
             .collect();
+        let measured: Option<serde_json::Value> = std::fs::read(case_dir.join("eval_trace.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .filter(|v: &serde_json::Value| v["trace_sha256"] == case.trace_sha256.as_str());
         let doc = html::render(&html::HtmlInput {
+            measured: measured.as_ref(),
             meta: meta.as_ref(),
             audit: &audit,
             case: &case,

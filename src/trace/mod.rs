@@ -13,6 +13,7 @@
 
 pub mod account;
 pub mod ethereum;
+pub mod eval;
 pub mod policy;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};

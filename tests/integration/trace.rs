@@ -1077,3 +1077,55 @@ fn a_case_keeps_an_audit_trail_that_verify_replays() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("BROKEN"), "{}", stdout(&o));
 }
+
+#[test]
+fn the_trace_error_is_measured_against_the_truth_and_shown_in_the_report() {
+    let d = labelled_world();
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("case");
+    ok(&run_trace(
+        d.path(),
+        &flagged(),
+        &case,
+        &["--policy", "all"],
+    ));
+    let o = run(&[
+        "--json",
+        "eval",
+        "trace",
+        case.to_str().unwrap(),
+        "--truth",
+        bitcoin_data("regtest-world-a/ground_truth")
+            .to_str()
+            .unwrap(),
+    ]);
+    ok(&o);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let truth: i64 = exchange_payouts().iter().map(|e| e.2).sum();
+    let models = v["models"].as_array().unwrap();
+    assert_eq!(models.len(), 5);
+    for m in models {
+        assert_eq!(m["truth"].as_i64(), Some(truth));
+        assert_eq!(
+            m["flows_true"].as_u64(),
+            Some(exchange_payouts().len() as u64)
+        );
+    }
+    // LIFO and TIHO follow the vendor's peel chain exactly (the truth of this world): every
+    // payout found with its exact amount. (The vendor's other payment to the exchange, from
+    // its CoinJoin output, is not in the peel chain: it is the one exit matching no flow.)
+    for exact in ["lifo", "tiho"] {
+        let m = models.iter().find(|m| m["policy"] == exact).unwrap();
+        assert_eq!(m["flows_exact"], m["flows_true"], "{m}");
+        assert!(m["signed_error_ppm"].as_i64().unwrap() >= 0);
+    }
+    assert!(case.join("eval_trace.json").is_file());
+    ok(&run(&[
+        "report",
+        case.to_str().unwrap(),
+        "--format",
+        "html",
+    ]));
+    let html = std::fs::read_to_string(case.join("report/report.html")).unwrap();
+    assert!(html.contains("Measured error of this trace") && html.contains("peel_chain.csv"));
+}

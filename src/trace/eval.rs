@@ -1,0 +1,284 @@
+//! The measured error of a trace: each model's exposure compared with ground truth.
+//!
+//! The truth is the true transfers of the flagged entity's coins to labelled entities:
+//! the simulator's `truth/flows.parquet` (flagged_entity, txid, vout, to_entity,
+//! to_category, amount) or a regtest world's `peel_chain.csv` (the vendor's payouts, by txid
+//! and address). A case's exits are matched to true flows by outpoint (txid:vout) or, for a
+//! peel chain, by txid and address; the totals per category and per receiving entity give
+//! the signed error of each model (positive: the model overstates what reached them).
+//! A peel chain is the truth of its own payouts only: exits elsewhere (the flagged entity's
+//! other payments) count as "matching no true flow", not as errors of the matched ones.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use arrow_array::cast::AsArray;
+use serde::Serialize;
+use thiserror::Error;
+
+use super::Amount;
+use crate::report::case::Case;
+
+/// An error reading a truth.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum EvalError {
+    #[error("cannot read the truth {path}: {what}")]
+    Truth { path: String, what: String },
+    #[error(
+        "the truth {path} has flows of several flagged entities ({found}); choose one with --flagged"
+    )]
+    WhichFlagged { path: String, found: String },
+}
+
+/// One true transfer of the flagged entity's coins to a labelled entity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TruthFlow {
+    pub txid: String,
+    /// The output, when the truth names it (simulator).
+    pub vout: Option<u32>,
+    /// The address paid, when the truth names it (peel chain).
+    pub address: Option<String>,
+    pub entity: String,
+    pub category: String,
+    pub amount: Amount,
+}
+
+/// The truth's flows, from a simulator truth folder (or its `flows.parquet`) or a regtest
+/// world's `peel_chain.csv` (or its ground-truth folder).
+///
+/// # Errors
+/// A truth that cannot be read, or several flagged entities without `flagged`.
+pub fn read_truth(path: &Path, flagged: Option<&str>) -> Result<Vec<TruthFlow>, EvalError> {
+    let err = |what: String| EvalError::Truth {
+        path: path.display().to_string(),
+        what,
+    };
+    let flows = if path.is_dir() {
+        path.join("flows.parquet")
+    } else {
+        path.to_path_buf()
+    };
+    let peel = if path.is_dir() {
+        path.join("peel_chain.csv")
+    } else {
+        path.to_path_buf()
+    };
+    if flows.extension().is_some_and(|e| e == "parquet") && flows.is_file() {
+        let f = std::fs::File::open(&flows).map_err(|e| err(e.to_string()))?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .and_then(|b| b.build())
+            .map_err(|e| err(e.to_string()))?;
+        let mut all = Vec::new();
+        for b in reader {
+            let b = b.map_err(|e| err(e.to_string()))?;
+            let s = |n: &str| {
+                b.column_by_name(n)
+                    .and_then(|c| c.as_string_opt::<i32>())
+                    .cloned()
+                    .ok_or_else(|| err(format!("no text column {n}")))
+            };
+            let (who, txid, to, cat) = (
+                s("flagged_entity")?,
+                s("txid")?,
+                s("to_entity")?,
+                s("to_category")?,
+            );
+            let vout = b
+                .column_by_name("vout")
+                .and_then(|c| c.as_primitive_opt::<arrow_array::types::UInt32Type>())
+                .cloned()
+                .ok_or_else(|| err("no vout column".into()))?;
+            let amount = b
+                .column_by_name("amount")
+                .and_then(|c| c.as_primitive_opt::<arrow_array::types::UInt64Type>())
+                .cloned()
+                .ok_or_else(|| err("no amount column".into()))?;
+            for i in 0..b.num_rows() {
+                all.push((
+                    who.value(i).to_string(),
+                    TruthFlow {
+                        txid: txid.value(i).to_string(),
+                        vout: Some(vout.value(i)),
+                        address: None,
+                        entity: to.value(i).to_string(),
+                        category: cat.value(i).to_string(),
+                        amount: amount.value(i).into(),
+                    },
+                ));
+            }
+        }
+        let who: BTreeSet<&str> = all.iter().map(|(w, _)| w.as_str()).collect();
+        let pick = match (flagged, who.len()) {
+            (Some(f), _) => f.to_string(),
+            (None, 1) => who.iter().next().map(|w| w.to_string()).unwrap_or_default(),
+            (None, _) => {
+                return Err(EvalError::WhichFlagged {
+                    path: path.display().to_string(),
+                    found: who.into_iter().collect::<Vec<_>>().join(", "),
+                });
+            }
+        };
+        return Ok(all
+            .into_iter()
+            .filter(|(w, _)| *w == pick)
+            .map(|(_, f)| f)
+            .collect());
+    }
+    // A regtest world's peel chain: hop,txid,in_address,payout_address,payout_entity,
+    // payout_sats,onward_address,onward_entity,onward_vout,onward_sats,fee_sats.
+    let mut reader = csv::Reader::from_path(&peel).map_err(|e| err(e.to_string()))?;
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| err(e.to_string()))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let col = |n: &str| {
+        header.iter().position(|h| h == n).ok_or_else(|| {
+            err(format!(
+                "no column {n} (neither flows.parquet nor peel_chain.csv)"
+            ))
+        })
+    };
+    let (tx, pa, pe, ps, oa, oe, ov, os) = (
+        col("txid")?,
+        col("payout_address")?,
+        col("payout_entity")?,
+        col("payout_sats")?,
+        col("onward_address")?,
+        col("onward_entity")?,
+        col("onward_vout")?,
+        col("onward_sats")?,
+    );
+    let mut out = Vec::new();
+    for r in reader.records() {
+        let r = r.map_err(|e| err(e.to_string()))?;
+        let get = |i: usize| r.get(i).unwrap_or("").trim();
+        let amount = |i: usize| get(i).parse::<Amount>().ok();
+        // The vendor's own onward outputs are not flows to others.
+        for (a, e, v, vout) in [(pa, pe, ps, None), (oa, oe, os, Some(ov))] {
+            let (entity, Some(value)) = (get(e), amount(v)) else {
+                continue;
+            };
+            if entity.is_empty() || entity == "vendor" {
+                continue;
+            }
+            out.push(TruthFlow {
+                txid: get(tx).to_string(),
+                vout: vout.and_then(|i| get(i).parse().ok()),
+                address: Some(get(a).to_string()),
+                entity: entity.to_string(),
+                // The peel chain's receivers are the exchange or users; users are customers.
+                category: if entity.starts_with("exchange") {
+                    "exchange".into()
+                } else {
+                    "user".into()
+                },
+                amount: value,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// One model's measured error.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelError {
+    pub policy: String,
+    /// What the model says reached the category (sum of its exits there).
+    pub traced: Amount,
+    /// What truly reached it.
+    pub truth: Amount,
+    /// (traced − truth) / truth in parts per million; `None` when the truth is 0.
+    pub signed_error_ppm: Option<i128>,
+    /// True flows matched by an exit of the model, of all true flows.
+    pub flows_found: usize,
+    /// True flows whose matching exits carry exactly the true amount.
+    pub flows_exact: usize,
+    pub flows_true: usize,
+    /// Exits of the model in the category that match no true flow.
+    pub exits_unmatched: usize,
+    /// Per receiving entity: (traced, truth).
+    pub per_entity: BTreeMap<String, (Amount, Amount)>,
+}
+
+fn ppm(traced: Amount, truth: Amount) -> Option<i128> {
+    let (t, u) = (i128::try_from(traced).ok()?, i128::try_from(truth).ok()?);
+    (u != 0).then(|| (t - u) * 1_000_000 / u)
+}
+
+/// Each model's exposure to `category` in `case`, against `truth`.
+pub fn evaluate(case: &Case, truth: &[TruthFlow], category: &str) -> Vec<ModelError> {
+    let flows: Vec<&TruthFlow> = truth.iter().filter(|f| f.category == category).collect();
+    let true_total: Amount = flows.iter().map(|f| f.amount).sum();
+    let mut true_per: BTreeMap<String, Amount> = BTreeMap::new();
+    for f in &flows {
+        *true_per.entry(f.entity.clone()).or_default() += f.amount;
+    }
+    case.results
+        .iter()
+        .map(|r| {
+            let exits: Vec<&crate::report::case::End> = r
+                .ends
+                .iter()
+                .filter(|e| e.kind == "exit" && e.category.as_deref() == Some(category))
+                .collect();
+            let matches = |f: &TruthFlow, e: &crate::report::case::End| {
+                f.txid == e.txid
+                    && (f.vout == Some(e.vout) || f.address.as_deref() == Some(e.address.as_str()))
+            };
+            let flows_found = flows
+                .iter()
+                .filter(|f| exits.iter().any(|e| matches(f, e)))
+                .count();
+            let flows_exact = flows
+                .iter()
+                .filter(|f| {
+                    exits
+                        .iter()
+                        .filter(|e| matches(f, e))
+                        .map(|e| e.amount)
+                        .sum::<Amount>()
+                        == f.amount
+                })
+                .count();
+            let exits_unmatched = exits
+                .iter()
+                .filter(|e| !flows.iter().any(|f| matches(f, e)))
+                .count();
+            let traced: Amount = exits.iter().map(|e| e.amount).sum();
+            let mut per_entity: BTreeMap<String, (Amount, Amount)> =
+                true_per.iter().map(|(k, v)| (k.clone(), (0, *v))).collect();
+            for e in &exits {
+                per_entity
+                    .entry(e.entity.clone().unwrap_or_default())
+                    .or_default()
+                    .0 += e.amount;
+            }
+            ModelError {
+                policy: r.policy.clone(),
+                traced,
+                truth: true_total,
+                signed_error_ppm: ppm(traced, true_total),
+                flows_found,
+                flows_exact,
+                flows_true: flows.len(),
+                exits_unmatched,
+                per_entity,
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_errors_are_relative_to_the_truth() {
+        assert_eq!(ppm(134, 100), Some(340_000));
+        assert_eq!(ppm(90, 100), Some(-100_000));
+        assert_eq!(ppm(5, 0), None);
+    }
+}
