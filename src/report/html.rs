@@ -43,7 +43,7 @@ table{border-collapse:collapse;margin:8px 0;font-size:13px}th,td{border:1px soli
 th{background:#f5f5f5}td.n{text-align:right;font-family:'DejaVu Sans Mono',monospace;white-space:nowrap}\
 code,.mono{font-family:'DejaVu Sans Mono',monospace;font-size:12px;word-break:break-all}.chart{overflow-x:auto;border:1px solid #eee;margin:10px 0}\
 .chart svg{display:block}.headline{font-size:17px;background:#fff8e1;border-left:5px solid #ff8f00;padding:8px 12px}\
-small{color:#616161}details{margin:6px 0}.warn{background:#ffebee;border-left:5px solid #c62828;padding:6px 10px}";
+small{color:#616161}details{margin:6px 0}@media print{body{margin:0;max-width:none;font-size:10pt}.chart{overflow:visible}table{page-break-inside:auto}tr{page-break-inside:avoid}h2{page-break-after:avoid}}.warn{background:#ffebee;border-left:5px solid #c62828;padding:6px 10px}";
 
 fn money(case: &Case, units: Amount) -> String {
     format!("{} {}", fmt::amount(units, case.decimals()), case.unit())
@@ -175,7 +175,8 @@ pub fn render(h: &HtmlInput) -> String {
         let _ = write!(s, "<th>{name}</th>");
     }
     s.push_str("</tr>\n");
-    for r in &c.results {
+    // Poison is not an amount that moved: it has its own table below, never beside these.
+    for r in c.results.iter().filter(|r| r.policy != "poison") {
         let t = &r.totals;
         let _ = write!(s, "<tr><th>{}</th>", xml(&r.policy));
         num_cell(&mut s, &money(c, t.entered_seeds));
@@ -185,7 +186,28 @@ pub fn render(h: &HtmlInput) -> String {
         }
         s.push_str("</tr>\n");
     }
-    s.push_str("</table>\n<p><small>Poison does not conserve value: its figures are an upper bound. For the other models the columns after \"seeded\" add up to the seeded amount exactly (checked when the trace ran). \"Seeded\" counts every seed output in full, so value that moved from one seed address to another is in it twice; \"entered the seeds from outside\" counts it once (seeded minus what went back into seeds), and every share is of that amount.</small></p>\n");
+    s.push_str("</table>\n<p><small>For the models the columns after \"seeded\" add up to the seeded amount exactly (checked when the trace ran). \"Seeded\" counts every seed output in full, so value that moved from one seed address to another is in it twice; \"entered the seeds from outside\" counts it once (seeded minus what went back into seeds), and every share is of that amount.</small></p>\n");
+    if let Some(p) = c.results.iter().find(|r| r.policy == "poison") {
+        let touched: BTreeSet<(&str, u32)> =
+            p.edges.iter().map(|e| (e.txid.as_str(), e.vout)).collect();
+        let value: Amount = p
+            .edges
+            .iter()
+            .map(|e| (e.txid.as_str(), e.vout, e.output_value.unwrap_or(e.amount)))
+            .collect::<BTreeSet<_>>()
+            .iter()
+            .map(|x| x.2)
+            .sum();
+        let exits: Vec<&super::case::End> = p.ends.iter().filter(|e| e.kind == "exit").collect();
+        let _ = writeln!(
+            s,
+            "<h3>Poison: outputs touched (an upper bound, not an amount that moved)</h3>\n<table>\n<tr><th>outputs the taint touched</th><td class=\"n\">{}</td></tr>\n<tr><th>their whole value</th><td class=\"n\">{}</td></tr>\n<tr><th>of them at stop categories (exits)</th><td class=\"n\">{} worth {}</td></tr>\n</table>",
+            touched.len(),
+            money(c, value),
+            exits.len(),
+            money(c, exits.iter().map(|e| e.amount).sum())
+        );
+    }
     let entities: BTreeSet<&String> = c
         .results
         .iter()
@@ -209,7 +231,11 @@ pub fn render(h: &HtmlInput) -> String {
     } else {
         s.push_str("<table>\n<tr><th>entity</th><th>category</th>");
         for r in &c.results {
-            let _ = write!(s, "<th>{}</th>", xml(&r.policy));
+            if r.policy == "poison" {
+                s.push_str("<th>poison: whole outputs touched (upper bound)</th>");
+            } else {
+                let _ = write!(s, "<th>{}</th>", xml(&r.policy));
+            }
         }
         s.push_str("</tr>\n");
         for ent in &entities {
