@@ -279,8 +279,9 @@ pub struct ReportArgs {
     /// reruns; default: now.
     #[arg(long, value_name = "TIME")]
     pub timestamp: Option<String>,
-    /// At most this many rows in the HTML report's transfer table (edges.csv has all).
-    #[arg(long, default_value_t = 20_000, value_name = "N")]
+    /// At most this many rows in the HTML report's transfer table; the rest are in the
+    /// appendix edges.csv beside it (the report says so).
+    #[arg(long, default_value_t = 2_000, value_name = "N")]
     pub max_table_rows: usize,
 }
 

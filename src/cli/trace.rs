@@ -51,17 +51,7 @@ fn seed_items_from(seeds: &[String]) -> Result<Vec<(String, Option<String>)>, Cl
             let record = record.map_err(|e| {
                 CliError::user(anyhow!("seed file {file}: not readable as CSV: {e}"))
             })?;
-            let line = record.position().map_or(0, |p| {
-                // On CRLF files the reader places a record at the `\n` ending the line before.
-                let at = usize::try_from(p.byte())
-                    .unwrap_or(usize::MAX)
-                    .saturating_add(1)
-                    .min(text.len());
-                1 + text.as_bytes()[..at]
-                    .iter()
-                    .filter(|&&b| b == b'\n')
-                    .count()
-            });
+            let line = crate::labels::record_line(text, &record);
             let first = record.get(0).unwrap_or("").trim();
             if first.is_empty() || (n == 0 && first.eq_ignore_ascii_case("address")) {
                 continue;

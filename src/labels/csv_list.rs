@@ -27,6 +27,22 @@ pub fn sniff_delimiter(header: &str) -> u8 {
         .0
 }
 
+/// The line of `text` a CSV record starts on, 1-based, counted from its byte offset (the
+/// reader's own line count is off by one on CRLF files, where it places a record at the
+/// `\n` that ends the line before). `text` is what the reader read (after any BOM).
+pub fn record_line(text: &str, record: &csv::StringRecord) -> usize {
+    record.position().map_or(0, |p| {
+        let at = usize::try_from(p.byte())
+            .unwrap_or(usize::MAX)
+            .saturating_add(1)
+            .min(text.len());
+        1 + text.as_bytes()[..at]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
+    })
+}
+
 /// The delimiter's name for messages.
 pub fn delimiter_name(d: u8) -> &'static str {
     match d {
@@ -105,19 +121,7 @@ pub(super) fn read(path: &Path, text: &str, c: &mut Collect<'_>) -> Result<(), L
                 return Err(fmt(line, format!("not valid CSV: {e}")));
             }
         };
-        // The line in the file, counted from the record's byte offset (the reader's own line
-        // count is off by one on CRLF files). The offset is past the BOM stripped above.
-        let line = record.position().map_or(0, |p| {
-            // On CRLF files the reader places a record at the `\n` ending the line before.
-            let at = usize::try_from(p.byte())
-                .unwrap_or(usize::MAX)
-                .saturating_add(1)
-                .min(text.len());
-            1 + text.as_bytes()[..at]
-                .iter()
-                .filter(|&&b| b == b'\n')
-                .count()
-        });
+        let line = record_line(text, &record);
         if record.iter().all(str::is_empty) {
             continue; // an empty spreadsheet row (";;;")
         }

@@ -469,12 +469,6 @@ fn a_conflicted_cluster_is_refused_as_a_seed_and_named_in_the_case() {
         warnings.iter().any(|w| w["kind"] == "conflict"),
         "{warnings:?}"
     );
-    ok(&run(&[
-        "report",
-        case.to_str().unwrap(),
-        "--format",
-        "html",
-    ]));
-    let html = std::fs::read_to_string(case.join("report/report.html")).unwrap();
+    let html = html_report(&case);
     assert!(html.contains("cluster warning(s)") && html.contains("Alpha"));
 }

@@ -269,18 +269,7 @@ fn unknown_command_parts_say_not_built_and_exit_1() {
 
 /// A simulated world (regtest framing) of `txs` transactions in `out`; its blocks dir.
 fn simulated(out: &Path, seed: &str, txs: &str) -> std::path::PathBuf {
-    ok(&run(&[
-        "simulate",
-        "--quiet",
-        "--seed",
-        seed,
-        "--txs",
-        txs,
-        "--preset",
-        "small",
-        "--out",
-        out.to_str().unwrap(),
-    ]));
+    simulate(out, seed, txs, "small");
     out.join("blocks")
 }
 

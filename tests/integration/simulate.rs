@@ -9,21 +9,6 @@ use bitcoin::hashes::Hash;
 
 use crate::util::*;
 
-fn simulate(out: &Path, seed: &str, txs: &str, preset: &str) {
-    ok(&run(&[
-        "simulate",
-        "--quiet",
-        "--seed",
-        seed,
-        "--txs",
-        txs,
-        "--preset",
-        preset,
-        "--out",
-        out.to_str().unwrap(),
-    ]));
-}
-
 fn read_truth(world: &Path, table: &str) -> Vec<Row> {
     read_parquet_file(&world.join("truth").join(format!("{table}.parquet")))
 }

@@ -563,13 +563,7 @@ fn conflicting_tags_give_the_same_answer_whatever_the_file_names() {
     assert_eq!(haircut_exchange_exposure(&t), answers[0]);
     assert_eq!(t["label_conflicts"][0]["decided_by"], "prefer");
     // The report shows the conflicts and the rule.
-    ok(&run(&[
-        "report",
-        case.path().to_str().unwrap(),
-        "--format",
-        "html",
-    ]));
-    let html = std::fs::read_to_string(case.path().join("report/report.html")).unwrap();
+    let html = html_report(case.path());
     assert!(html.contains("carry disagreeing tags") && html.contains("--prefer"));
 
     // `labels conflicts` lists the same decisions.
@@ -870,13 +864,7 @@ fn cluster_level_exits_name_the_address_paid_and_small_deposits_still_exit() {
             .iter()
             .any(|r| r["to_address"].str() == expected[0].1.as_str())
     );
-    ok(&run(&[
-        "report",
-        case.path().to_str().unwrap(),
-        "--format",
-        "html",
-    ]));
-    let html = std::fs::read_to_string(case.path().join("report/report.html")).unwrap();
+    let html = html_report(case.path());
     assert!(html.contains("Deposit addresses to request records for"));
     for (_, addr, _) in &expected {
         assert!(html.contains(addr.as_str()), "{addr} not in the report");
@@ -980,13 +968,7 @@ fn thin_exits_are_shown_as_shares_of_their_deposits_and_poison_as_outputs_touche
             );
         }
     }
-    ok(&run(&[
-        "report",
-        case.path().to_str().unwrap(),
-        "--format",
-        "html",
-    ]));
-    let html = std::fs::read_to_string(case.path().join("report/report.html")).unwrap();
+    let html = html_report(case.path());
     assert!(html.contains(" deposit (") && html.contains(" %)"));
 }
 
@@ -1020,8 +1002,7 @@ fn a_case_keeps_an_audit_trail_that_verify_replays() {
         c,
         "exit addresses sent to the exchange's compliance desk",
     ]));
-    ok(&run(&["report", c, "--format", "html"]));
-    let html = std::fs::read_to_string(case.join("report/report.html")).unwrap();
+    let html = html_report(&case);
     for want in [
         "2026-117",
         "A. Analyst",
@@ -1120,12 +1101,6 @@ fn the_trace_error_is_measured_against_the_truth_and_shown_in_the_report() {
         assert!(m["signed_error_ppm"].as_i64().unwrap() >= 0);
     }
     assert!(case.join("eval_trace.json").is_file());
-    ok(&run(&[
-        "report",
-        case.to_str().unwrap(),
-        "--format",
-        "html",
-    ]));
-    let html = std::fs::read_to_string(case.join("report/report.html")).unwrap();
+    let html = html_report(&case);
     assert!(html.contains("Measured error of this trace") && html.contains("peel_chain.csv"));
 }

@@ -316,3 +316,30 @@ pub fn import_labels(data: &Path, csv: &str) {
         data.to_str().unwrap(),
     ]));
 }
+
+/// `chaintrace report CASE --format html` and the report's text.
+pub fn html_report(case: &Path) -> String {
+    ok(&run(&[
+        "report",
+        case.to_str().unwrap(),
+        "--format",
+        "html",
+    ]));
+    std::fs::read_to_string(case.join("report/report.html")).unwrap()
+}
+
+/// `chaintrace simulate` of a world of `txs` transactions with `preset` into `out`.
+pub fn simulate(out: &Path, seed: &str, txs: &str, preset: &str) {
+    ok(&run(&[
+        "simulate",
+        "--quiet",
+        "--seed",
+        seed,
+        "--txs",
+        txs,
+        "--preset",
+        preset,
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+}
