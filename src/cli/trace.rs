@@ -1119,6 +1119,9 @@ struct TraceDoc<'a> {
     label_conflicts: &'a [&'a crate::labels::Conflict],
     /// Address → the tag that names it: an inference from a source, not an on-chain fact.
     attributions: &'a BTreeMap<String, Attribution>,
+    /// Each model's definition as this version states it, kept with the case so that a
+    /// later report of it shows the method the trace used.
+    methodology: BTreeMap<&'static str, &'static str>,
     clustering: &'a serde_json::Value,
     parameters: &'a serde_json::Value,
     nodes: Vec<PolicyNodes<'a>>,
@@ -1208,6 +1211,19 @@ fn write_case(
         node_labels: info.node_labels,
         label_conflicts: info.label_conflicts,
         attributions: info.attributions,
+        methodology: results
+            .iter()
+            .map(|r| {
+                (
+                    r.policy.name(),
+                    if info.asset.is_some() {
+                        r.policy.account_definition()
+                    } else {
+                        r.policy.definition()
+                    },
+                )
+            })
+            .collect(),
         clustering: info.clustering,
         parameters: info.parameters,
         nodes: results

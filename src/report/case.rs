@@ -105,6 +105,9 @@ pub struct Case {
     /// FILE:LINE).
     #[serde(default)]
     pub attributions: BTreeMap<String, Attribution>,
+    /// Each model's definition when the trace was made (newer cases).
+    #[serde(default)]
+    pub methodology: BTreeMap<String, String>,
     /// Addresses of the trace whose tags disagree (the tag used and why).
     #[serde(default)]
     pub label_conflicts: Vec<crate::labels::Conflict>,

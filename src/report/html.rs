@@ -498,13 +498,20 @@ fn methodology(s: &mut String, h: &HtmlInput) {
     let c = h.case;
     s.push_str("<h2>6. Methodology</h2>\n<h3>Taint models</h3>\n<table>\n<tr><th>model</th><th>definition and source</th></tr>\n");
     for r in &c.results {
-        let def = crate::trace::policy::Policy::from_name(&r.policy).map_or("", |p| {
-            if c.asset.is_some() {
-                p.account_definition()
-            } else {
-                p.definition()
-            }
-        });
+        // The definition stored with the case, as the trace used it; older cases: this
+        // version's.
+        let def = c.methodology.get(&r.policy).map_or_else(
+            || {
+                crate::trace::policy::Policy::from_name(&r.policy).map_or("", |p| {
+                    if c.asset.is_some() {
+                        p.account_definition()
+                    } else {
+                        p.definition()
+                    }
+                })
+            },
+            String::as_str,
+        );
         let _ = writeln!(
             s,
             "<tr><th>{}</th><td>{}</td></tr>",
@@ -515,7 +522,7 @@ fn methodology(s: &mut String, h: &HtmlInput) {
     if c.asset.is_some() {
         s.push_str("</table>\n<p>Account model: an account has one balance, not coins, so the models act on that balance. The transfers of the traced asset are replayed in chain order (block, transaction, then inside the transaction: the fee, the transaction's value, its internal transfers in call order; token events in log order), and each account keeps how much of its balance is tainted. Value the dataset does not show an account receiving (genesis allocations, block rewards, withdrawals, anything before the first ingested block) is counted as clean balance held from the start, the least that explains what the account sent. Fees (gas used × effective gas price) are paid by the sender even when the transaction failed. Failed transactions and reverted calls move no value. A seed account's whole balance is tainted: what it held when the window opened and everything it received after are seeded. Every traced unit ends as an exit (a transfer into an account whose label category is a stop category), a fee, a holding (still in an account), below the minimum value, beyond the hop limit, or back in a seed. Backward, the transfers are undone newest first from the balances at the end of the window: FIFO and LIFO exactly invert the forward replay; haircut shares an account's tainted units among its earlier receipts by the balance each arrived to; taint still in an account when the window's first block is undone came from before the window (held) or, for a token, was minted (mined).</p>\n<h3>Address clustering</h3>\n");
     } else {
-        s.push_str("</table>\n<p>Transactions are visited in chain order (forward) or reverse chain order (backward), so each sees all the taint that reaches it before passing it on. Amounts are integers in base units; proportional splits use the largest-remainder rule. Every traced unit ends as an exit (an output at an address whose label category is a stop category), a fee, a holding (unspent, or spent outside the window), below the minimum value, beyond the hop limit, mined, or back in a seed.</p>\n<h3>Address clustering</h3>\n");
+        s.push_str("</table>\n<p>Transactions are visited in chain order (forward) or reverse chain order (backward), so each sees all the taint that reaches it before passing it on. Amounts are integers in base units; proportional splits use the largest-remainder rule. Every traced unit ends as an exit (an output at an address whose label category is a stop category, however small), a fee, a holding (unspent), spent outside the height/time window, below the minimum value, beyond the hop limit, mined, back in a seed, or entering a detected CoinJoin (unless CoinJoins were followed).</p>\n<h3>Address clustering</h3>\n");
     }
     match c.clustering.as_ref().filter(|v| !v.is_null()) {
         None => s.push_str("<p>No address clustering was used: every node of this trace is a single address.</p>\n"),

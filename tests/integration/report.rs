@@ -496,6 +496,9 @@ fn attributions_name_their_tag_and_the_report_lists_its_limitations() {
     let d = traced_case();
     let case = d.path().join("case");
     let t = json(&case.join("trace.json"));
+    // The method is kept with the case as the trace used it, and the report shows it.
+    let haircut = t["methodology"]["haircut"].as_str().unwrap().to_string();
+    assert!(haircut.len() > 40);
     let atts = t["attributions"].as_object().unwrap();
     assert!(!atts.is_empty());
     let (addr, a) = atts.iter().next().unwrap();
@@ -505,4 +508,9 @@ fn attributions_name_their_tag_and_the_report_lists_its_limitations() {
     let html = std::fs::read_to_string(case.join("report/report.html")).unwrap();
     assert!(html.contains("Limitations") && html.contains("inferences"));
     assert!(html.contains(addr.as_str()) && html.contains("tag: exchange ("));
+    let escaped = chaintrace::report::export::xml(&haircut);
+    assert!(
+        html.contains(&escaped),
+        "the stored definition is in the report"
+    );
 }
