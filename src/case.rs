@@ -18,6 +18,9 @@ use thiserror::Error;
 
 /// The audit log's file name in a case folder.
 pub const AUDIT_FILE: &str = "audit.jsonl";
+/// The audit log's head: `SEQ SHA256` of its last line, rewritten on every append, so that
+/// a log cut short (its last lines removed) no longer matches it.
+pub const HEAD_FILE: &str = "audit.head";
 /// The case metadata's file name in a case folder.
 pub const META_FILE: &str = "case.toml";
 
@@ -200,6 +203,15 @@ pub fn append(case_dir: &Path, a: Action<'_>) -> Result<Entry, CaseError> {
     f.write_all(format!("{line}\n").as_bytes())
         .and_then(|()| f.sync_all())
         .map_err(io(&path))?;
+    let head = case_dir.join(HEAD_FILE);
+    crate::store::sink::write_atomic(
+        &head,
+        format!("{} {}\n", entry.seq, sha256_hex(line.as_bytes())).as_bytes(),
+    )
+    .map_err(|e| CaseError::Meta {
+        path: head.clone(),
+        what: e.to_string(),
+    })?;
     Ok(entry)
 }
 
@@ -247,6 +259,19 @@ pub fn verify_chain(case_dir: &Path) -> Result<Vec<String>, CaseError> {
             ));
         }
         prev = h.clone();
+    }
+    if let Some((last, h)) = entries.last() {
+        let want = format!("{} {h}", last.seq);
+        match std::fs::read_to_string(case_dir.join(HEAD_FILE)) {
+            Ok(head) if head.trim() == want => {}
+            Ok(head) => problems.push(format!(
+                "{AUDIT_FILE}: its last entry ({want}) is not the head recorded in {HEAD_FILE} ({}): entries were removed from its end or the log was replaced",
+                head.trim()
+            )),
+            Err(_) => problems.push(format!(
+                "{HEAD_FILE} is missing: the log's end cannot be checked"
+            )),
+        }
     }
     Ok(problems)
 }

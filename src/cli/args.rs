@@ -743,6 +743,10 @@ pub struct CaseVerifyArgs {
     /// Check the hashes only; do not run the trace again.
     #[arg(long)]
     pub no_rerun: bool,
+    /// Where the dataset the trace read is now (default: where it was, as recorded): for a
+    /// defence expert replaying a case on another machine.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<std::path::PathBuf>,
 }
 
 /// Label file formats.

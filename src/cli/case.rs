@@ -63,7 +63,29 @@ fn init(cli: &Cli, a: &CaseInitArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// A command line as a shell would take it back: arguments with spaces or quotes quoted.
+pub fn shell_words(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./:@=,+%".contains(&b))
+            {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn note(cli: &Cli, a: &CaseNoteArgs) -> Result<(), CliError> {
+    if a.text.trim().is_empty() {
+        return Err(CliError::user(anyhow!(
+            "the note is empty; write what it should record"
+        )));
+    }
     if !a.case.is_dir() {
         return Err(CliError::user(anyhow!(
             "{} is no case folder (it does not exist); give the folder of `chaintrace trace --out` or `case init`",
@@ -110,19 +132,53 @@ fn log(cli: &Cli, a: &CaseDirArgs) -> Result<(), CliError> {
         println!("{} has no audit trail yet", a.case.display());
     }
     for (e, _) in &entries {
-        println!(
-            "{:>3} {} {:<6} {}{}",
-            e.seq,
-            e.time,
-            e.action,
-            e.command.join(" "),
-            e.note
-                .as_deref()
-                .map(|n| format!(" \"{n}\""))
-                .unwrap_or_default()
-        );
+        let what = match &e.note {
+            Some(n) => format!("\"{n}\""),
+            None => shell_words(&e.command),
+        };
+        println!("{:>3} {} {:<6} {what}", e.seq, e.time, e.action);
     }
     Ok(())
+}
+
+/// The inputs of a trace entry whose files no longer have the recorded hash. Inputs are
+/// found as the trace found them: in its dataset folder (`--data`, as recorded or as
+/// overridden by `data`) and, for seed files, in its working directory.
+fn changed_inputs(t: &Entry, data: Option<&std::path::Path>) -> Vec<String> {
+    let cwd = std::path::Path::new(&t.cwd);
+    let recorded_data = t
+        .command
+        .iter()
+        .position(|x| x == "--data")
+        .and_then(|i| t.command.get(i + 1))
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("CHAINTRACE_DATA").map(std::path::PathBuf::from))
+        .unwrap_or_else(|| "data".into());
+    let data_dir = data.map_or_else(|| cwd.join(&recorded_data), std::path::Path::to_path_buf);
+    let mut out = Vec::new();
+    for (name, want) in &t.inputs {
+        let path = match name.strip_prefix("seeds ") {
+            Some(f) => cwd.join(f),
+            None => data_dir.join(name),
+        };
+        match std::fs::read(&path) {
+            Ok(b) => {
+                use bitcoin::hashes::{Hash, sha256};
+                if sha256::Hash::hash(&b).to_string() != *want {
+                    out.push(format!(
+                        "input {name} ({}) changed since entry {} (trace) read it",
+                        path.display(),
+                        t.seq
+                    ));
+                }
+            }
+            Err(_) => out.push(format!(
+                "input {name} is not at {} (moved? give --data)",
+                path.display()
+            )),
+        }
+    }
+    out
 }
 
 /// The last entry of an action.
@@ -176,11 +232,17 @@ fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
     let trace = last(&entries, "trace");
     if let Some(t) = trace {
         problems.extend(case::verify_outputs(&a.case, t));
+        problems.extend(changed_inputs(t, a.data.as_deref()));
     } else {
         problems.push("the audit trail records no trace".into());
     }
-    if let Some(r) = last(&entries, "report") {
+    // The latest report and metadata, unless a later trace replaced them.
+    let after_trace = |e: &&Entry| trace.is_none_or(|t| e.seq > t.seq);
+    if let Some(r) = last(&entries, "report").filter(after_trace) {
         problems.extend(case::verify_outputs(&a.case, r));
+    }
+    if let Some(i) = last(&entries, "init") {
+        problems.extend(case::verify_outputs(&a.case, i));
     }
     let mut rerun = "not run (--no-rerun)".to_string();
     if let (Some(t), false) = (trace, a.no_rerun) {
@@ -197,6 +259,18 @@ fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
         };
         let exe = std::env::current_exe()
             .map_err(|e| CliError::user(anyhow!("cannot find this program: {e}")))?;
+        let mut args = args;
+        if let Some(d) = &a.data {
+            let d = std::fs::canonicalize(d).unwrap_or_else(|_| d.clone());
+            let d = d.display().to_string();
+            match args.iter().position(|x| x == "--data") {
+                Some(i) if i + 1 < args.len() => args[i + 1] = d,
+                _ => {
+                    args.retain(|x| !x.starts_with("--data="));
+                    args.extend(["--data".to_string(), d]);
+                }
+            }
+        }
         let o = std::process::Command::new(exe)
             .args(&args)
             .current_dir(&t.cwd)
@@ -263,7 +337,14 @@ fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
     }
     if problems.is_empty() {
         if !cli.json {
-            println!("verified: every recorded hash matches and the trace reproduces");
+            println!(
+                "verified: the trail is intact and every recorded hash matches{}",
+                if a.no_rerun {
+                    " (the trace was not run again: --no-rerun)"
+                } else {
+                    ", and the trace reproduces"
+                }
+            );
         }
         Ok(())
     } else if cli.json {

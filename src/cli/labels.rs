@@ -114,6 +114,26 @@ fn print_import(a: &LabelsImportArgs, report: &labels::ImportReport) {
         report.loaded,
         by_category(&report.loaded_by_category)
     );
+    // Tags of Bitcoin networks no dataset here holds: say so (traces will not use them).
+    let present: Vec<&str> = ["bitcoin", "testnet", "testnet4", "signet", "regtest"]
+        .into_iter()
+        .filter(|n| a.data.join(n).join("_manifest.json").is_file())
+        .collect();
+    if !present.is_empty()
+        && let Ok(tags) = labels::read_tags(&labels::tags_path(&a.data))
+    {
+        let elsewhere = tags
+            .iter()
+            .filter(|(t, _)| t.chain == "bitcoin")
+            .filter(|(t, _)| !present.iter().any(|n| labels::on_network(t, n)))
+            .count();
+        if elsewhere > 0 {
+            println!(
+                "{elsewhere} Bitcoin tag(s) are for networks this dataset does not hold (it holds {}): traces here do not use them",
+                present.join(", ")
+            );
+        }
+    }
     let conflicts: usize = report.conflicts.values().sum();
     if conflicts > 0 {
         println!(

@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 pub use args::{Cli, Command, StatsCommand};
+pub use case::shell_words;
 
 /// An error at the command-line edge, with its exit code.
 #[derive(Debug)]

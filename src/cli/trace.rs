@@ -47,13 +47,23 @@ fn seed_items_from(seeds: &[String]) -> Result<Vec<(String, Option<String>)>, Cl
             .delimiter(delimiter)
             .trim(csv::Trim::All)
             .from_reader(text.as_bytes());
+        // The column named `address` when a header names one, else the first.
+        let mut col = 0;
         for (n, record) in reader.records().enumerate() {
             let record = record.map_err(|e| {
                 CliError::user(anyhow!("seed file {file}: not readable as CSV: {e}"))
             })?;
             let line = crate::labels::record_line(text, &record);
-            let first = record.get(0).unwrap_or("").trim();
-            if first.is_empty() || (n == 0 && first.eq_ignore_ascii_case("address")) {
+            if n == 0
+                && let Some(i) = record
+                    .iter()
+                    .position(|f| f.trim().eq_ignore_ascii_case("address"))
+            {
+                col = i;
+                continue;
+            }
+            let first = record.get(col).unwrap_or("").trim();
+            if first.is_empty() {
                 continue;
             }
             items.push((first.to_string(), Some(format!("{file}:{line}"))));
@@ -601,7 +611,12 @@ fn prepare_out(a: &TraceArgs) -> Result<(), CliError> {
         }
     };
     // The case's metadata and audit trail belong to it and are never removed.
-    let kept = [crate::case::META_FILE, crate::case::AUDIT_FILE];
+    let kept = [
+        crate::case::META_FILE,
+        crate::case::AUDIT_FILE,
+        crate::case::HEAD_FILE,
+        "eval_trace.json",
+    ];
     let entries: Vec<String> = entries
         .into_iter()
         .filter(|e| !kept.contains(&e.as_str()))
@@ -647,6 +662,12 @@ fn prepare_out(a: &TraceArgs) -> Result<(), CliError> {
             old.map_or_else(|| "unreadable trace.json".to_string(), |o| o.join(" "))
         )));
     }
+    Ok(())
+}
+
+/// Clears the old case in `--out` once the new one is ready to be written (never before:
+/// a bad seed or an interrupted trace must leave the old evidence as it was).
+fn clear_old_case(out: &std::path::Path) -> Result<(), CliError> {
     for f in CASE_FILES {
         match std::fs::remove_file(out.join(f)) {
             Ok(()) => {}
@@ -717,6 +738,27 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         .map(|h| (h, idx.block_time.get(h as usize)))
         .collect();
     let (from_height, to_height) = height_window(a, &times)?;
+    if from_height >= heights {
+        return Err(CliError::user(anyhow!(
+            "the window starts after the dataset's last block (height {}): nothing to trace",
+            heights.saturating_sub(1)
+        )));
+    }
+    // Seeds are outputs created inside the window: what the seeds held before or after it
+    // is not part of this trace (it would be "held" in a window that ended before it).
+    let all_seeds = seeds.len();
+    let seeds: Vec<u64> = seeds
+        .into_iter()
+        .filter(|&o| {
+            let h = idx.tx_height.get(idx.out_tx.get(o as usize) as usize) as u32;
+            (from_height..=to_height).contains(&h)
+        })
+        .collect();
+    if seeds.is_empty() {
+        return Err(CliError::user(anyhow!(
+            "none of the {all_seeds} seed output(s) was created inside the window (heights {from_height} to {to_height}); widen --from/--to"
+        )));
+    }
     let params = Params {
         direction: if a.direction == "backward" {
             Direction::Backward
@@ -1197,6 +1239,15 @@ fn write_case(
 ) -> Result<(), CliError> {
     std::fs::create_dir_all(&a.out)
         .map_err(|e| CliError::user(anyhow!("cannot create {}: {e}", a.out.display())))?;
+    clear_old_case(&a.out)?;
+    if let Ok(problems) = crate::case::verify_chain(&a.out)
+        && !problems.is_empty()
+    {
+        eprintln!(
+            "chaintrace: warning: the case's audit trail is broken ({}); `chaintrace case verify` shows it; this trace is appended after the break",
+            problems[0]
+        );
+    }
     let inputs = trace_inputs(a, info).map_err(CliError::user)?;
     let doc = TraceDoc {
         tool: format!("chaintrace {}", crate::VERSION),

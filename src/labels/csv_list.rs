@@ -150,6 +150,10 @@ pub(super) fn read(path: &Path, text: &str, c: &mut Collect<'_>) -> Result<(), L
             ));
             continue;
         }
+        if get(Some(ci)).is_empty() {
+            reject("the category is empty (a tag must say what the address is)".into());
+            continue;
+        }
         let Some(is_public) = parse_bool(get(opt["is_public"])) else {
             reject(format!(
                 "is_public {:?} is neither true nor false",

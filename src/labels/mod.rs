@@ -114,7 +114,7 @@ impl Format {
             Some(Format::Tagpack)
         } else if name.starts_with("sanctioned_addresses_") && name.ends_with(".txt") {
             Some(Format::Ofac)
-        } else if name.ends_with(".csv") {
+        } else if name.ends_with(".csv") || name.ends_with(".tsv") {
             Some(Format::Csv)
         } else {
             None
@@ -288,9 +288,13 @@ pub fn parse_date(s: &str) -> Result<Option<String>, String> {
         return Ok(None);
     }
     let day = s.get(..10).unwrap_or(s);
-    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
-        .map(|d| Some(d.format("%Y-%m-%d").to_string()))
-        .map_err(|e| format!("lastmod {s:?} is not a YYYY-MM-DD date: {e}"))
+    let d = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        .map_err(|e| format!("lastmod {s:?} is not a YYYY-MM-DD date: {e}"))?;
+    // A date in the future would win every recency tie.
+    if d > chrono::Utc::now().date_naive() {
+        return Err(format!("lastmod {s:?} is in the future"));
+    }
+    Ok(Some(d.format("%Y-%m-%d").to_string()))
 }
 
 /// One tag as read, before its address is normalised.
@@ -510,7 +514,7 @@ pub fn read_file(
                 let category = field("category")
                     .or_else(|| field("abuse"))
                     .unwrap_or_default();
-                let confidence = field("confidence").unwrap_or_default();
+                let confidence = field("confidence").unwrap_or_else(|| "unknown".into());
                 let source = field("source").unwrap_or_default();
                 let actor = field("actor");
                 let lastmod = match parse_date(&field("lastmod").unwrap_or_default()) {

@@ -10,9 +10,10 @@
 //! 3. Recency: the tag's `lastmod` date (TagPack `lastmod`, CSV `lastmod` column), newer
 //!    first; a tag without one ranks after every dated tag (when or in which order files
 //!    were imported never decides).
-//! 4. A tie on all three is broken by the tag's own content — category, entity, label,
-//!    source in byte order — never by file name or import order, so renaming or reordering
-//!    files cannot change an answer. Such ties are reported as conflicts "decided by tie".
+//! 4. A tie on all three is broken by the tag's own content — a tag with a category before
+//!    one without, then category, entity, label, source in byte order — never by file name
+//!    or import order, so renaming or reordering files cannot change an answer. Such ties
+//!    are reported as conflicts "decided by tie".
 //!
 //! An address is *in conflict* when its tags (those in use: public ones, and private ones
 //! with `--include-private`) disagree on the entity or the category, compared without case.
@@ -134,6 +135,7 @@ type Rank<'a> = (
     usize,
     Reverse<u8>,
     Reverse<i64>,
+    bool,
     (&'a str, &'a str, &'a str, &'a str),
 );
 
@@ -151,6 +153,8 @@ fn rank<'a>(t: &'a Tag, prefer: &[String]) -> Rank<'a> {
         preferred,
         Reverse(confidence_level(&t.confidence).unwrap_or(0)),
         Reverse(recency),
+        // A tag without a category never wins a tie over one that has one.
+        t.category.trim().is_empty(),
         (&t.category, &t.entity, &t.label, &t.source),
     )
 }

@@ -135,7 +135,10 @@ pub fn render(h: &HtmlInput) -> String {
         ("Heights followed", c.param("followed_heights")),
         (
             "Time window",
-            format!("{} – {}", c.param("from_time"), c.param("to_time")),
+            match (c.param("from_time"), c.param("to_time")) {
+                (f, t) if f.is_empty() && t.is_empty() => "none (all heights followed)".to_string(),
+                (f, t) => format!("{f} – {t}"),
+            },
         ),
         ("Stop at categories (exits)", c.param("stop_at")),
         ("Level", c.param("level")),
@@ -703,7 +706,30 @@ fn deposit_addresses(s: &mut String, h: &HtmlInput, r: &super::case::PolicyResul
     // entity -> address -> (amount, payments, first, last)
     type Deposits<'a> = BTreeMap<&'a str, (Amount, usize, u32, u32)>;
     let mut by: BTreeMap<(&str, &str), Deposits> = BTreeMap::new();
-    for e in r.ends.iter().filter(|e| e.kind == "exit") {
+    // --min-share of the trace: thinner exits stay in the totals, not in this list.
+    let min_bp: u128 = c
+        .param("min_share_percent")
+        .parse::<f64>()
+        .map_or(0, |p| (p * 100.0).round() as u128);
+    let share_bp = |e: &super::case::End| match e.output_value {
+        Some(w) if w > 0 => e.amount.saturating_mul(10_000) / w,
+        _ => 10_000,
+    };
+    let thin = r
+        .ends
+        .iter()
+        .filter(|e| e.kind == "exit" && share_bp(e) < 100)
+        .count();
+    let hidden: Vec<&super::case::End> = r
+        .ends
+        .iter()
+        .filter(|e| e.kind == "exit" && share_bp(e) < min_bp)
+        .collect();
+    for e in r
+        .ends
+        .iter()
+        .filter(|e| e.kind == "exit" && share_bp(e) >= min_bp)
+    {
         let (Some(ent), Some(cat)) = (e.entity.as_deref(), e.category.as_deref()) else {
             continue;
         };
@@ -725,6 +751,21 @@ fn deposit_addresses(s: &mut String, h: &HtmlInput, r: &super::case::PolicyResul
         return;
     }
     s.push_str("<h3>Deposit addresses to request records for</h3>\n<p><small>Each address the traced value was paid to at a labelled entity (on-chain fact: these transactions paid these addresses; the entity is the label's attribution). A records request to the entity for an address names the customer it belongs to.</small></p>\n");
+    if thin > 0 {
+        let _ = writeln!(
+            s,
+            "<p class=\"warn\">{thin} exit(s) carry under 1 % of their deposit: the model spread the seeds' value thinly there; read them with care.</p>"
+        );
+    }
+    if !hidden.is_empty() {
+        let _ = writeln!(
+            s,
+            "<p>{} exit(s) below --min-share {} % ({}) are left out of this list (not out of the totals).</p>",
+            hidden.len(),
+            xml(&c.param("min_share_percent")),
+            money(c, hidden.iter().map(|e| e.amount).sum())
+        );
+    }
     for ((ent, cat), addrs) in &by {
         let total: Amount = addrs.values().map(|x| x.0).sum();
         let _ = writeln!(
@@ -759,7 +800,7 @@ fn provenance(s: &mut String, h: &HtmlInput) {
         for e in shown {
             let what = match &e.note {
                 Some(n) => n.clone(),
-                None => e.command.join(" "),
+                None => crate::cli::shell_words(&e.command),
             };
             let _ = writeln!(
                 s,

@@ -754,10 +754,13 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
     }
     sink::write_atomic(&o.out.join("SHA256SUMS"), sums.as_bytes())?;
     // The case's audit trail: what the report read and wrote.
+    // Files inside the case by their path in it; others by their absolute path.
+    let out_abs = std::fs::canonicalize(&o.out).unwrap_or_else(|_| o.out.clone());
+    let case_abs = std::fs::canonicalize(case_dir).unwrap_or_else(|_| case_dir.to_path_buf());
     let rel = |f: &str| -> String {
-        match o.out.strip_prefix(case_dir) {
+        match out_abs.strip_prefix(&case_abs) {
             Ok(r) => r.join(f).display().to_string(),
-            Err(_) => o.out.join(f).display().to_string(),
+            Err(_) => out_abs.join(f).display().to_string(),
         }
     };
     let mut inputs = crate::case::hashes(

@@ -433,6 +433,11 @@ impl<'a> Walk<'a> {
             }
             e.path = path;
         }
+        // On accounts, what moved between seeds is what the model carried back into them.
+        self.totals.entered_seeds = self
+            .totals
+            .seeded
+            .saturating_sub(self.totals.returned_to_seeds);
         PolicyResult::new(self.policy, self.totals, self.edges, self.ends)
     }
 }

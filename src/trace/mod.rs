@@ -92,9 +92,11 @@ pub struct Totals {
     /// Everything the seeds held: each seed output (account receipt) in full, including
     /// value that only moved from one seed to another.
     pub seeded: Amount,
-    /// Of `seeded`, the value that entered the seed set from outside, counted once:
-    /// `seeded` − `returned_to_seeds` (what the model says moved between seeds). Shares
-    /// and "how much of it" statements are based on this.
+    /// Of `seeded`, the value that entered the seed set from outside, counted once, the
+    /// same under every model: each seed output's share of its transaction's inputs that
+    /// were not seed outputs (all of a coinbase; none of a seed's own coin coming back
+    /// from a CoinJoin). Account model: `seeded` − `returned_to_seeds`. Shares and "how
+    /// much of it" statements are based on this.
     #[serde(default)]
     pub entered_seeds: Amount,
     pub exits: Amount,
@@ -176,13 +178,7 @@ pub struct PolicyResult {
 
 impl PolicyResult {
     /// The result, with the exposure per entity and category summed from the exits.
-    pub fn new(
-        policy: Policy,
-        mut totals: Totals,
-        edges: Vec<Edge>,
-        ends: Vec<End>,
-    ) -> PolicyResult {
-        totals.entered_seeds = totals.seeded.saturating_sub(totals.returned_to_seeds);
+    pub fn new(policy: Policy, totals: Totals, edges: Vec<Edge>, ends: Vec<End>) -> PolicyResult {
         let mut exposure_entity = BTreeMap::new();
         let mut exposure_category = BTreeMap::new();
         for e in ends.iter().filter(|e| e.kind == "exit") {
@@ -284,6 +280,7 @@ pub fn run(
     for &o in seeds {
         let v = idx.out_value.get(o as usize);
         totals.seeded += Amount::from(v);
+        totals.entered_seeds += entered_from_outside(idx, o, &seed_set);
         taint.insert(o, vec![(0, v)]);
         hop.insert(o, 0);
         route(o, v, 0, &mut queue, &mut totals, &mut ends, true);
@@ -458,6 +455,34 @@ pub fn run(
         e.path = path;
     }
     PolicyResult::new(policy, totals, edges, ends)
+}
+
+/// The part of seed output `o` that came from outside the seeds: its share of its
+/// transaction's inputs that are not seed outputs (floor), all of it for a coinbase, and
+/// for a detected CoinJoin the part beyond what the seeds put in (their own coins back).
+fn entered_from_outside(idx: &Index, o: u64, seeds: &std::collections::HashSet<u64>) -> Amount {
+    let v = idx.out_value.get(o as usize);
+    let t = idx.out_tx.get(o as usize) as u32;
+    let (mut total, mut from_seeds) = (0u128, 0u128);
+    let mut coinbase = true;
+    for i in idx.inputs_of(t) {
+        if let Some(prev) = idx.prev_output(i) {
+            coinbase = false;
+            let x = u128::from(idx.out_value.get(prev as usize));
+            total += x;
+            if seeds.contains(&prev) {
+                from_seeds += x;
+            }
+        }
+    }
+    let v = u128::from(v);
+    if coinbase || from_seeds == 0 {
+        return v;
+    }
+    if crate::cluster::heuristics::detect_coinjoin(idx, t).is_some() {
+        return v.saturating_sub(from_seeds);
+    }
+    v * (total - from_seeds) / total.max(1)
 }
 
 /// Ends the taint of `known` (the tainted side of transaction `t`) as "entered a

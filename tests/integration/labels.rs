@@ -233,6 +233,21 @@ fn spreadsheet_csv_quirks_are_read_or_named() {
         ("exchange", "ExampleExchange, Inc.")
     );
 
+    // A row without a category is no tag (it would win ties and hide a real exit).
+    let nocat = d.path().join("nocat.csv");
+    std::fs::write(
+        &nocat,
+        "address,label,category\n3K35dyL85fR9ht7UgzPfd1gLRRXQtNTqE3,x,\n1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa,y,miner\n",
+    )
+    .unwrap();
+    let o = run(&["labels", "import", nocat.to_str().unwrap(), "--data", data]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("nocat.csv:2: rejected") && stderr(&o).contains("category is empty"),
+        "{}",
+        stderr(&o)
+    );
+
     // Windows line ends: the rejected row is named by its line in the file; categories are
     // one vocabulary whatever their case.
     let crlf = d.path().join("crlf.csv");

@@ -115,7 +115,7 @@ pub enum IngestError {
         expected: Network,
     },
     #[error(
-        "dataset {dir} holds another chain: its tip {old_tip_hash} at height {old_tip_height} (ingested from {recorded_source}) is not on the source's best chain, which leaves it {} — deeper than a reorganisation ({max} blocks). Ingest into another --data, or add --replace to delete this dataset and ingest the source",
+        "dataset {dir} holds another chain: its tip {old_tip_hash} at height {old_tip_height} (ingested from {recorded_source}) is not on the source's best chain, which leaves it {} — deeper than a reorganisation ({max} blocks), or sharing only the genesis block. Ingest into another --data, or add --replace to delete this dataset and ingest the source",
         fork_height.map_or("at genesis".to_string(), |f| format!("after height {f}")),
         max = super::MAX_REORG_DEPTH
     )]

@@ -408,7 +408,8 @@ pub fn ingest_chain(
             }
         }
         let depth = old_tip.height.saturating_sub(fork.unwrap_or(0));
-        if depth > MAX_REORG_DEPTH {
+        // Deeper than a reorganisation, or sharing nothing but the genesis block.
+        if depth > MAX_REORG_DEPTH || (fork.unwrap_or(0) == 0 && old_tip.height > 1) {
             return Err(IngestError::OtherChain {
                 dir: chain_dir.clone(),
                 fork_height: fork,

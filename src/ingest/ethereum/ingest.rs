@@ -633,7 +633,9 @@ pub fn ingest(
             hash: stale[0].last_hash.clone(),
         });
         let depth = u64::from(old_tip.height).saturating_sub(fork);
-        if depth > u64::from(crate::ingest::bitcoin::MAX_REORG_DEPTH) {
+        if depth > u64::from(crate::ingest::bitcoin::MAX_REORG_DEPTH)
+            || (fork == 0 && old_tip.height > 1)
+        {
             return Err(anyhow!(
                 "{} holds another chain: its tip {} at block {} (ingested from {} {}) leaves the node's chain {depth} blocks deep, deeper than a reorganisation ({} blocks). Ingest into another --data, or add --replace to delete this dataset and ingest the node's chain",
                 chain_dir.display(),
