@@ -1516,13 +1516,13 @@ fn write_case(
             );
         } else {
             println!(
-                "{}: {} entered the seeds from outside (as this model attributes mixed transactions){}",
+                "{}: {} entered the seeds from outside{}",
                 r.policy.name(),
                 show(t.entered_seeds),
-                if t.returned_to_seeds > 0 {
+                if t.seeded > t.entered_seeds {
                     format!(
                         "; {} more only moved between seed addresses (not counted again)",
-                        show(t.returned_to_seeds)
+                        show(t.seeded - t.entered_seeds)
                     )
                 } else {
                     String::new()

@@ -174,10 +174,10 @@ pub fn headline(case: &Case, r: &PolicyResult) -> String {
         format!(
             "of {} that entered {seeds} from outside{}{rest}",
             amt(t.entered_seeds),
-            if t.returned_to_seeds > 0 {
+            if t.seeded > t.entered_seeds {
                 format!(
                     " ({} more only moved between them)",
-                    amt(t.returned_to_seeds)
+                    amt(t.seeded - t.entered_seeds)
                 )
             } else {
                 String::new()
