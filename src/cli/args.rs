@@ -695,6 +695,28 @@ pub enum CaseCommand {
     /// and report wrote, and (unless --no-rerun) run the recorded trace again on the recorded
     /// dataset to confirm the same bytes. Prints what differs; exits 1 if anything does.
     Verify(CaseVerifyArgs),
+    /// Bundle what a defence expert or a partner agency needs to replay the case into one
+    /// zip: the case folder, the inputs the trace recorded (dataset manifest with every
+    /// part's sha256 and source, tags.parquet, seed files, clustering) and a README with the
+    /// tool version and the replay command; --with-data adds the dataset's Parquet parts.
+    Export(CaseExportArgs),
+}
+
+/// `chaintrace case export`.
+#[derive(Debug, Args)]
+pub struct CaseExportArgs {
+    /// Case folder.
+    #[arg(value_name = "CASE")]
+    pub case: PathBuf,
+    /// The zip file to write (it must not exist).
+    #[arg(long, value_name = "FILE.zip")]
+    pub bundle: PathBuf,
+    /// Also add the dataset's Parquet parts (large), so the bundle replays on its own.
+    #[arg(long)]
+    pub with_data: bool,
+    /// Where the dataset is now (default: as recorded by the trace).
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
 }
 
 /// `chaintrace case init`.

@@ -3,7 +3,8 @@
 use anyhow::anyhow;
 
 use super::args::{
-    CaseCommand, CaseDirArgs, CaseInitArgs, CaseNoteArgs, CaseVerifyArgs, EvalTraceArgs,
+    CaseCommand, CaseDirArgs, CaseExportArgs, CaseInitArgs, CaseNoteArgs, CaseVerifyArgs,
+    EvalTraceArgs,
 };
 use super::{Cli, CliError};
 use crate::case::{self, Action, Entry, Meta};
@@ -14,6 +15,7 @@ pub(crate) fn run(cli: &Cli, c: &CaseCommand) -> Result<(), CliError> {
         CaseCommand::Note(a) => note(cli, a),
         CaseCommand::Log(a) => log(cli, a),
         CaseCommand::Verify(a) => verify(cli, a),
+        CaseCommand::Export(a) => export(cli, a),
     }
 }
 
@@ -141,12 +143,11 @@ fn log(cli: &Cli, a: &CaseDirArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The inputs of a trace entry whose files no longer have the recorded hash. Inputs are
-/// found as the trace found them: in its dataset folder (`--data`, as recorded or as
-/// overridden by `data`) and, for seed files, in its working directory.
-fn changed_inputs(t: &Entry, data: Option<&std::path::Path>) -> Vec<String> {
+/// The dataset folder a trace entry read (`--data` as recorded, relative to its working
+/// directory), or `data` when given.
+fn data_of(t: &Entry, data: Option<&std::path::Path>) -> std::path::PathBuf {
     let cwd = std::path::Path::new(&t.cwd);
-    let recorded_data = t
+    let recorded = t
         .command
         .iter()
         .position(|x| x == "--data")
@@ -154,7 +155,158 @@ fn changed_inputs(t: &Entry, data: Option<&std::path::Path>) -> Vec<String> {
         .map(std::path::PathBuf::from)
         .or_else(|| std::env::var_os("CHAINTRACE_DATA").map(std::path::PathBuf::from))
         .unwrap_or_else(|| "data".into());
-    let data_dir = data.map_or_else(|| cwd.join(&recorded_data), std::path::Path::to_path_buf);
+    data.map_or_else(|| cwd.join(&recorded), std::path::Path::to_path_buf)
+}
+
+/// Adds every file below `dir` to the zip under `prefix`, in name order.
+fn zip_dir(
+    zip: &mut zip::ZipWriter<std::fs::File>,
+    dir: &std::path::Path,
+    prefix: &str,
+    added: &mut Vec<String>,
+) -> Result<(), CliError> {
+    let mut entries: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| CliError::user(anyhow!("cannot read {}: {e}", dir.display())))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        let name = format!(
+            "{prefix}/{}",
+            p.file_name().and_then(|n| n.to_str()).unwrap_or("")
+        );
+        if p.is_dir() {
+            zip_dir(zip, &p, &name, added)?;
+        } else {
+            zip_file(zip, &p, &name, added)?;
+        }
+    }
+    Ok(())
+}
+
+fn zip_file(
+    zip: &mut zip::ZipWriter<std::fs::File>,
+    path: &std::path::Path,
+    name: &str,
+    added: &mut Vec<String>,
+) -> Result<(), CliError> {
+    use std::io::Write;
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::user(anyhow!("cannot read {}: {e}", path.display())))?;
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .last_modified_time(zip::DateTime::default());
+    zip.start_file(name, options)
+        .and_then(|()| zip.write_all(&bytes).map_err(Into::into))
+        .map_err(|e| CliError::user(anyhow!("cannot write {name} into the bundle: {e}")))?;
+    added.push(name.to_string());
+    Ok(())
+}
+
+fn export(cli: &Cli, a: &CaseExportArgs) -> Result<(), CliError> {
+    let entries = case::read(&a.case).map_err(CliError::user)?;
+    let Some(t) = last(&entries, "trace") else {
+        return Err(CliError::user(anyhow!(
+            "{} records no trace in its audit trail: nothing to bundle",
+            a.case.display()
+        )));
+    };
+    if a.bundle.exists() {
+        return Err(CliError::user(anyhow!(
+            "{} exists; give a new file name",
+            a.bundle.display()
+        )));
+    }
+    let data = data_of(t, a.data.as_deref());
+    let file = std::fs::File::create(&a.bundle)
+        .map_err(|e| CliError::user(anyhow!("cannot create {}: {e}", a.bundle.display())))?;
+    let mut zip = zip::ZipWriter::new(file);
+    let mut added = Vec::new();
+    zip_dir(&mut zip, &a.case, "case", &mut added)?;
+    // The recorded inputs, where the trace found them.
+    for name in t.inputs.keys() {
+        let (path, inside) = match name.strip_prefix("seeds ") {
+            Some(f) => (
+                std::path::Path::new(&t.cwd).join(f),
+                format!(
+                    "inputs/seeds/{}",
+                    std::path::Path::new(f)
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or("seeds")
+                ),
+            ),
+            None => (data.join(name), format!("data/{name}")),
+        };
+        if path.is_file() {
+            zip_file(&mut zip, &path, &inside, &mut added)?;
+        }
+    }
+    if a.with_data {
+        for chain in [
+            "bitcoin", "testnet", "testnet4", "signet", "regtest", "ethereum",
+        ] {
+            let dir = data.join(chain);
+            if dir.join("_manifest.json").is_file() {
+                for table in std::fs::read_dir(&dir)
+                    .map_err(|e| CliError::user(anyhow!("cannot read {}: {e}", dir.display())))?
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir() && !p.ends_with("index"))
+                {
+                    let name = format!(
+                        "data/{chain}/{}",
+                        table.file_name().and_then(|n| n.to_str()).unwrap_or("")
+                    );
+                    zip_dir(&mut zip, &table, &name, &mut added)?;
+                }
+            }
+        }
+    }
+    let readme = format!(
+        "chaintrace case bundle\n\nMade by chaintrace {} from {}.\n\ncase/    the case folder: trace.json, edges.parquet, ends.parquet, SHA256SUMS, report/, audit.jsonl (hash-chained), audit.head, case.toml\ninputs/  the seed files the trace read\ndata/    the dataset's manifest (every part's sha256 and its source), labels/tags.parquet and clustering{}\n\nTo replay: install chaintrace (the same version, or check the differences), then\n  chaintrace case verify case --data data\nwhich checks the audit trail, every recorded hash, and runs the recorded trace again:\n  {}\n",
+        crate::VERSION,
+        a.case.display(),
+        if a.with_data {
+            ", and its Parquet parts"
+        } else {
+            " (not the Parquet parts: ingest the same chain from the recorded source, or export with --with-data)"
+        },
+        shell_words(&t.command)
+    );
+    {
+        use std::io::Write;
+        let options = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored)
+            .last_modified_time(zip::DateTime::default());
+        zip.start_file("README.txt", options)
+            .and_then(|()| zip.write_all(readme.as_bytes()).map_err(Into::into))
+            .map_err(|e| CliError::user(anyhow!("cannot write the bundle's README: {e}")))?;
+    }
+    zip.finish()
+        .map_err(|e| CliError::user(anyhow!("cannot finish {}: {e}", a.bundle.display())))?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({"bundle": a.bundle, "files": added.len() + 1})
+        );
+    } else {
+        println!(
+            "{}: {} file(s) and README.txt",
+            a.bundle.display(),
+            added.len()
+        );
+    }
+    Ok(())
+}
+
+/// The inputs of a trace entry whose files no longer have the recorded hash. Inputs are
+/// found as the trace found them: in its dataset folder (`--data`, as recorded or as
+/// overridden by `data`) and, for seed files, in its working directory.
+fn changed_inputs(t: &Entry, data: Option<&std::path::Path>) -> Vec<String> {
+    let cwd = std::path::Path::new(&t.cwd);
+    let data_dir = data_of(t, data);
     let mut out = Vec::new();
     for (name, want) in &t.inputs {
         let path = match name.strip_prefix("seeds ") {
@@ -211,11 +363,15 @@ fn rerun_args(command: &[String], out: &std::path::Path) -> Option<Vec<String>> 
     replaced.then_some(args)
 }
 
-/// `trace.json` without what differs between two runs of one trace (the command line and
-/// the tool string are provenance, not results).
+/// `trace.json` without what may differ between two runs of one trace that are not results:
+/// the command line, where the dataset was, and the tool string (the dataset itself is
+/// pinned by its manifest's hash, which stays compared).
 fn trace_without_command(bytes: &[u8]) -> Option<serde_json::Value> {
     let mut v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    v.as_object_mut()?.remove("command");
+    let o = v.as_object_mut()?;
+    for k in ["command", "data", "tool"] {
+        o.remove(k);
+    }
     Some(v)
 }
 
@@ -292,7 +448,7 @@ fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
                 .ok()
                 .and_then(|b| trace_without_command(&b));
             if old.is_some() && old == new {
-                same.push("trace.json (but its command line)");
+                same.push("trace.json (but its command line, dataset path and tool string)");
             } else {
                 problems.push("trace.json: the trace run again gives other results".into());
             }

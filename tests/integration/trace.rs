@@ -1136,3 +1136,53 @@ fn the_trace_error_is_measured_against_the_truth_and_shown_in_the_report() {
     let html = html_report(&case);
     assert!(html.contains("Measured error of this trace") && html.contains("peel_chain.csv"));
 }
+
+#[test]
+fn a_case_bundle_replays_elsewhere() {
+    let d = labelled_world();
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("case");
+    ok(&run_trace(
+        d.path(),
+        &flagged(),
+        &case,
+        &["--policy", "fifo"],
+    ));
+    let bundle = dir.path().join("bundle.zip");
+    ok(&run(&[
+        "case",
+        "export",
+        case.to_str().unwrap(),
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--with-data",
+    ]));
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&bundle).unwrap()).unwrap();
+    let names: Vec<String> = zip.file_names().map(str::to_string).collect();
+    for want in [
+        "case/trace.json",
+        "case/audit.jsonl",
+        "data/regtest/_manifest.json",
+        "data/labels/tags.parquet",
+        "README.txt",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} not in {names:?}");
+    }
+    assert!(names.iter().any(|n| n.starts_with("data/regtest/outputs/")));
+    // Unpacked elsewhere, the case verifies against the bundled dataset.
+    let away = tempfile::tempdir().unwrap();
+    zip.extract(away.path()).unwrap();
+    let o = run(&[
+        "case",
+        "verify",
+        away.path().join("case").to_str().unwrap(),
+        "--data",
+        away.path().join("data").to_str().unwrap(),
+    ]);
+    ok(&o);
+    assert!(
+        stdout(&o).contains("the trace reproduces"),
+        "{}",
+        stdout(&o)
+    );
+}
