@@ -245,7 +245,8 @@ pub struct ReportArgs {
     /// Output folder (default: CASE/report).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Formats to write (comma-separated): svg, png, html, csv, graphml, dot, json.
+    /// Formats to write (comma-separated): svg, png, html, csv, graphml, dot, json, and pdf
+    /// (an A4 court exhibit; not written unless asked for).
     #[arg(
         long,
         value_delimiter = ',',

@@ -11,6 +11,7 @@ pub mod fmt;
 pub mod graph;
 pub mod html;
 pub mod layout;
+pub mod pdf;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ use crate::store::sink;
 use crate::trace::Amount;
 
 /// Every output format.
-pub const FORMATS: [&str; 7] = ["svg", "png", "html", "csv", "graphml", "dot", "json"];
+pub const FORMATS: [&str; 8] = ["svg", "png", "html", "csv", "graphml", "dot", "json", "pdf"];
 
 /// What to produce.
 #[derive(Clone, Debug)]
@@ -699,6 +700,23 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
             String::new()
         }
     );
+    if want("pdf") {
+        let meta = crate::case::Meta::load(case_dir)?;
+        let edges_sha = files
+            .iter()
+            .find(|f| f.0 == "edges.csv")
+            .map(|f| f.1.clone());
+        let bytes = pdf::render(&pdf::PdfInput {
+            case: &case,
+            result: r,
+            headline: &headline,
+            generated: &generated,
+            meta: meta.as_ref(),
+            edges_csv_sha256: edges_sha.as_deref(),
+            max_rows: 600,
+        });
+        put(&o.out, "report.pdf", &bytes, &mut files)?;
+    }
     if want("html") {
         let meta = crate::case::Meta::load(case_dir)?;
         let audit: Vec<crate::case::Entry> = crate::case::read(case_dir)?

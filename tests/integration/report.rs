@@ -514,3 +514,60 @@ fn attributions_name_their_tag_and_the_report_lists_its_limitations() {
         "the stored definition is in the report"
     );
 }
+
+#[test]
+fn the_pdf_exhibit_opens_and_holds_every_exit() {
+    let d = traced_case();
+    let case = d.path().join("case");
+    ok(&run(&[
+        "case",
+        "init",
+        case.to_str().unwrap(),
+        "--number",
+        "2026-117",
+    ]));
+    ok(&report(&case, &["--format", "pdf,csv"]));
+    let pdf = case.join("report/report.pdf");
+    let info = std::process::Command::new("pdfinfo")
+        .arg(&pdf)
+        .output()
+        .expect("pdfinfo (poppler-utils) is installed: .ci/run installs it");
+    assert!(
+        info.status.success(),
+        "{}",
+        String::from_utf8_lossy(&info.stderr)
+    );
+    let info = String::from_utf8_lossy(&info.stdout).to_string();
+    assert!(info.contains("A4") || info.contains("595 x 842"), "{info}");
+    let text = std::process::Command::new("pdftotext")
+        .args([pdf.to_str().unwrap(), "-"])
+        .output()
+        .expect("pdftotext is installed");
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    let trace = json(&case.join("trace.json"));
+    let haircut = trace["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["policy"] == "haircut")
+        .unwrap();
+    let exits: Vec<&Value> = haircut["ends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "exit")
+        .collect();
+    assert!(!exits.is_empty());
+    for e in exits {
+        let txid = e["txid"].as_str().unwrap();
+        assert!(text.contains(txid), "the PDF lacks exit {txid}");
+    }
+    let pages: usize = info
+        .lines()
+        .find(|l| l.starts_with("Pages:"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(text.contains(&format!("page {pages} of {pages}")));
+    assert!(text.contains("case 2026-117") && text.contains("TEST DATA"));
+}

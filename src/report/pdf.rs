@@ -1,0 +1,412 @@
+//! The court exhibit as a PDF (A4): a title page with the case, the question, the answer
+//! and the method; the exits and the deposit addresses to request records for; the
+//! transfers as an appendix (or a reference to `edges.csv` when they are many). Every page
+//! carries its number and the sha256 of the case's `trace.json`. Written with `pdf-writer`
+//! and the PDF standard fonts (Helvetica, Courier), so nothing is embedded or fetched.
+
+use pdf_writer::{Content, Name, Pdf, Rect, Ref, Str};
+
+use super::case::{Case, End, PolicyResult};
+use super::fmt;
+use crate::trace::Amount;
+
+const PAGE_W: f32 = 595.0;
+const PAGE_H: f32 = 842.0;
+const MARGIN: f32 = 50.0;
+const TOP: f32 = PAGE_H - 60.0;
+const BOTTOM: f32 = 60.0;
+
+/// Fonts of the exhibit.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Font {
+    Regular,
+    Bold,
+    Mono,
+}
+
+impl Font {
+    fn name(self) -> Name<'static> {
+        match self {
+            Font::Regular => Name(b"F1"),
+            Font::Bold => Name(b"F2"),
+            Font::Mono => Name(b"F3"),
+        }
+    }
+    /// A width per character that no glyph of the font exceeds much (for wrapping).
+    fn char_width(self, size: f32) -> f32 {
+        match self {
+            Font::Mono => 0.6 * size,
+            Font::Regular => 0.52 * size,
+            Font::Bold => 0.58 * size,
+        }
+    }
+}
+
+/// One line placed on a page: font, size (pt), x and y (pt from the bottom left), text.
+type Line = (Font, f32, f32, f32, String);
+
+/// Lines laid out on pages, top to bottom.
+struct Layout {
+    pages: Vec<Vec<Line>>,
+    y: f32,
+}
+
+impl Layout {
+    fn new() -> Layout {
+        Layout {
+            pages: vec![Vec::new()],
+            y: TOP,
+        }
+    }
+
+    fn new_page(&mut self) {
+        self.pages.push(Vec::new());
+        self.y = TOP;
+    }
+
+    /// Text in `font` at `size` pt, wrapped to the page width, indented by `indent` pt.
+    fn text(&mut self, font: Font, size: f32, indent: f32, text: &str) {
+        let width = PAGE_W - 2.0 * MARGIN - indent;
+        let per_line = ((width / font.char_width(size)) as usize).max(10);
+        let ascii = to_ascii(text);
+        let mut rest: &str = &ascii;
+        loop {
+            let take = if rest.len() <= per_line {
+                rest.len()
+            } else {
+                rest[..per_line]
+                    .rfind(' ')
+                    .filter(|&i| i > per_line / 2)
+                    .unwrap_or(per_line)
+            };
+            let (line, tail) = rest.split_at(take);
+            if self.y - size < BOTTOM {
+                self.new_page();
+            }
+            self.y -= size * 1.3;
+            let page = self.pages.last_mut().expect("a page");
+            page.push((
+                font,
+                size,
+                MARGIN + indent,
+                self.y,
+                line.trim_end().to_string(),
+            ));
+            rest = tail.trim_start();
+            if rest.is_empty() {
+                break;
+            }
+        }
+    }
+
+    fn gap(&mut self, pt: f32) {
+        self.y -= pt;
+    }
+
+    fn heading(&mut self, text: &str) {
+        if self.y < BOTTOM + 80.0 {
+            self.new_page();
+        }
+        self.gap(8.0);
+        self.text(Font::Bold, 13.0, 0.0, text);
+        self.gap(2.0);
+    }
+}
+
+/// The exhibit's text in the standard fonts' repertoire: ASCII and Latin-1, with the
+/// report's few other characters spelled out.
+fn to_ascii(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '→' => "->".to_string(),
+            '–' | '—' => "-".to_string(),
+            '·' => "|".to_string(),
+            '…' => "...".to_string(),
+            c if c.is_ascii() && !c.is_ascii_control() => c.to_string(),
+            // Latin-1 letters (ö, é, ...) are WinAnsi's own.
+            c if ('\u{a0}'..='\u{ff}').contains(&c) => c.to_string(),
+            _ => "?".to_string(),
+        })
+        .collect()
+}
+
+/// The bytes of text already limited to ASCII and Latin-1 (see [`to_ascii`]) in
+/// WinAnsiEncoding, which agrees with Latin-1 on those.
+fn win_ansi(text: &str) -> Vec<u8> {
+    text.chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+        .collect()
+}
+
+/// What the exhibit needs besides the case.
+#[derive(Debug)]
+pub struct PdfInput<'a> {
+    pub case: &'a Case,
+    pub result: &'a PolicyResult,
+    pub headline: &'a str,
+    pub generated: &'a str,
+    pub meta: Option<&'a crate::case::Meta>,
+    /// sha256 of `edges.csv` when it was written (the appendix points to it).
+    pub edges_csv_sha256: Option<&'a str>,
+    /// At most this many transfers in the appendix.
+    pub max_rows: usize,
+}
+
+fn money(c: &Case, v: Amount) -> String {
+    let text = format!("{} {}", fmt::amount(v, c.decimals()), c.unit());
+    if c.asset.is_none() {
+        format!("{text} ({v} sat)")
+    } else {
+        text
+    }
+}
+
+/// The PDF's bytes.
+pub fn render(p: &PdfInput) -> Vec<u8> {
+    let c = p.case;
+    let r = p.result;
+    let mut l = Layout::new();
+    l.text(Font::Bold, 18.0, 0.0, "Evidence report: tracing of funds");
+    l.text(
+        Font::Regular,
+        10.0,
+        0.0,
+        &format!(
+            "{} trace on {} {}, {} model; generated {} by chaintrace {}",
+            c.param("direction"),
+            c.chain,
+            c.network,
+            r.policy,
+            p.generated,
+            crate::VERSION
+        ),
+    );
+    if !matches!(c.network.as_str(), "bitcoin" | "mainnet") {
+        l.gap(4.0);
+        l.text(
+            Font::Bold,
+            10.0,
+            0.0,
+            &format!(
+                "TEST DATA: this case is on the {} network; its coins have no market value.",
+                c.network
+            ),
+        );
+    }
+    if let Some(m) = p.meta {
+        l.heading("Case");
+        for (k, v) in [
+            ("Case number", &m.number),
+            ("Examiner", &m.examiner),
+            ("Agency", &m.agency),
+            ("Question", &m.question),
+        ] {
+            if let Some(v) = v {
+                l.text(Font::Regular, 10.0, 0.0, &format!("{k}: {v}"));
+            }
+        }
+    }
+    l.heading("The question");
+    for (k, v) in [
+        ("Seeds (as given)", c.param("seeds")),
+        ("Direction", c.param("direction")),
+        ("Taint models", c.param("policies")),
+        ("Maximum hops", c.param("max_hops")),
+        ("Heights followed", c.param("followed_heights")),
+        ("Stop at categories", c.param("stop_at")),
+        ("Level", c.param("level")),
+    ] {
+        l.text(Font::Regular, 10.0, 0.0, &format!("{k}: {v}"));
+    }
+    l.heading("The answer");
+    l.text(Font::Regular, 11.0, 0.0, p.headline);
+    l.heading("The method");
+    let def = c
+        .methodology
+        .get(&r.policy)
+        .cloned()
+        .or_else(|| {
+            crate::trace::policy::Policy::from_name(&r.policy).map(|x| x.definition().to_string())
+        })
+        .unwrap_or_default();
+    l.text(Font::Regular, 9.0, 0.0, &format!("{}: {def}", r.policy));
+    l.text(
+        Font::Regular,
+        9.0,
+        0.0,
+        "On-chain facts (which transaction paid which address how much) are exact. Attributions (which entity an address belongs to) are inferences from the tags' sources; amounts per model are the model's attribution of mixed value.",
+    );
+
+    // Exits.
+    l.new_page();
+    l.heading(&format!(
+        "Where the {} trace ended at labelled addresses",
+        r.policy
+    ));
+    let exits: Vec<&End> = r.ends.iter().filter(|e| e.kind == "exit").collect();
+    if exits.is_empty() {
+        l.text(Font::Regular, 10.0, 0.0, "No exit.");
+    }
+    for (i, e) in exits.iter().enumerate() {
+        let tag = c.attributions.get(&e.address).map_or_else(
+            || e.entity.clone().unwrap_or_default(),
+            |t| {
+                format!(
+                    "tag: {} ({}, confidence {}, {})",
+                    t.entity, t.source, t.confidence, t.tag
+                )
+            },
+        );
+        let share = e
+            .output_value
+            .filter(|w| *w > 0)
+            .map_or_else(String::new, |w| {
+                let bp = (e.amount.saturating_mul(10_000) + w / 2) / w;
+                format!(
+                    " of a {} deposit ({}.{:02} %)",
+                    money(c, w),
+                    bp / 100,
+                    bp % 100
+                )
+            });
+        l.text(
+            Font::Bold,
+            9.0,
+            0.0,
+            &format!("E{} {}", i + 1, money(c, e.amount)),
+        );
+        l.text(Font::Regular, 8.0, 12.0, &format!("{share}; {tag}"));
+        l.text(Font::Mono, 7.0, 12.0, &format!("{}:{}", e.txid, e.vout));
+        l.text(
+            Font::Mono,
+            7.0,
+            12.0,
+            &format!("paid address {}", e.address),
+        );
+    }
+    // Deposit addresses per entity.
+    l.heading("Deposit addresses to request records for");
+    let mut by: std::collections::BTreeMap<
+        &str,
+        std::collections::BTreeMap<&str, (Amount, usize)>,
+    > = std::collections::BTreeMap::new();
+    for e in &exits {
+        let x = by
+            .entry(e.entity.as_deref().unwrap_or(""))
+            .or_default()
+            .entry(e.address.as_str())
+            .or_insert((0, 0));
+        x.0 += e.amount;
+        x.1 += 1;
+    }
+    for (ent, addrs) in &by {
+        l.text(Font::Bold, 10.0, 0.0, ent);
+        for (a, (v, n)) in addrs {
+            l.text(
+                Font::Mono,
+                7.0,
+                12.0,
+                &format!("{a}  {n} payment(s)  {}", money(c, *v)),
+            );
+        }
+    }
+    // Appendix: the transfers.
+    l.new_page();
+    l.heading(&format!(
+        "Appendix: every transfer of the {} trace",
+        r.policy
+    ));
+    let n = r.edges.len();
+    if n > p.max_rows {
+        l.text(
+            Font::Regular,
+            9.0,
+            0.0,
+            &format!(
+                "{n} transfers: the first {} are listed; all are in edges.csv beside this file{}.",
+                p.max_rows,
+                p.edges_csv_sha256
+                    .map(|h| format!(" (sha256 {h})"))
+                    .unwrap_or_default()
+            ),
+        );
+    }
+    for e in r.edges.iter().take(p.max_rows) {
+        l.text(
+            Font::Mono,
+            7.0,
+            0.0,
+            &format!(
+                "{}:{} h{} {} -> {} {}",
+                e.txid,
+                e.vout,
+                e.height,
+                e.from,
+                super::case::paid_address(e),
+                fmt::amount(e.amount, c.decimals())
+            ),
+        );
+    }
+
+    // Write the pages, each with its footer.
+    let total = l.pages.len();
+    let mut pdf = Pdf::new();
+    let catalog = Ref::new(1);
+    let tree = Ref::new(2);
+    let fonts = [Ref::new(3), Ref::new(4), Ref::new(5)];
+    let mut next = 6;
+    let mut page_ids = Vec::new();
+    let mut content_ids = Vec::new();
+    for _ in 0..total {
+        page_ids.push(Ref::new(next));
+        content_ids.push(Ref::new(next + 1));
+        next += 2;
+    }
+    pdf.catalog(catalog).pages(tree);
+    pdf.pages(tree)
+        .kids(page_ids.iter().copied())
+        .count(i32::try_from(total).unwrap_or(i32::MAX));
+    for (id, base) in fonts
+        .iter()
+        .zip([&b"Helvetica"[..], b"Helvetica-Bold", b"Courier"])
+    {
+        pdf.type1_font(*id)
+            .base_font(Name(base))
+            .encoding_predefined(Name(b"WinAnsiEncoding"));
+    }
+    let number = p
+        .meta
+        .and_then(|m| m.number.clone())
+        .map_or_else(String::new, |n| format!("case {n} | "));
+    for (i, lines) in l.pages.iter().enumerate() {
+        let mut content = Content::new();
+        for (font, size, x, y, text) in lines {
+            content.begin_text();
+            content.set_font(font.name(), *size);
+            content.next_line(*x, *y);
+            content.show(Str(&win_ansi(text)));
+            content.end_text();
+        }
+        let footer = to_ascii(&format!(
+            "{number}trace.json sha256 {} | page {} of {total}",
+            c.trace_sha256,
+            i + 1
+        ));
+        content.begin_text();
+        content.set_font(Font::Regular.name(), 7.0);
+        content.next_line(MARGIN, 30.0);
+        content.show(Str(&win_ansi(&footer)));
+        content.end_text();
+        pdf.stream(content_ids[i], &content.finish());
+        let mut page = pdf.page(page_ids[i]);
+        page.parent(tree)
+            .media_box(Rect::new(0.0, 0.0, PAGE_W, PAGE_H))
+            .contents(content_ids[i]);
+        let mut res = page.resources();
+        let mut f = res.fonts();
+        for (font, id) in [Font::Regular, Font::Bold, Font::Mono].iter().zip(fonts) {
+            f.pair(font.name(), id);
+        }
+    }
+    pdf.finish()
+}
