@@ -373,10 +373,10 @@ fn bad_report_arguments_say_what_to_do() {
     );
     let c = traced_case();
     let case = c.path().join("case");
-    let o = report(&case, &["--format", "pdf"]);
+    let o = report(&case, &["--format", "docx"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr(&o).contains("unknown format \"pdf\""),
+        stderr(&o).contains("unknown format \"docx\""),
         "{}",
         stderr(&o)
     );
