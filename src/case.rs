@@ -65,6 +65,16 @@ pub struct Meta {
 }
 
 impl Meta {
+    /// The fields with their names, in the order a report shows them.
+    pub fn fields(&self) -> [(&'static str, &Option<String>); 4] {
+        [
+            ("Case number", &self.number),
+            ("Examiner", &self.examiner),
+            ("Agency", &self.agency),
+            ("Question", &self.question),
+        ]
+    }
+
     /// Reads `case.toml` of `case_dir` (`None` when there is none).
     ///
     /// # Errors

@@ -6,7 +6,7 @@ use super::args::{
     CaseCommand, CaseDirArgs, CaseExportArgs, CaseInitArgs, CaseNoteArgs, CaseVerifyArgs,
     EvalTraceArgs,
 };
-use super::{Cli, CliError};
+use super::{Cli, CliError, print_json};
 use crate::case::{self, Action, Entry, Meta};
 
 pub(crate) fn run(cli: &Cli, c: &CaseCommand) -> Result<(), CliError> {
@@ -55,10 +55,7 @@ fn init(cli: &Cli, a: &CaseInitArgs) -> Result<(), CliError> {
     )
     .map_err(CliError::user)?;
     if cli.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&meta).expect("metadata serialises")
-        );
+        print_json(&meta);
     } else {
         println!("{} written", path.display());
     }
@@ -106,10 +103,7 @@ fn note(cli: &Cli, a: &CaseNoteArgs) -> Result<(), CliError> {
     )
     .map_err(CliError::user)?;
     if cli.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&e).expect("entries serialise")
-        );
+        print_json(&e);
     } else {
         println!(
             "note {} added to {}",
@@ -124,10 +118,7 @@ fn log(cli: &Cli, a: &CaseDirArgs) -> Result<(), CliError> {
     let entries = case::read(&a.case).map_err(CliError::user)?;
     if cli.json {
         let v: Vec<&Entry> = entries.iter().map(|(e, _)| e).collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&v).expect("entries serialise")
-        );
+        print_json(&v);
         return Ok(());
     }
     if entries.is_empty() {
@@ -471,10 +462,7 @@ fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
             "problems": problems,
             "rerun": rerun,
         });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&v).expect("values serialise")
-        );
+        print_json(&v);
     } else {
         println!(
             "{}: {} audit entries, hash chain {}",
@@ -582,10 +570,7 @@ pub(crate) fn eval_trace(cli: &Cli, a: &EvalTraceArgs) -> Result<(), CliError> {
     )
     .map_err(CliError::user)?;
     if cli.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&doc).expect("evaluations serialise")
-        );
+        print_json(&doc);
         return Ok(());
     }
     println!(

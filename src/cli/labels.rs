@@ -6,15 +6,8 @@ use super::args::{
     LabelFormatArg, LabelsConflictsArgs, LabelsImportArgs, LabelsListArgs, LabelsRemoveArgs,
     LabelsSearchArgs,
 };
-use super::{Cli, CliError};
+use super::{Cli, CliError, print_json};
 use crate::labels::{self, Format, Selection, Tag};
-
-fn print_json(v: &impl serde::Serialize) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(v).expect("label reports serialise")
-    );
-}
 
 /// `category N, category N, ...`, largest first.
 fn by_category(counts: &BTreeMap<String, usize>) -> String {

@@ -185,6 +185,14 @@ impl std::fmt::Display for Reported {
 
 impl std::error::Error for Reported {}
 
+/// Prints `v` as the command's one JSON document on stdout.
+pub(crate) fn print_json(v: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).expect("command results serialise")
+    );
+}
+
 /// The command line a case records: the one typed, or the step the demo runs.
 static COMMAND_LINE: std::sync::Mutex<Option<Vec<String>>> = std::sync::Mutex::new(None);
 

@@ -85,12 +85,7 @@ pub fn render(h: &HtmlInput) -> String {
     }
     if let Some(m) = h.meta {
         s.push_str("<table>\n");
-        for (k, v) in [
-            ("Case number", &m.number),
-            ("Examiner", &m.examiner),
-            ("Agency", &m.agency),
-            ("Question", &m.question),
-        ] {
+        for (k, v) in m.fields() {
             if let Some(v) = v {
                 let _ = writeln!(s, "<tr><th>{k}</th><td>{}</td></tr>", xml(v));
             }

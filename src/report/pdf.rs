@@ -195,12 +195,7 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
     }
     if let Some(m) = p.meta {
         l.heading("Case");
-        for (k, v) in [
-            ("Case number", &m.number),
-            ("Examiner", &m.examiner),
-            ("Agency", &m.agency),
-            ("Question", &m.question),
-        ] {
+        for (k, v) in m.fields() {
             if let Some(v) = v {
                 l.text(Font::Regular, 10.0, 0.0, &format!("{k}: {v}"));
             }
