@@ -419,6 +419,10 @@ pub struct EvalTraceArgs {
     /// The flagged entity whose flows the seeds are (when the truth has several).
     #[arg(long, value_name = "ENTITY")]
     pub flagged: Option<String>,
+    /// Also run the case's recorded trace again at these hop limits (e.g. 1,5,20) and
+    /// measure each: how the error grows or shrinks with the hops followed.
+    #[arg(long, value_delimiter = ',', value_name = "N,...")]
+    pub hops: Vec<u32>,
 }
 
 /// `chaintrace eval clusters`.

@@ -503,20 +503,59 @@ fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
     }
 }
 
-/// The percentage of a signed error in ppm, one decimal.
-fn percent(ppm: Option<i128>) -> String {
-    match ppm {
-        None => "n/a (nothing true)".into(),
-        Some(p) => {
-            let tenths = (p.abs() + 500) / 1000;
-            format!(
-                "{}{}.{} %",
-                if p < 0 { "-" } else { "+" },
-                tenths / 10,
-                tenths % 10
-            )
-        }
+/// The case's recorded trace run again at each of `--hops` (into temporary folders) and
+/// measured: `[{hops, models}]`.
+fn hop_sweep(
+    a: &EvalTraceArgs,
+    truth: &[crate::trace::eval::TruthFlow],
+) -> Result<Vec<serde_json::Value>, CliError> {
+    if a.hops.is_empty() {
+        return Ok(Vec::new());
     }
+    let entries = case::read(&a.case).map_err(CliError::user)?;
+    let Some(t) = last(&entries, "trace") else {
+        return Err(CliError::user(anyhow!(
+            "--hops runs the case's trace again, and {} records none in its audit trail",
+            a.case.display()
+        )));
+    };
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::user(anyhow!("cannot find this program: {e}")))?;
+    let mut out = Vec::new();
+    for &h in &a.hops {
+        let dir = std::env::temp_dir().join(format!(
+            "chaintrace-eval-{}-{}-{h}",
+            std::process::id(),
+            now()
+        ));
+        let Some(mut args) = rerun_args(&t.command, &dir) else {
+            return Err(CliError::user(anyhow!(
+                "the recorded trace command has no --out: {}",
+                t.command.join(" ")
+            )));
+        };
+        match args.iter().position(|x| x == "--max-hops") {
+            Some(i) if i + 1 < args.len() => args[i + 1] = h.to_string(),
+            _ => args.extend(["--max-hops".to_string(), h.to_string()]),
+        }
+        let o = std::process::Command::new(&exe)
+            .args(&args)
+            .current_dir(&t.cwd)
+            .output()
+            .map_err(|e| CliError::user(anyhow!("cannot run the trace again: {e}")))?;
+        if !o.status.success() {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(CliError::user(anyhow!(
+                "the trace at --max-hops {h} failed: {}",
+                String::from_utf8_lossy(&o.stderr).trim()
+            )));
+        }
+        let c = crate::report::case::Case::load(&dir).map_err(CliError::user)?;
+        let models = crate::trace::eval::evaluate(&c, truth, &a.category);
+        let _ = std::fs::remove_dir_all(&dir);
+        out.push(serde_json::json!({"hops": h, "models": models}));
+    }
+    Ok(out)
 }
 
 /// `chaintrace eval trace CASE --truth T`.
@@ -540,6 +579,7 @@ pub(crate) fn eval_trace(cli: &Cli, a: &EvalTraceArgs) -> Result<(), CliError> {
     let measured_at = chrono::DateTime::from_timestamp(now(), 0)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let sweep = hop_sweep(a, &truth)?;
     let doc = serde_json::json!({
         "truth": truth_file,
         "truth_sha256": truth_sha,
@@ -547,6 +587,7 @@ pub(crate) fn eval_trace(cli: &Cli, a: &EvalTraceArgs) -> Result<(), CliError> {
         "category": a.category,
         "trace_sha256": case.trace_sha256,
         "models": models,
+        "by_hops": sweep,
     });
     let out = a.case.join("eval_trace.json");
     let mut bytes = serde_json::to_vec_pretty(&doc).expect("evaluations serialise");
@@ -590,13 +631,28 @@ pub(crate) fn eval_trace(cli: &Cli, a: &EvalTraceArgs) -> Result<(), CliError> {
             m.policy,
             m.traced,
             m.truth,
-            percent(m.signed_error_ppm),
+            crate::trace::eval::percent(m.signed_error_ppm),
             m.flows_found,
             m.flows_true,
             m.flows_exact,
             m.flows_true,
             m.exits_unmatched
         );
+    }
+    for s in &sweep {
+        let row: Vec<String> = s["models"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| {
+                format!(
+                    "{} {}",
+                    m["policy"].as_str().unwrap_or(""),
+                    crate::trace::eval::percent(m["signed_error_ppm"].as_i64().map(i128::from))
+                )
+            })
+            .collect();
+        println!("at {:>2} hops: {}", s["hops"], row.join(", "));
     }
     println!("written to {}", out.display());
     Ok(())

@@ -313,13 +313,7 @@ pub fn render(h: &HtmlInput) -> String {
                 r[k].as_u64()
                     .map_or_else(|| r[k].to_string(), |v| money(c, Amount::from(v)))
             };
-            let err = r["signed_error_ppm"].as_i64().map_or_else(
-                || "n/a".to_string(),
-                |p| {
-                    let t = (p.abs() + 500) / 1000;
-                    format!("{}{}.{} %", if p < 0 { "-" } else { "+" }, t / 10, t % 10)
-                },
-            );
+            let err = crate::trace::eval::percent(r["signed_error_ppm"].as_i64().map(i128::from));
             let _ = writeln!(
                 s,
                 "<tr><th>{}</th><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{} of {}</td><td class=\"n\">{}</td></tr>",
@@ -333,6 +327,30 @@ pub fn render(h: &HtmlInput) -> String {
             );
         }
         s.push_str("</table>\n");
+        let sweep = m["by_hops"].as_array().map_or(&[][..], Vec::as_slice);
+        if !sweep.is_empty() {
+            s.push_str("<p><small>The same trace run again at other hop limits (signed error per model):</small></p>\n<table>\n<tr><th>hops</th><th>signed error per model</th></tr>\n");
+            for row in sweep {
+                let cells: Vec<String> = row["models"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| {
+                        let e = crate::trace::eval::percent(
+                            r["signed_error_ppm"].as_i64().map(i128::from),
+                        );
+                        format!("{} {e}", r["policy"].as_str().unwrap_or(""))
+                    })
+                    .collect();
+                let _ = writeln!(
+                    s,
+                    "<tr><td class=\"n\">{}</td><td>{}</td></tr>",
+                    row["hops"],
+                    xml(&cells.join(", "))
+                );
+            }
+            s.push_str("</table>\n");
+        }
     }
     // 3. Charts.
     s.push_str("<h2>3. Charts</h2>\n");

@@ -203,6 +203,23 @@ pub struct ModelError {
     pub per_entity: BTreeMap<String, (Amount, Amount)>,
 }
 
+/// A signed error in parts per million as a percentage with one decimal (`+34.0 %`),
+/// rounded half away from zero; `n/a` when there was nothing true to compare with.
+pub fn percent(ppm: Option<i128>) -> String {
+    match ppm {
+        None => "n/a".into(),
+        Some(p) => {
+            let tenths = (p.abs() + 500) / 1000;
+            format!(
+                "{}{}.{} %",
+                if p < 0 { "-" } else { "+" },
+                tenths / 10,
+                tenths % 10
+            )
+        }
+    }
+}
+
 fn ppm(traced: Amount, truth: Amount) -> Option<i128> {
     let (t, u) = (i128::try_from(traced).ok()?, i128::try_from(truth).ok()?);
     (u != 0).then(|| (t - u) * 1_000_000 / u)

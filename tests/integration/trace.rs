@@ -1133,6 +1133,40 @@ fn the_trace_error_is_measured_against_the_truth_and_shown_in_the_report() {
         assert!(m["signed_error_ppm"].as_i64().unwrap() >= 0);
     }
     assert!(case.join("eval_trace.json").is_file());
+    // At other hop limits (the vendor's seeds include every peel hop's address, so one hop
+    // already reaches each payout).
+    let o = run(&[
+        "--json",
+        "eval",
+        "trace",
+        case.to_str().unwrap(),
+        "--truth",
+        bitcoin_data("regtest-world-a/ground_truth")
+            .to_str()
+            .unwrap(),
+        "--hops",
+        "1,20",
+    ]);
+    ok(&o);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let sweep = v["by_hops"].as_array().unwrap();
+    assert_eq!(sweep.len(), 2);
+    let lifo_at = |i: usize| -> Value {
+        sweep[i]["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["policy"] == "lifo")
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        (sweep[0]["hops"].as_u64(), sweep[1]["hops"].as_u64()),
+        (Some(1), Some(20))
+    );
+    assert_eq!(sweep[0]["models"].as_array().unwrap().len(), 5);
+    assert_eq!(lifo_at(0)["flows_exact"], lifo_at(0)["flows_true"]);
+    assert_eq!(lifo_at(1)["flows_exact"], lifo_at(1)["flows_true"]);
     let html = html_report(&case);
     assert!(html.contains("Measured error of this trace") && html.contains("peel_chain.csv"));
 }
