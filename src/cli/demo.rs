@@ -190,6 +190,25 @@ fn world(
             &case_s,
         ],
     )?;
+    // The trace's measured error against the world's own truth, shown in the report.
+    let trace_truth = if truth.is_file() {
+        truth.parent().unwrap_or(truth)
+    } else {
+        truth
+    };
+    step(
+        cli,
+        "eval trace",
+        &[
+            "eval",
+            "trace",
+            &case_s,
+            "--truth",
+            &s(trace_truth),
+            "--flagged",
+            "vendor",
+        ],
+    )?;
     let mut report_args = vec![
         "report".to_string(),
         case_s.clone(),

@@ -453,6 +453,8 @@ fn the_demo_runs_end_to_end() {
             "{world}: the headline printed is the report's"
         );
         let html = std::fs::read_to_string(rep.join("report.html")).unwrap();
+        // The trace's error was measured against the world's truth and is in the report.
+        assert!(html.contains("Measured error of this trace"), "{world}");
         // Clustering was used (cluster level) and its accuracy was measured by the demo.
         assert!(
             html.contains("Measured accuracy") && html.contains("multi-input"),
