@@ -603,6 +603,82 @@ fn hbars<DB: DrawingBackend>(
     Ok(())
 }
 
+/// The height of the summary chart for `n` receiving boxes.
+pub fn summary_height(n: usize) -> i32 {
+    let n = i32::try_from(n.max(1)).unwrap_or(i32::MAX);
+    (110 + n * 58 + FOOTER + 40).max(360)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn summary<DB: DrawingBackend>(
+    a: &DrawingArea<DB, Shift>,
+    size: (i32, i32),
+    f: &Frame,
+    seeds: (&str, &str),
+    boxes: &[(String, String, String)],
+    columns: (&str, &str),
+    legend: &str,
+) -> R<DB> {
+    let (w, h) = size;
+    frame(a, f, w, h)?;
+    let ink = RGBColor(55, 71, 79);
+    let line = RGBColor(120, 144, 156);
+    let fill = RGBColor(236, 239, 241);
+    let (bw, bh) = (360, 46);
+    let (lx, rx) = (MARGIN, w - MARGIN - bw);
+    let top = 100;
+    a.draw(&Text::new(
+        columns.0.to_string(),
+        (lx, top - 20),
+        text_style(12.0, &ink, HPos::Left),
+    ))?;
+    a.draw(&Text::new(
+        columns.1.to_string(),
+        (rx, top - 20),
+        text_style(12.0, &ink, HPos::Left),
+    ))?;
+    let n = i32::try_from(boxes.len()).unwrap_or(i32::MAX);
+    let ly = top + (n.max(1) * 58 - 12) / 2 - bh / 2;
+    let draw_box = |x: i32, y: i32, title: &str, detail: &str| -> R<DB> {
+        a.draw(&Rectangle::new([(x, y), (x + bw, y + bh)], fill.filled()))?;
+        a.draw(&Rectangle::new(
+            [(x, y), (x + bw, y + bh)],
+            line.stroke_width(1),
+        ))?;
+        a.draw(&Text::new(
+            fit(title, 13.0, bw - 16),
+            (x + 8, y + 14),
+            text_style(13.0, &RGBColor(33, 33, 33), HPos::Left),
+        ))?;
+        a.draw(&Text::new(
+            fit(detail, 10.0, bw - 16),
+            (x + 8, y + 33),
+            text_style(10.0, &ink, HPos::Left),
+        ))?;
+        Ok(())
+    };
+    draw_box(lx, ly, seeds.0, seeds.1)?;
+    for (i, (title, detail, label)) in boxes.iter().enumerate() {
+        let y = top + i32::try_from(i).unwrap_or(i32::MAX) * 58;
+        let from = (lx + bw, ly + bh / 2);
+        let to = (rx, y + bh / 2);
+        a.draw(&PathElement::new(curve(from, to), line.stroke_width(2)))?;
+        let mid = ((from.0 + to.0) / 2, (from.1 + to.1) / 2);
+        a.draw(&Text::new(
+            fit(label, 10.0, rx - lx - bw - 20),
+            (mid.0 - 40, mid.1 - 8),
+            text_style(10.0, &ink, HPos::Left),
+        ))?;
+        draw_box(rx, y, title, detail)?;
+    }
+    a.draw(&Text::new(
+        fit(legend, 10.0, w - 2 * MARGIN),
+        (MARGIN, h - FOOTER - 16),
+        text_style(10.0, &RGBColor(97, 97, 97), HPos::Left),
+    ))?;
+    Ok(())
+}
+
 /// A chart to draw.
 #[derive(Debug)]
 pub enum Chart<'a> {
@@ -633,6 +709,20 @@ pub enum Chart<'a> {
         series: &'a [(String, String, Vec<f64>)],
         y_desc: &'a str,
     },
+    /// The summary exhibit: one seeds box, one box per receiving entity (at most ~30),
+    /// edges labelled with the exit numbers (E1…En) of the exits table. Neutral colours:
+    /// a tag is shown as a tag, not as a verdict.
+    Summary {
+        size: (i32, i32),
+        frame: &'a Frame,
+        /// (title, detail) of the seeds box.
+        seeds: (&'a str, &'a str),
+        /// (title, detail, edge label) per receiving box, top to bottom.
+        boxes: &'a [(String, String, String)],
+        /// Column headers: (left, right).
+        columns: (&'a str, &'a str),
+        legend: &'a str,
+    },
     /// Horizontal bars, largest first: (name, amount in base units, category).
     HBars {
         size: (i32, i32),
@@ -650,6 +740,7 @@ impl Chart<'_> {
             Chart::Sankey { size, .. }
             | Chart::Timeline { size, .. }
             | Chart::Bars { size, .. }
+            | Chart::Summary { size, .. }
             | Chart::HBars { size, .. } => *size,
         }
     }
@@ -688,6 +779,14 @@ impl Chart<'_> {
                 items,
                 unit,
             } => hbars(a, size, frame, items, unit),
+            Chart::Summary {
+                size,
+                frame: f,
+                seeds,
+                boxes,
+                columns,
+                legend,
+            } => summary(a, size, f, seeds, boxes, columns, legend),
         }
     }
 

@@ -392,11 +392,19 @@ pub fn render(h: &HtmlInput) -> String {
             }
             s.push_str("</table>\n");
         }
-        s.push_str("<h3>Every exit</h3>\n<table>\n<tr><th>output</th><th>address paid</th><th>its cluster</th><th>attribution (inference: the tag, its source, confidence and file:line)</th><th>category</th><th>traced amount, of the deposit (share): on-chain, the deposit; per the model, the traced part</th><th>hop (transactions on the path)</th><th>path (transactions from a seed)</th></tr>\n");
+        s.push_str("<h3>Every exit</h3>\n<table>\n<tr><th>exit</th><th>output</th><th>address paid</th><th>its cluster</th><th>attribution (inference: the tag, its source, confidence and file:line)</th><th>category</th><th>traced amount, of the deposit (share): on-chain, the deposit; per the model, the traced part</th><th>hop (transactions on the path)</th><th>path (transactions from a seed)</th></tr>\n");
+        let mut exit_no = 0;
         for e in r.ends.iter().filter(|e| e.entity.is_some()) {
+            let key = if e.kind == "exit" {
+                exit_no += 1;
+                format!("E{exit_no}")
+            } else {
+                e.kind.clone()
+            };
+            let _ = write!(s, "<tr><td>{}</td>", xml(&key));
             let _ = write!(
                 s,
-                "<tr><td class=\"mono\">{}:{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td>",
+                "<td class=\"mono\">{}:{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td>",
                 e.txid,
                 e.vout,
                 xml(&e.address),

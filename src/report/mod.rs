@@ -196,6 +196,97 @@ pub fn headline(case: &Case, r: &PolicyResult) -> String {
     format!("{}: {} ({context}).", r.policy, body.join("; "))
 }
 
+/// The summary chart's boxes: one per receiving entity (largest first, at most 28, the
+/// rest merged), then what reached no labelled entity; each with the exits' numbers
+/// (E1… in the order of the exits table).
+fn summary_data(case: &Case, r: &PolicyResult) -> Vec<(String, String, String)> {
+    let unit = case.unit();
+    let amt = |v: Amount| format!("{} {unit}", fmt::amount(v, case.decimals()));
+    let base = if case.param("direction") == "backward" {
+        r.totals.seeded
+    } else {
+        r.totals.entered_seeds
+    };
+    let share = |v: Amount| {
+        if base == 0 {
+            String::new()
+        } else {
+            let pm = (v.saturating_mul(1000) + base / 2) / base;
+            format!(", {}.{} %", pm / 10, pm % 10)
+        }
+    };
+    let mut by: BTreeMap<(String, String), (Amount, Vec<usize>)> = BTreeMap::new();
+    for (i, e) in r.ends.iter().filter(|e| e.kind == "exit").enumerate() {
+        let key = (
+            e.entity.clone().unwrap_or_default(),
+            e.category.clone().unwrap_or_default(),
+        );
+        let x = by.entry(key).or_default();
+        x.0 += e.amount;
+        x.1.push(i + 1);
+    }
+    let mut rows: Vec<((String, String), (Amount, Vec<usize>))> = by.into_iter().collect();
+    rows.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
+    let keys = |ns: &[usize]| -> String {
+        let mut parts: Vec<String> = Vec::new();
+        let mut i = 0;
+        while i < ns.len() {
+            let mut j = i;
+            while j + 1 < ns.len() && ns[j + 1] == ns[j] + 1 {
+                j += 1;
+            }
+            parts.push(if j > i {
+                format!("E{}-E{}", ns[i], ns[j])
+            } else {
+                format!("E{}", ns[i])
+            });
+            i = j + 1;
+        }
+        let text = parts.join(", ");
+        if text.len() > 40 {
+            format!(
+                "{}... ({} exits)",
+                &text[..text[..36].rfind(',').unwrap_or(36)],
+                ns.len()
+            )
+        } else {
+            text
+        }
+    };
+    let mut out: Vec<(String, String, String)> = Vec::new();
+    let cap = 28;
+    for ((ent, cat), (v, ns)) in rows.iter().take(cap) {
+        out.push((
+            format!("tag: {ent} ({cat})"),
+            format!("{}{} in {} exit(s)", amt(*v), share(*v), ns.len()),
+            keys(ns),
+        ));
+    }
+    if rows.len() > cap {
+        let rest = &rows[cap..];
+        let v: Amount = rest.iter().map(|x| x.1.0).sum();
+        let n: usize = rest.iter().map(|x| x.1.1.len()).sum();
+        out.push((
+            format!("{} other entities", rest.len()),
+            format!("{}{} in {n} exit(s)", amt(v), share(v)),
+            String::new(),
+        ));
+    }
+    let t = &r.totals;
+    let open = t.holdings + t.outside_window + t.hop_limit + t.below_min + t.coinjoins + t.fees;
+    if open > 0 {
+        out.push((
+            "not at a labelled entity".to_string(),
+            format!(
+                "{}: held, beyond hops or window, below minimum, CoinJoins, fees",
+                amt(open)
+            ),
+            String::new(),
+        ));
+    }
+    out
+}
+
 /// Frame texts of the charts.
 fn frame(case: &Case, r: &PolicyResult, fg: &FlowGraph, generated: &str, what: &str) -> Frame {
     let mut sub = vec![
@@ -521,7 +612,55 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
     let buckets = timeline_data(r);
     let timeline_size = (1300, 760);
     let timeline_frame = frame(&case, r, &fg, &generated, "Traced amounts over time");
+    let summary_frame = frame(
+        &case,
+        r,
+        &fg,
+        &generated,
+        "Summary: where the seeds' value went",
+    );
+    let sum = summary_data(&case, r);
+    let seeds_title = format!(
+        "Seeds: {} {}",
+        case.seed_nodes.len(),
+        if case.param("level") == "cluster" {
+            "clusters"
+        } else {
+            "addresses"
+        }
+    );
+    let seeds_detail = if case.param("direction") == "backward" {
+        format!(
+            "{} {} traced back",
+            fmt::amount(r.totals.seeded, case.decimals()),
+            case.unit()
+        )
+    } else {
+        format!(
+            "{} {} entered from outside",
+            fmt::amount(r.totals.entered_seeds, case.decimals()),
+            case.unit()
+        )
+    };
+    let summary_legend = format!(
+        "Each line: the value the {} model attributes from the seeds to the entity, intermediate transactions collapsed; E-numbers are the rows of the exits table (txid:vout). Boxes name tags, not verdicts.",
+        r.policy
+    );
     let charts = [
+        (
+            "summary",
+            draw::Chart::Summary {
+                size: (1300, draw::summary_height(sum.len())),
+                frame: &summary_frame,
+                seeds: (&seeds_title, &seeds_detail),
+                boxes: &sum,
+                columns: (
+                    "seeds",
+                    "receiving entities (exits, after any number of hops)",
+                ),
+                legend: &summary_legend,
+            },
+        ),
         (
             "flow",
             draw::Chart::Flow {
@@ -739,9 +878,10 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
             prices: prices.as_ref(),
             prices_sha256: prices_sha.as_deref(),
             charts: vec![
-                ("Flow of funds", &svgs[0]),
-                ("Where the traced value ended", &svgs[1]),
-                ("Traced amounts over time", &svgs[2]),
+                ("Summary: where the seeds' value went", &svgs[0]),
+                ("Flow of funds: all transfers", &svgs[1]),
+                ("Where the traced value ended", &svgs[2]),
+                ("Traced amounts over time", &svgs[3]),
             ],
             files: &files,
             chart_notes: &notes,

@@ -83,6 +83,11 @@ fn charts_parse_decode_and_show_every_node() {
     let rep = json(&out.join("report.json"));
     let chart_nodes = rep["chart"]["nodes"].as_array().unwrap();
     assert!(chart_nodes.len() > 20, "{}", chart_nodes.len());
+    // The summary: one box per receiving entity, edges keyed E1... to the exits table.
+    let summary = std::fs::read_to_string(out.join("summary.svg")).unwrap();
+    assert!(summary.contains("tag: exchange (exchange)") && summary.contains("E1"));
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("<td>E1</td>"));
     for name in ["flow", "sankey", "timeline"] {
         let text = std::fs::read_to_string(out.join(format!("{name}.svg"))).unwrap();
         let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{name}.svg: {e}"));
@@ -172,8 +177,8 @@ fn the_html_report_holds_every_transfer_and_nothing_external() {
             assert!(html.contains(hash), "the report lacks the hash of {file}");
         }
     }
-    // The report's 12 files and the case's trace.json, edges.parquet and ends.parquet.
-    assert_eq!(sums.lines().count(), 15);
+    // The report's 14 files and the case's trace.json, edges.parquet and ends.parquet.
+    assert_eq!(sums.lines().count(), 17);
     // Self-contained: no script, stylesheet, image or frame from anywhere.
     let lower = html.to_ascii_lowercase();
     for bad in [
