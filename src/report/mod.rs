@@ -208,12 +208,9 @@ fn summary_data(case: &Case, r: &PolicyResult) -> Vec<(String, String, String)> 
         r.totals.entered_seeds
     };
     let share = |v: Amount| {
-        if base == 0 {
-            String::new()
-        } else {
-            let pm = (v.saturating_mul(1000) + base / 2) / base;
-            format!(", {}.{} %", pm / 10, pm % 10)
-        }
+        (v.saturating_mul(1000) + base / 2)
+            .checked_div(base)
+            .map_or_else(String::new, |pm| format!(", {}.{} %", pm / 10, pm % 10))
     };
     let mut by: BTreeMap<(String, String), (Amount, Vec<usize>)> = BTreeMap::new();
     for (i, e) in r.ends.iter().filter(|e| e.kind == "exit").enumerate() {
@@ -225,7 +222,7 @@ fn summary_data(case: &Case, r: &PolicyResult) -> Vec<(String, String, String)> 
         x.0 += e.amount;
         x.1.push(i + 1);
     }
-    let mut rows: Vec<((String, String), (Amount, Vec<usize>))> = by.into_iter().collect();
+    let mut rows: Vec<_> = by.into_iter().collect();
     rows.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(&b.0)));
     let keys = |ns: &[usize]| -> String {
         let mut parts: Vec<String> = Vec::new();
