@@ -295,13 +295,17 @@ fn export(cli: &Cli, a: &CaseExportArgs) -> Result<(), CliError> {
 /// The inputs of a trace entry whose files no longer have the recorded hash. Inputs are
 /// found as the trace found them: in its dataset folder (`--data`, as recorded or as
 /// overridden by `data`) and, for seed files, in its working directory.
-fn changed_inputs(t: &Entry, data: Option<&std::path::Path>) -> Vec<String> {
+fn changed_inputs(
+    t: &Entry,
+    data: Option<&std::path::Path>,
+    bundled: Option<&std::path::Path>,
+) -> Vec<String> {
     let cwd = std::path::Path::new(&t.cwd);
     let data_dir = data_of(t, data);
     let mut out = Vec::new();
     for (name, want) in &t.inputs {
         let path = match name.strip_prefix("seeds ") {
-            Some(f) => cwd.join(f),
+            Some(f) => seed_path(f, cwd, bundled),
             None => data_dir.join(name),
         };
         match std::fs::read(&path) {
@@ -316,12 +320,34 @@ fn changed_inputs(t: &Entry, data: Option<&std::path::Path>) -> Vec<String> {
                 }
             }
             Err(_) => out.push(format!(
-                "input {name} is not at {} (moved? give --data)",
-                path.display()
+                "input {name} is not at {} ({})",
+                path.display(),
+                if name.starts_with("seeds ") {
+                    "moved? an unpacked bundle's inputs/seeds/ are used when present"
+                } else {
+                    "moved? give --data"
+                }
             )),
         }
     }
     out
+}
+
+/// Where a seed file the trace read is now: the unpacked bundle's copy
+/// (`inputs/seeds/NAME` beside the case folder) when there is one, else where it was.
+fn seed_path(
+    recorded: &str,
+    cwd: &std::path::Path,
+    bundled: Option<&std::path::Path>,
+) -> std::path::PathBuf {
+    let name = std::path::Path::new(recorded)
+        .file_name()
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    match bundled.map(|b| b.join(&name)).filter(|p| p.is_file()) {
+        Some(p) => p,
+        None => cwd.join(recorded),
+    }
 }
 
 /// The last entry of an action.
@@ -360,8 +386,13 @@ fn rerun_args(command: &[String], out: &std::path::Path) -> Option<Vec<String>> 
 fn trace_without_command(bytes: &[u8]) -> Option<serde_json::Value> {
     let mut v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
     let o = v.as_object_mut()?;
-    for k in ["command", "data", "tool"] {
+    // The inputs' hashes are checked on their own; their paths and the seed files' paths
+    // may differ where a case is replayed (an unpacked bundle).
+    for k in ["command", "data", "tool", "inputs"] {
         o.remove(k);
+    }
+    if let Some(p) = o.get_mut("parameters").and_then(|p| p.as_object_mut()) {
+        p.remove("seeds");
     }
     Some(v)
 }
@@ -376,10 +407,16 @@ fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
         )));
     }
     let mut problems = case::verify_chain(&a.case).map_err(CliError::user)?;
+    // An unpacked `case export` bundle: the case beside inputs/seeds/.
+    let bundled = a
+        .case
+        .parent()
+        .map(|p| p.join("inputs").join("seeds"))
+        .filter(|d| d.is_dir());
     let trace = last(&entries, "trace");
     if let Some(t) = trace {
         problems.extend(case::verify_outputs(&a.case, t));
-        problems.extend(changed_inputs(t, a.data.as_deref()));
+        problems.extend(changed_inputs(t, a.data.as_deref(), bundled.as_deref()));
     } else {
         problems.push("the audit trail records no trace".into());
     }
@@ -418,9 +455,21 @@ fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
                 }
             }
         }
+        // In an unpacked bundle the seed files are its own copies.
+        for x in &mut args {
+            if let Some(f) = x.strip_prefix('@') {
+                let p = seed_path(f, std::path::Path::new(&t.cwd), bundled.as_deref());
+                *x = format!("@{}", p.display());
+            }
+        }
+        let cwd = if std::path::Path::new(&t.cwd).is_dir() {
+            std::path::PathBuf::from(&t.cwd)
+        } else {
+            std::env::current_dir().unwrap_or_default()
+        };
         let o = std::process::Command::new(exe)
             .args(&args)
-            .current_dir(&t.cwd)
+            .current_dir(&cwd)
             .output()
             .map_err(|e| CliError::user(anyhow!("cannot run the trace again: {e}")))?;
         if o.status.success() {

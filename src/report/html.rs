@@ -127,7 +127,10 @@ pub fn render(h: &HtmlInput) -> String {
         ("Taint models", c.param("policies")),
         ("Maximum hops", c.param("max_hops")),
         ("Minimum value followed (base units)", c.param("min_value")),
-        ("Heights followed", c.param("followed_heights")),
+        (
+            "Heights followed",
+            c.param("followed_heights").replace(", ", " to "),
+        ),
         (
             "Time window",
             match (c.param("from_time"), c.param("to_time")) {
@@ -184,7 +187,7 @@ pub fn render(h: &HtmlInput) -> String {
         }
         s.push_str("</tr>\n");
     }
-    s.push_str("</table>\n<p><small>For the models the columns after \"seeded\" add up to the seeded amount exactly (checked when the trace ran). \"Seeded\" counts every seed output in full, so value that moved from one seed address to another is in it twice; \"entered the seeds from outside\" counts it once (seeded minus what went back into seeds), and every share is of that amount.</small></p>\n");
+    s.push_str("</table>\n<p><small>For the models the columns after \"seeded\" add up to the seeded amount exactly (checked when the trace ran). \"Seeded\" counts every seed output in full, so value that moved from one seed address to another is in it twice; \"entered the seeds from outside\" counts it once — each seed output's share of its transaction's inputs that were not seed outputs (all of a coinbase; none of a seed's own coin coming back out of a CoinJoin), the same under every model — and every share is of that amount.</small></p>\n");
     if let Some(p) = c.results.iter().find(|r| r.policy == "poison") {
         let touched: BTreeSet<(&str, u32)> =
             p.edges.iter().map(|e| (e.txid.as_str(), e.vout)).collect();
@@ -302,7 +305,7 @@ pub fn render(h: &HtmlInput) -> String {
     if let Some(m) = h.measured {
         let _ = writeln!(
             s,
-            "<h3>Measured error of this trace</h3>\n<p><small>Each model's exposure to {} against the ground truth <code>{}</code> (sha256 <code>{}</code>), measured {} with <code>chaintrace eval trace</code>. Positive: the model overstates what reached them.</small></p>\n<table>\n<tr><th>model</th><th>traced</th><th>true</th><th>signed error</th><th>true flows found</th><th>exits matching no true flow</th></tr>",
+            "<h3>Measured error of this trace</h3>\n<p><small>Each model's exposure to {} against the ground truth <code>{}</code> (sha256 <code>{}</code>), measured {} with <code>chaintrace eval trace</code>. Positive: the model attributes more to them than the truth lists. An exit matching no true flow is either a model's error or a true payment the truth does not list (a peel chain lists only its own payouts): each is named below the table.</small></p>\n<table>\n<tr><th>model</th><th>traced</th><th>true</th><th>signed error</th><th>true flows found</th><th>exits matching no true flow</th></tr>",
             xml(m["category"].as_str().unwrap_or("")),
             xml(m["truth"].as_str().unwrap_or("")),
             xml(m["truth_sha256"].as_str().unwrap_or("")),
@@ -327,6 +330,19 @@ pub fn render(h: &HtmlInput) -> String {
             );
         }
         s.push_str("</table>\n");
+        let unmatched: BTreeSet<&str> = m["models"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r["unmatched"].as_array().into_iter().flatten())
+            .filter_map(serde_json::Value::as_str)
+            .collect();
+        if !unmatched.is_empty() {
+            s.push_str("<p><small>Exits matching no true flow (txid:vout amount): ");
+            let list: Vec<String> = unmatched.iter().map(|u| xml(u)).collect();
+            s.push_str(&list.join("; "));
+            s.push_str("</small></p>\n");
+        }
         let sweep = m["by_hops"].as_array().map_or(&[][..], Vec::as_slice);
         if !sweep.is_empty() {
             s.push_str("<p><small>The same trace run again at other hop limits (signed error per model):</small></p>\n<table>\n<tr><th>hops</th><th>signed error per model</th></tr>\n");

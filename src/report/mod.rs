@@ -269,14 +269,17 @@ fn summary_data(case: &Case, r: &PolicyResult) -> Vec<(String, String, String)> 
             String::new(),
         ));
     }
-    let t = &r.totals;
-    let open = t.holdings + t.outside_window + t.hop_limit + t.below_min + t.coinjoins + t.fees;
+    // The rest of what entered (so the boxes add up to the seeds box): held, fees, beyond
+    // the hop limit or the window, below the minimum, into CoinJoins.
+    let exits: Amount = rows.iter().map(|x| x.1.0).sum();
+    let open = base.saturating_sub(exits);
     if open > 0 {
         out.push((
-            "not at a labelled entity".to_string(),
+            "the rest: at no labelled entity".to_string(),
             format!(
-                "{}: held, beyond hops or window, below minimum, CoinJoins, fees",
-                amt(open)
+                "{}{}: held, fees, limits, CoinJoins",
+                amt(open),
+                share(open)
             ),
             String::new(),
         ));

@@ -207,7 +207,10 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
         ("Direction", c.param("direction")),
         ("Taint models", c.param("policies")),
         ("Maximum hops", c.param("max_hops")),
-        ("Heights followed", c.param("followed_heights")),
+        (
+            "Heights followed",
+            c.param("followed_heights").replace(", ", " to "),
+        ),
         ("Stop at categories", c.param("stop_at")),
         ("Level", c.param("level")),
     ] {

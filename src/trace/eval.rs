@@ -199,6 +199,9 @@ pub struct ModelError {
     pub flows_true: usize,
     /// Exits of the model in the category that match no true flow.
     pub exits_unmatched: usize,
+    /// Those exits, as `txid:vout amount`: either errors of the model or true flows the
+    /// truth does not list (a peel chain lists only its own payouts).
+    pub unmatched: Vec<String>,
     /// Per receiving entity: (traced, truth).
     pub per_entity: BTreeMap<String, (Amount, Amount)>,
 }
@@ -260,10 +263,12 @@ pub fn evaluate(case: &Case, truth: &[TruthFlow], category: &str) -> Vec<ModelEr
                         == f.amount
                 })
                 .count();
-            let exits_unmatched = exits
+            let unmatched: Vec<String> = exits
                 .iter()
                 .filter(|e| !flows.iter().any(|f| matches(f, e)))
-                .count();
+                .map(|e| format!("{}:{} {}", e.txid, e.vout, e.amount))
+                .collect();
+            let exits_unmatched = unmatched.len();
             let traced: Amount = exits.iter().map(|e| e.amount).sum();
             let mut per_entity: BTreeMap<String, (Amount, Amount)> =
                 true_per.iter().map(|(k, v)| (k.clone(), (0, *v))).collect();
@@ -282,6 +287,7 @@ pub fn evaluate(case: &Case, truth: &[TruthFlow], category: &str) -> Vec<ModelEr
                 flows_exact,
                 flows_true: flows.len(),
                 exits_unmatched,
+                unmatched,
                 per_entity,
             }
         })

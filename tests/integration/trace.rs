@@ -1219,4 +1219,22 @@ fn a_case_bundle_replays_elsewhere() {
         "{}",
         stdout(&o)
     );
+    // The bundle's own copy of the seed file is what is checked and replayed.
+    let seeds = away.path().join("inputs/seeds/flagged.csv");
+    let text = std::fs::read_to_string(&seeds).unwrap();
+    let fewer: String = text.lines().take(20).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&seeds, fewer).unwrap();
+    let o = run(&[
+        "case",
+        "verify",
+        away.path().join("case").to_str().unwrap(),
+        "--data",
+        away.path().join("data").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("input seeds") && stdout(&o).contains("changed"),
+        "{}",
+        stdout(&o)
+    );
 }
