@@ -673,7 +673,15 @@ fn methodology(s: &mut String, h: &HtmlInput) {
 
 /// What the case cannot show, in one list a reader sees before the methodology.
 fn limitations(s: &mut String, h: &HtmlInput) {
-    let c = h.case;
+    s.push_str("<h2>Limitations</h2>\n<ul>\n");
+    for i in limitation_items(h.case, h.policy) {
+        let _ = writeln!(s, "<li>{}</li>", xml(&i));
+    }
+    s.push_str("</ul>\n");
+}
+
+/// What a case cannot show, as sentences (the HTML and PDF exhibits list them).
+pub fn limitation_items(c: &Case, policy: &str) -> Vec<String> {
     let mut items: Vec<String> = Vec::new();
     items.push(format!(
         "Only the chain data in the dataset was read (heights followed: {}; dataset manifest sha256 {}): transactions outside it, and anything off-chain, are not seen.",
@@ -690,7 +698,7 @@ fn limitations(s: &mut String, h: &HtmlInput) {
         ),
         None => {}
     }
-    if let Some(r) = c.results.iter().find(|r| r.policy == h.policy) {
+    if let Some(r) = c.results.iter().find(|r| r.policy == policy) {
         let t = &r.totals;
         let open: Vec<String> = [
             ("still held", t.holdings),
@@ -706,7 +714,7 @@ fn limitations(s: &mut String, h: &HtmlInput) {
         if !open.is_empty() {
             items.push(format!(
                 "Under {}, value the trace did not follow to an end: {}.",
-                h.policy,
+                policy,
                 open.join("; ")
             ));
         }
@@ -723,11 +731,7 @@ fn limitations(s: &mut String, h: &HtmlInput) {
             c.label_conflicts.len()
         ));
     }
-    s.push_str("<h2>Limitations</h2>\n<ul>\n");
-    for i in items {
-        let _ = writeln!(s, "<li>{}</li>", xml(&i));
-    }
-    s.push_str("</ul>\n");
+    items
 }
 
 /// Per receiving entity, the addresses it was paid at (deposit addresses: where a

@@ -839,6 +839,11 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
             String::new()
         }
     );
+    // The measured error of this very trace (`eval trace`), if any.
+    let measured: Option<serde_json::Value> = std::fs::read(case_dir.join("eval_trace.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .filter(|v: &serde_json::Value| v["trace_sha256"] == case.trace_sha256.as_str());
     if want("pdf") {
         let meta = crate::case::Meta::load(case_dir)?;
         let edges_sha = files
@@ -852,6 +857,7 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
             generated: &generated,
             meta: meta.as_ref(),
             edges_csv_sha256: edges_sha.as_deref(),
+            measured: measured.as_ref(),
             max_rows: 600,
         });
         put(&o.out, "report.pdf", &bytes, &mut files)?;
@@ -862,10 +868,6 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
             .into_iter()
             .map(|(e, _)| e)
             .collect();
-        let measured: Option<serde_json::Value> = std::fs::read(case_dir.join("eval_trace.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .filter(|v: &serde_json::Value| v["trace_sha256"] == case.trace_sha256.as_str());
         let doc = html::render(&html::HtmlInput {
             measured: measured.as_ref(),
             meta: meta.as_ref(),

@@ -148,6 +148,8 @@ pub struct PdfInput<'a> {
     pub meta: Option<&'a crate::case::Meta>,
     /// sha256 of `edges.csv` when it was written (the appendix points to it).
     pub edges_csv_sha256: Option<&'a str>,
+    /// `eval_trace.json` of this trace, if measured.
+    pub measured: Option<&'a serde_json::Value>,
     /// At most this many transfers in the appendix.
     pub max_rows: usize,
 }
@@ -235,6 +237,41 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
         "On-chain facts (which transaction paid which address how much) are exact. Attributions (which entity an address belongs to) are inferences from the tags' sources; amounts per model are the model's attribution of mixed value.",
     );
 
+    if let Some(m) = p.measured {
+        l.heading("Measured error of this trace");
+        l.text(
+            Font::Regular,
+            9.0,
+            0.0,
+            &format!(
+                "Exposure to {} against {} (sha256 {}), measured {}:",
+                m["category"].as_str().unwrap_or(""),
+                m["truth"].as_str().unwrap_or(""),
+                m["truth_sha256"].as_str().unwrap_or(""),
+                m["measured_at"].as_str().unwrap_or("")
+            ),
+        );
+        for row in m["models"].as_array().into_iter().flatten() {
+            l.text(
+                Font::Mono,
+                8.0,
+                12.0,
+                &format!(
+                    "{:<8} error {:>9}  true flows found {}/{} (exact {})  exits matching no flow {}",
+                    row["policy"].as_str().unwrap_or(""),
+                    crate::trace::eval::percent(row["signed_error_ppm"].as_i64().map(i128::from)),
+                    row["flows_found"],
+                    row["flows_true"],
+                    row["flows_exact"],
+                    row["exits_unmatched"]
+                ),
+            );
+        }
+    }
+    l.heading("Limitations");
+    for item in super::html::limitation_items(c, &r.policy) {
+        l.text(Font::Regular, 9.0, 0.0, &format!("- {item}"));
+    }
     // Exits.
     l.new_page();
     l.heading(&format!(

@@ -577,4 +577,5 @@ fn the_pdf_exhibit_opens_and_holds_every_exit() {
         .unwrap();
     assert!(text.contains(&format!("page {pages} of {pages}")));
     assert!(text.contains("case 2026-117") && text.contains("TEST DATA"));
+    assert!(text.contains("Limitations"));
 }
