@@ -145,6 +145,15 @@ impl Case {
         }
         use bitcoin::hashes::Hash;
         case.trace_sha256 = bitcoin::hashes::sha256::Hash::hash(&bytes).to_string();
+        // Cases written before `entered_seeds` existed: its default 0 would read as
+        // "nothing entered". Their best figure is what their engine counted: seeded minus
+        // what flowed back into seeds.
+        let old = !String::from_utf8_lossy(&bytes).contains("\"entered_seeds\"");
+        if old {
+            for r in &mut case.results {
+                r.totals.entered_seeds = r.totals.seeded.saturating_sub(r.totals.returned_to_seeds);
+            }
+        }
         Ok(case)
     }
 

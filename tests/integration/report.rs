@@ -579,3 +579,20 @@ fn the_pdf_exhibit_opens_and_holds_every_exit() {
     assert!(text.contains("case 2026-117") && text.contains("TEST DATA"));
     assert!(text.contains("Limitations"));
 }
+
+#[test]
+fn a_case_from_before_entered_seeds_is_not_read_as_zero() {
+    let d = traced_case();
+    let case = d.path().join("case");
+    // Remove the field as an older chaintrace wrote trace.json.
+    let path = case.join("trace.json");
+    let mut t = json(&path);
+    for r in t["results"].as_array_mut().unwrap() {
+        r["totals"].as_object_mut().unwrap().remove("entered_seeds");
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(&t).unwrap()).unwrap();
+    ok(&report(&case, &["--format", "json"]));
+    let rep = json(&case.join("report/report.json"));
+    let headline = rep["headline"].as_str().unwrap();
+    assert!(!headline.contains("of 0.00000000 BTC"), "{headline}");
+}
