@@ -229,11 +229,12 @@ pub fn append(case_dir: &Path, a: Action<'_>) -> Result<Entry, CaseError> {
 ///
 /// # Errors
 /// A file that exists but cannot be read.
-pub fn hashes<'a>(
-    files: impl IntoIterator<Item = (String, &'a Path)>,
+pub fn hashes<P: AsRef<Path>>(
+    files: impl IntoIterator<Item = (String, P)>,
 ) -> Result<BTreeMap<String, String>, CaseError> {
     let mut out = BTreeMap::new();
     for (name, path) in files {
+        let path = path.as_ref();
         if path.is_file() {
             let bytes = std::fs::read(path).map_err(io(path))?;
             out.insert(name, sha256_hex(&bytes));

@@ -502,8 +502,8 @@ pub struct TraceArgs {
     pub include_private: bool,
     /// Leave exits carrying less than this percentage of their deposit out of the answer's
     /// lists (they stay in the totals and the case files); e.g. 1 or 0.5.
-    #[arg(long, value_name = "PERCENT", default_value = "0", value_parser = super::trace::parse_min_share)]
-    pub min_share: super::trace::MinShare,
+    #[arg(long, value_name = "PERCENT", default_value = "0", value_parser = crate::trace::parse_min_share)]
+    pub min_share: crate::trace::MinShare,
     /// Follow taint through transactions chaintrace detects as CoinJoins (JoinMarket,
     /// Whirlpool, equal-output), splitting them by the model like any other. Without it,
     /// taint that reaches a CoinJoin ends there as "entered a CoinJoin" (with its amount and

@@ -19,12 +19,6 @@ pub(crate) fn run(cli: &Cli, c: &CaseCommand) -> Result<(), CliError> {
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 fn init(cli: &Cli, a: &CaseInitArgs) -> Result<(), CliError> {
     let mut meta = Meta::load(&a.case)
         .map_err(CliError::user)?
@@ -49,7 +43,7 @@ fn init(cli: &Cli, a: &CaseInitArgs) -> Result<(), CliError> {
             action: "init",
             command: super::command_line(),
             outputs,
-            time: now(),
+            time: super::now_secs(),
             ..Action::default()
         },
     )
@@ -97,7 +91,7 @@ fn note(cli: &Cli, a: &CaseNoteArgs) -> Result<(), CliError> {
             action: "note",
             command: super::command_line(),
             note: Some(a.text.clone()),
-            time: now(),
+            time: super::now_secs(),
             ..Action::default()
         },
     )
@@ -433,7 +427,7 @@ fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
         let out = std::env::temp_dir().join(format!(
             "chaintrace-verify-{}-{}",
             std::process::id(),
-            now()
+            super::now_secs()
         ));
         let Some(args) = rerun_args(&t.command, &out) else {
             return Err(CliError::user(anyhow!(
@@ -575,7 +569,7 @@ fn hop_sweep(
         let dir = std::env::temp_dir().join(format!(
             "chaintrace-eval-{}-{}-{h}",
             std::process::id(),
-            now()
+            super::now_secs()
         ));
         let Some(mut args) = rerun_args(&t.command, &dir) else {
             return Err(CliError::user(anyhow!(
@@ -625,7 +619,7 @@ pub(crate) fn eval_trace(cli: &Cli, a: &EvalTraceArgs) -> Result<(), CliError> {
         a.truth.clone()
     };
     let truth_sha = crate::store::sink::sha256_file(&truth_file).map_err(CliError::user)?;
-    let measured_at = chrono::DateTime::from_timestamp(now(), 0)
+    let measured_at = chrono::DateTime::from_timestamp(super::now_secs(), 0)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let sweep = hop_sweep(a, &truth)?;
@@ -654,7 +648,7 @@ pub(crate) fn eval_trace(cli: &Cli, a: &EvalTraceArgs) -> Result<(), CliError> {
             command: super::command_line(),
             inputs,
             outputs,
-            time: now(),
+            time: super::now_secs(),
             ..Action::default()
         },
     )

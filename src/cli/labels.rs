@@ -25,9 +25,7 @@ pub(crate) fn import(cli: &Cli, a: &LabelsImportArgs) -> Result<(), CliError> {
         LabelFormatArg::Ofac => Format::Ofac,
         LabelFormatArg::Csv => Format::Csv,
     });
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let now_ms = super::now_secs().saturating_mul(1000);
     let report = match labels::import(&a.files, format, &a.data, now_ms) {
         Ok(r) => r,
         Err(e) => {

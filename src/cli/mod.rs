@@ -185,6 +185,13 @@ impl std::fmt::Display for Reported {
 
 impl std::error::Error for Reported {}
 
+/// Seconds since the Unix epoch, now (0 on a clock before 1970).
+pub(crate) fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
 /// Prints `v` as the command's one JSON document on stdout.
 pub(crate) fn print_json(v: &impl serde::Serialize) {
     println!(

@@ -549,45 +549,6 @@ fn write_parquet(
     sink::commit(std::slice::from_ref(&staged)).map_err(CliError::user)
 }
 
-/// The traced share of an end's output, in basis points (10000 = all of it).
-fn share_bp(e: &crate::trace::End) -> u128 {
-    match e.output_value {
-        Some(w) if w > 0 => e.amount.saturating_mul(10_000) / w,
-        _ => 10_000,
-    }
-}
-
-/// `--min-share`: a percentage with at most two decimals, as basis points.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MinShare {
-    pub basis_points: u128,
-    pub text: String,
-}
-
-/// Parses `--min-share` (`1`, `0.5`, `12.25`: percent of the deposit).
-///
-/// # Errors
-/// Not a number from 0 to 100 with at most two decimals.
-pub fn parse_min_share(s: &str) -> Result<MinShare, String> {
-    let t = s.trim().trim_end_matches('%');
-    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
-    let ok = !int.is_empty()
-        && frac.len() <= 2
-        && int.bytes().all(|b| b.is_ascii_digit())
-        && frac.bytes().all(|b| b.is_ascii_digit());
-    let bp = ok
-        .then(|| format!("{int}{frac:0<2}").parse::<u128>().ok())
-        .flatten()
-        .filter(|bp| *bp <= 10_000)
-        .ok_or_else(|| {
-            format!("{s:?} is not a percentage from 0 to 100 with at most two decimals")
-        })?;
-    Ok(MinShare {
-        basis_points: bp,
-        text: t.to_string(),
-    })
-}
-
 /// The files a trace writes into its case folder (besides `report/`, which `report` adds).
 const CASE_FILES: [&str; 4] = ["trace.json", "edges.parquet", "ends.parquet", "SHA256SUMS"];
 
@@ -1091,13 +1052,6 @@ struct CaseInfo<'a> {
     private_ignored: usize,
 }
 
-/// Seconds since the epoch, now.
-fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
-
 /// The sha256 of everything a trace read besides the dataset's parts (which the manifest's
 /// hash pins): the manifest, the labels, the seed files and the clustering used.
 fn trace_inputs(
@@ -1115,23 +1069,18 @@ fn trace_inputs(
         }
     }
     if a.level == "cluster" || a.seeds.iter().any(|s| s.starts_with("cluster:")) {
-        let dir = crate::cluster::clusters_dir(data, info.network);
-        let dir = if info.chain == "ethereum" {
-            crate::cluster::clusters_dir(data, "ethereum")
+        // Ethereum's clusters live under `ethereum`, Bitcoin's under the network's name.
+        let net = if info.chain == "ethereum" {
+            "ethereum"
         } else {
-            dir
+            info.network
         };
+        let dir = crate::cluster::clusters_dir(data, net);
         for f in ["_meta.json", "address_cluster.parquet", "cluster_of.bin"] {
-            files.push((
-                format!(
-                    "clusters/{}/{f}",
-                    dir.file_name().and_then(|n| n.to_str()).unwrap_or("")
-                ),
-                dir.join(f),
-            ));
+            files.push((format!("clusters/{net}/{f}"), dir.join(f)));
         }
     }
-    let mut out = crate::case::hashes(files.iter().map(|(n, p)| (n.clone(), p.as_path())))?;
+    let mut out = crate::case::hashes(files)?;
     out.insert(
         format!("{}/_manifest.json", info.network),
         info.manifest_sha256.to_string(),
@@ -1436,21 +1385,19 @@ fn write_case(
             end_whole.1,
         ],
     )?;
-    let mut sums = String::new();
-    for f in &CASE_FILES[..3] {
-        let h = sink::sha256_file(&a.out.join(f)).map_err(CliError::user)?;
-        sums.push_str(&format!("{h}  {f}\n"));
-    }
-    sink::write_atomic(&a.out.join("SHA256SUMS"), sums.as_bytes()).map_err(CliError::user)?;
-    let outputs = crate::case::hashes(
-        CASE_FILES
+    // Each file hashed once: for SHA256SUMS and for the audit trail.
+    let mut outputs = crate::case::hashes(
+        CASE_FILES[..3]
             .iter()
-            .map(|f| (f.to_string(), a.out.join(f)))
-            .collect::<Vec<_>>()
-            .iter()
-            .map(|(n, p)| (n.clone(), p.as_path())),
+            .map(|f| (f.to_string(), a.out.join(f))),
     )
     .map_err(CliError::user)?;
+    let sums: String = outputs.iter().map(|(f, h)| format!("{h}  {f}\n")).collect();
+    sink::write_atomic(&a.out.join("SHA256SUMS"), sums.as_bytes()).map_err(CliError::user)?;
+    outputs.extend(
+        crate::case::hashes([("SHA256SUMS".to_string(), a.out.join("SHA256SUMS"))])
+            .map_err(CliError::user)?,
+    );
     crate::case::append(
         &a.out,
         crate::case::Action {
@@ -1459,7 +1406,7 @@ fn write_case(
             inputs,
             outputs,
             note: None,
-            time: now_secs(),
+            time: super::now_secs(),
         },
     )
     .map_err(CliError::user)?;
@@ -1531,12 +1478,8 @@ fn write_case(
         }
         let share = |v: Amount| -> String {
             let base = if backward { t.seeded } else { t.entered_seeds };
-            if base == 0 {
-                return String::new();
-            }
-            // Per mille in integers, rounded half up: a display figure, not evidence.
-            let pm = (v.saturating_mul(1000) + base / 2) / base;
-            format!(", {}.{} % of it", pm / 10, pm % 10)
+            crate::trace::percent_text(v, base, 1)
+                .map_or_else(String::new, |p| format!(", {p} of it"))
         };
         if r.policy == Policy::Poison {
             println!(
@@ -1595,7 +1538,9 @@ fn write_case(
             let deposits: Amount = exits.iter().filter_map(|e| e.output_value).sum();
             let hidden: Vec<&&crate::trace::End> = exits
                 .iter()
-                .filter(|e| share_bp(e) < a.min_share.basis_points)
+                .filter(|e| {
+                    crate::trace::share_bp(e.amount, e.output_value) < a.min_share.basis_points
+                })
                 .collect();
             println!(
                 "  {verb} {entity} [{category}]: {}{} through {} address(es), {} deposit(s) worth {}{}",
@@ -1620,7 +1565,7 @@ fn write_case(
         let diluted: Vec<&crate::trace::End> = r
             .ends
             .iter()
-            .filter(|e| e.kind == "exit" && share_bp(e) < 100)
+            .filter(|e| e.kind == "exit" && crate::trace::share_bp(e.amount, e.output_value) < 100)
             .collect();
         if !diluted.is_empty() && !poison {
             println!(

@@ -434,18 +434,14 @@ pub fn render(h: &HtmlInput) -> String {
                 }),
                 xml(e.category.as_deref().unwrap_or(""))
             );
-            let of = match e.output_value {
-                Some(w) if w > 0 => {
-                    let bp = (e.amount.saturating_mul(10_000) + w / 2) / w;
-                    format!(
-                        "{} of a {} deposit ({}.{:02} %)",
-                        money(c, e.amount),
-                        money(c, w),
-                        bp / 100,
-                        bp % 100
-                    )
+            let of = match e
+                .output_value
+                .and_then(|w| Some((w, crate::trace::percent_text(e.amount, w, 2)?)))
+            {
+                Some((w, p)) => {
+                    format!("{} of a {} deposit ({p})", money(c, e.amount), money(c, w))
                 }
-                _ => money(c, e.amount),
+                None => money(c, e.amount),
             };
             num_cell(&mut s, &of);
             let _ = writeln!(
@@ -748,14 +744,9 @@ fn deposit_addresses(s: &mut String, h: &HtmlInput, r: &super::case::PolicyResul
     type Deposits<'a> = BTreeMap<&'a str, (Amount, usize, u32, u32)>;
     let mut by: BTreeMap<(&str, &str), Deposits> = BTreeMap::new();
     // --min-share of the trace: thinner exits stay in the totals, not in this list.
-    let min_bp: u128 = c
-        .param("min_share_percent")
-        .parse::<f64>()
-        .map_or(0, |p| (p * 100.0).round() as u128);
-    let share_bp = |e: &super::case::End| match e.output_value {
-        Some(w) if w > 0 => e.amount.saturating_mul(10_000) / w,
-        _ => 10_000,
-    };
+    let min_bp: u128 =
+        crate::trace::parse_min_share(&c.param("min_share_percent")).map_or(0, |m| m.basis_points);
+    let share_bp = |e: &super::case::End| crate::trace::share_bp(e.amount, e.output_value);
     let thin = r
         .ends
         .iter()

@@ -208,9 +208,7 @@ fn summary_data(case: &Case, r: &PolicyResult) -> Vec<(String, String, String)> 
         r.totals.entered_seeds
     };
     let share = |v: Amount| {
-        (v.saturating_mul(1000) + base / 2)
-            .checked_div(base)
-            .map_or_else(String::new, |pm| format!(", {}.{} %", pm / 10, pm % 10))
+        crate::trace::percent_text(v, base, 1).map_or_else(String::new, |p| format!(", {p}"))
     };
     let mut by: BTreeMap<(String, String), (Amount, Vec<usize>)> = BTreeMap::new();
     for (i, e) in r.ends.iter().filter(|e| e.kind == "exit").enumerate() {
@@ -924,12 +922,7 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
         }
     };
     let mut inputs = crate::case::hashes(
-        ["trace.json", "edges.parquet", "ends.parquet"]
-            .iter()
-            .map(|f| (f.to_string(), case_dir.join(f)))
-            .collect::<Vec<_>>()
-            .iter()
-            .map(|(n, p)| (n.clone(), p.as_path())),
+        ["trace.json", "edges.parquet", "ends.parquet"].map(|f| (f.to_string(), case_dir.join(f))),
     )?;
     if let (Some(p), Some(h)) = (&o.prices, &prices_sha) {
         inputs.insert(format!("prices {}", p.display()), h.clone());

@@ -296,12 +296,10 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
             .output_value
             .filter(|w| *w > 0)
             .map_or_else(String::new, |w| {
-                let bp = (e.amount.saturating_mul(10_000) + w / 2) / w;
                 format!(
-                    " of a {} deposit ({}.{:02} %)",
+                    " of a {} deposit ({})",
                     money(c, w),
-                    bp / 100,
-                    bp % 100
+                    crate::trace::percent_text(e.amount, w, 2).unwrap_or_default()
                 )
             });
         l.text(

@@ -559,3 +559,74 @@ fn normalise(mut iv: Intervals) -> Intervals {
     }
     out
 }
+
+/// `part` of `whole` in basis points (10,000 = all of it), rounded down; 10,000 when the
+/// whole is unknown or 0 (nothing to be thin against). Integers only: shares decide what
+/// lists show, so no float may tip them.
+pub fn share_bp(part: Amount, whole: Option<Amount>) -> u128 {
+    match whole {
+        Some(w) if w > 0 => part.saturating_mul(10_000) / w,
+        _ => 10_000,
+    }
+}
+
+/// `part` of `base` as a percentage with `decimals` (1 or 2) places, rounded half up
+/// (`"67.9 %"`); `None` when `base` is 0.
+pub fn percent_text(part: Amount, base: Amount, decimals: u32) -> Option<String> {
+    let scale = 10u128.pow(decimals.min(6) + 2);
+    let q = (part.saturating_mul(scale) + base / 2).checked_div(base)?;
+    let unit = 10u128.pow(decimals.min(6));
+    Some(format!(
+        "{}.{:0width$} %",
+        q / unit,
+        q % unit,
+        width = decimals.min(6) as usize
+    ))
+}
+
+/// `--min-share`: a percentage with at most two decimals, as basis points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MinShare {
+    pub basis_points: u128,
+    pub text: String,
+}
+
+/// Parses `--min-share` (`1`, `0.5`, `12.25`: percent of the deposit).
+///
+/// # Errors
+/// Not a number from 0 to 100 with at most two decimals.
+pub fn parse_min_share(s: &str) -> Result<MinShare, String> {
+    let t = s.trim().trim_end_matches('%');
+    let (int, frac) = t.split_once('.').unwrap_or((t, ""));
+    let ok = !int.is_empty()
+        && frac.len() <= 2
+        && int.bytes().all(|b| b.is_ascii_digit())
+        && frac.bytes().all(|b| b.is_ascii_digit());
+    let bp = ok
+        .then(|| format!("{int}{frac:0<2}").parse::<u128>().ok())
+        .flatten()
+        .filter(|bp| *bp <= 10_000)
+        .ok_or_else(|| {
+            format!("{s:?} is not a percentage from 0 to 100 with at most two decimals")
+        })?;
+    Ok(MinShare {
+        basis_points: bp,
+        text: t.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod share_tests {
+    use super::*;
+
+    #[test]
+    fn shares_are_integer_and_rounded_as_stated() {
+        assert_eq!(share_bp(1, Some(3)), 3333);
+        assert_eq!(share_bp(5, None), 10_000);
+        assert_eq!(percent_text(2, 3, 1).as_deref(), Some("66.7 %"));
+        assert_eq!(percent_text(1, 8, 2).as_deref(), Some("12.50 %"));
+        assert_eq!(percent_text(1, 0, 1), None);
+        assert_eq!(parse_min_share("0.5").unwrap().basis_points, 50);
+        assert!(parse_min_share("101").is_err() && parse_min_share("0.125").is_err());
+    }
+}
