@@ -299,32 +299,39 @@ pub fn run(
                 taint.get(&o).unwrap_or(&empty),
             )
         };
-        // `known`: the tainted outputs on the side the taint comes from; `fresh`: the
-        // outputs on the other side with the taint the model gives them.
-        let (known, fresh, h): (Vec<u64>, Vec<(u64, Intervals)>, u32) = match p.direction {
+        // `known`: the tainted outputs on the side the taint comes from.
+        let known: Vec<u64> = match p.direction {
+            Direction::Forward => prev
+                .iter()
+                .flatten()
+                .copied()
+                .filter(|o| taint.contains_key(o))
+                .collect(),
+            Direction::Backward => outs
+                .iter()
+                .copied()
+                .filter(|o| taint.contains_key(o))
+                .collect(),
+        };
+        let Some(h) = next_hop(&known, &hop, &taint, p, &mut totals) else {
+            continue;
+        };
+        if stop_at_coinjoin(
+            idx,
+            t,
+            &known,
+            &taint,
+            &hop,
+            p,
+            &mut totals,
+            &mut ends,
+            &end,
+        ) {
+            continue;
+        }
+        // `fresh`: the outputs on the other side with the taint the model gives them.
+        let fresh: Vec<(u64, Intervals)> = match p.direction {
             Direction::Forward => {
-                let known: Vec<u64> = prev
-                    .iter()
-                    .flatten()
-                    .copied()
-                    .filter(|o| taint.contains_key(o))
-                    .collect();
-                let Some(h) = next_hop(&known, &hop, &taint, p, &mut totals) else {
-                    continue;
-                };
-                if stop_at_coinjoin(
-                    idx,
-                    t,
-                    &known,
-                    &taint,
-                    &hop,
-                    p,
-                    &mut totals,
-                    &mut ends,
-                    &end,
-                ) {
-                    continue;
-                }
                 let in_parts: Vec<(u64, &Intervals)> =
                     prev.iter().map(|o| o.map_or((0, &empty), part)).collect();
                 let out_values: Vec<u64> = outs
@@ -333,30 +340,9 @@ pub fn run(
                     .collect();
                 let (out_taint, fee) = forward(policy, &in_parts, &out_values);
                 totals.fees += Amount::from(fee);
-                (known, outs.iter().copied().zip(out_taint).collect(), h)
+                outs.iter().copied().zip(out_taint).collect()
             }
             Direction::Backward => {
-                let known: Vec<u64> = outs
-                    .iter()
-                    .copied()
-                    .filter(|o| taint.contains_key(o))
-                    .collect();
-                let Some(h) = next_hop(&known, &hop, &taint, p, &mut totals) else {
-                    continue;
-                };
-                if stop_at_coinjoin(
-                    idx,
-                    t,
-                    &known,
-                    &taint,
-                    &hop,
-                    p,
-                    &mut totals,
-                    &mut ends,
-                    &end,
-                ) {
-                    continue;
-                }
                 if prev.iter().all(Option::is_none) {
                     totals.mined += known
                         .iter()
@@ -370,14 +356,10 @@ pub fn run(
                     .map(|o| o.map_or(0, |o| idx.out_value.get(o as usize)))
                     .collect();
                 let in_taint = backward(policy, &out_parts, &in_values);
-                (
-                    known,
-                    prev.iter()
-                        .zip(in_taint)
-                        .filter_map(|(o, iv)| o.map(|o| (o, iv)))
-                        .collect(),
-                    h,
-                )
+                prev.iter()
+                    .zip(in_taint)
+                    .filter_map(|(o, iv)| o.map(|o| (o, iv)))
+                    .collect()
             }
         };
         let info = (idx.txid(t), height_of(t), idx.tx_time(t));
