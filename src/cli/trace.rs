@@ -20,12 +20,6 @@ use crate::store::sink;
 use crate::trace::policy::Policy;
 use crate::trace::{Amount, Direction, Label, Params, PolicyResult, run as run_policy};
 
-/// The seeds, with @FILE expanded (first CSV column; `#` comments and an `address` header
-/// skipped).
-fn seed_items(seeds: &[String]) -> Result<Vec<String>, CliError> {
-    Ok(seed_items_from(seeds)?.into_iter().map(|s| s.0).collect())
-}
-
 /// The seeds, each with where it came from (`FILE:LINE` for a seed file): @FILE is read as
 /// a spreadsheet writes it (a byte-order mark, comma, semicolon or tab delimiters, quotes; a
 /// header naming `address` is skipped).
@@ -1452,6 +1446,17 @@ fn write_case(
         info.seeds,
         info.labels
     );
+    // A default that decides the answer is said, not assumed.
+    if a.stop_at.is_empty() {
+        match info.parameters["stop_at"].as_array() {
+            Some(c) if !c.is_empty() => println!(
+                "stopping at exchange labels (the default; --stop-at CATEGORY,... or none to change)"
+            ),
+            _ => println!(
+                "stopping at no label: no exchange label is loaded and no --stop-at was given"
+            ),
+        }
+    }
     for r in results {
         let t = &r.totals;
         if backward || r.policy == Policy::Poison {

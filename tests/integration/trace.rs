@@ -638,6 +638,14 @@ fn seeds_and_options_are_checked_with_their_own_messages() {
     fails(&vendor, &["--from-time", "2026-02-31"], "is not a time");
 
     // Upper-case bech32, a BOM in the seed file, and unit amounts are understood.
+    // The default stop category is said in the answer.
+    let o = run_trace(d.path(), &vendor, case.path(), &[]);
+    ok(&o);
+    assert!(
+        stdout(&o).contains("stopping at exchange labels (the default"),
+        "{}",
+        stdout(&o)
+    );
     let upper = trace(
         d.path(),
         &vendor.to_uppercase(),

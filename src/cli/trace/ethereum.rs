@@ -7,7 +7,7 @@ use anyhow::anyhow;
 use super::super::{Cli, CliError};
 use super::{
     CaseInfo, TraceArgs, attributions_in_trace, check_balanced, check_stop_at, conflicts_in_trace,
-    height_window, labels_in_trace, load_labels, min_value, parameters, policies, seed_items,
+    height_window, labels_in_trace, load_labels, min_value, parameters, policies, seed_items_from,
     to_clusters, write_case,
 };
 use crate::trace::account::{self, FEE, Seeds};
@@ -80,8 +80,13 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     };
     let mut seed_accounts: Vec<(String, String)> = Vec::new(); // (as given, address)
     let mut seed_txs: HashSet<String> = HashSet::new();
-    for it in seed_items(&a.seeds)? {
-        let lower = it.to_ascii_lowercase();
+    for (given, origin) in seed_items_from(&a.seeds)? {
+        // Messages name a seed read from a file by its file and line.
+        let it = match &origin {
+            Some(o) => format!("{given} (at {o})"),
+            None => given.clone(),
+        };
+        let lower = given.to_ascii_lowercase();
         if let Some(x) = lower.strip_prefix("cluster:") {
             let names = clusters.as_ref().expect("loaded for cluster seeds");
             let name = names.get(x).ok_or_else(|| {
@@ -99,12 +104,12 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         {
             seed_txs.insert(lower);
         } else if eth::is_address(&lower) {
-            if !crate::labels::eip55_ok(&it[2..]) {
+            if !crate::labels::eip55_ok(&given[2..]) {
                 return Err(CliError::user(anyhow!(
                     "seed {it}: the EIP-55 checksum of this mixed-case address fails: a character is mistyped; copy the address again"
                 )));
             }
-            seed_accounts.push((it.clone(), lower));
+            seed_accounts.push((given, lower));
         } else {
             return Err(CliError::user(anyhow!(
                 "seed {it:?} is not an Ethereum account (0x + 40 hex), transaction hash (0x + 64 hex) or cluster:0x…"
