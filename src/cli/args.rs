@@ -284,6 +284,12 @@ pub struct ReportArgs {
     /// appendix edges.csv beside it (the report says so).
     #[arg(long, default_value_t = 2_000, value_name = "N")]
     pub max_table_rows: usize,
+    /// Also draw the path of these exits (numbers of the exits table: E3, or 3; repeat or
+    /// separate with commas; `all` for every exit): one detail chart each, from the seed to
+    /// the deposit, every transaction with its txid, block and what moved on. Written as
+    /// path-E3.svg/.png and added to the HTML and PDF.
+    #[arg(long, value_name = "EXITS")]
+    pub path: Vec<String>,
 }
 
 /// `chaintrace demo`

@@ -5,7 +5,7 @@ use anyhow::anyhow;
 use super::args::ReportArgs;
 use super::{Cli, CliError};
 use crate::report::graph::{Columns, GraphOptions};
-use crate::report::{ReportOptions, ReportSummary, fmt, report};
+use crate::report::{PathChoice, ReportOptions, ReportSummary, fmt, report};
 
 /// The report options of the command line.
 pub(crate) fn options(a: &ReportArgs) -> Result<ReportOptions, CliError> {
@@ -42,6 +42,7 @@ pub(crate) fn options(a: &ReportArgs) -> Result<ReportOptions, CliError> {
         timestamp,
         command: super::command_line(),
         max_table_rows: a.max_table_rows,
+        paths: PathChoice::parse(&a.path).map_err(|e| CliError::user(anyhow!(e)))?,
     })
 }
 

@@ -10,7 +10,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::graph::FlowGraph;
-use super::layout::{BOX_H, FOOTER, Layout, MARGIN, Rect};
+use super::layout::{BOX_H, BOX_W, FOOTER, HEADER, Layout, MARGIN, Rect};
 use crate::trace::Amount;
 
 const FONT: &str = "sans-serif";
@@ -194,6 +194,23 @@ pub fn flow<DB: DrawingBackend>(
         (x + 8, 73),
         text_style(11.0, &RGBColor(97, 97, 97), HPos::Left),
     ))?;
+    // Column headers above each column's first box.
+    for (layer, name) in fg.column_names.iter().enumerate() {
+        let x = fg
+            .nodes
+            .iter()
+            .zip(&l.boxes)
+            .filter(|(n, _)| n.layer == layer)
+            .map(|(_, b)| b.x)
+            .min();
+        if let Some(x) = x {
+            area.draw(&Text::new(
+                fit(name, 12.0, BOX_W),
+                (x, HEADER - 12),
+                text_style(12.0, &RGBColor(55, 71, 79), HPos::Left),
+            ))?;
+        }
+    }
     // Edges under the boxes.
     for e in &l.edges {
         let fe = &fg.edges[e.edge];
@@ -679,6 +696,71 @@ fn summary<DB: DrawingBackend>(
     Ok(())
 }
 
+/// Pitch of the steps of a path chart: a box and the arrow below it.
+const STEP_PITCH: i32 = 86;
+
+/// The height of a path chart of `n` steps.
+pub fn path_height(n: usize) -> i32 {
+    let n = i32::try_from(n.max(1)).unwrap_or(i32::MAX / STEP_PITCH);
+    100 + n * STEP_PITCH + FOOTER + 20
+}
+
+/// One exit's path, top to bottom: a box per transaction (title, txid), an arrow with
+/// what moved on, then the exit.
+fn path<DB: DrawingBackend>(
+    a: &DrawingArea<DB, Shift>,
+    size: (i32, i32),
+    f: &Frame,
+    steps: &[(String, String, String)],
+) -> R<DB> {
+    let (w, h) = size;
+    frame(a, f, w, h)?;
+    let ink = RGBColor(55, 71, 79);
+    let line = RGBColor(120, 144, 156);
+    let fill = RGBColor(236, 239, 241);
+    let bw = w - 2 * MARGIN;
+    let bh = 46;
+    for (i, (title, detail, arrow)) in steps.iter().enumerate() {
+        let y = 100 + i32::try_from(i).unwrap_or(i32::MAX / STEP_PITCH) * STEP_PITCH;
+        a.draw(&Rectangle::new(
+            [(MARGIN, y), (MARGIN + bw, y + bh)],
+            fill.filled(),
+        ))?;
+        a.draw(&Rectangle::new(
+            [(MARGIN, y), (MARGIN + bw, y + bh)],
+            line.stroke_width(1),
+        ))?;
+        a.draw(&Text::new(
+            fit(title, 13.0, bw - 16),
+            (MARGIN + 8, y + 14),
+            text_style(13.0, &RGBColor(33, 33, 33), HPos::Left),
+        ))?;
+        a.draw(&Text::new(
+            fit(detail, 11.0, bw - 16),
+            (MARGIN + 8, y + 33),
+            text_style(11.0, &ink, HPos::Left),
+        ))?;
+        if i + 1 < steps.len() {
+            let x = MARGIN + 40;
+            let (y0, y1) = (y + bh, y + STEP_PITCH);
+            a.draw(&PathElement::new(
+                vec![(x, y0), (x, y1 - 6)],
+                line.stroke_width(2),
+            ))?;
+            a.draw(&Polygon::new(
+                vec![(x, y1), (x - 6, y1 - 9), (x + 6, y1 - 9)],
+                line.filled(),
+            ))?;
+            a.draw(&Text::new(
+                fit(arrow, 11.0, bw - 80),
+                (x + 16, (y0 + y1) / 2),
+                text_style(11.0, &ink, HPos::Left),
+            ))?;
+        }
+    }
+    Ok(())
+}
+
 /// A chart to draw.
 #[derive(Debug)]
 pub enum Chart<'a> {
@@ -723,6 +805,12 @@ pub enum Chart<'a> {
         columns: (&'a str, &'a str),
         legend: &'a str,
     },
+    /// One exit's path ([`super::path_steps`]): (title, detail, arrow) per step.
+    Path {
+        size: (i32, i32),
+        frame: &'a Frame,
+        steps: &'a [(String, String, String)],
+    },
     /// Horizontal bars, largest first: (name, amount in base units, category).
     HBars {
         size: (i32, i32),
@@ -741,6 +829,7 @@ impl Chart<'_> {
             | Chart::Timeline { size, .. }
             | Chart::Bars { size, .. }
             | Chart::Summary { size, .. }
+            | Chart::Path { size, .. }
             | Chart::HBars { size, .. } => *size,
         }
     }
@@ -787,6 +876,11 @@ impl Chart<'_> {
                 columns,
                 legend,
             } => summary(a, size, f, seeds, boxes, columns, legend),
+            Chart::Path {
+                size,
+                frame: f,
+                steps,
+            } => path(a, size, f, steps),
         }
     }
 

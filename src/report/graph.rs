@@ -54,6 +54,9 @@ pub struct FlowGraph {
     pub peel_chains: Vec<usize>,
     /// Nodes merged into "other" nodes to stay legible.
     pub merged_small: usize,
+    /// The header of each column (layer), left to right: "seeds", "hop 3" or a date,
+    /// "labelled receivers".
+    pub column_names: Vec<String>,
 }
 
 /// Options of the chart graph.
@@ -234,6 +237,24 @@ fn assign_layers(fg: &mut FlowGraph, first_hop: &HashMap<usize, u32>, columns: C
     for n in &mut fg.nodes {
         n.layer = rank[&n.layer];
     }
+    let day_of: Vec<u32> = days.into_iter().collect();
+    fg.column_names = used
+        .iter()
+        .map(|&l| {
+            if l == 0 {
+                "seeds".to_string()
+            } else if l == last {
+                "labelled receivers (exits)".to_string()
+            } else {
+                match columns {
+                    Columns::Hop => format!("hop {l}"),
+                    Columns::Time => day_of.get(l - 1).map_or_else(String::new, |&d| {
+                        format!("first reached {}", super::fmt::date(i64::from(d) * 86_400))
+                    }),
+                }
+            }
+        })
+        .collect();
 }
 
 /// Finds peel chains: paths of unlabelled, non-seed addresses, each reached by one edge

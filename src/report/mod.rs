@@ -44,6 +44,143 @@ pub struct ReportOptions {
     pub command: Vec<String>,
     /// At most this many rows in the HTML transfers table (all are in edges.csv).
     pub max_table_rows: usize,
+    /// Exits (1-based numbers of the exits table, E1…) to draw a detail chart of the path
+    /// for: `path-E{n}.svg`/`.png`, a section of the HTML and a page of the PDF each.
+    pub paths: PathChoice,
+}
+
+/// A box of the summary or a path chart: (title, detail, the label of its edge).
+pub type ChartBox = (String, String, String);
+
+/// Which exits get a detail chart of their path.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum PathChoice {
+    /// None (the default).
+    #[default]
+    None,
+    /// These exit numbers (E1 is 1).
+    Exits(Vec<usize>),
+    /// Every exit of the charted model.
+    All,
+}
+
+impl PathChoice {
+    /// Parses `E3`, `3`, `E1,E4` or `all` (case-insensitive).
+    ///
+    /// # Errors
+    /// Text that names no exit number.
+    pub fn parse(items: &[String]) -> Result<PathChoice, String> {
+        let mut ns = Vec::new();
+        for item in items.iter().flat_map(|s| s.split(',')) {
+            let t = item.trim();
+            if t.is_empty() {
+                continue;
+            }
+            if t.eq_ignore_ascii_case("all") {
+                return Ok(PathChoice::All);
+            }
+            let digits = t.strip_prefix(['E', 'e']).unwrap_or(t);
+            match digits.parse::<usize>() {
+                Ok(n) if n >= 1 => ns.push(n),
+                _ => {
+                    return Err(format!(
+                        "--path {t:?} names no exit: give exit numbers of the exits table (E1, E2, …), or all"
+                    ));
+                }
+            }
+        }
+        ns.sort_unstable();
+        ns.dedup();
+        Ok(if ns.is_empty() {
+            PathChoice::None
+        } else {
+            PathChoice::Exits(ns)
+        })
+    }
+}
+
+/// The detail chart of exit `n` (1-based, the exits table's order) of `r`: one step per
+/// transaction on its path from a seed — (title: hop, height and date; detail: the txid;
+/// arrow: what the model moved on along the path, and to which address) — the last step
+/// being the exit's own transaction. `None` when there is no exit `n`.
+pub fn path_steps<'a>(
+    case: &Case,
+    r: &'a PolicyResult,
+    n: usize,
+) -> Option<Vec<(String, String, String)>> {
+    let e = r
+        .ends
+        .iter()
+        .filter(|e| e.kind == "exit")
+        .nth(n.checked_sub(1)?)?;
+    let unit = case.unit();
+    let amt = |v: Amount| format!("{} {unit}", fmt::amount(v, case.decimals()));
+    fn txs<'a>(r: &'a PolicyResult, t: &'a str) -> impl Iterator<Item = &'a case::Transfer> {
+        r.edges.iter().filter(move |x| x.txid == t)
+    }
+    let edges_of = |t: &'a str| txs(r, t);
+    let mut steps = Vec::new();
+    for (i, t) in e.path.iter().enumerate() {
+        let on: Vec<&case::Transfer> = if t == &e.txid && i + 1 == e.path.len() {
+            edges_of(t).filter(|x| x.vout == e.vout).collect()
+        } else if let Some(next) = e.path.get(i + 1) {
+            let spent: BTreeSet<&str> = edges_of(next).map(|x| x.from.as_str()).collect();
+            edges_of(t)
+                .filter(|x| spent.contains(x.to.as_str()))
+                .collect()
+        } else {
+            edges_of(t).collect()
+        };
+        let first = edges_of(t).next();
+        let (height, time) = first.map_or((0, 0), |x| (x.height, x.time));
+        let moved: Amount = on.iter().map(|x| x.amount).sum();
+        let mut to: Vec<&str> = on.iter().map(|x| case::paid_address(x)).collect();
+        to.dedup();
+        let arrow = match to.as_slice() {
+            [] => String::new(),
+            [a] => format!("{} to {a}", amt(moved)),
+            [a, ..] => format!("{} to {a} and {} other(s)", amt(moved), to.len() - 1),
+        };
+        steps.push((
+            format!(
+                "hop {}: block {height}, {}",
+                i + 1,
+                fmt::datetime(i64::from(time))
+            ),
+            format!("txid {t}"),
+            arrow,
+        ));
+    }
+    let tag = case.attributions.get(&e.address).map_or_else(
+        || {
+            format!(
+                "{} ({})",
+                e.entity.as_deref().unwrap_or("unlabelled"),
+                e.category.as_deref().unwrap_or("")
+            )
+        },
+        |t| format!("tag: {} ({}, {})", t.entity, t.category, t.source),
+    );
+    let share = e
+        .output_value
+        .filter(|w| *w > 0)
+        .map_or_else(String::new, |w| {
+            format!(
+                " of a {} deposit ({})",
+                amt(w),
+                crate::trace::percent_text(e.amount, w, 2).unwrap_or_default()
+            )
+        });
+    steps.push((
+        format!("E{n}: {tag}"),
+        format!(
+            "output {} of the transaction above: {}{share}",
+            e.vout,
+            amt(e.amount)
+        ),
+        String::new(),
+    ));
+    Some(steps)
 }
 
 /// What was produced.
@@ -688,7 +825,59 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
             },
         ),
     ];
+    // Detail charts of the paths asked for.
+    let exit_count = r.ends.iter().filter(|e| e.kind == "exit").count();
+    let path_ns: Vec<usize> = match &o.paths {
+        PathChoice::None => Vec::new(),
+        PathChoice::All => (1..=exit_count).collect(),
+        PathChoice::Exits(ns) => {
+            if let Some(n) = ns.iter().find(|&&n| n > exit_count) {
+                return Err(anyhow!(
+                    "--path E{n}: the {policy} result has {exit_count} exit(s) (E1 to E{exit_count} in the exits table)"
+                ));
+            }
+            ns.clone()
+        }
+    };
+    let paths: Vec<(usize, Vec<ChartBox>)> = path_ns
+        .iter()
+        .filter_map(|&n| path_steps(&case, r, n).map(|s| (n, s)))
+        .collect();
+    let path_frames: Vec<(String, Frame)> = paths
+        .iter()
+        .map(|(n, _)| {
+            let title = format!("Path of exit E{n}, from a seed");
+            let f = frame(&case, r, &fg, &generated, &title);
+            (title, f)
+        })
+        .collect();
     let mut files = Vec::new();
+    let mut path_svgs: Vec<(String, String)> = Vec::new();
+    for ((n, steps), (title, f)) in paths.iter().zip(&path_frames) {
+        let chart = draw::Chart::Path {
+            size: (1300, draw::path_height(steps.len())),
+            frame: f,
+            steps,
+        };
+        let svg = chart.svg()?;
+        if want("svg") {
+            put(
+                &o.out,
+                &format!("path-E{n}.svg"),
+                svg.as_bytes(),
+                &mut files,
+            )?;
+        }
+        if want("png") {
+            put(
+                &o.out,
+                &format!("path-E{n}.png"),
+                &chart.png(&o.out)?,
+                &mut files,
+            )?;
+        }
+        path_svgs.push((title.clone(), svg));
+    }
     let mut svgs = Vec::new();
     for (name, chart) in &charts {
         let svg = chart.svg()?;
@@ -857,6 +1046,8 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
             edges_csv_sha256: edges_sha.as_deref(),
             measured: measured.as_ref(),
             max_rows: 600,
+            summary: (&seeds_title, &seeds_detail, &sum),
+            paths: &paths,
         });
         put(&o.out, "report.pdf", &bytes, &mut files)?;
     }
@@ -877,12 +1068,15 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
             command: &o.command,
             prices: prices.as_ref(),
             prices_sha256: prices_sha.as_deref(),
-            charts: vec![
-                ("Summary: where the seeds' value went", &svgs[0]),
+            charts: [
+                ("Summary: where the seeds' value went", svgs[0].as_str()),
                 ("Flow of funds: all transfers", &svgs[1]),
                 ("Where the traced value ended", &svgs[2]),
                 ("Traced amounts over time", &svgs[3]),
-            ],
+            ]
+            .into_iter()
+            .chain(path_svgs.iter().map(|(t, s)| (t.as_str(), s.as_str())))
+            .collect(),
             files: &files,
             chart_notes: &notes,
             warnings: &warnings,

@@ -45,23 +45,138 @@ impl Font {
 /// One line placed on a page: font, size (pt), x and y (pt from the bottom left), text.
 type Line = (Font, f32, f32, f32, String);
 
-/// Lines laid out on pages, top to bottom.
+/// A drawing on a page (pt from the bottom left): a box (x, y, width, height), or a line
+/// through points (a cubic Bézier when it has four), with an arrowhead at its end.
+enum Shape {
+    Box(f32, f32, f32, f32),
+    Line(Vec<(f32, f32)>),
+}
+
+/// Lines laid out on pages, top to bottom, and the drawings of each page.
 struct Layout {
     pages: Vec<Vec<Line>>,
+    shapes: Vec<Vec<Shape>>,
     y: f32,
+}
+
+/// `text` cut with "..." to fit `width` pt in `font` at `size`.
+fn clip(font: Font, size: f32, width: f32, text: &str) -> String {
+    let t = to_ascii(text);
+    let max = (width / font.char_width(size)) as usize;
+    if t.len() <= max {
+        t
+    } else {
+        format!("{}...", &t[..max.saturating_sub(3)])
+    }
 }
 
 impl Layout {
     fn new() -> Layout {
         Layout {
             pages: vec![Vec::new()],
+            shapes: vec![Vec::new()],
             y: TOP,
         }
     }
 
     fn new_page(&mut self) {
         self.pages.push(Vec::new());
+        self.shapes.push(Vec::new());
         self.y = TOP;
+    }
+
+    /// One line of text at a fixed place on the current page, cut to `width` pt.
+    fn place(&mut self, font: Font, size: f32, (x, y): (f32, f32), width: f32, text: &str) {
+        let t = clip(font, size, width, text);
+        self.pages
+            .last_mut()
+            .expect("a page")
+            .push((font, size, x, y, t));
+    }
+
+    /// A titled box (title in bold 8 pt, detail in 7 pt) with its top-left corner at
+    /// (x, top).
+    fn titled_box(&mut self, x: f32, top: f32, (w, h): (f32, f32), title: &str, detail: &str) {
+        self.shapes
+            .last_mut()
+            .expect("a page")
+            .push(Shape::Box(x, top - h, w, h));
+        self.place(Font::Bold, 8.0, (x + 5.0, top - 11.0), w - 10.0, title);
+        let font = if detail.starts_with("txid ") {
+            Font::Mono
+        } else {
+            Font::Regular
+        };
+        self.place(font, 7.0, (x + 5.0, top - 22.0), w - 10.0, detail);
+    }
+
+    fn line(&mut self, points: Vec<(f32, f32)>) {
+        self.shapes
+            .last_mut()
+            .expect("a page")
+            .push(Shape::Line(points));
+    }
+
+    /// The summary chart: the seeds box on the left, a box per receiving entity on the
+    /// right, an edge to each labelled with its exits' numbers; at most 18 boxes a page.
+    fn summary_chart(&mut self, seeds: (&str, &str), boxes: &[(String, String, String)]) {
+        let per_page = 18;
+        let (sw, rw, bh, pitch) = (160.0, 240.0, 28.0, 34.0);
+        let rx = PAGE_W - MARGIN - rw;
+        for (pi, chunk) in boxes.chunks(per_page).enumerate() {
+            if pi > 0 {
+                self.new_page();
+                self.heading("Summary chart (continued)");
+            }
+            self.gap(16.0);
+            self.place(Font::Bold, 8.0, (MARGIN, self.y), sw, "seeds");
+            self.place(
+                Font::Bold,
+                8.0,
+                (rx, self.y),
+                rw,
+                "receiving entities (exits, any hop)",
+            );
+            let top = self.y - 8.0;
+            let n = chunk.len() as f32;
+            let sy = top - (n * pitch - (pitch - bh)) / 2.0 + bh / 2.0;
+            self.titled_box(MARGIN, sy, (sw, bh), seeds.0, seeds.1);
+            for (i, (title, detail, label)) in chunk.iter().enumerate() {
+                let y = top - i as f32 * pitch;
+                self.titled_box(rx, y, (rw, bh), title, detail);
+                let from = (MARGIN + sw, sy - bh / 2.0);
+                let to = (rx, y - bh / 2.0);
+                let mid = (from.0 + to.0) / 2.0;
+                self.line(vec![from, (mid, from.1), (mid, to.1), to]);
+                self.place(Font::Regular, 7.0, (rx - 95.0, to.1 + 3.0), 90.0, label);
+            }
+            self.y = top - n * pitch - 4.0;
+        }
+    }
+
+    /// One exit's path, top to bottom: a box per transaction, an arrow between with what
+    /// moved on; a new page when the page is full.
+    fn path_chart(&mut self, steps: &[(String, String, String)]) {
+        let (w, bh, pitch) = (PAGE_W - 2.0 * MARGIN, 28.0, 50.0);
+        for (i, (title, detail, arrow)) in steps.iter().enumerate() {
+            if self.y - pitch < BOTTOM {
+                self.new_page();
+            }
+            let top = self.y - 4.0;
+            self.titled_box(MARGIN, top, (w, bh), title, detail);
+            if i + 1 < steps.len() {
+                let x = MARGIN + 20.0;
+                self.line(vec![(x, top - bh), (x, top - pitch + 4.0)]);
+                self.place(
+                    Font::Regular,
+                    7.0,
+                    (x + 10.0, top - bh - 13.0),
+                    w - 40.0,
+                    arrow,
+                );
+            }
+            self.y = top - pitch + 4.0;
+        }
     }
 
     /// Text in `font` at `size` pt, wrapped to the page width, indented by `indent` pt.
@@ -152,6 +267,11 @@ pub struct PdfInput<'a> {
     pub measured: Option<&'a serde_json::Value>,
     /// At most this many transfers in the appendix.
     pub max_rows: usize,
+    /// The summary chart: the seeds box's title and detail, then (title, detail, exits'
+    /// numbers) per receiving box.
+    pub summary: (&'a str, &'a str, &'a [(String, String, String)]),
+    /// The exits whose path to draw: (exit number, steps of [`super::path_steps`]).
+    pub paths: &'a [(usize, Vec<super::ChartBox>)],
 }
 
 fn money(c: &Case, v: Amount) -> String {
@@ -272,6 +392,20 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
     for item in super::html::limitation_items(c, &r.policy) {
         l.text(Font::Regular, 9.0, 0.0, &format!("- {item}"));
     }
+    // The summary chart.
+    l.new_page();
+    l.heading("Summary: where the seeds' value went");
+    l.text(
+        Font::Regular,
+        8.0,
+        0.0,
+        &format!(
+            "Each line: the value the {} model attributes from the seeds to the entity, intermediate transactions collapsed; E-numbers are the rows of the exits table (txid:vout) on the next page. Boxes name tags, not verdicts.",
+            r.policy
+        ),
+    );
+    let (seeds_title, seeds_detail, boxes) = p.summary;
+    l.summary_chart((seeds_title, seeds_detail), boxes);
     // Exits.
     l.new_page();
     l.heading(&format!(
@@ -343,6 +477,18 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
             );
         }
     }
+    // The paths asked for.
+    for (n, steps) in p.paths {
+        l.new_page();
+        l.heading(&format!("Path of exit E{n}, from a seed"));
+        l.text(
+            Font::Regular,
+            8.0,
+            0.0,
+            "On-chain facts: each transaction on the path (block, time, txid) and the amount the model moved on along it; the last box is the exit.",
+        );
+        l.path_chart(steps);
+    }
     // Appendix: the transfers.
     l.new_page();
     l.heading(&format!(
@@ -413,6 +559,44 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
         .map_or_else(String::new, |n| format!("case {n} | "));
     for (i, lines) in l.pages.iter().enumerate() {
         let mut content = Content::new();
+        content.set_line_width(0.8);
+        content.set_stroke_rgb(0.47, 0.56, 0.61);
+        content.set_fill_rgb(0.93, 0.94, 0.95);
+        for shape in &l.shapes[i] {
+            match shape {
+                Shape::Box(x, y, w, h) => {
+                    content.rect(*x, *y, *w, *h);
+                    content.fill_nonzero_and_stroke();
+                }
+                Shape::Line(pts) => {
+                    let (Some(&first), Some(&last)) = (pts.first(), pts.last()) else {
+                        continue;
+                    };
+                    content.move_to(first.0, first.1);
+                    if let [_, a, b, c] = pts.as_slice() {
+                        content.cubic_to(a.0, a.1, b.0, b.1, c.0, c.1);
+                    } else {
+                        for p in &pts[1..] {
+                            content.line_to(p.0, p.1);
+                        }
+                    }
+                    content.stroke();
+                    // The arrowhead, along the last segment.
+                    let prev = pts[pts.len() - 2];
+                    let (dx, dy) = (last.0 - prev.0, last.1 - prev.1);
+                    let len = (dx * dx + dy * dy).sqrt().max(f32::EPSILON);
+                    let (ux, uy) = (dx / len, dy / len);
+                    content.set_fill_rgb(0.47, 0.56, 0.61);
+                    content.move_to(last.0, last.1);
+                    content.line_to(last.0 - 6.0 * ux - 3.0 * uy, last.1 - 6.0 * uy + 3.0 * ux);
+                    content.line_to(last.0 - 6.0 * ux + 3.0 * uy, last.1 - 6.0 * uy - 3.0 * ux);
+                    content.close_path();
+                    content.fill_nonzero();
+                    content.set_fill_rgb(0.93, 0.94, 0.95);
+                }
+            }
+        }
+        content.set_fill_rgb(0.0, 0.0, 0.0);
         for (font, size, x, y, text) in lines {
             content.begin_text();
             content.set_font(font.name(), *size);

@@ -596,3 +596,71 @@ fn a_case_from_before_entered_seeds_is_not_read_as_zero() {
     let headline = rep["headline"].as_str().unwrap();
     assert!(!headline.contains("of 0.00000000 BTC"), "{headline}");
 }
+
+#[test]
+fn a_detail_chart_follows_one_exit_path_and_the_pdf_draws_the_summary() {
+    let d = traced_case();
+    let case = d.path().join("case");
+    let trace = json(&case.join("trace.json"));
+    let haircut = trace["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["policy"] == "haircut")
+        .unwrap();
+    let exits: Vec<&Value> = haircut["ends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "exit")
+        .collect();
+    // The exit with the longest path (E-numbers are 1-based, in the exits table's order).
+    let (i, longest) = exits
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, e)| e["path"].as_array().unwrap().len())
+        .unwrap();
+    let path: Vec<&str> = longest["path"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    assert!(path.len() >= 2, "the case has a multi-hop exit");
+    let n = i + 1;
+    let arg = format!("E{n}");
+    ok(&report(&case, &["--format", "svg,pdf", "--path", &arg]));
+    let svg = std::fs::read_to_string(case.join(format!("report/path-E{n}.svg"))).unwrap();
+    roxmltree::Document::parse(&svg).unwrap();
+    for t in &path {
+        assert!(svg.contains(t), "the path chart lacks {t}");
+    }
+    assert!(svg.contains(&format!("E{n}: tag: exchange")));
+    let text = std::process::Command::new("pdftotext")
+        .args([case.join("report/report.pdf").to_str().unwrap(), "-"])
+        .output()
+        .expect("pdftotext is installed");
+    let text = String::from_utf8_lossy(&text.stdout).to_string();
+    assert!(text.contains(&format!("Path of exit E{n}, from a seed")));
+    let page = &text[text.find(&format!("Path of exit E{n}")).unwrap()..];
+    for t in &path {
+        assert!(page.contains(t), "the PDF's path page lacks {t}");
+    }
+    // The summary chart is drawn in the PDF, one box per receiving entity.
+    assert!(text.contains("Summary: where the seeds' value went"));
+    assert!(text.contains("tag: exchange (exchange)"));
+    // The full chart has its column headers.
+    let flow = std::fs::read_to_string(case.join("report/flow.svg")).unwrap();
+    assert!(flow.contains("\nseeds\n") && flow.contains("\nhop 1\n"));
+    // An exit that does not exist, and text that names none, are refused.
+    let o = report(&case, &["--path", "E9999"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("E9999") && e.contains(&format!("{} exit(s)", exits.len())),
+        "{e}"
+    );
+    let o = report(&case, &["--path", "first"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("\"first\""), "{}", stderr(&o));
+}
