@@ -802,6 +802,11 @@ pub struct LabelsImportArgs {
     /// Dataset directory.
     #[arg(long, value_name = "DIR", default_value = "data")]
     pub data: PathBuf,
+    /// Record this import time (YYYY-MM-DDTHH:MM:SSZ or unix seconds) instead of now, so
+    /// that a dataset rebuilt from the same files is byte-identical (the demo passes its
+    /// --timestamp).
+    #[arg(long, value_name = "TIME")]
+    pub imported_at: Option<String>,
 }
 
 /// Chains of labels.

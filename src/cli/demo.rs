@@ -157,11 +157,14 @@ fn world(
     )?;
     let labels_csv = dir.join("labels.csv");
     write_labels(&labels_csv, labels)?;
-    step(
-        cli,
-        "labels",
-        &["labels", "import", &s(&labels_csv), "--data", &data_s],
-    )?;
+    let mut import: Vec<String> = ["labels", "import", &s(&labels_csv), "--data", &data_s]
+        .map(String::from)
+        .to_vec();
+    if let Some(t) = &a.timestamp {
+        import.extend(["--imported-at".to_string(), t.clone()]);
+    }
+    let import: Vec<&str> = import.iter().map(String::as_str).collect();
+    step(cli, "labels", &import)?;
     let seeds_file = dir.join("seeds.csv");
     std::fs::write(&seeds_file, format!("address\n{}\n", seeds.join("\n")))
         .map_err(|e| CliError::user(anyhow!("cannot write {}: {e}", seeds_file.display())))?;

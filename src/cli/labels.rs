@@ -25,7 +25,11 @@ pub(crate) fn import(cli: &Cli, a: &LabelsImportArgs) -> Result<(), CliError> {
         LabelFormatArg::Ofac => Format::Ofac,
         LabelFormatArg::Csv => Format::Csv,
     });
-    let now_ms = super::now_secs().saturating_mul(1000);
+    let now_ms = match &a.imported_at {
+        Some(t) => crate::report::fmt::parse_timestamp(t).map_err(CliError::user)?,
+        None => super::now_secs(),
+    }
+    .saturating_mul(1000);
     let report = match labels::import(&a.files, format, &a.data, now_ms) {
         Ok(r) => r,
         Err(e) => {

@@ -5,7 +5,7 @@
 //! completeness (Rosenberg & Hirschberg 2007, the V-measure's parts), computed from the
 //! contingency table of clusters × entities over the addresses present in both.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use arrow_array::cast::AsArray;
@@ -61,9 +61,11 @@ pub fn score_assignments<'a>(
     heuristics: &str,
 ) -> Scores {
     let mut entity_ids: HashMap<&str, u32> = HashMap::new();
-    let mut joint: HashMap<(u32, u32), u64> = HashMap::new();
-    let mut by_cluster: HashMap<u32, u64> = HashMap::new();
-    let mut by_entity: HashMap<u32, u64> = HashMap::new();
+    // Ordered maps: the floating-point sums below run in one order, so the same input
+    // gives the same scores to the last bit (a HashMap's order varies between runs).
+    let mut joint: BTreeMap<(u32, u32), u64> = BTreeMap::new();
+    let mut by_cluster: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut by_entity: BTreeMap<u32, u64> = BTreeMap::new();
     let mut n = 0u64;
     for (c, e) in assignments {
         let next = entity_ids.len() as u32;
