@@ -484,8 +484,8 @@ pub struct TraceArgs {
     /// amount (Bitcoin: 0.001btc, 100000sat; Ethereum: 0.5eth, 20gwei, 1000wei) or a bare
     /// integer of base units (satoshi, wei, token base units). Exact: more decimals than the
     /// unit has are refused.
-    #[arg(long, default_value = "0", value_name = "AMOUNT", value_parser = super::trace::parse_min_value)]
-    pub min_value: super::trace::MinValue,
+    #[arg(long, default_value = "0", value_name = "AMOUNT", value_parser = crate::trace::request::parse_min_value)]
+    pub min_value: crate::trace::request::MinValue,
     /// Label categories where the trace stops (default: exchange, when a loaded label has
     /// it; `none`: nowhere): the points where a subpoena can reveal a person. A category that
     /// no loaded label of the chain has is an error naming the categories present.

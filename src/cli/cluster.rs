@@ -9,36 +9,10 @@ use super::{Cli, CliError};
 use crate::cluster::heuristics::Heuristic;
 use crate::cluster::{self, eval};
 use crate::index::{Index, Provenance};
-use crate::types::Network;
 
 /// The chain directory of the dataset: `--network`, or the only network present.
 pub(crate) fn chain_dir(d: &DatasetArgs) -> Result<(PathBuf, String), CliError> {
-    if let Some(n) = &d.network {
-        let net = Network::from_name(n).ok_or_else(|| {
-            CliError::user(anyhow!(
-                "unknown network {n:?}; use bitcoin, testnet, testnet4, signet or regtest"
-            ))
-        })?;
-        return Ok((d.data.join(net.as_str()), net.as_str().to_string()));
-    }
-    let present: Vec<&str> = Network::ALL
-        .iter()
-        .map(|n| n.as_str())
-        .filter(|n| d.data.join(n).join("_manifest.json").is_file())
-        .collect();
-    match present.as_slice() {
-        [one] => Ok((d.data.join(one), one.to_string())),
-        [] => Err(CliError::user(anyhow!(
-            "{} holds no Bitcoin dataset; run `chaintrace ingest bitcoin --data {}` first",
-            d.data.display(),
-            d.data.display()
-        ))),
-        many => Err(CliError::user(anyhow!(
-            "{} holds several networks ({}); choose one with --network",
-            d.data.display(),
-            many.join(", ")
-        ))),
-    }
+    crate::trace::request::chain_dir(&d.data, d.network.as_deref()).map_err(CliError::user)
 }
 
 fn open_index(chain: &Path) -> Result<Index, CliError> {

@@ -12,9 +12,14 @@
 //! the five add up to the seeded amount exactly; this is checked on every trace.
 
 pub mod account;
+pub mod case;
 pub mod ethereum;
 pub mod eval;
 pub mod policy;
+pub mod request;
+mod run_bitcoin;
+mod run_ethereum;
+pub mod seeds;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -571,6 +576,16 @@ pub fn percent_text(part: Amount, base: Amount, decimals: u32) -> Option<String>
 pub struct MinShare {
     pub basis_points: u128,
     pub text: String,
+}
+
+impl Default for MinShare {
+    /// No exit hidden (0 %).
+    fn default() -> MinShare {
+        MinShare {
+            basis_points: 0,
+            text: "0".to_string(),
+        }
+    }
 }
 
 /// Parses `--min-share` (`1`, `0.5`, `12.25`: percent of the deposit).

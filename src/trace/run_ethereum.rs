@@ -1,28 +1,30 @@
-//! `chaintrace trace --chain ethereum`: the account model of [`crate::trace::account`].
+//! The Ethereum trace of a [`Request`]: the account model of [`super::account`] in two
+//! passes over the dataset's parts (balances and accounts, then every model's replay).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use anyhow::anyhow;
-
-use super::super::{Cli, CliError};
-use super::{
-    CaseInfo, TraceArgs, attributions_in_trace, check_balanced, check_stop_at, conflicts_in_trace,
-    height_window, labels_in_trace, load_labels, min_value, parameters, policies, seed_items_from,
-    to_clusters, write_case,
+use super::account::{self, FEE, Seeds};
+use super::case::{
+    Case, attributions_in_trace, conflicts_in_trace, labels_in_trace, to_clusters, trace_inputs,
 };
-use crate::trace::account::{self, FEE, Seeds};
-use crate::trace::ethereum::{self as eth, Asset};
-use crate::trace::{Direction, Label, Params, PolicyResult};
+use super::ethereum::{self as eth, Asset};
+use super::request::{
+    Level, Progress, Request, TraceError, check_balanced, check_stop_at, height_window,
+    load_labels, min_value, parameters,
+};
+use super::seeds::seed_items_from;
+use super::{Direction, Label, Params, PolicyResult};
 
 /// address → the cluster's name (its first address), from `cluster ethereum`.
-fn cluster_names(data: &std::path::Path) -> Result<HashMap<String, String>, CliError> {
+fn cluster_names(data: &std::path::Path) -> Result<HashMap<String, String>, TraceError> {
     let dir = crate::cluster::clusters_dir(data, "ethereum");
-    let rows = eth::address_clusters(&dir).map_err(|e| {
-        CliError::user(e.context(format!(
+    let rows = eth::address_clusters(&dir).map_err(|e| TraceError::Context {
+        context: format!(
             "no Ethereum clusters in {}: run `chaintrace cluster ethereum --data {}` first",
             dir.display(),
             data.display()
-        )))
+        ),
+        source: Box::new(TraceError::stage(e)),
     })?;
     // Cluster ids are the index of the cluster's first address in name order.
     let mut sorted: Vec<&(String, u32)> = rows.iter().collect();
@@ -39,42 +41,42 @@ fn cluster_names(data: &std::path::Path) -> Result<HashMap<String, String>, CliE
         .collect())
 }
 
-pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
-    let mut pols = policies(&a.policy)?;
-    if a.policy.iter().any(|p| p.trim() == "all") {
+pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
+    let mut pols = a.policies.clone();
+    if a.all_policies {
         pols.retain(|&p| account::unsupported(p).is_none());
     }
     for &p in &pols {
         if let Some(why) = account::unsupported(p) {
-            return Err(CliError::user(anyhow!("{why}")));
+            return Err(TraceError::Input(why.to_string()));
         }
     }
-    let chain = crate::ingest::ethereum::ingest::chain_dir(&a.dataset.data);
+    let chain = crate::ingest::ethereum::ingest::chain_dir(&a.data);
     let manifest = chain.join("_manifest.json");
     if !manifest.is_file() {
-        return Err(CliError::user(anyhow!(
+        return Err(TraceError::Input(format!(
             "{} holds no Ethereum dataset; run `chaintrace ingest ethereum --rpc URL --data {}` first",
-            a.dataset.data.display(),
-            a.dataset.data.display()
+            a.data.display(),
+            a.data.display()
         )));
     }
     let network = crate::store::manifest::Manifest::load(&chain)
-        .map_err(CliError::user)?
+        .map_err(TraceError::stage)?
         .map_or_else(|| "mainnet".to_string(), |m| m.network);
-    let manifest_sha256 = crate::store::sink::sha256_file(&manifest).map_err(CliError::user)?;
+    let manifest_sha256 = crate::store::sink::sha256_file(&manifest).map_err(TraceError::stage)?;
     let asset = Asset::parse(&a.token, a.token_decimals, a.token_symbol.as_deref())
-        .map_err(CliError::user)?;
+        .map_err(TraceError::stage)?;
     let times: Vec<(u32, u64)> = eth::block_times(&chain)
-        .map_err(CliError::user)?
+        .map_err(TraceError::stage)?
         .into_iter()
         .map(|(b, t)| (b, u64::from(t)))
         .collect();
     let (from_height, to_height) = height_window(a, &times)?;
     // Seeds as given: accounts (resolved to ids once every account is known) and hashes.
     let unit = asset.unit();
-    let uses_clusters = a.level == "cluster" || a.seeds.iter().any(|s| s.starts_with("cluster:"));
+    let uses_clusters = a.uses_clusters();
     let clusters = if uses_clusters {
-        Some(cluster_names(&a.dataset.data)?)
+        Some(cluster_names(&a.data)?)
     } else {
         None
     };
@@ -90,7 +92,7 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         if let Some(x) = lower.strip_prefix("cluster:") {
             let names = clusters.as_ref().expect("loaded for cluster seeds");
             let name = names.get(x).ok_or_else(|| {
-                CliError::user(anyhow!("seed {it}: {x} is in no Ethereum cluster"))
+                TraceError::Input(format!("seed {it}: {x} is in no Ethereum cluster"))
             })?;
             seed_accounts.extend(
                 names
@@ -105,13 +107,13 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             seed_txs.insert(lower);
         } else if eth::is_address(&lower) {
             if !crate::labels::eip55_ok(&given[2..]) {
-                return Err(CliError::user(anyhow!(
+                return Err(TraceError::Input(format!(
                     "seed {it}: the EIP-55 checksum of this mixed-case address fails: a character is mistyped; copy the address again"
                 )));
             }
             seed_accounts.push((given, lower));
         } else {
-            return Err(CliError::user(anyhow!(
+            return Err(TraceError::Input(format!(
                 "seed {it:?} is not an Ethereum account (0x + 40 hex), transaction hash (0x + 64 hex) or cluster:0x…"
             )));
         }
@@ -119,11 +121,10 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     // Pass 1, part by part: every account, the opening balances, where the seed
     // transactions paid. Transfers after the window change nothing (backward rebuilds the
     // balances at its end from those before), so they are not read.
-    let parts = eth::parts(&chain, &asset).map_err(CliError::user)?;
+    let parts = eth::parts(&chain, &asset).map_err(TraceError::stage)?;
     let times: HashMap<u32, u32> = times.iter().map(|&(b, t)| (b, t as u32)).collect();
-    let pb = super::super::progress_bar(cli, "parts");
-    pb.set_length(2 * parts.len() as u64);
-    pb.set_message(format!("{unit}: balances"));
+    pb.start(2 * parts.len() as u64);
+    pb.message(&format!("{unit}: balances"));
     let mut accounts = eth::Accounts::default();
     let mut opening = account::Opening::default();
     let (mut transfers, mut nft, mut last_block) = (0usize, 0usize, 0u32);
@@ -138,7 +139,7 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             &times,
             accounts,
         )
-        .map_err(CliError::user)
+        .map_err(TraceError::stage)
     };
     for part in &parts {
         let c = read(part, &mut accounts)?;
@@ -155,13 +156,13 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
                 }
             }
         }
-        pb.inc(1);
+        pb.step();
     }
     if transfers == 0 {
-        return Err(CliError::user(eth::nothing_to_trace(&asset, nft)));
+        return Err(TraceError::stage(eth::nothing_to_trace(&asset, nft)));
     }
     if let Some(h) = seed_txs.iter().find(|h| !seed_tx_found.contains(*h)) {
-        return Err(CliError::user(anyhow!(
+        return Err(TraceError::Input(format!(
             "seed transaction {h} moved no {unit} in the dataset (wrong --token, or not ingested yet?)"
         )));
     }
@@ -177,7 +178,7 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             // A cluster member that never moved this asset has nothing to seed.
             None if given.is_empty() => {}
             None => {
-                return Err(CliError::user(anyhow!(
+                return Err(TraceError::Input(format!(
                     "seed account {given} has no {unit} transfer in the dataset (wrong --token, or not ingested yet?)"
                 )));
             }
@@ -185,18 +186,14 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     }
     if seeds.accounts.is_empty() && seeds.txs.is_empty() {
         // Only cluster seeds can select nothing: none of their accounts moved this asset.
-        return Err(CliError::user(anyhow!(
+        return Err(TraceError::Input(format!(
             "no account of the seed cluster(s) {} moved {unit} in the dataset: trace another asset (--token) or seed with accounts or transactions",
             a.seeds.join(", ")
         )));
     }
     let (labels, resolved) = load_labels(a, "ethereum", "mainnet", |addr| accounts.id(addr))?;
     let stop_at = check_stop_at(a, &resolved)?;
-    let direction = if a.direction == "backward" {
-        Direction::Backward
-    } else {
-        Direction::Forward
-    };
+    let direction = a.direction;
     let params = Params {
         direction,
         max_hops: a.max_hops,
@@ -207,7 +204,7 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         through_coinjoins: a.through_coinjoins,
     };
     // Pass 2: every model replays the parts (backward: newest first).
-    pb.set_message(format!("{unit}: {} transfers, replaying", transfers));
+    pb.message(&format!("{unit}: {transfers} transfers, replaying"));
     let mut runs: Vec<account::Run> = pols
         .iter()
         .map(|&p| account::Run::new(p, &params, &seeds, &labels, &opening))
@@ -221,21 +218,21 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         for r in &mut runs {
             r.feed(&accounts.names, &c.txids, &c.transfers);
         }
-        pb.inc(1);
+        pb.step();
     }
     let mut results: Vec<PolicyResult> = runs
         .into_iter()
         .map(|r| r.finish(&accounts.names))
         .collect();
-    pb.finish_and_clear();
+    pb.finish();
     check_balanced(&results)?;
     let name_of = |acc: &str| -> String {
-        match (&clusters, a.level.as_str()) {
-            (Some(c), "cluster") => c.get(acc).cloned().unwrap_or_else(|| acc.to_string()),
+        match (&clusters, a.level) {
+            (Some(c), Level::Cluster) => c.get(acc).cloned().unwrap_or_else(|| acc.to_string()),
             _ => acc.to_string(),
         }
     };
-    if a.level == "cluster" {
+    if a.level == Level::Cluster {
         to_clusters(&mut results, &name_of);
     }
     let mut seed_nodes: BTreeSet<String> = seeds
@@ -261,7 +258,7 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         accounts.id(addr).map(|_| name_of(addr))
     });
     let clustering = if uses_clusters {
-        let dir = crate::cluster::clusters_dir(&a.dataset.data, "ethereum");
+        let dir = crate::cluster::clusters_dir(&a.data, "ethereum");
         std::fs::read(dir.join("_meta.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
@@ -289,28 +286,31 @@ pub(super) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     parameters["seed_transactions"] = seeds.txs.len().into();
     parameters["asset"] = unit.clone().into();
     parameters["transfers"] = transfers.into();
-    write_case(
-        cli,
-        a,
-        &CaseInfo {
-            chain: "ethereum",
-            network: &network,
-            manifest_sha256: &manifest_sha256,
-            asset: Some(asset_doc),
-            seed_nodes: &seed_nodes,
-            node_labels: &node_labels,
-            clustering: &clustering,
-            parameters: &parameters,
-            seeds: format!(
-                "{} seed account(s) and {} seed transaction(s), {unit}",
-                seeds.accounts.len(),
-                seeds.txs.len()
-            ),
-            labels: labels.len(),
-            label_conflicts: &label_conflicts,
-            attributions: &attributions_in_trace(&results, &resolved),
-            private_ignored: resolved.private_ignored,
-        },
-        &results,
-    )
+    let inputs = trace_inputs(a, &network, &manifest_sha256)?;
+    let attributions = attributions_in_trace(&results, &resolved);
+    Ok(Case {
+        chain: "ethereum",
+        network,
+        manifest_sha256,
+        asset: Some(asset_doc),
+        data: a.data.clone(),
+        seeds: format!(
+            "{} seed account(s) and {} seed transaction(s), {unit}",
+            seeds.accounts.len(),
+            seeds.txs.len()
+        ),
+        node_labels: node_labels
+            .into_iter()
+            .map(|(k, v)| (k, v.clone()))
+            .collect(),
+        label_conflicts: label_conflicts.into_iter().cloned().collect(),
+        seed_nodes,
+        clustering,
+        parameters,
+        labels: labels.len(),
+        attributions,
+        private_ignored: resolved.private_ignored,
+        inputs,
+        results,
+    })
 }

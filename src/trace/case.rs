@@ -1,0 +1,560 @@
+//! A trace case: what a [`super::request::Request`] found, and the case folder it is
+//! written to — `trace.json` (the request, its inputs' sha256, the attributions, every
+//! model's results), `edges.parquet` and `ends.parquet` (one row per transfer and per end,
+//! amounts Int64 satoshi on Bitcoin, Decimal128(38, 0) base units elsewhere), `SHA256SUMS`,
+//! and an entry of the case's audit trail (`audit.jsonl`).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::{ArrayRef, Decimal128Array, Int64Array, RecordBatch, StringArray, UInt32Array};
+use arrow_schema::{DataType, Field, Schema};
+use serde::Serialize;
+
+use super::policy::Policy;
+use super::request::TraceError;
+use super::{Amount, Label, PolicyResult};
+use crate::store::sink;
+
+/// A trace's result with everything its case folder records.
+#[derive(Clone, Debug)]
+pub struct Case {
+    /// `bitcoin` or `ethereum`.
+    pub chain: &'static str,
+    pub network: String,
+    /// sha256 of the dataset's `_manifest.json` (which lists every part's hash).
+    pub manifest_sha256: String,
+    /// The account-model asset: `{"unit", "decimals", "contract"}`; `None` on Bitcoin.
+    pub asset: Option<serde_json::Value>,
+    /// The dataset directory, as given.
+    pub data: PathBuf,
+    /// The nodes (addresses or clusters) holding the seeds.
+    pub seed_nodes: BTreeSet<String>,
+    /// The label of every labelled node in the trace.
+    pub node_labels: BTreeMap<String, Label>,
+    /// The clustering used (its heuristics, counts, warnings and evaluation), or null.
+    pub clustering: serde_json::Value,
+    /// The request as recorded in `trace.json` (`parameters`).
+    pub parameters: serde_json::Value,
+    /// "N seed output(s)" and the like, for a summary line.
+    pub seeds: String,
+    /// Labels of the chain in use.
+    pub labels: usize,
+    /// Label conflicts of addresses in the trace (which tag was used, and why).
+    pub label_conflicts: Vec<crate::labels::Conflict>,
+    /// The tag behind every labelled address of the trace.
+    pub attributions: BTreeMap<String, Attribution>,
+    /// Non-public tags left out (no `include_private`).
+    pub private_ignored: usize,
+    /// sha256 of every input besides the dataset's parts, by name.
+    pub inputs: BTreeMap<String, String>,
+    /// One result per model, in [`Policy`] order.
+    pub results: Vec<PolicyResult>,
+}
+
+/// The sha256 of everything a trace read besides the dataset's parts (which the manifest's
+/// hash pins): the manifest, the labels, the seed files and the clustering used.
+pub(crate) fn trace_inputs(
+    r: &super::request::Request,
+    network: &str,
+    manifest_sha256: &str,
+) -> Result<BTreeMap<String, String>, TraceError> {
+    let data = &r.data;
+    let mut files: Vec<(String, PathBuf)> = vec![(
+        "labels/tags.parquet".to_string(),
+        crate::labels::tags_path(data),
+    )];
+    for s in &r.seeds {
+        if let Some(f) = s.strip_prefix('@') {
+            files.push((format!("seeds {f}"), PathBuf::from(f)));
+        }
+    }
+    if r.uses_clusters() {
+        // Ethereum's clusters live under `ethereum`, Bitcoin's under the network's name.
+        let net = if r.chain == super::request::Chain::Ethereum {
+            "ethereum"
+        } else {
+            network
+        };
+        let dir = crate::cluster::clusters_dir(data, net);
+        for f in ["_meta.json", "address_cluster.parquet", "cluster_of.bin"] {
+            files.push((format!("clusters/{net}/{f}"), dir.join(f)));
+        }
+    }
+    let mut out = crate::case::hashes(files).map_err(TraceError::stage)?;
+    out.insert(
+        format!("{network}/_manifest.json"),
+        manifest_sha256.to_string(),
+    );
+    Ok(out)
+}
+
+/// Names nodes by cluster (`rep` gives a node's cluster name) and drops transfers inside a
+/// cluster.
+pub(crate) fn to_clusters(results: &mut [PolicyResult], rep: &dyn Fn(&str) -> String) {
+    for r in results {
+        let mut merged: Vec<crate::trace::Edge> = Vec::new();
+        let mut at: HashMap<(String, String, String, u32, u32), usize> = HashMap::new();
+        for mut e in std::mem::take(&mut r.edges) {
+            e.from = rep(&e.from);
+            e.to = rep(&e.to);
+            if e.from == e.to {
+                continue; // inside one cluster
+            }
+            // One edge per paid output (its address stays in `to_address`); the shares of
+            // several inputs of one cluster are summed.
+            let key = (e.txid.clone(), e.from.clone(), e.to.clone(), e.hop, e.vout);
+            match at.get(&key) {
+                Some(&i) => merged[i].amount += e.amount,
+                None => {
+                    at.insert(key, merged.len());
+                    merged.push(e);
+                }
+            }
+        }
+        r.edges = merged;
+        // An end keeps the address that was paid; its cluster is a column of its own.
+        for e in &mut r.ends {
+            e.cluster = Some(rep(&e.address));
+        }
+    }
+}
+
+/// A node of the trace and what it sent and received along the edges.
+#[derive(Serialize)]
+struct NodeFlow<'a> {
+    node: &'a str,
+    sent: Amount,
+    received: Amount,
+}
+
+/// The trace's nodes (addresses, or clusters with `--level cluster`) in name order.
+fn nodes(r: &PolicyResult) -> Vec<NodeFlow<'_>> {
+    let mut n: BTreeMap<&str, (Amount, Amount)> = BTreeMap::new();
+    for e in &r.edges {
+        n.entry(e.from.as_str()).or_default().0 += e.amount;
+        n.entry(e.to.as_str()).or_default().1 += e.amount;
+    }
+    n.into_iter()
+        .map(|(node, (sent, received))| NodeFlow {
+            node,
+            sent,
+            received,
+        })
+        .collect()
+}
+
+/// Where an attribution comes from: the tag in use for an address.
+#[derive(Clone, Debug, Serialize)]
+pub struct Attribution {
+    pub entity: String,
+    pub category: String,
+    pub label: String,
+    pub source: String,
+    pub confidence: String,
+    /// `FILE:LINE` of the tag as imported.
+    pub tag: String,
+}
+
+/// The tag in use for every address of the trace's ends and edges that has one.
+pub(crate) fn attributions_in_trace(
+    results: &[PolicyResult],
+    resolved: &crate::labels::Resolved,
+) -> BTreeMap<String, Attribution> {
+    let used: HashSet<&str> = results
+        .iter()
+        .flat_map(|r| {
+            r.ends.iter().map(|e| e.address.as_str()).chain(
+                r.edges
+                    .iter()
+                    .flat_map(|e| [e.from_address.as_str(), e.to_address.as_str()]),
+            )
+        })
+        .collect();
+    resolved
+        .chosen
+        .iter()
+        .filter(|t| used.contains(t.address.as_str()))
+        .map(|t| {
+            (
+                t.address.clone(),
+                Attribution {
+                    entity: t.entity.clone(),
+                    category: t.category.clone(),
+                    label: t.label.clone(),
+                    source: t.source.clone(),
+                    confidence: t.confidence.clone(),
+                    tag: format!("{}:{}", t.file, t.line),
+                },
+            )
+        })
+        .collect()
+}
+
+/// The nodes of a trace: both ends of every edge, and the seeds.
+fn nodes_in_trace<'a>(
+    results: &'a [PolicyResult],
+    seed_nodes: &'a BTreeSet<String>,
+) -> HashSet<&'a str> {
+    results
+        .iter()
+        .flat_map(|r| {
+            r.edges
+                .iter()
+                .flat_map(|e| [e.from.as_str(), e.to.as_str()])
+        })
+        .chain(seed_nodes.iter().map(String::as_str))
+        .collect()
+}
+
+/// The label conflicts of addresses whose node (`node_of`) is in the trace.
+pub(crate) fn conflicts_in_trace<'a>(
+    results: &[PolicyResult],
+    seed_nodes: &BTreeSet<String>,
+    resolved: &'a crate::labels::Resolved,
+    node_of: impl Fn(&str) -> Option<String>,
+) -> Vec<&'a crate::labels::Conflict> {
+    let in_trace = nodes_in_trace(results, seed_nodes);
+    resolved
+        .conflicts
+        .iter()
+        .filter(|c| node_of(&c.address).is_some_and(|n| in_trace.contains(n.as_str())))
+        .collect()
+}
+
+/// The labels of the nodes that appear in the trace (edges or seeds), first label per node.
+pub(crate) fn labels_in_trace<'a>(
+    results: &[PolicyResult],
+    seed_nodes: &BTreeSet<String>,
+    labelled: impl Iterator<Item = (String, &'a Label)>,
+) -> BTreeMap<String, &'a Label> {
+    let in_trace = nodes_in_trace(results, seed_nodes);
+    let mut out = BTreeMap::new();
+    for (n, l) in labelled {
+        if in_trace.contains(n.as_str()) {
+            out.entry(n).or_insert(l);
+        }
+    }
+    out
+}
+
+/// `trace.json`, written straight from these types (a `serde_json::Value` cannot hold the
+/// u128 amounts of wei).
+#[derive(Serialize)]
+struct TraceDoc<'a> {
+    tool: String,
+    /// sha256 of every input besides the dataset's parts: the manifest (which lists the
+    /// parts' hashes), the labels, seed files and clustering.
+    inputs: &'a BTreeMap<String, String>,
+    chain: &'a str,
+    network: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asset: Option<&'a serde_json::Value>,
+    dataset_manifest_sha256: &'a str,
+    command: Vec<String>,
+    data: &'a Path,
+    seed_nodes: &'a BTreeSet<String>,
+    node_labels: &'a BTreeMap<String, Label>,
+    /// Addresses in the trace whose tags disagree: the tag used, the rule that chose it
+    /// and the others (see `labels::precedence`).
+    label_conflicts: &'a [crate::labels::Conflict],
+    /// Address → the tag that names it: an inference from a source, not an on-chain fact.
+    attributions: &'a BTreeMap<String, Attribution>,
+    /// Each model's definition as this version states it, kept with the case so that a
+    /// later report of it shows the method the trace used.
+    methodology: BTreeMap<&'static str, &'static str>,
+    clustering: &'a serde_json::Value,
+    parameters: &'a serde_json::Value,
+    nodes: Vec<PolicyNodes<'a>>,
+    results: &'a [PolicyResult],
+}
+
+#[derive(Serialize)]
+struct PolicyNodes<'a> {
+    policy: Policy,
+    nodes: Vec<NodeFlow<'a>>,
+}
+
+/// An amount column named `name`: Int64 satoshi on Bitcoin, Decimal128(38, 0) base units
+/// elsewhere; `None` values are nulls (the field is nullable when `nullable`).
+fn amount_column(
+    chain: &str,
+    name: &str,
+    nullable: bool,
+    values: impl Iterator<Item = Option<Amount>>,
+) -> Result<(Field, ArrayRef), TraceError> {
+    let too_big = |x: Amount, to: &str| {
+        TraceError::Input(format!("an amount of {x} base units does not fit {to}"))
+    };
+    if chain == "bitcoin" {
+        let mut v: Vec<Option<i64>> = Vec::new();
+        for x in values {
+            v.push(
+                x.map(|x| i64::try_from(x).map_err(|_| too_big(x, "Int64")))
+                    .transpose()?,
+            );
+        }
+        return Ok((
+            Field::new(name, DataType::Int64, nullable),
+            Arc::new(Int64Array::from(v)),
+        ));
+    }
+    let max = 10i128.pow(38) - 1;
+    let mut v: Vec<Option<i128>> = Vec::new();
+    for x in values {
+        v.push(match x {
+            None => None,
+            Some(x) => match i128::try_from(x) {
+                Ok(y) if y <= max => Some(y),
+                _ => return Err(too_big(x, "Decimal128(38, 0)")),
+            },
+        });
+    }
+    let a = Decimal128Array::from(v)
+        .with_precision_and_scale(38, 0)
+        .map_err(|e| TraceError::Internal(e.to_string()))?;
+    Ok((
+        Field::new(name, DataType::Decimal128(38, 0), nullable),
+        Arc::new(a),
+    ))
+}
+
+fn write_parquet(
+    path: &std::path::Path,
+    fields: Vec<Field>,
+    cols: Vec<ArrayRef>,
+) -> Result<(), TraceError> {
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
+        .map_err(|e| TraceError::Internal(e.to_string()))?;
+    let staged = sink::stage(path, &batch).map_err(TraceError::stage)?;
+    sink::commit(std::slice::from_ref(&staged)).map_err(TraceError::stage)
+}
+
+/// The files a trace writes into its case folder (besides `report/`, which `report` adds).
+pub const CASE_FILES: [&str; 4] = ["trace.json", "edges.parquet", "ends.parquet", "SHA256SUMS"];
+
+impl Case {
+    /// Writes `trace.json`, `edges.parquet`, `ends.parquet` and `SHA256SUMS` into `dir`
+    /// (created if missing; files of an earlier case are replaced, each atomically) and
+    /// appends the trace to the case's audit trail, recording `command` (the command line
+    /// or the call that asked for it) at `time` (unix seconds).
+    ///
+    /// # Errors
+    /// A file that cannot be written, or an amount that does not fit its column.
+    pub fn write(&self, dir: &Path, command: &[String], time: i64) -> Result<(), TraceError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| TraceError::Input(format!("cannot create {}: {e}", dir.display())))?;
+        let results = &self.results;
+        let doc = TraceDoc {
+            tool: format!("chaintrace {}", crate::VERSION),
+            inputs: &self.inputs,
+            chain: self.chain,
+            network: &self.network,
+            asset: self.asset.as_ref(),
+            dataset_manifest_sha256: &self.manifest_sha256,
+            command: command.to_vec(),
+            data: &self.data,
+            seed_nodes: &self.seed_nodes,
+            node_labels: &self.node_labels,
+            label_conflicts: &self.label_conflicts,
+            attributions: &self.attributions,
+            methodology: results
+                .iter()
+                .map(|r| {
+                    (
+                        r.policy.name(),
+                        if self.asset.is_some() {
+                            r.policy.account_definition()
+                        } else {
+                            r.policy.definition()
+                        },
+                    )
+                })
+                .collect(),
+            clustering: &self.clustering,
+            parameters: &self.parameters,
+            nodes: results
+                .iter()
+                .map(|r| PolicyNodes {
+                    policy: r.policy,
+                    nodes: nodes(r),
+                })
+                .collect(),
+            results,
+        };
+        let mut bytes = serde_json::to_vec_pretty(&doc).expect("traces serialise");
+        bytes.push(b'\n');
+        sink::write_atomic(&dir.join("trace.json"), &bytes).map_err(TraceError::stage)?;
+        let edges: Vec<(&str, &super::Edge)> = results
+            .iter()
+            .flat_map(|r| r.edges.iter().map(move |e| (r.policy.name(), e)))
+            .collect();
+        let edge_amount = amount_column(
+            self.chain,
+            "amount",
+            false,
+            edges.iter().map(|e| Some(e.1.amount)),
+        )?;
+        let edge_whole = amount_column(
+            self.chain,
+            "output_value",
+            true,
+            edges.iter().map(|e| e.1.output_value),
+        )?;
+        let s = |n: &str| Field::new(n, DataType::Utf8, false);
+        let u = |n: &str| Field::new(n, DataType::UInt32, false);
+        write_parquet(
+            &dir.join("edges.parquet"),
+            vec![
+                s("policy"),
+                s("txid"),
+                u("height"),
+                u("time"),
+                s("from"),
+                s("to"),
+                edge_amount.0,
+                u("hop"),
+                u("vout"),
+                s("from_address"),
+                s("to_address"),
+                edge_whole.0,
+            ],
+            vec![
+                Arc::new(StringArray::from(
+                    edges.iter().map(|e| e.0).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    edges.iter().map(|e| e.1.txid.as_str()).collect::<Vec<_>>(),
+                )),
+                Arc::new(UInt32Array::from(
+                    edges.iter().map(|e| e.1.height).collect::<Vec<_>>(),
+                )),
+                Arc::new(UInt32Array::from(
+                    edges.iter().map(|e| e.1.time).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    edges.iter().map(|e| e.1.from.as_str()).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    edges.iter().map(|e| e.1.to.as_str()).collect::<Vec<_>>(),
+                )),
+                edge_amount.1,
+                Arc::new(UInt32Array::from(
+                    edges.iter().map(|e| e.1.hop).collect::<Vec<_>>(),
+                )),
+                Arc::new(UInt32Array::from(
+                    edges.iter().map(|e| e.1.vout).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    edges
+                        .iter()
+                        .map(|e| e.1.from_address.as_str())
+                        .collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    edges
+                        .iter()
+                        .map(|e| e.1.to_address.as_str())
+                        .collect::<Vec<_>>(),
+                )),
+                edge_whole.1,
+            ],
+        )?;
+        let ends: Vec<(&str, &super::End)> = results
+            .iter()
+            .flat_map(|r| r.ends.iter().map(move |e| (r.policy.name(), e)))
+            .collect();
+        let end_amount = amount_column(
+            self.chain,
+            "amount",
+            false,
+            ends.iter().map(|e| Some(e.1.amount)),
+        )?;
+        let end_whole = amount_column(
+            self.chain,
+            "output_value",
+            true,
+            ends.iter().map(|e| e.1.output_value),
+        )?;
+        let n = |name: &str| Field::new(name, DataType::Utf8, true);
+        write_parquet(
+            &dir.join("ends.parquet"),
+            vec![
+                s("policy"),
+                s("kind"),
+                s("txid"),
+                u("vout"),
+                s("address"),
+                end_amount.0,
+                u("hop"),
+                n("entity"),
+                n("category"),
+                n("cluster"),
+                end_whole.0,
+            ],
+            vec![
+                Arc::new(StringArray::from(
+                    ends.iter().map(|e| e.0).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    ends.iter().map(|e| e.1.kind).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    ends.iter().map(|e| e.1.txid.as_str()).collect::<Vec<_>>(),
+                )),
+                Arc::new(UInt32Array::from(
+                    ends.iter().map(|e| e.1.vout).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    ends.iter()
+                        .map(|e| e.1.address.as_str())
+                        .collect::<Vec<_>>(),
+                )),
+                end_amount.1,
+                Arc::new(UInt32Array::from(
+                    ends.iter().map(|e| e.1.hop).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    ends.iter()
+                        .map(|e| e.1.entity.as_deref())
+                        .collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    ends.iter()
+                        .map(|e| e.1.category.as_deref())
+                        .collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    ends.iter()
+                        .map(|e| e.1.cluster.as_deref())
+                        .collect::<Vec<_>>(),
+                )),
+                end_whole.1,
+            ],
+        )?;
+        // Each file hashed once: for SHA256SUMS and for the audit trail.
+        let mut outputs =
+            crate::case::hashes(CASE_FILES[..3].iter().map(|f| (f.to_string(), dir.join(f))))
+                .map_err(TraceError::stage)?;
+        let sums: String = outputs.iter().map(|(f, h)| format!("{h}  {f}\n")).collect();
+        sink::write_atomic(&dir.join("SHA256SUMS"), sums.as_bytes()).map_err(TraceError::stage)?;
+        outputs.extend(
+            crate::case::hashes([("SHA256SUMS".to_string(), dir.join("SHA256SUMS"))])
+                .map_err(TraceError::stage)?,
+        );
+        crate::case::append(
+            dir,
+            crate::case::Action {
+                action: "trace",
+                command: command.to_vec(),
+                inputs: self.inputs.clone(),
+                outputs,
+                note: None,
+                time,
+            },
+        )
+        .map_err(TraceError::stage)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,187 @@
+//! The Bitcoin trace of a [`Request`]: seeds resolved to outputs, every model run over the
+//! address index, nodes named by address or cluster.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::case::{
+    Case, attributions_in_trace, conflicts_in_trace, labels_in_trace, to_clusters, trace_inputs,
+};
+use super::request::{
+    Level, Request, TraceError, check_balanced, check_stop_at, height_window, load_labels,
+    min_value, parameters,
+};
+use super::seeds::seed_outputs;
+use super::{Label, Params, PolicyResult, run as run_policy};
+use crate::index::Index;
+use crate::types::Network;
+
+/// The chain directory and network of a Bitcoin dataset in `data`: `network` if given,
+/// else the only network present.
+///
+/// # Errors
+/// An unknown network name, no Bitcoin dataset, or several networks and none chosen.
+pub fn chain_dir(data: &Path, network: Option<&str>) -> Result<(PathBuf, String), TraceError> {
+    if let Some(n) = network {
+        let net = Network::from_name(n).ok_or_else(|| {
+            TraceError::Input(format!(
+                "unknown network {n:?}; use bitcoin, testnet, testnet4, signet or regtest"
+            ))
+        })?;
+        return Ok((data.join(net.as_str()), net.as_str().to_string()));
+    }
+    let present: Vec<&str> = Network::ALL
+        .iter()
+        .map(|n| n.as_str())
+        .filter(|n| data.join(n).join("_manifest.json").is_file())
+        .collect();
+    match present.as_slice() {
+        [one] => Ok((data.join(one), one.to_string())),
+        [] => Err(TraceError::Input(format!(
+            "{} holds no Bitcoin dataset; run `chaintrace ingest bitcoin --data {}` first",
+            data.display(),
+            data.display()
+        ))),
+        many => Err(TraceError::Input(format!(
+            "{} holds several networks ({}); choose one with --network",
+            data.display(),
+            many.join(", ")
+        ))),
+    }
+}
+
+pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
+    let pols = a.policies.clone();
+    let (chain, network) = chain_dir(&a.data, a.network.as_deref())?;
+    let (idx, _) = Index::open_or_build(&chain).map_err(TraceError::stage)?;
+    let seeds = seed_outputs(
+        &idx,
+        &a.seeds,
+        &a.data,
+        &network,
+        a.allow_conflicted_cluster,
+        a.max_seed_cluster,
+    )?;
+    let (labels, resolved) = load_labels(a, "bitcoin", &network, |addr| idx.address_id(addr))?;
+    let stop_at = check_stop_at(a, &resolved)?;
+    let heights = idx.block_time.len() as u32;
+    let times: Vec<(u32, u64)> = (0..heights)
+        .map(|h| (h, idx.block_time.get(h as usize)))
+        .collect();
+    let (from_height, to_height) = height_window(a, &times)?;
+    if from_height >= heights {
+        return Err(TraceError::Input(format!(
+            "the window starts after the dataset's last block (height {}): nothing to trace",
+            heights.saturating_sub(1)
+        )));
+    }
+    // Seeds are outputs created inside the window: what the seeds held before or after it
+    // is not part of this trace (it would be "held" in a window that ended before it).
+    let all_seeds = seeds.len();
+    let seeds: Vec<u64> = seeds
+        .into_iter()
+        .filter(|&o| {
+            let h = idx.tx_height.get(idx.out_tx.get(o as usize) as usize) as u32;
+            (from_height..=to_height).contains(&h)
+        })
+        .collect();
+    if seeds.is_empty() {
+        return Err(TraceError::Input(format!(
+            "none of the {all_seeds} seed output(s) was created inside the window (heights {from_height} to {to_height}); widen --from/--to"
+        )));
+    }
+    let params = Params {
+        direction: a.direction,
+        max_hops: a.max_hops,
+        min_value: min_value(a, false)?,
+        from_height,
+        to_height,
+        stop_at: stop_at.clone(),
+        through_coinjoins: a.through_coinjoins,
+    };
+    let mut results: Vec<PolicyResult> = pols
+        .iter()
+        .map(|&p| run_policy(&idx, &seeds, &labels, &params, p))
+        .collect();
+    check_balanced(&results)?;
+    let clusters_dir = crate::cluster::clusters_dir(&a.data, &network);
+    let stored = if a.uses_clusters() {
+        Some(crate::cluster::load(&idx, &clusters_dir).map_err(TraceError::stage)?)
+    } else {
+        None
+    };
+    let name_of = |id: u32| -> String {
+        match (&stored, a.level) {
+            (Some(s), Level::Cluster) => idx.address(s.cluster_of[id as usize]).to_string(),
+            _ => idx.address(id).to_string(),
+        }
+    };
+    if let (true, Some(s)) = (a.level == Level::Cluster, &stored) {
+        let rep = |addr: &str| match idx.address_id(addr) {
+            Some(id) => idx.address(s.cluster_of[id as usize]).to_string(),
+            None => addr.to_string(),
+        };
+        to_clusters(&mut results, &rep);
+    }
+    // What the report needs to draw the nodes: which hold the seeds, and their labels.
+    let seed_nodes: BTreeSet<String> = seeds
+        .iter()
+        .filter_map(|&o| idx.out_address(o))
+        .map(name_of)
+        .collect();
+    let mut labelled: Vec<(&u32, &Label)> = labels.iter().collect();
+    labelled.sort_by_key(|(id, _)| **id);
+    let node_labels = labels_in_trace(
+        &results,
+        &seed_nodes,
+        labelled.into_iter().map(|(&id, l)| (name_of(id), l)),
+    );
+    let label_conflicts = conflicts_in_trace(&results, &seed_nodes, &resolved, |addr| {
+        idx.address_id(addr).map(name_of)
+    });
+    let clustering = match &stored {
+        Some(s) => serde_json::json!({
+            "heuristics": s.meta.heuristics,
+            "clusters": s.meta.clusters,
+            "addresses": s.meta.addresses,
+            "coinjoins": s.meta.coinjoins,
+            "warnings": s.meta.warnings,
+            "evaluation": std::fs::read(clusters_dir.join("_eval.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()),
+        }),
+        None => serde_json::Value::Null,
+    };
+    let mut parameters = parameters(
+        a,
+        &pols,
+        [from_height, to_height.min(heights.saturating_sub(1))],
+        labels.len(),
+    );
+    parameters["seed_outputs"] = seeds.len().into();
+    parameters["stop_at"] = stop_at.clone().into();
+    parameters["labels_private_ignored"] = resolved.private_ignored.into();
+    let inputs = trace_inputs(a, &network, &idx.meta.manifest_sha256)?;
+    let attributions = attributions_in_trace(&results, &resolved);
+    Ok(Case {
+        chain: "bitcoin",
+        network,
+        manifest_sha256: idx.meta.manifest_sha256.clone(),
+        asset: None,
+        data: a.data.clone(),
+        node_labels: node_labels
+            .into_iter()
+            .map(|(k, v)| (k, v.clone()))
+            .collect(),
+        label_conflicts: label_conflicts.into_iter().cloned().collect(),
+        seed_nodes,
+        clustering,
+        parameters,
+        seeds: format!("{} seed output(s)", seeds.len()),
+        labels: labels.len(),
+        attributions,
+        private_ignored: resolved.private_ignored,
+        inputs,
+        results,
+    })
+}
