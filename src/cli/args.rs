@@ -79,7 +79,7 @@ pub enum Command {
     /// a transaction the entity funded, paid to someone else. Amounts are integer satoshi.
     #[command(subcommand)]
     Stats(StatsCommand),
-    /// Measure clustering accuracy against ground truth.
+    /// Measure against ground truth: clusterings (eval clusters) and traces (eval trace).
     #[command(subcommand)]
     Eval(EvalCommand),
     /// Generate a synthetic economy in Bitcoin Core's file format with ground truth.
@@ -429,6 +429,10 @@ pub struct EvalTraceArgs {
     /// measure each: how the error grows or shrinks with the hops followed.
     #[arg(long, value_delimiter = ',', value_name = "N,...")]
     pub hops: Vec<u32>,
+    /// Measure even when none of the truth's transactions appears in the case (by default
+    /// refused: such a truth usually describes another dataset or flagged entity).
+    #[arg(long)]
+    pub allow_disjoint: bool,
 }
 
 /// `chaintrace eval clusters`.
@@ -746,6 +750,10 @@ pub struct CaseInitArgs {
     /// The question the case answers.
     #[arg(long)]
     pub question: Option<String>,
+    /// Change a field the case already records (the old and new values go into the audit
+    /// trail); without it, a changed field is refused.
+    #[arg(long)]
+    pub amend: bool,
 }
 
 /// `chaintrace case note`.

@@ -1,5 +1,7 @@
 //! `chaintrace case init|note|log|verify`.
 
+use std::collections::BTreeMap;
+
 use anyhow::anyhow;
 
 use super::args::{
@@ -23,15 +25,28 @@ fn init(cli: &Cli, a: &CaseInitArgs) -> Result<(), CliError> {
     let mut meta = Meta::load(&a.case)
         .map_err(CliError::user)?
         .unwrap_or_default();
-    for (field, value) in [
-        (&mut meta.number, &a.number),
-        (&mut meta.examiner, &a.examiner),
-        (&mut meta.agency, &a.agency),
-        (&mut meta.question, &a.question),
+    let mut changed = Vec::new();
+    for (name, field, value) in [
+        ("number", &mut meta.number, &a.number),
+        ("examiner", &mut meta.examiner, &a.examiner),
+        ("agency", &mut meta.agency, &a.agency),
+        ("question", &mut meta.question, &a.question),
     ] {
+        if let (Some(old), Some(new)) = (field.as_ref(), value.as_ref())
+            && old != new
+        {
+            changed.push(format!("{name}: {old:?} -> {new:?}"));
+        }
         if value.is_some() {
             field.clone_from(value);
         }
+    }
+    if !changed.is_empty() && !a.amend {
+        return Err(CliError::user(anyhow!(
+            "{} already records {}; changing a case's metadata needs --amend (the change is then kept in its audit trail)",
+            a.case.join(case::META_FILE).display(),
+            changed.join(", ")
+        )));
     }
     meta.save(&a.case).map_err(CliError::user)?;
     let path = a.case.join(case::META_FILE);
@@ -43,6 +58,7 @@ fn init(cli: &Cli, a: &CaseInitArgs) -> Result<(), CliError> {
             action: "init",
             command: super::command_line(),
             outputs,
+            note: (!changed.is_empty()).then(|| format!("amended {}", changed.join(", "))),
             time: super::now_secs(),
             ..Action::default()
         },
@@ -208,7 +224,50 @@ fn export(cli: &Cli, a: &CaseExportArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::user(anyhow!("cannot create {}: {e}", a.bundle.display())))?;
     let mut zip = zip::ZipWriter::new(file);
     let mut added = Vec::new();
-    zip_dir(&mut zip, &a.case, "case", &mut added)?;
+    // The case's own files: what chaintrace wrote there, not whatever else sits in the
+    // folder (an analyst's notes or screenshots are theirs to hand over).
+    let mut own: Vec<String> = crate::trace::case::CASE_FILES
+        .iter()
+        .chain(&[
+            case::AUDIT_FILE,
+            case::HEAD_FILE,
+            case::META_FILE,
+            "eval_trace.json",
+        ])
+        .map(ToString::to_string)
+        .collect();
+    if let Ok(sums) = std::fs::read_to_string(a.case.join("report").join("SHA256SUMS")) {
+        own.push("report/SHA256SUMS".into());
+        own.extend(
+            sums.lines()
+                .filter_map(|l| l.split_once("  ").map(|x| x.1))
+                .filter(|f| !f.contains('/'))
+                .map(|f| format!("report/{f}")),
+        );
+    }
+    for f in &own {
+        let p = a.case.join(f);
+        if p.is_file() {
+            zip_file(&mut zip, &p, &format!("case/{f}"), &mut added)?;
+        }
+    }
+    let mut left_out: Vec<String> = Vec::new();
+    for dir in [a.case.clone(), a.case.join("report")] {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in rd.filter_map(Result::ok) {
+            let rel = e
+                .path()
+                .strip_prefix(&a.case)
+                .map(|r| r.display().to_string())
+                .unwrap_or_default();
+            if rel != "report" && !own.contains(&rel) {
+                left_out.push(rel);
+            }
+        }
+    }
+    left_out.sort();
     // The recorded inputs, where the trace found them.
     for name in t.inputs.keys() {
         let (path, inside) = match name.strip_prefix("seeds ") {
@@ -224,8 +283,39 @@ fn export(cli: &Cli, a: &CaseExportArgs) -> Result<(), CliError> {
             ),
             None => (data.join(name), format!("data/{name}")),
         };
-        if path.is_file() {
+        if path.is_file() && !added.contains(&inside) {
             zip_file(&mut zip, &path, &inside, &mut added)?;
+        }
+    }
+    // The whole clustering the trace used (its merges too, which `cluster explain` and the
+    // trace's cluster loader read), not only the hashed files.
+    let mut cluster_dirs: Vec<String> = t
+        .inputs
+        .keys()
+        .filter_map(|k| k.strip_prefix("clusters/"))
+        .filter_map(|k| k.split('/').next())
+        .map(|net| format!("clusters/{net}"))
+        .collect();
+    cluster_dirs.dedup();
+    for d in cluster_dirs {
+        let dir = data.join(&d);
+        if dir.is_dir() {
+            let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+                .map_err(|e| CliError::user(anyhow!("cannot read {}: {e}", dir.display())))?
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect();
+            files.sort();
+            for f in files {
+                let inside = format!(
+                    "data/{d}/{}",
+                    f.file_name().and_then(|n| n.to_str()).unwrap_or("")
+                );
+                if !added.contains(&inside) {
+                    zip_file(&mut zip, &f, &inside, &mut added)?;
+                }
+            }
         }
     }
     if a.with_data {
@@ -250,7 +340,7 @@ fn export(cli: &Cli, a: &CaseExportArgs) -> Result<(), CliError> {
         }
     }
     let readme = format!(
-        "chaintrace case bundle\n\nMade by chaintrace {} from {}.\n\ncase/    the case folder: trace.json, edges.parquet, ends.parquet, SHA256SUMS, report/, audit.jsonl (hash-chained), audit.head, case.toml\ninputs/  the seed files the trace read\ndata/    the dataset's manifest (every part's sha256 and its source), labels/tags.parquet and clustering{}\n\nTo replay: install chaintrace (the same version, or check the differences), then\n  chaintrace case verify case --data data\nwhich checks the audit trail, every recorded hash, and runs the recorded trace again:\n  {}\n",
+        "chaintrace case bundle\n\nMade by chaintrace {} from {}.\n\ncase/    the case folder: trace.json, edges.parquet, ends.parquet, SHA256SUMS, report/, audit.jsonl (hash-chained), audit.head, case.toml\ninputs/  the seed files the trace read\ndata/    the dataset's manifest (every part's sha256 and its source), labels/tags.parquet and clustering{}\n\nTo replay: unzip this bundle into a folder, install chaintrace (the same version, or check the differences), and in that folder run\n  chaintrace case verify case --data data\nwhich checks the audit trail, every recorded hash, and runs the recorded trace again, with the seed files of inputs/seeds/ and the dataset in data/ in place of the paths it recorded:\n  {}\n",
         crate::VERSION,
         a.case.display(),
         if a.with_data {
@@ -271,10 +361,25 @@ fn export(cli: &Cli, a: &CaseExportArgs) -> Result<(), CliError> {
     }
     zip.finish()
         .map_err(|e| CliError::user(anyhow!("cannot finish {}: {e}", a.bundle.display())))?;
+    // The export is part of the case's history: what was handed over, and its hash.
+    let outputs = case::hashes([(format!("bundle {}", a.bundle.display()), a.bundle.clone())])
+        .map_err(CliError::user)?;
+    case::append(
+        &a.case,
+        case::Action {
+            action: "export",
+            command: super::command_line(),
+            inputs: BTreeMap::new(),
+            outputs,
+            note: None,
+            time: super::now_secs(),
+        },
+    )
+    .map_err(CliError::user)?;
     if cli.json {
         println!(
             "{}",
-            serde_json::json!({"bundle": a.bundle, "files": added.len() + 1})
+            serde_json::json!({"bundle": a.bundle, "files": added.len() + 1, "left_out": left_out})
         );
     } else {
         println!(
@@ -282,6 +387,12 @@ fn export(cli: &Cli, a: &CaseExportArgs) -> Result<(), CliError> {
             a.bundle.display(),
             added.len()
         );
+        if !left_out.is_empty() {
+            println!(
+                "left out of the bundle (not written by chaintrace): {}",
+                left_out.join(", ")
+            );
+        }
     }
     Ok(())
 }
@@ -391,7 +502,53 @@ fn trace_without_command(bytes: &[u8]) -> Option<serde_json::Value> {
     Some(v)
 }
 
+/// The Parquet parts the manifest of each dataset a trace read lists but `data` lacks:
+/// (network, missing, listed).
+fn missing_parts(t: &Entry, data: &std::path::Path) -> Vec<(String, usize, usize)> {
+    let mut out = Vec::new();
+    for name in t.inputs.keys() {
+        let Some(net) = name.strip_suffix("/_manifest.json") else {
+            continue;
+        };
+        let dir = data.join(net);
+        let Ok(Some(m)) = crate::store::manifest::Manifest::load(&dir) else {
+            continue;
+        };
+        let files: Vec<std::path::PathBuf> = m
+            .parts
+            .iter()
+            .flat_map(|p| {
+                p.files
+                    .iter()
+                    .map(|(table, f)| dir.join(table).join(&f.file))
+            })
+            .collect();
+        let missing = files.iter().filter(|f| !f.is_file()).count();
+        if missing > 0 {
+            out.push((net.to_string(), missing, files.len()));
+        }
+    }
+    out
+}
+
 fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
+    if a.case.is_file() {
+        return Err(CliError::user(anyhow!(
+            "{} is a file, not a case folder{}",
+            a.case.display(),
+            if a.case
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
+            {
+                format!(
+                    "; a `case export` bundle is verified unpacked: unzip {} -d DIR, then chaintrace case verify DIR/case --data DIR/data",
+                    a.case.display()
+                )
+            } else {
+                String::new()
+            }
+        )));
+    }
     let entries = case::read(&a.case).map_err(CliError::user)?;
     if entries.is_empty() {
         return Err(CliError::user(anyhow!(
@@ -406,7 +563,8 @@ fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
         .case
         .parent()
         .map(|p| p.join("inputs").join("seeds"))
-        .filter(|d| d.is_dir());
+        .filter(|d| d.is_dir())
+        .map(|d| std::fs::canonicalize(&d).unwrap_or(d));
     let trace = last(&entries, "trace");
     if let Some(t) = trace {
         problems.extend(case::verify_outputs(&a.case, t));
@@ -423,7 +581,17 @@ fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
         problems.extend(case::verify_outputs(&a.case, i));
     }
     let mut rerun = "not run (--no-rerun)".to_string();
-    if let (Some(t), false) = (trace, a.no_rerun) {
+    let absent = trace.map(|t| missing_parts(t, &data_of(t, a.data.as_deref())));
+    if let (Some(absent), false) = (&absent, a.no_rerun)
+        && !absent.is_empty()
+    {
+        for (net, missing, listed) in absent {
+            problems.push(format!(
+                "the trace cannot be run again: the dataset's {net}/ lacks {missing} of the {listed} Parquet files its manifest lists (a bundle exported without --with-data holds none): ingest the same chain from the manifest's source into a folder and give it as --data, or export with --with-data"
+            ));
+        }
+        rerun = "not possible (dataset parts missing)".into();
+    } else if let (Some(t), false) = (trace, a.no_rerun) {
         let out = std::env::temp_dir().join(format!(
             "chaintrace-verify-{}-{}",
             std::process::id(),
@@ -606,6 +774,14 @@ pub(crate) fn eval_trace(cli: &Cli, a: &EvalTraceArgs) -> Result<(), CliError> {
     let case = crate::report::case::Case::load(&a.case).map_err(CliError::user)?;
     let truth =
         crate::trace::eval::read_truth(&a.truth, a.flagged.as_deref()).map_err(CliError::user)?;
+    if !truth.is_empty() && crate::trace::eval::overlap(&case, &truth) == 0 && !a.allow_disjoint {
+        return Err(CliError::user(anyhow!(
+            "none of the {} transactions of the truth {} appears anywhere in {} (any model, any transfer): the truth describes another dataset or another flagged entity than this case's seeds. Check --truth and --flagged; to measure a trace that truly finds none of them, add --allow-disjoint",
+            truth.len(),
+            a.truth.display(),
+            a.case.display()
+        )));
+    }
     let models = crate::trace::eval::evaluate(&case, &truth, &a.category);
     let truth_file = if a.truth.is_dir() {
         [

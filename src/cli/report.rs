@@ -72,6 +72,13 @@ pub(crate) fn print_summary(s: &ReportSummary) {
     for (f, _, bytes) in &s.files {
         println!("  {:<40} {:>10} bytes", s.out.join(f).display(), bytes);
     }
+    if !s.removed.is_empty() {
+        println!(
+            "removed from {} (an earlier report's, not written this time): {}",
+            s.out.display(),
+            s.removed.join(", ")
+        );
+    }
 }
 
 pub(crate) fn run(cli: &Cli, a: &ReportArgs) -> Result<(), CliError> {

@@ -88,7 +88,11 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         .run(&Bar(super::progress_bar(cli, "parts")))
         .map_err(cli_error)?;
     // The old case goes only now: a bad seed or an interrupted trace leaves it as it was.
-    clear_old_case(&a.out)?;
+    // Its report stays only when the trace is the same to the byte (a rerun).
+    let command = super::command_line();
+    let same =
+        std::fs::read(a.out.join("trace.json")).is_ok_and(|old| old == case.trace_json(&command));
+    clear_old_case(&a.out, !same)?;
     if let Ok(problems) = crate::case::verify_chain(&a.out)
         && !problems.is_empty()
     {
@@ -97,7 +101,7 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             problems[0]
         );
     }
-    case.write(&a.out, &super::command_line(), super::now_secs())
+    case.write(&a.out, &command, super::now_secs())
         .map_err(cli_error)?;
     print_case(cli, a, &case);
     Ok(())
@@ -414,8 +418,9 @@ fn prepare_out(a: &TraceArgs) -> Result<(), CliError> {
 }
 
 /// Clears the old case in `--out` once the new one is ready to be written (never before:
-/// a bad seed or an interrupted trace must leave the old evidence as it was).
-fn clear_old_case(out: &std::path::Path) -> Result<(), CliError> {
+/// a bad seed or an interrupted trace must leave the old evidence as it was), and its
+/// report when `remove_report` (the new trace differs: the report would describe the old).
+fn clear_old_case(out: &std::path::Path, remove_report: bool) -> Result<(), CliError> {
     for f in CASE_FILES {
         match std::fs::remove_file(out.join(f)) {
             Ok(()) => {}
@@ -430,7 +435,7 @@ fn clear_old_case(out: &std::path::Path) -> Result<(), CliError> {
     }
     // The report described the old run (labels or the dataset may have changed since).
     let report = out.join("report");
-    if report.exists() {
+    if remove_report && report.exists() {
         std::fs::remove_dir_all(&report)
             .map_err(|e| CliError::user(anyhow!("cannot remove {}: {e}", report.display())))?;
         eprintln!(

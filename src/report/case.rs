@@ -97,6 +97,9 @@ pub struct Case {
     pub command: Vec<String>,
     #[serde(default)]
     pub data: Option<String>,
+    /// sha256 of every input the trace read besides the dataset's parts (newer cases).
+    #[serde(default)]
+    pub inputs: BTreeMap<String, String>,
     #[serde(default)]
     pub seed_nodes: Vec<String>,
     #[serde(default)]

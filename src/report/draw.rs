@@ -680,11 +680,12 @@ fn summary<DB: DrawingBackend>(
         let from = (lx + bw, ly + bh / 2);
         let to = (rx, y + bh / 2);
         a.draw(&PathElement::new(curve(from, to), line.stroke_width(2)))?;
-        let mid = ((from.0 + to.0) / 2, (from.1 + to.1) / 2);
+        // The label sits on its own line's end, just before the box it names, where the
+        // lines no longer cross.
         a.draw(&Text::new(
-            fit(label, 10.0, rx - lx - bw - 20),
-            (mid.0 - 40, mid.1 - 8),
-            text_style(10.0, &ink, HPos::Left),
+            fit(label, 10.0, (rx - lx - bw) / 2 - 12),
+            (rx - 8, to.1 - 9),
+            text_style(10.0, &ink, HPos::Right),
         ))?;
         draw_box(rx, y, title, detail)?;
     }

@@ -96,7 +96,9 @@ pub fn nodes_csv(case: &Case, nodes: &[ExportNode]) -> String {
 
 /// `edges.csv`: every transfer of every policy, with fiat when prices are given.
 pub fn edges_csv(case: &Case, prices: Option<&fmt::Prices>) -> String {
-    let mut s = String::from("policy,txid,height,time,from,to,amount_units,amount,hop");
+    let mut s = String::from(
+        "policy,txid,vout,height,time,from,to,to_address,amount_units,amount,output_value_units,hop",
+    );
     if let Some(p) = prices {
         let _ = write!(s, ",value_{}", p.currency.to_ascii_lowercase());
     }
@@ -105,15 +107,18 @@ pub fn edges_csv(case: &Case, prices: Option<&fmt::Prices>) -> String {
         for e in &r.edges {
             let _ = write!(
                 s,
-                "{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{}",
                 r.policy,
                 e.txid,
+                e.vout,
                 e.height,
                 fmt::datetime(i64::from(e.time)),
                 csv_field(&e.from),
                 csv_field(&e.to),
+                csv_field(super::case::paid_address(e)),
                 e.amount,
                 fmt::amount(e.amount, case.decimals()),
+                e.output_value.map_or_else(String::new, |v| v.to_string()),
                 e.hop
             );
             if let Some(p) = prices {

@@ -231,12 +231,10 @@ pub fn render(h: &HtmlInput) -> String {
         s.push_str("<p>No traced value reached a labelled entity.</p>\n");
     } else {
         s.push_str("<table>\n<tr><th>entity</th><th>category</th>");
-        for r in &c.results {
-            if r.policy == "poison" {
-                s.push_str("<th>poison: whole outputs touched (upper bound)</th>");
-            } else {
-                let _ = write!(s, "<th>{}</th>", xml(&r.policy));
-            }
+        // The conserving models only: poison's figure is not an amount that moved, and
+        // has its own table below.
+        for r in c.results.iter().filter(|r| r.policy != "poison") {
+            let _ = write!(s, "<th>{}</th>", xml(&r.policy));
         }
         s.push_str("</tr>\n");
         for ent in &entities {
@@ -246,7 +244,7 @@ pub fn render(h: &HtmlInput) -> String {
                 xml(ent),
                 xml(cat_of.get(ent.as_str()).copied().unwrap_or(""))
             );
-            for r in &c.results {
+            for r in c.results.iter().filter(|r| r.policy != "poison") {
                 let v = r.exposure_entity.get(*ent).copied().unwrap_or(0);
                 let mut cell = money(c, v);
                 if let Some(p) = h.prices {
@@ -290,6 +288,38 @@ pub fn render(h: &HtmlInput) -> String {
             s.push_str("</tr>\n");
         }
         s.push_str("</table>\n");
+        if let Some(r) = c.results.iter().find(|r| r.policy == "poison") {
+            s.push_str("<h3>Poison per entity: outputs touched (an upper bound, not an amount that moved)</h3>\n<table>\n<tr><th>entity</th><th>category</th><th>deposits the taint touched</th><th>their whole value</th></tr>\n");
+            for ent in &entities {
+                let touched: Vec<&super::case::End> = r
+                    .ends
+                    .iter()
+                    .filter(|e| e.kind == "exit" && e.entity.as_deref() == Some(ent.as_str()))
+                    .collect();
+                if touched.is_empty() {
+                    continue;
+                }
+                let _ = write!(
+                    s,
+                    "<tr><td>{}</td><td>{}</td><td class=\"n\">{}</td>",
+                    xml(ent),
+                    xml(cat_of.get(ent.as_str()).copied().unwrap_or("")),
+                    touched.len()
+                );
+                num_cell(
+                    &mut s,
+                    &money(
+                        c,
+                        touched
+                            .iter()
+                            .map(|e| e.output_value.unwrap_or(e.amount))
+                            .sum(),
+                    ),
+                );
+                s.push_str("</tr>\n");
+            }
+            s.push_str("</table>\n");
+        }
         if let Some(p) = h.prices {
             let _ = writeln!(
                 s,
@@ -460,8 +490,9 @@ pub fn render(h: &HtmlInput) -> String {
     s
 }
 
-/// (height, txid, from, to) of a transfer row.
-type TransferKey<'a> = (u32, &'a str, &'a str, &'a str);
+/// (height, txid, vout, from, to, paid address) of a transfer row: one row per paid
+/// output and sending node.
+type TransferKey<'a> = (u32, &'a str, u32, &'a str, &'a str, &'a str);
 
 fn transfers(s: &mut String, h: &HtmlInput) {
     let c = h.case;
@@ -469,11 +500,25 @@ fn transfers(s: &mut String, h: &HtmlInput) {
     for r in &c.results {
         for e in &r.edges {
             let row = rows
-                .entry((e.height, e.txid.as_str(), e.from.as_str(), e.to.as_str()))
+                .entry((
+                    e.height,
+                    e.txid.as_str(),
+                    e.vout,
+                    e.from.as_str(),
+                    e.to.as_str(),
+                    super::case::paid_address(e),
+                ))
                 .or_insert((e.time, BTreeMap::new()));
             *row.1.entry(r.policy.as_str()).or_default() += e.amount;
         }
     }
+    let conserving: Vec<&str> = c
+        .results
+        .iter()
+        .map(|r| r.policy.as_str())
+        .filter(|p| *p != "poison")
+        .collect();
+    let poison = c.results.iter().any(|r| r.policy == "poison");
     let total = rows.len();
     let _ = writeln!(
         s,
@@ -488,15 +533,18 @@ fn transfers(s: &mut String, h: &HtmlInput) {
             String::new()
         }
     );
-    s.push_str("<table>\n<tr><th>txid</th><th>height</th><th>block time (UTC)</th><th>from</th><th>to</th>");
-    for r in &c.results {
-        let _ = write!(s, "<th>{}</th>", xml(&r.policy));
+    s.push_str("<table>\n<tr><th>output (txid:vout)</th><th>height</th><th>block time (UTC)</th><th>from</th><th>address paid (its cluster)</th>");
+    for p in &conserving {
+        let _ = write!(s, "<th>{}</th>", xml(p));
+    }
+    if poison {
+        s.push_str("<th>touched by poison</th>");
     }
     if let Some(p) = h.prices {
         let _ = write!(s, "<th>{} value ({})</th>", xml(h.policy), p.currency);
     }
     s.push_str("</tr>\n");
-    for ((height, txid, from, to), (time, amounts)) in rows.iter().take(h.max_rows) {
+    for ((height, txid, vout, from, to, paid), (time, amounts)) in rows.iter().take(h.max_rows) {
         let lf = |a: &str| match c.node_labels.get(a) {
             Some(l) => format!(
                 "{}<br><small>{} ({})</small>",
@@ -506,18 +554,33 @@ fn transfers(s: &mut String, h: &HtmlInput) {
             ),
             None => xml(a),
         };
+        let to_cell = if paid == to {
+            lf(to)
+        } else {
+            format!("{}<br><small>cluster {}</small>", xml(paid), lf(to))
+        };
         let _ = write!(
             s,
-            "<tr><td class=\"mono\">{txid}</td><td class=\"n\">{height}</td><td class=\"n\">{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td>",
+            "<tr><td class=\"mono\">{txid}:{vout}</td><td class=\"n\">{height}</td><td class=\"n\">{}</td><td class=\"mono\">{}</td><td class=\"mono\">{to_cell}</td>",
             fmt::datetime(i64::from(*time)),
             lf(from),
-            lf(to)
         );
-        for r in &c.results {
-            match amounts.get(r.policy.as_str()) {
+        for p in &conserving {
+            match amounts.get(p) {
                 Some(v) => num_cell(s, &fmt::amount(*v, c.decimals())),
                 None => num_cell(s, "—"),
             }
+        }
+        if poison {
+            let _ = write!(
+                s,
+                "<td>{}</td>",
+                if amounts.contains_key("poison") {
+                    "yes"
+                } else {
+                    "—"
+                }
+            );
         }
         if let Some(p) = h.prices {
             let v = amounts
@@ -735,89 +798,46 @@ pub fn limitation_items(c: &Case, policy: &str) -> Vec<String> {
 /// payments and the first and last day.
 fn deposit_addresses(s: &mut String, h: &HtmlInput, r: &super::case::PolicyResult) {
     let c = h.case;
-    let times: BTreeMap<(&str, &str), u32> = r
-        .edges
-        .iter()
-        .map(|e| ((e.txid.as_str(), super::case::paid_address(e)), e.time))
-        .collect();
-    // entity -> address -> (amount, payments, first, last)
-    type Deposits<'a> = BTreeMap<&'a str, (Amount, usize, u32, u32)>;
-    let mut by: BTreeMap<(&str, &str), Deposits> = BTreeMap::new();
-    // --min-share of the trace: thinner exits stay in the totals, not in this list.
-    let min_bp: u128 =
-        crate::trace::parse_min_share(&c.param("min_share_percent")).map_or(0, |m| m.basis_points);
-    let share_bp = |e: &super::case::End| crate::trace::share_bp(e.amount, e.output_value);
-    let thin = r
-        .ends
-        .iter()
-        .filter(|e| e.kind == "exit" && share_bp(e) < 100)
-        .count();
-    let hidden: Vec<&super::case::End> = r
-        .ends
-        .iter()
-        .filter(|e| e.kind == "exit" && share_bp(e) < min_bp)
-        .collect();
-    for e in r
-        .ends
-        .iter()
-        .filter(|e| e.kind == "exit" && share_bp(e) >= min_bp)
-    {
-        let (Some(ent), Some(cat)) = (e.entity.as_deref(), e.category.as_deref()) else {
-            continue;
-        };
-        let t = times
-            .get(&(e.txid.as_str(), e.address.as_str()))
-            .copied()
-            .unwrap_or(0);
-        let x = by
-            .entry((ent, cat))
-            .or_default()
-            .entry(e.address.as_str())
-            .or_insert((0, 0, u32::MAX, 0));
-        x.0 += e.amount;
-        x.1 += 1;
-        x.2 = x.2.min(t);
-        x.3 = x.3.max(t);
-    }
-    if by.is_empty() {
+    let d = super::deposits(c, r);
+    if d.entities.is_empty() {
         return;
     }
-    s.push_str("<h3>Deposit addresses to request records for</h3>\n<p><small>Each address the traced value was paid to at a labelled entity (on-chain fact: these transactions paid these addresses; the entity is the label's attribution). A records request to the entity for an address names the customer it belongs to.</small></p>\n");
-    if thin > 0 {
+    s.push_str("<h3>Deposit addresses to request records for</h3>\n<p><small>Each address the traced value was paid to at a labelled entity (on-chain fact: these transactions paid these addresses; the entity is the label's attribution), largest first. A records request to the entity for an address names the customer it belongs to.</small></p>\n");
+    if d.thin.0 > 0 {
         let _ = writeln!(
             s,
-            "<p class=\"warn\">{thin} exit(s) carry under 1 % of their deposit: the model spread the seeds' value thinly there; read them with care.</p>"
+            "<p class=\"warn\">{} exit(s) carry under 1 % of their deposit ({} in all): the model spread the seeds' value thinly there; read them with care.</p>",
+            d.thin.0,
+            money(c, d.thin.1)
         );
     }
-    if !hidden.is_empty() {
+    if d.hidden.0 > 0 {
         let _ = writeln!(
             s,
             "<p>{} exit(s) below --min-share {} % ({}) are left out of this list (not out of the totals).</p>",
-            hidden.len(),
+            d.hidden.0,
             xml(&c.param("min_share_percent")),
-            money(c, hidden.iter().map(|e| e.amount).sum())
+            money(c, d.hidden.1)
         );
     }
-    for ((ent, cat), addrs) in &by {
-        let total: Amount = addrs.values().map(|x| x.0).sum();
+    for ((ent, cat), total, addrs) in &d.entities {
         let _ = writeln!(
             s,
             "<h4>{} ({}) — {} to {} address(es)</h4>\n<table>\n<tr><th>address</th><th>traced amount</th><th>payments</th><th>first (UTC)</th><th>last (UTC)</th></tr>",
             xml(ent),
             xml(cat),
-            xml(&money(c, total)),
+            xml(&money(c, *total)),
             addrs.len()
         );
-        let mut rows: Vec<_> = addrs.iter().collect();
-        rows.sort_by(|a, b| b.1.0.cmp(&a.1.0).then(a.0.cmp(b.0)));
-        for (a, (amount, n, first, last)) in rows {
-            let _ = write!(s, "<tr><td class=\"mono\">{}</td>", xml(a));
-            num_cell(s, &money(c, *amount));
+        for x in addrs {
+            let _ = write!(s, "<tr><td class=\"mono\">{}</td>", xml(x.address));
+            num_cell(s, &money(c, x.amount));
             let _ = writeln!(
                 s,
-                "<td class=\"n\">{n}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
-                fmt::datetime(i64::from(*first)),
-                fmt::datetime(i64::from(*last))
+                "<td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                x.payments,
+                fmt::datetime(i64::from(x.first)),
+                fmt::datetime(i64::from(x.last))
             );
         }
         s.push_str("</table>\n");

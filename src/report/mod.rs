@@ -49,6 +49,85 @@ pub struct ReportOptions {
     pub paths: PathChoice,
 }
 
+/// One deposit address of a labelled entity: what the trace paid it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deposit<'a> {
+    pub address: &'a str,
+    /// The traced amount, in base units.
+    pub amount: Amount,
+    pub payments: usize,
+    /// Block times (unix seconds) of the first and last payment.
+    pub first: u32,
+    pub last: u32,
+}
+
+/// The deposit addresses to request records for, per entity.
+#[derive(Clone, Debug, Default)]
+pub struct Deposits<'a> {
+    /// ((entity, category), traced total, addresses largest first), largest entity first.
+    pub entities: Vec<((&'a str, &'a str), Amount, Vec<Deposit<'a>>)>,
+    /// Exits carrying under 1 % of their deposit: (count, traced sum).
+    pub thin: (usize, Amount),
+    /// Exits below the trace's `--min-share`, left out of `entities`: (count, traced sum).
+    pub hidden: (usize, Amount),
+}
+
+/// The exits of `r` as deposit addresses per labelled entity, with the thin ones counted
+/// and those below the case's `--min-share` left out (not out of any total).
+pub fn deposits<'a>(c: &Case, r: &'a PolicyResult) -> Deposits<'a> {
+    let times: BTreeMap<(&str, &str), u32> = r
+        .edges
+        .iter()
+        .map(|e| ((e.txid.as_str(), case::paid_address(e)), e.time))
+        .collect();
+    let min_bp: u128 =
+        crate::trace::parse_min_share(&c.param("min_share_percent")).map_or(0, |m| m.basis_points);
+    let mut d = Deposits::default();
+    let mut by: BTreeMap<(&str, &str), BTreeMap<&str, Deposit>> = BTreeMap::new();
+    for e in r.ends.iter().filter(|e| e.kind == "exit") {
+        let bp = crate::trace::share_bp(e.amount, e.output_value);
+        if bp < 100 {
+            d.thin.0 += 1;
+            d.thin.1 += e.amount;
+        }
+        if bp < min_bp {
+            d.hidden.0 += 1;
+            d.hidden.1 += e.amount;
+            continue;
+        }
+        let (Some(ent), Some(cat)) = (e.entity.as_deref(), e.category.as_deref()) else {
+            continue;
+        };
+        let t = times
+            .get(&(e.txid.as_str(), e.address.as_str()))
+            .copied()
+            .unwrap_or(0);
+        let x = by
+            .entry((ent, cat))
+            .or_default()
+            .entry(e.address.as_str())
+            .or_insert(Deposit {
+                address: e.address.as_str(),
+                amount: 0,
+                payments: 0,
+                first: u32::MAX,
+                last: 0,
+            });
+        x.amount += e.amount;
+        x.payments += 1;
+        x.first = x.first.min(t);
+        x.last = x.last.max(t);
+    }
+    for (key, addrs) in by {
+        let mut v: Vec<Deposit> = addrs.into_values().collect();
+        v.sort_by(|a, b| b.amount.cmp(&a.amount).then(a.address.cmp(b.address)));
+        let total = v.iter().map(|x| x.amount).sum();
+        d.entities.push((key, total, v));
+    }
+    d.entities.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    d
+}
+
 /// A box of the summary or a path chart: (title, detail, the label of its edge).
 pub type ChartBox = (String, String, String);
 
@@ -131,6 +210,24 @@ pub fn path_steps<'a>(
         } else {
             edges_of(t).collect()
         };
+        if i == 0
+            && let Some(x) = on.first()
+        {
+            let addr = if x.from_address.is_empty() {
+                x.from.as_str()
+            } else {
+                x.from_address.as_str()
+            };
+            steps.push((
+                if x.from == addr {
+                    "seed".to_string()
+                } else {
+                    format!("seed cluster {}", x.from)
+                },
+                format!("address {addr}"),
+                "spent in the transaction below".to_string(),
+            ));
+        }
         let first = edges_of(t).next();
         let (height, time) = first.map_or((0, 0), |x| (x.height, x.time));
         let moved: Amount = on.iter().map(|x| x.amount).sum();
@@ -198,6 +295,8 @@ pub struct ReportSummary {
     pub peel_chains: Vec<usize>,
     pub merged_small: usize,
     pub generated: String,
+    /// Files of an earlier report in the same folder that this one did not write, removed.
+    pub removed: Vec<String>,
     /// What the reader must know about the figures (fiat on a test network, price gaps).
     pub warnings: Vec<String>,
 }
@@ -672,6 +771,47 @@ fn put(
     Ok(())
 }
 
+/// Refuses a case whose files no longer match the `SHA256SUMS` its trace wrote: a report
+/// of an edited case would present altered evidence as the trace's.
+fn check_sums(case_dir: &Path, case: &Case) -> anyhow::Result<()> {
+    let sums = case_dir.join("SHA256SUMS");
+    let Ok(text) = std::fs::read_to_string(&sums) else {
+        return Ok(()); // a case from before SHA256SUMS
+    };
+    for line in text.lines() {
+        let Some((want, name)) = line.split_once("  ") else {
+            continue;
+        };
+        let got = match name {
+            "trace.json" => case.trace_sha256.clone(),
+            "edges.parquet" | "ends.parquet" => sink::sha256_file(&case_dir.join(name))?,
+            _ => continue,
+        };
+        if got != want {
+            return Err(anyhow!(
+                "{} does not match {} (sha256 {got}, recorded {want}): the case was changed after its trace wrote it. Run `chaintrace case verify {}` to see what changed, and trace again for a sound case",
+                case_dir.join(name).display(),
+                sums.display(),
+                case_dir.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The files an earlier report listed in `out/SHA256SUMS` (its own outputs, not the
+/// case's files it also lists).
+fn earlier_outputs(out: &Path) -> Vec<String> {
+    std::fs::read_to_string(out.join("SHA256SUMS"))
+        .map(|t| {
+            t.lines()
+                .filter_map(|l| l.split_once("  ").map(|x| x.1.to_string()))
+                .filter(|f| !f.contains('/') && !f.contains('\\'))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Produces the report of the case in `case_dir`.
 ///
 /// # Errors
@@ -687,6 +827,7 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
         }
     }
     let case = Case::load(case_dir)?;
+    check_sums(case_dir, &case)?;
     let policy = match &o.policy {
         Some(p) => p.clone(),
         None if case.results.iter().any(|r| r.policy == "haircut") => "haircut".into(),
@@ -724,6 +865,7 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
     }));
     std::fs::create_dir_all(&o.out)
         .with_context(|| format!("cannot create {}", o.out.display()))?;
+    let earlier = earlier_outputs(&o.out);
     let want = |f: &str| o.formats.contains(f);
     let text = FlowText {
         unit: case.unit().to_string(),
@@ -897,7 +1039,9 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
         }
     }
     let nodes = export::nodes(&case);
-    if want("csv") {
+    // The HTML's transfer table points to edges.csv when it is cut: it is written then.
+    let all_edges: usize = case.results.iter().map(|r| r.edges.len()).sum();
+    if want("csv") || (want("html") && all_edges > o.max_table_rows) {
         put(
             &o.out,
             "nodes.csv",
@@ -1031,6 +1175,10 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .filter(|v: &serde_json::Value| v["trace_sha256"] == case.trace_sha256.as_str());
+    let audit: Vec<crate::case::Entry> = crate::case::read(case_dir)?
+        .into_iter()
+        .map(|(e, _)| e)
+        .collect();
     if want("pdf") {
         let meta = crate::case::Meta::load(case_dir)?;
         let edges_sha = files
@@ -1048,15 +1196,12 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
             max_rows: 600,
             summary: (&seeds_title, &seeds_detail, &sum),
             paths: &paths,
+            audit: &audit,
         });
         put(&o.out, "report.pdf", &bytes, &mut files)?;
     }
     if want("html") {
         let meta = crate::case::Meta::load(case_dir)?;
-        let audit: Vec<crate::case::Entry> = crate::case::read(case_dir)?
-            .into_iter()
-            .map(|(e, _)| e)
-            .collect();
         let doc = html::render(&html::HtmlInput {
             measured: measured.as_ref(),
             meta: meta.as_ref(),
@@ -1096,7 +1241,11 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
             let name = if o.out == case_dir.join("report") {
                 format!("../{f}")
             } else {
-                p.display().to_string()
+                // Absolute: `sha256sum -c` works from the report's folder.
+                std::fs::canonicalize(&p)
+                    .unwrap_or_else(|_| p.clone())
+                    .display()
+                    .to_string()
             };
             sums.push_str(&format!("{h}  {name}\n"));
         }
@@ -1105,6 +1254,18 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
         sums.push_str(&format!("{h}  {f}\n"));
     }
     sink::write_atomic(&o.out.join("SHA256SUMS"), sums.as_bytes())?;
+    // What an earlier report wrote and this one did not would sit beside it unlisted and
+    // describe another rendering: it goes.
+    let mut removed = Vec::new();
+    for f in earlier {
+        if !files.iter().any(|x| x.0 == f) && f != "SHA256SUMS" {
+            match std::fs::remove_file(o.out.join(&f)) {
+                Ok(()) => removed.push(f),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(anyhow!("cannot remove {}: {e}", o.out.join(&f).display())),
+            }
+        }
+    }
     // The case's audit trail: what the report read and wrote.
     // Files inside the case by their path in it; others by their absolute path.
     let out_abs = std::fs::canonicalize(&o.out).unwrap_or_else(|_| o.out.clone());
@@ -1153,5 +1314,6 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
         files,
         generated,
         warnings,
+        removed,
     })
 }

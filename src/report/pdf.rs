@@ -272,6 +272,8 @@ pub struct PdfInput<'a> {
     pub summary: (&'a str, &'a str, &'a [(String, String, String)]),
     /// The exits whose path to draw: (exit number, steps of [`super::path_steps`]).
     pub paths: &'a [(usize, Vec<super::ChartBox>)],
+    /// The case's audit trail (notes included).
+    pub audit: &'a [crate::case::Entry],
 }
 
 fn money(c: &Case, v: Amount) -> String {
@@ -303,7 +305,8 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
             crate::VERSION
         ),
     );
-    if !matches!(c.network.as_str(), "bitcoin" | "mainnet") {
+    let test_data = !matches!(c.network.as_str(), "bitcoin" | "mainnet");
+    if test_data {
         l.gap(4.0);
         l.text(
             Font::Bold,
@@ -315,13 +318,21 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
             ),
         );
     }
+    l.heading("Case");
     if let Some(m) = p.meta {
-        l.heading("Case");
         for (k, v) in m.fields() {
             if let Some(v) = v {
                 l.text(Font::Regular, 10.0, 0.0, &format!("{k}: {v}"));
             }
         }
+    }
+    if p.meta.and_then(|m| m.number.as_ref()).is_none() {
+        l.text(
+            Font::Regular,
+            10.0,
+            0.0,
+            "Case number: not recorded (chaintrace case init CASE --number N --examiner NAME records it).",
+        );
     }
     l.heading("The question");
     for (k, v) in [
@@ -335,6 +346,14 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
         ),
         ("Stop at categories", c.param("stop_at")),
         ("Level", c.param("level")),
+        (
+            "CoinJoins",
+            if c.param("through_coinjoins") == "true" {
+                "followed through (--through-coinjoins): the model carried taint on through the CoinJoins chaintrace detected".to_string()
+            } else {
+                "a CoinJoin chaintrace detected ends the trace; the taint that entered it is listed with the exits".to_string()
+            },
+        ),
     ] {
         l.text(Font::Regular, 10.0, 0.0, &format!("{k}: {v}"));
     }
@@ -416,7 +435,38 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
     if exits.is_empty() {
         l.text(Font::Regular, 10.0, 0.0, "No exit.");
     }
+    let deposits = super::deposits(c, r);
+    if deposits.thin.0 > 0 {
+        l.text(
+            Font::Bold,
+            9.0,
+            0.0,
+            &format!(
+                "{} exit(s) carry under 1 % of their deposit ({} in all): the model spread the seeds' value thinly there; read them with care.",
+                deposits.thin.0,
+                money(c, deposits.thin.1)
+            ),
+        );
+    }
+    let min_bp =
+        crate::trace::parse_min_share(&c.param("min_share_percent")).map_or(0, |m| m.basis_points);
+    if deposits.hidden.0 > 0 {
+        l.text(
+            Font::Regular,
+            9.0,
+            0.0,
+            &format!(
+                "{} exit(s) below --min-share {} % ({}) are not listed here (they stay in every total); their numbers are skipped.",
+                deposits.hidden.0,
+                c.param("min_share_percent"),
+                money(c, deposits.hidden.1)
+            ),
+        );
+    }
     for (i, e) in exits.iter().enumerate() {
+        if crate::trace::share_bp(e.amount, e.output_value) < min_bp {
+            continue;
+        }
         let tag = c.attributions.get(&e.address).map_or_else(
             || e.entity.clone().unwrap_or_default(),
             |t| {
@@ -451,35 +501,65 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
             &format!("paid address {}", e.address),
         );
     }
-    // Deposit addresses per entity.
-    l.heading("Deposit addresses to request records for");
-    let mut by: std::collections::BTreeMap<
-        &str,
-        std::collections::BTreeMap<&str, (Amount, usize)>,
-    > = std::collections::BTreeMap::new();
-    for e in &exits {
-        let x = by
-            .entry(e.entity.as_deref().unwrap_or(""))
-            .or_default()
-            .entry(e.address.as_str())
-            .or_insert((0, 0));
-        x.0 += e.amount;
-        x.1 += 1;
+    // Taint that entered a CoinJoin.
+    let joins: Vec<&End> = r.ends.iter().filter(|e| e.kind == "coinjoin").collect();
+    if !joins.is_empty() {
+        l.heading("Taint that entered a CoinJoin (not followed)");
+        for e in joins {
+            l.text(
+                Font::Mono,
+                7.0,
+                0.0,
+                &format!(
+                    "{}:{} {} -> CoinJoin {}",
+                    e.txid,
+                    e.vout,
+                    money(c, e.amount),
+                    e.coinjoin.as_deref().unwrap_or("")
+                ),
+            );
+        }
     }
-    for (ent, addrs) in &by {
-        l.text(Font::Bold, 10.0, 0.0, ent);
-        for (a, (v, n)) in addrs {
+    // Deposit addresses per entity, largest first, with their first and last payment.
+    l.heading("Deposit addresses to request records for");
+    l.text(
+        Font::Regular,
+        8.0,
+        0.0,
+        "On-chain fact: these transactions paid these addresses; the entity is the label's attribution. Per address: traced amount, payments, first and last payment (UTC).",
+    );
+    for ((ent, cat), total, addrs) in &deposits.entities {
+        l.text(
+            Font::Bold,
+            10.0,
+            0.0,
+            &format!(
+                "{ent} ({cat}): {} to {} address(es)",
+                money(c, *total),
+                addrs.len()
+            ),
+        );
+        for x in addrs {
             l.text(
                 Font::Mono,
                 7.0,
                 12.0,
-                &format!("{a}  {n} payment(s)  {}", money(c, *v)),
+                &format!(
+                    "{}  {}  {} payment(s)  {} to {}",
+                    x.address,
+                    money(c, x.amount),
+                    x.payments,
+                    fmt::datetime(i64::from(x.first)),
+                    fmt::datetime(i64::from(x.last))
+                ),
             );
         }
     }
     // The paths asked for.
-    for (n, steps) in p.paths {
+    if !p.paths.is_empty() {
         l.new_page();
+    }
+    for (n, steps) in p.paths {
         l.heading(&format!("Path of exit E{n}, from a seed"));
         l.text(
             Font::Regular,
@@ -510,20 +590,71 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
             ),
         );
     }
+    l.text(
+        Font::Bold,
+        7.0,
+        0.0,
+        &format!(
+            "Each transfer: output (txid:vout), block height, block time (UTC), from -> address paid, traced amount ({}).",
+            c.unit()
+        ),
+    );
     for e in r.edges.iter().take(p.max_rows) {
         l.text(
             Font::Mono,
             7.0,
             0.0,
             &format!(
-                "{}:{} h{} {} -> {} {}",
+                "{}:{} h{} {} {} -> {} {}",
                 e.txid,
                 e.vout,
                 e.height,
+                fmt::datetime(i64::from(e.time)),
                 e.from,
                 super::case::paid_address(e),
                 fmt::amount(e.amount, c.decimals())
             ),
+        );
+    }
+    // Provenance: what made the case, and its history.
+    l.new_page();
+    l.heading("Provenance");
+    l.text(
+        Font::Regular,
+        8.0,
+        0.0,
+        &format!("Trace made by {} with the command:", c.tool),
+    );
+    l.text(Font::Mono, 7.0, 12.0, &crate::cli::shell_words(&c.command));
+    l.text(
+        Font::Regular,
+        8.0,
+        0.0,
+        &format!(
+            "Dataset manifest sha256 {} (it lists every Parquet part's sha256 and source). Inputs read besides the parts:",
+            c.dataset_manifest_sha256
+        ),
+    );
+    for (name, h) in &c.inputs {
+        l.text(Font::Mono, 7.0, 12.0, &format!("{h}  {name}"));
+    }
+    l.heading("Notes and audit trail");
+    l.text(
+        Font::Regular,
+        8.0,
+        0.0,
+        "From the case's audit.jsonl, an append-only log in which each entry holds the sha256 of the one before it; chaintrace case verify checks it, every recorded hash, and runs the trace again.",
+    );
+    for e in p.audit {
+        let what = e
+            .note
+            .clone()
+            .unwrap_or_else(|| crate::cli::shell_words(&e.command));
+        l.text(
+            Font::Regular,
+            8.0,
+            0.0,
+            &format!("#{} {} {}: {what}", e.seq, e.time, e.action),
         );
     }
 
@@ -605,7 +736,12 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
             content.end_text();
         }
         let footer = to_ascii(&format!(
-            "{number}trace.json sha256 {} | page {} of {total}",
+            "{}{number}trace.json sha256 {} | page {} of {total}",
+            if test_data {
+                format!("TEST DATA ({}) | ", c.network)
+            } else {
+                String::new()
+            },
             c.trace_sha256,
             i + 1
         ));

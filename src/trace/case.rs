@@ -346,46 +346,8 @@ impl Case {
         std::fs::create_dir_all(dir)
             .map_err(|e| TraceError::Input(format!("cannot create {}: {e}", dir.display())))?;
         let results = &self.results;
-        let doc = TraceDoc {
-            tool: format!("chaintrace {}", crate::VERSION),
-            inputs: &self.inputs,
-            chain: self.chain,
-            network: &self.network,
-            asset: self.asset.as_ref(),
-            dataset_manifest_sha256: &self.manifest_sha256,
-            command: command.to_vec(),
-            data: &self.data,
-            seed_nodes: &self.seed_nodes,
-            node_labels: &self.node_labels,
-            label_conflicts: &self.label_conflicts,
-            attributions: &self.attributions,
-            methodology: results
-                .iter()
-                .map(|r| {
-                    (
-                        r.policy.name(),
-                        if self.asset.is_some() {
-                            r.policy.account_definition()
-                        } else {
-                            r.policy.definition()
-                        },
-                    )
-                })
-                .collect(),
-            clustering: &self.clustering,
-            parameters: &self.parameters,
-            nodes: results
-                .iter()
-                .map(|r| PolicyNodes {
-                    policy: r.policy,
-                    nodes: nodes(r),
-                })
-                .collect(),
-            results,
-        };
-        let mut bytes = serde_json::to_vec_pretty(&doc).expect("traces serialise");
-        bytes.push(b'\n');
-        sink::write_atomic(&dir.join("trace.json"), &bytes).map_err(TraceError::stage)?;
+        sink::write_atomic(&dir.join("trace.json"), &self.trace_json(command))
+            .map_err(TraceError::stage)?;
         let edges: Vec<(&str, &super::Edge)> = results
             .iter()
             .flat_map(|r| r.edges.iter().map(move |e| (r.policy.name(), e)))
@@ -556,5 +518,53 @@ impl Case {
         )
         .map_err(TraceError::stage)?;
         Ok(())
+    }
+}
+
+impl Case {
+    /// The bytes of `trace.json` with `command` recorded: the same case and command give
+    /// the same bytes.
+    pub fn trace_json(&self, command: &[String]) -> Vec<u8> {
+        let results = &self.results;
+        let doc = TraceDoc {
+            tool: format!("chaintrace {}", crate::VERSION),
+            inputs: &self.inputs,
+            chain: self.chain,
+            network: &self.network,
+            asset: self.asset.as_ref(),
+            dataset_manifest_sha256: &self.manifest_sha256,
+            command: command.to_vec(),
+            data: &self.data,
+            seed_nodes: &self.seed_nodes,
+            node_labels: &self.node_labels,
+            label_conflicts: &self.label_conflicts,
+            attributions: &self.attributions,
+            methodology: results
+                .iter()
+                .map(|r| {
+                    (
+                        r.policy.name(),
+                        if self.asset.is_some() {
+                            r.policy.account_definition()
+                        } else {
+                            r.policy.definition()
+                        },
+                    )
+                })
+                .collect(),
+            clustering: &self.clustering,
+            parameters: &self.parameters,
+            nodes: results
+                .iter()
+                .map(|r| PolicyNodes {
+                    policy: r.policy,
+                    nodes: nodes(r),
+                })
+                .collect(),
+            results,
+        };
+        let mut bytes = serde_json::to_vec_pretty(&doc).expect("traces serialise");
+        bytes.push(b'\n');
+        bytes
     }
 }

@@ -29,6 +29,35 @@ pub enum EvalError {
         "the truth {path} has flows of several flagged entities ({found}); choose one with --flagged"
     )]
     WhichFlagged { path: String, found: String },
+    #[error("the truth {path} has no flows of {flagged:?}; its flagged entities: {found}")]
+    UnknownFlagged {
+        path: String,
+        flagged: String,
+        found: String,
+    },
+}
+
+/// How many of the truth's transactions appear anywhere in the case (any model's
+/// transfers or ends). None of them: the truth describes another dataset or another
+/// flagged entity than the case's seeds.
+pub fn overlap(case: &Case, truth: &[TruthFlow]) -> usize {
+    let seen: BTreeSet<&str> = case
+        .results
+        .iter()
+        .flat_map(|r| {
+            r.edges
+                .iter()
+                .map(|e| e.txid.as_str())
+                .chain(r.ends.iter().map(|e| e.txid.as_str()))
+        })
+        .collect();
+    truth
+        .iter()
+        .map(|f| f.txid.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|t| seen.contains(t))
+        .count()
 }
 
 /// One true transfer of the flagged entity's coins to a labelled entity.
@@ -110,6 +139,13 @@ pub fn read_truth(path: &Path, flagged: Option<&str>) -> Result<Vec<TruthFlow>, 
         }
         let who: BTreeSet<&str> = all.iter().map(|(w, _)| w.as_str()).collect();
         let pick = match (flagged, who.len()) {
+            (Some(f), _) if !who.contains(f) => {
+                return Err(EvalError::UnknownFlagged {
+                    path: path.display().to_string(),
+                    flagged: f.to_string(),
+                    found: who.into_iter().collect::<Vec<_>>().join(", "),
+                });
+            }
             (Some(f), _) => f.to_string(),
             (None, 1) => who.iter().next().map(|w| w.to_string()).unwrap_or_default(),
             (None, _) => {
@@ -126,7 +162,15 @@ pub fn read_truth(path: &Path, flagged: Option<&str>) -> Result<Vec<TruthFlow>, 
             .collect());
     }
     // A regtest world's peel chain: hop,txid,in_address,payout_address,payout_entity,
-    // payout_sats,onward_address,onward_entity,onward_vout,onward_sats,fee_sats.
+    // payout_sats,onward_address,onward_entity,onward_vout,onward_sats,fee_sats. Its one
+    // flagged entity is the vendor.
+    if let Some(f) = flagged.filter(|f| *f != "vendor") {
+        return Err(EvalError::UnknownFlagged {
+            path: peel.display().to_string(),
+            flagged: f.to_string(),
+            found: "vendor (a peel chain is one vendor's)".to_string(),
+        });
+    }
     let mut reader = csv::Reader::from_path(&peel).map_err(|e| err(e.to_string()))?;
     let header: Vec<String> = reader
         .headers()

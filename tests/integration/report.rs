@@ -578,6 +578,14 @@ fn the_pdf_exhibit_opens_and_holds_every_exit() {
     assert!(text.contains(&format!("page {pages} of {pages}")));
     assert!(text.contains("case 2026-117") && text.contains("TEST DATA"));
     assert!(text.contains("Limitations"));
+    // Test data on every page, not only the first; the provenance and the trail in the PDF.
+    assert_eq!(
+        text.matches("TEST DATA (regtest) |").count(),
+        pages,
+        "{text}"
+    );
+    assert!(text.contains("Provenance") && text.contains("Notes and audit trail"));
+    assert!(text.contains("labels/tags.parquet"));
 }
 
 #[test]
@@ -591,6 +599,8 @@ fn a_case_from_before_entered_seeds_is_not_read_as_zero() {
         r["totals"].as_object_mut().unwrap().remove("entered_seeds");
     }
     std::fs::write(&path, serde_json::to_vec_pretty(&t).unwrap()).unwrap();
+    // As such a case was written: with no SHA256SUMS of the new kind to check.
+    std::fs::remove_file(case.join("SHA256SUMS")).unwrap();
     ok(&report(&case, &["--format", "json"]));
     let rep = json(&case.join("report/report.json"));
     let headline = rep["headline"].as_str().unwrap();
@@ -663,4 +673,79 @@ fn a_detail_chart_follows_one_exit_path_and_the_pdf_draws_the_summary() {
     let o = report(&case, &["--path", "first"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("\"first\""), "{}", stderr(&o));
+}
+
+#[test]
+fn a_changed_case_is_not_reported_and_old_report_files_do_not_linger() {
+    let d = traced_case();
+    let case = d.path().join("case");
+    ok(&report(&case, &["--format", "svg,html,pdf"]));
+    assert!(case.join("report/report.pdf").is_file());
+    // A partial re-render removes what the earlier one wrote and this one does not.
+    let o = report(&case, &["--format", "svg"]);
+    ok(&o);
+    assert!(!case.join("report/report.pdf").exists() && !case.join("report/report.html").exists());
+    assert!(stdout(&o).contains("report.pdf"), "{}", stdout(&o));
+    // One byte of the evidence changed after the trace: no report of it.
+    let edges = case.join("edges.parquet");
+    let mut b = std::fs::read(&edges).unwrap();
+    let i = b.len() / 2;
+    b[i] ^= 1;
+    std::fs::write(&edges, b).unwrap();
+    let o = report(&case, &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("edges.parquet") && e.contains("SHA256SUMS") && e.contains("case verify"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_transfer_table_is_per_output_and_poison_stands_apart() {
+    let d = traced_case();
+    let case = d.path().join("case");
+    let out = d.path().join("html-only");
+    // Only the HTML, its table cut: the edges.csv it points to is written all the same.
+    ok(&report(
+        &case,
+        &[
+            "--format",
+            "html",
+            "--max-table-rows",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ));
+    assert!(out.join("edges.csv").is_file());
+    let csv = std::fs::read_to_string(out.join("edges.csv")).unwrap();
+    assert!(
+        csv.starts_with("policy,txid,vout,height,time,from,to,to_address,"),
+        "{csv}"
+    );
+    // SHA256SUMS checks from the report's own folder.
+    let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    let check = std::process::Command::new("sha256sum")
+        .args(["-c", "SHA256SUMS"])
+        .current_dir(&out)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{sums}{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains("<th>output (txid:vout)</th>") && html.contains("<th>touched by poison</th>")
+    );
+    assert!(
+        !html.contains("poison: whole outputs touched"),
+        "poison is not a column of exposure"
+    );
+    assert!(html.contains("Poison per entity: outputs touched"));
+    let trace = json(&case.join("trace.json"));
+    let e = &trace["results"][0]["edges"][0];
+    assert!(html.contains(&format!("{}:{}", e["txid"].as_str().unwrap(), e["vout"])));
 }

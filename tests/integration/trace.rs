@@ -1246,3 +1246,188 @@ fn a_case_bundle_replays_elsewhere() {
         stdout(&o)
     );
 }
+
+/// Runs chaintrace in `cwd`.
+fn run_in(cwd: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_bundle_unzipped_and_verified_in_its_own_folder_replays_a_cluster_case() {
+    let d = labelled_world();
+    ok(&run(&[
+        "cluster",
+        "bitcoin",
+        "--data",
+        d.path().to_str().unwrap(),
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("case");
+    ok(&run_trace(
+        d.path(),
+        &flagged(),
+        &case,
+        &["--policy", "fifo", "--level", "cluster"],
+    ));
+    // Something of the analyst's own in the case folder stays theirs.
+    std::fs::write(case.join("my-notes.txt"), "call the exchange on Monday").unwrap();
+    let export = |name: &str, with_data: bool| {
+        let bundle = dir.path().join(name);
+        let mut args = vec![
+            "case",
+            "export",
+            case.to_str().unwrap(),
+            "--bundle",
+            bundle.to_str().unwrap(),
+        ];
+        if with_data {
+            args.push("--with-data");
+        }
+        let o = run(&args);
+        ok(&o);
+        assert!(stdout(&o).contains("my-notes.txt"), "{}", stdout(&o));
+        bundle
+    };
+    let full = export("full.zip", true);
+    let thin = export("thin.zip", false);
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(&full).unwrap()).unwrap();
+    let names: Vec<String> = zip.file_names().map(str::to_string).collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n == "data/clusters/regtest/merges.parquet"),
+        "{names:?}"
+    );
+    assert!(!names.iter().any(|n| n.contains("my-notes")));
+    // The exports are in the case's trail.
+    let trail = std::fs::read_to_string(case.join("audit.jsonl")).unwrap();
+    assert_eq!(trail.matches("\"action\":\"export\"").count(), 2);
+    // Unzipped, and verified from inside with relative paths, as the README says.
+    let away = tempfile::tempdir().unwrap();
+    zip.extract(away.path()).unwrap();
+    let o = run_in(away.path(), &["case", "verify", "case", "--data", "data"]);
+    assert!(
+        o.status.success() && stdout(&o).contains("the trace reproduces"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    // Without the Parquet parts, it says what is missing and what to do.
+    let bare = tempfile::tempdir().unwrap();
+    zip::ZipArchive::new(std::fs::File::open(&thin).unwrap())
+        .unwrap()
+        .extract(bare.path())
+        .unwrap();
+    let o = run_in(bare.path(), &["case", "verify", "case", "--data", "data"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("Parquet files its manifest lists")
+            && stdout(&o).contains("--with-data"),
+        "{}",
+        stdout(&o)
+    );
+    // The zip itself is not a case folder: unzip first.
+    let o = run(&["case", "verify", full.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("unzip"), "{}", stderr(&o));
+}
+
+#[test]
+fn case_metadata_is_amended_only_on_purpose_and_a_rerun_keeps_the_report() {
+    let d = labelled_world();
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("case");
+    let c = case.to_str().unwrap();
+    ok(&run(&[
+        "case",
+        "init",
+        c,
+        "--number",
+        "2026-117",
+        "--examiner",
+        "A",
+    ]));
+    let o = run(&["case", "init", c, "--number", "9999"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("2026-117") && stderr(&o).contains("--amend"),
+        "{}",
+        stderr(&o)
+    );
+    let toml = std::fs::read_to_string(case.join("case.toml")).unwrap();
+    assert!(toml.contains("2026-117") && !toml.contains("9999"));
+    ok(&run(&["case", "init", c, "--number", "9999", "--amend"]));
+    let trail = std::fs::read_to_string(case.join("audit.jsonl")).unwrap();
+    assert!(trail.contains("amended number"), "{trail}");
+    // The same trace again: the case is the same to the byte, and its report stays.
+    let args = ["--policy", "fifo"];
+    ok(&run_trace(d.path(), &flagged(), &case, &args));
+    ok(&run(&["report", c, "--format", "json"]));
+    ok(&run_trace(d.path(), &flagged(), &case, &args));
+    assert!(case.join("report/report.json").is_file());
+    // Another trace: the report described the old one and goes.
+    ok(&run_trace(
+        d.path(),
+        &flagged(),
+        &case,
+        &["--policy", "lifo"],
+    ));
+    assert!(!case.join("report").exists());
+}
+
+#[test]
+fn a_truth_of_another_world_or_flagged_entity_is_refused() {
+    let d = labelled_world();
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("case");
+    ok(&run_trace(
+        d.path(),
+        &flagged(),
+        &case,
+        &["--policy", "fifo"],
+    ));
+    let truth = bitcoin_data("regtest-world-a/ground_truth");
+    ok(&run(&[
+        "eval",
+        "trace",
+        case.to_str().unwrap(),
+        "--truth",
+        truth.to_str().unwrap(),
+    ]));
+    let before = std::fs::read(case.join("eval_trace.json")).unwrap();
+    // A peel chain has one flagged entity.
+    let o = run(&[
+        "eval",
+        "trace",
+        case.to_str().unwrap(),
+        "--truth",
+        truth.to_str().unwrap(),
+        "--flagged",
+        "ransomware",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("ransomware"), "{}", stderr(&o));
+    // Another world's truth: none of its transactions is in this case.
+    let sim = tempfile::tempdir().unwrap();
+    simulate(sim.path(), "3", "2000", "default");
+    let o = run(&[
+        "eval",
+        "trace",
+        case.to_str().unwrap(),
+        "--truth",
+        sim.path().join("truth").to_str().unwrap(),
+        "--flagged",
+        "vendor",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("another dataset"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read(case.join("eval_trace.json")).unwrap(),
+        before,
+        "the measurement stays"
+    );
+}
