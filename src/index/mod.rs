@@ -205,6 +205,59 @@ const FILES: [(&str, usize); 18] = [
     ("block_time", 4),
 ];
 
+/// The first index file whose size does not fit `meta` (a truncated, foreign or
+/// half-written file), said as "FILE holds N bytes, M expected"; `None` when every size
+/// fits. Sizes only: the files are not read. `block_time` must hold at least one entry
+/// per height up to the last transaction's, and `addr_str` exactly the bytes its offsets
+/// end at.
+fn wrong_size(dir: &Path, meta: &IndexMeta) -> Option<String> {
+    let (txs, outputs, inputs, addresses) = (meta.txs, meta.outputs, meta.inputs, meta.addresses);
+    let size = |name: &str| std::fs::metadata(dir.join(name)).map_or(0, |m| m.len());
+    let read_u64_at = |name: &str, offset: u64, width: u64| -> Option<u64> {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = File::open(dir.join(name)).ok()?;
+        f.seek(SeekFrom::Start(offset)).ok()?;
+        let mut b = [0u8; 8];
+        f.read_exact(&mut b[..usize::try_from(width).ok()?]).ok()?;
+        Some(u64::from_le_bytes(b))
+    };
+    for (name, width) in FILES {
+        let width = width as u64;
+        let want = match name {
+            "tx_txid" | "tx_height" | "txid_sorted" => Some(txs),
+            "tx_out_start" | "tx_in_start" => Some(txs + 1),
+            "out_value" | "out_addr" | "out_type" | "out_tx" | "out_spent_by" => Some(outputs),
+            "in_prev" | "in_tx" => Some(inputs),
+            "addr_str_start" => Some(addresses + 1),
+            "addr_first_tx" | "addr_n_recv" | "addr_sorted" => Some(addresses),
+            "addr_str" => read_u64_at("addr_str_start", addresses * 8, 8),
+            _ => None,
+        };
+        let got = size(name);
+        if let Some(n) = want
+            && got != n * width
+        {
+            return Some(format!(
+                "index file {name} holds {got} bytes, {} expected",
+                n * width
+            ));
+        }
+    }
+    // Every transaction's height has its block time.
+    let last_height = if txs == 0 {
+        None
+    } else {
+        read_u64_at("tx_height", (txs - 1) * 4, 4)
+    };
+    let times = size("block_time") / 4;
+    match last_height {
+        Some(h) if times <= h => Some(format!(
+            "index file block_time holds {times} heights, the last transaction is at height {h}"
+        )),
+        _ => None,
+    }
+}
+
 /// Whether the index was loaded or (re)built, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum Provenance {
@@ -253,7 +306,7 @@ impl Index {
             Some(m) if m.manifest_sha256 != manifest_sha => {
                 Some("the dataset changed since the index was built".to_string())
             }
-            Some(_) => None,
+            Some(m) => wrong_size(&chain_dir.join("index"), &m),
         })
     }
 
@@ -272,6 +325,12 @@ impl Index {
                 dir: dir.to_path_buf(),
                 what: format!("meta.json: {e}"),
             })?;
+        if let Some(what) = wrong_size(dir, &meta) {
+            return Err(IndexError::Inconsistent {
+                dir: dir.to_path_buf(),
+                what,
+            });
+        }
         let mut cols: Vec<Col> = Vec::with_capacity(FILES.len());
         for (name, width) in FILES {
             cols.push(Col::open(&dir.join(name), width)?);

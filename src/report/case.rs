@@ -86,6 +86,9 @@ pub struct Asset {
 /// A case: the trace's question and answers.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Case {
+    /// `trace.json`'s format ([`crate::trace::case::CASE_FORMAT`]); 0 before versioning.
+    #[serde(default)]
+    pub format_version: u32,
     pub tool: String,
     pub chain: String,
     pub network: String,
@@ -137,6 +140,22 @@ impl Case {
                 dir.display()
             )
         })?;
+        let version = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|v| v.get("format_version").and_then(serde_json::Value::as_u64))
+            .unwrap_or(0);
+        if version > u64::from(crate::trace::case::CASE_FORMAT) {
+            return Err(anyhow!(
+                "{} is case format {version}, written by a newer chaintrace ({}); this version ({}) reads up to format {}: use that version, or trace again with this one",
+                path.display(),
+                serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v.get("tool").and_then(|t| t.as_str().map(str::to_string)))
+                    .unwrap_or_default(),
+                crate::VERSION,
+                crate::trace::case::CASE_FORMAT
+            ));
+        }
         let mut case: Case = serde_json::from_slice(&bytes).with_context(|| {
             format!(
                 "{} is not a trace written by this version of chaintrace; run the trace again",

@@ -17,6 +17,10 @@ use super::request::TraceError;
 use super::{Amount, Label, PolicyResult};
 use crate::store::sink;
 
+/// The format version of a case folder's `trace.json` (and its Parquet files). Readers
+/// refuse a newer one; cases from before versioning have none and are read as version 0.
+pub const CASE_FORMAT: u32 = 1;
+
 /// A trace's result with everything its case folder records.
 #[derive(Clone, Debug)]
 pub struct Case {
@@ -243,6 +247,8 @@ pub(crate) fn labels_in_trace<'a>(
 /// u128 amounts of wei).
 #[derive(Serialize)]
 struct TraceDoc<'a> {
+    /// [`CASE_FORMAT`]: what a reader of this file must understand.
+    format_version: u32,
     tool: String,
     /// sha256 of every input besides the dataset's parts: the manifest (which lists the
     /// parts' hashes), the labels, seed files and clustering.
@@ -527,6 +533,7 @@ impl Case {
     pub fn trace_json(&self, command: &[String]) -> Vec<u8> {
         let results = &self.results;
         let doc = TraceDoc {
+            format_version: CASE_FORMAT,
             tool: format!("chaintrace {}", crate::VERSION),
             inputs: &self.inputs,
             chain: self.chain,

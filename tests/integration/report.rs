@@ -749,3 +749,18 @@ fn the_transfer_table_is_per_output_and_poison_stands_apart() {
     let e = &trace["results"][0]["edges"][0];
     assert!(html.contains(&format!("{}:{}", e["txid"].as_str().unwrap(), e["vout"])));
 }
+
+#[test]
+fn a_case_of_a_newer_format_is_refused_with_a_message() {
+    let d = traced_case();
+    let case = d.path().join("case");
+    let path = case.join("trace.json");
+    let mut t = json(&path);
+    assert_eq!(t["format_version"], 1);
+    t["format_version"] = 99.into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&t).unwrap()).unwrap();
+    std::fs::remove_file(case.join("SHA256SUMS")).unwrap();
+    let o = report(&case, &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("case format 99"), "{}", stderr(&o));
+}

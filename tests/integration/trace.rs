@@ -1431,3 +1431,28 @@ fn a_truth_of_another_world_or_flagged_entity_is_refused() {
         "the measurement stays"
     );
 }
+
+#[test]
+fn a_truncated_index_file_is_rebuilt_not_read() {
+    let d = labelled_world();
+    let dir = tempfile::tempdir().unwrap();
+    let before = trace(
+        d.path(),
+        &flagged(),
+        &dir.path().join("a"),
+        &["--policy", "fifo"],
+    );
+    // Cut short as a full disk or a killed build leaves them (this panicked before).
+    for f in ["addr_str", "block_time", "in_prev"] {
+        let p = d.path().join("regtest/index").join(f);
+        let b = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &b[..100]).unwrap();
+    }
+    let after = trace(
+        d.path(),
+        &flagged(),
+        &dir.path().join("b"),
+        &["--policy", "fifo"],
+    );
+    assert_eq!(before["results"], after["results"]);
+}
