@@ -19,7 +19,7 @@ use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array, U
 use arrow_schema::{DataType, Field, Schema};
 use serde::Serialize;
 
-use self::heuristics::{Heuristic, change_output, detect_coinjoin};
+use self::heuristics::{Heuristic, TxView, change_output};
 use self::union_find::UnionFind;
 use crate::index::{Index, IndexError};
 use crate::store::{StoreError, sink};
@@ -60,11 +60,13 @@ pub fn cluster(idx: &Index, heuristics: &[Heuristic], order: Option<&[u32]>) -> 
         }
     };
     let mut tx_merges: Vec<Merge> = Vec::new();
+    let mut view = TxView::default();
     for &t in order {
         if idx.is_coinbase(t) {
             continue;
         }
-        if let Some(kind) = detect_coinjoin(idx, t) {
+        view.load(idx, t);
+        if let Some(kind) = heuristics::coinjoin::detect(&view) {
             *coinjoins.entry(kind).or_default() += 1;
             continue;
         }
@@ -88,7 +90,8 @@ pub fn cluster(idx: &Index, heuristics: &[Heuristic], order: Option<&[u32]>) -> 
                     }
                 }
                 h => {
-                    if let Some(c) = change_output(idx, t, *h).and_then(|o| idx.out_address(o)) {
+                    if let Some(c) = change_output(&view, *h).and_then(|i| view.outputs[i].address)
+                    {
                         tx_merges.push(Merge {
                             a: first,
                             b: c,

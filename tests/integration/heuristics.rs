@@ -7,7 +7,7 @@ use bitcoin::transaction::Version;
 use bitcoin::{
     Amount, Block, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Txid, Witness,
 };
-use chaintrace::cluster::heuristics::{Heuristic, change_output, detect_coinjoin};
+use chaintrace::cluster::heuristics::{Heuristic, TxView, detect_coinjoin};
 use chaintrace::cluster::{self};
 use chaintrace::index::Index;
 
@@ -86,6 +86,12 @@ fn index_of(blocks_txs: Vec<Vec<Transaction>>) -> (tempfile::TempDir, Index) {
     ok(&ingest(&blk, &dir.path().join("data"), &[]));
     let (idx, _) = Index::open_or_build(&dir.path().join("data/regtest")).unwrap();
     (dir, idx)
+}
+
+/// The change output (its output id) of transaction `t` under `h`, as the index sees it.
+fn change_output(idx: &Index, t: u32, h: Heuristic) -> Option<u64> {
+    chaintrace::cluster::heuristics::change_output(&TxView::of(idx, t), h)
+        .map(|i| idx.outputs_of(t).start + i as u64)
 }
 
 fn value_of(idx: &Index, o: Option<u64>) -> Option<u64> {

@@ -1,0 +1,100 @@
+//! One transaction as the heuristics see it: its inputs' and outputs' addresses, values
+//! and script types, and for each output address whether this transaction is where it was
+//! first seen and how many times it ever receives. The index fills it
+//! ([`TxView::of`]); a test writes one literally.
+
+use crate::index::Index;
+use crate::ingest::bitcoin::script::ScriptType;
+
+/// An input: the output it spends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Input {
+    /// Dense address id of the spent output, `None` when it has no address.
+    pub address: Option<u32>,
+    /// Value of the spent output, in satoshi.
+    pub value: u64,
+    pub script: ScriptType,
+}
+
+/// An output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Output {
+    /// Dense address id, `None` for an output without an address (OP_RETURN, bare
+    /// multisig, non-standard).
+    pub address: Option<u32>,
+    /// Value, in satoshi.
+    pub value: u64,
+    pub script: ScriptType,
+    /// This transaction is the first in the chain to pay the address.
+    pub first_seen: bool,
+    /// How many outputs ever pay the address (1: used once).
+    pub receives: u64,
+}
+
+/// A transaction's inputs and outputs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TxView {
+    /// A coinbase (it spends nothing).
+    pub coinbase: bool,
+    pub inputs: Vec<Input>,
+    pub outputs: Vec<Output>,
+}
+
+impl TxView {
+    /// Transaction `t` of `idx`.
+    pub fn of(idx: &Index, t: u32) -> TxView {
+        let mut v = TxView::default();
+        v.load(idx, t);
+        v
+    }
+
+    /// Refills this view with transaction `t` of `idx`, reusing its buffers (the
+    /// clustering loop visits every transaction of a chain).
+    pub fn load(&mut self, idx: &Index, t: u32) {
+        self.coinbase = idx.is_coinbase(t);
+        self.inputs.clear();
+        self.inputs.extend(idx.spent_outputs(t).map(|o| Input {
+            address: idx.out_address(o),
+            value: idx.out_value.get(o as usize),
+            script: idx.out_script_type(o),
+        }));
+        self.outputs.clear();
+        self.outputs.extend(idx.outputs_of(t).map(|o| {
+            let address = idx.out_address(o);
+            Output {
+                address,
+                value: idx.out_value.get(o as usize),
+                script: idx.out_script_type(o),
+                first_seen: address
+                    .is_some_and(|a| idx.addr_first_tx.get(a as usize) == u64::from(t)),
+                receives: address.map_or(0, |a| idx.addr_n_recv.get(a as usize)),
+            }
+        }));
+    }
+
+    /// A view for tests: inputs as (address, value), outputs as (address, value,
+    /// first_seen, receives), every script P2WPKH.
+    pub fn literal(inputs: &[(u32, u64)], outputs: &[(u32, u64, bool, u64)]) -> TxView {
+        TxView {
+            coinbase: false,
+            inputs: inputs
+                .iter()
+                .map(|&(a, v)| Input {
+                    address: Some(a),
+                    value: v,
+                    script: ScriptType::P2wpkh,
+                })
+                .collect(),
+            outputs: outputs
+                .iter()
+                .map(|&(a, v, first_seen, receives)| Output {
+                    address: Some(a),
+                    value: v,
+                    script: ScriptType::P2wpkh,
+                    first_seen,
+                    receives,
+                })
+                .collect(),
+        }
+    }
+}
