@@ -81,3 +81,53 @@ mod tests {
         assert_eq!(u.min_labels(), vec![0, 1, 2, 3, 2, 2]);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::UnionFind;
+
+    /// Each element's set, named by its smallest member (independent of the representative
+    /// union-find happens to pick).
+    fn partition(uf: &mut UnionFind, n: u32) -> Vec<u32> {
+        let mut least = vec![u32::MAX; n as usize];
+        for x in 0..n {
+            let r = uf.find(x) as usize;
+            least[r] = least[r].min(x);
+        }
+        (0..n).map(|x| least[uf.find(x) as usize]).collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        /// The sets do not depend on the order of the merges (nor on their direction).
+        #[test]
+        fn the_partition_does_not_depend_on_merge_order(
+            pairs in proptest::collection::vec((0u32..40, 0u32..40), 0..80),
+            seed in any::<u64>(),
+        ) {
+            let n = 40;
+            let mut a = UnionFind::new(n);
+            for &(x, y) in &pairs {
+                a.union(x, y);
+            }
+            // Another order: a deterministic shuffle, and each pair reversed.
+            let mut shuffled = pairs.clone();
+            let mut s = seed | 1;
+            for i in (1..shuffled.len()).rev() {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                let j = usize::try_from(s % (i as u64 + 1)).expect("small");
+                shuffled.swap(i, j);
+            }
+            let mut b = UnionFind::new(n);
+            for &(x, y) in &shuffled {
+                b.union(y, x);
+            }
+            prop_assert_eq!(partition(&mut a, n), partition(&mut b, n));
+        }
+    }
+}
