@@ -732,6 +732,10 @@ pub struct CaseExportArgs {
     /// Where the dataset is now (default: as recorded by the trace).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
+    /// Bundle even when the case's inputs (labels, clustering, seed files, manifest)
+    /// changed since its trace read them; the bundle will then not verify.
+    #[arg(long)]
+    pub anyway: bool,
 }
 
 /// `chaintrace case init`.

@@ -219,7 +219,25 @@ fn export(cli: &Cli, a: &CaseExportArgs) -> Result<(), CliError> {
             a.bundle.display()
         )));
     }
+    if !a
+        .bundle
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
+    {
+        return Err(CliError::user(anyhow!(
+            "{}: a bundle is a zip file; give a name ending in .zip",
+            a.bundle.display()
+        )));
+    }
     let data = data_of(t, a.data.as_deref());
+    // A bundle whose inputs are not the ones the trace read could never verify.
+    let changed = changed_inputs(t, a.data.as_deref(), None);
+    if !changed.is_empty() && !a.anyway {
+        return Err(CliError::user(anyhow!(
+            "the case's inputs changed since its trace read them, so the bundle would not verify: {}. Trace the case again (then export), or add --anyway to bundle it as it is (verify will report the differences)",
+            changed.join("; ")
+        )));
+    }
     let file = std::fs::File::create(&a.bundle)
         .map_err(|e| CliError::user(anyhow!("cannot create {}: {e}", a.bundle.display())))?;
     let mut zip = zip::ZipWriter::new(file);
@@ -429,6 +447,8 @@ fn changed_inputs(
                 path.display(),
                 if name.starts_with("seeds ") {
                     "moved? an unpacked bundle's inputs/seeds/ are used when present"
+                } else if data.is_some() {
+                    "not in the --data folder given: copy it there from where the trace read it (a bundle's data/)"
                 } else {
                     "moved? give --data"
                 }
@@ -503,8 +523,8 @@ fn trace_without_command(bytes: &[u8]) -> Option<serde_json::Value> {
 }
 
 /// The Parquet parts the manifest of each dataset a trace read lists but `data` lacks:
-/// (network, missing, listed).
-fn missing_parts(t: &Entry, data: &std::path::Path) -> Vec<(String, usize, usize)> {
+/// (network, the missing files, how many are listed).
+fn missing_parts(t: &Entry, data: &std::path::Path) -> Vec<(String, Vec<String>, usize)> {
     let mut out = Vec::new();
     for name in t.inputs.keys() {
         let Some(net) = name.strip_suffix("/_manifest.json") else {
@@ -523,8 +543,12 @@ fn missing_parts(t: &Entry, data: &std::path::Path) -> Vec<(String, usize, usize
                     .map(|(table, f)| dir.join(table).join(&f.file))
             })
             .collect();
-        let missing = files.iter().filter(|f| !f.is_file()).count();
-        if missing > 0 {
+        let missing: Vec<String> = files
+            .iter()
+            .filter(|f| !f.is_file())
+            .map(|f| f.strip_prefix(data).unwrap_or(f).display().to_string())
+            .collect();
+        if !missing.is_empty() {
             out.push((net.to_string(), missing, files.len()));
         }
     }
@@ -574,8 +598,19 @@ fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
     }
     // The latest report and metadata, unless a later trace replaced them.
     let after_trace = |e: &&Entry| trace.is_none_or(|t| e.seq > t.seq);
+    // A report is a rendering of the case: one removed since is a note, one changed is a
+    // problem.
+    let mut notes: Vec<String> = Vec::new();
     if let Some(r) = last(&entries, "report").filter(after_trace) {
-        problems.extend(case::verify_outputs(&a.case, r));
+        for p in case::verify_outputs(&a.case, r) {
+            if p.contains(" is missing; ") {
+                notes.push(format!(
+                    "{p} (a report is a rendering of the case: run chaintrace report again to make one)"
+                ));
+            } else {
+                problems.push(p);
+            }
+        }
     }
     if let Some(i) = last(&entries, "init") {
         problems.extend(case::verify_outputs(&a.case, i));
@@ -587,7 +622,10 @@ fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
     {
         for (net, missing, listed) in absent {
             problems.push(format!(
-                "the trace cannot be run again: the dataset's {net}/ lacks {missing} of the {listed} Parquet files its manifest lists (a bundle exported without --with-data holds none): ingest the same chain from the manifest's source into a folder and give it as --data, or export with --with-data"
+                "the trace cannot be run again: the dataset lacks {} of the {listed} Parquet files its {net}/_manifest.json lists ({}{}; a bundle exported without --with-data holds none). Ingest the same chain from the manifest's source into a folder, copy the bundle's data/labels and data/clusters into it, and give it as --data; or export with --with-data",
+                missing.len(),
+                missing.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+                if missing.len() > 3 { ", …" } else { "" }
             ));
         }
         rerun = "not possible (dataset parts missing)".into();
@@ -671,6 +709,7 @@ fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
             "entries": entries.len(),
             "ok": problems.is_empty(),
             "problems": problems,
+            "notes": notes,
             "rerun": rerun,
         });
         print_json(&v);
@@ -686,6 +725,9 @@ fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
             }
         );
         println!("rerun: {rerun}");
+        for n in &notes {
+            println!("note: {n}");
+        }
         for p in &problems {
             println!("DIFFERS: {p}");
         }

@@ -90,8 +90,18 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     // The old case goes only now: a bad seed or an interrupted trace leaves it as it was.
     // Its report stays only when the trace is the same to the byte (a rerun).
     let command = super::command_line();
-    let same =
-        std::fs::read(a.out.join("trace.json")).is_ok_and(|old| old == case.trace_json(&command));
+    // The same trace again (whatever output flags were added): trace.json keeps the
+    // command that first made it, so its bytes, and the report, stay.
+    let old = std::fs::read(a.out.join("trace.json")).ok();
+    let old_command: Option<Vec<String>> = old
+        .as_ref()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+        .and_then(|v| serde_json::from_value(v["command"].clone()).ok());
+    let recorded = match (&old, &old_command) {
+        (Some(b), Some(c)) if *b == case.trace_json(c) => c.clone(),
+        _ => command.clone(),
+    };
+    let same = old.is_some_and(|b| b == case.trace_json(&recorded));
     clear_old_case(&a.out, !same)?;
     if let Ok(problems) = crate::case::verify_chain(&a.out)
         && !problems.is_empty()
@@ -101,7 +111,7 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             problems[0]
         );
     }
-    case.write(&a.out, &command, super::now_secs())
+    case.write_recording(&a.out, &recorded, &command, super::now_secs())
         .map_err(cli_error)?;
     print_case(cli, a, &case);
     Ok(())
@@ -376,11 +386,9 @@ fn prepare_out(a: &TraceArgs) -> Result<(), CliError> {
     if entries.is_empty() {
         return Ok(());
     }
-    let foreign: Vec<&String> = entries
-        .iter()
-        .filter(|e| !CASE_FILES.contains(&e.as_str()) && e.as_str() != "report")
-        .collect();
-    if !foreign.is_empty() || !entries.iter().any(|e| e == "trace.json") {
+    // A folder with a trace.json is a case folder (other files in it are left alone); a
+    // folder without one that holds anything else is not written into.
+    if !entries.iter().any(|e| e == "trace.json") {
         return Err(CliError::user(anyhow!(
             "--out {} is not empty and is not a case folder (it holds {}); choose a new or empty folder",
             out.display(),

@@ -133,6 +133,13 @@ impl Case {
     /// A missing or malformed file, or a trace with no result.
     pub fn load(dir: &Path) -> anyhow::Result<Case> {
         let path = dir.join("trace.json");
+        if !path.exists() && dir.join(crate::case::META_FILE).is_file() {
+            return Err(anyhow!(
+                "{} holds no trace yet (no trace.json): run `chaintrace trace --seed … --out {}` first",
+                dir.display(),
+                dir.display()
+            ));
+        }
         let bytes = std::fs::read(&path).with_context(|| {
             format!(
                 "cannot read {}: is {} a case folder written by `chaintrace trace --out`?",

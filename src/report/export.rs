@@ -97,7 +97,7 @@ pub fn nodes_csv(case: &Case, nodes: &[ExportNode]) -> String {
 /// `edges.csv`: every transfer of every policy, with fiat when prices are given.
 pub fn edges_csv(case: &Case, prices: Option<&fmt::Prices>) -> String {
     let mut s = String::from(
-        "policy,txid,vout,height,time,from,to,to_address,amount_units,amount,output_value_units,hop",
+        "policy,txid,vout,height,time,from,from_address,to,to_address,amount_units,amount,output_value_units,hop",
     );
     if let Some(p) = prices {
         let _ = write!(s, ",value_{}", p.currency.to_ascii_lowercase());
@@ -107,13 +107,18 @@ pub fn edges_csv(case: &Case, prices: Option<&fmt::Prices>) -> String {
         for e in &r.edges {
             let _ = write!(
                 s,
-                "{},{},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 r.policy,
                 e.txid,
                 e.vout,
                 e.height,
                 fmt::datetime(i64::from(e.time)),
                 csv_field(&e.from),
+                csv_field(if e.from_address.is_empty() {
+                    &e.from
+                } else {
+                    &e.from_address
+                }),
                 csv_field(&e.to),
                 csv_field(super::case::paid_address(e)),
                 e.amount,

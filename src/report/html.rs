@@ -490,9 +490,9 @@ pub fn render(h: &HtmlInput) -> String {
     s
 }
 
-/// (height, txid, vout, from, to, paid address) of a transfer row: one row per paid
-/// output and sending node.
-type TransferKey<'a> = (u32, &'a str, u32, &'a str, &'a str, &'a str);
+/// (height, txid, vout, from node, an input address of it, to node, paid address) of a
+/// transfer row: one row per paid output and sending node.
+type TransferKey<'a> = (u32, &'a str, u32, &'a str, &'a str, &'a str, &'a str);
 
 fn transfers(s: &mut String, h: &HtmlInput) {
     let c = h.case;
@@ -505,6 +505,11 @@ fn transfers(s: &mut String, h: &HtmlInput) {
                     e.txid.as_str(),
                     e.vout,
                     e.from.as_str(),
+                    if e.from_address.is_empty() {
+                        e.from.as_str()
+                    } else {
+                        e.from_address.as_str()
+                    },
                     e.to.as_str(),
                     super::case::paid_address(e),
                 ))
@@ -533,7 +538,7 @@ fn transfers(s: &mut String, h: &HtmlInput) {
             String::new()
         }
     );
-    s.push_str("<table>\n<tr><th>output (txid:vout)</th><th>height</th><th>block time (UTC)</th><th>from</th><th>address paid (its cluster)</th>");
+    s.push_str("<table>\n<tr><th>output (txid:vout)</th><th>height</th><th>block time (UTC)</th><th>from (an input address of the sender; its cluster)</th><th>address paid (its cluster)</th>");
     for p in &conserving {
         let _ = write!(s, "<th>{}</th>", xml(p));
     }
@@ -544,7 +549,9 @@ fn transfers(s: &mut String, h: &HtmlInput) {
         let _ = write!(s, "<th>{} value ({})</th>", xml(h.policy), p.currency);
     }
     s.push_str("</tr>\n");
-    for ((height, txid, vout, from, to, paid), (time, amounts)) in rows.iter().take(h.max_rows) {
+    for ((height, txid, vout, from, from_addr, to, paid), (time, amounts)) in
+        rows.iter().take(h.max_rows)
+    {
         let lf = |a: &str| match c.node_labels.get(a) {
             Some(l) => format!(
                 "{}<br><small>{} ({})</small>",
@@ -554,16 +561,20 @@ fn transfers(s: &mut String, h: &HtmlInput) {
             ),
             None => xml(a),
         };
-        let to_cell = if paid == to {
-            lf(to)
-        } else {
-            format!("{}<br><small>cluster {}</small>", xml(paid), lf(to))
+        let node_cell = |addr: &str, node: &str| {
+            if addr == node {
+                lf(node)
+            } else {
+                format!("{}<br><small>cluster {}</small>", xml(addr), lf(node))
+            }
         };
+        let to_cell = node_cell(paid, to);
+        let from_cell = node_cell(from_addr, from);
         let _ = write!(
             s,
             "<tr><td class=\"mono\">{txid}:{vout}</td><td class=\"n\">{height}</td><td class=\"n\">{}</td><td class=\"mono\">{}</td><td class=\"mono\">{to_cell}</td>",
             fmt::datetime(i64::from(*time)),
-            lf(from),
+            from_cell,
         );
         for p in &conserving {
             match amounts.get(p) {

@@ -521,6 +521,30 @@ fn summary_data(case: &Case, r: &PolicyResult) -> Vec<(String, String, String)> 
     out
 }
 
+/// Why the summary's "rest" box is smaller than held + fees + CoinJoins + limits, when it
+/// is: the seeds box counts what entered the seeds from outside, the ends count all the
+/// seeds held, including value that only moved between seed addresses and, of that, some
+/// did not come back to a seed. `None` when the two agree (or backward).
+pub fn rest_note(case: &Case, r: &PolicyResult) -> Option<String> {
+    if case.param("direction") == "backward" {
+        return None;
+    }
+    let t = &r.totals;
+    let between = t.seeded.saturating_sub(t.entered_seeds);
+    let elsewhere = between.saturating_sub(t.returned_to_seeds);
+    (elsewhere > 0).then(|| {
+        let amt = |v: Amount| format!("{} {}", fmt::amount(v, case.decimals()), case.unit());
+        format!(
+            "The seeds box counts the {} that entered the seeds from outside; the ends (held, fees, CoinJoins, limits) count all the seeds held, including {} that only moved between seed addresses, of which {} came back to seeds and {} ended elsewhere: so they exceed \"the rest\" by {}.",
+            amt(t.entered_seeds),
+            amt(between),
+            amt(t.returned_to_seeds),
+            amt(elsewhere),
+            amt(elsewhere)
+        )
+    })
+}
+
 /// Frame texts of the charts.
 fn frame(case: &Case, r: &PolicyResult, fg: &FlowGraph, generated: &str, what: &str) -> Frame {
     let mut sub = vec![
@@ -774,6 +798,28 @@ fn put(
 /// Refuses a case whose files no longer match the `SHA256SUMS` its trace wrote: a report
 /// of an edited case would present altered evidence as the trace's.
 fn check_sums(case_dir: &Path, case: &Case) -> anyhow::Result<()> {
+    // The audit trail's record of what the trace wrote, then SHA256SUMS: editing a file
+    // and its sum together still fails the first.
+    if let Some((t, _)) = crate::case::read(case_dir)
+        .ok()
+        .and_then(|entries| entries.into_iter().rev().find(|(e, _)| e.action == "trace"))
+    {
+        for (name, want) in &t.outputs {
+            let got = match name.as_str() {
+                "trace.json" => case.trace_sha256.clone(),
+                "edges.parquet" | "ends.parquet" => sink::sha256_file(&case_dir.join(name))?,
+                _ => continue,
+            };
+            if got != *want {
+                return Err(anyhow!(
+                    "{} is not what the trace wrote (sha256 {got}; the audit trail's entry {} records {want}): the case was changed after its trace. Run `chaintrace case verify {}` to see what changed, and trace again for a sound case",
+                    case_dir.join(name).display(),
+                    t.seq,
+                    case_dir.display()
+                ));
+            }
+        }
+    }
     let sums = case_dir.join("SHA256SUMS");
     let Ok(text) = std::fs::read_to_string(&sums) else {
         return Ok(()); // a case from before SHA256SUMS
@@ -971,7 +1017,18 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
     let exit_count = r.ends.iter().filter(|e| e.kind == "exit").count();
     let path_ns: Vec<usize> = match &o.paths {
         PathChoice::None => Vec::new(),
-        PathChoice::All => (1..=exit_count).collect(),
+        // Every exit the exits table lists (those below --min-share are not listed).
+        PathChoice::All => {
+            let min_bp = crate::trace::parse_min_share(&case.param("min_share_percent"))
+                .map_or(0, |m| m.basis_points);
+            r.ends
+                .iter()
+                .filter(|e| e.kind == "exit")
+                .enumerate()
+                .filter(|(_, e)| crate::trace::share_bp(e.amount, e.output_value) >= min_bp)
+                .map(|(i, _)| i + 1)
+                .collect()
+        }
         PathChoice::Exits(ns) => {
             if let Some(n) = ns.iter().find(|&&n| n > exit_count) {
                 return Err(anyhow!(
@@ -1170,6 +1227,10 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
             String::new()
         }
     );
+    let notes = match rest_note(&case, r) {
+        Some(n) => format!("{notes} {n}"),
+        None => notes,
+    };
     // The measured error of this very trace (`eval trace`), if any.
     let measured: Option<serde_json::Value> = std::fs::read(case_dir.join("eval_trace.json"))
         .ok()

@@ -158,6 +158,11 @@ impl Layout {
     /// moved on; a new page when the page is full.
     fn path_chart(&mut self, steps: &[(String, String, String)]) {
         let (w, bh, pitch) = (PAGE_W - 2.0 * MARGIN, 28.0, 50.0);
+        // A path that fits on a page is not split across two.
+        let need = steps.len() as f32 * pitch;
+        if self.y - need < BOTTOM && need < TOP - BOTTOM - 40.0 {
+            self.new_page();
+        }
         for (i, (title, detail, arrow)) in steps.iter().enumerate() {
             if self.y - pitch < BOTTOM {
                 self.new_page();
@@ -411,8 +416,11 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
     for item in super::html::limitation_items(c, &r.policy) {
         l.text(Font::Regular, 9.0, 0.0, &format!("- {item}"));
     }
-    // The summary chart.
-    l.new_page();
+    // The summary chart, on this page when it fits.
+    let rows = p.summary.2.len().min(18) as f32;
+    if l.y - (90.0 + rows * 34.0) < BOTTOM {
+        l.new_page();
+    }
     l.heading("Summary: where the seeds' value went");
     l.text(
         Font::Regular,
@@ -425,6 +433,9 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
     );
     let (seeds_title, seeds_detail, boxes) = p.summary;
     l.summary_chart((seeds_title, seeds_detail), boxes);
+    if let Some(n) = super::rest_note(c, r) {
+        l.text(Font::Regular, 8.0, 0.0, &n);
+    }
     // Exits.
     l.new_page();
     l.heading(&format!(
@@ -576,6 +587,16 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
         r.policy
     ));
     let n = r.edges.len();
+    if n <= p.max_rows
+        && let Some(h) = p.edges_csv_sha256
+    {
+        l.text(
+            Font::Regular,
+            9.0,
+            0.0,
+            &format!("All {n} transfers, with every model's amounts, are also in edges.csv beside this file (sha256 {h})."),
+        );
+    }
     if n > p.max_rows {
         l.text(
             Font::Regular,
@@ -595,8 +616,13 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
         7.0,
         0.0,
         &format!(
-            "Each transfer: output (txid:vout), block height, block time (UTC), from -> address paid, traced amount ({}).",
-            c.unit()
+            "Each transfer: output (txid:vout), block height, block time (UTC), an input address of the sender -> the address paid, traced amount ({}){}.",
+            c.unit(),
+            if c.param("level") == "cluster" {
+                "; the sending and receiving clusters are in edges.csv"
+            } else {
+                ""
+            }
         ),
     );
     for e in r.edges.iter().take(p.max_rows) {
@@ -610,7 +636,11 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
                 e.vout,
                 e.height,
                 fmt::datetime(i64::from(e.time)),
-                e.from,
+                if e.from_address.is_empty() {
+                    &e.from
+                } else {
+                    &e.from_address
+                },
                 super::case::paid_address(e),
                 fmt::amount(e.amount, c.decimals())
             ),

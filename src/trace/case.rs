@@ -349,6 +349,24 @@ impl Case {
     /// # Errors
     /// A file that cannot be written, or an amount that does not fit its column.
     pub fn write(&self, dir: &Path, command: &[String], time: i64) -> Result<(), TraceError> {
+        self.write_recording(dir, command, command, time)
+    }
+
+    /// [`Case::write`], with `trace.json` recording `trace_command` and the audit trail
+    /// `audit_command`: a rerun of the same trace with other output flags (`--quiet`,
+    /// `--json`) keeps `trace.json` as it was, byte for byte, while the trail logs what
+    /// was typed.
+    ///
+    /// # Errors
+    /// As [`Case::write`].
+    pub fn write_recording(
+        &self,
+        dir: &Path,
+        trace_command: &[String],
+        audit_command: &[String],
+        time: i64,
+    ) -> Result<(), TraceError> {
+        let command = trace_command;
         std::fs::create_dir_all(dir)
             .map_err(|e| TraceError::Input(format!("cannot create {}: {e}", dir.display())))?;
         let results = &self.results;
@@ -515,7 +533,7 @@ impl Case {
             dir,
             crate::case::Action {
                 action: "trace",
-                command: command.to_vec(),
+                command: audit_command.to_vec(),
                 inputs: self.inputs.clone(),
                 outputs,
                 note: None,

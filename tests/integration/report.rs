@@ -599,8 +599,10 @@ fn a_case_from_before_entered_seeds_is_not_read_as_zero() {
         r["totals"].as_object_mut().unwrap().remove("entered_seeds");
     }
     std::fs::write(&path, serde_json::to_vec_pretty(&t).unwrap()).unwrap();
-    // As such a case was written: with no SHA256SUMS of the new kind to check.
-    std::fs::remove_file(case.join("SHA256SUMS")).unwrap();
+    // As such a case was written: with no SHA256SUMS or audit trail to check it by.
+    for f in ["SHA256SUMS", "audit.jsonl", "audit.head"] {
+        std::fs::remove_file(case.join(f)).unwrap();
+    }
     ok(&report(&case, &["--format", "json"]));
     let rep = json(&case.join("report/report.json"));
     let headline = rep["headline"].as_str().unwrap();
@@ -696,9 +698,34 @@ fn a_changed_case_is_not_reported_and_old_report_files_do_not_linger() {
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(
-        e.contains("edges.parquet") && e.contains("SHA256SUMS") && e.contains("case verify"),
+        e.contains("edges.parquet") && e.contains("case verify"),
         "{e}"
     );
+    // Without the audit trail, SHA256SUMS still catches it.
+    let trail = std::fs::read(case.join("audit.jsonl")).unwrap();
+    std::fs::remove_file(case.join("audit.jsonl")).unwrap();
+    let o = report(&case, &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("SHA256SUMS"), "{}", stderr(&o));
+    std::fs::write(case.join("audit.jsonl"), trail).unwrap();
+    // Changed, and its SHA256SUMS line changed to match: the audit trail still knows.
+    use bitcoin::hashes::Hash;
+    let h = bitcoin::hashes::sha256::Hash::hash(&std::fs::read(&edges).unwrap()).to_string();
+    let sums = std::fs::read_to_string(case.join("SHA256SUMS")).unwrap();
+    let fixed: String = sums
+        .lines()
+        .map(|l| {
+            if l.ends_with("  edges.parquet") {
+                format!("{h}  edges.parquet\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    std::fs::write(case.join("SHA256SUMS"), fixed).unwrap();
+    let o = report(&case, &["--format", "json"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("audit trail"), "{}", stderr(&o));
 }
 
 #[test]
@@ -721,7 +748,7 @@ fn the_transfer_table_is_per_output_and_poison_stands_apart() {
     assert!(out.join("edges.csv").is_file());
     let csv = std::fs::read_to_string(out.join("edges.csv")).unwrap();
     assert!(
-        csv.starts_with("policy,txid,vout,height,time,from,to,to_address,"),
+        csv.starts_with("policy,txid,vout,height,time,from,from_address,to,to_address,"),
         "{csv}"
     );
     // SHA256SUMS checks from the report's own folder.

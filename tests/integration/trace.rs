@@ -1325,7 +1325,7 @@ fn a_bundle_unzipped_and_verified_in_its_own_folder_replays_a_cluster_case() {
     let o = run_in(bare.path(), &["case", "verify", "case", "--data", "data"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stdout(&o).contains("Parquet files its manifest lists")
+        stdout(&o).contains("Parquet files its regtest/_manifest.json lists")
             && stdout(&o).contains("--with-data"),
         "{}",
         stdout(&o)
@@ -1455,4 +1455,38 @@ fn a_truncated_index_file_is_rebuilt_not_read() {
         &["--policy", "fifo"],
     );
     assert_eq!(before["results"], after["results"]);
+}
+
+#[test]
+fn a_rerun_with_output_flags_or_an_extra_file_keeps_the_case_and_its_report() {
+    let d = labelled_world();
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("case");
+    let c = case.to_str().unwrap();
+    ok(&run(&["case", "init", c, "--number", "1"]));
+    let o = run(&["report", c]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no trace yet"), "{}", stderr(&o));
+    let base = [
+        "trace",
+        "--data",
+        d.path().to_str().unwrap(),
+        "--seed",
+        &flagged(),
+        "--out",
+        c,
+    ];
+    let base: Vec<&str> = base.to_vec();
+    ok(&run(&base));
+    let before = std::fs::read(case.join("trace.json")).unwrap();
+    ok(&run(&["report", c, "--format", "json"]));
+    std::fs::write(case.join("my-notes.txt"), "mine").unwrap();
+    let mut quiet = base.clone();
+    quiet.insert(1, "--quiet");
+    ok(&run(&quiet));
+    assert_eq!(std::fs::read(case.join("trace.json")).unwrap(), before);
+    assert!(case.join("report/report.json").is_file() && case.join("my-notes.txt").is_file());
+    // The trail logs what was typed.
+    let trail = std::fs::read_to_string(case.join("audit.jsonl")).unwrap();
+    assert!(trail.lines().last().unwrap().contains("--quiet"));
 }
