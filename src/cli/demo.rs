@@ -240,8 +240,9 @@ fn world(
     };
     let mut o = super::report::options(ra)?;
     o.command = argv.iter().map(|x| x.to_string()).collect();
-    let summary = crate::report::report(&case, &o)
-        .map_err(|e| CliError::user(e.context(format!("demo step report ({name}) failed"))))?;
+    let summary = crate::report::report(&case, &o).map_err(|e| {
+        CliError::user(anyhow::Error::from(e).context(format!("demo step report ({name}) failed")))
+    })?;
     if !cli.json {
         super::report::print_summary(&summary);
     }

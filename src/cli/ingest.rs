@@ -287,7 +287,7 @@ pub(crate) fn ethereum(cli: &Cli, a: &super::args::IngestEthereumArgs) -> Result
     let pb = progress_bar(cli, "blocks");
     let s = ingest(client, &opts, &pb).map_err(|e| CliError {
         code: if crate::ingest::interrupted() { 130 } else { 1 },
-        error: e,
+        error: e.into(),
     })?;
     if cli.json {
         println!(

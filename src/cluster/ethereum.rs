@@ -22,7 +22,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::anyhow;
 use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt32Array};
 use arrow_schema::{DataType, Field, Schema};
 use polars::prelude::*;
@@ -82,11 +81,34 @@ pub struct EthClusters {
     pub clusters: usize,
 }
 
-fn pe(e: PolarsError) -> anyhow::Error {
-    anyhow!("{e}")
+/// Why Ethereum accounts could not be clustered.
+#[derive(Debug, thiserror::Error)]
+pub enum EthClusterError {
+    /// A dataset without what clustering needs (exit 1).
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Polars(#[from] PolarsError),
+    #[error("cannot build a table: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    #[error("cannot create {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
-fn column(df: &DataFrame, n: &str) -> anyhow::Result<Vec<String>> {
+/// Results of this module.
+pub type Result<T, E = EthClusterError> = std::result::Result<T, E>;
+
+fn pe(e: PolarsError) -> EthClusterError {
+    EthClusterError::Polars(e)
+}
+
+fn column(df: &DataFrame, n: &str) -> Result<Vec<String>> {
     Ok(df
         .column(n)
         .map_err(pe)?
@@ -101,15 +123,15 @@ fn column(df: &DataFrame, n: &str) -> anyhow::Result<Vec<String>> {
 ///
 /// # Errors
 /// No transactions ingested, or a polars error.
-pub fn cluster(chain_dir: &Path, b: &Bounds) -> anyhow::Result<EthClusters> {
+pub fn cluster(chain_dir: &Path, b: &Bounds) -> Result<EthClusters> {
     let dir = chain_dir.join("transactions");
     if !std::fs::read_dir(&dir).is_ok_and(|mut r| {
         r.any(|e| e.is_ok_and(|e| e.path().extension().is_some_and(|x| x == "parquet")))
     }) {
-        return Err(anyhow!(
+        return Err(EthClusterError::Input(format!(
             "{} has no transactions: ingest first (chaintrace ingest ethereum --rpc URL --data ...)",
             dir.display()
-        ));
+        )));
     }
     let scan = |table: &str| {
         LazyFrame::scan_parquet(
@@ -338,15 +360,18 @@ pub fn cluster(chain_dir: &Path, b: &Bounds) -> anyhow::Result<EthClusters> {
 ///
 /// # Errors
 /// A write failure.
-pub fn write(c: &EthClusters, bounds: &Bounds, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let stage = |name: &str, fields: Vec<Field>, cols: Vec<ArrayRef>| -> anyhow::Result<PathBuf> {
+pub fn write(c: &EthClusters, bounds: &Bounds, out: &Path) -> Result<Vec<PathBuf>> {
+    let stage = |name: &str, fields: Vec<Field>, cols: Vec<ArrayRef>| -> Result<PathBuf> {
         let b = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?;
         let path = out.join(name);
         let st = sink::stage(&path, &b)?;
         sink::commit(std::slice::from_ref(&st))?;
         Ok(path)
     };
-    std::fs::create_dir_all(out)?;
+    std::fs::create_dir_all(out).map_err(|source| EthClusterError::Io {
+        path: out.to_path_buf(),
+        source,
+    })?;
     let s = |n: &str| Field::new(n, DataType::Utf8, false);
     let a = stage(
         "address_cluster.parquet",
@@ -393,7 +418,7 @@ pub fn write(c: &EthClusters, bounds: &Bounds, out: &Path) -> anyhow::Result<Vec
         "hot_wallets": c.hot_wallets,
         "merges": c.merges.len(),
     });
-    let mut bytes = serde_json::to_vec_pretty(&meta)?;
+    let mut bytes = serde_json::to_vec_pretty(&meta).expect("cluster metadata serialises");
     bytes.push(b'\n');
     let p = out.join("_meta.json");
     sink::write_atomic(&p, &bytes)?;

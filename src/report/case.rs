@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, anyhow};
 use serde::Deserialize;
 
 /// The tag behind an address's name in a case.
@@ -131,28 +130,28 @@ impl Case {
     ///
     /// # Errors
     /// A missing or malformed file, or a trace with no result.
-    pub fn load(dir: &Path) -> anyhow::Result<Case> {
+    pub fn load(dir: &Path) -> Result<Case, super::ReportError> {
         let path = dir.join("trace.json");
         if !path.exists() && dir.join(crate::case::META_FILE).is_file() {
-            return Err(anyhow!(
+            return Err(super::ReportError::Input(format!(
                 "{} holds no trace yet (no trace.json): run `chaintrace trace --seed … --out {}` first",
                 dir.display(),
                 dir.display()
-            ));
+            )));
         }
-        let bytes = std::fs::read(&path).with_context(|| {
-            format!(
-                "cannot read {}: is {} a case folder written by `chaintrace trace --out`?",
+        let bytes = std::fs::read(&path).map_err(|e| {
+            super::ReportError::Input(format!(
+                "cannot read {}: {e}; is {} a case folder written by `chaintrace trace --out`?",
                 path.display(),
                 dir.display()
-            )
+            ))
         })?;
         let version = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|v| v.get("format_version").and_then(serde_json::Value::as_u64))
             .unwrap_or(0);
         if version > u64::from(crate::trace::case::CASE_FORMAT) {
-            return Err(anyhow!(
+            return Err(super::ReportError::Input(format!(
                 "{} is case format {version}, written by a newer chaintrace ({}); this version ({}) reads up to format {}: use that version, or trace again with this one",
                 path.display(),
                 serde_json::from_slice::<serde_json::Value>(&bytes)
@@ -161,16 +160,21 @@ impl Case {
                     .unwrap_or_default(),
                 crate::VERSION,
                 crate::trace::case::CASE_FORMAT
-            ));
+            )));
         }
-        let mut case: Case = serde_json::from_slice(&bytes).with_context(|| {
-            format!(
-                "{} is not a trace written by this version of chaintrace; run the trace again",
-                path.display()
-            )
-        })?;
+        let mut case: Case =
+            serde_json::from_slice(&bytes).map_err(|source| super::ReportError::Parse {
+                context: format!(
+                    "{} is not a trace written by this version of chaintrace; run the trace again",
+                    path.display()
+                ),
+                source,
+            })?;
         if case.results.is_empty() {
-            return Err(anyhow!("{} holds no policy result", path.display()));
+            return Err(super::ReportError::Input(format!(
+                "{} holds no policy result",
+                path.display()
+            )));
         }
         use bitcoin::hashes::Hash;
         case.trace_sha256 = bitcoin::hashes::sha256::Hash::hash(&bytes).to_string();

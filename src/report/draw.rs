@@ -4,7 +4,7 @@
 
 use std::sync::Once;
 
-use anyhow::anyhow;
+use super::ReportError;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -889,16 +889,20 @@ impl Chart<'_> {
     ///
     /// # Errors
     /// A drawing failure.
-    pub fn svg(&self) -> anyhow::Result<String> {
+    pub fn svg(&self) -> Result<String, ReportError> {
         register_font();
         let (w, h) = self.size();
         let mut s = String::new();
         {
             let root = SVGBackend::with_string(&mut s, (w as u32, h as u32)).into_drawing_area();
-            self.draw(&root)
-                .map_err(|e| anyhow!("cannot draw the SVG: {e:?}"))?;
-            root.present()
-                .map_err(|e| anyhow!("cannot draw the SVG: {e:?}"))?;
+            self.draw(&root).map_err(|e| ReportError::Draw {
+                what: "SVG".into(),
+                why: format!("{e:?}"),
+            })?;
+            root.present().map_err(|e| ReportError::Draw {
+                what: "SVG".into(),
+                why: format!("{e:?}"),
+            })?;
         }
         s.push('\n');
         Ok(s)
@@ -908,18 +912,26 @@ impl Chart<'_> {
     ///
     /// # Errors
     /// A drawing or file failure.
-    pub fn png(&self, dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    pub fn png(&self, dir: &std::path::Path) -> Result<Vec<u8>, ReportError> {
         register_font();
         let (w, h) = self.size();
         let tmp = dir.join(format!(".tmp-{}.png", std::process::id()));
         let r = (|| {
             let root = BitMapBackend::new(&tmp, (w as u32, h as u32)).into_drawing_area();
-            self.draw(&root)
-                .map_err(|e| anyhow!("cannot draw the PNG: {e:?}"))?;
-            root.present()
-                .map_err(|e| anyhow!("cannot write {}: {e:?}", tmp.display()))?;
+            self.draw(&root).map_err(|e| ReportError::Draw {
+                what: "PNG".into(),
+                why: format!("{e:?}"),
+            })?;
+            root.present().map_err(|e| ReportError::Draw {
+                what: format!("PNG into {}", tmp.display()),
+                why: format!("{e:?}"),
+            })?;
             drop(root);
-            std::fs::read(&tmp).map_err(|e| anyhow!("cannot read {}: {e}", tmp.display()))
+            std::fs::read(&tmp).map_err(|source| ReportError::Io {
+                what: "cannot read",
+                path: tmp.clone(),
+                source,
+            })
         })();
         let _ = std::fs::remove_file(&tmp);
         r

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context, anyhow};
+use super::ReportError;
 
 use crate::trace::Amount;
 
@@ -97,12 +97,15 @@ pub fn datetime(secs: i64) -> String {
 ///
 /// # Errors
 /// Any other text.
-pub fn parse_timestamp(s: &str) -> anyhow::Result<i64> {
+pub fn parse_timestamp(s: &str) -> Result<i64, ReportError> {
     if let Ok(n) = s.parse::<i64>() {
         return Ok(n);
     }
-    let bad =
-        || anyhow!("{s:?} is not a time: use YYYY-MM-DDTHH:MM:SSZ, YYYY-MM-DD or unix seconds");
+    let bad = || {
+        ReportError::Input(format!(
+            "{s:?} is not a time: use YYYY-MM-DDTHH:MM:SSZ, YYYY-MM-DD or unix seconds"
+        ))
+    };
     let (d, t) = match s.split_once('T') {
         Some((d, t)) => (d, t.trim_end_matches('Z')),
         None => (s, "00:00:00"),
@@ -158,9 +161,12 @@ impl Prices {
     ///
     /// # Errors
     /// A missing file, missing columns or a malformed row (named by line).
-    pub fn load(path: &Path, currency: &str) -> anyhow::Result<Prices> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the price file {}", path.display()))?;
+    pub fn load(path: &Path, currency: &str) -> Result<Prices, ReportError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ReportError::Io {
+            what: "cannot read the price file",
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut lines = text.lines();
         let header: Vec<String> = lines
             .next()
@@ -170,11 +176,11 @@ impl Prices {
             .collect();
         let col = |names: &[&str]| header.iter().position(|h| names.contains(&h.as_str()));
         let (Some(dc), Some(pc)) = (col(&["date", "day"]), col(&["close", "price"])) else {
-            return Err(anyhow!(
+            return Err(ReportError::Input(format!(
                 "{}: the header needs a Date column and a Close (or Price) column, found {:?}",
                 path.display(),
                 header
-            ));
+            )));
         };
         let mut by_day = BTreeMap::new();
         for (n, line) in lines.enumerate() {
@@ -186,18 +192,26 @@ impl Prices {
             let day = f
                 .get(dc)
                 .and_then(|d| parse_timestamp(d.trim()).ok())
-                .ok_or_else(|| anyhow!("{}:{lineno}: bad date", path.display()))?;
+                .ok_or_else(|| {
+                    ReportError::Input(format!("{}:{lineno}: bad date", path.display()))
+                })?;
             let Some(p) = f.get(pc).and_then(|p| micros(p)) else {
                 // Yahoo writes "null" on days without a quote: such a day has no price.
                 if f.get(pc).is_some_and(|p| p.trim() == "null") {
                     continue;
                 }
-                return Err(anyhow!("{}:{lineno}: bad price", path.display()));
+                return Err(ReportError::Input(format!(
+                    "{}:{lineno}: bad price",
+                    path.display()
+                )));
             };
             by_day.insert(day.div_euclid(86_400), p);
         }
         if by_day.is_empty() {
-            return Err(anyhow!("{} holds no price", path.display()));
+            return Err(ReportError::Input(format!(
+                "{} holds no price",
+                path.display()
+            )));
         }
         Ok(Prices {
             currency: currency.to_ascii_uppercase(),

@@ -16,7 +16,6 @@ pub mod pdf;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, anyhow};
 use serde::Serialize;
 
 use self::case::{Case, PolicyResult};
@@ -24,6 +23,36 @@ use self::draw::{Flow, FlowText, Frame};
 use self::graph::{FlowGraph, GraphOptions};
 use crate::store::sink;
 use crate::trace::Amount;
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A wrong option or an unusable case (a changed, newer or empty one); exit 1.
+    #[error("{0}")]
+    Input(String),
+    /// A file that cannot be read or written.
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file that is not what it should be.
+    #[error("{context}: {source}")]
+    Parse {
+        context: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A chart that could not be drawn.
+    #[error("cannot draw the {what}: {why}")]
+    Draw { what: String, why: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Case(#[from] crate::case::CaseError),
+}
 
 /// Every output format.
 pub const FORMATS: [&str; 8] = ["svg", "png", "html", "csv", "graphml", "dot", "json", "pdf"];
@@ -784,7 +813,7 @@ fn put(
     name: &str,
     bytes: &[u8],
     files: &mut Vec<(String, String, u64)>,
-) -> anyhow::Result<()> {
+) -> Result<(), ReportError> {
     sink::write_atomic(&out.join(name), bytes)?;
     use bitcoin::hashes::Hash;
     files.push((
@@ -797,7 +826,7 @@ fn put(
 
 /// Refuses a case whose files no longer match the `SHA256SUMS` its trace wrote: a report
 /// of an edited case would present altered evidence as the trace's.
-fn check_sums(case_dir: &Path, case: &Case) -> anyhow::Result<()> {
+fn check_sums(case_dir: &Path, case: &Case) -> Result<(), ReportError> {
     // The audit trail's record of what the trace wrote, then SHA256SUMS: editing a file
     // and its sum together still fails the first.
     if let Some((t, _)) = crate::case::read(case_dir)
@@ -811,12 +840,12 @@ fn check_sums(case_dir: &Path, case: &Case) -> anyhow::Result<()> {
                 _ => continue,
             };
             if got != *want {
-                return Err(anyhow!(
+                return Err(ReportError::Input(format!(
                     "{} is not what the trace wrote (sha256 {got}; the audit trail's entry {} records {want}): the case was changed after its trace. Run `chaintrace case verify {}` to see what changed, and trace again for a sound case",
                     case_dir.join(name).display(),
                     t.seq,
                     case_dir.display()
-                ));
+                )));
             }
         }
     }
@@ -834,12 +863,12 @@ fn check_sums(case_dir: &Path, case: &Case) -> anyhow::Result<()> {
             _ => continue,
         };
         if got != want {
-            return Err(anyhow!(
+            return Err(ReportError::Input(format!(
                 "{} does not match {} (sha256 {got}, recorded {want}): the case was changed after its trace wrote it. Run `chaintrace case verify {}` to see what changed, and trace again for a sound case",
                 case_dir.join(name).display(),
                 sums.display(),
                 case_dir.display()
-            ));
+            )));
         }
     }
     Ok(())
@@ -863,13 +892,13 @@ fn earlier_outputs(out: &Path) -> Vec<String> {
 /// # Errors
 /// An unreadable case, an unknown policy or format, an unreadable price file, or a
 /// failure to write.
-pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummary> {
+pub fn report(case_dir: &Path, o: &ReportOptions) -> Result<ReportSummary, ReportError> {
     for f in &o.formats {
         if !FORMATS.contains(&f.as_str()) {
-            return Err(anyhow!(
+            return Err(ReportError::Input(format!(
                 "unknown format {f:?}; choose from {}",
                 FORMATS.join(",")
-            ));
+            )));
         }
     }
     let case = Case::load(case_dir)?;
@@ -885,10 +914,10 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
         .find(|r| r.policy == policy)
         .ok_or_else(|| {
             let have: Vec<&str> = case.results.iter().map(|r| r.policy.as_str()).collect();
-            anyhow!(
+            ReportError::Input(format!(
                 "the case has no {policy} result; it has {}",
                 have.join(", ")
-            )
+            ))
         })?;
     let prices = o
         .prices
@@ -909,8 +938,11 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64)
     }));
-    std::fs::create_dir_all(&o.out)
-        .with_context(|| format!("cannot create {}", o.out.display()))?;
+    std::fs::create_dir_all(&o.out).map_err(|source| ReportError::Io {
+        what: "cannot create",
+        path: o.out.clone(),
+        source,
+    })?;
     let earlier = earlier_outputs(&o.out);
     let want = |f: &str| o.formats.contains(f);
     let text = FlowText {
@@ -1031,9 +1063,9 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
         }
         PathChoice::Exits(ns) => {
             if let Some(n) = ns.iter().find(|&&n| n > exit_count) {
-                return Err(anyhow!(
+                return Err(ReportError::Input(format!(
                     "--path E{n}: the {policy} result has {exit_count} exit(s) (E1 to E{exit_count} in the exits table)"
-                ));
+                )));
             }
             ns.clone()
         }
@@ -1323,7 +1355,12 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> anyhow::Result<ReportSummar
             match std::fs::remove_file(o.out.join(&f)) {
                 Ok(()) => removed.push(f),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(anyhow!("cannot remove {}: {e}", o.out.join(&f).display())),
+                Err(e) => {
+                    return Err(ReportError::Input(format!(
+                        "cannot remove {}: {e}",
+                        o.out.join(&f).display()
+                    )));
+                }
             }
         }
     }

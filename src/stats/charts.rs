@@ -37,7 +37,7 @@ pub fn size_buckets(values: &[(String, u64)]) -> (Vec<String>, Series) {
 ///
 /// # Errors
 /// A drawing or write failure.
-pub fn write(chart: &Chart, dir: &Path, name: &str) -> anyhow::Result<Vec<PathBuf>> {
+pub fn write(chart: &Chart, dir: &Path, name: &str) -> super::Result<Vec<PathBuf>> {
     let svg = dir.join(format!("{name}.svg"));
     crate::store::sink::write_atomic(&svg, chart.svg()?.as_bytes())?;
     let png = dir.join(format!("{name}.png"));
@@ -65,7 +65,7 @@ pub fn bars(
     x: &[String],
     series: &Series,
     y_desc: &str,
-) -> anyhow::Result<Vec<PathBuf>> {
+) -> super::Result<Vec<PathBuf>> {
     write(
         &Chart::Bars {
             size: (1300, 620),
@@ -90,7 +90,7 @@ pub fn sizes_and_counterparties(
     sizes: &Frame,
     items: &[(String, u64, String)],
     counterparties: &Frame,
-) -> anyhow::Result<Vec<PathBuf>> {
+) -> super::Result<Vec<PathBuf>> {
     let (x, series) = size_buckets(values);
     let mut files = bars(dir, "payment_sizes", sizes, &x, &series, "payments")?;
     files.extend(write(

@@ -20,7 +20,6 @@ pub mod charts;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, anyhow};
 use polars::prelude::*;
 
 use crate::report::fmt;
@@ -81,12 +80,38 @@ impl Period {
     }
 }
 
-fn pe(e: PolarsError) -> anyhow::Error {
-    anyhow!("{e}")
+/// Why statistics could not be computed.
+#[derive(Debug, thiserror::Error)]
+pub enum StatsError {
+    /// A wrong request or a dataset without what it needs (exit 1).
+    #[error("{0}")]
+    Input(String),
+    #[error("{0}")]
+    Polars(#[from] PolarsError),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Report(#[from] crate::report::ReportError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Labels(#[from] crate::labels::LabelError),
+}
+
+/// Results of this module.
+pub type Result<T, E = StatsError> = std::result::Result<T, E>;
+
+fn pe(e: PolarsError) -> StatsError {
+    StatsError::Polars(e)
 }
 
 impl Source {
-    fn table(&self, table: &str) -> anyhow::Result<LazyFrame> {
+    fn table(&self, table: &str) -> Result<LazyFrame> {
         let dir = self.chain_dir.join(table);
         let any = std::fs::read_dir(&dir)
             .map(|mut r| {
@@ -94,19 +119,22 @@ impl Source {
             })
             .unwrap_or(false);
         if !any {
-            return Err(anyhow!(
+            return Err(StatsError::Input(format!(
                 "{} has no Parquet parts: the dataset is empty; ingest a chain first (chaintrace ingest bitcoin ... --data {})",
                 dir.display(),
                 self.data.display()
-            ));
+            )));
         }
         let pattern = dir.join("*.parquet").display().to_string();
         LazyFrame::scan_parquet(PlRefPath::new(pattern), ScanArgsParquet::default()).map_err(pe)
     }
 
-    fn file(path: &Path, what: &str) -> anyhow::Result<LazyFrame> {
+    fn file(path: &Path, what: &str) -> Result<LazyFrame> {
         if !path.is_file() {
-            return Err(anyhow!("{} is missing: {what}", path.display()));
+            return Err(StatsError::Input(format!(
+                "{} is missing: {what}",
+                path.display()
+            )));
         }
         LazyFrame::scan_parquet(
             PlRefPath::new(path.display().to_string()),
@@ -117,13 +145,13 @@ impl Source {
 
     /// `address, entity, category` of every tagged (or cluster-tagged) address, one row
     /// per address: the tag in use after `labels::precedence` (the same one a trace uses).
-    pub fn entities(&self) -> anyhow::Result<LazyFrame> {
+    pub fn entities(&self) -> Result<LazyFrame> {
         let path = crate::labels::tags_path(&self.data);
         if !path.is_file() {
-            return Err(anyhow!(
+            return Err(StatsError::Input(format!(
                 "{} is missing: no labels yet; import some with chaintrace labels import",
                 path.display()
-            ));
+            )));
         }
         let resolved = crate::labels::load(
             &self.data,
@@ -168,11 +196,11 @@ impl Source {
             .select([col("address"), col("entity"), col("category")]))
     }
 
-    fn blocks(&self) -> anyhow::Result<LazyFrame> {
+    fn blocks(&self) -> Result<LazyFrame> {
         Ok(self.table("blocks")?.select([col("height"), col("time")]))
     }
 
-    fn outputs(&self) -> anyhow::Result<LazyFrame> {
+    fn outputs(&self) -> Result<LazyFrame> {
         Ok(self
             .table("outputs")?
             .select([
@@ -185,7 +213,7 @@ impl Source {
             .filter(col("address").is_not_null()))
     }
 
-    fn inputs(&self) -> anyhow::Result<LazyFrame> {
+    fn inputs(&self) -> Result<LazyFrame> {
         Ok(self
             .table("inputs")?
             .select([col("txid"), col("vin"), col("value"), col("address")])
@@ -194,7 +222,7 @@ impl Source {
 }
 
 /// The distinct categories of the labels (for error messages).
-fn categories(ents: LazyFrame) -> anyhow::Result<Vec<String>> {
+fn categories(ents: LazyFrame) -> Result<Vec<String>> {
     let df = ents
         .select([col("category")])
         .unique(None, UniqueKeepStrategy::Any)
@@ -205,14 +233,14 @@ fn categories(ents: LazyFrame) -> anyhow::Result<Vec<String>> {
 }
 
 /// A string column.
-pub fn strings(df: &DataFrame, name: &str) -> anyhow::Result<Vec<Option<String>>> {
+pub fn strings(df: &DataFrame, name: &str) -> Result<Vec<Option<String>>> {
     let c = df.column(name).map_err(pe)?;
     let s = c.str().map_err(pe)?;
     Ok(s.iter().map(|v| v.map(str::to_string)).collect())
 }
 
 /// An integer column (any integer type) as i64.
-pub fn ints(df: &DataFrame, name: &str) -> anyhow::Result<Vec<Option<i64>>> {
+pub fn ints(df: &DataFrame, name: &str) -> Result<Vec<Option<i64>>> {
     let c = df.column(name).map_err(pe)?;
     let c = c.cast(&DataType::Int64).map_err(pe)?;
     let s = c.i64().map_err(pe)?;
@@ -220,19 +248,19 @@ pub fn ints(df: &DataFrame, name: &str) -> anyhow::Result<Vec<Option<i64>>> {
 }
 
 /// `entities` restricted to `cats`, or a clear error naming the categories there are.
-fn in_categories(src: &Source, cats: &[String]) -> anyhow::Result<LazyFrame> {
+fn in_categories(src: &Source, cats: &[String]) -> Result<LazyFrame> {
     let ents = src.entities()?;
     let have = categories(ents.clone())?;
     for c in cats {
         if !have.contains(c) {
-            return Err(anyhow!(
+            return Err(StatsError::Input(format!(
                 "no label has the category {c:?}; the labels have: {}",
                 if have.is_empty() {
                     "none".to_string()
                 } else {
                     have.join(", ")
                 }
-            ));
+            )));
         }
     }
     let wanted = df!("category" => cats.to_vec()).map_err(pe)?.lazy();
@@ -240,7 +268,7 @@ fn in_categories(src: &Source, cats: &[String]) -> anyhow::Result<LazyFrame> {
 }
 
 /// `txid, entity` of every transaction with an input of one of `ents`' addresses.
-fn funded(src: &Source, ents: LazyFrame) -> anyhow::Result<LazyFrame> {
+fn funded(src: &Source, ents: LazyFrame) -> Result<LazyFrame> {
     Ok(src
         .inputs()?
         .inner_join(ents, col("address"), col("address"))
@@ -254,7 +282,7 @@ fn period_col(p: Period) -> Expr {
 
 /// Receipts of `ents` (see the module doc): `height, txid, value, entity, category, payer,
 /// time, period`.
-fn receipts(src: &Source, ents: LazyFrame, p: Period) -> anyhow::Result<LazyFrame> {
+fn receipts(src: &Source, ents: LazyFrame, p: Period) -> Result<LazyFrame> {
     let internal = funded(src, ents.clone())?.with_column(lit(true).alias("internal"));
     let payer = src
         .inputs()?
@@ -286,7 +314,7 @@ fn receipts(src: &Source, ents: LazyFrame, p: Period) -> anyhow::Result<LazyFram
 
 /// `txid, entity` of every transaction all of whose inputs are one of `ents`' (CoinJoins and
 /// other shared transactions are left out: their outputs are not one entity's spending).
-fn funded_alone(src: &Source, ents: LazyFrame) -> anyhow::Result<LazyFrame> {
+fn funded_alone(src: &Source, ents: LazyFrame) -> Result<LazyFrame> {
     let per_tx = src
         .inputs()?
         .group_by([col("txid")])
@@ -303,7 +331,7 @@ fn funded_alone(src: &Source, ents: LazyFrame) -> anyhow::Result<LazyFrame> {
 
 /// Sendings of `ents`: `height, txid, value, address, entity, category, to_entity,
 /// to_category, time, period`.
-fn sendings(src: &Source, ents: LazyFrame, p: Period) -> anyhow::Result<LazyFrame> {
+fn sendings(src: &Source, ents: LazyFrame, p: Period) -> Result<LazyFrame> {
     let all = src.entities()?.select([
         col("address"),
         col("entity").alias("to_entity"),
@@ -329,7 +357,7 @@ fn sendings(src: &Source, ents: LazyFrame, p: Period) -> anyhow::Result<LazyFram
 }
 
 /// The `keys` columns of `df` as text (group keys).
-fn key_columns(df: &DataFrame, keys: &[&str]) -> anyhow::Result<Vec<Vec<String>>> {
+fn key_columns(df: &DataFrame, keys: &[&str]) -> Result<Vec<Vec<String>>> {
     keys.iter()
         .map(|k| {
             let c = df.column(k).map_err(pe)?;
@@ -353,7 +381,7 @@ fn fiat_by(
     keys: &[&str],
     amount_col: &str,
     prices: &fmt::Prices,
-) -> anyhow::Result<std::collections::BTreeMap<Vec<String>, (u128, usize)>> {
+) -> Result<std::collections::BTreeMap<Vec<String>, (u128, usize)>> {
     let amounts = ints(df, amount_col)?;
     let time = df
         .column("time")
@@ -382,7 +410,7 @@ fn add_fiat(
     sums: &std::collections::BTreeMap<Vec<String>, (u128, usize)>,
     name: &str,
     cur: &str,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let key_cols = key_columns(table, keys)?;
     let mut val = Vec::with_capacity(table.height());
     let mut missing = Vec::with_capacity(table.height());
@@ -427,7 +455,7 @@ pub fn flows(
     cats: &[String],
     p: Period,
     prices: Option<&fmt::Prices>,
-) -> anyhow::Result<Flows> {
+) -> Result<Flows> {
     let ents = in_categories(src, cats)?;
     // Receipts and sendings are small next to the tables they come from: computed once,
     // then every aggregate reads them from memory instead of scanning the dataset again.
@@ -559,7 +587,7 @@ pub fn exposure(
     category: &str,
     illicit: &[String],
     case: Option<(&Path, &str)>,
-) -> anyhow::Result<Exposure> {
+) -> Result<Exposure> {
     let ents = in_categories(src, &[category.to_string()])?;
     let rec = receipts(src, ents, Period::Month)?;
     let inflow = rec
@@ -573,11 +601,11 @@ pub fn exposure(
             let (known, missing): (Vec<String>, Vec<String>) =
                 illicit.iter().cloned().partition(|c| have.contains(c));
             if known.is_empty() {
-                return Err(anyhow!(
+                return Err(StatsError::Input(format!(
                     "no label has any of the illicit categories {}; the labels have: {} (choose with --illicit)",
                     illicit.join(", "),
                     have.join(", ")
-                ));
+                )));
             }
             if !missing.is_empty() {
                 eprintln!(
@@ -703,7 +731,7 @@ pub struct EntityStats {
 ///
 /// # Errors
 /// An unknown entity or address, or a polars error.
-pub fn entity(src: &Source, target: &str, p: Period) -> anyhow::Result<EntityStats> {
+pub fn entity(src: &Source, target: &str, p: Period) -> Result<EntityStats> {
     let ents = src.entities().ok();
     let named = match &ents {
         Some(e) => e
@@ -753,10 +781,10 @@ pub fn entity(src: &Source, target: &str, p: Period) -> anyhow::Result<EntitySta
         .map_err(pe)?;
     let outputs = ints(&totals, "outputs")?[0].unwrap_or(0);
     if outputs == 0 {
-        return Err(anyhow!(
+        return Err(StatsError::Input(format!(
             "{target:?} is neither a labelled entity nor an address that received anything in {} (check --network, the labels, or the ingest)",
             src.chain_dir.display()
-        ));
+        )));
     }
     let spent = all_out
         .select([col("value").sum().alias("spent_all")])
@@ -778,7 +806,7 @@ pub fn entity(src: &Source, target: &str, p: Period) -> anyhow::Result<EntitySta
     let (r_tot, s_tot) = (totals_of(&rec)?, totals_of(&send)?);
     let received_all = ints(&totals, "received_all")?[0].unwrap_or(0);
     let spent_all = ints(&spent, "spent_all")?[0].unwrap_or(0);
-    let t = |df: &DataFrame, c: &str| -> anyhow::Result<Option<i64>> {
+    let t = |df: &DataFrame, c: &str| -> Result<Option<i64>> {
         Ok(ints(df, c)?[0].map(|ms| ms / 1000))
     };
     let first = [t(&r_tot, "first")?, t(&s_tot, "first")?]
@@ -893,13 +921,12 @@ pub fn entity(src: &Source, target: &str, p: Period) -> anyhow::Result<EntitySta
 ///
 /// # Errors
 /// A write failure.
-pub fn write_table(
-    df: &mut DataFrame,
-    dir: &Path,
-    name: &str,
-    p: Period,
-) -> anyhow::Result<Vec<PathBuf>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+pub fn write_table(df: &mut DataFrame, dir: &Path, name: &str, p: Period) -> Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir).map_err(|source| StatsError::Io {
+        what: "cannot create",
+        path: dir.to_path_buf(),
+        source,
+    })?;
     let mut csv = String::new();
     let names: Vec<String> = df
         .get_column_names()
@@ -933,7 +960,7 @@ pub fn write_table(
                     .collect(),
             })
         })
-        .collect::<anyhow::Result<_>>()?;
+        .collect::<Result<_>>()?;
     for i in 0..df.height() {
         let row: Vec<&str> = cols.iter().map(|c| c[i].as_str()).collect();
         csv.push_str(&row.join(","));

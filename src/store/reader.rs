@@ -4,7 +4,6 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, anyhow};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{UInt32Type, UInt64Type};
 use arrow_array::{Array, RecordBatch};
@@ -12,6 +11,46 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use super::StoreError;
+
+/// Why a table of ours could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read {path}: {source}; ingest first")]
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}: {source}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not readable Parquet: {source}")]
+    Parquet {
+        path: PathBuf,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    #[error("{path}: a batch is not readable: {source}")]
+    Arrow {
+        path: PathBuf,
+        #[source]
+        source: arrow_schema::ArrowError,
+    },
+    #[error("column {name} is missing: re-ingest with this version")]
+    Missing { name: String },
+    #[error("column {name} is not {want}")]
+    Type { name: String, want: &'static str },
+    /// An error of the caller's, in the file it was reading.
+    #[error("reading {path}")]
+    In {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
 
 /// `(height, hash)` of every row of a `blocks` part.
 ///
@@ -55,9 +94,15 @@ pub fn block_hashes(path: &Path) -> Result<Vec<(u32, String)>, StoreError> {
 }
 
 /// The part files of `dir`, in part (block) order.
-pub fn part_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+///
+/// # Errors
+/// An unreadable directory.
+pub fn part_files(dir: &Path) -> Result<Vec<PathBuf>, ReadError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}: ingest first", dir.display()))?
+        .map_err(|source| ReadError::Dir {
+            path: dir.to_path_buf(),
+            source,
+        })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
             p.file_name()
@@ -70,24 +115,42 @@ pub fn part_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// Calls `f` on each batch of every part of `dir`, in part order, with `columns` only.
-pub fn each_batch(
+///
+/// # Errors
+/// A file that cannot be read, or `f`'s error (named by the file it was reading).
+pub fn each_batch<E>(
     dir: &Path,
     columns: &[&str],
-    f: impl FnMut(&RecordBatch) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+    f: impl FnMut(&RecordBatch) -> Result<(), E>,
+) -> Result<(), E>
+where
+    E: From<ReadError> + Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     each_batch_of(&part_files(dir)?, columns, f)
 }
 
 /// Calls `f` on each batch of `files`, in order, with `columns` only (those present).
-pub fn each_batch_of(
+///
+/// # Errors
+/// As [`each_batch`].
+pub fn each_batch_of<E>(
     files: &[PathBuf],
     columns: &[&str],
-    mut f: impl FnMut(&RecordBatch) -> anyhow::Result<()>,
-) -> anyhow::Result<()> {
+    mut f: impl FnMut(&RecordBatch) -> Result<(), E>,
+) -> Result<(), E>
+where
+    E: From<ReadError> + Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     for path in files {
-        let ctx = || format!("reading {}", path.display());
-        let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).with_context(ctx)?)
-            .with_context(ctx)?;
+        let pq = |source| ReadError::Parquet {
+            path: path.clone(),
+            source,
+        };
+        let file = File::open(path).map_err(|source| ReadError::File {
+            path: path.clone(),
+            source,
+        })?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(pq)?;
         let present: Vec<&str> = columns
             .iter()
             .copied()
@@ -98,9 +161,18 @@ pub fn each_batch_of(
             .with_projection(mask)
             .with_batch_size(65_536)
             .build()
-            .with_context(ctx)?
+            .map_err(pq)?
         {
-            f(&batch.with_context(ctx)?).with_context(ctx)?;
+            let batch = batch.map_err(|source| ReadError::Arrow {
+                path: path.clone(),
+                source,
+            })?;
+            f(&batch).map_err(|e| {
+                E::from(ReadError::In {
+                    path: path.clone(),
+                    source: e.into(),
+                })
+            })?;
         }
     }
     Ok(())
@@ -111,25 +183,52 @@ pub fn each_batch_of(
 pub struct Cols<'a>(pub &'a RecordBatch);
 
 impl<'a> Cols<'a> {
-    pub fn get(&self, n: &str) -> anyhow::Result<&'a dyn Array> {
+    /// Column `n`.
+    ///
+    /// # Errors
+    /// No such column.
+    pub fn get(&self, n: &str) -> Result<&'a dyn Array, ReadError> {
         self.0
             .column_by_name(n)
             .map(|c| c.as_ref())
-            .ok_or_else(|| anyhow!("column {n} is missing: re-ingest with this version"))
+            .ok_or_else(|| ReadError::Missing {
+                name: n.to_string(),
+            })
     }
-    pub fn str(&self, n: &str) -> anyhow::Result<&'a arrow_array::StringArray> {
+    /// Text column `n`.
+    ///
+    /// # Errors
+    /// No such column, or not text.
+    pub fn str(&self, n: &str) -> Result<&'a arrow_array::StringArray, ReadError> {
         self.get(n)?
             .as_string_opt::<i32>()
-            .ok_or_else(|| anyhow!("column {n} is not text"))
+            .ok_or_else(|| ReadError::Type {
+                name: n.to_string(),
+                want: "text",
+            })
     }
-    pub fn u64(&self, n: &str) -> anyhow::Result<&'a arrow_array::UInt64Array> {
+    /// UInt64 column `n`.
+    ///
+    /// # Errors
+    /// No such column, or another type.
+    pub fn u64(&self, n: &str) -> Result<&'a arrow_array::UInt64Array, ReadError> {
         self.get(n)?
             .as_primitive_opt::<UInt64Type>()
-            .ok_or_else(|| anyhow!("column {n} is not UInt64"))
+            .ok_or_else(|| ReadError::Type {
+                name: n.to_string(),
+                want: "UInt64",
+            })
     }
-    pub fn u32(&self, n: &str) -> anyhow::Result<&'a arrow_array::UInt32Array> {
+    /// UInt32 column `n`.
+    ///
+    /// # Errors
+    /// No such column, or another type.
+    pub fn u32(&self, n: &str) -> Result<&'a arrow_array::UInt32Array, ReadError> {
         self.get(n)?
             .as_primitive_opt::<UInt32Type>()
-            .ok_or_else(|| anyhow!("column {n} is not UInt32"))
+            .ok_or_else(|| ReadError::Type {
+                name: n.to_string(),
+                want: "UInt32",
+            })
     }
 }

@@ -16,12 +16,38 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::anyhow;
 use arrow_array::Array;
 
 use super::Amount;
 use super::account::{FEE, Ledger, Transfer};
-use crate::store::reader::{Cols, each_batch, each_batch_of, part_files};
+use crate::store::reader::{Cols, ReadError, each_batch, each_batch_of, part_files};
+
+/// Why the transfers of an Ethereum dataset cannot be traced.
+#[derive(Debug, thiserror::Error)]
+pub enum EthTraceError {
+    #[error(
+        "--token {given:?}: use eth, a token symbol ({known}) or the token contract's 0x address"
+    )]
+    Token { given: String, known: String },
+    #[error("{what}: amount {value} is not an integer below 2^128, which tracing needs")]
+    Amount { what: String, value: String },
+    #[error("block {0} is beyond what tracing indexes (2^32)")]
+    Block(u64),
+    #[error("{0}: the fee overflows")]
+    FeeOverflow(String),
+    #[error(
+        "{0} is an ERC-721 (NFT) contract: its transfers move token ids, not amounts, so taint models do not apply"
+    )]
+    Nft(String),
+    #[error(
+        "the dataset holds no transfer of token {0}: check the address, or ingest the blocks where it moves"
+    )]
+    NoTokenTransfer(String),
+    #[error("the dataset holds no ETH transfer: ingest blocks first")]
+    NoEthTransfer,
+    #[error(transparent)]
+    Read(#[from] ReadError),
+}
 
 /// What to trace.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,7 +75,11 @@ impl Asset {
     ///
     /// # Errors
     /// Anything else.
-    pub fn parse(s: &str, decimals: Option<u32>, symbol: Option<&str>) -> anyhow::Result<Asset> {
+    pub fn parse(
+        s: &str,
+        decimals: Option<u32>,
+        symbol: Option<&str>,
+    ) -> Result<Asset, EthTraceError> {
         let t = s.trim();
         if t.eq_ignore_ascii_case("eth") {
             return Ok(Asset::Eth);
@@ -75,10 +105,10 @@ impl Asset {
                 decimals,
             });
         }
-        Err(anyhow!(
-            "--token {s:?}: use eth, a token symbol ({}) or the token contract's 0x address",
-            KNOWN_TOKENS.map(|k| k.0).join(", ")
-        ))
+        Err(EthTraceError::Token {
+            given: s.to_string(),
+            known: KNOWN_TOKENS.map(|k| k.0).join(", "),
+        })
     }
 
     /// The unit shown with amounts (ETH, USDT, or the contract's short address).
@@ -108,12 +138,10 @@ fn text(a: &arrow_array::StringArray, i: usize) -> Option<&str> {
     (!a.is_null(i)).then(|| a.value(i))
 }
 
-fn amount(s: &str, what: &dyn Fn() -> String) -> anyhow::Result<Amount> {
-    s.parse::<Amount>().map_err(|_| {
-        anyhow!(
-            "{}: amount {s} is not an integer below 2^128, which tracing needs",
-            what()
-        )
+fn amount(s: &str, what: &dyn Fn() -> String) -> Result<Amount, EthTraceError> {
+    s.parse::<Amount>().map_err(|_| EthTraceError::Amount {
+        what: what(),
+        value: s.to_string(),
     })
 }
 
@@ -222,15 +250,15 @@ impl Builder<'_> {
     }
 }
 
-fn block_u32(n: u64) -> anyhow::Result<u32> {
-    u32::try_from(n).map_err(|_| anyhow!("block {n} is beyond what tracing indexes (2^32)"))
+fn block_u32(n: u64) -> Result<u32, EthTraceError> {
+    u32::try_from(n).map_err(|_| EthTraceError::Block(n))
 }
 
 /// Block timestamps, by number.
 ///
 /// # Errors
 /// Unreadable parts.
-pub fn block_times(chain_dir: &Path) -> anyhow::Result<Vec<(u32, u32)>> {
+pub fn block_times(chain_dir: &Path) -> Result<Vec<(u32, u32)>, EthTraceError> {
     let mut out = Vec::new();
     each_batch(&chain_dir.join("blocks"), &["number", "timestamp"], |b| {
         let c = Cols(b);
@@ -238,7 +266,7 @@ pub fn block_times(chain_dir: &Path) -> anyhow::Result<Vec<(u32, u32)>> {
         for i in 0..b.num_rows() {
             out.push((block_u32(n.value(i))?, t.value(i) as u32));
         }
-        Ok(())
+        Ok::<(), EthTraceError>(())
     })?;
     out.sort_unstable();
     Ok(out)
@@ -248,7 +276,7 @@ pub fn block_times(chain_dir: &Path) -> anyhow::Result<Vec<(u32, u32)>> {
 ///
 /// # Errors
 /// A missing or damaged file.
-pub fn address_clusters(dir: &Path) -> anyhow::Result<Vec<(String, u32)>> {
+pub fn address_clusters(dir: &Path) -> Result<Vec<(String, u32)>, EthTraceError> {
     let mut out = Vec::new();
     each_batch_of(
         &[dir.join("address_cluster.parquet")],
@@ -259,7 +287,7 @@ pub fn address_clusters(dir: &Path) -> anyhow::Result<Vec<(String, u32)>> {
             for i in 0..b.num_rows() {
                 out.push((a.value(i).to_string(), id.value(i)));
             }
-            Ok(())
+            Ok::<(), EthTraceError>(())
         },
     )?;
     Ok(out)
@@ -270,7 +298,7 @@ pub fn address_clusters(dir: &Path) -> anyhow::Result<Vec<(String, u32)>> {
 ///
 /// # Errors
 /// The table is missing.
-pub fn parts(chain_dir: &Path, asset: &Asset) -> anyhow::Result<Vec<String>> {
+pub fn parts(chain_dir: &Path, asset: &Asset) -> Result<Vec<String>, EthTraceError> {
     let table = match asset {
         Asset::Eth => "transactions",
         Asset::Token { .. } => "token_transfers",
@@ -293,7 +321,7 @@ pub fn chunk(
     last: u32,
     times: &HashMap<u32, u32>,
     accounts: &mut Accounts,
-) -> anyhow::Result<Chunk> {
+) -> Result<Chunk, EthTraceError> {
     let time = |b: u32| times.get(&b).copied().unwrap_or(0);
     let files = |table: &str| -> Vec<PathBuf> {
         parts
@@ -349,7 +377,7 @@ pub fn chunk(
                         let price = text(egp, i).or_else(|| text(gp, i)).unwrap_or("0");
                         let fee = amount(price, &what)?
                             .checked_mul(Amount::from(gas_used.value(i)))
-                            .ok_or_else(|| anyhow!("{}: the fee overflows", what()))?;
+                            .ok_or_else(|| EthTraceError::FeeOverflow(what()))?;
                         let key = |step| (block, idx.value(i), step, Vec::new());
                         if fee > 0 {
                             l.push(key(0), time(block), h, from.value(i), None, fee);
@@ -364,7 +392,7 @@ pub fn chunk(
                             l.push(key(1), time(block), h, from.value(i), Some(dest), v);
                         }
                     }
-                    Ok(())
+                    Ok::<(), EthTraceError>(())
                 },
             )?;
             {
@@ -428,7 +456,7 @@ pub fn chunk(
                                 l.push((block, idx.value(i), 2, at), time(block), h, f, Some(t), v);
                             }
                         }
-                        Ok(())
+                        Ok::<(), EthTraceError>(())
                     },
                 )?;
             }
@@ -480,7 +508,7 @@ pub fn chunk(
                         let key = (block, idx.value(i), li.value(i) as u32, Vec::new());
                         l.push(key, time(block), h, from.value(i), Some(to.value(i)), v);
                     }
-                    Ok(())
+                    Ok::<(), EthTraceError>(())
                 },
             )?;
         }
@@ -489,15 +517,11 @@ pub fn chunk(
 }
 
 /// Why a dataset gives `asset` nothing to trace (no ERC-20 transfer of the token).
-pub fn nothing_to_trace(asset: &Asset, nft: usize) -> anyhow::Error {
+pub fn nothing_to_trace(asset: &Asset, nft: usize) -> EthTraceError {
     match asset {
-        Asset::Token { contract, .. } if nft > 0 => anyhow!(
-            "{contract} is an ERC-721 (NFT) contract: its transfers move token ids, not amounts, so taint models do not apply"
-        ),
-        Asset::Token { contract, .. } => anyhow!(
-            "the dataset holds no transfer of token {contract}: check the address, or ingest the blocks where it moves"
-        ),
-        Asset::Eth => anyhow!("the dataset holds no ETH transfer: ingest blocks first"),
+        Asset::Token { contract, .. } if nft > 0 => EthTraceError::Nft(contract.clone()),
+        Asset::Token { contract, .. } => EthTraceError::NoTokenTransfer(contract.clone()),
+        Asset::Eth => EthTraceError::NoEthTransfer,
     }
 }
 
@@ -505,7 +529,7 @@ pub fn nothing_to_trace(asset: &Asset, nft: usize) -> anyhow::Error {
 ///
 /// # Errors
 /// As [`chunk`], and a dataset with nothing to trace.
-pub fn ledger(chain_dir: &Path, asset: &Asset, last: u32) -> anyhow::Result<Ledger> {
+pub fn ledger(chain_dir: &Path, asset: &Asset, last: u32) -> Result<Ledger, EthTraceError> {
     let times: HashMap<u32, u32> = block_times(chain_dir)?.into_iter().collect();
     let mut accounts = Accounts::default();
     let c = chunk(

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow};
 use arrow_array::builder::{StringBuilder, UInt32Builder, UInt64Builder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
@@ -22,6 +21,57 @@ use super::decode::{self, Frame, Receipt, TokenTransfer, Transaction};
 use crate::ingest::bitcoin::rpc::{RpcClient, RpcError};
 use crate::store::manifest::{Manifest, Part, PartFile, Reorg, Source, Tip};
 use crate::store::{reader, sink};
+
+/// Why an Ethereum ingest stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum EthIngestError {
+    /// A wrong request or a node that does not answer as expected (exit 1).
+    #[error("{0}")]
+    Input(String),
+    /// Where an error arose (a block, a receipt), and the error.
+    #[error("{context}")]
+    Context {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Rpc(#[from] RpcError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Read(#[from] crate::store::reader::ReadError),
+    #[error("cannot build a table: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+    #[error(transparent)]
+    Decode(#[from] super::decode::DecodeError),
+}
+
+/// Results of this module.
+pub type Result<T, E = EthIngestError> = std::result::Result<T, E>;
+
+/// Adds where an error arose.
+trait Context<T> {
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T, E: Into<Box<dyn std::error::Error + Send + Sync>>> Context<T>
+    for std::result::Result<T, E>
+{
+    fn ctx(self, context: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| EthIngestError::Context {
+            context: context(),
+            source: e.into(),
+        })
+    }
+}
 
 /// How internal transfers are read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,13 +202,7 @@ fn is_missing_method(e: &RpcError) -> bool {
 }
 
 /// Fetches and decodes blocks `from..=to`.
-async fn fetch(
-    node: &Node,
-    from: u64,
-    to: u64,
-    traces: Traces,
-    per_tx: &mut bool,
-) -> anyhow::Result<Rows> {
+async fn fetch(node: &Node, from: u64, to: u64, traces: Traces, per_tx: &mut bool) -> Result<Rows> {
     let nums: Vec<u64> = (from..=to).collect();
     let replies = node
         .many(
@@ -169,18 +213,18 @@ async fn fetch(
     let mut rows = Rows::default();
     let mut txs_of: Vec<Vec<Transaction>> = Vec::new();
     for (n, r) in nums.iter().zip(replies) {
-        let v = r.with_context(|| format!("block {n}"))?;
+        let v = r.ctx(|| format!("block {n}"))?;
         if v.is_null() {
-            return Err(anyhow!(
+            return Err(EthIngestError::Input(format!(
                 "block {n}: the node does not have it (is --to beyond its tip?)"
-            ));
+            )));
         }
         let (b, t) = decode::decode_block(&v)?;
         if b.number != *n {
-            return Err(anyhow!(
+            return Err(EthIngestError::Input(format!(
                 "block {n}: the node answered with block {}",
                 b.number
-            ));
+            )));
         }
         rows.blocks.push(b);
         txs_of.push(t);
@@ -199,7 +243,9 @@ async fn fetch(
             match r {
                 Ok(v) => {
                     let a = v.as_array().ok_or_else(|| {
-                        anyhow!("block {n}: eth_getBlockReceipts returned {v}, not a list")
+                        EthIngestError::Input(format!(
+                            "block {n}: eth_getBlockReceipts returned {v}, not a list"
+                        ))
                     })?;
                     ok.push(
                         a.iter()
@@ -214,7 +260,12 @@ async fn fetch(
                     );
                     break;
                 }
-                Err(e) => return Err(anyhow!(e).context(format!("receipts of block {n}"))),
+                Err(e) => {
+                    return Err(EthIngestError::Context {
+                        context: format!("receipts of block {n}"),
+                        source: Box::new(e),
+                    });
+                }
             }
         }
         if !*per_tx {
@@ -232,7 +283,7 @@ async fn fetch(
                 .await;
             let mut rs = Vec::new();
             for (x, r) in t.iter().zip(replies) {
-                let v = r.with_context(|| format!("receipt of {}", x.hash))?;
+                let v = r.ctx(|| format!("receipt of {}", x.hash))?;
                 rs.push(decode::decode_receipt(&v)?);
             }
             receipts.push(rs);
@@ -240,19 +291,18 @@ async fn fetch(
     }
     for ((n, t), rs) in nums.iter().zip(&txs_of).zip(&receipts) {
         if t.len() != rs.len() {
-            return Err(anyhow!(
+            return Err(EthIngestError::Input(format!(
                 "block {n}: {} transactions but {} receipts",
                 t.len(),
                 rs.len()
-            ));
+            )));
         }
         for (tx, rc) in t.iter().zip(rs) {
             if tx.hash != rc.tx_hash {
-                return Err(anyhow!(
+                return Err(EthIngestError::Input(format!(
                     "block {n}: receipt of {} where {} was expected",
-                    rc.tx_hash,
-                    tx.hash
-                ));
+                    rc.tx_hash, tx.hash
+                )));
             }
             for tt in decode::token_transfers(&tx.hash, &rc.logs) {
                 rows.tokens.push((*n, tx.tx_index, tt));
@@ -277,7 +327,10 @@ async fn fetch(
         let replies = node.many(method, params).await;
         for ((n, t), r) in nums.iter().zip(&txs_of).zip(replies) {
             let v = r.map_err(|e| {
-                anyhow!(e).context(format!("call traces of block {n} ({method}; use --traces geth, parity or none to match what the node offers)"))
+                EthIngestError::Context {
+                    context: format!("call traces of block {n} ({method}; use --traces geth, parity or none to match what the node offers)"),
+                    source: Box::new(e),
+                }
             })?;
             let frames = if traces == Traces::Geth {
                 decode::flatten_call_traces(*n, &v)?
@@ -293,11 +346,11 @@ async fn fetch(
                     .get(f.tx_index as usize)
                     .map(|x| x.hash.clone())
                     .ok_or_else(|| {
-                        anyhow!(
+                        EthIngestError::Input(format!(
                             "block {n}: a trace for transaction {} of {}",
                             f.tx_index,
                             t.len()
-                        )
+                        ))
                     })?;
                 rows.internal.push((*n, hash, f));
             }
@@ -313,7 +366,7 @@ fn u64f(n: &str, null: bool) -> Field {
     Field::new(n, DataType::UInt64, null)
 }
 
-fn batch(fields: Vec<Field>, cols: Vec<ArrayRef>) -> anyhow::Result<RecordBatch> {
+fn batch(fields: Vec<Field>, cols: Vec<ArrayRef>) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
 }
 
@@ -340,7 +393,7 @@ fn u32s(it: impl Iterator<Item = Option<u32>>) -> ArrayRef {
 }
 
 /// The four tables of a part as record batches.
-fn batches(r: &Rows) -> anyhow::Result<Vec<(&'static str, RecordBatch)>> {
+fn batches(r: &Rows) -> Result<Vec<(&'static str, RecordBatch)>> {
     let b = &r.blocks;
     let blocks = batch(
         vec![
@@ -516,12 +569,13 @@ pub fn ingest(
     client: RpcClient,
     opts: &EthOptions,
     pb: &indicatif::ProgressBar,
-) -> anyhow::Result<EthSummary> {
+) -> Result<EthSummary> {
     let started = Instant::now();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()?;
+        .build()
+        .ctx(|| "cannot start the HTTP runtime".to_string())?;
     let node = Node {
         client: Arc::new(client),
         pacer: Arc::new(Pacer {
@@ -534,10 +588,10 @@ pub fn ingest(
         }),
         concurrency: opts.concurrency,
     };
-    let q = |v: &Value, what: &str| -> anyhow::Result<u64> {
+    let q = |v: &Value, what: &str| -> Result<u64> {
         v.as_str()
             .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
-            .ok_or_else(|| anyhow!("{what} returned {v}, not a quantity"))
+            .ok_or_else(|| EthIngestError::Input(format!("{what} returned {v}, not a quantity")))
     };
     let chain_id = q(
         &rt.block_on(node.call("eth_chainId", json!([])))?,
@@ -549,10 +603,15 @@ pub fn ingest(
     )?;
     let to = opts.to.unwrap_or(tip);
     if to > tip {
-        return Err(anyhow!("--to {to} is beyond the node's tip {tip}"));
+        return Err(EthIngestError::Input(format!(
+            "--to {to} is beyond the node's tip {tip}"
+        )));
     }
     if opts.from > to {
-        return Err(anyhow!("--from {} is after --to {to}", opts.from));
+        return Err(EthIngestError::Input(format!(
+            "--from {} is after --to {to}",
+            opts.from
+        )));
     }
     let network = if chain_id == 1 {
         "mainnet".to_string()
@@ -562,15 +621,15 @@ pub fn ingest(
     let chain_dir = opts.data.join("ethereum");
     if opts.replace && chain_dir.exists() {
         std::fs::remove_dir_all(&chain_dir)
-            .with_context(|| format!("cannot remove {}", chain_dir.display()))?;
+            .ctx(|| format!("cannot remove {}", chain_dir.display()))?;
     }
     let mut manifest = match Manifest::load(&chain_dir)? {
         Some(m) if m.network != network => {
-            return Err(anyhow!(
+            return Err(EthIngestError::Input(format!(
                 "{} holds {} data, and the node serves {network}; use another --data",
                 chain_dir.display(),
                 m.network
-            ));
+            )));
         }
         Some(m) => m,
         None => Manifest::new(
@@ -586,14 +645,14 @@ pub fn ingest(
     };
     for t in TABLES {
         std::fs::create_dir_all(chain_dir.join(t))
-            .with_context(|| format!("cannot create {}", chain_dir.join(t).display()))?;
+            .ctx(|| format!("cannot create {}", chain_dir.join(t).display()))?;
         // Leftovers of a killed run: files the manifest does not list.
         let listed = |f: &str| manifest.lists(t, f);
         sink::clean_dir(&chain_dir.join(t), &listed)?;
     }
     // Parts whose blocks left the node's chain (a reorganisation at the tip): checked from
     // the top down until one still matches, removed, recorded, and fetched again.
-    let hash_of = |h: u64| -> anyhow::Result<Option<String>> {
+    let hash_of = |h: u64| -> Result<Option<String>> {
         let b = rt.block_on(node.call("eth_getBlockByNumber", json!([hex(h), false])))?;
         Ok(b.get("hash")
             .and_then(Value::as_str)
@@ -636,7 +695,7 @@ pub fn ingest(
         if depth > u64::from(crate::ingest::bitcoin::MAX_REORG_DEPTH)
             || (fork == 0 && old_tip.height > 1)
         {
-            return Err(anyhow!(
+            return Err(EthIngestError::Input(format!(
                 "{} holds another chain: its tip {} at block {} (ingested from {} {}) leaves the node's chain {depth} blocks deep, deeper than a reorganisation ({} blocks). Ingest into another --data, or add --replace to delete this dataset and ingest the node's chain",
                 chain_dir.display(),
                 old_tip.hash,
@@ -644,7 +703,7 @@ pub fn ingest(
                 manifest.source.kind,
                 manifest.source.location,
                 crate::ingest::bitcoin::MAX_REORG_DEPTH
-            ));
+            )));
         }
         let mut names: Vec<String> = stale
             .iter()
@@ -693,7 +752,7 @@ pub fn ingest(
     let mut start = first;
     while start <= to {
         if crate::ingest::interrupted() {
-            return Err(anyhow!(
+            return Err(EthIngestError::Input(format!(
                 "interrupted: {} part(s) written by this run; the dataset {} now ends at block {}; run the same command again to resume from there",
                 summary.parts_written,
                 chain_dir.display(),
@@ -701,7 +760,7 @@ pub fn ingest(
                     .tip
                     .as_ref()
                     .map_or_else(|| "(none)".to_string(), |t| t.height.to_string())
-            ));
+            )));
         }
         let end = (start + n - 1).min(to);
         let (pf, pt) = (start as u32, end as u32);
@@ -736,11 +795,10 @@ pub fn ingest(
             if let Some(h) = &prev
                 && &b.parent_hash != h
             {
-                return Err(anyhow!(
+                return Err(EthIngestError::Input(format!(
                     "block {}: its parent is {}, not the stored block {h} below it: the chain reorganised during this ingest; run it again (nothing of this part was written)",
-                    b.number,
-                    b.parent_hash
-                ));
+                    b.number, b.parent_hash
+                )));
             }
             prev = Some(b.hash.clone());
         }
@@ -815,7 +873,7 @@ pub fn ingest(
 }
 
 /// `(number, hash)` of every row of an Ethereum `blocks` part, in number order.
-fn block_hashes(path: &Path) -> anyhow::Result<Vec<(u64, String)>> {
+fn block_hashes(path: &Path) -> Result<Vec<(u64, String)>> {
     let mut out = Vec::new();
     reader::each_batch_of(&[path.to_path_buf()], &["number", "hash"], |b| {
         let c = reader::Cols(b);
@@ -823,7 +881,7 @@ fn block_hashes(path: &Path) -> anyhow::Result<Vec<(u64, String)>> {
         for i in 0..b.num_rows() {
             out.push((n.value(i), h.value(i).to_string()));
         }
-        Ok(())
+        Ok::<(), EthIngestError>(())
     })?;
     out.sort();
     Ok(out)
