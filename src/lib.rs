@@ -21,5 +21,6 @@ pub mod report;
 pub mod simulate;
 pub mod stats;
 pub mod store;
+pub mod tables;
 pub mod trace;
 pub mod types;

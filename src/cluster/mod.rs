@@ -16,13 +16,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
-use arrow_schema::{DataType, Field, Schema};
 use serde::Serialize;
 
 use self::heuristics::{Heuristic, TxView, change_output};
 use self::union_find::UnionFind;
 use crate::index::{Index, IndexError};
 use crate::store::{StoreError, sink};
+use crate::tables::Table;
 
 /// One proposed merge: two addresses, the transaction and the heuristic behind it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -270,8 +270,12 @@ pub struct ClusterMeta {
     pub warnings: Vec<Warning>,
 }
 
-fn write_table(path: &Path, fields: Vec<Field>, cols: Vec<ArrayRef>) -> Result<(), StoreError> {
-    let schema = Arc::new(Schema::new(fields));
+/// Writes one table of the registry ([`crate::tables`]).
+fn write_table(
+    path: &Path,
+    schema: arrow_schema::SchemaRef,
+    cols: Vec<ArrayRef>,
+) -> Result<(), StoreError> {
     let batch = RecordBatch::try_new(schema, cols).map_err(|source| StoreError::Arrow {
         table: "clusters",
         source,
@@ -297,10 +301,7 @@ pub fn write(
     let addrs: Vec<&str> = (0..n as u32).map(|a| idx.address(a)).collect();
     write_table(
         &out_dir.join("address_cluster.parquet"),
-        vec![
-            Field::new("address", DataType::Utf8, false),
-            Field::new("cluster_id", DataType::UInt32, false),
-        ],
+        crate::tables::cluster_addresses::AddressCluster::schema(),
         vec![
             Arc::new(StringArray::from(addrs.clone())),
             Arc::new(UInt32Array::from(c.cluster_of.clone())),
@@ -309,15 +310,7 @@ pub fn write(
     let s: Vec<&ClusterStats> = stats.values().collect();
     write_table(
         &out_dir.join("clusters.parquet"),
-        vec![
-            Field::new("cluster_id", DataType::UInt32, false),
-            Field::new("representative", DataType::Utf8, false),
-            Field::new("size", DataType::UInt64, false),
-            Field::new("total_received", DataType::Int64, false),
-            Field::new("balance", DataType::Int64, false),
-            Field::new("first_height", DataType::UInt32, false),
-            Field::new("last_height", DataType::UInt32, false),
-        ],
+        crate::tables::cluster_summaries::Clusters::schema(),
         vec![
             Arc::new(UInt32Array::from(
                 s.iter().map(|x| x.cluster_id).collect::<Vec<_>>(),
@@ -348,12 +341,7 @@ pub fn write(
     )?;
     write_table(
         &out_dir.join("merges.parquet"),
-        vec![
-            Field::new("address_a", DataType::Utf8, false),
-            Field::new("address_b", DataType::Utf8, false),
-            Field::new("txid", DataType::Utf8, false),
-            Field::new("heuristic", DataType::Utf8, false),
-        ],
+        crate::tables::cluster_merges::Merges::schema(),
         vec![
             Arc::new(StringArray::from(
                 c.merges

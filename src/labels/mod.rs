@@ -19,7 +19,7 @@ use arrow_array::types::{TimestampMillisecondType, UInt32Type};
 use arrow_array::{
     ArrayRef, BooleanArray, RecordBatch, StringArray, TimestampMillisecondArray, UInt32Array,
 };
-use arrow_schema::{DataType, Field, Schema, TimeUnit};
+use arrow_schema::Schema;
 use bitcoin::hashes::Hash as _;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -552,28 +552,10 @@ pub fn tags_path(data_dir: &Path) -> PathBuf {
 }
 
 fn schema() -> Arc<Schema> {
-    let s = |n: &str| Field::new(n, DataType::Utf8, false);
+    use crate::tables::Table;
+    let fields = crate::tables::label_tags::Tags::schema().fields().clone();
     Arc::new(Schema::new_with_metadata(
-        vec![
-            s("address"),
-            s("chain"),
-            s("network"),
-            s("label"),
-            s("entity"),
-            s("category"),
-            s("confidence"),
-            Field::new("is_public", DataType::Boolean, false),
-            s("source"),
-            s("file"),
-            Field::new("line", DataType::UInt32, false),
-            Field::new(
-                "imported_at",
-                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-                false,
-            ),
-            Field::new("lastmod", DataType::Utf8, true),
-            s("file_sha256"),
-        ],
+        fields,
         std::collections::HashMap::from([(FORMAT_KEY.to_string(), TAGS_FORMAT.to_string())]),
     ))
 }

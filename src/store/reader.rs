@@ -39,6 +39,10 @@ pub enum ReadError {
         #[source]
         source: arrow_schema::ArrowError,
     },
+    #[error(
+        "{path} is listed in {manifest} but missing: the dataset was changed by hand; ingest its range again"
+    )]
+    Listed { path: PathBuf, manifest: PathBuf },
     #[error("column {name} is missing: re-ingest with this version")]
     Missing { name: String },
     #[error("column {name} is not {want}")]
@@ -93,11 +97,32 @@ pub fn block_hashes(path: &Path) -> Result<Vec<(u32, String)>, StoreError> {
     Ok(out)
 }
 
-/// The part files of `dir`, in part (block) order.
+/// The part files of table directory `dir`, in part (block) order: those its dataset's
+/// `_manifest.json` lists (a file there that the manifest does not list is a leftover of a
+/// killed run and is not read), or, without a manifest, the `part-*.parquet` files present.
 ///
 /// # Errors
-/// An unreadable directory.
+/// An unreadable directory or manifest, or a listed part that is missing.
 pub fn part_files(dir: &Path) -> Result<Vec<PathBuf>, ReadError> {
+    let table = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if let Some(chain_dir) = dir.parent()
+        && let Ok(Some(m)) = super::manifest::Manifest::load(chain_dir)
+    {
+        let mut files = Vec::new();
+        for p in &m.parts {
+            if let Some(f) = p.files.get(table) {
+                let path = dir.join(&f.file);
+                if !path.is_file() {
+                    return Err(ReadError::Listed {
+                        path,
+                        manifest: super::manifest::Manifest::path(chain_dir),
+                    });
+                }
+                files.push(path);
+            }
+        }
+        return Ok(files);
+    }
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|source| ReadError::Dir {
             path: dir.to_path_buf(),

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, Decimal128Array, Int64Array, RecordBatch, StringArray, UInt32Array};
-use arrow_schema::{DataType, Field, Schema};
+
+use crate::tables::Table;
 use serde::Serialize;
 
 use super::policy::Policy;
@@ -282,14 +283,12 @@ struct PolicyNodes<'a> {
     nodes: Vec<NodeFlow<'a>>,
 }
 
-/// An amount column named `name`: Int64 satoshi on Bitcoin, Decimal128(38, 0) base units
-/// elsewhere; `None` values are nulls (the field is nullable when `nullable`).
+/// An amount column ([`crate::tables::Kind::Amount`]): Int64 satoshi on Bitcoin,
+/// Decimal128(38, 0) base units elsewhere; `None` values are nulls.
 fn amount_column(
     chain: &str,
-    name: &str,
-    nullable: bool,
     values: impl Iterator<Item = Option<Amount>>,
-) -> Result<(Field, ArrayRef), TraceError> {
+) -> Result<ArrayRef, TraceError> {
     let too_big = |x: Amount, to: &str| {
         TraceError::Input(format!("an amount of {x} base units does not fit {to}"))
     };
@@ -301,10 +300,7 @@ fn amount_column(
                     .transpose()?,
             );
         }
-        return Ok((
-            Field::new(name, DataType::Int64, nullable),
-            Arc::new(Int64Array::from(v)),
-        ));
+        return Ok(Arc::new(Int64Array::from(v)));
     }
     let max = 10i128.pow(38) - 1;
     let mut v: Vec<Option<i128>> = Vec::new();
@@ -320,18 +316,18 @@ fn amount_column(
     let a = Decimal128Array::from(v)
         .with_precision_and_scale(38, 0)
         .map_err(|e| TraceError::Internal(e.to_string()))?;
-    Ok((
-        Field::new(name, DataType::Decimal128(38, 0), nullable),
-        Arc::new(a),
-    ))
+    Ok(Arc::new(a))
 }
 
+/// Writes `cols` as table `t` (its schema from the table registry; amounts as on Bitcoin
+/// when `bitcoin`).
 fn write_parquet(
     path: &std::path::Path,
-    fields: Vec<Field>,
+    t: &crate::tables::TableDef,
+    bitcoin: bool,
     cols: Vec<ArrayRef>,
 ) -> Result<(), TraceError> {
-    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)
+    let batch = RecordBatch::try_new(t.schema(bitcoin), cols)
         .map_err(|e| TraceError::Internal(e.to_string()))?;
     let staged = sink::stage(path, &batch).map_err(TraceError::stage)?;
     sink::commit(std::slice::from_ref(&staged)).map_err(TraceError::stage)
@@ -376,36 +372,12 @@ impl Case {
             .iter()
             .flat_map(|r| r.edges.iter().map(move |e| (r.policy.name(), e)))
             .collect();
-        let edge_amount = amount_column(
-            self.chain,
-            "amount",
-            false,
-            edges.iter().map(|e| Some(e.1.amount)),
-        )?;
-        let edge_whole = amount_column(
-            self.chain,
-            "output_value",
-            true,
-            edges.iter().map(|e| e.1.output_value),
-        )?;
-        let s = |n: &str| Field::new(n, DataType::Utf8, false);
-        let u = |n: &str| Field::new(n, DataType::UInt32, false);
+        let edge_amount = amount_column(self.chain, edges.iter().map(|e| Some(e.1.amount)))?;
+        let edge_whole = amount_column(self.chain, edges.iter().map(|e| e.1.output_value))?;
         write_parquet(
             &dir.join("edges.parquet"),
-            vec![
-                s("policy"),
-                s("txid"),
-                u("height"),
-                u("time"),
-                s("from"),
-                s("to"),
-                edge_amount.0,
-                u("hop"),
-                u("vout"),
-                s("from_address"),
-                s("to_address"),
-                edge_whole.0,
-            ],
+            &crate::tables::case_edges::Edges::DEF,
+            self.chain == "bitcoin",
             vec![
                 Arc::new(StringArray::from(
                     edges.iter().map(|e| e.0).collect::<Vec<_>>(),
@@ -425,7 +397,7 @@ impl Case {
                 Arc::new(StringArray::from(
                     edges.iter().map(|e| e.1.to.as_str()).collect::<Vec<_>>(),
                 )),
-                edge_amount.1,
+                edge_amount,
                 Arc::new(UInt32Array::from(
                     edges.iter().map(|e| e.1.hop).collect::<Vec<_>>(),
                 )),
@@ -444,41 +416,19 @@ impl Case {
                         .map(|e| e.1.to_address.as_str())
                         .collect::<Vec<_>>(),
                 )),
-                edge_whole.1,
+                edge_whole,
             ],
         )?;
         let ends: Vec<(&str, &super::End)> = results
             .iter()
             .flat_map(|r| r.ends.iter().map(move |e| (r.policy.name(), e)))
             .collect();
-        let end_amount = amount_column(
-            self.chain,
-            "amount",
-            false,
-            ends.iter().map(|e| Some(e.1.amount)),
-        )?;
-        let end_whole = amount_column(
-            self.chain,
-            "output_value",
-            true,
-            ends.iter().map(|e| e.1.output_value),
-        )?;
-        let n = |name: &str| Field::new(name, DataType::Utf8, true);
+        let end_amount = amount_column(self.chain, ends.iter().map(|e| Some(e.1.amount)))?;
+        let end_whole = amount_column(self.chain, ends.iter().map(|e| e.1.output_value))?;
         write_parquet(
             &dir.join("ends.parquet"),
-            vec![
-                s("policy"),
-                s("kind"),
-                s("txid"),
-                u("vout"),
-                s("address"),
-                end_amount.0,
-                u("hop"),
-                n("entity"),
-                n("category"),
-                n("cluster"),
-                end_whole.0,
-            ],
+            &crate::tables::case_ends::Ends::DEF,
+            self.chain == "bitcoin",
             vec![
                 Arc::new(StringArray::from(
                     ends.iter().map(|e| e.0).collect::<Vec<_>>(),
@@ -497,7 +447,7 @@ impl Case {
                         .map(|e| e.1.address.as_str())
                         .collect::<Vec<_>>(),
                 )),
-                end_amount.1,
+                end_amount,
                 Arc::new(UInt32Array::from(
                     ends.iter().map(|e| e.1.hop).collect::<Vec<_>>(),
                 )),
@@ -516,7 +466,7 @@ impl Case {
                         .map(|e| e.1.cluster.as_deref())
                         .collect::<Vec<_>>(),
                 )),
-                end_whole.1,
+                end_whole,
             ],
         )?;
         // Each file hashed once: for SHA256SUMS and for the audit trail.

@@ -12,9 +12,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::tables::eth_blocks::EthBlocks;
+use crate::tables::eth_internal_transfers::InternalTransfers;
+use crate::tables::eth_token_transfers::TokenTransfers;
+use crate::tables::eth_transactions::EthTransactions;
+use crate::tables::{Table, TableDef};
 use arrow_array::builder::{StringBuilder, UInt32Builder, UInt64Builder};
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{DataType, Field, Schema};
 use serde_json::{Value, json};
 
 use super::decode::{self, Frame, Receipt, TokenTransfer, Transaction};
@@ -359,15 +363,9 @@ async fn fetch(node: &Node, from: u64, to: u64, traces: Traces, per_tx: &mut boo
     Ok(rows)
 }
 
-fn s(n: &str, null: bool) -> Field {
-    Field::new(n, DataType::Utf8, null)
-}
-fn u64f(n: &str, null: bool) -> Field {
-    Field::new(n, DataType::UInt64, null)
-}
-
-fn batch(fields: Vec<Field>, cols: Vec<ArrayRef>) -> Result<RecordBatch> {
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+/// A batch of table `t` (its schema from the table registry).
+fn batch(t: &TableDef, cols: Vec<ArrayRef>) -> Result<RecordBatch> {
+    Ok(RecordBatch::try_new(t.schema(true), cols)?)
 }
 
 fn strings<'a>(it: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
@@ -396,20 +394,7 @@ fn u32s(it: impl Iterator<Item = Option<u32>>) -> ArrayRef {
 fn batches(r: &Rows) -> Result<Vec<(&'static str, RecordBatch)>> {
     let b = &r.blocks;
     let blocks = batch(
-        vec![
-            u64f("number", false),
-            s("hash", false),
-            s("parent_hash", false),
-            u64f("timestamp", false),
-            s("miner", false),
-            u64f("gas_limit", false),
-            u64f("gas_used", false),
-            s("base_fee_per_gas", true),
-            u64f("size", true),
-            s("difficulty", false),
-            Field::new("tx_count", DataType::UInt32, false),
-            Field::new("withdrawal_count", DataType::UInt32, true),
-        ],
+        &EthBlocks::DEF,
         vec![
             u64s(b.iter().map(|x| Some(x.number))),
             strings(b.iter().map(|x| Some(x.hash.as_str()))),
@@ -435,28 +420,7 @@ fn batches(r: &Rows) -> Result<Vec<(&'static str, RecordBatch)>> {
         status.append_option(rc.status.map(u32::from));
     }
     let txs = batch(
-        vec![
-            u64f("block_number", false),
-            Field::new("tx_index", DataType::UInt32, false),
-            s("hash", false),
-            u64f("timestamp", false),
-            s("from", false),
-            s("to", true),
-            s("value", false),
-            u64f("nonce", false),
-            Field::new("type", DataType::UInt32, false),
-            Field::new("status", DataType::UInt32, true),
-            u64f("gas", false),
-            u64f("gas_used", false),
-            s("gas_price", true),
-            s("effective_gas_price", true),
-            s("max_fee_per_gas", true),
-            s("max_priority_fee_per_gas", true),
-            s("contract_address", true),
-            s("input_selector", true),
-            Field::new("input_bytes", DataType::UInt32, false),
-            Field::new("logs", DataType::UInt32, false),
-        ],
+        &EthTransactions::DEF,
         vec![
             u64s(t.iter().map(|x| Some(x.0.block_number))),
             u32s(t.iter().map(|x| Some(x.0.tx_index))),
@@ -482,17 +446,7 @@ fn batches(r: &Rows) -> Result<Vec<(&'static str, RecordBatch)>> {
     )?;
     let k = &r.tokens;
     let tokens = batch(
-        vec![
-            u64f("block_number", false),
-            Field::new("tx_index", DataType::UInt32, false),
-            s("tx_hash", false),
-            u64f("log_index", false),
-            s("token", false),
-            s("from", false),
-            s("to", false),
-            s("value", false),
-            s("standard", false),
-        ],
+        &TokenTransfers::DEF,
         vec![
             u64s(k.iter().map(|x| Some(x.0))),
             u32s(k.iter().map(|x| Some(x.1))),
@@ -517,19 +471,7 @@ fn batches(r: &Rows) -> Result<Vec<(&'static str, RecordBatch)>> {
         })
         .collect();
     let internal = batch(
-        vec![
-            u64f("block_number", false),
-            Field::new("tx_index", DataType::UInt32, false),
-            s("tx_hash", false),
-            s("trace_address", false),
-            s("kind", false),
-            s("call_type", true),
-            s("from", true),
-            s("to", true),
-            s("value", false),
-            s("error", true),
-            Field::new("status", DataType::UInt32, false),
-        ],
+        &InternalTransfers::DEF,
         vec![
             u64s(i.iter().map(|x| Some(x.0))),
             u32s(i.iter().map(|x| Some(x.2.tx_index))),
