@@ -780,7 +780,7 @@ pub struct CaseDirArgs {
 }
 
 /// `chaintrace case verify`.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct CaseVerifyArgs {
     /// Case folder.
     #[arg(value_name = "CASE")]

@@ -230,11 +230,14 @@ fn export(cli: &Cli, a: &CaseExportArgs) -> Result<(), CliError> {
         )));
     }
     let data = data_of(t, a.data.as_deref());
-    // A bundle whose inputs are not the ones the trace read could never verify.
-    let changed = changed_inputs(t, a.data.as_deref(), None);
+    // A bundle whose inputs are not the ones the trace read, or whose files are not the
+    // ones the trail records, could never verify.
+    let mut changed = changed_inputs(t, &a.case, a.data.as_deref(), None);
+    changed.extend(case::verify_outputs(&a.case, t));
+    changed.extend(written_since_trace(&a.case, &entries).0);
     if !changed.is_empty() && !a.anyway {
         return Err(CliError::user(anyhow!(
-            "the case's inputs changed since its trace read them, so the bundle would not verify: {}. Trace the case again (then export), or add --anyway to bundle it as it is (verify will report the differences)",
+            "the case or its inputs changed since the trail recorded them, so the bundle would not verify: {}. Run chaintrace case verify to see it all; trace (or report) again, then export; or add --anyway to bundle it as it is (verify will report the differences)",
             changed.join("; ")
         )));
     }
@@ -420,6 +423,7 @@ fn export(cli: &Cli, a: &CaseExportArgs) -> Result<(), CliError> {
 /// overridden by `data`) and, for seed files, in its working directory.
 fn changed_inputs(
     t: &Entry,
+    case: &std::path::Path,
     data: Option<&std::path::Path>,
     bundled: Option<&std::path::Path>,
 ) -> Vec<String> {
@@ -428,7 +432,7 @@ fn changed_inputs(
     let mut out = Vec::new();
     for (name, want) in &t.inputs {
         let path = match name.strip_prefix("seeds ") {
-            Some(f) => seed_path(f, cwd, bundled),
+            Some(f) => seed_moved(seed_path(f, cwd, bundled), case, data),
             None => data_dir.join(name),
         };
         match std::fs::read(&path) {
@@ -473,6 +477,27 @@ fn seed_path(
         Some(p) => p,
         None => cwd.join(recorded),
     }
+}
+
+/// A seed file that is no longer where the trace read it, looked for by name beside the
+/// case folder and beside the dataset (a working folder moved as a whole).
+fn seed_moved(
+    recorded: std::path::PathBuf,
+    case: &std::path::Path,
+    data: Option<&std::path::Path>,
+) -> std::path::PathBuf {
+    if recorded.is_file() {
+        return recorded;
+    }
+    let Some(name) = recorded.file_name() else {
+        return recorded;
+    };
+    [case.parent(), data.and_then(std::path::Path::parent)]
+        .into_iter()
+        .flatten()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .unwrap_or(recorded)
 }
 
 /// The last entry of an action.
@@ -555,6 +580,41 @@ fn missing_parts(t: &Entry, data: &std::path::Path) -> Vec<(String, Vec<String>,
     out
 }
 
+/// The files the reports and trace measurements (`eval`) after the case's last trace
+/// wrote, each checked against its latest writer's hash (a later report into the same
+/// folder legitimately replaces an earlier one's files): (changed, removed). Files outside
+/// the case folder are checked too, by their recorded absolute path.
+fn written_since_trace(
+    case_dir: &std::path::Path,
+    entries: &[(Entry, String)],
+) -> (Vec<String>, Vec<String>) {
+    let trace_seq = last(entries, "trace").map_or(0, |t| t.seq);
+    let mut latest: BTreeMap<&str, (&str, u64, &str)> = BTreeMap::new();
+    for (e, _) in entries {
+        if e.seq > trace_seq && matches!(e.action.as_str(), "report" | "eval") {
+            for (f, h) in &e.outputs {
+                latest.insert(f.as_str(), (h.as_str(), e.seq, e.action.as_str()));
+            }
+        }
+    }
+    let (mut changed, mut removed) = (Vec::new(), Vec::new());
+    for (f, (want, seq, action)) in latest {
+        match std::fs::read(case_dir.join(f)) {
+            Ok(b) => {
+                use bitcoin::hashes::{Hash, sha256};
+                if sha256::Hash::hash(&b).to_string() != want {
+                    changed.push(format!("{f} changed since entry {seq} ({action}) wrote it"));
+                }
+            }
+            Err(_) => removed.push(format!(
+                "{f} is missing; entry {seq} ({action}) wrote it (a rendering or measurement of the case: run chaintrace {} again to make it)",
+                if action == "eval" { "eval trace" } else { "report" }
+            )),
+        }
+    }
+    (changed, removed)
+}
+
 fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
     if a.case.is_file() {
         return Err(CliError::user(anyhow!(
@@ -574,6 +634,25 @@ fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
         )));
     }
     let entries = case::read(&a.case).map_err(CliError::user)?;
+    // In an unpacked bundle, its own data/ unless --data says otherwise: the defence must
+    // not verify against the investigator's dataset by accident.
+    let bundle_data = a.case.parent().map(|p| p.join("data")).filter(|d| {
+        d.is_dir()
+            && a.case
+                .parent()
+                .is_some_and(|p| p.join("README.txt").is_file() && p.join("inputs").is_dir())
+    });
+    let a = &CaseVerifyArgs {
+        data: a.data.clone().or_else(|| {
+            bundle_data.inspect(|d| {
+                eprintln!(
+                    "chaintrace: verifying against the bundle's {} (give --data to choose another dataset)",
+                    d.display()
+                );
+            })
+        }),
+        ..a.clone()
+    };
     if entries.is_empty() {
         return Err(CliError::user(anyhow!(
             "{} has no audit trail ({}): it was not written by this chaintrace, or the file was removed",
@@ -592,26 +671,19 @@ fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
     let trace = last(&entries, "trace");
     if let Some(t) = trace {
         problems.extend(case::verify_outputs(&a.case, t));
-        problems.extend(changed_inputs(t, a.data.as_deref(), bundled.as_deref()));
+        problems.extend(changed_inputs(
+            t,
+            &a.case,
+            a.data.as_deref(),
+            bundled.as_deref(),
+        ));
     } else {
         problems.push("the audit trail records no trace".into());
     }
-    // The latest report and metadata, unless a later trace replaced them.
-    let after_trace = |e: &&Entry| trace.is_none_or(|t| e.seq > t.seq);
-    // A report is a rendering of the case: one removed since is a note, one changed is a
-    // problem.
-    let mut notes: Vec<String> = Vec::new();
-    if let Some(r) = last(&entries, "report").filter(after_trace) {
-        for p in case::verify_outputs(&a.case, r) {
-            if p.contains(" is missing; ") {
-                notes.push(format!(
-                    "{p} (a report is a rendering of the case: run chaintrace report again to make one)"
-                ));
-            } else {
-                problems.push(p);
-            }
-        }
-    }
+    // What every report and measurement since the trace wrote, each file as its latest
+    // writer left it; a removed rendering is a note, a changed file a problem.
+    let (changed, notes) = written_since_trace(&a.case, &entries);
+    problems.extend(changed);
     if let Some(i) = last(&entries, "init") {
         problems.extend(case::verify_outputs(&a.case, i));
     }
@@ -658,7 +730,11 @@ fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
         // In an unpacked bundle the seed files are its own copies.
         for x in &mut args {
             if let Some(f) = x.strip_prefix('@') {
-                let p = seed_path(f, std::path::Path::new(&t.cwd), bundled.as_deref());
+                let p = seed_moved(
+                    seed_path(f, std::path::Path::new(&t.cwd), bundled.as_deref()),
+                    &a.case,
+                    a.data.as_deref(),
+                );
                 *x = format!("@{}", p.display());
             }
         }

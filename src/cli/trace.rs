@@ -443,6 +443,16 @@ fn clear_old_case(out: &std::path::Path, remove_report: bool) -> Result<(), CliE
     }
     // The report described the old run (labels or the dataset may have changed since).
     let report = out.join("report");
+    // A measurement of the old trace measures nothing of the new one.
+    let eval = out.join("eval_trace.json");
+    if remove_report && eval.exists() {
+        std::fs::remove_file(&eval)
+            .map_err(|e| CliError::user(anyhow!("cannot remove {}: {e}", eval.display())))?;
+        eprintln!(
+            "chaintrace: removed {}: it measured the earlier run; run chaintrace eval trace again",
+            eval.display()
+        );
+    }
     if remove_report && report.exists() {
         std::fs::remove_dir_all(&report)
             .map_err(|e| CliError::user(anyhow!("cannot remove {}: {e}", report.display())))?;

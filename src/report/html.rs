@@ -43,7 +43,7 @@ table{border-collapse:collapse;margin:8px 0;font-size:13px}th,td{border:1px soli
 th{background:#f5f5f5}td.n{text-align:right;font-family:'DejaVu Sans Mono',monospace;white-space:nowrap}\
 code,.mono{font-family:'DejaVu Sans Mono',monospace;font-size:12px;word-break:break-all}.chart{overflow-x:auto;border:1px solid #eee;margin:10px 0}\
 .chart svg{display:block}.headline{font-size:17px;background:#fff8e1;border-left:5px solid #ff8f00;padding:8px 12px}\
-small{color:#616161}details{margin:6px 0}@media print{body{margin:0;max-width:none;font-size:10pt}.chart{overflow:visible}table{page-break-inside:auto}tr{page-break-inside:avoid}h2{page-break-after:avoid}}.warn{background:#ffebee;border-left:5px solid #c62828;padding:6px 10px}";
+small{color:#616161}details{margin:6px 0}@media print{body{margin:0;max-width:none;font-size:10pt}.chart{overflow:visible}table{page-break-inside:auto}tr{page-break-inside:avoid}h2{page-break-after:avoid}.printmark{display:block;position:fixed;bottom:0;right:0;font-size:8pt;background:#fff}}.printmark{display:none}.warn{background:#ffebee;border-left:5px solid #c62828;padding:6px 10px}";
 
 fn money(case: &Case, units: Amount) -> String {
     format!("{} {}", fmt::amount(units, case.decimals()), case.unit())
@@ -81,6 +81,13 @@ pub fn render(h: &HtmlInput) -> String {
             } else {
                 ""
             }
+        );
+        // Printed, every page carries the mark (a fixed element repeats on each page).
+        let _ = writeln!(
+            s,
+            "<div class=\"printmark\">TEST DATA ({}) · trace.json sha256 {}</div>",
+            xml(&c.network),
+            c.trace_sha256
         );
     }
     if let Some(m) = h.meta {
@@ -897,6 +904,13 @@ fn provenance(s: &mut String, h: &HtmlInput) {
             "<tr><th>{}</th><td class=\"mono\">{}</td></tr>",
             xml(k),
             xml(&v)
+        );
+    }
+    for (name, hash) in &c.inputs {
+        let _ = writeln!(
+            s,
+            "<tr><th>Input read by the trace: {}</th><td class=\"mono\">sha256 {hash}</td></tr>",
+            xml(name)
         );
     }
     s.push_str("</table>\n<h3>Files produced with this report</h3>\n<table>\n<tr><th>file</th><th>bytes</th><th>sha256</th></tr>\n");

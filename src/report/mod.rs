@@ -919,6 +919,15 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> Result<ReportSummary, Repor
                 have.join(", ")
             ))
         })?;
+    // A wrong --path is refused before anything is written.
+    if let PathChoice::Exits(ns) = &o.paths {
+        let exit_count = r.ends.iter().filter(|e| e.kind == "exit").count();
+        if let Some(n) = ns.iter().find(|&&n| n > exit_count) {
+            return Err(ReportError::Input(format!(
+                "--path E{n}: the {policy} result has {exit_count} exit(s) (E1 to E{exit_count} in the exits table)"
+            )));
+        }
+    }
     let prices = o
         .prices
         .as_ref()
@@ -1046,7 +1055,6 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> Result<ReportSummary, Repor
         ),
     ];
     // Detail charts of the paths asked for.
-    let exit_count = r.ends.iter().filter(|e| e.kind == "exit").count();
     let path_ns: Vec<usize> = match &o.paths {
         PathChoice::None => Vec::new(),
         // Every exit the exits table lists (those below --min-share are not listed).
@@ -1061,14 +1069,8 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> Result<ReportSummary, Repor
                 .map(|(i, _)| i + 1)
                 .collect()
         }
-        PathChoice::Exits(ns) => {
-            if let Some(n) = ns.iter().find(|&&n| n > exit_count) {
-                return Err(ReportError::Input(format!(
-                    "--path E{n}: the {policy} result has {exit_count} exit(s) (E1 to E{exit_count} in the exits table)"
-                )));
-            }
-            ns.clone()
-        }
+        // Checked before anything was written.
+        PathChoice::Exits(ns) => ns.clone(),
     };
     let paths: Vec<(usize, Vec<ChartBox>)> = path_ns
         .iter()
@@ -1130,7 +1132,8 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> Result<ReportSummary, Repor
     let nodes = export::nodes(&case);
     // The HTML's transfer table points to edges.csv when it is cut: it is written then.
     let all_edges: usize = case.results.iter().map(|r| r.edges.len()).sum();
-    if want("csv") || (want("html") && all_edges > o.max_table_rows) {
+    // The HTML (when its table is cut) and the PDF (its appendix) point to edges.csv.
+    if want("csv") || want("pdf") || (want("html") && all_edges > o.max_table_rows) {
         put(
             &o.out,
             "nodes.csv",

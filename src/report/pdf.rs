@@ -364,6 +364,45 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
     }
     l.heading("The answer");
     l.text(Font::Regular, 11.0, 0.0, p.headline);
+    // Every model's figure, so the exhibit does not show one model's answer only.
+    l.heading("Exposure per model");
+    l.text(
+        Font::Regular,
+        8.0,
+        0.0,
+        "What each conserving model attributes to the labelled entities (the charts and exits below show the model named above); poison is an upper bound: the whole value of every output the taint touched, not an amount that moved.",
+    );
+    for x in &c.results {
+        let total: Amount = x.exposure_entity.values().sum();
+        let entities: Vec<String> = {
+            let mut v: Vec<(&String, &Amount)> = x.exposure_entity.iter().collect();
+            v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+            v.iter()
+                .take(4)
+                .map(|(e, a)| format!("{e} {}", money(c, **a)))
+                .collect()
+        };
+        l.text(
+            Font::Regular,
+            9.0,
+            12.0,
+            &format!(
+                "{}{}: {} in all{}",
+                x.policy,
+                if x.policy == "poison" {
+                    " (upper bound, outputs touched)"
+                } else {
+                    ""
+                },
+                money(c, total),
+                if entities.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", entities.join("; "))
+                }
+            ),
+        );
+    }
     l.heading("The method");
     let def = c
         .methodology
@@ -401,13 +440,18 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
                 8.0,
                 12.0,
                 &format!(
-                    "{:<8} error {:>9}  true flows found {}/{} (exact {})  exits matching no flow {}",
+                    "{:<8} error {:>9}  true flows found {}/{} (exact {})  exits matching no flow {}{}",
                     row["policy"].as_str().unwrap_or(""),
                     crate::trace::eval::percent(row["signed_error_ppm"].as_i64().map(i128::from)),
                     row["flows_found"],
                     row["flows_true"],
                     row["flows_exact"],
-                    row["exits_unmatched"]
+                    row["exits_unmatched"],
+                    if row["policy"] == "poison" {
+                        "  (poison: an upper bound by design)"
+                    } else {
+                        ""
+                    }
                 ),
             );
         }
@@ -505,6 +549,9 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
         );
         l.text(Font::Regular, 8.0, 12.0, &format!("{share}; {tag}"));
         l.text(Font::Mono, 7.0, 12.0, &format!("{}:{}", e.txid, e.vout));
+        if let Some(cl) = &e.cluster {
+            l.text(Font::Mono, 7.0, 12.0, &format!("its cluster {cl}"));
+        }
         l.text(
             Font::Mono,
             7.0,
@@ -571,6 +618,10 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
         l.new_page();
     }
     for (n, steps) in p.paths {
+        // The heading stays with its chart: a new page when not even two steps fit.
+        if l.y - (70.0 + 2.0 * 50.0) < BOTTOM {
+            l.new_page();
+        }
         l.heading(&format!("Path of exit E{n}, from a seed"));
         l.text(
             Font::Regular,

@@ -1316,6 +1316,11 @@ fn a_bundle_unzipped_and_verified_in_its_own_folder_replays_a_cluster_case() {
         stdout(&o),
         stderr(&o)
     );
+    // Without --data, the bundle's own data/ (not the investigator's original, which still
+    // exists here), and it says so.
+    let o = run_in(away.path(), &["case", "verify", "case"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains("the bundle's"), "{}", stderr(&o));
     // Without the Parquet parts, it says what is missing and what to do.
     let bare = tempfile::tempdir().unwrap();
     zip::ZipArchive::new(std::fs::File::open(&thin).unwrap())
@@ -1489,4 +1494,140 @@ fn a_rerun_with_output_flags_or_an_extra_file_keeps_the_case_and_its_report() {
     // The trail logs what was typed.
     let trail = std::fs::read_to_string(case.join("audit.jsonl")).unwrap();
     assert!(trail.lines().last().unwrap().contains("--quiet"));
+}
+
+#[test]
+fn verify_checks_every_rendering_and_measurement_and_export_refuses_a_changed_case() {
+    let d = labelled_world();
+    let dir = tempfile::tempdir().unwrap();
+    let case = dir.path().join("case");
+    let c = case.to_str().unwrap();
+    ok(&run_trace(
+        d.path(),
+        &flagged(),
+        &case,
+        &["--policy", "fifo"],
+    ));
+    let truth = bitcoin_data("regtest-world-a/ground_truth");
+    ok(&run(&[
+        "eval",
+        "trace",
+        c,
+        "--truth",
+        truth.to_str().unwrap(),
+    ]));
+    ok(&run(&["report", c, "--format", "json"]));
+    let other = dir.path().join("report2");
+    ok(&run(&[
+        "report",
+        c,
+        "--format",
+        "json",
+        "--out",
+        other.to_str().unwrap(),
+    ]));
+    let verify = || run(&["case", "verify", c, "--no-rerun"]);
+    ok(&verify());
+    // A forged measurement fails verify.
+    let eval = case.join("eval_trace.json");
+    let text = std::fs::read_to_string(&eval).unwrap();
+    std::fs::write(
+        &eval,
+        text.replacen("\"signed_error_ppm\"", "\"signed_error_ppm\" ", 1),
+    )
+    .unwrap();
+    let o = verify();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("eval_trace.json changed"),
+        "{}",
+        stdout(&o)
+    );
+    std::fs::write(&eval, text).unwrap();
+    // An edited file of the first report fails too, though a second report came after.
+    let first = case.join("report/report.json");
+    let text = std::fs::read_to_string(&first).unwrap();
+    std::fs::write(&first, text.replacen('{', "{ ", 1)).unwrap();
+    let o = verify();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).contains("report/report.json changed"),
+        "{}",
+        stdout(&o)
+    );
+    // Export refuses to bundle it.
+    let o = run(&[
+        "case",
+        "export",
+        c,
+        "--bundle",
+        dir.path().join("b.zip").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("report/report.json changed"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::write(&first, text).unwrap();
+    // A wrong --path writes nothing.
+    let nowhere = dir.path().join("x2");
+    let o = run(&[
+        "report",
+        c,
+        "--path",
+        "E999",
+        "--out",
+        nowhere.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(!nowhere.exists());
+    // Another trace into the case: the old measurement goes with the old report.
+    ok(&run_trace(
+        d.path(),
+        &flagged(),
+        &case,
+        &["--policy", "lifo"],
+    ));
+    assert!(!eval.exists());
+}
+
+#[test]
+fn a_moved_working_folder_verifies_with_its_seed_file_beside_the_case() {
+    let d = labelled_world();
+    let work = tempfile::tempdir().unwrap();
+    let seeds = work.path().join("vendor.csv");
+    std::fs::copy(gt("flagged.csv"), &seeds).unwrap();
+    let data = work.path().join("data");
+    copy_dir(d.path(), &data);
+    let case = work.path().join("case");
+    ok(&run(&[
+        "trace",
+        "--quiet",
+        "--data",
+        data.to_str().unwrap(),
+        "--seed",
+        &format!("@{}", seeds.display()),
+        "--policy",
+        "fifo",
+        "--out",
+        case.to_str().unwrap(),
+    ]));
+    let moved = tempfile::tempdir().unwrap();
+    for f in ["vendor.csv", "data", "case"] {
+        std::fs::rename(work.path().join(f), moved.path().join(f)).unwrap();
+    }
+    let o = run(&[
+        "case",
+        "verify",
+        moved.path().join("case").to_str().unwrap(),
+        "--data",
+        moved.path().join("data").to_str().unwrap(),
+    ]);
+    assert!(
+        o.status.success() && stdout(&o).contains("the trace reproduces"),
+        "{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
 }
