@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::types::n64;
 use bitcoin::hashes::{Hash, sha256};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -261,7 +262,7 @@ pub fn verify_chain(case_dir: &Path) -> Result<Vec<String>, CaseError> {
                 e.prev_sha256
             ));
         }
-        if e.seq != i as u64 + 1 {
+        if e.seq != n64(i) + 1 {
             problems.push(format!(
                 "{AUDIT_FILE} line {}: entry number {} where {} was expected",
                 i + 1,

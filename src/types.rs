@@ -126,3 +126,39 @@ mod tests {
         );
     }
 }
+
+/// A dense id or offset (u32, u64) as a slice index. Lossless on the 64-bit targets
+/// chaintrace supports (its index needs them); elsewhere an id beyond `usize` becomes
+/// `usize::MAX`, so it fails the bounds check instead of wrapping to another element.
+#[inline]
+pub fn ix<T: TryInto<usize>>(i: T) -> usize {
+    i.try_into().unwrap_or(usize::MAX)
+}
+
+/// A count or length as u64 (lossless on every target Rust supports today).
+#[inline]
+pub fn n64(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// A count, length or id that must fit u32 (dense ids, heights, positions), saturating at
+/// `u32::MAX` — callers keep ids below it (the index refuses to build beyond it).
+#[inline]
+pub fn n32<T: TryInto<u32>>(n: T) -> u32 {
+    n.try_into().unwrap_or(u32::MAX)
+}
+
+#[cfg(test)]
+mod conversion_tests {
+    use super::*;
+
+    #[test]
+    fn conversions_saturate_instead_of_wrapping() {
+        assert_eq!(ix(7u32), 7);
+        assert_eq!(ix(7u64), 7);
+        assert_eq!(ix(-1i64), usize::MAX);
+        assert_eq!(n64(12), 12);
+        assert_eq!(n32(5usize), 5);
+        assert_eq!(n32(u64::from(u32::MAX) + 1), u32::MAX);
+    }
+}

@@ -142,7 +142,7 @@ fn flows(cli: &Cli, a: &super::args::StatsFlowsArgs) -> Result<(), CliError> {
         .map(|i| {
             (
                 names[i].clone().unwrap_or_default(),
-                sent[i].unwrap_or(0).max(0) as u64,
+                u64::try_from(sent[i].unwrap_or(0)).unwrap_or(0),
                 tcat[i].clone().unwrap_or_default(),
             )
         })
@@ -292,7 +292,7 @@ fn entity(cli: &Cli, a: &super::args::StatsEntityArgs) -> Result<(), CliError> {
                     dirn[i].clone().unwrap_or_default(),
                     names[i].clone().unwrap_or_default()
                 ),
-                amt[i].unwrap_or(0).max(0) as u64,
+                u64::try_from(amt[i].unwrap_or(0)).unwrap_or(0),
                 cat[i].clone().unwrap_or_default(),
             )
         })

@@ -28,6 +28,7 @@ use polars::prelude::*;
 
 use super::union_find::UnionFind;
 use crate::store::sink;
+use crate::types::n32;
 
 /// The heuristic's name, as `_meta.json` and reports give it.
 pub const NAME: &str = "deposit-address-reuse";
@@ -300,9 +301,9 @@ pub fn cluster(chain_dir: &Path, b: &Bounds) -> Result<EthClusters> {
     let id: BTreeMap<&str, u32> = names
         .iter()
         .enumerate()
-        .map(|(i, n)| (n.as_str(), i as u32))
+        .map(|(i, n)| (n.as_str(), n32(i)))
         .collect();
-    let mut uf = UnionFind::new(names.len() as u32);
+    let mut uf = UnionFind::new(n32(names.len()));
     let mut merges = Vec::new();
     for (d, h) in dep.iter().zip(&hot) {
         if uf.union(id[d.as_str()], id[h.as_str()]) {

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::index::Index;
 use crate::store::StoreError;
+use crate::types::{ix, n32, n64};
 
 /// Scores of one clustering.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -50,7 +51,7 @@ pub fn score(
     let pairs = (0..idx.addresses()).filter_map(|a| {
         truth
             .get(idx.address(a))
-            .map(|e| (cluster_of[a as usize], e.as_str()))
+            .map(|e| (cluster_of[ix(a)], e.as_str()))
     });
     score_assignments(pairs, heuristics)
 }
@@ -68,7 +69,7 @@ pub fn score_assignments<'a>(
     let mut by_entity: BTreeMap<u32, u64> = BTreeMap::new();
     let mut n = 0u64;
     for (c, e) in assignments {
-        let next = entity_ids.len() as u32;
+        let next = n32(entity_ids.len());
         let e = *entity_ids.entry(e).or_insert(next);
         *joint.entry((c, e)).or_default() += 1;
         *by_cluster.entry(c).or_default() += 1;
@@ -109,8 +110,8 @@ pub fn score_assignments<'a>(
     Scores {
         heuristics: heuristics.to_string(),
         addresses: n,
-        clusters: by_cluster.len() as u64,
-        entities: by_entity.len() as u64,
+        clusters: n64(by_cluster.len()),
+        entities: n64(by_entity.len()),
         precision,
         recall,
         f1,

@@ -23,6 +23,7 @@ use self::union_find::UnionFind;
 use crate::index::{Index, IndexError};
 use crate::store::{StoreError, sink};
 use crate::tables::Table;
+use crate::types::{ix, n32, n64};
 
 /// One proposed merge: two addresses, the transaction and the heuristic behind it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -152,19 +153,19 @@ pub fn stats_where(
         let Some(a) = idx.out_address(o) else {
             continue;
         };
-        let Some(s) = out.get_mut(&cluster_of[a as usize]) else {
+        let Some(s) = out.get_mut(&cluster_of[ix(a)]) else {
             continue;
         };
-        let v = idx.out_value.get(o as usize);
+        let v = idx.out_value.get(ix(o));
         s.total_received += v;
-        let h = idx.tx_height.get(idx.out_tx.get(o as usize) as usize) as u32;
+        let h = idx.tx_height.get(idx.out_tx.get(ix(o)) as usize) as u32;
         s.first_height = s.first_height.min(h);
         s.last_height = s.last_height.max(h);
-        let spent = idx.out_spent_by.get(o as usize);
+        let spent = idx.out_spent_by.get(ix(o));
         if spent == crate::index::NONE64 {
             s.balance += v;
         } else {
-            let h = idx.tx_height.get(idx.in_tx.get(spent as usize) as usize) as u32;
+            let h = idx.tx_height.get(idx.in_tx.get(ix(spent)) as usize) as u32;
             s.last_height = s.last_height.max(h);
         }
     }
@@ -225,7 +226,7 @@ pub fn conflicts(idx: &Index, c: &Clustering, labels: &HashMap<u32, String>) -> 
         }
         let la = actors.remove(&ra).unwrap_or_default();
         let lb = actors.remove(&rb).unwrap_or_default();
-        let cluster_id = c.cluster_of[m.a as usize];
+        let cluster_id = c.cluster_of[ix(m.a)];
         if !la.is_empty() && !lb.is_empty() && la != lb && !out.contains_key(&cluster_id) {
             out.insert(
                 cluster_id,
@@ -297,8 +298,8 @@ pub fn write(
     warnings: &[Warning],
     out_dir: &Path,
 ) -> Result<ClusterMeta, StoreError> {
-    let n = idx.addresses() as usize;
-    let addrs: Vec<&str> = (0..n as u32).map(|a| idx.address(a)).collect();
+    let n = ix(idx.addresses());
+    let addrs: Vec<&str> = (0..n32(n)).map(|a| idx.address(a)).collect();
     write_table(
         &out_dir.join("address_cluster.parquet"),
         crate::tables::cluster_addresses::AddressCluster::schema(),
@@ -374,9 +375,9 @@ pub fn write(
     let meta = ClusterMeta {
         heuristics: c.heuristics.iter().map(|h| h.name().to_string()).collect(),
         manifest_sha256: idx.meta.manifest_sha256.clone(),
-        addresses: n as u64,
-        clusters: stats.len() as u64,
-        merges: c.merges.len() as u64,
+        addresses: n64(n),
+        clusters: n64(stats.len()),
+        merges: n64(c.merges.len()),
         coinjoins: c
             .coinjoins
             .iter()
@@ -451,7 +452,7 @@ pub fn load(idx: &Index, dir: &Path) -> Result<Stored, ClusterError> {
         .chunks_exact(4)
         .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
         .collect();
-    if cluster_of.len() != idx.addresses() as usize {
+    if cluster_of.len() != ix(idx.addresses()) {
         return Err(no());
     }
     let mut merges = Vec::new();
@@ -515,7 +516,7 @@ pub fn explain(idx: &Index, s: &Stored, a: &str, b: &str) -> Result<Vec<Step>, C
     let ib = idx
         .address_id(b)
         .ok_or_else(|| ClusterError::UnknownAddress(b.into()))?;
-    let (ca, cb) = (s.cluster_of[ia as usize], s.cluster_of[ib as usize]);
+    let (ca, cb) = (s.cluster_of[ix(ia)], s.cluster_of[ix(ib)]);
     if ca != cb {
         return Err(ClusterError::NotLinked {
             a: a.into(),
@@ -596,25 +597,25 @@ pub fn show(idx: &Index, s: &Stored, address: &str, top: usize) -> Result<Shown,
     let ia = idx
         .address_id(address)
         .ok_or_else(|| ClusterError::UnknownAddress(address.into()))?;
-    let c = s.cluster_of[ia as usize];
+    let c = s.cluster_of[ix(ia)];
     let st = stats_where(idx, &s.cluster_of, |x| x == c)
         .remove(&c)
         .expect("the address's cluster");
     let members: Vec<u32> = (0..idx.addresses())
-        .filter(|&a| s.cluster_of[a as usize] == c)
+        .filter(|&a| s.cluster_of[ix(a)] == c)
         .collect();
     // Counterparties: clusters that paid this one, and clusters this one paid.
     let mut cp: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
     for t in 0..idx.txs() {
         let ins: Vec<u32> = idx.input_addresses(t).collect();
-        let from_us = ins.iter().any(|&a| s.cluster_of[a as usize] == c);
-        let sender = ins.first().map(|&a| s.cluster_of[a as usize]);
+        let from_us = ins.iter().any(|&a| s.cluster_of[ix(a)] == c);
+        let sender = ins.first().map(|&a| s.cluster_of[ix(a)]);
         for o in idx.outputs_of(t) {
             let Some(a) = idx.out_address(o) else {
                 continue;
             };
-            let oc = s.cluster_of[a as usize];
-            let v = idx.out_value.get(o as usize);
+            let oc = s.cluster_of[ix(a)];
+            let v = idx.out_value.get(ix(o));
             if from_us && oc != c {
                 cp.entry(oc).or_default().0 += v;
             } else if !from_us

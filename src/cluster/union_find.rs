@@ -4,6 +4,8 @@
 //! `find` and `union` run in amortised O(α(n)) (inverse Ackermann), so clustering is
 //! linear in the number of merges in practice.
 
+use crate::types::{ix, n32};
+
 /// A union-find forest.
 #[derive(Clone, Debug)]
 pub struct UnionFind {
@@ -16,15 +18,15 @@ impl UnionFind {
     pub fn new(n: u32) -> UnionFind {
         UnionFind {
             parent: (0..n).collect(),
-            size: vec![1; n as usize],
+            size: vec![1; ix(n)],
         }
     }
 
     /// The representative of `x`'s set.
     pub fn find(&mut self, mut x: u32) -> u32 {
-        while self.parent[x as usize] != x {
-            let p = self.parent[x as usize];
-            self.parent[x as usize] = self.parent[p as usize];
+        while self.parent[ix(x)] != x {
+            let p = self.parent[ix(x)];
+            self.parent[ix(x)] = self.parent[ix(p)];
             x = p;
         }
         x
@@ -36,20 +38,20 @@ impl UnionFind {
         if ra == rb {
             return false;
         }
-        let (big, small) = if self.size[ra as usize] >= self.size[rb as usize] {
+        let (big, small) = if self.size[ix(ra)] >= self.size[ix(rb)] {
             (ra, rb)
         } else {
             (rb, ra)
         };
-        self.parent[small as usize] = big;
-        self.size[big as usize] += self.size[small as usize];
+        self.parent[ix(small)] = big;
+        self.size[ix(big)] += self.size[ix(small)];
         true
     }
 
     /// Size of `x`'s set.
     pub fn size_of(&mut self, x: u32) -> u32 {
         let r = self.find(x);
-        self.size[r as usize]
+        self.size[ix(r)]
     }
 
     /// For every element, the smallest id in its set: a labelling that does not depend on
@@ -57,13 +59,11 @@ impl UnionFind {
     pub fn min_labels(&mut self) -> Vec<u32> {
         let n = self.parent.len();
         let mut min_of_root = vec![u32::MAX; n];
-        for x in 0..n as u32 {
-            let r = self.find(x) as usize;
+        for x in 0..n32(n) {
+            let r = ix(self.find(x));
             min_of_root[r] = min_of_root[r].min(x);
         }
-        (0..n as u32)
-            .map(|x| min_of_root[self.find(x) as usize])
-            .collect()
+        (0..n32(n)).map(|x| min_of_root[ix(self.find(x))]).collect()
     }
 }
 
@@ -86,17 +86,19 @@ mod tests {
 mod properties {
     use proptest::prelude::*;
 
+    use crate::types::{ix, n64};
+
     use super::UnionFind;
 
     /// Each element's set, named by its smallest member (independent of the representative
     /// union-find happens to pick).
     fn partition(uf: &mut UnionFind, n: u32) -> Vec<u32> {
-        let mut least = vec![u32::MAX; n as usize];
+        let mut least = vec![u32::MAX; ix(n)];
         for x in 0..n {
-            let r = uf.find(x) as usize;
+            let r = ix(uf.find(x));
             least[r] = least[r].min(x);
         }
-        (0..n).map(|x| least[uf.find(x) as usize]).collect()
+        (0..n).map(|x| least[ix(uf.find(x))]).collect()
     }
 
     proptest! {
@@ -120,7 +122,7 @@ mod properties {
                 s ^= s << 13;
                 s ^= s >> 7;
                 s ^= s << 17;
-                let j = usize::try_from(s % (i as u64 + 1)).expect("small");
+                let j = usize::try_from(s % (n64(i) + 1)).expect("small");
                 shuffled.swap(i, j);
             }
             let mut b = UnionFind::new(n);

@@ -46,6 +46,7 @@ use thiserror::Error;
 use crate::ingest::bitcoin::script::ScriptType;
 use crate::store::manifest::Manifest;
 use crate::store::sink;
+use crate::types::{ix, n32, n64};
 
 /// Version of the on-disk index. Bump on any change of the files above.
 pub const INDEX_FORMAT: u32 = 2;
@@ -222,7 +223,7 @@ fn wrong_size(dir: &Path, meta: &IndexMeta) -> Option<String> {
         Some(u64::from_le_bytes(b))
     };
     for (name, width) in FILES {
-        let width = width as u64;
+        let width = n64(width);
         let want = match name {
             "tx_txid" | "tx_height" | "txid_sorted" => Some(txs),
             "tx_out_start" | "tx_in_start" => Some(txs + 1),
@@ -363,18 +364,18 @@ impl Index {
 
     /// Number of transactions.
     pub fn txs(&self) -> u32 {
-        self.meta.txs as u32
+        n32(self.meta.txs)
     }
 
     /// Number of addresses.
     pub fn addresses(&self) -> u32 {
-        self.meta.addresses as u32
+        n32(self.meta.addresses)
     }
 
     /// The address string of id `a`.
     pub fn address(&self, a: u32) -> &str {
-        let s = self.addr_str_start.get(a as usize) as usize;
-        let e = self.addr_str_start.get(a as usize + 1) as usize;
+        let s = self.addr_str_start.get(ix(a)) as usize;
+        let e = self.addr_str_start.get(ix(a) + 1) as usize;
         std::str::from_utf8(&self.addr_str.bytes()[s..e]).expect("addresses are stored as UTF-8")
     }
 
@@ -384,7 +385,7 @@ impl Index {
         let (mut lo, mut hi) = (0usize, n);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            let id = self.addr_sorted.get(mid) as u32;
+            let id = n32(self.addr_sorted.get(mid));
             match self.address(id).cmp(s) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
@@ -397,7 +398,7 @@ impl Index {
     /// The txid (display hex) of transaction `t`.
     pub fn txid(&self, t: u32) -> String {
         self.tx_txid
-            .raw(t as usize)
+            .raw(ix(t))
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()
@@ -409,11 +410,11 @@ impl Index {
         let (mut lo, mut hi) = (0usize, self.txid_sorted.len());
         while lo < hi {
             let mid = (lo + hi) / 2;
-            let t = self.txid_sorted.get(mid) as usize;
+            let t = ix(self.txid_sorted.get(mid));
             match self.tx_txid.raw(t).cmp(&want[..]) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(t as u32),
+                std::cmp::Ordering::Equal => return Some(n32(t)),
             }
         }
         None
@@ -421,9 +422,9 @@ impl Index {
 
     /// Block time (seconds since 1970) of transaction `t`.
     pub fn tx_time(&self, t: u32) -> u32 {
-        let h = self.tx_height.get(t as usize) as usize;
+        let h = self.tx_height.get(ix(t)) as usize;
         if h < self.block_time.len() {
-            self.block_time.get(h) as u32
+            n32(self.block_time.get(h))
         } else {
             0
         }
@@ -431,29 +432,28 @@ impl Index {
 
     /// Output index range of transaction `t`.
     pub fn outputs_of(&self, t: u32) -> std::ops::Range<u64> {
-        self.tx_out_start.get(t as usize)..self.tx_out_start.get(t as usize + 1)
+        self.tx_out_start.get(ix(t))..self.tx_out_start.get(ix(t) + 1)
     }
 
     /// Input index range of transaction `t`.
     pub fn inputs_of(&self, t: u32) -> std::ops::Range<u64> {
-        self.tx_in_start.get(t as usize)..self.tx_in_start.get(t as usize + 1)
+        self.tx_in_start.get(ix(t))..self.tx_in_start.get(ix(t) + 1)
     }
 
     /// Address id of output `o`, if it has one.
     pub fn out_address(&self, o: u64) -> Option<u32> {
-        let a = self.out_addr.get(o as usize) as u32;
+        let a = self.out_addr.get(ix(o)) as u32;
         (a != NONE32).then_some(a)
     }
 
     /// Script type of output `o`.
     pub fn out_script_type(&self, o: u64) -> ScriptType {
-        ScriptType::from_code(self.out_type.get(o as usize) as u8)
-            .expect("only valid codes are stored")
+        ScriptType::from_code(self.out_type.get(ix(o)) as u8).expect("only valid codes are stored")
     }
 
     /// The output spent by input `i`, or `None` for a coinbase input.
     pub fn prev_output(&self, i: u64) -> Option<u64> {
-        let p = self.in_prev.get(i as usize);
+        let p = self.in_prev.get(ix(i));
         (p != NONE64).then_some(p)
     }
 
@@ -671,13 +671,13 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
     // Transaction ids sorted by txid: the lookup structure (4 bytes per transaction, no
     // hash map) and a file of the index.
     let mut txid_sorted: Vec<u32> = (0..n_tx).collect();
-    txid_sorted.sort_unstable_by(|a, b| txids[*a as usize].cmp(&txids[*b as usize]).then(a.cmp(b)));
+    txid_sorted.sort_unstable_by(|a, b| txids[ix(*a)].cmp(&txids[ix(*b)]).then(a.cmp(b)));
     // The transaction a spend of `txid` by transaction `spender` refers to. With BIP 30
     // duplicates, the latest one before the spender (the earlier one's outputs were
     // overwritten, as in the UTXO set).
     let tx_of = |txid: &[u8; 32], spender: u32| -> Option<u32> {
-        let lo = txid_sorted.partition_point(|&t| txids[t as usize] < *txid);
-        let hi = txid_sorted.partition_point(|&t| txids[t as usize] <= *txid);
+        let lo = txid_sorted.partition_point(|&t| txids[ix(t)] < *txid);
+        let hi = txid_sorted.partition_point(|&t| txids[ix(t)] <= *txid);
         txid_sorted[lo..hi]
             .iter()
             .copied()
@@ -686,7 +686,7 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
     };
 
     // Outputs: address interning in first-appearance order.
-    let n_out = *out_start.last().expect("non-empty") as usize;
+    let n_out = ix(*out_start.last().expect("non-empty"));
     let mut out_value: Vec<u64> = Vec::with_capacity(n_out);
     let mut out_addr: Vec<u32> = Vec::with_capacity(n_out);
     let mut out_type: Vec<u8> = Vec::with_capacity(n_out);
@@ -727,7 +727,7 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                 .expect("projected")
                 .as_string::<i32>();
             for i in 0..b.num_rows() {
-                let o = out_value.len() as u64;
+                let o = n64(out_value.len());
                 while cur_tx < txids.len() && out_start[cur_tx + 1] <= o {
                     cur_tx += 1;
                 }
@@ -738,7 +738,7 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                         t.value(i)
                     )));
                 }
-                let tx = cur_tx as u32;
+                let tx = n32(cur_tx);
                 out_value.push(
                     u64::try_from(v.value(i))
                         .map_err(|_| incons("a negative output value".into()))?,
@@ -753,8 +753,7 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                     let s = a.value(i);
                     let h = fnv1a(s.as_bytes());
                     let stored = |id: u32| {
-                        &addr_strings
-                            [addr_start[id as usize] as usize..addr_start[id as usize + 1] as usize]
+                        &addr_strings[addr_start[ix(id)] as usize..addr_start[ix(id) + 1] as usize]
                     };
                     let found = match addr_id.get(&h) {
                         Some(&id) if stored(id) == s.as_bytes() => Some(id),
@@ -775,13 +774,13 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                                 }
                             }
                             addr_strings.extend_from_slice(s.as_bytes());
-                            addr_start.push(addr_strings.len() as u64);
+                            addr_start.push(n64(addr_strings.len()));
                             addr_first_tx.push(tx);
                             addr_n_recv.push(0);
                             id
                         }
                     };
-                    addr_n_recv[id as usize] += 1;
+                    addr_n_recv[ix(id)] += 1;
                     out_addr.push(id);
                 }
             }
@@ -796,7 +795,7 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
     }
 
     // Inputs: link each to the output it spends.
-    let n_in = *in_start.last().expect("non-empty") as usize;
+    let n_in = ix(*in_start.last().expect("non-empty"));
     let mut in_prev: Vec<u64> = Vec::with_capacity(n_in);
     let mut in_tx: Vec<u32> = Vec::with_capacity(n_in);
     let mut out_spent_by: Vec<u64> = vec![NONE64; n_out];
@@ -815,31 +814,31 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                 .expect("projected")
                 .as_primitive::<UInt32Type>();
             for i in 0..b.num_rows() {
-                let idx = in_prev.len() as u64;
+                let idx = n64(in_prev.len());
                 while cur_tx < txids.len() && in_start[cur_tx + 1] <= idx {
                     cur_tx += 1;
                 }
-                in_tx.push(cur_tx as u32);
+                in_tx.push(n32(cur_tx));
                 if pt.is_null(i) {
                     in_prev.push(NONE64);
                     continue;
                 }
                 let prev = hex_txid(pt.value(i), chain_dir)?;
-                let Some(pt_id) = tx_of(&prev, cur_tx as u32) else {
+                let Some(pt_id) = tx_of(&prev, n32(cur_tx)) else {
                     return Err(incons(format!(
                         "input spends {} which is not in the dataset (ingest from genesis)",
                         pt.value(i)
                     )));
                 };
-                let o = out_start[pt_id as usize] + u64::from(pv.value(i));
-                if o >= out_start[pt_id as usize + 1] {
+                let o = out_start[ix(pt_id)] + u64::from(pv.value(i));
+                if o >= out_start[ix(pt_id) + 1] {
                     return Err(incons(format!(
                         "input spends {}:{} which does not exist",
                         pt.value(i),
                         pv.value(i)
                     )));
                 }
-                out_spent_by[o as usize] = idx;
+                out_spent_by[ix(o)] = idx;
                 in_prev.push(o);
             }
             Ok(())
@@ -852,10 +851,9 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
         )));
     }
 
-    let mut addr_sorted: Vec<u32> = (0..addr_first_tx.len() as u32).collect();
-    let addr_of = |id: u32| {
-        &addr_strings[addr_start[id as usize] as usize..addr_start[id as usize + 1] as usize]
-    };
+    let mut addr_sorted: Vec<u32> = (0..n32(addr_first_tx.len())).collect();
+    let addr_of =
+        |id: u32| &addr_strings[addr_start[ix(id)] as usize..addr_start[ix(id) + 1] as usize];
     addr_sorted.sort_unstable_by(|a, b| addr_of(*a).cmp(addr_of(*b)));
 
     let final_dir = chain_dir.join("index");
@@ -899,7 +897,7 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
             .expect("projected")
             .as_primitive::<arrow_array::types::TimestampMillisecondType>();
         for i in 0..b.num_rows() {
-            let hi = h.value(i) as usize;
+            let hi = ix(h.value(i));
             if block_time.len() <= hi {
                 block_time.resize(hi + 1, 0);
             }
@@ -913,9 +911,9 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
         manifest_sha256: manifest_sha.to_string(),
         network,
         txs: u64::from(n_tx),
-        outputs: n_out as u64,
-        inputs: n_in as u64,
-        addresses: addr_first_tx.len() as u64,
+        outputs: n64(n_out),
+        inputs: n64(n_in),
+        addresses: n64(addr_first_tx.len()),
     };
     let meta_bytes = serde_json::to_vec_pretty(&meta).expect("meta serialises");
     std::fs::write(tmp.join("meta.json"), meta_bytes).map_err(|source| IndexError::Io {

@@ -12,6 +12,7 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use super::graph::FlowGraph;
 use super::layout::{BOX_H, BOX_W, FOOTER, HEADER, Layout, MARGIN, Rect};
 use crate::trace::Amount;
+use crate::types::{ix, n32};
 
 const FONT: &str = "sans-serif";
 static FONT_DATA: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
@@ -438,7 +439,7 @@ pub fn timeline<DB: DrawingBackend>(
     let names: Vec<String> = buckets.iter().map(|b| b.0.clone()).collect();
     let fmt_x = |x: &SegmentValue<i32>| match x {
         SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
-            names.get(*i as usize).cloned().unwrap_or_default()
+            names.get(ix(*i)).cloned().unwrap_or_default()
         }
         SegmentValue::Last => String::new(),
     };
@@ -894,7 +895,7 @@ impl Chart<'_> {
         let (w, h) = self.size();
         let mut s = String::new();
         {
-            let root = SVGBackend::with_string(&mut s, (w as u32, h as u32)).into_drawing_area();
+            let root = SVGBackend::with_string(&mut s, (n32(w), n32(h))).into_drawing_area();
             self.draw(&root).map_err(|e| ReportError::Draw {
                 what: "SVG".into(),
                 why: format!("{e:?}"),
@@ -917,7 +918,7 @@ impl Chart<'_> {
         let (w, h) = self.size();
         let tmp = dir.join(format!(".tmp-{}.png", std::process::id()));
         let r = (|| {
-            let root = BitMapBackend::new(&tmp, (w as u32, h as u32)).into_drawing_area();
+            let root = BitMapBackend::new(&tmp, (n32(w), n32(h))).into_drawing_area();
             self.draw(&root).map_err(|e| ReportError::Draw {
                 what: "PNG".into(),
                 why: format!("{e:?}"),

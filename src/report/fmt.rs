@@ -7,6 +7,7 @@ use std::path::Path;
 use super::ReportError;
 
 use crate::trace::Amount;
+use crate::types::{ix, n32};
 
 /// `amount` base units as a decimal coin amount with all `decimals` places
 /// (`123456789, 8` → `1.23456789`).
@@ -19,7 +20,7 @@ pub fn amount(units: Amount, decimals: u32) -> String {
         "{}.{:0width$}",
         units / scale,
         units % scale,
-        width = decimals as usize
+        width = ix(decimals)
     )
 }
 
@@ -36,7 +37,7 @@ pub fn amount_short(units: Amount, decimals: u32, places: u32) -> String {
         "{}.{:0width$}",
         rounded / scale,
         rounded % scale,
-        width = places as usize
+        width = ix(places)
     )
 }
 
@@ -121,7 +122,7 @@ pub fn parse_timestamp(s: &str) -> Result<i64, ReportError> {
     if !(1..=12).contains(&m) || !(1..=31).contains(&dd) || h > 23 || mi > 59 || se > 60 {
         return Err(bad());
     }
-    Ok(days_from_civil(y, m as u32, dd as u32) * 86_400 + h * 3600 + mi * 60 + se)
+    Ok(days_from_civil(y, n32(m), n32(dd)) * 86_400 + h * 3600 + mi * 60 + se)
 }
 
 /// Daily prices in micro-units of the fiat currency per coin (exact: parsed from the

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::case::{Case, PolicyResult};
 use crate::trace::Amount;
+use crate::types::ix;
 
 /// How columns are chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -216,7 +217,7 @@ fn assign_layers(fg: &mut FlowGraph, first_hop: &HashMap<usize, u32>, columns: C
             0
         } else {
             match columns {
-                Columns::Hop => first_hop.get(&i).copied().unwrap_or(1).max(1) as usize,
+                Columns::Hop => ix(first_hop.get(&i).copied().unwrap_or(1).max(1)),
                 Columns::Time => day_rank.get(&(n.first_time / 86_400)).copied().unwrap_or(1),
             }
         };

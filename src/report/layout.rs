@@ -388,7 +388,7 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            (x % n as u64) as usize
+            (x % crate::types::n64(n)) as usize
         };
         let nodes: Vec<Node> = (0..200)
             .map(|i| Node {

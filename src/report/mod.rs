@@ -23,6 +23,7 @@ use self::draw::{Flow, FlowText, Frame};
 use self::graph::{FlowGraph, GraphOptions};
 use crate::store::sink;
 use crate::trace::Amount;
+use crate::types::n64;
 
 /// Why a report could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -819,7 +820,7 @@ fn put(
     files.push((
         name.to_string(),
         bitcoin::hashes::sha256::Hash::hash(bytes).to_string(),
-        bytes.len() as u64,
+        n64(bytes.len()),
     ));
     Ok(())
 }

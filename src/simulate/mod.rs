@@ -26,7 +26,7 @@ use self::rng::Rng;
 use self::world::{Generated, Params, Truth, World};
 use self::writer::{BlkWriter, MAX_BLOCKFILE_SIZE, TableWriter, boolc, s};
 use crate::store::StoreError;
-use crate::types::Network;
+use crate::types::{Network, n32, n64};
 
 /// The presets of `--preset`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -212,12 +212,12 @@ pub fn simulate(
         let n = if height <= BOOTSTRAP_BLOCKS {
             0
         } else {
-            u64::from(params.txs_per_block - 1).min(room) as u32
+            n32(u64::from(params.txs_per_block - 1).min(room))
         };
         world.fill_block(n)?;
-        time += time_rng.range(300, 900) as u32;
+        time += n32(time_rng.range(300, 900));
         let block = world.seal_block(prev, time)?;
-        total += block.txdata.len() as u64;
+        total += n64(block.txdata.len());
         prev = block.block_hash();
         blk.write_block(&serialize(&block))?;
         max_live = max_live.max(world.live_coins());
@@ -246,7 +246,7 @@ pub fn simulate(
         vec![f("entity", utf8()), f("category", utf8())],
     )?;
     for (i, (name, cat)) in names.iter().enumerate() {
-        let is_flagged = i as u32 == vendor || i as u32 == ransomware;
+        let is_flagged = n32(i) == vendor || n32(i) == ransomware;
         let c = entities.cols();
         s(&mut c[0], name.clone());
         s(&mut c[1], cat.as_str());

@@ -3,6 +3,8 @@
 //! Hand-written rather than a crate so that the simulator's output can never change with a
 //! dependency update: the same seed gives the same world forever.
 
+use crate::types::{ix, n64};
+
 /// xoshiro256** (Blackman & Vigna, 2018).
 #[derive(Clone, Debug)]
 pub struct Rng {
@@ -57,7 +59,7 @@ impl Rng {
 
     /// An index into a slice of length `n`.
     pub fn index(&mut self, n: usize) -> usize {
-        self.below(n as u64) as usize
+        ix(self.below(n64(n)))
     }
 
     /// True with probability `p`.
@@ -102,7 +104,7 @@ mod tests {
         let mut r = Rng::new(1, 0);
         let mut seen = [false; 7];
         for _ in 0..1000 {
-            let v = r.below(7) as usize;
+            let v = ix(r.below(7));
             seen[v] = true;
         }
         assert!(seen.iter().all(|&s| s));

@@ -36,7 +36,7 @@ use super::rng::Rng;
 use super::writer::{Col, TableWriter, boolc, s, s_opt, u32c, u64c};
 use crate::ingest::bitcoin::script::classify;
 use crate::store::StoreError;
-use crate::types::Network;
+use crate::types::{Network, ix, n32, n64};
 
 /// Entity categories of the ground truth.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -269,7 +269,7 @@ impl World {
         ];
         let merchants: Vec<EntityId> = (0..params.merchants)
             .map(|i| {
-                let k = merchant_kinds[i as usize % merchant_kinds.len()];
+                let k = merchant_kinds[ix(i) % merchant_kinds.len()];
                 add(format!("merchant{:03}", i + 1), Category::Merchant, k)
             })
             .collect();
@@ -349,7 +349,7 @@ impl World {
     }
 
     fn cat(&self, e: EntityId) -> Category {
-        self.names[e as usize].1
+        self.names[ix(e)].1
     }
 
     // ----- addresses -------------------------------------------------------------------
@@ -381,7 +381,7 @@ impl World {
     ) -> Result<(), StoreError> {
         let script = self.keys.script_pubkey(a);
         let address = classify(&script).address(self.network);
-        let (name, cat) = &self.names[owner as usize];
+        let (name, cat) = &self.names[ix(owner)];
         let (name, cat) = (name.clone(), cat.as_str());
         let t = &mut self.truth.addresses;
         let c: &mut [Col] = t.cols();
@@ -400,14 +400,14 @@ impl World {
 
     /// A receive address of a user-like wallet: reused with the reuse rate, else fresh.
     fn receive(&mut self, e: EntityId, role: &str) -> Result<Addr, StoreError> {
-        let w = &self.wallets[e as usize];
+        let w = &self.wallets[ix(e)];
         if !w.recent.is_empty() && self.rng.chance(self.params.reuse_rate) {
             let i = self.rng.index(w.recent.len());
             return Ok(w.recent[i]);
         }
         let kind = w.kind;
         let a = self.fresh(e, kind, role, false)?;
-        let r = &mut self.wallets[e as usize].recent;
+        let r = &mut self.wallets[ix(e)].recent;
         if r.len() >= 8 {
             r.remove(0);
         }
@@ -426,7 +426,7 @@ impl World {
             _ if self.rng.chance(self.params.change_type_match) && !inputs.is_empty() => {
                 inputs[0].addr.kind
             }
-            _ => self.wallets[e as usize].kind,
+            _ => self.wallets[ix(e)].kind,
         };
         self.fresh(e, kind, "change", true)
     }
@@ -493,7 +493,7 @@ impl World {
                 .iter()
                 .map(|u| u.addr.kind.input_vbytes())
                 .sum::<u64>()
-            + 43 * n_outs as u64;
+            + 43 * n64(n_outs);
         feerate * vb
     }
 
@@ -533,7 +533,7 @@ impl World {
     }
 
     fn balance_hint(&self, e: EntityId) -> u64 {
-        self.wallets[e as usize].utxos.iter().map(|u| u.value).sum()
+        self.wallets[ix(e)].utxos.iter().map(|u| u.value).sum()
     }
 
     // ----- building --------------------------------------------------------------------
@@ -578,7 +578,7 @@ impl World {
                 .collect(),
         };
         let in_sum: u64 = d.inputs.iter().map(|u| u.value).sum();
-        let fee = d.feerate * tx.vsize() as u64;
+        let fee = d.feerate * n64(tx.vsize());
         if let Some(pos) = change_pos {
             let out_sum: u64 = d.outs.iter().map(|o| o.value).sum();
             let change = in_sum
@@ -609,7 +609,7 @@ impl World {
             };
             let u = Utxo {
                 txid,
-                vout: vout as u32,
+                vout: n32(vout),
                 value: o.value,
                 addr,
                 tag: o.tag,
@@ -617,7 +617,7 @@ impl World {
             self.pending.push((owner, u));
             if flagged && entity != d.from {
                 let path = if via_mixer { "via_mixer" } else { d.path };
-                self.record_flow(d.from, txid, vout as u32, entity, o.value, path)?;
+                self.record_flow(d.from, txid, n32(vout), entity, o.value, path)?;
             }
         }
         self.record_tx(txid, d.kind, d.from)?;
@@ -698,7 +698,7 @@ impl World {
     }
 
     fn record_tx(&mut self, txid: Txid, kind: &str, from: EntityId) -> Result<(), StoreError> {
-        let name = self.names[from as usize].0.clone();
+        let name = self.names[ix(from)].0.clone();
         let t = &mut self.truth.transactions;
         let c = t.cols();
         s(&mut c[0], txid.to_string());
@@ -720,8 +720,8 @@ impl World {
         path: &str,
     ) -> Result<(), StoreError> {
         let (fname, tname, tcat) = (
-            self.names[from as usize].0.clone(),
-            self.names[to as usize].0.clone(),
+            self.names[ix(from)].0.clone(),
+            self.names[ix(to)].0.clone(),
             self.cat(to).as_str(),
         );
         let t = &mut self.truth.flows;
@@ -749,14 +749,14 @@ impl World {
                 break;
             }
             self.immature.pop_front();
-            self.wallets[e as usize].utxos.push(u);
+            self.wallets[ix(e)].utxos.push(u);
         }
     }
 
     /// Fills the block with up to `n` transactions (fewer if nobody can pay).
     pub fn fill_block(&mut self, n: u32) -> Result<(), StoreError> {
         let start = self.block_txs.len();
-        let target = start + n as usize;
+        let target = start + ix(n);
         let mut attempts = 0;
         if n > 0 {
             self.miner_payout()?;
@@ -908,7 +908,7 @@ impl World {
         // Outputs created in this block become spendable in the next.
         for (owner, u) in std::mem::take(&mut self.pending) {
             match owner {
-                Owner::Wallet(e) => self.wallets[e as usize].utxos.push(u),
+                Owner::Wallet(e) => self.wallets[ix(e)].utxos.push(u),
                 Owner::Deposit { ex } => self.exchanges[ex].deposits.push(u),
                 Owner::Premix { denom, user } => self.premix[denom].push((user, u)),
                 Owner::Peel => {
@@ -930,21 +930,21 @@ impl World {
 
     fn miner_payout(&mut self) -> Result<bool, StoreError> {
         let m = self.miners[self.rng.index(self.miners.len())];
-        if self.wallets[m as usize].utxos.is_empty() {
+        if self.wallets[ix(m)].utxos.is_empty() {
             return Ok(false);
         }
-        let take = self.wallets[m as usize].utxos.len().min(2);
-        let inputs: Vec<Utxo> = self.wallets[m as usize].utxos.drain(..take).collect();
+        let take = self.wallets[ix(m)].utxos.len().min(2);
+        let inputs: Vec<Utxo> = self.wallets[ix(m)].utxos.drain(..take).collect();
         let total: u64 = inputs.iter().map(|u| u.value).sum();
-        let n = self.rng.range(10, 40) as usize;
+        let n = ix(self.rng.range(10, 40));
         let budget = total.saturating_sub(Self::fee_estimate(40, &inputs, n + 1) + DUST) * 9 / 10;
-        if budget < (n as u64) * 10_000 {
-            self.wallets[m as usize].utxos.extend(inputs);
+        if budget < (n64(n)) * 10_000 {
+            self.wallets[ix(m)].utxos.extend(inputs);
             return Ok(false);
         }
         let mut outs = Vec::new();
         for i in 0..n {
-            let share = budget / n as u64;
+            let share = budget / n64(n);
             if i % 6 == 0 {
                 let ex = self.rng.index(self.exchanges.len());
                 let e = self.exchanges[ex].entity;
@@ -968,7 +968,7 @@ impl World {
             PayKind::Purchase => self.customers[self.rng.index(self.customers.len())],
             _ => self.random_user(),
         };
-        if self.wallets[payer as usize].utxos.is_empty() {
+        if self.wallets[ix(payer)].utxos.is_empty() {
             return Ok(false);
         }
         let (amount, payee) = match kind {
@@ -986,7 +986,7 @@ impl World {
         let amount = self.round(amount);
         let feerate = self.feerate();
         let memo = kind == PayKind::User && self.rng.chance(0.01);
-        let mut pool = std::mem::take(&mut self.wallets[payer as usize].utxos);
+        let mut pool = std::mem::take(&mut self.wallets[ix(payer)].utxos);
         let picked = Self::select(
             &mut self.rng,
             &mut pool,
@@ -995,7 +995,7 @@ impl World {
             1 + usize::from(memo),
             50,
         );
-        self.wallets[payer as usize].utxos = pool;
+        self.wallets[ix(payer)].utxos = pool;
         let Some(inputs) = picked else {
             return Ok(false);
         };
@@ -1008,7 +1008,7 @@ impl World {
         let to = match kind {
             PayKind::User => self.receive(payee, role)?,
             _ => {
-                let k = self.wallets[payee as usize].kind;
+                let k = self.wallets[ix(payee)].kind;
                 let k = if kind == PayKind::Purchase && self.rng.chance(0.2) {
                     AddrKind::P2shP2wpkh
                 } else {
@@ -1067,9 +1067,9 @@ impl World {
                     let x = self.rng.range(bal / 5, bal * 4 / 5);
                     self.round(x)
                 };
-                let mut pool = std::mem::take(&mut self.wallets[e as usize].utxos);
+                let mut pool = std::mem::take(&mut self.wallets[ix(e)].utxos);
                 let picked = Self::select(&mut self.rng, &mut pool, amount, feerate, 1, 50);
-                self.wallets[e as usize].utxos = pool;
+                self.wallets[ix(e)].utxos = pool;
                 let Some(inputs) = picked else {
                     return Ok(false);
                 };
@@ -1093,7 +1093,7 @@ impl World {
         };
         let total: u64 = inputs.iter().map(|u| u.value).sum();
         if total < Self::fee_estimate(feerate, &inputs, 1) + DUST {
-            self.wallets[e as usize].utxos.extend(inputs);
+            self.wallets[ix(e)].utxos.extend(inputs);
             return Ok(false);
         }
         let a = self.deposit_addr(ex, e)?;
@@ -1126,7 +1126,7 @@ impl World {
     fn withdrawal(&mut self) -> Result<bool, StoreError> {
         let ex = self.rng.index(self.exchanges.len());
         let e = self.exchanges[ex].entity;
-        let n = self.rng.range(1, 12) as usize;
+        let n = ix(self.rng.range(1, 12));
         let mut payees: Vec<(EntityId, u64)> = Vec::new();
         for _ in 0..n {
             let x = &self.exchanges[ex];
@@ -1153,9 +1153,9 @@ impl World {
         }
         let total: u64 = payees.iter().map(|p| p.1).sum();
         let feerate = self.feerate();
-        let mut pool = std::mem::take(&mut self.wallets[e as usize].utxos);
+        let mut pool = std::mem::take(&mut self.wallets[ix(e)].utxos);
         let picked = Self::select(&mut self.rng, &mut pool, total, feerate, payees.len(), 100);
-        self.wallets[e as usize].utxos = pool;
+        self.wallets[ix(e)].utxos = pool;
         let Some(inputs) = picked else {
             return Ok(false);
         };
@@ -1205,7 +1205,7 @@ impl World {
         let n = self.exchanges[ex]
             .deposits
             .len()
-            .min(self.rng.range(9, 150) as usize);
+            .min(ix(self.rng.range(9, 150)));
         let inputs: Vec<Utxo> = self.exchanges[ex].deposits.drain(..n).collect();
         let e = self.exchanges[ex].entity;
         let feerate = self.feerate();
@@ -1228,7 +1228,7 @@ impl World {
         max: usize,
         tag: Option<Tag>,
     ) -> Option<Vec<Utxo>> {
-        let w = &mut self.wallets[e as usize].utxos;
+        let w = &mut self.wallets[ix(e)].utxos;
         let matching = w.iter().filter(|u| tag.is_none_or(|t| u.tag == t)).count();
         if matching < min {
             return None;
@@ -1264,12 +1264,12 @@ impl World {
         let feerate = self.feerate();
         let total: u64 = inputs.iter().map(|u| u.value).sum();
         if total < Self::fee_estimate(feerate, &inputs, 1) + 10 * DUST {
-            self.wallets[v as usize].utxos.extend(inputs);
+            self.wallets[ix(v)].utxos.extend(inputs);
             return Ok(false);
         }
         let a = self.fresh(v, AddrKind::P2wpkh, "peel_hop", false)?;
         let out = self.out(a, total, Owner::Peel, v);
-        let hops = self.rng.range(6, 12) as u32;
+        let hops = n32(self.rng.range(6, 12));
         self.peel = Some((
             Utxo {
                 txid: Txid::all_zeros(),
@@ -1351,8 +1351,8 @@ impl World {
         let feerate = self.feerate();
         let total: u64 = inputs.iter().map(|u| u.value).sum();
         let k = self.rng.range(2, 4);
-        if total < Self::fee_estimate(feerate, &inputs, k as usize) + k * 100_000 {
-            self.wallets[r as usize].utxos.extend(inputs);
+        if total < Self::fee_estimate(feerate, &inputs, ix(k)) + k * 100_000 {
+            self.wallets[ix(r)].utxos.extend(inputs);
             return Ok(false);
         }
         let mut outs = Vec::new();
@@ -1364,7 +1364,7 @@ impl World {
             };
             let a = self.fresh(self.mixer, AddrKind::P2wpkh, "mixer_deposit", false)?;
             outs.push(self.out(a, part, Owner::Wallet(self.mixer), self.mixer));
-            let due = self.height + self.rng.range(5, 30) as u32;
+            let due = self.height + n32(self.rng.range(5, 30));
             self.mixer_queue.push_back((due, r, part / 100 * 98));
         }
         self.finish(Draft {
@@ -1373,7 +1373,7 @@ impl World {
             inputs,
             outs,
             change: None,
-            fee_from_out: Some(k as usize - 1),
+            fee_from_out: Some(ix(k) - 1),
             feerate,
             path: "to_mixer",
         })?;
@@ -1391,16 +1391,16 @@ impl World {
             self.round(x)
         };
         let feerate = self.feerate();
-        let mut pool = std::mem::take(&mut self.wallets[u as usize].utxos);
+        let mut pool = std::mem::take(&mut self.wallets[ix(u)].utxos);
         let picked = Self::select(&mut self.rng, &mut pool, amount, feerate, 1, 30);
-        self.wallets[u as usize].utxos = pool;
+        self.wallets[ix(u)].utxos = pool;
         let Some(inputs) = picked else {
             return Ok(false);
         };
         let a = self.fresh(self.mixer, AddrKind::P2wpkh, "mixer_deposit", false)?;
         let outs = vec![self.out(a, amount, Owner::Wallet(self.mixer), self.mixer)];
         let ch = self.change_addr(u, &inputs, Some(a.kind))?;
-        let due = self.height + self.rng.range(5, 30) as u32;
+        let due = self.height + n32(self.rng.range(5, 30));
         self.mixer_queue.push_back((due, u, amount / 100 * 98));
         self.pay_with_change("mixer_deposit", u, inputs, outs, ch, feerate)?;
         Ok(true)
@@ -1415,9 +1415,9 @@ impl World {
         }
         let mx = self.mixer;
         let feerate = self.feerate();
-        let mut pool = std::mem::take(&mut self.wallets[mx as usize].utxos);
+        let mut pool = std::mem::take(&mut self.wallets[ix(mx)].utxos);
         let picked = Self::select(&mut self.rng, &mut pool, amount, feerate, 1, 40);
-        self.wallets[mx as usize].utxos = pool;
+        self.wallets[ix(mx)].utxos = pool;
         let Some(inputs) = picked else {
             return Ok(false);
         };
@@ -1452,10 +1452,10 @@ impl World {
         let feerate = self.feerate();
         let total: u64 = inputs.iter().map(|u| u.value).sum();
         if total < Self::fee_estimate(feerate, &inputs, 1) + DUST {
-            self.wallets[u as usize].utxos.extend(inputs);
+            self.wallets[ix(u)].utxos.extend(inputs);
             return Ok(false);
         }
-        let k = self.wallets[u as usize].kind;
+        let k = self.wallets[ix(u)].kind;
         let a = self.fresh(u, k, "consolidation", true)?;
         let out = self.out(a, total, Owner::Wallet(u), u);
         self.send_all("self_transfer", u, inputs, out, feerate, "direct")?;
@@ -1505,9 +1505,9 @@ impl World {
         let n = self.rng.range(1, 3);
         let need = n * (denom + PREMIX_FEE) + denom / 20;
         let feerate = self.feerate();
-        let mut pool = std::mem::take(&mut self.wallets[u as usize].utxos);
-        let picked = Self::select(&mut self.rng, &mut pool, need, feerate, n as usize + 1, 20);
-        self.wallets[u as usize].utxos = pool;
+        let mut pool = std::mem::take(&mut self.wallets[ix(u)].utxos);
+        let picked = Self::select(&mut self.rng, &mut pool, need, feerate, ix(n) + 1, 20);
+        self.wallets[ix(u)].utxos = pool;
         let Some(inputs) = picked else {
             return Ok(false);
         };
@@ -1562,23 +1562,23 @@ impl World {
             if parts.iter().any(|p| p.0 == u) {
                 continue;
             }
-            let mut pool = std::mem::take(&mut self.wallets[u as usize].utxos);
+            let mut pool = std::mem::take(&mut self.wallets[ix(u)].utxos);
             let picked = Self::select(
                 &mut self.rng,
                 &mut pool,
-                denom + maker_fee * n as u64,
+                denom + maker_fee * n64(n),
                 feerate,
                 2,
                 3,
             );
-            self.wallets[u as usize].utxos = pool;
+            self.wallets[ix(u)].utxos = pool;
             if let Some(p) = picked {
                 parts.push((u, p));
             }
         }
         if parts.len() < 3 {
             for (u, p) in parts {
-                self.wallets[u as usize].utxos.extend(p);
+                self.wallets[ix(u)].utxos.extend(p);
             }
             return Ok(false);
         }
@@ -1587,7 +1587,7 @@ impl World {
         let mut changes = Vec::new();
         let mut inputs = Vec::new();
         let taker = 0;
-        let k = parts.len() as u64;
+        let k = n64(parts.len());
         let coord_fee = if joinmarket { 0 } else { denom * 3 / 1000 };
         for (i, (u, p)) in parts.iter().enumerate() {
             let in_sum: u64 = p.iter().map(|x| x.value).sum();
@@ -1610,7 +1610,7 @@ impl World {
             let a = self.fresh(*u, AddrKind::P2wpkh, "coinjoin_participant", false)?;
             outs.push(self.out(a, denom, Owner::Wallet(*u), *u));
             if change >= DUST {
-                let kind = self.wallets[*u as usize].kind;
+                let kind = self.wallets[ix(*u)].kind;
                 let ca = self.fresh(*u, kind, "change", true)?;
                 changes.push(self.out(ca, change, Owner::Wallet(*u), *u));
             }

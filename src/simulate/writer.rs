@@ -12,7 +12,7 @@ use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use crate::ingest::bitcoin::blkfile::xor;
 use crate::store::StoreError;
 use crate::store::sink::{self, PartWriter};
-use crate::types::Network;
+use crate::types::{Network, n32, n64};
 
 /// Bitcoin Core's maximum blk file size.
 pub const MAX_BLOCKFILE_SIZE: u64 = 128 * 1024 * 1024;
@@ -63,7 +63,7 @@ impl BlkWriter {
     /// # Errors
     /// I/O errors.
     pub fn write_block(&mut self, block: &[u8]) -> Result<(), StoreError> {
-        let rec = 8 + block.len() as u64;
+        let rec = 8 + n64(block.len());
         if self.out.is_some() && self.offset + rec > self.max_file {
             self.finish_file()?;
             self.file_no += 1;
@@ -78,7 +78,7 @@ impl BlkWriter {
         self.buf.clear();
         self.buf.extend_from_slice(&Network::Regtest.magic());
         self.buf
-            .extend_from_slice(&(block.len() as u32).to_le_bytes());
+            .extend_from_slice(&(n32(block.len())).to_le_bytes());
         self.buf.extend_from_slice(block);
         xor(&mut self.buf, &self.key, self.offset);
         let path = self.files.last().expect("a file is open").clone();
@@ -176,7 +176,7 @@ impl TableWriter {
     /// Parquet errors.
     pub fn row_done(&mut self) -> Result<(), StoreError> {
         self.rows += 1;
-        if self.rows.is_multiple_of(BATCH as u64) {
+        if self.rows.is_multiple_of(n64(BATCH)) {
             self.flush()?;
         }
         Ok(())

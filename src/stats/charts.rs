@@ -4,19 +4,20 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::report::draw::{Chart, Frame};
+use crate::types::{ix, n32};
 
 /// Bar-chart series: (name, category for the colour, value per x).
 pub type Series = Vec<(String, String, Vec<f64>)>;
 
 /// Payment-size buckets: powers of ten of satoshi.
 pub fn size_buckets(values: &[(String, u64)]) -> (Vec<String>, Series) {
-    let digits = |v: u64| if v == 0 { 0 } else { v.ilog10() as usize };
+    let digits = |v: u64| if v == 0 { 0 } else { ix(v.ilog10()) };
     let lo = values.iter().map(|v| digits(v.1)).min().unwrap_or(0);
     let hi = values.iter().map(|v| digits(v.1)).max().unwrap_or(0);
     let names: Vec<String> = (lo..=hi)
         .map(|d| {
-            let a = crate::report::graph::trim(10u128.pow(d as u32), 8);
-            let b = crate::report::graph::trim(10u128.pow(d as u32 + 1), 8);
+            let a = crate::report::graph::trim(10u128.pow(n32(d)), 8);
+            let b = crate::report::graph::trim(10u128.pow(n32(d) + 1), 8);
             format!("{a}–{b} BTC")
         })
         .collect();

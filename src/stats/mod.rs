@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 
 use crate::report::fmt;
+use crate::types::n32;
 
 /// Where a query reads from.
 #[derive(Clone, Debug)]
@@ -394,7 +395,7 @@ fn fiat_by(
     for i in 0..df.height() {
         let key: Vec<String> = key_cols.iter().map(|c| c[i].clone()).collect();
         let e: &mut (u128, usize) = out.entry(key).or_default();
-        let v = amounts[i].unwrap_or(0).max(0) as u64;
+        let v = u64::try_from(amounts[i].unwrap_or(0)).unwrap_or(0);
         match time[i].and_then(|t| prices.cents(v.into(), 8, t.div_euclid(1000))) {
             Some(c) => e.0 += c,
             None => e.1 += 1,
@@ -418,7 +419,7 @@ fn add_fiat(
         let key: Vec<String> = key_cols.iter().map(|c| c[i].clone()).collect();
         let (c, m) = sums.get(&key).copied().unwrap_or_default();
         val.push(fmt::cents(c).replace(',', ""));
-        missing.push(m as u32);
+        missing.push(n32(m));
     }
     table
         .with_column(Column::new(
@@ -541,7 +542,12 @@ pub fn flows(
     let payment_values = strings(&values, "category")?
         .into_iter()
         .zip(ints(&values, "value")?)
-        .map(|(c, v)| (c.unwrap_or_default(), v.unwrap_or(0).max(0) as u64))
+        .map(|(c, v)| {
+            (
+                c.unwrap_or_default(),
+                u64::try_from(v.unwrap_or(0)).unwrap_or(0),
+            )
+        })
         .collect();
     let top_counterparties = send
         .with_column(
@@ -905,7 +911,12 @@ pub fn entity(src: &Source, target: &str, p: Period) -> Result<EntityStats> {
     let values = rec.select([col("value")]).collect().map_err(pe)?;
     let payment_values = ints(&values, "value")?
         .into_iter()
-        .map(|v| (target.to_string(), v.unwrap_or(0).max(0) as u64))
+        .map(|v| {
+            (
+                target.to_string(),
+                u64::try_from(v.unwrap_or(0)).unwrap_or(0),
+            )
+        })
         .collect();
     Ok(EntityStats {
         name: target.to_string(),

@@ -17,6 +17,7 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use super::StoreError;
+use crate::types::n64;
 
 /// A written, not yet committed, part file.
 #[derive(Debug)]
@@ -64,7 +65,7 @@ impl Write for HashingWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.engine.input(&buf[..n]);
-        self.bytes += n as u64;
+        self.bytes += n64(n);
         Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -133,7 +134,7 @@ impl PartWriter {
     /// # Errors
     /// Parquet errors, naming the file.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
-        self.rows += batch.num_rows() as u64;
+        self.rows += n64(batch.num_rows());
         self.writer
             .write(batch)
             .map_err(|source| StoreError::Parquet {

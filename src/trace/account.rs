@@ -39,6 +39,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::policy::Policy;
 use super::{Amount, Direction, Edge, End, Label, Params, PolicyResult, Totals};
+use crate::types::{ix, n32};
 
 /// The recipient of a fee.
 pub const FEE: u32 = u32::MAX;
@@ -295,14 +296,14 @@ impl Opening {
         self.net.resize(accounts, 0);
         self.need.resize(accounts, 0);
         for t in transfers {
-            let f = t.from as usize;
+            let f = ix(t.from);
             let v = i128::try_from(t.value).unwrap_or(i128::MAX);
             self.net[f] = self.net[f].saturating_sub(v);
             if self.net[f] < 0 {
                 self.need[f] = self.need[f].max(self.net[f].unsigned_abs());
             }
             if t.to != FEE {
-                let to = t.to as usize;
+                let to = ix(t.to);
                 self.net[to] = self.net[to].saturating_add(v);
             }
         }
@@ -380,7 +381,7 @@ impl<'a> Walk<'a> {
             .iter()
             .enumerate()
             .filter(|(_, h)| self.seeds.txs.contains(*h))
-            .map(|(i, _)| i as u32)
+            .map(|(i, _)| n32(i))
             .collect()
     }
 
@@ -402,7 +403,7 @@ impl<'a> Walk<'a> {
             kind,
             txid: tx.unwrap_or_default().to_string(),
             vout: 0,
-            address: accounts[a as usize].clone(),
+            address: accounts[ix(a)].clone(),
             amount,
             hop,
             entity: l.map(|l| l.entity.clone()),
@@ -444,16 +445,16 @@ impl<'a> Walk<'a> {
 
 fn edge(accounts: &[String], txids: &[String], t: &Transfer, amount: Amount, hop: u32) -> Edge {
     Edge {
-        txid: txids[t.tx as usize].clone(),
+        txid: txids[ix(t.tx)].clone(),
         height: t.block,
         time: t.time,
-        from: accounts[t.from as usize].clone(),
-        to: accounts[t.to as usize].clone(),
+        from: accounts[ix(t.from)].clone(),
+        to: accounts[ix(t.to)].clone(),
         amount,
         hop,
         vout: 0,
-        from_address: accounts[t.from as usize].clone(),
-        to_address: accounts[t.to as usize].clone(),
+        from_address: accounts[ix(t.from)].clone(),
+        to_address: accounts[ix(t.to)].clone(),
         output_value: Some(t.value),
     }
 }
@@ -489,7 +490,7 @@ impl<'a> Forward<'a> {
     }
 
     fn pool(&mut self, a: u32) -> Pool {
-        let a = a as usize;
+        let a = ix(a);
         if self.pools.len() <= a {
             self.pools.resize_with(a + 1, || None);
         }
@@ -501,7 +502,7 @@ impl<'a> Forward<'a> {
     }
 
     fn keep(&mut self, a: u32, pool: Pool) {
-        self.pools[a as usize] = Some(pool);
+        self.pools[ix(a)] = Some(pool);
     }
 
     /// Taints the seed accounts' whole balances: the window opens.
@@ -579,7 +580,7 @@ impl<'a> Forward<'a> {
                 } else if w.stops(t.to) {
                     // An exit keeps no taint.
                     w.totals.exits += carried;
-                    let txid = txids[t.tx as usize].as_str();
+                    let txid = txids[ix(t.tx)].as_str();
                     w.end(
                         accounts,
                         "exit",
@@ -598,7 +599,7 @@ impl<'a> Forward<'a> {
                 }
             };
             if keep {
-                let txid = &txids[t.tx as usize];
+                let txid = &txids[ix(t.tx)];
                 if !seed_tx {
                     w.pred.entry(t.to).or_insert_with(|| (t.from, txid.clone()));
                     let e = w.hop.entry(t.to).or_insert(h);
@@ -621,7 +622,7 @@ impl<'a> Forward<'a> {
             let Some(v) = pool.as_ref().map(Pool::tainted).filter(|&v| v > 0) else {
                 continue;
             };
-            let a = a as u32;
+            let a = n32(a);
             self.w.totals.holdings += v;
             let h = self.w.hop.get(&a).copied().unwrap_or(0);
             let tx = self.w.last_tx.get(&a).cloned();
@@ -768,7 +769,7 @@ impl<'a> Backward<'a> {
                 continue;
             }
             let w = &mut self.w;
-            let (f, to) = (t.from as usize, t.to as usize);
+            let (f, to) = (ix(t.from), ix(t.to));
             let seed_tx = t.to != FEE && seed_txs.contains(&t.tx);
             let to_seed = t.to != FEE && w.seeds.accounts.contains(&t.to);
             let mut seg = if t.to == FEE {
@@ -793,7 +794,7 @@ impl<'a> Backward<'a> {
             } else {
                 1 + w.hop.get(&t.to).copied().unwrap_or(0)
             };
-            let txid = txids[t.tx as usize].as_str();
+            let txid = txids[ix(t.tx)].as_str();
             let keep = if w.seeds.accounts.contains(&t.from) {
                 w.totals.returned_to_seeds += carried;
                 w.edges.push(edge(accounts, txids, t, carried, h));
@@ -858,7 +859,7 @@ impl<'a> Backward<'a> {
             } else {
                 self.w.totals.holdings += v;
             }
-            let a = a as u32;
+            let a = n32(a);
             let h = self.w.hop.get(&a).copied().unwrap_or(0);
             let tx = self.w.last_tx.get(&a).cloned();
             let kind = if minted { "mined" } else { "holding" };

@@ -21,6 +21,7 @@ use arrow_array::Array;
 use super::Amount;
 use super::account::{FEE, Ledger, Transfer};
 use crate::store::reader::{Cols, ReadError, each_batch, each_batch_of, part_files};
+use crate::types::{ix, n32};
 
 /// Why the transfers of an Ethereum dataset cannot be traced.
 #[derive(Debug, thiserror::Error)]
@@ -158,7 +159,7 @@ impl Accounts {
         if let Some(&i) = self.ids.get(a) {
             return i;
         }
-        let i = self.names.len() as u32;
+        let i = n32(self.names.len());
         self.names.push(a.to_string());
         self.ids.insert(a.to_string(), i);
         i
@@ -195,7 +196,7 @@ fn intern(map: &mut HashMap<String, u32>, key: &str) -> u32 {
     if let Some(&i) = map.get(key) {
         return i;
     }
-    let i = map.len() as u32;
+    let i = n32(map.len());
     map.insert(key.to_string(), i);
     i
 }
@@ -204,7 +205,7 @@ fn intern(map: &mut HashMap<String, u32>, key: &str) -> u32 {
 fn by_id(map: HashMap<String, u32>) -> Vec<String> {
     let mut out = vec![String::new(); map.len()];
     for (k, i) in map {
-        out[i as usize] = k;
+        out[ix(i)] = k;
     }
     out
 }
@@ -264,7 +265,7 @@ pub fn block_times(chain_dir: &Path) -> Result<Vec<(u32, u32)>, EthTraceError> {
         let c = Cols(b);
         let (n, t) = (c.u64("number")?, c.u64("timestamp")?);
         for i in 0..b.num_rows() {
-            out.push((block_u32(n.value(i))?, t.value(i) as u32));
+            out.push((block_u32(n.value(i))?, n32(t.value(i))));
         }
         Ok::<(), EthTraceError>(())
     })?;
@@ -505,7 +506,7 @@ pub fn chunk(
                         let h = hash.value(i);
                         let what = || format!("token transfer in {h} (block {block})");
                         let v = amount(value.value(i), &what)?;
-                        let key = (block, idx.value(i), li.value(i) as u32, Vec::new());
+                        let key = (block, idx.value(i), n32(li.value(i)), Vec::new());
                         l.push(key, time(block), h, from.value(i), Some(to.value(i)), v);
                     }
                     Ok::<(), EthTraceError>(())

@@ -14,7 +14,7 @@ use super::request::{
 use super::seeds::seed_outputs;
 use super::{Label, Params, PolicyResult, run as run_policy};
 use crate::index::Index;
-use crate::types::Network;
+use crate::types::{Network, ix, n32};
 
 /// The chain directory and network of a Bitcoin dataset in `data`: `network` if given,
 /// else the only network present.
@@ -64,9 +64,9 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
     )?;
     let (labels, resolved) = load_labels(a, "bitcoin", &network, |addr| idx.address_id(addr))?;
     let stop_at = check_stop_at(a, &resolved)?;
-    let heights = idx.block_time.len() as u32;
+    let heights = n32(idx.block_time.len());
     let times: Vec<(u32, u64)> = (0..heights)
-        .map(|h| (h, idx.block_time.get(h as usize)))
+        .map(|h| (h, idx.block_time.get(ix(h))))
         .collect();
     let (from_height, to_height) = height_window(a, &times)?;
     if from_height >= heights {
@@ -81,7 +81,7 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
     let seeds: Vec<u64> = seeds
         .into_iter()
         .filter(|&o| {
-            let h = idx.tx_height.get(idx.out_tx.get(o as usize) as usize) as u32;
+            let h = idx.tx_height.get(idx.out_tx.get(ix(o)) as usize) as u32;
             (from_height..=to_height).contains(&h)
         })
         .collect();
@@ -112,13 +112,13 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
     };
     let name_of = |id: u32| -> String {
         match (&stored, a.level) {
-            (Some(s), Level::Cluster) => idx.address(s.cluster_of[id as usize]).to_string(),
+            (Some(s), Level::Cluster) => idx.address(s.cluster_of[ix(id)]).to_string(),
             _ => idx.address(id).to_string(),
         }
     };
     if let (true, Some(s)) = (a.level == Level::Cluster, &stored) {
         let rep = |addr: &str| match idx.address_id(addr) {
-            Some(id) => idx.address(s.cluster_of[id as usize]).to_string(),
+            Some(id) => idx.address(s.cluster_of[ix(id)]).to_string(),
             None => addr.to_string(),
         };
         to_clusters(&mut results, &rep);

@@ -14,6 +14,7 @@ use super::request::{
 };
 use super::seeds::seed_items_from;
 use super::{Direction, Label, Params, PolicyResult};
+use crate::types::{ix, n32, n64};
 
 /// address → the cluster's name (its first address), from `cluster ethereum`.
 fn cluster_names(data: &std::path::Path) -> Result<HashMap<String, String>, TraceError> {
@@ -32,7 +33,7 @@ fn cluster_names(data: &std::path::Path) -> Result<HashMap<String, String>, Trac
     let first: HashMap<u32, &str> = sorted
         .iter()
         .enumerate()
-        .filter(|(i, (_, c))| *i as u32 == *c)
+        .filter(|(i, (_, c))| n32(*i) == *c)
         .map(|(_, (a, c))| (*c, a.as_str()))
         .collect();
     Ok(rows
@@ -122,8 +123,8 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
     // transactions paid. Transfers after the window change nothing (backward rebuilds the
     // balances at its end from those before), so they are not read.
     let parts = eth::parts(&chain, &asset).map_err(TraceError::stage)?;
-    let times: HashMap<u32, u32> = times.iter().map(|&(b, t)| (b, t as u32)).collect();
-    pb.start(2 * parts.len() as u64);
+    let times: HashMap<u32, u32> = times.iter().map(|&(b, t)| (b, n32(t))).collect();
+    pb.start(2 * n64(parts.len()));
     pb.message(&format!("{unit}: balances"));
     let mut accounts = eth::Accounts::default();
     let mut opening = account::Opening::default();
@@ -149,7 +150,7 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
         last_block = last_block.max(c.transfers.last().map_or(0, |t| t.block));
         if !seed_txs.is_empty() {
             for t in c.transfers.iter().filter(|t| t.to != FEE) {
-                let h = &c.txids[t.tx as usize];
+                let h = &c.txids[ix(t.tx)];
                 if seed_txs.contains(h) {
                     seed_tx_found.insert(h.clone());
                     tx_recipients.insert(t.to);
@@ -238,12 +239,12 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
     let mut seed_nodes: BTreeSet<String> = seeds
         .accounts
         .iter()
-        .map(|&s| name_of(&accounts.names[s as usize]))
+        .map(|&s| name_of(&accounts.names[ix(s)]))
         .collect();
     seed_nodes.extend(
         tx_recipients
             .iter()
-            .map(|&t| name_of(&accounts.names[t as usize])),
+            .map(|&t| name_of(&accounts.names[ix(t)])),
     );
     let mut labelled: Vec<(&u32, &Label)> = labels.iter().collect();
     labelled.sort_by_key(|(id, _)| **id);
@@ -252,7 +253,7 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
         &seed_nodes,
         labelled
             .into_iter()
-            .map(|(&id, l)| (name_of(&accounts.names[id as usize]), l)),
+            .map(|(&id, l)| (name_of(&accounts.names[ix(id)]), l)),
     );
     let label_conflicts = conflicts_in_trace(&results, &seed_nodes, &resolved, |addr| {
         accounts.id(addr).map(|_| name_of(addr))

@@ -8,6 +8,7 @@ use std::str::FromStr;
 
 use super::request::TraceError;
 use crate::index::Index;
+use crate::types::ix;
 
 /// The seeds, each with where it came from (`FILE:LINE` for a seed file): @FILE is read as
 /// a spreadsheet writes it (a byte-order mark, comma, semicolon or tab delimiters, quotes; a
@@ -116,7 +117,7 @@ fn seed_one(
             let stored = crate::cluster::load(idx, &crate::cluster::clusters_dir(data, network))
                 .map_err(TraceError::stage)?;
             let id = seed_address(idx, a, network)?;
-            let c = stored.cluster_of[id as usize];
+            let c = stored.cluster_of[ix(id)];
             if let Some(w) = stored.meta.warnings.iter().find(|w| w.cluster_id == c)
                 && !allow_flagged_cluster
             {
@@ -126,7 +127,7 @@ fn seed_one(
                 )));
             }
             let members: Vec<u32> = (0..idx.addresses())
-                .filter(|&x| stored.cluster_of[x as usize] == c)
+                .filter(|&x| stored.cluster_of[ix(x)] == c)
                 .collect();
             if members.len() > max_seed_cluster && !allow_flagged_cluster {
                 return Err(TraceError::Input(format!(

@@ -54,7 +54,7 @@ mod tests {
         let outs: Vec<(u32, u64, bool, u64)> = outs
             .iter()
             .enumerate()
-            .map(|(i, &v)| (100 + i as u32, v, true, 1))
+            .map(|(i, &v)| (100 + crate::types::n32(i), v, true, 1))
             .collect();
         TxView::literal(&ins, &outs)
     }

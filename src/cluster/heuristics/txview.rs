@@ -5,6 +5,7 @@
 
 use crate::index::Index;
 use crate::ingest::bitcoin::script::ScriptType;
+use crate::types::ix;
 
 /// An input: the output it spends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +56,7 @@ impl TxView {
         self.inputs.clear();
         self.inputs.extend(idx.spent_outputs(t).map(|o| Input {
             address: idx.out_address(o),
-            value: idx.out_value.get(o as usize),
+            value: idx.out_value.get(ix(o)),
             script: idx.out_script_type(o),
         }));
         self.outputs.clear();
@@ -63,11 +64,10 @@ impl TxView {
             let address = idx.out_address(o);
             Output {
                 address,
-                value: idx.out_value.get(o as usize),
+                value: idx.out_value.get(ix(o)),
                 script: idx.out_script_type(o),
-                first_seen: address
-                    .is_some_and(|a| idx.addr_first_tx.get(a as usize) == u64::from(t)),
-                receives: address.map_or(0, |a| idx.addr_n_recv.get(a as usize)),
+                first_seen: address.is_some_and(|a| idx.addr_first_tx.get(ix(a)) == u64::from(t)),
+                receives: address.map_or(0, |a| idx.addr_n_recv.get(ix(a))),
             }
         }));
     }

@@ -11,7 +11,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::error::IngestError;
-use crate::types::Network;
+use crate::types::{Network, ix, n64};
 
 /// Where one block's bytes are: file number and offset of the block data (after the
 /// 8-byte record header), as Bitcoin Core's block index records it.
@@ -163,7 +163,7 @@ impl BlocksDir {
             });
         }
         let size = u32::from_le_bytes(hdr[4..].try_into().expect("4 bytes"));
-        let mut buf = vec![0u8; size as usize];
+        let mut buf = vec![0u8; ix(size)];
         read_exact_at(&f, path, &mut buf, pos.data_pos, file_len)?;
         xor(&mut buf, &self.key, pos.data_pos);
         Ok(buf)
@@ -193,26 +193,26 @@ impl BlocksDir {
                 }
                 break Some(IngestError::Truncated {
                     path: path.to_path_buf(),
-                    offset: pos as u64,
+                    offset: n64(pos),
                     what: format!("record header needs 8 bytes, file has {} left", len - pos),
                 });
             }
             if bytes[pos..pos + 8].iter().all(|&b| b == 0) {
                 break None; // preallocated, never-written space
             }
-            xor(&mut bytes[pos..pos + 8], &self.key, pos as u64);
+            xor(&mut bytes[pos..pos + 8], &self.key, n64(pos));
             let magic: [u8; 4] = bytes[pos..pos + 4].try_into().expect("4 bytes");
             if magic != self.network.magic() {
                 break Some(match Network::from_magic(magic) {
                     Some(_) => IngestError::WrongMagic {
                         path: path.to_path_buf(),
-                        offset: pos as u64,
+                        offset: n64(pos),
                         found: magic,
                         expected: self.network,
                     },
                     None => IngestError::Corrupt {
                         path: path.to_path_buf(),
-                        offset: pos as u64,
+                        offset: n64(pos),
                         what: format!(
                             "expected network magic {}, found {}",
                             hex4(self.network.magic()),
@@ -223,32 +223,32 @@ impl BlocksDir {
             }
             let size = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().expect("4 bytes"));
             let data = pos + 8;
-            if (size as usize) < 80 {
+            if (ix(size)) < 80 {
                 break Some(IngestError::Corrupt {
                     path: path.to_path_buf(),
-                    offset: pos as u64,
+                    offset: n64(pos),
                     what: format!("record size {size} is smaller than a block header"),
                 });
             }
-            if data + size as usize > len {
+            if data + ix(size) > len {
                 break Some(IngestError::Truncated {
                     path: path.to_path_buf(),
-                    offset: pos as u64,
+                    offset: n64(pos),
                     what: format!("block record of {size} bytes, file has {} left", len - data),
                 });
             }
             let mut header = [0u8; 80];
             header.copy_from_slice(&bytes[data..data + 80]);
-            xor(&mut header, &self.key, data as u64);
+            xor(&mut header, &self.key, n64(data));
             records.push(Record {
                 pos: BlockPos {
                     file,
-                    data_pos: data as u64,
+                    data_pos: n64(data),
                 },
                 size,
                 header,
             });
-            pos = data + size as usize;
+            pos = data + ix(size);
         };
         Ok(Scan {
             records,
@@ -264,7 +264,7 @@ fn read_exact_at(
     at: u64,
     file_len: u64,
 ) -> Result<(), IngestError> {
-    if at + buf.len() as u64 > file_len {
+    if at + n64(buf.len()) > file_len {
         return Err(IngestError::Truncated {
             path: path.to_path_buf(),
             offset: at,

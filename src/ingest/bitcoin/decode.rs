@@ -4,7 +4,7 @@ use bitcoin::consensus::deserialize;
 use bitcoin::{Block, BlockHash, Txid};
 
 use super::script::{Classified, classify};
-use crate::types::Network;
+use crate::types::{Network, ix};
 
 /// A decoded output.
 #[derive(Debug)]
@@ -119,7 +119,7 @@ pub fn decode_block(
                 locktime: tx.lock_time.to_consensus_u32(),
                 size: u32_of(tx.total_size()),
                 vsize: u32_of(tx.vsize()),
-                weight: u32_of(tx.weight().to_wu() as usize),
+                weight: u32_of(ix(tx.weight().to_wu())),
                 is_coinbase,
                 inputs: tx
                     .input
@@ -157,7 +157,7 @@ pub fn decode_block(
         nonce: block.header.nonce,
         size: u32_of(raw.len()),
         stripped_size,
-        weight: u32_of(block.weight().to_wu() as usize),
+        weight: u32_of(ix(block.weight().to_wu())),
         txs,
     })
 }

@@ -24,6 +24,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::types::{ix, n64};
 use thiserror::Error;
 
 /// An error reading a LevelDB directory.
@@ -99,7 +100,7 @@ pub fn read_all(dir: &Path) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, LevelDbError> 
 fn corrupt(path: &Path, offset: usize, what: impl Into<String>) -> LevelDbError {
     LevelDbError::Corrupt {
         path: path.to_path_buf(),
-        offset: offset as u64,
+        offset: n64(offset),
         what: what.into(),
     }
 }
@@ -232,11 +233,7 @@ fn read_table(
         let mut result = Ok(());
         for_each_entry(path, off, &block, |k, v| {
             if k.len() < 8 {
-                result = Err(corrupt(
-                    path,
-                    off as usize,
-                    "internal key shorter than 8 bytes",
-                ));
+                result = Err(corrupt(path, ix(off), "internal key shorter than 8 bytes"));
                 return;
             }
             let (user, trailer) = k.split_at(k.len() - 8);
@@ -291,7 +288,7 @@ fn for_each_entry(
     block: &[u8],
     mut f: impl FnMut(&[u8], &[u8]),
 ) -> Result<(), LevelDbError> {
-    let bad = || corrupt(path, at as usize, "malformed table block");
+    let bad = || corrupt(path, ix(at), "malformed table block");
     if block.len() < 4 {
         return Err(bad());
     }

@@ -32,7 +32,7 @@ use self::rows::{Counts, Rows};
 use self::utxo::UtxoSet;
 use crate::store::manifest::{Manifest, Part, PartFile, Reorg, Source};
 use crate::store::{StoreError, reader, schema, sink};
-use crate::types::Network;
+use crate::types::{Network, ix, n64};
 use bitcoin::Txid;
 use bitcoin::hashes::Hash;
 
@@ -154,9 +154,9 @@ pub fn select_chain(
         pb.set_message("reading block index");
         Ok((chain::from_index(dir, &index_dir)?, "block-index"))
     } else {
-        pb.set_length(dir.files.len() as u64);
+        pb.set_length(n64(dir.files.len()));
         pb.set_message("scanning blk files for headers");
-        let c = chain::from_scan(dir, |n| pb.set_position(n as u64))?;
+        let c = chain::from_scan(dir, |n| pb.set_position(n64(n)))?;
         Ok((c, "header-links"))
     }
 }
@@ -353,7 +353,7 @@ pub fn ingest_chain(
         }
     }
 
-    let hash_at = |h: u32| chain.get(h as usize).map(|b| b.hash.to_string());
+    let hash_at = |h: u32| chain.get(ix(h)).map(|b| b.hash.to_string());
     let on_chain = |p: &Part| {
         hash_at(p.from).as_ref() == Some(&p.first_hash)
             && hash_at(p.to).as_ref() == Some(&p.last_hash)
@@ -486,12 +486,12 @@ pub fn ingest_chain(
         let todo: Vec<&[ChainBlock]> = if source.has_prevouts() {
             to_write
                 .iter()
-                .map(|&(f, t)| &chain[f as usize..=t as usize])
+                .map(|&(f, t)| &chain[ix(f)..=ix(t)])
                 .collect()
         } else {
-            vec![&chain[replay_from as usize..=end as usize]]
+            vec![&chain[ix(replay_from)..=ix(end)]]
         };
-        pb.set_length(todo.iter().map(|c| c.len() as u64).sum());
+        pb.set_length(todo.iter().map(|c| n64(c.len())).sum());
         pb.set_position(0);
         pb.reset_eta();
         let mut rows = Rows::new(network);
@@ -655,7 +655,7 @@ fn load_snapshot(chain_dir: &Path, chain: &[ChainBlock], first: u32) -> Option<(
     let bytes = std::fs::read(chain_dir.join(SNAPSHOT_FILE)).ok()?;
     let (set, h, hash) = UtxoSet::from_snapshot(&bytes)?;
     let on_chain = chain
-        .get(h as usize)
+        .get(ix(h))
         .is_some_and(|b| b.hash.to_byte_array() == hash);
     (on_chain && h < first).then_some((set, h))
 }
@@ -725,8 +725,8 @@ fn commit_part(
     manifest.parts.push(Part {
         from,
         to,
-        first_hash: chain[from as usize].hash.to_string(),
-        last_hash: chain[to as usize].hash.to_string(),
+        first_hash: chain[ix(from)].hash.to_string(),
+        last_hash: chain[ix(to)].hash.to_string(),
         files,
     });
     manifest.save(chain_dir)?;

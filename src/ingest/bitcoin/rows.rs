@@ -13,7 +13,7 @@ use super::error::IngestError;
 use super::script::address_of;
 use super::utxo::{Coin, UtxoSet};
 use crate::store::{StoreError, schema};
-use crate::types::Network;
+use crate::types::{Network, n32, n64};
 
 /// Counts of what one block added.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -185,7 +185,7 @@ impl Rows {
                         .ok_or_else(|| IngestError::UnknownPrevout {
                             height: block.height,
                             txid: tx.txid.to_string(),
-                            vin: vin as u32,
+                            vin: n32(vin),
                             prev_txid: input.prev_txid.to_string(),
                             prev_vout: input.prev_vout,
                         })?;
@@ -197,7 +197,7 @@ impl Rows {
                 &tx.txid,
                 tx.outputs.iter().enumerate().map(|(vout, o)| {
                     (
-                        vout as u32,
+                        n32(vout),
                         Coin {
                             value: o.value,
                             script_type: o.class.script_type,
@@ -207,8 +207,8 @@ impl Rows {
                 }),
             );
             counts.txs += 1;
-            counts.inputs += tx.inputs.len() as u64;
-            counts.outputs += tx.outputs.len() as u64;
+            counts.inputs += n64(tx.inputs.len());
+            counts.outputs += n64(tx.outputs.len());
             if let Some(r) = rows.as_deref_mut() {
                 r.append_tx(block, tx_index, tx, input_value, &spent);
             }
@@ -229,7 +229,7 @@ impl Rows {
         self.b_merkle.append_value(&b.merkle_root);
         self.b_bits.append_value(b.bits);
         self.b_nonce.append_value(b.nonce);
-        self.b_ntx.append_value(b.txs.len() as u32);
+        self.b_ntx.append_value(n32(b.txs.len()));
         self.b_size.append_value(b.size);
         self.b_stripped.append_value(b.stripped_size);
         self.b_weight.append_value(b.weight);
@@ -246,7 +246,7 @@ impl Rows {
         let txid = tx.txid.to_string();
         let output_value: u64 = tx.outputs.iter().map(|o| o.value).sum();
         self.t_height.append_value(b.height);
-        self.t_index.append_value(tx_index as u32);
+        self.t_index.append_value(n32(tx_index));
         self.t_txid.append_value(&txid);
         self.t_time.append_value(millis(b.time));
         self.t_version.append_value(tx.version);
@@ -254,8 +254,8 @@ impl Rows {
         self.t_size.append_value(tx.size);
         self.t_vsize.append_value(tx.vsize);
         self.t_weight.append_value(tx.weight);
-        self.t_nin.append_value(tx.inputs.len() as u32);
-        self.t_nout.append_value(tx.outputs.len() as u32);
+        self.t_nin.append_value(n32(tx.inputs.len()));
+        self.t_nout.append_value(n32(tx.outputs.len()));
         self.t_coinbase.append_value(tx.is_coinbase);
         self.t_out_value.append_value(sat(output_value));
         if tx.is_coinbase {
@@ -270,7 +270,7 @@ impl Rows {
         for (vin, input) in tx.inputs.iter().enumerate() {
             self.i_height.append_value(b.height);
             self.i_txid.append_value(&txid);
-            self.i_vin.append_value(vin as u32);
+            self.i_vin.append_value(n32(vin));
             self.i_sequence.append_value(input.sequence);
             match spent.get(vin).and_then(Option::as_ref) {
                 Some(coin) => {
@@ -297,7 +297,7 @@ impl Rows {
         for (vout, o) in tx.outputs.iter().enumerate() {
             self.o_height.append_value(b.height);
             self.o_txid.append_value(&txid);
-            self.o_vout.append_value(vout as u32);
+            self.o_vout.append_value(n32(vout));
             self.o_value.append_value(sat(o.value));
             self.o_script_type
                 .append_value(o.class.script_type.as_str());

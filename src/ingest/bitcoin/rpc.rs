@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::types::n64;
 use serde_json::Value;
 use thiserror::Error;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -215,13 +216,11 @@ impl RpcClient {
     /// # Errors
     /// As [`RpcClient::call`]; any element's error fails the batch.
     pub async fn batch(&self, method: &str, params: &[Value]) -> Result<Vec<Value>, RpcError> {
-        let first = self
-            .next_id
-            .fetch_add(params.len() as u64, Ordering::Relaxed);
+        let first = self.next_id.fetch_add(n64(params.len()), Ordering::Relaxed);
         let reqs: Vec<Value> = params
             .iter()
             .enumerate()
-            .map(|(i, p)| serde_json::json!({"jsonrpc": "1.0", "id": first + i as u64, "method": method, "params": p}))
+            .map(|(i, p)| serde_json::json!({"jsonrpc": "1.0", "id": first + n64(i), "method": method, "params": p}))
             .collect();
         let body = serde_json::to_vec(&reqs).expect("requests serialise");
         let what = format!(
@@ -255,7 +254,7 @@ impl RpcClient {
             if by_id
                 .iter()
                 .enumerate()
-                .any(|(i, (id, _))| *id != first + i as u64)
+                .any(|(i, (id, _))| *id != first + n64(i))
             {
                 return Err(Attempt::Transient(
                     "batch replies do not match the request ids".into(),

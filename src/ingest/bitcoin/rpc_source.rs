@@ -24,7 +24,7 @@ use super::script::classify;
 use super::utxo::Coin;
 use super::{BlockSource, Fetched};
 use crate::store::manifest::Source;
-use crate::types::Network;
+use crate::types::{Network, ix, n32, n64};
 
 /// The node as a block source.
 #[derive(Debug)]
@@ -290,12 +290,12 @@ impl RpcSource {
         pb.set_length(u64::from(tip) + 1);
         let cached =
             std::mem::take(&mut *self.cache.lock().expect("the cache lock is never poisoned"));
-        let start = (cached.len() as u32).saturating_sub(RECHECK_DEPTH).min(tip);
+        let start = (n32(cached.len())).saturating_sub(RECHECK_DEPTH).min(tip);
         let mut hashes = if start > 0 {
             let top = self.rt.block_on(self.hashes(start, tip, pb))?;
-            if cached.get(start as usize) == top.first() {
+            if cached.get(ix(start)) == top.first() {
                 let mut h = cached;
-                h.truncate(start as usize);
+                h.truncate(ix(start));
                 h.extend(top);
                 h
             } else {
@@ -304,7 +304,7 @@ impl RpcSource {
         } else {
             self.rt.block_on(self.hashes(0, tip, pb))?
         };
-        hashes.truncate(tip as usize + 1);
+        hashes.truncate(ix(tip) + 1);
         self.cache
             .lock()
             .expect("the cache lock is never poisoned")
@@ -313,7 +313,7 @@ impl RpcSource {
             .into_iter()
             .enumerate()
             .map(|(h, hash)| ChainBlock {
-                height: h as u32,
+                height: n32(h),
                 hash,
                 pos: None,
             })
@@ -355,13 +355,13 @@ impl RpcSource {
         while let Some(r) = set.join_next().await {
             let (start, r) = r.expect("hash tasks do not panic");
             let values = r?;
-            pb.inc(values.len() as u64);
+            pb.inc(n64(values.len()));
             parts.insert(start, values);
         }
         let mut out = Vec::with_capacity((to - from + 1) as usize);
         for (start, values) in parts {
             for (i, v) in values.into_iter().enumerate() {
-                let h = start + i as u32;
+                let h = start + n32(i);
                 let s = v.as_str().ok_or_else(|| IngestError::RpcReply {
                     height: h,
                     hash: String::new(),

@@ -23,6 +23,7 @@ use bitcoin::Txid;
 use bitcoin::hashes::Hash;
 
 use super::script::{Payload, ScriptType};
+use crate::types::{ix, n32, n64};
 
 /// An unspent output as the ingest needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,13 +100,13 @@ impl UtxoSet {
     /// Estimated heap bytes: the hash table (key, boxed slice pointer, control byte per
     /// bucket) plus the packed records rounded up to the allocator's 16-byte granularity.
     pub fn heap_bytes(&self) -> u64 {
-        let buckets = self.map.capacity() as u64 * 8 / 7;
+        let buckets = n64(self.map.capacity()) * 8 / 7;
         let slot = (std::mem::size_of::<Key>() + std::mem::size_of::<Box<[u8]>>() + 1) as u64;
         // glibc malloc: 8 bytes of header, 16-byte alignment, 32-byte minimum chunk.
         let records: u64 = self
             .map
             .values()
-            .map(|b| ((b.len() as u64 + 8).div_ceil(16) * 16).max(32))
+            .map(|b| ((n64(b.len()) + 8).div_ceil(16) * 16).max(32))
             .sum();
         buckets * slot + records
     }
@@ -145,13 +146,13 @@ impl UtxoSet {
         if n == 0 {
             return;
         }
-        self.packed_bytes += buf.len() as u64;
+        self.packed_bytes += n64(buf.len());
         self.outputs += n;
         if let Some(old) = self
             .map
             .insert(Key(txid.to_byte_array()), buf.into_boxed_slice())
         {
-            self.packed_bytes -= old.len() as u64;
+            self.packed_bytes -= n64(old.len());
             self.outputs -= count_records(&old);
         }
     }
@@ -167,7 +168,7 @@ impl UtxoSet {
             if v == u64::from(vout) {
                 self.outputs -= 1;
                 let removed = pos - start;
-                self.packed_bytes -= removed as u64;
+                self.packed_bytes -= n64(removed);
                 if removed == rec.len() {
                     self.map.remove(&key);
                 } else {
@@ -192,15 +193,15 @@ impl UtxoSet {
     pub fn snapshot_bytes(&self, height: u32, hash: &[u8; 32]) -> Vec<u8> {
         let mut keys: Vec<&Key> = self.map.keys().collect();
         keys.sort_by_key(|k| k.0);
-        let mut out = Vec::with_capacity(self.packed_bytes as usize + 40 * keys.len() + 64);
+        let mut out = Vec::with_capacity(ix(self.packed_bytes) + 40 * keys.len() + 64);
         out.extend_from_slice(SNAPSHOT_MAGIC);
         out.extend_from_slice(&height.to_le_bytes());
         out.extend_from_slice(hash);
-        out.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+        out.extend_from_slice(&(n64(keys.len())).to_le_bytes());
         for k in keys {
             let rec = &self.map[k];
             out.extend_from_slice(&k.0);
-            out.extend_from_slice(&(rec.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(n32(rec.len())).to_le_bytes());
             out.extend_from_slice(rec);
         }
         let digest = bitcoin::hashes::sha256::Hash::hash(&out);
@@ -230,7 +231,7 @@ impl UtxoSet {
             let rec = body.get(pos + 36..pos + 36 + len)?;
             pos += 36 + len;
             set.outputs += count_records(rec);
-            set.packed_bytes += len as u64;
+            set.packed_bytes += n64(len);
             set.map.insert(Key(key), rec.to_vec().into_boxed_slice());
         }
         (pos == body.len()).then_some((set, height, hash))

@@ -4,6 +4,7 @@
 //! type is read: legacy (0), access list (1, EIP-2930), dynamic fee (2, EIP-1559), blob (3,
 //! EIP-4844) and set-code (4, EIP-7702); a missing `to` is a contract creation.
 
+use crate::types::{n32, n64};
 use serde_json::Value;
 
 /// A reply that does not decode, with where.
@@ -172,11 +173,11 @@ pub fn decode_block(v: &Value) -> Result<(Block, Vec<Transaction>), DecodeError>
         size: f.u64_opt("size")?,
         difficulty: f.dec_opt("difficulty")?.unwrap_or_else(|| "0".into()),
         nonce: f.str_opt("nonce")?,
-        tx_count: txs.len() as u32,
+        tx_count: n32(txs.len()),
         withdrawal_count: v
             .get("withdrawals")
             .and_then(Value::as_array)
-            .map(|w| w.len() as u32),
+            .map(|w| n32(w.len())),
         blob_gas_used: f.u64_opt("blobGasUsed")?,
     };
     let mut out = Vec::with_capacity(txs.len());
@@ -196,14 +197,14 @@ pub fn decode_block(v: &Value) -> Result<(Block, Vec<Transaction>), DecodeError>
         }
         let input = tf.str_opt("input")?.unwrap_or_else(|| "0x".into());
         let input_hex = input.strip_prefix("0x").unwrap_or(&input);
-        let index = tf.u64_opt("transactionIndex")?.unwrap_or(i as u64);
-        if index != i as u64 {
+        let index = tf.u64_opt("transactionIndex")?.unwrap_or(n64(i));
+        if index != n64(i) {
             return Err(tf.err(format!("transactionIndex {index} at position {i}")));
         }
         out.push(Transaction {
             block_number: number,
             block_hash: hash.clone(),
-            tx_index: i as u32,
+            tx_index: n32(i),
             hash: tf.str("hash")?,
             nonce: tf.u64("nonce")?,
             from: tf.str("from")?,
@@ -220,7 +221,7 @@ pub fn decode_block(v: &Value) -> Result<(Block, Vec<Transaction>), DecodeError>
             blob_hashes: t
                 .get("blobVersionedHashes")
                 .and_then(Value::as_array)
-                .map_or(0, |a| a.len() as u32),
+                .map_or(0, |a| n32(a.len())),
             timestamp,
         });
     }
@@ -428,7 +429,7 @@ pub fn flatten_call_traces(block: u64, result: &Value) -> Result<Vec<Frame>, Dec
     let mut out = Vec::new();
     for (i, t) in txs.iter().enumerate() {
         let root = t.get("result").unwrap_or(t);
-        walk(block, i as u32, root, &mut Vec::new(), false, &mut out)?;
+        walk(block, n32(i), root, &mut Vec::new(), false, &mut out)?;
     }
     Ok(out)
 }
@@ -459,13 +460,13 @@ pub fn flatten_parity_traces(block: u64, result: &Value) -> Result<Vec<Frame>, D
         let Some(tx) = t.get("transactionPosition").and_then(Value::as_u64) else {
             return Err(fl.err("transactionPosition is missing".into()));
         };
-        let tx = tx as u32;
+        let tx = n32(tx);
         let at: Vec<u32> = t
             .get("traceAddress")
             .and_then(Value::as_array)
             .ok_or_else(|| fl.err("traceAddress is missing".into()))?
             .iter()
-            .map(|x| x.as_u64().map(|x| x as u32))
+            .map(|x| x.as_u64().map(n32))
             .collect::<Option<_>>()
             .ok_or_else(|| fl.err("traceAddress holds a non-number".into()))?;
         let action = Fields {
@@ -516,7 +517,7 @@ pub fn flatten_parity_traces(block: u64, result: &Value) -> Result<Vec<Frame>, D
             value: value.unwrap_or_else(|| "0".into()),
             gas: action.u64_opt("gas")?.unwrap_or(0),
             gas_used: res.u64_opt("gasUsed")?.unwrap_or(0),
-            subtraces: t.get("subtraces").and_then(Value::as_u64).unwrap_or(0) as u32,
+            subtraces: n32(t.get("subtraces").and_then(Value::as_u64).unwrap_or(0)),
             error,
             status: u32::from(!fail),
         });
@@ -559,12 +560,12 @@ fn walk(
         value: fl.dec_opt("value")?.unwrap_or_else(|| "0".into()),
         gas: fl.u64_opt("gas")?.unwrap_or(0),
         gas_used: fl.u64_opt("gasUsed")?.unwrap_or(0),
-        subtraces: calls.len() as u32,
+        subtraces: n32(calls.len()),
         error,
         status: u32::from(!failed),
     });
     for (k, c) in calls.iter().enumerate() {
-        at.push(k as u32);
+        at.push(n32(k));
         walk(block, tx, c, at, failed, out)?;
         at.pop();
     }

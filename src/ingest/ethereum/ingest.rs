@@ -25,6 +25,7 @@ use super::decode::{self, Frame, Receipt, TokenTransfer, Transaction};
 use crate::ingest::bitcoin::rpc::{RpcClient, RpcError};
 use crate::store::manifest::{Manifest, Part, PartFile, Reorg, Source, Tip};
 use crate::store::{reader, sink};
+use crate::types::{ix, n32, n64};
 
 /// Why an Ethereum ingest stopped.
 #[derive(Debug, thiserror::Error)]
@@ -347,7 +348,7 @@ async fn fetch(node: &Node, from: u64, to: u64, traces: Traces, per_tx: &mut boo
                     continue;
                 }
                 let hash = t
-                    .get(f.tx_index as usize)
+                    .get(ix(f.tx_index))
                     .map(|x| x.hash.clone())
                     .ok_or_else(|| {
                         EthIngestError::Input(format!(
@@ -441,7 +442,7 @@ fn batches(r: &Rows) -> Result<Vec<(&'static str, RecordBatch)>> {
             strings(t.iter().map(|x| x.1.contract_address.as_deref())),
             strings(t.iter().map(|x| x.0.input_selector.as_deref())),
             u32s(t.iter().map(|x| Some(x.0.input_bytes))),
-            u32s(t.iter().map(|x| Some(x.1.logs.len() as u32))),
+            u32s(t.iter().map(|x| Some(n32(x.1.logs.len())))),
         ],
     )?;
     let k = &r.tokens;
@@ -653,7 +654,7 @@ pub fn ingest(
             .collect();
         names.sort();
         manifest.reorgs.push(Reorg {
-            fork_height: fork as u32,
+            fork_height: n32(fork),
             old_tip,
             removed_parts: names,
         });
@@ -705,7 +706,7 @@ pub fn ingest(
             )));
         }
         let end = (start + n - 1).min(to);
-        let (pf, pt) = (start as u32, end as u32);
+        let (pf, pt) = (n32(start), n32(end));
         if manifest.parts.iter().any(|p| p.from == pf && p.to >= pt) {
             summary.parts_kept += 1;
             pb.inc(end - start + 1);
@@ -802,10 +803,10 @@ pub fn ingest(
             }
         }
         summary.parts_written += 1;
-        summary.blocks += rows.blocks.len() as u64;
-        summary.transactions += rows.txs.len() as u64;
-        summary.token_transfers += rows.tokens.len() as u64;
-        summary.internal_transfers += rows.internal.len() as u64;
+        summary.blocks += n64(rows.blocks.len());
+        summary.transactions += n64(rows.txs.len());
+        summary.token_transfers += n64(rows.tokens.len());
+        summary.internal_transfers += n64(rows.internal.len());
         start += n;
     }
     pb.finish_and_clear();
