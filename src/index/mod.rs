@@ -932,3 +932,86 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
     })?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes a two-transaction index by hand: tx 0 (height 0) is a coinbase paying 5000
+    /// sat to `bcrt1a`; tx 1 (height 1) spends it and pays 3000 to `bcrt1b` and 1900 back
+    /// to `bcrt1a`.
+    fn tiny(dir: &Path) {
+        let put = |name: &str, bytes: Vec<u8>| std::fs::write(dir.join(name), bytes).unwrap();
+        let u32s = |v: &[u32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let u64s = |v: &[u64]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let meta = IndexMeta {
+            format_version: INDEX_FORMAT,
+            manifest_sha256: "00".into(),
+            network: "regtest".into(),
+            txs: 2,
+            outputs: 3,
+            inputs: 2,
+            addresses: 2,
+        };
+        put("meta.json", serde_json::to_vec(&meta).unwrap());
+        put("tx_txid", [[0x11u8; 32], [0x22u8; 32]].concat());
+        put("tx_height", u32s(&[0, 1]));
+        put("tx_out_start", u64s(&[0, 1, 3]));
+        put("tx_in_start", u64s(&[0, 1, 2]));
+        put("out_value", u64s(&[5000, 3000, 1900]));
+        put("out_addr", u32s(&[0, 1, 0]));
+        put("out_type", vec![3, 3, 3]);
+        put("out_tx", u32s(&[0, 1, 1]));
+        put("out_spent_by", u64s(&[1, NONE64, NONE64]));
+        put("in_prev", u64s(&[NONE64, 0]));
+        put("in_tx", u32s(&[0, 1]));
+        put("addr_str_start", u64s(&[0, 6, 12]));
+        put("addr_str", b"bcrt1abcrt1b".to_vec());
+        put("addr_first_tx", u32s(&[0, 1]));
+        put("addr_n_recv", u32s(&[2, 1]));
+        put("addr_sorted", u32s(&[0, 1]));
+        put("txid_sorted", u32s(&[0, 1]));
+        put("block_time", u32s(&[1000, 1600]));
+    }
+
+    #[test]
+    fn a_hand_written_index_answers_every_lookup() {
+        let d = tempfile::tempdir().unwrap();
+        tiny(d.path());
+        let idx = Index::load(d.path()).unwrap();
+        assert_eq!((idx.txs(), idx.addresses()), (2, 2));
+        assert_eq!(idx.address(1), "bcrt1b");
+        assert_eq!(idx.address_id("bcrt1b"), Some(1));
+        assert_eq!(idx.address_id("bcrt1c"), None);
+        assert_eq!(idx.tx_id(&"22".repeat(32)), Some(1));
+        assert_eq!(idx.tx_id(&"33".repeat(32)), None);
+        assert_eq!(idx.txid(0), "11".repeat(32));
+        assert_eq!(idx.outputs_of(1), 1..3);
+        assert!(idx.is_coinbase(0) && !idx.is_coinbase(1));
+        assert_eq!(idx.spent_outputs(1).collect::<Vec<_>>(), vec![0]);
+        assert_eq!(idx.input_addresses(1).collect::<Vec<_>>(), vec![0]);
+        assert_eq!(idx.out_address(2), Some(0));
+        assert_eq!(idx.out_value.get(1), 3000);
+        assert_eq!(idx.tx_time(1), 1600);
+        assert_eq!(idx.out_script_type(0), ScriptType::P2wpkh);
+    }
+
+    #[test]
+    fn a_cut_or_foreign_file_is_refused_by_name() {
+        let d = tempfile::tempdir().unwrap();
+        tiny(d.path());
+        // addr_str one byte short of where its offsets end.
+        std::fs::write(d.path().join("addr_str"), b"bcrt1abcrt1").unwrap();
+        let e = Index::load(d.path()).unwrap_err().to_string();
+        assert!(e.contains("addr_str holds 11 bytes, 12 expected"), "{e}");
+        // A block_time that ends before the last transaction's height.
+        tiny(d.path());
+        std::fs::write(d.path().join("block_time"), 1000u32.to_le_bytes()).unwrap();
+        let e = Index::load(d.path()).unwrap_err().to_string();
+        assert!(e.contains("block_time holds 1 heights"), "{e}");
+        // Another index's out_value (4 outputs).
+        tiny(d.path());
+        std::fs::write(d.path().join("out_value"), [0u8; 32]).unwrap();
+        assert!(Index::load(d.path()).is_err());
+    }
+}

@@ -985,3 +985,46 @@ pub fn write_table(df: &mut DataFrame, dir: &Path, name: &str, p: Period) -> Res
     crate::store::sink::write_atomic(&pq_path, &buf)?;
     Ok(vec![csv_path, pq_path])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_parse_and_name_their_buckets() {
+        assert_eq!(Period::parse("month"), Some(Period::Month));
+        assert_eq!(Period::parse("fortnight"), None);
+        // 2024-02-29 12:00 UTC, in ms.
+        let ms = 1_709_208_000_000;
+        assert_eq!(Period::Day.name(ms), "2024-02-29");
+        assert_eq!(Period::Month.name(ms), "2024-02");
+        assert_eq!(Period::Year.name(ms), "2024");
+        assert_eq!(Period::Day.every(), "1d");
+    }
+
+    #[test]
+    fn tables_are_written_as_exact_csv() {
+        let d = tempfile::tempdir().unwrap();
+        let mut df = DataFrame::new(
+            2,
+            vec![
+                Column::new("entity".into(), ["exchange, Inc.", "mixer"]),
+                Column::new("sat".into(), [9_007_199_254_740_993i64, 1]),
+                Column::new("public".into(), [true, false]),
+            ],
+        )
+        .unwrap();
+        let files = write_table(&mut df, d.path(), "t", Period::Day).unwrap();
+        let csv = files
+            .iter()
+            .find(|f| f.extension().is_some_and(|e| e == "csv"))
+            .unwrap();
+        let text = std::fs::read_to_string(csv).unwrap();
+        // 2^53 + 1 survives (no float on the way); the comma in a name is quoted.
+        assert!(
+            text.contains("\"exchange, Inc.\",9007199254740993,true"),
+            "{text}"
+        );
+        assert!(text.starts_with("entity,sat,public\n"), "{text}");
+    }
+}

@@ -50,3 +50,121 @@ pub enum StoreError {
     )]
     PartDamaged { path: PathBuf, dir: PathBuf },
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::manifest::{Manifest, Part, PartFile, Source};
+    use super::*;
+
+    fn source() -> Source {
+        Source {
+            kind: "blocks-dir".into(),
+            location: "blocks".into(),
+            chain_selection: None,
+        }
+    }
+
+    fn part(from: u32, to: u32) -> Part {
+        Part {
+            from,
+            to,
+            first_hash: format!("h{from}"),
+            last_hash: format!("h{to}"),
+            files: BTreeMap::from([(
+                "blocks".to_string(),
+                PartFile {
+                    file: sink::part_name(from, to),
+                    rows: u64::from(to - from + 1),
+                    bytes: 1,
+                    sha256: "00".into(),
+                },
+            )]),
+        }
+    }
+
+    #[test]
+    fn part_names_sort_in_height_order() {
+        assert_eq!(
+            sink::part_name(0, 999),
+            "part-0000000000-0000000999.parquet"
+        );
+        assert!(sink::part_name(9_000, 9_999) < sink::part_name(10_000, 10_999));
+    }
+
+    #[test]
+    fn a_manifest_saves_its_ranges_and_tip_and_loads_back() {
+        let d = tempfile::tempdir().unwrap();
+        let mut m = Manifest::new("bitcoin", "regtest", source(), 1000);
+        m.parts = vec![part(2000, 2500), part(0, 999), part(1000, 1999)];
+        m.save(d.path()).unwrap();
+        let back = Manifest::load(d.path()).unwrap().unwrap();
+        assert_eq!(back.ranges, vec![[0, 2500]]);
+        assert_eq!(back.tip.as_ref().map(|t| t.height), Some(2500));
+        assert!(back.lists("blocks", &sink::part_name(1000, 1999)));
+        assert!(!back.lists("outputs", &sink::part_name(1000, 1999)));
+        // A gap makes two ranges.
+        m.parts = vec![part(0, 999), part(3000, 3999)];
+        m.save(d.path()).unwrap();
+        assert_eq!(
+            Manifest::load(d.path()).unwrap().unwrap().ranges,
+            vec![[0, 999], [3000, 3999]]
+        );
+        // Another format version is refused, naming both.
+        let text = std::fs::read_to_string(Manifest::path(d.path())).unwrap();
+        std::fs::write(
+            Manifest::path(d.path()),
+            text.replace("\"format_version\": 1", "\"format_version\": 9"),
+        )
+        .unwrap();
+        let e = Manifest::load(d.path()).unwrap_err().to_string();
+        assert!(e.contains("format 9") && e.contains("format 1"), "{e}");
+    }
+
+    #[test]
+    fn the_part_reader_reads_what_the_manifest_lists_only() {
+        let d = tempfile::tempdir().unwrap();
+        let blocks = d.path().join("blocks");
+        std::fs::create_dir_all(&blocks).unwrap();
+        let mut m = Manifest::new("bitcoin", "regtest", source(), 1000);
+        m.parts = vec![part(0, 999)];
+        m.save(d.path()).unwrap();
+        std::fs::write(blocks.join(sink::part_name(0, 999)), b"x").unwrap();
+        // A leftover of a killed run, not listed.
+        std::fs::write(blocks.join(sink::part_name(1000, 1999)), b"x").unwrap();
+        let files = reader::part_files(&blocks).unwrap();
+        assert_eq!(files, vec![blocks.join(sink::part_name(0, 999))]);
+        // A listed part that is gone is an error naming it.
+        std::fs::remove_file(blocks.join(sink::part_name(0, 999))).unwrap();
+        let e = reader::part_files(&blocks).unwrap_err().to_string();
+        assert!(
+            e.contains("part-0000000000-0000000999") && e.contains("listed"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn staged_files_are_hidden_until_committed() {
+        use arrow_array::{RecordBatch, UInt32Array};
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("t.parquet");
+        let schema =
+            std::sync::Arc::new(arrow_schema::Schema::new(vec![arrow_schema::Field::new(
+                "x",
+                arrow_schema::DataType::UInt32,
+                false,
+            )]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![std::sync::Arc::new(UInt32Array::from(vec![1, 2, 3]))],
+        )
+        .unwrap();
+        let staged = sink::stage(&path, &batch).unwrap();
+        assert!(!path.exists(), "not visible before the commit");
+        assert_eq!(staged.rows, 3);
+        sink::commit(std::slice::from_ref(&staged)).unwrap();
+        assert!(path.is_file());
+        assert_eq!(sink::sha256_file(&path).unwrap(), staged.sha256);
+    }
+}
