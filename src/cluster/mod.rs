@@ -156,17 +156,14 @@ pub fn stats_where(
         let Some(s) = out.get_mut(&cluster_of[ix(a)]) else {
             continue;
         };
-        let v = idx.out_value.get(ix(o));
+        let v = idx.value(o);
         s.total_received += v;
-        let h = idx.tx_height.get(idx.out_tx.get(ix(o)) as usize) as u32;
+        let h = idx.tx_height(idx.out_tx(o));
         s.first_height = s.first_height.min(h);
         s.last_height = s.last_height.max(h);
-        let spent = idx.out_spent_by.get(ix(o));
-        if spent == crate::index::NONE64 {
-            s.balance += v;
-        } else {
-            let h = idx.tx_height.get(idx.in_tx.get(ix(spent)) as usize) as u32;
-            s.last_height = s.last_height.max(h);
+        match idx.spender(o) {
+            None => s.balance += v,
+            Some(t) => s.last_height = s.last_height.max(idx.tx_height(t)),
         }
     }
     out
@@ -615,7 +612,7 @@ pub fn show(idx: &Index, s: &Stored, address: &str, top: usize) -> Result<Shown,
                 continue;
             };
             let oc = s.cluster_of[ix(a)];
-            let v = idx.out_value.get(ix(o));
+            let v = idx.value(o);
             if from_us && oc != c {
                 cp.entry(oc).or_default().0 += v;
             } else if !from_us

@@ -160,29 +160,30 @@ impl Col {
     }
 }
 
-/// The loaded index.
+/// The loaded index: memory-mapped columns behind typed accessors (ids are dense: a
+/// transaction `u32`, an output or input `u64`, an address `u32`, a height `u32`).
 #[derive(Debug)]
 pub struct Index {
     pub dir: PathBuf,
     pub meta: IndexMeta,
-    pub tx_txid: Col,
-    pub tx_height: Col,
-    pub tx_out_start: Col,
-    pub tx_in_start: Col,
-    pub out_value: Col,
-    pub out_addr: Col,
-    pub out_type: Col,
-    pub out_tx: Col,
-    pub out_spent_by: Col,
-    pub in_prev: Col,
-    pub in_tx: Col,
-    pub addr_str_start: Col,
-    pub addr_str: Col,
-    pub addr_first_tx: Col,
-    pub addr_n_recv: Col,
-    pub addr_sorted: Col,
-    pub txid_sorted: Col,
-    pub block_time: Col,
+    tx_txid: Col,
+    tx_height: Col,
+    tx_out_start: Col,
+    tx_in_start: Col,
+    out_value: Col,
+    out_addr: Col,
+    out_type: Col,
+    out_tx: Col,
+    out_spent_by: Col,
+    in_prev: Col,
+    in_tx: Col,
+    addr_str_start: Col,
+    addr_str: Col,
+    addr_first_tx: Col,
+    addr_n_recv: Col,
+    addr_sorted: Col,
+    txid_sorted: Col,
+    block_time: Col,
 }
 
 const FILES: [(&str, usize); 18] = [
@@ -466,6 +467,72 @@ impl Index {
     /// clustering's input set; outputs without an address are skipped).
     pub fn input_addresses(&self, t: u32) -> impl Iterator<Item = u32> + '_ {
         self.spent_outputs(t).filter_map(|o| self.out_address(o))
+    }
+
+    /// Value of output `o`, in satoshi.
+    pub fn value(&self, o: u64) -> u64 {
+        self.out_value.get(ix(o))
+    }
+
+    /// The transaction that created output `o`.
+    pub fn out_tx(&self, o: u64) -> u32 {
+        n32(self.out_tx.get(ix(o)))
+    }
+
+    /// The output index of output `o` within its transaction.
+    pub fn vout(&self, o: u64) -> u32 {
+        n32(o - self.tx_out_start.get(ix(self.out_tx(o))))
+    }
+
+    /// Output `vout` of transaction `t` (not checked against its output count).
+    pub fn output(&self, t: u32, vout: u32) -> u64 {
+        self.tx_out_start.get(ix(t)) + u64::from(vout)
+    }
+
+    /// Block height of transaction `t`.
+    pub fn tx_height(&self, t: u32) -> u32 {
+        n32(self.tx_height.get(ix(t)))
+    }
+
+    /// The transaction that spends output `o`, if one in the dataset does.
+    pub fn spender(&self, o: u64) -> Option<u32> {
+        let i = self.out_spent_by.get(ix(o));
+        (i != NONE64).then(|| n32(self.in_tx.get(ix(i))))
+    }
+
+    /// The input that spends output `o`, if one in the dataset does.
+    pub fn spending_input(&self, o: u64) -> Option<u64> {
+        let i = self.out_spent_by.get(ix(o));
+        (i != NONE64).then_some(i)
+    }
+
+    /// The transaction of input `i`.
+    pub fn in_tx(&self, i: u64) -> u32 {
+        n32(self.in_tx.get(ix(i)))
+    }
+
+    /// The first transaction that paid address `a`.
+    pub fn first_tx_of(&self, a: u32) -> u32 {
+        n32(self.addr_first_tx.get(ix(a)))
+    }
+
+    /// How many outputs ever pay address `a`.
+    pub fn receives(&self, a: u32) -> u64 {
+        self.addr_n_recv.get(ix(a))
+    }
+
+    /// Blocks the index holds times for (heights `0..heights()`).
+    pub fn heights(&self) -> u32 {
+        n32(self.block_time.len())
+    }
+
+    /// Block time of height `h` (unix seconds), 0 beyond the last.
+    pub fn block_time(&self, h: u32) -> u32 {
+        if ix(h) < self.block_time.len() {
+            n32(self.block_time.get(ix(h)))
+        } else {
+            0
+        }
     }
 
     /// Whether transaction `t` is a coinbase (its only input spends nothing).

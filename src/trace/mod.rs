@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::Serialize;
 
 use self::policy::{Intervals, Policy, backward, forward, split, total};
-use crate::index::{Index, NONE64};
+use crate::index::Index;
 use crate::types::ix;
 
 /// An amount of the traced asset in its base unit (satoshi, wei, token units): u128, as
@@ -225,15 +225,15 @@ pub fn run(
     let seed_set: std::collections::HashSet<u64> = seeds.iter().copied().collect();
     // For each tainted output: the output it got most of its taint from, and the transaction.
     let mut pred: HashMap<u64, (u64, u32)> = HashMap::new();
-    let height_of = |t: u32| idx.tx_height.get(ix(t)) as u32;
+    let height_of = |t: u32| idx.tx_height(t);
     let label_of = |o: u64| idx.out_address(o).and_then(|a| labels.get(&a));
     let stops = |o: u64| label_of(o).is_some_and(|l| p.stop_at.contains(&l.category));
     let end = |kind: &'static str, o: u64, amount: u64, h: u32| {
         let l = label_of(o);
         End {
             kind,
-            txid: idx.txid(idx.out_tx.get(ix(o)) as u32),
-            vout: (o - idx.tx_out_start.get(idx.out_tx.get(ix(o)) as usize)) as u32,
+            txid: idx.txid(idx.out_tx(o)),
+            vout: idx.vout(o),
             address: idx
                 .out_address(o)
                 .map(|a| idx.address(a).to_string())
@@ -243,7 +243,7 @@ pub fn run(
             entity: l.map(|l| l.entity.clone()),
             category: l.map(|l| l.category.clone()),
             cluster: None,
-            output_value: Some(idx.out_value.get(ix(o)).into()),
+            output_value: Some(idx.value(o).into()),
             coinjoin: None,
             path: Vec::new(),
         }
@@ -262,11 +262,8 @@ pub fn run(
             return;
         }
         let next = match p.direction {
-            Direction::Forward => {
-                let s = idx.out_spent_by.get(ix(o));
-                (s != NONE64).then(|| idx.in_tx.get(ix(s)) as u32)
-            }
-            Direction::Backward => Some(idx.out_tx.get(ix(o)) as u32),
+            Direction::Forward => idx.spender(o),
+            Direction::Backward => Some(idx.out_tx(o)),
         };
         match next {
             Some(t) if (p.from_height..=p.to_height).contains(&height_of(t)) => {
@@ -284,7 +281,7 @@ pub fn run(
         }
     };
     for &o in seeds {
-        let v = idx.out_value.get(ix(o));
+        let v = idx.value(o);
         totals.seeded += Amount::from(v);
         totals.entered_seeds += entered_from_outside(idx, o, &seed_set);
         taint.insert(o, vec![(0, v)]);
@@ -299,7 +296,7 @@ pub fn run(
         let outs: Vec<u64> = idx.outputs_of(t).collect();
         let prev: Vec<Option<u64>> = ins.iter().map(|&i| idx.prev_output(i)).collect();
         let empty = Vec::new();
-        let part = |o: u64| (idx.out_value.get(ix(o)), taint.get(&o).unwrap_or(&empty));
+        let part = |o: u64| (idx.value(o), taint.get(&o).unwrap_or(&empty));
         // `known`: the tainted outputs on the side the taint comes from.
         let known: Vec<u64> = match p.direction {
             Direction::Forward => prev
@@ -335,7 +332,7 @@ pub fn run(
             Direction::Forward => {
                 let in_parts: Vec<(u64, &Intervals)> =
                     prev.iter().map(|o| o.map_or((0, &empty), part)).collect();
-                let out_values: Vec<u64> = outs.iter().map(|&o| idx.out_value.get(ix(o))).collect();
+                let out_values: Vec<u64> = outs.iter().map(|&o| idx.value(o)).collect();
                 let (out_taint, fee) = forward(policy, &in_parts, &out_values);
                 totals.fees += Amount::from(fee);
                 outs.iter().copied().zip(out_taint).collect()
@@ -349,10 +346,8 @@ pub fn run(
                     continue;
                 }
                 let out_parts: Vec<(u64, &Intervals)> = outs.iter().map(|&o| part(o)).collect();
-                let in_values: Vec<u64> = prev
-                    .iter()
-                    .map(|o| o.map_or(0, |o| idx.out_value.get(ix(o))))
-                    .collect();
+                let in_values: Vec<u64> =
+                    prev.iter().map(|o| o.map_or(0, |o| idx.value(o))).collect();
                 let in_taint = backward(policy, &out_parts, &in_values);
                 prev.iter()
                     .zip(in_taint)
@@ -385,9 +380,8 @@ pub fn run(
                         to,
                         amount: share.into(),
                         hop: h,
-                        vout: u32::try_from(paid - idx.tx_out_start.get(ix(t)))
-                            .expect("an output index fits u32"),
-                        output_value: Some(idx.out_value.get(ix(paid)).into()),
+                        vout: idx.vout(paid),
+                        output_value: Some(idx.value(paid).into()),
                     });
                 }
             }
@@ -441,14 +435,14 @@ pub fn run(
 /// transaction's inputs that are not seed outputs (floor), all of it for a coinbase, and
 /// for a detected CoinJoin the part beyond what the seeds put in (their own coins back).
 fn entered_from_outside(idx: &Index, o: u64, seeds: &std::collections::HashSet<u64>) -> Amount {
-    let v = idx.out_value.get(ix(o));
-    let t = idx.out_tx.get(ix(o)) as u32;
+    let v = idx.value(o);
+    let t = idx.out_tx(o);
     let (mut total, mut from_seeds) = (0u128, 0u128);
     let mut coinbase = true;
     for i in idx.inputs_of(t) {
         if let Some(prev) = idx.prev_output(i) {
             coinbase = false;
-            let x = u128::from(idx.out_value.get(ix(prev)));
+            let x = u128::from(idx.value(prev));
             total += x;
             if seeds.contains(&prev) {
                 from_seeds += x;
@@ -517,8 +511,7 @@ fn next_hop(
 }
 
 fn out_of(idx: &Index, txid: &str, vout: u32) -> Option<u64> {
-    idx.tx_id(txid)
-        .map(|t| idx.tx_out_start.get(ix(t)) + u64::from(vout))
+    idx.tx_id(txid).map(|t| idx.output(t, vout))
 }
 
 fn addr(idx: &Index, o: u64) -> String {

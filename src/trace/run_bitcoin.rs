@@ -14,7 +14,7 @@ use super::request::{
 use super::seeds::seed_outputs;
 use super::{Label, Params, PolicyResult, run as run_policy};
 use crate::index::Index;
-use crate::types::{Network, ix, n32};
+use crate::types::{Network, ix};
 
 /// The chain directory and network of a Bitcoin dataset in `data`: `network` if given,
 /// else the only network present.
@@ -64,9 +64,9 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
     )?;
     let (labels, resolved) = load_labels(a, "bitcoin", &network, |addr| idx.address_id(addr))?;
     let stop_at = check_stop_at(a, &resolved)?;
-    let heights = n32(idx.block_time.len());
+    let heights = idx.heights();
     let times: Vec<(u32, u64)> = (0..heights)
-        .map(|h| (h, idx.block_time.get(ix(h))))
+        .map(|h| (h, u64::from(idx.block_time(h))))
         .collect();
     let (from_height, to_height) = height_window(a, &times)?;
     if from_height >= heights {
@@ -81,7 +81,7 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
     let seeds: Vec<u64> = seeds
         .into_iter()
         .filter(|&o| {
-            let h = idx.tx_height.get(idx.out_tx.get(ix(o)) as usize) as u32;
+            let h = idx.tx_height(idx.out_tx(o));
             (from_height..=to_height).contains(&h)
         })
         .collect();

@@ -48,7 +48,7 @@ fn index_is_built_once_then_loaded_and_rebuilt_when_the_dataset_or_format_change
     let mut spent = 0;
     for i in 0..idx.meta.inputs {
         if let Some(o) = idx.prev_output(i) {
-            assert_eq!(idx.out_spent_by.get(o as usize), i);
+            assert_eq!(idx.spending_input(o).unwrap_or(u64::MAX), i);
             spent += 1;
         }
     }

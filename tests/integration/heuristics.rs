@@ -95,7 +95,7 @@ fn change_output(idx: &Index, t: u32, h: Heuristic) -> Option<u64> {
 }
 
 fn value_of(idx: &Index, o: Option<u64>) -> Option<u64> {
-    o.map(|o| idx.out_value.get(o as usize))
+    o.map(|o| idx.value(o))
 }
 
 #[test]

@@ -5,7 +5,6 @@
 
 use crate::index::Index;
 use crate::ingest::bitcoin::script::ScriptType;
-use crate::types::ix;
 
 /// An input: the output it spends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,7 +55,7 @@ impl TxView {
         self.inputs.clear();
         self.inputs.extend(idx.spent_outputs(t).map(|o| Input {
             address: idx.out_address(o),
-            value: idx.out_value.get(ix(o)),
+            value: idx.value(o),
             script: idx.out_script_type(o),
         }));
         self.outputs.clear();
@@ -64,10 +63,10 @@ impl TxView {
             let address = idx.out_address(o);
             Output {
                 address,
-                value: idx.out_value.get(ix(o)),
+                value: idx.value(o),
                 script: idx.out_script_type(o),
-                first_seen: address.is_some_and(|a| idx.addr_first_tx.get(ix(a)) == u64::from(t)),
-                receives: address.map_or(0, |a| idx.addr_n_recv.get(ix(a))),
+                first_seen: address.is_some_and(|a| idx.first_tx_of(a) == t),
+                receives: address.map_or(0, |a| idx.receives(a)),
             }
         }));
     }
