@@ -61,42 +61,32 @@ pub struct Frame {
 
 /// The colour of a category.
 pub fn colour(category: &str) -> RGBColor {
-    let c = category.to_ascii_lowercase();
-    let has = |w: &[&str]| w.iter().any(|x| c.contains(x));
-    if c == "seed" {
-        RGBColor(198, 40, 40)
-    } else if has(&["exchange"]) {
-        RGBColor(21, 101, 192)
-    } else if has(&["mixer", "mixing", "coinjoin", "tumbler"]) {
-        RGBColor(106, 27, 154)
-    } else if has(&[
-        "ransom", "vendor", "darknet", "market", "sanction", "scam", "theft", "illicit", "csam",
-        "abuse",
-    ]) {
-        RGBColor(183, 28, 28)
-    } else if has(&["merchant", "service", "payment"]) {
-        RGBColor(46, 125, 50)
-    } else if has(&["gambl", "casino"]) {
-        RGBColor(230, 81, 0)
-    } else if c == "peel chain" {
-        RGBColor(255, 143, 0)
-    } else if c == "other" || c == "not followed" {
-        RGBColor(158, 158, 158)
-    } else if c == "unlabelled" {
-        RGBColor(96, 125, 139)
-    } else {
-        const P: [RGBColor; 6] = [
-            RGBColor(0, 131, 143),
-            RGBColor(121, 85, 72),
-            RGBColor(94, 53, 177),
-            RGBColor(85, 139, 47),
-            RGBColor(216, 27, 96),
-            RGBColor(69, 90, 100),
-        ];
-        let h = c
-            .bytes()
-            .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
-        P[(h % 6) as usize]
+    // A neutral palette: a category's colour says which tag it is, never a verdict. No
+    // category is red and none is chosen by matching words in its name (a "supermarket"
+    // merchant is not a darknet market); each label category gets a palette colour by a
+    // stable hash of its exact name, so a case's charts agree with each other.
+    match category {
+        "seed" => RGBColor(38, 50, 56),
+        "unlabelled" => RGBColor(96, 125, 139),
+        "peel chain" => RGBColor(141, 110, 99),
+        "other" | "not followed" => RGBColor(158, 158, 158),
+        c => {
+            const P: [RGBColor; 8] = [
+                RGBColor(21, 101, 192),
+                RGBColor(0, 131, 143),
+                RGBColor(85, 139, 47),
+                RGBColor(94, 53, 177),
+                RGBColor(121, 85, 72),
+                RGBColor(2, 119, 189),
+                RGBColor(69, 90, 100),
+                RGBColor(130, 119, 23),
+            ];
+            let h = c
+                .to_ascii_lowercase()
+                .bytes()
+                .fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+            P[ix(h % 8)]
+        }
     }
 }
 
@@ -936,5 +926,28 @@ impl Chart<'_> {
         })();
         let _ = std::fs::remove_file(&tmp);
         r
+    }
+}
+
+#[cfg(test)]
+mod palette_tests {
+    use super::*;
+
+    #[test]
+    fn no_category_is_coloured_as_a_verdict() {
+        for c in [
+            "illicit_vendor",
+            "ransomware",
+            "darknet market",
+            "sanctioned",
+            "scam",
+            "exchange",
+            "supermarket",
+        ] {
+            let RGBColor(r, g, b) = colour(c);
+            assert!(!(r > 150 && g < 90 && b < 90), "{c} is red");
+            assert_eq!(colour(c), colour(c), "stable");
+        }
+        assert_eq!(colour("Exchange"), colour("exchange"));
     }
 }
