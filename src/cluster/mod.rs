@@ -11,7 +11,7 @@ pub mod eval;
 pub mod heuristics;
 pub mod union_find;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -411,6 +411,10 @@ pub enum ClusterError {
     )]
     NoClustering { dir: PathBuf },
     #[error(
+        "{a} and {b} share a cluster but no recorded merge links them: the stored clustering is inconsistent; run `chaintrace cluster bitcoin` again"
+    )]
+    Inconsistent { a: String, b: String },
+    #[error(
         "{a} and {b} are in different clusters ({ca} and {cb}): nothing links them under {heuristics}"
     )]
     NotLinked {
@@ -526,44 +530,32 @@ pub fn explain(idx: &Index, s: &Stored, a: &str, b: &str) -> Result<Vec<Step>, C
     if ia == ib {
         return Ok(Vec::new());
     }
-    let mut adj: HashMap<u32, Vec<usize>> = HashMap::new();
+    // The cluster's merges as an undirected graph (an edge per address pair, weighted by
+    // the first merge that joined them); the shortest chain of merges from a to b.
+    let mut g: petgraph::graphmap::UnGraphMap<u32, usize> = petgraph::graphmap::UnGraphMap::new();
     for (i, m) in s.merges.iter().enumerate() {
-        if s.cluster_of[m.0 as usize] == ca {
-            adj.entry(m.0).or_default().push(i);
-            adj.entry(m.1).or_default().push(i);
+        if s.cluster_of[ix(m.0)] == ca && !g.contains_edge(m.0, m.1) {
+            g.add_edge(m.0, m.1, i);
         }
     }
-    let mut prev: HashMap<u32, usize> = HashMap::new();
-    let mut q = VecDeque::from([ia]);
-    while let Some(x) = q.pop_front() {
-        if x == ib {
-            break;
-        }
-        for &e in adj.get(&x).map(Vec::as_slice).unwrap_or(&[]) {
-            let m = &s.merges[e];
-            let y = if m.0 == x { m.1 } else { m.0 };
-            if y != ia && !prev.contains_key(&y) {
-                prev.insert(y, e);
-                q.push_back(y);
-            }
-        }
-    }
-    let mut steps = Vec::new();
-    let mut x = ib;
-    while x != ia {
-        let e = prev[&x];
-        let m = &s.merges[e];
-        let y = if m.0 == x { m.1 } else { m.0 };
-        steps.push(Step {
-            from: idx.address(y).into(),
-            to: idx.address(x).into(),
-            txid: m.2.clone(),
-            heuristic: m.3.clone(),
+    let Some((_, path)) = petgraph::algo::astar(&g, ia, |x| x == ib, |_| 1u32, |_| 0) else {
+        return Err(ClusterError::Inconsistent {
+            a: a.into(),
+            b: b.into(),
         });
-        x = y;
-    }
-    steps.reverse();
-    Ok(steps)
+    };
+    Ok(path
+        .windows(2)
+        .filter_map(|w| {
+            let m = &s.merges[*g.edge_weight(w[0], w[1])?];
+            Some(Step {
+                from: idx.address(w[0]).into(),
+                to: idx.address(w[1]).into(),
+                txid: m.2.clone(),
+                heuristic: m.3.clone(),
+            })
+        })
+        .collect())
 }
 
 /// A counterparty of a cluster.
