@@ -563,20 +563,24 @@ pub fn scan_table(
     columns: &[&str],
     mut f: impl FnMut(&RecordBatch) -> Result<(), IndexError>,
 ) -> Result<(), IndexError> {
+    use crate::tables::Table;
     let dir = chain_dir.join(table);
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"))
-            })
-            .collect(),
-        Err(source) => return Err(IndexError::Io { path: dir, source }),
+    // The parts the manifest lists (one reader for every table), each checked against the
+    // table registry first: the columns read below are then present with their types.
+    let def = match table {
+        "blocks" => crate::tables::btc_blocks::Blocks::DEF,
+        "transactions" => crate::tables::btc_transactions::Transactions::DEF,
+        "inputs" => crate::tables::btc_inputs::Inputs::DEF,
+        _ => crate::tables::btc_outputs::Outputs::DEF,
     };
-    files.sort();
+    let inconsistent = |what: String| IndexError::Inconsistent {
+        dir: chain_dir.to_path_buf(),
+        what,
+    };
+    let files = crate::store::reader::part_files(&dir).map_err(|e| inconsistent(e.to_string()))?;
     for path in files {
+        def.check(&path, true)
+            .map_err(|e| inconsistent(e.to_string()))?;
         let pq = |source| IndexError::Parquet {
             path: path.clone(),
             source,
@@ -711,19 +715,19 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
         |b| {
             let h = b
                 .column_by_name("height")
-                .expect("projected")
+                .expect("checked against the table registry")
                 .as_primitive::<UInt32Type>();
             let t = b
                 .column_by_name("txid")
-                .expect("projected")
+                .expect("checked against the table registry")
                 .as_string::<i32>();
             let ni = b
                 .column_by_name("n_inputs")
-                .expect("projected")
+                .expect("checked against the table registry")
                 .as_primitive::<UInt32Type>();
             let no = b
                 .column_by_name("n_outputs")
-                .expect("projected")
+                .expect("checked against the table registry")
                 .as_primitive::<UInt32Type>();
             for i in 0..b.num_rows() {
                 txids.push(hex_txid(t.value(i), chain_dir)?);
@@ -775,23 +779,23 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
         |b| {
             let t = b
                 .column_by_name("txid")
-                .expect("projected")
+                .expect("checked against the table registry")
                 .as_string::<i32>();
             let vout = b
                 .column_by_name("vout")
-                .expect("projected")
+                .expect("checked against the table registry")
                 .as_primitive::<UInt32Type>();
             let v = b
                 .column_by_name("value")
-                .expect("projected")
+                .expect("checked against the table registry")
                 .as_primitive::<arrow_array::types::Int64Type>();
             let st = b
                 .column_by_name("script_type")
-                .expect("projected")
+                .expect("checked against the table registry")
                 .as_string::<i32>();
             let a = b
                 .column_by_name("address")
-                .expect("projected")
+                .expect("checked against the table registry")
                 .as_string::<i32>();
             for i in 0..b.num_rows() {
                 let o = n64(out_value.len());
@@ -874,11 +878,11 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
         |b| {
             let pt = b
                 .column_by_name("prev_txid")
-                .expect("projected")
+                .expect("checked against the table registry")
                 .as_string::<i32>();
             let pv = b
                 .column_by_name("prev_vout")
-                .expect("projected")
+                .expect("checked against the table registry")
                 .as_primitive::<UInt32Type>();
             for i in 0..b.num_rows() {
                 let idx = n64(in_prev.len());
@@ -957,11 +961,11 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
     scan_table(chain_dir, "blocks", &["height", "time"], |b| {
         let h = b
             .column_by_name("height")
-            .expect("projected")
+            .expect("checked against the table registry")
             .as_primitive::<UInt32Type>();
         let t = b
             .column_by_name("time")
-            .expect("projected")
+            .expect("checked against the table registry")
             .as_primitive::<arrow_array::types::TimestampMillisecondType>();
         for i in 0..b.num_rows() {
             let hi = ix(h.value(i));

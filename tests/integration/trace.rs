@@ -1631,3 +1631,68 @@ fn a_moved_working_folder_verifies_with_its_seed_file_beside_the_case() {
         stderr(&o)
     );
 }
+
+#[test]
+fn a_part_of_another_layout_is_refused_by_name_not_a_panic() {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, RecordBatch, StringArray};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let d = world_with_labels(None);
+    let dir = d.path().join("regtest/outputs");
+    let part = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .unwrap();
+    // The same rows with `value` written as text, as another tool might.
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&part).unwrap())
+        .unwrap()
+        .with_batch_size(1 << 24)
+        .build()
+        .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+    assert_eq!(batches.len(), 1);
+    let b = batches[0].clone();
+    let schema = b.schema();
+    let fields: Vec<arrow_schema::Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if f.name() == "value" {
+                arrow_schema::Field::new("value", arrow_schema::DataType::Utf8, false)
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    let cols: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .zip(b.columns())
+        .map(|(f, c)| {
+            if f.name() == "value" {
+                let v = c
+                    .as_any()
+                    .downcast_ref::<arrow_array::Int64Array>()
+                    .unwrap();
+                Arc::new(StringArray::from(
+                    v.iter()
+                        .map(|x| x.map(|x| x.to_string()))
+                        .collect::<Vec<_>>(),
+                )) as ArrayRef
+            } else {
+                c.clone()
+            }
+        })
+        .collect();
+    let changed = RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), cols).unwrap();
+    let staged = chaintrace::store::sink::stage(&part, &changed).unwrap();
+    chaintrace::store::sink::commit(std::slice::from_ref(&staged)).unwrap();
+    let out = d.path().join("case");
+    let o = run_trace(d.path(), &flagged(), &out, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(e.contains("column value") && e.contains("part-"), "{e}");
+}
