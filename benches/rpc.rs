@@ -32,6 +32,9 @@ fn main() {
                 attempts: 3,
                 backoff_base: std::time::Duration::from_millis(50),
                 backoff_max: std::time::Duration::from_millis(500),
+                ca_cert: None,
+                proxy: None,
+                headers: Vec::new(),
             };
             let t = Instant::now();
             let source = RpcSource::connect(RpcClient::new(cfg).expect("a valid URL"), concurrency)

@@ -598,13 +598,14 @@ pub enum IngestCommand {
     /// Writes DATA/ethereum/{blocks,transactions,token_transfers,internal_transfers} (wei and
     /// token amounts as exact decimal text) on a height-aligned part grid with a manifest:
     /// rerunning skips complete parts, a killed run loses nothing.
-    Ethereum(IngestEthereumArgs),
+    Ethereum(Box<IngestEthereumArgs>),
 }
 
 /// `chaintrace ingest ethereum`
 #[derive(Debug, Args)]
 pub struct IngestEthereumArgs {
-    /// The node's JSON-RPC URL (http://host:port[/path]).
+    /// The node's or provider's JSON-RPC URL: http://host:port[/path] or https://… (a key
+    /// in the path is kept out of files and messages).
     #[arg(long, value_name = "URL")]
     pub rpc: String,
     /// First block (rounded down to its part's start).
@@ -662,6 +663,23 @@ pub struct RpcRetryArgs {
         help_heading = "RPC"
     )]
     pub rpc_backoff_max_ms: u64,
+
+    /// A PEM file of certificate authorities to trust for an https:// node or provider
+    /// (besides the system's; SSL_CERT_FILE works too).
+    #[arg(long, value_name = "FILE", help_heading = "RPC")]
+    pub ca_cert: Option<PathBuf>,
+
+    /// A proxy for every request: http://host:port, socks5://host:port, or socks5h://
+    /// (names resolved through the proxy, as Tor needs: socks5h://127.0.0.1:9050). Without
+    /// it HTTPS_PROXY, HTTP_PROXY and ALL_PROXY apply.
+    #[arg(long, value_name = "URL", help_heading = "RPC")]
+    pub proxy: Option<String>,
+
+    /// An extra HTTP header for the provider, "Name: value" (repeatable), e.g. an API key;
+    /// CHAINTRACE_RPC_HEADERS holds more (newline- or ';'-separated) and keeps keys out of
+    /// the shell history. Header values never appear in files, logs or messages.
+    #[arg(long, value_name = "HEADER", help_heading = "RPC")]
+    pub rpc_header: Vec<String>,
 }
 
 /// Labels subcommands.
@@ -910,7 +928,8 @@ pub struct IngestBitcoinArgs {
     #[arg(long, value_name = "DIR", help_heading = "Source")]
     pub blocks_dir: Option<PathBuf>,
 
-    /// Bitcoin Core JSON-RPC URL, e.g. http://127.0.0.1:8332 (uses getblock verbosity 3).
+    /// Bitcoin Core JSON-RPC URL, e.g. http://127.0.0.1:8332 or https://… behind a TLS
+    /// proxy (uses getblock verbosity 3).
     #[arg(
         long,
         value_name = "URL",

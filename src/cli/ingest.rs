@@ -52,7 +52,7 @@ pub(crate) fn lock_dataset(data: &std::path::Path) -> Result<std::fs::File, CliE
     let me = format!(
         "pid {}: {}",
         std::process::id(),
-        std::env::args().collect::<Vec<_>>().join(" ")
+        super::redact_args(std::env::args().collect()).join(" ")
     );
     let _ = f.set_len(0);
     let _ = f.rewind();
@@ -326,6 +326,25 @@ fn rpc_config(
         )));
     }
     let backoff_max = Duration::from_millis(r.rpc_backoff_max_ms);
+    // Headers from --rpc-header and CHAINTRACE_RPC_HEADERS ("Name: value", several
+    // separated by newlines or ';'); keys kept out of the command line stay out of logs.
+    let mut headers = Vec::new();
+    let env = std::env::var("CHAINTRACE_RPC_HEADERS").unwrap_or_default();
+    for h in r
+        .rpc_header
+        .iter()
+        .map(String::as_str)
+        .chain(env.split(['\n', ';']))
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
+    {
+        let Some((k, v)) = h.split_once(':') else {
+            return Err(CliError::user(anyhow!(
+                "a header is \"Name: value\"; one given has no ':' (its value is not shown)"
+            )));
+        };
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
     Ok(RpcConfig {
         url: url.to_string(),
         auth,
@@ -333,5 +352,8 @@ fn rpc_config(
         attempts: r.rpc_attempts.max(1),
         backoff_base: Duration::from_millis(100).min(backoff_max),
         backoff_max,
+        ca_cert: r.ca_cert.clone(),
+        proxy: r.proxy.clone(),
+        headers,
     })
 }

@@ -205,11 +205,51 @@ static COMMAND_LINE: std::sync::Mutex<Option<Vec<String>>> = std::sync::Mutex::n
 
 /// The command line being run (see [`COMMAND_LINE`]).
 pub(crate) fn command_line() -> Vec<String> {
-    COMMAND_LINE
-        .lock()
-        .ok()
-        .and_then(|c| c.clone())
-        .unwrap_or_else(|| std::env::args().collect())
+    redact_args(
+        COMMAND_LINE
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .unwrap_or_else(|| std::env::args().collect()),
+    )
+}
+
+/// A command line with its secrets hidden, for files and messages: the value of
+/// `--rpc-password` and `--rpc-header`, and every URL's credentials, query and key-like
+/// path segments ([`crate::ingest::bitcoin::rpc::redact`]).
+pub(crate) fn redact_args(args: Vec<String>) -> Vec<String> {
+    const SECRET: [&str; 2] = ["--rpc-password", "--rpc-header"];
+    let mut out = Vec::with_capacity(args.len());
+    let mut hide_next = false;
+    for a in args {
+        if hide_next {
+            out.push("***".to_string());
+            hide_next = false;
+            continue;
+        }
+        if SECRET.contains(&a.as_str()) {
+            hide_next = true;
+            out.push(a);
+        } else if let Some(flag) = SECRET.iter().find(|f| a.starts_with(&format!("{f}="))) {
+            out.push(format!("{flag}=***"));
+        } else if ["http://", "https://", "socks5://", "socks5h://"]
+            .iter()
+            .any(|p| a.contains(p))
+        {
+            match a.split_once('=') {
+                Some((flag, url)) if flag.starts_with("--") => {
+                    out.push(format!(
+                        "{flag}={}",
+                        crate::ingest::bitcoin::rpc::redact(url)
+                    ));
+                }
+                _ => out.push(crate::ingest::bitcoin::rpc::redact(&a)),
+            }
+        } else {
+            out.push(a);
+        }
+    }
+    out
 }
 
 /// Records `argv` as the command line being run, until `None` is set again.

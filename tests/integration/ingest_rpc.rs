@@ -390,3 +390,187 @@ fn follow_rolls_back_a_reorganisation() {
     assert_eq!(reorgs[0]["old_tip"]["hash"], old[400].as_str());
     assert_eq!(m["tip"]["height"], 401);
 }
+
+/// A test certificate authority and a server certificate for 127.0.0.1 it signed
+/// (openssl), and a TLS front (Python's `ssl`) forwarding to `node`: (its port, the CA's
+/// certificate, the child, the request log).
+fn https_front(
+    node: &Node,
+    dir: &Path,
+) -> (
+    u16,
+    std::path::PathBuf,
+    std::process::Child,
+    std::path::PathBuf,
+) {
+    let (ca, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
+    let (cert, key, csr, ext) = (
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+        dir.join("leaf.csr"),
+        dir.join("ext.cnf"),
+    );
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let openssl = |args: Vec<&std::ffi::OsStr>| {
+        let o = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl is installed (.ci/run installs it)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    openssl(vec![
+        os("req"),
+        os("-x509"),
+        os("-newkey"),
+        os("rsa:2048"),
+        os("-nodes"),
+        os("-days"),
+        os("2"),
+        os("-subj"),
+        os("/CN=chaintrace test CA"),
+        os("-keyout"),
+        ca_key.as_os_str(),
+        os("-out"),
+        ca.as_os_str(),
+    ]);
+    openssl(vec![
+        os("req"),
+        os("-newkey"),
+        os("rsa:2048"),
+        os("-nodes"),
+        os("-subj"),
+        os("/CN=127.0.0.1"),
+        os("-keyout"),
+        key.as_os_str(),
+        os("-out"),
+        csr.as_os_str(),
+    ]);
+    openssl(vec![
+        os("x509"),
+        os("-req"),
+        os("-in"),
+        csr.as_os_str(),
+        os("-CA"),
+        ca.as_os_str(),
+        os("-CAkey"),
+        ca_key.as_os_str(),
+        os("-CAcreateserial"),
+        os("-days"),
+        os("2"),
+        os("-extfile"),
+        ext.as_os_str(),
+        os("-out"),
+        cert.as_os_str(),
+    ]);
+    let log = dir.join("requests.log");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/integration/scripts/https_forward.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .args([&cert, &key])
+        .arg(&node.url)
+        .arg(&log)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    (line.trim().parse().unwrap(), ca, child, log)
+}
+
+#[test]
+fn https_with_a_custom_ca_works_without_it_fails_and_secrets_stay_secret() {
+    let (_keep, reference) = blocks_dir_reference();
+    let node = Node::start(world_chain());
+    let tls = tempfile::tempdir().unwrap();
+    let (port, cert, mut child, log) = https_front(&node, tls.path());
+    let key = "9f8e7d6c5b4a39281706f5e4d3c2b1a0";
+    let header_key = "hdr-secret-4242-abcdef";
+    let url = format!("https://127.0.0.1:{port}/v3/{key}");
+    // Without the CA: a clear TLS error at once, exit 1, no secret in it.
+    let d = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "ingest",
+        "bitcoin",
+        "--quiet",
+        "--rpc",
+        &url,
+        "--rpc-user",
+        "tracer",
+        "--rpc-password",
+        "tracerpass",
+        "--data",
+        d.path().to_str().unwrap(),
+        "--rpc-backoff-max-ms",
+        "50",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("TLS") && e.contains("--ca-cert"), "{e}");
+    assert!(!e.contains(key), "{e}");
+    // With it, over TLS, with an API key in a header and one in the path.
+    let o = std::process::Command::new(bin())
+        .args([
+            "ingest",
+            "bitcoin",
+            "--quiet",
+            "--rpc",
+            &url,
+            "--rpc-user",
+            "tracer",
+            "--rpc-password",
+            "tracerpass",
+            "--data",
+            d.path().to_str().unwrap(),
+            "--part-blocks",
+            "100",
+            "--ca-cert",
+            cert.to_str().unwrap(),
+        ])
+        .env("CHAINTRACE_RPC_HEADERS", format!("X-Api-Key: {header_key}"))
+        .output()
+        .unwrap();
+    let _ = child.kill();
+    ok(&o);
+    assert!(
+        parts(d.path()) == reference,
+        "HTTPS and blocks-dir datasets differ"
+    );
+    // The header reached the server ...
+    let seen = std::fs::read_to_string(&log).unwrap();
+    assert!(seen.contains(header_key), "the API key header was not sent");
+    // ... and no secret reached a file or a message.
+    let mut everything = String::from_utf8_lossy(&o.stdout).to_string();
+    everything.push_str(&String::from_utf8_lossy(&o.stderr));
+    for (name, bytes) in tree(d.path()) {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(key) && !text.contains(header_key),
+            "{name} holds a secret"
+        );
+        everything.push_str(&text);
+    }
+    for secret in [key, header_key, "tracerpass"] {
+        assert!(
+            !everything.contains(secret),
+            "{secret} leaked: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    let m: Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("regtest/_manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        m["source"]["location"],
+        format!("https://127.0.0.1:{port}/v3/***")
+    );
+}

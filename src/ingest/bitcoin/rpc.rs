@@ -1,20 +1,22 @@
-//! A small JSON-RPC client for Bitcoin Core over HTTP/1.1 on tokio.
-//!
-//! Hand-written on `tokio::net::TcpStream` rather than a full HTTP stack: a node's RPC
-//! server speaks plain HTTP/1.1 on loopback, and this keeps the build small. Connections are
-//! kept alive and pooled; each request has a timeout; transient failures (timeouts,
-//! refused/reset connections, HTTP 5xx and 429, malformed JSON, the node still warming up,
-//! RPC error -28) are retried with capped exponential backoff. Wrong credentials fail at once.
+//! The JSON-RPC client for every node and provider (Bitcoin Core, Ethereum), on one
+//! well-kept HTTP stack (reqwest: HTTP/1.1 and 2, `https://` with rustls, a custom CA,
+//! HTTP and SOCKS5 proxies, extra headers for API keys). Connections are pooled; each
+//! request has a timeout and a bounded reply size; transient failures (timeouts,
+//! refused/reset connections, HTTP 5xx and 429 — honouring `Retry-After` —, malformed JSON,
+//! the node still warming up, RPC error -28) are retried with capped exponential backoff,
+//! each retry announced. Wrong credentials and untrusted certificates fail at once.
+//! Secrets (passwords, API keys in a header or a URL path) never reach a message: URLs
+//! are shown through [`redact`].
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use crate::types::n64;
 use serde_json::Value;
 use thiserror::Error;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+
+/// The largest reply read (bytes): a hostile or broken server cannot exhaust memory.
+pub const MAX_REPLY: usize = 1 << 30;
 
 /// Where and how to reach the node.
 #[derive(Clone, Debug)]
@@ -28,6 +30,13 @@ pub struct RpcConfig {
     pub attempts: u32,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
+    /// A PEM file of CA certificates to trust besides the system's (`--ca-cert`).
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// A proxy for every request (`--proxy`: `http://`, `socks5://`, `socks5h://`);
+    /// without it the `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` environment applies.
+    pub proxy: Option<String>,
+    /// Extra headers (`Name: value`), e.g. an API key; their values are secret.
+    pub headers: Vec<(String, String)>,
 }
 
 /// An RPC failure.
@@ -50,8 +59,52 @@ pub enum RpcError {
         code: i64,
         message: String,
     },
-    #[error("{url} is not an http:// URL of the form http://host:port[/path]")]
+    #[error("{url} is not an http:// or https:// URL (http[s]://host[:port][/path])")]
     BadUrl { url: String },
+    #[error(
+        "{url}: the TLS connection failed ({why}); if the server uses your own certificate authority, give --ca-cert FILE (PEM), or set SSL_CERT_FILE"
+    )]
+    Tls { url: String, why: String },
+    #[error("the HTTP client cannot be set up: {0}")]
+    Setup(String),
+}
+
+/// `url` with its secrets hidden: the user and password, the query, and path segments
+/// that look like API keys (16 or more letters and digits, as Infura, Alchemy and similar
+/// providers put in the path) become `***`.
+pub fn redact(url: &str) -> String {
+    let Ok(mut u) = reqwest::Url::parse(url) else {
+        return "(an unparsable URL)".to_string();
+    };
+    if !u.username().is_empty() || u.password().is_some() {
+        let _ = u.set_username("***");
+        let _ = u.set_password(None);
+    }
+    if u.query().is_some() {
+        u.set_query(Some("***"));
+    }
+    let segs: Vec<String> = u
+        .path_segments()
+        .map(|s| {
+            s.map(|seg| {
+                let keyish = seg.len() >= 16
+                    && seg
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    && seg.chars().any(|c| c.is_ascii_digit());
+                if keyish {
+                    "***".to_string()
+                } else {
+                    seg.to_string()
+                }
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    if !segs.is_empty() {
+        u.set_path(&segs.join("/"));
+    }
+    u.to_string().trim_end_matches('/').to_string()
 }
 
 /// What went wrong with one attempt.
@@ -59,6 +112,8 @@ pub enum RpcError {
 enum Attempt {
     /// Worth retrying.
     Transient(String),
+    /// Worth retrying after the server's `Retry-After`.
+    After(String, Duration),
     /// Not worth retrying.
     Fatal(RpcError),
 }
@@ -67,10 +122,9 @@ enum Attempt {
 #[derive(Debug)]
 pub struct RpcClient {
     cfg: RpcConfig,
-    host_port: String,
-    path: String,
-    auth_header: Option<String>,
-    idle: Mutex<Vec<TcpStream>>,
+    http: reqwest::Client,
+    /// The URL with its secrets hidden, for messages and the manifest.
+    shown: String,
     next_id: AtomicU64,
     /// Called with a one-line message before each retry.
     warn: fn(&str),
@@ -78,6 +132,7 @@ pub struct RpcClient {
     version: &'static str,
 }
 
+/// RFC 4648 base64 of `input` (HTTP Basic credentials).
 fn base64(input: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
@@ -86,7 +141,7 @@ fn base64(input: &[u8]) -> String {
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= c.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+                out.push(char::from(T[crate::types::ix(n >> (18 - 6 * i) & 63)]));
             } else {
                 out.push('=');
             }
@@ -105,31 +160,73 @@ impl RpcClient {
     /// # Errors
     /// The URL is not `http://host:port[/path]`.
     pub fn new(cfg: RpcConfig) -> Result<RpcClient, RpcError> {
-        let rest = cfg
-            .url
-            .strip_prefix("http://")
-            .ok_or_else(|| RpcError::BadUrl {
-                url: cfg.url.clone(),
-            })?;
-        let (host_port, path) = match rest.find('/') {
-            Some(i) => (rest[..i].to_string(), rest[i..].to_string()),
-            None => (rest.to_string(), "/".to_string()),
+        let bad = || RpcError::BadUrl {
+            url: redact(&cfg.url),
         };
-        if host_port.is_empty() || !host_port.contains(':') {
-            return Err(RpcError::BadUrl {
-                url: cfg.url.clone(),
-            });
+        let url = reqwest::Url::parse(&cfg.url).map_err(|_| bad())?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+            return Err(bad());
         }
-        let auth_header = cfg
-            .auth
-            .as_ref()
-            .map(|a| format!("Basic {}", base64(a.as_bytes())));
+        let setup = |e: &dyn std::fmt::Display| RpcError::Setup(e.to_string());
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            reqwest::header::HeaderValue::from_static("application/json"),
+        );
+        if let Some(a) = &cfg.auth {
+            let mut v =
+                reqwest::header::HeaderValue::try_from(format!("Basic {}", base64(a.as_bytes())))
+                    .map_err(|_| {
+                    RpcError::Setup("the RPC credentials hold a character a header cannot".into())
+                })?;
+            v.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, v);
+        }
+        for (k, v) in &cfg.headers {
+            let name = reqwest::header::HeaderName::try_from(k.as_str())
+                .map_err(|_| RpcError::Setup(format!("{k:?} is not an HTTP header name")))?;
+            let mut value = reqwest::header::HeaderValue::try_from(v.as_str()).map_err(|_| {
+                RpcError::Setup(format!("the value of header {k} is not valid in HTTP"))
+            })?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        let mut b = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(cfg.timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .redirect(reqwest::redirect::Policy::none())
+            .use_rustls_tls();
+        if let Some(path) = &cfg.ca_cert {
+            let pem = std::fs::read(path).map_err(|e| {
+                RpcError::Setup(format!("cannot read --ca-cert {}: {e}", path.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                RpcError::Setup(format!(
+                    "--ca-cert {} holds no PEM certificate: {e}",
+                    path.display()
+                ))
+            })?;
+            if certs.is_empty() {
+                return Err(RpcError::Setup(format!(
+                    "--ca-cert {} holds no PEM certificate",
+                    path.display()
+                )));
+            }
+            for c in certs {
+                b = b.add_root_certificate(c);
+            }
+        }
+        if let Some(p) = &cfg.proxy {
+            let proxy = reqwest::Proxy::all(p)
+                .map_err(|e| RpcError::Setup(format!("--proxy {}: {e}", redact(p))))?;
+            b = b.proxy(proxy);
+        }
+        let http = b.build().map_err(|e| setup(&e))?;
         Ok(RpcClient {
+            shown: redact(&cfg.url),
             cfg,
-            host_port,
-            path,
-            auth_header,
-            idle: Mutex::new(Vec::new()),
+            http,
             next_id: AtomicU64::new(1),
             warn: default_warn,
             version: "1.0",
@@ -147,9 +244,9 @@ impl RpcClient {
         self.warn = warn;
     }
 
-    /// The URL, for messages and the manifest.
+    /// The URL with its secrets hidden ([`redact`]), for messages and the manifest.
     pub fn url(&self) -> &str {
-        &self.cfg.url
+        &self.shown
     }
 
     /// A JSON-RPC request body for one call, and its description for messages.
@@ -276,6 +373,22 @@ impl RpcClient {
             match f().await {
                 Ok(v) => return Ok(v),
                 Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::After(why, wait)) if attempt < self.cfg.attempts => {
+                    (self.warn)(&format!(
+                        "{what}: {why}; retry {attempt}/{} in {} ms (the server's Retry-After)",
+                        self.cfg.attempts - 1,
+                        wait.as_millis()
+                    ));
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(Attempt::After(why, _)) => {
+                    return Err(RpcError::Exhausted {
+                        method: what.to_string(),
+                        attempts: attempt,
+                        last: why,
+                    });
+                }
                 Err(Attempt::Transient(why)) => {
                     if attempt >= self.cfg.attempts {
                         return Err(RpcError::Exhausted {
@@ -299,46 +412,103 @@ impl RpcClient {
 
     /// One HTTP exchange: returns the status and body, after the checks every call needs.
     async fn exchange_bytes(&self, body: &[u8]) -> Result<(u16, Vec<u8>), Attempt> {
-        let fut = async {
-            let pooled = self
-                .idle
-                .lock()
-                .expect("the pool lock is never poisoned")
-                .pop();
-            let stream = match pooled {
-                Some(s) => s,
-                None => TcpStream::connect(&self.host_port).await.map_err(|e| {
-                    Attempt::Transient(format!("cannot connect to {}: {e}", self.cfg.url))
-                })?,
-            };
-            let _ = stream.set_nodelay(true);
-            self.http(stream, body).await
+        let sent = self
+            .http
+            .post(self.cfg.url.as_str())
+            .body(body.to_vec())
+            .send()
+            .await;
+        let mut resp = match sent {
+            Ok(r) => r,
+            Err(e) => return Err(self.classify(&e)),
         };
-        let (status, reply, keep) = match tokio::time::timeout(self.cfg.timeout, fut).await {
-            Ok(r) => r?,
-            Err(_) => {
-                return Err(Attempt::Transient(format!(
-                    "no reply within {} s",
-                    self.cfg.timeout.as_secs_f64()
-                )));
-            }
-        };
-        if let Some(s) = keep {
-            self.idle
-                .lock()
-                .expect("the pool lock is never poisoned")
-                .push(s);
-        }
+        let status = resp.status().as_u16();
         if status == 401 || status == 403 {
             return Err(Attempt::Fatal(RpcError::Unauthorized {
-                url: self.cfg.url.clone(),
+                url: self.shown.clone(),
                 status,
             }));
         }
-        if status == 429 {
-            return Err(Attempt::Transient("HTTP 429 too many requests".into()));
+        if (300..400).contains(&status) {
+            return Err(Attempt::Fatal(RpcError::Setup(format!(
+                "{} redirects (HTTP {status}) to {}: give the final URL",
+                self.shown,
+                resp.headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map_or_else(|| "?".to_string(), redact)
+            ))));
+        }
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(|s| Duration::from_secs(s.min(300)));
+        if status == 429 || (status == 503 && retry_after.is_some()) {
+            let why = format!("HTTP {status} (too many requests)");
+            return Err(match retry_after {
+                Some(w) => Attempt::After(why, w),
+                None => Attempt::Transient(why),
+            });
+        }
+        let mut reply = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(c)) => {
+                    if reply.len() + c.len() > MAX_REPLY {
+                        return Err(Attempt::Fatal(RpcError::Setup(format!(
+                            "{} sent a reply over {} MiB",
+                            self.shown,
+                            MAX_REPLY >> 20
+                        ))));
+                    }
+                    reply.extend_from_slice(&c);
+                }
+                Ok(None) => break,
+                Err(e) => return Err(self.classify(&e)),
+            }
         }
         Ok((status, reply))
+    }
+
+    /// A failed request: an untrusted or broken TLS connection is fatal (retrying cannot
+    /// help); timeouts, refused and reset connections are transient.
+    fn classify(&self, e: &reqwest::Error) -> Attempt {
+        let mut chain = String::new();
+        let mut src: Option<&dyn std::error::Error> = Some(e);
+        while let Some(x) = src {
+            chain.push_str(&x.to_string());
+            chain.push_str("; ");
+            src = x.source();
+        }
+        // reqwest's own text names the URL: the secrets must not reach the message.
+        let chain = chain.replace(self.cfg.url.as_str(), &self.shown);
+        let lower = chain.to_ascii_lowercase();
+        if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+            return Attempt::Fatal(RpcError::Tls {
+                url: self.shown.clone(),
+                why: chain.trim_end_matches("; ").to_string(),
+            });
+        }
+        if e.is_timeout() {
+            return Attempt::Transient(format!(
+                "no reply within {} s",
+                self.cfg.timeout.as_secs_f64()
+            ));
+        }
+        if e.is_connect() {
+            return Attempt::Transient(format!(
+                "cannot connect to {}: {}",
+                self.shown,
+                chain.trim_end_matches("; ")
+            ));
+        }
+        Attempt::Transient(format!(
+            "connection to {} failed: {}",
+            self.shown,
+            chain.trim_end_matches("; ")
+        ))
     }
 
     /// One HTTP exchange: returns the parsed JSON body.
@@ -359,92 +529,6 @@ impl RpcClient {
                 "HTTP {s} with a reply that is not JSON-RPC"
             ))),
         }
-    }
-
-    async fn http(
-        &self,
-        mut stream: TcpStream,
-        body: &[u8],
-    ) -> Result<(u16, Vec<u8>, Option<TcpStream>), Attempt> {
-        let t = |e: std::io::Error| {
-            Attempt::Transient(format!("connection to {} failed: {e}", self.cfg.url))
-        };
-        let mut head = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: keep-alive\r\n",
-            self.path,
-            self.host_port,
-            body.len()
-        );
-        if let Some(a) = &self.auth_header {
-            head.push_str(&format!("Authorization: {a}\r\n"));
-        }
-        head.push_str("\r\n");
-        let mut msg = head.into_bytes();
-        msg.extend_from_slice(body);
-        stream.write_all(&msg).await.map_err(t)?;
-        let mut r = BufReader::new(stream);
-        let mut line = String::new();
-        if r.read_line(&mut line).await.map_err(t)? == 0 {
-            return Err(Attempt::Transient(format!(
-                "{} closed the connection",
-                self.cfg.url
-            )));
-        }
-        let status: u16 = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| {
-                Attempt::Transient(format!("malformed HTTP status line {:?}", line.trim_end()))
-            })?;
-        let mut len: Option<usize> = None;
-        let mut chunked = false;
-        let mut close = false;
-        loop {
-            line.clear();
-            if r.read_line(&mut line).await.map_err(t)? == 0 {
-                return Err(Attempt::Transient(
-                    "connection closed inside the HTTP headers".into(),
-                ));
-            }
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            let Some((k, v)) = l.split_once(':') else {
-                continue;
-            };
-            let (k, v) = (k.trim().to_ascii_lowercase(), v.trim());
-            match k.as_str() {
-                "content-length" => len = v.parse().ok(),
-                "transfer-encoding" => chunked = v.eq_ignore_ascii_case("chunked"),
-                "connection" => close = v.eq_ignore_ascii_case("close"),
-                _ => {}
-            }
-        }
-        let mut body = Vec::new();
-        if chunked {
-            loop {
-                line.clear();
-                r.read_line(&mut line).await.map_err(t)?;
-                let n = usize::from_str_radix(line.trim().split(';').next().unwrap_or(""), 16)
-                    .map_err(|_| Attempt::Transient("malformed chunk size".into()))?;
-                let mut chunk = vec![0u8; n + 2];
-                r.read_exact(&mut chunk).await.map_err(t)?;
-                if n == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..n]);
-            }
-        } else if let Some(n) = len {
-            body.resize(n, 0);
-            r.read_exact(&mut body).await.map_err(t)?;
-        } else {
-            r.read_to_end(&mut body).await.map_err(t)?;
-            close = true;
-        }
-        let keep = (!close).then(|| r.into_inner());
-        Ok((status, body, keep))
     }
 }
 
@@ -507,7 +591,7 @@ mod tests {
     }
 
     #[test]
-    fn urls_are_checked() {
+    fn urls_are_checked_and_secrets_redacted() {
         let cfg = |url: &str| RpcConfig {
             url: url.into(),
             auth: None,
@@ -515,14 +599,32 @@ mod tests {
             attempts: 1,
             backoff_base: Duration::from_millis(1),
             backoff_max: Duration::from_millis(1),
+            ca_cert: None,
+            proxy: None,
+            headers: Vec::new(),
         };
         assert!(RpcClient::new(cfg("http://127.0.0.1:8332")).is_ok());
-        assert!(RpcClient::new(cfg("https://127.0.0.1:8332")).is_err());
-        assert!(RpcClient::new(cfg("http://localhost")).is_err());
-        let c = RpcClient::new(cfg("http://127.0.0.1:8332/wallet/x")).unwrap();
+        assert!(RpcClient::new(cfg("https://eth.example/v2/abc")).is_ok());
+        assert!(RpcClient::new(cfg("ftp://127.0.0.1:8332")).is_err());
+        assert!(RpcClient::new(cfg("127.0.0.1:8332")).is_err());
+        let key = "f3a9c1e07b2d4c5e8a6b0d1f2e3c4b5a";
+        let c = RpcClient::new(cfg(&format!(
+            "https://user:hunter2@eth.example/v3/{key}?apikey=zz"
+        )))
+        .unwrap();
+        let shown = c.url();
+        assert!(
+            !shown.contains(key) && !shown.contains("hunter2") && !shown.contains("zz"),
+            "{shown}"
+        );
+        assert!(
+            shown.starts_with("https://") && shown.contains("eth.example/v3/***"),
+            "{shown}"
+        );
+        // A short, word-like path stays readable.
         assert_eq!(
-            (c.host_port.as_str(), c.path.as_str()),
-            ("127.0.0.1:8332", "/wallet/x")
+            redact("http://127.0.0.1:8332/wallet/main"),
+            "http://127.0.0.1:8332/wallet/main"
         );
     }
 
