@@ -574,3 +574,79 @@ fn https_with_a_custom_ca_works_without_it_fails_and_secrets_stay_secret() {
         format!("https://127.0.0.1:{port}/v3/***")
     );
 }
+
+#[test]
+fn a_socks5h_proxy_carries_the_ingest() {
+    let (_keep, reference) = blocks_dir_reference();
+    let node = Node::start(world_chain());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("connects.log");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/integration/scripts/socks5.py");
+    let mut child = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&log)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let proxy = format!("socks5h://127.0.0.1:{}", line.trim());
+    // The node by name: with socks5h the proxy resolves it, not chaintrace.
+    let url = node.url.replace("127.0.0.1", "localhost");
+    let d = tempfile::tempdir().unwrap();
+    let o = run(&[
+        "ingest",
+        "bitcoin",
+        "--quiet",
+        "--rpc",
+        &url,
+        "--rpc-user",
+        "tracer",
+        "--rpc-password",
+        "tracerpass",
+        "--data",
+        d.path().to_str().unwrap(),
+        "--part-blocks",
+        "100",
+        "--proxy",
+        &proxy,
+    ]);
+    // A proxy that is not there: refused connections are retried, then reported.
+    let o2 = run(&[
+        "ingest",
+        "bitcoin",
+        "--quiet",
+        "--rpc",
+        &url,
+        "--rpc-user",
+        "tracer",
+        "--rpc-password",
+        "tracerpass",
+        "--data",
+        dir.path().join("d2").to_str().unwrap(),
+        "--proxy",
+        "socks5h://127.0.0.1:9",
+        "--rpc-attempts",
+        "2",
+        "--rpc-backoff-max-ms",
+        "10",
+    ]);
+    let _ = child.kill();
+    ok(&o);
+    assert!(
+        parts(d.path()) == reference,
+        "proxied and blocks-dir datasets differ"
+    );
+    let seen = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        seen.starts_with("localhost:"),
+        "the proxy resolved the name: {seen}"
+    );
+    assert_eq!(o2.status.code(), Some(1));
+    assert!(stderr(&o2).contains("attempt"), "{}", stderr(&o2));
+}
