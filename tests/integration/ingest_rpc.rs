@@ -540,6 +540,7 @@ fn https_with_a_custom_ca_works_without_it_fails_and_secrets_stay_secret() {
         .output()
         .unwrap();
     let _ = child.kill();
+    let _ = child.wait();
     ok(&o);
     assert!(
         parts(d.path()) == reference,
@@ -637,6 +638,7 @@ fn a_socks5h_proxy_carries_the_ingest() {
         "10",
     ]);
     let _ = child.kill();
+    let _ = child.wait();
     ok(&o);
     assert!(
         parts(d.path()) == reference,
