@@ -556,6 +556,14 @@ pub fn ingest(
             opts.from
         )));
     }
+    // The part grid and the manifest number blocks in 32 bits (dataset format 1): refuse
+    // rather than wrap or saturate a larger number.
+    if to > u64::from(u32::MAX) {
+        return Err(EthIngestError::Input(format!(
+            "block {to} is beyond what dataset format {} numbers (4,294,967,295); ingest up to --to 4294967295",
+            crate::tables::DATASET_FORMAT
+        )));
+    }
     let network = if chain_id == 1 {
         "mainnet".to_string()
     } else {
