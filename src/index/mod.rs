@@ -897,7 +897,7 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                 let prev = hex_txid(pt.value(i), chain_dir)?;
                 let Some(pt_id) = tx_of(&prev, n32(cur_tx)) else {
                     return Err(incons(format!(
-                        "input spends {} which is not in the dataset (ingest from genesis)",
+                        "input spends {}, which is not in the dataset: a dataset that starts above genesis (an ingest --from H window) cannot be indexed yet; extend it down to genesis (ingest --from 0)",
                         pt.value(i)
                     )));
                 };

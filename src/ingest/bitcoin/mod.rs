@@ -376,9 +376,15 @@ pub fn ingest_chain(
         .collect();
     // `--from` re-ingests (replaces) what it covers; `--to` alone only limits the range.
     let forced = |f: u32, t: u32| opts.from.is_some() && t >= req_from && f <= req_to;
+    // A height window: with a source that gives prevouts (RPC `getblock 3`), `--from H`
+    // starts there; parts below it that the dataset lacks are not fetched (it holds
+    // `[H, tip]` and later runs extend it, downward with a lower `--from`). A blocks
+    // directory must replay from genesis anyway and writes everything.
+    let window = source.has_prevouts() && opts.from.is_some();
     let to_write: Vec<(u32, u32)> = grid
         .iter()
         .copied()
+        .filter(|&(_, t)| !(window && t < req_from))
         .filter(|&(f, t)| {
             forced(f, t)
                 || !manifest
