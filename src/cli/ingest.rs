@@ -19,8 +19,32 @@ pub(crate) const LOCK_FILE: &str = ".chaintrace.lock";
 ///
 /// # Errors
 /// Another process holds the lock (exit 1, naming it), or the directory cannot be created.
-pub(crate) fn lock_dataset(data: &std::path::Path) -> Result<std::fs::File, CliError> {
+/// The lock on a dataset directory; dropped, it releases the lock and removes the
+/// directory again when this run created it and left nothing in it but the lock file (a
+/// failed first ingest leaves no stray folder).
+pub(crate) struct DatasetLock {
+    file: Option<std::fs::File>,
+    created: Option<std::path::PathBuf>,
+}
+
+impl Drop for DatasetLock {
+    fn drop(&mut self) {
+        drop(self.file.take());
+        if let Some(dir) = &self.created {
+            let only_lock = std::fs::read_dir(dir).is_ok_and(|rd| {
+                rd.filter_map(Result::ok)
+                    .all(|e| e.file_name() == std::ffi::OsStr::new(LOCK_FILE))
+            });
+            if only_lock {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+}
+
+pub(crate) fn lock_dataset(data: &std::path::Path) -> Result<DatasetLock, CliError> {
     use std::io::{Read, Seek, Write};
+    let created = (!data.exists()).then(|| data.to_path_buf());
     std::fs::create_dir_all(data)
         .map_err(|e| CliError::user(anyhow!("cannot create {}: {e}", data.display())))?;
     let path = data.join(LOCK_FILE);
@@ -57,7 +81,10 @@ pub(crate) fn lock_dataset(data: &std::path::Path) -> Result<std::fs::File, CliE
     let _ = f.set_len(0);
     let _ = f.rewind();
     let _ = f.write_all(me.as_bytes());
-    Ok(f)
+    Ok(DatasetLock {
+        file: Some(f),
+        created,
+    })
 }
 
 pub(crate) fn bitcoin(cli: &Cli, a: &IngestBitcoinArgs) -> Result<(), CliError> {

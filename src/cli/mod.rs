@@ -40,6 +40,23 @@ impl CliError {
 
 /// Prints an error: on stderr, or with `--json` as the one JSON document on stdout:
 /// `{"error": {"kind", "message", "hint"}}` (kind: usage, input, internal).
+/// An error and its causes on one line, each cause once (many error types repeat their
+/// source's text in their own), with every URL's secrets hidden.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut s = String::new();
+    for c in e.chain() {
+        let t = c.to_string();
+        if t.is_empty() || s.contains(&t) {
+            continue;
+        }
+        if !s.is_empty() {
+            s.push_str(": ");
+        }
+        s.push_str(&t);
+    }
+    crate::ingest::bitcoin::rpc::redact_text(&s)
+}
+
 fn report_error(json: bool, kind: &str, message: &str, hint: &str) {
     if json {
         let v = serde_json::json!({"error": {"kind": kind, "message": message, "hint": hint}});
@@ -93,7 +110,8 @@ pub fn main() -> ExitCode {
         }
     };
     if let Err(e) = data_dir::resolve_command(&mut cli.command) {
-        report_error(cli.json, "input", &format!("{:#}", e.error), "");
+        let help = format!("see chaintrace {} --help", cli.command.name());
+        report_error(cli.json, "input", &error_text(&e.error), &help);
         return ExitCode::from(e.code);
     }
     match run(&cli) {
@@ -109,7 +127,7 @@ pub fn main() -> ExitCode {
             if e.error.downcast_ref::<Reported>().is_some() {
                 return ExitCode::from(e.code);
             }
-            let message = format!("{:#}", e.error);
+            let message = error_text(&e.error);
             let (kind, hint) = match e.code {
                 2 => (
                     "internal",

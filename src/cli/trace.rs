@@ -249,6 +249,9 @@ fn print_case(cli: &Cli, a: &TraceArgs, info: &Case) {
                         .filter_map(serde_json::Value::as_str)
                         .collect::<Vec<_>>()
                         .join("/"),
+                    _ if a.stop_at.iter().any(|c| c.trim() == "none") => {
+                        "exit (the trace stops at no category: --stop-at none)".to_string()
+                    }
                     _ => "exit (the trace stops at no category: no exchange label is loaded and no --stop-at was given)".to_string(),
                 }
             );

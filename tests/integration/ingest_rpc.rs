@@ -699,3 +699,52 @@ fn a_height_window_over_rpc_equals_those_heights_of_a_full_ingest() {
         "the extended window equals the full ingest"
     );
 }
+
+#[test]
+fn failures_say_each_cause_once_hide_every_secret_and_leave_no_stray_folder() {
+    let key = "0a1b2c3d4e5f60718293a4b5c6d7e8f9";
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("new-data");
+    let url = format!("https://u:SECRETPW@127.0.0.1:1/v3/{key}?apikey=SECRETQ");
+    for json in [false, true] {
+        let mut args = vec![
+            "ingest",
+            "bitcoin",
+            "--rpc",
+            &url,
+            "--rpc-attempts",
+            "2",
+            "--rpc-backoff-max-ms",
+            "10",
+            "--data",
+            data.to_str().unwrap(),
+        ];
+        if json {
+            args.insert(0, "--json");
+        }
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(1));
+        let all = format!("{}{}", stdout(&o), stderr(&o));
+        for secret in ["SECRETPW", key, "SECRETQ"] {
+            assert!(!all.contains(secret), "{secret} leaked: {all}");
+        }
+        if json {
+            let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+            assert!(v["error"]["message"].as_str().unwrap().contains("***"));
+        }
+    }
+    assert!(!data.exists(), "a failed first ingest leaves no folder");
+    // A cause is said once.
+    let o = run(&[
+        "ingest",
+        "bitcoin",
+        "--blocks-dir",
+        d.path().join("nowhere").to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert_eq!(e.matches("No such file or directory").count(), 1, "{e}");
+    assert!(!data.exists());
+}

@@ -69,6 +69,32 @@ pub enum RpcError {
     Setup(String),
 }
 
+/// `text` with every URL in it passed through [`redact`] (an HTTP library's error text
+/// repeats the URL it failed on, in its own spelling).
+pub fn redact_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    loop {
+        let next = ["http://", "https://", "socks5://", "socks5h://"]
+            .iter()
+            .filter_map(|p| rest.find(p))
+            .min();
+        let Some(i) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| {
+                c.is_whitespace() || matches!(c, ')' | '(' | '"' | '\'' | ',' | '<' | '>')
+            })
+            .unwrap_or(tail.len());
+        out.push_str(&redact(&tail[..end]));
+        rest = &tail[end..];
+    }
+}
+
 /// `url` with its secrets hidden: the user and password, the query, and path segments
 /// that look like API keys (16 or more letters and digits, as Infura, Alchemy and similar
 /// providers put in the path) become `***`.
@@ -151,7 +177,7 @@ fn base64(input: &[u8]) -> String {
 }
 
 fn default_warn(msg: &str) {
-    eprintln!("chaintrace: warning: {msg}");
+    eprintln!("chaintrace: warning: {}", redact_text(msg));
 }
 
 impl RpcClient {
@@ -482,8 +508,9 @@ impl RpcClient {
             chain.push_str("; ");
             src = x.source();
         }
-        // reqwest's own text names the URL: the secrets must not reach the message.
-        let chain = chain.replace(self.cfg.url.as_str(), &self.shown);
+        // reqwest's own text names the URL (in its own spelling): no secret may reach the
+        // message.
+        let chain = redact_text(&chain);
         let lower = chain.to_ascii_lowercase();
         if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
             return Attempt::Fatal(RpcError::Tls {
@@ -621,6 +648,15 @@ mod tests {
             shown.starts_with("https://") && shown.contains("eth.example/v3/***"),
             "{shown}"
         );
+        let text = format!(
+            "error sending request for url (https://user:hunter2@eth.example/v3/{key}?apikey=zz): connect"
+        );
+        let r = redact_text(&text);
+        assert!(
+            !r.contains(key) && !r.contains("hunter2") && !r.contains("zz"),
+            "{r}"
+        );
+        assert!(r.ends_with("/v3/***?***): connect"), "{r}");
         // A short, word-like path stays readable.
         assert_eq!(
             redact("http://127.0.0.1:8332/wallet/main"),
