@@ -255,6 +255,16 @@ pub struct ModelError {
 pub fn percent(ppm: Option<i128>) -> String {
     match ppm {
         None => "n/a".into(),
+        // Under 1 % two decimals (a small error is not shown as none), else one.
+        Some(p) if p.abs() < 10_000 && p != 0 => {
+            let hundredths = (p.abs() + 50) / 100;
+            format!(
+                "{}{}.{:02} %",
+                if p < 0 { "-" } else { "+" },
+                hundredths / 100,
+                hundredths % 100
+            )
+        }
         Some(p) => {
             let tenths = (p.abs() + 500) / 1000;
             format!(
@@ -347,5 +357,20 @@ mod tests {
         assert_eq!(ppm(134, 100), Some(340_000));
         assert_eq!(ppm(90, 100), Some(-100_000));
         assert_eq!(ppm(5, 0), None);
+    }
+}
+
+#[cfg(test)]
+mod percent_tests {
+    use super::percent;
+
+    #[test]
+    fn small_errors_keep_two_decimals() {
+        assert_eq!(percent(Some(0)), "+0.0 %");
+        assert_eq!(percent(Some(200)), "+0.02 %");
+        assert_eq!(percent(Some(-4_999)), "-0.50 %");
+        assert_eq!(percent(Some(68_000)), "+6.8 %");
+        assert_eq!(percent(Some(1_542_000)), "+154.2 %");
+        assert_eq!(percent(None), "n/a");
     }
 }
