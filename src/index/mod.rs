@@ -54,6 +54,9 @@ pub const INDEX_FORMAT: u32 = 2;
 /// "None" in `u32` and `u64` columns.
 pub const NONE32: u32 = u32::MAX;
 pub const NONE64: u64 = u64::MAX;
+/// `in_prev` of an input that spends an output from before the dataset's height window
+/// (the dataset starts above genesis): the spent output is not in the dataset.
+pub const BEFORE64: u64 = u64::MAX - 1;
 
 /// An error building or loading the index.
 #[derive(Debug, Error)]
@@ -93,6 +96,10 @@ pub struct IndexMeta {
     pub outputs: u64,
     pub inputs: u64,
     pub addresses: u64,
+    /// The dataset's first height: above 0 for a height window (`ingest --from H`),
+    /// whose inputs may spend outputs from before it.
+    #[serde(default)]
+    pub first_height: u32,
 }
 
 /// A memory-mapped little-endian array.
@@ -455,7 +462,14 @@ impl Index {
     /// The output spent by input `i`, or `None` for a coinbase input.
     pub fn prev_output(&self, i: u64) -> Option<u64> {
         let p = self.in_prev.get(ix(i));
-        (p != NONE64).then_some(p)
+        (p != NONE64 && p != BEFORE64).then_some(p)
+    }
+
+    /// Whether transaction `t` spends an output from before the dataset's window (its
+    /// value and owner are not in the dataset).
+    pub fn spends_before_window(&self, t: u32) -> bool {
+        self.inputs_of(t)
+            .any(|i| self.in_prev.get(ix(i)) == BEFORE64)
     }
 
     /// The outputs spent by transaction `t` (none for a coinbase).
@@ -538,7 +552,7 @@ impl Index {
     /// Whether transaction `t` is a coinbase (its only input spends nothing).
     pub fn is_coinbase(&self, t: u32) -> bool {
         let r = self.inputs_of(t);
-        r.end - r.start == 1 && self.prev_output(r.start).is_none()
+        r.end - r.start == 1 && self.in_prev.get(ix(r.start)) == NONE64
     }
 }
 
@@ -696,8 +710,9 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
             source,
         })?,
     )
-    .map(|m| m.network)
+    .map(|m| (m.network, m.ranges.first().map_or(0, |r| r[0])))
     .unwrap_or_default();
+    let (network, first_height) = network;
     let incons = |what: String| IndexError::Inconsistent {
         dir: chain_dir.to_path_buf(),
         what,
@@ -896,8 +911,13 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                 }
                 let prev = hex_txid(pt.value(i), chain_dir)?;
                 let Some(pt_id) = tx_of(&prev, n32(cur_tx)) else {
+                    // A window's inputs may spend outputs from before it.
+                    if first_height > 0 {
+                        in_prev.push(BEFORE64);
+                        continue;
+                    }
                     return Err(incons(format!(
-                        "input spends {}, which is not in the dataset: a dataset that starts above genesis (an ingest --from H window) cannot be indexed yet; extend it down to genesis (ingest --from 0)",
+                        "input spends {}, which is not in the dataset (it starts at genesis, so it should be): ingest the range again",
                         pt.value(i)
                     )));
                 };
@@ -985,6 +1005,7 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
         outputs: n64(n_out),
         inputs: n64(n_in),
         addresses: n64(addr_first_tx.len()),
+        first_height,
     };
     let meta_bytes = serde_json::to_vec_pretty(&meta).expect("meta serialises");
     std::fs::write(tmp.join("meta.json"), meta_bytes).map_err(|source| IndexError::Io {
@@ -1023,6 +1044,7 @@ mod tests {
             outputs: 3,
             inputs: 2,
             addresses: 2,
+            first_height: 0,
         };
         put("meta.json", serde_json::to_vec(&meta).unwrap());
         put("tx_txid", [[0x11u8; 32], [0x22u8; 32]].concat());

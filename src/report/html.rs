@@ -765,6 +765,15 @@ pub fn limitation_items(c: &Case, policy: &str) -> Vec<String> {
         c.param("followed_heights"),
         c.dataset_manifest_sha256
     ));
+    if let Some(h) = c
+        .parameters
+        .get("dataset_first_height")
+        .and_then(|v| v.as_u64())
+    {
+        items.push(format!(
+            "The dataset is a height window starting at block {h}: inputs spending older outputs have no origin in it, clusters hold only what the window shows (their sizes and balances cover it only), and no change heuristic judged a transaction with such inputs."
+        ));
+    }
     items.push("On-chain facts (which transaction paid which address how much) are exact. Attributions (which entity an address belongs to) are inferences from the tags' sources, each with its confidence; clusters are inferences from heuristics. Amounts per model are attributions of a model, not facts: the models disagree where the money was mixed.".to_string());
     match c.clustering.as_ref().filter(|v| !v.is_null()) {
         Some(cl) if cl.get("evaluation").is_some_and(|e| !e.is_null()) => items.push(

@@ -677,21 +677,68 @@ fn a_height_window_over_rpc_equals_those_heights_of_a_full_ingest() {
         }
     }
     assert!(!window.keys().any(|n| n.contains("part-0000000000-")));
-    // Tracing a window is not supported yet: it says so, and how to extend it.
+    // The window is indexed, clustered and traced forward from a transaction in it, and
+    // the case says it is a window.
+    let data = d.path().to_str().unwrap();
+    ok(&run(&[
+        "cluster",
+        "bitcoin",
+        "--data",
+        data,
+        "--heuristics",
+        "multi-input,change-fresh",
+    ]));
+    let txs = read_table(&d.path().join("regtest"), "transactions");
+    let seed_tx = txs
+        .iter()
+        .find(|r| r["height"].int() >= 250 && matches!(r["is_coinbase"], Cell::Bool(false)))
+        .map(|r| match &r["txid"] {
+            Cell::Str(s) => s.clone(),
+            c => panic!("{c:?}"),
+        })
+        .unwrap();
+    let case = d.path().join("case");
+    ok(&run(&[
+        "trace",
+        "--quiet",
+        "--data",
+        data,
+        "--seed",
+        &seed_tx,
+        "--policy",
+        "all",
+        "--out",
+        case.to_str().unwrap(),
+    ]));
+    let t: Value =
+        serde_json::from_slice(&std::fs::read(case.join("trace.json")).unwrap()).unwrap();
+    assert_eq!(t["parameters"]["dataset_first_height"], 200);
+    ok(&run(&[
+        "report",
+        case.to_str().unwrap(),
+        "--format",
+        "html",
+    ]));
+    let html = std::fs::read_to_string(case.join("report/report.html")).unwrap();
+    assert!(html.contains("height window starting at block 200"));
+    // Backward, value from before the window has no origin: refused, with what to do.
     let o = run(&[
         "trace",
         "--data",
-        d.path().to_str().unwrap(),
+        data,
         "--seed",
-        &format!(
-            "@{}",
-            bitcoin_data("regtest-world-a/ground_truth/flagged.csv").display()
-        ),
+        &seed_tx,
+        "--direction",
+        "backward",
         "--out",
-        d.path().join("case").to_str().unwrap(),
+        d.path().join("back").to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("--from 0"), "{}", stderr(&o));
+    // The analysis files go before comparing the dataset's parts.
+    for f in ["case", "clusters", "regtest/index", "back"] {
+        let _ = std::fs::remove_dir_all(d.path().join(f));
+    }
     // Later runs extend it downward.
     ok(&rpc_ingest(&node, d.path(), &["--from", "0"]));
     assert!(

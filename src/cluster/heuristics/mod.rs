@@ -113,7 +113,7 @@ pub fn detect_coinjoin(idx: &Index, t: u32) -> Option<&'static str> {
 /// have none, and so has a transaction that pays back to one of its input addresses (its
 /// change is that output, already known). Multi-input proposes no change.
 pub fn change_output(tx: &TxView, h: Heuristic) -> Option<usize> {
-    if tx.outputs.len() < 2 || tx.coinbase || tx.inputs.is_empty() {
+    if tx.outputs.len() < 2 || tx.coinbase || tx.partial || tx.inputs.is_empty() {
         return None;
     }
     // Change paid back to an input address is already known (and merging it is moot):

@@ -36,6 +36,9 @@ pub struct Output {
 pub struct TxView {
     /// A coinbase (it spends nothing).
     pub coinbase: bool,
+    /// Some inputs spend outputs from before the dataset's window: `inputs` lacks them,
+    /// so no change rule may judge the transaction.
+    pub partial: bool,
     pub inputs: Vec<Input>,
     pub outputs: Vec<Output>,
 }
@@ -52,6 +55,7 @@ impl TxView {
     /// clustering loop visits every transaction of a chain).
     pub fn load(&mut self, idx: &Index, t: u32) {
         self.coinbase = idx.is_coinbase(t);
+        self.partial = idx.spends_before_window(t);
         self.inputs.clear();
         self.inputs.extend(idx.spent_outputs(t).map(|o| Input {
             address: idx.out_address(o),
@@ -76,6 +80,7 @@ impl TxView {
     pub fn literal(inputs: &[(u32, u64)], outputs: &[(u32, u64, bool, u64)]) -> TxView {
         TxView {
             coinbase: false,
+            partial: false,
             inputs: inputs
                 .iter()
                 .map(|&(a, v)| Input {
