@@ -59,6 +59,17 @@ pub struct Frame {
     pub footer: String,
 }
 
+/// An amount as the charts write it: every decimal of a unit with at most 8 (BTC:
+/// 0.10000000, as the tables and exports write it), trailing zeros trimmed for longer ones
+/// (wei: 18 decimals would crowd a label).
+pub fn shown(units: Amount, decimals: u32) -> String {
+    if decimals <= 8 {
+        super::fmt::amount(units, decimals)
+    } else {
+        super::graph::trim(units, decimals)
+    }
+}
+
 /// The colour of a category.
 pub fn colour(category: &str) -> RGBColor {
     // A neutral palette: a category's colour says which tag it is, never a verdict. No
@@ -295,7 +306,7 @@ fn draw_box<DB: DrawingBackend>(
         (b.x + 11, b.y + 11),
         text_style(13.0, &dark, HPos::Left),
     ))?;
-    let amount = format!("{verb} {} {}", super::graph::trim(held, t.decimals), t.unit);
+    let amount = format!("{verb} {} {}", shown(held, t.decimals), t.unit);
     area.draw(&Text::new(
         fit(&amount, 11.0, inner),
         (b.x + 11, b.y + 26),
@@ -392,7 +403,7 @@ pub fn sankey<DB: DrawingBackend>(
         for (name, v, _) in col {
             let (y0, ..) = spans[ci][name];
             let label = fit(
-                &format!("{name} · {} {}", super::graph::trim(*v, t.decimals), t.unit),
+                &format!("{name} · {} {}", shown(*v, t.decimals), t.unit),
                 11.0,
                 250,
             );
@@ -603,7 +614,7 @@ fn hbars<DB: DrawingBackend>(
             colour(cat).mix(0.8).filled(),
         ))?;
         area.draw(&Text::new(
-            format!("{} {unit} · {cat}", super::graph::trim(u128::from(*v), 8)),
+            format!("{} {unit} · {cat}", shown(u128::from(*v), 8)),
             (x0 + len + 6, y + row / 2),
             text_style(10.0, &RGBColor(66, 66, 66), HPos::Left),
         ))?;

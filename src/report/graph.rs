@@ -371,7 +371,7 @@ fn describe_peel(fg: &mut FlowGraph, peel: &[(String, usize, Amount)], case: &Ca
         if let Some(n) = fg.nodes.iter_mut().find(|n| &n.key == key) {
             n.detail = format!(
                 "{hops} hops, {} {}",
-                trim(*amount, case.decimals()),
+                super::draw::shown(*amount, case.decimals()),
                 case.unit()
             );
         }

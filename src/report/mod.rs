@@ -962,7 +962,7 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> Result<ReportSummary, Repor
     let fg = graph::build(&case, r, &o.graph);
     let label = |ei: usize| {
         let e = &fg.edges[ei];
-        let mut s = format!("{} {}", graph::trim(e.amount, case.decimals()), case.unit());
+        let mut s = format!("{} {}", draw::shown(e.amount, case.decimals()), case.unit());
         if e.transfers > 1 {
             s.push_str(&format!(" · {} tx", e.transfers));
         }

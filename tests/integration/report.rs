@@ -791,3 +791,27 @@ fn a_case_of_a_newer_format_is_refused_with_a_message() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("case format 99"), "{}", stderr(&o));
 }
+
+#[test]
+fn chart_amounts_carry_every_satoshi_digit() {
+    let d = traced_case();
+    let case = d.path().join("case");
+    ok(&report(&case, &["--format", "svg"]));
+    for chart in ["sankey.svg", "flow.svg"] {
+        let svg = std::fs::read_to_string(case.join("report").join(chart)).unwrap();
+        // Every "N.D BTC" on the chart has 8 decimals (0.10000000, not 0.1).
+        let mut found = 0;
+        for (i, _) in svg.match_indices(" BTC") {
+            let head = &svg[..i];
+            let num = head
+                .rsplit(|c: char| !(c.is_ascii_digit() || c == '.'))
+                .next()
+                .unwrap_or("");
+            if let Some((_, frac)) = num.split_once('.') {
+                assert_eq!(frac.len(), 8, "{chart}: {num} BTC");
+                found += 1;
+            }
+        }
+        assert!(found > 0, "{chart} shows amounts");
+    }
+}
