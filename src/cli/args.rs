@@ -1011,7 +1011,10 @@ pub struct IngestBitcoinArgs {
     #[arg(long, help_heading = "Dataset")]
     pub replace: bool,
 
-    /// Re-ingest from this height, replacing the parts it touches (rounded down to a part start).
+    /// Re-ingest from this height, replacing the parts it touches (rounded down to a part
+    /// start). With --rpc, a dataset without the lower parts becomes a height window starting
+    /// here (getblock 3 carries the prevouts; nothing before it is fetched); a lower --from
+    /// later extends it downward.
     #[arg(long, value_name = "HEIGHT", help_heading = "Range")]
     pub from: Option<u32>,
 
