@@ -167,6 +167,17 @@ impl Col {
     }
 }
 
+/// What an input spends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Prev {
+    /// Nothing: the coinbase input.
+    Coinbase,
+    /// An output from before the dataset's height window (not in the dataset).
+    BeforeWindow,
+    /// This output of the dataset.
+    Output(u64),
+}
+
 /// The loaded index: memory-mapped columns behind typed accessors (ids are dense: a
 /// transaction `u32`, an output or input `u64`, an address `u32`, a height `u32`).
 #[derive(Debug)]
@@ -461,15 +472,26 @@ impl Index {
 
     /// The output spent by input `i`, or `None` for a coinbase input.
     pub fn prev_output(&self, i: u64) -> Option<u64> {
-        let p = self.in_prev.get(ix(i));
-        (p != NONE64 && p != BEFORE64).then_some(p)
+        match self.prev(i) {
+            Prev::Output(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// What input `i` spends.
+    pub fn prev(&self, i: u64) -> Prev {
+        match self.in_prev.get(ix(i)) {
+            NONE64 => Prev::Coinbase,
+            BEFORE64 => Prev::BeforeWindow,
+            o => Prev::Output(o),
+        }
     }
 
     /// Whether transaction `t` spends an output from before the dataset's window (its
     /// value and owner are not in the dataset).
     pub fn spends_before_window(&self, t: u32) -> bool {
         self.inputs_of(t)
-            .any(|i| self.in_prev.get(ix(i)) == BEFORE64)
+            .any(|i| self.prev(i) == Prev::BeforeWindow)
     }
 
     /// The outputs spent by transaction `t` (none for a coinbase).
@@ -552,7 +574,7 @@ impl Index {
     /// Whether transaction `t` is a coinbase (its only input spends nothing).
     pub fn is_coinbase(&self, t: u32) -> bool {
         let r = self.inputs_of(t);
-        r.end - r.start == 1 && self.in_prev.get(ix(r.start)) == NONE64
+        r.end - r.start == 1 && self.prev(r.start) == Prev::Coinbase
     }
 }
 

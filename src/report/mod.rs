@@ -158,6 +158,18 @@ pub fn deposits<'a>(c: &Case, r: &'a PolicyResult) -> Deposits<'a> {
     d
 }
 
+/// A result's transfers by txid, built once for every path chart.
+pub type TransfersByTxid<'a> = std::collections::HashMap<&'a str, Vec<&'a case::Transfer>>;
+
+/// The transfers of `r` by txid.
+pub fn transfers_by_txid(r: &PolicyResult) -> TransfersByTxid<'_> {
+    let mut m: TransfersByTxid = std::collections::HashMap::new();
+    for x in &r.edges {
+        m.entry(x.txid.as_str()).or_default().push(x);
+    }
+    m
+}
+
 /// A box of the summary or a path chart: (title, detail, the label of its edge).
 pub type ChartBox = (String, String, String);
 
@@ -212,9 +224,10 @@ impl PathChoice {
 /// transaction on its path from a seed — (title: hop, height and date; detail: the txid;
 /// arrow: what the model moved on along the path, and to which address) — the last step
 /// being the exit's own transaction. `None` when there is no exit `n`.
-pub fn path_steps<'a>(
+pub fn path_steps(
     case: &Case,
-    r: &'a PolicyResult,
+    r: &PolicyResult,
+    by_tx: &TransfersByTxid,
     n: usize,
 ) -> Option<Vec<(String, String, String)>> {
     let e = r
@@ -224,10 +237,8 @@ pub fn path_steps<'a>(
         .nth(n.checked_sub(1)?)?;
     let unit = case.unit();
     let amt = |v: Amount| format!("{} {unit}", fmt::amount(v, case.decimals()));
-    fn txs<'a>(r: &'a PolicyResult, t: &'a str) -> impl Iterator<Item = &'a case::Transfer> {
-        r.edges.iter().filter(move |x| x.txid == t)
-    }
-    let edges_of = |t: &'a str| txs(r, t);
+    let none: Vec<&case::Transfer> = Vec::new();
+    let edges_of = |t: &str| by_tx.get(t).unwrap_or(&none).iter().copied();
     let mut steps = Vec::new();
     for (i, t) in e.path.iter().enumerate() {
         let on: Vec<&case::Transfer> = if t == &e.txid && i + 1 == e.path.len() {
@@ -258,8 +269,15 @@ pub fn path_steps<'a>(
                 "spent in the transaction below".to_string(),
             ));
         }
-        let first = edges_of(t).next();
-        let (height, time) = first.map_or((0, 0), |x| (x.height, x.time));
+        // A transaction whose transfers all stayed inside one cluster has no edge in the
+        // case: its block and time are not known here (not block 0 of 1970).
+        let when = edges_of(t).next().map_or_else(
+            || {
+                "block and time not in the case (its transfers stayed inside one cluster)"
+                    .to_string()
+            },
+            |x| format!("block {}, {}", x.height, fmt::datetime(i64::from(x.time))),
+        );
         let moved: Amount = on.iter().map(|x| x.amount).sum();
         let mut to: Vec<&str> = on.iter().map(|x| case::paid_address(x)).collect();
         to.dedup();
@@ -268,15 +286,7 @@ pub fn path_steps<'a>(
             [a] => format!("{} to {a}", amt(moved)),
             [a, ..] => format!("{} to {a} and {} other(s)", amt(moved), to.len() - 1),
         };
-        steps.push((
-            format!(
-                "hop {}: block {height}, {}",
-                i + 1,
-                fmt::datetime(i64::from(time))
-            ),
-            format!("txid {t}"),
-            arrow,
-        ));
+        steps.push((format!("hop {}: {when}", i + 1), format!("txid {t}"), arrow));
     }
     let tag = case.attributions.get(&e.address).map_or_else(
         || {
@@ -827,23 +837,25 @@ fn put(
 
 /// Refuses a case whose files no longer match the `SHA256SUMS` its trace wrote: a report
 /// of an edited case would present altered evidence as the trace's.
-fn check_sums(case_dir: &Path, case: &Case) -> Result<(), ReportError> {
+fn check_sums(case_dir: &Path, hashes: &BTreeMap<String, String>) -> Result<(), ReportError> {
+    let got = |name: &str| hashes.get(name).cloned().unwrap_or_default();
+    let files = ["trace.json", "edges.parquet", "ends.parquet"];
     // The audit trail's record of what the trace wrote, then SHA256SUMS: editing a file
     // and its sum together still fails the first.
     if let Some((t, _)) = crate::case::read(case_dir)
         .ok()
         .and_then(|entries| entries.into_iter().rev().find(|(e, _)| e.action == "trace"))
     {
-        for (name, want) in &t.outputs {
-            let got = match name.as_str() {
-                "trace.json" => case.trace_sha256.clone(),
-                "edges.parquet" | "ends.parquet" => sink::sha256_file(&case_dir.join(name))?,
-                _ => continue,
-            };
-            if got != *want {
+        for (name, want) in t
+            .outputs
+            .iter()
+            .filter(|(n, _)| files.contains(&n.as_str()))
+        {
+            if got(name) != *want {
                 return Err(ReportError::Input(format!(
-                    "{} is not what the trace wrote (sha256 {got}; the audit trail's entry {} records {want}): the case was changed after its trace. Run `chaintrace case verify {}` to see what changed, and trace again for a sound case",
+                    "{} is not what the trace wrote (sha256 {}; the audit trail's entry {} records {want}): the case was changed after its trace. Run `chaintrace case verify {}` to see what changed, and trace again for a sound case",
                     case_dir.join(name).display(),
+                    got(name),
                     t.seq,
                     case_dir.display()
                 )));
@@ -854,20 +866,13 @@ fn check_sums(case_dir: &Path, case: &Case) -> Result<(), ReportError> {
     let Ok(text) = std::fs::read_to_string(&sums) else {
         return Ok(()); // a case from before SHA256SUMS
     };
-    for line in text.lines() {
-        let Some((want, name)) = line.split_once("  ") else {
-            continue;
-        };
-        let got = match name {
-            "trace.json" => case.trace_sha256.clone(),
-            "edges.parquet" | "ends.parquet" => sink::sha256_file(&case_dir.join(name))?,
-            _ => continue,
-        };
-        if got != want {
+    for (want, name) in text.lines().filter_map(|l| l.split_once("  ")) {
+        if files.contains(&name) && got(name) != want {
             return Err(ReportError::Input(format!(
-                "{} does not match {} (sha256 {got}, recorded {want}): the case was changed after its trace wrote it. Run `chaintrace case verify {}` to see what changed, and trace again for a sound case",
+                "{} does not match {} (sha256 {}, recorded {want}): the case was changed after its trace wrote it. Run `chaintrace case verify {}` to see what changed, and trace again for a sound case",
                 case_dir.join(name).display(),
                 sums.display(),
+                got(name),
                 case_dir.display()
             )));
         }
@@ -903,7 +908,13 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> Result<ReportSummary, Repor
         }
     }
     let case = Case::load(case_dir)?;
-    check_sums(case_dir, &case)?;
+    // The case's three files, hashed once: checked here, listed in SHA256SUMS and the
+    // audit trail below.
+    let mut case_hashes = crate::case::hashes(
+        ["edges.parquet", "ends.parquet"].map(|f| (f.to_string(), case_dir.join(f))),
+    )?;
+    case_hashes.insert("trace.json".to_string(), case.trace_sha256.clone());
+    check_sums(case_dir, &case_hashes)?;
     let policy = match &o.policy {
         Some(p) => p.clone(),
         None if case.results.iter().any(|r| r.policy == "haircut") => "haircut".into(),
@@ -1073,9 +1084,10 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> Result<ReportSummary, Repor
         // Checked before anything was written.
         PathChoice::Exits(ns) => ns.clone(),
     };
+    let by_tx = transfers_by_txid(r);
     let paths: Vec<(usize, Vec<ChartBox>)> = path_ns
         .iter()
-        .filter_map(|&n| path_steps(&case, r, n).map(|s| (n, s)))
+        .filter_map(|&n| path_steps(&case, r, &by_tx, n).map(|s| (n, s)))
         .collect();
     let path_frames: Vec<(String, Frame)> = paths
         .iter()
@@ -1333,8 +1345,7 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> Result<ReportSummary, Repor
     let mut sums = String::new();
     for f in ["trace.json", "edges.parquet", "ends.parquet"] {
         let p = case_dir.join(f);
-        if p.is_file() {
-            let h = sink::sha256_file(&p)?;
+        if let Some(h) = case_hashes.get(f) {
             let name = if o.out == case_dir.join("report") {
                 format!("../{f}")
             } else {
@@ -1378,9 +1389,7 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> Result<ReportSummary, Repor
             Err(_) => out_abs.join(f).display().to_string(),
         }
     };
-    let mut inputs = crate::case::hashes(
-        ["trace.json", "edges.parquet", "ends.parquet"].map(|f| (f.to_string(), case_dir.join(f))),
-    )?;
+    let mut inputs = case_hashes.clone();
     if let (Some(p), Some(h)) = (&o.prices, &prices_sha) {
         inputs.insert(format!("prices {}", p.display()), h.clone());
     }

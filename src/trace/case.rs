@@ -58,9 +58,69 @@ pub struct Case {
     pub results: Vec<PolicyResult>,
 }
 
+/// What a chain's run found, for [`Case::assemble`].
+pub(crate) struct Found<'a> {
+    pub chain: &'static str,
+    pub network: String,
+    pub manifest_sha256: String,
+    pub asset: Option<serde_json::Value>,
+    /// "N seed output(s)" and the like.
+    pub seeds: String,
+    pub seed_nodes: BTreeSet<String>,
+    pub clustering: serde_json::Value,
+    pub parameters: serde_json::Value,
+    /// Labels of the chain in use.
+    pub labels: usize,
+    pub resolved: &'a crate::labels::Resolved,
+    pub results: Vec<PolicyResult>,
+}
+
+impl Case {
+    /// The case of a run: the labels of the nodes in the trace (`labelled`: every labelled
+    /// node's name and label, in id order), the conflicts of addresses in it (`node_of`
+    /// names an address's node), every attribution, and the inputs' hashes. One place for
+    /// both chains.
+    ///
+    /// # Errors
+    /// An input that cannot be hashed.
+    pub(crate) fn assemble<'l>(
+        r: &super::request::Request,
+        f: Found,
+        labelled: impl Iterator<Item = (String, &'l Label)>,
+        node_of: impl Fn(&str) -> Option<String>,
+    ) -> Result<Case, TraceError> {
+        let node_labels = labels_in_trace(&f.results, &f.seed_nodes, labelled)
+            .into_iter()
+            .map(|(k, v)| (k, v.clone()))
+            .collect();
+        let label_conflicts = conflicts_in_trace(&f.results, &f.seed_nodes, f.resolved, node_of)
+            .into_iter()
+            .cloned()
+            .collect();
+        Ok(Case {
+            inputs: trace_inputs(r, &f.network, &f.manifest_sha256)?,
+            attributions: attributions_in_trace(&f.results, f.resolved),
+            chain: f.chain,
+            network: f.network,
+            manifest_sha256: f.manifest_sha256,
+            asset: f.asset,
+            data: r.data.clone(),
+            seed_nodes: f.seed_nodes,
+            node_labels,
+            clustering: f.clustering,
+            parameters: f.parameters,
+            seeds: f.seeds,
+            labels: f.labels,
+            label_conflicts,
+            private_ignored: f.resolved.private_ignored,
+            results: f.results,
+        })
+    }
+}
+
 /// The sha256 of everything a trace read besides the dataset's parts (which the manifest's
 /// hash pins): the manifest, the labels, the seed files and the clustering used.
-pub(crate) fn trace_inputs(
+fn trace_inputs(
     r: &super::request::Request,
     network: &str,
     manifest_sha256: &str,
@@ -163,7 +223,7 @@ pub struct Attribution {
 }
 
 /// The tag in use for every address of the trace's ends and edges that has one.
-pub(crate) fn attributions_in_trace(
+fn attributions_in_trace(
     results: &[PolicyResult],
     resolved: &crate::labels::Resolved,
 ) -> BTreeMap<String, Attribution> {
@@ -214,7 +274,7 @@ fn nodes_in_trace<'a>(
 }
 
 /// The label conflicts of addresses whose node (`node_of`) is in the trace.
-pub(crate) fn conflicts_in_trace<'a>(
+fn conflicts_in_trace<'a>(
     results: &[PolicyResult],
     seed_nodes: &BTreeSet<String>,
     resolved: &'a crate::labels::Resolved,
@@ -229,7 +289,7 @@ pub(crate) fn conflicts_in_trace<'a>(
 }
 
 /// The labels of the nodes that appear in the trace (edges or seeds), first label per node.
-pub(crate) fn labels_in_trace<'a>(
+fn labels_in_trace<'a>(
     results: &[PolicyResult],
     seed_nodes: &BTreeSet<String>,
     labelled: impl Iterator<Item = (String, &'a Label)>,

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde::Serialize;
 
 use self::policy::{Intervals, Policy, backward, forward, split, total};
-use crate::index::Index;
+use crate::index::{Index, Prev};
 use crate::types::ix;
 
 /// An amount of the traced asset in its base unit (satoshi, wei, token units): u128, as
@@ -438,20 +438,31 @@ fn entered_from_outside(idx: &Index, o: u64, seeds: &std::collections::HashSet<u
     let v = idx.value(o);
     let t = idx.out_tx(o);
     let (mut total, mut from_seeds) = (0u128, 0u128);
-    let mut coinbase = true;
+    let (mut coinbase, mut before) = (true, false);
     for i in idx.inputs_of(t) {
-        if let Some(prev) = idx.prev_output(i) {
-            coinbase = false;
-            let x = u128::from(idx.value(prev));
-            total += x;
-            if seeds.contains(&prev) {
-                from_seeds += x;
+        match idx.prev(i) {
+            Prev::Coinbase => {}
+            Prev::BeforeWindow => (coinbase, before) = (false, true),
+            Prev::Output(prev) => {
+                coinbase = false;
+                let x = u128::from(idx.value(prev));
+                total += x;
+                if seeds.contains(&prev) {
+                    from_seeds += x;
+                }
             }
         }
     }
     let v = u128::from(v);
     if coinbase || from_seeds == 0 {
         return v;
+    }
+    // Inputs from before a height window carry value the dataset does not give: at least
+    // what the outputs hold beyond the known inputs (the fee aside). Counting them as 0
+    // would say nothing entered from outside.
+    if before {
+        let outs: u128 = idx.outputs_of(t).map(|o| u128::from(idx.value(o))).sum();
+        total = total.max(outs);
     }
     if crate::cluster::heuristics::detect_coinjoin(idx, t).is_some() {
         return v.saturating_sub(from_seeds);

@@ -4,9 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use super::case::{
-    Case, attributions_in_trace, conflicts_in_trace, labels_in_trace, to_clusters, trace_inputs,
-};
+use super::case::{Case, Found, to_clusters};
 use super::request::{
     Level, Request, TraceError, check_balanced, check_stop_at, height_window, load_labels,
     min_value, parameters,
@@ -137,16 +135,6 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
         .filter_map(|&o| idx.out_address(o))
         .map(name_of)
         .collect();
-    let mut labelled: Vec<(&u32, &Label)> = labels.iter().collect();
-    labelled.sort_by_key(|(id, _)| **id);
-    let node_labels = labels_in_trace(
-        &results,
-        &seed_nodes,
-        labelled.into_iter().map(|(&id, l)| (name_of(id), l)),
-    );
-    let label_conflicts = conflicts_in_trace(&results, &seed_nodes, &resolved, |addr| {
-        idx.address_id(addr).map(name_of)
-    });
     let clustering = match &stored {
         Some(s) => serde_json::json!({
             "heuristics": s.meta.heuristics,
@@ -172,27 +160,24 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
     }
     parameters["stop_at"] = stop_at.clone().into();
     parameters["labels_private_ignored"] = resolved.private_ignored.into();
-    let inputs = trace_inputs(a, &network, &idx.meta.manifest_sha256)?;
-    let attributions = attributions_in_trace(&results, &resolved);
-    Ok(Case {
-        chain: "bitcoin",
-        network,
-        manifest_sha256: idx.meta.manifest_sha256.clone(),
-        asset: None,
-        data: a.data.clone(),
-        node_labels: node_labels
-            .into_iter()
-            .map(|(k, v)| (k, v.clone()))
-            .collect(),
-        label_conflicts: label_conflicts.into_iter().cloned().collect(),
-        seed_nodes,
-        clustering,
-        parameters,
-        seeds: format!("{} seed output(s)", seeds.len()),
-        labels: labels.len(),
-        attributions,
-        private_ignored: resolved.private_ignored,
-        inputs,
-        results,
-    })
+    let mut labelled: Vec<(&u32, &Label)> = labels.iter().collect();
+    labelled.sort_by_key(|(id, _)| **id);
+    Case::assemble(
+        a,
+        Found {
+            chain: "bitcoin",
+            network,
+            manifest_sha256: idx.meta.manifest_sha256.clone(),
+            asset: None,
+            seeds: format!("{} seed output(s)", seeds.len()),
+            seed_nodes,
+            clustering,
+            parameters,
+            labels: labels.len(),
+            resolved: &resolved,
+            results,
+        },
+        labelled.into_iter().map(|(&id, l)| (name_of(id), l)),
+        |addr| idx.address_id(addr).map(name_of),
+    )
 }

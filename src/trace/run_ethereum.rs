@@ -4,9 +4,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::account::{self, FEE, Seeds};
-use super::case::{
-    Case, attributions_in_trace, conflicts_in_trace, labels_in_trace, to_clusters, trace_inputs,
-};
+use super::case::{Case, Found, to_clusters};
 use super::ethereum::{self as eth, Asset};
 use super::request::{
     Level, Progress, Request, TraceError, check_balanced, check_stop_at, height_window,
@@ -246,18 +244,6 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
             .iter()
             .map(|&t| name_of(&accounts.names[ix(t)])),
     );
-    let mut labelled: Vec<(&u32, &Label)> = labels.iter().collect();
-    labelled.sort_by_key(|(id, _)| **id);
-    let node_labels = labels_in_trace(
-        &results,
-        &seed_nodes,
-        labelled
-            .into_iter()
-            .map(|(&id, l)| (name_of(&accounts.names[ix(id)]), l)),
-    );
-    let label_conflicts = conflicts_in_trace(&results, &seed_nodes, &resolved, |addr| {
-        accounts.id(addr).map(|_| name_of(addr))
-    });
     let clustering = if uses_clusters {
         let dir = crate::cluster::clusters_dir(&a.data, "ethereum");
         std::fs::read(dir.join("_meta.json"))
@@ -287,31 +273,30 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
     parameters["seed_transactions"] = seeds.txs.len().into();
     parameters["asset"] = unit.clone().into();
     parameters["transfers"] = transfers.into();
-    let inputs = trace_inputs(a, &network, &manifest_sha256)?;
-    let attributions = attributions_in_trace(&results, &resolved);
-    Ok(Case {
-        chain: "ethereum",
-        network,
-        manifest_sha256,
-        asset: Some(asset_doc),
-        data: a.data.clone(),
-        seeds: format!(
-            "{} seed account(s) and {} seed transaction(s), {unit}",
-            seeds.accounts.len(),
-            seeds.txs.len()
-        ),
-        node_labels: node_labels
+    let mut labelled: Vec<(&u32, &Label)> = labels.iter().collect();
+    labelled.sort_by_key(|(id, _)| **id);
+    Case::assemble(
+        a,
+        Found {
+            chain: "ethereum",
+            network,
+            manifest_sha256,
+            asset: Some(asset_doc),
+            seeds: format!(
+                "{} seed account(s) and {} seed transaction(s), {unit}",
+                seeds.accounts.len(),
+                seeds.txs.len()
+            ),
+            seed_nodes,
+            clustering,
+            parameters,
+            labels: labels.len(),
+            resolved: &resolved,
+            results,
+        },
+        labelled
             .into_iter()
-            .map(|(k, v)| (k, v.clone()))
-            .collect(),
-        label_conflicts: label_conflicts.into_iter().cloned().collect(),
-        seed_nodes,
-        clustering,
-        parameters,
-        labels: labels.len(),
-        attributions,
-        private_ignored: resolved.private_ignored,
-        inputs,
-        results,
-    })
+            .map(|(&id, l)| (name_of(&accounts.names[ix(id)]), l)),
+        |addr| accounts.id(addr).map(|_| name_of(addr)),
+    )
 }

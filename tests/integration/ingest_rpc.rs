@@ -18,12 +18,23 @@ fn world_chain() -> Chain {
 }
 
 fn rpc_ingest(node: &Node, data: &Path, extra: &[&str]) -> std::process::Output {
+    rpc_ingest_url(&node.url, data, extra, &[])
+}
+
+/// `ingest bitcoin --rpc URL` with the replay node's credentials, extra flags and
+/// environment.
+fn rpc_ingest_url(
+    url: &str,
+    data: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
     let mut args = vec![
         "ingest",
         "bitcoin",
         "--quiet",
         "--rpc",
-        &node.url,
+        url,
         "--rpc-user",
         "tracer",
         "--rpc-password",
@@ -36,7 +47,28 @@ fn rpc_ingest(node: &Node, data: &Path, extra: &[&str]) -> std::process::Output 
         "50",
     ];
     args.extend_from_slice(extra);
-    run(&args)
+    run_env(&args, env)
+}
+
+/// Starts `python3 tests/integration/scripts/SCRIPT ARGS…`, a test server that prints its
+/// port first: (the port, the child).
+fn start_script(script: &str, args: &[&std::ffi::OsStr]) -> (u16, std::process::Child) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/integration/scripts")
+        .join(script);
+    let mut child = std::process::Command::new("python3")
+        .arg(path)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    (line.trim().parse().unwrap(), child)
 }
 
 fn parts(data: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -468,23 +500,16 @@ fn https_front(
         cert.as_os_str(),
     ]);
     let log = dir.join("requests.log");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/integration/scripts/https_forward.py");
-    let mut child = std::process::Command::new("python3")
-        .arg(script)
-        .args([&cert, &key])
-        .arg(&node.url)
-        .arg(&log)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    (line.trim().parse().unwrap(), ca, child, log)
+    let (port, child) = start_script(
+        "https_forward.py",
+        &[
+            cert.as_os_str(),
+            key.as_os_str(),
+            std::ffi::OsStr::new(&node.url),
+            log.as_os_str(),
+        ],
+    );
+    (port, ca, child, log)
 }
 
 #[test]
@@ -498,47 +523,19 @@ fn https_with_a_custom_ca_works_without_it_fails_and_secrets_stay_secret() {
     let url = format!("https://127.0.0.1:{port}/v3/{key}");
     // Without the CA: a clear TLS error at once, exit 1, no secret in it.
     let d = tempfile::tempdir().unwrap();
-    let o = run(&[
-        "ingest",
-        "bitcoin",
-        "--quiet",
-        "--rpc",
-        &url,
-        "--rpc-user",
-        "tracer",
-        "--rpc-password",
-        "tracerpass",
-        "--data",
-        d.path().to_str().unwrap(),
-        "--rpc-backoff-max-ms",
-        "50",
-    ]);
+    let o = rpc_ingest_url(&url, d.path(), &[], &[]);
     assert_eq!(o.status.code(), Some(1));
     let e = stderr(&o);
     assert!(e.contains("TLS") && e.contains("--ca-cert"), "{e}");
     assert!(!e.contains(key), "{e}");
     // With it, over TLS, with an API key in a header and one in the path.
-    let o = std::process::Command::new(bin())
-        .args([
-            "ingest",
-            "bitcoin",
-            "--quiet",
-            "--rpc",
-            &url,
-            "--rpc-user",
-            "tracer",
-            "--rpc-password",
-            "tracerpass",
-            "--data",
-            d.path().to_str().unwrap(),
-            "--part-blocks",
-            "100",
-            "--ca-cert",
-            cert.to_str().unwrap(),
-        ])
-        .env("CHAINTRACE_RPC_HEADERS", format!("X-Api-Key: {header_key}"))
-        .output()
-        .unwrap();
+    let header = format!("X-Api-Key: {header_key}");
+    let o = rpc_ingest_url(
+        &url,
+        d.path(),
+        &["--ca-cert", cert.to_str().unwrap()],
+        &[("CHAINTRACE_RPC_HEADERS", &header)],
+    );
     let _ = child.kill();
     let _ = child.wait();
     ok(&o);
@@ -582,61 +579,19 @@ fn a_socks5h_proxy_carries_the_ingest() {
     let node = Node::start(world_chain());
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("connects.log");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/integration/scripts/socks5.py");
-    let mut child = std::process::Command::new("python3")
-        .arg(script)
-        .arg(&log)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let proxy = format!("socks5h://127.0.0.1:{}", line.trim());
+    let (port, mut child) = start_script("socks5.py", &[log.as_os_str()]);
+    let proxy = format!("socks5h://127.0.0.1:{port}");
     // The node by name: with socks5h the proxy resolves it, not chaintrace.
     let url = node.url.replace("127.0.0.1", "localhost");
     let d = tempfile::tempdir().unwrap();
-    let o = run(&[
-        "ingest",
-        "bitcoin",
-        "--quiet",
-        "--rpc",
-        &url,
-        "--rpc-user",
-        "tracer",
-        "--rpc-password",
-        "tracerpass",
-        "--data",
-        d.path().to_str().unwrap(),
-        "--part-blocks",
-        "100",
-        "--proxy",
-        &proxy,
-    ]);
+    let o = rpc_ingest_url(&url, d.path(), &["--proxy", &proxy], &[]);
     // A proxy that is not there: refused connections are retried, then reported.
-    let o2 = run(&[
-        "ingest",
-        "bitcoin",
-        "--quiet",
-        "--rpc",
+    let o2 = rpc_ingest_url(
         &url,
-        "--rpc-user",
-        "tracer",
-        "--rpc-password",
-        "tracerpass",
-        "--data",
-        dir.path().join("d2").to_str().unwrap(),
-        "--proxy",
-        "socks5h://127.0.0.1:9",
-        "--rpc-attempts",
-        "2",
-        "--rpc-backoff-max-ms",
-        "10",
-    ]);
+        &dir.path().join("d2"),
+        &["--proxy", "socks5h://127.0.0.1:9", "--rpc-attempts", "2"],
+        &[],
+    );
     let _ = child.kill();
     let _ = child.wait();
     ok(&o);

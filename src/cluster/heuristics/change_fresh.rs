@@ -3,16 +3,11 @@
 //! Bitcoins", IMC 2013 (heuristic 2, "one-time change addresses", relaxed to first use);
 //! BlockSci `ChangeType::AddressReuse`.
 
-use super::{TxView, only};
+use super::{TxView, only_new};
 
 /// The change output's position, if the rule names one.
 pub fn change(tx: &TxView) -> Option<usize> {
-    let c = only(tx, |o| o.first_seen)?;
-    tx.outputs
-        .iter()
-        .enumerate()
-        .all(|(i, o)| i == c || !o.first_seen)
-        .then_some(c)
+    only_new(tx, |_| true)
 }
 
 #[cfg(test)]

@@ -2,16 +2,11 @@
 //! receives again is change, when the other outputs pay addresses seen before. Source:
 //! Androulaki et al., "Evaluating User Privacy in Bitcoin", FC 2013; as used by GraphSense.
 
-use super::{TxView, only};
+use super::{TxView, only_new};
 
 /// The change output's position, if the rule names one.
 pub fn change(tx: &TxView) -> Option<usize> {
-    let c = only(tx, |o| o.first_seen && o.receives == 1)?;
-    tx.outputs
-        .iter()
-        .enumerate()
-        .all(|(i, o)| i == c || !o.first_seen)
-        .then_some(c)
+    only_new(tx, |o| o.receives == 1)
 }
 
 #[cfg(test)]

@@ -135,6 +135,17 @@ pub fn change_output(tx: &TxView, h: Heuristic) -> Option<usize> {
     }
 }
 
+/// The only new output for which `pred` holds, when every other output pays an address
+/// seen before (the fresh-address rules' shared shape).
+pub(crate) fn only_new(tx: &TxView, pred: impl Fn(&Output) -> bool) -> Option<usize> {
+    let c = only(tx, |o| o.first_seen && pred(o))?;
+    tx.outputs
+        .iter()
+        .enumerate()
+        .all(|(i, o)| i == c || !o.first_seen)
+        .then_some(c)
+}
+
 /// The only output with an address for which `pred` holds, if exactly one does.
 pub(crate) fn only(tx: &TxView, pred: impl Fn(&Output) -> bool) -> Option<usize> {
     let mut hit = tx

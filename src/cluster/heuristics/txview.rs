@@ -3,7 +3,7 @@
 //! first seen and how many times it ever receives. The index fills it
 //! ([`TxView::of`]); a test writes one literally.
 
-use crate::index::Index;
+use crate::index::{Index, Prev};
 use crate::ingest::bitcoin::script::ScriptType;
 
 /// An input: the output it spends.
@@ -54,14 +54,23 @@ impl TxView {
     /// Refills this view with transaction `t` of `idx`, reusing its buffers (the
     /// clustering loop visits every transaction of a chain).
     pub fn load(&mut self, idx: &Index, t: u32) {
-        self.coinbase = idx.is_coinbase(t);
-        self.partial = idx.spends_before_window(t);
+        // One pass over the inputs: what each spends.
         self.inputs.clear();
-        self.inputs.extend(idx.spent_outputs(t).map(|o| Input {
-            address: idx.out_address(o),
-            value: idx.value(o),
-            script: idx.out_script_type(o),
-        }));
+        let (mut coinbase, mut partial) = (false, false);
+        for i in idx.inputs_of(t) {
+            match idx.prev(i) {
+                Prev::Coinbase => coinbase = true,
+                Prev::BeforeWindow => partial = true,
+                Prev::Output(o) => self.inputs.push(Input {
+                    address: idx.out_address(o),
+                    value: idx.value(o),
+                    script: idx.out_script_type(o),
+                }),
+            }
+        }
+        // The index's rule: a coinbase spends nothing, through its one input.
+        self.coinbase = coinbase && self.inputs.is_empty() && !partial;
+        self.partial = partial;
         self.outputs.clear();
         self.outputs.extend(idx.outputs_of(t).map(|o| {
             let address = idx.out_address(o);
