@@ -40,7 +40,7 @@ fn main() {
             let source = RpcSource::connect(RpcClient::new(cfg).expect("a valid URL"), concurrency)
                 .expect("the node answers");
             let pb = indicatif::ProgressBar::hidden();
-            let best = source.best_chain(None, &pb).expect("hashes");
+            let best = source.best_chain(&pb).expect("hashes");
             let opts = RangeOptions {
                 data_dir: data.path().to_path_buf(),
                 from: None,

@@ -984,9 +984,17 @@ pub struct IngestBitcoinArgs {
     #[arg(long, value_name = "N", help_heading = "RPC")]
     pub polls: Option<u64>,
 
-    /// Esplora REST base URL. [not built yet]
+    /// An Esplora REST API's base URL (Blockstream's esplora or mempool.space's electrs, e.g.
+    /// https://blockstream.info/api): blocks by height with their prevouts, so --from H
+    /// starts a height window there. --concurrency, --max-rps, --ca-cert, --proxy and
+    /// --rpc-header apply; a key in the URL path or a header is never written anywhere.
     #[arg(long, value_name = "URL", help_heading = "Source", conflicts_with_all = ["blocks_dir", "rpc"])]
     pub esplora: Option<String>,
+
+    /// At most this many requests per second to --rpc or --esplora (0: no limit), for
+    /// public or rate-limited endpoints.
+    #[arg(long, value_name = "RPS", default_value_t = 0.0, help_heading = "RPC")]
+    pub max_rps: f64,
 
     /// How to pick the best chain among the blocks on disk.
     #[arg(long, value_enum, default_value = "auto", help_heading = "Source")]
@@ -1012,9 +1020,10 @@ pub struct IngestBitcoinArgs {
     pub replace: bool,
 
     /// Re-ingest from this height, replacing the parts it touches (rounded down to a part
-    /// start). With --rpc, a dataset without the lower parts becomes a height window starting
-    /// here (getblock 3 carries the prevouts; nothing before it is fetched); a lower --from
-    /// later extends it downward.
+    /// start). With --rpc or --esplora, a dataset without the lower parts becomes a height
+    /// window starting here (getblock 3 and Esplora carry the prevouts; nothing before it is
+    /// fetched); later runs without --from extend it upward, a lower --from extends it
+    /// downward.
     #[arg(long, value_name = "HEIGHT", help_heading = "Range")]
     pub from: Option<u32>,
 

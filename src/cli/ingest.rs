@@ -88,20 +88,18 @@ pub(crate) fn lock_dataset(data: &std::path::Path) -> Result<DatasetLock, CliErr
 }
 
 pub(crate) fn bitcoin(cli: &Cli, a: &IngestBitcoinArgs) -> Result<(), CliError> {
-    if a.esplora.is_some() {
-        return Err(CliError::user(anyhow!(
-            "--esplora ingest is not built yet in this version; use --rpc with a Bitcoin Core node or --blocks-dir"
-        )));
-    }
     let _lock = lock_dataset(&a.data)?;
     crate::ingest::stop_on_ctrl_c()
         .map_err(|e| CliError::user(anyhow!("cannot install the Ctrl-C handler: {e}")))?;
     if let Some(url) = &a.rpc {
         return rpc(cli, a, url);
     }
+    if let Some(url) = &a.esplora {
+        return esplora(cli, a, url);
+    }
     let Some(blocks_dir) = a.blocks_dir.clone() else {
         return Err(CliError::user(anyhow!(
-            "no source given; pass --blocks-dir DIR (Bitcoin Core's blocks directory, e.g. ~/.bitcoin/blocks)"
+            "no source given; pass --blocks-dir DIR (Bitcoin Core's blocks directory, e.g. ~/.bitcoin/blocks), --rpc URL (a Bitcoin Core node) or --esplora URL (an Esplora API)"
         )));
     };
     if a.part_blocks == 0 {
@@ -211,19 +209,26 @@ fn print_summary(cli: &Cli, s: &Summary, error: Option<&IngestError>) {
         None => println!("dataset is empty"),
     }
     if s.written.blocks > 0 && s.elapsed_secs > 0.0 {
+        // A source with prevouts keeps no UTXO set.
+        let utxo = if s.utxo_outputs > 0 {
+            format!(
+                ", {} unspent outputs ({:.1} bytes each)",
+                s.utxo_outputs,
+                s.utxo_heap_bytes as f64 / s.utxo_outputs as f64
+            )
+        } else {
+            String::new()
+        };
         eprintln!(
-            "chaintrace: {:.0} tx/s, {:.0} inputs/s, {} unspent outputs ({:.1} bytes each), peak memory {} MiB",
+            "chaintrace: {:.0} tx/s, {:.0} inputs/s{utxo}, peak memory {} MiB",
             w.txs as f64 / s.elapsed_secs,
             w.inputs as f64 / s.elapsed_secs,
-            s.utxo_outputs,
-            s.utxo_heap_bytes as f64 / s.utxo_outputs.max(1) as f64,
             s.peak_rss_bytes.unwrap_or(0) / (1 << 20)
         );
     }
 }
 
 fn rpc(cli: &Cli, a: &IngestBitcoinArgs, url: &str) -> Result<(), CliError> {
-    use crate::ingest::bitcoin::ingest_chain;
     use crate::ingest::bitcoin::rpc::RpcClient;
     use crate::ingest::bitcoin::rpc_source::RpcSource;
 
@@ -243,6 +248,58 @@ fn rpc(cli: &Cli, a: &IngestBitcoinArgs, url: &str) -> Result<(), CliError> {
     if a.part_blocks == 0 {
         return Err(CliError::user(anyhow!("--part-blocks must be at least 1")));
     }
+    let cfg = rpc_config(url, auth, &a.retry)?;
+    let client = RpcClient::new(cfg).map_err(CliError::user)?;
+    let source = RpcSource::connect(client, a.concurrency).map_err(classify)?;
+    follow(cli, a, &source, |pb| source.best_chain(pb))
+}
+
+/// `ingest bitcoin --esplora URL`.
+fn esplora(cli: &Cli, a: &IngestBitcoinArgs, url: &str) -> Result<(), CliError> {
+    use crate::ingest::bitcoin::esplora::EsploraSource;
+    use crate::ingest::bitcoin::rpc::RpcClient;
+    if a.part_blocks == 0 {
+        return Err(CliError::user(anyhow!("--part-blocks must be at least 1")));
+    }
+    if !(a.max_rps.is_finite() && a.max_rps >= 0.0) {
+        return Err(CliError::user(anyhow!(
+            "--max-rps must be a number of requests per second (0: no limit)"
+        )));
+    }
+    let cfg = rpc_config(url, None, &a.retry)?;
+    let client = RpcClient::new(cfg).map_err(CliError::user)?;
+    let source = EsploraSource::connect(client, a.concurrency, a.max_rps).map_err(classify)?;
+    let opts = range_options(a);
+    let chain_dir = a
+        .data
+        .join(crate::ingest::bitcoin::BlockSource::network(&source).as_str());
+    let result = follow(cli, a, &source, |pb| {
+        let manifest =
+            crate::store::manifest::Manifest::load(&chain_dir).map_err(IngestError::from)?;
+        source.best_chain(manifest.as_ref(), &opts, pb)
+    });
+    let (requests, bytes) = source.traffic();
+    if !cli.json {
+        eprintln!(
+            "chaintrace: {requests} request(s) to {}, {:.1} MiB received",
+            crate::ingest::bitcoin::rpc::redact(url),
+            bytes as f64 / f64::from(1u32 << 20)
+        );
+    }
+    result
+}
+
+/// Ingests the chain `best_chain` gives from `source` into the dataset; with `--follow`,
+/// again every `--poll-secs` until `--polls` or Ctrl-C.
+fn follow(
+    cli: &Cli,
+    a: &IngestBitcoinArgs,
+    source: &dyn crate::ingest::bitcoin::BlockSource,
+    best_chain: impl Fn(
+        &indicatif::ProgressBar,
+    ) -> Result<crate::ingest::bitcoin::chain::BestChain, IngestError>,
+) -> Result<(), CliError> {
+    use crate::ingest::bitcoin::ingest_chain;
     let secs = |s: f64, what: &str| {
         if s.is_finite() && s > 0.0 {
             Ok(Duration::from_secs_f64(s))
@@ -252,16 +309,13 @@ fn rpc(cli: &Cli, a: &IngestBitcoinArgs, url: &str) -> Result<(), CliError> {
             )))
         }
     };
-    let cfg = rpc_config(url, auth, &a.retry)?;
     let poll = secs(a.poll_secs, "--poll-secs")?;
-    let client = RpcClient::new(cfg).map_err(CliError::user)?;
-    let source = RpcSource::connect(client, a.concurrency).map_err(classify)?;
     let opts = range_options(a);
     let mut polls = 0u64;
     loop {
         let pb = progress_bar(cli, "blocks");
-        let best = source.best_chain(a.to, &pb).map_err(classify)?;
-        let mut summary = ingest_chain(&source, best, &opts, &pb).map_err(classify)?;
+        let best = best_chain(&pb).map_err(classify)?;
+        let mut summary = ingest_chain(source, best, &opts, &pb).map_err(classify)?;
         let error = summary.error.take();
         if (summary.parts_written > 0 || summary.parts_removed > 0 || !a.follow || error.is_some())
             && (error.is_none() || !cli.json)

@@ -143,6 +143,14 @@ impl PartWriter {
             })
     }
 
+    /// Gives the part up: its temporary file is removed (a failed ingest leaves only
+    /// committed parts behind).
+    pub fn abandon(self) {
+        let tmp = self.tmp.clone();
+        drop(self);
+        let _ = std::fs::remove_file(tmp);
+    }
+
     /// Writes the footer, syncs the temporary file and returns it staged.
     ///
     /// # Errors

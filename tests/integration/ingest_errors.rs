@@ -231,15 +231,24 @@ fn block_with_missing_parent_is_named_after_ingesting_the_chain_before_it() {
 }
 
 #[test]
-fn unknown_command_parts_say_not_built_and_exit_1() {
+fn an_unreachable_esplora_and_unknown_seeds_exit_1_naming_them() {
+    let d = tempfile::tempdir().unwrap();
     let o = run(&[
         "ingest",
         "bitcoin",
         "--esplora",
-        "https://blockstream.info/api",
+        "http://127.0.0.1:9/api",
+        "--rpc-attempts",
+        "1",
+        "--data",
+        d.path().to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(error_line(&o).contains("not built yet"));
+    let e = error_line(&o);
+    assert!(
+        e.contains("http://127.0.0.1:9/api/block-height/0") && e.contains("cannot connect"),
+        "{e}"
+    );
     // A seed that is no Ethereum account, hash or cluster is refused by name.
     let d = tempfile::tempdir().unwrap();
     let o = run(&[

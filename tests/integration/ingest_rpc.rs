@@ -50,27 +50,6 @@ fn rpc_ingest_url(
     run_env(&args, env)
 }
 
-/// Starts `python3 tests/integration/scripts/SCRIPT ARGS…`, a test server that prints its
-/// port first: (the port, the child).
-fn start_script(script: &str, args: &[&std::ffi::OsStr]) -> (u16, std::process::Child) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/integration/scripts")
-        .join(script);
-    let mut child = std::process::Command::new("python3")
-        .arg(path)
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    (line.trim().parse().unwrap(), child)
-}
-
 fn parts(data: &Path) -> BTreeMap<String, Vec<u8>> {
     part_files(&data.join("regtest"))
 }
@@ -108,6 +87,11 @@ fn rpc_rows_equal_blocks_dir_rows_byte_for_byte() {
     // getblockhash went in batches: far fewer requests than heights.
     let requests = node.state.lock().unwrap().requests;
     assert!(requests < 401 + 20, "{requests} requests for 401 blocks");
+    // A --to below the dataset's tip writes nothing and keeps everything (it is the same
+    // chain, not "another chain").
+    let o = rpc_ingest(&node, d.path(), &["--to", "10"]);
+    ok(&o);
+    assert!(parts(d.path()) == reference);
 }
 
 #[test]
@@ -423,9 +407,8 @@ fn follow_rolls_back_a_reorganisation() {
     assert_eq!(m["tip"]["height"], 401);
 }
 
-/// A test certificate authority and a server certificate for 127.0.0.1 it signed
-/// (openssl), and a TLS front (Python's `ssl`) forwarding to `node`: (its port, the CA's
-/// certificate, the child, the request log).
+/// A TLS front (Python's `ssl`) with [`test_certificates`], forwarding to `node`: (its
+/// port, the CA's certificate, the child, the request log).
 fn https_front(
     node: &Node,
     dir: &Path,
@@ -435,70 +418,7 @@ fn https_front(
     std::process::Child,
     std::path::PathBuf,
 ) {
-    let (ca, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
-    let (cert, key, csr, ext) = (
-        dir.join("cert.pem"),
-        dir.join("key.pem"),
-        dir.join("leaf.csr"),
-        dir.join("ext.cnf"),
-    );
-    std::fs::write(
-        &ext,
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-    )
-    .unwrap();
-    let openssl = |args: Vec<&std::ffi::OsStr>| {
-        let o = std::process::Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("openssl is installed (.ci/run installs it)");
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    };
-    let os = |s: &'static str| std::ffi::OsStr::new(s);
-    openssl(vec![
-        os("req"),
-        os("-x509"),
-        os("-newkey"),
-        os("rsa:2048"),
-        os("-nodes"),
-        os("-days"),
-        os("2"),
-        os("-subj"),
-        os("/CN=chaintrace test CA"),
-        os("-keyout"),
-        ca_key.as_os_str(),
-        os("-out"),
-        ca.as_os_str(),
-    ]);
-    openssl(vec![
-        os("req"),
-        os("-newkey"),
-        os("rsa:2048"),
-        os("-nodes"),
-        os("-subj"),
-        os("/CN=127.0.0.1"),
-        os("-keyout"),
-        key.as_os_str(),
-        os("-out"),
-        csr.as_os_str(),
-    ]);
-    openssl(vec![
-        os("x509"),
-        os("-req"),
-        os("-in"),
-        csr.as_os_str(),
-        os("-CA"),
-        ca.as_os_str(),
-        os("-CAkey"),
-        ca_key.as_os_str(),
-        os("-CAcreateserial"),
-        os("-days"),
-        os("2"),
-        os("-extfile"),
-        ext.as_os_str(),
-        os("-out"),
-        cert.as_os_str(),
-    ]);
+    let (ca, cert, key) = test_certificates(dir);
     let log = dir.join("requests.log");
     let (port, child) = start_script(
         "https_forward.py",

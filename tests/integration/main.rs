@@ -12,6 +12,7 @@ mod ethereum_node;
 mod ethereum_trace;
 mod heuristics;
 mod ingest_errors;
+mod ingest_esplora;
 mod ingest_mainnet;
 mod ingest_regtest;
 mod ingest_rpc;

@@ -343,3 +343,94 @@ pub fn simulate(out: &Path, seed: &str, txs: &str, preset: &str) {
         out.to_str().unwrap(),
     ]));
 }
+
+/// Starts `python3 tests/integration/scripts/SCRIPT ARGS…`, a test server that prints its
+/// port first: (the port, the child).
+pub fn start_script(script: &str, args: &[&std::ffi::OsStr]) -> (u16, std::process::Child) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/integration/scripts")
+        .join(script);
+    let mut child = std::process::Command::new("python3")
+        .arg(path)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    (line.trim().parse().unwrap(), child)
+}
+
+/// A test certificate authority and a server certificate for 127.0.0.1 it signed
+/// (openssl), written into `dir`: (the CA's certificate, the server's certificate, its key).
+pub fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (ca, ca_key) = (dir.join("ca.pem"), dir.join("ca.key"));
+    let (cert, key, csr, ext) = (
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+        dir.join("leaf.csr"),
+        dir.join("ext.cnf"),
+    );
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let openssl = |args: Vec<&std::ffi::OsStr>| {
+        let o = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl is installed (.ci/run installs it)");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    let os = |s: &'static str| std::ffi::OsStr::new(s);
+    openssl(vec![
+        os("req"),
+        os("-x509"),
+        os("-newkey"),
+        os("rsa:2048"),
+        os("-nodes"),
+        os("-days"),
+        os("2"),
+        os("-subj"),
+        os("/CN=chaintrace test CA"),
+        os("-keyout"),
+        ca_key.as_os_str(),
+        os("-out"),
+        ca.as_os_str(),
+    ]);
+    openssl(vec![
+        os("req"),
+        os("-newkey"),
+        os("rsa:2048"),
+        os("-nodes"),
+        os("-subj"),
+        os("/CN=127.0.0.1"),
+        os("-keyout"),
+        key.as_os_str(),
+        os("-out"),
+        csr.as_os_str(),
+    ]);
+    openssl(vec![
+        os("x509"),
+        os("-req"),
+        os("-in"),
+        csr.as_os_str(),
+        os("-CA"),
+        ca.as_os_str(),
+        os("-CAkey"),
+        ca_key.as_os_str(),
+        os("-CAcreateserial"),
+        os("-days"),
+        os("2"),
+        os("-extfile"),
+        ext.as_os_str(),
+        os("-out"),
+        cert.as_os_str(),
+    ]);
+    (ca, cert, key)
+}

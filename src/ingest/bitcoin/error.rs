@@ -128,7 +128,7 @@ pub enum IngestError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("RPC: {0}")]
+    #[error("{0}")]
     RpcCall(#[from] super::rpc::RpcError),
     #[error(
         "block {hash} at height {height}: {source}; everything before it is written, rerun to resume"

@@ -8,6 +8,7 @@ pub mod blkfile;
 pub mod chain;
 pub mod decode;
 pub mod error;
+pub mod esplora;
 pub mod leveldb;
 pub mod rows;
 pub mod rpc;
@@ -280,6 +281,15 @@ impl BlockSource for BlocksDirSource {
     }
 }
 
+/// Where a stored height window starts: the first height of a dataset whose parts do not
+/// reach down to genesis, if the source gives prevouts (so a rerun without `--from` extends
+/// the window upward instead of fetching everything below it). `None` for a dataset that
+/// starts at genesis, an empty one, or a source that must replay from genesis anyway.
+pub fn window_start(manifest: Option<&Manifest>, has_prevouts: bool) -> Option<u32> {
+    let first = manifest?.parts.iter().map(|p| p.from).min()?;
+    (has_prevouts && first > 0).then_some(first)
+}
+
 /// Ingests the chain `best` from `source` into the dataset (shared by every Bitcoin source).
 ///
 /// # Errors
@@ -380,11 +390,15 @@ pub fn ingest_chain(
     // starts there; parts below it that the dataset lacks are not fetched (it holds
     // `[H, tip]` and later runs extend it, downward with a lower `--from`). A blocks
     // directory must replay from genesis anyway and writes everything.
-    let window = source.has_prevouts() && opts.from.is_some();
+    let window = if opts.from.is_some() {
+        opts.from.filter(|_| source.has_prevouts())
+    } else {
+        window_start(Some(&manifest), source.has_prevouts())
+    };
     let to_write: Vec<(u32, u32)> = grid
         .iter()
         .copied()
-        .filter(|&(_, t)| !(window && t < req_from))
+        .filter(|&(_, t)| window.is_none_or(|w| t >= w))
         .filter(|&(f, t)| {
             forced(f, t)
                 || !manifest
@@ -595,6 +609,9 @@ pub fn ingest_chain(
             }
             Ok(())
         })?;
+        for w in open.take().into_iter().flatten() {
+            w.abandon();
+        }
         summary.utxo_outputs = utxo.len();
         summary.utxo_heap_bytes = utxo.heap_bytes();
         if let Some(e) = failure {

@@ -67,11 +67,105 @@ pub enum RpcError {
     Tls { url: String, why: String },
     #[error("the HTTP client cannot be set up: {0}")]
     Setup(String),
+    /// A REST source (Esplora) answered a GET with an error status.
+    #[error("{url}: HTTP {status}: {excerpt:?}")]
+    Http {
+        url: String,
+        status: u16,
+        /// The start of the reply body (at most 200 characters, secrets redacted).
+        excerpt: String,
+    },
+    /// A REST source answered with something that is not its API's reply.
+    #[error("{url}: {what}")]
+    NotApi { url: String, what: String },
 }
 
-/// `text` with every URL in it passed through [`redact`] (an HTTP library's error text
-/// repeats the URL it failed on, in its own spelling).
+/// A request pacer for `--max-rps`: callers await [`Pacer::wait`] before each request,
+/// so that requests start at most `max_rps` per second (0: unpaced).
+#[derive(Debug)]
+pub struct Pacer {
+    every: Duration,
+    next: tokio::sync::Mutex<std::time::Instant>,
+}
+
+impl Pacer {
+    /// A pacer for `max_rps` requests per second; 0 or less does not pace.
+    pub fn new(max_rps: f64) -> Pacer {
+        Pacer {
+            every: if max_rps > 0.0 && max_rps.is_finite() {
+                Duration::from_secs_f64(1.0 / max_rps)
+            } else {
+                Duration::ZERO
+            },
+            next: tokio::sync::Mutex::new(std::time::Instant::now()),
+        }
+    }
+
+    /// Waits for the next request's turn.
+    pub async fn wait(&self) {
+        if self.every.is_zero() {
+            return;
+        }
+        let mut next = self.next.lock().await;
+        let now = std::time::Instant::now();
+        if *next > now {
+            tokio::time::sleep(*next - now).await;
+        }
+        *next = (*next).max(now) + self.every;
+    }
+}
+
+/// The start of a reply body for a message: at most 200 characters, control characters
+/// dropped, secrets redacted.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let short: String = text
+        .chars()
+        .filter(|c| !c.is_control() || *c == ' ')
+        .take(200)
+        .collect();
+    redact_text(short.trim())
+}
+
+/// Secrets the clients of this process were given (API keys in URL paths, header values,
+/// passwords): [`redact_text`] hides them wherever they appear.
+static SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Registers `secret` (an API key, a password) so that [`redact_text`] hides it in every
+/// message. [`RpcClient::new`] registers those of its configuration.
+pub fn register_secret(secret: &str) {
+    let secret = secret.trim();
+    if secret.len() < 4 {
+        return;
+    }
+    let mut s = SECRETS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !s.iter().any(|x| x == secret) {
+        s.push(secret.to_string());
+        // Longest first, so that a secret containing another is hidden whole.
+        s.sort_by_key(|x| std::cmp::Reverse(x.len()));
+    }
+}
+
+/// `text` with every URL's credentials and query hidden and every registered secret
+/// ([`register_secret`]) replaced by `***` (an HTTP library's error text repeats the URL it
+/// failed on, in its own spelling). Path segments that are not registered secrets stay
+/// readable (block hashes, txids and addresses of an API path).
 pub fn redact_text(text: &str) -> String {
+    let mut out = redact_urls(text);
+    for secret in SECRETS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .iter()
+    {
+        out = out.replace(secret.as_str(), "***");
+    }
+    out
+}
+
+/// `text` with every URL in it stripped of its credentials and query.
+fn redact_urls(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     loop {
@@ -90,7 +184,7 @@ pub fn redact_text(text: &str) -> String {
                 c.is_whitespace() || matches!(c, ')' | '(' | '"' | '\'' | ',' | '<' | '>')
             })
             .unwrap_or(tail.len());
-        out.push_str(&redact(&tail[..end]));
+        out.push_str(&redact_structure(&tail[..end]));
         rest = &tail[end..];
     }
 }
@@ -102,23 +196,12 @@ pub fn redact(url: &str) -> String {
     let Ok(mut u) = reqwest::Url::parse(url) else {
         return "(an unparsable URL)".to_string();
     };
-    if !u.username().is_empty() || u.password().is_some() {
-        let _ = u.set_username("***");
-        let _ = u.set_password(None);
-    }
-    if u.query().is_some() {
-        u.set_query(Some("***"));
-    }
+    strip_credentials(&mut u);
     let segs: Vec<String> = u
         .path_segments()
         .map(|s| {
             s.map(|seg| {
-                let keyish = seg.len() >= 16
-                    && seg
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-                    && seg.chars().any(|c| c.is_ascii_digit());
-                if keyish {
+                if keyish(seg) {
                     "***".to_string()
                 } else {
                     seg.to_string()
@@ -130,6 +213,35 @@ pub fn redact(url: &str) -> String {
     if !segs.is_empty() {
         u.set_path(&segs.join("/"));
     }
+    u.to_string().trim_end_matches('/').to_string()
+}
+
+/// Whether a URL path segment looks like an API key: 16 or more letters, digits, `-` or
+/// `_`, with a digit among them.
+fn keyish(seg: &str) -> bool {
+    seg.len() >= 16
+        && seg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && seg.chars().any(|c| c.is_ascii_digit())
+}
+
+fn strip_credentials(u: &mut reqwest::Url) {
+    if !u.username().is_empty() || u.password().is_some() {
+        let _ = u.set_username("***");
+        let _ = u.set_password(None);
+    }
+    if u.query().is_some() {
+        u.set_query(Some("***"));
+    }
+}
+
+/// `url` without its user, password and query (its path kept).
+fn redact_structure(url: &str) -> String {
+    let Ok(mut u) = reqwest::Url::parse(url) else {
+        return "(an unparsable URL)".to_string();
+    };
+    strip_credentials(&mut u);
     u.to_string().trim_end_matches('/').to_string()
 }
 
@@ -192,6 +304,32 @@ impl RpcClient {
         let url = reqwest::Url::parse(&cfg.url).map_err(|_| bad())?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
             return Err(bad());
+        }
+        // Whatever of the configuration is secret is hidden in every later message.
+        for seg in url.path_segments().into_iter().flatten() {
+            if keyish(seg) {
+                register_secret(seg);
+            }
+        }
+        for (_, v) in url.query_pairs() {
+            register_secret(&v);
+        }
+        if let Some(p) = url.password() {
+            register_secret(p);
+        }
+        if let Some((_, p)) = cfg.auth.as_deref().and_then(|a| a.split_once(':')) {
+            register_secret(p);
+        }
+        for (_, v) in &cfg.headers {
+            register_secret(v);
+        }
+        if let Some(p) = cfg
+            .proxy
+            .as_deref()
+            .and_then(|p| reqwest::Url::parse(p).ok())
+            && let Some(pw) = p.password()
+        {
+            register_secret(pw);
         }
         let setup = |e: &dyn std::fmt::Display| RpcError::Setup(e.to_string());
         let mut headers = reqwest::header::HeaderMap::new();
@@ -306,7 +444,7 @@ impl RpcClient {
     pub async fn call_raw(&self, method: &str, params: Value) -> Result<String, RpcError> {
         let (body, what) = self.request(method, &params);
         self.retrying(&what, || async {
-            let (status, bytes) = self.exchange_bytes(&body).await?;
+            let (status, bytes) = self.exchange_post(&body).await?;
             #[derive(serde::Deserialize)]
             struct Reply<'a> {
                 #[serde(borrow)]
@@ -436,14 +574,62 @@ impl RpcClient {
         }
     }
 
-    /// One HTTP exchange: returns the status and body, after the checks every call needs.
-    async fn exchange_bytes(&self, body: &[u8]) -> Result<(u16, Vec<u8>), Attempt> {
-        let sent = self
-            .http
-            .post(self.cfg.url.as_str())
-            .body(body.to_vec())
-            .send()
-            .await;
+    /// GETs `path` (appended to the base URL, e.g. `/block-height/5` of an Esplora API) and
+    /// returns the body of its `200` reply, retrying transient failures (timeouts, resets,
+    /// 5xx, 429).
+    ///
+    /// # Errors
+    /// [`RpcError::Http`] for another status (with the body's start), [`RpcError::NotApi`]
+    /// for an HTML page, [`RpcError::Exhausted`] when the retry budget is spent; the URL is
+    /// always redacted.
+    pub async fn get(&self, path: &str) -> Result<Vec<u8>, RpcError> {
+        let url = format!("{}{path}", self.cfg.url.trim_end_matches('/'));
+        let shown = format!("{}{path}", self.shown.trim_end_matches('/'));
+        self.retrying(&format!("GET {shown}"), || async {
+            let (status, html, body) = self
+                .exchange_bytes(self.http.get(url.as_str()).header(
+                    reqwest::header::ACCEPT,
+                    "application/json, text/plain, application/octet-stream",
+                ))
+                .await?;
+            match status {
+                200 if html => Err(Attempt::Fatal(RpcError::NotApi {
+                    url: shown.clone(),
+                    what: format!(
+                        "the server sent an HTML page ({:?}), not an API reply; give the API's base URL (e.g. https://blockstream.info/api)",
+                        excerpt(&body)
+                    ),
+                })),
+                200 => Ok(body),
+                s if s >= 500 => Err(Attempt::Transient(format!(
+                    "HTTP {s}: {:?}",
+                    excerpt(&body)
+                ))),
+                s => Err(Attempt::Fatal(RpcError::Http {
+                    url: shown.clone(),
+                    status: s,
+                    excerpt: excerpt(&body),
+                })),
+            }
+        })
+        .await
+    }
+
+    /// A JSON-RPC POST of `body`: the status and reply.
+    async fn exchange_post(&self, body: &[u8]) -> Result<(u16, Vec<u8>), Attempt> {
+        let (status, _, reply) = self
+            .exchange_bytes(self.http.post(self.cfg.url.as_str()).body(body.to_vec()))
+            .await?;
+        Ok((status, reply))
+    }
+
+    /// One HTTP exchange: the status, whether the reply is an HTML page, and the body,
+    /// after the checks every request needs.
+    async fn exchange_bytes(
+        &self,
+        req: reqwest::RequestBuilder,
+    ) -> Result<(u16, bool, Vec<u8>), Attempt> {
+        let sent = req.send().await;
         let mut resp = match sent {
             Ok(r) => r,
             Err(e) => return Err(self.classify(&e)),
@@ -478,6 +664,11 @@ impl RpcClient {
                 None => Attempt::Transient(why),
             });
         }
+        let html = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("text/html"));
         let mut reply = Vec::new();
         loop {
             match resp.chunk().await {
@@ -495,7 +686,7 @@ impl RpcClient {
                 Err(e) => return Err(self.classify(&e)),
             }
         }
-        Ok((status, reply))
+        Ok((status, html, reply))
     }
 
     /// A failed request: an untrusted or broken TLS connection is fatal (retrying cannot
@@ -540,7 +731,7 @@ impl RpcClient {
 
     /// One HTTP exchange: returns the parsed JSON body.
     async fn exchange(&self, body: &[u8]) -> Result<Value, Attempt> {
-        let (status, reply) = self.exchange_bytes(body).await?;
+        let (status, reply) = self.exchange_post(body).await?;
         let parsed: Result<Value, _> = serde_json::from_slice(&reply);
         match (status, parsed) {
             // Bitcoin Core answers RPC errors of JSON-RPC 1.0 requests with HTTP 500/404

@@ -170,8 +170,7 @@ pub fn parse_block(
     let block =
         decode_block(&raw_block, h, Some(*hash), network).map_err(|p| malformed(h, hash, p))?;
     // Prevouts of outputs created before this block, grouped by transaction.
-    let own: HashSet<Txid> = block.txs.iter().map(|t| t.txid).collect();
-    let mut prev: BTreeMap<Txid, Vec<(u32, Coin)>> = BTreeMap::new();
+    let mut prev = PrevoutsOf::new(&block);
     for (t, dtx) in b.tx.iter().zip(&block.txs) {
         if dtx.is_coinbase {
             continue;
@@ -184,39 +183,61 @@ pub fn parse_block(
                 ));
             };
             let txid: Txid = txid.parse().map_err(|_| ctx("bad txid"))?;
-            if own.contains(&txid) {
-                continue;
-            }
             let value = parse_btc(p.value.get()).map_err(|e| ctx(&e))?;
-            let script = bitcoin::ScriptBuf::from_bytes(
-                hex_decode(&p.script_pub_key.hex)
-                    .ok_or_else(|| ctx("prevout script is not hex"))?,
-            );
-            let c = classify(&script);
-            prev.entry(txid).or_default().push((
-                vout,
-                Coin {
-                    value,
-                    script_type: c.script_type,
-                    payload: c.payload,
-                },
-            ));
+            let script = hex_decode(&p.script_pub_key.hex)
+                .ok_or_else(|| ctx("prevout script is not hex"))?;
+            prev.add(txid, vout, value, script);
         }
     }
-    Ok(Fetched {
-        block,
-        prevouts: Some(prev.into_iter().collect()),
-    })
+    let prevouts = Some(prev.finish());
+    Ok(Fetched { block, prevouts })
 }
 
-fn hex_decode(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
+/// The prevouts of one block's inputs, grouped by the transaction that created them; the
+/// outputs the block itself creates are left out (the row writer resolves those).
+pub(super) struct PrevoutsOf {
+    own: HashSet<Txid>,
+    map: BTreeMap<Txid, Vec<(u32, Coin)>>,
+}
+
+impl PrevoutsOf {
+    pub(super) fn new(block: &super::decode::DecodedBlock) -> PrevoutsOf {
+        PrevoutsOf {
+            own: block.txs.iter().map(|t| t.txid).collect(),
+            map: BTreeMap::new(),
+        }
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+
+    /// Whether `txid` is one of the block's own transactions.
+    pub(super) fn is_own(&self, txid: &Txid) -> bool {
+        self.own.contains(txid)
+    }
+
+    /// Records output `vout` of `txid`: `value` sat locked by the script `script_pubkey`.
+    pub(super) fn add(&mut self, txid: Txid, vout: u32, value: u64, script_pubkey: Vec<u8>) {
+        if self.own.contains(&txid) {
+            return;
+        }
+        let c = classify(&bitcoin::ScriptBuf::from_bytes(script_pubkey));
+        self.map.entry(txid).or_default().push((
+            vout,
+            Coin {
+                value,
+                script_type: c.script_type,
+                payload: c.payload,
+            },
+        ));
+    }
+
+    pub(super) fn finish(self) -> Vec<super::Prevouts> {
+        self.map.into_iter().collect()
+    }
+}
+
+/// Lower- or upper-case hex to bytes; `None` if it is not hex.
+pub(super) fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    use bitcoin::hex::FromHex;
+    Vec::<u8>::from_hex(s).ok()
 }
 
 impl RpcSource {
@@ -262,16 +283,13 @@ impl RpcSource {
         })
     }
 
-    /// The node's best chain: the hash of every height up to its tip (or `to`), fetched
-    /// in JSON-RPC batches.
+    /// The node's best chain: the hash of every height up to its tip, fetched in JSON-RPC
+    /// batches. (Up to the tip even with `--to`: stored parts above it must be recognised
+    /// as on the chain, not taken for another chain.)
     ///
     /// # Errors
     /// RPC failures.
-    pub fn best_chain(
-        &self,
-        to: Option<u32>,
-        pb: &indicatif::ProgressBar,
-    ) -> Result<BestChain, IngestError> {
+    pub fn best_chain(&self, pb: &indicatif::ProgressBar) -> Result<BestChain, IngestError> {
         let info = self
             .rt
             .block_on(self.client.call("getblockchaininfo", json!([])))?;
@@ -283,9 +301,11 @@ impl RpcSource {
                     hash: String::new(),
                     what: "getblockchaininfo has no `blocks`".into(),
                 })?;
-        let tip = u32::try_from(tip)
-            .expect("heights fit in u32")
-            .min(to.unwrap_or(u32::MAX));
+        let tip = u32::try_from(tip).map_err(|_| IngestError::RpcReply {
+            height: 0,
+            hash: String::new(),
+            what: format!("getblockchaininfo reports {tip} blocks, beyond 32-bit heights"),
+        })?;
         pb.set_message("fetching block hashes");
         pb.set_length(u64::from(tip) + 1);
         let cached =

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::tables::eth_blocks::EthBlocks;
 use crate::tables::eth_internal_transfers::InternalTransfers;
@@ -22,7 +22,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 use serde_json::{Value, json};
 
 use super::decode::{self, Frame, Receipt, TokenTransfer, Transaction};
-use crate::ingest::bitcoin::rpc::{RpcClient, RpcError};
+use crate::ingest::bitcoin::rpc::{Pacer, RpcClient, RpcError};
 use crate::store::manifest::{Manifest, Part, PartFile, Reorg, Source, Tip};
 use crate::store::{reader, sink};
 use crate::types::{ix, n32, n64};
@@ -129,26 +129,6 @@ struct Rows {
     txs: Vec<(Transaction, Receipt)>,
     tokens: Vec<(u64, u32, TokenTransfer)>,
     internal: Vec<(u64, String, Frame)>,
-}
-
-/// A simple request pacer for `--max-rps`.
-struct Pacer {
-    every: Duration,
-    next: tokio::sync::Mutex<Instant>,
-}
-
-impl Pacer {
-    async fn wait(&self) {
-        if self.every.is_zero() {
-            return;
-        }
-        let mut next = self.next.lock().await;
-        let now = Instant::now();
-        if *next > now {
-            tokio::time::sleep(*next - now).await;
-        }
-        *next = (*next).max(now) + self.every;
-    }
 }
 
 struct Node {
@@ -521,14 +501,7 @@ pub fn ingest(
         .ctx(|| "cannot start the HTTP runtime".to_string())?;
     let node = Node {
         client: Arc::new(client),
-        pacer: Arc::new(Pacer {
-            every: if opts.max_rps > 0.0 {
-                Duration::from_secs_f64(1.0 / opts.max_rps)
-            } else {
-                Duration::ZERO
-            },
-            next: tokio::sync::Mutex::new(Instant::now()),
-        }),
+        pacer: Arc::new(Pacer::new(opts.max_rps)),
         concurrency: opts.concurrency,
     };
     let q = |v: &Value, what: &str| -> Result<u64> {

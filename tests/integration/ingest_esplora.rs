@@ -1,0 +1,309 @@
+//! Esplora ingest against a replay of real electrs replies (`../shared/datasets/esplora`):
+//! the same rows as the blocks directory (and so as RPC, which `ingest_rpc` checks against
+//! the blocks directory), height windows, faults, TLS and secrets.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::util::*;
+
+/// The replay server (`scripts/esplora_replay.py`) over the recording of world A.
+struct Replay {
+    url: String,
+    log: PathBuf,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Replay {
+    /// Starts it with extra arguments (`--fault`, `--prefix`, `--tls`).
+    fn start(extra: &[&str]) -> Replay {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("requests.log");
+        std::fs::write(&log, "").unwrap();
+        let recording = datasets().join("esplora/regtest-world-a.jsonl.zst");
+        let mut args = vec![recording.as_os_str(), log.as_os_str()];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        let (port, child) = start_script("esplora_replay.py", &args);
+        let tls = extra.contains(&"--tls");
+        Replay {
+            url: format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" }),
+            log,
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// Request targets so far, in order.
+    fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn clear(&self) {
+        std::fs::write(&self.log, "").unwrap();
+    }
+}
+
+impl Drop for Replay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn esplora_ingest(url: &str, data: &Path, extra: &[&str]) -> std::process::Output {
+    esplora_ingest_env(url, data, extra, &[])
+}
+
+fn esplora_ingest_env(
+    url: &str,
+    data: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut args = vec![
+        "ingest",
+        "bitcoin",
+        "--quiet",
+        "--esplora",
+        url,
+        "--data",
+        data.to_str().unwrap(),
+        "--part-blocks",
+        "100",
+        "--rpc-backoff-max-ms",
+        "50",
+    ];
+    args.extend_from_slice(extra);
+    run_env(&args, env)
+}
+
+fn reference() -> (tempfile::TempDir, BTreeMap<String, Vec<u8>>) {
+    let d = tempfile::tempdir().unwrap();
+    ok(&ingest(
+        &bitcoin_data("regtest-world-a/blocks"),
+        d.path(),
+        &["--part-blocks", "100"],
+    ));
+    let t = part_files(&d.path().join("regtest"));
+    (d, t)
+}
+
+/// The hash of world A's block at `height`, from the node's own `getblock` lines.
+fn block_hash(height: usize) -> String {
+    let jsonl = std::fs::read_to_string(bitcoin_data("regtest-world-a/blocks.jsonl")).unwrap();
+    let v: Value = serde_json::from_str(jsonl.lines().nth(height).unwrap()).unwrap();
+    v["hash"].as_str().unwrap().to_string()
+}
+
+fn manifest(data: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(data.join("regtest/_manifest.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn esplora_rows_equal_blocks_dir_rows_byte_for_byte() {
+    let (_keep, reference) = reference();
+    let server = Replay::start(&[]);
+    let d = tempfile::tempdir().unwrap();
+    ok(&esplora_ingest(
+        &server.url,
+        d.path(),
+        &["--concurrency", "4"],
+    ));
+    let got = part_files(&d.path().join("regtest"));
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        reference.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &reference {
+        assert!(
+            &got[name] == bytes,
+            "{name} differs from the blocks-dir part"
+        );
+    }
+    let m = manifest(d.path());
+    assert_eq!(m["source"]["kind"], "esplora");
+    assert_eq!(m["tip"]["height"], 400);
+    assert_eq!(
+        m["tip"]["hash"],
+        "27debfc5a6a9e838246865de6130be65797c0717b803386156ca88baf9a3317e"
+    );
+    // One raw block per height, a page of transactions only where an input spends an
+    // earlier block's output, and hashes ten heights a request.
+    let reqs = server.requests();
+    let raw = reqs.iter().filter(|r| r.ends_with("/raw")).count();
+    let lists = reqs.iter().filter(|r| r.starts_with("/blocks/")).count();
+    assert_eq!(raw, 401);
+    assert!(lists <= 42, "{lists} hash lists for 401 heights");
+}
+
+#[test]
+fn an_esplora_window_equals_those_heights_of_a_full_ingest_and_grows_both_ways() {
+    let (_keep, reference) = reference();
+    let server = Replay::start(&[]);
+    let d = tempfile::tempdir().unwrap();
+    ok(&esplora_ingest(&server.url, d.path(), &["--from", "200"]));
+    let window = part_files(&d.path().join("regtest"));
+    let names: Vec<&String> = window.keys().collect();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.contains("part-0000000000-") && !n.contains("part-0000000100-"))
+    );
+    assert_eq!(window.len(), 4 * 3, "{names:?}");
+    for (name, bytes) in &window {
+        assert!(
+            &reference[name] == bytes,
+            "{name} differs from the full ingest"
+        );
+    }
+    // Nothing below the window was fetched.
+    let below: Vec<String> = server
+        .requests()
+        .into_iter()
+        .filter(|r| r.ends_with("/raw"))
+        .collect();
+    assert_eq!(below.len(), 201, "raw blocks fetched for heights 200..=400");
+    assert!(!below.contains(&format!("/block/{}/raw", block_hash(199))));
+    // A rerun without --from keeps the window: a few requests, no block.
+    server.clear();
+    ok(&esplora_ingest(&server.url, d.path(), &[]));
+    let again = server.requests();
+    assert!(again.len() <= 8, "{again:?}");
+    assert!(again.iter().all(|r| !r.ends_with("/raw")), "{again:?}");
+    assert_eq!(part_files(&d.path().join("regtest")), window);
+    // A lower --from extends it down to genesis: the full dataset.
+    ok(&esplora_ingest(&server.url, d.path(), &["--from", "0"]));
+    assert!(part_files(&d.path().join("regtest")) == reference);
+    // A --to below its tip is the same chain, not "another chain": nothing changes.
+    ok(&esplora_ingest(&server.url, d.path(), &["--to", "10"]));
+    assert!(part_files(&d.path().join("regtest")) == reference);
+}
+
+#[test]
+fn esplora_faults_are_retried_or_named_and_a_rerun_resumes() {
+    let (_keep, reference) = reference();
+    let bad = block_hash(250);
+    // Transient: two 500s, a 429 with Retry-After; then a wrong block for height 250.
+    let server = Replay::start(&[
+        "--fault",
+        "/raw=500*2",
+        "--fault",
+        "/txs/0=429",
+        "--fault",
+        &format!("/block/{bad}/raw=swap"),
+    ]);
+    let d = tempfile::tempdir().unwrap();
+    let o = esplora_ingest(&server.url, d.path(), &["--concurrency", "2"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains("height 250") && e.contains(&bad) && e.contains("/raw"),
+        "{e}"
+    );
+    assert!(e.contains("retry"), "retries are announced: {e}");
+    // What came before it is written and intact.
+    let before = part_files(&d.path().join("regtest"));
+    assert!(
+        before
+            .keys()
+            .any(|n| n.contains("part-0000000100-0000000199"))
+    );
+    for (name, bytes) in &before {
+        assert!(reference.get(name) == Some(bytes), "{name}");
+    }
+    // The rerun (the fault is spent) completes to the exact dataset.
+    ok(&esplora_ingest(&server.url, d.path(), &[]));
+    assert!(part_files(&d.path().join("regtest")) == reference);
+    drop(server);
+
+    // An HTML page instead of the API, a malformed page of transactions, a redirect, an
+    // error status: each exits 1 naming the URL and what was expected.
+    let page = format!("/block/{}/txs/0", block_hash(231));
+    for (fault, expect) in [
+        ("/block-height/0=html", "HTML page"),
+        (&*format!("{page}=truncate"), "not a list of transactions"),
+        ("/blocks/tip/height=redirect", "redirects"),
+        (&*format!("{page}=garbage"), "not a list of transactions"),
+    ] {
+        let server = Replay::start(&["--fault", &format!("{fault}*0")]);
+        let d = tempfile::tempdir().unwrap();
+        let o = esplora_ingest(&server.url, d.path(), &["--rpc-attempts", "2"]);
+        assert_eq!(o.status.code(), Some(1), "{fault}: {}", stderr(&o));
+        let e = stderr(&o);
+        assert!(
+            e.contains(expect) && e.contains("127.0.0.1"),
+            "{fault}: {e}"
+        );
+    }
+    // Not an Esplora API at all (an unknown route): the status and the body's start.
+    let server = Replay::start(&["--prefix", "/api"]);
+    let d = tempfile::tempdir().unwrap();
+    let o = esplora_ingest(&server.url, d.path(), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("HTTP 404") && e.contains("endpoint does not exist"),
+        "{e}"
+    );
+}
+
+#[test]
+fn esplora_over_tls_with_keys_in_the_path_and_a_header_keeps_them_secret() {
+    let (_keep, reference) = reference();
+    let tls = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_certificates(tls.path());
+    let path_key = "a1b2c3d4e5f60718293a4b5c6d7e8f90";
+    let header_key = "hdr-secret-esplora-7777";
+    let server = Replay::start(&[
+        "--prefix",
+        &format!("/v1/{path_key}"),
+        "--tls",
+        &format!("{},{}", cert.display(), key.display()),
+    ]);
+    let url = format!("{}/v1/{path_key}", server.url);
+    let header = format!("x-api-key: {header_key}");
+    let env = [("CHAINTRACE_RPC_HEADERS", header.as_str())];
+    // Without the CA: a TLS error at once.
+    let d = tempfile::tempdir().unwrap();
+    let o = esplora_ingest_env(&url, d.path(), &[], &env);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("TLS") && e.contains("--ca-cert"), "{e}");
+    let mut seen = e;
+    // With it: the same rows.
+    let o = esplora_ingest_env(
+        &url,
+        d.path(),
+        &["--ca-cert", ca.to_str().unwrap(), "--json", "--to", "250"],
+        &env,
+    );
+    ok(&o);
+    seen += &stderr(&o);
+    seen += &stdout(&o);
+    let got = part_files(&d.path().join("regtest"));
+    for (name, bytes) in &got {
+        if !name.contains("part-0000000200-") {
+            assert!(&reference[name] == bytes, "{name}");
+        }
+    }
+    let m = manifest(d.path());
+    assert!(m["source"]["location"].as_str().unwrap().contains("***"));
+    for (name, bytes) in tree(d.path()) {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(path_key) && !text.contains(header_key),
+            "{name} holds a key"
+        );
+    }
+    assert!(
+        !seen.contains(path_key) && !seen.contains(header_key),
+        "{seen}"
+    );
+}
