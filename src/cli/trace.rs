@@ -328,6 +328,7 @@ fn print_case(cli: &Cli, a: &TraceArgs, info: &Case) {
         let unresolved = [
             ("held (unspent)", t.holdings),
             ("spent outside the height/time window", t.outside_window),
+            ("from before the dataset's window", t.before_window),
             ("beyond the hop limit", t.hop_limit),
             ("below --min-value", t.below_min),
         ];

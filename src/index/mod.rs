@@ -16,13 +16,15 @@
 //! | `out_type` | u8 | script type code |
 //! | `out_tx` | u32 | transaction of the output |
 //! | `out_spent_by` | u64 | input that spends it, `u64::MAX` if unspent |
-//! | `in_prev` | u64 | output an input spends, `u64::MAX` for coinbase |
+//! | `in_prev` | u64 | output an input spends, `u64::MAX` for coinbase, `2^63 + k` for the `k`-th input spending from before a height window |
 //! | `in_tx` | u32 | transaction of the input |
 //! | `addr_str_start` + `addr_str` | u64 × (addrs + 1), bytes | address strings |
 //! | `addr_first_tx` | u32 | transaction where the address first receives |
 //! | `addr_n_recv` | u32 | outputs it receives in the whole chain |
 //! | `addr_sorted`, `txid_sorted` | u32 | ids sorted by string / txid, for lookups |
 //! | `block_time` | u32 | header time (seconds) of each height |
+//! | `before_txid`, `before_vout`, `before_value` | 32 bytes, u32, u64 | outpoint and satoshi of each output spent from before a height window |
+//! | `before_addr_start` + `before_addr` | u64 × (before + 1), bytes | its address (empty for none) |
 //!
 //! Output, input and byte offsets are 64-bit (mainnet has more than 2^32 outputs);
 //! transaction and address ids are 32-bit, checked at build time (mainnet has about 1.1 G
@@ -49,14 +51,16 @@ use crate::store::sink;
 use crate::types::{ix, n32, n64};
 
 /// Version of the on-disk index. Bump on any change of the files above.
-pub const INDEX_FORMAT: u32 = 2;
+pub const INDEX_FORMAT: u32 = 3;
 
 /// "None" in `u32` and `u64` columns.
 pub const NONE32: u32 = u32::MAX;
 pub const NONE64: u64 = u64::MAX;
-/// `in_prev` of an input that spends an output from before the dataset's height window
-/// (the dataset starts above genesis): the spent output is not in the dataset.
-pub const BEFORE64: u64 = u64::MAX - 1;
+/// `in_prev` of the `k`-th input that spends an output from before the dataset's height
+/// window (the dataset starts above genesis) is `BEFORE_BASE + k`: the spent output is not
+/// in the dataset, its outpoint, value and address are in the `before_*` files. Output ids
+/// stay far below (2^63 outputs).
+pub const BEFORE_BASE: u64 = 1 << 63;
 
 /// An error building or loading the index.
 #[derive(Debug, Error)]
@@ -100,6 +104,9 @@ pub struct IndexMeta {
     /// whose inputs may spend outputs from before it.
     #[serde(default)]
     pub first_height: u32,
+    /// Inputs that spend outputs from before the window.
+    #[serde(default)]
+    pub before: u64,
 }
 
 /// A memory-mapped little-endian array.
@@ -172,8 +179,10 @@ impl Col {
 pub enum Prev {
     /// Nothing: the coinbase input.
     Coinbase,
-    /// An output from before the dataset's height window (not in the dataset).
-    BeforeWindow,
+    /// The `k`-th output spent from before the dataset's height window (not in the
+    /// dataset; [`Index::before_outpoint`], [`Index::before_value`] and
+    /// [`Index::before_address`] describe it).
+    BeforeWindow(u64),
     /// This output of the dataset.
     Output(u64),
 }
@@ -202,9 +211,14 @@ pub struct Index {
     addr_sorted: Col,
     txid_sorted: Col,
     block_time: Col,
+    before_txid: Col,
+    before_vout: Col,
+    before_value: Col,
+    before_addr_start: Col,
+    before_addr: Col,
 }
 
-const FILES: [(&str, usize); 18] = [
+const FILES: [(&str, usize); 23] = [
     ("tx_txid", 32),
     ("tx_height", 4),
     ("tx_out_start", 8),
@@ -223,6 +237,11 @@ const FILES: [(&str, usize); 18] = [
     ("addr_sorted", 4),
     ("txid_sorted", 4),
     ("block_time", 4),
+    ("before_txid", 32),
+    ("before_vout", 4),
+    ("before_value", 8),
+    ("before_addr_start", 8),
+    ("before_addr", 1),
 ];
 
 /// The first index file whose size does not fit `meta` (a truncated, foreign or
@@ -251,6 +270,9 @@ fn wrong_size(dir: &Path, meta: &IndexMeta) -> Option<String> {
             "addr_str_start" => Some(addresses + 1),
             "addr_first_tx" | "addr_n_recv" | "addr_sorted" => Some(addresses),
             "addr_str" => read_u64_at("addr_str_start", addresses * 8, 8),
+            "before_txid" | "before_vout" | "before_value" => Some(meta.before),
+            "before_addr_start" => Some(meta.before + 1),
+            "before_addr" => read_u64_at("before_addr_start", meta.before * 8, 8),
             _ => None,
         };
         let got = size(name);
@@ -378,6 +400,11 @@ impl Index {
             addr_sorted: next(),
             txid_sorted: next(),
             block_time: next(),
+            before_txid: next(),
+            before_vout: next(),
+            before_value: next(),
+            before_addr_start: next(),
+            before_addr: next(),
         })
     }
 
@@ -482,16 +509,39 @@ impl Index {
     pub fn prev(&self, i: u64) -> Prev {
         match self.in_prev.get(ix(i)) {
             NONE64 => Prev::Coinbase,
-            BEFORE64 => Prev::BeforeWindow,
+            o if o >= BEFORE_BASE => Prev::BeforeWindow(o - BEFORE_BASE),
             o => Prev::Output(o),
         }
+    }
+
+    /// The outpoint `(txid, vout)` of the `k`-th output spent from before the window.
+    pub fn before_outpoint(&self, k: u64) -> (String, u32) {
+        let txid = self
+            .before_txid
+            .raw(ix(k))
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        (txid, self.before_vout.get(ix(k)) as u32)
+    }
+
+    /// The value (sat) of the `k`-th output spent from before the window.
+    pub fn before_value(&self, k: u64) -> u64 {
+        self.before_value.get(ix(k))
+    }
+
+    /// The address of the `k`-th output spent from before the window ("" for none).
+    pub fn before_address(&self, k: u64) -> &str {
+        let s = self.before_addr_start.get(ix(k)) as usize;
+        let e = self.before_addr_start.get(ix(k) + 1) as usize;
+        std::str::from_utf8(&self.before_addr.bytes()[s..e]).expect("addresses are stored as UTF-8")
     }
 
     /// Whether transaction `t` spends an output from before the dataset's window (its
     /// value and owner are not in the dataset).
     pub fn spends_before_window(&self, t: u32) -> bool {
         self.inputs_of(t)
-            .any(|i| self.prev(i) == Prev::BeforeWindow)
+            .any(|i| matches!(self.prev(i), Prev::BeforeWindow(_)))
     }
 
     /// The outputs spent by transaction `t` (none for a coinbase).
@@ -908,10 +958,13 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
     let mut in_tx: Vec<u32> = Vec::with_capacity(n_in);
     let mut out_spent_by: Vec<u64> = vec![NONE64; n_out];
     let mut cur_tx: usize = 0;
+    // Outputs spent from before a height window.
+    let (mut before_txid, mut before_vout, mut before_value) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut before_addr_start, mut before_addr) = (vec![0u64], Vec::<u8>::new());
     scan_table(
         chain_dir,
         "inputs",
-        &["txid", "prev_txid", "prev_vout"],
+        &["txid", "prev_txid", "prev_vout", "value", "address"],
         |b| {
             let pt = b
                 .column_by_name("prev_txid")
@@ -921,6 +974,14 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                 .column_by_name("prev_vout")
                 .expect("checked against the table registry")
                 .as_primitive::<UInt32Type>();
+            let value = b
+                .column_by_name("value")
+                .expect("checked against the table registry")
+                .as_primitive::<arrow_array::types::Int64Type>();
+            let address = b
+                .column_by_name("address")
+                .expect("checked against the table registry")
+                .as_string::<i32>();
             for i in 0..b.num_rows() {
                 let idx = n64(in_prev.len());
                 while cur_tx < txids.len() && in_start[cur_tx + 1] <= idx {
@@ -935,7 +996,22 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                 let Some(pt_id) = tx_of(&prev, n32(cur_tx)) else {
                     // A window's inputs may spend outputs from before it.
                     if first_height > 0 {
-                        in_prev.push(BEFORE64);
+                        let v = value.is_valid(i).then(|| value.value(i));
+                        let Some(v) = v.and_then(|v| u64::try_from(v).ok()) else {
+                            return Err(incons(format!(
+                                "input spending {}:{} from before the window has no value",
+                                pt.value(i),
+                                pv.value(i)
+                            )));
+                        };
+                        in_prev.push(BEFORE_BASE + n64(before_value.len()));
+                        before_txid.push(prev);
+                        before_vout.push(pv.value(i));
+                        before_value.push(v);
+                        if address.is_valid(i) {
+                            before_addr.extend_from_slice(address.value(i).as_bytes());
+                        }
+                        before_addr_start.push(n64(before_addr.len()));
                         continue;
                     }
                     return Err(incons(format!(
@@ -998,6 +1074,11 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
     write_u32s(&tmp, "addr_n_recv", &addr_n_recv)?;
     write_u32s(&tmp, "addr_sorted", &addr_sorted)?;
     write_u32s(&tmp, "txid_sorted", &txid_sorted)?;
+    write_bytes(&tmp, "before_txid", before_txid.as_flattened())?;
+    write_u32s(&tmp, "before_vout", &before_vout)?;
+    write_u64s(&tmp, "before_value", &before_value)?;
+    write_u64s(&tmp, "before_addr_start", &before_addr_start)?;
+    write_bytes(&tmp, "before_addr", &before_addr)?;
     // Block times by height (0 for heights the dataset lacks).
     let mut block_time: Vec<u32> = Vec::new();
     scan_table(chain_dir, "blocks", &["height", "time"], |b| {
@@ -1028,6 +1109,7 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
         inputs: n64(n_in),
         addresses: n64(addr_first_tx.len()),
         first_height,
+        before: n64(before_value.len()),
     };
     let meta_bytes = serde_json::to_vec_pretty(&meta).expect("meta serialises");
     std::fs::write(tmp.join("meta.json"), meta_bytes).map_err(|source| IndexError::Io {
@@ -1067,6 +1149,7 @@ mod tests {
             inputs: 2,
             addresses: 2,
             first_height: 0,
+            before: 0,
         };
         put("meta.json", serde_json::to_vec(&meta).unwrap());
         put("tx_txid", [[0x11u8; 32], [0x22u8; 32]].concat());
@@ -1079,6 +1162,10 @@ mod tests {
         put("out_tx", u32s(&[0, 1, 1]));
         put("out_spent_by", u64s(&[1, NONE64, NONE64]));
         put("in_prev", u64s(&[NONE64, 0]));
+        for empty in ["before_txid", "before_vout", "before_value", "before_addr"] {
+            put(empty, Vec::new());
+        }
+        put("before_addr_start", u64s(&[0]));
         put("in_tx", u32s(&[0, 1]));
         put("addr_str_start", u64s(&[0, 6, 12]));
         put("addr_str", b"bcrt1abcrt1b".to_vec());

@@ -771,7 +771,7 @@ pub fn limitation_items(c: &Case, policy: &str) -> Vec<String> {
         .and_then(|v| v.as_u64())
     {
         items.push(format!(
-            "The dataset is a height window starting at block {h}: inputs spending older outputs have no origin in it, clusters hold only what the window shows (their sizes and balances cover it only), and no change heuristic judged a transaction with such inputs."
+            "The dataset is a height window starting at block {h}: inputs spending older outputs have no origin in it (a backward trace ends there, as \"from before the dataset's window\", naming the outpoint), clusters hold only what the window shows (their sizes and balances cover it only), and no change heuristic judged a transaction with such inputs."
         ));
     }
     items.push("On-chain facts (which transaction paid which address how much) are exact. Attributions (which entity an address belongs to) are inferences from the tags' sources, each with its confidence; clusters are inferences from heuristics. Amounts per model are attributions of a model, not facts: the models disagree where the money was mixed.".to_string());
@@ -789,6 +789,7 @@ pub fn limitation_items(c: &Case, policy: &str) -> Vec<String> {
         let open: Vec<String> = [
             ("still held", t.holdings),
             ("spent outside the window", t.outside_window),
+            ("from before the dataset's window", t.before_window),
             ("beyond the hop limit", t.hop_limit),
             ("below the minimum value", t.below_min),
             ("entered CoinJoins", t.coinjoins),

@@ -8,7 +8,11 @@ pub struct Ends;
 
 const COLUMNS: &[Column] = &[
     col("policy", Utf8, "the taint model"),
-    col("kind", Utf8, "exit, holding, coinjoin or outside_window"),
+    col(
+        "kind",
+        Utf8,
+        "exit, holding, coinjoin, outside_window or before_window (backward on a height window: the outpoint from before it)",
+    ),
     col(
         "txid",
         Utf8,

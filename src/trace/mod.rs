@@ -120,12 +120,16 @@ pub struct Totals {
     /// not followed, and not "held" either.
     #[serde(default)]
     pub outside_window: Amount,
+    /// Backward on a dataset that is a height window: taint that came from outputs created
+    /// before the window's first block (the dataset cannot follow it further).
+    #[serde(default)]
+    pub before_window: Amount,
 }
 
 impl Totals {
     /// Where the seeded amount ended, named, in report order (the seeded amount itself is
     /// not among them).
-    pub fn ends(&self) -> [(&'static str, Amount); 9] {
+    pub fn ends(&self) -> [(&'static str, Amount); 10] {
         [
             ("reached exits", self.exits),
             ("fees", self.fees),
@@ -136,6 +140,7 @@ impl Totals {
             ("mined", self.mined),
             ("back into seeds", self.returned_to_seeds),
             ("entered a CoinJoin", self.coinjoins),
+            ("from before the dataset's window", self.before_window),
         ]
     }
 
@@ -294,7 +299,14 @@ pub fn run(
     } {
         let ins: Vec<u64> = idx.inputs_of(t).collect();
         let outs: Vec<u64> = idx.outputs_of(t).collect();
-        let prev: Vec<Option<u64>> = ins.iter().map(|&i| idx.prev_output(i)).collect();
+        let prevs: Vec<Prev> = ins.iter().map(|&i| idx.prev(i)).collect();
+        let prev: Vec<Option<u64>> = prevs
+            .iter()
+            .map(|p| match p {
+                Prev::Output(o) => Some(*o),
+                _ => None,
+            })
+            .collect();
         let empty = Vec::new();
         let part = |o: u64| (idx.value(o), taint.get(&o).unwrap_or(&empty));
         // `known`: the tainted outputs on the side the taint comes from.
@@ -338,7 +350,7 @@ pub fn run(
                 outs.iter().copied().zip(out_taint).collect()
             }
             Direction::Backward => {
-                if prev.iter().all(Option::is_none) {
+                if prevs.iter().all(|p| *p == Prev::Coinbase) {
                     totals.mined += known
                         .iter()
                         .map(|o| Amount::from(total(&taint[o])))
@@ -346,13 +358,48 @@ pub fn run(
                     continue;
                 }
                 let out_parts: Vec<(u64, &Intervals)> = outs.iter().map(|&o| part(o)).collect();
-                let in_values: Vec<u64> =
-                    prev.iter().map(|o| o.map_or(0, |o| idx.value(o))).collect();
+                let in_values: Vec<u64> = prevs
+                    .iter()
+                    .map(|p| match *p {
+                        Prev::Output(o) => idx.value(o),
+                        Prev::BeforeWindow(k) => idx.before_value(k),
+                        Prev::Coinbase => 0,
+                    })
+                    .collect();
                 let in_taint = backward(policy, &out_parts, &in_values);
-                prev.iter()
-                    .zip(in_taint)
-                    .filter_map(|(o, iv)| o.map(|o| (o, iv)))
-                    .collect()
+                let mut fresh = Vec::new();
+                for (p, iv) in prevs.iter().zip(in_taint) {
+                    match *p {
+                        Prev::Output(o) => fresh.push((o, iv)),
+                        // Created before the dataset's window: the walk ends here.
+                        Prev::BeforeWindow(k) => {
+                            let amount = total(&iv);
+                            if amount > 0 {
+                                let label = idx
+                                    .address_id(idx.before_address(k))
+                                    .and_then(|a| labels.get(&a));
+                                let e = before_window_end(
+                                    idx,
+                                    k,
+                                    t,
+                                    amount,
+                                    h,
+                                    &known,
+                                    &taint,
+                                    &mut edges,
+                                    &mut totals,
+                                );
+                                ends.push(End {
+                                    entity: label.map(|l| l.entity.clone()),
+                                    category: label.map(|l| l.category.clone()),
+                                    ..e
+                                });
+                            }
+                        }
+                        Prev::Coinbase => {}
+                    }
+                }
+                fresh
             }
         };
         let info = (idx.txid(t), height_of(t), idx.tx_time(t));
@@ -415,8 +462,19 @@ pub fn run(
         }
     }
     for e in &mut ends {
-        let mut o = out_of(idx, &e.txid, e.vout);
         let mut path = Vec::new();
+        // A before-the-window end names the outpoint outside the dataset; its path starts
+        // at the transaction that spent it, then follows the output that carried its taint.
+        let mut o = if e.kind == "before_window" {
+            let held = std::mem::take(&mut e.path);
+            path.extend(held.first().cloned());
+            held.get(1).and_then(|v| {
+                let (t, n) = v.split_once(':')?;
+                out_of(idx, t, n.parse().ok()?)
+            })
+        } else {
+            out_of(idx, &e.txid, e.vout)
+        };
         while let Some(&(prev, t)) = o.and_then(|o| pred.get(&o)) {
             path.push(idx.txid(t));
             o = Some(prev);
@@ -431,6 +489,66 @@ pub fn run(
     PolicyResult::new(policy, totals, edges, ends)
 }
 
+/// Ends `amount` of taint (backward) at the `k`-th output spent from before the dataset's
+/// window by transaction `t`: returns an end of kind `before_window` naming that outpoint
+/// (without its label), and pushes edges from it to the tainted outputs `known` of `t` in proportion to their taint. The
+/// end's `path` temporarily holds `t`'s txid and `TXID:VOUT` of the output that carried
+/// most of the taint (the caller turns it into the path to a seed).
+#[allow(clippy::too_many_arguments)]
+fn before_window_end(
+    idx: &Index,
+    k: u64,
+    t: u32,
+    amount: u64,
+    h: u32,
+    known: &[u64],
+    taint: &HashMap<u64, Intervals>,
+    edges: &mut Vec<Edge>,
+    totals: &mut Totals,
+) -> End {
+    let (txid, vout) = idx.before_outpoint(k);
+    let from = idx.before_address(k).to_string();
+    let weights: Vec<u64> = known.iter().map(|o| total(&taint[o])).collect();
+    for (j, share) in split(amount, &weights).into_iter().enumerate() {
+        if share == 0 {
+            continue;
+        }
+        let paid = known[j];
+        let to = addr(idx, paid);
+        edges.push(Edge {
+            txid: idx.txid(t),
+            height: idx.tx_height(t),
+            time: idx.tx_time(t),
+            from_address: from.clone(),
+            to_address: to.clone(),
+            from: from.clone(),
+            to,
+            amount: share.into(),
+            hop: h,
+            vout: idx.vout(paid),
+            output_value: Some(idx.value(paid).into()),
+        });
+    }
+    let via = (0..known.len())
+        .max_by_key(|&j| (weights[j], std::cmp::Reverse(j)))
+        .map(|j| format!("{}:{}", idx.txid(idx.out_tx(known[j])), idx.vout(known[j])));
+    totals.before_window += Amount::from(amount);
+    End {
+        kind: "before_window",
+        txid,
+        vout,
+        address: from,
+        amount: amount.into(),
+        hop: h,
+        entity: None,
+        category: None,
+        cluster: None,
+        output_value: Some(idx.before_value(k).into()),
+        coinjoin: None,
+        path: std::iter::once(idx.txid(t)).chain(via).collect(),
+    }
+}
+
 /// The part of seed output `o` that came from outside the seeds: its share of its
 /// transaction's inputs that are not seed outputs (floor), all of it for a coinbase, and
 /// for a detected CoinJoin the part beyond what the seeds put in (their own coins back).
@@ -438,11 +556,14 @@ fn entered_from_outside(idx: &Index, o: u64, seeds: &std::collections::HashSet<u
     let v = idx.value(o);
     let t = idx.out_tx(o);
     let (mut total, mut from_seeds) = (0u128, 0u128);
-    let (mut coinbase, mut before) = (true, false);
+    let mut coinbase = true;
     for i in idx.inputs_of(t) {
         match idx.prev(i) {
             Prev::Coinbase => {}
-            Prev::BeforeWindow => (coinbase, before) = (false, true),
+            Prev::BeforeWindow(k) => {
+                coinbase = false;
+                total += u128::from(idx.before_value(k));
+            }
             Prev::Output(prev) => {
                 coinbase = false;
                 let x = u128::from(idx.value(prev));
@@ -456,13 +577,6 @@ fn entered_from_outside(idx: &Index, o: u64, seeds: &std::collections::HashSet<u
     let v = u128::from(v);
     if coinbase || from_seeds == 0 {
         return v;
-    }
-    // Inputs from before a height window carry value the dataset does not give: at least
-    // what the outputs hold beyond the known inputs (the fee aside). Counting them as 0
-    // would say nothing entered from outside.
-    if before {
-        let outs: u128 = idx.outputs_of(t).map(|o| u128::from(idx.value(o))).sum();
-        total = total.max(outs);
     }
     if crate::cluster::heuristics::detect_coinjoin(idx, t).is_some() {
         return v.saturating_sub(from_seeds);

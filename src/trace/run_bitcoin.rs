@@ -52,14 +52,6 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
     let pols = a.policies.clone();
     let (chain, network) = chain_dir(&a.data, a.network.as_deref())?;
     let (idx, _) = Index::open_or_build(&chain).map_err(TraceError::stage)?;
-    // On a height window, value from before it has no origin in the dataset: a backward
-    // trace could not account for it.
-    if idx.meta.first_height > 0 && a.direction == super::Direction::Backward {
-        return Err(TraceError::Input(format!(
-            "this dataset is a height window starting at {} (ingest --from {}): a backward trace would reach value from before it, which the dataset cannot account for. Trace forward, or extend the window down to genesis (ingest --from 0)",
-            idx.meta.first_height, idx.meta.first_height
-        )));
-    }
     let seeds = seed_outputs(
         &idx,
         &a.seeds,

@@ -530,7 +530,7 @@ fn a_socks5h_proxy_carries_the_ingest() {
 
 #[test]
 fn a_height_window_over_rpc_equals_those_heights_of_a_full_ingest() {
-    let (_keep, reference) = blocks_dir_reference();
+    let (keep, reference) = blocks_dir_reference();
     let node = Node::start(world_chain());
     let d = tempfile::tempdir().unwrap();
     // An empty dataset, from height 200: getblock 3 carries the prevouts, so nothing before
@@ -596,20 +596,79 @@ fn a_height_window_over_rpc_equals_those_heights_of_a_full_ingest() {
     ]));
     let html = std::fs::read_to_string(case.join("report/report.html")).unwrap();
     assert!(html.contains("height window starting at block 200"));
-    // Backward, value from before the window has no origin: refused, with what to do.
-    let o = run(&[
-        "trace",
-        "--data",
-        data,
-        "--seed",
-        &seed_tx,
-        "--direction",
-        "backward",
-        "--out",
-        d.path().join("back").to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("--from 0"), "{}", stderr(&o));
+    // Backward: what came from before the window ends there, naming the outpoint, and
+    // equals what a backward trace on the full dataset limited to heights >= 200 ends as
+    // "outside the window", model by model, end by end.
+    let deep = txs
+        .iter()
+        .filter(|r| r["height"].int() >= 380 && matches!(r["is_coinbase"], Cell::Bool(false)))
+        .map(|r| match &r["txid"] {
+            Cell::Str(s) => s.clone(),
+            c => panic!("{c:?}"),
+        })
+        .next()
+        .unwrap();
+    let back = |data: &Path, out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "trace",
+            "--quiet",
+            "--data",
+            data.to_str().unwrap(),
+            "--seed",
+            &deep,
+            "--direction",
+            "backward",
+            "--policy",
+            "all",
+            "--max-hops",
+            "100",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        ok(&run(&args));
+        let t: Value =
+            serde_json::from_slice(&std::fs::read(out.join("trace.json")).unwrap()).unwrap();
+        let mut ends: Vec<(String, String, String, i64, i64)> =
+            read_parquet_file(&out.join("ends.parquet"))
+                .iter()
+                .map(|r| {
+                    let s = |k: &str| match &r[k] {
+                        Cell::Str(s) => s.clone(),
+                        c => panic!("{k}: {c:?}"),
+                    };
+                    let kind = s("kind").replace("outside_window", "before_window");
+                    (
+                        s("policy"),
+                        kind,
+                        s("txid"),
+                        r["vout"].int(),
+                        r["amount"].int(),
+                    )
+                })
+                .collect();
+        ends.sort();
+        (t["results"].clone(), ends)
+    };
+    let (win, win_ends) = back(d.path(), &d.path().join("back"), &[]);
+    let (full, full_ends) = back(
+        keep.path(),
+        &keep.path().join("back"),
+        &["--from-height", "200"],
+    );
+    assert!(
+        win_ends.iter().any(|e| e.1 == "before_window"),
+        "{win_ends:?}"
+    );
+    assert_eq!(win_ends, full_ends);
+    for (w, f) in win.as_array().unwrap().iter().zip(full.as_array().unwrap()) {
+        let (wt, ft) = (&w["totals"], &f["totals"]);
+        assert!(wt["before_window"].as_u64().unwrap() > 0, "{wt}");
+        assert_eq!(wt["before_window"], ft["outside_window"], "{}", w["policy"]);
+        for k in ["seeded", "exits", "fees", "holdings", "mined", "hop_limit"] {
+            assert_eq!(wt[k], ft[k], "{} {k}", w["policy"]);
+        }
+    }
     // The analysis files go before comparing the dataset's parts.
     for f in ["case", "clusters", "regtest/index", "back"] {
         let _ = std::fs::remove_dir_all(d.path().join(f));

@@ -60,7 +60,7 @@ impl TxView {
         for i in idx.inputs_of(t) {
             match idx.prev(i) {
                 Prev::Coinbase => coinbase = true,
-                Prev::BeforeWindow => partial = true,
+                Prev::BeforeWindow(_) => partial = true,
                 Prev::Output(o) => self.inputs.push(Input {
                     address: idx.out_address(o),
                     value: idx.value(o),
