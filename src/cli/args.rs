@@ -484,6 +484,29 @@ pub struct TraceArgs {
     /// Transactions to follow from the seeds at most.
     #[arg(long, default_value_t = 20)]
     pub max_hops: u32,
+    /// Bitcoin without a dataset: `esplora:URL` (an Esplora REST API, e.g.
+    /// esplora:https://blockstream.info/api). Only the transactions the trace needs are
+    /// fetched, hop by hop from the seeds (addresses, txids, TXID:VOUT), stopping at
+    /// --stop-at labels, --max-hops and --min-value, into --data as a neighbourhood dataset;
+    /// the trace then runs on it. Replies are cached in DATA/.fetch-cache, so a rerun or a
+    /// wider trace asks only for what is missing. The case and report say the data is a
+    /// neighbourhood fetched from that API at that time. --ca-cert, --proxy (e.g.
+    /// socks5h://127.0.0.1:9050 for Tor), --rpc-header, --concurrency and --max-rps apply.
+    #[arg(long, value_name = "SOURCE", help_heading = "Source")]
+    pub source: Option<String>,
+    /// With --source: requests in flight.
+    #[arg(long, value_name = "K", default_value_t = 4, help_heading = "Source")]
+    pub concurrency: usize,
+    /// With --source: at most this many requests per second (0: no limit).
+    #[arg(
+        long,
+        value_name = "RPS",
+        default_value_t = 0.0,
+        help_heading = "Source"
+    )]
+    pub max_rps: f64,
+    #[command(flatten)]
+    pub retry: RpcRetryArgs,
     /// Stop following outputs (transfers) carrying less taint than this: a unit-suffixed
     /// amount (Bitcoin: 0.001btc, 100000sat; Ethereum: 0.5eth, 20gwei, 1000wei) or a bare
     /// integer of base units (satoshi, wei, token base units). Exact: more decimals than the

@@ -154,6 +154,12 @@ pub fn resolve_command(command: &mut Command) -> Result<(), CliError> {
             ClusterCommand::Explain(a) => dataset(&mut a.dataset),
             ClusterCommand::Show(a) => dataset(&mut a.dataset),
         },
+        // With --source the trace fetches its own dataset into --data (created as needed).
+        Command::Trace(a) if a.source.is_some() => resolve(
+            &mut a.dataset.data,
+            Some(&mut a.dataset.network),
+            Need::Nothing,
+        ),
         Command::Trace(a) => dataset(&mut a.dataset),
         Command::Stats(s) => match s {
             StatsCommand::Flows(a) => dataset(&mut a.common.dataset),

@@ -396,7 +396,7 @@ pub(crate) fn ethereum(cli: &Cli, a: &super::args::IngestEthereumArgs) -> Result
 
 /// The RPC client settings of `--rpc-timeout-secs`, `--rpc-attempts` and
 /// `--rpc-backoff-max-ms`.
-fn rpc_config(
+pub(crate) fn rpc_config(
     url: &str,
     auth: Option<String>,
     r: &super::args::RpcRetryArgs,

@@ -81,9 +81,65 @@ impl Progress for Bar {
     }
 }
 
+/// `--source esplora:URL`: fetches the seeds' neighbourhood into `--data` first.
+fn fetch_neighbourhood(cli: &Cli, a: &TraceArgs, req: &Request) -> Result<(), CliError> {
+    use crate::ingest::bitcoin::neighbourhood::{FetchOptions, fetch};
+    use crate::ingest::bitcoin::rpc::{RpcClient, redact};
+    let Some(source) = &a.source else {
+        return Ok(());
+    };
+    let Some(url) = source.strip_prefix("esplora:") else {
+        return Err(CliError::user(anyhow::anyhow!(
+            "--source {}: give esplora:URL (an Esplora REST API, e.g. esplora:https://blockstream.info/api)",
+            redact(source)
+        )));
+    };
+    if a.chain != "bitcoin" {
+        return Err(CliError::user(anyhow::anyhow!(
+            "--source esplora: fetches Bitcoin; for Ethereum ingest a block range with `ingest ethereum --rpc URL --from N --to M`"
+        )));
+    }
+    let cfg = super::ingest::rpc_config(url, None, &a.retry)?;
+    let client = RpcClient::new(cfg).map_err(CliError::user)?;
+    let stop_addresses = crate::trace::request::stop_addresses(req).map_err(cli_error)?;
+    let opts = FetchOptions {
+        data_dir: req.data.clone(),
+        seeds: crate::trace::seeds::seed_items_from(&req.seeds)
+            .map_err(cli_error)?
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect(),
+        backward: req.direction == Direction::Backward,
+        max_hops: req.max_hops,
+        min_value: u64::try_from(req.min_value.amount).unwrap_or(u64::MAX),
+        stop_addresses,
+        concurrency: a.concurrency,
+        max_rps: a.max_rps,
+    };
+    let pb = super::progress_bar(cli, "hops");
+    let s = fetch(client, &opts, &pb).map_err(CliError::user)?;
+    if !cli.quiet && !cli.json {
+        let asked = s.requests + s.cache_hits;
+        eprintln!(
+            "chaintrace: fetched {} transaction(s) in {} block(s) from {} (tip {}): {} request(s), {} from the cache ({:.0} % hit rate), {:.1} MiB, {:.1} s",
+            s.transactions,
+            s.blocks,
+            redact(url),
+            s.tip_height,
+            s.requests,
+            s.cache_hits,
+            100.0 * s.cache_hits as f64 / asked.max(1) as f64,
+            s.bytes as f64 / f64::from(1u32 << 20),
+            s.elapsed_secs
+        );
+    }
+    Ok(())
+}
+
 pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     prepare_out(a)?;
     let req = request(a)?;
+    fetch_neighbourhood(cli, a, &req)?;
     let case = req
         .run(&Bar(super::progress_bar(cli, "parts")))
         .map_err(cli_error)?;

@@ -782,9 +782,16 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
             source,
         })?,
     )
-    .map(|m| (m.network, m.ranges.first().map_or(0, |r| r[0])))
+    .map(|m| {
+        (
+            m.network,
+            m.ranges.first().map_or(0, |r| r[0]),
+            m.neighbourhood.is_some(),
+        )
+    })
     .unwrap_or_default();
-    let (network, first_height) = network;
+    // A neighbourhood holds only some transactions: any input may spend from outside it.
+    let (network, first_height, sparse) = network;
     let incons = |what: String| IndexError::Inconsistent {
         dir: chain_dir.to_path_buf(),
         what,
@@ -995,7 +1002,7 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                 let prev = hex_txid(pt.value(i), chain_dir)?;
                 let Some(pt_id) = tx_of(&prev, n32(cur_tx)) else {
                     // A window's inputs may spend outputs from before it.
-                    if first_height > 0 {
+                    if first_height > 0 || sparse {
                         let v = value.is_valid(i).then(|| value.value(i));
                         let Some(v) = v.and_then(|v| u64::try_from(v).ok()) else {
                             return Err(incons(format!(

@@ -765,7 +765,19 @@ pub fn limitation_items(c: &Case, policy: &str) -> Vec<String> {
         c.param("followed_heights"),
         c.dataset_manifest_sha256
     ));
-    if let Some(h) = c
+    if let Some(n) = c.parameters.get("dataset_neighbourhood") {
+        let s = |k: &str| n[k].as_str().unwrap_or("?").to_string();
+        items.push(format!(
+            "The dataset is a neighbourhood fetched from the third-party Esplora API {} at {} (its tip then: block {} {}): only the transactions within {} hops {} of the seeds, following every output or input except those at stop-category addresses or below {} sat. The API's answers were checked for form and each transaction against its raw bytes, not against a node of your own. Clusters, balances and labels beyond the neighbourhood are not seen; no change heuristic judged a transaction with inputs from outside it.",
+            s("api"),
+            s("fetched_at"),
+            n["tip_height"],
+            s("tip_hash"),
+            n["max_hops"],
+            s("direction"),
+            n["min_value"]
+        ));
+    } else if let Some(h) = c
         .parameters
         .get("dataset_first_height")
         .and_then(|v| v.as_u64())

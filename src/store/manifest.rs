@@ -78,6 +78,34 @@ pub struct Manifest {
     pub parts: Vec<Part>,
     #[serde(default)]
     pub reorgs: Vec<Reorg>,
+    /// Set when the dataset is not a run of whole blocks but a neighbourhood fetched from a
+    /// third-party API for a trace: only the transactions it needed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neighbourhood: Option<Neighbourhood>,
+}
+
+/// How a neighbourhood dataset was fetched (`trace --source esplora:URL`).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Neighbourhood {
+    /// The API's base URL, secrets redacted.
+    pub api: String,
+    /// When it was fetched (UTC, RFC 3339).
+    pub fetched_at: String,
+    /// The API's tip then.
+    pub tip_height: u32,
+    pub tip_hash: String,
+    /// `forward` or `backward`.
+    pub direction: String,
+    pub seeds: Vec<String>,
+    /// Transactions followed from the seeds (one more level is fetched, so that the trace
+    /// can tell taint beyond the limit from taint held).
+    pub max_hops: u32,
+    /// Outputs below this (sat) were not followed.
+    pub min_value: u64,
+    /// Addresses where the walk stopped (labelled with a stop category).
+    pub stop_addresses: usize,
+    pub transactions: u64,
+    pub blocks: u64,
 }
 
 impl Manifest {
@@ -94,6 +122,7 @@ impl Manifest {
             ranges: Vec::new(),
             parts: Vec::new(),
             reorgs: Vec::new(),
+            neighbourhood: None,
         }
     }
 

@@ -342,8 +342,16 @@ pub fn run(
         // `fresh`: the outputs on the other side with the taint the model gives them.
         let fresh: Vec<(u64, Intervals)> = match p.direction {
             Direction::Forward => {
-                let in_parts: Vec<(u64, &Intervals)> =
-                    prev.iter().map(|o| o.map_or((0, &empty), part)).collect();
+                // Inputs from outside the dataset (before a height window, outside a
+                // neighbourhood) carry their real value, untainted.
+                let in_parts: Vec<(u64, &Intervals)> = prevs
+                    .iter()
+                    .map(|p| match *p {
+                        Prev::Output(o) => part(o),
+                        Prev::BeforeWindow(k) => (idx.before_value(k), &empty),
+                        Prev::Coinbase => (0, &empty),
+                    })
+                    .collect();
                 let out_values: Vec<u64> = outs.iter().map(|&o| idx.value(o)).collect();
                 let (out_taint, fee) = forward(policy, &in_parts, &out_values);
                 totals.fees += Amount::from(fee);
@@ -368,32 +376,33 @@ pub fn run(
                     .collect();
                 let in_taint = backward(policy, &out_parts, &in_values);
                 let mut fresh = Vec::new();
-                for (p, iv) in prevs.iter().zip(in_taint) {
-                    match *p {
+                for (prev_of, iv) in prevs.iter().zip(in_taint) {
+                    match *prev_of {
                         Prev::Output(o) => fresh.push((o, iv)),
                         // Created before the dataset's window: the walk ends here.
                         Prev::BeforeWindow(k) => {
                             let amount = total(&iv);
-                            if amount > 0 {
-                                let label = idx
-                                    .address_id(idx.before_address(k))
-                                    .and_then(|a| labels.get(&a));
-                                let e = before_window_end(
-                                    idx,
-                                    k,
-                                    t,
-                                    amount,
-                                    h,
-                                    &known,
-                                    &taint,
-                                    &mut edges,
-                                    &mut totals,
-                                );
-                                ends.push(End {
-                                    entity: label.map(|l| l.entity.clone()),
-                                    category: label.map(|l| l.category.clone()),
-                                    ..e
-                                });
+                            if amount == 0 {
+                                continue;
+                            }
+                            // As an output of the dataset would: a stop label makes it an
+                            // exit however small, else below the minimum is not followed.
+                            let label = idx
+                                .address_id(idx.before_address(k))
+                                .and_then(|a| labels.get(&a));
+                            let mut e =
+                                before_window_end(idx, k, t, amount, h, &known, &taint, &mut edges);
+                            e.entity = label.map(|l| l.entity.clone());
+                            e.category = label.map(|l| l.category.clone());
+                            if label.is_some_and(|l| p.stop_at.contains(&l.category)) {
+                                e.kind = "exit";
+                                totals.exits += Amount::from(amount);
+                                ends.push(e);
+                            } else if Amount::from(amount) < p.min_value {
+                                totals.below_min += Amount::from(amount);
+                            } else {
+                                totals.before_window += Amount::from(amount);
+                                ends.push(e);
                             }
                         }
                         Prev::Coinbase => {}
@@ -465,15 +474,16 @@ pub fn run(
         let mut path = Vec::new();
         // A before-the-window end names the outpoint outside the dataset; its path starts
         // at the transaction that spent it, then follows the output that carried its taint.
-        let mut o = if e.kind == "before_window" {
-            let held = std::mem::take(&mut e.path);
-            path.extend(held.first().cloned());
-            held.get(1).and_then(|v| {
-                let (t, n) = v.split_once(':')?;
-                out_of(idx, t, n.parse().ok()?)
-            })
-        } else {
-            out_of(idx, &e.txid, e.vout)
+        let held = std::mem::take(&mut e.path);
+        let mut o = match out_of(idx, &e.txid, e.vout) {
+            Some(o) => Some(o),
+            None => {
+                path.extend(held.first().cloned());
+                held.get(1).and_then(|v| {
+                    let (t, n) = v.split_once(':')?;
+                    out_of(idx, t, n.parse().ok()?)
+                })
+            }
         };
         while let Some(&(prev, t)) = o.and_then(|o| pred.get(&o)) {
             path.push(idx.txid(t));
@@ -491,7 +501,7 @@ pub fn run(
 
 /// Ends `amount` of taint (backward) at the `k`-th output spent from before the dataset's
 /// window by transaction `t`: returns an end of kind `before_window` naming that outpoint
-/// (without its label), and pushes edges from it to the tainted outputs `known` of `t` in proportion to their taint. The
+/// (without its label; the caller counts it), and pushes edges from it to the tainted outputs `known` of `t` in proportion to their taint. The
 /// end's `path` temporarily holds `t`'s txid and `TXID:VOUT` of the output that carried
 /// most of the taint (the caller turns it into the path to a seed).
 #[allow(clippy::too_many_arguments)]
@@ -504,7 +514,6 @@ fn before_window_end(
     known: &[u64],
     taint: &HashMap<u64, Intervals>,
     edges: &mut Vec<Edge>,
-    totals: &mut Totals,
 ) -> End {
     let (txid, vout) = idx.before_outpoint(k);
     let from = idx.before_address(k).to_string();
@@ -532,7 +541,6 @@ fn before_window_end(
     let via = (0..known.len())
         .max_by_key(|&j| (weights[j], std::cmp::Reverse(j)))
         .map(|j| format!("{}:{}", idx.txid(idx.out_tx(known[j])), idx.vout(known[j])));
-    totals.before_window += Amount::from(amount);
     End {
         kind: "before_window",
         txid,

@@ -614,6 +614,27 @@ fn json_amount(v: Amount) -> serde_json::Value {
 /// The labels in use on `chain` (DATA/labels/tags.parquet after the documented precedence,
 /// `--prefer` and `--include-private` applied), by node id (`id_of` maps an address to
 /// it), with the whole resolution (its conflicts and the private tags left out).
+/// The addresses where a trace of `a` stops: those whose chosen label's category is one
+/// of its stop categories (the fetch of a neighbourhood stops there too).
+///
+/// # Errors
+/// Unreadable labels, or a `--stop-at` category no label has.
+pub fn stop_addresses(a: &Request) -> Result<std::collections::HashSet<String>, TraceError> {
+    let selection = crate::labels::Selection {
+        include_private: a.include_private,
+        prefer: a.prefer.clone(),
+    };
+    let resolved = crate::labels::load(&a.data, Some("bitcoin"), None, &selection)
+        .map_err(TraceError::stage)?;
+    let stop = check_stop_at(a, &resolved)?;
+    Ok(resolved
+        .chosen
+        .iter()
+        .filter(|t| stop.contains(&t.category))
+        .map(|t| t.address.clone())
+        .collect())
+}
+
 pub(crate) fn load_labels(
     a: &Request,
     chain: &str,

@@ -147,7 +147,15 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
         labels.len(),
     );
     parameters["seed_outputs"] = seeds.len().into();
-    if idx.meta.first_height > 0 {
+    // A neighbourhood fetched from an API says so (and is not a height window).
+    let neighbourhood = crate::store::manifest::Manifest::load(&chain)
+        .ok()
+        .flatten()
+        .and_then(|m| m.neighbourhood);
+    if let Some(n) = &neighbourhood {
+        parameters["dataset_neighbourhood"] =
+            serde_json::to_value(n).expect("neighbourhoods serialise");
+    } else if idx.meta.first_height > 0 {
         parameters["dataset_first_height"] = idx.meta.first_height.into();
     }
     parameters["stop_at"] = stop_at.clone().into();

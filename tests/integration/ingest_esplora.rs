@@ -307,3 +307,176 @@ fn esplora_over_tls_with_keys_in_the_path_and_a_header_keeps_them_secret() {
         "{seen}"
     );
 }
+
+/// `labels.csv` text labelling world A's exchange addresses (from the ground truth).
+fn exchange_labels() -> String {
+    let text = std::fs::read_to_string(bitcoin_data("regtest-world-a/ground_truth/addresses.csv"))
+        .unwrap();
+    let mut csv = String::from("address,label,category,actor\n");
+    for l in text.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        if f[1] == "exchange" {
+            csv.push_str(&format!("{},{},exchange,exchange\n", f[0], f[2]));
+        }
+    }
+    csv
+}
+
+fn import(data: &Path, csv: &str) {
+    std::fs::create_dir_all(data).unwrap();
+    let f = data.join("labels.csv");
+    std::fs::write(&f, csv).unwrap();
+    ok(&run(&[
+        "labels",
+        "import",
+        f.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]));
+}
+
+/// An end as `(policy, kind, txid, vout, amount, entity)`.
+type EndRow = (String, String, String, i64, i64, String);
+
+/// Each model's totals and its ends, sorted.
+fn case_result(case: &Path) -> (Vec<Value>, Vec<EndRow>) {
+    let t: Value =
+        serde_json::from_slice(&std::fs::read(case.join("trace.json")).unwrap()).unwrap();
+    let totals = t["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| serde_json::json!([r["policy"], r["totals"]]))
+        .collect();
+    let mut ends: Vec<_> = read_parquet_file(&case.join("ends.parquet"))
+        .iter()
+        .map(|r| {
+            let s = |k: &str| match &r[k] {
+                Cell::Str(s) => s.clone(),
+                Cell::Null => String::new(),
+                c => panic!("{k}: {c:?}"),
+            };
+            (
+                s("policy"),
+                s("kind"),
+                s("txid"),
+                r["vout"].int(),
+                r["amount"].int(),
+                s("entity"),
+            )
+        })
+        .collect();
+    ends.sort();
+    (totals, ends)
+}
+
+#[test]
+fn an_on_demand_trace_equals_the_same_trace_on_the_full_dataset() {
+    let labels = exchange_labels();
+    let full = tempfile::tempdir().unwrap();
+    ok(&ingest(
+        &bitcoin_data("regtest-world-a/blocks"),
+        full.path(),
+        &[],
+    ));
+    import(full.path(), &labels);
+    let near = tempfile::tempdir().unwrap();
+    import(near.path(), &labels);
+    let server = Replay::start(&[]);
+    let source = format!("esplora:{}", server.url);
+    let flagged = format!(
+        "@{}",
+        bitcoin_data("regtest-world-a/ground_truth/flagged.csv").display()
+    );
+    let trace = |data: &Path, out: &Path, seed: &str, extra: &[&str]| {
+        let mut args = vec![
+            "trace",
+            "--quiet",
+            "--force",
+            "--data",
+            data.to_str().unwrap(),
+            "--seed",
+            seed,
+            "--policy",
+            "all",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        ok(&run(&args));
+        case_result(out)
+    };
+    // Forward from the vendor's 227 addresses, 6 hops, stopping at the exchange.
+    let hops = ["--max-hops", "6"];
+    let want = trace(full.path(), &full.path().join("case"), &flagged, &hops);
+    let near_case = near.path().join("case");
+    let got = trace(
+        near.path(),
+        &near_case,
+        &flagged,
+        &[&hops[..], &["--source", &source]].concat(),
+    );
+    assert!(
+        want.1.iter().any(|e| e.1 == "exit" && e.5 == "exchange"),
+        "the vendor's money reaches the exchange: {:?}",
+        want.1
+    );
+    assert_eq!(got.0, want.0, "each model's totals");
+    assert_eq!(got.1, want.1, "each model's ends");
+    let cold = server.requests().len();
+    // The dataset says what it is; so do the case and the report.
+    let m = manifest(near.path());
+    assert_eq!(m["source"]["kind"], "esplora-neighbourhood");
+    assert_eq!(m["neighbourhood"]["max_hops"], 6);
+    ok(&run(&[
+        "report",
+        near_case.to_str().unwrap(),
+        "--format",
+        "html",
+    ]));
+    let html = std::fs::read_to_string(near_case.join("report/report.html")).unwrap();
+    assert!(
+        html.contains("neighbourhood fetched from the third-party Esplora API"),
+        "the report states the source"
+    );
+    // A rerun at the same tip asks only for the tip: the rest comes from the cache
+    // (address histories and outspends are kept per tip, transactions and blocks for good).
+    server.clear();
+    let again = trace(
+        near.path(),
+        &near_case,
+        &flagged,
+        &[&hops[..], &["--source", &source]].concat(),
+    );
+    assert_eq!(again, got);
+    let warm = server.requests().len();
+    assert!(
+        warm <= 2 && cold > 500,
+        "{warm} requests with the cache warm, {cold} cold: {:?}",
+        server.requests()
+    );
+    assert!(server.requests().iter().all(|r| !r.ends_with("/raw")));
+
+    // Backward from the peel chain's last transaction, 4 hops.
+    let peel = std::fs::read_to_string(bitcoin_data("regtest-world-a/ground_truth/peel_chain.csv"))
+        .unwrap();
+    let last = peel
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let back = ["--direction", "backward", "--max-hops", "4"];
+    let want = trace(full.path(), &full.path().join("back"), &last, &back);
+    let near2 = tempfile::tempdir().unwrap();
+    let got = trace(
+        near2.path(),
+        &near2.path().join("back"),
+        &last,
+        &[&back[..], &["--source", &source]].concat(),
+    );
+    assert_eq!(got.0, want.0, "each model's totals, backward");
+    assert_eq!(got.1, want.1, "each model's ends, backward");
+}

@@ -51,6 +51,10 @@ pub struct DecodedBlock {
     pub stripped_size: u32,
     pub weight: u32,
     pub txs: Vec<DecodedTx>,
+    /// The block's transaction count and each of `txs`' position in it, when `txs` holds
+    /// only some of the block's transactions (a fetched neighbourhood); `None` when it
+    /// holds them all, in order.
+    pub subset: Option<(u32, Vec<u32>)>,
 }
 
 /// Why a block's bytes are not the block the chain expects.
@@ -111,40 +115,7 @@ pub fn decode_block(
         .txdata
         .iter()
         .zip(txids)
-        .map(|(tx, txid)| {
-            let is_coinbase = tx.is_coinbase();
-            DecodedTx {
-                txid,
-                version: tx.version.0,
-                locktime: tx.lock_time.to_consensus_u32(),
-                size: u32_of(tx.total_size()),
-                vsize: u32_of(tx.vsize()),
-                weight: u32_of(ix(tx.weight().to_wu())),
-                is_coinbase,
-                inputs: tx
-                    .input
-                    .iter()
-                    .map(|i| DecodedInput {
-                        prev_txid: i.previous_output.txid,
-                        prev_vout: i.previous_output.vout,
-                        sequence: i.sequence.0,
-                    })
-                    .collect(),
-                outputs: tx
-                    .output
-                    .iter()
-                    .map(|o| {
-                        let class = classify(&o.script_pubkey);
-                        let address = class.address(network);
-                        DecodedOutput {
-                            value: o.value.to_sat(),
-                            class,
-                            address,
-                        }
-                    })
-                    .collect(),
-            }
-        })
+        .map(|(tx, txid)| decode_tx(tx, txid, network))
         .collect();
     Ok(DecodedBlock {
         height,
@@ -159,5 +130,41 @@ pub fn decode_block(
         stripped_size,
         weight: u32_of(ix(block.weight().to_wu())),
         txs,
+        subset: None,
     })
+}
+
+/// Decodes one transaction whose id is `txid`.
+pub fn decode_tx(tx: &bitcoin::Transaction, txid: Txid, network: Network) -> DecodedTx {
+    DecodedTx {
+        txid,
+        version: tx.version.0,
+        locktime: tx.lock_time.to_consensus_u32(),
+        size: u32_of(tx.total_size()),
+        vsize: u32_of(tx.vsize()),
+        weight: u32_of(ix(tx.weight().to_wu())),
+        is_coinbase: tx.is_coinbase(),
+        inputs: tx
+            .input
+            .iter()
+            .map(|i| DecodedInput {
+                prev_txid: i.previous_output.txid,
+                prev_vout: i.previous_output.vout,
+                sequence: i.sequence.0,
+            })
+            .collect(),
+        outputs: tx
+            .output
+            .iter()
+            .map(|o| {
+                let class = classify(&o.script_pubkey);
+                let address = class.address(network);
+                DecodedOutput {
+                    value: o.value.to_sat(),
+                    class,
+                    address,
+                }
+            })
+            .collect(),
+    }
 }

@@ -10,6 +10,7 @@ pub mod decode;
 pub mod error;
 pub mod esplora;
 pub mod leveldb;
+pub mod neighbourhood;
 pub mod rows;
 pub mod rpc;
 pub mod rpc_source;
@@ -696,7 +697,10 @@ fn save_snapshot(
 /// Input + output rows buffered before they are written to the open part's files.
 const FLUSH_ROWS: usize = 200_000;
 
-fn open_part(chain_dir: &Path, name: &str) -> Result<Vec<sink::PartWriter>, IngestError> {
+pub(super) fn open_part(
+    chain_dir: &Path,
+    name: &str,
+) -> Result<Vec<sink::PartWriter>, IngestError> {
     let schemas = [
         schema::blocks(),
         schema::transactions(),

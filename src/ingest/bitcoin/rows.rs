@@ -210,7 +210,11 @@ impl Rows {
             counts.inputs += n64(tx.inputs.len());
             counts.outputs += n64(tx.outputs.len());
             if let Some(r) = rows.as_deref_mut() {
-                r.append_tx(block, tx_index, tx, input_value, &spent);
+                let position = block
+                    .subset
+                    .as_ref()
+                    .map_or(n32(tx_index), |(_, at)| at[tx_index]);
+                r.append_tx(block, position, tx, input_value, &spent);
             }
         }
         if let Some(r) = rows {
@@ -229,7 +233,8 @@ impl Rows {
         self.b_merkle.append_value(&b.merkle_root);
         self.b_bits.append_value(b.bits);
         self.b_nonce.append_value(b.nonce);
-        self.b_ntx.append_value(n32(b.txs.len()));
+        self.b_ntx
+            .append_value(b.subset.as_ref().map_or(n32(b.txs.len()), |s| s.0));
         self.b_size.append_value(b.size);
         self.b_stripped.append_value(b.stripped_size);
         self.b_weight.append_value(b.weight);
@@ -238,7 +243,7 @@ impl Rows {
     fn append_tx(
         &mut self,
         b: &DecodedBlock,
-        tx_index: usize,
+        tx_index: u32,
         tx: &super::decode::DecodedTx,
         input_value: u64,
         spent: &[Option<Coin>],
@@ -246,7 +251,7 @@ impl Rows {
         let txid = tx.txid.to_string();
         let output_value: u64 = tx.outputs.iter().map(|o| o.value).sum();
         self.t_height.append_value(b.height);
-        self.t_index.append_value(n32(tx_index));
+        self.t_index.append_value(tx_index);
         self.t_txid.append_value(&txid);
         self.t_time.append_value(millis(b.time));
         self.t_version.append_value(tx.version);
