@@ -101,6 +101,7 @@ fn main() {
         to_height: u32::MAX,
         stop_at: Vec::new(),
         through_coinjoins: false,
+        before_labels: Default::default(),
     };
     println!(
         "{:<13} {:>8} {:>12} {:>10} {:>9} {:>10}",

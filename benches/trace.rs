@@ -94,6 +94,7 @@ fn bench(data: &Path, truth: &Path) {
                 to_height: u32::MAX,
                 stop_at: vec!["exchange".into()],
                 through_coinjoins: false,
+                before_labels: Default::default(),
             };
             let t = Instant::now();
             let r = run(&idx, &seeds, &labels, &p, policy);

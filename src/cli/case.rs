@@ -509,13 +509,18 @@ fn last<'a>(entries: &'a [(Entry, String)], action: &str) -> Option<&'a Entry> {
         .find(|e| e.action == action)
 }
 
-/// The recorded trace command with its `--out` pointed at `out` (and `--quiet`).
+/// The recorded trace command with its `--out` pointed at `out` (and `--quiet`). A
+/// `--source` goes: the rerun traces the neighbourhood the trace fetched, offline (its
+/// manifest's hash is checked), instead of asking the API again.
 fn rerun_args(command: &[String], out: &std::path::Path) -> Option<Vec<String>> {
     let mut args: Vec<String> = Vec::new();
     let mut it = command.iter().skip(1);
     let mut replaced = false;
     while let Some(x) = it.next() {
-        if x == "--out" {
+        if x == "--source" {
+            it.next()?;
+        } else if x.starts_with("--source=") {
+        } else if x == "--out" {
             it.next()?;
             replaced = true;
             args.extend(["--out".to_string(), out.display().to_string()]);

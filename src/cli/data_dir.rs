@@ -138,6 +138,8 @@ pub fn resolve_command(command: &mut Command) -> Result<(), CliError> {
             IngestCommand::Bitcoin(a) => resolve(&mut a.data, None, Need::Nothing),
             IngestCommand::Ethereum(a) => resolve(&mut a.data, None, Need::Nothing),
         },
+        // Importing labels may come first, into a --data a `trace --source` fills later.
+        Command::Labels(LabelsCommand::Import(a)) => resolve(&mut a.data, None, Need::Nothing),
         Command::Labels(l) => {
             let data = match l {
                 LabelsCommand::Import(a) => &mut a.data,

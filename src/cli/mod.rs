@@ -250,21 +250,9 @@ pub(crate) fn redact_args(args: Vec<String>) -> Vec<String> {
             out.push(a);
         } else if let Some(flag) = SECRET.iter().find(|f| a.starts_with(&format!("{f}="))) {
             out.push(format!("{flag}=***"));
-        } else if ["http://", "https://", "socks5://", "socks5h://"]
-            .iter()
-            .any(|p| a.contains(p))
-        {
-            match a.split_once('=') {
-                Some((flag, url)) if flag.starts_with("--") => {
-                    out.push(format!(
-                        "{flag}={}",
-                        crate::ingest::bitcoin::rpc::redact(url)
-                    ));
-                }
-                _ => out.push(crate::ingest::bitcoin::rpc::redact(&a)),
-            }
         } else {
-            out.push(a);
+            // Every URL inside the argument (`--rpc=URL`, `esplora:URL`, a bare URL).
+            out.push(crate::ingest::bitcoin::rpc::redact_in(&a));
         }
     }
     out

@@ -84,15 +84,18 @@ impl Progress for Bar {
 /// `--source esplora:URL`: fetches the seeds' neighbourhood into `--data` first.
 fn fetch_neighbourhood(cli: &Cli, a: &TraceArgs, req: &Request) -> Result<(), CliError> {
     use crate::ingest::bitcoin::neighbourhood::{FetchOptions, fetch};
-    use crate::ingest::bitcoin::rpc::{RpcClient, redact};
+    use crate::ingest::bitcoin::rpc::{RpcClient, redact, redact_in};
     let Some(source) = &a.source else {
         return Ok(());
     };
-    let Some(url) = source.strip_prefix("esplora:") else {
-        return Err(CliError::user(anyhow::anyhow!(
-            "--source {}: give esplora:URL (an Esplora REST API, e.g. esplora:https://blockstream.info/api)",
-            redact(source)
-        )));
+    let url = match source.split_once(':') {
+        Some((kind, url)) if kind.eq_ignore_ascii_case("esplora") => url,
+        _ => {
+            return Err(CliError::user(anyhow::anyhow!(
+                "--source {}: give esplora:URL (an Esplora REST API, e.g. esplora:https://blockstream.info/api)",
+                redact_in(source)
+            )));
+        }
     };
     if a.chain != "bitcoin" {
         return Err(CliError::user(anyhow::anyhow!(
@@ -116,8 +119,37 @@ fn fetch_neighbourhood(cli: &Cli, a: &TraceArgs, req: &Request) -> Result<(), Cl
         concurrency: a.concurrency,
         max_rps: a.max_rps,
     };
+    crate::ingest::stop_on_ctrl_c()
+        .map_err(|e| CliError::user(anyhow::anyhow!("cannot install the Ctrl-C handler: {e}")))?;
     let pb = super::progress_bar(cli, "hops");
-    let s = fetch(client, &opts, &pb).map_err(CliError::user)?;
+    let s = fetch(client, &opts, &pb).map_err(|e| match e {
+        crate::ingest::bitcoin::IngestError::Interrupted => CliError {
+            code: 130,
+            error: anyhow::anyhow!(
+                "interrupted while fetching; the replies received so far are cached in {}/.fetch-cache: run the same command again to resume",
+                req.data.display()
+            ),
+        },
+        e => CliError::user(e),
+    })?;
+    if crate::ingest::interrupted() {
+        return Err(CliError {
+            code: 130,
+            error: anyhow::anyhow!(
+                "interrupted after fetching; run the same command again (the replies are cached)"
+            ),
+        });
+    }
+    if let Some(old) = &s.replaced {
+        eprintln!(
+            "chaintrace: warning: {} held the neighbourhood of another trace (seeds {}, {} hops {}, fetched {}); it was replaced, so that trace's case no longer verifies against this --data: use one --data per --source case",
+            s.chain_dir.display(),
+            old.seeds.join(" "),
+            old.max_hops,
+            old.direction,
+            old.fetched_at
+        );
+    }
     if !cli.quiet && !cli.json {
         let asked = s.requests + s.cache_hits;
         eprintln!(
@@ -384,7 +416,7 @@ fn print_case(cli: &Cli, a: &TraceArgs, info: &Case) {
         let unresolved = [
             ("held (unspent)", t.holdings),
             ("spent outside the height/time window", t.outside_window),
-            ("from before the dataset's window", t.before_window),
+            ("from outside the dataset", t.before_window),
             ("beyond the hop limit", t.hop_limit),
             ("below --min-value", t.below_min),
         ];

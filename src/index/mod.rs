@@ -537,7 +537,7 @@ impl Index {
         std::str::from_utf8(&self.before_addr.bytes()[s..e]).expect("addresses are stored as UTF-8")
     }
 
-    /// Whether transaction `t` spends an output from before the dataset's window (its
+    /// Whether transaction `t` spends an output from outside the dataset (its
     /// value and owner are not in the dataset).
     pub fn spends_before_window(&self, t: u32) -> bool {
         self.inputs_of(t)

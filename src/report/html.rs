@@ -768,14 +768,17 @@ pub fn limitation_items(c: &Case, policy: &str) -> Vec<String> {
     if let Some(n) = c.parameters.get("dataset_neighbourhood") {
         let s = |k: &str| n[k].as_str().unwrap_or("?").to_string();
         items.push(format!(
-            "The dataset is a neighbourhood fetched from the third-party Esplora API {} at {} (its tip then: block {} {}): only the transactions within {} hops {} of the seeds, following every output or input except those at stop-category addresses or below {} sat. The API's answers were checked for form and each transaction against its raw bytes, not against a node of your own. Clusters, balances and labels beyond the neighbourhood are not seen; no change heuristic judged a transaction with inputs from outside it.",
+            "The dataset is a neighbourhood fetched from the third-party Esplora API {} at {} (its tip then: block {} {}): only the transactions within {} hops {} of the seeds, following every output or input except those at stop-category addresses{}. The API's answers were checked for form and each transaction against its raw bytes, not against a node of your own. Clusters, balances and labels beyond the neighbourhood are not seen; no change heuristic judged a transaction with inputs from outside it.",
             s("api"),
             s("fetched_at"),
             n["tip_height"],
             s("tip_hash"),
             n["max_hops"],
             s("direction"),
-            n["min_value"]
+            match n["min_value"].as_u64() {
+                Some(0) | None => String::new(),
+                Some(v) => format!(" or below {v} sat"),
+            }
         ));
     } else if let Some(h) = c
         .parameters
@@ -783,7 +786,7 @@ pub fn limitation_items(c: &Case, policy: &str) -> Vec<String> {
         .and_then(|v| v.as_u64())
     {
         items.push(format!(
-            "The dataset is a height window starting at block {h}: inputs spending older outputs have no origin in it (a backward trace ends there, as \"from before the dataset's window\", naming the outpoint), clusters hold only what the window shows (their sizes and balances cover it only), and no change heuristic judged a transaction with such inputs."
+            "The dataset is a height window starting at block {h}: inputs spending older outputs have no origin in it (a backward trace ends there, as \"from outside the dataset\", naming the outpoint), clusters hold only what the window shows (their sizes and balances cover it only), and no change heuristic judged a transaction with such inputs."
         ));
     }
     items.push("On-chain facts (which transaction paid which address how much) are exact. Attributions (which entity an address belongs to) are inferences from the tags' sources, each with its confidence; clusters are inferences from heuristics. Amounts per model are attributions of a model, not facts: the models disagree where the money was mixed.".to_string());
@@ -801,7 +804,7 @@ pub fn limitation_items(c: &Case, policy: &str) -> Vec<String> {
         let open: Vec<String> = [
             ("still held", t.holdings),
             ("spent outside the window", t.outside_window),
-            ("from before the dataset's window", t.before_window),
+            ("from outside the dataset", t.before_window),
             ("beyond the hop limit", t.hop_limit),
             ("below the minimum value", t.below_min),
             ("entered CoinJoins", t.coinjoins),

@@ -423,7 +423,7 @@ pub fn headline(case: &Case, r: &PolicyResult) -> String {
         (t.fees, "in fees"),
         (t.hop_limit, "beyond the hop limit"),
         (t.outside_window, "outside the window"),
-        (t.before_window, "from before the dataset's window"),
+        (t.before_window, "from outside the dataset"),
         (t.below_min, "below the minimum"),
         (t.coinjoins, "into CoinJoins"),
         (t.mined, "mined"),

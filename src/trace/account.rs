@@ -883,6 +883,7 @@ mod tests {
             to_height: u32::MAX,
             stop_at: vec!["exchange".into()],
             through_coinjoins: false,
+            before_labels: Default::default(),
         }
     }
 
@@ -1079,6 +1080,7 @@ mod properties {
             to_height: u32::MAX,
             stop_at: stop_at.iter().map(|s| s.to_string()).collect(),
             through_coinjoins: false,
+            before_labels: Default::default(),
         }
     }
 

@@ -57,6 +57,10 @@ pub struct Params {
     /// that reaches a CoinJoin ends there ("entered a CoinJoin"), because a model's split
     /// of a CoinJoin assigns the seeds' coins to innocent participants.
     pub through_coinjoins: bool,
+    /// Labels of outputs spent from outside the dataset (before a height window, outside a
+    /// neighbourhood), by their index `k` of [`Prev::BeforeWindow`]: their addresses may
+    /// have no address id. Bitcoin only.
+    pub before_labels: HashMap<u64, Label>,
 }
 
 /// A label, as the trace sees it.
@@ -140,7 +144,7 @@ impl Totals {
             ("mined", self.mined),
             ("back into seeds", self.returned_to_seeds),
             ("entered a CoinJoin", self.coinjoins),
-            ("from before the dataset's window", self.before_window),
+            ("from outside the dataset", self.before_window),
         ]
     }
 
@@ -387,9 +391,7 @@ pub fn run(
                             }
                             // As an output of the dataset would: a stop label makes it an
                             // exit however small, else below the minimum is not followed.
-                            let label = idx
-                                .address_id(idx.before_address(k))
-                                .and_then(|a| labels.get(&a));
+                            let label = p.before_labels.get(&k);
                             let mut e =
                                 before_window_end(idx, k, t, amount, h, &known, &taint, &mut edges);
                             e.entity = label.map(|l| l.entity.clone());

@@ -1,7 +1,7 @@
 //! The Bitcoin trace of a [`Request`]: seeds resolved to outputs, every model run over the
 //! address index, nodes named by address or cluster.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::case::{Case, Found, to_clusters};
@@ -46,6 +46,31 @@ pub fn chain_dir(data: &Path, network: Option<&str>) -> Result<(PathBuf, String)
             many.join(", ")
         ))),
     }
+}
+
+/// The chosen labels of the outputs the dataset's inputs spend from outside it, by their
+/// index in the index's `before_*` files.
+fn before_labels(idx: &Index, resolved: &crate::labels::Resolved) -> HashMap<u64, Label> {
+    if idx.meta.before == 0 {
+        return HashMap::new();
+    }
+    let by_address: HashMap<&str, &crate::labels::Tag> = resolved
+        .chosen
+        .iter()
+        .map(|t| (t.address.as_str(), t))
+        .collect();
+    (0..idx.meta.before)
+        .filter_map(|k| {
+            let t = by_address.get(idx.before_address(k))?;
+            Some((
+                k,
+                Label {
+                    entity: t.entity.clone(),
+                    category: t.category.clone(),
+                },
+            ))
+        })
+        .collect()
 }
 
 pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
@@ -96,6 +121,7 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
         to_height,
         stop_at: stop_at.clone(),
         through_coinjoins: a.through_coinjoins,
+        before_labels: before_labels(&idx, &resolved),
     };
     let mut results: Vec<PolicyResult> = pols
         .iter()

@@ -201,6 +201,7 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
         to_height,
         stop_at: stop_at.clone(),
         through_coinjoins: a.through_coinjoins,
+        before_labels: Default::default(),
     };
     // Pass 2: every model replays the parts (backward: newest first).
     pb.message(&format!("{unit}: {transfers} transfers, replaying"));

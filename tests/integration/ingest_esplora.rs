@@ -295,6 +295,53 @@ fn esplora_over_tls_with_keys_in_the_path_and_a_header_keeps_them_secret() {
     }
     let m = manifest(d.path());
     assert!(m["source"]["location"].as_str().unwrap().contains("***"));
+    // An on-demand trace through the same URL: the case, its audit trail and report too.
+    let near = tempfile::tempdir().unwrap();
+    let case = near.path().join("case");
+    let o = run_env(
+        &[
+            "trace",
+            "--data",
+            near.path().to_str().unwrap(),
+            "--source",
+            &format!("esplora:{url}"),
+            "--ca-cert",
+            ca.to_str().unwrap(),
+            "--seed",
+            "bcrt1qpy3r9jczme2ffcny6x65gctadyt97eram3pm6x",
+            "--max-hops",
+            "2",
+            "--out",
+            case.to_str().unwrap(),
+        ],
+        &env,
+    );
+    ok(&o);
+    seen += &stderr(&o);
+    seen += &stdout(&o);
+    ok(&run(&[
+        "report",
+        case.to_str().unwrap(),
+        "--format",
+        "html,pdf",
+    ]));
+    let v = run(&["case", "verify", case.to_str().unwrap()]);
+    assert_eq!(v.status.code(), Some(0), "{}", stdout(&v));
+    seen += &stdout(&v);
+    // The PDF's text, as a reader extracts it (its streams may be compressed).
+    let pdf = std::process::Command::new("pdftotext")
+        .arg(case.join("report/report.pdf"))
+        .arg("-")
+        .output()
+        .expect("pdftotext is installed (.ci/run installs it)");
+    seen += &String::from_utf8_lossy(&pdf.stdout);
+    for (name, bytes) in tree(near.path()) {
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains(path_key) && !text.contains(header_key),
+            "{name} holds a key"
+        );
+    }
     for (name, bytes) in tree(d.path()) {
         let text = String::from_utf8_lossy(&bytes);
         assert!(
@@ -456,8 +503,46 @@ fn an_on_demand_trace_equals_the_same_trace_on_the_full_dataset() {
         server.requests()
     );
     assert!(server.requests().iter().all(|r| !r.ends_with("/raw")));
+    // The same neighbourhood fetched again leaves the dataset as it was: the case verifies
+    // (its rerun traces the stored neighbourhood, without asking the API).
+    server.clear();
+    let v = run(&["case", "verify", near_case.to_str().unwrap()]);
+    assert_eq!(v.status.code(), Some(0), "{}{}", stdout(&v), stderr(&v));
+    assert!(server.requests().is_empty(), "{:?}", server.requests());
+    // A whole-block ingest into the neighbourhood's --data is refused, nothing changed.
+    let before = part_files(&near.path().join("regtest"));
+    let o = esplora_ingest(&server.url, near.path(), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("neighbourhood"), "{}", stderr(&o));
+    assert_eq!(part_files(&near.path().join("regtest")), before);
+    // A seed that is no address is refused before anything reaches the API.
+    server.clear();
+    let o = run(&[
+        "trace",
+        "--data",
+        near.path().to_str().unwrap(),
+        "--source",
+        &source,
+        "--seed",
+        "hello",
+        "--out",
+        near.path().join("bad").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("\"hello\" is not a Bitcoin address"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        server.requests().iter().all(|r| !r.contains("hello")),
+        "{:?}",
+        server.requests()
+    );
 
-    // Backward from the peel chain's last transaction, 4 hops.
+    // Backward from the peel chain's last transaction, 20 hops: it reaches outputs at the
+    // exchange's addresses from outside the neighbourhood, which must be exits as on the
+    // full chain.
     let peel = std::fs::read_to_string(bitcoin_data("regtest-world-a/ground_truth/peel_chain.csv"))
         .unwrap();
     let last = peel
@@ -468,14 +553,19 @@ fn an_on_demand_trace_equals_the_same_trace_on_the_full_dataset() {
         .nth(1)
         .unwrap()
         .to_string();
-    let back = ["--direction", "backward", "--max-hops", "4"];
+    let back = ["--direction", "backward", "--max-hops", "20"];
     let want = trace(full.path(), &full.path().join("back"), &last, &back);
     let near2 = tempfile::tempdir().unwrap();
+    import(near2.path(), &labels);
     let got = trace(
         near2.path(),
         &near2.path().join("back"),
         &last,
         &[&back[..], &["--source", &source]].concat(),
+    );
+    assert!(
+        want.1.iter().any(|e| e.1 == "exit" && e.5 == "exchange"),
+        "backward reaches the exchange"
     );
     assert_eq!(got.0, want.0, "each model's totals, backward");
     assert_eq!(got.1, want.1, "each model's ends, backward");

@@ -36,7 +36,7 @@ pub struct Output {
 pub struct TxView {
     /// A coinbase (it spends nothing).
     pub coinbase: bool,
-    /// Some inputs spend outputs from before the dataset's window: `inputs` lacks them,
+    /// Some inputs spend outputs from outside the dataset: `inputs` lacks them,
     /// so no change rule may judge the transaction.
     pub partial: bool,
     pub inputs: Vec<Input>,

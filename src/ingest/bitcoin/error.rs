@@ -147,4 +147,11 @@ pub enum IngestError {
     },
     #[error("interrupted")]
     Interrupted,
+    /// A request that cannot be carried out as given (a seed, a folder), said whole.
+    #[error("{0}")]
+    Input(String),
+    #[error(
+        "{dir} holds a neighbourhood fetched for a trace (trace --source), not whole blocks; ingest into another --data"
+    )]
+    Neighbourhood { dir: PathBuf },
 }

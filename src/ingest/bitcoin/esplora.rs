@@ -105,7 +105,7 @@ impl EsploraSource {
             requests: Arc::default(),
             bytes: Arc::default(),
         };
-        let genesis = s.text("/block-height/0")?;
+        let genesis = s.text("/block-height/0").map_err(first_request)?;
         s.network = Network::ALL
             .into_iter()
             .find(|n| n.genesis_hash().to_string() == genesis)
@@ -314,6 +314,24 @@ impl EsploraSource {
             block,
             prevouts: Some(prev.finish()),
         })
+    }
+}
+
+/// The first request's failure, with a hint when the server is there but the path is not
+/// an Esplora API's.
+pub(super) fn first_request(e: IngestError) -> IngestError {
+    match e {
+        IngestError::RpcCall(RpcError::Http {
+            url,
+            status,
+            excerpt,
+        }) if status == 404 || status == 400 => IngestError::RpcCall(RpcError::NotApi {
+            url,
+            what: format!(
+                "HTTP {status}: {excerpt:?}; the server is there but this is not an Esplora API's path: give the API's base URL (e.g. https://blockstream.info/api, https://mempool.space/api)"
+            ),
+        }),
+        e => e,
     }
 }
 

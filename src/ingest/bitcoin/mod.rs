@@ -308,10 +308,13 @@ pub fn ingest_chain(
     let chain_tip = chain.last().expect("a chain holds at least genesis").height;
     let source_m = source.manifest_source();
     // How the chain was chosen: the blocks directory says; a node's chain is the node's.
-    let selection = source_m
-        .chain_selection
-        .clone()
-        .unwrap_or_else(|| "node".into());
+    let selection = source_m.chain_selection.clone().unwrap_or_else(|| {
+        if source_m.kind == "esplora" {
+            "the API".into()
+        } else {
+            "node".into()
+        }
+    });
     if opts.replace && chain_dir.exists() {
         std::fs::remove_dir_all(&chain_dir).map_err(|source| StoreError::Io {
             path: chain_dir.clone(),
@@ -320,6 +323,9 @@ pub fn ingest_chain(
     }
     let mut manifest = match Manifest::load(&chain_dir)? {
         Some(m) => {
+            if m.neighbourhood.is_some() {
+                return Err(IngestError::Neighbourhood { dir: chain_dir });
+            }
             if m.chain != "bitcoin" || m.network != network.as_str() {
                 return Err(IngestError::NetworkMismatch {
                     dir: chain_dir,
@@ -386,7 +392,14 @@ pub fn ingest_chain(
         .map(|k| (k * part_blocks, ((k + 1) * part_blocks - 1).min(last)))
         .collect();
     // `--from` re-ingests (replaces) what it covers; `--to` alone only limits the range.
-    let forced = |f: u32, t: u32| opts.from.is_some() && t >= req_from && f <= req_to;
+    // Below a stored window, a lower `--from` only adds the missing parts.
+    let stored_window = window_start(Some(&manifest), source.has_prevouts());
+    let forced = |f: u32, t: u32| {
+        opts.from.is_some()
+            && t >= req_from
+            && f <= req_to
+            && !stored_window.is_some_and(|w| req_from < w && f >= w)
+    };
     // A height window: with a source that gives prevouts (RPC `getblock 3`), `--from H`
     // starts there; parts below it that the dataset lacks are not fetched (it holds
     // `[H, tip]` and later runs extend it, downward with a lower `--from`). A blocks

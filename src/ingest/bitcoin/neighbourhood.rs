@@ -71,6 +71,11 @@ pub struct FetchSummary {
     pub elapsed_secs: f64,
     pub tip_height: u32,
     pub tip_hash: String,
+    /// The neighbourhood fetched again was the same: the dataset was kept as it was.
+    pub unchanged: bool,
+    /// The neighbourhood of an earlier, different fetch that this one replaced (its cases
+    /// no longer verify against this dataset).
+    pub replaced: Option<Neighbourhood>,
 }
 
 #[derive(Deserialize)]
@@ -185,6 +190,9 @@ impl Api {
     /// GETs each path (`(path, how it may be cached)`), `concurrency` at a time, from the
     /// cache where it holds the reply; replies in order.
     fn many(&self, paths: &[(String, Cache)]) -> Result<Vec<Vec<u8>>, IngestError> {
+        if crate::ingest::interrupted() {
+            return Err(IngestError::Interrupted);
+        }
         let mut out: Vec<Option<Vec<u8>>> = vec![None; paths.len()];
         let mut todo = Vec::new();
         for (i, (p, how)) in paths.iter().enumerate() {
@@ -361,14 +369,10 @@ enum Seed {
 }
 
 fn parse_seed(s: &str) -> Result<Seed, IngestError> {
-    let bad = |why: &str| IngestError::RpcReply {
-        height: 0,
-        hash: String::new(),
-        what: format!("seed {s:?}: {why}"),
-    };
-    if s.starts_with("cluster:") || s.starts_with('@') {
+    let bad = |why: &str| IngestError::Input(format!("seed {s:?}: {why}"));
+    if s.starts_with("cluster:") {
         return Err(bad(
-            "cluster and @file seeds need a whole dataset; with --source give addresses, txids or TXID:VOUT",
+            "a cluster: seed needs a whole dataset (its cluster is built from every transaction); with --source give addresses, txids, TXID:VOUT or @FILE",
         ));
     }
     if let Some((t, v)) = s.split_once(':') {
@@ -420,7 +424,7 @@ pub fn fetch(
             .map(|s| s.trim().to_string())
             .map_err(|_| bad_reply(api.shown(path), "the reply is not text"))
     };
-    let genesis = text("/block-height/0", Cache::Stable)?;
+    let genesis = text("/block-height/0", Cache::Stable).map_err(super::esplora::first_request)?;
     let network = Network::ALL
         .into_iter()
         .find(|n| n.genesis_hash().to_string() == genesis)
@@ -434,14 +438,10 @@ pub fn fetch(
     if let Some(m) = Manifest::load(&chain_dir)?
         && m.neighbourhood.is_none()
     {
-        return Err(IngestError::RpcReply {
-            height: 0,
-            hash: String::new(),
-            what: format!(
-                "{} holds a dataset of whole blocks; fetch a neighbourhood into another --data",
-                chain_dir.display()
-            ),
-        });
+        return Err(IngestError::Input(format!(
+            "{} holds a dataset of whole blocks; fetch a neighbourhood into another --data (or trace that dataset without --source)",
+            chain_dir.display()
+        )));
     }
     let tip_height: u32 = text("/blocks/tip/height", Cache::No)?
         .parse()
@@ -449,13 +449,30 @@ pub fn fetch(
     let tip_hash = text("/blocks/tip/hash", Cache::No)?;
     let _ = api.tip.set(tip_hash.clone());
 
-    // Level 0: the seeds' transactions and the seed outputs.
+    // Level 0: the seeds' transactions and the seed outputs. Addresses are checked here,
+    // before any of them reaches the API.
     pb.set_message("fetching the seeds' transactions");
-    let seeds: Vec<Seed> = opts
+    let mut seeds: Vec<Seed> = opts
         .seeds
         .iter()
         .map(|s| parse_seed(s))
         .collect::<Result<_, _>>()?;
+    for (s, given) in seeds.iter_mut().zip(&opts.seeds) {
+        if let Seed::Address(a) = s {
+            let parsed: bitcoin::Address<bitcoin::address::NetworkUnchecked> =
+                a.parse().map_err(|e| {
+                    IngestError::Input(format!(
+                        "seed {given:?} is not a Bitcoin address, txid or TXID:VOUT ({e})"
+                    ))
+                })?;
+            let checked = parsed.require_network(network.to_bitcoin()).map_err(|_| {
+                IngestError::Input(format!(
+                    "seed {given:?} is an address of another network; the API follows {network}"
+                ))
+            })?;
+            *a = checked.to_string();
+        }
+    }
     let mut level: BTreeSet<Txid> = BTreeSet::new();
     for s in &seeds {
         match s {
@@ -480,7 +497,15 @@ pub fn fetch(
     let mut frontier: Vec<(Txid, u32)> = Vec::new();
     for s in &seeds {
         match s {
-            Seed::Outpoint(t, v) => frontier.push((*t, *v)),
+            Seed::Outpoint(t, v) => {
+                let n = got.get(t).map_or(0, |g| g.tx.output.len());
+                if *v as usize >= n && got.contains_key(t) {
+                    return Err(IngestError::Input(format!(
+                        "seed {t}:{v}: the transaction has {n} output(s), numbered from 0"
+                    )));
+                }
+                frontier.push((*t, *v));
+            }
             Seed::Tx(t) => {
                 if let Some(g) = got.get(t) {
                     frontier.extend((0..g.tx.output.len()).map(|v| (*t, v as u32)));
@@ -520,6 +545,9 @@ pub fn fetch(
         HashSet::new()
     };
     for depth in 0..levels {
+        if crate::ingest::interrupted() {
+            return Err(IngestError::Interrupted);
+        }
         pb.set_message(format!(
             "hop {}: {} transactions so far",
             depth + 1,
@@ -738,13 +766,12 @@ pub fn fetch(
         counts += Rows::apply(&block, &mut utxo, Some(&mut rows))?;
     }
     let (Some((first, _)), Some((last, _))) = (blocks.first(), blocks.last()) else {
-        return Err(IngestError::RpcReply {
-            height: 0,
-            hash: String::new(),
-            what: "the seeds have no confirmed transaction: nothing to trace".into(),
-        });
+        return Err(IngestError::Input(
+            "the seeds have no confirmed transaction: nothing to trace".into(),
+        ));
     };
-    write(
+    let previous = Manifest::load(&chain_dir)?.and_then(|m| m.neighbourhood);
+    let changed = write(
         &chain_dir,
         network,
         &api,
@@ -777,10 +804,13 @@ pub fn fetch(
         elapsed_secs: started.elapsed().as_secs_f64(),
         tip_height,
         tip_hash,
+        unchanged: !changed,
+        replaced: previous.filter(|_| changed),
     })
 }
 
-/// Writes the rows as one part and the manifest, replacing an earlier neighbourhood.
+/// Writes the rows as one part and the manifest, replacing an earlier neighbourhood;
+/// returns whether anything changed (a neighbourhood fetched again the same is kept).
 #[allow(clippy::too_many_arguments)]
 fn write(
     chain_dir: &Path,
@@ -790,7 +820,7 @@ fn write(
     last: (u32, String),
     rows: &mut Rows,
     about: Neighbourhood,
-) -> Result<(), IngestError> {
+) -> Result<bool, IngestError> {
     let old = Manifest::load(chain_dir)?;
     let name = sink::part_name(first.0, last.0);
     let mut writers = super::open_part(chain_dir, &name)?;
@@ -801,6 +831,37 @@ fn write(
         .into_iter()
         .map(sink::PartWriter::finish)
         .collect::<Result<Vec<_>, _>>()?;
+    // The same neighbourhood fetched again (same request, same rows): the dataset stays
+    // as it was, its manifest (and so every case that read it) unchanged.
+    if let Some(old) = &old
+        && let Some(n) = &old.neighbourhood
+        && (
+            &n.api,
+            &n.direction,
+            &n.seeds,
+            n.max_hops,
+            n.min_value,
+            n.stop_addresses,
+        ) == (
+            &about.api,
+            &about.direction,
+            &about.seeds,
+            about.max_hops,
+            about.min_value,
+            about.stop_addresses,
+        )
+        && let [p] = &old.parts[..]
+        && schema::BITCOIN_TABLES.iter().zip(&staged).all(|(t, s)| {
+            p.files
+                .get(*t)
+                .is_some_and(|f| f.file == name && f.sha256 == s.sha256)
+        })
+    {
+        for s in staged {
+            let _ = std::fs::remove_file(&s.tmp);
+        }
+        return Ok(false);
+    }
     sink::commit(&staged)?;
     let files: BTreeMap<String, PartFile> = schema::BITCOIN_TABLES
         .iter()
@@ -856,5 +917,5 @@ fn write(
             }
         }
     }
-    Ok(())
+    Ok(true)
 }

@@ -78,6 +78,10 @@ pub enum RpcError {
     /// A REST source answered with something that is not its API's reply.
     #[error("{url}: {what}")]
     NotApi { url: String, what: String },
+    #[error(
+        "{url}: the server does not answer in TLS ({why}); if it is a plain-HTTP endpoint, give its URL with http://"
+    )]
+    NotTls { url: String, why: String },
 }
 
 /// A request pacer for `--max-rps`: callers await [`Pacer::wait`] before each request,
@@ -153,7 +157,17 @@ pub fn register_secret(secret: &str) {
 /// failed on, in its own spelling). Path segments that are not registered secrets stay
 /// readable (block hashes, txids and addresses of an API path).
 pub fn redact_text(text: &str) -> String {
-    let mut out = redact_urls(text);
+    hide_registered(redact_urls(text, redact_structure))
+}
+
+/// `text` (a command-line argument such as `esplora:https://host/v3/KEY`) with every URL in
+/// it passed through [`redact`] (credentials, query and key-like path segments hidden) and
+/// every registered secret replaced: for what is written into files.
+pub fn redact_in(text: &str) -> String {
+    hide_registered(redact_urls(text, redact))
+}
+
+fn hide_registered(mut out: String) -> String {
     for secret in SECRETS
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -164,8 +178,9 @@ pub fn redact_text(text: &str) -> String {
     out
 }
 
-/// `text` with every URL in it stripped of its credentials and query.
-fn redact_urls(text: &str) -> String {
+/// `text` with every URL in it passed through `how`. A URL ends at white space, a quote
+/// or a bracket; trailing punctuation (`:;,.`) is not part of it.
+fn redact_urls(text: &str, how: fn(&str) -> String) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     loop {
@@ -184,8 +199,9 @@ fn redact_urls(text: &str) -> String {
                 c.is_whitespace() || matches!(c, ')' | '(' | '"' | '\'' | ',' | '<' | '>')
             })
             .unwrap_or(tail.len());
-        out.push_str(&redact_structure(&tail[..end]));
-        rest = &tail[end..];
+        let url = tail[..end].trim_end_matches([':', ';', ',', '.']);
+        out.push_str(&how(url));
+        rest = &tail[url.len()..];
     }
 }
 
@@ -194,7 +210,14 @@ fn redact_urls(text: &str) -> String {
 /// providers put in the path) become `***`.
 pub fn redact(url: &str) -> String {
     let Ok(mut u) = reqwest::Url::parse(url) else {
-        return "(an unparsable URL)".to_string();
+        // Not a URL (no scheme, a typo): shown as given, but without what may be a
+        // password (before an `@`) or a key-like path segment.
+        let rest = url.rsplit_once('@').map_or(url, |(_, r)| r);
+        return rest
+            .split('/')
+            .map(|seg| if keyish(seg) { "***" } else { seg })
+            .collect::<Vec<_>>()
+            .join("/");
     };
     strip_credentials(&mut u);
     let segs: Vec<String> = u
@@ -236,10 +259,11 @@ fn strip_credentials(u: &mut reqwest::Url) {
     }
 }
 
-/// `url` without its user, password and query (its path kept).
+/// `url` without its user, password and query (its path kept); text that does not parse
+/// as a URL is kept (registered secrets are still hidden by the caller).
 fn redact_structure(url: &str) -> String {
     let Ok(mut u) = reqwest::Url::parse(url) else {
-        return "(an unparsable URL)".to_string();
+        return url.to_string();
     };
     strip_credentials(&mut u);
     u.to_string().trim_end_matches('/').to_string()
@@ -703,6 +727,12 @@ impl RpcClient {
         // message.
         let chain = redact_text(&chain);
         let lower = chain.to_ascii_lowercase();
+        if lower.contains("corrupt message") || lower.contains("invalidcontenttype") {
+            return Attempt::Fatal(RpcError::NotTls {
+                url: self.shown.clone(),
+                why: chain.trim_end_matches("; ").to_string(),
+            });
+        }
         if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
             return Attempt::Fatal(RpcError::Tls {
                 url: self.shown.clone(),
@@ -717,7 +747,7 @@ impl RpcClient {
         }
         if e.is_connect() {
             return Attempt::Transient(format!(
-                "cannot connect to {}: {}",
+                "cannot connect to {} (is the server running, and are the host and port right?): {}",
                 self.shown,
                 chain.trim_end_matches("; ")
             ));
