@@ -111,7 +111,7 @@ fn resolve(
         Need::Nothing => Ok(()),
         Need::Directory if data.is_dir() => Ok(()),
         Need::Directory => Err(CliError::user(anyhow!(
-            "{from} {} does not exist; give the dataset directory (ingest creates it), or set CHAINTRACE_DATA or a {CONFIG_FILE} with data = \"DIR\"",
+            "{from} {} does not exist; give the dataset directory (ingest creates it; for labels before a `trace --source` that fills it, create it: mkdir), or set CHAINTRACE_DATA or a {CONFIG_FILE} with data = \"DIR\"",
             data.display()
         ))),
         Need::Dataset if holds_dataset(data) => Ok(()),
@@ -138,8 +138,6 @@ pub fn resolve_command(command: &mut Command) -> Result<(), CliError> {
             IngestCommand::Bitcoin(a) => resolve(&mut a.data, None, Need::Nothing),
             IngestCommand::Ethereum(a) => resolve(&mut a.data, None, Need::Nothing),
         },
-        // Importing labels may come first, into a --data a `trace --source` fills later.
-        Command::Labels(LabelsCommand::Import(a)) => resolve(&mut a.data, None, Need::Nothing),
         Command::Labels(l) => {
             let data = match l {
                 LabelsCommand::Import(a) => &mut a.data,

@@ -566,3 +566,72 @@ fn another_ethereum_chain_is_refused_unless_replace() {
     assert!(tree(&chain) == before, "a refused ingest changes nothing");
     ok(&ingest_eth(&b, &data, &["--traces", "none", "--replace"]));
 }
+
+#[test]
+fn ethereum_ingest_over_https_with_a_custom_ca_equals_plain_http_and_keeps_the_key_secret() {
+    let node = Anvil::start();
+    let t = node.send(json!({"from": A, "to": B, "value": "0xde0b6b3a7640000"}));
+    node.receipt(&t);
+    let plain = tempfile::tempdir().unwrap();
+    ok(&ingest_eth(&node, plain.path(), &[]));
+    // A TLS front with a test CA's certificate, as a provider's endpoint, with a key in
+    // the path.
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = test_certificates(dir.path());
+    let log = dir.path().join("requests.log");
+    let upstream = node.url();
+    let (port, mut child) = start_script(
+        "https_forward.py",
+        &[
+            cert.as_os_str(),
+            key.as_os_str(),
+            std::ffi::OsStr::new(&upstream),
+            log.as_os_str(),
+        ],
+    );
+    let secret = "0123456789abcdef0123456789abcdef";
+    let url = format!("https://127.0.0.1:{port}/v3/{secret}");
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().to_str().unwrap();
+    let o = run(&[
+        "ingest",
+        "ethereum",
+        "--rpc",
+        &url,
+        "--data",
+        data,
+        "--rpc-attempts",
+        "2",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("TLS") && e.contains("--ca-cert") && !e.contains(secret),
+        "{e}"
+    );
+    let o = run(&[
+        "ingest",
+        "ethereum",
+        "--rpc",
+        &url,
+        "--data",
+        data,
+        "--ca-cert",
+        ca.to_str().unwrap(),
+    ]);
+    let _ = child.kill();
+    let _ = child.wait();
+    ok(&o);
+    assert!(!stderr(&o).contains(secret) && !stdout(&o).contains(secret));
+    assert_eq!(
+        part_files(&d.path().join("ethereum")),
+        part_files(&plain.path().join("ethereum")),
+        "the same rows over TLS"
+    );
+    for (name, bytes) in tree(d.path()) {
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(secret),
+            "{name} holds the key"
+        );
+    }
+}
