@@ -31,10 +31,30 @@ fn footer(src: &Source) -> String {
     let manifest =
         crate::store::sink::sha256_file(&src.chain_dir.join("_manifest.json")).unwrap_or_default();
     format!(
-        "dataset {} (manifest sha256 {manifest}) · chaintrace {}",
+        "dataset {} (manifest sha256 {manifest}){} · chaintrace {}",
         src.chain_dir.display(),
+        coverage(&src.chain_dir)
+            .map(|c| format!(" · {c}"))
+            .unwrap_or_default(),
         crate::VERSION
     )
+}
+
+/// What a dataset that is not the whole chain covers: a height window, or a neighbourhood
+/// fetched for a trace. Figures over it cover that only.
+fn coverage(chain_dir: &std::path::Path) -> Option<String> {
+    let m = crate::store::manifest::Manifest::load(chain_dir).ok()??;
+    if let Some(n) = &m.neighbourhood {
+        return Some(format!(
+            "a neighbourhood fetched from {} at {}: only the transactions within {} hops of a trace's seeds",
+            n.api, n.fetched_at, n.max_hops
+        ));
+    }
+    let first = m.parts.iter().map(|p| p.from).min()?;
+    let last = m.tip.as_ref().map(|t| t.height)?;
+    (first > 0).then(|| {
+        format!("a height window: blocks {first} to {last} only (nothing before block {first})")
+    })
 }
 
 fn btc(v: i64) -> f64 {
@@ -48,6 +68,17 @@ fn print_files(files: &[PathBuf]) {
 }
 
 pub(crate) fn run(cli: &Cli, cmd: &StatsCommand) -> Result<(), CliError> {
+    let common = match cmd {
+        StatsCommand::Flows(a) => &a.common,
+        StatsCommand::Entity(a) => &a.common,
+        StatsCommand::Exposure(a) => &a.common,
+    };
+    if !cli.quiet
+        && let Ok((chain_dir, _)) = chain_dir(&common.dataset)
+        && let Some(c) = coverage(&chain_dir)
+    {
+        eprintln!("chaintrace: note: this dataset is {c}; the figures cover that only");
+    }
     match cmd {
         StatsCommand::Flows(a) => flows(cli, a),
         StatsCommand::Entity(a) => entity(cli, a),

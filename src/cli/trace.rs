@@ -252,7 +252,7 @@ fn print_case(cli: &Cli, a: &TraceArgs, info: &Case) {
     };
     let backward = a.direction == "backward";
     println!(
-        "{}: {} trace of {}, {} label(s) on this chain",
+        "{}: {} trace of {}, {} label(s) on addresses in this dataset",
         a.out.display(),
         a.direction,
         info.seeds,

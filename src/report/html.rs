@@ -147,7 +147,7 @@ pub fn render(h: &HtmlInput) -> String {
         ),
         ("Stop at categories (exits)", c.param("stop_at")),
         ("Level", c.param("level")),
-        ("Labels on this chain used", c.param("labels")),
+        ("Labels on addresses in the dataset", c.param("labels")),
         ("Private labels included", c.param("include_private")),
         (
             "Non-public tags left out",
