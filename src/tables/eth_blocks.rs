@@ -27,6 +27,11 @@ const COLUMNS: &[Column] = &[
         U32,
         "EIP-4895 withdrawals; null before Shanghai",
     ),
+    opt(
+        "unparsed_transfer_logs",
+        Utf8,
+        "log indexes (comma-separated) of Transfer logs of no known shape, kept undecoded; null when none",
+    ),
 ];
 
 impl Table for EthBlocks {

@@ -19,7 +19,11 @@ const COLUMNS: &[Column] = &[
         Utf8,
         "ERC-20 amount or ERC-721 token id, exact decimal text",
     ),
-    col("standard", Utf8, "erc20 (3 topics) or erc721 (4 topics)"),
+    col(
+        "standard",
+        Utf8,
+        "erc20 (3 topics) or erc721 (4 topics, or 1 topic with from/to/id in the data: pre-standard NFTs)",
+    ),
 ];
 
 impl Table for TokenTransfers {

@@ -394,3 +394,101 @@ fn golden_parity_traces_flatten_like_ethereum_etl() {
     }
     assert!(checked >= 6, "{checked}");
 }
+
+/// A token transfer as the bug report lists it; the report's description of the
+/// pre-standard shape ("UNINDEXED …") stands for whichever name it accepts, ours `erc721`.
+fn transfer_row(
+    block: u64,
+    tx_index: u64,
+    t: &chaintrace::ingest::ethereum::decode::TokenTransfer,
+) -> Value {
+    serde_json::json!({
+        "block_number": block, "tx_index": tx_index, "tx_hash": t.tx_hash,
+        "log_index": t.log_index, "token": t.token, "from": t.from, "to": t.to,
+        "value": t.value, "standard": t.standard,
+    })
+}
+
+fn expected_rows(rows: &Value) -> Vec<Value> {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let mut r = r.clone();
+            let o = r.as_object_mut().unwrap();
+            if let Some(ok) = o.remove("standard_acceptable") {
+                assert!(ok.as_array().unwrap().contains(&Value::from("erc721")));
+                o.insert("standard".into(), "erc721".into());
+            }
+            o.remove("must_not");
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn every_transfer_log_is_kept_the_one_topic_cryptokitties_ones_included() {
+    use chaintrace::ingest::ethereum::decode::{
+        Log, decode_receipt, token_transfers, unparsed_transfers,
+    };
+    let dir = datasets().join("bug-reports/eth-transfer-one-topic");
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    // Block 10,000,000 from its receipts: 55 ERC-20, 12 ERC-721 and the 1-topic kitty.
+    let reply: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("eth_getBlockReceipts_10000000.json")).unwrap(),
+    )
+    .unwrap();
+    let mut rows = Vec::new();
+    for r in reply["result"].as_array().unwrap() {
+        let rc = decode_receipt(r).unwrap();
+        assert_eq!(unparsed_transfers(&rc.logs), Vec::<u64>::new());
+        for t in token_transfers(&rc.tx_hash, &rc.logs) {
+            rows.push(transfer_row(rc.block_number, u64::from(rc.tx_index), &t));
+        }
+    }
+    let want = expected_rows(&expected["block_10000000"]["token_transfers"]);
+    assert_eq!(rows.len(), 68);
+    assert_eq!(rows, want);
+    // Blocks 6,000,000..=6,000,002 from an eth_getLogs reply: 65 transfers, two kitties.
+    let reply: Value = serde_json::from_slice(
+        &std::fs::read(dir.join("eth_getLogs_6000000-6000002_Transfer.json")).unwrap(),
+    )
+    .unwrap();
+    let mut rows = Vec::new();
+    for l in reply["response"]["result"].as_array().unwrap() {
+        let n = |k: &str| q(&l[k]) as u64;
+        let log = Log {
+            log_index: n("logIndex"),
+            address: l["address"].as_str().unwrap().to_string(),
+            topics: l["topics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap().to_string())
+                .collect(),
+            data: l["data"].as_str().unwrap().to_string(),
+        };
+        let hash = l["transactionHash"].as_str().unwrap();
+        let logs = std::slice::from_ref(&log);
+        assert_eq!(unparsed_transfers(logs), Vec::<u64>::new());
+        for t in token_transfers(hash, logs) {
+            rows.push(transfer_row(n("blockNumber"), n("transactionIndex"), &t));
+        }
+    }
+    let want = expected_rows(&expected["blocks_6000000_6000002_getLogs"]["all_rows"]);
+    assert_eq!(rows.len(), 65);
+    assert_eq!(rows, want);
+    // A Transfer of yet another shape (2 topics) is listed as unparsed, not dropped unsaid.
+    let odd = Log {
+        log_index: 7,
+        address: "0x06012c8cf97bead5deae237070f9587f8e7a266d".into(),
+        topics: vec![
+            chaintrace::ingest::ethereum::decode::TRANSFER_TOPIC.into(),
+            format!("0x{:064x}", 1),
+        ],
+        data: "0x".into(),
+    };
+    assert!(token_transfers("0xab", std::slice::from_ref(&odd)).is_empty());
+    assert_eq!(unparsed_transfers(std::slice::from_ref(&odd)), vec![7]);
+}

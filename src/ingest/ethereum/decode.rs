@@ -34,6 +34,9 @@ pub struct Block {
     pub tx_count: u32,
     pub withdrawal_count: Option<u32>,
     pub blob_gas_used: Option<u64>,
+    /// Log indexes of the block's `Transfer` logs that no known shape decodes (set by the
+    /// ingest from the receipts): kept, never silently dropped.
+    pub unparsed_transfer_logs: Vec<u64>,
 }
 
 /// A transaction row (receipt fields come from the receipts).
@@ -179,6 +182,7 @@ pub fn decode_block(v: &Value) -> Result<(Block, Vec<Transaction>), DecodeError>
             .and_then(Value::as_array)
             .map(|w| n32(w.len())),
         blob_gas_used: f.u64_opt("blobGasUsed")?,
+        unparsed_transfer_logs: Vec::new(),
     };
     let mut out = Vec::with_capacity(txs.len());
     for (i, t) in txs.iter().enumerate() {
@@ -357,7 +361,9 @@ pub struct TokenTransfer {
     pub to: String,
     /// ERC-20: the amount; ERC-721: the token id (decimal).
     pub value: String,
-    /// `erc20` (3 topics, the amount in the data) or `erc721` (4 topics, the id indexed).
+    /// `erc20` (3 topics, the amount in the data) or `erc721` (4 topics, the id indexed;
+    /// or 1 topic with from, to and id in the data, as pre-standard NFTs such as
+    /// CryptoKitties emit it).
     pub standard: &'static str,
 }
 
@@ -366,19 +372,54 @@ fn topic_address(t: &str) -> Option<String> {
     (h.len() == 64 && h[..24].bytes().all(|b| b == b'0')).then(|| format!("0x{}", &h[24..]))
 }
 
+/// A `Transfer` log's `(from, to, value, standard)` by its shape (topics + data words):
+/// 3 topics and one data word (ERC-20: the amount), 4 topics and no data (ERC-721: the id
+/// indexed), or 1 topic and three data words (a pre-standard NFT such as CryptoKitties:
+/// from, to and id in the data; ethereum-etl's rule). `None` for any other shape.
+fn transfer_shape(l: &Log) -> Option<(String, String, String, &'static str)> {
+    let data = l.data.strip_prefix("0x")?;
+    let word = |k: usize| data.get(64 * k..64 * (k + 1)).map(|w| format!("0x{w}"));
+    match (l.topics.len(), data.len()) {
+        (3, 64) => Some((
+            topic_address(&l.topics[1])?,
+            topic_address(&l.topics[2])?,
+            hex_to_decimal(&l.data).ok()?,
+            "erc20",
+        )),
+        (4, 0) => Some((
+            topic_address(&l.topics[1])?,
+            topic_address(&l.topics[2])?,
+            hex_to_decimal(&l.topics[3]).ok()?,
+            "erc721",
+        )),
+        (1, 192) => Some((
+            topic_address(&word(0)?)?,
+            topic_address(&word(1)?)?,
+            hex_to_decimal(&word(2)?).ok()?,
+            "erc721",
+        )),
+        _ => None,
+    }
+}
+
+/// The log indexes of the `Transfer` logs among `logs` that [`token_transfers`] cannot
+/// decode (another shape): the ingest keeps them per block rather than drop them unsaid.
+pub fn unparsed_transfers(logs: &[Log]) -> Vec<u64> {
+    logs.iter()
+        .filter(|l| l.topics.first().is_some_and(|t| t == TRANSFER_TOPIC))
+        .filter(|l| transfer_shape(l).is_none())
+        .map(|l| l.log_index)
+        .collect()
+}
+
 /// The ERC-20 and ERC-721 `Transfer` events among `logs` of transaction `tx_hash`, told apart
-/// by their topic count. Other events, and `Transfer` events of other shapes, are skipped.
+/// by their shape ([`transfer_shape`]). Other events are skipped; `Transfer` events of
+/// another shape are listed by [`unparsed_transfers`].
 pub fn token_transfers(tx_hash: &str, logs: &[Log]) -> Vec<TokenTransfer> {
     logs.iter()
         .filter(|l| l.topics.first().is_some_and(|t| t == TRANSFER_TOPIC))
         .filter_map(|l| {
-            let from = topic_address(l.topics.get(1)?)?;
-            let to = topic_address(l.topics.get(2)?)?;
-            let (value, standard) = match l.topics.len() {
-                3 if l.data.len() == 66 => (hex_to_decimal(&l.data).ok()?, "erc20"),
-                4 if l.data == "0x" => (hex_to_decimal(&l.topics[3]).ok()?, "erc721"),
-                _ => return None,
-            };
+            let (from, to, value, standard) = transfer_shape(l)?;
             Some(TokenTransfer {
                 tx_hash: tx_hash.to_string(),
                 log_index: l.log_index,

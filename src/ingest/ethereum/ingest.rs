@@ -274,7 +274,8 @@ async fn fetch(node: &Node, from: u64, to: u64, traces: Traces, per_tx: &mut boo
             receipts.push(rs);
         }
     }
-    for ((n, t), rs) in nums.iter().zip(&txs_of).zip(&receipts) {
+    let first_block = rows.blocks.len() - nums.len();
+    for (k, ((n, t), rs)) in nums.iter().zip(&txs_of).zip(&receipts).enumerate() {
         if t.len() != rs.len() {
             return Err(EthIngestError::Input(format!(
                 "block {n}: {} transactions but {} receipts",
@@ -292,6 +293,16 @@ async fn fetch(node: &Node, from: u64, to: u64, traces: Traces, per_tx: &mut boo
             for tt in decode::token_transfers(&tx.hash, &rc.logs) {
                 rows.tokens.push((*n, tx.tx_index, tt));
             }
+            let unparsed = decode::unparsed_transfers(&rc.logs);
+            if !unparsed.is_empty() {
+                eprintln!(
+                    "chaintrace: warning: block {n} tx {}: Transfer log(s) {unparsed:?} have a shape no token standard gives; kept in blocks.unparsed_transfer_logs, not decoded",
+                    tx.hash
+                );
+            }
+            rows.blocks[first_block + k]
+                .unparsed_transfer_logs
+                .extend(unparsed);
             rows.txs.push((tx.clone(), rc.clone()));
         }
     }
@@ -389,6 +400,21 @@ fn batches(r: &Rows) -> Result<Vec<(&'static str, RecordBatch)>> {
             strings(b.iter().map(|x| Some(x.difficulty.as_str()))),
             u32s(b.iter().map(|x| Some(x.tx_count))),
             u32s(b.iter().map(|x| x.withdrawal_count)),
+            strings(
+                b.iter()
+                    .map(|x| {
+                        (!x.unparsed_transfer_logs.is_empty()).then(|| {
+                            x.unparsed_transfer_logs
+                                .iter()
+                                .map(u64::to_string)
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        })
+                    })
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .map(Option::as_deref),
+            ),
         ],
     )?;
     let t = &r.txs;
