@@ -258,6 +258,13 @@ fn print_case(cli: &Cli, a: &TraceArgs, info: &Case) {
         info.seeds,
         info.labels
     );
+    if let Some(list) = info.parameters["incomplete_internal_transfers"].as_array() {
+        eprintln!(
+            "chaintrace: warning: {} internal transfer(s) of unknown value (the node's call traces left out what a SELFDESTRUCT moved) were not followed; the report lists them. First: {}",
+            list.len(),
+            list.first().and_then(|v| v.as_str()).unwrap_or("")
+        );
+    }
     // A default that decides the answer is said, not assumed.
     if a.stop_at.is_empty() {
         match info.parameters["stop_at"].as_array() {

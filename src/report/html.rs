@@ -765,6 +765,19 @@ pub fn limitation_items(c: &Case, policy: &str) -> Vec<String> {
         c.param("followed_heights"),
         c.dataset_manifest_sha256
     ));
+    if let Some(list) = c
+        .parameters
+        .get("incomplete_internal_transfers")
+        .and_then(|v| v.as_array())
+    {
+        let shown: Vec<&str> = list.iter().filter_map(|v| v.as_str()).take(10).collect();
+        items.push(format!(
+            "{} internal transfer(s) moved an amount the node's call traces did not give (old geth and one reth release leave it out of SELFDESTRUCT frames): {}{}. They were not followed: taint that an account passed on that way is not in these figures. Re-ingest with a node whose traces are complete (or --traces parity) to close this.",
+            list.len(),
+            shown.join("; "),
+            if list.len() > shown.len() { "; …" } else { "" }
+        ));
+    }
     if let Some(n) = c.parameters.get("dataset_neighbourhood") {
         let s = |k: &str| n[k].as_str().unwrap_or("?").to_string();
         items.push(format!(

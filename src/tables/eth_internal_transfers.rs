@@ -23,12 +23,21 @@ const COLUMNS: &[Column] = &[
     ),
     opt("from", Utf8, "sender"),
     opt("to", Utf8, "recipient"),
-    col("value", Utf8, "wei, exact decimal text, never 0"),
+    opt(
+        "value",
+        Utf8,
+        "wei, exact decimal text, never 0; null when the node's trace did not give it (complete = false)",
+    ),
     opt("error", Utf8, "the frame's own error"),
     col(
         "status",
         U32,
         "1, or 0 when the frame or one enclosing it failed (its value did not move; ethereum-etl's rule)",
+    ),
+    col(
+        "complete",
+        Bool,
+        "false when the node's trace left out what the frame moved (a SELFDESTRUCT without beneficiary or value: old geth, one reth release); value is then null, never 0",
     ),
 ];
 

@@ -178,6 +178,9 @@ pub struct Chunk {
     pub txids: Vec<String>,
     pub transfers: Vec<Transfer>,
     pub nft: usize,
+    /// Internal transfers whose value the node's trace did not give (a SELFDESTRUCT frame
+    /// without beneficiary or value), described: not followed, and said in the case.
+    pub incomplete: Vec<String>,
 }
 
 /// Interns transaction hashes (each text held once, by its map until the end); collects
@@ -247,6 +250,7 @@ impl Builder<'_> {
                 .map(|i| self.transfers[i].clone())
                 .collect(),
             nft,
+            incomplete: Vec::new(),
         }
     }
 }
@@ -338,6 +342,7 @@ pub fn chunk(
         keys: Vec::new(),
     };
     let mut nft = 0usize;
+    let mut incomplete: Vec<String> = Vec::new();
     match asset {
         Asset::Eth => {
             // Which transactions failed, for their internal transfers.
@@ -411,6 +416,7 @@ pub fn chunk(
                         "value",
                         "error",
                         "status",
+                        "complete",
                     ],
                     |b| {
                         let c = Cols(b);
@@ -424,6 +430,10 @@ pub fn chunk(
                         let (from, to, value) = (c.str("from")?, c.str("to")?, c.str("value")?);
                         // Datasets from before the status column: a frame's own error only.
                         let status = c.u32("status").ok();
+                        // Datasets from before the complete column hold complete frames.
+                        let complete = b
+                            .column_by_name("complete")
+                            .and_then(|x| arrow_array::cast::AsArray::as_boolean_opt(x));
                         let error = c.str("error")?;
                         for i in 0..b.num_rows() {
                             let h = hash.value(i);
@@ -436,6 +446,19 @@ pub fn chunk(
                                 _ => true,
                             };
                             if !ok || !moves || failed.contains(h) {
+                                continue;
+                            }
+                            if complete.is_some_and(|x| !x.value(i)) || value.is_null(i) {
+                                // What it moved is unknown: listed, never taken as 0.
+                                if num.value(i) <= u64::from(last) {
+                                    incomplete.push(format!(
+                                        "block {} transaction {h} frame [{}] (a SELFDESTRUCT of {} to {})",
+                                        num.value(i),
+                                        ta.value(i),
+                                        text(from, i).unwrap_or("an unknown contract"),
+                                        text(to, i).unwrap_or("an unknown beneficiary"),
+                                    ));
+                                }
                                 continue;
                             }
                             let (Some(f), Some(t)) = (text(from, i), text(to, i)) else {
@@ -514,7 +537,9 @@ pub fn chunk(
             )?;
         }
     }
-    Ok(l.finish(nft))
+    let mut c = l.finish(nft);
+    c.incomplete = incomplete;
+    Ok(c)
 }
 
 /// Why a dataset gives `asset` nothing to trace (no ERC-20 transfer of the token).

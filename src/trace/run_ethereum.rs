@@ -127,6 +127,7 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
     let mut accounts = eth::Accounts::default();
     let mut opening = account::Opening::default();
     let (mut transfers, mut nft, mut last_block) = (0usize, 0usize, 0u32);
+    let mut incomplete: Vec<String> = Vec::new();
     let mut seed_tx_found: HashSet<String> = HashSet::new();
     let mut tx_recipients: BTreeSet<u32> = BTreeSet::new();
     let read = |part: &String, accounts: &mut eth::Accounts| {
@@ -145,6 +146,7 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
         opening.feed(&c.transfers, accounts.names.len());
         transfers += c.transfers.len();
         nft += c.nft;
+        incomplete.extend(c.incomplete.iter().cloned());
         last_block = last_block.max(c.transfers.last().map_or(0, |t| t.block));
         if !seed_txs.is_empty() {
             for t in c.transfers.iter().filter(|t| t.to != FEE) {
@@ -273,6 +275,9 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
     parameters["labels_private_ignored"] = resolved.private_ignored.into();
     parameters["seed_transactions"] = seeds.txs.len().into();
     parameters["asset"] = unit.clone().into();
+    if !incomplete.is_empty() {
+        parameters["incomplete_internal_transfers"] = incomplete.clone().into();
+    }
     parameters["transfers"] = transfers.into();
     let mut labelled: Vec<(&u32, &Label)> = labels.iter().collect();
     labelled.sort_by_key(|(id, _)| **id);

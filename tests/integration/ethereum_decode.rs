@@ -492,3 +492,47 @@ fn every_transfer_log_is_kept_the_one_topic_cryptokitties_ones_included() {
     assert!(token_transfers("0xab", std::slice::from_ref(&odd)).is_empty());
     assert_eq!(unparsed_transfers(std::slice::from_ref(&odd)), vec![7]);
 }
+
+#[test]
+fn a_selfdestruct_frame_without_value_is_incomplete_never_zero() {
+    use chaintrace::ingest::ethereum::decode::flatten_call_traces;
+    let dir = datasets().join("bug-reports/eth-selfdestruct-incomplete-trace");
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    let frames = |file: &str| {
+        let v: Value = serde_json::from_slice(&std::fs::read(dir.join(file)).unwrap()).unwrap();
+        let block = serde_json::json!([{"result": v["result"]}]);
+        flatten_call_traces(1, &block).unwrap()
+    };
+    // The complete reply: one internal transfer with the amount both explorers give.
+    let want = &expected["tx_0x95de6d33"]["internal_transfers_rows"][0];
+    let moved: Vec<_> =
+        frames("debug_traceTransaction_0x95de6d33_callTracer_etherscan_quicknode.json")
+            .into_iter()
+            .filter(|f| !f.trace_address.is_empty() && f.value != "0")
+            .collect();
+    assert_eq!(moved.len(), 1);
+    let f = &moved[0];
+    assert!(f.complete);
+    assert_eq!(f.kind, want["kind"]);
+    assert_eq!(f.from.as_deref(), want["from"].as_str());
+    assert_eq!(f.to.as_deref(), want["to"].as_str());
+    assert_eq!(f.value, want["value"]);
+    // The 2018 geth reply: a SELFDESTRUCT frame with neither beneficiary nor value. It is
+    // incomplete (what it moved is unknown), its sender is the contract called.
+    let old = frames("debug_traceTransaction_0x8006a292_callTracer_geth_2018.json");
+    let sd: Vec<_> = old.iter().filter(|f| f.kind == "suicide").collect();
+    assert_eq!(sd.len(), 1);
+    assert!(!sd[0].complete, "{:?}", sd[0]);
+    assert_eq!(
+        sd[0].from.as_deref(),
+        Some("0x50bb21befa6c04f0c81a44edaea5f11d069791f8")
+    );
+    assert_eq!(sd[0].to, None);
+    // Every other frame is complete.
+    assert!(
+        old.iter()
+            .filter(|f| f.kind != "suicide")
+            .all(|f| f.complete)
+    );
+}

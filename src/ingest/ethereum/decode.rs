@@ -455,6 +455,10 @@ pub struct Frame {
     pub error: Option<String>,
     /// 1, or 0 when the frame or one enclosing it failed: its value did not move.
     pub status: u32,
+    /// False when the node's trace left out what the frame moved: a SELFDESTRUCT frame
+    /// without its beneficiary or value (geth's callTracer before late 2020, one reth
+    /// release). Its `value` is then unknown — not 0 — and its row holds no value.
+    pub complete: bool,
 }
 
 /// Flattens a `debug_traceBlockByNumber(N, {tracer: "callTracer"})` result (one element per
@@ -470,7 +474,7 @@ pub fn flatten_call_traces(block: u64, result: &Value) -> Result<Vec<Frame>, Dec
     let mut out = Vec::new();
     for (i, t) in txs.iter().enumerate() {
         let root = t.get("result").unwrap_or(t);
-        walk(block, n32(i), root, &mut Vec::new(), false, &mut out)?;
+        walk(block, n32(i), root, &mut Vec::new(), false, None, &mut out)?;
     }
     Ok(out)
 }
@@ -548,7 +552,9 @@ pub fn flatten_parity_traces(block: u64, result: &Value) -> Result<Vec<Frame>, D
             .is_some_and(|(_, p)| failed.get(&(tx, p.to_vec())).copied().unwrap_or(false));
         let fail = parent || error.is_some();
         failed.insert((tx, at.clone()), fail);
+        let complete = kind != "suicide" || (value.is_some() && to.is_some());
         out.push(Frame {
+            complete,
             tx_index: tx,
             trace_address: at,
             kind,
@@ -573,6 +579,7 @@ fn walk(
     f: &Value,
     at: &mut Vec<u32>,
     reverted: bool,
+    parent_to: Option<&str>,
     out: &mut Vec<Frame>,
 ) -> Result<(), DecodeError> {
     let fl = Fields {
@@ -591,23 +598,31 @@ fn walk(
     };
     let error = f.get("error").and_then(Value::as_str).map(str::to_string);
     let failed = reverted || error.is_some();
+    let (to, value) = (fl.str_opt("to")?, fl.dec_opt("value")?);
+    // A SELFDESTRUCT frame without its sender is the contract its parent called.
+    let from = match fl.str_opt("from")? {
+        None if kind == "suicide" => parent_to.map(str::to_string),
+        f => f,
+    };
     out.push(Frame {
         tx_index: tx,
         trace_address: at.clone(),
         kind,
         call_type,
-        from: fl.str_opt("from")?,
-        to: fl.str_opt("to")?,
-        value: fl.dec_opt("value")?.unwrap_or_else(|| "0".into()),
+        from,
+        complete: kind != "suicide" || (value.is_some() && to.is_some()),
+        to: to.clone(),
+        value: value.unwrap_or_else(|| "0".into()),
         gas: fl.u64_opt("gas")?.unwrap_or(0),
         gas_used: fl.u64_opt("gasUsed")?.unwrap_or(0),
         subtraces: n32(calls.len()),
         error,
         status: u32::from(!failed),
     });
+    let me = f.get("to").and_then(Value::as_str);
     for (k, c) in calls.iter().enumerate() {
         at.push(n32(k));
-        walk(block, tx, c, at, failed, out)?;
+        walk(block, tx, c, at, failed, me, out)?;
         at.pop();
     }
     Ok(())

@@ -335,8 +335,24 @@ async fn fetch(node: &Node, from: u64, to: u64, traces: Traces, per_tx: &mut boo
             };
             for f in frames {
                 // Internal transfers: value moved by a sub-call or creation, or a self-destruct.
-                if f.trace_address.is_empty() || f.value == "0" {
+                if f.trace_address.is_empty() || (f.complete && f.value == "0") {
                     continue;
+                }
+                if !f.complete {
+                    eprintln!(
+                        "chaintrace: warning: block {n} transaction {} frame [{}]: the node's trace gives no {} for this SELFDESTRUCT; kept with an unknown value (internal_transfers.complete = false), not as 0",
+                        f.tx_index,
+                        f.trace_address
+                            .iter()
+                            .map(u32::to_string)
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        if f.to.is_none() {
+                            "beneficiary or value"
+                        } else {
+                            "value"
+                        }
+                    );
                 }
                 let hash = t
                     .get(ix(f.tx_index))
@@ -369,6 +385,13 @@ fn strings<'a>(it: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
 }
 fn u64s(it: impl Iterator<Item = Option<u64>>) -> ArrayRef {
     let mut b = UInt64Builder::new();
+    for v in it {
+        b.append_option(v);
+    }
+    Arc::new(b.finish())
+}
+fn bools(it: impl Iterator<Item = Option<bool>>) -> ArrayRef {
+    let mut b = arrow_array::builder::BooleanBuilder::new();
     for v in it {
         b.append_option(v);
     }
@@ -488,9 +511,10 @@ fn batches(r: &Rows) -> Result<Vec<(&'static str, RecordBatch)>> {
             strings(i.iter().map(|x| x.2.call_type.as_deref())),
             strings(i.iter().map(|x| x.2.from.as_deref())),
             strings(i.iter().map(|x| x.2.to.as_deref())),
-            strings(i.iter().map(|x| Some(x.2.value.as_str()))),
+            strings(i.iter().map(|x| x.2.complete.then_some(x.2.value.as_str()))),
             strings(i.iter().map(|x| x.2.error.as_deref())),
             u32s(i.iter().map(|x| Some(x.2.status))),
+            bools(i.iter().map(|x| Some(x.2.complete))),
         ],
     )?;
     Ok(vec![
