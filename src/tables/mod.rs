@@ -23,6 +23,7 @@ pub mod eth_blocks;
 pub mod eth_internal_transfers;
 pub mod eth_token_transfers;
 pub mod eth_transactions;
+pub mod eth_withdrawals;
 pub mod label_tags;
 
 /// Version of the dataset layout and the Bitcoin and Ethereum tables' schemas (stored in
@@ -236,7 +237,7 @@ pub enum TableError {
 }
 
 /// Every table, in the order `docs/SCHEMA.md` lists them.
-pub const ALL: [TableDef; 14] = [
+pub const ALL: [TableDef; 15] = [
     btc_blocks::Blocks::DEF,
     btc_transactions::Transactions::DEF,
     btc_inputs::Inputs::DEF,
@@ -245,6 +246,7 @@ pub const ALL: [TableDef; 14] = [
     eth_transactions::EthTransactions::DEF,
     eth_token_transfers::TokenTransfers::DEF,
     eth_internal_transfers::InternalTransfers::DEF,
+    eth_withdrawals::Withdrawals::DEF,
     label_tags::Tags::DEF,
     cluster_addresses::AddressCluster::DEF,
     cluster_summaries::Clusters::DEF,

@@ -194,6 +194,10 @@ struct Builder<'a> {
     keys: Vec<(u32, u32, u32, Vec<u32>)>,
 }
 
+/// The sender of validator withdrawals in the account ledger: the consensus layer, not an
+/// account (its ETH is clean: it was staked, not received from the traced value).
+pub const WITHDRAWALS: &str = "(validator withdrawals)";
+
 /// The id of `key` in `map`, a new one if it is not there yet.
 fn intern(map: &mut HashMap<String, u32>, key: &str) -> u32 {
     if let Some(&i) = map.get(key) {
@@ -484,6 +488,41 @@ pub fn chunk(
                     },
                 )?;
             }
+            // Validator withdrawals (EIP-4895): clean ETH credited after the block's
+            // transactions, from the consensus layer (no transaction, no sender account).
+            each_batch_of(
+                &files("withdrawals"),
+                &["block_number", "index", "address", "amount"],
+                |b| {
+                    let c = Cols(b);
+                    let (num, index, address, value) = (
+                        c.u64("block_number")?,
+                        c.u64("index")?,
+                        c.str("address")?,
+                        c.str("amount")?,
+                    );
+                    for i in 0..b.num_rows() {
+                        let block = block_u32(num.value(i))?;
+                        if block > last {
+                            continue;
+                        }
+                        let id = format!("withdrawal {}", index.value(i));
+                        let what = || format!("{id} (block {block})");
+                        let v = amount(value.value(i), &what)?;
+                        if v > 0 {
+                            l.push(
+                                (block, u32::MAX, 3, vec![n32(index.value(i) & 0xffff_ffff)]),
+                                time(block),
+                                &id,
+                                WITHDRAWALS,
+                                Some(address.value(i)),
+                                v,
+                            );
+                        }
+                    }
+                    Ok::<(), EthTraceError>(())
+                },
+            )?;
         }
         Asset::Token { contract, .. } => {
             each_batch_of(

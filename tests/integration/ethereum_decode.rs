@@ -536,3 +536,56 @@ fn a_selfdestruct_frame_without_value_is_incomplete_never_zero() {
             .all(|f| f.complete)
     );
 }
+
+#[test]
+fn withdrawals_are_rows_in_wei_and_their_absence_is_told_from_an_empty_list() {
+    let dir = datasets().join("bug-reports/eth-withdrawals");
+    let expected: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expected.json")).unwrap()).unwrap();
+    for n in ["17034869", "17034870", "19426587"] {
+        let v: Value = serde_json::from_slice(
+            &std::fs::read(dir.join(format!("pevm_block_{n}.json"))).unwrap(),
+        )
+        .unwrap();
+        let (b, _) = decode_block(&v).unwrap();
+        let want = &expected["blocks"][n];
+        assert_eq!(
+            b.withdrawal_count.map(u64::from),
+            want["withdrawal_count"].as_u64(),
+            "block {n}"
+        );
+        let rows: Vec<Value> = b
+            .withdrawals
+            .iter()
+            .map(|w| {
+                serde_json::json!({
+                    "block_number": b.number, "index": w.index,
+                    "validator_index": w.validator_index, "address": w.address,
+                    "amount_wei": w.amount_wei,
+                })
+            })
+            .collect();
+        let want_rows: Vec<Value> = want["withdrawals"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|w| {
+                        let mut w = w.clone();
+                        w.as_object_mut().unwrap().remove("amount_gwei");
+                        w
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(rows, want_rows, "block {n}");
+        let sum: u128 = b
+            .withdrawals
+            .iter()
+            .map(|w| w.amount_wei.parse::<u128>().unwrap())
+            .sum();
+        match want["sum_wei"].as_str() {
+            Some(s) => assert_eq!(sum.to_string(), s, "block {n}"),
+            None => assert!(b.withdrawals.is_empty()),
+        }
+    }
+}

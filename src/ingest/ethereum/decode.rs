@@ -37,6 +37,19 @@ pub struct Block {
     /// Log indexes of the block's `Transfer` logs that no known shape decodes (set by the
     /// ingest from the receipts): kept, never silently dropped.
     pub unparsed_transfer_logs: Vec<u64>,
+    /// Validator withdrawals (EIP-4895), in block order; empty before Shanghai (then
+    /// `withdrawal_count` is `None`).
+    pub withdrawals: Vec<Withdrawal>,
+}
+
+/// A validator withdrawal (EIP-4895): ETH the consensus layer credits to `address`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub index: u64,
+    pub validator_index: u64,
+    pub address: String,
+    /// Wei, exact decimal text: the block's gwei × 10^9.
+    pub amount_wei: String,
 }
 
 /// A transaction row (receipt fields come from the receipts).
@@ -183,6 +196,25 @@ pub fn decode_block(v: &Value) -> Result<(Block, Vec<Transaction>), DecodeError>
             .map(|w| n32(w.len())),
         blob_gas_used: f.u64_opt("blobGasUsed")?,
         unparsed_transfer_logs: Vec::new(),
+        withdrawals: v
+            .get("withdrawals")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|w| {
+                let wf = Fields {
+                    v: w,
+                    block: f.block.clone(),
+                };
+                let gwei = u128::from(wf.u64("amount")?);
+                Ok(Withdrawal {
+                    index: wf.u64("index")?,
+                    validator_index: wf.u64("validatorIndex")?,
+                    address: wf.str("address")?.to_ascii_lowercase(),
+                    amount_wei: (gwei * 1_000_000_000).to_string(),
+                })
+            })
+            .collect::<Result<_, DecodeError>>()?,
     };
     let mut out = Vec::with_capacity(txs.len());
     for (i, t) in txs.iter().enumerate() {

@@ -517,20 +517,36 @@ fn batches(r: &Rows) -> Result<Vec<(&'static str, RecordBatch)>> {
             bools(i.iter().map(|x| Some(x.2.complete))),
         ],
     )?;
+    let w: Vec<(u64, &decode::Withdrawal)> = b
+        .iter()
+        .flat_map(|x| x.withdrawals.iter().map(move |w| (x.number, w)))
+        .collect();
+    let withdrawals = batch(
+        &crate::tables::eth_withdrawals::Withdrawals::DEF,
+        vec![
+            u64s(w.iter().map(|x| Some(x.0))),
+            u64s(w.iter().map(|x| Some(x.1.index))),
+            u64s(w.iter().map(|x| Some(x.1.validator_index))),
+            strings(w.iter().map(|x| Some(x.1.address.as_str()))),
+            strings(w.iter().map(|x| Some(x.1.amount_wei.as_str()))),
+        ],
+    )?;
     Ok(vec![
         ("blocks", blocks),
         ("transactions", txs),
         ("token_transfers", tokens),
         ("internal_transfers", internal),
+        ("withdrawals", withdrawals),
     ])
 }
 
 /// The tables of an Ethereum dataset.
-pub const TABLES: [&str; 4] = [
+pub const TABLES: [&str; 5] = [
     "blocks",
     "transactions",
     "token_transfers",
     "internal_transfers",
+    "withdrawals",
 ];
 
 /// Ingests blocks from `client` into `opts.data/ethereum`.
