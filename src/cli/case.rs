@@ -339,7 +339,18 @@ fn export(cli: &Cli, a: &CaseExportArgs) -> Result<(), CliError> {
             }
         }
     }
-    if a.with_data {
+    // A neighbourhood fetched from an API cannot be fetched again the same (the chain
+    // moves on, the API may change): its parts (small) always go in.
+    let neighbourhood = ["bitcoin", "testnet", "testnet4", "signet", "regtest"]
+        .iter()
+        .any(|c| {
+            crate::store::manifest::Manifest::load(&data.join(c))
+                .ok()
+                .flatten()
+                .is_some_and(|m| m.neighbourhood.is_some())
+        });
+    let with_data = a.with_data || neighbourhood;
+    if with_data {
         for chain in [
             "bitcoin", "testnet", "testnet4", "signet", "regtest", "ethereum",
         ] {
@@ -364,7 +375,7 @@ fn export(cli: &Cli, a: &CaseExportArgs) -> Result<(), CliError> {
         "chaintrace case bundle\n\nMade by chaintrace {} from {}.\n\ncase/    the case folder: trace.json, edges.parquet, ends.parquet, SHA256SUMS, report/, audit.jsonl (hash-chained), audit.head, case.toml\ninputs/  the seed files the trace read\ndata/    the dataset's manifest (every part's sha256 and its source), labels/tags.parquet and clustering{}\n\nTo replay: unzip this bundle into a folder, install chaintrace (the same version, or check the differences), and in that folder run\n  chaintrace case verify case --data data\nwhich checks the audit trail, every recorded hash, and runs the recorded trace again, with the seed files of inputs/seeds/ and the dataset in data/ in place of the paths it recorded:\n  {}\n",
         crate::VERSION,
         a.case.display(),
-        if a.with_data {
+        if with_data {
             ", and its Parquet parts"
         } else {
             " (not the Parquet parts: ingest the same chain from the recorded source, or export with --with-data)"

@@ -154,11 +154,12 @@ pub fn resolve_command(command: &mut Command) -> Result<(), CliError> {
             ClusterCommand::Explain(a) => dataset(&mut a.dataset),
             ClusterCommand::Show(a) => dataset(&mut a.dataset),
         },
-        // With --source the trace fetches its own dataset into --data (created as needed).
+        // With --source the trace fetches its own dataset into --data, which must exist (a
+        // typo creates nothing; the labels to stop at are imported there first).
         Command::Trace(a) if a.source.is_some() => resolve(
             &mut a.dataset.data,
             Some(&mut a.dataset.network),
-            Need::Nothing,
+            Need::Directory,
         ),
         Command::Trace(a) => dataset(&mut a.dataset),
         Command::Stats(s) => match s {

@@ -311,20 +311,6 @@ fn follow(
     };
     let poll = secs(a.poll_secs, "--poll-secs")?;
     let opts = range_options(a);
-    // A new height window starts at a part boundary: say where, if not at --from.
-    let chain_dir = a.data.join(source.network().as_str());
-    if let Some(f) = a.from
-        && source.has_prevouts()
-        && !crate::store::manifest::Manifest::path(&chain_dir).exists()
-        && f % a.part_blocks.max(1) != 0
-        && !cli.quiet
-    {
-        eprintln!(
-            "chaintrace: note: parts hold {} blocks (--part-blocks), so the window starts at height {}, the start of the part holding {f}",
-            a.part_blocks,
-            f / a.part_blocks.max(1) * a.part_blocks.max(1)
-        );
-    }
     let mut polls = 0u64;
     loop {
         let pb = progress_bar(cli, "blocks");

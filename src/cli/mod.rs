@@ -274,7 +274,7 @@ pub(crate) fn progress_bar(cli: &Cli, unit: &str) -> indicatif::ProgressBar {
         indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
     pb.set_style(
         indicatif::ProgressStyle::with_template(&format!(
-            "{{spinner}} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {unit} ({{per_sec}}, ETA {{eta}}) {{msg}}"
+            "{{spinner}} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {unit} ({{per_sec}}, ETA {{eta}}) {{prefix}} {{msg}}"
         ))
         .expect("the template is valid")
         .progress_chars("=> "),

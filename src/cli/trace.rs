@@ -144,13 +144,17 @@ fn fetch_neighbourhood(cli: &Cli, a: &TraceArgs, req: &Request) -> Result<(), Cl
         eprintln!(
             "chaintrace: warning: {} held the neighbourhood of another trace (seeds {}, {} hops {}, fetched {}); it was replaced, so that trace's case no longer verifies against this --data: use one --data per --source case",
             s.chain_dir.display(),
-            old.seeds.join(" "),
+            match old.seeds.len() {
+                n if n > 3 => format!("{} and {} more", old.seeds[..3].join(" "), n - 3),
+                _ => old.seeds.join(" "),
+            },
             old.max_hops,
             old.direction,
             old.fetched_at
         );
     }
-    if !cli.quiet && !cli.json {
+    // The fetch's figures are part of the answer (what was asked of a third party).
+    if !cli.json {
         let asked = s.requests + s.cache_hits;
         eprintln!(
             "chaintrace: fetched {} transaction(s) in {} block(s) from {} (tip {}): {} request(s), {} from the cache ({:.0} % hit rate), {:.1} MiB, {:.1} s",

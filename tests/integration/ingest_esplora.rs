@@ -181,6 +181,32 @@ fn an_esplora_window_equals_those_heights_of_a_full_ingest_and_grows_both_ways()
     // A lower --from extends it down to genesis: the full dataset.
     ok(&esplora_ingest(&server.url, d.path(), &["--from", "0"]));
     assert!(part_files(&d.path().join("regtest")) == reference);
+    // A window off the part grid starts exactly at --from: nothing below it is fetched.
+    let off = tempfile::tempdir().unwrap();
+    server.clear();
+    ok(&esplora_ingest(&server.url, off.path(), &["--from", "250"]));
+    let raw = server
+        .requests()
+        .iter()
+        .filter(|r| r.ends_with("/raw"))
+        .count();
+    assert_eq!(raw, 151, "raw blocks for heights 250..=400");
+    let heights: Vec<i64> = read_table(&off.path().join("regtest"), "blocks")
+        .iter()
+        .map(|r| r["height"].int())
+        .collect();
+    assert_eq!(heights, (250..=400).collect::<Vec<i64>>());
+    assert_eq!(
+        manifest(off.path())["ranges"],
+        serde_json::json!([[250, 400]])
+    );
+    server.clear();
+    ok(&esplora_ingest(&server.url, off.path(), &[]));
+    assert!(
+        server.requests().len() <= 8 && server.requests().iter().all(|r| !r.ends_with("/raw")),
+        "{:?}",
+        server.requests()
+    );
     // A --to below its tip is the same chain, not "another chain": nothing changes.
     ok(&esplora_ingest(&server.url, d.path(), &["--to", "10"]));
     assert!(part_files(&d.path().join("regtest")) == reference);
@@ -569,4 +595,72 @@ fn an_on_demand_trace_equals_the_same_trace_on_the_full_dataset() {
     );
     assert_eq!(got.0, want.0, "each model's totals, backward");
     assert_eq!(got.1, want.1, "each model's ends, backward");
+}
+
+#[test]
+fn a_bad_reply_is_never_cached_and_a_rerun_recovers() {
+    let near = tempfile::tempdir().unwrap();
+    // Every raw transaction's first reply is cut in half.
+    let server = Replay::start(&["--fault", "/raw=truncate*1"]);
+    let trace = |out: &str| {
+        run(&[
+            "trace",
+            "--quiet",
+            "--force",
+            "--data",
+            near.path().to_str().unwrap(),
+            "--source",
+            &format!("esplora:{}", server.url),
+            "--seed",
+            "bcrt1qpy3r9jczme2ffcny6x65gctadyt97eram3pm6x",
+            "--max-hops",
+            "3",
+            "--out",
+            near.path().join(out).to_str().unwrap(),
+        ])
+    };
+    let o = trace("case");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/raw"), "{}", stderr(&o));
+    // The fault is spent: the rerun asks again for what was bad, and completes.
+    let o = trace("case");
+    ok(&o);
+    // The case's bundle carries the neighbourhood (it cannot be fetched again the same).
+    let zip = near.path().join("case.zip");
+    ok(&run(&[
+        "case",
+        "export",
+        near.path().join("case").to_str().unwrap(),
+        "--data",
+        near.path().to_str().unwrap(),
+        "--bundle",
+        zip.to_str().unwrap(),
+    ]));
+    let names = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, zipfile; print('\\n'.join(zipfile.ZipFile(sys.argv[1]).namelist()))",
+            zip.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let names = String::from_utf8_lossy(&names.stdout);
+    assert!(names.contains("data/regtest/transactions/part-"), "{names}");
+    // A --data that does not exist is refused before anything is fetched.
+    server.clear();
+    let o = run(&[
+        "trace",
+        "--data",
+        near.path().join("typo").to_str().unwrap(),
+        "--source",
+        &format!("esplora:{}", server.url),
+        "--seed",
+        "bcrt1qpy3r9jczme2ffcny6x65gctadyt97eram3pm6x",
+        "--out",
+        near.path().join("c2").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+    assert!(!near.path().join("typo").exists());
+    assert!(server.requests().is_empty());
 }

@@ -368,21 +368,29 @@ pub fn heights_needed(manifest: Option<&Manifest>, opts: &RangeOptions, tip: u32
         .flat_map(|p| [p.from, p.to])
         .filter(|&h| h <= tip)
         .collect();
+    let window = manifest.and_then(|m| super::plan_window(m, opts.from, true));
+    let window = match manifest {
+        Some(_) => window,
+        None => opts.from.filter(|&f| f > 0),
+    };
     match opts.from {
-        // `--from` rewrites every part from its part's start to the end of the parts it
-        // touches.
+        // `--from` rewrites every part from its part's start (or the window's) to the end
+        // of the parts it touches.
         Some(f) => {
             let end = parts.iter().map(|p| p.to).fold(to, u32::max).min(tip);
-            out.extend(f / part_blocks * part_blocks..=end);
+            let start = window.map_or(f / part_blocks * part_blocks, |w| {
+                (f / part_blocks * part_blocks).max(w)
+            });
+            out.extend(start..=end);
         }
         None => {
-            let start = super::window_start(manifest, true).unwrap_or(0);
+            // A stored part that ends on the grid is complete: only its ends are checked.
             let kept = |h: u32| {
                 parts
                     .iter()
-                    .any(|p| p.to - p.from + 1 == part_blocks && p.from < h && h < p.to)
+                    .any(|p| (p.to + 1) % part_blocks == 0 && p.from < h && h < p.to)
             };
-            out.extend((start..=to).filter(|&h| !kept(h)));
+            out.extend((window.unwrap_or(0)..=to).filter(|&h| !kept(h)));
         }
     }
     out.into_iter().collect()

@@ -291,6 +291,24 @@ pub fn window_start(manifest: Option<&Manifest>, has_prevouts: bool) -> Option<u
     (has_prevouts && first > 0).then_some(first)
 }
 
+/// Where an ingest's height window starts (`None`: the whole chain from genesis): with a
+/// source that gives prevouts, `--from` on a new dataset, the lower of `--from` and a
+/// stored window's start, or the stored window's start without `--from`. A dataset that
+/// starts at genesis stays whole (`--from` then re-ingests from there).
+pub fn plan_window(manifest: &Manifest, from: Option<u32>, has_prevouts: bool) -> Option<u32> {
+    if !has_prevouts {
+        return None;
+    }
+    let stored = manifest.parts.iter().map(|p| p.from).min();
+    match (from, stored) {
+        (Some(f), None) => Some(f),
+        (Some(f), Some(s)) if s > 0 => Some(f.min(s)),
+        (None, Some(s)) if s > 0 => Some(s),
+        _ => None,
+    }
+    .filter(|&w| w > 0)
+}
+
 /// Ingests the chain `best` from `source` into the dataset (shared by every Bitcoin source).
 ///
 /// # Errors
@@ -388,8 +406,16 @@ pub fn ingest_chain(
         .map(|p| p.to)
         .fold(req_to, u32::max)
         .min(chain_tip);
+    // A height window: with a source that gives prevouts (RPC `getblock 3`, Esplora),
+    // `--from H` on a new dataset starts exactly there (its first part is the rest of the
+    // part grid's cell: `[H, next boundary - 1]`); nothing below it is fetched, and later
+    // runs extend it, downward with a lower `--from`. A blocks directory must replay from
+    // genesis anyway and writes everything.
+    let window = plan_window(&manifest, opts.from, source.has_prevouts());
     let grid: Vec<(u32, u32)> = (0..=last / part_blocks)
         .map(|k| (k * part_blocks, ((k + 1) * part_blocks - 1).min(last)))
+        .map(|(f, t)| (window.map_or(f, |w| f.max(w)), t))
+        .filter(|&(f, t)| f <= t)
         .collect();
     // `--from` re-ingests (replaces) what it covers; `--to` alone only limits the range.
     // Below a stored window, a lower `--from` only adds the missing parts.
@@ -400,19 +426,9 @@ pub fn ingest_chain(
             && f <= req_to
             && !stored_window.is_some_and(|w| req_from < w && f >= w)
     };
-    // A height window: with a source that gives prevouts (RPC `getblock 3`), `--from H`
-    // starts there; parts below it that the dataset lacks are not fetched (it holds
-    // `[H, tip]` and later runs extend it, downward with a lower `--from`). A blocks
-    // directory must replay from genesis anyway and writes everything.
-    let window = if opts.from.is_some() {
-        opts.from.filter(|_| source.has_prevouts())
-    } else {
-        window_start(Some(&manifest), source.has_prevouts())
-    };
     let to_write: Vec<(u32, u32)> = grid
         .iter()
         .copied()
-        .filter(|&(_, t)| window.is_none_or(|w| t >= w))
         .filter(|&(f, t)| {
             forced(f, t)
                 || !manifest

@@ -149,8 +149,13 @@ enum Cache {
 
 /// The API client with its cache and counters.
 struct Api {
+    /// Shows the requests sent so far (its prefix).
+    pb: indicatif::ProgressBar,
     /// The tip's hash once known: the key of [`Cache::AtTip`] replies.
     tip: std::sync::OnceLock<String>,
+    /// Replies of the last batch, cached only once the caller has read them without
+    /// error (at the next batch, or [`Api::commit`]): a malformed reply is never kept.
+    pending: std::sync::Mutex<Vec<(PathBuf, Vec<u8>)>>,
     client: Arc<RpcClient>,
     pacer: Arc<Pacer>,
     rt: tokio::runtime::Runtime,
@@ -193,6 +198,7 @@ impl Api {
         if crate::ingest::interrupted() {
             return Err(IngestError::Interrupted);
         }
+        self.commit();
         let mut out: Vec<Option<Vec<u8>>> = vec![None; paths.len()];
         let mut todo = Vec::new();
         for (i, (p, how)) in paths.iter().enumerate() {
@@ -216,13 +222,15 @@ impl Api {
                 let (client, pacer, sem) = (self.client.clone(), self.pacer.clone(), sem.clone());
                 let (requests, bytes) = (self.requests.clone(), self.bytes.clone());
                 let path = paths[i].0.clone();
+                let pb = self.pb.clone();
                 set.spawn(async move {
                     let _permit = sem
                         .acquire_owned()
                         .await
                         .expect("the semaphore is never closed");
                     pacer.wait().await;
-                    requests.fetch_add(1, Ordering::Relaxed);
+                    let n = requests.fetch_add(1, Ordering::Relaxed) + 1;
+                    pb.set_prefix(format!("{n} requests;"));
                     let r = client.get(&path).await;
                     if let Ok(b) = &r {
                         bytes.fetch_add(n64(b.len()), Ordering::Relaxed);
@@ -239,8 +247,10 @@ impl Api {
         for (i, r) in got {
             let body = r?;
             if let Some(f) = self.cache_file(&paths[i].0, paths[i].1) {
-                // The cache only saves requests: failing to write it loses nothing.
-                let _ = sink::write_atomic(&f, &body);
+                self.pending
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push((f, body.clone()));
             }
             out[i] = Some(body);
         }
@@ -248,6 +258,20 @@ impl Api {
             .into_iter()
             .map(|b| b.expect("every path answered"))
             .collect())
+    }
+
+    /// Caches the replies of the last batch (read without error since).
+    fn commit(&self) {
+        let done = std::mem::take(
+            &mut *self
+                .pending
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for (f, body) in done {
+            // The cache only saves requests: failing to write it loses nothing.
+            let _ = sink::write_atomic(&f, &body);
+        }
     }
 
     fn one(&self, path: &str, how: Cache) -> Result<Vec<u8>, IngestError> {
@@ -408,7 +432,9 @@ pub fn fetch(
             source,
         })?;
     let api = Api {
+        pb: pb.clone(),
         tip: std::sync::OnceLock::new(),
+        pending: std::sync::Mutex::default(),
         client: Arc::new(client),
         pacer: Arc::new(Pacer::new(opts.max_rps)),
         rt,
@@ -461,13 +487,26 @@ pub fn fetch(
         if let Seed::Address(a) = s {
             let parsed: bitcoin::Address<bitcoin::address::NetworkUnchecked> =
                 a.parse().map_err(|e| {
-                    IngestError::Input(format!(
-                        "seed {given:?} is not a Bitcoin address, txid or TXID:VOUT ({e})"
-                    ))
+                    let lower = a.to_ascii_lowercase();
+                    IngestError::Input(
+                        if ["bc1", "tb1", "bcrt1"].iter().any(|p| lower.starts_with(p)) {
+                            format!(
+                                "seed {given:?} is a bech32 address whose checksum fails: a mistyped character? copy the address again"
+                            )
+                        } else {
+                            format!(
+                                "seed {given:?} is not a Bitcoin address, txid or TXID:VOUT ({e})"
+                            )
+                        },
+                    )
                 })?;
+            let of = Network::ALL
+                .into_iter()
+                .find(|n| parsed.is_valid_for_network(n.to_bitcoin()));
             let checked = parsed.require_network(network.to_bitcoin()).map_err(|_| {
                 IngestError::Input(format!(
-                    "seed {given:?} is an address of another network; the API follows {network}"
+                    "seed {given:?} is {} address; the API follows {network}",
+                    of.map_or("another network's".to_string(), |n| format!("a {n}"))
                 ))
             })?;
             *a = checked.to_string();
@@ -770,6 +809,7 @@ pub fn fetch(
             "the seeds have no confirmed transaction: nothing to trace".into(),
         ));
     };
+    api.commit();
     let previous = Manifest::load(&chain_dir)?.and_then(|m| m.neighbourhood);
     let changed = write(
         &chain_dir,

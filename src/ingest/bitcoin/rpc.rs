@@ -239,14 +239,17 @@ pub fn redact(url: &str) -> String {
     u.to_string().trim_end_matches('/').to_string()
 }
 
-/// Whether a URL path segment looks like an API key: 16 or more letters, digits, `-` or
-/// `_`, with a digit among them.
+/// Whether a URL path segment looks like an API key: 12 or more letters, digits, `-` or
+/// `_`, with a digit or both upper- and lower-case letters among them (`SuperSecretToken`,
+/// `tok_live_Zk81Q`, a hex or base62 key), unlike a path word (`api`, `mainnet-beta`).
 fn keyish(seg: &str) -> bool {
-    seg.len() >= 16
+    seg.len() >= 12
         && seg
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && seg.chars().any(|c| c.is_ascii_digit())
+        && (seg.chars().any(|c| c.is_ascii_digit())
+            || (seg.chars().any(|c| c.is_ascii_uppercase())
+                && seg.chars().any(|c| c.is_ascii_lowercase())))
 }
 
 fn strip_credentials(u: &mut reqwest::Url) {
@@ -620,7 +623,7 @@ impl RpcClient {
                 200 if html => Err(Attempt::Fatal(RpcError::NotApi {
                     url: shown.clone(),
                     what: format!(
-                        "the server sent an HTML page ({:?}), not an API reply; give the API's base URL (e.g. https://blockstream.info/api)",
+                        "the server sent an HTML page ({:?}), not an API reply (a proxy's, a captive portal's or an error page?); if every request gets one, check that the URL is the API's base (e.g. https://blockstream.info/api)",
                         excerpt(&body)
                     ),
                 })),
@@ -727,6 +730,15 @@ impl RpcClient {
         // message.
         let chain = redact_text(&chain);
         let lower = chain.to_ascii_lowercase();
+        if lower.contains("dns error") || lower.contains("failed to lookup address") {
+            return Attempt::Fatal(RpcError::NotApi {
+                url: self.shown.clone(),
+                what: format!(
+                    "the host name does not resolve ({}); check the URL",
+                    chain.trim_end_matches("; ")
+                ),
+            });
+        }
         if lower.contains("corrupt message") || lower.contains("invalidcontenttype") {
             return Attempt::Fatal(RpcError::NotTls {
                 url: self.shown.clone(),
@@ -752,8 +764,13 @@ impl RpcClient {
                 chain.trim_end_matches("; ")
             ));
         }
+        let plain = if self.shown.starts_with("https://") && lower.contains("reset") {
+            " (if the server speaks plain HTTP, give its URL with http://)"
+        } else {
+            ""
+        };
         Attempt::Transient(format!(
-            "connection to {} failed: {}",
+            "connection to {} failed{plain}: {}",
             self.shown,
             chain.trim_end_matches("; ")
         ))
@@ -883,6 +900,15 @@ mod tests {
             redact("http://127.0.0.1:8332/wallet/main"),
             "http://127.0.0.1:8332/wallet/main"
         );
+        assert_eq!(
+            redact("https://mempool.space/api/mainnet-beta"),
+            "https://mempool.space/api/mainnet-beta"
+        );
+        // Keys that are not random-looking hex are keys too.
+        for key in ["SuperSecretToken", "MyAgencyKey2026", "tok_live_Zk81Q"] {
+            let r = redact(&format!("https://eth.example/api/{key}"));
+            assert_eq!(r, "https://eth.example/api/***", "{key}");
+        }
     }
 
     #[test]
