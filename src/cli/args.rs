@@ -90,6 +90,9 @@ pub enum Command {
     /// transaction (transactions), the flagged entities (flagged) and the true transfers of
     /// the flagged entities' coins to others (flows). Same seed and options, same bytes.
     Simulate(SimulateArgs),
+    /// Check a dataset against the node: is it complete?
+    #[command(subcommand)]
+    Check(CheckCommand),
     /// Run the whole pipeline on built-in data.
     ///
     /// Generates a small simulated world (seeded), ingests it and the bundled real regtest
@@ -115,6 +118,7 @@ impl Command {
             Command::Eval(_) => "eval",
             Command::Simulate(_) => "simulate",
             Command::Demo(_) => "demo",
+            Command::Check(_) => "check ethereum",
         }
     }
 }
@@ -622,6 +626,35 @@ pub enum IngestCommand {
     /// token amounts as exact decimal text) on a height-aligned part grid with a manifest:
     /// rerunning skips complete parts, a killed run loses nothing.
     Ethereum(Box<IngestEthereumArgs>),
+}
+
+/// `chaintrace check` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// Reconcile balances: from the dataset alone, every account's balance change over the
+    /// dataset's blocks (transaction values and fees: gas_used × effective_gas_price, the
+    /// base fee burnt and the rest to the fee recipient; internal transfers; validator
+    /// withdrawals), compared with the node's eth_getBalance before the first block and at
+    /// the last. Prints the accounts that differ and what may explain it (no call traces,
+    /// an incomplete SELFDESTRUCT frame); exits 1 if any differs. Pre-merge block rewards
+    /// and blob (EIP-4844) fees are not modelled.
+    Ethereum(CheckEthereumArgs),
+}
+
+/// `chaintrace check ethereum`
+#[derive(Debug, Args)]
+pub struct CheckEthereumArgs {
+    /// The node's JSON-RPC URL (an archive node: balances at past blocks).
+    #[arg(long, value_name = "URL")]
+    pub rpc: String,
+    /// Dataset directory.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+    /// Check only the first K accounts (in address order) instead of every one touched.
+    #[arg(long, value_name = "K")]
+    pub sample: Option<usize>,
+    #[command(flatten)]
+    pub retry: RpcRetryArgs,
 }
 
 /// `chaintrace ingest ethereum`

@@ -169,6 +169,9 @@ pub fn resolve_command(command: &mut Command) -> Result<(), CliError> {
         },
         Command::Eval(EvalCommand::Clusters(a)) => dataset(&mut a.dataset),
         Command::Eval(EvalCommand::Trace(_)) => Ok(()),
+        Command::Check(super::args::CheckCommand::Ethereum(a)) => {
+            resolve(&mut a.data, None, Need::Dataset)
+        }
         Command::Report(_) | Command::Simulate(_) | Command::Demo(_) | Command::Case(_) => Ok(()),
     }
 }

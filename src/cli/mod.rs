@@ -166,6 +166,7 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
             ingest::ethereum(cli, a)
         }
         Command::Simulate(a) => simulate::run(cli, a),
+        Command::Check(args::CheckCommand::Ethereum(a)) => ingest::check_ethereum(cli, a),
         Command::Trace(a) => trace::run(cli, a),
         Command::Report(a) => report::run(cli, a),
         Command::Demo(a) => demo::run(cli, a),

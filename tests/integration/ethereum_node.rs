@@ -635,3 +635,83 @@ fn ethereum_ingest_over_https_with_a_custom_ca_equals_plain_http_and_keeps_the_k
         );
     }
 }
+
+#[test]
+fn every_balance_reconciles_with_the_node_through_fees_calls_reverts_and_selfdestruct() {
+    let node = Anvil::start();
+    let addr = |h: &str| {
+        node.receipt(h)["contractAddress"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    // A plain EIP-1559 transfer, and a legacy (type 0) one with a gas price.
+    node.send(json!({"from": A, "to": B, "value": "0xde0b6b3a7640000"}));
+    node.send(json!({"from": B, "to": C, "value": "0x1000", "gasPrice": "0x77359400"}));
+    // A contract forwarding what it receives to C (an internal transfer).
+    let fwd = addr(&node.send(json!({"from": A, "data": deployable(
+        &format!("600060006000600034 73{} 5af15000", &C[2..]).replace(' ', "")
+    )})));
+    node.send(json!({"from": B, "to": fwd, "value": "0x6f05b59d3b20000", "gas": "0x30000"}));
+    // A contract that always reverts: a failed transaction still pays its gas.
+    let rev = addr(&node.send(json!({"from": A, "data": deployable("60006000fd")})));
+    let failed = node.send(json!({"from": C, "to": rev, "value": "0x1", "gas": "0x20000"}));
+    assert_eq!(node.receipt(&failed)["status"], "0x0");
+    // A contract that passes its value to the reverter and ignores the failure: the inner
+    // call is reverted, the value stays with the caller contract.
+    let keep = addr(&node.send(json!({"from": A, "data": deployable(
+        &format!("600060006000600034 73{} 5af15000", &rev[2..]).replace(' ', "")
+    )})));
+    node.send(json!({"from": B, "to": keep, "value": "0x2386f26fc10000", "gas": "0x40000"}));
+    // A contract that self-destructs to C when called: its balance moves by SELFDESTRUCT.
+    let sd = addr(&node.send(json!({"from": A, "data": deployable(&format!("73{}ff", &C[2..]))})));
+    let last =
+        node.send(json!({"from": A, "to": sd, "value": "0x16345785d8a0000", "gas": "0x30000"}));
+    node.receipt(&last);
+
+    let d = tempfile::tempdir().unwrap();
+    ok(&ingest_eth(&node, d.path(), &[]));
+    let url = node.url();
+    let check = |data: &std::path::Path| {
+        run(&[
+            "--json",
+            "check",
+            "ethereum",
+            "--rpc",
+            &url,
+            "--data",
+            data.to_str().unwrap(),
+        ])
+    };
+    let o = check(d.path());
+    ok(&o);
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["differences"], json!([]), "{r} {}", stderr(&o));
+    // Every sender, recipient, contract and the fee recipient.
+    assert!(r["accounts"].as_u64().unwrap() >= 8, "{r}");
+    assert_eq!(r["matched"], r["accounts"]);
+    // Without call traces the contracts' and C's balances are not explained: said, exit 1.
+    let bare = tempfile::tempdir().unwrap();
+    ok(&ingest_eth(&node, bare.path(), &["--traces", "none"]));
+    let o = check(bare.path());
+    assert_eq!(o.status.code(), Some(1));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        r["differences"].as_array().is_some_and(|d| !d.is_empty()),
+        "{r}"
+    );
+    assert_eq!(r["has_traces"], false, "{r}");
+    let o = run(&[
+        "check",
+        "ethereum",
+        "--rpc",
+        &url,
+        "--data",
+        bare.path().to_str().unwrap(),
+    ]);
+    let text = stdout(&o);
+    assert!(
+        text.contains(&C.to_string()) && text.contains("no call traces"),
+        "{text}"
+    );
+}

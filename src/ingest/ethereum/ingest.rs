@@ -633,6 +633,21 @@ pub fn ingest(
             opts.part_blocks,
         ),
     };
+    // Whether call traces were ingested (`chaintrace check ethereum` needs to know): once a
+    // run went without them, some parts lack them.
+    let mode = match opts.traces {
+        Traces::None => "none",
+        Traces::Geth => "geth",
+        Traces::Parity => "parity",
+    };
+    let before = manifest.source.chain_selection.take();
+    manifest.source.chain_selection = Some(
+        if mode == "none" || before.as_deref() == Some("traces none") {
+            "traces none".to_string()
+        } else {
+            format!("traces {mode}")
+        },
+    );
     for t in TABLES {
         std::fs::create_dir_all(chain_dir.join(t))
             .ctx(|| format!("cannot create {}", chain_dir.join(t).display()))?;

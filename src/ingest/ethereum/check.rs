@@ -1,0 +1,332 @@
+//! Balance reconciliation: the proof, an accountant's, that an Ethereum dataset holds every
+//! movement of ETH. From the dataset alone, each account's balance change over the dataset's
+//! blocks is recomputed, then compared with the node's `eth_getBalance` at both ends.
+//!
+//! What moves ETH, in the dataset's terms:
+//! - a transaction's fee, paid by its sender whatever its status:
+//!   `gas_used × effective_gas_price` (`gas_price` before EIP-1559); of it, the base fee
+//!   (`gas_used × base_fee_per_gas`, EIP-1559) is burnt and the rest goes to the block's fee
+//!   recipient;
+//! - a successful transaction's value, from its sender to its recipient (or the contract it
+//!   created);
+//! - internal transfers that moved value (`status` 1; a call of type `call`, a creation, a
+//!   SELFDESTRUCT); one whose value the node did not give (`complete` false) cannot be
+//!   counted, and the accounts it touches are named;
+//! - validator withdrawals (EIP-4895), credited to their address.
+//!
+//! Not modelled (the accounts they touch differ, and are reported as such): pre-merge
+//! block and uncle rewards, blob gas (EIP-4844) fees, and genesis allocations inside the
+//! dataset's first block.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::json;
+
+use super::ingest::{EthIngestError, chain_dir};
+use crate::ingest::bitcoin::rpc::RpcClient;
+use crate::store::reader::{Cols, each_batch_of, part_files};
+
+/// One account whose balance change the dataset does not explain.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Difference {
+    pub account: String,
+    /// Wei, as the dataset explains it and as the node's balances give it.
+    pub computed_change: String,
+    pub node_change: String,
+    /// What may explain it, when something in the dataset points at it.
+    pub why: Option<String>,
+}
+
+/// The outcome of [`reconcile`].
+#[derive(Clone, Debug, Serialize)]
+pub struct Reconciliation {
+    /// The balances compared are those after `start_block` and after `end_block`.
+    pub start_block: u64,
+    pub end_block: u64,
+    pub accounts: usize,
+    pub matched: usize,
+    pub differences: Vec<Difference>,
+    /// Whether the dataset holds call traces (internal transfers); without them contracts'
+    /// balances cannot be explained.
+    pub has_traces: bool,
+    /// Internal transfers of unknown value (`complete` false).
+    pub incomplete_frames: usize,
+}
+
+/// A decimal text column's value as a signed 128-bit number.
+fn num(s: Option<&str>, what: &dyn Fn() -> String) -> Result<i128, EthIngestError> {
+    match s {
+        None | Some("") => Ok(0),
+        Some(t) => t
+            .parse::<i128>()
+            .map_err(|_| EthIngestError::Input(format!("{}: {t:?} is not an amount", what()))),
+    }
+}
+
+/// Each account's balance change (wei) over the dataset's blocks `start_block+1 ..=
+/// end_block`, from the dataset alone; and the accounts that incomplete frames touch.
+///
+/// # Errors
+/// Unreadable parts, or amounts that are not decimal text (named by transaction).
+#[allow(clippy::type_complexity)]
+pub fn balance_changes(
+    data: &Path,
+) -> Result<(BTreeMap<String, i128>, u64, u64, BTreeSet<String>, bool), EthIngestError> {
+    let dir = chain_dir(data);
+    let files = |t: &str| part_files(&dir.join(t)).unwrap_or_default();
+    let text = |a: &arrow_array::StringArray, i: usize| {
+        arrow_array::Array::is_valid(a, i).then(|| a.value(i).to_string())
+    };
+    // Blocks: the fee recipient and base fee of each.
+    let mut blocks: BTreeMap<u64, (String, i128)> = BTreeMap::new();
+    each_batch_of(
+        &files("blocks"),
+        &["number", "miner", "base_fee_per_gas"],
+        |b| {
+            let c = Cols(b);
+            let (n, miner, base) = (
+                c.u64("number")?,
+                c.str("miner")?,
+                c.str("base_fee_per_gas")?,
+            );
+            for i in 0..b.num_rows() {
+                let what = || format!("block {}", n.value(i));
+                let fee = num(text(base, i).as_deref(), &what)?;
+                blocks.insert(n.value(i), (miner.value(i).to_ascii_lowercase(), fee));
+            }
+            Ok::<(), EthIngestError>(())
+        },
+    )?;
+    let (Some(&first), Some(&last)) = (blocks.keys().next(), blocks.keys().last()) else {
+        return Err(EthIngestError::Input(format!(
+            "{} holds no Ethereum blocks: ingest some first",
+            dir.display()
+        )));
+    };
+    let mut change: BTreeMap<String, i128> = BTreeMap::new();
+    let mut add = |a: &str, v: i128| *change.entry(a.to_ascii_lowercase()).or_insert(0) += v;
+    each_batch_of(
+        &files("transactions"),
+        &[
+            "block_number",
+            "hash",
+            "from",
+            "to",
+            "value",
+            "status",
+            "gas_used",
+            "gas_price",
+            "effective_gas_price",
+            "contract_address",
+        ],
+        |b| {
+            let c = Cols(b);
+            let (n, hash, from, to, value) = (
+                c.u64("block_number")?,
+                c.str("hash")?,
+                c.str("from")?,
+                c.str("to")?,
+                c.str("value")?,
+            );
+            let (status, used) = (c.u32("status")?, c.u64("gas_used")?);
+            let (price, eff, created) = (
+                c.str("gas_price")?,
+                c.str("effective_gas_price")?,
+                c.str("contract_address")?,
+            );
+            for i in 0..b.num_rows() {
+                let what = || format!("transaction {}", hash.value(i));
+                let gas = i128::from(used.value(i));
+                let per_gas = num(text(eff, i).or_else(|| text(price, i)).as_deref(), &what)?;
+                let fee = gas * per_gas;
+                add(from.value(i), -fee);
+                let (miner, base) = blocks.get(&n.value(i)).cloned().unwrap_or_default();
+                add(&miner, fee - gas * base);
+                let ok = !arrow_array::Array::is_valid(status, i) || status.value(i) == 1;
+                if ok {
+                    let v = num(Some(value.value(i)), &what)?;
+                    if let Some(recipient) = text(to, i).or_else(|| text(created, i)) {
+                        add(from.value(i), -v);
+                        add(&recipient, v);
+                    }
+                }
+            }
+            Ok::<(), EthIngestError>(())
+        },
+    )?;
+    let traces = files("internal_transfers");
+    let mut unknown: BTreeSet<String> = BTreeSet::new();
+    each_batch_of(
+        &traces,
+        &[
+            "tx_hash",
+            "kind",
+            "call_type",
+            "from",
+            "to",
+            "value",
+            "status",
+            "complete",
+        ],
+        |b| {
+            let c = Cols(b);
+            let (hash, kind, ct, from, to, value, status) = (
+                c.str("tx_hash")?,
+                c.str("kind")?,
+                c.str("call_type")?,
+                c.str("from")?,
+                c.str("to")?,
+                c.str("value")?,
+                c.u32("status")?,
+            );
+            let complete = b
+                .column_by_name("complete")
+                .and_then(|x| arrow_array::cast::AsArray::as_boolean_opt(x));
+            for i in 0..b.num_rows() {
+                let moves = match kind.value(i) {
+                    "call" => text(ct, i).as_deref() == Some("call"),
+                    _ => true,
+                };
+                if status.value(i) != 1 || !moves {
+                    continue;
+                }
+                let (Some(f), t) = (text(from, i), text(to, i)) else {
+                    continue;
+                };
+                if complete.is_some_and(|x| !x.value(i)) || !arrow_array::Array::is_valid(value, i)
+                {
+                    unknown.insert(f.to_ascii_lowercase());
+                    unknown.extend(t.map(|t| t.to_ascii_lowercase()));
+                    continue;
+                }
+                let what = || format!("internal transfer of {}", hash.value(i));
+                let v = num(Some(value.value(i)), &what)?;
+                if let Some(t) = t {
+                    add(&f, -v);
+                    add(&t, v);
+                }
+            }
+            Ok::<(), EthIngestError>(())
+        },
+    )?;
+    each_batch_of(&files("withdrawals"), &["address", "amount"], |b| {
+        let c = Cols(b);
+        let (address, amount) = (c.str("address")?, c.str("amount")?);
+        for i in 0..b.num_rows() {
+            let what = || format!("withdrawal to {}", address.value(i));
+            add(address.value(i), num(Some(amount.value(i)), &what)?);
+        }
+        Ok::<(), EthIngestError>(())
+    })?;
+    change.remove("");
+    // Whether call traces were ingested: the manifest says (`--traces none` writes empty
+    // internal_transfers parts).
+    let has_traces = crate::store::manifest::Manifest::load(&dir)
+        .ok()
+        .flatten()
+        .and_then(|m| m.source.chain_selection)
+        .map_or(!traces.is_empty(), |s| s != "traces none");
+    Ok((change, first.saturating_sub(1), last, unknown, has_traces))
+}
+
+/// Compares [`balance_changes`] with the node's balances (`eth_getBalance` at the block
+/// before the dataset's first and at its last), for every account the dataset touches, or
+/// the first `sample` of them in address order.
+///
+/// # Errors
+/// Dataset errors, or the node failing beyond the retry budget.
+pub fn reconcile(
+    client: RpcClient,
+    data: &Path,
+    sample: Option<usize>,
+    pb: &indicatif::ProgressBar,
+) -> Result<Reconciliation, EthIngestError> {
+    let (change, start, end, unknown, has_traces) = balance_changes(data)?;
+    let accounts: Vec<(String, i128)> = change
+        .into_iter()
+        .take(sample.unwrap_or(usize::MAX))
+        .collect();
+    pb.set_length(crate::types::n64(accounts.len()));
+    pb.set_message("eth_getBalance at both ends");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| EthIngestError::Io {
+            what: "cannot start the HTTP runtime",
+            path: "tokio".into(),
+            source,
+        })?;
+    let client = Arc::new(client);
+    let balances: Vec<Result<(i128, i128), EthIngestError>> = rt.block_on(async {
+        let sem = Arc::new(tokio::sync::Semaphore::new(8));
+        let mut set = tokio::task::JoinSet::new();
+        for (k, (a, _)) in accounts.iter().enumerate() {
+            let (client, sem, a) = (client.clone(), sem.clone(), a.clone());
+            let pb = pb.clone();
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await.expect("never closed");
+                let at = |n: u64| json!([a, format!("0x{n:x}")]);
+                let q = |v: serde_json::Value| -> Result<i128, EthIngestError> {
+                    v.as_str()
+                        .and_then(|s| i128::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+                        .ok_or_else(|| {
+                            EthIngestError::Input(format!(
+                                "eth_getBalance of {a} returned {v}, not a quantity"
+                            ))
+                        })
+                };
+                let r = async {
+                    let before = q(client.call("eth_getBalance", at(start)).await?)?;
+                    let after = q(client.call("eth_getBalance", at(end)).await?)?;
+                    Ok((before, after))
+                }
+                .await;
+                pb.inc(1);
+                (k, r)
+            });
+        }
+        let mut out: Vec<Option<Result<(i128, i128), EthIngestError>>> =
+            (0..accounts.len()).map(|_| None).collect();
+        while let Some(r) = set.join_next().await {
+            let (k, r) = r.expect("balance tasks do not panic");
+            out[k] = Some(r);
+        }
+        out.into_iter()
+            .map(|r| r.expect("every task reports"))
+            .collect()
+    });
+    let mut differences = Vec::new();
+    for ((a, computed), b) in accounts.iter().zip(balances) {
+        let (before, after) = b?;
+        let node = after - before;
+        if node != *computed {
+            let why = if unknown.contains(a) {
+                Some("an internal transfer of unknown value (an incomplete SELFDESTRUCT frame) touches it".into())
+            } else if !has_traces {
+                Some("the dataset has no call traces (ingested with --traces none): internal transfers are missing".into())
+            } else {
+                None
+            };
+            differences.push(Difference {
+                account: a.clone(),
+                computed_change: computed.to_string(),
+                node_change: node.to_string(),
+                why,
+            });
+        }
+    }
+    pb.finish_and_clear();
+    Ok(Reconciliation {
+        start_block: start,
+        end_block: end,
+        accounts: accounts.len(),
+        matched: accounts.len() - differences.len(),
+        differences,
+        has_traces,
+        incomplete_frames: unknown.len(),
+    })
+}
