@@ -690,6 +690,40 @@ fn every_balance_reconciles_with_the_node_through_fees_calls_reverts_and_selfdes
     // Every sender, recipient, contract and the fee recipient.
     assert!(r["accounts"].as_u64().unwrap() >= 8, "{r}");
     assert_eq!(r["matched"], r["accounts"]);
+    // A trace through the SELFDESTRUCT, checked by hand: the 0.1 ETH the last transaction
+    // paid into the contract went on to C when it self-destructed, under every model.
+    let case = d.path().join("case");
+    ok(&run(&[
+        "trace",
+        "--quiet",
+        "--chain",
+        "ethereum",
+        "--data",
+        d.path().to_str().unwrap(),
+        "--seed",
+        &last,
+        "--policy",
+        "all",
+        "--stop-at",
+        "none",
+        "--out",
+        case.to_str().unwrap(),
+    ]));
+    let ends = read_parquet_file(&case.join("ends.parquet"));
+    let mut models = Vec::new();
+    for e in &ends {
+        assert_eq!(e["address"].str(), C, "{e:?}");
+        assert_eq!(e["kind"].str(), "holding", "{e:?}");
+        let amount: u128 = e["amount"].str().parse().unwrap();
+        // Poison taints C's whole balance (its upper bound); the others move the 0.1 ETH.
+        match e["policy"].str() {
+            "poison" => assert!(amount >= 100_000_000_000_000_000, "{e:?}"),
+            _ => assert_eq!(amount, 100_000_000_000_000_000, "{e:?}"),
+        }
+        models.push(e["policy"].str().to_string());
+    }
+    models.sort();
+    assert_eq!(models, ["fifo", "haircut", "lifo", "poison"], "{ends:?}");
     // Without call traces the contracts' and C's balances are not explained: said, exit 1.
     let bare = tempfile::tempdir().unwrap();
     ok(&ingest_eth(&node, bare.path(), &["--traces", "none"]));
