@@ -1,6 +1,6 @@
 //! Ethereum `token_transfers`: one row per ERC-20/ERC-721 `Transfer` event (EIP-20, EIP-721).
 
-use super::{Column, Kind::*, Table, TableDef, col};
+use super::{Column, Kind::*, Table, TableDef, col, opt};
 
 /// The `token_transfers` table.
 #[derive(Clone, Copy, Debug)]
@@ -22,7 +22,17 @@ const COLUMNS: &[Column] = &[
     col(
         "standard",
         Utf8,
-        "erc20 (3 topics) or erc721 (4 topics, or 1 topic with from/to/id in the data: pre-standard NFTs)",
+        "erc20 (3 topics), erc721 (4 topics, or 1 topic with from/to/id in the data: pre-standard NFTs) or erc1155 (TransferSingle/TransferBatch: one row per id)",
+    ),
+    opt(
+        "token_id",
+        Utf8,
+        "ERC-1155: the token id (value is its amount); null otherwise",
+    ),
+    opt(
+        "operator",
+        Utf8,
+        "ERC-1155: the operator who made the transfer; null otherwise",
     ),
 ];
 

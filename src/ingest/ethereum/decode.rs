@@ -288,6 +288,62 @@ mod tests {
     }
 
     #[test]
+    fn erc1155_single_and_batch_give_one_row_per_id() {
+        let w = |v: u64| format!("{v:064x}");
+        let addr = |a: &str| format!("0x{a:0>64}");
+        let (op, from, to) = ("aa", "bb", "cc");
+        let log = |i: u64, topic: &str, data: String| Log {
+            log_index: i,
+            address: "0x76be3b62873462d2142405439777e971754e8e77".into(),
+            topics: vec![topic.into(), addr(op), addr(from), addr(to)],
+            data: format!("0x{data}"),
+        };
+        let single = log(3, TRANSFER_SINGLE_TOPIC, w(7) + &w(100));
+        // ids [1, 2] at offset 0x40, amounts [10, 20] at offset 0xa0.
+        let batch = log(
+            4,
+            TRANSFER_BATCH_TOPIC,
+            [w(0x40), w(0xa0), w(2), w(1), w(2), w(2), w(10), w(20)].concat(),
+        );
+        // A batch whose arrays differ in length is not decoded, and is listed.
+        let bad = log(
+            5,
+            TRANSFER_BATCH_TOPIC,
+            [w(0x40), w(0x80), w(1), w(1), w(2), w(10), w(20)].concat(),
+        );
+        let logs = [single, batch, bad];
+        let rows: Vec<(u64, String, String, String, String)> = erc1155_transfers("0xab", &logs)
+            .into_iter()
+            .map(|t| {
+                assert_eq!(t.standard, "erc1155");
+                assert_eq!(
+                    t.operator.as_deref(),
+                    Some("0x00000000000000000000000000000000000000aa")
+                );
+                assert_eq!(t.from, "0x00000000000000000000000000000000000000bb");
+                (
+                    t.log_index,
+                    t.token_id.unwrap(),
+                    t.value,
+                    t.to.clone(),
+                    t.token,
+                )
+            })
+            .collect();
+        let to = "0x00000000000000000000000000000000000000cc".to_string();
+        let token = "0x76be3b62873462d2142405439777e971754e8e77".to_string();
+        assert_eq!(
+            rows,
+            vec![
+                (3, "7".into(), "100".into(), to.clone(), token.clone()),
+                (4, "1".into(), "10".into(), to.clone(), token.clone()),
+                (4, "2".into(), "20".into(), to, token),
+            ]
+        );
+        assert_eq!(unparsed_transfers(&logs), vec![5]);
+    }
+
+    #[test]
     fn malformed_blocks_are_named() {
         let e = decode_block(&serde_json::json!({"number": "0x10", "transactions": ["0xab"]}))
             .unwrap_err();
@@ -395,8 +451,93 @@ pub struct TokenTransfer {
     pub value: String,
     /// `erc20` (3 topics, the amount in the data) or `erc721` (4 topics, the id indexed;
     /// or 1 topic with from, to and id in the data, as pre-standard NFTs such as
-    /// CryptoKitties emit it).
+    /// CryptoKitties emit it), or `erc1155` (`TransferSingle`/`TransferBatch`: `value` is
+    /// the amount of `token_id`).
     pub standard: &'static str,
+    /// ERC-1155: the token id (decimal); `None` for the other standards.
+    pub token_id: Option<String>,
+    /// ERC-1155: the operator who made the transfer.
+    pub operator: Option<String>,
+}
+
+/// `keccak256("TransferSingle(address,address,address,uint256,uint256)")` (EIP-1155).
+pub const TRANSFER_SINGLE_TOPIC: &str =
+    "0xc3d58168c5ae7397731d063d5bbf3d657854427343f4c083240f7aacaa2d0f62";
+/// `keccak256("TransferBatch(address,address,address,uint256[],uint256[])")` (EIP-1155).
+pub const TRANSFER_BATCH_TOPIC: &str =
+    "0x4a39dc06d4c0dbc64b70af90fd698a233a518aa5d07e595d983b8c0526c8f7fb";
+
+/// The `(id, amount)` pairs of an ERC-1155 log's data: one pair for `TransferSingle`
+/// (two words), the two ABI-encoded arrays of `TransferBatch` (head: two offsets; each
+/// array: its length, then its words). `None` if the data is not of that shape.
+fn erc1155_pairs(batch: bool, data: &str) -> Option<Vec<(String, String)>> {
+    let hex = data.strip_prefix("0x")?;
+    let word = |k: usize| hex.get(64 * k..64 * (k + 1)).map(|w| format!("0x{w}"));
+    let int = |k: usize| -> Option<usize> {
+        let w = word(k)?;
+        let v = u64::from_str_radix(w.get(w.len() - 16..)?, 16).ok()?;
+        (w[2..w.len() - 16].bytes().all(|b| b == b'0')).then_some(usize::try_from(v).ok()?)
+    };
+    if !batch {
+        if hex.len() != 128 {
+            return None;
+        }
+        return Some(vec![(
+            hex_to_decimal(&word(0)?).ok()?,
+            hex_to_decimal(&word(1)?).ok()?,
+        )]);
+    }
+    let (ids_at, values_at) = (int(0)?, int(1)?);
+    if ids_at % 32 != 0 || values_at % 32 != 0 {
+        return None;
+    }
+    let array = |at: usize| -> Option<Vec<String>> {
+        let k = at / 32;
+        let n = int(k)?;
+        (0..n)
+            .map(|j| hex_to_decimal(&word(k + 1 + j)?).ok())
+            .collect()
+    };
+    let (ids, values) = (array(ids_at)?, array(values_at)?);
+    (ids.len() == values.len()).then(|| ids.into_iter().zip(values).collect())
+}
+
+/// The ERC-1155 transfers among `logs` of transaction `tx_hash`: one per (id, amount) of
+/// each `TransferSingle` and `TransferBatch` (EIP-1155); a log of another shape is listed by
+/// [`unparsed_transfers`].
+pub fn erc1155_transfers(tx_hash: &str, logs: &[Log]) -> Vec<TokenTransfer> {
+    let mut out = Vec::new();
+    for l in logs {
+        let batch = match l.topics.first().map(String::as_str) {
+            Some(TRANSFER_SINGLE_TOPIC) => false,
+            Some(TRANSFER_BATCH_TOPIC) => true,
+            _ => continue,
+        };
+        let (Some(op), Some(from), Some(to)) = (
+            l.topics.get(1).and_then(|t| topic_address(t)),
+            l.topics.get(2).and_then(|t| topic_address(t)),
+            l.topics.get(3).and_then(|t| topic_address(t)),
+        ) else {
+            continue;
+        };
+        if l.topics.len() != 4 {
+            continue;
+        }
+        for (id, amount) in erc1155_pairs(batch, &l.data).unwrap_or_default() {
+            out.push(TokenTransfer {
+                tx_hash: tx_hash.to_string(),
+                log_index: l.log_index,
+                token: l.address.clone(),
+                from: from.clone(),
+                to: to.clone(),
+                value: amount,
+                standard: "erc1155",
+                token_id: Some(id),
+                operator: Some(op.clone()),
+            });
+        }
+    }
+    out
 }
 
 fn topic_address(t: &str) -> Option<String> {
@@ -434,12 +575,21 @@ fn transfer_shape(l: &Log) -> Option<(String, String, String, &'static str)> {
     }
 }
 
-/// The log indexes of the `Transfer` logs among `logs` that [`token_transfers`] cannot
-/// decode (another shape): the ingest keeps them per block rather than drop them unsaid.
+/// The log indexes of the transfer logs among `logs` (`Transfer`, ERC-1155
+/// `TransferSingle`/`TransferBatch`) that [`token_transfers`] and [`erc1155_transfers`]
+/// cannot decode (another shape): the ingest keeps them per block rather than drop them
+/// unsaid.
 pub fn unparsed_transfers(logs: &[Log]) -> Vec<u64> {
     logs.iter()
-        .filter(|l| l.topics.first().is_some_and(|t| t == TRANSFER_TOPIC))
-        .filter(|l| transfer_shape(l).is_none())
+        .filter(|l| match l.topics.first().map(String::as_str) {
+            Some(TRANSFER_TOPIC) => transfer_shape(l).is_none(),
+            Some(t @ (TRANSFER_SINGLE_TOPIC | TRANSFER_BATCH_TOPIC)) => {
+                l.topics.len() != 4
+                    || l.topics[1..].iter().any(|x| topic_address(x).is_none())
+                    || erc1155_pairs(t == TRANSFER_BATCH_TOPIC, &l.data).is_none()
+            }
+            _ => false,
+        })
         .map(|l| l.log_index)
         .collect()
 }
@@ -460,6 +610,8 @@ pub fn token_transfers(tx_hash: &str, logs: &[Log]) -> Vec<TokenTransfer> {
                 to,
                 value,
                 standard,
+                token_id: None,
+                operator: None,
             })
         })
         .collect()

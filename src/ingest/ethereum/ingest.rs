@@ -290,7 +290,10 @@ async fn fetch(node: &Node, from: u64, to: u64, traces: Traces, per_tx: &mut boo
                     rc.tx_hash, tx.hash
                 )));
             }
-            for tt in decode::token_transfers(&tx.hash, &rc.logs) {
+            let mut tokens = decode::token_transfers(&tx.hash, &rc.logs);
+            tokens.extend(decode::erc1155_transfers(&tx.hash, &rc.logs));
+            tokens.sort_by_key(|t| t.log_index);
+            for tt in tokens {
                 rows.tokens.push((*n, tx.tx_index, tt));
             }
             let unparsed = decode::unparsed_transfers(&rc.logs);
@@ -487,6 +490,8 @@ fn batches(r: &Rows) -> Result<Vec<(&'static str, RecordBatch)>> {
             strings(k.iter().map(|x| Some(x.2.to.as_str()))),
             strings(k.iter().map(|x| Some(x.2.value.as_str()))),
             strings(k.iter().map(|x| Some(x.2.standard))),
+            strings(k.iter().map(|x| x.2.token_id.as_deref())),
+            strings(k.iter().map(|x| x.2.operator.as_deref())),
         ],
     )?;
     let i = &r.internal;
