@@ -21,6 +21,7 @@ pub mod cluster_merges;
 pub mod cluster_summaries;
 pub mod eth_blocks;
 pub mod eth_internal_transfers;
+pub mod eth_rewards;
 pub mod eth_token_transfers;
 pub mod eth_transactions;
 pub mod eth_withdrawals;
@@ -237,7 +238,7 @@ pub enum TableError {
 }
 
 /// Every table, in the order `docs/SCHEMA.md` lists them.
-pub const ALL: [TableDef; 15] = [
+pub const ALL: [TableDef; 16] = [
     btc_blocks::Blocks::DEF,
     btc_transactions::Transactions::DEF,
     btc_inputs::Inputs::DEF,
@@ -247,6 +248,7 @@ pub const ALL: [TableDef; 15] = [
     eth_token_transfers::TokenTransfers::DEF,
     eth_internal_transfers::InternalTransfers::DEF,
     eth_withdrawals::Withdrawals::DEF,
+    eth_rewards::Rewards::DEF,
     label_tags::Tags::DEF,
     cluster_addresses::AddressCluster::DEF,
     cluster_summaries::Clusters::DEF,

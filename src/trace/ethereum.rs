@@ -198,6 +198,9 @@ struct Builder<'a> {
 /// account (its ETH is clean: it was staked, not received from the traced value).
 pub const WITHDRAWALS: &str = "(validator withdrawals)";
 
+/// The sender of block and uncle rewards in the account ledger: newly minted ETH (clean).
+pub const REWARDS: &str = "(block rewards)";
+
 /// The id of `key` in `map`, a new one if it is not there yet.
 fn intern(map: &mut HashMap<String, u32>, key: &str) -> u32 {
     if let Some(&i) = map.get(key) {
@@ -515,6 +518,39 @@ pub fn chunk(
                                 time(block),
                                 &id,
                                 WITHDRAWALS,
+                                Some(address.value(i)),
+                                v,
+                            );
+                        }
+                    }
+                    Ok::<(), EthTraceError>(())
+                },
+            )?;
+            // Pre-merge block and uncle rewards (with --traces parity): clean ETH minted to
+            // the miner after the block's transactions.
+            let mut k = 0u32;
+            each_batch_of(
+                &files("rewards"),
+                &["block_number", "address", "amount"],
+                |b| {
+                    let c = Cols(b);
+                    let (num, address, value) =
+                        (c.u64("block_number")?, c.str("address")?, c.str("amount")?);
+                    for i in 0..b.num_rows() {
+                        k += 1;
+                        let block = block_u32(num.value(i))?;
+                        if block > last {
+                            continue;
+                        }
+                        let id = format!("reward {block}/{k}");
+                        let what = || format!("{id} to {}", address.value(i));
+                        let v = amount(value.value(i), &what)?;
+                        if v > 0 {
+                            l.push(
+                                (block, u32::MAX, 4, vec![k]),
+                                time(block),
+                                &id,
+                                REWARDS,
                                 Some(address.value(i)),
                                 v,
                             );

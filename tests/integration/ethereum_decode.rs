@@ -589,3 +589,42 @@ fn withdrawals_are_rows_in_wei_and_their_absence_is_told_from_an_empty_list() {
         }
     }
 }
+
+#[test]
+fn block_rewards_from_parity_traces_equal_ethereum_etl() {
+    use chaintrace::ingest::ethereum::decode::parity_rewards;
+    let mut checked = 0;
+    for case in ["blocks_2112234_2112234", "blocks_508110_508110"] {
+        let d = eth("ethereum-etl-golden/test_stream").join(case);
+        let file = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.to_string_lossy().contains("trace_block"))
+            .unwrap();
+        let v: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        let block: u64 = case.split('_').nth(1).unwrap().parse().unwrap();
+        let got: Vec<(String, String, String)> = parity_rewards(block, &v["result"])
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.author, r.reward_type, r.value))
+            .collect();
+        let text = std::fs::read_to_string(d.join("expected_traces.json")).unwrap();
+        let want: Vec<(String, String, String)> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|t| t["trace_type"] == "reward")
+            .map(|t| {
+                (
+                    t["to_address"].as_str().unwrap().to_string(),
+                    t["reward_type"].as_str().unwrap().to_string(),
+                    t["value"].to_string(),
+                )
+            })
+            .collect();
+        assert!(!want.is_empty(), "{case}");
+        assert_eq!(got, want, "{case}");
+        checked += got.len();
+    }
+    assert!(checked >= 2);
+}

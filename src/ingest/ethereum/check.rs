@@ -12,11 +12,12 @@
 //! - internal transfers that moved value (`status` 1; a call of type `call`, a creation, a
 //!   SELFDESTRUCT); one whose value the node did not give (`complete` false) cannot be
 //!   counted, and the accounts it touches are named;
-//! - validator withdrawals (EIP-4895), credited to their address.
+//! - validator withdrawals (EIP-4895), credited to their address;
+//! - pre-merge block and uncle rewards, when the dataset has them (`--traces parity`).
 //!
-//! Not modelled (the accounts they touch differ, and are reported as such): pre-merge
-//! block and uncle rewards, blob gas (EIP-4844) fees, and genesis allocations inside the
-//! dataset's first block.
+//! Not modelled (the accounts they touch differ, and are reported as such): rewards of a
+//! dataset ingested with geth's callTracer (which does not give them), blob gas (EIP-4844)
+//! fees, and genesis allocations inside the dataset's first block.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -212,15 +213,19 @@ pub fn balance_changes(
             Ok::<(), EthIngestError>(())
         },
     )?;
-    each_batch_of(&files("withdrawals"), &["address", "amount"], |b| {
-        let c = Cols(b);
-        let (address, amount) = (c.str("address")?, c.str("amount")?);
-        for i in 0..b.num_rows() {
-            let what = || format!("withdrawal to {}", address.value(i));
-            add(address.value(i), num(Some(amount.value(i)), &what)?);
-        }
-        Ok::<(), EthIngestError>(())
-    })?;
+    // Withdrawals and (with --traces parity) pre-merge block and uncle rewards: credits
+    // with no transaction.
+    for table in ["withdrawals", "rewards"] {
+        each_batch_of(&files(table), &["address", "amount"], |b| {
+            let c = Cols(b);
+            let (address, amount) = (c.str("address")?, c.str("amount")?);
+            for i in 0..b.num_rows() {
+                let what = || format!("{table} row of {}", address.value(i));
+                add(address.value(i), num(Some(amount.value(i)), &what)?);
+            }
+            Ok::<(), EthIngestError>(())
+        })?;
+    }
     change.remove("");
     // Whether call traces were ingested: the manifest says (`--traces none` writes empty
     // internal_transfers parts).

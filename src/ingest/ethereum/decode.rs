@@ -663,6 +663,42 @@ pub fn flatten_call_traces(block: u64, result: &Value) -> Result<Vec<Frame>, Dec
     Ok(out)
 }
 
+/// A block or uncle reward (proof of work): ETH minted to `author`, with no transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reward {
+    pub author: String,
+    /// `block` or `uncle`.
+    pub reward_type: String,
+    /// Wei, exact decimal text.
+    pub value: String,
+}
+
+/// The reward traces of a `trace_block` result (the ones [`flatten_parity_traces`] leaves
+/// out).
+///
+/// # Errors
+/// A malformed reward trace, named with the block and its position.
+pub fn parity_rewards(block: u64, result: &Value) -> Result<Vec<Reward>, DecodeError> {
+    let mut out = Vec::new();
+    for (n, t) in result.as_array().into_iter().flatten().enumerate() {
+        if t.get("type").and_then(Value::as_str) != Some("reward") {
+            continue;
+        }
+        let action = Fields {
+            v: t.get("action").unwrap_or(&Value::Null),
+            block: format!("{block} trace {n}"),
+        };
+        out.push(Reward {
+            author: action.str("author")?.to_ascii_lowercase(),
+            reward_type: action.str("rewardType")?,
+            value: action
+                .dec_opt("value")?
+                .ok_or_else(|| action.err("a reward trace has no value".into()))?,
+        });
+    }
+    Ok(out)
+}
+
 /// Flattens a `trace_block` (Parity/OpenEthereum/Erigon/anvil) result into the same frames
 /// as [`flatten_call_traces`]. Block and uncle rewards (no transaction) are left out.
 ///

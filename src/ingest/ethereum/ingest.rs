@@ -129,6 +129,7 @@ struct Rows {
     txs: Vec<(Transaction, Receipt)>,
     tokens: Vec<(u64, u32, TokenTransfer)>,
     internal: Vec<(u64, String, Frame)>,
+    rewards: Vec<(u64, decode::Reward)>,
 }
 
 struct Node {
@@ -334,6 +335,9 @@ async fn fetch(node: &Node, from: u64, to: u64, traces: Traces, per_tx: &mut boo
             let frames = if traces == Traces::Geth {
                 decode::flatten_call_traces(*n, &v)?
             } else {
+                for r in decode::parity_rewards(*n, &v)? {
+                    rows.rewards.push((*n, r));
+                }
                 decode::flatten_parity_traces(*n, &v)?
             };
             for f in frames {
@@ -536,22 +540,34 @@ fn batches(r: &Rows) -> Result<Vec<(&'static str, RecordBatch)>> {
             strings(w.iter().map(|x| Some(x.1.amount_wei.as_str()))),
         ],
     )?;
+    let rw = &r.rewards;
+    let rewards = batch(
+        &crate::tables::eth_rewards::Rewards::DEF,
+        vec![
+            u64s(rw.iter().map(|x| Some(x.0))),
+            strings(rw.iter().map(|x| Some(x.1.author.as_str()))),
+            strings(rw.iter().map(|x| Some(x.1.reward_type.as_str()))),
+            strings(rw.iter().map(|x| Some(x.1.value.as_str()))),
+        ],
+    )?;
     Ok(vec![
         ("blocks", blocks),
         ("transactions", txs),
         ("token_transfers", tokens),
         ("internal_transfers", internal),
         ("withdrawals", withdrawals),
+        ("rewards", rewards),
     ])
 }
 
 /// The tables of an Ethereum dataset.
-pub const TABLES: [&str; 5] = [
+pub const TABLES: [&str; 6] = [
     "blocks",
     "transactions",
     "token_transfers",
     "internal_transfers",
     "withdrawals",
+    "rewards",
 ];
 
 /// Ingests blocks from `client` into `opts.data/ethereum`.
@@ -790,6 +806,7 @@ pub fn ingest(
             rows.txs.extend(r.txs);
             rows.tokens.extend(r.tokens);
             rows.internal.extend(r.internal);
+            rows.rewards.extend(r.rewards);
             pb.inc(e - at + 1);
             at = e + 1;
         }
