@@ -749,3 +749,41 @@ fn every_balance_reconciles_with_the_node_through_fees_calls_reverts_and_selfdes
         "{text}"
     );
 }
+
+#[test]
+fn the_documented_duckdb_query_runs_on_an_ethereum_dataset() {
+    let node = Anvil::start();
+    let t = node.send(json!({"from": A, "to": B, "value": "0xde0b6b3a7640000"}));
+    node.send(json!({"from": A, "to": B, "value": "0x1"}));
+    node.receipt(&t);
+    let d = tempfile::tempdir().unwrap();
+    ok(&ingest_eth(&node, d.path(), &[]));
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/SCHEMA.md"),
+    )
+    .unwrap();
+    let sql = doc
+        .split("<!-- duckdb-example -->\n```sql\n")
+        .nth(1)
+        .and_then(|r| r.split("```").next())
+        .expect("docs/SCHEMA.md holds the DuckDB example")
+        .replace("'data/", &format!("'{}/", d.path().display()));
+    let script = format!(
+        "import duckdb\nfor r in duckdb.sql('''{sql}''').fetchall():\n    print(r[0], r[1], r[2])\n"
+    );
+    let out = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l == format!("{A} {B} 1000000000000000001")),
+        "{text}"
+    );
+}
