@@ -4,7 +4,8 @@
 //! Starts anvil, fills it with `CHAINTRACE_BENCH_ETH_TXS` ETH transfers (default 3,000, 50 per
 //! block), then times, on the same node and block range, `chaintrace ingest ethereum`
 //! (release binary, child process: blocks, transactions with receipts, token transfers;
-//! with and without call traces) and cryo (`blocks`, `transactions`, `logs`).
+//! with and without call traces) and cryo (`blocks`, `transactions`, `logs`), and the
+//! balance reconciliation (`check ethereum`) in accounts/s.
 
 #[path = "../tests/support/anvil.rs"]
 mod anvil;
@@ -100,6 +101,21 @@ fn main() {
             .arg(&case),
     );
     row("chaintrace trace (4 models, ETH)", r);
+    // The balance reconciliation against the node (every account touched, both ends).
+    let t = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_chaintrace"))
+        .args(["--json", "check", "ethereum", "--rpc", &url, "--data"])
+        .arg(kept[1].path())
+        .output()
+        .expect("check runs");
+    let secs = t.elapsed().as_secs_f64();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let accounts = v["accounts"].as_u64().unwrap_or(0);
+    eprintln!(
+        "check ethereum: {accounts} accounts ({} match) in {secs:.2} s: {:.0} accounts/s",
+        v["matched"],
+        accounts as f64 / secs
+    );
     let d = tempfile::tempdir().unwrap();
     let script = format!(
         "import cryo; cryo.freeze(['blocks', 'transactions', 'logs'], rpc='{url}', blocks=['0:{}'], output_dir='{}', max_concurrent_requests=8, no_verbose=True)",
