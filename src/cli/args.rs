@@ -622,9 +622,11 @@ pub enum IngestCommand {
     Bitcoin(Box<IngestBitcoinArgs>),
     /// Ingest Ethereum from a JSON-RPC node.
     ///
-    /// Writes DATA/ethereum/{blocks,transactions,token_transfers,internal_transfers} (wei and
-    /// token amounts as exact decimal text) on a height-aligned part grid with a manifest:
-    /// rerunning skips complete parts, a killed run loses nothing.
+    /// Writes DATA/ethereum/{blocks,transactions,token_transfers,internal_transfers,
+    /// withdrawals,rewards} (wei and token amounts as exact decimal text; rewards with
+    /// --traces parity) on a height-aligned part grid with a manifest: rerunning skips
+    /// complete parts, a killed run loses nothing. `chaintrace check ethereum` then proves it
+    /// complete against the node's balances.
     Ethereum(Box<IngestEthereumArgs>),
 }
 
@@ -650,7 +652,8 @@ pub struct CheckEthereumArgs {
     /// Dataset directory.
     #[arg(long, value_name = "DIR", default_value = "data")]
     pub data: PathBuf,
-    /// Check only the first K accounts (in address order) instead of every one touched.
+    /// Check only the first K accounts (in address order) instead of every one touched (the
+    /// output says it was a sample).
     #[arg(long, value_name = "K")]
     pub sample: Option<usize>,
     #[command(flatten)]

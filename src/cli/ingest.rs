@@ -457,13 +457,26 @@ pub(crate) fn check_ethereum(
         );
     } else {
         println!(
-            "balances after block {} and after block {}: {} account(s), {} match the node exactly, {} differ",
+            "balances after block {} and after block {}: {} account(s){}, {} match the node exactly, {} differ",
             r.start_block,
             r.end_block,
             r.accounts,
+            if r.accounts < r.accounts_touched {
+                format!(
+                    " (a sample of the {} the dataset touches: --sample)",
+                    r.accounts_touched
+                )
+            } else {
+                String::new()
+            },
             r.matched,
             r.differences.len()
         );
+        if !r.has_traces {
+            println!(
+                "  the dataset has no call traces (ingested with --traces none): accounts reached only by internal calls are not even listed"
+            );
+        }
         for d in &r.differences {
             println!(
                 "  {}: the dataset explains {} wei, the node's balances moved {} wei{}",
@@ -477,16 +490,22 @@ pub(crate) fn check_ethereum(
             );
         }
     }
-    if r.differences.is_empty() {
+    if r.differences.is_empty() && r.has_traces {
         Ok(())
     } else if cli.json {
         // The document above is the answer; exit 1 without a second one.
         Err(CliError::user(super::Reported))
     } else {
-        Err(CliError::user(anyhow!(
-            "{} of {} account(s) differ from the node: the dataset does not explain every balance",
-            r.differences.len(),
-            r.accounts
-        )))
+        Err(CliError::user(if r.has_traces {
+            anyhow!(
+                "{} of {} account(s) differ from the node: the dataset does not explain every balance",
+                r.differences.len(),
+                r.accounts
+            )
+        } else {
+            anyhow!(
+                "without call traces the dataset cannot be shown complete (internal transfers are missing); ingest with --traces geth or --traces parity"
+            )
+        }))
     }
 }

@@ -690,6 +690,53 @@ fn every_balance_reconciles_with_the_node_through_fees_calls_reverts_and_selfdes
     // Every sender, recipient, contract and the fee recipient.
     assert!(r["accounts"].as_u64().unwrap() >= 8, "{r}");
     assert_eq!(r["matched"], r["accounts"]);
+    // A sample says it is one; a sample of nothing is refused.
+    let o = run(&[
+        "check",
+        "ethereum",
+        "--rpc",
+        &url,
+        "--data",
+        d.path().to_str().unwrap(),
+        "--sample",
+        "2",
+    ]);
+    ok(&o);
+    assert!(
+        stdout(&o).contains("2 account(s) (a sample of the"),
+        "{}",
+        stdout(&o)
+    );
+    let o = run(&[
+        "check",
+        "ethereum",
+        "--rpc",
+        &url,
+        "--data",
+        d.path().to_str().unwrap(),
+        "--sample",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    // Another chain on the node (a restarted dev node): refused, not "N differ".
+    let other = Anvil::start();
+    for _ in 0..12 {
+        other.call("evm_mine", json!([]));
+    }
+    let o = run(&[
+        "check",
+        "ethereum",
+        "--rpc",
+        &other.url(),
+        "--data",
+        d.path().to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("does not follow the dataset's chain"),
+        "{}",
+        stderr(&o)
+    );
     // A trace through the SELFDESTRUCT, checked by hand: the 0.1 ETH the last transaction
     // paid into the contract went on to C when it self-destructed, under every model.
     let case = d.path().join("case");

@@ -787,6 +787,16 @@ impl RpcClient {
                 Ok(v)
             }
             (s, _) if s >= 500 => Err(Attempt::Transient(format!("HTTP {s}"))),
+            // A client error without a JSON-RPC body (a wrong path: 404, 405): retrying
+            // cannot help.
+            (s, _) if (400..500).contains(&s) && s != 429 => Err(Attempt::Fatal(RpcError::Http {
+                url: self.shown.clone(),
+                status: s,
+                excerpt: format!(
+                    "{} (no JSON-RPC reply: is the URL's path the node's JSON-RPC endpoint?)",
+                    excerpt(&reply)
+                ),
+            })),
             (s, Err(e)) => Err(Attempt::Transient(format!(
                 "malformed JSON reply (HTTP {s}): {e}"
             ))),

@@ -47,7 +47,9 @@ pub struct Reconciliation {
     /// The balances compared are those after `start_block` and after `end_block`.
     pub start_block: u64,
     pub end_block: u64,
+    /// Accounts compared, and all the dataset touches (more with `--sample`).
     pub accounts: usize,
+    pub accounts_touched: usize,
     pub matched: usize,
     pub differences: Vec<Difference>,
     /// Whether the dataset holds call traces (internal transfers); without them contracts'
@@ -103,8 +105,9 @@ pub fn balance_changes(
     )?;
     let (Some(&first), Some(&last)) = (blocks.keys().next(), blocks.keys().last()) else {
         return Err(EthIngestError::Input(format!(
-            "{} holds no Ethereum blocks: ingest some first",
-            dir.display()
+            "{} holds no Ethereum blocks (no Ethereum dataset in this --data): ingest one with chaintrace ingest ethereum --rpc URL --data {}",
+            dir.display(),
+            data.display()
         )));
     };
     let mut change: BTreeMap<String, i128> = BTreeMap::new();
@@ -237,6 +240,27 @@ pub fn balance_changes(
     Ok((change, first.saturating_sub(1), last, unknown, has_traces))
 }
 
+/// The dataset's hash of block `n`.
+fn block_hash(data: &Path, n: u64) -> Result<String, EthIngestError> {
+    let dir = chain_dir(data);
+    let mut found = None;
+    each_batch_of(
+        &part_files(&dir.join("blocks")).unwrap_or_default(),
+        &["number", "hash"],
+        |b| {
+            let c = Cols(b);
+            let (num, hash) = (c.u64("number")?, c.str("hash")?);
+            for i in 0..b.num_rows() {
+                if num.value(i) == n {
+                    found = Some(hash.value(i).to_string());
+                }
+            }
+            Ok::<(), EthIngestError>(())
+        },
+    )?;
+    found.ok_or_else(|| EthIngestError::Input(format!("the dataset has no block {n}")))
+}
+
 /// Compares [`balance_changes`] with the node's balances (`eth_getBalance` at the block
 /// before the dataset's first and at its last), for every account the dataset touches, or
 /// the first `sample` of them in address order.
@@ -250,6 +274,13 @@ pub fn reconcile(
     pb: &indicatif::ProgressBar,
 ) -> Result<Reconciliation, EthIngestError> {
     let (change, start, end, unknown, has_traces) = balance_changes(data)?;
+    if sample == Some(0) {
+        return Err(EthIngestError::Input(
+            "--sample 0 checks nothing: give at least 1 (or leave it out to check every account)"
+                .into(),
+        ));
+    }
+    let touched = change.len();
     let accounts: Vec<(String, i128)> = change
         .into_iter()
         .take(sample.unwrap_or(usize::MAX))
@@ -266,6 +297,18 @@ pub fn reconcile(
             source,
         })?;
     let client = Arc::new(client);
+    // The node must follow the dataset's chain: its block at the dataset's last height has
+    // the dataset's hash (a restarted dev node, another network, a fork would not).
+    let stored = block_hash(data, end)?;
+    let theirs =
+        rt.block_on(client.call("eth_getBlockByNumber", json!([format!("0x{end:x}"), false])))?;
+    let theirs = theirs.get("hash").and_then(serde_json::Value::as_str);
+    if theirs != Some(stored.as_str()) {
+        return Err(EthIngestError::Input(format!(
+            "the node does not follow the dataset's chain: block {end} is {} there and {stored} in the dataset; check against the node the dataset was ingested from",
+            theirs.unwrap_or("missing")
+        )));
+    }
     let balances: Vec<Result<(i128, i128), EthIngestError>> = rt.block_on(async {
         let sem = Arc::new(tokio::sync::Semaphore::new(8));
         let mut set = tokio::task::JoinSet::new();
@@ -329,6 +372,7 @@ pub fn reconcile(
         start_block: start,
         end_block: end,
         accounts: accounts.len(),
+        accounts_touched: touched,
         matched: accounts.len() - differences.len(),
         differences,
         has_traces,
