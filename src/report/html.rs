@@ -180,6 +180,12 @@ pub fn render(h: &HtmlInput) -> String {
     // 2. The answer.
     s.push_str("<h2>2. The answer</h2>\n<h3>Where the traced value ended, per taint model</h3>\n<table>\n<tr><th>model</th><th>entered the seeds from outside</th><th>seeded (all seed outputs)</th>");
     for (name, _) in crate::trace::Totals::default().ends() {
+        // The account model's words for the same ends.
+        let name = match (c.asset.is_some(), name) {
+            (true, "held (unspent)") => "held (still in an account)",
+            (true, "mined") => "minted or from before the window",
+            _ => name,
+        };
         let _ = write!(s, "<th>{name}</th>");
     }
     s.push_str("</tr>\n");
@@ -194,7 +200,7 @@ pub fn render(h: &HtmlInput) -> String {
         }
         s.push_str("</tr>\n");
     }
-    s.push_str("</table>\n<p><small>For the models the columns after \"seeded\" add up to the seeded amount exactly (checked when the trace ran). \"Seeded\" counts every seed output in full, so value that moved from one seed address to another is in it twice; \"entered the seeds from outside\" counts it once — each seed output's share of its transaction's inputs that were not seed outputs (all of a coinbase; none of a seed's own coin coming back out of a CoinJoin), the same under every model — and every share is of that amount.</small></p>\n");
+    s.push_str("</table>\n<p><small>For the models the columns after \"seeded\" add up to the seeded amount exactly (checked when the trace ran). \"Seeded\" counts every seed output in full, so value that moved from one seed address to another is in it twice; \"entered the seeds from outside\" counts it once — each seed output's share of its transaction's inputs that were not seed outputs (all of a coinbase; none of a seed's own coin coming back out of a CoinJoin), the same under every model — and every share is of that amount. Account model: \"seeded\" is the seed accounts' balance as the dataset shows it (what they received in the window and the least opening balance that explains what they sent: a genesis allocation or an older balance that the dataset does not show is not in it).</small></p>\n");
     if let Some(p) = c.results.iter().find(|r| r.policy == "poison") {
         let touched: BTreeSet<(&str, u32)> =
             p.edges.iter().map(|e| (e.txid.as_str(), e.vout)).collect();
@@ -545,7 +551,13 @@ fn transfers(s: &mut String, h: &HtmlInput) {
             String::new()
         }
     );
-    s.push_str("<table>\n<tr><th>output (txid:vout)</th><th>height</th><th>block time (UTC)</th><th>from (an input address of the sender; its cluster)</th><th>address paid (its cluster)</th>");
+    // The account model has transactions and accounts, not outputs and input addresses.
+    let account = c.asset.is_some();
+    if account {
+        s.push_str("<table>\n<tr><th>transaction (its transfers: value, internal calls, SELFDESTRUCTs, token events)</th><th>height</th><th>block time (UTC)</th><th>from (the sending account; its cluster)</th><th>account paid (its cluster)</th>");
+    } else {
+        s.push_str("<table>\n<tr><th>output (txid:vout)</th><th>height</th><th>block time (UTC)</th><th>from (an input address of the sender; its cluster)</th><th>address paid (its cluster)</th>");
+    }
     for p in &conserving {
         let _ = write!(s, "<th>{}</th>", xml(p));
     }
@@ -577,9 +589,14 @@ fn transfers(s: &mut String, h: &HtmlInput) {
         };
         let to_cell = node_cell(paid, to);
         let from_cell = node_cell(from_addr, from);
+        let id = if account {
+            txid.to_string()
+        } else {
+            format!("{txid}:{vout}")
+        };
         let _ = write!(
             s,
-            "<tr><td class=\"mono\">{txid}:{vout}</td><td class=\"n\">{height}</td><td class=\"n\">{}</td><td class=\"mono\">{}</td><td class=\"mono\">{to_cell}</td>",
+            "<tr><td class=\"mono\">{id}</td><td class=\"n\">{height}</td><td class=\"n\">{}</td><td class=\"mono\">{}</td><td class=\"mono\">{to_cell}</td>",
             fmt::datetime(i64::from(*time)),
             from_cell,
         );
@@ -637,7 +654,7 @@ fn methodology(s: &mut String, h: &HtmlInput) {
         );
     }
     if c.asset.is_some() {
-        s.push_str("</table>\n<p>Account model: an account has one balance, not coins, so the models act on that balance. The transfers of the traced asset are replayed in chain order (block, transaction, then inside the transaction: the fee, the transaction's value, its internal transfers in call order; token events in log order), and each account keeps how much of its balance is tainted. Value the dataset does not show an account receiving (genesis allocations, block rewards, withdrawals, anything before the first ingested block) is counted as clean balance held from the start, the least that explains what the account sent. Fees (gas used × effective gas price) are paid by the sender even when the transaction failed. Failed transactions and reverted calls move no value. A seed account's whole balance is tainted: what it held when the window opened and everything it received after are seeded. Every traced unit ends as an exit (a transfer into an account whose label category is a stop category), a fee, a holding (still in an account), below the minimum value, beyond the hop limit, or back in a seed. Backward, the transfers are undone newest first from the balances at the end of the window: FIFO and LIFO exactly invert the forward replay; haircut shares an account's tainted units among its earlier receipts by the balance each arrived to; taint still in an account when the window's first block is undone came from before the window (held) or, for a token, was minted (mined).</p>\n<h3>Address clustering</h3>\n");
+        s.push_str("</table>\n<p>Account model: an account has one balance, not coins, so the models act on that balance. The transfers of the traced asset are replayed in chain order (block, transaction, then inside the transaction: the fee, the transaction's value, its internal transfers in call order; token events in log order), and each account keeps how much of its balance is tainted. Validator withdrawals and (with --traces parity) block rewards are clean inflows at their block. Value the dataset does not show an account receiving (genesis allocations, anything before the first ingested block) is counted as clean balance held from the start, the least that explains what the account sent. Fees (gas used × effective gas price) are paid by the sender even when the transaction failed. Failed transactions and reverted calls move no value. A seed account's balance as the dataset shows it is tainted: everything it received in the window and that least opening balance (a genesis allocation the dataset does not show is not part of it). Every traced unit ends as an exit (a transfer into an account whose label category is a stop category), a fee, a holding (still in an account), below the minimum value, beyond the hop limit, or back in a seed. Backward, the transfers are undone newest first from the balances at the end of the window: FIFO and LIFO exactly invert the forward replay; haircut shares an account's tainted units among its earlier receipts by the balance each arrived to; taint still in an account when the window's first block is undone came from before the window (held) or, for a token, was minted (mined).</p>\n<h3>Address clustering</h3>\n");
     } else {
         s.push_str("</table>\n<p>Transactions are visited in chain order (forward) or reverse chain order (backward), so each sees all the taint that reaches it before passing it on. Amounts are integers in base units; proportional splits use the largest-remainder rule. Every traced unit ends as an exit (an output at an address whose label category is a stop category, however small), a fee, a holding (unspent), spent outside the height/time window, below the minimum value, beyond the hop limit, mined, back in a seed, or entering a detected CoinJoin (unless CoinJoins were followed).</p>\n<h3>Address clustering</h3>\n");
     }

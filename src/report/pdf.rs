@@ -667,7 +667,12 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
         7.0,
         0.0,
         &format!(
-            "Each transfer: output (txid:vout), block height, block time (UTC), an input address of the sender -> the address paid, traced amount ({}){}.",
+            "Each transfer: {}, traced amount ({}){}.",
+            if c.asset.is_some() {
+                "transaction, block height, block time (UTC), the sending account -> the account paid"
+            } else {
+                "output (txid:vout), block height, block time (UTC), an input address of the sender -> the address paid"
+            },
             c.unit(),
             if c.param("level") == "cluster" {
                 "; the sending and receiving clusters are in edges.csv"
@@ -682,9 +687,12 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
             7.0,
             0.0,
             &format!(
-                "{}:{} h{} {} {} -> {} {}",
-                e.txid,
-                e.vout,
+                "{} h{} {} {} -> {} {}",
+                if c.asset.is_some() {
+                    e.txid.clone()
+                } else {
+                    format!("{}:{}", e.txid, e.vout)
+                },
                 e.height,
                 fmt::datetime(i64::from(e.time)),
                 if e.from_address.is_empty() {

@@ -168,6 +168,9 @@ fn token_trace_haircut_fifo_lifo_match_hand_computation_and_report() {
         "the haircut exit, exactly"
     );
     assert!(html.contains(&format!("TUSD ({token}; 6 decimals)")));
+    // Account-model words, not UTXO ones.
+    assert!(html.contains("held (still in an account)") && html.contains("the sending account"));
+    assert!(!html.contains("output (txid:vout)") && !html.contains("held (unspent)"));
     let csv = std::fs::read_to_string(case.join("report/edges.csv")).unwrap();
     assert!(
         csv.contains(&format!("{}.000000", 300 * u / 1_000_000)),
