@@ -21,7 +21,7 @@ use chaintrace::ingest::bitcoin::esplora::EsploraSource;
 use chaintrace::ingest::bitcoin::neighbourhood::{FetchOptions, fetch};
 use chaintrace::ingest::bitcoin::rpc::{RpcClient, RpcConfig};
 use chaintrace::ingest::bitcoin::rpc_source::RpcSource;
-use chaintrace::ingest::bitcoin::{BlockSource, RangeOptions, ingest_chain};
+use chaintrace::ingest::bitcoin::{RangeOptions, ingest_chain};
 
 fn config(url: &str, auth: Option<&str>) -> RpcConfig {
     RpcConfig {
@@ -121,7 +121,6 @@ fn main() {
             s.written.blocks as f64 / secs,
             s.written.txs as f64 / secs
         );
-        let _ = source.network();
     }
 
     // The on-demand neighbourhood of a 6-hop forward trace from the vendor.

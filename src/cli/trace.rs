@@ -140,6 +140,12 @@ fn fetch_neighbourhood(cli: &Cli, a: &TraceArgs, req: &Request) -> Result<(), Cl
             ),
         });
     }
+    if s.unconfirmed_spends > 0 {
+        eprintln!(
+            "chaintrace: warning: {} followed output(s) are spent by unconfirmed (mempool) transactions; the trace counts them as held until they confirm",
+            s.unconfirmed_spends
+        );
+    }
     if let Some(old) = &s.replaced {
         eprintln!(
             "chaintrace: warning: {} held the neighbourhood of another trace (seeds {}, {} hops {}, fetched {}); it was replaced, so that trace's case no longer verifies against this --data: use one --data per --source case",

@@ -448,10 +448,10 @@ pub fn chunk(
                                 Some(s) => s.value(i) == 1,
                                 None => error.is_null(i),
                             };
-                            let moves = match kind.value(i) {
-                                "call" => text(ct, i) == Some("call"),
-                                _ => true,
-                            };
+                            let moves = crate::ingest::ethereum::decode::frame_moves_value(
+                                kind.value(i),
+                                text(ct, i),
+                            );
                             if !ok || !moves || failed.contains(h) {
                                 continue;
                             }

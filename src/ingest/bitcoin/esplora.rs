@@ -68,8 +68,27 @@ struct EsploraPrevout {
     value: u64,
 }
 
+/// The network whose genesis block hash is `genesis` (the API's `/block-height/0`, asked at
+/// `url`).
+///
+/// # Errors
+/// A genesis block of no known network (a custom signet).
+pub(super) fn network_of_genesis(url: String, genesis: &str) -> Result<Network, IngestError> {
+    Network::ALL
+        .into_iter()
+        .find(|n| n.genesis_hash().to_string() == genesis)
+        .ok_or_else(|| {
+            malformed(
+                url,
+                format!(
+                    "block 0 is {genesis:?}, the genesis block of no network chaintrace knows (bitcoin, testnet, testnet4, signet, regtest)"
+                ),
+            )
+        })
+}
+
 /// A reply that is not what the API documents.
-fn malformed(url: String, what: impl std::fmt::Display) -> IngestError {
+pub(super) fn malformed(url: String, what: impl std::fmt::Display) -> IngestError {
     IngestError::RpcCall(RpcError::NotApi {
         url,
         what: what.to_string(),
@@ -106,17 +125,7 @@ impl EsploraSource {
             bytes: Arc::default(),
         };
         let genesis = s.text("/block-height/0").map_err(first_request)?;
-        s.network = Network::ALL
-            .into_iter()
-            .find(|n| n.genesis_hash().to_string() == genesis)
-            .ok_or_else(|| {
-                malformed(
-                    s.shown("/block-height/0"),
-                    format!(
-                        "block 0 is {genesis:?}, the genesis block of no network chaintrace knows (bitcoin, testnet, testnet4, signet, regtest)"
-                    ),
-                )
-            })?;
+        s.network = network_of_genesis(s.shown("/block-height/0"), &genesis)?;
         Ok(s)
     }
 
@@ -335,8 +344,8 @@ pub(super) fn first_request(e: IngestError) -> IngestError {
     }
 }
 
-/// One paced GET, counted.
-async fn get(
+/// One paced GET, counted (requests sent, reply bytes).
+pub(super) async fn get(
     client: &RpcClient,
     pacer: &Pacer,
     requests: &AtomicU64,
@@ -368,11 +377,7 @@ pub fn heights_needed(manifest: Option<&Manifest>, opts: &RangeOptions, tip: u32
         .flat_map(|p| [p.from, p.to])
         .filter(|&h| h <= tip)
         .collect();
-    let window = manifest.and_then(|m| super::plan_window(m, opts.from, true));
-    let window = match manifest {
-        Some(_) => window,
-        None => opts.from.filter(|&f| f > 0),
-    };
+    let window = super::plan_window(manifest, opts.from, true);
     match opts.from {
         // `--from` rewrites every part from its part's start (or the window's) to the end
         // of the parts it touches.
@@ -415,46 +420,16 @@ impl BlockSource for EsploraSource {
 
     fn fetch(&self, blocks: &[ChainBlock]) -> (Vec<Fetched>, Option<IngestError>) {
         let network = self.network;
-        let results: Vec<Result<Fetched, IngestError>> = self.rt.block_on(async {
-            let sem = Arc::new(tokio::sync::Semaphore::new(self.concurrency));
-            let mut set = tokio::task::JoinSet::new();
-            for (i, b) in blocks.iter().enumerate() {
-                let (client, pacer, sem, b) = (
-                    self.client.clone(),
-                    self.pacer.clone(),
-                    sem.clone(),
-                    b.clone(),
-                );
-                let traffic = (self.requests.clone(), self.bytes.clone());
-                set.spawn(async move {
-                    let _permit = sem
-                        .acquire_owned()
-                        .await
-                        .expect("the semaphore is never closed");
-                    (
-                        i,
-                        EsploraSource::block(client, pacer, traffic, b, network).await,
-                    )
-                });
-            }
-            let mut out: Vec<Option<Result<Fetched, IngestError>>> =
-                (0..blocks.len()).map(|_| None).collect();
-            while let Some(r) = set.join_next().await {
-                let (i, r) = r.expect("block tasks do not panic");
-                out[i] = Some(r);
-            }
-            out.into_iter()
-                .map(|r| r.expect("every task reports"))
-                .collect()
-        });
-        // Keep the prefix before the first failure.
-        let mut out = Vec::with_capacity(results.len());
-        for r in results {
-            match r {
-                Ok(f) => out.push(f),
-                Err(e) => return (out, Some(e)),
-            }
-        }
-        (out, None)
+        let traffic = (self.requests.clone(), self.bytes.clone());
+        let results = self.rt.block_on(super::rpc::in_order(
+            blocks.to_vec(),
+            self.concurrency,
+            |b| {
+                let (client, pacer, traffic) =
+                    (self.client.clone(), self.pacer.clone(), traffic.clone());
+                EsploraSource::block(client, pacer, traffic, b, network)
+            },
+        ));
+        super::ok_prefix(results)
     }
 }

@@ -282,24 +282,19 @@ impl BlockSource for BlocksDirSource {
     }
 }
 
-/// Where a stored height window starts: the first height of a dataset whose parts do not
-/// reach down to genesis, if the source gives prevouts (so a rerun without `--from` extends
-/// the window upward instead of fetching everything below it). `None` for a dataset that
-/// starts at genesis, an empty one, or a source that must replay from genesis anyway.
-pub fn window_start(manifest: Option<&Manifest>, has_prevouts: bool) -> Option<u32> {
-    let first = manifest?.parts.iter().map(|p| p.from).min()?;
-    (has_prevouts && first > 0).then_some(first)
-}
-
 /// Where an ingest's height window starts (`None`: the whole chain from genesis): with a
 /// source that gives prevouts, `--from` on a new dataset, the lower of `--from` and a
 /// stored window's start, or the stored window's start without `--from`. A dataset that
 /// starts at genesis stays whole (`--from` then re-ingests from there).
-pub fn plan_window(manifest: &Manifest, from: Option<u32>, has_prevouts: bool) -> Option<u32> {
+pub fn plan_window(
+    manifest: Option<&Manifest>,
+    from: Option<u32>,
+    has_prevouts: bool,
+) -> Option<u32> {
     if !has_prevouts {
         return None;
     }
-    let stored = manifest.parts.iter().map(|p| p.from).min();
+    let stored = manifest.and_then(|m| m.parts.iter().map(|p| p.from).min());
     match (from, stored) {
         (Some(f), None) => Some(f),
         (Some(f), Some(s)) if s > 0 => Some(f.min(s)),
@@ -411,7 +406,7 @@ pub fn ingest_chain(
     // part grid's cell: `[H, next boundary - 1]`); nothing below it is fetched, and later
     // runs extend it, downward with a lower `--from`. A blocks directory must replay from
     // genesis anyway and writes everything.
-    let window = plan_window(&manifest, opts.from, source.has_prevouts());
+    let window = plan_window(Some(&manifest), opts.from, source.has_prevouts());
     let grid: Vec<(u32, u32)> = (0..=last / part_blocks)
         .map(|k| (k * part_blocks, ((k + 1) * part_blocks - 1).min(last)))
         .map(|(f, t)| (window.map_or(f, |w| f.max(w)), t))
@@ -419,7 +414,7 @@ pub fn ingest_chain(
         .collect();
     // `--from` re-ingests (replaces) what it covers; `--to` alone only limits the range.
     // Below a stored window, a lower `--from` only adds the missing parts.
-    let stored_window = window_start(Some(&manifest), source.has_prevouts());
+    let stored_window = plan_window(Some(&manifest), None, source.has_prevouts());
     let forced = |f: u32, t: u32| {
         opts.from.is_some()
             && t >= req_from
@@ -656,6 +651,42 @@ pub fn ingest_chain(
     Ok(summary)
 }
 
+/// The manifest's entry for the four staged files of part `name` (blocks, transactions,
+/// inputs, outputs, in [`schema::BITCOIN_TABLES`] order).
+pub(super) fn part_files_entry(
+    name: &str,
+    staged: Vec<sink::Staged>,
+) -> BTreeMap<String, PartFile> {
+    schema::BITCOIN_TABLES
+        .iter()
+        .zip(staged)
+        .map(|(t, s)| {
+            (
+                t.to_string(),
+                PartFile {
+                    file: name.to_string(),
+                    rows: s.rows,
+                    bytes: s.bytes,
+                    sha256: s.sha256,
+                },
+            )
+        })
+        .collect()
+}
+
+/// The results before the first failure, and that failure: what a block source returns
+/// (the blocks before a bad one are still written).
+pub fn ok_prefix<T, E>(results: Vec<Result<T, E>>) -> (Vec<T>, Option<E>) {
+    let mut out = Vec::with_capacity(results.len());
+    for r in results {
+        match r {
+            Ok(v) => out.push(v),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+    (out, None)
+}
+
 /// Reads and decodes a chunk of the chain; on a bad block, returns the blocks before it
 /// and the error.
 fn read_and_decode(
@@ -689,14 +720,10 @@ fn read_and_decode(
             })
         })
         .collect();
-    let mut decoded = Vec::with_capacity(results.len());
-    for r in results {
-        match r {
-            Ok(d) => decoded.push(d),
-            Err(e) => return (decoded, Some(e)),
-        }
+    match ok_prefix(results) {
+        (decoded, None) => (decoded, failed),
+        bad => bad,
     }
-    (decoded, failed)
 }
 
 /// The UTXO snapshot beside the dataset (not part of it: a cache that saves replaying
@@ -763,21 +790,7 @@ fn commit_part(
     crash_point("after-stage", part_no);
     sink::commit(&staged)?;
     crash_point("after-commit", part_no);
-    let files: BTreeMap<String, PartFile> = schema::BITCOIN_TABLES
-        .iter()
-        .zip(staged)
-        .map(|(t, s)| {
-            (
-                t.to_string(),
-                PartFile {
-                    file: name.clone(),
-                    rows: s.rows,
-                    bytes: s.bytes,
-                    sha256: s.sha256,
-                },
-            )
-        })
-        .collect();
+    let files = part_files_entry(&name, staged);
     manifest.parts.push(Part {
         from,
         to,

@@ -33,7 +33,7 @@ use super::rows::{Counts, Rows};
 use super::rpc::{Pacer, RpcClient, RpcError};
 use super::rpc_source::{PrevoutsOf, hex_decode};
 use super::utxo::UtxoSet;
-use crate::store::manifest::{Manifest, Neighbourhood, Part, PartFile, Source};
+use crate::store::manifest::{Manifest, Neighbourhood, Part, Source};
 use crate::store::{StoreError, schema, sink};
 use crate::types::{Network, n64};
 
@@ -71,6 +71,9 @@ pub struct FetchSummary {
     pub elapsed_secs: f64,
     pub tip_height: u32,
     pub tip_hash: String,
+    /// Followed outputs spent only by unconfirmed (mempool) transactions: the trace sees
+    /// them as held.
+    pub unconfirmed_spends: u64,
     /// The neighbourhood fetched again was the same: the dataset was kept as it was.
     pub unchanged: bool,
     /// The neighbourhood of an earlier, different fetch that this one replaced (its cases
@@ -166,12 +169,7 @@ struct Api {
     bytes: Arc<AtomicU64>,
 }
 
-fn bad_reply(url: String, what: impl std::fmt::Display) -> IngestError {
-    IngestError::RpcCall(RpcError::NotApi {
-        url,
-        what: what.to_string(),
-    })
-}
+use super::esplora::malformed as bad_reply;
 
 impl Api {
     fn shown(&self, path: &str) -> String {
@@ -215,36 +213,20 @@ impl Api {
                 None => todo.push(i),
             }
         }
-        let got: Vec<(usize, Result<Vec<u8>, RpcError>)> = self.rt.block_on(async {
-            let sem = Arc::new(tokio::sync::Semaphore::new(self.concurrency));
-            let mut set = tokio::task::JoinSet::new();
-            for &i in &todo {
-                let (client, pacer, sem) = (self.client.clone(), self.pacer.clone(), sem.clone());
-                let (requests, bytes) = (self.requests.clone(), self.bytes.clone());
-                let path = paths[i].0.clone();
-                let pb = self.pb.clone();
-                set.spawn(async move {
-                    let _permit = sem
-                        .acquire_owned()
-                        .await
-                        .expect("the semaphore is never closed");
-                    pacer.wait().await;
-                    let n = requests.fetch_add(1, Ordering::Relaxed) + 1;
-                    pb.set_prefix(format!("{n} requests;"));
-                    let r = client.get(&path).await;
-                    if let Ok(b) = &r {
-                        bytes.fetch_add(n64(b.len()), Ordering::Relaxed);
+        let got: Vec<Result<Vec<u8>, RpcError>> =
+            self.rt
+                .block_on(super::rpc::in_order(todo.clone(), self.concurrency, |i| {
+                    let (client, pacer) = (self.client.clone(), self.pacer.clone());
+                    let (requests, bytes) = (self.requests.clone(), self.bytes.clone());
+                    let (path, pb) = (paths[i].0.clone(), self.pb.clone());
+                    async move {
+                        let r =
+                            super::esplora::get(&client, &pacer, &requests, &bytes, &path).await;
+                        pb.set_prefix(format!("{} requests;", requests.load(Ordering::Relaxed)));
+                        r
                     }
-                    (i, r)
-                });
-            }
-            let mut got = Vec::new();
-            while let Some(r) = set.join_next().await {
-                got.push(r.expect("fetch tasks do not panic"));
-            }
-            got
-        });
-        for (i, r) in got {
+                }));
+        for (&i, r) in todo.iter().zip(got) {
             let body = r?;
             if let Some(f) = self.cache_file(&paths[i].0, paths[i].1) {
                 self.pending
@@ -451,15 +433,7 @@ pub fn fetch(
             .map_err(|_| bad_reply(api.shown(path), "the reply is not text"))
     };
     let genesis = text("/block-height/0", Cache::Stable).map_err(super::esplora::first_request)?;
-    let network = Network::ALL
-        .into_iter()
-        .find(|n| n.genesis_hash().to_string() == genesis)
-        .ok_or_else(|| {
-            bad_reply(
-                api.shown("/block-height/0"),
-                format!("block 0 is {genesis:?}, the genesis block of no network chaintrace knows"),
-            )
-        })?;
+    let network = super::esplora::network_of_genesis(api.shown("/block-height/0"), &genesis)?;
     let chain_dir = opts.data_dir.join(network.as_str());
     if let Some(m) = Manifest::load(&chain_dir)?
         && m.neighbourhood.is_none()
@@ -583,6 +557,7 @@ pub fn fetch(
     } else {
         HashSet::new()
     };
+    let mut unconfirmed = 0u64;
     for depth in 0..levels {
         if crate::ingest::interrupted() {
             return Err(IngestError::Interrupted);
@@ -652,6 +627,11 @@ pub fn fetch(
                         ));
                     };
                     let confirmed = s.status.as_ref().is_some_and(|st| st.confirmed);
+                    // Spent in the mempool: not on the chain yet, so the trace holds it
+                    // there; said, not silent.
+                    if s.spent && !confirmed {
+                        unconfirmed += 1;
+                    }
                     if let (true, true, Some(spender)) = (s.spent, confirmed, &s.txid) {
                         let spender: Txid = spender
                             .parse()
@@ -765,7 +745,12 @@ pub fn fetch(
             bits: b.bits,
             nonce: b.nonce,
             size: b.size,
-            stripped_size: (b.weight - b.size) / 3,
+            stripped_size: b.weight.checked_sub(b.size).map(|x| x / 3).ok_or_else(|| {
+                bad_reply(
+                    api.shown(&format!("/block/{hash}")),
+                    "its weight is below its size",
+                )
+            })?,
             weight: b.weight,
             txs: txids
                 .iter()
@@ -845,6 +830,7 @@ pub fn fetch(
         tip_height,
         tip_hash,
         unchanged: !changed,
+        unconfirmed_spends: unconfirmed,
         replaced: previous.filter(|_| changed),
     })
 }
@@ -903,21 +889,7 @@ fn write(
         return Ok(false);
     }
     sink::commit(&staged)?;
-    let files: BTreeMap<String, PartFile> = schema::BITCOIN_TABLES
-        .iter()
-        .zip(staged)
-        .map(|(t, s)| {
-            (
-                t.to_string(),
-                PartFile {
-                    file: name.clone(),
-                    rows: s.rows,
-                    bytes: s.bytes,
-                    sha256: s.sha256,
-                },
-            )
-        })
-        .collect();
+    let files = super::part_files_entry(&name, staged);
     let mut m = Manifest::new(
         "bitcoin",
         network.as_str(),

@@ -84,6 +84,42 @@ pub enum RpcError {
     NotTls { url: String, why: String },
 }
 
+/// Awaits `work(item)` for every item, at most `limit` at a time (each on the runtime), and
+/// returns the outputs in the items' order: the one concurrency pattern of every network
+/// source (blocks over RPC and Esplora, Ethereum calls, neighbourhood fetches, balances).
+///
+/// # Panics
+/// Only if a task panicked (none does: their errors are values).
+pub async fn in_order<I, T, F, Fut>(items: Vec<I>, limit: usize, work: F) -> Vec<T>
+where
+    T: Send + 'static,
+    F: Fn(I) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+{
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(limit.max(1)));
+    let n = items.len();
+    let mut set = tokio::task::JoinSet::new();
+    for (i, item) in items.into_iter().enumerate() {
+        // Futures are lazy: nothing runs before the permit is held.
+        let (fut, sem) = (work(item), sem.clone());
+        set.spawn(async move {
+            let _permit = sem
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            (i, fut.await)
+        });
+    }
+    let mut out: Vec<Option<T>> = (0..n).map(|_| None).collect();
+    while let Some(r) = set.join_next().await {
+        let (i, v) = r.expect("network tasks do not panic");
+        out[i] = Some(v);
+    }
+    out.into_iter()
+        .map(|v| v.expect("every task reports"))
+        .collect()
+}
+
 /// A request pacer for `--max-rps`: callers await [`Pacer::wait`] before each request,
 /// so that requests start at most `max_rps` per second (0: unpaced).
 #[derive(Debug)]

@@ -417,31 +417,18 @@ impl BlockSource for RpcSource {
 
     fn fetch(&self, blocks: &[ChainBlock]) -> (Vec<Fetched>, Option<IngestError>) {
         let network = self.network;
-        let replies: Vec<Result<String, RpcError>> = self.rt.block_on(async {
-            let sem = Arc::new(tokio::sync::Semaphore::new(self.concurrency));
-            let mut set = tokio::task::JoinSet::new();
-            for (i, b) in blocks.iter().enumerate() {
+        let replies: Vec<Result<String, RpcError>> = self.rt.block_on(super::rpc::in_order(
+            blocks.to_vec(),
+            self.concurrency,
+            |b| {
                 let client = self.client.clone();
-                let sem = sem.clone();
-                let hash = b.hash.to_string();
-                set.spawn(async move {
-                    let _permit = sem
-                        .acquire_owned()
+                async move {
+                    client
+                        .call_raw("getblock", json!([b.hash.to_string(), 3]))
                         .await
-                        .expect("the semaphore is never closed");
-                    (i, client.call_raw("getblock", json!([hash, 3])).await)
-                });
-            }
-            let mut out: Vec<Option<Result<String, RpcError>>> =
-                (0..blocks.len()).map(|_| None).collect();
-            while let Some(r) = set.join_next().await {
-                let (i, r) = r.expect("block tasks do not panic");
-                out[i] = Some(r);
-            }
-            out.into_iter()
-                .map(|r| r.expect("every task reports"))
-                .collect()
-        });
+                }
+            },
+        ));
         // Decode in parallel; keep the prefix before the first failure.
         use rayon::prelude::*;
         let decoded: Vec<Result<Fetched, IngestError>> = blocks
@@ -456,14 +443,7 @@ impl BlockSource for RpcSource {
                 }),
             })
             .collect();
-        let mut out = Vec::with_capacity(decoded.len());
-        for d in decoded {
-            match d {
-                Ok(f) => out.push(f),
-                Err(e) => return (out, Some(e)),
-            }
-        }
-        (out, None)
+        super::ok_prefix(decoded)
     }
 }
 

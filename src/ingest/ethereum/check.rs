@@ -144,7 +144,14 @@ pub fn balance_changes(
             for i in 0..b.num_rows() {
                 let what = || format!("transaction {}", hash.value(i));
                 let gas = i128::from(used.value(i));
-                let per_gas = num(text(eff, i).or_else(|| text(price, i)).as_deref(), &what)?;
+                // A missing price is an unknown fee, never 0.
+                let Some(price) = text(eff, i).or_else(|| text(price, i)) else {
+                    return Err(EthIngestError::Input(format!(
+                        "{}: no effective_gas_price nor gas_price, so its fee is unknown; ingest the block again from a node that gives receipts' effectiveGasPrice",
+                        what()
+                    )));
+                };
+                let per_gas = num(Some(&price), &what)?;
                 let fee = gas * per_gas;
                 add(from.value(i), -fee);
                 let (miner, base) = blocks.get(&n.value(i)).cloned().unwrap_or_default();
@@ -190,10 +197,7 @@ pub fn balance_changes(
                 .column_by_name("complete")
                 .and_then(|x| arrow_array::cast::AsArray::as_boolean_opt(x));
             for i in 0..b.num_rows() {
-                let moves = match kind.value(i) {
-                    "call" => text(ct, i).as_deref() == Some("call"),
-                    _ => true,
-                };
+                let moves = super::decode::frame_moves_value(kind.value(i), text(ct, i).as_deref());
                 if status.value(i) != 1 || !moves {
                     continue;
                 }
@@ -309,14 +313,11 @@ pub fn reconcile(
             theirs.unwrap_or("missing")
         )));
     }
-    let balances: Vec<Result<(i128, i128), EthIngestError>> = rt.block_on(async {
-        let sem = Arc::new(tokio::sync::Semaphore::new(8));
-        let mut set = tokio::task::JoinSet::new();
-        for (k, (a, _)) in accounts.iter().enumerate() {
-            let (client, sem, a) = (client.clone(), sem.clone(), a.clone());
-            let pb = pb.clone();
-            set.spawn(async move {
-                let _permit = sem.acquire_owned().await.expect("never closed");
+    let names: Vec<String> = accounts.iter().map(|(a, _)| a.clone()).collect();
+    let balances: Vec<Result<(i128, i128), EthIngestError>> =
+        rt.block_on(crate::ingest::bitcoin::rpc::in_order(names, 8, |a| {
+            let (client, pb) = (client.clone(), pb.clone());
+            async move {
                 let at = |n: u64| json!([a, format!("0x{n:x}")]);
                 let q = |v: serde_json::Value| -> Result<i128, EthIngestError> {
                     v.as_str()
@@ -327,26 +328,12 @@ pub fn reconcile(
                             ))
                         })
                 };
-                let r = async {
-                    let before = q(client.call("eth_getBalance", at(start)).await?)?;
-                    let after = q(client.call("eth_getBalance", at(end)).await?)?;
-                    Ok((before, after))
-                }
-                .await;
+                let before = q(client.call("eth_getBalance", at(start)).await?)?;
+                let after = q(client.call("eth_getBalance", at(end)).await?)?;
                 pb.inc(1);
-                (k, r)
-            });
-        }
-        let mut out: Vec<Option<Result<(i128, i128), EthIngestError>>> =
-            (0..accounts.len()).map(|_| None).collect();
-        while let Some(r) = set.join_next().await {
-            let (k, r) = r.expect("balance tasks do not panic");
-            out[k] = Some(r);
-        }
-        out.into_iter()
-            .map(|r| r.expect("every task reports"))
-            .collect()
-    });
+                Ok((before, after))
+            }
+        }));
     let mut differences = Vec::new();
     for ((a, computed), b) in accounts.iter().zip(balances) {
         let (before, after) = b?;

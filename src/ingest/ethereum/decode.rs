@@ -617,6 +617,17 @@ pub fn token_transfers(tx_hash: &str, logs: &[Log]) -> Vec<TokenTransfer> {
         .collect()
 }
 
+/// Whether a frame of `kind` (`call`, `create`, `suicide`) and `call_type` moves value when
+/// it succeeds: calls of type `call` (not `delegatecall`, `callcode` or `staticcall`,
+/// which move nothing to another account), creations and SELFDESTRUCTs. The one rule the
+/// trace and the balance reconciliation both use.
+pub fn frame_moves_value(kind: &str, call_type: Option<&str>) -> bool {
+    match kind {
+        "call" => call_type == Some("call"),
+        _ => true,
+    }
+}
+
 /// A call frame of a transaction (geth `callTracer`), flattened: an internal value transfer
 /// when `value` is not zero.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -22,7 +22,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 use serde_json::{Value, json};
 
 use super::decode::{self, Frame, Receipt, TokenTransfer, Transaction};
-use crate::ingest::bitcoin::rpc::{Pacer, RpcClient, RpcError};
+use crate::ingest::bitcoin::rpc::{Pacer, RpcClient, RpcError, in_order};
 use crate::store::manifest::{Manifest, Part, PartFile, Reorg, Source, Tip};
 use crate::store::{reader, sink};
 use crate::types::{ix, n32, n64};
@@ -146,35 +146,15 @@ impl Node {
 
     /// Calls `method` once per params, `concurrency` at a time, results in order.
     async fn many(&self, method: &str, params: Vec<Value>) -> Vec<Result<Value, RpcError>> {
-        let sem = Arc::new(tokio::sync::Semaphore::new(self.concurrency.max(1)));
-        let mut set = tokio::task::JoinSet::new();
-        for (i, p) in params.into_iter().enumerate() {
-            let (client, pacer, sem, method) = (
-                self.client.clone(),
-                self.pacer.clone(),
-                sem.clone(),
-                method.to_string(),
-            );
-            set.spawn(async move {
-                let _permit = sem
-                    .acquire_owned()
-                    .await
-                    .expect("the semaphore is never closed");
+        in_order(params, self.concurrency, |p| {
+            let (client, pacer, method) =
+                (self.client.clone(), self.pacer.clone(), method.to_string());
+            async move {
                 pacer.wait().await;
-                (i, client.call(&method, p).await)
-            });
-        }
-        let mut out: Vec<Option<Result<Value, RpcError>>> = Vec::new();
-        while let Some(r) = set.join_next().await {
-            let (i, r) = r.expect("RPC tasks do not panic");
-            if out.len() <= i {
-                out.resize_with(i + 1, || None);
+                client.call(&method, p).await
             }
-            out[i] = Some(r);
-        }
-        out.into_iter()
-            .map(|r| r.expect("every task reports"))
-            .collect()
+        })
+        .await
     }
 }
 
