@@ -971,7 +971,13 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
     scan_table(
         chain_dir,
         "inputs",
-        &["txid", "prev_txid", "prev_vout", "value", "address"],
+        // Values and addresses of inputs are only needed for those spending from outside a
+        // window or neighbourhood: a whole chain's index does not decode them.
+        if first_height > 0 || sparse {
+            &["txid", "prev_txid", "prev_vout", "value", "address"]
+        } else {
+            &["txid", "prev_txid", "prev_vout"]
+        },
         |b| {
             let pt = b
                 .column_by_name("prev_txid")
@@ -983,12 +989,8 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                 .as_primitive::<UInt32Type>();
             let value = b
                 .column_by_name("value")
-                .expect("checked against the table registry")
-                .as_primitive::<arrow_array::types::Int64Type>();
-            let address = b
-                .column_by_name("address")
-                .expect("checked against the table registry")
-                .as_string::<i32>();
+                .map(|c| c.as_primitive::<arrow_array::types::Int64Type>());
+            let address = b.column_by_name("address").map(|c| c.as_string::<i32>());
             for i in 0..b.num_rows() {
                 let idx = n64(in_prev.len());
                 while cur_tx < txids.len() && in_start[cur_tx + 1] <= idx {
@@ -1002,7 +1004,7 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                 let prev = hex_txid(pt.value(i), chain_dir)?;
                 let Some(pt_id) = tx_of(&prev, n32(cur_tx)) else {
                     // A window's inputs may spend outputs from before it.
-                    if first_height > 0 || sparse {
+                    if let (Some(value), Some(address)) = (value, address) {
                         let v = value.is_valid(i).then(|| value.value(i));
                         let Some(v) = v.and_then(|v| u64::try_from(v).ok()) else {
                             return Err(incons(format!(
