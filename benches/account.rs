@@ -67,6 +67,7 @@ fn main() {
                 from,
                 to: FEE,
                 value: 21_000 * 30_000_000_000,
+                unresolved: false,
             });
         }
         transfers.push(Transfer {
@@ -76,6 +77,7 @@ fn main() {
             from,
             to,
             value,
+            unresolved: false,
         });
     }
     let ledger = Ledger {

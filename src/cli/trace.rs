@@ -434,6 +434,10 @@ fn print_case(cli: &Cli, a: &TraceArgs, info: &Case) {
             ("held (unspent)", t.holdings),
             ("spent outside the height/time window", t.outside_window),
             ("from outside the dataset", t.before_window),
+            (
+                "through an unresolved transfer (value unknown)",
+                t.unresolved,
+            ),
             ("beyond the hop limit", t.hop_limit),
             ("below --min-value", t.below_min),
         ];

@@ -179,7 +179,11 @@ pub fn render(h: &HtmlInput) -> String {
     s.push_str("</p></details>\n");
     // 2. The answer.
     s.push_str("<h2>2. The answer</h2>\n<h3>Where the traced value ended, per taint model</h3>\n<table>\n<tr><th>model</th><th>entered the seeds from outside</th><th>seeded (all seed outputs)</th>");
+    let shown = |name: &str| c.asset.is_some() || name != "through an unresolved transfer";
     for (name, _) in crate::trace::Totals::default().ends() {
+        if !shown(name) {
+            continue;
+        }
         // The account model's words for the same ends.
         let name = match (c.asset.is_some(), name) {
             (true, "held (unspent)") => "held (still in an account)",
@@ -195,8 +199,10 @@ pub fn render(h: &HtmlInput) -> String {
         let _ = write!(s, "<tr><th>{}</th>", xml(&r.policy));
         num_cell(&mut s, &money(c, t.entered_seeds));
         num_cell(&mut s, &money(c, t.seeded));
-        for (_, v) in t.ends() {
-            num_cell(&mut s, &money(c, v));
+        for (name, v) in t.ends() {
+            if shown(name) {
+                num_cell(&mut s, &money(c, v));
+            }
         }
         s.push_str("</tr>\n");
     }
@@ -789,7 +795,7 @@ pub fn limitation_items(c: &Case, policy: &str) -> Vec<String> {
     {
         let shown: Vec<&str> = list.iter().filter_map(|v| v.as_str()).take(10).collect();
         items.push(format!(
-            "{} internal transfer(s) moved an amount the node's call traces did not give (old geth and one reth release leave it out of SELFDESTRUCT frames): {}{}. They were not followed: taint that an account passed on that way is not in these figures. Re-ingest with a node whose traces are complete (or --traces parity) to close this.",
+            "{} internal transfer(s) moved an amount the node's call traces did not give (old geth and one reth release leave it out of SELFDESTRUCT frames): {}{}. Each emptied its contract by an amount the dataset does not know: taint that reached one ends there, counted as \"through an unresolved transfer\" in the totals, and is not followed to the beneficiary. Re-ingest with a node whose traces are complete (or --traces parity) to close this.",
             list.len(),
             shown.join("; "),
             if list.len() > shown.len() { "; …" } else { "" }
@@ -835,6 +841,7 @@ pub fn limitation_items(c: &Case, policy: &str) -> Vec<String> {
             ("still held", t.holdings),
             ("spent outside the window", t.outside_window),
             ("from outside the dataset", t.before_window),
+            ("through an unresolved transfer", t.unresolved),
             ("beyond the hop limit", t.hop_limit),
             ("below the minimum value", t.below_min),
             ("entered CoinJoins", t.coinjoins),

@@ -424,6 +424,7 @@ pub fn headline(case: &Case, r: &PolicyResult) -> String {
         (t.hop_limit, "beyond the hop limit"),
         (t.outside_window, "outside the window"),
         (t.before_window, "from outside the dataset"),
+        (t.unresolved, "through an unresolved transfer"),
         (t.below_min, "below the minimum"),
         (t.coinjoins, "into CoinJoins"),
         (t.mined, "mined"),

@@ -11,7 +11,7 @@ const COLUMNS: &[Column] = &[
     col(
         "kind",
         Utf8,
-        "exit, holding, coinjoin, outside_window or before_window (backward on a height window: the outpoint from before it)",
+        "exit, holding, mined, coinjoin, outside_window, before_window (backward on a height window: the outpoint from before it) or unresolved (Ethereum: taint that reached a SELFDESTRUCT frame whose value the node did not give, at the contract it emptied)",
     ),
     col(
         "txid",

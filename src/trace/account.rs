@@ -44,6 +44,14 @@ use crate::types::{ix, n32};
 /// The recipient of a fee.
 pub const FEE: u32 = u32::MAX;
 
+/// The recipient of an unresolved transfer whose beneficiary the node's trace did not give.
+pub const UNKNOWN: u32 = u32::MAX - 1;
+
+/// The account index of a transfer's recipient: `None` for a fee or an unknown beneficiary.
+fn account(to: u32) -> Option<usize> {
+    (to != FEE && to != UNKNOWN).then(|| ix(to))
+}
+
 /// One movement of the traced asset, in replay order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transfer {
@@ -51,10 +59,17 @@ pub struct Transfer {
     pub time: u32,
     /// Index into [`Ledger::txids`].
     pub tx: u32,
-    /// Indices into [`Ledger::accounts`]; `to` is [`FEE`] for a fee.
+    /// Indices into [`Ledger::accounts`]; `to` is [`FEE`] for a fee, [`UNKNOWN`] for an
+    /// unresolved transfer without a beneficiary.
     pub from: u32,
     pub to: u32,
+    /// Wei (or token units); 0 when `unresolved`.
     pub value: Amount,
+    /// A SELFDESTRUCT frame whose value (or beneficiary) the node's call trace did not give
+    /// (old geth, one reth release): it emptied `from`, by an amount the dataset does not
+    /// know. Taint that reaches it ends as **unresolved**; the balance the dataset shows for
+    /// `from` at that moment moves on clean, so that balances stay consistent.
+    pub unresolved: bool,
 }
 
 /// Every transfer of one asset, sorted in chain order.
@@ -288,6 +303,9 @@ fn div_wide(hi: u128, lo: u128, d: u128) -> (u128, u128) {
 pub struct Opening {
     net: Vec<i128>,
     need: Vec<Amount>,
+    /// For each unresolved transfer, in chain order: the balance the dataset shows its
+    /// sender held when it was emptied.
+    drained: Vec<Amount>,
 }
 
 impl Opening {
@@ -297,16 +315,29 @@ impl Opening {
         self.need.resize(accounts, 0);
         for t in transfers {
             let f = ix(t.from);
-            let v = i128::try_from(t.value).unwrap_or(i128::MAX);
+            let value = if t.unresolved {
+                // A SELFDESTRUCT empties its sender: what the dataset shows it holding.
+                let d = self.need[f].saturating_add_signed(self.net[f]);
+                self.drained.push(d);
+                d
+            } else {
+                t.value
+            };
+            let v = i128::try_from(value).unwrap_or(i128::MAX);
             self.net[f] = self.net[f].saturating_sub(v);
             if self.net[f] < 0 {
                 self.need[f] = self.need[f].max(self.net[f].unsigned_abs());
             }
-            if t.to != FEE {
-                let to = ix(t.to);
+            if let Some(to) = account(t.to) {
                 self.net[to] = self.net[to].saturating_add(v);
             }
         }
+    }
+
+    /// For each unresolved transfer fed, in chain order: the balance the dataset shows its
+    /// sender held when the transfer emptied it.
+    pub fn drained(&self) -> &[Amount] {
+        &self.drained
     }
 
     /// The opening balances, by account id.
@@ -531,16 +562,27 @@ impl<'a> Forward<'a> {
                 self.open();
             }
             let mut from = self.pool(t.from);
-            let pieces = from.take(t.value, policy);
+            // An unresolved transfer (a SELFDESTRUCT) takes the sender's whole balance.
+            let value = if t.unresolved { from.held() } else { t.value };
+            let pieces = from.take(value, policy);
             self.keep(t.from, from);
             let mut carried: Amount = pieces.iter().filter(|x| x.1).map(|x| x.0).sum();
-            let seed_tx = self.opened && t.to != FEE && seed_txs.contains(&t.tx);
-            if !self.opened || (carried == 0 && !seed_tx) {
-                if t.to != FEE {
+            let seed_tx =
+                self.opened && account(t.to).is_some() && !t.unresolved && seed_txs.contains(&t.tx);
+            if !self.opened || (carried == 0 && !seed_tx) || t.unresolved {
+                if self.opened && carried > 0 {
+                    // Unresolved: the taint ends where the frame left (at its sender).
+                    let w = &mut self.w;
+                    w.totals.unresolved += carried;
+                    let h = w.hop.get(&t.from).copied().unwrap_or(0);
+                    let txid = txids[ix(t.tx)].as_str();
+                    w.end(accounts, "unresolved", t.from, Some(txid), carried, None, h);
+                }
+                if account(t.to).is_some() {
                     let mut to = self.pool(t.to);
-                    to.put(&[(t.value, false)], poison);
+                    to.put(&[(value, false)], poison);
                     if self.opened && self.w.seeds.accounts.contains(&t.to) {
-                        self.w.totals.seeded += t.value;
+                        self.w.totals.seeded += value;
                         to.taint_all();
                     }
                     self.keep(t.to, to);
@@ -658,9 +700,14 @@ impl<'a> Run<'a> {
             Direction::Forward => {
                 Run::Forward(Forward::new(policy, p, seeds, labels, opening.balances()))
             }
-            Direction::Backward => {
-                Run::Backward(Backward::new(policy, p, seeds, labels, &opening.closing()))
-            }
+            Direction::Backward => Run::Backward(Backward::new(
+                policy,
+                p,
+                seeds,
+                labels,
+                &opening.closing(),
+                opening.drained(),
+            )),
         }
     }
 
@@ -725,6 +772,8 @@ pub const ZERO: &str = "0x0000000000000000000000000000000000000000";
 pub struct Backward<'a> {
     w: Walk<'a>,
     pools: Vec<Pool>,
+    /// What each unresolved transfer drained (see [`Opening::drained`]), popped newest first.
+    drained: Vec<Amount>,
     done: bool,
 }
 
@@ -737,6 +786,7 @@ impl<'a> Backward<'a> {
         seeds: &'a Seeds,
         labels: &'a HashMap<u32, Label>,
         closing: &[Amount],
+        drained: &[Amount],
     ) -> Backward<'a> {
         let pools = closing
             .iter()
@@ -749,6 +799,7 @@ impl<'a> Backward<'a> {
         Backward {
             w: Walk::new(policy, p, seeds, labels),
             pools,
+            drained: drained.to_vec(),
             done: false,
         }
     }
@@ -768,23 +819,38 @@ impl<'a> Backward<'a> {
             if t.block > self.w.p.to_height {
                 continue;
             }
-            let w = &mut self.w;
-            let (f, to) = (ix(t.from), ix(t.to));
-            let seed_tx = t.to != FEE && seed_txs.contains(&t.tx);
-            let to_seed = t.to != FEE && w.seeds.accounts.contains(&t.to);
-            let mut seg = if t.to == FEE {
-                vec![(t.value, false)]
+            let value = if t.unresolved {
+                self.drained.pop().unwrap_or(0)
             } else {
-                self.pools[to].take_back(t.value, policy)
+                t.value
+            };
+            let w = &mut self.w;
+            let f = ix(t.from);
+            let to = account(t.to);
+            let seed_tx = to.is_some() && !t.unresolved && seed_txs.contains(&t.tx);
+            let to_seed = to.is_some() && w.seeds.accounts.contains(&t.to);
+            let mut seg = match to {
+                None => vec![(value, false)],
+                Some(to) => self.pools[to].take_back(value, policy),
             };
             let mut carried: Amount = seg.iter().filter(|x| x.1).map(|x| x.0).sum();
             if to_seed || seed_tx {
-                w.totals.seeded += t.value - carried;
-                carried = t.value;
-                seg = vec![(t.value, true)];
+                w.totals.seeded += value - carried;
+                carried = value;
+                seg = vec![(value, true)];
             }
             if carried == 0 {
                 self.pools[f].restore(&seg, policy);
+                continue;
+            }
+            if t.unresolved {
+                // Taint that arrived by a frame of unknown amount: where it came from before
+                // is unknown, so it ends at the frame's sender.
+                w.totals.unresolved += carried;
+                let h = 1 + w.hop.get(&t.to).copied().unwrap_or(0);
+                let txid = txids[ix(t.tx)].as_str();
+                w.end(accounts, "unresolved", t.from, Some(txid), carried, None, h);
+                self.pools[f].restore(&clean(&seg), policy);
                 continue;
             }
             let h = if seed_tx {
@@ -820,7 +886,7 @@ impl<'a> Backward<'a> {
                         Some(t.value),
                         h,
                     );
-                    if t.to != FEE {
+                    if to.is_some() {
                         w.pred
                             .entry(t.from)
                             .or_insert_with(|| (t.to, txid.to_string()));
@@ -896,6 +962,7 @@ mod tests {
             from,
             to,
             value,
+            unresolved: false,
         };
         Ledger {
             accounts: ["seed", "hub", "funder", "exchange", "other"]
@@ -971,6 +1038,98 @@ mod tests {
             (p.totals.fees, p.totals.exits, p.totals.holdings),
             (10, 150, 240)
         );
+    }
+
+    /// Accounts: 0 seed, 1 contract, 2 beneficiary, 3 exchange, 4 funder. The contract is
+    /// funded (300 clean, then the seed's 100) and SELFDESTRUCTs to the beneficiary by a
+    /// frame whose value the trace did not give; the beneficiary then pays the exchange 400.
+    fn selfdestruct_ledger(beneficiary: u32) -> Ledger {
+        let t = |block, tx, from, to, value, unresolved| Transfer {
+            block,
+            time: 1000 + block,
+            tx,
+            from,
+            to,
+            value,
+            unresolved,
+        };
+        Ledger {
+            accounts: ["seed", "contract", "beneficiary", "exchange", "funder"]
+                .map(String::from)
+                .to_vec(),
+            txids: (0..4).map(|i| format!("0x{i:02}")).collect(),
+            transfers: vec![
+                t(1, 0, 4, 1, 300, false),
+                t(2, 1, 0, 1, 100, false),
+                t(3, 2, 1, beneficiary, 0, true),
+                t(4, 3, 2, 3, 400, false),
+            ],
+        }
+    }
+
+    #[test]
+    fn taint_through_an_unresolved_selfdestruct_ends_there_in_both_directions() {
+        let labels: HashMap<u32, Label> = [(
+            3,
+            Label {
+                entity: "Exch".into(),
+                category: "exchange".into(),
+            },
+        )]
+        .into();
+        for beneficiary in [2, UNKNOWN] {
+            let l = selfdestruct_ledger(beneficiary);
+            for policy in [Policy::Haircut, Policy::Fifo, Policy::Lifo, Policy::Poison] {
+                // Forward from the seed: its 100 is in the contract when the frame empties
+                // it, under every model (poison: the whole poisoned 400); none of it
+                // reaches the exchange.
+                let f = run(&l, &seeds_of(&[0]), &labels, &params(), policy);
+                let at_frame = if policy == Policy::Poison { 400 } else { 100 };
+                assert_eq!(
+                    (f.totals.seeded, f.totals.unresolved, f.totals.exits),
+                    (100, at_frame, 0),
+                    "{policy:?}"
+                );
+                if policy != Policy::Poison {
+                    assert!(f.totals.balanced(), "{policy:?} {:?}", f.totals);
+                }
+                let e = &f.ends[0];
+                assert_eq!(
+                    (e.kind, e.address.as_str(), e.txid.as_str(), e.amount),
+                    ("unresolved", "contract", "0x02", at_frame)
+                );
+                // Backward from the exchange: its 400 came from the beneficiary, which got
+                // it (as the dataset shows the contract's balance) by the unresolved frame;
+                // without a known beneficiary the 400 is the beneficiary's from before.
+                let mut p = params();
+                p.direction = Direction::Backward;
+                let b = run(&l, &seeds_of(&[3]), &HashMap::new(), &p, policy);
+                assert!(
+                    policy == Policy::Poison || b.totals.balanced(),
+                    "{policy:?} {:?}",
+                    b.totals
+                );
+                let ends: Vec<(&str, &str, Amount)> = b
+                    .ends
+                    .iter()
+                    .map(|e| (e.kind, e.address.as_str(), e.amount))
+                    .collect();
+                if beneficiary == 2 {
+                    assert_eq!(b.totals.unresolved, 400, "{policy:?}");
+                    assert_eq!(ends, vec![("unresolved", "contract", 400)], "{policy:?}");
+                } else {
+                    assert_eq!(b.totals.unresolved, 0, "{policy:?}");
+                    assert_eq!(ends, vec![("holding", "beneficiary", 400)], "{policy:?}");
+                }
+            }
+        }
+    }
+
+    fn seeds_of(accounts: &[u32]) -> Seeds {
+        Seeds {
+            accounts: accounts.iter().copied().collect(),
+            txs: HashSet::new(),
+        }
     }
 
     #[test]
@@ -1064,6 +1223,7 @@ mod properties {
                         from,
                         to: if to == n { FEE } else { to },
                         value: Amount::from(value),
+                        unresolved: false,
                     }
                 })
                 .filter(|t| t.from != t.to)
@@ -1107,7 +1267,15 @@ mod properties {
             seed in proptest::collection::vec(0u32..5, 1..3),
             backward in any::<bool>(),
         ) {
-            let l = ledger(5, &m);
+            let mut l = ledger(5, &m);
+            // Some transfers are SELFDESTRUCTs of unknown value (a few to no known account).
+            for t in l.transfers.iter_mut().filter(|t| t.to != FEE && t.value % 7 == 0) {
+                t.unresolved = true;
+                if t.value % 2 == 0 {
+                    t.to = UNKNOWN;
+                }
+                t.value = 0;
+            }
             let mut labels = HashMap::new();
             labels.insert(3, Label { entity: "Exch".into(), category: "exchange".into() });
             let d = if backward { Direction::Backward } else { Direction::Forward };

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use arrow_array::Array;
 
 use super::Amount;
-use super::account::{FEE, Ledger, Transfer};
+use super::account::{FEE, Ledger, Transfer, UNKNOWN};
 use crate::store::reader::{Cols, ReadError, each_batch, each_batch_of, part_files};
 use crate::types::{ix, n32};
 
@@ -244,6 +244,32 @@ impl Builder<'_> {
             from,
             to,
             value,
+            unresolved: false,
+        });
+        self.keys.push(key);
+    }
+
+    /// An unresolved transfer: a SELFDESTRUCT of `from` whose value (or beneficiary `to`)
+    /// the trace did not give.
+    fn push_unresolved(
+        &mut self,
+        key: (u32, u32, u32, Vec<u32>),
+        time: u32,
+        tx: &str,
+        from: &str,
+        to: Option<&str>,
+    ) {
+        let tx = intern(&mut self.txids, tx);
+        let from = self.accounts.intern(from);
+        let to = to.map_or(UNKNOWN, |t| self.accounts.intern(t));
+        self.transfers.push(Transfer {
+            block: key.0,
+            time,
+            tx,
+            from,
+            to,
+            value: 0,
+            unresolved: true,
         });
         self.keys.push(key);
     }
@@ -260,6 +286,14 @@ impl Builder<'_> {
             incomplete: Vec::new(),
         }
     }
+}
+
+/// A frame's trace address (`0,2,1`) as a sort key; an unreadable step sorts last.
+fn trace_address(s: &str) -> Vec<u32> {
+    s.split(',')
+        .filter(|x| !x.is_empty())
+        .map(|x| x.parse().unwrap_or(u32::MAX))
+        .collect()
 }
 
 fn block_u32(n: u64) -> Result<u32, EthTraceError> {
@@ -456,15 +490,27 @@ pub fn chunk(
                                 continue;
                             }
                             if complete.is_some_and(|x| !x.value(i)) || value.is_null(i) {
-                                // What it moved is unknown: listed, never taken as 0.
-                                if num.value(i) <= u64::from(last) {
-                                    incomplete.push(format!(
-                                        "block {} transaction {h} frame [{}] (a SELFDESTRUCT of {} to {})",
-                                        num.value(i),
-                                        ta.value(i),
-                                        text(from, i).unwrap_or("an unknown contract"),
-                                        text(to, i).unwrap_or("an unknown beneficiary"),
-                                    ));
+                                // What it moved is unknown: listed, never taken as 0, and
+                                // replayed as an unresolved transfer that empties the sender.
+                                let block = block_u32(num.value(i))?;
+                                if block > last {
+                                    continue;
+                                }
+                                incomplete.push(format!(
+                                    "block {block} transaction {h} frame [{}] (a SELFDESTRUCT of {} to {})",
+                                    ta.value(i),
+                                    text(from, i).unwrap_or("an unknown contract"),
+                                    text(to, i).unwrap_or("an unknown beneficiary"),
+                                ));
+                                if let Some(f) = text(from, i) {
+                                    let at = trace_address(ta.value(i));
+                                    l.push_unresolved(
+                                        (block, idx.value(i), 2, at),
+                                        time(block),
+                                        h,
+                                        f,
+                                        text(to, i),
+                                    );
                                 }
                                 continue;
                             }
@@ -477,12 +523,7 @@ pub fn chunk(
                             }
                             let what = || format!("internal transfer of {h} (block {block})");
                             let v = amount(value.value(i), &what)?;
-                            let at: Vec<u32> = ta
-                                .value(i)
-                                .split(',')
-                                .filter(|x| !x.is_empty())
-                                .map(|x| x.parse().unwrap_or(u32::MAX))
-                                .collect();
+                            let at = trace_address(ta.value(i));
                             if v > 0 {
                                 l.push((block, idx.value(i), 2, at), time(block), h, f, Some(t), v);
                             }

@@ -128,12 +128,22 @@ pub struct Totals {
     /// before the window's first block (the dataset cannot follow it further).
     #[serde(default)]
     pub before_window: Amount,
+    /// Account model: taint that reached a SELFDESTRUCT frame whose value or beneficiary the
+    /// node's call trace did not give (forward: it left the contract by that frame;
+    /// backward: it came from it): where it went (came from) is unknown, so it ends there.
+    /// Left out of `trace.json` when zero.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unresolved: Amount,
+}
+
+fn is_zero(v: &Amount) -> bool {
+    *v == 0
 }
 
 impl Totals {
     /// Where the seeded amount ended, named, in report order (the seeded amount itself is
     /// not among them).
-    pub fn ends(&self) -> [(&'static str, Amount); 10] {
+    pub fn ends(&self) -> [(&'static str, Amount); 11] {
         [
             ("reached exits", self.exits),
             ("fees", self.fees),
@@ -145,6 +155,7 @@ impl Totals {
             ("back into seeds", self.returned_to_seeds),
             ("entered a CoinJoin", self.coinjoins),
             ("from outside the dataset", self.before_window),
+            ("through an unresolved transfer", self.unresolved),
         ]
     }
 

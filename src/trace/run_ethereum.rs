@@ -149,7 +149,7 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
         incomplete.extend(c.incomplete.iter().cloned());
         last_block = last_block.max(c.transfers.last().map_or(0, |t| t.block));
         if !seed_txs.is_empty() {
-            for t in c.transfers.iter().filter(|t| t.to != FEE) {
+            for t in c.transfers.iter().filter(|t| t.to != FEE && !t.unresolved) {
                 let h = &c.txids[ix(t.tx)];
                 if seed_txs.contains(h) {
                     seed_tx_found.insert(h.clone());

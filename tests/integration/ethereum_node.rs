@@ -771,6 +771,51 @@ fn every_balance_reconciles_with_the_node_through_fees_calls_reverts_and_selfdes
     }
     models.sort();
     assert_eq!(models, ["fifo", "haircut", "lifo", "poison"], "{ends:?}");
+    // The same frame as old geth gives it (no beneficiary, no value): the 0.1 ETH is in the
+    // contract when the frame empties it, so under every conserving model it ends there as
+    // "unresolved", named in the totals, the ends and the report; never a 0-wei transfer.
+    let hidden = strip_selfdestruct_values(&d.path().join("ethereum"));
+    assert_eq!(hidden, 1);
+    let case = d.path().join("case-unresolved");
+    ok(&run(&[
+        "trace",
+        "--quiet",
+        "--chain",
+        "ethereum",
+        "--data",
+        d.path().to_str().unwrap(),
+        "--seed",
+        &last,
+        "--policy",
+        "haircut,fifo,lifo",
+        "--stop-at",
+        "none",
+        "--out",
+        case.to_str().unwrap(),
+    ]));
+    let ends = read_parquet_file(&case.join("ends.parquet"));
+    assert_eq!(ends.len(), 3, "{ends:?}");
+    for e in &ends {
+        assert_eq!(e["kind"].str(), "unresolved", "{e:?}");
+        assert_eq!(e["address"].str(), sd, "{e:?}");
+        assert_eq!(e["amount"].str(), "100000000000000000", "{e:?}");
+    }
+    let t: Value =
+        serde_json::from_slice(&std::fs::read(case.join("trace.json")).unwrap()).unwrap();
+    for r in t["results"].as_array().unwrap() {
+        assert_eq!(
+            r["totals"]["unresolved"].to_string(),
+            "100000000000000000",
+            "{r}"
+        );
+        assert_eq!(r["totals"]["holdings"], 0, "{r}");
+    }
+    ok(&run(&["report", case.to_str().unwrap()]));
+    let html = std::fs::read_to_string(case.join("report/report.html")).unwrap();
+    assert!(
+        html.contains("through an unresolved transfer") && html.contains(&sd),
+        "the report names the unresolved frame"
+    );
     // Without call traces the contracts' and C's balances are not explained: said, exit 1.
     let bare = tempfile::tempdir().unwrap();
     ok(&ingest_eth(&node, bare.path(), &["--traces", "none"]));
@@ -833,4 +878,63 @@ fn the_documented_duckdb_query_runs_on_an_ethereum_dataset() {
             .any(|l| l == format!("{A} {B} 1000000000000000001")),
         "{text}"
     );
+}
+
+/// Rewrites the dataset's internal transfers as a node that leaves the value and the
+/// beneficiary out of SELFDESTRUCT frames (old geth, one reth release) would give them:
+/// `to` and `value` null, `complete` false. Returns how many frames it changed.
+fn strip_selfdestruct_values(chain_dir: &std::path::Path) -> usize {
+    use arrow_array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray};
+    use parquet::arrow::ArrowWriter;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let mut changed = 0;
+    for e in std::fs::read_dir(chain_dir.join("internal_transfers")).unwrap() {
+        let path = e.unwrap().path();
+        let file = std::fs::File::open(&path).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        let batches: Vec<RecordBatch> = reader.map(Result::unwrap).collect();
+        let schema = batches[0].schema();
+        let mut out = Vec::new();
+        for b in &batches {
+            let col = |n: &str| b.column(schema.index_of(n).unwrap()).clone();
+            let kind = col("kind");
+            let kind = kind.as_any().downcast_ref::<StringArray>().unwrap();
+            let sd: Vec<bool> = (0..b.num_rows())
+                .map(|i| kind.value(i) == "suicide")
+                .collect();
+            changed += sd.iter().filter(|x| **x).count();
+            let null_if_sd = |n: &str| -> ArrayRef {
+                let c = col(n);
+                let c = c.as_any().downcast_ref::<StringArray>().unwrap();
+                std::sync::Arc::new(
+                    (0..c.len())
+                        .map(|i| (!sd[i] && c.is_valid(i)).then(|| c.value(i)))
+                        .collect::<StringArray>(),
+                )
+            };
+            let columns: Vec<ArrayRef> = schema
+                .fields()
+                .iter()
+                .map(|f| match f.name().as_str() {
+                    "to" | "value" => null_if_sd(f.name()),
+                    "complete" => {
+                        std::sync::Arc::new(sd.iter().map(|x| Some(!x)).collect::<BooleanArray>())
+                            as ArrayRef
+                    }
+                    n => col(n),
+                })
+                .collect();
+            out.push(RecordBatch::try_new(schema.clone(), columns).unwrap());
+        }
+        let mut w =
+            ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None).unwrap();
+        for b in &out {
+            w.write(b).unwrap();
+        }
+        w.close().unwrap();
+    }
+    changed
 }
