@@ -623,8 +623,8 @@ pub enum IngestCommand {
     /// Ingest Ethereum from a JSON-RPC node.
     ///
     /// Writes DATA/ethereum/{blocks,transactions,token_transfers,internal_transfers,
-    /// withdrawals,rewards} (wei and token amounts as exact decimal text; rewards with
-    /// --traces parity) on a height-aligned part grid with a manifest: rerunning skips
+    /// withdrawals,rewards} (wei and token amounts as exact decimal text; pre-merge rewards
+    /// from --traces parity, or on mainnet from the fork schedule) on a height-aligned part grid with a manifest: rerunning skips
     /// complete parts, a killed run loses nothing. `chaintrace check ethereum` then proves it
     /// complete against the node's balances.
     Ethereum(Box<IngestEthereumArgs>),

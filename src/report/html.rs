@@ -187,7 +187,7 @@ pub fn render(h: &HtmlInput) -> String {
         // The account model's words for the same ends.
         let name = match (c.asset.is_some(), name) {
             (true, "held (unspent)") => "held (still in an account)",
-            (true, "mined") => "minted or from before the window",
+            (true, "mined") => "minted, withdrawn from validators or block rewards",
             _ => name,
         };
         let _ = write!(s, "<th>{name}</th>");

@@ -1,5 +1,6 @@
 //! Ethereum `rewards`: block and uncle rewards before the merge (proof of work), from
-//! `trace_block`'s reward traces (`ingest ethereum --traces parity`).
+//! `trace_block`'s reward traces (`ingest ethereum --traces parity`), or on mainnet without
+//! them computed from the fork schedule (see `decode::schedule_rewards`).
 
 use super::{Column, Kind::*, Table, TableDef, col};
 
@@ -23,7 +24,7 @@ impl Table for Rewards {
         name: "rewards",
         place: "ethereum/rewards/part-<from>-<to>.parquet",
         format: super::DATASET_FORMAT,
-        doc: "One row per block or uncle reward (ETH minted to a miner, with no transaction), from trace_block's reward traces: filled with --traces parity; empty with geth's callTracer, which does not give them.",
+        doc: "One row per block or uncle reward (ETH minted to a miner, with no transaction), from trace_block's reward traces with --traces parity; otherwise, on Ethereum mainnet, computed from the fork schedule (block reward 5 ETH before Byzantium, 3 before Constantinople, 2 until the merge, plus 1/32 of it per uncle; an uncle's miner gets (uncle + 8 - block) x reward / 8; the uncle headers come from eth_getUncleByBlockHashAndIndex). Empty after the merge and on other chains without parity traces.",
         columns: COLUMNS,
     };
 }

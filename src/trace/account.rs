@@ -767,7 +767,8 @@ pub const ZERO: &str = "0x0000000000000000000000000000000000000000";
 /// receipt its share of the account's tainted units in proportion to the balance right
 /// after it arrived; poison taints a sender in full. Taint still in an account when the
 /// window's first block is undone came from before the window or from value the dataset
-/// does not show (**holding**; for tokens, the zero address's is **mined**: minted).
+/// does not show (**holding**; for tokens, the zero address's is **mined**: minted; for ETH,
+/// so is what validator withdrawals and block rewards issued).
 #[derive(Debug)]
 pub struct Backward<'a> {
     w: Walk<'a>,
@@ -919,7 +920,10 @@ impl<'a> Backward<'a> {
             if v == 0 {
                 continue;
             }
-            let minted = accounts[a] == ZERO;
+            // Minted tokens, and ETH issued by the protocol (validator withdrawals, block
+            // rewards): new value, not an account's.
+            let minted = [ZERO, super::ethereum::WITHDRAWALS, super::ethereum::REWARDS]
+                .contains(&accounts[a].as_str());
             if minted {
                 self.w.totals.mined += v;
             } else {

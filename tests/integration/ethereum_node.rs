@@ -938,3 +938,133 @@ fn strip_selfdestruct_values(chain_dir: &std::path::Path) -> usize {
     }
     changed
 }
+
+#[test]
+fn traces_through_a_withdrawal_credit_count_it_as_clean_issued_eth() {
+    // B receives 1 ETH from A (the seed transaction); in the same block the consensus layer
+    // credits B a 1 ETH validator withdrawal (anvil makes none: the row is written into
+    // the dataset as a post-Shanghai block body would give it); later B pays C 0.5 ETH.
+    let node = Anvil::start();
+    let seed = node.send(json!({"from": A, "to": B, "value": "0xde0b6b3a7640000"}));
+    let block = node.receipt(&seed)["blockNumber"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let pay = node.send(json!({"from": B, "to": C, "value": "0x6f05b59d3b20000"}));
+    let r = node.receipt(&pay);
+    let fee = u128::from_str_radix(r["gasUsed"].as_str().unwrap().trim_start_matches("0x"), 16)
+        .unwrap()
+        * u128::from_str_radix(
+            r["effectiveGasPrice"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("0x"),
+            16,
+        )
+        .unwrap();
+    let d = tempfile::tempdir().unwrap();
+    ok(&ingest_eth(&node, d.path(), &[]));
+    let block = u64::from_str_radix(block.trim_start_matches("0x"), 16).unwrap();
+    add_withdrawal(
+        &d.path().join("ethereum"),
+        block,
+        B,
+        1_000_000_000_000_000_000,
+    );
+    let trace = |name: &str, seed: &str, direction: &str| {
+        let case = d.path().join(name);
+        ok(&run(&[
+            "trace",
+            "--quiet",
+            "--chain",
+            "ethereum",
+            "--data",
+            d.path().to_str().unwrap(),
+            "--seed",
+            seed,
+            "--direction",
+            direction,
+            "--policy",
+            "haircut,fifo,lifo",
+            "--stop-at",
+            "none",
+            "--out",
+            case.to_str().unwrap(),
+        ]));
+        let mut by: std::collections::BTreeMap<(String, String, String), u128> = Default::default();
+        for e in read_parquet_file(&case.join("ends.parquet")) {
+            *by.entry((
+                e["policy"].str().to_string(),
+                e["kind"].str().to_string(),
+                e["address"].str().to_string(),
+            ))
+            .or_default() += e["amount"].str().parse::<u128>().unwrap();
+        }
+        by
+    };
+    let k = |p: &str, kind: &str, a: &str| (p.to_string(), kind.to_string(), a.to_string());
+    let eth = 1_000_000_000_000_000_000u128;
+    // Forward from the seed transaction's 1 ETH. B holds 2 ETH, half of it tainted:
+    // - haircut: the fee carries half of it (rounded half up), the 0.5 ETH half of 0.5 ETH
+    //   (the tainted share stays one half exactly), B keeps the rest;
+    // - FIFO: the seed's ETH arrived first, so the fee and the 0.5 ETH are all tainted;
+    // - LIFO: the withdrawal arrived last, so the fee and the 0.5 ETH are all clean.
+    let f = trace("fwd", &seed, "forward");
+    let fee_half = fee.div_ceil(2);
+    assert_eq!(f[&k("haircut", "holding", C)], eth / 4, "{f:?}");
+    assert_eq!(
+        f[&k("haircut", "holding", B)],
+        eth - fee_half - eth / 4,
+        "{f:?}"
+    );
+    assert_eq!(f[&k("fifo", "holding", C)], eth / 2, "{f:?}");
+    assert_eq!(f[&k("fifo", "holding", B)], eth / 2 - fee, "{f:?}");
+    assert_eq!(f[&k("lifo", "holding", B)], eth, "{f:?}");
+    assert!(!f.contains_key(&k("lifo", "holding", C)), "{f:?}");
+    // Backward from C (its 0.5 ETH): FIFO finds the seed's ETH, from A; LIFO finds the
+    // withdrawal, issued by the protocol ("mined"), not an account's balance.
+    let b = trace("back", C, "backward");
+    assert_eq!(b[&k("fifo", "holding", A)], eth / 2, "{b:?}");
+    assert_eq!(
+        b[&k("lifo", "mined", "(validator withdrawals)")],
+        eth / 2,
+        "{b:?}"
+    );
+    // Haircut shares the 0.5 ETH among B's receipts newest first, each by its part of the
+    // balance right after it arrived: the withdrawal was 1 of the 2 ETH B then held (half
+    // of 0.5 ETH); A's 1 ETH was all B held when it arrived (the other half).
+    assert_eq!(b[&k("haircut", "holding", A)], eth / 4, "{b:?}");
+    assert_eq!(
+        b[&k("haircut", "mined", "(validator withdrawals)")],
+        eth / 4,
+        "{b:?}"
+    );
+}
+
+/// Adds one validator withdrawal of `wei` to `address` at `block` to the dataset's
+/// `withdrawals` table (the part that holds `block`).
+fn add_withdrawal(chain_dir: &std::path::Path, block: u64, address: &str, wei: u128) {
+    use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
+    use chaintrace::tables::Table;
+    use parquet::arrow::ArrowWriter;
+    let parts: Vec<PathBuf> = std::fs::read_dir(chain_dir.join("transactions"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(parts.len(), 1, "one part: {parts:?}");
+    let name = parts[0].file_name().unwrap();
+    let schema = chaintrace::tables::eth_withdrawals::Withdrawals::schema();
+    let columns: Vec<ArrayRef> = vec![
+        std::sync::Arc::new(UInt64Array::from(vec![block])),
+        std::sync::Arc::new(UInt64Array::from(vec![7u64])),
+        std::sync::Arc::new(UInt64Array::from(vec![424_242u64])),
+        std::sync::Arc::new(StringArray::from(vec![address])),
+        std::sync::Arc::new(StringArray::from(vec![wei.to_string()])),
+    ];
+    let batch = RecordBatch::try_new(schema.clone(), columns).unwrap();
+    std::fs::create_dir_all(chain_dir.join("withdrawals")).unwrap();
+    let path = chain_dir.join("withdrawals").join(name);
+    let mut w = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}

@@ -13,11 +13,11 @@
 //!   SELFDESTRUCT); one whose value the node did not give (`complete` false) cannot be
 //!   counted, and the accounts it touches are named;
 //! - validator withdrawals (EIP-4895), credited to their address;
-//! - pre-merge block and uncle rewards, when the dataset has them (`--traces parity`).
+//! - pre-merge block and uncle rewards (`--traces parity`, or mainnet's fork schedule).
 //!
-//! Not modelled (the accounts they touch differ, and are reported as such): rewards of a
-//! dataset ingested with geth's callTracer (which does not give them), blob gas (EIP-4844)
-//! fees, and genesis allocations inside the dataset's first block.
+//! Not modelled (the accounts they touch differ, and are reported as such): pre-merge
+//! rewards of a chain other than mainnet ingested without parity traces, blob gas
+//! (EIP-4844) fees, and genesis allocations inside the dataset's first block.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

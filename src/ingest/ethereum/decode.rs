@@ -40,6 +40,8 @@ pub struct Block {
     /// Validator withdrawals (EIP-4895), in block order; empty before Shanghai (then
     /// `withdrawal_count` is `None`).
     pub withdrawals: Vec<Withdrawal>,
+    /// The hashes of the uncle (ommer) headers the block includes (proof of work only).
+    pub uncles: Vec<String>,
 }
 
 /// A validator withdrawal (EIP-4895): ETH the consensus layer credits to `address`.
@@ -196,6 +198,17 @@ pub fn decode_block(v: &Value) -> Result<(Block, Vec<Transaction>), DecodeError>
             .map(|w| n32(w.len())),
         blob_gas_used: f.u64_opt("blobGasUsed")?,
         unparsed_transfer_logs: Vec::new(),
+        uncles: v
+            .get("uncles")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .map(|u| {
+                u.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| f.err(format!("an uncle hash is {u}, not a string")))
+            })
+            .collect::<Result<_, _>>()?,
         withdrawals: v
             .get("withdrawals")
             .and_then(Value::as_array)
@@ -682,6 +695,50 @@ pub struct Reward {
     pub reward_type: String,
     /// Wei, exact decimal text.
     pub value: String,
+}
+
+/// The hash of Ethereum mainnet's genesis block: the fork schedule of
+/// [`schedule_rewards`] is mainnet's, so it applies only to a chain with this block 0.
+pub const MAINNET_GENESIS: &str =
+    "0xd4e56740f876aef8c010b86a40d5f56745a118d0906a34e69aec8c0db1cb8fa3";
+
+/// The first mainnet block of Byzantium (EIP-649: block reward 5 → 3 ETH), Constantinople
+/// (EIP-1234: 3 → 2 ETH) and Paris (EIP-3675, the merge: no more block rewards).
+pub const BYZANTIUM: u64 = 4_370_000;
+/// See [`BYZANTIUM`].
+pub const CONSTANTINOPLE: u64 = 7_280_000;
+/// See [`BYZANTIUM`].
+pub const PARIS: u64 = 15_537_394;
+
+/// The block and uncle rewards of mainnet block `number` mined by `miner` that includes
+/// `uncles` as (uncle number, uncle miner), computed from the fork schedule (Yellow Paper
+/// §11.3, with EIP-649 and EIP-1234): the miner gets the base reward R (5, 3 or 2 ETH)
+/// plus R/32 per uncle (`block`); each uncle's miner gets (uncle + 8 − number) × R / 8
+/// (`uncle`). Nothing from Paris on. For nodes without `trace_block`'s reward traces; the
+/// test holds it equal to them on recorded mainnet blocks.
+pub fn schedule_rewards(number: u64, miner: &str, uncles: &[(u64, String)]) -> Vec<Reward> {
+    const ETH: u128 = 1_000_000_000_000_000_000;
+    let base = match number {
+        0 => return Vec::new(),
+        n if n < BYZANTIUM => 5 * ETH,
+        n if n < CONSTANTINOPLE => 3 * ETH,
+        n if n < PARIS => 2 * ETH,
+        _ => return Vec::new(),
+    };
+    let mut out = vec![Reward {
+        author: miner.to_ascii_lowercase(),
+        reward_type: "block".into(),
+        value: (base + base / 32 * u128::from(n64(uncles.len()))).to_string(),
+    }];
+    for (u, m) in uncles {
+        let depth = u128::from((u + 8).saturating_sub(number));
+        out.push(Reward {
+            author: m.to_ascii_lowercase(),
+            reward_type: "uncle".into(),
+            value: (depth * base / 8).to_string(),
+        });
+    }
+    out
 }
 
 /// The reward traces of a `trace_block` result (the ones [`flatten_parity_traces`] leaves

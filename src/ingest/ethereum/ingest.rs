@@ -7,7 +7,7 @@
 //! alloy: the ingest needs only five methods, reads every quantity digit-exact from the JSON
 //! text, and keeps the build lean (see the closing note of issue #8).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -136,6 +136,9 @@ struct Node {
     client: Arc<RpcClient>,
     pacer: Arc<Pacer>,
     concurrency: usize,
+    /// Ethereum mainnet (chain id 1 and mainnet's genesis): without `trace_block`'s reward
+    /// traces, proof-of-work rewards are computed from its fork schedule.
+    mainnet: bool,
 }
 
 impl Node {
@@ -355,7 +358,49 @@ async fn fetch(node: &Node, from: u64, to: u64, traces: Traces, per_tx: &mut boo
             }
         }
     }
+    if traces != Traces::Parity && node.mainnet {
+        schedule_rewards(node, &mut rows).await?;
+    }
     Ok(rows)
+}
+
+/// Mainnet's proof-of-work rewards of `rows`' blocks from the fork schedule (see
+/// [`decode::schedule_rewards`]), fetching the uncle headers the blocks include.
+async fn schedule_rewards(node: &Node, rows: &mut Rows) -> Result<()> {
+    let pow = |b: &&decode::Block| b.number > 0 && b.number < decode::PARIS;
+    let asks: Vec<(u64, Value)> = rows
+        .blocks
+        .iter()
+        .filter(pow)
+        .flat_map(|b| (0..b.uncles.len()).map(|i| (b.number, json!([b.hash, hex(n64(i))]))))
+        .collect();
+    let replies = node
+        .many(
+            "eth_getUncleByBlockHashAndIndex",
+            asks.iter().map(|a| a.1.clone()).collect(),
+        )
+        .await;
+    let mut uncles: HashMap<u64, Vec<(u64, String)>> = HashMap::new();
+    for ((n, _), r) in asks.iter().zip(replies) {
+        let v = r.ctx(|| format!("an uncle header of block {n}"))?;
+        let field = |k: &str| v.get(k).and_then(Value::as_str);
+        let (Some(num), Some(miner)) = (
+            field("number").and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok()),
+            field("miner"),
+        ) else {
+            return Err(EthIngestError::Input(format!(
+                "block {n}: eth_getUncleByBlockHashAndIndex returned {v}, not a header with a number and a miner"
+            )));
+        };
+        uncles.entry(*n).or_default().push((num, miner.to_string()));
+    }
+    for b in rows.blocks.iter().filter(pow) {
+        let u = uncles.remove(&b.number).unwrap_or_default();
+        for r in decode::schedule_rewards(b.number, &b.miner, &u) {
+            rows.rewards.push((b.number, r));
+        }
+    }
+    Ok(())
 }
 
 /// A batch of table `t` (its schema from the table registry).
@@ -566,10 +611,11 @@ pub fn ingest(
         .enable_all()
         .build()
         .ctx(|| "cannot start the HTTP runtime".to_string())?;
-    let node = Node {
+    let mut node = Node {
         client: Arc::new(client),
         pacer: Arc::new(Pacer::new(opts.max_rps)),
         concurrency: opts.concurrency,
+        mainnet: false,
     };
     let q = |v: &Value, what: &str| -> Result<u64> {
         v.as_str()
@@ -580,6 +626,10 @@ pub fn ingest(
         &rt.block_on(node.call("eth_chainId", json!([])))?,
         "eth_chainId",
     )?;
+    if chain_id == 1 {
+        let genesis = rt.block_on(node.call("eth_getBlockByNumber", json!(["0x0", false])))?;
+        node.mainnet = genesis.get("hash").and_then(Value::as_str) == Some(decode::MAINNET_GENESIS);
+    }
     let tip = q(
         &rt.block_on(node.call("eth_blockNumber", json!([])))?,
         "eth_blockNumber",
