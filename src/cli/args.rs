@@ -638,8 +638,8 @@ pub enum CheckCommand {
     /// base fee burnt and the rest to the fee recipient; internal transfers; validator
     /// withdrawals), compared with the node's eth_getBalance before the first block and at
     /// the last. Prints the accounts that differ and what may explain it (no call traces,
-    /// an incomplete SELFDESTRUCT frame); exits 1 if any differs. Pre-merge block rewards
-    /// and blob (EIP-4844) fees are not modelled.
+    /// an incomplete SELFDESTRUCT frame); exits 1 if any differs. Blob fees (EIP-4844) are
+    /// burnt; pre-merge block and uncle rewards count when the dataset has them.
     Ethereum(CheckEthereumArgs),
 }
 

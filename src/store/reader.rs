@@ -244,6 +244,26 @@ impl<'a> Cols<'a> {
                 want: "UInt64",
             })
     }
+    /// Ethereum transactions: row `i`'s blob fee (EIP-4844), wei: `blob_gas_used ×
+    /// blob_gas_price` from the receipt; 0 for a transaction without blobs, or a dataset
+    /// written before these columns.
+    ///
+    /// # Errors
+    /// A price that is not a decimal number, or a product beyond u128.
+    pub fn blob_fee(&self, i: usize) -> Result<u128, ReadError> {
+        let (Ok(used), Ok(price)) = (self.u64("blob_gas_used"), self.str("blob_gas_price")) else {
+            return Ok(0);
+        };
+        if used.is_null(i) || price.is_null(i) {
+            return Ok(0);
+        }
+        let bad = || ReadError::Type {
+            name: "blob_gas_price".into(),
+            want: "wei as decimal text (blob_gas_used × blob_gas_price within u128)",
+        };
+        let p: u128 = price.value(i).parse().map_err(|_| bad())?;
+        p.checked_mul(u128::from(used.value(i))).ok_or_else(bad)
+    }
     /// UInt32 column `n`.
     ///
     /// # Errors

@@ -35,6 +35,16 @@ const COLUMNS: &[Column] = &[
     ),
     col("input_bytes", U32, "input length (bytes)"),
     col("logs", U32, "log entries (receipt)"),
+    opt(
+        "blob_gas_used",
+        U64,
+        "EIP-4844 blob gas used (receipt); null for a transaction without blobs",
+    ),
+    opt(
+        "blob_gas_price",
+        Utf8,
+        "EIP-4844 wei per blob gas (receipt), decimal text: the blob fee blob_gas_used × blob_gas_price is burnt",
+    ),
 ];
 
 impl Table for EthTransactions {

@@ -402,6 +402,8 @@ pub fn chunk(
                     "gas_price",
                     "effective_gas_price",
                     "contract_address",
+                    "blob_gas_used",
+                    "blob_gas_price",
                 ],
                 |b| {
                     let c = Cols(b);
@@ -422,8 +424,11 @@ pub fn chunk(
                         let h = hash.value(i);
                         let what = || format!("transaction {h} (block {block})");
                         let price = text(egp, i).or_else(|| text(gp, i)).unwrap_or("0");
+                        // Gas and (EIP-4844) blob gas: both leave the traced value as fees.
+                        let blob = c.blob_fee(i)?;
                         let fee = amount(price, &what)?
                             .checked_mul(Amount::from(gas_used.value(i)))
+                            .and_then(|f| f.checked_add(blob))
                             .ok_or_else(|| EthTraceError::FeeOverflow(what()))?;
                         let key = |step| (block, idx.value(i), step, Vec::new());
                         if fee > 0 {

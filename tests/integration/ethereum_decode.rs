@@ -715,3 +715,25 @@ fn block_rewards_from_the_fork_schedule_equal_the_parity_reward_traces() {
     assert!(schedule_rewards(15_537_394, "0xaa", &[]).is_empty());
     assert!(schedule_rewards(0, "0xaa", &[]).is_empty());
 }
+
+#[test]
+fn a_blob_transactions_receipt_keeps_its_blob_gas_and_price() {
+    use chaintrace::ingest::ethereum::decode::decode_receipt;
+    // A type-3 receipt as the execution-apis spec (ReceiptInfo) gives it: blobGasUsed and
+    // blobGasPrice are quantities; 2 blobs x 131072 gas at 0x3b9aca00 (1 gwei) per gas.
+    let v = serde_json::json!({
+        "transactionHash": "0x01", "transactionIndex": "0x0", "blockNumber": "0x12a05f2",
+        "status": "0x1", "gasUsed": "0x5208", "cumulativeGasUsed": "0x5208",
+        "effectiveGasPrice": "0x3b9aca00", "contractAddress": null, "logs": [],
+        "blobGasUsed": "0x40000", "blobGasPrice": "0x3b9aca00",
+    });
+    let r = decode_receipt(&v).unwrap();
+    assert_eq!(r.blob_gas_used, Some(262_144));
+    assert_eq!(r.blob_gas_price.as_deref(), Some("1000000000"));
+    // Other receipts have neither.
+    let mut plain = v.clone();
+    plain.as_object_mut().unwrap().remove("blobGasUsed");
+    plain.as_object_mut().unwrap().remove("blobGasPrice");
+    let r = decode_receipt(&plain).unwrap();
+    assert_eq!((r.blob_gas_used, r.blob_gas_price), (None, None));
+}

@@ -16,8 +16,9 @@
 //! - pre-merge block and uncle rewards (`--traces parity`, or mainnet's fork schedule).
 //!
 //! Not modelled (the accounts they touch differ, and are reported as such): pre-merge
-//! rewards of a chain other than mainnet ingested without parity traces, blob gas
-//! (EIP-4844) fees, and genesis allocations inside the dataset's first block.
+//! rewards of a chain other than mainnet ingested without parity traces, and genesis
+//! allocations inside the dataset's first block. Blob fees (EIP-4844, `blob_gas_used ×
+//! blob_gas_price`) are paid by the sender and burnt.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -125,6 +126,8 @@ pub fn balance_changes(
             "gas_price",
             "effective_gas_price",
             "contract_address",
+            "blob_gas_used",
+            "blob_gas_price",
         ],
         |b| {
             let c = Cols(b);
@@ -153,7 +156,11 @@ pub fn balance_changes(
                 };
                 let per_gas = num(Some(&price), &what)?;
                 let fee = gas * per_gas;
-                add(from.value(i), -fee);
+                // The blob fee (EIP-4844) is burnt whole: the sender pays it, nobody gets it.
+                let blob = i128::try_from(c.blob_fee(i)?).map_err(|_| {
+                    EthIngestError::Input(format!("{}: blob fee beyond i128", what()))
+                })?;
+                add(from.value(i), -fee - blob);
                 let (miner, base) = blocks.get(&n.value(i)).cloned().unwrap_or_default();
                 add(&miner, fee - gas * base);
                 let ok = !arrow_array::Array::is_valid(status, i) || status.value(i) == 1;

@@ -388,6 +388,9 @@ pub struct Receipt {
     pub effective_gas_price: Option<String>,
     pub contract_address: Option<String>,
     pub logs: Vec<Log>,
+    /// EIP-4844 (type 3): blob gas used and wei per blob gas (decimal); `None` otherwise.
+    pub blob_gas_used: Option<u64>,
+    pub blob_gas_price: Option<String>,
 }
 
 /// Decodes one `eth_getTransactionReceipt` result (or one element of
@@ -442,6 +445,8 @@ pub fn decode_receipt(v: &Value) -> Result<Receipt, DecodeError> {
         gas_used: f.u64("gasUsed")?,
         cumulative_gas_used: f.u64("cumulativeGasUsed")?,
         effective_gas_price: f.dec_opt("effectiveGasPrice")?,
+        blob_gas_used: f.u64_opt("blobGasUsed")?,
+        blob_gas_price: f.dec_opt("blobGasPrice")?,
         contract_address: f.str_opt("contractAddress")?,
         logs,
     })

@@ -504,6 +504,8 @@ fn batches(r: &Rows) -> Result<Vec<(&'static str, RecordBatch)>> {
             strings(t.iter().map(|x| x.0.input_selector.as_deref())),
             u32s(t.iter().map(|x| Some(x.0.input_bytes))),
             u32s(t.iter().map(|x| Some(n32(x.1.logs.len())))),
+            u64s(t.iter().map(|x| x.1.blob_gas_used)),
+            strings(t.iter().map(|x| x.1.blob_gas_price.as_deref())),
         ],
     )?;
     let k = &r.tokens;
