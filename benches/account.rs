@@ -61,7 +61,7 @@ fn main() {
         let block = (i / 200) as u32;
         if i % 5 == 0 {
             transfers.push(Transfer {
-                block,
+                block: u64::from(block),
                 time: block * 12,
                 tx: i as u32,
                 from,
@@ -71,7 +71,7 @@ fn main() {
             });
         }
         transfers.push(Transfer {
-            block,
+            block: u64::from(block),
             time: block * 12,
             tx: i as u32,
             from,
@@ -100,7 +100,7 @@ fn main() {
         max_hops: 20,
         min_value: 0,
         from_height: 0,
-        to_height: u32::MAX,
+        to_height: u64::MAX,
         stop_at: Vec::new(),
         through_coinjoins: false,
         before_labels: Default::default(),

@@ -91,7 +91,7 @@ fn bench(data: &Path, truth: &Path) {
                 max_hops: hops,
                 min_value: 0,
                 from_height: 0,
-                to_height: u32::MAX,
+                to_height: u64::MAX,
                 stop_at: vec!["exchange".into()],
                 through_coinjoins: false,
                 before_labels: Default::default(),

@@ -524,10 +524,11 @@ pub struct TraceArgs {
     pub stop_at: Vec<String>,
     /// Follow transactions from this height on.
     #[arg(long, default_value_t = 0)]
-    pub from_height: u32,
-    /// Follow transactions up to this height.
-    #[arg(long, default_value_t = u32::MAX)]
-    pub to_height: u32,
+    pub from_height: u64,
+    /// Follow transactions up to this height (Ethereum: block number; default: the
+    /// dataset's last).
+    #[arg(long, value_name = "HEIGHT")]
+    pub to_height: Option<u64>,
     /// Follow transactions from this time on (YYYY-MM-DD or unix seconds, UTC).
     #[arg(long, value_name = "TIME")]
     pub from_time: Option<String>,

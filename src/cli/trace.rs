@@ -46,7 +46,7 @@ fn request(a: &TraceArgs) -> Result<Request, CliError> {
         min_value: a.min_value.clone(),
         stop_at: a.stop_at.clone(),
         from_height: a.from_height,
-        to_height: a.to_height,
+        to_height: a.to_height.unwrap_or(u64::MAX),
         from_time: a.from_time.clone(),
         to_time: a.to_time.clone(),
         include_private: a.include_private,

@@ -1117,7 +1117,8 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
         outputs: n64(n_out),
         inputs: n64(n_in),
         addresses: n64(addr_first_tx.len()),
-        first_height,
+        // Bitcoin heights are u32 (a larger one is a damaged manifest).
+        first_height: n32(first_height),
         before: n64(before_value.len()),
     };
     let meta_bytes = serde_json::to_vec_pretty(&meta).expect("meta serialises");

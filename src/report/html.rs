@@ -511,7 +511,7 @@ pub fn render(h: &HtmlInput) -> String {
 
 /// (height, txid, vout, from node, an input address of it, to node, paid address) of a
 /// transfer row: one row per paid output and sending node.
-type TransferKey<'a> = (u32, &'a str, u32, &'a str, &'a str, &'a str, &'a str);
+type TransferKey<'a> = (u64, &'a str, u32, &'a str, &'a str, &'a str, &'a str);
 
 fn transfers(s: &mut String, h: &HtmlInput) {
     let c = h.case;

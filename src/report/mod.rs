@@ -681,7 +681,7 @@ struct ChartEdge<'a> {
 #[derive(Serialize)]
 struct EdgeDoc<'a> {
     txid: &'a str,
-    height: u32,
+    height: u64,
     time: String,
     from: &'a str,
     to: &'a str,

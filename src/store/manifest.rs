@@ -24,8 +24,8 @@ pub struct PartFile {
 /// A height range written as one file per table.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Part {
-    pub from: u32,
-    pub to: u32,
+    pub from: u64,
+    pub to: u64,
     /// Hash of the block at `from`, and at `to`: a part whose hashes are no longer on the
     /// best chain is replaced.
     pub first_hash: String,
@@ -37,7 +37,7 @@ pub struct Part {
 /// The chain tip of the dataset.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Tip {
-    pub height: u32,
+    pub height: u64,
     pub hash: String,
 }
 
@@ -56,7 +56,7 @@ pub struct Source {
 /// A reorganisation the ingest rolled back.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Reorg {
-    pub fork_height: u32,
+    pub fork_height: u64,
     pub old_tip: Tip,
     pub removed_parts: Vec<String>,
 }
@@ -74,7 +74,7 @@ pub struct Manifest {
     pub part_blocks: u32,
     pub tip: Option<Tip>,
     /// Merged height ranges present, ascending.
-    pub ranges: Vec<[u32; 2]>,
+    pub ranges: Vec<[u64; 2]>,
     pub parts: Vec<Part>,
     #[serde(default)]
     pub reorgs: Vec<Reorg>,

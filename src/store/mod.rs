@@ -66,7 +66,7 @@ mod tests {
         }
     }
 
-    fn part(from: u32, to: u32) -> Part {
+    fn part(from: u64, to: u64) -> Part {
         Part {
             from,
             to,
@@ -76,7 +76,7 @@ mod tests {
                 "blocks".to_string(),
                 PartFile {
                     file: sink::part_name(from, to),
-                    rows: u64::from(to - from + 1),
+                    rows: to - from + 1,
                     bytes: 1,
                     sha256: "00".into(),
                 },
@@ -91,6 +91,15 @@ mod tests {
             "part-0000000000-0000000999.parquet"
         );
         assert!(sink::part_name(9_000, 9_999) < sink::part_name(10_000, 10_999));
+        // Ethereum block numbers are u64: beyond 2^32 the name is exact and still sorts.
+        assert_eq!(
+            sink::part_name(4_294_967_296, 4_294_968_295),
+            "part-4294967296-4294968295.parquet"
+        );
+        assert!(
+            sink::part_name(4_294_966_296, 4_294_967_295)
+                < sink::part_name(4_294_967_296, 4_294_968_295)
+        );
     }
 
     #[test]
@@ -111,6 +120,13 @@ mod tests {
             Manifest::load(d.path()).unwrap().unwrap().ranges,
             vec![[0, 999], [3000, 3999]]
         );
+        // Ethereum block numbers beyond 2^32 round-trip exactly.
+        let big = 5_000_000_000u64;
+        m.parts = vec![part(big, big + 999)];
+        m.save(d.path()).unwrap();
+        let back = Manifest::load(d.path()).unwrap().unwrap();
+        assert_eq!(back.ranges, vec![[big, big + 999]]);
+        assert_eq!(back.tip.map(|t| t.height), Some(big + 999));
         // Another format version is refused, naming both.
         let text = std::fs::read_to_string(Manifest::path(d.path())).unwrap();
         std::fs::write(

@@ -29,8 +29,10 @@ pub struct Staged {
     pub sha256: String,
 }
 
-/// The file name of the part covering heights `from..=to`.
-pub fn part_name(from: u32, to: u32) -> String {
+/// The file name of the part covering heights (block numbers) `from..=to`: ten digits
+/// each, zero-padded, so names sort in height order up to 9,999,999,999 (Bitcoin heights
+/// are u32; Ethereum block numbers u64: a larger number gets more digits).
+pub fn part_name(from: u64, to: u64) -> String {
     format!("part-{from:010}-{to:010}.parquet")
 }
 

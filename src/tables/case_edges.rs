@@ -9,7 +9,11 @@ pub struct Edges;
 const COLUMNS: &[Column] = &[
     col("policy", Utf8, "the taint model"),
     col("txid", Utf8, "the transaction (Ethereum: its hash)"),
-    col("height", U32, "its block height (Ethereum: block number)"),
+    col(
+        "height",
+        Height,
+        "its block height (Ethereum: block number)",
+    ),
     col("time", U32, "block time, unix seconds"),
     col(
         "from",

@@ -45,6 +45,8 @@ pub enum Kind {
     /// An exact amount in base units: `Int64` satoshi on Bitcoin, `Decimal128(38, 0)` (wei,
     /// token base units) on Ethereum.
     Amount,
+    /// A block height: `UInt32` on Bitcoin, `UInt64` (block number) on Ethereum.
+    Height,
 }
 
 impl Kind {
@@ -60,6 +62,8 @@ impl Kind {
             Kind::TimeMs => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
             Kind::Amount if bitcoin => DataType::Int64,
             Kind::Amount => DataType::Decimal128(38, 0),
+            Kind::Height if bitcoin => DataType::UInt32,
+            Kind::Height => DataType::UInt64,
         }
     }
 
@@ -74,6 +78,7 @@ impl Kind {
             Kind::Bool => "Boolean",
             Kind::TimeMs => "Timestamp(ms, UTC)",
             Kind::Amount => "Int64 sat (Bitcoin) / Decimal128(38, 0) (Ethereum)",
+            Kind::Height => "UInt32 (Bitcoin) / UInt64 (Ethereum)",
         }
     }
 }

@@ -55,7 +55,8 @@ fn account(to: u32) -> Option<usize> {
 /// One movement of the traced asset, in replay order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Transfer {
-    pub block: u32,
+    /// Block number.
+    pub block: u64,
     pub time: u32,
     /// Index into [`Ledger::txids`].
     pub tx: u32,
@@ -950,7 +951,7 @@ mod tests {
             max_hops: 10,
             min_value: 0,
             from_height: 0,
-            to_height: u32::MAX,
+            to_height: u64::MAX,
             stop_at: vec!["exchange".into()],
             through_coinjoins: false,
             before_labels: Default::default(),
@@ -961,7 +962,7 @@ mod tests {
     fn ledger() -> Ledger {
         let t = |block, tx, from, to, value| Transfer {
             block,
-            time: 1000 + block,
+            time: 1000 + n32(block),
             tx,
             from,
             to,
@@ -1050,7 +1051,7 @@ mod tests {
     fn selfdestruct_ledger(beneficiary: u32) -> Ledger {
         let t = |block, tx, from, to, value, unresolved| Transfer {
             block,
-            time: 1000 + block,
+            time: 1000 + n32(block),
             tx,
             from,
             to,
@@ -1127,6 +1128,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn block_numbers_beyond_32_bits_keep_their_order_and_window() {
+        // Block numbers are u64: a window that opens at 2^32 starts after 2^32 - 1, not at 0.
+        let mut l = ledger();
+        for (t, b) in l.transfers.iter_mut().zip([
+            4_294_967_294u64,
+            4_294_967_295,
+            4_294_967_296,
+            4_294_967_296,
+            5_000_000_000,
+        ]) {
+            t.block = b;
+        }
+        let labels: HashMap<u32, Label> = HashMap::new();
+        let mut p = params();
+        p.from_height = 4_294_967_296;
+        // The hub is the seed: it held 400 when the window opened (300 + the seed's 100).
+        let r = run(&l, &seeds_of(&[1]), &labels, &p, Policy::Fifo);
+        assert_eq!(r.totals.seeded, 400);
+        assert_eq!((r.totals.fees, r.totals.holdings), (10, 390));
+        assert!(r.totals.balanced());
+        p.to_height = 4_294_967_296;
+        let r = run(&l, &seeds_of(&[1]), &labels, &p, Policy::Fifo);
+        // The last transfer (block 5,000,000,000) is after the window: 240 stay at the hub.
+        assert_eq!(r.totals.holdings, 390);
+        assert!(r.ends.iter().any(|e| e.address == "hub" && e.amount == 240));
     }
 
     fn seeds_of(accounts: &[u32]) -> Seeds {
@@ -1221,7 +1250,7 @@ mod properties {
                 .map(|(i, &(from, to, value))| {
                     let i = u32::try_from(i).expect("few moves");
                     Transfer {
-                        block: i / 2 + 1,
+                        block: u64::from(i / 2 + 1),
                         time: 1_000 + i,
                         tx: i,
                         from,
@@ -1241,7 +1270,7 @@ mod properties {
             max_hops: 1_000,
             min_value: 0,
             from_height: 0,
-            to_height: u32::MAX,
+            to_height: u64::MAX,
             stop_at: stop_at.iter().map(|s| s.to_string()).collect(),
             through_coinjoins: false,
             before_labels: Default::default(),

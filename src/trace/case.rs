@@ -345,6 +345,23 @@ struct PolicyNodes<'a> {
 
 /// An amount column ([`crate::tables::Kind::Amount`]): Int64 satoshi on Bitcoin,
 /// Decimal128(38, 0) base units elsewhere; `None` values are nulls.
+/// Block heights as the case table stores them: `UInt32` on Bitcoin, `UInt64` (block
+/// numbers) on Ethereum.
+fn height_column(chain: &str, values: impl Iterator<Item = u64>) -> Result<ArrayRef, TraceError> {
+    if chain == "bitcoin" {
+        let v = values
+            .map(|h| {
+                u32::try_from(h)
+                    .map_err(|_| TraceError::Input(format!("Bitcoin height {h} beyond UInt32")))
+            })
+            .collect::<Result<Vec<u32>, _>>()?;
+        return Ok(Arc::new(UInt32Array::from(v)));
+    }
+    Ok(Arc::new(arrow_array::UInt64Array::from(
+        values.collect::<Vec<u64>>(),
+    )))
+}
+
 fn amount_column(
     chain: &str,
     values: impl Iterator<Item = Option<Amount>>,
@@ -445,9 +462,7 @@ impl Case {
                 Arc::new(StringArray::from(
                     edges.iter().map(|e| e.1.txid.as_str()).collect::<Vec<_>>(),
                 )),
-                Arc::new(UInt32Array::from(
-                    edges.iter().map(|e| e.1.height).collect::<Vec<_>>(),
-                )),
+                height_column(self.chain, edges.iter().map(|e| e.1.height))?,
                 Arc::new(UInt32Array::from(
                     edges.iter().map(|e| e.1.time).collect::<Vec<_>>(),
                 )),

@@ -32,8 +32,6 @@ pub enum EthTraceError {
     Token { given: String, known: String },
     #[error("{what}: amount {value} is not an integer below 2^128, which tracing needs")]
     Amount { what: String, value: String },
-    #[error("block {0} is beyond what tracing indexes (2^32)")]
-    Block(u64),
     #[error("{0}: the fee overflows")]
     FeeOverflow(String),
     #[error(
@@ -191,7 +189,7 @@ struct Builder<'a> {
     transfers: Vec<Transfer>,
     /// (block, tx_index, step, trace address) per transfer: the step is 0 for the fee, 1 for
     /// the value, 2 for internal transfers (ordered by trace address), or a token's log index.
-    keys: Vec<(u32, u32, u32, Vec<u32>)>,
+    keys: Vec<(u64, u32, u32, Vec<u32>)>,
 }
 
 /// The sender of validator withdrawals in the account ledger: the consensus layer, not an
@@ -224,7 +222,7 @@ impl Builder<'_> {
     #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
-        key: (u32, u32, u32, Vec<u32>),
+        key: (u64, u32, u32, Vec<u32>),
         time: u32,
         tx: &str,
         from: &str,
@@ -253,7 +251,7 @@ impl Builder<'_> {
     /// the trace did not give.
     fn push_unresolved(
         &mut self,
-        key: (u32, u32, u32, Vec<u32>),
+        key: (u64, u32, u32, Vec<u32>),
         time: u32,
         tx: &str,
         from: &str,
@@ -296,21 +294,17 @@ fn trace_address(s: &str) -> Vec<u32> {
         .collect()
 }
 
-fn block_u32(n: u64) -> Result<u32, EthTraceError> {
-    u32::try_from(n).map_err(|_| EthTraceError::Block(n))
-}
-
 /// Block timestamps, by number.
 ///
 /// # Errors
 /// Unreadable parts.
-pub fn block_times(chain_dir: &Path) -> Result<Vec<(u32, u32)>, EthTraceError> {
+pub fn block_times(chain_dir: &Path) -> Result<Vec<(u64, u32)>, EthTraceError> {
     let mut out = Vec::new();
     each_batch(&chain_dir.join("blocks"), &["number", "timestamp"], |b| {
         let c = Cols(b);
         let (n, t) = (c.u64("number")?, c.u64("timestamp")?);
         for i in 0..b.num_rows() {
-            out.push((block_u32(n.value(i))?, n32(t.value(i))));
+            out.push((n.value(i), n32(t.value(i))));
         }
         Ok::<(), EthTraceError>(())
     })?;
@@ -364,11 +358,11 @@ pub fn chunk(
     chain_dir: &Path,
     asset: &Asset,
     parts: &[String],
-    last: u32,
-    times: &HashMap<u32, u32>,
+    last: u64,
+    times: &HashMap<u64, u32>,
     accounts: &mut Accounts,
 ) -> Result<Chunk, EthTraceError> {
-    let time = |b: u32| times.get(&b).copied().unwrap_or(0);
+    let time = |b: u64| times.get(&b).copied().unwrap_or(0);
     let files = |table: &str| -> Vec<PathBuf> {
         parts
             .iter()
@@ -417,7 +411,7 @@ pub fn chunk(
                         c.str("contract_address")?,
                     );
                     for i in 0..b.num_rows() {
-                        let block = block_u32(num.value(i))?;
+                        let block = num.value(i);
                         if block > last {
                             continue;
                         }
@@ -497,7 +491,7 @@ pub fn chunk(
                             if complete.is_some_and(|x| !x.value(i)) || value.is_null(i) {
                                 // What it moved is unknown: listed, never taken as 0, and
                                 // replayed as an unresolved transfer that empties the sender.
-                                let block = block_u32(num.value(i))?;
+                                let block = num.value(i);
                                 if block > last {
                                     continue;
                                 }
@@ -522,7 +516,7 @@ pub fn chunk(
                             let (Some(f), Some(t)) = (text(from, i), text(to, i)) else {
                                 continue;
                             };
-                            let block = block_u32(num.value(i))?;
+                            let block = num.value(i);
                             if block > last {
                                 continue;
                             }
@@ -551,7 +545,7 @@ pub fn chunk(
                         c.str("amount")?,
                     );
                     for i in 0..b.num_rows() {
-                        let block = block_u32(num.value(i))?;
+                        let block = num.value(i);
                         if block > last {
                             continue;
                         }
@@ -584,7 +578,7 @@ pub fn chunk(
                         (c.u64("block_number")?, c.str("address")?, c.str("amount")?);
                     for i in 0..b.num_rows() {
                         k += 1;
-                        let block = block_u32(num.value(i))?;
+                        let block = num.value(i);
                         if block > last {
                             continue;
                         }
@@ -643,7 +637,7 @@ pub fn chunk(
                             nft += 1;
                             continue;
                         }
-                        let block = block_u32(num.value(i))?;
+                        let block = num.value(i);
                         if block > last {
                             continue;
                         }
@@ -676,8 +670,8 @@ pub fn nothing_to_trace(asset: &Asset, nft: usize) -> EthTraceError {
 ///
 /// # Errors
 /// As [`chunk`], and a dataset with nothing to trace.
-pub fn ledger(chain_dir: &Path, asset: &Asset, last: u32) -> Result<Ledger, EthTraceError> {
-    let times: HashMap<u32, u32> = block_times(chain_dir)?.into_iter().collect();
+pub fn ledger(chain_dir: &Path, asset: &Asset, last: u64) -> Result<Ledger, EthTraceError> {
+    let times: HashMap<u64, u32> = block_times(chain_dir)?.into_iter().collect();
     let mut accounts = Accounts::default();
     let c = chunk(
         chain_dir,

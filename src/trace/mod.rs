@@ -48,8 +48,8 @@ pub struct Params {
     pub max_hops: u32,
     pub min_value: Amount,
     /// Heights outside this window are not followed.
-    pub from_height: u32,
-    pub to_height: u32,
+    pub from_height: u64,
+    pub to_height: u64,
     /// Label categories where the walk stops (exits).
     pub stop_at: Vec<String>,
     /// Follow taint through transactions detected as CoinJoins
@@ -74,7 +74,7 @@ pub struct Label {
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Edge {
     pub txid: String,
-    pub height: u32,
+    pub height: u64,
     pub time: u32,
     pub from: String,
     pub to: String,
@@ -286,7 +286,7 @@ pub fn run(
             Direction::Backward => Some(idx.out_tx(o)),
         };
         match next {
-            Some(t) if (p.from_height..=p.to_height).contains(&height_of(t)) => {
+            Some(t) if (p.from_height..=p.to_height).contains(&u64::from(height_of(t))) => {
                 queue.insert(t);
             }
             // Spent (forward) or created (backward) outside the height window: not held.
@@ -441,7 +441,7 @@ pub fn run(
                     let (from, to) = (addr(idx, from), addr(idx, to));
                     edges.push(Edge {
                         txid: info.0.clone(),
-                        height: info.1,
+                        height: u64::from(info.1),
                         time: info.2,
                         from_address: from.clone(),
                         to_address: to.clone(),
@@ -539,7 +539,7 @@ fn before_window_end(
         let to = addr(idx, paid);
         edges.push(Edge {
             txid: idx.txid(t),
-            height: idx.tx_height(t),
+            height: u64::from(idx.tx_height(t)),
             time: idx.tx_time(t),
             from_address: from.clone(),
             to_address: to.clone(),

@@ -157,8 +157,8 @@ pub struct Request {
     /// Categories where the trace stops as given (empty: `exchange` when a label has it;
     /// `none`: nowhere).
     pub stop_at: Vec<String>,
-    pub from_height: u32,
-    pub to_height: u32,
+    pub from_height: u64,
+    pub to_height: u64,
     pub from_time: Option<String>,
     pub to_time: Option<String>,
     pub include_private: bool,
@@ -195,7 +195,7 @@ impl Request {
             },
             stop_at: Vec::new(),
             from_height: 0,
-            to_height: u32::MAX,
+            to_height: u64::MAX,
             from_time: None,
             to_time: None,
             include_private: false,
@@ -531,7 +531,7 @@ pub fn parse_policies(names: &[String]) -> Result<Vec<Policy>, TraceError> {
 
 /// The `--from-time`/`--to-time` window as heights (with `--from-height`/`--to-height`),
 /// through the blocks' `(height, time)` in height order.
-pub(crate) fn height_window(a: &Request, times: &[(u32, u64)]) -> Result<(u32, u32), TraceError> {
+pub(crate) fn height_window(a: &Request, times: &[(u64, u64)]) -> Result<(u64, u64), TraceError> {
     if let (Some(f), Some(t)) = (&a.from_time, &a.to_time)
         && parse_time(f, false)? > parse_time(t, true)?
     {
@@ -548,7 +548,7 @@ pub(crate) fn height_window(a: &Request, times: &[(u32, u64)]) -> Result<(u32, u
     let (mut from_height, mut to_height) = (a.from_height, a.to_height);
     if let Some(t) = &a.from_time {
         let from = parse_time(t, false)?;
-        from_height = from_height.max(times.iter().find(|b| b.1 >= from).map_or(u32::MAX, |b| b.0));
+        from_height = from_height.max(times.iter().find(|b| b.1 >= from).map_or(u64::MAX, |b| b.0));
     }
     if let Some(t) = &a.to_time {
         let to = parse_time(t, true)?;
@@ -581,7 +581,7 @@ pub(crate) fn check_balanced(results: &[PolicyResult]) -> Result<(), TraceError>
 pub(crate) fn parameters(
     a: &Request,
     pols: &[Policy],
-    followed: [u32; 2],
+    followed: [u64; 2],
     labels: usize,
 ) -> serde_json::Value {
     serde_json::json!({
@@ -591,7 +591,8 @@ pub(crate) fn parameters(
         "max_hops": a.max_hops,
         "min_value": json_amount(a.min_value.amount),
         "from_height": a.from_height,
-        "to_height": a.to_height,
+        // null: no limit (up to the dataset's last block).
+        "to_height": (a.to_height != u64::MAX).then_some(a.to_height),
         "from_time": a.from_time,
         "to_time": a.to_time,
         "followed_heights": followed,

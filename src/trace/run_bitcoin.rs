@@ -88,11 +88,11 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
     let (labels, resolved) = load_labels(a, "bitcoin", &network, |addr| idx.address_id(addr))?;
     let stop_at = check_stop_at(a, &resolved)?;
     let heights = idx.heights();
-    let times: Vec<(u32, u64)> = (0..heights)
-        .map(|h| (h, u64::from(idx.block_time(h))))
+    let times: Vec<(u64, u64)> = (0..heights)
+        .map(|h| (u64::from(h), u64::from(idx.block_time(h))))
         .collect();
     let (from_height, to_height) = height_window(a, &times)?;
-    if from_height >= heights {
+    if from_height >= u64::from(heights) {
         return Err(TraceError::Input(format!(
             "the window starts after the dataset's last block (height {}): nothing to trace",
             heights.saturating_sub(1)
@@ -104,7 +104,7 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
     let seeds: Vec<u64> = seeds
         .into_iter()
         .filter(|&o| {
-            let h = idx.tx_height(idx.out_tx(o));
+            let h = u64::from(idx.tx_height(idx.out_tx(o)));
             (from_height..=to_height).contains(&h)
         })
         .collect();
@@ -169,7 +169,10 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
     let mut parameters = parameters(
         a,
         &pols,
-        [from_height, to_height.min(heights.saturating_sub(1))],
+        [
+            from_height,
+            to_height.min(u64::from(heights.saturating_sub(1))),
+        ],
         labels.len(),
     );
     parameters["seed_outputs"] = seeds.len().into();

@@ -65,7 +65,7 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
     let manifest_sha256 = crate::store::sink::sha256_file(&manifest).map_err(TraceError::stage)?;
     let asset = Asset::parse(&a.token, a.token_decimals, a.token_symbol.as_deref())
         .map_err(TraceError::stage)?;
-    let times: Vec<(u32, u64)> = eth::block_times(&chain)
+    let times: Vec<(u64, u64)> = eth::block_times(&chain)
         .map_err(TraceError::stage)?
         .into_iter()
         .map(|(b, t)| (b, u64::from(t)))
@@ -121,12 +121,12 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
     // transactions paid. Transfers after the window change nothing (backward rebuilds the
     // balances at its end from those before), so they are not read.
     let parts = eth::parts(&chain, &asset).map_err(TraceError::stage)?;
-    let times: HashMap<u32, u32> = times.iter().map(|&(b, t)| (b, n32(t))).collect();
+    let times: HashMap<u64, u32> = times.iter().map(|&(b, t)| (b, n32(t))).collect();
     pb.start(2 * n64(parts.len()));
     pb.message(&format!("{unit}: balances"));
     let mut accounts = eth::Accounts::default();
     let mut opening = account::Opening::default();
-    let (mut transfers, mut nft, mut last_block) = (0usize, 0usize, 0u32);
+    let (mut transfers, mut nft, mut last_block) = (0usize, 0usize, 0u64);
     let mut incomplete: Vec<String> = Vec::new();
     let mut seed_tx_found: HashSet<String> = HashSet::new();
     let mut tx_recipients: BTreeSet<u32> = BTreeSet::new();

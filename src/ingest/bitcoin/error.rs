@@ -121,8 +121,8 @@ pub enum IngestError {
     )]
     OtherChain {
         dir: PathBuf,
-        fork_height: Option<u32>,
-        old_tip_height: u32,
+        fork_height: Option<u64>,
+        old_tip_height: u64,
         old_tip_hash: String,
         recorded_source: String,
     },

@@ -24,7 +24,7 @@ use super::rpc::{Pacer, RpcClient, RpcError};
 use super::rpc_source::{PrevoutsOf, hex_decode};
 use super::{BlockSource, Fetched, RangeOptions};
 use crate::store::manifest::{Manifest, Source};
-use crate::types::{Network, n64};
+use crate::types::{Network, n32, n64};
 
 /// An Esplora API as a block source.
 #[derive(Debug)]
@@ -374,7 +374,7 @@ pub fn heights_needed(manifest: Option<&Manifest>, opts: &RangeOptions, tip: u32
     let to = opts.to.unwrap_or(tip).min(tip);
     let mut out: BTreeSet<u32> = parts
         .iter()
-        .flat_map(|p| [p.from, p.to])
+        .flat_map(|p| [n32(p.from), n32(p.to)])
         .filter(|&h| h <= tip)
         .collect();
     let window = super::plan_window(manifest, opts.from, true);
@@ -382,7 +382,7 @@ pub fn heights_needed(manifest: Option<&Manifest>, opts: &RangeOptions, tip: u32
         // `--from` rewrites every part from its part's start (or the window's) to the end
         // of the parts it touches.
         Some(f) => {
-            let end = parts.iter().map(|p| p.to).fold(to, u32::max).min(tip);
+            let end = parts.iter().map(|p| n32(p.to)).fold(to, u32::max).min(tip);
             let start = window.map_or(f / part_blocks * part_blocks, |w| {
                 (f / part_blocks * part_blocks).max(w)
             });
@@ -391,9 +391,11 @@ pub fn heights_needed(manifest: Option<&Manifest>, opts: &RangeOptions, tip: u32
         None => {
             // A stored part that ends on the grid is complete: only its ends are checked.
             let kept = |h: u32| {
-                parts
-                    .iter()
-                    .any(|p| (p.to + 1) % part_blocks == 0 && p.from < h && h < p.to)
+                parts.iter().any(|p| {
+                    (p.to + 1) % u64::from(part_blocks) == 0
+                        && p.from < u64::from(h)
+                        && u64::from(h) < p.to
+                })
             };
             out.extend((window.unwrap_or(0)..=to).filter(|&h| !kept(h)));
         }

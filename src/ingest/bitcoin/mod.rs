@@ -34,7 +34,7 @@ use self::rows::{Counts, Rows};
 use self::utxo::UtxoSet;
 use crate::store::manifest::{Manifest, Part, PartFile, Reorg, Source};
 use crate::store::{StoreError, reader, schema, sink};
-use crate::types::{Network, ix, n64};
+use crate::types::{Network, ix, n32, n64};
 use bitcoin::Txid;
 use bitcoin::hashes::Hash;
 
@@ -294,7 +294,9 @@ pub fn plan_window(
     if !has_prevouts {
         return None;
     }
-    let stored = manifest.and_then(|m| m.parts.iter().map(|p| p.from).min());
+    // Bitcoin parts hold u32 heights (a larger one is a damaged manifest: saturated, it
+    // matches no block and the part is rewritten).
+    let stored = manifest.and_then(|m| m.parts.iter().map(|p| n32(p.from)).min());
     match (from, stored) {
         (Some(f), None) => Some(f),
         (Some(f), Some(s)) if s > 0 => Some(f.min(s)),
@@ -383,7 +385,7 @@ pub fn ingest_chain(
         }
     }
 
-    let hash_at = |h: u32| chain.get(ix(h)).map(|b| b.hash.to_string());
+    let hash_at = |h: u64| chain.get(ix(h)).map(|b| b.hash.to_string());
     let on_chain = |p: &Part| {
         hash_at(p.from).as_ref() == Some(&p.first_hash)
             && hash_at(p.to).as_ref() == Some(&p.last_hash)
@@ -397,8 +399,8 @@ pub fn ingest_chain(
     let last = manifest
         .parts
         .iter()
-        .filter(|p| on_chain(p) && p.from <= req_to && req_from <= p.to)
-        .map(|p| p.to)
+        .filter(|p| on_chain(p) && p.from <= u64::from(req_to) && u64::from(req_from) <= p.to)
+        .map(|p| n32(p.to))
         .fold(req_to, u32::max)
         .min(chain_tip);
     // A height window: with a source that gives prevouts (RPC `getblock 3`, Esplora),
@@ -429,10 +431,14 @@ pub fn ingest_chain(
                 || !manifest
                     .parts
                     .iter()
-                    .any(|p| p.from == f && p.to == t && on_chain(p))
+                    .any(|p| p.from == u64::from(f) && p.to == u64::from(t) && on_chain(p))
         })
         .collect();
-    let overlaps = |p: &Part| to_write.iter().any(|&(f, t)| p.from <= t && f <= p.to);
+    let overlaps = |p: &Part| {
+        to_write
+            .iter()
+            .any(|&(f, t)| p.from <= u64::from(t) && u64::from(f) <= p.to)
+    };
     let (removed, kept): (Vec<Part>, Vec<Part>) = manifest
         .parts
         .drain(..)
@@ -447,6 +453,7 @@ pub fn ingest_chain(
         for p in &reorged {
             let path = chain_dir.join("blocks").join(&p.files["blocks"].file);
             for (h, hash) in reader::block_hashes(&path)? {
+                let h = u64::from(h);
                 if hash_at(h).as_deref() == Some(hash.as_str()) {
                     fork = Some(fork.map_or(h, |f| f.max(h)));
                 }
@@ -454,7 +461,7 @@ pub fn ingest_chain(
         }
         let depth = old_tip.height.saturating_sub(fork.unwrap_or(0));
         // Deeper than a reorganisation, or sharing nothing but the genesis block.
-        if depth > MAX_REORG_DEPTH || (fork.unwrap_or(0) == 0 && old_tip.height > 1) {
+        if depth > u64::from(MAX_REORG_DEPTH) || (fork.unwrap_or(0) == 0 && old_tip.height > 1) {
             return Err(IngestError::OtherChain {
                 dir: chain_dir.clone(),
                 fork_height: fork,
@@ -521,7 +528,7 @@ pub fn ingest_chain(
         // Only a run that extends the dataset's end moves the snapshot (a re-ingested
         // range in the middle leaves it where it is).
         let dataset_end = manifest.parts.iter().map(|p| p.to).max();
-        let snapshot_at = if dataset_end.is_some_and(|e| e > last_to) {
+        let snapshot_at = if dataset_end.is_some_and(|e| e > u64::from(last_to)) {
             None
         } else if last_to - last_from + 1 < part_blocks {
             last_from.checked_sub(1)
@@ -594,7 +601,7 @@ pub fn ingest_chain(
                     if let Some((f, t)) = part
                         && writing
                     {
-                        let name = sink::part_name(f, t);
+                        let name = sink::part_name(u64::from(f), u64::from(t));
                         if open.is_none() {
                             open = Some(open_part(&chain_dir, &name)?);
                         }
@@ -782,7 +789,7 @@ fn commit_part(
     to: u32,
     part_no: usize,
 ) -> Result<(), IngestError> {
-    let name = sink::part_name(from, to);
+    let name = sink::part_name(u64::from(from), u64::from(to));
     let staged = writers
         .into_iter()
         .map(sink::PartWriter::finish)
@@ -792,8 +799,8 @@ fn commit_part(
     crash_point("after-commit", part_no);
     let files = part_files_entry(&name, staged);
     manifest.parts.push(Part {
-        from,
-        to,
+        from: u64::from(from),
+        to: u64::from(to),
         first_hash: chain[ix(from)].hash.to_string(),
         last_hash: chain[ix(to)].hash.to_string(),
         files,

@@ -848,7 +848,7 @@ fn write(
     about: Neighbourhood,
 ) -> Result<bool, IngestError> {
     let old = Manifest::load(chain_dir)?;
-    let name = sink::part_name(first.0, last.0);
+    let name = sink::part_name(u64::from(first.0), u64::from(last.0));
     let mut writers = super::open_part(chain_dir, &name)?;
     for (w, batch) in writers.iter_mut().zip(rows.finish()?.iter()) {
         w.write(batch)?;
@@ -902,8 +902,8 @@ fn write(
         (last.0 - first.0).saturating_add(1),
     );
     m.parts.push(Part {
-        from: first.0,
-        to: last.0,
+        from: u64::from(first.0),
+        to: u64::from(last.0),
         first_hash: first.1,
         last_hash: last.1,
         files,

@@ -648,14 +648,6 @@ pub fn ingest(
             opts.from
         )));
     }
-    // The part grid and the manifest number blocks in 32 bits (dataset format 1): refuse
-    // rather than wrap or saturate a larger number.
-    if to > u64::from(u32::MAX) {
-        return Err(EthIngestError::Input(format!(
-            "block {to} is beyond what dataset format {} numbers (4,294,967,295); ingest up to --to 4294967295",
-            crate::tables::DATASET_FORMAT
-        )));
-    }
     let network = if chain_id == 1 {
         "mainnet".to_string()
     } else {
@@ -720,8 +712,8 @@ pub fn ingest(
     let mut tops: Vec<Part> = manifest.parts.clone();
     tops.sort_by_key(|p| std::cmp::Reverse(p.from));
     for p in tops {
-        let ok = hash_of(u64::from(p.to))?.as_deref() == Some(p.last_hash.as_str())
-            && hash_of(u64::from(p.from))?.as_deref() == Some(p.first_hash.as_str());
+        let ok = hash_of(p.to)?.as_deref() == Some(p.last_hash.as_str())
+            && hash_of(p.from)?.as_deref() == Some(p.first_hash.as_str());
         if ok {
             break;
         }
@@ -741,7 +733,7 @@ pub fn ingest(
             }
         }
         let fork = if lo == 0 {
-            u64::from(lowest.from).saturating_sub(1)
+            lowest.from.saturating_sub(1)
         } else {
             stored[lo - 1].0
         };
@@ -749,7 +741,7 @@ pub fn ingest(
             height: stale[0].to,
             hash: stale[0].last_hash.clone(),
         });
-        let depth = u64::from(old_tip.height).saturating_sub(fork);
+        let depth = old_tip.height.saturating_sub(fork);
         if depth > u64::from(crate::ingest::bitcoin::MAX_REORG_DEPTH)
             || (fork == 0 && old_tip.height > 1)
         {
@@ -769,7 +761,7 @@ pub fn ingest(
             .collect();
         names.sort();
         manifest.reorgs.push(Reorg {
-            fork_height: n32(fork),
+            fork_height: fork,
             old_tip,
             removed_parts: names,
         });
@@ -783,7 +775,7 @@ pub fn ingest(
                 let _ = std::fs::remove_file(chain_dir.join(t).join(&f.file));
             }
         }
-        refetch_from = Some(u64::from(lowest.from));
+        refetch_from = Some(lowest.from);
         eprintln!(
             "the chain reorganised above block {fork}: {} stored part(s) removed and fetched again",
             stale.len()
@@ -821,7 +813,7 @@ pub fn ingest(
             )));
         }
         let end = (start + n - 1).min(to);
-        let (pf, pt) = (n32(start), n32(end));
+        let (pf, pt) = (start, end);
         if manifest.parts.iter().any(|p| p.from == pf && p.to >= pt) {
             summary.parts_kept += 1;
             pb.inc(end - start + 1);
