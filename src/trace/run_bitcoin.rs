@@ -35,6 +35,12 @@ pub fn chain_dir(data: &Path, network: Option<&str>) -> Result<(PathBuf, String)
         .collect();
     match present.as_slice() {
         [one] => Ok((data.join(one), one.to_string())),
+        [] if data.join("ethereum").join("_manifest.json").is_file() => {
+            Err(TraceError::Input(format!(
+                "{} holds an Ethereum dataset, not a Bitcoin one; add --chain ethereum",
+                data.display()
+            )))
+        }
         [] => Err(TraceError::Input(format!(
             "{} holds no Bitcoin dataset; run `chaintrace ingest bitcoin --data {}` first",
             data.display(),

@@ -171,8 +171,13 @@ pub fn seed_address(idx: &Index, it: &str, network: &str) -> Result<u32, TraceEr
         return Ok(id);
     }
     if it.starts_with("0x") || it.starts_with("0X") {
+        let what = if it.len() == 66 {
+            "an Ethereum transaction hash"
+        } else {
+            "an Ethereum address"
+        };
         return Err(TraceError::Input(format!(
-            "seed {it} is an Ethereum address, and this dataset is Bitcoin ({network}); add --chain ethereum to trace on an Ethereum dataset"
+            "seed {it} is {what}, and this dataset is Bitcoin ({network}); add --chain ethereum to trace on an Ethereum dataset"
         )));
     }
     let lower = it.to_ascii_lowercase();

@@ -737,3 +737,14 @@ fn a_blob_transactions_receipt_keeps_its_blob_gas_and_price() {
     let r = decode_receipt(&plain).unwrap();
     assert_eq!((r.blob_gas_used, r.blob_gas_price), (None, None));
 }
+
+#[test]
+fn a_transaction_the_node_could_not_trace_is_its_error_not_a_parse_error() {
+    use chaintrace::ingest::ethereum::decode::flatten_call_traces;
+    // anvil's reply once it no longer keeps an old block's state (seen in a user trial).
+    let reply = serde_json::json!([{"error": "Resource not found", "txHash": "0xab"}]);
+    let e = flatten_call_traces(1, &reply).unwrap_err().to_string();
+    assert!(e.contains("Resource not found"), "{e}");
+    assert!(e.contains("transaction 0 0xab"), "{e}");
+    assert!(e.contains("archive node") && e.contains("--traces"), "{e}");
+}

@@ -563,8 +563,42 @@ fn another_ethereum_chain_is_refused_unless_replace() {
         "{}",
         stderr(&o)
     );
+    assert!(
+        stderr(&o).contains("shares no block but the genesis"),
+        "{}",
+        stderr(&o)
+    );
     assert!(tree(&chain) == before, "a refused ingest changes nothing");
     ok(&ingest_eth(&b, &data, &["--traces", "none", "--replace"]));
+    // Another kind of call traces on the same dataset (parts with and without internal
+    // transfers would not add up): refused, naming both; nothing changes.
+    b.call("anvil_mine", serde_json::json!(["0x2"]));
+    let before = tree(&chain);
+    let o = ingest_eth(&b, &data, &["--traces", "parity"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("was ingested with --traces none")
+            && stderr(&o).contains("asks for --traces parity"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(tree(&chain) == before, "a refused ingest changes nothing");
+    // A trace that forgets --chain on this Ethereum-only dataset is told to add it.
+    let o = run(&[
+        "trace",
+        "--data",
+        data.to_str().unwrap(),
+        "--seed",
+        A,
+        "--out",
+        d.path().join("case").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("holds an Ethereum dataset") && stderr(&o).contains("--chain ethereum"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -678,7 +678,9 @@ pub struct Frame {
 /// transaction, in block order) into frames, depth first.
 ///
 /// # Errors
-/// A malformed frame, named with the block and transaction.
+/// A malformed frame, named with the block and transaction; a transaction the node could
+/// not trace (`{"error": …, "txHash": …}` in place of its result: a node that no longer
+/// keeps the state of old blocks), with the node's message.
 pub fn flatten_call_traces(block: u64, result: &Value) -> Result<Vec<Frame>, DecodeError> {
     let txs = result.as_array().ok_or_else(|| DecodeError {
         block: block.to_string(),
@@ -686,6 +688,23 @@ pub fn flatten_call_traces(block: u64, result: &Value) -> Result<Vec<Frame>, Dec
     })?;
     let mut out = Vec::new();
     for (i, t) in txs.iter().enumerate() {
+        if let Some(e) = t.get("error").filter(|e| !e.is_null()) {
+            let msg = e
+                .as_str()
+                .map(str::to_string)
+                .or_else(|| e.get("message").and_then(Value::as_str).map(str::to_string))
+                .unwrap_or_else(|| e.to_string());
+            return Err(DecodeError {
+                block: block.to_string(),
+                what: format!(
+                    "the node could not trace transaction {i}{} ({msg:?}): it may no longer keep the state of this block; use an archive node, --traces parity if it offers trace_block, or --traces none",
+                    t.get("txHash")
+                        .and_then(Value::as_str)
+                        .map(|h| format!(" {h}"))
+                        .unwrap_or_default()
+                ),
+            });
+        }
         let root = t.get("result").unwrap_or(t);
         walk(block, n32(i), root, &mut Vec::new(), false, None, &mut out)?;
     }

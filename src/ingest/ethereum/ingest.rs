@@ -685,14 +685,22 @@ pub fn ingest(
         Traces::Geth => "geth",
         Traces::Parity => "parity",
     };
+    // One dataset, one kind of call traces: parts with and without internal transfers (or
+    // with rewards from parity's traces and without them) would not add up.
     let before = manifest.source.chain_selection.take();
-    manifest.source.chain_selection = Some(
-        if mode == "none" || before.as_deref() == Some("traces none") {
-            "traces none".to_string()
-        } else {
-            format!("traces {mode}")
-        },
-    );
+    let now = format!("traces {mode}");
+    if let Some(b) = before
+        .as_deref()
+        .filter(|b| *b != now && !manifest.parts.is_empty())
+    {
+        return Err(EthIngestError::Input(format!(
+            "{} was ingested with --{b}, and this run asks for --traces {mode}: its parts would {} the internal transfers (and rewards) the earlier ones {}. Rerun with --{b}, or ingest into another --data, or add --replace to start this dataset over with --traces {mode}",
+            chain_dir.display(),
+            if mode == "none" { "lack" } else { "hold" },
+            if mode == "none" { "hold" } else { "lack" },
+        )));
+    }
+    manifest.source.chain_selection = Some(now);
     for t in TABLES {
         std::fs::create_dir_all(chain_dir.join(t))
             .ctx(|| format!("cannot create {}", chain_dir.join(t).display()))?;
@@ -745,14 +753,21 @@ pub fn ingest(
         if depth > u64::from(crate::ingest::bitcoin::MAX_REORG_DEPTH)
             || (fork == 0 && old_tip.height > 1)
         {
+            let how = if fork == 0 {
+                "shares no block but the genesis with the node's chain (another chain, or a dev node restarted since)".to_string()
+            } else {
+                format!(
+                    "leaves the node's chain {depth} blocks deep, deeper than a reorganisation (at most {} blocks)",
+                    crate::ingest::bitcoin::MAX_REORG_DEPTH
+                )
+            };
             return Err(EthIngestError::Input(format!(
-                "{} holds another chain: its tip {} at block {} (ingested from {} {}) leaves the node's chain {depth} blocks deep, deeper than a reorganisation ({} blocks). Ingest into another --data, or add --replace to delete this dataset and ingest the node's chain",
+                "{} holds another chain: its tip {} at block {} (ingested from {} {}) {how}. Ingest into another --data, or add --replace to delete this dataset and ingest the node's chain",
                 chain_dir.display(),
                 old_tip.hash,
                 old_tip.height,
                 manifest.source.kind,
                 manifest.source.location,
-                crate::ingest::bitcoin::MAX_REORG_DEPTH
             )));
         }
         let mut names: Vec<String> = stale
