@@ -261,6 +261,7 @@ fn print_case(cli: &Cli, a: &TraceArgs, info: &Case) {
         None => format!("{} BTC ({v} sat)", crate::report::fmt::amount(v, 8)),
     };
     let backward = a.direction == "backward";
+    let account = asset.is_some();
     println!(
         "{}: {} trace of {}, {} label(s) on addresses in this dataset",
         a.out.display(),
@@ -270,7 +271,7 @@ fn print_case(cli: &Cli, a: &TraceArgs, info: &Case) {
     );
     if let Some(list) = info.parameters["incomplete_internal_transfers"].as_array() {
         eprintln!(
-            "chaintrace: warning: {} internal transfer(s) of unknown value (the node's call traces left out what a SELFDESTRUCT moved) were not followed; the report lists them. First: {}",
+            "chaintrace: warning: {} internal transfer(s) of unknown value (the node's call traces left out what a SELFDESTRUCT moved): taint that reached one ends there, as \"through an unresolved transfer\"; the report lists them. First: {}",
             list.len(),
             list.first().and_then(|v| v.as_str()).unwrap_or("")
         );
@@ -327,20 +328,22 @@ fn print_case(cli: &Cli, a: &TraceArgs, info: &Case) {
             (false, false) => "reached",
         };
         if poison {
-            let touched: BTreeSet<(&str, u32)> =
-                r.edges.iter().map(|e| (e.txid.as_str(), e.vout)).collect();
+            let (n, value) = crate::trace::touched(
+                r.edges.iter().map(|e| {
+                    (
+                        e.txid.as_str(),
+                        e.vout,
+                        e.from_address.as_str(),
+                        e.to_address.as_str(),
+                        e.output_value.unwrap_or(e.amount),
+                    )
+                }),
+                account,
+            );
+            let what = if account { "transfers" } else { "outputs" };
             println!(
-                "  outputs touched: {} worth {} in all (not an amount that moved)",
-                touched.len(),
-                show(
-                    r.edges
-                        .iter()
-                        .map(|e| (e.txid.as_str(), e.vout, e.output_value.unwrap_or(e.amount)))
-                        .collect::<BTreeSet<_>>()
-                        .iter()
-                        .map(|x| x.2)
-                        .sum()
-                )
+                "  {what} touched: {n} worth {} in all (not an amount that moved)",
+                show(value)
             );
         }
         let mut by_entity: Vec<(&String, &Amount)> = r.exposure_entity.iter().collect();

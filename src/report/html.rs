@@ -208,21 +208,23 @@ pub fn render(h: &HtmlInput) -> String {
     }
     s.push_str("</table>\n<p><small>For the models the columns after \"seeded\" add up to the seeded amount exactly (checked when the trace ran). \"Seeded\" counts every seed output in full, so value that moved from one seed address to another is in it twice; \"entered the seeds from outside\" counts it once — each seed output's share of its transaction's inputs that were not seed outputs (all of a coinbase; none of a seed's own coin coming back out of a CoinJoin), the same under every model — and every share is of that amount. Account model: \"seeded\" is the seed accounts' balance as the dataset shows it (what they received in the window and the least opening balance that explains what they sent: a genesis allocation or an older balance that the dataset does not show is not in it).</small></p>\n");
     if let Some(p) = c.results.iter().find(|r| r.policy == "poison") {
-        let touched: BTreeSet<(&str, u32)> =
-            p.edges.iter().map(|e| (e.txid.as_str(), e.vout)).collect();
-        let value: Amount = p
-            .edges
-            .iter()
-            .map(|e| (e.txid.as_str(), e.vout, e.output_value.unwrap_or(e.amount)))
-            .collect::<BTreeSet<_>>()
-            .iter()
-            .map(|x| x.2)
-            .sum();
+        let (touched, value) = crate::trace::touched(
+            p.edges.iter().map(|e| {
+                (
+                    e.txid.as_str(),
+                    e.vout,
+                    e.from_address.as_str(),
+                    e.to_address.as_str(),
+                    e.output_value.unwrap_or(e.amount),
+                )
+            }),
+            c.asset.is_some(),
+        );
         let exits: Vec<&super::case::End> = p.ends.iter().filter(|e| e.kind == "exit").collect();
         let _ = writeln!(
             s,
             "<h3>Poison: outputs touched (an upper bound, not an amount that moved)</h3>\n<table>\n<tr><th>outputs the taint touched</th><td class=\"n\">{}</td></tr>\n<tr><th>their whole value</th><td class=\"n\">{}</td></tr>\n<tr><th>of them at stop categories (exits)</th><td class=\"n\">{} worth {}</td></tr>\n</table>",
-            touched.len(),
+            touched,
             money(c, value),
             exits.len(),
             money(c, exits.iter().map(|e| e.amount).sum())

@@ -239,10 +239,15 @@ pub fn path_steps(
     let amt = |v: Amount| format!("{} {unit}", fmt::amount(v, case.decimals()));
     let none: Vec<&case::Transfer> = Vec::new();
     let edges_of = |t: &str| by_tx.get(t).unwrap_or(&none).iter().copied();
+    // Account model: a transaction moves value in several transfers (its value, then
+    // internal calls), all "output 0": the exit's own is the one paid to its account.
+    let account = case.asset.is_some();
     let mut steps = Vec::new();
     for (i, t) in e.path.iter().enumerate() {
         let on: Vec<&case::Transfer> = if t == &e.txid && i + 1 == e.path.len() {
-            edges_of(t).filter(|x| x.vout == e.vout).collect()
+            edges_of(t)
+                .filter(|x| x.vout == e.vout && (!account || case::paid_address(x) == e.address))
+                .collect()
         } else if let Some(next) = e.path.get(i + 1) {
             let spent: BTreeSet<&str> = edges_of(next).map(|x| x.from.as_str()).collect();
             edges_of(t)
@@ -286,7 +291,13 @@ pub fn path_steps(
             [a] => format!("{} to {a}", amt(moved)),
             [a, ..] => format!("{} to {a} and {} other(s)", amt(moved), to.len() - 1),
         };
-        steps.push((format!("hop {}: {when}", i + 1), format!("txid {t}"), arrow));
+        // Account model: each step is a transfer (a transaction can hold two in a row).
+        let step = if account { "transfer" } else { "hop" };
+        steps.push((
+            format!("{step} {}: {when}", i + 1),
+            format!("txid {t}"),
+            arrow,
+        ));
     }
     let tag = case.attributions.get(&e.address).map_or_else(
         || {

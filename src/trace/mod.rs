@@ -679,6 +679,27 @@ fn normalise(mut iv: Intervals) -> Intervals {
     out
 }
 
+/// Poison's upper bound: how many outputs (account model: transfers) the taint touched and
+/// their whole value, from `(txid, vout, from address, to address, whole value)` per edge.
+/// An output is counted once however many edges reach it (Bitcoin: by txid:vout); on
+/// accounts, where every transfer is "output 0" of its transaction, a transfer is told by
+/// its sender and recipient too.
+pub fn touched<'a>(
+    edges: impl Iterator<Item = (&'a str, u32, &'a str, &'a str, Amount)>,
+    account: bool,
+) -> (usize, Amount) {
+    let mut seen: BTreeMap<(&str, u32, &str, &str), Amount> = BTreeMap::new();
+    for (txid, vout, from, to, whole) in edges {
+        let key = if account {
+            (txid, vout, from, to)
+        } else {
+            (txid, vout, "", "")
+        };
+        seen.entry(key).or_insert(whole);
+    }
+    (seen.len(), seen.values().sum())
+}
+
 /// `part` of `whole` in basis points (10,000 = all of it), rounded down; 10,000 when the
 /// whole is unknown or 0 (nothing to be thin against). Integers only: shares decide what
 /// lists show, so no float may tip them.

@@ -476,11 +476,39 @@ fn eth_trace_follows_internal_transfers_and_skips_failed_and_reverted_value() {
         case.to_str().unwrap(),
         "--timestamp",
         "0",
+        "--path",
+        "E1",
     ]));
     let html = std::fs::read_to_string(case.join("report/report.html")).unwrap();
     assert!(
         html.contains("1.000000000000000000 ETH"),
         "exact wei in ETH"
+    );
+    // The exit's path: t1 moved 1 ETH seed -> fwd, then (an internal call of the same
+    // transaction) 1 ETH fwd -> exchange. Its last step is the transfer to the exchange
+    // alone, not both transfers of t1 summed and named by the first recipient.
+    let last_step = format!("1.000000000000000000 ETH to {exchange}");
+    assert!(
+        html.contains(&last_step),
+        "path names the exit's own transfer"
+    );
+    assert!(
+        !html.contains("2.000000000000000000 ETH to"),
+        "no summed transfers"
+    );
+    assert!(html.contains("transfer 2:"), "account steps are transfers");
+    // Poison counts transfers, not "outputs" of which every transfer is number 0.
+    let o = run(&trace_cmd(
+        &data,
+        &d.path().join("case3"),
+        &["--seed", seed, "--policy", "poison"],
+    ));
+    ok(&o);
+    let p = stdout(&o);
+    let edges = read_parquet_file(&d.path().join("case3/edges.parquet"));
+    assert!(
+        p.contains(&format!("transfers touched: {} worth", edges.len())),
+        "{p} {edges:?}"
     );
     // The Ethereum notebook runs on this dataset and case (its last cell checks that the
     // Parquet holdings equal trace.json's, exactly).
