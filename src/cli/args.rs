@@ -498,6 +498,14 @@ pub struct TraceArgs {
     /// socks5h://127.0.0.1:9050 for Tor), --rpc-header, --concurrency and --max-rps apply.
     #[arg(long, value_name = "SOURCE", help_heading = "Source")]
     pub source: Option<String>,
+    /// Ethereum (ETH): take every account's opening balance from this JSON-RPC node
+    /// (eth_getBalance at the block before the dataset's first; an archive node for old
+    /// blocks) instead of the least balance that explains what the dataset shows it
+    /// sending. A genesis allocation or an older balance then counts: it dilutes haircut
+    /// shares and is spent first under FIFO. The node must follow the dataset's chain.
+    /// --ca-cert, --proxy and --rpc-header apply.
+    #[arg(long, value_name = "URL", help_heading = "Source")]
+    pub opening_balances: Option<String>,
     /// With --source: requests in flight.
     #[arg(long, value_name = "K", default_value_t = 4, help_heading = "Source")]
     pub concurrency: usize,

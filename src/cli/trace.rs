@@ -60,6 +60,16 @@ fn request(a: &TraceArgs) -> Result<Request, CliError> {
         } else {
             Level::Address
         },
+        opening_balances: match &a.opening_balances {
+            Some(url) if a.chain != "ethereum" => {
+                return Err(CliError::user(anyhow::anyhow!(
+                    "--opening-balances {}: Ethereum only (add --chain ethereum); a Bitcoin output's value is in the dataset",
+                    crate::ingest::bitcoin::rpc::redact_in(url)
+                )));
+            }
+            Some(url) => Some(super::ingest::rpc_config(url, None, &a.retry)?),
+            None => None,
+        },
     })
 }
 

@@ -206,7 +206,24 @@ pub fn render(h: &HtmlInput) -> String {
         }
         s.push_str("</tr>\n");
     }
-    s.push_str("</table>\n<p><small>For the models the columns after \"seeded\" add up to the seeded amount exactly (checked when the trace ran). \"Seeded\" counts every seed output in full, so value that moved from one seed address to another is in it twice; \"entered the seeds from outside\" counts it once — each seed output's share of its transaction's inputs that were not seed outputs (all of a coinbase; none of a seed's own coin coming back out of a CoinJoin), the same under every model — and every share is of that amount. Account model: \"seeded\" is the seed accounts' balance as the dataset shows it (what they received in the window and the least opening balance that explains what they sent: a genesis allocation or an older balance that the dataset does not show is not in it).</small></p>\n");
+    s.push_str("</table>\n<p><small>For the models the columns after \"seeded\" add up to the seeded amount exactly (checked when the trace ran). \"Seeded\" counts every seed output in full, so value that moved from one seed address to another is in it twice; \"entered the seeds from outside\" counts it once — each seed output's share of its transaction's inputs that were not seed outputs (all of a coinbase; none of a seed's own coin coming back out of a CoinJoin), the same under every model — and every share is of that amount.");
+    let opening = c
+        .parameters
+        .get("opening_balances")
+        .filter(|v| !v.is_null());
+    match opening {
+        Some(o) if c.asset.is_some() => {
+            let _ = write!(
+                s,
+                " Account model: every account's opening balance is the node's (eth_getBalance at block {} from {}), so a genesis allocation or an older balance counts: \"seeded\" is the seed accounts' whole balance.",
+                o["at_block"],
+                xml(o["node"].as_str().unwrap_or("?"))
+            );
+        }
+        _ if c.asset.is_some() => s.push_str(" Account model: \"seeded\" is the seed accounts' balance as the dataset shows it (what they received in the window and the least opening balance that explains what they sent: a genesis allocation or an older balance that the dataset does not show is not in it; trace --opening-balances URL takes them from a node)."),
+        _ => {}
+    }
+    s.push_str("</small></p>\n");
     if let Some(p) = c.results.iter().find(|r| r.policy == "poison") {
         let (touched, value) = crate::trace::touched(
             p.edges.iter().map(|e| {

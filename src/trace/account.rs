@@ -341,6 +341,20 @@ impl Opening {
         &self.drained
     }
 
+    /// Starts account `a` (an id) with `balance`, e.g. the node's balance at the block
+    /// before the dataset's first (`trace --opening-balances`), instead of the least that
+    /// explains what it sends. Call before [`Opening::feed`]; if the transfers fed then show
+    /// the account sending more than that, the balance grows to explain it (and
+    /// [`Opening::balances`] tells it: the dataset lacks a receipt the node saw).
+    pub fn preset(&mut self, a: u32, balance: Amount) {
+        let a = ix(a);
+        if self.need.len() <= a {
+            self.need.resize(a + 1, 0);
+            self.net.resize(a + 1, 0);
+        }
+        self.need[a] = balance;
+    }
+
     /// The opening balances, by account id.
     pub fn balances(&self) -> &[Amount] {
         &self.need

@@ -170,6 +170,12 @@ pub struct Request {
     /// Sources or files whose tags win conflicts (`--prefer`).
     pub prefer: Vec<String>,
     pub level: Level,
+    /// Ethereum (ETH): take every account's opening balance from this node
+    /// (`eth_getBalance` at the block before the dataset's first; an archive node for old
+    /// blocks) instead of the least balance that explains what the dataset shows it
+    /// sending. Genesis allocations and balances older than the dataset then count: they
+    /// dilute haircut shares and come first under FIFO.
+    pub opening_balances: Option<crate::ingest::bitcoin::rpc::RpcConfig>,
 }
 
 impl Request {
@@ -205,6 +211,7 @@ impl Request {
             max_seed_cluster: 10_000,
             prefer: Vec::new(),
             level: Level::Address,
+            opening_balances: None,
         }
     }
 

@@ -192,6 +192,71 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
             a.seeds.join(", ")
         )));
     }
+    // The node's opening balances: pass 1 again, each account starting from what the node
+    // says it held before the dataset's first block.
+    let mut short: Vec<String> = Vec::new();
+    let mut opening_from = serde_json::Value::Null;
+    if let Some(cfg) = &a.opening_balances {
+        if !matches!(asset, Asset::Eth) {
+            return Err(TraceError::Input(format!(
+                "--opening-balances gives ETH balances; {unit} is a token (its balances would need balanceOf calls): leave it out"
+            )));
+        }
+        let first = times.keys().min().copied().unwrap_or(0);
+        let last = times.keys().max().copied().unwrap_or(0);
+        let at = first.saturating_sub(1);
+        let names: Vec<(u32, String)> = accounts
+            .names
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| eth::is_address(n))
+            .map(|(i, n)| (n32(i), n.clone()))
+            .collect();
+        pb.message(&format!(
+            "{unit}: opening balances of {} accounts from the node",
+            names.len()
+        ));
+        let client = crate::ingest::bitcoin::rpc::RpcClient::new(cfg.clone())
+            .map_err(TraceError::stage)?
+            .jsonrpc2();
+        let just: Vec<String> = names.iter().map(|x| x.1.clone()).collect();
+        let got = crate::ingest::ethereum::check::node_balances(
+            client,
+            &a.data,
+            last,
+            &just,
+            &[at],
+            &indicatif::ProgressBar::hidden(),
+        )
+        .map_err(TraceError::stage)?;
+        opening = account::Opening::default();
+        for ((id, _), b) in names.iter().zip(&got) {
+            opening.preset(*id, b[0]);
+        }
+        for part in &parts {
+            let c = read(part, &mut accounts)?;
+            opening.feed(&c.transfers, accounts.names.len());
+        }
+        for ((id, name), b) in names.iter().zip(&got) {
+            if opening.balances()[ix(*id)] > b[0] {
+                short.push(name.clone());
+            }
+        }
+        opening_from = serde_json::json!({
+            "source": "eth_getBalance",
+            "node": crate::ingest::bitcoin::rpc::redact_text(&cfg.url),
+            "at_block": at,
+            "accounts": names.len(),
+            "accounts_sending_more_than_the_node_says_they_held": short.len(),
+        });
+        if !short.is_empty() {
+            eprintln!(
+                "chaintrace: warning: {} account(s) send more in the dataset than the node says they held (first: {}): the dataset lacks receipts the node saw (no call traces?); their opening balance is raised to explain it",
+                short.len(),
+                short[0]
+            );
+        }
+    }
     let (labels, resolved) = load_labels(a, "ethereum", "mainnet", |addr| accounts.id(addr))?;
     let stop_at = check_stop_at(a, &resolved)?;
     let direction = a.direction;
@@ -279,6 +344,9 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
         parameters["incomplete_internal_transfers"] = incomplete.clone().into();
     }
     parameters["transfers"] = transfers.into();
+    if !opening_from.is_null() {
+        parameters["opening_balances"] = opening_from;
+    }
     let mut labelled: Vec<(&u32, &Label)> = labels.iter().collect();
     labelled.sort_by_key(|(id, _)| **id);
     Case::assemble(

@@ -520,3 +520,85 @@ fn eth_trace_follows_internal_transfers_and_skips_failed_and_reverted_value() {
         ],
     );
 }
+
+/// `tainted × v ÷ held`, rounded half up: the haircut share, computed here by hand.
+fn share(tainted: u128, v: u128, held: u128) -> u128 {
+    let (q, r) = (tainted * v / held, tainted * v % held);
+    q + u128::from(r >= held - r)
+}
+
+#[test]
+fn opening_balances_from_the_node_dilute_haircut_as_the_real_balance_does() {
+    // The hub is a dev account with 10,000 ETH from genesis (block 0, no transfer the
+    // dataset shows). It receives the seed transaction's 1 ETH, then pays 2 ETH on.
+    let node = Anvil::start();
+    let acc = node.accounts();
+    let (payer, hub, to) = (&acc[1], &acc[2], &acc[4]);
+    let eth = 10u128.pow(18);
+    let seed = node.send(json!({"from": payer, "to": hub, "value": format!("{eth:#x}")}));
+    let out = node.send(json!({"from": hub, "to": to, "value": format!("{:#x}", 2 * eth)}));
+    let f = fee(&node, &out);
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    ok(&ingest_eth(&node, &data, &[]));
+    label_exchange(&data, to);
+    let haircut_to = |case: &Path| -> u128 {
+        read_parquet_file(&case.join("ends.parquet"))
+            .iter()
+            .filter(|e| e["policy"].str() == "haircut" && e["address"].str() == to.as_str())
+            .map(|e| e["amount"].str().parse::<u128>().unwrap())
+            .sum()
+    };
+    // Without the node: the hub's opening balance is the least that explains what it sent
+    // (2 ETH + fee - 1 ETH), so it held 2 ETH + fee, half tainted, when it paid.
+    let least = d.path().join("least");
+    trace(&data, &least, &["--seed", &seed, "--policy", "haircut"]);
+    let (held, t) = (2 * eth + f, eth);
+    let t_after_fee = t - share(t, f, held);
+    assert_eq!(haircut_to(&least), share(t_after_fee, 2 * eth, held - f));
+    // With the node's balances (at block 0: the genesis allocation), the hub held
+    // 10,001 ETH: the 2 ETH carry 2/10,001 of the taint.
+    let real = d.path().join("real");
+    let url = node.url();
+    trace(
+        &data,
+        &real,
+        &[
+            "--seed",
+            &seed,
+            "--policy",
+            "haircut",
+            "--opening-balances",
+            &url,
+        ],
+    );
+    let held = 10_001 * eth;
+    let t_after_fee = t - share(t, f, held);
+    let want = share(t_after_fee, 2 * eth, held - f);
+    assert_eq!(haircut_to(&real), want);
+    assert!(want < eth / 1000, "diluted: {want}");
+    // The case says where the opening balances came from.
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(real.join("trace.json")).unwrap()).unwrap();
+    let ob = &doc["parameters"]["opening_balances"];
+    assert_eq!(ob["source"], "eth_getBalance", "{ob}");
+    assert_eq!(ob["at_block"], 0, "{ob}");
+    assert_eq!(
+        ob["accounts_sending_more_than_the_node_says_they_held"], 0,
+        "{ob}"
+    );
+    // Bitcoin, or a node on another chain: refused.
+    let other = Anvil::start();
+    other.call("anvil_mine", json!(["0x5"]));
+    let o = run(&trace_cmd(
+        &data,
+        &d.path().join("x"),
+        &["--seed", &seed, "--opening-balances", &other.url()],
+    ));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("does not follow the dataset's chain"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -272,6 +272,79 @@ fn block_hash(data: &Path, n: u64) -> Result<String, EthIngestError> {
     found.ok_or_else(|| EthIngestError::Input(format!("the dataset has no block {n}")))
 }
 
+fn to_i128(v: u128) -> Result<i128, EthIngestError> {
+    i128::try_from(v).map_err(|_| EthIngestError::Input(format!("a balance of {v} wei")))
+}
+
+/// The node's balances (`eth_getBalance`, wei) of `accounts` at each of `blocks`, after
+/// checking that the node follows the dataset's chain in `data` (its block `end`, the
+/// dataset's last, has the dataset's hash: a restarted dev node, another network or a
+/// fork would not). One `Vec` per account, in `blocks` order; `pb` steps per account.
+///
+/// # Errors
+/// Another chain; a node without the state of those blocks (an archive node is needed for
+/// old ones); a reply that is not a quantity, named with the account.
+pub fn node_balances(
+    client: RpcClient,
+    data: &Path,
+    end: u64,
+    accounts: &[String],
+    blocks: &[u64],
+    pb: &indicatif::ProgressBar,
+) -> Result<Vec<Vec<u128>>, EthIngestError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| EthIngestError::Io {
+            what: "cannot start the HTTP runtime",
+            path: "tokio".into(),
+            source,
+        })?;
+    let client = Arc::new(client);
+    let stored = block_hash(data, end)?;
+    let theirs =
+        rt.block_on(client.call("eth_getBlockByNumber", json!([format!("0x{end:x}"), false])))?;
+    let theirs = theirs.get("hash").and_then(serde_json::Value::as_str);
+    if theirs != Some(stored.as_str()) {
+        return Err(EthIngestError::Input(format!(
+            "the node does not follow the dataset's chain: block {end} is {} there and {stored} in the dataset; use the node the dataset was ingested from",
+            theirs.unwrap_or("missing")
+        )));
+    }
+    let blocks = blocks.to_vec();
+    let replies: Vec<Result<Vec<u128>, EthIngestError>> =
+        rt.block_on(crate::ingest::bitcoin::rpc::in_order(accounts.to_vec(), 8, |a| {
+            let (client, pb, blocks) = (client.clone(), pb.clone(), blocks.clone());
+            async move {
+                let mut out = Vec::with_capacity(blocks.len());
+                for n in blocks {
+                    let v = client
+                        .call("eth_getBalance", json!([a, format!("0x{n:x}")]))
+                        .await
+                        .map_err(|e| EthIngestError::Context {
+                            context: format!(
+                                "the balance of {a} at block {n} (a node that keeps old state, an archive node, is needed for blocks far below its tip)"
+                            ),
+                            source: Box::new(e),
+                        })?;
+                    out.push(
+                        v.as_str()
+                            .and_then(|s| u128::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+                            .ok_or_else(|| {
+                                EthIngestError::Input(format!(
+                                    "eth_getBalance of {a} returned {v}, not a quantity"
+                                ))
+                            })?,
+                    );
+                }
+                pb.inc(1);
+                Ok(out)
+            }
+        }));
+    replies.into_iter().collect()
+}
+
 /// Compares [`balance_changes`] with the node's balances (`eth_getBalance` at the block
 /// before the dataset's first and at its last), for every account the dataset touches, or
 /// the first `sample` of them in address order.
@@ -298,52 +371,11 @@ pub fn reconcile(
         .collect();
     pb.set_length(crate::types::n64(accounts.len()));
     pb.set_message("eth_getBalance at both ends");
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|source| EthIngestError::Io {
-            what: "cannot start the HTTP runtime",
-            path: "tokio".into(),
-            source,
-        })?;
-    let client = Arc::new(client);
-    // The node must follow the dataset's chain: its block at the dataset's last height has
-    // the dataset's hash (a restarted dev node, another network, a fork would not).
-    let stored = block_hash(data, end)?;
-    let theirs =
-        rt.block_on(client.call("eth_getBlockByNumber", json!([format!("0x{end:x}"), false])))?;
-    let theirs = theirs.get("hash").and_then(serde_json::Value::as_str);
-    if theirs != Some(stored.as_str()) {
-        return Err(EthIngestError::Input(format!(
-            "the node does not follow the dataset's chain: block {end} is {} there and {stored} in the dataset; check against the node the dataset was ingested from",
-            theirs.unwrap_or("missing")
-        )));
-    }
     let names: Vec<String> = accounts.iter().map(|(a, _)| a.clone()).collect();
-    let balances: Vec<Result<(i128, i128), EthIngestError>> =
-        rt.block_on(crate::ingest::bitcoin::rpc::in_order(names, 8, |a| {
-            let (client, pb) = (client.clone(), pb.clone());
-            async move {
-                let at = |n: u64| json!([a, format!("0x{n:x}")]);
-                let q = |v: serde_json::Value| -> Result<i128, EthIngestError> {
-                    v.as_str()
-                        .and_then(|s| i128::from_str_radix(s.trim_start_matches("0x"), 16).ok())
-                        .ok_or_else(|| {
-                            EthIngestError::Input(format!(
-                                "eth_getBalance of {a} returned {v}, not a quantity"
-                            ))
-                        })
-                };
-                let before = q(client.call("eth_getBalance", at(start)).await?)?;
-                let after = q(client.call("eth_getBalance", at(end)).await?)?;
-                pb.inc(1);
-                Ok((before, after))
-            }
-        }));
+    let balances = node_balances(client, data, end, &names, &[start, end], pb)?;
     let mut differences = Vec::new();
     for ((a, computed), b) in accounts.iter().zip(balances) {
-        let (before, after) = b?;
+        let (before, after) = (to_i128(b[0])?, to_i128(b[1])?);
         let node = after - before;
         if node != *computed {
             let why = if unknown.contains(a) {
