@@ -463,7 +463,7 @@ pub(crate) fn check_ethereum(
             r.accounts,
             if r.accounts < r.accounts_touched {
                 format!(
-                    " (a sample of the {} the dataset touches: --sample)",
+                    " (a sample of the {} the dataset touches: --sample takes the first in address order, an unbiased pick since addresses are hashes; --json lists them)",
                     r.accounts_touched
                 )
             } else {

@@ -148,10 +148,14 @@ fn trace_inputs(
         }
     }
     let mut out = crate::case::hashes(files).map_err(TraceError::stage)?;
-    out.insert(
-        format!("{network}/_manifest.json"),
-        manifest_sha256.to_string(),
-    );
+    // The manifest's path in the dataset: DATA/<network>/ for Bitcoin, DATA/ethereum/ for
+    // Ethereum (whose network, e.g. chain-31337, is only recorded inside it).
+    let dir = if r.chain == super::request::Chain::Ethereum {
+        "ethereum"
+    } else {
+        network
+    };
+    out.insert(format!("{dir}/_manifest.json"), manifest_sha256.to_string());
     Ok(out)
 }
 

@@ -497,6 +497,23 @@ fn eth_trace_follows_internal_transfers_and_skips_failed_and_reverted_value() {
         "no summed transfers"
     );
     assert!(html.contains("transfer 2:"), "account steps are transfers");
+    // The case names the dataset's manifest where it is (DATA/ethereum/), so a defence
+    // expert's `case verify` finds it and replays the trace to the same bytes.
+    let t: Value =
+        serde_json::from_slice(&std::fs::read(case.join("trace.json")).unwrap()).unwrap();
+    assert!(
+        t["inputs"].get("ethereum/_manifest.json").is_some(),
+        "{}",
+        t["inputs"]
+    );
+    let v = run(&[
+        "case",
+        "verify",
+        case.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(v.status.code(), Some(0), "{}{}", stdout(&v), stderr(&v));
     // Poison counts transfers, not "outputs" of which every transfer is number 0.
     let o = run(&trace_cmd(
         &data,

@@ -58,6 +58,10 @@ pub struct Reconciliation {
     pub has_traces: bool,
     /// Internal transfers of unknown value (`complete` false).
     pub incomplete_frames: usize,
+    /// With `--sample`: the accounts checked (the first K in address order: addresses are
+    /// hashes, so this is an unbiased, reproducible pick).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sampled: Vec<String>,
 }
 
 /// A decimal text column's value as a signed 128-bit number.
@@ -302,6 +306,24 @@ pub fn node_balances(
             source,
         })?;
     let client = Arc::new(client);
+    // Another chain id is said as such (before any block is compared).
+    if let Ok(Some(m)) = crate::store::manifest::Manifest::load(&chain_dir(data)) {
+        let id = rt.block_on(client.call("eth_chainId", json!([])))?;
+        let id = id
+            .as_str()
+            .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok());
+        let theirs = match id {
+            Some(1) => "mainnet".to_string(),
+            Some(n) => format!("chain-{n}"),
+            None => "an unknown chain".to_string(),
+        };
+        if theirs != m.network {
+            return Err(EthIngestError::Input(format!(
+                "the dataset holds {} data, and the node serves {theirs}: use the node the dataset was ingested from",
+                m.network
+            )));
+        }
+    }
     let stored = block_hash(data, end)?;
     let theirs =
         rt.block_on(client.call("eth_getBlockByNumber", json!([format!("0x{end:x}"), false])))?;
@@ -403,5 +425,10 @@ pub fn reconcile(
         differences,
         has_traces,
         incomplete_frames: unknown.len(),
+        sampled: if accounts.len() < touched {
+            accounts.iter().map(|(a, _)| a.clone()).collect()
+        } else {
+            Vec::new()
+        },
     })
 }

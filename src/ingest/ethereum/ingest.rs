@@ -798,6 +798,13 @@ pub fn ingest(
     }
     let n = u64::from(manifest.part_blocks);
     let first = (opts.from / n * n).min(refetch_from.unwrap_or(u64::MAX));
+    if !opts.from.is_multiple_of(n) {
+        eprintln!(
+            "chaintrace: note: parts are aligned to {n} blocks: ingesting from block {} (the start of the part that holds --from {}); a smaller --part-blocks on a new dataset starts closer",
+            opts.from / n * n,
+            opts.from
+        );
+    }
     pb.set_length(to + 1 - first);
     let mut per_tx = false;
     let mut summary = EthSummary {
