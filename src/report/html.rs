@@ -129,7 +129,14 @@ pub fn render(h: &HtmlInput) -> String {
         ("Asset traced", asset),
         ("Seeds (as given)", c.param("seeds")),
         seeded,
-        ("Seed addresses or clusters", c.seed_nodes.len().to_string()),
+        (
+            if c.asset.is_some() {
+                "Seed accounts or clusters"
+            } else {
+                "Seed addresses or clusters"
+            },
+            c.seed_nodes.len().to_string(),
+        ),
         ("Direction", c.param("direction")),
         ("Taint models", c.param("policies")),
         ("Maximum hops", c.param("max_hops")),
@@ -170,9 +177,11 @@ pub fn render(h: &HtmlInput) -> String {
     for (k, v) in rows {
         let _ = writeln!(s, "<tr><th>{}</th><td>{}</td></tr>", xml(k), xml(&v));
     }
-    s.push_str(
-        "</table>\n<details><summary>Seed addresses or clusters</summary><p class=\"mono\">",
-    );
+    s.push_str(if c.asset.is_some() {
+        "</table>\n<details><summary>The seed accounts or clusters</summary><p class=\"mono\">"
+    } else {
+        "</table>\n<details><summary>Seed addresses or clusters</summary><p class=\"mono\">"
+    });
     for n in &c.seed_nodes {
         let _ = write!(s, "{}<br>", xml(n));
     }
@@ -238,9 +247,14 @@ pub fn render(h: &HtmlInput) -> String {
             c.asset.is_some(),
         );
         let exits: Vec<&super::case::End> = p.ends.iter().filter(|e| e.kind == "exit").collect();
+        let what = if c.asset.is_some() {
+            "transfers"
+        } else {
+            "outputs"
+        };
         let _ = writeln!(
             s,
-            "<h3>Poison: outputs touched (an upper bound, not an amount that moved)</h3>\n<table>\n<tr><th>outputs the taint touched</th><td class=\"n\">{}</td></tr>\n<tr><th>their whole value</th><td class=\"n\">{}</td></tr>\n<tr><th>of them at stop categories (exits)</th><td class=\"n\">{} worth {}</td></tr>\n</table>",
+            "<h3>Poison: {what} touched (an upper bound, not an amount that moved)</h3>\n<table>\n<tr><th>{what} the taint touched</th><td class=\"n\">{}</td></tr>\n<tr><th>their whole value</th><td class=\"n\">{}</td></tr>\n<tr><th>of them at stop categories (exits)</th><td class=\"n\">{} worth {}</td></tr>\n</table>",
             touched,
             money(c, value),
             exits.len(),
@@ -476,7 +490,13 @@ pub fn render(h: &HtmlInput) -> String {
             }
             s.push_str("</table>\n");
         }
-        s.push_str("<h3>Every exit</h3>\n<table>\n<tr><th>exit</th><th>output</th><th>address paid</th><th>its cluster</th><th>attribution (inference: the tag, its source, confidence and file:line)</th><th>category</th><th>traced amount, of the deposit (share): on-chain, the deposit; per the model, the traced part</th><th>hop (transactions on the path)</th><th>path (transactions from a seed)</th></tr>\n");
+        let account = c.asset.is_some();
+        let _ = write!(
+            s,
+            "<h3>Every exit</h3>\n<table>\n<tr><th>exit</th><th>{}</th>",
+            if account { "transaction" } else { "output" }
+        );
+        s.push_str("<th>address paid</th><th>its cluster</th><th>attribution (inference: the tag, its source, confidence and file:line)</th><th>category</th><th>traced amount, of the deposit (share): on-chain, the deposit; per the model, the traced part</th><th>hop (transactions on the path)</th><th>path (transactions from a seed)</th></tr>\n");
         let mut exit_no = 0;
         for e in r.ends.iter().filter(|e| e.entity.is_some()) {
             let key = if e.kind == "exit" {
@@ -488,9 +508,12 @@ pub fn render(h: &HtmlInput) -> String {
             let _ = write!(s, "<tr><td>{}</td>", xml(&key));
             let _ = write!(
                 s,
-                "<td class=\"mono\">{}:{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td>",
-                e.txid,
-                e.vout,
+                "<td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td>{}</td><td>{}</td>",
+                if account {
+                    e.txid.clone()
+                } else {
+                    format!("{}:{}", e.txid, e.vout)
+                },
                 xml(&e.address),
                 xml(e.cluster.as_deref().unwrap_or("—")),
                 xml(&match c.attributions.get(&e.address) {

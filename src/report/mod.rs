@@ -319,13 +319,14 @@ pub fn path_steps(
                 crate::trace::percent_text(e.amount, w, 2).unwrap_or_default()
             )
         });
+    let at = if account {
+        "the transfer above".to_string()
+    } else {
+        format!("output {} of the transaction above", e.vout)
+    };
     steps.push((
         format!("E{n}: {tag}"),
-        format!(
-            "output {} of the transaction above: {}{share}",
-            e.vout,
-            amt(e.amount)
-        ),
+        format!("{at}: {}{share}", amt(e.amount)),
         String::new(),
     ));
     Some(steps)
@@ -405,13 +406,27 @@ pub fn headline(case: &Case, r: &PolicyResult) -> String {
     } else {
         "address"
     };
+    let account = case.asset.is_some();
+    let noun = if account && noun == "address" {
+        "account"
+    } else {
+        noun
+    };
     let n = case.seed_nodes.len();
     let seeds = match (n, noun) {
         (1, _) => format!("1 seed {noun}"),
         (_, "cluster") => format!("{n} seed clusters"),
+        (_, "account") => format!("{n} seed accounts"),
         _ => format!("{n} seed addresses"),
     };
     let backward = case.param("direction") == "backward";
+    // What "held" means: unspent outputs; an account's balance; backward, taint that was
+    // already in an account when the dataset (or the window) begins.
+    let held = match (backward, account) {
+        (true, true) => "from balances held before the window",
+        (false, true) => "still held in accounts",
+        (_, false) => "unspent",
+    };
     let mut parts: Vec<(Amount, String)> = per_cat
         .iter()
         .map(|(c, (v, ents))| {
@@ -430,7 +445,7 @@ pub fn headline(case: &Case, r: &PolicyResult) -> String {
     let t = &r.totals;
     // The other ends that hold value, largest first (zeros left out).
     let mut rest: Vec<(Amount, &str)> = [
-        (t.holdings, "unspent"),
+        (t.holdings, held),
         (t.fees, "in fees"),
         (t.hop_limit, "beyond the hop limit"),
         (t.outside_window, "outside the window"),
@@ -457,7 +472,8 @@ pub fn headline(case: &Case, r: &PolicyResult) -> String {
         format!("of {} traced back from {seeds}{rest}", amt(t.seeded))
     } else if r.policy == "poison" {
         format!(
-            "an upper bound: whole outputs touched, of {} seeded in {seeds}{rest}",
+            "an upper bound: whole {} touched, of {} seeded in {seeds}{rest}",
+            if account { "transfers" } else { "outputs" },
             amt(t.seeded)
         )
     } else {
@@ -476,8 +492,31 @@ pub fn headline(case: &Case, r: &PolicyResult) -> String {
     };
     if parts.is_empty() {
         let where_ = if backward { "came from" } else { "reached" };
+        // Without an exit, who holds it (backward: where it was before) is the answer.
+        let mut holders: Vec<&crate::report::case::End> =
+            r.ends.iter().filter(|e| e.kind == "holding").collect();
+        holders.sort_by(|a, b| b.amount.cmp(&a.amount).then(a.address.cmp(&b.address)));
+        let top: Vec<String> = holders
+            .iter()
+            .take(3)
+            .map(|e| format!("{} {}", amt(e.amount), e.address))
+            .collect();
+        let largest = if top.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " Largest {}: {}{}.",
+                if backward { "sources" } else { "holdings" },
+                top.join("; "),
+                if holders.len() > 3 {
+                    format!(" (and {} more)", holders.len() - 3)
+                } else {
+                    String::new()
+                }
+            )
+        };
         return format!(
-            "{}: no traced value {where_} a labelled entity ({context}).",
+            "{}: no traced value {where_} a labelled entity ({context}).{largest}",
             r.policy
         );
     }
@@ -564,9 +603,14 @@ fn summary_data(case: &Case, r: &PolicyResult) -> Vec<(String, String, String)> 
         out.push((
             "the rest: at no labelled entity".to_string(),
             format!(
-                "{}{}: held, fees, limits, CoinJoins",
+                "{}{}: {}",
                 amt(open),
-                share(open)
+                share(open),
+                if case.asset.is_some() {
+                    "held, fees, limits"
+                } else {
+                    "held, fees, limits, CoinJoins"
+                }
             ),
             String::new(),
         ));

@@ -1064,6 +1064,24 @@ fn traces_through_a_withdrawal_credit_count_it_as_clean_issued_eth() {
         eth / 2,
         "{b:?}"
     );
+    // Without an exit, the report's one sentence says who holds it (forward) and where it
+    // came from (backward), in account words.
+    let headline = |name: &str| -> String {
+        let o = run(&["--json", "report", d.path().join(name).to_str().unwrap()]);
+        ok(&o);
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["headline"].as_str().unwrap().to_string()
+    };
+    let h = headline("fwd");
+    assert!(
+        h.contains("still held in accounts") && h.contains("Largest holdings:") && h.contains(B),
+        "{h}"
+    );
+    let h = headline("back");
+    assert!(
+        h.contains("Largest sources:") && !h.contains("unspent"),
+        "{h}"
+    );
     // Haircut shares the 0.5 ETH among B's receipts newest first, each by its part of the
     // balance right after it arrived: the withdrawal was 1 of the 2 ETH B then held (half
     // of 0.5 ETH); A's 1 ETH was all B held when it arrived (the other half).
