@@ -1120,3 +1120,117 @@ fn add_withdrawal(chain_dir: &std::path::Path, block: u64, address: &str, wei: u
     w.write(&batch).unwrap();
     w.close().unwrap();
 }
+
+/// keccak256 of `data`.
+fn keccak(data: &[u8]) -> [u8; 32] {
+    use tiny_keccak::{Hasher, Keccak};
+    let mut k = Keccak::v256();
+    k.update(data);
+    let mut out = [0u8; 32];
+    k.finalize(&mut out);
+    out
+}
+
+/// An EIP-7702 authorization (chain id, delegate address, nonce) signed with the 32-byte
+/// hex key `key`, as eth_sendTransaction's `authorizationList` takes it: the signature is
+/// over keccak256(0x05 || rlp([chain_id, address, nonce])).
+fn authorization(chain_id: u64, address: &str, nonce: u64, key: &str) -> Value {
+    // RLP of a small unsigned integer and of 20 bytes (enough for these values).
+    let uint = |v: u64| -> Vec<u8> {
+        let b: Vec<u8> = v
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|x| *x == 0)
+            .collect();
+        match b.as_slice() {
+            [] => vec![0x80],
+            [x] if *x < 0x80 => b.clone(),
+            _ => [vec![0x80 + u8::try_from(b.len()).unwrap()], b.clone()].concat(),
+        }
+    };
+    let addr: Vec<u8> = (0..20)
+        .map(|i| u8::from_str_radix(&address[2 + 2 * i..4 + 2 * i], 16).unwrap())
+        .collect();
+    let payload = [uint(chain_id), [vec![0x94], addr].concat(), uint(nonce)].concat();
+    assert!(payload.len() < 56);
+    let msg = [
+        vec![0x05, 0xc0 + u8::try_from(payload.len()).unwrap()],
+        payload,
+    ]
+    .concat();
+    let secp = secp256k1::Secp256k1::new();
+    let sk = secp256k1::SecretKey::from_slice(
+        &(0..32)
+            .map(|i| u8::from_str_radix(&key[2 + 2 * i..4 + 2 * i], 16).unwrap())
+            .collect::<Vec<u8>>(),
+    )
+    .unwrap();
+    let sig = secp.sign_ecdsa_recoverable(&secp256k1::Message::from_digest(keccak(&msg)), &sk);
+    let (id, rs) = sig.serialize_compact();
+    let hex = |b: &[u8]| {
+        format!(
+            "0x{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        )
+    };
+    json!({
+        "chainId": format!("{chain_id:#x}"),
+        "address": address,
+        "nonce": format!("{nonce:#x}"),
+        "yParity": format!("{:#x}", id.to_i32()),
+        "r": hex(&rs[..32]),
+        "s": hex(&rs[32..]),
+    })
+}
+
+#[test]
+fn a_type_4_delegation_moves_value_and_every_balance_still_reconciles() {
+    // EIP-7702: account #5 (anvil's well-known dev key) delegates its code to a forwarder
+    // contract; A then pays #5 1 ETH in a type-4 transaction carrying that authorization,
+    // and #5, now running the forwarder's code, passes the ETH on to C by an internal call.
+    const KEY5: &str = "0x8b3a350cf5c34c9194ca85829a2df0ec3153be0318b5e2d3348e872092edffba";
+    const ACC5: &str = "0x9965507d1a55bcc2695c58ba16fb37d819b0a4dc";
+    let node = Anvil::start();
+    let t = node.send(json!({"from": A, "data": deployable(
+        &format!("600060006000600034 73{} 5af15000", &C[2..]).replace(' ', "")
+    )}));
+    let fwd = node.receipt(&t)["contractAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let auth = authorization(31337, &fwd, 0, KEY5);
+    let tx = node.send(json!({
+        "from": A, "to": ACC5, "value": "0xde0b6b3a7640000", "gas": "0x30000",
+        "authorizationList": [auth],
+    }));
+    assert_eq!(node.receipt(&tx)["status"], "0x1");
+    assert_eq!(node.receipt(&tx)["type"], "0x4", "a type-4 transaction");
+    let d = tempfile::tempdir().unwrap();
+    ok(&ingest_eth(&node, d.path(), &[]));
+    let txs = read_table(&d.path().join("ethereum"), "transactions");
+    assert!(
+        txs.iter()
+            .any(|r| r["hash"].str() == tx && r["type"].int() == 4)
+    );
+    let internal = read_table(&d.path().join("ethereum"), "internal_transfers");
+    assert!(
+        internal.iter().any(|r| r["tx_hash"].str() == tx
+            && r["from"].str() == ACC5
+            && r["to"].str() == C
+            && r["value"].str() == "1000000000000000000"),
+        "{internal:?}"
+    );
+    let o = run(&[
+        "--json",
+        "check",
+        "ethereum",
+        "--rpc",
+        &node.url(),
+        "--data",
+        d.path().to_str().unwrap(),
+    ]);
+    ok(&o);
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["differences"], json!([]), "{r}");
+    assert_eq!(r["matched"], r["accounts"], "{r}");
+}
