@@ -2,10 +2,14 @@
 //! `pip install cryo==0.3.2` for the side-by-side run).
 //!
 //! Starts anvil, fills it with `CHAINTRACE_BENCH_ETH_TXS` ETH transfers (default 3,000, 50 per
-//! block), then times, on the same node and block range, `chaintrace ingest ethereum`
+//! block) and a tenth as many calls of a contract that emits ERC-1155 `TransferSingle`
+//! events, then times, on the same node and block range, `chaintrace ingest ethereum`
 //! (release binary, child process: blocks, transactions with receipts, token transfers;
-//! with and without call traces) and cryo (`blocks`, `transactions`, `logs`), and the
-//! balance reconciliation (`check ethereum`) in accounts/s.
+//! with and without call traces; rows/s per table from the manifest) and cryo (`blocks`,
+//! `transactions`, `logs`), and the balance reconciliation (`check ethereum`) in
+//! accounts/s. anvil is a post-merge dev chain: it makes no withdrawals and no block
+//! rewards, so those tables' rows/s cannot be measured here (their decoding is tested on
+//! recorded mainnet blocks).
 
 #[path = "../tests/support/anvil.rs"]
 mod anvil;
@@ -32,6 +36,28 @@ fn main() {
         node.call(
             "eth_sendTransaction",
             json!([{"from": from, "to": to, "value": format!("{:#x}", 1_000_000 + i)}]),
+        );
+        if (i + 1) % 50 == 0 {
+            node.call("evm_mine", json!([]));
+        }
+    }
+    node.call("evm_mine", json!([]));
+    // ERC-1155: a contract whose every call emits TransferSingle(operator = caller, from =
+    // 0, to = caller, id 1, value 5).
+    node.call("evm_setAutomine", json!([true]));
+    let topic = "c3d58168c5ae7397731d063d5bbf3d657854427343f4c083240f7aacaa2d0f62";
+    let runtime = format!("600160005260056020523360003 37f{topic}60406000a400").replace(' ', "");
+    let init = format!("0x60{:02x}80600b6000396000f3{runtime}", runtime.len() / 2);
+    let h = node.send(json!({"from": acc[0], "data": init}));
+    let erc1155 = node.receipt(&h)["contractAddress"]
+        .as_str()
+        .expect("deployed")
+        .to_string();
+    node.call("evm_setAutomine", json!([false]));
+    for i in 0..n / 10 {
+        node.call(
+            "eth_sendTransaction",
+            json!([{"from": acc[(i % 10) as usize], "to": erc1155, "gas": "0x20000"}]),
         );
         if (i + 1) % 50 == 0 {
             node.call("evm_mine", json!([]));
@@ -83,7 +109,24 @@ fn main() {
                 ])
                 .arg(d.path()),
         );
+        let secs = r.0;
         row(&format!("chaintrace (--traces {traces})"), r);
+        // Rows per table, from the manifest the ingest wrote.
+        let m: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(d.path().join("ethereum/_manifest.json")).expect("manifest"),
+        )
+        .expect("manifest is JSON");
+        let mut rows: std::collections::BTreeMap<String, u64> = Default::default();
+        for p in m["parts"].as_array().into_iter().flatten() {
+            for (table, f) in p["files"].as_object().into_iter().flatten() {
+                *rows.entry(table.clone()).or_default() += f["rows"].as_u64().unwrap_or(0);
+            }
+        }
+        let per: Vec<String> = rows
+            .iter()
+            .map(|(t, r)| format!("{t} {r} ({:.0}/s)", *r as f64 / secs))
+            .collect();
+        println!("  rows: {}", per.join(", "));
         kept.push(d);
     }
     // The account-model trace over what was ingested (ETH, with internal transfers): the
