@@ -297,7 +297,7 @@ pub struct ReportArgs {
 }
 
 /// `chaintrace demo`
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct DemoArgs {
     /// Output folder.
     #[arg(long, value_name = "DIR", default_value = "demo-out")]

@@ -905,80 +905,57 @@ fn hop_sweep(
 
 /// `chaintrace eval trace CASE --truth T`.
 pub(crate) fn eval_trace(cli: &Cli, a: &EvalTraceArgs) -> Result<(), CliError> {
-    let case = crate::report::case::Case::load(&a.case).map_err(CliError::user)?;
-    let truth =
-        crate::trace::eval::read_truth(&a.truth, a.flagged.as_deref()).map_err(CliError::user)?;
-    if !truth.is_empty() && crate::trace::eval::overlap(&case, &truth) == 0 && !a.allow_disjoint {
-        return Err(CliError::user(anyhow!(
-            "none of the {} transactions of the truth {} appears anywhere in {} (any model, any transfer): the truth describes another dataset or another flagged entity than this case's seeds. Check --truth and --flagged; to measure a trace that truly finds none of them, add --allow-disjoint",
-            truth.len(),
-            a.truth.display(),
-            a.case.display()
-        )));
-    }
-    let models = crate::trace::eval::evaluate(&case, &truth, &a.category);
-    let truth_file = if a.truth.is_dir() {
-        [
-            a.truth.join("flows.parquet"),
-            a.truth.join("peel_chain.csv"),
-        ]
-        .into_iter()
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| a.truth.clone())
+    // The sweep over other hop limits runs the trace again (this program, as a child).
+    let sweep = if a.hops.is_empty() {
+        Vec::new()
     } else {
-        a.truth.clone()
+        let truth = crate::trace::eval::read_truth(&a.truth, a.flagged.as_deref())
+            .map_err(CliError::user)?;
+        hop_sweep(a, &truth)?
     };
-    let truth_sha = crate::store::sink::sha256_file(&truth_file).map_err(CliError::user)?;
-    let measured_at = chrono::DateTime::from_timestamp(super::now_secs(), 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let sweep = hop_sweep(a, &truth)?;
-    let doc = serde_json::json!({
-        "truth": truth_file,
-        "truth_sha256": truth_sha,
-        "measured_at": measured_at,
-        "category": a.category,
-        "trace_sha256": case.trace_sha256,
-        "models": models,
-        "by_hops": sweep,
-    });
-    let out = a.case.join("eval_trace.json");
-    let mut bytes = serde_json::to_vec_pretty(&doc).expect("evaluations serialise");
-    bytes.push(b'\n');
-    crate::store::sink::write_atomic(&out, &bytes).map_err(CliError::user)?;
-    let outputs =
-        case::hashes([("eval_trace.json".to_string(), out.as_path())]).map_err(CliError::user)?;
-    let mut inputs = std::collections::BTreeMap::new();
-    inputs.insert(format!("truth {}", truth_file.display()), truth_sha);
-    inputs.insert("trace.json".to_string(), case.trace_sha256.clone());
-    case::append(
-        &a.case,
-        Action {
-            action: "eval",
+    let (doc, models) = crate::trace::eval::measure(
+        &crate::trace::eval::Measure {
+            case: &a.case,
+            truth: &a.truth,
+            flagged: a.flagged.as_deref(),
+            category: &a.category,
+            allow_disjoint: a.allow_disjoint,
             command: super::command_line(),
-            inputs,
-            outputs,
-            time: super::now_secs(),
-            ..Action::default()
+            now: super::now_secs(),
         },
+        sweep.clone(),
     )
     .map_err(CliError::user)?;
+    print_eval(cli, &a.case, &a.category, &doc, &models, &sweep);
+    Ok(())
+}
+
+/// Prints what `eval trace` measured (`--json`: the document).
+pub(crate) fn print_eval(
+    cli: &Cli,
+    case_dir: &std::path::Path,
+    category: &str,
+    doc: &serde_json::Value,
+    models: &[crate::trace::eval::ModelError],
+    sweep: &[serde_json::Value],
+) {
+    let truth_file = doc["truth"].as_str().unwrap_or("").to_string();
     if cli.json {
-        print_json(&doc);
-        return Ok(());
+        print_json(doc);
+        return;
     }
     println!(
         "{}: exposure to {} against {} (sha256 {})",
-        a.case.display(),
-        a.category,
-        truth_file.display(),
+        case_dir.display(),
+        category,
+        truth_file,
         doc["truth_sha256"].as_str().unwrap_or("")
     );
     println!(
         "{:<8} {:>16} {:>16} {:>10} {:>12} {:>12} {:>10}",
         "model", "traced (sat)", "true (sat)", "error", "flows found", "exact", "unmatched"
     );
-    for m in &models {
+    for m in models {
         println!(
             "{:<8} {:>16} {:>16} {:>10} {:>6}/{:<5} {:>6}/{:<5} {:>10}",
             m.policy,
@@ -992,7 +969,7 @@ pub(crate) fn eval_trace(cli: &Cli, a: &EvalTraceArgs) -> Result<(), CliError> {
             m.exits_unmatched
         );
     }
-    for s in &sweep {
+    for s in sweep {
         let row: Vec<String> = s["models"]
             .as_array()
             .into_iter()
@@ -1007,6 +984,5 @@ pub(crate) fn eval_trace(cli: &Cli, a: &EvalTraceArgs) -> Result<(), CliError> {
             .collect();
         println!("at {:>2} hops: {}", s["hops"], row.join(", "));
     }
-    println!("written to {}", out.display());
-    Ok(())
+    println!("written to {}", case_dir.join("eval_trace.json").display());
 }

@@ -16,7 +16,7 @@ pub(crate) fn chain_dir(d: &DatasetArgs) -> Result<(PathBuf, String), CliError> 
     crate::trace::request::chain_dir(&d.data, d.network.as_deref()).map_err(CliError::user)
 }
 
-fn open_index(chain: &Path) -> Result<Index, CliError> {
+pub(crate) fn open_index(chain: &Path) -> Result<Index, CliError> {
     if let Some(reason) = Index::needs_build(chain).map_err(CliError::user)? {
         eprintln!(
             "chaintrace: building the address index of {} ({reason})...",
@@ -64,9 +64,6 @@ pub(crate) fn bitcoin(cli: &Cli, a: &ClusterBitcoinArgs) -> Result<(), CliError>
     let (chain, network) = chain_dir(&a.dataset)?;
     let idx = open_index(&chain)?;
     let t = std::time::Instant::now();
-    let c = cluster::cluster(&idx, &heuristics, None);
-    let stats = cluster::stats(&idx, &c.cluster_of);
-    let mut warnings = cluster::collapse_warnings(&idx, &stats, a.max_share);
     let tags = crate::labels::tags_path(&a.dataset.data);
     let by_address = match &a.labels {
         Some(f) => {
@@ -91,20 +88,25 @@ pub(crate) fn bitcoin(cli: &Cli, a: &ClusterBitcoinArgs) -> Result<(), CliError>
         ),
         None => None,
     };
-    if let Some(by_address) = by_address {
-        let by_id: std::collections::HashMap<u32, String> = by_address
-            .into_iter()
-            .filter_map(|(addr, l)| idx.address_id(&addr).map(|id| (id, l)))
-            .collect();
-        warnings.extend(cluster::conflicts(&idx, &c, &by_id));
-    }
-    let out = cluster::clusters_dir(&a.dataset.data, &network);
-    let meta =
-        cluster::write(&idx, &c, &stats, a.max_share, &warnings, &out).map_err(CliError::user)?;
-    for w in &warnings {
+    let built = cluster::build(
+        &idx,
+        &a.dataset.data,
+        &network,
+        &heuristics,
+        a.max_share,
+        by_address.as_ref(),
+    )
+    .map_err(CliError::user)?;
+    print_built(cli, &built, t.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Prints what `cluster bitcoin` made (`--json`: one document).
+pub(crate) fn print_built(cli: &Cli, built: &cluster::Built, secs: f64) {
+    let (meta, out, warnings, largest) = (&built.meta, &built.dir, &built.warnings, built.largest);
+    for w in warnings {
         eprintln!("chaintrace: warning: {}", w.message);
     }
-    let secs = t.elapsed().as_secs_f64();
     if cli.json {
         let v =
             serde_json::json!({"meta": meta, "warnings": warnings, "dir": out, "seconds": secs});
@@ -113,7 +115,6 @@ pub(crate) fn bitcoin(cli: &Cli, a: &ClusterBitcoinArgs) -> Result<(), CliError>
             serde_json::to_string_pretty(&v).expect("values serialise")
         );
     } else {
-        let largest = stats.values().map(|s| s.size).max().unwrap_or(0);
         println!(
             "{}: {} addresses in {} clusters (largest {}), {} merges under {}; {} CoinJoin(s) excluded {:?}",
             out.display(),
@@ -126,7 +127,6 @@ pub(crate) fn bitcoin(cli: &Cli, a: &ClusterBitcoinArgs) -> Result<(), CliError>
             meta.coinjoins
         );
     }
-    Ok(())
 }
 
 fn stored(d: &DatasetArgs) -> Result<(Index, cluster::Stored), CliError> {
@@ -259,37 +259,28 @@ pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliEr
             .map(|s| parse_heuristics(std::slice::from_ref(s)))
             .collect::<Result<_, _>>()?
     };
-    let mut rows = Vec::new();
-    for set in &sets {
-        let c = cluster::cluster(&idx, set, None);
-        let name: Vec<&str> = set.iter().map(|h| h.name()).collect();
-        rows.push(eval::score(&idx, &c.cluster_of, &truth, &name.join("+")));
-    }
-    if rows.first().is_some_and(|r| r.addresses == 0) {
+    let dir = cluster::clusters_dir(&a.dataset.data, &network);
+    let name = a.truth.file_name().map(|f| f.to_string_lossy().to_string());
+    let Some(rows) =
+        eval::evaluate_sets(&idx, &truth, name, &sets, &dir).map_err(CliError::user)?
+    else {
         return Err(CliError::user(anyhow!(
             "no address of {} appears in the dataset; is it the truth of this chain?",
             a.truth.display()
         )));
-    }
-    // Kept beside the clusters, so that traces and reports can state the measured accuracy.
-    let dir = cluster::clusters_dir(&a.dataset.data, &network);
-    if dir.is_dir() {
-        let doc = serde_json::json!({
-            "truth": a.truth.file_name().map(|f| f.to_string_lossy().to_string()),
-            "manifest_sha256": idx.meta.manifest_sha256,
-            "scores": rows,
-        });
-        let mut bytes = serde_json::to_vec_pretty(&doc).expect("scores serialise");
-        bytes.push(b'\n');
-        crate::store::sink::write_atomic(&dir.join("_eval.json"), &bytes)
-            .map_err(CliError::user)?;
-    }
+    };
+    print_scores(cli, &rows);
+    Ok(())
+}
+
+/// Prints `eval clusters`' scores (`--json`: one document).
+pub(crate) fn print_scores(cli: &Cli, rows: &[eval::Scores]) {
     if cli.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&rows).expect("scores serialise")
         );
-        return Ok(());
+        return;
     }
     println!(
         "{:<44} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12}",
@@ -315,7 +306,6 @@ pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliEr
             r.completeness
         );
     }
-    Ok(())
 }
 
 /// `chaintrace cluster ethereum`.

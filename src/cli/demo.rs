@@ -1,13 +1,14 @@
-//! `chaintrace demo`: the whole pipeline on built-in data. Each step runs the same code as
-//! its command (parsed from the same arguments a user would type), so the demo is also a
-//! walk-through of the commands.
+//! `chaintrace demo`: the whole pipeline on built-in data. Each step calls the library
+//! stage its command calls (ingest, `cluster::build`, `cluster::eval::evaluate_sets`,
+//! `labels::import`, `trace::Request::run`, `trace::eval::measure`, `report::report`) and
+//! prints what the command prints, after the command line a user would type for it: the
+//! demo is also a walk-through of the commands, and what it writes records those lines.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::anyhow;
-use clap::Parser;
 
 use super::args::DemoArgs;
 use super::{Cli, CliError};
@@ -52,43 +53,44 @@ impl std::fmt::Debug for StdoutToStderr {
     }
 }
 
-/// Runs one command as `chaintrace ARGS`.
-fn step(cli: &Cli, what: &str, args: &[&str]) -> Result<(), CliError> {
+/// Shows the command a user would type for the next step (`$ chaintrace …`), records it
+/// as the command line of what the step writes (case, audit trail, report), and, with
+/// `--json`, sends the step's own output to stderr. The step itself calls the library.
+fn announce(cli: &Cli, args: &[&str]) -> Result<Option<StdoutToStderr>, CliError> {
+    // The report draws no progress bar: its command line never had --quiet.
     let mut argv = vec!["chaintrace"];
-    if cli.quiet {
+    if cli.quiet && args.first() != Some(&"report") {
         argv.push("--quiet");
     }
     argv.extend_from_slice(args);
     if !cli.json {
         println!("\n$ {}", argv.join(" "));
     }
-    let parsed = Cli::try_parse_from(&argv).map_err(|e| CliError {
-        code: 2,
-        error: anyhow!("internal error: the demo's {what} step does not parse: {e}"),
-    })?;
-    // Sub-steps print their own lines; with --json they go to stderr, and stdout holds only
-    // the demo's summary.
-    let _redirect = if cli.json {
-        Some(
-            StdoutToStderr::new()
-                .map_err(|e| CliError::user(anyhow!("cannot redirect stdout: {e}")))?,
-        )
+    super::set_command_line(Some(argv.iter().map(|s| s.to_string()).collect()));
+    if cli.json {
+        StdoutToStderr::new()
+            .map(Some)
+            .map_err(|e| CliError::user(anyhow!("cannot redirect stdout: {e}")))
     } else {
-        None
-    };
-    let sub = Cli {
+        Ok(None)
+    }
+}
+
+/// The steps print as their commands do, without progress bars (the demo's own output).
+fn step_cli(a: &DemoArgs) -> Cli {
+    Cli {
         json: false,
         quiet: true,
-        command: parsed.command,
-    };
-    // The case records the step as a user would type it, not `chaintrace demo`.
-    super::set_command_line(Some(argv.iter().map(|s| s.to_string()).collect()));
-    let result = super::run(&sub);
-    super::set_command_line(None);
-    result.map_err(|e| CliError {
+        command: super::Command::Demo(a.clone()),
+    }
+}
+
+/// A step's error, named by the step.
+fn failed(what: &str) -> impl Fn(CliError) -> CliError + '_ {
+    move |e| CliError {
         code: e.code,
         error: e.error.context(format!("demo step {what} failed")),
-    })
+    }
 }
 
 fn s(p: &Path) -> String {
@@ -106,7 +108,8 @@ fn write_labels(path: &Path, rows: &BTreeMap<String, (String, String)>) -> Resul
     Ok(rows.len())
 }
 
-/// One world's run: dataset, clusters, labels, trace, report. Returns the report summary.
+/// One world's run: dataset, clusters, labels, trace, report, each a library call (the
+/// command a user would type is shown before it). Returns the report summary.
 #[allow(clippy::too_many_arguments)]
 fn world(
     cli: &Cli,
@@ -118,6 +121,7 @@ fn world(
     seeds: &[String],
     a: &DemoArgs,
 ) -> Result<crate::report::ReportSummary, CliError> {
+    let sub = step_cli(a);
     let data = dir.join("data");
     let case = dir.join("case");
     if data.exists() {
@@ -126,9 +130,10 @@ fn world(
             .map_err(|e| CliError::user(anyhow!("cannot clear {}: {e}", data.display())))?;
     }
     let (data_s, case_s) = (s(&data), s(&case));
-    step(
+
+    // Ingest: Bitcoin Core's blocks directory into the dataset.
+    let quiet = announce(
         cli,
-        "ingest",
         &[
             "ingest",
             "bitcoin",
@@ -138,10 +143,44 @@ fn world(
             &data_s,
         ],
     )?;
-    step(cli, "cluster", &["cluster", "bitcoin", "--data", &data_s])?;
-    step(
+    {
+        let _lock = super::ingest::lock_dataset(&data).map_err(failed("ingest"))?;
+        let opts = crate::ingest::bitcoin::BlocksDirOptions {
+            blocks_dir: blocks.to_path_buf(),
+            chain_selection: crate::ingest::bitcoin::ChainSelection::Auto,
+            range: crate::ingest::bitcoin::RangeOptions::new(&data),
+        };
+        let mut summary =
+            crate::ingest::bitcoin::ingest_blocks_dir(&opts, &indicatif::ProgressBar::hidden())
+                .map_err(|e| failed("ingest")(CliError::user(e)))?;
+        if let Some(e) = summary.error.take() {
+            return Err(failed("ingest")(CliError::user(e)));
+        }
+        super::ingest::print_summary(&sub, &summary, None);
+    }
+    drop(quiet);
+
+    // Cluster: the address index, then multi-input clustering.
+    let quiet = announce(cli, &["cluster", "bitcoin", "--data", &data_s])?;
+    let (chain, network) = crate::trace::request::chain_dir(&data, None)
+        .map_err(|e| failed("cluster")(CliError::user(e)))?;
+    let idx = super::cluster::open_index(&chain).map_err(failed("cluster"))?;
+    let t = Instant::now();
+    let built = crate::cluster::build(
+        &idx,
+        &data,
+        &network,
+        &[crate::cluster::heuristics::Heuristic::MultiInput],
+        0.05,
+        None,
+    )
+    .map_err(|e| failed("cluster")(CliError::user(e)))?;
+    super::cluster::print_built(&sub, &built, t.elapsed().as_secs_f64());
+    drop(quiet);
+
+    // Clustering's error against the world's own truth.
+    let quiet = announce(
         cli,
-        "eval",
         &[
             "eval",
             "clusters",
@@ -155,6 +194,34 @@ fn world(
             "multi-input+change-one-time",
         ],
     )?;
+    {
+        use crate::cluster::heuristics::Heuristic;
+        let truth_map = crate::cluster::eval::read_truth(truth)
+            .map_err(|e| failed("eval")(CliError::user(e)))?;
+        let sets = [
+            vec![Heuristic::MultiInput],
+            vec![Heuristic::MultiInput, Heuristic::ChangeOneTime],
+        ];
+        let rows = crate::cluster::eval::evaluate_sets(
+            &idx,
+            &truth_map,
+            truth.file_name().map(|f| f.to_string_lossy().to_string()),
+            &sets,
+            &built.dir,
+        )
+        .map_err(|e| failed("eval")(CliError::user(e)))?
+        .ok_or_else(|| {
+            CliError::user(anyhow!(
+                "demo step eval failed: no address of {} appears in the dataset",
+                truth.display()
+            ))
+        })?;
+        super::cluster::print_scores(&sub, &rows);
+    }
+    drop(quiet);
+    drop(idx);
+
+    // Labels: the world's exchanges, services and flagged entities.
     let labels_csv = dir.join("labels.csv");
     write_labels(&labels_csv, labels)?;
     let mut import: Vec<String> = ["labels", "import", &s(&labels_csv), "--data", &data_s]
@@ -163,15 +230,25 @@ fn world(
     if let Some(t) = &a.timestamp {
         import.extend(["--imported-at".to_string(), t.clone()]);
     }
-    let import: Vec<&str> = import.iter().map(String::as_str).collect();
-    step(cli, "labels", &import)?;
+    let quiet = announce(cli, &import.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let now_ms = match &a.timestamp {
+        Some(t) => crate::report::fmt::parse_timestamp(t).map_err(CliError::user)?,
+        None => super::now_secs(),
+    }
+    .saturating_mul(1000);
+    let report = crate::labels::import(std::slice::from_ref(&labels_csv), None, &data, now_ms)
+        .map_err(|e| failed("labels")(CliError::user(e)))?;
+    super::labels::print_rejected(&report.files);
+    super::labels::print_import(&data, &report);
+    drop(quiet);
+
+    // Trace: forward from the flagged entity's addresses, every model, to the exchanges.
     let seeds_file = dir.join("seeds.csv");
     std::fs::write(&seeds_file, format!("address\n{}\n", seeds.join("\n")))
         .map_err(|e| CliError::user(anyhow!("cannot write {}: {e}", seeds_file.display())))?;
     let seed_arg = format!("@{}", s(&seeds_file));
-    step(
+    let quiet = announce(
         cli,
-        "trace",
         &[
             "trace",
             "--data",
@@ -193,15 +270,37 @@ fn world(
             &case_s,
         ],
     )?;
+    {
+        use crate::trace::request::{Level, Request, parse_min_value, parse_policies};
+        super::trace::case_folder(&case).map_err(failed("trace"))?;
+        let all = ["all".to_string()];
+        let req = Request {
+            seeds: vec![seed_arg.clone()],
+            policies: parse_policies(&all).map_err(|e| failed("trace")(CliError::user(e)))?,
+            all_policies: true,
+            stop_at: vec!["exchange".into()],
+            max_hops: 8,
+            min_value: parse_min_value("100000")
+                .map_err(|e| CliError::user(anyhow!("demo step trace failed: {e}")))?,
+            level: Level::Cluster,
+            ..Request::bitcoin(&data)
+        };
+        let found = req
+            .run(&())
+            .map_err(|e| failed("trace")(CliError::user(e)))?;
+        super::trace::save_case(&case, &found).map_err(failed("trace"))?;
+        super::trace::print_case(&sub, &case, &req, &found);
+    }
+    drop(quiet);
+
     // The trace's measured error against the world's own truth, shown in the report.
     let trace_truth = if truth.is_file() {
         truth.parent().unwrap_or(truth)
     } else {
         truth
     };
-    step(
+    let quiet = announce(
         cli,
-        "eval trace",
         &[
             "eval",
             "trace",
@@ -212,6 +311,23 @@ fn world(
             "vendor",
         ],
     )?;
+    let (doc, models) = crate::trace::eval::measure(
+        &crate::trace::eval::Measure {
+            case: &case,
+            truth: trace_truth,
+            flagged: Some("vendor"),
+            category: "exchange",
+            allow_disjoint: false,
+            command: super::command_line(),
+            now: super::now_secs(),
+        },
+        Vec::new(),
+    )
+    .map_err(|e| failed("eval trace")(CliError::user(e)))?;
+    super::case::print_eval(&sub, &case, "exchange", &doc, &models, &[]);
+    drop(quiet);
+
+    // The report: charts, evidence HTML, tables.
     let mut report_args = vec![
         "report".to_string(),
         case_s.clone(),
@@ -225,24 +341,26 @@ fn world(
     if let Some(t) = &a.timestamp {
         report_args.extend(["--timestamp".into(), t.clone()]);
     }
-    let argv: Vec<&str> = std::iter::once("chaintrace")
-        .chain(report_args.iter().map(String::as_str))
-        .collect();
-    if !cli.json {
-        println!("\n$ {}", argv.join(" "));
-    }
-    let parsed = Cli::try_parse_from(&argv).map_err(|e| CliError {
-        code: 2,
-        error: anyhow!("internal error: the demo's report step does not parse: {e}"),
-    })?;
-    let super::Command::Report(ra) = &parsed.command else {
-        unreachable!("parsed as a report")
-    };
-    let mut o = super::report::options(ra)?;
-    o.command = argv.iter().map(|x| x.to_string()).collect();
+    let quiet = announce(
+        cli,
+        &report_args.iter().map(String::as_str).collect::<Vec<_>>(),
+    )?;
+    let mut o = crate::report::ReportOptions::new(&case);
+    o.graph.collapse_peel_chains = true;
+    o.graph.max_nodes = 80;
+    o.prices.clone_from(&a.prices);
+    o.timestamp = a
+        .timestamp
+        .as_deref()
+        .map(crate::report::fmt::parse_timestamp)
+        .transpose()
+        .map_err(CliError::user)?;
+    o.command = super::command_line();
     let summary = crate::report::report(&case, &o).map_err(|e| {
         CliError::user(anyhow::Error::from(e).context(format!("demo step report ({name}) failed")))
     })?;
+    drop(quiet);
+    super::set_command_line(None);
     if !cli.json {
         super::report::print_summary(&summary);
     }

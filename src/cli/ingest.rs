@@ -178,7 +178,7 @@ fn classify(e: IngestError) -> CliError {
     }
 }
 
-fn print_summary(cli: &Cli, s: &Summary, error: Option<&IngestError>) {
+pub(crate) fn print_summary(cli: &Cli, s: &Summary, error: Option<&IngestError>) {
     if cli.json {
         let mut v = serde_json::to_value(s).expect("summaries serialise");
         v["error"] = error.map(|e| e.to_string()).into();

@@ -44,11 +44,11 @@ pub(crate) fn import(cli: &Cli, a: &LabelsImportArgs) -> Result<(), CliError> {
         print_json(&report);
         return Ok(());
     }
-    print_import(a, &report);
+    print_import(&a.data, &report);
     Ok(())
 }
 
-fn print_rejected(reports: &[labels::FileReport]) {
+pub(crate) fn print_rejected(reports: &[labels::FileReport]) {
     for r in reports {
         for rej in &r.rejected {
             eprintln!(
@@ -65,7 +65,7 @@ fn print_rejected(reports: &[labels::FileReport]) {
     }
 }
 
-fn print_import(a: &LabelsImportArgs, report: &labels::ImportReport) {
+pub(crate) fn print_import(data: &std::path::Path, report: &labels::ImportReport) {
     for r in &report.files {
         let unsupported: usize = r.unsupported.values().sum();
         println!(
@@ -112,10 +112,10 @@ fn print_import(a: &LabelsImportArgs, report: &labels::ImportReport) {
     // Tags of Bitcoin networks no dataset here holds: say so (traces will not use them).
     let present: Vec<&str> = ["bitcoin", "testnet", "testnet4", "signet", "regtest"]
         .into_iter()
-        .filter(|n| a.data.join(n).join("_manifest.json").is_file())
+        .filter(|n| data.join(n).join("_manifest.json").is_file())
         .collect();
     if !present.is_empty()
-        && let Ok(tags) = labels::read_tags(&labels::tags_path(&a.data))
+        && let Ok(tags) = labels::read_tags(&labels::tags_path(data))
     {
         let elsewhere = tags
             .iter()
@@ -139,7 +139,7 @@ fn print_import(a: &LabelsImportArgs, report: &labels::ImportReport) {
                 .map(|(c, n)| format!("{c} {n}"))
                 .collect::<Vec<_>>()
                 .join(", "),
-            a.data.display()
+            data.display()
         );
     }
 }

@@ -195,12 +195,20 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     let case = req
         .run(&Bar(super::progress_bar(cli, "parts")))
         .map_err(cli_error)?;
-    // The old case goes only now: a bad seed or an interrupted trace leaves it as it was.
-    // Its report stays only when the trace is the same to the byte (a rerun).
+    save_case(&a.out, &case)?;
+    print_case(cli, &a.out, &req, &case);
+    Ok(())
+}
+
+/// Writes `case` into `out` (checked by [`case_folder`]) with the command line as
+/// recorded: the old case goes only now (a bad seed or an interrupted trace leaves it as it
+/// was), its report stays only when the trace is the same to the byte (a rerun, which
+/// keeps the command that first made it).
+pub(crate) fn save_case(out: &std::path::Path, case: &Case) -> Result<(), CliError> {
     let command = super::command_line();
     // The same trace again (whatever output flags were added): trace.json keeps the
     // command that first made it, so its bytes, and the report, stay.
-    let old = std::fs::read(a.out.join("trace.json")).ok();
+    let old = std::fs::read(out.join("trace.json")).ok();
     let old_command: Option<Vec<String>> = old
         .as_ref()
         .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
@@ -210,8 +218,8 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
         _ => command.clone(),
     };
     let same = old.is_some_and(|b| b == case.trace_json(&recorded));
-    clear_old_case(&a.out, !same)?;
-    if let Ok(problems) = crate::case::verify_chain(&a.out)
+    clear_old_case(out, !same)?;
+    if let Ok(problems) = crate::case::verify_chain(out)
         && !problems.is_empty()
     {
         eprintln!(
@@ -219,10 +227,8 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
             problems[0]
         );
     }
-    case.write_recording(&a.out, &recorded, &command, super::now_secs())
-        .map_err(cli_error)?;
-    print_case(cli, a, &case);
-    Ok(())
+    case.write_recording(out, &recorded, &command, super::now_secs())
+        .map_err(cli_error)
 }
 
 #[derive(Serialize)]
@@ -234,7 +240,8 @@ struct Summary<'a> {
 }
 
 /// Prints the answer (or, with `--json`, each model's totals and exposure).
-fn print_case(cli: &Cli, a: &TraceArgs, info: &Case) {
+/// Prints a trace's answer (`--json`: the totals and exposures per model).
+pub(crate) fn print_case(cli: &Cli, out: &std::path::Path, req: &Request, info: &Case) {
     let results = &info.results;
     if cli.json {
         let v: Vec<Summary> = results
@@ -270,12 +277,12 @@ fn print_case(cli: &Cli, a: &TraceArgs, info: &Case) {
         Some(u) => format!("{v} {u}"),
         None => format!("{} BTC ({v} sat)", crate::report::fmt::amount(v, 8)),
     };
-    let backward = a.direction == "backward";
+    let backward = req.direction == Direction::Backward;
     let account = asset.is_some();
     println!(
         "{}: {} trace of {}, {} label(s) on addresses in this dataset",
-        a.out.display(),
-        a.direction,
+        out.display(),
+        req.direction.name(),
         info.seeds,
         info.labels
     );
@@ -287,7 +294,7 @@ fn print_case(cli: &Cli, a: &TraceArgs, info: &Case) {
         );
     }
     // A default that decides the answer is said, not assumed.
-    if a.stop_at.is_empty() {
+    if req.stop_at.is_empty() {
         match info.parameters["stop_at"].as_array() {
             Some(c) if !c.is_empty() => println!(
                 "stopping at exchange labels (the default; --stop-at CATEGORY,... or none to change)"
@@ -367,7 +374,7 @@ fn print_case(cli: &Cli, a: &TraceArgs, info: &Case) {
                         .filter_map(serde_json::Value::as_str)
                         .collect::<Vec<_>>()
                         .join("/"),
-                    _ if a.stop_at.iter().any(|c| c.trim() == "none") => {
+                    _ if req.stop_at.iter().any(|c| c.trim() == "none") => {
                         "exit (the trace stops at no category: --stop-at none)".to_string()
                     }
                     _ => "exit (the trace stops at no category: no exchange label is loaded and no --stop-at was given)".to_string(),
@@ -389,7 +396,7 @@ fn print_case(cli: &Cli, a: &TraceArgs, info: &Case) {
             let hidden: Vec<&&crate::trace::End> = exits
                 .iter()
                 .filter(|e| {
-                    crate::trace::share_bp(e.amount, e.output_value) < a.min_share.basis_points
+                    crate::trace::share_bp(e.amount, e.output_value) < req.min_share.basis_points
                 })
                 .collect();
             println!(
@@ -405,7 +412,7 @@ fn print_case(cli: &Cli, a: &TraceArgs, info: &Case) {
                     format!(
                         "; {} deposit(s) below --min-share {} % not listed ({})",
                         hidden.len(),
-                        a.min_share.text,
+                        req.min_share.text,
                         show(hidden.iter().map(|e| e.amount).sum())
                     )
                 }
@@ -484,13 +491,42 @@ fn print_case(cli: &Cli, a: &TraceArgs, info: &Case) {
 /// also removes its report (it would describe the old trace); a folder holding anything
 /// else is never written into.
 fn prepare_out(a: &TraceArgs) -> Result<(), CliError> {
-    let out = &a.out;
+    let Some(old) = case_folder(&a.out)? else {
+        return Ok(());
+    };
+    // The same question: the old command parses to the same trace request (flag order,
+    // spelling of paths, --quiet/--json/--force do not matter).
+    let same =
+        old.as_ref()
+            .is_some_and(|o| match <super::Cli as clap::Parser>::try_parse_from(o) {
+                Ok(super::Cli {
+                    command: super::Command::Trace(old_a),
+                    ..
+                }) => request_key(&old_a) == request_key(a),
+                _ => false,
+            });
+    if !same && !a.force {
+        return Err(CliError::user(anyhow!(
+            "--out {} holds a case of another trace ({}); choose a new folder, or add --force to replace it (its report/ is removed too)",
+            a.out.display(),
+            old.map_or_else(|| "unreadable trace.json".to_string(), |o| o.join(" "))
+        )));
+    }
+    Ok(())
+}
+
+/// Whether `out` can take a case: `None` when it is new or empty, `Some(old command)` when
+/// it holds a case (`Some(None)`: its trace.json is unreadable).
+///
+/// # Errors
+/// A folder that holds other files, or cannot be read.
+pub(crate) fn case_folder(out: &std::path::Path) -> Result<Option<Option<Vec<String>>>, CliError> {
     let entries: Vec<String> = match std::fs::read_dir(out) {
         Ok(rd) => rd
             .filter_map(Result::ok)
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {
             return Err(CliError::user(anyhow!(
                 "cannot read --out {}: {e}",
@@ -510,7 +546,7 @@ fn prepare_out(a: &TraceArgs) -> Result<(), CliError> {
         .filter(|e| !kept.contains(&e.as_str()))
         .collect();
     if entries.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     // A folder with a trace.json is a case folder (other files in it are left alone); a
     // folder without one that holds anything else is not written into.
@@ -526,29 +562,12 @@ fn prepare_out(a: &TraceArgs) -> Result<(), CliError> {
                 .join(", ")
         )));
     }
-    let old: Option<Vec<String>> = std::fs::read(out.join("trace.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .and_then(|v| serde_json::from_value(v["command"].clone()).ok());
-    // The same question: the old command parses to the same trace request (flag order,
-    // spelling of paths, --quiet/--json/--force do not matter).
-    let same =
-        old.as_ref()
-            .is_some_and(|o| match <super::Cli as clap::Parser>::try_parse_from(o) {
-                Ok(super::Cli {
-                    command: super::Command::Trace(old_a),
-                    ..
-                }) => request_key(&old_a) == request_key(a),
-                _ => false,
-            });
-    if !same && !a.force {
-        return Err(CliError::user(anyhow!(
-            "--out {} holds a case of another trace ({}); choose a new folder, or add --force to replace it (its report/ is removed too)",
-            out.display(),
-            old.map_or_else(|| "unreadable trace.json".to_string(), |o| o.join(" "))
-        )));
-    }
-    Ok(())
+    Ok(Some(
+        std::fs::read(out.join("trace.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| serde_json::from_value(v["command"].clone()).ok()),
+    ))
 }
 
 /// Clears the old case in `--out` once the new one is ready to be written (never before:

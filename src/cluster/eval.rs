@@ -56,6 +56,43 @@ pub fn score(
     score_assignments(pairs, heuristics)
 }
 
+/// The `eval clusters` stage: clusters the dataset of `idx` under each heuristic set of
+/// `sets` and scores each against `truth` (address → entity). When `dir` (the dataset's
+/// clustering folder) exists the scores are kept there as `_eval.json` (with the truth's
+/// file name `truth_name` and the dataset's manifest hash), so that traces and reports can
+/// state the measured accuracy. `None` when no address of the truth is in the dataset.
+///
+/// # Errors
+/// `_eval.json` cannot be written.
+pub fn evaluate_sets(
+    idx: &Index,
+    truth: &HashMap<String, String>,
+    truth_name: Option<String>,
+    sets: &[Vec<super::Heuristic>],
+    dir: &Path,
+) -> Result<Option<Vec<Scores>>, StoreError> {
+    let mut rows = Vec::new();
+    for set in sets {
+        let c = super::cluster(idx, set, None);
+        let name: Vec<&str> = set.iter().map(|h| h.name()).collect();
+        rows.push(score(idx, &c.cluster_of, truth, &name.join("+")));
+    }
+    if rows.first().is_some_and(|r| r.addresses == 0) {
+        return Ok(None);
+    }
+    if dir.is_dir() {
+        let doc = serde_json::json!({
+            "truth": truth_name,
+            "manifest_sha256": idx.meta.manifest_sha256,
+            "scores": rows,
+        });
+        let mut bytes = serde_json::to_vec_pretty(&doc).expect("scores serialise");
+        bytes.push(b'\n');
+        crate::store::sink::write_atomic(&dir.join("_eval.json"), &bytes)?;
+    }
+    Ok(Some(rows))
+}
+
 /// Scores `(cluster, entity)` assignments, one per address.
 pub fn score_assignments<'a>(
     assignments: impl Iterator<Item = (u32, &'a str)>,

@@ -177,6 +177,53 @@ pub struct Warning {
     pub message: String,
 }
 
+/// What [`build`] made.
+#[derive(Debug)]
+pub struct Built {
+    pub meta: ClusterMeta,
+    /// Collapse and label-conflict warnings, also in `_meta.json`.
+    pub warnings: Vec<Warning>,
+    /// Where the clustering was written (`DATA/clusters/<network>/`).
+    pub dir: PathBuf,
+    /// Addresses in the largest cluster.
+    pub largest: u64,
+}
+
+/// The `cluster bitcoin` stage: clusters the dataset of `idx` with `heuristics`, warns of
+/// clusters above `max_share` of all addresses and, given `labels` (address → actor), of
+/// clusters joining different actors; writes it all to [`clusters_dir`]`(data, network)`.
+///
+/// # Errors
+/// The clustering cannot be written.
+pub fn build(
+    idx: &Index,
+    data: &Path,
+    network: &str,
+    heuristics: &[Heuristic],
+    max_share: f64,
+    labels: Option<&HashMap<String, String>>,
+) -> Result<Built, StoreError> {
+    let c = cluster(idx, heuristics, None);
+    let stats = stats(idx, &c.cluster_of);
+    let mut warnings = collapse_warnings(idx, &stats, max_share);
+    if let Some(by_address) = labels {
+        let by_id: HashMap<u32, String> = by_address
+            .iter()
+            .filter_map(|(addr, l)| idx.address_id(addr).map(|id| (id, l.clone())))
+            .collect();
+        warnings.extend(conflicts(idx, &c, &by_id));
+    }
+    let dir = clusters_dir(data, network);
+    let meta = write(idx, &c, &stats, max_share, &warnings, &dir)?;
+    let largest = stats.values().map(|s| s.size).max().unwrap_or(0);
+    Ok(Built {
+        meta,
+        warnings,
+        dir,
+        largest,
+    })
+}
+
 /// Clusters larger than `max_share` of all addresses: the usual sign that a heuristic
 /// merged through a service or a CoinJoin that was not recognised ("collapse").
 pub fn collapse_warnings(

@@ -79,6 +79,28 @@ pub struct ReportOptions {
     pub paths: PathChoice,
 }
 
+impl ReportOptions {
+    /// The report of the case in `case_dir` with the command line's defaults: into
+    /// `case_dir/report`, every format but the PDF, the default model, 200 chart nodes,
+    /// hop columns, USD, generated now, 2,000 table rows, no path charts.
+    pub fn new(case_dir: &Path) -> ReportOptions {
+        ReportOptions {
+            out: case_dir.join("report"),
+            formats: ["svg", "png", "html", "csv", "graphml", "dot", "json"]
+                .map(String::from)
+                .into(),
+            policy: None,
+            graph: GraphOptions::default(),
+            prices: None,
+            currency: "usd".into(),
+            timestamp: None,
+            command: Vec::new(),
+            max_table_rows: 2_000,
+            paths: PathChoice::None,
+        }
+    }
+}
+
 /// One deposit address of a labelled entity: what the trace paid it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Deposit<'a> {

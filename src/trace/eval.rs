@@ -35,6 +35,107 @@ pub enum EvalError {
         flagged: String,
         found: String,
     },
+    #[error(
+        "none of the {flows} transactions of the truth {truth} appears anywhere in {case} (any model, any transfer): the truth describes another dataset or another flagged entity than this case's seeds. Check --truth and --flagged; to measure a trace that truly finds none of them, add --allow-disjoint"
+    )]
+    Disjoint {
+        flows: usize,
+        truth: String,
+        case: String,
+    },
+    #[error(transparent)]
+    Case(#[from] crate::report::ReportError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Audit(#[from] crate::case::CaseError),
+}
+
+/// What the `eval trace` stage asks: the case, the truth and what to measure.
+#[derive(Clone, Debug)]
+pub struct Measure<'a> {
+    /// The case folder.
+    pub case: &'a Path,
+    /// A truth folder (`flows.parquet` or `peel_chain.csv` in it) or file.
+    pub truth: &'a Path,
+    /// The flagged entity whose flows count (`--flagged`), when the truth has several.
+    pub flagged: Option<&'a str>,
+    /// The exit category measured (`exchange`).
+    pub category: &'a str,
+    /// Measure even when no truth transaction appears in the case.
+    pub allow_disjoint: bool,
+    /// The command recorded in the case's audit trail.
+    pub command: Vec<String>,
+    /// Unix seconds of the measurement.
+    pub now: i64,
+}
+
+/// The `eval trace` stage: each model's exposure in the case against the truth's flows,
+/// written to `CASE/eval_trace.json` (with the truth's sha256, the time and the trace's
+/// hash) and appended to the case's audit trail. `by_hops` (the same measured at other
+/// hop limits, made by running the trace again) is kept as given. Returns the document.
+///
+/// # Errors
+/// An unreadable case or truth, a truth disjoint from the case (unless allowed), a file
+/// that cannot be written.
+pub fn measure(
+    m: &Measure<'_>,
+    by_hops: Vec<serde_json::Value>,
+) -> Result<(serde_json::Value, Vec<ModelError>), EvalError> {
+    let case = Case::load(m.case)?;
+    let truth = read_truth(m.truth, m.flagged)?;
+    if !truth.is_empty() && overlap(&case, &truth) == 0 && !m.allow_disjoint {
+        return Err(EvalError::Disjoint {
+            flows: truth.len(),
+            truth: m.truth.display().to_string(),
+            case: m.case.display().to_string(),
+        });
+    }
+    let models = evaluate(&case, &truth, m.category);
+    let truth_file = if m.truth.is_dir() {
+        [
+            m.truth.join("flows.parquet"),
+            m.truth.join("peel_chain.csv"),
+        ]
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| m.truth.to_path_buf())
+    } else {
+        m.truth.to_path_buf()
+    };
+    let truth_sha = crate::store::sink::sha256_file(&truth_file)?;
+    let measured_at = chrono::DateTime::from_timestamp(m.now, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let doc = serde_json::json!({
+        "truth": truth_file,
+        "truth_sha256": truth_sha,
+        "measured_at": measured_at,
+        "category": m.category,
+        "trace_sha256": case.trace_sha256,
+        "models": models,
+        "by_hops": by_hops,
+    });
+    let out = m.case.join("eval_trace.json");
+    let mut bytes = serde_json::to_vec_pretty(&doc).expect("evaluations serialise");
+    bytes.push(b'\n');
+    crate::store::sink::write_atomic(&out, &bytes)?;
+    let outputs = crate::case::hashes([("eval_trace.json".to_string(), out.as_path())])?;
+    let mut inputs = std::collections::BTreeMap::new();
+    inputs.insert(format!("truth {}", truth_file.display()), truth_sha);
+    inputs.insert("trace.json".to_string(), case.trace_sha256.clone());
+    crate::case::append(
+        m.case,
+        crate::case::Action {
+            action: "eval",
+            command: m.command.clone(),
+            inputs,
+            outputs,
+            time: m.now,
+            ..crate::case::Action::default()
+        },
+    )?;
+    Ok((doc, models))
 }
 
 /// How many of the truth's transactions appear anywhere in the case (any model's
