@@ -503,7 +503,8 @@ pub struct TraceArgs {
     /// blocks) instead of the least balance that explains what the dataset shows it
     /// sending. A genesis allocation or an older balance then counts: it dilutes haircut
     /// shares and is spent first under FIFO. The node must follow the dataset's chain.
-    /// --ca-cert, --proxy and --rpc-header apply.
+    /// What it answers is kept in DATA/ethereum/opening_balances.json: `cached` uses that
+    /// (offline; `case verify` replays with it). --ca-cert, --proxy and --rpc-header apply.
     #[arg(long, value_name = "URL", help_heading = "Source")]
     pub opening_balances: Option<String>,
     /// With --source: requests in flight.

@@ -521,6 +521,7 @@ fn last<'a>(entries: &'a [(Entry, String)], action: &str) -> Option<&'a Entry> {
 }
 
 /// The recorded trace command with its `--out` pointed at `out` (and `--quiet`). A
+/// `--opening-balances URL` becomes `cached` (the balances the trace kept in the dataset);
 /// `--source` goes: the rerun traces the neighbourhood the trace fetched, offline (its
 /// manifest's hash is checked), instead of asking the API again.
 fn rerun_args(command: &[String], out: &std::path::Path) -> Option<Vec<String>> {
@@ -531,6 +532,13 @@ fn rerun_args(command: &[String], out: &std::path::Path) -> Option<Vec<String>> 
         if x == "--source" {
             it.next()?;
         } else if x.starts_with("--source=") {
+        } else if x == "--opening-balances" || x.starts_with("--opening-balances=") {
+            // The node's balances the trace kept in the dataset (its URL, recorded with
+            // its secrets hidden, could not be asked again anyway).
+            if x == "--opening-balances" {
+                it.next()?;
+            }
+            args.extend(["--opening-balances".to_string(), "cached".to_string()]);
         } else if x == "--out" {
             it.next()?;
             replaced = true;

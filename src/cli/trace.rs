@@ -67,7 +67,10 @@ fn request(a: &TraceArgs) -> Result<Request, CliError> {
                     crate::ingest::bitcoin::rpc::redact_in(url)
                 )));
             }
-            Some(url) => Some(super::ingest::rpc_config(url, None, &a.retry)?),
+            Some(c) if c == "cached" => Some(crate::trace::request::OpeningBalances::Cached),
+            Some(url) => Some(crate::trace::request::OpeningBalances::Node(
+                super::ingest::rpc_config(url, None, &a.retry)?,
+            )),
             None => None,
         },
     })

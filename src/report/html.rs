@@ -843,6 +843,9 @@ pub fn limitation_items(c: &Case, policy: &str) -> Vec<String> {
             if list.len() > shown.len() { "; …" } else { "" }
         ));
     }
+    if c.parameters.get("call_traces").and_then(|v| v.as_str()) == Some("none") {
+        items.push("The dataset was ingested without call traces (--traces none): ETH moved by internal calls (contracts forwarding it, SELFDESTRUCTs) is not in it, so a contract may appear to hold value it passed on. Re-ingest with --traces geth or --traces parity, and check it with chaintrace check ethereum.".into());
+    }
     if let Some(n) = c.parameters.get("dataset_neighbourhood") {
         let s = |k: &str| n[k].as_str().unwrap_or("?").to_string();
         items.push(format!(

@@ -135,6 +135,10 @@ fn trace_inputs(
             files.push((format!("seeds {f}"), PathBuf::from(f)));
         }
     }
+    if r.opening_balances.is_some() {
+        let f = super::request::OPENING_BALANCES_FILE;
+        files.push((format!("ethereum/{f}"), data.join("ethereum").join(f)));
+    }
     if r.uses_clusters() {
         // Ethereum's clusters live under `ethereum`, Bitcoin's under the network's name.
         let net = if r.chain == super::request::Chain::Ethereum {

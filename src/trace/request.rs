@@ -175,8 +175,24 @@ pub struct Request {
     /// blocks) instead of the least balance that explains what the dataset shows it
     /// sending. Genesis allocations and balances older than the dataset then count: they
     /// dilute haircut shares and come first under FIFO.
-    pub opening_balances: Option<crate::ingest::bitcoin::rpc::RpcConfig>,
+    pub opening_balances: Option<OpeningBalances>,
 }
+
+/// Where an Ethereum trace takes every account's opening balance from (see
+/// [`Request::opening_balances`]).
+#[derive(Clone, Debug)]
+pub enum OpeningBalances {
+    /// This node's `eth_getBalance`; what it answers is kept in the dataset
+    /// ([`OPENING_BALANCES_FILE`]) for replays.
+    Node(crate::ingest::bitcoin::rpc::RpcConfig),
+    /// What an earlier trace kept in the dataset (offline: `case verify` replays with it).
+    Cached,
+}
+
+/// The node's opening balances an Ethereum trace fetched, in the dataset's `ethereum/`
+/// folder: `{"at_block", "node" (secrets hidden), "balances": {account: wei text}}`. A
+/// case that used them lists its sha256 among its inputs.
+pub const OPENING_BALANCES_FILE: &str = "opening_balances.json";
 
 impl Request {
     /// A Bitcoin trace of the dataset in `data`, with the command line's defaults: forward,

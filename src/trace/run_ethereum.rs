@@ -2,13 +2,14 @@
 //! passes over the dataset's parts (balances and accounts, then every model's replay).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
 
 use super::account::{self, FEE, Seeds};
 use super::case::{Case, Found, to_clusters};
 use super::ethereum::{self as eth, Asset};
 use super::request::{
-    Level, Progress, Request, TraceError, check_balanced, check_stop_at, height_window,
-    load_labels, min_value, parameters,
+    Level, OPENING_BALANCES_FILE, OpeningBalances, Progress, Request, TraceError, check_balanced,
+    check_stop_at, height_window, load_labels, min_value, parameters,
 };
 use super::seeds::seed_items_from;
 use super::{Direction, Label, Params, PolicyResult};
@@ -59,9 +60,13 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
             a.data.display()
         )));
     }
-    let network = crate::store::manifest::Manifest::load(&chain)
-        .map_err(TraceError::stage)?
-        .map_or_else(|| "mainnet".to_string(), |m| m.network);
+    let manifest_doc = crate::store::manifest::Manifest::load(&chain).map_err(TraceError::stage)?;
+    // A dataset ingested without call traces lacks every internal transfer.
+    let no_traces = manifest_doc
+        .as_ref()
+        .and_then(|m| m.source.chain_selection.as_deref())
+        == Some("traces none");
+    let network = manifest_doc.map_or_else(|| "mainnet".to_string(), |m| m.network);
     let manifest_sha256 = crate::store::sink::sha256_file(&manifest).map_err(TraceError::stage)?;
     let asset = Asset::parse(&a.token, a.token_decimals, a.token_symbol.as_deref())
         .map_err(TraceError::stage)?;
@@ -196,7 +201,7 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
     // says it held before the dataset's first block.
     let mut short: Vec<String> = Vec::new();
     let mut opening_from = serde_json::Value::Null;
-    if let Some(cfg) = &a.opening_balances {
+    if let Some(source) = &a.opening_balances {
         if !matches!(asset, Asset::Eth) {
             return Err(TraceError::Input(format!(
                 "--opening-balances gives ETH balances; {unit} is a token (its balances would need balanceOf calls): leave it out"
@@ -212,39 +217,24 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
             .filter(|(_, n)| eth::is_address(n))
             .map(|(i, n)| (n32(i), n.clone()))
             .collect();
-        pb.message(&format!(
-            "{unit}: opening balances of {} accounts from the node",
-            names.len()
-        ));
-        let client = crate::ingest::bitcoin::rpc::RpcClient::new(cfg.clone())
-            .map_err(TraceError::stage)?
-            .jsonrpc2();
         let just: Vec<String> = names.iter().map(|x| x.1.clone()).collect();
-        let got = crate::ingest::ethereum::check::node_balances(
-            client,
-            &a.data,
-            last,
-            &just,
-            &[at],
-            &indicatif::ProgressBar::hidden(),
-        )
-        .map_err(TraceError::stage)?;
+        let (node, got) = opening_balances(a, source, &chain, last, at, &just, pb)?;
         opening = account::Opening::default();
         for ((id, _), b) in names.iter().zip(&got) {
-            opening.preset(*id, b[0]);
+            opening.preset(*id, *b);
         }
         for part in &parts {
             let c = read(part, &mut accounts)?;
             opening.feed(&c.transfers, accounts.names.len());
         }
         for ((id, name), b) in names.iter().zip(&got) {
-            if opening.balances()[ix(*id)] > b[0] {
+            if opening.balances()[ix(*id)] > *b {
                 short.push(name.clone());
             }
         }
         opening_from = serde_json::json!({
             "source": "eth_getBalance",
-            "node": crate::ingest::bitcoin::rpc::redact_text(&cfg.url),
+            "node": node,
             "at_block": at,
             "accounts": names.len(),
             "accounts_sending_more_than_the_node_says_they_held": short.len(),
@@ -344,6 +334,12 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
         parameters["incomplete_internal_transfers"] = incomplete.clone().into();
     }
     parameters["transfers"] = transfers.into();
+    if no_traces && matches!(asset, Asset::Eth) {
+        parameters["call_traces"] = "none".into();
+        eprintln!(
+            "chaintrace: warning: the dataset was ingested without call traces (--traces none): ETH moved by internal calls (contracts forwarding, SELFDESTRUCTs) is missing, so contracts may look as if they still hold it; re-ingest with --traces geth or parity"
+        );
+    }
     if !opening_from.is_null() {
         parameters["opening_balances"] = opening_from;
     }
@@ -373,4 +369,87 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
             .map(|(&id, l)| (name_of(&accounts.names[ix(id)]), l)),
         |addr| accounts.id(addr).map(|_| name_of(addr)),
     )
+}
+
+/// Every account's balance (wei) at block `at` for an ETH trace: asked of the node (and
+/// kept in `chain/`[`OPENING_BALANCES_FILE`] for replays), or read from what an earlier
+/// trace kept there. Returns the node's URL (secrets hidden) and the balances, in
+/// `accounts` order.
+///
+/// # Errors
+/// The node fails or follows another chain; nothing kept, kept at another block, or
+/// lacking an account.
+fn opening_balances(
+    a: &Request,
+    source: &OpeningBalances,
+    chain: &Path,
+    last: u64,
+    at: u64,
+    accounts: &[String],
+    pb: &dyn Progress,
+) -> Result<(String, Vec<u128>), TraceError> {
+    let file = chain.join(OPENING_BALANCES_FILE);
+    match source {
+        OpeningBalances::Node(cfg) => {
+            pb.message(&format!(
+                "ETH: opening balances of {} accounts from the node",
+                accounts.len()
+            ));
+            let client = crate::ingest::bitcoin::rpc::RpcClient::new(cfg.clone())
+                .map_err(TraceError::stage)?
+                .jsonrpc2();
+            let got = crate::ingest::ethereum::check::node_balances(
+                client,
+                &a.data,
+                last,
+                accounts,
+                &[at],
+                &indicatif::ProgressBar::hidden(),
+            )
+            .map_err(TraceError::stage)?;
+            let got: Vec<u128> = got.into_iter().map(|b| b[0]).collect();
+            let node = crate::ingest::bitcoin::rpc::redact_text(&cfg.url);
+            let balances: std::collections::BTreeMap<&str, String> = accounts
+                .iter()
+                .map(String::as_str)
+                .zip(got.iter().map(u128::to_string))
+                .collect();
+            let doc = serde_json::json!({"at_block": at, "node": node, "balances": balances});
+            let mut bytes = serde_json::to_vec_pretty(&doc).expect("balances serialise");
+            bytes.push(b'\n');
+            crate::store::sink::write_atomic(&file, &bytes).map_err(TraceError::stage)?;
+            Ok((node, got))
+        }
+        OpeningBalances::Cached => {
+            let missing = || {
+                TraceError::Input(format!(
+                    "no opening balances kept in {} for this dataset (block {at}): run the trace once with --opening-balances URL (the node's JSON-RPC)",
+                    file.display()
+                ))
+            };
+            let bytes = std::fs::read(&file).map_err(|_| missing())?;
+            let doc: serde_json::Value = serde_json::from_slice(&bytes).map_err(|_| missing())?;
+            if doc["at_block"].as_u64() != Some(at) {
+                return Err(TraceError::Input(format!(
+                    "the opening balances kept in {} are at block {}, and this dataset starts after block {at}: fetch them again with --opening-balances URL",
+                    file.display(),
+                    doc["at_block"]
+                )));
+            }
+            let mut out = Vec::with_capacity(accounts.len());
+            for acc in accounts {
+                let v = doc["balances"][acc.as_str()]
+                    .as_str()
+                    .and_then(|t| t.parse::<u128>().ok())
+                    .ok_or_else(|| {
+                        TraceError::Input(format!(
+                            "the opening balances kept in {} lack account {acc} (the dataset grew since): fetch them again with --opening-balances URL",
+                            file.display()
+                        ))
+                    })?;
+                out.push(v);
+            }
+            Ok((doc["node"].as_str().unwrap_or("").to_string(), out))
+        }
+    }
 }

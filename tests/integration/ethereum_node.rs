@@ -874,6 +874,27 @@ fn every_balance_reconciles_with_the_node_through_fees_calls_reverts_and_selfdes
         text.contains(&C.to_string()) && text.contains("no call traces"),
         "{text}"
     );
+    // A trace on it says so, and so does its report (its answers lack internal moves).
+    let case = bare.path().join("case");
+    let o = run(&[
+        "trace",
+        "--quiet",
+        "--chain",
+        "ethereum",
+        "--data",
+        bare.path().to_str().unwrap(),
+        "--seed",
+        &last,
+        "--stop-at",
+        "none",
+        "--out",
+        case.to_str().unwrap(),
+    ]);
+    ok(&o);
+    assert!(stderr(&o).contains("without call traces"), "{}", stderr(&o));
+    ok(&run(&["report", case.to_str().unwrap()]));
+    let html = std::fs::read_to_string(case.join("report/report.html")).unwrap();
+    assert!(html.contains("ingested without call traces"));
 }
 
 #[test]

@@ -604,7 +604,33 @@ fn opening_balances_from_the_node_dilute_haircut_as_the_real_balance_does() {
         ob["accounts_sending_more_than_the_node_says_they_held"], 0,
         "{ob}"
     );
-    // Bitcoin, or a node on another chain: refused.
+    // The node's answers are kept in the dataset and listed among the case's inputs, so a
+    // defence expert replays the case offline (`case verify` uses them, not the node).
+    let kept: Value = serde_json::from_slice(
+        &std::fs::read(data.join("ethereum/opening_balances.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        kept["balances"][hub.as_str()],
+        (10_000 * eth).to_string(),
+        "{kept}"
+    );
+    assert!(
+        doc["inputs"]
+            .get("ethereum/opening_balances.json")
+            .is_some()
+    );
+    drop(node);
+    let v = run(&[
+        "case",
+        "verify",
+        real.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(v.status.code(), Some(0), "{}{}", stdout(&v), stderr(&v));
+    assert!(stdout(&v).contains("reproduces"), "{}", stdout(&v));
+    // A node on another chain: refused.
     let other = Anvil::start();
     other.call("anvil_mine", json!(["0x5"]));
     let o = run(&trace_cmd(
