@@ -470,6 +470,16 @@ fn changed_inputs(
             )),
         }
     }
+    // Labels the trace did not have (none were imported then) that are there now: the
+    // rerun uses them, so its answer can differ.
+    let tags = "labels/tags.parquet";
+    if !t.inputs.contains_key(tags) && data_dir.join(tags).is_file() {
+        out.push(format!(
+            "input {tags} ({}) appeared since entry {} (trace): the trace read no labels, a rerun reads these",
+            data_dir.join(tags).display(),
+            t.seq
+        ));
+    }
     out
 }
 

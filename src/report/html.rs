@@ -187,16 +187,39 @@ pub fn render(h: &HtmlInput) -> String {
     }
     s.push_str("</p></details>\n");
     // 2. The answer.
-    s.push_str("<h2>2. The answer</h2>\n<h3>Where the traced value ended, per taint model</h3>\n<table>\n<tr><th>model</th><th>entered the seeds from outside</th><th>seeded (all seed outputs)</th>");
-    let shown = |name: &str| c.asset.is_some() || name != "through an unresolved transfer";
+    let account = c.asset.is_some();
+    let backward = c.param("direction") == "backward";
+    let _ = write!(
+        s,
+        "<h2>2. The answer</h2>\n<h3>{}, per taint model</h3>\n<table>\n<tr><th>model</th><th>entered the seeds from outside</th><th>{}</th>",
+        if backward {
+            "Where the traced value came from"
+        } else {
+            "Where the traced value ended"
+        },
+        if account {
+            "seeded (the seeds' balances)"
+        } else {
+            "seeded (all seed outputs)"
+        }
+    );
+    // Each chain's own ends: CoinJoins and outputs from outside a height window are
+    // Bitcoin's, unresolved transfers Ethereum's.
+    let shown = |name: &str| match name {
+        "through an unresolved transfer" => account,
+        "spent outside the window" | "entered a CoinJoin" | "from outside the dataset" => !account,
+        _ => true,
+    };
     for (name, _) in crate::trace::Totals::default().ends() {
         if !shown(name) {
             continue;
         }
         // The account model's words for the same ends.
-        let name = match (c.asset.is_some(), name) {
-            (true, "held (unspent)") => "held (still in an account)",
-            (true, "mined") => "minted, withdrawn from validators or block rewards",
+        let name = match (account, backward, name) {
+            (true, true, "held (unspent)") => "from balances held before the window",
+            (true, false, "held (unspent)") => "held (still in an account)",
+            (true, _, "mined") => "minted, withdrawn from validators or block rewards",
+            (_, true, "reached exits") => "came from exits",
             _ => name,
         };
         let _ = write!(s, "<th>{name}</th>");
@@ -702,7 +725,16 @@ fn methodology(s: &mut String, h: &HtmlInput) {
         );
     }
     if c.asset.is_some() {
-        s.push_str("</table>\n<p>Account model: an account has one balance, not coins, so the models act on that balance. The transfers of the traced asset are replayed in chain order (block, transaction, then inside the transaction: the fee, the transaction's value, its internal transfers in call order; token events in log order), and each account keeps how much of its balance is tainted. Validator withdrawals and (with --traces parity) block rewards are clean inflows at their block. Value the dataset does not show an account receiving (genesis allocations, anything before the first ingested block) is counted as clean balance held from the start, the least that explains what the account sent. Fees (gas used × effective gas price) are paid by the sender even when the transaction failed. Failed transactions and reverted calls move no value. A seed account's balance as the dataset shows it is tainted: everything it received in the window and that least opening balance (a genesis allocation the dataset does not show is not part of it). Every traced unit ends as an exit (a transfer into an account whose label category is a stop category), a fee, a holding (still in an account), below the minimum value, beyond the hop limit, or back in a seed. Backward, the transfers are undone newest first from the balances at the end of the window: FIFO and LIFO exactly invert the forward replay; haircut shares an account's tainted units among its earlier receipts by the balance each arrived to; taint still in an account when the window's first block is undone came from before the window (held) or, for a token, was minted (mined).</p>\n<h3>Address clustering</h3>\n");
+        let opening = if c
+            .parameters
+            .get("opening_balances")
+            .is_some_and(|v| !v.is_null())
+        {
+            "is counted as clean balance held from the start: the node's own balance at the block before the dataset's first (eth_getBalance, --opening-balances), so a genesis allocation or an older balance counts in full"
+        } else {
+            "is counted as clean balance held from the start, the least that explains what the account sent"
+        };
+        s.push_str(&"</table>\n<p>Account model: an account has one balance, not coins, so the models act on that balance. The transfers of the traced asset are replayed in chain order (block, transaction, then inside the transaction: the fee, the transaction's value, its internal transfers in call order; token events in log order), and each account keeps how much of its balance is tainted. Validator withdrawals and (with --traces parity) block rewards are clean inflows at their block. Value the dataset does not show an account receiving (genesis allocations, anything before the first ingested block) OPENING. Fees (gas used × effective gas price) are paid by the sender even when the transaction failed. Failed transactions and reverted calls move no value. A seed account's balance as the dataset shows it is tainted: everything it received in the window and that least opening balance (a genesis allocation the dataset does not show is not part of it). Every traced unit ends as an exit (a transfer into an account whose label category is a stop category), a fee, a holding (still in an account), below the minimum value, beyond the hop limit, or back in a seed. Backward, the transfers are undone newest first from the balances at the end of the window: FIFO and LIFO exactly invert the forward replay; haircut shares an account's tainted units among its earlier receipts by the balance each arrived to; taint still in an account when the window's first block is undone came from before the window (held) or, for a token, was minted (mined).</p>\n<h3>Address clustering</h3>\n".replace("OPENING", opening));
     } else {
         s.push_str("</table>\n<p>Transactions are visited in chain order (forward) or reverse chain order (backward), so each sees all the taint that reaches it before passing it on. Amounts are integers in base units; proportional splits use the largest-remainder rule. Every traced unit ends as an exit (an output at an address whose label category is a stop category, however small), a fee, a holding (unspent), spent outside the height/time window, below the minimum value, beyond the hop limit, mined, back in a seed, or entering a detected CoinJoin (unless CoinJoins were followed).</p>\n<h3>Address clustering</h3>\n");
     }

@@ -435,7 +435,24 @@ pub fn headline(case: &Case, r: &PolicyResult) -> String {
         noun
     };
     let n = case.seed_nodes.len();
+    // Account model: seed transactions are seeds of their own kind.
+    let seed_txs = case
+        .parameters
+        .get("seed_transactions")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
+    let seed_accounts = case
+        .parameters
+        .get("seed_accounts")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0);
     let seeds = match (n, noun) {
+        _ if account && seed_txs > 0 && seed_accounts == 0 => {
+            format!(
+                "{seed_txs} seed transaction{}",
+                if seed_txs == 1 { "" } else { "s" }
+            )
+        }
         (1, _) => format!("1 seed {noun}"),
         (_, "cluster") => format!("{n} seed clusters"),
         (_, "account") => format!("{n} seed accounts"),
@@ -454,7 +471,8 @@ pub fn headline(case: &Case, r: &PolicyResult) -> String {
         .map(|(c, (v, ents))| {
             let k = ents.len();
             let what = if k == 1 {
-                (*c).to_string()
+                // One entity: named.
+                format!("{c} ({})", ents.iter().next().copied().unwrap_or(""))
             } else {
                 format!("{k} {c} entities")
             };

@@ -387,6 +387,9 @@ struct Walk<'a> {
     ends: Vec<End>,
     /// The account of each end.
     end_accounts: Vec<u32>,
+    /// For an exit: the transfer that made it (the other account, the transaction); its
+    /// path runs through that account, not through whatever first tainted the exit's.
+    end_via: Vec<Option<(u32, String)>>,
 }
 
 impl<'a> Walk<'a> {
@@ -409,6 +412,7 @@ impl<'a> Walk<'a> {
             edges: Vec::new(),
             ends: Vec::new(),
             end_accounts: Vec::new(),
+            end_via: Vec::new(),
         }
     }
 
@@ -460,14 +464,43 @@ impl<'a> Walk<'a> {
             path: Vec::new(),
         });
         self.end_accounts.push(a);
+        self.end_via.push(None);
+    }
+
+    /// As [`Walk::end`] for an exit made by a transfer from (forward; backward: to)
+    /// account `via`.
+    #[allow(clippy::too_many_arguments)]
+    fn exit(
+        &mut self,
+        accounts: &[String],
+        a: u32,
+        via: u32,
+        tx: &str,
+        amount: Amount,
+        whole: Amount,
+        hop: u32,
+    ) {
+        self.end(accounts, "exit", a, Some(tx), amount, Some(whole), hop);
+        if let Some(v) = self.end_via.last_mut() {
+            *v = Some((via, tx.to_string()));
+        }
     }
 
     /// The result: each end's transactions from a seed (forward) or to a seed (backward),
     /// following the first taint each account got.
     fn finish(mut self, direction: Direction) -> PolicyResult {
-        for (e, &a) in self.ends.iter_mut().zip(&self.end_accounts) {
+        for ((e, &a), via) in self
+            .ends
+            .iter_mut()
+            .zip(&self.end_accounts)
+            .zip(&self.end_via)
+        {
             let mut at = a;
             let mut path = Vec::new();
+            if let Some((from, tx)) = via {
+                path.push(tx.clone());
+                at = *from;
+            }
             while let Some((prev, tx)) = self.pred.get(&at) {
                 path.push(tx.clone());
                 at = *prev;
@@ -638,15 +671,7 @@ impl<'a> Forward<'a> {
                     // An exit keeps no taint.
                     w.totals.exits += carried;
                     let txid = txids[ix(t.tx)].as_str();
-                    w.end(
-                        accounts,
-                        "exit",
-                        t.to,
-                        Some(txid),
-                        carried,
-                        Some(t.value),
-                        h,
-                    );
+                    w.exit(accounts, t.to, t.from, txid, carried, t.value, h);
                     w.pred
                         .entry(t.to)
                         .or_insert_with(|| (t.from, txid.to_string()));
@@ -893,15 +918,7 @@ impl<'a> Backward<'a> {
                     false
                 } else if !seed_tx && w.stops(t.from) {
                     w.totals.exits += carried;
-                    w.end(
-                        accounts,
-                        "exit",
-                        t.from,
-                        Some(txid),
-                        carried,
-                        Some(t.value),
-                        h,
-                    );
+                    w.exit(accounts, t.from, t.to, txid, carried, t.value, h);
                     if to.is_some() {
                         w.pred
                             .entry(t.from)
@@ -1170,6 +1187,55 @@ mod tests {
         // The last transfer (block 5,000,000,000) is after the window: 240 stay at the hub.
         assert_eq!(r.totals.holdings, 390);
         assert!(r.ends.iter().any(|e| e.address == "hub" && e.amount == 240));
+    }
+
+    #[test]
+    fn each_exit_has_the_path_of_the_transfer_that_made_it() {
+        // The seed pays two hubs; each hub pays the exchange: two exits at one account,
+        // whose paths differ (not both the path of the first taint the exchange got).
+        let t = |block, tx, from, to, value| Transfer {
+            block,
+            time: 0,
+            tx,
+            from,
+            to,
+            value,
+            unresolved: false,
+        };
+        let l = Ledger {
+            accounts: ["seed", "hubA", "hubB", "exchange"]
+                .map(String::from)
+                .to_vec(),
+            txids: (0..4).map(|i| format!("0x{i:02}")).collect(),
+            transfers: vec![
+                t(1, 0, 0, 1, 10),
+                t(1, 1, 0, 2, 20),
+                t(2, 2, 1, 3, 10),
+                t(3, 3, 2, 3, 20),
+            ],
+        };
+        let labels: HashMap<u32, Label> = [(
+            3,
+            Label {
+                entity: "Exch".into(),
+                category: "exchange".into(),
+            },
+        )]
+        .into();
+        let r = run(&l, &seeds_of(&[0]), &labels, &params(), Policy::Fifo);
+        let paths: Vec<(Amount, Vec<String>)> = r
+            .ends
+            .iter()
+            .filter(|e| e.kind == "exit")
+            .map(|e| (e.amount, e.path.clone()))
+            .collect();
+        assert_eq!(
+            paths,
+            vec![
+                (10, vec!["0x00".to_string(), "0x02".to_string()]),
+                (20, vec!["0x01".to_string(), "0x03".to_string()]),
+            ]
+        );
     }
 
     fn seeds_of(accounts: &[u32]) -> Seeds {

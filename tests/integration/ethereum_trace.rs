@@ -604,6 +604,16 @@ fn opening_balances_from_the_node_dilute_haircut_as_the_real_balance_does() {
         ob["accounts_sending_more_than_the_node_says_they_held"], 0,
         "{ob}"
     );
+    // The one-sentence answer names the one exchange reached, and the seed as what it is.
+    let o = run(&["--json", "report", real.to_str().unwrap()]);
+    ok(&o);
+    let h: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let h = h["headline"].as_str().unwrap();
+    assert!(h.contains("reached 1 exchange (Exchange X)"), "{h}");
+    assert!(h.contains("1 seed transaction"), "{h}");
+    let html = std::fs::read_to_string(real.join("report/report.html")).unwrap();
+    assert!(html.contains("the node's own balance at the block before the dataset's first"));
+    assert!(!html.contains("the least that explains what the account sent"));
     // The node's answers are kept in the dataset and listed among the case's inputs, so a
     // defence expert replays the case offline (`case verify` uses them, not the node).
     let kept: Value = serde_json::from_slice(

@@ -329,9 +329,12 @@ pub fn node_balances(
         rt.block_on(client.call("eth_getBlockByNumber", json!([format!("0x{end:x}"), false])))?;
     let theirs = theirs.get("hash").and_then(serde_json::Value::as_str);
     if theirs != Some(stored.as_str()) {
+        let there = match theirs {
+            Some(h) => format!("its block {end} is {h}"),
+            None => format!("it has no block {end} (its chain is shorter)"),
+        };
         return Err(EthIngestError::Input(format!(
-            "the node does not follow the dataset's chain: block {end} is {} there and {stored} in the dataset; use the node the dataset was ingested from",
-            theirs.unwrap_or("missing")
+            "the node does not follow the dataset's chain: {there}, and the dataset's block {end} is {stored}; use the node the dataset was ingested from"
         )));
     }
     let blocks = blocks.to_vec();

@@ -643,10 +643,13 @@ pub fn ingest(
         )));
     }
     if opts.from > to {
-        return Err(EthIngestError::Input(format!(
-            "--from {} is after --to {to}",
-            opts.from
-        )));
+        return Err(EthIngestError::Input(match opts.to {
+            Some(_) => format!("--from {} is after --to {to}", opts.from),
+            None => format!(
+                "--from {} is beyond the node's tip {tip}: nothing to ingest yet",
+                opts.from
+            ),
+        }));
     }
     let network = if chain_id == 1 {
         "mainnet".to_string()
