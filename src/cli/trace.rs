@@ -336,14 +336,17 @@ pub(crate) fn print_case(cli: &Cli, out: &std::path::Path, req: &Request, info: 
             crate::trace::percent_text(v, base, 1)
                 .map_or_else(String::new, |p| format!(", {p} of it"))
         };
+        // The account model's words: transfers and balances, not outputs.
+        let outputs = if account { "transfer" } else { "output" };
         if r.policy == Policy::Poison {
             println!(
-                "  (poison is an upper bound: the whole value of every output the taint touched, not an amount that moved)"
+                "  (poison is an upper bound: the whole value of every {outputs} the taint touched, not an amount that moved)"
             );
         }
         let poison = r.policy == Policy::Poison;
+        let touched_at = format!("touched {outputs}s at");
         let verb = match (backward, poison) {
-            (_, true) => "touched outputs at",
+            (_, true) => touched_at.as_str(),
             (true, false) => "came from",
             (false, false) => "reached",
         };
@@ -453,8 +456,13 @@ pub(crate) fn print_case(cli: &Cli, out: &std::path::Path, req: &Request, info: 
                 show(*v)
             );
         }
+        let held = match (account, backward) {
+            (true, true) => "from balances held before the window",
+            (true, false) => "held (still in accounts)",
+            (false, _) => "held (unspent)",
+        };
         let unresolved = [
-            ("held (unspent)", t.holdings),
+            (held, t.holdings),
             ("spent outside the height/time window", t.outside_window),
             ("from outside the dataset", t.before_window),
             (
@@ -471,7 +479,10 @@ pub(crate) fn print_case(cli: &Cli, out: &std::path::Path, req: &Request, info: 
             .ends()
             .iter()
             .filter(|(_, v)| *v > 0)
-            .map(|(n, v)| format!("{n} {}", show(*v)))
+            .map(|(n, v)| {
+                let n = if *n == "held (unspent)" { held } else { n };
+                format!("{n} {}", show(*v))
+            })
             .collect();
         println!("  all ends: {}", ends.join(", "));
     }
