@@ -666,6 +666,10 @@ pub struct CheckEthereumArgs {
     /// output says it was a sample).
     #[arg(long, value_name = "K")]
     pub sample: Option<usize>,
+    /// Reconcile the balances after this block (default: the dataset's last): the
+    /// dataset's blocks up to it against the node's balances there.
+    #[arg(long, value_name = "N")]
+    pub block: Option<u64>,
     #[command(flatten)]
     pub retry: RpcRetryArgs,
 }

@@ -449,7 +449,7 @@ pub(crate) fn check_ethereum(
     let cfg = rpc_config(&a.rpc, None, &a.retry)?;
     let client = RpcClient::new(cfg).map_err(CliError::user)?.jsonrpc2();
     let pb = progress_bar(cli, "accounts");
-    let r = reconcile(client, &a.data, a.sample, &pb).map_err(CliError::user)?;
+    let r = reconcile(client, &a.data, a.sample, a.block, &pb).map_err(CliError::user)?;
     if cli.json {
         println!(
             "{}",

@@ -752,6 +752,50 @@ fn every_balance_reconciles_with_the_node_through_fees_calls_reverts_and_selfdes
         "0",
     ]);
     assert_eq!(o.status.code(), Some(1));
+    // Up to an earlier block (--block): the dataset's blocks up to it against the node's
+    // balances there; every account matches too. A block outside the dataset is refused.
+    let mid = u64::from_str_radix(
+        node.receipt(&failed)["blockNumber"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap();
+    let o = run(&[
+        "--json",
+        "check",
+        "ethereum",
+        "--rpc",
+        &url,
+        "--data",
+        d.path().to_str().unwrap(),
+        "--block",
+        &mid.to_string(),
+    ]);
+    ok(&o);
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (r["end_block"].as_u64(), &r["differences"]),
+        (Some(mid), &json!([])),
+        "{r}"
+    );
+    let o = run(&[
+        "check",
+        "ethereum",
+        "--rpc",
+        &url,
+        "--data",
+        d.path().to_str().unwrap(),
+        "--block",
+        "999999",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("outside the dataset's blocks"),
+        "{}",
+        stderr(&o)
+    );
     // Another chain on the node (a restarted dev node): refused, not "N differ".
     let other = Anvil::start();
     for _ in 0..12 {

@@ -82,7 +82,9 @@ fn num(s: Option<&str>, what: &dyn Fn() -> String) -> Result<i128, EthIngestErro
 #[allow(clippy::type_complexity)]
 pub fn balance_changes(
     data: &Path,
+    upto: Option<u64>,
 ) -> Result<(BTreeMap<String, i128>, u64, u64, BTreeSet<String>, bool), EthIngestError> {
+    let upto = upto.unwrap_or(u64::MAX);
     let dir = chain_dir(data);
     let files = |t: &str| part_files(&dir.join(t)).unwrap_or_default();
     let text = |a: &arrow_array::StringArray, i: usize| {
@@ -115,6 +117,12 @@ pub fn balance_changes(
             data.display()
         )));
     };
+    if upto < first || (upto != u64::MAX && upto > last) {
+        return Err(EthIngestError::Input(format!(
+            "--block {upto} is outside the dataset's blocks {first} to {last}"
+        )));
+    }
+    let last = last.min(upto);
     let mut change: BTreeMap<String, i128> = BTreeMap::new();
     let mut add = |a: &str, v: i128| *change.entry(a.to_ascii_lowercase()).or_insert(0) += v;
     each_batch_of(
@@ -149,6 +157,9 @@ pub fn balance_changes(
                 c.str("contract_address")?,
             );
             for i in 0..b.num_rows() {
+                if n.value(i) > upto {
+                    continue;
+                }
                 let what = || format!("transaction {}", hash.value(i));
                 let gas = i128::from(used.value(i));
                 // A missing price is an unknown fee, never 0.
@@ -184,6 +195,7 @@ pub fn balance_changes(
     each_batch_of(
         &traces,
         &[
+            "block_number",
             "tx_hash",
             "kind",
             "call_type",
@@ -207,7 +219,11 @@ pub fn balance_changes(
             let complete = b
                 .column_by_name("complete")
                 .and_then(|x| arrow_array::cast::AsArray::as_boolean_opt(x));
+            let num_col = c.u64("block_number")?;
             for i in 0..b.num_rows() {
+                if num_col.value(i) > upto {
+                    continue;
+                }
                 let moves = super::decode::frame_moves_value(kind.value(i), text(ct, i).as_deref());
                 if status.value(i) != 1 || !moves {
                     continue;
@@ -234,10 +250,14 @@ pub fn balance_changes(
     // Withdrawals and (with --traces parity) pre-merge block and uncle rewards: credits
     // with no transaction.
     for table in ["withdrawals", "rewards"] {
-        each_batch_of(&files(table), &["address", "amount"], |b| {
+        each_batch_of(&files(table), &["block_number", "address", "amount"], |b| {
             let c = Cols(b);
-            let (address, amount) = (c.str("address")?, c.str("amount")?);
+            let (num_col, address, amount) =
+                (c.u64("block_number")?, c.str("address")?, c.str("amount")?);
             for i in 0..b.num_rows() {
+                if num_col.value(i) > upto {
+                    continue;
+                }
                 let what = || format!("{table} row of {}", address.value(i));
                 add(address.value(i), num(Some(amount.value(i)), &what)?);
             }
@@ -380,9 +400,10 @@ pub fn reconcile(
     client: RpcClient,
     data: &Path,
     sample: Option<usize>,
+    upto: Option<u64>,
     pb: &indicatif::ProgressBar,
 ) -> Result<Reconciliation, EthIngestError> {
-    let (change, start, end, unknown, has_traces) = balance_changes(data)?;
+    let (change, start, end, unknown, has_traces) = balance_changes(data, upto)?;
     if sample == Some(0) {
         return Err(EthIngestError::Input(
             "--sample 0 checks nothing: give at least 1 (or leave it out to check every account)"
