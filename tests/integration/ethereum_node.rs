@@ -1299,3 +1299,93 @@ fn a_type_4_delegation_moves_value_and_every_balance_still_reconciles() {
     assert_eq!(r["differences"], json!([]), "{r}");
     assert_eq!(r["matched"], r["accounts"], "{r}");
 }
+
+#[test]
+fn a_backward_trace_through_a_selfdestruct_finds_who_funded_the_contract() {
+    // B pays 0.3 ETH into a contract that self-destructs to D in the same transaction; D
+    // then pays E 0.3 ETH (and its fee f). Backward from E, the 0.3 ETH goes back D <-
+    // contract (the SELFDESTRUCT) <- B, except what each model takes from D's own opening
+    // balance (f, the least that explains D's sends): FIFO none (D's fee came first from
+    // it), LIFO f (the fee took the newest wei, the 0.3 ETH), haircut the share of f in
+    // the 0.3 ETH + f D held.
+    let node = Anvil::start();
+    let acc = node.accounts();
+    let (d_acc, e_acc) = (&acc[6], &acc[7]);
+    let sd = node.receipt(
+        &node.send(json!({"from": A, "data": deployable(&format!("73{}ff", &d_acc[2..]))})),
+    )["contractAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let fund =
+        node.send(json!({"from": B, "to": sd, "value": "0x429d069189e0000", "gas": "0x30000"}));
+    let pay = node.send(json!({"from": d_acc, "to": e_acc, "value": "0x429d069189e0000"}));
+    node.receipt(&pay);
+    let d = tempfile::tempdir().unwrap();
+    ok(&ingest_eth(&node, d.path(), &[]));
+    let case = d.path().join("case");
+    ok(&run(&[
+        "trace",
+        "--quiet",
+        "--chain",
+        "ethereum",
+        "--data",
+        d.path().to_str().unwrap(),
+        "--seed",
+        e_acc,
+        "--direction",
+        "backward",
+        "--policy",
+        "haircut,fifo,lifo",
+        "--stop-at",
+        "none",
+        "--out",
+        case.to_str().unwrap(),
+    ]));
+    let want = 300_000_000_000_000_000u128;
+    let r = node.receipt(&pay);
+    let q = |k: &str| {
+        u128::from_str_radix(r[k].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+    };
+    let f = q("gasUsed") * q("effectiveGasPrice");
+    let half_up = |n: u128, d: u128| n / d + u128::from(n % d >= d - n % d);
+    let from_b = |p: &str| match p {
+        "fifo" => want,
+        "lifo" => want - f,
+        _ => half_up(want * want, want + f),
+    };
+    let t: Value =
+        serde_json::from_slice(&std::fs::read(case.join("trace.json")).unwrap()).unwrap();
+    for r in t["results"].as_array().unwrap() {
+        let p = r["policy"].as_str().unwrap();
+        let ends = r["ends"].as_array().unwrap();
+        let e = ends
+            .iter()
+            .find(|e| e["address"] == B)
+            .expect("an end at B");
+        assert_eq!(e["amount"].to_string(), from_b(p).to_string(), "{p}");
+        let at_d: u128 = ends
+            .iter()
+            .filter(|e| e["address"] == d_acc.as_str())
+            .map(|e| e["amount"].as_u64().map(u128::from).unwrap())
+            .sum();
+        assert_eq!(at_d, want - from_b(p), "{p}: {ends:?}");
+        // Its path, from the end back to the seed: B's payment into the contract (the
+        // SELFDESTRUCT moved it on in the same transaction), then D's payment to E.
+        let path: Vec<&str> = e["path"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_str().unwrap())
+            .collect();
+        assert_eq!(path.first(), Some(&fund.as_str()), "{p}: {path:?}");
+        assert_eq!(path.last(), Some(&pay.as_str()), "{p}: {path:?}");
+    }
+    let edges = read_parquet_file(&case.join("edges.parquet"));
+    assert!(
+        edges
+            .iter()
+            .any(|x| x["from"].str() == sd && x["to"].str() == d_acc.as_str()),
+        "the SELFDESTRUCT's transfer is on the way back: {edges:?}"
+    );
+}
