@@ -244,25 +244,14 @@ impl<'a> Cols<'a> {
                 want: "UInt64",
             })
     }
-    /// Ethereum transactions: row `i`'s blob fee (EIP-4844), wei: `blob_gas_used ×
-    /// blob_gas_price` from the receipt; 0 for a transaction without blobs, or a dataset
-    /// written before these columns.
-    ///
-    /// # Errors
-    /// A price that is not a decimal number, or a product beyond u128.
-    pub fn blob_fee(&self, i: usize) -> Result<u128, ReadError> {
-        let (Ok(used), Ok(price)) = (self.u64("blob_gas_used"), self.str("blob_gas_price")) else {
-            return Ok(0);
-        };
-        if used.is_null(i) || price.is_null(i) {
-            return Ok(0);
-        }
-        let bad = || ReadError::Type {
-            name: "blob_gas_price".into(),
-            want: "wei as decimal text (blob_gas_used × blob_gas_price within u128)",
-        };
-        let p: u128 = price.value(i).parse().map_err(|_| bad())?;
-        p.checked_mul(u128::from(used.value(i))).ok_or_else(bad)
+    /// Ethereum transactions: the blob fee columns (EIP-4844), looked up once per batch;
+    /// see [`BlobFees::fee`].
+    pub fn blob_fees(&self) -> BlobFees<'a> {
+        BlobFees(
+            self.u64("blob_gas_used")
+                .ok()
+                .zip(self.str("blob_gas_price").ok()),
+        )
     }
     /// UInt32 column `n`.
     ///
@@ -275,5 +264,32 @@ impl<'a> Cols<'a> {
                 name: n.to_string(),
                 want: "UInt32",
             })
+    }
+}
+
+/// The blob fee columns of an Ethereum transactions batch (absent in datasets written
+/// before them).
+#[derive(Clone, Copy, Debug)]
+pub struct BlobFees<'a>(Option<(&'a arrow_array::UInt64Array, &'a arrow_array::StringArray)>);
+
+impl BlobFees<'_> {
+    /// Row `i`'s blob fee (EIP-4844), wei: `blob_gas_used × blob_gas_price` from the
+    /// receipt; 0 for a transaction without blobs, or a dataset without these columns.
+    ///
+    /// # Errors
+    /// A price that is not a decimal number, or a product beyond u128.
+    pub fn fee(&self, i: usize) -> Result<u128, ReadError> {
+        let Some((used, price)) = self.0 else {
+            return Ok(0);
+        };
+        if used.is_null(i) || price.is_null(i) {
+            return Ok(0);
+        }
+        let bad = || ReadError::Type {
+            name: "blob_gas_price".into(),
+            want: "wei as decimal text (blob_gas_used × blob_gas_price within u128)",
+        };
+        let p: u128 = price.value(i).parse().map_err(|_| bad())?;
+        p.checked_mul(u128::from(used.value(i))).ok_or_else(bad)
     }
 }

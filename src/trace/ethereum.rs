@@ -144,10 +144,14 @@ fn amount(s: &str, what: &dyn Fn() -> String) -> Result<Amount, EthTraceError> {
     })
 }
 
+/// Text to dense id, hashed with foldhash (seeded per process, far faster than SipHash on
+/// the many short keys a trace interns).
+type Interned = HashMap<String, u32, foldhash::fast::RandomState>;
+
 /// Account ids shared by every chunk of one trace.
 #[derive(Clone, Debug, Default)]
 pub struct Accounts {
-    ids: HashMap<String, u32>,
+    ids: Interned,
     /// Each account's address, by id.
     pub names: Vec<String>,
 }
@@ -185,7 +189,7 @@ pub struct Chunk {
 /// transfers with their sort key.
 struct Builder<'a> {
     accounts: &'a mut Accounts,
-    txids: HashMap<String, u32>,
+    txids: Interned,
     transfers: Vec<Transfer>,
     /// (block, tx_index, step, trace address) per transfer: the step is 0 for the fee, 1 for
     /// the value, 2 for internal transfers (ordered by trace address), or a token's log index.
@@ -200,7 +204,7 @@ pub const WITHDRAWALS: &str = "(validator withdrawals)";
 pub const REWARDS: &str = "(block rewards)";
 
 /// The id of `key` in `map`, a new one if it is not there yet.
-fn intern(map: &mut HashMap<String, u32>, key: &str) -> u32 {
+fn intern(map: &mut Interned, key: &str) -> u32 {
     if let Some(&i) = map.get(key) {
         return i;
     }
@@ -210,7 +214,7 @@ fn intern(map: &mut HashMap<String, u32>, key: &str) -> u32 {
 }
 
 /// The keys of `map` in id order.
-fn by_id(map: HashMap<String, u32>) -> Vec<String> {
+fn by_id(map: Interned) -> Vec<String> {
     let mut out = vec![String::new(); map.len()];
     for (k, i) in map {
         out[ix(i)] = k;
@@ -372,7 +376,7 @@ pub fn chunk(
     };
     let mut l = Builder {
         accounts,
-        txids: HashMap::new(),
+        txids: Interned::default(),
         transfers: Vec::new(),
         keys: Vec::new(),
     };
@@ -410,6 +414,7 @@ pub fn chunk(
                         c.str("effective_gas_price")?,
                         c.str("contract_address")?,
                     );
+                    let blobs = c.blob_fees();
                     for i in 0..b.num_rows() {
                         let block = num.value(i);
                         if block > last {
@@ -419,7 +424,7 @@ pub fn chunk(
                         let what = || format!("transaction {h} (block {block})");
                         let price = text(egp, i).or_else(|| text(gp, i)).unwrap_or("0");
                         // Gas and (EIP-4844) blob gas: both leave the traced value as fees.
-                        let blob = c.blob_fee(i)?;
+                        let blob = blobs.fee(i)?;
                         let fee = amount(price, &what)?
                             .checked_mul(Amount::from(gas_used.value(i)))
                             .and_then(|f| f.checked_add(blob))

@@ -156,6 +156,7 @@ pub fn balance_changes(
                 c.str("effective_gas_price")?,
                 c.str("contract_address")?,
             );
+            let blobs = c.blob_fees();
             for i in 0..b.num_rows() {
                 if n.value(i) > upto {
                     continue;
@@ -172,7 +173,7 @@ pub fn balance_changes(
                 let per_gas = num(Some(&price), &what)?;
                 let fee = gas * per_gas;
                 // The blob fee (EIP-4844) is burnt whole: the sender pays it, nobody gets it.
-                let blob = i128::try_from(c.blob_fee(i)?).map_err(|_| {
+                let blob = i128::try_from(blobs.fee(i)?).map_err(|_| {
                     EthIngestError::Input(format!("{}: blob fee beyond i128", what()))
                 })?;
                 add(from.value(i), -fee - blob);
