@@ -69,11 +69,11 @@ fn child(data: &Path, truth: &Path, label: &str) {
         DataType::UInt32,
         false,
     )));
-    for t in 0..idx.txs() {
+    for t in idx.tx_ids() {
         if idx.is_coinbase(t) || detect_coinjoin(&idx, t).is_some() {
             continue;
         }
-        let ins: Vec<u32> = idx.input_addresses(t).collect();
+        let ins: Vec<u32> = idx.input_addresses(t).map(|a| a.0).collect();
         if ins.len() < 2 {
             continue;
         }

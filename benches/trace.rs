@@ -52,11 +52,11 @@ fn bench(data: &Path, truth: &Path) {
     let load = t0.elapsed().as_secs_f64();
     let mut labels = HashMap::new();
     let mut vendor = std::collections::HashSet::new();
-    for a in 0..idx.addresses() {
+    for a in idx.address_ids() {
         match owner.get(idx.address(a)) {
             Some((e, c)) if c == "exchange" => {
                 labels.insert(
-                    a,
+                    a.0,
                     Label {
                         entity: e.clone(),
                         category: c.clone(),
@@ -69,7 +69,8 @@ fn bench(data: &Path, truth: &Path) {
             _ => {}
         }
     }
-    let seeds: Vec<u64> = (0..idx.meta.outputs)
+    let seeds: Vec<chaintrace::types::OutIx> = (0..idx.meta.outputs)
+        .map(chaintrace::types::OutIx)
         .filter(|&o| idx.out_address(o).is_some_and(|a| vendor.contains(&a)))
         .collect();
     println!(

@@ -162,3 +162,55 @@ mod conversion_tests {
         assert_eq!(n32(u64::from(u32::MAX) + 1), u32::MAX);
     }
 }
+
+/// A dense id of the index: a plain integer inside, a type of its own outside, so that a
+/// transaction's id is never passed where an output's is wanted.
+macro_rules! dense_id {
+    ($(#[$doc:meta])* $name:ident, $int:ty) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub $int);
+
+        impl $name {
+            /// As a slice index.
+            #[inline]
+            pub fn ix(self) -> usize {
+                ix(self.0)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+dense_id!(
+    /// A transaction of the index, by chain order (0 is the genesis coinbase, or the
+    /// window's first transaction).
+    TxIx,
+    u32
+);
+dense_id!(
+    /// An output of the index: transaction by transaction, in output order (64-bit: the
+    /// whole chain holds more than 2^32).
+    OutIx,
+    u64
+);
+dense_id!(
+    /// An input of the index: transaction by transaction, in input order (64-bit).
+    InIx,
+    u64
+);
+dense_id!(
+    /// An address of the index, by first appearance.
+    AddrIx,
+    u32
+);
+dense_id!(
+    /// A Bitcoin block height.
+    Height,
+    u32
+);

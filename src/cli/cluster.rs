@@ -9,7 +9,6 @@ use super::{Cli, CliError};
 use crate::cluster::heuristics::Heuristic;
 use crate::cluster::{self, eval};
 use crate::index::{Index, Provenance};
-use crate::types::ix;
 
 /// The chain directory of the dataset: `--network`, or the only network present.
 pub(crate) fn chain_dir(d: &DatasetArgs) -> Result<(PathBuf, String), CliError> {
@@ -175,7 +174,7 @@ pub(crate) fn show(cli: &Cli, a: &ShowArgs) -> Result<(), CliError> {
     let labels: Vec<serde_json::Value> = tags
         .iter()
         .filter(|(t, _)| t.chain == "bitcoin")
-        .filter(|(t, _)| idx.address_id(&t.address).is_some_and(|id| s.cluster_of[ix(id)] == shown.stats.cluster_id))
+        .filter(|(t, _)| idx.address_id(&t.address).is_some_and(|id| s.cluster_of[id.ix()] == shown.stats.cluster_id))
         .map(|(t, _)| {
             serde_json::json!({"address": t.address, "label": t.label, "entity": t.entity, "category": t.category,
                 "is_public": t.is_public, "source": t.source})

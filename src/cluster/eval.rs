@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::index::Index;
 use crate::store::StoreError;
-use crate::types::{ix, n32, n64};
+use crate::types::{n32, n64};
 
 /// Scores of one clustering.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -48,10 +48,10 @@ pub fn score(
     truth: &HashMap<String, String>,
     heuristics: &str,
 ) -> Scores {
-    let pairs = (0..idx.addresses()).filter_map(|a| {
+    let pairs = idx.address_ids().filter_map(|a| {
         truth
             .get(idx.address(a))
-            .map(|e| (cluster_of[ix(a)], e.as_str()))
+            .map(|e| (cluster_of[a.ix()], e.as_str()))
     });
     score_assignments(pairs, heuristics)
 }

@@ -23,7 +23,7 @@ use self::union_find::UnionFind;
 use crate::index::{Index, IndexError};
 use crate::store::{StoreError, sink};
 use crate::tables::Table;
-use crate::types::{ix, n32, n64};
+use crate::types::{AddrIx, OutIx, TxIx, ix, n32, n64};
 
 /// One proposed merge: two addresses, the transaction and the heuristic behind it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,16 +63,16 @@ pub fn cluster(idx: &Index, heuristics: &[Heuristic], order: Option<&[u32]>) -> 
     let mut tx_merges: Vec<Merge> = Vec::new();
     let mut view = TxView::default();
     for &t in order {
-        if idx.is_coinbase(t) {
+        if idx.is_coinbase(TxIx(t)) {
             continue;
         }
-        view.load(idx, t);
+        view.load(idx, TxIx(t));
         if let Some(kind) = heuristics::coinjoin::detect(&view) {
             *coinjoins.entry(kind).or_default() += 1;
             continue;
         }
         tx_merges.clear();
-        let in_addrs: Vec<u32> = idx.input_addresses(t).collect();
+        let in_addrs: Vec<u32> = idx.input_addresses(TxIx(t)).map(|a| a.0).collect();
         let Some(&first) = in_addrs.first() else {
             continue;
         };
@@ -91,7 +91,8 @@ pub fn cluster(idx: &Index, heuristics: &[Heuristic], order: Option<&[u32]>) -> 
                     }
                 }
                 h => {
-                    if let Some(c) = change_output(&view, *h).and_then(|i| view.outputs[i].address)
+                    if let Some(c) =
+                        change_output(&view, *h).and_then(|i| view.outputs[i].address.map(|a| a.0))
                     {
                         tx_merges.push(Merge {
                             a: first,
@@ -149,21 +150,21 @@ pub fn stats_where(
         });
         s.size += 1;
     }
-    for o in 0..idx.meta.outputs {
+    for o in (0..idx.meta.outputs).map(OutIx) {
         let Some(a) = idx.out_address(o) else {
             continue;
         };
-        let Some(s) = out.get_mut(&cluster_of[ix(a)]) else {
+        let Some(s) = out.get_mut(&cluster_of[a.ix()]) else {
             continue;
         };
-        let v = idx.value(o);
+        let v = idx.value(o).to_sat();
         s.total_received += v;
-        let h = idx.tx_height(idx.out_tx(o));
+        let h = idx.tx_height(idx.out_tx(o)).0;
         s.first_height = s.first_height.min(h);
         s.last_height = s.last_height.max(h);
         match idx.spender(o) {
             None => s.balance += v,
-            Some(t) => s.last_height = s.last_height.max(idx.tx_height(t)),
+            Some(t) => s.last_height = s.last_height.max(idx.tx_height(t).0),
         }
     }
     out
@@ -209,7 +210,7 @@ pub fn build(
     if let Some(by_address) = labels {
         let by_id: HashMap<u32, String> = by_address
             .iter()
-            .filter_map(|(addr, l)| idx.address_id(addr).map(|id| (id, l.clone())))
+            .filter_map(|(addr, l)| idx.address_id(addr).map(|id| (id.0, l.clone())))
             .collect();
         warnings.extend(conflicts(idx, &c, &by_id));
     }
@@ -241,7 +242,7 @@ pub fn collapse_warnings(
             message: format!(
                 "cluster {} ({}) holds {} addresses, {:.1}% of all, above --max-share {:.1}%",
                 s.cluster_id,
-                idx.address(s.cluster_id),
+                idx.address(AddrIx(s.cluster_id)),
                 s.size,
                 100.0 * s.size as f64 / n,
                 100.0 * max_share
@@ -282,9 +283,9 @@ pub fn conflicts(idx: &Index, c: &Clustering, labels: &HashMap<u32, String>) -> 
                         la.iter().copied().collect::<Vec<_>>().join("/"),
                         lb.iter().copied().collect::<Vec<_>>().join("/"),
                         m.heuristic.name(),
-                        idx.txid(m.tx),
-                        idx.address(m.a),
-                        idx.address(m.b)
+                        idx.txid(TxIx(m.tx)),
+                        idx.address(AddrIx(m.a)),
+                        idx.address(AddrIx(m.b))
                     ),
                 },
             );
@@ -343,7 +344,7 @@ pub fn write(
     out_dir: &Path,
 ) -> Result<ClusterMeta, StoreError> {
     let n = ix(idx.addresses());
-    let addrs: Vec<&str> = (0..n32(n)).map(|a| idx.address(a)).collect();
+    let addrs: Vec<&str> = (0..n32(n)).map(|a| idx.address(AddrIx(a))).collect();
     write_table(
         &out_dir.join("address_cluster.parquet"),
         crate::tables::cluster_addresses::AddressCluster::schema(),
@@ -362,7 +363,7 @@ pub fn write(
             )),
             Arc::new(StringArray::from(
                 s.iter()
-                    .map(|x| idx.address(x.cluster_id))
+                    .map(|x| idx.address(AddrIx(x.cluster_id)))
                     .collect::<Vec<_>>(),
             )),
             Arc::new(UInt64Array::from(
@@ -391,17 +392,20 @@ pub fn write(
             Arc::new(StringArray::from(
                 c.merges
                     .iter()
-                    .map(|m| idx.address(m.a))
+                    .map(|m| idx.address(AddrIx(m.a)))
                     .collect::<Vec<_>>(),
             )),
             Arc::new(StringArray::from(
                 c.merges
                     .iter()
-                    .map(|m| idx.address(m.b))
+                    .map(|m| idx.address(AddrIx(m.b)))
                     .collect::<Vec<_>>(),
             )),
             Arc::new(StringArray::from(
-                c.merges.iter().map(|m| idx.txid(m.tx)).collect::<Vec<_>>(),
+                c.merges
+                    .iter()
+                    .map(|m| idx.txid(TxIx(m.tx)))
+                    .collect::<Vec<_>>(),
             )),
             Arc::new(StringArray::from(
                 c.merges
@@ -526,10 +530,12 @@ pub fn load(idx: &Index, dir: &Path) -> Result<Stored, ClusterError> {
         for i in 0..batch.num_rows() {
             let ia = idx
                 .address_id(a.value(i))
-                .ok_or_else(|| ClusterError::UnknownAddress(a.value(i).into()))?;
+                .ok_or_else(|| ClusterError::UnknownAddress(a.value(i).into()))?
+                .0;
             let ib = idx
                 .address_id(b.value(i))
-                .ok_or_else(|| ClusterError::UnknownAddress(b.value(i).into()))?;
+                .ok_or_else(|| ClusterError::UnknownAddress(b.value(i).into()))?
+                .0;
             merges.push((ia, ib, t.value(i).to_string(), h.value(i).to_string()));
         }
     }
@@ -560,10 +566,12 @@ pub struct Step {
 pub fn explain(idx: &Index, s: &Stored, a: &str, b: &str) -> Result<Vec<Step>, ClusterError> {
     let ia = idx
         .address_id(a)
-        .ok_or_else(|| ClusterError::UnknownAddress(a.into()))?;
+        .ok_or_else(|| ClusterError::UnknownAddress(a.into()))?
+        .0;
     let ib = idx
         .address_id(b)
-        .ok_or_else(|| ClusterError::UnknownAddress(b.into()))?;
+        .ok_or_else(|| ClusterError::UnknownAddress(b.into()))?
+        .0;
     let (ca, cb) = (s.cluster_of[ix(ia)], s.cluster_of[ix(ib)]);
     if ca != cb {
         return Err(ClusterError::NotLinked {
@@ -596,8 +604,8 @@ pub fn explain(idx: &Index, s: &Stored, a: &str, b: &str) -> Result<Vec<Step>, C
         .filter_map(|w| {
             let m = &s.merges[*g.edge_weight(w[0], w[1])?];
             Some(Step {
-                from: idx.address(w[0]).into(),
-                to: idx.address(w[1]).into(),
+                from: idx.address(AddrIx(w[0])).into(),
+                to: idx.address(AddrIx(w[1])).into(),
                 txid: m.2.clone(),
                 heuristic: m.3.clone(),
             })
@@ -633,7 +641,7 @@ pub fn show(idx: &Index, s: &Stored, address: &str, top: usize) -> Result<Shown,
     let ia = idx
         .address_id(address)
         .ok_or_else(|| ClusterError::UnknownAddress(address.into()))?;
-    let c = s.cluster_of[ix(ia)];
+    let c = s.cluster_of[ia.ix()];
     let st = stats_where(idx, &s.cluster_of, |x| x == c)
         .remove(&c)
         .expect("the address's cluster");
@@ -642,16 +650,16 @@ pub fn show(idx: &Index, s: &Stored, address: &str, top: usize) -> Result<Shown,
         .collect();
     // Counterparties: clusters that paid this one, and clusters this one paid.
     let mut cp: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
-    for t in 0..idx.txs() {
-        let ins: Vec<u32> = idx.input_addresses(t).collect();
-        let from_us = ins.iter().any(|&a| s.cluster_of[ix(a)] == c);
-        let sender = ins.first().map(|&a| s.cluster_of[ix(a)]);
+    for t in idx.tx_ids() {
+        let ins: Vec<AddrIx> = idx.input_addresses(t).collect();
+        let from_us = ins.iter().any(|&a| s.cluster_of[a.ix()] == c);
+        let sender = ins.first().map(|&a| s.cluster_of[a.ix()]);
         for o in idx.outputs_of(t) {
             let Some(a) = idx.out_address(o) else {
                 continue;
             };
-            let oc = s.cluster_of[ix(a)];
-            let v = idx.value(o);
+            let oc = s.cluster_of[a.ix()];
+            let v = idx.value(o).to_sat();
             if from_us && oc != c {
                 cp.entry(oc).or_default().0 += v;
             } else if !from_us
@@ -666,7 +674,7 @@ pub fn show(idx: &Index, s: &Stored, address: &str, top: usize) -> Result<Shown,
         .into_iter()
         .map(|(k, (sent, recv))| Counterparty {
             cluster_id: k,
-            representative: idx.address(k).into(),
+            representative: idx.address(AddrIx(k)).into(),
             sent_to_it: sent,
             received_from_it: recv,
         })
@@ -687,12 +695,12 @@ pub fn show(idx: &Index, s: &Stored, address: &str, top: usize) -> Result<Shown,
         .collect();
     Ok(Shown {
         address: address.into(),
-        representative: idx.address(c).into(),
+        representative: idx.address(AddrIx(c)).into(),
         stats: st,
         sample_addresses: members
             .iter()
             .take(10)
-            .map(|&a| idx.address(a).to_string())
+            .map(|&a| idx.address(AddrIx(a)).to_string())
             .collect(),
         top_counterparties: tops,
         warnings,

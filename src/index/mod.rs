@@ -48,7 +48,8 @@ use thiserror::Error;
 use crate::ingest::bitcoin::script::ScriptType;
 use crate::store::manifest::Manifest;
 use crate::store::sink;
-use crate::types::{ix, n32, n64};
+use crate::types::{AddrIx, Height, InIx, OutIx, TxIx, ix, n32, n64};
+pub use bitcoin::Amount;
 
 /// Version of the on-disk index. Bump on any change of the files above.
 pub const INDEX_FORMAT: u32 = 3;
@@ -184,7 +185,7 @@ pub enum Prev {
     /// [`Index::before_address`] describe it).
     BeforeWindow(u64),
     /// This output of the dataset.
-    Output(u64),
+    Output(OutIx),
 }
 
 /// The loaded index: memory-mapped columns behind typed accessors (ids are dense: a
@@ -413,25 +414,35 @@ impl Index {
         n32(self.meta.txs)
     }
 
+    /// Every transaction, in chain order.
+    pub fn tx_ids(&self) -> impl Iterator<Item = TxIx> + use<> {
+        (0..self.txs()).map(TxIx)
+    }
+
     /// Number of addresses.
     pub fn addresses(&self) -> u32 {
         n32(self.meta.addresses)
     }
 
-    /// The address string of id `a`.
-    pub fn address(&self, a: u32) -> &str {
-        let s = self.addr_str_start.get(ix(a)) as usize;
-        let e = self.addr_str_start.get(ix(a) + 1) as usize;
+    /// Every address, by id.
+    pub fn address_ids(&self) -> impl Iterator<Item = AddrIx> + use<> {
+        (0..self.addresses()).map(AddrIx)
+    }
+
+    /// The address string of `a`.
+    pub fn address(&self, a: AddrIx) -> &str {
+        let s = ix(self.addr_str_start.get(a.ix()));
+        let e = ix(self.addr_str_start.get(a.ix() + 1));
         std::str::from_utf8(&self.addr_str.bytes()[s..e]).expect("addresses are stored as UTF-8")
     }
 
     /// The id of an address string, by binary search.
-    pub fn address_id(&self, s: &str) -> Option<u32> {
+    pub fn address_id(&self, s: &str) -> Option<AddrIx> {
         let n = self.addr_sorted.len();
         let (mut lo, mut hi) = (0usize, n);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            let id = n32(self.addr_sorted.get(mid));
+            let id = AddrIx(n32(self.addr_sorted.get(mid)));
             match self.address(id).cmp(s) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
@@ -442,16 +453,16 @@ impl Index {
     }
 
     /// The txid (display hex) of transaction `t`.
-    pub fn txid(&self, t: u32) -> String {
+    pub fn txid(&self, t: TxIx) -> String {
         self.tx_txid
-            .raw(ix(t))
+            .raw(t.ix())
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect()
     }
 
-    /// The transaction id of a txid (display hex), by binary search.
-    pub fn tx_id(&self, txid: &str) -> Option<u32> {
+    /// The transaction of a txid (display hex), by binary search.
+    pub fn tx_id(&self, txid: &str) -> Option<TxIx> {
         let want = hex32(txid)?;
         let (mut lo, mut hi) = (0usize, self.txid_sorted.len());
         while lo < hi {
@@ -460,45 +471,52 @@ impl Index {
             match self.tx_txid.raw(t).cmp(&want[..]) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(n32(t)),
+                std::cmp::Ordering::Equal => return Some(TxIx(n32(t))),
             }
         }
         None
     }
 
     /// Block time (seconds since 1970) of transaction `t`.
-    pub fn tx_time(&self, t: u32) -> u32 {
-        let h = self.tx_height.get(ix(t)) as usize;
-        if h < self.block_time.len() {
-            n32(self.block_time.get(h))
-        } else {
-            0
-        }
+    pub fn tx_time(&self, t: TxIx) -> u32 {
+        self.block_time(self.tx_height(t))
     }
 
-    /// Output index range of transaction `t`.
-    pub fn outputs_of(&self, t: u32) -> std::ops::Range<u64> {
-        self.tx_out_start.get(ix(t))..self.tx_out_start.get(ix(t) + 1)
+    /// The outputs of transaction `t`, in output order.
+    pub fn outputs_of(&self, t: TxIx) -> impl DoubleEndedIterator<Item = OutIx> + Clone + use<> {
+        (self.tx_out_start.get(t.ix())..self.tx_out_start.get(t.ix() + 1)).map(OutIx)
     }
 
-    /// Input index range of transaction `t`.
-    pub fn inputs_of(&self, t: u32) -> std::ops::Range<u64> {
-        self.tx_in_start.get(ix(t))..self.tx_in_start.get(ix(t) + 1)
+    /// The inputs of transaction `t`, in input order.
+    pub fn inputs_of(&self, t: TxIx) -> impl DoubleEndedIterator<Item = InIx> + Clone + use<> {
+        (self.tx_in_start.get(t.ix())..self.tx_in_start.get(t.ix() + 1)).map(InIx)
     }
 
-    /// Address id of output `o`, if it has one.
-    pub fn out_address(&self, o: u64) -> Option<u32> {
-        let a = self.out_addr.get(ix(o)) as u32;
-        (a != NONE32).then_some(a)
+    /// How many outputs transaction `t` has.
+    pub fn n_outputs(&self, t: TxIx) -> u64 {
+        self.tx_out_start.get(t.ix() + 1) - self.tx_out_start.get(t.ix())
+    }
+
+    /// How many inputs transaction `t` has.
+    pub fn n_inputs(&self, t: TxIx) -> u64 {
+        self.tx_in_start.get(t.ix() + 1) - self.tx_in_start.get(t.ix())
+    }
+
+    /// The address of output `o`, if it has one.
+    pub fn out_address(&self, o: OutIx) -> Option<AddrIx> {
+        let a = n32(self.out_addr.get(o.ix()));
+        (a != NONE32).then_some(AddrIx(a))
     }
 
     /// Script type of output `o`.
-    pub fn out_script_type(&self, o: u64) -> ScriptType {
-        ScriptType::from_code(self.out_type.get(ix(o)) as u8).expect("only valid codes are stored")
+    pub fn out_script_type(&self, o: OutIx) -> ScriptType {
+        ScriptType::from_code(u8::try_from(self.out_type.get(o.ix())).unwrap_or(u8::MAX))
+            .expect("only valid codes are stored")
     }
 
-    /// The output spent by input `i`, or `None` for a coinbase input.
-    pub fn prev_output(&self, i: u64) -> Option<u64> {
+    /// The output spent by input `i`, or `None` for a coinbase input (or one from before
+    /// the window).
+    pub fn prev_output(&self, i: InIx) -> Option<OutIx> {
         match self.prev(i) {
             Prev::Output(o) => Some(o),
             _ => None,
@@ -506,11 +524,11 @@ impl Index {
     }
 
     /// What input `i` spends.
-    pub fn prev(&self, i: u64) -> Prev {
-        match self.in_prev.get(ix(i)) {
+    pub fn prev(&self, i: InIx) -> Prev {
+        match self.in_prev.get(i.ix()) {
             NONE64 => Prev::Coinbase,
             o if o >= BEFORE_BASE => Prev::BeforeWindow(o - BEFORE_BASE),
-            o => Prev::Output(o),
+            o => Prev::Output(OutIx(o)),
         }
     }
 
@@ -522,89 +540,88 @@ impl Index {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        (txid, self.before_vout.get(ix(k)) as u32)
+        (txid, n32(self.before_vout.get(ix(k))))
     }
 
-    /// The value (sat) of the `k`-th output spent from before the window.
-    pub fn before_value(&self, k: u64) -> u64 {
-        self.before_value.get(ix(k))
+    /// The value of the `k`-th output spent from before the window.
+    pub fn before_value(&self, k: u64) -> Amount {
+        Amount::from_sat(self.before_value.get(ix(k)))
     }
 
     /// The address of the `k`-th output spent from before the window ("" for none).
     pub fn before_address(&self, k: u64) -> &str {
-        let s = self.before_addr_start.get(ix(k)) as usize;
-        let e = self.before_addr_start.get(ix(k) + 1) as usize;
+        let s = ix(self.before_addr_start.get(ix(k)));
+        let e = ix(self.before_addr_start.get(ix(k) + 1));
         std::str::from_utf8(&self.before_addr.bytes()[s..e]).expect("addresses are stored as UTF-8")
     }
 
     /// Whether transaction `t` spends an output from outside the dataset (its
     /// value and owner are not in the dataset).
-    pub fn spends_before_window(&self, t: u32) -> bool {
+    pub fn spends_before_window(&self, t: TxIx) -> bool {
         self.inputs_of(t)
             .any(|i| matches!(self.prev(i), Prev::BeforeWindow(_)))
     }
 
     /// The outputs spent by transaction `t` (none for a coinbase).
-    pub fn spent_outputs(&self, t: u32) -> impl Iterator<Item = u64> + '_ {
+    pub fn spent_outputs(&self, t: TxIx) -> impl Iterator<Item = OutIx> + '_ {
         self.inputs_of(t).filter_map(|i| self.prev_output(i))
     }
 
     /// The addresses of the outputs transaction `t` spends, in input order (multi-input
     /// clustering's input set; outputs without an address are skipped).
-    pub fn input_addresses(&self, t: u32) -> impl Iterator<Item = u32> + '_ {
+    pub fn input_addresses(&self, t: TxIx) -> impl Iterator<Item = AddrIx> + '_ {
         self.spent_outputs(t).filter_map(|o| self.out_address(o))
     }
 
-    /// Value of output `o`, in satoshi.
-    pub fn value(&self, o: u64) -> u64 {
-        self.out_value.get(ix(o))
+    /// Value of output `o`.
+    pub fn value(&self, o: OutIx) -> Amount {
+        Amount::from_sat(self.out_value.get(o.ix()))
     }
 
     /// The transaction that created output `o`.
-    pub fn out_tx(&self, o: u64) -> u32 {
-        n32(self.out_tx.get(ix(o)))
+    pub fn out_tx(&self, o: OutIx) -> TxIx {
+        TxIx(n32(self.out_tx.get(o.ix())))
     }
 
     /// The output index of output `o` within its transaction.
-    pub fn vout(&self, o: u64) -> u32 {
-        n32(o - self.tx_out_start.get(ix(self.out_tx(o))))
+    pub fn vout(&self, o: OutIx) -> u32 {
+        n32(o.0 - self.tx_out_start.get(self.out_tx(o).ix()))
     }
 
     /// Output `vout` of transaction `t` (not checked against its output count).
-    pub fn output(&self, t: u32, vout: u32) -> u64 {
-        self.tx_out_start.get(ix(t)) + u64::from(vout)
+    pub fn output(&self, t: TxIx, vout: u32) -> OutIx {
+        OutIx(self.tx_out_start.get(t.ix()) + u64::from(vout))
     }
 
     /// Block height of transaction `t`.
-    pub fn tx_height(&self, t: u32) -> u32 {
-        n32(self.tx_height.get(ix(t)))
+    pub fn tx_height(&self, t: TxIx) -> Height {
+        Height(n32(self.tx_height.get(t.ix())))
     }
 
     /// The transaction that spends output `o`, if one in the dataset does.
-    pub fn spender(&self, o: u64) -> Option<u32> {
-        let i = self.out_spent_by.get(ix(o));
-        (i != NONE64).then(|| n32(self.in_tx.get(ix(i))))
+    pub fn spender(&self, o: OutIx) -> Option<TxIx> {
+        self.spending_input(o).map(|i| self.in_tx(i))
     }
 
     /// The input that spends output `o`, if one in the dataset does.
-    pub fn spending_input(&self, o: u64) -> Option<u64> {
-        let i = self.out_spent_by.get(ix(o));
-        (i != NONE64).then_some(i)
+    pub fn spending_input(&self, o: OutIx) -> Option<InIx> {
+        let i = self.out_spent_by.get(o.ix());
+        (i != NONE64).then_some(InIx(i))
     }
 
     /// The transaction of input `i`.
-    pub fn in_tx(&self, i: u64) -> u32 {
-        n32(self.in_tx.get(ix(i)))
+    pub fn in_tx(&self, i: InIx) -> TxIx {
+        TxIx(n32(self.in_tx.get(i.ix())))
     }
 
     /// The first transaction that paid address `a`.
-    pub fn first_tx_of(&self, a: u32) -> u32 {
-        n32(self.addr_first_tx.get(ix(a)))
+    pub fn first_tx_of(&self, a: AddrIx) -> TxIx {
+        TxIx(n32(self.addr_first_tx.get(a.ix())))
     }
 
     /// How many outputs ever pay address `a`.
-    pub fn receives(&self, a: u32) -> u64 {
-        self.addr_n_recv.get(ix(a))
+    pub fn receives(&self, a: AddrIx) -> u64 {
+        self.addr_n_recv.get(a.ix())
     }
 
     /// Blocks the index holds times for (heights `0..heights()`).
@@ -613,18 +630,21 @@ impl Index {
     }
 
     /// Block time of height `h` (unix seconds), 0 beyond the last.
-    pub fn block_time(&self, h: u32) -> u32 {
-        if ix(h) < self.block_time.len() {
-            n32(self.block_time.get(ix(h)))
+    pub fn block_time(&self, h: Height) -> u32 {
+        if h.ix() < self.block_time.len() {
+            n32(self.block_time.get(h.ix()))
         } else {
             0
         }
     }
 
     /// Whether transaction `t` is a coinbase (its only input spends nothing).
-    pub fn is_coinbase(&self, t: u32) -> bool {
-        let r = self.inputs_of(t);
-        r.end - r.start == 1 && self.prev(r.start) == Prev::Coinbase
+    pub fn is_coinbase(&self, t: TxIx) -> bool {
+        let mut ins = self.inputs_of(t);
+        match (ins.next(), ins.next()) {
+            (Some(i), None) => self.prev(i) == Prev::Coinbase,
+            _ => false,
+        }
     }
 }
 
@@ -1192,20 +1212,30 @@ mod tests {
         tiny(d.path());
         let idx = Index::load(d.path()).unwrap();
         assert_eq!((idx.txs(), idx.addresses()), (2, 2));
-        assert_eq!(idx.address(1), "bcrt1b");
-        assert_eq!(idx.address_id("bcrt1b"), Some(1));
+        assert_eq!(idx.address(AddrIx(1)), "bcrt1b");
+        assert_eq!(idx.address_id("bcrt1b"), Some(AddrIx(1)));
         assert_eq!(idx.address_id("bcrt1c"), None);
-        assert_eq!(idx.tx_id(&"22".repeat(32)), Some(1));
+        assert_eq!(idx.tx_id(&"22".repeat(32)), Some(TxIx(1)));
         assert_eq!(idx.tx_id(&"33".repeat(32)), None);
-        assert_eq!(idx.txid(0), "11".repeat(32));
-        assert_eq!(idx.outputs_of(1), 1..3);
-        assert!(idx.is_coinbase(0) && !idx.is_coinbase(1));
-        assert_eq!(idx.spent_outputs(1).collect::<Vec<_>>(), vec![0]);
-        assert_eq!(idx.input_addresses(1).collect::<Vec<_>>(), vec![0]);
-        assert_eq!(idx.out_address(2), Some(0));
-        assert_eq!(idx.out_value.get(1), 3000);
-        assert_eq!(idx.tx_time(1), 1600);
-        assert_eq!(idx.out_script_type(0), ScriptType::P2wpkh);
+        assert_eq!(idx.txid(TxIx(0)), "11".repeat(32));
+        assert_eq!(
+            idx.outputs_of(TxIx(1)).collect::<Vec<_>>(),
+            vec![OutIx(1), OutIx(2)]
+        );
+        assert_eq!(idx.n_outputs(TxIx(1)), 2);
+        assert!(idx.is_coinbase(TxIx(0)) && !idx.is_coinbase(TxIx(1)));
+        assert_eq!(
+            idx.spent_outputs(TxIx(1)).collect::<Vec<_>>(),
+            vec![OutIx(0)]
+        );
+        assert_eq!(
+            idx.input_addresses(TxIx(1)).collect::<Vec<_>>(),
+            vec![AddrIx(0)]
+        );
+        assert_eq!(idx.out_address(OutIx(2)), Some(AddrIx(0)));
+        assert_eq!(idx.value(OutIx(1)), Amount::from_sat(3000));
+        assert_eq!(idx.tx_time(TxIx(1)), 1600);
+        assert_eq!(idx.out_script_type(OutIx(0)), ScriptType::P2wpkh);
     }
 
     #[test]

@@ -27,7 +27,7 @@ use serde::Serialize;
 
 use self::policy::{Intervals, Policy, backward, forward, split, total};
 use crate::index::{Index, Prev};
-use crate::types::ix;
+use crate::types::{InIx, OutIx, TxIx, ix};
 
 /// An amount of the traced asset in its base unit (satoshi, wei, token units): u128, as
 /// wei balances pass u64 at 18.4 ETH.
@@ -231,24 +231,24 @@ impl PolicyResult {
 /// and LIFO carry.
 pub fn run(
     idx: &Index,
-    seeds: &[u64],
+    seeds: &[OutIx],
     labels: &HashMap<u32, Label>,
     p: &Params,
     policy: Policy,
 ) -> PolicyResult {
-    let mut taint: HashMap<u64, Intervals> = HashMap::new();
-    let mut hop: HashMap<u64, u32> = HashMap::new();
+    let mut taint: HashMap<OutIx, Intervals> = HashMap::new();
+    let mut hop: HashMap<OutIx, u32> = HashMap::new();
     let mut totals = Totals::default();
     let mut ends = Vec::new();
     let mut edges = Vec::new();
-    let mut queue: BTreeSet<u32> = BTreeSet::new();
-    let seed_set: std::collections::HashSet<u64> = seeds.iter().copied().collect();
+    let mut queue: BTreeSet<TxIx> = BTreeSet::new();
+    let seed_set: std::collections::HashSet<OutIx> = seeds.iter().copied().collect();
     // For each tainted output: the output it got most of its taint from, and the transaction.
-    let mut pred: HashMap<u64, (u64, u32)> = HashMap::new();
-    let height_of = |t: u32| idx.tx_height(t);
-    let label_of = |o: u64| idx.out_address(o).and_then(|a| labels.get(&a));
-    let stops = |o: u64| label_of(o).is_some_and(|l| p.stop_at.contains(&l.category));
-    let end = |kind: &'static str, o: u64, amount: u64, h: u32| {
+    let mut pred: HashMap<OutIx, (OutIx, TxIx)> = HashMap::new();
+    let height_of = |t: TxIx| u64::from(idx.tx_height(t).0);
+    let label_of = |o: OutIx| idx.out_address(o).and_then(|a| labels.get(&a.0));
+    let stops = |o: OutIx| label_of(o).is_some_and(|l| p.stop_at.contains(&l.category));
+    let end = |kind: &'static str, o: OutIx, amount: u64, h: u32| {
         let l = label_of(o);
         End {
             kind,
@@ -263,16 +263,16 @@ pub fn run(
             entity: l.map(|l| l.entity.clone()),
             category: l.map(|l| l.category.clone()),
             cluster: None,
-            output_value: Some(idx.value(o).into()),
+            output_value: Some(idx.value(o).to_sat().into()),
             coinjoin: None,
             path: Vec::new(),
         }
     };
     // The next transaction an output leads to, or what it ends as.
-    let route = |o: u64,
+    let route = |o: OutIx,
                  amount: u64,
                  h: u32,
-                 queue: &mut BTreeSet<u32>,
+                 queue: &mut BTreeSet<TxIx>,
                  totals: &mut Totals,
                  ends: &mut Vec<End>,
                  seed: bool| {
@@ -286,7 +286,7 @@ pub fn run(
             Direction::Backward => Some(idx.out_tx(o)),
         };
         match next {
-            Some(t) if (p.from_height..=p.to_height).contains(&u64::from(height_of(t))) => {
+            Some(t) if (p.from_height..=p.to_height).contains(&height_of(t)) => {
                 queue.insert(t);
             }
             // Spent (forward) or created (backward) outside the height window: not held.
@@ -301,7 +301,7 @@ pub fn run(
         }
     };
     for &o in seeds {
-        let v = idx.value(o);
+        let v = idx.value(o).to_sat();
         totals.seeded += Amount::from(v);
         totals.entered_seeds += entered_from_outside(idx, o, &seed_set);
         taint.insert(o, vec![(0, v)]);
@@ -312,10 +312,10 @@ pub fn run(
         Direction::Forward => queue.pop_first(),
         Direction::Backward => queue.pop_last(),
     } {
-        let ins: Vec<u64> = idx.inputs_of(t).collect();
-        let outs: Vec<u64> = idx.outputs_of(t).collect();
+        let ins: Vec<InIx> = idx.inputs_of(t).collect();
+        let outs: Vec<OutIx> = idx.outputs_of(t).collect();
         let prevs: Vec<Prev> = ins.iter().map(|&i| idx.prev(i)).collect();
-        let prev: Vec<Option<u64>> = prevs
+        let prev: Vec<Option<OutIx>> = prevs
             .iter()
             .map(|p| match p {
                 Prev::Output(o) => Some(*o),
@@ -323,9 +323,9 @@ pub fn run(
             })
             .collect();
         let empty = Vec::new();
-        let part = |o: u64| (idx.value(o), taint.get(&o).unwrap_or(&empty));
+        let part = |o: OutIx| (idx.value(o).to_sat(), taint.get(&o).unwrap_or(&empty));
         // `known`: the tainted outputs on the side the taint comes from.
-        let known: Vec<u64> = match p.direction {
+        let known: Vec<OutIx> = match p.direction {
             Direction::Forward => prev
                 .iter()
                 .flatten()
@@ -355,7 +355,7 @@ pub fn run(
             continue;
         }
         // `fresh`: the outputs on the other side with the taint the model gives them.
-        let fresh: Vec<(u64, Intervals)> = match p.direction {
+        let fresh: Vec<(OutIx, Intervals)> = match p.direction {
             Direction::Forward => {
                 // Inputs from outside the dataset (before a height window, outside a
                 // neighbourhood) carry their real value, untainted.
@@ -363,11 +363,11 @@ pub fn run(
                     .iter()
                     .map(|p| match *p {
                         Prev::Output(o) => part(o),
-                        Prev::BeforeWindow(k) => (idx.before_value(k), &empty),
+                        Prev::BeforeWindow(k) => (idx.before_value(k).to_sat(), &empty),
                         Prev::Coinbase => (0, &empty),
                     })
                     .collect();
-                let out_values: Vec<u64> = outs.iter().map(|&o| idx.value(o)).collect();
+                let out_values: Vec<u64> = outs.iter().map(|&o| idx.value(o).to_sat()).collect();
                 let (out_taint, fee) = forward(policy, &in_parts, &out_values);
                 totals.fees += Amount::from(fee);
                 outs.iter().copied().zip(out_taint).collect()
@@ -384,8 +384,8 @@ pub fn run(
                 let in_values: Vec<u64> = prevs
                     .iter()
                     .map(|p| match *p {
-                        Prev::Output(o) => idx.value(o),
-                        Prev::BeforeWindow(k) => idx.before_value(k),
+                        Prev::Output(o) => idx.value(o).to_sat(),
+                        Prev::BeforeWindow(k) => idx.before_value(k).to_sat(),
                         Prev::Coinbase => 0,
                     })
                     .collect();
@@ -441,7 +441,7 @@ pub fn run(
                     let (from, to) = (addr(idx, from), addr(idx, to));
                     edges.push(Edge {
                         txid: info.0.clone(),
-                        height: u64::from(info.1),
+                        height: info.1,
                         time: info.2,
                         from_address: from.clone(),
                         to_address: to.clone(),
@@ -450,7 +450,7 @@ pub fn run(
                         amount: share.into(),
                         hop: h,
                         vout: idx.vout(paid),
-                        output_value: Some(idx.value(paid).into()),
+                        output_value: Some(idx.value(paid).to_sat().into()),
                     });
                 }
             }
@@ -521,11 +521,11 @@ pub fn run(
 fn before_window_end(
     idx: &Index,
     k: u64,
-    t: u32,
+    t: TxIx,
     amount: u64,
     h: u32,
-    known: &[u64],
-    taint: &HashMap<u64, Intervals>,
+    known: &[OutIx],
+    taint: &HashMap<OutIx, Intervals>,
     edges: &mut Vec<Edge>,
 ) -> End {
     let (txid, vout) = idx.before_outpoint(k);
@@ -539,7 +539,7 @@ fn before_window_end(
         let to = addr(idx, paid);
         edges.push(Edge {
             txid: idx.txid(t),
-            height: u64::from(idx.tx_height(t)),
+            height: u64::from(idx.tx_height(t).0),
             time: idx.tx_time(t),
             from_address: from.clone(),
             to_address: to.clone(),
@@ -548,7 +548,7 @@ fn before_window_end(
             amount: share.into(),
             hop: h,
             vout: idx.vout(paid),
-            output_value: Some(idx.value(paid).into()),
+            output_value: Some(idx.value(paid).to_sat().into()),
         });
     }
     let via = (0..known.len())
@@ -564,7 +564,7 @@ fn before_window_end(
         entity: None,
         category: None,
         cluster: None,
-        output_value: Some(idx.before_value(k).into()),
+        output_value: Some(idx.before_value(k).to_sat().into()),
         coinjoin: None,
         path: std::iter::once(idx.txid(t)).chain(via).collect(),
     }
@@ -573,8 +573,8 @@ fn before_window_end(
 /// The part of seed output `o` that came from outside the seeds: its share of its
 /// transaction's inputs that are not seed outputs (floor), all of it for a coinbase, and
 /// for a detected CoinJoin the part beyond what the seeds put in (their own coins back).
-fn entered_from_outside(idx: &Index, o: u64, seeds: &std::collections::HashSet<u64>) -> Amount {
-    let v = idx.value(o);
+fn entered_from_outside(idx: &Index, o: OutIx, seeds: &std::collections::HashSet<OutIx>) -> Amount {
+    let v = idx.value(o).to_sat();
     let t = idx.out_tx(o);
     let (mut total, mut from_seeds) = (0u128, 0u128);
     let mut coinbase = true;
@@ -583,11 +583,11 @@ fn entered_from_outside(idx: &Index, o: u64, seeds: &std::collections::HashSet<u
             Prev::Coinbase => {}
             Prev::BeforeWindow(k) => {
                 coinbase = false;
-                total += u128::from(idx.before_value(k));
+                total += u128::from(idx.before_value(k).to_sat());
             }
             Prev::Output(prev) => {
                 coinbase = false;
-                let x = u128::from(idx.value(prev));
+                let x = u128::from(idx.value(prev).to_sat());
                 total += x;
                 if seeds.contains(&prev) {
                     from_seeds += x;
@@ -611,14 +611,14 @@ fn entered_from_outside(idx: &Index, o: u64, seeds: &std::collections::HashSet<u
 #[allow(clippy::too_many_arguments)]
 fn stop_at_coinjoin(
     idx: &Index,
-    t: u32,
-    known: &[u64],
-    taint: &HashMap<u64, Intervals>,
-    hop: &HashMap<u64, u32>,
+    t: TxIx,
+    known: &[OutIx],
+    taint: &HashMap<OutIx, Intervals>,
+    hop: &HashMap<OutIx, u32>,
     p: &Params,
     totals: &mut Totals,
     ends: &mut Vec<End>,
-    end: &dyn Fn(&'static str, u64, u64, u32) -> End,
+    end: &dyn Fn(&'static str, OutIx, u64, u32) -> End,
 ) -> bool {
     if p.through_coinjoins {
         return false;
@@ -639,9 +639,9 @@ fn stop_at_coinjoin(
 /// The hop of a transaction whose tainted side is `known`, or `None` (with the taint
 /// counted as stopped) if it lies beyond the hop limit.
 fn next_hop(
-    known: &[u64],
-    hop: &HashMap<u64, u32>,
-    taint: &HashMap<u64, Intervals>,
+    known: &[OutIx],
+    hop: &HashMap<OutIx, u32>,
+    taint: &HashMap<OutIx, Intervals>,
     p: &Params,
     totals: &mut Totals,
 ) -> Option<u32> {
@@ -656,11 +656,11 @@ fn next_hop(
     Some(h)
 }
 
-fn out_of(idx: &Index, txid: &str, vout: u32) -> Option<u64> {
+fn out_of(idx: &Index, txid: &str, vout: u32) -> Option<OutIx> {
     idx.tx_id(txid).map(|t| idx.output(t, vout))
 }
 
-fn addr(idx: &Index, o: u64) -> String {
+fn addr(idx: &Index, o: OutIx) -> String {
     idx.out_address(o)
         .map(|a| idx.address(a).to_string())
         .unwrap_or_else(|| "(no address)".into())

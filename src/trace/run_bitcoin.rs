@@ -12,7 +12,7 @@ use super::request::{
 use super::seeds::seed_outputs;
 use super::{Label, Params, PolicyResult, run as run_policy};
 use crate::index::Index;
-use crate::types::{Network, ix};
+use crate::types::{AddrIx, Height, Network, OutIx, ix};
 
 /// The chain directory and network of a Bitcoin dataset in `data`: `network` if given,
 /// else the only network present.
@@ -91,11 +91,13 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
         a.allow_conflicted_cluster,
         a.max_seed_cluster,
     )?;
-    let (labels, resolved) = load_labels(a, "bitcoin", &network, |addr| idx.address_id(addr))?;
+    let (labels, resolved) = load_labels(a, "bitcoin", &network, |addr| {
+        idx.address_id(addr).map(|x| x.0)
+    })?;
     let stop_at = check_stop_at(a, &resolved)?;
     let heights = idx.heights();
     let times: Vec<(u64, u64)> = (0..heights)
-        .map(|h| (u64::from(h), u64::from(idx.block_time(h))))
+        .map(|h| (u64::from(h), u64::from(idx.block_time(Height(h)))))
         .collect();
     let (from_height, to_height) = height_window(a, &times)?;
     if from_height >= u64::from(heights) {
@@ -107,10 +109,10 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
     // Seeds are outputs created inside the window: what the seeds held before or after it
     // is not part of this trace (it would be "held" in a window that ended before it).
     let all_seeds = seeds.len();
-    let seeds: Vec<u64> = seeds
+    let seeds: Vec<OutIx> = seeds
         .into_iter()
         .filter(|&o| {
-            let h = u64::from(idx.tx_height(idx.out_tx(o)));
+            let h = u64::from(idx.tx_height(idx.out_tx(o)).0);
             (from_height..=to_height).contains(&h)
         })
         .collect();
@@ -142,13 +144,13 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
     };
     let name_of = |id: u32| -> String {
         match (&stored, a.level) {
-            (Some(s), Level::Cluster) => idx.address(s.cluster_of[ix(id)]).to_string(),
-            _ => idx.address(id).to_string(),
+            (Some(s), Level::Cluster) => idx.address(AddrIx(s.cluster_of[ix(id)])).to_string(),
+            _ => idx.address(AddrIx(id)).to_string(),
         }
     };
     if let (true, Some(s)) = (a.level == Level::Cluster, &stored) {
         let rep = |addr: &str| match idx.address_id(addr) {
-            Some(id) => idx.address(s.cluster_of[ix(id)]).to_string(),
+            Some(id) => idx.address(AddrIx(s.cluster_of[id.ix()])).to_string(),
             None => addr.to_string(),
         };
         to_clusters(&mut results, &rep);
@@ -157,7 +159,7 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
     let seed_nodes: BTreeSet<String> = seeds
         .iter()
         .filter_map(|&o| idx.out_address(o))
-        .map(name_of)
+        .map(|a| name_of(a.0))
         .collect();
     let clustering = match &stored {
         Some(s) => serde_json::json!({
@@ -213,6 +215,6 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
             results,
         },
         labelled.into_iter().map(|(&id, l)| (name_of(id), l)),
-        |addr| idx.address_id(addr).map(name_of),
+        |addr| idx.address_id(addr).map(|a| name_of(a.0)),
     )
 }

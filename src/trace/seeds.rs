@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use super::request::TraceError;
 use crate::index::Index;
-use crate::types::ix;
+use crate::types::{AddrIx, OutIx};
 
 /// The seeds, each with where it came from (`FILE:LINE` for a seed file): @FILE is read as
 /// a spreadsheet writes it (a byte-order mark, comma, semicolon or tab delimiters, quotes; a
@@ -63,10 +63,10 @@ pub(crate) fn seed_outputs(
     network: &str,
     allow_flagged_cluster: bool,
     max_seed_cluster: usize,
-) -> Result<Vec<u64>, TraceError> {
+) -> Result<Vec<OutIx>, TraceError> {
     let items = seed_items_from(seeds)?;
-    let mut outputs: BTreeSet<u64> = BTreeSet::new();
-    let mut addresses: HashSet<u32> = HashSet::new();
+    let mut outputs: BTreeSet<OutIx> = BTreeSet::new();
+    let mut addresses: HashSet<AddrIx> = HashSet::new();
     for (it, origin) in &items {
         let named = |e: TraceError| match origin {
             Some(o) => TraceError::Context {
@@ -88,7 +88,7 @@ pub(crate) fn seed_outputs(
         .map_err(named)?;
     }
     if !addresses.is_empty() {
-        for o in 0..idx.meta.outputs {
+        for o in (0..idx.meta.outputs).map(OutIx) {
             if idx.out_address(o).is_some_and(|a| addresses.contains(&a)) {
                 outputs.insert(o);
             }
@@ -109,15 +109,15 @@ fn seed_one(
     network: &str,
     allow_flagged_cluster: bool,
     max_seed_cluster: usize,
-    outputs: &mut BTreeSet<u64>,
-    addresses: &mut HashSet<u32>,
+    outputs: &mut BTreeSet<OutIx>,
+    addresses: &mut HashSet<AddrIx>,
 ) -> Result<(), TraceError> {
     {
         if let Some(a) = it.strip_prefix("cluster:") {
             let stored = crate::cluster::load(idx, &crate::cluster::clusters_dir(data, network))
                 .map_err(TraceError::stage)?;
             let id = seed_address(idx, a, network)?;
-            let c = stored.cluster_of[ix(id)];
+            let c = stored.cluster_of[id.ix()];
             if let Some(w) = stored.meta.warnings.iter().find(|w| w.cluster_id == c)
                 && !allow_flagged_cluster
             {
@@ -126,8 +126,9 @@ fn seed_one(
                     w.kind, w.message
                 )));
             }
-            let members: Vec<u32> = (0..idx.addresses())
-                .filter(|&x| stored.cluster_of[ix(x)] == c)
+            let members: Vec<AddrIx> = idx
+                .address_ids()
+                .filter(|&x| stored.cluster_of[x.ix()] == c)
                 .collect();
             if members.len() > max_seed_cluster && !allow_flagged_cluster {
                 return Err(TraceError::Input(format!(
@@ -140,17 +141,16 @@ fn seed_one(
             let t = idx.tx_id(txid).ok_or_else(|| {
                 TraceError::Input(format!("seed transaction {txid} is not in the dataset"))
             })?;
-            let r = idx.outputs_of(t);
-            let v: u64 = vout.parse().map_err(|_| {
+            let n = idx.n_outputs(t);
+            let v: u32 = vout.parse().map_err(|_| {
                 TraceError::Input(format!("seed {it}: {vout} is not an output index"))
             })?;
-            if v >= r.end - r.start {
+            if u64::from(v) >= n {
                 return Err(TraceError::Input(format!(
-                    "seed {it}: transaction {txid} has {} outputs",
-                    r.end - r.start
+                    "seed {it}: transaction {txid} has {n} outputs"
                 )));
             }
-            outputs.insert(r.start + v);
+            outputs.insert(idx.output(t, v));
         } else if it.len() == 64 && it.bytes().all(|b| b.is_ascii_hexdigit()) {
             let t = idx.tx_id(it).ok_or_else(|| {
                 TraceError::Input(format!("seed transaction {it} is not in the dataset"))
@@ -166,7 +166,7 @@ fn seed_one(
 /// The id of a seed address on a Bitcoin dataset of `network`, after checking what it is:
 /// an Ethereum address, a checksum typo, another network's address and an address the
 /// dataset never saw each get their own message. Bech32 is matched in lower case.
-pub fn seed_address(idx: &Index, it: &str, network: &str) -> Result<u32, TraceError> {
+pub fn seed_address(idx: &Index, it: &str, network: &str) -> Result<AddrIx, TraceError> {
     if let Some(id) = idx.address_id(it) {
         return Ok(id);
     }

@@ -9,6 +9,7 @@ use chaintrace::index::{Index, Provenance};
 use serde_json::Value;
 
 use crate::util::*;
+use chaintrace::types::{InIx, TxIx};
 
 fn regtest_dataset() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
@@ -46,9 +47,9 @@ fn index_is_built_once_then_loaded_and_rebuilt_when_the_dataset_or_format_change
     );
     // Every input links to the output it spends, and back.
     let mut spent = 0;
-    for i in 0..idx.meta.inputs {
+    for i in (0..idx.meta.inputs).map(InIx) {
         if let Some(o) = idx.prev_output(i) {
-            assert_eq!(idx.spending_input(o).unwrap_or(u64::MAX), i);
+            assert_eq!(idx.spending_input(o), Some(i));
             spent += 1;
         }
     }
@@ -56,8 +57,8 @@ fn index_is_built_once_then_loaded_and_rebuilt_when_the_dataset_or_format_change
     // Lookups by txid and address.
     let txs = read_table(&chain, "transactions");
     for (i, row) in txs.iter().enumerate().step_by(97) {
-        assert_eq!(idx.tx_id(row["txid"].str()), Some(i as u32));
-        assert_eq!(idx.txid(i as u32), row["txid"].str());
+        assert_eq!(idx.tx_id(row["txid"].str()), Some(TxIx(i as u32)));
+        assert_eq!(idx.txid(TxIx(i as u32)), row["txid"].str());
     }
     let a = "bcrt1q9fs8w3mauaf2wcrzj64np6vtr465gf6kh4x663";
     assert_eq!(idx.address(idx.address_id(a).unwrap()), a);
@@ -103,10 +104,10 @@ fn regtest_world_clusters_are_pure_and_the_coinjoin_is_not_merged() {
     );
     // Multi-input never merges two entities here (the CoinJoin is excluded).
     let mut entities_of: HashMap<u32, HashSet<&str>> = HashMap::new();
-    for a in 0..idx.addresses() {
+    for a in idx.address_ids() {
         if let Some(e) = truth.get(idx.address(a)) {
             entities_of
-                .entry(c.cluster_of[a as usize])
+                .entry(c.cluster_of[a.ix()])
                 .or_default()
                 .insert(e);
         }
@@ -119,16 +120,17 @@ fn regtest_world_clusters_are_pure_and_the_coinjoin_is_not_merged() {
     let participants: HashSet<u32> = with_role("coinjoin_participant")
         .iter()
         .filter_map(|a| idx.address_id(a))
-        .map(|a| c.cluster_of[a as usize])
+        .map(|a| c.cluster_of[a.ix()])
         .collect();
     assert!(participants.len() >= 5);
     // It is the detector that keeps them apart: the CoinJoin's inputs span several clusters.
-    let cj = (0..idx.txs())
+    let cj = idx
+        .tx_ids()
         .find(|&t| chaintrace::cluster::heuristics::detect_coinjoin(&idx, t).is_some())
         .expect("the CoinJoin is detected");
     let input_clusters: HashSet<u32> = idx
         .input_addresses(cj)
-        .map(|a| c.cluster_of[a as usize])
+        .map(|a| c.cluster_of[a.ix()])
         .collect();
     assert!(
         input_clusters.len() >= 5,
@@ -137,7 +139,7 @@ fn regtest_world_clusters_are_pure_and_the_coinjoin_is_not_merged() {
     let deposits: HashSet<u32> = with_role("exchange_deposit")
         .iter()
         .filter_map(|a| idx.address_id(a))
-        .map(|a| c.cluster_of[a as usize])
+        .map(|a| c.cluster_of[a.ix()])
         .collect();
     assert_eq!(
         deposits.len(),

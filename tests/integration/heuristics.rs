@@ -10,6 +10,7 @@ use bitcoin::{
 use chaintrace::cluster::heuristics::{Heuristic, TxView, detect_coinjoin};
 use chaintrace::cluster::{self};
 use chaintrace::index::Index;
+use chaintrace::types::{OutIx, TxIx};
 
 use crate::util::*;
 
@@ -89,13 +90,13 @@ fn index_of(blocks_txs: Vec<Vec<Transaction>>) -> (tempfile::TempDir, Index) {
 }
 
 /// The change output (its output id) of transaction `t` under `h`, as the index sees it.
-fn change_output(idx: &Index, t: u32, h: Heuristic) -> Option<u64> {
+fn change_output(idx: &Index, t: TxIx, h: Heuristic) -> Option<OutIx> {
     chaintrace::cluster::heuristics::change_output(&TxView::of(idx, t), h)
-        .map(|i| idx.outputs_of(t).start + i as u64)
+        .map(|i| idx.output(t, u32::try_from(i).unwrap()))
 }
 
-fn value_of(idx: &Index, o: Option<u64>) -> Option<u64> {
-    o.map(|o| idx.value(o))
+fn value_of(idx: &Index, o: Option<OutIx>) -> Option<u64> {
+    o.map(|o| idx.value(o).to_sat())
 }
 
 #[test]
@@ -184,26 +185,26 @@ fn hand_built_transactions_give_the_expected_change_and_merges() {
     };
     let mi = cluster::cluster(&idx, &[Heuristic::MultiInput], None);
     assert_eq!(
-        mi.cluster_of[addr(&wpkh(1)) as usize],
-        mi.cluster_of[addr(&wpkh(2)) as usize]
+        mi.cluster_of[addr(&wpkh(1)).ix()],
+        mi.cluster_of[addr(&wpkh(2)).ix()]
     );
     assert_eq!(
-        mi.cluster_of[addr(&pkh(3)) as usize],
-        mi.cluster_of[addr(&wpkh(9)) as usize]
+        mi.cluster_of[addr(&pkh(3)).ix()],
+        mi.cluster_of[addr(&wpkh(9)).ix()]
     );
     assert_ne!(
-        mi.cluster_of[addr(&wpkh(1)) as usize],
-        mi.cluster_of[addr(&wpkh(11)) as usize]
+        mi.cluster_of[addr(&wpkh(1)).ix()],
+        mi.cluster_of[addr(&wpkh(11)).ix()]
     );
     let ct = cluster::cluster(&idx, &[Heuristic::MultiInput, Heuristic::ChangeType], None);
     assert_eq!(
-        ct.cluster_of[addr(&wpkh(1)) as usize],
-        ct.cluster_of[addr(&wpkh(11)) as usize]
+        ct.cluster_of[addr(&wpkh(1)).ix()],
+        ct.cluster_of[addr(&wpkh(11)).ix()]
     );
     assert!(
         ct.merges
             .iter()
-            .any(|m| m.heuristic == Heuristic::ChangeType && m.tx == t(&t1))
+            .any(|m| m.heuristic == Heuristic::ChangeType && m.tx == t(&t1).0)
     );
 }
 
@@ -249,11 +250,13 @@ fn coinjoin_patterns_are_detected_and_not_merged() {
     let c = cluster::cluster(&idx, &Heuristic::ALL, None);
     assert_eq!(c.coinjoins.values().sum::<u64>(), 2);
     assert!(
-        c.merges.iter().all(|m| m.tx != t(&whirl) && m.tx != t(&jm)),
+        c.merges
+            .iter()
+            .all(|m| m.tx != t(&whirl).0 && m.tx != t(&jm).0),
         "a CoinJoin was merged"
     );
     assert!(
-        c.merges.iter().any(|m| m.tx == t(&plain)),
+        c.merges.iter().any(|m| m.tx == t(&plain).0),
         "the ordinary transaction was merged"
     );
 }
@@ -285,13 +288,13 @@ fn mainnet_block_170_change_back_to_the_sender_is_not_mistaken() {
     let hal = idx
         .address_id("1Q2TWHE3GMdB6BZKafqwxXtWAWgFt5Jvm3")
         .unwrap();
-    assert_ne!(c.cluster_of[sat as usize], c.cluster_of[hal as usize]);
+    assert_ne!(c.cluster_of[sat.ix()], c.cluster_of[hal.ix()]);
     for m in c
         .merges
         .iter()
         .filter(|m| m.heuristic == Heuristic::MultiInput)
     {
-        let ins: Vec<u32> = idx.input_addresses(m.tx).collect();
+        let ins: Vec<u32> = idx.input_addresses(TxIx(m.tx)).map(|a| a.0).collect();
         assert!(ins.contains(&m.a) && ins.contains(&m.b));
     }
     // No CoinJoins in 2009.

@@ -104,7 +104,7 @@ pub use coinjoin::WHIRLPOOL_DENOMINATIONS;
 pub use txview::{Input, Output, TxView};
 
 /// The CoinJoin pattern of transaction `t` of `idx` ([`coinjoin::detect`]), or `None`.
-pub fn detect_coinjoin(idx: &Index, t: u32) -> Option<&'static str> {
+pub fn detect_coinjoin(idx: &Index, t: crate::types::TxIx) -> Option<&'static str> {
     coinjoin::detect(&TxView::of(idx, t))
 }
 

@@ -5,12 +5,13 @@
 
 use crate::index::{Index, Prev};
 use crate::ingest::bitcoin::script::ScriptType;
+use crate::types::{AddrIx, TxIx};
 
 /// An input: the output it spends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Input {
     /// Dense address id of the spent output, `None` when it has no address.
-    pub address: Option<u32>,
+    pub address: Option<AddrIx>,
     /// Value of the spent output, in satoshi.
     pub value: u64,
     pub script: ScriptType,
@@ -21,7 +22,7 @@ pub struct Input {
 pub struct Output {
     /// Dense address id, `None` for an output without an address (OP_RETURN, bare
     /// multisig, non-standard).
-    pub address: Option<u32>,
+    pub address: Option<AddrIx>,
     /// Value, in satoshi.
     pub value: u64,
     pub script: ScriptType,
@@ -45,7 +46,7 @@ pub struct TxView {
 
 impl TxView {
     /// Transaction `t` of `idx`.
-    pub fn of(idx: &Index, t: u32) -> TxView {
+    pub fn of(idx: &Index, t: TxIx) -> TxView {
         let mut v = TxView::default();
         v.load(idx, t);
         v
@@ -53,7 +54,7 @@ impl TxView {
 
     /// Refills this view with transaction `t` of `idx`, reusing its buffers (the
     /// clustering loop visits every transaction of a chain).
-    pub fn load(&mut self, idx: &Index, t: u32) {
+    pub fn load(&mut self, idx: &Index, t: TxIx) {
         // One pass over the inputs: what each spends.
         self.inputs.clear();
         let (mut coinbase, mut partial) = (false, false);
@@ -63,7 +64,7 @@ impl TxView {
                 Prev::BeforeWindow(_) => partial = true,
                 Prev::Output(o) => self.inputs.push(Input {
                     address: idx.out_address(o),
-                    value: idx.value(o),
+                    value: idx.value(o).to_sat(),
                     script: idx.out_script_type(o),
                 }),
             }
@@ -76,7 +77,7 @@ impl TxView {
             let address = idx.out_address(o);
             Output {
                 address,
-                value: idx.value(o),
+                value: idx.value(o).to_sat(),
                 script: idx.out_script_type(o),
                 first_seen: address.is_some_and(|a| idx.first_tx_of(a) == t),
                 receives: address.map_or(0, |a| idx.receives(a)),
@@ -93,7 +94,7 @@ impl TxView {
             inputs: inputs
                 .iter()
                 .map(|&(a, v)| Input {
-                    address: Some(a),
+                    address: Some(AddrIx(a)),
                     value: v,
                     script: ScriptType::P2wpkh,
                 })
@@ -101,7 +102,7 @@ impl TxView {
             outputs: outputs
                 .iter()
                 .map(|&(a, v, first_seen, receives)| Output {
-                    address: Some(a),
+                    address: Some(AddrIx(a)),
                     value: v,
                     script: ScriptType::P2wpkh,
                     first_seen,
