@@ -404,7 +404,7 @@ pub fn write(
             Arc::new(StringArray::from(
                 c.merges
                     .iter()
-                    .map(|m| idx.txid(TxIx(m.tx)))
+                    .map(|m| idx.txid(TxIx(m.tx)).to_string())
                     .collect::<Vec<_>>(),
             )),
             Arc::new(StringArray::from(

@@ -452,18 +452,18 @@ impl Index {
         None
     }
 
-    /// The txid (display hex) of transaction `t`.
-    pub fn txid(&self, t: TxIx) -> String {
-        self.tx_txid
-            .raw(t.ix())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+    /// The txid of transaction `t` (the file holds it in display order).
+    pub fn txid(&self, t: TxIx) -> bitcoin::Txid {
+        let mut b = [0u8; 32];
+        b.copy_from_slice(self.tx_txid.raw(t.ix()));
+        b.reverse();
+        bitcoin::hashes::Hash::from_byte_array(b)
     }
 
-    /// The transaction of a txid (display hex), by binary search.
-    pub fn tx_id(&self, txid: &str) -> Option<TxIx> {
-        let want = hex32(txid)?;
+    /// The transaction of a txid, by binary search.
+    pub fn tx_id(&self, txid: &bitcoin::Txid) -> Option<TxIx> {
+        let mut want = bitcoin::hashes::Hash::to_byte_array(*txid);
+        want.reverse();
         let (mut lo, mut hi) = (0usize, self.txid_sorted.len());
         while lo < hi {
             let mid = (lo + hi) / 2;
@@ -1215,9 +1215,10 @@ mod tests {
         assert_eq!(idx.address(AddrIx(1)), "bcrt1b");
         assert_eq!(idx.address_id("bcrt1b"), Some(AddrIx(1)));
         assert_eq!(idx.address_id("bcrt1c"), None);
-        assert_eq!(idx.tx_id(&"22".repeat(32)), Some(TxIx(1)));
-        assert_eq!(idx.tx_id(&"33".repeat(32)), None);
-        assert_eq!(idx.txid(TxIx(0)), "11".repeat(32));
+        let txid = |h: &str| h.repeat(32).parse::<bitcoin::Txid>().unwrap();
+        assert_eq!(idx.tx_id(&txid("22")), Some(TxIx(1)));
+        assert_eq!(idx.tx_id(&txid("33")), None);
+        assert_eq!(idx.txid(TxIx(0)), txid("11"));
         assert_eq!(
             idx.outputs_of(TxIx(1)).collect::<Vec<_>>(),
             vec![OutIx(1), OutIx(2)]

@@ -252,7 +252,7 @@ pub fn run(
         let l = label_of(o);
         End {
             kind,
-            txid: idx.txid(idx.out_tx(o)),
+            txid: idx.txid(idx.out_tx(o)).to_string(),
             vout: idx.vout(o),
             address: idx
                 .out_address(o)
@@ -424,7 +424,7 @@ pub fn run(
                 fresh
             }
         };
-        let info = (idx.txid(t), height_of(t), idx.tx_time(t));
+        let info = (idx.txid(t).to_string(), height_of(t), idx.tx_time(t));
         let weights: Vec<u64> = known.iter().map(|o| total(&taint[o])).collect();
         for (o, iv) in fresh {
             let amount = total(&iv);
@@ -499,7 +499,7 @@ pub fn run(
             }
         };
         while let Some(&(prev, t)) = o.and_then(|o| pred.get(&o)) {
-            path.push(idx.txid(t));
+            path.push(idx.txid(t).to_string());
             o = Some(prev);
         }
         if p.direction == Direction::Forward {
@@ -538,7 +538,7 @@ fn before_window_end(
         let paid = known[j];
         let to = addr(idx, paid);
         edges.push(Edge {
-            txid: idx.txid(t),
+            txid: idx.txid(t).to_string(),
             height: u64::from(idx.tx_height(t).0),
             time: idx.tx_time(t),
             from_address: from.clone(),
@@ -566,7 +566,9 @@ fn before_window_end(
         cluster: None,
         output_value: Some(idx.before_value(k).to_sat().into()),
         coinjoin: None,
-        path: std::iter::once(idx.txid(t)).chain(via).collect(),
+        path: std::iter::once(idx.txid(t).to_string())
+            .chain(via)
+            .collect(),
     }
 }
 
@@ -657,7 +659,7 @@ fn next_hop(
 }
 
 fn out_of(idx: &Index, txid: &str, vout: u32) -> Option<OutIx> {
-    idx.tx_id(txid).map(|t| idx.output(t, vout))
+    idx.tx_id(&txid.parse().ok()?).map(|t| idx.output(t, vout))
 }
 
 fn addr(idx: &Index, o: OutIx) -> String {

@@ -138,9 +138,13 @@ fn seed_one(
             }
             addresses.extend(members);
         } else if let Some((txid, vout)) = it.split_once(':') {
-            let t = idx.tx_id(txid).ok_or_else(|| {
-                TraceError::Input(format!("seed transaction {txid} is not in the dataset"))
-            })?;
+            let t = txid
+                .parse()
+                .ok()
+                .and_then(|h| idx.tx_id(&h))
+                .ok_or_else(|| {
+                    TraceError::Input(format!("seed transaction {txid} is not in the dataset"))
+                })?;
             let n = idx.n_outputs(t);
             let v: u32 = vout.parse().map_err(|_| {
                 TraceError::Input(format!("seed {it}: {vout} is not an output index"))
@@ -152,7 +156,7 @@ fn seed_one(
             }
             outputs.insert(idx.output(t, v));
         } else if it.len() == 64 && it.bytes().all(|b| b.is_ascii_hexdigit()) {
-            let t = idx.tx_id(it).ok_or_else(|| {
+            let t = it.parse().ok().and_then(|h| idx.tx_id(&h)).ok_or_else(|| {
                 TraceError::Input(format!("seed transaction {it} is not in the dataset"))
             })?;
             outputs.extend(idx.outputs_of(t));

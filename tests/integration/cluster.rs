@@ -57,8 +57,9 @@ fn index_is_built_once_then_loaded_and_rebuilt_when_the_dataset_or_format_change
     // Lookups by txid and address.
     let txs = read_table(&chain, "transactions");
     for (i, row) in txs.iter().enumerate().step_by(97) {
-        assert_eq!(idx.tx_id(row["txid"].str()), Some(TxIx(i as u32)));
-        assert_eq!(idx.txid(TxIx(i as u32)), row["txid"].str());
+        let txid: bitcoin::Txid = row["txid"].str().parse().unwrap();
+        assert_eq!(idx.tx_id(&txid), Some(TxIx(i as u32)));
+        assert_eq!(idx.txid(TxIx(i as u32)), txid);
     }
     let a = "bcrt1q9fs8w3mauaf2wcrzj64np6vtr465gf6kh4x663";
     assert_eq!(idx.address(idx.address_id(a).unwrap()), a);

@@ -129,7 +129,7 @@ fn hand_built_transactions_give_the_expected_change_and_merges() {
         &[(pkh(13), 3_300_000), (wpkh(14), 390_000)],
     );
     let (_d, idx) = index_of(vec![vec![cb], vec![t1.clone(), t2.clone(), t3.clone()]]);
-    let t = |x: &Transaction| idx.tx_id(&x.compute_txid().to_string()).unwrap();
+    let t = |x: &Transaction| idx.tx_id(&x.compute_txid()).unwrap();
 
     assert_eq!(
         value_of(&idx, change_output(&idx, t(&t1), Heuristic::ChangeType)),
@@ -243,7 +243,7 @@ fn coinjoin_patterns_are_detected_and_not_merged() {
         vec![cb],
         vec![whirl.clone(), jm.clone(), plain.clone()],
     ]);
-    let t = |x: &Transaction| idx.tx_id(&x.compute_txid().to_string()).unwrap();
+    let t = |x: &Transaction| idx.tx_id(&x.compute_txid()).unwrap();
     assert_eq!(detect_coinjoin(&idx, t(&whirl)), Some("whirlpool"));
     assert_eq!(detect_coinjoin(&idx, t(&jm)), Some("joinmarket"));
     assert_eq!(detect_coinjoin(&idx, t(&plain)), None);
@@ -276,7 +276,11 @@ fn mainnet_block_170_change_back_to_the_sender_is_not_mistaken() {
     // change is the output to the input address, so no heuristic may call Hal's output
     // change and merge him with Satoshi.
     let t170 = idx
-        .tx_id("f4184fc596403b9d638783cf57adfe4c75c605f6356fbc91338530e9831e9e16")
+        .tx_id(
+            &"f4184fc596403b9d638783cf57adfe4c75c605f6356fbc91338530e9831e9e16"
+                .parse()
+                .unwrap(),
+        )
         .unwrap();
     for h in Heuristic::ALL {
         assert_eq!(change_output(&idx, t170, h), None, "{}", h.name());
