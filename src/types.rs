@@ -214,3 +214,15 @@ dense_id!(
     Height,
     u32
 );
+
+/// A value that does not parse (a command-line amount, share or number, or node text),
+/// with what was wrong and what is accepted.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidValue(pub String);
+
+impl From<String> for InvalidValue {
+    fn from(s: String) -> InvalidValue {
+        InvalidValue(s)
+    }
+}

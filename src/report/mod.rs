@@ -212,7 +212,7 @@ impl PathChoice {
     ///
     /// # Errors
     /// Text that names no exit number.
-    pub fn parse(items: &[String]) -> Result<PathChoice, String> {
+    pub fn parse(items: &[String]) -> Result<PathChoice, crate::types::InvalidValue> {
         let mut ns = Vec::new();
         for item in items.iter().flat_map(|s| s.split(',')) {
             let t = item.trim();
@@ -228,7 +228,7 @@ impl PathChoice {
                 _ => {
                     return Err(format!(
                         "--path {t:?} names no exit: give exit numbers of the exits table (E1, E2, …), or all"
-                    ));
+                    ).into());
                 }
             }
         }

@@ -747,7 +747,7 @@ impl Default for MinShare {
 ///
 /// # Errors
 /// Not a number from 0 to 100 with at most two decimals.
-pub fn parse_min_share(s: &str) -> Result<MinShare, String> {
+pub fn parse_min_share(s: &str) -> Result<MinShare, crate::types::InvalidValue> {
     let t = s.trim().trim_end_matches('%');
     let (int, frac) = t.split_once('.').unwrap_or((t, ""));
     let ok = !int.is_empty()

@@ -353,7 +353,7 @@ pub struct MinValue {
 ///
 /// # Errors
 /// An unknown unit, a malformed number, more decimals than the unit has, or an overflow.
-pub fn parse_min_value(s: &str) -> Result<MinValue, String> {
+pub fn parse_min_value(s: &str) -> Result<MinValue, crate::types::InvalidValue> {
     let t = s.trim().to_ascii_lowercase().replace('_', "");
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -369,12 +369,12 @@ pub fn parse_min_value(s: &str) -> Result<MinValue, String> {
         other => {
             return Err(format!(
                 "unknown unit {other:?} in {s:?}: use btc or sat (Bitcoin), eth, gwei or wei (Ethereum), or a bare integer of base units"
-            ));
+            ).into());
         }
     };
     let (int, frac) = num.split_once('.').unwrap_or((num, ""));
     if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
-        return Err(format!("{s:?} is not an amount"));
+        return Err(format!("{s:?} is not an amount").into());
     }
     if frac.len() > decimals {
         return Err(format!(
@@ -385,7 +385,8 @@ pub fn parse_min_value(s: &str) -> Result<MinValue, String> {
             } else {
                 unit
             }
-        ));
+        )
+        .into());
     }
     let digits = format!("{int}{frac:0<decimals$}");
     let amount = digits
@@ -706,9 +707,9 @@ mod tests {
         assert_eq!(base("20gwei"), Ok((20_000_000_000, MinValueUnit::Wei)));
         assert_eq!(base("0"), Ok((0, MinValueUnit::Base)));
         assert_eq!(base("12345"), Ok((12_345, MinValueUnit::Base)));
-        assert!(base("0.000000001btc").unwrap_err().contains("9 decimals"));
-        assert!(base("1.5").unwrap_err().contains("decimals"));
-        assert!(base("5 usd").unwrap_err().contains("unknown unit"));
+        assert!(base("0.000000001btc").unwrap_err().0.contains("9 decimals"));
+        assert!(base("1.5").unwrap_err().0.contains("decimals"));
+        assert!(base("5 usd").unwrap_err().0.contains("unknown unit"));
         assert!(base("btc").is_err());
         assert!(base("1.2.3eth").is_err());
     }

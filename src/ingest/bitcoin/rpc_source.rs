@@ -88,8 +88,12 @@ struct RpcScript {
 ///
 /// # Errors
 /// Anything but a non-negative decimal with at most 8 fractional digits.
-pub fn parse_btc(text: &str) -> Result<u64, String> {
-    let bad = || format!("amount {text:?} is not a BTC amount with at most 8 decimals");
+pub fn parse_btc(text: &str) -> Result<u64, crate::types::InvalidValue> {
+    let bad = || {
+        crate::types::InvalidValue(format!(
+            "amount {text:?} is not a BTC amount with at most 8 decimals"
+        ))
+    };
     let (int, frac) = text.split_once('.').unwrap_or((text, ""));
     if int.is_empty()
         || !int.bytes().all(|b| b.is_ascii_digit())
@@ -183,7 +187,7 @@ pub fn parse_block(
                 ));
             };
             let txid: Txid = txid.parse().map_err(|_| ctx("bad txid"))?;
-            let value = parse_btc(p.value.get()).map_err(|e| ctx(&e))?;
+            let value = parse_btc(p.value.get()).map_err(|e| ctx(&e.to_string()))?;
             let script = hex_decode(&p.script_pub_key.hex)
                 .ok_or_else(|| ctx("prevout script is not hex"))?;
             prev.add(txid, vout, value, script);

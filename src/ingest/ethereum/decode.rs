@@ -84,12 +84,12 @@ pub struct Transaction {
 ///
 /// # Errors
 /// Not a `0x`-prefixed hex string.
-pub fn hex_to_decimal(s: &str) -> Result<String, String> {
+pub fn hex_to_decimal(s: &str) -> Result<String, crate::types::InvalidValue> {
     let h = s
         .strip_prefix("0x")
         .ok_or_else(|| format!("{s:?} is not a hex quantity"))?;
     if h.is_empty() || h.len() > 64 {
-        return Err(format!("{s:?} is not a 256-bit hex quantity"));
+        return Err(format!("{s:?} is not a 256-bit hex quantity").into());
     }
     // Base-10^9 limbs, least significant first.
     let mut limbs: Vec<u64> = vec![0];
