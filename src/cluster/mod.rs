@@ -195,7 +195,8 @@ pub struct Built {
 /// clusters joining different actors; writes it all to [`clusters_dir`]`(data, network)`.
 ///
 /// # Errors
-/// The clustering cannot be written.
+/// A network that is not one of [`crate::types::Network`]'s names, a `max_share` outside
+/// (0, 1], or a clustering that cannot be written.
 pub fn build(
     idx: &Index,
     data: &Path,
@@ -203,7 +204,17 @@ pub fn build(
     heuristics: &[Heuristic],
     max_share: f64,
     labels: Option<&HashMap<String, String>>,
-) -> Result<Built, StoreError> {
+) -> Result<Built, ClusterError> {
+    if crate::types::Network::from_name(network).is_none() {
+        return Err(ClusterError::Invalid(format!(
+            "unknown network {network:?}: use bitcoin, testnet, testnet4, signet or regtest"
+        )));
+    }
+    if !(max_share > 0.0 && max_share <= 1.0) {
+        return Err(ClusterError::Invalid(format!(
+            "max_share {max_share} is not in (0, 1]"
+        )));
+    }
     let c = cluster(idx, heuristics, None);
     let stats = stats(idx, &c.cluster_of);
     let mut warnings = collapse_warnings(idx, &stats, max_share);
@@ -453,6 +464,8 @@ pub enum ClusterError {
     Index(#[from] IndexError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{0}")]
+    Invalid(String),
     #[error(
         "address {0} does not appear in the dataset: check the network (--network) and that the blocks paying it are ingested"
     )]

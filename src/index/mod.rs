@@ -190,6 +190,12 @@ pub enum Prev {
 
 /// The loaded index: memory-mapped columns behind typed accessors (ids are dense: a
 /// transaction `u32`, an output or input `u64`, an address `u32`, a height `u32`).
+///
+/// # Panics
+/// The accessors take ids this index gave ([`TxIx`] from [`Index::tx_id`] or
+/// [`Index::tx_ids`], [`OutIx`] from [`Index::outputs_of`], …), as a slice takes indices
+/// below its length: an id beyond the index panics. Lookups from outside values
+/// (`tx_id`, `address_id`, [`Index::output`]) return `None` instead.
 #[derive(Debug)]
 pub struct Index {
     pub dir: PathBuf,
@@ -588,9 +594,10 @@ impl Index {
         n32(o.0 - self.tx_out_start.get(self.out_tx(o).ix()))
     }
 
-    /// Output `vout` of transaction `t` (not checked against its output count).
-    pub fn output(&self, t: TxIx, vout: u32) -> OutIx {
-        OutIx(self.tx_out_start.get(t.ix()) + u64::from(vout))
+    /// Output `vout` of transaction `t`, `None` beyond its outputs.
+    pub fn output(&self, t: TxIx, vout: u32) -> Option<OutIx> {
+        (u64::from(vout) < self.n_outputs(t))
+            .then(|| OutIx(self.tx_out_start.get(t.ix()) + u64::from(vout)))
     }
 
     /// Block height of transaction `t`.
@@ -1224,6 +1231,9 @@ mod tests {
             vec![OutIx(1), OutIx(2)]
         );
         assert_eq!(idx.n_outputs(TxIx(1)), 2);
+        // An output number beyond the transaction's is none, not the next one's output.
+        assert_eq!(idx.output(TxIx(1), 1), Some(OutIx(2)));
+        assert_eq!(idx.output(TxIx(0), 1), None);
         assert!(idx.is_coinbase(TxIx(0)) && !idx.is_coinbase(TxIx(1)));
         assert_eq!(
             idx.spent_outputs(TxIx(1)).collect::<Vec<_>>(),

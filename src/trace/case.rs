@@ -448,8 +448,10 @@ impl Case {
         time: i64,
     ) -> Result<(), TraceError> {
         let command = trace_command;
-        std::fs::create_dir_all(dir)
-            .map_err(|e| TraceError::Input(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| TraceError::Context {
+            context: format!("cannot create the case folder {}", dir.display()),
+            source: Box::new(TraceError::stage(e)),
+        })?;
         let results = &self.results;
         sink::write_atomic(&dir.join("trace.json"), &self.trace_json(command))
             .map_err(TraceError::stage)?;

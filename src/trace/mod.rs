@@ -659,7 +659,8 @@ fn next_hop(
 }
 
 fn out_of(idx: &Index, txid: &str, vout: u32) -> Option<OutIx> {
-    idx.tx_id(&txid.parse().ok()?).map(|t| idx.output(t, vout))
+    idx.tx_id(&txid.parse().ok()?)
+        .and_then(|t| idx.output(t, vout))
 }
 
 fn addr(idx: &Index, o: OutIx) -> String {

@@ -292,9 +292,18 @@ impl Request {
     /// empty window, a category no label has, no dataset), [`TraceError::Stage`] for an
     /// unreadable input, [`TraceError::Internal`] for a model that does not balance.
     pub fn run(&self, progress: &dyn Progress) -> Result<Case, TraceError> {
-        match self.chain {
-            Chain::Bitcoin => super::run_bitcoin::run(self),
-            Chain::Ethereum => super::run_ethereum::run(self, progress),
+        // Policies set on the field directly: in `Policy` order, each once (as
+        // [`Request::policies`] keeps them).
+        let mut req = std::borrow::Cow::Borrowed(self);
+        let mut p = self.policies.clone();
+        p.sort();
+        p.dedup();
+        if p != self.policies {
+            req.to_mut().policies = p;
+        }
+        match req.chain {
+            Chain::Bitcoin => super::run_bitcoin::run(&req),
+            Chain::Ethereum => super::run_ethereum::run(&req, progress),
         }
     }
 

@@ -154,7 +154,7 @@ fn seed_one(
                     "seed {it}: transaction {txid} has {n} outputs"
                 )));
             }
-            outputs.insert(idx.output(t, v));
+            outputs.extend(idx.output(t, v));
         } else if it.len() == 64 && it.bytes().all(|b| b.is_ascii_hexdigit()) {
             let t = it.parse().ok().and_then(|h| idx.tx_id(&h)).ok_or_else(|| {
                 TraceError::Input(format!("seed transaction {it} is not in the dataset"))

@@ -92,7 +92,7 @@ fn index_of(blocks_txs: Vec<Vec<Transaction>>) -> (tempfile::TempDir, Index) {
 /// The change output (its output id) of transaction `t` under `h`, as the index sees it.
 fn change_output(idx: &Index, t: TxIx, h: Heuristic) -> Option<OutIx> {
     chaintrace::cluster::heuristics::change_output(&TxView::of(idx, t), h)
-        .map(|i| idx.output(t, u32::try_from(i).unwrap()))
+        .and_then(|i| idx.output(t, u32::try_from(i).unwrap()))
 }
 
 fn value_of(idx: &Index, o: Option<OutIx>) -> Option<u64> {
