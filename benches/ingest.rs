@@ -71,6 +71,7 @@ fn main() {
             txs,
             preset: chaintrace::simulate::Preset::Default,
             out: world.path().to_path_buf(),
+            period: None,
         };
         chaintrace::simulate::simulate(&opts, &indicatif::ProgressBar::hidden())
             .expect("the world simulates");

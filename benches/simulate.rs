@@ -16,6 +16,7 @@ fn child(txs: u64) {
         txs,
         preset: Preset::Default,
         out: out.path().to_path_buf(),
+        period: None,
     };
     let s = simulate(&opts, &indicatif::ProgressBar::hidden()).expect("the world simulates");
     let bytes: u64 = walk(out.path());

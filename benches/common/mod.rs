@@ -33,6 +33,7 @@ pub fn ingested_world(txs: u64, preset: Preset) -> (tempfile::TempDir, PathBuf, 
         txs,
         preset,
         out: world.path().to_path_buf(),
+        period: None,
     };
     simulate(&opts, &ProgressBar::hidden()).expect("the world simulates");
     let data = world.path().join("data");

@@ -614,6 +614,21 @@ pub struct SimulateArgs {
     /// Output directory (blocks/ and truth/ inside are replaced).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+
+    /// First day of the calendar period the world spans (YYYY-MM-DD, UTC; with --end or
+    /// --days). Its blocks are spread over the whole period, one every 10 minutes when the
+    /// size fills them, with daily and weekly rhythm and growth; without a period the world
+    /// is as dense as blocks allow, from 2026-01-01.
+    #[arg(long, value_name = "DATE")]
+    pub start: Option<String>,
+
+    /// Last day of the period (YYYY-MM-DD, UTC, included).
+    #[arg(long, value_name = "DATE", conflicts_with = "days")]
+    pub end: Option<String>,
+
+    /// Length of the period in days (from --start, or from 2024-01-01).
+    #[arg(long, value_name = "N")]
+    pub days: Option<u32>,
 }
 
 /// Sources to ingest.

@@ -405,6 +405,7 @@ pub(crate) fn run(cli: &Cli, a: &DemoArgs) -> Result<(), CliError> {
             txs: a.txs,
             preset: Preset::Default,
             out: world_dir.clone(),
+            period: None,
         },
         &indicatif::ProgressBar::hidden(),
     )

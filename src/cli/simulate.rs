@@ -6,6 +6,53 @@ use super::args::{PresetArg, SimulateArgs};
 use super::{Cli, CliError, progress_bar};
 use crate::simulate::{Preset, SimOptions, simulate};
 
+/// The calendar period of `--start`, `--end` and `--days`, checked.
+fn period(a: &SimulateArgs) -> Result<Option<crate::simulate::Period>, CliError> {
+    let day = |flag: &str, s: &str| -> Result<i64, CliError> {
+        chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map(|d| {
+                d.and_hms_opt(0, 0, 0)
+                    .expect("midnight exists")
+                    .and_utc()
+                    .timestamp()
+            })
+            .map_err(|e| CliError::user(anyhow!("--{flag} {s:?} is not a date YYYY-MM-DD: {e}")))
+    };
+    let start = match (&a.start, a.end.is_some() || a.days.is_some()) {
+        (None, false) => return Ok(None),
+        (Some(s), _) => day("start", s)?,
+        (None, true) if a.end.is_some() => {
+            return Err(CliError::user(anyhow!("--end needs --start")));
+        }
+        (None, true) => day("start", "2024-01-01")?,
+    };
+    let end = match (&a.end, a.days) {
+        (Some(e), _) => day("end", e)? + 86_400,
+        (None, Some(n)) => start + i64::from(n) * 86_400,
+        (None, None) => {
+            return Err(CliError::user(anyhow!(
+                "--start needs --end DATE or --days N"
+            )));
+        }
+    };
+    if end <= start {
+        return Err(CliError::user(anyhow!(
+            "the period is empty: --end is before --start"
+        )));
+    }
+    let secs = |t: i64| {
+        u32::try_from(t).map_err(|_| {
+            CliError::user(anyhow!(
+                "the period must lie between 1970 and 2106 (unix seconds in 32 bits, as block times are)"
+            ))
+        })
+    };
+    Ok(Some(crate::simulate::Period {
+        start: secs(start)?,
+        end: secs(end)?,
+    }))
+}
+
 pub(crate) fn run(cli: &Cli, a: &SimulateArgs) -> Result<(), CliError> {
     if a.txs < 2 {
         return Err(CliError::user(anyhow!(
@@ -22,6 +69,7 @@ pub(crate) fn run(cli: &Cli, a: &SimulateArgs) -> Result<(), CliError> {
         txs: a.txs,
         preset,
         out: a.out.clone(),
+        period: period(a)?,
     };
     let pb = progress_bar(cli, "tx");
     let s = simulate(&opts, &pb).map_err(CliError::user)?;

@@ -26,7 +26,7 @@ use self::rng::Rng;
 use self::world::{Generated, Params, Truth, World};
 use self::writer::{BlkWriter, MAX_BLOCKFILE_SIZE, TableWriter, boolc, s};
 use crate::store::StoreError;
-use crate::types::{Network, n32, n64};
+use crate::types::{Network, ix, n32, n64};
 
 /// The presets of `--preset`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -100,6 +100,81 @@ pub struct SimOptions {
     pub txs: u64,
     pub preset: Preset,
     pub out: PathBuf,
+    /// The calendar period the world spans (see [`Period`]); `None`: blocks every 5 to 15
+    /// minutes from 2026-01-01, as many as the size needs.
+    pub period: Option<Period>,
+}
+
+/// A simulated world's calendar period, unix seconds `[start, end)`. Its blocks are spread
+/// over the whole period: one every 10 minutes as on mainnet when the size fills them (at
+/// least 4 transactions per block on average), wider apart for a smaller world, closer for
+/// one whose blocks would overflow. Transactions per block follow a daily rhythm (busiest
+/// in the afternoon UTC, quietest at night), a weekly one (weekends 25 % quieter) and growth
+/// over the period (the last month about 1.5 times the first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Period {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Period {
+    /// The block count, each block's time and each block's transactions besides its
+    /// coinbase, for a world of `txs` transactions (genesis included) whose blocks hold at
+    /// most `cap` transactions. Times strictly increase inside `[start, end)`.
+    fn schedule(self, txs: u64, cap: u32, rng: &mut Rng) -> Vec<(u32, u32)> {
+        let secs = u64::from(self.end.saturating_sub(self.start)).max(1);
+        let budget = txs.saturating_sub(1);
+        let boot = u64::from(BOOTSTRAP_BLOCKS);
+        let by_time = (secs / 600).max(boot + 1);
+        let by_size = boot + budget.saturating_sub(boot) / 4;
+        let half = u64::from(cap.max(2) / 2);
+        let mut blocks = by_time.min(by_size).max(boot + 1);
+        // Blocks never fuller than half the cap on average.
+        let fill = |b: u64| budget.saturating_sub(b);
+        while fill(blocks) > (blocks - boot) * half {
+            blocks += 1;
+        }
+        let spacing = (secs / blocks).max(1);
+        let times: Vec<u32> = (0..blocks)
+            .map(|i| {
+                let jitter = rng.range(0, (spacing / 2).max(1) - 1);
+                n32(u64::from(self.start) + i * spacing + jitter)
+            })
+            .collect();
+        // Weights of the blocks after the bootstrap: day, week, growth.
+        let weight = |i: u64, t: u32| -> f64 {
+            let hour = f64::from(t % 86_400) / 3600.0;
+            let day = 1.0 + 0.5 * ((hour - 9.0) * std::f64::consts::PI / 12.0).sin();
+            let weekday = (u64::from(t) / 86_400 + 4) % 7; // 0 = Sunday (1970-01-01 was a Thursday)
+            let week = if weekday == 0 || weekday == 6 {
+                0.75
+            } else {
+                1.0
+            };
+            let growth = 0.8 + 0.4 * (i as f64 / blocks as f64);
+            day * week * growth
+        };
+        let w: Vec<f64> = (boot..blocks).map(|i| weight(i, times[ix(i)])).collect();
+        let total_w: f64 = w.iter().sum();
+        let to_fill = fill(blocks) as f64;
+        let mut out = Vec::with_capacity(ix(blocks));
+        let (mut cum, mut given, mut carry) = (0.0f64, 0u64, 0u64);
+        for (i, &t) in times.iter().enumerate() {
+            let n = if n64(i) < boot {
+                0
+            } else {
+                cum += w[i - ix(boot)];
+                let want = (to_fill * cum / total_w).round() as u64;
+                let n = want.saturating_sub(given) + carry;
+                let n_cap = n.min(u64::from(cap.saturating_sub(1)));
+                carry = n - n_cap;
+                given += n - carry;
+                n_cap
+            };
+            out.push((t, n32(n)));
+        }
+        out
+    }
 }
 
 /// What a simulation produced.
@@ -196,6 +271,10 @@ pub fn simulate(
     let params = opts.preset.params(opts.txs);
     let mut world = World::new(opts.seed, params.clone(), truth);
     let mut time_rng = Rng::new(opts.seed, 4);
+    // With a period: the blocks' times and sizes, planned ahead.
+    let plan = opts
+        .period
+        .map(|p| p.schedule(opts.txs, params.txs_per_block, &mut time_rng));
 
     let genesis = bitcoin::constants::genesis_block(Network::Regtest.to_bitcoin());
     blk.write_block(&serialize(&genesis))?;
@@ -205,17 +284,28 @@ pub fn simulate(
     let mut max_live = 0usize;
     progress.set_length(opts.txs);
     let mut height = 0u32;
-    while total < opts.txs {
+    loop {
+        let planned = match &plan {
+            Some(p) => match p.get(ix(height)) {
+                Some(&x) => Some(x),
+                None => break,
+            },
+            None if total >= opts.txs => break,
+            None => None,
+        };
         height += 1;
         world.begin_block(height);
-        let room = opts.txs - total - 1; // the coinbase takes one
-        let n = if height <= BOOTSTRAP_BLOCKS {
-            0
-        } else {
-            n32(u64::from(params.txs_per_block - 1).min(room))
+        let room = opts.txs.saturating_sub(total + 1); // the coinbase takes one
+        let n = match planned {
+            Some((_, n)) => n32(u64::from(n).min(room)),
+            None if height <= BOOTSTRAP_BLOCKS => 0,
+            None => n32(u64::from(params.txs_per_block - 1).min(room)),
         };
         world.fill_block(n)?;
-        time += n32(time_rng.range(300, 900));
+        time = match planned {
+            Some((t, _)) => t,
+            None => time + n32(time_rng.range(300, 900)),
+        };
         let block = world.seal_block(prev, time)?;
         total += n64(block.txdata.len());
         prev = block.block_hash();

@@ -33,11 +33,12 @@ pub fn seed_items_from(seeds: &[String]) -> Result<Vec<(String, Option<String>)>
             .from_reader(text.as_bytes());
         // The column named `address` when a header names one, else the first.
         let mut col = 0;
+        let lines = crate::labels::Lines::new(text);
         for (n, record) in reader.records().enumerate() {
             let record = record.map_err(|e| {
                 TraceError::Input(format!("seed file {file}: not readable as CSV: {e}"))
             })?;
-            let line = crate::labels::record_line(text, &record);
+            let line = lines.of(&record);
             if n == 0
                 && let Some(i) = record
                     .iter()

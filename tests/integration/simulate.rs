@@ -222,3 +222,123 @@ fn seeded_output_is_stable() {
 }
 
 const GOLDEN: &str = "b30966fd7006026f2d4c74b59cb1f1b072e8512f53d78b53690bacaa3f9d54ab";
+
+#[test]
+fn a_world_with_a_period_spans_it_with_rhythm_and_monthly_flows() {
+    let d = tempfile::tempdir().unwrap();
+    let sim = |out: &Path| {
+        run(&[
+            "--quiet",
+            "simulate",
+            "--txs",
+            "20000",
+            "--seed",
+            "7",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2025-12-31",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    ok(&sim(&a));
+    ok(&sim(&b));
+    // The same seed and options give the same bytes.
+    assert!(tree(&a) == tree(&b), "two runs differ");
+    let data = d.path().join("data");
+    ok(&run(&[
+        "--quiet",
+        "ingest",
+        "bitcoin",
+        "--blocks-dir",
+        a.join("blocks").to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ]));
+    let chain = data.join("regtest");
+    // Block times strictly increase and lie inside the period (2024-01-01 to the end of
+    // 2025-12-31, UTC); the genesis block keeps its 2011 time.
+    let (start, end) = (1_704_067_200i64, 1_767_225_600i64);
+    let mut times: Vec<(i64, i64)> = read_table(&chain, "blocks")
+        .iter()
+        .map(|r| (r["height"].int(), r["time"].int()))
+        .collect();
+    times.sort_unstable();
+    let after_genesis: Vec<i64> = times.iter().skip(1).map(|x| x.1).collect();
+    assert!(
+        after_genesis.windows(2).all(|w| w[0] < w[1]),
+        "times do not increase"
+    );
+    assert!(after_genesis.iter().all(|&t| (start..end).contains(&t)));
+    // Transactions fill every month of the period, more at the end (growth) than the start.
+    let time_of: HashMap<i64, i64> = times.into_iter().collect();
+    let mut per_month: std::collections::BTreeMap<String, u64> = Default::default();
+    for r in read_table(&chain, "transactions") {
+        let t = time_of[&r["height"].int()];
+        if t >= start {
+            let month = chrono::DateTime::from_timestamp(t, 0)
+                .unwrap()
+                .format("%Y-%m");
+            *per_month.entry(month.to_string()).or_default() += 1;
+        }
+    }
+    assert_eq!(per_month.len(), 24, "{per_month:?}");
+    let first = per_month.values().nth(1).copied().unwrap();
+    let last = per_month.values().last().copied().unwrap();
+    assert!(last > first, "growth: {first} then {last}");
+    // The research table follows: the vendor's income month by month over the two years.
+    let truth = read_truth(&a, "addresses");
+    let mut csv = String::from("address,label,category,actor\n");
+    for r in &truth {
+        if let ("illicit_vendor" | "exchange", Cell::Str(addr)) =
+            (r["category"].str(), &r["address"])
+        {
+            let e = r["entity"].str();
+            csv.push_str(&format!("{addr},{e},{},{e}\n", r["category"].str()));
+        }
+    }
+    import_labels(&data, &csv);
+    let o = run(&[
+        "--quiet",
+        "--json",
+        "stats",
+        "flows",
+        "--data",
+        data.to_str().unwrap(),
+        "--by",
+        "month",
+        "--category",
+        "illicit_vendor",
+        "--out",
+        d.path().join("stats").to_str().unwrap(),
+    ]);
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let months: HashSet<&str> = v["inflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["period"].as_str())
+        .collect();
+    assert!(months.len() >= 20, "{months:?}");
+    // A period that is empty or half given is refused.
+    let bad = |args: &[&str]| {
+        let mut all = vec![
+            "simulate",
+            "--txs",
+            "1000",
+            "--out",
+            d.path().to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        run(&all).status.code()
+    };
+    assert_eq!(
+        bad(&["--start", "2025-01-01", "--end", "2024-01-01"]),
+        Some(1)
+    );
+    assert_eq!(bad(&["--start", "2025-01-01"]), Some(1));
+    assert_eq!(bad(&["--start", "2025-02-31", "--days", "3"]), Some(1));
+}
