@@ -24,7 +24,7 @@ use serde::Serialize;
 
 use self::rng::Rng;
 use self::world::{Generated, Params, Truth, World};
-use self::writer::{BlkWriter, MAX_BLOCKFILE_SIZE, TableWriter, boolc, s};
+use self::writer::{BlkWriter, MAX_BLOCKFILE_SIZE, TableWriter, boolc, s, u64c};
 use crate::store::StoreError;
 use crate::types::{Network, ix, n32, n64};
 
@@ -316,6 +316,26 @@ pub fn simulate(
     let files = blk.finish()?;
     let generated = world.generated;
     let names = world.names.clone();
+    // Each flagged entity's income and outflows per month, as stats flows defines them.
+    let mut monthly = truth_table(
+        &truth_dir,
+        "monthly",
+        vec![
+            f("flagged_entity", utf8()),
+            f("month", utf8()),
+            f("income", DataType::UInt64),
+            f("outflows", DataType::UInt64),
+        ],
+    )?;
+    for ((e, month), (income, out)) in &world.monthly {
+        let c = monthly.cols();
+        s(&mut c[0], names[ix(*e)].0.clone());
+        s(&mut c[1], month.clone());
+        u64c(&mut c[2], *income);
+        u64c(&mut c[3], *out);
+        monthly.row_done()?;
+    }
+    monthly.finish()?;
     let (vendor, ransomware) = (world.vendor, world.ransomware);
     let truth = world.into_truth();
     truth.addresses.finish()?;

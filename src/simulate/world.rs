@@ -205,6 +205,15 @@ pub struct World {
     pub generated: Generated,
     truth: Truth,
     network: Network,
+    /// The flagged entities' scripts (vendor, ransomware), for their monthly truth.
+    flagged_scripts: HashMap<ScriptBuf, EntityId>,
+    /// The block being built: each flagged entity's income and outflows (sat).
+    block_flows: std::collections::BTreeMap<EntityId, (u64, u64)>,
+    /// Each flagged entity's income and outflows per calendar month of the block time
+    /// (`YYYY-MM`, UTC), sat, as `chaintrace stats flows` defines them: income is what a
+    /// transaction none of whose inputs is the entity's pays to its addresses; outflows
+    /// what a transaction all of whose inputs are its pays to others.
+    pub monthly: std::collections::BTreeMap<(EntityId, String), (u64, u64)>,
 }
 
 impl std::fmt::Debug for World {
@@ -340,6 +349,9 @@ impl World {
             generated: Generated::default(),
             truth,
             network: Network::Regtest,
+            flagged_scripts: HashMap::new(),
+            block_flows: Default::default(),
+            monthly: Default::default(),
         }
     }
 
@@ -380,6 +392,12 @@ impl World {
         is_change: bool,
     ) -> Result<(), StoreError> {
         let script = self.keys.script_pubkey(a);
+        if matches!(
+            self.cat(owner),
+            Category::IllicitVendor | Category::Ransomware
+        ) {
+            self.flagged_scripts.insert(script.clone(), owner);
+        }
         let address = classify(&script).address(self.network);
         let (name, cat) = &self.names[ix(owner)];
         let (name, cat) = (name.clone(), cat.as_str());
@@ -621,9 +639,50 @@ impl World {
             }
         }
         self.record_tx(txid, d.kind, d.from)?;
+        self.count_flagged_flows(&d.inputs, &tx);
         self.block_fees += fee;
         self.block_txs.push(tx);
         Ok(())
+    }
+
+    /// Adds `tx`'s income and outflows of each flagged entity to the block's.
+    fn count_flagged_flows(&mut self, inputs: &[Utxo], tx: &Transaction) {
+        if self.flagged_scripts.is_empty() {
+            return;
+        }
+        let owners: Vec<Option<EntityId>> = inputs
+            .iter()
+            .map(|u| {
+                self.flagged_scripts
+                    .get(&self.keys.script_pubkey(u.addr))
+                    .copied()
+            })
+            .collect();
+        for f in [self.vendor, self.ransomware] {
+            let mine = owners.iter().filter(|o| **o == Some(f)).count();
+            let to_f = |o: &TxOut| self.flagged_scripts.get(&o.script_pubkey) == Some(&f);
+            if mine == 0 {
+                let income: u64 = tx
+                    .output
+                    .iter()
+                    .filter(|o| to_f(o))
+                    .map(|o| o.value.to_sat())
+                    .sum();
+                if income > 0 {
+                    self.block_flows.entry(f).or_default().0 += income;
+                }
+            } else if mine == owners.len() {
+                let out: u64 = tx
+                    .output
+                    .iter()
+                    .filter(|o| !to_f(o))
+                    .map(|o| o.value.to_sat())
+                    .sum();
+                if out > 0 {
+                    self.block_flows.entry(f).or_default().1 += out;
+                }
+            }
+        }
     }
 
     /// Spends `inputs` entirely into the single output `out`, the fee taken from it
@@ -919,6 +978,15 @@ impl World {
         }
         self.block_fees = 0;
         self.generated.blocks += 1;
+        let month = chrono::DateTime::from_timestamp(i64::from(time), 0)
+            .unwrap_or_default()
+            .format("%Y-%m")
+            .to_string();
+        for (f, (income, out)) in std::mem::take(&mut self.block_flows) {
+            let m = self.monthly.entry((f, month.clone())).or_default();
+            m.0 += income;
+            m.1 += out;
+        }
         Ok(block)
     }
 
