@@ -389,7 +389,7 @@ pub(crate) fn run(cli: &Cli, a: &DemoArgs) -> Result<(), CliError> {
             a.txs, a.seed
         );
         println!(
-            "\n$ chaintrace simulate --txs {} --seed {} --out {}",
+            "\n$ chaintrace simulate --txs {} --seed {} --start 2025-01-01 --end 2025-12-31 --out {}",
             a.txs,
             a.seed,
             world_dir.display()
@@ -405,7 +405,11 @@ pub(crate) fn run(cli: &Cli, a: &DemoArgs) -> Result<(), CliError> {
             txs: a.txs,
             preset: Preset::Default,
             out: world_dir.clone(),
-            period: None,
+            // A year of 2025, so the timeline and the monthly charts show something real.
+            period: Some(crate::simulate::Period {
+                start: 1_735_689_600,
+                end: 1_767_225_600,
+            }),
         },
         &indicatif::ProgressBar::hidden(),
     )
