@@ -270,6 +270,7 @@ pub fn simulate(
     };
     let params = opts.preset.params(opts.txs);
     let mut world = World::new(opts.seed, params.clone(), truth);
+    world.timeline = opts.period.map(|p| (p.start, p.end));
     let mut time_rng = Rng::new(opts.seed, 4);
     // With a period: the blocks' times and sizes, planned ahead.
     let plan = opts
@@ -294,6 +295,9 @@ pub fn simulate(
             None => None,
         };
         height += 1;
+        if let Some((t, _)) = planned {
+            world.now = t;
+        }
         world.begin_block(height);
         let room = opts.txs.saturating_sub(total + 1); // the coinbase takes one
         let n = match planned {

@@ -214,6 +214,15 @@ pub struct World {
     /// transaction none of whose inputs is the entity's pays to its addresses; outflows
     /// what a transaction all of whose inputs are its pays to others.
     pub monthly: std::collections::BTreeMap<(EntityId, String), (u64, u64)>,
+    /// With a calendar period (`[start, end)`, unix seconds), actors live in time: the
+    /// vendor trades from 10 % to 90 % of the period (twice as busy in November and
+    /// December) and cashes out at one exchange, then from mid-period at another;
+    /// ransomware campaigns come in three waves (15-25 %, 45-55 %, 75-85 % of the period);
+    /// exchanges batch withdrawals at 00:00-02:00 and 12:00-14:00 UTC. Without a period
+    /// the world behaves as before (no clock).
+    pub timeline: Option<(u32, u32)>,
+    /// The block being built's time (with a timeline).
+    pub now: u32,
 }
 
 impl std::fmt::Debug for World {
@@ -352,7 +361,50 @@ impl World {
             flagged_scripts: HashMap::new(),
             block_flows: Default::default(),
             monthly: Default::default(),
+            timeline: None,
+            now: 0,
         }
+    }
+
+    /// Where the clock is in the period, 0 to 1 (`None` without a timeline).
+    fn phase(&self) -> Option<f64> {
+        self.timeline.map(|(s, e)| {
+            f64::from(self.now.saturating_sub(s)) / f64::from(e.saturating_sub(s).max(1))
+        })
+    }
+
+    /// The exchange the vendor cashes out at: the first, then from mid-period the second.
+    fn vendor_exchange(&self) -> Option<usize> {
+        let p = self.phase()?;
+        Some(usize::from(p >= 0.5) % self.exchanges.len().max(1))
+    }
+
+    /// The action weights at this time (see [`World::timeline`]).
+    fn timed(&self, mut w: [(u32, u8); 15]) -> [(u32, u8); 15] {
+        let Some(p) = self.phase() else {
+            return w;
+        };
+        let t = chrono::DateTime::from_timestamp(i64::from(self.now), 0).unwrap_or_default();
+        let (month, hour) = (chrono::Datelike::month(&t), chrono::Timelike::hour(&t));
+        for (weight, action) in &mut w {
+            match action {
+                // Vendor orders: open 10 % to 90 % of the period, a busy season at the year's end.
+                6 if !(0.1..0.9).contains(&p) => *weight = 0,
+                6 if month >= 11 => *weight *= 2,
+                // Ransom payments: in waves.
+                8 if ![(0.15, 0.25), (0.45, 0.55), (0.75, 0.85)]
+                    .iter()
+                    .any(|(a, b)| (*a..*b).contains(&p)) =>
+                {
+                    *weight = 0;
+                }
+                // Exchange withdrawal batches: twice a day.
+                3 if !matches!(hour, 0 | 1 | 12 | 13) => *weight = 0,
+                3 => *weight *= 3,
+                _ => {}
+            }
+        }
+        w
     }
 
     /// Finishes the truth tables.
@@ -850,6 +902,7 @@ impl World {
             (cj, 13), // coinjoin round
             (3, 14),  // self transfer
         ];
+        let weights = self.timed(weights);
         let total: u32 = weights.iter().map(|w| w.0).sum();
         let mut r = self.rng.below(u64::from(total)) as u32;
         let mut which = 0;
@@ -1361,7 +1414,10 @@ impl World {
         }
         let v = self.vendor;
         let feerate = self.feerate();
-        let ex = self.rng.index(self.exchanges.len());
+        let ex = match self.vendor_exchange() {
+            Some(ex) => ex,
+            None => self.rng.index(self.exchanges.len()),
+        };
         let ex_e = self.exchanges[ex].entity;
         let dep = self.deposit_addr(ex, v)?;
         if hops <= 1 || u.value < 200_000 {
