@@ -72,6 +72,7 @@ fn main() {
             preset: chaintrace::simulate::Preset::Default,
             out: world.path().to_path_buf(),
             period: None,
+            prices: None,
         };
         chaintrace::simulate::simulate(&opts, &indicatif::ProgressBar::hidden())
             .expect("the world simulates");

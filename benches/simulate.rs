@@ -17,6 +17,7 @@ fn child(txs: u64) {
         preset: Preset::Default,
         out: out.path().to_path_buf(),
         period: None,
+        prices: None,
     };
     let s = simulate(&opts, &indicatif::ProgressBar::hidden()).expect("the world simulates");
     let bytes: u64 = walk(out.path());

@@ -34,6 +34,7 @@ pub fn ingested_world(txs: u64, preset: Preset) -> (tempfile::TempDir, PathBuf, 
         preset,
         out: world.path().to_path_buf(),
         period: None,
+        prices: None,
     };
     simulate(&opts, &ProgressBar::hidden()).expect("the world simulates");
     let data = world.path().join("data");

@@ -629,6 +629,11 @@ pub struct SimulateArgs {
     /// Length of the period in days (from --start, or from 2024-01-01).
     #[arg(long, value_name = "N")]
     pub days: Option<u32>,
+
+    /// Daily price CSV (Date and Close columns, as Yahoo's BTC-USD.csv): with a period, a
+    /// round payment on a day it prices is a round dollar amount ($120, $4,500) in sat.
+    #[arg(long, value_name = "CSV")]
+    pub prices: Option<PathBuf>,
 }
 
 /// Sources to ingest.

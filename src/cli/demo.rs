@@ -410,6 +410,7 @@ pub(crate) fn run(cli: &Cli, a: &DemoArgs) -> Result<(), CliError> {
                 start: 1_735_689_600,
                 end: 1_767_225_600,
             }),
+            prices: None,
         },
         &indicatif::ProgressBar::hidden(),
     )

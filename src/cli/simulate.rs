@@ -70,6 +70,7 @@ pub(crate) fn run(cli: &Cli, a: &SimulateArgs) -> Result<(), CliError> {
         preset,
         out: a.out.clone(),
         period: period(a)?,
+        prices: a.prices.clone(),
     };
     let pb = progress_bar(cli, "tx");
     let s = simulate(&opts, &pb).map_err(CliError::user)?;

@@ -103,6 +103,9 @@ pub struct SimOptions {
     /// The calendar period the world spans (see [`Period`]); `None`: blocks every 5 to 15
     /// minutes from 2026-01-01, as many as the size needs.
     pub period: Option<Period>,
+    /// A daily price CSV (`Date`, `Close` in dollars, as `BTC-USD.csv`): with a period, round
+    /// payments on a priced day are round dollar amounts.
+    pub prices: Option<PathBuf>,
 }
 
 /// A simulated world's calendar period, unix seconds `[start, end)`. Its blocks are spread
@@ -271,6 +274,14 @@ pub fn simulate(
     let params = opts.preset.params(opts.txs);
     let mut world = World::new(opts.seed, params.clone(), truth);
     world.timeline = opts.period.map(|p| (p.start, p.end));
+    if let Some(path) = &opts.prices {
+        world.prices = crate::report::fmt::Prices::load(path, "usd")
+            .map_err(|e| StoreError::Io {
+                path: path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+            .by_day;
+    }
     let mut time_rng = Rng::new(opts.seed, 4);
     // With a period: the blocks' times and sizes, planned ahead.
     let plan = opts

@@ -223,6 +223,9 @@ pub struct World {
     pub timeline: Option<(u32, u32)>,
     /// The block being built's time (with a timeline).
     pub now: u32,
+    /// Daily prices (day number since 1970 → micro-dollars per coin): with a timeline, a
+    /// round payment is a round amount in dollars at the day's price when the day has one.
+    pub prices: std::collections::BTreeMap<i64, u128>,
 }
 
 impl std::fmt::Debug for World {
@@ -363,6 +366,7 @@ impl World {
             monthly: Default::default(),
             timeline: None,
             now: 0,
+            prices: Default::default(),
         }
     }
 
@@ -595,6 +599,22 @@ impl World {
 
     fn round(&mut self, v: u64) -> u64 {
         if v >= 10_000 && self.rng.chance(self.params.round_payment) {
+            // A priced day: two significant digits in dollars ($120, $4,500), paid in sat.
+            let day = i64::from(self.now) / 86_400;
+            if let (Some(_), Some(&price)) = (self.timeline, self.prices.get(&day)) {
+                let usd = u128::from(v) * price / 100_000_000; // micro-dollars
+                if usd >= 1_000_000 {
+                    let digits = usd.ilog10();
+                    let mag = 10u128.pow(digits - 1);
+                    let round_usd = (usd / mag) * mag;
+                    let sat = round_usd * 100_000_000 / price;
+                    if let Ok(sat) = u64::try_from(sat)
+                        && sat >= DUST
+                    {
+                        return sat;
+                    }
+                }
+            }
             let mag = 10u64.pow((v as f64).log10().floor() as u32 - 1);
             (v / mag).max(1) * mag
         } else {

@@ -428,3 +428,94 @@ fn a_world_with_a_period_spans_it_with_rhythm_and_monthly_flows() {
     assert_eq!(bad(&["--start", "2025-01-01"]), Some(1));
     assert_eq!(bad(&["--start", "2025-02-31", "--days", "3"]), Some(1));
 }
+
+#[test]
+fn with_prices_round_payments_are_round_dollar_amounts() {
+    // Yahoo's BTC-USD closes (../shared/datasets/prices) cover 2023: a round payment on a
+    // priced day is a round amount in dollars (two significant digits) paid in sat.
+    let prices_csv = datasets().join("prices/BTC-USD.csv");
+    let prices = chaintrace::report::fmt::Prices::load(&prices_csv, "usd").unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let world = |name: &str, with_prices: bool| {
+        let out = d.path().join(name);
+        let mut args = vec![
+            "--quiet",
+            "simulate",
+            "--txs",
+            "5000",
+            "--seed",
+            "7",
+            "--start",
+            "2023-01-01",
+            "--end",
+            "2023-12-31",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        let p = prices_csv.to_str().unwrap().to_string();
+        if with_prices {
+            args.extend(["--prices", &p]);
+        }
+        ok(&run(&args));
+        let data = d.path().join(format!("{name}-data"));
+        ok(&run(&[
+            "--quiet",
+            "ingest",
+            "bitcoin",
+            "--blocks-dir",
+            out.join("blocks").to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+        ]));
+        // The share of payments' outputs that are round dollar amounts at the day's close.
+        let chain = data.join("regtest");
+        let time_of: HashMap<i64, i64> = read_table(&chain, "blocks")
+            .iter()
+            .map(|r| (r["height"].int(), r["time"].int()))
+            .collect();
+        let kind: HashMap<String, (String, i64)> = read_truth(&out, "transactions")
+            .iter()
+            .map(|r| {
+                (
+                    r["txid"].str().to_string(),
+                    (r["kind"].str().to_string(), r["height"].int()),
+                )
+            })
+            .collect();
+        let (mut n, mut round) = (0u64, 0u64);
+        for o in read_table(&chain, "outputs") {
+            let Some((k, h)) = kind.get(o["txid"].str()) else {
+                continue;
+            };
+            if k != "purchase" && k != "payment" {
+                continue;
+            }
+            let Some(&price) = prices.by_day.get(&(time_of[h] / 86_400)) else {
+                continue;
+            };
+            let usd = u128::try_from(o["value"].int()).unwrap() * price / 100_000_000;
+            if usd < 1_000_000 {
+                continue;
+            }
+            n += 1;
+            let mag = 10u128.pow(usd.ilog10() - 1);
+            let nearest = (usd + mag / 2) / mag * mag;
+            // Paid in whole sat, rounded down: within one sat's worth below the round value.
+            if nearest >= usd && nearest - usd <= price / 100_000_000 + 1 {
+                round += 1;
+            }
+        }
+        (n, round)
+    };
+    let (n, round) = world("priced", true);
+    let (m, by_chance) = world("unpriced", false);
+    assert!(n > 1000 && m > 1000, "{n} {m}");
+    assert!(
+        round * 100 >= n * 15,
+        "round dollars with prices: {round} of {n}"
+    );
+    assert!(
+        by_chance * 100 <= m * 3,
+        "round dollars by chance: {by_chance} of {m}"
+    );
+}
