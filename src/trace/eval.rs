@@ -9,7 +9,7 @@
 //! A peel chain is the truth of its own payouts only: exits elsewhere (the flagged entity's
 //! other payments) count as "matching no true flow", not as errors of the matched ones.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use arrow_array::cast::AsArray;
@@ -49,6 +49,93 @@ pub enum EvalError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Audit(#[from] crate::case::CaseError),
+}
+
+/// Each model's traced and true exposure to `category` per calendar month (UTC): a truth
+/// flow counts in the month of its block (`times`: height → unix seconds, from the
+/// dataset), a traced exit in the month of the transfer that made it. Months come in order;
+/// empty when the truth gives no heights. One JSON row per (model, month): `policy`,
+/// `month` (`YYYY-MM`), `traced`, `truth` (base units).
+pub fn by_month(
+    case: &Case,
+    truth: &[TruthFlow],
+    category: &str,
+    times: &HashMap<u32, i64>,
+) -> Vec<serde_json::Value> {
+    let month = |t: i64| {
+        chrono::DateTime::from_timestamp(t, 0)
+            .unwrap_or_default()
+            .format("%Y-%m")
+            .to_string()
+    };
+    let mut true_per: BTreeMap<String, Amount> = BTreeMap::new();
+    for f in truth.iter().filter(|f| f.category == category) {
+        let Some(t) = f.height.and_then(|h| times.get(&h)) else {
+            continue;
+        };
+        *true_per.entry(month(*t)).or_default() += f.amount;
+    }
+    if true_per.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for r in &case.results {
+        let time_of: HashMap<&str, u32> =
+            r.edges.iter().map(|e| (e.txid.as_str(), e.time)).collect();
+        let mut traced: BTreeMap<String, Amount> = BTreeMap::new();
+        for e in r
+            .ends
+            .iter()
+            .filter(|e| e.kind == "exit" && e.category.as_deref() == Some(category))
+        {
+            if let Some(t) = time_of.get(e.txid.as_str()) {
+                *traced.entry(month(i64::from(*t))).or_default() += e.amount;
+            }
+        }
+        let months: BTreeSet<&String> = true_per.keys().chain(traced.keys()).collect();
+        for m in months {
+            let (tr, tt) = (
+                traced.get(m).copied().unwrap_or(0),
+                true_per.get(m).copied().unwrap_or(0),
+            );
+            out.push(serde_json::json!({
+                "policy": r.policy,
+                "month": m,
+                "traced": tr,
+                "truth": tt,
+                "signed_error_ppm": ppm(tr, tt).and_then(|x| i64::try_from(x).ok()),
+            }));
+        }
+    }
+    out
+}
+
+/// Block times (unix seconds) by height of the Bitcoin dataset a case traced: what
+/// [`by_month`] needs; empty when the dataset is not where the case says.
+fn block_times(case: &Case) -> HashMap<u32, i64> {
+    let mut out = HashMap::new();
+    let Some(data) = case.data.as_deref() else {
+        return out;
+    };
+    let dir = Path::new(data).join(&case.network).join("blocks");
+    let Ok(files) = crate::store::reader::part_files(&dir) else {
+        return out;
+    };
+    let _ = crate::store::reader::each_batch_of(&files, &["height", "time"], |b| {
+        let (Some(h), Some(t)) = (
+            b.column_by_name("height")
+                .and_then(|c| c.as_primitive_opt::<arrow_array::types::UInt32Type>()),
+            b.column_by_name("time")
+                .and_then(|c| c.as_primitive_opt::<arrow_array::types::TimestampMillisecondType>()),
+        ) else {
+            return Ok::<(), crate::store::reader::ReadError>(());
+        };
+        for i in 0..b.num_rows() {
+            out.insert(h.value(i), t.value(i) / 1000);
+        }
+        Ok(())
+    });
+    out
 }
 
 /// What the `eval trace` stage asks: the case, the truth and what to measure.
@@ -107,6 +194,11 @@ pub fn measure(
     let measured_at = chrono::DateTime::from_timestamp(m.now, 0)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let months = if case.chain == "bitcoin" {
+        by_month(&case, &truth, m.category, &block_times(&case))
+    } else {
+        Vec::new()
+    };
     let doc = serde_json::json!({
         "truth": truth_file,
         "truth_sha256": truth_sha,
@@ -115,6 +207,7 @@ pub fn measure(
         "trace_sha256": case.trace_sha256,
         "models": models,
         "by_hops": by_hops,
+        "by_month": months,
     });
     let out = m.case.join("eval_trace.json");
     let mut bytes = serde_json::to_vec_pretty(&doc).expect("evaluations serialise");
@@ -172,6 +265,8 @@ pub struct TruthFlow {
     pub entity: String,
     pub category: String,
     pub amount: Amount,
+    /// The flow's block height, when the truth gives it (simulator).
+    pub height: Option<u32>,
 }
 
 /// The truth's flows, from a simulator truth folder (or its `flows.parquet`) or a regtest
@@ -224,6 +319,11 @@ pub fn read_truth(path: &Path, flagged: Option<&str>) -> Result<Vec<TruthFlow>, 
                 .and_then(|c| c.as_primitive_opt::<arrow_array::types::UInt64Type>())
                 .cloned()
                 .ok_or_else(|| err("no amount column".into()))?;
+            // Truths written before the height column have none.
+            let height = b
+                .column_by_name("height")
+                .and_then(|c| c.as_primitive_opt::<arrow_array::types::UInt32Type>())
+                .cloned();
             for i in 0..b.num_rows() {
                 all.push((
                     who.value(i).to_string(),
@@ -234,6 +334,7 @@ pub fn read_truth(path: &Path, flagged: Option<&str>) -> Result<Vec<TruthFlow>, 
                         entity: to.value(i).to_string(),
                         category: cat.value(i).to_string(),
                         amount: amount.value(i).into(),
+                        height: height.as_ref().map(|h| h.value(i)),
                     },
                 ));
             }
@@ -321,6 +422,7 @@ pub fn read_truth(path: &Path, flagged: Option<&str>) -> Result<Vec<TruthFlow>, 
                     "user".into()
                 },
                 amount: value,
+                height: None,
             });
         }
     }

@@ -466,6 +466,18 @@ fn the_demo_runs_end_to_end() {
             "{world}"
         );
     }
+    // The simulated world spans 2025: its trace is scored month by month too, the months
+    // adding up to the whole for each model.
+    let ev = json(&out.join("simulated/case/eval_trace.json"));
+    let rows = ev["by_month"].as_array().expect("by_month");
+    for m in ev["models"].as_array().unwrap() {
+        let p = m["policy"].as_str().unwrap();
+        let of: Vec<&Value> = rows.iter().filter(|r| r["policy"] == p).collect();
+        assert!(of.len() >= 3, "{p}: {} months", of.len());
+        let sum = |k: &str| of.iter().map(|r| r[k].as_u64().unwrap()).sum::<u64>();
+        assert_eq!(sum("traced"), m["traced"].as_u64().unwrap(), "{p}");
+        assert_eq!(sum("truth"), m["truth"].as_u64().unwrap(), "{p}");
+    }
     // The regtest trace is the real chain's: its seeds are the ground truth's flagged addresses.
     let trace = json(&out.join("regtest/case/trace.json"));
     assert!(trace["parameters"]["seed_outputs"].as_u64().unwrap() > 0);
