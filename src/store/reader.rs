@@ -244,14 +244,21 @@ impl<'a> Cols<'a> {
                 want: "UInt64",
             })
     }
-    /// Ethereum transactions: the blob fee columns (EIP-4844), looked up once per batch;
-    /// see [`BlobFees::fee`].
-    pub fn blob_fees(&self) -> BlobFees<'a> {
-        BlobFees(
-            self.u64("blob_gas_used")
+    /// Ethereum transactions: the fee columns, looked up once per batch; see
+    /// [`TxFees::fee`].
+    ///
+    /// # Errors
+    /// No `gas_used`, `gas_price` or `effective_gas_price` column.
+    pub fn tx_fees(&self) -> Result<TxFees<'a>, ReadError> {
+        Ok(TxFees {
+            gas_used: self.u64("gas_used")?,
+            effective: self.str("effective_gas_price")?,
+            price: self.str("gas_price")?,
+            blob: self
+                .u64("blob_gas_used")
                 .ok()
                 .zip(self.str("blob_gas_price").ok()),
-        )
+        })
     }
     /// UInt32 column `n`.
     ///
@@ -267,29 +274,106 @@ impl<'a> Cols<'a> {
     }
 }
 
-/// The blob fee columns of an Ethereum transactions batch (absent in datasets written
-/// before them).
+/// The fee columns of an Ethereum transactions batch: gas used, the receipt's effective
+/// gas price (the transaction's gas price before EIP-1559) and the blob gas (EIP-4844;
+/// absent in datasets written before those columns). One rule for the trace and the
+/// reconciliation.
 #[derive(Clone, Copy, Debug)]
-pub struct BlobFees<'a>(Option<(&'a arrow_array::UInt64Array, &'a arrow_array::StringArray)>);
+pub struct TxFees<'a> {
+    gas_used: &'a arrow_array::UInt64Array,
+    effective: &'a arrow_array::StringArray,
+    price: &'a arrow_array::StringArray,
+    blob: Option<(&'a arrow_array::UInt64Array, &'a arrow_array::StringArray)>,
+}
 
-impl BlobFees<'_> {
-    /// Row `i`'s blob fee (EIP-4844), wei: `blob_gas_used × blob_gas_price` from the
-    /// receipt; 0 for a transaction without blobs, or a dataset without these columns.
+/// What row `i` of a transactions batch paid (see [`TxFees::fee`]), wei.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fee {
+    pub gas_used: u64,
+    /// Wei per gas paid.
+    pub per_gas: u128,
+    /// `gas_used × blob_gas_price` of a blob transaction, else 0; burnt whole.
+    pub blob: u128,
+}
+
+impl Fee {
+    /// The whole fee the sender paid: gas and blob gas.
+    pub fn total(&self) -> Option<u128> {
+        self.per_gas
+            .checked_mul(u128::from(self.gas_used))?
+            .checked_add(self.blob)
+    }
+}
+
+impl TxFees<'_> {
+    /// Row `i`'s fee; `None` when the row gives no gas price at all (its fee is unknown:
+    /// never taken as 0).
     ///
     /// # Errors
-    /// A price that is not a decimal number, or a product beyond u128.
-    pub fn fee(&self, i: usize) -> Result<u128, ReadError> {
-        let Some((used, price)) = self.0 else {
-            return Ok(0);
-        };
-        if used.is_null(i) || price.is_null(i) {
-            return Ok(0);
+    /// A price that is not a decimal number, or a blob fee beyond u128.
+    pub fn fee(&self, i: usize) -> Result<Option<Fee>, ReadError> {
+        fn text(a: &arrow_array::StringArray, i: usize) -> Option<&str> {
+            (!a.is_null(i)).then(|| a.value(i))
         }
-        let bad = || ReadError::Type {
-            name: "blob_gas_price".into(),
-            want: "wei as decimal text (blob_gas_used × blob_gas_price within u128)",
+        let Some(p) = text(self.effective, i).or_else(|| text(self.price, i)) else {
+            return Ok(None);
         };
-        let p: u128 = price.value(i).parse().map_err(|_| bad())?;
-        p.checked_mul(u128::from(used.value(i))).ok_or_else(bad)
+        let bad = |name: &str| ReadError::Type {
+            name: name.into(),
+            want: "wei as decimal text within u128",
+        };
+        let per_gas: u128 = p.parse().map_err(|_| bad("effective_gas_price"))?;
+        let blob = match self.blob {
+            Some((used, price)) if !used.is_null(i) && !price.is_null(i) => {
+                let p: u128 = price.value(i).parse().map_err(|_| bad("blob_gas_price"))?;
+                p.checked_mul(u128::from(used.value(i)))
+                    .ok_or_else(|| bad("blob_gas_price"))?
+            }
+            _ => 0,
+        };
+        Ok(Some(Fee {
+            gas_used: self.gas_used.value(i),
+            per_gas,
+            blob,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, RecordBatch, StringArray, UInt64Array};
+
+    use super::*;
+
+    #[test]
+    fn a_fee_is_gas_times_price_plus_blob_and_unknown_without_a_price() {
+        let col = |v: Vec<Option<&str>>| Arc::new(StringArray::from(v)) as ArrayRef;
+        let b = RecordBatch::try_from_iter([
+            (
+                "gas_used",
+                Arc::new(UInt64Array::from(vec![21_000, 21_000, 50_000])) as ArrayRef,
+            ),
+            ("effective_gas_price", col(vec![Some("7"), None, None])),
+            ("gas_price", col(vec![Some("9"), Some("5"), None])),
+            (
+                "blob_gas_used",
+                Arc::new(UInt64Array::from(vec![Some(131_072), None, None])) as ArrayRef,
+            ),
+            ("blob_gas_price", col(vec![Some("3"), None, None])),
+        ])
+        .unwrap();
+        let fees = Cols(&b).tx_fees().unwrap();
+        // The receipt's effective price wins over the transaction's; blob gas is added.
+        let f = fees.fee(0).unwrap().unwrap();
+        assert_eq!(
+            (f.per_gas, f.blob, f.total()),
+            (7, 393_216, Some(147_000 + 393_216))
+        );
+        // Before EIP-1559: the gas price.
+        assert_eq!(fees.fee(1).unwrap().unwrap().total(), Some(105_000));
+        // No price at all: unknown, not 0.
+        assert_eq!(fees.fee(2).unwrap(), None);
     }
 }

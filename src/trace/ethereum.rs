@@ -34,6 +34,8 @@ pub enum EthTraceError {
     Amount { what: String, value: String },
     #[error("{0}: the fee overflows")]
     FeeOverflow(String),
+    #[error("{0}")]
+    UnknownFee(String),
     #[error(
         "{0} is an ERC-721 (NFT) contract: its transfers move token ids, not amounts, so taint models do not apply"
     )]
@@ -408,13 +410,9 @@ pub fn chunk(
                     let (num, idx, hash) =
                         (c.u64("block_number")?, c.u32("tx_index")?, c.str("hash")?);
                     let (from, to, value) = (c.str("from")?, c.str("to")?, c.str("value")?);
-                    let (status, gas_used) = (c.u32("status")?, c.u64("gas_used")?);
-                    let (gp, egp, created) = (
-                        c.str("gas_price")?,
-                        c.str("effective_gas_price")?,
-                        c.str("contract_address")?,
-                    );
-                    let blobs = c.blob_fees();
+                    let status = c.u32("status")?;
+                    let created = c.str("contract_address")?;
+                    let fees = c.tx_fees()?;
                     for i in 0..b.num_rows() {
                         let block = num.value(i);
                         if block > last {
@@ -422,12 +420,16 @@ pub fn chunk(
                         }
                         let h = hash.value(i);
                         let what = || format!("transaction {h} (block {block})");
-                        let price = text(egp, i).or_else(|| text(gp, i)).unwrap_or("0");
-                        // Gas and (EIP-4844) blob gas: both leave the traced value as fees.
-                        let blob = blobs.fee(i)?;
-                        let fee = amount(price, &what)?
-                            .checked_mul(Amount::from(gas_used.value(i)))
-                            .and_then(|f| f.checked_add(blob))
+                        // Gas and (EIP-4844) blob gas both leave the traced value as fees; a
+                        // fee the dataset does not give is an error, never 0.
+                        let fee = fees
+                            .fee(i)?
+                            .ok_or_else(|| {
+                                EthTraceError::UnknownFee(
+                                    crate::ingest::ethereum::check::unknown_fee(&what()),
+                                )
+                            })?
+                            .total()
                             .ok_or_else(|| EthTraceError::FeeOverflow(what()))?;
                         let key = |step| (block, idx.value(i), step, Vec::new());
                         if fee > 0 {

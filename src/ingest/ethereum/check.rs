@@ -64,6 +64,13 @@ pub struct Reconciliation {
     pub sampled: Vec<String>,
 }
 
+/// Why a transaction's fee is unknown, and what to do.
+pub fn unknown_fee(what: &str) -> String {
+    format!(
+        "{what}: no effective_gas_price nor gas_price, so its fee is unknown (never taken as 0); ingest the block again from a node that gives receipts' effectiveGasPrice"
+    )
+}
+
 /// A decimal text column's value as a signed 128-bit number.
 fn num(s: Option<&str>, what: &dyn Fn() -> String) -> Result<i128, EthIngestError> {
     match s {
@@ -150,33 +157,26 @@ pub fn balance_changes(
                 c.str("to")?,
                 c.str("value")?,
             );
-            let (status, used) = (c.u32("status")?, c.u64("gas_used")?);
-            let (price, eff, created) = (
-                c.str("gas_price")?,
-                c.str("effective_gas_price")?,
-                c.str("contract_address")?,
-            );
-            let blobs = c.blob_fees();
+            let status = c.u32("status")?;
+            let created = c.str("contract_address")?;
+            let fees = c.tx_fees()?;
             for i in 0..b.num_rows() {
                 if n.value(i) > upto {
                     continue;
                 }
                 let what = || format!("transaction {}", hash.value(i));
-                let gas = i128::from(used.value(i));
                 // A missing price is an unknown fee, never 0.
-                let Some(price) = text(eff, i).or_else(|| text(price, i)) else {
-                    return Err(EthIngestError::Input(format!(
-                        "{}: no effective_gas_price nor gas_price, so its fee is unknown; ingest the block again from a node that gives receipts' effectiveGasPrice",
-                        what()
-                    )));
+                let Some(f) = fees.fee(i)? else {
+                    return Err(EthIngestError::Input(unknown_fee(&what())));
                 };
-                let per_gas = num(Some(&price), &what)?;
-                let fee = gas * per_gas;
+                let wide = |v: u128| {
+                    i128::try_from(v)
+                        .map_err(|_| EthIngestError::Input(format!("{}: fee beyond i128", what())))
+                };
+                let gas = i128::from(f.gas_used);
+                let fee = gas * wide(f.per_gas)?;
                 // The blob fee (EIP-4844) is burnt whole: the sender pays it, nobody gets it.
-                let blob = i128::try_from(blobs.fee(i)?).map_err(|_| {
-                    EthIngestError::Input(format!("{}: blob fee beyond i128", what()))
-                })?;
-                add(from.value(i), -fee - blob);
+                add(from.value(i), -fee - wide(f.blob)?);
                 let (miner, base) = blocks.get(&n.value(i)).cloned().unwrap_or_default();
                 add(&miner, fee - gas * base);
                 let ok = !arrow_array::Array::is_valid(status, i) || status.value(i) == 1;
