@@ -538,74 +538,50 @@ pub fn chunk(
                     },
                 )?;
             }
-            // Validator withdrawals (EIP-4895): clean ETH credited after the block's
-            // transactions, from the consensus layer (no transaction, no sender account).
-            each_batch_of(
-                &files("withdrawals"),
-                &["block_number", "index", "address", "amount"],
-                |b| {
-                    let c = Cols(b);
-                    let (num, index, address, value) = (
-                        c.u64("block_number")?,
-                        c.u64("index")?,
-                        c.str("address")?,
-                        c.str("amount")?,
-                    );
-                    for i in 0..b.num_rows() {
-                        let block = num.value(i);
-                        if block > last {
-                            continue;
-                        }
-                        let id = format!("withdrawal {}", index.value(i));
-                        let what = || format!("{id} (block {block})");
-                        let v = amount(value.value(i), &what)?;
-                        if v > 0 {
-                            l.push(
-                                (block, u32::MAX, 3, vec![n32(index.value(i) & 0xffff_ffff)]),
-                                time(block),
-                                &id,
-                                WITHDRAWALS,
-                                Some(address.value(i)),
-                                v,
-                            );
-                        }
-                    }
-                    Ok::<(), EthTraceError>(())
-                },
-            )?;
-            // Pre-merge block and uncle rewards (with --traces parity): clean ETH minted to
-            // the miner after the block's transactions.
+            // Credits with no transaction and no sender account, after the block's
+            // transactions: validator withdrawals (EIP-4895, from the consensus layer) and
+            // pre-merge block and uncle rewards (minted). Both are clean ETH.
             let mut k = 0u32;
-            each_batch_of(
-                &files("rewards"),
-                &["block_number", "address", "amount"],
-                |b| {
-                    let c = Cols(b);
-                    let (num, address, value) =
-                        (c.u64("block_number")?, c.str("address")?, c.str("amount")?);
-                    for i in 0..b.num_rows() {
-                        k += 1;
-                        let block = num.value(i);
-                        if block > last {
-                            continue;
+            for (table, sender, step) in [("withdrawals", WITHDRAWALS, 3), ("rewards", REWARDS, 4)]
+            {
+                each_batch_of(
+                    &files(table),
+                    &["block_number", "index", "address", "amount"],
+                    |b| {
+                        let c = Cols(b);
+                        let (num, address, value) =
+                            (c.u64("block_number")?, c.str("address")?, c.str("amount")?);
+                        // A withdrawal is named by its consensus-layer index; a reward by its
+                        // block and place in the file.
+                        let index = c.u64("index").ok();
+                        for i in 0..b.num_rows() {
+                            k += 1;
+                            let block = num.value(i);
+                            if block > last {
+                                continue;
+                            }
+                            // What the case names as the credit's transaction.
+                            let id = match index {
+                                Some(x) => format!("withdrawal {}", x.value(i)),
+                                None => format!("reward {block}/{k}"),
+                            };
+                            let what = || format!("{id} to {}", address.value(i));
+                            let v = amount(value.value(i), &what)?;
+                            if v > 0 {
+                                l.push(
+                                    (block, u32::MAX, step, vec![k]),
+                                    time(block),
+                                    &id,
+                                    sender,
+                                    Some(address.value(i)),
+                                    v,
+                                );
+                            }
                         }
-                        let id = format!("reward {block}/{k}");
-                        let what = || format!("{id} to {}", address.value(i));
-                        let v = amount(value.value(i), &what)?;
-                        if v > 0 {
-                            l.push(
-                                (block, u32::MAX, 4, vec![k]),
-                                time(block),
-                                &id,
-                                REWARDS,
-                                Some(address.value(i)),
-                                v,
-                            );
-                        }
-                    }
-                    Ok::<(), EthTraceError>(())
-                },
-            )?;
+                        Ok::<(), EthTraceError>(())
+                    },
+                )?;
+            }
         }
         Asset::Token { contract, .. } => {
             each_batch_of(
