@@ -1002,5 +1002,17 @@ pub(crate) fn print_eval(
             .collect();
         println!("at {:>2} hops: {}", s["hops"], row.join(", "));
     }
+    match (doc["by_month_note"].as_str(), doc["by_month"].as_array()) {
+        (Some(note), _) => println!("note: {note}"),
+        (None, Some(rows)) => {
+            let months: std::collections::BTreeSet<&str> =
+                rows.iter().filter_map(|r| r["month"].as_str()).collect();
+            println!(
+                "scored month by month over {} month(s): by_month in eval_trace.json",
+                months.len()
+            );
+        }
+        (None, None) => {}
+    }
     println!("written to {}", case_dir.join("eval_trace.json").display());
 }

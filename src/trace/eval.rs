@@ -194,10 +194,24 @@ pub fn measure(
     let measured_at = chrono::DateTime::from_timestamp(m.now, 0)
         .unwrap_or_default()
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let months = if case.chain == "bitcoin" {
-        by_month(&case, &truth, m.category, &block_times(&case))
+    // Per month when the truth has heights and the case's dataset is where it says; when
+    // it is not, the document says why instead of an unexplained empty list.
+    let has_heights = truth.iter().any(|f| f.height.is_some());
+    let times = if case.chain == "bitcoin" && has_heights {
+        block_times(&case)
     } else {
-        Vec::new()
+        HashMap::new()
+    };
+    let months = by_month(&case, &truth, m.category, &times);
+    let by_month_note = match (has_heights, times.is_empty()) {
+        (false, _) => Some(
+            "the truth gives no block heights (a peel_chain.csv): no per-month scores".to_string(),
+        ),
+        (true, true) => Some(format!(
+            "no per-month scores: the dataset's block times are not at {} (the case's --data); run eval trace where the dataset is",
+            case.data.as_deref().unwrap_or("(not recorded)")
+        )),
+        (true, false) => None,
     };
     let doc = serde_json::json!({
         "truth": truth_file,
@@ -208,6 +222,7 @@ pub fn measure(
         "models": models,
         "by_hops": by_hops,
         "by_month": months,
+        "by_month_note": by_month_note,
     });
     let out = m.case.join("eval_trace.json");
     let mut bytes = serde_json::to_vec_pretty(&doc).expect("evaluations serialise");

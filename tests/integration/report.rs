@@ -478,6 +478,17 @@ fn the_demo_runs_end_to_end() {
         assert_eq!(sum("traced"), m["traced"].as_u64().unwrap(), "{p}");
         assert_eq!(sum("truth"), m["truth"].as_u64().unwrap(), "{p}");
     }
+    assert!(ev["by_month_note"].is_null(), "{}", ev["by_month_note"]);
+    // The regtest world's truth (peel_chain.csv) has no heights: said, not an empty list.
+    let ev = json(&out.join("regtest/case/eval_trace.json"));
+    assert!(
+        ev["by_month_note"]
+            .as_str()
+            .unwrap()
+            .contains("no block heights"),
+        "{}",
+        ev["by_month_note"]
+    );
     // The regtest trace is the real chain's: its seeds are the ground truth's flagged addresses.
     let trace = json(&out.join("regtest/case/trace.json"));
     assert!(trace["parameters"]["seed_outputs"].as_u64().unwrap() > 0);
