@@ -989,17 +989,29 @@ mod tests {
         }
     }
 
-    /// Accounts: 0 seed, 1 mixer-like hub, 2 clean funder, 3 exchange, 4 other.
-    fn ledger() -> Ledger {
-        let t = |block, tx, from, to, value| Transfer {
+    /// A transfer of the test ledgers (its time 1000 + the block).
+    fn transfer(
+        block: u64,
+        tx: u32,
+        from: u32,
+        to: u32,
+        value: Amount,
+        unresolved: bool,
+    ) -> Transfer {
+        Transfer {
             block,
             time: 1000 + n32(block),
             tx,
             from,
             to,
             value,
-            unresolved: false,
-        };
+            unresolved,
+        }
+    }
+
+    /// Accounts: 0 seed, 1 mixer-like hub, 2 clean funder, 3 exchange, 4 other.
+    fn ledger() -> Ledger {
+        let t = |block, tx, from, to, value| transfer(block, tx, from, to, value, false);
         Ledger {
             accounts: ["seed", "hub", "funder", "exchange", "other"]
                 .map(String::from)
@@ -1080,15 +1092,7 @@ mod tests {
     /// funded (300 clean, then the seed's 100) and SELFDESTRUCTs to the beneficiary by a
     /// frame whose value the trace did not give; the beneficiary then pays the exchange 400.
     fn selfdestruct_ledger(beneficiary: u32) -> Ledger {
-        let t = |block, tx, from, to, value, unresolved| Transfer {
-            block,
-            time: 1000 + n32(block),
-            tx,
-            from,
-            to,
-            value,
-            unresolved,
-        };
+        let t = transfer;
         Ledger {
             accounts: ["seed", "contract", "beneficiary", "exchange", "funder"]
                 .map(String::from)
@@ -1193,15 +1197,7 @@ mod tests {
     fn each_exit_has_the_path_of_the_transfer_that_made_it() {
         // The seed pays two hubs; each hub pays the exchange: two exits at one account,
         // whose paths differ (not both the path of the first taint the exchange got).
-        let t = |block, tx, from, to, value| Transfer {
-            block,
-            time: 0,
-            tx,
-            from,
-            to,
-            value,
-            unresolved: false,
-        };
+        let t = |block, tx, from, to, value| transfer(block, tx, from, to, value, false);
         let l = Ledger {
             accounts: ["seed", "hubA", "hubB", "exchange"]
                 .map(String::from)
