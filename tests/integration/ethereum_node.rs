@@ -11,6 +11,14 @@ use serde_json::{Value, json};
 pub use crate::anvil::Anvil;
 use crate::util::*;
 
+/// Runs `chaintrace trace --quiet --chain ethereum --data DATA ARGS... --out OUT`.
+fn trace_eth(data: &str, out: &str, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["trace", "--quiet", "--chain", "ethereum", "--data", data];
+    all.extend_from_slice(args);
+    all.extend(["--out", out]);
+    run(&all)
+}
+
 /// Runs `chaintrace ingest ethereum` from `node` into `data` with `extra` options.
 pub fn ingest_eth(node: &Anvil, data: &std::path::Path, extra: &[&str]) -> std::process::Output {
     let url = node.url();
@@ -822,22 +830,11 @@ fn every_balance_reconciles_with_the_node_through_fees_calls_reverts_and_selfdes
     // A trace through the SELFDESTRUCT, checked by hand: the 0.1 ETH the last transaction
     // paid into the contract went on to C when it self-destructed, under every model.
     let case = d.path().join("case");
-    ok(&run(&[
-        "trace",
-        "--quiet",
-        "--chain",
-        "ethereum",
-        "--data",
+    ok(&trace_eth(
         d.path().to_str().unwrap(),
-        "--seed",
-        &last,
-        "--policy",
-        "all",
-        "--stop-at",
-        "none",
-        "--out",
         case.to_str().unwrap(),
-    ]));
+        &["--seed", &last, "--policy", "all", "--stop-at", "none"],
+    ));
     let ends = read_parquet_file(&case.join("ends.parquet"));
     let mut models = Vec::new();
     for e in &ends {
@@ -859,22 +856,18 @@ fn every_balance_reconciles_with_the_node_through_fees_calls_reverts_and_selfdes
     let hidden = strip_selfdestruct_values(&d.path().join("ethereum"));
     assert_eq!(hidden, 1);
     let case = d.path().join("case-unresolved");
-    ok(&run(&[
-        "trace",
-        "--quiet",
-        "--chain",
-        "ethereum",
-        "--data",
+    ok(&trace_eth(
         d.path().to_str().unwrap(),
-        "--seed",
-        &last,
-        "--policy",
-        "haircut,fifo,lifo",
-        "--stop-at",
-        "none",
-        "--out",
         case.to_str().unwrap(),
-    ]));
+        &[
+            "--seed",
+            &last,
+            "--policy",
+            "haircut,fifo,lifo",
+            "--stop-at",
+            "none",
+        ],
+    ));
     let ends = read_parquet_file(&case.join("ends.parquet"));
     assert_eq!(ends.len(), 3, "{ends:?}");
     for e in &ends {
@@ -924,20 +917,11 @@ fn every_balance_reconciles_with_the_node_through_fees_calls_reverts_and_selfdes
     );
     // A trace on it says so, and so does its report (its answers lack internal moves).
     let case = bare.path().join("case");
-    let o = run(&[
-        "trace",
-        "--quiet",
-        "--chain",
-        "ethereum",
-        "--data",
+    let o = trace_eth(
         bare.path().to_str().unwrap(),
-        "--seed",
-        &last,
-        "--stop-at",
-        "none",
-        "--out",
         case.to_str().unwrap(),
-    ]);
+        &["--seed", &last, "--stop-at", "none"],
+    );
     ok(&o);
     assert!(stderr(&o).contains("without call traces"), "{}", stderr(&o));
     ok(&run(&["report", case.to_str().unwrap()]));
@@ -1076,24 +1060,20 @@ fn traces_through_a_withdrawal_credit_count_it_as_clean_issued_eth() {
     );
     let trace = |name: &str, seed: &str, direction: &str| {
         let case = d.path().join(name);
-        ok(&run(&[
-            "trace",
-            "--quiet",
-            "--chain",
-            "ethereum",
-            "--data",
+        ok(&trace_eth(
             d.path().to_str().unwrap(),
-            "--seed",
-            seed,
-            "--direction",
-            direction,
-            "--policy",
-            "haircut,fifo,lifo",
-            "--stop-at",
-            "none",
-            "--out",
             case.to_str().unwrap(),
-        ]));
+            &[
+                "--seed",
+                seed,
+                "--direction",
+                direction,
+                "--policy",
+                "haircut,fifo,lifo",
+                "--stop-at",
+                "none",
+            ],
+        ));
         let mut by: std::collections::BTreeMap<(String, String, String), u128> = Default::default();
         for e in read_parquet_file(&case.join("ends.parquet")) {
             *by.entry((
@@ -1328,24 +1308,20 @@ fn a_backward_trace_through_a_selfdestruct_finds_who_funded_the_contract() {
     let d = tempfile::tempdir().unwrap();
     ok(&ingest_eth(&node, d.path(), &[]));
     let case = d.path().join("case");
-    ok(&run(&[
-        "trace",
-        "--quiet",
-        "--chain",
-        "ethereum",
-        "--data",
+    ok(&trace_eth(
         d.path().to_str().unwrap(),
-        "--seed",
-        e_acc,
-        "--direction",
-        "backward",
-        "--policy",
-        "haircut,fifo,lifo",
-        "--stop-at",
-        "none",
-        "--out",
         case.to_str().unwrap(),
-    ]));
+        &[
+            "--seed",
+            e_acc,
+            "--direction",
+            "backward",
+            "--policy",
+            "haircut,fifo,lifo",
+            "--stop-at",
+            "none",
+        ],
+    ));
     let want = 300_000_000_000_000_000u128;
     let r = node.receipt(&pay);
     let q = |k: &str| {
