@@ -131,7 +131,7 @@ pub fn render(h: &HtmlInput) -> String {
         seeded,
         (
             if c.asset.is_some() {
-                "Seed accounts or clusters"
+                "Accounts holding the seeded value (seed accounts, or those the seed transactions paid)"
             } else {
                 "Seed addresses or clusters"
             },
@@ -163,7 +163,9 @@ pub fn render(h: &HtmlInput) -> String {
         ("Sources preferred on conflicts", c.param("prefer")),
         (
             "CoinJoins",
-            if c.param("through_coinjoins") == "true" {
+            if c.asset.is_some() {
+                "not applicable (account model)".to_string()
+            } else if c.param("through_coinjoins") == "true" {
                 "followed through like any transaction (--through-coinjoins)".to_string()
             } else {
                 "not followed: taint ends where it enters a detected CoinJoin".to_string()
@@ -178,7 +180,7 @@ pub fn render(h: &HtmlInput) -> String {
         let _ = writeln!(s, "<tr><th>{}</th><td>{}</td></tr>", xml(k), xml(&v));
     }
     s.push_str(if c.asset.is_some() {
-        "</table>\n<details><summary>The seed accounts or clusters</summary><p class=\"mono\">"
+        "</table>\n<details><summary>Accounts holding the seeded value</summary><p class=\"mono\">"
     } else {
         "</table>\n<details><summary>Seed addresses or clusters</summary><p class=\"mono\">"
     });
@@ -238,7 +240,10 @@ pub fn render(h: &HtmlInput) -> String {
         }
         s.push_str("</tr>\n");
     }
-    s.push_str("</table>\n<p><small>For the models the columns after \"seeded\" add up to the seeded amount exactly (checked when the trace ran). \"Seeded\" counts every seed output in full, so value that moved from one seed address to another is in it twice; \"entered the seeds from outside\" counts it once — each seed output's share of its transaction's inputs that were not seed outputs (all of a coinbase; none of a seed's own coin coming back out of a CoinJoin), the same under every model — and every share is of that amount.");
+    s.push_str("</table>\n<p><small>For the models the columns after \"seeded\" add up to the seeded amount exactly (checked when the trace ran).");
+    if c.asset.is_none() {
+        s.push_str("\"Seeded\" counts every seed output in full, so value that moved from one seed address to another is in it twice; \"entered the seeds from outside\" counts it once — each seed output's share of its transaction's inputs that were not seed outputs (all of a coinbase; none of a seed's own coin coming back out of a CoinJoin), the same under every model — and every share is of that amount.");
+    }
     let opening = c
         .parameters
         .get("opening_balances")
@@ -247,12 +252,12 @@ pub fn render(h: &HtmlInput) -> String {
         Some(o) if c.asset.is_some() => {
             let _ = write!(
                 s,
-                " Account model: every account's opening balance is the node's (eth_getBalance at block {} from {}), so a genesis allocation or an older balance counts: \"seeded\" is the seed accounts' whole balance.",
+                " Account model: every account's opening balance is the node's (eth_getBalance at block {} from {}), so a genesis allocation or an older balance counts: \"seeded\" is the seed accounts' whole balance, or what the seed transactions moved.",
                 o["at_block"],
                 xml(o["node"].as_str().unwrap_or("?"))
             );
         }
-        _ if c.asset.is_some() => s.push_str(" Account model: \"seeded\" is the seed accounts' balance as the dataset shows it (what they received in the window and the least opening balance that explains what they sent: a genesis allocation or an older balance that the dataset does not show is not in it; trace --opening-balances URL takes them from a node)."),
+        _ if c.asset.is_some() => s.push_str(" Account model: \"seeded\" is what the seed transactions moved, or the seed accounts' balance as the dataset shows it (what they received in the window and the least opening balance that explains what they sent: a genesis allocation or an older balance that the dataset does not show is not in it; trace --opening-balances URL takes them from a node)."),
         _ => {}
     }
     s.push_str("</small></p>\n");
@@ -364,7 +369,8 @@ pub fn render(h: &HtmlInput) -> String {
         }
         s.push_str("</table>\n");
         if let Some(r) = c.results.iter().find(|r| r.policy == "poison") {
-            s.push_str("<h3>Poison per entity: outputs touched (an upper bound, not an amount that moved)</h3>\n<table>\n<tr><th>entity</th><th>category</th><th>deposits the taint touched</th><th>their whole value</th></tr>\n");
+            s.push_str(if c.asset.is_some() { "<h3>Poison per entity: transfers touched (an upper bound, not an amount that moved)</h3>" } else { "<h3>Poison per entity: outputs touched (an upper bound, not an amount that moved)</h3>" });
+            s.push_str("\n<table>\n<tr><th>entity</th><th>category</th><th>deposits the taint touched</th><th>their whole value</th></tr>\n");
             for ent in &entities {
                 let touched: Vec<&super::case::End> = r
                     .ends
@@ -725,16 +731,21 @@ fn methodology(s: &mut String, h: &HtmlInput) {
         );
     }
     if c.asset.is_some() {
-        let opening = if c
+        let from_node = c
             .parameters
             .get("opening_balances")
-            .is_some_and(|v| !v.is_null())
-        {
+            .is_some_and(|v| !v.is_null());
+        let seedbal = if from_node {
+            "A seed account's whole balance is tainted: the node's opening balance and everything it received in the window; a seed transaction taints what it moved."
+        } else {
+            "A seed account's balance as the dataset shows it is tainted: everything it received in the window and that least opening balance (a genesis allocation the dataset does not show is not part of it); a seed transaction taints what it moved."
+        };
+        let opening = if from_node {
             "is counted as clean balance held from the start: the node's own balance at the block before the dataset's first (eth_getBalance, --opening-balances), so a genesis allocation or an older balance counts in full"
         } else {
             "is counted as clean balance held from the start, the least that explains what the account sent"
         };
-        s.push_str(&"</table>\n<p>Account model: an account has one balance, not coins, so the models act on that balance. The transfers of the traced asset are replayed in chain order (block, transaction, then inside the transaction: the fee, the transaction's value, its internal transfers in call order; token events in log order), and each account keeps how much of its balance is tainted. Validator withdrawals and (with --traces parity) block rewards are clean inflows at their block. Value the dataset does not show an account receiving (genesis allocations, anything before the first ingested block) OPENING. Fees (gas used × effective gas price) are paid by the sender even when the transaction failed. Failed transactions and reverted calls move no value. A seed account's balance as the dataset shows it is tainted: everything it received in the window and that least opening balance (a genesis allocation the dataset does not show is not part of it). Every traced unit ends as an exit (a transfer into an account whose label category is a stop category), a fee, a holding (still in an account), below the minimum value, beyond the hop limit, or back in a seed. Backward, the transfers are undone newest first from the balances at the end of the window: FIFO and LIFO exactly invert the forward replay; haircut shares an account's tainted units among its earlier receipts by the balance each arrived to; taint still in an account when the window's first block is undone came from before the window (held) or, for a token, was minted (mined).</p>\n<h3>Address clustering</h3>\n".replace("OPENING", opening));
+        s.push_str(&"</table>\n<p>Account model: an account has one balance, not coins, so the models act on that balance. The transfers of the traced asset are replayed in chain order (block, transaction, then inside the transaction: the fee, the transaction's value, its internal transfers in call order; token events in log order), and each account keeps how much of its balance is tainted. Validator withdrawals and (with --traces parity) block rewards are clean inflows at their block. Value the dataset does not show an account receiving (genesis allocations, anything before the first ingested block) OPENING. Fees (gas used × effective gas price) are paid by the sender even when the transaction failed. Failed transactions and reverted calls move no value. SEEDBAL Every traced unit ends as an exit (a transfer into an account whose label category is a stop category), a fee, a holding (still in an account), below the minimum value, beyond the hop limit, or back in a seed. Backward, the transfers are undone newest first from the balances at the end of the window: FIFO and LIFO exactly invert the forward replay; haircut shares an account's tainted units among its earlier receipts by the balance each arrived to; taint still in an account when the window's first block is undone came from before the window (held) or, for a token, was minted (mined).</p>\n<h3>Address clustering</h3>\n".replace("OPENING", opening).replace("SEEDBAL", seedbal));
     } else {
         s.push_str("</table>\n<p>Transactions are visited in chain order (forward) or reverse chain order (backward), so each sees all the taint that reaches it before passing it on. Amounts are integers in base units; proportional splits use the largest-remainder rule. Every traced unit ends as an exit (an output at an address whose label category is a stop category, however small), a fee, a holding (unspent), spent outside the height/time window, below the minimum value, beyond the hop limit, mined, back in a seed, or entering a detected CoinJoin (unless CoinJoins were followed).</p>\n<h3>Address clustering</h3>\n");
     }

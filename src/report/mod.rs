@@ -516,6 +516,8 @@ pub fn headline(case: &Case, r: &PolicyResult) -> String {
             if account { "transfers" } else { "outputs" },
             amt(t.seeded)
         )
+    } else if account && seed_txs > 0 && seed_accounts == 0 {
+        format!("of {} that {seeds} moved{rest}", amt(t.seeded))
     } else {
         format!(
             "of {} that entered {seeds} from outside{}{rest}",

@@ -614,6 +614,16 @@ fn opening_balances_from_the_node_dilute_haircut_as_the_real_balance_does() {
     let html = std::fs::read_to_string(real.join("report/report.html")).unwrap();
     assert!(html.contains("the node's own balance at the block before the dataset's first"));
     assert!(!html.contains("the least that explains what the account sent"));
+    // A transaction seed is said as one, and no Bitcoin words describe it (a third trial).
+    assert!(h.contains("that 1 seed transaction moved"), "{h}");
+    assert!(html.contains("Accounts holding the seeded value"));
+    for bitcoin_word in [
+        "seed output",
+        "outputs touched",
+        "enters a detected CoinJoin",
+    ] {
+        assert!(!html.contains(bitcoin_word), "{bitcoin_word}");
+    }
     // The node's answers are kept in the dataset and listed among the case's inputs, so a
     // defence expert replays the case offline (`case verify` uses them, not the node).
     let kept: Value = serde_json::from_slice(
