@@ -311,7 +311,9 @@ pub struct DemoArgs {
     /// Seed of the simulated world.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// Daily price CSV for fiat values in the reports (optional).
+    /// Daily price CSV (date,close in USD) for fiat values in the reports; the simulated
+    /// world's round payments are then round dollar amounts on the days it covers (the
+    /// world spans 2025).
     #[arg(long, value_name = "CSV")]
     pub prices: Option<PathBuf>,
     /// Generation time printed in the reports (default: now).

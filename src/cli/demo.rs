@@ -389,9 +389,13 @@ pub(crate) fn run(cli: &Cli, a: &DemoArgs) -> Result<(), CliError> {
             a.txs, a.seed
         );
         println!(
-            "\n$ chaintrace simulate --txs {} --seed {} --start 2025-01-01 --end 2025-12-31 --out {}",
+            "\n$ chaintrace simulate --txs {} --seed {} --start 2025-01-01 --end 2025-12-31{} --out {}",
             a.txs,
             a.seed,
+            a.prices
+                .as_ref()
+                .map(|p| format!(" --prices {}", p.display()))
+                .unwrap_or_default(),
             world_dir.display()
         );
     }
@@ -410,7 +414,9 @@ pub(crate) fn run(cli: &Cli, a: &DemoArgs) -> Result<(), CliError> {
                 start: 1_735_689_600,
                 end: 1_767_225_600,
             }),
-            prices: None,
+            // The report's prices also make round payments round in dollars on the days
+            // they cover.
+            prices: a.prices.clone(),
         },
         &indicatif::ProgressBar::hidden(),
     )

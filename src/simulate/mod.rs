@@ -275,12 +275,11 @@ pub fn simulate(
     let mut world = World::new(opts.seed, params.clone(), truth);
     world.timeline = opts.period.map(|p| (p.start, p.end));
     if let Some(path) = &opts.prices {
-        world.prices = crate::report::fmt::Prices::load(path, "usd")
-            .map_err(|e| StoreError::Io {
+        world.prices =
+            crate::report::fmt::Prices::load(path, "usd").map_err(|e| StoreError::Io {
                 path: path.clone(),
                 source: std::io::Error::other(e.to_string()),
-            })?
-            .by_day;
+            })?;
     }
     let mut time_rng = Rng::new(opts.seed, 4);
     // With a period: the blocks' times and sizes, planned ahead.
@@ -332,22 +331,39 @@ pub fn simulate(
     let generated = world.generated;
     let names = world.names.clone();
     // Each flagged entity's income and outflows per month, as stats flows defines them.
-    let mut monthly = truth_table(
-        &truth_dir,
-        "monthly",
-        vec![
-            f("flagged_entity", utf8()),
-            f("month", utf8()),
-            f("income", DataType::UInt64),
-            f("outflows", DataType::UInt64),
-        ],
-    )?;
-    for ((e, month), (income, out)) in &world.monthly {
+    // With prices, also in US cents (each output at its block's day's close) and the
+    // outputs on days without a price; without, the table is as before.
+    let priced = opts.prices.is_some();
+    let mut fields = vec![
+        f("flagged_entity", utf8()),
+        f("month", utf8()),
+        f("income", DataType::UInt64),
+        f("outflows", DataType::UInt64),
+    ];
+    if priced {
+        for name in [
+            "income_usd_cents",
+            "outflows_usd_cents",
+            "income_unpriced",
+            "outflows_unpriced",
+        ] {
+            fields.push(f(name, DataType::UInt64));
+        }
+    }
+    let mut monthly = truth_table(&truth_dir, "monthly", fields)?;
+    for ((e, month), m) in &world.monthly {
         let c = monthly.cols();
         s(&mut c[0], names[ix(*e)].0.clone());
         s(&mut c[1], month.clone());
-        u64c(&mut c[2], *income);
-        u64c(&mut c[3], *out);
+        u64c(&mut c[2], m.income);
+        u64c(&mut c[3], m.outflows);
+        if priced {
+            let cents = |v: u128| u64::try_from(v).unwrap_or(u64::MAX);
+            u64c(&mut c[4], cents(m.income_cents));
+            u64c(&mut c[5], cents(m.outflows_cents));
+            u64c(&mut c[6], m.income_unpriced);
+            u64c(&mut c[7], m.outflows_unpriced);
+        }
         monthly.row_done()?;
     }
     monthly.finish()?;

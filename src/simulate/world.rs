@@ -207,13 +207,14 @@ pub struct World {
     network: Network,
     /// The flagged entities' scripts (vendor, ransomware), for their monthly truth.
     flagged_scripts: HashMap<ScriptBuf, EntityId>,
-    /// The block being built: each flagged entity's income and outflows (sat).
-    block_flows: std::collections::BTreeMap<EntityId, (u64, u64)>,
+    /// The block being built: each flagged entity's income and outflows, output by output
+    /// (sat), valued in fiat when the block closes.
+    block_flows: std::collections::BTreeMap<EntityId, (Vec<u64>, Vec<u64>)>,
     /// Each flagged entity's income and outflows per calendar month of the block time
     /// (`YYYY-MM`, UTC), sat, as `chaintrace stats flows` defines them: income is what a
     /// transaction none of whose inputs is the entity's pays to its addresses; outflows
     /// what a transaction all of whose inputs are its pays to others.
-    pub monthly: std::collections::BTreeMap<(EntityId, String), (u64, u64)>,
+    pub monthly: std::collections::BTreeMap<(EntityId, String), MonthFlows>,
     /// With a calendar period (`[start, end)`, unix seconds), actors live in time: the
     /// vendor trades from 10 % to 90 % of the period (twice as busy in November and
     /// December) and cashes out at one exchange, then from mid-period at another;
@@ -223,9 +224,29 @@ pub struct World {
     pub timeline: Option<(u32, u32)>,
     /// The block being built's time (with a timeline).
     pub now: u32,
-    /// Daily prices (day number since 1970 → micro-dollars per coin): with a timeline, a
-    /// round payment is a round amount in dollars at the day's price when the day has one.
-    pub prices: std::collections::BTreeMap<i64, u128>,
+    /// Daily prices (USD): with a timeline, a round payment is a round amount in dollars
+    /// at the day's price when the day has one, and the monthly truth values each output
+    /// at its block's day.
+    pub prices: crate::report::fmt::Prices,
+}
+
+/// One flagged entity's flows in one calendar month (see [`World::monthly`]). The fiat
+/// values are each output valued at its block's day's close (cents, rounded half up per
+/// output, as `stats flows` values them); outputs on days without a price are counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MonthFlows {
+    /// Income, sat.
+    pub income: u64,
+    /// Outflows, sat.
+    pub outflows: u64,
+    /// Income in US cents (priced outputs only).
+    pub income_cents: u128,
+    /// Outflows in US cents (priced outputs only).
+    pub outflows_cents: u128,
+    /// Income outputs on days without a price.
+    pub income_unpriced: u64,
+    /// Outflow outputs on days without a price.
+    pub outflows_unpriced: u64,
 }
 
 impl std::fmt::Debug for World {
@@ -601,7 +622,7 @@ impl World {
         if v >= 10_000 && self.rng.chance(self.params.round_payment) {
             // A priced day: two significant digits in dollars ($120, $4,500), paid in sat.
             let day = i64::from(self.now) / 86_400;
-            if let (Some(_), Some(&price)) = (self.timeline, self.prices.get(&day)) {
+            if let (Some(_), Some(&price)) = (self.timeline, self.prices.by_day.get(&day)) {
                 let usd = u128::from(v) * price / 100_000_000; // micro-dollars
                 if usd >= 1_000_000 {
                     let digits = usd.ilog10();
@@ -733,25 +754,17 @@ impl World {
         for f in [self.vendor, self.ransomware] {
             let mine = owners.iter().filter(|o| **o == Some(f)).count();
             let to_f = |o: &TxOut| self.flagged_scripts.get(&o.script_pubkey) == Some(&f);
-            if mine == 0 {
-                let income: u64 = tx
+            let income = mine == 0;
+            if income || mine == owners.len() {
+                let values: Vec<u64> = tx
                     .output
                     .iter()
-                    .filter(|o| to_f(o))
+                    .filter(|o| to_f(o) == income)
                     .map(|o| o.value.to_sat())
-                    .sum();
-                if income > 0 {
-                    self.block_flows.entry(f).or_default().0 += income;
-                }
-            } else if mine == owners.len() {
-                let out: u64 = tx
-                    .output
-                    .iter()
-                    .filter(|o| !to_f(o))
-                    .map(|o| o.value.to_sat())
-                    .sum();
-                if out > 0 {
-                    self.block_flows.entry(f).or_default().1 += out;
+                    .collect();
+                if !values.is_empty() {
+                    let e = self.block_flows.entry(f).or_default();
+                    if income { &mut e.0 } else { &mut e.1 }.extend(values);
                 }
             }
         }
@@ -1057,8 +1070,20 @@ impl World {
             .to_string();
         for (f, (income, out)) in std::mem::take(&mut self.block_flows) {
             let m = self.monthly.entry((f, month.clone())).or_default();
-            m.0 += income;
-            m.1 += out;
+            for v in income {
+                m.income += v;
+                match self.prices.cents(v.into(), 8, time.into()) {
+                    Some(c) => m.income_cents += c,
+                    None => m.income_unpriced += 1,
+                }
+            }
+            for v in out {
+                m.outflows += v;
+                match self.prices.cents(v.into(), 8, time.into()) {
+                    Some(c) => m.outflows_cents += c,
+                    None => m.outflows_unpriced += 1,
+                }
+            }
         }
         Ok(block)
     }

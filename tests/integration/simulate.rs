@@ -228,6 +228,8 @@ const GOLDEN: &str = "794cac6213dde92aaf9abc4b157854520f544cd5b4f51d1d9c93c7685d
 #[test]
 fn a_world_with_a_period_spans_it_with_rhythm_and_monthly_flows() {
     let d = tempfile::tempdir().unwrap();
+    // Yahoo's BTC-USD closes end on 2024-10-27: most of 2024 is priced, 2025 is not.
+    let prices_csv = datasets().join("prices/BTC-USD.csv");
     let sim = |out: &Path| {
         run(&[
             "--quiet",
@@ -240,6 +242,8 @@ fn a_world_with_a_period_spans_it_with_rhythm_and_monthly_flows() {
             "2024-01-01",
             "--end",
             "2025-12-31",
+            "--prices",
+            prices_csv.to_str().unwrap(),
             "--out",
             out.to_str().unwrap(),
         ])
@@ -364,6 +368,15 @@ fn a_world_with_a_period_spans_it_with_rhythm_and_monthly_flows() {
     }
     import_labels(&data, &csv);
     let monthly = read_truth(&a, "monthly");
+    // "12345.67" dollars → cents.
+    let cents = |v: &serde_json::Value| -> i64 {
+        let s = v.as_str().unwrap();
+        let (d, c) = s.split_once('.').unwrap();
+        d.parse::<i64>().unwrap() * 100 + c.parse::<i64>().unwrap()
+    };
+    // Per month: sat in, sat out, cents in, cents out, unpriced outputs in, out.
+    type Month = [i64; 6];
+    let mut priced_months = 0;
     for (category, entity) in [("illicit_vendor", "vendor"), ("ransomware", "ransomware")] {
         let o = run(&[
             "--quiet",
@@ -376,39 +389,54 @@ fn a_world_with_a_period_spans_it_with_rhythm_and_monthly_flows() {
             "month",
             "--category",
             category,
+            "--prices",
+            prices_csv.to_str().unwrap(),
             "--out",
             d.path().join("stats").to_str().unwrap(),
         ]);
         ok(&o);
         let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-        let mut got: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
+        let mut got: std::collections::BTreeMap<String, Month> = Default::default();
         for (table, field, side) in [("inflows", "received", 0), ("outflows", "sent", 1)] {
             for r in v[table].as_array().unwrap() {
                 let e = got
                     .entry(r["period"].as_str().unwrap().to_string())
                     .or_default();
-                let x = r[field].as_i64().unwrap();
-                if side == 0 { e.0 += x } else { e.1 += x }
+                e[side] += r[field].as_i64().unwrap();
+                e[2 + side] += cents(&r[format!("{field}_usd")]);
+                e[4 + side] += r[format!("{field}_unpriced")].as_i64().unwrap();
             }
         }
-        let want: std::collections::BTreeMap<String, (i64, i64)> = monthly
+        let want: std::collections::BTreeMap<String, Month> = monthly
             .iter()
             .filter(|r| r["flagged_entity"].str() == entity)
             .map(|r| {
+                let n = |k: &str| r[k].int();
                 (
                     r["month"].str().to_string(),
-                    (r["income"].int(), r["outflows"].int()),
+                    [
+                        n("income"),
+                        n("outflows"),
+                        n("income_usd_cents"),
+                        n("outflows_usd_cents"),
+                        n("income_unpriced"),
+                        n("outflows_unpriced"),
+                    ],
                 )
             })
             .collect();
+        priced_months += want.values().filter(|m| m[2] > 0).count();
         // The vendor trades 80 % of the two years; the ransomware's income (payments in
         // waves, mixer payouts after them) spreads over more than a year.
         assert!(want.len() >= 12, "{entity}: {want:?}");
         assert_eq!(
             got, want,
-            "{entity}: stats flows against the truth, month by month"
+            "{entity}: stats flows against the truth, month by month (sat in/out, cents \
+             in/out, unpriced outputs in/out)"
         );
     }
+    // The dollar columns were checked on real figures, not only on unpriced months.
+    assert!(priced_months >= 10, "{priced_months} priced months");
     // A period that is empty or half given is refused.
     let bad = |args: &[&str]| {
         let mut all = vec![
