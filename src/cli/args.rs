@@ -357,23 +357,34 @@ pub struct ClusterBitcoinArgs {
     #[command(flatten)]
     pub dataset: DatasetArgs,
 
-    /// Heuristics, comma-separated: multi-input, change-one-time, change-type,
-    /// change-optimal, change-round, change-fresh. CoinJoins are always detected and
-    /// excluded.
+    /// Heuristics, comma-separated: multi-input; change rules change-one-time,
+    /// change-type, change-optimal, change-round, change-fresh, change-single-use,
+    /// change-decimals (precise on their own), change-spent-alone, change-peel,
+    /// change-first-spent, change-foreign, change-batch (forward-looking or cluster-aware:
+    /// votes), and change-vote (their consensus). The default, multi-input,change-vote, is
+    /// the set with the most recall at pairwise precision >= 0.97 on a real Bitcoin Core
+    /// world and two simulated ones (docs/CLUSTERING.md). CoinJoins are always detected
+    /// and excluded.
     #[arg(
         long,
         value_name = "LIST",
-        default_value = "multi-input",
+        default_value = "multi-input,change-vote",
         value_delimiter = ','
     )]
     pub heuristics: Vec<String>,
+
+    /// Collapse guard: hold back (do not apply, list in _meta.json) a change merge that
+    /// would join two clusters both holding at least N addresses; 0 turns it off. Merges
+    /// joining differently labelled actors (see --labels) are always held back.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub hold_size: u64,
 
     /// Warn about clusters holding more than this share of all addresses.
     #[arg(long, value_name = "SHARE", default_value_t = 0.05)]
     pub max_share: f64,
 
     /// Labels to check merges against (CSV or Parquet with `address` and `actor`, `entity`
-    /// or `label` columns): a cluster joining two actors is reported as a conflict.
+    /// or `label` columns): a merge that would join two actors is held back and listed.
     /// DATA/labels/tags.parquet is used when present.
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,

@@ -94,6 +94,7 @@ pub(crate) fn bitcoin(cli: &Cli, a: &ClusterBitcoinArgs) -> Result<(), CliError>
         &heuristics,
         a.max_share,
         by_address.as_ref(),
+        (a.hold_size > 0).then_some(a.hold_size),
     )
     .map_err(CliError::user)?;
     print_built(cli, &built, t.elapsed().as_secs_f64());
@@ -105,6 +106,23 @@ pub(crate) fn print_built(cli: &Cli, built: &cluster::Built, secs: f64) {
     let (meta, out, warnings, largest) = (&built.meta, &built.dir, &built.warnings, built.largest);
     for w in warnings {
         eprintln!("chaintrace: warning: {}", w.message);
+    }
+    for h in &meta.held {
+        eprintln!(
+            "chaintrace: held back a {} merge of {} and {} (tx {}): {}",
+            h.heuristic,
+            h.address_a,
+            h.address_b,
+            h.txid,
+            if h.reason == "labels" {
+                "it would join addresses labelled with different actors".to_string()
+            } else {
+                format!(
+                    "it would join clusters of {} and {} addresses (--hold-size)",
+                    h.sizes.0, h.sizes.1
+                )
+            }
+        );
     }
     if cli.json {
         let v =
@@ -154,12 +172,21 @@ pub(crate) fn explain(cli: &Cli, a: &ExplainArgs) -> Result<(), CliError> {
     );
     for (i, st) in steps.iter().enumerate() {
         println!(
-            "  {}. {} -- {} --> {}  (tx {})",
+            "  {}. {} -- {} ({}) --> {}  (tx {})",
             i + 1,
             st.from,
             st.heuristic,
+            precision_text(st.precision_ppm),
             st.to,
             st.txid
+        );
+    }
+    if let Some(w) = steps.iter().min_by_key(|s| s.precision_ppm) {
+        println!(
+            "weakest step: {} ({}); rates measured {} (docs/CLUSTERING.md)",
+            w.heuristic,
+            precision_text(w.precision_ppm),
+            cluster::calibration::MEASURED_ON
         );
     }
     Ok(())
@@ -235,10 +262,47 @@ pub(crate) fn show(cli: &Cli, a: &ShowArgs) -> Result<(), CliError> {
             c.cluster_id, c.representative, c.sent_to_it, c.received_from_it
         );
     }
+    let by_rule: Vec<String> = shown
+        .merges_by_rule
+        .iter()
+        .map(|(h, n)| format!("{h} {n}"))
+        .collect();
+    if !by_rule.is_empty() {
+        println!("merges         {}", by_rule.join(", "));
+    }
+    if let Some(w) = &shown.weakest_link {
+        println!(
+            "weakest link   {} ({}): {} + {} in tx {}",
+            w.heuristic,
+            precision_text(w.precision_ppm),
+            w.from,
+            w.to,
+            w.txid
+        );
+    }
+    if !s.meta.held.is_empty() {
+        println!(
+            "held back      {} merge(s) of this clustering (listed in _meta.json: held)",
+            s.meta.held.len()
+        );
+    }
     for w in &shown.warnings {
         println!("warning        {}", w.message);
     }
     Ok(())
+}
+
+/// `precision 0.9866 measured` from parts per million, or `precision not measured`.
+fn precision_text(ppm: u32) -> String {
+    if ppm == 0 {
+        "precision not measured".into()
+    } else {
+        format!(
+            "merge precision {}.{:04}",
+            ppm / 1_000_000,
+            (ppm % 1_000_000) / 100
+        )
+    }
 }
 
 pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliError> {
@@ -250,6 +314,9 @@ pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliEr
         for h in Heuristic::ALL.iter().filter(|h| h.is_change()) {
             v.push(vec![Heuristic::MultiInput, *h]);
         }
+        if !v.iter().any(|s| s.as_slice() == Heuristic::DEFAULT) {
+            v.push(Heuristic::DEFAULT.to_vec());
+        }
         v.push(Heuristic::ALL.to_vec());
         v
     } else {
@@ -260,8 +327,12 @@ pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliEr
     };
     let dir = cluster::clusters_dir(&a.dataset.data, &network);
     let name = a.truth.file_name().map(|f| f.to_string_lossy().to_string());
+    // What perfect change detection would reach, when the truth marks change.
+    let oracle = eval::read_change_flags(&a.truth)
+        .map_err(CliError::user)?
+        .map(|flags| eval::oracle(&idx, &truth, &flags));
     let Some(rows) =
-        eval::evaluate_sets(&idx, &truth, name, &sets, &dir).map_err(CliError::user)?
+        eval::evaluate_sets(&idx, &truth, name, &sets, oracle, &dir).map_err(CliError::user)?
     else {
         return Err(CliError::user(anyhow!(
             "no address of {} appears in the dataset; is it the truth of this chain?",
@@ -282,7 +353,7 @@ pub(crate) fn print_scores(cli: &Cli, rows: &[eval::Scores]) {
         return;
     }
     println!(
-        "{:<44} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12}",
+        "{:<44} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>9} {:>13}",
         "heuristics",
         "addresses",
         "clusters",
@@ -290,11 +361,13 @@ pub(crate) fn print_scores(cli: &Cli, rows: &[eval::Scores]) {
         "recall",
         "F1",
         "homogeneity",
-        "completeness"
+        "completeness",
+        "merges",
+        "false/1000"
     );
     for r in rows {
         println!(
-            "{:<44} {:>9} {:>9} {:>9.4} {:>9.4} {:>9.4} {:>12.4} {:>12.4}",
+            "{:<44} {:>9} {:>9} {:>9.4} {:>9.4} {:>9.4} {:>12.4} {:>12.4} {:>9} {:>13.2}",
             r.heuristics,
             r.addresses,
             r.clusters,
@@ -302,7 +375,9 @@ pub(crate) fn print_scores(cli: &Cli, rows: &[eval::Scores]) {
             r.recall,
             r.f1,
             r.homogeneity,
-            r.completeness
+            r.completeness,
+            r.merges,
+            r.false_merges_per_1000
         );
     }
 }

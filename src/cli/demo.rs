@@ -160,7 +160,7 @@ fn world(
     }
     drop(quiet);
 
-    // Cluster: the address index, then multi-input clustering.
+    // Cluster: the address index, then the default heuristics (multi-input, change vote).
     let quiet = announce(cli, &["cluster", "bitcoin", "--data", &data_s])?;
     let (chain, network) = crate::trace::request::chain_dir(&data, None)
         .map_err(|e| failed("cluster")(CliError::user(e)))?;
@@ -170,9 +170,10 @@ fn world(
         &idx,
         &data,
         &network,
-        &[crate::cluster::heuristics::Heuristic::MultiInput],
+        &crate::cluster::heuristics::Heuristic::DEFAULT,
         0.05,
         None,
+        Some(10_000),
     )
     .map_err(|e| failed("cluster")(CliError::user(e)))?;
     super::cluster::print_built(&sub, &built, t.elapsed().as_secs_f64());
@@ -198,15 +199,17 @@ fn world(
         use crate::cluster::heuristics::Heuristic;
         let truth_map = crate::cluster::eval::read_truth(truth)
             .map_err(|e| failed("eval")(CliError::user(e)))?;
-        let sets = [
-            vec![Heuristic::MultiInput],
-            vec![Heuristic::MultiInput, Heuristic::ChangeOneTime],
-        ];
+        let sets = [vec![Heuristic::MultiInput], Heuristic::DEFAULT.to_vec()];
+        // What perfect change detection would reach, when the truth marks change.
+        let oracle = crate::cluster::eval::read_change_flags(truth)
+            .map_err(|e| failed("eval")(CliError::user(e)))?
+            .map(|flags| crate::cluster::eval::oracle(&idx, &truth_map, &flags));
         let rows = crate::cluster::eval::evaluate_sets(
             &idx,
             &truth_map,
             truth.file_name().map(|f| f.to_string_lossy().to_string()),
             &sets,
+            oracle,
             &built.dir,
         )
         .map_err(|e| failed("eval")(CliError::user(e)))?

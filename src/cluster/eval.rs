@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use arrow_array::Array;
 use arrow_array::cast::AsArray;
 use serde::Serialize;
 
@@ -27,6 +28,26 @@ pub struct Scores {
     pub f1: f64,
     pub homogeneity: f64,
     pub completeness: f64,
+    /// Merges the clustering recorded (0 for the oracle row).
+    #[serde(default)]
+    pub merges: u64,
+    /// Merges joining two addresses of the truth that belong to different entities, per
+    /// 1,000 merges between addresses of the truth.
+    #[serde(default)]
+    pub false_merges_per_1000: f64,
+    /// Per heuristic of the set: its merges between addresses of the truth, and the share
+    /// of them joining one entity (a merge's measured precision, its confidence).
+    #[serde(default)]
+    pub by_rule: BTreeMap<String, RuleScore>,
+}
+
+/// One heuristic's merges scored against the truth.
+#[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq)]
+pub struct RuleScore {
+    /// Its merges between two addresses of the truth.
+    pub merges: u64,
+    /// The share of those joining addresses of one entity.
+    pub precision: f64,
 }
 
 fn pairs(n: u64) -> u128 {
@@ -57,7 +78,8 @@ pub fn score(
 }
 
 /// The `eval clusters` stage: clusters the dataset of `idx` under each heuristic set of
-/// `sets` and scores each against `truth` (address → entity). When `dir` (the dataset's
+/// `sets` and scores each against `truth` (address → entity), then appends `oracle` (see
+/// [`oracle`]) when given. When `dir` (the dataset's
 /// clustering folder) exists the scores are kept there as `_eval.json` (with the truth's
 /// file name `truth_name` and the dataset's manifest hash), so that traces and reports can
 /// state the measured accuracy. `None` when no address of the truth is in the dataset.
@@ -69,17 +91,21 @@ pub fn evaluate_sets(
     truth: &HashMap<String, String>,
     truth_name: Option<String>,
     sets: &[Vec<super::Heuristic>],
+    oracle: Option<Scores>,
     dir: &Path,
 ) -> Result<Option<Vec<Scores>>, StoreError> {
     let mut rows = Vec::new();
     for set in sets {
         let c = super::cluster(idx, set, None);
         let name: Vec<&str> = set.iter().map(|h| h.name()).collect();
-        rows.push(score(idx, &c.cluster_of, truth, &name.join("+")));
+        let mut row = score(idx, &c.cluster_of, truth, &name.join("+"));
+        add_merge_errors(&mut row, idx, &c.merges, truth);
+        rows.push(row);
     }
     if rows.first().is_some_and(|r| r.addresses == 0) {
         return Ok(None);
     }
+    rows.extend(oracle);
     if dir.is_dir() {
         let doc = serde_json::json!({
             "truth": truth_name,
@@ -91,6 +117,154 @@ pub fn evaluate_sets(
         crate::store::sink::write_atomic(&dir.join("_eval.json"), &bytes)?;
     }
     Ok(Some(rows))
+}
+
+/// Sets `merges` and `false_merges_per_1000` of `row` from `merges`.
+fn add_merge_errors(
+    row: &mut Scores,
+    idx: &Index,
+    merges: &[super::Merge],
+    truth: &HashMap<String, String>,
+) {
+    let entity = |a: u32| truth.get(idx.address(crate::types::AddrIx(a)));
+    let (mut judged, mut wrong) = (0u64, 0u64);
+    let mut per: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for m in merges {
+        if let (Some(x), Some(y)) = (entity(m.a), entity(m.b)) {
+            judged += 1;
+            wrong += u64::from(x != y);
+            let e = per.entry(m.heuristic.name()).or_default();
+            e.0 += 1;
+            e.1 += u64::from(x != y);
+        }
+    }
+    row.by_rule = per
+        .into_iter()
+        .map(|(h, (n, w))| {
+            let precision = if n == 0 {
+                1.0
+            } else {
+                (n - w) as f64 / n as f64
+            };
+            (
+                h.to_string(),
+                RuleScore {
+                    merges: n,
+                    precision,
+                },
+            )
+        })
+        .collect();
+    row.merges = n64(merges.len());
+    row.false_merges_per_1000 = if judged == 0 {
+        0.0
+    } else {
+        1000.0 * wrong as f64 / judged as f64
+    };
+}
+
+/// The oracle of change detection: multi-input merging (CoinJoins excluded) plus every
+/// true change output (`is_change` in the truth, owned by the entity of the transaction's
+/// first input) linked to the first input — what perfect change detection would reach.
+pub fn oracle(
+    idx: &Index,
+    truth: &HashMap<String, String>,
+    is_change: &std::collections::HashSet<String>,
+) -> Scores {
+    let mut uf = super::union_find::UnionFind::new(idx.addresses());
+    let mut view = super::heuristics::TxView::default();
+    for t in idx.tx_ids() {
+        if idx.is_coinbase(t) {
+            continue;
+        }
+        view.load(idx, t);
+        if super::heuristics::coinjoin::detect(&view).is_some() {
+            continue;
+        }
+        let mut ins = idx.input_addresses(t);
+        let Some(first) = ins.next() else { continue };
+        for a in ins {
+            uf.union(first.0, a.0);
+        }
+        let owner = truth.get(idx.address(first));
+        for o in idx.outputs_of(t) {
+            if let Some(a) = idx.out_address(o) {
+                let s = idx.address(a);
+                if is_change.contains(s) && truth.get(s) == owner {
+                    uf.union(first.0, a.0);
+                }
+            }
+        }
+    }
+    let labels = uf.min_labels();
+    score(idx, &labels, truth, "multi-input+perfect-change (oracle)")
+}
+
+/// The addresses the truth marks as change (`is_change` true or 1): from a simulator
+/// truth directory or its `addresses.parquet` (a Boolean column), or a CSV (the regtest
+/// world's `ground_truth/addresses.csv`, 0/1). `None` when there is no such column.
+///
+/// # Errors
+/// Unreadable file.
+pub fn read_change_flags(
+    path: &Path,
+) -> Result<Option<std::collections::HashSet<String>>, TruthError> {
+    let path = truth_file(path);
+    let fmt = |what: String| TruthError::Format {
+        path: path.display().to_string(),
+        what,
+    };
+    let mut out = std::collections::HashSet::new();
+    if path.extension().is_some_and(|e| e == "parquet") {
+        let f = std::fs::File::open(&path).map_err(|e| fmt(e.to_string()))?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .and_then(|b| b.build())
+            .map_err(|e| fmt(e.to_string()))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| fmt(e.to_string()))?;
+            let (Some(a), Some(c)) = (
+                batch.column_by_name("address"),
+                batch.column_by_name("is_change"),
+            ) else {
+                return Ok(None);
+            };
+            let Some(c) = c.as_boolean_opt() else {
+                return Ok(None);
+            };
+            let a = a.as_string::<i32>();
+            for i in 0..batch.num_rows() {
+                if c.is_valid(i) && c.value(i) && a.is_valid(i) {
+                    out.insert(a.value(i).to_string());
+                }
+            }
+        }
+        return Ok(Some(out));
+    }
+    let flags = read_mapping(&path, &["is_change"])?;
+    if flags.is_empty() {
+        return Ok(None);
+    }
+    out.extend(
+        flags
+            .into_iter()
+            .filter(|(_, v)| v == "1" || v.eq_ignore_ascii_case("true"))
+            .map(|(a, _)| a),
+    );
+    Ok(Some(out))
+}
+
+/// A truth path as a file: a directory's `addresses.parquet`, else its `addresses.csv`.
+fn truth_file(path: &Path) -> std::path::PathBuf {
+    if path.is_dir() {
+        let p = path.join("addresses.parquet");
+        if p.is_file() {
+            p
+        } else {
+            path.join("addresses.csv")
+        }
+    } else {
+        path.to_path_buf()
+    }
 }
 
 /// Scores `(cluster, entity)` assignments, one per address.
@@ -154,6 +328,9 @@ pub fn score_assignments<'a>(
         f1,
         homogeneity,
         completeness,
+        merges: 0,
+        false_merges_per_1000: 0.0,
+        by_rule: BTreeMap::new(),
     }
 }
 
@@ -188,16 +365,7 @@ pub fn read_mapping(
     path: &Path,
     value_columns: &[&str],
 ) -> Result<HashMap<String, String>, TruthError> {
-    let path = if path.is_dir() {
-        let p = path.join("addresses.parquet");
-        if p.is_file() {
-            p
-        } else {
-            path.join("addresses.csv")
-        }
-    } else {
-        path.to_path_buf()
-    };
+    let path = truth_file(path);
     let fmt = |what: String| TruthError::Format {
         path: path.display().to_string(),
         what,

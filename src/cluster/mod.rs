@@ -6,6 +6,7 @@
 //! appearance on the chain, so ids depend only on the dataset and the heuristic set, not on
 //! the order merges are applied (the property tests shuffle it).
 
+pub mod calibration;
 pub mod ethereum;
 pub mod eval;
 pub mod heuristics;
@@ -34,33 +35,61 @@ pub struct Merge {
     pub heuristic: Heuristic,
 }
 
+/// A merge held back by a [`Guard`], with the reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    pub merge: Merge,
+    /// Why: `"size"` (a change merge joining two clusters both at or above the guard's
+    /// size) or `"labels"` (joining parts labelled with different actors).
+    pub reason: &'static str,
+    /// The sizes (addresses) of the two parts when it was held.
+    pub sizes: (u64, u64),
+}
+
+/// Collapse prevention: merges that would join suspicious parts are held back and listed
+/// ([`Clustering::held`]), not applied. BlockSci users report superclusters of 139–256 M
+/// addresses once change heuristics are on; a wrong change merge between two large
+/// clusters is what makes them.
+#[derive(Clone, Debug, Default)]
+pub struct Guard<'a> {
+    /// Hold a change merge when both parts already hold at least this many addresses.
+    /// Multi-input merges are never held for size.
+    pub max_change_join: Option<u64>,
+    /// Address id → actor: hold any merge joining parts labelled with different actors.
+    pub labels: Option<&'a HashMap<u32, String>>,
+}
+
 /// The result of clustering.
 #[derive(Debug)]
 pub struct Clustering {
     pub heuristics: Vec<Heuristic>,
     /// Cluster id of every address id.
     pub cluster_of: Vec<u32>,
-    /// Every merge proposed (self-merges dropped), in transaction order.
+    /// Every merge applied or redundant (self-merges dropped), in transaction order; held
+    /// merges are not here.
     pub merges: Vec<Merge>,
+    /// Merges held back by the guard, in the order they were considered.
+    pub held: Vec<Held>,
     /// Transactions recognised as CoinJoins, by pattern.
     pub coinjoins: BTreeMap<&'static str, u64>,
 }
 
-/// Clusters the addresses of `idx` with `heuristics`. `order` optionally permutes the
-/// transactions (for property tests; the result must not depend on it).
+/// Clusters the addresses of `idx` with `heuristics`, no guard. `order` optionally
+/// permutes the transactions (for property tests; the result must not depend on it).
 pub fn cluster(idx: &Index, heuristics: &[Heuristic], order: Option<&[u32]>) -> Clustering {
-    let mut uf = UnionFind::new(idx.addresses());
+    cluster_guarded(idx, heuristics, order, &Guard::default())
+}
+
+/// Proposes the merges of `rules` for every transaction of `order`; `context` (first-pass
+/// cluster of every address, and sizes by cluster) feeds the cluster-aware rules.
+fn propose(
+    idx: &Index,
+    rules: &[Heuristic],
+    order: &[u32],
+    context: Option<(&[u32], &HashMap<u32, u64>)>,
+    coinjoins: &mut BTreeMap<&'static str, u64>,
+) -> Vec<Merge> {
     let mut merges = Vec::new();
-    let mut coinjoins: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let all: Vec<u32>;
-    let order = match order {
-        Some(o) => o,
-        None => {
-            all = (0..idx.txs()).collect();
-            &all
-        }
-    };
-    let mut tx_merges: Vec<Merge> = Vec::new();
     let mut view = TxView::default();
     for &t in order {
         if idx.is_coinbase(TxIx(t)) {
@@ -71,50 +100,149 @@ pub fn cluster(idx: &Index, heuristics: &[Heuristic], order: Option<&[u32]>) -> 
             *coinjoins.entry(kind).or_default() += 1;
             continue;
         }
-        tx_merges.clear();
-        let in_addrs: Vec<u32> = idx.input_addresses(TxIx(t)).map(|a| a.0).collect();
-        let Some(&first) = in_addrs.first() else {
+        let mut in_addrs = idx.input_addresses(TxIx(t)).map(|a| a.0);
+        let Some(first) = in_addrs.next() else {
             continue;
         };
-        for h in heuristics {
-            match h {
-                Heuristic::MultiInput => {
-                    for &a in &in_addrs[1..] {
-                        if a != first {
-                            tx_merges.push(Merge {
-                                a: first,
-                                b: a,
-                                tx: t,
-                                heuristic: *h,
-                            });
-                        }
-                    }
-                }
-                h => {
-                    if let Some(c) =
-                        change_output(&view, *h).and_then(|i| view.outputs[i].address.map(|a| a.0))
-                    {
-                        tx_merges.push(Merge {
-                            a: first,
-                            b: c,
-                            tx: t,
-                            heuristic: *h,
-                        });
-                    }
-                }
+        if let Some((label, sizes)) = context {
+            view.sender_cluster = Some(label[ix(first)]);
+            for o in &mut view.outputs {
+                o.cluster = o.address.map(|a| {
+                    let c = label[a.ix()];
+                    (c, sizes.get(&c).copied().unwrap_or(1))
+                });
             }
         }
-        for m in &tx_merges {
+        for &h in rules {
+            if h == Heuristic::MultiInput {
+                merges.extend(idx.input_addresses(TxIx(t)).skip(1).filter_map(|a| {
+                    (a.0 != first).then_some(Merge {
+                        a: first,
+                        b: a.0,
+                        tx: t,
+                        heuristic: h,
+                    })
+                }));
+            } else if let Some(c) =
+                change_output(&view, h).and_then(|i| view.outputs[i].address.map(|a| a.0))
+            {
+                merges.push(Merge {
+                    a: first,
+                    b: c,
+                    tx: t,
+                    heuristic: h,
+                });
+            }
+        }
+    }
+    merges
+}
+
+/// [`cluster`] with collapse prevention. Rules that read clusters
+/// ([`Heuristic::needs_clusters`]) run in a second pass over the clusters of the first
+/// (multi-input and the other rules). Merges are then applied in a fixed order —
+/// multi-input first, then change merges, each by transaction — so the partition and the
+/// held merges do not depend on `order`.
+pub fn cluster_guarded(
+    idx: &Index,
+    heuristics: &[Heuristic],
+    order: Option<&[u32]>,
+    guard: &Guard,
+) -> Clustering {
+    let mut coinjoins: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let all: Vec<u32>;
+    let order = match order {
+        Some(o) => o,
+        None => {
+            all = (0..idx.txs()).collect();
+            &all
+        }
+    };
+    let (second, first): (Vec<Heuristic>, Vec<Heuristic>) =
+        heuristics.iter().partition(|h| h.needs_clusters());
+    let mut merges = propose(idx, &first, order, None, &mut coinjoins);
+    if !second.is_empty() {
+        // The first pass's clusters: its merges plus the precise part of the consensus,
+        // which the second pass's votes build on.
+        let mut uf = UnionFind::new(idx.addresses());
+        for m in &merges {
             uf.union(m.a, m.b);
         }
-        merges.extend_from_slice(&tx_merges);
+        let mut ignored = BTreeMap::new();
+        let precise = [
+            Heuristic::ChangeSingleUse,
+            Heuristic::ChangeOptimal,
+            Heuristic::ChangeRound,
+            Heuristic::ChangeDecimals,
+        ];
+        if second.contains(&Heuristic::ChangeVote) {
+            for m in propose(idx, &precise, order, None, &mut ignored) {
+                uf.union(m.a, m.b);
+            }
+        }
+        let label = uf.min_labels();
+        let mut sizes: HashMap<u32, u64> = HashMap::new();
+        for &c in &label {
+            *sizes.entry(c).or_default() += 1;
+        }
+        merges.extend(propose(
+            idx,
+            &second,
+            order,
+            Some((&label, &sizes)),
+            &mut ignored,
+        ));
     }
-    merges.sort_by_key(|m| (m.tx, m.heuristic, m.a, m.b));
+    merges.sort_by_key(|m| (m.heuristic.is_change(), m.tx, m.heuristic, m.a, m.b));
     merges.dedup();
+    let mut uf = UnionFind::new(idx.addresses());
+    let mut actors: HashMap<u32, std::collections::BTreeSet<&str>> = HashMap::new();
+    if let Some(labels) = guard.labels {
+        for (a, l) in labels {
+            actors.entry(*a).or_default().insert(l.as_str());
+        }
+    }
+    let mut held = Vec::new();
+    merges.retain(|m| {
+        let (ra, rb) = (uf.find(m.a), uf.find(m.b));
+        if ra == rb {
+            return true;
+        }
+        let sizes = (u64::from(uf.size_of(ra)), u64::from(uf.size_of(rb)));
+        let reason = match (actors.get(&ra), actors.get(&rb)) {
+            (Some(la), Some(lb)) if la != lb => Some("labels"),
+            _ if m.heuristic.is_change()
+                && guard
+                    .max_change_join
+                    .is_some_and(|s| sizes.0 >= s && sizes.1 >= s) =>
+            {
+                Some("size")
+            }
+            _ => None,
+        };
+        if let Some(reason) = reason {
+            held.push(Held {
+                merge: *m,
+                reason,
+                sizes,
+            });
+            return false;
+        }
+        uf.union(m.a, m.b);
+        let r = uf.find(m.a);
+        let mut joined = actors.remove(&ra).unwrap_or_default();
+        joined.extend(actors.remove(&rb).unwrap_or_default());
+        if !joined.is_empty() {
+            actors.insert(r, joined);
+        }
+        true
+    });
+    merges.sort_by_key(|m| (m.tx, m.heuristic, m.a, m.b));
     Clustering {
         heuristics: heuristics.to_vec(),
         cluster_of: uf.min_labels(),
         merges,
+        held,
         coinjoins,
     }
 }
@@ -191,8 +319,9 @@ pub struct Built {
 }
 
 /// The `cluster bitcoin` stage: clusters the dataset of `idx` with `heuristics`, warns of
-/// clusters above `max_share` of all addresses and, given `labels` (address → actor), of
-/// clusters joining different actors; writes it all to [`clusters_dir`]`(data, network)`.
+/// clusters above `max_share` of all addresses, holds back merges joining different actors
+/// of `labels` (address → actor) and change merges joining two parts of at least
+/// `hold_size` addresses ([`Guard`]); writes it all to [`clusters_dir`]`(data, network)`.
 ///
 /// # Errors
 /// A network that is not one of [`crate::types::Network`]'s names, a `max_share` outside
@@ -204,6 +333,7 @@ pub fn build(
     heuristics: &[Heuristic],
     max_share: f64,
     labels: Option<&HashMap<String, String>>,
+    hold_size: Option<u64>,
 ) -> Result<Built, ClusterError> {
     if crate::types::Network::from_name(network).is_none() {
         return Err(ClusterError::Invalid(format!(
@@ -215,18 +345,31 @@ pub fn build(
             "max_share {max_share} is not in (0, 1]"
         )));
     }
-    let c = cluster(idx, heuristics, None);
-    let stats = stats(idx, &c.cluster_of);
-    let mut warnings = collapse_warnings(idx, &stats, max_share);
-    if let Some(by_address) = labels {
-        let by_id: HashMap<u32, String> = by_address
+    let by_id: Option<HashMap<u32, String>> = labels.map(|by_address| {
+        by_address
             .iter()
             .filter_map(|(addr, l)| idx.address_id(addr).map(|id| (id.0, l.clone())))
-            .collect();
-        warnings.extend(conflicts(idx, &c, &by_id));
+            .collect()
+    });
+    let guard = Guard {
+        max_change_join: hold_size,
+        labels: by_id.as_ref(),
+    };
+    let c = cluster_guarded(idx, heuristics, None, &guard);
+    let stats = stats(idx, &c.cluster_of);
+    let mut warnings = collapse_warnings(idx, &stats, max_share);
+    if let Some(by_id) = &by_id {
+        warnings.extend(conflicts(idx, &c, by_id));
     }
     let dir = clusters_dir(data, network);
-    let meta = write(idx, &c, &stats, max_share, &warnings, &dir)?;
+    let mut meta = write(idx, &c, &stats, max_share, &warnings, &dir)?;
+    if hold_size.is_some() {
+        // Recorded in _meta.json too.
+        meta.hold_size = hold_size;
+        let mut bytes = serde_json::to_vec_pretty(&meta).expect("meta serialises");
+        bytes.push(b'\n');
+        sink::write_atomic(&dir.join("_meta.json"), &bytes)?;
+    }
     let largest = stats.values().map(|s| s.size).max().unwrap_or(0);
     Ok(Built {
         meta,
@@ -325,6 +468,26 @@ pub struct ClusterMeta {
     /// Collapse and conflict warnings.
     #[serde(default)]
     pub warnings: Vec<Warning>,
+    /// The collapse guard's size: change merges joining two parts both at least this
+    /// large were held back (`None`: no size guard).
+    #[serde(default)]
+    pub hold_size: Option<u64>,
+    /// Merges held back by the collapse guard, not applied.
+    #[serde(default)]
+    pub held: Vec<HeldMerge>,
+}
+
+/// A merge held back, as `_meta.json` lists it.
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct HeldMerge {
+    pub address_a: String,
+    pub address_b: String,
+    pub txid: String,
+    pub heuristic: String,
+    /// `size` or `labels`.
+    pub reason: String,
+    /// The addresses of the two parts it would have joined.
+    pub sizes: (u64, u64),
 }
 
 /// Writes one table of the registry ([`crate::tables`]).
@@ -424,6 +587,16 @@ pub fn write(
                     .map(|m| m.heuristic.name())
                     .collect::<Vec<_>>(),
             )),
+            Arc::new(StringArray::from(vec![
+                set_name(&c.heuristics);
+                c.merges.len()
+            ])),
+            Arc::new(UInt32Array::from(
+                c.merges
+                    .iter()
+                    .map(|m| precision_ppm(m.heuristic))
+                    .collect::<Vec<_>>(),
+            )),
         ],
     )?;
     let mut bin = Vec::with_capacity(n * 4);
@@ -444,11 +617,38 @@ pub fn write(
             .collect(),
         max_share,
         warnings: warnings.to_vec(),
+        hold_size: None,
+        held: c
+            .held
+            .iter()
+            .map(|h| HeldMerge {
+                address_a: idx.address(AddrIx(h.merge.a)).into(),
+                address_b: idx.address(AddrIx(h.merge.b)).into(),
+                txid: idx.txid(TxIx(h.merge.tx)).to_string(),
+                heuristic: h.merge.heuristic.name().into(),
+                reason: h.reason.into(),
+                sizes: h.sizes,
+            })
+            .collect(),
     };
     let mut bytes = serde_json::to_vec_pretty(&meta).expect("meta serialises");
     bytes.push(b'\n');
     sink::write_atomic(&out_dir.join("_meta.json"), &bytes)?;
     Ok(meta)
+}
+
+/// A heuristic set's name: its rules '+'-joined.
+pub fn set_name(hs: &[Heuristic]) -> String {
+    hs.iter().map(|h| h.name()).collect::<Vec<_>>().join("+")
+}
+
+/// Rule `h`'s measured merge precision ([`calibration::confidence`]) in parts per
+/// million.
+pub fn precision_ppm(h: Heuristic) -> u32 {
+    calibration::confidence(h.name()).map_or(0, |p| {
+        // A share in [0, 1] times 10^6: exact enough, and an integer in the evidence.
+        n32((p * 1e6).round() as u64)
+    })
 }
 
 /// The clusters directory of a network.
@@ -566,6 +766,9 @@ pub struct Step {
     pub to: String,
     pub txid: String,
     pub heuristic: String,
+    /// The rule's measured merge precision ([`calibration::confidence`]), parts per
+    /// million; 0 when never measured.
+    pub precision_ppm: u32,
 }
 
 /// The shortest chain of merges linking `a` to `b` (breadth-first search over the
@@ -621,6 +824,7 @@ pub fn explain(idx: &Index, s: &Stored, a: &str, b: &str) -> Result<Vec<Step>, C
                 to: idx.address(AddrIx(w[1])).into(),
                 txid: m.2.clone(),
                 heuristic: m.3.clone(),
+                precision_ppm: Heuristic::from_name(&m.3).map_or(0, precision_ppm),
             })
         })
         .collect())
@@ -644,6 +848,11 @@ pub struct Shown {
     pub sample_addresses: Vec<String>,
     pub top_counterparties: Vec<Counterparty>,
     pub warnings: Vec<Warning>,
+    /// The cluster's merges by rule (recorded merges between two of its addresses).
+    pub merges_by_rule: BTreeMap<String, u64>,
+    /// Its least precise merge: the rule with the lowest measured precision among its
+    /// merges (the first such merge in chain order). `None` for a single address.
+    pub weakest_link: Option<Step>,
 }
 
 /// Describes the cluster of `address`.
@@ -706,6 +915,21 @@ pub fn show(idx: &Index, s: &Stored, address: &str, top: usize) -> Result<Shown,
         .filter(|w| w.cluster_id == c)
         .cloned()
         .collect();
+    let mut merges_by_rule: BTreeMap<String, u64> = BTreeMap::new();
+    let mut weakest_link: Option<Step> = None;
+    for m in s.merges.iter().filter(|m| s.cluster_of[ix(m.0)] == c) {
+        *merges_by_rule.entry(m.3.clone()).or_default() += 1;
+        let p = Heuristic::from_name(&m.3).map_or(0, precision_ppm);
+        if weakest_link.as_ref().is_none_or(|w| p < w.precision_ppm) {
+            weakest_link = Some(Step {
+                from: idx.address(AddrIx(m.0)).into(),
+                to: idx.address(AddrIx(m.1)).into(),
+                txid: m.2.clone(),
+                heuristic: m.3.clone(),
+                precision_ppm: p,
+            });
+        }
+    }
     Ok(Shown {
         address: address.into(),
         representative: idx.address(AddrIx(c)).into(),
@@ -717,5 +941,7 @@ pub fn show(idx: &Index, s: &Stored, address: &str, top: usize) -> Result<Shown,
             .collect(),
         top_counterparties: tops,
         warnings,
+        merges_by_rule,
+        weakest_link,
     })
 }

@@ -784,6 +784,7 @@ fn methodology(s: &mut String, h: &HtmlInput) {
                 let _ = writeln!(s, "<tr><th>{}</th><td>{}</td></tr>", xml(name), xml(d));
             }
             s.push_str("</table>\n");
+            calibration_table(s, &hs);
             // Conflicts (a merge joining differently labelled actors) and collapses that
             // `chaintrace cluster` found: a defence expert's first question about a cluster.
             let warnings = cl["warnings"].as_array().map_or(&[][..], Vec::as_slice);
@@ -851,6 +852,68 @@ fn methodology(s: &mut String, h: &HtmlInput) {
                 xml(k.decided_by.describe()),
                 xml(&others.join("; "))
             );
+        }
+        s.push_str("</table>\n");
+    }
+}
+
+/// The measured error rates of the heuristics `hs` ([`crate::cluster::calibration`]): each
+/// rule's merge precision on the calibration worlds and, for the default set, its
+/// pairwise scores beside multi-input alone and perfect change detection.
+fn calibration_table(s: &mut String, hs: &[String]) {
+    use crate::cluster::calibration as cal;
+    let rules: Vec<(&String, &[cal::RuleRate; 3])> = hs
+        .iter()
+        .filter_map(|h| cal::rule(h).map(|r| (h, r)))
+        .collect();
+    if rules.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "<p>Measured error rates of these heuristics (<code>chaintrace eval clusters</code>, {}): the share of each rule's merges that joined addresses of one entity, on worlds with a known truth (1) {}, (2) {}, (3) {}. A merge's confidence in <code>merges.parquet</code> is its rule's lowest figure.</p>\n<table>\n<tr><th>heuristic</th><th>merges (1)</th><th>precision (1)</th><th>merges (2)</th><th>precision (2)</th><th>merges (3)</th><th>precision (3)</th></tr>",
+        cal::MEASURED_ON,
+        xml(cal::WORLDS[0]),
+        xml(cal::WORLDS[1]),
+        xml(cal::WORLDS[2])
+    );
+    for (h, r) in &rules {
+        let _ = write!(s, "<tr><th>{}</th>", xml(h));
+        for x in r.iter() {
+            let _ = write!(
+                s,
+                "<td class=\"n\">{}</td><td class=\"n\">{:.4}</td>",
+                x.merges, x.precision
+            );
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</table>\n");
+    let default: Vec<&str> = crate::cluster::heuristics::Heuristic::DEFAULT
+        .iter()
+        .map(|h| h.name())
+        .collect();
+    if hs.iter().map(String::as_str).eq(default.iter().copied()) {
+        s.push_str("<p>Pairwise scores of this set beside multi-input alone and perfect change detection (every true change output linked):</p>\n<table>\n<tr><th>world</th><th>set</th><th>precision</th><th>recall</th><th>F1</th><th>false merges per 1,000</th></tr>\n");
+        for (w, world) in cal::WORLDS.iter().enumerate() {
+            for (name, rows) in [
+                ("multi-input", &cal::MULTI_INPUT),
+                ("this set", &cal::DEFAULT_SET),
+                ("perfect change (oracle)", &cal::ORACLE),
+            ] {
+                let r = rows[w];
+                let _ = writeln!(
+                    s,
+                    "<tr><td>({}) {}</td><td>{}</td><td class=\"n\">{:.4}</td><td class=\"n\">{:.4}</td><td class=\"n\">{:.4}</td><td class=\"n\">{:.2}</td></tr>",
+                    w + 1,
+                    xml(world),
+                    name,
+                    r.precision,
+                    r.recall,
+                    r.f1,
+                    r.false_merges_per_1000
+                );
+            }
         }
         s.push_str("</table>\n");
     }

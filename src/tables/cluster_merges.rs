@@ -13,7 +13,17 @@ const COLUMNS: &[Column] = &[
     col(
         "heuristic",
         Utf8,
-        "multi-input, change-one-time, change-type, change-optimal, change-round or change-fresh",
+        "the rule: multi-input or one of the change rules (`chaintrace cluster bitcoin --help`)",
+    ),
+    col(
+        "rule_set",
+        Utf8,
+        "the heuristic set of the clustering, '+'-joined (e.g. multi-input+change-vote)",
+    ),
+    col(
+        "precision_ppm",
+        U32,
+        "the rule's measured merge precision in parts per million: the lowest share of its merges joining one entity over the calibration worlds (docs/CLUSTERING.md)",
     ),
 ];
 
@@ -21,7 +31,7 @@ impl Table for Merges {
     const DEF: TableDef = TableDef {
         name: "merges",
         place: "clusters/<network>/merges.parquet",
-        format: 1,
+        format: 2,
         doc: "One row per proposed merge, in transaction order.",
         columns: COLUMNS,
     };

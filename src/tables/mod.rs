@@ -323,6 +323,8 @@ mod tests {
             Field::new("address_b", DataType::Utf8, false),
             Field::new("txid", DataType::UInt32, false),
             Field::new("heuristic", DataType::Utf8, false),
+            Field::new("rule_set", DataType::Utf8, false),
+            Field::new("precision_ppm", DataType::UInt32, false),
         ]));
         let s = |v: &str| -> arrow_array::ArrayRef {
             Arc::new(arrow_array::StringArray::from(vec![v]))
@@ -334,6 +336,8 @@ mod tests {
                 s("b"),
                 Arc::new(arrow_array::UInt32Array::from(vec![7])),
                 s("multi-input"),
+                s("multi-input"),
+                Arc::new(arrow_array::UInt32Array::from(vec![1_000_000])),
             ],
         )
         .unwrap();
@@ -350,7 +354,14 @@ mod tests {
         let ok = d.path().join("ok.parquet");
         let batch = arrow_array::RecordBatch::try_new(
             Merges::schema(),
-            vec![s("a"), s("b"), s("00"), s("multi-input")],
+            vec![
+                s("a"),
+                s("b"),
+                s("00"),
+                s("multi-input"),
+                s("multi-input"),
+                Arc::new(arrow_array::UInt32Array::from(vec![1_000_000])),
+            ],
         )
         .unwrap();
         let staged = crate::store::sink::stage(&ok, &batch).unwrap();

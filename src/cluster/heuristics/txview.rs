@@ -17,6 +17,28 @@ pub struct Input {
     pub script: ScriptType,
 }
 
+/// The transaction that spends an output, as the forward-looking rules see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Spender {
+    /// Its number of inputs.
+    pub inputs: u32,
+    /// Its number of outputs.
+    pub outputs: u32,
+    /// Its block height.
+    pub height: u32,
+}
+
+impl Spender {
+    /// A spender of `inputs` inputs and `outputs` outputs at `height`.
+    pub fn new(inputs: u32, outputs: u32, height: u32) -> Spender {
+        Spender {
+            inputs,
+            outputs,
+            height,
+        }
+    }
+}
+
 /// An output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Output {
@@ -30,6 +52,11 @@ pub struct Output {
     pub first_seen: bool,
     /// How many outputs ever pay the address (1: used once).
     pub receives: u64,
+    /// The transaction spending it, in the dataset (`None`: unspent).
+    pub spender: Option<Spender>,
+    /// The address's cluster after the first pass (root, size in addresses), for the
+    /// cluster-aware rules; `None` outside the second pass.
+    pub cluster: Option<(u32, u64)>,
 }
 
 /// A transaction's inputs and outputs.
@@ -42,6 +69,9 @@ pub struct TxView {
     pub partial: bool,
     pub inputs: Vec<Input>,
     pub outputs: Vec<Output>,
+    /// The first-pass cluster (root) of the first input's address, for the
+    /// cluster-aware rules; `None` outside the second pass.
+    pub sender_cluster: Option<u32>,
 }
 
 impl TxView {
@@ -73,6 +103,7 @@ impl TxView {
         self.coinbase = coinbase && self.inputs.is_empty() && !partial;
         self.partial = partial;
         self.outputs.clear();
+        self.sender_cluster = None;
         self.outputs.extend(idx.outputs_of(t).map(|o| {
             let address = idx.out_address(o);
             Output {
@@ -81,6 +112,12 @@ impl TxView {
                 script: idx.out_script_type(o),
                 first_seen: address.is_some_and(|a| idx.first_tx_of(a) == t),
                 receives: address.map_or(0, |a| idx.receives(a)),
+                spender: idx.spender(o).map(|s| Spender {
+                    inputs: crate::types::n32(idx.n_inputs(s)),
+                    outputs: crate::types::n32(idx.n_outputs(s)),
+                    height: idx.tx_height(s).0,
+                }),
+                cluster: None,
             }
         }));
     }
@@ -107,8 +144,11 @@ impl TxView {
                     script: ScriptType::P2wpkh,
                     first_seen,
                     receives,
+                    spender: None,
+                    cluster: None,
                 })
                 .collect(),
+            sender_cluster: None,
         }
     }
 }
