@@ -374,8 +374,9 @@ pub struct ClusterBitcoinArgs {
     pub heuristics: Vec<String>,
 
     /// Collapse guard: hold back (do not apply, list in _meta.json) a change merge that
-    /// would join two clusters both holding at least N addresses; 0 turns it off. Merges
-    /// joining differently labelled actors (see --labels) are always held back.
+    /// would join two clusters both holding at least N addresses; 0 turns it off. Change
+    /// merges joining differently labelled actors (see --labels) are always held back;
+    /// multi-input merges joining them are applied and warned about.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub hold_size: u64,
 
@@ -384,8 +385,9 @@ pub struct ClusterBitcoinArgs {
     pub max_share: f64,
 
     /// Labels to check merges against (CSV or Parquet with `address` and `actor`, `entity`
-    /// or `label` columns): a merge that would join two actors is held back and listed.
-    /// DATA/labels/tags.parquet is used when present.
+    /// or `label` columns): a change merge that would join two actors is held back and
+    /// listed; a multi-input merge doing so is reported as a conflict. DATA/labels/tags.parquet
+    /// is used when present.
     #[arg(long, value_name = "FILE")]
     pub labels: Option<PathBuf>,
 }

@@ -39,8 +39,9 @@ pub struct Merge {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Held {
     pub merge: Merge,
-    /// Why: `"size"` (a change merge joining two clusters both at or above the guard's
-    /// size) or `"labels"` (joining parts labelled with different actors).
+    /// Why: `"size"` (joining two clusters both at or above the guard's size) or
+    /// `"labels"` (joining parts labelled with different actors). Only change merges are
+    /// held.
     pub reason: &'static str,
     /// The sizes (addresses) of the two parts when it was held.
     pub sizes: (u64, u64),
@@ -55,7 +56,8 @@ pub struct Guard<'a> {
     /// Hold a change merge when both parts already hold at least this many addresses.
     /// Multi-input merges are never held for size.
     pub max_change_join: Option<u64>,
-    /// Address id → actor: hold any merge joining parts labelled with different actors.
+    /// Address id → actor: hold a change merge joining parts labelled with different
+    /// actors (multi-input merges are applied and warned about, [`conflicts`]).
     pub labels: Option<&'a HashMap<u32, String>>,
 }
 
@@ -209,12 +211,15 @@ pub fn cluster_guarded(
             return true;
         }
         let sizes = (u64::from(uf.size_of(ra)), u64::from(uf.size_of(rb)));
+        // Only change merges are held: a multi-input merge is a co-spend on chain, so
+        // a conflict there (labels wrong, or a CoinJoin not recognised) is applied and
+        // warned about ([`conflicts`]).
         let reason = match (actors.get(&ra), actors.get(&rb)) {
+            _ if !m.heuristic.is_change() => None,
             (Some(la), Some(lb)) if la != lb => Some("labels"),
-            _ if m.heuristic.is_change()
-                && guard
-                    .max_change_join
-                    .is_some_and(|s| sizes.0 >= s && sizes.1 >= s) =>
+            _ if guard
+                .max_change_join
+                .is_some_and(|s| sizes.0 >= s && sizes.1 >= s) =>
             {
                 Some("size")
             }
