@@ -135,9 +135,9 @@ pub struct PlannedArgs {
 #[derive(Debug, Subcommand)]
 pub enum StatsCommand {
     /// Money in and out of the entities of some categories, per period: revenue, payments,
-    /// distinct payers, where the money went. Writes OUT/inflows, OUT/outflows,
-    /// OUT/top_counterparties (.csv, .parquet) and charts (monthly flows, payment sizes,
-    /// top counterparties).
+    /// distinct payers, where the money went. Writes OUT/flows/inflows, outflows,
+    /// top_counterparties (.csv, .parquet) and charts (monthly flows, payment sizes, top
+    /// counterparties).
     Flows(StatsFlowsArgs),
     /// One entity (by label) or address: revenue, spending, balance, counterparties and
     /// activity over time.
@@ -618,7 +618,10 @@ pub struct SimulateArgs {
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
 
-    /// Number of transactions to generate (coinbases included).
+    /// Number of transactions to generate (coinbases included). A target: the world ends
+    /// with the block that reaches it, or with the period's last block, so the count can
+    /// differ by a few (or fall short when a short period caps the blocks); the summary
+    /// gives the count made.
     #[arg(long, default_value_t = 100_000)]
     pub txs: u64,
 
@@ -632,8 +635,10 @@ pub struct SimulateArgs {
 
     /// First day of the calendar period the world spans (YYYY-MM-DD, UTC; with --end or
     /// --days). Its blocks are spread over the whole period, one every 10 minutes when the
-    /// size fills them, with daily and weekly rhythm and growth; without a period the world
-    /// is as dense as blocks allow, from 2026-01-01.
+    /// size fills them, with daily and weekly rhythm and growth; the first 101 blocks hold
+    /// only coinbases (their coins mature before trade begins) and the genesis block keeps
+    /// regtest's 2011 time. Without a period the world is as dense as blocks allow, from
+    /// 2026-01-01.
     #[arg(long, value_name = "DATE")]
     pub start: Option<String>,
 
@@ -646,7 +651,9 @@ pub struct SimulateArgs {
     pub days: Option<u32>,
 
     /// Daily price CSV (Date and Close columns, as Yahoo's BTC-USD.csv): with a period, a
-    /// round payment on a day it prices is a round dollar amount ($120, $4,500) in sat.
+    /// round payment on a day it prices is a round dollar amount ($120, $4,500) in sat, and
+    /// truth/monthly.parquet gains the flagged entities' flows in US cents. Checked before
+    /// anything in --out is replaced; a warning says when it prices none of the period.
     #[arg(long, value_name = "CSV")]
     pub prices: Option<PathBuf>,
 }

@@ -17,6 +17,17 @@ fn period(a: &SimulateArgs) -> Result<Option<crate::simulate::Period>, CliError>
                     .timestamp()
             })
             .map_err(|e| CliError::user(anyhow!("--{flag} {s:?} is not a date YYYY-MM-DD: {e}")))
+            .and_then(|t| {
+                // Before 1970 or after 2106 cannot be a block time; a short year ("23-1-1")
+                // parses as year 23.
+                if (0..=i64::from(u32::MAX)).contains(&t) {
+                    Ok(t)
+                } else {
+                    Err(CliError::user(anyhow!(
+                        "--{flag} {s:?} lies outside 1970-2106 (block times are 32-bit unix seconds); write the year in full, e.g. 2024-01-01"
+                    )))
+                }
+            })
     };
     let start = match (&a.start, a.end.is_some() || a.days.is_some()) {
         (None, false) => return Ok(None),
@@ -28,6 +39,11 @@ fn period(a: &SimulateArgs) -> Result<Option<crate::simulate::Period>, CliError>
     };
     let end = match (&a.end, a.days) {
         (Some(e), _) => day("end", e)? + 86_400,
+        (None, Some(0)) => {
+            return Err(CliError::user(anyhow!(
+                "--days must be at least 1 (the period holds whole days)"
+            )));
+        }
         (None, Some(n)) => start + i64::from(n) * 86_400,
         (None, None) => {
             return Err(CliError::user(anyhow!(
@@ -74,6 +90,18 @@ pub(crate) fn run(cli: &Cli, a: &SimulateArgs) -> Result<(), CliError> {
     };
     let pb = progress_bar(cli, "tx");
     let s = simulate(&opts, &pb).map_err(CliError::user)?;
+    if let Some(p) = &a.prices {
+        if s.period.is_none() {
+            eprintln!(
+                "chaintrace: warning: --prices does nothing without a period (--start/--end or --days): the world's days are not calendar days"
+            );
+        } else if s.priced_days == 0 {
+            eprintln!(
+                "chaintrace: warning: {} prices none of the period's days: round payments stay round in BTC and no dollar value is known",
+                p.display()
+            );
+        }
+    }
     if cli.json {
         println!(
             "{}",
@@ -91,6 +119,24 @@ pub(crate) fn run(cli: &Cli, a: &SimulateArgs) -> Result<(), CliError> {
             g.flows
         );
         println!("tip {}", s.tip_hash);
+        if let Some(p) = s.period {
+            let day = |t: u32| {
+                chrono::DateTime::from_timestamp(i64::from(t), 0)
+                    .map(|d| d.format("%Y-%m-%d").to_string())
+                    .unwrap_or_default()
+            };
+            println!(
+                "period {} to {} (blocks after the first {} coinbase-only ones are spread over it){}",
+                day(p.start),
+                day(p.end - 1),
+                crate::simulate::BOOTSTRAP_BLOCKS,
+                if a.prices.is_some() {
+                    format!("; {} of its days priced", s.priced_days)
+                } else {
+                    String::new()
+                }
+            );
+        }
         println!(
             "ingest it with: chaintrace ingest bitcoin --blocks-dir {}",
             s.out.join("blocks").display()

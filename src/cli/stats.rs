@@ -106,6 +106,12 @@ fn flows(cli: &Cli, a: &super::args::StatsFlowsArgs) -> Result<(), CliError> {
         .transpose()
         .map_err(CliError::user)?;
     let mut f = stats::flows(&src, &cats, p, prices.as_ref()).map_err(CliError::user)?;
+    if let (Some(pr), true) = (&prices, f.unpriced > 0) {
+        eprintln!(
+            "chaintrace: warning: {} payment(s) fall on days {} does not price: they are counted in the *_unpriced columns and left out of the *_cents columns (empty where no payment of the row is priced)",
+            f.unpriced, pr.file
+        );
+    }
     let dir = a.common.out.join("flows");
     let mut files = Vec::new();
     for (name, df) in [

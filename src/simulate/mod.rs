@@ -193,10 +193,15 @@ pub struct SimSummary {
     pub tx_per_sec: f64,
     pub peak_rss_bytes: Option<u64>,
     pub max_live_coins: usize,
+    /// The calendar period (`--start`/`--end`/`--days`, unix seconds), if any.
+    pub period: Option<Period>,
+    /// Days of the period the price file prices (0 without prices or without a period:
+    /// round payments are then round in BTC, and no dollar amount is priced).
+    pub priced_days: u64,
 }
 
 /// Blocks of coinbases only at the start, so the first coins mature before trade begins.
-const BOOTSTRAP_BLOCKS: u32 = 101;
+pub const BOOTSTRAP_BLOCKS: u32 = 101;
 /// 2026-01-01T00:00:00Z.
 const START_TIME: u32 = 1_767_225_600;
 
@@ -217,6 +222,18 @@ pub fn simulate(
     progress: &indicatif::ProgressBar,
 ) -> Result<SimSummary, StoreError> {
     let started = Instant::now();
+    // The inputs first: a bad price file must not cost the world already in --out.
+    let prices = match &opts.prices {
+        Some(path) => Some(
+            crate::report::fmt::Prices::load(path, "usd").map_err(|e| StoreError::Input {
+                path: path.clone(),
+                what: format!(
+                    "{e}; expected a CSV with Date (YYYY-MM-DD) and Close (USD per BTC) columns, as Yahoo Finance exports"
+                ),
+            })?,
+        ),
+        None => None,
+    };
     let blocks_dir = opts.out.join("blocks");
     let truth_dir = opts.out.join("truth");
     for d in [&blocks_dir, &truth_dir] {
@@ -274,12 +291,16 @@ pub fn simulate(
     let params = opts.preset.params(opts.txs);
     let mut world = World::new(opts.seed, params.clone(), truth);
     world.timeline = opts.period.map(|p| (p.start, p.end));
-    if let Some(path) = &opts.prices {
-        world.prices =
-            crate::report::fmt::Prices::load(path, "usd").map_err(|e| StoreError::Io {
-                path: path.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
+    let mut priced_days = 0u64;
+    if let Some(p) = prices {
+        if let Some(period) = opts.period {
+            let (a, b) = (
+                i64::from(period.start) / 86_400,
+                (i64::from(period.end) - 1) / 86_400,
+            );
+            priced_days = n64(p.by_day.range(a..=b).count());
+        }
+        world.prices = p;
     }
     let mut time_rng = Rng::new(opts.seed, 4);
     // With a period: the blocks' times and sizes, planned ahead.
@@ -417,6 +438,8 @@ pub fn simulate(
         elapsed_secs: elapsed,
         tx_per_sec: total as f64 / elapsed.max(1e-9),
         peak_rss_bytes: crate::ingest::bitcoin::peak_rss_bytes(),
+        period: opts.period,
+        priced_days,
         max_live_coins: max_live,
     };
     progress.finish_and_clear();

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 
 use crate::report::fmt;
-use crate::types::n32;
+use crate::types::{n32, n64};
 
 /// Where a query reads from.
 #[derive(Clone, Debug)]
@@ -404,33 +404,48 @@ fn fiat_by(
     Ok(out)
 }
 
-/// Adds `<name>_<currency>` (cents as a decimal text) and `<name>_unpriced` columns.
+/// Adds `<name>_<currency>_cents` (integer cents of the priced rows; null when no row of
+/// the group has a price, never a misleading 0) and `<name>_unpriced` (rows without a
+/// price) columns. Returns the unpriced rows in all.
 fn add_fiat(
     table: &mut DataFrame,
     keys: &[&str],
     sums: &std::collections::BTreeMap<Vec<String>, (u128, usize)>,
     name: &str,
     cur: &str,
-) -> Result<()> {
+) -> Result<u64> {
     let key_cols = key_columns(table, keys)?;
-    let mut val = Vec::with_capacity(table.height());
+    let mut val: Vec<Option<i64>> = Vec::with_capacity(table.height());
     let mut missing = Vec::with_capacity(table.height());
+    let mut unpriced = 0u64;
     for i in 0..table.height() {
         let key: Vec<String> = key_cols.iter().map(|c| c[i].clone()).collect();
         let (c, m) = sums.get(&key).copied().unwrap_or_default();
-        val.push(fmt::cents(c).replace(',', ""));
+        let rows: u64 = ints(
+            table,
+            if name == "received" {
+                "payments"
+            } else {
+                "transfers"
+            },
+        )?[i]
+            .and_then(|x| u64::try_from(x).ok())
+            .unwrap_or(0);
+        // No priced row in the group: the value is unknown, not zero.
+        val.push((n64(m) < rows).then(|| i64::try_from(c).unwrap_or(i64::MAX)));
         missing.push(n32(m));
+        unpriced += n64(m);
     }
     table
         .with_column(Column::new(
-            format!("{name}_{}", cur.to_ascii_lowercase()).into(),
+            format!("{name}_{}_cents", cur.to_ascii_lowercase()).into(),
             val,
         ))
         .map_err(pe)?;
     table
         .with_column(Column::new(format!("{name}_unpriced").into(), missing))
         .map_err(pe)?;
-    Ok(())
+    Ok(unpriced)
 }
 
 /// The tables of `stats flows`.
@@ -445,6 +460,8 @@ pub struct Flows {
     pub payment_values: Vec<(String, u64)>,
     /// entity, counterparty, to_category, sent (top by amount).
     pub top_counterparties: DataFrame,
+    /// With prices: receipts and sendings on days the price file does not cover.
+    pub unpriced: u64,
 }
 
 /// `stats flows`: money in and out of the entities of `cats`, per period.
@@ -499,6 +516,7 @@ pub fn flows(
         )
         .collect()
         .map_err(pe)?;
+    let mut unpriced = 0u64;
     if let Some(pr) = prices {
         let keys = ["period", "entity", "from_category"];
         let rows = rec
@@ -513,7 +531,7 @@ pub fn flows(
             .collect()
             .map_err(pe)?;
         let sums = fiat_by(&rows, &keys, "value", pr)?;
-        add_fiat(&mut inflows, &keys, &sums, "received", &pr.currency)?;
+        unpriced += add_fiat(&mut inflows, &keys, &sums, "received", &pr.currency)?;
         let rows = send
             .clone()
             .select([
@@ -526,7 +544,7 @@ pub fn flows(
             .collect()
             .map_err(pe)?;
         let sums = fiat_by(&rows, &["period", "entity", "to_category"], "value", pr)?;
-        add_fiat(
+        unpriced += add_fiat(
             &mut outflows,
             &["period", "entity", "to_category"],
             &sums,
@@ -569,6 +587,7 @@ pub fn flows(
         outflows,
         payment_values,
         top_counterparties,
+        unpriced,
     })
 }
 

@@ -49,6 +49,9 @@ pub enum StoreError {
         "{path} is listed in the manifest but missing or changed; the dataset was modified by hand. Remove the {dir} directory and ingest again"
     )]
     PartDamaged { path: PathBuf, dir: PathBuf },
+    /// An input file that cannot be used (nothing was written or removed).
+    #[error("{path}: {what}")]
+    Input { path: PathBuf, what: String },
 }
 
 #[cfg(test)]

@@ -368,12 +368,8 @@ fn a_world_with_a_period_spans_it_with_rhythm_and_monthly_flows() {
     }
     import_labels(&data, &csv);
     let monthly = read_truth(&a, "monthly");
-    // "12345.67" dollars → cents.
-    let cents = |v: &serde_json::Value| -> i64 {
-        let s = v.as_str().unwrap();
-        let (d, c) = s.split_once('.').unwrap();
-        d.parse::<i64>().unwrap() * 100 + c.parse::<i64>().unwrap()
-    };
+    // Integer cents, empty (null) when nothing of the row is priced.
+    let cents = |v: &serde_json::Value| -> i64 { v.as_i64().unwrap_or(0) };
     // Per month: sat in, sat out, cents in, cents out, unpriced outputs in, out.
     type Month = [i64; 6];
     let mut priced_months = 0;
@@ -403,7 +399,16 @@ fn a_world_with_a_period_spans_it_with_rhythm_and_monthly_flows() {
                     .entry(r["period"].as_str().unwrap().to_string())
                     .or_default();
                 e[side] += r[field].as_i64().unwrap();
-                e[2 + side] += cents(&r[format!("{field}_usd")]);
+                e[2 + side] += cents(&r[format!("{field}_usd_cents")]);
+                // A row none of whose payments is priced has no dollar value, not 0.
+                let count = r[if side == 0 { "payments" } else { "transfers" }]
+                    .as_i64()
+                    .unwrap();
+                assert_eq!(
+                    r[format!("{field}_usd_cents")].is_null(),
+                    r[format!("{field}_unpriced")].as_i64().unwrap() == count,
+                    "{r}"
+                );
                 e[4 + side] += r[format!("{field}_unpriced")].as_i64().unwrap();
             }
         }
@@ -455,6 +460,57 @@ fn a_world_with_a_period_spans_it_with_rhythm_and_monthly_flows() {
     );
     assert_eq!(bad(&["--start", "2025-01-01"]), Some(1));
     assert_eq!(bad(&["--start", "2025-02-31", "--days", "3"]), Some(1));
+    let o = run(&[
+        "simulate",
+        "--days",
+        "0",
+        "--out",
+        d.path().to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&o).contains("--days must be at least 1"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&[
+        "simulate",
+        "--start",
+        "23-1-1",
+        "--days",
+        "3",
+        "--out",
+        d.path().to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&o).contains("write the year in full"),
+        "{}",
+        stderr(&o)
+    );
+    // A bad price file is refused before anything in --out is replaced (a trial lost its
+    // world this way), naming the file as read, not written.
+    let before = tree(&a);
+    let header_only = d.path().join("header-only.csv");
+    std::fs::write(&header_only, "Date,Open,High,Low,Close,Adj Close,Volume\n").unwrap();
+    let o = run(&[
+        "simulate",
+        "--txs",
+        "1000",
+        "--start",
+        "2024-01-01",
+        "--days",
+        "3",
+        "--prices",
+        header_only.to_str().unwrap(),
+        "--out",
+        a.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("header-only.csv") && !e.contains("cannot write"),
+        "{e}"
+    );
+    assert!(tree(&a) == before, "the world in --out was touched");
 }
 
 #[test]
