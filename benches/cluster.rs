@@ -5,7 +5,10 @@
 //! prints, per world: index build rate and peak memory, clustering rate (inputs/s), the
 //! same multi-input sets clustered by `graphsense-clustering` (PyPI, a Rust union-find;
 //! skipped with a notice if `python3 -c 'import gs_clustering'` fails) with a check that
-//! both give the same partition, and precision/recall per heuristic against the truth.
+//! both give the same partition, the default set's time and peak memory (two passes and the
+//! collapse guard), and per heuristic set against the truth: pairwise precision/recall,
+//! false merges per 1,000, each rule's merge precision, and the oracle of perfect change
+//! detection. The real Bitcoin Core world A (`../shared/datasets`) is measured first.
 
 mod common;
 
@@ -130,32 +133,64 @@ fn child(data: &Path, truth: &Path, label: &str) {
         ),
     }
 
-    let truth = eval::read_truth(truth).expect("the truth reads");
+    // The default set: two passes (multi-input and the consensus's precise rules, then
+    // the votes over the first pass's clusters) and the collapse guard.
+    let t = Instant::now();
+    let guard = cluster::Guard {
+        max_change_join: Some(10_000),
+        labels: None,
+    };
+    let d = cluster::cluster_guarded(&idx, &Heuristic::DEFAULT, None, &guard);
+    let secs = t.elapsed().as_secs_f64();
     println!(
-        "{:<44} {:>9} {:>9} {:>9} {:>12} {:>12}",
-        "heuristics", "precision", "recall", "F1", "homogeneity", "completeness"
+        "default set   {:>8.2} s  {:>10.0} tx/s ({}: two passes, {} merges, {} held)  peak {:>7.1} MiB",
+        secs,
+        idx.meta.txs as f64 / secs,
+        cluster::set_name(&Heuristic::DEFAULT),
+        d.merges.len(),
+        d.held.len(),
+        rss()
+    );
+    drop(d);
+
+    let truth_map = eval::read_truth(truth).expect("the truth reads");
+    println!(
+        "{:<44} {:>9} {:>9} {:>9} {:>12} {:>12} {:>11} {:>15}",
+        "heuristics",
+        "precision",
+        "recall",
+        "F1",
+        "homogeneity",
+        "completeness",
+        "false/1000",
+        "rule precision"
     );
     let mut sets = vec![vec![Heuristic::MultiInput]];
     for h in Heuristic::ALL.iter().filter(|h| h.is_change()) {
         sets.push(vec![Heuristic::MultiInput, *h]);
     }
-    sets.push(Heuristic::ALL.to_vec());
-    for set in sets {
-        let c = cluster::cluster(&idx, &set, None);
-        let name: Vec<&str> = set.iter().map(|h| h.name()).collect();
-        let s = eval::score(&idx, &c.cluster_of, &truth, &name.join("+"));
+    let oracle = eval::read_change_flags(truth)
+        .expect("the truth reads")
+        .map(|flags| eval::oracle(&idx, &truth_map, &flags));
+    let no_dir = dir.path().join("no-clusters-dir");
+    let rows = eval::evaluate_sets(&idx, &truth_map, None, &sets, oracle, &no_dir)
+        .expect("the sets score")
+        .expect("the truth covers the dataset");
+    for s in rows {
+        let rule = s.heuristics.rsplit('+').next().unwrap_or("").to_string();
         println!(
-            "{:<44} {:>9.4} {:>9.4} {:>9.4} {:>12.4} {:>12.4}",
-            if name.len() > 3 {
-                "all".to_string()
-            } else {
-                s.heuristics.clone()
-            },
+            "{:<44} {:>9.4} {:>9.4} {:>9.4} {:>12.4} {:>12.4} {:>11.2} {:>15}",
+            s.heuristics,
             s.precision,
             s.recall,
             s.f1,
             s.homogeneity,
-            s.completeness
+            s.completeness,
+            s.false_merges_per_1000,
+            s.by_rule.get(&rule).map_or(String::new(), |r| format!(
+                "{:.4} of {}",
+                r.precision, r.merges
+            ))
         );
     }
 }
@@ -180,6 +215,28 @@ fn main() {
     if args.len() >= 2 {
         run(Path::new(&args[0]), Path::new(&args[1]), &args[0]);
         return;
+    }
+    // The real Bitcoin Core world A (regtest), when ../shared/datasets is there.
+    let world_a =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/datasets/bitcoin/regtest-world-a");
+    if world_a.is_dir() {
+        let d = tempfile::tempdir().expect("a temp dir");
+        let data = d.path().join("data");
+        chaintrace::ingest::bitcoin::ingest_blocks_dir(
+            &chaintrace::ingest::bitcoin::BlocksDirOptions::new(world_a.join("blocks"), &data),
+            &indicatif::ProgressBar::hidden(),
+        )
+        .expect("world A ingests");
+        run(
+            &data,
+            &world_a.join("ground_truth/addresses.csv"),
+            "regtest world A (real Bitcoin Core wallets)",
+        );
+    } else {
+        println!(
+            "regtest world A skipped: {} is not there",
+            world_a.display()
+        );
     }
     let txs = common::world_size();
     for preset in [

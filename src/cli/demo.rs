@@ -192,7 +192,7 @@ fn world(
             "--set",
             "multi-input",
             "--set",
-            "multi-input+change-one-time",
+            "multi-input+change-vote",
         ],
     )?;
     {
