@@ -70,7 +70,9 @@ impl Preset {
                 change_type_match: 0.85,
                 round_payment: 0.5,
                 coinjoin_weight: 2,
-                change_mimics_payment: 0.0,
+                // Bitcoin Core (since v24) gives change the payment's address type; about
+                // half the wallets here behave so, the rest keep their own type.
+                change_mimics_payment: 0.5,
                 exchange_reuses_hot: false,
                 vendor_customer_share: 0.05,
             },
