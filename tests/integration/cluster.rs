@@ -563,4 +563,14 @@ fn a_conflicted_cluster_is_refused_as_a_seed_and_named_in_the_case() {
     );
     let html = html_report(&case);
     assert!(html.contains("cluster warning(s)") && html.contains("Alpha"));
+    // The measured error rates of the heuristics the case used (the default set), with
+    // the date and the worlds of measurement, beside multi-input and the oracle.
+    assert!(
+        html.contains("Measured error rates of these heuristics")
+            && html.contains(chaintrace::cluster::calibration::MEASURED_ON)
+            && html.contains("regtest world A")
+            && html.contains("<th>change-vote</th>")
+            && html.contains("perfect change (oracle)"),
+        "the evidence report lacks the clustering error rates"
+    );
 }
