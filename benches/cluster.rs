@@ -136,9 +136,11 @@ fn child(data: &Path, truth: &Path, label: &str) {
     // The default set: two passes (multi-input and the consensus's precise rules, then
     // the votes over the first pass's clusters) and the collapse guard.
     let t = Instant::now();
-    let guard = cluster::Guard {
+    let fps = cluster::fingerprint::read(&idx, &chain).expect("the fingerprints read");
+    let guard = cluster::ClusterOptions {
         max_change_join: Some(10_000),
         labels: None,
+        fingerprints: Some(&fps),
     };
     let d = cluster::cluster_guarded(&idx, &Heuristic::DEFAULT, None, &guard);
     let secs = t.elapsed().as_secs_f64();
@@ -173,7 +175,7 @@ fn child(data: &Path, truth: &Path, label: &str) {
         .expect("the truth reads")
         .map(|flags| eval::oracle(&idx, &truth_map, &flags));
     let no_dir = dir.path().join("no-clusters-dir");
-    let rows = eval::evaluate_sets(&idx, &truth_map, None, &sets, oracle, &no_dir)
+    let rows = eval::evaluate_sets(&idx, &truth_map, None, &sets, oracle, Some(&fps), &no_dir)
         .expect("the sets score")
         .expect("the truth covers the dataset");
     for s in rows {

@@ -331,8 +331,9 @@ pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliEr
     let oracle = eval::read_change_flags(&a.truth)
         .map_err(CliError::user)?
         .map(|flags| eval::oracle(&idx, &truth, &flags));
-    let Some(rows) =
-        eval::evaluate_sets(&idx, &truth, name, &sets, oracle, &dir).map_err(CliError::user)?
+    let fps = cluster::fingerprint::read(&idx, &chain).map_err(CliError::user)?;
+    let Some(rows) = eval::evaluate_sets(&idx, &truth, name, &sets, oracle, Some(&fps), &dir)
+        .map_err(CliError::user)?
     else {
         return Err(CliError::user(anyhow!(
             "no address of {} appears in the dataset; is it the truth of this chain?",

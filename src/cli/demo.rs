@@ -210,6 +210,10 @@ fn world(
             truth.file_name().map(|f| f.to_string_lossy().to_string()),
             &sets,
             oracle,
+            Some(
+                &crate::cluster::fingerprint::read(&idx, &chain)
+                    .map_err(|e| failed("eval")(CliError::user(e)))?,
+            ),
             &built.dir,
         )
         .map_err(|e| failed("eval")(CliError::user(e)))?

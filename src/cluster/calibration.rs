@@ -37,7 +37,7 @@ pub struct SetRate {
 
 /// Each rule's merge precision on the three [`WORLDS`] (measured with multi-input plus
 /// the rule alone).
-pub const RULES: [(&str, [RuleRate; 3]); 14] = [
+pub const RULES: [(&str, [RuleRate; 3]); 15] = [
     (
         "multi-input",
         [
@@ -46,11 +46,11 @@ pub const RULES: [(&str, [RuleRate; 3]); 14] = [
                 precision: 1.0000,
             },
             RuleRate {
-                merges: 59982,
+                merges: 60073,
                 precision: 1.0000,
             },
             RuleRate {
-                merges: 69846,
+                merges: 67647,
                 precision: 1.0000,
             },
         ],
@@ -63,12 +63,12 @@ pub const RULES: [(&str, [RuleRate; 3]); 14] = [
                 precision: 1.0000,
             },
             RuleRate {
-                merges: 8947,
+                merges: 8871,
                 precision: 1.0000,
             },
             RuleRate {
-                merges: 8930,
-                precision: 0.9961,
+                merges: 8953,
+                precision: 0.9958,
             },
         ],
     ),
@@ -80,12 +80,12 @@ pub const RULES: [(&str, [RuleRate; 3]); 14] = [
                 precision: 0.1714,
             },
             RuleRate {
-                merges: 13541,
-                precision: 0.9812,
+                merges: 13594,
+                precision: 0.9807,
             },
             RuleRate {
-                merges: 6544,
-                precision: 0.8953,
+                merges: 6541,
+                precision: 0.9008,
             },
         ],
     ),
@@ -97,12 +97,12 @@ pub const RULES: [(&str, [RuleRate; 3]); 14] = [
                 precision: 1.0000,
             },
             RuleRate {
-                merges: 1409,
-                precision: 0.9276,
+                merges: 1452,
+                precision: 0.9236,
             },
             RuleRate {
-                merges: 1785,
-                precision: 0.8611,
+                merges: 1835,
+                precision: 0.8681,
             },
         ],
     ),
@@ -114,12 +114,12 @@ pub const RULES: [(&str, [RuleRate; 3]); 14] = [
                 precision: 0.9982,
             },
             RuleRate {
-                merges: 15391,
-                precision: 0.9999,
+                merges: 15341,
+                precision: 0.9998,
             },
             RuleRate {
-                merges: 2570,
-                precision: 0.9984,
+                merges: 2561,
+                precision: 0.9980,
             },
         ],
     ),
@@ -131,12 +131,12 @@ pub const RULES: [(&str, [RuleRate; 3]); 14] = [
                 precision: 1.0000,
             },
             RuleRate {
-                merges: 8947,
+                merges: 8871,
                 precision: 1.0000,
             },
             RuleRate {
-                merges: 8949,
-                precision: 0.9940,
+                merges: 8977,
+                precision: 0.9932,
             },
         ],
     ),
@@ -148,12 +148,12 @@ pub const RULES: [(&str, [RuleRate; 3]); 14] = [
                 precision: 1.0000,
             },
             RuleRate {
-                merges: 11689,
+                merges: 11718,
                 precision: 1.0000,
             },
             RuleRate {
-                merges: 12013,
-                precision: 0.9913,
+                merges: 12111,
+                precision: 0.9908,
             },
         ],
     ),
@@ -165,12 +165,12 @@ pub const RULES: [(&str, [RuleRate; 3]); 14] = [
                 precision: 0.9969,
             },
             RuleRate {
-                merges: 20767,
-                precision: 0.9990,
+                merges: 20508,
+                precision: 0.9993,
             },
             RuleRate {
-                merges: 3584,
-                precision: 0.9914,
+                merges: 3499,
+                precision: 0.9903,
             },
         ],
     ),
@@ -182,12 +182,12 @@ pub const RULES: [(&str, [RuleRate; 3]); 14] = [
                 precision: 0.9260,
             },
             RuleRate {
-                merges: 15555,
-                precision: 0.8530,
+                merges: 15798,
+                precision: 0.8578,
             },
             RuleRate {
-                merges: 7212,
-                precision: 0.8130,
+                merges: 7472,
+                precision: 0.8144,
             },
         ],
     ),
@@ -199,12 +199,12 @@ pub const RULES: [(&str, [RuleRate; 3]); 14] = [
                 precision: 0.9318,
             },
             RuleRate {
-                merges: 15032,
-                precision: 0.8591,
+                merges: 15247,
+                precision: 0.8654,
             },
             RuleRate {
-                merges: 6750,
-                precision: 0.8092,
+                merges: 7004,
+                precision: 0.8125,
             },
         ],
     ),
@@ -216,12 +216,12 @@ pub const RULES: [(&str, [RuleRate; 3]); 14] = [
                 precision: 0.7104,
             },
             RuleRate {
-                merges: 10402,
-                precision: 0.6232,
+                merges: 10578,
+                precision: 0.5847,
             },
             RuleRate {
-                merges: 7381,
-                precision: 0.7297,
+                merges: 7051,
+                precision: 0.7520,
             },
         ],
     ),
@@ -233,12 +233,12 @@ pub const RULES: [(&str, [RuleRate; 3]); 14] = [
                 precision: 0.9155,
             },
             RuleRate {
-                merges: 25288,
-                precision: 0.8870,
+                merges: 25142,
+                precision: 0.8987,
             },
             RuleRate {
-                merges: 23713,
-                precision: 0.9076,
+                merges: 23455,
+                precision: 0.9064,
             },
         ],
     ),
@@ -250,12 +250,29 @@ pub const RULES: [(&str, [RuleRate; 3]); 14] = [
                 precision: 0.9367,
             },
             RuleRate {
-                merges: 389,
-                precision: 0.8689,
+                merges: 443,
+                precision: 0.9052,
             },
             RuleRate {
-                merges: 201,
-                precision: 0.9851,
+                merges: 182,
+                precision: 0.9670,
+            },
+        ],
+    ),
+    (
+        "change-fingerprint",
+        [
+            RuleRate {
+                merges: 28,
+                precision: 0.7143,
+            },
+            RuleRate {
+                merges: 20306,
+                precision: 0.7006,
+            },
+            RuleRate {
+                merges: 19766,
+                precision: 0.5181,
             },
         ],
     ),
@@ -263,16 +280,16 @@ pub const RULES: [(&str, [RuleRate; 3]); 14] = [
         "change-vote",
         [
             RuleRate {
-                merges: 1925,
+                merges: 1923,
                 precision: 0.9865,
             },
             RuleRate {
-                merges: 34371,
-                precision: 0.9869,
+                merges: 34809,
+                precision: 0.9883,
             },
             RuleRate {
-                merges: 21722,
-                precision: 0.9798,
+                merges: 22225,
+                precision: 0.9800,
             },
         ],
     ),
@@ -290,18 +307,18 @@ pub const MULTI_INPUT: [SetRate; 3] = [
     },
     SetRate {
         precision: 1.0000,
-        recall: 0.0171,
-        f1: 0.0336,
+        recall: 0.0187,
+        f1: 0.0368,
         homogeneity: 1.0000,
-        completeness: 0.5316,
+        completeness: 0.5340,
         false_merges_per_1000: 0.0000,
     },
     SetRate {
         precision: 1.0000,
-        recall: 0.0081,
-        f1: 0.0160,
+        recall: 0.0071,
+        f1: 0.0141,
         homogeneity: 1.0000,
-        completeness: 0.4973,
+        completeness: 0.4964,
         false_merges_per_1000: 0.0000,
     },
 ];
@@ -313,24 +330,24 @@ pub const DEFAULT_SET: [SetRate; 3] = [
         recall: 0.1196,
         f1: 0.2133,
         homogeneity: 0.9906,
-        completeness: 0.4456,
-        false_merges_per_1000: 8.3655,
+        completeness: 0.4455,
+        false_merges_per_1000: 8.3709,
     },
     SetRate {
-        precision: 0.9862,
-        recall: 0.0267,
-        f1: 0.0521,
-        homogeneity: 0.9974,
-        completeness: 0.5719,
-        false_merges_per_1000: 4.7693,
+        precision: 0.9821,
+        recall: 0.0302,
+        f1: 0.0586,
+        homogeneity: 0.9970,
+        completeness: 0.5785,
+        false_merges_per_1000: 4.3106,
     },
     SetRate {
-        precision: 0.9917,
-        recall: 0.0097,
-        f1: 0.0192,
+        precision: 0.9948,
+        recall: 0.0087,
+        f1: 0.0173,
         homogeneity: 0.9991,
-        completeness: 0.5069,
-        false_merges_per_1000: 4.7833,
+        completeness: 0.5065,
+        false_merges_per_1000: 4.9515,
     },
 ];
 
@@ -346,18 +363,18 @@ pub const ORACLE: [SetRate; 3] = [
     },
     SetRate {
         precision: 1.0000,
-        recall: 0.0529,
-        f1: 0.1006,
+        recall: 0.0578,
+        f1: 0.1094,
         homogeneity: 1.0000,
-        completeness: 0.6082,
+        completeness: 0.6167,
         false_merges_per_1000: 0.0000,
     },
     SetRate {
         precision: 1.0000,
-        recall: 0.0128,
-        f1: 0.0252,
+        recall: 0.0118,
+        f1: 0.0233,
         homogeneity: 1.0000,
-        completeness: 0.5187,
+        completeness: 0.5182,
         false_merges_per_1000: 0.0000,
     },
 ];

@@ -9,6 +9,7 @@
 pub mod calibration;
 pub mod ethereum;
 pub mod eval;
+pub mod fingerprint;
 pub mod heuristics;
 pub mod union_find;
 
@@ -35,7 +36,7 @@ pub struct Merge {
     pub heuristic: Heuristic,
 }
 
-/// A merge held back by a [`Guard`], with the reason.
+/// A merge held back by a [`ClusterOptions`], with the reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Held {
     pub merge: Merge,
@@ -47,18 +48,21 @@ pub struct Held {
     pub sizes: (u64, u64),
 }
 
-/// Collapse prevention: merges that would join suspicious parts are held back and listed
-/// ([`Clustering::held`]), not applied. BlockSci users report superclusters of 139–256 M
+/// Options of clustering. Collapse prevention: merges that would join suspicious parts are
+/// held back and listed ([`Clustering::held`]), not applied. BlockSci users report superclusters of 139–256 M
 /// addresses once change heuristics are on; a wrong change merge between two large
 /// clusters is what makes them.
 #[derive(Clone, Debug, Default)]
-pub struct Guard<'a> {
+pub struct ClusterOptions<'a> {
     /// Hold a change merge when both parts already hold at least this many addresses.
     /// Multi-input merges are never held for size.
     pub max_change_join: Option<u64>,
     /// Address id → actor: hold a change merge joining parts labelled with different
     /// actors (multi-input merges are applied and warned about, [`conflicts`]).
     pub labels: Option<&'a HashMap<u32, String>>,
+    /// Every transaction's wallet fingerprint ([`fingerprint::read`]), for the
+    /// fingerprint rule; without it that rule names nothing.
+    pub fingerprints: Option<&'a [fingerprint::Fingerprint]>,
 }
 
 /// The result of clustering.
@@ -79,7 +83,7 @@ pub struct Clustering {
 /// Clusters the addresses of `idx` with `heuristics`, no guard. `order` optionally
 /// permutes the transactions (for property tests; the result must not depend on it).
 pub fn cluster(idx: &Index, heuristics: &[Heuristic], order: Option<&[u32]>) -> Clustering {
-    cluster_guarded(idx, heuristics, order, &Guard::default())
+    cluster_guarded(idx, heuristics, order, &ClusterOptions::default())
 }
 
 /// Proposes the merges of `rules` for every transaction of `order`; `context` (first-pass
@@ -89,6 +93,7 @@ fn propose(
     rules: &[Heuristic],
     order: &[u32],
     context: Option<(&[u32], &HashMap<u32, u64>)>,
+    fingerprints: Option<&[fingerprint::Fingerprint]>,
     coinjoins: &mut BTreeMap<&'static str, u64>,
 ) -> Vec<Merge> {
     let mut merges = Vec::new();
@@ -106,6 +111,14 @@ fn propose(
         let Some(first) = in_addrs.next() else {
             continue;
         };
+        if let Some(fp) = fingerprints {
+            view.fingerprint = fp.get(ix(t)).copied();
+            for o in &mut view.outputs {
+                if let Some(s) = &mut o.spender {
+                    s.fingerprint = fp.get(ix(s.tx)).copied();
+                }
+            }
+        }
         if let Some((label, sizes)) = context {
             view.sender_cluster = Some(label[ix(first)]);
             for o in &mut view.outputs {
@@ -149,7 +162,7 @@ pub fn cluster_guarded(
     idx: &Index,
     heuristics: &[Heuristic],
     order: Option<&[u32]>,
-    guard: &Guard,
+    guard: &ClusterOptions,
 ) -> Clustering {
     let mut coinjoins: BTreeMap<&'static str, u64> = BTreeMap::new();
     let all: Vec<u32>;
@@ -162,7 +175,8 @@ pub fn cluster_guarded(
     };
     let (second, first): (Vec<Heuristic>, Vec<Heuristic>) =
         heuristics.iter().partition(|h| h.needs_clusters());
-    let mut merges = propose(idx, &first, order, None, &mut coinjoins);
+    let fp = guard.fingerprints;
+    let mut merges = propose(idx, &first, order, None, fp, &mut coinjoins);
     if !second.is_empty() {
         // The first pass's clusters: its merges plus the precise part of the consensus,
         // which the second pass's votes build on.
@@ -178,7 +192,7 @@ pub fn cluster_guarded(
             Heuristic::ChangeDecimals,
         ];
         if second.contains(&Heuristic::ChangeVote) {
-            for m in propose(idx, &precise, order, None, &mut ignored) {
+            for m in propose(idx, &precise, order, None, fp, &mut ignored) {
                 uf.union(m.a, m.b);
             }
         }
@@ -192,6 +206,7 @@ pub fn cluster_guarded(
             &second,
             order,
             Some((&label, &sizes)),
+            fp,
             &mut ignored,
         ));
     }
@@ -326,7 +341,7 @@ pub struct Built {
 /// The `cluster bitcoin` stage: clusters the dataset of `idx` with `heuristics`, warns of
 /// clusters above `max_share` of all addresses, holds back merges joining different actors
 /// of `labels` (address → actor) and change merges joining two parts of at least
-/// `hold_size` addresses ([`Guard`]); writes it all to [`clusters_dir`]`(data, network)`.
+/// `hold_size` addresses ([`ClusterOptions`]); writes it all to [`clusters_dir`]`(data, network)`.
 ///
 /// # Errors
 /// A network that is not one of [`crate::types::Network`]'s names, a `max_share` outside
@@ -356,9 +371,19 @@ pub fn build(
             .filter_map(|(addr, l)| idx.address_id(addr).map(|id| (id.0, l.clone())))
             .collect()
     });
-    let guard = Guard {
+    // The wallet fingerprints, for the rules that read them.
+    let fps = if heuristics
+        .iter()
+        .any(|h| matches!(h, Heuristic::ChangeFingerprint | Heuristic::ChangeVote))
+    {
+        Some(fingerprint::read(idx, &data.join(network))?)
+    } else {
+        None
+    };
+    let guard = ClusterOptions {
         max_change_join: hold_size,
         labels: by_id.as_ref(),
+        fingerprints: fps.as_deref(),
     };
     let c = cluster_guarded(idx, heuristics, None, &guard);
     let stats = stats(idx, &c.cluster_of);

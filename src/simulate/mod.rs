@@ -59,6 +59,7 @@ impl Preset {
                 change_mimics_payment: 0.0,
                 exchange_reuses_hot: false,
                 vendor_customer_share: 0.3,
+                wallet_software: false,
             },
             Preset::Default => Params {
                 txs_per_block: 1000,
@@ -75,6 +76,7 @@ impl Preset {
                 change_mimics_payment: 0.5,
                 exchange_reuses_hot: false,
                 vendor_customer_share: 0.05,
+                wallet_software: true,
             },
             Preset::Adversarial => Params {
                 txs_per_block: 1000,
@@ -89,6 +91,7 @@ impl Preset {
                 change_mimics_payment: 0.7,
                 exchange_reuses_hot: true,
                 vendor_customer_share: 0.05,
+                wallet_software: true,
             },
         }
     }

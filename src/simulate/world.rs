@@ -85,6 +85,22 @@ pub struct Params {
     pub exchange_reuses_hot: bool,
     /// Share of users who buy from the vendor.
     pub vendor_customer_share: f64,
+    /// Entities run different wallet software, each with its transaction fingerprint
+    /// ([`Software`]); without, every transaction has the same habits as before.
+    pub wallet_software: bool,
+}
+
+/// Wallet software, as its transactions show it (Erhardt & Shigeya, "An Empirical Analysis
+/// of the Bitcoin Wallet Ecosystem", 2019): Bitcoin Core (half the entities) — version 2,
+/// nLockTime at the chain tip (one time in ten up to 100 blocks earlier), replace-by-fee
+/// signalled, change at a random position; Electrum (a quarter) — version 2, lock time at
+/// the tip, replace-by-fee, inputs and outputs in BIP 69 order; an older mobile wallet (a
+/// quarter) — version 1, lock time 0, final sequences, change last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Software {
+    Core,
+    Electrum,
+    Mobile,
 }
 
 type EntityId = u32;
@@ -179,6 +195,9 @@ pub struct World {
     keys: Keys,
     rng: Rng,
     sig_rng: Rng,
+    /// Draws of the wallet fingerprints (its own stream: the world's stays as it was).
+    fp_rng: Rng,
+    seed: u64,
     pub names: Vec<(String, Category)>,
     wallets: Vec<Wallet>,
     users: Vec<EntityId>,
@@ -356,6 +375,8 @@ impl World {
             keys: Keys::new(seed),
             rng,
             sig_rng: Rng::new(seed, 2),
+            fp_rng: Rng::new(seed, 6),
+            seed,
             names,
             wallets,
             users,
@@ -651,14 +672,40 @@ impl World {
 
     /// Builds, records and adds a transaction to the block being assembled.
     fn finish(&mut self, mut d: Draft) -> Result<(), StoreError> {
-        // Bitcoin Core puts change at a random position.
-        let change_pos = d.change.as_ref().map(|_| self.rng.index(d.outs.len() + 1));
+        let soft = self.params.wallet_software.then(|| self.software(d.from));
+        // Bitcoin Core puts change at a random position; the old mobile wallet last.
+        let change_pos = d.change.as_ref().map(|_| match soft {
+            Some(Software::Mobile) => d.outs.len(),
+            _ => self.rng.index(d.outs.len() + 1),
+        });
+        if soft == Some(Software::Electrum) {
+            // BIP 69: inputs by previous txid (as displayed) and vout.
+            d.inputs.sort_by_key(|u| (u.txid.to_string(), u.vout));
+        }
         if let (Some((e, a, owner)), Some(pos)) = (d.change, change_pos) {
             let mut o = self.out(a, 0, owner, e);
             o.tag = d.inputs.first().map_or(Tag::Plain, |u| u.tag);
             d.outs.insert(pos, o);
         }
-        let locktime = if self.rng.chance(0.7) { self.height } else { 0 };
+        let (version, locktime, sequence) = match soft {
+            None => (
+                Version::TWO,
+                if self.rng.chance(0.7) { self.height } else { 0 },
+                0xffff_fffd,
+            ),
+            Some(Software::Core) => {
+                // Anti-fee-sniping: the tip, one time in ten up to 100 blocks earlier.
+                let tip = self.height.saturating_sub(1);
+                let back = if self.fp_rng.chance(0.1) {
+                    n32(self.fp_rng.index(100))
+                } else {
+                    0
+                };
+                (Version::TWO, tip.saturating_sub(back), 0xffff_fffd)
+            }
+            Some(Software::Electrum) => (Version::TWO, self.height.saturating_sub(1), 0xffff_fffd),
+            Some(Software::Mobile) => (Version::ONE, 0, 0xffff_ffff),
+        };
         let input: Vec<TxIn> = d
             .inputs
             .iter()
@@ -670,13 +717,13 @@ impl World {
                         vout: u.vout,
                     },
                     script_sig,
-                    sequence: Sequence(0xffff_fffd),
+                    sequence: Sequence(sequence),
                     witness,
                 }
             })
             .collect();
         let mut tx = Transaction {
-            version: Version::TWO,
+            version,
             lock_time: LockTime::from_consensus(locktime),
             input,
             output: d
@@ -705,6 +752,26 @@ impl World {
         } else if let Some(i) = d.fee_from_out {
             d.outs[i].value -= fee;
             tx.output[i].value = Amount::from_sat(d.outs[i].value);
+        }
+        if soft == Some(Software::Electrum) {
+            // BIP 69: outputs by value, then script (the same weight in any order, so the
+            // fee above holds).
+            let mut order: Vec<usize> = (0..d.outs.len()).collect();
+            order.sort_by(|&a, &b| {
+                (d.outs[a].value, d.outs[a].script.as_bytes())
+                    .cmp(&(d.outs[b].value, d.outs[b].script.as_bytes()))
+            });
+            let mut outs: Vec<Option<Out>> =
+                std::mem::take(&mut d.outs).into_iter().map(Some).collect();
+            d.outs = order.iter().filter_map(|&i| outs[i].take()).collect();
+            tx.output = d
+                .outs
+                .iter()
+                .map(|o| TxOut {
+                    value: Amount::from_sat(o.value),
+                    script_pubkey: o.script.clone(),
+                })
+                .collect();
         }
         let out_sum: u64 = tx.output.iter().map(|o| o.value.to_sat()).sum();
         let fee = in_sum - out_sum;
@@ -1089,6 +1156,17 @@ impl World {
     }
 
     // ----- actions ---------------------------------------------------------------------
+
+    /// The wallet software of entity `e`: a fixed function of the seed and the entity, so
+    /// that it draws nothing from the world's random stream.
+    fn software(&self, e: EntityId) -> Software {
+        let h = (u64::from(e) ^ self.seed.rotate_left(17)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        match h >> 62 {
+            0 | 1 => Software::Core,
+            2 => Software::Electrum,
+            _ => Software::Mobile,
+        }
+    }
 
     fn random_user(&mut self) -> EntityId {
         self.users[self.rng.index(self.users.len())]

@@ -173,9 +173,10 @@ fn clustering_is_order_independent_and_adding_a_heuristic_never_splits() {
     let base = cluster::cluster(&idx, &[Heuristic::MultiInput, Heuristic::ChangeType], None);
     // The default set runs two passes and a collapse guard (a small size, so that it
     // holds merges back here): neither may depend on the order either.
-    let guard = cluster::Guard {
+    let guard = cluster::ClusterOptions {
         max_change_join: Some(20),
         labels: None,
+        fingerprints: None,
     };
     let base_default = cluster::cluster_guarded(&idx, &Heuristic::DEFAULT, None, &guard);
     assert!(!base_default.held.is_empty(), "the guard held nothing");

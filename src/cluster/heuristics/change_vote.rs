@@ -6,19 +6,20 @@
 //! 1. the precise rules (single-use, optimal change, round payment, decimal precision)
 //!    decide when they name one candidate and none names another;
 //! 2. otherwise the forward-looking and cluster-aware rules vote (spent alone, peel-chain
-//!    continuation, first spent, foreign cluster): an output with at least two votes and
-//!    two more than any other output is change.
+//!    continuation, first spent, foreign cluster, batch continuation, same script type,
+//!    same wallet fingerprint): an output with at least two votes and two more than any
+//!    other output is change.
 //!
 //! Measured on the real Bitcoin Core world A (pairwise precision 0.983, recall 0.120
 //! with multi-input, against 0.050 for multi-input alone and 0.181 for perfect change
-//! detection) and on the simulator's presets: see `chaintrace eval clusters` and
-//! docs/CLUSTERING.md. Sources: Möser & Narayanan, "Resurrecting Address Clustering in
+//! detection) and on the simulator's presets: see `chaintrace eval clusters`,
+//! [`crate::cluster::calibration`] and docs/CLUSTERING.md. Sources: Möser & Narayanan, "Resurrecting Address Clustering in
 //! Bitcoin", FC 2022; Kappos et al., "How to Peel a Million", USENIX Security 2022;
 //! GraphSense's change heuristics with consensus.
 
 use super::{
-    TxView, change_batch, change_decimals, change_first_spent, change_foreign, change_optimal,
-    change_peel, change_round, change_single_use, change_spent_alone, change_type,
+    TxView, change_batch, change_decimals, change_fingerprint, change_first_spent, change_foreign,
+    change_optimal, change_peel, change_round, change_single_use, change_spent_alone, change_type,
 };
 
 /// Votes an output needs, and its lead over every other output.
@@ -50,6 +51,7 @@ pub fn change(tx: &TxView) -> Option<usize> {
         change_foreign::change(tx),
         change_batch::change(tx),
         change_type::change(tx),
+        change_fingerprint::change(tx),
     ]
     .into_iter()
     .flatten()

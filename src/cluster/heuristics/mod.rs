@@ -52,6 +52,9 @@ pub enum Heuristic {
     /// Batch continuation (forward-looking): in a batch, the only output spent by another
     /// batch ([`change_batch`]).
     ChangeBatch,
+    /// Same fingerprint (forward-looking): the only output spent by a transaction with
+    /// this one's wallet fingerprint ([`change_fingerprint`]).
+    ChangeFingerprint,
     /// Consensus of the rules above ([`change_vote`]): the precise rules decide, else a
     /// clear majority of the forward-looking and cluster-aware votes.
     ChangeVote,
@@ -59,7 +62,7 @@ pub enum Heuristic {
 
 impl Heuristic {
     /// Every heuristic.
-    pub const ALL: [Heuristic; 14] = [
+    pub const ALL: [Heuristic; 15] = [
         Heuristic::MultiInput,
         Heuristic::ChangeOneTime,
         Heuristic::ChangeType,
@@ -73,6 +76,7 @@ impl Heuristic {
         Heuristic::ChangeFirstSpent,
         Heuristic::ChangeForeign,
         Heuristic::ChangeBatch,
+        Heuristic::ChangeFingerprint,
         Heuristic::ChangeVote,
     ];
 
@@ -129,8 +133,11 @@ impl Heuristic {
             Heuristic::ChangeBatch => {
                 "Batch continuation (forward-looking): in a transaction of three or more outputs, the only output spent by another such transaction is change (a service funds its next batch with this one's change). Source: Möser & Narayanan, FC 2022."
             }
+            Heuristic::ChangeFingerprint => {
+                "Same fingerprint (forward-looking): the only output spent by a transaction with this transaction's wallet fingerprint (version, lock-time and sequence habits), when another is spent by a different one, is change. Source: Möser & Narayanan, FC 2022."
+            }
             Heuristic::ChangeVote => {
-                "Consensus: among new addresses used once, the precise rules (single use, optimal, round, decimals) decide when they agree; otherwise an output needs two votes of spent-alone, peel, first-spent and foreign-cluster, and a lead of two. Sources: Möser & Narayanan, FC 2022; Kappos et al. 2022; GraphSense's change consensus."
+                "Consensus: among new addresses used once, the precise rules (single use, optimal, round, decimals) decide when they agree; otherwise spent-alone, peel, first-spent, foreign-cluster, batch, same-type and same-fingerprint vote, and an output needs two votes and a lead of two over every other. Sources: Möser & Narayanan, FC 2022; Kappos et al. 2022; GraphSense's change consensus."
             }
         }
     }
@@ -151,6 +158,7 @@ impl Heuristic {
             Heuristic::ChangeFirstSpent => "change-first-spent",
             Heuristic::ChangeForeign => "change-foreign",
             Heuristic::ChangeBatch => "change-batch",
+            Heuristic::ChangeFingerprint => "change-fingerprint",
             Heuristic::ChangeVote => "change-vote",
         }
     }
@@ -168,6 +176,7 @@ impl Heuristic {
 
 pub mod change_batch;
 pub mod change_decimals;
+pub mod change_fingerprint;
 pub mod change_first_spent;
 pub mod change_foreign;
 pub mod change_fresh;
@@ -221,6 +230,7 @@ pub fn change_output(tx: &TxView, h: Heuristic) -> Option<usize> {
         Heuristic::ChangeFirstSpent => change_first_spent::change(tx),
         Heuristic::ChangeForeign => change_foreign::change(tx),
         Heuristic::ChangeBatch => change_batch::change(tx),
+        Heuristic::ChangeFingerprint => change_fingerprint::change(tx),
         Heuristic::ChangeVote => change_vote::change(tx),
     }
 }

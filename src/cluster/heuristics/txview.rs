@@ -26,6 +26,11 @@ pub struct Spender {
     pub outputs: u32,
     /// Its block height.
     pub height: u32,
+    /// Its transaction id in the index.
+    pub tx: u32,
+    /// Its wallet fingerprint ([`crate::cluster::fingerprint`]), when the dataset's were
+    /// read.
+    pub fingerprint: Option<u8>,
 }
 
 impl Spender {
@@ -35,6 +40,8 @@ impl Spender {
             inputs,
             outputs,
             height,
+            tx: 0,
+            fingerprint: None,
         }
     }
 }
@@ -72,6 +79,9 @@ pub struct TxView {
     /// The first-pass cluster (root) of the first input's address, for the
     /// cluster-aware rules; `None` outside the second pass.
     pub sender_cluster: Option<u32>,
+    /// Its wallet fingerprint ([`crate::cluster::fingerprint`]), when the dataset's were
+    /// read.
+    pub fingerprint: Option<u8>,
 }
 
 impl TxView {
@@ -104,6 +114,7 @@ impl TxView {
         self.partial = partial;
         self.outputs.clear();
         self.sender_cluster = None;
+        self.fingerprint = None;
         self.outputs.extend(idx.outputs_of(t).map(|o| {
             let address = idx.out_address(o);
             Output {
@@ -116,6 +127,8 @@ impl TxView {
                     inputs: crate::types::n32(idx.n_inputs(s)),
                     outputs: crate::types::n32(idx.n_outputs(s)),
                     height: idx.tx_height(s).0,
+                    tx: s.0,
+                    fingerprint: None,
                 }),
                 cluster: None,
             }
@@ -149,6 +162,7 @@ impl TxView {
                 })
                 .collect(),
             sender_cluster: None,
+            fingerprint: None,
         }
     }
 }
