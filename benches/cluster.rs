@@ -138,7 +138,7 @@ fn child(data: &Path, truth: &Path, label: &str) {
     let t = Instant::now();
     let fps = cluster::fingerprint::read(&idx, &chain).expect("the fingerprints read");
     let guard = cluster::ClusterOptions {
-        max_change_join: Some(10_000),
+        max_change_join: Some(100),
         labels: None,
         fingerprints: Some(&fps),
     };

@@ -51,6 +51,11 @@ pub(crate) fn parse_heuristics(list: &[String]) -> Result<Vec<Heuristic>, CliErr
             out.push(h);
         }
     }
+    if out.is_empty() {
+        return Err(CliError::user(anyhow!(
+            "no heuristic given; the default is multi-input,change-vote (see `chaintrace cluster bitcoin --help`)"
+        )));
+    }
     out.sort();
     Ok(out)
 }
@@ -107,7 +112,7 @@ pub(crate) fn print_built(cli: &Cli, built: &cluster::Built, secs: f64) {
     for w in warnings {
         eprintln!("chaintrace: warning: {}", w.message);
     }
-    for h in &meta.held {
+    for h in meta.held.iter().take(10) {
         eprintln!(
             "chaintrace: held back a {} merge of {} and {} (tx {}): {}",
             h.heuristic,
@@ -124,6 +129,13 @@ pub(crate) fn print_built(cli: &Cli, built: &cluster::Built, secs: f64) {
             }
         );
     }
+    if meta.held.len() > 10 {
+        eprintln!(
+            "chaintrace: ... and {} more held merges, all listed in {} (held)",
+            meta.held.len() - 10,
+            out.join("_meta.json").display()
+        );
+    }
     if cli.json {
         let v =
             serde_json::json!({"meta": meta, "warnings": warnings, "dir": out, "seconds": secs});
@@ -133,7 +145,7 @@ pub(crate) fn print_built(cli: &Cli, built: &cluster::Built, secs: f64) {
         );
     } else {
         println!(
-            "{}: {} addresses in {} clusters (largest {}), {} merges under {}; {} CoinJoin(s) excluded {:?}",
+            "{}: {} addresses in {} clusters (largest {}), {} merges under {}; {} CoinJoin(s) excluded {:?}; {} merge(s) held back{}",
             out.display(),
             meta.addresses,
             meta.clusters,
@@ -141,7 +153,13 @@ pub(crate) fn print_built(cli: &Cli, built: &cluster::Built, secs: f64) {
             meta.merges,
             meta.heuristics.join(","),
             meta.coinjoins.values().sum::<u64>(),
-            meta.coinjoins
+            meta.coinjoins,
+            meta.held.len(),
+            if meta.held.is_empty() {
+                String::new()
+            } else {
+                " (listed in _meta.json: held)".to_string()
+            }
         );
     }
 }
@@ -182,10 +200,16 @@ pub(crate) fn explain(cli: &Cli, a: &ExplainArgs) -> Result<(), CliError> {
         );
     }
     if let Some(w) = steps.iter().min_by_key(|s| s.precision_ppm) {
+        let all: f64 = steps
+            .iter()
+            .map(|s| f64::from(s.precision_ppm) / 1e6)
+            .product();
         println!(
-            "weakest step: {} ({}); rates measured {} (docs/CLUSTERING.md)",
+            "weakest step: {} ({}); all {} steps right: about {:.4} (the product of the rules' precisions, as if independent). Each rule's precision is the lowest of three worlds measured {} (docs/CLUSTERING.md)",
             w.heuristic,
             precision_text(w.precision_ppm),
+            steps.len(),
+            all,
             cluster::calibration::MEASURED_ON
         );
     }
@@ -272,18 +296,49 @@ pub(crate) fn show(cli: &Cli, a: &ShowArgs) -> Result<(), CliError> {
     }
     if let Some(w) = &shown.weakest_link {
         println!(
-            "weakest link   {} ({}): {} + {} in tx {}",
+            "weakest link   {} ({}, the lowest of three worlds measured {}): {} + {} in tx {}",
             w.heuristic,
             precision_text(w.precision_ppm),
+            cluster::calibration::MEASURED_ON,
             w.from,
             w.to,
             w.txid
         );
     }
-    if !s.meta.held.is_empty() {
+    let here: Vec<&cluster::HeldMerge> = s
+        .meta
+        .held
+        .iter()
+        .filter(|h| {
+            [&h.address_a, &h.address_b].iter().any(|x| {
+                idx.address_id(x)
+                    .is_some_and(|id| s.cluster_of[id.ix()] == st.cluster_id)
+            })
+        })
+        .collect();
+    if !here.is_empty() {
         println!(
-            "held back      {} merge(s) of this clustering (listed in _meta.json: held)",
-            s.meta.held.len()
+            "held back      {} merge(s) would have joined this cluster to another (listed in _meta.json: held)",
+            here.len()
+        );
+    }
+    // Labels imported after `cluster bitcoin` ran were not checked by its guard: check
+    // them now.
+    let actors: std::collections::BTreeSet<&str> = labels
+        .iter()
+        .filter_map(|l| l["entity"].as_str())
+        .filter(|e| !e.is_empty())
+        .collect();
+    if actors.len() > 1 {
+        println!(
+            "warning        this cluster holds addresses labelled with {} different actors ({}): a merge may be wrong; `chaintrace cluster explain` two of them to see which, or run `chaintrace cluster bitcoin` again so that its guard holds back change merges joining labelled actors",
+            actors.len(),
+            actors
+                .iter()
+                .take(5)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ")
         );
     }
     for w in &shown.warnings {
@@ -332,7 +387,7 @@ pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliEr
         .map_err(CliError::user)?
         .map(|flags| eval::oracle(&idx, &truth, &flags));
     let fps = cluster::fingerprint::read(&idx, &chain).map_err(CliError::user)?;
-    let Some(rows) = eval::evaluate_sets(&idx, &truth, name, &sets, oracle, Some(&fps), &dir)
+    let Some(mut rows) = eval::evaluate_sets(&idx, &truth, name, &sets, oracle, Some(&fps), &dir)
         .map_err(CliError::user)?
     else {
         return Err(CliError::user(anyhow!(
@@ -340,6 +395,24 @@ pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliEr
             a.truth.display()
         )));
     };
+    // The clustering on disk, as `cluster bitcoin` made it (its guard and labels
+    // included): what a trace at cluster level uses.
+    if let Ok(st) = cluster::load(&idx, &dir) {
+        let mut row = eval::score(
+            &idx,
+            &st.cluster_of,
+            &truth,
+            &format!(
+                "stored: {} (hold-size {})",
+                st.meta.heuristics.join("+"),
+                st.meta
+                    .hold_size
+                    .map_or_else(|| "off".to_string(), |n| n.to_string())
+            ),
+        );
+        row.merges = st.meta.merges;
+        rows.push(row);
+    }
     print_scores(cli, &rows);
     Ok(())
 }
@@ -354,7 +427,7 @@ pub(crate) fn print_scores(cli: &Cli, rows: &[eval::Scores]) {
         return;
     }
     println!(
-        "{:<44} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>9} {:>13}",
+        "{:<46} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12} {:>12} {:>9} {:>11} {:>15}",
         "heuristics",
         "addresses",
         "clusters",
@@ -364,12 +437,23 @@ pub(crate) fn print_scores(cli: &Cli, rows: &[eval::Scores]) {
         "homogeneity",
         "completeness",
         "merges",
-        "false/1000"
+        "false/1000",
+        "rule precision"
     );
+    let default = cluster::set_name(&Heuristic::DEFAULT);
     for r in rows {
+        let rule = r.heuristics.rsplit('+').next().unwrap_or("");
+        let name = if r.heuristics.len() > 46 && !r.heuristics.starts_with("stored:") {
+            format!("all {} rules", r.heuristics.split('+').count())
+        } else if r.heuristics == default {
+            format!("{} (default)", r.heuristics)
+        } else {
+            r.heuristics.clone()
+        };
+        let is_oracle = r.heuristics.ends_with("(oracle)");
         println!(
-            "{:<44} {:>9} {:>9} {:>9.4} {:>9.4} {:>9.4} {:>12.4} {:>12.4} {:>9} {:>13.2}",
-            r.heuristics,
+            "{:<46} {:>9} {:>9} {:>9.4} {:>9.4} {:>9.4} {:>12.4} {:>12.4} {:>9} {:>11} {:>15}",
+            name,
             r.addresses,
             r.clusters,
             r.precision,
@@ -377,10 +461,24 @@ pub(crate) fn print_scores(cli: &Cli, rows: &[eval::Scores]) {
             r.f1,
             r.homogeneity,
             r.completeness,
-            r.merges,
-            r.false_merges_per_1000
+            if is_oracle {
+                "-".to_string()
+            } else {
+                r.merges.to_string()
+            },
+            if is_oracle || r.heuristics.starts_with("stored:") {
+                "-".to_string()
+            } else {
+                format!("{:.2}", r.false_merges_per_1000)
+            },
+            r.by_rule
+                .get(rule)
+                .map_or_else(|| "-".to_string(), |x| format!("{:.4}", x.precision))
         );
     }
+    println!(
+        "precision, recall, F1: over pairs of addresses of the truth (a pair predicted when in one cluster, true when of one owner); addresses: those of the truth in the dataset; merges: recorded merges; false/1000: merges joining two owners per 1,000 merges between addresses of the truth; rule precision: the share of the last rule's own merges joining one owner. The oracle links every true change output (perfect change detection); 'stored' is the clustering `cluster bitcoin` wrote, as traces use it."
+    );
 }
 
 /// `chaintrace cluster ethereum`.

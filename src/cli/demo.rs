@@ -160,11 +160,37 @@ fn world(
     }
     drop(quiet);
 
+    // Labels first: the world's exchanges, services and flagged entities, so that the
+    // clustering's guard holds back change merges joining differently labelled actors.
+    let labels_csv = dir.join("labels.csv");
+    write_labels(&labels_csv, labels)?;
+    let mut import: Vec<String> = ["labels", "import", &s(&labels_csv), "--data", &data_s]
+        .map(String::from)
+        .to_vec();
+    if let Some(t) = &a.timestamp {
+        import.extend(["--imported-at".to_string(), t.clone()]);
+    }
+    let quiet = announce(cli, &import.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let now_ms = match &a.timestamp {
+        Some(t) => crate::report::fmt::parse_timestamp(t).map_err(CliError::user)?,
+        None => super::now_secs(),
+    }
+    .saturating_mul(1000);
+    let report = crate::labels::import(std::slice::from_ref(&labels_csv), None, &data, now_ms)
+        .map_err(|e| failed("labels")(CliError::user(e)))?;
+    super::labels::print_rejected(&report.files);
+    super::labels::print_import(&data, &report);
+    drop(quiet);
+
     // Cluster: the address index, then the default heuristics (multi-input, change vote).
     let quiet = announce(cli, &["cluster", "bitcoin", "--data", &data_s])?;
     let (chain, network) = crate::trace::request::chain_dir(&data, None)
         .map_err(|e| failed("cluster")(CliError::user(e)))?;
     let idx = super::cluster::open_index(&chain).map_err(failed("cluster"))?;
+    let actors: std::collections::HashMap<String, String> = labels
+        .iter()
+        .map(|(addr, (entity, _))| (addr.clone(), entity.clone()))
+        .collect();
     let t = Instant::now();
     let built = crate::cluster::build(
         &idx,
@@ -172,8 +198,8 @@ fn world(
         &network,
         &crate::cluster::heuristics::Heuristic::DEFAULT,
         0.05,
-        None,
-        Some(10_000),
+        Some(&actors),
+        Some(100),
     )
     .map_err(|e| failed("cluster")(CliError::user(e)))?;
     super::cluster::print_built(&sub, &built, t.elapsed().as_secs_f64());
@@ -227,27 +253,6 @@ fn world(
     }
     drop(quiet);
     drop(idx);
-
-    // Labels: the world's exchanges, services and flagged entities.
-    let labels_csv = dir.join("labels.csv");
-    write_labels(&labels_csv, labels)?;
-    let mut import: Vec<String> = ["labels", "import", &s(&labels_csv), "--data", &data_s]
-        .map(String::from)
-        .to_vec();
-    if let Some(t) = &a.timestamp {
-        import.extend(["--imported-at".to_string(), t.clone()]);
-    }
-    let quiet = announce(cli, &import.iter().map(String::as_str).collect::<Vec<_>>())?;
-    let now_ms = match &a.timestamp {
-        Some(t) => crate::report::fmt::parse_timestamp(t).map_err(CliError::user)?,
-        None => super::now_secs(),
-    }
-    .saturating_mul(1000);
-    let report = crate::labels::import(std::slice::from_ref(&labels_csv), None, &data, now_ms)
-        .map_err(|e| failed("labels")(CliError::user(e)))?;
-    super::labels::print_rejected(&report.files);
-    super::labels::print_import(&data, &report);
-    drop(quiet);
 
     // Trace: forward from the flagged entity's addresses, every model, to the exchanges.
     let seeds_file = dir.join("seeds.csv");

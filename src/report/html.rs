@@ -808,7 +808,23 @@ fn methodology(s: &mut String, h: &HtmlInput) {
                 None => s.push_str("<p>No accuracy measurement is stored for these clusters (run <code>chaintrace eval clusters</code> against a ground truth to add one).</p>\n"),
                 Some(ev) => {
                     let _ = writeln!(s, "<p>Measured accuracy (<code>chaintrace eval clusters</code> against <code>{}</code>; pairwise precision and recall):</p>\n<table>\n<tr><th>heuristics</th><th>addresses</th><th>precision</th><th>recall</th><th>F1</th></tr>", xml(ev["truth"].as_str().unwrap_or("")));
-                    for row in ev["scores"].as_array().into_iter().flatten() {
+                    // Only the rows of the set this case used (and the oracle): `eval
+                    // clusters` may have scored other sets since.
+                    let used = hs.join("+");
+                    let rows: Vec<&serde_json::Value> = ev["scores"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|r| {
+                            r["heuristics"].as_str().is_some_and(|h| {
+                                h == used || h.ends_with("(oracle)") || h == "multi-input"
+                            })
+                        })
+                        .collect();
+                    if !rows.iter().any(|r| r["heuristics"].as_str() == Some(used.as_str())) {
+                        let _ = writeln!(s, "<p>(The stored measurement did not score this case's set, {}; run <code>chaintrace eval clusters --set {}</code>.)</p>", xml(&used), xml(&used));
+                    }
+                    for row in rows {
                         let f = |k: &str| row[k].as_f64().map_or_else(String::new, |v| format!("{v:.4}"));
                         let _ = writeln!(s, "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>", xml(row["heuristics"].as_str().unwrap_or("")), row["addresses"], f("precision"), f("recall"), f("f1"));
                     }

@@ -1,7 +1,7 @@
 //! The Bitcoin trace of a [`Request`]: seeds resolved to outputs, every model run over the
 //! address index, nodes named by address or cluster.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::case::{Case, Found, to_clusters};
@@ -161,13 +161,52 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
         .filter_map(|&o| idx.out_address(o))
         .map(|a| name_of(a.0))
         .collect();
+    // Labels imported after `cluster bitcoin` ran were not seen by its guard: a cluster the
+    // trace uses whose addresses carry labels of different actors is named (the report's
+    // cluster warnings), as `cluster bitcoin` names the conflicts it saw.
+    let mut cluster_warnings = stored
+        .as_ref()
+        .map(|s| s.meta.warnings.clone())
+        .unwrap_or_default();
+    if let (Some(s), Level::Cluster) = (&stored, a.level) {
+        let used: BTreeSet<u32> = seeds
+            .iter()
+            .filter_map(|&o| idx.out_address(o))
+            .map(|x| s.cluster_of[x.ix()])
+            .collect();
+        let mut actors: BTreeMap<u32, BTreeSet<&str>> = BTreeMap::new();
+        for (addr, l) in &labels {
+            let c = s.cluster_of[ix(*addr)];
+            if used.contains(&c) {
+                actors.entry(c).or_default().insert(l.entity.as_str());
+            }
+        }
+        for (c, names) in actors.into_iter().filter(|(_, n)| n.len() > 1) {
+            if cluster_warnings.iter().any(|w| w.cluster_id == c) {
+                continue;
+            }
+            let message = format!(
+                "seed cluster {c} ({}) holds addresses labelled with different actors: {}. Its merges were made before these labels were imported, so the clustering's guard did not check them; `chaintrace cluster explain` two of them, or run `chaintrace cluster bitcoin` again, which holds back change merges joining labelled actors",
+                idx.address(AddrIx(c)),
+                names.iter().copied().collect::<Vec<_>>().join(", ")
+            );
+            eprintln!("chaintrace: warning: {message}");
+            cluster_warnings.push(crate::cluster::Warning {
+                cluster_id: c,
+                kind: "conflict".into(),
+                message,
+            });
+        }
+    }
     let clustering = match &stored {
         Some(s) => serde_json::json!({
             "heuristics": s.meta.heuristics,
             "clusters": s.meta.clusters,
             "addresses": s.meta.addresses,
             "coinjoins": s.meta.coinjoins,
-            "warnings": s.meta.warnings,
+            "warnings": cluster_warnings,
+            "held": s.meta.held.len(),
+            "hold_size": s.meta.hold_size,
             "evaluation": std::fs::read(clusters_dir.join("_eval.json"))
                 .ok()
                 .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()),
