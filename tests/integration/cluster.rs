@@ -575,3 +575,89 @@ fn a_conflicted_cluster_is_refused_as_a_seed_and_named_in_the_case() {
         "the evidence report lacks the clustering error rates"
     );
 }
+
+#[test]
+fn labels_imported_after_clustering_are_checked_where_they_matter() {
+    // Found by a new user's trial: on world A the default set makes one wrong change merge
+    // that joins the vendor's peel chain to the exchange's deposits (tx d14c4aac…). With
+    // the labels imported after `cluster bitcoin`, its guard never saw them.
+    let d = regtest_dataset();
+    let data = d.path().to_str().unwrap();
+    ok(&run(&["cluster", "bitcoin", "--quiet", "--data", data]));
+    let vendor = with_role("peel_hop");
+    let deposits = with_role("exchange_deposit");
+    let mut csv = String::from("address,label,category,actor\n");
+    for a in &vendor {
+        csv.push_str(&format!("{a},vendor,illicit_vendor,Vendor\n"));
+    }
+    for a in &deposits {
+        csv.push_str(&format!("{a},exchange,exchange,Exchange\n"));
+    }
+    import_labels(d.path(), &csv);
+    // cluster show warns of the mixed cluster.
+    let o = run(&["cluster", "show", "--data", data, &vendor[0]]);
+    ok(&o);
+    assert!(
+        stdout(&o).contains("labelled with 2 different actors (Exchange, Vendor)"),
+        "{}",
+        stdout(&o)
+    );
+    // A trace at cluster level names it, and its report shows it among the warnings.
+    let seeds = d.path().join("seeds.csv");
+    std::fs::write(&seeds, format!("address\n{}\n", vendor.join("\n"))).unwrap();
+    let case = d.path().join("case");
+    let o = run(&[
+        "trace",
+        "--data",
+        data,
+        "--seed",
+        &format!("@{}", seeds.display()),
+        "--level",
+        "cluster",
+        "--stop-at",
+        "exchange",
+        "--out",
+        case.to_str().unwrap(),
+    ]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("holds addresses labelled with different actors: Exchange, Vendor"),
+        "{}",
+        stderr(&o)
+    );
+    // Clustering again, with the labels now present, holds that merge back.
+    let o = run(&["cluster", "bitcoin", "--data", data, "--json"]);
+    ok(&o);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let held = v["meta"]["held"].as_array().unwrap();
+    assert!(
+        held.iter()
+            .any(|h| h["reason"] == "labels" && h["txid"].as_str().unwrap().starts_with("d14c4aac")),
+        "{held:?}"
+    );
+    let o = run(&["cluster", "show", "--data", data, &vendor[0]]);
+    assert!(!stdout(&o).contains("different actors"), "{}", stdout(&o));
+    // eval scores the stored clustering too; an empty heuristic list is refused.
+    let o = run(&[
+        "eval",
+        "clusters",
+        "--data",
+        data,
+        "--truth",
+        truth_csv().to_str().unwrap(),
+        "--set",
+        "multi-input",
+        "--json",
+    ]);
+    ok(&o);
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(rows.iter().any(|r| {
+        r["heuristics"]
+            .as_str()
+            .unwrap()
+            .starts_with("stored: multi-input+change-vote (hold-size 100)")
+    }));
+    let o = run(&["cluster", "bitcoin", "--data", data, "--heuristics", ""]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no heuristic given"), "{}", stderr(&o));
+}
