@@ -138,7 +138,7 @@ fn child(data: &Path, truth: &Path, label: &str) {
     let t = Instant::now();
     let fps = cluster::fingerprint::read(&idx, &chain).expect("the fingerprints read");
     let guard = cluster::ClusterOptions {
-        max_change_join: Some(100),
+        max_change_join: Some(cluster::DEFAULT_HOLD_SIZE),
         labels: None,
         fingerprints: Some(&fps),
     };
@@ -175,7 +175,7 @@ fn child(data: &Path, truth: &Path, label: &str) {
         .expect("the truth reads")
         .map(|flags| eval::oracle(&idx, &truth_map, &flags));
     let no_dir = dir.path().join("no-clusters-dir");
-    let rows = eval::evaluate_sets(&idx, &truth_map, None, &sets, oracle, Some(&fps), &no_dir)
+    let rows = eval::evaluate_sets(&idx, &truth_map, None, &sets, oracle, &guard, &no_dir)
         .expect("the sets score")
         .expect("the truth covers the dataset");
     for s in rows {

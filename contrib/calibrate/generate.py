@@ -14,7 +14,8 @@ rows = [{r["heuristics"]: r for r in json.load(open(f))} for f, _, _ in W]
 ORACLE = "multi-input+perfect-change (oracle)"
 DEFAULT = "multi-input+change-vote"
 names = [h["heuristics"].split("+")[-1] for h in json.load(open(a))
-         if h["heuristics"].count("+") <= 1 and h["heuristics"] not in (ORACLE,)]
+         if h["heuristics"].count("+") <= 1 and h["heuristics"] != ORACLE
+         and not h["heuristics"].startswith("stored:")]
 
 
 def key(n):

@@ -387,7 +387,12 @@ pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliEr
         .map_err(CliError::user)?
         .map(|flags| eval::oracle(&idx, &truth, &flags));
     let fps = cluster::fingerprint::read(&idx, &chain).map_err(CliError::user)?;
-    let Some(mut rows) = eval::evaluate_sets(&idx, &truth, name, &sets, oracle, Some(&fps), &dir)
+    let opts = cluster::ClusterOptions {
+        max_change_join: (a.hold_size > 0).then_some(a.hold_size),
+        labels: None,
+        fingerprints: Some(&fps),
+    };
+    let Some(mut rows) = eval::evaluate_sets(&idx, &truth, name, &sets, oracle, &opts, &dir)
         .map_err(CliError::user)?
     else {
         return Err(CliError::user(anyhow!(

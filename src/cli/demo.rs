@@ -199,7 +199,7 @@ fn world(
         &crate::cluster::heuristics::Heuristic::DEFAULT,
         0.05,
         Some(&actors),
-        Some(100),
+        Some(crate::cluster::DEFAULT_HOLD_SIZE),
     )
     .map_err(|e| failed("cluster")(CliError::user(e)))?;
     super::cluster::print_built(&sub, &built, t.elapsed().as_secs_f64());
@@ -236,10 +236,14 @@ fn world(
             truth.file_name().map(|f| f.to_string_lossy().to_string()),
             &sets,
             oracle,
-            Some(
-                &crate::cluster::fingerprint::read(&idx, &chain)
-                    .map_err(|e| failed("eval")(CliError::user(e)))?,
-            ),
+            &crate::cluster::ClusterOptions {
+                max_change_join: Some(crate::cluster::DEFAULT_HOLD_SIZE),
+                labels: None,
+                fingerprints: Some(
+                    &crate::cluster::fingerprint::read(&idx, &chain)
+                        .map_err(|e| failed("eval")(CliError::user(e)))?,
+                ),
+            },
             &built.dir,
         )
         .map_err(|e| failed("eval")(CliError::user(e)))?

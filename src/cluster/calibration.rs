@@ -67,7 +67,7 @@ pub const RULES: [(&str, [RuleRate; 3]); 15] = [
                 precision: 1.0000,
             },
             RuleRate {
-                merges: 8953,
+                merges: 8952,
                 precision: 0.9958,
             },
         ],
@@ -76,8 +76,8 @@ pub const RULES: [(&str, [RuleRate; 3]); 15] = [
         "change-type",
         [
             RuleRate {
-                merges: 35,
-                precision: 0.1714,
+                merges: 34,
+                precision: 0.1765,
             },
             RuleRate {
                 merges: 13594,
@@ -101,8 +101,8 @@ pub const RULES: [(&str, [RuleRate; 3]); 15] = [
                 precision: 0.9236,
             },
             RuleRate {
-                merges: 1835,
-                precision: 0.8681,
+                merges: 1832,
+                precision: 0.8695,
             },
         ],
     ),
@@ -114,7 +114,7 @@ pub const RULES: [(&str, [RuleRate; 3]); 15] = [
                 precision: 0.9982,
             },
             RuleRate {
-                merges: 15341,
+                merges: 15340,
                 precision: 0.9998,
             },
             RuleRate {
@@ -135,7 +135,7 @@ pub const RULES: [(&str, [RuleRate; 3]); 15] = [
                 precision: 1.0000,
             },
             RuleRate {
-                merges: 8977,
+                merges: 8976,
                 precision: 0.9932,
             },
         ],
@@ -152,7 +152,7 @@ pub const RULES: [(&str, [RuleRate; 3]); 15] = [
                 precision: 1.0000,
             },
             RuleRate {
-                merges: 12111,
+                merges: 12110,
                 precision: 0.9908,
             },
         ],
@@ -165,7 +165,7 @@ pub const RULES: [(&str, [RuleRate; 3]); 15] = [
                 precision: 0.9969,
             },
             RuleRate {
-                merges: 20508,
+                merges: 20507,
                 precision: 0.9993,
             },
             RuleRate {
@@ -212,16 +212,16 @@ pub const RULES: [(&str, [RuleRate; 3]); 15] = [
         "change-first-spent",
         [
             RuleRate {
-                merges: 1996,
-                precision: 0.7104,
+                merges: 1925,
+                precision: 0.7345,
             },
             RuleRate {
-                merges: 10578,
-                precision: 0.5847,
+                merges: 10539,
+                precision: 0.5867,
             },
             RuleRate {
-                merges: 7051,
-                precision: 0.7520,
+                merges: 7043,
+                precision: 0.7528,
             },
         ],
     ),
@@ -267,12 +267,12 @@ pub const RULES: [(&str, [RuleRate; 3]); 15] = [
                 precision: 0.7143,
             },
             RuleRate {
-                merges: 20306,
-                precision: 0.7006,
+                merges: 20184,
+                precision: 0.7043,
             },
             RuleRate {
-                merges: 19766,
-                precision: 0.5181,
+                merges: 19565,
+                precision: 0.5231,
             },
         ],
     ),
@@ -280,16 +280,16 @@ pub const RULES: [(&str, [RuleRate; 3]); 15] = [
         "change-vote",
         [
             RuleRate {
-                merges: 1923,
-                precision: 0.9865,
+                merges: 1913,
+                precision: 0.9864,
             },
             RuleRate {
-                merges: 34809,
-                precision: 0.9883,
+                merges: 34734,
+                precision: 0.9888,
             },
             RuleRate {
-                merges: 22225,
-                precision: 0.9800,
+                merges: 21994,
+                precision: 0.9804,
             },
         ],
     ),
@@ -327,27 +327,27 @@ pub const MULTI_INPUT: [SetRate; 3] = [
 pub const DEFAULT_SET: [SetRate; 3] = [
     SetRate {
         precision: 0.9833,
-        recall: 0.1196,
-        f1: 0.2133,
+        recall: 0.1193,
+        f1: 0.2127,
         homogeneity: 0.9906,
-        completeness: 0.4455,
-        false_merges_per_1000: 8.3709,
+        completeness: 0.4449,
+        false_merges_per_1000: 8.3979,
     },
     SetRate {
-        precision: 0.9821,
-        recall: 0.0302,
-        f1: 0.0586,
-        homogeneity: 0.9970,
-        completeness: 0.5785,
-        false_merges_per_1000: 4.3106,
+        precision: 0.9893,
+        recall: 0.0299,
+        f1: 0.0581,
+        homogeneity: 0.9977,
+        completeness: 0.5784,
+        false_merges_per_1000: 4.1136,
     },
     SetRate {
-        precision: 0.9948,
+        precision: 0.9959,
         recall: 0.0087,
-        f1: 0.0173,
-        homogeneity: 0.9991,
-        completeness: 0.5065,
-        false_merges_per_1000: 4.9515,
+        f1: 0.0172,
+        homogeneity: 0.9992,
+        completeness: 0.5064,
+        false_merges_per_1000: 4.8192,
     },
 ];
 

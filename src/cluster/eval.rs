@@ -79,8 +79,8 @@ pub fn score(
 
 /// The `eval clusters` stage: clusters the dataset of `idx` under each heuristic set of
 /// `sets` and scores each against `truth` (address → entity), then appends `oracle` (see
-/// [`oracle`]) when given. `fingerprints` ([`super::fingerprint::read`]) feed the
-/// fingerprint rule, alone and in the consensus. When `dir` (the dataset's
+/// [`oracle`]) when given. `opts` give the collapse guard and the wallet fingerprints
+/// ([`super::fingerprint::read`]) each set is clustered with. When `dir` (the dataset's
 /// clustering folder) exists the scores are kept there as `_eval.json` (with the truth's
 /// file name `truth_name` and the dataset's manifest hash), so that traces and reports can
 /// state the measured accuracy. `None` when no address of the truth is in the dataset.
@@ -93,16 +93,12 @@ pub fn evaluate_sets(
     truth_name: Option<String>,
     sets: &[Vec<super::Heuristic>],
     oracle: Option<Scores>,
-    fingerprints: Option<&[super::fingerprint::Fingerprint]>,
+    opts: &super::ClusterOptions,
     dir: &Path,
 ) -> Result<Option<Vec<Scores>>, StoreError> {
     let mut rows = Vec::new();
-    let opts = super::ClusterOptions {
-        fingerprints,
-        ..Default::default()
-    };
     for set in sets {
-        let c = super::cluster_guarded(idx, set, None, &opts);
+        let c = super::cluster_guarded(idx, set, None, opts);
         let name: Vec<&str> = set.iter().map(|h| h.name()).collect();
         let mut row = score(idx, &c.cluster_of, truth, &name.join("+"));
         add_merge_errors(&mut row, idx, &c.merges, truth);

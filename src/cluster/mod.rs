@@ -36,6 +36,10 @@ pub struct Merge {
     pub heuristic: Heuristic,
 }
 
+/// The collapse guard's default size ([`ClusterOptions::max_change_join`]): the largest
+/// pairwise recall at pairwise precision ≥ 0.97 on every world measured (docs/CLUSTERING.md).
+pub const DEFAULT_HOLD_SIZE: u64 = 20;
+
 /// A merge held back by a [`ClusterOptions`], with the reason.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Held {

@@ -655,7 +655,7 @@ fn labels_imported_after_clustering_are_checked_where_they_matter() {
         r["heuristics"]
             .as_str()
             .unwrap()
-            .starts_with("stored: multi-input+change-vote (hold-size 100)")
+            .starts_with("stored: multi-input+change-vote (hold-size 20)")
     }));
     let o = run(&["cluster", "bitcoin", "--data", data, "--heuristics", ""]);
     assert_eq!(o.status.code(), Some(1));

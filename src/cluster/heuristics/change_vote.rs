@@ -3,14 +3,16 @@
 //! outputs that could be change are candidates: a new address here, never paid again
 //! (wallets never reuse change). Then:
 //!
-//! 1. the precise rules (single-use, optimal change, round payment, decimal precision)
-//!    decide when they name one candidate and none names another;
-//! 2. otherwise the forward-looking and cluster-aware rules vote (spent alone, peel-chain
-//!    continuation, first spent, foreign cluster, batch continuation, same script type,
-//!    same wallet fingerprint): an output with at least two votes and two more than any
-//!    other output is change.
+//! 1. the precise rules (single-use, round payment, decimal precision) decide when they
+//!    name one candidate and none names another;
+//! 2. otherwise the other rules vote (spent alone, peel-chain continuation, first spent,
+//!    foreign cluster, batch continuation, same script type, same wallet fingerprint,
+//!    optimal change): an output with at least two votes and two more than any other
+//!    output is change. Optimal change votes rather than decides: it is exact on world A
+//!    but 0.93 precise on the simulator's default preset at 1 M transactions, enough to
+//!    pull the set's pairwise precision below 0.97 there.
 //!
-//! Measured on the real Bitcoin Core world A (pairwise precision 0.983, recall 0.120
+//! Measured on the real Bitcoin Core world A (pairwise precision 0.983, recall 0.119
 //! with multi-input, against 0.050 for multi-input alone and 0.181 for perfect change
 //! detection) and on the simulator's presets: see `chaintrace eval clusters`,
 //! [`crate::cluster::calibration`] and docs/CLUSTERING.md. Sources: Möser & Narayanan, "Resurrecting Address Clustering in
@@ -34,7 +36,6 @@ pub fn change(tx: &TxView) -> Option<usize> {
     };
     let precise = [
         change_single_use::change(tx),
-        change_optimal::change(tx),
         change_round::change(tx),
         change_decimals::change(tx),
     ];
@@ -52,6 +53,7 @@ pub fn change(tx: &TxView) -> Option<usize> {
         change_batch::change(tx),
         change_type::change(tx),
         change_fingerprint::change(tx),
+        change_optimal::change(tx),
     ]
     .into_iter()
     .flatten()

@@ -137,7 +137,7 @@ impl Heuristic {
                 "Same fingerprint (forward-looking): the only output spent by a transaction with this transaction's wallet fingerprint (version, lock-time and sequence habits), when another is spent by a different one, is change. Source: Möser & Narayanan, FC 2022."
             }
             Heuristic::ChangeVote => {
-                "Consensus: among new addresses used once, the precise rules (single use, optimal, round, decimals) decide when they agree; otherwise spent-alone, peel, first-spent, foreign-cluster, batch, same-type and same-fingerprint vote, and an output needs two votes and a lead of two over every other. Sources: Möser & Narayanan, FC 2022; Kappos et al. 2022; GraphSense's change consensus."
+                "Consensus: among new addresses used once, the precise rules (single use, round, decimals) decide when they agree; otherwise spent-alone, peel, first-spent, foreign-cluster, batch, same-type, same-fingerprint and optimal-change vote, and an output needs two votes and a lead of two over every other. Sources: Möser & Narayanan, FC 2022; Kappos et al. 2022; GraphSense's change consensus."
             }
         }
     }
