@@ -191,7 +191,6 @@ pub fn cluster_guarded(
         let mut ignored = BTreeMap::new();
         let precise = [
             Heuristic::ChangeSingleUse,
-            Heuristic::ChangeOptimal,
             Heuristic::ChangeRound,
             Heuristic::ChangeDecimals,
         ];
@@ -205,6 +204,8 @@ pub fn cluster_guarded(
         for &c in &label {
             *sizes.entry(c).or_default() += 1;
         }
+        // One round: iterating (votes over the clusters the votes made) was measured and
+        // added nothing on world A or the presets.
         merges.extend(propose(
             idx,
             &second,
