@@ -164,16 +164,22 @@ pub(crate) fn print_built(cli: &Cli, built: &cluster::Built, secs: f64) {
     }
 }
 
-fn stored(d: &DatasetArgs) -> Result<(Index, cluster::Stored), CliError> {
+/// The stored clustering of the dataset, after checking `addresses` the way a trace checks
+/// its seeds (another network's address, a checksum typo and an address the dataset never
+/// saw each get their own message).
+fn stored(d: &DatasetArgs, addresses: &[&str]) -> Result<(Index, cluster::Stored), CliError> {
     let (chain, network) = chain_dir(d)?;
     let idx = open_index(&chain)?;
+    for a in addresses {
+        crate::trace::seeds::check_address(&idx, a, &network, "address").map_err(CliError::user)?;
+    }
     let s =
         cluster::load(&idx, &cluster::clusters_dir(&d.data, &network)).map_err(CliError::user)?;
     Ok((idx, s))
 }
 
 pub(crate) fn explain(cli: &Cli, a: &ExplainArgs) -> Result<(), CliError> {
-    let (idx, s) = stored(&a.dataset)?;
+    let (idx, s) = stored(&a.dataset, &[&a.address_a, &a.address_b])?;
     let steps = cluster::explain(&idx, &s, &a.address_a, &a.address_b).map_err(CliError::user)?;
     if cli.json {
         println!(
@@ -217,7 +223,7 @@ pub(crate) fn explain(cli: &Cli, a: &ExplainArgs) -> Result<(), CliError> {
 }
 
 pub(crate) fn show(cli: &Cli, a: &ShowArgs) -> Result<(), CliError> {
-    let (idx, s) = stored(&a.dataset)?;
+    let (idx, s) = stored(&a.dataset, &[&a.address])?;
     let shown = cluster::show(&idx, &s, &a.address, a.top).map_err(CliError::user)?;
     // Labels of the cluster's addresses, from DATA/labels/tags.parquet.
     let tags = crate::labels::read_tags(&crate::labels::tags_path(&a.dataset.data))

@@ -172,6 +172,20 @@ fn seed_one(
 /// an Ethereum address, a checksum typo, another network's address and an address the
 /// dataset never saw each get their own message. Bech32 is matched in lower case.
 pub fn seed_address(idx: &Index, it: &str, network: &str) -> Result<AddrIx, TraceError> {
+    check_address(idx, it, network, "seed")
+}
+
+/// [`seed_address`] for any use: `role` names the address in the messages ("seed",
+/// "address").
+///
+/// # Errors
+/// [`TraceError::Input`] saying what the text is when it is not an address of the dataset.
+pub fn check_address(
+    idx: &Index,
+    it: &str,
+    network: &str,
+    role: &str,
+) -> Result<AddrIx, TraceError> {
     if let Some(id) = idx.address_id(it) {
         return Ok(id);
     }
@@ -182,7 +196,7 @@ pub fn seed_address(idx: &Index, it: &str, network: &str) -> Result<AddrIx, Trac
             "an Ethereum address"
         };
         return Err(TraceError::Input(format!(
-            "seed {it} is {what}, and this dataset is Bitcoin ({network}); add --chain ethereum to trace on an Ethereum dataset"
+            "{role} {it} is {what}, and this dataset is Bitcoin ({network}); use an Ethereum dataset (trace: --chain ethereum)"
         )));
     }
     let lower = it.to_ascii_lowercase();
@@ -199,7 +213,7 @@ pub fn seed_address(idx: &Index, it: &str, network: &str) -> Result<AddrIx, Trac
             e.to_string()
         };
         TraceError::Input(format!(
-            "seed {it} is not a valid Bitcoin address ({why}); a mistyped character fails the checksum: copy the address again"
+            "{role} {it} is not a valid Bitcoin address ({why}); a mistyped character fails the checksum: copy the address again"
         ))
     })?;
     let ours = crate::types::Network::from_name(network).map(crate::types::Network::to_bitcoin);
@@ -215,13 +229,13 @@ pub fn seed_address(idx: &Index, it: &str, network: &str) -> Result<AddrIx, Trac
         .find(|(n, _)| parsed.is_valid_for_network(*n))
         .map_or("another network", |(_, name)| name);
         return Err(TraceError::Input(format!(
-            "seed {it} is a {theirs} address, and this dataset is {network}; trace it on a {theirs} dataset (--data)"
+            "{role} {it} is a {theirs} address, and this dataset is {network}; use a {theirs} dataset (--data)"
         )));
     }
     let normalised = parsed.assume_checked().to_string();
     idx.address_id(&normalised).ok_or_else(|| {
         TraceError::Input(format!(
-            "seed address {it} is valid for {network} but never appears in the dataset (not ingested yet, or outside its heights?)"
+            "{role} {it} is valid for {network} but never appears in the dataset (not ingested yet, or outside its heights?)"
         ))
     })
 }

@@ -307,9 +307,37 @@ fn cli_cluster_is_deterministic_and_explains_and_shows() {
     let shown: Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert!(shown["stats"]["size"].as_u64().unwrap() as usize >= deposits.len());
     assert!(!shown["top_counterparties"].as_array().unwrap().is_empty());
+    // Bad addresses are told apart, as a trace's seeds are: a checksum typo, another
+    // network's address, and a valid address the dataset never saw.
     let o = run(&["cluster", "show", "--data", data, "bcrt1qunknownaddress"]);
     assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("does not appear"));
+    assert!(
+        stderr(&o).contains("not a valid Bitcoin address"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&[
+        "cluster",
+        "explain",
+        "--data",
+        data,
+        a,
+        "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+    ]);
+    assert!(
+        stderr(&o).contains("is a mainnet address, and this dataset is regtest"),
+        "{}",
+        stderr(&o)
+    );
+    let unseen =
+        bitcoin::Address::p2wsh(bitcoin::Script::new(), bitcoin::KnownHrp::Regtest).to_string();
+    let o = run(&["cluster", "show", "--data", data, &unseen]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("never appears in the dataset"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
