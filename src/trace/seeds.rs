@@ -195,8 +195,13 @@ pub fn check_address(
         } else {
             "an Ethereum address"
         };
+        let hint = if role == "seed" {
+            "add --chain ethereum to trace on an Ethereum dataset"
+        } else {
+            "look it up in an Ethereum dataset"
+        };
         return Err(TraceError::Input(format!(
-            "{role} {it} is {what}, and this dataset is Bitcoin ({network}); use an Ethereum dataset (trace: --chain ethereum)"
+            "{role} {it} is {what}, and this dataset is Bitcoin ({network}); {hint}"
         )));
     }
     let lower = it.to_ascii_lowercase();
