@@ -62,6 +62,11 @@ pub(crate) fn parse_heuristics(list: &[String]) -> Result<Vec<Heuristic>, CliErr
 
 pub(crate) fn bitcoin(cli: &Cli, a: &ClusterBitcoinArgs) -> Result<(), CliError> {
     let heuristics = parse_heuristics(&a.heuristics)?;
+    if !heuristics.contains(&Heuristic::MultiInput) {
+        eprintln!(
+            "chaintrace: warning: the heuristics leave out multi-input (addresses spent together), the basis of every clustering; add it unless you mean to measure change rules alone"
+        );
+    }
     if !(a.max_share > 0.0 && a.max_share <= 1.0) {
         return Err(CliError::user(anyhow!("--max-share must be in (0, 1]")));
     }
@@ -196,10 +201,15 @@ pub(crate) fn explain(cli: &Cli, a: &ExplainArgs) -> Result<(), CliError> {
     );
     for (i, st) in steps.iter().enumerate() {
         println!(
-            "  {}. {} -- {} ({}) --> {}  (tx {})",
+            "  {}. {} -- {}{} ({}) --> {}  (tx {})",
             i + 1,
             st.from,
             st.heuristic,
+            if st.because == st.heuristic {
+                String::new()
+            } else {
+                format!(" [{}]", st.because)
+            },
             precision_text(st.precision_ppm),
             st.to,
             st.txid
@@ -302,8 +312,9 @@ pub(crate) fn show(cli: &Cli, a: &ShowArgs) -> Result<(), CliError> {
     }
     if let Some(w) = &shown.weakest_link {
         println!(
-            "weakest link   {} ({}, the lowest of three worlds measured {}): {} + {} in tx {}",
+            "weakest link   {} [{}] ({}, the lowest of three worlds measured {}): {} + {} in tx {}",
             w.heuristic,
+            w.because,
             precision_text(w.precision_ppm),
             cluster::calibration::MEASURED_ON,
             w.from,
@@ -421,7 +432,12 @@ pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliEr
                     .map_or_else(|| "off".to_string(), |n| n.to_string())
             ),
         );
-        row.merges = st.meta.merges;
+        eval::score_merges(
+            &mut row,
+            &idx,
+            st.merges.iter().map(|m| (m.0, m.1, m.3.as_str())),
+            &truth,
+        );
         rows.push(row);
     }
     print_scores(cli, &rows);
@@ -477,7 +493,7 @@ pub(crate) fn print_scores(cli: &Cli, rows: &[eval::Scores]) {
             } else {
                 r.merges.to_string()
             },
-            if is_oracle || r.heuristics.starts_with("stored:") {
+            if is_oracle {
                 "-".to_string()
             } else {
                 format!("{:.2}", r.false_merges_per_1000)
@@ -488,7 +504,7 @@ pub(crate) fn print_scores(cli: &Cli, rows: &[eval::Scores]) {
         );
     }
     println!(
-        "precision, recall, F1: over pairs of addresses of the truth (a pair predicted when in one cluster, true when of one owner); addresses: those of the truth in the dataset; merges: recorded merges; false/1000: merges joining two owners per 1,000 merges between addresses of the truth; rule precision: the share of the last rule's own merges joining one owner. The oracle links every true change output (perfect change detection); 'stored' is the clustering `cluster bitcoin` wrote, as traces use it."
+        "precision, recall, F1: over pairs of addresses of the truth (a pair predicted when in one cluster, true when of one owner); addresses: those of the truth in the dataset; merges: recorded merges; false/1000: merges joining two owners per 1,000 merges between addresses of the truth; rule precision: the share of the last rule's own merges joining one owner. The oracle links every true change output (perfect change detection); 'stored' is the clustering `cluster bitcoin` wrote, as traces use it: it can differ from the same set's row by the merges its guard held back with the labels it had. The last rule's precision of a set with several rules is its own merges' only."
     );
 }
 

@@ -128,14 +128,31 @@ fn add_merge_errors(
     merges: &[super::Merge],
     truth: &HashMap<String, String>,
 ) {
+    score_merges(
+        row,
+        idx,
+        merges.iter().map(|m| (m.a, m.b, m.heuristic.name())),
+        truth,
+    );
+}
+
+/// Sets `merges`, `false_merges_per_1000` and `by_rule` of `row` from `merges` (address
+/// id a, address id b, heuristic name), e.g. a stored clustering's.
+pub fn score_merges<'a>(
+    row: &mut Scores,
+    idx: &Index,
+    merges: impl Iterator<Item = (u32, u32, &'a str)>,
+    truth: &HashMap<String, String>,
+) {
     let entity = |a: u32| truth.get(idx.address(crate::types::AddrIx(a)));
-    let (mut judged, mut wrong) = (0u64, 0u64);
+    let (mut judged, mut wrong, mut all) = (0u64, 0u64, 0usize);
     let mut per: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    for m in merges {
-        if let (Some(x), Some(y)) = (entity(m.a), entity(m.b)) {
+    for (a, b, h) in merges {
+        all += 1;
+        if let (Some(x), Some(y)) = (entity(a), entity(b)) {
             judged += 1;
             wrong += u64::from(x != y);
-            let e = per.entry(m.heuristic.name()).or_default();
+            let e = per.entry(h).or_default();
             e.0 += 1;
             e.1 += u64::from(x != y);
         }
@@ -157,7 +174,7 @@ fn add_merge_errors(
             )
         })
         .collect();
-    row.merges = n64(merges.len());
+    row.merges = n64(all);
     row.false_merges_per_1000 = if judged == 0 {
         0.0
     } else {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array, UInt64Array};
 use serde::Serialize;
 
-use self::heuristics::{Heuristic, TxView, change_output};
+use self::heuristics::{Heuristic, TxView};
 use self::union_find::UnionFind;
 use crate::index::{Index, IndexError};
 use crate::store::{StoreError, sink};
@@ -34,6 +34,27 @@ pub struct Merge {
     pub b: u32,
     pub tx: u32,
     pub heuristic: Heuristic,
+    /// The rules behind it, as a bit set over [`Heuristic::ALL`]'s positions: the
+    /// heuristic itself, or for the consensus the rules that agreed or voted.
+    pub because: u32,
+}
+
+/// The bit set of `hs` over [`Heuristic::ALL`]'s positions.
+pub fn because_bits(hs: &[Heuristic]) -> u32 {
+    hs.iter()
+        .filter_map(|h| Heuristic::ALL.iter().position(|x| x == h))
+        .fold(0, |acc, i| acc | 1 << i)
+}
+
+/// The rules of a bit set made by [`because_bits`], '+'-joined.
+pub fn because_names(bits: u32) -> String {
+    Heuristic::ALL
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bits & 1 << i != 0)
+        .map(|(_, h)| h.name())
+        .collect::<Vec<_>>()
+        .join("+")
 }
 
 /// The collapse guard's default size ([`ClusterOptions::max_change_join`]): the largest
@@ -140,16 +161,18 @@ fn propose(
                         b: a.0,
                         tx: t,
                         heuristic: h,
+                        because: because_bits(&[h]),
                     })
                 }));
-            } else if let Some(c) =
-                change_output(&view, h).and_then(|i| view.outputs[i].address.map(|a| a.0))
+            } else if let Some((c, why)) = heuristics::change_output_why(&view, h)
+                .and_then(|(i, why)| view.outputs[i].address.map(|a| (a.0, why)))
             {
                 merges.push(Merge {
                     a: first,
                     b: c,
                     tx: t,
                     heuristic: h,
+                    because: because_bits(&why),
                 });
             }
         }
@@ -626,6 +649,12 @@ pub fn write(
                 set_name(&c.heuristics);
                 c.merges.len()
             ])),
+            Arc::new(StringArray::from(
+                c.merges
+                    .iter()
+                    .map(|m| because_names(m.because))
+                    .collect::<Vec<_>>(),
+            )),
             Arc::new(UInt32Array::from(
                 c.merges
                     .iter()
@@ -730,7 +759,8 @@ pub enum ClusterError {
 pub struct Stored {
     pub meta: ClusterMeta,
     pub cluster_of: Vec<u32>,
-    pub merges: Vec<(u32, u32, String, String)>,
+    /// (address id a, address id b, txid, heuristic, the rules behind it).
+    pub merges: Vec<(u32, u32, String, String, String)>,
 }
 
 /// Loads the clustering in `dir`, checking it was made from the dataset of `idx`.
@@ -775,6 +805,9 @@ pub fn load(idx: &Index, dir: &Path) -> Result<Stored, ClusterError> {
         })?;
         let col = |i: usize| batch.column(i).as_string::<i32>().clone();
         let (a, b, t, h) = (col(0), col(1), col(2), col(3));
+        let because = batch
+            .column_by_name("because")
+            .map(|c| c.as_string::<i32>().clone());
         for i in 0..batch.num_rows() {
             let ia = idx
                 .address_id(a.value(i))
@@ -784,7 +817,15 @@ pub fn load(idx: &Index, dir: &Path) -> Result<Stored, ClusterError> {
                 .address_id(b.value(i))
                 .ok_or_else(|| ClusterError::UnknownAddress(b.value(i).into()))?
                 .0;
-            merges.push((ia, ib, t.value(i).to_string(), h.value(i).to_string()));
+            merges.push((
+                ia,
+                ib,
+                t.value(i).to_string(),
+                h.value(i).to_string(),
+                because
+                    .as_ref()
+                    .map_or_else(|| h.value(i).to_string(), |c| c.value(i).to_string()),
+            ));
         }
     }
     Ok(Stored {
@@ -801,6 +842,8 @@ pub struct Step {
     pub to: String,
     pub txid: String,
     pub heuristic: String,
+    /// The rules behind it (for change-vote: the precise rules that agreed, or the votes).
+    pub because: String,
     /// The rule's measured merge precision ([`calibration::confidence`]), parts per
     /// million; 0 when never measured.
     pub precision_ppm: u32,
@@ -859,6 +902,7 @@ pub fn explain(idx: &Index, s: &Stored, a: &str, b: &str) -> Result<Vec<Step>, C
                 to: idx.address(AddrIx(w[1])).into(),
                 txid: m.2.clone(),
                 heuristic: m.3.clone(),
+                because: m.4.clone(),
                 precision_ppm: Heuristic::from_name(&m.3).map_or(0, precision_ppm),
             })
         })
@@ -961,6 +1005,7 @@ pub fn show(idx: &Index, s: &Stored, address: &str, top: usize) -> Result<Shown,
                 to: idx.address(AddrIx(m.1)).into(),
                 txid: m.2.clone(),
                 heuristic: m.3.clone(),
+                because: m.4.clone(),
                 precision_ppm: p,
             });
         }

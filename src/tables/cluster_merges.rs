@@ -21,6 +21,11 @@ const COLUMNS: &[Column] = &[
         "the heuristic set of the clustering, '+'-joined (e.g. multi-input+change-vote)",
     ),
     col(
+        "because",
+        Utf8,
+        "the rules behind it, '+'-joined: the heuristic itself, or for change-vote the precise rules that agreed or the rules that voted for this output",
+    ),
+    col(
         "precision_ppm",
         U32,
         "the rule's measured merge precision in parts per million: the lowest share of its merges joining one entity over the calibration worlds (docs/CLUSTERING.md)",
@@ -31,7 +36,7 @@ impl Table for Merges {
     const DEF: TableDef = TableDef {
         name: "merges",
         place: "clusters/<network>/merges.parquet",
-        format: 2,
+        format: 3,
         doc: "One row per proposed merge, in transaction order.",
         columns: COLUMNS,
     };

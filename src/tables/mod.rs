@@ -324,6 +324,7 @@ mod tests {
             Field::new("txid", DataType::UInt32, false),
             Field::new("heuristic", DataType::Utf8, false),
             Field::new("rule_set", DataType::Utf8, false),
+            Field::new("because", DataType::Utf8, false),
             Field::new("precision_ppm", DataType::UInt32, false),
         ]));
         let s = |v: &str| -> arrow_array::ArrayRef {
@@ -335,6 +336,7 @@ mod tests {
                 s("a"),
                 s("b"),
                 Arc::new(arrow_array::UInt32Array::from(vec![7])),
+                s("multi-input"),
                 s("multi-input"),
                 s("multi-input"),
                 Arc::new(arrow_array::UInt32Array::from(vec![1_000_000])),
@@ -358,6 +360,7 @@ mod tests {
                 s("a"),
                 s("b"),
                 s("00"),
+                s("multi-input"),
                 s("multi-input"),
                 s("multi-input"),
                 Arc::new(arrow_array::UInt32Array::from(vec![1_000_000])),

@@ -665,6 +665,25 @@ fn labels_imported_after_clustering_are_checked_where_they_matter() {
     );
     let o = run(&["cluster", "show", "--data", data, &vendor[0]]);
     assert!(!stdout(&o).contains("different actors"), "{}", stdout(&o));
+    // Every merge records the rules behind it: the consensus names the precise rules that
+    // agreed or the votes (at least two), and a confidence.
+    let merges = read_parquet_file(&d.path().join("clusters/regtest/merges.parquet"));
+    for m in &merges {
+        let because: Vec<&str> = m["because"].str().split('+').collect();
+        match m["heuristic"].str() {
+            "multi-input" => assert_eq!(because, ["multi-input"]),
+            "change-vote" => {
+                assert!(because.iter().all(|b| Heuristic::from_name(b).is_some()));
+                let precise = ["change-single-use", "change-round", "change-decimals"];
+                assert!(
+                    because.iter().all(|b| precise.contains(b)) || because.len() >= 2,
+                    "{because:?}"
+                );
+            }
+            h => panic!("{h} is not in the default set"),
+        }
+        assert!(m["precision_ppm"].int() > 900_000);
+    }
     // eval scores the stored clustering too; an empty heuristic list is refused.
     let o = run(&[
         "eval",

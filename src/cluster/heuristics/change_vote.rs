@@ -20,8 +20,9 @@
 //! GraphSense's change heuristics with consensus.
 
 use super::{
-    TxView, change_batch, change_decimals, change_fingerprint, change_first_spent, change_foreign,
-    change_optimal, change_peel, change_round, change_single_use, change_spent_alone, change_type,
+    Heuristic, TxView, change_batch, change_decimals, change_fingerprint, change_first_spent,
+    change_foreign, change_optimal, change_peel, change_round, change_single_use,
+    change_spent_alone, change_type,
 };
 
 /// Votes an output needs, and its lead over every other output.
@@ -30,36 +31,49 @@ const MIN_LEAD: usize = 2;
 
 /// The change output's position, if the consensus names one.
 pub fn change(tx: &TxView) -> Option<usize> {
+    decide(tx).map(|(c, _)| c)
+}
+
+/// The change output's position and the rules that named it (the precise rules that
+/// agreed, or the votes it got), if the consensus names one: what a merge records, so
+/// that the reasoning behind it can be examined.
+pub fn decide(tx: &TxView) -> Option<(usize, Vec<Heuristic>)> {
     let candidate = |i: usize| {
         let o = &tx.outputs[i];
         o.address.is_some() && o.first_seen && o.receives == 1
     };
     let precise = [
-        change_single_use::change(tx),
-        change_round::change(tx),
-        change_decimals::change(tx),
+        (Heuristic::ChangeSingleUse, change_single_use::change(tx)),
+        (Heuristic::ChangeRound, change_round::change(tx)),
+        (Heuristic::ChangeDecimals, change_decimals::change(tx)),
     ];
-    let mut named = precise.iter().flatten();
-    if let Some(&first) = named.next() {
+    let mut named = precise.iter().filter_map(|(h, c)| c.map(|c| (*h, c)));
+    if let Some((h, first)) = named.next() {
         // Precise rules that disagree cancel each other; a non-candidate is never change.
-        return (named.all(|&c| c == first) && candidate(first)).then_some(first);
+        let mut why = vec![h];
+        for (h, c) in named {
+            if c != first {
+                return None;
+            }
+            why.push(h);
+        }
+        return candidate(first).then_some((first, why));
     }
     let mut votes = vec![0usize; tx.outputs.len()];
-    for c in [
-        change_spent_alone::change(tx),
-        change_peel::change(tx),
-        change_first_spent::change(tx),
-        change_foreign::change(tx),
-        change_batch::change(tx),
-        change_type::change(tx),
-        change_fingerprint::change(tx),
-        change_optimal::change(tx),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if candidate(c) {
+    let mut voters: Vec<(Heuristic, usize)> = Vec::new();
+    for (h, c) in [
+        (Heuristic::ChangeSpentAlone, change_spent_alone::change(tx)),
+        (Heuristic::ChangePeel, change_peel::change(tx)),
+        (Heuristic::ChangeFirstSpent, change_first_spent::change(tx)),
+        (Heuristic::ChangeForeign, change_foreign::change(tx)),
+        (Heuristic::ChangeBatch, change_batch::change(tx)),
+        (Heuristic::ChangeType, change_type::change(tx)),
+        (Heuristic::ChangeFingerprint, change_fingerprint::change(tx)),
+        (Heuristic::ChangeOptimal, change_optimal::change(tx)),
+    ] {
+        if let Some(c) = c.filter(|&c| candidate(c)) {
             votes[c] += 1;
+            voters.push((h, c));
         }
     }
     let (best, &n) = votes
@@ -73,7 +87,14 @@ pub fn change(tx: &TxView) -> Option<usize> {
         .map(|(_, v)| *v)
         .max()
         .unwrap_or(0);
-    (n >= MIN_VOTES && n - runner_up >= MIN_LEAD).then_some(best)
+    (n >= MIN_VOTES && n - runner_up >= MIN_LEAD).then(|| {
+        let why = voters
+            .iter()
+            .filter(|(_, c)| *c == best)
+            .map(|(h, _)| *h)
+            .collect();
+        (best, why)
+    })
 }
 
 #[cfg(test)]
@@ -97,6 +118,27 @@ mod tests {
         // Two precise rules disagree (decimals names 0 against single-use's 1): none.
         tx.outputs[1].value = 19_000_000;
         assert_eq!(change(&tx), None);
+    }
+
+    #[test]
+    fn the_decision_names_the_rules_behind_it() {
+        let mut tx = two_fresh();
+        tx.outputs[0].receives = 2;
+        assert_eq!(decide(&tx), Some((1, vec![Heuristic::ChangeSingleUse])));
+        let mut tx = two_fresh();
+        tx.outputs[1].spender = Some(Spender::new(1, 2, 3));
+        tx.outputs[0].spender = Some(Spender::new(20, 1, 40));
+        assert_eq!(
+            decide(&tx),
+            Some((
+                1,
+                vec![
+                    Heuristic::ChangeSpentAlone,
+                    Heuristic::ChangePeel,
+                    Heuristic::ChangeFirstSpent
+                ]
+            ))
+        );
     }
 
     #[test]

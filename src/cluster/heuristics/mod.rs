@@ -235,6 +235,17 @@ pub fn change_output(tx: &TxView, h: Heuristic) -> Option<usize> {
     }
 }
 
+/// [`change_output`] with the rules behind the decision: `h` itself, or for
+/// [`Heuristic::ChangeVote`] the rules whose agreement or votes named the output.
+pub fn change_output_why(tx: &TxView, h: Heuristic) -> Option<(usize, Vec<Heuristic>)> {
+    if h == Heuristic::ChangeVote {
+        // The same preconditions as every change rule.
+        change_output(tx, h)?;
+        return change_vote::decide(tx);
+    }
+    change_output(tx, h).map(|c| (c, vec![h]))
+}
+
 /// The only new output for which `pred` holds, when every other output pays an address
 /// seen before (the fresh-address rules' shared shape).
 pub(crate) fn only_new(tx: &TxView, pred: impl Fn(&Output) -> bool) -> Option<usize> {
