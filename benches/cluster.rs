@@ -9,6 +9,8 @@
 //! collapse guard), and per heuristic set against the truth: pairwise precision/recall,
 //! false merges per 1,000, each rule's merge precision, and the oracle of perfect change
 //! detection. The real Bitcoin Core world A (`../shared/datasets`) is measured first.
+//! `CHAINTRACE_BENCH_SETS=default` scores multi-input and the default set only, and
+//! `CHAINTRACE_BENCH_PRESETS=default` skips the adversarial world (for 10 M transactions).
 
 mod common;
 
@@ -167,9 +169,15 @@ fn child(data: &Path, truth: &Path, label: &str) {
         "false/1000",
         "rule precision"
     );
+    // CHAINTRACE_BENCH_SETS=default scores multi-input and the default set only (the
+    // 10 M-transaction run: every rule's row would take most of an hour there).
     let mut sets = vec![vec![Heuristic::MultiInput]];
-    for h in Heuristic::ALL.iter().filter(|h| h.is_change()) {
-        sets.push(vec![Heuristic::MultiInput, *h]);
+    if std::env::var("CHAINTRACE_BENCH_SETS").as_deref() == Ok("default") {
+        sets.push(Heuristic::DEFAULT.to_vec());
+    } else {
+        for h in Heuristic::ALL.iter().filter(|h| h.is_change()) {
+            sets.push(vec![Heuristic::MultiInput, *h]);
+        }
     }
     let oracle = eval::read_change_flags(truth)
         .expect("the truth reads")
@@ -241,10 +249,15 @@ fn main() {
         );
     }
     let txs = common::world_size();
+    // CHAINTRACE_BENCH_PRESETS=default runs the default preset only.
+    let only_default = std::env::var("CHAINTRACE_BENCH_PRESETS").as_deref() == Ok("default");
     for preset in [
         chaintrace::simulate::Preset::Default,
         chaintrace::simulate::Preset::Adversarial,
-    ] {
+    ]
+    .into_iter()
+    .filter(|p| !only_default || *p == chaintrace::simulate::Preset::Default)
+    {
         let (_world, data, truth) = common::ingested_world(txs, preset);
         run(&data, &truth, &format!("{txs} tx, {preset:?} preset"));
     }
