@@ -143,6 +143,7 @@ fn child(data: &Path, truth: &Path, label: &str) {
         max_change_join: Some(cluster::DEFAULT_HOLD_SIZE),
         labels: None,
         fingerprints: Some(&fps),
+        prices: None,
     };
     let d = cluster::cluster_guarded(&idx, &Heuristic::DEFAULT, None, &guard);
     let secs = t.elapsed().as_secs_f64();

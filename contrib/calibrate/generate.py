@@ -87,14 +87,15 @@ pub fn rule(name: &str) -> Option<&'static [RuleRate; 3]> {
 }
 
 /// The lowest merge precision of rule `name` over the worlds it fired on: the
-/// conservative confidence of one of its merges.
+/// conservative confidence of one of its merges. `None` for a rule never measured or one
+/// that fired on none of the worlds (the round-in-fiat rule: they have no prices).
 pub fn confidence(name: &str) -> Option<f64> {
-    rule(name).map(|r| {
-        r.iter()
-            .filter(|x| x.merges > 0)
-            .map(|x| x.precision)
-            .fold(1.0, f64::min)
-    })
+    let fired: Vec<f64> = rule(name)?
+        .iter()
+        .filter(|x| x.merges > 0)
+        .map(|x| x.precision)
+        .collect();
+    (!fired.is_empty()).then(|| fired.into_iter().fold(1.0, f64::min))
 }''')
 open("src/cluster/calibration.rs", "w").write("\n".join(out) + "\n")
 
@@ -119,13 +120,15 @@ T += ["", "Each rule's merge precision (its own merges only):", "",
       "| rule | " + " | ".join(f"{n}: merges · precision" for _, n, _ in W) + " | confidence (lowest) |",
       "|---|---|---|---|---|"]
 for n in names:
-    cells, low = [], 1.0
+    cells, low = [], None
     for w in range(3):
         r = rule(w, n)
-        cells.append(f"{r['merges']:,} · {r['precision']:.4f}")
         if r["merges"] > 0:
-            low = min(low, r["precision"])
-    T.append(f"| {n} | " + " | ".join(cells) + f" | {low:.4f} |")
+            cells.append(f"{r['merges']:,} · {r['precision']:.4f}")
+            low = r["precision"] if low is None else min(low, r["precision"])
+        else:
+            cells.append("0 · —")
+    T.append(f"| {n} | " + " | ".join(cells) + f" | {'—' if low is None else f'{low:.4f}'} |")
 doc = open("docs/CLUSTERING.md").read()
 doc = re.sub(r"<!-- tables:begin -->.*<!-- tables:end -->",
              "<!-- tables:begin -->\n" + "\n".join(T) + "\n<!-- tables:end -->", doc, flags=re.S)

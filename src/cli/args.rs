@@ -382,6 +382,11 @@ pub struct ClusterBitcoinArgs {
     #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_HOLD_SIZE)]
     pub hold_size: u64,
 
+    /// Daily price CSV (Date and Close columns, USD per BTC, as Yahoo's BTC-USD.csv), for
+    /// the change-round-fiat rule (a payment round in dollars at the day's close).
+    #[arg(long, value_name = "CSV")]
+    pub prices: Option<PathBuf>,
+
     /// Warn about clusters holding more than this share of all addresses.
     #[arg(long, value_name = "SHARE", default_value_t = 0.05)]
     pub max_share: f64,
@@ -473,6 +478,11 @@ pub struct EvalClustersArgs {
     /// (0: off), so that the scores are those of the clustering a user gets.
     #[arg(long, value_name = "N", default_value_t = crate::cluster::DEFAULT_HOLD_SIZE)]
     pub hold_size: u64,
+
+    /// Daily price CSV (Date and Close columns, USD per BTC, as Yahoo's BTC-USD.csv), for
+    /// the change-round-fiat rule (a payment round in dollars at the day's close).
+    #[arg(long, value_name = "CSV")]
+    pub prices: Option<PathBuf>,
 }
 
 /// `chaintrace trace`.

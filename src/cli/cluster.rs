@@ -32,6 +32,13 @@ pub(crate) fn open_index(chain: &Path) -> Result<Index, CliError> {
     Ok(idx)
 }
 
+/// The daily prices of `--prices` (USD per BTC), for the round-in-fiat rule.
+fn load_prices(path: Option<&Path>) -> Result<Option<crate::report::fmt::Prices>, CliError> {
+    path.map(|p| crate::report::fmt::Prices::load(p, "usd"))
+        .transpose()
+        .map_err(CliError::user)
+}
+
 pub(crate) fn parse_heuristics(list: &[String]) -> Result<Vec<Heuristic>, CliError> {
     let mut out = Vec::new();
     for name in list
@@ -70,6 +77,7 @@ pub(crate) fn bitcoin(cli: &Cli, a: &ClusterBitcoinArgs) -> Result<(), CliError>
     if !(a.max_share > 0.0 && a.max_share <= 1.0) {
         return Err(CliError::user(anyhow!("--max-share must be in (0, 1]")));
     }
+    let prices = load_prices(a.prices.as_deref())?;
     let (chain, network) = chain_dir(&a.dataset)?;
     let idx = open_index(&chain)?;
     let t = std::time::Instant::now();
@@ -101,10 +109,13 @@ pub(crate) fn bitcoin(cli: &Cli, a: &ClusterBitcoinArgs) -> Result<(), CliError>
         &idx,
         &a.dataset.data,
         &network,
-        &heuristics,
-        a.max_share,
-        by_address.as_ref(),
-        (a.hold_size > 0).then_some(a.hold_size),
+        &cluster::BuildOptions {
+            heuristics: &heuristics,
+            max_share: a.max_share,
+            labels: by_address.as_ref(),
+            hold_size: (a.hold_size > 0).then_some(a.hold_size),
+            prices: prices.as_ref(),
+        },
     )
     .map_err(CliError::user)?;
     print_built(cli, &built, t.elapsed().as_secs_f64());
@@ -378,6 +389,7 @@ fn precision_text(ppm: u32) -> String {
 }
 
 pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliError> {
+    let prices = load_prices(a.prices.as_deref())?;
     let (chain, network) = chain_dir(&a.dataset)?;
     let truth = eval::read_truth(&a.truth).map_err(CliError::user)?;
     let idx = open_index(&chain)?;
@@ -408,6 +420,7 @@ pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliEr
         max_change_join: (a.hold_size > 0).then_some(a.hold_size),
         labels: None,
         fingerprints: Some(&fps),
+        prices: prices.as_ref(),
     };
     let Some(mut rows) = eval::evaluate_sets(&idx, &truth, name, &sets, oracle, &opts, &dir)
         .map_err(CliError::user)?

@@ -196,10 +196,10 @@ fn world(
         &idx,
         &data,
         &network,
-        &crate::cluster::heuristics::Heuristic::DEFAULT,
-        0.05,
-        Some(&actors),
-        Some(crate::cluster::DEFAULT_HOLD_SIZE),
+        &crate::cluster::BuildOptions {
+            labels: Some(&actors),
+            ..crate::cluster::BuildOptions::new(&crate::cluster::heuristics::Heuristic::DEFAULT)
+        },
     )
     .map_err(|e| failed("cluster")(CliError::user(e)))?;
     super::cluster::print_built(&sub, &built, t.elapsed().as_secs_f64());
@@ -243,6 +243,7 @@ fn world(
                     &crate::cluster::fingerprint::read(&idx, &chain)
                         .map_err(|e| failed("eval")(CliError::user(e)))?,
                 ),
+                prices: None,
             },
             &built.dir,
         )

@@ -37,7 +37,7 @@ pub struct SetRate {
 
 /// Each rule's merge precision on the three [`WORLDS`] (measured with multi-input plus
 /// the rule alone).
-pub const RULES: [(&str, [RuleRate; 3]); 15] = [
+pub const RULES: [(&str, [RuleRate; 3]); 16] = [
     (
         "multi-input",
         [
@@ -277,6 +277,23 @@ pub const RULES: [(&str, [RuleRate; 3]); 15] = [
         ],
     ),
     (
+        "change-round-fiat",
+        [
+            RuleRate {
+                merges: 0,
+                precision: 1.0000,
+            },
+            RuleRate {
+                merges: 0,
+                precision: 1.0000,
+            },
+            RuleRate {
+                merges: 0,
+                precision: 1.0000,
+            },
+        ],
+    ),
+    (
         "change-vote",
         [
             RuleRate {
@@ -385,12 +402,13 @@ pub fn rule(name: &str) -> Option<&'static [RuleRate; 3]> {
 }
 
 /// The lowest merge precision of rule `name` over the worlds it fired on: the
-/// conservative confidence of one of its merges.
+/// conservative confidence of one of its merges. `None` for a rule never measured or one
+/// that fired on none of the worlds (the round-in-fiat rule: they have no prices).
 pub fn confidence(name: &str) -> Option<f64> {
-    rule(name).map(|r| {
-        r.iter()
-            .filter(|x| x.merges > 0)
-            .map(|x| x.precision)
-            .fold(1.0, f64::min)
-    })
+    let fired: Vec<f64> = rule(name)?
+        .iter()
+        .filter(|x| x.merges > 0)
+        .map(|x| x.precision)
+        .collect();
+    (!fired.is_empty()).then(|| fired.into_iter().fold(1.0, f64::min))
 }

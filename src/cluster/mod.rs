@@ -88,6 +88,8 @@ pub struct ClusterOptions<'a> {
     /// Every transaction's wallet fingerprint ([`fingerprint::read`]), for the
     /// fingerprint rule; without it that rule names nothing.
     pub fingerprints: Option<&'a [fingerprint::Fingerprint]>,
+    /// Daily prices, for the round-in-fiat rule; without them that rule names nothing.
+    pub prices: Option<&'a crate::report::fmt::Prices>,
 }
 
 /// The result of clustering.
@@ -119,6 +121,7 @@ fn propose(
     order: &[u32],
     context: Option<(&[u32], &HashMap<u32, u64>)>,
     fingerprints: Option<&[fingerprint::Fingerprint]>,
+    prices: Option<&crate::report::fmt::Prices>,
     coinjoins: &mut BTreeMap<&'static str, u64>,
 ) -> Vec<Merge> {
     let mut merges = Vec::new();
@@ -136,6 +139,12 @@ fn propose(
         let Some(first) = in_addrs.next() else {
             continue;
         };
+        if let Some(p) = prices {
+            view.price = p
+                .by_day
+                .get(&i64::from(idx.tx_time(TxIx(t))).div_euclid(86_400))
+                .copied();
+        }
         if let Some(fp) = fingerprints {
             view.fingerprint = fp.get(ix(t)).copied();
             for o in &mut view.outputs {
@@ -202,8 +211,8 @@ pub fn cluster_guarded(
     };
     let (second, first): (Vec<Heuristic>, Vec<Heuristic>) =
         heuristics.iter().partition(|h| h.needs_clusters());
-    let fp = guard.fingerprints;
-    let mut merges = propose(idx, &first, order, None, fp, &mut coinjoins);
+    let (fp, pr) = (guard.fingerprints, guard.prices);
+    let mut merges = propose(idx, &first, order, None, fp, pr, &mut coinjoins);
     if !second.is_empty() {
         // The first pass's clusters: its merges plus the precise part of the consensus,
         // which the second pass's votes build on.
@@ -216,9 +225,10 @@ pub fn cluster_guarded(
             Heuristic::ChangeSingleUse,
             Heuristic::ChangeRound,
             Heuristic::ChangeDecimals,
+            Heuristic::ChangeRoundFiat,
         ];
         if second.contains(&Heuristic::ChangeVote) {
-            for m in propose(idx, &precise, order, None, fp, &mut ignored) {
+            for m in propose(idx, &precise, order, None, fp, pr, &mut ignored) {
                 uf.union(m.a, m.b);
             }
         }
@@ -235,6 +245,7 @@ pub fn cluster_guarded(
             order,
             Some((&label, &sizes)),
             fp,
+            pr,
             &mut ignored,
         ));
     }
@@ -366,10 +377,39 @@ pub struct Built {
     pub largest: u64,
 }
 
-/// The `cluster bitcoin` stage: clusters the dataset of `idx` with `heuristics`, warns of
-/// clusters above `max_share` of all addresses, holds back merges joining different actors
-/// of `labels` (address → actor) and change merges joining two parts of at least
-/// `hold_size` addresses ([`ClusterOptions`]); writes it all to [`clusters_dir`]`(data, network)`.
+/// What [`build`] clusters with.
+#[derive(Clone, Debug)]
+pub struct BuildOptions<'a> {
+    pub heuristics: &'a [Heuristic],
+    /// Warn about clusters holding more than this share of all addresses, in (0, 1].
+    pub max_share: f64,
+    /// Address → actor: change merges joining different actors are held back.
+    pub labels: Option<&'a HashMap<String, String>>,
+    /// The collapse guard's size ([`ClusterOptions::max_change_join`]).
+    pub hold_size: Option<u64>,
+    /// Daily prices, for the round-in-fiat rule.
+    pub prices: Option<&'a crate::report::fmt::Prices>,
+}
+
+impl<'a> BuildOptions<'a> {
+    /// `heuristics` with the defaults of `cluster bitcoin`: warnings above 5 % of all
+    /// addresses, the guard at [`DEFAULT_HOLD_SIZE`], no labels, no prices.
+    pub fn new(heuristics: &'a [Heuristic]) -> BuildOptions<'a> {
+        BuildOptions {
+            heuristics,
+            max_share: 0.05,
+            labels: None,
+            hold_size: Some(DEFAULT_HOLD_SIZE),
+            prices: None,
+        }
+    }
+}
+
+/// The `cluster bitcoin` stage: clusters the dataset of `idx` with `o.heuristics`, warns of
+/// clusters above `o.max_share` of all addresses, holds back merges joining different
+/// actors of `o.labels` (address → actor) and change merges joining two parts of at least
+/// `o.hold_size` addresses ([`ClusterOptions`]); `o.prices` feed the round-in-fiat rule;
+/// writes it all to [`clusters_dir`]`(data, network)`.
 ///
 /// # Errors
 /// A network that is not one of [`crate::types::Network`]'s names, a `max_share` outside
@@ -378,11 +418,10 @@ pub fn build(
     idx: &Index,
     data: &Path,
     network: &str,
-    heuristics: &[Heuristic],
-    max_share: f64,
-    labels: Option<&HashMap<String, String>>,
-    hold_size: Option<u64>,
+    o: &BuildOptions,
 ) -> Result<Built, ClusterError> {
+    let (heuristics, max_share, labels, hold_size, prices) =
+        (o.heuristics, o.max_share, o.labels, o.hold_size, o.prices);
     if crate::types::Network::from_name(network).is_none() {
         return Err(ClusterError::Invalid(format!(
             "unknown network {network:?}: use bitcoin, testnet, testnet4, signet or regtest"
@@ -412,6 +451,7 @@ pub fn build(
         max_change_join: hold_size,
         labels: by_id.as_ref(),
         fingerprints: fps.as_deref(),
+        prices,
     };
     let c = cluster_guarded(idx, heuristics, None, &guard);
     let stats = stats(idx, &c.cluster_of);

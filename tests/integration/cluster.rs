@@ -177,6 +177,7 @@ fn clustering_is_order_independent_and_adding_a_heuristic_never_splits() {
         max_change_join: Some(20),
         labels: None,
         fingerprints: None,
+        prices: None,
     };
     let base_default = cluster::cluster_guarded(&idx, &Heuristic::DEFAULT, None, &guard);
     assert!(!base_default.held.is_empty(), "the guard held nothing");

@@ -3,8 +3,8 @@
 //! outputs that could be change are candidates: a new address here, never paid again
 //! (wallets never reuse change). Then:
 //!
-//! 1. the precise rules (single-use, round payment, decimal precision) decide when they
-//!    name one candidate and none names another;
+//! 1. the precise rules (single-use, round payment, decimal precision, and round in fiat
+//!    when prices are given) decide when they name one candidate and none names another;
 //! 2. otherwise the other rules vote (spent alone, peel-chain continuation, first spent,
 //!    foreign cluster, batch continuation, same script type, same wallet fingerprint,
 //!    optimal change): an output with at least two votes and two more than any other
@@ -21,8 +21,8 @@
 
 use super::{
     Heuristic, TxView, change_batch, change_decimals, change_fingerprint, change_first_spent,
-    change_foreign, change_optimal, change_peel, change_round, change_single_use,
-    change_spent_alone, change_type,
+    change_foreign, change_optimal, change_peel, change_round, change_round_fiat,
+    change_single_use, change_spent_alone, change_type,
 };
 
 /// Votes an output needs, and its lead over every other output.
@@ -46,6 +46,7 @@ pub fn decide(tx: &TxView) -> Option<(usize, Vec<Heuristic>)> {
         (Heuristic::ChangeSingleUse, change_single_use::change(tx)),
         (Heuristic::ChangeRound, change_round::change(tx)),
         (Heuristic::ChangeDecimals, change_decimals::change(tx)),
+        (Heuristic::ChangeRoundFiat, change_round_fiat::change(tx)),
     ];
     let mut named = precise.iter().filter_map(|(h, c)| c.map(|c| (*h, c)));
     if let Some((h, first)) = named.next() {

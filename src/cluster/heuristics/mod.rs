@@ -55,6 +55,9 @@ pub enum Heuristic {
     /// Same fingerprint (forward-looking): the only output spent by a transaction with
     /// this one's wallet fingerprint ([`change_fingerprint`]).
     ChangeFingerprint,
+    /// Round in fiat: the only output not a round fiat amount at the day's price, when the
+    /// others are, is change ([`change_round_fiat`]; needs prices).
+    ChangeRoundFiat,
     /// Consensus of the rules above ([`change_vote`]): the precise rules decide, else a
     /// clear majority of the forward-looking and cluster-aware votes.
     ChangeVote,
@@ -62,7 +65,7 @@ pub enum Heuristic {
 
 impl Heuristic {
     /// Every heuristic.
-    pub const ALL: [Heuristic; 15] = [
+    pub const ALL: [Heuristic; 16] = [
         Heuristic::MultiInput,
         Heuristic::ChangeOneTime,
         Heuristic::ChangeType,
@@ -77,6 +80,7 @@ impl Heuristic {
         Heuristic::ChangeForeign,
         Heuristic::ChangeBatch,
         Heuristic::ChangeFingerprint,
+        Heuristic::ChangeRoundFiat,
         Heuristic::ChangeVote,
     ];
 
@@ -136,6 +140,9 @@ impl Heuristic {
             Heuristic::ChangeFingerprint => {
                 "Same fingerprint (forward-looking): the only output spent by a transaction with this transaction's wallet fingerprint (version, lock-time and sequence habits), when another is spent by a different one, is change. Source: Möser & Narayanan, FC 2022."
             }
+            Heuristic::ChangeRoundFiat => {
+                "Round in fiat: when exactly one output is not a round amount in the price file's currency at its day's close (two significant digits), it is change. Needs --prices. Source: Möser & Narayanan, FC 2022; Meiklejohn et al. 2013."
+            }
             Heuristic::ChangeVote => {
                 "Consensus: among new addresses used once, the precise rules (single use, round, decimals) decide when they agree; otherwise spent-alone, peel, first-spent, foreign-cluster, batch, same-type, same-fingerprint and optimal-change vote, and an output needs two votes and a lead of two over every other. Sources: Möser & Narayanan, FC 2022; Kappos et al. 2022; GraphSense's change consensus."
             }
@@ -159,6 +166,7 @@ impl Heuristic {
             Heuristic::ChangeForeign => "change-foreign",
             Heuristic::ChangeBatch => "change-batch",
             Heuristic::ChangeFingerprint => "change-fingerprint",
+            Heuristic::ChangeRoundFiat => "change-round-fiat",
             Heuristic::ChangeVote => "change-vote",
         }
     }
@@ -184,6 +192,7 @@ pub mod change_one_time;
 pub mod change_optimal;
 pub mod change_peel;
 pub mod change_round;
+pub mod change_round_fiat;
 pub mod change_single_use;
 pub mod change_spent_alone;
 pub mod change_type;
@@ -231,6 +240,7 @@ pub fn change_output(tx: &TxView, h: Heuristic) -> Option<usize> {
         Heuristic::ChangeForeign => change_foreign::change(tx),
         Heuristic::ChangeBatch => change_batch::change(tx),
         Heuristic::ChangeFingerprint => change_fingerprint::change(tx),
+        Heuristic::ChangeRoundFiat => change_round_fiat::change(tx),
         Heuristic::ChangeVote => change_vote::change(tx),
     }
 }

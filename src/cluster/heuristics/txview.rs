@@ -82,6 +82,8 @@ pub struct TxView {
     /// Its wallet fingerprint ([`crate::cluster::fingerprint`]), when the dataset's were
     /// read.
     pub fingerprint: Option<u8>,
+    /// The day's price of its block (micro-units of fiat per coin), when prices were given.
+    pub price: Option<u128>,
 }
 
 impl TxView {
@@ -115,6 +117,7 @@ impl TxView {
         self.outputs.clear();
         self.sender_cluster = None;
         self.fingerprint = None;
+        self.price = None;
         self.outputs.extend(idx.outputs_of(t).map(|o| {
             let address = idx.out_address(o);
             Output {
@@ -163,6 +166,7 @@ impl TxView {
                 .collect(),
             sender_cluster: None,
             fingerprint: None,
+            price: None,
         }
     }
 }
