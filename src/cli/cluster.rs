@@ -197,10 +197,24 @@ fn stored(d: &DatasetArgs, addresses: &[&str]) -> Result<(Index, cluster::Stored
 pub(crate) fn explain(cli: &Cli, a: &ExplainArgs) -> Result<(), CliError> {
     let (idx, s) = stored(&a.dataset, &[&a.address_a, &a.address_b])?;
     let steps = cluster::explain(&idx, &s, &a.address_a, &a.address_b).map_err(CliError::user)?;
+    // A chain of merges is right only if every step is: the product of the rules' rates,
+    // as if independent (a rough figure, not an interval).
+    let all_steps: f64 = steps
+        .iter()
+        .map(|s| f64::from(s.precision_ppm) / 1e6)
+        .product();
     if cli.json {
+        let weakest = steps.iter().min_by_key(|s| s.precision_ppm);
+        let v = serde_json::json!({
+            "steps": steps,
+            "weakest_step": weakest,
+            "all_steps_right": all_steps,
+            "rates_measured_on": cluster::calibration::MEASURED_ON,
+            "rates_are": "each rule's merge precision, the lowest of three worlds with a known truth (docs/CLUSTERING.md); a rate over many merges, not a probability for one",
+        });
         println!(
             "{}",
-            serde_json::to_string_pretty(&steps).expect("steps serialise")
+            serde_json::to_string_pretty(&v).expect("steps serialise")
         );
         return Ok(());
     }
@@ -227,10 +241,7 @@ pub(crate) fn explain(cli: &Cli, a: &ExplainArgs) -> Result<(), CliError> {
         );
     }
     if let Some(w) = steps.iter().min_by_key(|s| s.precision_ppm) {
-        let all: f64 = steps
-            .iter()
-            .map(|s| f64::from(s.precision_ppm) / 1e6)
-            .product();
+        let all = all_steps;
         println!(
             "weakest step: {} ({}); all {} steps right: about {:.4} (the product of the rules' precisions, as if independent). Each rule's precision is the lowest of three worlds measured {} (docs/CLUSTERING.md)",
             w.heuristic,
@@ -258,9 +269,21 @@ pub(crate) fn show(cli: &Cli, a: &ShowArgs) -> Result<(), CliError> {
                 "is_public": t.is_public, "source": t.source})
         })
         .collect();
+    let held_here: Vec<&cluster::HeldMerge> = s
+        .meta
+        .held
+        .iter()
+        .filter(|h| {
+            [&h.address_a, &h.address_b].iter().any(|x| {
+                idx.address_id(x)
+                    .is_some_and(|id| s.cluster_of[id.ix()] == shown.stats.cluster_id)
+            })
+        })
+        .collect();
     if cli.json {
         let mut v = serde_json::to_value(&shown).expect("values serialise");
         v["labels"] = serde_json::Value::Array(labels);
+        v["held"] = serde_json::to_value(&held_here).expect("values serialise");
         println!(
             "{}",
             serde_json::to_string_pretty(&v).expect("values serialise")
@@ -333,17 +356,7 @@ pub(crate) fn show(cli: &Cli, a: &ShowArgs) -> Result<(), CliError> {
             w.txid
         );
     }
-    let here: Vec<&cluster::HeldMerge> = s
-        .meta
-        .held
-        .iter()
-        .filter(|h| {
-            [&h.address_a, &h.address_b].iter().any(|x| {
-                idx.address_id(x)
-                    .is_some_and(|id| s.cluster_of[id.ix()] == st.cluster_id)
-            })
-        })
-        .collect();
+    let here = held_here;
     if !here.is_empty() {
         println!(
             "held back      {} merge(s) would have joined this cluster to another (listed in _meta.json: held)",

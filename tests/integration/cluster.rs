@@ -271,8 +271,16 @@ fn cli_cluster_is_deterministic_and_explains_and_shows() {
     let (a, b) = (deposits[0], deposits[deposits.len() - 1]);
     let o = run(&["cluster", "explain", "--data", data, "--json", a, b]);
     ok(&o);
-    let steps: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let steps: Vec<Value> = v["steps"].as_array().unwrap().clone();
     assert!(!steps.is_empty());
+    // The chain's figures come with it: the weakest step and the product of the rates.
+    let product: f64 = steps
+        .iter()
+        .map(|s| s["precision_ppm"].as_f64().unwrap() / 1e6)
+        .product();
+    assert!((v["all_steps_right"].as_f64().unwrap() - product).abs() < 1e-12);
+    assert!(v["weakest_step"]["heuristic"].is_string());
     assert_eq!(steps[0]["from"], a);
     assert_eq!(steps.last().unwrap()["to"], b);
     // Each step is a transaction that co-spends both addresses (multi-input) or pays the
@@ -666,6 +674,10 @@ fn labels_imported_after_clustering_are_checked_where_they_matter() {
     );
     let o = run(&["cluster", "show", "--data", data, &vendor[0]]);
     assert!(!stdout(&o).contains("different actors"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("held back"), "{}", stdout(&o));
+    let o = run(&["cluster", "show", "--data", data, "--json", &vendor[0]]);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["held"][0]["reason"], "labels", "{v}");
     // Every merge records the rules behind it: the consensus names the precise rules that
     // agreed or the votes (at least two), and a confidence.
     let merges = read_parquet_file(&d.path().join("clusters/regtest/merges.parquet"));
