@@ -376,13 +376,14 @@ fn key_columns(df: &DataFrame, keys: &[&str]) -> Result<Vec<Vec<String>>> {
         .collect()
 }
 
-/// Sums `amount_col` in cents per group key, each row valued at its own day's price.
+/// Sums `amount_col` in cents per group key, each row valued at its own day's price:
+/// (cents, priced rows, unpriced rows) per key.
 fn fiat_by(
     df: &DataFrame,
     keys: &[&str],
     amount_col: &str,
     prices: &fmt::Prices,
-) -> Result<std::collections::BTreeMap<Vec<String>, (u128, usize)>> {
+) -> Result<std::collections::BTreeMap<Vec<String>, (u128, usize, usize)>> {
     let amounts = ints(df, amount_col)?;
     let time = df
         .column("time")
@@ -394,11 +395,14 @@ fn fiat_by(
     let mut out = std::collections::BTreeMap::new();
     for i in 0..df.height() {
         let key: Vec<String> = key_cols.iter().map(|c| c[i].clone()).collect();
-        let e: &mut (u128, usize) = out.entry(key).or_default();
+        let e: &mut (u128, usize, usize) = out.entry(key).or_default();
         let v = u64::try_from(amounts[i].unwrap_or(0)).unwrap_or(0);
         match time[i].and_then(|t| prices.cents(v.into(), 8, t.div_euclid(1000))) {
-            Some(c) => e.0 += c,
-            None => e.1 += 1,
+            Some(c) => {
+                e.0 += c;
+                e.1 += 1;
+            }
+            None => e.2 += 1,
         }
     }
     Ok(out)
@@ -410,7 +414,7 @@ fn fiat_by(
 fn add_fiat(
     table: &mut DataFrame,
     keys: &[&str],
-    sums: &std::collections::BTreeMap<Vec<String>, (u128, usize)>,
+    sums: &std::collections::BTreeMap<Vec<String>, (u128, usize, usize)>,
     name: &str,
     cur: &str,
 ) -> Result<u64> {
@@ -420,19 +424,9 @@ fn add_fiat(
     let mut unpriced = 0u64;
     for i in 0..table.height() {
         let key: Vec<String> = key_cols.iter().map(|c| c[i].clone()).collect();
-        let (c, m) = sums.get(&key).copied().unwrap_or_default();
-        let rows: u64 = ints(
-            table,
-            if name == "received" {
-                "payments"
-            } else {
-                "transfers"
-            },
-        )?[i]
-            .and_then(|x| u64::try_from(x).ok())
-            .unwrap_or(0);
+        let (c, priced, m) = sums.get(&key).copied().unwrap_or_default();
         // No priced row in the group: the value is unknown, not zero.
-        val.push((n64(m) < rows).then(|| i64::try_from(c).unwrap_or(i64::MAX)));
+        val.push((priced > 0).then(|| i64::try_from(c).unwrap_or(i64::MAX)));
         missing.push(n32(m));
         unpriced += n64(m);
     }
