@@ -119,7 +119,7 @@ fn propose(
     idx: &Index,
     rules: &[Heuristic],
     order: &[u32],
-    context: Option<(&[u32], &HashMap<u32, u64>)>,
+    context: Option<(&[u32], &[u32])>,
     fingerprints: Option<&[fingerprint::Fingerprint]>,
     prices: Option<&crate::report::fmt::Prices>,
     coinjoins: &mut BTreeMap<&'static str, u64>,
@@ -158,7 +158,7 @@ fn propose(
             for o in &mut view.outputs {
                 o.cluster = o.address.map(|a| {
                     let c = label[a.ix()];
-                    (c, sizes.get(&c).copied().unwrap_or(1))
+                    (c, u64::from(sizes[ix(c)]))
                 });
             }
         }
@@ -198,7 +198,7 @@ pub fn cluster_guarded(
     idx: &Index,
     heuristics: &[Heuristic],
     order: Option<&[u32]>,
-    guard: &ClusterOptions,
+    opts: &ClusterOptions,
 ) -> Clustering {
     let mut coinjoins: BTreeMap<&'static str, u64> = BTreeMap::new();
     let all: Vec<u32>;
@@ -211,31 +211,30 @@ pub fn cluster_guarded(
     };
     let (second, first): (Vec<Heuristic>, Vec<Heuristic>) =
         heuristics.iter().partition(|h| h.needs_clusters());
-    let (fp, pr) = (guard.fingerprints, guard.prices);
-    let mut merges = propose(idx, &first, order, None, fp, pr, &mut coinjoins);
+    let (fp, pr) = (opts.fingerprints, opts.prices);
+    // The first pass: the set's own rules, and for the consensus its precise rules too,
+    // whose merges only shape the clusters the second pass reads (one pass over the
+    // transactions for both).
+    let mut pass1 = first.clone();
+    if second.contains(&Heuristic::ChangeVote) {
+        pass1.extend(heuristics::change_vote::PRECISE);
+        pass1.sort();
+        pass1.dedup();
+    }
+    let proposed = propose(idx, &pass1, order, None, fp, pr, &mut coinjoins);
+    let mut merges: Vec<Merge> = Vec::with_capacity(proposed.len());
     if !second.is_empty() {
-        // The first pass's clusters: its merges plus the precise part of the consensus,
-        // which the second pass's votes build on.
         let mut uf = UnionFind::new(idx.addresses());
-        for m in &merges {
+        for m in &proposed {
             uf.union(m.a, m.b);
         }
         let mut ignored = BTreeMap::new();
-        let precise = [
-            Heuristic::ChangeSingleUse,
-            Heuristic::ChangeRound,
-            Heuristic::ChangeDecimals,
-            Heuristic::ChangeRoundFiat,
-        ];
-        if second.contains(&Heuristic::ChangeVote) {
-            for m in propose(idx, &precise, order, None, fp, pr, &mut ignored) {
-                uf.union(m.a, m.b);
-            }
-        }
+        // Each address's first-pass cluster (its smallest address id), and each cluster's
+        // size at that id.
         let label = uf.min_labels();
-        let mut sizes: HashMap<u32, u64> = HashMap::new();
+        let mut sizes = vec![0u32; label.len()];
         for &c in &label {
-            *sizes.entry(c).or_default() += 1;
+            sizes[ix(c)] += 1;
         }
         // One round: iterating (votes over the clusters the votes made) was measured and
         // added nothing on world A or the presets.
@@ -249,11 +248,16 @@ pub fn cluster_guarded(
             &mut ignored,
         ));
     }
+    merges.extend(
+        proposed
+            .into_iter()
+            .filter(|m| first.contains(&m.heuristic)),
+    );
     merges.sort_by_key(|m| (m.heuristic.is_change(), m.tx, m.heuristic, m.a, m.b));
     merges.dedup();
     let mut uf = UnionFind::new(idx.addresses());
     let mut actors: HashMap<u32, std::collections::BTreeSet<&str>> = HashMap::new();
-    if let Some(labels) = guard.labels {
+    if let Some(labels) = opts.labels {
         for (a, l) in labels {
             actors.entry(*a).or_default().insert(l.as_str());
         }
@@ -271,7 +275,7 @@ pub fn cluster_guarded(
         let reason = match (actors.get(&ra), actors.get(&rb)) {
             _ if !m.heuristic.is_change() => None,
             (Some(la), Some(lb)) if la != lb => Some("labels"),
-            _ if guard
+            _ if opts
                 .max_change_join
                 .is_some_and(|s| sizes.0 >= s && sizes.1 >= s) =>
             {

@@ -19,15 +19,31 @@
 //! Bitcoin", FC 2022; Kappos et al., "How to Peel a Million", USENIX Security 2022;
 //! GraphSense's change heuristics with consensus.
 
-use super::{
-    Heuristic, TxView, change_batch, change_decimals, change_fingerprint, change_first_spent,
-    change_foreign, change_optimal, change_peel, change_round, change_round_fiat,
-    change_single_use, change_spent_alone, change_type,
-};
+use super::{Heuristic, TxView};
 
 /// Votes an output needs, and its lead over every other output.
 const MIN_VOTES: usize = 2;
 const MIN_LEAD: usize = 2;
+
+/// The rules that decide when they agree (round in fiat only with prices).
+pub const PRECISE: [Heuristic; 4] = [
+    Heuristic::ChangeSingleUse,
+    Heuristic::ChangeRound,
+    Heuristic::ChangeDecimals,
+    Heuristic::ChangeRoundFiat,
+];
+
+/// The rules that vote when no precise rule decides.
+pub const VOTERS: [Heuristic; 8] = [
+    Heuristic::ChangeSpentAlone,
+    Heuristic::ChangePeel,
+    Heuristic::ChangeFirstSpent,
+    Heuristic::ChangeForeign,
+    Heuristic::ChangeBatch,
+    Heuristic::ChangeType,
+    Heuristic::ChangeFingerprint,
+    Heuristic::ChangeOptimal,
+];
 
 /// The change output's position, if the consensus names one.
 pub fn change(tx: &TxView) -> Option<usize> {
@@ -42,13 +58,9 @@ pub fn decide(tx: &TxView) -> Option<(usize, Vec<Heuristic>)> {
         let o = &tx.outputs[i];
         o.address.is_some() && o.first_seen && o.receives == 1
     };
-    let precise = [
-        (Heuristic::ChangeSingleUse, change_single_use::change(tx)),
-        (Heuristic::ChangeRound, change_round::change(tx)),
-        (Heuristic::ChangeDecimals, change_decimals::change(tx)),
-        (Heuristic::ChangeRoundFiat, change_round_fiat::change(tx)),
-    ];
-    let mut named = precise.iter().filter_map(|(h, c)| c.map(|c| (*h, c)));
+    let mut named = PRECISE
+        .iter()
+        .filter_map(|&h| super::apply(tx, h).map(|c| (h, c)));
     if let Some((h, first)) = named.next() {
         // Precise rules that disagree cancel each other; a non-candidate is never change.
         let mut why = vec![h];
@@ -62,17 +74,8 @@ pub fn decide(tx: &TxView) -> Option<(usize, Vec<Heuristic>)> {
     }
     let mut votes = vec![0usize; tx.outputs.len()];
     let mut voters: Vec<(Heuristic, usize)> = Vec::new();
-    for (h, c) in [
-        (Heuristic::ChangeSpentAlone, change_spent_alone::change(tx)),
-        (Heuristic::ChangePeel, change_peel::change(tx)),
-        (Heuristic::ChangeFirstSpent, change_first_spent::change(tx)),
-        (Heuristic::ChangeForeign, change_foreign::change(tx)),
-        (Heuristic::ChangeBatch, change_batch::change(tx)),
-        (Heuristic::ChangeType, change_type::change(tx)),
-        (Heuristic::ChangeFingerprint, change_fingerprint::change(tx)),
-        (Heuristic::ChangeOptimal, change_optimal::change(tx)),
-    ] {
-        if let Some(c) = c.filter(|&c| candidate(c)) {
+    for &h in &VOTERS {
+        if let Some(c) = super::apply(tx, h).filter(|&c| candidate(c)) {
             votes[c] += 1;
             voters.push((h, c));
         }

@@ -213,18 +213,15 @@ pub fn detect_coinjoin(idx: &Index, t: crate::types::TxIx) -> Option<&'static st
 /// have none, and so has a transaction that pays back to one of its input addresses (its
 /// change is that output, already known). Multi-input proposes no change.
 pub fn change_output(tx: &TxView, h: Heuristic) -> Option<usize> {
-    if tx.outputs.len() < 2 || tx.coinbase || tx.partial || tx.inputs.is_empty() {
+    if !judgeable(tx) {
         return None;
     }
-    // Change paid back to an input address is already known (and merging it is moot):
-    // no other output may then be called change.
-    if tx
-        .outputs
-        .iter()
-        .any(|o| o.address.is_some() && tx.inputs.iter().any(|i| i.address == o.address))
-    {
-        return None;
-    }
+    apply(tx, h)
+}
+
+/// Rule `h` on `tx`, without [`change_output`]'s preconditions (the consensus checks them
+/// once for all its rules).
+pub(crate) fn apply(tx: &TxView, h: Heuristic) -> Option<usize> {
     match h {
         Heuristic::MultiInput => None,
         Heuristic::ChangeFresh => change_fresh::change(tx),
@@ -249,11 +246,23 @@ pub fn change_output(tx: &TxView, h: Heuristic) -> Option<usize> {
 /// [`Heuristic::ChangeVote`] the rules whose agreement or votes named the output.
 pub fn change_output_why(tx: &TxView, h: Heuristic) -> Option<(usize, Vec<Heuristic>)> {
     if h == Heuristic::ChangeVote {
-        // The same preconditions as every change rule.
-        change_output(tx, h)?;
-        return change_vote::decide(tx);
+        return judgeable(tx).then(|| change_vote::decide(tx)).flatten();
     }
     change_output(tx, h).map(|c| (c, vec![h]))
+}
+
+/// Whether any change rule may judge `tx`: not a coinbase, every input known, two outputs
+/// or more, and no output paying back to an input address (its change is then known, and
+/// merging it is moot: no other output may be called change).
+fn judgeable(tx: &TxView) -> bool {
+    tx.outputs.len() >= 2
+        && !tx.coinbase
+        && !tx.partial
+        && !tx.inputs.is_empty()
+        && !tx
+            .outputs
+            .iter()
+            .any(|o| o.address.is_some() && tx.inputs.iter().any(|i| i.address == o.address))
 }
 
 /// The only new output for which `pred` holds, when every other output pays an address
