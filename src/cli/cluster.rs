@@ -199,9 +199,10 @@ pub(crate) fn explain(cli: &Cli, a: &ExplainArgs) -> Result<(), CliError> {
     let steps = cluster::explain(&idx, &s, &a.address_a, &a.address_b).map_err(CliError::user)?;
     // A chain of merges is right only if every step is: the product of the rules' rates,
     // as if independent (a rough figure, not an interval).
-    let all_steps: f64 = steps
+    // `None` when a step's rule was never measured: then there is no figure.
+    let all_steps: Option<f64> = steps
         .iter()
-        .map(|s| f64::from(s.precision_ppm) / 1e6)
+        .map(|s| s.precision_ppm.map(|p| f64::from(p) / 1e6))
         .product();
     if cli.json {
         let weakest = steps.iter().min_by_key(|s| s.precision_ppm);
@@ -241,13 +242,15 @@ pub(crate) fn explain(cli: &Cli, a: &ExplainArgs) -> Result<(), CliError> {
         );
     }
     if let Some(w) = steps.iter().min_by_key(|s| s.precision_ppm) {
-        let all = all_steps;
+        let all = all_steps.map_or_else(
+            || "unknown: a step's rule was never measured".to_string(),
+            |p| format!("about {p:.4} (the product of the rules' precisions, as if independent)"),
+        );
         println!(
-            "weakest step: {} ({}); all {} steps right: about {:.4} (the product of the rules' precisions, as if independent). Each rule's precision is the lowest of three worlds measured {} (docs/CLUSTERING.md)",
+            "weakest step: {} ({}); all {} steps right: {all}. Each rule's precision is the lowest of three worlds measured {} (docs/CLUSTERING.md)",
             w.heuristic,
             precision_text(w.precision_ppm),
             steps.len(),
-            all,
             cluster::calibration::MEASURED_ON
         );
     }
@@ -389,16 +392,15 @@ pub(crate) fn show(cli: &Cli, a: &ShowArgs) -> Result<(), CliError> {
 }
 
 /// `precision 0.9866 measured` from parts per million, or `precision not measured`.
-fn precision_text(ppm: u32) -> String {
-    if ppm == 0 {
-        "precision not measured".into()
-    } else {
-        format!(
-            "merge precision {}.{:04}",
-            ppm / 1_000_000,
-            (ppm % 1_000_000) / 100
-        )
-    }
+fn precision_text(ppm: Option<u32>) -> String {
+    let Some(ppm) = ppm else {
+        return "precision not measured".into();
+    };
+    format!(
+        "merge precision {}.{:04}",
+        ppm / 1_000_000,
+        (ppm % 1_000_000) / 100
+    )
 }
 
 pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliError> {

@@ -751,12 +751,10 @@ pub fn set_name(hs: &[Heuristic]) -> String {
 }
 
 /// Rule `h`'s measured merge precision ([`calibration::confidence`]) in parts per
-/// million.
-pub fn precision_ppm(h: Heuristic) -> u32 {
-    calibration::confidence(h.name()).map_or(0, |p| {
-        // A share in [0, 1] times 10^6: exact enough, and an integer in the evidence.
-        n32((p * 1e6).round() as u64)
-    })
+/// million; `None` when it was never measured (never 0 for "unknown").
+pub fn precision_ppm(h: Heuristic) -> Option<u32> {
+    // A share in [0, 1] times 10^6: exact enough, and an integer in the evidence.
+    calibration::confidence(h.name()).map(|p| n32((p * 1e6).round() as u64))
 }
 
 /// The clusters directory of a network.
@@ -889,8 +887,8 @@ pub struct Step {
     /// The rules behind it (for change-vote: the precise rules that agreed, or the votes).
     pub because: String,
     /// The rule's measured merge precision ([`calibration::confidence`]), parts per
-    /// million; 0 when never measured.
-    pub precision_ppm: u32,
+    /// million; `None` when never measured.
+    pub precision_ppm: Option<u32>,
 }
 
 /// The shortest chain of merges linking `a` to `b` (breadth-first search over the
@@ -947,7 +945,7 @@ pub fn explain(idx: &Index, s: &Stored, a: &str, b: &str) -> Result<Vec<Step>, C
                 txid: m.2.clone(),
                 heuristic: m.3.clone(),
                 because: m.4.clone(),
-                precision_ppm: Heuristic::from_name(&m.3).map_or(0, precision_ppm),
+                precision_ppm: Heuristic::from_name(&m.3).and_then(precision_ppm),
             })
         })
         .collect())
@@ -1042,7 +1040,8 @@ pub fn show(idx: &Index, s: &Stored, address: &str, top: usize) -> Result<Shown,
     let mut weakest_link: Option<Step> = None;
     for m in s.merges.iter().filter(|m| s.cluster_of[ix(m.0)] == c) {
         *merges_by_rule.entry(m.3.clone()).or_default() += 1;
-        let p = Heuristic::from_name(&m.3).map_or(0, precision_ppm);
+        // An unmeasured rule (None) is weaker than any measured one.
+        let p = Heuristic::from_name(&m.3).and_then(precision_ppm);
         if weakest_link.as_ref().is_none_or(|w| p < w.precision_ppm) {
             weakest_link = Some(Step {
                 from: idx.address(AddrIx(m.0)).into(),
@@ -1068,4 +1067,18 @@ pub fn show(idx: &Index, s: &Stored, address: &str, top: usize) -> Result<Shown,
         merges_by_rule,
         weakest_link,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unmeasured_rule_has_no_precision_not_zero() {
+        assert_eq!(precision_ppm(Heuristic::MultiInput), Some(1_000_000));
+        // The round-in-fiat rule fired on no calibration world (they have no prices).
+        assert_eq!(precision_ppm(Heuristic::ChangeRoundFiat), None);
+        let vote = precision_ppm(Heuristic::ChangeVote).unwrap();
+        assert!((970_000..1_000_000).contains(&vote), "{vote}");
+    }
 }

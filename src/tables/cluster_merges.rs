@@ -1,6 +1,6 @@
 //! `clusters/<network>/merges.parquet`: every merge a heuristic proposed.
 
-use super::{Column, Kind::*, Table, TableDef, col};
+use super::{Column, Kind::*, Table, TableDef, col, opt};
 
 /// The merges table.
 #[derive(Clone, Copy, Debug)]
@@ -25,10 +25,10 @@ const COLUMNS: &[Column] = &[
         Utf8,
         "the rules behind it, '+'-joined: the heuristic itself, or for change-vote the precise rules that agreed or the rules that voted for this output",
     ),
-    col(
+    opt(
         "precision_ppm",
         U32,
-        "the rule's measured merge precision in parts per million: the lowest share of its merges joining one entity over the calibration worlds (docs/CLUSTERING.md)",
+        "the rule's measured merge precision in parts per million: the lowest share of its merges joining one entity over the calibration worlds (docs/CLUSTERING.md); null for a rule never measured",
     ),
 ];
 

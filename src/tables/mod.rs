@@ -325,7 +325,7 @@ mod tests {
             Field::new("heuristic", DataType::Utf8, false),
             Field::new("rule_set", DataType::Utf8, false),
             Field::new("because", DataType::Utf8, false),
-            Field::new("precision_ppm", DataType::UInt32, false),
+            Field::new("precision_ppm", DataType::UInt32, true),
         ]));
         let s = |v: &str| -> arrow_array::ArrayRef {
             Arc::new(arrow_array::StringArray::from(vec![v]))
