@@ -190,14 +190,15 @@ fn child(data: &Path, truth: &Path, label: &str) {
     for s in rows {
         let rule = s.heuristics.rsplit('+').next().unwrap_or("").to_string();
         println!(
-            "{:<44} {:>9.4} {:>9.4} {:>9.4} {:>12.4} {:>12.4} {:>11.2} {:>15}",
+            "{:<44} {:>9.4} {:>9.4} {:>9.4} {:>12.4} {:>12.4} {:>11} {:>15}",
             s.heuristics,
             s.precision,
             s.recall,
             s.f1,
             s.homogeneity,
             s.completeness,
-            s.false_merges_per_1000,
+            s.false_merges_per_1000
+                .map_or_else(|| "-".to_string(), |f| format!("{f:.2}")),
             s.by_rule.get(&rule).map_or(String::new(), |r| format!(
                 "{:.4} of {}",
                 r.precision, r.merges

@@ -57,7 +57,8 @@ pub struct SetRate {
     pub f1: f64,
     pub homogeneity: f64,
     pub completeness: f64,
-    pub false_merges_per_1000: f64,
+    /// `None` for a row without merges of its own (the oracle).
+    pub false_merges_per_1000: Option<f64>,
 }
 
 /// Each rule's merge precision on the three [`WORLDS`] (measured with multi-input plus
@@ -77,8 +78,10 @@ for label, k, const in [("multi-input alone", "multi-input", "MULTI_INPUT"),
     out.append(f"pub const {const}: [SetRate; 3] = [")
     for w in range(3):
         r = rows[w][k]
+        fm = r["false_merges_per_1000"]
         out.append("    SetRate { " + ", ".join(
-            f"{f}: {r[f]:.4f}" for f in ["precision", "recall", "f1", "homogeneity", "completeness", "false_merges_per_1000"]) + " },")
+            f"{f}: {r[f]:.4f}" for f in ["precision", "recall", "f1", "homogeneity", "completeness"])
+            + (f", false_merges_per_1000: Some({fm:.4f})" if fm is not None else ", false_merges_per_1000: None") + " },")
     out.append("];")
 out.append('''
 /// The measured rates of rule `name`, if it was measured.
@@ -104,7 +107,9 @@ T = [f"Measured on {date}.", "",
      "|---|---|---|---|"]
 for n in names + ["perfect-change (oracle)"]:
     k = ORACLE if n.startswith("perfect") else key(n)
-    cells = [f"{rows[w][k]['precision']:.4f} · {rows[w][k]['recall']:.4f} · {rows[w][k]['false_merges_per_1000']:.2f}" for w in range(3)]
+    def fm(r):
+        return "—" if r["false_merges_per_1000"] is None else f"{r['false_merges_per_1000']:.2f}"
+    cells = [f"{rows[w][k]['precision']:.4f} · {rows[w][k]['recall']:.4f} · {fm(rows[w][k])}" for w in range(3)]
     label = "**+ change-vote (default)**" if n == "change-vote" else ("multi-input" if n == "multi-input" else "+ " + n)
     T.append(f"| {label} | " + " | ".join(cells) + " |")
 T += ["", "The oracle links every true change output to its transaction's first input: what perfect",

@@ -505,7 +505,6 @@ pub(crate) fn print_scores(cli: &Cli, rows: &[eval::Scores]) {
         } else {
             r.heuristics.clone()
         };
-        let is_oracle = r.heuristics.ends_with("(oracle)");
         println!(
             "{:<46} {:>9} {:>9} {:>9.4} {:>9.4} {:>9.4} {:>12.4} {:>12.4} {:>9} {:>11} {:>15}",
             name,
@@ -516,16 +515,9 @@ pub(crate) fn print_scores(cli: &Cli, rows: &[eval::Scores]) {
             r.f1,
             r.homogeneity,
             r.completeness,
-            if is_oracle {
-                "-".to_string()
-            } else {
-                r.merges.to_string()
-            },
-            if is_oracle {
-                "-".to_string()
-            } else {
-                format!("{:.2}", r.false_merges_per_1000)
-            },
+            r.merges.map_or_else(|| "-".to_string(), |m| m.to_string()),
+            r.false_merges_per_1000
+                .map_or_else(|| "-".to_string(), |f| format!("{f:.2}")),
             r.by_rule
                 .get(rule)
                 .map_or_else(|| "-".to_string(), |x| format!("{:.4}", x.precision))

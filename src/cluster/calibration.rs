@@ -32,7 +32,8 @@ pub struct SetRate {
     pub f1: f64,
     pub homogeneity: f64,
     pub completeness: f64,
-    pub false_merges_per_1000: f64,
+    /// `None` for a row without merges of its own (the oracle).
+    pub false_merges_per_1000: Option<f64>,
 }
 
 /// Each rule's merge precision on the three [`WORLDS`] (measured with multi-input plus
@@ -320,7 +321,7 @@ pub const MULTI_INPUT: [SetRate; 3] = [
         f1: 0.0959,
         homogeneity: 1.0000,
         completeness: 0.3743,
-        false_merges_per_1000: 0.0000,
+        false_merges_per_1000: Some(0.0000),
     },
     SetRate {
         precision: 1.0000,
@@ -328,7 +329,7 @@ pub const MULTI_INPUT: [SetRate; 3] = [
         f1: 0.0368,
         homogeneity: 1.0000,
         completeness: 0.5340,
-        false_merges_per_1000: 0.0000,
+        false_merges_per_1000: Some(0.0000),
     },
     SetRate {
         precision: 1.0000,
@@ -336,7 +337,7 @@ pub const MULTI_INPUT: [SetRate; 3] = [
         f1: 0.0141,
         homogeneity: 1.0000,
         completeness: 0.4964,
-        false_merges_per_1000: 0.0000,
+        false_merges_per_1000: Some(0.0000),
     },
 ];
 
@@ -348,7 +349,7 @@ pub const DEFAULT_SET: [SetRate; 3] = [
         f1: 0.2127,
         homogeneity: 0.9906,
         completeness: 0.4449,
-        false_merges_per_1000: 8.4006,
+        false_merges_per_1000: Some(8.4006),
     },
     SetRate {
         precision: 0.9911,
@@ -356,7 +357,7 @@ pub const DEFAULT_SET: [SetRate; 3] = [
         f1: 0.0578,
         homogeneity: 0.9978,
         completeness: 0.5781,
-        false_merges_per_1000: 4.0636,
+        false_merges_per_1000: Some(4.0636),
     },
     SetRate {
         precision: 0.9964,
@@ -364,7 +365,7 @@ pub const DEFAULT_SET: [SetRate; 3] = [
         f1: 0.0171,
         homogeneity: 0.9992,
         completeness: 0.5063,
-        false_merges_per_1000: 4.7830,
+        false_merges_per_1000: Some(4.7830),
     },
 ];
 
@@ -376,7 +377,7 @@ pub const ORACLE: [SetRate; 3] = [
         f1: 0.3062,
         homogeneity: 1.0000,
         completeness: 0.4857,
-        false_merges_per_1000: 0.0000,
+        false_merges_per_1000: None,
     },
     SetRate {
         precision: 1.0000,
@@ -384,7 +385,7 @@ pub const ORACLE: [SetRate; 3] = [
         f1: 0.1094,
         homogeneity: 1.0000,
         completeness: 0.6167,
-        false_merges_per_1000: 0.0000,
+        false_merges_per_1000: None,
     },
     SetRate {
         precision: 1.0000,
@@ -392,7 +393,7 @@ pub const ORACLE: [SetRate; 3] = [
         f1: 0.0233,
         homogeneity: 1.0000,
         completeness: 0.5182,
-        false_merges_per_1000: 0.0000,
+        false_merges_per_1000: None,
     },
 ];
 

@@ -28,13 +28,15 @@ pub struct Scores {
     pub f1: f64,
     pub homogeneity: f64,
     pub completeness: f64,
-    /// Merges the clustering recorded (0 for the oracle row).
+    /// Merges the clustering recorded; `None` for a row without merges of its own (the
+    /// oracle).
     #[serde(default)]
-    pub merges: u64,
+    pub merges: Option<u64>,
     /// Merges joining two addresses of the truth that belong to different entities, per
-    /// 1,000 merges between addresses of the truth.
+    /// 1,000 merges between addresses of the truth; `None` when no merge joined two
+    /// addresses of the truth (nothing to judge), never a 0 that means "unknown".
     #[serde(default)]
-    pub false_merges_per_1000: f64,
+    pub false_merges_per_1000: Option<f64>,
     /// Per heuristic of the set: its merges between addresses of the truth, and the share
     /// of them joining one entity (a merge's measured precision, its confidence).
     #[serde(default)]
@@ -174,12 +176,8 @@ pub fn score_merges<'a>(
             )
         })
         .collect();
-    row.merges = n64(all);
-    row.false_merges_per_1000 = if judged == 0 {
-        0.0
-    } else {
-        1000.0 * wrong as f64 / judged as f64
-    };
+    row.merges = Some(n64(all));
+    row.false_merges_per_1000 = (judged > 0).then(|| 1000.0 * wrong as f64 / judged as f64);
 }
 
 /// The oracle of change detection: multi-input merging (CoinJoins excluded) plus every
@@ -235,11 +233,7 @@ pub fn read_change_flags(
     };
     let mut out = std::collections::HashSet::new();
     if path.extension().is_some_and(|e| e == "parquet") {
-        let f = std::fs::File::open(&path).map_err(|e| fmt(e.to_string()))?;
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-            .and_then(|b| b.build())
-            .map_err(|e| fmt(e.to_string()))?;
-        for batch in reader {
+        for batch in parquet_batches(&path)? {
             let batch = batch.map_err(|e| fmt(e.to_string()))?;
             let (Some(a), Some(c)) = (
                 batch.column_by_name("address"),
@@ -270,6 +264,20 @@ pub fn read_change_flags(
             .map(|(a, _)| a),
     );
     Ok(Some(out))
+}
+
+/// The record batches of the Parquet file `path` (a truth table).
+fn parquet_batches(
+    path: &Path,
+) -> Result<parquet::arrow::arrow_reader::ParquetRecordBatchReader, TruthError> {
+    let fmt = |what: String| TruthError::Format {
+        path: path.display().to_string(),
+        what,
+    };
+    let f = std::fs::File::open(path).map_err(|e| fmt(e.to_string()))?;
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+        .and_then(|b| b.build())
+        .map_err(|e| fmt(e.to_string()))
 }
 
 /// A truth path as a file: a directory's `addresses.parquet`, else its `addresses.csv`.
@@ -347,8 +355,8 @@ pub fn score_assignments<'a>(
         f1,
         homogeneity,
         completeness,
-        merges: 0,
-        false_merges_per_1000: 0.0,
+        merges: None,
+        false_merges_per_1000: None,
         by_rule: BTreeMap::new(),
     }
 }
@@ -391,11 +399,7 @@ pub fn read_mapping(
     };
     let mut out = HashMap::new();
     if path.extension().is_some_and(|e| e == "parquet") {
-        let f = std::fs::File::open(&path).map_err(|e| fmt(e.to_string()))?;
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
-            .and_then(|b| b.build())
-            .map_err(|e| fmt(e.to_string()))?;
-        for batch in reader {
+        for batch in parquet_batches(&path)? {
             let batch = batch.map_err(|e| fmt(e.to_string()))?;
             let (Some(a), Some(e)) = (
                 batch.column_by_name("address"),

@@ -920,7 +920,7 @@ fn calibration_table(s: &mut String, hs: &[String]) {
                 let r = rows[w];
                 let _ = writeln!(
                     s,
-                    "<tr><td>({}) {}</td><td>{}</td><td class=\"n\">{:.4}</td><td class=\"n\">{:.4}</td><td class=\"n\">{:.4}</td><td class=\"n\">{:.2}</td></tr>",
+                    "<tr><td>({}) {}</td><td>{}</td><td class=\"n\">{:.4}</td><td class=\"n\">{:.4}</td><td class=\"n\">{:.4}</td><td class=\"n\">{}</td></tr>",
                     w + 1,
                     xml(world),
                     name,
@@ -928,6 +928,7 @@ fn calibration_table(s: &mut String, hs: &[String]) {
                     r.recall,
                     r.f1,
                     r.false_merges_per_1000
+                        .map_or_else(|| "—".to_string(), |f| format!("{f:.2}"))
                 );
             }
         }
