@@ -18,6 +18,7 @@ pub mod index;
 pub mod ingest;
 pub mod labels;
 pub mod report;
+pub mod serve;
 pub mod simulate;
 pub mod stats;
 pub mod store;

@@ -100,6 +100,20 @@ pub enum Command {
     /// exchanges from the ground truth, traces the vendor's funds forward under all five
     /// taint models and writes the charts and evidence reports into OUT.
     Demo(DemoArgs),
+    /// Investigate in the browser: a local graph canvas over the dataset and a case.
+    ///
+    /// Serves a page and a JSON API on 127.0.0.1 only (never another interface), behind a
+    /// random token made for this run: every request must carry it (the printed URL holds
+    /// it once, after `#token=`; scripts send `Authorization: Bearer TOKEN`). The page
+    /// searches an address, txid or label, shows the address page (received, sent,
+    /// balance, first/last seen, its cluster and why it was merged, its tags, its
+    /// transactions page by page), puts addresses on a canvas, expands them one hop at a
+    /// time, runs traces (the report's flow chart, the models side by side), annotates
+    /// nodes and edges and saves: into --case, the same files as `chaintrace trace --out
+    /// CASE` (byte for byte) plus annotations.json, each logged in CASE/audit.jsonl with
+    /// every request. Bitcoin datasets. The API is documented in docs/API.md. Stop with
+    /// Ctrl-C.
+    Serve(ServeArgs),
 }
 
 impl Command {
@@ -118,6 +132,7 @@ impl Command {
             Command::Eval(_) => "eval",
             Command::Simulate(_) => "simulate",
             Command::Demo(_) => "demo",
+            Command::Serve(_) => "serve",
             Command::Check(_) => "check ethereum",
         }
     }
@@ -319,6 +334,25 @@ pub struct DemoArgs {
     /// Generation time printed in the reports (default: now).
     #[arg(long, value_name = "TIME")]
     pub timestamp: Option<String>,
+}
+
+/// `chaintrace serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    /// A case folder to save traces and annotations into (created if missing); every
+    /// request is logged in its audit trail. Without it the canvas explores but cannot
+    /// save.
+    #[arg(long, value_name = "DIR")]
+    pub case: Option<PathBuf>,
+    /// Port on 127.0.0.1 (0: any free port, printed).
+    #[arg(long, default_value_t = 0)]
+    pub port: u16,
+    /// The access token (default: 32 random hexadecimal digits made for this run). Give
+    /// one only to script against a known token; anyone who has it can use the server.
+    #[arg(long, value_name = "TOKEN")]
+    pub token: Option<String>,
 }
 
 /// Options shared by commands that read a dataset.

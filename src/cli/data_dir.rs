@@ -172,6 +172,7 @@ pub fn resolve_command(command: &mut Command) -> Result<(), CliError> {
         Command::Check(super::args::CheckCommand::Ethereum(a)) => {
             resolve(&mut a.data, None, Need::Dataset)
         }
+        Command::Serve(a) => dataset(&mut a.dataset),
         Command::Report(_) | Command::Simulate(_) | Command::Demo(_) | Command::Case(_) => Ok(()),
     }
 }

@@ -8,9 +8,10 @@ mod demo;
 mod ingest;
 mod labels;
 mod report;
+mod serve;
 mod simulate;
 mod stats;
-mod trace;
+pub(crate) mod trace;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -42,7 +43,7 @@ impl CliError {
 /// `{"error": {"kind", "message", "hint"}}` (kind: usage, input, internal).
 /// An error and its causes on one line, each cause once (many error types repeat their
 /// source's text in their own), with every URL's secrets hidden.
-fn error_text(e: &anyhow::Error) -> String {
+pub(crate) fn error_text(e: &anyhow::Error) -> String {
     let mut s = String::new();
     for c in e.chain() {
         let t = c.to_string();
@@ -170,6 +171,7 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Trace(a) => trace::run(cli, a),
         Command::Report(a) => report::run(cli, a),
         Command::Demo(a) => demo::run(cli, a),
+        Command::Serve(a) => serve::run(cli, a),
         Command::Stats(s) => stats::run(cli, s),
         Command::Case(c) => case::run(cli, c),
         Command::Labels(args::LabelsCommand::Import(a)) => labels::import(cli, a),

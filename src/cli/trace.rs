@@ -203,6 +203,18 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The trace of `a` written into `out` as `chaintrace trace` writes it, without progress
+/// bars or printing (the canvas's server runs traces this way); `--source` is not read.
+pub(crate) fn run_quietly(a: &TraceArgs, out: &std::path::Path) -> Result<Case, CliError> {
+    prepare_out(a)?;
+    let req = request(a)?;
+    let case = req
+        .run(&Bar(indicatif::ProgressBar::hidden()))
+        .map_err(cli_error)?;
+    save_case(out, &case)?;
+    Ok(case)
+}
+
 /// Writes `case` into `out` (checked by [`case_folder`]) with the command line as
 /// recorded: the old case goes only now (a bad seed or an interrupted trace leaves it as it
 /// was), its report stays only when the trace is the same to the byte (a rerun, which
@@ -554,6 +566,7 @@ pub(crate) fn case_folder(out: &std::path::Path) -> Result<Option<Option<Vec<Str
         crate::case::AUDIT_FILE,
         crate::case::HEAD_FILE,
         "eval_trace.json",
+        crate::serve::ANNOTATIONS_FILE,
     ];
     let entries: Vec<String> = entries
         .into_iter()

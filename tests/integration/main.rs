@@ -21,6 +21,7 @@ mod python_readers;
 mod report;
 mod resume;
 mod rpc_node;
+mod serve;
 mod simulate;
 mod stats;
 mod trace;
