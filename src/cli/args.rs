@@ -111,7 +111,7 @@ pub enum Command {
     /// time, runs traces (the report's flow chart, the models side by side), annotates
     /// nodes and edges and saves: into --case, the same files as `chaintrace trace --out
     /// CASE` (byte for byte) plus annotations.json, each logged in CASE/audit.jsonl with
-    /// every request. Bitcoin datasets. The API is documented in docs/API.md. Stop with
+    /// every request. Bitcoin and Ethereum datasets. The API is documented in docs/API.md. Stop with
     /// Ctrl-C.
     Serve(ServeArgs),
 }

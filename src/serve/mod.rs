@@ -8,6 +8,8 @@
 //! case folder that command writes, byte for byte. Amounts are integer satoshi (JSON
 //! numbers), with the BTC text beside them for display only.
 
+pub mod bitcoin;
+pub mod ethereum;
 pub mod http;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -17,11 +19,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-use crate::cluster;
-use crate::index::Index;
-use crate::labels::Tag;
-use crate::types::{AddrIx, OutIx, TxIx, ix};
 
 /// The canvas's notes in a case folder (written by `POST /api/save`; kept by traces).
 pub const ANNOTATIONS_FILE: &str = "annotations.json";
@@ -97,48 +94,6 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-/// The outputs paid to each address, as a compressed sparse row: the outputs of address
-/// `a` are `outs[start[a]..start[a + 1]]`, in chain order. Built once in one pass over the
-/// outputs (8 bytes per output and per address), so that an address page reads only its
-/// own outputs.
-#[derive(Debug)]
-pub struct AddressOutputs {
-    start: Vec<u64>,
-    outs: Vec<u64>,
-}
-
-impl AddressOutputs {
-    /// Builds the adjacency of every address of `idx`.
-    pub fn build(idx: &Index) -> AddressOutputs {
-        let n = ix(idx.addresses());
-        let mut start = vec![0u64; n + 1];
-        for o in (0..idx.meta.outputs).map(OutIx) {
-            if let Some(a) = idx.out_address(o) {
-                start[a.ix() + 1] += 1;
-            }
-        }
-        for i in 0..n {
-            start[i + 1] += start[i];
-        }
-        let mut fill: Vec<u64> = start[..n].to_vec();
-        let mut outs = vec![0u64; ix(start[n])];
-        for o in (0..idx.meta.outputs).map(OutIx) {
-            if let Some(a) = idx.out_address(o) {
-                outs[ix(fill[a.ix()])] = o.0;
-                fill[a.ix()] += 1;
-            }
-        }
-        AddressOutputs { start, outs }
-    }
-
-    /// The outputs paid to `a`, in chain order.
-    pub fn of(&self, a: AddrIx) -> impl Iterator<Item = OutIx> + '_ {
-        self.outs[ix(self.start[a.ix()])..ix(self.start[a.ix() + 1])]
-            .iter()
-            .map(|&o| OutIx(o))
-    }
-}
-
 /// A trace asked of the API: the fields of `chaintrace trace`'s flags (JSON body of
 /// `POST /api/trace` and `POST /api/save`).
 #[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
@@ -164,33 +119,54 @@ pub struct TraceQuery {
     /// `--level` address or cluster.
     #[serde(default)]
     pub level: Option<String>,
+    /// `--token` (Ethereum: eth, a symbol or an ERC-20 contract; default eth).
+    #[serde(default)]
+    pub token: Option<String>,
 }
 
-/// The canvas's API over one Bitcoin dataset (see the module's documentation).
+/// The dataset behind the canvas.
+#[derive(Debug)]
+pub enum Backend {
+    Bitcoin(Box<bitcoin::Btc>),
+    Ethereum(Box<ethereum::Eth>),
+}
+
+/// The canvas's API over one dataset (see the module's documentation).
 #[derive(Debug)]
 pub struct Api {
     /// `--data` as given (recorded in a saved case's command line).
     pub data: PathBuf,
-    /// The network of the dataset (`bitcoin`, `regtest`, ...).
+    /// The network of the dataset (`bitcoin`, `regtest`, ..., `mainnet` for Ethereum).
     pub network: String,
     /// `--case` as given: where `save` writes; `None` when none was opened.
     pub case: Option<PathBuf>,
     /// The program's path, the first word of a recorded command line.
     pub program: String,
-    idx: Index,
-    by_address: AddressOutputs,
-    clusters: Option<cluster::Stored>,
-    tags: Vec<Tag>,
+    backend: Backend,
     scratch: PathBuf,
     traces: AtomicU64,
     one_trace: Mutex<()>,
 }
 
-fn amount_json(sat: u64) -> Value {
-    json!({"sat": sat, "btc": crate::report::fmt::amount(u128::from(sat), 8)})
+/// `{"sat": n, "btc": "…", "text": "… BTC"}`.
+pub(crate) fn amount_json(sat: u64) -> Value {
+    let btc = crate::report::fmt::amount(u128::from(sat), 8);
+    json!({"sat": sat, "text": format!("{btc} BTC"), "btc": btc})
 }
 
-fn page_bounds(offset: usize, limit: usize) -> Result<(usize, usize), ApiError> {
+/// `forward` (also `out` or empty) → true, `backward` (`in`) → false.
+pub(crate) fn parse_direction(d: &str) -> Result<bool, ApiError> {
+    match d {
+        "forward" | "out" | "" => Ok(true),
+        "backward" | "in" => Ok(false),
+        d => Err(ApiError::input(
+            format!("direction {d:?}: give forward or backward"),
+            "forward: where the money went; backward: where it came from",
+        )),
+    }
+}
+
+pub(crate) fn page_bounds(offset: usize, limit: usize) -> Result<(usize, usize), ApiError> {
     if limit == 0 || limit > MAX_PAGE {
         return Err(ApiError::limit(
             format!("limit {limit}: a page holds 1 to {MAX_PAGE} rows"),
@@ -201,33 +177,32 @@ fn page_bounds(offset: usize, limit: usize) -> Result<(usize, usize), ApiError> 
 }
 
 impl Api {
-    /// Opens the dataset's index (building it if missing), its clusters (when
-    /// `chaintrace cluster bitcoin` has run) and its labels; `scratch` is a private folder
-    /// for traces that are not saved.
+    /// Opens the dataset in `data`: Bitcoin (`--network`, or the only network present) or,
+    /// when it holds only an Ethereum dataset (or `network` is `ethereum`), Ethereum;
+    /// `scratch` is a private folder for traces that are not saved.
     ///
     /// # Errors
-    /// No Bitcoin dataset in `data`, an index that cannot be built, unreadable clusters or
-    /// labels.
+    /// No dataset in `data`, an index that cannot be built, unreadable clusters or labels.
     pub fn open(
         data: &Path,
         network: Option<&str>,
         case: Option<&Path>,
         scratch: &Path,
     ) -> anyhow::Result<Api> {
-        let (chain_dir, network) = crate::trace::request::chain_dir(data, network)?;
-        let (idx, _) = Index::open_or_build(&chain_dir)?;
-        let by_address = AddressOutputs::build(&idx);
-        let cdir = cluster::clusters_dir(data, &network);
-        let clusters = if cdir.join("address_cluster.parquet").exists() {
-            Some(cluster::load(&idx, &cdir)?)
-        } else {
-            None
+        let eth_dir = crate::ingest::ethereum::ingest::chain_dir(data);
+        let btc = crate::trace::request::chain_dir(data, network.filter(|n| *n != "ethereum"));
+        let (backend, network) = match btc {
+            Ok((chain_dir, net)) if network != Some("ethereum") => (
+                Backend::Bitcoin(Box::new(bitcoin::Btc::open(data, &chain_dir, &net)?)),
+                net,
+            ),
+            Err(e) if network.is_some() && network != Some("ethereum") => return Err(e.into()),
+            Err(e) if !eth_dir.exists() => return Err(e.into()),
+            _ => (
+                Backend::Ethereum(Box::new(ethereum::Eth::open(data, &eth_dir)?)),
+                "mainnet".to_string(),
+            ),
         };
-        let tags = crate::labels::read_tags(&crate::labels::tags_path(data))?
-            .into_iter()
-            .map(|(t, _)| t)
-            .filter(|t| t.chain == "bitcoin" && crate::labels::on_network(t, &network))
-            .collect();
         std::fs::create_dir_all(scratch)?;
         Ok(Api {
             data: data.to_path_buf(),
@@ -236,465 +211,102 @@ impl Api {
             program: std::env::args()
                 .next()
                 .unwrap_or_else(|| "chaintrace".into()),
-            idx,
-            by_address,
-            clusters,
-            tags,
+            backend,
             scratch: scratch.to_path_buf(),
             traces: AtomicU64::new(0),
             one_trace: Mutex::new(()),
         })
     }
 
-    /// `GET /api/info`: the dataset (chain, network, heights, counts), whether it is
+    /// `GET /api/info`: the dataset (chain, network, heights, counts, unit), whether it is
     /// clustered and labelled, the open case, the limits, and the palette of the report's
     /// charts (category → `#rrggbb`).
     pub fn info(&self) -> Value {
-        let m = &self.idx.meta;
-        let mut cats: BTreeSet<&str> = self.tags.iter().map(|t| t.category.as_str()).collect();
-        cats.extend(["seed", "unlabelled", "peel chain", "other"]);
-        let palette: BTreeMap<&str, String> = cats.into_iter().map(|c| (c, colour(c))).collect();
-        json!({
-            "tool": format!("chaintrace {}", crate::VERSION),
-            "chain": "bitcoin",
-            "network": self.network,
-            "data": self.data.display().to_string(),
-            "heights": self.idx.heights(),
-            "transactions": m.txs,
-            "outputs": m.outputs,
-            "addresses": m.addresses,
-            "clustered": self.clusters.as_ref().map(|s| s.meta.heuristics.join(",")),
-            "tags": self.tags.len(),
-            "case": self.case.as_ref().map(|c| c.display().to_string()),
-            "limits": {"page": MAX_PAGE, "expand": MAX_EXPAND, "max_hops": MAX_HOPS, "seeds": MAX_SEEDS},
-            "palette": palette,
-            "policies": ["poison", "haircut", "fifo", "lifo", "tiho"],
-        })
-    }
-
-    /// The address id of `text`, or the error `chaintrace cluster show` gives for it.
-    fn address_id(&self, text: &str) -> Result<AddrIx, ApiError> {
-        let t = text.trim();
-        if t.is_empty() {
-            return Err(ApiError::input("no address given", "give an address"));
-        }
-        crate::trace::seeds::check_address(&self.idx, t, &self.network, "address").map_err(|e| {
-            let msg = e.to_string();
-            if self.idx.address_id(t).is_none() && msg.contains("not in the dataset")
-                || msg.contains("never")
-            {
-                ApiError::not_found(msg, "check the address, or ingest the blocks that pay it")
-            } else {
-                ApiError::input(msg, "give an address of this dataset's network")
-            }
-        })
-    }
-
-    fn tx_of(&self, text: &str) -> Result<TxIx, ApiError> {
-        let t = text.trim();
-        let txid: bitcoin::Txid = t.parse().map_err(|_| {
-            ApiError::input(
-                format!("{t:?} is not a txid (64 hexadecimal digits)"),
-                "give a transaction id",
-            )
-        })?;
-        self.idx.tx_id(&txid).ok_or_else(|| {
-            ApiError::not_found(
-                format!(
-                    "transaction {txid} is not in the dataset ({} blocks)",
-                    self.idx.heights()
-                ),
-                "check the txid, or ingest the block that holds it",
-            )
-        })
-    }
-
-    /// The tags of `address` (every source, each with its confidence and file).
-    fn tags_of(&self, address: &str) -> Vec<&Tag> {
-        self.tags.iter().filter(|t| t.address == address).collect()
-    }
-
-    /// The label shown for `address`: its first public tag (entity, category).
-    fn label_of(&self, address: &str) -> Value {
-        self.tags.iter().find(|t| t.address == address).map_or(
-            Value::Null,
-            |t| json!({"entity": t.entity, "category": t.category, "source": t.source}),
-        )
-    }
-
-    fn cluster_of(&self, a: AddrIx) -> Option<u32> {
-        self.clusters.as_ref().map(|s| s.cluster_of[a.ix()])
-    }
-
-    /// The transactions touching `a`: those paying it and those spending its outputs, in
-    /// chain order, each with what `a` received and sent in it (sat).
-    fn activity(&self, a: AddrIx) -> Vec<(TxIx, u64, u64)> {
-        let mut by_tx: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
-        for o in self.by_address.of(a) {
-            let v = self.idx.value(o).to_sat();
-            by_tx.entry(self.idx.out_tx(o).0).or_default().0 += v;
-            if let Some(t) = self.idx.spender(o) {
-                by_tx.entry(t.0).or_default().1 += v;
-            }
-        }
-        by_tx
+        let mut v = match &self.backend {
+            Backend::Bitcoin(b) => b.info(),
+            Backend::Ethereum(e) => e.info(),
+        };
+        let mut cats: BTreeSet<String> = v["categories"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        cats.extend(["seed", "unlabelled", "peel chain", "other"].map(String::from));
+        let palette: BTreeMap<String, String> = cats
             .into_iter()
-            .map(|(t, (r, s))| (TxIx(t), r, s))
-            .collect()
+            .map(|c| (colour(&c), c))
+            .map(|(h, c)| (c, h))
+            .collect();
+        v["tool"] = json!(format!("chaintrace {}", crate::VERSION));
+        v["data"] = json!(self.data.display().to_string());
+        v["case"] = json!(self.case.as_ref().map(|c| c.display().to_string()));
+        v["limits"] = json!({"page": MAX_PAGE, "expand": MAX_EXPAND, "max_hops": MAX_HOPS, "seeds": MAX_SEEDS});
+        v["palette"] = json!(palette);
+        v["policies"] = match &self.backend {
+            Backend::Bitcoin(_) => json!(["poison", "haircut", "fifo", "lifo", "tiho"]),
+            Backend::Ethereum(_) => json!(["poison", "haircut", "fifo", "lifo"]),
+        };
+        v
     }
 
-    /// `GET /api/address/ADDRESS?offset=&limit=`: an address page: received, sent,
-    /// balance, output and transaction counts, first and last seen (height and time), its
-    /// tags, its cluster (when clustered: id, size, representative and why its addresses
-    /// were merged, as `chaintrace cluster show`), and one page of its transactions.
+    /// `GET /api/address/ADDRESS?offset=&limit=` (see [`bitcoin::Btc::address`] and
+    /// [`ethereum::Eth::address`]).
     ///
     /// # Errors
     /// Not an address of the dataset (404 when well-formed but unseen), a page over
     /// [`MAX_PAGE`].
     pub fn address(&self, text: &str, offset: usize, limit: usize) -> Result<Value, ApiError> {
-        let (offset, limit) = page_bounds(offset, limit)?;
-        let a = self.address_id(text)?;
-        let address = self.idx.address(a).to_string();
-        let (mut received, mut sent, mut outputs, mut unspent) = (0u64, 0u64, 0u64, 0u64);
-        for o in self.by_address.of(a) {
-            let v = self.idx.value(o).to_sat();
-            received += v;
-            outputs += 1;
-            match self.idx.spender(o) {
-                Some(_) => sent += v,
-                None => unspent += 1,
-            }
+        match &self.backend {
+            Backend::Bitcoin(b) => b.address(text, offset, limit),
+            Backend::Ethereum(e) => e.address(text, offset, limit),
         }
-        let acts = self.activity(a);
-        let seen = |t: TxIx| {
-            let h = self.idx.tx_height(t).0;
-            json!({"height": h, "time": self.idx.tx_time(t)})
-        };
-        let txs: Vec<Value> = acts
-            .iter()
-            .skip(offset)
-            .take(limit)
-            .map(|&(t, r, s)| {
-                json!({
-                    "txid": self.idx.txid(t).to_string(),
-                    "height": self.idx.tx_height(t).0,
-                    "time": self.idx.tx_time(t),
-                    "received": r,
-                    "sent": s,
-                })
-            })
-            .collect();
-        let tags: Vec<Value> = self
-            .tags_of(&address)
-            .into_iter()
-            .map(|t| {
-                json!({"label": t.label, "entity": t.entity, "category": t.category,
-                    "confidence": t.confidence, "source": t.source, "is_public": t.is_public,
-                    "lastmod": t.lastmod, "file": t.file, "line": t.line})
-            })
-            .collect();
-        let cluster = match &self.clusters {
-            Some(s) => self.cluster_json(s, &address, 5)?,
-            None => Value::Null,
-        };
-        Ok(json!({
-            "address": address,
-            "received": amount_json(received),
-            "sent": amount_json(sent),
-            "balance": amount_json(received - sent),
-            "outputs": outputs,
-            "unspent_outputs": unspent,
-            "transactions": acts.len(),
-            "first_seen": acts.first().map(|x| seen(x.0)),
-            "last_seen": acts.last().map(|x| seen(x.0)),
-            "tags": tags,
-            "cluster": cluster,
-            "page": {"offset": offset, "limit": limit, "total": acts.len()},
-            "txs": txs,
-        }))
     }
 
-    /// `chaintrace cluster show --json`'s document for `address` (with `top`
-    /// counterparties), its labels and held merges included.
-    fn cluster_json(
-        &self,
-        s: &cluster::Stored,
-        address: &str,
-        top: usize,
-    ) -> Result<Value, ApiError> {
-        let shown = cluster::show(&self.idx, s, address, top)
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        let id = shown.stats.cluster_id;
-        let in_cluster = |x: &str| {
-            self.idx
-                .address_id(x)
-                .is_some_and(|a| s.cluster_of[a.ix()] == id)
-        };
-        let labels: Vec<Value> = self
-            .tags
-            .iter()
-            .filter(|t| in_cluster(&t.address))
-            .map(|t| {
-                json!({"address": t.address, "label": t.label, "entity": t.entity,
-                    "category": t.category, "is_public": t.is_public, "source": t.source})
-            })
-            .collect();
-        let held: Vec<&cluster::HeldMerge> = s
-            .meta
-            .held
-            .iter()
-            .filter(|h| in_cluster(&h.address_a) || in_cluster(&h.address_b))
-            .collect();
-        let mut v = serde_json::to_value(&shown).map_err(|e| ApiError::internal(e.to_string()))?;
-        v["labels"] = Value::Array(labels);
-        v["held"] = serde_json::to_value(&held).map_err(|e| ApiError::internal(e.to_string()))?;
-        v["heuristics"] = json!(s.meta.heuristics);
-        Ok(v)
-    }
-
-    /// `GET /api/cluster/ADDRESS?top=N`: the cluster of `ADDRESS`, the same document as
-    /// `chaintrace cluster show --json --top N`.
+    /// `GET /api/cluster/ADDRESS?top=N`.
     ///
     /// # Errors
     /// Not an address of the dataset; the dataset was never clustered (404).
     pub fn cluster(&self, text: &str, top: usize) -> Result<Value, ApiError> {
-        let a = self.address_id(text)?;
-        let Some(s) = &self.clusters else {
-            return Err(ApiError::not_found(
-                "the dataset is not clustered",
-                "run `chaintrace cluster bitcoin`, then restart `chaintrace serve`",
-            ));
-        };
-        if top > MAX_PAGE {
-            return Err(ApiError::limit(
-                format!("top {top}: at most {MAX_PAGE}"),
-                "ask for fewer counterparties",
-            ));
+        match &self.backend {
+            Backend::Bitcoin(b) => b.cluster(text, top),
+            Backend::Ethereum(e) => e.cluster(text, top),
         }
-        let address = self.idx.address(a).to_string();
-        self.cluster_json(s, &address, top)
     }
 
-    /// `GET /api/tx/TXID`: a transaction: height, time, its inputs (the address and value
-    /// each spends, or `coinbase`) and outputs (address, value, the txid spending it), the
-    /// fee, and the label of every address it touches.
+    /// `GET /api/tx/TXID`.
     ///
     /// # Errors
-    /// Not a txid (400), not in the dataset (404).
+    /// Not a transaction id (400), not in the dataset (404).
     pub fn tx(&self, text: &str) -> Result<Value, ApiError> {
-        let t = self.tx_of(text)?;
-        let idx = &self.idx;
-        let mut in_sum = 0u64;
-        let mut inputs = Vec::new();
-        for i in idx.inputs_of(t) {
-            let v = match idx.prev(i) {
-                crate::index::Prev::Output(o) => {
-                    let val = idx.value(o).to_sat();
-                    in_sum += val;
-                    let addr = idx.out_address(o).map(|a| idx.address(a).to_string());
-                    json!({"txid": idx.txid(idx.out_tx(o)).to_string(), "vout": idx.vout(o),
-                        "address": addr, "value": val,
-                        "label": addr.as_deref().map_or(Value::Null, |a| self.label_of(a))})
-                }
-                crate::index::Prev::BeforeWindow(k) => {
-                    let (txid, vout) = idx.before_outpoint(k);
-                    let val = idx.before_value(k).to_sat();
-                    in_sum += val;
-                    let addr = idx.before_address(k).to_string();
-                    json!({"txid": txid, "vout": vout, "address": addr, "value": val,
-                        "label": self.label_of(&addr)})
-                }
-                _ => json!({"coinbase": true}),
-            };
-            inputs.push(v);
+        match &self.backend {
+            Backend::Bitcoin(b) => b.tx(text),
+            Backend::Ethereum(e) => e.tx(text),
         }
-        let mut out_sum = 0u64;
-        let outputs: Vec<Value> = idx
-            .outputs_of(t)
-            .map(|o| {
-                let val = idx.value(o).to_sat();
-                out_sum += val;
-                let addr = idx.out_address(o).map(|a| idx.address(a).to_string());
-                json!({"vout": idx.vout(o), "address": addr, "value": val,
-                    "script_type": format!("{:?}", idx.out_script_type(o)).to_lowercase(),
-                    "spent_by": idx.spender(o).map(|s| idx.txid(s).to_string()),
-                    "label": addr.as_deref().map_or(Value::Null, |a| self.label_of(a))})
-            })
-            .collect();
-        let coinbase = idx.is_coinbase(t);
-        Ok(json!({
-            "txid": idx.txid(t).to_string(),
-            "height": idx.tx_height(t).0,
-            "time": idx.tx_time(t),
-            "coinbase": coinbase,
-            "inputs": inputs,
-            "outputs": outputs,
-            "fee": if coinbase { Value::Null } else { json!(in_sum.saturating_sub(out_sum)) },
-        }))
     }
 
-    /// `GET /api/search?q=TEXT`: what `TEXT` is: an address of the dataset, a txid, or
-    /// labels whose address, label, entity, category or source contains it (at most
-    /// `limit` of them, each with its address).
+    /// `GET /api/search?q=TEXT`.
     ///
     /// # Errors
-    /// An empty query (400).
+    /// An empty query (400), nothing found (404).
     pub fn search(&self, q: &str, limit: usize) -> Result<Value, ApiError> {
-        let (_, limit) = page_bounds(0, limit)?;
-        let q = q.trim();
-        if q.is_empty() {
-            return Err(ApiError::input(
-                "an empty search",
-                "type an address, a txid or a label",
-            ));
+        match &self.backend {
+            Backend::Bitcoin(b) => b.search(q, limit),
+            Backend::Ethereum(e) => e.search(q, limit),
         }
-        if let Some(a) = self.idx.address_id(q) {
-            return Ok(json!({"kind": "address", "address": self.idx.address(a), "matches": []}));
-        }
-        if let Ok(txid) = q.parse::<bitcoin::Txid>()
-            && self.idx.tx_id(&txid).is_some()
-        {
-            return Ok(json!({"kind": "tx", "txid": txid.to_string(), "matches": []}));
-        }
-        let needle = q.to_lowercase();
-        let hits: Vec<&Tag> = self
-            .tags
-            .iter()
-            .filter(|t| {
-                [&t.address, &t.label, &t.entity, &t.category, &t.source]
-                    .iter()
-                    .any(|f| f.to_lowercase().contains(&needle))
-            })
-            .collect();
-        if hits.is_empty() {
-            // Say what the text is, as the command line would.
-            let why = match self.address_id(q) {
-                Err(e) if e.kind == "input" => e.message,
-                _ => format!("nothing in the dataset or its labels matches {q:?}"),
-            };
-            return Err(ApiError::not_found(
-                why,
-                "search an address, a txid, or a word of a label (entity, category, source)",
-            ));
-        }
-        let matches: Vec<Value> = hits
-            .iter()
-            .take(limit)
-            .map(|t| {
-                json!({"address": t.address, "label": t.label, "entity": t.entity,
-                    "category": t.category, "source": t.source, "confidence": t.confidence,
-                    "in_dataset": self.idx.address_id(&t.address).is_some()})
-            })
-            .collect();
-        Ok(json!({"kind": "labels", "total": hits.len(), "matches": matches}))
     }
 
-    /// A node of an expansion: an address with its label and cluster.
-    fn node_json(&self, a: AddrIx) -> Value {
-        let address = self.idx.address(a);
-        json!({"address": address, "label": self.label_of(address), "cluster": self.cluster_of(a)})
-    }
-
-    /// `GET /api/expand?address=A&direction=forward|backward&limit=N`: one hop around an
-    /// address. Forward: the transactions spending its outputs and the addresses they pay
-    /// (each edge: the outputs' value to that address); backward: the transactions paying
-    /// it and the addresses funding them (each edge: the value paid to `A`). Edges are
-    /// summed per pair of addresses, with their txids; `shared` marks transactions funded
-    /// by other addresses too (an edge's amount is then not all `A`'s: run a trace for the
-    /// exact share). At most `limit` transactions (≤ [`MAX_EXPAND`]), earliest first;
-    /// `truncated` says when there were more.
+    /// `GET /api/expand?address=A&direction=forward|backward&limit=N`.
     ///
     /// # Errors
     /// Not an address of the dataset, a bad direction, a limit over [`MAX_EXPAND`].
     pub fn expand(&self, text: &str, direction: &str, limit: usize) -> Result<Value, ApiError> {
-        if limit == 0 || limit > MAX_EXPAND {
-            return Err(ApiError::limit(
-                format!("limit {limit}: an expansion reads 1 to {MAX_EXPAND} transactions"),
-                "expand with a smaller limit, or run a trace",
-            ));
+        match &self.backend {
+            Backend::Bitcoin(b) => b.expand(text, direction, limit),
+            Backend::Ethereum(e) => e.expand(text, direction, limit),
         }
-        let forward = match direction {
-            "forward" | "out" | "" => true,
-            "backward" | "in" => false,
-            d => {
-                return Err(ApiError::input(
-                    format!("direction {d:?}: give forward or backward"),
-                    "forward: where the money went; backward: where it came from",
-                ));
-            }
-        };
-        let a = self.address_id(text)?;
-        let idx = &self.idx;
-        // The transactions to read: spending A's outputs (forward) or paying A (backward).
-        let mut txs: BTreeSet<u32> = BTreeSet::new();
-        for o in self.by_address.of(a) {
-            if forward {
-                if let Some(t) = idx.spender(o) {
-                    txs.insert(t.0);
-                }
-            } else {
-                txs.insert(idx.out_tx(o).0);
-            }
-        }
-        let total = txs.len();
-        // (from, to) → (sat, txids, shared)
-        let mut edges: BTreeMap<(u32, u32), (u64, Vec<String>, bool)> = BTreeMap::new();
-        let mut unknown = 0u64;
-        for &t in txs.iter().take(limit) {
-            let t = TxIx(t);
-            let funders: BTreeSet<u32> = idx.input_addresses(t).map(|x| x.0).collect();
-            let shared = funders.iter().any(|&f| f != a.0);
-            let txid = idx.txid(t).to_string();
-            if forward {
-                for o in idx.outputs_of(t) {
-                    match idx.out_address(o) {
-                        Some(to) if to != a => {
-                            let e = edges.entry((a.0, to.0)).or_default();
-                            e.0 += idx.value(o).to_sat();
-                            if e.1.last() != Some(&txid) {
-                                e.1.push(txid.clone());
-                            }
-                            e.2 |= shared;
-                        }
-                        Some(_) => {}
-                        None => unknown += idx.value(o).to_sat(),
-                    }
-                }
-            } else {
-                let paid: u64 = idx
-                    .outputs_of(t)
-                    .filter(|&o| idx.out_address(o) == Some(a))
-                    .map(|o| idx.value(o).to_sat())
-                    .sum();
-                for &f in funders.iter().filter(|&&f| f != a.0) {
-                    let e = edges.entry((f, a.0)).or_default();
-                    e.0 += paid;
-                    e.1.push(txid.clone());
-                    e.2 |= funders.len() > 1;
-                }
-            }
-        }
-        let mut nodes: BTreeSet<u32> = BTreeSet::new();
-        let edges: Vec<Value> = edges
-            .into_iter()
-            .map(|((f, t), (sat, txids, shared))| {
-                nodes.insert(f);
-                nodes.insert(t);
-                json!({"from": idx.address(AddrIx(f)), "to": idx.address(AddrIx(t)),
-                    "amount": sat, "txids": txids, "shared": shared})
-            })
-            .collect();
-        nodes.insert(a.0);
-        Ok(json!({
-            "address": idx.address(a),
-            "direction": if forward { "forward" } else { "backward" },
-            "transactions": total,
-            "read": total.min(limit),
-            "truncated": total > limit,
-            "nodes": nodes.into_iter().map(|n| self.node_json(AddrIx(n))).collect::<Vec<_>>(),
-            "edges": edges,
-            "to_unknown_scripts": unknown,
-        }))
     }
 
     /// The `chaintrace trace` command line of `q`, writing into `out`.
@@ -721,9 +333,24 @@ impl Api {
             "trace".to_string(),
             "--data".to_string(),
             self.data.display().to_string(),
-            "--network".to_string(),
-            self.network.clone(),
         ];
+        match &self.backend {
+            Backend::Bitcoin(_) => {
+                if q.token.is_some() {
+                    return Err(ApiError::input(
+                        "token: Ethereum only",
+                        "a Bitcoin trace follows bitcoin; leave token out",
+                    ));
+                }
+                argv.extend(["--network".to_string(), self.network.clone()]);
+            }
+            Backend::Ethereum(_) => {
+                argv.extend(["--chain".to_string(), "ethereum".to_string()]);
+                if let Some(t) = &q.token {
+                    argv.extend(["--token".to_string(), t.clone()]);
+                }
+            }
+        }
         for s in &q.seeds {
             if s.trim().starts_with('@') {
                 return Err(ApiError::input(

@@ -617,3 +617,90 @@ fn the_page_in_a_real_browser_finds_the_vendor_expands_and_traces_to_the_exchang
     assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
     assert!(v["load_ms"].as_f64().unwrap() > 0.0);
 }
+
+/// An Ethereum dataset from a real node (anvil): the account page, one hop, a transaction
+/// and a trace through the API, against the node's own figures and the command line.
+#[test]
+fn the_api_serves_an_ethereum_dataset() {
+    use crate::ethereum_node::{Anvil, ingest_eth};
+    let node = Anvil::start();
+    let acc = node.accounts();
+    let (seed, middle, exchange) = (&acc[1], &acc[2], &acc[3]);
+    let eth = 10u128.pow(18);
+    let t1 = node.send(json!({"from": seed, "to": middle, "value": format!("{:#x}", 3 * eth)}));
+    let t2 = node.send(json!({"from": middle, "to": exchange, "value": format!("{:#x}", 2 * eth)}));
+    let fee = |t: &str| {
+        let r = node.receipt(t);
+        let hex = |v: &Value| {
+            u128::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+        };
+        hex(&r["gasUsed"]) * hex(&r["effectiveGasPrice"])
+    };
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    ok(&ingest_eth(&node, &data, &[]));
+    import_labels(
+        &data,
+        &format!("address,label,category,source\n{exchange},Exchange X,exchange,test\n"),
+    );
+    let s = Server::start(&data, None);
+    let (_, info) = s.get("/api/info");
+    assert_eq!(info["chain"], "ethereum");
+    assert_eq!(info["unit"], "ETH");
+    let (st, page) = s.get(&format!("/api/address/{middle}"));
+    assert_eq!(st, 200, "{page}");
+    assert_eq!(page["received"]["wei"], (3 * eth).to_string());
+    assert_eq!(page["sent"]["wei"], (2 * eth + fee(&t2)).to_string());
+    assert_eq!(page["transactions"], 2);
+    let (_, e) = s.get(&format!("/api/expand?address={seed}&direction=forward"));
+    let edge = e["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["to"] == middle.as_str())
+        .unwrap_or_else(|| panic!("{e}"));
+    assert_eq!(edge["amount"], (3 * eth).to_string());
+    assert_eq!(edge["txids"][0], t1.as_str());
+    let (_, tx) = s.get(&format!("/api/tx/{t2}"));
+    assert_eq!(tx["fee"], fee(&t2).to_string());
+    assert!(
+        tx["transfers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["to"] == exchange.as_str() && x["to_label"]["category"] == "exchange")
+    );
+    // Unknown and wrong-chain input.
+    assert_eq!(
+        s.get("/api/address/0x00000000000000000000000000000000000000aa")
+            .0,
+        404
+    );
+    assert_eq!(
+        s.get("/api/address/bcrt1qx038lvguhmgn98kp92ck9cxrhfnatvqe28e2jw")
+            .0,
+        400
+    );
+    // A trace: the command line's answer.
+    let (st, t) = s.post("/api/trace", &json!({"seeds": [seed], "policy": ["fifo"]}));
+    assert_eq!(st, 200, "{t}");
+    let case = tempfile::tempdir().unwrap();
+    let cli = cli_json(&[
+        "trace",
+        "--json",
+        "--quiet",
+        "--chain",
+        "ethereum",
+        "--data",
+        data.to_str().unwrap(),
+        "--seed",
+        seed,
+        "--policy",
+        "fifo",
+        "--out",
+        case.path().to_str().unwrap(),
+    ]);
+    assert_eq!(t["models"][0]["totals"], cli[0]["totals"]);
+    assert_eq!(t["models"][0]["exits"][0]["entity"], "Exchange X");
+    assert_eq!(t["unit"], "ETH");
+}

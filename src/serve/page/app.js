@@ -63,10 +63,18 @@ async function api(path, body) {
   return v;
 }
 
-function btc(sat) {
-  const s = BigInt(sat);
-  const whole = s / 100000000n, frac = (s % 100000000n).toString().padStart(8, "0");
-  return whole.toString() + "." + frac + " BTC";
+// An integer amount of base units (sat, wei) as text in the dataset's unit, exact.
+function btc(units) {
+  const d = state.info ? state.info.decimals : 8;
+  const unit = state.info ? state.info.unit : "BTC";
+  const s = BigInt(units), p = 10n ** BigInt(d);
+  let frac = (s % p).toString().padStart(d, "0");
+  if (d > 8) frac = frac.replace(/0+$/, "") || "0";
+  return (s / p).toString() + "." + frac + " " + unit;
+}
+
+function baseUnit() {
+  return state.info && state.info.unit === "ETH" ? "wei" : "sat";
 }
 
 function date(t) {
@@ -115,15 +123,16 @@ async function showAddress(address, offset) {
     el("button", { id: "expand-backward", type: "button", onclick: () => expand(v.address, "backward") }, "← Expand"), " ",
     el("button", { id: "trace-from", type: "button", onclick: () => { $("trace-seeds").value = v.address; } }, "Trace from here")));
   const rows = [
-    ["Received", btc(v.received.sat), "received"],
-    ["Sent", btc(v.sent.sat), "sent"],
-    ["Balance", btc(v.balance.sat), "balance"],
-    ["Outputs", `${v.outputs} (${v.unspent_outputs} unspent)`, "outputs"],
+    ["Received", v.received.text, "received"],
+    ["Sent", v.sent.text, "sent"],
+    [v.balance_is ? "Net change" : "Balance", v.balance.text, "balance"],
+    [v.unspent_outputs == null ? "Transfers" : "Outputs", v.unspent_outputs == null ? v.outputs : `${v.outputs} (${v.unspent_outputs} unspent)`, "outputs"],
     ["Transactions", v.transactions, "transactions"],
     ["First seen", v.first_seen ? `${date(v.first_seen.time)} (height ${v.first_seen.height})` : "-", "first"],
     ["Last seen", v.last_seen ? `${date(v.last_seen.time)} (height ${v.last_seen.height})` : "-", "last"],
   ];
   p.append(el("table", {}, ...rows.map(([k, val, id]) => el("tr", {}, el("th", {}, k), el("td", { class: "num", id: "addr-" + id }, val)))));
+  if (v.balance_is) p.append(el("p", { class: "muted" }, "Net change: " + v.balance_is + "."));
   p.append(el("h3", {}, "Tags"));
   if (!v.tags.length) p.append(el("p", { class: "muted" }, "No tag on this address."));
   for (const t of v.tags) {
@@ -138,8 +147,9 @@ async function showAddress(address, offset) {
     p.append(el("table", {},
       el("tr", {}, el("th", {}, "Cluster"), el("td", { id: "cluster-id" }, `${c.stats.cluster_id} (${short(c.representative)})`)),
       el("tr", {}, el("th", {}, "Addresses"), el("td", { class: "num", id: "cluster-size" }, c.stats.size)),
-      el("tr", {}, el("th", {}, "Received"), el("td", { class: "num" }, btc(c.stats.total_received))),
-      el("tr", {}, el("th", {}, "Balance"), el("td", { class: "num" }, btc(c.stats.balance)))));
+      ...(c.stats.total_received == null ? [] : [
+        el("tr", {}, el("th", {}, "Received"), el("td", { class: "num" }, btc(c.stats.total_received))),
+        el("tr", {}, el("th", {}, "Balance"), el("td", { class: "num" }, btc(c.stats.balance)))])));
     const why = Object.entries(c.merges_by_rule || {}).map(([h, n]) => `${h} ${n}`).join(", ");
     p.append(el("div", { id: "cluster-why" }, "Why merged: ", why || "a single address (no merge)"));
     if (c.weakest_link) {
@@ -153,7 +163,7 @@ async function showAddress(address, offset) {
   }
   p.append(el("h3", {}, `Transactions (${v.page.offset + 1}–${Math.min(v.page.offset + v.page.limit, v.page.total)} of ${v.page.total})`));
   p.append(el("table", { id: "addr-txs" },
-    el("tr", {}, el("th", {}, "Time"), el("th", {}, "Transaction"), el("th", { class: "num" }, "In (sat)"), el("th", { class: "num" }, "Out (sat)")),
+    el("tr", {}, el("th", {}, "Time"), el("th", {}, "Transaction"), el("th", { class: "num" }, `In (${baseUnit()})`), el("th", { class: "num" }, `Out (${baseUnit()})`)),
     ...v.txs.map((t) => el("tr", {}, el("td", {}, date(t.time)), el("td", { class: "mono" }, link(short(t.txid), () => showTx(t.txid))),
       el("td", { class: "num" }, t.received), el("td", { class: "num" }, t.sent)))));
   const nav = el("div", {});
@@ -168,7 +178,13 @@ async function showTx(txid) {
   try { v = await api("tx/" + encodeURIComponent(txid)); } catch (e) { say(e.message, true); return; }
   const p = $("panel");
   p.replaceChildren(el("h2", {}, "Transaction"), el("div", { class: "mono" }, v.txid),
-    el("p", {}, `height ${v.height} · ${date(v.time)}${v.fee != null ? " · fee " + v.fee + " sat" : " · coinbase"}`));
+    el("p", {}, `height ${v.height} · ${date(v.time)}${v.fee != null ? " · fee " + v.fee + " " + baseUnit() : " · coinbase"}`));
+  if (v.transfers) {
+    const who = (a, l) => el("span", {}, a === "fee" || a === "unknown" ? a : link(short(a), () => showAddress(a)), l ? el("div", {}, tagChip(l.category), " ", l.entity) : "");
+    p.append(el("h3", {}, "Transfers"), el("table", {}, el("tr", {}, el("th", {}, "From"), el("th", {}, "To"), el("th", { class: "num" }, "wei")),
+      ...v.transfers.map((t) => el("tr", {}, el("td", { class: "mono" }, who(t.from, t.from_label)), el("td", { class: "mono" }, who(t.to, t.to_label)), el("td", { class: "num" }, t.value)))));
+    return;
+  }
   const side = (title, items, isIn) => {
     p.append(el("h3", {}, title));
     p.append(el("table", {}, ...items.map((x) => el("tr", {},
@@ -201,7 +217,7 @@ function showEdge(key) {
   }
   p.prepend(el("h2", {}, "Transfers"), el("p", { id: "edge-title" }, title));
   p.append(el("table", { id: "edge-txs" },
-    el("tr", {}, el("th", {}, "Transaction"), el("th", { class: "num" }, "Amount (sat)"), el("th", {}, "Hop")),
+    el("tr", {}, el("th", {}, "Transaction"), el("th", { class: "num" }, `Amount (${baseUnit()})`), el("th", {}, "Hop")),
     ...txs.map((t) => el("tr", {}, el("td", { class: "mono" }, link(short(t.txid) + (t.vout != null ? ":" + t.vout : ""), () => showTx(t.txid))),
       el("td", { class: "num" }, t.amount || ""), el("td", {}, t.hop != null ? t.hop : "")))));
   annotationBox("edges", key);
@@ -339,7 +355,8 @@ function draw() {
       const mx = (p0[0] + p1[0]) / 2, my = (p0[1] + p1[1]) / 2;
       const n = state.nodes.get(e.from);
       const cat = n && n.label ? n.label.category : "unlabelled";
-      world.append(edgeGroup(key, [p0, p1], colour(cat), Math.min(12, 1 + Math.sqrt(Number(e.amount) / 1e6)), text,
+      const whole = Number(BigInt(e.amount) / 10n ** BigInt(Math.max(0, state.info.decimals - 2))) / 100;
+      world.append(edgeGroup(key, [p0, p1], colour(cat), Math.min(12, 1 + Math.sqrt(whole)), text,
         [mx - w / 2, my - 8, w, 15], back, sel.kind === "edge" && sel.key === key, key in state.annotations.edges));
     }
     for (const n of state.nodes.values()) {
@@ -420,6 +437,8 @@ function traceQuery() {
   const seeds = $("trace-seeds").value.split(/\s+/).filter(Boolean);
   const q = { seeds, policy: [$("trace-policy").value], max_hops: Number($("trace-hops").value) || 20,
     direction: $("trace-direction").value, level: $("trace-level").value };
+  const token = $("trace-token").value.trim();
+  if (token && state.info.chain === "ethereum") q.token = token;
   const min = $("trace-min").value.trim();
   if (min) q.min_value = min;
   const stop = $("trace-stop").value.trim();
@@ -590,6 +609,11 @@ async function start() {
   $("dataset").textContent = `${i.chain} ${i.network} · ${i.transactions} transactions · ${i.addresses} addresses · ${i.clustered ? "clustered (" + i.clustered + ")" : "not clustered"} · ${i.tags} tags`;
   $("case").textContent = i.case ? "case: " + i.case : "no case open (read-only)";
   $("save").disabled = !i.case;
+  if (i.chain === "ethereum") {
+    $("trace-token-row").hidden = false;
+    for (const o of [...$("trace-policy").options]) if (!i.policies.includes(o.value) && o.value !== "all") o.remove();
+    $("trace-policy").options[0].textContent = `all ${i.policies.length} (compare)`;
+  }
   $("search-form").addEventListener("submit", (ev) => { ev.preventDefault(); search($("search").value); });
   $("trace-run").addEventListener("click", runTrace);
   $("save").addEventListener("click", save);
