@@ -378,8 +378,8 @@ impl Btc {
     ///
     /// # Errors
     /// An empty query (400).
-    pub fn search(&self, q: &str, limit: usize) -> Result<Value, ApiError> {
-        let (_, limit) = page_bounds(0, limit)?;
+    pub fn search(&self, q: &str, offset: usize, limit: usize) -> Result<Value, ApiError> {
+        let (offset, limit) = page_bounds(offset, limit)?;
         let q = q.trim();
         if q.is_empty() {
             return Err(ApiError::input(
@@ -395,37 +395,20 @@ impl Btc {
         {
             return Ok(json!({"kind": "tx", "txid": txid.to_string(), "matches": []}));
         }
-        let needle = q.to_lowercase();
-        let hits: Vec<&Tag> = self
-            .tags
-            .iter()
-            .filter(|t| {
-                [&t.address, &t.label, &t.entity, &t.category, &t.source]
-                    .iter()
-                    .any(|f| f.to_lowercase().contains(&needle))
-            })
-            .collect();
-        if hits.is_empty() {
-            // Say what the text is, as the command line would.
-            let why = match self.address_id(q) {
-                Err(e) if e.kind == "input" => e.message,
-                _ => format!("nothing in the dataset or its labels matches {q:?}"),
-            };
-            return Err(ApiError::not_found(
-                why,
-                "search an address, a txid, or a word of a label (entity, category, source)",
-            ));
+        if let Some(v) = super::search_labels(&self.tags, q, offset, limit, |a| {
+            self.idx.address_id(a).is_some()
+        }) {
+            return Ok(v);
         }
-        let matches: Vec<Value> = hits
-            .iter()
-            .take(limit)
-            .map(|t| {
-                json!({"address": t.address, "label": t.label, "entity": t.entity,
-                    "category": t.category, "source": t.source, "confidence": t.confidence,
-                    "in_dataset": self.idx.address_id(&t.address).is_some()})
-            })
-            .collect();
-        Ok(json!({"kind": "labels", "total": hits.len(), "matches": matches}))
+        // Say what the text is, as the command line would, when it looks like an address.
+        let why = match self.address_id(q) {
+            Err(e) if e.kind == "input" && super::looks_like_address(q) => e.message,
+            _ => format!("no address, transaction or label of the dataset matches {q:?}"),
+        };
+        Err(ApiError::not_found(
+            why,
+            "search an address, a txid, or a word of a label (entity, category, source)",
+        ))
     }
 
     /// A node of an expansion: an address with its label and cluster.

@@ -329,8 +329,8 @@ impl Eth {
     ///
     /// # Errors
     /// An empty query (400), nothing found (404).
-    pub fn search(&self, q: &str, limit: usize) -> Result<Value, ApiError> {
-        let (_, limit) = page_bounds(0, limit)?;
+    pub fn search(&self, q: &str, offset: usize, limit: usize) -> Result<Value, ApiError> {
+        let (offset, limit) = page_bounds(offset, limit)?;
         let q = q.trim();
         if q.is_empty() {
             return Err(ApiError::input(
@@ -345,32 +345,15 @@ impl Eth {
         if self.tx_ids.contains_key(&lower) {
             return Ok(json!({"kind": "tx", "txid": lower, "matches": []}));
         }
-        let needle = q.to_lowercase();
-        let hits: Vec<&Tag> = self
-            .tags
-            .iter()
-            .filter(|t| {
-                [&t.address, &t.label, &t.entity, &t.category, &t.source]
-                    .iter()
-                    .any(|f| f.to_lowercase().contains(&needle))
-            })
-            .collect();
-        if hits.is_empty() {
-            return Err(ApiError::not_found(
-                format!("nothing in the dataset or its labels matches {q:?}"),
-                "search an 0x account, a transaction hash, or a word of a label",
-            ));
+        if let Some(v) =
+            super::search_labels(&self.tags, q, offset, limit, |a| self.ids.contains_key(a))
+        {
+            return Ok(v);
         }
-        let matches: Vec<Value> = hits
-            .iter()
-            .take(limit)
-            .map(|t| {
-                json!({"address": t.address, "label": t.label, "entity": t.entity,
-                    "category": t.category, "source": t.source, "confidence": t.confidence,
-                    "in_dataset": self.ids.contains_key(&t.address)})
-            })
-            .collect();
-        Ok(json!({"kind": "labels", "total": hits.len(), "matches": matches}))
+        Err(ApiError::not_found(
+            format!("no account, transaction or label of the dataset matches {q:?}"),
+            "search an 0x account, a transaction hash, or a word of a label",
+        ))
     }
 
     /// `GET /api/expand?address=0x…`: one hop: forward, the accounts it sent ETH to;

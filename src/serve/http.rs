@@ -182,6 +182,8 @@ fn default_top() -> usize {
 #[serde(deny_unknown_fields)]
 struct Search {
     q: String,
+    #[serde(default)]
+    offset: usize,
     #[serde(default = "default_limit")]
     limit: usize,
 }
@@ -207,6 +209,9 @@ struct Save {
     trace: TraceQuery,
     #[serde(default)]
     annotations: Value,
+    /// Replace a different trace in the case (`chaintrace trace --force`).
+    #[serde(default)]
+    replace: bool,
 }
 
 async fn info(State(s): St) -> Response {
@@ -215,7 +220,7 @@ async fn info(State(s): St) -> Response {
 
 async fn search(State(s): St, q: Result<Query<Search>, QueryRejection>) -> Response {
     match q {
-        Ok(Query(q)) => blocking(s, move |api| api.search(&q.q, q.limit)).await,
+        Ok(Query(q)) => blocking(s, move |api| api.search(&q.q, q.offset, q.limit)).await,
         Err(e) => bad_query(&e),
     }
 }
@@ -262,9 +267,15 @@ async fn trace(State(s): St, b: Result<axum::Json<TraceQuery>, JsonRejection>) -
 
 async fn save(State(s): St, b: Result<axum::Json<Save>, JsonRejection>) -> Response {
     match b {
-        Ok(axum::Json(q)) => blocking(s, move |api| api.save(&q.trace, &q.annotations)).await,
+        Ok(axum::Json(q)) => {
+            blocking(s, move |api| api.save(&q.trace, &q.annotations, q.replace)).await
+        }
         Err(e) => bad_json(&e),
     }
+}
+
+async fn annotations(State(s): St) -> Response {
+    blocking(s, Api::annotations).await
 }
 
 async fn api_not_found() -> Response {
@@ -290,6 +301,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/expand", get(expand))
         .route("/trace", post(trace))
         .route("/save", post(save))
+        .route("/annotations", get(annotations))
         .fallback(api_not_found);
     Router::new()
         .route(

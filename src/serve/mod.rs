@@ -154,6 +154,47 @@ pub(crate) fn amount_json(sat: u64) -> Value {
     json!({"sat": sat, "text": format!("{btc} BTC"), "btc": btc})
 }
 
+/// The tags whose address, label, entity, category or source contains `q` (any case):
+/// `{"kind": "labels", "total", "offset", "matches"}` with one page of them, or `None`
+/// when none does.
+pub(crate) fn search_labels(
+    tags: &[crate::labels::Tag],
+    q: &str,
+    offset: usize,
+    limit: usize,
+    in_dataset: impl Fn(&str) -> bool,
+) -> Option<Value> {
+    let needle = q.to_lowercase();
+    let hits: Vec<&crate::labels::Tag> = tags
+        .iter()
+        .filter(|t| {
+            [&t.address, &t.label, &t.entity, &t.category, &t.source]
+                .iter()
+                .any(|f| f.to_lowercase().contains(&needle))
+        })
+        .collect();
+    if hits.is_empty() {
+        return None;
+    }
+    let matches: Vec<Value> = hits
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|t| {
+            json!({"address": t.address, "label": t.label, "entity": t.entity,
+                "category": t.category, "source": t.source, "confidence": t.confidence,
+                "in_dataset": in_dataset(&t.address)})
+        })
+        .collect();
+    Some(json!({"kind": "labels", "total": hits.len(), "offset": offset, "matches": matches}))
+}
+
+/// Whether `q` could be meant as an address (one word of 25+ letters and digits): then a
+/// failed search says what is wrong with it as an address.
+pub(crate) fn looks_like_address(q: &str) -> bool {
+    q.len() >= 25 && q.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
 /// `forward` (also `out` or empty) → true, `backward` (`in`) → false.
 pub(crate) fn parse_direction(d: &str) -> Result<bool, ApiError> {
     match d {
@@ -291,10 +332,10 @@ impl Api {
     ///
     /// # Errors
     /// An empty query (400), nothing found (404).
-    pub fn search(&self, q: &str, limit: usize) -> Result<Value, ApiError> {
+    pub fn search(&self, q: &str, offset: usize, limit: usize) -> Result<Value, ApiError> {
         match &self.backend {
-            Backend::Bitcoin(b) => b.search(q, limit),
-            Backend::Ethereum(e) => e.search(q, limit),
+            Backend::Bitcoin(b) => b.search(q, offset, limit),
+            Backend::Ethereum(e) => e.search(q, offset, limit),
         }
     }
 
@@ -350,6 +391,22 @@ impl Api {
                     argv.extend(["--token".to_string(), t.clone()]);
                 }
             }
+        }
+        // A value is never a flag: `-q` as a seed would otherwise be read as an option.
+        let values = q
+            .seeds
+            .iter()
+            .chain(&q.policy)
+            .chain(&q.stop_at)
+            .chain(&q.min_value)
+            .chain(&q.direction)
+            .chain(&q.level)
+            .chain(&q.token);
+        if let Some(v) = values.into_iter().find(|v| v.trim().starts_with('-')) {
+            return Err(ApiError::input(
+                format!("{v:?} is not a value (it starts with '-')"),
+                "give seeds, models, categories and amounts as values",
+            ));
         }
         for s in &q.seeds {
             if s.trim().starts_with('@') {
@@ -455,7 +512,12 @@ impl Api {
     ///
     /// # Errors
     /// No case open (409), what the trace would refuse.
-    pub fn save(&self, q: &TraceQuery, annotations: &Value) -> Result<Value, ApiError> {
+    pub fn save(
+        &self,
+        q: &TraceQuery,
+        annotations: &Value,
+        replace: bool,
+    ) -> Result<Value, ApiError> {
         let Some(case) = &self.case else {
             return Err(ApiError {
                 status: 409,
@@ -471,8 +533,18 @@ impl Api {
                 "send {\"nodes\": {...}, \"edges\": {...}}",
             ));
         }
-        let argv = self.trace_argv(q, case)?;
-        self.run_trace(&argv, case)?;
+        let mut argv = self.trace_argv(q, case)?;
+        if replace {
+            // `--force`, before `--out` as a user would type it.
+            argv.insert(argv.len() - 2, "--force".into());
+        }
+        self.run_trace(&argv, case).map_err(|mut e| {
+            if e.message.contains("--force") {
+                e.status = 409;
+                e.hint = "save with \"replace\": true to replace the case's trace (its audit trail keeps both), or restart with another --case".into();
+            }
+            e
+        })?;
         let mut files = vec!["trace.json", "edges.parquet", "ends.parquet"];
         if annotations.is_object() {
             let mut bytes = serde_json::to_vec_pretty(annotations)
@@ -505,6 +577,30 @@ impl Api {
         v["case"] = json!(case.display().to_string());
         v["files"] = json!(files);
         Ok(v)
+    }
+
+    /// `GET /api/annotations`: the open case's `annotations.json` (`{}` when none), so that
+    /// a reloaded page keeps the notes saved before.
+    ///
+    /// # Errors
+    /// An unreadable or damaged file.
+    pub fn annotations(&self) -> Result<Value, ApiError> {
+        let Some(case) = &self.case else {
+            return Ok(json!({"case": null, "annotations": {}}));
+        };
+        let path = case.join(ANNOTATIONS_FILE);
+        let v = match std::fs::read(&path) {
+            Ok(b) => serde_json::from_slice::<Value>(&b)
+                .map_err(|e| ApiError::internal(format!("{} is damaged: {e}", path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
+            Err(e) => {
+                return Err(ApiError::internal(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )));
+            }
+        };
+        Ok(json!({"case": case.display().to_string(), "annotations": v}))
     }
 
     /// Logs one request in the open case's audit trail (`action: "request"`).

@@ -355,6 +355,20 @@ fn a_trace_saved_through_the_api_is_the_command_lines_case_byte_for_byte() {
     for (f, bytes) in files.iter().zip(&api) {
         assert!(&std::fs::read(c.join(f)).unwrap() == bytes, "{f} differs");
     }
+    // A reloaded page gets the notes back; a different trace needs "replace", which keeps
+    // the notes and logs both traces.
+    let s = Server::start(d.path(), Some(&c));
+    assert_eq!(s.get("/api/annotations").1["annotations"], notes);
+    let other = json!({"trace": {"seeds": [vendor], "policy": ["fifo"], "max_hops": 3}, "annotations": notes});
+    let (st, v) = s.post("/api/save", &other);
+    assert_eq!(st, 409, "{v}");
+    assert!(v["error"]["hint"].as_str().unwrap().contains("replace"));
+    let mut again = other.clone();
+    again["replace"] = json!(true);
+    let (st, v) = s.post("/api/save", &again);
+    assert_eq!(st, 200, "{v}");
+    assert!(v["command"].as_array().unwrap().contains(&json!("--force")));
+    drop(s);
     // The audit trail: the requests, the trace, the annotations, then the typed trace;
     // the chain verifies.
     let log = std::fs::read_to_string(c.join("audit.jsonl")).unwrap();
@@ -369,7 +383,7 @@ fn a_trace_saved_through_the_api_is_the_command_lines_case_byte_for_byte() {
         .collect();
     assert_eq!(
         actions.iter().filter(|a| *a == "trace").count(),
-        2,
+        3,
         "{actions:?}"
     );
     assert!(actions.contains(&"annotate".to_string()) && actions.contains(&"request".to_string()));
@@ -434,6 +448,7 @@ fn the_server_refuses_what_it_must_and_never_falls_over() {
         ("/api/search?q=%20".into(), 400),
         ("/api/search".into(), 400),
         ("/api/search?q=no-such-thing-anywhere".into(), 404),
+        ("/api/search?q=exchange&limit=5&offset=500".into(), 200),
         (
             format!("/api/expand?address={vendor}&direction=sideways"),
             400,
@@ -445,10 +460,32 @@ fn the_server_refuses_what_it_must_and_never_falls_over() {
         let (st, v) = s.get(path);
         assert_eq!(st, *want, "{path}: {v}");
         assert!(
-            !v["error"]["message"].as_str().unwrap().is_empty(),
+            *want == 200 || !v["error"]["message"].as_str().unwrap().is_empty(),
             "{path}"
         );
     }
+    // A word that matches nothing is not called a broken address; an address-like one is.
+    let (_, v) = s.get("/api/search?q=binance");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no address, transaction or label"),
+        "{v}"
+    );
+    let (_, v) = s.get("/api/search?q=bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("is a mainnet address"),
+        "{v}"
+    );
+    // Label search pages.
+    let (_, p0) = s.get("/api/search?q=exchange&limit=10");
+    let (_, p1) = s.get("/api/search?q=exchange&limit=10&offset=10");
+    assert_eq!(p0["total"], p1["total"]);
+    assert_ne!(p0["matches"][0], p1["matches"][0]);
     for (body, want) in [
         ("{not json".to_string(), 400),
         (json!({"seeds": []}).to_string(), 400),
@@ -459,6 +496,11 @@ fn the_server_refuses_what_it_must_and_never_falls_over() {
         ),
         (json!({"seeds": ["bcrt1qnotanaddress"]}).to_string(), 400),
         (json!({"seeds": [vendor], "colour": 1}).to_string(), 400),
+        (json!({"seeds": [vendor, "-q"]}).to_string(), 400),
+        (
+            json!({"seeds": [vendor], "min_value": "--out=/tmp/x"}).to_string(),
+            400,
+        ),
     ] {
         let (st, v) = http(
             "POST",

@@ -157,6 +157,7 @@ async function showAddress(address, offset) {
       const prec = w.precision_ppm == null ? "precision not measured" : `merge precision ${(w.precision_ppm / 1e6).toFixed(4)}`;
       p.append(el("div", { class: "muted" }, `Weakest link: ${w.heuristic} [${w.because}] (${prec}) in tx `, link(short(w.txid), () => showTx(w.txid))));
     }
+    if ((c.labels || []).length) p.append(el("h3", {}, `Labels in this cluster (${c.labels.length})`));
     for (const l of c.labels || []) p.append(el("div", {}, tagChip(l.category), " ", l.entity, " on ", link(short(l.address), () => showAddress(l.address))));
     const actors = new Set((c.labels || []).map((l) => l.entity).filter(Boolean));
     if (actors.size > 1) p.append(el("div", { class: "muted" }, `Warning: this cluster holds ${actors.size} labelled actors; a merge may be wrong.`));
@@ -207,6 +208,8 @@ function showEdge(key) {
     if (!e) return;
     title = `${short(e.from)} → ${short(e.to)}: ${btc(e.amount)}`;
     txs = e.txids.map((t) => ({ txid: t }));
+    p.append(el("table", { id: "edge-txs" }, el("tr", {}, el("th", {}, "Transaction")),
+      ...txs.map((t) => el("tr", {}, el("td", { class: "mono" }, link(short(t.txid), () => showTx(t.txid)))))));
     if (e.shared) p.append(el("p", { class: "muted" }, "Some of these transactions had other funders too: the amount is what the outputs paid, not all of it this address's. Run a trace for the exact share."));
   } else {
     const m = currentModel();
@@ -216,7 +219,7 @@ function showEdge(key) {
     txs = e.transfers;
   }
   p.prepend(el("h2", {}, "Transfers"), el("p", { id: "edge-title" }, title));
-  p.append(el("table", { id: "edge-txs" },
+  if (state.view !== "explore") p.append(el("table", { id: "edge-txs" },
     el("tr", {}, el("th", {}, "Transaction"), el("th", { class: "num" }, `Amount (${baseUnit()})`), el("th", {}, "Hop")),
     ...txs.map((t) => el("tr", {}, el("td", { class: "mono" }, link(short(t.txid) + (t.vout != null ? ":" + t.vout : ""), () => showTx(t.txid))),
       el("td", { class: "num" }, t.amount || ""), el("td", {}, t.hop != null ? t.hop : "")))));
@@ -350,14 +353,15 @@ function draw() {
       if (!a || !b) continue;
       const back = b.x <= a.x;
       const p0 = [a.x + BOX_W, a.y + BOX_H / 2], p1 = [b.x, b.y + BOX_H / 2];
-      const text = btc(e.amount) + (e.txids.length > 1 ? ` · ${e.txids.length} tx` : "");
+      // A transaction with other funders: its outputs' value, not all this address's.
+      const text = (e.shared ? "shared tx, ≤ " : "") + btc(e.amount) + (e.txids.length > 1 ? ` · ${e.txids.length} tx` : "");
       const w = text.length * 6.2 + 10;
       const mx = (p0[0] + p1[0]) / 2, my = (p0[1] + p1[1]) / 2;
       const n = state.nodes.get(e.from);
       const cat = n && n.label ? n.label.category : "unlabelled";
       const whole = Number(BigInt(e.amount) / 10n ** BigInt(Math.max(0, state.info.decimals - 2))) / 100;
       world.append(edgeGroup(key, [p0, p1], colour(cat), Math.min(12, 1 + Math.sqrt(whole)), text,
-        [mx - w / 2, my - 8, w, 15], back, sel.kind === "edge" && sel.key === key, key in state.annotations.edges));
+        [mx - w / 2, my - 8, w, 15], back || e.shared, sel.kind === "edge" && sel.key === key, key in state.annotations.edges));
     }
     for (const n of state.nodes.values()) {
       const p = pos.get(n.address);
@@ -425,7 +429,7 @@ function fit() {
   const b = $("world").getBBox();
   if (!b.width) return;
   // Fit, but not so small that the text is unreadable: then pan (drag, arrows).
-  state.zoom = Math.max(0.5, Math.min(1.5, (host.clientWidth - 20) / b.width, (host.clientHeight - 20) / b.height));
+  state.zoom = Math.max(0.02, Math.min(1.5, (host.clientWidth - 20) / b.width, (host.clientHeight - 20) / b.height));
   state.panX = 10 - b.x * state.zoom;
   state.panY = 10 - b.y * state.zoom;
   draw();
@@ -461,7 +465,14 @@ async function runTrace() {
     showTraceResult();
     draw();
     fit();
-  } catch (e) { say(e.message, true); }
+  } catch (e) {
+    // The old answer is not this question's: take it off the screen.
+    state.trace = null; state.traceQuery = null; state.view = "explore"; state.selected = null;
+    $("model-tabs").replaceChildren(); $("spread").replaceChildren();
+    $("trace-result").replaceChildren(el("p", { class: "muted" }, "No answer: the trace was refused (see the message above)."));
+    draw();
+    say(e.message, true);
+  }
   finally { $("trace-run").disabled = false; }
 }
 
@@ -480,7 +491,7 @@ function showTraceResult() {
   if (!m.exits.length) r.append(el("p", { class: "muted" }, "No labelled exit reached."));
   for (const x of m.exits) {
     r.append(el("div", { class: "exit" }, tagChip(x.category), " ", el("strong", {}, x.entity), " ", el("span", { class: "exit-amount" }, x.amount_text)));
-    for (const d of x.deposit_addresses) r.append(el("div", { class: "mono" }, "deposit ", link(short(d.address), () => showAddress(d.address)), ` ${btc(d.amount)} in ${d.payments}`));
+    for (const d of x.deposit_addresses) r.append(el("div", { class: "mono" }, "deposit ", link(short(d.address), () => showAddress(d.address)), " ", el("span", { class: "nowrap" }, btc(d.amount)), ` in ${d.payments} payment${d.payments === 1 ? "" : "s"}`));
   }
   // The spread between models: each entity's exposure under each model.
   const policies = v.models.map((x) => x.policy);
@@ -496,8 +507,14 @@ function showTraceResult() {
 
 async function save() {
   if (!state.traceQuery) { say("Run a trace first: saving writes the trace into the case, with your notes.", true); return; }
+  const body = { trace: state.traceQuery, annotations: state.annotations };
   try {
-    const v = await api("save", { trace: state.traceQuery, annotations: state.annotations });
+    let v;
+    try { v = await api("save", body); }
+    catch (e) {
+      if (!/replace/.test(e.message) || !confirm("The case holds a different trace. Replace it? (Its audit trail keeps both.)")) throw e;
+      v = await api("save", Object.assign(body, { replace: true }));
+    }
     say(`Saved into ${v.case}: ${v.files.join(", ")} (logged in audit.jsonl).`);
   } catch (e) { say(e.message, true); }
 }
@@ -536,18 +553,23 @@ function exportPng() {
 
 // ---------------------------------------------------------------- search, keys, start
 
-async function search(text) {
+async function search(text, offset) {
   const q = text.trim();
   if (!q) return;
   say("");
   let v;
-  try { v = await api("search?q=" + encodeURIComponent(q)); } catch (e) { say(e.message, true); return; }
+  try { v = await api("search?limit=50&q=" + encodeURIComponent(q) + "&offset=" + (offset || 0)); } catch (e) { say(e.message, true); return; }
   if (v.kind === "address") return showAddress(v.address);
   if (v.kind === "tx") return showTx(v.txid);
   const p = $("panel");
   p.replaceChildren(el("h2", {}, `Labels matching “${q}”`), el("p", { class: "muted" }, `${v.total} tag(s)`),
     ...v.matches.map((t) => el("div", {}, tagChip(t.category), " ", t.entity, " ",
       t.in_dataset ? link(short(t.address), () => showAddress(t.address)) : el("span", { class: "mono muted" }, short(t.address) + " (not in this dataset)"))));
+  p.querySelector("p").textContent = `${v.total} tag(s); ${v.offset + 1}–${v.offset + v.matches.length} shown`;
+  const nav = el("div", {});
+  if (v.offset > 0) nav.append(el("button", { type: "button", onclick: () => search(q, Math.max(0, v.offset - 50)) }, "← previous"), " ");
+  if (v.offset + v.matches.length < v.total) nav.append(el("button", { type: "button", onclick: () => search(q, v.offset + 50) }, "more →"));
+  p.append(nav);
 }
 
 function removeSelected() {
@@ -609,6 +631,12 @@ async function start() {
   $("dataset").textContent = `${i.chain} ${i.network} · ${i.transactions} transactions · ${i.addresses} addresses · ${i.clustered ? "clustered (" + i.clustered + ")" : "not clustered"} · ${i.tags} tags`;
   $("case").textContent = i.case ? "case: " + i.case : "no case open (read-only)";
   $("save").disabled = !i.case;
+  $("save").title = i.case ? "Write the trace and your notes into " + i.case : "Start chaintrace serve with --case DIR to save";
+  if (i.case) {
+    // The notes saved before (a reloaded page must not save over them with none).
+    try { state.annotations = Object.assign({ nodes: {}, edges: {} }, (await api("annotations")).annotations); }
+    catch (e) { say(e.message, true); }
+  }
   if (i.chain === "ethereum") {
     $("trace-token-row").hidden = false;
     for (const o of [...$("trace-policy").options]) if (!i.policies.includes(o.value) && o.value !== "all") o.remove();
