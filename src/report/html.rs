@@ -35,6 +35,10 @@ pub struct HtmlInput<'a> {
     pub warnings: &'a [String],
     /// At most this many rows in the transfers table.
     pub max_rows: usize,
+    /// The examiner's notes from the canvas: (on what, note).
+    pub canvas_notes: &'a [(String, String)],
+    /// Requests the canvas answered on this case (logged, not listed).
+    pub canvas_requests: usize,
 }
 
 const STYLE: &str = "body{font-family:'DejaVu Sans',Verdana,sans-serif;margin:24px auto;max-width:1280px;color:#212121;line-height:1.45}\
@@ -1094,6 +1098,18 @@ fn deposit_addresses(s: &mut String, h: &HtmlInput, r: &super::case::PolicyResul
 
 fn provenance(s: &mut String, h: &HtmlInput) {
     let c = h.case;
+    if !h.canvas_notes.is_empty() {
+        s.push_str("<h2>Examiner's notes on the chart</h2>\n<p><small>Written on the canvas (<code>chaintrace serve</code>) and saved in the case's <code>annotations.json</code>, whose sha256 the audit trail records.</small></p>\n<table>\n<tr><th>on</th><th>note</th></tr>\n");
+        for (on, note) in h.canvas_notes {
+            let _ = writeln!(
+                s,
+                "<tr><td class=\"mono\">{}</td><td>{}</td></tr>",
+                xml(on),
+                xml(note)
+            );
+        }
+        s.push_str("</table>\n");
+    }
     let shown: Vec<&crate::case::Entry> = h.audit.iter().filter(|e| e.action != "report").collect();
     if !shown.is_empty() {
         s.push_str("<h2>Audit trail</h2>\n<p><small>From the case's <code>audit.jsonl</code>, an append-only log in which each entry holds the sha256 of the one before it (<code>chaintrace case verify</code> checks the chain, the files' hashes, and runs the trace again). Reports are logged there too.</small></p>\n<table>\n<tr><th>#</th><th>time (UTC)</th><th>action</th><th>command or note</th><th>tool</th></tr>\n");
@@ -1113,6 +1129,13 @@ fn provenance(s: &mut String, h: &HtmlInput) {
             );
         }
         s.push_str("</table>\n");
+        if h.canvas_requests > 0 {
+            let _ = writeln!(
+                s,
+                "<p><small>The canvas answered {} request(s) on this case, each logged in <code>audit.jsonl</code> (<code>chaintrace case log</code> lists them).</small></p>",
+                h.canvas_requests
+            );
+        }
     }
     s.push_str("<h2>7. Provenance</h2>\n<table>\n");
     let rows = [

@@ -375,6 +375,35 @@ pub struct ReportSummary {
     pub warnings: Vec<String>,
 }
 
+/// The examiner's notes written on the canvas (`chaintrace serve`), from the case's
+/// `annotations.json`: (what the note is on — a node's key or `FROM → TO` for an edge —,
+/// the note), nodes first, each sorted; empty when there is none or the file is not the
+/// canvas's.
+pub fn canvas_notes(case_dir: &Path) -> Vec<(String, String)> {
+    let Some(v) = std::fs::read(case_dir.join(crate::serve::ANNOTATIONS_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (kind, sep) in [("nodes", ""), ("edges", " → ")] {
+        if let Some(m) = v[kind].as_object() {
+            for (k, n) in m {
+                if let Some(n) = n.as_str().filter(|n| !n.trim().is_empty()) {
+                    let on = if sep.is_empty() {
+                        k.clone()
+                    } else {
+                        k.replace('→', sep)
+                    };
+                    out.push((on, n.to_string()));
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Warnings about fiat values of `r`: a network whose coins have no market price (regtest,
 /// testnets, simulated worlds), and days the case moves value on that `p` has no price for.
 pub fn fiat_warnings(case: &Case, r: &PolicyResult, p: &fmt::Prices) -> Vec<String> {
@@ -1383,10 +1412,15 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> Result<ReportSummary, Repor
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .filter(|v: &serde_json::Value| v["trace_sha256"] == case.trace_sha256.as_str());
-    let audit: Vec<crate::case::Entry> = crate::case::read(case_dir)?
+    let mut audit: Vec<crate::case::Entry> = crate::case::read(case_dir)?
         .into_iter()
         .map(|(e, _)| e)
         .collect();
+    // The canvas logs every request it answers: counted in the report, listed by `chaintrace
+    // case log`.
+    let canvas_requests = audit.iter().filter(|e| e.action == "request").count();
+    audit.retain(|e| e.action != "request");
+    let notes_on_chart = canvas_notes(case_dir);
     if want("pdf") {
         let meta = crate::case::Meta::load(case_dir)?;
         let edges_sha = files
@@ -1405,6 +1439,8 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> Result<ReportSummary, Repor
             summary: (&seeds_title, &seeds_detail, &sum),
             paths: &paths,
             audit: &audit,
+            canvas_notes: &notes_on_chart,
+            canvas_requests,
         });
         put(&o.out, "report.pdf", &bytes, &mut files)?;
     }
@@ -1434,6 +1470,8 @@ pub fn report(case_dir: &Path, o: &ReportOptions) -> Result<ReportSummary, Repor
             chart_notes: &notes,
             warnings: &warnings,
             max_rows: o.max_table_rows,
+            canvas_notes: &notes_on_chart,
+            canvas_requests,
         });
         let mut with_html = files.clone();
         put(&o.out, "report.html", doc.as_bytes(), &mut with_html)?;

@@ -279,6 +279,10 @@ pub struct PdfInput<'a> {
     pub paths: &'a [(usize, Vec<super::ChartBox>)],
     /// The case's audit trail (notes included).
     pub audit: &'a [crate::case::Entry],
+    /// The examiner's notes from the canvas: (on what, note).
+    pub canvas_notes: &'a [(String, String)],
+    /// Requests the canvas answered on this case (logged, not listed).
+    pub canvas_requests: usize,
 }
 
 fn money(c: &Case, v: Amount) -> String {
@@ -745,6 +749,23 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
             0.0,
             &format!("#{} {} {}: {what}", e.seq, e.time, e.action),
         );
+    }
+    if p.canvas_requests > 0 {
+        l.text(
+            Font::Regular,
+            8.0,
+            0.0,
+            &format!(
+                "The canvas answered {} request(s) on this case, each logged in audit.jsonl (chaintrace case log lists them).",
+                p.canvas_requests
+            ),
+        );
+    }
+    if !p.canvas_notes.is_empty() {
+        l.heading("Examiner's notes on the chart");
+        for (on, note) in p.canvas_notes {
+            l.text(Font::Regular, 8.0, 0.0, &format!("{on}: {note}"));
+        }
     }
 
     // Write the pages, each with its footer.

@@ -388,6 +388,22 @@ fn a_trace_saved_through_the_api_is_the_command_lines_case_byte_for_byte() {
     );
     assert!(actions.contains(&"annotate".to_string()) && actions.contains(&"request".to_string()));
     ok(&run(&["case", "verify", c.to_str().unwrap()]));
+    // The report carries the examiner's notes, and counts the canvas's requests.
+    ok(&run(&[
+        "report",
+        c.to_str().unwrap(),
+        "--format",
+        "html,pdf",
+    ]));
+    let html = html_report(&c);
+    assert!(
+        html.contains("Examiner&#39;s notes") || html.contains("Examiner's notes"),
+        "no notes section"
+    );
+    assert!(
+        html.contains("the vendor&#39;s first peel") || html.contains("the vendor's first peel")
+    );
+    assert!(html.contains("request(s) on this case"));
 }
 
 #[test]
@@ -655,6 +671,10 @@ fn the_page_in_a_real_browser_finds_the_vendor_expands_and_traces_to_the_exchang
             .any(|t| t.as_str().unwrap().contains("exchange")),
         "{v}"
     );
+    let exported = std::fs::read_to_string(shots.join("export.svg")).unwrap();
+    assert_eq!(v["export_name"], "chaintrace-canvas.svg");
+    assert!(exported.starts_with("<svg") && exported.contains("chaintrace · bitcoin regtest"));
+    assert!(exported.contains("exchange"), "the export holds the chart");
     let png = std::fs::read(shots.join("canvas.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG"), "the screenshot is a PNG");
     assert!(v["load_ms"].as_f64().unwrap() > 0.0);

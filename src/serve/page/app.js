@@ -527,6 +527,14 @@ function exportSvgText() {
   s.setAttribute("viewBox", `${Math.floor(b.x * state.zoom + state.panX) - 10} ${Math.floor(b.y * state.zoom + state.panY) - 10} ${Math.ceil(b.width * state.zoom) + 20} ${Math.ceil(b.height * state.zoom) + 20}`);
   s.setAttribute("width", Math.ceil(b.width * state.zoom) + 20);
   s.setAttribute("height", Math.ceil(b.height * state.zoom) + 20);
+  // What the picture is, written in it: dataset, view, case and time of export.
+  const i = state.info;
+  const what = state.view === "explore" ? "explore canvas" : `${state.view} trace from ${state.trace.seeds.join(", ")}`;
+  const caption = `chaintrace · ${i.chain} ${i.network} (${i.data}) · ${what}${i.case ? " · case " + i.case : ""} · exported ${new Date().toISOString().slice(0, 19)}Z`;
+  const vb = s.getAttribute("viewBox").split(" ").map(Number);
+  s.setAttribute("viewBox", `${vb[0]} ${vb[1] - 24} ${vb[2]} ${vb[3] + 24}`);
+  s.setAttribute("height", vb[3] + 24);
+  s.append(svg("text", { x: vb[0] + 10, y: vb[1] - 8, "font-size": 12, fill: "#37474f" }, caption));
   return new XMLSerializer().serializeToString(s);
 }
 

@@ -53,6 +53,10 @@ try {
   out.trace_boxes = await page.$$eval("g.node", (g) => g.map((x) => x.textContent));
   out.edge_labels = await page.$$eval("text.edge-label", (t) => t.map((x) => x.textContent));
   await page.screenshot({ path: `${shots}/canvas.png` });
+  // Export the view as SVG: a download, captioned, with the chart's text.
+  const [dl] = await Promise.all([page.waitForEvent("download"), page.click("#export-svg")]);
+  await dl.saveAs(`${shots}/export.svg`);
+  out.export_name = dl.suggestedFilename();
   out.errors = errors;
   if (errors.length) throw new Error("page errors: " + errors.join("; "));
 } finally {
