@@ -13,7 +13,7 @@ pub mod fingerprint;
 pub mod heuristics;
 pub mod union_find;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -981,19 +981,32 @@ pub struct Shown {
 /// # Errors
 /// Unknown address.
 pub fn show(idx: &Index, s: &Stored, address: &str, top: usize) -> Result<Shown, ClusterError> {
+    show_with(idx, s, address, top, None)
+}
+
+/// [`show`], reading only the cluster's own outputs when `outputs_of` gives each address's
+/// outputs (an address → outputs adjacency, as `chaintrace serve` builds): the same answer
+/// in time proportional to the cluster's activity instead of the chain's.
+///
+/// # Errors
+/// As [`show`].
+pub fn show_with(
+    idx: &Index,
+    s: &Stored,
+    address: &str,
+    top: usize,
+    outputs_of: Option<&dyn Fn(AddrIx) -> Vec<OutIx>>,
+) -> Result<Shown, ClusterError> {
     let ia = idx
         .address_id(address)
         .ok_or_else(|| ClusterError::UnknownAddress(address.into()))?;
     let c = s.cluster_of[ia.ix()];
-    let st = stats_where(idx, &s.cluster_of, |x| x == c)
-        .remove(&c)
-        .expect("the address's cluster");
     let members: Vec<u32> = (0..idx.addresses())
         .filter(|&a| s.cluster_of[ix(a)] == c)
         .collect();
     // Counterparties: clusters that paid this one, and clusters this one paid.
     let mut cp: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
-    for t in idx.tx_ids() {
+    let mut count = |t: TxIx| {
         let ins: Vec<AddrIx> = idx.input_addresses(t).collect();
         let from_us = ins.iter().any(|&a| s.cluster_of[a.ix()] == c);
         let sender = ins.first().map(|&a| s.cluster_of[a.ix()]);
@@ -1012,7 +1025,48 @@ pub fn show(idx: &Index, s: &Stored, address: &str, top: usize) -> Result<Shown,
                 cp.entry(sc).or_default().1 += v;
             }
         }
-    }
+    };
+    let st = match outputs_of {
+        None => {
+            for t in idx.tx_ids() {
+                count(t);
+            }
+            stats_where(idx, &s.cluster_of, |x| x == c)
+                .remove(&c)
+                .expect("the address's cluster")
+        }
+        Some(outputs_of) => {
+            // Only transactions paying the cluster or spending from it change the sums.
+            let mut st = ClusterStats {
+                cluster_id: c,
+                size: members.len() as u64,
+                first_height: u32::MAX,
+                ..Default::default()
+            };
+            let mut txs: BTreeSet<u32> = BTreeSet::new();
+            for &m in &members {
+                for o in outputs_of(AddrIx(m)) {
+                    let v = idx.value(o).to_sat();
+                    st.total_received += v;
+                    let h = idx.tx_height(idx.out_tx(o)).0;
+                    st.first_height = st.first_height.min(h);
+                    st.last_height = st.last_height.max(h);
+                    txs.insert(idx.out_tx(o).0);
+                    match idx.spender(o) {
+                        None => st.balance += v,
+                        Some(t) => {
+                            st.last_height = st.last_height.max(idx.tx_height(t).0);
+                            txs.insert(t.0);
+                        }
+                    }
+                }
+            }
+            for t in txs {
+                count(TxIx(t));
+            }
+            st
+        }
+    };
     let mut tops: Vec<Counterparty> = cp
         .into_iter()
         .map(|(k, (sent, recv))| Counterparty {

@@ -261,7 +261,8 @@ impl Btc {
         address: &str,
         top: usize,
     ) -> Result<Value, ApiError> {
-        let shown = cluster::show(&self.idx, s, address, top)
+        let outputs_of = |a: AddrIx| self.by_address.of(a).collect::<Vec<OutIx>>();
+        let shown = cluster::show_with(&self.idx, s, address, top, Some(&outputs_of))
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let id = shown.stats.cluster_id;
         let in_cluster = |x: &str| {
