@@ -62,6 +62,8 @@ pub struct Btc {
     by_address: AddressOutputs,
     clusters: Option<cluster::Stored>,
     tags: Vec<Tag>,
+    /// The address id of each tag's address (`None`: not in the dataset), computed once.
+    tag_ids: Vec<Option<AddrIx>>,
 }
 
 impl Btc {
@@ -79,17 +81,19 @@ impl Btc {
         } else {
             None
         };
-        let tags = crate::labels::read_tags(&crate::labels::tags_path(data))?
+        let tags: Vec<Tag> = crate::labels::read_tags(&crate::labels::tags_path(data))?
             .into_iter()
             .map(|(t, _)| t)
             .filter(|t| t.chain == "bitcoin" && crate::labels::on_network(t, network))
             .collect();
+        let tag_ids = tags.iter().map(|t| idx.address_id(&t.address)).collect();
         Ok(Btc {
             network: network.to_string(),
             idx,
             by_address,
             clusters,
             tags,
+            tag_ids,
         })
     }
 
@@ -273,8 +277,9 @@ impl Btc {
         let labels: Vec<Value> = self
             .tags
             .iter()
-            .filter(|t| in_cluster(&t.address))
-            .map(|t| {
+            .zip(&self.tag_ids)
+            .filter(|(_, a)| a.is_some_and(|a| s.cluster_of[a.ix()] == id))
+            .map(|(t, _)| {
                 json!({"address": t.address, "label": t.label, "entity": t.entity,
                     "category": t.category, "is_public": t.is_public, "source": t.source})
             })
