@@ -19,6 +19,7 @@ pub mod ingest;
 pub mod labels;
 pub mod report;
 pub mod serve;
+pub mod share;
 pub mod simulate;
 pub mod stats;
 pub mod store;
