@@ -345,7 +345,7 @@ impl Watchlist {
             header.descriptor_bytes as usize,
             header.fingerprint_bytes as usize,
         );
-        if dl != xorf::BinaryFuse32::DESCRIPTOR_LEN || d + dl + fl != body_end || fl % 4 != 0 {
+        if dl != xorf::BinaryFuse32::DESCRIPTOR_LEN || d + dl + fl != body_end || !fl.is_multiple_of(4) {
             return Err(bad("its lengths do not add up".into()));
         }
         let descriptor = bytes[d..d + dl].to_vec();

@@ -120,7 +120,7 @@ impl Message {
         }
         let hlen = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
         let end = bytes.len() - 32;
-        if 12 + hlen > end || (end - 12 - hlen) % 32 != 0 {
+        if 12 + hlen > end || !(end - 12 - hlen).is_multiple_of(32) {
             return Err(bad("its lengths do not add up"));
         }
         let header: Header =
@@ -215,7 +215,7 @@ pub fn start(key: &Key, items: &[String]) -> std::io::Result<(Message, State)> {
         })
         .collect();
     // Sorted by point: the order says nothing about the items.
-    blinded.sort_by(|a, b| a.1.cmp(&b.1));
+    blinded.sort_by_key(|a| a.1);
     let msg = Message {
         header: Header {
             format: "chaintrace-deconflict".into(),
@@ -363,7 +363,7 @@ impl State {
                 (i, p)
             })
             .collect();
-        items.sort_by(|a, b| a.1.cmp(&b.1));
+        items.sort_by_key(|a| a.1);
         Ok(State {
             session: f.session,
             secret,
