@@ -114,6 +114,145 @@ pub enum Command {
     /// every request. Bitcoin and Ethereum datasets. The API is documented in docs/API.md. Stop with
     /// Ctrl-C.
     Serve(ServeArgs),
+    /// Share flagged addresses with a partner agency without revealing them.
+    ///
+    /// After FIU.net's Ma3tch: `export` turns the labelled addresses of some categories into
+    /// keyed pseudorandom values (HMAC-SHA256 under a key shared with that one partner) in a
+    /// binary fuse filter (.ctw; no address, label or case text in it, MAC'd); the partner
+    /// runs `match` against its own dataset, labels and cases and learns only which of ITS
+    /// addresses hit (each "possible" until revealed), each with a request reference;
+    /// `reveal` tells the owner which tag a reference is. `deconflict` finds the flagged
+    /// addresses two agencies share and nothing else (Diffie-Hellman PSI over ristretto255,
+    /// three steps by files). Need-to-know categories (child_sexual_abuse and kin) are left
+    /// out unless named. Nothing listens on a port. Format and limits: docs/SHARE.md.
+    #[command(subcommand)]
+    Share(ShareCommand),
+}
+
+/// `chaintrace share ...`
+#[derive(Debug, Subcommand)]
+pub enum ShareCommand {
+    /// Make a key for one partner: 32 random bytes in a new file (mode 0600).
+    Keygen(ShareKeygenArgs),
+    /// Write a watchlist (.ctw) of your labelled addresses for one partner.
+    Export(ShareExportArgs),
+    /// Match a partner's watchlist against your dataset, labels and cases.
+    Match(ShareMatchArgs),
+    /// Which of your tags a partner's request reference (R-...) names.
+    Reveal(ShareRevealArgs),
+    /// The flagged addresses you and a partner share, and nothing else (three steps).
+    ///
+    /// Step 1, each side: `--out mine.ctd` (also writes mine.ctd.secret: keep it, never send
+    /// it); exchange the .ctd files. Step 2, each side: `--mine mine.ctd --theirs theirs.ctd
+    /// --out reply.ctd`; exchange the replies. Step 3, each side: `--mine mine.ctd --theirs
+    /// theirs.ctd --reply their-reply.ctd`: prints your addresses the partner flags too.
+    Deconflict(ShareDeconflictArgs),
+}
+
+/// Which labels a share command reads.
+#[derive(Debug, Args)]
+pub struct ShareLabels {
+    /// Dataset directory whose labels (DATA/labels/tags.parquet) are read.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+    /// A tags file to read instead (a tags.parquet written by `labels import`).
+    #[arg(long, value_name = "FILE")]
+    pub labels: Option<PathBuf>,
+    /// Categories to share (comma-separated; default: every category except the
+    /// need-to-know ones, which are shared only when named here).
+    #[arg(long, value_delimiter = ',')]
+    pub category: Vec<String>,
+    /// Share non-public tags too.
+    #[arg(long)]
+    pub include_private: bool,
+}
+
+/// `chaintrace share keygen`
+#[derive(Debug, Args)]
+pub struct ShareKeygenArgs {
+    /// The new key file (never overwritten).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// `chaintrace share export`
+#[derive(Debug, Args)]
+pub struct ShareExportArgs {
+    #[command(flatten)]
+    pub labels: ShareLabels,
+    /// The partner's name, as agreed (written in clear in the file).
+    #[arg(long = "for", value_name = "NAME")]
+    pub for_partner: String,
+    /// The key shared with that partner (`share keygen`).
+    #[arg(long, value_name = "FILE")]
+    pub key_file: PathBuf,
+    /// The watchlist file to write.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+}
+
+/// `chaintrace share match`
+#[derive(Debug, Args)]
+pub struct ShareMatchArgs {
+    /// The partner's watchlist (.ctw).
+    pub file: PathBuf,
+    /// The key shared with that partner.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: PathBuf,
+    /// Your dataset: every address in it, and its labels, are matched.
+    #[arg(long, value_name = "DIR", default_value = "data")]
+    pub data: PathBuf,
+    /// Your case folders (repeatable): their seeds and traced addresses are matched, and a
+    /// hit names the case.
+    #[arg(long, value_name = "DIR")]
+    pub case: Vec<PathBuf>,
+    /// Report each hit's cluster (after `chaintrace cluster bitcoin`): its size and
+    /// representative, so that a hit names an entity, not only an address.
+    #[arg(long)]
+    pub via_clusters: bool,
+}
+
+/// `chaintrace share reveal`
+#[derive(Debug, Args)]
+pub struct ShareRevealArgs {
+    /// Request references quoted by the partner (R-...).
+    #[arg(required = true, value_name = "REF")]
+    pub references: Vec<String>,
+    #[command(flatten)]
+    pub labels: ShareLabels,
+    /// The key shared with that partner.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: PathBuf,
+    /// Fields of the tag to release (comma-separated): address, category, source,
+    /// confidence, lastmod, label, entity.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "address,category,source,confidence,lastmod"
+    )]
+    pub fields: Vec<String>,
+}
+
+/// `chaintrace share deconflict`
+#[derive(Debug, Args)]
+pub struct ShareDeconflictArgs {
+    #[command(flatten)]
+    pub labels: ShareLabels,
+    /// The key shared with that partner.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: PathBuf,
+    /// Your round-1 message (step 2 and 3; its .secret file beside it).
+    #[arg(long, value_name = "FILE")]
+    pub mine: Option<PathBuf>,
+    /// The partner's round-1 message (steps 2 and 3).
+    #[arg(long, value_name = "FILE")]
+    pub theirs: Option<PathBuf>,
+    /// The partner's reply to your round 1 (step 3).
+    #[arg(long, value_name = "FILE")]
+    pub reply: Option<PathBuf>,
+    /// The message to write (step 1: your round 1; step 2: your reply).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 impl Command {
@@ -133,6 +272,7 @@ impl Command {
             Command::Simulate(_) => "simulate",
             Command::Demo(_) => "demo",
             Command::Serve(_) => "serve",
+            Command::Share(_) => "share",
             Command::Check(_) => "check ethereum",
         }
     }

@@ -9,6 +9,7 @@ mod ingest;
 mod labels;
 mod report;
 mod serve;
+mod share;
 mod simulate;
 mod stats;
 pub(crate) mod trace;
@@ -172,6 +173,7 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Report(a) => report::run(cli, a),
         Command::Demo(a) => demo::run(cli, a),
         Command::Serve(a) => serve::run(cli, a),
+        Command::Share(c) => share::run(cli, c),
         Command::Stats(s) => stats::run(cli, s),
         Command::Case(c) => case::run(cli, c),
         Command::Labels(args::LabelsCommand::Import(a)) => labels::import(cli, a),

@@ -345,7 +345,10 @@ impl Watchlist {
             header.descriptor_bytes as usize,
             header.fingerprint_bytes as usize,
         );
-        if dl != xorf::BinaryFuse32::DESCRIPTOR_LEN || d + dl + fl != body_end || !fl.is_multiple_of(4) {
+        if dl != xorf::BinaryFuse32::DESCRIPTOR_LEN
+            || d + dl + fl != body_end
+            || !fl.is_multiple_of(4)
+        {
             return Err(bad("its lengths do not add up".into()));
         }
         let descriptor = bytes[d..d + dl].to_vec();
@@ -445,6 +448,20 @@ mod tests {
             Watchlist::from_bytes(b"not a watchlist at all, no", &k, p),
             Err(ShareError::Format { .. })
         ));
+    }
+
+    #[test]
+    fn a_million_random_addresses_give_no_more_false_hits_than_stated() {
+        // 10,000 flagged items; 1,000,000 other addresses (keyed values of counters, as
+        // random as HMAC-SHA256). At 2^-32 per lookup the expected count is 0.00023: more
+        // than one would be a failure of the stated rate (chance about 3e-8).
+        let k = key(5);
+        let w = Watchlist::build(&k, "b", "2026-12-01", &items(10_000)).unwrap();
+        let m = w.matcher();
+        let false_hits = (0..1_000_000u32)
+            .filter(|i| m.contains(&k, &item("bitcoin", &format!("random{i}"))))
+            .count();
+        assert!(false_hits <= 1, "{false_hits} false hits in 1,000,000");
     }
 
     #[test]

@@ -207,7 +207,11 @@ pub fn commit(staged: &[Staged]) -> Result<(), StoreError> {
 /// # Errors
 /// I/O errors, naming the file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let dir = path.parent().expect("paths have a directory");
+    // A bare file name (`out.ctw`) lives in the working directory.
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let name = path
         .file_name()

@@ -22,6 +22,7 @@ mod report;
 mod resume;
 mod rpc_node;
 mod serve;
+mod share;
 mod simulate;
 mod stats;
 mod trace;
