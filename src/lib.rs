@@ -26,3 +26,4 @@ pub mod store;
 pub mod tables;
 pub mod trace;
 pub mod types;
+pub mod watch;

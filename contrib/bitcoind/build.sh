@@ -3,7 +3,8 @@
 # inside the crates.io package libbitcoinkernel-sys 0.4.1 (Bitcoin Core 31.99), for the
 # watch tests against a real regtest node. Debian: cmake, libboost-dev, libevent-dev.
 # The binaries are cached in $CHAINTRACE_BITCOIND_DIR (default ~/.cache/chaintrace-bitcoind):
-# built once per machine (about 30 minutes on 2 cores).
+# built once per machine (about 30 minutes on 2 cores). The crate leaves out the ASMap data
+# (src/node/data/ip_asn.dat), so it is not embedded (-DWITH_EMBEDDED_ASMAP=OFF).
 set -euo pipefail
 out="${CHAINTRACE_BITCOIND_DIR:-$HOME/.cache/chaintrace-bitcoind}"
 if [ -x "$out/bin/bitcoind" ] && [ -x "$out/bin/bitcoin-cli" ]; then
@@ -27,7 +28,7 @@ src="$(dirname "$src")/bitcoin"
 cmake -S "$src" -B "$out/build" -DCMAKE_BUILD_TYPE=Release \
   -DENABLE_WALLET=OFF -DENABLE_IPC=OFF -DWITH_ZMQ=OFF -DBUILD_GUI=OFF -DBUILD_TESTS=OFF \
   -DBUILD_BENCH=OFF -DBUILD_FUZZ_BINARY=OFF -DBUILD_TX=OFF -DBUILD_UTIL=OFF \
-  -DBUILD_WALLET_TOOL=OFF -DBUILD_KERNEL_LIB=OFF >/dev/null
+  -DBUILD_WALLET_TOOL=OFF -DBUILD_KERNEL_LIB=OFF -DWITH_EMBEDDED_ASMAP=OFF >/dev/null
 cmake --build "$out/build" -j"$(nproc)" --target bitcoind bitcoin-cli
 mkdir -p "$out/bin"
 cp "$out/build/bin/bitcoind" "$out/build/bin/bitcoin-cli" "$out/bin/"

@@ -127,6 +127,92 @@ pub enum Command {
     /// out unless named. Nothing listens on a port. Format and limits: docs/SHARE.md.
     #[command(subcommand)]
     Share(ShareCommand),
+    /// Follow the chain's tip and alert when a watched address or cluster receives, spends
+    /// or pays an exchange.
+    ///
+    /// Sources: --rpc (Bitcoin Core), --esplora (an Esplora REST API) or --rpc-eth (an
+    /// Ethereum node; top-level ETH transfers). Each poll reads the blocks since the last
+    /// one seen; a reorganisation is rolled back and the alerts of blocks that left the
+    /// chain are retracted. An alert is ALERTS/<time>-<txid>.json (what moved, from which
+    /// watched item, to whom, amounts in sat or wei, confirmations, block hash, tool
+    /// version, the transaction's inputs and outputs as a one-hop trace); each poll with
+    /// news writes one digest and runs --alert-cmd DIGEST ALERT... once. ALERTS/state.json
+    /// keeps what was seen: a restart neither loses nor repeats an alert. The first run
+    /// starts at the tip. Nothing listens on a port.
+    Watch(Box<WatchArgs>),
+}
+
+/// `chaintrace watch`
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// Bitcoin Core's JSON-RPC URL (e.g. http://127.0.0.1:8332).
+    #[arg(long, value_name = "URL", help_heading = "Source", conflicts_with_all = ["esplora", "rpc_eth"])]
+    pub rpc: Option<String>,
+    /// An Esplora REST API (e.g. https://blockstream.info/api).
+    #[arg(
+        long,
+        value_name = "URL",
+        help_heading = "Source",
+        conflicts_with = "rpc_eth"
+    )]
+    pub esplora: Option<String>,
+    /// An Ethereum node's JSON-RPC URL.
+    #[arg(long, value_name = "URL", help_heading = "Source")]
+    pub rpc_eth: Option<String>,
+    /// Bitcoin Core's cookie file for --rpc.
+    #[arg(long, value_name = "FILE", help_heading = "Source", conflicts_with_all = ["rpc_user", "rpc_password"])]
+    pub rpc_cookie: Option<PathBuf>,
+    /// RPC user name (with --rpc-password).
+    #[arg(
+        long,
+        value_name = "USER",
+        help_heading = "Source",
+        requires = "rpc_password"
+    )]
+    pub rpc_user: Option<String>,
+    /// RPC password (with --rpc-user).
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        help_heading = "Source",
+        requires = "rpc_user"
+    )]
+    pub rpc_password: Option<String>,
+    #[command(flatten)]
+    pub retry: RpcRetryArgs,
+    /// Addresses to watch (repeatable): an address, or @FILE with one per line (a CSV's
+    /// first column; a header line and # comments are skipped).
+    #[arg(long, value_name = "ITEM")]
+    pub watch: Vec<String>,
+    /// Watch whole clusters: at start, every address of a watched address's cluster in
+    /// --data (after `chaintrace cluster bitcoin`); while watching, every address spent
+    /// together with a watched one (multi-input).
+    #[arg(long)]
+    pub watch_clusters: bool,
+    /// A partner's watchlist (.ctw, from `chaintrace share export`) to watch too; with
+    /// --key-file. Its hits are "possible" and carry the request reference.
+    #[arg(long, value_name = "FILE", requires = "key_file")]
+    pub share: Vec<PathBuf>,
+    /// The key shared with the watchlist's sender.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// A dataset whose labels name exchanges (a watched spend paying one is an `exchange`
+    /// alert) and whose clusters --watch-clusters reads.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Folder of alerts, digests and the watch's state (created).
+    #[arg(long, value_name = "DIR")]
+    pub alerts: PathBuf,
+    /// Program run once per poll with news: its arguments are the digest's path, then the
+    /// new alert and retraction files.
+    #[arg(long, value_name = "CMD")]
+    pub alert_cmd: Option<String>,
+    /// Seconds between polls: an alert comes at most this long after its block.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub poll: f64,
+    /// Poll once and exit (for cron and tests).
+    #[arg(long)]
+    pub once: bool,
 }
 
 /// `chaintrace share ...`
@@ -273,6 +359,7 @@ impl Command {
             Command::Demo(_) => "demo",
             Command::Serve(_) => "serve",
             Command::Share(_) => "share",
+            Command::Watch(_) => "watch",
             Command::Check(_) => "check ethereum",
         }
     }

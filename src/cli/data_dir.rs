@@ -173,7 +173,7 @@ pub fn resolve_command(command: &mut Command) -> Result<(), CliError> {
             resolve(&mut a.data, None, Need::Dataset)
         }
         Command::Serve(a) => dataset(&mut a.dataset),
-        Command::Share(_) => Ok(()),
+        Command::Share(_) | Command::Watch(_) => Ok(()),
         Command::Report(_) | Command::Simulate(_) | Command::Demo(_) | Command::Case(_) => Ok(()),
     }
 }

@@ -228,11 +228,13 @@ pub(crate) fn print_summary(cli: &Cli, s: &Summary, error: Option<&IngestError>)
     }
 }
 
-fn rpc(cli: &Cli, a: &IngestBitcoinArgs, url: &str) -> Result<(), CliError> {
-    use crate::ingest::bitcoin::rpc::RpcClient;
-    use crate::ingest::bitcoin::rpc_source::RpcSource;
-
-    let auth = match (&a.rpc_cookie, &a.rpc_user, &a.rpc_password) {
+/// RPC credentials: the cookie file's `user:password`, or `--rpc-user:--rpc-password`.
+pub(crate) fn rpc_auth(
+    cookie: Option<&std::path::Path>,
+    user: Option<&str>,
+    password: Option<&str>,
+) -> Result<Option<String>, CliError> {
+    Ok(match (cookie, user, password) {
         (Some(cookie), _, _) => {
             let text = std::fs::read_to_string(cookie).map_err(|e| {
                 CliError::user(anyhow!(
@@ -244,7 +246,18 @@ fn rpc(cli: &Cli, a: &IngestBitcoinArgs, url: &str) -> Result<(), CliError> {
         }
         (None, Some(u), Some(p)) => Some(format!("{u}:{p}")),
         _ => None,
-    };
+    })
+}
+
+fn rpc(cli: &Cli, a: &IngestBitcoinArgs, url: &str) -> Result<(), CliError> {
+    use crate::ingest::bitcoin::rpc::RpcClient;
+    use crate::ingest::bitcoin::rpc_source::RpcSource;
+
+    let auth = rpc_auth(
+        a.rpc_cookie.as_deref(),
+        a.rpc_user.as_deref(),
+        a.rpc_password.as_deref(),
+    )?;
     if a.part_blocks == 0 {
         return Err(CliError::user(anyhow!("--part-blocks must be at least 1")));
     }

@@ -13,6 +13,7 @@ mod share;
 mod simulate;
 mod stats;
 pub(crate) mod trace;
+mod watch;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -174,6 +175,7 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Demo(a) => demo::run(cli, a),
         Command::Serve(a) => serve::run(cli, a),
         Command::Share(c) => share::run(cli, c),
+        Command::Watch(a) => watch::run(cli, a),
         Command::Stats(s) => stats::run(cli, s),
         Command::Case(c) => case::run(cli, c),
         Command::Labels(args::LabelsCommand::Import(a)) => labels::import(cli, a),

@@ -26,3 +26,4 @@ mod share;
 mod simulate;
 mod stats;
 mod trace;
+mod watch;

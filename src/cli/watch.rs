@@ -1,0 +1,233 @@
+//! `chaintrace watch` (see [`crate::watch`]).
+
+use std::path::Path;
+
+use anyhow::anyhow;
+
+use super::args::WatchArgs;
+use super::{Cli, CliError};
+use crate::ingest::bitcoin::rpc::RpcClient;
+use crate::watch::{self, State, Watched, source::Source};
+
+/// The watched addresses of `--watch` items (addresses or @FILE).
+fn watch_items(items: &[String]) -> Result<Vec<(String, String)>, CliError> {
+    let mut out = Vec::new();
+    for it in items {
+        if let Some(f) = it.strip_prefix('@') {
+            let text = std::fs::read_to_string(f)
+                .map_err(|e| CliError::user(anyhow!("--watch @{f}: cannot read it: {e}")))?;
+            for (n, line) in text.lines().enumerate() {
+                let first = line.split(',').next().unwrap_or("").trim();
+                if first.is_empty()
+                    || first.starts_with('#')
+                    || (n == 0 && first.eq_ignore_ascii_case("address"))
+                {
+                    continue;
+                }
+                out.push((watch::normal(first), format!("{f}:{}", n + 1)));
+            }
+        } else if !it.trim().is_empty() {
+            out.push((watch::normal(it.trim()), "--watch".into()));
+        }
+    }
+    Ok(out)
+}
+
+fn source(a: &WatchArgs) -> Result<Source, CliError> {
+    let client = |url: &str, auth: Option<String>| -> Result<RpcClient, CliError> {
+        let cfg = super::ingest::rpc_config(url, auth, &a.retry)?;
+        RpcClient::new(cfg).map_err(CliError::user)
+    };
+    match (&a.rpc, &a.esplora, &a.rpc_eth) {
+        (Some(u), None, None) => {
+            let auth = super::ingest::rpc_auth(
+                a.rpc_cookie.as_deref(),
+                a.rpc_user.as_deref(),
+                a.rpc_password.as_deref(),
+            )?;
+            Ok(Source::BitcoinRpc(client(u, auth)?))
+        }
+        (None, Some(u), None) => Ok(Source::Esplora(client(u, None)?)),
+        (None, None, Some(u)) => Ok(Source::Ethereum(client(u, None)?.jsonrpc2())),
+        _ => Err(CliError::user(anyhow!(
+            "give one source: --rpc URL (Bitcoin Core), --esplora URL or --rpc-eth URL (Ethereum)"
+        ))),
+    }
+}
+
+/// Labels of exchanges and (with --watch-clusters) the watched addresses' clusters, from
+/// `--data`.
+fn from_dataset(a: &WatchArgs, w: &mut Watched) -> Result<(), CliError> {
+    let Some(data) = &a.data else {
+        return Ok(());
+    };
+    for (t, _) in
+        crate::labels::read_tags(&crate::labels::tags_path(data)).map_err(CliError::user)?
+    {
+        if t.category == "exchange" {
+            w.exchanges
+                .insert(watch::normal(&t.address), t.entity.clone());
+        }
+    }
+    if a.watch_clusters && a.rpc_eth.is_none() {
+        let (dir, net) = crate::trace::request::chain_dir(data, None).map_err(CliError::user)?;
+        let idx = super::cluster::open_index(&dir)?;
+        let s =
+            crate::cluster::load(&idx, &crate::cluster::clusters_dir(data, &net)).map_err(|e| {
+                CliError::user(anyhow!(
+                    "--watch-clusters: {e}; run `chaintrace cluster bitcoin --data {}` first",
+                    data.display()
+                ))
+            })?;
+        let roots: Vec<(u32, String)> = w
+            .addresses
+            .keys()
+            .filter_map(|x| {
+                idx.address_id(x)
+                    .map(|id| (s.cluster_of[id.ix()], x.clone()))
+            })
+            .collect();
+        for (c, root) in roots {
+            for id in idx.address_ids().filter(|id| s.cluster_of[id.ix()] == c) {
+                w.addresses
+                    .entry(idx.address(id).to_string())
+                    .or_insert_with(|| format!("cluster of {root} in {}", data.display()));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn run(cli: &Cli, a: &WatchArgs) -> Result<(), CliError> {
+    if !(a.poll.is_finite() && a.poll > 0.0) {
+        return Err(CliError::user(anyhow!(
+            "--poll must be a positive number of seconds"
+        )));
+    }
+    let src = source(a)?;
+    let mut w = Watched {
+        clusters: a.watch_clusters,
+        ..Watched::default()
+    };
+    for (addr, why) in watch_items(&a.watch)? {
+        w.addresses.insert(addr, why);
+    }
+    if !a.share.is_empty() {
+        let kf = a
+            .key_file
+            .as_ref()
+            .ok_or_else(|| CliError::user(anyhow!("--share needs --key-file")))?;
+        let key = crate::share::Key::load(kf).map_err(CliError::user)?;
+        for f in &a.share {
+            let list = crate::share::Watchlist::read(f, &key).map_err(CliError::user)?;
+            w.lists.push((f.display().to_string(), key.clone(), list));
+        }
+    }
+    from_dataset(a, &mut w)?;
+    if w.addresses.is_empty() && w.lists.is_empty() {
+        return Err(CliError::user(anyhow!(
+            "nothing to watch: give --watch ADDRESS, --watch @FILE or --share FILE.ctw"
+        )));
+    }
+    std::fs::create_dir_all(&a.alerts).map_err(|e| {
+        CliError::user(anyhow!(
+            "cannot create --alerts {}: {e}",
+            a.alerts.display()
+        ))
+    })?;
+    let mut state = State::load(&a.alerts)
+        .map_err(CliError::user)?
+        .unwrap_or_else(|| State {
+            version: 1,
+            source: src.shown(),
+            chain: src.chain().to_string(),
+            ..State::default()
+        });
+    if state.chain != src.chain() {
+        return Err(CliError::user(anyhow!(
+            "{} holds the state of a {} watch ({}); use another --alerts folder for {}",
+            a.alerts.display(),
+            state.chain,
+            state.source,
+            src.shown()
+        )));
+    }
+    let tool = format!("chaintrace {}", crate::VERSION);
+    crate::ingest::stop_on_ctrl_c()
+        .map_err(|e| CliError::user(anyhow!("cannot install the Ctrl-C handler: {e}")))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::user(anyhow!("cannot start the runtime: {e}")))?;
+    if !cli.json {
+        eprintln!(
+            "chaintrace: watching {} address(es){}{} on {}; alerts in {}",
+            w.addresses.len(),
+            if w.lists.is_empty() {
+                String::new()
+            } else {
+                format!(" and {} partner watchlist(s)", w.lists.len())
+            },
+            if a.watch_clusters {
+                ", growing clusters"
+            } else {
+                ""
+            },
+            src.shown(),
+            a.alerts.display()
+        );
+    }
+    loop {
+        let started = std::time::Instant::now();
+        let p = rt
+            .block_on(watch::poll(
+                &src,
+                &w,
+                &mut state,
+                &a.alerts,
+                a.alert_cmd.as_deref(),
+                &tool,
+            ))
+            .map_err(CliError::user)?;
+        report(cli, &p, &a.alerts);
+        if a.once || crate::ingest::interrupted() {
+            return Ok(());
+        }
+        let wait = std::time::Duration::from_secs_f64(a.poll).saturating_sub(started.elapsed());
+        let until = std::time::Instant::now() + wait;
+        while std::time::Instant::now() < until {
+            if crate::ingest::interrupted() {
+                return Ok(());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200).min(wait));
+        }
+    }
+}
+
+fn report(cli: &Cli, p: &watch::Poll, dir: &Path) {
+    let names = |v: &[std::path::PathBuf]| -> Vec<String> {
+        v.iter()
+            .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect()
+    };
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::json!({"tip": p.tip, "blocks": p.blocks, "alerts": names(&p.alerts),
+                "retracted": names(&p.retracted),
+                "digest": p.digest.as_ref().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned())})
+        );
+    } else if p.digest.is_some() || p.blocks > 0 {
+        println!(
+            "tip {}: {} new block(s), {} alert(s), {} retraction(s){}",
+            p.tip,
+            p.blocks,
+            p.alerts.len(),
+            p.retracted.len(),
+            p.digest
+                .as_ref()
+                .map(|d| format!(" — digest {}", d.display()))
+                .unwrap_or_else(|| format!(" (in {})", dir.display()))
+        );
+    }
+}

@@ -1,0 +1,302 @@
+//! `chaintrace watch` against real nodes: anvil (Ethereum) here, Bitcoin Core regtest when
+//! its binaries are built (contrib/bitcoind/build.sh, run by .ci/run): a payment from a
+//! watched address mined after the watch began gives exactly one alert (and one call of
+//! the alert command), a restart repeats nothing, and a reorganisation that removes the
+//! block retracts the alert.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+use crate::ethereum_node::Anvil;
+use crate::util::*;
+
+/// An alert command that appends its arguments to `calls.txt` beside it.
+fn alert_script(dir: &Path) -> PathBuf {
+    let p = dir.join("notify.sh");
+    std::fs::write(
+        &p,
+        "#!/bin/sh\necho \"$@\" >> \"$(dirname \"$0\")/calls.txt\"\n",
+    )
+    .unwrap();
+    let mut perm = std::fs::metadata(&p).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&p, perm).unwrap();
+    p
+}
+
+/// Files in the alerts folder whose names end with `suffix` (alerts: `.json` minus
+/// digests, retractions and the state).
+fn alert_files(dir: &Path) -> Vec<Value> {
+    let mut v: Vec<(String, Value)> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n.ends_with(".json")
+                && !n.starts_with("digest-")
+                && n != "state.json"
+                && !n.ends_with("-retracted.json")
+        })
+        .map(|n| {
+            (
+                n.clone(),
+                serde_json::from_slice(&std::fs::read(dir.join(&n)).unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v.into_iter().map(|x| x.1).collect()
+}
+
+fn retractions(dir: &Path) -> Vec<Value> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with("-retracted.json"))
+        .map(|e| serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap())
+        .collect()
+}
+
+fn poll(args: &[&str]) -> Value {
+    let mut all = vec!["watch", "--once", "--json"];
+    all.extend_from_slice(args);
+    let o = run(&all);
+    ok(&o);
+    serde_json::from_str(stdout(&o).lines().last().unwrap()).unwrap()
+}
+
+#[test]
+fn an_ethereum_payment_alerts_once_and_a_reorganisation_retracts_it() {
+    let node = Anvil::start();
+    let acc = node.accounts();
+    let (watched, exchange) = (&acc[1], &acc[3]);
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    import_labels(
+        &data,
+        &format!("address,label,category,actor\n{exchange},Exchange X,exchange,Exchange X\n"),
+    );
+    let alerts = d.path().join("alerts");
+    let script = alert_script(d.path());
+    let url = node.url();
+    let args = [
+        "--rpc-eth",
+        url.as_str(),
+        "--watch",
+        watched.as_str(),
+        "--data",
+        data.to_str().unwrap(),
+        "--alerts",
+        alerts.to_str().unwrap(),
+        "--alert-cmd",
+        script.to_str().unwrap(),
+    ];
+    // The first poll starts at the tip: nothing before it alerts.
+    node.send(json!({"from": watched, "to": exchange, "value": "0x1"}));
+    let p = poll(&args);
+    assert_eq!(p["alerts"].as_array().unwrap().len(), 0);
+    let snapshot = node.call("evm_snapshot", json!([]));
+    // A payment from the watched account to the exchange.
+    let tx = node
+        .send(json!({"from": watched, "to": exchange, "value": format!("{:#x}", 10u128.pow(18))}));
+    node.receipt(&tx);
+    let p = poll(&args);
+    assert_eq!(p["alerts"].as_array().unwrap().len(), 1, "{p}");
+    let a = alert_files(&alerts);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0]["txid"], tx.as_str());
+    assert_eq!(a[0]["kinds"], json!(["exchange", "spend"]));
+    assert_eq!(a[0]["moved_from_watched"], 10u128.pow(18).to_string());
+    assert_eq!(a[0]["confirmations"], 1);
+    assert_eq!(a[0]["unit"], "wei");
+    assert!(a[0]["tool"].as_str().unwrap().starts_with("chaintrace "));
+    let calls = std::fs::read_to_string(d.path().join("calls.txt")).unwrap();
+    assert_eq!(calls.lines().count(), 1, "one call per poll with news");
+    assert!(calls.contains("digest-"));
+    // A restart repeats nothing.
+    let p = poll(&args);
+    assert_eq!(p["alerts"].as_array().unwrap().len(), 0);
+    assert_eq!(alert_files(&alerts).len(), 1);
+    // A reorganisation removes the block: the alert is retracted.
+    node.call("evm_revert", json!([snapshot]));
+    node.call("evm_mine", json!([]));
+    node.call("evm_mine", json!([]));
+    let p = poll(&args);
+    assert_eq!(p["retracted"].as_array().unwrap().len(), 1, "{p}");
+    let r = retractions(&alerts);
+    assert_eq!(r[0]["retracts"], a[0]["id"]);
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(alerts.join("state.json")).unwrap()).unwrap();
+    assert!(state["alerts"][a[0]["id"].as_str().unwrap()]["retracted"].is_string());
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("calls.txt"))
+            .unwrap()
+            .lines()
+            .count(),
+        2
+    );
+}
+
+/// Bitcoin Core's binaries, built by contrib/bitcoind/build.sh.
+fn bitcoind_dir() -> PathBuf {
+    std::env::var_os("CHAINTRACE_BITCOIND_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/chaintrace-bitcoind")
+        })
+        .join("bin")
+}
+
+/// A bitcoind -regtest on a free port in its own data directory, stopped when dropped.
+struct Bitcoind {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Drop for Bitcoind {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Bitcoind {
+    fn start() -> Bitcoind {
+        let bin = bitcoind_dir().join("bitcoind");
+        assert!(
+            bin.exists(),
+            "{} is missing: run contrib/bitcoind/build.sh (.ci/run does)",
+            bin.display()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let p2p = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(bin)
+            .arg("-regtest")
+            .arg(format!("-datadir={}", dir.path().display()))
+            .arg(format!("-rpcport={port}"))
+            .arg(format!("-port={p2p}"))
+            .args([
+                "-rpcbind=127.0.0.1",
+                "-rpcallowip=127.0.0.1",
+                "-listen=0",
+                "-server=1",
+                "-txindex=0",
+                "-fallbackfee=0.0001",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let b = Bitcoind { child, dir, port };
+        for _ in 0..300 {
+            if b.cli_opt(&["getblockcount"]).is_some() {
+                return b;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("bitcoind did not answer within 30 s");
+    }
+
+    fn cookie(&self) -> PathBuf {
+        self.dir.path().join("regtest/.cookie")
+    }
+
+    fn cli_opt(&self, args: &[&str]) -> Option<String> {
+        let o = Command::new(bitcoind_dir().join("bitcoin-cli"))
+            .arg("-regtest")
+            .arg(format!("-datadir={}", self.dir.path().display()))
+            .arg(format!("-rpcport={}", self.port))
+            .args(args)
+            .output()
+            .ok()?;
+        o.status
+            .success()
+            .then(|| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        self.cli_opt(args)
+            .unwrap_or_else(|| panic!("bitcoin-cli {args:?} failed"))
+    }
+}
+
+#[test]
+fn a_bitcoin_core_payment_alerts_once_and_a_reorganisation_retracts_it() {
+    let node = Bitcoind::start();
+    // A key of our own: mine to it, then spend with signrawtransactionwithkey (no wallet).
+    let secp = bitcoin::secp256k1::Secp256k1::new();
+    let sk = bitcoin::secp256k1::SecretKey::from_slice(&[7u8; 32]).unwrap();
+    let pk = bitcoin::CompressedPublicKey(sk.public_key(&secp));
+    let watched = bitcoin::Address::p2wpkh(&pk, bitcoin::Network::Regtest).to_string();
+    let wif = bitcoin::PrivateKey::new(sk, bitcoin::Network::Regtest).to_wif();
+    let dest = "bcrt1q9fs8w3mauaf2wcrzj64np6vtr465gf6kh4x663";
+    node.cli(&["generatetoaddress", "101", &watched]);
+    let d = tempfile::tempdir().unwrap();
+    let alerts = d.path().join("alerts");
+    let script = alert_script(d.path());
+    let url = format!("http://127.0.0.1:{}", node.port);
+    let cookie = node.cookie();
+    let args = [
+        "--rpc",
+        url.as_str(),
+        "--rpc-cookie",
+        cookie.to_str().unwrap(),
+        "--watch",
+        watched.as_str(),
+        "--alerts",
+        alerts.to_str().unwrap(),
+        "--alert-cmd",
+        script.to_str().unwrap(),
+    ];
+    assert_eq!(poll(&args)["alerts"].as_array().unwrap().len(), 0);
+    // Spend the first coinbase (50 BTC) to dest: 49.999 BTC, the rest the fee.
+    let h1 = node.cli(&["getblockhash", "1"]);
+    let block: Value = serde_json::from_str(&node.cli(&["getblock", &h1, "2"])).unwrap();
+    let cb = block["tx"][0]["txid"].as_str().unwrap().to_string();
+    let raw = node.cli(&[
+        "createrawtransaction",
+        &json!([{"txid": cb, "vout": 0}]).to_string(),
+        &json!({dest: 49.999}).to_string(),
+    ]);
+    let signed: Value = serde_json::from_str(&node.cli(&[
+        "signrawtransactionwithkey",
+        &raw,
+        &json!([wif]).to_string(),
+        &json!([{"txid": cb, "vout": 0, "scriptPubKey": block["tx"][0]["vout"][0]["scriptPubKey"]["hex"], "amount": 50}]).to_string(),
+    ]))
+    .unwrap();
+    assert_eq!(signed["complete"], true, "{signed}");
+    let txid = node.cli(&["sendrawtransaction", signed["hex"].as_str().unwrap()]);
+    let mined: Value = serde_json::from_str(&node.cli(&["generatetoaddress", "1", dest])).unwrap();
+    let p = poll(&args);
+    assert_eq!(p["alerts"].as_array().unwrap().len(), 1, "{p}");
+    let a = alert_files(&alerts);
+    assert_eq!(a[0]["txid"], txid.as_str());
+    assert_eq!(a[0]["kinds"], json!(["spend"]));
+    assert_eq!(a[0]["moved_from_watched"], "5000000000");
+    assert_eq!(a[0]["block_hash"], mined[0]);
+    // A restart repeats nothing.
+    assert_eq!(poll(&args)["alerts"].as_array().unwrap().len(), 0);
+    // The block is invalidated and a longer chain without the payment mined: retracted.
+    node.cli(&["invalidateblock", mined[0].as_str().unwrap()]);
+    node.cli(&["generatetoaddress", "2", dest]);
+    let p = poll(&args);
+    assert_eq!(p["retracted"].as_array().unwrap().len(), 1, "{p}");
+    assert_eq!(retractions(&alerts)[0]["retracts"], a[0]["id"]);
+    // (The payment went back to the mempool and may be mined again: a new alert then.)
+    let calls = std::fs::read_to_string(d.path().join("calls.txt")).unwrap();
+    assert_eq!(calls.lines().count(), 2);
+}
