@@ -178,8 +178,9 @@ fn stamp() -> String {
 }
 
 /// The alert for `tx` in `block`, if it touches a watched item (and the addresses it
-/// links to watched ones, for `--watch-clusters`).
-fn alert_for(
+/// links to watched ones, for `--watch-clusters`): the JSON bundle without the fields of
+/// the moment (`confirmations`, `detected_at`, `source`, `tool`).
+pub fn alert_for(
     chain: &str,
     w: &Watched,
     state: &State,
