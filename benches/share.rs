@@ -19,8 +19,14 @@ fn addr(i: u64) -> String {
 
 fn main() {
     let args = common::args();
-    let watched: u64 = args.first().and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
-    let dataset: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(10_000_000);
+    let watched: u64 = args
+        .first()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let dataset: u64 = args
+        .get(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10_000_000);
     let key = Key::from_bytes([42; 32]);
     let items: Vec<String> = (0..watched).map(|i| item("bitcoin", &addr(i))).collect();
     let t = Instant::now();
@@ -33,7 +39,11 @@ fn main() {
     // Half the watched addresses are in the dataset, the rest of it is other addresses.
     let mut hits = 0u64;
     for i in 0..dataset {
-        let a = if i % 20 == 0 && i / 20 < watched { addr(i / 20) } else { addr(watched + i) };
+        let a = if i % 20 == 0 && i / 20 < watched {
+            addr(i / 20)
+        } else {
+            addr(watched + i)
+        };
         if m.contains(&key, &item("bitcoin", &a)) {
             hits += 1;
         }
@@ -62,7 +72,10 @@ fn main() {
         .map(|i| Tx {
             txid: format!("{i:064x}"),
             inputs: vec![(Some(addr(i * 3)), 10_000), (Some(addr(i * 3 + 1)), 20_000)],
-            outputs: vec![(Some(addr(5_000_000 + i)), 25_000), (Some(addr(i * 11)), 4_000)],
+            outputs: vec![
+                (Some(addr(5_000_000 + i)), 25_000),
+                (Some(addr(i * 11)), 4_000),
+            ],
         })
         .collect();
     let block = Block {

@@ -112,6 +112,21 @@ fn flows(cli: &Cli, a: &super::args::StatsFlowsArgs) -> Result<(), CliError> {
             f.unpriced, pr.file
         );
     }
+    if !f.need_to_know.is_empty() {
+        eprintln!(
+            "chaintrace: warning: {} is need-to-know: reported as aggregates only (its entities merged under the category, no counterparty list){}",
+            f.need_to_know.join(", "),
+            if f.suppressed > 0 {
+                format!(
+                    "; {} cell(s) of fewer than {} payments left out",
+                    f.suppressed,
+                    stats::MIN_CELL
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
     let dir = a.common.out.join("flows");
     let mut files = Vec::new();
     for (name, df) in [

@@ -456,6 +456,11 @@ pub struct Flows {
     pub top_counterparties: DataFrame,
     /// With prices: receipts and sendings on days the price file does not cover.
     pub unpriced: u64,
+    /// Cells of need-to-know categories left out for having fewer than [`MIN_CELL`]
+    /// payments.
+    pub suppressed: u64,
+    /// The need-to-know categories named (reported as aggregates only).
+    pub need_to_know: Vec<String>,
 }
 
 /// `stats flows`: money in and out of the entities of `cats`, per period.
@@ -469,9 +474,43 @@ pub fn flows(
     prices: Option<&fmt::Prices>,
 ) -> Result<Flows> {
     let ents = in_categories(src, cats)?;
+    // Need-to-know categories (crate::share::SENSITIVE): a counterparty's such label is
+    // shown as `need_to_know` unless its category is named; a named one is reported as
+    // aggregates only — its entities merged under the category's name, and cells of fewer
+    // than MIN_CELL payments left out.
+    let all_cats = categories(src.entities()?)?;
+    let hidden: Vec<String> = all_cats
+        .iter()
+        .filter(|c| crate::share::is_sensitive(c) && !cats.contains(c))
+        .cloned()
+        .collect();
+    let named: Vec<String> = cats
+        .iter()
+        .filter(|c| crate::share::is_sensitive(c))
+        .cloned()
+        .collect();
+    let mask = |name: &str| -> Expr {
+        when(col(name).is_in(
+            lit(Series::new("h".into(), hidden.clone())).implode(false),
+            false,
+        ))
+        .then(lit(NEED_TO_KNOW))
+        .otherwise(col(name))
+        .alias(name)
+    };
+    let aggregate = || -> Expr {
+        when(col("category").is_in(
+            lit(Series::new("n".into(), named.clone())).implode(false),
+            false,
+        ))
+        .then(col("category"))
+        .otherwise(col("entity"))
+        .alias("entity")
+    };
     // Receipts and sendings are small next to the tables they come from: computed once,
     // then every aggregate reads them from memory instead of scanning the dataset again.
     let rec = receipts(src, ents.clone(), p)?
+        .with_columns([mask("from_category"), aggregate()])
         .collect()
         .map_err(pe)?
         .lazy();
@@ -494,7 +533,18 @@ pub fn flows(
         )
         .collect()
         .map_err(pe)?;
-    let send = sendings(src, ents, p)?.collect().map_err(pe)?.lazy();
+    let send = sendings(src, ents, p)?
+        .with_columns([
+            mask("to_category"),
+            aggregate(),
+            when(col("to_category").eq(lit(NEED_TO_KNOW)))
+                .then(lit(NEED_TO_KNOW))
+                .otherwise(col("to_entity"))
+                .alias("to_entity"),
+        ])
+        .collect()
+        .map_err(pe)?
+        .lazy();
     let mut outflows = send
         .clone()
         .group_by([
@@ -576,14 +626,63 @@ pub fn flows(
         .limit(50)
         .collect()
         .map_err(pe)?;
+    // Aggregates only for the named need-to-know categories: small cells left out, and no
+    // counterparty list of theirs.
+    let named_s = Series::new("n".into(), named.clone());
+    let sensitive_row = col("category").is_in(lit(named_s.clone()).implode(false), false);
+    let mut suppressed = 0u64;
+    let before = (inflows.height() + outflows.height()) as u64;
+    if !named.is_empty() {
+        inflows = inflows
+            .lazy()
+            .filter(
+                sensitive_row
+                    .clone()
+                    .not()
+                    .or(col("payments").gt_eq(lit(MIN_CELL))),
+            )
+            .collect()
+            .map_err(pe)?;
+        outflows = outflows
+            .lazy()
+            .filter(
+                sensitive_row
+                    .clone()
+                    .not()
+                    .or(col("transfers").gt_eq(lit(MIN_CELL))),
+            )
+            .collect()
+            .map_err(pe)?;
+        suppressed = before - (inflows.height() + outflows.height()) as u64;
+    }
+    let top_counterparties = if named.is_empty() {
+        top_counterparties
+    } else {
+        top_counterparties
+            .lazy()
+            .filter(
+                col("entity")
+                    .is_in(lit(named_s).implode(false), false)
+                    .not(),
+            )
+            .collect()
+            .map_err(pe)?
+    };
     Ok(Flows {
         inflows,
         outflows,
         payment_values,
         top_counterparties,
         unpriced,
+        suppressed,
+        need_to_know: named,
     })
 }
+
+/// What a need-to-know counterparty category is shown as when not named.
+pub const NEED_TO_KNOW: &str = "need_to_know";
+/// Fewest payments (or transfers) a cell of a need-to-know category may show.
+pub const MIN_CELL: u32 = 10;
 
 /// The tables of `stats exposure`.
 #[derive(Debug)]

@@ -85,6 +85,82 @@ fn world() -> World {
     w
 }
 
+/// A world whose vendor is labelled child_sexual_abuse (need-to-know) beside exchanges.
+fn world_with_need_to_know() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let w = World { dir };
+    let out = w.dir.path().join("world");
+    ok(&run(&[
+        "simulate",
+        "--quiet",
+        "--seed",
+        "11",
+        "--txs",
+        "20000",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    ok(&ingest(&out.join("blocks"), &w.data(), &[]));
+    let mut csv = String::from("address,label,category,actor\n");
+    for r in w.truth("addresses") {
+        let cat = match r["category"].str() {
+            "exchange" => "exchange",
+            "illicit_vendor" => "child_sexual_abuse",
+            _ => continue,
+        };
+        csv.push_str(&format!(
+            "{},{},{cat},{}\n",
+            r["address"].str(),
+            r["entity"].str(),
+            r["entity"].str()
+        ));
+    }
+    import_labels(&w.data(), &csv);
+    w
+}
+
+#[test]
+fn need_to_know_categories_are_masked_unless_named_and_then_aggregated() {
+    let w = world_with_need_to_know();
+    let vendors: BTreeSet<String> = w
+        .truth("addresses")
+        .into_iter()
+        .filter(|r| r["category"].str() == "illicit_vendor")
+        .map(|r| r["entity"].str().to_string())
+        .collect();
+    // Not named: the exchanges' counterparties of that category read need_to_know.
+    let v = json(&w.stats(&["flows", "--category", "exchange"]));
+    let text = v.to_string();
+    assert!(
+        !text.contains("child_sexual_abuse"),
+        "the category leaks: {text:.300}"
+    );
+    let dir = w.dir.path().join("stats/flows");
+    for f in ["inflows.csv", "outflows.csv", "top_counterparties.csv"] {
+        let t = std::fs::read_to_string(dir.join(f)).unwrap();
+        assert!(!t.contains("child_sexual_abuse"), "{f}");
+        for e in &vendors {
+            assert!(!t.contains(&format!(",{e},")), "{f} names {e}");
+        }
+    }
+    assert!(
+        text.contains("need_to_know"),
+        "the vendor's payments to exchanges are counted, masked"
+    );
+    // Named: aggregates only, no cell under the minimum, no entity name, a warning.
+    let o = w.stats(&["flows", "--category", "child_sexual_abuse"]);
+    let v = json(&o);
+    assert!(stderr(&o).contains("need-to-know"), "{}", stderr(&o));
+    let rows = v["inflows"].as_array().unwrap();
+    assert!(!rows.is_empty());
+    for r in rows {
+        assert_eq!(r["entity"], "child_sexual_abuse", "{r}");
+        assert!(r["payments"].as_u64().unwrap() >= 10, "{r}");
+    }
+    let t = std::fs::read_to_string(dir.join("top_counterparties.csv")).unwrap();
+    assert_eq!(t.lines().count(), 1, "only the header: {t}");
+}
+
 fn json(o: &std::process::Output) -> Value {
     ok(o);
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
