@@ -292,7 +292,14 @@ fn a_bitcoin_core_payment_alerts_once_and_a_reorganisation_retracts_it() {
     assert_eq!(poll(&args)["alerts"].as_array().unwrap().len(), 0);
     // The block is invalidated and a longer chain without the payment mined: retracted.
     node.cli(&["invalidateblock", mined[0].as_str().unwrap()]);
-    node.cli(&["generatetoaddress", "2", dest]);
+    // Mined to another address: the same block again would be the invalid one.
+    let other_sk = bitcoin::secp256k1::SecretKey::from_slice(&[8u8; 32]).unwrap();
+    let other = bitcoin::Address::p2wpkh(
+        &bitcoin::CompressedPublicKey(other_sk.public_key(&secp)),
+        bitcoin::Network::Regtest,
+    )
+    .to_string();
+    node.cli(&["generatetoaddress", "2", &other]);
     let p = poll(&args);
     assert_eq!(p["retracted"].as_array().unwrap().len(), 1, "{p}");
     assert_eq!(retractions(&alerts)[0]["retracts"], a[0]["id"]);
