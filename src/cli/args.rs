@@ -821,6 +821,8 @@ pub struct TraceArgs {
     /// Label categories where the trace stops (default: exchange, when a loaded label has
     /// it; `none`: nowhere): the points where a subpoena can reveal a person. A category that
     /// no loaded label of the chain has is an error naming the categories present.
+    /// Need-to-know categories (child_sexual_abuse and kin) appear as need_to_know in the
+    /// answer, the case and its report unless named here.
     #[arg(long, value_delimiter = ',', value_name = "CATEGORY")]
     pub stop_at: Vec<String>,
     /// Follow transactions from this height on.

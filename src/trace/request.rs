@@ -679,8 +679,25 @@ pub(crate) fn load_labels(
         include_private: a.include_private,
         prefer: a.prefer.clone(),
     };
-    let resolved = crate::labels::load(&a.data, Some(chain), Some(network), &selection)
+    let mut resolved = crate::labels::load(&a.data, Some(chain), Some(network), &selection)
         .map_err(TraceError::stage)?;
+    // Need-to-know categories (crate::share::SENSITIVE) stay need_to_know, in the answer and
+    // the case, unless the trace names them (--stop-at).
+    let named: Vec<String> = a
+        .stop_at
+        .iter()
+        .map(|c| c.trim().to_ascii_lowercase())
+        .collect();
+    for t in &mut resolved.chosen {
+        if crate::share::is_sensitive(&t.category)
+            && !named.contains(&t.category.to_ascii_lowercase())
+        {
+            let hidden = crate::stats::NEED_TO_KNOW.to_string();
+            t.category.clone_from(&hidden);
+            t.entity.clone_from(&hidden);
+            t.label = hidden;
+        }
+    }
     let labels = resolved
         .chosen
         .iter()

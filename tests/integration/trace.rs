@@ -121,6 +121,48 @@ fn assert_conserves(r: &Value) {
 }
 
 #[test]
+fn a_need_to_know_category_stays_hidden_in_the_case_unless_the_trace_names_it() {
+    // The exchange's addresses labelled as a need-to-know category.
+    let text = std::fs::read_to_string(gt("addresses.csv")).unwrap();
+    let mut csv = String::from("address,label,category,actor\n");
+    for l in text.lines().skip(1) {
+        let f: Vec<&str> = l.split(',').collect();
+        if f[1] == "exchange" {
+            csv.push_str(&format!(
+                "{},Hidden Service,child_sexual_abuse,Hidden Service\n",
+                f[0]
+            ));
+        }
+    }
+    let d = world_with_labels(Some(csv));
+    let case = tempfile::tempdir().unwrap();
+    let vendor = &peel_rows()[1][2];
+    ok(&run_trace(
+        d.path(),
+        vendor,
+        case.path(),
+        &["--policy", "fifo"],
+    ));
+    let t = std::fs::read_to_string(case.path().join("trace.json")).unwrap();
+    assert!(!t.contains("child_sexual_abuse") && !t.contains("Hidden Service"));
+    assert!(
+        t.contains("need_to_know"),
+        "the value reaching them is still counted"
+    );
+    let html = html_report(case.path());
+    assert!(!html.contains("child_sexual_abuse") && !html.contains("Hidden Service"));
+    // Named: shown.
+    ok(&run_trace(
+        d.path(),
+        vendor,
+        case.path(),
+        &["--policy", "fifo", "--stop-at", "child_sexual_abuse"],
+    ));
+    let t = std::fs::read_to_string(case.path().join("trace.json")).unwrap();
+    assert!(t.contains("child_sexual_abuse") && t.contains("Hidden Service"));
+}
+
+#[test]
 fn the_peel_chain_reaches_the_exchange_with_the_true_amounts_under_every_model() {
     let d = labelled_world();
     let case = tempfile::tempdir().unwrap();
