@@ -272,9 +272,12 @@ pub struct ShareExportArgs {
     /// The key shared with that partner (`share keygen`).
     #[arg(long, value_name = "FILE")]
     pub key_file: PathBuf,
-    /// The watchlist file to write.
+    /// The watchlist file to write (an existing file is refused unless --force).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+    /// Replace an existing --out file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `chaintrace share match`
@@ -336,9 +339,13 @@ pub struct ShareDeconflictArgs {
     /// The partner's reply to your round 1 (step 3).
     #[arg(long, value_name = "FILE")]
     pub reply: Option<PathBuf>,
-    /// The message to write (step 1: your round 1; step 2: your reply).
+    /// The message to write (step 1: your round 1; step 2: your reply); an existing file
+    /// is refused unless --force.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// Replace an existing --out file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl Command {

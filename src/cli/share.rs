@@ -72,6 +72,18 @@ fn selected(l: &ShareLabels) -> Result<(Vec<Tag>, BTreeMap<&'static str, usize>)
         .map(|c| c.trim().to_ascii_lowercase())
         .filter(|c| !c.is_empty())
         .collect();
+    // A named category no tag has is a typo, not a wish.
+    let present: BTreeSet<String> = tags
+        .iter()
+        .map(|(t, _)| t.category.to_ascii_lowercase())
+        .collect();
+    if let Some(c) = named.iter().find(|c| !present.contains(*c)) {
+        return Err(user(anyhow!(
+            "--category {c}: no tag of {} has it; the categories are: {}",
+            path.display(),
+            present.into_iter().collect::<Vec<_>>().join(", ")
+        )));
+    }
     let mut left: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut out = Vec::new();
     for (t, _) in tags {
@@ -113,11 +125,52 @@ fn selected(l: &ShareLabels) -> Result<(Vec<Tag>, BTreeMap<&'static str, usize>)
 }
 
 fn load_key(path: &Path) -> Result<Key, CliError> {
-    Key::load(path).map_err(user)
+    Key::load(path).map_err(|e| match e {
+        share::ShareError::Io { source, .. }
+            if source.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            user(anyhow!(
+                "{} is not a key file (it is not text; make one with `chaintrace share keygen`)",
+                path.display()
+            ))
+        }
+        e => user(e),
+    })
+}
+
+/// Refuses to write `out` over an existing file (unless `force`) or over one of `inputs`.
+fn check_out(out: &Path, force: bool, inputs: &[&Path]) -> Result<(), CliError> {
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    };
+    if let Some(i) = inputs.iter().find(|i| same(out, i)) {
+        return Err(user(anyhow!(
+            "--out {} is an input of this command ({}): choose another file",
+            out.display(),
+            i.display()
+        )));
+    }
+    if out.exists() && !force {
+        return Err(user(anyhow!(
+            "--out {} exists: choose another file, or add --force to replace it",
+            out.display()
+        )));
+    }
+    Ok(())
 }
 
 fn export(cli: &Cli, a: &super::args::ShareExportArgs) -> Result<(), CliError> {
     let key = load_key(&a.key_file)?;
+    let labels_file = a
+        .labels
+        .labels
+        .clone()
+        .unwrap_or_else(|| crate::labels::tags_path(&a.labels.data));
+    check_out(&a.out, a.force, &[&a.key_file, &labels_file])?;
+    if a.for_partner.trim().is_empty() {
+        return Err(user(anyhow!("--for: give the partner's agreed name")));
+    }
     let (tags, left) = selected(&a.labels)?;
     let items: Vec<String> = tags
         .iter()
@@ -361,6 +414,14 @@ fn reveal(cli: &Cli, a: &super::args::ShareRevealArgs) -> Result<(), CliError> {
     let mut out = Vec::new();
     for r in &a.references {
         let want = r.trim().to_ascii_uppercase();
+        let well_formed = want.len() == 14
+            && want.starts_with("R-")
+            && want[2..].bytes().all(|b| b.is_ascii_hexdigit());
+        if !well_formed {
+            return Err(user(anyhow!(
+                "{r:?} is not a request reference (R- and 12 hexadecimal digits, as `share match` prints them)"
+            )));
+        }
         let found: Vec<&Tag> = tags
             .iter()
             .filter(|t| share::reference(&key, &share::item(&t.chain, &t.address)) == want)
@@ -418,6 +479,15 @@ fn reveal(cli: &Cli, a: &super::args::ShareRevealArgs) -> Result<(), CliError> {
         "released fields: {} (choose with --fields)",
         a.fields.join(",")
     );
+    let unmatched = out
+        .iter()
+        .filter(|o| o["tags"].as_array().is_none_or(Vec::is_empty))
+        .count();
+    if unmatched > 0 {
+        return Err(user(anyhow!(
+            "{unmatched} reference(s) name none of the selected tags: nothing released for them"
+        )));
+    }
     Ok(())
 }
 
@@ -426,6 +496,7 @@ fn deconflict(cli: &Cli, a: &super::args::ShareDeconflictArgs) -> Result<(), Cli
     match (&a.mine, &a.theirs, &a.reply, &a.out) {
         // Step 1: our round 1.
         (None, None, None, Some(out)) => {
+            check_out(out, a.force, &[&a.key_file])?;
             let (tags, _) = selected(&a.labels)?;
             let items: Vec<String> = tags
                 .iter()
@@ -468,8 +539,10 @@ fn deconflict(cli: &Cli, a: &super::args::ShareDeconflictArgs) -> Result<(), Cli
         }
         // Step 2: our reply to their round 1.
         (Some(mine), Some(theirs), None, Some(out)) => {
-            let state = psi::State::read(&psi::state_path(mine), &key).map_err(user)?;
+            check_out(out, a.force, &[mine, theirs, &a.key_file])?;
+            let state = my_state(mine, &key)?;
             let t = round1(theirs, &key)?;
+            not_mine(&state, &t, theirs)?;
             let r = psi::reply(&key, &state, &t, theirs).map_err(user)?;
             crate::store::sink::write_atomic(out, &r.to_bytes(&key)).map_err(user)?;
             if cli.json {
@@ -491,8 +564,9 @@ fn deconflict(cli: &Cli, a: &super::args::ShareDeconflictArgs) -> Result<(), Cli
         }
         // Step 3: the intersection.
         (Some(mine), Some(theirs), Some(reply), None) => {
-            let state = psi::State::read(&psi::state_path(mine), &key).map_err(user)?;
+            let state = my_state(mine, &key)?;
             let t = round1(theirs, &key)?;
+            not_mine(&state, &t, theirs)?;
             let r = psi::Message::read(reply, &key).map_err(user)?;
             let both = psi::finish(&state, &t, &r, reply).map_err(user)?;
             if cli.json {
@@ -517,6 +591,31 @@ fn deconflict(cli: &Cli, a: &super::args::ShareDeconflictArgs) -> Result<(), Cli
             "give --out (step 1), --mine, --theirs and --out (step 2), or --mine, --theirs and --reply (step 3); see chaintrace share deconflict --help"
         ))),
     }
+}
+
+/// Our state of `mine` (its .secret beside it), or what is wrong with `--mine`.
+fn my_state(mine: &Path, key: &Key) -> Result<psi::State, CliError> {
+    let sp = psi::state_path(mine);
+    if !sp.exists() {
+        return Err(user(anyhow!(
+            "--mine {}: no {} beside it, so it is not your round 1 (--mine is the file your step 1 wrote; the partner's goes to --theirs)",
+            mine.display(),
+            sp.display()
+        )));
+    }
+    psi::State::read(&sp, key).map_err(user)
+}
+
+/// Refuses our own round 1 given as theirs (an easy slip that would answer wrongly).
+fn not_mine(state: &psi::State, theirs: &psi::Message, path: &Path) -> Result<(), CliError> {
+    if theirs.header.session == state.session {
+        return Err(user(anyhow!(
+            "--theirs {} is your own round 1 (session {}): give the partner's",
+            path.display(),
+            state.session
+        )));
+    }
+    Ok(())
 }
 
 fn round1(path: &Path, key: &Key) -> Result<psi::Message, CliError> {

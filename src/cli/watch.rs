@@ -9,28 +9,68 @@ use super::{Cli, CliError};
 use crate::ingest::bitcoin::rpc::RpcClient;
 use crate::watch::{self, State, Watched, source::Source};
 
-/// The watched addresses of `--watch` items (addresses or @FILE).
-fn watch_items(items: &[String]) -> Result<Vec<(String, String)>, CliError> {
+/// An address checked for `chain` (checksum, network family), normalised.
+fn checked(chain: &str, a: &str, at: &str) -> Result<String, CliError> {
+    let currency = if chain == "ethereum" { "ETH" } else { "BTC" };
+    crate::labels::normalise(a, currency)
+        .map(|(n, _, _)| n)
+        .map_err(|e| {
+            CliError::user(anyhow!(
+                "{at}: {a:?} is not {} address ({e:?})",
+                if chain == "ethereum" {
+                    "an Ethereum"
+                } else {
+                    "a Bitcoin"
+                }
+            ))
+        })
+}
+
+/// The watched addresses of `--watch` items (addresses or @FILE), checked for `chain`.
+fn watch_items(chain: &str, items: &[String]) -> Result<Vec<(String, String)>, CliError> {
     let mut out = Vec::new();
     for it in items {
         if let Some(f) = it.strip_prefix('@') {
             let text = std::fs::read_to_string(f)
                 .map_err(|e| CliError::user(anyhow!("--watch @{f}: cannot read it: {e}")))?;
+            let before = out.len();
             for (n, line) in text.lines().enumerate() {
                 let first = line.split(',').next().unwrap_or("").trim();
                 if first.is_empty()
                     || first.starts_with('#')
-                    || (n == 0 && first.eq_ignore_ascii_case("address"))
+                    || first.eq_ignore_ascii_case("address")
                 {
                     continue;
                 }
-                out.push((watch::normal(first), format!("{f}:{}", n + 1)));
+                let at = format!("{f}:{}", n + 1);
+                out.push((watch::normal(&checked(chain, first, &at)?), at));
+            }
+            if out.len() == before {
+                return Err(CliError::user(anyhow!(
+                    "--watch @{f}: the file lists no address"
+                )));
             }
         } else if !it.trim().is_empty() {
-            out.push((watch::normal(it.trim()), "--watch".into()));
+            out.push((
+                watch::normal(&checked(chain, it.trim(), "--watch")?),
+                "--watch".into(),
+            ));
         }
     }
     Ok(out)
+}
+
+/// Whether `cmd` can be run: a path to an executable file, or a name found on PATH.
+fn runnable(cmd: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let exec = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if cmd.contains('/') {
+        return exec(Path::new(cmd));
+    }
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|d| exec(&d.join(cmd))))
 }
 
 fn source(a: &WatchArgs) -> Result<Source, CliError> {
@@ -105,11 +145,18 @@ pub(crate) fn run(cli: &Cli, a: &WatchArgs) -> Result<(), CliError> {
         )));
     }
     let src = source(a)?;
+    if let Some(cmd) = &a.alert_cmd
+        && !runnable(cmd)
+    {
+        return Err(CliError::user(anyhow!(
+            "--alert-cmd {cmd}: not an executable file (nor a program on PATH); chmod +x it or give its path"
+        )));
+    }
     let mut w = Watched {
         clusters: a.watch_clusters,
         ..Watched::default()
     };
-    for (addr, why) in watch_items(&a.watch)? {
+    for (addr, why) in watch_items(src.chain(), &a.watch)? {
         w.addresses.insert(addr, why);
     }
     if !a.share.is_empty() {
@@ -129,12 +176,8 @@ pub(crate) fn run(cli: &Cli, a: &WatchArgs) -> Result<(), CliError> {
             "nothing to watch: give --watch ADDRESS, --watch @FILE or --share FILE.ctw"
         )));
     }
-    std::fs::create_dir_all(&a.alerts).map_err(|e| {
-        CliError::user(anyhow!(
-            "cannot create --alerts {}: {e}",
-            a.alerts.display()
-        ))
-    })?;
+    // One watch per alerts folder (the lock names the process holding it).
+    let _lock = super::ingest::lock_dataset(&a.alerts)?;
     let mut state = State::load(&a.alerts)
         .map_err(CliError::user)?
         .unwrap_or_else(|| State {
@@ -179,28 +222,61 @@ pub(crate) fn run(cli: &Cli, a: &WatchArgs) -> Result<(), CliError> {
     }
     loop {
         let started = std::time::Instant::now();
-        let p = rt
-            .block_on(watch::poll(
-                &src,
-                &w,
-                &mut state,
-                &a.alerts,
-                a.alert_cmd.as_deref(),
-                &tool,
-            ))
-            .map_err(CliError::user)?;
-        report(cli, &p, &a.alerts);
-        if a.once || crate::ingest::interrupted() {
+        let polled = rt.block_on(watch::poll(
+            &src,
+            &w,
+            &mut state,
+            &a.alerts,
+            a.alert_cmd.as_deref(),
+            &tool,
+        ));
+        match polled {
+            Ok(p) => {
+                report(cli, &p, &a.alerts);
+                if let Some(e) = &p.delivery_error {
+                    if a.once {
+                        return Err(CliError::user(anyhow!(
+                            "{e}; the alerts are written and their digest stays pending in {}: the next run delivers it",
+                            a.alerts.join("state.json").display()
+                        )));
+                    }
+                    eprintln!("chaintrace: warning: {e}; retried at the next poll");
+                }
+            }
+            // --once reports the failure; a continuous watch rides out an outage.
+            Err(e) if a.once => return Err(CliError::user(e)),
+            Err(e) => eprintln!(
+                "chaintrace: warning: poll failed ({}); retrying in {} s",
+                super::error_text(&e),
+                a.poll
+            ),
+        }
+        if a.once {
             return Ok(());
         }
         let wait = std::time::Duration::from_secs_f64(a.poll).saturating_sub(started.elapsed());
         let until = std::time::Instant::now() + wait;
-        while std::time::Instant::now() < until {
+        loop {
             if crate::ingest::interrupted() {
-                return Ok(());
+                return Err(stopped(&state, &a.alerts));
+            }
+            if std::time::Instant::now() >= until {
+                break;
             }
             std::thread::sleep(std::time::Duration::from_millis(200).min(wait));
         }
+    }
+}
+
+/// Ctrl-C: exit 130, saying where the watch stopped.
+fn stopped(state: &State, dir: &Path) -> CliError {
+    CliError {
+        code: 130,
+        error: anyhow!(
+            "stopped at block {}; the state is saved in {}: run the same command to go on",
+            state.tip().map_or("-".to_string(), |t| t.0.to_string()),
+            dir.join("state.json").display()
+        ),
     }
 }
 

@@ -66,7 +66,7 @@ pub enum ShareError {
     },
     #[error("{path} is not a key file: {why}")]
     Key { path: PathBuf, why: String },
-    #[error("{path} is not a chaintrace watchlist: {why}")]
+    #[error("{path}: {why}")]
     Format { path: PathBuf, why: String },
     #[error(
         "{path} was made with another key (key id {file}, this key's id {ours}): use the key file agreed with the partner who sent it"
@@ -308,19 +308,32 @@ impl Watchlist {
             path: path.to_path_buf(),
             why,
         };
-        if bytes.len() < 12 + 32 || &bytes[..8] != MAGIC {
+        if bytes.len() < 8 || &bytes[..8] != MAGIC {
             return Err(bad(
-                "it does not start with CTWATCH1 (a .ctw file from `chaintrace share export`)"
+                "not a chaintrace watchlist: it does not start with CTWATCH1 (a .ctw file from `chaintrace share export`)"
                     .into(),
             ));
         }
+        let cut = |have: usize, want: String| {
+            bad(format!(
+                "the watchlist is cut short ({have} bytes, {want}): ask the sender for the file again"
+            ))
+        };
+        if bytes.len() < 12 + 32 {
+            return Err(cut(bytes.len(), "at least 44 expected".into()));
+        }
         let hlen = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
-        let body_end = bytes.len() - 32;
-        if 12 + hlen > body_end {
-            return Err(bad("it is cut short".into()));
+        if 12 + hlen + 32 > bytes.len() {
+            return Err(cut(bytes.len(), format!("its header alone is {hlen}")));
         }
         let header: Header = serde_json::from_slice(&bytes[12..12 + hlen])
             .map_err(|e| bad(format!("its header is not readable: {e}")))?;
+        let want =
+            12 + hlen + header.descriptor_bytes as usize + header.fingerprint_bytes as usize + 32;
+        if bytes.len() < want {
+            return Err(cut(bytes.len(), format!("{want} expected")));
+        }
+        let body_end = bytes.len() - 32;
         if header.version != VERSION || header.format != "chaintrace-watchlist" {
             return Err(bad(format!(
                 "format {} version {}; this chaintrace reads version {VERSION}",

@@ -113,15 +113,20 @@ impl Message {
             path: path.to_path_buf(),
             why: why.into(),
         };
-        if bytes.len() < 44 || &bytes[..8] != MAGIC {
+        if bytes.len() < 8 || &bytes[..8] != MAGIC {
             return Err(bad(
-                "it does not start with CTPSI001 (a .ctd file from `chaintrace share deconflict`)",
+                "not a deconfliction message: it does not start with CTPSI001 (a .ctd file from `chaintrace share deconflict`)",
             ));
+        }
+        if bytes.len() < 44 {
+            return Err(bad("the deconfliction message is cut short"));
         }
         let hlen = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")) as usize;
         let end = bytes.len() - 32;
         if 12 + hlen > end || !(end - 12 - hlen).is_multiple_of(32) {
-            return Err(bad("its lengths do not add up"));
+            return Err(bad(
+                "the deconfliction message is cut short or damaged (its lengths do not add up)",
+            ));
         }
         let header: Header =
             serde_json::from_slice(&bytes[12..12 + hlen]).map_err(|_| bad("unreadable header"))?;
@@ -350,8 +355,9 @@ impl State {
             path: path.to_path_buf(),
             source,
         })?;
-        let f: StateFile =
-            serde_json::from_slice(&b).map_err(|_| bad("not a deconfliction state file"))?;
+        let f: StateFile = serde_json::from_slice(&b).map_err(|_| {
+            bad("not a deconfliction state file (step 1 writes it beside its --out as .secret)")
+        })?;
         let secret = unhex32(&f.secret)
             .and_then(Secret::from_bytes)
             .ok_or_else(|| bad("its secret is damaged"))?;

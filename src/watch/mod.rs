@@ -59,6 +59,10 @@ pub struct State {
     /// Addresses added to the watch by `--watch-clusters` (multi-input links), with the
     /// watched address they were linked to.
     pub linked: BTreeMap<String, String>,
+    /// Digests not yet delivered to `--alert-cmd` (it failed or could not run): retried,
+    /// oldest first, at every poll until it succeeds.
+    #[serde(default)]
+    pub pending: Vec<String>,
 }
 
 /// An alert issued.
@@ -171,6 +175,8 @@ pub struct Poll {
     pub retracted: Vec<PathBuf>,
     /// The digest written (when there was news).
     pub digest: Option<PathBuf>,
+    /// Why `--alert-cmd` failed this poll (its digests stay pending).
+    pub delivery_error: Option<String>,
 }
 
 fn stamp() -> String {
@@ -367,24 +373,57 @@ pub async fn poll(
                 "alerts": out.alerts.iter().map(|p| file_name(p)).collect::<Vec<_>>(),
                 "retracted": out.retracted.iter().map(|p| file_name(p)).collect::<Vec<_>>()}),
         )?;
+        if alert_cmd.is_some() {
+            state.pending.push(file_name(&d));
+        }
         out.digest = Some(d);
     }
-    // The state first: a crash after it never repeats these alerts.
+    // The state first: a crash after it never repeats these alerts, and the digests it has
+    // not delivered stay pending.
     state.save(dir)?;
-    if let (Some(cmd), Some(d)) = (alert_cmd, &out.digest) {
-        let status = std::process::Command::new(cmd)
-            .arg(d)
-            .args(out.alerts.iter().chain(&out.retracted))
-            .status()
-            .map_err(|e| anyhow::anyhow!("--alert-cmd {cmd}: cannot run it: {e}"))?;
-        if !status.success() {
-            eprintln!(
-                "chaintrace: warning: --alert-cmd {cmd} exited with {status} for {}",
-                d.display()
-            );
+    if let Some(cmd) = alert_cmd {
+        while let Some(d) = state.pending.first().cloned() {
+            match deliver(cmd, dir, &d) {
+                Ok(()) => {
+                    state.pending.remove(0);
+                    state.save(dir)?;
+                }
+                Err(e) => {
+                    out.delivery_error = Some(e);
+                    break;
+                }
+            }
         }
     }
     Ok(out)
+}
+
+/// Runs `cmd DIGEST FILE...` for the digest `name` in `dir` (its alert and retraction
+/// files as further arguments).
+fn deliver(cmd: &str, dir: &Path, name: &str) -> Result<(), String> {
+    let d = dir.join(name);
+    let v: Value = std::fs::read(&d)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| format!("cannot read the digest {}", d.display()))?;
+    let files: Vec<PathBuf> = ["alerts", "retracted"]
+        .iter()
+        .flat_map(|k| v[*k].as_array().cloned().unwrap_or_default())
+        .filter_map(|f| f.as_str().map(|f| dir.join(f)))
+        .collect();
+    let status = std::process::Command::new(cmd)
+        .arg(&d)
+        .args(&files)
+        .status()
+        .map_err(|e| format!("--alert-cmd {cmd}: cannot run it: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "--alert-cmd {cmd} exited with {status} for {}",
+            d.display()
+        ))
+    }
 }
 
 fn file_name(p: &Path) -> String {

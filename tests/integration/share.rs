@@ -283,6 +283,117 @@ fn a_watchlist_goes_from_one_agency_to_another_and_reveals_only_on_request() {
         "{}",
         stderr(&o)
     );
+    // A watchlist is never written over an input or an existing file without --force; a
+    // typo'd category names the ones there are; a file cut short says so.
+    let o = run_in(
+        a.path(),
+        &[
+            "share",
+            "export",
+            "--data",
+            "data",
+            "--for",
+            "b",
+            "--key-file",
+            "a-b.key",
+            "--out",
+            "a-b.key",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("is an input of this command"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(a.path().join("a-b.key")).unwrap(),
+        key_text
+    );
+    let o = run_in(
+        a.path(),
+        &[
+            "share",
+            "export",
+            "--data",
+            "data",
+            "--for",
+            "b",
+            "--key-file",
+            "a-b.key",
+            "--out",
+            "a-to-b.ctw",
+        ],
+    );
+    assert!(
+        stderr(&o).contains("exists") && stderr(&o).contains("--force"),
+        "{}",
+        stderr(&o)
+    );
+    ok(&run_in(
+        a.path(),
+        &[
+            "share",
+            "export",
+            "--data",
+            "data",
+            "--for",
+            "partner-b",
+            "--key-file",
+            "a-b.key",
+            "--out",
+            "a-to-b.ctw",
+            "--force",
+        ],
+    ));
+    let o = run_in(
+        a.path(),
+        &[
+            "share",
+            "export",
+            "--data",
+            "data",
+            "--for",
+            "b",
+            "--key-file",
+            "a-b.key",
+            "--category",
+            "darknet_vendr",
+            "--out",
+            "typo.ctw",
+        ],
+    );
+    assert!(stderr(&o).contains("darknet_vendor"), "{}", stderr(&o));
+    std::fs::write(b.path().join("short.ctw"), &bytes[..bytes.len() / 2]).unwrap();
+    let o = run_in(
+        b.path(),
+        &[
+            "share",
+            "match",
+            "short.ctw",
+            "--key-file",
+            "a-b.key",
+            "--data",
+            "data",
+        ],
+    );
+    assert!(stderr(&o).contains("cut short"), "{}", stderr(&o));
+    // A made-up or malformed reference releases nothing and fails.
+    for r in ["R-DEADBEEF0000", "garbage"] {
+        let o = run_in(
+            a.path(),
+            &[
+                "share",
+                "reveal",
+                r,
+                "--data",
+                "data",
+                "--key-file",
+                "a-b.key",
+            ],
+        );
+        assert_eq!(o.status.code(), Some(1), "{r}");
+    }
     // A key is never overwritten.
     let o = run_in(a.path(), &["share", "keygen", "--out", "a-b.key"]);
     assert_eq!(o.status.code(), Some(1));
@@ -384,6 +495,39 @@ fn deconfliction_finds_the_shared_flagged_addresses_and_nothing_else() {
             "{f}"
         );
     }
+    // Our own round 1 as theirs, and theirs as ours, are refused.
+    let o = run_in(
+        d.path(),
+        &[
+            "share",
+            "deconflict",
+            "--key-file",
+            "k",
+            "--mine",
+            "a1.ctd",
+            "--theirs",
+            "a1.ctd",
+            "--reply",
+            "b2.ctd",
+        ],
+    );
+    assert!(stderr(&o).contains("your own round 1"), "{}", stderr(&o));
+    let o = run_in(
+        d.path(),
+        &[
+            "share",
+            "deconflict",
+            "--key-file",
+            "k",
+            "--mine",
+            "b2.ctd",
+            "--theirs",
+            "b1.ctd",
+            "--out",
+            "x.ctd",
+        ],
+    );
+    assert!(stderr(&o).contains("not your round 1"), "{}", stderr(&o));
     // A reply from another session is refused.
     step(&["--data", "a", "--out", "a1-again.ctd"]);
     let o = run_in(

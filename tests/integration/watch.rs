@@ -138,6 +138,95 @@ fn an_ethereum_payment_alerts_once_and_a_reorganisation_retracts_it() {
             .count(),
         2
     );
+
+    // A failing alert command: --once fails and the digest stays pending; the next run
+    // with a working command delivers it.
+    let failing = d.path().join("fail.sh");
+    std::fs::write(&failing, "#!/bin/sh\nexit 3\n").unwrap();
+    let mut perm = std::fs::metadata(&failing).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    std::fs::set_permissions(&failing, perm).unwrap();
+    let fargs: Vec<&str> = args
+        .iter()
+        .map(|a| {
+            if *a == script.to_str().unwrap() {
+                failing.to_str().unwrap()
+            } else {
+                a
+            }
+        })
+        .collect();
+    let tx2 = node.send(json!({"from": watched, "to": exchange, "value": "0x2"}));
+    node.receipt(&tx2);
+    let o = run(&[&["watch", "--once"], &fargs[..]].concat());
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("pending"), "{}", stderr(&o));
+    poll(&args);
+    let calls = std::fs::read_to_string(d.path().join("calls.txt")).unwrap();
+    assert_eq!(
+        calls.lines().count(),
+        3,
+        "the pending digest delivered: {calls}"
+    );
+    // A command that cannot run, and an address that is not one, are refused at start.
+    let al = alerts.to_str().unwrap();
+    let o = run(&[
+        "watch",
+        "--once",
+        "--rpc-eth",
+        &url,
+        "--watch",
+        watched,
+        "--alerts",
+        al,
+        "--alert-cmd",
+        "./no-such-script.sh",
+    ]);
+    assert!(stderr(&o).contains("not an executable"), "{}", stderr(&o));
+    let o = run(&[
+        "watch",
+        "--once",
+        "--rpc-eth",
+        &url,
+        "--watch",
+        "0x1234",
+        "--alerts",
+        al,
+    ]);
+    assert!(
+        stderr(&o).contains("is not an Ethereum address"),
+        "{}",
+        stderr(&o)
+    );
+    // Ctrl-C on a continuous watch: exit 130, saying where it stopped.
+    let child = std::process::Command::new(bin())
+        .args([
+            "watch",
+            "--poll",
+            "1",
+            "--rpc-eth",
+            &url,
+            "--watch",
+            watched,
+            "--alerts",
+            al,
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: signalling a child process this test started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(String::from_utf8_lossy(&o.stderr).contains("state is saved"));
 }
 
 /// Bitcoin Core's binaries, built by contrib/bitcoind/build.sh.
