@@ -188,7 +188,7 @@ pub(crate) fn run(cli: &Cli, a: &WatchArgs) -> Result<(), CliError> {
         });
     if state.chain != src.chain() {
         return Err(CliError::user(anyhow!(
-            "{} holds the state of a {} watch ({}); use another --alerts folder for {}",
+            "{} holds the state of another watch ({} chain, {}); use another --alerts folder for {}",
             a.alerts.display(),
             state.chain,
             state.source,
@@ -232,7 +232,7 @@ pub(crate) fn run(cli: &Cli, a: &WatchArgs) -> Result<(), CliError> {
         ));
         match polled {
             Ok(p) => {
-                report(cli, &p, &a.alerts);
+                report(cli, &p, &a.alerts, a.once);
                 if let Some(e) = &p.delivery_error {
                     if a.once {
                         return Err(CliError::user(anyhow!(
@@ -280,7 +280,7 @@ fn stopped(state: &State, dir: &Path) -> CliError {
     }
 }
 
-fn report(cli: &Cli, p: &watch::Poll, dir: &Path) {
+fn report(cli: &Cli, p: &watch::Poll, dir: &Path, once: bool) {
     let names = |v: &[std::path::PathBuf]| -> Vec<String> {
         v.iter()
             .filter_map(|f| f.file_name().map(|n| n.to_string_lossy().into_owned()))
@@ -293,7 +293,7 @@ fn report(cli: &Cli, p: &watch::Poll, dir: &Path) {
                 "retracted": names(&p.retracted),
                 "digest": p.digest.as_ref().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned())})
         );
-    } else if p.digest.is_some() || p.blocks > 0 {
+    } else if once || p.digest.is_some() || p.blocks > 0 {
         println!(
             "tip {}: {} new block(s), {} alert(s), {} retraction(s){}",
             p.tip,
