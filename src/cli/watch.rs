@@ -87,7 +87,9 @@ fn source(a: &WatchArgs) -> Result<Source, CliError> {
             )?;
             Ok(Source::BitcoinRpc(client(u, auth)?))
         }
-        (None, Some(u), None) => Ok(Source::Esplora(client(u, None)?)),
+        (None, Some(u), None) => Ok(Source::Esplora(crate::watch::source::Esplora::new(client(
+            u, None,
+        )?))),
         (None, None, Some(u)) => Ok(Source::Ethereum(client(u, None)?.jsonrpc2())),
         _ => Err(CliError::user(anyhow!(
             "give one source: --rpc URL (Bitcoin Core), --esplora URL or --rpc-eth URL (Ethereum)"

@@ -15,9 +15,10 @@ use crate::trace::Amount;
 pub enum Source {
     /// Bitcoin Core (`getblockcount`, `getblockhash`, `getblock HASH 3`).
     BitcoinRpc(RpcClient),
-    /// An Esplora REST API (`/blocks/tip/height`, `/block-height/H`, `/block/HASH`,
-    /// `/block/HASH/txs/START`).
-    Esplora(RpcClient),
+    /// An Esplora REST API (`/blocks/tip/height`, `/blocks/H` — ten hashes at a time,
+    /// remembered —, `/block/HASH/raw`, and `/block/HASH/txs/START` only when a block
+    /// spends outputs of earlier blocks: their prevouts).
+    Esplora(Esplora),
     /// An Ethereum node (`eth_blockNumber`, `eth_getBlockByNumber N true`): top-level ETH
     /// transfers.
     Ethereum(RpcClient),
@@ -83,11 +84,86 @@ struct CoreScript {
     address: Option<String>,
 }
 
+/// An Esplora API with the block hashes it has listed and its network (from its genesis).
+#[derive(Debug)]
+pub struct Esplora {
+    pub client: RpcClient,
+    hashes: std::sync::Mutex<std::collections::BTreeMap<u64, String>>,
+    network: std::sync::OnceLock<crate::types::Network>,
+}
+
+impl Esplora {
+    /// A source over `client`.
+    pub fn new(client: RpcClient) -> Esplora {
+        Esplora {
+            client,
+            hashes: std::sync::Mutex::new(std::collections::BTreeMap::new()),
+            network: std::sync::OnceLock::new(),
+        }
+    }
+
+    async fn network(&self) -> anyhow::Result<crate::types::Network> {
+        if let Some(n) = self.network.get() {
+            return Ok(*n);
+        }
+        let g = String::from_utf8_lossy(&self.client.get("/block-height/0").await?)
+            .trim()
+            .to_string();
+        let n = crate::types::Network::ALL
+            .into_iter()
+            .find(|n| n.genesis_hash().to_string() == g)
+            .ok_or_else(|| {
+                bad(format!(
+                    "/block-height/0 is {g:?}, the genesis of no Bitcoin network"
+                ))
+            })?;
+        Ok(*self.network.get_or_init(|| n))
+    }
+
+    async fn hash_at(&self, height: u64) -> anyhow::Result<String> {
+        if let Some(h) = self
+            .hashes
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&height).cloned())
+        {
+            return Ok(h);
+        }
+        #[derive(Deserialize)]
+        struct Summary {
+            id: String,
+            height: u64,
+        }
+        let path = format!("/blocks/{height}");
+        let list: Vec<Summary> = serde_json::from_slice(&self.client.get(&path).await?)
+            .map_err(|e| bad(format!("{path}: {e}")))?;
+        let found = list
+            .iter()
+            .find(|b| b.height == height)
+            .map(|b| b.id.clone());
+        if let Ok(mut m) = self.hashes.lock() {
+            for b in list {
+                m.insert(b.height, b.id);
+            }
+            while m.len() > 64 {
+                m.pop_first();
+            }
+        }
+        found.ok_or_else(|| bad(format!("{path} does not list height {height}")))
+    }
+
+    /// Forgets the hashes listed (after a new tip they may have changed).
+    pub fn forget(&self) {
+        if let Ok(mut m) = self.hashes.lock() {
+            m.clear();
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct EsploraTx {
     txid: String,
     vin: Vec<EsploraVin>,
-    vout: Vec<EsploraOut>,
 }
 
 #[derive(Deserialize)]
@@ -114,7 +190,7 @@ impl Source {
     pub fn shown(&self) -> String {
         let (kind, c) = match self {
             Source::BitcoinRpc(c) => ("bitcoin-rpc", c),
-            Source::Esplora(c) => ("esplora", c),
+            Source::Esplora(e) => ("esplora", &e.client),
             Source::Ethereum(c) => ("ethereum-rpc", c),
         };
         format!("{kind} {}", crate::ingest::bitcoin::rpc::redact(c.url()))
@@ -131,10 +207,17 @@ impl Source {
                 .await?
                 .as_u64()
                 .ok_or_else(|| bad("getblockcount"))?,
-            Source::Esplora(c) => String::from_utf8_lossy(&c.get("/blocks/tip/height").await?)
-                .trim()
-                .parse()
-                .map_err(|_| bad("/blocks/tip/height"))?,
+            Source::Esplora(e) => {
+                // A new poll: the hashes listed before may be stale. The tip's list gives
+                // the hashes of the last ten blocks at once.
+                e.forget();
+                let tip = String::from_utf8_lossy(&e.client.get("/blocks/tip/height").await?)
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad("/blocks/tip/height"))?;
+                e.hash_at(tip).await?;
+                tip
+            }
             Source::Ethereum(c) => hex_u64(
                 &c.call("eth_blockNumber", json!([])).await?,
                 "eth_blockNumber",
@@ -154,11 +237,7 @@ impl Source {
                 .as_str()
                 .ok_or_else(|| bad("getblockhash"))?
                 .to_string(),
-            Source::Esplora(c) => {
-                String::from_utf8_lossy(&c.get(&format!("/block-height/{height}")).await?)
-                    .trim()
-                    .to_string()
-            }
+            Source::Esplora(e) => e.hash_at(height).await?,
             Source::Ethereum(c) => {
                 let b = c
                     .call(
@@ -217,27 +296,63 @@ impl Source {
                     txs,
                 })
             }
-            Source::Esplora(c) => {
-                let hash = self.hash_at(height).await?;
-                let head: Value = serde_json::from_slice(&c.get(&format!("/block/{hash}")).await?)
-                    .map_err(|e| bad(format!("/block/{hash}: {e}")))?;
-                let n = head["tx_count"].as_u64().ok_or_else(|| bad("tx_count"))?;
-                let mut txs = Vec::new();
-                let mut start = 0;
-                while start < n {
-                    let page: Vec<EsploraTx> = serde_json::from_slice(
-                        &c.get(&format!("/block/{hash}/txs/{start}")).await?,
-                    )
-                    .map_err(|e| bad(format!("/block/{hash}/txs/{start}: {e}")))?;
-                    if page.is_empty() {
-                        break;
+            Source::Esplora(e) => {
+                let hash = e.hash_at(height).await?;
+                let network = e.network().await?;
+                let raw = e.client.get(&format!("/block/{hash}/raw")).await?;
+                let expected: bitcoin::BlockHash = hash
+                    .parse()
+                    .map_err(|_| bad(format!("block hash {hash:?}")))?;
+                let h32 = u32::try_from(height).map_err(|_| bad("height"))?;
+                let block = crate::ingest::bitcoin::decode::decode_block(
+                    &raw,
+                    h32,
+                    Some(expected),
+                    network,
+                )
+                .map_err(|p| bad(format!("/block/{hash}/raw: {p}")))?;
+                // Addresses and values of the outputs this block spends: its own from its
+                // outputs, earlier ones from the transaction pages' prevouts.
+                let mut own: std::collections::HashMap<(String, u32), (Option<String>, Amount)> =
+                    std::collections::HashMap::new();
+                for t in &block.txs {
+                    for (n, o) in t.outputs.iter().enumerate() {
+                        own.insert(
+                            (t.txid.to_string(), u32::try_from(n).unwrap_or(u32::MAX)),
+                            (o.address.clone(), Amount::from(o.value)),
+                        );
                     }
-                    start += page.len() as u64;
+                }
+                let needs_pages = block
+                    .txs
+                    .iter()
+                    .filter(|t| !t.is_coinbase)
+                    .flat_map(|t| &t.inputs)
+                    .any(|i| !own.contains_key(&(i.prev_txid.to_string(), i.prev_vout)));
+                let mut prevouts: Vec<Vec<(Option<String>, Amount)>> = Vec::new();
+                let mut start = 0usize;
+                while needs_pages && start < block.txs.len() {
+                    let path = format!("/block/{hash}/txs/{start}");
+                    let page: Vec<EsploraTx> = serde_json::from_slice(&e.client.get(&path).await?)
+                        .map_err(|err| bad(format!("{path}: {err}")))?;
+                    if page.is_empty() {
+                        return Err(bad(format!("{path}: an empty page")));
+                    }
+                    for (k, t) in page.iter().enumerate() {
+                        if block.txs.get(start + k).map(|b| b.txid.to_string())
+                            != Some(t.txid.clone())
+                        {
+                            return Err(bad(format!(
+                                "{path}: transaction {} is {}, not the block's",
+                                start + k,
+                                t.txid
+                            )));
+                        }
+                    }
+                    start += page.len();
                     for t in page {
-                        txs.push(Tx {
-                            txid: t.txid,
-                            inputs: t
-                                .vin
+                        prevouts.push(
+                            t.vin
                                 .into_iter()
                                 .map(|i| {
                                     i.prevout.map_or((None, 0), |p| {
@@ -245,22 +360,40 @@ impl Source {
                                     })
                                 })
                                 .collect(),
-                            outputs: t
-                                .vout
-                                .into_iter()
-                                .map(|o| (o.scriptpubkey_address, Amount::from(o.value)))
-                                .collect(),
-                        });
+                        );
                     }
+                }
+                let mut txs = Vec::with_capacity(block.txs.len());
+                for (k, t) in block.txs.iter().enumerate() {
+                    let inputs = if t.is_coinbase {
+                        vec![(None, 0)]
+                    } else {
+                        t.inputs
+                            .iter()
+                            .enumerate()
+                            .map(|(n, i)| {
+                                own.get(&(i.prev_txid.to_string(), i.prev_vout))
+                                    .cloned()
+                                    .or_else(|| prevouts.get(k).and_then(|p| p.get(n)).cloned())
+                                    .unwrap_or((None, 0))
+                            })
+                            .collect()
+                    };
+                    txs.push(Tx {
+                        txid: t.txid.to_string(),
+                        inputs,
+                        outputs: t
+                            .outputs
+                            .iter()
+                            .map(|o| (o.address.clone(), Amount::from(o.value)))
+                            .collect(),
+                    });
                 }
                 Ok(Block {
                     height,
                     hash,
-                    parent: head["previousblockhash"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                    time: head["timestamp"].as_u64().unwrap_or(0),
+                    parent: block.prev_hash.to_string(),
+                    time: u64::from(block.time),
                     txs,
                 })
             }

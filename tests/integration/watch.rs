@@ -396,3 +396,74 @@ fn a_bitcoin_core_payment_alerts_once_and_a_reorganisation_retracts_it() {
     let calls = std::fs::read_to_string(d.path().join("calls.txt")).unwrap();
     assert_eq!(calls.lines().count(), 2);
 }
+
+/// The watcher over an Esplora API (a replay of real electrs replies for world A): from a
+/// state ten blocks below the tip, every transaction of those blocks paying or spending a
+/// watched address alerts, as the dataset ingested from the node's own blocks says.
+#[test]
+fn an_esplora_watch_alerts_on_exactly_the_transactions_the_dataset_shows() {
+    let d = tempfile::tempdir().unwrap();
+    let data = d.path().join("data");
+    ok(&ingest(&bitcoin_data("regtest-world-a/blocks"), &data, &[]));
+    let chain = data.join("regtest");
+    let blocks = read_table(&chain, "blocks");
+    let tip = blocks.iter().map(|b| b["height"].int()).max().unwrap();
+    let hash_at = |h: i64| {
+        blocks.iter().find(|b| b["height"].int() == h).unwrap()["hash"]
+            .str()
+            .to_string()
+    };
+    // The address paid most often in the last ten blocks.
+    let outputs = read_table(&chain, "outputs");
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for o in outputs.iter().filter(|o| o["height"].int() > tip - 10) {
+        if let Some(a) = o["address"].opt_str() {
+            *counts.entry(a.to_string()).or_default() += 1;
+        }
+    }
+    let watched = counts.iter().max_by_key(|x| x.1).unwrap().0.clone();
+    let inputs = read_table(&chain, "inputs");
+    let mut want: std::collections::BTreeSet<String> = outputs
+        .iter()
+        .filter(|o| o["height"].int() > tip - 10 && o["address"].opt_str() == Some(&watched))
+        .map(|o| o["txid"].str().to_string())
+        .collect();
+    want.extend(
+        inputs
+            .iter()
+            .filter(|i| i["height"].int() > tip - 10 && i["address"].opt_str() == Some(&watched))
+            .map(|i| i["txid"].str().to_string()),
+    );
+    assert!(!want.is_empty());
+    // The replay server of the recorded Esplora replies.
+    let rd = tempfile::tempdir().unwrap();
+    let log = rd.path().join("requests.log");
+    std::fs::write(&log, "").unwrap();
+    let recording = datasets().join("esplora/regtest-world-a.jsonl.zst");
+    let (port, mut child) = start_script(
+        "esplora_replay.py",
+        &[recording.as_os_str(), log.as_os_str()],
+    );
+    let alerts = d.path().join("alerts");
+    std::fs::create_dir_all(&alerts).unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let state = json!({"version": 1, "source": format!("esplora {url}"), "chain": "bitcoin",
+        "blocks": [[tip - 10, hash_at(tip - 10)]], "alerts": {}, "linked": {}});
+    std::fs::write(alerts.join("state.json"), state.to_string()).unwrap();
+    let p = poll(&[
+        "--esplora",
+        &url,
+        "--watch",
+        &watched,
+        "--alerts",
+        alerts.to_str().unwrap(),
+    ]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(p["blocks"], 10, "{p}");
+    let got: std::collections::BTreeSet<String> = alert_files(&alerts)
+        .iter()
+        .map(|a| a["txid"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, want);
+}
