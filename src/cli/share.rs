@@ -72,6 +72,11 @@ fn selected(l: &ShareLabels) -> Result<(Vec<Tag>, BTreeMap<&'static str, usize>)
         .map(|c| c.trim().to_ascii_lowercase())
         .filter(|c| !c.is_empty())
         .collect();
+    if !l.category.is_empty() && named.is_empty() {
+        return Err(user(anyhow!(
+            "--category: no category given (leave it out to share every category but the need-to-know ones)"
+        )));
+    }
     // A named category no tag has is a typo, not a wish.
     let present: BTreeSet<String> = tags
         .iter()
@@ -610,7 +615,7 @@ fn my_state(mine: &Path, key: &Key) -> Result<psi::State, CliError> {
 fn not_mine(state: &psi::State, theirs: &psi::Message, path: &Path) -> Result<(), CliError> {
     if theirs.header.session == state.session {
         return Err(user(anyhow!(
-            "--theirs {} is your own round 1 (session {}): give the partner's",
+            "--theirs {} is your own round 1 (session {}): give the round 1 the partner sent you",
             path.display(),
             state.session
         )));

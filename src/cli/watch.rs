@@ -15,8 +15,14 @@ fn checked(chain: &str, a: &str, at: &str) -> Result<String, CliError> {
     crate::labels::normalise(a, currency)
         .map(|(n, _, _)| n)
         .map_err(|e| {
+            let why = match e {
+                crate::labels::Normalise::Invalid(w) | crate::labels::Normalise::Unsupported(w) => {
+                    w
+                }
+                crate::labels::Normalise::ZeroAddress => "the zero address".into(),
+            };
             CliError::user(anyhow!(
-                "{at}: {a:?} is not {} address ({e:?})",
+                "{at}: {a:?} is not {} address: {why}",
                 if chain == "ethereum" {
                     "an Ethereum"
                 } else {
@@ -204,6 +210,21 @@ pub(crate) fn run(cli: &Cli, a: &WatchArgs) -> Result<(), CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::user(anyhow!("cannot start the runtime: {e}")))?;
+    // A Bitcoin address of another network never matches: refused, not watched in vain.
+    if let Some(net) = rt.block_on(src.bitcoin_network()).map_err(CliError::user)? {
+        for (addr, why) in &w.addresses {
+            let ok = addr
+                .parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
+                .is_ok_and(|x| x.is_valid_for_network(net.to_bitcoin()));
+            if !ok {
+                return Err(CliError::user(anyhow!(
+                    "{why}: {addr} is not an address of {}, the network of {}",
+                    net.as_str(),
+                    src.shown()
+                )));
+            }
+        }
+    }
     if !cli.json {
         eprintln!(
             "chaintrace: watching {} address(es){}{} on {}; alerts in {}",
@@ -235,6 +256,22 @@ pub(crate) fn run(cli: &Cli, a: &WatchArgs) -> Result<(), CliError> {
         match polled {
             Ok(p) => {
                 report(cli, &p, &a.alerts, a.once);
+                if let Some(f) = &p.failure {
+                    if a.once {
+                        return Err(CliError::user(anyhow!(
+                            "{f}; the blocks before it are done and saved: run again to go on"
+                        )));
+                    }
+                    eprintln!(
+                        "chaintrace: warning: {f}; the blocks before it are done, the rest at the next poll"
+                    );
+                }
+                if a.alert_cmd.is_none() && !state.pending.is_empty() {
+                    eprintln!(
+                        "chaintrace: warning: {} digest(s) wait for an --alert-cmd (a command failed earlier): give one to deliver them",
+                        state.pending.len()
+                    );
+                }
                 if let Some(e) = &p.delivery_error {
                     if a.once {
                         return Err(CliError::user(anyhow!(

@@ -214,8 +214,16 @@ struct Save {
     replace: bool,
 }
 
-async fn info(State(s): St) -> Response {
-    blocking(s, |api| Ok(api.info())).await
+/// No query parameter (any is refused, as the documented ones are checked elsewhere).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoParams {}
+
+async fn info(State(s): St, q: Result<Query<NoParams>, QueryRejection>) -> Response {
+    match q {
+        Ok(_) => blocking(s, |api| Ok(api.info())).await,
+        Err(e) => bad_query(&e),
+    }
 }
 
 async fn search(State(s): St, q: Result<Query<Search>, QueryRejection>) -> Response {
@@ -247,8 +255,15 @@ async fn cluster(
     }
 }
 
-async fn tx(State(s): St, Path(t): Path<String>) -> Response {
-    blocking(s, move |api| api.tx(&t)).await
+async fn tx(
+    State(s): St,
+    Path(t): Path<String>,
+    q: Result<Query<NoParams>, QueryRejection>,
+) -> Response {
+    match q {
+        Ok(_) => blocking(s, move |api| api.tx(&t)).await,
+        Err(e) => bad_query(&e),
+    }
 }
 
 async fn expand(State(s): St, q: Result<Query<Expand>, QueryRejection>) -> Response {
@@ -274,8 +289,11 @@ async fn save(State(s): St, b: Result<axum::Json<Save>, JsonRejection>) -> Respo
     }
 }
 
-async fn annotations(State(s): St) -> Response {
-    blocking(s, Api::annotations).await
+async fn annotations(State(s): St, q: Result<Query<NoParams>, QueryRejection>) -> Response {
+    match q {
+        Ok(_) => blocking(s, Api::annotations).await,
+        Err(e) => bad_query(&e),
+    }
 }
 
 async fn api_not_found() -> Response {

@@ -541,6 +541,10 @@ impl Api {
         self.run_trace(&argv, case).map_err(|mut e| {
             if e.message.contains("--force") {
                 e.status = 409;
+                e.message = format!(
+                    "the case {} holds a different trace",
+                    case.display()
+                );
                 e.hint = "save with \"replace\": true to replace the case's trace (its audit trail keeps both), or restart with another --case".into();
             }
             e

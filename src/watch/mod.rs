@@ -177,6 +177,8 @@ pub struct Poll {
     pub digest: Option<PathBuf>,
     /// Why `--alert-cmd` failed this poll (its digests stay pending).
     pub delivery_error: Option<String>,
+    /// Why the poll stopped before the tip (the blocks before are done and saved).
+    pub failure: Option<String>,
 }
 
 fn stamp() -> String {
@@ -292,16 +294,28 @@ pub async fn poll(
         state.save(dir)?;
         return Ok(out);
     }
-    // Reorganisation: walk back until the node agrees with a block seen.
-    while let Some((h, hash)) = state.tip().cloned() {
-        if h <= tip && src.hash_at(h).await? == hash {
+    // Reorganisation: the newest block seen that the node still has is the fork point.
+    // Found before anything changes: a node on another chain changes nothing.
+    let mut keep = None;
+    for (i, (h, hash)) in state.blocks.iter().enumerate().rev() {
+        if *h <= tip && src.hash_at(*h).await? == *hash {
+            keep = Some(i);
             break;
         }
-        state.blocks.pop();
+    }
+    let Some(keep) = keep else {
+        anyhow::bail!(
+            "the node's chain shares none of the last {} blocks this watch saw: a different chain or a reorganisation deeper than that; nothing was changed — check the source, or move {} away to start afresh",
+            state.blocks.len(),
+            dir.join("state.json").display()
+        );
+    };
+    let gone_blocks: Vec<(u64, String)> = state.blocks.drain(keep + 1..).collect();
+    for (h, hash) in gone_blocks.iter().rev() {
         let gone: Vec<String> = state
             .alerts
             .iter()
-            .filter(|(_, r)| r.height == h && r.retracted.is_none())
+            .filter(|(_, r)| r.height == *h && r.retracted.is_none())
             .map(|(id, _)| id.clone())
             .collect();
         for id in gone {
@@ -319,16 +333,17 @@ pub async fn poll(
             }
             out.retracted.push(f);
         }
-        if state.blocks.is_empty() {
-            anyhow::bail!(
-                "the node's chain shares none of the last {KEEP_BLOCKS} blocks this watch saw: a different chain or a reorganisation deeper than that; move {} away to start afresh",
-                dir.join("state.json").display()
-            );
-        }
     }
     let from = state.tip().map_or(tip, |t| t.0 + 1);
     for h in from..=tip {
-        let block = src.block(h).await?;
+        let block = match src.block(h).await {
+            Ok(b) => b,
+            Err(e) => {
+                // What was done is kept (state, alerts, their digest); the rest next poll.
+                out.failure = Some(format!("{e:#}"));
+                break;
+            }
+        };
         if let Some((_, last)) = state.tip()
             && block.parent != *last
         {
@@ -364,6 +379,8 @@ pub async fn poll(
         }
         state.push_block(block.height, &block.hash);
         out.blocks += 1;
+        // After each block: a crash loses nothing done and repeats nothing.
+        state.save(dir)?;
     }
     if !out.alerts.is_empty() || !out.retracted.is_empty() {
         let d = dir.join(format!("digest-{}.json", stamp()));

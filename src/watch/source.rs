@@ -196,6 +196,24 @@ impl Source {
         format!("{kind} {}", crate::ingest::bitcoin::rpc::redact(c.url()))
     }
 
+    /// The Bitcoin network the source follows (`None` for Ethereum).
+    ///
+    /// # Errors
+    /// The node fails or names no known network.
+    pub async fn bitcoin_network(&self) -> anyhow::Result<Option<crate::types::Network>> {
+        match self {
+            Source::BitcoinRpc(c) => {
+                let v = c.call("getblockchaininfo", json!([])).await?;
+                let chain = v["chain"].as_str().unwrap_or_default();
+                crate::types::Network::from_name(chain)
+                    .map(Some)
+                    .ok_or_else(|| bad(format!("getblockchaininfo names the chain {chain:?}")))
+            }
+            Source::Esplora(e) => Ok(Some(e.network().await?)),
+            Source::Ethereum(_) => Ok(None),
+        }
+    }
+
     /// The tip's height.
     ///
     /// # Errors

@@ -471,6 +471,7 @@ fn the_server_refuses_what_it_must_and_never_falls_over() {
         ),
         (format!("/api/expand?address={vendor}&limit=9999"), 422),
         ("/api/nothing".into(), 404),
+        ("/api/info?foo=1".into(), 400),
     ];
     for (path, want) in &cases {
         let (st, v) = s.get(path);

@@ -227,6 +227,54 @@ fn an_ethereum_payment_alerts_once_and_a_reorganisation_retracts_it() {
         String::from_utf8_lossy(&o.stderr)
     );
     assert!(String::from_utf8_lossy(&o.stderr).contains("state is saved"));
+
+    // A node on another chain (a state none of whose blocks it has): refused, and a
+    // continuous watch leaves the state as it was instead of taking the new chain over.
+    let foreign = d.path().join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    let state = json!({"version": 1, "source": "x", "chain": "ethereum",
+        "blocks": [[1, format!("0x{}", "ab".repeat(32))]], "alerts": {}, "linked": {}});
+    std::fs::write(foreign.join("state.json"), state.to_string()).unwrap();
+    let fa = foreign.to_str().unwrap();
+    let o = run(&[
+        "watch",
+        "--once",
+        "--rpc-eth",
+        &url,
+        "--watch",
+        watched,
+        "--alerts",
+        fa,
+    ]);
+    assert!(
+        stderr(&o).contains("shares none of the last"),
+        "{}",
+        stderr(&o)
+    );
+    let child = std::process::Command::new(bin())
+        .args([
+            "watch",
+            "--poll",
+            "0.5",
+            "--rpc-eth",
+            &url,
+            "--watch",
+            watched,
+            "--alerts",
+            fa,
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    // SAFETY: signalling a child process this test started.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    child.wait_with_output().unwrap();
+    let after: Value =
+        serde_json::from_slice(&std::fs::read(foreign.join("state.json")).unwrap()).unwrap();
+    assert_eq!(after["blocks"], state["blocks"], "the state was taken over");
 }
 
 /// Bitcoin Core's binaries, built by contrib/bitcoind/build.sh.
@@ -351,6 +399,24 @@ fn a_bitcoin_core_payment_alerts_once_and_a_reorganisation_retracts_it() {
         script.to_str().unwrap(),
     ];
     assert_eq!(poll(&args)["alerts"].as_array().unwrap().len(), 0);
+    // A mainnet address on this regtest node would never match: refused.
+    let o = run(&[
+        "watch",
+        "--once",
+        "--rpc",
+        &url,
+        "--rpc-cookie",
+        cookie.to_str().unwrap(),
+        "--watch",
+        "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq",
+        "--alerts",
+        alerts.to_str().unwrap(),
+    ]);
+    assert!(
+        stderr(&o).contains("is not an address of regtest"),
+        "{}",
+        stderr(&o)
+    );
     // Spend the first coinbase (50 BTC) to dest: 49.999 BTC, the rest the fee.
     let h1 = node.cli(&["getblockhash", "1"]);
     let block: Value = serde_json::from_str(&node.cli(&["getblock", &h1, "2"])).unwrap();
