@@ -981,22 +981,6 @@ pub struct Shown {
 /// # Errors
 /// Unknown address.
 pub fn show(idx: &Index, s: &Stored, address: &str, top: usize) -> Result<Shown, ClusterError> {
-    show_with(idx, s, address, top, None)
-}
-
-/// [`show`], reading only the cluster's own outputs when `outputs_of` gives each address's
-/// outputs (an address → outputs adjacency, as `chaintrace serve` builds): the same answer
-/// in time proportional to the cluster's activity instead of the chain's.
-///
-/// # Errors
-/// As [`show`].
-pub fn show_with(
-    idx: &Index,
-    s: &Stored,
-    address: &str,
-    top: usize,
-    outputs_of: Option<&dyn Fn(AddrIx) -> Vec<OutIx>>,
-) -> Result<Shown, ClusterError> {
     let ia = idx
         .address_id(address)
         .ok_or_else(|| ClusterError::UnknownAddress(address.into()))?;
@@ -1026,47 +1010,35 @@ pub fn show_with(
             }
         }
     };
-    let st = match outputs_of {
-        None => {
-            for t in idx.tx_ids() {
-                count(t);
-            }
-            stats_where(idx, &s.cluster_of, |x| x == c)
-                .remove(&c)
-                .expect("the address's cluster")
-        }
-        Some(outputs_of) => {
-            // Only transactions paying the cluster or spending from it change the sums.
-            let mut st = ClusterStats {
-                cluster_id: c,
-                size: members.len() as u64,
-                first_height: u32::MAX,
-                ..Default::default()
-            };
-            let mut txs: BTreeSet<u32> = BTreeSet::new();
-            for &m in &members {
-                for o in outputs_of(AddrIx(m)) {
-                    let v = idx.value(o).to_sat();
-                    st.total_received += v;
-                    let h = idx.tx_height(idx.out_tx(o)).0;
-                    st.first_height = st.first_height.min(h);
-                    st.last_height = st.last_height.max(h);
-                    txs.insert(idx.out_tx(o).0);
-                    match idx.spender(o) {
-                        None => st.balance += v,
-                        Some(t) => {
-                            st.last_height = st.last_height.max(idx.tx_height(t).0);
-                            txs.insert(t.0);
-                        }
-                    }
+    // Only the transactions paying the cluster or spending from it change the sums: read
+    // from the members' outputs (the index's address → outputs rows), not the whole chain.
+    let mut st = ClusterStats {
+        cluster_id: c,
+        size: members.len() as u64,
+        first_height: u32::MAX,
+        ..Default::default()
+    };
+    let mut txs: BTreeSet<u32> = BTreeSet::new();
+    for &m in &members {
+        for o in idx.outputs_paid(AddrIx(m)) {
+            let v = idx.value(o).to_sat();
+            st.total_received += v;
+            let h = idx.tx_height(idx.out_tx(o)).0;
+            st.first_height = st.first_height.min(h);
+            st.last_height = st.last_height.max(h);
+            txs.insert(idx.out_tx(o).0);
+            match idx.spender(o) {
+                None => st.balance += v,
+                Some(t) => {
+                    st.last_height = st.last_height.max(idx.tx_height(t).0);
+                    txs.insert(t.0);
                 }
             }
-            for t in txs {
-                count(TxIx(t));
-            }
-            st
         }
-    };
+    }
+    for t in txs {
+        count(TxIx(t));
+    }
     let mut tops: Vec<Counterparty> = cp
         .into_iter()
         .map(|(k, (sent, recv))| Counterparty {

@@ -52,7 +52,7 @@ use crate::types::{AddrIx, Height, InIx, OutIx, TxIx, ix, n32, n64};
 pub use bitcoin::Amount;
 
 /// Version of the on-disk index. Bump on any change of the files above.
-pub const INDEX_FORMAT: u32 = 3;
+pub const INDEX_FORMAT: u32 = 4;
 
 /// "None" in `u32` and `u64` columns.
 pub const NONE32: u32 = u32::MAX;
@@ -223,9 +223,11 @@ pub struct Index {
     before_value: Col,
     before_addr_start: Col,
     before_addr: Col,
+    addr_out_start: Col,
+    addr_outs: Col,
 }
 
-const FILES: [(&str, usize); 23] = [
+const FILES: [(&str, usize); 25] = [
     ("tx_txid", 32),
     ("tx_height", 4),
     ("tx_out_start", 8),
@@ -249,6 +251,8 @@ const FILES: [(&str, usize); 23] = [
     ("before_value", 8),
     ("before_addr_start", 8),
     ("before_addr", 1),
+    ("addr_out_start", 8),
+    ("addr_outs", 8),
 ];
 
 /// The first index file whose size does not fit `meta` (a truncated, foreign or
@@ -280,6 +284,8 @@ fn wrong_size(dir: &Path, meta: &IndexMeta) -> Option<String> {
             "before_txid" | "before_vout" | "before_value" => Some(meta.before),
             "before_addr_start" => Some(meta.before + 1),
             "before_addr" => read_u64_at("before_addr_start", meta.before * 8, 8),
+            "addr_out_start" => Some(addresses + 1),
+            "addr_outs" => read_u64_at("addr_out_start", addresses * 8, 8),
             _ => None,
         };
         let got = size(name);
@@ -412,7 +418,19 @@ impl Index {
             before_value: next(),
             before_addr_start: next(),
             before_addr: next(),
+            addr_out_start: next(),
+            addr_outs: next(),
         })
+    }
+
+    /// The outputs paying address `a`, in chain order (from the index's address → outputs
+    /// rows: no scan).
+    pub fn outputs_paid(&self, a: AddrIx) -> impl Iterator<Item = OutIx> + '_ {
+        let (from, to) = (
+            self.addr_out_start.get(a.ix()),
+            self.addr_out_start.get(a.ix() + 1),
+        );
+        (ix(from)..ix(to)).map(move |k| OutIx(self.addr_outs.get(k)))
     }
 
     /// Number of transactions.
@@ -1115,6 +1133,23 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
     write_u64s(&tmp, "before_value", &before_value)?;
     write_u64s(&tmp, "before_addr_start", &before_addr_start)?;
     write_bytes(&tmp, "before_addr", &before_addr)?;
+    // Address → the outputs paying it (compressed sparse rows, in chain order): an
+    // address's outputs without a scan of every output.
+    let mut addr_out_start: Vec<u64> = Vec::with_capacity(addr_n_recv.len() + 1);
+    addr_out_start.push(0);
+    for &n in &addr_n_recv {
+        addr_out_start.push(addr_out_start.last().copied().unwrap_or(0) + u64::from(n));
+    }
+    let mut fill: Vec<u64> = addr_out_start[..addr_n_recv.len()].to_vec();
+    let mut addr_outs: Vec<u64> = vec![0; ix(*addr_out_start.last().unwrap_or(&0))];
+    for (o, &a) in out_addr.iter().enumerate() {
+        if a != NONE32 {
+            addr_outs[ix(fill[ix(a)])] = n64(o);
+            fill[ix(a)] += 1;
+        }
+    }
+    write_u64s(&tmp, "addr_out_start", &addr_out_start)?;
+    write_u64s(&tmp, "addr_outs", &addr_outs)?;
     // Block times by height (0 for heights the dataset lacks).
     let mut block_time: Vec<u32> = Vec::new();
     scan_table(chain_dir, "blocks", &["height", "time"], |b| {
@@ -1211,6 +1246,8 @@ mod tests {
         put("addr_sorted", u32s(&[0, 1]));
         put("txid_sorted", u32s(&[0, 1]));
         put("block_time", u32s(&[1000, 1600]));
+        put("addr_out_start", u64s(&[0, 2, 3]));
+        put("addr_outs", u64s(&[0, 2, 1]));
     }
 
     #[test]
@@ -1247,6 +1284,14 @@ mod tests {
         assert_eq!(idx.value(OutIx(1)), Amount::from_sat(3000));
         assert_eq!(idx.tx_time(TxIx(1)), 1600);
         assert_eq!(idx.out_script_type(OutIx(0)), ScriptType::P2wpkh);
+        assert_eq!(
+            idx.outputs_paid(AddrIx(0)).collect::<Vec<_>>(),
+            vec![OutIx(0), OutIx(2)]
+        );
+        assert_eq!(
+            idx.outputs_paid(AddrIx(1)).collect::<Vec<_>>(),
+            vec![OutIx(1)]
+        );
     }
 
     #[test]

@@ -10,56 +10,13 @@ use super::{ApiError, MAX_EXPAND, MAX_PAGE, amount_json, page_bounds};
 use crate::cluster;
 use crate::index::Index;
 use crate::labels::Tag;
-use crate::types::{AddrIx, OutIx, TxIx, ix};
-
-/// The outputs paid to each address, as a compressed sparse row: the outputs of address
-/// `a` are `outs[start[a]..start[a + 1]]`, in chain order. Built once in one pass over the
-/// outputs (8 bytes per output and per address), so that an address page reads only its
-/// own outputs.
-#[derive(Debug)]
-pub struct AddressOutputs {
-    start: Vec<u64>,
-    outs: Vec<u64>,
-}
-
-impl AddressOutputs {
-    /// Builds the adjacency of every address of `idx`.
-    pub fn build(idx: &Index) -> AddressOutputs {
-        let n = ix(idx.addresses());
-        let mut start = vec![0u64; n + 1];
-        for o in (0..idx.meta.outputs).map(OutIx) {
-            if let Some(a) = idx.out_address(o) {
-                start[a.ix() + 1] += 1;
-            }
-        }
-        for i in 0..n {
-            start[i + 1] += start[i];
-        }
-        let mut fill: Vec<u64> = start[..n].to_vec();
-        let mut outs = vec![0u64; ix(start[n])];
-        for o in (0..idx.meta.outputs).map(OutIx) {
-            if let Some(a) = idx.out_address(o) {
-                outs[ix(fill[a.ix()])] = o.0;
-                fill[a.ix()] += 1;
-            }
-        }
-        AddressOutputs { start, outs }
-    }
-
-    /// The outputs paid to `a`, in chain order.
-    pub fn of(&self, a: AddrIx) -> impl Iterator<Item = OutIx> + '_ {
-        self.outs[ix(self.start[a.ix()])..ix(self.start[a.ix() + 1])]
-            .iter()
-            .map(|&o| OutIx(o))
-    }
-}
+use crate::types::{AddrIx, TxIx};
 
 /// A Bitcoin dataset, opened for the canvas.
 #[derive(Debug)]
 pub struct Btc {
     network: String,
     idx: Index,
-    by_address: AddressOutputs,
     clusters: Option<cluster::Stored>,
     tags: Vec<Tag>,
     /// The address id of each tag's address (`None`: not in the dataset), computed once.
@@ -74,7 +31,6 @@ impl Btc {
     /// An index that cannot be built, unreadable clusters or labels.
     pub fn open(data: &Path, chain_dir: &Path, network: &str) -> anyhow::Result<Btc> {
         let (idx, _) = Index::open_or_build(chain_dir)?;
-        let by_address = AddressOutputs::build(&idx);
         let cdir = cluster::clusters_dir(data, network);
         let clusters = if cdir.join("address_cluster.parquet").exists() {
             Some(cluster::load(&idx, &cdir)?)
@@ -90,7 +46,6 @@ impl Btc {
         Ok(Btc {
             network: network.to_string(),
             idx,
-            by_address,
             clusters,
             tags,
             tag_ids,
@@ -173,7 +128,7 @@ impl Btc {
     /// chain order, each with what `a` received and sent in it (sat).
     fn activity(&self, a: AddrIx) -> Vec<(TxIx, u64, u64)> {
         let mut by_tx: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
-        for o in self.by_address.of(a) {
+        for o in self.idx.outputs_paid(a) {
             let v = self.idx.value(o).to_sat();
             by_tx.entry(self.idx.out_tx(o).0).or_default().0 += v;
             if let Some(t) = self.idx.spender(o) {
@@ -199,7 +154,7 @@ impl Btc {
         let a = self.address_id(text)?;
         let address = self.idx.address(a).to_string();
         let (mut received, mut sent, mut outputs, mut unspent) = (0u64, 0u64, 0u64, 0u64);
-        for o in self.by_address.of(a) {
+        for o in self.idx.outputs_paid(a) {
             let v = self.idx.value(o).to_sat();
             received += v;
             outputs += 1;
@@ -265,8 +220,7 @@ impl Btc {
         address: &str,
         top: usize,
     ) -> Result<Value, ApiError> {
-        let outputs_of = |a: AddrIx| self.by_address.of(a).collect::<Vec<OutIx>>();
-        let shown = cluster::show_with(&self.idx, s, address, top, Some(&outputs_of))
+        let shown = cluster::show(&self.idx, s, address, top)
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let id = shown.stats.cluster_id;
         let in_cluster = |x: &str| {
@@ -446,7 +400,7 @@ impl Btc {
         let idx = &self.idx;
         // The transactions to read: spending A's outputs (forward) or paying A (backward).
         let mut txs: BTreeSet<u32> = BTreeSet::new();
-        for o in self.by_address.of(a) {
+        for o in self.idx.outputs_paid(a) {
             if forward {
                 if let Some(t) = idx.spender(o) {
                     txs.insert(t.0);

@@ -88,12 +88,9 @@ pub(crate) fn seed_outputs(
         )
         .map_err(named)?;
     }
-    if !addresses.is_empty() {
-        for o in (0..idx.meta.outputs).map(OutIx) {
-            if idx.out_address(o).is_some_and(|a| addresses.contains(&a)) {
-                outputs.insert(o);
-            }
-        }
+    // Each seed address's outputs, from the index's address → outputs rows.
+    for &a in &addresses {
+        outputs.extend(idx.outputs_paid(a));
     }
     if outputs.is_empty() {
         return Err(TraceError::Input("the seeds select no output".to_string()));

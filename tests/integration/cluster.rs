@@ -723,3 +723,29 @@ fn labels_imported_after_clustering_are_checked_where_they_matter() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no heuristic given"), "{}", stderr(&o));
 }
+
+/// The index's address → outputs rows list exactly the outputs a scan of every output
+/// finds paying each address, in chain order.
+#[test]
+fn the_index_lists_each_addresss_outputs_as_a_full_scan_finds_them() {
+    let d = tempfile::tempdir().unwrap();
+    ok(&ingest(
+        &bitcoin_data("regtest-world-a/blocks"),
+        d.path(),
+        &[],
+    ));
+    let (idx, _) = chaintrace::index::Index::open_or_build(&d.path().join("regtest")).unwrap();
+    let mut scan: Vec<Vec<u64>> = vec![Vec::new(); idx.addresses() as usize];
+    for o in (0..idx.meta.outputs).map(chaintrace::types::OutIx) {
+        if let Some(a) = idx.out_address(o) {
+            scan[a.ix()].push(o.0);
+        }
+    }
+    let mut paid = 0;
+    for a in idx.address_ids() {
+        let rows: Vec<u64> = idx.outputs_paid(a).map(|o| o.0).collect();
+        assert_eq!(rows, scan[a.ix()], "address {}", idx.address(a));
+        paid += rows.len();
+    }
+    assert!(paid > 4000, "{paid} outputs with an address");
+}
