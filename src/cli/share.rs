@@ -502,7 +502,7 @@ fn deconflict(cli: &Cli, a: &super::args::ShareDeconflictArgs) -> Result<(), Cli
         // Step 1: our round 1.
         (None, None, None, Some(out)) => {
             check_out(out, a.force, &[&a.key_file])?;
-            let (tags, _) = selected(&a.labels)?;
+            let (tags, left) = selected(&a.labels)?;
             let items: Vec<String> = tags
                 .iter()
                 .map(|t| share::item(&t.chain, &t.address))
@@ -524,7 +524,7 @@ fn deconflict(cli: &Cli, a: &super::args::ShareDeconflictArgs) -> Result<(), Cli
             crate::store::sink::write_atomic(out, &msg.to_bytes(&key)).map_err(user)?;
             if cli.json {
                 print_json(
-                    &json!({"step": 1, "message": out, "secret": sp, "items": msg.header.points, "session": msg.header.session}),
+                    &json!({"step": 1, "message": out, "secret": sp, "items": msg.header.points, "session": msg.header.session, "left_out": left}),
                 );
             } else {
                 println!(
@@ -534,6 +534,9 @@ fn deconflict(cli: &Cli, a: &super::args::ShareDeconflictArgs) -> Result<(), Cli
                     msg.header.session,
                     sp.display()
                 );
+                for (why, n) in &left {
+                    println!("left out: {n} tag(s), {why}");
+                }
                 println!(
                     "step 2, once theirs arrives: chaintrace share deconflict --key-file {} --mine {} --theirs THEIRS.ctd --out reply.ctd",
                     a.key_file.display(),
