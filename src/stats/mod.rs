@@ -509,11 +509,20 @@ pub fn flows(
     };
     // Receipts and sendings are small next to the tables they come from: computed once,
     // then every aggregate reads them from memory instead of scanning the dataset again.
-    let rec = receipts(src, ents.clone(), p)?
-        .with_columns([mask("from_category"), aggregate()])
+    // Masking runs on the collected (small) receipts and sendings, only when labels of a
+    // need-to-know category exist: the scans and joins before it are unchanged.
+    let need_masking = !hidden.is_empty() || !named.is_empty();
+    let mut rec = receipts(src, ents.clone(), p)?
         .collect()
         .map_err(pe)?
         .lazy();
+    if need_masking {
+        rec = rec
+            .with_columns([mask("from_category"), aggregate()])
+            .collect()
+            .map_err(pe)?
+            .lazy();
+    }
     let mut inflows = rec
         .clone()
         .group_by([
@@ -533,18 +542,21 @@ pub fn flows(
         )
         .collect()
         .map_err(pe)?;
-    let send = sendings(src, ents, p)?
-        .with_columns([
-            mask("to_category"),
-            aggregate(),
-            when(col("to_category").eq(lit(NEED_TO_KNOW)))
-                .then(lit(NEED_TO_KNOW))
-                .otherwise(col("to_entity"))
-                .alias("to_entity"),
-        ])
-        .collect()
-        .map_err(pe)?
-        .lazy();
+    let mut send = sendings(src, ents, p)?.collect().map_err(pe)?.lazy();
+    if need_masking {
+        send = send
+            .with_columns([
+                mask("to_category"),
+                aggregate(),
+                when(col("to_category").eq(lit(NEED_TO_KNOW)))
+                    .then(lit(NEED_TO_KNOW))
+                    .otherwise(col("to_entity"))
+                    .alias("to_entity"),
+            ])
+            .collect()
+            .map_err(pe)?
+            .lazy();
+    }
     let mut outflows = send
         .clone()
         .group_by([
