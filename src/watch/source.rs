@@ -67,6 +67,7 @@ struct CoreTx<'a> {
 
 #[derive(Deserialize)]
 struct CoreVin<'a> {
+    coinbase: Option<String>,
     #[serde(borrow)]
     prevout: Option<CoreOut<'a>>,
 }
@@ -290,10 +291,17 @@ impl Source {
                 let mut txs = Vec::with_capacity(b.tx.len());
                 for t in &b.tx {
                     let mut inputs = Vec::new();
-                    for i in &t.vin {
-                        match &i.prevout {
-                            Some(p) => inputs.push((p.script.address.clone(), sat(p.value)?)),
-                            None => inputs.push((None, 0)),
+                    for (n, i) in t.vin.iter().enumerate() {
+                        match (&i.prevout, &i.coinbase) {
+                            (Some(p), _) => inputs.push((p.script.address.clone(), sat(p.value)?)),
+                            (None, Some(_)) => inputs.push((None, 0)),
+                            // A spend of unknown value is never counted as 0.
+                            (None, None) => {
+                                return Err(bad(format!(
+                                    "block {height} ({hash}), tx {} input {n}: no prevout; the node must answer getblock with verbosity 3 (Bitcoin Core >= 23)",
+                                    t.txid
+                                )));
+                            }
                         }
                     }
                     let mut outputs = Vec::new();
@@ -386,16 +394,22 @@ impl Source {
                     let inputs = if t.is_coinbase {
                         vec![(None, 0)]
                     } else {
-                        t.inputs
-                            .iter()
-                            .enumerate()
-                            .map(|(n, i)| {
-                                own.get(&(i.prev_txid.to_string(), i.prev_vout))
-                                    .cloned()
-                                    .or_else(|| prevouts.get(k).and_then(|p| p.get(n)).cloned())
-                                    .unwrap_or((None, 0))
-                            })
-                            .collect()
+                        let mut v = Vec::with_capacity(t.inputs.len());
+                        for (n, i) in t.inputs.iter().enumerate() {
+                            let found = own
+                                .get(&(i.prev_txid.to_string(), i.prev_vout))
+                                .cloned()
+                                .or_else(|| prevouts.get(k).and_then(|p| p.get(n)).cloned());
+                            // A spend of unknown value is never counted as 0.
+                            let Some(found) = found else {
+                                return Err(bad(format!(
+                                    "block {height} ({hash}), tx {} input {n}: the API gave no prevout for {}:{}",
+                                    t.txid, i.prev_txid, i.prev_vout
+                                )));
+                            };
+                            v.push(found);
+                        }
+                        v
                     };
                     txs.push(Tx {
                         txid: t.txid.to_string(),
