@@ -308,21 +308,31 @@ fn matches(cli: &Cli, a: &super::args::ShareMatchArgs) -> Result<(), CliError> {
     } else {
         None
     };
+    // Once, not per hit: the local labels by address and the clusters' sizes.
+    let mut local_of: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    for (t, _) in &tags {
+        local_of
+            .entry(t.address.as_str())
+            .or_default()
+            .push(json!({"entity": t.entity, "category": t.category, "source": t.source}));
+    }
+    let sizes: BTreeMap<u32, usize> = clusters.as_ref().map_or_else(BTreeMap::new, |(_, s)| {
+        s.cluster_of.iter().fold(BTreeMap::new(), |mut m, &c| {
+            *m.entry(c).or_default() += 1;
+            m
+        })
+    });
     let mut hits = Vec::new();
     for (item, from) in &cands {
         if !m.contains(&key, item) {
             continue;
         }
         let (chain, address) = item.split_once(':').unwrap_or(("", item));
-        let local: Vec<Value> = tags
-            .iter()
-            .filter(|(t, _)| t.address == address)
-            .map(|(t, _)| json!({"entity": t.entity, "category": t.category, "source": t.source}))
-            .collect();
+        let local = local_of.get(address).cloned().unwrap_or_default();
         let cluster = clusters.as_ref().and_then(|(idx, s)| {
             let id = idx.address_id(address)?;
             let c = s.cluster_of[id.ix()];
-            let size = s.cluster_of.iter().filter(|&&x| x == c).count();
+            let size = sizes.get(&c).copied().unwrap_or(0);
             Some(json!({"cluster_id": c, "size": size,
                 "representative": idx.address(crate::types::AddrIx(c))}))
         });

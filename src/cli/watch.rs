@@ -1,5 +1,6 @@
 //! `chaintrace watch` (see [`crate::watch`]).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::anyhow;
@@ -127,7 +128,8 @@ fn from_dataset(a: &WatchArgs, w: &mut Watched) -> Result<(), CliError> {
                     data.display()
                 ))
             })?;
-        let roots: Vec<(u32, String)> = w
+        // The watched addresses' clusters, then every address of them in one pass.
+        let roots: BTreeMap<u32, String> = w
             .addresses
             .keys()
             .filter_map(|x| {
@@ -135,8 +137,8 @@ fn from_dataset(a: &WatchArgs, w: &mut Watched) -> Result<(), CliError> {
                     .map(|id| (s.cluster_of[id.ix()], x.clone()))
             })
             .collect();
-        for (c, root) in roots {
-            for id in idx.address_ids().filter(|id| s.cluster_of[id.ix()] == c) {
+        for id in idx.address_ids() {
+            if let Some(root) = roots.get(&s.cluster_of[id.ix()]) {
                 w.addresses
                     .entry(idx.address(id).to_string())
                     .or_insert_with(|| format!("cluster of {root} in {}", data.display()));
