@@ -18,7 +18,7 @@ pub struct Btc {
     network: String,
     idx: Index,
     clusters: Option<cluster::Stored>,
-    tags: Vec<Tag>,
+    tags: super::TagIndex,
     /// The address id of each tag's address (`None`: not in the dataset), computed once.
     tag_ids: Vec<Option<AddrIx>>,
 }
@@ -47,7 +47,7 @@ impl Btc {
             network: network.to_string(),
             idx,
             clusters,
-            tags,
+            tags: super::TagIndex::new(tags),
             tag_ids,
         })
     }
@@ -63,8 +63,8 @@ impl Btc {
             "outputs": m.outputs,
             "addresses": m.addresses,
             "clustered": self.clusters.as_ref().map(|s| s.meta.heuristics.join(",")),
-            "tags": self.tags.len(),
-            "categories": self.tags.iter().map(|t| t.category.as_str()).collect::<BTreeSet<_>>(),
+            "tags": self.tags.tags.len(),
+            "categories": self.tags.tags.iter().map(|t| t.category.as_str()).collect::<BTreeSet<_>>(),
             "unit": "BTC",
             "decimals": 8,
         })
@@ -109,15 +109,12 @@ impl Btc {
 
     /// The tags of `address` (every source, each with its confidence and file).
     fn tags_of(&self, address: &str) -> Vec<&Tag> {
-        self.tags.iter().filter(|t| t.address == address).collect()
+        self.tags.of(address).collect()
     }
 
     /// The label shown for `address`: its first public tag (entity, category).
     fn label_of(&self, address: &str) -> Value {
-        self.tags.iter().find(|t| t.address == address).map_or(
-            Value::Null,
-            |t| json!({"entity": t.entity, "category": t.category, "source": t.source}),
-        )
+        self.tags.label_json(address)
     }
 
     fn cluster_of(&self, a: AddrIx) -> Option<u32> {
@@ -185,11 +182,7 @@ impl Btc {
         let tags: Vec<Value> = self
             .tags_of(&address)
             .into_iter()
-            .map(|t| {
-                json!({"label": t.label, "entity": t.entity, "category": t.category,
-                    "confidence": t.confidence, "source": t.source, "is_public": t.is_public,
-                    "lastmod": t.lastmod, "file": t.file, "line": t.line})
-            })
+            .map(super::tag_json)
             .collect();
         let cluster = match &self.clusters {
             Some(s) => self.cluster_json(s, &address, 5)?,
@@ -229,6 +222,7 @@ impl Btc {
                 .is_some_and(|a| s.cluster_of[a.ix()] == id)
         };
         let labels: Vec<Value> = self
+            .tags
             .tags
             .iter()
             .zip(&self.tag_ids)
@@ -355,7 +349,7 @@ impl Btc {
         {
             return Ok(json!({"kind": "tx", "txid": txid.to_string(), "matches": []}));
         }
-        if let Some(v) = super::search_labels(&self.tags, q, offset, limit, |a| {
+        if let Some(v) = super::search_labels(&self.tags.tags, q, offset, limit, |a| {
             self.idx.address_id(a).is_some()
         }) {
             return Ok(v);

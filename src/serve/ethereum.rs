@@ -9,7 +9,6 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use super::{ApiError, MAX_EXPAND, MAX_PAGE, page_bounds, parse_direction};
-use crate::labels::Tag;
 use crate::trace::Amount;
 use crate::trace::account::{FEE, Ledger, UNKNOWN};
 use crate::trace::ethereum::{self as eth, Asset};
@@ -26,7 +25,7 @@ pub struct Eth {
     by_tx: Vec<Vec<u32>>,
     tx_ids: HashMap<String, u32>,
     clusters: HashMap<String, u32>,
-    tags: Vec<Tag>,
+    tags: super::TagIndex,
 }
 
 /// `{"wei": "…", "eth": "…", "text": "… ETH"}`.
@@ -83,7 +82,7 @@ impl Eth {
             by_tx,
             tx_ids,
             clusters,
-            tags,
+            tags: super::TagIndex::new(tags),
         })
     }
 
@@ -97,8 +96,8 @@ impl Eth {
             "transfers": self.ledger.transfers.len(),
             "addresses": self.ledger.accounts.len(),
             "clustered": (!self.clusters.is_empty()).then_some("deposit-reuse"),
-            "tags": self.tags.len(),
-            "categories": self.tags.iter().map(|t| t.category.as_str()).collect::<BTreeSet<_>>(),
+            "tags": self.tags.tags.len(),
+            "categories": self.tags.tags.iter().map(|t| t.category.as_str()).collect::<BTreeSet<_>>(),
             "unit": "ETH",
             "decimals": 18,
         })
@@ -132,10 +131,7 @@ impl Eth {
     }
 
     fn label_of(&self, address: &str) -> Value {
-        self.tags.iter().find(|t| t.address == address).map_or(
-            Value::Null,
-            |t| json!({"entity": t.entity, "category": t.category, "source": t.source}),
-        )
+        self.tags.label_json(address)
     }
 
     /// `GET /api/address/0x…`: an account page: wei received and sent (fees included in
@@ -167,16 +163,7 @@ impl Eth {
         order.sort_by_key(|(tx, v)| (v.2, *tx));
         let seen = |x: &(u32, (Amount, Amount, u64, u32))| json!({"height": x.1.2, "time": x.1.3});
         let address = self.name(a).to_string();
-        let tags: Vec<Value> = self
-            .tags
-            .iter()
-            .filter(|t| t.address == address)
-            .map(|t| {
-                json!({"label": t.label, "entity": t.entity, "category": t.category,
-                    "confidence": t.confidence, "source": t.source, "is_public": t.is_public,
-                    "lastmod": t.lastmod, "file": t.file, "line": t.line})
-            })
-            .collect();
+        let tags: Vec<Value> = self.tags.of(&address).map(super::tag_json).collect();
         let txs: Vec<Value> = order
             .iter()
             .skip(offset)
@@ -254,6 +241,7 @@ impl Eth {
             .collect();
         members.sort_unstable();
         let labels: Vec<Value> = self
+            .tags
             .tags
             .iter()
             .filter(|x| self.clusters.get(&x.address) == Some(&id))
@@ -345,9 +333,9 @@ impl Eth {
         if self.tx_ids.contains_key(&lower) {
             return Ok(json!({"kind": "tx", "txid": lower, "matches": []}));
         }
-        if let Some(v) =
-            super::search_labels(&self.tags, q, offset, limit, |a| self.ids.contains_key(a))
-        {
+        if let Some(v) = super::search_labels(&self.tags.tags, q, offset, limit, |a| {
+            self.ids.contains_key(a)
+        }) {
             return Ok(v);
         }
         Err(ApiError::not_found(

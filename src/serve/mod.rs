@@ -195,6 +195,49 @@ pub(crate) fn looks_like_address(q: &str) -> bool {
     q.len() >= 25 && q.chars().all(|c| c.is_ascii_alphanumeric())
 }
 
+/// A tag as the address pages show it (every field an analyst weighs it by).
+pub(crate) fn tag_json(t: &crate::labels::Tag) -> Value {
+    json!({"label": t.label, "entity": t.entity, "category": t.category,
+        "confidence": t.confidence, "source": t.source, "is_public": t.is_public,
+        "lastmod": t.lastmod, "file": t.file, "line": t.line})
+}
+
+/// The tags of a dataset by address, looked up without a scan: `of(address)` gives its
+/// tags, the first being the one shown as its label.
+#[derive(Debug, Default)]
+pub struct TagIndex {
+    pub tags: Vec<crate::labels::Tag>,
+    by_address: HashMap<String, Vec<usize>>,
+}
+
+impl TagIndex {
+    /// Indexes `tags`.
+    pub fn new(tags: Vec<crate::labels::Tag>) -> TagIndex {
+        let mut by_address: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, t) in tags.iter().enumerate() {
+            by_address.entry(t.address.clone()).or_default().push(i);
+        }
+        TagIndex { tags, by_address }
+    }
+
+    /// The tags of `address`.
+    pub fn of<'a>(&'a self, address: &str) -> impl Iterator<Item = &'a crate::labels::Tag> + 'a {
+        self.by_address
+            .get(address)
+            .into_iter()
+            .flatten()
+            .map(|&i| &self.tags[i])
+    }
+
+    /// `{"entity", "category", "source"}` of the label shown for `address`, or null.
+    pub fn label_json(&self, address: &str) -> Value {
+        self.of(address).next().map_or(
+            Value::Null,
+            |t| json!({"entity": t.entity, "category": t.category, "source": t.source}),
+        )
+    }
+}
+
 /// `forward` (also `out` or empty) → true, `backward` (`in`) → false.
 pub(crate) fn parse_direction(d: &str) -> Result<bool, ApiError> {
     match d {
