@@ -52,9 +52,9 @@ impl World {
     }
 }
 
-/// A 20,000-transaction world, ingested, with the truth's exchanges, mixer, vendor and
-/// ransomware crew imported as labels.
-fn world() -> World {
+/// A 20,000-transaction world (seed 11), ingested, with the truth's addresses imported as
+/// labels: `category_of` maps a truth category to the label's (None: not imported).
+fn world_labelled(category_of: impl Fn(&str) -> Option<&'static str>) -> World {
     let dir = tempfile::tempdir().unwrap();
     let w = World { dir };
     let out = w.dir.path().join("world");
@@ -71,8 +71,7 @@ fn world() -> World {
     ok(&ingest(&out.join("blocks"), &w.data(), &[]));
     let mut csv = String::from("address,label,category,actor\n");
     for r in w.truth("addresses") {
-        let cat = r["category"].str();
-        if matches!(cat, "exchange" | "mixer" | "illicit_vendor" | "ransomware") {
+        if let Some(cat) = category_of(r["category"].str()) {
             csv.push_str(&format!(
                 "{},{},{cat},{}\n",
                 r["address"].str(),
@@ -85,38 +84,24 @@ fn world() -> World {
     w
 }
 
-/// A world whose vendor is labelled child_sexual_abuse (need-to-know) beside exchanges.
+/// The world with the truth's exchanges, mixer, vendor and ransomware crew as labels.
+fn world() -> World {
+    world_labelled(|c| match c {
+        "exchange" => Some("exchange"),
+        "mixer" => Some("mixer"),
+        "illicit_vendor" => Some("illicit_vendor"),
+        "ransomware" => Some("ransomware"),
+        _ => None,
+    })
+}
+
+/// The world with its vendor labelled child_sexual_abuse (need-to-know) beside exchanges.
 fn world_with_need_to_know() -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let w = World { dir };
-    let out = w.dir.path().join("world");
-    ok(&run(&[
-        "simulate",
-        "--quiet",
-        "--seed",
-        "11",
-        "--txs",
-        "20000",
-        "--out",
-        out.to_str().unwrap(),
-    ]));
-    ok(&ingest(&out.join("blocks"), &w.data(), &[]));
-    let mut csv = String::from("address,label,category,actor\n");
-    for r in w.truth("addresses") {
-        let cat = match r["category"].str() {
-            "exchange" => "exchange",
-            "illicit_vendor" => "child_sexual_abuse",
-            _ => continue,
-        };
-        csv.push_str(&format!(
-            "{},{},{cat},{}\n",
-            r["address"].str(),
-            r["entity"].str(),
-            r["entity"].str()
-        ));
-    }
-    import_labels(&w.data(), &csv);
-    w
+    world_labelled(|c| match c {
+        "exchange" => Some("exchange"),
+        "illicit_vendor" => Some("child_sexual_abuse"),
+        _ => None,
+    })
 }
 
 #[test]
