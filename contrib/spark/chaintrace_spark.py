@@ -321,11 +321,9 @@ def cluster(ds: Dataset, out: str, reliable_checkpoints: bool) -> dict:
 # --- stats flows -----------------------------------------------------------------------------
 
 
-def resolved_tags(
-    ds: Dataset, data_root: str, network: str, include_private: bool, prefer: list[str]
-) -> DataFrame:
+def resolved_tags(ds: Dataset, data_root: str, network: str, include_private: bool) -> DataFrame:
     """(address, entity, category): the one tag in use per address after chaintrace's
-    precedence (src/labels/precedence.rs): --prefer position, confidence level, lastmod
+    precedence (src/labels/precedence.rs) without --prefer: confidence level, lastmod
     (newer first, undated last), then content (a tag with a category first; category,
     entity, label, source in byte order), then file and line."""
     tags = ds.spark.read.parquet(f"{data_root}/labels/tags.parquet").where(
@@ -342,18 +340,11 @@ def resolved_tags(
         tags = tags.where((n == "regtest") | ((n == "testnet") & ~a.startswith("tb1")))
     elif network in ("testnet", "testnet4", "signet"):
         tags = tags.where((n == "testnet") | ((n == "regtest") & ~a.startswith("bcrt1")))
-    # --prefer: the first entry equal to the source, the file, or the file's name.
-    file_name = F.regexp_extract("file", r"([^/]*)$", 1)
-    preferred = F.lit(len(prefer))
-    for i, p in reversed(list(enumerate(prefer))):
-        hit = (F.col("source") == p) | (F.col("file") == p) | ((file_name != "") & (file_name == p))
-        preferred = F.when(hit, F.lit(i)).otherwise(preferred)
     level = F.lit(0)
     for cid, lv in CONFIDENCE.items():
         level = F.when(F.lower(F.trim("confidence")) == cid, F.lit(lv)).otherwise(level)
     recency = F.datediff(F.to_date("lastmod", "yyyy-MM-dd"), F.lit("1970-01-01").cast("date"))
     order = [
-        preferred.asc(),
         level.desc(),
         recency.desc_nulls_last(),
         (F.trim("category") == "").asc(),
@@ -384,25 +375,12 @@ def flows(
     cats: list[str],
     by: str,
     include_private: bool,
-    prefer: list[str],
-    clusters: str | None,
 ) -> dict:
     """`stats flows` (src/stats/mod.rs). A receipt is an output paid to one of an entity's
     addresses by a transaction none of whose inputs is the entity's; its payer is the
     address of the transaction's input 0. A sending is an output, to an address not the
     entity's, of a transaction all of whose (addressed) inputs are the entity's."""
-    ents_all = resolved_tags(ds, data_root, network, include_private, prefer)
-    if clusters:
-        # --via-clusters: every address of a cluster holding a tagged address carries the
-        # tag (the smallest entity of the cluster's tagged addresses).
-        ac = ds.spark.read.parquet(clusters).select("address", "cluster_id")
-        label = (
-            ents_all.join(ac, "address")
-            .groupBy("cluster_id")
-            .agg(F.min(F.struct("entity", "category")).alias("t"))
-        )
-        ents_all = ac.join(label, "cluster_id").select("address", "t.entity", "t.category")
-    ents_all = ents_all.persist()
+    ents_all = resolved_tags(ds, data_root, network, include_private).persist()
     have = sorted(r[0] for r in ents_all.select("category").distinct().collect())
     for c in cats:
         if c not in have:
@@ -505,8 +483,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--category", default="", help="label categories of --flows, comma-separated")
     p.add_argument("--by", default="month", choices=["day", "week", "month", "year"])
     p.add_argument("--include-private", action="store_true", help="use non-public tags too")
-    p.add_argument("--prefer", action="append", default=[], help="source or label file to prefer (repeatable, strongest first)")
-    p.add_argument("--via-clusters", metavar="ADDRESS_CLUSTER", help="give every address of a cluster its tag, from this Parquet (chaintrace's address_cluster.parquet or --cluster's output)")
     p.add_argument("--labels", metavar="DATA", help="the dataset directory holding labels/tags.parquet (default: the parent of --data)")
     p.add_argument("--master", help="Spark master when not run by spark-submit (e.g. local[2])")
     p.add_argument("--partitions", type=int, help="spark.sql.shuffle.partitions")
@@ -539,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.flows is not None:
         t1 = time.monotonic()
         result["flows"] = flows(
-            ds, a.flows or None, data_root, network, cats, a.by, a.include_private, a.prefer, a.via_clusters
+            ds, a.flows or None, data_root, network, cats, a.by, a.include_private
         )
         result["flows"]["elapsed_secs"] = round(time.monotonic() - t1, 3)
     json.dump(result, sys.stdout, indent=2, sort_keys=True)

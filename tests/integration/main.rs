@@ -24,6 +24,7 @@ mod rpc_node;
 mod serve;
 mod share;
 mod simulate;
+mod spark;
 mod stats;
 mod trace;
 mod watch;
