@@ -8,9 +8,10 @@ chain no longer fits one machine. Two jobs, run in one Spark session:
   heuristic, CoinJoins excluded by exactly chaintrace's rule (src/cluster/heuristics/
   coinjoin.rs). Connected components by alternating large-star and small-star rounds
   (Kiveris, Lattanzi, Mirrokni, Rastogi, Vassilvitskii: "Connected Components in MapReduce
-  and Beyond", SoCC 2014). Writes OUT (Parquet): address, cluster_id, representative, where
-  cluster_id is chaintrace's (the smallest address id of the cluster; ids number addresses
-  in order of first appearance on the chain) and representative is that address.
+  and Beyond", SoCC 2014). Writes OUT (Parquet): address, representative, cluster_key. The
+  representative is chaintrace's (the cluster's address of smallest id: chaintrace numbers
+  addresses in order of first appearance on the chain); cluster_key is its first
+  appearance packed into a long (height, position in the block, output index).
 - ``--flows OUT --category C[,C...]``: `chaintrace stats flows` (src/stats/mod.rs):
   receipts and sendings of the entities of those label categories, per day, week, month or
   year (UTC). Writes OUT/inflows and OUT/outflows (Parquet).
@@ -121,35 +122,26 @@ class Dataset:
 # --- Clustering ------------------------------------------------------------------------------
 
 
-def address_ids(ds: Dataset) -> DataFrame:
-    """(address, id): chaintrace's dense address ids, numbering addresses in order of first
-    appearance (height, position in the block, output index), as its index does. The cluster
-    id is the smallest id of a cluster, so equal ids mean the same representative."""
+#: Bits of an output's place in the packed key: below 2^17 outputs per transaction and 2^16
+#: transactions per block, as Bitcoin's block weight limit (4,000,000) guarantees: an
+#: output weighs at least 36 (9 bytes) and a transaction at least 240 (60 bytes).
+VOUT_BITS, TX_INDEX_BITS = 17, 16
+
+
+def address_keys(ds: Dataset) -> DataFrame:
+    """(address, key): each address's first appearance on the chain (height, position in the
+    block, output index) packed into one long, in that order. chaintrace's address ids
+    number addresses in this order, and its cluster id is the smallest id of a cluster, so
+    the address with the smallest key of a cluster is chaintrace's representative. (Keys
+    are not dense like chaintrace's ids: numbering them would cost a global sort.)"""
     outs = ds.table("outputs").where(F.col("address").isNotNull())
     txs = ds.table("transactions").select("txid", "tx_index")
-    first = (
-        outs.join(txs, "txid")
-        .groupBy("address")
-        .agg(F.min(F.struct("height", "tx_index", "vout")).alias("first"))
+    place = (
+        F.shiftleft(F.col("height").cast("long"), VOUT_BITS + TX_INDEX_BITS)
+        + F.shiftleft(F.col("tx_index").cast("long"), VOUT_BITS)
+        + F.col("vout").cast("long")
     )
-    # After a global sort, monotonically_increasing_id() is (partition << 33) + row within
-    # the partition: in order, but not dense. Dense ids add each partition's offset (the
-    # rows of the partitions before it), computed from the partitions' sizes; no global
-    # row_number() window, which would move every row to one partition.
-    ordered = (
-        first.orderBy("first")
-        .select("address", F.monotonically_increasing_id().alias("mid"))
-        .withColumn("part", F.shiftright("mid", 33))
-        .persist()
-    )
-    sizes = sorted((r["part"], r["n"]) for r in ordered.groupBy("part").agg(F.count(F.lit(1)).alias("n")).collect())
-    offsets, total = [], 0
-    for part, n in sizes:
-        offsets.append((part, total))
-        total += n
-    offset = ds.spark.createDataFrame(offsets, "part long, offset long")
-    low = F.col("mid").bitwiseAND(F.lit((1 << 33) - 1))
-    return ordered.join(F.broadcast(offset), "part").select("address", (F.col("offset") + low).alias("id"))
+    return outs.join(txs, "txid").groupBy("address").agg(F.min(place).alias("key"))
 
 
 def spent_inputs(ds: Dataset) -> DataFrame:
@@ -235,15 +227,15 @@ def small_star(e: DataFrame) -> DataFrame:
 def is_stars(e: DataFrame) -> bool:
     """Whether the edges (oriented larger → smaller) are stars around their smallest node:
     every node has at most one smaller neighbour, and that neighbour none. Then each
-    component is one star and its centre its smallest node, the cluster id."""
-    if e.groupBy("u").count().where("count > 1").limit(1).count() > 0:
-        return False
-    centres = e.select(F.col("u").alias("v"))
-    return e.join(centres, "v", "left_semi").limit(1).count() == 0
+    component is one star and its centre its smallest node, the cluster id. One Spark job."""
+    out_degree = e.groupBy("u").agg(F.count(F.lit(1)).alias("n"))
+    branching = out_degree.where("n > 1").select("u")
+    chained = e.join(out_degree.select(F.col("u").alias("v")), "v", "left_semi").select("u")
+    return branching.union(chained).limit(1).count() == 0
 
 
 def components(edges: DataFrame, reliable_checkpoints: bool) -> tuple[DataFrame, int]:
-    """(id, cluster_id) of every node with an edge, cluster_id the smallest id of its
+    """(id, root) of every node with an edge, root the smallest id of its
     connected component; and the rounds taken. Alternates large-star and small-star until
     the graph is stars (O(log² n) rounds, Kiveris et al. Theorem 3; a handful in practice)."""
     e = checkpoint(edges, reliable_checkpoints)
@@ -253,8 +245,8 @@ def components(edges: DataFrame, reliable_checkpoints: bool) -> tuple[DataFrame,
         e = checkpoint(small_star(large_star(e)), reliable_checkpoints)
         if is_stars(e):
             break
-    labels = e.select(F.col("u").alias("id"), F.col("v").alias("cluster_id"))
-    centres = e.select(F.col("v").alias("id"), F.col("v").alias("cluster_id")).distinct()
+    labels = e.select(F.col("u").alias("id"), F.col("v").alias("root"))
+    centres = e.select(F.col("v").alias("id"), F.col("v").alias("root")).distinct()
     return labels.union(centres), rounds
 
 
@@ -265,7 +257,7 @@ def cluster(ds: Dataset, out: str, reliable_checkpoints: bool) -> dict:
     out of the link (not of the CoinJoin rule's input count)."""
     timings = {}
     t = time.monotonic()
-    ids = address_ids(ds).persist()
+    ids = address_keys(ds).withColumnRenamed("key", "id").persist()
     ins = spent_inputs(ds).persist()
     cj = checkpoint(coinjoins(ds, ins), reliable_checkpoints)
     # A star per transaction, around its smallest input address: the same components as
@@ -288,16 +280,16 @@ def cluster(ds: Dataset, out: str, reliable_checkpoints: bool) -> dict:
     labels, rounds = components(edges, reliable_checkpoints)
     timings["components"] = round(time.monotonic() - t, 3)
     t = time.monotonic()
-    reps = ids.select(F.col("id").alias("cluster_id"), F.col("address").alias("representative"))
+    reps = ids.select(F.col("id").alias("cluster_key"), F.col("address").alias("representative"))
     result = (
         ids.join(labels, "id", "left")
-        .select("address", F.coalesce("cluster_id", "id").alias("cluster_id"))
-        .join(reps, "cluster_id")
-        .select("address", "cluster_id", "representative")
+        .select("address", F.coalesce("root", "id").alias("cluster_key"))
+        .join(reps, "cluster_key")
+        .select("address", "representative", "cluster_key")
     )
     result.write.mode("overwrite").parquet(out)
     timings["write"] = round(time.monotonic() - t, 3)
-    sizes = ds.spark.read.parquet(out).groupBy("cluster_id").count()
+    sizes = ds.spark.read.parquet(out).groupBy("cluster_key").count()
     totals = sizes.agg(
         F.sum("count").alias("addresses"),
         F.count(F.lit(1)).alias("clusters"),
@@ -486,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--labels", metavar="DATA", help="the dataset directory holding labels/tags.parquet (default: the parent of --data)")
     p.add_argument("--master", help="Spark master when not run by spark-submit (e.g. local[2])")
     p.add_argument("--partitions", type=int, help="spark.sql.shuffle.partitions")
+    p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark setting when not run by spark-submit (repeatable)")
     p.add_argument("--checkpoint-dir", help="reliable checkpoints of the component rounds (on a cluster: an HDFS/S3 path); default: local checkpoints")
     a = p.parse_args(argv)
     if a.cluster is None and a.flows is None:
@@ -497,10 +490,16 @@ def main(argv: list[str] | None = None) -> int:
     b = SparkSession.builder.appName("chaintrace-spark")
     if a.master:
         b = b.master(a.master).config("spark.ui.enabled", "false")
+    b = b.config("spark.ui.showConsoleProgress", "false")
     # Periods are UTC calendar periods, as chaintrace's.
     b = b.config("spark.sql.session.timeZone", "UTC")
     if a.partitions:
         b = b.config("spark.sql.shuffle.partitions", str(a.partitions))
+    for kv in a.conf:
+        k, sep, v = kv.partition("=")
+        if not sep:
+            p.error(f"--conf {kv!r}: expected KEY=VALUE")
+        b = b.config(k, v)
     spark = b.getOrCreate()
     if a.checkpoint_dir:
         spark.sparkContext.setCheckpointDir(a.checkpoint_dir)

@@ -1,5 +1,5 @@
 //! The Spark path (`contrib/spark/`) on a small world equals chaintrace: the same
-//! multi-input partition with the same cluster ids, the same CoinJoins found, and the same
+//! multi-input partition with the same representatives, the same CoinJoins found, and the same
 //! `stats flows` monthly sums. PySpark runs in local mode (`pip install -r
 //! contrib/spark/requirements.txt`, `.ci/run` does it; it needs Java 8, 11 or 17).
 
@@ -101,10 +101,10 @@ fn world(dir: &Path) -> std::path::PathBuf {
 }
 
 /// The partition as a set of address sets (cluster ids aside).
-fn partition(cluster_of: &BTreeMap<String, i64>) -> BTreeSet<BTreeSet<String>> {
-    let mut by: BTreeMap<i64, BTreeSet<String>> = BTreeMap::new();
+fn partition(cluster_of: &BTreeMap<String, String>) -> BTreeSet<BTreeSet<String>> {
+    let mut by: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for (a, c) in cluster_of {
-        by.entry(*c).or_default().insert(a.clone());
+        by.entry(c).or_default().insert(a.clone());
     }
     by.into_values().collect()
 }
@@ -155,7 +155,15 @@ fn spark_clusters_and_flows_equal_chaintrace() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/spark/chaintrace_spark.py");
     let o = Command::new("python3")
         .arg(&script)
-        .args(["--master", "local[2]", "--partitions", "4", "--data"])
+        // Small data: two shuffle partitions, no adaptive re-planning, and the JVM's quick
+        // compiler only (C1): about half the wall time of Spark's defaults here.
+        .args(["--master", "local[2]", "--partitions", "2"])
+        .args(["--conf", "spark.sql.adaptive.enabled=false"])
+        .args([
+            "--conf",
+            "spark.driver.extraJavaOptions=-XX:TieredStopAtLevel=1",
+        ])
+        .arg("--data")
         .arg(data.join("regtest"))
         .arg("--cluster")
         .arg(spark_out.join("address_cluster"))
@@ -178,17 +186,24 @@ fn spark_clusters_and_flows_equal_chaintrace() {
     let s: Value = serde_json::from_slice(&o.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", stdout(&o), stderr(&o)));
 
-    // The same partition, the same cluster ids (chaintrace's: the smallest address id), and
-    // each representative the address of its id.
-    let ours: BTreeMap<String, i64> =
-        read_parquet_file(&data.join("clusters/regtest/address_cluster.parquet"))
-            .into_iter()
-            .map(|r| (r["address"].str().to_string(), r["cluster_id"].int()))
-            .collect();
-    let spark_rows = read_table(&spark_out, "address_cluster");
-    let theirs: BTreeMap<String, i64> = spark_rows
+    // The same partition, and the same representative for every address: chaintrace's,
+    // the address whose id (its row in address_cluster.parquet) is the cluster id.
+    let rows = read_parquet_file(&data.join("clusters/regtest/address_cluster.parquet"));
+    let ours: BTreeMap<String, String> = rows
         .iter()
-        .map(|r| (r["address"].str().to_string(), r["cluster_id"].int()))
+        .map(|r| {
+            let id = usize::try_from(r["cluster_id"].int()).unwrap();
+            let rep = rows[id]["address"].str().to_string();
+            (r["address"].str().to_string(), rep)
+        })
+        .collect();
+    let spark_rows = read_table(&spark_out, "address_cluster");
+    let theirs: BTreeMap<String, String> = spark_rows
+        .iter()
+        .map(|r| {
+            let rep = r["representative"].str().to_string();
+            (r["address"].str().to_string(), rep)
+        })
         .collect();
     assert_eq!(
         spark_rows.len(),
@@ -200,14 +215,7 @@ fn spark_clusters_and_flows_equal_chaintrace() {
         partition(&ours),
         "the partitions differ"
     );
-    assert_eq!(theirs, ours, "the cluster ids differ");
-    let reps: BTreeSet<(i64, &str)> = spark_rows
-        .iter()
-        .map(|r| (r["cluster_id"].int(), r["representative"].str()))
-        .collect();
-    for (id, rep) in reps {
-        assert_eq!(ours[rep], id, "{rep} represents cluster {id}");
-    }
+    assert_eq!(theirs, ours, "the representatives differ");
     let multi = partition(&ours).iter().filter(|p| p.len() > 1).count();
     assert!(
         multi > 100,
