@@ -501,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"--conf {kv!r}: expected KEY=VALUE")
         b = b.config(k, v)
     spark = b.getOrCreate()
+    # Spark's INFO log prints every plan it checkpoints: megabytes on stderr per round.
+    spark.sparkContext.setLogLevel("WARN")
     if a.checkpoint_dir:
         spark.sparkContext.setCheckpointDir(a.checkpoint_dir)
     ds = Dataset(spark, a.data)
