@@ -348,15 +348,16 @@ def resolved_tags(ds: Dataset, data_root: str, network: str, include_private: bo
         F.col("line").asc(),
     ]
     best = F.row_number().over(Window.partitionBy("address").orderBy(*order))
-    return tags.withColumn("_rank", best).where("_rank = 1").select("address", "entity", "category")
+    chosen = tags.withColumn("_rank", best).where("_rank = 1")
+    return chosen.select("address", "entity", "category")
 
 
 def period_expr(by: str) -> F.Column:
     """The period's name, from the block time truncated in UTC as chaintrace's
     `dt.truncate` (weeks start on Monday): YYYY-MM-DD for days and weeks, YYYY-MM for months,
     YYYY for years."""
-    start = F.date_trunc(by, F.col("time"))
-    return F.date_format(start, {"day": "yyyy-MM-dd", "week": "yyyy-MM-dd", "month": "yyyy-MM", "year": "yyyy"}[by])
+    pattern = {"day": "yyyy-MM-dd", "week": "yyyy-MM-dd", "month": "yyyy-MM", "year": "yyyy"}[by]
+    return F.date_format(F.date_trunc(by, F.col("time")), pattern)
 
 
 def flows(
@@ -471,15 +472,31 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="the chain directory DATA/<network>")
     p.add_argument("--cluster", metavar="OUT", help="write the multi-input clustering here")
-    p.add_argument("--flows", metavar="OUT", nargs="?", const="", help="compute stats flows (written to OUT when given)")
+    p.add_argument(
+        "--flows", metavar="OUT", nargs="?", const="", help="stats flows (written to OUT if given)"
+    )
     p.add_argument("--category", default="", help="label categories of --flows, comma-separated")
     p.add_argument("--by", default="month", choices=["day", "week", "month", "year"])
     p.add_argument("--include-private", action="store_true", help="use non-public tags too")
-    p.add_argument("--labels", metavar="DATA", help="the dataset directory holding labels/tags.parquet (default: the parent of --data)")
+    p.add_argument(
+        "--labels",
+        metavar="DATA",
+        help="the dataset directory holding labels/tags.parquet (default: the parent of --data)",
+    )
     p.add_argument("--master", help="Spark master when not run by spark-submit (e.g. local[2])")
     p.add_argument("--partitions", type=int, help="spark.sql.shuffle.partitions")
-    p.add_argument("--conf", action="append", default=[], metavar="KEY=VALUE", help="a Spark setting when not run by spark-submit (repeatable)")
-    p.add_argument("--checkpoint-dir", help="reliable checkpoints of the component rounds (on a cluster: an HDFS/S3 path); default: local checkpoints")
+    p.add_argument(
+        "--conf",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Spark setting when not run by spark-submit (repeatable)",
+    )
+    p.add_argument(
+        "--checkpoint-dir",
+        help="reliable checkpoints of the component rounds (on a cluster: an HDFS or S3 "
+        "path); default: checkpoints kept by the executors",
+    )
     a = p.parse_args(argv)
     if a.cluster is None and a.flows is None:
         p.error("nothing to do: give --cluster OUT and/or --flows [OUT] --category C")
