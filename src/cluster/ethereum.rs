@@ -336,7 +336,7 @@ pub fn cluster(chain_dir: &Path, b: &Bounds) -> Result<EthClusters> {
             }
         }
     }
-    let labels = uf.min_labels();
+    let labels = uf.into_labels();
     let assignments: Vec<(String, u32)> =
         names.iter().cloned().zip(labels.iter().copied()).collect();
     let clusters = {

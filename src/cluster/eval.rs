@@ -213,7 +213,7 @@ pub fn oracle(
             }
         }
     }
-    let labels = uf.min_labels();
+    let labels = uf.into_labels();
     score(idx, &labels, truth, "multi-input+perfect-change (oracle)")
 }
 

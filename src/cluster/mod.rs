@@ -231,7 +231,7 @@ pub fn cluster_guarded(
         let mut ignored = BTreeMap::new();
         // Each address's first-pass cluster (its smallest address id), and each cluster's
         // size at that id.
-        let label = uf.min_labels();
+        let label = uf.into_labels();
         let mut sizes = vec![0u32; label.len()];
         for &c in &label {
             sizes[ix(c)] += 1;
@@ -255,7 +255,12 @@ pub fn cluster_guarded(
     );
     merges.sort_by_key(|m| (m.heuristic.is_change(), m.tx, m.heuristic, m.a, m.b));
     merges.dedup();
-    let mut uf = UnionFind::new(idx.addresses());
+    // Sizes (4 more bytes per address) only when change merges may be held for them.
+    let mut uf = if heuristics.iter().any(|h| h.is_change()) {
+        UnionFind::with_sizes(idx.addresses())
+    } else {
+        UnionFind::new(idx.addresses())
+    };
     let mut actors: HashMap<u32, std::collections::BTreeSet<&str>> = HashMap::new();
     if let Some(labels) = opts.labels {
         for (a, l) in labels {
@@ -268,10 +273,14 @@ pub fn cluster_guarded(
         if ra == rb {
             return true;
         }
-        let sizes = (u64::from(uf.size_of(ra)), u64::from(uf.size_of(rb)));
         // Only change merges are held: a multi-input merge is a co-spend on chain, so
         // a conflict there (labels wrong, or a CoinJoin not recognised) is applied and
         // warned about ([`conflicts`]).
+        let sizes = if m.heuristic.is_change() {
+            (u64::from(uf.size_of(ra)), u64::from(uf.size_of(rb)))
+        } else {
+            (0, 0)
+        };
         let reason = match (actors.get(&ra), actors.get(&rb)) {
             _ if !m.heuristic.is_change() => None,
             (Some(la), Some(lb)) if la != lb => Some("labels"),
@@ -303,7 +312,7 @@ pub fn cluster_guarded(
     merges.sort_by_key(|m| (m.tx, m.heuristic, m.a, m.b));
     Clustering {
         heuristics: heuristics.to_vec(),
-        cluster_of: uf.min_labels(),
+        cluster_of: uf.into_labels(),
         merges,
         held,
         coinjoins,
@@ -321,33 +330,35 @@ pub struct ClusterStats {
     pub last_height: u32,
 }
 
-/// Size, received value, unspent balance and first/last activity of every cluster.
-pub fn stats(idx: &Index, cluster_of: &[u32]) -> BTreeMap<u32, ClusterStats> {
-    stats_where(idx, cluster_of, |_| true)
-}
-
-/// [`stats`] of the clusters `keep` accepts only (one pass over the outputs either way).
-pub fn stats_where(
-    idx: &Index,
-    cluster_of: &[u32],
-    keep: impl Fn(u32) -> bool,
-) -> BTreeMap<u32, ClusterStats> {
-    let mut out: BTreeMap<u32, ClusterStats> = BTreeMap::new();
-    for &c in cluster_of.iter().filter(|&&c| keep(c)) {
-        let s = out.entry(c).or_insert_with(|| ClusterStats {
-            cluster_id: c,
-            first_height: u32::MAX,
-            ..Default::default()
-        });
-        s.size += 1;
+/// Size, received value, unspent balance and first/last activity of every cluster, by
+/// cluster id ascending. `cluster_of` labels each address with its cluster's smallest
+/// address id ([`UnionFind::into_labels`]), so the clusters are the addresses labelled
+/// with themselves.
+///
+/// # Memory
+/// One [`ClusterStats`] (40 bytes) per cluster and 4 bytes per address (the slot of each
+/// cluster in the result); the outputs are read from the memory-mapped index.
+pub fn stats(idx: &Index, cluster_of: &[u32]) -> Vec<ClusterStats> {
+    let mut slot = vec![NONE32_SLOT; cluster_of.len()];
+    let mut out: Vec<ClusterStats> = Vec::new();
+    for (a, &c) in cluster_of.iter().enumerate() {
+        if ix(c) == a {
+            slot[a] = n32(out.len());
+            out.push(ClusterStats {
+                cluster_id: c,
+                first_height: u32::MAX,
+                ..Default::default()
+            });
+        }
+    }
+    for &c in cluster_of {
+        out[ix(slot[ix(c)])].size += 1;
     }
     for o in (0..idx.meta.outputs).map(OutIx) {
         let Some(a) = idx.out_address(o) else {
             continue;
         };
-        let Some(s) = out.get_mut(&cluster_of[a.ix()]) else {
-            continue;
-        };
+        let s = &mut out[ix(slot[ix(cluster_of[a.ix()])])];
         let v = idx.value(o).to_sat();
         s.total_received += v;
         let h = idx.tx_height(idx.out_tx(o)).0;
@@ -360,6 +371,9 @@ pub fn stats_where(
     }
     out
 }
+
+/// "No slot" in [`stats`]' address → cluster slot array.
+const NONE32_SLOT: u32 = u32::MAX;
 
 /// A warning about a suspicious cluster.
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq)]
@@ -437,9 +451,12 @@ pub fn build(
         )));
     }
     let by_id: Option<HashMap<u32, String>> = labels.map(|by_address| {
-        by_address
-            .iter()
-            .filter_map(|(addr, l)| idx.address_id(addr).map(|id| (id.0, l.clone())))
+        let (addrs, actors): (Vec<&str>, Vec<&String>) =
+            by_address.iter().map(|(a, l)| (a.as_str(), l)).unzip();
+        idx.address_ids_of(&addrs)
+            .into_iter()
+            .zip(actors)
+            .filter_map(|(id, l)| id.map(|id| (id.0, l.clone())))
             .collect()
     });
     // The wallet fingerprints, for the rules that read them.
@@ -472,7 +489,7 @@ pub fn build(
         bytes.push(b'\n');
         sink::write_atomic(&dir.join("_meta.json"), &bytes)?;
     }
-    let largest = stats.values().map(|s| s.size).max().unwrap_or(0);
+    let largest = stats.iter().map(|s| s.size).max().unwrap_or(0);
     Ok(Built {
         meta,
         warnings,
@@ -483,14 +500,10 @@ pub fn build(
 
 /// Clusters larger than `max_share` of all addresses: the usual sign that a heuristic
 /// merged through a service or a CoinJoin that was not recognised ("collapse").
-pub fn collapse_warnings(
-    idx: &Index,
-    stats: &BTreeMap<u32, ClusterStats>,
-    max_share: f64,
-) -> Vec<Warning> {
+pub fn collapse_warnings(idx: &Index, stats: &[ClusterStats], max_share: f64) -> Vec<Warning> {
     let n = f64::from(idx.addresses().max(1));
     stats
-        .values()
+        .iter()
         .filter(|s| s.size as f64 / n > max_share && s.size > 1)
         .map(|s| Warning {
             cluster_id: s.cluster_id,
@@ -592,18 +605,44 @@ pub struct HeldMerge {
     pub sizes: (u64, u64),
 }
 
-/// Writes one table of the registry ([`crate::tables`]).
+/// Rows per batch written: the strings of one batch at a time are in memory, not a
+/// whole column's.
+const WRITE_BATCH_ROWS: usize = 64 * 1024;
+
+/// Writes one table of the registry ([`crate::tables`]) of `rows` rows, batch by batch:
+/// `cols(range)` makes the columns of rows `range`.
 fn write_table(
     path: &Path,
     schema: arrow_schema::SchemaRef,
-    cols: Vec<ArrayRef>,
+    rows: usize,
+    cols: impl Fn(std::ops::Range<usize>) -> Vec<ArrayRef>,
 ) -> Result<(), StoreError> {
-    let batch = RecordBatch::try_new(schema, cols).map_err(|source| StoreError::Arrow {
-        table: "clusters",
-        source,
-    })?;
-    let staged = sink::stage(path, &batch)?;
-    sink::commit(std::slice::from_ref(&staged))
+    // Address and txid columns are (nearly) distinct per row: no dictionary.
+    let plain = [
+        "address",
+        "address_a",
+        "address_b",
+        "txid",
+        "representative",
+    ];
+    let mut w = sink::PartWriter::create_plain(path, schema.clone(), &plain)?;
+    let mut start = 0;
+    // An empty table still gets one (empty) batch, so its schema is written.
+    while start < rows || start == 0 {
+        let end = rows.min(start + WRITE_BATCH_ROWS);
+        let batch = RecordBatch::try_new(schema.clone(), cols(start..end)).map_err(|source| {
+            StoreError::Arrow {
+                table: "clusters",
+                source,
+            }
+        })?;
+        w.write(&batch)?;
+        if end == rows {
+            break;
+        }
+        start = end;
+    }
+    sink::commit(std::slice::from_ref(&w.finish()?))
 }
 
 /// Writes `address_cluster.parquet`, `clusters.parquet`, `merges.parquet`, `cluster_of.bin`
@@ -614,99 +653,102 @@ fn write_table(
 pub fn write(
     idx: &Index,
     c: &Clustering,
-    stats: &BTreeMap<u32, ClusterStats>,
+    stats: &[ClusterStats],
     max_share: f64,
     warnings: &[Warning],
     out_dir: &Path,
 ) -> Result<ClusterMeta, StoreError> {
     let n = ix(idx.addresses());
-    let addrs: Vec<&str> = (0..n32(n)).map(|a| idx.address(AddrIx(a))).collect();
-    write_table(
-        &out_dir.join("address_cluster.parquet"),
-        crate::tables::cluster_addresses::AddressCluster::schema(),
-        vec![
-            Arc::new(StringArray::from(addrs.clone())),
-            Arc::new(UInt32Array::from(c.cluster_of.clone())),
-        ],
-    )?;
-    let s: Vec<&ClusterStats> = stats.values().collect();
-    write_table(
-        &out_dir.join("clusters.parquet"),
-        crate::tables::cluster_summaries::Clusters::schema(),
-        vec![
-            Arc::new(UInt32Array::from(
-                s.iter().map(|x| x.cluster_id).collect::<Vec<_>>(),
-            )),
-            Arc::new(StringArray::from(
-                s.iter()
-                    .map(|x| idx.address(AddrIx(x.cluster_id)))
-                    .collect::<Vec<_>>(),
-            )),
-            Arc::new(UInt64Array::from(
-                s.iter().map(|x| x.size).collect::<Vec<_>>(),
-            )),
-            Arc::new(Int64Array::from(
-                s.iter()
-                    .map(|x| x.total_received as i64)
-                    .collect::<Vec<_>>(),
-            )),
-            Arc::new(Int64Array::from(
-                s.iter().map(|x| x.balance as i64).collect::<Vec<_>>(),
-            )),
-            Arc::new(UInt32Array::from(
-                s.iter().map(|x| x.first_height).collect::<Vec<_>>(),
-            )),
-            Arc::new(UInt32Array::from(
-                s.iter().map(|x| x.last_height).collect::<Vec<_>>(),
-            )),
-        ],
-    )?;
-    write_table(
-        &out_dir.join("merges.parquet"),
-        crate::tables::cluster_merges::Merges::schema(),
-        vec![
-            Arc::new(StringArray::from(
-                c.merges
-                    .iter()
-                    .map(|m| idx.address(AddrIx(m.a)))
-                    .collect::<Vec<_>>(),
-            )),
-            Arc::new(StringArray::from(
-                c.merges
-                    .iter()
-                    .map(|m| idx.address(AddrIx(m.b)))
-                    .collect::<Vec<_>>(),
-            )),
-            Arc::new(StringArray::from(
-                c.merges
-                    .iter()
-                    .map(|m| idx.txid(TxIx(m.tx)).to_string())
-                    .collect::<Vec<_>>(),
-            )),
-            Arc::new(StringArray::from(
-                c.merges
-                    .iter()
-                    .map(|m| m.heuristic.name())
-                    .collect::<Vec<_>>(),
-            )),
-            Arc::new(StringArray::from(vec![
-                set_name(&c.heuristics);
-                c.merges.len()
-            ])),
-            Arc::new(StringArray::from(
-                c.merges
-                    .iter()
-                    .map(|m| because_names(m.because))
-                    .collect::<Vec<_>>(),
-            )),
-            Arc::new(UInt32Array::from(
-                c.merges
-                    .iter()
-                    .map(|m| precision_ppm(m.heuristic))
-                    .collect::<Vec<_>>(),
-            )),
-        ],
-    )?;
+    // The address table on a second thread: the two halves take about as long.
+    let (addresses, others) = std::thread::scope(|scope| {
+        let addresses = scope.spawn(|| {
+            write_table(
+                &out_dir.join("address_cluster.parquet"),
+                crate::tables::cluster_addresses::AddressCluster::schema(),
+                n,
+                |r| {
+                    vec![
+                        Arc::new(StringArray::from_iter_values(
+                            r.clone().map(|a| idx.address(AddrIx(n32(a)))),
+                        )),
+                        Arc::new(UInt32Array::from(c.cluster_of[r].to_vec())),
+                    ]
+                },
+            )
+        });
+        let others = (|| -> Result<(), StoreError> {
+            write_table(
+                &out_dir.join("clusters.parquet"),
+                crate::tables::cluster_summaries::Clusters::schema(),
+                stats.len(),
+                |r| {
+                    let s = &stats[r];
+                    vec![
+                        Arc::new(UInt32Array::from_iter_values(
+                            s.iter().map(|x| x.cluster_id),
+                        )),
+                        Arc::new(StringArray::from_iter_values(
+                            s.iter().map(|x| idx.address(AddrIx(x.cluster_id))),
+                        )),
+                        Arc::new(UInt64Array::from_iter_values(s.iter().map(|x| x.size))),
+                        Arc::new(Int64Array::from_iter_values(
+                            s.iter().map(|x| x.total_received as i64),
+                        )),
+                        Arc::new(Int64Array::from_iter_values(
+                            s.iter().map(|x| x.balance as i64),
+                        )),
+                        Arc::new(UInt32Array::from_iter_values(
+                            s.iter().map(|x| x.first_height),
+                        )),
+                        Arc::new(UInt32Array::from_iter_values(
+                            s.iter().map(|x| x.last_height),
+                        )),
+                    ]
+                },
+            )?;
+            let set = set_name(&c.heuristics);
+            write_table(
+                &out_dir.join("merges.parquet"),
+                crate::tables::cluster_merges::Merges::schema(),
+                c.merges.len(),
+                |r| {
+                    let m = &c.merges[r];
+                    vec![
+                        Arc::new(StringArray::from_iter_values(
+                            m.iter().map(|m| idx.address(AddrIx(m.a))),
+                        )),
+                        Arc::new(StringArray::from_iter_values(
+                            m.iter().map(|m| idx.address(AddrIx(m.b))),
+                        )),
+                        Arc::new(StringArray::from_iter_values(
+                            m.iter().map(|m| idx.txid(TxIx(m.tx)).to_string()),
+                        )),
+                        Arc::new(StringArray::from_iter_values(
+                            m.iter().map(|m| m.heuristic.name()),
+                        )),
+                        Arc::new(StringArray::from_iter_values(
+                            m.iter().map(|_| set.as_str()),
+                        )),
+                        Arc::new(StringArray::from_iter_values(
+                            m.iter().map(|m| because_names(m.because)),
+                        )),
+                        Arc::new(UInt32Array::from(
+                            m.iter()
+                                .map(|m| precision_ppm(m.heuristic))
+                                .collect::<Vec<_>>(),
+                        )),
+                    ]
+                },
+            )?;
+            Ok(())
+        })();
+        (
+            addresses.join().expect("the address writer does not panic"),
+            others,
+        )
+    });
+    addresses?;
+    others?;
     let mut bin = Vec::with_capacity(n * 4);
     for x in &c.cluster_of {
         bin.extend_from_slice(&x.to_le_bytes());

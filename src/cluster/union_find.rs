@@ -1,8 +1,15 @@
-//! Disjoint sets over dense `u32` ids: union by size, path halving.
+//! Disjoint sets over dense `u32` ids: union by rank, path halving.
+//!
+//! # Memory
+//! 5 bytes per element: a `u32` parent and a `u8` rank (ranks stay below 33 for 2^32
+//! elements), the layout of petgraph's and GraphSense's union-find. Set sizes, which the
+//! collapse guard needs, are a further 4 bytes per element and only kept when asked for
+//! ([`UnionFind::with_sizes`]).
 //!
 //! # Complexity
-//! `find` and `union` run in amortised O(α(n)) (inverse Ackermann), so clustering is
-//! linear in the number of merges in practice.
+//! `find` and `union` run in amortised O(α(n)) (inverse Ackermann; Tarjan & van Leeuwen
+//! 1984, union by rank with path halving), so clustering is linear in the number of merges
+//! in practice.
 
 use crate::types::{ix, n32};
 
@@ -10,15 +17,27 @@ use crate::types::{ix, n32};
 #[derive(Clone, Debug)]
 pub struct UnionFind {
     parent: Vec<u32>,
+    rank: Vec<u8>,
+    /// Size of each root's set, when kept ([`UnionFind::with_sizes`]); empty otherwise.
     size: Vec<u32>,
 }
 
 impl UnionFind {
-    /// `n` singleton sets.
+    /// `n` singleton sets, without sizes (5 bytes per element).
     pub fn new(n: u32) -> UnionFind {
         UnionFind {
             parent: (0..n).collect(),
+            rank: vec![0; ix(n)],
+            size: Vec::new(),
+        }
+    }
+
+    /// `n` singleton sets that also count their sizes ([`UnionFind::size_of`]; 9 bytes per
+    /// element).
+    pub fn with_sizes(n: u32) -> UnionFind {
+        UnionFind {
             size: vec![1; ix(n)],
+            ..UnionFind::new(n)
         }
     }
 
@@ -38,32 +57,50 @@ impl UnionFind {
         if ra == rb {
             return false;
         }
-        let (big, small) = if self.size[ix(ra)] >= self.size[ix(rb)] {
+        let (hi, lo) = if self.rank[ix(ra)] >= self.rank[ix(rb)] {
             (ra, rb)
         } else {
             (rb, ra)
         };
-        self.parent[ix(small)] = big;
-        self.size[ix(big)] += self.size[ix(small)];
+        self.parent[ix(lo)] = hi;
+        if self.rank[ix(hi)] == self.rank[ix(lo)] {
+            self.rank[ix(hi)] += 1;
+        }
+        if !self.size.is_empty() {
+            self.size[ix(hi)] += self.size[ix(lo)];
+        }
         true
     }
 
     /// Size of `x`'s set.
+    ///
+    /// # Panics
+    /// When the forest was made without sizes ([`UnionFind::new`]).
     pub fn size_of(&mut self, x: u32) -> u32 {
+        assert!(!self.size.is_empty(), "size_of needs UnionFind::with_sizes");
         let r = self.find(x);
         self.size[ix(r)]
     }
 
     /// For every element, the smallest id in its set: a labelling that does not depend on
-    /// the order of unions.
-    pub fn min_labels(&mut self) -> Vec<u32> {
-        let n = self.parent.len();
-        let mut min_of_root = vec![u32::MAX; n];
-        for x in 0..n32(n) {
-            let r = ix(self.find(x));
-            min_of_root[r] = min_of_root[r].min(x);
+    /// the order of unions. Consumes the forest and reuses its parent array, so the
+    /// labelling costs no memory beyond it.
+    pub fn into_labels(mut self) -> Vec<u32> {
+        let n = n32(self.parent.len());
+        // In ascending order, the first member met of each set is its smallest: make it the
+        // root. Every later member then finds it.
+        for x in 0..n {
+            let r = self.find(x);
+            if r > x {
+                self.parent[ix(r)] = x;
+                self.parent[ix(x)] = x;
+            }
         }
-        (0..n32(n)).map(|x| min_of_root[ix(self.find(x))]).collect()
+        for x in 0..n {
+            let r = self.find(x);
+            self.parent[ix(x)] = r;
+        }
+        self.parent
     }
 }
 
@@ -73,12 +110,12 @@ mod tests {
 
     #[test]
     fn unions_and_labels() {
-        let mut u = UnionFind::new(6);
+        let mut u = UnionFind::with_sizes(6);
         assert!(u.union(4, 2));
         assert!(u.union(2, 5));
         assert!(!u.union(5, 4));
         assert_eq!(u.size_of(5), 3);
-        assert_eq!(u.min_labels(), vec![0, 1, 2, 3, 2, 2]);
+        assert_eq!(u.into_labels(), vec![0, 1, 2, 3, 2, 2]);
     }
 }
 
@@ -129,6 +166,8 @@ mod properties {
             for &(x, y) in &shuffled {
                 b.union(y, x);
             }
+            // The consuming labelling re-roots each set at its smallest member: the same.
+            prop_assert_eq!(a.clone().into_labels(), partition(&mut a, n));
             prop_assert_eq!(partition(&mut a, n), partition(&mut b, n));
         }
     }

@@ -31,7 +31,6 @@
 //! transactions and 1.5 G addresses, below the 4.29 G limit; a larger chain fails the
 //! build with a message rather than wrapping).
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -455,25 +454,85 @@ impl Index {
 
     /// The address string of `a`.
     pub fn address(&self, a: AddrIx) -> &str {
+        std::str::from_utf8(self.address_bytes(a)).expect("addresses are stored as UTF-8")
+    }
+
+    /// The address of `a` as stored (UTF-8 bytes), without checking them.
+    fn address_bytes(&self, a: AddrIx) -> &[u8] {
         let s = ix(self.addr_str_start.get(a.ix()));
         let e = ix(self.addr_str_start.get(a.ix() + 1));
-        std::str::from_utf8(&self.addr_str.bytes()[s..e]).expect("addresses are stored as UTF-8")
+        &self.addr_str.bytes()[s..e]
+    }
+
+    /// The address of the `k`-th id in string order.
+    fn sorted_address(&self, k: usize) -> (AddrIx, &[u8]) {
+        let id = AddrIx(n32(self.addr_sorted.get(k)));
+        (id, self.address_bytes(id))
     }
 
     /// The id of an address string, by binary search.
     pub fn address_id(&self, s: &str) -> Option<AddrIx> {
+        let k = self.address_rank(s.as_bytes(), 0);
+        let (id, b) = (k < self.addr_sorted.len()).then(|| self.sorted_address(k))?;
+        (b == s.as_bytes()).then_some(id)
+    }
+
+    /// The first position at or after `from` in string order whose address is not below
+    /// `s` (galloping from `from`, then binary search: cheap when `s` is close).
+    fn address_rank(&self, s: &[u8], from: usize) -> usize {
         let n = self.addr_sorted.len();
-        let (mut lo, mut hi) = (0usize, n);
+        let below = |k: usize| self.sorted_address(k).1 < s;
+        // Every position before `from` is below `s` (the caller's promise).
+        let mut lo = from;
+        if lo >= n || !below(lo) {
+            return lo;
+        }
+        // below(lo); gallop until a position that is not below, or the end.
+        let mut step = 1usize;
+        let mut hi = loop {
+            let probe = lo.saturating_add(step);
+            if probe >= n {
+                break n;
+            }
+            if !below(probe) {
+                break probe;
+            }
+            lo = probe;
+            step *= 2;
+        };
+        // below(lo), and the answer is in (lo, hi].
+        lo += 1;
         while lo < hi {
-            let mid = (lo + hi) / 2;
-            let id = AddrIx(n32(self.addr_sorted.get(mid)));
-            match self.address(id).cmp(s) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(id),
+            let mid = lo + (hi - lo) / 2;
+            if below(mid) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
             }
         }
-        None
+        lo
+    }
+
+    /// The ids of many address strings at once (`None` for those not in the index), in
+    /// the order given: the queries are sorted and looked up in one sweep of the sorted
+    /// addresses, each search starting where the previous one ended (a few cache lines
+    /// each instead of a binary search over the whole index).
+    pub fn address_ids_of(&self, addrs: &[&str]) -> Vec<Option<AddrIx>> {
+        let mut order: Vec<u32> = (0..n32(addrs.len())).collect();
+        order.sort_unstable_by(|&a, &b| addrs[ix(a)].cmp(addrs[ix(b)]));
+        let mut out = vec![None; addrs.len()];
+        let mut at = 0usize;
+        for q in order {
+            let s = addrs[ix(q)].as_bytes();
+            at = self.address_rank(s, at);
+            if at < self.addr_sorted.len() {
+                let (id, b) = self.sorted_address(at);
+                if b == s {
+                    out[ix(q)] = Some(id);
+                }
+            }
+        }
+        out
     }
 
     /// The txid of transaction `t` (the file holds it in display order).
@@ -738,16 +797,6 @@ pub fn scan_table(
     Ok(())
 }
 
-/// FNV-1a, 64 bits.
-fn fnv1a(b: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &x in b {
-        h ^= u64::from(x);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
-}
-
 fn hex_txid(s: &str, dir: &Path) -> Result<[u8; 32], IndexError> {
     hex32(s).ok_or_else(|| IndexError::Inconsistent {
         dir: dir.to_path_buf(),
@@ -818,6 +867,205 @@ fn checked_u32(n: usize, what: &'static str) -> Result<u32, IndexError> {
         .ok_or(IndexError::TooMany { what })
 }
 
+/// The longest address string the index takes: a bech32 string is at most 90 characters
+/// (BIP 173), and base58 addresses are shorter.
+const MAX_ADDRESS_LEN: usize = 90;
+
+/// A fixed-length array of little-endian integers (or bytes) in a file of the index being
+/// built, read and written through a shared memory map: random writes cost no heap, and
+/// the kernel writes the pages back and evicts them under memory pressure. Created at its
+/// largest size (a sparse file) and cut to its final length by [`MapArray::finish`].
+struct MapArray {
+    path: PathBuf,
+    file: File,
+    map: Option<memmap2::MmapMut>,
+    width: usize,
+}
+
+impl MapArray {
+    /// `len` elements of `width` bytes (1, 4 or 8), every byte `fill`.
+    fn create(
+        dir: &Path,
+        name: &str,
+        len: usize,
+        width: usize,
+        fill: u8,
+    ) -> Result<MapArray, IndexError> {
+        let path = dir.join(name);
+        let io = |source| IndexError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(io)?;
+        file.set_len(n64(len * width)).map_err(io)?;
+        let map = if len * width == 0 {
+            None
+        } else {
+            // SAFETY: the file is this build's own, in its temporary directory; nothing else
+            // maps or changes it while the build runs.
+            let mut m = unsafe { memmap2::MmapMut::map_mut(&file) }.map_err(io)?;
+            if fill != 0 {
+                m.fill(fill);
+            }
+            Some(m)
+        };
+        Ok(MapArray {
+            path,
+            file,
+            map,
+            width,
+        })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.map.as_deref().unwrap_or(&[])
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        self.map.as_deref_mut().unwrap_or(&mut [])
+    }
+
+    /// Element `i`.
+    fn get(&self, i: usize) -> u64 {
+        let b = &self.bytes()[i * self.width..(i + 1) * self.width];
+        match self.width {
+            1 => u64::from(b[0]),
+            4 => u64::from(u32::from_le_bytes(b.try_into().expect("4 bytes"))),
+            _ => u64::from_le_bytes(b.try_into().expect("8 bytes")),
+        }
+    }
+
+    /// Sets element `i` (a value too wide for the element is a bug of the caller).
+    fn set(&mut self, i: usize, v: u64) {
+        let w = self.width;
+        let b = &mut self.bytes_mut()[i * w..(i + 1) * w];
+        match w {
+            1 => b[0] = u8::try_from(v).expect("fits a byte"),
+            4 => b.copy_from_slice(&u32::try_from(v).expect("fits 32 bits").to_le_bytes()),
+            _ => b.copy_from_slice(&v.to_le_bytes()),
+        }
+    }
+
+    /// Writes the pages back, cuts the file to `len` elements and syncs it.
+    fn finish(mut self, len: usize) -> Result<(), IndexError> {
+        let io = |source| IndexError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        if let Some(m) = self.map.take() {
+            m.flush().map_err(io)?;
+        }
+        self.file.set_len(n64(len * self.width)).map_err(io)?;
+        self.file.sync_all().map_err(io)
+    }
+
+    /// Deletes a scratch array.
+    fn remove(mut self) -> Result<(), IndexError> {
+        drop(self.map.take());
+        std::fs::remove_file(&self.path).map_err(|source| IndexError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+/// Address string → id while the index is built: 256 open-addressing tables (linear
+/// probing, each at most 3/4 full) chosen by 8 bits of the address's hash, 8 bytes a slot
+/// (a 32-bit tag from the hash and the id): 11–21 bytes per address, and growing one
+/// table at a time costs 1/256 of the whole, not a second copy of it. The strings
+/// themselves are only in the file-backed `addr_str`, and a tag match is always checked
+/// against the stored string, so two addresses are never merged by a hash collision.
+struct AddrTable {
+    shards: Vec<Shard>,
+}
+
+/// One of [`AddrTable`]'s tables.
+struct Shard {
+    slots: Vec<u64>,
+    len: usize,
+}
+
+impl AddrTable {
+    const EMPTY: u64 = u64::MAX;
+    const SHARDS: usize = 256;
+
+    /// A table for about `n` addresses before it first grows.
+    fn with_capacity(n: usize) -> AddrTable {
+        let cap = (n.saturating_mul(4) / 3 / Self::SHARDS)
+            .max(64)
+            .next_power_of_two();
+        AddrTable {
+            shards: (0..Self::SHARDS)
+                .map(|_| Shard {
+                    slots: vec![Self::EMPTY; cap],
+                    len: 0,
+                })
+                .collect(),
+        }
+    }
+
+    /// The hash of an address: bits 0–23 place it in its table, bits 24–31 choose the
+    /// table, bits 32–63 are its tag.
+    fn hash(s: &[u8]) -> u64 {
+        use std::hash::BuildHasher;
+        foldhash::fast::FixedState::with_seed(0x6368_6169_6e74_7261).hash_one(s)
+    }
+
+    fn shard(h: u64) -> usize {
+        usize::from((h >> 24) as u8)
+    }
+
+    /// The id of `s`; `stored(id)` is the string of an id.
+    fn find<'a>(&self, s: &[u8], stored: impl Fn(u32) -> &'a [u8]) -> Option<u32> {
+        let h = Self::hash(s);
+        let slots = &self.shards[Self::shard(h)].slots;
+        let (mask, tag) = (slots.len() - 1, h >> 32);
+        let mut pos = usize::try_from(h).unwrap_or(usize::MAX) & mask;
+        loop {
+            let slot = slots[pos];
+            if slot == Self::EMPTY {
+                return None;
+            }
+            let id = n32(slot & 0xffff_ffff);
+            if slot >> 32 == tag && stored(id) == s {
+                return Some(id);
+            }
+            pos = (pos + 1) & mask;
+        }
+    }
+
+    /// Adds `s` (not present) with `id`; growing a table re-reads its stored strings.
+    fn insert<'a>(&mut self, s: &[u8], id: u32, stored: impl Fn(u32) -> &'a [u8]) {
+        let h = Self::hash(s);
+        let shard = &mut self.shards[Self::shard(h)];
+        if (shard.len + 1) * 4 > shard.slots.len() * 3 {
+            let grown = vec![Self::EMPTY; 2 * shard.slots.len()];
+            let old = std::mem::replace(&mut shard.slots, grown);
+            for slot in old.into_iter().filter(|&x| x != Self::EMPTY) {
+                let id = n32(slot & 0xffff_ffff);
+                Self::place(&mut shard.slots, Self::hash(stored(id)), id);
+            }
+        }
+        Self::place(&mut shard.slots, h, id);
+        shard.len += 1;
+    }
+
+    fn place(slots: &mut [u64], h: u64, id: u32) {
+        let mask = slots.len() - 1;
+        let mut pos = usize::try_from(h).unwrap_or(usize::MAX) & mask;
+        while slots[pos] != Self::EMPTY {
+            pos = (pos + 1) & mask;
+        }
+        slots[pos] = (h >> 32) << 32 | u64::from(id);
+    }
+}
+
 /// Builds the index of `chain_dir` into `index/` (via a temporary directory renamed into
 /// place, so a killed build leaves the old index or none).
 fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
@@ -842,11 +1090,32 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
         what,
     };
 
-    // Transactions: txid, height and counts, in chain order.
-    let mut txids: Vec<[u8; 32]> = Vec::new();
-    let mut heights: Vec<u32> = Vec::new();
-    let mut out_start: Vec<u64> = vec![0];
-    let mut in_start: Vec<u64> = vec![0];
+    // The files are written into a temporary directory renamed into place at the end.
+    let final_dir = chain_dir.join("index");
+    let tmp = chain_dir.join(".index.building");
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|source| IndexError::Io {
+            path: tmp.clone(),
+            source,
+        })?;
+    }
+    std::fs::create_dir_all(&tmp).map_err(|source| IndexError::Io {
+        path: tmp.clone(),
+        source,
+    })?;
+
+    // Transactions: txid, height and counts, in chain order, straight to their files.
+    let (mut w_txid, mut w_height) = (
+        Writer::create(&tmp, "tx_txid")?,
+        Writer::create(&tmp, "tx_height")?,
+    );
+    let (mut w_out_start, mut w_in_start) = (
+        Writer::create(&tmp, "tx_out_start")?,
+        Writer::create(&tmp, "tx_in_start")?,
+    );
+    let (mut n_tx, mut n_out, mut n_in) = (0usize, 0u64, 0u64);
+    w_out_start.put(&0u64.to_le_bytes())?;
+    w_in_start.put(&0u64.to_le_bytes())?;
     scan_table(
         chain_dir,
         "transactions",
@@ -869,48 +1138,45 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                 .expect("checked against the table registry")
                 .as_primitive::<UInt32Type>();
             for i in 0..b.num_rows() {
-                txids.push(hex_txid(t.value(i), chain_dir)?);
-                heights.push(h.value(i));
-                out_start.push(out_start.last().expect("non-empty") + u64::from(no.value(i)));
-                in_start.push(in_start.last().expect("non-empty") + u64::from(ni.value(i)));
+                w_txid.put(&hex_txid(t.value(i), chain_dir)?)?;
+                w_height.put(&h.value(i).to_le_bytes())?;
+                n_out += u64::from(no.value(i));
+                n_in += u64::from(ni.value(i));
+                w_out_start.put(&n_out.to_le_bytes())?;
+                w_in_start.put(&n_in.to_le_bytes())?;
+                n_tx += 1;
             }
             Ok(())
         },
     )?;
-    let n_tx = checked_u32(txids.len(), "transactions")?;
-    // Transaction ids sorted by txid: the lookup structure (4 bytes per transaction, no
-    // hash map) and a file of the index.
-    let mut txid_sorted: Vec<u32> = (0..n_tx).collect();
-    txid_sorted.sort_unstable_by(|a, b| txids[ix(*a)].cmp(&txids[ix(*b)]).then(a.cmp(b)));
-    // The transaction a spend of `txid` by transaction `spender` refers to. With BIP 30
-    // duplicates, the latest one before the spender (the earlier one's outputs were
-    // overwritten, as in the UTXO set).
-    let tx_of = |txid: &[u8; 32], spender: u32| -> Option<u32> {
-        let lo = txid_sorted.partition_point(|&t| txids[ix(t)] < *txid);
-        let hi = txid_sorted.partition_point(|&t| txids[ix(t)] <= *txid);
-        txid_sorted[lo..hi]
-            .iter()
-            .copied()
-            .filter(|&t| t < spender)
-            .max()
-    };
-
-    // Outputs: address interning in first-appearance order.
-    let n_out = ix(*out_start.last().expect("non-empty"));
-    let mut out_value: Vec<u64> = Vec::with_capacity(n_out);
-    let mut out_addr: Vec<u32> = Vec::with_capacity(n_out);
-    let mut out_type: Vec<u8> = Vec::with_capacity(n_out);
-    let mut out_tx: Vec<u32> = Vec::with_capacity(n_out);
-    // Interning by a 64-bit hash of the address (12 bytes per entry instead of a String
-    // key); the string itself lives once, in `addr_strings`, and every hit is compared
-    // with it, so a hash collision can never merge two addresses.
-    let mut addr_id: HashMap<u64, u32> = HashMap::new();
-    let mut collided: HashMap<String, u32> = HashMap::new();
-    let mut addr_strings: Vec<u8> = Vec::new();
-    let mut addr_start: Vec<u64> = vec![0];
-    let mut addr_first_tx: Vec<u32> = Vec::new();
-    let mut addr_n_recv: Vec<u32> = Vec::new();
-    let mut cur_tx: usize = 0;
+    let n_tx = checked_u32(n_tx, "transactions")?;
+    for w in [w_txid, w_height, w_out_start, w_in_start] {
+        w.finish()?;
+    }
+    let txids = Col::open(&tmp.join("tx_txid"), 32)?;
+    let out_start = Col::open(&tmp.join("tx_out_start"), 8)?;
+    let in_start = Col::open(&tmp.join("tx_in_start"), 8)?;
+    let txid_at = |t: u32| -> &[u8] { txids.raw(ix(t)) };
+    // Outputs: address interning in first-appearance order. The per-output columns go
+    // straight to their files; the address columns are file-backed arrays sized for the
+    // worst case (an address per output; sparse files, cut to size at the end); in memory
+    // there is only the compact address table (8 bytes a slot, [`AddrTable`]).
+    let n_out_us = ix(n_out);
+    let (mut w_value, mut w_type) = (
+        Writer::create(&tmp, "out_value")?,
+        Writer::create(&tmp, "out_type")?,
+    );
+    let (mut w_out_tx, mut w_out_addr) = (
+        Writer::create(&tmp, "out_tx")?,
+        Writer::create(&tmp, "out_addr")?,
+    );
+    let mut addr_str = MapArray::create(&tmp, "addr_str", n_out_us * MAX_ADDRESS_LEN, 1, 0)?;
+    let mut addr_start = MapArray::create(&tmp, "addr_str_start", n_out_us + 1, 8, 0)?;
+    let mut addr_first_tx = MapArray::create(&tmp, "addr_first_tx", n_out_us, 4, 0)?;
+    let mut addr_n_recv = MapArray::create(&tmp, "addr_n_recv", n_out_us, 4, 0)?;
+    let mut table = AddrTable::with_capacity(n_out_us / 4);
+    let (mut n_addr, mut str_len, mut outs_seen) = (0u32, 0usize, 0u64);
+    let mut cur_tx: u32 = 0;
     scan_table(
         chain_dir,
         "outputs",
@@ -937,79 +1203,103 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                 .expect("checked against the table registry")
                 .as_string::<i32>();
             for i in 0..b.num_rows() {
-                let o = n64(out_value.len());
-                while cur_tx < txids.len() && out_start[cur_tx + 1] <= o {
+                let o = outs_seen;
+                while cur_tx < n_tx && out_start.get(ix(cur_tx) + 1) <= o {
                     cur_tx += 1;
                 }
-                if cur_tx >= txids.len() || o - out_start[cur_tx] != u64::from(vout.value(i)) {
+                if cur_tx >= n_tx || o - out_start.get(ix(cur_tx)) != u64::from(vout.value(i)) {
                     return Err(incons(format!(
                         "output {} of {} is out of order",
                         vout.value(i),
                         t.value(i)
                     )));
                 }
-                let tx = n32(cur_tx);
-                out_value.push(
-                    u64::try_from(v.value(i))
-                        .map_err(|_| incons("a negative output value".into()))?,
-                );
+                outs_seen += 1;
+                let tx = cur_tx;
+                w_value.put(
+                    &u64::try_from(v.value(i))
+                        .map_err(|_| incons("a negative output value".into()))?
+                        .to_le_bytes(),
+                )?;
                 let code = ScriptType::from_name(st.value(i))
                     .ok_or_else(|| incons(format!("unknown script type {:?}", st.value(i))))?;
-                out_type.push(code as u8);
-                out_tx.push(tx);
+                w_type.put(&[code as u8])?;
+                w_out_tx.put(&tx.to_le_bytes())?;
                 if a.is_null(i) {
-                    out_addr.push(NONE32);
-                } else {
-                    let s = a.value(i);
-                    let h = fnv1a(s.as_bytes());
-                    let stored = |id: u32| {
-                        &addr_strings[addr_start[ix(id)] as usize..addr_start[ix(id) + 1] as usize]
-                    };
-                    let found = match addr_id.get(&h) {
-                        Some(&id) if stored(id) == s.as_bytes() => Some(id),
-                        Some(_) => collided.get(s).copied(),
-                        None => None,
-                    };
-                    let id = match found {
-                        Some(id) => id,
-                        None => {
-                            let id = checked_u32(addr_first_tx.len(), "addresses")?;
-                            match addr_id.entry(h) {
-                                std::collections::hash_map::Entry::Occupied(_) => {
-                                    // Two addresses with one 64-bit hash: keep the second by string.
-                                    collided.insert(s.to_string(), id);
-                                }
-                                std::collections::hash_map::Entry::Vacant(v) => {
-                                    v.insert(id);
-                                }
-                            }
-                            addr_strings.extend_from_slice(s.as_bytes());
-                            addr_start.push(n64(addr_strings.len()));
-                            addr_first_tx.push(tx);
-                            addr_n_recv.push(0);
-                            id
-                        }
-                    };
-                    addr_n_recv[ix(id)] += 1;
-                    out_addr.push(id);
+                    w_out_addr.put(&NONE32.to_le_bytes())?;
+                    continue;
                 }
+                let s = a.value(i).as_bytes();
+                if s.len() > MAX_ADDRESS_LEN {
+                    return Err(incons(format!(
+                        "address {:?} is longer than {MAX_ADDRESS_LEN} bytes",
+                        a.value(i)
+                    )));
+                }
+                let stored = |id: u32| {
+                    let (from, to) = (addr_start.get(ix(id)), addr_start.get(ix(id) + 1));
+                    &addr_str.bytes()[ix(from)..ix(to)]
+                };
+                let id = match table.find(s, stored) {
+                    Some(id) => id,
+                    None => {
+                        let id = n_addr;
+                        n_addr = checked_u32(ix(n_addr) + 1, "addresses")?;
+                        addr_str.bytes_mut()[str_len..str_len + s.len()].copy_from_slice(s);
+                        str_len += s.len();
+                        addr_start.set(ix(id) + 1, n64(str_len));
+                        addr_first_tx.set(ix(id), u64::from(tx));
+                        let stored = |id: u32| {
+                            let (from, to) = (addr_start.get(ix(id)), addr_start.get(ix(id) + 1));
+                            &addr_str.bytes()[ix(from)..ix(to)]
+                        };
+                        table.insert(s, id, stored);
+                        id
+                    }
+                };
+                addr_n_recv.set(ix(id), addr_n_recv.get(ix(id)) + 1);
+                w_out_addr.put(&id.to_le_bytes())?;
             }
             Ok(())
         },
     )?;
-    if out_value.len() != n_out {
+    if outs_seen != n_out {
         return Err(incons(format!(
-            "transactions count {n_out} outputs, the outputs table has {}",
-            out_value.len()
+            "transactions count {n_out} outputs, the outputs table has {outs_seen}"
         )));
     }
+    drop(table);
+    for w in [w_value, w_type, w_out_tx, w_out_addr] {
+        w.finish()?;
+    }
+    let out_addr = Col::open(&tmp.join("out_addr"), 4)?;
+
+    // (After the outputs, so the address table and this are never in memory together.)
+    // Transaction ids sorted by txid: the lookup structure (4 bytes per transaction, no
+    // hash map) and a file of the index.
+    let mut txid_sorted: Vec<u32> = (0..n_tx).collect();
+    txid_sorted.sort_unstable_by(|a, b| txid_at(*a).cmp(txid_at(*b)).then(a.cmp(b)));
+    write_u32s(&tmp, "txid_sorted", &txid_sorted)?;
+    // The transaction a spend of `txid` by transaction `spender` refers to. With BIP 30
+    // duplicates, the latest one before the spender (the earlier one's outputs were
+    // overwritten, as in the UTXO set).
+    let tx_of = |txid: &[u8; 32], spender: u32| -> Option<u32> {
+        let lo = txid_sorted.partition_point(|&t| txid_at(t) < &txid[..]);
+        let hi = txid_sorted.partition_point(|&t| txid_at(t) <= &txid[..]);
+        txid_sorted[lo..hi]
+            .iter()
+            .copied()
+            .filter(|&t| t < spender)
+            .max()
+    };
 
     // Inputs: link each to the output it spends.
-    let n_in = ix(*in_start.last().expect("non-empty"));
-    let mut in_prev: Vec<u64> = Vec::with_capacity(n_in);
-    let mut in_tx: Vec<u32> = Vec::with_capacity(n_in);
-    let mut out_spent_by: Vec<u64> = vec![NONE64; n_out];
-    let mut cur_tx: usize = 0;
+    let (mut w_in_prev, mut w_in_tx) = (
+        Writer::create(&tmp, "in_prev")?,
+        Writer::create(&tmp, "in_tx")?,
+    );
+    let mut out_spent_by = MapArray::create(&tmp, "out_spent_by", n_out_us, 8, 0xff)?;
+    let (mut ins_seen, mut cur_tx) = (0u64, 0u32);
     // Outputs spent from before a height window.
     let (mut before_txid, mut before_vout, mut before_value) = (Vec::new(), Vec::new(), Vec::new());
     let (mut before_addr_start, mut before_addr) = (vec![0u64], Vec::<u8>::new());
@@ -1037,17 +1327,18 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                 .map(|c| c.as_primitive::<arrow_array::types::Int64Type>());
             let address = b.column_by_name("address").map(|c| c.as_string::<i32>());
             for i in 0..b.num_rows() {
-                let idx = n64(in_prev.len());
-                while cur_tx < txids.len() && in_start[cur_tx + 1] <= idx {
+                let idx = ins_seen;
+                ins_seen += 1;
+                while cur_tx < n_tx && in_start.get(ix(cur_tx) + 1) <= idx {
                     cur_tx += 1;
                 }
-                in_tx.push(n32(cur_tx));
+                w_in_tx.put(&cur_tx.to_le_bytes())?;
                 if pt.is_null(i) {
-                    in_prev.push(NONE64);
+                    w_in_prev.put(&NONE64.to_le_bytes())?;
                     continue;
                 }
                 let prev = hex_txid(pt.value(i), chain_dir)?;
-                let Some(pt_id) = tx_of(&prev, n32(cur_tx)) else {
+                let Some(pt_id) = tx_of(&prev, cur_tx) else {
                     // A window's inputs may spend outputs from before it.
                     if let (Some(value), Some(address)) = (value, address) {
                         let v = value.is_valid(i).then(|| value.value(i));
@@ -1058,7 +1349,7 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                                 pv.value(i)
                             )));
                         };
-                        in_prev.push(BEFORE_BASE + n64(before_value.len()));
+                        w_in_prev.put(&(BEFORE_BASE + n64(before_value.len())).to_le_bytes())?;
                         before_txid.push(prev);
                         before_vout.push(pv.value(i));
                         before_value.push(v);
@@ -1073,61 +1364,45 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                         pt.value(i)
                     )));
                 };
-                let o = out_start[ix(pt_id)] + u64::from(pv.value(i));
-                if o >= out_start[ix(pt_id) + 1] {
+                let o = out_start.get(ix(pt_id)) + u64::from(pv.value(i));
+                if o >= out_start.get(ix(pt_id) + 1) {
                     return Err(incons(format!(
                         "input spends {}:{} which does not exist",
                         pt.value(i),
                         pv.value(i)
                     )));
                 }
-                out_spent_by[ix(o)] = idx;
-                in_prev.push(o);
+                out_spent_by.set(ix(o), idx);
+                w_in_prev.put(&o.to_le_bytes())?;
             }
             Ok(())
         },
     )?;
-    if in_prev.len() != n_in {
+    if ins_seen != n_in {
         return Err(incons(format!(
-            "transactions count {n_in} inputs, the inputs table has {}",
-            in_prev.len()
+            "transactions count {n_in} inputs, the inputs table has {ins_seen}"
         )));
     }
-
-    let mut addr_sorted: Vec<u32> = (0..n32(addr_first_tx.len())).collect();
-    let addr_of =
-        |id: u32| &addr_strings[addr_start[ix(id)] as usize..addr_start[ix(id) + 1] as usize];
-    addr_sorted.sort_unstable_by(|a, b| addr_of(*a).cmp(addr_of(*b)));
-
-    let final_dir = chain_dir.join("index");
-    let tmp = chain_dir.join(".index.building");
-    if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|source| IndexError::Io {
-            path: tmp.clone(),
-            source,
-        })?;
+    drop(txid_sorted);
+    for w in [w_in_prev, w_in_tx] {
+        w.finish()?;
     }
-    std::fs::create_dir_all(&tmp).map_err(|source| IndexError::Io {
-        path: tmp.clone(),
-        source,
-    })?;
-    write_bytes(&tmp, "tx_txid", txids.as_flattened())?;
-    write_u32s(&tmp, "tx_height", &heights)?;
-    write_u64s(&tmp, "tx_out_start", &out_start)?;
-    write_u64s(&tmp, "tx_in_start", &in_start)?;
-    write_u64s(&tmp, "out_value", &out_value)?;
-    write_u32s(&tmp, "out_addr", &out_addr)?;
-    write_bytes(&tmp, "out_type", &out_type)?;
-    write_u32s(&tmp, "out_tx", &out_tx)?;
-    write_u64s(&tmp, "out_spent_by", &out_spent_by)?;
-    write_u64s(&tmp, "in_prev", &in_prev)?;
-    write_u32s(&tmp, "in_tx", &in_tx)?;
-    write_u64s(&tmp, "addr_str_start", &addr_start)?;
-    write_bytes(&tmp, "addr_str", &addr_strings)?;
-    write_u32s(&tmp, "addr_first_tx", &addr_first_tx)?;
-    write_u32s(&tmp, "addr_n_recv", &addr_n_recv)?;
+    out_spent_by.finish(n_out_us)?;
+
+    // Address ids sorted by their strings: the lookup structure of `address_id`.
+    let mut addr_sorted: Vec<u32> = (0..n_addr).collect();
+    {
+        let addr_of = |id: u32| {
+            let (from, to) = (addr_start.get(ix(id)), addr_start.get(ix(id) + 1));
+            &addr_str.bytes()[ix(from)..ix(to)]
+        };
+        addr_sorted.sort_unstable_by(|a, b| addr_of(*a).cmp(addr_of(*b)));
+    }
     write_u32s(&tmp, "addr_sorted", &addr_sorted)?;
-    write_u32s(&tmp, "txid_sorted", &txid_sorted)?;
+    drop(addr_sorted);
+    addr_str.finish(str_len)?;
+    addr_start.finish(ix(n_addr) + 1)?;
+    addr_first_tx.finish(ix(n_addr))?;
     write_bytes(&tmp, "before_txid", before_txid.as_flattened())?;
     write_u32s(&tmp, "before_vout", &before_vout)?;
     write_u64s(&tmp, "before_value", &before_value)?;
@@ -1135,21 +1410,28 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
     write_bytes(&tmp, "before_addr", &before_addr)?;
     // Address → the outputs paying it (compressed sparse rows, in chain order): an
     // address's outputs without a scan of every output.
-    let mut addr_out_start: Vec<u64> = Vec::with_capacity(addr_n_recv.len() + 1);
-    addr_out_start.push(0);
-    for &n in &addr_n_recv {
-        addr_out_start.push(addr_out_start.last().copied().unwrap_or(0) + u64::from(n));
+    let mut w_addr_out_start = Writer::create(&tmp, "addr_out_start")?;
+    let mut fill = MapArray::create(&tmp, ".addr_fill", ix(n_addr), 8, 0)?;
+    let mut total = 0u64;
+    w_addr_out_start.put(&0u64.to_le_bytes())?;
+    for a in 0..ix(n_addr) {
+        fill.set(a, total);
+        total += addr_n_recv.get(a);
+        w_addr_out_start.put(&total.to_le_bytes())?;
     }
-    let mut fill: Vec<u64> = addr_out_start[..addr_n_recv.len()].to_vec();
-    let mut addr_outs: Vec<u64> = vec![0; ix(*addr_out_start.last().unwrap_or(&0))];
-    for (o, &a) in out_addr.iter().enumerate() {
-        if a != NONE32 {
-            addr_outs[ix(fill[ix(a)])] = n64(o);
-            fill[ix(a)] += 1;
+    w_addr_out_start.finish()?;
+    addr_n_recv.finish(ix(n_addr))?;
+    let mut addr_outs = MapArray::create(&tmp, "addr_outs", ix(total), 8, 0)?;
+    for o in 0..n_out_us {
+        let a = out_addr.get(o);
+        if a != u64::from(NONE32) {
+            let at = fill.get(ix(a));
+            addr_outs.set(ix(at), n64(o));
+            fill.set(ix(a), at + 1);
         }
     }
-    write_u64s(&tmp, "addr_out_start", &addr_out_start)?;
-    write_u64s(&tmp, "addr_outs", &addr_outs)?;
+    addr_outs.finish(ix(total))?;
+    fill.remove()?;
     // Block times by height (0 for heights the dataset lacks).
     let mut block_time: Vec<u32> = Vec::new();
     scan_table(chain_dir, "blocks", &["height", "time"], |b| {
@@ -1176,9 +1458,9 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
         manifest_sha256: manifest_sha.to_string(),
         network,
         txs: u64::from(n_tx),
-        outputs: n64(n_out),
-        inputs: n64(n_in),
-        addresses: n64(addr_first_tx.len()),
+        outputs: n_out,
+        inputs: n_in,
+        addresses: u64::from(n_addr),
         // Bitcoin heights are u32 (a larger one is a damaged manifest).
         first_height: n32(first_height),
         before: n64(before_value.len()),
@@ -1259,6 +1541,17 @@ mod tests {
         assert_eq!(idx.address(AddrIx(1)), "bcrt1b");
         assert_eq!(idx.address_id("bcrt1b"), Some(AddrIx(1)));
         assert_eq!(idx.address_id("bcrt1c"), None);
+        assert_eq!(
+            idx.address_ids_of(&["bcrt1b", "zz", "bcrt1a", "bcrt1b", "a", "bcrt1c"]),
+            vec![
+                Some(AddrIx(1)),
+                None,
+                Some(AddrIx(0)),
+                Some(AddrIx(1)),
+                None,
+                None
+            ]
+        );
         let txid = |h: &str| h.repeat(32).parse::<bitcoin::Txid>().unwrap();
         assert_eq!(idx.tx_id(&txid("22")), Some(TxIx(1)));
         assert_eq!(idx.tx_id(&txid("33")), None);

@@ -99,6 +99,21 @@ impl PartWriter {
     /// # Errors
     /// I/O or Parquet errors, naming the file.
     pub fn create(path: &Path, schema: arrow_schema::SchemaRef) -> Result<PartWriter, StoreError> {
+        PartWriter::create_plain(path, schema, &[])
+    }
+
+    /// [`PartWriter::create`], with the columns named in `plain` written without a
+    /// dictionary: for columns whose values are (nearly) all distinct (an address per row,
+    /// a txid per row), where a dictionary only costs a hash of every value and then falls
+    /// back to plain encoding anyway.
+    ///
+    /// # Errors
+    /// I/O or Parquet errors, naming the file.
+    pub fn create_plain(
+        path: &Path,
+        schema: arrow_schema::SchemaRef,
+        plain: &[&str],
+    ) -> Result<PartWriter, StoreError> {
         let dir = path.parent().expect("part paths have a directory");
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let name = path
@@ -106,11 +121,14 @@ impl PartWriter {
             .expect("part paths have a name")
             .to_string_lossy();
         let tmp = dir.join(format!(".{name}.tmp"));
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .set_created_by(format!("chaintrace {}", env!("CARGO_PKG_VERSION")))
-            .build();
+            .set_created_by(format!("chaintrace {}", env!("CARGO_PKG_VERSION")));
+        for c in plain {
+            props = props.set_column_dictionary_enabled((*c).into(), false);
+        }
+        let props = props.build();
         let f = File::create(&tmp).map_err(io(&tmp))?;
         let out = HashingWriter {
             inner: BufWriter::with_capacity(1 << 20, f),

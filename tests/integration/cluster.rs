@@ -749,3 +749,34 @@ fn the_index_lists_each_addresss_outputs_as_a_full_scan_finds_them() {
     }
     assert!(paid > 4000, "{paid} outputs with an address");
 }
+
+/// The batched address lookup (one sweep of the sorted addresses, as labels are resolved
+/// for clustering) finds every address of world A, in any order and repeated, and nothing
+/// for strings just beside them.
+#[test]
+fn many_addresses_resolve_at_once_as_one_by_one() {
+    let d = tempfile::tempdir().unwrap();
+    ok(&ingest(
+        &bitcoin_data("regtest-world-a/blocks"),
+        d.path(),
+        &[],
+    ));
+    let (idx, _) = chaintrace::index::Index::open_or_build(&d.path().join("regtest")).unwrap();
+    let mut queries: Vec<String> = Vec::new();
+    for a in (0..idx.addresses()).rev().map(chaintrace::types::AddrIx) {
+        let s = idx.address(a).to_string();
+        // Just below and just above in string order, and the address twice.
+        queries.push(format!("{}!", &s[..s.len() - 1]));
+        queries.push(s.clone());
+        queries.push(format!("{s}0"));
+        queries.push(s);
+    }
+    queries.push(String::new());
+    queries.push("~".into());
+    let refs: Vec<&str> = queries.iter().map(String::as_str).collect();
+    let batched = idx.address_ids_of(&refs);
+    let one_by_one: Vec<_> = refs.iter().map(|q| idx.address_id(q)).collect();
+    assert_eq!(batched, one_by_one);
+    let found = batched.iter().filter(|x| x.is_some()).count();
+    assert_eq!(found, 2 * idx.addresses() as usize);
+}
