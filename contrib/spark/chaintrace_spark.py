@@ -421,12 +421,19 @@ def flows(
     to = ents_all.select(
         "address", F.col("entity").alias("to_entity"), F.col("category").alias("to_category")
     )
+    # A sending's category: that of the entity's address spent by input 0.
+    first_cat = (
+        ins.where(F.col("vin") == 0)
+        .select("txid", "address")
+        .join(ents.select("address", "entity", "category"), "address")
+        .select("txid", "entity", "category")
+    )
     send = (
         outs.join(alone, "txid")
         .join(to, "address", "left")
         .where(F.col("to_entity").isNull() | (F.col("to_entity") != F.col("entity")))
         .fillna("unlabelled", ["to_category"])
-        .join(ents.select("entity", "category").distinct(), "entity")
+        .join(first_cat, ["txid", "entity"])
         .join(blocks, "height")
         .select(period, "entity", "category", "to_category", "value")
     )
@@ -440,8 +447,8 @@ def flows(
     rec = rec.withColumn("from_category", mask("from_category")).withColumn("entity", merged)
     send = send.withColumn("to_category", mask("to_category")).withColumn("entity", merged)
 
-    # polars' n_unique counts a null payer (input 0 without an address) as one more value.
-    payers = F.countDistinct("payer") + F.max(F.col("payer").isNull().cast("int"))
+    # Distinct payer addresses: an unknown payer (input 0 without an address) is not one.
+    payers = F.countDistinct("payer")
     inflows = rec.groupBy("period", "entity", "category", "from_category").agg(
         F.sum("value").alias("received"),
         F.count(F.lit(1)).alias("payments"),

@@ -14,7 +14,11 @@
 //!   tells customer payments (unlabelled payers) from, e.g., exchange withdrawals.
 //! - A **sending** is an output of a transaction all of whose inputs are the entity's, paid
 //!   to an address that is not the entity's (CoinJoins and other transactions shared with
-//!   others are not counted as the entity's spending).
+//!   others are not counted as the entity's spending). Its category is that of the
+//!   entity's address spent by input 0, so an entity tagged with two of the categories asked
+//!   for counts each sending once.
+//! - **payers** counts distinct payer addresses; a receipt whose payer is unknown (input 0
+//!   without an address, as a coinbase) adds none.
 
 pub mod charts;
 
@@ -338,10 +342,20 @@ fn sendings(src: &Source, ents: LazyFrame, p: Period) -> Result<LazyFrame> {
         col("entity").alias("to_entity"),
         col("category").alias("to_category"),
     ]);
-    let ent_cat = ents
-        .clone()
-        .select([col("entity"), col("category")])
-        .unique(None, UniqueKeepStrategy::Any);
+    // A sending's category is that of the entity's address spent by input 0 (as a
+    // receipt's payer is input 0's): an entity tagged with two requested categories has
+    // each sending counted once, not once per category.
+    let first_cat = src
+        .inputs()?
+        .filter(col("vin").eq(lit(0u32)))
+        .select([col("txid"), col("address")])
+        .inner_join(
+            ents.clone()
+                .select([col("address"), col("entity"), col("category")]),
+            col("address"),
+            col("address"),
+        )
+        .select([col("txid"), col("entity"), col("category")]);
     Ok(src
         .outputs()?
         .inner_join(funded_alone(src, ents)?, col("txid"), col("txid"))
@@ -352,7 +366,12 @@ fn sendings(src: &Source, ents: LazyFrame, p: Period) -> Result<LazyFrame> {
                 .or(col("to_entity").neq(col("entity"))),
         )
         .with_column(col("to_category").fill_null(lit("unlabelled")))
-        .inner_join(ent_cat, col("entity"), col("entity"))
+        .join(
+            first_cat,
+            [col("txid"), col("entity")],
+            [col("txid"), col("entity")],
+            JoinArgs::new(JoinType::Inner),
+        )
         .inner_join(src.blocks()?, col("height"), col("height"))
         .with_column(period_col(p)))
 }
@@ -534,7 +553,9 @@ pub fn flows(
         .agg([
             col("value").sum().alias("received"),
             len().alias("payments"),
-            col("payer").n_unique().alias("payers"),
+            // Distinct payer addresses: an unknown payer (input 0 without an address, a
+            // coinbase) is not one more.
+            col("payer").drop_nulls().n_unique().alias("payers"),
         ])
         .sort(
             ["period", "entity", "from_category"],

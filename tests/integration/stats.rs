@@ -392,3 +392,98 @@ fn notebooks_run_headless_on_a_small_world() {
     execute_notebook("market_study.ipynb", &env);
     execute_notebook("dataset_tour.ipynb", &env);
 }
+
+/// A receipt whose payer is unknown (input 0 without an address: a coinbase) has no payer:
+/// `payers` counts addresses, and an unknown one is not one more payer. Found by the Spark
+/// port (polars' `n_unique` counts a null as a value).
+#[test]
+fn coinbase_receipts_have_no_payer() {
+    let w = world_labelled(|c| (c == "exchange").then_some("exchange"));
+    let chain = w.chain();
+    let coinbase: HashSet<String> = read_table(&chain, "inputs")
+        .iter()
+        .filter(|r| r["prev_txid"].opt_str().is_none())
+        .map(|r| r["txid"].str().to_string())
+        .collect();
+    // Addresses paid by coinbases only.
+    let (mut by_coinbase, mut by_others) = (BTreeSet::new(), BTreeSet::new());
+    for o in read_table(&chain, "outputs") {
+        if let Some(a) = o["address"].opt_str() {
+            if coinbase.contains(o["txid"].str()) {
+                by_coinbase.insert(a.to_string());
+            } else {
+                by_others.insert(a.to_string());
+            }
+        }
+    }
+    let miners: Vec<&String> = by_coinbase.difference(&by_others).collect();
+    assert!(!miners.is_empty(), "no address is paid by coinbases only");
+    let mut csv = String::from("address,label,category,actor\n");
+    for a in &miners {
+        csv.push_str(&format!("{a},pool,mining_pool,pool\n"));
+    }
+    import_labels(&w.data(), &csv);
+    let v = json(&w.stats(&["flows", "--category", "mining_pool", "--by", "month"]));
+    let rows = v["inflows"].as_array().unwrap();
+    assert!(!rows.is_empty(), "{v}");
+    for r in rows {
+        assert!(r["payments"].as_i64().unwrap() > 0, "{r}");
+        assert_eq!(r["payers"], 0, "a coinbase has no payer: {r}");
+    }
+}
+
+/// An entity tagged with two of the requested categories (some addresses one, some the
+/// other) is counted once per sending, not once per category: the outflows add up to what
+/// its transactions paid to others.
+#[test]
+fn an_entity_with_two_categories_is_not_counted_twice() {
+    let w = world_labelled(|c| (c == "exchange").then_some("exchange"));
+    let vendor = w.addresses_of("illicit_vendor");
+    assert!(vendor.len() > 10, "{}", vendor.len());
+    let mut csv = String::from("address,label,category,actor\n");
+    for (i, a) in vendor.iter().enumerate() {
+        let cat = if i % 2 == 0 {
+            "illicit_vendor"
+        } else {
+            "ransomware"
+        };
+        csv.push_str(&format!("{a},vendor,{cat},vendor\n"));
+    }
+    import_labels(&w.data(), &csv);
+    // The truth: outputs, to addresses not the vendor's, of transactions all of whose
+    // inputs are the vendor's.
+    let chain = w.chain();
+    let mut inputs: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for r in read_table(&chain, "inputs") {
+        let e = inputs.entry(r["txid"].str().to_string()).or_default();
+        e.0 += 1;
+        if r["address"].opt_str().is_some_and(|a| vendor.contains(a)) {
+            e.1 += 1;
+        }
+    }
+    let sent: i64 = read_table(&chain, "outputs")
+        .iter()
+        .filter(|o| {
+            inputs
+                .get(o["txid"].str())
+                .is_some_and(|&(n, k)| n == k && k > 0)
+                && !o["address"].opt_str().is_some_and(|a| vendor.contains(a))
+        })
+        .map(|o| o["value"].int())
+        .sum();
+    assert!(sent > 0);
+    let v = json(&w.stats(&[
+        "flows",
+        "--category",
+        "illicit_vendor,ransomware",
+        "--by",
+        "month",
+    ]));
+    let got: i64 = v["outflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["sent"].as_i64().unwrap())
+        .sum();
+    assert_eq!(got, sent);
+}
