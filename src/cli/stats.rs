@@ -22,6 +22,7 @@ fn source(c: &StatsCommon) -> Result<(Source, Period), CliError> {
             via_clusters: c.via_clusters,
             include_private: c.include_private,
             prefer: c.prefer.clone(),
+            ..Default::default()
         },
         p,
     ))

@@ -21,6 +21,7 @@
 //!   without an address, as a coinbase) adds none.
 
 pub mod charts;
+mod scan;
 
 use std::path::{Path, PathBuf};
 
@@ -30,7 +31,7 @@ use crate::report::fmt;
 use crate::types::{n32, n64};
 
 /// Where a query reads from.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Source {
     /// `data/<network>`.
     pub chain_dir: PathBuf,
@@ -42,6 +43,9 @@ pub struct Source {
     pub include_private: bool,
     /// Sources or label files to prefer when tags disagree (`labels::precedence`).
     pub prefer: Vec<String>,
+    /// [`Source::entities`] once resolved (filled on first use; leave it empty): every
+    /// query of a run reads the labels once.
+    pub entities_cache: std::sync::OnceLock<DataFrame>,
 }
 
 /// Time buckets.
@@ -151,6 +155,14 @@ impl Source {
     /// `address, entity, category` of every tagged (or cluster-tagged) address, one row
     /// per address: the tag in use after `labels::precedence` (the same one a trace uses).
     pub fn entities(&self) -> Result<LazyFrame> {
+        if let Some(df) = self.entities_cache.get() {
+            return Ok(df.clone().lazy());
+        }
+        let df = self.resolve_entities()?.collect().map_err(pe)?;
+        Ok(self.entities_cache.get_or_init(|| df).clone().lazy())
+    }
+
+    fn resolve_entities(&self) -> Result<LazyFrame> {
         let path = crate::labels::tags_path(&self.data);
         if !path.is_file() {
             return Err(StatsError::Input(format!(
@@ -272,108 +284,29 @@ fn in_categories(src: &Source, cats: &[String]) -> Result<LazyFrame> {
     Ok(ents.inner_join(wanted, col("category"), col("category")))
 }
 
-/// `txid, entity` of every transaction with an input of one of `ents`' addresses.
-fn funded(src: &Source, ents: LazyFrame) -> Result<LazyFrame> {
-    Ok(src
-        .inputs()?
-        .inner_join(ents, col("address"), col("address"))
-        .select([col("txid"), col("entity")])
-        .unique(None, UniqueKeepStrategy::Any))
-}
-
 fn period_col(p: Period) -> Expr {
     col("time").dt().truncate(lit(p.every())).alias("period")
 }
 
-/// Receipts of `ents` (see the module doc): `height, txid, value, entity, category, payer,
-/// time, period`.
+/// Receipts of `ents` (see the module doc): `height, txid, vout, value, address, entity,
+/// category, payer, from_category, time, period`, found in one pass over the address index
+/// ([`scan`]).
 fn receipts(src: &Source, ents: LazyFrame, p: Period) -> Result<LazyFrame> {
-    let internal = funded(src, ents.clone())?.with_column(lit(true).alias("internal"));
-    let payer = src
-        .inputs()?
-        .filter(col("vin").eq(lit(0u32)))
-        .select([col("txid"), col("address").alias("payer")]);
-    Ok(src
-        .outputs()?
-        .inner_join(ents, col("address"), col("address"))
-        .join(
-            internal,
-            [col("txid"), col("entity")],
-            [col("txid"), col("entity")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .filter(col("internal").is_null())
-        .left_join(payer, col("txid"), col("txid"))
-        .left_join(
-            src.entities()?.select([
-                col("address").alias("payer"),
-                col("category").alias("from_category"),
-            ]),
-            col("payer"),
-            col("payer"),
-        )
-        .with_column(col("from_category").fill_null(lit("unlabelled")))
-        .inner_join(src.blocks()?, col("height"), col("height"))
-        .with_column(period_col(p)))
+    Ok(
+        scan::scan(src, ents, src.entities()?, scan::Kind::Receipts)?
+            .inner_join(src.blocks()?, col("height"), col("height"))
+            .with_column(period_col(p)),
+    )
 }
 
-/// `txid, entity` of every transaction all of whose inputs are one of `ents`' (CoinJoins and
-/// other shared transactions are left out: their outputs are not one entity's spending).
-fn funded_alone(src: &Source, ents: LazyFrame) -> Result<LazyFrame> {
-    let per_tx = src
-        .inputs()?
-        .group_by([col("txid")])
-        .agg([len().alias("n_in")]);
-    Ok(src
-        .inputs()?
-        .inner_join(ents, col("address"), col("address"))
-        .group_by([col("txid"), col("entity")])
-        .agg([len().alias("k_in")])
-        .inner_join(per_tx, col("txid"), col("txid"))
-        .filter(col("k_in").eq(col("n_in")))
-        .select([col("txid"), col("entity")]))
-}
-
-/// Sendings of `ents`: `height, txid, value, address, entity, category, to_entity,
-/// to_category, time, period`.
+/// Sendings of `ents`: `height, txid, vout, value, address, entity, category, to_entity,
+/// to_category, time, period` ([`scan`]).
 fn sendings(src: &Source, ents: LazyFrame, p: Period) -> Result<LazyFrame> {
-    let all = src.entities()?.select([
-        col("address"),
-        col("entity").alias("to_entity"),
-        col("category").alias("to_category"),
-    ]);
-    // A sending's category is that of the entity's address spent by input 0 (as a
-    // receipt's payer is input 0's): an entity tagged with two requested categories has
-    // each sending counted once, not once per category.
-    let first_cat = src
-        .inputs()?
-        .filter(col("vin").eq(lit(0u32)))
-        .select([col("txid"), col("address")])
-        .inner_join(
-            ents.clone()
-                .select([col("address"), col("entity"), col("category")]),
-            col("address"),
-            col("address"),
-        )
-        .select([col("txid"), col("entity"), col("category")]);
-    Ok(src
-        .outputs()?
-        .inner_join(funded_alone(src, ents)?, col("txid"), col("txid"))
-        .left_join(all, col("address"), col("address"))
-        .filter(
-            col("to_entity")
-                .is_null()
-                .or(col("to_entity").neq(col("entity"))),
-        )
-        .with_column(col("to_category").fill_null(lit("unlabelled")))
-        .join(
-            first_cat,
-            [col("txid"), col("entity")],
-            [col("txid"), col("entity")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .inner_join(src.blocks()?, col("height"), col("height"))
-        .with_column(period_col(p)))
+    Ok(
+        scan::scan(src, ents, src.entities()?, scan::Kind::Sendings)?
+            .inner_join(src.blocks()?, col("height"), col("height"))
+            .with_column(period_col(p)),
+    )
 }
 
 /// The `keys` columns of `df` as text (group keys).
