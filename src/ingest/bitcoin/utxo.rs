@@ -1,23 +1,27 @@
 //! The set of unspent outputs, kept compact so the whole mainnet chain fits in memory.
 //!
-//! Layout: one hash-map entry per transaction that still has unspent outputs, keyed by the
-//! full 32-byte txid (so lookups are exact; no truncated-hash collisions), holding a packed
-//! byte string of its unspent outputs:
-//!
-//! ```text
-//! per output: vout (LEB128) | value (LEB128) | script_type (1 byte) | payload
-//! payload:    Hash20 -> 20 bytes, Hash32 -> 32 bytes,
-//!             Witness -> version (1) | length (1) | program, None -> nothing
-//! ```
+//! Layout (≤ 48 bytes per unspent output is the target, issue 20):
+//! - an **arena** of packed records, one per transaction that still has unspent outputs:
+//!   `payload length (u32) | outputs | padding to 4 bytes`, each output
+//!   `vout (LEB128) | value (LEB128) | script_type (1 byte) | payload` with payload
+//!   `Hash20 -> 20 bytes, Hash32 -> 32, Witness -> version (1) | length (1) | program,
+//!   None -> nothing`;
+//! - an open-addressing **table** from the first 8 bytes of the txid to the record's
+//!   offset (12 bytes a slot: a `u64` key and a `u32` offset in 4-byte units, so the arena
+//!   may reach 16 GiB);
+//! - a **fallback** map keyed by the whole txid, for a transaction whose 8-byte prefix is
+//!   already taken by another live transaction (a 64-bit collision: expected about once in
+//!   the whole chain's history, but never assumed away). A spend looks in the fallback
+//!   first, by the whole txid, so every lookup is exact.
 //!
 //! The script itself is not kept: `(script_type, payload)` is exactly what the address and
-//! the `script_type` column need. Spent outputs are removed at once, and a transaction's
-//! entry is dropped when its last output is spent. OP_RETURN outputs never enter the set.
-//! Bytes per unspent output are measured by [`UtxoSet::heap_bytes`] (see the ingest
-//! benchmark and README).
+//! the `script_type` column need. OP_RETURN outputs never enter the set. A spent output is
+//! cut out of its record in place; the bytes freed are reclaimed by compacting the arena in
+//! place when they pass an eighth of it. Bytes per unspent output are measured by
+//! [`UtxoSet::heap_bytes`] (see the ingest benchmark and `cargo bench --bench scale`).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::str::FromStr;
 
 use bitcoin::Txid;
 use bitcoin::hashes::Hash;
@@ -33,36 +37,131 @@ pub struct Coin {
     pub payload: Payload,
 }
 
-/// Txids are already uniformly random: use 8 of their bytes as the hash.
-#[derive(Default, Debug)]
-pub struct TxidHasher(u64);
+/// The transactions Bitcoin Core lets repeat while the first is unspent (BIP 30's two
+/// exceptions: the coinbases of heights 91,842 and 91,880 repeat those of 91,812 and
+/// 91,722); the repeat replaces the first, as in Bitcoin Core.
+const BIP30_REPEATS: [&str; 2] = [
+    "d5d27987d2a3dfc724e359870c6644b40e497bdc0589a033220fe15429d88599",
+    "e3bf3d07d4b0375638d5f1db5255fe07ba2c4cb067cd81b84ee974b6585fb468",
+];
 
-impl Hasher for TxidHasher {
-    fn finish(&self) -> u64 {
-        self.0
+fn is_bip30_repeat(txid: &Txid) -> bool {
+    BIP30_REPEATS
+        .iter()
+        .any(|s| Txid::from_str(s).is_ok_and(|t| t == *txid))
+}
+
+/// The table's key of a txid: its first 8 bytes (txids are uniformly random). Key 0 marks
+/// an empty slot, so a txid whose prefix is 0 lives in the fallback.
+fn key_of(txid: &[u8; 32]) -> u64 {
+    u64::from_le_bytes(txid[..8].try_into().expect("8 bytes"))
+}
+
+/// Open addressing with linear probing and backward-shift deletion, kept between 7/10 and
+/// 7/8 full: it grows by a quarter (any capacity: a key's home slot is its fraction of the
+/// table, Lemire's multiply-shift), so the spare slots stay few.
+#[derive(Default)]
+struct Table {
+    keys: Vec<u64>,
+    vals: Vec<u32>,
+    len: usize,
+}
+
+impl Table {
+    fn home(&self, k: u64) -> usize {
+        let cap = u128::try_from(self.keys.len()).unwrap_or(u128::MAX);
+        usize::try_from((u128::from(k) * cap) >> 64).unwrap_or(0)
     }
-    fn write(&mut self, bytes: &[u8]) {
-        // Only called with the 32 txid bytes (see `Key`'s Hash impl).
-        let mut b = [0u8; 8];
-        let n = bytes.len().min(8);
-        b[..n].copy_from_slice(&bytes[..n]);
-        self.0 ^= u64::from_le_bytes(b);
+
+    fn next(&self, i: usize) -> usize {
+        if i + 1 == self.keys.len() { 0 } else { i + 1 }
+    }
+
+    fn find(&self, k: u64) -> Option<usize> {
+        if self.keys.is_empty() {
+            return None;
+        }
+        let mut i = self.home(k);
+        loop {
+            match self.keys[i] {
+                0 => return None,
+                x if x == k => return Some(i),
+                _ => i = self.next(i),
+            }
+        }
+    }
+
+    /// Inserts `k` (absent) with `v`.
+    fn insert(&mut self, k: u64, v: u32) {
+        if (self.len + 1) * 8 > self.keys.len() * 7 {
+            let cap = (self.keys.len() + self.keys.len() / 4).max(1024);
+            let keys = std::mem::replace(&mut self.keys, vec![0; cap]);
+            let vals = std::mem::replace(&mut self.vals, vec![0; cap]);
+            for (k, v) in keys.into_iter().zip(vals).filter(|(k, _)| *k != 0) {
+                self.place(k, v);
+            }
+        }
+        self.place(k, v);
+        self.len += 1;
+    }
+
+    fn place(&mut self, k: u64, v: u32) {
+        let mut i = self.home(k);
+        while self.keys[i] != 0 {
+            i = self.next(i);
+        }
+        self.keys[i] = k;
+        self.vals[i] = v;
+    }
+
+    /// Removes the entry at slot `i`, shifting later entries of its probe run back.
+    fn remove_at(&mut self, mut i: usize) {
+        let mut j = i;
+        loop {
+            j = self.next(j);
+            if self.keys[j] == 0 {
+                break;
+            }
+            // Entry j may move to the hole at i when its home is not in (i, j].
+            let h = self.home(self.keys[j]);
+            let between = if i <= j {
+                i < h && h <= j
+            } else {
+                i < h || h <= j
+            };
+            if !between {
+                self.keys[i] = self.keys[j];
+                self.vals[i] = self.vals[j];
+                i = j;
+            }
+        }
+        self.keys[i] = 0;
+        self.len -= 1;
     }
 }
 
-#[derive(PartialEq, Eq, Clone, Copy)]
-struct Key([u8; 32]);
+/// The arena is compacted when its free bytes pass an eighth of it, once it is this large
+/// (small in the unit tests, so they compact).
+const COMPACT_FROM: usize = if cfg!(test) { 256 } else { 1 << 16 };
 
-impl std::hash::Hash for Key {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write(&self.0[8..16]);
-    }
+/// Bytes of a record with a payload of `len` bytes: the length, the payload, padding.
+fn record_size(len: usize) -> usize {
+    (4 + len).div_ceil(4) * 4
 }
 
 /// The unspent output set.
 #[derive(Default)]
 pub struct UtxoSet {
-    map: HashMap<Key, Box<[u8]>, BuildHasherDefault<TxidHasher>>,
+    table: Table,
+    arena: Vec<u8>,
+    /// Arena bytes no record uses any more.
+    garbage: usize,
+    fallback: HashMap<[u8; 32], Box<[u8]>>,
+    /// Prefixes that ever had a transaction in the fallback, and the transactions of those
+    /// prefixes spent in full since: a spend of one of these finds nothing, instead of
+    /// the coin of another transaction with its prefix.
+    contested: std::collections::HashSet<u64>,
+    gone: std::collections::HashSet<[u8; 32]>,
     outputs: u64,
     packed_bytes: u64,
 }
@@ -71,7 +170,7 @@ impl std::fmt::Debug for UtxoSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UtxoSet")
             .field("outputs", &self.outputs)
-            .field("txs", &self.map.len())
+            .field("txs", &self.tx_count())
             .finish()
     }
 }
@@ -94,21 +193,22 @@ impl UtxoSet {
 
     /// Number of transactions with at least one unspent output.
     pub fn tx_count(&self) -> usize {
-        self.map.len()
+        self.table.len + self.fallback.len()
     }
 
-    /// Estimated heap bytes: the hash table (key, boxed slice pointer, control byte per
-    /// bucket) plus the packed records rounded up to the allocator's 16-byte granularity.
+    /// Heap bytes: the table's arrays, the arena (with its free bytes and spare capacity)
+    /// and the fallback's entries (key, boxed slice and control byte per bucket, records
+    /// rounded up to the allocator's 16-byte granularity).
     pub fn heap_bytes(&self) -> u64 {
-        let buckets = n64(self.map.capacity()) * 8 / 7;
-        let slot = (std::mem::size_of::<Key>() + std::mem::size_of::<Box<[u8]>>() + 1) as u64;
-        // glibc malloc: 8 bytes of header, 16-byte alignment, 32-byte minimum chunk.
-        let records: u64 = self
-            .map
-            .values()
-            .map(|b| ((n64(b.len()) + 8).div_ceil(16) * 16).max(32))
-            .sum();
-        buckets * slot + records
+        let table = n64(self.table.keys.capacity() * 8 + self.table.vals.capacity() * 4);
+        let buckets = n64(self.fallback.capacity()) * 8 / 7;
+        let fallback: u64 = buckets * 49
+            + self
+                .fallback
+                .values()
+                .map(|b| ((n64(b.len()) + 8).div_ceil(16) * 16).max(32))
+                .sum::<u64>();
+        table + n64(self.arena.capacity()) + fallback
     }
 
     /// Bytes of packed output records alone.
@@ -117,8 +217,8 @@ impl UtxoSet {
     }
 
     /// Adds the spendable outputs of transaction `txid`: `(vout, coin)` pairs.
-    /// A transaction whose txid is already present (the two BIP 30 duplicate coinbases of
-    /// mainnet) replaces the earlier one, as in Bitcoin Core.
+    /// A transaction whose txid is already present replaces the earlier one, as in Bitcoin
+    /// Core: only BIP 30's two exceptions do that on mainnet.
     pub fn add_tx(&mut self, txid: &Txid, outs: impl Iterator<Item = (u32, Coin)>) {
         let mut buf = Vec::new();
         let mut n = 0;
@@ -146,61 +246,185 @@ impl UtxoSet {
         if n == 0 {
             return;
         }
-        self.packed_bytes += n64(buf.len());
-        self.outputs += n;
-        if let Some(old) = self
-            .map
-            .insert(Key(txid.to_byte_array()), buf.into_boxed_slice())
-        {
-            self.packed_bytes -= n64(old.len());
-            self.outputs -= count_records(&old);
+        self.insert(&txid.to_byte_array(), &buf, is_bip30_repeat(txid));
+    }
+
+    /// Adds a record: in the table under its prefix, or in the fallback when the prefix
+    /// belongs to another live transaction. `replace`: a repeat of a present txid
+    /// replaces it (in the table, the prefix's entry is taken to be that txid).
+    fn insert(&mut self, txid: &[u8; 32], payload: &[u8], replace: bool) {
+        self.outputs += count_records(payload);
+        self.packed_bytes += n64(payload.len());
+        let key = key_of(txid);
+        if !self.gone.is_empty() {
+            self.gone.remove(txid);
         }
+        if let Some(old) = self.fallback.get(txid) {
+            self.outputs -= count_records(old);
+            self.packed_bytes -= n64(old.len());
+            self.fallback.insert(*txid, payload.into());
+            return;
+        }
+        match (key, self.table.find(key)) {
+            (0, _) => {
+                self.contested.insert(key);
+                self.fallback.insert(*txid, payload.into());
+            }
+            (_, None) => {
+                let off = self.push_record(payload);
+                self.table.insert(key, off);
+            }
+            (_, Some(slot)) if replace => {
+                let (start, len) = self.record(self.table.vals[slot]);
+                let old = &self.arena[start..start + len];
+                self.outputs -= count_records(old);
+                self.packed_bytes -= n64(len);
+                self.garbage += record_size(len);
+                let off = self.push_record(payload);
+                self.table.vals[slot] = off;
+            }
+            (_, Some(_)) => {
+                self.contested.insert(key);
+                self.fallback.insert(*txid, payload.into());
+            }
+        }
+    }
+
+    /// Appends a record, returning its offset in 4-byte units.
+    fn push_record(&mut self, payload: &[u8]) -> u32 {
+        let at = self.arena.len();
+        let size = record_size(payload.len());
+        if at + size > self.arena.capacity() {
+            // Grow by an eighth, not double: the spare capacity is heap too (glibc moves
+            // large blocks with mremap, so the copies are cheap).
+            self.arena
+                .reserve_exact(size.max(self.arena.capacity() / 8).max(4096));
+        }
+        assert!(
+            at / 4 < u32::MAX as usize,
+            "the UTXO arena outgrew 16 GiB of records"
+        );
+        self.arena
+            .extend_from_slice(&n32(payload.len()).to_le_bytes());
+        self.arena.extend_from_slice(payload);
+        self.arena.resize(at + size, 0);
+        n32(at / 4)
+    }
+
+    /// The payload's start and length of the record at `off`.
+    fn record(&self, off: u32) -> (usize, usize) {
+        let at = ix(off) * 4;
+        let len = u32::from_le_bytes(self.arena[at..at + 4].try_into().expect("4 bytes"));
+        (at + 4, ix(len))
     }
 
     /// Removes and returns output `vout` of `txid`, or `None` if it is not unspent.
+    ///
+    /// Exact for every unspent output. For an outpoint that does not exist (never created,
+    /// or spent already), `None` — unless another unspent transaction shares the txid's
+    /// first 8 bytes, when its coin of that `vout` may be returned: only an invalid chain
+    /// spends such an outpoint (a node never serves one), and a random txid meets a live
+    /// prefix with a probability of about 10^-11 at mainnet's size.
     pub fn spend(&mut self, txid: &Txid, vout: u32) -> Option<Coin> {
-        let key = Key(txid.to_byte_array());
-        let rec = self.map.get_mut(&key)?;
-        let mut pos = 0;
-        while pos < rec.len() {
-            let start = pos;
-            let (v, coin) = read_record(rec, &mut pos);
-            if v == u64::from(vout) {
-                self.outputs -= 1;
-                let removed = pos - start;
-                self.packed_bytes -= n64(removed);
-                if removed == rec.len() {
-                    self.map.remove(&key);
-                } else {
-                    let mut rest = Vec::with_capacity(rec.len() - removed);
-                    rest.extend_from_slice(&rec[..start]);
-                    rest.extend_from_slice(&rec[pos..]);
-                    *rec = rest.into_boxed_slice();
-                }
-                return Some(coin);
-            }
+        let bytes = txid.to_byte_array();
+        let key = key_of(&bytes);
+        let contested = !self.contested.is_empty() && self.contested.contains(&key);
+        if contested && self.gone.contains(&bytes) {
+            return None;
         }
-        None
+        if !self.fallback.is_empty()
+            && let Some(rec) = self.fallback.get_mut(&bytes)
+        {
+            let (start, end, coin) = find_output(rec, vout)?;
+            self.outputs -= 1;
+            self.packed_bytes -= n64(end - start);
+            if end - start == rec.len() {
+                self.fallback.remove(&bytes);
+                self.gone.insert(bytes);
+            } else {
+                let mut rest = Vec::with_capacity(rec.len() - (end - start));
+                rest.extend_from_slice(&rec[..start]);
+                rest.extend_from_slice(&rec[end..]);
+                *rec = rest.into_boxed_slice();
+            }
+            return Some(coin);
+        }
+        let slot = self.table.find(key)?;
+        let (at, len) = self.record(self.table.vals[slot]);
+        let (start, end, coin) = find_output(&self.arena[at..at + len], vout)?;
+        let removed = end - start;
+        self.outputs -= 1;
+        self.packed_bytes -= n64(removed);
+        if removed == len {
+            self.table.remove_at(slot);
+            self.garbage += record_size(len);
+            if contested {
+                self.gone.insert(bytes);
+            }
+        } else {
+            self.arena.copy_within(at + end..at + len, at + start);
+            let left = len - removed;
+            self.arena[at - 4..at].copy_from_slice(&n32(left).to_le_bytes());
+            self.garbage += record_size(len) - record_size(left);
+        }
+        if self.garbage * 8 > self.arena.len() && self.arena.len() > COMPACT_FROM {
+            self.compact();
+        }
+        Some(coin)
+    }
+
+    /// Moves every live record down over the free bytes, in arena order, in place.
+    fn compact(&mut self) {
+        let mut live: Vec<(u32, u32)> = (0..self.table.keys.len())
+            .filter(|&i| self.table.keys[i] != 0)
+            .map(|i| (self.table.vals[i], n32(i)))
+            .collect();
+        live.sort_unstable();
+        let mut w = 0usize;
+        for (off, slot) in live {
+            let (at, len) = self.record(off);
+            let size = record_size(len);
+            self.arena.copy_within(at - 4..at - 4 + size, w);
+            self.table.vals[ix(slot)] = n32(w / 4);
+            w += size;
+        }
+        self.arena.truncate(w);
+        self.arena.shrink_to(w + w / 8);
+        self.garbage = 0;
     }
 }
 
-/// Magic and version of the snapshot format.
-const SNAPSHOT_MAGIC: &[u8; 8] = b"CTUTXO01";
+/// Magic and version of the snapshot format (version 1, keyed by whole txids, is still
+/// read).
+const SNAPSHOT_MAGIC: &[u8; 8] = b"CTUTXO02";
+const SNAPSHOT_MAGIC_V1: &[u8; 8] = b"CTUTXO01";
 
 impl UtxoSet {
-    /// Serialises the set, entries sorted by txid (the same set always gives the same
-    /// bytes), followed by the sha256 of everything before it.
+    /// Serialises the set: the table's records sorted by key, then the fallback's sorted
+    /// by txid (the same set always gives the same bytes), followed by the sha256 of
+    /// everything before it.
     pub fn snapshot_bytes(&self, height: u32, hash: &[u8; 32]) -> Vec<u8> {
-        let mut keys: Vec<&Key> = self.map.keys().collect();
-        keys.sort_by_key(|k| k.0);
-        let mut out = Vec::with_capacity(ix(self.packed_bytes) + 40 * keys.len() + 64);
+        let mut slots: Vec<usize> = (0..self.table.keys.len())
+            .filter(|&i| self.table.keys[i] != 0)
+            .collect();
+        slots.sort_by_key(|&i| self.table.keys[i]);
+        let mut txids: Vec<&[u8; 32]> = self.fallback.keys().collect();
+        txids.sort();
+        let mut out = Vec::with_capacity(ix(self.packed_bytes) + 12 * slots.len() + 64);
         out.extend_from_slice(SNAPSHOT_MAGIC);
         out.extend_from_slice(&height.to_le_bytes());
         out.extend_from_slice(hash);
-        out.extend_from_slice(&(n64(keys.len())).to_le_bytes());
-        for k in keys {
-            let rec = &self.map[k];
-            out.extend_from_slice(&k.0);
+        out.extend_from_slice(&(n64(slots.len())).to_le_bytes());
+        for i in slots {
+            let (at, len) = self.record(self.table.vals[i]);
+            out.extend_from_slice(&self.table.keys[i].to_le_bytes());
+            out.extend_from_slice(&(n32(len)).to_le_bytes());
+            out.extend_from_slice(&self.arena[at..at + len]);
+        }
+        out.extend_from_slice(&(n64(txids.len())).to_le_bytes());
+        for t in txids {
+            let rec = &self.fallback[t];
+            out.extend_from_slice(t);
             out.extend_from_slice(&(n32(rec.len())).to_le_bytes());
             out.extend_from_slice(rec);
         }
@@ -209,33 +433,63 @@ impl UtxoSet {
         out
     }
 
-    /// Reads a snapshot written by [`UtxoSet::snapshot_bytes`]: the set, its height and
-    /// block hash, or `None` if the bytes are damaged or of another format.
+    /// Reads a snapshot written by [`UtxoSet::snapshot_bytes`] (or by the version before,
+    /// keyed by whole txids): the set, its height and block hash, or `None` if the bytes
+    /// are damaged or of another format.
     pub fn from_snapshot(bytes: &[u8]) -> Option<(UtxoSet, u32, [u8; 32])> {
         let body_len = bytes.len().checked_sub(32)?;
         let (body, digest) = bytes.split_at(body_len);
+        let v1 = body.starts_with(SNAPSHOT_MAGIC_V1);
         if bitcoin::hashes::sha256::Hash::hash(body).as_byte_array() != digest
-            || !body.starts_with(SNAPSHOT_MAGIC)
+            || !(v1 || body.starts_with(SNAPSHOT_MAGIC))
         {
             return None;
         }
         let height = u32::from_le_bytes(body.get(8..12)?.try_into().ok()?);
         let hash: [u8; 32] = body.get(12..44)?.try_into().ok()?;
-        let n = u64::from_le_bytes(body.get(44..52)?.try_into().ok()?);
         let mut set = UtxoSet::new();
-        set.map.reserve(usize::try_from(n).ok()?);
-        let mut pos = 52;
-        for _ in 0..n {
-            let key: [u8; 32] = body.get(pos..pos + 32)?.try_into().ok()?;
-            let len = u32::from_le_bytes(body.get(pos + 32..pos + 36)?.try_into().ok()?) as usize;
-            let rec = body.get(pos + 36..pos + 36 + len)?;
-            pos += 36 + len;
-            set.outputs += count_records(rec);
-            set.packed_bytes += n64(len);
-            set.map.insert(Key(key), rec.to_vec().into_boxed_slice());
+        let mut pos = 44;
+        // Entries: (key width, whether it is a whole txid): version 1 has one list of
+        // whole txids; version 2 a list of 8-byte keys, then one of whole txids.
+        let lists: &[usize] = if v1 { &[32] } else { &[8, 32] };
+        for &width in lists {
+            let n = u64::from_le_bytes(body.get(pos..pos + 8)?.try_into().ok()?);
+            pos += 8;
+            for _ in 0..n {
+                let key = body.get(pos..pos + width)?;
+                let len =
+                    u32::from_le_bytes(body.get(pos + width..pos + width + 4)?.try_into().ok()?);
+                let rec = body.get(pos + width + 4..pos + width + 4 + ix(len))?;
+                pos += width + 4 + ix(len);
+                if width == 32 {
+                    set.insert(key.try_into().ok()?, rec, false);
+                } else {
+                    let k = u64::from_le_bytes(key.try_into().ok()?);
+                    if k == 0 || set.table.find(k).is_some() {
+                        return None;
+                    }
+                    set.outputs += count_records(rec);
+                    set.packed_bytes += n64(rec.len());
+                    let off = set.push_record(rec);
+                    set.table.insert(k, off);
+                }
+            }
         }
         (pos == body.len()).then_some((set, height, hash))
     }
+}
+
+/// The byte range of output `vout` in a record's payload, and the coin.
+fn find_output(rec: &[u8], vout: u32) -> Option<(usize, usize, Coin)> {
+    let mut pos = 0;
+    while pos < rec.len() {
+        let start = pos;
+        let (v, coin) = read_record(rec, &mut pos);
+        if v == u64::from(vout) {
+            return Some((start, pos, coin));
+        }
+    }
+    None
 }
 
 fn leb(buf: &mut Vec<u8>, mut v: u64) {
@@ -403,17 +657,140 @@ mod tests {
         assert!(UtxoSet::from_snapshot(&bad).is_none());
     }
 
-    #[test]
-    fn duplicate_txid_replaces_like_bip30() {
-        let mut s = UtxoSet::new();
-        let c = |v| Coin {
+    fn coin(v: u64) -> Coin {
+        Coin {
             value: v,
             script_type: ScriptType::P2pk,
             payload: Payload::Hash20([2; 20]),
-        };
-        s.add_tx(&txid(3), [(0, c(1))].into_iter());
-        s.add_tx(&txid(3), [(0, c(2))].into_iter());
+        }
+    }
+
+    #[test]
+    fn a_bip30_repeat_replaces_the_first() {
+        let mut s = UtxoSet::new();
+        let t = Txid::from_str(BIP30_REPEATS[1]).unwrap();
+        s.add_tx(&t, [(0, coin(1))].into_iter());
+        s.add_tx(&t, [(0, coin(2))].into_iter());
         assert_eq!(s.len(), 1);
-        assert_eq!(s.spend(&txid(3), 0).map(|c| c.value), Some(2));
+        assert_eq!(s.spend(&t, 0).map(|c| c.value), Some(2));
+        assert!(s.is_empty());
+    }
+
+    /// Two live transactions with the same first 8 bytes (and one whose prefix is 0, the
+    /// table's empty mark) are both kept, and each spend finds its own coin.
+    #[test]
+    fn txids_sharing_a_prefix_stay_apart() {
+        let mut s = UtxoSet::new();
+        let mut a = [7u8; 32];
+        let mut b = [7u8; 32];
+        a[31] = 1;
+        b[31] = 2;
+        let zero = [0u8; 32];
+        let (a, b, zero) = (
+            Txid::from_byte_array(a),
+            Txid::from_byte_array(b),
+            Txid::from_byte_array(zero),
+        );
+        s.add_tx(&a, [(0, coin(10)), (1, coin(11))].into_iter());
+        s.add_tx(&b, [(0, coin(20))].into_iter());
+        s.add_tx(&zero, [(5, coin(30))].into_iter());
+        assert_eq!((s.len(), s.tx_count()), (4, 3));
+        let snap = UtxoSet::from_snapshot(&s.snapshot_bytes(1, &[0; 32]))
+            .unwrap()
+            .0;
+        for set in [&mut s, &mut { snap }] {
+            assert_eq!(set.spend(&b, 1), None);
+            assert_eq!(set.spend(&b, 0).map(|c| c.value), Some(20));
+            assert_eq!(set.spend(&b, 0), None, "spent");
+            assert_eq!(set.spend(&a, 1).map(|c| c.value), Some(11));
+            assert_eq!(set.spend(&zero, 5).map(|c| c.value), Some(30));
+            assert_eq!(set.spend(&a, 0).map(|c| c.value), Some(10));
+            assert!(set.is_empty());
+        }
+    }
+
+    /// A snapshot of the first format (records keyed by whole txids) still loads.
+    #[test]
+    fn a_version_1_snapshot_loads() {
+        let mut body = Vec::new();
+        body.extend_from_slice(SNAPSHOT_MAGIC_V1);
+        body.extend_from_slice(&9u32.to_le_bytes());
+        body.extend_from_slice(&[4; 32]);
+        body.extend_from_slice(&2u64.to_le_bytes());
+        for (n, value) in [(1u8, 500u64), (2, 600)] {
+            let mut s = UtxoSet::new();
+            s.add_tx(&txid(n), [(3, coin(value))].into_iter());
+            let (at, len) = s.record(s.table.vals[s.table.find(key_of(&[n; 32])).unwrap()]);
+            body.extend_from_slice(&[n; 32]);
+            body.extend_from_slice(&n32(len).to_le_bytes());
+            body.extend_from_slice(&s.arena[at..at + len]);
+        }
+        let digest = bitcoin::hashes::sha256::Hash::hash(&body);
+        body.extend_from_slice(digest.as_byte_array());
+        let (mut s, h, hash) = UtxoSet::from_snapshot(&body).unwrap();
+        assert_eq!((h, hash, s.len()), (9, [4; 32], 2));
+        assert_eq!(s.spend(&txid(2), 3).map(|c| c.value), Some(600));
+        assert_eq!(s.spend(&txid(1), 3).map(|c| c.value), Some(500));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Any sequence of adds and spends (over txids that often share their 8-byte
+        /// prefix, enough of them to compact the arena) leaves the set holding exactly
+        /// what a map of whole outpoints holds, and a snapshot round trip keeps it.
+        #[test]
+        fn the_set_behaves_like_a_map_of_outpoints(
+            ops in proptest::collection::vec((0u8..40, 0u8..3, any::<bool>(), 0u32..6), 1..3000),
+        ) {
+            let mut set = UtxoSet::new();
+            let mut model: BTreeMap<([u8; 32], u32), u64> = BTreeMap::new();
+            let mut added = std::collections::BTreeSet::new();
+            for (i, &(t, tail, add, vout)) in ops.iter().enumerate() {
+                // The first 8 bytes depend on `t` only: `tail` makes prefix collisions.
+                let mut bytes = [t; 32];
+                bytes[31] = tail;
+                let txid = Txid::from_byte_array(bytes);
+                if add && added.insert(bytes) {
+                    let value = u64::try_from(i).unwrap() * 1000 + u64::from(vout);
+                    let outs: Vec<(u32, Coin)> = (0..=vout)
+                        .map(|v| (v, Coin {
+                            value: value + u64::from(v),
+                            script_type: ScriptType::P2wpkh,
+                            payload: Payload::Hash20([t; 20]),
+                        }))
+                        .collect();
+                    for (v, c) in &outs {
+                        model.insert((bytes, *v), c.value);
+                    }
+                    set.add_tx(&txid, outs.into_iter());
+                } else {
+                    let want = model.remove(&(bytes, vout));
+                    // An outpoint that does not exist finds nothing, unless a live
+                    // transaction shares its txid's first 8 bytes (the contract of
+                    // `spend`: only an invalid chain spends such an outpoint).
+                    let shared = model.keys().any(|(b, _)| b[..8] == bytes[..8] && *b != bytes);
+                    if want.is_some() || !shared {
+                        prop_assert_eq!(set.spend(&txid, vout).map(|c| c.value), want);
+                    }
+                }
+                prop_assert_eq!(set.len(), u64::try_from(model.len()).unwrap());
+            }
+            let mut back = UtxoSet::from_snapshot(&set.snapshot_bytes(1, &[0; 32])).unwrap().0;
+            for ((bytes, vout), value) in model {
+                let txid = Txid::from_byte_array(bytes);
+                prop_assert_eq!(back.spend(&txid, vout).map(|c| c.value), Some(value));
+            }
+            prop_assert!(back.is_empty());
+        }
     }
 }
