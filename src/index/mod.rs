@@ -871,10 +871,10 @@ fn checked_u32(n: usize, what: &'static str) -> Result<u32, IndexError> {
 /// (BIP 173), and base58 addresses are shorter.
 const MAX_ADDRESS_LEN: usize = 90;
 
-/// A fixed-length array of little-endian integers (or bytes) in a file of the index being
-/// built, read and written through a shared memory map: random writes cost no heap, and
-/// the kernel writes the pages back and evicts them under memory pressure. Created at its
-/// largest size (a sparse file) and cut to its final length by [`MapArray::finish`].
+/// An array of little-endian integers (or bytes) in a file of the index being built, read
+/// and written through a shared memory map: random writes cost no heap, and the kernel
+/// writes the pages back and evicts them under memory pressure. Grown by
+/// [`MapArray::reserve`] and cut to its final length by [`MapArray::finish`].
 struct MapArray {
     path: PathBuf,
     file: File,
@@ -950,6 +950,27 @@ impl MapArray {
             4 => b.copy_from_slice(&u32::try_from(v).expect("fits 32 bits").to_le_bytes()),
             _ => b.copy_from_slice(&v.to_le_bytes()),
         }
+    }
+
+    /// Makes room for at least `len` elements: grows the file by half (or to `len`) and
+    /// maps it again (new bytes are zero; only arrays filled with 0 grow).
+    fn reserve(&mut self, len: usize) -> Result<(), IndexError> {
+        let have = self.bytes().len() / self.width;
+        if len <= have {
+            return Ok(());
+        }
+        let io = |source| IndexError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let grown = len.max(have + have / 2);
+        if let Some(m) = self.map.take() {
+            m.flush().map_err(io)?;
+        }
+        self.file.set_len(n64(grown * self.width)).map_err(io)?;
+        // SAFETY: as in `create`: the file is this build's own.
+        self.map = Some(unsafe { memmap2::MmapMut::map_mut(&self.file) }.map_err(io)?);
+        Ok(())
     }
 
     /// Writes the pages back, cuts the file to `len` elements and syncs it.
@@ -1158,9 +1179,9 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
     let in_start = Col::open(&tmp.join("tx_in_start"), 8)?;
     let txid_at = |t: u32| -> &[u8] { txids.raw(ix(t)) };
     // Outputs: address interning in first-appearance order. The per-output columns go
-    // straight to their files; the address columns are file-backed arrays sized for the
-    // worst case (an address per output; sparse files, cut to size at the end); in memory
-    // there is only the compact address table (8 bytes a slot, [`AddrTable`]).
+    // straight to their files; the address columns are file-backed arrays grown as
+    // addresses come (cut to size at the end); in memory there is only the compact address
+    // table (8 bytes a slot, [`AddrTable`]).
     let n_out_us = ix(n_out);
     let (mut w_value, mut w_type) = (
         Writer::create(&tmp, "out_value")?,
@@ -1170,10 +1191,12 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
         Writer::create(&tmp, "out_tx")?,
         Writer::create(&tmp, "out_addr")?,
     );
-    let mut addr_str = MapArray::create(&tmp, "addr_str", n_out_us * MAX_ADDRESS_LEN, 1, 0)?;
-    let mut addr_start = MapArray::create(&tmp, "addr_str_start", n_out_us + 1, 8, 0)?;
-    let mut addr_first_tx = MapArray::create(&tmp, "addr_first_tx", n_out_us, 4, 0)?;
-    let mut addr_n_recv = MapArray::create(&tmp, "addr_n_recv", n_out_us, 4, 0)?;
+    // The address arrays start for an address per 4 outputs and grow (by half) as needed.
+    let guess = n_out_us / 4 + 1;
+    let mut addr_str = MapArray::create(&tmp, "addr_str", guess * 40, 1, 0)?;
+    let mut addr_start = MapArray::create(&tmp, "addr_str_start", guess + 1, 8, 0)?;
+    let mut addr_first_tx = MapArray::create(&tmp, "addr_first_tx", guess, 4, 0)?;
+    let mut addr_n_recv = MapArray::create(&tmp, "addr_n_recv", guess, 4, 0)?;
     let mut table = AddrTable::with_capacity(n_out_us / 4);
     let (mut n_addr, mut str_len, mut outs_seen) = (0u32, 0usize, 0u64);
     let mut cur_tx: u32 = 0;
@@ -1245,6 +1268,10 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                     None => {
                         let id = n_addr;
                         n_addr = checked_u32(ix(n_addr) + 1, "addresses")?;
+                        addr_str.reserve(str_len + s.len())?;
+                        addr_start.reserve(ix(n_addr) + 1)?;
+                        addr_first_tx.reserve(ix(n_addr))?;
+                        addr_n_recv.reserve(ix(n_addr))?;
                         addr_str.bytes_mut()[str_len..str_len + s.len()].copy_from_slice(s);
                         str_len += s.len();
                         addr_start.set(ix(id) + 1, n64(str_len));

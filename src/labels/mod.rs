@@ -687,7 +687,7 @@ pub fn load(
     if let Some(n) = network {
         tags.retain(|(t, _)| on_network(t, n));
     }
-    Ok(resolve(&tags, chain, selection))
+    Ok(precedence::resolve_owned(tags, chain, selection))
 }
 
 /// Whether a tag applies to a dataset of Bitcoin network `network` (`bitcoin`, `testnet`,

@@ -168,10 +168,48 @@ fn same_attribution(a: &Tag, b: &Tag) -> bool {
 /// time is not used) of `chain`
 /// (`bitcoin` or `ethereum`; `None`: both).
 pub fn resolve(tags: &[(Tag, i64)], chain: Option<&str>, selection: &Selection) -> Resolved {
-    let mut by_address: BTreeMap<(&str, &str), Vec<(Rank<'_>, &Tag)>> = BTreeMap::new();
+    let (chosen, mut out) = resolve_indices(tags, chain, selection);
+    out.chosen = chosen.into_iter().map(|i| tags[i].0.clone()).collect();
+    out
+}
+
+/// [`resolve`] taking the tags: the chosen ones are moved, not copied (a label file's tags
+/// are then in memory once, not twice).
+pub fn resolve_owned(
+    tags: Vec<(Tag, i64)>,
+    chain: Option<&str>,
+    selection: &Selection,
+) -> Resolved {
+    let (chosen, mut out) = resolve_indices(&tags, chain, selection);
+    let mut slot = vec![usize::MAX; tags.len()];
+    for (k, &i) in chosen.iter().enumerate() {
+        slot[i] = k;
+    }
+    let mut kept: Vec<Option<Tag>> = Vec::with_capacity(chosen.len());
+    kept.resize_with(chosen.len(), || None);
+    for (i, (t, _)) in tags.into_iter().enumerate() {
+        if let Some(k) = slot.get(i).copied().filter(|&k| k != usize::MAX) {
+            kept[k] = Some(t);
+        }
+    }
+    out.chosen = kept.into_iter().flatten().collect();
+    out
+}
+
+/// A tag with its rank and its index in the tags given.
+type Ranked<'a> = (Rank<'a>, &'a Tag, usize);
+
+/// The indices (into `tags`) of the chosen tags, in chain then address order, and the rest
+/// of the [`Resolved`] (conflicts, ignored private tags).
+fn resolve_indices(
+    tags: &[(Tag, i64)],
+    chain: Option<&str>,
+    selection: &Selection,
+) -> (Vec<usize>, Resolved) {
+    let mut by_address: BTreeMap<(&str, &str), Vec<Ranked<'_>>> = BTreeMap::new();
     let mut private_ignored = 0;
     // The import time is never a rank: when or in which order files came must not decide.
-    for (t, _imported_at) in tags {
+    for (i, (t, _imported_at)) in tags.iter().enumerate() {
         if chain.is_some_and(|c| c != t.chain) {
             continue;
         }
@@ -179,21 +217,25 @@ pub fn resolve(tags: &[(Tag, i64)], chain: Option<&str>, selection: &Selection) 
             private_ignored += 1;
             continue;
         }
-        by_address
-            .entry((&t.chain, &t.address))
-            .or_default()
-            .push((rank(t, &selection.prefer), t));
+        by_address.entry((&t.chain, &t.address)).or_default().push((
+            rank(t, &selection.prefer),
+            t,
+            i,
+        ));
     }
     let mut out = Resolved {
         private_ignored,
         selection: selection.clone(),
         ..Resolved::default()
     };
+    let mut chosen = Vec::new();
     for ((chain, address), mut ranked) in by_address {
         // The file and line make the order total; they only order tags that agree.
         ranked.sort_by(|a, b| (&a.0, &a.1.file, a.1.line).cmp(&(&b.0, &b.1.file, b.1.line)));
-        let (best_rank, best) = &ranked[0];
-        if let Some((rival_rank, _)) = ranked[1..].iter().find(|(_, t)| !same_attribution(best, t))
+        let (best_rank, best, best_ix) = &ranked[0];
+        if let Some((rival_rank, _, _)) = ranked[1..]
+            .iter()
+            .find(|(_, t, _)| !same_attribution(best, t))
         {
             let decided_by = if best_rank.0 != rival_rank.0 {
                 Rule::Prefer
@@ -209,12 +251,12 @@ pub fn resolve(tags: &[(Tag, i64)], chain: Option<&str>, selection: &Selection) 
                 address: address.to_string(),
                 chosen: (*best).clone(),
                 decided_by,
-                others: ranked[1..].iter().map(|(_, t)| (*t).clone()).collect(),
+                others: ranked[1..].iter().map(|(_, t, _)| (*t).clone()).collect(),
             });
         }
-        out.chosen.push((*best).clone());
+        chosen.push(*best_ix);
     }
-    out
+    (chosen, out)
 }
 
 #[cfg(test)]
