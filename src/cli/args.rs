@@ -384,7 +384,8 @@ pub struct PlannedArgs {
 #[derive(Debug, Subcommand)]
 pub enum StatsCommand {
     /// Money in and out of the entities of some categories, per period: revenue, payments,
-    /// distinct payers, where the money went. Writes OUT/flows/inflows, outflows,
+    /// distinct payer addresses (input 0's; one customer may use many), where the money went
+    /// (transactions funded by the entity alone). Writes OUT/flows/inflows, outflows,
     /// top_counterparties (.csv, .parquet) and charts (monthly flows, payment sizes, top
     /// counterparties).
     Flows(StatsFlowsArgs),

@@ -332,7 +332,7 @@ pub(crate) fn show(cli: &Cli, a: &ShowArgs) -> Result<(), CliError> {
         shown.sample_addresses.join(" "),
         if st.size > 10 { " ..." } else { "" }
     );
-    println!("top counterparties (sat sent to / received from):");
+    println!("top counterparties, CoinJoins left out (sat sent to / received from):");
     for c in &shown.top_counterparties {
         println!(
             "  {:>10} {:<64} {:>16} {:>16}",

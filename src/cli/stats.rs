@@ -207,7 +207,12 @@ fn flows(cli: &Cli, a: &super::args::StatsFlowsArgs) -> Result<(), CliError> {
             .map_err(CliError::user)?,
     );
     if cli.json {
-        let v = serde_json::json!({"inflows": rows_json(&f.inflows, p)?, "outflows": rows_json(&f.outflows, p)?, "files": files});
+        let v = serde_json::json!({
+            "inflows": rows_json(&f.inflows, p)?,
+            "outflows": rows_json(&f.outflows, p)?,
+            "top_counterparties": rows_json(&f.top_counterparties, p)?,
+            "files": files
+        });
         println!(
             "{}",
             serde_json::to_string_pretty(&v).expect("values serialise")

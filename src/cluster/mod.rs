@@ -1032,7 +1032,14 @@ pub fn show(idx: &Index, s: &Stored, address: &str, top: usize) -> Result<Shown,
         .collect();
     // Counterparties: clusters that paid this one, and clusters this one paid.
     let mut cp: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    // A CoinJoin's outputs are its many participants' own: none of them is this cluster
+    // paying (or being paid by) the others, so CoinJoins are left out.
+    let mut view = TxView::default();
     let mut count = |t: TxIx| {
+        view.load(idx, t);
+        if heuristics::coinjoin::detect(&view).is_some() {
+            return;
+        }
         let ins: Vec<AddrIx> = idx.input_addresses(t).collect();
         let from_us = ins.iter().any(|&a| s.cluster_of[a.ix()] == c);
         let sender = ins.first().map(|&a| s.cluster_of[a.ix()]);

@@ -26,13 +26,26 @@ pub fn chain_dir(data: &Path, network: Option<&str>) -> Result<(PathBuf, String)
                 "unknown network {n:?}; use bitcoin, testnet, testnet4, signet or regtest"
             ))
         })?;
+        let present = present_networks(data);
+        if !present.contains(&net.as_str()) {
+            return Err(TraceError::Input(format!(
+                "{} holds no {} dataset{}",
+                data.display(),
+                net.as_str(),
+                match present.as_slice() {
+                    [] => format!(
+                        "; run `chaintrace ingest bitcoin --data {}` first",
+                        data.display()
+                    ),
+                    [one] =>
+                        format!("; it holds {one}: use --network {one} or leave --network out"),
+                    many => format!("; it holds {}: choose one with --network", many.join(", ")),
+                }
+            )));
+        }
         return Ok((data.join(net.as_str()), net.as_str().to_string()));
     }
-    let present: Vec<&str> = Network::ALL
-        .iter()
-        .map(|n| n.as_str())
-        .filter(|n| data.join(n).join("_manifest.json").is_file())
-        .collect();
+    let present = present_networks(data);
     match present.as_slice() {
         [one] => Ok((data.join(one), one.to_string())),
         [] if data.join("ethereum").join("_manifest.json").is_file() => {
@@ -52,6 +65,15 @@ pub fn chain_dir(data: &Path, network: Option<&str>) -> Result<(PathBuf, String)
             many.join(", ")
         ))),
     }
+}
+
+/// The Bitcoin networks `data` holds a dataset of.
+fn present_networks(data: &Path) -> Vec<&'static str> {
+    Network::ALL
+        .iter()
+        .map(|n| n.as_str())
+        .filter(|n| data.join(n).join("_manifest.json").is_file())
+        .collect()
 }
 
 /// The chosen labels of the outputs the dataset's inputs spend from outside it, by their

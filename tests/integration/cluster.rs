@@ -780,3 +780,63 @@ fn many_addresses_resolve_at_once_as_one_by_one() {
     let found = batched.iter().filter(|x| x.is_some()).count();
     assert_eq!(found, 2 * idx.addresses() as usize);
 }
+
+/// A CoinJoin participant's cluster did not pay the CoinJoin's other outputs: `cluster
+/// show` leaves CoinJoins out of its counterparties. A participant alone in its cluster,
+/// whose only spend is a CoinJoin, was credited with everyone's outputs before.
+#[test]
+fn a_coinjoin_participant_is_not_credited_with_everyones_outputs() {
+    let w = tempfile::tempdir().unwrap();
+    let out = w.path().join("world");
+    ok(&run(&[
+        "simulate",
+        "--quiet",
+        "--seed",
+        "5",
+        "--txs",
+        "5000",
+        "--preset",
+        "adversarial",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let data = w.path().join("data");
+    ok(&ingest(&out.join("blocks"), &data, &[]));
+    let d = data.to_str().unwrap();
+    ok(&run(&["cluster", "bitcoin", "--data", d]));
+    let coinjoins: HashSet<String> = read_parquet_file(&out.join("truth/transactions.parquet"))
+        .iter()
+        .filter(|r| r["kind"].str() == "coinjoin_wasabi")
+        .map(|r| r["txid"].str().to_string())
+        .collect();
+    assert!(!coinjoins.is_empty());
+    // Addresses whose every spend is a CoinJoin input.
+    let mut spends: HashMap<String, (usize, usize)> = HashMap::new();
+    for r in read_table(&data.join("regtest"), "inputs") {
+        if let Some(a) = r["address"].opt_str() {
+            let e = spends.entry(a.to_string()).or_default();
+            e.0 += 1;
+            if coinjoins.contains(r["txid"].str()) {
+                e.1 += 1;
+            }
+        }
+    }
+    let mut checked = 0;
+    for (a, _) in spends.iter().filter(|(_, (n, k))| n == k).take(40) {
+        let o = run(&["cluster", "show", "--data", d, "--json", a]);
+        ok(&o);
+        let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+        if v["stats"]["size"] != 1 {
+            continue;
+        }
+        checked += 1;
+        let sent: u64 = v["top_counterparties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["sent_to_it"].as_u64().unwrap())
+            .sum();
+        assert_eq!(sent, 0, "{a} only ever spent into CoinJoins: {v}");
+    }
+    assert!(checked >= 5, "{checked}");
+}

@@ -336,6 +336,14 @@ fn bad_stats_arguments_say_what_to_do() {
         "{}",
         error_of(&o)
     );
+    // A network the data directory has no dataset of: said so, with the one it has.
+    let o = w.stats(&["flows", "--category", "exchange", "--network", "bitcoin"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = error_of(&o);
+    assert!(
+        e.contains("holds no bitcoin dataset") && e.contains("--network regtest"),
+        "{e}"
+    );
     let o = w.stats(&["flows", "--category", "exchange", "--via-clusters"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
