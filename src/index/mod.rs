@@ -867,6 +867,40 @@ fn checked_u32(n: usize, what: &'static str) -> Result<u32, IndexError> {
         .ok_or(IndexError::TooMany { what })
 }
 
+/// The first position of `sorted` (transaction ids in txid order; `txid_at` gives an id's
+/// txid) whose txid is not below `txid`. Txids are uniformly distributed hashes, so an
+/// interpolation search on their first 8 bytes finds it in a few probes (O(log log n);
+/// Perl, Itai & Avni 1978) instead of a binary search's ~30 at mainnet's size, each probe a
+/// cache miss; after 40 probes (keys that are not uniform) it finishes by binary search.
+fn first_not_below<'a>(
+    sorted: &[u32],
+    txid_at: &impl Fn(u32) -> &'a [u8],
+    txid: &[u8; 32],
+) -> usize {
+    let key = |b: &[u8]| u128::from(u64::from_be_bytes(b[..8].try_into().expect("8 bytes")));
+    let want = key(txid);
+    // Every position before `lo` is below `txid`, none from `hi` on; the keys in between
+    // lie in [klo, khi].
+    let (mut lo, mut hi) = (0usize, sorted.len());
+    let (mut klo, mut khi) = (0u128, u128::from(u64::MAX));
+    let mut probes = 0;
+    while hi - lo > 8 && probes < 40 {
+        probes += 1;
+        let span = (khi - klo).max(1);
+        let off = (want.saturating_sub(klo) * (hi - lo) as u128 / span) as usize;
+        let pos = (lo + off).min(hi - 1);
+        let at = txid_at(sorted[pos]);
+        if at < &txid[..] {
+            lo = pos + 1;
+            klo = key(at);
+        } else {
+            hi = pos;
+            khi = key(at);
+        }
+    }
+    lo + sorted[lo..hi].partition_point(|&t| txid_at(t) < &txid[..])
+}
+
 /// The longest address string the index takes: a bech32 string is at most 90 characters
 /// (BIP 173), and base58 addresses are shorter.
 const MAX_ADDRESS_LEN: usize = 90;
@@ -1311,11 +1345,11 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
     // duplicates, the latest one before the spender (the earlier one's outputs were
     // overwritten, as in the UTXO set).
     let tx_of = |txid: &[u8; 32], spender: u32| -> Option<u32> {
-        let lo = txid_sorted.partition_point(|&t| txid_at(t) < &txid[..]);
-        let hi = txid_sorted.partition_point(|&t| txid_at(t) <= &txid[..]);
-        txid_sorted[lo..hi]
+        let lo = first_not_below(&txid_sorted, &txid_at, txid);
+        txid_sorted[lo..]
             .iter()
             .copied()
+            .take_while(|&t| txid_at(t) == &txid[..])
             .filter(|&t| t < spender)
             .max()
     };
@@ -1557,6 +1591,46 @@ mod tests {
         put("block_time", u32s(&[1000, 1600]));
         put("addr_out_start", u64s(&[0, 2, 3]));
         put("addr_outs", u64s(&[0, 2, 1]));
+    }
+
+    /// The interpolation search finds what a binary search finds: present txids, absent
+    /// ones between them, duplicates, and keys that are not uniform at all.
+    #[test]
+    fn txid_search_agrees_with_binary_search() {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for skewed in [false, true] {
+            let mut txids: Vec<[u8; 32]> = (0..5000)
+                .map(|i| {
+                    let mut t = [0u8; 32];
+                    let k = if skewed { (i % 7) as u64 } else { next() };
+                    t[..8].copy_from_slice(&k.to_be_bytes());
+                    t[8..16].copy_from_slice(&next().to_be_bytes());
+                    t
+                })
+                .collect();
+            txids.push(txids[10]);
+            let at = |t: u32| -> &[u8] { &txids[ix(t)] };
+            let mut sorted: Vec<u32> = (0..n32(txids.len())).collect();
+            sorted.sort_unstable_by(|a, b| at(*a).cmp(at(*b)).then(a.cmp(b)));
+            let mut queries: Vec<[u8; 32]> = txids.iter().take(300).copied().collect();
+            for _ in 0..300 {
+                let mut t = [0u8; 32];
+                t[..8].copy_from_slice(&next().to_be_bytes());
+                queries.push(t);
+            }
+            queries.push([0; 32]);
+            queries.push([0xff; 32]);
+            for q in &queries {
+                let want = sorted.partition_point(|&t| at(t) < &q[..]);
+                assert_eq!(first_not_below(&sorted, &at, q), want);
+            }
+        }
     }
 
     #[test]
