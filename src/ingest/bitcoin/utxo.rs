@@ -45,10 +45,12 @@ const BIP30_REPEATS: [&str; 2] = [
     "e3bf3d07d4b0375638d5f1db5255fe07ba2c4cb067cd81b84ee974b6585fb468",
 ];
 
-fn is_bip30_repeat(txid: &Txid) -> bool {
+/// Whether `txid` (internal byte order) is one of [`BIP30_REPEATS`]. Only asked when a
+/// txid's prefix is already taken, so never on the common path.
+fn is_bip30_repeat(txid: &[u8; 32]) -> bool {
     BIP30_REPEATS
         .iter()
-        .any(|s| Txid::from_str(s).is_ok_and(|t| t == *txid))
+        .any(|s| Txid::from_str(s).is_ok_and(|t| t.to_byte_array() == *txid))
 }
 
 /// The table's key of a txid: its first 8 bytes (txids are uniformly random). Key 0 marks
@@ -246,13 +248,14 @@ impl UtxoSet {
         if n == 0 {
             return;
         }
-        self.insert(&txid.to_byte_array(), &buf, is_bip30_repeat(txid));
+        self.insert(&txid.to_byte_array(), &buf, true);
     }
 
     /// Adds a record: in the table under its prefix, or in the fallback when the prefix
-    /// belongs to another live transaction. `replace`: a repeat of a present txid
-    /// replaces it (in the table, the prefix's entry is taken to be that txid).
-    fn insert(&mut self, txid: &[u8; 32], payload: &[u8], replace: bool) {
+    /// belongs to another live transaction. `repeats`: a repeat of a present txid replaces
+    /// it as in Bitcoin Core (only BIP 30's exceptions, [`is_bip30_repeat`]: in the table,
+    /// the prefix's entry is then taken to be that txid); off when loading a snapshot.
+    fn insert(&mut self, txid: &[u8; 32], payload: &[u8], repeats: bool) {
         self.outputs += count_records(payload);
         self.packed_bytes += n64(payload.len());
         let key = key_of(txid);
@@ -274,7 +277,7 @@ impl UtxoSet {
                 let off = self.push_record(payload);
                 self.table.insert(key, off);
             }
-            (_, Some(slot)) if replace => {
+            (_, Some(slot)) if repeats && is_bip30_repeat(txid) => {
                 let (start, len) = self.record(self.table.vals[slot]);
                 let old = &self.arena[start..start + len];
                 self.outputs -= count_records(old);
