@@ -288,25 +288,21 @@ fn period_col(p: Period) -> Expr {
     col("time").dt().truncate(lit(p.every())).alias("period")
 }
 
-/// Receipts of `ents` (see the module doc): `height, txid, vout, value, address, entity,
-/// category, payer, from_category, time, period`, found in one pass over the address index
-/// ([`scan`]).
-fn receipts(src: &Source, ents: LazyFrame, p: Period) -> Result<LazyFrame> {
-    Ok(
-        scan::scan(src, ents, src.entities()?, scan::Kind::Receipts)?
-            .inner_join(src.blocks()?, col("height"), col("height"))
-            .with_column(period_col(p)),
-    )
-}
-
-/// Sendings of `ents`: `height, txid, vout, value, address, entity, category, to_entity,
-/// to_category, time, period` ([`scan`]).
-fn sendings(src: &Source, ents: LazyFrame, p: Period) -> Result<LazyFrame> {
-    Ok(
-        scan::scan(src, ents, src.entities()?, scan::Kind::Sendings)?
-            .inner_join(src.blocks()?, col("height"), col("height"))
-            .with_column(period_col(p)),
-    )
+/// Receipts and sendings of `ents` (see the module doc), found in one pass over the
+/// address index ([`scan`]): receipts `height, txid, vout, value, address, entity,
+/// category, payer, from_category, time, period`; sendings the same with `to_entity,
+/// to_category` for the payer's columns.
+fn receipts_and_sendings(
+    src: &Source,
+    ents: LazyFrame,
+    p: Period,
+) -> Result<(LazyFrame, LazyFrame)> {
+    let (rec, send) = scan::scan(src, ents, src.entities()?)?;
+    let timed = |f: LazyFrame| -> Result<LazyFrame> {
+        Ok(f.inner_join(src.blocks()?, col("height"), col("height"))
+            .with_column(period_col(p)))
+    };
+    Ok((timed(rec)?, timed(send)?))
 }
 
 /// The `keys` columns of `df` as text (group keys).
@@ -464,10 +460,8 @@ pub fn flows(
     // Masking runs on the collected (small) receipts and sendings, only when labels of a
     // need-to-know category exist: the scans and joins before it are unchanged.
     let need_masking = !hidden.is_empty() || !named.is_empty();
-    let mut rec = receipts(src, ents.clone(), p)?
-        .collect()
-        .map_err(pe)?
-        .lazy();
+    let (rec, send) = receipts_and_sendings(src, ents, p)?;
+    let mut rec = rec.collect().map_err(pe)?.lazy();
     if need_masking {
         rec = rec
             .with_columns([mask("from_category"), aggregate()])
@@ -496,7 +490,7 @@ pub fn flows(
         )
         .collect()
         .map_err(pe)?;
-    let mut send = sendings(src, ents, p)?.collect().map_err(pe)?.lazy();
+    let mut send = send.collect().map_err(pe)?.lazy();
     if need_masking {
         send = send
             .with_columns([
@@ -673,7 +667,7 @@ pub fn exposure(
     case: Option<(&Path, &str)>,
 ) -> Result<Exposure> {
     let ents = in_categories(src, &[category.to_string()])?;
-    let rec = receipts(src, ents, Period::Month)?;
+    let (rec, _) = receipts_and_sendings(src, ents, Period::Month)?;
     let inflow = rec
         .clone()
         .group_by([col("entity"), col("category")])
@@ -874,8 +868,9 @@ pub fn entity(src: &Source, target: &str, p: Period) -> Result<EntityStats> {
         .select([col("value").sum().alias("spent_all")])
         .collect()
         .map_err(pe)?;
-    let rec = receipts(src, set.clone(), p)?.collect().map_err(pe)?.lazy();
-    let send = sendings(src, set, p)?.collect().map_err(pe)?.lazy();
+    let (rec, send) = receipts_and_sendings(src, set, p)?;
+    let rec = rec.collect().map_err(pe)?.lazy();
+    let send = send.collect().map_err(pe)?.lazy();
     let totals_of = |lf: &LazyFrame| {
         lf.clone()
             .select([

@@ -18,13 +18,6 @@ use super::{Result, Source, StatsError, pe, strings};
 use crate::index::{Index, Prev};
 use crate::types::{AddrIx, TxIx, ix, n32};
 
-/// Which rows to collect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Kind {
-    Receipts,
-    Sendings,
-}
-
 /// Labels by address: `(entity, category)` as indices into `names`.
 struct Labels {
     by_id: HashMap<u32, (u32, u32)>,
@@ -124,22 +117,28 @@ struct Rows {
     other_category: Vec<String>,
 }
 
-/// The receipts or sendings of the entities of `ents` (`address, entity, category`), with
-/// the counterparties' labels from `all`: `height, txid, vout, value, address, entity,
-/// category` and `payer, from_category` (receipts) or `to_entity, to_category` (sendings).
-/// Opens (or builds) the dataset's address index.
+/// The receipts and the sendings of the entities of `ents` (`address, entity, category`),
+/// with the counterparties' labels from `all`, in one pass over the address index: each
+/// `height, txid, vout, value, address, entity, category`, then `payer, from_category`
+/// (receipts) or `to_entity, to_category` (sendings). Opens (or builds) the dataset's
+/// address index.
 ///
 /// # Errors
 /// An index that cannot be built, or a polars error.
-pub(super) fn scan(src: &Source, ents: LazyFrame, all: LazyFrame, kind: Kind) -> Result<LazyFrame> {
+pub(super) fn scan(
+    src: &Source,
+    ents: LazyFrame,
+    all: LazyFrame,
+) -> Result<(LazyFrame, LazyFrame)> {
     let (idx, _) = Index::open_or_build(&src.chain_dir)
         .map_err(|e| StatsError::Input(format!("the address index: {e}")))?;
     let mut names = Names::default();
     let ents = Labels::read(&idx, &ents.collect().map_err(pe)?, &mut names)?;
     let all = Labels::read(&idx, &all.collect().map_err(pe)?, &mut names)?;
     let unlabelled = "unlabelled".to_string();
-    let mut rows = Rows::default();
+    let (mut rec, mut send) = (Rows::default(), Rows::default());
     let mut ins: Vec<Option<Addr>> = Vec::new();
+    let mut input_entities: Vec<u32> = Vec::new();
     for t in idx.tx_ids() {
         ins.clear();
         ins.extend(idx.inputs_of(t).map(|i| {
@@ -151,93 +150,85 @@ pub(super) fn scan(src: &Source, ents: LazyFrame, all: LazyFrame, kind: Kind) ->
                     .map(Addr::Text),
             }
         }));
-        // The entities of the inputs with an address, and whether one entity has them all.
+        // The entities of the inputs with an address.
         let with_address = ins.iter().flatten().count();
-        let input_entities: Vec<u32> = ins
-            .iter()
-            .flatten()
-            .filter_map(|a| ents.of(&idx, a).map(|(e, _)| e))
-            .collect();
+        input_entities.clear();
+        input_entities.extend(
+            ins.iter()
+                .flatten()
+                .filter_map(|a| ents.of(&idx, a).map(|(e, _)| e)),
+        );
         let vin0 = ins.first().and_then(Option::as_ref);
-        match kind {
-            Kind::Receipts => {
-                for o in idx.outputs_of(t) {
-                    let Some(a) = idx.out_address(o) else {
-                        continue;
-                    };
-                    let Some((e, c)) = ents.by_id.get(&a.0).copied() else {
-                        continue;
-                    };
-                    if input_entities.contains(&e) {
-                        continue;
-                    }
-                    let from = vin0
-                        .and_then(|p| all.of(&idx, p))
-                        .map_or(&unlabelled, |(_, c)| &names.names[ix(c)]);
-                    rows.push(
-                        &idx,
-                        t,
-                        o,
-                        a,
-                        (e, c),
-                        vin0.map(|p| p.text(&idx).to_string()),
-                        from,
-                    );
-                }
+        // Receipts: outputs to an entity none of whose addresses is an input.
+        for o in idx.outputs_of(t) {
+            let Some(a) = idx.out_address(o) else {
+                continue;
+            };
+            let Some((e, c)) = ents.by_id.get(&a.0).copied() else {
+                continue;
+            };
+            if input_entities.contains(&e) {
+                continue;
             }
-            Kind::Sendings => {
-                let Some(&e) = input_entities.first() else {
-                    continue;
-                };
-                if input_entities.len() != with_address || input_entities.iter().any(|&x| x != e) {
-                    continue;
-                }
-                // The sending's category: input 0's (no row when input 0 has no address).
-                let Some((_, c)) = vin0.and_then(|p| ents.of(&idx, p)).filter(|(x, _)| *x == e)
-                else {
-                    continue;
-                };
-                for o in idx.outputs_of(t) {
-                    let Some(a) = idx.out_address(o) else {
-                        continue;
-                    };
-                    let to = all.by_id.get(&a.0).copied();
-                    if to.is_some_and(|(x, _)| x == e) {
-                        continue;
-                    }
-                    let to_category = to.map_or(&unlabelled, |(_, tc)| &names.names[ix(tc)]);
-                    let to_entity = to.map(|(x, _)| names.names[ix(x)].clone());
-                    rows.push(&idx, t, o, a, (e, c), to_entity, to_category);
-                }
+            let from = vin0
+                .and_then(|p| all.of(&idx, p))
+                .map_or(&unlabelled, |(_, c)| &names.names[ix(c)]);
+            let payer = vin0.map(|p| p.text(&idx).to_string());
+            rec.push(&idx, t, o, a, (e, c), payer, from);
+        }
+        // Sendings: every input with an address is one entity's, and input 0 has one (its
+        // category is the sending's).
+        let Some(&e) = input_entities.first() else {
+            continue;
+        };
+        if input_entities.len() != with_address || input_entities.iter().any(|&x| x != e) {
+            continue;
+        }
+        let Some((_, c)) = vin0.and_then(|p| ents.of(&idx, p)).filter(|(x, _)| *x == e) else {
+            continue;
+        };
+        for o in idx.outputs_of(t) {
+            let Some(a) = idx.out_address(o) else {
+                continue;
+            };
+            let to = all.by_id.get(&a.0).copied();
+            if to.is_some_and(|(x, _)| x == e) {
+                continue;
             }
+            let to_category = to.map_or(&unlabelled, |(_, tc)| &names.names[ix(tc)]);
+            let to_entity = to.map(|(x, _)| names.names[ix(x)].clone());
+            send.push(&idx, t, o, a, (e, c), to_entity, to_category);
         }
     }
-    let (other, other_category) = match kind {
-        Kind::Receipts => ("payer", "from_category"),
-        Kind::Sendings => ("to_entity", "to_category"),
-    };
-    let n = rows.height.len();
-    let name_col =
-        |v: &[u32]| -> Vec<&str> { v.iter().map(|&i| names.names[ix(i)].as_str()).collect() };
-    let df = DataFrame::new(
-        n,
-        vec![
-            Column::new("height".into(), rows.height),
-            Column::new("txid".into(), rows.txid),
-            Column::new("vout".into(), rows.vout),
-            Column::new("value".into(), rows.value),
-            Column::new("address".into(), rows.address),
-            Column::new("entity".into(), name_col(&rows.entity)),
-            Column::new("category".into(), name_col(&rows.category)),
-            Column::new(other.into(), rows.other),
-            Column::new(other_category.into(), rows.other_category),
-        ],
-    )
-    .map_err(pe)?;
-    Ok(df.lazy())
+    Ok((
+        rec.frame(&names.names, "payer", "from_category")?,
+        send.frame(&names.names, "to_entity", "to_category")?,
+    ))
 }
 
 impl Rows {
+    /// The rows as a frame; `other` and `other_category` name the counterparty columns.
+    fn frame(self, names: &[String], other: &str, other_category: &str) -> Result<LazyFrame> {
+        let name_col =
+            |v: &[u32]| -> Vec<&str> { v.iter().map(|&i| names[ix(i)].as_str()).collect() };
+        let df = DataFrame::new(
+            self.height.len(),
+            vec![
+                Column::new("height".into(), self.height),
+                Column::new("txid".into(), self.txid),
+                Column::new("vout".into(), self.vout),
+                Column::new("value".into(), self.value),
+                Column::new("address".into(), self.address),
+                Column::new("entity".into(), name_col(&self.entity)),
+                Column::new("category".into(), name_col(&self.category)),
+                Column::new(other.into(), self.other),
+                Column::new(other_category.into(), self.other_category),
+            ],
+        )
+        .map_err(pe)?;
+        Ok(df.lazy())
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
@@ -253,7 +244,7 @@ impl Rows {
         self.txid.push(idx.txid(t).to_string());
         self.vout.push(idx.vout(o));
         self.value
-            .push(i64::try_from(idx.value(o).to_sat()).unwrap_or(i64::MAX));
+            .push(i64::try_from(idx.value(o).to_sat()).expect("a Bitcoin amount fits i64 satoshi"));
         self.address.push(idx.address(a).to_string());
         self.entity.push(e);
         self.category.push(c);
