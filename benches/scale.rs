@@ -55,12 +55,12 @@ fn status_kb(pid: u32, key: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Runs `cmd`, polling its memory; panics with its stderr if it fails. Its standard output
-/// goes to the file `out`, when given.
+/// Runs `cmd`, polling its memory; panics with its stderr if it fails.
 fn measure(name: &'static str, cmd: &mut Command) -> Stage {
     measure_to(name, cmd, None)
 }
 
+/// [`measure`], with the standard output going to the file `out` when given.
 fn measure_to(name: &'static str, cmd: &mut Command, out: Option<&Path>) -> Stage {
     let t = Instant::now();
     let stdout = match out {

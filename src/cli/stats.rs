@@ -14,6 +14,11 @@ fn source(c: &StatsCommon) -> Result<(Source, Period), CliError> {
     let (chain_dir, network) = chain_dir(&c.dataset)?;
     let p = Period::parse(&c.by)
         .ok_or_else(|| CliError::user(anyhow!("--by must be day, week, month or year")))?;
+    // The queries read the address index: build it now if needed, saying so (it takes a
+    // while on a large dataset), rather than silently inside the first query.
+    if chain_dir.join("_manifest.json").is_file() {
+        super::cluster::open_index(&chain_dir)?;
+    }
     Ok((
         Source {
             chain_dir,
