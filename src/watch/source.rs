@@ -2,13 +2,24 @@
 //! Ethereum node's JSON-RPC, all through the one HTTP stack of [`RpcClient`] (TLS,
 //! proxies, retries, secrets redacted).
 
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use bitcoin::Txid;
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use super::{Block, Tx};
-use crate::ingest::bitcoin::rpc::RpcClient;
+use crate::ingest::bitcoin::Fetched;
+use crate::ingest::bitcoin::chain::ChainBlock;
+use crate::ingest::bitcoin::decode::DecodedOutput;
+use crate::ingest::bitcoin::esplora::EsploraSource;
+use crate::ingest::bitcoin::rpc::{Pacer, RpcClient};
+use crate::ingest::bitcoin::script::address_of;
+use crate::ingest::bitcoin::utxo::Coin;
 use crate::trace::Amount;
+use crate::types::Network;
 
 /// A block source.
 #[derive(Debug)]
@@ -46,60 +57,26 @@ fn hex_u128(v: &Value, what: &str) -> anyhow::Result<u128> {
     u128::from_str_radix(h, 16).map_err(|_| bad(format!("{what} {s:?}")))
 }
 
-#[derive(Deserialize)]
-struct CoreBlock<'a> {
-    hash: String,
-    height: u64,
-    time: u64,
-    previousblockhash: Option<String>,
-    #[serde(borrow)]
-    tx: Vec<CoreTx<'a>>,
-}
-
-#[derive(Deserialize)]
-struct CoreTx<'a> {
-    txid: String,
-    #[serde(borrow)]
-    vin: Vec<CoreVin<'a>>,
-    #[serde(borrow)]
-    vout: Vec<CoreOut<'a>>,
-}
-
-#[derive(Deserialize)]
-struct CoreVin<'a> {
-    coinbase: Option<String>,
-    #[serde(borrow)]
-    prevout: Option<CoreOut<'a>>,
-}
-
-#[derive(Deserialize)]
-struct CoreOut<'a> {
-    #[serde(borrow)]
-    value: &'a RawValue,
-    #[serde(rename = "scriptPubKey")]
-    script: CoreScript,
-}
-
-#[derive(Deserialize)]
-struct CoreScript {
-    address: Option<String>,
-}
-
 /// An Esplora API with the block hashes it has listed and its network (from its genesis).
 #[derive(Debug)]
 pub struct Esplora {
-    pub client: RpcClient,
+    pub client: Arc<RpcClient>,
     hashes: std::sync::Mutex<std::collections::BTreeMap<u64, String>>,
     network: std::sync::OnceLock<crate::types::Network>,
+    /// Unpaced; requests and reply bytes counted (the ingest's page fetcher wants them).
+    pacer: Arc<Pacer>,
+    traffic: (Arc<AtomicU64>, Arc<AtomicU64>),
 }
 
 impl Esplora {
     /// A source over `client`.
     pub fn new(client: RpcClient) -> Esplora {
         Esplora {
-            client,
+            client: Arc::new(client),
             hashes: std::sync::Mutex::new(std::collections::BTreeMap::new()),
             network: std::sync::OnceLock::new(),
+            pacer: Arc::new(Pacer::new(0.0)),
+            traffic: Default::default(),
         }
     }
 
@@ -110,14 +87,11 @@ impl Esplora {
         let g = String::from_utf8_lossy(&self.client.get("/block-height/0").await?)
             .trim()
             .to_string();
-        let n = crate::types::Network::ALL
-            .into_iter()
-            .find(|n| n.genesis_hash().to_string() == g)
-            .ok_or_else(|| {
-                bad(format!(
-                    "/block-height/0 is {g:?}, the genesis of no Bitcoin network"
-                ))
-            })?;
+        let url = format!("{}/block-height/0", self.client.url().trim_end_matches('/'));
+        let n = crate::ingest::bitcoin::esplora::network_of_genesis(
+            crate::ingest::bitcoin::rpc::redact(&url),
+            &g,
+        )?;
         Ok(*self.network.get_or_init(|| n))
     }
 
@@ -161,21 +135,67 @@ impl Esplora {
     }
 }
 
-#[derive(Deserialize)]
-struct EsploraTx {
-    txid: String,
-    vin: Vec<EsploraVin>,
-}
-
-#[derive(Deserialize)]
-struct EsploraVin {
-    prevout: Option<EsploraOut>,
-}
-
-#[derive(Deserialize)]
-struct EsploraOut {
-    value: u64,
-    scriptpubkey_address: Option<String>,
+/// A fetched Bitcoin block as the watcher reads it: per transaction, the (address, sat) of
+/// each input (a coinbase's one input is `(None, 0)`) and of each output, addresses as the
+/// ingest writes them ([`address_of`]).
+///
+/// # Errors
+/// An input whose prevout the source did not give (a spend of unknown value is never
+/// counted as 0).
+fn watched_block(f: Fetched, network: Network) -> anyhow::Result<Block> {
+    let block = f.block;
+    let prevouts: HashMap<Txid, Vec<(u32, Coin)>> =
+        f.prevouts.unwrap_or_default().into_iter().collect();
+    let own: HashMap<Txid, &[DecodedOutput]> =
+        block.txs.iter().map(|t| (t.txid, &t.outputs[..])).collect();
+    let mut txs = Vec::with_capacity(block.txs.len());
+    for t in &block.txs {
+        let mut inputs = Vec::with_capacity(t.inputs.len());
+        if t.is_coinbase {
+            inputs.push((None, 0));
+        }
+        for (n, i) in t.inputs.iter().enumerate().filter(|_| !t.is_coinbase) {
+            let from_own = own
+                .get(&i.prev_txid)
+                .and_then(|outs| outs.get(usize::try_from(i.prev_vout).ok()?))
+                .map(|o| (o.address.clone(), Amount::from(o.value)));
+            let from_prevouts = || {
+                prevouts.get(&i.prev_txid).and_then(|v| {
+                    v.iter()
+                        .find(|(vout, _)| *vout == i.prev_vout)
+                        .map(|(_, c)| {
+                            (
+                                address_of(c.script_type, &c.payload, network),
+                                Amount::from(c.value),
+                            )
+                        })
+                })
+            };
+            let Some(found) = from_own.or_else(from_prevouts) else {
+                return Err(bad(format!(
+                    "block {} ({}), tx {} input {n}: no prevout for {}:{}",
+                    block.height, block.hash, t.txid, i.prev_txid, i.prev_vout
+                )));
+            };
+            inputs.push(found);
+        }
+        txs.push(Tx {
+            txid: t.txid.to_string(),
+            inputs,
+            outputs: t
+                .outputs
+                .iter()
+                .map(|o| (o.address.clone(), Amount::from(o.value)))
+                .collect(),
+        });
+    }
+    Ok(Block {
+        height: u64::from(block.height),
+        hash: block.hash.to_string(),
+        parent: block.prev_hash.to_string(),
+        time: u64::from(block.time),
+        txs,
+    })
 }
 
 impl Source {
@@ -191,7 +211,7 @@ impl Source {
     pub fn shown(&self) -> String {
         let (kind, c) = match self {
             Source::BitcoinRpc(c) => ("bitcoin-rpc", c),
-            Source::Esplora(e) => ("esplora", &e.client),
+            Source::Esplora(e) => ("esplora", &*e.client),
             Source::Ethereum(c) => ("ethereum-rpc", c),
         };
         format!("{kind} {}", crate::ingest::bitcoin::rpc::redact(c.url()))
@@ -272,162 +292,52 @@ impl Source {
         })
     }
 
+    /// The Bitcoin block at `height`: its hash on the node's chain.
+    async fn chain_block(&self, height: u64) -> anyhow::Result<ChainBlock> {
+        let hash = self.hash_at(height).await?;
+        Ok(ChainBlock {
+            height: u32::try_from(height).map_err(|_| bad(format!("height {height}")))?,
+            hash: hash
+                .parse()
+                .map_err(|_| bad(format!("block hash {hash:?} at height {height}")))?,
+            pos: None,
+        })
+    }
+
     /// The block at `height` with its transactions' addresses and values.
+    ///
+    /// A Bitcoin block is decoded by the ingest's own code (hash and merkle root checked)
+    /// and every address is derived from its script, so that the watcher sees what the
+    /// dataset shows, whatever the server claims.
     ///
     /// # Errors
     /// The node fails or answers nonsense.
     pub async fn block(&self, height: u64) -> anyhow::Result<Block> {
         match self {
             Source::BitcoinRpc(c) => {
-                let hash = self.hash_at(height).await?;
-                let raw = c.call_raw("getblock", json!([hash, 3])).await?;
-                let b: CoreBlock<'_> =
-                    serde_json::from_str(&raw).map_err(|e| bad(format!("getblock {hash}: {e}")))?;
-                let sat = |v: &RawValue| -> anyhow::Result<Amount> {
-                    crate::ingest::bitcoin::rpc_source::parse_btc(v.get())
-                        .map(Amount::from)
-                        .map_err(bad)
-                };
-                let mut txs = Vec::with_capacity(b.tx.len());
-                for t in &b.tx {
-                    let mut inputs = Vec::new();
-                    for (n, i) in t.vin.iter().enumerate() {
-                        match (&i.prevout, &i.coinbase) {
-                            (Some(p), _) => inputs.push((p.script.address.clone(), sat(p.value)?)),
-                            (None, Some(_)) => inputs.push((None, 0)),
-                            // A spend of unknown value is never counted as 0.
-                            (None, None) => {
-                                return Err(bad(format!(
-                                    "block {height} ({hash}), tx {} input {n}: no prevout; the node must answer getblock with verbosity 3 (Bitcoin Core >= 23)",
-                                    t.txid
-                                )));
-                            }
-                        }
-                    }
-                    let mut outputs = Vec::new();
-                    for o in &t.vout {
-                        outputs.push((o.script.address.clone(), sat(o.value)?));
-                    }
-                    txs.push(Tx {
-                        txid: t.txid.clone(),
-                        inputs,
-                        outputs,
-                    });
-                }
-                Ok(Block {
-                    height: b.height,
-                    hash: b.hash,
-                    parent: b.previousblockhash.unwrap_or_default(),
-                    time: b.time,
-                    txs,
-                })
+                let at = self.chain_block(height).await?;
+                let network = self
+                    .bitcoin_network()
+                    .await?
+                    .ok_or_else(|| bad("network"))?;
+                let raw = c
+                    .call_raw("getblock", json!([at.hash.to_string(), 3]))
+                    .await?;
+                let fetched = crate::ingest::bitcoin::rpc_source::parse_block(&raw, &at, network)?;
+                watched_block(fetched, network)
             }
             Source::Esplora(e) => {
-                let hash = e.hash_at(height).await?;
+                let at = self.chain_block(height).await?;
                 let network = e.network().await?;
-                let raw = e.client.get(&format!("/block/{hash}/raw")).await?;
-                let expected: bitcoin::BlockHash = hash
-                    .parse()
-                    .map_err(|_| bad(format!("block hash {hash:?}")))?;
-                let h32 = u32::try_from(height).map_err(|_| bad("height"))?;
-                let block = crate::ingest::bitcoin::decode::decode_block(
-                    &raw,
-                    h32,
-                    Some(expected),
+                let fetched = EsploraSource::block(
+                    e.client.clone(),
+                    e.pacer.clone(),
+                    e.traffic.clone(),
+                    at,
                     network,
                 )
-                .map_err(|p| bad(format!("/block/{hash}/raw: {p}")))?;
-                // Addresses and values of the outputs this block spends: its own from its
-                // outputs, earlier ones from the transaction pages' prevouts.
-                let mut own: std::collections::HashMap<(String, u32), (Option<String>, Amount)> =
-                    std::collections::HashMap::new();
-                for t in &block.txs {
-                    for (n, o) in t.outputs.iter().enumerate() {
-                        own.insert(
-                            (t.txid.to_string(), u32::try_from(n).unwrap_or(u32::MAX)),
-                            (o.address.clone(), Amount::from(o.value)),
-                        );
-                    }
-                }
-                let needs_pages = block
-                    .txs
-                    .iter()
-                    .filter(|t| !t.is_coinbase)
-                    .flat_map(|t| &t.inputs)
-                    .any(|i| !own.contains_key(&(i.prev_txid.to_string(), i.prev_vout)));
-                let mut prevouts: Vec<Vec<(Option<String>, Amount)>> = Vec::new();
-                let mut start = 0usize;
-                while needs_pages && start < block.txs.len() {
-                    let path = format!("/block/{hash}/txs/{start}");
-                    let page: Vec<EsploraTx> = serde_json::from_slice(&e.client.get(&path).await?)
-                        .map_err(|err| bad(format!("{path}: {err}")))?;
-                    if page.is_empty() {
-                        return Err(bad(format!("{path}: an empty page")));
-                    }
-                    for (k, t) in page.iter().enumerate() {
-                        if block.txs.get(start + k).map(|b| b.txid.to_string())
-                            != Some(t.txid.clone())
-                        {
-                            return Err(bad(format!(
-                                "{path}: transaction {} is {}, not the block's",
-                                start + k,
-                                t.txid
-                            )));
-                        }
-                    }
-                    start += page.len();
-                    for t in page {
-                        prevouts.push(
-                            t.vin
-                                .into_iter()
-                                .map(|i| {
-                                    i.prevout.map_or((None, 0), |p| {
-                                        (p.scriptpubkey_address, Amount::from(p.value))
-                                    })
-                                })
-                                .collect(),
-                        );
-                    }
-                }
-                let mut txs = Vec::with_capacity(block.txs.len());
-                for (k, t) in block.txs.iter().enumerate() {
-                    let inputs = if t.is_coinbase {
-                        vec![(None, 0)]
-                    } else {
-                        let mut v = Vec::with_capacity(t.inputs.len());
-                        for (n, i) in t.inputs.iter().enumerate() {
-                            let found = own
-                                .get(&(i.prev_txid.to_string(), i.prev_vout))
-                                .cloned()
-                                .or_else(|| prevouts.get(k).and_then(|p| p.get(n)).cloned());
-                            // A spend of unknown value is never counted as 0.
-                            let Some(found) = found else {
-                                return Err(bad(format!(
-                                    "block {height} ({hash}), tx {} input {n}: the API gave no prevout for {}:{}",
-                                    t.txid, i.prev_txid, i.prev_vout
-                                )));
-                            };
-                            v.push(found);
-                        }
-                        v
-                    };
-                    txs.push(Tx {
-                        txid: t.txid.to_string(),
-                        inputs,
-                        outputs: t
-                            .outputs
-                            .iter()
-                            .map(|o| (o.address.clone(), Amount::from(o.value)))
-                            .collect(),
-                    });
-                }
-                Ok(Block {
-                    height,
-                    hash,
-                    parent: block.prev_hash.to_string(),
-                    time: u64::from(block.time),
-                    txs,
-                })
+                .await?;
+                watched_block(fetched, network)
             }
             Source::Ethereum(c) => {
                 let b = c

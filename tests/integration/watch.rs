@@ -468,6 +468,19 @@ fn a_bitcoin_core_payment_alerts_once_and_a_reorganisation_retracts_it() {
 /// watched address alerts, as the dataset ingested from the node's own blocks says.
 #[test]
 fn an_esplora_watch_alerts_on_exactly_the_transactions_the_dataset_shows() {
+    esplora_watch_matches_the_dataset(&[]);
+}
+
+/// A server that lies about whom a script pays (every `scriptpubkey_address` of its
+/// transaction pages names another address) changes nothing: the watcher reads the
+/// addresses from the scripts, as the ingest does, so the spends from the watched address
+/// still alert.
+#[test]
+fn an_esplora_server_lying_about_addresses_does_not_change_the_alerts() {
+    esplora_watch_matches_the_dataset(&["--fault", "/txs/=lie*0"]);
+}
+
+fn esplora_watch_matches_the_dataset(faults: &[&str]) {
     let d = tempfile::tempdir().unwrap();
     let data = d.path().join("data");
     ok(&ingest(&bitcoin_data("regtest-world-a/blocks"), &data, &[]));
@@ -506,10 +519,9 @@ fn an_esplora_watch_alerts_on_exactly_the_transactions_the_dataset_shows() {
     let log = rd.path().join("requests.log");
     std::fs::write(&log, "").unwrap();
     let recording = datasets().join("esplora/regtest-world-a.jsonl.zst");
-    let (port, mut child) = start_script(
-        "esplora_replay.py",
-        &[recording.as_os_str(), log.as_os_str()],
-    );
+    let mut args = vec![recording.as_os_str(), log.as_os_str()];
+    args.extend(faults.iter().map(std::ffi::OsStr::new));
+    let (port, mut child) = start_script("esplora_replay.py", &args);
     let alerts = d.path().join("alerts");
     std::fs::create_dir_all(&alerts).unwrap();
     let url = format!("http://127.0.0.1:{port}");
@@ -532,4 +544,11 @@ fn an_esplora_watch_alerts_on_exactly_the_transactions_the_dataset_shows() {
         .map(|a| a["txid"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(got, want);
+    // The spends from the watched address are among them (what a lying server would hide).
+    assert!(
+        inputs
+            .iter()
+            .any(|i| i["height"].int() > tip - 10 && i["address"].opt_str() == Some(&watched)),
+        "no spend from {watched} in the last ten blocks: the test shows nothing"
+    );
 }

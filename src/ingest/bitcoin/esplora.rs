@@ -73,7 +73,7 @@ struct EsploraPrevout {
 ///
 /// # Errors
 /// A genesis block of no known network (a custom signet).
-pub(super) fn network_of_genesis(url: String, genesis: &str) -> Result<Network, IngestError> {
+pub(crate) fn network_of_genesis(url: String, genesis: &str) -> Result<Network, IngestError> {
     Network::ALL
         .into_iter()
         .find(|n| n.genesis_hash().to_string() == genesis)
@@ -223,8 +223,17 @@ impl EsploraSource {
         })
     }
 
-    /// Fetches and decodes one block with its prevouts.
-    async fn block(
+    /// Fetches one block (`/block/HASH/raw`) and decodes it with the blocks-directory
+    /// path's decoder (hash and merkle root checked), then the prevouts of its inputs that
+    /// spend earlier blocks from `/block/HASH/txs/START` pages: each page must list the
+    /// block's transactions in order with the block's outpoints, and each prevout's script
+    /// is read from `scriptpubkey` (its address is derived here, never taken from the
+    /// server). `traffic` counts requests and reply bytes.
+    ///
+    /// # Errors
+    /// The request fails, or the reply is not that block or its pages
+    /// ([`IngestError::Rpc`] naming the height, hash and URL).
+    pub(crate) async fn block(
         client: Arc<RpcClient>,
         pacer: Arc<Pacer>,
         traffic: (Arc<AtomicU64>, Arc<AtomicU64>),

@@ -15,6 +15,8 @@ whose target contains PATTERN; N defaults to 1, `*0` means every one):
   swap      the body of another block's raw reply (a wrong block)
   redirect  HTTP 302 to /elsewhere
   garbage   200 with `application/json` body `{"not":"what you asked"`
+  lie       the recorded body with every `scriptpubkey_address` replaced by another
+            address (a server that lies about whom a script pays; the scripts are intact)
 
 `--prefix /P` serves the API under /P (as providers put a key in the path): a target
 without it gets the catch-all 404.
@@ -138,6 +140,12 @@ class Handler(BaseHTTPRequestHandler):
             body = next(b for b in raw_blocks if b != body)
         if fault == "redirect":
             return self.send(302, "text/plain", b"", [("Location", "/elsewhere")])
+        if fault == "lie":
+            body = re.sub(
+                rb'"scriptpubkey_address":"[^"]*"',
+                b'"scriptpubkey_address":"bcrt1qlielielielielielielielielielielieldu9tx"',
+                body,
+            )
         if fault == "garbage":
             return self.send(200, "application/json", b'{"not":"what you asked"')
         self.send(status, ctype, body)
