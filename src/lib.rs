@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod index;
 pub mod ingest;
 pub mod labels;
+pub mod memory;
 pub mod report;
 pub mod serve;
 pub mod share;

@@ -25,8 +25,20 @@ pub struct Cli {
     #[arg(long, short, global = true)]
     pub quiet: bool,
 
+    /// Memory budget of long-running stages: bytes, or a number with K, M, G or T (binary
+    /// units; 1.5G allowed); at least 16M. The index build (run by cluster, trace, stats
+    /// and serve when the dataset changed) keeps its address table within half of it, in
+    /// as many passes over the outputs as that takes, with the same files whatever the
+    /// budget. Default: the CHAINTRACE_MEMORY environment variable, else half the RAM.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_memory)]
+    pub memory: Option<crate::memory::Budget>,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+fn parse_memory(s: &str) -> Result<crate::memory::Budget, String> {
+    crate::memory::Budget::parse(s).map_err(|e| e.0)
 }
 
 /// The commands of DESIGN.md §2.

@@ -81,6 +81,7 @@ fn step_cli(a: &DemoArgs) -> Cli {
     Cli {
         json: false,
         quiet: true,
+        memory: None,
         command: super::Command::Demo(a.clone()),
     }
 }

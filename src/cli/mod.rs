@@ -112,6 +112,9 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if let Some(b) = cli.memory {
+        crate::memory::set(b);
+    }
     if let Err(e) = data_dir::resolve_command(&mut cli.command) {
         let help = format!("see chaintrace {} --help", cli.command.name());
         report_error(cli.json, "input", &error_text(&e.error), &help);

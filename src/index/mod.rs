@@ -330,10 +330,25 @@ impl Index {
         match Index::needs_build(chain_dir)? {
             None => Ok((Index::load(&dir)?, Provenance::Loaded)),
             Some(reason) => {
-                build(chain_dir, &sink::sha256_file(&Manifest::path(chain_dir))?)?;
+                let _ = Index::build(chain_dir, crate::memory::budget())?;
                 Ok((Index::load(&dir)?, Provenance::Built { reason }))
             }
         }
+    }
+
+    /// Builds the index of `chain_dir` into `chain_dir/index` (replacing it; via a
+    /// temporary directory renamed into place, so a killed build leaves the old index or
+    /// none). The address table is kept within half of `budget`, in as many passes over
+    /// the outputs as that takes; the files are the same bytes whatever the budget.
+    ///
+    /// # Errors
+    /// No dataset, unreadable Parquet, an inconsistent dataset, or I/O errors.
+    pub fn build(chain_dir: &Path, budget: crate::memory::Budget) -> Result<Built, IndexError> {
+        build(
+            chain_dir,
+            &sink::sha256_file(&Manifest::path(chain_dir))?,
+            budget.bytes() / 2,
+        )
     }
 
     /// Why the index of `chain_dir` must be (re)built, or `None` if it is current.
@@ -1050,19 +1065,30 @@ impl AddrTable {
     const EMPTY: u64 = u64::MAX;
     const SHARDS: usize = 256;
 
-    /// A table for about `n` addresses before it first grows.
-    fn with_capacity(n: usize) -> AddrTable {
+    /// A table for about `n` addresses (in all shards) before it first grows, holding only
+    /// the addresses of the shards in `shards` (the others are empty and must not be
+    /// asked).
+    fn for_shards(shards: std::ops::Range<usize>, n: usize) -> AddrTable {
         let cap = (n.saturating_mul(4) / 3 / Self::SHARDS)
             .max(64)
             .next_power_of_two();
         AddrTable {
             shards: (0..Self::SHARDS)
-                .map(|_| Shard {
-                    slots: vec![Self::EMPTY; cap],
+                .map(|k| Shard {
+                    slots: if shards.contains(&k) {
+                        vec![Self::EMPTY; cap]
+                    } else {
+                        Vec::new()
+                    },
                     len: 0,
                 })
                 .collect(),
         }
+    }
+
+    /// Bytes of slots held.
+    fn heap_bytes(&self) -> u64 {
+        self.shards.iter().map(|s| n64(s.slots.len()) * 8).sum()
     }
 
     /// The hash of an address: bits 0–23 place it in its table, bits 24–31 choose the
@@ -1076,9 +1102,8 @@ impl AddrTable {
         usize::from((h >> 24) as u8)
     }
 
-    /// The id of `s`; `stored(id)` is the string of an id.
-    fn find<'a>(&self, s: &[u8], stored: impl Fn(u32) -> &'a [u8]) -> Option<u32> {
-        let h = Self::hash(s);
+    /// The id of `s`, whose [`AddrTable::hash`] is `h`; `stored(id)` is the string of an id.
+    fn find<'a>(&self, h: u64, s: &[u8], stored: impl Fn(u32) -> &'a [u8]) -> Option<u32> {
         let slots = &self.shards[Self::shard(h)].slots;
         let (mask, tag) = (slots.len() - 1, h >> 32);
         let mut pos = usize::try_from(h).unwrap_or(usize::MAX) & mask;
@@ -1095,9 +1120,9 @@ impl AddrTable {
         }
     }
 
-    /// Adds `s` (not present) with `id`; growing a table re-reads its stored strings.
-    fn insert<'a>(&mut self, s: &[u8], id: u32, stored: impl Fn(u32) -> &'a [u8]) {
-        let h = Self::hash(s);
+    /// Adds the address of hash `h` (not present) with `id`; growing a table re-reads its
+    /// stored strings.
+    fn insert<'a>(&mut self, h: u64, id: u32, stored: impl Fn(u32) -> &'a [u8]) {
         let shard = &mut self.shards[Self::shard(h)];
         if (shard.len + 1) * 4 > shard.slots.len() * 3 {
             let grown = vec![Self::EMPTY; 2 * shard.slots.len()];
@@ -1123,7 +1148,7 @@ impl AddrTable {
 
 /// Builds the index of `chain_dir` into `index/` (via a temporary directory renamed into
 /// place, so a killed build leaves the old index or none).
-fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
+fn build(chain_dir: &Path, manifest_sha: &str, table_budget: u64) -> Result<Built, IndexError> {
     let network = serde_json::from_slice::<Manifest>(
         &std::fs::read(Manifest::path(chain_dir)).map_err(|source| IndexError::Io {
             path: Manifest::path(chain_dir),
@@ -1216,88 +1241,131 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
     // straight to their files; the address columns are file-backed arrays grown as
     // addresses come (cut to size at the end); in memory there is only the compact address
     // table (8 bytes a slot, [`AddrTable`]).
+    //
+    // The table is kept within half the memory budget ([`crate::memory`]): each pass over
+    // the outputs interns only the addresses of some of its 256 shards (by hash), as many
+    // as fit, and gives them pass-order ids. With more than one pass, the passes' addresses
+    // (each pass's in first-appearance order) are merged by their first output into the
+    // same first-appearance ids a single pass gives, so the files are the same bytes
+    // whatever the budget.
     let n_out_us = ix(n_out);
-    let (mut w_value, mut w_type) = (
+    // Before the first pass: at most one address per output, slots at most 8/3 per address.
+    let mut shard_bytes = (n64(n_out_us) * 8 * 8 / 3 / n64(AddrTable::SHARDS)).max(1);
+    let shards_fitting = |per_shard: u64, left: usize| {
+        usize::try_from(table_budget / per_shard.max(1))
+            .unwrap_or(usize::MAX)
+            .clamp(1, left)
+    };
+    let first_pass_shards = shards_fitting(shard_bytes, AddrTable::SHARDS);
+    let one_pass = first_pass_shards == AddrTable::SHARDS;
+    // In pass order (the final files when there is one pass).
+    let name = |final_name: &'static str| {
+        if one_pass {
+            final_name.to_string()
+        } else {
+            format!(".pass_{final_name}")
+        }
+    };
+    let (mut w_value, mut w_type, mut w_out_tx) = (
         Writer::create(&tmp, "out_value")?,
         Writer::create(&tmp, "out_type")?,
-    );
-    let (mut w_out_tx, mut w_out_addr) = (
         Writer::create(&tmp, "out_tx")?,
-        Writer::create(&tmp, "out_addr")?,
     );
     // The address arrays start for an address per 4 outputs and grow (by half) as needed.
     let guess = n_out_us / 4 + 1;
-    let mut addr_str = MapArray::create(&tmp, "addr_str", guess * 40, 1, 0)?;
-    let mut addr_start = MapArray::create(&tmp, "addr_str_start", guess + 1, 8, 0)?;
-    let mut addr_first_tx = MapArray::create(&tmp, "addr_first_tx", guess, 4, 0)?;
-    let mut addr_n_recv = MapArray::create(&tmp, "addr_n_recv", guess, 4, 0)?;
-    let mut table = AddrTable::with_capacity(n_out_us / 4);
-    let (mut n_addr, mut str_len, mut outs_seen) = (0u32, 0usize, 0u64);
-    let mut cur_tx: u32 = 0;
-    scan_table(
-        chain_dir,
-        "outputs",
-        &["txid", "vout", "value", "script_type", "address"],
-        |b| {
-            let t = b
-                .column_by_name("txid")
-                .expect("checked against the table registry")
-                .as_string::<i32>();
-            let vout = b
-                .column_by_name("vout")
-                .expect("checked against the table registry")
-                .as_primitive::<UInt32Type>();
-            let v = b
-                .column_by_name("value")
-                .expect("checked against the table registry")
-                .as_primitive::<arrow_array::types::Int64Type>();
-            let st = b
-                .column_by_name("script_type")
-                .expect("checked against the table registry")
-                .as_string::<i32>();
+    let mut addr_str = MapArray::create(&tmp, &name("addr_str"), guess * 40, 1, 0)?;
+    let mut addr_start = MapArray::create(&tmp, &name("addr_str_start"), guess + 1, 8, 0)?;
+    let mut addr_first_tx = MapArray::create(&tmp, &name("addr_first_tx"), guess, 4, 0)?;
+    let mut addr_n_recv = MapArray::create(&tmp, &name("addr_n_recv"), guess, 4, 0)?;
+    // Each output's address id (pass order), NONE32 for none.
+    let mut out_pid = MapArray::create(&tmp, &name("out_addr"), n_out_us, 4, 0xff)?;
+    // Each address's first output, to merge the passes.
+    let mut first_out = if one_pass {
+        None
+    } else {
+        Some(MapArray::create(&tmp, ".pass_first_out", guess, 8, 0)?)
+    };
+    let (mut n_addr, mut str_len) = (0u32, 0usize);
+    // The first pass id of each pass.
+    let mut pass_base: Vec<u32> = Vec::new();
+    let mut from_shard = 0;
+    while from_shard < AddrTable::SHARDS {
+        let shards = if pass_base.is_empty() {
+            first_pass_shards
+        } else {
+            shards_fitting(shard_bytes, AddrTable::SHARDS - from_shard)
+        };
+        let in_pass = from_shard..from_shard + shards;
+        let first = pass_base.is_empty();
+        pass_base.push(n_addr);
+        let mut table = AddrTable::for_shards(in_pass.clone(), n_out_us / 4);
+        let (mut outs_seen, mut cur_tx) = (0u64, 0u32);
+        let columns: &[&str] = if first {
+            &["txid", "vout", "value", "script_type", "address"]
+        } else {
+            &["address"]
+        };
+        scan_table(chain_dir, "outputs", columns, |b| {
             let a = b
                 .column_by_name("address")
                 .expect("checked against the table registry")
                 .as_string::<i32>();
+            let checked = first.then(|| {
+                let c = |n: &str| {
+                    b.column_by_name(n)
+                        .expect("checked against the table registry")
+                };
+                (
+                    c("txid").as_string::<i32>(),
+                    c("vout").as_primitive::<UInt32Type>(),
+                    c("value").as_primitive::<arrow_array::types::Int64Type>(),
+                    c("script_type").as_string::<i32>(),
+                )
+            });
             for i in 0..b.num_rows() {
                 let o = outs_seen;
+                outs_seen += 1;
                 while cur_tx < n_tx && out_start.get(ix(cur_tx) + 1) <= o {
                     cur_tx += 1;
                 }
-                if cur_tx >= n_tx || o - out_start.get(ix(cur_tx)) != u64::from(vout.value(i)) {
-                    return Err(incons(format!(
-                        "output {} of {} is out of order",
-                        vout.value(i),
-                        t.value(i)
-                    )));
-                }
-                outs_seen += 1;
                 let tx = cur_tx;
-                w_value.put(
-                    &u64::try_from(v.value(i))
-                        .map_err(|_| incons("a negative output value".into()))?
-                        .to_le_bytes(),
-                )?;
-                let code = ScriptType::from_name(st.value(i))
-                    .ok_or_else(|| incons(format!("unknown script type {:?}", st.value(i))))?;
-                w_type.put(&[code as u8])?;
-                w_out_tx.put(&tx.to_le_bytes())?;
+                if let Some((t, vout, v, st)) = checked {
+                    if tx >= n_tx || o - out_start.get(ix(tx)) != u64::from(vout.value(i)) {
+                        return Err(incons(format!(
+                            "output {} of {} is out of order",
+                            vout.value(i),
+                            t.value(i)
+                        )));
+                    }
+                    w_value.put(
+                        &u64::try_from(v.value(i))
+                            .map_err(|_| incons("a negative output value".into()))?
+                            .to_le_bytes(),
+                    )?;
+                    let code = ScriptType::from_name(st.value(i))
+                        .ok_or_else(|| incons(format!("unknown script type {:?}", st.value(i))))?;
+                    w_type.put(&[code as u8])?;
+                    w_out_tx.put(&tx.to_le_bytes())?;
+                    if a.is_valid(i) && a.value(i).len() > MAX_ADDRESS_LEN {
+                        return Err(incons(format!(
+                            "address {:?} is longer than {MAX_ADDRESS_LEN} bytes",
+                            a.value(i)
+                        )));
+                    }
+                }
                 if a.is_null(i) {
-                    w_out_addr.put(&NONE32.to_le_bytes())?;
                     continue;
                 }
                 let s = a.value(i).as_bytes();
-                if s.len() > MAX_ADDRESS_LEN {
-                    return Err(incons(format!(
-                        "address {:?} is longer than {MAX_ADDRESS_LEN} bytes",
-                        a.value(i)
-                    )));
+                let h = AddrTable::hash(s);
+                if !in_pass.contains(&AddrTable::shard(h)) {
+                    continue;
                 }
                 let stored = |id: u32| {
                     let (from, to) = (addr_start.get(ix(id)), addr_start.get(ix(id) + 1));
                     &addr_str.bytes()[ix(from)..ix(to)]
                 };
-                let id = match table.find(s, stored) {
+                let id = match table.find(h, s, stored) {
                     Some(id) => id,
                     None => {
                         let id = n_addr;
@@ -1310,28 +1378,85 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
                         str_len += s.len();
                         addr_start.set(ix(id) + 1, n64(str_len));
                         addr_first_tx.set(ix(id), u64::from(tx));
+                        if let Some(f) = &mut first_out {
+                            f.reserve(ix(n_addr))?;
+                            f.set(ix(id), o);
+                        }
                         let stored = |id: u32| {
                             let (from, to) = (addr_start.get(ix(id)), addr_start.get(ix(id) + 1));
                             &addr_str.bytes()[ix(from)..ix(to)]
                         };
-                        table.insert(s, id, stored);
+                        table.insert(h, id, stored);
                         id
                     }
                 };
                 addr_n_recv.set(ix(id), addr_n_recv.get(ix(id)) + 1);
-                w_out_addr.put(&id.to_le_bytes())?;
+                out_pid.set(ix(o), u64::from(id));
             }
             Ok(())
-        },
-    )?;
-    if outs_seen != n_out {
-        return Err(incons(format!(
-            "transactions count {n_out} outputs, the outputs table has {outs_seen}"
-        )));
+        })?;
+        if outs_seen != n_out {
+            return Err(incons(format!(
+                "transactions count {n_out} outputs, the outputs table has {outs_seen}"
+            )));
+        }
+        // The next passes take as many shards as the measured ones say fit.
+        shard_bytes = (table.heap_bytes() / n64(shards)).max(1);
+        from_shard = in_pass.end;
     }
-    drop(table);
-    for w in [w_value, w_type, w_out_tx, w_out_addr] {
+    let passes = pass_base.len();
+    for w in [w_value, w_type, w_out_tx] {
         w.finish()?;
+    }
+    if let Some(first_out) = first_out {
+        // Merge the passes (each in first-appearance order) by first output; `perm` maps
+        // pass ids to first-appearance ids.
+        pass_base.push(n_addr);
+        let n = ix(n_addr);
+        let mut perm = MapArray::create(&tmp, ".pass_perm", n, 4, 0)?;
+        let mut f_str = MapArray::create(&tmp, "addr_str", str_len, 1, 0)?;
+        let mut f_start = MapArray::create(&tmp, "addr_str_start", n + 1, 8, 0)?;
+        let mut f_first_tx = MapArray::create(&tmp, "addr_first_tx", n, 4, 0)?;
+        let mut f_n_recv = MapArray::create(&tmp, "addr_n_recv", n, 4, 0)?;
+        let mut heads: std::collections::BinaryHeap<std::cmp::Reverse<(u64, u32, u32)>> = pass_base
+            .windows(2)
+            .filter(|w| w[0] < w[1])
+            .map(|w| std::cmp::Reverse((first_out.get(ix(w[0])), w[0], w[1])))
+            .collect();
+        let (mut k, mut at) = (0usize, 0usize);
+        while let Some(std::cmp::Reverse((_, pid, end))) = heads.pop() {
+            let p = ix(pid);
+            perm.set(p, n64(k));
+            let (from, to) = (ix(addr_start.get(p)), ix(addr_start.get(p + 1)));
+            f_str.bytes_mut()[at..at + to - from].copy_from_slice(&addr_str.bytes()[from..to]);
+            at += to - from;
+            f_start.set(k + 1, n64(at));
+            f_first_tx.set(k, addr_first_tx.get(p));
+            f_n_recv.set(k, addr_n_recv.get(p));
+            k += 1;
+            if pid + 1 < end {
+                heads.push(std::cmp::Reverse((first_out.get(p + 1), pid + 1, end)));
+            }
+        }
+        for scratch in [addr_str, addr_start, addr_first_tx, addr_n_recv, first_out] {
+            scratch.remove()?;
+        }
+        (addr_str, addr_start, addr_first_tx, addr_n_recv) = (f_str, f_start, f_first_tx, f_n_recv);
+        let mut w_out_addr = Writer::create(&tmp, "out_addr")?;
+        for o in 0..n_out_us {
+            let pid = out_pid.get(o);
+            let id = if pid == u64::from(NONE32) {
+                NONE32
+            } else {
+                n32(perm.get(ix(pid)))
+            };
+            w_out_addr.put(&id.to_le_bytes())?;
+        }
+        w_out_addr.finish()?;
+        out_pid.remove()?;
+        perm.remove()?;
+    } else {
+        out_pid.finish(n_out_us)?;
     }
     let out_addr = Col::open(&tmp.join("out_addr"), 4)?;
 
@@ -1541,7 +1666,15 @@ fn build(chain_dir: &Path, manifest_sha: &str) -> Result<(), IndexError> {
         path: final_dir.clone(),
         source,
     })?;
-    Ok(())
+    Ok(Built { passes })
+}
+
+/// What [`Index::build`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Built {
+    /// Passes over the outputs to intern their addresses (1 when the address table fits
+    /// half the budget).
+    pub passes: usize,
 }
 
 #[cfg(test)]

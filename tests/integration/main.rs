@@ -17,6 +17,7 @@ mod ingest_mainnet;
 mod ingest_regtest;
 mod ingest_rpc;
 mod labels;
+mod memory;
 mod python_readers;
 mod report;
 mod resume;
