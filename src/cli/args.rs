@@ -621,6 +621,12 @@ pub enum ClusterCommand {
     /// heuristics with union-find and writes DATA/clusters/<network>/{address_cluster,
     /// clusters,merges}.parquet.
     Bitcoin(ClusterBitcoinArgs),
+    /// Build the address index of a Bitcoin dataset now (cluster, trace, stats and serve
+    /// build it when it is missing or the dataset changed): dense ids for transactions,
+    /// outputs, inputs and addresses, and address -> outputs rows, in DATA/<network>/index.
+    /// Within --memory: the address table in as many passes over the outputs as it needs,
+    /// sorts in runs; the same files whatever the budget.
+    Index(ClusterIndexArgs),
     /// Cluster Ethereum accounts by deposit-address reuse (Victor 2020): senders to one
     /// exchange deposit address are one entity; deposit addresses join their hot wallet.
     /// Writes DATA/clusters/ethereum/{address_cluster,merges}.parquet and _meta.json.
@@ -630,6 +636,17 @@ pub enum ClusterCommand {
     Explain(ExplainArgs),
     /// An address's cluster: size, balance, first/last seen, top counterparties, warnings.
     Show(ShowArgs),
+}
+
+/// `chaintrace cluster index`.
+#[derive(Debug, Args)]
+pub struct ClusterIndexArgs {
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+
+    /// Build it even if the index is current.
+    #[arg(long)]
+    pub rebuild: bool,
 }
 
 /// `chaintrace cluster bitcoin`.

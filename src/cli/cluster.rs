@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::anyhow;
 
-use super::args::{ClusterBitcoinArgs, DatasetArgs, EvalClustersArgs, ExplainArgs, ShowArgs};
+use super::args::{
+    ClusterBitcoinArgs, ClusterIndexArgs, DatasetArgs, EvalClustersArgs, ExplainArgs, ShowArgs,
+};
 use super::{Cli, CliError};
 use crate::cluster::heuristics::Heuristic;
 use crate::cluster::{self, eval};
@@ -30,6 +32,53 @@ pub(crate) fn open_index(chain: &Path) -> Result<Index, CliError> {
         );
     }
     Ok(idx)
+}
+
+/// `chaintrace cluster index`: builds the index (if stale, or with --rebuild) within the
+/// memory budget and says what it built.
+pub(crate) fn index(cli: &Cli, a: &ClusterIndexArgs) -> Result<(), CliError> {
+    let (chain, network) = chain_dir(&a.dataset)?;
+    let stale = Index::needs_build(&chain).map_err(CliError::user)?;
+    let budget = crate::memory::budget();
+    let started = std::time::Instant::now();
+    let built = match (&stale, a.rebuild) {
+        (None, false) => None,
+        _ => {
+            eprintln!(
+                "chaintrace: building the address index of {} within {budget} ({})...",
+                chain.display(),
+                stale.as_deref().unwrap_or("--rebuild")
+            );
+            Some(Index::build(&chain, budget).map_err(CliError::user)?)
+        }
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let idx = Index::load(&chain.join("index")).map_err(CliError::user)?;
+    if cli.json {
+        super::print_json(&serde_json::json!({
+            "network": network,
+            "index": chain.join("index"),
+            "built": built.is_some(),
+            "passes": built.map(|b| b.passes),
+            "memory_budget_bytes": budget.bytes(),
+            "seconds": built.map(|_| (seconds * 100.0).round() / 100.0),
+            "transactions": idx.meta.txs,
+            "outputs": idx.meta.outputs,
+            "inputs": idx.meta.inputs,
+            "addresses": idx.meta.addresses,
+        }));
+    } else if let Some(b) = built {
+        println!(
+            "built the address index of {network} in {seconds:.1} s: {} transactions, {} outputs, {} inputs, {} addresses ({} pass(es) over the outputs within {budget})",
+            idx.meta.txs, idx.meta.outputs, idx.meta.inputs, idx.meta.addresses, b.passes
+        );
+    } else {
+        println!(
+            "the address index of {network} is current: {} transactions, {} addresses (--rebuild to build it again)",
+            idx.meta.txs, idx.meta.addresses
+        );
+    }
+    Ok(())
 }
 
 /// The daily prices of `--prices` (USD per BTC), for the round-in-fiat rule.

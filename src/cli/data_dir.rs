@@ -150,6 +150,7 @@ pub fn resolve_command(command: &mut Command) -> Result<(), CliError> {
         }
         Command::Cluster(c) => match c {
             ClusterCommand::Bitcoin(a) => dataset(&mut a.dataset),
+            ClusterCommand::Index(a) => dataset(&mut a.dataset),
             ClusterCommand::Ethereum(a) => resolve(&mut a.data, None, Need::Dataset),
             ClusterCommand::Explain(a) => dataset(&mut a.dataset),
             ClusterCommand::Show(a) => dataset(&mut a.dataset),

@@ -187,6 +187,7 @@ pub fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Labels(args::LabelsCommand::Remove(a)) => labels::remove(cli, a),
         Command::Labels(args::LabelsCommand::Conflicts(a)) => labels::conflicts(cli, a),
         Command::Cluster(args::ClusterCommand::Bitcoin(a)) => cluster::bitcoin(cli, a),
+        Command::Cluster(args::ClusterCommand::Index(a)) => cluster::index(cli, a),
         Command::Cluster(args::ClusterCommand::Ethereum(a)) => cluster::ethereum(cli, a),
         Command::Cluster(args::ClusterCommand::Explain(a)) => cluster::explain(cli, a),
         Command::Cluster(args::ClusterCommand::Show(a)) => cluster::show(cli, a),

@@ -347,7 +347,7 @@ impl Index {
         build(
             chain_dir,
             &sink::sha256_file(&Manifest::path(chain_dir))?,
-            budget.bytes() / 2,
+            budget.bytes(),
         )
     }
 
@@ -758,6 +758,14 @@ fn hex32(s: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// Rows per batch read from Parquet: 64 Ki, or fewer under a small memory budget (a
+/// 2048th of it in rows, at least 1 Ki: 8 Ki rows under 16 MiB).
+fn batch_rows() -> usize {
+    usize::try_from(crate::memory::budget().bytes() / 2048)
+        .unwrap_or(usize::MAX)
+        .clamp(1024, 65_536)
+}
+
 /// Calls `f` with every batch of `columns` of `table`, in part (height) order.
 ///
 /// # Errors
@@ -798,7 +806,7 @@ pub fn scan_table(
         let mask = ProjectionMask::columns(builder.parquet_schema(), columns.iter().copied());
         let reader = builder
             .with_projection(mask)
-            .with_batch_size(65_536)
+            .with_batch_size(batch_rows())
             .build()
             .map_err(pq)?;
         for batch in reader {
@@ -1045,6 +1053,68 @@ impl MapArray {
     }
 }
 
+/// Writes `tmp/name`: the ids `0..n` as little-endian u32, sorted by `key(id)` and then by
+/// id. When the keys of all ids (`per_id` bytes each, the id included) fit `chunk_bytes`,
+/// one in-memory sort; otherwise an external merge sort: runs of ids whose keys fit,
+/// each sorted and written to a scratch file, merged through a heap of one key per run:
+/// the ids in memory are a run's, not all. The same file either way.
+///
+/// # Errors
+/// I/O errors writing the runs or the file.
+fn sort_ids<'a>(
+    n: u32,
+    key: &impl Fn(u32) -> &'a [u8],
+    per_id: u64,
+    chunk_bytes: u64,
+    tmp: &Path,
+    name: &str,
+) -> Result<(), IndexError> {
+    let chunk = u32::try_from(chunk_bytes / per_id.max(1))
+        .unwrap_or(u32::MAX)
+        .max(1024);
+    let by_key = |a: &u32, b: &u32| key(*a).cmp(key(*b)).then(a.cmp(b));
+    if chunk >= n {
+        let mut ids: Vec<u32> = (0..n).collect();
+        ids.sort_unstable_by(by_key);
+        return write_u32s(tmp, name, &ids);
+    }
+    let mut runs = Vec::new();
+    let mut from = 0u32;
+    while from < n {
+        let to = from.saturating_add(chunk).min(n);
+        let mut ids: Vec<u32> = (from..to).collect();
+        ids.sort_unstable_by(by_key);
+        let run = format!(".run_{name}_{}", runs.len());
+        write_u32s(tmp, &run, &ids)?;
+        runs.push(Col::open(&tmp.join(&run), 4)?);
+        from = to;
+    }
+    // (key, id, run, position in the run) of each run's next id, least first.
+    type Head = std::cmp::Reverse<(Vec<u8>, u32, usize, usize)>;
+    let mut heads: std::collections::BinaryHeap<Head> = runs
+        .iter()
+        .enumerate()
+        .map(|(r, c)| {
+            let id = n32(c.get(0));
+            std::cmp::Reverse((key(id).to_vec(), id, r, 0))
+        })
+        .collect();
+    let mut w = Writer::create(tmp, name)?;
+    while let Some(std::cmp::Reverse((_, id, r, at))) = heads.pop() {
+        w.put(&id.to_le_bytes())?;
+        if at + 1 < runs[r].len() {
+            let next = n32(runs[r].get(at + 1));
+            heads.push(std::cmp::Reverse((key(next).to_vec(), next, r, at + 1)));
+        }
+    }
+    w.finish()?;
+    for r in 0..runs.len() {
+        let path = tmp.join(format!(".run_{name}_{r}"));
+        std::fs::remove_file(&path).map_err(|source| IndexError::Io { path, source })?;
+    }
+    Ok(())
+}
+
 /// Address string → id while the index is built: 256 open-addressing tables (linear
 /// probing, each at most 3/4 full) chosen by 8 bits of the address's hash, 8 bytes a slot
 /// (a 32-bit tag from the hash and the id): 11–21 bytes per address, and growing one
@@ -1148,7 +1218,9 @@ impl AddrTable {
 
 /// Builds the index of `chain_dir` into `index/` (via a temporary directory renamed into
 /// place, so a killed build leaves the old index or none).
-fn build(chain_dir: &Path, manifest_sha: &str, table_budget: u64) -> Result<Built, IndexError> {
+fn build(chain_dir: &Path, manifest_sha: &str, budget: u64) -> Result<Built, IndexError> {
+    // Half the budget for the address table, an eighth for a sort's run of ids.
+    let table_budget = budget / 2;
     let network = serde_json::from_slice::<Manifest>(
         &std::fs::read(Manifest::path(chain_dir)).map_err(|source| IndexError::Io {
             path: Manifest::path(chain_dir),
@@ -1463,9 +1535,11 @@ fn build(chain_dir: &Path, manifest_sha: &str, table_budget: u64) -> Result<Buil
     // (After the outputs, so the address table and this are never in memory together.)
     // Transaction ids sorted by txid: the lookup structure (4 bytes per transaction, no
     // hash map) and a file of the index.
-    let mut txid_sorted: Vec<u32> = (0..n_tx).collect();
-    txid_sorted.sort_unstable_by(|a, b| txid_at(*a).cmp(txid_at(*b)).then(a.cmp(b)));
-    write_u32s(&tmp, "txid_sorted", &txid_sorted)?;
+    sort_ids(n_tx, &txid_at, 32 + 4, budget / 8, &tmp, "txid_sorted")?;
+    let txid_sorted: Vec<u32> = {
+        let c = Col::open(&tmp.join("txid_sorted"), 4)?;
+        (0..c.len()).map(|i| n32(c.get(i))).collect()
+    };
     // The transaction a spend of `txid` by transaction `spender` refers to. With BIP 30
     // duplicates, the latest one before the spender (the earlier one's outputs were
     // overwritten, as in the UTXO set).
@@ -1576,16 +1650,15 @@ fn build(chain_dir: &Path, manifest_sha: &str, table_budget: u64) -> Result<Buil
     out_spent_by.finish(n_out_us)?;
 
     // Address ids sorted by their strings: the lookup structure of `address_id`.
-    let mut addr_sorted: Vec<u32> = (0..n_addr).collect();
     {
         let addr_of = |id: u32| {
             let (from, to) = (addr_start.get(ix(id)), addr_start.get(ix(id) + 1));
             &addr_str.bytes()[ix(from)..ix(to)]
         };
-        addr_sorted.sort_unstable_by(|a, b| addr_of(*a).cmp(addr_of(*b)));
+        // Per address: its string, its start offset (8) and its id (4).
+        let per_id = n64(str_len) / u64::from(n_addr.max(1)) + 12;
+        sort_ids(n_addr, &addr_of, per_id, budget / 8, &tmp, "addr_sorted")?;
     }
-    write_u32s(&tmp, "addr_sorted", &addr_sorted)?;
-    drop(addr_sorted);
     addr_str.finish(str_len)?;
     addr_start.finish(ix(n_addr) + 1)?;
     addr_first_tx.finish(ix(n_addr))?;

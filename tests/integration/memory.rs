@@ -69,3 +69,91 @@ fn a_bad_memory_budget_is_refused() {
         assert!(out.contains(given) && out.contains(says), "{out}");
     }
 }
+
+/// The peak of anonymous memory (heap) of `chaintrace ARGS`, polled every 2 ms from
+/// `/proc/PID/status` (`RssAnon`), in bytes; the command must succeed.
+fn heap_peak(args: &[&str]) -> u64 {
+    let mut child = std::process::Command::new(bin())
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak = 0u64;
+    loop {
+        if let Ok(s) = std::fs::read_to_string(&status) {
+            if let Some(kb) = s
+                .lines()
+                .find_map(|l| l.strip_prefix("RssAnon:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak = peak.max(kb * 1024);
+            }
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    peak
+}
+
+/// The memory contract of the index build: under `--memory 16M` its heap stays under the
+/// budget plus a fixed overhead (the binary's own allocations and the Parquet reader's
+/// buffers, measured here as the peak of a world a fiftieth the size), while the default
+/// budget lets it hold the address table whole; and both give the same files.
+#[test]
+fn the_index_build_keeps_its_heap_within_the_budget() {
+    let d = tempfile::tempdir().unwrap();
+    let small = world(&d.path().join("small"), "1000");
+    let data = small.parent().unwrap().to_str().unwrap().to_string();
+    let overhead = heap_peak(&["cluster", "index", "--data", &data, "--rebuild"]);
+    let big = world(&d.path().join("big"), "50000");
+    let data = big.parent().unwrap().to_str().unwrap().to_string();
+    let unbounded = heap_peak(&["--memory", "8G", "cluster", "index", "--data", &data]);
+    let files = index_files(&big);
+    let budget = 16u64 << 20;
+    let o = run(&[
+        "--memory",
+        "16M",
+        "--json",
+        "cluster",
+        "index",
+        "--data",
+        &data,
+        "--rebuild",
+    ]);
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(v["passes"].as_u64().unwrap() >= 1, "{v}");
+    assert!(
+        index_files(&big) == files,
+        "the files differ under --memory 16M"
+    );
+    let bounded = heap_peak(&[
+        "--memory",
+        "16M",
+        "cluster",
+        "index",
+        "--data",
+        &data,
+        "--rebuild",
+    ]);
+    eprintln!(
+        "heap peaks: overhead {} KiB, unbounded {} KiB, under 16M {} KiB",
+        overhead >> 10,
+        unbounded >> 10,
+        bounded >> 10
+    );
+    assert!(
+        bounded <= budget + overhead,
+        "heap peak {bounded} over the budget {budget} + overhead {overhead}"
+    );
+}
