@@ -82,15 +82,12 @@ fn heap_peak(args: &[&str]) -> u64 {
     let status = format!("/proc/{}/status", child.id());
     let mut peak = 0u64;
     loop {
-        if let Ok(s) = std::fs::read_to_string(&status) {
-            if let Some(kb) = s
-                .lines()
+        let kb = std::fs::read_to_string(&status).ok().and_then(|s| {
+            s.lines()
                 .find_map(|l| l.strip_prefix("RssAnon:"))
                 .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            {
-                peak = peak.max(kb * 1024);
-            }
-        }
+        });
+        peak = peak.max(kb.unwrap_or(0) * 1024);
         if child.try_wait().unwrap().is_some() {
             break;
         }
