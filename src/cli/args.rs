@@ -398,7 +398,8 @@ pub enum StatsCommand {
     /// Money in and out of the entities of some categories, per period: revenue, payments,
     /// distinct payer addresses (input 0's; one customer may use many), where the money went
     /// (transactions funded by the entity alone). Writes OUT/flows/inflows, outflows,
-    /// top_counterparties (.csv, .parquet) and charts (monthly flows, payment sizes, top
+    /// top_counterparties (.csv, .parquet) and charts (flows per --by bucket as
+    /// daily_flows, weekly_flows, monthly_flows or yearly_flows; payment sizes; top
     /// counterparties).
     Flows(StatsFlowsArgs),
     /// One entity (by label) or address: revenue, spending, balance, counterparties and
@@ -429,6 +430,11 @@ pub struct StatsCommon {
     /// Output folder.
     #[arg(long, value_name = "DIR", default_value = "stats")]
     pub out: PathBuf,
+}
+
+/// The time buckets of `stats flows` and `stats entity`.
+#[derive(Debug, Args)]
+pub struct StatsPeriod {
     /// Time buckets: day, week, month or year.
     #[arg(long, default_value = "month", value_parser = ["day", "week", "month", "year"])]
     pub by: String,
@@ -439,6 +445,8 @@ pub struct StatsCommon {
 pub struct StatsFlowsArgs {
     #[command(flatten)]
     pub common: StatsCommon,
+    #[command(flatten)]
+    pub period: StatsPeriod,
     /// Label categories (comma-separated), e.g. illicit_vendor,ransomware.
     #[arg(long, value_delimiter = ',', required = true)]
     pub category: Vec<String>,
@@ -455,6 +463,8 @@ pub struct StatsFlowsArgs {
 pub struct StatsEntityArgs {
     #[command(flatten)]
     pub common: StatsCommon,
+    #[command(flatten)]
+    pub period: StatsPeriod,
     /// An entity name of the labels, or an address.
     #[arg(value_name = "ENTITY_OR_ADDRESS")]
     pub target: String,

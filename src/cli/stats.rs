@@ -10,9 +10,10 @@ use super::{Cli, CliError};
 use crate::report::fmt;
 use crate::stats::{self, Period, Source, charts};
 
-fn source(c: &StatsCommon) -> Result<(Source, Period), CliError> {
+/// The dataset of `c`, and the period `by` (exposure has none: month, unused).
+fn source(c: &StatsCommon, by: &str) -> Result<(Source, Period), CliError> {
     let (chain_dir, network) = chain_dir(&c.dataset)?;
-    let p = Period::parse(&c.by)
+    let p = Period::parse(by)
         .ok_or_else(|| CliError::user(anyhow!("--by must be day, week, month or year")))?;
     // The queries read the address index: build it now if needed, saying so (it takes a
     // while on a large dataset), rather than silently inside the first query.
@@ -93,7 +94,7 @@ pub(crate) fn run(cli: &Cli, cmd: &StatsCommand) -> Result<(), CliError> {
 }
 
 fn flows(cli: &Cli, a: &super::args::StatsFlowsArgs) -> Result<(), CliError> {
-    let (src, p) = source(&a.common)?;
+    let (src, p) = source(&a.common, &a.period.by)?;
     let cats: Vec<String> = a
         .category
         .iter()
@@ -184,14 +185,22 @@ fn flows(cli: &Cli, a: &super::args::StatsFlowsArgs) -> Result<(), CliError> {
             format!("{what} — {}", cats.join(", ")),
             format!(
                 "per {} · {} · receipts exclude change and internal moves",
-                a.common.by, src.network
+                a.period.by, src.network
             ),
             foot.clone(),
         )
     };
     let fr = title("Money received and sent");
     files.extend(
-        charts::bars(&dir, "monthly_flows", &fr, &x, &series, "BTC").map_err(CliError::user)?,
+        charts::bars(
+            &dir,
+            &format!("{}_flows", p.adjective()),
+            &fr,
+            &x,
+            &series,
+            "BTC",
+        )
+        .map_err(CliError::user)?,
     );
     let names = stats::strings(&f.top_counterparties, "counterparty").map_err(CliError::user)?;
     let tcat = stats::strings(&f.top_counterparties, "to_category").map_err(CliError::user)?;
@@ -244,7 +253,7 @@ fn flows(cli: &Cli, a: &super::args::StatsFlowsArgs) -> Result<(), CliError> {
             "{e}: received {} BTC in {n} payments over {} {}(s)",
             fmt::amount(*r as u128, 8),
             k.len(),
-            a.common.by
+            a.period.by
         );
     }
     println!("wrote {}:", dir.display());
@@ -295,7 +304,7 @@ fn rows_json(
 }
 
 fn entity(cli: &Cli, a: &super::args::StatsEntityArgs) -> Result<(), CliError> {
-    let (src, p) = source(&a.common)?;
+    let (src, p) = source(&a.common, &a.period.by)?;
     let mut e = stats::entity(&src, &a.target, p).map_err(CliError::user)?;
     let safe: String = a
         .target
@@ -338,7 +347,7 @@ fn entity(cli: &Cli, a: &super::args::StatsEntityArgs) -> Result<(), CliError> {
         format!("Activity of {} ({} address(es))", e.name, e.addresses),
         format!(
             "per {} · receipts exclude change and internal moves",
-            a.common.by
+            a.period.by
         ),
         foot.clone(),
     );
@@ -403,7 +412,7 @@ fn entity(cli: &Cli, a: &super::args::StatsEntityArgs) -> Result<(), CliError> {
 }
 
 fn exposure(cli: &Cli, a: &super::args::StatsExposureArgs) -> Result<(), CliError> {
-    let (src, p) = source(&a.common)?;
+    let (src, p) = source(&a.common, "month")?;
     let illicit: Vec<String> = a
         .illicit
         .iter()

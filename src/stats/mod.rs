@@ -78,6 +78,16 @@ impl Period {
         }
     }
 
+    /// `daily`, `weekly`, `monthly`, `yearly` (the flows chart's file name).
+    pub fn adjective(self) -> &'static str {
+        match self {
+            Period::Day => "daily",
+            Period::Week => "weekly",
+            Period::Month => "monthly",
+            Period::Year => "yearly",
+        }
+    }
+
     /// The bucket's name from its start (unix ms).
     pub fn name(self, ms: i64) -> String {
         let s = ms.div_euclid(1000);

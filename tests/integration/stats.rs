@@ -312,6 +312,22 @@ fn error_of(o: &std::process::Output) -> String {
     v["error"]["message"].as_str().unwrap().to_string()
 }
 
+/// The flows chart is named after its buckets (a weekly chart was monthly_flows), and
+/// exposure, which has no time buckets, refuses --by instead of ignoring it.
+#[test]
+fn the_flows_chart_is_named_by_its_period_and_exposure_takes_no_period() {
+    let w = world();
+    let v = json(&w.stats(&["flows", "--category", "illicit_vendor", "--by", "week"]));
+    let files = v["files"].to_string();
+    assert!(files.contains("weekly_flows.svg"), "{files}");
+    assert!(!files.contains("monthly_flows"), "{files}");
+    let dir = w.dir.path().join("stats/flows");
+    assert!(dir.join("weekly_flows.png").is_file());
+    let o = w.stats(&["exposure", "--by", "week"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(error_of(&o).contains("--by"), "{}", error_of(&o));
+}
+
 #[test]
 fn bad_stats_arguments_say_what_to_do() {
     let w = world();
