@@ -25,7 +25,7 @@ use self::union_find::UnionFind;
 use crate::index::{Index, IndexError};
 use crate::store::{StoreError, sink};
 use crate::tables::Table;
-use crate::types::{AddrIx, OutIx, TxIx, ix, n32, n64};
+use crate::types::{AddrIx, TxIx, ix, n32, n64};
 
 /// One proposed merge: two addresses, the transaction and the heuristic behind it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,18 +36,22 @@ pub struct Merge {
     pub heuristic: Heuristic,
     /// The rules behind it, as a bit set over [`Heuristic::ALL`]'s positions: the
     /// heuristic itself, or for the consensus the rules that agreed or voted.
-    pub because: u32,
+    pub because: u16,
 }
 
+// A merge is 16 bytes (a whole chain holds about 1.4 an address while clustering): the
+// rules' bit set fits 16 bits while there are at most 16 rules.
+const _: () = assert!(Heuristic::ALL.len() <= 16 && std::mem::size_of::<Merge>() == 16);
+
 /// The bit set of `hs` over [`Heuristic::ALL`]'s positions.
-pub fn because_bits(hs: &[Heuristic]) -> u32 {
+pub fn because_bits(hs: &[Heuristic]) -> u16 {
     hs.iter()
         .filter_map(|h| Heuristic::ALL.iter().position(|x| x == h))
         .fold(0, |acc, i| acc | 1 << i)
 }
 
 /// The rules of a bit set made by [`because_bits`], '+'-joined.
-pub fn because_names(bits: u32) -> String {
+pub fn because_names(bits: u16) -> String {
     Heuristic::ALL
         .iter()
         .enumerate()
@@ -339,11 +343,24 @@ pub struct ClusterStats {
 /// One [`ClusterStats`] (40 bytes) per cluster and 4 bytes per address (the slot of each
 /// cluster in the result); the outputs are read from the memory-mapped index.
 pub fn stats(idx: &Index, cluster_of: &[u32]) -> Vec<ClusterStats> {
-    let mut slot = vec![NONE32_SLOT; cluster_of.len()];
+    stats_of_range(idx, cluster_of, 0..n32(cluster_of.len()))
+}
+
+/// [`stats`] of the clusters whose id is in `ids` only, by id: an address's outputs are
+/// read through the index's address → outputs rows, so a range costs a scan of
+/// `cluster_of` and the outputs of its own addresses. Memory: 4 bytes per id of the range
+/// and 40 bytes per cluster in it.
+pub fn stats_of_range(
+    idx: &Index,
+    cluster_of: &[u32],
+    ids: std::ops::Range<u32>,
+) -> Vec<ClusterStats> {
+    let lo = ids.start;
+    let mut slot = vec![NONE32_SLOT; ix(ids.end - ids.start)];
     let mut out: Vec<ClusterStats> = Vec::new();
-    for (a, &c) in cluster_of.iter().enumerate() {
-        if ix(c) == a {
-            slot[a] = n32(out.len());
+    for c in ids.clone() {
+        if cluster_of[ix(c)] == c {
+            slot[ix(c - lo)] = n32(out.len());
             out.push(ClusterStats {
                 cluster_id: c,
                 first_height: u32::MAX,
@@ -351,25 +368,36 @@ pub fn stats(idx: &Index, cluster_of: &[u32]) -> Vec<ClusterStats> {
             });
         }
     }
-    for &c in cluster_of {
-        out[ix(slot[ix(c)])].size += 1;
-    }
-    for o in (0..idx.meta.outputs).map(OutIx) {
-        let Some(a) = idx.out_address(o) else {
+    for (a, &c) in cluster_of.iter().enumerate() {
+        if !ids.contains(&c) {
             continue;
-        };
-        let s = &mut out[ix(slot[ix(cluster_of[a.ix()])])];
-        let v = idx.value(o).to_sat();
-        s.total_received += v;
-        let h = idx.tx_height(idx.out_tx(o)).0;
-        s.first_height = s.first_height.min(h);
-        s.last_height = s.last_height.max(h);
-        match idx.spender(o) {
-            None => s.balance += v,
-            Some(t) => s.last_height = s.last_height.max(idx.tx_height(t).0),
+        }
+        let s = &mut out[ix(slot[ix(c - lo)])];
+        s.size += 1;
+        for o in idx.outputs_paid(AddrIx(n32(a))) {
+            let v = idx.value(o).to_sat();
+            s.total_received += v;
+            let h = idx.tx_height(idx.out_tx(o)).0;
+            s.first_height = s.first_height.min(h);
+            s.last_height = s.last_height.max(h);
+            match idx.spender(o) {
+                None => s.balance += v,
+                Some(t) => s.last_height = s.last_height.max(idx.tx_height(t).0),
+            }
         }
     }
     out
+}
+
+/// What [`write`] learnt of the clusters while writing their figures.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterFigures {
+    /// Number of clusters.
+    pub clusters: u64,
+    /// Addresses in the largest.
+    pub largest: u64,
+    /// [`collapse_warnings`] of every cluster.
+    pub collapse: Vec<Warning>,
 }
 
 /// "No slot" in [`stats`]' address → cluster slot array.
@@ -485,10 +513,8 @@ pub fn build(
     write_merges(idx, &c, &dir)?;
     let n_merges = c.merges.len();
     c.merges = Vec::new();
-    let stats = stats(idx, &c.cluster_of);
-    let mut warnings = collapse_warnings(idx, &stats, max_share);
-    warnings.extend(conflicted);
-    let mut meta = write(idx, &c, n_merges, &stats, max_share, &warnings, &dir)?;
+    let (mut meta, figures) = write(idx, &c, n_merges, max_share, conflicted, &dir)?;
+    let warnings = meta.warnings.clone();
     if hold_size.is_some() {
         // Recorded in _meta.json too.
         meta.hold_size = hold_size;
@@ -496,12 +522,11 @@ pub fn build(
         bytes.push(b'\n');
         sink::write_atomic(&dir.join("_meta.json"), &bytes)?;
     }
-    let largest = stats.iter().map(|s| s.size).max().unwrap_or(0);
     Ok(Built {
         meta,
         warnings,
         dir,
-        largest,
+        largest: figures.largest,
     })
 }
 
@@ -696,7 +721,10 @@ pub fn write_merges(idx: &Index, c: &Clustering, out_dir: &Path) -> Result<(), S
 
 /// Writes `address_cluster.parquet`, `clusters.parquet`, `cluster_of.bin` and `_meta.json`
 /// into `out_dir` (`merges.parquet` is [`write_merges`]'s: `merges` is how many it holds,
-/// so `c.merges` may already be freed).
+/// so `c.merges` may already be freed). The per-cluster figures ([`stats_of_range`]) are
+/// computed and written a range of cluster ids at a time, each range within a quarter of
+/// the memory budget ([`crate::memory`]); the file is the same whatever the budget. The
+/// meta's warnings are the collapse warnings (`max_share`) and then `more`.
 ///
 /// # Errors
 /// I/O or Parquet errors.
@@ -704,11 +732,10 @@ pub fn write(
     idx: &Index,
     c: &Clustering,
     merges: usize,
-    stats: &[ClusterStats],
     max_share: f64,
-    warnings: &[Warning],
+    more: Vec<Warning>,
     out_dir: &Path,
-) -> Result<ClusterMeta, StoreError> {
+) -> Result<(ClusterMeta, ClusterFigures), StoreError> {
     let n = ix(idx.addresses());
     // The address table on a second thread: the two halves take about as long.
     let (addresses, others) = std::thread::scope(|scope| {
@@ -727,45 +754,16 @@ pub fn write(
                 },
             )
         });
-        let others = (|| -> Result<(), StoreError> {
-            write_table(
-                &out_dir.join("clusters.parquet"),
-                crate::tables::cluster_summaries::Clusters::schema(),
-                stats.len(),
-                |r| {
-                    let s = &stats[r];
-                    vec![
-                        Arc::new(UInt32Array::from_iter_values(
-                            s.iter().map(|x| x.cluster_id),
-                        )),
-                        Arc::new(StringArray::from_iter_values(
-                            s.iter().map(|x| idx.address(AddrIx(x.cluster_id))),
-                        )),
-                        Arc::new(UInt64Array::from_iter_values(s.iter().map(|x| x.size))),
-                        Arc::new(Int64Array::from_iter_values(
-                            s.iter().map(|x| x.total_received as i64),
-                        )),
-                        Arc::new(Int64Array::from_iter_values(
-                            s.iter().map(|x| x.balance as i64),
-                        )),
-                        Arc::new(UInt32Array::from_iter_values(
-                            s.iter().map(|x| x.first_height),
-                        )),
-                        Arc::new(UInt32Array::from_iter_values(
-                            s.iter().map(|x| x.last_height),
-                        )),
-                    ]
-                },
-            )?;
-            Ok(())
-        })();
+        let others = write_clusters(idx, &c.cluster_of, max_share, out_dir);
         (
             addresses.join().expect("the address writer does not panic"),
             others,
         )
     });
     addresses?;
-    others?;
+    let figures = others?;
+    let mut warnings = figures.collapse.clone();
+    warnings.extend(more);
     let mut bin = Vec::with_capacity(n * 4);
     for x in &c.cluster_of {
         bin.extend_from_slice(&x.to_le_bytes());
@@ -775,7 +773,7 @@ pub fn write(
         heuristics: c.heuristics.iter().map(|h| h.name().to_string()).collect(),
         manifest_sha256: idx.meta.manifest_sha256.clone(),
         addresses: n64(n),
-        clusters: n64(stats.len()),
+        clusters: figures.clusters,
         merges: n64(merges),
         coinjoins: c
             .coinjoins
@@ -783,7 +781,7 @@ pub fn write(
             .map(|(k, v)| (k.to_string(), *v))
             .collect(),
         max_share,
-        warnings: warnings.to_vec(),
+        warnings,
         hold_size: None,
         held: c
             .held
@@ -801,7 +799,80 @@ pub fn write(
     let mut bytes = serde_json::to_vec_pretty(&meta).expect("meta serialises");
     bytes.push(b'\n');
     sink::write_atomic(&out_dir.join("_meta.json"), &bytes)?;
-    Ok(meta)
+    Ok((meta, figures))
+}
+
+/// Writes `clusters.parquet` a range of cluster ids at a time (see [`write`]), in batches
+/// of [`WRITE_BATCH_ROWS`] rows as [`write_table`] writes them.
+fn write_clusters(
+    idx: &Index,
+    cluster_of: &[u32],
+    max_share: f64,
+    out_dir: &Path,
+) -> Result<ClusterFigures, StoreError> {
+    let schema = crate::tables::cluster_summaries::Clusters::schema();
+    let path = out_dir.join("clusters.parquet");
+    let mut w = sink::PartWriter::create_plain(&path, schema.clone(), &["representative"])?;
+    let mut figures = ClusterFigures::default();
+    let mut pending: Vec<ClusterStats> = Vec::new();
+    let put = |w: &mut sink::PartWriter, s: &[ClusterStats]| -> Result<(), StoreError> {
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(UInt32Array::from_iter_values(
+                s.iter().map(|x| x.cluster_id),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                s.iter().map(|x| idx.address(AddrIx(x.cluster_id))),
+            )),
+            Arc::new(UInt64Array::from_iter_values(s.iter().map(|x| x.size))),
+            Arc::new(Int64Array::from_iter_values(
+                s.iter().map(|x| x.total_received as i64),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                s.iter().map(|x| x.balance as i64),
+            )),
+            Arc::new(UInt32Array::from_iter_values(
+                s.iter().map(|x| x.first_height),
+            )),
+            Arc::new(UInt32Array::from_iter_values(
+                s.iter().map(|x| x.last_height),
+            )),
+        ];
+        let batch =
+            RecordBatch::try_new(schema.clone(), cols).map_err(|source| StoreError::Arrow {
+                table: "clusters",
+                source,
+            })?;
+        w.write(&batch)
+    };
+    // 4 bytes per id of a range and 40 per cluster in it: 44 per id at most.
+    let span = u32::try_from(crate::memory::budget().bytes() / 4 / 44)
+        .unwrap_or(u32::MAX)
+        .max(1 << 16);
+    let n = n32(cluster_of.len());
+    let mut lo = 0u32;
+    while lo < n {
+        let hi = lo.saturating_add(span).min(n);
+        let part = stats_of_range(idx, cluster_of, lo..hi);
+        figures.clusters += n64(part.len());
+        figures.largest = figures
+            .largest
+            .max(part.iter().map(|s| s.size).max().unwrap_or(0));
+        figures
+            .collapse
+            .extend(collapse_warnings(idx, &part, max_share));
+        pending.extend(part);
+        while pending.len() >= WRITE_BATCH_ROWS {
+            put(&mut w, &pending[..WRITE_BATCH_ROWS])?;
+            pending.drain(..WRITE_BATCH_ROWS);
+        }
+        lo = hi;
+    }
+    // The last batch, and an empty one for an empty table (its schema is written).
+    if !pending.is_empty() || figures.clusters == 0 {
+        put(&mut w, &pending)?;
+    }
+    sink::commit(std::slice::from_ref(&w.finish()?))?;
+    Ok(figures)
 }
 
 /// A heuristic set's name: its rules '+'-joined.

@@ -154,3 +154,32 @@ fn the_index_build_keeps_its_heap_within_the_budget() {
         "heap peak {bounded} over the budget {budget} + overhead {overhead}"
     );
 }
+
+/// The per-cluster figures computed a range of cluster ids at a time (as `cluster bitcoin`
+/// does within its budget) are the figures computed at once, whatever the cut points.
+#[test]
+fn cluster_figures_by_range_are_the_figures_at_once() {
+    use chaintrace::cluster::heuristics::Heuristic;
+    let d = tempfile::tempdir().unwrap();
+    let chain = world(d.path(), "3000");
+    let (idx, _) = Index::open_or_build(&chain).unwrap();
+    let c = chaintrace::cluster::cluster(&idx, &[Heuristic::MultiInput], None);
+    let whole = chaintrace::cluster::stats(&idx, &c.cluster_of);
+    assert!(whole.len() > 100 && whole.iter().any(|s| s.size > 1));
+    let n = idx.addresses();
+    for cuts in [
+        vec![0, n],
+        vec![0, 1, n / 3, n / 2 + 7, n],
+        (0..=n).step_by(97).chain([n]).collect(),
+    ] {
+        let mut got = Vec::new();
+        for w in cuts.windows(2) {
+            got.extend(chaintrace::cluster::stats_of_range(
+                &idx,
+                &c.cluster_of,
+                w[0]..w[1],
+            ));
+        }
+        assert_eq!(got, whole, "cut at {cuts:?}");
+    }
+}
