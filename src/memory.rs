@@ -114,7 +114,8 @@ pub fn set(b: Budget) -> bool {
 }
 
 /// The process's budget: the one [`set`], else the `CHAINTRACE_MEMORY` environment
-/// variable's (if it parses), else [`Budget::half_of_ram`].
+/// variable's (if it parses: the command line refuses one that does not, before any
+/// stage runs), else [`Budget::half_of_ram`].
 #[must_use]
 pub fn budget() -> Budget {
     *BUDGET.get_or_init(|| {

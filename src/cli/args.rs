@@ -25,11 +25,14 @@ pub struct Cli {
     #[arg(long, short, global = true)]
     pub quiet: bool,
 
-    /// Memory budget of long-running stages: bytes, or a number with K, M, G or T (binary
-    /// units; 1.5G allowed); at least 16M. The index build (run by cluster, trace, stats
-    /// and serve when the dataset changed) keeps its address table within half of it, in
-    /// as many passes over the outputs as that takes, with the same files whatever the
-    /// budget. Default: the CHAINTRACE_MEMORY environment variable, else half the RAM.
+    /// Memory budget: bytes, or a number with K, M, G or T (binary units; 1.5G allowed);
+    /// at least 16M. Honoured so far by the index build (`cluster index`, or the build
+    /// that cluster, trace, stats and serve start when the dataset changed): its address
+    /// table within half of it, in as many passes over the outputs as that takes, sorts
+    /// and reads sized by it, the same files whatever the budget. Also by `cluster
+    /// bitcoin`'s per-cluster figures. Other stages do not read it yet. Memory-mapped
+    /// index pages (page cache) are not counted. Default: CHAINTRACE_MEMORY, else half
+    /// the RAM.
     #[arg(long, global = true, value_name = "SIZE", value_parser = parse_memory)]
     pub memory: Option<crate::memory::Budget>,
 

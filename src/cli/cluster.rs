@@ -20,8 +20,9 @@ pub(crate) fn chain_dir(d: &DatasetArgs) -> Result<(PathBuf, String), CliError> 
 pub(crate) fn open_index(chain: &Path) -> Result<Index, CliError> {
     if let Some(reason) = Index::needs_build(chain).map_err(CliError::user)? {
         eprintln!(
-            "chaintrace: building the address index of {} ({reason})...",
-            chain.display()
+            "chaintrace: building the address index of {} within {} ({reason})...",
+            chain.display(),
+            crate::memory::budget()
         );
     }
     let (idx, prov) = Index::open_or_build(chain).map_err(CliError::user)?;

@@ -15,10 +15,6 @@ use crate::ingest::bitcoin::{
 /// the dataset; it names that process. The OS releases it when the process ends, however.
 pub(crate) const LOCK_FILE: &str = ".chaintrace.lock";
 
-/// Takes the dataset's write lock, or says who holds it. Keep the file open while writing.
-///
-/// # Errors
-/// Another process holds the lock (exit 1, naming it), or the directory cannot be created.
 /// The lock on a dataset directory; dropped, it releases the lock and removes the
 /// directory again when this run created it and left nothing in it but the lock file (a
 /// failed first ingest leaves no stray folder).
@@ -42,6 +38,10 @@ impl Drop for DatasetLock {
     }
 }
 
+/// Takes the dataset's write lock, or says who holds it. Keep the file open while writing.
+///
+/// # Errors
+/// Another process holds the lock (exit 1, naming it), or the directory cannot be created.
 pub(crate) fn lock_dataset(data: &std::path::Path) -> Result<DatasetLock, CliError> {
     use std::io::{Read, Seek, Write};
     let created = (!data.exists()).then(|| data.to_path_buf());

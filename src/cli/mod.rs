@@ -112,7 +112,25 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Some(b) = cli.memory {
+    // A budget from the environment is checked as --memory is: a tight budget mistyped
+    // must not become the default (half the RAM) without a word.
+    let memory = match (cli.memory, std::env::var("CHAINTRACE_MEMORY")) {
+        (Some(b), _) => Some(b),
+        (None, Ok(v)) => match crate::memory::Budget::parse(&v) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                report_error(
+                    cli.json,
+                    "usage",
+                    &format!("CHAINTRACE_MEMORY: {}", e.0),
+                    "set CHAINTRACE_MEMORY to a size such as 8G, or unset it (default: half the RAM)",
+                );
+                return ExitCode::from(1);
+            }
+        },
+        (None, Err(_)) => None,
+    };
+    if let Some(b) = memory {
         crate::memory::set(b);
     }
     if let Err(e) = data_dir::resolve_command(&mut cli.command) {

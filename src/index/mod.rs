@@ -325,12 +325,20 @@ impl Index {
     ///
     /// # Errors
     /// No dataset, unreadable Parquet, an inconsistent dataset, or I/O errors.
+    ///
+    /// Two processes never build one index at once: a builder holds the OS lock on
+    /// `chain_dir/.index.lock`; another waits for it, and then loads what it built.
     pub fn open_or_build(chain_dir: &Path) -> Result<(Index, Provenance), IndexError> {
         let dir = chain_dir.join("index");
+        if Index::needs_build(chain_dir)?.is_none() {
+            return Ok((Index::load(&dir)?, Provenance::Loaded));
+        }
+        let _lock = build_lock(chain_dir)?;
+        // Checked again: another process may have built it while this one waited.
         match Index::needs_build(chain_dir)? {
             None => Ok((Index::load(&dir)?, Provenance::Loaded)),
             Some(reason) => {
-                let _ = Index::build(chain_dir, crate::memory::budget())?;
+                let _ = build_locked(chain_dir, crate::memory::budget())?;
                 Ok((Index::load(&dir)?, Provenance::Built { reason }))
             }
         }
@@ -339,16 +347,14 @@ impl Index {
     /// Builds the index of `chain_dir` into `chain_dir/index` (replacing it; via a
     /// temporary directory renamed into place, so a killed build leaves the old index or
     /// none). The address table is kept within half of `budget`, in as many passes over
-    /// the outputs as that takes; the files are the same bytes whatever the budget.
+    /// the outputs as that takes; the files are the same bytes whatever the budget. Waits
+    /// while another process builds the same index (the lock of [`Index::open_or_build`]).
     ///
     /// # Errors
     /// No dataset, unreadable Parquet, an inconsistent dataset, or I/O errors.
     pub fn build(chain_dir: &Path, budget: crate::memory::Budget) -> Result<Built, IndexError> {
-        build(
-            chain_dir,
-            &sink::sha256_file(&Manifest::path(chain_dir))?,
-            budget.bytes(),
-        )
+        let _lock = build_lock(chain_dir)?;
+        build_locked(chain_dir, budget)
     }
 
     /// Why the index of `chain_dir` must be (re)built, or `None` if it is current.
@@ -1740,6 +1746,34 @@ fn build(chain_dir: &Path, manifest_sha: &str, budget: u64) -> Result<Built, Ind
         source,
     })?;
     Ok(Built { passes })
+}
+
+/// The OS lock on `chain_dir/.index.lock`, waited for: held while the index is built
+/// (released when the file is closed, or when the process ends however it ends).
+fn build_lock(chain_dir: &Path) -> Result<File, IndexError> {
+    let path = chain_dir.join(".index.lock");
+    let io = |source| IndexError::Io {
+        path: path.clone(),
+        source,
+    };
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(io)?;
+    f.lock().map_err(io)?;
+    Ok(f)
+}
+
+/// [`build`] with the lock held.
+fn build_locked(chain_dir: &Path, budget: crate::memory::Budget) -> Result<Built, IndexError> {
+    build(
+        chain_dir,
+        &sink::sha256_file(&Manifest::path(chain_dir))?,
+        budget.bytes(),
+    )
 }
 
 /// What [`Index::build`] did.

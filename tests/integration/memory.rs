@@ -51,7 +51,8 @@ fn an_index_built_in_many_passes_is_the_same_bytes() {
     }
 }
 
-/// `--memory` is read: a budget that is not a size, or under 16M, is refused by name.
+/// `--memory` is read: a budget that is not a size, or under 16M, is refused by name; so
+/// is one in CHAINTRACE_MEMORY (it was ignored for half the RAM).
 #[test]
 fn a_bad_memory_budget_is_refused() {
     for (given, says) in [("lots", "not a size"), ("2M", "at least 16M")] {
@@ -67,6 +68,58 @@ fn a_bad_memory_budget_is_refused() {
         assert!(!o.status.success());
         let out = stdout(&o);
         assert!(out.contains(given) && out.contains(says), "{out}");
+        let o = run_env(
+            &["--json", "cluster", "index", "--data", "/nonexistent"],
+            &[("CHAINTRACE_MEMORY", given)],
+        );
+        assert_eq!(o.status.code(), Some(1));
+        let out = stdout(&o);
+        assert!(
+            out.contains("CHAINTRACE_MEMORY") && out.contains(given) && out.contains(says),
+            "{out}"
+        );
+    }
+}
+
+/// Three processes building one index at once (a trace and a cluster started together):
+/// one builds, the others wait and load it. Before the lock they removed each other's
+/// files (a bus error, a panic, a stray scratch file in the index).
+#[test]
+fn concurrent_index_builds_wait_for_each_other() {
+    let d = tempfile::tempdir().unwrap();
+    let chain = world(d.path(), "20000");
+    let data = chain.parent().unwrap().to_str().unwrap().to_string();
+    ok(&run(&["cluster", "index", "--data", &data]));
+    let alone = index_files(&chain);
+    for round in 0..3 {
+        let children: Vec<_> = (0..3)
+            .map(|k| {
+                let mut args = vec!["cluster", "index", "--data", &data, "--rebuild"];
+                if k == 1 {
+                    args.splice(0..0, ["--memory", "16M"]);
+                }
+                std::process::Command::new(bin())
+                    .args(&args)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let o = c.wait_with_output().unwrap();
+            assert!(
+                o.status.success(),
+                "round {round}: {:?} {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        assert!(
+            index_files(&chain) == alone,
+            "round {round}: the index differs"
+        );
+        assert!(!chain.join(".index.building").exists());
     }
 }
 
