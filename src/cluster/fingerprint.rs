@@ -13,7 +13,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Int32Type, UInt32Type};
 
 use crate::index::{Index, IndexError, scan_table};
-use crate::types::ix;
+use crate::types::{InIx, ix};
 
 /// A fingerprint: `version class | lock-time class << 2 | sequence class << 4`, with
 /// version 1 → 0, 2 → 1, other → 2; lock time 0 → 0, within 100 blocks below the
@@ -29,6 +29,16 @@ pub fn of(
     height: u32,
     sequences: impl Iterator<Item = u32>,
 ) -> Fingerprint {
+    let (mut all_final, mut rbf) = (true, false);
+    for s in sequences {
+        all_final &= s == u32::MAX;
+        rbf |= s < u32::MAX - 1;
+    }
+    of_parts(version, locktime, height, all_final, rbf)
+}
+
+/// [`of`] from what the sequences say: whether all are final, whether one signals RBF.
+fn of_parts(version: i32, locktime: u32, height: u32, all_final: bool, rbf: bool) -> Fingerprint {
     let v = match version {
         1 => 0,
         2 => 1,
@@ -41,11 +51,6 @@ pub fn of(
     } else {
         2
     };
-    let (mut all_final, mut rbf) = (true, false);
-    for s in sequences {
-        all_final &= s == u32::MAX;
-        rbf |= s < u32::MAX - 1;
-    }
     let s = if all_final {
         0
     } else if rbf {
@@ -63,7 +68,34 @@ pub fn of(
 /// # Errors
 /// Unreadable tables, or tables that do not match the index.
 pub fn read(idx: &Index, chain_dir: &Path) -> Result<Vec<Fingerprint>, IndexError> {
-    let (mut versions, mut locktimes, mut heights) = (Vec::new(), Vec::new(), Vec::new());
+    let inconsistent = |what: String| IndexError::Inconsistent {
+        dir: chain_dir.to_path_buf(),
+        what,
+    };
+    // One byte a transaction, the only memory held: first what its inputs' sequences say
+    // (bit 0: one is not final; bit 1: one signals RBF), then its fingerprint.
+    let n = ix(idx.txs());
+    let mut fp: Vec<Fingerprint> = vec![0; n];
+    let mut k = 0u64;
+    scan_table(chain_dir, "inputs", &["sequence"], |b| {
+        let s = b
+            .column_by_name("sequence")
+            .expect("checked against the table registry")
+            .as_primitive::<UInt32Type>();
+        for &seq in s.values() {
+            if k >= idx.meta.inputs {
+                return Err(inconsistent(format!(
+                    "more inputs in the table than the index's {}",
+                    idx.meta.inputs
+                )));
+            }
+            let t = idx.in_tx(InIx(k)).ix();
+            k += 1;
+            fp[t] |= u8::from(seq != u32::MAX) | u8::from(seq < u32::MAX - 1) << 1;
+        }
+        Ok(())
+    })?;
+    let mut t = 0usize;
     scan_table(
         chain_dir,
         "transactions",
@@ -82,41 +114,24 @@ pub fn read(idx: &Index, chain_dir: &Path) -> Result<Vec<Fingerprint>, IndexErro
                 .expect("checked against the table registry")
                 .as_primitive::<UInt32Type>();
             for i in 0..b.num_rows() {
-                heights.push(h.value(i));
-                versions.push(v.value(i));
-                locktimes.push(l.value(i));
+                let Some(x) = fp.get_mut(t) else {
+                    return Err(inconsistent(format!(
+                        "more transactions in the table than the index's {n}"
+                    )));
+                };
+                *x = of_parts(v.value(i), l.value(i), h.value(i), *x & 1 == 0, *x & 2 != 0);
+                t += 1;
             }
             Ok(())
         },
     )?;
-    let mut sequences: Vec<u32> = Vec::new();
-    scan_table(chain_dir, "inputs", &["sequence"], |b| {
-        let s = b
-            .column_by_name("sequence")
-            .expect("checked against the table registry")
-            .as_primitive::<UInt32Type>();
-        sequences.extend(s.values().iter().copied());
-        Ok(())
-    })?;
-    if versions.len() != ix(idx.txs()) {
-        return Err(IndexError::Inconsistent {
-            dir: chain_dir.to_path_buf(),
-            what: format!(
-                "{} transactions in the tables, {} in the index",
-                versions.len(),
-                idx.txs()
-            ),
-        });
+    if t != n || k != idx.meta.inputs {
+        return Err(inconsistent(format!(
+            "{t} transactions and {k} inputs in the tables, {n} and {} in the index",
+            idx.meta.inputs
+        )));
     }
-    Ok(idx
-        .tx_ids()
-        .map(|t| {
-            let seqs = idx
-                .inputs_of(t)
-                .filter_map(|i| sequences.get(i.ix()).copied());
-            of(versions[t.ix()], locktimes[t.ix()], heights[t.ix()], seqs)
-        })
-        .collect())
+    Ok(fp)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ pub mod ethereum;
 pub mod eval;
 pub mod fingerprint;
 pub mod heuristics;
+pub mod merges;
 pub mod union_find;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -122,15 +123,19 @@ pub fn cluster(idx: &Index, heuristics: &[Heuristic], order: Option<&[u32]>) -> 
 fn propose(
     idx: &Index,
     rules: &[Heuristic],
-    order: &[u32],
+    order: Option<&[u32]>,
     context: Option<(&[u32], &[u32])>,
-    fingerprints: Option<&[fingerprint::Fingerprint]>,
-    prices: Option<&crate::report::fmt::Prices>,
+    opts: &ClusterOptions,
     coinjoins: &mut BTreeMap<&'static str, u64>,
-) -> Vec<Merge> {
-    let mut merges = Vec::new();
+    emit: &mut impl FnMut(Merge) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let (fingerprints, prices) = (opts.fingerprints, opts.prices);
     let mut view = TxView::default();
-    for &t in order {
+    let txs: Box<dyn Iterator<Item = u32>> = match order {
+        Some(o) => Box::new(o.iter().copied()),
+        None => Box::new(0..idx.txs()),
+    };
+    for t in txs {
         if idx.is_coinbase(TxIx(t)) {
             continue;
         }
@@ -168,70 +173,154 @@ fn propose(
         }
         for &h in rules {
             if h == Heuristic::MultiInput {
-                merges.extend(idx.input_addresses(TxIx(t)).skip(1).filter_map(|a| {
-                    (a.0 != first).then_some(Merge {
-                        a: first,
-                        b: a.0,
-                        tx: t,
-                        heuristic: h,
-                        because: because_bits(&[h]),
-                    })
-                }));
+                for a in idx.input_addresses(TxIx(t)).skip(1) {
+                    if a.0 != first {
+                        emit(Merge {
+                            a: first,
+                            b: a.0,
+                            tx: t,
+                            heuristic: h,
+                            because: because_bits(&[h]),
+                        })?;
+                    }
+                }
             } else if let Some((c, why)) = heuristics::change_output_why(&view, h)
                 .and_then(|(i, why)| view.outputs[i].address.map(|a| (a.0, why)))
             {
-                merges.push(Merge {
+                emit(Merge {
                     a: first,
                     b: c,
                     tx: t,
                     heuristic: h,
                     because: because_bits(&why),
-                });
+                })?;
             }
         }
     }
-    merges
+    Ok(())
 }
 
 /// [`cluster`] with collapse prevention. Rules that read clusters
 /// ([`Heuristic::needs_clusters`]) run in a second pass over the clusters of the first
 /// (multi-input and the other rules). Merges are then applied in a fixed order —
 /// multi-input first, then change merges, each by transaction — so the partition and the
-/// held merges do not depend on `order`.
+/// held merges do not depend on `order`. The merges are kept in memory
+/// ([`cluster_streamed`] keeps them in scratch files).
 pub fn cluster_guarded(
     idx: &Index,
     heuristics: &[Heuristic],
     order: Option<&[u32]>,
     opts: &ClusterOptions,
 ) -> Clustering {
-    let mut coinjoins: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let all: Vec<u32>;
-    let order = match order {
-        Some(o) => o,
-        None => {
-            all = (0..idx.txs()).collect();
-            &all
+    let s = cluster_core(idx, heuristics, order, opts, None)
+        .expect("merges kept in memory cannot fail to be written");
+    let merges = merges::merged(s.multi_input.iter(), s.change.iter()).collect();
+    Clustering {
+        heuristics: s.heuristics,
+        cluster_of: s.cluster_of,
+        merges,
+        held: s.held,
+        coinjoins: s.coinjoins,
+    }
+}
+
+/// A clustering whose merges are in scratch files ([`cluster_streamed`]).
+#[derive(Debug)]
+pub struct Streamed {
+    pub heuristics: Vec<Heuristic>,
+    /// Cluster id of every address id.
+    pub cluster_of: Vec<u32>,
+    /// Merges held back by the guard, in the order they were considered.
+    pub held: Vec<Held>,
+    /// Transactions recognised as CoinJoins, by pattern.
+    pub coinjoins: BTreeMap<&'static str, u64>,
+    multi_input: merges::MergeList,
+    change: merges::MergeList,
+}
+
+impl Streamed {
+    /// Every merge applied or redundant, in transaction order (as [`Clustering::merges`]).
+    pub fn merges(&self) -> impl Iterator<Item = Merge> + '_ {
+        merges::merged(self.multi_input.iter(), self.change.iter())
+    }
+
+    /// How many [`Streamed::merges`] there are.
+    pub fn merge_count(&self) -> usize {
+        self.multi_input.len() + self.change.len()
+    }
+
+    /// The clustering with its merges left out (their scratch files removed).
+    pub fn into_clustering(self) -> Clustering {
+        Clustering {
+            heuristics: self.heuristics,
+            cluster_of: self.cluster_of,
+            merges: Vec::new(),
+            held: self.held,
+            coinjoins: self.coinjoins,
         }
-    };
+    }
+}
+
+/// [`cluster_guarded`] of every transaction in chain order, with the merges in scratch
+/// files in `scratch` instead of memory: memory is the union-find (9 bytes an address),
+/// and while the cluster-aware rules run, the first pass's labels and sizes (8 bytes an
+/// address). The partition, the merges and the held merges are [`cluster_guarded`]'s.
+///
+/// # Errors
+/// Writing the scratch files fails.
+pub fn cluster_streamed(
+    idx: &Index,
+    heuristics: &[Heuristic],
+    opts: &ClusterOptions,
+    scratch: &Path,
+) -> std::io::Result<Streamed> {
+    cluster_core(idx, heuristics, None, opts, Some(scratch))
+}
+
+fn cluster_core(
+    idx: &Index,
+    heuristics: &[Heuristic],
+    order: Option<&[u32]>,
+    opts: &ClusterOptions,
+    scratch: Option<&Path>,
+) -> std::io::Result<Streamed> {
+    let mut coinjoins: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let in_order = order.is_none_or(|o| o.windows(2).all(|w| w[0] < w[1]));
     let (second, first): (Vec<Heuristic>, Vec<Heuristic>) =
         heuristics.iter().partition(|h| h.needs_clusters());
-    let (fp, pr) = (opts.fingerprints, opts.prices);
     // The first pass: the set's own rules, and for the consensus its precise rules too,
     // whose merges only shape the clusters the second pass reads (one pass over the
-    // transactions for both).
+    // transactions for both). Kept: the set's multi-input merges, and its change merges
+    // (to apply after every multi-input one); the others only join the first pass's
+    // clusters.
     let mut pass1 = first.clone();
     if second.contains(&Heuristic::ChangeVote) {
         pass1.extend(heuristics::change_vote::PRECISE);
         pass1.sort();
         pass1.dedup();
     }
-    let proposed = propose(idx, &pass1, order, None, fp, pr, &mut coinjoins);
-    let mut merges: Vec<Merge> = Vec::with_capacity(proposed.len());
-    if !second.is_empty() {
-        let mut uf = UnionFind::new(idx.addresses());
-        for m in &proposed {
-            uf.union(m.a, m.b);
-        }
+    let mut multi_input = merges::MergeList::new(scratch, "multi_input")?;
+    let mut change1 = merges::MergeList::new(scratch, "change_first")?;
+    let mut uf1 = (!second.is_empty()).then(|| UnionFind::new(idx.addresses()));
+    {
+        let mut route = |m: &Merge| -> std::io::Result<()> {
+            if let Some(uf) = &mut uf1 {
+                uf.union(m.a, m.b);
+            }
+            match m.heuristic {
+                h if !first.contains(&h) => Ok(()),
+                Heuristic::MultiInput => multi_input.push(m),
+                _ => change1.push(m),
+            }
+        };
+        let mut buf = merges::TxBuffer::default();
+        propose(idx, &pass1, order, None, opts, &mut coinjoins, &mut |m| {
+            buf.add(m, &mut route)
+        })?;
+        buf.flush(&mut route)?;
+    }
+    let mut change2 = merges::MergeList::new(scratch, "change_second")?;
+    if let Some(uf) = uf1 {
         let mut ignored = BTreeMap::new();
         // Each address's first-pass cluster (its smallest address id), and each cluster's
         // size at that id.
@@ -242,23 +331,25 @@ pub fn cluster_guarded(
         }
         // One round: iterating (votes over the clusters the votes made) was measured and
         // added nothing on world A or the presets.
-        merges.extend(propose(
+        let mut route = |m: &Merge| change2.push(m);
+        let mut buf = merges::TxBuffer::default();
+        propose(
             idx,
             &second,
             order,
             Some((&label, &sizes)),
-            fp,
-            pr,
+            opts,
             &mut ignored,
-        ));
+            &mut |m| buf.add(m, &mut route),
+        )?;
+        buf.flush(&mut route)?;
     }
-    merges.extend(
-        proposed
-            .into_iter()
-            .filter(|m| first.contains(&m.heuristic)),
-    );
-    merges.sort_by_key(|m| (m.heuristic.is_change(), m.tx, m.heuristic, m.a, m.b));
-    merges.dedup();
+    for l in [&mut multi_input, &mut change1, &mut change2] {
+        if !in_order {
+            l.sort();
+        }
+        l.seal()?;
+    }
     // Sizes (4 more bytes per address) only when change merges may be held for them.
     let mut uf = if heuristics.iter().any(|h| h.is_change()) {
         UnionFind::with_sizes(idx.addresses())
@@ -271,22 +362,26 @@ pub fn cluster_guarded(
             actors.entry(*a).or_default().insert(l.as_str());
         }
     }
+    // Multi-input merges are all applied: a co-spend on chain is never held, and a
+    // conflict there (labels wrong, or a CoinJoin not recognised) is applied and warned
+    // about ([`conflicts`]).
+    for m in multi_input.iter() {
+        let (ra, rb) = (uf.find(m.a), uf.find(m.b));
+        if ra != rb {
+            uf.union(m.a, m.b);
+            join_actors(&mut actors, ra, rb, uf.find(m.a));
+        }
+    }
     let mut held = Vec::new();
-    merges.retain(|m| {
+    let mut change = merges::MergeList::new(scratch, "change")?;
+    for m in merges::merged(change1.iter(), change2.iter()) {
         let (ra, rb) = (uf.find(m.a), uf.find(m.b));
         if ra == rb {
-            return true;
+            change.push(&m)?;
+            continue;
         }
-        // Only change merges are held: a multi-input merge is a co-spend on chain, so
-        // a conflict there (labels wrong, or a CoinJoin not recognised) is applied and
-        // warned about ([`conflicts`]).
-        let sizes = if m.heuristic.is_change() {
-            (u64::from(uf.size_of(ra)), u64::from(uf.size_of(rb)))
-        } else {
-            (0, 0)
-        };
+        let sizes = (u64::from(uf.size_of(ra)), u64::from(uf.size_of(rb)));
         let reason = match (actors.get(&ra), actors.get(&rb)) {
-            _ if !m.heuristic.is_change() => None,
             (Some(la), Some(lb)) if la != lb => Some("labels"),
             _ if opts
                 .max_change_join
@@ -298,28 +393,42 @@ pub fn cluster_guarded(
         };
         if let Some(reason) = reason {
             held.push(Held {
-                merge: *m,
+                merge: m,
                 reason,
                 sizes,
             });
-            return false;
+            continue;
         }
         uf.union(m.a, m.b);
-        let r = uf.find(m.a);
-        let mut joined = actors.remove(&ra).unwrap_or_default();
-        joined.extend(actors.remove(&rb).unwrap_or_default());
-        if !joined.is_empty() {
-            actors.insert(r, joined);
-        }
-        true
-    });
-    merges.sort_by_key(|m| (m.tx, m.heuristic, m.a, m.b));
-    Clustering {
+        join_actors(&mut actors, ra, rb, uf.find(m.a));
+        change.push(&m)?;
+    }
+    drop((change1, change2));
+    change.seal()?;
+    Ok(Streamed {
         heuristics: heuristics.to_vec(),
         cluster_of: uf.into_labels(),
-        merges,
         held,
         coinjoins,
+        multi_input,
+        change,
+    })
+}
+
+/// After roots `ra` and `rb` were joined under `r`: the actors of both are `r`'s.
+fn join_actors(
+    actors: &mut HashMap<u32, std::collections::BTreeSet<&str>>,
+    ra: u32,
+    rb: u32,
+    r: u32,
+) {
+    if actors.is_empty() {
+        return;
+    }
+    let mut joined = actors.remove(&ra).unwrap_or_default();
+    joined.extend(actors.remove(&rb).unwrap_or_default());
+    if !joined.is_empty() {
+        actors.insert(r, joined);
     }
 }
 
@@ -502,17 +611,30 @@ pub fn build(
         fingerprints: fps.as_deref(),
         prices,
     };
-    let mut c = cluster_guarded(idx, heuristics, None, &guard);
+    // The merges (16 bytes each, about 1.4 an address on mainnet) stay in scratch files
+    // beside the output, read through twice: for the label conflicts, and into
+    // merges.parquet.
+    let dir = clusters_dir(data, network);
+    let io = |source| StoreError::Io {
+        path: dir.clone(),
+        source,
+    };
+    std::fs::create_dir_all(&dir).map_err(io)?;
+    let scratch = merges::ScratchDir::create(&dir).map_err(io)?;
+    let s = cluster_streamed(idx, heuristics, &guard, scratch.path()).map_err(|source| {
+        StoreError::Io {
+            path: scratch.path().to_path_buf(),
+            source,
+        }
+    })?;
     let conflicted = by_id
         .as_ref()
-        .map(|by_id| conflicts(idx, &c, by_id))
+        .map(|by_id| conflicts_of(idx, s.merges(), &s.cluster_of, by_id))
         .unwrap_or_default();
-    // The merges are written first and freed: they and the per-cluster figures are never
-    // in memory together (20 bytes a merge, about 1.4 merges an address on mainnet).
-    let dir = clusters_dir(data, network);
-    write_merges(idx, &c, &dir)?;
-    let n_merges = c.merges.len();
-    c.merges = Vec::new();
+    write_merges_of(idx, &s.heuristics, s.merges(), &dir)?;
+    let n_merges = s.merge_count();
+    let c = s.into_clustering();
+    drop(scratch);
     let (mut meta, figures) = write(idx, &c, n_merges, max_share, conflicted, &dir)?;
     let warnings = meta.warnings.clone();
     if hold_size.is_some() {
@@ -559,20 +681,30 @@ pub fn collapse_warnings(idx: &Index, stats: &[ClusterStats], max_share: f64) ->
 /// union-find that carries each part's actors, so the culprit is well defined and does not
 /// depend on the order clustering applied them.
 pub fn conflicts(idx: &Index, c: &Clustering, labels: &HashMap<u32, String>) -> Vec<Warning> {
+    conflicts_of(idx, c.merges.iter().copied(), &c.cluster_of, labels)
+}
+
+/// [`conflicts`] of `merges` (in transaction order) and the partition `cluster_of`.
+pub fn conflicts_of(
+    idx: &Index,
+    merges: impl Iterator<Item = Merge>,
+    cluster_of: &[u32],
+    labels: &HashMap<u32, String>,
+) -> Vec<Warning> {
     let mut uf = UnionFind::new(idx.addresses());
     let mut actors: HashMap<u32, std::collections::BTreeSet<&str>> = HashMap::new();
     for (a, l) in labels {
         actors.entry(*a).or_default().insert(l.as_str());
     }
     let mut out: BTreeMap<u32, Warning> = BTreeMap::new();
-    for m in &c.merges {
+    for m in merges {
         let (ra, rb) = (uf.find(m.a), uf.find(m.b));
         if ra == rb {
             continue;
         }
         let la = actors.remove(&ra).unwrap_or_default();
         let lb = actors.remove(&rb).unwrap_or_default();
-        let cluster_id = c.cluster_of[ix(m.a)];
+        let cluster_id = cluster_of[ix(m.a)];
         if !la.is_empty() && !lb.is_empty() && la != lb && !out.contains_key(&cluster_id) {
             out.insert(
                 cluster_id,
@@ -683,40 +815,68 @@ fn write_table(
 /// # Errors
 /// I/O or Parquet errors.
 pub fn write_merges(idx: &Index, c: &Clustering, out_dir: &Path) -> Result<(), StoreError> {
-    let set = set_name(&c.heuristics);
-    write_table(
+    write_merges_of(idx, &c.heuristics, c.merges.iter().copied(), out_dir)
+}
+
+/// [`write_merges`] of `merges` (in transaction order) made by `heuristics`, written
+/// [`WRITE_BATCH_ROWS`] at a time.
+///
+/// # Errors
+/// I/O or Parquet errors.
+pub fn write_merges_of(
+    idx: &Index,
+    heuristics: &[Heuristic],
+    merges: impl Iterator<Item = Merge>,
+    out_dir: &Path,
+) -> Result<(), StoreError> {
+    let set = set_name(heuristics);
+    let schema = crate::tables::cluster_merges::Merges::schema();
+    let mut w = sink::PartWriter::create_plain(
         &out_dir.join("merges.parquet"),
-        crate::tables::cluster_merges::Merges::schema(),
-        c.merges.len(),
-        |r| {
-            let m = &c.merges[r];
-            vec![
-                Arc::new(StringArray::from_iter_values(
-                    m.iter().map(|m| idx.address(AddrIx(m.a))),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    m.iter().map(|m| idx.address(AddrIx(m.b))),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    m.iter().map(|m| idx.txid(TxIx(m.tx)).to_string()),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    m.iter().map(|m| m.heuristic.name()),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    m.iter().map(|_| set.as_str()),
-                )),
-                Arc::new(StringArray::from_iter_values(
-                    m.iter().map(|m| because_names(m.because)),
-                )),
-                Arc::new(UInt32Array::from(
-                    m.iter()
-                        .map(|m| precision_ppm(m.heuristic))
-                        .collect::<Vec<_>>(),
-                )),
-            ]
-        },
-    )
+        schema.clone(),
+        &["address_a", "address_b", "txid"],
+    )?;
+    let mut merges = merges.peekable();
+    let mut chunk: Vec<Merge> = Vec::with_capacity(WRITE_BATCH_ROWS);
+    let mut first = true;
+    while first || merges.peek().is_some() {
+        first = false;
+        chunk.clear();
+        chunk.extend(merges.by_ref().take(WRITE_BATCH_ROWS));
+        let m = &chunk;
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                m.iter().map(|m| idx.address(AddrIx(m.a))),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                m.iter().map(|m| idx.address(AddrIx(m.b))),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                m.iter().map(|m| idx.txid(TxIx(m.tx)).to_string()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                m.iter().map(|m| m.heuristic.name()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                m.iter().map(|_| set.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                m.iter().map(|m| because_names(m.because)),
+            )),
+            Arc::new(UInt32Array::from(
+                m.iter()
+                    .map(|m| precision_ppm(m.heuristic))
+                    .collect::<Vec<_>>(),
+            )),
+        ];
+        let batch =
+            RecordBatch::try_new(schema.clone(), cols).map_err(|source| StoreError::Arrow {
+                table: "merges",
+                source,
+            })?;
+        w.write(&batch)?;
+    }
+    sink::commit(std::slice::from_ref(&w.finish()?))
 }
 
 /// Writes `address_cluster.parquet`, `clusters.parquet`, `cluster_of.bin` and `_meta.json`
