@@ -236,3 +236,54 @@ fn cluster_figures_by_range_are_the_figures_at_once() {
         assert_eq!(got, whole, "cut at {cuts:?}");
     }
 }
+
+/// Clustering with its merges in scratch files (as `cluster bitcoin` does) gives the
+/// clustering kept in memory: the same partition, merges in the same order, the same held
+/// merges; and it leaves no scratch file behind.
+#[test]
+fn merges_in_scratch_files_are_the_merges_in_memory() {
+    use chaintrace::cluster::heuristics::Heuristic;
+    use chaintrace::cluster::merges::ScratchDir;
+    use chaintrace::cluster::{ClusterOptions, cluster_guarded, cluster_streamed};
+    let d = tempfile::tempdir().unwrap();
+    let chain = world(d.path(), "3000");
+    let (idx, _) = Index::open_or_build(&chain).unwrap();
+    let fps = chaintrace::cluster::fingerprint::read(&idx, &chain).unwrap();
+    for (set, hold) in [
+        (&Heuristic::DEFAULT[..], Some(2)),
+        (
+            &[
+                Heuristic::MultiInput,
+                Heuristic::ChangeSingleUse,
+                Heuristic::ChangeVote,
+            ][..],
+            None,
+        ),
+        (&[Heuristic::MultiInput][..], None),
+    ] {
+        let opts = ClusterOptions {
+            max_change_join: hold,
+            fingerprints: Some(&fps),
+            ..Default::default()
+        };
+        let mem = cluster_guarded(&idx, set, None, &opts);
+        let scratch = ScratchDir::create(d.path()).unwrap();
+        let s = cluster_streamed(&idx, set, &opts, scratch.path()).unwrap();
+        assert!(std::fs::read_dir(scratch.path()).unwrap().count() > 0);
+        assert_eq!(s.merges().collect::<Vec<_>>(), mem.merges, "{set:?}");
+        assert_eq!(s.merge_count(), mem.merges.len());
+        assert!(mem.merges.len() > 100, "{set:?}");
+        let c = s.into_clustering();
+        assert_eq!(c.cluster_of, mem.cluster_of);
+        assert_eq!(c.held, mem.held);
+        if hold.is_some() {
+            assert!(
+                !mem.held.is_empty(),
+                "the guard held nothing: the test shows nothing"
+            );
+        }
+        let path = scratch.path().to_path_buf();
+        drop(scratch);
+        assert!(!path.exists());
+    }
+}
