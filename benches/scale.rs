@@ -20,6 +20,11 @@
 //! Each line names the item it scales with and the assumption behind it
 //! (docs/PERFORMANCE.md).
 //!
+//! The stages read the memory budget from `CHAINTRACE_MEMORY` (as the children inherit it):
+//! `CHAINTRACE_MEMORY=16M` measures the budgeted paths (a 1 M-transaction world's 2.5 M
+//! addresses under 16 MiB are a stricter budget per address than the whole chain's 1.5 G
+//! under 16 GiB).
+//!
 //! `CHAINTRACE_SCALE_DIR=DIR` keeps the worlds in DIR (default: a temporary directory,
 //! removed at the end); the disk holds about 1.2 KB per transaction for every stage's
 //! output together.
@@ -306,11 +311,11 @@ fn driver(stage: &str) -> (&'static str, &'static str) {
         ),
         "index build" => (
             "addresses",
-            "the 256-table address map (11-21 B an address), then the sorted txids (4 B a tx); the arrays are file-backed",
+            "the address map (11-21 B an address; within half of --memory, in passes), then the sorted txids (4 B a tx); the arrays are file-backed",
         ),
         _ => (
             "addresses",
-            "union-find (9 B), merges (20 B each, about 1.4 an address on mainnet), per-cluster figures (40 B a cluster)",
+            "union-find (9 B), the first pass's labels and sizes (8 B); merges in scratch files; per-cluster figures by ranges within a quarter of --memory",
         ),
     }
 }

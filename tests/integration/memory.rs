@@ -206,6 +206,24 @@ fn the_index_build_keeps_its_heap_within_the_budget() {
         bounded <= budget + overhead,
         "heap peak {bounded} over the budget {budget} + overhead {overhead}"
     );
+    // The clustering after it under the same budget: its per-cluster figures are
+    // computed in two ranges of cluster ids here (95 k ids a range at 16 MiB), and the
+    // files are the same as without the budget. (Its heap is not checked against the
+    // budget at this size: the Parquet writers' row groups, up to 256 Ki rows, are most
+    // of it below a few hundred thousand addresses.)
+    ok(&run(&[
+        "--memory", "8G", "cluster", "bitcoin", "--data", &data,
+    ]));
+    let clusters = d.path().join("big/data/clusters/regtest");
+    let unbounded_files = tree(&clusters);
+    assert!(Index::load(&big.join("index")).unwrap().addresses() > 96_000);
+    ok(&run(&[
+        "--memory", "16M", "cluster", "bitcoin", "--data", &data,
+    ]));
+    assert!(
+        tree(&clusters) == unbounded_files,
+        "clusters differ under --memory 16M"
+    );
 }
 
 /// The per-cluster figures computed a range of cluster ids at a time (as `cluster bitcoin`
