@@ -356,22 +356,42 @@ pub(crate) fn show(cli: &Cli, a: &ShowArgs) -> Result<(), CliError> {
     if labels.is_empty() {
         println!("labels         none (import some with `chaintrace labels import`)");
     }
+    // One line per tag (entity, label, category), with how many of the cluster's
+    // addresses carry it: an exchange's cluster may hold thousands of tagged addresses
+    // (--json lists every one).
+    let mut groups: Vec<(String, Vec<&str>)> = Vec::new();
     for l in &labels {
-        println!(
-            "label          {} {} [{}] on {}{}",
+        let head = format!(
+            "{} {} [{}]{}",
             l["entity"].as_str().unwrap_or(""),
             l["label"]
                 .as_str()
                 .map(|x| format!("({x})"))
                 .unwrap_or_default(),
             l["category"].as_str().unwrap_or(""),
-            l["address"].as_str().unwrap_or(""),
             if l["is_public"] == false {
                 " (private)"
             } else {
                 ""
             }
         );
+        let address = l["address"].as_str().unwrap_or("");
+        match groups.iter_mut().find(|g| g.0 == head) {
+            Some(g) => g.1.push(address),
+            None => groups.push((head, vec![address])),
+        }
+    }
+    for (head, addresses) in &groups {
+        let on = match addresses.as_slice() {
+            [one] => format!("on {one}"),
+            [a, b] => format!("on 2 addresses: {a}, {b}"),
+            [a, b, ..] => format!(
+                "on {} addresses, e.g. {a}, {b} (--json lists them all)",
+                addresses.len()
+            ),
+            [] => String::new(),
+        };
+        println!("label          {head} {on}");
     }
     println!(
         "first/last     height {} / {}",

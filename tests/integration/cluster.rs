@@ -641,6 +641,16 @@ fn labels_imported_after_clustering_are_checked_where_they_matter() {
         "{}",
         stdout(&o)
     );
+    // One line per tag with how many addresses carry it, not one per address.
+    let text = stdout(&o);
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("label ")).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("Vendor (vendor) [illicit_vendor] on ") && l.contains(" addresses")),
+        "{text}"
+    );
     // A trace at cluster level names it, and its report shows it among the warnings.
     let seeds = d.path().join("seeds.csv");
     std::fs::write(&seeds, format!("address\n{}\n", vendor.join("\n"))).unwrap();
