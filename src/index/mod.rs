@@ -327,7 +327,7 @@ impl Index {
     /// No dataset, unreadable Parquet, an inconsistent dataset, or I/O errors.
     ///
     /// Two processes never build one index at once: a builder holds the OS lock on
-    /// `chain_dir/.index.lock`; another waits for it, and then loads what it built.
+    /// `chain_dir/_index.lock`; another waits for it, and then loads what it built.
     pub fn open_or_build(chain_dir: &Path) -> Result<(Index, Provenance), IndexError> {
         let dir = chain_dir.join("index");
         if Index::needs_build(chain_dir)?.is_none() {
@@ -1748,10 +1748,10 @@ fn build(chain_dir: &Path, manifest_sha: &str, budget: u64) -> Result<Built, Ind
     Ok(Built { passes })
 }
 
-/// The OS lock on `chain_dir/.index.lock`, waited for: held while the index is built
+/// The OS lock on `chain_dir/_index.lock`, waited for: held while the index is built
 /// (released when the file is closed, or when the process ends however it ends).
 fn build_lock(chain_dir: &Path) -> Result<File, IndexError> {
-    let path = chain_dir.join(".index.lock");
+    let path = chain_dir.join("_index.lock");
     let io = |source| IndexError::Io {
         path: path.clone(),
         source,
