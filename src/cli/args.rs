@@ -33,7 +33,13 @@ pub struct Cli {
     /// bitcoin`'s per-cluster figures. Other stages do not read it yet. Memory-mapped
     /// index pages (page cache) are not counted. Default: CHAINTRACE_MEMORY, else half
     /// the RAM.
-    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_memory)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "SIZE",
+        value_parser = parse_memory,
+        allow_hyphen_values = true
+    )]
     pub memory: Option<crate::memory::Budget>,
 
     #[command(subcommand)]

@@ -55,7 +55,11 @@ fn an_index_built_in_many_passes_is_the_same_bytes() {
 /// is one in CHAINTRACE_MEMORY (it was ignored for half the RAM).
 #[test]
 fn a_bad_memory_budget_is_refused() {
-    for (given, says) in [("lots", "not a size"), ("2M", "at least 16M")] {
+    for (given, says) in [
+        ("lots", "not a size"),
+        ("2M", "at least 16M"),
+        ("-5G", "not a size"),
+    ] {
         let o = run(&[
             "--memory",
             given,
