@@ -115,6 +115,10 @@ fn resolve(
             data.display()
         ))),
         Need::Dataset if holds_dataset(data) => Ok(()),
+        Need::Dataset if !data.exists() => Err(CliError::user(anyhow!(
+            "{from} {} does not exist; give the dataset directory that `chaintrace ingest ... --data DIR` wrote (check the path for a typo), or set CHAINTRACE_DATA or a {CONFIG_FILE} with data = \"DIR\"",
+            data.display()
+        ))),
         Need::Dataset => Err(CliError::user(anyhow!(
             "{from} {} holds no dataset: no Bitcoin dataset and no Ethereum dataset (no <chain>/_manifest.json in it); ingest one first (chaintrace ingest bitcoin|ethereum ... --data {}), or point --data, CHAINTRACE_DATA or {CONFIG_FILE} at an existing dataset",
             data.display(),

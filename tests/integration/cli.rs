@@ -78,6 +78,12 @@ fn the_dataset_is_found_from_env_config_or_inside_paths_and_typos_create_nothing
     let typo = root.path().join("cases-2026").join("dta");
     let o = run(&["cluster", "bitcoin", "--data", typo.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+    // An existing folder without a dataset says so.
+    let empty = root.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let o = run(&["cluster", "bitcoin", "--data", empty.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("holds no dataset"), "{}", stderr(&o));
     let csv = root.path().join("l.csv");
     std::fs::write(
