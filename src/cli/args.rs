@@ -30,9 +30,9 @@ pub struct Cli {
     /// that cluster, trace, stats and serve start when the dataset changed): its address
     /// table within half of it, in as many passes over the outputs as that takes, sorts
     /// and reads sized by it, the same files whatever the budget. Also by `cluster
-    /// bitcoin`'s per-cluster figures. Other stages do not read it yet. Memory-mapped
-    /// index pages (page cache) are not counted. Default: CHAINTRACE_MEMORY, else half
-    /// the RAM.
+    /// bitcoin`'s per-cluster figures (its union-find, 9-13 bytes an address, is not
+    /// bounded). Other stages do not read it yet. Memory-mapped index pages (page cache)
+    /// are not counted. Default: CHAINTRACE_MEMORY, else half the RAM.
     #[arg(
         long,
         global = true,
@@ -637,8 +637,11 @@ pub struct DatasetArgs {
 #[derive(Debug, Subcommand)]
 pub enum ClusterCommand {
     /// Cluster Bitcoin addresses: builds or loads the address index, applies the
-    /// heuristics with union-find and writes DATA/clusters/<network>/{address_cluster,
-    /// clusters,merges}.parquet.
+    /// heuristics with union-find and writes DATA/clusters/<network>/: address_cluster,
+    /// clusters and merges (.parquet), cluster_of.bin and _meta.json (written last: a
+    /// killed run leaves no clustering that loads). The merges are kept meanwhile in a
+    /// scratch folder there (.scratch-*, 16 bytes a merge, removed at the end or by the
+    /// next run). One clustering of a network at a time.
     Bitcoin(ClusterBitcoinArgs),
     /// Build the address index of a Bitcoin dataset now (cluster, trace, stats and serve
     /// build it when it is missing or the dataset changed): dense ids for transactions,

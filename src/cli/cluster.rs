@@ -26,7 +26,7 @@ pub(crate) fn open_index(chain: &Path) -> Result<Index, CliError> {
         );
     }
     let (idx, prov) = Index::open_or_build(chain).map_err(CliError::user)?;
-    if let Provenance::Built { reason } = prov {
+    if let Provenance::Built { reason, .. } = prov {
         eprintln!(
             "chaintrace: built the address index ({reason}): {} transactions, {} addresses",
             idx.meta.txs, idx.meta.addresses
@@ -42,15 +42,26 @@ pub(crate) fn index(cli: &Cli, a: &ClusterIndexArgs) -> Result<(), CliError> {
     let stale = Index::needs_build(&chain).map_err(CliError::user)?;
     let budget = crate::memory::budget();
     let started = std::time::Instant::now();
+    let say = |why: &str| {
+        eprintln!(
+            "chaintrace: building the address index of {} within {budget} ({why})...",
+            chain.display()
+        );
+    };
     let built = match (&stale, a.rebuild) {
         (None, false) => None,
-        _ => {
-            eprintln!(
-                "chaintrace: building the address index of {} within {budget} ({})...",
-                chain.display(),
-                stale.as_deref().unwrap_or("--rebuild")
-            );
-            Some(Index::build(&chain, budget).map_err(CliError::user)?)
+        (_, true) => {
+            say("--rebuild");
+            Some(Index::build(&chain, budget).map_err(CliError::user)?.passes)
+        }
+        // As any other stage: after waiting for another process building it, only if it
+        // is still needed.
+        (Some(why), false) => {
+            say(why);
+            match Index::open_or_build(&chain).map_err(CliError::user)?.1 {
+                Provenance::Built { passes, .. } => Some(passes),
+                Provenance::Loaded => None,
+            }
         }
     };
     let seconds = started.elapsed().as_secs_f64();
@@ -60,7 +71,7 @@ pub(crate) fn index(cli: &Cli, a: &ClusterIndexArgs) -> Result<(), CliError> {
             "network": network,
             "index": chain.join("index"),
             "built": built.is_some(),
-            "passes": built.map(|b| b.passes),
+            "passes": built,
             "memory_budget_bytes": budget.bytes(),
             "seconds": built.map(|_| (seconds * 100.0).round() / 100.0),
             "transactions": idx.meta.txs,
@@ -68,10 +79,10 @@ pub(crate) fn index(cli: &Cli, a: &ClusterIndexArgs) -> Result<(), CliError> {
             "inputs": idx.meta.inputs,
             "addresses": idx.meta.addresses,
         }));
-    } else if let Some(b) = built {
+    } else if let Some(passes) = built {
         println!(
-            "built the address index of {network} in {seconds:.1} s: {} transactions, {} outputs, {} inputs, {} addresses ({} pass(es) over the outputs within {budget})",
-            idx.meta.txs, idx.meta.outputs, idx.meta.inputs, idx.meta.addresses, b.passes
+            "built the address index of {network} in {seconds:.1} s: {} transactions, {} outputs, {} inputs, {} addresses ({passes} pass(es) over the outputs within {budget})",
+            idx.meta.txs, idx.meta.outputs, idx.meta.inputs, idx.meta.addresses
         );
     } else {
         println!(
@@ -129,6 +140,12 @@ pub(crate) fn bitcoin(cli: &Cli, a: &ClusterBitcoinArgs) -> Result<(), CliError>
     }
     let prices = load_prices(a.prices.as_deref())?;
     let (chain, network) = chain_dir(&a.dataset)?;
+    // One clustering of a network at a time: two would write over each other's files.
+    let _lock = super::ingest::lock_in(
+        &a.dataset.data.join("clusters"),
+        &format!(".{network}.lock"),
+        "clustering the network's addresses in",
+    )?;
     let idx = open_index(&chain)?;
     let t = std::time::Instant::now();
     let tags = crate::labels::tags_path(&a.dataset.data);

@@ -29,7 +29,7 @@ impl Drop for DatasetLock {
         if let Some(dir) = &self.created {
             let only_lock = std::fs::read_dir(dir).is_ok_and(|rd| {
                 rd.filter_map(Result::ok)
-                    .all(|e| e.file_name() == std::ffi::OsStr::new(LOCK_FILE))
+                    .all(|e| e.file_name().to_string_lossy().ends_with(".lock"))
             });
             if only_lock {
                 let _ = std::fs::remove_dir_all(dir);
@@ -43,11 +43,24 @@ impl Drop for DatasetLock {
 /// # Errors
 /// Another process holds the lock (exit 1, naming it), or the directory cannot be created.
 pub(crate) fn lock_dataset(data: &std::path::Path) -> Result<DatasetLock, CliError> {
+    lock_in(data, LOCK_FILE, "writing the dataset")
+}
+
+/// [`lock_dataset`]'s lock, on the file `name` of `dir`, for a process `doing` something
+/// there (named in the refusal).
+///
+/// # Errors
+/// Another process holds the lock (exit 1, naming it), or the directory cannot be created.
+pub(crate) fn lock_in(
+    data: &std::path::Path,
+    name: &str,
+    doing: &str,
+) -> Result<DatasetLock, CliError> {
     use std::io::{Read, Seek, Write};
     let created = (!data.exists()).then(|| data.to_path_buf());
     std::fs::create_dir_all(data)
         .map_err(|e| CliError::user(anyhow!("cannot create {}: {e}", data.display())))?;
-    let path = data.join(LOCK_FILE);
+    let path = data.join(name);
     let mut f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -61,7 +74,7 @@ pub(crate) fn lock_dataset(data: &std::path::Path) -> Result<DatasetLock, CliErr
             let mut holder = String::new();
             let _ = f.read_to_string(&mut holder);
             return Err(CliError::user(anyhow!(
-                "another chaintrace is writing the dataset {} ({}); wait for it to finish or stop it, then run this again",
+                "another chaintrace is {doing} {} ({}); wait for it to finish or stop it, then run this again",
                 data.display(),
                 holder.trim()
             )));

@@ -620,6 +620,18 @@ pub fn build(
         source,
     };
     std::fs::create_dir_all(&dir).map_err(io)?;
+    // The caller holds the clustering's lock: scratch directories left here are a killed
+    // run's. And the meta goes first: it is written last, so that a run killed while
+    // writing leaves no clustering that loads half old, half new.
+    for e in std::fs::read_dir(&dir).map_err(io)?.flatten() {
+        if e.file_name().to_string_lossy().starts_with(".scratch-") {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+    match std::fs::remove_file(dir.join("_meta.json")) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e).into()),
+        _ => {}
+    }
     let scratch = merges::ScratchDir::create(&dir).map_err(io)?;
     let s = cluster_streamed(idx, heuristics, &guard, scratch.path()).map_err(|source| {
         StoreError::Io {

@@ -316,7 +316,11 @@ fn wrong_size(dir: &Path, meta: &IndexMeta) -> Option<String> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum Provenance {
     Loaded,
-    Built { reason: String },
+    /// Built now, for `reason`, in `passes` passes over the outputs.
+    Built {
+        reason: String,
+        passes: usize,
+    },
 }
 
 impl Index {
@@ -338,8 +342,14 @@ impl Index {
         match Index::needs_build(chain_dir)? {
             None => Ok((Index::load(&dir)?, Provenance::Loaded)),
             Some(reason) => {
-                let _ = build_locked(chain_dir, crate::memory::budget())?;
-                Ok((Index::load(&dir)?, Provenance::Built { reason }))
+                let b = build_locked(chain_dir, crate::memory::budget())?;
+                Ok((
+                    Index::load(&dir)?,
+                    Provenance::Built {
+                        reason,
+                        passes: b.passes,
+                    },
+                ))
             }
         }
     }

@@ -74,7 +74,7 @@ fn index_is_built_once_then_loaded_and_rebuilt_when_the_dataset_or_format_change
     meta["format_version"] = Value::from(0);
     std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
     let (_, p) = Index::open_or_build(&chain).unwrap();
-    assert!(matches!(p, Provenance::Built { reason } if reason.contains("format")));
+    assert!(matches!(p, Provenance::Built { reason, .. } if reason.contains("format")));
     // A changed dataset (a re-ingested range changes nothing but is a new manifest write;
     // a shorter dataset is a real change) forces a rebuild.
     let short = tempfile::tempdir().unwrap();

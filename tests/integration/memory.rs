@@ -125,6 +125,29 @@ fn concurrent_index_builds_wait_for_each_other() {
         );
         assert!(!chain.join(".index.building").exists());
     }
+    // Without --rebuild, the one that waited loads what the other built.
+    std::fs::remove_dir_all(chain.join("index")).unwrap();
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            std::process::Command::new(bin())
+                .args(["--json", "cluster", "index", "--data", &data])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let built: Vec<bool> = children
+        .into_iter()
+        .map(|c| {
+            let o = c.wait_with_output().unwrap();
+            assert!(o.status.success());
+            let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+            v["built"].as_bool().unwrap()
+        })
+        .collect();
+    assert_eq!(built.iter().filter(|b| **b).count(), 1, "{built:?}");
+    assert!(index_files(&chain) == alone);
 }
 
 /// The peak of anonymous memory (heap) of `chaintrace ARGS`, polled every 2 ms from
@@ -308,4 +331,78 @@ fn merges_in_scratch_files_are_the_merges_in_memory() {
         drop(scratch);
         assert!(!path.exists());
     }
+}
+
+/// Two clusterings of one dataset at once: the second is refused, naming the first, and
+/// the files on disk are one run's. A scratch folder a killed run left is removed by the
+/// next run; a run that fails while writing leaves no clustering that loads (the meta,
+/// written last, is gone), and the next run recovers.
+#[test]
+fn clusterings_do_not_mix_and_a_failed_one_does_not_load() {
+    let d = tempfile::tempdir().unwrap();
+    let chain = world(d.path(), "20000");
+    let data = chain.parent().unwrap().to_str().unwrap().to_string();
+    ok(&run(&["cluster", "bitcoin", "--quiet", "--data", &data]));
+    let clusters = chain.parent().unwrap().join("clusters/regtest");
+    let alone = tree(&clusters);
+    let mut refused = 0;
+    for _ in 0..3 {
+        let children: Vec<_> = [&["--heuristics", "multi-input"][..], &[][..]]
+            .iter()
+            .map(|extra| {
+                std::process::Command::new(bin())
+                    .args(["cluster", "bitcoin", "--quiet", "--data", &data])
+                    .args(*extra)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outs: Vec<_> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        assert!(outs.iter().any(|o| o.status.success()));
+        for o in outs.iter().filter(|o| !o.status.success()) {
+            let e = String::from_utf8_lossy(&o.stderr);
+            assert!(e.contains("another chaintrace is clustering"), "{e}");
+            refused += 1;
+        }
+        // Whichever ran last, its files are whole: the default set's again is the same.
+        ok(&run(&["cluster", "bitcoin", "--quiet", "--data", &data]));
+        assert!(tree(&clusters) == alone);
+    }
+    eprintln!("{refused} of 3 concurrent pairs refused one");
+    // A killed run's scratch folder goes with the next run.
+    let stale = clusters.join(".scratch-999999-0");
+    std::fs::create_dir_all(&stale).unwrap();
+    std::fs::write(stale.join("multi_input"), vec![0u8; 4096]).unwrap();
+    ok(&run(&["cluster", "bitcoin", "--quiet", "--data", &data]));
+    assert!(!stale.exists());
+    assert!(tree(&clusters) == alone);
+    // A run that cannot write merges.parquet fails, and leaves no meta: nothing loads.
+    std::fs::create_dir_all(clusters.join(".merges.parquet.tmp")).unwrap();
+    let o = run(&["cluster", "bitcoin", "--quiet", "--data", &data]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(!clusters.join("_meta.json").exists());
+    let a = read_table(&chain, "outputs")[0]["address"]
+        .str()
+        .to_string();
+    let o = run(&["cluster", "show", "--data", &data, &a]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("chaintrace cluster bitcoin"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_dir_all(clusters.join(".merges.parquet.tmp")).unwrap();
+    ok(&run(&["cluster", "bitcoin", "--quiet", "--data", &data]));
+    assert!(tree(&clusters) == alone);
+    assert!(!std::fs::read_dir(&clusters).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".scratch-")
+    }));
 }
