@@ -146,6 +146,9 @@ pub(crate) fn bitcoin(cli: &Cli, a: &ClusterBitcoinArgs) -> Result<(), CliError>
         &format!(".{network}.lock"),
         "clustering the network's addresses in",
     )?;
+    // Ctrl-C stops the clustering between transactions; its scratch files go with it.
+    crate::ingest::stop_on_ctrl_c()
+        .map_err(|e| CliError::user(anyhow!("cannot install the Ctrl-C handler: {e}")))?;
     let idx = open_index(&chain)?;
     let t = std::time::Instant::now();
     let tags = crate::labels::tags_path(&a.dataset.data);
@@ -184,7 +187,18 @@ pub(crate) fn bitcoin(cli: &Cli, a: &ClusterBitcoinArgs) -> Result<(), CliError>
             prices: prices.as_ref(),
         },
     )
-    .map_err(CliError::user)?;
+    .map_err(|e| {
+        if crate::ingest::interrupted() {
+            CliError {
+                code: 130,
+                error: anyhow!(
+                    "interrupted: no clustering was written (the previous one's _meta.json was already removed, so none loads); run the same command again"
+                ),
+            }
+        } else {
+            CliError::user(e)
+        }
+    })?;
     print_built(cli, &built, t.elapsed().as_secs_f64());
     Ok(())
 }

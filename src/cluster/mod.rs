@@ -136,6 +136,13 @@ fn propose(
         None => Box::new(0..idx.txs()),
     };
     for t in txs {
+        // Ctrl-C in `cluster bitcoin` ([`crate::ingest::stop_on_ctrl_c`]).
+        if t % 4096 == 0 && crate::ingest::interrupted() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "interrupted",
+            ));
+        }
         if idx.is_coinbase(TxIx(t)) {
             continue;
         }

@@ -406,3 +406,47 @@ fn clusterings_do_not_mix_and_a_failed_one_does_not_load() {
             .starts_with(".scratch-")
     }));
 }
+
+/// Ctrl-C during `cluster bitcoin`: exit 130 with a JSON error of kind "interrupted", no
+/// scratch folder and no clustering that loads left behind; the same command again
+/// writes the same files.
+#[test]
+fn an_interrupted_clustering_exits_130_and_leaves_nothing_half_done() {
+    let d = tempfile::tempdir().unwrap();
+    let chain = world(d.path(), "20000");
+    let data = chain.parent().unwrap().to_str().unwrap().to_string();
+    ok(&run(&["cluster", "bitcoin", "--quiet", "--data", &data]));
+    let clusters = chain.parent().unwrap().join("clusters/regtest");
+    let whole = tree(&clusters);
+    let mut caught = None;
+    for delay in [30u64, 60, 120, 240, 480, 960] {
+        let child = std::process::Command::new(bin())
+            .args(["--json", "cluster", "bitcoin", "--quiet", "--data", &data])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        // SAFETY: signalling our own child by its pid.
+        unsafe {
+            libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGINT);
+        }
+        let o = child.wait_with_output().unwrap();
+        if o.status.code() == Some(130) {
+            caught = Some(o);
+            break;
+        }
+    }
+    let o = caught.expect("no Ctrl-C reached the clustering while it ran");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "interrupted", "{v}");
+    assert!(!clusters.join("_meta.json").exists());
+    assert!(!std::fs::read_dir(&clusters).unwrap().any(|e| {
+        e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".scratch-")
+    }));
+    ok(&run(&["cluster", "bitcoin", "--quiet", "--data", &data]));
+    assert!(tree(&clusters) == whole);
+}
