@@ -19,11 +19,18 @@ pub(crate) fn chain_dir(d: &DatasetArgs) -> Result<(PathBuf, String), CliError> 
 
 pub(crate) fn open_index(chain: &Path) -> Result<Index, CliError> {
     if let Some(reason) = Index::needs_build(chain).map_err(CliError::user)? {
-        eprintln!(
-            "chaintrace: building the address index of {} within {} ({reason})...",
-            chain.display(),
-            crate::memory::budget()
-        );
+        if Index::being_built(chain) {
+            eprintln!(
+                "chaintrace: waiting for another chaintrace building the address index of {}...",
+                chain.display()
+            );
+        } else {
+            eprintln!(
+                "chaintrace: building the address index of {} within {} ({reason})...",
+                chain.display(),
+                crate::memory::budget()
+            );
+        }
     }
     let (idx, prov) = Index::open_or_build(chain).map_err(CliError::user)?;
     if let Provenance::Built { reason, .. } = prov {

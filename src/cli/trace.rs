@@ -195,6 +195,13 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     prepare_out(a)?;
     let req = request(a)?;
     fetch_neighbourhood(cli, a, &req)?;
+    // The address index: built (or waited for) now, saying so, not silently in the trace.
+    if req.chain == Chain::Bitcoin
+        && let Ok((chain, _)) = crate::trace::request::chain_dir(&req.data, req.network.as_deref())
+        && chain.join("_manifest.json").is_file()
+    {
+        super::cluster::open_index(&chain)?;
+    }
     let case = req
         .run(&Bar(super::progress_bar(cli, "parts")))
         .map_err(cli_error)?;

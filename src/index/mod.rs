@@ -1777,6 +1777,18 @@ fn build_lock(chain_dir: &Path) -> Result<File, IndexError> {
     Ok(f)
 }
 
+impl Index {
+    /// Whether another process is building the index of `chain_dir` now (holds the lock
+    /// [`Index::open_or_build`] waits for): a caller about to wait can say so.
+    #[must_use]
+    pub fn being_built(chain_dir: &Path) -> bool {
+        let Ok(f) = File::open(chain_dir.join("_index.lock")) else {
+            return false;
+        };
+        matches!(f.try_lock(), Err(std::fs::TryLockError::WouldBlock))
+    }
+}
+
 /// [`build`] with the lock held.
 fn build_locked(chain_dir: &Path, budget: crate::memory::Budget) -> Result<Built, IndexError> {
     build(
