@@ -121,6 +121,7 @@ pub fn budget() -> Budget {
     *BUDGET.get_or_init(|| {
         std::env::var("CHAINTRACE_MEMORY")
             .ok()
+            .filter(|v| !v.trim().is_empty())
             .and_then(|v| Budget::parse(&v).ok())
             .unwrap_or_else(Budget::half_of_ram)
     })

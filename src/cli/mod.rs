@@ -129,6 +129,8 @@ pub fn main() -> ExitCode {
     // must not become the default (half the RAM) without a word.
     let memory = match (cli.memory, std::env::var("CHAINTRACE_MEMORY")) {
         (Some(b), _) => Some(b),
+        // Empty is unset, as for other environment variables.
+        (None, Ok(v)) if v.trim().is_empty() => None,
         (None, Ok(v)) => match crate::memory::Budget::parse(&v) {
             Ok(b) => Some(b),
             Err(e) => {
@@ -145,6 +147,15 @@ pub fn main() -> ExitCode {
     };
     if let Some(b) = memory {
         crate::memory::set(b);
+        let ram = crate::memory::Budget::half_of_ram()
+            .bytes()
+            .saturating_mul(2);
+        if b.bytes() > ram {
+            eprintln!(
+                "chaintrace: warning: the memory budget {b} is more than this machine's RAM ({}): the stages will plan for memory that is not there",
+                crate::memory::show(ram)
+            );
+        }
     }
     if let Err(e) = data_dir::resolve_command(&mut cli.command) {
         let help = format!("see chaintrace {} --help", cli.command.name());

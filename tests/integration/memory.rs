@@ -85,6 +85,30 @@ fn a_bad_memory_budget_is_refused() {
     }
 }
 
+/// An empty CHAINTRACE_MEMORY is unset; a budget above the machine's RAM is warned about.
+#[test]
+fn an_empty_budget_is_unset_and_one_above_the_ram_is_warned_about() {
+    let d = tempfile::tempdir().unwrap();
+    let chain = world(d.path(), "1000");
+    let data = chain.parent().unwrap().to_str().unwrap().to_string();
+    let o = run_env(
+        &["--json", "cluster", "index", "--data", &data],
+        &[("CHAINTRACE_MEMORY", " ")],
+    );
+    ok(&o);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let half = chaintrace::memory::Budget::half_of_ram().bytes();
+    assert_eq!(v["memory_budget_bytes"].as_u64(), Some(half), "{v}");
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    let o = run(&["--memory", "1024T", "cluster", "index", "--data", &data]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("more than this machine's RAM"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 /// Three processes building one index at once (a trace and a cluster started together):
 /// one builds, the others wait and load it. Before the lock they removed each other's
 /// files (a bus error, a panic, a stray scratch file in the index).
