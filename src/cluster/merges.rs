@@ -99,11 +99,11 @@ impl MergeList {
         if let MergeList::File { path, out, map, .. } = self
             && let Some(w) = out.take()
         {
-            let f = w
-                .into_inner()
-                .map_err(std::io::IntoInnerError::into_error)?;
-            f.sync_data()?;
-            drop(f);
+            // A scratch file: flushed to be read back, not synced (nothing keeps it).
+            drop(
+                w.into_inner()
+                    .map_err(std::io::IntoInnerError::into_error)?,
+            );
             let f = std::fs::File::open(&*path)?;
             if f.metadata()?.len() > 0 {
                 // SAFETY: the scratch file is this process's own, complete and no longer
@@ -130,9 +130,14 @@ impl MergeList {
     /// Sorts a list appended out of [`key`] order (transactions clustered in a permuted
     /// order, as the property tests do), dropping repeats. Memory lists only.
     pub(super) fn sort(&mut self) {
-        if let MergeList::Memory(v) = self {
-            v.sort_by_key(key);
-            v.dedup();
+        match self {
+            MergeList::Memory(v) => {
+                v.sort_by_key(key);
+                v.dedup();
+            }
+            MergeList::File { .. } => {
+                unreachable!("scratch lists are only filled in chain order")
+            }
         }
     }
 }

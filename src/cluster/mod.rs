@@ -1039,11 +1039,23 @@ fn write_clusters(
         figures
             .collapse
             .extend(collapse_warnings(idx, &part, max_share));
-        pending.extend(part);
-        while pending.len() >= WRITE_BATCH_ROWS {
-            put(&mut w, &pending[..WRITE_BATCH_ROWS])?;
-            pending.drain(..WRITE_BATCH_ROWS);
+        // Whole batches straight from the range; only a batch's head (from the ranges
+        // before) and its tail (for the next) are copied.
+        let mut rest = &part[..];
+        if !pending.is_empty() {
+            let take = (WRITE_BATCH_ROWS - pending.len()).min(rest.len());
+            pending.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if pending.len() == WRITE_BATCH_ROWS {
+                put(&mut w, &pending)?;
+                pending.clear();
+            }
         }
+        while rest.len() >= WRITE_BATCH_ROWS {
+            put(&mut w, &rest[..WRITE_BATCH_ROWS])?;
+            rest = &rest[WRITE_BATCH_ROWS..];
+        }
+        pending.extend_from_slice(rest);
         lo = hi;
     }
     // The last batch, and an empty one for an empty table (its schema is written).
