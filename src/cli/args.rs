@@ -681,7 +681,8 @@ pub struct ClusterBitcoinArgs {
     /// change-type, change-optimal, change-round, change-fresh, change-single-use,
     /// change-decimals (precise on their own), change-spent-alone, change-peel,
     /// change-first-spent, change-foreign, change-batch, change-fingerprint
-    /// (forward-looking or cluster-aware: votes), and change-vote (their consensus). The default, multi-input,change-vote, is
+    /// (forward-looking or cluster-aware: votes), change-sweep (forward-looking, measured
+    /// but not a vote), and change-vote (the votes' consensus). The default, multi-input,change-vote, is
     /// the set with the most recall at pairwise precision >= 0.97 on a real Bitcoin Core
     /// world and two simulated ones (docs/CLUSTERING.md). CoinJoins are always detected
     /// and excluded.

@@ -40,20 +40,30 @@ pub struct Merge {
     pub because: u16,
 }
 
-// A merge is 16 bytes (a whole chain holds about 1.4 an address while clustering): the
-// rules' bit set fits 16 bits while there are at most 16 rules.
-const _: () = assert!(Heuristic::ALL.len() <= 16 && std::mem::size_of::<Merge>() == 16);
+/// The rules that can be a merge's reason: every heuristic but the consensus, which is
+/// last in [`Heuristic::ALL`] (a consensus merge records the rules that agreed or voted,
+/// never itself).
+const REASONS: usize = Heuristic::ALL.len() - 1;
 
-/// The bit set of `hs` over [`Heuristic::ALL`]'s positions.
+// A merge is 16 bytes (a whole chain holds about 1.4 an address while clustering): the
+// reasons' bit set fits 16 bits while there are at most 16 of them.
+const _: () = assert!(
+    REASONS <= 16
+        && matches!(Heuristic::ALL[REASONS], Heuristic::ChangeVote)
+        && std::mem::size_of::<Merge>() == 16
+);
+
+/// The bit set of `hs` over the positions of [`Heuristic::ALL`] but the consensus (never
+/// a reason: it is left out).
 pub fn because_bits(hs: &[Heuristic]) -> u16 {
     hs.iter()
-        .filter_map(|h| Heuristic::ALL.iter().position(|x| x == h))
+        .filter_map(|h| Heuristic::ALL[..REASONS].iter().position(|x| x == h))
         .fold(0, |acc, i| acc | 1 << i)
 }
 
 /// The rules of a bit set made by [`because_bits`], '+'-joined.
 pub fn because_names(bits: u16) -> String {
-    Heuristic::ALL
+    Heuristic::ALL[..REASONS]
         .iter()
         .enumerate()
         .filter(|(i, _)| bits & 1 << i != 0)

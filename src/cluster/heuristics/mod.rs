@@ -55,6 +55,9 @@ pub enum Heuristic {
     /// Same fingerprint (forward-looking): the only output spent by a transaction with
     /// this one's wallet fingerprint ([`change_fingerprint`]).
     ChangeFingerprint,
+    /// Swept payee (forward-looking): the only output not swept into a consolidation of
+    /// many inputs when every other is ([`change_sweep`]).
+    ChangeSweep,
     /// Round in fiat: the only output not a round fiat amount at the day's price, when the
     /// others are, is change ([`change_round_fiat`]; needs prices).
     ChangeRoundFiat,
@@ -65,7 +68,7 @@ pub enum Heuristic {
 
 impl Heuristic {
     /// Every heuristic.
-    pub const ALL: [Heuristic; 16] = [
+    pub const ALL: [Heuristic; 17] = [
         Heuristic::MultiInput,
         Heuristic::ChangeOneTime,
         Heuristic::ChangeType,
@@ -80,6 +83,7 @@ impl Heuristic {
         Heuristic::ChangeForeign,
         Heuristic::ChangeBatch,
         Heuristic::ChangeFingerprint,
+        Heuristic::ChangeSweep,
         Heuristic::ChangeRoundFiat,
         Heuristic::ChangeVote,
     ];
@@ -140,6 +144,9 @@ impl Heuristic {
             Heuristic::ChangeFingerprint => {
                 "Same fingerprint (forward-looking): the only output spent by a transaction with this transaction's wallet fingerprint (version, lock-time and sequence habits), when another is spent by a different one, is change. Source: Möser & Narayanan, FC 2022."
             }
+            Heuristic::ChangeSweep => {
+                "Swept payee (forward-looking): when every other output is spent by a transaction of ten or more inputs (a service sweeping its deposit or invoice addresses) and this one is not, it is change. Not a vote of the consensus (docs/CLUSTERING.md). Source: Möser & Narayanan, FC 2022; Kappos et al., USENIX Security 2022."
+            }
             Heuristic::ChangeRoundFiat => {
                 "Round in fiat: when exactly one output is not a round amount in the price file's currency at its day's close (two significant digits), it is change. Needs --prices. Source: Möser & Narayanan, FC 2022; Meiklejohn et al. 2013."
             }
@@ -166,6 +173,7 @@ impl Heuristic {
             Heuristic::ChangeForeign => "change-foreign",
             Heuristic::ChangeBatch => "change-batch",
             Heuristic::ChangeFingerprint => "change-fingerprint",
+            Heuristic::ChangeSweep => "change-sweep",
             Heuristic::ChangeRoundFiat => "change-round-fiat",
             Heuristic::ChangeVote => "change-vote",
         }
@@ -195,6 +203,7 @@ pub mod change_round;
 pub mod change_round_fiat;
 pub mod change_single_use;
 pub mod change_spent_alone;
+pub mod change_sweep;
 pub mod change_type;
 pub mod change_vote;
 pub mod coinjoin;
@@ -237,6 +246,7 @@ pub(crate) fn apply(tx: &TxView, h: Heuristic) -> Option<usize> {
         Heuristic::ChangeForeign => change_foreign::change(tx),
         Heuristic::ChangeBatch => change_batch::change(tx),
         Heuristic::ChangeFingerprint => change_fingerprint::change(tx),
+        Heuristic::ChangeSweep => change_sweep::change(tx),
         Heuristic::ChangeRoundFiat => change_round_fiat::change(tx),
         Heuristic::ChangeVote => change_vote::change(tx),
     }
