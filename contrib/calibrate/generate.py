@@ -18,7 +18,14 @@ names = [h["heuristics"].split("+")[-1] for h in json.load(open(a))
          and not h["heuristics"].startswith("stored:")]
 
 
+# The consensus's merges by kind of decision (precise rules agreed, or votes), measured in
+# the default set's row.
+KINDS = ["change-vote/precise", "change-vote/votes"]
+
+
 def key(n):
+    if n in KINDS:
+        return DEFAULT
     return n if n == "multi-input" else f"multi-input+{n}"
 
 
@@ -62,9 +69,11 @@ pub struct SetRate {
 }
 
 /// Each rule's merge precision on the three [`WORLDS`] (measured with multi-input plus
-/// the rule alone).''')
-out.append(f"pub const RULES: [(&str, [RuleRate; 3]); {len(names)}] = [")
-for n in names:
+/// the rule alone), then the consensus's merges by kind of decision (`change-vote/precise`:
+/// precise rules agreed; `change-vote/votes`: the votes decided), measured in the default
+/// set.''')
+out.append(f"pub const RULES: [(&str, [RuleRate; 3]); {len(names) + len(KINDS)}] = [")
+for n in names + KINDS:
     out.append(f'    ("{n}", [')
     for w in range(3):
         r = rule(w, n)
@@ -121,10 +130,11 @@ for w, (_, n, _) in enumerate(W):
     half = mi + 0.5 * (o - mi)
     T.append(f"| {n} | {mi:.4f} | {dd:.4f} (precision {p:.4f}) | {o:.4f} | {half:.4f} | "
              f"{'yes' if dd >= half and p >= 0.97 else 'no'} ({(dd - mi) / (o - mi) * 100:.0f} % of the gain) |")
-T += ["", "Each rule's merge precision (its own merges only):", "",
+T += ["", "Each rule's merge precision (its own merges only; the last two rows split the",
+      "consensus's merges by what decided them, the confidence its merges record):", "",
       "| rule | " + " | ".join(f"{n}: merges · precision" for _, n, _ in W) + " | confidence (lowest) |",
       "|---|---|---|---|---|"]
-for n in names:
+for n in names + KINDS:
     cells, low = [], None
     for w in range(3):
         r = rule(w, n)

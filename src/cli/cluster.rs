@@ -571,7 +571,9 @@ pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliEr
         eval::score_merges(
             &mut row,
             &idx,
-            st.merges.iter().map(|m| (m.0, m.1, m.3.as_str())),
+            st.merges
+                .iter()
+                .map(|m| (m.0, m.1, m.3.as_str(), cluster::vote_kind_named(&m.3, &m.4))),
             &truth,
         );
         rows.push(row);

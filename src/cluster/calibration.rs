@@ -37,8 +37,10 @@ pub struct SetRate {
 }
 
 /// Each rule's merge precision on the three [`WORLDS`] (measured with multi-input plus
-/// the rule alone).
-pub const RULES: [(&str, [RuleRate; 3]); 17] = [
+/// the rule alone), then the consensus's merges by kind of decision (`change-vote/precise`:
+/// precise rules agreed; `change-vote/votes`: the votes decided), measured in the default
+/// set.
+pub const RULES: [(&str, [RuleRate; 3]); 19] = [
     (
         "multi-input",
         [
@@ -325,6 +327,40 @@ pub const RULES: [(&str, [RuleRate; 3]); 17] = [
             RuleRate {
                 merges: 21837,
                 precision: 0.9804,
+            },
+        ],
+    ),
+    (
+        "change-vote/precise",
+        [
+            RuleRate {
+                merges: 1512,
+                precision: 0.9987,
+            },
+            RuleRate {
+                merges: 26522,
+                precision: 0.9995,
+            },
+            RuleRate {
+                merges: 14449,
+                precision: 0.9905,
+            },
+        ],
+    ),
+    (
+        "change-vote/votes",
+        [
+            RuleRate {
+                merges: 400,
+                precision: 0.9400,
+            },
+            RuleRate {
+                merges: 8148,
+                precision: 0.9543,
+            },
+            RuleRate {
+                merges: 7388,
+                precision: 0.9606,
             },
         ],
     ),

@@ -133,30 +133,41 @@ fn add_merge_errors(
     score_merges(
         row,
         idx,
-        merges.iter().map(|m| (m.a, m.b, m.heuristic.name())),
+        merges.iter().map(|m| {
+            (
+                m.a,
+                m.b,
+                m.heuristic.name(),
+                super::vote_kind(m.heuristic, m.because),
+            )
+        }),
         truth,
     );
 }
 
 /// Sets `merges`, `false_merges_per_1000` and `by_rule` of `row` from `merges` (address
-/// id a, address id b, heuristic name), e.g. a stored clustering's.
+/// id a, address id b, heuristic name, the consensus merge's kind
+/// [`super::vote_kind`]), e.g. a stored clustering's. A consensus merge counts under its
+/// heuristic and under its kind.
 pub fn score_merges<'a>(
     row: &mut Scores,
     idx: &Index,
-    merges: impl Iterator<Item = (u32, u32, &'a str)>,
+    merges: impl Iterator<Item = (u32, u32, &'a str, Option<&'static str>)>,
     truth: &HashMap<String, String>,
 ) {
     let entity = |a: u32| truth.get(idx.address(crate::types::AddrIx(a)));
     let (mut judged, mut wrong, mut all) = (0u64, 0u64, 0usize);
     let mut per: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    for (a, b, h) in merges {
+    for (a, b, h, kind) in merges {
         all += 1;
         if let (Some(x), Some(y)) = (entity(a), entity(b)) {
             judged += 1;
             wrong += u64::from(x != y);
-            let e = per.entry(h).or_default();
-            e.0 += 1;
-            e.1 += u64::from(x != y);
+            for key in std::iter::once(h).chain(kind) {
+                let e = per.entry(key).or_default();
+                e.0 += 1;
+                e.1 += u64::from(x != y);
+            }
         }
     }
     row.by_rule = per

@@ -894,7 +894,11 @@ pub fn write_merges_of(
             )),
             Arc::new(UInt32Array::from(
                 m.iter()
-                    .map(|m| precision_ppm(m.heuristic))
+                    .map(|m| {
+                        vote_kind(m.heuristic, m.because)
+                            .and_then(ppm_of)
+                            .or_else(|| precision_ppm(m.heuristic))
+                    })
                     .collect::<Vec<_>>(),
             )),
         ];
@@ -1084,8 +1088,51 @@ pub fn set_name(hs: &[Heuristic]) -> String {
 /// Rule `h`'s measured merge precision ([`calibration::confidence`]) in parts per
 /// million; `None` when it was never measured (never 0 for "unknown").
 pub fn precision_ppm(h: Heuristic) -> Option<u32> {
+    ppm_of(h.name())
+}
+
+fn ppm_of(key: &str) -> Option<u32> {
     // A share in [0, 1] times 10^6: exact enough, and an integer in the evidence.
-    calibration::confidence(h.name()).map(|p| n32((p * 1e6).round() as u64))
+    calibration::confidence(key).map(|p| n32((p * 1e6).round() as u64))
+}
+
+/// A consensus merge decided by precise rules that agreed: its rate's name in the
+/// calibration (measured apart from the vote-decided ones, which are far less precise).
+pub const VOTE_PRECISE: &str = "change-vote/precise";
+/// A consensus merge decided by the votes of the forward-looking and cluster-aware rules.
+pub const VOTE_VOTES: &str = "change-vote/votes";
+
+/// The kind of a consensus merge, from its reasons' bit set ([`because_bits`]):
+/// [`VOTE_PRECISE`] or [`VOTE_VOTES`]; `None` for any other heuristic's merge.
+pub fn vote_kind(h: Heuristic, because: u16) -> Option<&'static str> {
+    (h == Heuristic::ChangeVote).then(|| {
+        if because & because_bits(&heuristics::change_vote::PRECISE) != 0 {
+            VOTE_PRECISE
+        } else {
+            VOTE_VOTES
+        }
+    })
+}
+
+/// [`vote_kind`] of a stored merge: its heuristic's name and its '+'-joined reasons.
+pub fn vote_kind_named(heuristic: &str, because: &str) -> Option<&'static str> {
+    let h = Heuristic::from_name(heuristic)?;
+    let bits = because_bits(
+        &because
+            .split('+')
+            .filter_map(Heuristic::from_name)
+            .collect::<Vec<_>>(),
+    );
+    vote_kind(h, bits)
+}
+
+/// A merge's measured precision in parts per million: its rule's
+/// ([`precision_ppm`]), or for a consensus merge that of its kind ([`vote_kind`]: decided
+/// by precise rules or by votes) when measured. `None` when never measured.
+pub fn merge_precision_ppm(heuristic: &str, because: &str) -> Option<u32> {
+    vote_kind_named(heuristic, because)
+        .and_then(ppm_of)
+        .or_else(|| ppm_of(heuristic))
 }
 
 /// The clusters directory of a network.
@@ -1276,7 +1323,7 @@ pub fn explain(idx: &Index, s: &Stored, a: &str, b: &str) -> Result<Vec<Step>, C
                 txid: m.2.clone(),
                 heuristic: m.3.clone(),
                 because: m.4.clone(),
-                precision_ppm: Heuristic::from_name(&m.3).and_then(precision_ppm),
+                precision_ppm: merge_precision_ppm(&m.3, &m.4),
             })
         })
         .collect())
@@ -1405,7 +1452,7 @@ pub fn show(idx: &Index, s: &Stored, address: &str, top: usize) -> Result<Shown,
     for m in s.merges.iter().filter(|m| s.cluster_of[ix(m.0)] == c) {
         *merges_by_rule.entry(m.3.clone()).or_default() += 1;
         // An unmeasured rule (None) is weaker than any measured one.
-        let p = Heuristic::from_name(&m.3).and_then(precision_ppm);
+        let p = merge_precision_ppm(&m.3, &m.4);
         if weakest_link.as_ref().is_none_or(|w| p < w.precision_ppm) {
             weakest_link = Some(Step {
                 from: idx.address(AddrIx(m.0)).into(),
@@ -1444,5 +1491,29 @@ mod tests {
         assert_eq!(precision_ppm(Heuristic::ChangeRoundFiat), None);
         let vote = precision_ppm(Heuristic::ChangeVote).unwrap();
         assert!((970_000..1_000_000).contains(&vote), "{vote}");
+    }
+
+    #[test]
+    fn a_consensus_merge_records_the_precision_of_what_decided_it() {
+        use heuristics::Heuristic::*;
+        let precise = because_bits(&[ChangeSingleUse, ChangeDecimals]);
+        let votes = because_bits(&[ChangeSpentAlone, ChangePeel, ChangeFirstSpent]);
+        assert_eq!(vote_kind(ChangeVote, precise), Some(VOTE_PRECISE));
+        assert_eq!(vote_kind(ChangeVote, votes), Some(VOTE_VOTES));
+        assert_eq!(vote_kind(ChangeSpentAlone, votes), None);
+        // The stored form, by names, says the same.
+        let named = |b: u16| merge_precision_ppm("change-vote", &because_names(b));
+        assert_eq!(
+            vote_kind_named("change-vote", &because_names(precise)),
+            Some(VOTE_PRECISE)
+        );
+        let (p, v) = (named(precise).unwrap(), named(votes).unwrap());
+        assert!(v < p, "votes {v} vs precise {p}");
+        assert_ne!(Some(v), precision_ppm(ChangeVote));
+        // Any other rule's merge: its rule's precision.
+        assert_eq!(
+            merge_precision_ppm("change-peel", "change-peel"),
+            precision_ppm(ChangePeel)
+        );
     }
 }

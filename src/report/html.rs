@@ -882,8 +882,17 @@ fn methodology(s: &mut String, h: &HtmlInput) {
 /// pairwise scores beside multi-input alone and perfect change detection.
 fn calibration_table(s: &mut String, hs: &[String]) {
     use crate::cluster::calibration as cal;
-    let rules: Vec<(&String, &[cal::RuleRate; 3])> = hs
+    // The consensus's rates, then those of its two kinds of decision.
+    let rules: Vec<(&str, &[cal::RuleRate; 3])> = hs
         .iter()
+        .flat_map(|h| {
+            let kinds: &[&str] = if h == "change-vote" {
+                &[crate::cluster::VOTE_PRECISE, crate::cluster::VOTE_VOTES]
+            } else {
+                &[]
+            };
+            std::iter::once(h.as_str()).chain(kinds.iter().copied())
+        })
         .filter_map(|h| cal::rule(h).map(|r| (h, r)))
         .collect();
     if rules.is_empty() {

@@ -421,6 +421,17 @@ fn eval_scores_every_set_and_reports_bad_truth() {
             );
         }
     }
+    // The consensus's merges split by what decided them, each kind as the table has it:
+    // those the votes decided are the less precise, and their merges record that.
+    let kind = |k: &str| default["by_rule"][k]["precision"].as_f64().unwrap();
+    for k in [
+        chaintrace::cluster::VOTE_PRECISE,
+        chaintrace::cluster::VOTE_VOTES,
+    ] {
+        let rates = chaintrace::cluster::calibration::rule(k).unwrap();
+        assert!((rates[0].precision - kind(k)).abs() < 5e-5, "{k}");
+    }
+    assert!(kind(chaintrace::cluster::VOTE_VOTES) < kind(chaintrace::cluster::VOTE_PRECISE));
     let bad = d.path().join("bad.csv");
     std::fs::write(&bad, "addr,owner\nx,y\n").unwrap();
     let o = run(&[
@@ -610,6 +621,8 @@ fn a_conflicted_cluster_is_refused_as_a_seed_and_named_in_the_case() {
             && html.contains(chaintrace::cluster::calibration::MEASURED_ON)
             && html.contains("regtest world A")
             && html.contains("<th>change-vote</th>")
+            && html.contains("<th>change-vote/precise</th>")
+            && html.contains("<th>change-vote/votes</th>")
             && html.contains("perfect change (oracle)"),
         "the evidence report lacks the clustering error rates"
     );
