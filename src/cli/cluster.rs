@@ -607,7 +607,13 @@ pub(crate) fn print_scores(cli: &Cli, rows: &[eval::Scores]) {
     );
     let default = cluster::set_name(&Heuristic::DEFAULT);
     for r in rows {
-        let rule = r.heuristics.rsplit('+').next().unwrap_or("");
+        // The last rule ("stored: …" rows end with the guard: " (hold-size N)").
+        let rule = r
+            .heuristics
+            .rsplit('+')
+            .next()
+            .and_then(|x| x.split(' ').next())
+            .unwrap_or("");
         let name = if r.heuristics.len() > 46 && !r.heuristics.starts_with("stored:") {
             format!("all {} rules", r.heuristics.split('+').count())
         } else if r.heuristics == default {
@@ -632,6 +638,26 @@ pub(crate) fn print_scores(cli: &Cli, rows: &[eval::Scores]) {
                 .get(rule)
                 .map_or_else(|| "-".to_string(), |x| format!("{:.4}", x.precision))
         );
+    }
+    // The consensus's merges by what decided them: the confidence each merge records.
+    for r in rows {
+        let kinds: Vec<String> = [
+            (cluster::VOTE_PRECISE, "precise rules"),
+            (cluster::VOTE_VOTES, "votes"),
+        ]
+        .iter()
+        .filter_map(|(k, what)| {
+            r.by_rule.get(*k).map(|x| {
+                format!(
+                    "decided by {what} {} merges, precision {:.4}",
+                    x.merges, x.precision
+                )
+            })
+        })
+        .collect();
+        if !kinds.is_empty() {
+            println!("{}: change-vote {}", r.heuristics, kinds.join("; "));
+        }
     }
     println!(
         "precision, recall, F1: over pairs of addresses of the truth (a pair predicted when in one cluster, true when of one owner); addresses: those of the truth in the dataset; merges: recorded merges; false/1000: merges joining two owners per 1,000 merges between addresses of the truth; rule precision: the share of the last rule's own merges joining one owner. The oracle links every true change output (perfect change detection); 'stored' is the clustering `cluster bitcoin` wrote, as traces use it: it can differ from the same set's row by the merges its guard held back with the labels it had. The last rule's precision of a set with several rules is its own merges' only."

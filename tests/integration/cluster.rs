@@ -432,6 +432,24 @@ fn eval_scores_every_set_and_reports_bad_truth() {
         assert!((rates[0].precision - kind(k)).abs() < 5e-5, "{k}");
     }
     assert!(kind(chaintrace::cluster::VOTE_VOTES) < kind(chaintrace::cluster::VOTE_PRECISE));
+    // The text table says the same under the rows.
+    let o = run(&[
+        "eval",
+        "clusters",
+        "--data",
+        data,
+        "--truth",
+        truth_csv().to_str().unwrap(),
+        "--set",
+        "multi-input+change-vote",
+    ]);
+    ok(&o);
+    let votes = format!(
+        "decided by votes {} merges, precision {:.4}",
+        default["by_rule"][chaintrace::cluster::VOTE_VOTES]["merges"],
+        kind(chaintrace::cluster::VOTE_VOTES)
+    );
+    assert!(stdout(&o).contains(&votes), "{}", stdout(&o));
     let bad = d.path().join("bad.csv");
     std::fs::write(&bad, "addr,owner\nx,y\n").unwrap();
     let o = run(&[
