@@ -679,7 +679,8 @@ pub struct ClusterBitcoinArgs {
 
     /// Heuristics, comma-separated: multi-input; change rules change-one-time,
     /// change-type, change-optimal, change-round, change-fresh, change-single-use,
-    /// change-decimals (precise on their own), change-spent-alone, change-peel,
+    /// change-decimals, change-round-fiat (with --prices) (precise on their own),
+    /// change-spent-alone, change-peel,
     /// change-first-spent, change-foreign, change-batch, change-fingerprint
     /// (forward-looking or cluster-aware: votes), change-sweep (forward-looking, measured
     /// but not a vote), and change-vote (the votes' consensus). The default, multi-input,change-vote, is

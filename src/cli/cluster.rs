@@ -146,6 +146,11 @@ pub(crate) fn bitcoin(cli: &Cli, a: &ClusterBitcoinArgs) -> Result<(), CliError>
         return Err(CliError::user(anyhow!("--max-share must be in (0, 1]")));
     }
     let prices = load_prices(a.prices.as_deref())?;
+    if heuristics.contains(&Heuristic::ChangeRoundFiat) && prices.is_none() {
+        eprintln!(
+            "chaintrace: warning: change-round-fiat needs --prices (a daily price CSV); without it the rule names no change"
+        );
+    }
     let (chain, network) = chain_dir(&a.dataset)?;
     // One clustering of a network at a time: two would write over each other's files.
     let _lock = super::ingest::lock_in(
@@ -324,7 +329,7 @@ pub(crate) fn explain(cli: &Cli, a: &ExplainArgs) -> Result<(), CliError> {
             } else {
                 format!(" [{}]", st.because)
             },
-            precision_text(st.precision_ppm),
+            precision_text(st.precision_ppm, &st.rate),
             st.to,
             st.txid
         );
@@ -335,11 +340,10 @@ pub(crate) fn explain(cli: &Cli, a: &ExplainArgs) -> Result<(), CliError> {
             |p| format!("about {p:.4} (the product of the rules' precisions, as if independent)"),
         );
         println!(
-            "weakest step: {} ({}); all {} steps right: {all}. Each rule's precision is the lowest of three worlds measured {} (docs/CLUSTERING.md)",
+            "weakest step: {} ({}); all {} steps right: {all} (docs/CLUSTERING.md)",
             w.heuristic,
-            precision_text(w.precision_ppm),
-            steps.len(),
-            cluster::calibration::MEASURED_ON
+            precision_text(w.precision_ppm, &w.rate),
+            steps.len()
         );
     }
     Ok(())
@@ -375,6 +379,7 @@ pub(crate) fn show(cli: &Cli, a: &ShowArgs) -> Result<(), CliError> {
         let mut v = serde_json::to_value(&shown).expect("values serialise");
         v["labels"] = serde_json::Value::Array(labels);
         v["held"] = serde_json::to_value(&held_here).expect("values serialise");
+        v["rates_measured_on"] = cluster::calibration::MEASURED_ON.into();
         println!(
             "{}",
             serde_json::to_string_pretty(&v).expect("values serialise")
@@ -457,11 +462,10 @@ pub(crate) fn show(cli: &Cli, a: &ShowArgs) -> Result<(), CliError> {
     }
     if let Some(w) = &shown.weakest_link {
         println!(
-            "weakest link   {} [{}] ({}, the lowest of three worlds measured {}): {} + {} in tx {}",
+            "weakest link   {} [{}] ({}): {} + {} in tx {}",
             w.heuristic,
             w.because,
-            precision_text(w.precision_ppm),
-            cluster::calibration::MEASURED_ON,
+            precision_text(w.precision_ppm, &w.rate),
             w.from,
             w.to,
             w.txid
@@ -500,14 +504,18 @@ pub(crate) fn show(cli: &Cli, a: &ShowArgs) -> Result<(), CliError> {
 }
 
 /// `precision 0.9866 measured` from parts per million, or `precision not measured`.
-fn precision_text(ppm: Option<u32>) -> String {
+/// A merge's measured precision and where it comes from, for the text output: "merge
+/// precision 0.9400 (change-vote/votes, the lowest of three worlds measured DATE)".
+fn precision_text(ppm: Option<u32>, rate: &str) -> String {
     let Some(ppm) = ppm else {
-        return "precision not measured".into();
+        return "precision not measured: a rule behind it never fired on the calibration worlds"
+            .into();
     };
     format!(
-        "merge precision {}.{:04}",
+        "merge precision {}.{:04} ({rate}, the lowest of three worlds measured {})",
         ppm / 1_000_000,
-        (ppm % 1_000_000) / 100
+        (ppm % 1_000_000) / 100,
+        cluster::calibration::MEASURED_ON
     )
 }
 

@@ -252,22 +252,22 @@ pub fn read_change_flags(
             ) else {
                 return Ok(None);
             };
-            let Some(c) = c.as_boolean_opt() else {
+            let a = as_utf8(a).map_err(|e| fmt(format!("address: {e}")))?;
+            let Some(c) = as_flags(c) else {
                 return Ok(None);
             };
-            let a = a.as_string::<i32>();
-            for i in 0..batch.num_rows() {
-                if c.is_valid(i) && c.value(i) && a.is_valid(i) {
-                    out.insert(a.value(i).to_string());
-                }
-            }
+            out.extend(
+                a.into_iter()
+                    .zip(c)
+                    .filter_map(|(a, change)| a.filter(|_| change)),
+            );
         }
         return Ok(Some(out));
     }
-    let flags = read_mapping(&path, &["is_change"])?;
-    if flags.is_empty() {
+    if !csv_has_column(&path, "is_change") {
         return Ok(None);
     }
+    let flags = read_mapping(&path, &["is_change"])?;
     out.extend(
         flags
             .into_iter()
@@ -275,6 +275,48 @@ pub fn read_change_flags(
             .map(|(a, _)| a),
     );
     Ok(Some(out))
+}
+
+/// Whether the CSV file `path`'s header names `column` (false when unreadable: reading it
+/// again says why).
+fn csv_has_column(path: &Path, column: &str) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| {
+        t.lines()
+            .next()
+            .is_some_and(|h| h.split(',').any(|c| c.trim() == column))
+    })
+}
+
+/// A text column's values (`None` for nulls), whatever its string type: Arrow's strings,
+/// large strings (polars writes these) or string views.
+fn as_utf8(c: &arrow_array::ArrayRef) -> Result<Vec<Option<String>>, String> {
+    let own = |v: Option<&str>| v.map(str::to_string);
+    if let Some(a) = c.as_string_opt::<i32>() {
+        Ok(a.iter().map(own).collect())
+    } else if let Some(a) = c.as_string_opt::<i64>() {
+        Ok(a.iter().map(own).collect())
+    } else if let Some(a) = c.as_string_view_opt() {
+        Ok(a.iter().map(own).collect())
+    } else {
+        Err(format!("a column of {}, not text", c.data_type()))
+    }
+}
+
+/// A Boolean column's values, or 0/1 integers as Booleans; `None` for other types.
+fn as_flags(c: &arrow_array::ArrayRef) -> Option<Vec<bool>> {
+    use arrow_array::types::{Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type};
+    if let Some(b) = c.as_boolean_opt() {
+        return Some((0..b.len()).map(|i| b.is_valid(i) && b.value(i)).collect());
+    }
+    macro_rules! ints {
+        ($($t:ty),*) => {$(
+            if let Some(a) = c.as_primitive_opt::<$t>() {
+                return Some(a.iter().map(|v| v.is_some_and(|v| v == 1)).collect());
+            }
+        )*};
+    }
+    ints!(Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type);
+    None
 }
 
 /// The record batches of the Parquet file `path` (a truth table).
@@ -303,6 +345,18 @@ fn truth_file(path: &Path) -> std::path::PathBuf {
     } else {
         path.to_path_buf()
     }
+}
+
+/// Why the truth at `path` cannot be read, before reading it: a directory without either
+/// truth file.
+fn check_truth_path(path: &Path) -> Result<(), TruthError> {
+    if path.is_dir() && !truth_file(path).is_file() {
+        return Err(TruthError::Format {
+            path: path.display().to_string(),
+            what: "this folder holds neither addresses.parquet nor addresses.csv".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Scores `(cluster, entity)` assignments, one per address.
@@ -391,6 +445,7 @@ pub enum TruthError {
 /// # Errors
 /// Unreadable file or missing columns.
 pub fn read_truth(path: &Path) -> Result<HashMap<String, String>, TruthError> {
+    check_truth_path(path)?;
     read_mapping(path, &["entity"])
 }
 
@@ -421,10 +476,9 @@ pub fn read_mapping(
                     value_columns.join("/")
                 )));
             };
-            let (a, e) = (a.as_string::<i32>(), e.as_string::<i32>());
-            for i in 0..batch.num_rows() {
-                out.insert(a.value(i).to_string(), e.value(i).to_string());
-            }
+            let a = as_utf8(a).map_err(|e| fmt(format!("address: {e}")))?;
+            let e = as_utf8(e).map_err(|e| fmt(format!("{}: {e}", value_columns[0])))?;
+            out.extend(a.into_iter().zip(e).filter_map(|(a, e)| Some((a?, e?))));
         }
         return Ok(out);
     }

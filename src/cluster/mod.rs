@@ -894,11 +894,7 @@ pub fn write_merges_of(
             )),
             Arc::new(UInt32Array::from(
                 m.iter()
-                    .map(|m| {
-                        vote_kind(m.heuristic, m.because)
-                            .and_then(ppm_of)
-                            .or_else(|| precision_ppm(m.heuristic))
-                    })
+                    .map(|m| merge_ppm(m.heuristic, m.because))
                     .collect::<Vec<_>>(),
             )),
         ];
@@ -1116,23 +1112,50 @@ pub fn vote_kind(h: Heuristic, because: u16) -> Option<&'static str> {
 
 /// [`vote_kind`] of a stored merge: its heuristic's name and its '+'-joined reasons.
 pub fn vote_kind_named(heuristic: &str, because: &str) -> Option<&'static str> {
-    let h = Heuristic::from_name(heuristic)?;
-    let bits = because_bits(
-        &because
-            .split('+')
-            .filter_map(Heuristic::from_name)
-            .collect::<Vec<_>>(),
-    );
-    vote_kind(h, bits)
+    vote_kind(
+        Heuristic::from_name(heuristic)?,
+        because_bits_named(because),
+    )
 }
 
 /// A merge's measured precision in parts per million: its rule's
 /// ([`precision_ppm`]), or for a consensus merge that of its kind ([`vote_kind`]: decided
-/// by precise rules or by votes) when measured. `None` when never measured.
+/// by precise rules or by votes). `None` when never measured, and when a rule behind it
+/// was never measured (the round-in-fiat rule: the calibration worlds have no prices), so
+/// that no merge borrows a figure measured without its reasons.
 pub fn merge_precision_ppm(heuristic: &str, because: &str) -> Option<u32> {
-    vote_kind_named(heuristic, because)
-        .and_then(ppm_of)
-        .or_else(|| ppm_of(heuristic))
+    let h = Heuristic::from_name(heuristic)?;
+    merge_ppm(h, because_bits_named(because))
+}
+
+/// [`merge_precision_ppm`] of a merge in memory.
+fn merge_ppm(h: Heuristic, because: u16) -> Option<u32> {
+    let unmeasured = Heuristic::ALL[..REASONS]
+        .iter()
+        .enumerate()
+        .any(|(i, r)| because & 1 << i != 0 && precision_ppm(*r).is_none());
+    if unmeasured {
+        return None;
+    }
+    match vote_kind(h, because) {
+        Some(kind) => ppm_of(kind),
+        None => precision_ppm(h),
+    }
+}
+
+/// The calibration row a merge's precision comes from: its kind for a consensus merge
+/// (`change-vote/precise`, `change-vote/votes`), else its rule.
+pub fn rate_name(heuristic: &str, because: &str) -> String {
+    vote_kind_named(heuristic, because).map_or_else(|| heuristic.to_string(), str::to_string)
+}
+
+fn because_bits_named(because: &str) -> u16 {
+    because_bits(
+        &because
+            .split('+')
+            .filter_map(Heuristic::from_name)
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// The clusters directory of a network.
@@ -1264,9 +1287,12 @@ pub struct Step {
     pub heuristic: String,
     /// The rules behind it (for change-vote: the precise rules that agreed, or the votes).
     pub because: String,
-    /// The rule's measured merge precision ([`calibration::confidence`]), parts per
-    /// million; `None` when never measured.
+    /// The measured merge precision ([`merge_precision_ppm`]), parts per million; `None`
+    /// when never measured.
     pub precision_ppm: Option<u32>,
+    /// The calibration row it comes from ([`rate_name`]): the rule, or for a consensus
+    /// merge `change-vote/precise` or `change-vote/votes`.
+    pub rate: String,
 }
 
 /// The shortest chain of merges linking `a` to `b` (breadth-first search over the
@@ -1324,6 +1350,7 @@ pub fn explain(idx: &Index, s: &Stored, a: &str, b: &str) -> Result<Vec<Step>, C
                 heuristic: m.3.clone(),
                 because: m.4.clone(),
                 precision_ppm: merge_precision_ppm(&m.3, &m.4),
+                rate: rate_name(&m.3, &m.4),
             })
         })
         .collect())
@@ -1461,6 +1488,7 @@ pub fn show(idx: &Index, s: &Stored, address: &str, top: usize) -> Result<Shown,
                 heuristic: m.3.clone(),
                 because: m.4.clone(),
                 precision_ppm: p,
+                rate: rate_name(&m.3, &m.4),
             });
         }
     }
@@ -1515,5 +1543,18 @@ mod tests {
             merge_precision_ppm("change-peel", "change-peel"),
             precision_ppm(ChangePeel)
         );
+        // A precise decision by a rule never measured borrows no figure, alone or with
+        // a measured one.
+        assert_eq!(precision_ppm(ChangeRoundFiat), None);
+        for b in [
+            because_bits(&[ChangeRoundFiat]),
+            because_bits(&[ChangeRoundFiat, ChangeDecimals]),
+        ] {
+            assert_eq!(vote_kind(ChangeVote, b), Some(VOTE_PRECISE));
+            assert_eq!(merge_ppm(ChangeVote, b), None);
+            assert_eq!(merge_precision_ppm("change-vote", &because_names(b)), None);
+        }
+        assert_eq!(rate_name("change-vote", &because_names(votes)), VOTE_VOTES);
+        assert_eq!(rate_name("change-peel", "change-peel"), "change-peel");
     }
 }

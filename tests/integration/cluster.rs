@@ -462,6 +462,97 @@ fn eval_scores_every_set_and_reports_bad_truth() {
     ]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("address and entity"));
+    // A folder without either truth file is named as such.
+    let empty = d.path().join("no-truth");
+    std::fs::create_dir(&empty).unwrap();
+    let o = run(&[
+        "eval",
+        "clusters",
+        "--data",
+        data,
+        "--truth",
+        empty.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("neither addresses.parquet nor addresses.csv"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_truth_written_by_polars_or_without_change_flags_is_read() {
+    // polars writes large strings compressed with zstd, and 0/1 flags are often integers:
+    // the same truth in that shape scores the same. (Both failed before: a panic, exit
+    // 101, and "Disabled feature at compile time: zstd".)
+    use arrow_array::{ArrayRef, Int64Array, LargeStringArray, RecordBatch};
+    use std::sync::Arc;
+    let d = regtest_dataset();
+    let data = d.path().to_str().unwrap();
+    let text = std::fs::read_to_string(truth_csv()).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).unwrap();
+    let (ai, ei, ci) = (col("address"), col("entity"), col("is_change"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    let strings = |i: usize| -> ArrayRef {
+        Arc::new(LargeStringArray::from_iter_values(
+            rows.iter().map(|r| r[i]),
+        ))
+    };
+    let flags: ArrayRef = Arc::new(Int64Array::from_iter_values(
+        rows.iter().map(|r| r[ci].parse::<i64>().unwrap()),
+    ));
+    let batch = RecordBatch::try_from_iter([
+        ("address", strings(ai)),
+        ("entity", strings(ei)),
+        ("is_change", flags),
+    ])
+    .unwrap();
+    let pq = d.path().join("truth.parquet");
+    let props = parquet::file::properties::WriterProperties::builder()
+        .set_compression(parquet::basic::Compression::ZSTD(Default::default()))
+        .build();
+    let mut w = parquet::arrow::ArrowWriter::try_new(
+        std::fs::File::create(&pq).unwrap(),
+        batch.schema(),
+        Some(props),
+    )
+    .unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+    let eval_json = |truth: &std::path::Path| -> Vec<Value> {
+        let o = run(&[
+            "eval",
+            "clusters",
+            "--data",
+            data,
+            "--truth",
+            truth.to_str().unwrap(),
+            "--set",
+            "multi-input",
+            "--json",
+        ]);
+        ok(&o);
+        serde_json::from_str(&stdout(&o)).unwrap()
+    };
+    let (from_csv, from_parquet) = (eval_json(&truth_csv()), eval_json(&pq));
+    assert_eq!(from_csv.len(), 2, "multi-input and the oracle");
+    assert_eq!(from_csv, from_parquet);
+    // A CSV of address and entity only: scored, without the oracle (no change flags).
+    let plain = d.path().join("plain.csv");
+    std::fs::write(
+        &plain,
+        std::iter::once("address,entity".to_string())
+            .chain(rows.iter().map(|r| format!("{},{}", r[ai], r[ei])))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let rows_plain = eval_json(&plain);
+    assert_eq!(rows_plain.len(), 1, "{rows_plain:?}");
+    assert_eq!(rows_plain[0], from_csv[0]);
 }
 
 #[test]

@@ -154,7 +154,7 @@ async function showAddress(address, offset) {
     p.append(el("div", { id: "cluster-why" }, "Why merged: ", why || "a single address (no merge)"));
     if (c.weakest_link) {
       const w = c.weakest_link;
-      const prec = w.precision_ppm == null ? "precision not measured" : `merge precision ${(w.precision_ppm / 1e6).toFixed(4)}`;
+      const prec = w.precision_ppm == null ? "precision not measured" : `merge precision ${(w.precision_ppm / 1e6).toFixed(4)}, ${w.rate}`;
       p.append(el("div", { class: "muted" }, `Weakest link: ${w.heuristic} [${w.because}] (${prec}) in tx `, link(short(w.txid), () => showTx(w.txid))));
     }
     if ((c.labels || []).length) p.append(el("h3", {}, `Labels in this cluster (${c.labels.length})`));
