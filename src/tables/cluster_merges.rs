@@ -28,7 +28,7 @@ const COLUMNS: &[Column] = &[
     opt(
         "precision_ppm",
         U32,
-        "the rule's measured merge precision in parts per million: the lowest share of its merges joining one entity over the calibration worlds (docs/CLUSTERING.md); null for a rule never measured",
+        "the rule's measured merge precision in parts per million: the lowest share of its merges joining one entity over the calibration worlds (docs/CLUSTERING.md); for change-vote, that of its kind of decision (change-vote/precise when precise rules agreed, change-vote/votes when votes decided); null when a rule behind it was never measured",
     ),
 ];
 
