@@ -569,11 +569,15 @@ pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliEr
             &st.cluster_of,
             &truth,
             &format!(
-                "stored: {} (hold-size {})",
+                "stored: {} (hold-size {}{})",
                 st.meta.heuristics.join("+"),
                 st.meta
                     .hold_size
-                    .map_or_else(|| "off".to_string(), |n| n.to_string())
+                    .map_or_else(|| "off".to_string(), |n| n.to_string()),
+                st.meta
+                    .prices
+                    .as_ref()
+                    .map_or_else(String::new, |p| format!(", prices {p}"))
             ),
         );
         eval::score_merges(
@@ -668,7 +672,7 @@ pub(crate) fn print_scores(cli: &Cli, rows: &[eval::Scores]) {
         }
     }
     println!(
-        "precision, recall, F1: over pairs of addresses of the truth (a pair predicted when in one cluster, true when of one owner); addresses: those of the truth in the dataset; merges: recorded merges; false/1000: merges joining two owners per 1,000 merges between addresses of the truth; rule precision: the share of the last rule's own merges joining one owner. The oracle links every true change output (perfect change detection); 'stored' is the clustering `cluster bitcoin` wrote, as traces use it: it can differ from the same set's row by the merges its guard held back with the labels it had. The last rule's precision of a set with several rules is its own merges' only."
+        "precision, recall, F1: over pairs of addresses of the truth (a pair predicted when in one cluster, true when of one owner); addresses: those of the truth in the dataset; merges: recorded merges; false/1000: merges joining two owners per 1,000 merges between addresses of the truth; rule precision: the share of the last rule's own merges joining one owner. The oracle links every true change output (perfect change detection); 'stored' is the clustering `cluster bitcoin` wrote, as traces use it: it can differ from the same set's row by the merges its guard held back with the labels it had, and by the price file it read (named in the row) when this run reads another or none. The last rule's precision of a set with several rules is its own merges' only."
     );
 }
 

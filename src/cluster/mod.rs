@@ -666,9 +666,10 @@ pub fn build(
     drop(scratch);
     let (mut meta, figures) = write(idx, &c, n_merges, max_share, conflicted, &dir)?;
     let warnings = meta.warnings.clone();
-    if hold_size.is_some() {
+    if hold_size.is_some() || prices.is_some() {
         // Recorded in _meta.json too.
         meta.hold_size = hold_size;
+        meta.prices = prices.map(|p| p.file.clone());
         let mut bytes = serde_json::to_vec_pretty(&meta).expect("meta serialises");
         bytes.push(b'\n');
         sink::write_atomic(&dir.join("_meta.json"), &bytes)?;
@@ -783,6 +784,9 @@ pub struct ClusterMeta {
     /// Merges held back by the collapse guard, not applied.
     #[serde(default)]
     pub held: Vec<HeldMerge>,
+    /// The daily price file the round-in-fiat rule read (`--prices`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prices: Option<String>,
 }
 
 /// A merge held back, as `_meta.json` lists it.
@@ -972,6 +976,7 @@ pub fn write(
         max_share,
         warnings,
         hold_size: None,
+        prices: None,
         held: c
             .held
             .iter()

@@ -972,3 +972,79 @@ fn a_coinjoin_participant_is_not_credited_with_everyones_outputs() {
     }
     assert!(checked >= 5, "{checked}");
 }
+
+#[test]
+fn round_fiat_merges_borrow_no_measured_precision_and_the_price_file_is_recorded() {
+    // A priced world (Yahoo's 2023 BTC-USD closes): the consensus's round-in-fiat
+    // decisions were never measured (the calibration worlds have no calendar), so they
+    // record no precision, not the precise kind's 0.99 (they did before); the price file
+    // read is in _meta.json, and the rule without --prices is warned about.
+    let prices = datasets().join("prices/BTC-USD.csv");
+    let p = prices.to_str().unwrap();
+    let d = tempfile::tempdir().unwrap();
+    let (world, data) = (d.path().join("w"), d.path().join("data"));
+    ok(&run(&[
+        "--quiet",
+        "simulate",
+        "--txs",
+        "4000",
+        "--seed",
+        "3",
+        "--start",
+        "2023-01-01",
+        "--end",
+        "2023-12-31",
+        "--prices",
+        p,
+        "--out",
+        world.to_str().unwrap(),
+    ]));
+    ok(&ingest(&world.join("blocks"), &data, &[]));
+    let data = data.to_str().unwrap();
+    ok(&run(&[
+        "--quiet", "cluster", "bitcoin", "--data", data, "--prices", p,
+    ]));
+    let dir = std::path::Path::new(data).join("clusters/regtest");
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("_meta.json")).unwrap()).unwrap();
+    assert!(
+        meta["prices"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("BTC-USD.csv")),
+        "{meta}"
+    );
+    let merges = read_parquet_file(&dir.join("merges.parquet"));
+    let fiat: Vec<_> = merges
+        .iter()
+        .filter(|m| m["heuristic"].str() == "change-vote")
+        .filter(|m| m["because"].str().contains("change-round-fiat"))
+        .collect();
+    assert!(fiat.len() > 10, "{} round-in-fiat decisions", fiat.len());
+    assert!(fiat.iter().all(|m| m["precision_ppm"] == Cell::Null));
+    // The other consensus merges keep their kind's figure.
+    assert!(
+        merges
+            .iter()
+            .filter(|m| m["heuristic"].str() == "change-vote")
+            .filter(|m| !m["because"].str().contains("change-round-fiat"))
+            .all(|m| m["precision_ppm"].opt_int().is_some())
+    );
+    let o = run(&[
+        "--quiet",
+        "cluster",
+        "bitcoin",
+        "--data",
+        data,
+        "--heuristics",
+        "multi-input,change-round-fiat",
+    ]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("change-round-fiat needs --prices"),
+        "{}",
+        stderr(&o)
+    );
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("_meta.json")).unwrap()).unwrap();
+    assert!(meta.get("prices").is_none(), "{meta}");
+}
