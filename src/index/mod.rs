@@ -929,12 +929,14 @@ fn first_not_below<'a>(
         let off = (want.saturating_sub(klo) * (hi - lo) as u128 / span) as usize;
         let pos = (lo + off).min(hi - 1);
         let at = txid_at(sorted[pos]);
-        if at < &txid[..] {
+        let k = key(at);
+        // The first 8 bytes decide but for a shared prefix: no byte-wise compare then.
+        if k < want || (k == want && at < &txid[..]) {
             lo = pos + 1;
-            klo = key(at);
+            klo = k;
         } else {
             hi = pos;
-            khi = key(at);
+            khi = k;
         }
     }
     lo + sorted[lo..hi].partition_point(|&t| txid_at(t) < &txid[..])
@@ -1088,18 +1090,34 @@ fn sort_ids<'a>(
     let chunk = u32::try_from(chunk_bytes / per_id.max(1))
         .unwrap_or(u32::MAX)
         .max(1024);
-    let by_key = |a: &u32, b: &u32| key(*a).cmp(key(*b)).then(a.cmp(b));
+    // Sorted as (the key's first 8 bytes, id) pairs held in the run: the keys are read
+    // (from the memory-mapped columns) only to break a tie of those bytes. Zero padding
+    // keeps a shorter key first among equal prefixes: the tie-break decides it.
+    let prefix = |id: u32| {
+        let k = key(id);
+        let mut b = [0u8; 8];
+        let m = k.len().min(8);
+        b[..m].copy_from_slice(&k[..m]);
+        u64::from_be_bytes(b)
+    };
+    let by_key = |a: &(u64, u32), b: &(u64, u32)| {
+        a.0.cmp(&b.0)
+            .then_with(|| key(a.1).cmp(key(b.1)))
+            .then(a.1.cmp(&b.1))
+    };
+    let sorted_run = |from: u32, to: u32| -> Vec<u32> {
+        let mut pairs: Vec<(u64, u32)> = (from..to).map(|id| (prefix(id), id)).collect();
+        pairs.sort_unstable_by(by_key);
+        pairs.into_iter().map(|(_, id)| id).collect()
+    };
     if chunk >= n {
-        let mut ids: Vec<u32> = (0..n).collect();
-        ids.sort_unstable_by(by_key);
-        return write_u32s(tmp, name, &ids);
+        return write_u32s(tmp, name, &sorted_run(0, n));
     }
     let mut runs = Vec::new();
     let mut from = 0u32;
     while from < n {
         let to = from.saturating_add(chunk).min(n);
-        let mut ids: Vec<u32> = (from..to).collect();
-        ids.sort_unstable_by(by_key);
+        let ids = sorted_run(from, to);
         let run = format!(".run_{name}_{}", runs.len());
         write_u32s(tmp, &run, &ids)?;
         runs.push(Col::open(&tmp.join(&run), 4)?);
@@ -1809,6 +1827,35 @@ pub struct Built {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_sort_by_their_whole_key_in_memory_and_in_runs() {
+        // Keys sharing their first 8 bytes, shorter keys, a duplicate: the order is the
+        // keys' (then the ids'), whether sorted at once or in runs merged.
+        let keys: Vec<Vec<u8>> = (0..3000u32)
+            .map(|i| {
+                let mut k = b"bcrt1qab".to_vec();
+                k.extend(format!("{}", (i * 7919) % 1013).bytes());
+                if i % 5 == 0 {
+                    k.truncate(8 + (i as usize % 3));
+                }
+                k
+            })
+            .collect();
+        let mut want: Vec<u32> = (0..3000).collect();
+        want.sort_by(|a, b| keys[*a as usize].cmp(&keys[*b as usize]).then(a.cmp(b)));
+        let key = |id: u32| keys[id as usize].as_slice();
+        for chunk_bytes in [u64::MAX, 1024 * 20] {
+            let d = tempfile::tempdir().unwrap();
+            sort_ids(3000, &key, 20, chunk_bytes, d.path(), "sorted").unwrap();
+            let got: Vec<u32> = std::fs::read(d.path().join("sorted"))
+                .unwrap()
+                .chunks(4)
+                .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+                .collect();
+            assert_eq!(got, want, "chunk {chunk_bytes}");
+        }
+    }
 
     /// Writes a two-transaction index by hand: tx 0 (height 0) is a coinbase paying 5000
     /// sat to `bcrt1a`; tx 1 (height 1) spends it and pays 3000 to `bcrt1b` and 1900 back
