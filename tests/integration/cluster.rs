@@ -854,6 +854,26 @@ fn labels_imported_after_clustering_are_checked_where_they_matter() {
     let o = run(&["cluster", "bitcoin", "--data", data, "--heuristics", ""]);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("no heuristic given"), "{}", stderr(&o));
+    // A misspelt rule: the valid names, and the help of the subcommand that has them.
+    let o = run(&[
+        "--json",
+        "cluster",
+        "bitcoin",
+        "--data",
+        data,
+        "--heuristics",
+        "multi-input,change-swept",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("change-sweep"),
+        "{v}"
+    );
+    assert_eq!(v["error"]["hint"], "see chaintrace cluster bitcoin --help");
 }
 
 /// The index's address → outputs rows list exactly the outputs a scan of every output
