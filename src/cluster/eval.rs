@@ -280,11 +280,11 @@ pub fn read_change_flags(
 /// Whether the CSV file `path`'s header names `column` (false when unreadable: reading it
 /// again says why).
 fn csv_has_column(path: &Path, column: &str) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|t| {
-        t.lines()
-            .next()
-            .is_some_and(|h| h.split(',').any(|c| c.trim() == column))
-    })
+    use std::io::BufRead;
+    let mut header = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| std::io::BufReader::new(f).read_line(&mut header))
+        .is_ok_and(|_| header.split(',').any(|c| c.trim() == column))
 }
 
 /// A text column's values (`None` for nulls), whatever its string type: Arrow's strings,

@@ -1107,7 +1107,7 @@ pub const VOTE_VOTES: &str = "change-vote/votes";
 /// [`VOTE_PRECISE`] or [`VOTE_VOTES`]; `None` for any other heuristic's merge.
 pub fn vote_kind(h: Heuristic, because: u16) -> Option<&'static str> {
     (h == Heuristic::ChangeVote).then(|| {
-        if because & because_bits(&heuristics::change_vote::PRECISE) != 0 {
+        if because & rates().precise != 0 {
             VOTE_PRECISE
         } else {
             VOTE_VOTES
@@ -1133,18 +1133,44 @@ pub fn merge_precision_ppm(heuristic: &str, because: &str) -> Option<u32> {
     merge_ppm(h, because_bits_named(because))
 }
 
+/// The calibration's figures as the merges need them, looked up once per process: every
+/// merge written or shown asks, and a lookup scans the calibration table.
+struct Rates {
+    /// Each heuristic's precision, by position in [`Heuristic::ALL`].
+    rule: [Option<u32>; Heuristic::ALL.len()],
+    /// Reasons ([`because_bits`]) whose rule was never measured.
+    unmeasured: u16,
+    /// The consensus's precise rules, as reasons.
+    precise: u16,
+    /// [`VOTE_PRECISE`]'s and [`VOTE_VOTES`]'s precision.
+    kinds: [Option<u32>; 2],
+}
+
+fn rates() -> &'static Rates {
+    static RATES: std::sync::OnceLock<Rates> = std::sync::OnceLock::new();
+    RATES.get_or_init(|| {
+        let rule = Heuristic::ALL.map(precision_ppm);
+        Rates {
+            rule,
+            unmeasured: (0..REASONS)
+                .filter(|&i| rule[i].is_none())
+                .fold(0, |acc, i| acc | 1 << i),
+            precise: because_bits(&heuristics::change_vote::PRECISE),
+            kinds: [ppm_of(VOTE_PRECISE), ppm_of(VOTE_VOTES)],
+        }
+    })
+}
+
 /// [`merge_precision_ppm`] of a merge in memory.
 fn merge_ppm(h: Heuristic, because: u16) -> Option<u32> {
-    let unmeasured = Heuristic::ALL[..REASONS]
-        .iter()
-        .enumerate()
-        .any(|(i, r)| because & 1 << i != 0 && precision_ppm(*r).is_none());
-    if unmeasured {
+    let r = rates();
+    if because & r.unmeasured != 0 {
         return None;
     }
     match vote_kind(h, because) {
-        Some(kind) => ppm_of(kind),
-        None => precision_ppm(h),
+        Some(VOTE_PRECISE) => r.kinds[0],
+        Some(_) => r.kinds[1],
+        None => r.rule[Heuristic::ALL.iter().position(|x| *x == h)?],
     }
 }
 

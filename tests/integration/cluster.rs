@@ -433,16 +433,7 @@ fn eval_scores_every_set_and_reports_bad_truth() {
     }
     assert!(kind(chaintrace::cluster::VOTE_VOTES) < kind(chaintrace::cluster::VOTE_PRECISE));
     // The text table says the same under the rows.
-    let o = run(&[
-        "eval",
-        "clusters",
-        "--data",
-        data,
-        "--truth",
-        truth_csv().to_str().unwrap(),
-        "--set",
-        "multi-input+change-vote",
-    ]);
+    let o = eval_clusters(data, &truth_csv(), &["--set", "multi-input+change-vote"]);
     ok(&o);
     let votes = format!(
         "decided by votes {} merges, precision {:.4}",
@@ -465,20 +456,21 @@ fn eval_scores_every_set_and_reports_bad_truth() {
     // A folder without either truth file is named as such.
     let empty = d.path().join("no-truth");
     std::fs::create_dir(&empty).unwrap();
-    let o = run(&[
-        "eval",
-        "clusters",
-        "--data",
-        data,
-        "--truth",
-        empty.to_str().unwrap(),
-    ]);
+    let o = eval_clusters(data, &empty, &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stderr(&o).contains("neither addresses.parquet nor addresses.csv"),
         "{}",
         stderr(&o)
     );
+}
+
+/// `chaintrace eval clusters --data DATA --truth TRUTH EXTRA...`.
+fn eval_clusters(data: &str, truth: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["eval", "clusters", "--data", data, "--truth"];
+    args.push(truth.to_str().unwrap());
+    args.extend_from_slice(extra);
+    run(&args)
 }
 
 #[test]
@@ -523,17 +515,7 @@ fn a_truth_written_by_polars_or_without_change_flags_is_read() {
     w.write(&batch).unwrap();
     w.close().unwrap();
     let eval_json = |truth: &std::path::Path| -> Vec<Value> {
-        let o = run(&[
-            "eval",
-            "clusters",
-            "--data",
-            data,
-            "--truth",
-            truth.to_str().unwrap(),
-            "--set",
-            "multi-input",
-            "--json",
-        ]);
+        let o = eval_clusters(data, truth, &["--set", "multi-input", "--json"]);
         ok(&o);
         serde_json::from_str(&stdout(&o)).unwrap()
     };
