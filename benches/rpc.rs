@@ -47,6 +47,7 @@ fn main() {
                 to: None,
                 part_blocks: 1000,
                 replace: false,
+                memory: chaintrace::memory::budget(),
             };
             let s = ingest_chain(&source, best, &opts, &pb).expect("the ingest runs");
             secs += t.elapsed().as_secs_f64();

@@ -58,8 +58,8 @@ fn bench(data: &Path, truth: &Path) {
                 labels.insert(
                     a.0,
                     Label {
-                        entity: e.clone(),
-                        category: c.clone(),
+                        entity: e.as_str().into(),
+                        category: c.as_str().into(),
                     },
                 );
             }

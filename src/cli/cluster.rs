@@ -182,7 +182,7 @@ pub(crate) fn bitcoin(cli: &Cli, a: &ClusterBitcoinArgs) -> Result<(), CliError>
             .map_err(CliError::user)?
             .chosen
             .into_iter()
-            .map(|t| (t.address, t.entity))
+            .map(|t| (t.address, t.entity.to_string()))
             .collect::<std::collections::HashMap<_, _>>(),
         ),
         None => None,
@@ -357,7 +357,7 @@ pub(crate) fn show(cli: &Cli, a: &ShowArgs) -> Result<(), CliError> {
         .map_err(CliError::user)?;
     let labels: Vec<serde_json::Value> = tags
         .iter()
-        .filter(|(t, _)| t.chain == "bitcoin")
+        .filter(|(t, _)| &*t.chain == "bitcoin")
         .filter(|(t, _)| idx.address_id(&t.address).is_some_and(|id| s.cluster_of[id.ix()] == shown.stats.cluster_id))
         .map(|(t, _)| {
             serde_json::json!({"address": t.address, "label": t.label, "entity": t.entity, "category": t.category,

@@ -178,6 +178,7 @@ fn range_options(a: &IngestBitcoinArgs) -> crate::ingest::bitcoin::RangeOptions 
         to: a.to,
         part_blocks: a.part_blocks,
         replace: a.replace,
+        memory: crate::memory::budget(),
     }
 }
 
@@ -224,10 +225,18 @@ pub(crate) fn print_summary(cli: &Cli, s: &Summary, error: Option<&IngestError>)
     if s.written.blocks > 0 && s.elapsed_secs > 0.0 {
         // A source with prevouts keeps no UTXO set.
         let utxo = if s.utxo_outputs > 0 {
+            let spilled = if s.utxo_spilled_bytes > 0 {
+                format!(
+                    "; past half of --memory, {} MiB of them in a scratch file",
+                    s.utxo_spilled_bytes >> 20
+                )
+            } else {
+                String::new()
+            };
             format!(
-                ", {} unspent outputs ({:.1} bytes each)",
+                ", {} unspent outputs ({:.1} bytes each{spilled})",
                 s.utxo_outputs,
-                s.utxo_heap_bytes as f64 / s.utxo_outputs as f64
+                (s.utxo_heap_bytes + s.utxo_spilled_bytes) as f64 / s.utxo_outputs as f64
             )
         } else {
             String::new()

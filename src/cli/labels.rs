@@ -119,7 +119,7 @@ pub(crate) fn print_import(data: &std::path::Path, report: &labels::ImportReport
     {
         let elsewhere = tags
             .iter()
-            .filter(|(t, _)| t.chain == "bitcoin")
+            .filter(|(t, _)| &*t.chain == "bitcoin")
             .filter(|(t, _)| !present.iter().any(|n| labels::on_network(t, n)))
             .count();
         if elsewhere > 0 {
@@ -247,7 +247,7 @@ pub(crate) fn search(cli: &Cli, a: &LabelsSearchArgs) -> Result<(), CliError> {
         .iter()
         .map(|(t, _)| t)
         .filter(|t| {
-            [&t.address, &t.label, &t.entity, &t.category, &t.source]
+            [&*t.address, &*t.label, &*t.entity, &*t.category, &*t.source]
                 .iter()
                 .any(|f| f.to_lowercase().contains(&needle))
         })

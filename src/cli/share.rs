@@ -186,7 +186,7 @@ fn export(cli: &Cli, a: &super::args::ShareExportArgs) -> Result<(), CliError> {
     let bytes = w.to_bytes(&key);
     crate::store::sink::write_atomic(&a.out, &bytes).map_err(user)?;
     let cats: BTreeMap<&str, usize> = tags.iter().fold(BTreeMap::new(), |mut m, t| {
-        *m.entry(t.category.as_str()).or_default() += 1;
+        *m.entry(&*t.category).or_default() += 1;
         m
     });
     if cli.json {

@@ -113,9 +113,9 @@ fn from_dataset(a: &WatchArgs, w: &mut Watched) -> Result<(), CliError> {
     for (t, _) in
         crate::labels::read_tags(&crate::labels::tags_path(data)).map_err(CliError::user)?
     {
-        if t.category == "exchange" {
+        if &*t.category == "exchange" {
             w.exchanges
-                .insert(watch::normal(&t.address), t.entity.clone());
+                .insert(watch::normal(&t.address), t.entity.to_string());
         }
     }
     if a.watch_clusters && a.rpc_eth.is_none() {

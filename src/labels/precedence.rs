@@ -19,7 +19,6 @@
 //! with `--include-private`) disagree on the entity or the category, compared without case.
 
 use std::cmp::Reverse;
-use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -140,13 +139,15 @@ type Rank<'a> = (
 );
 
 fn rank<'a>(t: &'a Tag, prefer: &[String]) -> Rank<'a> {
-    let file_name = std::path::Path::new(&t.file)
+    let file_name = std::path::Path::new(&*t.file)
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("");
     let preferred = prefer
         .iter()
-        .position(|p| *p == t.source || *p == t.file || (!file_name.is_empty() && p == file_name))
+        .position(|p| {
+            **p == *t.source || **p == *t.file || (!file_name.is_empty() && p == file_name)
+        })
         .unwrap_or(prefer.len());
     let recency = t.lastmod.as_deref().and_then(days).unwrap_or(i64::MIN);
     (
@@ -181,18 +182,18 @@ pub fn resolve_owned(
     selection: &Selection,
 ) -> Resolved {
     let (chosen, mut out) = resolve_indices(&tags, chain, selection);
-    let mut slot = vec![usize::MAX; tags.len()];
-    for (k, &i) in chosen.iter().enumerate() {
-        slot[i] = k;
+    let mut keep = vec![false; tags.len()];
+    for &i in &chosen {
+        keep[i] = true;
     }
-    let mut kept: Vec<Option<Tag>> = Vec::with_capacity(chosen.len());
-    kept.resize_with(chosen.len(), || None);
-    for (i, (t, _)) in tags.into_iter().enumerate() {
-        if let Some(k) = slot.get(i).copied().filter(|&k| k != usize::MAX) {
-            kept[k] = Some(t);
-        }
-    }
-    out.chosen = kept.into_iter().flatten().collect();
+    let mut kept: Vec<Tag> = tags
+        .into_iter()
+        .zip(keep)
+        .filter_map(|((t, _), k)| k.then_some(t))
+        .collect();
+    // One chosen tag per (chain, address): this is the order of `chosen`.
+    kept.sort_unstable_by(|a, b| (&a.chain, &a.address).cmp(&(&b.chain, &b.address)));
+    out.chosen = kept;
     out
 }
 
@@ -206,30 +207,39 @@ fn resolve_indices(
     chain: Option<&str>,
     selection: &Selection,
 ) -> (Vec<usize>, Resolved) {
-    let mut by_address: BTreeMap<(&str, &str), Vec<Ranked<'_>>> = BTreeMap::new();
+    // The tags in play, grouped by (chain, address) by sorting their indices: 8 bytes a tag,
+    // where a map of per-address vectors took about 400 (measured on 250 k tags).
     let mut private_ignored = 0;
+    let mut in_play: Vec<usize> = Vec::with_capacity(tags.len());
     // The import time is never a rank: when or in which order files came must not decide.
     for (i, (t, _imported_at)) in tags.iter().enumerate() {
-        if chain.is_some_and(|c| c != t.chain) {
+        if chain.is_some_and(|c| c != &*t.chain) {
             continue;
         }
         if !t.is_public && !selection.include_private {
             private_ignored += 1;
             continue;
         }
-        by_address.entry((&t.chain, &t.address)).or_default().push((
-            rank(t, &selection.prefer),
-            t,
-            i,
-        ));
+        in_play.push(i);
     }
+    let key = |i: usize| (&*tags[i].0.chain, tags[i].0.address.as_str());
+    in_play.sort_unstable_by(|&a, &b| key(a).cmp(&key(b)).then(a.cmp(&b)));
     let mut out = Resolved {
         private_ignored,
         selection: selection.clone(),
         ..Resolved::default()
     };
     let mut chosen = Vec::new();
-    for ((chain, address), mut ranked) in by_address {
+    for group in in_play.chunk_by(|&a, &b| key(a) == key(b)) {
+        if let [only] = group {
+            chosen.push(*only);
+            continue;
+        }
+        let (chain, address) = key(group[0]);
+        let mut ranked: Vec<Ranked<'_>> = group
+            .iter()
+            .map(|&i| (rank(&tags[i].0, &selection.prefer), &tags[i].0, i))
+            .collect();
         // The file and line make the order total; they only order tags that agree.
         ranked.sort_by(|a, b| (&a.0, &a.1.file, a.1.line).cmp(&(&b.0, &b.1.file, b.1.line)));
         let (best_rank, best, best_ix) = &ranked[0];
@@ -275,11 +285,11 @@ mod tests {
             category: category.into(),
             confidence: confidence.into(),
             is_public: true,
-            source: format!("src-{file}"),
-            file: format!("/labels/{file}"),
+            source: format!("src-{file}").into(),
+            file: format!("/labels/{file}").into(),
             line: 2,
             lastmod: None,
-            file_sha256: String::new(),
+            file_sha256: "".into(),
         }
     }
 
@@ -303,7 +313,7 @@ mod tests {
             );
             assert_eq!(r.chosen.len(), 1);
             assert_eq!(
-                r.chosen[0].entity, "ExampleExchange",
+                &*r.chosen[0].entity, "ExampleExchange",
                 "category order decides a tie"
             );
             assert_eq!(r.conflicts[0].decided_by, Rule::Tie);
@@ -315,7 +325,7 @@ mod tests {
             None,
             &Selection::default(),
         );
-        assert_eq!(r.chosen[0].entity, "ExampleExchange");
+        assert_eq!(&*r.chosen[0].entity, "ExampleExchange");
     }
 
     #[test]
@@ -327,16 +337,16 @@ mod tests {
             Some("bitcoin"),
             &Selection::default(),
         );
-        assert_eq!(r.chosen[0].entity, "OFAC");
+        assert_eq!(&*r.chosen[0].entity, "OFAC");
         assert_eq!(r.conflicts[0].decided_by, Rule::Confidence);
-        assert_eq!(r.conflicts[0].others[0].entity, "Mixer");
+        assert_eq!(&*r.conflicts[0].others[0].entity, "Mixer");
 
         let sel = Selection {
             prefer: vec!["crawl.yaml".into()],
             ..Selection::default()
         };
         let r = resolve(&[(low.clone(), 0), (high.clone(), 0)], None, &sel);
-        assert_eq!(r.chosen[0].entity, "Mixer");
+        assert_eq!(&*r.chosen[0].entity, "Mixer");
         assert_eq!(r.conflicts[0].decided_by, Rule::Prefer);
 
         let mut old = tag("a.yaml", "Old", "exchange", "service_data");
@@ -344,12 +354,12 @@ mod tests {
         let mut new = tag("b.yaml", "New", "exchange", "service_data");
         new.lastmod = Some("2023-06-30".into());
         let r = resolve(&[(new, 0), (old.clone(), DAY_MS * 30_000)], None, &sel);
-        assert_eq!(r.chosen[0].entity, "New");
+        assert_eq!(&*r.chosen[0].entity, "New");
         assert_eq!(r.conflicts[0].decided_by, Rule::Recency);
         // An undated tag never wins by being imported later.
         let undated = tag("c.csv", "Undated", "darknet", "service_data");
         let r = resolve(&[(undated, DAY_MS * 40_000), (old, 0)], None, &sel);
-        assert_eq!(r.chosen[0].entity, "Old");
+        assert_eq!(&*r.chosen[0].entity, "Old");
     }
 
     #[test]

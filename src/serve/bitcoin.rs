@@ -40,7 +40,7 @@ impl Btc {
         let tags: Vec<Tag> = crate::labels::read_tags(&crate::labels::tags_path(data))?
             .into_iter()
             .map(|(t, _)| t)
-            .filter(|t| t.chain == "bitcoin" && crate::labels::on_network(t, network))
+            .filter(|t| &*t.chain == "bitcoin" && crate::labels::on_network(t, network))
             .collect();
         let tag_ids = tags.iter().map(|t| idx.address_id(&t.address)).collect();
         Ok(Btc {
@@ -64,7 +64,7 @@ impl Btc {
             "addresses": m.addresses,
             "clustered": self.clusters.as_ref().map(|s| s.meta.heuristics.join(",")),
             "tags": self.tags.tags.len(),
-            "categories": self.tags.tags.iter().map(|t| t.category.as_str()).collect::<BTreeSet<_>>(),
+            "categories": self.tags.tags.iter().map(|t| &*t.category).collect::<BTreeSet<_>>(),
             "unit": "BTC",
             "decimals": 8,
         })

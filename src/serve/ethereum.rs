@@ -73,7 +73,7 @@ impl Eth {
         let tags = crate::labels::read_tags(&crate::labels::tags_path(data))?
             .into_iter()
             .map(|(t, _)| t)
-            .filter(|t| t.chain == "ethereum")
+            .filter(|t| &*t.chain == "ethereum")
             .collect();
         Ok(Eth {
             ledger,
@@ -97,7 +97,7 @@ impl Eth {
             "addresses": self.ledger.accounts.len(),
             "clustered": (!self.clusters.is_empty()).then_some("deposit-reuse"),
             "tags": self.tags.tags.len(),
-            "categories": self.tags.tags.iter().map(|t| t.category.as_str()).collect::<BTreeSet<_>>(),
+            "categories": self.tags.tags.iter().map(|t| &*t.category).collect::<BTreeSet<_>>(),
             "unit": "ETH",
             "decimals": 18,
         })

@@ -168,7 +168,7 @@ pub(crate) fn search_labels(
     let hits: Vec<&crate::labels::Tag> = tags
         .iter()
         .filter(|t| {
-            [&t.address, &t.label, &t.entity, &t.category, &t.source]
+            [&*t.address, &*t.label, &*t.entity, &*t.category, &*t.source]
                 .iter()
                 .any(|f| f.to_lowercase().contains(&needle))
         })

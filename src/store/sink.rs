@@ -225,6 +225,17 @@ pub fn commit(staged: &[Staged]) -> Result<(), StoreError> {
 /// # Errors
 /// I/O errors, naming the file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    write_atomic_with(path, |w| w.write_all(bytes))
+}
+
+/// [`write_atomic`], the bytes written by `write` (buffered) instead of held in memory.
+///
+/// # Errors
+/// I/O errors, naming the file.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), StoreError> {
     // A bare file name (`out.ctw`) lives in the working directory.
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -236,8 +247,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
         .expect("paths have a name")
         .to_string_lossy();
     let tmp = dir.join(format!(".{name}.tmp"));
-    let mut f = File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
+    let f = File::create(&tmp).map_err(io(&tmp))?;
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    write(&mut w).map_err(io(&tmp))?;
+    let f = w
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .map_err(io(&tmp))?;
     f.sync_all().map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))?;
     File::open(dir)

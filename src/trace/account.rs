@@ -419,7 +419,7 @@ impl<'a> Walk<'a> {
     fn stops(&self, a: u32) -> bool {
         self.labels
             .get(&a)
-            .is_some_and(|l| self.p.stop_at.contains(&l.category))
+            .is_some_and(|l| self.p.stop_at.iter().any(|c| *c == *l.category))
     }
 
     /// The ids (in `txids`) of the seed transactions in this chunk.
@@ -456,8 +456,8 @@ impl<'a> Walk<'a> {
             address: accounts[ix(a)].clone(),
             amount,
             hop,
-            entity: l.map(|l| l.entity.clone()),
-            category: l.map(|l| l.category.clone()),
+            entity: l.map(|l| l.entity.to_string()),
+            category: l.map(|l| l.category.to_string()),
             cluster: None,
             output_value: whole,
             coinjoin: None,

@@ -253,11 +253,11 @@ fn attributions_in_trace(
             (
                 t.address.clone(),
                 Attribution {
-                    entity: t.entity.clone(),
-                    category: t.category.clone(),
-                    label: t.label.clone(),
-                    source: t.source.clone(),
-                    confidence: t.confidence.clone(),
+                    entity: t.entity.to_string(),
+                    category: t.category.to_string(),
+                    label: t.label.to_string(),
+                    source: t.source.to_string(),
+                    confidence: t.confidence.to_string(),
                     tag: format!("{}:{}", t.file, t.line),
                 },
             )

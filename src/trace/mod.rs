@@ -63,11 +63,12 @@ pub struct Params {
     pub before_labels: HashMap<u64, Label>,
 }
 
-/// A label, as the trace sees it.
+/// A label, as the trace sees it: texts shared with the tags it came from
+/// ([`crate::labels::Text`]), so a label costs two pointers, not two strings.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct Label {
-    pub entity: String,
-    pub category: String,
+    pub entity: crate::labels::Text,
+    pub category: crate::labels::Text,
 }
 
 /// One value transfer of the trace.
@@ -247,7 +248,7 @@ pub fn run(
     let mut pred: HashMap<OutIx, (OutIx, TxIx)> = HashMap::new();
     let height_of = |t: TxIx| u64::from(idx.tx_height(t).0);
     let label_of = |o: OutIx| idx.out_address(o).and_then(|a| labels.get(&a.0));
-    let stops = |o: OutIx| label_of(o).is_some_and(|l| p.stop_at.contains(&l.category));
+    let stops = |o: OutIx| label_of(o).is_some_and(|l| p.stop_at.iter().any(|c| *c == *l.category));
     let end = |kind: &'static str, o: OutIx, amount: u64, h: u32| {
         let l = label_of(o);
         End {
@@ -260,8 +261,8 @@ pub fn run(
                 .unwrap_or_default(),
             amount: amount.into(),
             hop: h,
-            entity: l.map(|l| l.entity.clone()),
-            category: l.map(|l| l.category.clone()),
+            entity: l.map(|l| l.entity.to_string()),
+            category: l.map(|l| l.category.to_string()),
             cluster: None,
             output_value: Some(idx.value(o).to_sat().into()),
             coinjoin: None,
@@ -405,9 +406,9 @@ pub fn run(
                             let label = p.before_labels.get(&k);
                             let mut e =
                                 before_window_end(idx, k, t, amount, h, &known, &taint, &mut edges);
-                            e.entity = label.map(|l| l.entity.clone());
-                            e.category = label.map(|l| l.category.clone());
-                            if label.is_some_and(|l| p.stop_at.contains(&l.category)) {
+                            e.entity = label.map(|l| l.entity.to_string());
+                            e.category = label.map(|l| l.category.to_string());
+                            if label.is_some_and(|l| p.stop_at.iter().any(|c| *c == *l.category)) {
                                 e.kind = "exit";
                                 totals.exits += Amount::from(amount);
                                 ends.push(e);

@@ -458,11 +458,7 @@ pub(crate) fn check_stop_at(
     a: &Request,
     resolved: &crate::labels::Resolved,
 ) -> Result<Vec<String>, TraceError> {
-    let present: BTreeSet<&str> = resolved
-        .chosen
-        .iter()
-        .map(|t| t.category.as_str())
-        .collect();
+    let present: BTreeSet<&str> = resolved.chosen.iter().map(|t| &*t.category).collect();
     let lowered: Vec<String> = a
         .stop_at
         .iter()
@@ -489,19 +485,15 @@ pub(crate) fn check_stop_at(
         return Ok(given.iter().map(|c| c.to_string()).collect());
     }
     // A category carried only by tags that lost a conflict: say so, never "none".
-    if let Some(c) = resolved.conflicts.iter().find(|c| {
-        c.others
-            .iter()
-            .any(|o| missing.contains(&o.category.as_str()))
-    }) {
+    if let Some(c) = resolved
+        .conflicts
+        .iter()
+        .find(|c| c.others.iter().any(|o| missing.contains(&&*o.category)))
+    {
         let shadowed = resolved
             .conflicts
             .iter()
-            .filter(|c| {
-                c.others
-                    .iter()
-                    .any(|o| missing.contains(&o.category.as_str()))
-            })
+            .filter(|c| c.others.iter().any(|o| missing.contains(&&*o.category)))
             .count();
         return Err(TraceError::Input(format!(
             "--stop-at {}: only tags that lost a conflict carry it, at {shadowed} address(es) (e.g. {} uses {} [{}] by {}); `chaintrace labels conflicts` shows them; add --prefer SOURCE|FILE to use those tags",
@@ -664,7 +656,7 @@ pub fn stop_addresses(a: &Request) -> Result<std::collections::HashSet<String>, 
     Ok(resolved
         .chosen
         .iter()
-        .filter(|t| stop.contains(&t.category))
+        .filter(|t| stop.iter().any(|c| *c == *t.category))
         .map(|t| t.address.clone())
         .collect())
 }
@@ -692,7 +684,7 @@ pub(crate) fn load_labels(
         if crate::share::is_sensitive(&t.category)
             && !named.contains(&t.category.to_ascii_lowercase())
         {
-            let hidden = crate::stats::NEED_TO_KNOW.to_string();
+            let hidden: crate::labels::Text = crate::stats::NEED_TO_KNOW.into();
             t.category.clone_from(&hidden);
             t.entity.clone_from(&hidden);
             t.label = hidden;

@@ -200,7 +200,7 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
         for (addr, l) in &labels {
             let c = s.cluster_of[ix(*addr)];
             if used.contains(&c) {
-                actors.entry(c).or_default().insert(l.entity.as_str());
+                actors.entry(c).or_default().insert(&*l.entity);
             }
         }
         for (c, names) in actors.into_iter().filter(|(_, n)| n.len() > 1) {

@@ -287,7 +287,7 @@ fn block_367891_fees_are_exact_from_its_spent_outputs() {
     }
     let mut utxo = UtxoSet::new();
     for (txid, outs) in prevouts {
-        utxo.add_tx(&txid, outs.into_iter());
+        utxo.add_tx(&txid, outs.into_iter()).unwrap();
     }
     assert_eq!(
         k,

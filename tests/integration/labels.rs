@@ -93,12 +93,12 @@ fn tagpacks_inherit_header_fields_and_drop_the_zero_address() {
         .find(|(t, _)| t.address == "3K35dyL85fR9ht7UgzPfd1gLRRXQtNTqE3")
         .unwrap();
     assert_eq!(
-        ofac.0.label,
+        &*ofac.0.label,
         "Asset listed under US Treasury OFAC Sanctions List"
     );
-    assert_eq!(ofac.0.category, "user");
+    assert_eq!(&*ofac.0.category, "user");
     assert_eq!(
-        ofac.0.source,
+        &*ofac.0.source,
         "https://www.treasury.gov/ofac/downloads/sdnlist.txt"
     );
     assert_eq!(ofac.0.line, 9, "the line of the tag in the file");
@@ -107,22 +107,18 @@ fn tagpacks_inherit_header_fields_and_drop_the_zero_address() {
         .find(|(t, _)| t.address == "1Kr6QSydW9bFQG1mXiPNNu6WpJGmUa9i1g")
         .unwrap();
     assert_eq!(
-        (
-            bfx.0.entity.as_str(),
-            bfx.0.category.as_str(),
-            bfx.0.confidence.as_str()
-        ),
+        (&*bfx.0.entity, &*bfx.0.category, &*bfx.0.confidence),
         ("bitfinex", "exchange", "service_data")
     );
     assert_eq!(
-        bfx.0.label, "bitfinex BTC hot wallet",
+        &*bfx.0.label, "bitfinex BTC hot wallet",
         "a tag's own field wins over the header"
     );
     let eth = tags
         .iter()
         .find(|(t, _)| t.address == "0x77134cbc06cb00b66f4c7e623d5fdbf6777635ec")
         .unwrap();
-    assert_eq!(eth.0.chain, "ethereum");
+    assert_eq!(&*eth.0.chain, "ethereum");
 
     // Importing the same files again replaces their rows.
     let n = tags.len();
@@ -196,7 +192,7 @@ fn bad_label_files_are_reported_with_lines() {
     let tags = read_tags(&tags_path(d.path())).unwrap();
     assert!(
         tags.iter()
-            .any(|(t, _)| t.label == "informant" && !t.is_public)
+            .any(|(t, _)| &*t.label == "informant" && !t.is_public)
     );
 }
 
@@ -229,7 +225,7 @@ fn spreadsheet_csv_quirks_are_read_or_named() {
     let tags = read_tags(&tags_path(d.path())).unwrap();
     assert_eq!(tags.len(), 1);
     assert_eq!(
-        (tags[0].0.category.as_str(), tags[0].0.entity.as_str()),
+        (&*tags[0].0.category, &*tags[0].0.entity),
         ("exchange", "ExampleExchange, Inc.")
     );
 
@@ -273,7 +269,7 @@ fn spreadsheet_csv_quirks_are_read_or_named() {
         .iter()
         .find(|(t, _)| t.file.ends_with("crlf.csv"))
         .unwrap();
-    assert_eq!((t.0.category.as_str(), t.0.line), ("exchange", 2));
+    assert_eq!((&*t.0.category, t.0.line), ("exchange", 2));
 
     // Semicolons and tabs, as spreadsheets export them.
     for (name, sep, word) in [("semi.csv", ";", "semicolon"), ("tab.csv", "\t", "tab")] {

@@ -13,6 +13,13 @@ use crate::types::Network;
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum IngestError {
+    /// The UTXO set, past its share of `--memory`, could not use its scratch file (the
+    /// source's message names the file or folder).
+    #[error("{source}; free disk space in the dataset's folder or give a larger --memory")]
+    UtxoSpill {
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot read {path}: {source}")]
     Io {
         path: PathBuf,

@@ -92,6 +92,9 @@ pub struct Summary {
     pub elapsed_secs: f64,
     pub utxo_outputs: u64,
     pub utxo_heap_bytes: u64,
+    /// Bytes of the UTXO set's scratch file, once the set passed half the memory budget
+    /// (0: the set stayed on the heap).
+    pub utxo_spilled_bytes: u64,
     pub peak_rss_bytes: Option<u64>,
     /// An input problem found after the complete blocks before it were ingested.
     #[serde(serialize_with = "ser_err")]
@@ -200,6 +203,10 @@ pub struct RangeOptions {
     /// Replace a dataset of another chain (one that diverges from the source more than
     /// [`MAX_REORG_DEPTH`] blocks below its tip) instead of refusing.
     pub replace: bool,
+    /// The memory budget (`--memory`; default [`crate::memory::budget`]). The UTXO set
+    /// keeps its heap within half of it: past that, its records move to a scratch file in
+    /// the dataset's directory ([`UtxoSet::spill_to`]).
+    pub memory: crate::memory::Budget,
 }
 
 /// The deepest reorganisation an ingest rolls back by itself. A stored chain that leaves
@@ -216,6 +223,7 @@ impl RangeOptions {
             from: None,
             to: None,
             part_blocks: DEFAULT_PART_BLOCKS,
+            memory: crate::memory::budget(),
         }
     }
 }
@@ -505,6 +513,7 @@ pub fn ingest_chain(
         elapsed_secs: 0.0,
         utxo_outputs: 0,
         utxo_heap_bytes: 0,
+        utxo_spilled_bytes: 0,
         peak_rss_bytes: None,
         error: best.deferred,
     };
@@ -514,10 +523,12 @@ pub fn ingest_chain(
         // with them, only the blocks to write are fetched.
         // A UTXO snapshot left by an earlier run saves replaying from genesis.
         let first = to_write[0].0;
+        let utxo_limit = opts.memory.bytes() / 2;
         let mut utxo = UtxoSet::new();
+        utxo.spill_to(&chain_dir, utxo_limit);
         let mut replay_from = 0u32;
         if !source.has_prevouts()
-            && let Some((set, h)) = load_snapshot(&chain_dir, chain, first)
+            && let Some((set, h)) = load_snapshot(&chain_dir, chain, first, utxo_limit)
         {
             utxo = set;
             replay_from = h + 1;
@@ -586,7 +597,9 @@ pub fn ingest_chain(
                             // The block's own prevouts stand in for the UTXO set.
                             let mut local = UtxoSet::new();
                             for (txid, coins) in prev {
-                                local.add_tx(txid, coins.iter().cloned());
+                                local
+                                    .add_tx(txid, coins.iter().cloned())
+                                    .map_err(|source| IngestError::UtxoSpill { source })?;
                             }
                             Rows::apply(block, &mut local, writing.then_some(&mut rows))?
                         }
@@ -646,6 +659,7 @@ pub fn ingest_chain(
         }
         summary.utxo_outputs = utxo.len();
         summary.utxo_heap_bytes = utxo.heap_bytes();
+        summary.utxo_spilled_bytes = utxo.spilled_bytes();
         if let Some(e) = failure {
             // A corrupt block: what came before it is written; report the block.
             summary.error = Some(e);
@@ -738,9 +752,19 @@ fn read_and_decode(
 const SNAPSHOT_FILE: &str = "_utxo-snapshot.bin";
 
 /// Loads the snapshot if it is intact, on the current chain and below `first`.
-fn load_snapshot(chain_dir: &Path, chain: &[ChainBlock], first: u32) -> Option<(UtxoSet, u32)> {
-    let bytes = std::fs::read(chain_dir.join(SNAPSHOT_FILE)).ok()?;
-    let (set, h, hash) = UtxoSet::from_snapshot(&bytes)?;
+/// The UTXO snapshot of `chain_dir`, if it is whole and on `chain` below `first`: read
+/// through a memory map, into a set that spills past `limit` bytes of heap.
+fn load_snapshot(
+    chain_dir: &Path,
+    chain: &[ChainBlock],
+    first: u32,
+    limit: u64,
+) -> Option<(UtxoSet, u32)> {
+    let file = std::fs::File::open(chain_dir.join(SNAPSHOT_FILE)).ok()?;
+    // SAFETY: the snapshot is replaced by rename, never written in place, so the mapped
+    // file does not change while it is read.
+    let bytes = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+    let (set, h, hash) = UtxoSet::from_snapshot_spilling(&bytes, Some((chain_dir, limit)))?;
     let on_chain = chain
         .get(ix(h))
         .is_some_and(|b| b.hash.to_byte_array() == hash);
@@ -753,8 +777,11 @@ fn save_snapshot(
     height: u32,
     hash: &bitcoin::BlockHash,
 ) -> Result<(), IngestError> {
-    let bytes = utxo.snapshot_bytes(height, &hash.to_byte_array());
-    Ok(sink::write_atomic(&chain_dir.join(SNAPSHOT_FILE), &bytes)?)
+    let hash = hash.to_byte_array();
+    Ok(sink::write_atomic_with(
+        &chain_dir.join(SNAPSHOT_FILE),
+        |w| utxo.write_snapshot(w, height, &hash),
+    )?)
 }
 
 /// Input + output rows buffered before they are written to the open part's files.

@@ -785,7 +785,8 @@ pub fn fetch(
         }
         let mut utxo = UtxoSet::new();
         for (txid, coins) in prev.finish() {
-            utxo.add_tx(&txid, coins.into_iter());
+            utxo.add_tx(&txid, coins.into_iter())
+                .map_err(|source| IngestError::UtxoSpill { source })?;
         }
         counts += Rows::apply(&block, &mut utxo, Some(&mut rows))?;
     }

@@ -205,7 +205,8 @@ impl Rows {
                         },
                     )
                 }),
-            );
+            )
+            .map_err(|source| IngestError::UtxoSpill { source })?;
             counts.txs += 1;
             counts.inputs += n64(tx.inputs.len());
             counts.outputs += n64(tx.outputs.len());

@@ -19,6 +19,13 @@
 //! cut out of its record in place; the bytes freed are reclaimed by compacting the arena in
 //! place when they pass an eighth of it. Bytes per unspent output are measured by
 //! [`UtxoSet::heap_bytes`] (see the ingest benchmark and `cargo bench --bench scale`).
+//!
+//! **Within a memory budget** ([`UtxoSet::spill_to`]): once the heap it takes would pass
+//! the limit, the arena moves to a scratch file mapped into memory. The kernel then keeps
+//! as much of it in RAM as there is room for, writes the rest out and reads it back on a
+//! spend: the heap stays the table's 12 bytes a slot. The file is unlinked as soon as it is
+//! opened, so a killed run leaves nothing; its blocks are reserved (`posix_fallocate`)
+//! before they are used, so a full disk is an error, not a bus fault.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -151,11 +158,154 @@ fn record_size(len: usize) -> usize {
     (4 + len).div_ceil(4) * 4
 }
 
+/// Where the arena spills, and the heap it may take before it does.
+#[derive(Clone, Debug)]
+struct Spill {
+    dir: std::path::PathBuf,
+    limit: u64,
+}
+
+/// The arena's bytes: on the heap, or in a scratch file mapped into memory
+/// ([`UtxoSet::spill_to`]).
+enum Arena {
+    Heap(Vec<u8>),
+    File {
+        file: std::fs::File,
+        /// The file's name when it was created (unlinked since), for errors.
+        path: std::path::PathBuf,
+        map: memmap2::MmapMut,
+        len: usize,
+    },
+}
+
+impl Default for Arena {
+    fn default() -> Self {
+        Arena::Heap(Vec::new())
+    }
+}
+
+impl std::ops::Deref for Arena {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Arena::Heap(v) => v,
+            Arena::File { map, len, .. } => &map[..*len],
+        }
+    }
+}
+
+impl std::ops::DerefMut for Arena {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            Arena::Heap(v) => v,
+            Arena::File { map, len, .. } => &mut map[..*len],
+        }
+    }
+}
+
+/// Reserves the blocks of `file` up to `len` bytes (and grows it to that length).
+fn allocate(file: &std::fs::File, len: usize) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let len = libc::off_t::try_from(len).map_err(std::io::Error::other)?;
+    // SAFETY: a plain system call on an open file descriptor.
+    match unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) } {
+        0 => Ok(()),
+        e => Err(std::io::Error::from_raw_os_error(e)),
+    }
+}
+
+impl Arena {
+    fn capacity(&self) -> usize {
+        match self {
+            Arena::Heap(v) => v.capacity(),
+            Arena::File { map, .. } => map.len(),
+        }
+    }
+
+    fn on_heap(&self) -> bool {
+        matches!(self, Arena::Heap(_))
+    }
+
+    /// The bytes so far, moved to a new scratch file in `dir` of `capacity` bytes.
+    fn spilled(&self, dir: &std::path::Path, capacity: usize) -> std::io::Result<Arena> {
+        let path = dir.join(format!(".utxo-spill-{}", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
+        // Unlinked at once: the open file lives on, and nothing is left if the run dies.
+        let _ = std::fs::remove_file(&path);
+        allocate(&file, capacity.max(self.len()))?;
+        // SAFETY: the file was created and unlinked here: no other process maps it.
+        let mut map = unsafe { memmap2::MmapMut::map_mut(&file) }?;
+        map[..self.len()].copy_from_slice(self);
+        Ok(Arena::File {
+            file,
+            path,
+            map,
+            len: self.len(),
+        })
+    }
+
+    /// Room for `additional` more bytes: a larger heap block, or a longer file mapped anew.
+    fn reserve_exact(&mut self, additional: usize) -> std::io::Result<()> {
+        match self {
+            Arena::Heap(v) => {
+                v.reserve_exact(additional);
+                Ok(())
+            }
+            Arena::File { file, map, len, .. } => {
+                if *len + additional <= map.len() {
+                    return Ok(());
+                }
+                // In steps of at least 64 MiB: each is a remap.
+                let cap = (*len + additional).max(map.len() + (64 << 20));
+                allocate(file, cap)?;
+                // SAFETY: as in `spilled`; the old mapping is dropped when replaced.
+                *map = unsafe { memmap2::MmapMut::map_mut(&*file) }?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Appends `a`, then `b`, then zeros up to `size` bytes in all (the capacity reserved).
+    fn append(&mut self, a: &[u8], b: &[u8], size: usize) {
+        match self {
+            Arena::Heap(v) => {
+                let at = v.len();
+                v.extend_from_slice(a);
+                v.extend_from_slice(b);
+                v.resize(at + size, 0);
+            }
+            Arena::File { map, len, .. } => {
+                let at = *len;
+                map[at..at + a.len()].copy_from_slice(a);
+                map[at + a.len()..at + a.len() + b.len()].copy_from_slice(b);
+                map[at + a.len() + b.len()..at + size].fill(0);
+                *len = at + size;
+            }
+        }
+    }
+
+    fn truncate(&mut self, to: usize) {
+        match self {
+            Arena::Heap(v) => {
+                v.truncate(to);
+                v.shrink_to(to + to / 8);
+            }
+            Arena::File { len, .. } => *len = to.min(*len),
+        }
+    }
+}
+
 /// The unspent output set.
 #[derive(Default)]
 pub struct UtxoSet {
     table: Table,
-    arena: Vec<u8>,
+    arena: Arena,
+    spill: Option<Spill>,
     /// Arena bytes no record uses any more.
     garbage: usize,
     fallback: HashMap<[u8; 32], Box<[u8]>>,
@@ -198,11 +348,43 @@ impl UtxoSet {
         self.table.len + self.fallback.len()
     }
 
-    /// Heap bytes: the table's arrays, the arena (with its free bytes and spare capacity)
-    /// and the fallback's entries (key, boxed slice and control byte per bucket, records
-    /// rounded up to the allocator's 16-byte granularity).
+    /// Keeps the set's heap within `limit` bytes where it can: once the arena would take
+    /// it past `limit`, the arena moves to a scratch file in `dir` ([module docs](self)).
+    /// The table and the rare 8-byte-prefix collisions stay on the heap.
+    pub fn spill_to(&mut self, dir: &std::path::Path, limit: u64) {
+        self.spill = Some(Spill {
+            dir: dir.to_path_buf(),
+            limit,
+        });
+    }
+
+    /// Bytes of the arena's scratch file (0 while the arena is on the heap).
+    pub fn spilled_bytes(&self) -> u64 {
+        if self.arena.on_heap() {
+            0
+        } else {
+            n64(self.arena.capacity())
+        }
+    }
+
+    /// The scratch file's path as created (unlinked since), once the arena spilled.
+    pub fn spill_path(&self) -> Option<&std::path::Path> {
+        match &self.arena {
+            Arena::File { path, .. } => Some(path),
+            Arena::Heap(_) => None,
+        }
+    }
+
+    /// Heap bytes: the table's arrays, the arena while it is on the heap (with its free
+    /// bytes and spare capacity) and the fallback's entries (key, boxed slice and control
+    /// byte per bucket, records rounded up to the allocator's 16-byte granularity).
     pub fn heap_bytes(&self) -> u64 {
         let table = n64(self.table.keys.capacity() * 8 + self.table.vals.capacity() * 4);
+        let arena = if self.arena.on_heap() {
+            n64(self.arena.capacity())
+        } else {
+            0
+        };
         let buckets = n64(self.fallback.capacity()) * 8 / 7;
         let fallback: u64 = buckets * 49
             + self
@@ -210,7 +392,7 @@ impl UtxoSet {
                 .values()
                 .map(|b| ((n64(b.len()) + 8).div_ceil(16) * 16).max(32))
                 .sum::<u64>();
-        table + n64(self.arena.capacity()) + fallback
+        table + arena + fallback
     }
 
     /// Bytes of packed output records alone.
@@ -221,7 +403,15 @@ impl UtxoSet {
     /// Adds the spendable outputs of transaction `txid`: `(vout, coin)` pairs.
     /// A transaction whose txid is already present replaces the earlier one, as in Bitcoin
     /// Core: only BIP 30's two exceptions do that on mainnet.
-    pub fn add_tx(&mut self, txid: &Txid, outs: impl Iterator<Item = (u32, Coin)>) {
+    ///
+    /// # Errors
+    /// Only a spilled set ([`UtxoSet::spill_to`]) fails: its scratch file cannot be created
+    /// or grown (a full disk).
+    pub fn add_tx(
+        &mut self,
+        txid: &Txid,
+        outs: impl Iterator<Item = (u32, Coin)>,
+    ) -> std::io::Result<()> {
         let mut buf = Vec::new();
         let mut n = 0;
         for (vout, coin) in outs {
@@ -246,16 +436,16 @@ impl UtxoSet {
             n += 1;
         }
         if n == 0 {
-            return;
+            return Ok(());
         }
-        self.insert(&txid.to_byte_array(), &buf, true);
+        self.insert(&txid.to_byte_array(), &buf, true)
     }
 
     /// Adds a record: in the table under its prefix, or in the fallback when the prefix
     /// belongs to another live transaction. `repeats`: a repeat of a present txid replaces
     /// it as in Bitcoin Core (only BIP 30's exceptions, [`is_bip30_repeat`]: in the table,
     /// the prefix's entry is then taken to be that txid); off when loading a snapshot.
-    fn insert(&mut self, txid: &[u8; 32], payload: &[u8], repeats: bool) {
+    fn insert(&mut self, txid: &[u8; 32], payload: &[u8], repeats: bool) -> std::io::Result<()> {
         self.outputs += count_records(payload);
         self.packed_bytes += n64(payload.len());
         let key = key_of(txid);
@@ -266,7 +456,7 @@ impl UtxoSet {
             self.outputs -= count_records(old);
             self.packed_bytes -= n64(old.len());
             self.fallback.insert(*txid, payload.into());
-            return;
+            return Ok(());
         }
         match (key, self.table.find(key)) {
             (0, _) => {
@@ -274,7 +464,7 @@ impl UtxoSet {
                 self.fallback.insert(*txid, payload.into());
             }
             (_, None) => {
-                let off = self.push_record(payload);
+                let off = self.push_record(payload)?;
                 self.table.insert(key, off);
             }
             (_, Some(slot)) if repeats && is_bip30_repeat(txid) => {
@@ -283,7 +473,7 @@ impl UtxoSet {
                 self.outputs -= count_records(old);
                 self.packed_bytes -= n64(len);
                 self.garbage += record_size(len);
-                let off = self.push_record(payload);
+                let off = self.push_record(payload)?;
                 self.table.vals[slot] = off;
             }
             (_, Some(_)) => {
@@ -291,27 +481,47 @@ impl UtxoSet {
                 self.fallback.insert(*txid, payload.into());
             }
         }
+        Ok(())
     }
 
     /// Appends a record, returning its offset in 4-byte units.
-    fn push_record(&mut self, payload: &[u8]) -> u32 {
+    fn push_record(&mut self, payload: &[u8]) -> std::io::Result<u32> {
         let at = self.arena.len();
         let size = record_size(payload.len());
         if at + size > self.arena.capacity() {
             // Grow by an eighth, not double: the spare capacity is heap too (glibc moves
             // large blocks with mremap, so the copies are cheap).
-            self.arena
-                .reserve_exact(size.max(self.arena.capacity() / 8).max(4096));
+            let grow = size.max(self.arena.capacity() / 8).max(4096);
+            if let Some(s) = &self.spill
+                && self.arena.on_heap()
+                && self.heap_bytes() + n64(grow) > s.limit
+            {
+                let spilled = self.arena.spilled(&s.dir, at + grow).map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!("the UTXO set's scratch file in {}: {e}", s.dir.display()),
+                    )
+                })?;
+                self.arena = spilled;
+            }
+            self.arena.reserve_exact(grow).map_err(|e| {
+                let at = self.spill_path().map(|p| p.display().to_string());
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "the UTXO set's scratch file {}: {e}",
+                        at.unwrap_or_default()
+                    ),
+                )
+            })?;
         }
         assert!(
             at / 4 < u32::MAX as usize,
             "the UTXO arena outgrew 16 GiB of records"
         );
         self.arena
-            .extend_from_slice(&n32(payload.len()).to_le_bytes());
-        self.arena.extend_from_slice(payload);
-        self.arena.resize(at + size, 0);
-        n32(at / 4)
+            .append(&n32(payload.len()).to_le_bytes(), payload, size);
+        Ok(n32(at / 4))
     }
 
     /// The payload's start and length of the record at `off`.
@@ -392,7 +602,6 @@ impl UtxoSet {
             w += size;
         }
         self.arena.truncate(w);
-        self.arena.shrink_to(w + w / 8);
         self.garbage = 0;
     }
 }
@@ -407,39 +616,70 @@ impl UtxoSet {
     /// by txid (the same set always gives the same bytes), followed by the sha256 of
     /// everything before it.
     pub fn snapshot_bytes(&self, height: u32, hash: &[u8; 32]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(ix(self.packed_bytes) + 12 * self.table.len + 64);
+        self.write_snapshot(&mut out, height, hash)
+            .expect("writing to a Vec cannot fail");
+        out
+    }
+
+    /// [`UtxoSet::snapshot_bytes`] written to `w` as they are made: the set is not copied
+    /// (the heap it takes is 8 bytes a transaction, for the order of the keys).
+    ///
+    /// # Errors
+    /// `w`'s.
+    pub fn write_snapshot(
+        &self,
+        w: &mut dyn std::io::Write,
+        height: u32,
+        hash: &[u8; 32],
+    ) -> std::io::Result<()> {
+        use bitcoin::hashes::HashEngine;
         let mut slots: Vec<usize> = (0..self.table.keys.len())
             .filter(|&i| self.table.keys[i] != 0)
             .collect();
         slots.sort_by_key(|&i| self.table.keys[i]);
         let mut txids: Vec<&[u8; 32]> = self.fallback.keys().collect();
         txids.sort();
-        let mut out = Vec::with_capacity(ix(self.packed_bytes) + 12 * slots.len() + 64);
-        out.extend_from_slice(SNAPSHOT_MAGIC);
-        out.extend_from_slice(&height.to_le_bytes());
-        out.extend_from_slice(hash);
-        out.extend_from_slice(&(n64(slots.len())).to_le_bytes());
+        let mut engine = bitcoin::hashes::sha256::Hash::engine();
+        let mut put = |b: &[u8]| {
+            engine.input(b);
+            w.write_all(b)
+        };
+        put(SNAPSHOT_MAGIC)?;
+        put(&height.to_le_bytes())?;
+        put(hash)?;
+        put(&(n64(slots.len())).to_le_bytes())?;
         for i in slots {
             let (at, len) = self.record(self.table.vals[i]);
-            out.extend_from_slice(&self.table.keys[i].to_le_bytes());
-            out.extend_from_slice(&(n32(len)).to_le_bytes());
-            out.extend_from_slice(&self.arena[at..at + len]);
+            put(&self.table.keys[i].to_le_bytes())?;
+            put(&(n32(len)).to_le_bytes())?;
+            put(&self.arena[at..at + len])?;
         }
-        out.extend_from_slice(&(n64(txids.len())).to_le_bytes());
+        put(&(n64(txids.len())).to_le_bytes())?;
         for t in txids {
             let rec = &self.fallback[t];
-            out.extend_from_slice(t);
-            out.extend_from_slice(&(n32(rec.len())).to_le_bytes());
-            out.extend_from_slice(rec);
+            put(t)?;
+            put(&(n32(rec.len())).to_le_bytes())?;
+            put(rec)?;
         }
-        let digest = bitcoin::hashes::sha256::Hash::hash(&out);
-        out.extend_from_slice(digest.as_byte_array());
-        out
+        let digest = bitcoin::hashes::sha256::Hash::from_engine(engine);
+        w.write_all(digest.as_byte_array())
     }
 
     /// Reads a snapshot written by [`UtxoSet::snapshot_bytes`] (or by the version before,
     /// keyed by whole txids): the set, its height and block hash, or `None` if the bytes
     /// are damaged or of another format.
     pub fn from_snapshot(bytes: &[u8]) -> Option<(UtxoSet, u32, [u8; 32])> {
+        Self::from_snapshot_spilling(bytes, None)
+    }
+
+    /// [`UtxoSet::from_snapshot`] into a set that spills as [`UtxoSet::spill_to`] says
+    /// (`(dir, limit)`), so a snapshot larger than the budget loads (from a memory-mapped
+    /// file, say). A scratch file that cannot be made is `None`, as a damaged snapshot.
+    pub fn from_snapshot_spilling(
+        bytes: &[u8],
+        spill: Option<(&std::path::Path, u64)>,
+    ) -> Option<(UtxoSet, u32, [u8; 32])> {
         let body_len = bytes.len().checked_sub(32)?;
         let (body, digest) = bytes.split_at(body_len);
         let v1 = body.starts_with(SNAPSHOT_MAGIC_V1);
@@ -451,6 +691,9 @@ impl UtxoSet {
         let height = u32::from_le_bytes(body.get(8..12)?.try_into().ok()?);
         let hash: [u8; 32] = body.get(12..44)?.try_into().ok()?;
         let mut set = UtxoSet::new();
+        if let Some((dir, limit)) = spill {
+            set.spill_to(dir, limit);
+        }
         let mut pos = 44;
         // Entries: (key width, whether it is a whole txid): version 1 has one list of
         // whole txids; version 2 a list of 8-byte keys, then one of whole txids.
@@ -465,7 +708,7 @@ impl UtxoSet {
                 let rec = body.get(pos + width + 4..pos + width + 4 + ix(len))?;
                 pos += width + 4 + ix(len);
                 if width == 32 {
-                    set.insert(key.try_into().ok()?, rec, false);
+                    set.insert(key.try_into().ok()?, rec, false).ok()?;
                 } else {
                     let k = u64::from_le_bytes(key.try_into().ok()?);
                     if k == 0 || set.table.find(k).is_some() {
@@ -473,7 +716,7 @@ impl UtxoSet {
                     }
                     set.outputs += count_records(rec);
                     set.packed_bytes += n64(rec.len());
-                    let off = set.push_record(rec);
+                    let off = set.push_record(rec).ok()?;
                     set.table.insert(k, off);
                 }
             }
@@ -614,7 +857,7 @@ mod tests {
                 },
             ),
         ];
-        s.add_tx(&txid(1), coins.clone().into_iter());
+        s.add_tx(&txid(1), coins.clone().into_iter()).unwrap();
         assert_eq!(s.len(), 3, "OP_RETURN never enters the set");
         assert_eq!(s.spend(&txid(1), 1), None);
         assert_eq!(s.spend(&txid(1), 300), Some(coins[2].1.clone()));
@@ -639,7 +882,8 @@ mod tests {
             s.add_tx(
                 &txid(n),
                 [(0, c.clone()), (u32::from(n) + 1, c)].into_iter(),
-            );
+            )
+            .unwrap();
         }
         s.spend(&txid(7), 0);
         let bytes = s.snapshot_bytes(42, &[9; 32]);
@@ -672,8 +916,8 @@ mod tests {
     fn a_bip30_repeat_replaces_the_first() {
         let mut s = UtxoSet::new();
         let t = Txid::from_str(BIP30_REPEATS[1]).unwrap();
-        s.add_tx(&t, [(0, coin(1))].into_iter());
-        s.add_tx(&t, [(0, coin(2))].into_iter());
+        s.add_tx(&t, [(0, coin(1))].into_iter()).unwrap();
+        s.add_tx(&t, [(0, coin(2))].into_iter()).unwrap();
         assert_eq!(s.len(), 1);
         assert_eq!(s.spend(&t, 0).map(|c| c.value), Some(2));
         assert!(s.is_empty());
@@ -694,9 +938,10 @@ mod tests {
             Txid::from_byte_array(b),
             Txid::from_byte_array(zero),
         );
-        s.add_tx(&a, [(0, coin(10)), (1, coin(11))].into_iter());
-        s.add_tx(&b, [(0, coin(20))].into_iter());
-        s.add_tx(&zero, [(5, coin(30))].into_iter());
+        s.add_tx(&a, [(0, coin(10)), (1, coin(11))].into_iter())
+            .unwrap();
+        s.add_tx(&b, [(0, coin(20))].into_iter()).unwrap();
+        s.add_tx(&zero, [(5, coin(30))].into_iter()).unwrap();
         assert_eq!((s.len(), s.tx_count()), (4, 3));
         let snap = UtxoSet::from_snapshot(&s.snapshot_bytes(1, &[0; 32]))
             .unwrap()
@@ -712,6 +957,61 @@ mod tests {
         }
     }
 
+    /// Past its limit the arena moves to a scratch file: the heap no longer counts it, the
+    /// coins are the same, nothing is left in the folder (the file is unlinked at once),
+    /// and a snapshot loads into a set that spills too. A folder that cannot take the file
+    /// is an error naming it.
+    #[test]
+    fn a_set_past_its_limit_spills_its_records_to_a_scratch_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut heap, mut spilled) = (UtxoSet::new(), UtxoSet::new());
+        spilled.spill_to(dir.path(), 64 << 10);
+        for n in 0..5000u32 {
+            let mut b = [0u8; 32];
+            b[..4].copy_from_slice(&(n + 1).to_le_bytes());
+            let outs = [(0, coin(u64::from(n))), (1, coin(7))];
+            heap.add_tx(&Txid::from_byte_array(b), outs.clone().into_iter())
+                .unwrap();
+            spilled
+                .add_tx(&Txid::from_byte_array(b), outs.into_iter())
+                .unwrap();
+        }
+        assert_eq!(heap.spilled_bytes(), 0);
+        assert!(spilled.spilled_bytes() >= heap.packed_bytes());
+        assert!(
+            spilled.heap_bytes() < heap.heap_bytes() / 2,
+            "{} vs {}",
+            spilled.heap_bytes(),
+            heap.heap_bytes()
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let snap = heap.snapshot_bytes(3, &[1; 32]);
+        assert_eq!(spilled.snapshot_bytes(3, &[1; 32]), snap);
+        let (mut back, _, _) =
+            UtxoSet::from_snapshot_spilling(&snap, Some((dir.path(), 64 << 10))).unwrap();
+        assert!(back.spilled_bytes() > 0);
+        for n in (0..5000u32).step_by(7) {
+            let mut b = [0u8; 32];
+            b[..4].copy_from_slice(&(n + 1).to_le_bytes());
+            let t = Txid::from_byte_array(b);
+            let want = heap.spend(&t, 0);
+            assert_eq!(want.as_ref().map(|c| c.value), Some(u64::from(n)));
+            assert_eq!(spilled.spend(&t, 0), want);
+            assert_eq!(back.spend(&t, 0), want);
+        }
+        assert_eq!(
+            spilled.snapshot_bytes(4, &[2; 32]),
+            heap.snapshot_bytes(4, &[2; 32])
+        );
+        let mut nowhere = UtxoSet::new();
+        let missing = dir.path().join("no-such-folder");
+        nowhere.spill_to(&missing, 0);
+        let e = nowhere
+            .add_tx(&txid(1), [(0, coin(1))].into_iter())
+            .unwrap_err();
+        assert!(e.to_string().contains("no-such-folder"), "{e}");
+    }
+
     /// A snapshot of the first format (records keyed by whole txids) still loads.
     #[test]
     fn a_version_1_snapshot_loads() {
@@ -722,7 +1022,7 @@ mod tests {
         body.extend_from_slice(&2u64.to_le_bytes());
         for (n, value) in [(1u8, 500u64), (2, 600)] {
             let mut s = UtxoSet::new();
-            s.add_tx(&txid(n), [(3, coin(value))].into_iter());
+            s.add_tx(&txid(n), [(3, coin(value))].into_iter()).unwrap();
             let (at, len) = s.record(s.table.vals[s.table.find(key_of(&[n; 32])).unwrap()]);
             body.extend_from_slice(&[n; 32]);
             body.extend_from_slice(&n32(len).to_le_bytes());
@@ -756,6 +1056,10 @@ mod properties {
             ops in proptest::collection::vec((0u8..40, 0u8..3, any::<bool>(), 0u32..6), 1..3000),
         ) {
             let mut set = UtxoSet::new();
+            // The same operations on a set whose arena is in a scratch file from the start.
+            let dir = tempfile::tempdir().unwrap();
+            let mut spilled = UtxoSet::new();
+            spilled.spill_to(dir.path(), 0);
             let mut model: BTreeMap<([u8; 32], u32), u64> = BTreeMap::new();
             let mut added = std::collections::BTreeSet::new();
             for (i, &(t, tail, add, vout)) in ops.iter().enumerate() {
@@ -775,7 +1079,8 @@ mod properties {
                     for (v, c) in &outs {
                         model.insert((bytes, *v), c.value);
                     }
-                    set.add_tx(&txid, outs.into_iter());
+                    spilled.add_tx(&txid, outs.clone().into_iter()).unwrap();
+                    set.add_tx(&txid, outs.into_iter()).unwrap();
                 } else {
                     let want = model.remove(&(bytes, vout));
                     // An outpoint that does not exist finds nothing, unless a live
@@ -783,11 +1088,15 @@ mod properties {
                     // `spend`: only an invalid chain spends such an outpoint).
                     let shared = model.keys().any(|(b, _)| b[..8] == bytes[..8] && *b != bytes);
                     if want.is_some() || !shared {
-                        prop_assert_eq!(set.spend(&txid, vout).map(|c| c.value), want);
+                        let from_spilled = spilled.spend(&txid, vout);
+                        prop_assert_eq!(&from_spilled, &set.spend(&txid, vout));
+                        prop_assert_eq!(from_spilled.map(|c| c.value), want);
                     }
                 }
                 prop_assert_eq!(set.len(), u64::try_from(model.len()).unwrap());
             }
+            prop_assert!(spilled.spilled_bytes() > 0 || added.is_empty());
+            prop_assert_eq!(spilled.snapshot_bytes(1, &[0; 32]), set.snapshot_bytes(1, &[0; 32]));
             let mut back = UtxoSet::from_snapshot(&set.snapshot_bytes(1, &[0; 32])).unwrap().0;
             for ((bytes, vout), value) in model {
                 let txid = Txid::from_byte_array(bytes);
