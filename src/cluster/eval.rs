@@ -243,6 +243,7 @@ pub fn read_change_flags(
         what,
     };
     let mut out = std::collections::HashSet::new();
+    let mut left_out = 0u64;
     if path.extension().is_some_and(|e| e == "parquet") {
         for batch in parquet_batches(&path)? {
             let batch = batch.map_err(|e| fmt(e.to_string()))?;
@@ -256,12 +257,18 @@ pub fn read_change_flags(
             let Some(c) = as_flags(c) else {
                 return Ok(None);
             };
-            out.extend(
-                a.into_iter()
-                    .zip(c)
-                    .filter_map(|(a, change)| a.filter(|_| change)),
-            );
+            for (a, change) in a.into_iter().zip(c) {
+                match (a, change) {
+                    (Some(a), Some(change)) => {
+                        if change {
+                            out.insert(a);
+                        }
+                    }
+                    _ => left_out += 1,
+                }
+            }
         }
+        warn_left_out(&path, left_out, &["is_change"]);
         return Ok(Some(out));
     }
     if !csv_has_column(&path, "is_change") {
@@ -302,16 +309,17 @@ fn as_utf8(c: &arrow_array::ArrayRef) -> Result<Vec<Option<String>>, String> {
     }
 }
 
-/// A Boolean column's values, or 0/1 integers as Booleans; `None` for other types.
-fn as_flags(c: &arrow_array::ArrayRef) -> Option<Vec<bool>> {
+/// A Boolean column's values, or 0/1 integers as Booleans (`None` for a null); `None` for
+/// other types.
+fn as_flags(c: &arrow_array::ArrayRef) -> Option<Vec<Option<bool>>> {
     use arrow_array::types::{Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type};
     if let Some(b) = c.as_boolean_opt() {
-        return Some((0..b.len()).map(|i| b.is_valid(i) && b.value(i)).collect());
+        return Some(b.iter().collect());
     }
     macro_rules! ints {
         ($($t:ty),*) => {$(
             if let Some(a) = c.as_primitive_opt::<$t>() {
-                return Some(a.iter().map(|v| v.is_some_and(|v| v == 1)).collect());
+                return Some(a.iter().map(|v| v.map(|v| v == 1)).collect());
             }
         )*};
     }
@@ -464,6 +472,7 @@ pub fn read_mapping(
         what,
     };
     let mut out = HashMap::new();
+    let mut left_out = 0u64;
     if path.extension().is_some_and(|e| e == "parquet") {
         for batch in parquet_batches(&path)? {
             let batch = batch.map_err(|e| fmt(e.to_string()))?;
@@ -478,33 +487,62 @@ pub fn read_mapping(
             };
             let a = as_utf8(a).map_err(|e| fmt(format!("address: {e}")))?;
             let e = as_utf8(e).map_err(|e| fmt(format!("{}: {e}", value_columns[0])))?;
-            out.extend(a.into_iter().zip(e).filter_map(|(a, e)| Some((a?, e?))));
+            for (a, e) in a.into_iter().zip(e) {
+                match (a, e) {
+                    (Some(a), Some(e)) if !a.trim().is_empty() && !e.trim().is_empty() => {
+                        out.insert(a, e);
+                    }
+                    _ => left_out += 1,
+                }
+            }
         }
+        warn_left_out(&path, left_out, value_columns);
         return Ok(out);
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| fmt(e.to_string()))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .unwrap_or("")
-        .split(',')
-        .map(str::trim)
-        .collect();
-    let col = |name: &str| header.iter().position(|h| *h == name);
+    // A spreadsheet's CSV: quoted fields (a comma inside quotes), a byte-order mark,
+    // CRLF line ends and padded cells are read as what they mean.
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(&path)
+        .map_err(|e| fmt(e.to_string()))?;
+    let header = reader.headers().map_err(|e| fmt(e.to_string()))?.clone();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h.trim_start_matches('\u{feff}') == name)
+    };
     let (Some(ai), Some(ei)) = (col("address"), value_columns.iter().find_map(|c| col(c))) else {
         return Err(fmt(format!(
             "the header has no address and {} columns",
             value_columns.join("/")
         )));
     };
-    for (n, line) in lines.enumerate() {
-        let f: Vec<&str> = line.split(',').collect();
-        let (Some(a), Some(e)) = (f.get(ai), f.get(ei)) else {
-            return Err(fmt(format!("line {} has too few fields", n + 2)));
-        };
-        out.insert(a.trim().to_string(), e.trim().to_string());
+    for record in reader.records() {
+        let r = record.map_err(|e| {
+            let line = e.position().map_or(0, csv::Position::line);
+            fmt(format!("line {line}: {e}"))
+        })?;
+        match (r.get(ai), r.get(ei)) {
+            (Some(a), Some(e)) if !a.is_empty() && !e.is_empty() => {
+                out.insert(a.to_string(), e.to_string());
+            }
+            _ => left_out += 1,
+        }
     }
+    warn_left_out(&path, left_out, value_columns);
     Ok(out)
+}
+
+/// Says on stderr how many rows of a truth or label file were left out for a missing
+/// address or value (they would otherwise vanish from a score without a word).
+fn warn_left_out(path: &Path, n: u64, value_columns: &[&str]) {
+    if n > 0 {
+        eprintln!(
+            "chaintrace: warning: {n} row(s) of {} have no address or no {}; they are left out",
+            path.display(),
+            value_columns.join("/")
+        );
+    }
 }
 
 #[cfg(test)]

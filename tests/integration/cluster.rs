@@ -535,6 +535,44 @@ fn a_truth_written_by_polars_or_without_change_flags_is_read() {
     let rows_plain = eval_json(&plain);
     assert_eq!(rows_plain.len(), 1, "{rows_plain:?}");
     assert_eq!(rows_plain[0], from_csv[0]);
+
+    // The same truth as a spreadsheet saves it: a byte-order mark, CRLF line ends, padded
+    // cells, and entities quoted with a comma inside. It scores as the plain CSV. (Before,
+    // the header's mark hid the address column, and the comma split the entity.)
+    let sheet = d.path().join("sheet.csv");
+    let mut text = String::from("\u{feff}address , entity\r\n");
+    for r in &rows {
+        text.push_str(&format!(" {} ,\"{}, Ltd\"\r\n", r[ai], r[ei]));
+    }
+    std::fs::write(&sheet, text).unwrap();
+    assert_eq!(eval_json(&sheet), rows_plain);
+
+    // Rows without an entity are left out, and said so; before, they were one entity
+    // named "" and bent the score.
+    let (blank, kept): (Vec<_>, Vec<_>) = rows.iter().enumerate().partition(|(i, _)| i % 9 == 4);
+    let write = |name: &str, blank_rows: &[(usize, &Vec<&str>)]| {
+        let p = d.path().join(name);
+        let mut text = String::from("address,entity\n");
+        for (_, r) in &kept {
+            text.push_str(&format!("{},{}\n", r[ai], r[ei]));
+        }
+        for (_, r) in blank_rows {
+            text.push_str(&format!("{},\n", r[ai]));
+        }
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let (with_blanks, without) = (write("blanks.csv", &blank), write("kept.csv", &[]));
+    let o = eval_clusters(data, &with_blanks, &["--set", "multi-input", "--json"]);
+    ok(&o);
+    let said = format!("{} row(s) of", blank.len());
+    assert!(stderr(&o).contains(&said), "{}", stderr(&o));
+    let scored: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(scored, eval_json(&without));
+    assert_ne!(
+        scored[0], rows_plain[0],
+        "leaving rows out changes the score"
+    );
 }
 
 #[test]
