@@ -92,7 +92,7 @@ fn source(a: &WatchArgs) -> Result<Source, CliError> {
                 a.rpc_user.as_deref(),
                 a.rpc_password.as_deref(),
             )?;
-            Ok(Source::BitcoinRpc(client(u, auth)?))
+            Ok(Source::BitcoinRpc(client(u, auth)?, Default::default()))
         }
         (None, Some(u), None) => Ok(Source::Esplora(crate::watch::source::Esplora::new(client(
             u, None,

@@ -24,8 +24,9 @@ use crate::types::Network;
 /// A block source.
 #[derive(Debug)]
 pub enum Source {
-    /// Bitcoin Core (`getblockcount`, `getblockhash`, `getblock HASH 3`).
-    BitcoinRpc(RpcClient),
+    /// Bitcoin Core (`getblockcount`, `getblockhash`, `getblock HASH 3`), and its network
+    /// once asked (`getblockchaininfo`, once per watch, not once per block).
+    BitcoinRpc(RpcClient, std::sync::OnceLock<Network>),
     /// An Esplora REST API (`/blocks/tip/height`, `/blocks/H` — ten hashes at a time,
     /// remembered —, `/block/HASH/raw`, and `/block/HASH/txs/START` only when a block
     /// spends outputs of earlier blocks: their prevouts).
@@ -210,7 +211,7 @@ impl Source {
     /// The URL, secrets hidden.
     pub fn shown(&self) -> String {
         let (kind, c) = match self {
-            Source::BitcoinRpc(c) => ("bitcoin-rpc", c),
+            Source::BitcoinRpc(c, _) => ("bitcoin-rpc", c),
             Source::Esplora(e) => ("esplora", &*e.client),
             Source::Ethereum(c) => ("ethereum-rpc", c),
         };
@@ -223,12 +224,15 @@ impl Source {
     /// The node fails or names no known network.
     pub async fn bitcoin_network(&self) -> anyhow::Result<Option<crate::types::Network>> {
         match self {
-            Source::BitcoinRpc(c) => {
+            Source::BitcoinRpc(c, known) => {
+                if let Some(n) = known.get() {
+                    return Ok(Some(*n));
+                }
                 let v = c.call("getblockchaininfo", json!([])).await?;
                 let chain = v["chain"].as_str().unwrap_or_default();
-                crate::types::Network::from_name(chain)
-                    .map(Some)
-                    .ok_or_else(|| bad(format!("getblockchaininfo names the chain {chain:?}")))
+                let n = crate::types::Network::from_name(chain)
+                    .ok_or_else(|| bad(format!("getblockchaininfo names the chain {chain:?}")))?;
+                Ok(Some(*known.get_or_init(|| n)))
             }
             Source::Esplora(e) => Ok(Some(e.network().await?)),
             Source::Ethereum(_) => Ok(None),
@@ -241,7 +245,7 @@ impl Source {
     /// The node fails or answers nonsense.
     pub async fn tip(&self) -> anyhow::Result<u64> {
         Ok(match self {
-            Source::BitcoinRpc(c) => c
+            Source::BitcoinRpc(c, _) => c
                 .call("getblockcount", json!([]))
                 .await?
                 .as_u64()
@@ -270,7 +274,7 @@ impl Source {
     /// The node fails or has no such block.
     pub async fn hash_at(&self, height: u64) -> anyhow::Result<String> {
         Ok(match self {
-            Source::BitcoinRpc(c) => c
+            Source::BitcoinRpc(c, _) => c
                 .call("getblockhash", json!([height]))
                 .await?
                 .as_str()
@@ -314,7 +318,7 @@ impl Source {
     /// The node fails or answers nonsense.
     pub async fn block(&self, height: u64) -> anyhow::Result<Block> {
         match self {
-            Source::BitcoinRpc(c) => {
+            Source::BitcoinRpc(c, _) => {
                 let at = self.chain_block(height).await?;
                 let network = self
                     .bitcoin_network()
