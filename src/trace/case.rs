@@ -86,7 +86,7 @@ impl Case {
     pub(crate) fn assemble<'l>(
         r: &super::request::Request,
         f: Found,
-        labelled: impl Iterator<Item = (String, &'l Label)>,
+        labelled: impl Iterator<Item = (std::borrow::Cow<'l, str>, &'l Label)>,
         node_of: impl Fn(&str) -> Option<String>,
     ) -> Result<Case, TraceError> {
         let node_labels = labels_in_trace(&f.results, &f.seed_nodes, labelled)
@@ -300,13 +300,15 @@ fn conflicts_in_trace<'a>(
 fn labels_in_trace<'a>(
     results: &[PolicyResult],
     seed_nodes: &BTreeSet<String>,
-    labelled: impl Iterator<Item = (String, &'a Label)>,
+    labelled: impl Iterator<Item = (std::borrow::Cow<'a, str>, &'a Label)>,
 ) -> BTreeMap<String, &'a Label> {
     let in_trace = nodes_in_trace(results, seed_nodes);
     let mut out = BTreeMap::new();
+    // Every labelled address of the dataset passes here: a name is copied only when it
+    // is in the trace.
     for (n, l) in labelled {
-        if in_trace.contains(n.as_str()) {
-            out.entry(n).or_insert(l);
+        if in_trace.contains(n.as_ref()) {
+            out.entry(n.into_owned()).or_insert(l);
         }
     }
     out

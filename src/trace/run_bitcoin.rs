@@ -113,8 +113,11 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
         a.allow_conflicted_cluster,
         a.max_seed_cluster,
     )?;
-    let (labels, resolved) = load_labels(a, "bitcoin", &network, |addr| {
-        idx.address_id(addr).map(|x| x.0)
+    let (labels, resolved) = load_labels(a, "bitcoin", &network, |addrs| {
+        idx.address_ids_of(addrs)
+            .into_iter()
+            .map(|x| x.map(|x| x.0))
+            .collect()
     })?;
     let stop_at = check_stop_at(a, &resolved)?;
     let heights = idx.heights();
@@ -164,10 +167,10 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
     } else {
         None
     };
-    let name_of = |id: u32| -> String {
+    let name_of = |id: u32| -> &str {
         match (&stored, a.level) {
-            (Some(s), Level::Cluster) => idx.address(AddrIx(s.cluster_of[ix(id)])).to_string(),
-            _ => idx.address(AddrIx(id)).to_string(),
+            (Some(s), Level::Cluster) => idx.address(AddrIx(s.cluster_of[ix(id)])),
+            _ => idx.address(AddrIx(id)),
         }
     };
     if let (true, Some(s)) = (a.level == Level::Cluster, &stored) {
@@ -181,7 +184,7 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
     let seed_nodes: BTreeSet<String> = seeds
         .iter()
         .filter_map(|&o| idx.out_address(o))
-        .map(|a| name_of(a.0))
+        .map(|a| name_of(a.0).to_string())
         .collect();
     // Labels imported after `cluster bitcoin` ran were not seen by its guard: a cluster the
     // trace uses whose addresses carry labels of different actors is named (the report's
@@ -275,7 +278,9 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
             resolved: &resolved,
             results,
         },
-        labelled.into_iter().map(|(&id, l)| (name_of(id), l)),
-        |addr| idx.address_id(addr).map(|a| name_of(a.0)),
+        labelled
+            .into_iter()
+            .map(|(&id, l)| (std::borrow::Cow::Borrowed(name_of(id)), l)),
+        |addr| idx.address_id(addr).map(|a| name_of(a.0).to_string()),
     )
 }

@@ -247,7 +247,9 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
             );
         }
     }
-    let (labels, resolved) = load_labels(a, "ethereum", "mainnet", |addr| accounts.id(addr))?;
+    let (labels, resolved) = load_labels(a, "ethereum", "mainnet", |addrs| {
+        addrs.iter().map(|addr| accounts.id(addr)).collect()
+    })?;
     let stop_at = check_stop_at(a, &resolved)?;
     let direction = a.direction;
     let params = Params {
@@ -366,7 +368,7 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
         },
         labelled
             .into_iter()
-            .map(|(&id, l)| (name_of(&accounts.names[ix(id)]), l)),
+            .map(|(&id, l)| (std::borrow::Cow::Owned(name_of(&accounts.names[ix(id)])), l)),
         |addr| accounts.id(addr).map(|_| name_of(addr)),
     )
 }
