@@ -31,8 +31,10 @@ pub struct Cli {
     /// table within half of it, in as many passes over the outputs as that takes, sorts
     /// and reads sized by it, the same files whatever the budget. Also by `cluster
     /// bitcoin`'s per-cluster figures (its union-find, 9-13 bytes an address, is not
-    /// bounded). Other stages do not read it yet. Memory-mapped index pages (page cache)
-    /// are not counted. Default: CHAINTRACE_MEMORY, else half the RAM.
+    /// bounded), and by `ingest bitcoin`'s UTXO set (past half of it, its records move to a
+    /// scratch file in the dataset's folder; the dataset is the same bytes). Trace and stats
+    /// do not read it: their heap is the labels and the rows found. Memory-mapped pages
+    /// (page cache) are not counted. Default: CHAINTRACE_MEMORY, else half the RAM.
     #[arg(
         long,
         global = true,
@@ -436,7 +438,7 @@ pub struct StatsCommon {
     pub include_private: bool,
     /// Which tag wins when an address carries disagreeing tags: sources or label files
     /// (path, file name or TagPack/CSV source) to prefer, strongest first. Without it, the
-    /// higher GraphSense confidence wins, then the more recent lastmod (or import day), then
+    /// higher GraphSense confidence wins, then the more recent lastmod (never the import day), then
     /// content order; `chaintrace labels conflicts` shows every decision.
     #[arg(long, value_delimiter = ',', value_name = "SOURCE|FILE")]
     pub prefer: Vec<String>,
@@ -927,7 +929,7 @@ pub struct TraceArgs {
     pub max_seed_cluster: usize,
     /// Which tag wins when an address carries disagreeing tags: sources or label files
     /// (path, file name or TagPack/CSV source) to prefer, strongest first. Without it, the
-    /// higher GraphSense confidence wins, then the more recent lastmod (or import day), then
+    /// higher GraphSense confidence wins, then the more recent lastmod (never the import day), then
     /// content order; `chaintrace labels conflicts` shows every decision.
     #[arg(long, value_delimiter = ',', value_name = "SOURCE|FILE")]
     pub prefer: Vec<String>,
@@ -1168,7 +1170,7 @@ pub enum LabelsCommand {
     /// Addresses whose tags disagree: the tag in use, the rule that chose it, the others.
     ///
     /// Precedence: --prefer (sources or files, strongest first), then the higher GraphSense
-    /// confidence level, then the more recent lastmod (or import day), then content order.
+    /// confidence level, then the more recent lastmod (never the import day), then content order.
     /// trace, stats, cluster and report apply the same rule.
     Conflicts(LabelsConflictsArgs),
 }

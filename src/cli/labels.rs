@@ -196,8 +196,9 @@ pub(crate) fn list(cli: &Cli, a: &LabelsListArgs) -> Result<(), CliError> {
         println!("  {}", by_category(&f.categories));
     }
     println!(
-        "{} file(s), {} tagged address(es): {}",
+        "{} file(s), {} tag(s) on {} address(es); tags by category: {}",
         files.len(),
+        files.iter().map(|f| f.tags).sum::<usize>(),
         all.chosen.len(),
         by_category(&categories)
     );
@@ -327,7 +328,7 @@ pub(crate) fn conflicts(cli: &Cli, a: &LabelsConflictsArgs) -> Result<(), CliErr
         }
     }
     println!(
-        "{} address(es) with disagreeing tags{}. Precedence: --prefer, then higher confidence, then more recent lastmod (or import day), then content order.",
+        "{} address(es) with disagreeing tags{}. Precedence: --prefer, then higher confidence, then more recent lastmod (never the import day), then content order.",
         r.conflicts.len(),
         if r.conflicts.len() > a.limit {
             format!(" ({} shown; --limit for more)", a.limit)

@@ -274,13 +274,20 @@ pub fn read_change_flags(
     if !csv_has_column(&path, "is_change") {
         return Ok(None);
     }
-    let flags = read_mapping(&path, &["is_change"])?;
-    out.extend(
-        flags
-            .into_iter()
-            .filter(|(_, v)| v == "1" || v.eq_ignore_ascii_case("true"))
-            .map(|(a, _)| a),
-    );
+    let flags = read_mapping_listing(&path, &["is_change"], true)?;
+    for (a, v) in flags {
+        match v.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "y" | "t" => {
+                out.insert(a);
+            }
+            "0" | "false" | "no" | "n" | "f" => {}
+            _ => {
+                return Err(fmt(format!(
+                    "is_change is {v:?} for {a}: give 1 or 0, true or false, yes or no"
+                )));
+            }
+        }
+    }
     Ok(Some(out))
 }
 
@@ -454,7 +461,8 @@ pub enum TruthError {
 /// Unreadable file or missing columns.
 pub fn read_truth(path: &Path) -> Result<HashMap<String, String>, TruthError> {
     check_truth_path(path)?;
-    read_mapping(path, &["entity"])
+    let out = read_mapping_listing(path, &["entity"], true)?;
+    Ok(out)
 }
 
 /// Reads `address → value` where value is the first of `value_columns` present: from a
@@ -466,11 +474,23 @@ pub fn read_mapping(
     path: &Path,
     value_columns: &[&str],
 ) -> Result<HashMap<String, String>, TruthError> {
+    read_mapping_listing(path, value_columns, false)
+}
+
+/// [`read_mapping`]; `truth`: the file is ground truth, where an address listed twice with
+/// two values is an error (which one holds is unknown, and either bends the scores), not
+/// the last row winning.
+fn read_mapping_listing(
+    path: &Path,
+    value_columns: &[&str],
+    truth: bool,
+) -> Result<HashMap<String, String>, TruthError> {
     let path = truth_file(path);
     let fmt = |what: String| TruthError::Format {
         path: path.display().to_string(),
         what,
     };
+    let twice = |a: &str, before: &str, now: &str| fmt(twice_what(a, before, now));
     let mut out = HashMap::new();
     let mut left_out = 0u64;
     if path.extension().is_some_and(|e| e == "parquet") {
@@ -490,7 +510,12 @@ pub fn read_mapping(
             for (a, e) in a.into_iter().zip(e) {
                 match (a, e) {
                     (Some(a), Some(e)) if !a.trim().is_empty() && !e.trim().is_empty() => {
-                        out.insert(a, e);
+                        if let Some(before) = out.insert(a.clone(), e.clone())
+                            && truth
+                            && before != e
+                        {
+                            return Err(twice(&a, &before, &e));
+                        }
                     }
                     _ => left_out += 1,
                 }
@@ -501,20 +526,40 @@ pub fn read_mapping(
     }
     // A spreadsheet's CSV: quoted fields (a comma inside quotes), a byte-order mark,
     // CRLF line ends and padded cells are read as what they mean.
+    // Semicolons or tabs, as a spreadsheet in some locales exports: the delimiter is the
+    // one the header uses, as for label lists.
+    let first = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::fs::File::open(&path)
+            .and_then(|f| std::io::BufReader::new(f).read_line(&mut line))
+            .map_err(|e| fmt(e.to_string()))?;
+        line
+    };
+    let delimiter = crate::labels::sniff_delimiter(&first);
     let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter)
         .trim(csv::Trim::All)
         .from_path(&path)
         .map_err(|e| fmt(e.to_string()))?;
-    let header = reader.headers().map_err(|e| fmt(e.to_string()))?.clone();
-    let col = |name: &str| {
-        header
-            .iter()
-            .position(|h| h.trim_start_matches('\u{feff}') == name)
-    };
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| fmt(e.to_string()))?
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').trim().to_ascii_lowercase())
+        .collect();
+    let col = |name: &str| header.iter().position(|h| h == name);
     let (Some(ai), Some(ei)) = (col("address"), value_columns.iter().find_map(|c| col(c))) else {
         return Err(fmt(format!(
-            "the header has no address and {} columns",
-            value_columns.join("/")
+            "the header must name an address and a {} column; read {} column(s) split by {}: {}",
+            value_columns.join("/"),
+            header.len(),
+            crate::labels::delimiter_name(delimiter),
+            header
+                .iter()
+                .map(|h| format!("{h:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     };
     for record in reader.records() {
@@ -524,13 +569,26 @@ pub fn read_mapping(
         })?;
         match (r.get(ai), r.get(ei)) {
             (Some(a), Some(e)) if !a.is_empty() && !e.is_empty() => {
-                out.insert(a.to_string(), e.to_string());
+                if let Some(before) = out.insert(a.to_string(), e.to_string())
+                    && truth
+                    && before != e
+                {
+                    let line = r.position().map_or(0, csv::Position::line);
+                    return Err(fmt(format!("line {line}: {}", twice_what(a, &before, e))));
+                }
             }
             _ => left_out += 1,
         }
     }
     warn_left_out(&path, left_out, value_columns);
     Ok(out)
+}
+
+/// What a truth file listing `address` with two values says.
+fn twice_what(address: &str, before: &str, now: &str) -> String {
+    format!(
+        "{address} is listed twice, as {before:?} and as {now:?}: ground truth names one owner an address; remove the wrong row"
+    )
 }
 
 /// Says on stderr how many rows of a truth or label file were left out for a missing

@@ -28,31 +28,44 @@ pub fn sniff_delimiter(header: &str) -> u8 {
 }
 
 /// Where the lines of a text start, to tell which line a CSV record starts on (1-based)
-/// from its byte offset: the reader's own line count is off by one on CRLF files, where it
-/// places a record at the `\n` that ends the line before. Built once per file (counting
-/// from the start for each record made a 14,000-row import take 71 s in a debug build).
+/// from its byte offset: the reader's own line count is off by one on CRLF files, and the
+/// offset it gives may be that of the line end before the record, or of blank lines the
+/// reader skipped before it. Built once per file (counting from the start for each record
+/// made a 14,000-row import take 71 s in a debug build).
 #[derive(Debug)]
-pub struct Lines(Vec<usize>);
+pub struct Lines<'a> {
+    text: &'a [u8],
+    newlines: Vec<usize>,
+}
 
-impl Lines {
+impl<'a> Lines<'a> {
     /// The newline offsets of `text` (what the reader read, after any BOM).
-    pub fn new(text: &str) -> Lines {
-        Lines(
-            text.bytes()
+    pub fn new(text: &'a str) -> Lines<'a> {
+        Lines {
+            text: text.as_bytes(),
+            newlines: text
+                .bytes()
                 .enumerate()
                 .filter(|(_, b)| *b == b'\n')
                 .map(|(i, _)| i)
                 .collect(),
-        )
+        }
     }
 
     /// The 1-based line `record` starts on (0 when the reader gives no position).
     pub fn of(&self, record: &csv::StringRecord) -> usize {
         record.position().map_or(0, |p| {
-            let at = usize::try_from(p.byte()).unwrap_or(usize::MAX);
-            // Newlines before the byte after the record's first (a record the reader places
-            // on the `\n` that ends the line before starts on the next line).
-            1 + self.0.partition_point(|&n| n <= at)
+            let mut at = usize::try_from(p.byte()).unwrap_or(usize::MAX);
+            // Past the line ends (of the line before, and of blank lines) to the record's
+            // first byte: a record never starts with one.
+            while self
+                .text
+                .get(at)
+                .is_some_and(|b| matches!(b, b'\r' | b'\n'))
+            {
+                at += 1;
+            }
+            1 + self.newlines.partition_point(|&n| n < at)
         })
     }
 }

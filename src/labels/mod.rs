@@ -30,7 +30,7 @@ use crate::store::{StoreError, sink};
 mod csv_list;
 pub mod precedence;
 
-pub use csv_list::{Lines, sniff_delimiter};
+pub use csv_list::{Lines, delimiter_name, sniff_delimiter};
 pub use precedence::{Conflict, Resolved, Rule, Selection, confidence_level, resolve};
 
 /// The format version of `tags.parquet`, kept in its metadata under [`FORMAT_KEY`].

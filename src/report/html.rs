@@ -841,7 +841,7 @@ fn methodology(s: &mut String, h: &HtmlInput) {
     let prefer = c.param("prefer");
     let _ = writeln!(
         s,
-        "<p>Where an address carries disagreeing tags, one tag is used, chosen by this precedence: the analyst's <code>--prefer</code> list ({}), then the higher GraphSense TagPack confidence level, then the more recent <code>lastmod</code> (or import day), then the tags' content in byte order (never file names or import order).</p>",
+        "<p>Where an address carries disagreeing tags, one tag is used, chosen by this precedence: the analyst's <code>--prefer</code> list ({}), then the higher GraphSense TagPack confidence level, then the more recent <code>lastmod</code> (never the import day), then the tags' content in byte order (never file names or import order).</p>",
         xml(if prefer.is_empty() || prefer == "[]" {
             "none given"
         } else {

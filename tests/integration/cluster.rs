@@ -546,6 +546,17 @@ fn a_truth_written_by_polars_or_without_change_flags_is_read() {
     }
     std::fs::write(&sheet, text).unwrap();
     assert_eq!(eval_json(&sheet), rows_plain);
+    // Semicolons, as spreadsheets in some locales export (they were refused).
+    let semi = d.path().join("semi.csv");
+    std::fs::write(
+        &semi,
+        std::iter::once("address;entity".to_string())
+            .chain(rows.iter().map(|r| format!("{};{}", r[ai], r[ei])))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    assert_eq!(eval_json(&semi), rows_plain);
 
     // Rows without an entity are left out, and said so; before, they were one entity
     // named "" and bent the score.
@@ -572,6 +583,58 @@ fn a_truth_written_by_polars_or_without_change_flags_is_read() {
     assert_ne!(
         scored[0], rows_plain[0],
         "leaving rows out changes the score"
+    );
+
+    // Change flags as yes/no score as 1/0 (they were read as "no" without a word, and the
+    // oracle then equalled multi-input); a flag that is neither is refused by name.
+    let flags_as = |name: &str, yes: &str, no: &str, odd: Option<&str>| {
+        let p = d.path().join(name);
+        let mut text = String::from("address,entity,is_change\n");
+        for (i, r) in rows.iter().enumerate() {
+            let flag = match (odd, i) {
+                (Some(v), 7) => v,
+                _ if r[ci] == "1" => yes,
+                _ => no,
+            };
+            text.push_str(&format!("{},{},{flag}\n", r[ai], r[ei]));
+        }
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    assert_eq!(eval_json(&flags_as("yes.csv", "yes", "no", None)), from_csv);
+    assert_eq!(
+        eval_json(&flags_as("true.csv", "TRUE", "FALSE", None)),
+        from_csv
+    );
+    let o = eval_clusters(
+        data,
+        &flags_as("odd.csv", "yes", "no", Some("maybe")),
+        &["--set", "multi-input"],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is_change is \"maybe\""),
+        "{}",
+        stderr(&o)
+    );
+
+    // An address the truth lists twice with two owners is refused, naming it and the line
+    // (one row silently won before, and the scores moved).
+    let twice = d.path().join("twice.csv");
+    let mut text = String::from("address,entity\n");
+    for r in &rows {
+        text.push_str(&format!("{},{}\n", r[ai], r[ei]));
+    }
+    text.push_str(&format!("{},someone-else\n", rows[3][ai]));
+    std::fs::write(&twice, text).unwrap();
+    let o = eval_clusters(data, &twice, &["--set", "multi-input"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert!(
+        e.contains(rows[3][ai])
+            && e.contains("listed twice")
+            && e.contains(&format!("line {}", rows.len() + 2)),
+        "{e}"
     );
 }
 

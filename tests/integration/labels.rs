@@ -271,6 +271,31 @@ fn spreadsheet_csv_quirks_are_read_or_named() {
         .unwrap();
     assert_eq!((&*t.0.category, t.0.line), ("exchange", 2));
 
+    // Blank lines (a spreadsheet's empty rows, CRLF or LF) do not shift the lines named:
+    // the reader skips them and placed the next row on the blank line (a trial found
+    // "blank.csv:2" for a row on line 3).
+    for (name, nl) in [("blank-crlf.csv", "\r\n"), ("blank-lf.csv", "\n")] {
+        let f = d.path().join(name);
+        std::fs::write(
+            &f,
+            format!(
+                "address,label,category{nl}{nl}bad1,x,exchange{nl}{nl}{nl}3K35dyL85fR9ht7UgzPfd1gLRRXQtNTqE3,x,mixer{nl}bad6,y,exchange{nl}"
+            ),
+        )
+        .unwrap();
+        let o = run(&["labels", "import", f.to_str().unwrap(), "--data", data]);
+        ok(&o);
+        for want in [
+            format!("{name}:3: rejected \"bad1\""),
+            format!("{name}:7: rejected \"bad6\""),
+        ] {
+            assert!(stderr(&o).contains(&want), "{want}: {}", stderr(&o));
+        }
+        let tags = read_tags(&tags_path(d.path())).unwrap();
+        let t = tags.iter().find(|(t, _)| t.file.ends_with(name)).unwrap();
+        assert_eq!(t.0.line, 6, "{name}");
+    }
+
     // Semicolons and tabs, as spreadsheets export them.
     for (name, sep, word) in [("semi.csv", ";", "semicolon"), ("tab.csv", "\t", "tab")] {
         let f = d.path().join(name);
