@@ -46,6 +46,9 @@ pub struct Source {
     /// [`Source::entities`] once resolved (filled on first use; leave it empty): every
     /// query of a run reads the labels once.
     pub entities_cache: std::sync::OnceLock<DataFrame>,
+    /// Categories carried only by tags that lost a conflict, filled with
+    /// [`Source::entities`] (leave it empty): category → (addresses, an example).
+    pub shadowed_cache: std::sync::OnceLock<std::collections::BTreeMap<String, (usize, String)>>,
 }
 
 /// Time buckets.
@@ -189,6 +192,34 @@ impl Source {
                 prefer: self.prefer.clone(),
             },
         )?;
+        // What the losing tags of conflicts would have said: a category asked for that only
+        // they carry is explained, not reported absent.
+        let mut shadowed: std::collections::BTreeMap<String, (usize, String)> =
+            std::collections::BTreeMap::new();
+        for c in &resolved.conflicts {
+            let lost: std::collections::BTreeSet<&str> = c
+                .others
+                .iter()
+                .map(|o| &*o.category)
+                .filter(|o| *o != &*c.chosen.category)
+                .collect();
+            for cat in lost {
+                let e = shadowed.entry(cat.to_string()).or_insert_with(|| {
+                    (
+                        0,
+                        format!(
+                            "{} uses {} [{}] by {}",
+                            c.address,
+                            c.chosen.entity,
+                            c.chosen.category,
+                            c.decided_by.describe()
+                        ),
+                    )
+                });
+                e.0 += 1;
+            }
+        }
+        let _ = self.shadowed_cache.set(shadowed);
         let column = |f: fn(&crate::labels::Tag) -> &str| -> Column {
             Column::new(
                 "".into(),
@@ -279,6 +310,13 @@ fn in_categories(src: &Source, cats: &[String]) -> Result<LazyFrame> {
     let ents = src.entities()?;
     let have = categories(ents.clone())?;
     for c in cats {
+        if !have.contains(c)
+            && let Some((n, example)) = src.shadowed_cache.get().and_then(|m| m.get(c))
+        {
+            return Err(StatsError::Input(format!(
+                "--category {c}: only tags that lost a conflict carry it, at {n} address(es) (e.g. {example}); `chaintrace labels conflicts` shows them; add --prefer SOURCE|FILE to use those tags"
+            )));
+        }
         if !have.contains(c) {
             return Err(StatsError::Input(format!(
                 "no label has the category {c:?}; the labels have: {}",

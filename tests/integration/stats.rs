@@ -367,6 +367,37 @@ fn bad_stats_arguments_say_what_to_do() {
         "{}",
         error_of(&o)
     );
+    // A category only tags that lost a conflict carry: explained, with what to do, not
+    // reported absent (a trial found "no label has the category"; trace said it right).
+    let exchange: Vec<String> = w.addresses_of("exchange").into_iter().take(5).collect();
+    let file = w.dir.path().join("gambling.csv");
+    let mut csv = String::from("address,label,category\n");
+    for a in &exchange {
+        csv.push_str(&format!("{a},casino,gambling\n"));
+    }
+    std::fs::write(&file, csv).unwrap();
+    ok(&run(&[
+        "labels",
+        "import",
+        file.to_str().unwrap(),
+        "--data",
+        w.data().to_str().unwrap(),
+    ]));
+    let o = w.stats(&["flows", "--category", "gambling"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = error_of(&o);
+    assert!(
+        e.contains("only tags that lost a conflict carry it, at 5 address(es)")
+            && e.contains("--prefer"),
+        "{e}"
+    );
+    ok(&w.stats(&[
+        "flows",
+        "--category",
+        "gambling",
+        "--prefer",
+        "gambling.csv",
+    ]));
     // An empty dataset.
     let empty = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(empty.path().join("regtest/outputs")).unwrap();
