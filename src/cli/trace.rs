@@ -259,10 +259,15 @@ struct Summary<'a> {
     totals: &'a crate::trace::Totals,
     exposure_category: &'a BTreeMap<String, Amount>,
     exposure_entity: &'a BTreeMap<String, Amount>,
+    /// Addresses of the trace whose tags disagree (the tag used and why: trace.json
+    /// `label_conflicts`), as the text answer notes.
+    label_conflicts: usize,
+    /// Non-public tags left out (`--include-private` uses them).
+    private_tags_left_out: usize,
 }
 
-/// Prints the answer (or, with `--json`, each model's totals and exposure).
-/// Prints a trace's answer (`--json`: the totals and exposures per model).
+/// Prints a trace's answer (`--json`: per model, the totals, the exposures and the label
+/// notes the text answer prints).
 pub(crate) fn print_case(cli: &Cli, out: &std::path::Path, req: &Request, info: &Case) {
     let results = &info.results;
     if cli.json {
@@ -273,6 +278,8 @@ pub(crate) fn print_case(cli: &Cli, out: &std::path::Path, req: &Request, info: 
                 totals: &r.totals,
                 exposure_category: &r.exposure_category,
                 exposure_entity: &r.exposure_entity,
+                label_conflicts: info.label_conflicts.len(),
+                private_tags_left_out: info.private_ignored,
             })
             .collect();
         println!(

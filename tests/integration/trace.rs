@@ -592,6 +592,23 @@ fn conflicting_tags_give_the_same_answer_whatever_the_file_names() {
     );
     assert_eq!(t["label_conflicts"][0]["decided_by"], "confidence");
     assert!(t["parameters"]["labels_private_ignored"].as_u64().unwrap() > 0);
+    // `--json` carries the same notes as the text answer (it left them out).
+    let mut json_args = both.to_vec();
+    json_args.push("--json");
+    let o = run_trace(d.path(), &flagged(), case.path(), &json_args);
+    ok(&o);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let conflicts = t["label_conflicts"].as_array().unwrap().len();
+    assert!(conflicts > 0);
+    assert_eq!(
+        v[0]["label_conflicts"].as_u64(),
+        Some(conflicts as u64),
+        "{v}"
+    );
+    assert_eq!(
+        v[0]["private_tags_left_out"], t["parameters"]["labels_private_ignored"],
+        "{v}"
+    );
     // A --prefer naming nothing imported is an error, not silently ignored.
     let o = run_trace(
         d.path(),
