@@ -225,8 +225,19 @@ pub fn normalise(address: &str, currency: &str) -> Result<(String, String, Strin
     let a = address.trim();
     match currency.to_ascii_uppercase().as_str() {
         "BTC" | "XBT" => {
-            let parsed = bitcoin::Address::from_str(a)
-                .map_err(|e| Normalise::Invalid(format!("not a Bitcoin address: {e}")))?;
+            let parsed = bitcoin::Address::from_str(a).map_err(|e| {
+                // An address that starts as bech32 does (bc1, tb1, bcrt1) fails as bech32;
+                // the library's fallback to base58 would blame base58.
+                let lower = a.to_ascii_lowercase();
+                let segwit = ["bc1", "tb1", "bcrt1"].iter().any(|p| lower.starts_with(p));
+                match bitcoin::bech32::segwit::decode(a) {
+                    Err(b) if segwit => Normalise::Invalid(format!(
+                        "not a Bitcoin address: it starts as a bech32 (SegWit) address, but {}",
+                        with_causes(&b)
+                    )),
+                    _ => Normalise::Invalid(format!("not a Bitcoin address: {}", with_causes(&e))),
+                }
+            })?;
             let network = [
                 (bitcoin::Network::Bitcoin, "bitcoin"),
                 (bitcoin::Network::Regtest, "regtest"),
@@ -717,6 +728,19 @@ pub fn load(
         tags.retain(|(t, _)| on_network(t, n));
     }
     Ok(precedence::resolve_owned(tags, chain, selection))
+}
+
+/// An error with its causes, `outer: inner: innermost` (the address libraries' top errors
+/// say only "base58 error").
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
 }
 
 /// Whether a tag applies to a dataset of Bitcoin network `network` (`bitcoin`, `testnet`,
