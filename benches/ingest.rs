@@ -41,7 +41,7 @@ fn child(blocks: &Path) {
         w.txs as f64 / secs,
         w.inputs as f64 / secs,
         s.peak_rss_bytes.unwrap_or(0) as f64 / (1 << 20) as f64,
-        s.utxo_heap_bytes as f64 / s.utxo_outputs.max(1) as f64,
+        s.utxo_heap_bytes.unwrap_or(0) as f64 / s.utxo_outputs.unwrap_or(0).max(1) as f64,
     );
 }
 

@@ -224,19 +224,21 @@ pub(crate) fn print_summary(cli: &Cli, s: &Summary, error: Option<&IngestError>)
     }
     if s.written.blocks > 0 && s.elapsed_secs > 0.0 {
         // A source with prevouts keeps no UTXO set.
-        let utxo = if s.utxo_outputs > 0 {
-            let spilled = if s.utxo_spilled_bytes > 0 {
+        let utxo = if let (Some(n), Some(heap), Some(spilled)) =
+            (s.utxo_outputs, s.utxo_heap_bytes, s.utxo_spilled_bytes)
+            && n > 0
+        {
+            let in_file = if spilled > 0 {
                 format!(
                     "; past half of --memory, {} MiB of them in a scratch file",
-                    s.utxo_spilled_bytes >> 20
+                    spilled >> 20
                 )
             } else {
                 String::new()
             };
             format!(
-                ", {} unspent outputs ({:.1} bytes each{spilled})",
-                s.utxo_outputs,
-                (s.utxo_heap_bytes + s.utxo_spilled_bytes) as f64 / s.utxo_outputs as f64
+                ", {n} unspent outputs ({:.1} bytes each{in_file})",
+                (heap + spilled) as f64 / n as f64
             )
         } else {
             String::new()

@@ -174,6 +174,16 @@ fn garbage_directory_and_bad_xor_key() {
     let o = ingest(empty.path(), data.path(), &[]);
     assert_eq!(o.status.code(), Some(1));
     assert!(error_line(&o).contains("no blk*.dat"));
+    // The folder above the blocks (a world's, a node's data directory): the error names
+    // the blocks folder inside it.
+    let world = bundled_regtest();
+    let o = ingest(&world, data.path(), &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let line = error_line(&o);
+    assert!(
+        line.contains(&format!("--blocks-dir {}", world.join("blocks").display())),
+        "{line}"
+    );
 }
 
 #[test]

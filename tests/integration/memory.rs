@@ -565,22 +565,26 @@ fn ingest_spills_the_utxo_set_past_its_budget_and_writes_the_same_bytes() {
         Some(Budget::of_bytes(1 << 30)),
         None,
     );
-    assert_eq!(heap.utxo_spilled_bytes, 0);
+    assert_eq!(heap.utxo_spilled_bytes, Some(0));
     let tiny = Some(Budget::of_bytes(64 << 10));
     let spilled = ingest_with(&d.path().join("spilled"), tiny, None);
-    assert!(spilled.utxo_spilled_bytes > 0, "{spilled:?}");
+    assert!(spilled.utxo_spilled_bytes > Some(0), "{spilled:?}");
     assert!(spilled.utxo_heap_bytes < heap.utxo_heap_bytes);
     assert_eq!(spilled.utxo_outputs, heap.utxo_outputs);
+    // A rerun with nothing to write keeps no set, and says so (it said 0 unspent outputs).
+    let again = ingest_with(&d.path().join("heap"), None, None);
+    assert_eq!(again.written.blocks, 0, "{again:?}");
+    assert_eq!(again.utxo_outputs, None, "{again:?}");
     let tip = heap.tip.as_ref().unwrap().height;
     let first = ingest_with(
         &d.path().join("resumed"),
         tiny,
         Some(u32::try_from(tip - 4).unwrap()),
     );
-    assert!(first.utxo_spilled_bytes > 0, "{first:?}");
+    assert!(first.utxo_spilled_bytes > Some(0), "{first:?}");
     let resumed = ingest_with(&d.path().join("resumed"), tiny, None);
     assert!(resumed.snapshot_height.is_some(), "{resumed:?}");
-    assert!(resumed.utxo_spilled_bytes > 0, "{resumed:?}");
+    assert!(resumed.utxo_spilled_bytes > Some(0), "{resumed:?}");
     let files = |name: &str| tree(&d.path().join(name).join("regtest"));
     let want = files("heap");
     assert!(

@@ -27,7 +27,8 @@ pub enum IngestError {
         source: std::io::Error,
     },
     #[error(
-        "{dir} holds no blk*.dat files; pass Bitcoin Core's blocks directory (e.g. ~/.bitcoin/blocks)"
+        "{dir} holds no blk*.dat files; pass Bitcoin Core's blocks directory ({})",
+        no_blk_hint(dir)
     )]
     NoBlkFiles { dir: PathBuf },
     #[error(
@@ -161,4 +162,21 @@ pub enum IngestError {
         "{dir} holds a neighbourhood fetched for a trace (trace --source), not whole blocks; ingest into another --data"
     )]
     Neighbourhood { dir: PathBuf },
+}
+
+/// Where the blk files may be: a `blocks` folder inside the one given (a node's data
+/// directory, or a simulated world's folder), else the usual place.
+fn no_blk_hint(dir: &std::path::Path) -> String {
+    for sub in [
+        "blocks",
+        "regtest/blocks",
+        "testnet3/blocks",
+        "signet/blocks",
+    ] {
+        let d = dir.join(sub);
+        if d.join("blk00000.dat").is_file() {
+            return format!("it is {}: --blocks-dir {}", d.display(), d.display());
+        }
+    }
+    "e.g. ~/.bitcoin/blocks".to_string()
 }

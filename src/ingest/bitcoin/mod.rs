@@ -90,11 +90,13 @@ pub struct Summary {
     /// Height of the UTXO snapshot the replay started from, if one was used.
     pub snapshot_height: Option<u32>,
     pub elapsed_secs: f64,
-    pub utxo_outputs: u64,
-    pub utxo_heap_bytes: u64,
-    /// Bytes of the UTXO set's scratch file, once the set passed half the memory budget
-    /// (0: the set stayed on the heap).
-    pub utxo_spilled_bytes: u64,
+    /// The UTXO set at the run's end: its unspent outputs, its heap, and the bytes of its
+    /// records in the scratch file once it passed half the memory budget (0: it stayed on
+    /// the heap). `None` when the run kept no set: it wrote nothing, or its source gives
+    /// every input's prevout.
+    pub utxo_outputs: Option<u64>,
+    pub utxo_heap_bytes: Option<u64>,
+    pub utxo_spilled_bytes: Option<u64>,
     pub peak_rss_bytes: Option<u64>,
     /// An input problem found after the complete blocks before it were ingested.
     #[serde(serialize_with = "ser_err")]
@@ -511,9 +513,9 @@ pub fn ingest_chain(
         blocks_replayed: 0,
         snapshot_height: None,
         elapsed_secs: 0.0,
-        utxo_outputs: 0,
-        utxo_heap_bytes: 0,
-        utxo_spilled_bytes: 0,
+        utxo_outputs: None,
+        utxo_heap_bytes: None,
+        utxo_spilled_bytes: None,
         peak_rss_bytes: None,
         error: best.deferred,
     };
@@ -657,9 +659,11 @@ pub fn ingest_chain(
         for w in open.take().into_iter().flatten() {
             w.abandon();
         }
-        summary.utxo_outputs = utxo.len();
-        summary.utxo_heap_bytes = utxo.heap_bytes();
-        summary.utxo_spilled_bytes = utxo.spilled_bytes();
+        if !source.has_prevouts() {
+            summary.utxo_outputs = Some(utxo.len());
+            summary.utxo_heap_bytes = Some(utxo.heap_bytes());
+            summary.utxo_spilled_bytes = Some(utxo.spilled_bytes());
+        }
         if let Some(e) = failure {
             // A corrupt block: what came before it is written; report the block.
             summary.error = Some(e);
