@@ -552,3 +552,30 @@ fn esplora_watch_matches_the_dataset(faults: &[&str]) {
         "no spend from {watched} in the last ten blocks: the test shows nothing"
     );
 }
+
+/// The ingest's UTXO set holds what Bitcoin Core's does (`gettxoutsetinfo` `txouts`) on a
+/// node's own blocks directory: the genesis block's coinbase is not in it (Core never adds
+/// it: it cannot be spent), nor are OP_RETURN outputs. (The set counted the genesis output.)
+#[test]
+fn the_ingest_utxo_set_counts_what_bitcoin_core_counts() {
+    let mut node = Bitcoind::start();
+    node.cli(&[
+        "generatetoaddress",
+        "110",
+        "bcrt1q9fs8w3mauaf2wcrzj64np6vtr465gf6kh4x663",
+    ]);
+    let info: Value = serde_json::from_str(&node.cli(&["gettxoutsetinfo"])).unwrap();
+    let txouts = info["txouts"].as_u64().unwrap();
+    assert!(txouts >= 110, "{info}");
+    node.cli(&["stop"]);
+    node.child.wait().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let o = ingest(
+        &node.dir.path().join("regtest/blocks"),
+        data.path(),
+        &["--json"],
+    );
+    ok(&o);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["utxo_outputs"].as_u64(), Some(txouts), "{v}");
+}

@@ -193,18 +193,29 @@ impl Rows {
                     spent.push(Some(coin));
                 }
             }
+            // The genesis block's coinbase never enters the set (as in Bitcoin Core: it
+            // cannot be spent); its rows are written as any block's.
+            let spendable = if block.height == 0 {
+                0
+            } else {
+                tx.outputs.len()
+            };
             utxo.add_tx(
                 &tx.txid,
-                tx.outputs.iter().enumerate().map(|(vout, o)| {
-                    (
-                        n32(vout),
-                        Coin {
-                            value: o.value,
-                            script_type: o.class.script_type,
-                            payload: o.class.payload.clone(),
-                        },
-                    )
-                }),
+                tx.outputs
+                    .iter()
+                    .take(spendable)
+                    .enumerate()
+                    .map(|(vout, o)| {
+                        (
+                            n32(vout),
+                            Coin {
+                                value: o.value,
+                                script_type: o.class.script_type,
+                                payload: o.class.payload.clone(),
+                            },
+                        )
+                    }),
             )
             .map_err(|source| IngestError::UtxoSpill { source })?;
             counts.txs += 1;
