@@ -296,9 +296,35 @@ pub fn read_change_flags(
 fn csv_has_column(path: &Path, column: &str) -> bool {
     use std::io::BufRead;
     let mut header = String::new();
-    std::fs::File::open(path)
+    if std::fs::File::open(path)
         .and_then(|f| std::io::BufReader::new(f).read_line(&mut header))
-        .is_ok_and(|_| header.split(',').any(|c| c.trim() == column))
+        .is_err()
+    {
+        return false;
+    }
+    // Split as the file is read: commas, semicolons or tabs (a semicolon file lost its
+    // change flags, and with them the oracle, without a word).
+    let delimiter = char::from(crate::labels::sniff_delimiter(&header));
+    header.split(delimiter).any(|c| {
+        c.trim_start_matches('\u{feff}')
+            .trim()
+            .trim_matches('"')
+            .eq_ignore_ascii_case(column)
+    })
+}
+
+/// The 1-based line of a CSV file where the record at byte `at` starts (the reader's own
+/// count is one low: it places a record on the line end before it). Read again only for
+/// an error message.
+fn line_at(path: &Path, at: u64) -> usize {
+    let Ok(bytes) = std::fs::read(path) else {
+        return 0;
+    };
+    let mut at = usize::try_from(at).unwrap_or(usize::MAX).min(bytes.len());
+    while bytes.get(at).is_some_and(|b| matches!(b, b'\r' | b'\n')) {
+        at += 1;
+    }
+    1 + bytes[..at].iter().filter(|&&b| b == b'\n').count()
 }
 
 /// A text column's values (`None` for nulls), whatever its string type: Arrow's strings,
@@ -573,7 +599,7 @@ fn read_mapping_listing(
                     && truth
                     && before != e
                 {
-                    let line = r.position().map_or(0, csv::Position::line);
+                    let line = r.position().map_or(0, |p| line_at(&path, p.byte()));
                     return Err(fmt(format!("line {line}: {}", twice_what(a, &before, e))));
                 }
             }

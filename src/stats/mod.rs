@@ -208,11 +208,8 @@ impl Source {
                     (
                         0,
                         format!(
-                            "{} uses {} [{}] by {}",
-                            c.address,
-                            c.chosen.entity,
-                            c.chosen.category,
-                            c.decided_by.describe()
+                            "{} uses {} [{}] instead",
+                            c.address, c.chosen.entity, c.chosen.category
                         ),
                     )
                 });
@@ -314,7 +311,7 @@ fn in_categories(src: &Source, cats: &[String]) -> Result<LazyFrame> {
             && let Some((n, example)) = src.shadowed_cache.get().and_then(|m| m.get(c))
         {
             return Err(StatsError::Input(format!(
-                "--category {c}: only tags that lost a conflict carry it, at {n} address(es) (e.g. {example}); `chaintrace labels conflicts` shows them; add --prefer SOURCE|FILE to use those tags"
+                "--category {c}: only tags that lost a conflict carry it, at {n} address(es) (e.g. {example}); `chaintrace labels conflicts` shows them and the rule that decided each; add --prefer SOURCE|FILE to use those tags"
             )));
         }
         if !have.contains(c) {

@@ -496,12 +496,11 @@ pub(crate) fn check_stop_at(
             .filter(|c| c.others.iter().any(|o| missing.contains(&&*o.category)))
             .count();
         return Err(TraceError::Input(format!(
-            "--stop-at {}: only tags that lost a conflict carry it, at {shadowed} address(es) (e.g. {} uses {} [{}] by {}); `chaintrace labels conflicts` shows them; add --prefer SOURCE|FILE to use those tags",
+            "--stop-at {}: only tags that lost a conflict carry it, at {shadowed} address(es) (e.g. {} uses {} [{}] instead); `chaintrace labels conflicts` shows them and the rule that decided each; add --prefer SOURCE|FILE to use those tags",
             missing.join(","),
             c.address,
             c.chosen.entity,
-            c.chosen.category,
-            c.decided_by.describe()
+            c.chosen.category
         )));
     }
     Err(TraceError::Input(format!(
