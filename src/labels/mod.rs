@@ -31,7 +31,7 @@ mod csv_list;
 pub mod precedence;
 
 pub use csv_list::{Lines, delimiter_name, sniff_delimiter};
-pub use precedence::{Conflict, Resolved, Rule, Selection, confidence_level, resolve};
+pub use precedence::{Conflict, LostOnly, Resolved, Rule, Selection, confidence_level, resolve};
 
 /// The format version of `tags.parquet`, kept in its metadata under [`FORMAT_KEY`].
 /// 2: `lastmod` and `file_sha256` columns; files are canonical paths. Version 1 files (no
@@ -232,10 +232,14 @@ pub fn normalise(address: &str, currency: &str) -> Result<(String, String, Strin
                 let segwit = ["bc1", "tb1", "bcrt1"].iter().any(|p| lower.starts_with(p));
                 match bitcoin::bech32::segwit::decode(a) {
                     Err(b) if segwit => Normalise::Invalid(format!(
-                        "not a Bitcoin address: it starts as a bech32 (SegWit) address, but {}",
-                        with_causes(&b)
+                        "not a Bitcoin address: it starts as a bech32 (SegWit) address, but {:#}",
+                        anyhow::Error::new(b)
                     )),
-                    _ => Normalise::Invalid(format!("not a Bitcoin address: {}", with_causes(&e))),
+                    // `{:#}`: the error with its causes (the top one says only "base58 error").
+                    _ => Normalise::Invalid(format!(
+                        "not a Bitcoin address: {:#}",
+                        anyhow::Error::new(e)
+                    )),
                 }
             })?;
             let network = [
@@ -728,19 +732,6 @@ pub fn load(
         tags.retain(|(t, _)| on_network(t, n));
     }
     Ok(precedence::resolve_owned(tags, chain, selection))
-}
-
-/// An error with its causes, `outer: inner: innermost` (the address libraries' top errors
-/// say only "base58 error").
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
 }
 
 /// Whether a tag applies to a dataset of Bitcoin network `network` (`bitcoin`, `testnet`,

@@ -19,6 +19,7 @@
 //! with `--include-private`) disagree on the entity or the category, compared without case.
 
 use std::cmp::Reverse;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -107,7 +108,53 @@ pub struct Resolved {
     pub selection: Selection,
 }
 
+/// A category that only tags which lost a conflict carry ([`Resolved::lost_only`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LostOnly {
+    /// Addresses whose losing tags carry it.
+    pub addresses: usize,
+    /// One of them: `ADDRESS uses ENTITY [CATEGORY] instead`.
+    pub example: String,
+}
+
+impl std::fmt::Display for LostOnly {
+    /// What an analyst asking for the category is told, and what to do.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "only tags that lost a conflict carry it, at {} address(es) (e.g. {}); `chaintrace labels conflicts` shows them and the rule that decided each; add --prefer SOURCE|FILE to use those tags",
+            self.addresses, self.example
+        )
+    }
+}
+
 impl Resolved {
+    /// The categories the losing tags of conflicts carry where the chosen tag does not,
+    /// by category: asking for one is then explained (it lost), never reported absent.
+    pub fn lost_only(&self) -> BTreeMap<String, LostOnly> {
+        let mut out: BTreeMap<String, LostOnly> = BTreeMap::new();
+        for c in &self.conflicts {
+            let lost: std::collections::BTreeSet<&str> = c
+                .others
+                .iter()
+                .map(|o| &*o.category)
+                .filter(|o| *o != &*c.chosen.category)
+                .collect();
+            for cat in lost {
+                out.entry(cat.to_string())
+                    .or_insert_with(|| LostOnly {
+                        addresses: 0,
+                        example: format!(
+                            "{} uses {} [{}] instead",
+                            c.address, c.chosen.entity, c.chosen.category
+                        ),
+                    })
+                    .addresses += 1;
+            }
+        }
+        out
+    }
+
     /// The conflicts of the given addresses (of `chain`), in address order.
     pub fn conflicts_of<'a>(
         &'a self,

@@ -23,6 +23,7 @@
 pub mod charts;
 mod scan;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
@@ -43,12 +44,10 @@ pub struct Source {
     pub include_private: bool,
     /// Sources or label files to prefer when tags disagree (`labels::precedence`).
     pub prefer: Vec<String>,
-    /// [`Source::entities`] once resolved (filled on first use; leave it empty): every
-    /// query of a run reads the labels once.
-    pub entities_cache: std::sync::OnceLock<DataFrame>,
-    /// Categories carried only by tags that lost a conflict, filled with
-    /// [`Source::entities`] (leave it empty): category → (addresses, an example).
-    pub shadowed_cache: std::sync::OnceLock<std::collections::BTreeMap<String, (usize, String)>>,
+    /// [`Source::entities`] once resolved, with the categories only losing tags carry
+    /// ([`crate::labels::Resolved::lost_only`]); filled on first use (leave it empty):
+    /// every query of a run reads the labels once.
+    pub entities_cache: std::sync::OnceLock<(DataFrame, BTreeMap<String, crate::labels::LostOnly>)>,
 }
 
 /// Time buckets.
@@ -168,14 +167,20 @@ impl Source {
     /// `address, entity, category` of every tagged (or cluster-tagged) address, one row
     /// per address: the tag in use after `labels::precedence` (the same one a trace uses).
     pub fn entities(&self) -> Result<LazyFrame> {
-        if let Some(df) = self.entities_cache.get() {
-            return Ok(df.clone().lazy());
-        }
-        let df = self.resolve_entities()?.collect().map_err(pe)?;
-        Ok(self.entities_cache.get_or_init(|| df).clone().lazy())
+        Ok(self.labels()?.0.clone().lazy())
     }
 
-    fn resolve_entities(&self) -> Result<LazyFrame> {
+    /// The entities and the categories only losing tags carry, resolved once.
+    fn labels(&self) -> Result<&(DataFrame, BTreeMap<String, crate::labels::LostOnly>)> {
+        if let Some(v) = self.entities_cache.get() {
+            return Ok(v);
+        }
+        let (entities, lost) = self.resolve_entities()?;
+        let df = entities.collect().map_err(pe)?;
+        Ok(self.entities_cache.get_or_init(|| (df, lost)))
+    }
+
+    fn resolve_entities(&self) -> Result<(LazyFrame, BTreeMap<String, crate::labels::LostOnly>)> {
         let path = crate::labels::tags_path(&self.data);
         if !path.is_file() {
             return Err(StatsError::Input(format!(
@@ -192,31 +197,7 @@ impl Source {
                 prefer: self.prefer.clone(),
             },
         )?;
-        // What the losing tags of conflicts would have said: a category asked for that only
-        // they carry is explained, not reported absent.
-        let mut shadowed: std::collections::BTreeMap<String, (usize, String)> =
-            std::collections::BTreeMap::new();
-        for c in &resolved.conflicts {
-            let lost: std::collections::BTreeSet<&str> = c
-                .others
-                .iter()
-                .map(|o| &*o.category)
-                .filter(|o| *o != &*c.chosen.category)
-                .collect();
-            for cat in lost {
-                let e = shadowed.entry(cat.to_string()).or_insert_with(|| {
-                    (
-                        0,
-                        format!(
-                            "{} uses {} [{}] instead",
-                            c.address, c.chosen.entity, c.chosen.category
-                        ),
-                    )
-                });
-                e.0 += 1;
-            }
-        }
-        let _ = self.shadowed_cache.set(shadowed);
+        let lost = resolved.lost_only();
         let column = |f: fn(&crate::labels::Tag) -> &str| -> Column {
             Column::new(
                 "".into(),
@@ -234,7 +215,7 @@ impl Source {
         .map_err(pe)?
         .lazy();
         if !self.via_clusters {
-            return Ok(tags);
+            return Ok((tags, lost));
         }
         let ac = Self::file(
             &crate::cluster::clusters_dir(&self.data, &self.network)
@@ -246,9 +227,11 @@ impl Source {
             .sort(["cluster_id", "entity"], SortMultipleOptions::default())
             .group_by([col("cluster_id")])
             .agg([col("entity").first(), col("category").first()]);
-        Ok(ac
-            .inner_join(cluster_label, col("cluster_id"), col("cluster_id"))
-            .select([col("address"), col("entity"), col("category")]))
+        Ok((
+            ac.inner_join(cluster_label, col("cluster_id"), col("cluster_id"))
+                .select([col("address"), col("entity"), col("category")]),
+            lost,
+        ))
     }
 
     fn blocks(&self) -> Result<LazyFrame> {
@@ -308,11 +291,9 @@ fn in_categories(src: &Source, cats: &[String]) -> Result<LazyFrame> {
     let have = categories(ents.clone())?;
     for c in cats {
         if !have.contains(c)
-            && let Some((n, example)) = src.shadowed_cache.get().and_then(|m| m.get(c))
+            && let Some(lost) = src.labels()?.1.get(c)
         {
-            return Err(StatsError::Input(format!(
-                "--category {c}: only tags that lost a conflict carry it, at {n} address(es) (e.g. {example}); `chaintrace labels conflicts` shows them and the rule that decided each; add --prefer SOURCE|FILE to use those tags"
-            )));
+            return Err(StatsError::Input(format!("--category {c}: {lost}")));
         }
         if !have.contains(c) {
             return Err(StatsError::Input(format!(

@@ -485,22 +485,11 @@ pub(crate) fn check_stop_at(
         return Ok(given.iter().map(|c| c.to_string()).collect());
     }
     // A category carried only by tags that lost a conflict: say so, never "none".
-    if let Some(c) = resolved
-        .conflicts
-        .iter()
-        .find(|c| c.others.iter().any(|o| missing.contains(&&*o.category)))
-    {
-        let shadowed = resolved
-            .conflicts
-            .iter()
-            .filter(|c| c.others.iter().any(|o| missing.contains(&&*o.category)))
-            .count();
+    let lost = resolved.lost_only();
+    if let Some(l) = missing.iter().find_map(|m| lost.get(*m)) {
         return Err(TraceError::Input(format!(
-            "--stop-at {}: only tags that lost a conflict carry it, at {shadowed} address(es) (e.g. {} uses {} [{}] instead); `chaintrace labels conflicts` shows them and the rule that decided each; add --prefer SOURCE|FILE to use those tags",
-            missing.join(","),
-            c.address,
-            c.chosen.entity,
-            c.chosen.category
+            "--stop-at {}: {l}",
+            missing.join(",")
         )));
     }
     Err(TraceError::Input(format!(
