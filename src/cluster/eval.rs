@@ -291,26 +291,27 @@ pub fn read_change_flags(
     Ok(Some(out))
 }
 
+/// A CSV file's delimiter (commas, semicolons or tabs: the one its header uses, as for
+/// label lists) and its header's column names (lower case, without a byte-order mark,
+/// quotes or padding).
+fn csv_header(path: &Path) -> std::io::Result<(u8, Vec<String>)> {
+    use std::io::BufRead;
+    let mut header = String::new();
+    std::io::BufReader::new(std::fs::File::open(path)?).read_line(&mut header)?;
+    let delimiter = crate::labels::sniff_delimiter(&header);
+    let names = header
+        .trim_start_matches('\u{feff}')
+        .trim_end_matches(['\r', '\n'])
+        .split(char::from(delimiter))
+        .map(|c| c.trim().trim_matches('"').trim().to_ascii_lowercase())
+        .collect();
+    Ok((delimiter, names))
+}
+
 /// Whether the CSV file `path`'s header names `column` (false when unreadable: reading it
 /// again says why).
 fn csv_has_column(path: &Path, column: &str) -> bool {
-    use std::io::BufRead;
-    let mut header = String::new();
-    if std::fs::File::open(path)
-        .and_then(|f| std::io::BufReader::new(f).read_line(&mut header))
-        .is_err()
-    {
-        return false;
-    }
-    // Split as the file is read: commas, semicolons or tabs (a semicolon file lost its
-    // change flags, and with them the oracle, without a word).
-    let delimiter = char::from(crate::labels::sniff_delimiter(&header));
-    header.split(delimiter).any(|c| {
-        c.trim_start_matches('\u{feff}')
-            .trim()
-            .trim_matches('"')
-            .eq_ignore_ascii_case(column)
-    })
+    csv_header(path).is_ok_and(|(_, names)| names.iter().any(|n| n == column))
 }
 
 /// The 1-based line of a CSV file where the record at byte `at` starts (the reader's own
@@ -551,29 +552,13 @@ fn read_mapping_listing(
         return Ok(out);
     }
     // A spreadsheet's CSV: quoted fields (a comma inside quotes), a byte-order mark,
-    // CRLF line ends and padded cells are read as what they mean.
-    // Semicolons or tabs, as a spreadsheet in some locales exports: the delimiter is the
-    // one the header uses, as for label lists.
-    let first = {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::fs::File::open(&path)
-            .and_then(|f| std::io::BufReader::new(f).read_line(&mut line))
-            .map_err(|e| fmt(e.to_string()))?;
-        line
-    };
-    let delimiter = crate::labels::sniff_delimiter(&first);
+    // CRLF line ends, padded cells, and semicolons or tabs as some locales export.
+    let (delimiter, header) = csv_header(&path).map_err(|e| fmt(e.to_string()))?;
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .trim(csv::Trim::All)
         .from_path(&path)
         .map_err(|e| fmt(e.to_string()))?;
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| fmt(e.to_string()))?
-        .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').trim().to_ascii_lowercase())
-        .collect();
     let col = |name: &str| header.iter().position(|h| h == name);
     let (Some(ai), Some(ei)) = (col("address"), value_columns.iter().find_map(|c| col(c))) else {
         return Err(fmt(format!(
