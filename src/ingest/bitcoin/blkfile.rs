@@ -87,6 +87,7 @@ impl BlocksDir {
         let Some((_, first)) = files.first() else {
             return Err(IngestError::NoBlkFiles {
                 dir: dir.to_path_buf(),
+                hint: super::error::no_blk_hint(dir),
             });
         };
         let mut head = [0u8; 4];

@@ -26,11 +26,12 @@ pub enum IngestError {
         #[source]
         source: std::io::Error,
     },
-    #[error(
-        "{dir} holds no blk*.dat files; pass Bitcoin Core's blocks directory ({})",
-        no_blk_hint(dir)
-    )]
-    NoBlkFiles { dir: PathBuf },
+    #[error("{dir} holds no blk*.dat files; pass Bitcoin Core's blocks directory ({hint})")]
+    NoBlkFiles {
+        dir: PathBuf,
+        /// Where they are, when in a folder below ([`no_blk_hint`]), else the usual place.
+        hint: String,
+    },
     #[error(
         "{dir}/blk{file:05}.dat is missing but the block index points into it; copy the whole blocks directory"
     )]
@@ -166,7 +167,7 @@ pub enum IngestError {
 
 /// Where the blk files may be: a `blocks` folder inside the one given (a node's data
 /// directory, or a simulated world's folder), else the usual place.
-fn no_blk_hint(dir: &std::path::Path) -> String {
+pub(super) fn no_blk_hint(dir: &std::path::Path) -> String {
     for sub in [
         "blocks",
         "regtest/blocks",
