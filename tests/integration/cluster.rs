@@ -522,16 +522,21 @@ fn a_truth_written_by_polars_or_without_change_flags_is_read() {
     let (from_csv, from_parquet) = (eval_json(&truth_csv()), eval_json(&pq));
     assert_eq!(from_csv.len(), 2, "multi-input and the oracle");
     assert_eq!(from_csv, from_parquet);
+    // `name` holding `header`, then the truth's columns `cols` split by `sep`, then `extra`.
+    let write_csv = |name: &str, header: &str, sep: &str, cols: &[usize], extra: &str| {
+        let p = d.path().join(name);
+        let mut text = format!("{header}\n");
+        for r in &rows {
+            let cells: Vec<&str> = cols.iter().map(|&c| r[c]).collect();
+            text.push_str(&cells.join(sep));
+            text.push('\n');
+        }
+        text.push_str(extra);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
     // A CSV of address and entity only: scored, without the oracle (no change flags).
-    let plain = d.path().join("plain.csv");
-    std::fs::write(
-        &plain,
-        std::iter::once("address,entity".to_string())
-            .chain(rows.iter().map(|r| format!("{},{}", r[ai], r[ei])))
-            .collect::<Vec<_>>()
-            .join("\n"),
-    )
-    .unwrap();
+    let plain = write_csv("plain.csv", "address,entity", ",", &[ai, ei], "");
     let rows_plain = eval_json(&plain);
     assert_eq!(rows_plain.len(), 1, "{rows_plain:?}");
     assert_eq!(rows_plain[0], from_csv[0]);
@@ -547,15 +552,7 @@ fn a_truth_written_by_polars_or_without_change_flags_is_read() {
     std::fs::write(&sheet, text).unwrap();
     assert_eq!(eval_json(&sheet), rows_plain);
     // Semicolons, as spreadsheets in some locales export (they were refused).
-    let semi = d.path().join("semi.csv");
-    std::fs::write(
-        &semi,
-        std::iter::once("address;entity".to_string())
-            .chain(rows.iter().map(|r| format!("{};{}", r[ai], r[ei])))
-            .collect::<Vec<_>>()
-            .join("\n"),
-    )
-    .unwrap();
+    let semi = write_csv("semi.csv", "address;entity", ";", &[ai, ei], "");
     assert_eq!(eval_json(&semi), rows_plain);
 
     // Rows without an entity are left out, and said so; before, they were one entity
@@ -620,13 +617,13 @@ fn a_truth_written_by_polars_or_without_change_flags_is_read() {
 
     // An address the truth lists twice with two owners is refused, naming it and the line
     // (one row silently won before, and the scores moved).
-    let twice = d.path().join("twice.csv");
-    let mut text = String::from("address,entity\n");
-    for r in &rows {
-        text.push_str(&format!("{},{}\n", r[ai], r[ei]));
-    }
-    text.push_str(&format!("{},someone-else\n", rows[3][ai]));
-    std::fs::write(&twice, text).unwrap();
+    let twice = write_csv(
+        "twice.csv",
+        "address,entity",
+        ",",
+        &[ai, ei],
+        &format!("{},someone-else\n", rows[3][ai]),
+    );
     let o = eval_clusters(data, &twice, &["--set", "multi-input"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let e = stderr(&o);
@@ -639,26 +636,20 @@ fn a_truth_written_by_polars_or_without_change_flags_is_read() {
     // The same with CRLF line ends and a blank line: the line named is still the row's
     // (the reader's own count was one low there).
     let text = std::fs::read_to_string(&twice).unwrap();
-    let crlf = format!("\r\n{}", text.replace('\n', "\r\n"));
-    let crlf = crlf.replacen("\r\n", "", 1).replacen("\r\n", "\r\n\r\n", 1);
+    let crlf = text.replace('\n', "\r\n").replacen("\r\n", "\r\n\r\n", 1);
     std::fs::write(&twice, crlf).unwrap();
     let e = stderr(&eval_clusters(data, &twice, &["--set", "multi-input"]));
     assert!(e.contains(&format!("line {}:", rows.len() + 3)), "{e}");
 
     // A semicolon file keeps its change flags, and the oracle with them (it lost them
     // without a word: the header was split by commas to find the column).
-    let semi_flags = d.path().join("semi-flags.csv");
-    std::fs::write(
-        &semi_flags,
-        std::iter::once("address;entity;is_change".to_string())
-            .chain(
-                rows.iter()
-                    .map(|r| format!("{};{};{}", r[ai], r[ei], r[ci])),
-            )
-            .collect::<Vec<_>>()
-            .join("\n"),
-    )
-    .unwrap();
+    let semi_flags = write_csv(
+        "semi-flags.csv",
+        "address;entity;is_change",
+        ";",
+        &[ai, ei, ci],
+        "",
+    );
     assert_eq!(eval_json(&semi_flags), from_csv);
 }
 
@@ -972,14 +963,9 @@ fn labels_imported_after_clustering_are_checked_where_they_matter() {
         "multi-input,change-swept",
     ]);
     assert_eq!(o.status.code(), Some(1));
+    let e = error_of(&o);
+    assert!(e.contains("change-sweep"), "{e}");
     let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("change-sweep"),
-        "{v}"
-    );
     assert_eq!(v["error"]["hint"], "see chaintrace cluster bitcoin --help");
 }
 

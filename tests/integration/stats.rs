@@ -305,13 +305,6 @@ fn direct_exposure_of_exchanges_and_mixer_equals_the_true_flows() {
     assert_eq!(got(&v), truth("mixer", &["to_mixer"]));
 }
 
-/// The message of a `--json` command's error document (stdout).
-fn error_of(o: &std::process::Output) -> String {
-    let v: serde_json::Value = serde_json::from_str(&stdout(o))
-        .unwrap_or_else(|e| panic!("not one JSON document ({e}): {}", stdout(o)));
-    v["error"]["message"].as_str().unwrap().to_string()
-}
-
 /// The flows chart is named after its buckets (a weekly chart was monthly_flows), and
 /// exposure, which has no time buckets, refuses --by instead of ignoring it.
 #[test]

@@ -398,14 +398,8 @@ fn traces_are_reproducible_and_backward_traces_balance() {
     // no seeds of this window (they would be "held" in a window that ended before them).
     let o = window("2000-01-01", "2026-11-24");
     assert_eq!(o.status.code(), Some(1));
-    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("was created inside the window"),
-        "{v}"
-    );
+    let e = error_of(&o);
+    assert!(e.contains("was created inside the window"), "{e}");
     let o = window("1999-01-01", "2000-01-01");
     assert_eq!(o.status.code(), Some(1));
     // --json: the error is the JSON document on stdout.

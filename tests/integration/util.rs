@@ -64,6 +64,13 @@ pub fn stdout(o: &Output) -> String {
 }
 
 /// Asserts success, printing stderr otherwise.
+/// The message of a `--json` command's error document (stdout).
+pub fn error_of(o: &Output) -> String {
+    let v: serde_json::Value = serde_json::from_str(&stdout(o))
+        .unwrap_or_else(|e| panic!("not one JSON document ({e}): {}", stdout(o)));
+    v["error"]["message"].as_str().unwrap().to_string()
+}
+
 pub fn ok(o: &Output) {
     assert!(
         o.status.success(),
