@@ -274,21 +274,26 @@ pub fn read_change_flags(
     if !csv_has_column(&path, "is_change") {
         return Ok(None);
     }
-    let flags = read_mapping_listing(&path, &["is_change"], true)?;
-    for (a, v) in flags {
-        match v.to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" | "y" | "t" => {
-                out.insert(a);
-            }
-            "0" | "false" | "no" | "n" | "f" => {}
-            _ => {
-                return Err(fmt(format!(
-                    "is_change is {v:?} for {a}: give 1 or 0, true or false, yes or no"
-                )));
-            }
-        }
-    }
+    let flags = read_mapping_listing(&path, &["is_change"], true, &|v| flag_of(v).map(|_| ()))?;
+    out.extend(
+        flags
+            .into_iter()
+            .filter(|(_, v)| flag_of(v) == Ok(true))
+            .map(|(a, _)| a),
+    );
     Ok(Some(out))
+}
+
+/// A change flag as a truth CSV writes it: 1/0, true/false, yes/no (y/n, t/f), any case;
+/// anything else is refused, with what to give.
+fn flag_of(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "y" | "t" => Ok(true),
+        "0" | "false" | "no" | "n" | "f" => Ok(false),
+        _ => Err(format!(
+            "is_change is {v:?}: give 1 or 0, true or false, yes or no"
+        )),
+    }
 }
 
 /// A CSV file's delimiter (commas, semicolons or tabs: the one its header uses, as for
@@ -488,7 +493,7 @@ pub enum TruthError {
 /// Unreadable file or missing columns.
 pub fn read_truth(path: &Path) -> Result<HashMap<String, String>, TruthError> {
     check_truth_path(path)?;
-    let out = read_mapping_listing(path, &["entity"], true)?;
+    let out = read_mapping_listing(path, &["entity"], true, &|_| Ok(()))?;
     Ok(out)
 }
 
@@ -501,16 +506,18 @@ pub fn read_mapping(
     path: &Path,
     value_columns: &[&str],
 ) -> Result<HashMap<String, String>, TruthError> {
-    read_mapping_listing(path, value_columns, false)
+    read_mapping_listing(path, value_columns, false, &|_| Ok(()))
 }
 
 /// [`read_mapping`]; `truth`: the file is ground truth, where an address listed twice with
 /// two values is an error (which one holds is unknown, and either bends the scores), not
-/// the last row winning.
+/// the last row winning. `check` refuses a value, and the error names its line (CSV) or
+/// address (Parquet).
 fn read_mapping_listing(
     path: &Path,
     value_columns: &[&str],
     truth: bool,
+    check: &dyn Fn(&str) -> Result<(), String>,
 ) -> Result<HashMap<String, String>, TruthError> {
     let path = truth_file(path);
     let fmt = |what: String| TruthError::Format {
@@ -537,6 +544,7 @@ fn read_mapping_listing(
             for (a, e) in a.into_iter().zip(e) {
                 match (a, e) {
                     (Some(a), Some(e)) if !a.trim().is_empty() && !e.trim().is_empty() => {
+                        check(&e).map_err(|w| fmt(format!("{a}: {w}")))?;
                         if let Some(before) = out.insert(a.clone(), e.clone())
                             && truth
                             && before != e
@@ -575,17 +583,22 @@ fn read_mapping_listing(
     };
     for record in reader.records() {
         let r = record.map_err(|e| {
-            let line = e.position().map_or(0, csv::Position::line);
+            let line = e.position().map_or(0, |p| line_at(&path, p.byte()));
             fmt(format!("line {line}: {e}"))
         })?;
+        let line = || r.position().map_or(0, |p| line_at(&path, p.byte()));
         match (r.get(ai), r.get(ei)) {
             (Some(a), Some(e)) if !a.is_empty() && !e.is_empty() => {
+                check(e).map_err(|w| fmt(format!("line {}: {w}", line())))?;
                 if let Some(before) = out.insert(a.to_string(), e.to_string())
                     && truth
                     && before != e
                 {
-                    let line = r.position().map_or(0, |p| line_at(&path, p.byte()));
-                    return Err(fmt(format!("line {line}: {}", twice_what(a, &before, e))));
+                    return Err(fmt(format!(
+                        "line {}: {}",
+                        line(),
+                        twice_what(a, &before, e)
+                    )));
                 }
             }
             _ => left_out += 1,

@@ -610,7 +610,7 @@ fn a_truth_written_by_polars_or_without_change_flags_is_read() {
     );
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("is_change is \"maybe\""),
+        stderr(&o).contains("line 9: is_change is \"maybe\""),
         "{}",
         stderr(&o)
     );
