@@ -33,11 +33,21 @@ pub(crate) fn open_index(chain: &Path) -> Result<Index, CliError> {
         }
     }
     let (idx, prov) = Index::open_or_build(chain).map_err(CliError::user)?;
-    if let Provenance::Built { reason, .. } = prov {
-        eprintln!(
+    match prov {
+        Provenance::Built {
+            reason,
+            extended_from: Some(kept),
+            ..
+        } => eprintln!(
+            "chaintrace: extended the address index ({reason}, blocks appended): {} transactions added to {kept}, {} addresses",
+            idx.meta.txs - kept,
+            idx.meta.addresses
+        ),
+        Provenance::Built { reason, .. } => eprintln!(
             "chaintrace: built the address index ({reason}): {} transactions, {} addresses",
             idx.meta.txs, idx.meta.addresses
-        );
+        ),
+        Provenance::Loaded => {}
     }
     Ok(idx)
 }
@@ -55,18 +65,24 @@ pub(crate) fn index(cli: &Cli, a: &ClusterIndexArgs) -> Result<(), CliError> {
             chain.display()
         );
     };
+    // (passes, the transactions an extension kept)
     let built = match (&stale, a.rebuild) {
         (None, false) => None,
         (_, true) => {
             say("--rebuild");
-            Some(Index::build(&chain, budget).map_err(CliError::user)?.passes)
+            let b = Index::build(&chain, budget).map_err(CliError::user)?;
+            Some((b.passes, b.extended_from))
         }
         // As any other stage: after waiting for another process building it, only if it
-        // is still needed.
+        // is still needed; a dataset that only grew has its index extended.
         (Some(why), false) => {
             say(why);
             match Index::open_or_build(&chain).map_err(CliError::user)?.1 {
-                Provenance::Built { passes, .. } => Some(passes),
+                Provenance::Built {
+                    passes,
+                    extended_from,
+                    ..
+                } => Some((passes, extended_from)),
                 Provenance::Loaded => None,
             }
         }
@@ -78,7 +94,10 @@ pub(crate) fn index(cli: &Cli, a: &ClusterIndexArgs) -> Result<(), CliError> {
             "network": network,
             "index": chain.join("index"),
             "built": built.is_some(),
-            "passes": built,
+            "passes": built.map(|b| b.0),
+            // The transactions of the old index an extension kept (blocks appended since
+            // it was built); null for a build from genesis.
+            "extended_from_transactions": built.and_then(|b| b.1),
             "memory_budget_bytes": budget.bytes(),
             "seconds": built.map(|_| (seconds * 100.0).round() / 100.0),
             "transactions": idx.meta.txs,
@@ -86,7 +105,16 @@ pub(crate) fn index(cli: &Cli, a: &ClusterIndexArgs) -> Result<(), CliError> {
             "inputs": idx.meta.inputs,
             "addresses": idx.meta.addresses,
         }));
-    } else if let Some(passes) = built {
+    } else if let Some((_, Some(kept))) = built {
+        println!(
+            "extended the address index of {network} in {seconds:.1} s (blocks appended): {} transactions added to {kept}; now {} transactions, {} outputs, {} inputs, {} addresses (--rebuild to build it from genesis)",
+            idx.meta.txs - kept,
+            idx.meta.txs,
+            idx.meta.outputs,
+            idx.meta.inputs,
+            idx.meta.addresses
+        );
+    } else if let Some((passes, None)) = built {
         println!(
             "built the address index of {network} in {seconds:.1} s: {} transactions, {} outputs, {} inputs, {} addresses ({passes} pass(es) over the outputs within {budget})",
             idx.meta.txs, idx.meta.outputs, idx.meta.inputs, idx.meta.addresses

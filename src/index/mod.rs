@@ -1,6 +1,7 @@
 //! The address index (DESIGN.md §4): dense ids for transactions, outputs, inputs and
 //! addresses, and the spend graph as flat adjacency arrays, built once from the Parquet
-//! dataset and memory-mapped on later loads.
+//! dataset and memory-mapped on later loads; extended, not rebuilt, when blocks are
+//! appended to the dataset ([`extend`]).
 //!
 //! On disk, `data/<network>/index/` holds one little-endian array per file (below) and
 //! `meta.json` with [`INDEX_FORMAT`] and the sha256 of the dataset manifest it was built
@@ -43,6 +44,10 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+mod extend;
+
+pub use extend::Indexed;
 
 use crate::ingest::bitcoin::script::ScriptType;
 use crate::store::manifest::Manifest;
@@ -107,6 +112,11 @@ pub struct IndexMeta {
     /// Inputs that spend outputs from before the window.
     #[serde(default)]
     pub before: u64,
+    /// The dataset parts the index was built from: a dataset that only grew since
+    /// (blocks appended) has its index extended rather than rebuilt. Absent in indexes
+    /// written before extensions (they are rebuilt once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub indexed: Option<Indexed>,
 }
 
 /// A memory-mapped little-endian array.
@@ -171,6 +181,11 @@ impl Col {
     /// Element `i` as raw bytes.
     pub fn raw(&self, i: usize) -> &[u8] {
         &self.bytes()[i * self.width..(i + 1) * self.width]
+    }
+
+    /// Every element's bytes.
+    pub fn raw_all(&self) -> &[u8] {
+        self.bytes()
     }
 }
 
@@ -316,10 +331,13 @@ fn wrong_size(dir: &Path, meta: &IndexMeta) -> Option<String> {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum Provenance {
     Loaded,
-    /// Built now, for `reason`, in `passes` passes over the outputs.
+    /// Built now, for `reason`, in `passes` passes over the outputs; `extended_from`: the
+    /// transactions of the old index it extended (appended blocks), `None` for a build
+    /// from genesis.
     Built {
         reason: String,
         passes: usize,
+        extended_from: Option<u64>,
     },
 }
 
@@ -342,12 +360,13 @@ impl Index {
         match Index::needs_build(chain_dir)? {
             None => Ok((Index::load(&dir)?, Provenance::Loaded)),
             Some(reason) => {
-                let b = build_locked(chain_dir, crate::memory::budget())?;
+                let b = build_locked(chain_dir, crate::memory::budget(), true)?;
                 Ok((
                     Index::load(&dir)?,
                     Provenance::Built {
                         reason,
                         passes: b.passes,
+                        extended_from: b.extended_from,
                     },
                 ))
             }
@@ -364,7 +383,7 @@ impl Index {
     /// No dataset, unreadable Parquet, an inconsistent dataset, or I/O errors.
     pub fn build(chain_dir: &Path, budget: crate::memory::Budget) -> Result<Built, IndexError> {
         let _lock = build_lock(chain_dir)?;
-        build_locked(chain_dir, budget)
+        build_locked(chain_dir, budget, false)
     }
 
     /// Why the index of `chain_dir` must be (re)built, or `None` if it is current.
@@ -503,9 +522,14 @@ impl Index {
 
     /// The id of an address string, by binary search.
     pub fn address_id(&self, s: &str) -> Option<AddrIx> {
-        let k = self.address_rank(s.as_bytes(), 0);
+        self.address_id_of_bytes(s.as_bytes())
+    }
+
+    /// [`Index::address_id`] of an address's bytes.
+    fn address_id_of_bytes(&self, s: &[u8]) -> Option<AddrIx> {
+        let k = self.address_rank(s, 0);
         let (id, b) = (k < self.addr_sorted.len()).then(|| self.sorted_address(k))?;
-        (b == s.as_bytes()).then_some(id)
+        (b == s).then_some(id)
     }
 
     /// The first position at or after `from` in string order whose address is not below
@@ -790,6 +814,18 @@ pub fn scan_table(
     chain_dir: &Path,
     table: &str,
     columns: &[&str],
+    f: impl FnMut(&RecordBatch) -> Result<(), IndexError>,
+) -> Result<(), IndexError> {
+    scan_table_from(chain_dir, table, columns, extend::Start::default(), f)
+}
+
+/// [`scan_table`] from the part `start.part` of the manifest on, passing over the first
+/// `start.rows` rows of it (an extension reads only the rows the old index lacks).
+fn scan_table_from(
+    chain_dir: &Path,
+    table: &str,
+    columns: &[&str],
+    start: extend::Start,
     mut f: impl FnMut(&RecordBatch) -> Result<(), IndexError>,
 ) -> Result<(), IndexError> {
     use crate::tables::Table;
@@ -807,7 +843,8 @@ pub fn scan_table(
         what,
     };
     let files = crate::store::reader::part_files(&dir).map_err(|e| inconsistent(e.to_string()))?;
-    for path in files {
+    let mut pass_over = start.rows;
+    for path in files.into_iter().skip(start.part) {
         def.check(&path, true)
             .map_err(|e| inconsistent(e.to_string()))?;
         let pq = |source| IndexError::Parquet {
@@ -830,7 +867,14 @@ pub fn scan_table(
                 path: path.clone(),
                 source: e.into(),
             })?;
-            f(&batch)?;
+            let rows = n64(batch.num_rows());
+            if pass_over >= rows {
+                pass_over -= rows;
+                continue;
+            }
+            let from = ix(pass_over);
+            pass_over = 0;
+            f(&batch.slice(from, batch.num_rows() - from))?;
         }
     }
     Ok(())
@@ -860,6 +904,22 @@ impl Writer {
             w: BufWriter::with_capacity(1 << 20, f),
         })
     }
+    /// Appends to the file `dir/name` (a column an extension copied from the old index).
+    fn append(dir: &Path, name: &str) -> Result<Writer, IndexError> {
+        let path = dir.join(name);
+        let f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|source| IndexError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Writer {
+            path,
+            w: BufWriter::with_capacity(1 << 20, f),
+        })
+    }
+
     fn put(&mut self, b: &[u8]) -> Result<(), IndexError> {
         self.w.write_all(b).map_err(|source| IndexError::Io {
             path: self.path.clone(),
@@ -998,6 +1058,43 @@ impl MapArray {
         })
     }
 
+    /// The existing file `dir/name` of `old_len` elements (a column an extension copied
+    /// from the old index), grown to `len` elements whose new bytes are all `fill`.
+    fn extend_from(
+        dir: &Path,
+        name: &str,
+        old_len: usize,
+        len: usize,
+        width: usize,
+        fill: u8,
+    ) -> Result<MapArray, IndexError> {
+        let path = dir.join(name);
+        let io = |source| IndexError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        file.set_len(n64(len * width)).map_err(io)?;
+        let map = if len * width == 0 {
+            None
+        } else {
+            // SAFETY: as in `create`: the copy is this build's own.
+            let mut m = unsafe { memmap2::MmapMut::map_mut(&file) }.map_err(io)?;
+            m[old_len * width..].fill(fill);
+            Some(m)
+        };
+        Ok(MapArray {
+            path,
+            file,
+            map,
+            width,
+        })
+    }
+
     fn bytes(&self) -> &[u8] {
         self.map.as_deref().unwrap_or(&[])
     }
@@ -1071,7 +1168,7 @@ impl MapArray {
     }
 }
 
-/// Writes `tmp/name`: the ids `0..n` as little-endian u32, sorted by `key(id)` and then by
+/// Writes `tmp/name`: the ids `ids` as little-endian u32, sorted by `key(id)` and then by
 /// id. When the keys of all ids (`per_id` bytes each, the id included) fit `chunk_bytes`,
 /// one in-memory sort; otherwise an external merge sort: runs of ids whose keys fit,
 /// each sorted and written to a scratch file, merged through a heap of one key per run:
@@ -1080,7 +1177,7 @@ impl MapArray {
 /// # Errors
 /// I/O errors writing the runs or the file.
 fn sort_ids<'a>(
-    n: u32,
+    ids: std::ops::Range<u32>,
     key: &impl Fn(u32) -> &'a [u8],
     per_id: u64,
     chunk_bytes: u64,
@@ -1110,13 +1207,13 @@ fn sort_ids<'a>(
         pairs.sort_unstable_by(by_key);
         pairs.into_iter().map(|(_, id)| id).collect()
     };
-    if chunk >= n {
-        return write_u32s(tmp, name, &sorted_run(0, n));
+    if chunk >= ids.end - ids.start {
+        return write_u32s(tmp, name, &sorted_run(ids.start, ids.end));
     }
     let mut runs = Vec::new();
-    let mut from = 0u32;
-    while from < n {
-        let to = from.saturating_add(chunk).min(n);
+    let mut from = ids.start;
+    while from < ids.end {
+        let to = from.saturating_add(chunk).min(ids.end);
         let ids = sorted_run(from, to);
         let run = format!(".run_{name}_{}", runs.len());
         write_u32s(tmp, &run, &ids)?;
@@ -1147,6 +1244,33 @@ fn sort_ids<'a>(
         std::fs::remove_file(&path).map_err(|source| IndexError::Io { path, source })?;
     }
     Ok(())
+}
+
+/// Writes `tmp/name`: the ids `0..n` sorted by `key` (then by id) as [`sort_ids`] does;
+/// for an extension (`old`: the old index's first new id and its sorted ids), the old
+/// sorted ids merged with the new ids sorted: the same bytes.
+///
+/// # Errors
+/// I/O errors writing the runs or the file.
+fn write_sorted<'a>(
+    tmp: &Path,
+    name: &str,
+    old: Option<(u32, &Col)>,
+    n: u32,
+    key: &impl Fn(u32) -> &'a [u8],
+    per_id: u64,
+    chunk_bytes: u64,
+) -> Result<(), IndexError> {
+    let Some((first_new, old_sorted)) = old else {
+        return sort_ids(0..n, key, per_id, chunk_bytes, tmp, name);
+    };
+    let scratch = format!(".new_{name}");
+    sort_ids(first_new..n, key, per_id, chunk_bytes, tmp, &scratch)?;
+    let new = Col::open(&tmp.join(&scratch), 4)?;
+    extend::merge_sorted(tmp, name, old_sorted, &new, key)?;
+    drop(new);
+    let path = tmp.join(scratch);
+    std::fs::remove_file(&path).map_err(|source| IndexError::Io { path, source })
 }
 
 /// Address string → id while the index is built: 256 open-addressing tables (linear
@@ -1252,25 +1376,22 @@ impl AddrTable {
 
 /// Builds the index of `chain_dir` into `index/` (via a temporary directory renamed into
 /// place, so a killed build leaves the old index or none).
-fn build(chain_dir: &Path, manifest_sha: &str, budget: u64) -> Result<Built, IndexError> {
+/// Builds the index of `chain_dir` from the dataset `manifest` (whose file has sha256
+/// `manifest_sha`) within `budget` bytes; with a `base`, extends the old index by the rows
+/// it lacks instead ([`extend`]), to the same bytes.
+fn build(
+    chain_dir: &Path,
+    manifest_sha: &str,
+    manifest: &Manifest,
+    budget: u64,
+    base: Option<extend::Base>,
+) -> Result<Built, IndexError> {
     // Half the budget for the address table, an eighth for a sort's run of ids.
     let table_budget = budget / 2;
-    let network = serde_json::from_slice::<Manifest>(
-        &std::fs::read(Manifest::path(chain_dir)).map_err(|source| IndexError::Io {
-            path: Manifest::path(chain_dir),
-            source,
-        })?,
-    )
-    .map(|m| {
-        (
-            m.network,
-            m.ranges.first().map_or(0, |r| r[0]),
-            m.neighbourhood.is_some(),
-        )
-    })
-    .unwrap_or_default();
+    let network = manifest.network.clone();
+    let first_height = manifest.ranges.first().map_or(0, |r| r[0]);
     // A neighbourhood holds only some transactions: any input may spend from outside it.
-    let (network, first_height, sparse) = network;
+    let sparse = manifest.neighbourhood.is_some();
     let incons = |what: String| IndexError::Inconsistent {
         dir: chain_dir.to_path_buf(),
         what,
@@ -1289,23 +1410,49 @@ fn build(chain_dir: &Path, manifest_sha: &str, budget: u64) -> Result<Built, Ind
         path: tmp.clone(),
         source,
     })?;
+    // An extension appends to (and updates) copies of the old index's columns, and reads
+    // only the rows after the ones it holds.
+    if let Some(b) = &base {
+        b.copy_into(&tmp)?;
+    }
+    let old = base.as_ref().map(|b| &b.old);
+    let start = |table: &str| {
+        base.as_ref()
+            .map_or_else(Default::default, |b| b.start(table))
+    };
+    let (old_tx, old_out, old_in, old_addr) = old.map_or((0, 0, 0, 0), |o| {
+        (
+            n32(o.meta.txs),
+            o.meta.outputs,
+            o.meta.inputs,
+            n32(o.meta.addresses),
+        )
+    });
+    // The last height the old index holds: the new rows are all above it.
+    let old_tip = old
+        .filter(|o| o.meta.txs > 0)
+        .map(|o| o.tx_height.get(ix(o.meta.txs) - 1));
+    let open = |name: &str| {
+        if base.is_some() {
+            Writer::append(&tmp, name)
+        } else {
+            Writer::create(&tmp, name)
+        }
+    };
 
     // Transactions: txid, height and counts, in chain order, straight to their files.
-    let (mut w_txid, mut w_height) = (
-        Writer::create(&tmp, "tx_txid")?,
-        Writer::create(&tmp, "tx_height")?,
-    );
-    let (mut w_out_start, mut w_in_start) = (
-        Writer::create(&tmp, "tx_out_start")?,
-        Writer::create(&tmp, "tx_in_start")?,
-    );
-    let (mut n_tx, mut n_out, mut n_in) = (0usize, 0u64, 0u64);
-    w_out_start.put(&0u64.to_le_bytes())?;
-    w_in_start.put(&0u64.to_le_bytes())?;
-    scan_table(
+    let (mut w_txid, mut w_height) = (open("tx_txid")?, open("tx_height")?);
+    let (mut w_out_start, mut w_in_start) = (open("tx_out_start")?, open("tx_in_start")?);
+    let (mut n_tx, mut n_out, mut n_in) = (ix(old_tx), old_out, old_in);
+    if base.is_none() {
+        w_out_start.put(&0u64.to_le_bytes())?;
+        w_in_start.put(&0u64.to_le_bytes())?;
+    }
+    scan_table_from(
         chain_dir,
         "transactions",
         &["height", "txid", "n_inputs", "n_outputs"],
+        start("transactions"),
         |b| {
             let h = b
                 .column_by_name("height")
@@ -1324,6 +1471,13 @@ fn build(chain_dir: &Path, manifest_sha: &str, budget: u64) -> Result<Built, Ind
                 .expect("checked against the table registry")
                 .as_primitive::<UInt32Type>();
             for i in 0..b.num_rows() {
+                if old_tip.is_some_and(|tip| u64::from(h.value(i)) <= tip) {
+                    return Err(incons(format!(
+                        "transaction {} at height {} is below the indexed tip",
+                        t.value(i),
+                        h.value(i)
+                    )));
+                }
                 w_txid.put(&hex_txid(t.value(i), chain_dir)?)?;
                 w_height.put(&h.value(i).to_le_bytes())?;
                 n_out += u64::from(no.value(i));
@@ -1355,14 +1509,22 @@ fn build(chain_dir: &Path, manifest_sha: &str, budget: u64) -> Result<Built, Ind
     // same first-appearance ids a single pass gives, so the files are the same bytes
     // whatever the budget.
     let n_out_us = ix(n_out);
+    // The outputs to intern (an extension's are the new ones; their old addresses keep
+    // their ids, looked up in the old index).
+    let new_outs = n_out_us - ix(old_out);
     // Before the first pass: at most one address per output, slots at most 8/3 per address.
-    let mut shard_bytes = (n64(n_out_us) * 8 * 8 / 3 / n64(AddrTable::SHARDS)).max(1);
+    let mut shard_bytes = (n64(new_outs) * 8 * 8 / 3 / n64(AddrTable::SHARDS)).max(1);
     let shards_fitting = |per_shard: u64, left: usize| {
         usize::try_from(table_budget / per_shard.max(1))
             .unwrap_or(usize::MAX)
             .clamp(1, left)
     };
-    let first_pass_shards = shards_fitting(shard_bytes, AddrTable::SHARDS);
+    // (An extension is only tried when its table fits one pass: [`extend::base_for`].)
+    let first_pass_shards = if base.is_some() {
+        AddrTable::SHARDS
+    } else {
+        shards_fitting(shard_bytes, AddrTable::SHARDS)
+    };
     let one_pass = first_pass_shards == AddrTable::SHARDS;
     // In pass order (the final files when there is one pass).
     let name = |final_name: &'static str| {
@@ -1372,26 +1534,33 @@ fn build(chain_dir: &Path, manifest_sha: &str, budget: u64) -> Result<Built, Ind
             format!(".pass_{final_name}")
         }
     };
-    let (mut w_value, mut w_type, mut w_out_tx) = (
-        Writer::create(&tmp, "out_value")?,
-        Writer::create(&tmp, "out_type")?,
-        Writer::create(&tmp, "out_tx")?,
-    );
+    let (mut w_value, mut w_type, mut w_out_tx) =
+        (open("out_value")?, open("out_type")?, open("out_tx")?);
     // The address arrays start for an address per 4 outputs and grow (by half) as needed.
-    let guess = n_out_us / 4 + 1;
-    let mut addr_str = MapArray::create(&tmp, &name("addr_str"), guess * 40, 1, 0)?;
-    let mut addr_start = MapArray::create(&tmp, &name("addr_str_start"), guess + 1, 8, 0)?;
-    let mut addr_first_tx = MapArray::create(&tmp, &name("addr_first_tx"), guess, 4, 0)?;
-    let mut addr_n_recv = MapArray::create(&tmp, &name("addr_n_recv"), guess, 4, 0)?;
-    // Each output's address id (pass order), NONE32 for none.
-    let mut out_pid = MapArray::create(&tmp, &name("out_addr"), n_out_us, 4, 0xff)?;
+    let guess = new_outs / 4 + 1;
+    let (mut n_addr, mut str_len) = (old_addr, old.map_or(0, extend::str_len));
+    let (mut addr_str, mut addr_start, mut addr_first_tx, mut addr_n_recv, mut out_pid);
+    if base.is_some() {
+        let a = ix(old_addr);
+        addr_str = MapArray::extend_from(&tmp, "addr_str", str_len, str_len, 1, 0)?;
+        addr_start = MapArray::extend_from(&tmp, "addr_str_start", a + 1, a + 1, 8, 0)?;
+        addr_first_tx = MapArray::extend_from(&tmp, "addr_first_tx", a, a, 4, 0)?;
+        addr_n_recv = MapArray::extend_from(&tmp, "addr_n_recv", a, a, 4, 0)?;
+        out_pid = MapArray::extend_from(&tmp, "out_addr", ix(old_out), n_out_us, 4, 0xff)?;
+    } else {
+        addr_str = MapArray::create(&tmp, &name("addr_str"), guess * 40, 1, 0)?;
+        addr_start = MapArray::create(&tmp, &name("addr_str_start"), guess + 1, 8, 0)?;
+        addr_first_tx = MapArray::create(&tmp, &name("addr_first_tx"), guess, 4, 0)?;
+        addr_n_recv = MapArray::create(&tmp, &name("addr_n_recv"), guess, 4, 0)?;
+        // Each output's address id (pass order), NONE32 for none.
+        out_pid = MapArray::create(&tmp, &name("out_addr"), n_out_us, 4, 0xff)?;
+    }
     // Each address's first output, to merge the passes.
     let mut first_out = if one_pass {
         None
     } else {
         Some(MapArray::create(&tmp, ".pass_first_out", guess, 8, 0)?)
     };
-    let (mut n_addr, mut str_len) = (0u32, 0usize);
     // The first pass id of each pass.
     let mut pass_base: Vec<u32> = Vec::new();
     let mut from_shard = 0;
@@ -1404,14 +1573,14 @@ fn build(chain_dir: &Path, manifest_sha: &str, budget: u64) -> Result<Built, Ind
         let in_pass = from_shard..from_shard + shards;
         let first = pass_base.is_empty();
         pass_base.push(n_addr);
-        let mut table = AddrTable::for_shards(in_pass.clone(), n_out_us / 4);
-        let (mut outs_seen, mut cur_tx) = (0u64, 0u32);
+        let mut table = AddrTable::for_shards(in_pass.clone(), new_outs / 4);
+        let (mut outs_seen, mut cur_tx) = (old_out, old_tx);
         let columns: &[&str] = if first {
             &["txid", "vout", "value", "script_type", "address"]
         } else {
             &["address"]
         };
-        scan_table(chain_dir, "outputs", columns, |b| {
+        scan_table_from(chain_dir, "outputs", columns, start("outputs"), |b| {
             let a = b
                 .column_by_name("address")
                 .expect("checked against the table registry")
@@ -1471,7 +1640,10 @@ fn build(chain_dir: &Path, manifest_sha: &str, budget: u64) -> Result<Built, Ind
                     let (from, to) = (addr_start.get(ix(id)), addr_start.get(ix(id) + 1));
                     &addr_str.bytes()[ix(from)..ix(to)]
                 };
-                let id = match table.find(h, s, stored) {
+                let id = match table
+                    .find(h, s, stored)
+                    .or_else(|| old.and_then(|o| o.address_id_of_bytes(s)).map(|a| a.0))
+                {
                     Some(id) => id,
                     None => {
                         let id = n_addr;
@@ -1569,7 +1741,15 @@ fn build(chain_dir: &Path, manifest_sha: &str, budget: u64) -> Result<Built, Ind
     // (After the outputs, so the address table and this are never in memory together.)
     // Transaction ids sorted by txid: the lookup structure (4 bytes per transaction, no
     // hash map) and a file of the index.
-    sort_ids(n_tx, &txid_at, 32 + 4, budget / 8, &tmp, "txid_sorted")?;
+    write_sorted(
+        &tmp,
+        "txid_sorted",
+        old.map(|o| (old_tx, &o.txid_sorted)),
+        n_tx,
+        &txid_at,
+        32 + 4,
+        budget / 8,
+    )?;
     let txid_sorted: Vec<u32> = {
         let c = Col::open(&tmp.join("txid_sorted"), 4)?;
         (0..c.len()).map(|i| n32(c.get(i))).collect()
@@ -1588,16 +1768,25 @@ fn build(chain_dir: &Path, manifest_sha: &str, budget: u64) -> Result<Built, Ind
     };
 
     // Inputs: link each to the output it spends.
-    let (mut w_in_prev, mut w_in_tx) = (
-        Writer::create(&tmp, "in_prev")?,
-        Writer::create(&tmp, "in_tx")?,
-    );
-    let mut out_spent_by = MapArray::create(&tmp, "out_spent_by", n_out_us, 8, 0xff)?;
-    let (mut ins_seen, mut cur_tx) = (0u64, 0u32);
+    let (mut w_in_prev, mut w_in_tx) = (open("in_prev")?, open("in_tx")?);
+    let mut out_spent_by = if base.is_some() {
+        MapArray::extend_from(&tmp, "out_spent_by", ix(old_out), n_out_us, 8, 0xff)?
+    } else {
+        MapArray::create(&tmp, "out_spent_by", n_out_us, 8, 0xff)?
+    };
+    let (mut ins_seen, mut cur_tx) = (old_in, old_tx);
     // Outputs spent from before a height window.
-    let (mut before_txid, mut before_vout, mut before_value) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut before_addr_start, mut before_addr) = (vec![0u64], Vec::<u8>::new());
-    scan_table(
+    let (
+        mut before_txid,
+        mut before_vout,
+        mut before_value,
+        mut before_addr_start,
+        mut before_addr,
+    ) = old.map_or_else(
+        || (Vec::new(), Vec::new(), Vec::new(), vec![0u64], Vec::new()),
+        extend::before_rows,
+    );
+    scan_table_from(
         chain_dir,
         "inputs",
         // Values and addresses of inputs are only needed for those spending from outside a
@@ -1607,6 +1796,7 @@ fn build(chain_dir: &Path, manifest_sha: &str, budget: u64) -> Result<Built, Ind
         } else {
             &["txid", "prev_txid", "prev_vout"]
         },
+        start("inputs"),
         |b| {
             let pt = b
                 .column_by_name("prev_txid")
@@ -1691,7 +1881,15 @@ fn build(chain_dir: &Path, manifest_sha: &str, budget: u64) -> Result<Built, Ind
         };
         // Per address: its string, its start offset (8) and its id (4).
         let per_id = n64(str_len) / u64::from(n_addr.max(1)) + 12;
-        sort_ids(n_addr, &addr_of, per_id, budget / 8, &tmp, "addr_sorted")?;
+        write_sorted(
+            &tmp,
+            "addr_sorted",
+            old.map(|o| (old_addr, &o.addr_sorted)),
+            n_addr,
+            &addr_of,
+            per_id,
+            budget / 8,
+        )?;
     }
     addr_str.finish(str_len)?;
     addr_start.finish(ix(n_addr) + 1)?;
@@ -1757,12 +1955,16 @@ fn build(chain_dir: &Path, manifest_sha: &str, budget: u64) -> Result<Built, Ind
         // Bitcoin heights are u32 (a larger one is a damaged manifest).
         first_height: n32(first_height),
         before: n64(before_value.len()),
+        indexed: Indexed::of(manifest),
     };
     let meta_bytes = serde_json::to_vec_pretty(&meta).expect("meta serialises");
     std::fs::write(tmp.join("meta.json"), meta_bytes).map_err(|source| IndexError::Io {
         path: tmp.join("meta.json"),
         source,
     })?;
+    let extended_from = old.map(|o| o.meta.txs);
+    // The old index's maps go before its directory does.
+    drop(base);
     if final_dir.exists() {
         std::fs::remove_dir_all(&final_dir).map_err(|source| IndexError::Io {
             path: final_dir.clone(),
@@ -1773,7 +1975,10 @@ fn build(chain_dir: &Path, manifest_sha: &str, budget: u64) -> Result<Built, Ind
         path: final_dir.clone(),
         source,
     })?;
-    Ok(Built { passes })
+    Ok(Built {
+        passes,
+        extended_from,
+    })
 }
 
 /// The OS lock on `chain_dir/_index.lock`, waited for: held while the index is built
@@ -1807,13 +2012,23 @@ impl Index {
     }
 }
 
-/// [`build`] with the lock held.
-fn build_locked(chain_dir: &Path, budget: crate::memory::Budget) -> Result<Built, IndexError> {
-    build(
-        chain_dir,
-        &sink::sha256_file(&Manifest::path(chain_dir))?,
-        budget.bytes(),
-    )
+/// [`build`] with the lock held; with `extend`, an extension of the old index when the
+/// dataset only grew since it was built ([`extend::base_for`]).
+fn build_locked(
+    chain_dir: &Path,
+    budget: crate::memory::Budget,
+    extend: bool,
+) -> Result<Built, IndexError> {
+    let sha = sink::sha256_file(&Manifest::path(chain_dir))?;
+    let manifest = Manifest::load(chain_dir)?.ok_or_else(|| IndexError::NoDataset {
+        dir: chain_dir.to_path_buf(),
+    })?;
+    let base = if extend {
+        extend::base_for(chain_dir, &manifest, budget.bytes())
+    } else {
+        None
+    };
+    build(chain_dir, &sha, &manifest, budget.bytes(), base)
 }
 
 /// What [`Index::build`] did.
@@ -1822,6 +2037,9 @@ pub struct Built {
     /// Passes over the outputs to intern their addresses (1 when the address table fits
     /// half the budget).
     pub passes: usize,
+    /// For an extension (blocks appended to the dataset), the transactions the old index
+    /// held: only the rows after them were read.
+    pub extended_from: Option<u64>,
 }
 
 #[cfg(test)]
@@ -1845,15 +2063,33 @@ mod tests {
         let mut want: Vec<u32> = (0..3000).collect();
         want.sort_by(|a, b| keys[*a as usize].cmp(&keys[*b as usize]).then(a.cmp(b)));
         let key = |id: u32| keys[id as usize].as_slice();
-        for chunk_bytes in [u64::MAX, 1024 * 20] {
-            let d = tempfile::tempdir().unwrap();
-            sort_ids(3000, &key, 20, chunk_bytes, d.path(), "sorted").unwrap();
-            let got: Vec<u32> = std::fs::read(d.path().join("sorted"))
+        let read = |path: &Path| -> Vec<u32> {
+            std::fs::read(path)
                 .unwrap()
                 .chunks(4)
                 .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
-                .collect();
-            assert_eq!(got, want, "chunk {chunk_bytes}");
+                .collect()
+        };
+        for chunk_bytes in [u64::MAX, 1024 * 20] {
+            let d = tempfile::tempdir().unwrap();
+            sort_ids(0..3000, &key, 20, chunk_bytes, d.path(), "sorted").unwrap();
+            assert_eq!(read(&d.path().join("sorted")), want, "chunk {chunk_bytes}");
+            // An extension's order: the first 1,700 ids sorted, merged with the rest
+            // sorted (duplicate keys across the two: the old id first).
+            sort_ids(0..1700, &key, 20, chunk_bytes, d.path(), "old").unwrap();
+            let old = Col::open(&d.path().join("old"), 4).unwrap();
+            write_sorted(
+                d.path(),
+                "merged",
+                Some((1700, &old)),
+                3000,
+                &key,
+                20,
+                chunk_bytes,
+            )
+            .unwrap();
+            assert_eq!(read(&d.path().join("merged")), want, "chunk {chunk_bytes}");
+            assert!(!d.path().join(".new_merged").exists());
         }
     }
 
@@ -1874,6 +2110,7 @@ mod tests {
             addresses: 2,
             first_height: 0,
             before: 0,
+            indexed: None,
         };
         put("meta.json", serde_json::to_vec(&meta).unwrap());
         put("tx_txid", [[0x11u8; 32], [0x22u8; 32]].concat());

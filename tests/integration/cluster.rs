@@ -1161,3 +1161,71 @@ fn round_fiat_merges_borrow_no_measured_precision_and_the_price_file_is_recorded
         serde_json::from_slice(&std::fs::read(dir.join("_meta.json")).unwrap()).unwrap();
     assert!(meta.get("prices").is_none(), "{meta}");
 }
+
+/// Blocks appended to a dataset extend its index instead of rebuilding it from genesis,
+/// to the same bytes as a rebuild: for a chain whose last part grows, in parts of 50
+/// blocks (new parts after unchanged ones), and not when the indexed blocks changed. (A
+/// height window's extension is tested with Esplora, which makes windows.)
+#[test]
+fn appended_blocks_extend_the_index_to_the_bytes_of_a_rebuild() {
+    let blocks = bitcoin_data("regtest-world-a/blocks");
+    for layout in [&[][..], &["--part-blocks", "50"][..]] {
+        let d = tempfile::tempdir().unwrap();
+        let chain = d.path().join("regtest");
+        let first: Vec<&str> = layout.iter().copied().chain(["--to", "230"]).collect();
+        ok(&ingest(&blocks, d.path(), &first));
+        let (before, p) = Index::open_or_build(&chain).unwrap();
+        assert!(
+            matches!(
+                p,
+                Provenance::Built {
+                    extended_from: None,
+                    ..
+                }
+            ),
+            "{layout:?}: {p:?}"
+        );
+        let kept = before.meta.txs;
+        drop(before);
+        ok(&ingest(&blocks, d.path(), layout));
+        let (after, p) = Index::open_or_build(&chain).unwrap();
+        assert!(
+            matches!(p, Provenance::Built { extended_from: Some(k), .. } if k == kept),
+            "{layout:?}: {p:?}"
+        );
+        assert!(after.meta.txs > kept + 100, "{layout:?}");
+        drop(after);
+        let extended = tree(&chain.join("index"));
+        Index::build(&chain, chaintrace::memory::Budget::of_bytes(1 << 30)).unwrap();
+        let rebuilt = tree(&chain.join("index"));
+        assert_eq!(
+            extended.keys().collect::<Vec<_>>(),
+            rebuilt.keys().collect::<Vec<_>>()
+        );
+        for (name, bytes) in &rebuilt {
+            assert!(extended[name] == *bytes, "{layout:?}: {name} differs");
+        }
+    }
+    // An index whose last block is no longer the dataset's (here: its recorded hash
+    // altered, as after a reorg) is rebuilt, not extended.
+    let d = tempfile::tempdir().unwrap();
+    let chain = d.path().join("regtest");
+    ok(&ingest(&blocks, d.path(), &["--to", "230"]));
+    drop(Index::open_or_build(&chain).unwrap());
+    let meta_path = chain.join("index/meta.json");
+    let mut meta: Value = serde_json::from_slice(&std::fs::read(&meta_path).unwrap()).unwrap();
+    meta["indexed"]["last_part"]["last_hash"] = Value::from("00".repeat(32));
+    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
+    ok(&ingest(&blocks, d.path(), &[]));
+    let (_, p) = Index::open_or_build(&chain).unwrap();
+    assert!(
+        matches!(
+            p,
+            Provenance::Built {
+                extended_from: None,
+                ..
+            }
+        ),
+        "{p:?}"
+    );
+}

@@ -143,6 +143,43 @@ fn esplora_rows_equal_blocks_dir_rows_byte_for_byte() {
     assert!(lists <= 42, "{lists} hash lists for 401 heights");
 }
 
+/// A height window grown upward has its index extended (the outputs spent from before the
+/// window included) to the bytes of a rebuild.
+#[test]
+fn a_windows_index_is_extended_when_blocks_are_appended() {
+    use chaintrace::index::{Index, Provenance};
+    let server = Replay::start(&[]);
+    let d = tempfile::tempdir().unwrap();
+    let chain = d.path().join("regtest");
+    ok(&esplora_ingest(
+        &server.url,
+        d.path(),
+        &["--from", "250", "--to", "320"],
+    ));
+    let (before, _) = Index::open_or_build(&chain).unwrap();
+    let (kept, spent_before) = (before.meta.txs, before.meta.before);
+    assert!(spent_before > 0, "the window spends outputs from before it");
+    drop(before);
+    ok(&esplora_ingest(&server.url, d.path(), &[]));
+    let (after, p) = Index::open_or_build(&chain).unwrap();
+    assert!(
+        matches!(p, Provenance::Built { extended_from: Some(k), .. } if k == kept),
+        "{p:?}"
+    );
+    assert!(after.meta.before > spent_before, "{:?}", after.meta);
+    drop(after);
+    let extended = tree(&chain.join("index"));
+    Index::build(&chain, chaintrace::memory::Budget::of_bytes(1 << 30)).unwrap();
+    let rebuilt = tree(&chain.join("index"));
+    assert_eq!(
+        extended.keys().collect::<Vec<_>>(),
+        rebuilt.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &rebuilt {
+        assert!(extended[name] == *bytes, "{name} differs");
+    }
+}
+
 #[test]
 fn an_esplora_window_equals_those_heights_of_a_full_ingest_and_grows_both_ways() {
     let (_keep, reference) = reference();
