@@ -264,8 +264,8 @@ fn candidates(
         let mut addrs: BTreeSet<&str> = case.seed_nodes.iter().map(String::as_str).collect();
         for r in &case.results {
             for e in &r.edges {
-                addrs.insert(e.from_address.as_str());
-                addrs.insert(e.to_address.as_str());
+                addrs.insert(e.from_address.as_ref());
+                addrs.insert(e.to_address.as_ref());
             }
             for e in &r.ends {
                 addrs.insert(e.address.as_str());

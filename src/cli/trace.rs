@@ -380,10 +380,10 @@ pub(crate) fn print_case(cli: &Cli, out: &std::path::Path, req: &Request, info: 
             let (n, value) = crate::trace::touched(
                 r.edges.iter().map(|e| {
                     (
-                        e.txid.as_str(),
+                        e.txid.as_ref(),
                         e.vout,
-                        e.from_address.as_str(),
-                        e.to_address.as_str(),
+                        e.from_address.as_ref(),
+                        e.to_address.as_ref(),
                         e.output_value.unwrap_or(e.amount),
                     )
                 }),
@@ -464,12 +464,12 @@ pub(crate) fn print_case(cli: &Cli, out: &std::path::Path, req: &Request, info: 
             );
         }
         // Labelled entities the value went through without the trace stopping there.
-        let received: HashSet<&str> = r.edges.iter().map(|e| e.to.as_str()).collect();
+        let received: HashSet<&str> = r.edges.iter().map(|e| e.to.as_ref()).collect();
         let mut through: BTreeMap<String, Amount> = BTreeMap::new();
         for e in &r.edges {
-            if let Some(l) = info.node_labels.get(&e.from)
-                && received.contains(e.from.as_str())
-                && !info.seed_nodes.contains(&e.from)
+            if let Some(l) = info.node_labels.get(&*e.from)
+                && received.contains(e.from.as_ref())
+                && !info.seed_nodes.contains(&*e.from)
             {
                 *through
                     .entry(format!("{} [{}]", l.entity, l.category))

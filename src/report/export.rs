@@ -44,10 +44,10 @@ pub fn nodes(case: &Case) -> Vec<ExportNode> {
         for e in &r.edges {
             node(&mut m, &e.from);
             node(&mut m, &e.to);
-            if let Some(n) = m.get_mut(&e.from) {
+            if let Some(n) = m.get_mut(&*e.from) {
                 n.flows.entry(r.policy.clone()).or_default().0 += e.amount;
             }
-            if let Some(n) = m.get_mut(&e.to) {
+            if let Some(n) = m.get_mut(&*e.to) {
                 n.flows.entry(r.policy.clone()).or_default().1 += e.amount;
             }
         }
@@ -166,7 +166,7 @@ fn in_result<'a>(
     let used: std::collections::BTreeSet<&str> = r
         .edges
         .iter()
-        .flat_map(|e| [e.from.as_str(), e.to.as_str()])
+        .flat_map(|e| [e.from.as_ref(), e.to.as_ref()])
         .chain(case.seed_nodes.iter().map(String::as_str))
         .collect();
     nodes.iter().filter(move |n| used.contains(n.id.as_str()))

@@ -269,10 +269,10 @@ pub fn render(h: &HtmlInput) -> String {
         let (touched, value) = crate::trace::touched(
             p.edges.iter().map(|e| {
                 (
-                    e.txid.as_str(),
+                    e.txid.as_ref(),
                     e.vout,
-                    e.from_address.as_str(),
-                    e.to_address.as_str(),
+                    e.from_address.as_ref(),
+                    e.to_address.as_ref(),
                     e.output_value.unwrap_or(e.amount),
                 )
             }),
@@ -308,7 +308,7 @@ pub fn render(h: &HtmlInput) -> String {
         .results
         .iter()
         .flat_map(|r| r.edges.iter())
-        .map(|e| ((e.txid.as_str(), super::case::paid_address(e)), e.time))
+        .map(|e| ((e.txid.as_ref(), super::case::paid_address(e)), e.time))
         .collect();
     s.push_str("<h3>Exposure per entity</h3>\n");
     if entities.is_empty() {
@@ -596,15 +596,15 @@ fn transfers(s: &mut String, h: &HtmlInput) {
             let row = rows
                 .entry((
                     e.height,
-                    e.txid.as_str(),
+                    e.txid.as_ref(),
                     e.vout,
-                    e.from.as_str(),
+                    e.from.as_ref(),
                     if e.from_address.is_empty() {
-                        e.from.as_str()
+                        e.from.as_ref()
                     } else {
-                        e.from_address.as_str()
+                        e.from_address.as_ref()
                     },
-                    e.to.as_str(),
+                    e.to.as_ref(),
                     super::case::paid_address(e),
                 ))
                 .or_insert((e.time, BTreeMap::new()));

@@ -130,7 +130,7 @@ pub fn deposits<'a>(c: &Case, r: &'a PolicyResult) -> Deposits<'a> {
     let times: BTreeMap<(&str, &str), u32> = r
         .edges
         .iter()
-        .map(|e| ((e.txid.as_str(), case::paid_address(e)), e.time))
+        .map(|e| ((e.txid.as_ref(), case::paid_address(e)), e.time))
         .collect();
     let min_bp: u128 =
         crate::trace::parse_min_share(&c.param("min_share_percent")).map_or(0, |m| m.basis_points);
@@ -187,7 +187,7 @@ pub type TransfersByTxid<'a> = std::collections::HashMap<&'a str, Vec<&'a case::
 pub fn transfers_by_txid(r: &PolicyResult) -> TransfersByTxid<'_> {
     let mut m: TransfersByTxid = std::collections::HashMap::new();
     for x in &r.edges {
-        m.entry(x.txid.as_str()).or_default().push(x);
+        m.entry(x.txid.as_ref()).or_default().push(x);
     }
     m
 }
@@ -271,9 +271,9 @@ pub fn path_steps(
                 .filter(|x| x.vout == e.vout && (!account || case::paid_address(x) == e.address))
                 .collect()
         } else if let Some(next) = e.path.get(i + 1) {
-            let spent: BTreeSet<&str> = edges_of(next).map(|x| x.from.as_str()).collect();
+            let spent: BTreeSet<&str> = edges_of(next).map(|x| x.from.as_ref()).collect();
             edges_of(t)
-                .filter(|x| spent.contains(x.to.as_str()))
+                .filter(|x| spent.contains(x.to.as_ref()))
                 .collect()
         } else {
             edges_of(t).collect()
@@ -282,12 +282,12 @@ pub fn path_steps(
             && let Some(x) = on.first()
         {
             let addr = if x.from_address.is_empty() {
-                x.from.as_str()
+                x.from.as_ref()
             } else {
-                x.from_address.as_str()
+                x.from_address.as_ref()
             };
             steps.push((
-                if x.from == addr {
+                if &*x.from == addr {
                     "seed".to_string()
                 } else {
                     format!("seed cluster {}", x.from)
@@ -928,7 +928,7 @@ fn timeline_data(r: &PolicyResult) -> Vec<(String, Amount, Amount)> {
     let mut time_of: BTreeMap<(&str, &str), u32> = BTreeMap::new();
     for e in &r.edges {
         moved[at[&bucket(e.time)]] += e.amount;
-        time_of.insert((e.txid.as_str(), case::paid_address(e)), e.time);
+        time_of.insert((e.txid.as_ref(), case::paid_address(e)), e.time);
     }
     for e in r.ends.iter().filter(|e| e.kind == "exit") {
         if let Some(&t) = time_of.get(&(e.txid.as_str(), e.address.as_str())) {

@@ -693,7 +693,7 @@ pub fn render(p: &PdfInput) -> Vec<u8> {
             &format!(
                 "{} h{} {} {} -> {} {}",
                 if c.asset.is_some() {
-                    e.txid.clone()
+                    e.txid.to_string()
                 } else {
                     format!("{}:{}", e.txid, e.vout)
                 },

@@ -718,7 +718,7 @@ fn case_answer(dir: &Path) -> Result<Value, ApiError> {
         }
         let mut transfers: HashMap<(usize, usize), Vec<Value>> = HashMap::new();
         for e in &r.edges {
-            let (Some(&f), Some(&t)) = (node_of.get(e.from.as_str()), node_of.get(e.to.as_str()))
+            let (Some(&f), Some(&t)) = (node_of.get(e.from.as_ref()), node_of.get(e.to.as_ref()))
             else {
                 continue;
             };

@@ -523,17 +523,19 @@ impl<'a> Walk<'a> {
 }
 
 fn edge(accounts: &[String], txids: &[String], t: &Transfer, amount: Amount, hop: u32) -> Edge {
+    let from = crate::labels::Text::from(accounts[ix(t.from)].as_str());
+    let to = crate::labels::Text::from(accounts[ix(t.to)].as_str());
     Edge {
-        txid: txids[ix(t.tx)].clone(),
+        txid: txids[ix(t.tx)].as_str().into(),
         height: t.block,
         time: t.time,
-        from: accounts[ix(t.from)].clone(),
-        to: accounts[ix(t.to)].clone(),
+        from: from.clone(),
+        to: to.clone(),
         amount,
         hop,
         vout: 0,
-        from_address: accounts[ix(t.from)].clone(),
-        to_address: accounts[ix(t.to)].clone(),
+        from_address: from,
+        to_address: to,
         output_value: Some(t.value),
     }
 }
@@ -1417,7 +1419,7 @@ mod properties {
                     let held: Amount = fwd
                         .edges
                         .iter()
-                        .filter(|e| e.to == name)
+                        .filter(|e| *e.to == *name)
                         .map(|e| e.amount)
                         .sum();
                     let back = run(&l, &seeds(&[x]), &none, &params(Direction::Backward, &[]), policy);

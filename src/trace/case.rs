@@ -167,11 +167,14 @@ fn trace_inputs(
 /// cluster.
 pub(crate) fn to_clusters(results: &mut [PolicyResult], rep: &dyn Fn(&str) -> String) {
     for r in results {
+        use crate::labels::Text;
         let mut merged: Vec<crate::trace::Edge> = Vec::new();
-        let mut at: HashMap<(String, String, String, u32, u32), usize> = HashMap::new();
+        let mut at: HashMap<(Text, Text, Text, u32, u32), usize> = HashMap::new();
+        // Each cluster's name made once, shared by its edges.
+        let mut names = crate::labels::Interner::default();
         for mut e in std::mem::take(&mut r.edges) {
-            e.from = rep(&e.from);
-            e.to = rep(&e.to);
+            e.from = names.text(&rep(&e.from));
+            e.to = names.text(&rep(&e.to));
             if e.from == e.to {
                 continue; // inside one cluster
             }
@@ -206,8 +209,8 @@ struct NodeFlow<'a> {
 fn nodes(r: &PolicyResult) -> Vec<NodeFlow<'_>> {
     let mut n: BTreeMap<&str, (Amount, Amount)> = BTreeMap::new();
     for e in &r.edges {
-        n.entry(e.from.as_str()).or_default().0 += e.amount;
-        n.entry(e.to.as_str()).or_default().1 += e.amount;
+        n.entry(e.from.as_ref()).or_default().0 += e.amount;
+        n.entry(e.to.as_ref()).or_default().1 += e.amount;
     }
     n.into_iter()
         .map(|(node, (sent, received))| NodeFlow {
@@ -241,7 +244,7 @@ fn attributions_in_trace(
             r.ends.iter().map(|e| e.address.as_str()).chain(
                 r.edges
                     .iter()
-                    .flat_map(|e| [e.from_address.as_str(), e.to_address.as_str()]),
+                    .flat_map(|e| [e.from_address.as_ref(), e.to_address.as_ref()]),
             )
         })
         .collect();
@@ -275,7 +278,7 @@ fn nodes_in_trace<'a>(
         .flat_map(|r| {
             r.edges
                 .iter()
-                .flat_map(|e| [e.from.as_str(), e.to.as_str()])
+                .flat_map(|e| [e.from.as_ref(), e.to.as_ref()])
         })
         .chain(seed_nodes.iter().map(String::as_str))
         .collect()
@@ -472,17 +475,17 @@ impl Case {
                     edges.iter().map(|e| e.0).collect::<Vec<_>>(),
                 )),
                 Arc::new(StringArray::from(
-                    edges.iter().map(|e| e.1.txid.as_str()).collect::<Vec<_>>(),
+                    edges.iter().map(|e| e.1.txid.as_ref()).collect::<Vec<_>>(),
                 )),
                 height_column(self.chain, edges.iter().map(|e| e.1.height))?,
                 Arc::new(UInt32Array::from(
                     edges.iter().map(|e| e.1.time).collect::<Vec<_>>(),
                 )),
                 Arc::new(StringArray::from(
-                    edges.iter().map(|e| e.1.from.as_str()).collect::<Vec<_>>(),
+                    edges.iter().map(|e| e.1.from.as_ref()).collect::<Vec<_>>(),
                 )),
                 Arc::new(StringArray::from(
-                    edges.iter().map(|e| e.1.to.as_str()).collect::<Vec<_>>(),
+                    edges.iter().map(|e| e.1.to.as_ref()).collect::<Vec<_>>(),
                 )),
                 edge_amount,
                 Arc::new(UInt32Array::from(
@@ -494,13 +497,13 @@ impl Case {
                 Arc::new(StringArray::from(
                     edges
                         .iter()
-                        .map(|e| e.1.from_address.as_str())
+                        .map(|e| e.1.from_address.as_ref())
                         .collect::<Vec<_>>(),
                 )),
                 Arc::new(StringArray::from(
                     edges
                         .iter()
-                        .map(|e| e.1.to_address.as_str())
+                        .map(|e| e.1.to_address.as_ref())
                         .collect::<Vec<_>>(),
                 )),
                 edge_whole,

@@ -81,7 +81,7 @@ pub fn by_month(
     let mut out = Vec::new();
     for r in &case.results {
         let time_of: HashMap<&str, u32> =
-            r.edges.iter().map(|e| (e.txid.as_str(), e.time)).collect();
+            r.edges.iter().map(|e| (e.txid.as_ref(), e.time)).collect();
         let mut traced: BTreeMap<String, Amount> = BTreeMap::new();
         for e in r
             .ends
@@ -256,7 +256,7 @@ pub fn overlap(case: &Case, truth: &[TruthFlow]) -> usize {
         .flat_map(|r| {
             r.edges
                 .iter()
-                .map(|e| e.txid.as_str())
+                .map(|e| e.txid.as_ref())
                 .chain(r.ends.iter().map(|e| e.txid.as_str()))
         })
         .collect();

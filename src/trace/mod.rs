@@ -27,7 +27,8 @@ use serde::Serialize;
 
 use self::policy::{Intervals, Policy, backward, forward, split, total};
 use crate::index::{Index, Prev};
-use crate::types::{InIx, OutIx, TxIx, ix};
+use crate::labels::Text;
+use crate::types::{AddrIx, InIx, OutIx, TxIx, ix};
 
 /// An amount of the traced asset in its base unit (satoshi, wei, token units): u128, as
 /// wei balances pass u64 at 18.4 ETH.
@@ -72,13 +73,17 @@ pub struct Label {
 }
 
 /// One value transfer of the trace.
+///
+/// Its texts (txid, nodes, addresses) are shared ([`crate::labels::Text`]): the edges of a
+/// trace hold each distinct txid and address once, so an edge costs about 130 bytes, not
+/// five strings (about 420).
 #[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct Edge {
-    pub txid: String,
+    pub txid: crate::labels::Text,
     pub height: u64,
     pub time: u32,
-    pub from: String,
-    pub to: String,
+    pub from: crate::labels::Text,
+    pub to: crate::labels::Text,
     pub amount: Amount,
     pub hop: u32,
     /// The output of `txid` this transfer paid (forward: the receiving output; backward:
@@ -87,14 +92,19 @@ pub struct Edge {
     pub vout: u32,
     /// The addresses (accounts) of both ends, also when `from`/`to` name clusters
     /// (`--level cluster`): a subpoena goes to an address, not to a cluster.
-    #[serde(default)]
-    pub from_address: String,
-    #[serde(default)]
-    pub to_address: String,
+    #[serde(default = "no_text")]
+    pub from_address: crate::labels::Text,
+    #[serde(default = "no_text")]
+    pub to_address: crate::labels::Text,
     /// The whole value of the paid output (account model: of the transfer), of which
     /// `amount` is the traced part: "amount of a output_value deposit".
     #[serde(default)]
     pub output_value: Option<Amount>,
+}
+
+/// An empty text (an edge read back without addresses).
+fn no_text() -> crate::labels::Text {
+    "".into()
 }
 
 /// Where the traced satoshi ended.
@@ -242,6 +252,7 @@ pub fn run(
     let mut totals = Totals::default();
     let mut ends = Vec::new();
     let mut edges = Vec::new();
+    let mut names = Names::default();
     let mut queue: BTreeSet<TxIx> = BTreeSet::new();
     let seed_set: std::collections::HashSet<OutIx> = seeds.iter().copied().collect();
     // For each tainted output: the output it got most of its taint from, and the transaction.
@@ -405,7 +416,9 @@ pub fn run(
                             // exit however small, else below the minimum is not followed.
                             let label = p.before_labels.get(&k);
                             let mut e =
-                                before_window_end(idx, k, t, amount, h, &known, &taint, &mut edges);
+                                before_window_end(
+                                    idx, k, t, amount, h, &known, &taint, &mut edges, &mut names,
+                                );
                             e.entity = label.map(|l| l.entity.to_string());
                             e.category = label.map(|l| l.category.to_string());
                             if label.is_some_and(|l| p.stop_at.iter().any(|c| *c == *l.category)) {
@@ -425,7 +438,7 @@ pub fn run(
                 fresh
             }
         };
-        let info = (idx.txid(t).to_string(), height_of(t), idx.tx_time(t));
+        let info = (Text::from(idx.txid(t).to_string()), height_of(t), idx.tx_time(t));
         let weights: Vec<u64> = known.iter().map(|o| total(&taint[o])).collect();
         for (o, iv) in fresh {
             let amount = total(&iv);
@@ -439,7 +452,7 @@ pub fn run(
                         Direction::Forward => (known[j], o, o),
                         Direction::Backward => (o, known[j], known[j]),
                     };
-                    let (from, to) = (addr(idx, from), addr(idx, to));
+                    let (from, to) = (names.of(idx, from), names.of(idx, to));
                     edges.push(Edge {
                         txid: info.0.clone(),
                         height: info.1,
@@ -528,18 +541,20 @@ fn before_window_end(
     known: &[OutIx],
     taint: &HashMap<OutIx, Intervals>,
     edges: &mut Vec<Edge>,
+    names: &mut Names,
 ) -> End {
     let (txid, vout) = idx.before_outpoint(k);
-    let from = idx.before_address(k).to_string();
+    let from = Text::from(idx.before_address(k));
+    let spender = Text::from(idx.txid(t).to_string());
     let weights: Vec<u64> = known.iter().map(|o| total(&taint[o])).collect();
     for (j, share) in split(amount, &weights).into_iter().enumerate() {
         if share == 0 {
             continue;
         }
         let paid = known[j];
-        let to = addr(idx, paid);
+        let to = names.of(idx, paid);
         edges.push(Edge {
-            txid: idx.txid(t).to_string(),
+            txid: spender.clone(),
             height: u64::from(idx.tx_height(t).0),
             time: idx.tx_time(t),
             from_address: from.clone(),
@@ -559,7 +574,7 @@ fn before_window_end(
         kind: "before_window",
         txid,
         vout,
-        address: from,
+        address: from.to_string(),
         amount: amount.into(),
         hop: h,
         entity: None,
@@ -664,10 +679,19 @@ fn out_of(idx: &Index, txid: &str, vout: u32) -> Option<OutIx> {
         .and_then(|t| idx.output(t, vout))
 }
 
-fn addr(idx: &Index, o: OutIx) -> String {
-    idx.out_address(o)
-        .map(|a| idx.address(a).to_string())
-        .unwrap_or_else(|| "(no address)".into())
+/// The address texts of a trace's edges, each made once ([`Text`]).
+#[derive(Default)]
+struct Names(HashMap<Option<AddrIx>, Text>);
+
+impl Names {
+    /// The address `o` pays, `(no address)` for none.
+    fn of(&mut self, idx: &Index, o: OutIx) -> Text {
+        let a = idx.out_address(o);
+        self.0
+            .entry(a)
+            .or_insert_with(|| a.map_or_else(|| "(no address)".into(), |a| idx.address(a).into()))
+            .clone()
+    }
 }
 
 /// Sorts and merges overlapping intervals.
