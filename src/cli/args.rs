@@ -653,7 +653,9 @@ pub enum ClusterCommand {
     /// build it when it is missing or the dataset changed): dense ids for transactions,
     /// outputs, inputs and addresses, and address -> outputs rows, in DATA/<network>/index.
     /// Within --memory: the address table in as many passes over the outputs as it needs,
-    /// sorts in runs; the same files whatever the budget.
+    /// sorts in runs; the same files whatever the budget. When the dataset only grew
+    /// (blocks appended by a later ingest) the index is extended by the new blocks, to the
+    /// same files as a rebuild; a reorg, a re-ingested range or a gap rebuilds it.
     Index(ClusterIndexArgs),
     /// Cluster Ethereum accounts by deposit-address reuse (Victor 2020): senders to one
     /// exchange deposit address are one entity; deposit addresses join their hot wallet.
@@ -672,7 +674,7 @@ pub struct ClusterIndexArgs {
     #[command(flatten)]
     pub dataset: DatasetArgs,
 
-    /// Build it even if the index is current.
+    /// Build it from genesis even if the index is current (or could be extended).
     #[arg(long)]
     pub rebuild: bool,
 }
