@@ -237,8 +237,11 @@ pub fn hashes<P: AsRef<Path>>(
     for (name, path) in files {
         let path = path.as_ref();
         if path.is_file() {
-            let bytes = std::fs::read(path).map_err(io(path))?;
-            out.insert(name, sha256_hex(&bytes));
+            // In pieces: a dataset's or clustering's file may be larger than the memory.
+            let mut f = std::fs::File::open(path).map_err(io(path))?;
+            let mut w = crate::store::sink::Sha256Writer::default();
+            std::io::copy(&mut f, &mut w).map_err(io(path))?;
+            out.insert(name, w.hex());
         }
     }
     Ok(out)

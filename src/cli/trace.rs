@@ -230,16 +230,32 @@ pub(crate) fn save_case(out: &std::path::Path, case: &Case) -> Result<(), CliErr
     let command = super::command_line();
     // The same trace again (whatever output flags were added): trace.json keeps the
     // command that first made it, so its bytes, and the report, stay.
-    let old = std::fs::read(out.join("trace.json")).ok();
-    let old_command: Option<Vec<String>> = old
-        .as_ref()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
-        .and_then(|v| serde_json::from_value(v["command"].clone()).ok());
-    let recorded = match (&old, &old_command) {
-        (Some(b), Some(c)) if *b == case.trace_json(c) => c.clone(),
-        _ => command.clone(),
+    // Compared by sha256, and the old command read alone: a trace of millions of edges
+    // is never held as bytes or as a JSON tree.
+    let old_path = out.join("trace.json");
+    let old_sha = crate::store::sink::sha256_file(&old_path).ok();
+    let old_command: Option<Vec<String>> = {
+        #[derive(serde::Deserialize)]
+        struct Recorded {
+            command: Vec<String>,
+        }
+        std::fs::File::open(&old_path)
+            .ok()
+            .and_then(|f| serde_json::from_reader::<_, Recorded>(std::io::BufReader::new(f)).ok())
+            .map(|r| r.command)
     };
-    let same = old.is_some_and(|b| b == case.trace_json(&recorded));
+    let is_old = |c: &[String]| {
+        old_sha
+            .as_ref()
+            .is_some_and(|h| *h == case.trace_json_sha256(c))
+    };
+    let (recorded, same) = match old_command {
+        Some(c) if is_old(&c) => (c, true),
+        _ => {
+            let same = is_old(&command);
+            (command.clone(), same)
+        }
+    };
     clear_old_case(out, !same)?;
     if let Ok(problems) = crate::case::verify_chain(out)
         && !problems.is_empty()

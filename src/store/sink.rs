@@ -286,11 +286,42 @@ pub fn clean_dir(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<usize, Store
     Ok(removed)
 }
 
-/// The sha256 of a file, hex.
+/// The sha256 of a file, hex, read in pieces (a file of any size costs a buffer).
 ///
 /// # Errors
 /// I/O errors, naming the file.
 pub fn sha256_file(path: &Path) -> Result<String, StoreError> {
-    let bytes = std::fs::read(path).map_err(io(path))?;
-    Ok(sha256::Hash::hash(&bytes).to_string())
+    let mut f = File::open(path).map_err(io(path))?;
+    let mut w = Sha256Writer::default();
+    std::io::copy(&mut f, &mut w).map_err(io(path))?;
+    Ok(w.hex())
+}
+
+/// A sink that hashes what is written to it (sha256): the digest of a document
+/// serialised into it, without holding the document.
+#[derive(Default)]
+pub struct Sha256Writer(sha256::HashEngine);
+
+impl std::fmt::Debug for Sha256Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sha256Writer")
+    }
+}
+
+impl Sha256Writer {
+    /// The sha256 of everything written, hex.
+    #[must_use]
+    pub fn hex(self) -> String {
+        sha256::Hash::from_engine(self.0).to_string()
+    }
+}
+
+impl Write for Sha256Writer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.input(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

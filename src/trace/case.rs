@@ -5,6 +5,7 @@
 //! and an entry of the case's audit trail (`audit.jsonl`).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -409,17 +410,33 @@ fn amount_column(
     Ok(Arc::new(a))
 }
 
-/// Writes `cols` as table `t` (its schema from the table registry; amounts as on Bitcoin
-/// when `bitcoin`).
-fn write_parquet(
+/// Rows of a case table built into columns at a time: the columns of a trace of millions
+/// of edges are never all in memory (the file is the same bytes either way: its row
+/// groups are the writer's, not the batches').
+const CASE_BATCH_ROWS: usize = 64 * 1024;
+
+/// Writes `rows` as table `t` (its schema from the table registry; amounts as on Bitcoin
+/// when `bitcoin`), [`CASE_BATCH_ROWS`] at a time through `cols`, which makes a batch's
+/// columns.
+fn write_parquet<T>(
     path: &std::path::Path,
     t: &crate::tables::TableDef,
     bitcoin: bool,
-    cols: Vec<ArrayRef>,
+    rows: &[T],
+    cols: impl Fn(&[T]) -> Result<Vec<ArrayRef>, TraceError>,
 ) -> Result<(), TraceError> {
-    let batch = RecordBatch::try_new(t.schema(bitcoin), cols)
-        .map_err(|e| TraceError::Internal(e.to_string()))?;
-    let staged = sink::stage(path, &batch).map_err(TraceError::stage)?;
+    let schema = t.schema(bitcoin);
+    let mut w = sink::PartWriter::create(path, schema.clone()).map_err(TraceError::stage)?;
+    // An empty table still has its schema (one empty batch).
+    for chunk in rows
+        .chunks(CASE_BATCH_ROWS.max(1))
+        .chain(rows.is_empty().then_some(rows))
+    {
+        let batch = RecordBatch::try_new(schema.clone(), cols(chunk)?)
+            .map_err(|e| TraceError::Internal(e.to_string()))?;
+        w.write(&batch).map_err(TraceError::stage)?;
+    }
+    let staged = w.finish().map_err(TraceError::stage)?;
     sink::commit(std::slice::from_ref(&staged)).map_err(TraceError::stage)
 }
 
@@ -458,106 +475,110 @@ impl Case {
             source: Box::new(TraceError::stage(e)),
         })?;
         let results = &self.results;
-        sink::write_atomic(&dir.join("trace.json"), &self.trace_json(command))
-            .map_err(TraceError::stage)?;
+        sink::write_atomic_with(&dir.join("trace.json"), |w| {
+            self.write_trace_json(command, w)
+        })
+        .map_err(TraceError::stage)?;
         let edges: Vec<(&str, &super::Edge)> = results
             .iter()
             .flat_map(|r| r.edges.iter().map(move |e| (r.policy.name(), e)))
             .collect();
-        let edge_amount = amount_column(self.chain, edges.iter().map(|e| Some(e.1.amount)))?;
-        let edge_whole = amount_column(self.chain, edges.iter().map(|e| e.1.output_value))?;
         write_parquet(
             &dir.join("edges.parquet"),
             &crate::tables::case_edges::Edges::DEF,
             self.chain == "bitcoin",
-            vec![
-                Arc::new(StringArray::from(
-                    edges.iter().map(|e| e.0).collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    edges.iter().map(|e| e.1.txid.as_ref()).collect::<Vec<_>>(),
-                )),
-                height_column(self.chain, edges.iter().map(|e| e.1.height))?,
-                Arc::new(UInt32Array::from(
-                    edges.iter().map(|e| e.1.time).collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    edges.iter().map(|e| e.1.from.as_ref()).collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    edges.iter().map(|e| e.1.to.as_ref()).collect::<Vec<_>>(),
-                )),
-                edge_amount,
-                Arc::new(UInt32Array::from(
-                    edges.iter().map(|e| e.1.hop).collect::<Vec<_>>(),
-                )),
-                Arc::new(UInt32Array::from(
-                    edges.iter().map(|e| e.1.vout).collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    edges
-                        .iter()
-                        .map(|e| e.1.from_address.as_ref())
-                        .collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    edges
-                        .iter()
-                        .map(|e| e.1.to_address.as_ref())
-                        .collect::<Vec<_>>(),
-                )),
-                edge_whole,
-            ],
+            &edges,
+            |edges| {
+                Ok(vec![
+                    Arc::new(StringArray::from(
+                        edges.iter().map(|e| e.0).collect::<Vec<_>>(),
+                    )),
+                    Arc::new(StringArray::from(
+                        edges.iter().map(|e| e.1.txid.as_ref()).collect::<Vec<_>>(),
+                    )),
+                    height_column(self.chain, edges.iter().map(|e| e.1.height))?,
+                    Arc::new(UInt32Array::from(
+                        edges.iter().map(|e| e.1.time).collect::<Vec<_>>(),
+                    )),
+                    Arc::new(StringArray::from(
+                        edges.iter().map(|e| e.1.from.as_ref()).collect::<Vec<_>>(),
+                    )),
+                    Arc::new(StringArray::from(
+                        edges.iter().map(|e| e.1.to.as_ref()).collect::<Vec<_>>(),
+                    )),
+                    amount_column(self.chain, edges.iter().map(|e| Some(e.1.amount)))?,
+                    Arc::new(UInt32Array::from(
+                        edges.iter().map(|e| e.1.hop).collect::<Vec<_>>(),
+                    )),
+                    Arc::new(UInt32Array::from(
+                        edges.iter().map(|e| e.1.vout).collect::<Vec<_>>(),
+                    )),
+                    Arc::new(StringArray::from(
+                        edges
+                            .iter()
+                            .map(|e| e.1.from_address.as_ref())
+                            .collect::<Vec<_>>(),
+                    )),
+                    Arc::new(StringArray::from(
+                        edges
+                            .iter()
+                            .map(|e| e.1.to_address.as_ref())
+                            .collect::<Vec<_>>(),
+                    )),
+                    amount_column(self.chain, edges.iter().map(|e| e.1.output_value))?,
+                ])
+            },
         )?;
         let ends: Vec<(&str, &super::End)> = results
             .iter()
             .flat_map(|r| r.ends.iter().map(move |e| (r.policy.name(), e)))
             .collect();
-        let end_amount = amount_column(self.chain, ends.iter().map(|e| Some(e.1.amount)))?;
-        let end_whole = amount_column(self.chain, ends.iter().map(|e| e.1.output_value))?;
         write_parquet(
             &dir.join("ends.parquet"),
             &crate::tables::case_ends::Ends::DEF,
             self.chain == "bitcoin",
-            vec![
-                Arc::new(StringArray::from(
-                    ends.iter().map(|e| e.0).collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    ends.iter().map(|e| e.1.kind).collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    ends.iter().map(|e| e.1.txid.as_str()).collect::<Vec<_>>(),
-                )),
-                Arc::new(UInt32Array::from(
-                    ends.iter().map(|e| e.1.vout).collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    ends.iter()
-                        .map(|e| e.1.address.as_str())
-                        .collect::<Vec<_>>(),
-                )),
-                end_amount,
-                Arc::new(UInt32Array::from(
-                    ends.iter().map(|e| e.1.hop).collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    ends.iter()
-                        .map(|e| e.1.entity.as_deref())
-                        .collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    ends.iter()
-                        .map(|e| e.1.category.as_deref())
-                        .collect::<Vec<_>>(),
-                )),
-                Arc::new(StringArray::from(
-                    ends.iter()
-                        .map(|e| e.1.cluster.as_deref())
-                        .collect::<Vec<_>>(),
-                )),
-                end_whole,
-            ],
+            &ends,
+            |ends| {
+                Ok(vec![
+                    Arc::new(StringArray::from(
+                        ends.iter().map(|e| e.0).collect::<Vec<_>>(),
+                    )),
+                    Arc::new(StringArray::from(
+                        ends.iter().map(|e| e.1.kind).collect::<Vec<_>>(),
+                    )),
+                    Arc::new(StringArray::from(
+                        ends.iter().map(|e| e.1.txid.as_str()).collect::<Vec<_>>(),
+                    )),
+                    Arc::new(UInt32Array::from(
+                        ends.iter().map(|e| e.1.vout).collect::<Vec<_>>(),
+                    )),
+                    Arc::new(StringArray::from(
+                        ends.iter()
+                            .map(|e| e.1.address.as_str())
+                            .collect::<Vec<_>>(),
+                    )),
+                    amount_column(self.chain, ends.iter().map(|e| Some(e.1.amount)))?,
+                    Arc::new(UInt32Array::from(
+                        ends.iter().map(|e| e.1.hop).collect::<Vec<_>>(),
+                    )),
+                    Arc::new(StringArray::from(
+                        ends.iter()
+                            .map(|e| e.1.entity.as_deref())
+                            .collect::<Vec<_>>(),
+                    )),
+                    Arc::new(StringArray::from(
+                        ends.iter()
+                            .map(|e| e.1.category.as_deref())
+                            .collect::<Vec<_>>(),
+                    )),
+                    Arc::new(StringArray::from(
+                        ends.iter()
+                            .map(|e| e.1.cluster.as_deref())
+                            .collect::<Vec<_>>(),
+                    )),
+                    amount_column(self.chain, ends.iter().map(|e| e.1.output_value))?,
+                ])
+            },
         )?;
         // Each file hashed once: for SHA256SUMS and for the audit trail.
         let mut outputs =
@@ -589,6 +610,27 @@ impl Case {
     /// The bytes of `trace.json` with `command` recorded: the same case and command give
     /// the same bytes.
     pub fn trace_json(&self, command: &[String]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        self.write_trace_json(command, &mut bytes)
+            .expect("a trace serialises into memory");
+        bytes
+    }
+
+    /// The sha256 (hex) of [`Case::trace_json`], without holding its bytes: whether a
+    /// case folder's `trace.json` is this trace's.
+    pub fn trace_json_sha256(&self, command: &[String]) -> String {
+        let mut w = sink::Sha256Writer::default();
+        self.write_trace_json(command, &mut w)
+            .expect("a trace serialises into a hash");
+        w.hex()
+    }
+
+    /// Writes [`Case::trace_json`] into `w` as it is serialised (a trace of millions of
+    /// edges is never one buffer).
+    ///
+    /// # Errors
+    /// The writer's.
+    pub fn write_trace_json(&self, command: &[String], w: &mut dyn Write) -> std::io::Result<()> {
         let results = &self.results;
         let doc = TraceDoc {
             format_version: CASE_FORMAT,
@@ -628,8 +670,7 @@ impl Case {
                 .collect(),
             results,
         };
-        let mut bytes = serde_json::to_vec_pretty(&doc).expect("traces serialise");
-        bytes.push(b'\n');
-        bytes
+        serde_json::to_writer_pretty(&mut *w, &doc).map_err(std::io::Error::other)?;
+        w.write_all(b"\n")
     }
 }

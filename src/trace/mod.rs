@@ -415,10 +415,9 @@ pub fn run(
                             // As an output of the dataset would: a stop label makes it an
                             // exit however small, else below the minimum is not followed.
                             let label = p.before_labels.get(&k);
-                            let mut e =
-                                before_window_end(
-                                    idx, k, t, amount, h, &known, &taint, &mut edges, &mut names,
-                                );
+                            let mut e = before_window_end(
+                                idx, k, t, amount, h, &known, &taint, &mut edges, &mut names,
+                            );
                             e.entity = label.map(|l| l.entity.to_string());
                             e.category = label.map(|l| l.category.to_string());
                             if label.is_some_and(|l| p.stop_at.iter().any(|c| *c == *l.category)) {
@@ -438,7 +437,11 @@ pub fn run(
                 fresh
             }
         };
-        let info = (Text::from(idx.txid(t).to_string()), height_of(t), idx.tx_time(t));
+        let info = (
+            Text::from(idx.txid(t).to_string()),
+            height_of(t),
+            idx.tx_time(t),
+        );
         let weights: Vec<u64> = known.iter().map(|o| total(&taint[o])).collect();
         for (o, iv) in fresh {
             let amount = total(&iv);
