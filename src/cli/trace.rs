@@ -234,16 +234,7 @@ pub(crate) fn save_case(out: &std::path::Path, case: &Case) -> Result<(), CliErr
     // is never held as bytes or as a JSON tree.
     let old_path = out.join("trace.json");
     let old_sha = crate::store::sink::sha256_file(&old_path).ok();
-    let old_command: Option<Vec<String>> = {
-        #[derive(serde::Deserialize)]
-        struct Recorded {
-            command: Vec<String>,
-        }
-        std::fs::File::open(&old_path)
-            .ok()
-            .and_then(|f| serde_json::from_reader::<_, Recorded>(std::io::BufReader::new(f)).ok())
-            .map(|r| r.command)
-    };
+    let old_command = crate::trace::case::recorded_command(&old_path);
     let is_old = |c: &[String]| {
         old_sha
             .as_ref()
@@ -619,12 +610,9 @@ pub(crate) fn case_folder(out: &std::path::Path) -> Result<Option<Option<Vec<Str
                 .join(", ")
         )));
     }
-    Ok(Some(
-        std::fs::read(out.join("trace.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-            .and_then(|v| serde_json::from_value(v["command"].clone()).ok()),
-    ))
+    Ok(Some(crate::trace::case::recorded_command(
+        &out.join("trace.json"),
+    )))
 }
 
 /// Clears the old case in `--out` once the new one is ready to be written (never before:

@@ -146,18 +146,21 @@ impl Case {
                 dir.display()
             ))
         })?;
-        let version = serde_json::from_slice::<serde_json::Value>(&bytes)
-            .ok()
-            .and_then(|v| v.get("format_version").and_then(serde_json::Value::as_u64))
-            .unwrap_or(0);
+        // The version and tool alone (the rest read past, not built into a JSON tree).
+        #[derive(serde::Deserialize)]
+        struct Written {
+            #[serde(default)]
+            format_version: u64,
+            #[serde(default)]
+            tool: String,
+        }
+        let written = serde_json::from_slice::<Written>(&bytes).ok();
+        let version = written.as_ref().map_or(0, |w| w.format_version);
         if version > u64::from(crate::trace::case::CASE_FORMAT) {
             return Err(super::ReportError::Input(format!(
                 "{} is case format {version}, written by a newer chaintrace ({}); this version ({}) reads up to format {}: use that version, or trace again with this one",
                 path.display(),
-                serde_json::from_slice::<serde_json::Value>(&bytes)
-                    .ok()
-                    .and_then(|v| v.get("tool").and_then(|t| t.as_str().map(str::to_string)))
-                    .unwrap_or_default(),
+                written.map(|w| w.tool).unwrap_or_default(),
                 crate::VERSION,
                 crate::trace::case::CASE_FORMAT
             )));

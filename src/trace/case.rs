@@ -411,8 +411,7 @@ fn amount_column(
 }
 
 /// Rows of a case table built into columns at a time: the columns of a trace of millions
-/// of edges are never all in memory (the file is the same bytes either way: its row
-/// groups are the writer's, not the batches').
+/// of edges are never all in memory (the same trace still gives the same bytes).
 const CASE_BATCH_ROWS: usize = 64 * 1024;
 
 /// Writes `rows` as table `t` (its schema from the table registry; amounts as on Bitcoin
@@ -604,6 +603,20 @@ impl Case {
         .map_err(TraceError::stage)?;
         Ok(())
     }
+}
+
+/// The command a case's `trace.json` (at `path`) records, `None` when it is unreadable or
+/// records none. Only that field is kept: the rest is read past, so a trace of millions
+/// of edges is never held as a JSON tree.
+pub fn recorded_command(path: &Path) -> Option<Vec<String>> {
+    #[derive(serde::Deserialize)]
+    struct Recorded {
+        command: Vec<String>,
+    }
+    let f = std::fs::File::open(path).ok()?;
+    serde_json::from_reader::<_, Recorded>(std::io::BufReader::new(f))
+        .ok()
+        .map(|r| r.command)
 }
 
 impl Case {
