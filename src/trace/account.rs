@@ -489,6 +489,8 @@ impl<'a> Walk<'a> {
     /// The result: each end's transactions from a seed (forward) or to a seed (backward),
     /// following the first taint each account got.
     fn finish(mut self, direction: Direction) -> PolicyResult {
+        // A transaction on many paths is one text.
+        let mut texts = crate::labels::Interner::default();
         for ((e, &a), via) in self
             .ends
             .iter_mut()
@@ -498,11 +500,11 @@ impl<'a> Walk<'a> {
             let mut at = a;
             let mut path = Vec::new();
             if let Some((from, tx)) = via {
-                path.push(tx.clone());
+                path.push(texts.text(tx));
                 at = *from;
             }
             while let Some((prev, tx)) = self.pred.get(&at) {
-                path.push(tx.clone());
+                path.push(texts.text(tx));
                 at = *prev;
                 if path.len() > self.pred.len() {
                     break;
@@ -1081,7 +1083,7 @@ mod tests {
             (10, 90, 0)
         );
         assert!(l.totals.balanced());
-        assert_eq!(l.ends[0].path, vec!["0x01", "0x02"]);
+        assert_eq!(l.ends[0].path, vec!["0x01".into(), "0x02".into()]);
         // Poison: the hub is poisoned, everything it sends is tainted.
         let p = result(Policy::Poison);
         assert_eq!(
@@ -1225,7 +1227,7 @@ mod tests {
             .ends
             .iter()
             .filter(|e| e.kind == "exit")
-            .map(|e| (e.amount, e.path.clone()))
+            .map(|e| (e.amount, e.path.iter().map(|t| t.to_string()).collect()))
             .collect();
         assert_eq!(
             paths,

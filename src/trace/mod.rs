@@ -198,7 +198,7 @@ pub struct End {
     pub coinjoin: Option<String>,
     /// Transactions from a seed to this output (forward) or from this output to a seed
     /// (backward), following at each step the input (output) that carried the most taint.
-    pub path: Vec<String>,
+    pub path: Vec<crate::labels::Text>,
 }
 
 /// The result of one policy.
@@ -215,7 +215,15 @@ pub struct PolicyResult {
 
 impl PolicyResult {
     /// The result, with the exposure per entity and category summed from the exits.
-    pub fn new(policy: Policy, totals: Totals, edges: Vec<Edge>, ends: Vec<End>) -> PolicyResult {
+    pub fn new(
+        policy: Policy,
+        totals: Totals,
+        mut edges: Vec<Edge>,
+        mut ends: Vec<End>,
+    ) -> PolicyResult {
+        // Kept while the other models run: without the slack of their growth.
+        edges.shrink_to_fit();
+        ends.shrink_to_fit();
         let mut exposure_entity = BTreeMap::new();
         let mut exposure_category = BTreeMap::new();
         for e in ends.iter().filter(|e| e.kind == "exit") {
@@ -437,11 +445,7 @@ pub fn run(
                 fresh
             }
         };
-        let info = (
-            Text::from(idx.txid(t).to_string()),
-            height_of(t),
-            idx.tx_time(t),
-        );
+        let info = (names.txid(idx, t), height_of(t), idx.tx_time(t));
         let weights: Vec<u64> = known.iter().map(|o| total(&taint[o])).collect();
         for (o, iv) in fresh {
             let amount = total(&iv);
@@ -509,14 +513,14 @@ pub fn run(
             Some(o) => Some(o),
             None => {
                 path.extend(held.first().cloned());
-                held.get(1).and_then(|v| {
+                held.get(1).and_then(|v: &Text| {
                     let (t, n) = v.split_once(':')?;
                     out_of(idx, t, n.parse().ok()?)
                 })
             }
         };
         while let Some(&(prev, t)) = o.and_then(|o| pred.get(&o)) {
-            path.push(idx.txid(t).to_string());
+            path.push(names.txid(idx, t));
             o = Some(prev);
         }
         if p.direction == Direction::Forward {
@@ -548,7 +552,7 @@ fn before_window_end(
 ) -> End {
     let (txid, vout) = idx.before_outpoint(k);
     let from = Text::from(idx.before_address(k));
-    let spender = Text::from(idx.txid(t).to_string());
+    let spender = names.txid(idx, t);
     let weights: Vec<u64> = known.iter().map(|o| total(&taint[o])).collect();
     for (j, share) in split(amount, &weights).into_iter().enumerate() {
         if share == 0 {
@@ -585,8 +589,8 @@ fn before_window_end(
         cluster: None,
         output_value: Some(idx.before_value(k).to_sat().into()),
         coinjoin: None,
-        path: std::iter::once(idx.txid(t).to_string())
-            .chain(via)
+        path: std::iter::once(spender)
+            .chain(via.map(Text::from))
             .collect(),
     }
 }
@@ -682,11 +686,19 @@ fn out_of(idx: &Index, txid: &str, vout: u32) -> Option<OutIx> {
         .and_then(|t| idx.output(t, vout))
 }
 
-/// The address texts of a trace's edges, each made once ([`Text`]).
+/// The address and txid texts of a trace's edges and paths, each made once ([`Text`]).
 #[derive(Default)]
-struct Names(HashMap<Option<AddrIx>, Text>);
+struct Names(HashMap<Option<AddrIx>, Text>, HashMap<TxIx, Text>);
 
 impl Names {
+    /// The txid of `t`.
+    fn txid(&mut self, idx: &Index, t: TxIx) -> Text {
+        self.1
+            .entry(t)
+            .or_insert_with(|| idx.txid(t).to_string().into())
+            .clone()
+    }
+
     /// The address `o` pays, `(no address)` for none.
     fn of(&mut self, idx: &Index, o: OutIx) -> Text {
         let a = idx.out_address(o);

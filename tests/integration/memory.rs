@@ -610,3 +610,76 @@ fn ingest_spills_the_utxo_set_past_its_budget_and_writes_the_same_bytes() {
         );
     }
 }
+
+/// A trace's heap grows by little an edge, and a rerun into the same case costs no more
+/// than the first run: the edges share their texts, `trace.json` is written as it is
+/// serialised and a rerun compares it by sha256 and reads only its old command. Before, a
+/// rerun built the old case's JSON tree (4.7 GiB for a 1 M-edge trace, three times the
+/// first run) and the first run held the whole `trace.json` as bytes.
+#[test]
+fn a_traces_heap_is_small_an_edge_and_a_rerun_costs_no_more() {
+    let d = tempfile::tempdir().unwrap();
+    let chain = world(d.path(), "20000");
+    let data = chain.parent().unwrap().to_str().unwrap().to_string();
+    ok(&run(&["cluster", "index", "--data", &data]));
+    let seeds = d.path().join("seeds.txt");
+    {
+        let ix = Index::load(&chain.join("index")).unwrap();
+        let list: Vec<String> = ix
+            .address_ids()
+            .take(3000)
+            .map(|a| ix.address(a).to_string())
+            .collect();
+        std::fs::write(&seeds, list.join("\n")).unwrap();
+    }
+    let seed_arg = format!("@{}", seeds.display());
+    let trace = |seed: &str, case: &Path| {
+        heap_peak(&[
+            "trace",
+            "--data",
+            &data,
+            "--seed",
+            seed,
+            "--policy",
+            "all",
+            "--out",
+            case.to_str().unwrap(),
+        ])
+    };
+    let small = trace(
+        &std::fs::read_to_string(&seeds)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .to_string(),
+        &d.path().join("one"),
+    );
+    let case = d.path().join("case");
+    let first = trace(&seed_arg, &case);
+    let edges = {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let f = std::fs::File::open(case.join("edges.parquet")).unwrap();
+        let r = SerializedFileReader::new(f).unwrap();
+        u64::try_from(r.metadata().file_metadata().num_rows()).unwrap()
+    };
+    let json_bytes = std::fs::metadata(case.join("trace.json")).unwrap().len();
+    let again = trace(&seed_arg, &case);
+    let per_edge = first.saturating_sub(small) / edges.max(1);
+    eprintln!(
+        "trace: {edges} edges, trace.json {} KiB; heap {} KiB (one seed {} KiB, {per_edge} B an edge); rerun {} KiB",
+        json_bytes >> 10,
+        first >> 10,
+        small >> 10,
+        again >> 10
+    );
+    assert!(edges > 20_000, "too few edges to measure: {edges}");
+    assert!(
+        per_edge < 900,
+        "{per_edge} B of heap an edge ({edges} edges, trace.json {json_bytes} B)"
+    );
+    assert!(
+        again < first + first / 4,
+        "a rerun took {again} B of heap, the first run {first} B"
+    );
+}
