@@ -646,15 +646,8 @@ fn a_traces_heap_is_small_an_edge_and_a_rerun_costs_no_more() {
             case.to_str().unwrap(),
         ])
     };
-    let small = trace(
-        &std::fs::read_to_string(&seeds)
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap()
-            .to_string(),
-        &d.path().join("one"),
-    );
+    let first_seed = std::fs::read_to_string(&seeds).unwrap();
+    let small = trace(first_seed.lines().next().unwrap(), &d.path().join("one"));
     let case = d.path().join("case");
     let first = trace(&seed_arg, &case);
     let edges = {
