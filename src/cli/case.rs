@@ -567,18 +567,46 @@ fn rerun_args(command: &[String], out: &std::path::Path) -> Option<Vec<String>> 
 /// `trace.json` without what may differ between two runs of one trace that are not results:
 /// the command line, where the dataset was, and the tool string (the dataset itself is
 /// pinned by its manifest's hash, which stays compared).
-fn trace_without_command(bytes: &[u8]) -> Option<serde_json::Value> {
-    let mut v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
-    let o = v.as_object_mut()?;
+///
+/// Each top-level field is kept as its JSON text, borrowed from `bytes` (a trace of
+/// millions of edges is not built into a JSON tree, which took ten times the file);
+/// `parameters` alone is parsed, to leave out its seeds.
+fn trace_without_command(bytes: &[u8]) -> Option<(BTreeMap<String, &str>, serde_json::Value)> {
+    let fields: BTreeMap<String, &serde_json::value::RawValue> =
+        serde_json::from_slice(bytes).ok()?;
+    let mut kept: BTreeMap<String, &str> = fields.into_iter().map(|(k, v)| (k, v.get())).collect();
     // The inputs' hashes are checked on their own; their paths and the seed files' paths
     // may differ where a case is replayed (an unpacked bundle).
     for k in ["command", "data", "tool", "inputs"] {
-        o.remove(k);
+        kept.remove(k);
     }
-    if let Some(p) = o.get_mut("parameters").and_then(|p| p.as_object_mut()) {
+    let mut parameters: serde_json::Value = match kept.remove("parameters") {
+        Some(p) => serde_json::from_str(p).ok()?,
+        None => serde_json::Value::Null,
+    };
+    if let Some(p) = parameters.as_object_mut() {
         p.remove("seeds");
     }
-    Some(v)
+    Some((kept, parameters))
+}
+
+/// Whether two `trace.json` files hold the same results ([`trace_without_command`]): each
+/// field's text compared, and only a field whose text differs parsed and compared as JSON
+/// (a field written in another layout by another version is still the same result).
+fn same_results(old: &[u8], new: &[u8]) -> bool {
+    let (Some((a, pa)), Some((b, pb))) = (trace_without_command(old), trace_without_command(new))
+    else {
+        return false;
+    };
+    let same_json = |x: &str, y: &str| {
+        let parse = |t: &str| serde_json::from_str::<serde_json::Value>(t).ok();
+        x == y || parse(x).is_some_and(|v| Some(v) == parse(y))
+    };
+    pa == pb
+        && a.len() == b.len()
+        && a.iter()
+            .zip(&b)
+            .all(|((ka, va), (kb, vb))| ka == kb && same_json(va, vb))
 }
 
 /// The Parquet parts the manifest of each dataset a trace read lists but `data` lacks:
@@ -791,13 +819,11 @@ fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
                     _ => problems.push(format!("{f}: the trace run again gives other bytes")),
                 }
             }
-            let old = std::fs::read(a.case.join("trace.json"))
-                .ok()
-                .and_then(|b| trace_without_command(&b));
-            let new = std::fs::read(out.join("trace.json"))
-                .ok()
-                .and_then(|b| trace_without_command(&b));
-            if old.is_some() && old == new {
+            let (old, new) = (
+                std::fs::read(a.case.join("trace.json")).unwrap_or_default(),
+                std::fs::read(out.join("trace.json")).unwrap_or_default(),
+            );
+            if same_results(&old, &new) {
                 same.push("trace.json (but its command line, dataset path and tool string)");
             } else {
                 problems.push("trace.json: the trace run again gives other results".into());
@@ -1015,4 +1041,43 @@ pub(crate) fn print_eval(
         (None, None) => {}
     }
     println!("written to {}", case_dir.join("eval_trace.json").display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_results;
+
+    #[test]
+    fn a_replay_compares_results_not_the_command_seeds_or_layout() {
+        let doc = |command: &str, seeds: &str, amount: u64, pretty: bool| {
+            let v = serde_json::json!({
+                "format_version": 3,
+                "tool": "chaintrace 0.1.0 (abc)",
+                "command": [command],
+                "data": "/somewhere",
+                "inputs": {"regtest/_manifest.json": "00"},
+                "parameters": {"seeds": [seeds], "max_hops": 20},
+                "results": [{"edges": [{"txid": "aa", "amount": amount}]}],
+            });
+            if pretty {
+                serde_json::to_vec_pretty(&v).unwrap()
+            } else {
+                serde_json::to_vec(&v).unwrap()
+            }
+        };
+        let a = doc("chaintrace trace", "@seeds.txt", 5, true);
+        assert!(same_results(
+            &a,
+            &doc("/tmp/x trace", "@/elsewhere/seeds.txt", 5, true)
+        ));
+        assert!(same_results(
+            &a,
+            &doc("chaintrace trace", "@seeds.txt", 5, false)
+        ));
+        assert!(!same_results(
+            &a,
+            &doc("chaintrace trace", "@seeds.txt", 6, true)
+        ));
+        assert!(!same_results(&a, b"not json"));
+    }
 }
