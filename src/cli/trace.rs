@@ -247,7 +247,6 @@ pub(crate) fn save_case(out: &std::path::Path, case: &Case) -> Result<(), CliErr
             (command.clone(), same)
         }
     };
-    clear_old_case(out, !same)?;
     if let Ok(problems) = crate::case::verify_chain(out)
         && !problems.is_empty()
     {
@@ -256,8 +255,12 @@ pub(crate) fn save_case(out: &std::path::Path, case: &Case) -> Result<(), CliErr
             problems[0]
         );
     }
-    case.write_recording(out, &recorded, &command, super::now_secs())
-        .map_err(cli_error)
+    // The old report and measurement go once the new files are written, just before they
+    // replace the old ones: an interrupted trace leaves the old case whole.
+    case.write_recording(out, &recorded, &command, super::now_secs(), || {
+        clear_stale(out, !same).map_err(|e| TraceError::stage(e.error))
+    })
+    .map_err(cli_error)
 }
 
 #[derive(Serialize)]
@@ -589,9 +592,16 @@ pub(crate) fn case_folder(out: &std::path::Path) -> Result<Option<Option<Vec<Str
         "eval_trace.json",
         crate::serve::ANNOTATIONS_FILE,
     ];
+    // A trace interrupted while it wrote leaves its files' temporary names (`.NAME.tmp`),
+    // which the next write replaces.
+    let leftover = |e: &str| {
+        CASE_FILES
+            .iter()
+            .any(|f| e.strip_prefix('.').and_then(|e| e.strip_suffix(".tmp")) == Some(*f))
+    };
     let entries: Vec<String> = entries
         .into_iter()
-        .filter(|e| !kept.contains(&e.as_str()))
+        .filter(|e| !kept.contains(&e.as_str()) && !leftover(e))
         .collect();
     if entries.is_empty() {
         return Ok(None);
@@ -599,6 +609,10 @@ pub(crate) fn case_folder(out: &std::path::Path) -> Result<Option<Option<Vec<Str
     // A folder with a trace.json is a case folder (other files in it are left alone); a
     // folder without one that holds anything else is not written into.
     if !entries.iter().any(|e| e == "trace.json") {
+        // A case whose trace.json is gone still has its audit trail: a case, unreadable.
+        if out.join(crate::case::AUDIT_FILE).is_file() {
+            return Ok(Some(None));
+        }
         return Err(CliError::user(anyhow!(
             "--out {} is not empty and is not a case folder (it holds {}); choose a new or empty folder",
             out.display(),
@@ -615,22 +629,11 @@ pub(crate) fn case_folder(out: &std::path::Path) -> Result<Option<Option<Vec<Str
     )))
 }
 
-/// Clears the old case in `--out` once the new one is ready to be written (never before:
-/// a bad seed or an interrupted trace must leave the old evidence as it was), and its
-/// report when `remove_report` (the new trace differs: the report would describe the old).
-fn clear_old_case(out: &std::path::Path, remove_report: bool) -> Result<(), CliError> {
-    for f in CASE_FILES {
-        match std::fs::remove_file(out.join(f)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(CliError::user(anyhow!(
-                    "cannot remove {}: {e}",
-                    out.join(f).display()
-                )));
-            }
-        }
-    }
+/// Removes what described the old case in `--out` when `remove_report` (the new trace
+/// differs): its report and its measurement. Called once the new case's files are written
+/// and before they replace the old ones (never before: a bad seed or an interrupted trace
+/// must leave the old evidence as it was).
+fn clear_stale(out: &std::path::Path, remove_report: bool) -> Result<(), CliError> {
     // The report described the old run (labels or the dataset may have changed since).
     let report = out.join("report");
     // A measurement of the old trace measures nothing of the new one.

@@ -228,6 +228,52 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     write_atomic_with(path, |w| w.write_all(bytes))
 }
 
+/// Writes the file that will be `path` under a temporary name (`.NAME.tmp` beside it,
+/// synced), with its sha256 and size, for [`commit`] to rename into place: several files
+/// written, then committed together.
+///
+/// # Errors
+/// I/O errors, naming the file.
+pub fn stage_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<Staged, StoreError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let name = path
+        .file_name()
+        .expect("paths have a name")
+        .to_string_lossy();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let f = File::create(&tmp).map_err(io(&tmp))?;
+    let mut w = HashingWriter {
+        inner: BufWriter::with_capacity(1 << 20, f),
+        engine: sha256::HashEngine::default(),
+        bytes: 0,
+    };
+    write(&mut w).map_err(io(&tmp))?;
+    let HashingWriter {
+        inner,
+        engine,
+        bytes,
+    } = w;
+    let f = inner
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .map_err(io(&tmp))?;
+    f.sync_all().map_err(io(&tmp))?;
+    Ok(Staged {
+        tmp,
+        path: path.to_path_buf(),
+        rows: 0,
+        bytes,
+        sha256: sha256::Hash::from_engine(engine).to_string(),
+    })
+}
+
 /// [`write_atomic`], the bytes written by `write` (buffered) instead of held in memory.
 ///
 /// # Errors

@@ -416,14 +416,14 @@ const CASE_BATCH_ROWS: usize = 64 * 1024;
 
 /// Writes `rows` as table `t` (its schema from the table registry; amounts as on Bitcoin
 /// when `bitcoin`), [`CASE_BATCH_ROWS`] at a time through `cols`, which makes a batch's
-/// columns.
+/// columns, under a temporary name (staged: [`sink::commit`] renames it into place).
 fn write_parquet<T>(
     path: &std::path::Path,
     t: &crate::tables::TableDef,
     bitcoin: bool,
     rows: &[T],
     cols: impl Fn(&[T]) -> Result<Vec<ArrayRef>, TraceError>,
-) -> Result<(), TraceError> {
+) -> Result<sink::Staged, TraceError> {
     let schema = t.schema(bitcoin);
     let mut w = sink::PartWriter::create(path, schema.clone()).map_err(TraceError::stage)?;
     // An empty table still has its schema (one empty batch).
@@ -435,8 +435,7 @@ fn write_parquet<T>(
             .map_err(|e| TraceError::Internal(e.to_string()))?;
         w.write(&batch).map_err(TraceError::stage)?;
     }
-    let staged = w.finish().map_err(TraceError::stage)?;
-    sink::commit(std::slice::from_ref(&staged)).map_err(TraceError::stage)
+    w.finish().map_err(TraceError::stage)
 }
 
 /// The files a trace writes into its case folder (besides `report/`, which `report` adds).
@@ -451,7 +450,7 @@ impl Case {
     /// # Errors
     /// A file that cannot be written, or an amount that does not fit its column.
     pub fn write(&self, dir: &Path, command: &[String], time: i64) -> Result<(), TraceError> {
-        self.write_recording(dir, command, command, time)
+        self.write_recording(dir, command, command, time, || Ok(()))
     }
 
     /// [`Case::write`], with `trace.json` recording `trace_command` and the audit trail
@@ -459,14 +458,20 @@ impl Case {
     /// `--json`) keeps `trace.json` as it was, byte for byte, while the trail logs what
     /// was typed.
     ///
+    /// The three files are written under temporary names first; `before_commit` runs once
+    /// they all are (the caller removes what the new case makes stale), and only then do
+    /// they replace the old case's: a trace killed while it writes leaves the old case as
+    /// it was (and `.NAME.tmp` files, which the next write replaces).
+    ///
     /// # Errors
-    /// As [`Case::write`].
+    /// As [`Case::write`], and `before_commit`'s.
     pub fn write_recording(
         &self,
         dir: &Path,
         trace_command: &[String],
         audit_command: &[String],
         time: i64,
+        before_commit: impl FnOnce() -> Result<(), TraceError>,
     ) -> Result<(), TraceError> {
         let command = trace_command;
         std::fs::create_dir_all(dir).map_err(|e| TraceError::Context {
@@ -474,15 +479,17 @@ impl Case {
             source: Box::new(TraceError::stage(e)),
         })?;
         let results = &self.results;
-        sink::write_atomic_with(&dir.join("trace.json"), |w| {
-            self.write_trace_json(command, w)
-        })
-        .map_err(TraceError::stage)?;
+        let mut staged = vec![
+            sink::stage_with(&dir.join("trace.json"), |w| {
+                self.write_trace_json(command, w)
+            })
+            .map_err(TraceError::stage)?,
+        ];
         let edges: Vec<(&str, &super::Edge)> = results
             .iter()
             .flat_map(|r| r.edges.iter().map(move |e| (r.policy.name(), e)))
             .collect();
-        write_parquet(
+        staged.push(write_parquet(
             &dir.join("edges.parquet"),
             &crate::tables::case_edges::Edges::DEF,
             self.chain == "bitcoin",
@@ -527,12 +534,12 @@ impl Case {
                     amount_column(self.chain, edges.iter().map(|e| e.1.output_value))?,
                 ])
             },
-        )?;
+        )?);
         let ends: Vec<(&str, &super::End)> = results
             .iter()
             .flat_map(|r| r.ends.iter().map(move |e| (r.policy.name(), e)))
             .collect();
-        write_parquet(
+        staged.push(write_parquet(
             &dir.join("ends.parquet"),
             &crate::tables::case_ends::Ends::DEF,
             self.chain == "bitcoin",
@@ -578,11 +585,15 @@ impl Case {
                     amount_column(self.chain, ends.iter().map(|e| e.1.output_value))?,
                 ])
             },
-        )?;
-        // Each file hashed once: for SHA256SUMS and for the audit trail.
-        let mut outputs =
-            crate::case::hashes(CASE_FILES[..3].iter().map(|f| (f.to_string(), dir.join(f))))
-                .map_err(TraceError::stage)?;
+        )?);
+        before_commit()?;
+        sink::commit(&staged).map_err(TraceError::stage)?;
+        // Each file hashed as it was written: for SHA256SUMS and for the audit trail.
+        let mut outputs: BTreeMap<String, String> = CASE_FILES[..3]
+            .iter()
+            .zip(&staged)
+            .map(|(f, s)| (f.to_string(), s.sha256.clone()))
+            .collect();
         let sums: String = outputs.iter().map(|(f, h)| format!("{h}  {f}\n")).collect();
         sink::write_atomic(&dir.join("SHA256SUMS"), sums.as_bytes()).map_err(TraceError::stage)?;
         outputs.extend(

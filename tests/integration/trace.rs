@@ -1749,3 +1749,65 @@ fn a_part_of_another_layout_is_refused_by_name_not_a_panic() {
     let e = stderr(&o);
     assert!(e.contains("column value") && e.contains("part-"), "{e}");
 }
+
+/// A re-trace that fails while it writes its files (here: one of them cannot be created)
+/// leaves the old case whole, report included; the old code removed the case's files and
+/// report first, and then refused the folder as "not a case folder". A folder left with
+/// only the audit trail, a report and temporary files is still a case (`--force` replaces
+/// it).
+#[test]
+fn a_retrace_failing_while_it_writes_leaves_the_old_case_whole() {
+    let d = world_with_labels(None);
+    let case = d.path().join("case");
+    trace(d.path(), &flagged(), &case, &[]);
+    ok(&run(&["report", case.to_str().unwrap()]));
+    let before = tree(&case);
+    assert!(
+        before.keys().any(|k| k.starts_with("report/")),
+        "{:?}",
+        before.keys()
+    );
+    // A directory where the new ends.parquet is staged: that file cannot be created.
+    std::fs::create_dir_all(case.join(".ends.parquet.tmp/x")).unwrap();
+    let o = run_trace(d.path(), &flagged(), &case, &["--policy", "fifo"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains(".ends.parquet.tmp"), "{}", stderr(&o));
+    std::fs::remove_dir_all(case.join(".ends.parquet.tmp")).unwrap();
+    let after = tree(&case);
+    for (name, bytes) in &before {
+        if name.starts_with("audit") {
+            continue;
+        }
+        assert!(after.get(name) == Some(bytes), "{name} changed or is gone");
+    }
+    // The same trace again: it is recognised as this case (the report stays).
+    ok(&run(&[
+        "trace",
+        "--quiet",
+        "--data",
+        d.path().to_str().unwrap(),
+        "--seed",
+        &flagged(),
+        "--out",
+        case.to_str().unwrap(),
+    ]));
+    assert!(case.join("report").is_dir());
+    // A folder the old code left: the audit trail, the report and temporary files.
+    for f in ["trace.json", "edges.parquet", "ends.parquet", "SHA256SUMS"] {
+        std::fs::remove_file(case.join(f)).unwrap();
+    }
+    std::fs::write(case.join(".trace.json.tmp"), b"{").unwrap();
+    let o = run(&[
+        "trace",
+        "--quiet",
+        "--data",
+        d.path().to_str().unwrap(),
+        "--seed",
+        &flagged(),
+        "--out",
+        case.to_str().unwrap(),
+    ]);
+    assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
+    ok(&run_trace(d.path(), &flagged(), &case, &[]));
+    assert!(case.join("trace.json").is_file());
+}
