@@ -677,6 +677,12 @@ pub struct ClusterIndexArgs {
     /// Build it from genesis even if the index is current (or could be extended).
     #[arg(long)]
     pub rebuild: bool,
+
+    /// Check every index file against the sha256 recorded when it was built (reads the
+    /// whole index): a damaged or altered file is named and the command exits 1; rebuild
+    /// with --rebuild. `case verify` checks the same.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 /// `chaintrace cluster bitcoin`.

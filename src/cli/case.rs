@@ -446,10 +446,10 @@ fn changed_inputs(
             Some(f) => seed_moved(seed_path(f, cwd, bundled), case, data),
             None => data_dir.join(name),
         };
-        match std::fs::read(&path) {
-            Ok(b) => {
-                use bitcoin::hashes::{Hash, sha256};
-                if sha256::Hash::hash(&b).to_string() != *want {
+        // In pieces: a dataset's or clustering's file may be larger than the memory.
+        match crate::store::sink::sha256_file(&path) {
+            Ok(got) => {
+                if got != *want {
                     out.push(format!(
                         "input {name} ({}) changed since entry {} (trace) read it",
                         path.display(),
@@ -739,6 +739,27 @@ fn verify(cli: &Cli, a: &CaseVerifyArgs) -> Result<(), CliError> {
             a.data.as_deref(),
             bundled.as_deref(),
         ));
+        // The address index the rerun reads is derived data, not an input: a damaged or
+        // altered index would reproduce a wrong answer, so its files are checked too.
+        for net in t
+            .inputs
+            .keys()
+            .filter_map(|n| n.strip_suffix("/_manifest.json"))
+        {
+            let index = data_of(t, a.data.as_deref()).join(net).join("index");
+            if !index.join("meta.json").is_file() {
+                continue;
+            }
+            match crate::index::Index::damaged_files(&index) {
+                Ok(d) if d.is_empty() => {}
+                Ok(d) => problems.push(format!(
+                    "the address index {} is damaged: {}; a rerun would read it: rebuild it with `chaintrace cluster index --rebuild --data DATA`",
+                    index.display(),
+                    d.join(", ")
+                )),
+                Err(e) => problems.push(format!("the address index {}: {e}", index.display())),
+            }
+        }
     } else {
         problems.push("the audit trail records no trace".into());
     }

@@ -89,6 +89,27 @@ pub(crate) fn index(cli: &Cli, a: &ClusterIndexArgs) -> Result<(), CliError> {
     };
     let seconds = started.elapsed().as_secs_f64();
     let idx = Index::load(&chain.join("index")).map_err(CliError::user)?;
+    if a.verify {
+        let damaged = Index::damaged_files(&idx.dir).map_err(CliError::user)?;
+        if !damaged.is_empty() {
+            return Err(CliError::user(anyhow!(
+                "the address index {} is damaged: {}; its answers cannot be trusted: rebuild it with `chaintrace cluster index --rebuild`",
+                idx.dir.display(),
+                damaged.join(", ")
+            )));
+        }
+        if idx.meta.files_sha256.is_empty() {
+            eprintln!(
+                "chaintrace: warning: the index {} records no file hashes (built by an older chaintrace): nothing to check; --rebuild records them",
+                idx.dir.display()
+            );
+        } else {
+            eprintln!(
+                "chaintrace: every file of the index {} has the sha256 recorded when it was built",
+                idx.dir.display()
+            );
+        }
+    }
     if cli.json {
         super::print_json(&serde_json::json!({
             "network": network,
@@ -104,6 +125,8 @@ pub(crate) fn index(cli: &Cli, a: &ClusterIndexArgs) -> Result<(), CliError> {
             "outputs": idx.meta.outputs,
             "inputs": idx.meta.inputs,
             "addresses": idx.meta.addresses,
+            // --verify: every file matched its recorded sha256 (a mismatch is an error).
+            "verified": a.verify && !idx.meta.files_sha256.is_empty(),
         }));
     } else if let Some((_, Some(kept))) = built {
         println!(

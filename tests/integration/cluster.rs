@@ -1229,3 +1229,50 @@ fn appended_blocks_extend_the_index_to_the_bytes_of_a_rebuild() {
         "{p:?}"
     );
 }
+
+/// A damaged index file of the right size answers wrongly without an error (a changed
+/// output value moves a trace's amounts); the sha256 of every file recorded at build
+/// lets `cluster index --verify` and `case verify` name it, where both passed before.
+#[test]
+fn a_damaged_index_file_is_named_by_verify_and_case_verify() {
+    let d = regtest_dataset();
+    let data = d.path().to_str().unwrap();
+    ok(&run(&["cluster", "index", "--data", data, "--verify"]));
+    let seed = "bcrt1q9fs8w3mauaf2wcrzj64np6vtr465gf6kh4x663";
+    let case = d.path().join("case");
+    ok(&run(&[
+        "trace",
+        "--quiet",
+        "--data",
+        data,
+        "--seed",
+        seed,
+        "--out",
+        case.to_str().unwrap(),
+    ]));
+    // One output value changed, the file's size kept.
+    let path = d.path().join("regtest/index/out_value");
+    let mut b = std::fs::read(&path).unwrap();
+    b[8] ^= 0x01;
+    std::fs::write(&path, b).unwrap();
+    let o = run(&["cluster", "index", "--data", data, "--verify"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("out_value") && stderr(&o).contains("--rebuild"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["case", "verify", "--no-rerun", case.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(all.contains("index") && all.contains("out_value"), "{all}");
+    // Rebuilt, it is sound again.
+    ok(&run(&[
+        "cluster",
+        "index",
+        "--data",
+        data,
+        "--rebuild",
+        "--verify",
+    ]));
+}
