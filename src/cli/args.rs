@@ -531,8 +531,11 @@ pub struct ClusterEthereumArgs {
 #[derive(Debug, Args)]
 pub struct ReportArgs {
     /// The case folder written by `chaintrace trace --out`.
-    #[arg(value_name = "CASE")]
-    pub case: PathBuf,
+    #[arg(value_name = "CASE", required_unless_present = "case_flag")]
+    pub case: Option<PathBuf>,
+    /// The case folder, as `serve` and `stats` take it (the same as CASE).
+    #[arg(long = "case", value_name = "CASE", conflicts_with = "case")]
+    pub case_flag: Option<PathBuf>,
     /// Output folder (default: CASE/report).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,

@@ -39,17 +39,47 @@ pub(crate) fn open_index(chain: &Path) -> Result<Index, CliError> {
             extended_from: Some(kept),
             ..
         } => eprintln!(
-            "chaintrace: extended the address index ({reason}, blocks appended): {} transactions added to {kept}, {} addresses",
-            idx.meta.txs - kept,
+            "chaintrace: {} ({reason}): {} transactions, {} addresses",
+            extended_what(&chain.display().to_string(), idx.meta.txs, kept),
+            idx.meta.txs,
             idx.meta.addresses
         ),
-        Provenance::Built { reason, .. } => eprintln!(
-            "chaintrace: built the address index ({reason}): {} transactions, {} addresses",
-            idx.meta.txs, idx.meta.addresses
+        Provenance::Built {
+            reason,
+            not_extended,
+            ..
+        } => eprintln!(
+            "chaintrace: built the address index ({reason}{}): {} transactions, {} addresses",
+            not_extended_note(not_extended.as_deref()),
+            idx.meta.txs,
+            idx.meta.addresses
         ),
         Provenance::Loaded => {}
     }
     Ok(idx)
+}
+
+/// What an extension of the index of `what` that kept `kept` of its `txs` transactions
+/// did, in words.
+fn extended_what(what: &str, txs: u64, kept: u64) -> String {
+    if txs == kept {
+        format!(
+            "re-read the address index of {what}: the dataset was rewritten with the same blocks, the index is unchanged"
+        )
+    } else {
+        format!(
+            "extended the address index of {what} (blocks appended: {} transactions added to {kept})",
+            txs - kept
+        )
+    }
+}
+
+/// "; not extended: WHY" for a build from genesis where an old index was there to extend.
+fn not_extended_note(why: Option<&str>) -> String {
+    match why {
+        Some(w) if w != "no readable index" && w != "--rebuild" => format!("; not extended: {w}"),
+        _ => String::new(),
+    }
 }
 
 /// `chaintrace cluster index`: builds the index (if stale, or with --rebuild) within the
@@ -65,13 +95,13 @@ pub(crate) fn index(cli: &Cli, a: &ClusterIndexArgs) -> Result<(), CliError> {
             chain.display()
         );
     };
-    // (passes, the transactions an extension kept)
+    // (passes, the transactions an extension kept, why it was not extended)
     let built = match (&stale, a.rebuild) {
         (None, false) => None,
         (_, true) => {
             say("--rebuild");
             let b = Index::build(&chain, budget).map_err(CliError::user)?;
-            Some((b.passes, b.extended_from))
+            Some((b.passes, b.extended_from, None))
         }
         // As any other stage: after waiting for another process building it, only if it
         // is still needed; a dataset that only grew has its index extended.
@@ -81,8 +111,9 @@ pub(crate) fn index(cli: &Cli, a: &ClusterIndexArgs) -> Result<(), CliError> {
                 Provenance::Built {
                     passes,
                     extended_from,
+                    not_extended,
                     ..
-                } => Some((passes, extended_from)),
+                } => Some((passes, extended_from, not_extended)),
                 Provenance::Loaded => None,
             }
         }
@@ -115,12 +146,15 @@ pub(crate) fn index(cli: &Cli, a: &ClusterIndexArgs) -> Result<(), CliError> {
             "network": network,
             "index": chain.join("index"),
             "built": built.is_some(),
-            "passes": built.map(|b| b.0),
+            "passes": built.as_ref().map(|b| b.0),
             // The transactions of the old index an extension kept (blocks appended since
             // it was built); null for a build from genesis.
-            "extended_from_transactions": built.and_then(|b| b.1),
+            "extended_from_transactions": built.as_ref().and_then(|b| b.1),
+            // For a build from genesis: why the old index was not extended.
+            "not_extended": built.as_ref().and_then(|b| b.2.clone()),
+            "reason": if a.rebuild { Some("--rebuild") } else { stale.as_deref() },
             "memory_budget_bytes": budget.bytes(),
-            "seconds": built.map(|_| (seconds * 100.0).round() / 100.0),
+            "seconds": built.as_ref().map(|_| (seconds * 100.0).round() / 100.0),
             "transactions": idx.meta.txs,
             "outputs": idx.meta.outputs,
             "inputs": idx.meta.inputs,
@@ -128,19 +162,23 @@ pub(crate) fn index(cli: &Cli, a: &ClusterIndexArgs) -> Result<(), CliError> {
             // --verify: every file matched its recorded sha256 (a mismatch is an error).
             "verified": a.verify && !idx.meta.files_sha256.is_empty(),
         }));
-    } else if let Some((_, Some(kept))) = built {
+    } else if let Some((_, Some(kept), _)) = built {
         println!(
-            "extended the address index of {network} in {seconds:.1} s (blocks appended): {} transactions added to {kept}; now {} transactions, {} outputs, {} inputs, {} addresses (--rebuild to build it from genesis)",
-            idx.meta.txs - kept,
+            "{} in {seconds:.1} s; now {} transactions, {} outputs, {} inputs, {} addresses (--rebuild to build it from genesis)",
+            extended_what(&network, idx.meta.txs, kept),
             idx.meta.txs,
             idx.meta.outputs,
             idx.meta.inputs,
             idx.meta.addresses
         );
-    } else if let Some((passes, None)) = built {
+    } else if let Some((passes, None, why)) = built {
         println!(
-            "built the address index of {network} in {seconds:.1} s: {} transactions, {} outputs, {} inputs, {} addresses ({passes} pass(es) over the outputs within {budget})",
-            idx.meta.txs, idx.meta.outputs, idx.meta.inputs, idx.meta.addresses
+            "built the address index of {network} in {seconds:.1} s: {} transactions, {} outputs, {} inputs, {} addresses ({passes} pass(es) over the outputs within {budget}{})",
+            idx.meta.txs,
+            idx.meta.outputs,
+            idx.meta.inputs,
+            idx.meta.addresses,
+            not_extended_note(why.as_deref())
         );
     } else {
         println!(

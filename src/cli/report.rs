@@ -19,7 +19,7 @@ pub(crate) fn options(a: &ReportArgs) -> Result<ReportOptions, CliError> {
         return Err(CliError::user(anyhow!("--max-nodes must be at least 2")));
     }
     Ok(ReportOptions {
-        out: a.out.clone().unwrap_or_else(|| a.case.join("report")),
+        out: a.out.clone().unwrap_or_else(|| case_of(a).join("report")),
         formats: a
             .format
             .iter()
@@ -83,7 +83,7 @@ pub(crate) fn print_summary(s: &ReportSummary) {
 
 pub(crate) fn run(cli: &Cli, a: &ReportArgs) -> Result<(), CliError> {
     let o = options(a)?;
-    let s = report(&a.case, &o).map_err(CliError::user)?;
+    let s = report(case_of(a), &o).map_err(CliError::user)?;
     if cli.json {
         println!(
             "{}",
@@ -93,4 +93,12 @@ pub(crate) fn run(cli: &Cli, a: &ReportArgs) -> Result<(), CliError> {
         print_summary(&s);
     }
     Ok(())
+}
+
+/// The case folder, given as CASE or as --case (clap requires one).
+fn case_of(a: &ReportArgs) -> &std::path::Path {
+    a.case
+        .as_deref()
+        .or(a.case_flag.as_deref())
+        .expect("clap requires CASE or --case")
 }

@@ -130,27 +130,32 @@ impl Base {
     }
 }
 
-/// The base of an extension of `chain_dir`'s index to the dataset `m`, or `None` when the
-/// index must be rebuilt: no index or another format, an index from before extensions
+/// The base of an extension of `chain_dir`'s index to the dataset `m`, or why the index
+/// must be rebuilt instead: no index or another format, an index from before extensions
 /// were recorded, a neighbourhood or a dataset with a gap, a changed part (a reorg, a
-/// re-ingest), or more new rows than `budget` lets the extension sort in memory.
-pub(super) fn base_for(chain_dir: &Path, m: &Manifest, budget: u64) -> Option<Base> {
-    let old = Index::load(&chain_dir.join("index")).ok()?;
+/// re-ingest), or more new outputs than half of `budget` holds in one pass.
+pub(super) fn base_for(chain_dir: &Path, m: &Manifest, budget: u64) -> Result<Base, String> {
+    let old = Index::load(&chain_dir.join("index")).map_err(|_| "no readable index".to_string())?;
     let meta = &old.meta;
     if meta.format_version != INDEX_FORMAT || wrong_size(&old.dir, meta).is_some() {
-        return None;
+        return Err("the index is of another format or damaged".into());
     }
-    let indexed = meta.indexed.as_ref()?;
+    let indexed = meta
+        .indexed
+        .as_ref()
+        .ok_or("the index does not record the parts it read (an older chaintrace built it)")?;
     // One run of whole blocks from the same first height.
     if m.neighbourhood.is_some()
         || m.ranges.len() != 1
         || m.ranges[0][0] != u64::from(meta.first_height)
     {
-        return None;
+        return Err(
+            "the dataset is not one run of blocks from the index's first height".to_string(),
+        );
     }
     let k = indexed.parts_before;
     if m.parts.len() <= k || parts_sha256(&m.parts[..k]) != indexed.parts_before_sha256 {
-        return None;
+        return Err("blocks the index read were replaced (a reorg or a re-ingest)".into());
     }
     let (last, now) = (&indexed.last_part, &m.parts[k]);
     let (start_part, skip) = if now == last {
@@ -169,7 +174,7 @@ pub(super) fn base_for(chain_dir: &Path, m: &Manifest, budget: u64) -> Option<Ba
             },
         )
     } else {
-        return None;
+        return Err("blocks the index read were replaced (a reorg or a re-ingest)".into());
     };
     // The rows before the start are exactly the old index's.
     let rows_to_start = |t: &str, skip: u64| -> u64 {
@@ -187,7 +192,7 @@ pub(super) fn base_for(chain_dir: &Path, m: &Manifest, budget: u64) -> Option<Ba
         || rows_to_start("outputs", skip.outputs) != meta.outputs
         || rows_to_start("inputs", skip.inputs) != meta.inputs
     {
-        return None;
+        return Err("the dataset's rows before the new blocks are not the index's".into());
     }
     // The new rows' address table (8/3 slots of 8 bytes an output at most) must fit half
     // the budget in one pass, as a rebuild's first pass would.
@@ -202,9 +207,12 @@ pub(super) fn base_for(chain_dir: &Path, m: &Manifest, budget: u64) -> Option<Ba
             })
     };
     if new_rows("outputs") * 8 * 8 / 3 > budget / 2 {
-        return None;
+        return Err(format!(
+            "the {} new outputs' address table does not fit half the memory budget in one pass",
+            new_rows("outputs")
+        ));
     }
-    Some(Base {
+    Ok(Base {
         old,
         start_part,
         skip,

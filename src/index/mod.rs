@@ -343,6 +343,8 @@ pub enum Provenance {
         reason: String,
         passes: usize,
         extended_from: Option<u64>,
+        /// For a build from genesis, why the old index was not extended.
+        not_extended: Option<String>,
     },
 }
 
@@ -372,6 +374,7 @@ impl Index {
                         reason,
                         passes: b.passes,
                         extended_from: b.extended_from,
+                        not_extended: b.not_extended,
                     },
                 ))
             }
@@ -403,10 +406,12 @@ impl Index {
             });
         }
         let manifest_sha = sink::sha256_file(&manifest_path)?;
-        let meta = std::fs::read(chain_dir.join("index").join("meta.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice::<IndexMeta>(&b).ok());
+        let bytes = std::fs::read(chain_dir.join("index").join("meta.json")).ok();
+        let meta = bytes
+            .as_deref()
+            .and_then(|b| serde_json::from_slice::<IndexMeta>(b).ok());
         Ok(match meta {
+            None if bytes.is_some() => Some("its meta.json is unreadable".to_string()),
             None => Some("no index yet".to_string()),
             Some(m) if m.format_version != INDEX_FORMAT => Some(format!(
                 "index format {} is not this version's {INDEX_FORMAT}",
@@ -1987,6 +1992,7 @@ fn build(
     Ok(Built {
         passes,
         extended_from,
+        not_extended: None,
     })
 }
 
@@ -2066,16 +2072,21 @@ fn build_locked(
     let manifest = Manifest::load(chain_dir)?.ok_or_else(|| IndexError::NoDataset {
         dir: chain_dir.to_path_buf(),
     })?;
-    let base = if extend {
-        extend::base_for(chain_dir, &manifest, budget.bytes())
+    let (base, not_extended) = if extend {
+        match extend::base_for(chain_dir, &manifest, budget.bytes()) {
+            Ok(b) => (Some(b), None),
+            Err(why) => (None, Some(why)),
+        }
     } else {
-        None
+        (None, Some("--rebuild".to_string()))
     };
-    build(chain_dir, &sha, &manifest, budget.bytes(), base)
+    let mut built = build(chain_dir, &sha, &manifest, budget.bytes(), base)?;
+    built.not_extended = not_extended;
+    Ok(built)
 }
 
 /// What [`Index::build`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Built {
     /// Passes over the outputs to intern their addresses (1 when the address table fits
     /// half the budget).
@@ -2083,6 +2094,9 @@ pub struct Built {
     /// For an extension (blocks appended to the dataset), the transactions the old index
     /// held: only the rows after them were read.
     pub extended_from: Option<u64>,
+    /// For a build from genesis, why the old index was not extended ("no readable
+    /// index", "blocks the index read were replaced (a reorg or a re-ingest)", …).
+    pub not_extended: Option<String>,
 }
 
 #[cfg(test)]

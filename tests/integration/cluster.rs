@@ -1217,16 +1217,31 @@ fn appended_blocks_extend_the_index_to_the_bytes_of_a_rebuild() {
     meta["indexed"]["last_part"]["last_hash"] = Value::from("00".repeat(32));
     std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap()).unwrap();
     ok(&ingest(&blocks, d.path(), &[]));
-    let (_, p) = Index::open_or_build(&chain).unwrap();
+    let o = run(&[
+        "cluster",
+        "index",
+        "--json",
+        "--data",
+        d.path().to_str().unwrap(),
+    ]);
+    ok(&o);
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["extended_from_transactions"], Value::Null, "{v}");
     assert!(
-        matches!(
-            p,
-            Provenance::Built {
-                extended_from: None,
-                ..
-            }
-        ),
-        "{p:?}"
+        v["not_extended"].as_str().unwrap().contains("replaced"),
+        "the reason is said: {v}"
+    );
+    // A manifest rewritten with the same blocks (here: its layout): the index is kept as
+    // it was, and said so.
+    let manifest = chain.join("_manifest.json");
+    let m: Value = serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    let o = run(&["cluster", "index", "--data", d.path().to_str().unwrap()]);
+    ok(&o);
+    assert!(
+        stdout(&o).contains("the index is unchanged"),
+        "{}",
+        stdout(&o)
     );
 }
 

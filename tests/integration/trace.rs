@@ -1760,6 +1760,8 @@ fn a_retrace_failing_while_it_writes_leaves_the_old_case_whole() {
     let d = world_with_labels(None);
     let case = d.path().join("case");
     trace(d.path(), &flagged(), &case, &[]);
+    // The case as `serve` and `stats` take it (--case) or as CASE.
+    ok(&run(&["report", "--case", case.to_str().unwrap()]));
     ok(&run(&["report", case.to_str().unwrap()]));
     let before = tree(&case);
     assert!(
