@@ -19,6 +19,9 @@ pub(crate) fn chain_dir(d: &DatasetArgs) -> Result<(PathBuf, String), CliError> 
 
 pub(crate) fn open_index(chain: &Path) -> Result<Index, CliError> {
     if let Some(reason) = Index::needs_build(chain).map_err(CliError::user)? {
+        if let Some(data) = chain.parent() {
+            super::ingest::not_being_written(data)?;
+        }
         if Index::being_built(chain) {
             eprintln!(
                 "chaintrace: waiting for another chaintrace building the address index of {}...",
@@ -87,6 +90,11 @@ fn not_extended_note(why: Option<&str>) -> String {
 pub(crate) fn index(cli: &Cli, a: &ClusterIndexArgs) -> Result<(), CliError> {
     let (chain, network) = chain_dir(&a.dataset)?;
     let stale = Index::needs_build(&chain).map_err(CliError::user)?;
+    if (stale.is_some() || a.rebuild)
+        && let Some(data) = chain.parent()
+    {
+        super::ingest::not_being_written(data)?;
+    }
     let budget = crate::memory::budget();
     let started = std::time::Instant::now();
     let say = |why: &str| {

@@ -38,6 +38,37 @@ impl Drop for DatasetLock {
     }
 }
 
+/// Who is writing the dataset in `data` now (the holder of its write lock, as it wrote
+/// itself into the lock file), `None` when no process is.
+pub(crate) fn writer_of(data: &std::path::Path) -> Option<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(data.join(LOCK_FILE)).ok()?;
+    match f.try_lock_shared() {
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = f.read_to_string(&mut holder);
+            Some(holder.trim().to_string())
+        }
+        _ => None,
+    }
+}
+
+/// Refuses to build from a dataset another process is writing (an ingest replaces its
+/// last part and adds new ones: a reader would see it shorter, or inputs whose outputs
+/// are not written yet).
+///
+/// # Errors
+/// Exit 1, naming the writer.
+pub(crate) fn not_being_written(data: &std::path::Path) -> Result<(), CliError> {
+    match writer_of(data) {
+        Some(holder) => Err(CliError::user(anyhow!(
+            "another chaintrace is writing the dataset {} ({holder}); the address index is built from a dataset once it is written: wait for it to finish, then run this again",
+            data.display()
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// Takes the dataset's write lock, or says who holds it. Keep the file open while writing.
 ///
 /// # Errors

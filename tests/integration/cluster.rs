@@ -1291,3 +1291,50 @@ fn a_damaged_index_file_is_named_by_verify_and_case_verify() {
         "--verify",
     ]));
 }
+
+/// While another process writes the dataset (an ingest holds its lock), the index is not
+/// built from it: the dataset may be shorter than before or hold inputs whose outputs are
+/// not written yet, which gave a wrongly short index or "inconsistent … ingest the range
+/// again". The refusal names the writer; once it is done, the build goes ahead.
+#[test]
+fn the_index_is_not_built_from_a_dataset_being_written() {
+    let d = regtest_dataset();
+    let data = d.path().to_str().unwrap();
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(d.path().join(".chaintrace.lock"))
+        .unwrap();
+    std::fs::write(
+        d.path().join(".chaintrace.lock"),
+        "pid 1: chaintrace ingest bitcoin",
+    )
+    .unwrap();
+    lock.lock().unwrap();
+    let seed = "bcrt1q9fs8w3mauaf2wcrzj64np6vtr465gf6kh4x663";
+    for args in [
+        vec!["cluster", "index", "--data", data],
+        vec![
+            "trace",
+            "--data",
+            data,
+            "--seed",
+            seed,
+            "--out",
+            "/nonexistent-case",
+        ],
+    ] {
+        let o = run(&args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("writing the dataset") && stderr(&o).contains("chaintrace ingest"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+    }
+    assert!(!d.path().join("regtest/index").exists());
+    lock.unlock().unwrap();
+    ok(&run(&["cluster", "index", "--data", data]));
+}
