@@ -246,6 +246,17 @@ pub(crate) fn print_summary(cli: &Cli, s: &Summary, error: Option<&IngestError>)
         s.parts_removed,
         s.elapsed_secs
     );
+    if let Some(r) = &s.reorg {
+        eprintln!(
+            "chaintrace: warning: the dataset's blocks after height {} (its tip was {} at height {}) are not on the source's best chain: a reorganisation of {} block(s); {} part(s) replaced ({}), recorded in the manifest's reorgs. If the source is another chain, not a reorganisation, ingest it into another --data",
+            r.fork_height,
+            r.old_tip.hash,
+            r.old_tip.height,
+            r.old_tip.height.saturating_sub(r.fork_height),
+            r.removed_parts.len(),
+            r.removed_parts.join(", ")
+        );
+    }
     match &s.tip {
         Some(t) => println!(
             "tip {} {} (chain tip {}, chosen by {}, {} stale block(s) skipped)",

@@ -405,6 +405,13 @@ fn follow_rolls_back_a_reorganisation() {
     assert_eq!(reorgs[0]["fork_height"], 398);
     assert_eq!(reorgs[0]["old_tip"]["hash"], old[400].as_str());
     assert_eq!(m["tip"]["height"], 401);
+    // Said, not only recorded: a replaced dataset is never silent.
+    assert!(
+        stderr(&o).contains("a reorganisation of 2 block(s)")
+            && stderr(&o).contains("after height 398"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 /// A TLS front (Python's `ssl`) with [`test_certificates`], forwarding to `node`: (its

@@ -98,6 +98,10 @@ pub struct Summary {
     pub utxo_heap_bytes: Option<u64>,
     pub utxo_spilled_bytes: Option<u64>,
     pub peak_rss_bytes: Option<u64>,
+    /// The reorganisation this run rolled back (the dataset's blocks after `fork_height`
+    /// were no longer on the source's best chain, and their parts were replaced), as the
+    /// manifest's `reorgs` records it; `None` when there was none.
+    pub reorg: Option<crate::store::manifest::Reorg>,
     /// An input problem found after the complete blocks before it were ingested.
     #[serde(serialize_with = "ser_err")]
     pub error: Option<IngestError>,
@@ -457,6 +461,7 @@ pub fn ingest_chain(
     let parts_kept = manifest.parts.len();
     // Parts whose blocks left the best chain: record the reorganisation they roll back.
     let mut reorged: Vec<&Part> = removed.iter().filter(|p| !on_chain(p)).collect();
+    let mut reorg = None;
     reorged.sort_by_key(|p| p.from);
     if let (Some(first), Some(old_tip)) = (reorged.first(), old_tip) {
         let mut fork = first.from.checked_sub(1);
@@ -480,14 +485,16 @@ pub fn ingest_chain(
                 recorded_source: format!("{} {}", old_source.kind, old_source.location),
             });
         }
-        manifest.reorgs.push(Reorg {
+        let r = Reorg {
             fork_height: fork.unwrap_or(0),
             old_tip,
             removed_parts: reorged
                 .iter()
                 .map(|p| sink::part_name(p.from, p.to))
                 .collect(),
-        });
+        };
+        reorg = Some(r.clone());
+        manifest.reorgs.push(r);
     }
     if !removed.is_empty() {
         manifest.save(&chain_dir)?;
@@ -517,6 +524,7 @@ pub fn ingest_chain(
         utxo_heap_bytes: None,
         utxo_spilled_bytes: None,
         peak_rss_bytes: None,
+        reorg,
         error: best.deferred,
     };
 
