@@ -203,6 +203,7 @@ fn finish(summary: &Summary, error: Option<IngestError>) -> Result<(), CliError>
 }
 
 fn range_options(a: &IngestBitcoinArgs) -> crate::ingest::bitcoin::RangeOptions {
+    warn_part_blocks(&a.data, a.part_blocks);
     crate::ingest::bitcoin::RangeOptions {
         data_dir: a.data.clone(),
         from: a.from,
@@ -210,6 +211,31 @@ fn range_options(a: &IngestBitcoinArgs) -> crate::ingest::bitcoin::RangeOptions 
         part_blocks: a.part_blocks,
         replace: a.replace,
         memory: crate::memory::budget(),
+    }
+}
+
+/// Warns when `--part-blocks N` (not the default) is given for a dataset in `data` whose
+/// parts already have another size: the grid is fixed when a dataset is first ingested
+/// (part boundaries never depend on a run), so N would be ignored without a word.
+fn warn_part_blocks(data: &std::path::Path, n: u32) {
+    if n == crate::ingest::bitcoin::DEFAULT_PART_BLOCKS {
+        return;
+    }
+    let Ok(dirs) = std::fs::read_dir(data) else {
+        return;
+    };
+    for dir in dirs.filter_map(Result::ok).map(|e| e.path()) {
+        if let Ok(Some(m)) = crate::store::manifest::Manifest::load(&dir)
+            && m.chain == "bitcoin"
+            && !m.parts.is_empty()
+            && m.part_blocks != n
+        {
+            eprintln!(
+                "chaintrace: warning: the dataset {} has parts of {} blocks (fixed when it was first ingested); --part-blocks {n} applies only to a new dataset and is ignored here (ingest into another --data, or --replace, for parts of {n})",
+                dir.display(),
+                m.part_blocks
+            );
+        }
     }
 }
 

@@ -136,6 +136,14 @@ fn a_shorter_first_run_is_extended_to_the_clean_layout() {
         serde_json::from_slice(&std::fs::read(d.path().join("regtest/_manifest.json")).unwrap())
             .unwrap();
     assert_eq!(m["ranges"], serde_json::json!([[0, 130]]));
+    // Another part size for this dataset is ignored, and said to be (it was silent).
+    let o = ingest(&blocks(), d.path(), &["--part-blocks", "70", "--to", "130"]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("parts of 50 blocks") && stderr(&o).contains("--part-blocks 70"),
+        "{}",
+        stderr(&o)
+    );
     // The partial part 100-130 becomes 100-149 when the rest is ingested, and the UTXO
     // snapshot the first run left at height 99 spares replaying blocks 0..=99.
     let o = ingest(&blocks(), d.path(), &["--json"]);
