@@ -238,10 +238,10 @@ pub fn hashes<P: AsRef<Path>>(
         let path = path.as_ref();
         if path.is_file() {
             // In pieces: a dataset's or clustering's file may be larger than the memory.
-            let mut f = std::fs::File::open(path).map_err(io(path))?;
-            let mut w = crate::store::sink::Sha256Writer::default();
-            std::io::copy(&mut f, &mut w).map_err(io(path))?;
-            out.insert(name, w.hex());
+            let hex = std::fs::File::open(path)
+                .and_then(crate::store::sink::sha256_of)
+                .map_err(io(path))?;
+            out.insert(name, hex);
         }
     }
     Ok(out)
@@ -297,8 +297,8 @@ pub fn verify_outputs(case_dir: &Path, e: &Entry) -> Vec<String> {
     let mut problems = Vec::new();
     for (file, want) in &e.outputs {
         let path = case_dir.join(file);
-        match std::fs::read(&path) {
-            Ok(b) if sha256_hex(&b) == *want => {}
+        match std::fs::File::open(&path).and_then(crate::store::sink::sha256_of) {
+            Ok(got) if got == *want => {}
             Ok(_) => problems.push(format!(
                 "{file} changed since entry {} ({}) wrote it",
                 e.seq, e.action

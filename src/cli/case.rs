@@ -661,10 +661,9 @@ fn written_since_trace(
     }
     let (mut changed, mut removed) = (Vec::new(), Vec::new());
     for (f, (want, seq, action)) in latest {
-        match std::fs::read(case_dir.join(f)) {
-            Ok(b) => {
-                use bitcoin::hashes::{Hash, sha256};
-                if sha256::Hash::hash(&b).to_string() != want {
+        match crate::store::sink::sha256_file(&case_dir.join(f)) {
+            Ok(got) => {
+                if got != want {
                     changed.push(format!("{f} changed since entry {seq} ({action}) wrote it"));
                 }
             }

@@ -212,12 +212,21 @@ pub fn commit(staged: &[Staged]) -> Result<(), StoreError> {
         std::fs::rename(&s.tmp, &s.path).map_err(io(&s.path))?;
     }
     for s in staged {
-        let dir = s.path.parent().expect("part paths have a directory");
+        let dir = dir_of(&s.path);
         File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(io(dir))?;
     }
     Ok(())
+}
+
+/// The directory of `path`: `.` for a bare file name (`out.ctw` lives in the working
+/// directory).
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
 }
 
 /// Writes `bytes` to `path` atomically (temporary file, sync, rename).
@@ -238,10 +247,7 @@ pub fn stage_with(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<Staged, StoreError> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = dir_of(path);
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let name = path
         .file_name()
@@ -282,30 +288,7 @@ pub fn write_atomic_with(
     path: &Path,
     write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
 ) -> Result<(), StoreError> {
-    // A bare file name (`out.ctw`) lives in the working directory.
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let name = path
-        .file_name()
-        .expect("paths have a name")
-        .to_string_lossy();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let f = File::create(&tmp).map_err(io(&tmp))?;
-    let mut w = BufWriter::with_capacity(1 << 20, f);
-    write(&mut w).map_err(io(&tmp))?;
-    let f = w
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io(dir))?;
-    Ok(())
+    commit(&[stage_with(path, write)?])
 }
 
 /// Removes temporary files and part files that `keep` does not list from `dir`.
@@ -337,9 +320,16 @@ pub fn clean_dir(dir: &Path, keep: &dyn Fn(&str) -> bool) -> Result<usize, Store
 /// # Errors
 /// I/O errors, naming the file.
 pub fn sha256_file(path: &Path) -> Result<String, StoreError> {
-    let mut f = File::open(path).map_err(io(path))?;
+    File::open(path).and_then(sha256_of).map_err(io(path))
+}
+
+/// The sha256 (hex) of everything `r` reads, read in pieces.
+///
+/// # Errors
+/// The reader's.
+pub fn sha256_of(mut r: impl std::io::Read) -> std::io::Result<String> {
     let mut w = Sha256Writer::default();
-    std::io::copy(&mut f, &mut w).map_err(io(path))?;
+    std::io::copy(&mut r, &mut w)?;
     Ok(w.hex())
 }
 
