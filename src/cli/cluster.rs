@@ -79,10 +79,8 @@ fn extended_what(what: &str, txs: u64, kept: u64) -> String {
 
 /// "; not extended: WHY" for a build from genesis where an old index was there to extend.
 fn not_extended_note(why: Option<&str>) -> String {
-    match why {
-        Some(w) if w != "no readable index" && w != "--rebuild" => format!("; not extended: {w}"),
-        _ => String::new(),
-    }
+    why.map(|w| format!("; not extended: {w}"))
+        .unwrap_or_default()
 }
 
 /// `chaintrace cluster index`: builds the index (if stale, or with --rebuild) within the

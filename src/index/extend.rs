@@ -131,11 +131,25 @@ impl Base {
 }
 
 /// The base of an extension of `chain_dir`'s index to the dataset `m`, or why the index
-/// must be rebuilt instead: no index or another format, an index from before extensions
-/// were recorded, a neighbourhood or a dataset with a gap, a changed part (a reorg, a
-/// re-ingest), or more new outputs than half of `budget` holds in one pass.
-pub(super) fn base_for(chain_dir: &Path, m: &Manifest, budget: u64) -> Result<Base, String> {
-    let old = Index::load(&chain_dir.join("index")).map_err(|_| "no readable index".to_string())?;
+/// must be rebuilt instead (`None`: there is no index to extend): another format, an index
+/// from before extensions were recorded, a neighbourhood or a dataset with a gap, a part
+/// without all four tables, a changed part (a reorg, a re-ingest), or more new outputs
+/// than half of `budget` holds in one pass.
+pub(super) fn base_for(
+    chain_dir: &Path,
+    m: &Manifest,
+    budget: u64,
+) -> Result<Base, Option<String>> {
+    if !chain_dir.join("index").join("meta.json").is_file() {
+        return Err(None);
+    }
+    base_or_why(chain_dir, m, budget).map_err(Some)
+}
+
+/// [`base_for`] of an index that is there.
+fn base_or_why(chain_dir: &Path, m: &Manifest, budget: u64) -> Result<Base, String> {
+    let old = Index::load(&chain_dir.join("index"))
+        .map_err(|e| format!("the index is unreadable ({e})"))?;
     let meta = &old.meta;
     if meta.format_version != INDEX_FORMAT || wrong_size(&old.dir, meta).is_some() {
         return Err("the index is of another format or damaged".into());
@@ -152,6 +166,15 @@ pub(super) fn base_for(chain_dir: &Path, m: &Manifest, budget: u64) -> Result<Ba
         return Err(
             "the dataset is not one run of blocks from the index's first height".to_string(),
         );
+    }
+    // The scans pass over whole parts by their place in the manifest: every part must hold
+    // every table for those places to be the same in each table.
+    if m.parts.iter().any(|p| {
+        ["blocks", "transactions", "outputs", "inputs"]
+            .iter()
+            .any(|t| !p.files.contains_key(*t))
+    }) {
+        return Err("a part of the dataset lacks one of its tables".into());
     }
     let k = indexed.parts_before;
     if m.parts.len() <= k || parts_sha256(&m.parts[..k]) != indexed.parts_before_sha256 {
@@ -196,20 +219,14 @@ pub(super) fn base_for(chain_dir: &Path, m: &Manifest, budget: u64) -> Result<Ba
     }
     // The new rows' address table (8/3 slots of 8 bytes an output at most) must fit half
     // the budget in one pass, as a rebuild's first pass would.
-    let new_rows = |t: &str| -> u64 {
-        m.parts[start_part..]
-            .iter()
-            .map(|p| p.files.get(t).map_or(0, |f| f.rows))
-            .sum::<u64>()
-            .saturating_sub(match t {
-                "outputs" => skip.outputs,
-                _ => 0,
-            })
-    };
-    if new_rows("outputs") * 8 * 8 / 3 > budget / 2 {
+    let new_outputs = m.parts[start_part..]
+        .iter()
+        .map(|p| p.files.get("outputs").map_or(0, |f| f.rows))
+        .sum::<u64>()
+        .saturating_sub(skip.outputs);
+    if new_outputs * 8 * 8 / 3 > budget / 2 {
         return Err(format!(
-            "the {} new outputs' address table does not fit half the memory budget in one pass",
-            new_rows("outputs")
+            "the {new_outputs} new outputs' address table does not fit half the memory budget in one pass"
         ));
     }
     Ok(Base {
@@ -284,7 +301,7 @@ pub(super) fn before_rows(old: &Index) -> BeforeRows {
     (txids, vouts, values, starts, bytes)
 }
 
-/// Bytes of an old address-string file up to its last address (`n64` of its end).
+/// Bytes of the old index's address strings (the end offset of its last address).
 pub(super) fn str_len(old: &Index) -> usize {
     ix(old.addr_str_start.get(ix(old.meta.addresses)))
 }

@@ -1036,36 +1036,7 @@ impl MapArray {
         width: usize,
         fill: u8,
     ) -> Result<MapArray, IndexError> {
-        let path = dir.join(name);
-        let io = |source| IndexError::Io {
-            path: path.clone(),
-            source,
-        };
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(io)?;
-        file.set_len(n64(len * width)).map_err(io)?;
-        let map = if len * width == 0 {
-            None
-        } else {
-            // SAFETY: the file is this build's own, in its temporary directory; nothing else
-            // maps or changes it while the build runs.
-            let mut m = unsafe { memmap2::MmapMut::map_mut(&file) }.map_err(io)?;
-            if fill != 0 {
-                m.fill(fill);
-            }
-            Some(m)
-        };
-        Ok(MapArray {
-            path,
-            file,
-            map,
-            width,
-        })
+        MapArray::open(dir, name, true, 0, len, width, fill)
     }
 
     /// The existing file `dir/name` of `old_len` elements (a column an extension copied
@@ -1078,6 +1049,20 @@ impl MapArray {
         width: usize,
         fill: u8,
     ) -> Result<MapArray, IndexError> {
+        MapArray::open(dir, name, false, old_len, len, width, fill)
+    }
+
+    /// The file `dir/name` (emptied first when `truncate`) sized to `len` elements, its
+    /// elements from `keep` on filled with `fill`, and mapped.
+    fn open(
+        dir: &Path,
+        name: &str,
+        truncate: bool,
+        keep: usize,
+        len: usize,
+        width: usize,
+        fill: u8,
+    ) -> Result<MapArray, IndexError> {
         let path = dir.join(name);
         let io = |source| IndexError::Io {
             path: path.clone(),
@@ -1086,15 +1071,20 @@ impl MapArray {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
+            .create(truncate)
+            .truncate(truncate)
             .open(&path)
             .map_err(io)?;
         file.set_len(n64(len * width)).map_err(io)?;
         let map = if len * width == 0 {
             None
         } else {
-            // SAFETY: as in `create`: the copy is this build's own.
+            // SAFETY: the file is this build's own (new, or the copy an extension made), in
+            // its temporary directory; nothing else maps or changes it while the build runs.
             let mut m = unsafe { memmap2::MmapMut::map_mut(&file) }.map_err(io)?;
-            m[old_len * width..].fill(fill);
+            if fill != 0 {
+                m[keep * width..].fill(fill);
+            }
             Some(m)
         };
         Ok(MapArray {
@@ -2072,13 +2062,14 @@ fn build_locked(
     let manifest = Manifest::load(chain_dir)?.ok_or_else(|| IndexError::NoDataset {
         dir: chain_dir.to_path_buf(),
     })?;
+    // Why an index that was there is not extended (none for a first build or --rebuild).
     let (base, not_extended) = if extend {
         match extend::base_for(chain_dir, &manifest, budget.bytes()) {
             Ok(b) => (Some(b), None),
-            Err(why) => (None, Some(why)),
+            Err(why) => (None, why),
         }
     } else {
-        (None, Some("--rebuild".to_string()))
+        (None, None)
     };
     let mut built = build(chain_dir, &sha, &manifest, budget.bytes(), base)?;
     built.not_extended = not_extended;

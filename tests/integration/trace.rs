@@ -1782,33 +1782,28 @@ fn a_retrace_failing_while_it_writes_leaves_the_old_case_whole() {
         }
         assert!(after.get(name) == Some(bytes), "{name} changed or is gone");
     }
-    // The same trace again: it is recognised as this case (the report stays).
-    ok(&run(&[
-        "trace",
-        "--quiet",
-        "--data",
-        d.path().to_str().unwrap(),
-        "--seed",
-        &flagged(),
-        "--out",
-        case.to_str().unwrap(),
-    ]));
+    // The same trace again, without --force: it is recognised as this case (the report
+    // stays).
+    let same_trace = || {
+        run(&[
+            "trace",
+            "--quiet",
+            "--data",
+            d.path().to_str().unwrap(),
+            "--seed",
+            &flagged(),
+            "--out",
+            case.to_str().unwrap(),
+        ])
+    };
+    ok(&same_trace());
     assert!(case.join("report").is_dir());
     // A folder the old code left: the audit trail, the report and temporary files.
     for f in ["trace.json", "edges.parquet", "ends.parquet", "SHA256SUMS"] {
         std::fs::remove_file(case.join(f)).unwrap();
     }
     std::fs::write(case.join(".trace.json.tmp"), b"{").unwrap();
-    let o = run(&[
-        "trace",
-        "--quiet",
-        "--data",
-        d.path().to_str().unwrap(),
-        "--seed",
-        &flagged(),
-        "--out",
-        case.to_str().unwrap(),
-    ]);
+    let o = same_trace();
     assert!(stderr(&o).contains("--force"), "{}", stderr(&o));
     ok(&run_trace(d.path(), &flagged(), &case, &[]));
     assert!(case.join("trace.json").is_file());

@@ -441,3 +441,19 @@ pub fn test_certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     ]);
     (ca, cert, key)
 }
+
+/// Asserts that the index of `chain_dir` (extended) holds the same files, byte for byte, as
+/// a build from genesis of the same dataset (which replaces it).
+pub fn assert_index_is_a_rebuilds(chain_dir: &Path) {
+    let extended = tree(&chain_dir.join("index"));
+    chaintrace::index::Index::build(chain_dir, chaintrace::memory::Budget::of_bytes(1 << 30))
+        .unwrap();
+    let rebuilt = tree(&chain_dir.join("index"));
+    assert_eq!(
+        extended.keys().collect::<Vec<_>>(),
+        rebuilt.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &rebuilt {
+        assert!(extended[name] == *bytes, "{name} differs from a rebuild's");
+    }
+}
