@@ -127,6 +127,107 @@ pub fn budget() -> Budget {
     })
 }
 
+/// The process's anonymous resident memory (`RssAnon` of `/proc/self/status`: its heap and
+/// other private allocations, not the memory-mapped index or dataset files), in bytes;
+/// `None` where that cannot be read (not Linux).
+#[must_use]
+pub fn heap_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+}
+
+/// A stage whose working set grows with its input (a trace's edges and taint) watched
+/// against the budget: how much the process's anonymous memory ([`heap_bytes`]) has grown
+/// since the watch began. Reading it costs a read of `/proc/self/status` (tens of µs), so
+/// [`Watch::grown_over`] reads it once every [`Watch::EVERY`] calls.
+#[derive(Debug, Clone)]
+pub struct Watch {
+    start: Option<u64>,
+    limit: u64,
+    calls: u32,
+    interruptible: bool,
+}
+
+/// A watched stage outgrew its share of the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outgrown {
+    /// How much the anonymous memory grew since the watch began, in bytes.
+    pub grown: u64,
+    /// The growth allowed, in bytes.
+    pub limit: u64,
+}
+
+impl Watch {
+    /// Calls of [`Watch::grown_over`] between two reads of the process's memory.
+    pub const EVERY: u32 = 256;
+
+    /// A watch from now, allowing a growth of `limit` bytes, and interrupted by Ctrl-C
+    /// ([`Watch::interrupted`]).
+    #[must_use]
+    pub fn new(limit: u64) -> Watch {
+        Watch {
+            start: heap_bytes(),
+            limit,
+            calls: 0,
+            interruptible: true,
+        }
+    }
+
+    /// A watch that never reports, and is never interrupted (a library caller that sets
+    /// no budget of its own).
+    #[must_use]
+    pub fn unlimited() -> Watch {
+        Watch {
+            start: None,
+            limit: u64::MAX,
+            calls: 0,
+            interruptible: false,
+        }
+    }
+
+    /// Whether the watched stage was asked to stop: Ctrl-C or SIGTERM once
+    /// [`crate::ingest::stop_on_ctrl_c`] is installed, or [`crate::ingest::interrupt`];
+    /// never for [`Watch::unlimited`].
+    #[must_use]
+    pub fn interrupted(&self) -> bool {
+        self.interruptible && crate::ingest::interrupted()
+    }
+
+    /// Once every [`Watch::EVERY`] calls, whether the memory grew past the limit.
+    ///
+    /// # Errors
+    /// [`Outgrown`] with the growth measured, when it passed the limit.
+    pub fn grown_over(&mut self) -> Result<(), Outgrown> {
+        self.calls += 1;
+        if self.calls < Self::EVERY {
+            return Ok(());
+        }
+        self.check()
+    }
+
+    /// Whether the memory grew past the limit, read now (for a stage that calls it seldom).
+    ///
+    /// # Errors
+    /// [`Outgrown`] with the growth measured, when it passed the limit.
+    pub fn check(&mut self) -> Result<(), Outgrown> {
+        self.calls = 0;
+        let (Some(start), Some(now)) = (self.start, heap_bytes()) else {
+            return Ok(());
+        };
+        let grown = now.saturating_sub(start);
+        if grown > self.limit {
+            return Err(Outgrown {
+                grown,
+                limit: self.limit,
+            });
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,5 +252,32 @@ mod tests {
         assert_eq!(show(3 << 29), "1.5 GiB");
         assert_eq!(show(1000), "1000 B");
         assert!(Budget::half_of_ram() >= MIN);
+    }
+
+    #[test]
+    fn a_watch_reports_growth_past_its_limit() {
+        // (Other tests of this process allocate too, so only the report is checked here;
+        // the memory test of the trace checks a limit is not reported early.)
+        let mut w = Watch::new(64 << 20);
+        let mut held: Vec<Vec<u8>> = Vec::new();
+        let mut over = None;
+        for _ in 0..200 {
+            // 1 MiB touched, so it is resident.
+            held.push(vec![1u8; 1 << 20]);
+            for _ in 0..Watch::EVERY {
+                if let Err(e) = w.grown_over() {
+                    over = Some(e);
+                }
+            }
+            if over.is_some() {
+                break;
+            }
+        }
+        let e = over.expect("200 MiB held passes a 64 MiB limit");
+        assert!(e.grown > 64 << 20 && e.limit == 64 << 20, "{e:?}");
+        let mut u = Watch::unlimited();
+        for _ in 0..Watch::EVERY * 2 {
+            assert!(u.grown_over().is_ok());
+        }
     }
 }

@@ -617,7 +617,7 @@ fn precision_text(ppm: Option<u32>, rate: &str) -> String {
 pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliError> {
     let prices = load_prices(a.prices.as_deref())?;
     let (chain, network) = chain_dir(&a.dataset)?;
-    let truth = eval::read_truth(&a.truth).map_err(CliError::user)?;
+    let (truth, left_out) = eval::read_truth_counted(&a.truth).map_err(CliError::user)?;
     let idx = open_index(&chain)?;
     let sets: Vec<Vec<Heuristic>> = if a.sets.is_empty() {
         let mut v = vec![vec![Heuristic::MultiInput]];
@@ -684,6 +684,13 @@ pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliEr
             &truth,
         );
         rows.push(row);
+    }
+    let coverage = eval::TruthCoverage {
+        listed: truth.len() as u64,
+        rows_left_out: left_out,
+    };
+    for r in &mut rows {
+        r.truth = Some(coverage.clone());
     }
     print_scores(cli, &rows);
     Ok(())
@@ -765,6 +772,21 @@ pub(crate) fn print_scores(cli: &Cli, rows: &[eval::Scores]) {
         if !kinds.is_empty() {
             println!("{}: change-vote {}", r.heuristics, kinds.join("; "));
         }
+    }
+    if let Some(t) = rows.first().and_then(|r| r.truth.as_ref()) {
+        println!(
+            "truth: {} addresses listed, {} of them in the dataset (scored){}",
+            t.listed,
+            rows[0].addresses,
+            if t.rows_left_out > 0 {
+                format!(
+                    "; {} row(s) left out for lacking an address or an entity",
+                    t.rows_left_out
+                )
+            } else {
+                String::new()
+            }
+        );
     }
     println!(
         "precision, recall, F1: over pairs of addresses of the truth (a pair predicted when in one cluster, true when of one owner); addresses: those of the truth in the dataset; merges: recorded merges; false/1000: merges joining two owners per 1,000 merges between addresses of the truth; rule precision: the share of the last rule's own merges joining one owner. The oracle links every true change output (perfect change detection); 'stored' is the clustering `cluster bitcoin` wrote, as traces use it: it can differ from the same set's row by the merges its guard held back with the labels it had, and by the price file it read (named in the row) when this run reads another or none. The last rule's precision of a set with several rules is its own merges' only."

@@ -283,6 +283,11 @@ pub(crate) fn print_summary(cli: &Cli, s: &Summary, error: Option<&IngestError>)
             r.removed_parts.join(", ")
         );
     }
+    if let Some(f) = s.rewritten_from {
+        eprintln!(
+            "chaintrace: note: --from re-ingests whole parts: the dataset was rewritten from height {f}, the start of the part holding the height given"
+        );
+    }
     match &s.tip {
         Some(t) => println!(
             "tip {} {} (chain tip {}, chosen by {}, {} stale block(s) skipped)",

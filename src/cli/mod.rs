@@ -16,6 +16,7 @@ pub(crate) mod trace;
 mod watch;
 
 use std::io::{IsTerminal, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -91,6 +92,7 @@ pub fn main() -> ExitCode {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
+    catch_panics();
     let json = std::env::args_os().any(|a| a == "--json");
     let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -162,7 +164,11 @@ pub fn main() -> ExitCode {
         report_error(cli.json, "input", &error_text(&e.error), &help);
         return ExitCode::from(e.code);
     }
-    match run(&cli) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&cli)));
+    let Ok(outcome) = outcome else {
+        return crashed(&cli);
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // A closed stdout (`chaintrace ... | head`) is not an error.
@@ -193,6 +199,110 @@ pub fn main() -> ExitCode {
             ExitCode::from(e.code)
         }
     }
+}
+
+/// The first panic of this process: its message and where it was raised.
+static PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
+/// Replaces Rust's panic message (a source line and a backtrace hint, then exit code 101)
+/// with [`crashed`]'s: the first panic's text is kept for it. A panic in a thread other
+/// than the main one is also said on stderr when it happens (a server's worker, say, whose
+/// panic never reaches the main thread). With `RUST_BACKTRACE` set, Rust's own message is
+/// printed too.
+fn catch_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_string());
+        let text = match info.location() {
+            Some(l) => format!("{what} (at {}:{})", l.file(), l.line()),
+            None => what,
+        };
+        let text = crate::ingest::bitcoin::rpc::redact_text(&text);
+        let thread = std::thread::current();
+        if thread.name() != Some("main") {
+            eprintln!(
+                "chaintrace: internal error in thread {}: {text}",
+                thread.name().unwrap_or("(unnamed)")
+            );
+        }
+        PANIC
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_or_insert(text);
+        if std::env::var_os("RUST_BACKTRACE").is_some() {
+            default(info);
+        }
+    }));
+}
+
+/// What to say when a command panicked, and its exit code. An index loaded by the command
+/// whose files no longer match the sha256 recorded at build is the likely cause (a damaged
+/// file of the right size passes the checks at load, and an id read from it can point past
+/// an array): it is named, with the rebuild that mends it (exit 1). Otherwise the panic is
+/// a bug, reported as an internal error (exit 2). With `--json`, either is the one JSON
+/// document on stdout.
+fn crashed(cli: &Cli) -> ExitCode {
+    let panic = PANIC
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+        .unwrap_or_else(|| "a panic without a message".to_string());
+    for dir in crate::index::loaded_dirs() {
+        let damaged = match crate::index::Index::damaged_files(&dir) {
+            Ok(d) => d,
+            Err(e) => vec![e.to_string()],
+        };
+        if damaged.is_empty() {
+            continue;
+        }
+        // DATA/<network>/index
+        let data = dir
+            .parent()
+            .and_then(Path::parent)
+            .map_or_else(|| dir.display().to_string(), |d| d.display().to_string());
+        let message = format!(
+            "the index in {} is damaged: {} (the command failed on it: {panic})",
+            dir.display(),
+            damaged.join(", ")
+        );
+        let hint = format!(
+            "rebuild the index from the dataset: chaintrace cluster index --data {} --rebuild",
+            shell_words(&[data])
+        );
+        report_error(cli.json, "input", &message, &hint);
+        if !cli.json {
+            eprintln!("chaintrace: {hint}");
+        }
+        return ExitCode::from(1);
+    }
+    let unverified: Vec<String> = crate::index::loaded_dirs()
+        .iter()
+        .filter(|d| crate::index::Index::load(d).is_ok_and(|ix| ix.meta.files_sha256.is_empty()))
+        .map(|d| d.display().to_string())
+        .collect();
+    let hint = if unverified.is_empty() {
+        "this is a bug in chaintrace; please report it with the command line".to_string()
+    } else {
+        format!(
+            "this is a bug in chaintrace, or a damaged index in {} (built by an older version, it records no file hashes to check): rebuild it with chaintrace cluster index --rebuild, and report the bug if the command still fails",
+            unverified.join(", ")
+        )
+    };
+    report_error(
+        cli.json,
+        "internal",
+        &format!("internal error: {panic}"),
+        &hint,
+    );
+    if !cli.json {
+        eprintln!("chaintrace: {hint}");
+    }
+    ExitCode::from(2)
 }
 
 /// Runs a parsed command line.

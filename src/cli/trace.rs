@@ -16,7 +16,13 @@ use crate::trace::{Amount, Direction};
 /// A library error at the command line: an internal one exits 2, the rest 1.
 fn cli_error(e: TraceError) -> CliError {
     CliError {
-        code: if e.is_internal() { 2 } else { 1 },
+        code: if e.is_internal() {
+            2
+        } else if e.is_interrupted() {
+            130
+        } else {
+            1
+        },
         error: e.into(),
     }
 }
@@ -132,8 +138,6 @@ fn fetch_neighbourhood(cli: &Cli, a: &TraceArgs, req: &Request) -> Result<(), Cl
         concurrency: a.concurrency,
         max_rps: a.max_rps,
     };
-    crate::ingest::stop_on_ctrl_c()
-        .map_err(|e| CliError::user(anyhow::anyhow!("cannot install the Ctrl-C handler: {e}")))?;
     let pb = super::progress_bar(cli, "hops");
     let s = fetch(client, &opts, &pb).map_err(|e| match e {
         crate::ingest::bitcoin::IngestError::Interrupted => CliError {
@@ -194,6 +198,10 @@ fn fetch_neighbourhood(cli: &Cli, a: &TraceArgs, req: &Request) -> Result<(), Cl
 pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     prepare_out(a)?;
     let req = request(a)?;
+    // Ctrl-C stops the walk with a word (exit 130) instead of killing the process; the
+    // case folder is only replaced once every file is written.
+    crate::ingest::stop_on_ctrl_c()
+        .map_err(|e| CliError::user(anyhow::anyhow!("cannot install the Ctrl-C handler: {e}")))?;
     fetch_neighbourhood(cli, a, &req)?;
     // The address index: built (or waited for) now, saying so, not silently in the trace.
     if req.chain == Chain::Bitcoin
@@ -661,11 +669,21 @@ fn clear_stale(out: &std::path::Path, remove_report: bool) -> Result<(), CliErro
 /// paths made absolute and output-only flags left out.
 fn request_key(a: &TraceArgs) -> String {
     let abs = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    // A seed file (`@FILE`) by its place, not its spelling: `@seeds.txt` and
+    // `@/case/seeds.txt` are one seed list.
+    let seeds: Vec<String> = a
+        .seeds
+        .iter()
+        .map(|s| match s.strip_prefix('@') {
+            Some(f) => format!("@{}", abs(std::path::Path::new(f)).display()),
+            None => s.clone(),
+        })
+        .collect();
     format!(
         "{:?}",
         (
             (abs(&a.dataset.data), &a.dataset.network, &a.chain, &a.token),
-            (&a.seeds, &a.direction, &a.policy),
+            (&seeds, &a.direction, &a.policy),
             (a.max_hops, a.min_value.amount, &a.stop_at),
             (a.from_height, a.to_height, &a.from_time, &a.to_time),
             (a.include_private, &a.prefer, &a.level),

@@ -41,6 +41,19 @@ pub struct Scores {
     /// of them joining one entity (a merge's measured precision, its confidence).
     #[serde(default)]
     pub by_rule: BTreeMap<String, RuleScore>,
+    /// What the truth file held: set on every row by `eval clusters`, so that a score is
+    /// read with the share of the truth it covers (`addresses` of `listed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truth: Option<TruthCoverage>,
+}
+
+/// How much of a truth file a score covers.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct TruthCoverage {
+    /// Addresses the file names an owner for.
+    pub listed: u64,
+    /// Rows left out for lacking an address or an owner (also said on stderr).
+    pub rows_left_out: u64,
 }
 
 /// One heuristic's merges scored against the truth.
@@ -274,7 +287,7 @@ pub fn read_change_flags(
     if !csv_has_column(&path, "is_change") {
         return Ok(None);
     }
-    let flags = read_mapping_listing(&path, &["is_change"], true, &|v| flag_of(v).map(|_| ()))?;
+    let flags = read_mapping_listing(&path, &["is_change"], true, &|v| flag_of(v).map(|_| ()))?.0;
     out.extend(
         flags
             .into_iter()
@@ -470,6 +483,7 @@ pub fn score_assignments<'a>(
         merges: None,
         false_merges_per_1000: None,
         by_rule: BTreeMap::new(),
+        truth: None,
     }
 }
 
@@ -492,9 +506,16 @@ pub enum TruthError {
 /// # Errors
 /// Unreadable file or missing columns.
 pub fn read_truth(path: &Path) -> Result<HashMap<String, String>, TruthError> {
+    Ok(read_truth_counted(path)?.0)
+}
+
+/// [`read_truth`], with the number of rows left out for lacking an address or an entity.
+///
+/// # Errors
+/// As [`read_truth`].
+pub fn read_truth_counted(path: &Path) -> Result<(HashMap<String, String>, u64), TruthError> {
     check_truth_path(path)?;
-    let out = read_mapping_listing(path, &["entity"], true, &|_| Ok(()))?;
-    Ok(out)
+    read_mapping_listing(path, &["entity"], true, &|_| Ok(()))
 }
 
 /// Reads `address → value` where value is the first of `value_columns` present: from a
@@ -506,7 +527,7 @@ pub fn read_mapping(
     path: &Path,
     value_columns: &[&str],
 ) -> Result<HashMap<String, String>, TruthError> {
-    read_mapping_listing(path, value_columns, false, &|_| Ok(()))
+    Ok(read_mapping_listing(path, value_columns, false, &|_| Ok(()))?.0)
 }
 
 /// [`read_mapping`]; `truth`: the file is ground truth, where an address listed twice with
@@ -518,7 +539,7 @@ fn read_mapping_listing(
     value_columns: &[&str],
     truth: bool,
     check: &dyn Fn(&str) -> Result<(), String>,
-) -> Result<HashMap<String, String>, TruthError> {
+) -> Result<(HashMap<String, String>, u64), TruthError> {
     let path = truth_file(path);
     let fmt = |what: String| TruthError::Format {
         path: path.display().to_string(),
@@ -557,7 +578,7 @@ fn read_mapping_listing(
             }
         }
         warn_left_out(&path, left_out, value_columns);
-        return Ok(out);
+        return Ok((out, left_out));
     }
     // A spreadsheet's CSV: quoted fields (a comma inside quotes), a byte-order mark,
     // CRLF line ends, padded cells, and semicolons or tabs as some locales export.
@@ -605,7 +626,7 @@ fn read_mapping_listing(
         }
     }
     warn_left_out(&path, left_out, value_columns);
-    Ok(out)
+    Ok((out, left_out))
 }
 
 /// What a truth file listing `address` with two values says.

@@ -194,6 +194,31 @@ impl Col {
     }
 }
 
+/// The folders of the indexes this process has loaded ([`Index::load`]), in load order.
+static LOADED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn note_loaded(dir: &Path) {
+    let mut l = LOADED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !l.iter().any(|d| d == dir) {
+        l.push(dir.to_path_buf());
+    }
+}
+
+/// The folders of the indexes this process has loaded, in load order: where to look when a
+/// stage fails unexpectedly. A damaged file of the right size passes [`Index::load`]'s size
+/// checks, and an id read from it can point past an array, which panics (see [`Index`]);
+/// the command line then checks these folders with [`Index::damaged_files`] and names the
+/// damaged file instead of reporting a bug.
+#[must_use]
+pub fn loaded_dirs() -> Vec<PathBuf> {
+    LOADED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
 /// What an input spends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Prev {
@@ -429,6 +454,7 @@ impl Index {
     /// # Errors
     /// Missing or unreadable files.
     pub fn load(dir: &Path) -> Result<Index, IndexError> {
+        note_loaded(dir);
         let meta_path = dir.join("meta.json");
         let bytes = std::fs::read(&meta_path).map_err(|source| IndexError::Io {
             path: meta_path.clone(),

@@ -255,6 +255,49 @@ pub fn run(
     p: &Params,
     policy: Policy,
 ) -> PolicyResult {
+    match run_within(
+        idx,
+        seeds,
+        labels,
+        p,
+        policy,
+        &mut crate::memory::Watch::unlimited(),
+    ) {
+        Ok(r) => r,
+        Err(_) => unreachable!("an unlimited watch never stops a walk"),
+    }
+}
+
+/// Why a policy's walk stopped before its end.
+#[derive(Debug, Clone)]
+pub enum Stopped {
+    /// The process outgrew its memory budget: the memory measured against the limit, the
+    /// transfers (edges) the walk had recorded, and the hop it had reached.
+    Outgrown {
+        memory: crate::memory::Outgrown,
+        edges: usize,
+        hop: u32,
+    },
+    /// Ctrl-C, SIGTERM or [`crate::ingest::interrupt`].
+    Interrupted,
+}
+
+/// [`run`], watching the process's memory with `watch` as it walks (once every
+/// [`crate::memory::Watch::EVERY`] transactions): a trace whose edges and taint outgrow
+/// the budget stops, instead of growing until the machine swaps or the kernel kills it.
+///
+/// It also stops when the watch is interrupted ([`crate::memory::Watch::interrupted`]: Ctrl-C).
+///
+/// # Errors
+/// [`Stopped`]: the memory grew past the watch's limit, or the walk was interrupted.
+pub fn run_within(
+    idx: &Index,
+    seeds: &[OutIx],
+    labels: &HashMap<u32, Label>,
+    p: &Params,
+    policy: Policy,
+    watch: &mut crate::memory::Watch,
+) -> Result<PolicyResult, Stopped> {
     let mut taint: HashMap<OutIx, Intervals> = HashMap::new();
     let mut hop: HashMap<OutIx, u32> = HashMap::new();
     let mut totals = Totals::default();
@@ -361,6 +404,14 @@ pub fn run(
         let Some(h) = next_hop(&known, &hop, &taint, p, &mut totals) else {
             continue;
         };
+        if watch.interrupted() {
+            return Err(Stopped::Interrupted);
+        }
+        watch.grown_over().map_err(|memory| Stopped::Outgrown {
+            memory,
+            edges: edges.len(),
+            hop: h,
+        })?;
         if stop_at_coinjoin(
             idx,
             t,
@@ -530,7 +581,7 @@ pub fn run(
         e.hop = u32::try_from(path.len()).unwrap_or(u32::MAX);
         e.path = path;
     }
-    PolicyResult::new(policy, totals, edges, ends)
+    Ok(PolicyResult::new(policy, totals, edges, ends))
 }
 
 /// Ends `amount` of taint (backward) at the `k`-th output spent from before the dataset's

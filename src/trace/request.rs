@@ -46,12 +46,24 @@ pub enum TraceError {
     /// A defect of chaintrace: a conserving model that does not balance (exit 2).
     #[error("internal error: {0}")]
     Internal(String),
+    /// Stopped by Ctrl-C (SIGINT) or SIGTERM before anything was written ([`crate::ingest::interrupted`]).
+    #[error("interrupted before the case was written; the case folder is as it was")]
+    Interrupted,
 }
 
 impl TraceError {
     /// Wraps another stage's error.
     pub fn stage(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> TraceError {
         TraceError::Stage(e.into())
+    }
+
+    /// True for a stop asked by the user (Ctrl-C).
+    pub fn is_interrupted(&self) -> bool {
+        match self {
+            TraceError::Interrupted => true,
+            TraceError::Context { source, .. } => source.is_interrupted(),
+            _ => false,
+        }
     }
 
     /// True for a defect of chaintrace rather than of its input.

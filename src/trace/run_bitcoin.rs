@@ -10,7 +10,7 @@ use super::request::{
     min_value, parameters,
 };
 use super::seeds::seed_outputs;
-use super::{Label, Params, PolicyResult, run as run_policy};
+use super::{Label, Params, PolicyResult, run_within};
 use crate::index::Index;
 use crate::types::{AddrIx, Height, Network, OutIx, ix};
 
@@ -101,6 +101,24 @@ fn before_labels(idx: &Index, resolved: &crate::labels::Resolved) -> HashMap<u64
         .collect()
 }
 
+/// How much a trace's walks may grow the process's memory: three quarters of the budget
+/// ([`crate::memory::budget`]), the rest left for writing the case.
+pub(crate) fn walk_limit() -> u64 {
+    crate::memory::budget().bytes() / 4 * 3
+}
+
+/// The error of a trace that outgrew its budget: how far it got (`progress`: "the haircut
+/// model had recorded …"), and how to narrow it.
+pub(crate) fn outgrown(progress: &str, o: &crate::memory::Outgrown) -> TraceError {
+    let show = crate::memory::show;
+    TraceError::Input(format!(
+        "the trace outgrew the memory budget ({}): {progress} when the memory had grown by {} (a trace may grow by {}, three quarters of the budget; the rest is for writing the case). Narrow the trace (fewer hops with --max-hops, a higher --min-value, fewer models with --policy, fewer seeds) or give it more memory with --memory",
+        crate::memory::budget(),
+        show(o.grown),
+        show(o.limit),
+    ))
+}
+
 pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
     let pols = a.policies.clone();
     let (chain, network) = chain_dir(&a.data, a.network.as_deref())?;
@@ -156,10 +174,23 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
         through_coinjoins: a.through_coinjoins,
         before_labels: before_labels(&idx, &resolved),
     };
-    let mut results: Vec<PolicyResult> = pols
-        .iter()
-        .map(|&p| run_policy(&idx, &seeds, &labels, &params, p))
-        .collect();
+    // The walks' edges and taint grow with the trace: watched against the budget, with a
+    // quarter of it left for what writing the case adds.
+    let mut watch = crate::memory::Watch::new(walk_limit());
+    let mut results: Vec<PolicyResult> = Vec::with_capacity(pols.len());
+    for &p in &pols {
+        let r = run_within(&idx, &seeds, &labels, &params, p, &mut watch).map_err(|o| match o {
+            super::Stopped::Interrupted => TraceError::Interrupted,
+            super::Stopped::Outgrown { memory, edges, hop } => {
+                let progress = format!(
+                    "the {} model had recorded {edges} transfers, up to hop {hop},",
+                    p.name(),
+                );
+                outgrown(&progress, &memory)
+            }
+        })?;
+        results.push(r);
+    }
     check_balanced(&results)?;
     let clusters_dir = crate::cluster::clusters_dir(&a.data, &network);
     let stored = if a.uses_clusters() {

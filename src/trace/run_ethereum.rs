@@ -272,11 +272,26 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
         Direction::Forward => parts.iter().collect(),
         Direction::Backward => parts.iter().rev().collect(),
     };
-    for part in order {
+    // The models' edges and taint grow with the replay: watched against the budget after
+    // each part, as a Bitcoin trace's walks are.
+    let mut watch = crate::memory::Watch::new(super::run_bitcoin::walk_limit());
+    let n_parts = order.len();
+    for (k, part) in order.into_iter().enumerate() {
         let c = read(part, &mut accounts)?;
         for r in &mut runs {
             r.feed(&accounts.names, &c.txids, &c.transfers);
         }
+        if watch.interrupted() {
+            return Err(TraceError::Interrupted);
+        }
+        watch.check().map_err(|o| {
+            let progress = format!(
+                "the replay had read {} of the dataset's {n_parts} parts ({} accounts),",
+                k + 1,
+                accounts.names.len()
+            );
+            super::run_bitcoin::outgrown(&progress, &o)
+        })?;
         pb.step();
     }
     let mut results: Vec<PolicyResult> = runs

@@ -575,8 +575,21 @@ fn a_truth_written_by_polars_or_without_change_flags_is_read() {
     ok(&o);
     let said = format!("{} row(s) of", blank.len());
     assert!(stderr(&o).contains(&said), "{}", stderr(&o));
-    let scored: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(scored, eval_json(&without));
+    let mut scored: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    // The --json says how many rows were left out, and how many addresses were listed.
+    assert_eq!(
+        scored[0]["truth"]["rows_left_out"],
+        blank.len(),
+        "{}",
+        scored[0]
+    );
+    assert_eq!(scored[0]["truth"]["listed"], kept.len(), "{}", scored[0]);
+    let mut plain = eval_json(&without);
+    assert_eq!(plain[0]["truth"]["rows_left_out"], 0);
+    for r in scored.iter_mut().chain(plain.iter_mut()) {
+        r.as_object_mut().unwrap().remove("truth");
+    }
+    assert_eq!(scored, plain);
     assert_ne!(
         scored[0], rows_plain[0],
         "leaving rows out changes the score"
@@ -1281,6 +1294,64 @@ fn a_damaged_index_file_is_named_by_verify_and_case_verify() {
         "--rebuild",
         "--verify",
     ]));
+}
+
+/// A damaged index file whose ids point past the arrays made a trace panic (exit 101,
+/// "index out of bounds", and with `--json` no JSON document). The damaged file is named,
+/// with the rebuild that mends it, as a user error; `--json` gives one error document.
+#[test]
+fn a_damaged_index_that_makes_a_stage_fail_is_named_not_a_panic() {
+    let d = regtest_dataset();
+    let data = d.path().to_str().unwrap();
+    ok(&run(&["cluster", "index", "--data", data]));
+    // Every output's transaction id far past the transactions.
+    let path = d.path().join("regtest/index/out_tx");
+    let n = std::fs::metadata(&path).unwrap().len();
+    std::fs::write(&path, vec![0xEEu8; usize::try_from(n).unwrap()]).unwrap();
+    let seed = "bcrt1q9fs8w3mauaf2wcrzj64np6vtr465gf6kh4x663";
+    let case = d.path().join("case");
+    let trace = |json: bool| {
+        let mut args = vec![
+            "trace",
+            "--quiet",
+            "--data",
+            data,
+            "--seed",
+            seed,
+            "--out",
+            case.to_str().unwrap(),
+        ];
+        if json {
+            args.insert(0, "--json");
+        }
+        // Without RUST_BACKTRACE, as a user runs it (with it, Rust's own panic message is
+        // printed too, for whoever debugs chaintrace).
+        std::process::Command::new(bin())
+            .args(&args)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap()
+    };
+    let o = trace(false);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("damaged") && err.contains("out_tx") && err.contains("--rebuild"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked at"), "{err}");
+    let o = trace(true);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["error"]["kind"], "input", "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("out_tx")
+            && v["error"]["hint"].as_str().unwrap().contains("--rebuild"),
+        "{v}"
+    );
+    assert!(!case.join("trace.json").exists());
+    ok(&run(&["cluster", "index", "--data", data, "--rebuild"]));
+    ok(&trace(false));
 }
 
 /// While another process writes the dataset (an ingest holds its lock), the index is not

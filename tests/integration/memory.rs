@@ -177,28 +177,38 @@ fn concurrent_index_builds_wait_for_each_other() {
 /// The peak of anonymous memory (heap) of `chaintrace ARGS`, polled every 2 ms from
 /// `/proc/PID/status` (`RssAnon`), in bytes; the command must succeed.
 fn heap_peak(args: &[&str]) -> u64 {
-    let mut child = spawn(args, false);
-    let status = format!("/proc/{}/status", child.id());
-    let mut peak = 0u64;
-    loop {
-        let kb = std::fs::read_to_string(&status).ok().and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("RssAnon:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        });
-        peak = peak.max(kb.unwrap_or(0) * 1024);
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    let out = child.wait_with_output().unwrap();
+    let (peak, out) = heap_peak_of(spawn(args, false));
     assert!(
         out.status.success(),
         "{args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     peak
+}
+
+/// The anonymous memory (`RssAnon`) of process `pid` now, in bytes; `None` once it is gone.
+fn rss_anon(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("RssAnon:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+}
+
+/// The heap peak of a started `child` (as [`heap_peak`] polls it), and its output.
+fn heap_peak_of(mut child: std::process::Child) -> (u64, std::process::Output) {
+    let mut peak = 0u64;
+    loop {
+        peak = peak.max(rss_anon(child.id()).unwrap_or(0));
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    (peak, child.wait_with_output().unwrap())
 }
 
 /// The memory contract of the index build: under `--memory 16M` its heap stays under the
@@ -619,19 +629,7 @@ fn ingest_spills_the_utxo_set_past_its_budget_and_writes_the_same_bytes() {
 #[test]
 fn a_traces_heap_is_small_an_edge_and_a_rerun_costs_no_more() {
     let d = tempfile::tempdir().unwrap();
-    let chain = world(d.path(), "20000");
-    let data = chain.parent().unwrap().to_str().unwrap().to_string();
-    ok(&run(&["cluster", "index", "--data", &data]));
-    let seeds = d.path().join("seeds.txt");
-    {
-        let ix = Index::load(&chain.join("index")).unwrap();
-        let list: Vec<String> = ix
-            .address_ids()
-            .take(3000)
-            .map(|a| ix.address(a).to_string())
-            .collect();
-        std::fs::write(&seeds, list.join("\n")).unwrap();
-    }
+    let (data, seeds) = traced_world(d.path());
     let seed_arg = format!("@{}", seeds.display());
     let trace = |seed: &str, case: &Path| {
         heap_peak(&[
@@ -675,4 +673,131 @@ fn a_traces_heap_is_small_an_edge_and_a_rerun_costs_no_more() {
         again < first + first / 4,
         "a rerun took {again} B of heap, the first run {first} B"
     );
+}
+
+/// A trace reads `--memory`: its walks stop once the process's heap has grown by three
+/// quarters of the budget, with an error saying how far it got and how to narrow it (it
+/// grew until the machine swapped or the kernel killed it, whatever the budget), and the
+/// case folder is left as it was. A budget with room for the trace is not stopped early,
+/// and gives the same case as no budget.
+#[test]
+fn a_trace_stops_at_its_memory_budget_and_not_before() {
+    let d = tempfile::tempdir().unwrap();
+    let (data, seeds) = traced_world(d.path());
+    let seed_arg = format!("@{}", seeds.display());
+    let args = |memory: &str, case: &Path| -> Vec<String> {
+        [
+            "--memory", memory, "trace", "--quiet", "--force", "--data", &data, "--seed",
+            &seed_arg, "--policy", "all", "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([case.to_str().unwrap().to_string()])
+        .collect()
+    };
+    // Its growth without a tight budget: the heap of the whole trace less that of a trace
+    // of one seed.
+    let one = heap_peak(&[
+        "trace",
+        "--quiet",
+        "--data",
+        &data,
+        "--seed",
+        std::fs::read_to_string(&seeds)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+        "--out",
+        d.path().join("one").to_str().unwrap(),
+    ]);
+    let free = d.path().join("free");
+    let whole = heap_peak(&refs(&args("8G", &free)));
+    let growth = whole.saturating_sub(one);
+    eprintln!(
+        "trace heap: one seed {} KiB, all {} KiB",
+        one >> 10,
+        whole >> 10
+    );
+    assert!(
+        growth > 40 << 20,
+        "the trace grows too little to test: {growth} B"
+    );
+    // Under 16M: stopped, the heap within the budget and the one-seed trace's, the case
+    // it was to replace (the one-seed trace's) as it was.
+    let case = d.path().join("one");
+    let old_case = std::fs::read(case.join("trace.json")).unwrap();
+    let as_it_was = || {
+        assert!(std::fs::read(case.join("trace.json")).unwrap() == old_case);
+    };
+    let tight = args("16M", &case);
+    let o = run(&refs(&tight));
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("outgrew the memory budget (16 MiB)")
+            && err.contains("transfers")
+            && err.contains("--max-hops")
+            && err.contains("--memory"),
+        "{err}"
+    );
+    as_it_was();
+    let mut spawned = refs(&tight);
+    spawned.insert(0, "--json");
+    let (peak, out) = heap_peak_of(spawn(&spawned, true));
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "input", "{v}");
+    eprintln!("under 16M: heap peak {} KiB", peak >> 10);
+    assert!(
+        peak <= one + (16 << 20),
+        "heap peak {peak} over the budget 16 MiB + a one-seed trace's {one}"
+    );
+    // Ctrl-C while it walks (its heap a few MiB above a one-seed trace's): it stops with
+    // exit 130 and a word, and the case folder is as it was (before, the signal killed it).
+    let child = spawn(&refs(&args("8G", &case)), false);
+    while rss_anon(child.id()).is_some_and(|b| b < one + (8 << 20)) {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // SAFETY: kill(2) on the child's pid.
+    unsafe {
+        libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGINT);
+    }
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(stderr(&o).contains("interrupted"), "{}", stderr(&o));
+    as_it_was();
+    // With room (twice its growth): it runs to the end, and the case is the unbounded one's.
+    let roomy = format!("{}M", ((growth * 2) >> 20).max(16));
+    let o = run(&refs(&args(&roomy, &case)));
+    ok(&o);
+    for f in ["edges.parquet", "ends.parquet"] {
+        assert!(
+            std::fs::read(case.join(f)).unwrap() == std::fs::read(free.join(f)).unwrap(),
+            "{f} differs under --memory {roomy}"
+        );
+    }
+}
+
+/// A 20,000-transaction world in `dir`, indexed, and a seed file of its first 3,000
+/// addresses (a trace of them has tens of thousands of edges): the data folder and the
+/// seed file.
+fn traced_world(dir: &Path) -> (String, std::path::PathBuf) {
+    let chain = world(dir, "20000");
+    let data = chain.parent().unwrap().to_str().unwrap().to_string();
+    ok(&run(&["cluster", "index", "--data", &data]));
+    let seeds = dir.join("seeds.txt");
+    let ix = Index::load(&chain.join("index")).unwrap();
+    let list: Vec<String> = ix
+        .address_ids()
+        .take(3000)
+        .map(|a| ix.address(a).to_string())
+        .collect();
+    std::fs::write(&seeds, list.join("\n")).unwrap();
+    (data, seeds)
+}
+
+/// Borrowed arguments of owned ones.
+fn refs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
 }

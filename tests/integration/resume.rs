@@ -108,6 +108,16 @@ fn rerun_keeps_everything_and_reingesting_a_range_replaces_it() {
     let s: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(s["parts_written"], 2);
     assert_eq!(s["written"]["blocks"], 100);
+    // Parts are whole: the rewrite starts at 100, not 120, and says so (it was silent).
+    assert_eq!(s["rewritten_from"], 100);
+    assert_same(d.path(), &reference);
+    let o = ingest(&blocks(), d.path(), &["--from", "120", "--to", "180"]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("rewritten from height 100"),
+        "{}",
+        stderr(&o)
+    );
     assert_same(d.path(), &reference);
 
     // Leftovers of a killed run are removed: a temp file and an unlisted part.

@@ -1547,6 +1547,38 @@ fn a_rerun_with_output_flags_or_an_extra_file_keeps_the_case_and_its_report() {
     // The trail logs what was typed.
     let trail = std::fs::read_to_string(case.join("audit.jsonl")).unwrap();
     assert!(trail.lines().last().unwrap().contains("--quiet"));
+    // A seed file named by another path is the same question: not refused as "a case of
+    // another trace" (it was, without --force).
+    let seeds = dir.path().join("seeds.csv");
+    std::fs::copy(flagged().trim_start_matches('@'), &seeds).unwrap();
+    let by_file = |seed: &str| {
+        std::process::Command::new(bin())
+            .current_dir(dir.path())
+            .args(["trace", "--quiet", "--data"])
+            .arg(d.path())
+            .args(["--seed", seed, "--out", c])
+            .output()
+            .unwrap()
+    };
+    ok(&run(&[
+        "trace",
+        "--quiet",
+        "--force",
+        "--data",
+        d.path().to_str().unwrap(),
+        "--seed",
+        &format!("@{}", seeds.display()),
+        "--out",
+        c,
+    ]));
+    ok(&by_file("@seeds.csv"));
+    ok(&by_file("@./seeds.csv"));
+    let other = by_file(&flagged());
+    assert_eq!(
+        other.status.code(),
+        Some(1),
+        "a seed typed in is another list"
+    );
 }
 
 #[test]

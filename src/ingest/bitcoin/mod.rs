@@ -102,6 +102,10 @@ pub struct Summary {
     /// were no longer on the source's best chain, and their parts were replaced), as the
     /// manifest's `reorgs` records it; `None` when there was none.
     pub reorg: Option<crate::store::manifest::Reorg>,
+    /// With `from`: the height the rewritten parts start at, the start of the part holding
+    /// `from` (parts are whole: `--from 1234` on parts of 1,000 blocks rewrites from 1000);
+    /// `None` without `from`, or when nothing it covers was written.
+    pub rewritten_from: Option<u32>,
     /// An input problem found after the complete blocks before it were ingested.
     #[serde(serialize_with = "ser_err")]
     pub error: Option<IngestError>,
@@ -448,6 +452,11 @@ pub fn ingest_chain(
                     .any(|p| p.from == u64::from(f) && p.to == u64::from(t) && on_chain(p))
         })
         .collect();
+    let rewritten_from = to_write
+        .iter()
+        .filter(|&&(f, t)| forced(f, t))
+        .map(|&(f, _)| f)
+        .min();
     let overlaps = |p: &Part| {
         to_write
             .iter()
@@ -525,6 +534,7 @@ pub fn ingest_chain(
         utxo_spilled_bytes: None,
         peak_rss_bytes: None,
         reorg,
+        rewritten_from,
         error: best.deferred,
     };
 
