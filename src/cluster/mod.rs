@@ -805,8 +805,9 @@ pub struct HeldMerge {
 /// Rows per batch written: the strings of one batch at a time are in memory, not a
 /// whole column's. 8 Ki rows of merges (two addresses, a txid, rule and set names) are
 /// about 2.4 MB; 64 Ki rows were 19 MB, most of `cluster bitcoin`'s heap on a 50 k world
-/// under `--memory 16M`. A multiple of the Parquet writer's mini-batch (1,024 rows), so
-/// the pages, and the files, are the same as with larger batches.
+/// under `--memory 16M`. The rows are the same as with larger batches; a dictionary
+/// column's page boundaries can shift (the files differ from those of 64 Ki-row batches
+/// by a few bytes), and they never depend on the budget.
 const WRITE_BATCH_ROWS: usize = 8 * 1024;
 
 /// Writes one table of the registry ([`crate::tables`]) of `rows` rows, batch by batch:
