@@ -83,10 +83,30 @@ fn not_extended_note(why: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
+/// An error naming the files of the index in `dir` that differ from the sha256 recorded
+/// when it was built (or cannot be read), with the rebuild that mends it.
+fn damaged_index(dir: &std::path::Path) -> Result<(), CliError> {
+    let damaged = Index::damaged_files(dir).map_err(CliError::user)?;
+    if damaged.is_empty() {
+        return Ok(());
+    }
+    Err(CliError::user(anyhow!(
+        "the address index {} is damaged: {}; its answers cannot be trusted: {}",
+        dir.display(),
+        damaged.join(", "),
+        super::rebuild_hint(dir)
+    )))
+}
+
 /// `chaintrace cluster index`: builds the index (if stale, or with --rebuild) within the
 /// memory budget and says what it built.
 pub(crate) fn index(cli: &Cli, a: &ClusterIndexArgs) -> Result<(), CliError> {
     let (chain, network) = chain_dir(&a.dataset)?;
+    // --verify checks the index there is: a damaged file (a changed, cut or missing one)
+    // is named, not rebuilt over (a file of the wrong size made it look stale).
+    if a.verify && !a.rebuild && chain.join("index/meta.json").is_file() {
+        damaged_index(&chain.join("index"))?;
+    }
     let stale = Index::needs_build(&chain).map_err(CliError::user)?;
     if (stale.is_some() || a.rebuild)
         && let Some(data) = chain.parent()
@@ -127,14 +147,7 @@ pub(crate) fn index(cli: &Cli, a: &ClusterIndexArgs) -> Result<(), CliError> {
     let seconds = started.elapsed().as_secs_f64();
     let idx = Index::load(&chain.join("index")).map_err(CliError::user)?;
     if a.verify {
-        let damaged = Index::damaged_files(&idx.dir).map_err(CliError::user)?;
-        if !damaged.is_empty() {
-            return Err(CliError::user(anyhow!(
-                "the address index {} is damaged: {}; its answers cannot be trusted: rebuild it with `chaintrace cluster index --rebuild`",
-                idx.dir.display(),
-                damaged.join(", ")
-            )));
-        }
+        damaged_index(&idx.dir)?;
         if idx.meta.files_sha256.is_empty() {
             eprintln!(
                 "chaintrace: warning: the index {} records no file hashes (built by an older chaintrace): nothing to check; --rebuild records them",
@@ -618,6 +631,12 @@ pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliEr
     let prices = load_prices(a.prices.as_deref())?;
     let (chain, network) = chain_dir(&a.dataset)?;
     let (truth, left_out) = eval::read_truth_counted(&a.truth).map_err(CliError::user)?;
+    if truth.is_empty() {
+        return Err(CliError::user(anyhow!(
+            "{} names no owner for any address: {left_out} row(s), each without an address or an entity; ground truth needs address and entity filled in",
+            a.truth.display()
+        )));
+    }
     let idx = open_index(&chain)?;
     let sets: Vec<Vec<Heuristic>> = if a.sets.is_empty() {
         let mut v = vec![vec![Heuristic::MultiInput]];

@@ -189,7 +189,7 @@ pub fn main() -> ExitCode {
                 ),
                 130 => (
                     "interrupted",
-                    "what was saved is kept; run the same command again to go on",
+                    "what was saved before the stop is kept (the message says what); run the same command again to go on",
                 ),
                 _ => ("input", ""),
             };
@@ -260,20 +260,12 @@ fn crashed(cli: &Cli) -> ExitCode {
         if damaged.is_empty() {
             continue;
         }
-        // DATA/<network>/index
-        let data = dir
-            .parent()
-            .and_then(Path::parent)
-            .map_or_else(|| dir.display().to_string(), |d| d.display().to_string());
         let message = format!(
             "the index in {} is damaged: {} (the command failed on it: {panic})",
             dir.display(),
             damaged.join(", ")
         );
-        let hint = format!(
-            "rebuild the index from the dataset: chaintrace cluster index --data {} --rebuild",
-            shell_words(&[data])
-        );
+        let hint = rebuild_hint(&dir);
         report_error(cli.json, "input", &message, &hint);
         if !cli.json {
             eprintln!("chaintrace: {hint}");
@@ -303,6 +295,18 @@ fn crashed(cli: &Cli) -> ExitCode {
         eprintln!("chaintrace: {hint}");
     }
     ExitCode::from(2)
+}
+
+/// The command that rebuilds the index in `dir` (`DATA/<network>/index`) from its dataset.
+pub(crate) fn rebuild_hint(dir: &Path) -> String {
+    let data = dir
+        .parent()
+        .and_then(Path::parent)
+        .map_or_else(|| dir.display().to_string(), |d| d.display().to_string());
+    format!(
+        "rebuild the index from the dataset: chaintrace cluster index --data {} --rebuild",
+        shell_words(&[data])
+    )
 }
 
 /// Runs a parsed command line.

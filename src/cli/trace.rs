@@ -196,12 +196,22 @@ fn fetch_neighbourhood(cli: &Cli, a: &TraceArgs, req: &Request) -> Result<(), Cl
 }
 
 pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
-    prepare_out(a)?;
-    let req = request(a)?;
-    // Ctrl-C stops the walk with a word (exit 130) instead of killing the process; the
-    // case folder is only replaced once every file is written.
+    // Ctrl-C stops the trace with a word (exit 130) instead of killing the process; the
+    // case folder is only replaced once every file is written. Installed first: reading
+    // an old case's command and the seeds can take a while.
     crate::ingest::stop_on_ctrl_c()
         .map_err(|e| CliError::user(anyhow::anyhow!("cannot install the Ctrl-C handler: {e}")))?;
+    let stopped = || {
+        crate::ingest::interrupted().then(|| CliError {
+            code: 130,
+            error: TraceError::Interrupted.into(),
+        })
+    };
+    prepare_out(a)?;
+    let req = request(a)?;
+    if let Some(e) = stopped() {
+        return Err(e);
+    }
     fetch_neighbourhood(cli, a, &req)?;
     // The address index: built (or waited for) now, saying so, not silently in the trace.
     if req.chain == Chain::Bitcoin
@@ -213,6 +223,10 @@ pub(crate) fn run(cli: &Cli, a: &TraceArgs) -> Result<(), CliError> {
     let case = req
         .run(&Bar(super::progress_bar(cli, "parts")))
         .map_err(cli_error)?;
+    // Asked to stop after the walks: nothing is written either.
+    if let Some(e) = stopped() {
+        return Err(e);
+    }
     save_case(&a.out, &case)?;
     print_case(cli, &a.out, &req, &case);
     Ok(())
@@ -553,14 +567,15 @@ fn prepare_out(a: &TraceArgs) -> Result<(), CliError> {
         return Ok(());
     };
     // The same question: the old command parses to the same trace request (flag order,
-    // spelling of paths, --quiet/--json/--force do not matter).
+    // spelling of paths, --quiet/--json/--force do not matter), or, typed in another
+    // working directory, asks it of the same seed files and dataset.
     let same =
         old.as_ref()
             .is_some_and(|o| match <super::Cli as clap::Parser>::try_parse_from(o) {
                 Ok(super::Cli {
                     command: super::Command::Trace(old_a),
                     ..
-                }) => request_key(&old_a) == request_key(a),
+                }) => request_key(&old_a) == request_key(a) || same_by_content(&old_a, a),
                 _ => false,
             });
     if !same && !a.force {
@@ -679,11 +694,22 @@ fn request_key(a: &TraceArgs) -> String {
             None => s.clone(),
         })
         .collect();
+    key_of(
+        a,
+        &abs(&a.dataset.data).display().to_string(),
+        &seeds,
+        &abs(&a.out).display().to_string(),
+    )
+}
+
+/// A trace request's parameters as one comparable text, with the dataset, the seeds and
+/// the case folder as given.
+fn key_of(a: &TraceArgs, data: &str, seeds: &[String], out: &str) -> String {
     format!(
         "{:?}",
         (
-            (abs(&a.dataset.data), &a.dataset.network, &a.chain, &a.token),
-            (&seeds, &a.direction, &a.policy),
+            (data, &a.dataset.network, &a.chain, &a.token),
+            (seeds, &a.direction, &a.policy),
             (a.max_hops, a.min_value.amount, &a.stop_at),
             (a.from_height, a.to_height, &a.from_time, &a.to_time),
             (a.include_private, &a.prefer, &a.level),
@@ -692,7 +718,52 @@ fn request_key(a: &TraceArgs) -> String {
                 a.max_seed_cluster,
                 a.through_coinjoins
             ),
-            abs(&a.out),
+            out,
         )
     )
+}
+
+/// Whether the case in `new.out`, made by `old` (typed in another working directory,
+/// whose relative paths cannot be resolved from here), asked `new`'s question: the same
+/// parameters, seed files of the same sha256 and a dataset whose manifest has the sha256
+/// the case records.
+fn same_by_content(old: &TraceArgs, new: &TraceArgs) -> bool {
+    let Some(rec) = crate::trace::case::recorded(&new.out.join("trace.json")) else {
+        return false;
+    };
+    let old_seeds: Option<Vec<String>> = old
+        .seeds
+        .iter()
+        .map(|s| match s.strip_prefix('@') {
+            Some(f) => rec
+                .inputs
+                .get(&format!("seeds {f}"))
+                .map(|h| format!("@sha256:{h}")),
+            None => Some(s.clone()),
+        })
+        .collect();
+    let new_seeds: Option<Vec<String>> = new
+        .seeds
+        .iter()
+        .map(|s| match s.strip_prefix('@') {
+            Some(f) => crate::store::sink::sha256_file(std::path::Path::new(f))
+                .ok()
+                .map(|h| format!("@sha256:{h}")),
+            None => Some(s.clone()),
+        })
+        .collect();
+    let manifest = if new.chain == "ethereum" {
+        Some(new.dataset.data.join("ethereum/_manifest.json"))
+    } else {
+        crate::trace::request::chain_dir(&new.dataset.data, new.dataset.network.as_deref())
+            .ok()
+            .map(|(chain, _)| chain.join("_manifest.json"))
+    };
+    let new_data = manifest.and_then(|m| crate::store::sink::sha256_file(&m).ok());
+    match (old_seeds, new_seeds, new_data) {
+        (Some(os), Some(ns), Some(nd)) if !rec.dataset_manifest_sha256.is_empty() => {
+            key_of(old, &rec.dataset_manifest_sha256, &os, "") == key_of(new, &nd, &ns, "")
+        }
+        _ => false,
+    }
 }

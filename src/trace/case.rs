@@ -620,14 +620,25 @@ impl Case {
 /// records none. Only that field is kept: the rest is read past, so a trace of millions
 /// of edges is never held as a JSON tree.
 pub fn recorded_command(path: &Path) -> Option<Vec<String>> {
-    #[derive(serde::Deserialize)]
-    struct Recorded {
-        command: Vec<String>,
-    }
+    recorded(path).map(|r| r.command)
+}
+
+/// What a case's `trace.json` records of the question it answered: the command, the
+/// sha256 of its inputs (seed files as `seeds FILE`, as typed) and of the dataset's
+/// manifest. Read as [`recorded_command`] reads it.
+#[derive(Debug, serde::Deserialize)]
+pub struct Recorded {
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub inputs: BTreeMap<String, String>,
+    #[serde(default)]
+    pub dataset_manifest_sha256: String,
+}
+
+/// [`Recorded`] of the case's `trace.json` at `path`; `None` when it is unreadable.
+pub fn recorded(path: &Path) -> Option<Recorded> {
     let f = std::fs::File::open(path).ok()?;
-    serde_json::from_reader::<_, Recorded>(std::io::BufReader::new(f))
-        .ok()
-        .map(|r| r.command)
+    serde_json::from_reader::<_, Recorded>(std::io::BufReader::new(f)).ok()
 }
 
 impl Case {

@@ -112,7 +112,7 @@ pub(crate) fn walk_limit() -> u64 {
 pub(crate) fn outgrown(progress: &str, o: &crate::memory::Outgrown) -> TraceError {
     let show = crate::memory::show;
     TraceError::Input(format!(
-        "the trace outgrew the memory budget ({}): {progress} when the memory had grown by {} (a trace may grow by {}, three quarters of the budget; the rest is for writing the case). Narrow the trace (fewer hops with --max-hops, a higher --min-value, fewer models with --policy, fewer seeds) or give it more memory with --memory",
+        "the trace outgrew the memory budget ({}): {progress} when the memory had grown by {}, past the {} a trace may grow by (three quarters of the budget; the rest is for writing the case). Narrow the trace (fewer hops with --max-hops, a higher --min-value, fewer models with --policy, fewer seeds) or give it more memory with --memory",
         crate::memory::budget(),
         show(o.grown),
         show(o.limit),
@@ -182,8 +182,18 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
         let r = run_within(&idx, &seeds, &labels, &params, p, &mut watch).map_err(|o| match o {
             super::Stopped::Interrupted => TraceError::Interrupted,
             super::Stopped::Outgrown { memory, edges, hop } => {
+                let done: Vec<&str> = results.iter().map(|r| r.policy.name()).collect();
+                let before = if done.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "the {} model(s) had finished ({} transfers) and ",
+                        done.join(", "),
+                        results.iter().map(|r| r.edges.len()).sum::<usize>()
+                    )
+                };
                 let progress = format!(
-                    "the {} model had recorded {edges} transfers, up to hop {hop},",
+                    "{before}the {} model had recorded {edges} transfers, up to hop {hop},",
                     p.name(),
                 );
                 outgrown(&progress, &memory)

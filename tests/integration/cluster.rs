@@ -590,6 +590,13 @@ fn a_truth_written_by_polars_or_without_change_flags_is_read() {
         r.as_object_mut().unwrap().remove("truth");
     }
     assert_eq!(scored, plain);
+    // A truth whose every row lacks its entity says so (it said "no address … appears in
+    // the dataset").
+    let none = d.path().join("none.csv");
+    std::fs::write(&none, format!("address,entity\n{},\n", rows[0][ai])).unwrap();
+    let o = eval_clusters(data, &none, &["--set", "multi-input"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("names no owner"), "{}", stderr(&o));
     assert_ne!(
         scored[0], rows_plain[0],
         "leaving rows out changes the score"
@@ -1285,6 +1292,18 @@ fn a_damaged_index_file_is_named_by_verify_and_case_verify() {
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let all = format!("{}{}", stdout(&o), stderr(&o));
     assert!(all.contains("index") && all.contains("out_value"), "{all}");
+    // A cut file is named by --verify too, and left as it is: --verify rebuilt the index
+    // over it (it looked stale), said every file matched, and exited 0.
+    let cut = d.path().join("regtest/index/in_tx");
+    std::fs::write(&cut, b"short").unwrap();
+    let o = run(&["cluster", "index", "--data", data, "--verify"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("in_tx") && stderr(&o).contains(&format!("--data {data} --rebuild")),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(std::fs::read(&cut).unwrap(), b"short");
     // Rebuilt, it is sound again.
     ok(&run(&[
         "cluster",

@@ -1551,9 +1551,9 @@ fn a_rerun_with_output_flags_or_an_extra_file_keeps_the_case_and_its_report() {
     // another trace" (it was, without --force).
     let seeds = dir.path().join("seeds.csv");
     std::fs::copy(flagged().trim_start_matches('@'), &seeds).unwrap();
-    let by_file = |seed: &str| {
+    let by_file_in = |cwd: &std::path::Path, seed: &str| {
         std::process::Command::new(bin())
-            .current_dir(dir.path())
+            .current_dir(cwd)
             .args(["trace", "--quiet", "--data"])
             .arg(d.path())
             .args(["--seed", seed, "--out", c])
@@ -1571,13 +1571,25 @@ fn a_rerun_with_output_flags_or_an_extra_file_keeps_the_case_and_its_report() {
         "--out",
         c,
     ]));
+    let by_file = |seed: &str| by_file_in(dir.path(), seed);
     ok(&by_file("@seeds.csv"));
     ok(&by_file("@./seeds.csv"));
-    let other = by_file(&flagged());
+    // From another working directory, whose relative paths the case's recorded command
+    // cannot be resolved against: the same parameters, seed file and dataset content.
+    let sub = dir.path().join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    ok(&by_file_in(&sub, "@../seeds.csv"));
+    ok(&by_file("@seeds.csv"));
+    let other = by_file("bcrt1q9fs8w3mauaf2wcrzj64np6vtr465gf6kh4x663");
     assert_eq!(
         other.status.code(),
         Some(1),
-        "a seed typed in is another list"
+        "another seed is another question"
+    );
+    assert!(
+        String::from_utf8_lossy(&other.stderr).contains("another trace"),
+        "{}",
+        String::from_utf8_lossy(&other.stderr)
     );
 }
 

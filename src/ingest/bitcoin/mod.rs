@@ -102,9 +102,10 @@ pub struct Summary {
     /// were no longer on the source's best chain, and their parts were replaced), as the
     /// manifest's `reorgs` records it; `None` when there was none.
     pub reorg: Option<crate::store::manifest::Reorg>,
-    /// With `from`: the height the rewritten parts start at, the start of the part holding
-    /// `from` (parts are whole: `--from 1234` on parts of 1,000 blocks rewrites from 1000);
-    /// `None` without `from`, or when nothing it covers was written.
+    /// With `from` inside a part: the height the rewritten parts start at, the start of
+    /// the part holding `from` (parts are whole: `--from 1234` on parts of 1,000 blocks
+    /// rewrites from 1000); `None` without `from`, when `from` starts a part, or when
+    /// nothing it covers was written.
     pub rewritten_from: Option<u32>,
     /// An input problem found after the complete blocks before it were ingested.
     #[serde(serialize_with = "ser_err")]
@@ -456,7 +457,8 @@ pub fn ingest_chain(
         .iter()
         .filter(|&&(f, t)| forced(f, t))
         .map(|&(f, _)| f)
-        .min();
+        .min()
+        .filter(|&f| f < req_from);
     let overlaps = |p: &Part| {
         to_write
             .iter()
