@@ -1239,8 +1239,11 @@ pub struct CaseInitArgs {
     /// The agency's case or file number.
     #[arg(long)]
     pub number: Option<String>,
+    /// The examiner who made the case (name, and badge or staff number as your agency
+    /// writes it), shown with the case in its reports.
     #[arg(long)]
     pub examiner: Option<String>,
+    /// The agency or unit the case belongs to, shown with the case in its reports.
     #[arg(long)]
     pub agency: Option<String>,
     /// The question the case answers.

@@ -34,6 +34,7 @@ pub fn seed_items_from(seeds: &[String]) -> Result<Vec<(String, Option<String>)>
         // The column named `address` when a header names one, else the first.
         let mut col = 0;
         let lines = crate::labels::Lines::new(text);
+        let before = items.len();
         for (n, record) in reader.records().enumerate() {
             let record = record.map_err(|e| {
                 TraceError::Input(format!("seed file {file}: not readable as CSV: {e}"))
@@ -52,6 +53,11 @@ pub fn seed_items_from(seeds: &[String]) -> Result<Vec<(String, Option<String>)>
                 continue;
             }
             items.push((first.to_string(), Some(format!("{file}:{line}"))));
+        }
+        if items.len() == before {
+            return Err(TraceError::Input(format!(
+                "the seed file {file} names no seed (it is empty, or holds only a header, blank lines or # comments): give one seed per line, as --seed takes it (see chaintrace trace --help)"
+            )));
         }
     }
     Ok(items)

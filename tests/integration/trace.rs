@@ -689,6 +689,11 @@ fn seeds_and_options_are_checked_with_their_own_messages() {
         "has 9 decimals",
     );
     fails(&vendor, &["--from-time", "2026-02-31"], "is not a time");
+    // A seed file with only a header: said as such (it was "the seeds select no output").
+    let empties = tempfile::tempdir().unwrap();
+    let only_header = empties.path().join("header-only.csv");
+    std::fs::write(&only_header, "address\n\n").unwrap();
+    fails(&format!("@{}", only_header.display()), &[], "names no seed");
 
     // Upper-case bech32, a BOM in the seed file, and unit amounts are understood.
     // The default stop category is said in the answer.
