@@ -33,8 +33,8 @@ pub struct Cli {
     /// bitcoin`'s per-cluster figures (its union-find, 9-13 bytes an address, is not
     /// bounded), and by `ingest bitcoin`'s UTXO set (past half of it, its records move to a
     /// scratch file in the dataset's folder; the dataset is the same bytes). A trace stops
-    /// with an error, writing nothing, once its walks have grown the heap by three quarters
-    /// of it (narrow the trace or raise the budget). Stats do not read it: their heap is
+    /// with an error, writing nothing, once its heap reaches three quarters of it (narrow
+    /// the trace or raise the budget). Stats do not read it: their heap is
     /// the labels and the rows found. Memory-mapped pages
     /// (page cache) are not counted. Default: CHAINTRACE_MEMORY, else half the RAM.
     #[arg(

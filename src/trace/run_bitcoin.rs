@@ -102,20 +102,24 @@ fn before_labels(idx: &Index, resolved: &crate::labels::Resolved) -> HashMap<u64
 }
 
 /// How much a trace's walks may grow the process's memory: three quarters of the budget
-/// ([`crate::memory::budget`]), the rest left for writing the case.
+/// ([`crate::memory::budget`]) less what the process holds already (the labels and seeds
+/// loaded, the program's own), so the whole process stays within the budget; the last
+/// quarter is for writing the case.
 pub(crate) fn walk_limit() -> u64 {
-    crate::memory::budget().bytes() / 4 * 3
+    (crate::memory::budget().bytes() / 4 * 3)
+        .saturating_sub(crate::memory::heap_bytes().unwrap_or(0))
 }
 
 /// The error of a trace that outgrew its budget: how far it got (`progress`: "the haircut
 /// model had recorded …"), and how to narrow it.
 pub(crate) fn outgrown(progress: &str, o: &crate::memory::Outgrown) -> TraceError {
     let show = crate::memory::show;
+    let budget = crate::memory::budget();
     TraceError::Input(format!(
-        "the trace outgrew the memory budget ({}): {progress} when the memory had grown by {}, past the {} a trace may grow by (three quarters of the budget; the rest is for writing the case). Narrow the trace (fewer hops with --max-hops, a higher --min-value, fewer models with --policy, fewer seeds) or give it more memory with --memory",
-        crate::memory::budget(),
+        "the trace outgrew the memory budget ({budget}): {progress} when the memory had grown by {}, past the {} the walks may grow by (three quarters of the budget, less the {} held before them: the labels, the seeds and the program itself; the last quarter is for writing the case). Narrow the trace (fewer hops with --max-hops, a higher --min-value, fewer models with --policy, fewer seeds) or give it more memory with --memory",
         show(o.grown),
         show(o.limit),
+        show((budget.bytes() / 4 * 3).saturating_sub(o.limit)),
     ))
 }
 
@@ -174,8 +178,8 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
         through_coinjoins: a.through_coinjoins,
         before_labels: before_labels(&idx, &resolved),
     };
-    // The walks' edges and taint grow with the trace: watched against the budget, with a
-    // quarter of it left for what writing the case adds.
+    // The walks' edges and taint grow with the trace: watched against the budget (what the
+    // process holds now counted), with a quarter of it left for what writing the case adds.
     let mut watch = crate::memory::Watch::new(walk_limit());
     let mut results: Vec<PolicyResult> = Vec::with_capacity(pols.len());
     for &p in &pols {
