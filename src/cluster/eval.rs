@@ -256,7 +256,7 @@ pub fn read_change_flags(
         what,
     };
     let mut out = std::collections::HashSet::new();
-    let mut left_out = 0u64;
+    let mut left_out = (0u64, 0u64);
     if path.extension().is_some_and(|e| e == "parquet") {
         for batch in parquet_batches(&path)? {
             let batch = batch.map_err(|e| fmt(e.to_string()))?;
@@ -277,7 +277,8 @@ pub fn read_change_flags(
                             out.insert(a);
                         }
                     }
-                    _ => left_out += 1,
+                    (Some(_), None) => left_out.1 += 1,
+                    _ => left_out.0 += 1,
                 }
             }
         }
@@ -547,7 +548,8 @@ fn read_mapping_listing(
     };
     let twice = |a: &str, before: &str, now: &str| fmt(twice_what(a, before, now));
     let mut out = HashMap::new();
-    let mut left_out = 0u64;
+    // Rows left out: (without an address, with an address but no value).
+    let mut left_out = (0u64, 0u64);
     if path.extension().is_some_and(|e| e == "parquet") {
         for batch in parquet_batches(&path)? {
             let batch = batch.map_err(|e| fmt(e.to_string()))?;
@@ -573,12 +575,13 @@ fn read_mapping_listing(
                             return Err(twice(&a, &before, &e));
                         }
                     }
-                    _ => left_out += 1,
+                    (Some(a), _) if !a.trim().is_empty() => left_out.1 += 1,
+                    _ => left_out.0 += 1,
                 }
             }
         }
         warn_left_out(&path, left_out, value_columns);
-        return Ok((out, left_out));
+        return Ok((out, left_out.0 + left_out.1));
     }
     // A spreadsheet's CSV: quoted fields (a comma inside quotes), a byte-order mark,
     // CRLF line ends, padded cells, and semicolons or tabs as some locales export.
@@ -622,11 +625,12 @@ fn read_mapping_listing(
                     )));
                 }
             }
-            _ => left_out += 1,
+            (Some(a), _) if !a.is_empty() => left_out.1 += 1,
+            _ => left_out.0 += 1,
         }
     }
     warn_left_out(&path, left_out, value_columns);
-    Ok((out, left_out))
+    Ok((out, left_out.0 + left_out.1))
 }
 
 /// What a truth file listing `address` with two values says.
@@ -636,14 +640,29 @@ fn twice_what(address: &str, before: &str, now: &str) -> String {
     )
 }
 
-/// Says on stderr how many rows of a truth or label file were left out for a missing
-/// address or value (they would otherwise vanish from a score without a word).
-fn warn_left_out(path: &Path, n: u64, value_columns: &[&str]) {
-    if n > 0 {
+/// Says on stderr how many rows of a truth or label file were left out (they would
+/// otherwise vanish from a score without a word): `(without an address, with an address
+/// but no value)`. The change flags are read from the truth already read for its
+/// entities: their rows without an address were said then, and only the oracle (perfect
+/// change detection) leaves out a row without a flag.
+fn warn_left_out(path: &Path, (no_address, no_value): (u64, u64), value_columns: &[&str]) {
+    let flags = value_columns == ["is_change"];
+    if no_address > 0 && !flags {
         eprintln!(
-            "chaintrace: warning: {n} row(s) of {} have no address or no {}; they are left out",
+            "chaintrace: warning: {no_address} row(s) of {} have no address; they are left out",
             path.display(),
-            value_columns.join("/")
+        );
+    }
+    if no_value > 0 {
+        eprintln!(
+            "chaintrace: warning: {no_value} row(s) of {} have no {}; they are left out{}",
+            path.display(),
+            value_columns.join("/"),
+            if flags {
+                " of the oracle (perfect change detection) only"
+            } else {
+                ""
+            }
         );
     }
 }

@@ -634,6 +634,30 @@ fn a_truth_written_by_polars_or_without_change_flags_is_read() {
         "{}",
         stderr(&o)
     );
+    // A row without an address is said once (the change flags counted it again), and a
+    // row without a flag is said to leave the oracle only.
+    let gaps = d.path().join("gaps.csv");
+    std::fs::write(
+        &gaps,
+        format!(
+            "{}\n,someone,1\n{},{},\n",
+            std::fs::read_to_string(flags_as("gaps-base.csv", "1", "0", None))
+                .unwrap()
+                .trim_end(),
+            "bcrt1qnotinthetruth0000000000000000000000000",
+            "someone"
+        ),
+    )
+    .unwrap();
+    let o = eval_clusters(data, &gaps, &["--set", "multi-input"]);
+    ok(&o);
+    let err = stderr(&o);
+    assert_eq!(err.matches("have no address").count(), 1, "{err}");
+    assert!(
+        err.contains("1 row(s) of")
+            && err.contains("have no is_change; they are left out of the oracle"),
+        "{err}"
+    );
 
     // An address the truth lists twice with two owners is refused, naming it and the line
     // (one row silently won before, and the scores moved).
