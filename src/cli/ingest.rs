@@ -283,6 +283,12 @@ pub(crate) fn print_summary(cli: &Cli, s: &Summary, error: Option<&IngestError>)
             r.removed_parts.join(", ")
         );
     }
+    if let Some(f) = s.from_beyond_tip {
+        eprintln!(
+            "chaintrace: warning: --from {f} is above the source's chain tip (height {}): no block from it exists, so nothing was re-ingested",
+            s.chain_tip_height
+        );
+    }
     if let Some(f) = s.rewritten_from {
         eprintln!(
             "chaintrace: note: --from re-ingests whole parts: the dataset was rewritten from height {f}, the start of the part holding the height given"

@@ -119,6 +119,16 @@ fn rerun_keeps_everything_and_reingesting_a_range_replaces_it() {
         stderr(&o)
     );
     assert_same(d.path(), &reference);
+    // --from above the chain's tip rewrites nothing, and says so (it wrote 0 blocks
+    // without a word).
+    let o = ingest(&blocks(), d.path(), &["--from", "5000"]);
+    ok(&o);
+    assert!(
+        stderr(&o).contains("--from 5000 is above the source's chain tip (height 400)"),
+        "{}",
+        stderr(&o)
+    );
+    assert_same(d.path(), &reference);
 
     // Leftovers of a killed run are removed: a temp file and an unlisted part.
     let stray_tmp = d

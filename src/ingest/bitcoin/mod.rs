@@ -107,6 +107,9 @@ pub struct Summary {
     /// rewrites from 1000); `None` without `from`, when `from` starts a part, or when
     /// nothing it covers was written.
     pub rewritten_from: Option<u32>,
+    /// `from` when it is above the source's chain tip: no block of it exists yet, so
+    /// nothing was re-ingested.
+    pub from_beyond_tip: Option<u32>,
     /// An input problem found after the complete blocks before it were ingested.
     #[serde(serialize_with = "ser_err")]
     pub error: Option<IngestError>,
@@ -537,6 +540,7 @@ pub fn ingest_chain(
         peak_rss_bytes: None,
         reorg,
         rewritten_from,
+        from_beyond_tip: opts.from.filter(|&f| f > chain_tip),
         error: best.deferred,
     };
 
