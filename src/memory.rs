@@ -176,6 +176,15 @@ impl Watch {
         }
     }
 
+    /// A watch from now that reports once the process's memory passes `total` bytes: it
+    /// allows the growth of `total` less what the process holds now (one reading of it).
+    #[must_use]
+    pub fn up_to(total: u64) -> Watch {
+        let mut w = Watch::new(0);
+        w.limit = total.saturating_sub(w.start.unwrap_or(0));
+        w
+    }
+
     /// A watch that never reports, and is never interrupted (a library caller that sets
     /// no budget of its own).
     #[must_use]

@@ -272,18 +272,18 @@ fn crashed(cli: &Cli) -> ExitCode {
         }
         return ExitCode::from(1);
     }
-    let unverified: Vec<String> = crate::index::loaded_dirs()
-        .iter()
-        .filter(|d| crate::index::Index::load(d).is_ok_and(|ix| ix.meta.files_sha256.is_empty()))
-        .map(|d| d.display().to_string())
-        .collect();
-    let hint = if unverified.is_empty() {
-        "this is a bug in chaintrace; please report it with the command line".to_string()
-    } else {
-        format!(
-            "this is a bug in chaintrace, or a damaged index in {} (built by an older version, it records no file hashes to check): rebuild it with chaintrace cluster index --rebuild, and report the bug if the command still fails",
-            unverified.join(", ")
-        )
+    // An index built before file hashes were recorded cannot be checked: it may be the
+    // cause, and its rebuild (with --data) is the first thing to try.
+    let unverified = crate::index::loaded_dirs()
+        .into_iter()
+        .find(|d| crate::index::Index::load(d).is_ok_and(|ix| ix.meta.files_sha256.is_empty()));
+    let hint = match unverified {
+        None => "this is a bug in chaintrace; please report it with the command line".to_string(),
+        Some(d) => format!(
+            "this is a bug in chaintrace, or a damaged index in {} (built by an older version, it records no file hashes to check): {}, and report the bug if the command still fails",
+            d.display(),
+            rebuild_hint(&d)
+        ),
     };
     report_error(
         cli.json,

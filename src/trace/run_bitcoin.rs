@@ -101,13 +101,12 @@ fn before_labels(idx: &Index, resolved: &crate::labels::Resolved) -> HashMap<u64
         .collect()
 }
 
-/// How much a trace's walks may grow the process's memory: three quarters of the budget
-/// ([`crate::memory::budget`]) less what the process holds already (the labels and seeds
-/// loaded, the program's own), so the whole process stays within the budget; the last
-/// quarter is for writing the case.
-pub(crate) fn walk_limit() -> u64 {
-    (crate::memory::budget().bytes() / 4 * 3)
-        .saturating_sub(crate::memory::heap_bytes().unwrap_or(0))
+/// The watch of a trace's walks: they may grow the process's memory to three quarters
+/// of the budget ([`crate::memory::budget`]), what it holds already counted (the labels
+/// and seeds loaded, the program's own), so the whole process stays within the budget;
+/// the last quarter is for writing the case.
+pub(crate) fn walk_watch() -> crate::memory::Watch {
+    crate::memory::Watch::up_to(crate::memory::budget().bytes() / 4 * 3)
 }
 
 /// The error of a trace that outgrew its budget: how far it got (`progress`: "the haircut
@@ -180,7 +179,7 @@ pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
     };
     // The walks' edges and taint grow with the trace: watched against the budget (what the
     // process holds now counted), with a quarter of it left for what writing the case adds.
-    let mut watch = crate::memory::Watch::new(walk_limit());
+    let mut watch = walk_watch();
     let mut results: Vec<PolicyResult> = Vec::with_capacity(pols.len());
     for &p in &pols {
         let r = run_within(&idx, &seeds, &labels, &params, p, &mut watch).map_err(|o| match o {

@@ -274,7 +274,7 @@ pub(crate) fn run(a: &Request, pb: &dyn Progress) -> Result<Case, TraceError> {
     };
     // The models' edges and taint grow with the replay: watched against the budget after
     // each part, as a Bitcoin trace's walks are.
-    let mut watch = crate::memory::Watch::new(super::run_bitcoin::walk_limit());
+    let mut watch = super::run_bitcoin::walk_watch();
     let n_parts = order.len();
     for (k, part) in order.into_iter().enumerate() {
         let c = read(part, &mut accounts)?;

@@ -111,24 +111,23 @@ fn rerun_keeps_everything_and_reingesting_a_range_replaces_it() {
     // Parts are whole: the rewrite starts at 100, not 120, and says so (it was silent).
     assert_eq!(s["rewritten_from"], 100);
     assert_same(d.path(), &reference);
-    let o = ingest(&blocks(), d.path(), &["--from", "120", "--to", "180"]);
-    ok(&o);
-    assert!(
-        stderr(&o).contains("rewritten from height 100"),
-        "{}",
-        stderr(&o)
-    );
-    assert_same(d.path(), &reference);
-    // --from above the chain's tip rewrites nothing, and says so (it wrote 0 blocks
-    // without a word).
-    let o = ingest(&blocks(), d.path(), &["--from", "5000"]);
-    ok(&o);
-    assert!(
-        stderr(&o).contains("--from 5000 is above the source's chain tip (height 400)"),
-        "{}",
-        stderr(&o)
-    );
-    assert_same(d.path(), &reference);
+    // In text, the same rewrite is said; and --from above the chain's tip rewrites
+    // nothing, and says so (it wrote 0 blocks without a word).
+    for (args, said) in [
+        (
+            &["--from", "120", "--to", "180"][..],
+            "rewritten from height 100",
+        ),
+        (
+            &["--from", "5000"][..],
+            "--from 5000 is above the source's chain tip (height 400)",
+        ),
+    ] {
+        let o = ingest(&blocks(), d.path(), args);
+        ok(&o);
+        assert!(stderr(&o).contains(said), "{args:?}: {}", stderr(&o));
+        assert_same(d.path(), &reference);
+    }
 
     // Leftovers of a killed run are removed: a temp file and an unlisted part.
     let stray_tmp = d
