@@ -17,6 +17,17 @@ pub(crate) fn chain_dir(d: &DatasetArgs) -> Result<(PathBuf, String), CliError> 
     crate::trace::request::chain_dir(&d.data, d.network.as_deref()).map_err(CliError::user)
 }
 
+/// An index build's error: exit 130 when Ctrl-C stopped it, else an input error.
+pub(crate) fn index_failed(e: crate::index::IndexError) -> CliError {
+    match e {
+        crate::index::IndexError::Interrupted { .. } => CliError {
+            code: 130,
+            error: e.into(),
+        },
+        e => CliError::user(e),
+    }
+}
+
 pub(crate) fn open_index(chain: &Path) -> Result<Index, CliError> {
     if let Some(reason) = Index::needs_build(chain).map_err(CliError::user)? {
         if let Some(data) = chain.parent() {
@@ -35,7 +46,7 @@ pub(crate) fn open_index(chain: &Path) -> Result<Index, CliError> {
             );
         }
     }
-    let (idx, prov) = Index::open_or_build(chain).map_err(CliError::user)?;
+    let (idx, prov) = Index::open_or_build(chain).map_err(index_failed)?;
     match prov {
         Provenance::Built {
             reason,
@@ -113,6 +124,9 @@ pub(crate) fn index(cli: &Cli, a: &ClusterIndexArgs) -> Result<(), CliError> {
     {
         super::ingest::not_being_written(data)?;
     }
+    // Ctrl-C stops the build between batches; its partial files go with it.
+    crate::ingest::stop_on_ctrl_c()
+        .map_err(|e| CliError::user(anyhow!("cannot install the Ctrl-C handler: {e}")))?;
     let budget = crate::memory::budget();
     let started = std::time::Instant::now();
     let say = |why: &str| {
@@ -126,14 +140,14 @@ pub(crate) fn index(cli: &Cli, a: &ClusterIndexArgs) -> Result<(), CliError> {
         (None, false) => None,
         (_, true) => {
             say("--rebuild");
-            let b = Index::build(&chain, budget).map_err(CliError::user)?;
+            let b = Index::build(&chain, budget).map_err(index_failed)?;
             Some((b.passes, b.extended_from, None))
         }
         // As any other stage: after waiting for another process building it, only if it
         // is still needed; a dataset that only grew has its index extended.
         (Some(why), false) => {
             say(why);
-            match Index::open_or_build(&chain).map_err(CliError::user)?.1 {
+            match Index::open_or_build(&chain).map_err(index_failed)?.1 {
                 Provenance::Built {
                     passes,
                     extended_from,
@@ -754,12 +768,19 @@ pub(crate) fn print_scores(cli: &Cli, rows: &[eval::Scores]) {
         } else {
             r.heuristics.clone()
         };
+        // No pair predicted: a precision of 0/0, shown as "-" (JSON keeps 1.0 with
+        // predicted_pairs 0).
+        let precision = if r.predicted_pairs == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.4}", r.precision)
+        };
         println!(
-            "{:<46} {:>9} {:>9} {:>9.4} {:>9.4} {:>9.4} {:>12.4} {:>12.4} {:>9} {:>11} {:>15}",
+            "{:<46} {:>9} {:>9} {:>9} {:>9.4} {:>9.4} {:>12.4} {:>12.4} {:>9} {:>11} {:>15}",
             name,
             r.addresses,
             r.clusters,
-            r.precision,
+            precision,
             r.recall,
             r.f1,
             r.homogeneity,
@@ -805,6 +826,11 @@ pub(crate) fn print_scores(cli: &Cli, rows: &[eval::Scores]) {
             } else {
                 String::new()
             }
+        );
+    }
+    if rows.iter().any(|r| r.predicted_pairs == 0) {
+        println!(
+            "precision \"-\": the clustering puts no two addresses of the truth in one cluster (no pair predicted), so it has no precision to measure"
         );
     }
     println!(

@@ -294,6 +294,11 @@ pub(crate) fn print_summary(cli: &Cli, s: &Summary, error: Option<&IngestError>)
             "chaintrace: note: --from re-ingests whole parts: the dataset was rewritten from height {f}, the start of the part holding the height given"
         );
     }
+    if let Some(t) = s.rewritten_to {
+        eprintln!(
+            "chaintrace: note: --from re-ingests whole parts: the dataset was rewritten up to height {t}, the end of the part holding --to"
+        );
+    }
     match &s.tip {
         Some(t) => println!(
             "tip {} {} (chain tip {}, chosen by {}, {} stale block(s) skipped)",

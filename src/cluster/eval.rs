@@ -23,9 +23,15 @@ pub struct Scores {
     pub addresses: u64,
     pub clusters: u64,
     pub entities: u64,
+    /// Pairwise precision: `true_pairs_found / predicted_pairs`; 1.0 when no pair is
+    /// predicted (nothing claimed, nothing wrong), which the text output shows as "-".
     pub precision: f64,
     pub recall: f64,
     pub f1: f64,
+    /// Pairs of addresses of the truth that the clustering puts in one cluster.
+    pub predicted_pairs: u64,
+    /// Pairs of addresses of the truth that belong to one entity.
+    pub true_pairs: u64,
     pub homogeneity: f64,
     pub completeness: f64,
     /// Merges the clustering recorded; `None` for a row without merges of its own (the
@@ -479,6 +485,8 @@ pub fn score_assignments<'a>(
         precision,
         recall,
         f1,
+        predicted_pairs: u64::try_from(pred).unwrap_or(u64::MAX),
+        true_pairs: u64::try_from(real).unwrap_or(u64::MAX),
         homogeneity,
         completeness,
         merges: None,

@@ -91,6 +91,12 @@ pub enum IndexError {
         "the chain has more than 4,294,967,294 {what}: index format {INDEX_FORMAT} cannot hold it"
     )]
     TooMany { what: &'static str },
+    /// Ctrl-C (or SIGTERM) stopped the build: the partial files were removed and the old
+    /// index, if there was one, is as it was.
+    #[error(
+        "interrupted: the address index of {dir} was not built; the old index, if there was one, is as it was; run the command again to build it"
+    )]
+    Interrupted { dir: PathBuf },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
@@ -907,6 +913,12 @@ fn scan_table_from(
             if pass_over >= rows {
                 pass_over -= rows;
                 continue;
+            }
+            // Ctrl-C stops the build between batches (the builder removes its files).
+            if crate::ingest::interrupted() {
+                return Err(IndexError::Interrupted {
+                    dir: chain_dir.to_path_buf(),
+                });
             }
             let from = ix(pass_over);
             pass_over = 0;
@@ -2097,7 +2109,15 @@ fn build_locked(
     } else {
         (None, None)
     };
-    let mut built = build(chain_dir, &sha, &manifest, budget.bytes(), base)?;
+    let mut built = match build(chain_dir, &sha, &manifest, budget.bytes(), base) {
+        Ok(b) => b,
+        Err(e) => {
+            // A failed or interrupted build leaves no half-written directory behind (the
+            // old index, renamed into place only at the end, is untouched).
+            let _ = std::fs::remove_dir_all(chain_dir.join(".index.building"));
+            return Err(e);
+        }
+    };
     built.not_extended = not_extended;
     Ok(built)
 }

@@ -171,11 +171,22 @@ impl PartWriter {
         let _ = std::fs::remove_file(tmp);
     }
 
-    /// Writes the footer, syncs the temporary file and returns it staged.
+    /// Writes the footer, syncs the temporary file and returns it staged; on an error the
+    /// temporary file is removed.
     ///
     /// # Errors
     /// I/O or Parquet errors, naming the file.
     pub fn finish(self) -> Result<Staged, StoreError> {
+        let tmp = self.tmp.clone();
+        let staged = self.finish_inner();
+        if staged.is_err() {
+            // A part that failed leaves nothing behind.
+            let _ = std::fs::remove_file(tmp);
+        }
+        staged
+    }
+
+    fn finish_inner(self) -> Result<Staged, StoreError> {
         let out = self
             .writer
             .into_inner()
@@ -200,6 +211,110 @@ impl PartWriter {
             bytes,
             sha256: sha256::Hash::from_engine(engine).to_string(),
         })
+    }
+}
+
+/// A [`PartWriter`] on a thread of its own: Parquet's encoding and compression of one
+/// batch run while the caller builds the next (ingest decodes blocks on one core and
+/// writes on the other). At most one batch waits in the channel, so the memory held is
+/// the one being written plus one. The file written is the same bytes as the
+/// [`PartWriter`]'s.
+pub struct BackgroundWriter {
+    path: PathBuf,
+    send: Option<std::sync::mpsc::SyncSender<RecordBatch>>,
+    /// The thread; `None` once joined (after it failed).
+    done: Option<std::thread::JoinHandle<Result<PartWriter, StoreError>>>,
+}
+
+impl std::fmt::Debug for BackgroundWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackgroundWriter")
+            .field("path", &self.path)
+            .finish()
+    }
+}
+
+impl BackgroundWriter {
+    /// Moves `writer` to a new thread that writes the batches given to
+    /// [`BackgroundWriter::write`] in order.
+    ///
+    /// # Errors
+    /// The thread cannot be started (the error names the file).
+    pub fn spawn(writer: PartWriter) -> Result<BackgroundWriter, StoreError> {
+        let path = writer.path.clone();
+        let (send, recv) = std::sync::mpsc::sync_channel::<RecordBatch>(1);
+        let done = std::thread::Builder::new()
+            .name("parquet-writer".into())
+            .spawn(move || {
+                let mut w = writer;
+                for batch in recv {
+                    if let Err(e) = w.write(&batch) {
+                        w.abandon();
+                        return Err(e);
+                    }
+                }
+                Ok(w)
+            })
+            .map_err(io(&path))?;
+        Ok(BackgroundWriter {
+            path,
+            send: Some(send),
+            done: Some(done),
+        })
+    }
+
+    /// Hands `batch` to the writer's thread (waiting while it still writes the one before
+    /// the last).
+    ///
+    /// # Errors
+    /// The writer failed on an earlier batch: its error (I/O or Parquet, naming the file).
+    pub fn write(&mut self, batch: RecordBatch) -> Result<(), StoreError> {
+        if let Some(Ok(())) = self.send.as_ref().map(|s| s.send(batch)) {
+            return Ok(());
+        }
+        // The thread hung up: it failed, and says why when joined.
+        self.send = None;
+        match self.join() {
+            Some(Err(e)) => Err(e),
+            Some(Ok(w)) => {
+                w.abandon();
+                Err(self.stopped())
+            }
+            None => Err(self.stopped()),
+        }
+    }
+
+    fn stopped(&self) -> StoreError {
+        StoreError::Io {
+            path: self.path.clone(),
+            source: std::io::Error::other("its Parquet writer stopped after an error"),
+        }
+    }
+
+    /// Joins the thread (once), passing a panic on.
+    fn join(&mut self) -> Option<Result<PartWriter, StoreError>> {
+        let done = self.done.take()?;
+        Some(done.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+    }
+
+    /// Waits for every batch to be written, then [`PartWriter::finish`].
+    ///
+    /// # Errors
+    /// I/O or Parquet errors, naming the file.
+    pub fn finish(mut self) -> Result<Staged, StoreError> {
+        drop(self.send.take());
+        match self.join() {
+            Some(w) => w?.finish(),
+            None => Err(self.stopped()),
+        }
+    }
+
+    /// Gives the part up: waits for the thread, then [`PartWriter::abandon`].
+    pub fn abandon(mut self) {
+        drop(self.send.take());
+        if let Some(Ok(w)) = self.join() {
+            w.abandon();
+        }
     }
 }
 
@@ -359,5 +474,63 @@ impl Write for Sha256Writer {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{ArrayRef, StringArray, UInt32Array};
+    use std::sync::Arc;
+
+    fn batch(from: u32, n: u32) -> RecordBatch {
+        let ids: ArrayRef = Arc::new(UInt32Array::from_iter_values(from..from + n));
+        let names: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (from..from + n).map(|i| format!("row {i}")),
+        ));
+        RecordBatch::try_from_iter([("id", ids), ("name", names)]).unwrap()
+    }
+
+    #[test]
+    fn a_background_writer_writes_the_same_bytes_and_names_its_file_on_error() {
+        let d = tempfile::tempdir().unwrap();
+        let batches: Vec<RecordBatch> = (0..5).map(|k| batch(k * 1000, 1000)).collect();
+        let schema = batches[0].schema();
+        let mut w = PartWriter::create(&d.path().join("a.parquet"), schema.clone()).unwrap();
+        for b in &batches {
+            w.write(b).unwrap();
+        }
+        let a = w.finish().unwrap();
+        let mut w = BackgroundWriter::spawn(
+            PartWriter::create(&d.path().join("b.parquet"), schema.clone()).unwrap(),
+        )
+        .unwrap();
+        for b in &batches {
+            w.write(b.clone()).unwrap();
+        }
+        let b = w.finish().unwrap();
+        assert_eq!((a.sha256, a.rows, a.bytes), (b.sha256, b.rows, b.bytes));
+        assert_eq!(b.rows, 5000);
+
+        // A batch of another schema fails in the thread: a later write or the finish
+        // gives that error, naming the file, and the temporary file is removed.
+        let path = d.path().join("c.parquet");
+        let mut w = BackgroundWriter::spawn(PartWriter::create(&path, schema).unwrap()).unwrap();
+        let other: ArrayRef = Arc::new(UInt32Array::from_iter_values(0..10));
+        w.write(RecordBatch::try_from_iter([("x", other)]).unwrap())
+            .unwrap();
+        let mut failed = None;
+        for k in 0..3 {
+            if let Err(e) = w.write(batch(k, 10)) {
+                failed = Some(e);
+                break;
+            }
+        }
+        let e = match failed {
+            Some(e) => e,
+            None => w.finish().unwrap_err(),
+        };
+        assert!(e.to_string().contains("c.parquet"), "{e}");
+        assert!(!d.path().join(".c.parquet.tmp").exists(), "{e}");
     }
 }

@@ -125,7 +125,10 @@ pub(crate) fn outgrown(progress: &str, o: &crate::memory::Outgrown) -> TraceErro
 pub(crate) fn run(a: &Request) -> Result<Case, TraceError> {
     let pols = a.policies.clone();
     let (chain, network) = chain_dir(&a.data, a.network.as_deref())?;
-    let (idx, _) = Index::open_or_build(&chain).map_err(TraceError::stage)?;
+    let (idx, _) = Index::open_or_build(&chain).map_err(|e| match e {
+        crate::index::IndexError::Interrupted { .. } => TraceError::Interrupted,
+        e => TraceError::stage(e),
+    })?;
     let seeds = seed_outputs(
         &idx,
         &a.seeds,

@@ -601,6 +601,29 @@ fn a_truth_written_by_polars_or_without_change_flags_is_read() {
         scored[0], rows_plain[0],
         "leaving rows out changes the score"
     );
+    // A truth of one address: no pair can be predicted, so precision is 0/0. It is shown
+    // as "-" and said, not as a perfect 1.0000 (before); the JSON gives the pair counts.
+    let one = d.path().join("one.csv");
+    std::fs::write(
+        &one,
+        format!("address,entity\n{},{}\n", rows[0][ai], rows[0][ei]),
+    )
+    .unwrap();
+    let o = eval_clusters(data, &one, &["--set", "multi-input"]);
+    ok(&o);
+    let line = stdout(&o)
+        .lines()
+        .find(|l| l.starts_with("multi-input"))
+        .unwrap_or_default()
+        .to_string();
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cells.get(3), Some(&"-"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("no pair predicted"), "{}", stdout(&o));
+    let o = eval_clusters(data, &one, &["--set", "multi-input", "--json"]);
+    let j: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(j[0]["predicted_pairs"], 0, "{}", j[0]);
+    assert_eq!(j[0]["true_pairs"], 0, "{}", j[0]);
+    assert!(from_csv[0]["predicted_pairs"].as_u64().unwrap() > 0);
 
     // Change flags as yes/no score as 1/0 (they were read as "no" without a word, and the
     // oracle then equalled multi-input); a flag that is neither is refused by name.

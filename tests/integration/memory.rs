@@ -478,6 +478,48 @@ fn an_interrupted_clustering_exits_130_and_leaves_nothing_half_done() {
     assert!(tree(&clusters) == whole);
 }
 
+/// Ctrl-C during `cluster index --rebuild`: exit 130, its half-written `.index.building`
+/// is removed (it was left for the next build to take over), and the old index is as it
+/// was.
+#[test]
+fn an_interrupted_index_build_exits_130_and_keeps_the_old_index() {
+    let d = tempfile::tempdir().unwrap();
+    let chain = world(d.path(), "20000");
+    let data = chain.parent().unwrap().to_str().unwrap().to_string();
+    ok(&run(&["cluster", "index", "--data", &data]));
+    let whole = index_files(&chain);
+    let mut caught = None;
+    for delay in [30u64, 60, 120, 240, 480, 960] {
+        let child = spawn(
+            &["--json", "cluster", "index", "--rebuild", "--data", &data],
+            true,
+        );
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        // SAFETY: signalling our own child by its pid.
+        unsafe {
+            libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGINT);
+        }
+        let o = child.wait_with_output().unwrap();
+        if o.status.code() == Some(130) {
+            caught = Some(o);
+            break;
+        }
+    }
+    let o = caught.expect("no Ctrl-C reached the index build while it ran");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["error"]["kind"], "interrupted", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the old index, if there was one, is as it was"),
+        "{v}"
+    );
+    assert!(!chain.join(".index.building").exists());
+    assert!(index_files(&chain) == whole, "the old index changed");
+    ok(&run(&["cluster", "index", "--verify", "--data", &data]));
+}
+
 /// `n` tags of distinct regtest addresses (P2WPKH of made-up key hashes), over 40
 /// entities in four categories, as a CSV label list.
 fn synthetic_tags(n: u32) -> String {

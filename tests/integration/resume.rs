@@ -110,6 +110,8 @@ fn rerun_keeps_everything_and_reingesting_a_range_replaces_it() {
     assert_eq!(s["written"]["blocks"], 100);
     // Parts are whole: the rewrite starts at 100, not 120, and says so (it was silent).
     assert_eq!(s["rewritten_from"], 100);
+    // ... and ends at 199, not 180, and says that too (it was silent).
+    assert_eq!(s["rewritten_to"], 199);
     assert_same(d.path(), &reference);
     // In text, the same rewrite is said; and --from above the chain's tip rewrites
     // nothing, and says so (it wrote 0 blocks without a word).
@@ -117,6 +119,10 @@ fn rerun_keeps_everything_and_reingesting_a_range_replaces_it() {
         (
             &["--from", "120", "--to", "180"][..],
             "rewritten from height 100",
+        ),
+        (
+            &["--from", "120", "--to", "180"][..],
+            "rewritten up to height 199, the end of the part holding --to",
         ),
         (
             &["--from", "5000"][..],

@@ -107,6 +107,10 @@ pub struct Summary {
     /// rewrites from 1000); `None` without `from`, when `from` starts a part, or when
     /// nothing it covers was written.
     pub rewritten_from: Option<u32>,
+    /// With `from` and a `to` inside a part: the height the rewritten parts end at, the
+    /// end of the part holding `to` (`--from 0 --to 1234` on parts of 1,000 blocks rewrites
+    /// up to 1999); `None` otherwise.
+    pub rewritten_to: Option<u32>,
     /// `from` when it is above the source's chain tip: no block of it exists yet, so
     /// nothing was re-ingested.
     pub from_beyond_tip: Option<u32>,
@@ -462,6 +466,12 @@ pub fn ingest_chain(
         .map(|&(f, _)| f)
         .min()
         .filter(|&f| f < req_from);
+    let rewritten_to = to_write
+        .iter()
+        .filter(|&&(f, t)| forced(f, t))
+        .map(|&(_, t)| t)
+        .max()
+        .filter(|&t| opts.to.is_some() && t > req_to);
     let overlaps = |p: &Part| {
         to_write
             .iter()
@@ -540,6 +550,7 @@ pub fn ingest_chain(
         peak_rss_bytes: None,
         reorg,
         rewritten_from,
+        rewritten_to,
         from_beyond_tip: opts.from.filter(|&f| f > chain_tip),
         error: best.deferred,
     };
@@ -587,7 +598,7 @@ pub fn ingest_chain(
         let mut next_part = 0usize;
         let mut tx_total = 0u64;
         let mut failure: Option<IngestError> = None;
-        let mut open: Option<Vec<sink::PartWriter>> = None;
+        let mut open: Option<Vec<sink::BackgroundWriter>> = None;
         std::thread::scope(|s| -> Result<(), IngestError> {
             let (send, recv) = mpsc::sync_channel::<Result<Vec<Fetched>, IngestError>>(2);
             s.spawn(move || {
@@ -642,11 +653,11 @@ pub fn ingest_chain(
                     {
                         let name = sink::part_name(u64::from(f), u64::from(t));
                         if open.is_none() {
-                            open = Some(open_part(&chain_dir, &name)?);
+                            open = Some(open_part_background(&chain_dir, &name)?);
                         }
                         let writers = open.as_mut().expect("opened above");
                         if rows.buffered_rows() >= FLUSH_ROWS || block.height == t {
-                            for (w, batch) in writers.iter_mut().zip(rows.finish()?.iter()) {
+                            for (w, batch) in writers.iter_mut().zip(rows.finish()?) {
                                 w.write(batch)?;
                             }
                         }
@@ -815,6 +826,19 @@ fn save_snapshot(
 /// Input + output rows buffered before they are written to the open part's files.
 const FLUSH_ROWS: usize = 200_000;
 
+/// [`open_part`]'s writers, each on a thread of its own ([`sink::BackgroundWriter`]): the
+/// blocks' decoding, the UTXO set and the Arrow builders go on while the last batch is
+/// encoded and compressed.
+fn open_part_background(
+    chain_dir: &Path,
+    name: &str,
+) -> Result<Vec<sink::BackgroundWriter>, IngestError> {
+    Ok(open_part(chain_dir, name)?
+        .into_iter()
+        .map(sink::BackgroundWriter::spawn)
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
 pub(super) fn open_part(
     chain_dir: &Path,
     name: &str,
@@ -838,7 +862,7 @@ pub(super) fn open_part(
 fn commit_part(
     chain_dir: &Path,
     manifest: &mut Manifest,
-    writers: Vec<sink::PartWriter>,
+    writers: Vec<sink::BackgroundWriter>,
     chain: &[ChainBlock],
     from: u32,
     to: u32,
@@ -847,7 +871,7 @@ fn commit_part(
     let name = sink::part_name(u64::from(from), u64::from(to));
     let staged = writers
         .into_iter()
-        .map(sink::PartWriter::finish)
+        .map(sink::BackgroundWriter::finish)
         .collect::<Result<Vec<_>, _>>()?;
     crash_point("after-stage", part_no);
     sink::commit(&staged)?;
