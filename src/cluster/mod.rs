@@ -141,6 +141,10 @@ fn propose(
 ) -> std::io::Result<()> {
     let (fingerprints, prices) = (opts.fingerprints, opts.prices);
     let mut view = TxView::default();
+    // Multi-input alone reads a transaction's view only to detect a CoinJoin, which needs
+    // two inputs and three outputs ([`heuristics::coinjoin::detect`]): the others are
+    // merged (or passed over, with one input) from the input addresses alone.
+    let only_multi_input = rules.iter().all(|&h| h == Heuristic::MultiInput);
     let txs: Box<dyn Iterator<Item = u32>> = match order {
         Some(o) => Box::new(o.iter().copied()),
         None => Box::new(0..idx.txs()),
@@ -154,6 +158,15 @@ fn propose(
             ));
         }
         if idx.is_coinbase(TxIx(t)) {
+            continue;
+        }
+        if only_multi_input && idx.n_inputs(TxIx(t)) < 2 {
+            continue;
+        }
+        if only_multi_input && idx.n_outputs(TxIx(t)) < 3 {
+            if let Some(first) = idx.input_addresses(TxIx(t)).next() {
+                multi_input(idx, t, first.0, emit)?;
+            }
             continue;
         }
         view.load(idx, TxIx(t));
@@ -190,17 +203,7 @@ fn propose(
         }
         for &h in rules {
             if h == Heuristic::MultiInput {
-                for a in idx.input_addresses(TxIx(t)).skip(1) {
-                    if a.0 != first {
-                        emit(Merge {
-                            a: first,
-                            b: a.0,
-                            tx: t,
-                            heuristic: h,
-                            because: because_bits(&[h]),
-                        })?;
-                    }
-                }
+                multi_input(idx, t, first, emit)?;
             } else if let Some((c, why)) = heuristics::change_output_why(&view, h)
                 .and_then(|(i, why)| view.outputs[i].address.map(|a| (a.0, why)))
             {
@@ -212,6 +215,28 @@ fn propose(
                     because: because_bits(&why),
                 })?;
             }
+        }
+    }
+    Ok(())
+}
+
+/// The multi-input merges of transaction `t`: its first input's address `first` with
+/// every other input's address that differs.
+fn multi_input(
+    idx: &Index,
+    t: u32,
+    first: u32,
+    emit: &mut impl FnMut(Merge) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    for a in idx.input_addresses(TxIx(t)).skip(1) {
+        if a.0 != first {
+            emit(Merge {
+                a: first,
+                b: a.0,
+                tx: t,
+                heuristic: Heuristic::MultiInput,
+                because: because_bits(&[Heuristic::MultiInput]),
+            })?;
         }
     }
     Ok(())

@@ -1466,3 +1466,32 @@ fn the_index_is_not_built_from_a_dataset_being_written() {
     lock.unlock().unwrap();
     ok(&run(&["cluster", "index", "--data", data]));
 }
+
+/// Multi-input alone skips the transaction view where no CoinJoin can be (under two
+/// inputs or three outputs): its merges are the multi-input merges of a set that reads
+/// every view (with a change rule), on world A's real wallets.
+#[test]
+fn multi_input_alone_merges_as_within_a_set_that_reads_every_transaction() {
+    let d = regtest_dataset();
+    let (idx, _) = Index::open_or_build(&d.path().join("regtest")).unwrap();
+    let alone = cluster::cluster(&idx, &[Heuristic::MultiInput], None);
+    let with_change = cluster::cluster(
+        &idx,
+        &[Heuristic::MultiInput, Heuristic::ChangeOneTime],
+        None,
+    );
+    let multi: Vec<_> = with_change
+        .merges
+        .iter()
+        .filter(|m| m.heuristic == Heuristic::MultiInput)
+        .copied()
+        .collect();
+    assert!(!alone.merges.is_empty());
+    assert_eq!(alone.merges, multi);
+    // The short path was taken: some merges come from transactions of one or two outputs.
+    assert!(
+        alone.merges.iter().any(|m| idx.n_outputs(TxIx(m.tx)) < 3),
+        "no multi-input merge from a transaction of under three outputs"
+    );
+    assert!(alone.merges.iter().any(|m| idx.n_outputs(TxIx(m.tx)) >= 3));
+}
