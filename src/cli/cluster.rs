@@ -770,19 +770,27 @@ pub(crate) fn print_scores(cli: &Cli, rows: &[eval::Scores]) {
         };
         // No pair predicted: a precision of 0/0, shown as "-" (JSON keeps 1.0 with
         // predicted_pairs 0).
-        let precision = if r.predicted_pairs == 0 {
-            "-".to_string()
-        } else {
-            format!("{:.4}", r.precision)
+        let shown = |x: f64, defined: bool| {
+            if defined {
+                format!("{x:.4}")
+            } else {
+                "-".to_string()
+            }
         };
+        let (p_ok, r_ok) = (r.predicted_pairs > 0, r.true_pairs > 0);
+        let (precision, recall, f1) = (
+            shown(r.precision, p_ok),
+            shown(r.recall, r_ok),
+            shown(r.f1, p_ok && r_ok),
+        );
         println!(
-            "{:<46} {:>9} {:>9} {:>9} {:>9.4} {:>9.4} {:>12.4} {:>12.4} {:>9} {:>11} {:>15}",
+            "{:<46} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12.4} {:>12.4} {:>9} {:>11} {:>15}",
             name,
             r.addresses,
             r.clusters,
             precision,
-            r.recall,
-            r.f1,
+            recall,
+            f1,
             r.homogeneity,
             r.completeness,
             r.merges.map_or_else(|| "-".to_string(), |m| m.to_string()),
@@ -815,8 +823,13 @@ pub(crate) fn print_scores(cli: &Cli, rows: &[eval::Scores]) {
     }
     if let Some(t) = rows.first().and_then(|r| r.truth.as_ref()) {
         println!(
-            "truth: {} addresses listed, {} of them in the dataset (scored){}",
+            "truth: {} {} listed, {} of them in the dataset (scored){}",
             t.listed,
+            if t.listed == 1 {
+                "address"
+            } else {
+                "addresses"
+            },
             rows[0].addresses,
             if t.rows_left_out > 0 {
                 format!(
@@ -831,6 +844,11 @@ pub(crate) fn print_scores(cli: &Cli, rows: &[eval::Scores]) {
     if rows.iter().any(|r| r.predicted_pairs == 0) {
         println!(
             "precision \"-\": the clustering puts no two addresses of the truth in one cluster (no pair predicted), so it has no precision to measure"
+        );
+    }
+    if rows.iter().any(|r| r.true_pairs == 0) {
+        println!(
+            "recall \"-\": the truth gives no two of its addresses in the dataset one owner (no true pair), so there is no recall to measure"
         );
     }
     println!(

@@ -296,7 +296,7 @@ pub(crate) fn print_summary(cli: &Cli, s: &Summary, error: Option<&IngestError>)
     }
     if let Some(t) = s.rewritten_to {
         eprintln!(
-            "chaintrace: note: --from re-ingests whole parts: the dataset was rewritten up to height {t}, the end of the part holding --to"
+            "chaintrace: note: parts are re-ingested whole: the dataset was rewritten up to height {t}, the end of the part holding --to"
         );
     }
     match &s.tip {

@@ -23,10 +23,13 @@ pub struct Scores {
     pub addresses: u64,
     pub clusters: u64,
     pub entities: u64,
-    /// Pairwise precision: `true_pairs_found / predicted_pairs`; 1.0 when no pair is
-    /// predicted (nothing claimed, nothing wrong), which the text output shows as "-".
+    /// Pairwise precision: true pairs found / `predicted_pairs`; 1.0 when no pair is
+    /// predicted (0/0: nothing claimed), which the text output shows as "-".
     pub precision: f64,
+    /// Pairwise recall: true pairs found / `true_pairs`; 1.0 when there is no true pair
+    /// (0/0), shown as "-".
     pub recall: f64,
+    /// F1 of the two; shown as "-" when either is 0/0.
     pub f1: f64,
     /// Pairs of addresses of the truth that the clustering puts in one cluster.
     pub predicted_pairs: u64,

@@ -619,6 +619,9 @@ fn a_truth_written_by_polars_or_without_change_flags_is_read() {
     let cells: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(cells.get(3), Some(&"-"), "{}", stdout(&o));
     assert!(stdout(&o).contains("no pair predicted"), "{}", stdout(&o));
+    // Nor a true pair: recall and F1 are 0/0 too (they showed 1.0000).
+    assert_eq!(cells.get(4..6), Some(&["-", "-"][..]), "{}", stdout(&o));
+    assert!(stdout(&o).contains("no true pair"), "{}", stdout(&o));
     let o = eval_clusters(data, &one, &["--set", "multi-input", "--json"]);
     let j: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(j[0]["predicted_pairs"], 0, "{}", j[0]);
