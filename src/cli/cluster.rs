@@ -368,15 +368,14 @@ pub(crate) fn print_built(cli: &Cli, built: &cluster::Built, secs: f64) {
         );
     }
     if cli.json {
-        let v =
-            serde_json::json!({"meta": meta, "warnings": warnings, "dir": out, "seconds": secs});
+        let v = serde_json::json!({"meta": meta, "warnings": warnings, "dir": out, "seconds": secs, "largest": largest});
         println!(
             "{}",
             serde_json::to_string_pretty(&v).expect("values serialise")
         );
     } else {
         println!(
-            "{}: {} addresses in {} clusters (largest {}), {} merges under {}; {} CoinJoin(s) excluded {:?}; {} merge(s) held back{}",
+            "{}: {} addresses in {} clusters (largest {}), {} merges under {}; {} CoinJoin(s) excluded{}; {} merge(s) held back{}",
             out.display(),
             meta.addresses,
             meta.clusters,
@@ -384,7 +383,16 @@ pub(crate) fn print_built(cli: &Cli, built: &cluster::Built, secs: f64) {
             meta.merges,
             meta.heuristics.join(","),
             meta.coinjoins.values().sum::<u64>(),
-            meta.coinjoins,
+            if meta.coinjoins.is_empty() {
+                String::new()
+            } else {
+                let kinds: Vec<String> = meta
+                    .coinjoins
+                    .iter()
+                    .map(|(k, n)| format!("{n} {k}"))
+                    .collect();
+                format!(" ({})", kinds.join(", "))
+            },
             meta.held.len(),
             if meta.held.is_empty() {
                 String::new()

@@ -444,7 +444,12 @@ fn an_interrupted_clustering_exits_130_and_leaves_nothing_half_done() {
     let d = tempfile::tempdir().unwrap();
     let chain = world(d.path(), "20000");
     let data = chain.parent().unwrap().to_str().unwrap().to_string();
-    ok(&run(&["cluster", "bitcoin", "--quiet", "--data", &data]));
+    let o = run(&["cluster", "bitcoin", "--quiet", "--data", &data]);
+    ok(&o);
+    // The CoinJoins excluded are said in words, not as a debug-printed map.
+    let said = stdout(&o);
+    assert!(said.contains("CoinJoin(s) excluded ("), "{said}");
+    assert!(!said.contains('{'), "{said}");
     let clusters = chain.parent().unwrap().join("clusters/regtest");
     let whole = tree(&clusters);
     let mut caught = None;
@@ -474,8 +479,12 @@ fn an_interrupted_clustering_exits_130_and_leaves_nothing_half_done() {
             .to_string_lossy()
             .starts_with(".scratch-")
     }));
-    ok(&run(&["cluster", "bitcoin", "--quiet", "--data", &data]));
+    let o = run(&["--json", "cluster", "bitcoin", "--quiet", "--data", &data]);
+    ok(&o);
     assert!(tree(&clusters) == whole);
+    // --json gives the largest cluster's size too (the text said it, the JSON did not).
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(v["largest"].as_u64().is_some_and(|n| n > 1), "{v}");
 }
 
 /// Ctrl-C during `cluster index --rebuild`: exit 130, its half-written `.index.building`
