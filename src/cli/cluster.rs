@@ -740,6 +740,21 @@ pub(crate) fn eval_clusters(cli: &Cli, a: &EvalClustersArgs) -> Result<(), CliEr
 /// Prints `eval clusters`' scores (`--json`: one document).
 pub(crate) fn print_scores(cli: &Cli, rows: &[eval::Scores]) {
     if cli.json {
+        // A ratio of 0/0 is null, as the text shows "-" (not a perfect 1.0).
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                let mut v = serde_json::to_value(r).expect("scores serialise");
+                let (p_ok, r_ok) = (r.predicted_pairs > 0, r.true_pairs > 0);
+                for (key, defined) in [("precision", p_ok), ("recall", r_ok), ("f1", p_ok && r_ok)]
+                {
+                    if !defined {
+                        v[key] = serde_json::Value::Null;
+                    }
+                }
+                v
+            })
+            .collect();
         println!(
             "{}",
             serde_json::to_string_pretty(&rows).expect("scores serialise")

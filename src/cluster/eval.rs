@@ -24,12 +24,12 @@ pub struct Scores {
     pub clusters: u64,
     pub entities: u64,
     /// Pairwise precision: true pairs found / `predicted_pairs`; 1.0 when no pair is
-    /// predicted (0/0: nothing claimed), which the text output shows as "-".
+    /// predicted (0/0: nothing claimed), which `eval clusters` shows as "-" (JSON: null).
     pub precision: f64,
     /// Pairwise recall: true pairs found / `true_pairs`; 1.0 when there is no true pair
-    /// (0/0), shown as "-".
+    /// (0/0), shown as "-" (JSON: null).
     pub recall: f64,
-    /// F1 of the two; shown as "-" when either is 0/0.
+    /// F1 of the two; "-" (JSON: null) when either is 0/0.
     pub f1: f64,
     /// Pairs of addresses of the truth that the clustering puts in one cluster.
     pub predicted_pairs: u64,

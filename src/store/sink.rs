@@ -219,19 +219,12 @@ impl PartWriter {
 /// writes on the other). At most one batch waits in the channel, so the memory held is
 /// the one being written plus one. The file written is the same bytes as the
 /// [`PartWriter`]'s.
+#[derive(Debug)]
 pub struct BackgroundWriter {
     path: PathBuf,
     send: Option<std::sync::mpsc::SyncSender<RecordBatch>>,
     /// The thread; `None` once joined (after it failed).
     done: Option<std::thread::JoinHandle<Result<PartWriter, StoreError>>>,
-}
-
-impl std::fmt::Debug for BackgroundWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BackgroundWriter")
-            .field("path", &self.path)
-            .finish()
-    }
 }
 
 impl BackgroundWriter {
@@ -272,18 +265,15 @@ impl BackgroundWriter {
         if let Some(Ok(())) = self.send.as_ref().map(|s| s.send(batch)) {
             return Ok(());
         }
-        // The thread hung up: it failed, and says why when joined.
+        // The thread hung up: it failed (and abandoned the part), and says why when joined.
         self.send = None;
         match self.join() {
             Some(Err(e)) => Err(e),
-            Some(Ok(w)) => {
-                w.abandon();
-                Err(self.stopped())
-            }
-            None => Err(self.stopped()),
+            _ => Err(self.stopped()),
         }
     }
 
+    /// The error of a writer whose failure was already given.
     fn stopped(&self) -> StoreError {
         StoreError::Io {
             path: self.path.clone(),
@@ -309,10 +299,17 @@ impl BackgroundWriter {
         }
     }
 
-    /// Gives the part up: waits for the thread, then [`PartWriter::abandon`].
-    pub fn abandon(mut self) {
+    /// Gives the part up: waits for the thread, then [`PartWriter::abandon`]. Dropping
+    /// the writer does the same, so an early return never leaves a thread writing.
+    pub fn abandon(self) {
+        drop(self);
+    }
+}
+
+impl Drop for BackgroundWriter {
+    fn drop(&mut self) {
         drop(self.send.take());
-        if let Some(Ok(w)) = self.join() {
+        if let Some(Ok(w)) = self.done.take().and_then(|d| d.join().ok()) {
             w.abandon();
         }
     }
@@ -531,6 +528,16 @@ mod tests {
             None => w.finish().unwrap_err(),
         };
         assert!(e.to_string().contains("c.parquet"), "{e}");
+        // Dropped without finish (an early return): the thread is joined, the part given
+        // up, and its temporary file removed.
+        let path = d.path().join("e.parquet");
+        let mut w =
+            BackgroundWriter::spawn(PartWriter::create(&path, batch(0, 1).schema()).unwrap())
+                .unwrap();
+        w.write(batch(0, 100)).unwrap();
+        drop(w);
+        assert!(!d.path().join(".e.parquet.tmp").exists());
+        assert!(!path.exists());
         assert!(!d.path().join(".c.parquet.tmp").exists(), "{e}");
     }
 }

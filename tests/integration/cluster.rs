@@ -626,6 +626,11 @@ fn a_truth_written_by_polars_or_without_change_flags_is_read() {
     let j: Vec<Value> = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(j[0]["predicted_pairs"], 0, "{}", j[0]);
     assert_eq!(j[0]["true_pairs"], 0, "{}", j[0]);
+    // 0/0 is null in JSON, as "-" in text (it was 1.0).
+    for key in ["precision", "recall", "f1"] {
+        assert!(j[0][key].is_null(), "{key}: {}", j[0]);
+    }
+    assert!(from_csv[0]["precision"].is_f64());
     assert!(from_csv[0]["predicted_pairs"].as_u64().unwrap() > 0);
 
     // Change flags as yes/no score as 1/0 (they were read as "no" without a word, and the

@@ -436,6 +436,27 @@ fn clusterings_do_not_mix_and_a_failed_one_does_not_load() {
     }));
 }
 
+/// `chaintrace ARGS` (with `--json`) sent SIGINT after longer and longer delays until one
+/// reaches it while it works (exit 130): its one JSON document.
+fn interrupted(args: &[&str]) -> serde_json::Value {
+    for delay in [30u64, 60, 120, 240, 480, 960] {
+        let child = spawn(args, true);
+        std::thread::sleep(std::time::Duration::from_millis(delay));
+        // SAFETY: signalling our own child by its pid.
+        unsafe {
+            libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGINT);
+        }
+        let o = child.wait_with_output().unwrap();
+        if o.status.code() == Some(130) {
+            return serde_json::from_slice(&o.stdout).unwrap();
+        }
+    }
+    panic!(
+        "no Ctrl-C reached `chaintrace {}` while it ran",
+        args.join(" ")
+    );
+}
+
 /// Ctrl-C during `cluster bitcoin`: exit 130 with a JSON error of kind "interrupted", no
 /// scratch folder and no clustering that loads left behind; the same command again
 /// writes the same files.
@@ -452,25 +473,7 @@ fn an_interrupted_clustering_exits_130_and_leaves_nothing_half_done() {
     assert!(!said.contains('{'), "{said}");
     let clusters = chain.parent().unwrap().join("clusters/regtest");
     let whole = tree(&clusters);
-    let mut caught = None;
-    for delay in [30u64, 60, 120, 240, 480, 960] {
-        let child = spawn(
-            &["--json", "cluster", "bitcoin", "--quiet", "--data", &data],
-            true,
-        );
-        std::thread::sleep(std::time::Duration::from_millis(delay));
-        // SAFETY: signalling our own child by its pid.
-        unsafe {
-            libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGINT);
-        }
-        let o = child.wait_with_output().unwrap();
-        if o.status.code() == Some(130) {
-            caught = Some(o);
-            break;
-        }
-    }
-    let o = caught.expect("no Ctrl-C reached the clustering while it ran");
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = interrupted(&["--json", "cluster", "bitcoin", "--quiet", "--data", &data]);
     assert_eq!(v["error"]["kind"], "interrupted", "{v}");
     assert!(!clusters.join("_meta.json").exists());
     assert!(!std::fs::read_dir(&clusters).unwrap().any(|e| {
@@ -497,25 +500,7 @@ fn an_interrupted_index_build_exits_130_and_keeps_the_old_index() {
     let data = chain.parent().unwrap().to_str().unwrap().to_string();
     ok(&run(&["cluster", "index", "--data", &data]));
     let whole = index_files(&chain);
-    let mut caught = None;
-    for delay in [30u64, 60, 120, 240, 480, 960] {
-        let child = spawn(
-            &["--json", "cluster", "index", "--rebuild", "--data", &data],
-            true,
-        );
-        std::thread::sleep(std::time::Duration::from_millis(delay));
-        // SAFETY: signalling our own child by its pid.
-        unsafe {
-            libc::kill(i32::try_from(child.id()).unwrap(), libc::SIGINT);
-        }
-        let o = child.wait_with_output().unwrap();
-        if o.status.code() == Some(130) {
-            caught = Some(o);
-            break;
-        }
-    }
-    let o = caught.expect("no Ctrl-C reached the index build while it ran");
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = interrupted(&["--json", "cluster", "index", "--rebuild", "--data", &data]);
     assert_eq!(v["error"]["kind"], "interrupted", "{v}");
     assert!(
         v["error"]["message"]
